@@ -1,0 +1,224 @@
+"""The feature cache: one chunked store per (dataset, config fingerprint).
+
+Layout (Zarr v3 group, or an HDF5 file with the same names):
+
+======================  ===========  ========  =========================================
+array                   shape        dtype     content
+======================  ===========  ========  =========================================
+``light_features``      [N, T, D_l]  float16   pooled light-backbone features
+``rec_features``        [N, T, D_r]  float16   recognizer pre-logits features
+``rec_logits``          [N, T, C]    float32   recognizer logits
+``frame_indices``       [N, T]       int32     source frame of each of the T samples
+``num_frames``          [N]          int32     frames in the source video
+``status``              [N]          int8      0 pending, 1 done, 2 failed
+======================  ===========  ========  =========================================
+
+Every array is chunked by video (chunk = one video's row), compressed with Blosc/zstd, and
+written whole, so writers working on disjoint videos never touch the same chunk file; Zarr's
+local store writes each chunk atomically (temp file + rename). A video's ``status`` is set only
+after all its arrays are written, so a killed run leaves at worst pending videos, never a
+half-written one marked done. The group attributes hold the fingerprint, the full config and
+the manifest.
+
+HDF5 files cannot be appended to safely by several processes or across a kill, so the HDF5
+format is produced by running the same Zarr store as a staging area and, once every video is
+finished, copying it into ``<name>.h5`` through a temporary file and an atomic rename.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+PENDING, DONE, FAILED = 0, 1, 2
+ARRAY_NAMES = ("light_features", "rec_features", "rec_logits", "frame_indices", "num_frames", "status")
+
+
+class CacheError(Exception):
+    """A cache that cannot be used as asked; the message names the store and the reason."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    num_videos: int
+    num_frames: int  # T
+    light_dim: int
+    rec_dim: int
+    num_classes: int
+
+    def arrays(self) -> dict[str, tuple[tuple[int, ...], str]]:
+        n, t = self.num_videos, self.num_frames
+        return {
+            "light_features": ((n, t, self.light_dim), "float16"),
+            "rec_features": ((n, t, self.rec_dim), "float16"),
+            "rec_logits": ((n, t, self.num_classes), "float32"),
+            "frame_indices": ((n, t), "int32"),
+            "num_frames": ((n,), "int32"),
+            "status": ((n,), "int8"),
+        }
+
+
+def fingerprint(identity: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON of everything that determines a cache's content."""
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def store_path(cache_dir: Path, dataset: str, fp: str, storage: str) -> Path:
+    """Where the cache of a dataset and fingerprint lives: a new directory per config."""
+    suffix = ".zarr" if storage == "zarr" else ".h5"
+    return Path(cache_dir) / dataset / f"features-{fp[:16]}{suffix}"
+
+
+def staging_path(final: Path) -> Path:
+    """The Zarr store a cache is computed in: the cache itself for Zarr, a staging store for HDF5."""
+    return final if final.suffix == ".zarr" else final.with_name(final.name + ".staging.zarr")
+
+
+@contextmanager
+def file_lock(path: Path, blocking: bool = True) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path``; non-blocking raises :class:`CacheError` when held."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise CacheError(f"{path}: another writer holds this lock ({holder}); wait for it or pick another shard") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {os.uname().nodename}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _compressor():
+    import zarr
+
+    return zarr.codecs.BloscCodec(cname="zstd", clevel=5, shuffle="shuffle")
+
+
+class ZarrWriter:
+    """Write access to a Zarr feature store, created on first use with its fingerprint."""
+
+    def __init__(self, path: Path, fp: str, attrs: dict[str, Any], layout: Layout):
+        import zarr
+
+        self.path = Path(path)
+        with file_lock(self.path.with_name(self.path.name + ".create.lock")):
+            if (self.path / "zarr.json").exists():
+                group = zarr.open_group(str(self.path), mode="r+")
+                check_fingerprint(self.path, dict(group.attrs), fp)
+            else:
+                if self.path.exists():
+                    raise CacheError(f"{self.path}: exists but is not a feature store; remove it or pick another --cache")
+                group = zarr.open_group(str(self.path), mode="w")
+                for name, (shape, dtype) in layout.arrays().items():
+                    chunks = (1,) + shape[1:]
+                    group.create_array(name, shape=shape, chunks=chunks, dtype=dtype, compressors=_compressor(), fill_value=0)
+                group.attrs.update({**attrs, "fingerprint": fp})
+        self.group = group
+        self.attrs = dict(group.attrs)
+        self.arrays = {name: group[name] for name in ARRAY_NAMES}
+        existing = self.arrays["light_features"].shape
+        if existing != layout.arrays()["light_features"][0]:
+            raise CacheError(f"{self.path}: array shapes {existing} differ from this run's {layout.arrays()['light_features'][0]}")
+
+    def status(self) -> np.ndarray:
+        return self.arrays["status"][:]
+
+    def write_video(self, index: int, values: dict[str, np.ndarray]) -> None:
+        """Write one video's rows, then mark it done (the marker goes last)."""
+        for name, value in values.items():
+            self.arrays[name][index] = value
+        self.arrays["status"][index] = DONE
+
+    def mark_failed(self, index: int) -> None:
+        self.arrays["status"][index] = FAILED
+
+
+def check_fingerprint(path: Path, attrs: dict[str, Any], fp: str) -> None:
+    found = attrs.get("fingerprint")
+    if found != fp:
+        raise CacheError(
+            f"{path}: this cache was built with another configuration (fingerprint {str(found)[:16]}, "
+            f"this run {fp[:16]}); it is never mixed with a different one. Use the default cache location "
+            "(one directory per configuration) or another --cache path."
+        )
+
+
+class FeatureCache:
+    """Read access to a finished or partial cache, Zarr or HDF5, through one interface."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise CacheError(f"{self.path}: no feature cache here")
+        if self.path.suffix == ".h5":
+            import h5py
+
+            self._h5 = h5py.File(self.path, "r")
+            self.attrs = json.loads(self._h5.attrs["nsnet"])
+            self.arrays = {name: self._h5[name] for name in ARRAY_NAMES}
+        else:
+            import zarr
+
+            self._h5 = None
+            group = zarr.open_group(str(self.path), mode="r")
+            self.attrs = dict(group.attrs)
+            self.arrays = {name: group[name] for name in ARRAY_NAMES}
+
+    def __getitem__(self, name: str):
+        return self.arrays[name]
+
+    @property
+    def fingerprint(self) -> str:
+        return self.attrs["fingerprint"]
+
+    def read_all(self) -> dict[str, np.ndarray]:
+        return {name: np.asarray(self.arrays[name][:]) for name in ARRAY_NAMES}
+
+    def close(self) -> None:
+        if self._h5 is not None:
+            self._h5.close()
+
+    def __enter__(self) -> "FeatureCache":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def export_hdf5(staging: Path, final: Path) -> None:
+    """Copy a finished Zarr store into an HDF5 file with the same schema, atomically."""
+    import h5py
+
+    source = FeatureCache(staging)
+    tmp = final.with_name(final.name + ".tmp")
+    with h5py.File(tmp, "w") as h5:
+        for name in ARRAY_NAMES:
+            array = source[name]
+            chunks = (1,) + tuple(array.shape[1:])
+            h5.create_dataset(name, data=array[:], chunks=chunks, compression="gzip", shuffle=True)
+        h5.attrs["nsnet"] = json.dumps(source.attrs)
+    os.replace(tmp, final)
+    shutil.rmtree(staging)
+
+
+def directory_size(path: Path) -> int:
+    path = Path(path)
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

@@ -1,0 +1,89 @@
+"""Typed configuration: every default of the pipeline lives here, with the paper's values.
+
+``FeaturesConfig`` holds what determines the *content* of a feature cache (it is fingerprinted);
+``RunOptions`` holds how a run is executed (workers, device, sharding), which never changes
+what is computed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+WEIGHTS_IMAGENET = "imagenet"
+WEIGHTS_NONE = "none"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A timm model and how its frames are preprocessed.
+
+    ``weights``: ``imagenet`` (timm's pretrained weights), ``none`` (random init, seeded) or the
+    path of a local checkpoint. ``resolution`` is the square input size; frames are resized so
+    that the shorter side is ``resolution / crop_pct`` and centre-cropped (the paper: shorter
+    side 256, crop 224, i.e. ``crop_pct=0.875``). ``crop_pct=None`` keeps the model's own.
+    """
+
+    name: str
+    weights: str = WEIGHTS_IMAGENET
+    resolution: int = 224
+    crop_pct: float | None = 0.875
+
+    def __post_init__(self) -> None:
+        if self.resolution < 8:
+            raise ValueError(f"{self.name}: resolution {self.resolution} is too small")
+        if self.crop_pct is not None and not 0.0 < self.crop_pct <= 1.0:
+            raise ValueError(f"{self.name}: crop_pct must be in (0, 1]")
+
+
+@dataclass(frozen=True)
+class FeaturesConfig:
+    """What the features stage computes. Defaults are the paper's (section 4.1-4.2, A.1)."""
+
+    num_frames: int = 16  # T, observation frames pre-sampled per video
+    light: ModelSpec = field(default_factory=lambda: ModelSpec("mobilenetv2_100"))
+    recognizer: ModelSpec = field(default_factory=lambda: ModelSpec("resnet50"))
+    storage: str = "zarr"  # or "hdf5"
+    seed: int = 0  # seeds random-init weights
+
+    def __post_init__(self) -> None:
+        if self.num_frames < 1:
+            raise ValueError("num_frames (T) must be at least 1")
+        if self.storage not in ("zarr", "hdf5"):
+            raise ValueError(f"storage must be 'zarr' or 'hdf5', got {self.storage!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def with_overrides(self, **changes: Any) -> "FeaturesConfig":
+        """A copy with top-level fields or ``light_*`` / ``recognizer_*`` model fields changed;
+        ``None`` values are ignored."""
+        top: dict[str, Any] = {}
+        models: dict[str, dict[str, Any]] = {"light": {}, "recognizer": {}}
+        for key, value in changes.items():
+            if value is None:
+                continue
+            prefix, _, rest = key.partition("_")
+            if prefix in models and rest:
+                models[prefix][rest] = value
+            else:
+                top[key] = value
+        for role, fields_ in models.items():
+            if fields_:
+                top[role] = replace(getattr(self, role), **fields_)
+        return replace(self, **top)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a stage runs; none of this changes its results."""
+
+    cache_dir: Path = Path("cache")
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    workers: int = 2  # DataLoader decoding processes
+    videos_per_batch: int = 8  # videos whose frames share a model batch (set at cache creation)
+    shard: tuple[int, int] = (0, 1)  # (index, count) of this job's share of the videos
+    allow_failures: bool = False
+    retry_failed: bool = False
+    progress: bool = True

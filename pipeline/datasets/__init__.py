@@ -1,0 +1,63 @@
+"""Dataset registry: one name, one adapter, one default data root and feature profile."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from pipeline.config import FeaturesConfig, ModelSpec, WEIGHTS_NONE
+from pipeline.datasets import adapters
+from pipeline.datasets.manifest import Manifest, ManifestError, Rejected, VideoRecord
+
+__all__ = ["DATASETS", "DatasetSpec", "Manifest", "ManifestError", "Rejected", "VideoRecord", "get_dataset"]
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    load: Callable[[Path], Manifest]
+    default_root: Path
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    description: str = ""
+
+
+# The demo runs offline on 2 CPU cores: small models, low resolution, random-init or locally
+# trained weights. Every other dataset keeps the paper's defaults.
+DEMO_FEATURES = FeaturesConfig(
+    num_frames=16,
+    light=ModelSpec("mobilenetv2_050", weights=WEIGHTS_NONE, resolution=96),
+    recognizer=ModelSpec("resnet18", weights=WEIGHTS_NONE, resolution=112),
+)
+
+DATASETS: dict[str, DatasetSpec] = {
+    spec.name: spec
+    for spec in (
+        DatasetSpec(
+            "demo",
+            lambda root: adapters.csv_manifest(root, name="demo"),
+            Path("data/demo"),
+            DEMO_FEATURES,
+            "synthetic H.264 videos made by `nsnet data` (generic CSV manifest)",
+        ),
+        DatasetSpec("csv", adapters.csv_manifest, Path("data/csv"), description="generic manifest.csv: path,label[,label...],split"),
+        DatasetSpec("fcvid", adapters.fcvid_manifest, Path("data/fcvid"), description="FCVID release files (multi-label)"),
+        DatasetSpec("activitynet", adapters.activitynet_manifest, Path("data/activitynet"), description="ActivityNet v1.3 JSON"),
+        DatasetSpec(
+            "minikinetics",
+            adapters.minikinetics_manifest,
+            Path("data/minikinetics"),
+            # The paper feeds the light model 112x112 frames on Mini-Kinetics (A.1).
+            FeaturesConfig(light=ModelSpec("mobilenetv2_100", resolution=112)),
+            "Mini-Kinetics, AR-Net list format",
+        ),
+        DatasetSpec("ucf101", adapters.ucf101_manifest, Path("data/ucf101"), description="UCF101 classInd + split 1 lists"),
+    )
+}
+
+
+def get_dataset(name: str) -> DatasetSpec:
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise ManifestError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}") from None

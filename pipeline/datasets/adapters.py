@@ -1,0 +1,164 @@
+"""Adapters from each dataset's official annotation format to a :class:`Manifest`.
+
+Paths in the manifest are relative to the data root, so a cache stays valid when the data moves.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path, PurePosixPath
+
+from pipeline.datasets.manifest import (
+    Manifest,
+    ManifestError,
+    RawEntry,
+    build_manifest,
+    normalise_split,
+    read_lines,
+)
+from pipeline.video import VIDEO_EXTENSIONS
+
+
+def _video_id(rel_path: str) -> str:
+    p = PurePosixPath(rel_path)
+    return str(p.with_suffix("")) if p.suffix.lower() in VIDEO_EXTENSIONS else str(p)
+
+
+def _first_existing(root: Path, *names: str) -> Path:
+    for name in names:
+        if (root / name).exists():
+            return root / name
+    return root / names[0]
+
+
+def _read_classes(path: Path) -> list[str]:
+    """A class list file: one name a line, optionally preceded by its index ("1 ApplyEyeMakeup")."""
+    names = []
+    for line in read_lines(path):
+        parts = line.split(maxsplit=1)
+        names.append(parts[1] if len(parts) == 2 and parts[0].isdigit() else line)
+    return names
+
+
+def csv_manifest(root: Path, manifest_file: str = "manifest.csv", classes_file: str = "classes.txt", name: str = "csv") -> Manifest:
+    """Generic CSV: ``path,label[,label...],split`` a row (an optional header row starting with
+    ``path``). Labels are class names; the class list is ``classes.txt`` beside the manifest if
+    present, else the sorted set of labels used."""
+    path = root / manifest_file
+    if not path.is_file():
+        raise ManifestError(f"{path}: manifest file not found")
+    entries = []
+    with path.open(newline="") as handle:
+        for line_no, row in enumerate(csv.reader(handle), start=1):
+            row = [cell.strip() for cell in row]
+            if not any(row) or (line_no == 1 and row[0].lower() == "path"):
+                continue
+            if len(row) < 3:
+                raise ManifestError(f"{path}:{line_no}: expected path,label[,label...],split, got {row}")
+            rel, labels, split = row[0], tuple(label for label in row[1:-1] if label), row[-1]
+            entries.append(RawEntry(_video_id(rel), rel, labels, normalise_split(split, f"{path}:{line_no}")))
+    classes_path = root / classes_file
+    if classes_path.is_file():
+        classes = _read_classes(classes_path)
+    else:
+        classes = sorted({label for e in entries for label in e.label_names})
+    return build_manifest(name, classes, entries)
+
+
+def fcvid_manifest(root: Path) -> Manifest:
+    """FCVID's release: ``FCVID_VideoName_TrainTestSplit.txt`` (``category/video.mp4 train|test``),
+    ``FCVID_Label.txt`` (one 0/1 row of 239 a video, same order: multi-label) and
+    ``FCVID_Category.txt`` (class names), in the root or in ``materials/``. Videos lie under
+    ``videos/`` if that folder exists, else under the root."""
+    materials = root / "materials" if (root / "materials").is_dir() else root
+    split_file = materials / "FCVID_VideoName_TrainTestSplit.txt"
+    label_file = materials / "FCVID_Label.txt"
+    classes = _read_classes(materials / "FCVID_Category.txt")
+    rows = read_lines(split_file)
+    label_rows = read_lines(label_file)
+    if len(rows) != len(label_rows):
+        raise ManifestError(f"{label_file}: {len(label_rows)} label rows for {len(rows)} videos in {split_file}")
+    prefix = "videos/" if (root / "videos").is_dir() else ""
+    entries = []
+    for line_no, (row, label_row) in enumerate(zip(rows, label_rows), start=1):
+        parts = row.split()
+        if len(parts) != 2:
+            raise ManifestError(f"{split_file}:{line_no}: expected 'path split', got {row!r}")
+        values = label_row.split()
+        if len(values) != len(classes):
+            raise ManifestError(f"{label_file}:{line_no}: {len(values)} label columns, the class list has {len(classes)}")
+        names = tuple(classes[j] for j, v in enumerate(values) if float(v) > 0)
+        rel = prefix + parts[0]
+        entries.append(RawEntry(_video_id(parts[0]), rel, names, normalise_split(parts[1], f"{split_file}:{line_no}")))
+    return build_manifest("fcvid", classes, entries)
+
+
+def activitynet_manifest(root: Path, annotation_file: str = "activity_net.v1-3.min.json") -> Manifest:
+    """ActivityNet v1.3 JSON (``database`` of ``{id: {subset, annotations: [{label}]}}``). Classes
+    are the distinct annotation labels, sorted; the testing subset (no labels) is left out.
+    Videos are ``videos/v_<id>.<ext>`` (or ``<id>.<ext>``); a missing file is reported by the
+    features stage, not here."""
+    path = root / annotation_file
+    if not path.is_file():
+        raise ManifestError(f"{path}: annotation file not found")
+    try:
+        database = json.loads(path.read_text())["database"]
+    except (json.JSONDecodeError, KeyError) as exc:
+        raise ManifestError(f"{path}: not an ActivityNet v1.3 annotation file ({exc})") from exc
+    video_dir = root / "videos" if (root / "videos").is_dir() else root
+    existing = {p.stem: p for p in video_dir.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS or p.is_dir()} if video_dir.is_dir() else {}
+    classes = sorted({a["label"] for v in database.values() for a in v.get("annotations", [])})
+    entries = []
+    for vid, info in sorted(database.items()):
+        if info.get("subset") == "testing":
+            continue
+        names = tuple(sorted({a["label"] for a in info.get("annotations", [])}))
+        found = existing.get(f"v_{vid}") or existing.get(vid)
+        rel = str(found.relative_to(root)) if found else str((video_dir / f"v_{vid}.mp4").relative_to(root))
+        entries.append(RawEntry(f"v_{vid}", rel, names, normalise_split(info.get("subset", ""), f"{path}: video {vid}")))
+    return build_manifest("activitynet", classes, entries)
+
+
+def minikinetics_manifest(
+    root: Path,
+    train_list: str = "mini_train_videofolder.txt",
+    val_list: str = "mini_val_videofolder.txt",
+    classes_file: str = "mini_categories.txt",
+) -> Manifest:
+    """Mini-Kinetics in the AR-Net / TSM list format: ``<path> <num_frames> <label index>`` a line,
+    the path a rawframes folder or a video file relative to the root; class names one a line."""
+    classes = _read_classes(root / classes_file)
+    entries = []
+    for list_name, split in ((train_list, "train"), (val_list, "val")):
+        list_path = root / list_name
+        for line_no, line in enumerate(read_lines(list_path), start=1):
+            parts = line.split()
+            if len(parts) != 3 or not parts[2].lstrip("-").isdigit():
+                raise ManifestError(f"{list_path}:{line_no}: expected '<path> <num_frames> <label>', got {line!r}")
+            label = int(parts[2])
+            name = classes[label] if 0 <= label < len(classes) else f"#{label}"
+            entries.append(RawEntry(_video_id(parts[0]), parts[0], (name,), split))
+    return build_manifest("minikinetics", classes, entries)
+
+
+def ucf101_manifest(root: Path, split: int = 1) -> Manifest:
+    """UCF101's ``ucfTrainTestlist/``: ``classInd.txt`` (``1 ApplyEyeMakeup``), ``trainlist0N.txt``
+    (``Class/v_x.avi 1``, 1-based) and ``testlist0N.txt`` (``Class/v_x.avi``, class from the
+    folder). Videos lie under ``UCF-101/`` if present, else under the root."""
+    lists = _first_existing(root, "ucfTrainTestlist", ".")
+    classes = _read_classes(lists / "classInd.txt")
+    prefix = "UCF-101/" if (root / "UCF-101").is_dir() else ""
+    entries = []
+    for list_name, split_name in ((f"trainlist0{split}.txt", "train"), (f"testlist0{split}.txt", "val")):
+        list_path = lists / list_name
+        for line_no, line in enumerate(read_lines(list_path), start=1):
+            parts = line.split()
+            rel = parts[0]
+            if len(parts) >= 2:
+                label = int(parts[1]) - 1
+                name = classes[label] if 0 <= label < len(classes) else f"#{label + 1}"
+            else:
+                name = PurePosixPath(rel).parts[0]
+            entries.append(RawEntry(_video_id(rel), prefix + rel, (name,), split_name))
+    return build_manifest("ucf101", classes, entries)

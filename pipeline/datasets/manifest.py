@@ -1,0 +1,118 @@
+"""The one manifest every dataset adapter produces: videos, their labels and splits, and the class list."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+SPLITS = ("train", "val", "test")
+
+
+class ManifestError(Exception):
+    """An annotation file that cannot be turned into a manifest; the message names the file."""
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    """One video: ``path`` is relative to the data root (a file or a folder of frames)."""
+
+    video_id: str
+    path: str
+    labels: tuple[int, ...]
+    split: str
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An annotation entry that could not become a video record, with the reason."""
+
+    video_id: str
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RawEntry:
+    """What an adapter reads from an annotation file, before the labels are checked."""
+
+    video_id: str
+    path: str
+    label_names: tuple[str, ...]
+    split: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    name: str
+    classes: tuple[str, ...]
+    videos: tuple[VideoRecord, ...]
+    rejected: tuple[Rejected, ...] = field(default=())
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def digest(self) -> str:
+        """sha256 of the canonical JSON form: equal manifests, equal digests."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> "Manifest":
+        raw = json.loads(text)
+        return cls(
+            name=raw["name"],
+            classes=tuple(raw["classes"]),
+            videos=tuple(VideoRecord(v["video_id"], v["path"], tuple(v["labels"]), v["split"]) for v in raw["videos"]),
+            rejected=tuple(Rejected(**r) for r in raw["rejected"]),
+        )
+
+    def split(self, split: str) -> list[int]:
+        """Indices of the videos of one split."""
+        return [i for i, v in enumerate(self.videos) if v.split == split]
+
+
+def normalise_split(value: str, source: Path | str) -> str:
+    key = value.strip().lower()
+    aliases = {"training": "train", "validation": "val", "valid": "val", "testing": "test"}
+    key = aliases.get(key, key)
+    if key not in SPLITS:
+        raise ManifestError(f"{source}: unknown split {value!r} (expected one of {', '.join(SPLITS)})")
+    return key
+
+
+def build_manifest(name: str, classes: Iterable[str], entries: Iterable[RawEntry]) -> Manifest:
+    """Check every entry's labels against the class list; entries that fail become ``Rejected``."""
+    classes = tuple(classes)
+    if len(set(classes)) != len(classes):
+        raise ManifestError(f"{name}: the class list has duplicate names")
+    index = {c: i for i, c in enumerate(classes)}
+    videos: list[VideoRecord] = []
+    rejected: list[Rejected] = []
+    seen: set[str] = set()
+    for entry in entries:
+        if entry.video_id in seen:
+            rejected.append(Rejected(entry.video_id, entry.path, "duplicate video id in the annotations"))
+            continue
+        seen.add(entry.video_id)
+        unknown = [n for n in entry.label_names if n not in index]
+        if unknown:
+            rejected.append(Rejected(entry.video_id, entry.path, f"label(s) not in the class list: {', '.join(unknown)}"))
+        elif not entry.label_names:
+            rejected.append(Rejected(entry.video_id, entry.path, "no label"))
+        else:
+            labels = tuple(sorted({index[n] for n in entry.label_names}))
+            videos.append(VideoRecord(entry.video_id, entry.path, labels, entry.split))
+    return Manifest(name, classes, tuple(videos), tuple(rejected))
+
+
+def read_lines(path: Path) -> list[str]:
+    """Non-empty, stripped lines of a text annotation file, with a clear error if it is missing."""
+    if not path.is_file():
+        raise ManifestError(f"{path}: annotation file not found")
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]

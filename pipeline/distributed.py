@@ -1,0 +1,72 @@
+"""Sharding of work across processes: ``torchrun`` ranks and/or ``--shard i/n`` jobs."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Worker:
+    """Which share of the work this process does, and on which device."""
+
+    shard: int
+    num_shards: int
+    rank: int  # rank within torchrun (0 without it)
+    world_size: int
+    device: torch.device
+
+    @property
+    def is_leader(self) -> bool:
+        return self.rank == 0
+
+    def owns(self, item: int) -> bool:
+        return item % self.num_shards == self.shard
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` -> (i, n), with 0 <= i < n."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise ValueError(f"shard must look like i/n (e.g. 0/4), got {text!r}") from None
+    if not 0 <= index < count:
+        raise ValueError(f"shard {text}: need 0 <= i < n")
+    return index, count
+
+
+def pick_device(requested: str, local_rank: int = 0) -> torch.device:
+    """``auto``: the GPU of this rank when CUDA is available, else the CPU."""
+    if requested == "auto":
+        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    device = torch.device(requested)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {requested!r} asked for, but CUDA is not available")
+    return device
+
+
+def setup_worker(shard: tuple[int, int], device: str) -> Worker:
+    """Join the torchrun process group when launched by torchrun; combine its ranks with the
+    job-level shard so that ``n`` jobs of ``w`` ranks split the work ``n*w`` ways."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    dev = pick_device(device, local_rank)
+    if world > 1 and not torch.distributed.is_initialized():
+        if dev.type == "cuda":
+            torch.cuda.set_device(dev)
+        torch.distributed.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
+    index, count = shard
+    return Worker(index * world + rank, count * world, rank, world, dev)
+
+
+def barrier(worker: Worker) -> None:
+    if worker.world_size > 1:
+        torch.distributed.barrier()
+
+
+def teardown(worker: Worker) -> None:
+    if worker.world_size > 1 and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()

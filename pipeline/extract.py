@@ -1,0 +1,155 @@
+"""Decoding in DataLoader workers and batched inference of the two backbones.
+
+The unit of work is a *block*: a fixed run of consecutive videos (their number is set when a
+cache is created). A worker decodes a whole block, pre-samples T frames per video and applies
+each model's timm transform; the main process runs both models on all frames of the block at
+once (frames of several videos share a batch). Blocks are fixed by video index, so a resumed or
+sharded run computes exactly the batches an uninterrupted run would, and on the CPU the cache
+comes out bit-identical.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from pipeline.datasets import VideoRecord
+from pipeline.models import FrameEncoder
+from pipeline.sampling import uniform_frame_indices
+from pipeline.video import FrameSource, VideoReadError
+
+Transform = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class DecodedVideo:
+    index: int
+    frame_indices: np.ndarray  # [T]
+    num_frames: int
+    light: torch.Tensor  # [T, 3, h, w], preprocessed for the light model
+    rec: torch.Tensor  # [T, 3, H, W], preprocessed for the recognizer
+
+
+@dataclass
+class VideoFailure:
+    index: int
+    reason: str
+
+
+@dataclass
+class DecodedBlock:
+    block: int
+    videos: list[DecodedVideo]
+    failures: list[VideoFailure]
+
+    @property
+    def num_frames(self) -> int:
+        return sum(v.light.shape[0] for v in self.videos)
+
+
+def make_blocks(num_videos: int, block_size: int) -> list[list[int]]:
+    return [list(range(s, min(num_videos, s + block_size))) for s in range(0, num_videos, block_size)]
+
+
+def decode_video(root: Path, record: VideoRecord, t: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Pre-sample T frames of a video: (uint8 frames [T, H, W, 3], indices [T], frame count)."""
+    source = FrameSource(root / record.path)
+    indices = uniform_frame_indices(source.num_frames, t)
+    return source.read(indices), indices, source.num_frames
+
+
+def to_model_input(frames: np.ndarray, transform: Transform) -> torch.Tensor:
+    """uint8 [T, H, W, 3] -> the model's preprocessed float [T, 3, h, w]."""
+    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div_(255.0)
+    return transform(x).contiguous()
+
+
+class BlockDecoder(Dataset):
+    """Item ``b``: block ``blocks[b]`` decoded and preprocessed for both models."""
+
+    def __init__(self, root: Path, videos: tuple[VideoRecord, ...], blocks: list[tuple[int, list[int]]], t: int, light_tf: Transform, rec_tf: Transform):
+        self.root, self.videos, self.blocks, self.t = Path(root), videos, blocks, t
+        self.light_tf, self.rec_tf = light_tf, rec_tf
+
+    def __len__(self) -> int:
+        return len(self.blocks)
+
+    def __getitem__(self, item: int) -> DecodedBlock:
+        block_id, members = self.blocks[item]
+        decoded, failures = [], []
+        for index in members:
+            try:
+                frames, indices, count = decode_video(self.root, self.videos[index], self.t)
+                light = to_model_input(frames, self.light_tf)
+                rec = to_model_input(frames, self.rec_tf)
+            except VideoReadError as exc:
+                failures.append(VideoFailure(index, exc.reason))
+                continue
+            except Exception as exc:  # a frame folder of mixed sizes, a transform error, ...
+                failures.append(VideoFailure(index, f"{type(exc).__name__}: {exc}"))
+                continue
+            decoded.append(DecodedVideo(index, indices, count, light, rec))
+        return DecodedBlock(block_id, decoded, failures)
+
+
+def _single_thread_worker(_: int) -> None:
+    torch.set_num_threads(1)
+
+
+def _as_is(block: DecodedBlock) -> DecodedBlock:
+    return block
+
+
+def block_loader(dataset: BlockDecoder, workers: int, pin_memory: bool) -> DataLoader:
+    """Blocks in order, decoded ahead by ``workers`` processes (0: in the main process)."""
+    return DataLoader(
+        dataset,
+        batch_size=None,
+        shuffle=False,
+        num_workers=workers,
+        pin_memory=pin_memory,
+        prefetch_factor=2 if workers > 0 else None,
+        worker_init_fn=_single_thread_worker if workers > 0 else None,
+        collate_fn=_as_is,
+    )
+
+
+class BlockInference:
+    """Runs the light model and the recognizer on all frames of a block."""
+
+    def __init__(self, light: FrameEncoder, recognizer: FrameEncoder, device: torch.device):
+        self.device = device
+        self.light = light.to(device).to(memory_format=torch.channels_last).eval()
+        self.recognizer = recognizer.to(device).to(memory_format=torch.channels_last).eval()
+
+    def _prepare(self, tensors: list[torch.Tensor]) -> torch.Tensor:
+        x = torch.cat(tensors).to(self.device, non_blocking=True)
+        return x.contiguous(memory_format=torch.channels_last)
+
+    def __call__(self, block: DecodedBlock) -> Iterator[tuple[DecodedVideo, dict[str, np.ndarray]]]:
+        """Yield each decoded video with its rows for the cache."""
+        if not block.videos:
+            return
+        cuda = self.device.type == "cuda"
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cuda):
+            light, _ = self.light(self._prepare([v.light for v in block.videos]))
+            rec, logits = self.recognizer(self._prepare([v.rec for v in block.videos]))
+        light = light.float().cpu().numpy()
+        rec = rec.float().cpu().numpy()
+        logits = logits.float().cpu().numpy()
+        start = 0
+        for video in block.videos:
+            stop = start + video.light.shape[0]
+            yield video, {
+                "light_features": light[start:stop].astype(np.float16),
+                "rec_features": rec[start:stop].astype(np.float16),
+                "rec_logits": logits[start:stop].astype(np.float32),
+                "frame_indices": video.frame_indices.astype(np.int32),
+                "num_frames": np.int32(video.num_frames),
+            }
+            start = stop

@@ -1,0 +1,202 @@
+"""timm backbones: creation with the three kinds of weights, preprocessing, and the frame encoder."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import torch
+from torch import nn
+
+from pipeline.config import WEIGHTS_IMAGENET, WEIGHTS_NONE, ModelSpec
+
+CHECKPOINT_FORMAT = "nsnet-checkpoint-v1"
+
+
+class WeightsError(Exception):
+    """Weights that cannot be loaded; the message says which and what to do."""
+
+
+def _hub_endpoint() -> tuple[str, int]:
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    return url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
+
+
+@lru_cache(maxsize=1)
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """One quick TCP connect to the model hub, so that offline runs fail at once, not after
+    a minute of download retries. ``HF_HUB_OFFLINE=1`` means unreachable."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return False
+    try:
+        with socket.create_connection(_hub_endpoint(), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _cached_hub_file(pretrained_cfg: dict[str, Any]) -> str | None:
+    """The locally cached weight file of a timm pretrained config, if the HF cache has one."""
+    from huggingface_hub import try_to_load_from_cache
+
+    repo = pretrained_cfg.get("hf_hub_id")
+    if not repo:
+        return None
+    for filename in ("model.safetensors", "pytorch_model.bin", pretrained_cfg.get("hf_hub_filename")):
+        if filename:
+            hit = try_to_load_from_cache(repo, filename)
+            if isinstance(hit, str):
+                return hit
+    return None
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def weights_identity(spec: ModelSpec) -> str:
+    """A string that changes whenever the weights would: part of every cache fingerprint."""
+    if spec.weights == WEIGHTS_NONE:
+        return "none"
+    if spec.weights == WEIGHTS_IMAGENET:
+        import timm
+
+        cfg = timm.models.get_pretrained_cfg(spec.name)
+        tag = cfg.hf_hub_id if cfg is not None and cfg.hf_hub_id else spec.name
+        return f"imagenet:{tag}"
+    path = Path(spec.weights)
+    if not path.is_file():
+        raise WeightsError(f"{path}: checkpoint file not found (weights must be 'imagenet', 'none' or a checkpoint path)")
+    return f"file:{file_sha256(path)}"
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a checkpoint file: an NSNet checkpoint (``format`` key, ``state_dict``, ``classes``,
+    ``model_name``, ``data_config``), a training checkpoint with ``state_dict``/``model``, or a
+    plain state dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: checkpoint file not found")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return {"state_dict": load_file(str(path))}
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({exc})") from exc
+    if not isinstance(obj, dict):
+        raise WeightsError(f"{path}: checkpoint holds a {type(obj).__name__}, expected a state dict")
+    if obj.get("format") == CHECKPOINT_FORMAT:
+        return obj
+    for key in ("state_dict", "model", "state_dict_ema"):
+        if isinstance(obj.get(key), dict):
+            return {"state_dict": obj[key]}
+    return {"state_dict": obj}
+
+
+def _classifier_keys(model: nn.Module) -> list[str]:
+    name = model.pretrained_cfg.get("classifier") or "fc"
+    names = name if isinstance(name, (list, tuple)) else [name]
+    return [f"{n}.{p}" for n in names for p in ("weight", "bias")]
+
+
+def _load_file(model: nn.Module, spec: ModelSpec, num_classes: int, classes: tuple[str, ...] | None) -> None:
+    path = Path(spec.weights)
+    ckpt = read_checkpoint(path)
+    if ckpt.get("model_name") not in (None, spec.name):
+        raise WeightsError(f"{path}: checkpoint is for model {ckpt['model_name']!r}, not {spec.name!r}")
+    if classes is not None and num_classes and ckpt.get("classes") is not None and tuple(ckpt["classes"]) != classes:
+        raise WeightsError(f"{path}: checkpoint was trained on other classes than this dataset's ({len(ckpt['classes'])} vs {len(classes)} classes)")
+    state = {k.removeprefix("module."): v for k, v in ckpt["state_dict"].items()}
+    head = _classifier_keys(model)
+    if num_classes == 0:
+        state = {k: v for k, v in state.items() if k not in head}
+    elif head[0] in state and state[head[0]].shape[0] != num_classes:
+        raise WeightsError(
+            f"{path}: classifier has {state[head[0]].shape[0]} outputs but the dataset has {num_classes} classes; "
+            "a recognizer checkpoint must be trained on the target dataset"
+        )
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise WeightsError(f"{path}: does not fit {spec.name} ({str(exc).splitlines()[0]})") from exc
+
+
+def create_model(spec: ModelSpec, num_classes: int, seed: int, classes: tuple[str, ...] | None = None) -> nn.Module:
+    """Create the timm model ``spec.name`` with ``num_classes`` outputs (0: pooled features only).
+
+    ``imagenet`` loads timm's pretrained weights (from the hub, or from the local HF cache when
+    the hub is unreachable; otherwise a :class:`WeightsError` at once); ``none`` is a random
+    init seeded by ``seed``; a path loads that checkpoint, whose classifier must match.
+    """
+    import timm
+
+    if spec.name not in timm.list_models():
+        raise WeightsError(f"unknown timm model {spec.name!r}")
+    torch.manual_seed(seed)
+    if spec.weights == WEIGHTS_IMAGENET:
+        cfg = timm.models.get_pretrained_cfg(spec.name)
+        overlay: dict[str, Any] = {}
+        if not hub_reachable():
+            cached = _cached_hub_file(cfg.to_dict()) if cfg is not None else None
+            if cached is None:
+                raise WeightsError(
+                    f"{spec.name}: ImageNet weights are not in the local cache and the model hub is unreachable. "
+                    "Pass a local checkpoint instead (WEIGHTS=/path/to/checkpoint.pth, or --recognizer-weights / "
+                    "--light-weights PATH), or 'none' for random init."
+                )
+            overlay = {"file": cached}
+        try:
+            model = timm.create_model(spec.name, pretrained=True, num_classes=num_classes, pretrained_cfg_overlay=overlay or None)
+        except Exception as exc:
+            raise WeightsError(f"{spec.name}: could not load the ImageNet weights ({str(exc).splitlines()[0]})") from exc
+    else:
+        model = timm.create_model(spec.name, pretrained=False, num_classes=num_classes)
+        if spec.weights != WEIGHTS_NONE:
+            _load_file(model, spec, num_classes, classes)
+    return model.eval()
+
+
+def data_config(model: nn.Module, spec: ModelSpec) -> dict[str, Any]:
+    """timm's data config of ``model`` with the resolution and crop of ``spec``."""
+    from timm.data import resolve_model_data_config
+
+    cfg = dict(resolve_model_data_config(model))
+    cfg["input_size"] = (3, spec.resolution, spec.resolution)
+    if spec.crop_pct is not None:
+        cfg["crop_pct"] = spec.crop_pct
+    cfg["crop_mode"] = "center"
+    return cfg
+
+
+def frame_transform(cfg: dict[str, Any]):
+    """timm's eval transform (resize shorter side, centre crop, normalise) for float frames in
+    [0, 1] shaped [N, 3, H, W]."""
+    from timm.data import create_transform
+
+    return create_transform(**cfg, is_training=False)
+
+
+class FrameEncoder(nn.Module):
+    """Runs a timm model on frames and returns its pooled pre-logits features and, when it has
+    a classifier, its logits — one pass, sharing the trunk."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+        self.has_head = getattr(model, "num_classes", 0) > 0
+
+    def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        pre_logits = self.model.forward_head(self.model.forward_features(frames), pre_logits=True)
+        logits = self.model.get_classifier()(pre_logits) if self.has_head else None
+        return pre_logits, logits

@@ -1,0 +1,21 @@
+"""Pre-sampling of the T observation frames of a video (paper A.1)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def uniform_frame_indices(num_frames: int, t: int) -> np.ndarray:
+    """Return ``t`` frame indices spread uniformly over a video of ``num_frames`` frames.
+
+    Videos with at least ``t`` frames are cut into ``t`` equal segments and the centre frame of
+    each is taken. Shorter videos are repeated and spliced end to end until ``t`` frames are
+    reached, as in the paper's appendix A.1 (``0, 1, .., n-1, 0, 1, ..``).
+    """
+    if t <= 0:
+        raise ValueError(f"the number of frames to sample must be positive, got {t}")
+    if num_frames <= 0:
+        raise ValueError(f"cannot sample from a video with {num_frames} frames")
+    if num_frames < t:
+        return np.arange(t, dtype=np.int64) % num_frames
+    return ((np.arange(t, dtype=np.float64) + 0.5) * num_frames / t).astype(np.int64)

@@ -1,0 +1,108 @@
+"""The ``nsnet`` command line: one sub-command per stage."""
+
+from __future__ import annotations
+
+import json
+from functools import wraps
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from pipeline.datasets import DATASETS
+
+
+
+def _known_errors() -> tuple[type[Exception], ...]:
+    from pipeline.cache import CacheError
+    from pipeline.datasets import ManifestError
+    from pipeline.models import WeightsError
+
+    return (CacheError, ManifestError, WeightsError, ValueError)
+
+
+def clear_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn the library's expected errors into a one-line message and exit status 1."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except _known_errors() as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    return wrapper
+
+
+dataset_option = click.option("--dataset", "dataset", type=click.Choice(sorted(DATASETS)), default="demo", show_default=True, help="Dataset name from the registry.")
+data_root_option = click.option("--data-root", type=click.Path(path_type=Path), default=None, envvar="DATA_ROOT", help="Where the dataset lies (default: data/<dataset>).")
+
+
+@click.group()
+def main() -> None:
+    """NSNet toolkit: staged offline pipeline with cached embeddings."""
+
+
+@main.command()
+@dataset_option
+@data_root_option
+@click.option("--difficulty", type=float, default=None, help="Demo only: 0 (easy) .. 1 (hard).")
+@click.option("--seed", type=int, default=None, help="Demo only: generator seed.")
+@click.option("--classes", "num_classes", type=int, default=None, help="Demo only: number of classes.")
+@click.option("--train-per-class", type=int, default=None, help="Demo only.")
+@click.option("--val-per-class", type=int, default=None, help="Demo only.")
+@click.option("--no-progress", is_flag=True)
+@clear_errors
+def data(dataset: str, data_root: Path | None, difficulty: float | None, seed: int | None, num_classes: int | None, train_per_class: int | None, val_per_class: int | None, no_progress: bool) -> None:
+    """Generate the demo dataset, or check a dataset's annotations and print a summary."""
+    from dataclasses import replace
+
+    from pipeline.demo_data import DemoSpec
+    from stages.data import describe, prepare_dataset
+
+    changes = dict(difficulty=difficulty, seed=seed, num_classes=num_classes, train_per_class=train_per_class, val_per_class=val_per_class)
+    spec = replace(DemoSpec(), **{k: v for k, v in changes.items() if v is not None})
+    click.echo(describe(prepare_dataset(dataset, data_root, spec, progress=not no_progress)))
+
+
+@main.command()
+@dataset_option
+@data_root_option
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=Path("cache"), show_default=True, help="Root of all caches; the store goes to <cache-dir>/<dataset>/features-<fingerprint>.")
+@click.option("--cache", "cache_path", type=click.Path(path_type=Path), default=None, help="Explicit store path (refused if it holds another configuration).")
+@click.option("--frames", "num_frames", type=int, default=None, help="T, frames pre-sampled per video.")
+@click.option("--light-model", default=None, help="timm name of the light backbone.")
+@click.option("--light-weights", default=None, help="imagenet | none | checkpoint path.")
+@click.option("--light-resolution", type=int, default=None)
+@click.option("--recognizer-model", default=None, help="timm name of the recognizer.")
+@click.option("--recognizer-weights", default=None, help="imagenet | none | checkpoint path (trained on this dataset).")
+@click.option("--recognizer-resolution", type=int, default=None)
+@click.option("--storage", type=click.Choice(["zarr", "hdf5"]), default=None)
+@click.option("--shard", default="0/1", show_default=True, help="This job's share i/n of the videos (combined with torchrun ranks).")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--workers", type=int, default=2, show_default=True, help="Decoding processes.")
+@click.option("--videos-per-batch", type=int, default=8, show_default=True, help="Videos whose frames share one model batch (fixed when a cache is created).")
+@click.option("--allow-failures", is_flag=True, help="Exit 0 even when some videos failed.")
+@click.option("--retry-failed", is_flag=True, help="Try again the videos that failed in earlier runs.")
+@click.option("--no-progress", is_flag=True)
+@clear_errors
+def features(dataset: str, data_root: Path | None, cache_dir: Path, cache_path: Path | None, shard: str, device: str, workers: int, videos_per_batch: int, allow_failures: bool, retry_failed: bool, no_progress: bool, **model_options: Any) -> None:
+    """Pre-sample T frames per video, run the light model and the recognizer, fill the cache."""
+    from pipeline.config import RunOptions
+    from pipeline.datasets import get_dataset
+    from pipeline.distributed import parse_shard
+    from stages.features import run_features
+
+    renamed = {k.replace("_model", "_name"): v for k, v in model_options.items()}
+    config = get_dataset(dataset).features.with_overrides(**renamed)
+    opts = RunOptions(cache_dir=cache_dir, device=device, workers=workers, videos_per_batch=videos_per_batch, shard=parse_shard(shard), allow_failures=allow_failures, retry_failed=retry_failed, progress=not no_progress)
+    summary = run_features(dataset, data_root, config, opts, cache_path)
+    click.echo(summary.table())
+    out = Path(summary.cache).with_name(Path(summary.cache).name + ".summary.json")
+    out.write_text(json.dumps({k: v for k, v in vars(summary).items()}, indent=1))
+    if summary.failed and not allow_failures:
+        raise click.ClickException(f"{summary.failed} video(s) failed (see {summary.failures_file}); pass --allow-failures to accept")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,264 @@
+"""Stage 1, ``nsnet features``: pre-sample T frames per video, run both backbones, fill the cache."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+import pipeline
+from pipeline import cache as cache_mod
+from pipeline.cache import DONE, FAILED, PENDING, CacheError, FeatureCache, Layout, ZarrWriter
+from pipeline.config import FeaturesConfig, RunOptions
+from pipeline.datasets import Manifest, get_dataset
+from pipeline.distributed import Worker, barrier, setup_worker, teardown
+from pipeline.extract import BlockDecoder, BlockInference, block_loader, make_blocks
+from pipeline.models import FrameEncoder, create_model, data_config, frame_transform, weights_identity
+
+
+@dataclass
+class FeaturesSummary:
+    """What a features run did, and the state of the whole cache after it."""
+
+    cache: str
+    total: int
+    computed: int = 0  # finished by this run
+    skipped: int = 0  # already finished (or failed) before this run, in this run's share
+    failed_now: int = 0
+    done: int = 0  # whole cache
+    failed: int = 0  # whole cache, plus manifest entries that could not be used
+    pending: int = 0  # whole cache, left to other shards or a later run
+    cache_bytes: int = 0
+    seconds: float = 0.0
+    failures_file: str = ""
+    failures: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return self.pending == 0
+
+    def table(self) -> str:
+        per_video = self.cache_bytes / max(self.done, 1)
+        rows = [
+            ("cache", self.cache),
+            ("videos in manifest", f"{self.total}"),
+            ("computed this run", f"{self.computed}"),
+            ("skipped (already in cache)", f"{self.skipped}"),
+            ("failed", f"{self.failed}" + (f" ({self.failed_now} this run)" if self.failed_now else "")),
+            ("done / pending", f"{self.done} / {self.pending}" + ("  (complete)" if self.complete else "  (INCOMPLETE)")),
+            ("cache size", f"{self.cache_bytes / 2**20:.2f} MiB ({per_video / 1024:.1f} KiB per video)"),
+            ("time", f"{self.seconds:.1f} s"),
+        ]
+        if self.failures:
+            rows.append(("failures file", self.failures_file))
+        width = max(len(k) for k, _ in rows)
+        lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
+        for failure in self.failures[:10]:
+            lines.append(f"  FAILED {failure['video_id']}: {failure['path']}: {failure['reason']}")
+        if len(self.failures) > 10:
+            lines.append(f"  ... and {len(self.failures) - 10} more in the failures file")
+        return "\n".join(lines)
+
+
+def cache_identity(dataset: str, manifest: Manifest, config: FeaturesConfig) -> dict[str, Any]:
+    """Everything that determines the cache's content; its hash is the fingerprint."""
+    models = {role: {**asdict(getattr(config, role)), "weights": weights_identity(getattr(config, role))} for role in ("light", "recognizer")}
+    return {
+        "schema": pipeline.CACHE_SCHEMA_VERSION,
+        "code_version": pipeline.__version__,
+        "dataset": dataset,
+        "manifest_sha256": manifest.digest(),
+        "num_frames": config.num_frames,
+        "models": models,
+        "seed": config.seed,
+    }
+
+
+def resolve_cache_path(dataset: str, manifest: Manifest, config: FeaturesConfig, opts: RunOptions, explicit: Path | None) -> tuple[Path, str, dict[str, Any]]:
+    identity = cache_identity(dataset, manifest, config)
+    fp = cache_mod.fingerprint(identity)
+    path = explicit or cache_mod.store_path(opts.cache_dir, dataset, fp, config.storage)
+    if config.storage == "hdf5" and path.suffix != ".h5":
+        raise CacheError(f"{path}: an HDF5 cache path must end in .h5")
+    if config.storage == "zarr" and path.suffix != ".zarr":
+        raise CacheError(f"{path}: a Zarr cache path must end in .zarr")
+    return path, fp, identity
+
+
+def _failures_dir(final: Path) -> Path:
+    return final.with_name(final.name + ".failures.d")
+
+
+def _failures_file(final: Path) -> Path:
+    return final.with_name(final.name + ".failures.jsonl")
+
+
+def _log_failure(log: Path, video_id: str, path: str, reason: str) -> None:
+    with open(log, "a") as handle:
+        handle.write(json.dumps({"video_id": video_id, "path": path, "reason": reason}) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _collect_failures(final: Path, manifest: Manifest, status: np.ndarray) -> list[dict[str, str]]:
+    """Latest logged reason of every video now marked failed, plus unusable manifest entries;
+    written atomically to ``<cache>.failures.jsonl``."""
+    latest: dict[str, dict[str, str]] = {}
+    log_dir = _failures_dir(final)
+    for log in sorted(log_dir.glob("*.jsonl")) if log_dir.is_dir() else []:
+        for line in log.read_text().splitlines():
+            if line.strip():
+                record = json.loads(line)
+                latest[record["video_id"]] = record
+    failures = [{"video_id": r.video_id, "path": r.path, "reason": r.reason} for r in manifest.rejected]
+    for index in np.flatnonzero(status == FAILED):
+        vid = manifest.videos[index].video_id
+        failures.append(latest.get(vid, {"video_id": vid, "path": manifest.videos[index].path, "reason": "failed (reason not logged)"}))
+    out = _failures_file(final)
+    tmp = out.with_name(out.name + f".{os.getpid()}.tmp")
+    tmp.write_text("".join(json.dumps(f) + "\n" for f in failures))
+    os.replace(tmp, out)
+    return failures
+
+
+def _build_encoders(config: FeaturesConfig, manifest: Manifest):
+    light_model = create_model(config.light, num_classes=0, seed=config.seed)
+    rec_model = create_model(config.recognizer, num_classes=manifest.num_classes, seed=config.seed + 1, classes=manifest.classes)
+    light_cfg, rec_cfg = data_config(light_model, config.light), data_config(rec_model, config.recognizer)
+    return FrameEncoder(light_model), FrameEncoder(rec_model), light_cfg, rec_cfg
+
+
+def _output_dims(encoder: FrameEncoder, cfg: dict[str, Any]) -> tuple[int, int]:
+    with torch.inference_mode():
+        feats, logits = encoder(torch.zeros((1,) + tuple(cfg["input_size"])))
+    return int(feats.shape[-1]), int(logits.shape[-1]) if logits is not None else 0
+
+
+def run_features(dataset: str, data_root: Path | None, config: FeaturesConfig, opts: RunOptions, cache_path: Path | None = None) -> FeaturesSummary:
+    """Compute (or complete) the feature cache of ``dataset`` for ``config``; idempotent."""
+    started = time.perf_counter()
+    spec = get_dataset(dataset)
+    root = Path(data_root) if data_root is not None else spec.default_root
+    manifest = spec.load(root)
+    if not manifest.videos:
+        raise CacheError(f"{root}: the {dataset} manifest has no usable videos")
+    final, fp, identity = resolve_cache_path(dataset, manifest, config, opts, cache_path)
+    staging = cache_mod.staging_path(final)
+    worker = setup_worker(opts.shard, opts.device)
+    try:
+        if final != staging and final.exists():  # a finished HDF5 cache
+            with FeatureCache(final) as done_cache:
+                cache_mod.check_fingerprint(final, done_cache.attrs, fp)
+                status = np.asarray(done_cache["status"][:])
+                blocks = make_blocks(len(status), int(done_cache.attrs["videos_per_batch"]))
+            skipped = sum(len(m) for b, m in enumerate(blocks) if worker.owns(b))
+            return _summarise(final, manifest, status, computed=0, failed_now=0, skipped=skipped, started=started)
+        summary = _extract(root, manifest, config, opts, worker, final, staging, fp, identity, started)
+    finally:
+        teardown(worker)
+    return summary
+
+
+@dataclass(frozen=True)
+class _Plan:
+    todo: list[tuple[int, list[int]]]  # (block, member videos) this worker computes
+    videos: int  # videos in those blocks that need computing
+    skipped: int  # videos of this worker's share already finished
+
+
+def _plan(status: np.ndarray, block_size: int, worker: Worker, retry_failed: bool) -> _Plan:
+    redo = np.isin(status, (PENDING, FAILED) if retry_failed else (PENDING,))
+    mine = [(b, m) for b, m in enumerate(make_blocks(len(status), block_size)) if worker.owns(b)]
+    todo = [(b, m) for b, m in mine if redo[m].any()]
+    videos = sum(int(redo[m].sum()) for _, m in todo)
+    return _Plan(todo, videos, sum(len(m) for _, m in mine) - videos)
+
+
+def _existing_plan(staging: Path, fp: str, worker: Worker, opts: RunOptions) -> _Plan | None:
+    """The plan for an existing store, read without building any model (None: no store yet)."""
+    if not (staging / "zarr.json").exists():
+        return None
+    existing = FeatureCache(staging)
+    cache_mod.check_fingerprint(staging, existing.attrs, fp)
+    return _plan(np.asarray(existing["status"][:]), int(existing.attrs["videos_per_batch"]), worker, opts.retry_failed)
+
+
+def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOptions, worker: Worker, final: Path, staging: Path, fp: str, identity: dict[str, Any], started: float) -> FeaturesSummary:
+    plan = _existing_plan(staging, fp, worker, opts)
+    computed = failed_now = 0
+    if plan is None or plan.todo:
+        light, rec, light_cfg, rec_cfg = _build_encoders(config, manifest)
+        light_dim, _ = _output_dims(light, light_cfg)
+        rec_dim, num_classes = _output_dims(rec, rec_cfg)
+        attrs = {
+            "identity": identity,
+            "config": config.to_dict(),
+            "manifest": json.loads(manifest.to_json()),
+            "data_configs": {"light": _jsonable(light_cfg), "recognizer": _jsonable(rec_cfg)},
+            "videos_per_batch": opts.videos_per_batch,
+        }
+        layout = Layout(len(manifest.videos), config.num_frames, light_dim, rec_dim, num_classes)
+        writer = ZarrWriter(staging, fp, attrs, layout)
+        log_dir = _failures_dir(final)
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log = log_dir / f"shard-{worker.shard}-of-{worker.num_shards}.jsonl"
+        with cache_mod.file_lock(staging / "locks" / f"shard-{worker.shard}-of-{worker.num_shards}.lock", blocking=False):
+            # read again under the lock: the block size is the one fixed at creation
+            status = writer.status()
+            plan = _plan(status, int(writer.attrs["videos_per_batch"]), worker, opts.retry_failed)
+            decoder = BlockDecoder(root, manifest.videos, plan.todo, config.num_frames, frame_transform(light_cfg), frame_transform(rec_cfg))
+            infer = BlockInference(light, rec, worker.device)
+            loader = block_loader(decoder, min(opts.workers, len(plan.todo)), pin_memory=worker.device.type == "cuda")
+            bar = tqdm(total=plan.videos, unit="video", desc=f"features {manifest.name}", disable=not opts.progress or not worker.is_leader)
+            frames, tick = 0, time.perf_counter()
+            for block in loader:
+                for video, rows in infer(block):
+                    writer.write_video(video.index, rows)  # block-mates already done are rewritten identically
+                    computed += int(status[video.index] != DONE)
+                for failure in block.failures:
+                    record = manifest.videos[failure.index]
+                    _log_failure(log, record.video_id, record.path, failure.reason)
+                    writer.mark_failed(failure.index)
+                    failed_now += 1
+                frames += block.num_frames
+                bar.update(len(block.videos) + len(block.failures))
+                bar.set_postfix(frames_per_s=f"{frames / max(time.perf_counter() - tick, 1e-9):.1f}")
+            bar.close()
+    barrier(worker)
+    status = np.asarray(FeatureCache(staging)["status"][:])
+    if not (status == PENDING).any() and final != staging:
+        with cache_mod.file_lock(final.with_name(final.name + ".create.lock")):
+            if not final.exists():
+                cache_mod.export_hdf5(staging, final)
+    return _summarise(final, manifest, status, computed, failed_now, plan.skipped, started)
+
+
+def _summarise(final: Path, manifest: Manifest, status: np.ndarray, computed: int, failed_now: int, skipped: int, started: float) -> FeaturesSummary:
+    """Counts over the whole cache; the cache is ``final`` once finished, else its staging store."""
+    path = final if final.exists() else cache_mod.staging_path(final)
+    failures = _collect_failures(final, manifest, status)
+    return FeaturesSummary(
+        cache=str(path),
+        total=len(manifest.videos) + len(manifest.rejected),
+        computed=computed,
+        skipped=skipped,
+        failed_now=failed_now,
+        done=int(np.sum(status == DONE)),
+        failed=int(np.sum(status == FAILED)) + len(manifest.rejected),
+        pending=int(np.sum(status == PENDING)),
+        cache_bytes=cache_mod.directory_size(path),
+        seconds=time.perf_counter() - started,
+        failures_file=str(_failures_file(final)),
+        failures=failures,
+    )
+
+
+def _jsonable(cfg: dict[str, Any]) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}
