@@ -55,7 +55,10 @@ class FrameSource:
 
     def _read_unique(self, indices: np.ndarray) -> np.ndarray:
         if self._reader is None:
-            return np.stack([_load_image(self._frames[i]) for i in indices])
+            images = [_load_image(self._frames[i]) for i in indices]
+            if len({image.shape for image in images}) > 1:
+                raise VideoReadError(self.path, "frames of different sizes in one folder")
+            return np.stack(images)
         try:
             frames = self._reader.get_batch(indices.tolist()).asnumpy()
         except Exception as exc:

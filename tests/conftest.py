@@ -1,0 +1,43 @@
+"""Shared fixtures: a tiny generated video set and a tiny feature configuration."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import FeaturesConfig, ModelSpec, RunOptions
+from pipeline.demo_data import DemoSpec, generate_demo
+
+TINY_SPEC = DemoSpec(num_classes=3, train_per_class=3, val_per_class=1, min_frames=4, max_frames=24, size=32, seed=7)
+TINY_FEATURES = FeaturesConfig(
+    num_frames=6,
+    light=ModelSpec("test_efficientnet", weights="none", resolution=32),
+    recognizer=ModelSpec("test_resnet", weights="none", resolution=32),
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_videos_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("tiny_demo")
+    generate_demo(root, TINY_SPEC, workers=1, progress=False)
+    return root
+
+
+@pytest.fixture
+def tiny_videos(tiny_videos_master: Path, tmp_path: Path) -> Path:
+    """A private copy of the tiny dataset, free to be damaged by a test."""
+    root = tmp_path / "videos"
+    shutil.copytree(tiny_videos_master, root)
+    return root
+
+
+@pytest.fixture
+def tiny_config() -> FeaturesConfig:
+    return TINY_FEATURES
+
+
+@pytest.fixture
+def run_options(tmp_path: Path) -> RunOptions:
+    return RunOptions(cache_dir=tmp_path / "cache", device="cpu", workers=0, videos_per_batch=2, progress=False)

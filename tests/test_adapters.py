@@ -1,0 +1,152 @@
+"""Every adapter on a small fixture written in its dataset's official format."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.datasets import DATASETS, Manifest, ManifestError, get_dataset
+from pipeline.datasets.adapters import activitynet_manifest, csv_manifest, fcvid_manifest, minikinetics_manifest, ucf101_manifest
+
+
+def test_csv_manifest_multi_label_and_unknown_labels(tmp_path: Path):
+    (tmp_path / "classes.txt").write_text("cat\ndog\nbird\n")
+    (tmp_path / "manifest.csv").write_text(
+        "path,label,split\n"
+        "videos/a.mp4,cat,train\n"
+        "videos/b.mp4,dog,bird,validation\n"
+        "frames/c,bird,test\n"
+        "videos/d.mp4,horse,train\n"
+    )
+    m = csv_manifest(tmp_path)
+    assert m.classes == ("cat", "dog", "bird")
+    assert [(v.video_id, v.path, v.labels, v.split) for v in m.videos] == [
+        ("videos/a", "videos/a.mp4", (0,), "train"),
+        ("videos/b", "videos/b.mp4", (1, 2), "val"),
+        ("frames/c", "frames/c", (2,), "test"),
+    ]
+    assert len(m.rejected) == 1 and m.rejected[0].video_id == "videos/d" and "horse" in m.rejected[0].reason
+
+
+def test_csv_manifest_without_class_file_uses_sorted_labels(tmp_path: Path):
+    (tmp_path / "manifest.csv").write_text("x.mp4,zebra,train\ny.mp4,ant,val\n")
+    m = csv_manifest(tmp_path)
+    assert m.classes == ("ant", "zebra") and [v.labels for v in m.videos] == [(1,), (0,)]
+
+
+def test_csv_manifest_errors_name_file_and_line(tmp_path: Path):
+    (tmp_path / "manifest.csv").write_text("x.mp4,train\n")
+    with pytest.raises(ManifestError, match=r"manifest.csv:1: expected"):
+        csv_manifest(tmp_path)
+    (tmp_path / "manifest.csv").write_text("x.mp4,a,holdout\n")
+    with pytest.raises(ManifestError, match=r"manifest.csv:1: unknown split 'holdout'"):
+        csv_manifest(tmp_path)
+    with pytest.raises(ManifestError, match="manifest file not found"):
+        csv_manifest(tmp_path / "nowhere")
+
+
+def test_fcvid_release_files_multi_label(tmp_path: Path):
+    materials = tmp_path / "materials"
+    materials.mkdir()
+    (tmp_path / "videos").mkdir()
+    (materials / "FCVID_Category.txt").write_text("accordion\nbasketball\ncooking\n")
+    (materials / "FCVID_VideoName_TrainTestSplit.txt").write_text(
+        "accordion/v1.mp4 train\nbasketball/v2.mp4 test\ncooking/v3.mp4 train\nbasketball/v4.mp4 train\n"
+    )
+    (materials / "FCVID_Label.txt").write_text("1 0 0\n0 1 1\n0 0 1\n0 0 0\n")
+    m = fcvid_manifest(tmp_path)
+    assert m.num_classes == 3
+    assert [(v.video_id, v.path, v.labels, v.split) for v in m.videos] == [
+        ("accordion/v1", "videos/accordion/v1.mp4", (0,), "train"),
+        ("basketball/v2", "videos/basketball/v2.mp4", (1, 2), "test"),
+        ("cooking/v3", "videos/cooking/v3.mp4", (2,), "train"),
+    ]
+    assert [(r.video_id, r.reason) for r in m.rejected] == [("basketball/v4", "no label")]
+
+
+def test_fcvid_label_width_mismatch_is_an_error(tmp_path: Path):
+    (tmp_path / "FCVID_Category.txt").write_text("a\nb\n")
+    (tmp_path / "FCVID_VideoName_TrainTestSplit.txt").write_text("a/x.mp4 train\n")
+    (tmp_path / "FCVID_Label.txt").write_text("1 0 0\n")
+    with pytest.raises(ManifestError, match=r"FCVID_Label.txt:1: 3 label columns, the class list has 2"):
+        fcvid_manifest(tmp_path)
+
+
+def test_activitynet_v13_json(tmp_path: Path):
+    db = {
+        "version": "VERSION 1.3",
+        "taxonomy": [],
+        "database": {
+            "abc": {"subset": "training", "annotations": [{"label": "Hopscotch", "segment": [1, 2]}, {"label": "Hopscotch", "segment": [3, 4]}]},
+            "def": {"subset": "validation", "annotations": [{"label": "Rock climbing", "segment": [0, 5]}, {"label": "Hopscotch", "segment": [6, 7]}]},
+            "ghi": {"subset": "testing", "annotations": []},
+        },
+    }
+    (tmp_path / "activity_net.v1-3.min.json").write_text(json.dumps(db))
+    (tmp_path / "videos").mkdir()
+    (tmp_path / "videos" / "v_abc.mkv").write_bytes(b"")
+    m = activitynet_manifest(tmp_path)
+    assert m.classes == ("Hopscotch", "Rock climbing")
+    assert [(v.video_id, v.path, v.labels, v.split) for v in m.videos] == [
+        ("v_abc", "videos/v_abc.mkv", (0,), "train"),
+        ("v_def", "videos/v_def.mp4", (0, 1), "val"),
+    ]
+
+
+def test_activitynet_bad_json_is_named(tmp_path: Path):
+    (tmp_path / "activity_net.v1-3.min.json").write_text("{}")
+    with pytest.raises(ManifestError, match="not an ActivityNet v1.3 annotation file"):
+        activitynet_manifest(tmp_path)
+
+
+def test_minikinetics_arnet_lists(tmp_path: Path):
+    (tmp_path / "mini_categories.txt").write_text("abseiling\nbaking\n")
+    (tmp_path / "mini_train_videofolder.txt").write_text("train/abseiling/x1 300 0\ntrain/baking/x2 250 1\ntrain/baking/x3 250 5\n")
+    (tmp_path / "mini_val_videofolder.txt").write_text("val/x4.mp4 120 1\n")
+    m = minikinetics_manifest(tmp_path)
+    assert [(v.video_id, v.path, v.labels, v.split) for v in m.videos] == [
+        ("train/abseiling/x1", "train/abseiling/x1", (0,), "train"),
+        ("train/baking/x2", "train/baking/x2", (1,), "train"),
+        ("val/x4", "val/x4.mp4", (1,), "val"),
+    ]
+    assert m.rejected[0].video_id == "train/baking/x3" and "#5" in m.rejected[0].reason
+    (tmp_path / "mini_val_videofolder.txt").write_text("val/x4.mp4 one\n")
+    with pytest.raises(ManifestError, match=r"mini_val_videofolder.txt:1"):
+        minikinetics_manifest(tmp_path)
+
+
+def test_ucf101_classind_and_split_lists(tmp_path: Path):
+    lists = tmp_path / "ucfTrainTestlist"
+    lists.mkdir()
+    (tmp_path / "UCF-101").mkdir()
+    (lists / "classInd.txt").write_text("1 ApplyEyeMakeup\n2 Archery\n")
+    (lists / "trainlist01.txt").write_text("ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1\nArchery/v_Archery_g08_c01.avi 2\n")
+    (lists / "testlist01.txt").write_text("Archery/v_Archery_g01_c01.avi\nBowling/v_Bowling_g01_c01.avi\n")
+    m = ucf101_manifest(tmp_path)
+    assert [(v.video_id, v.path, v.labels, v.split) for v in m.videos] == [
+        ("ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01", "UCF-101/ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi", (0,), "train"),
+        ("Archery/v_Archery_g08_c01", "UCF-101/Archery/v_Archery_g08_c01.avi", (1,), "train"),
+        ("Archery/v_Archery_g01_c01", "UCF-101/Archery/v_Archery_g01_c01.avi", (1,), "val"),
+    ]
+    assert "Bowling" in m.rejected[0].reason
+
+
+def test_manifest_round_trip_and_digest(tmp_path: Path):
+    (tmp_path / "manifest.csv").write_text("a.mp4,x,train\nb.mp4,y,z,val\nc.mp4,q,train\n")
+    (tmp_path / "classes.txt").write_text("x\ny\nz\n")
+    m = csv_manifest(tmp_path)
+    again = Manifest.from_json(m.to_json())
+    assert again == m and again.digest() == m.digest() and len(m.digest()) == 64
+    assert m.split("train") == [0] and m.split("val") == [1]
+    (tmp_path / "manifest.csv").write_text("a.mp4,x,train\nb.mp4,y,val\n")
+    assert csv_manifest(tmp_path).digest() != m.digest()
+
+
+def test_registry_names_and_profiles():
+    assert set(DATASETS) == {"demo", "csv", "fcvid", "activitynet", "minikinetics", "ucf101"}
+    assert get_dataset("fcvid").features.light.name == "mobilenetv2_100"
+    assert get_dataset("fcvid").features.recognizer.name == "resnet50"
+    assert get_dataset("fcvid").features.recognizer.resolution == 224
+    assert get_dataset("minikinetics").features.light.resolution == 112
+    with pytest.raises(ManifestError, match="unknown dataset 'kinetics'"):
+        get_dataset("kinetics")

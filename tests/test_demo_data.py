@@ -1,0 +1,68 @@
+"""The demo generator: determinism, structure, and refusal to mix specs."""
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.demo_data import DemoSpec, _plan_videos, class_table, generate_demo, render_video
+from pipeline.datasets import get_dataset
+from pipeline.video import FrameSource
+
+
+def test_default_spec_has_the_required_structure():
+    spec = DemoSpec()
+    plans = _plan_videos(spec)
+    assert spec.num_classes >= 10
+    assert {p.split for p in plans} == {"train", "val"}
+    lengths = np.array([p.num_frames for p in plans])
+    assert (lengths < 16).sum() >= 0.05 * len(plans)  # some videos shorter than T=16
+    fractions = np.array([sum(p.salient) / p.num_frames for p in plans if p.num_frames >= 20])
+    assert 0.04 <= np.median(fractions) <= 0.2
+    assert fractions.max() <= 0.25
+
+
+def test_difficulty_shortens_salient_segments():
+    easy = _plan_videos(DemoSpec(difficulty=0.0))
+    hard = _plan_videos(DemoSpec(difficulty=1.0))
+    frac = lambda plans: np.mean([sum(p.salient) / p.num_frames for p in plans if p.num_frames >= 40])
+    assert frac(easy) > 0.15 > 0.08 > frac(hard)
+
+
+def test_confusable_pairs_share_shape_or_colour():
+    table = class_table(12)
+    assert len(set(table)) == 12
+    for c in range(11):
+        shared_shape = table[c][0] == table[c + 1][0]
+        shared_colour = table[c][1] == table[c + 1][1]
+        assert shared_shape or shared_colour
+
+
+def test_rendering_is_deterministic_and_class_visible_only_when_salient():
+    spec = DemoSpec(num_classes=4, train_per_class=1, val_per_class=0, min_frames=30, max_frames=30, difficulty=0.0, seed=3)
+    plan = _plan_videos(spec)[0]
+    a, b = render_video(spec, plan, 0), render_video(spec, plan, 0)
+    assert np.array_equal(a, b)
+    colour = np.array(class_table(4)[plan.label][1])
+    close = (np.abs(a.astype(int) - colour).sum(axis=-1) < 60).mean(axis=(1, 2))
+    salient = np.array(plan.salient, dtype=bool)
+    assert close[salient].min() > 0.02  # the class object covers a few % of the frame
+    assert close[salient].min() > 3 * np.median(close[~salient])
+
+
+def test_generate_writes_decodable_videos_and_refuses_other_spec(tmp_path: Path):
+    spec = DemoSpec(num_classes=2, train_per_class=2, val_per_class=1, min_frames=5, max_frames=12, size=32)
+    generate_demo(tmp_path, spec, workers=1, progress=False)
+    manifest = get_dataset("demo").load(tmp_path)
+    assert len(manifest.videos) == 6 and manifest.num_classes == 2
+    truth = json.loads((tmp_path / "groundtruth.json").read_text())
+    for video in manifest.videos:
+        name = Path(video.path).stem
+        assert FrameSource(tmp_path / video.path).num_frames == truth[name]["num_frames"]
+    first = (tmp_path / manifest.videos[0].path).read_bytes()
+    generate_demo(tmp_path, spec, workers=1, progress=False)  # idempotent
+    assert (tmp_path / manifest.videos[0].path).read_bytes() == first
+    with pytest.raises(ValueError, match="another spec"):
+        generate_demo(tmp_path, replace(spec, seed=1), workers=1, progress=False)

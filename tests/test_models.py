@@ -1,0 +1,116 @@
+"""timm model creation, weights (imagenet offline, none, checkpoints), preprocessing, encoder."""
+
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from pipeline.config import ModelSpec
+from pipeline.models import CHECKPOINT_FORMAT, FrameEncoder, WeightsError, create_model, data_config, frame_transform, hub_reachable, weights_identity
+
+CLASSES = ("a", "b", "c")
+
+
+@pytest.mark.parametrize("name", ["test_resnet", "test_efficientnet", "test_vit"])
+def test_encoder_logits_equal_the_models_own_forward(name):
+    model = create_model(ModelSpec(name, weights="none", resolution=32), num_classes=3, seed=0)
+    x = torch.randn(4, 3, 32, 32)
+    with torch.inference_mode():
+        feats, logits = FrameEncoder(model)(x)
+        expected = model(x)
+    assert feats.ndim == 2 and feats.shape[0] == 4
+    torch.testing.assert_close(logits, expected, rtol=0, atol=1e-6)
+
+
+def test_feature_only_model_has_no_logits():
+    model = create_model(ModelSpec("test_efficientnet", weights="none", resolution=32), num_classes=0, seed=0)
+    feats, logits = FrameEncoder(model)(torch.randn(2, 3, 32, 32))
+    assert logits is None and feats.shape == (2, model.num_features)
+
+
+def test_random_init_is_seeded():
+    spec = ModelSpec("test_resnet", weights="none", resolution=32)
+    a, b, c = (create_model(spec, 3, seed=s) for s in (1, 1, 2))
+    assert torch.equal(a.fc.weight, b.fc.weight) and not torch.equal(a.fc.weight, c.fc.weight)
+
+
+def test_transform_resizes_shorter_side_crops_and_normalises():
+    spec = ModelSpec("test_resnet", weights="none", resolution=32, crop_pct=0.5)
+    model = create_model(spec, 3, seed=0)
+    cfg = data_config(model, spec)
+    assert cfg["input_size"] == (3, 32, 32) and cfg["crop_pct"] == 0.5
+    # a 40x80 frame: left half 0, right half 1. Shorter side -> 32 / 0.5 = 64, so 64x128;
+    # the centre 32x32 crop straddles the edge: 16 columns of each.
+    x = torch.zeros(1, 3, 40, 80)
+    x[..., 40:] = 1.0
+    y = frame_transform(cfg)(x)
+    assert y.shape == (1, 3, 32, 32)
+    mean, std = torch.tensor(cfg["mean"]), torch.tensor(cfg["std"])
+    torch.testing.assert_close(y[0, :, 5, 2], -mean / std, atol=1e-4, rtol=0)
+    torch.testing.assert_close(y[0, :, 5, 29], (1 - mean) / std, atol=1e-4, rtol=0)
+
+
+def _save_checkpoint(path: Path, model: torch.nn.Module, name: str, classes=CLASSES) -> Path:
+    torch.save({"format": CHECKPOINT_FORMAT, "model_name": name, "classes": list(classes), "state_dict": model.state_dict()}, path)
+    return path
+
+
+def test_checkpoint_round_trip_gives_identical_logits(tmp_path: Path):
+    trained = create_model(ModelSpec("test_resnet", weights="none", resolution=32), 3, seed=5)
+    path = _save_checkpoint(tmp_path / "rec.pth", trained, "test_resnet")
+    loaded = create_model(ModelSpec("test_resnet", weights=str(path), resolution=32), 3, seed=0, classes=CLASSES)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.inference_mode():
+        assert torch.equal(trained(x), loaded(x))
+    assert weights_identity(ModelSpec("test_resnet", weights=str(path))).startswith("file:")
+    # a plain state dict (e.g. from another trainer) loads too
+    torch.save(trained.state_dict(), tmp_path / "plain.pth")
+    plain = create_model(ModelSpec("test_resnet", weights=str(tmp_path / "plain.pth"), resolution=32), 3, seed=0)
+    assert torch.equal(plain.fc.weight, trained.fc.weight)
+
+
+def test_light_model_drops_the_checkpoint_head(tmp_path: Path):
+    trained = create_model(ModelSpec("test_efficientnet", weights="none"), 1000, seed=5)
+    path = tmp_path / "imagenet_like.pth"
+    torch.save({"state_dict": trained.state_dict()}, path)
+    light = create_model(ModelSpec("test_efficientnet", weights=str(path)), 0, seed=0)
+    assert torch.equal(light.conv_stem.weight, trained.conv_stem.weight)
+
+
+def test_class_count_mismatch_is_a_clear_error(tmp_path: Path):
+    five = create_model(ModelSpec("test_resnet", weights="none"), 5, seed=0)
+    path = _save_checkpoint(tmp_path / "five.pth", five, "test_resnet", classes=[f"k{i}" for i in range(5)])
+    with pytest.raises(WeightsError, match="other classes than this dataset's"):
+        create_model(ModelSpec("test_resnet", weights=str(path)), 3, seed=0, classes=CLASSES)
+    torch.save(five.state_dict(), tmp_path / "plain5.pth")
+    with pytest.raises(WeightsError, match="classifier has 5 outputs but the dataset has 3 classes"):
+        create_model(ModelSpec("test_resnet", weights=str(tmp_path / "plain5.pth")), 3, seed=0, classes=CLASSES)
+
+
+def test_wrong_model_and_bad_files(tmp_path: Path):
+    other = create_model(ModelSpec("test_efficientnet", weights="none"), 3, seed=0)
+    path = _save_checkpoint(tmp_path / "eff.pth", other, "test_efficientnet")
+    with pytest.raises(WeightsError, match="is for model 'test_efficientnet', not 'test_resnet'"):
+        create_model(ModelSpec("test_resnet", weights=str(path)), 3, seed=0, classes=CLASSES)
+    with pytest.raises(WeightsError, match="nowhere.pth: checkpoint file not found"):
+        create_model(ModelSpec("test_resnet", weights=str(tmp_path / "nowhere.pth")), 3, seed=0)
+    (tmp_path / "junk.pth").write_text("not a checkpoint")
+    with pytest.raises(WeightsError, match="junk.pth: not a readable PyTorch checkpoint"):
+        create_model(ModelSpec("test_resnet", weights=str(tmp_path / "junk.pth")), 3, seed=0)
+    with pytest.raises(WeightsError, match="unknown timm model 'no_such_net'"):
+        create_model(ModelSpec("no_such_net", weights="none"), 3, seed=0)
+
+
+def test_imagenet_offline_fails_at_once_saying_how_to_pass_a_checkpoint(monkeypatch, tmp_path: Path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty_hf_cache"))
+    hub_reachable.cache_clear()
+    try:
+        start = time.perf_counter()
+        with pytest.raises(WeightsError, match="Pass a local checkpoint") as info:
+            create_model(ModelSpec("resnet18", weights="imagenet"), 3, seed=0)
+        assert time.perf_counter() - start < 5
+        assert "WEIGHTS=" in str(info.value)
+    finally:
+        hub_reachable.cache_clear()

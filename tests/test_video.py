@@ -1,0 +1,76 @@
+"""Decoding real files and frame folders, and each kind of bad input."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline.demo_data import encode_h264
+from pipeline.video import FrameSource, VideoReadError
+
+
+@pytest.fixture
+def gradient_video(tmp_path: Path) -> tuple[Path, np.ndarray]:
+    frames = np.zeros((12, 32, 64, 3), dtype=np.uint8)
+    for t in range(12):
+        frames[t, :, :, 0] = 20 * t  # red level encodes the frame number
+        frames[t, :, :, 1] = 100
+    path = tmp_path / "v.mp4"
+    encode_h264(frames, path, fps=8)
+    return path, frames
+
+
+def test_decodes_the_requested_frames(gradient_video):
+    path, frames = gradient_video
+    source = FrameSource(path)
+    assert source.num_frames == 12
+    got = source.read(np.array([0, 5, 5, 11]))
+    assert got.shape == (4, 32, 64, 3) and got.dtype == np.uint8
+    red = got[..., 0].reshape(4, -1).mean(axis=1)
+    assert np.allclose(red, [0, 100, 100, 220], atol=6)  # lossy H.264, frame identity holds
+
+
+def test_rawframes_folder(tmp_path: Path):
+    folder = tmp_path / "vid"
+    folder.mkdir()
+    for i in range(5):
+        Image.fromarray(np.full((8, 8, 3), 40 * i, dtype=np.uint8)).save(folder / f"img_{i + 1:05d}.png")
+    source = FrameSource(folder)
+    assert source.num_frames == 5
+    assert source.read(np.array([4, 0]))[:, 0, 0, 0].tolist() == [160, 0]
+
+
+@pytest.mark.parametrize(
+    "make,reason",
+    [
+        (lambda p: p, "file not found"),
+        (lambda p: (p.write_bytes(b""), p)[1], "empty file"),
+        (lambda p: (p.write_text("this is not a video"), p)[1], "not a decodable video"),
+        (lambda p: (p.mkdir(), p)[1], "holds no JPEG/PNG frames"),
+    ],
+    ids=["missing", "empty", "non-video", "empty-folder"],
+)
+def test_bad_inputs_raise_named_errors(tmp_path: Path, make, reason):
+    path = make(tmp_path / "bad.mp4")
+    with pytest.raises(VideoReadError, match=reason) as info:
+        FrameSource(path).read(np.array([0]))
+    assert str(path) in str(info.value)
+
+
+def test_truncated_video(gradient_video, tmp_path: Path):
+    path, _ = gradient_video
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(VideoReadError, match="cut.mp4: (not a decodable video|decoding failed)"):
+        FrameSource(cut).read(np.arange(12))
+
+
+def test_corrupt_frame_in_folder(tmp_path: Path):
+    folder = tmp_path / "vid"
+    folder.mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(folder / "img_00001.jpg")
+    (folder / "img_00002.jpg").write_bytes(b"\xff\xd8 garbage")
+    source = FrameSource(folder)
+    with pytest.raises(VideoReadError, match="img_00002.jpg: unreadable frame image"):
+        source.read(np.array([0, 1]))
