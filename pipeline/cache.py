@@ -32,6 +32,8 @@ import hashlib
 import json
 import os
 import shutil
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,6 +149,35 @@ class ZarrWriter:
 
     def mark_failed(self, index: int) -> None:
         self.arrays["status"][index] = FAILED
+
+
+class BackgroundWriter:
+    """Runs a store's writes on one background thread, in submission order, so that chunk
+    compression and file I/O overlap with model compute. At most ``max_pending`` writes wait;
+    the first error is raised by :meth:`submit` or :meth:`close`."""
+
+    def __init__(self, max_pending: int = 64):
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cache-writer")
+        self._pending: deque[Future] = deque()
+        self._max = max_pending
+
+    def submit(self, fn, *args) -> None:
+        self._pending.append(self._pool.submit(fn, *args))
+        while len(self._pending) > self._max or (self._pending and self._pending[0].done()):
+            self._pending.popleft().result()
+
+    def close(self) -> None:
+        try:
+            while self._pending:
+                self._pending.popleft().result()
+        finally:
+            self._pool.shutdown(wait=True)
+
+    def __enter__(self) -> "BackgroundWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def check_fingerprint(path: Path, attrs: dict[str, Any], fp: str) -> None:

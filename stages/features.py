@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 import pipeline
 from pipeline import cache as cache_mod
-from pipeline.cache import DONE, FAILED, PENDING, CacheError, FeatureCache, Layout, ZarrWriter
+from pipeline.cache import DONE, FAILED, PENDING, BackgroundWriter, CacheError, FeatureCache, Layout, ZarrWriter
 from pipeline.config import FeaturesConfig, RunOptions
 from pipeline.datasets import Manifest, get_dataset
 from pipeline.distributed import Worker, barrier, setup_worker, teardown
@@ -39,6 +39,9 @@ class FeaturesSummary:
     seconds: float = 0.0
     failures_file: str = ""
     failures: list[dict[str, str]] = field(default_factory=list)
+    frames: int = 0  # frames run through both models by this run
+    compute_seconds: float = 0.0  # time of the decode + inference loop alone
+    leader: bool = True  # False on torchrun ranks other than 0, which print nothing
 
     @property
     def complete(self) -> bool:
@@ -54,7 +57,7 @@ class FeaturesSummary:
             ("failed", f"{self.failed}" + (f" ({self.failed_now} this run)" if self.failed_now else "")),
             ("done / pending", f"{self.done} / {self.pending}" + ("  (complete)" if self.complete else "  (INCOMPLETE)")),
             ("cache size", f"{self.cache_bytes / 2**20:.2f} MiB ({per_video / 1024:.1f} KiB per video)"),
-            ("time", f"{self.seconds:.1f} s"),
+            ("time", f"{self.seconds:.1f} s" + (f" ({self.frames / self.compute_seconds:.1f} frames/s in the loop)" if self.compute_seconds else "")),
         ]
         if self.failures:
             rows.append(("failures file", self.failures_file))
@@ -128,7 +131,7 @@ def _collect_failures(final: Path, manifest: Manifest, status: np.ndarray) -> li
     return failures
 
 
-def _build_encoders(config: FeaturesConfig, manifest: Manifest):
+def build_encoders(config: FeaturesConfig, manifest: Manifest):
     light_model = create_model(config.light, num_classes=0, seed=config.seed)
     rec_model = create_model(config.recognizer, num_classes=manifest.num_classes, seed=config.seed + 1, classes=manifest.classes)
     light_cfg, rec_cfg = data_config(light_model, config.light), data_config(rec_model, config.recognizer)
@@ -159,8 +162,10 @@ def run_features(dataset: str, data_root: Path | None, config: FeaturesConfig, o
                 status = np.asarray(done_cache["status"][:])
                 blocks = make_blocks(len(status), int(done_cache.attrs["videos_per_batch"]))
             skipped = sum(len(m) for b, m in enumerate(blocks) if worker.owns(b))
-            return _summarise(final, manifest, status, computed=0, failed_now=0, skipped=skipped, started=started)
-        summary = _extract(root, manifest, config, opts, worker, final, staging, fp, identity, started)
+            summary = _summarise(final, manifest, status, computed=0, failed_now=0, skipped=skipped, started=started)
+        else:
+            summary = _extract(root, manifest, config, opts, worker, final, staging, fp, identity, started)
+        summary.leader = worker.is_leader
     finally:
         teardown(worker)
     return summary
@@ -192,9 +197,10 @@ def _existing_plan(staging: Path, fp: str, worker: Worker, opts: RunOptions) -> 
 
 def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOptions, worker: Worker, final: Path, staging: Path, fp: str, identity: dict[str, Any], started: float) -> FeaturesSummary:
     plan = _existing_plan(staging, fp, worker, opts)
-    computed = failed_now = 0
+    computed = failed_now = frames = 0
+    loop_seconds = 0.0
     if plan is None or plan.todo:
-        light, rec, light_cfg, rec_cfg = _build_encoders(config, manifest)
+        light, rec, light_cfg, rec_cfg = build_encoders(config, manifest)
         light_dim, _ = _output_dims(light, light_cfg)
         rec_dim, num_classes = _output_dims(rec, rec_cfg)
         attrs = {
@@ -218,26 +224,30 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
             loader = block_loader(decoder, min(opts.workers, len(plan.todo)), pin_memory=worker.device.type == "cuda")
             bar = tqdm(total=plan.videos, unit="video", desc=f"features {manifest.name}", disable=not opts.progress or not worker.is_leader)
             frames, tick = 0, time.perf_counter()
-            for block in loader:
-                for video, rows in infer(block):
-                    writer.write_video(video.index, rows)  # block-mates already done are rewritten identically
-                    computed += int(status[video.index] != DONE)
-                for failure in block.failures:
-                    record = manifest.videos[failure.index]
-                    _log_failure(log, record.video_id, record.path, failure.reason)
-                    writer.mark_failed(failure.index)
-                    failed_now += 1
-                frames += block.num_frames
-                bar.update(len(block.videos) + len(block.failures))
-                bar.set_postfix(frames_per_s=f"{frames / max(time.perf_counter() - tick, 1e-9):.1f}")
+            with BackgroundWriter() as background:
+                for block in loader:
+                    for video, rows in infer(block):
+                        background.submit(writer.write_video, video.index, rows)  # block-mates already done are rewritten identically
+                        computed += int(status[video.index] != DONE)
+                    for failure in block.failures:
+                        record = manifest.videos[failure.index]
+                        _log_failure(log, record.video_id, record.path, failure.reason)
+                        background.submit(writer.mark_failed, failure.index)
+                        failed_now += 1
+                    frames += block.num_frames
+                    bar.update(len(block.videos) + len(block.failures))
+                    bar.set_postfix(frames_per_s=f"{frames / max(time.perf_counter() - tick, 1e-9):.1f}")
             bar.close()
+            loop_seconds = time.perf_counter() - tick
     barrier(worker)
     status = np.asarray(FeatureCache(staging)["status"][:])
     if not (status == PENDING).any() and final != staging:
         with cache_mod.file_lock(final.with_name(final.name + ".create.lock")):
             if not final.exists():
                 cache_mod.export_hdf5(staging, final)
-    return _summarise(final, manifest, status, computed, failed_now, plan.skipped, started)
+    summary = _summarise(final, manifest, status, computed, failed_now, plan.skipped, started)
+    summary.frames, summary.compute_seconds = frames, loop_seconds
+    return summary
 
 
 def _summarise(final: Path, manifest: Manifest, status: np.ndarray, computed: int, failed_now: int, skipped: int, started: float) -> FeaturesSummary:

@@ -1,0 +1,105 @@
+"""``nsnet bench-features``: decode-only, models-only and full-stage throughput, side by side.
+
+All three run in one process on the same videos, blocks and worker count. The full stage
+overlaps decoding (DataLoader workers) with model compute, so its throughput should approach
+the slower of the two parts: the reported ratio is full / min(decode-only, models-only).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+
+from pipeline.config import FeaturesConfig, RunOptions
+from pipeline.datasets import get_dataset
+from pipeline.distributed import pick_device
+from pipeline.extract import BlockDecoder, BlockInference, block_loader, make_blocks
+from pipeline.models import frame_transform
+from stages.features import build_encoders, run_features
+
+
+@dataclass
+class FeaturesBench:
+    videos: int
+    frames: int
+    device: str
+    threads: int
+    workers: int
+    decode_fps: float
+    models_fps: float
+    full_fps: float
+
+    @property
+    def ratio(self) -> float:
+        return self.full_fps / min(self.decode_fps, self.models_fps)
+
+    def table(self) -> str:
+        rows = [
+            ("decode only (workers, decode + preprocess)", f"{self.decode_fps:9.1f} frames/s"),
+            ("models only (both backbones, in memory)", f"{self.models_fps:9.1f} frames/s"),
+            ("full stage (decode overlapped, cache writes)", f"{self.full_fps:9.1f} frames/s"),
+            ("full / min(decode, models)", f"{self.ratio:9.2f}   (target >= 0.85)"),
+        ]
+        head = f"features benchmark: {self.videos} videos, {self.frames} frames, device {self.device}, {self.threads} threads, {self.workers} workers"
+        return "\n".join([head] + [f"  {k.ljust(46)} {v}" for k, v in rows])
+
+
+def bench_features(dataset: str, data_root: Path | None, config: FeaturesConfig, opts: RunOptions, max_videos: int) -> FeaturesBench:
+    spec = get_dataset(dataset)
+    root = Path(data_root) if data_root is not None else spec.default_root
+    manifest = spec.load(root)
+    videos = manifest.videos[:max_videos]
+    manifest = replace(manifest, videos=videos, rejected=())
+    device = pick_device(opts.device)
+    light, rec, light_cfg, rec_cfg = build_encoders(config, manifest)
+    blocks = list(enumerate(make_blocks(len(videos), opts.videos_per_batch)))
+    decoder = BlockDecoder(root, videos, blocks, config.num_frames, frame_transform(light_cfg), frame_transform(rec_cfg))
+
+    start = time.perf_counter()
+    decoded = [block for block in block_loader(decoder, opts.workers, pin_memory=False)]
+    decode_s = time.perf_counter() - start
+    frames = sum(b.num_frames for b in decoded)
+
+    infer = BlockInference(light, rec, device)
+    for _ in infer(decoded[0]):  # warm-up
+        pass
+    _sync(device)
+    start = time.perf_counter()
+    for block in decoded:
+        for _ in infer(block):
+            pass
+    _sync(device)
+    models_s = time.perf_counter() - start
+
+    with tempfile.TemporaryDirectory(prefix="nsnet-bench-") as tmp:
+        subset = Path(tmp) / "data"
+        _link_subset(root, subset, manifest)
+        summary = run_features("csv", subset, config, replace(opts, cache_dir=Path(tmp) / "cache", retry_failed=False))
+    return FeaturesBench(len(videos), frames, str(device), torch.get_num_threads(), opts.workers, frames / decode_s, frames / models_s, summary.frames / summary.compute_seconds)
+
+
+def _link_subset(root: Path, out: Path, manifest) -> None:
+    """A generic-CSV view of the benchmarked videos (symlinks, no copies)."""
+    out.mkdir(parents=True)
+    lines = ["path,label,split"]
+    for i, video in enumerate(manifest.videos):
+        link = out / f"v{i:05d}{Path(video.path).suffix}"
+        link.symlink_to((root / video.path).resolve())
+        lines.append(",".join([link.name, *(manifest.classes[c] for c in video.labels), video.split]))
+    (out / "manifest.csv").write_text("\n".join(lines) + "\n")
+    (out / "classes.txt").write_text("\n".join(manifest.classes) + "\n")
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def write_report(result: FeaturesBench, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({**asdict(result), "ratio": result.ratio}, indent=1))

@@ -1,0 +1,252 @@
+"""The features stage end to end on tiny generated videos: schema, values, idempotency,
+fingerprint refusal, HDF5, shards, interrupted runs, bad inputs, concurrent writers."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.cache import ARRAY_NAMES, DONE, FAILED, CacheError, FeatureCache, file_lock
+from pipeline.datasets import get_dataset
+from pipeline.extract import decode_video, to_model_input
+from pipeline.models import FrameEncoder, create_model, data_config, frame_transform
+from stages.features import run_features
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _cli(*args: str, cwd: Path, **popen) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "stages.cli", *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
+
+
+def _tiny_args(root: Path, cache_dir: Path, *extra: str) -> list[str]:
+    return [
+        "features", "--dataset", "demo", "--data-root", str(root), "--cache-dir", str(cache_dir),
+        "--frames", "6", "--light-model", "test_efficientnet", "--light-weights", "none", "--light-resolution", "32",
+        "--recognizer-model", "test_resnet", "--recognizer-weights", "none", "--recognizer-resolution", "32",
+        "--device", "cpu", "--no-progress", *extra,
+    ]  # fmt: skip
+
+
+def test_cache_schema_and_values(tiny_videos, tiny_config, run_options):
+    summary = run_features("demo", tiny_videos, tiny_config, run_options)
+    manifest = get_dataset("demo").load(tiny_videos)
+    n, t = len(manifest.videos), tiny_config.num_frames
+    assert summary.complete and summary.done == n == 12 and summary.computed == n and summary.failed == 0
+    assert Path(summary.cache).parent == run_options.cache_dir / "demo" and summary.cache.endswith(".zarr")
+    with FeatureCache(Path(summary.cache)) as cache:
+        assert set(cache.arrays) == set(ARRAY_NAMES)
+        light, rec, logits = cache["light_features"], cache["rec_features"], cache["rec_logits"]
+        assert light.shape == (n, t, 256) and light.dtype == np.float16 and light.chunks == (1, t, 256)
+        assert rec.shape == (n, t, 96) and rec.dtype == np.float16
+        assert logits.shape == (n, t, 3) and logits.dtype == np.float32
+        assert cache["frame_indices"].shape == (n, t) and cache["status"][:].tolist() == [DONE] * n
+        assert cache.attrs["manifest"]["classes"] == list(manifest.classes)
+        assert cache.attrs["config"]["num_frames"] == t and len(cache.fingerprint) == 64
+        # the stored rows are what the models give for the pre-sampled frames of that video
+        i = 5
+        frames, indices, count = decode_video(tiny_videos, manifest.videos[i], t)
+        assert cache["frame_indices"][i].tolist() == indices.tolist() and cache["num_frames"][i] == count
+        rec_model = create_model(tiny_config.recognizer, 3, seed=tiny_config.seed + 1)
+        x = to_model_input(frames, frame_transform(data_config(rec_model, tiny_config.recognizer)))
+        with torch.inference_mode():
+            feats, expected = FrameEncoder(rec_model)(x)
+        np.testing.assert_allclose(logits[i], expected.numpy(), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(rec[i].astype(np.float32), feats.numpy(), rtol=2e-3, atol=2e-3)
+
+
+def test_short_videos_are_repeat_spliced_in_the_cache(tiny_videos, tiny_config, run_options):
+    summary = run_features("demo", tiny_videos, replace(tiny_config, num_frames=30), run_options)
+    with FeatureCache(Path(summary.cache)) as cache:
+        counts, indices = cache["num_frames"][:], cache["frame_indices"][:]
+    short = np.flatnonzero(counts < 30)
+    assert short.size > 0
+    for i in short:
+        assert indices[i].tolist() == [k % counts[i] for k in range(30)]
+
+
+def test_rerun_does_nothing_and_changed_config_gets_a_new_cache(tiny_videos, tiny_config, run_options):
+    first = run_features("demo", tiny_videos, tiny_config, run_options)
+    before = {p: p.stat().st_mtime_ns for p in Path(first.cache).rglob("*") if p.is_file() and "locks" not in p.parts}
+    again = run_features("demo", tiny_videos, tiny_config, run_options)
+    assert again.cache == first.cache and again.computed == 0 and again.skipped == 12
+    after = {p: p.stat().st_mtime_ns for p in Path(first.cache).rglob("*") if p.is_file() and "locks" not in p.parts}
+    assert after == before
+    changed = run_features("demo", tiny_videos, replace(tiny_config, num_frames=4), run_options)
+    assert changed.cache != first.cache and changed.computed == 12
+    seeded = run_features("demo", tiny_videos, replace(tiny_config, seed=1), run_options)
+    assert seeded.cache not in (first.cache, changed.cache)
+
+
+def test_explicit_cache_with_another_config_is_refused(tiny_videos, tiny_config, run_options, tmp_path):
+    path = tmp_path / "mine.zarr"
+    run_features("demo", tiny_videos, tiny_config, run_options, cache_path=path)
+    with pytest.raises(CacheError, match="built with another configuration"):
+        run_features("demo", tiny_videos, replace(tiny_config, num_frames=4), run_options, cache_path=path)
+    with FeatureCache(path) as cache:  # untouched
+        assert cache["light_features"].shape[1] == tiny_config.num_frames
+
+
+def test_hdf5_has_the_same_schema_and_values(tiny_videos, tiny_config, run_options):
+    zarr_summary = run_features("demo", tiny_videos, tiny_config, run_options)
+    h5_summary = run_features("demo", tiny_videos, replace(tiny_config, storage="hdf5"), run_options)
+    assert h5_summary.cache.endswith(".h5") and not Path(h5_summary.cache + ".staging.zarr").exists()
+    with FeatureCache(Path(zarr_summary.cache)) as z, FeatureCache(Path(h5_summary.cache)) as h:
+        for name in ARRAY_NAMES:
+            assert h[name].dtype == z[name].dtype and h[name].chunks == z[name].chunks
+            np.testing.assert_array_equal(h[name][:], z[name][:])
+        assert h.attrs["manifest"] == z.attrs["manifest"]
+    again = run_features("demo", tiny_videos, replace(tiny_config, storage="hdf5"), run_options)
+    assert again.computed == 0 and again.done == 12
+
+
+def test_two_shards_fill_one_store_identical_to_a_single_run(tiny_videos, tiny_config, run_options, tmp_path):
+    single = run_features("demo", tiny_videos, tiny_config, run_options, cache_path=tmp_path / "single.zarr")
+    first = run_features("demo", tiny_videos, tiny_config, replace(run_options, shard=(0, 2)), cache_path=tmp_path / "sharded.zarr")
+    assert not first.complete and first.done == 6 and first.pending == 6  # blocks of 2 videos, alternating
+    second = run_features("demo", tiny_videos, tiny_config, replace(run_options, shard=(1, 2)), cache_path=tmp_path / "sharded.zarr")
+    assert second.complete and second.computed == 6
+    with FeatureCache(Path(single.cache)) as a, FeatureCache(Path(second.cache)) as b:
+        for name in ARRAY_NAMES:
+            np.testing.assert_array_equal(a[name][:], b[name][:])
+
+
+def _make_blocking_video(root: Path, manifest_name: str) -> Path:
+    """Turn one video of the set into a frame folder whose only frame is a FIFO: decoding it
+    blocks until someone writes, so a run can be killed at a known point."""
+    folder = root / "videos" / manifest_name
+    folder.mkdir()
+    os.mkfifo(folder / "img_00001.png")
+    return folder
+
+
+def test_sigkill_then_resume_equals_an_uninterrupted_run(tiny_videos, tmp_path):
+    # the 8th video (index 7) becomes a frame folder; in the killed run its frame is a FIFO
+    lines = (tiny_videos / "manifest.csv").read_text().splitlines()
+    header, rows = lines[0], lines[1:]
+    path, label, split = rows[7].split(",")
+    rows[7] = f"videos/blocker,{label},{split}"
+    (tiny_videos / "manifest.csv").write_text("\n".join([header, *rows]) + "\n")
+    from PIL import Image
+
+    real_frame = np.full((32, 32, 3), 90, dtype=np.uint8)
+    reference_root = tmp_path / "reference_videos"
+    shutil.copytree(tiny_videos, reference_root)
+    (reference_root / "videos" / "blocker").mkdir()
+    Image.fromarray(real_frame).save(reference_root / "videos" / "blocker" / "img_00001.png")
+    folder = _make_blocking_video(tiny_videos, "blocker")
+
+    args = ["--workers", "0", "--videos-per-batch", "1"]
+    cache = tmp_path / "cache"
+    proc = _cli(*_tiny_args(tiny_videos, cache, *args), cwd=REPO)
+    store = None
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        stores = list((cache / "demo").glob("*.zarr")) if (cache / "demo").exists() else []
+        if stores and (stores[0] / "status" / "c" / "6").exists():  # videos 0..6 done, 7 blocks
+            store = stores[0]
+            break
+        assert proc.poll() is None, proc.stdout.read()
+        time.sleep(0.05)
+    assert store is not None, "run never reached the blocking video"
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with FeatureCache(store) as partial:
+        status = partial["status"][:]
+    assert status[:7].tolist() == [DONE] * 7 and status[7:].tolist() == [0] * 5
+
+    os.remove(folder / "img_00001.png")
+    Image.fromarray(real_frame).save(folder / "img_00001.png")
+    resumed = _cli(*_tiny_args(tiny_videos, cache, *args), cwd=REPO)
+    out, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, out
+    assert "computed this run           5" in out and "skipped (already in cache)  7" in out
+
+    reference = _cli(*_tiny_args(reference_root, tmp_path / "ref_cache", *args), cwd=REPO)
+    out, _ = reference.communicate(timeout=300)
+    assert reference.returncode == 0, out
+    (ref_store,) = (tmp_path / "ref_cache" / "demo").glob("*.zarr")
+    assert ref_store.name == store.name  # same fingerprint: same manifest and config
+    with FeatureCache(store) as a, FeatureCache(ref_store) as b:
+        for name in ARRAY_NAMES:
+            np.testing.assert_array_equal(a[name][:], b[name][:], err_msg=name)
+
+
+def test_bad_inputs_are_recorded_and_the_rest_finishes(tiny_videos, tmp_path):
+    lines = (tiny_videos / "manifest.csv").read_text().splitlines()
+    rows = lines[1:]
+    label = rows[0].split(",")[1]
+    (tiny_videos / "videos" / "empty.mp4").write_bytes(b"")
+    (tiny_videos / "videos" / "notes.mp4").write_text("meeting notes, not a video")
+    good = tiny_videos / rows[0].split(",")[0]
+    (tiny_videos / "videos" / "cut.mp4").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    shutil.copy(good, tiny_videos / "videos" / "relabelled.mp4")
+    (tiny_videos / "videos" / "frames_bad").mkdir()
+    (tiny_videos / "videos" / "frames_bad" / "img_00001.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    extra = [
+        f"videos/missing.mp4,{label},train",
+        f"videos/empty.mp4,{label},train",
+        f"videos/notes.mp4,{label},train",
+        f"videos/cut.mp4,{label},val",
+        f"videos/frames_bad,{label},val",
+        f"videos/relabelled.mp4,no_such_class,train",
+    ]
+    (tiny_videos / "manifest.csv").write_text("\n".join(lines[:1] + rows + extra) + "\n")
+    cache = tmp_path / "cache"
+    proc = _cli(*_tiny_args(tiny_videos, cache), cwd=REPO)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 1, out
+    assert "6 video(s) failed" in out
+    (failures_file,) = (cache / "demo").glob("*.failures.jsonl")
+    reasons = {r["path"]: r["reason"] for r in map(json.loads, failures_file.read_text().splitlines())}
+    assert "file not found" in reasons["videos/missing.mp4"]
+    assert "empty file" in reasons["videos/empty.mp4"]
+    assert "not a decodable video" in reasons["videos/notes.mp4"]
+    assert "truncated or corrupt" in reasons["videos/cut.mp4"] or "not a decodable video" in reasons["videos/cut.mp4"]
+    assert "unreadable frame image" in reasons["videos/frames_bad"]
+    assert any("not in the class list: no_such_class" in r for r in reasons.values())
+    (store,) = (cache / "demo").glob("*.zarr")
+    with FeatureCache(store) as c:
+        status = c["status"][:]
+    assert (status == DONE).sum() == 12 and (status == FAILED).sum() == 5
+    # accepted with --allow-failures; nothing is recomputed, the failures are still reported
+    again = _cli(*_tiny_args(tiny_videos, cache, "--allow-failures"), cwd=REPO)
+    out, _ = again.communicate(timeout=300)
+    assert again.returncode == 0, out
+    assert "computed this run           0" in out and "failed                      6" in out
+
+
+def test_a_second_writer_on_the_same_shard_is_refused(tiny_videos, tiny_config, run_options, tmp_path):
+    path = tmp_path / "locked.zarr"
+    run_features("demo", tiny_videos, tiny_config, replace(run_options, shard=(1, 2)), cache_path=path)
+    with file_lock(path / "locks" / "shard-0-of-2.lock"):
+        with pytest.raises(CacheError, match="another writer holds this lock"):
+            run_features("demo", tiny_videos, tiny_config, replace(run_options, shard=(0, 2)), cache_path=path)
+    assert run_features("demo", tiny_videos, tiny_config, replace(run_options, shard=(0, 2)), cache_path=path).complete
+
+
+def test_torchrun_two_ranks_fill_one_store(tiny_videos, tmp_path, tiny_config, run_options):
+    torchrun = Path(sys.executable).with_name("torchrun")
+    cache = tmp_path / "cache"
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "stages.cli", *_tiny_args(tiny_videos, cache, "--workers", "1")]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (store,) = (cache / "demo").glob("*.zarr")
+    single = run_features("demo", tiny_videos, tiny_config, run_options, cache_path=tmp_path / "single.zarr")
+    with FeatureCache(store) as a, FeatureCache(Path(single.cache)) as b:
+        assert a["status"][:].tolist() == [DONE] * 12
+        for name in ("frame_indices", "num_frames", "rec_logits"):
+            np.testing.assert_allclose(a[name][:], b[name][:], rtol=1e-5, atol=1e-5)
