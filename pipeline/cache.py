@@ -14,7 +14,7 @@ array                   shape        dtype     content
 ======================  ===========  ========  =========================================
 
 Every array is chunked by video (chunk = one video's row), compressed with Blosc/zstd, and
-written whole, so writers working on disjoint videos never touch the same chunk file; Zarr's
+written whole, a block of consecutive videos per call, so writers working on disjoint videos never touch the same chunk file; Zarr's
 local store writes each chunk atomically (temp file + rename). A video's ``status`` is set only
 after all its arrays are written, so a killed run leaves at worst pending videos, never a
 half-written one marked done. The group attributes hold the fingerprint, the full config and
@@ -56,6 +56,10 @@ class Layout:
     light_dim: int
     rec_dim: int
     num_classes: int
+
+    def rows(self) -> dict[str, tuple[tuple[int, ...], str]]:
+        """Per-video row shape and dtype of every data array (all but ``status``)."""
+        return {name: (shape[1:], dtype) for name, (shape, dtype) in self.arrays().items() if name != "status"}
 
     def arrays(self) -> dict[str, tuple[tuple[int, ...], str]]:
         n, t = self.num_videos, self.num_frames
@@ -141,14 +145,13 @@ class ZarrWriter:
     def status(self) -> np.ndarray:
         return self.arrays["status"][:]
 
-    def write_video(self, index: int, values: dict[str, np.ndarray]) -> None:
-        """Write one video's rows, then mark it done (the marker goes last)."""
-        for name, value in values.items():
-            self.arrays[name][index] = value
-        self.arrays["status"][index] = DONE
-
-    def mark_failed(self, index: int) -> None:
-        self.arrays["status"][index] = FAILED
+    def write_block(self, start: int, rows: dict[str, np.ndarray], status: np.ndarray) -> None:
+        """Write the rows of consecutive videos ``start, start+1, ..`` (one chunk each), then
+        their ``status`` markers (DONE or FAILED): the markers go last."""
+        stop = start + len(status)
+        for name, value in rows.items():
+            self.arrays[name][start:stop] = value
+        self.arrays["status"][start:stop] = status
 
 
 class BackgroundWriter:

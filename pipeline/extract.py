@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import torch
@@ -44,6 +44,7 @@ class VideoFailure:
 @dataclass
 class DecodedBlock:
     block: int
+    members: list[int]  # the consecutive video indices of the block
     videos: list[DecodedVideo]
     failures: list[VideoFailure]
 
@@ -94,7 +95,7 @@ class BlockDecoder(Dataset):
                 failures.append(VideoFailure(index, f"{type(exc).__name__}: {exc}"))
                 continue
             decoded.append(DecodedVideo(index, indices, count, light, rec))
-        return DecodedBlock(block_id, decoded, failures)
+        return DecodedBlock(block_id, members, decoded, failures)
 
 
 def _single_thread_worker(_: int) -> None:
@@ -131,25 +132,27 @@ class BlockInference:
         x = torch.cat(tensors).to(self.device, non_blocking=True)
         return x.contiguous(memory_format=torch.channels_last)
 
-    def __call__(self, block: DecodedBlock) -> Iterator[tuple[DecodedVideo, dict[str, np.ndarray]]]:
-        """Yield each decoded video with its rows for the cache."""
+    def __call__(self, block: DecodedBlock, layout_rows: dict[str, tuple[tuple[int, ...], str]]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """The cache rows of the block's videos (failed ones left zero) and their status
+        (DONE, or FAILED for the block's failures)."""
+        from pipeline.cache import DONE, FAILED
+
+        start, count = block.members[0], len(block.members)
+        rows = {name: np.zeros((count,) + shape, dtype=dtype) for name, (shape, dtype) in layout_rows.items()}
+        status = np.full(count, DONE, dtype=np.int8)
+        for failure in block.failures:
+            status[failure.index - start] = FAILED
         if not block.videos:
-            return
+            return rows, status
         cuda = self.device.type == "cuda"
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cuda):
             light, _ = self.light(self._prepare([v.light for v in block.videos]))
             rec, logits = self.recognizer(self._prepare([v.rec for v in block.videos]))
-        light = light.float().cpu().numpy()
-        rec = rec.float().cpu().numpy()
-        logits = logits.float().cpu().numpy()
-        start = 0
-        for video in block.videos:
-            stop = start + video.light.shape[0]
-            yield video, {
-                "light_features": light[start:stop].astype(np.float16),
-                "rec_features": rec[start:stop].astype(np.float16),
-                "rec_logits": logits[start:stop].astype(np.float32),
-                "frame_indices": video.frame_indices.astype(np.int32),
-                "num_frames": np.int32(video.num_frames),
-            }
-            start = stop
+        t = block.videos[0].light.shape[0]
+        at = np.array([v.index - start for v in block.videos])
+        rows["light_features"][at] = light.float().cpu().numpy().reshape(len(at), t, -1)
+        rows["rec_features"][at] = rec.float().cpu().numpy().reshape(len(at), t, -1)
+        rows["rec_logits"][at] = logits.float().cpu().numpy().reshape(len(at), t, -1)
+        rows["frame_indices"][at] = np.stack([v.frame_indices for v in block.videos])
+        rows["num_frames"][at] = [v.num_frames for v in block.videos]
+        return rows, status

@@ -20,7 +20,7 @@ from pipeline.datasets import get_dataset
 from pipeline.distributed import pick_device
 from pipeline.extract import BlockDecoder, BlockInference, block_loader, make_blocks
 from pipeline.models import frame_transform
-from stages.features import build_encoders, run_features
+from stages.features import build_encoders, make_layout, run_features
 
 
 @dataclass
@@ -65,14 +65,13 @@ def bench_features(dataset: str, data_root: Path | None, config: FeaturesConfig,
     decode_s = time.perf_counter() - start
     frames = sum(b.num_frames for b in decoded)
 
+    rows = make_layout(light, rec, light_cfg, rec_cfg, len(videos), config.num_frames).rows()
     infer = BlockInference(light, rec, device)
-    for _ in infer(decoded[0]):  # warm-up
-        pass
+    infer(decoded[0], rows)  # warm-up
     _sync(device)
     start = time.perf_counter()
     for block in decoded:
-        for _ in infer(block):
-            pass
+        infer(block, rows)
     _sync(device)
     models_s = time.perf_counter() - start
 

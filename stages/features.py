@@ -144,6 +144,13 @@ def _output_dims(encoder: FrameEncoder, cfg: dict[str, Any]) -> tuple[int, int]:
     return int(feats.shape[-1]), int(logits.shape[-1]) if logits is not None else 0
 
 
+def make_layout(light: FrameEncoder, rec: FrameEncoder, light_cfg: dict[str, Any], rec_cfg: dict[str, Any], num_videos: int, num_frames: int) -> Layout:
+    """The cache layout, with feature sizes read off one dummy frame through each model."""
+    light_dim, _ = _output_dims(light, light_cfg)
+    rec_dim, num_classes = _output_dims(rec, rec_cfg)
+    return Layout(num_videos, num_frames, light_dim, rec_dim, num_classes)
+
+
 def run_features(dataset: str, data_root: Path | None, config: FeaturesConfig, opts: RunOptions, cache_path: Path | None = None) -> FeaturesSummary:
     """Compute (or complete) the feature cache of ``dataset`` for ``config``; idempotent."""
     started = time.perf_counter()
@@ -201,8 +208,7 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
     loop_seconds = 0.0
     if plan is None or plan.todo:
         light, rec, light_cfg, rec_cfg = build_encoders(config, manifest)
-        light_dim, _ = _output_dims(light, light_cfg)
-        rec_dim, num_classes = _output_dims(rec, rec_cfg)
+        layout = make_layout(light, rec, light_cfg, rec_cfg, len(manifest.videos), config.num_frames)
         attrs = {
             "identity": identity,
             "config": config.to_dict(),
@@ -210,7 +216,6 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
             "data_configs": {"light": _jsonable(light_cfg), "recognizer": _jsonable(rec_cfg)},
             "videos_per_batch": opts.videos_per_batch,
         }
-        layout = Layout(len(manifest.videos), config.num_frames, light_dim, rec_dim, num_classes)
         writer = ZarrWriter(staging, fp, attrs, layout)
         log_dir = _failures_dir(final)
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -224,15 +229,16 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
             loader = block_loader(decoder, min(opts.workers, len(plan.todo)), pin_memory=worker.device.type == "cuda")
             bar = tqdm(total=plan.videos, unit="video", desc=f"features {manifest.name}", disable=not opts.progress or not worker.is_leader)
             frames, tick = 0, time.perf_counter()
+            row_layout = layout.rows()
             with BackgroundWriter() as background:
                 for block in loader:
-                    for video, rows in infer(block):
-                        background.submit(writer.write_video, video.index, rows)  # block-mates already done are rewritten identically
-                        computed += int(status[video.index] != DONE)
+                    rows, block_status = infer(block, row_layout)
+                    # block-mates already done are rewritten identically
+                    background.submit(writer.write_block, block.members[0], rows, block_status)
+                    computed += sum(int(status[v.index] != DONE) for v in block.videos)
                     for failure in block.failures:
                         record = manifest.videos[failure.index]
                         _log_failure(log, record.video_id, record.path, failure.reason)
-                        background.submit(writer.mark_failed, failure.index)
                         failed_now += 1
                     frames += block.num_frames
                     bar.update(len(block.videos) + len(block.failures))
