@@ -227,7 +227,7 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
             decoder = BlockDecoder(root, manifest.videos, plan.todo, config.num_frames, frame_transform(light_cfg), frame_transform(rec_cfg))
             infer = BlockInference(light, rec, worker.device)
             loader = block_loader(decoder, min(opts.workers, len(plan.todo)), pin_memory=worker.device.type == "cuda")
-            bar = tqdm(total=plan.videos, unit="video", desc=f"features {manifest.name}", disable=not opts.progress or not worker.is_leader)
+            bar = tqdm(total=sum(len(m) for _, m in plan.todo), unit="video", desc=f"features {manifest.name}", disable=not opts.progress or not worker.is_leader)
             frames, tick = 0, time.perf_counter()
             row_layout = layout.rows()
             with BackgroundWriter() as background:
@@ -246,14 +246,23 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
             bar.close()
             loop_seconds = time.perf_counter() - tick
     barrier(worker)
-    status = np.asarray(FeatureCache(staging)["status"][:])
-    if not (status == PENDING).any() and final != staging:
-        with cache_mod.file_lock(final.with_name(final.name + ".create.lock")):
-            if not final.exists():
-                cache_mod.export_hdf5(staging, final)
+    status = _finish(final, staging)
     summary = _summarise(final, manifest, status, computed, failed_now, plan.skipped, started)
     summary.frames, summary.compute_seconds = frames, loop_seconds
     return summary
+
+
+def _finish(final: Path, staging: Path) -> np.ndarray:
+    """The status of the whole cache; the writer that finds it complete writes the HDF5 file.
+    Runs under the store's creation lock, so ranks and jobs finishing together take turns."""
+    with cache_mod.file_lock(final.with_name(final.name + ".create.lock")):
+        if final != staging and final.exists():
+            with FeatureCache(final) as done:
+                return np.asarray(done["status"][:])
+        status = np.asarray(FeatureCache(staging)["status"][:])
+        if final != staging and not (status == PENDING).any():
+            cache_mod.export_hdf5(staging, final)
+        return status
 
 
 def _summarise(final: Path, manifest: Manifest, status: np.ndarray, computed: int, failed_now: int, skipped: int, started: float) -> FeaturesSummary:

@@ -238,13 +238,16 @@ def test_a_second_writer_on_the_same_shard_is_refused(tiny_videos, tiny_config, 
     assert run_features("demo", tiny_videos, tiny_config, replace(run_options, shard=(0, 2)), cache_path=path).complete
 
 
-def test_torchrun_two_ranks_fill_one_store(tiny_videos, tmp_path, tiny_config, run_options):
+@pytest.mark.parametrize("storage", ["zarr", "hdf5"])
+def test_torchrun_two_ranks_fill_one_store(tiny_videos, tmp_path, tiny_config, run_options, storage):
     torchrun = Path(sys.executable).with_name("torchrun")
     cache = tmp_path / "cache"
-    cmd = [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "stages.cli", *_tiny_args(tiny_videos, cache, "--workers", "1")]
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "stages.cli", *_tiny_args(tiny_videos, cache, "--workers", "1", "--storage", storage)]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    (store,) = (cache / "demo").glob("*.zarr")
+    assert proc.stdout.count("done / pending") == 1  # one summary, from rank 0
+    (store,) = (cache / "demo").glob("*.zarr" if storage == "zarr" else "*.h5")
+    assert not list((cache / "demo").glob("*.staging.zarr"))
     single = run_features("demo", tiny_videos, tiny_config, run_options, cache_path=tmp_path / "single.zarr")
     with FeatureCache(store) as a, FeatureCache(Path(single.cache)) as b:
         assert a["status"][:].tolist() == [DONE] * 12
