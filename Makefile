@@ -7,13 +7,14 @@ DATASET ?= demo
 DATA_ROOT ?=
 WEIGHTS ?=
 LIGHT_WEIGHTS ?=
+MODEL ?= recognizer
 ARGS ?=
 
 NSNET := $(BIN)/nsnet
 DATA_ARGS := --dataset $(DATASET) $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
 MODEL_ARGS := $(if $(WEIGHTS),--recognizer-weights $(WEIGHTS)) $(if $(LIGHT_WEIGHTS),--light-weights $(LIGHT_WEIGHTS))
 
-.PHONY: install data features demo test bench-features clean
+.PHONY: install data finetune features demo test bench-features clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,12 +27,18 @@ install: $(STAMP)
 data: install
 	$(NSNET) data $(DATA_ARGS) $(ARGS)
 
+finetune: install
+	$(NSNET) finetune $(DATA_ARGS) --model $(MODEL) $(ARGS)
+
 features: install
 	$(NSNET) features $(DATA_ARGS) $(MODEL_ARGS) $(ARGS)
 
+# Offline, end to end: demo videos -> fine-tune both backbones -> features with those weights.
 demo: install
 	$(NSNET) data --dataset demo
-	$(NSNET) features --dataset demo $(MODEL_ARGS)
+	$(NSNET) finetune --dataset demo --model recognizer --out cache/demo/recognizer.pth
+	$(NSNET) finetune --dataset demo --model light --out cache/demo/light.pth
+	$(NSNET) features --dataset demo --recognizer-weights cache/demo/recognizer.pth --light-weights cache/demo/light.pth
 
 test: install
 	$(BIN)/python -m pytest -q $(ARGS)

@@ -76,6 +76,35 @@ class FeaturesConfig:
 
 
 @dataclass(frozen=True)
+class FinetuneConfig:
+    """How a backbone is fine-tuned on a dataset's train split (the model itself, its initial
+    weights and resolution come from the dataset's :class:`ModelSpec` of that role).
+
+    ``segments=1`` is frame-wise training ("w/o TSN" in the paper's B.4: one random frame per
+    video per step, the video label); ``segments=N`` is TSN-style segment consensus (one random
+    frame in each of N segments, logits averaged before the loss).
+    """
+
+    segments: int = 1
+    repeats: int = 1  # visits of every training video per epoch (each with new random frames)
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    scheduler: str = "cosine"  # any timm scheduler name
+    warmup_epochs: int = 1
+    label_smoothing: float = 0.1
+    crop_scale: tuple[float, float] = (0.6, 1.0)  # RandomResizedCrop area range
+    color_jitter: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if min(self.segments, self.repeats, self.epochs, self.batch_size) < 1:
+            raise ValueError("segments, repeats, epochs and batch_size must be at least 1")
+
+
+@dataclass(frozen=True)
 class RunOptions:
     """How a stage runs; none of this changes its results."""
 

@@ -200,3 +200,25 @@ class FrameEncoder(nn.Module):
         pre_logits = self.model.forward_head(self.model.forward_features(frames), pre_logits=True)
         logits = self.model.get_classifier()(pre_logits) if self.has_head else None
         return pre_logits, logits
+
+
+def save_atomic(obj: Any, path: Path) -> None:
+    """``torch.save`` through a temporary file and a rename: a kill never leaves half a file."""
+    path = Path(path)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def make_checkpoint(model: nn.Module, model_name: str, classes: tuple[str, ...], data_cfg: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """An NSNet checkpoint: what ``--*-weights PATH`` loads, with the class list and the timm
+    data config the model was trained with."""
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "model_name": model_name,
+        "classes": list(classes),
+        "num_classes": len(classes),
+        "data_config": {k: list(v) if isinstance(v, tuple) else v for k, v in data_cfg.items()},
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        **extra,
+    }

@@ -19,3 +19,21 @@ def uniform_frame_indices(num_frames: int, t: int) -> np.ndarray:
     if num_frames < t:
         return np.arange(t, dtype=np.int64) % num_frames
     return ((np.arange(t, dtype=np.float64) + 0.5) * num_frames / t).astype(np.int64)
+
+
+def segment_random_indices(num_frames: int, segments: int, rng: np.random.Generator) -> np.ndarray:
+    """Training-time sampling: one random frame in each of ``segments`` equal segments (TSN).
+
+    ``segments=1`` is frame-wise training: one random frame of the whole video. Segment ``k``
+    covers frames ``floor(k*n/N) .. floor((k+1)*n/N) - 1``; a video shorter than ``segments``
+    is repeat-spliced first, as in :func:`uniform_frame_indices`.
+    """
+    if segments <= 0:
+        raise ValueError(f"the number of segments must be positive, got {segments}")
+    if num_frames <= 0:
+        raise ValueError(f"cannot sample from a video with {num_frames} frames")
+    if num_frames < segments:
+        return np.arange(segments, dtype=np.int64) % num_frames
+    starts = (np.arange(segments) * num_frames) // segments
+    ends = (np.arange(1, segments + 1) * num_frames) // segments
+    return (starts + rng.integers(0, ends - starts)).astype(np.int64)

@@ -111,6 +111,42 @@ def features(dataset: str, data_root: Path | None, cache_dir: Path, cache_path: 
         raise click.ClickException(f"{summary.failed} video(s) failed (see {summary.failures_file}); pass --allow-failures to accept")
 
 
+@main.command()
+@dataset_option
+@data_root_option
+@click.option("--model", "role", type=click.Choice(["recognizer", "light"]), default="recognizer", show_default=True, help="Which backbone to train.")
+@click.option("--arch", default=None, help="timm model name (default: the dataset's model for that role).")
+@click.option("--init", "weights", default=None, help="Initial weights: imagenet | none | checkpoint path.")
+@click.option("--resolution", type=int, default=None)
+@click.option("--segments", type=int, default=None, help="1: frame-wise (w/o TSN); N: TSN consensus over N segments.")
+@click.option("--repeats", type=int, default=None, help="Visits of every training video per epoch.")
+@click.option("--epochs", type=int, default=None)
+@click.option("--batch-size", type=int, default=None)
+@click.option("--lr", type=float, default=None)
+@click.option("--seed", type=int, default=None)
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=Path("cache"), show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Also copy the final checkpoint here.")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--workers", type=int, default=2, show_default=True)
+@click.option("--no-progress", is_flag=True)
+@clear_errors
+def finetune(dataset: str, data_root: Path | None, role: str, arch: str | None, weights: str | None, resolution: int | None, cache_dir: Path, out: Path | None, device: str, workers: int, no_progress: bool, **hyper: Any) -> None:
+    """Fine-tune the recognizer or the light backbone on the dataset's train split."""
+    from dataclasses import replace
+
+    from pipeline.config import RunOptions
+    from pipeline.datasets import get_dataset
+    from stages.finetune import run_finetune
+
+    dset = get_dataset(dataset)
+    spec = getattr(dset.features, role)
+    spec = replace(spec, **{k: v for k, v in dict(name=arch, weights=weights, resolution=resolution).items() if v is not None})
+    ft = replace(dset.finetune, **{k: v for k, v in hyper.items() if v is not None})
+    opts = RunOptions(cache_dir=cache_dir, device=device, workers=workers, progress=not no_progress)
+    result = run_finetune(dataset, data_root, role, spec, ft, dset.features.num_frames, opts, out)
+    click.echo(result.table())
+
+
 @main.command("bench-features")
 @dataset_option
 @data_root_option

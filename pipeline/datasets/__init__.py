@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from pipeline.config import FeaturesConfig, ModelSpec, WEIGHTS_NONE
+from pipeline.config import FeaturesConfig, FinetuneConfig, ModelSpec, WEIGHTS_NONE
 from pipeline.datasets import adapters
 from pipeline.datasets.manifest import Manifest, ManifestError, Rejected, VideoRecord
 
@@ -20,6 +20,7 @@ class DatasetSpec:
     default_root: Path
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     description: str = ""
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
 
 
 # The demo runs offline on 2 CPU cores: small models, low resolution, random-init or locally
@@ -30,6 +31,9 @@ DEMO_FEATURES = FeaturesConfig(
     recognizer=ModelSpec("resnet18", weights=WEIGHTS_NONE, resolution=112),
 )
 
+# Sized so that fine-tuning both demo models takes a few minutes on 2 CPU cores.
+DEMO_FINETUNE = FinetuneConfig(epochs=20, batch_size=32, lr=0.05, weight_decay=5e-4)
+
 DATASETS: dict[str, DatasetSpec] = {
     spec.name: spec
     for spec in (
@@ -39,6 +43,7 @@ DATASETS: dict[str, DatasetSpec] = {
             Path("data/demo"),
             DEMO_FEATURES,
             "synthetic H.264 videos made by `nsnet data` (generic CSV manifest)",
+            DEMO_FINETUNE,
         ),
         DatasetSpec("csv", adapters.csv_manifest, Path("data/csv"), description="generic manifest.csv: path,label[,label...],split"),
         DatasetSpec("fcvid", adapters.fcvid_manifest, Path("data/fcvid"), description="FCVID release files (multi-label)"),

@@ -1,0 +1,37 @@
+"""Video-level recognition metrics: mean frame softmax, top-1 and mAP (scikit-learn's AP)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from sklearn.metrics import average_precision_score
+
+
+def video_scores(frame_logits: np.ndarray) -> np.ndarray:
+    """[V, T, C] frame logits -> [V, C] video scores: the mean over frames of the softmax."""
+    z = frame_logits - frame_logits.max(axis=-1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(axis=-1, keepdims=True)
+    return p.mean(axis=1)
+
+
+def multi_hot(labels: Sequence[Sequence[int]], num_classes: int) -> np.ndarray:
+    out = np.zeros((len(labels), num_classes), dtype=np.int64)
+    for row, video_labels in enumerate(labels):
+        out[row, list(video_labels)] = 1
+    return out
+
+
+def top1_accuracy(scores: np.ndarray, labels: Sequence[Sequence[int]]) -> float:
+    """Share of videos whose highest-scoring class is one of their labels."""
+    best = scores.argmax(axis=1)
+    return float(np.mean([b in set(v) for b, v in zip(best, labels)]))
+
+
+def mean_average_precision(scores: np.ndarray, labels: Sequence[Sequence[int]]) -> float:
+    """Mean over classes (those with at least one positive video) of scikit-learn's average
+    precision of the video scores, as used for ActivityNet and FCVID."""
+    truth = multi_hot(labels, scores.shape[1])
+    present = truth.sum(axis=0) > 0
+    return float(average_precision_score(truth[:, present], scores[:, present], average="macro"))

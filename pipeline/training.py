@@ -1,0 +1,174 @@
+"""Fine-tuning a timm backbone on a video dataset: frame-wise or TSN-style, and video-level
+validation. Frames are read through the same decoding (:mod:`pipeline.video`) and
+preprocessing (timm transforms, :func:`pipeline.extract.to_model_input`) as the features stage.
+
+Every random choice of a training item (its frames, its augmentation) is seeded from
+``(seed, epoch, video index)``, and the shuffling from ``(seed, epoch)``: an epoch is the same
+whichever worker loads which item, and a run resumed at an epoch boundary continues exactly as
+an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from pipeline.datasets import VideoRecord
+from pipeline.extract import decode_video, to_model_input
+from pipeline.metrics import mean_average_precision, top1_accuracy, video_scores
+from pipeline.sampling import segment_random_indices
+from pipeline.video import FrameSource, VideoReadError
+
+Transform = Callable[[torch.Tensor], torch.Tensor]
+
+
+def soft_targets(labels: Sequence[int], num_classes: int) -> torch.Tensor:
+    """One-hot for one label; for several, the mass split evenly among them."""
+    target = torch.zeros(num_classes)
+    target[list(labels)] = 1.0 / len(labels)
+    return target
+
+
+ITEM, GLOBAL, SHUFFLE = 0, 1, 2  # independent random streams of an epoch
+
+
+def item_seed(seed: int, epoch: int, index: int = 0, stream: int = ITEM) -> int:
+    """A 32-bit seed for one stream of one epoch (``index``: the video, for the ITEM stream)."""
+    return int(np.random.SeedSequence([seed, epoch, stream, index]).generate_state(1)[0])
+
+
+class TrainClips(Dataset):
+    """Item ``i``: ``segments`` frames of training video ``i mod V`` (one random frame per
+    segment), augmented with timm's training transform, and the video's soft target. An epoch
+    visits every video ``repeats`` times, each time with other random frames. A video that
+    cannot be decoded yields ``None`` (dropped by the collate function, counted by the trainer)."""
+
+    def __init__(self, root: Path, videos: Sequence[VideoRecord], num_classes: int, segments: int, transform: Transform, seed: int, repeats: int = 1):
+        self.root, self.videos, self.num_classes = Path(root), list(videos), num_classes
+        self.segments, self.transform, self.seed, self.repeats = segments, transform, seed, repeats
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.videos) * self.repeats
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        seed = item_seed(self.seed, self.epoch, index)
+        rng = np.random.default_rng(seed)
+        torch.manual_seed(seed)  # timm's random crop, flip and jitter draw from these
+        random.seed(seed)
+        video = self.videos[index % len(self.videos)]
+        try:
+            source = FrameSource(self.root / video.path)
+            frames = source.read(segment_random_indices(source.num_frames, self.segments, rng))
+        except VideoReadError:
+            return None
+        clip = torch.stack([to_model_input(frame[None], self.transform)[0] for frame in frames])
+        return clip, soft_targets(video.labels, self.num_classes)
+
+
+class ValClips(Dataset):
+    """Item ``i``: the T uniformly pre-sampled frames of video ``i``, preprocessed exactly as
+    the features stage does (``None`` if it cannot be decoded)."""
+
+    def __init__(self, root: Path, videos: Sequence[VideoRecord], num_frames: int, transform: Transform):
+        self.root, self.videos, self.num_frames, self.transform = Path(root), list(videos), num_frames, transform
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def __getitem__(self, index: int) -> tuple[int, torch.Tensor] | None:
+        try:
+            frames, _, _ = decode_video(self.root, self.videos[index], self.num_frames)
+        except VideoReadError:
+            return None
+        return index, to_model_input(frames, self.transform)
+
+
+def drop_failed(batch: list[Any]) -> Any:
+    """Collate that leaves out undecodable videos; ``None`` if none is left."""
+    kept = [item for item in batch if item is not None]
+    return torch.utils.data.default_collate(kept) if kept else None
+
+
+def seeded_loader(dataset: Dataset, batch_size: int, workers: int, shuffle_seed: int | None, sampler=None, drop_last: bool = False) -> DataLoader:
+    generator = None
+    if shuffle_seed is not None and sampler is None:
+        generator = torch.Generator().manual_seed(shuffle_seed)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle_seed is not None and sampler is None,
+        sampler=sampler,
+        generator=generator,
+        num_workers=workers,
+        collate_fn=drop_failed,
+        drop_last=drop_last,
+        persistent_workers=False,
+    )
+
+
+@dataclass
+class EpochStats:
+    loss: float  # mean training loss over the clips
+    clips: int  # clips trained on (undecodable videos are left out)
+
+
+def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, loss_fn: nn.Module, device: torch.device, progress=None) -> EpochStats:
+    """One pass over the loader. Clips are [B, N, 3, h, w]; logits are averaged over the N
+    segments before the loss (TSN consensus; N=1 is frame-wise training)."""
+    model.train()
+    total, clips = 0.0, 0
+    cuda = device.type == "cuda"
+    for batch in loader:
+        if batch is None:
+            continue
+        x, target = batch
+        b, n = x.shape[:2]
+        x = x.flatten(0, 1).to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        target = target.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+            logits = model(x).float().view(b, n, -1).mean(dim=1)
+        loss = loss_fn(logits, target)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += float(loss.detach()) * b
+        clips += b
+        if progress is not None:
+            progress.update(b)
+            progress.set_postfix(loss=f"{total / max(clips, 1):.4f}")
+    return EpochStats(total / max(clips, 1), clips)
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, loader: DataLoader, videos: Sequence[VideoRecord], device: torch.device) -> dict[str, float]:
+    """Video-level top-1 and mAP of the mean frame softmax over the T uniform frames."""
+    model.eval()
+    indices, logits = [], []
+    cuda = device.type == "cuda"
+    for batch in loader:
+        if batch is None:
+            continue
+        index, x = batch
+        b, t = x.shape[:2]
+        x = x.flatten(0, 1).to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+            out = model(x).float().view(b, t, -1)
+        indices.append(index.numpy())
+        logits.append(out.cpu().numpy())
+    if not indices:
+        return {"top1": float("nan"), "mAP": float("nan"), "videos": 0}
+    order = np.concatenate(indices)
+    scores = video_scores(np.concatenate(logits))
+    labels = [videos[i].labels for i in order]
+    return {"top1": top1_accuracy(scores, labels), "mAP": mean_average_precision(scores, labels), "videos": int(len(order))}

@@ -1,0 +1,193 @@
+"""Stage ``nsnet finetune``: train the recognizer or the light backbone on the target dataset.
+
+Output: ``<cache>/<dataset>/finetune/<role>-<model>-<fingerprint>/`` with ``model.pth`` (an
+NSNet checkpoint the features stage loads with ``--recognizer-weights`` / ``--light-weights``),
+``last.pth`` (the resume point, written after every epoch), ``log.jsonl`` (one line an epoch)
+and ``metrics.json``. The same config and inputs again: nothing to do.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+import pipeline
+from pipeline import cache as cache_mod
+from pipeline.config import FinetuneConfig, ModelSpec, RunOptions
+from pipeline.datasets import Manifest, get_dataset
+from pipeline.distributed import Worker, barrier, setup_worker, teardown
+from pipeline.models import create_model, data_config, frame_transform, make_checkpoint, save_atomic, weights_identity
+from pipeline.training import GLOBAL, SHUFFLE, TrainClips, ValClips, evaluate, item_seed, seeded_loader, train_one_epoch
+
+ROLES = ("recognizer", "light")
+
+
+@dataclass
+class FinetuneResult:
+    checkpoint: str
+    trained_epochs: int  # epochs run by this call (0: already finished)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    chance_top1: float = 0.0
+    seconds: float = 0.0
+
+    @property
+    def final(self) -> dict[str, Any]:
+        return self.history[-1] if self.history else {}
+
+    def table(self) -> str:
+        lines = [f"{'epoch':>5}  {'loss':>8}  {'val top-1':>9}  {'val mAP':>8}  {'seconds':>7}"]
+        for h in self.history:
+            lines.append(f"{h['epoch']:>5}  {h['loss']:8.4f}  {100 * h['top1']:8.1f}%  {100 * h['mAP']:7.1f}%  {h['seconds']:7.1f}")
+        lines.append(f"checkpoint {self.checkpoint}  (chance top-1 {100 * self.chance_top1:.1f}%, {self.trained_epochs} epochs trained now, {self.seconds:.0f} s)")
+        return "\n".join(lines)
+
+
+def _splits(manifest: Manifest) -> tuple[list, list]:
+    train = [manifest.videos[i] for i in manifest.split("train")]
+    val = [manifest.videos[i] for i in manifest.split("val")] or [manifest.videos[i] for i in manifest.split("test")]
+    if not train:
+        raise ValueError(f"{manifest.name}: the manifest has no training videos")
+    return train, val
+
+
+def run_dir_for(dataset: str, manifest: Manifest, role: str, spec: ModelSpec, ft: FinetuneConfig, val_frames: int, opts: RunOptions) -> tuple[Path, dict[str, Any]]:
+    identity = {
+        "schema": pipeline.CACHE_SCHEMA_VERSION,
+        "code_version": pipeline.__version__,
+        "dataset": dataset,
+        "manifest_sha256": manifest.digest(),
+        "role": role,
+        "model": {**asdict(spec), "weights": weights_identity(spec)},
+        "finetune": asdict(ft),
+        "val_frames": val_frames,
+    }
+    fp = cache_mod.fingerprint(identity)
+    return Path(opts.cache_dir) / dataset / "finetune" / f"{role}-{spec.name}-{fp[:16]}", identity
+
+
+def train_transform(cfg: dict[str, Any], ft: FinetuneConfig):
+    """timm's training transform at the model's resolution (random resized crop, flip, jitter)."""
+    from timm.data import create_transform
+
+    return create_transform(
+        input_size=cfg["input_size"],
+        is_training=True,
+        scale=ft.crop_scale,
+        hflip=0.5,
+        color_jitter=ft.color_jitter,
+        interpolation=cfg["interpolation"],
+        mean=cfg["mean"],
+        std=cfg["std"],
+        re_prob=0.0,
+    )
+
+
+def run_finetune(dataset: str, data_root: Path | None, role: str, spec: ModelSpec, ft: FinetuneConfig, val_frames: int, opts: RunOptions, out: Path | None = None) -> FinetuneResult:
+    """Fine-tune (or finish fine-tuning) one backbone; idempotent and resumable."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+    started = time.perf_counter()
+    dset = get_dataset(dataset)
+    root = Path(data_root) if data_root is not None else dset.default_root
+    manifest = dset.load(root)
+    train, val = _splits(manifest)
+    run_dir, identity = run_dir_for(dataset, manifest, role, spec, ft, val_frames, opts)
+    final = run_dir / "model.pth"
+    worker = setup_worker((0, 1), opts.device)
+    try:
+        if final.exists():
+            history = json.loads((run_dir / "metrics.json").read_text())["history"]
+            result = FinetuneResult(str(final), 0, history)
+        else:
+            result = _train(root, manifest, train, val, role, spec, ft, val_frames, opts, worker, run_dir, identity)
+    finally:
+        teardown(worker)
+    result.chance_top1 = _chance_top1(val, manifest.num_classes)
+    result.seconds = time.perf_counter() - started
+    if out is not None and worker.is_leader:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        if not Path(out).exists() or Path(out).read_bytes() != final.read_bytes():
+            tmp = Path(out).with_name(Path(out).name + ".tmp")
+            shutil.copyfile(final, tmp)
+            tmp.replace(out)
+        result.checkpoint = str(out)
+    return result
+
+
+def _chance_top1(val: list, num_classes: int) -> float:
+    """Top-1 of always answering the most frequent validation class (1/C when balanced)."""
+    if not val:
+        return 1.0 / num_classes
+    counts = torch.zeros(num_classes)
+    for v in val:
+        counts[list(v.labels)] += 1
+    return float(counts.max() / len(val))
+
+
+def _train(root: Path, manifest: Manifest, train: list, val: list, role: str, spec: ModelSpec, ft: FinetuneConfig, val_frames: int, opts: RunOptions, worker: Worker, run_dir: Path, identity: dict[str, Any]) -> FinetuneResult:
+    from timm.optim import create_optimizer_v2
+    from timm.scheduler import create_scheduler_v2
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "identity.json").write_text(json.dumps(identity, indent=1))
+    device = worker.device
+    model = create_model(spec, num_classes=manifest.num_classes, seed=ft.seed, classes=manifest.classes)
+    cfg = data_config(model, spec)
+    model = model.to(device).to(memory_format=torch.channels_last)
+    optimizer = create_optimizer_v2(model, opt="momentum", lr=ft.lr, weight_decay=ft.weight_decay, momentum=ft.momentum)
+    scheduler, _ = create_scheduler_v2(optimizer, sched=ft.scheduler, num_epochs=ft.epochs, warmup_epochs=ft.warmup_epochs, min_lr=ft.lr * 1e-3)
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=ft.label_smoothing)
+
+    start_epoch, history = 0, []
+    resume = run_dir / "last.pth"
+    if resume.exists():
+        state = torch.load(resume, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch, history = state["epoch"] + 1, state["history"]
+    else:
+        scheduler.step(0)
+
+    net: torch.nn.Module = model
+    sampler = None
+    train_set = TrainClips(root, train, manifest.num_classes, ft.segments, train_transform(cfg, ft), ft.seed, ft.repeats)
+    if worker.world_size > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        sampler = torch.utils.data.distributed.DistributedSampler(train_set, shuffle=True, seed=ft.seed, drop_last=True)
+    val_loader = seeded_loader(ValClips(root, val, val_frames, frame_transform(cfg)), max(1, 128 // val_frames), opts.workers, None)
+    log = run_dir / "log.jsonl"
+    for epoch in range(start_epoch, ft.epochs):
+        tick = time.perf_counter()
+        train_set.set_epoch(epoch)
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        torch.manual_seed(item_seed(ft.seed, epoch, stream=GLOBAL))
+        loader = seeded_loader(train_set, ft.batch_size, opts.workers, item_seed(ft.seed, epoch, stream=SHUFFLE), sampler=sampler)
+        bar = tqdm(total=len(loader.sampler) if sampler is not None else len(train_set), unit="clip", desc=f"{role} epoch {epoch + 1}/{ft.epochs}", disable=not opts.progress or not worker.is_leader, leave=False)
+        stats = train_one_epoch(net, loader, optimizer, loss_fn, device, bar)
+        bar.close()
+        scheduler.step(epoch + 1)
+        if worker.is_leader:
+            metrics = evaluate(model, val_loader, val, device) if val else {"top1": float("nan"), "mAP": float("nan"), "videos": 0}
+            entry = {"epoch": epoch + 1, "loss": stats.loss, "clips": stats.clips, "skipped": len(train_set) - stats.clips if sampler is None else None, **metrics, "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - tick}
+            history.append(entry)
+            with open(log, "a") as handle:
+                handle.write(json.dumps(entry) + "\n")
+            if opts.progress:
+                tqdm.write(f"{role} epoch {epoch + 1}: loss {stats.loss:.4f}, val top-1 {100 * metrics['top1']:.1f}%, mAP {100 * metrics['mAP']:.1f}%")
+            save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch, "history": history}, resume)
+        barrier(worker)
+    if worker.is_leader:
+        checkpoint = make_checkpoint(model, spec.name, manifest.classes, cfg, role=role, identity=identity, metrics=history[-1] if history else {})
+        (run_dir / "metrics.json").write_text(json.dumps({"history": history}, indent=1))
+        save_atomic(checkpoint, run_dir / "model.pth")
+    barrier(worker)
+    return FinetuneResult(str(run_dir / "model.pth"), ft.epochs - start_epoch, history)

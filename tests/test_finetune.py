@@ -1,0 +1,110 @@
+"""The fine-tune stage on tiny generated videos: learning, checkpoints, resume, errors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.cache import FeatureCache
+from pipeline.config import FinetuneConfig, ModelSpec
+from pipeline.datasets import get_dataset
+from pipeline.extract import decode_video, to_model_input
+from pipeline.models import WeightsError, create_model, data_config, frame_transform, read_checkpoint
+from stages.features import run_features
+from stages.finetune import run_finetune
+
+REPO = Path(__file__).resolve().parents[1]
+REC = ModelSpec("test_resnet", weights="none", resolution=32)
+FT = FinetuneConfig(segments=3, epochs=6, repeats=3, batch_size=8, lr=0.01, warmup_epochs=0, seed=3)
+
+
+def test_training_lowers_the_loss_and_is_idempotent(tiny_videos, run_options):
+    result = run_finetune("demo", tiny_videos, "recognizer", REC, FT, 6, run_options)
+    losses = [h["loss"] for h in result.history]
+    assert result.trained_epochs == 6 and len(losses) == 6
+    assert np.mean(losses[-2:]) < 0.9 * losses[0]
+    assert all(0 <= h["top1"] <= 1 and 0 <= h["mAP"] <= 1 and h["videos"] == 3 for h in result.history)
+    assert result.chance_top1 == pytest.approx(1 / 3)
+    again = run_finetune("demo", tiny_videos, "recognizer", REC, FT, 6, run_options)
+    assert again.trained_epochs == 0 and again.history == result.history and again.checkpoint == result.checkpoint
+
+
+def test_frame_wise_regime_trains_too(tiny_videos, run_options):
+    result = run_finetune("demo", tiny_videos, "recognizer", REC, replace(FT, segments=1, epochs=1, repeats=2), 6, run_options)
+    assert result.history[0]["clips"] == 18
+
+
+def test_checkpoint_round_trip_into_the_features_stage(tiny_videos, tiny_config, run_options, tmp_path):
+    out = tmp_path / "rec.pth"
+    result = run_finetune("demo", tiny_videos, "recognizer", REC, replace(FT, epochs=2), tiny_config.num_frames, run_options, out=out)
+    assert result.checkpoint == str(out)
+    ckpt = read_checkpoint(out)
+    manifest = get_dataset("demo").load(tiny_videos)
+    assert ckpt["classes"] == list(manifest.classes) and ckpt["model_name"] == "test_resnet"
+    assert tuple(ckpt["data_config"]["input_size"]) == (3, 32, 32)
+    config = tiny_config.with_overrides(recognizer_weights=str(out))
+    summary = run_features("demo", tiny_videos, config, run_options)
+    trained = create_model(REC, 3, seed=0)
+    trained.load_state_dict(ckpt["state_dict"])
+    trained.eval()
+    with FeatureCache(Path(summary.cache)) as cache:
+        for i in (0, 7):
+            frames, _, _ = decode_video(tiny_videos, manifest.videos[i], tiny_config.num_frames)
+            x = to_model_input(frames, frame_transform(data_config(trained, REC)))
+            with torch.inference_mode():
+                expected = trained(x).numpy()
+            np.testing.assert_allclose(cache["rec_logits"][i], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_kill_and_resume_gives_the_same_weights(tiny_videos, tmp_path):
+    args = [
+        sys.executable, "-m", "stages.cli", "finetune", "--dataset", "demo", "--data-root", str(tiny_videos),
+        "--arch", "test_resnet", "--init", "none", "--resolution", "32", "--epochs", "8", "--repeats", "3",
+        "--batch-size", "8", "--lr", "0.05", "--seed", "3", "--device", "cpu", "--workers", "0", "--no-progress",
+    ]  # fmt: skip
+    killed_cache, reference_cache = tmp_path / "killed", tmp_path / "reference"
+    proc = subprocess.Popen(args + ["--cache-dir", str(killed_cache)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(killed_cache.glob("demo/finetune/*/last.pth")):
+        assert proc.poll() is None, proc.stdout.read()
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    (run_dir,) = killed_cache.glob("demo/finetune/*")
+    assert not (run_dir / "model.pth").exists(), "the run finished before it could be killed"
+    done_before = torch.load(run_dir / "last.pth", weights_only=False)["epoch"] + 1
+    assert done_before < 8
+    resumed = subprocess.run(args + ["--cache-dir", str(killed_cache)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"{8 - done_before} epochs trained now" in resumed.stdout
+    reference = subprocess.run(args + ["--cache-dir", str(reference_cache)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert reference.returncode == 0, reference.stderr
+    a = read_checkpoint(run_dir / "model.pth")["state_dict"]
+    b = read_checkpoint(next(reference_cache.glob("demo/finetune/*/model.pth")))["state_dict"]
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_bad_initial_checkpoint_and_class_mismatch_are_clear_errors(tiny_videos, tiny_config, run_options, tmp_path):
+    with pytest.raises(WeightsError, match="nowhere.pth: checkpoint file not found"):
+        run_finetune("demo", tiny_videos, "recognizer", replace(REC, weights=str(tmp_path / "nowhere.pth")), FT, 6, run_options)
+    # a checkpoint fine-tuned on a dataset with other classes is refused by the features stage
+    other = tmp_path / "other"
+    other.mkdir()
+    lines = (tiny_videos / "manifest.csv").read_text().splitlines()
+    (other / "manifest.csv").write_text("\n".join(lines[:1] + [row.replace(",c0", ",other_c0") for row in lines[1:]]) + "\n")
+    os.symlink(tiny_videos / "videos", other / "videos")
+    out = tmp_path / "other.pth"
+    run_finetune("demo", other, "recognizer", REC, replace(FT, epochs=1, repeats=1), 6, run_options, out=out)
+    with pytest.raises(WeightsError, match="trained on other classes than this dataset's"):
+        run_features("demo", tiny_videos, tiny_config.with_overrides(recognizer_weights=str(out)), run_options)
