@@ -89,6 +89,7 @@ class FinetuneConfig:
     repeats: int = 1  # visits of every training video per epoch (each with new random frames)
     epochs: int = 30
     batch_size: int = 32
+    optimizer: str = "momentum"  # any timm optimizer name ("momentum": SGD with momentum)
     lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 1e-4

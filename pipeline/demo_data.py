@@ -14,6 +14,7 @@ dims the class objects, and raises noise and distractor rates.
 
 from __future__ import annotations
 
+import colorsys
 import json
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -23,17 +24,8 @@ from pathlib import Path
 import numpy as np
 
 SHAPES = ("disc", "square", "triangle", "cross", "ring", "diamond", "bar", "star")
-COLOURS = (
-    (230, 40, 40),
-    (40, 200, 60),
-    (50, 90, 235),
-    (235, 210, 30),
-    (200, 50, 210),
-    (30, 210, 220),
-    (245, 140, 20),
-    (140, 80, 40),
-)
 NEUTRAL = (150, 150, 150)
+MAX_CLASSES = 36  # hues at least 10 degrees apart
 
 
 @dataclass(frozen=True)
@@ -51,8 +43,8 @@ class DemoSpec:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if not 2 <= self.num_classes <= len(SHAPES) * len(COLOURS):
-            raise ValueError(f"num_classes must be in 2..{len(SHAPES) * len(COLOURS)}")
+        if not 2 <= self.num_classes <= MAX_CLASSES:
+            raise ValueError(f"num_classes must be in 2..{MAX_CLASSES}")
         if not 0.0 <= self.difficulty <= 1.0:
             raise ValueError("difficulty must be within [0, 1]")
         if self.size % 16:
@@ -62,19 +54,17 @@ class DemoSpec:
 
 
 def class_table(num_classes: int) -> list[tuple[str, tuple[int, int, int]]]:
-    """(shape, colour) of each class. Consecutive classes share a shape or a colour, which makes
-    them confusable: class 2k and 2k+1 share a shape, class 2k+1 and 2k+2 share a colour."""
+    """(shape, RGB colour) of each class: hue ``c / num_classes`` of the wheel, saturated and
+    bright; shape ``SHAPES[c mod len(SHAPES)]``."""
     table = []
     for c in range(num_classes):
-        shape = SHAPES[(c // 2) % len(SHAPES)]
-        colour = COLOURS[((c + 1) // 2) % len(COLOURS)]
-        table.append((shape, colour))
+        rgb = colorsys.hsv_to_rgb(c / num_classes, 0.9, 0.95)
+        table.append((SHAPES[c % len(SHAPES)], tuple(int(round(255 * v)) for v in rgb)))
     return table
 
 
 def class_name(c: int, table: list[tuple[str, tuple[int, int, int]]]) -> str:
-    shape, colour = table[c]
-    return f"c{c:02d}_{shape}_{COLOURS.index(colour)}"
+    return f"c{c:02d}_{table[c][0]}_hue{round(360 * c / len(table)):03d}"
 
 
 def _shape_mask(shape: str, size: int, cx: float, cy: float, r: float, angle: float) -> np.ndarray:

@@ -141,7 +141,7 @@ def _train(root: Path, manifest: Manifest, train: list, val: list, role: str, sp
     model = create_model(spec, num_classes=manifest.num_classes, seed=ft.seed, classes=manifest.classes)
     cfg = data_config(model, spec)
     model = model.to(device).to(memory_format=torch.channels_last)
-    optimizer = create_optimizer_v2(model, opt="momentum", lr=ft.lr, weight_decay=ft.weight_decay, momentum=ft.momentum)
+    optimizer = create_optimizer_v2(model, opt=ft.optimizer, lr=ft.lr, weight_decay=ft.weight_decay, momentum=ft.momentum)
     scheduler, _ = create_scheduler_v2(optimizer, sched=ft.scheduler, num_epochs=ft.epochs, warmup_epochs=ft.warmup_epochs, min_lr=ft.lr * 1e-3)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=ft.label_smoothing)
 

@@ -31,13 +31,14 @@ def test_difficulty_shortens_salient_segments():
     assert frac(easy) > 0.15 > 0.08 > frac(hard)
 
 
-def test_confusable_pairs_share_shape_or_colour():
+def test_classes_have_evenly_spaced_hues_and_shared_shapes():
+    import colorsys
+
     table = class_table(12)
-    assert len(set(table)) == 12
-    for c in range(11):
-        shared_shape = table[c][0] == table[c + 1][0]
-        shared_colour = table[c][1] == table[c + 1][1]
-        assert shared_shape or shared_colour
+    assert len({colour for _, colour in table}) == 12
+    hues = [colorsys.rgb_to_hsv(*(v / 255 for v in colour))[0] for _, colour in table]
+    np.testing.assert_allclose(np.diff(hues), 1 / 12, atol=0.01)  # neighbours 30 degrees apart
+    assert table[0][0] == table[8][0] and table[0][0] != table[1][0]
 
 
 def test_rendering_is_deterministic_and_class_visible_only_when_salient():
