@@ -19,6 +19,7 @@ import json
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,7 @@ class DemoSpec:
     fps: int = 8
     difficulty: float = 0.5
     seed: int = 0
+    scene_pool: int = 32  # non-salient scenes shared by all classes
 
     def __post_init__(self) -> None:
         if not 2 <= self.num_classes <= MAX_CLASSES:
@@ -51,6 +53,8 @@ class DemoSpec:
             raise ValueError("size must be a multiple of 16 for H.264")
         if not 1 <= self.min_frames <= self.max_frames:
             raise ValueError("need 1 <= min_frames <= max_frames")
+        if self.scene_pool < 3:
+            raise ValueError("scene_pool needs at least 3 scenes")
 
 
 def class_table(num_classes: int) -> list[tuple[str, tuple[int, int, int]]]:
@@ -94,7 +98,7 @@ def _shape_mask(shape: str, size: int, cx: float, cy: float, r: float, angle: fl
 
 
 class _Scene:
-    """One non-salient scene from the shared pool: a textured, slowly moving background."""
+    """One non-salient scene of the shared pool: a textured, slowly moving background."""
 
     def __init__(self, rng: np.random.Generator, size: int, noise: float):
         self.size = size
@@ -125,6 +129,15 @@ class _Scene:
             w = 0.5 + 0.25 * np.sign(np.sin(2 * np.pi * self.freq * xx + 0.1 * t) * np.sin(2 * np.pi * self.freq * yy))
         frame = self.base[None, None, :] + self.tint[None, None, :] * w[..., None] + self.texture
         return frame
+
+
+@lru_cache(maxsize=4)
+def scene_pool(spec: DemoSpec) -> tuple[_Scene, ...]:
+    """The non-salient scenes every video draws from, whatever its class: a background seen in
+    one class's videos is seen in the others', so it tells nothing about the class."""
+    rng = np.random.default_rng(np.random.SeedSequence([spec.seed, 1]))
+    noise = 4 + 10 * spec.difficulty
+    return tuple(_Scene(rng, spec.size, noise) for _ in range(spec.scene_pool))
 
 
 @dataclass(frozen=True)
@@ -160,14 +173,24 @@ def _video_seed(spec: DemoSpec, index: int) -> np.random.SeedSequence:
     return np.random.SeedSequence([spec.seed, index])
 
 
+def _pick_scenes(rng: np.random.Generator, pool_size: int) -> list[int]:
+    return [int(i) for i in rng.choice(pool_size, size=int(rng.integers(1, 4)), replace=False)]
+
+
+def video_scenes(spec: DemoSpec, index: int) -> list[int]:
+    """Which pooled scenes video ``index`` shows (the first draws of its generator)."""
+    return _pick_scenes(np.random.default_rng(_video_seed(spec, index)), spec.scene_pool)
+
+
 def render_video(spec: DemoSpec, plan: VideoPlan, index: int) -> np.ndarray:
     """Render the frames of one planned video as uint8 [n, size, size, 3]."""
     rng = np.random.default_rng(_video_seed(spec, index))
+    pool = scene_pool(spec)
+    scenes = [pool[i] for i in _pick_scenes(rng, len(pool))]
     table = class_table(spec.num_classes)
     d = spec.difficulty
     size = spec.size
-    noise = 4 + 10 * d
-    scenes = [_Scene(rng, size, noise) for _ in range(int(rng.integers(1, 4)))]
+    start = int(rng.integers(0, 1000))  # where in each scene's motion the video starts
     cuts = np.sort(rng.integers(0, plan.num_frames, size=len(scenes) - 1))
     distractor_rate = 0.10 + 0.30 * d
     shape, colour = table[plan.label]
@@ -179,7 +202,7 @@ def render_video(spec: DemoSpec, plan: VideoPlan, index: int) -> np.ndarray:
     frames = np.empty((plan.num_frames, size, size, 3), dtype=np.uint8)
     for t in range(plan.num_frames):
         scene = scenes[int(np.searchsorted(cuts, t, side="right"))]
-        frame = scene.render(t)
+        frame = scene.render(start + t)
         if plan.salient[t]:
             p = np.clip(pos + vel * t, 0.3 * size, 0.7 * size)
             mask = _shape_mask(shape, size, p[0], p[1], radius, angle0 + spin * t)

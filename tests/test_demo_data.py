@@ -41,6 +41,19 @@ def test_classes_have_evenly_spaced_hues_and_shared_shapes():
     assert table[0][0] == table[8][0] and table[0][0] != table[1][0]
 
 
+def test_backgrounds_come_from_one_pool_shared_by_all_classes():
+    from pipeline.demo_data import scene_pool, video_scenes
+
+    spec = DemoSpec()
+    assert len(scene_pool(spec)) == spec.scene_pool and scene_pool(spec) is scene_pool(spec)
+    classes_of_scene: dict[int, set[int]] = {}
+    for i, plan in enumerate(_plan_videos(spec)):
+        for scene in video_scenes(spec, i):
+            classes_of_scene.setdefault(scene, set()).add(plan.label)
+    assert set(classes_of_scene) == set(range(spec.scene_pool))  # every scene is used
+    assert min(len(c) for c in classes_of_scene.values()) >= spec.num_classes // 2  # by many classes
+
+
 def test_rendering_is_deterministic_and_class_visible_only_when_salient():
     spec = DemoSpec(num_classes=4, train_per_class=1, val_per_class=0, min_frames=30, max_frames=30, difficulty=0.0, seed=3)
     plan = _plan_videos(spec)[0]
