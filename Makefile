@@ -14,7 +14,7 @@ NSNET := $(BIN)/nsnet
 DATA_ARGS := --dataset $(DATASET) $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
 MODEL_ARGS := $(if $(WEIGHTS),--recognizer-weights $(WEIGHTS)) $(if $(LIGHT_WEIGHTS),--light-weights $(LIGHT_WEIGHTS))
 
-.PHONY: install data finetune features demo test bench-features clean
+.PHONY: install data finetune features prototypes demo test bench-features clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,12 +33,17 @@ finetune: install
 features: install
 	$(NSNET) features $(DATA_ARGS) $(MODEL_ARGS) $(ARGS)
 
-# Offline, end to end: demo videos -> fine-tune both backbones -> features with those weights.
+prototypes: install
+	$(NSNET) prototypes --dataset $(DATASET) $(ARGS)
+
+# Offline, end to end: demo videos -> fine-tune both backbones -> features with those weights
+# -> prototypes and guiding scores.
 demo: install
 	$(NSNET) data --dataset demo
 	$(NSNET) finetune --dataset demo --model recognizer --out cache/demo/recognizer.pth
 	$(NSNET) finetune --dataset demo --model light --out cache/demo/light.pth
 	$(NSNET) features --dataset demo --recognizer-weights cache/demo/recognizer.pth --light-weights cache/demo/light.pth
+	$(NSNET) prototypes --dataset demo
 
 test: install
 	$(BIN)/python -m pytest -q $(ARGS)

@@ -107,6 +107,8 @@ def features(dataset: str, data_root: Path | None, cache_dir: Path, cache_path: 
         click.echo(summary.table())
         out = Path(summary.cache).with_name(Path(summary.cache).name + ".summary.json")
         out.write_text(json.dumps(vars(summary), indent=1))
+        if summary.complete:
+            latest_features_file(cache_dir, dataset).write_text(str(Path(summary.cache).resolve()) + "\n")
     if summary.failed and not allow_failures:
         raise click.ClickException(f"{summary.failed} video(s) failed (see {summary.failures_file}); pass --allow-failures to accept")
 
@@ -144,6 +146,37 @@ def finetune(dataset: str, data_root: Path | None, role: str, arch: str | None, 
     ft = replace(dset.finetune, **{k: v for k, v in hyper.items() if v is not None})
     opts = RunOptions(cache_dir=cache_dir, device=device, workers=workers, progress=not no_progress)
     result = run_finetune(dataset, data_root, role, spec, ft, dset.features.num_frames, opts, out)
+    click.echo(result.table())
+
+
+def latest_features_file(cache_dir: Path, dataset: str) -> Path:
+    """Where ``features`` records the last finished cache of a dataset, for the later stages."""
+    return cache_dir / dataset / "latest-features.txt"
+
+
+@main.command()
+@dataset_option
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=Path("cache"), show_default=True)
+@click.option("--features", "features_path", type=click.Path(path_type=Path), default=None, help="Feature cache (default: the last one `nsnet features` finished for this dataset).")
+@click.option("--epsilon", type=float, default=30.0, show_default=True, help="Top percent of correctly predicted frames per video (A.1).")
+@click.option("--guide", type=click.Choice(["prototype", "response"]), default="prototype", show_default=True, help="Guiding score: prototype distance (eq. 1) or recognizer response (B.1).")
+@click.option("--temperature", type=float, default=1.0, show_default=True, help="Scale of eq. 1's distances.")
+@data_root_option
+@clear_errors
+def prototypes(dataset: str, cache_dir: Path, features_path: Path | None, epsilon: float, guide: str, temperature: float, data_root: Path | None) -> None:
+    """Class prototypes and guiding saliency scores (NS pseudo labels) from the feature cache."""
+    from pipeline.cache import CacheError
+    from pipeline.datasets import get_dataset
+    from pipeline.prototypes import GuidingScorer
+    from stages.prototypes import run_prototypes
+
+    if features_path is None:
+        pointer = latest_features_file(cache_dir, dataset)
+        if not pointer.is_file():
+            raise CacheError(f"{pointer}: no finished feature cache recorded for {dataset}; run `nsnet features` first or pass --features")
+        features_path = Path(pointer.read_text().strip())
+    root = data_root if data_root is not None else get_dataset(dataset).default_root
+    result = run_prototypes(features_path, GuidingScorer(epsilon=epsilon, guide=guide, temperature=temperature), ground_truth=root / "groundtruth.json")
     click.echo(result.table())
 
 

@@ -1,0 +1,43 @@
+"""The prototypes stage on a tiny feature cache: fitting, storage, idempotency, refusal."""
+
+import json
+import pickle
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.cache import CacheError, FeatureCache
+from pipeline.datasets import get_dataset
+from pipeline.prototypes import GuidingScorer
+from stages.features import run_features
+from stages.prototypes import run_prototypes
+
+
+def test_prototypes_from_a_cache(tiny_videos, tiny_config, run_options):
+    summary = run_features("demo", tiny_videos, tiny_config, run_options)
+    result = run_prototypes(Path(summary.cache), GuidingScorer(epsilon=30.0), ground_truth=tiny_videos / "groundtruth.json")
+    out = Path(result.path)
+    assert result.computed and out.name.startswith(Path(summary.cache).name + ".prototypes-")
+    guides = np.load(out / "guides.npz")
+    with FeatureCache(Path(summary.cache)) as cache:
+        n, t = cache["status"].shape[0], cache["frame_indices"].shape[1]
+        rec, logits = np.asarray(cache["rec_features"][:], dtype=np.float32), cache["rec_logits"][:]
+    assert guides["g"].shape == (n, t) and np.all((guides["g"] >= 0) & (guides["g"] <= 1))
+    scorer = pickle.loads((out / "estimator.pkl").read_bytes())
+    assert scorer.get_params()["epsilon"] == 30.0 and scorer.prototypes_.shape == (3, rec.shape[-1])
+    labels = np.eye(3, dtype=int)[[v.labels[0] for v in get_dataset("demo").load(tiny_videos).videos]]
+    np.testing.assert_allclose(guides["g"], scorer.transform(rec, labels), rtol=1e-6)
+    info = json.loads((out / "info.json").read_text())
+    assert info["train_videos"] == 9 and info["scored_videos"] == 12 and 0 <= info["salient_ap"] <= 1
+    again = run_prototypes(Path(summary.cache), GuidingScorer(epsilon=30.0))
+    assert not again.computed and again.path == result.path
+    other = run_prototypes(Path(summary.cache), GuidingScorer(epsilon=50.0))
+    assert other.computed and other.path != result.path
+
+
+def test_unfinished_cache_is_refused(tiny_videos, tiny_config, run_options):
+    partial = run_features("demo", tiny_videos, tiny_config, replace(run_options, shard=(0, 2)))
+    with pytest.raises(CacheError, match="not finished"):
+        run_prototypes(Path(partial.cache), GuidingScorer())
