@@ -40,7 +40,7 @@ class DemoSpec:
     max_frames: int = 96
     size: int = 128
     fps: int = 8
-    difficulty: float = 0.5
+    difficulty: float = 0.25
     seed: int = 0
     scene_pool: int = 32  # non-salient scenes shared by all classes
 
