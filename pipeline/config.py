@@ -106,6 +106,25 @@ class FinetuneConfig:
 
 
 @dataclass(frozen=True)
+class TrainConfig:
+    """Sampler training (paper 3.6, A.1): SGD, momentum 0.9, batch 64, 120 epochs, lr 0.01
+    decayed x0.1 at epochs 50 and 75, gamma 0.2, temporal random shift."""
+
+    fsm_target: str = "ns"  # "ns" (NS pseudo labels) or "video" (Table 6a baseline)
+    gamma: float = 0.2  # weight of L_ns; 0 is Table 6a's VGM baseline
+    fem: str = "transformer"  # transformer | conv1d | lstm | mlp (Table 6c)
+    epochs: int = 120
+    batch_size: int = 64
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    milestones: tuple[int, ...] = (50, 75)
+    lr_decay: float = 0.1
+    max_shift: int = 1  # temporal random shift, in cached frame positions
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class RunOptions:
     """How a stage runs; none of this changes its results."""
 

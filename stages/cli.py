@@ -143,7 +143,7 @@ def finetune(dataset: str, data_root: Path | None, role: str, arch: str | None, 
     dset = get_dataset(dataset)
     spec = getattr(dset.features, role)
     spec = replace(spec, **{k: v for k, v in dict(name=arch, weights=weights, resolution=resolution).items() if v is not None})
-    ft = replace(dset.finetune, **{k: v for k, v in hyper.items() if v is not None})
+    ft = replace(dset.finetune[role], **{k: v for k, v in hyper.items() if v is not None})
     opts = RunOptions(cache_dir=cache_dir, device=device, workers=workers, progress=not no_progress)
     result = run_finetune(dataset, data_root, role, spec, ft, dset.features.num_frames, opts, out)
     click.echo(result.table())
@@ -177,6 +177,47 @@ def prototypes(dataset: str, cache_dir: Path, features_path: Path | None, epsilo
         features_path = Path(pointer.read_text().strip())
     root = data_root if data_root is not None else get_dataset(dataset).default_root
     result = run_prototypes(features_path, GuidingScorer(epsilon=epsilon, guide=guide, temperature=temperature), ground_truth=root / "groundtruth.json")
+    click.echo(result.table())
+
+
+@main.command()
+@dataset_option
+@data_root_option
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=Path("cache"), show_default=True)
+@click.option("--features", "features_path", type=click.Path(path_type=Path), default=None, help="Feature cache (default: the last one finished for this dataset).")
+@click.option("--prototypes", "prototypes_path", type=click.Path(path_type=Path), default=None, help="Prototypes folder (default: the newest beside the feature cache).")
+@click.option("--fsm-target", type=click.Choice(["ns", "video"]), default=None, help="NS pseudo labels, or the video label (Table 6a baseline).")
+@click.option("--gamma", type=float, default=None, help="Weight of L_ns (0: Table 6a's VGM baseline).")
+@click.option("--fem", type=click.Choice(["transformer", "conv1d", "lstm", "mlp"]), default=None)
+@click.option("--epochs", type=int, default=None)
+@click.option("--lr", type=float, default=None)
+@click.option("--seed", type=int, default=None)
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--no-progress", is_flag=True)
+@clear_errors
+def train(dataset: str, data_root: Path | None, cache_dir: Path, features_path: Path | None, prototypes_path: Path | None, device: str, no_progress: bool, **changes: Any) -> None:
+    """Train the sampler heads (FEM, FSM, VGM) on the cached tensors."""
+    from dataclasses import replace
+
+    from pipeline.cache import CacheError
+    from pipeline.datasets import get_dataset
+    from stages.train import run_train
+
+    dset = get_dataset(dataset)
+    if features_path is None:
+        pointer = latest_features_file(cache_dir, dataset)
+        if not pointer.is_file():
+            raise CacheError(f"{pointer}: no finished feature cache recorded for {dataset}; run `nsnet features` first or pass --features")
+        features_path = Path(pointer.read_text().strip())
+    if prototypes_path is None:
+        finished = [p for p in features_path.parent.glob(f"{features_path.name}.prototypes-*") if (p / "info.json").is_file()]
+        found = sorted(finished, key=lambda p: p.stat().st_mtime)
+        if not found:
+            raise CacheError(f"{features_path}: no prototypes beside this feature cache; run `nsnet prototypes` first")
+        prototypes_path = found[-1]
+    cfg = replace(dset.train, **{k: v for k, v in changes.items() if v is not None})
+    root = data_root if data_root is not None else dset.default_root
+    result = run_train(features_path, prototypes_path, cfg, device=device, progress=not no_progress, ground_truth=root / "groundtruth.json")
     click.echo(result.table())
 
 

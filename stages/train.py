@@ -1,0 +1,135 @@
+"""Stage ``nsnet train``: train the sampler heads (FEM, FSM, VGM) on the cached tensors.
+
+Reads a finished feature cache and its prototypes (guiding scores); decodes no video. Writes
+``<features cache>.train-<fingerprint>/`` with ``last.pth`` (resume point, every epoch),
+``model.pth``, ``log.jsonl`` (one line an epoch) and ``metrics.json``. Same inputs and config
+again: nothing to do. A killed run resumes from its last epoch and ends with the same weights
+as an uninterrupted one (CPU, fixed seed).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from pipeline import cache as cache_mod
+from pipeline.cache import DONE, CacheError, FeatureCache
+from pipeline.config import TrainConfig
+from pipeline.metrics import multi_hot
+from pipeline.models import save_atomic
+from pipeline.sampler import NSNetSampler, SamplerConfig, fsm_saliency
+from pipeline.sampler_training import CachedClips, frame_targets, train_epoch
+
+
+@dataclass
+class TrainResult:
+    path: str
+    trained_epochs: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+    saliency_ap: dict[str, float] = field(default_factory=dict)
+
+    def table(self) -> str:
+        lines = [f"sampler run {self.path}  ({self.trained_epochs} epochs trained now)"]
+        if self.history:
+            first, last = self.history[0], self.history[-1]
+            lines.append(f"loss  epoch 1: {first['loss']:.4f} (L_f {first['frame']:.4f}, L_v {first['video']:.4f})  ->  epoch {last['epoch']}: {last['loss']:.4f} (L_f {last['frame']:.4f}, L_v {last['video']:.4f})")
+        for name, value in self.saliency_ap.items():
+            lines.append(f"{name:<44} {value:.3f}")
+        return "\n".join(lines)
+
+
+def run_dir_for(features: Path, prototypes: Path, cfg: TrainConfig, fp_features: str) -> Path:
+    fp = cache_mod.fingerprint({"features": fp_features, "prototypes": prototypes.name, "train": asdict(cfg)})
+    return features.with_name(f"{features.name}.train-{fp[:16]}")
+
+
+def _inputs(features: Path, prototypes: Path):
+    with FeatureCache(features) as cache:
+        attrs = cache.attrs
+        status = np.asarray(cache["status"][:])
+        light = np.asarray(cache["light_features"][:], dtype=np.float32)
+        frame_indices = np.asarray(cache["frame_indices"][:])
+    g = np.load(Path(prototypes) / "guides.npz")["g"]
+    if g.shape != status.shape + (light.shape[1],):
+        raise CacheError(f"{prototypes}: guiding scores of shape {g.shape} do not belong to {features}")
+    return attrs, status, light, frame_indices, g
+
+
+def run_train(features: Path, prototypes: Path, cfg: TrainConfig, device: str = "cpu", progress: bool = True, ground_truth: Path | None = None) -> TrainResult:
+    features, prototypes = Path(features), Path(prototypes)
+    attrs, status, light, frame_indices, g = _inputs(features, prototypes)
+    run_dir = run_dir_for(features, prototypes, cfg, attrs["fingerprint"])
+    videos = attrs["manifest"]["videos"]
+    labels = multi_hot([v["labels"] for v in videos], len(attrs["manifest"]["classes"]))
+    done = status == DONE
+    train = np.flatnonzero(done & np.array([v["split"] == "train" for v in videos]))
+    val = np.flatnonzero(done & np.array([v["split"] != "train" for v in videos]))
+    targets = frame_targets(np.nan_to_num(g), labels, cfg.fsm_target)
+    dev = torch.device(device)
+    torch.manual_seed(cfg.seed)
+    model = NSNetSampler(light.shape[-1], light.shape[1], labels.shape[1], SamplerConfig(fem=cfg.fem)).to(dev)
+    if (run_dir / "model.pth").exists():
+        model.load_state_dict(torch.load(run_dir / "model.pth", weights_only=False)["model"])
+        history = json.loads((run_dir / "metrics.json").read_text())["history"]
+        return TrainResult(str(run_dir), 0, history, _saliency_report(model, light, frame_indices, val, videos, dev, ground_truth))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.milestones), gamma=cfg.lr_decay)
+    start, history = 0, []
+    if (run_dir / "last.pth").exists():
+        state = torch.load(run_dir / "last.pth", weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start, history = state["epoch"] + 1, state["history"]
+    data = CachedClips(light[train], targets[train], labels[train], cfg.max_shift, cfg.seed)
+    log = run_dir / "log.jsonl"
+    bar = tqdm(range(start, cfg.epochs), desc="train sampler", unit="epoch", disable=not progress)
+    for epoch in bar:
+        tick = time.perf_counter()
+        data.set_epoch(epoch)
+        torch.manual_seed(cfg.seed * 1_000_003 + epoch)
+        loader = torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, shuffle=True, generator=torch.Generator().manual_seed(cfg.seed * 7_919 + epoch))
+        losses = train_epoch(model, loader, optimizer, cfg.gamma, dev)
+        scheduler.step()
+        entry = {"epoch": epoch + 1, "loss": losses.total, "frame": losses.frame, "video": losses.video, "cls": losses.cls, "ns": losses.ns, "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - tick}
+        history.append(entry)
+        with open(log, "a") as handle:
+            handle.write(json.dumps(entry) + "\n")
+        bar.set_postfix(loss=f"{losses.total:.4f}")
+        save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch, "history": history}, run_dir / "last.pth")
+    (run_dir / "metrics.json").write_text(json.dumps({"history": history, "config": asdict(cfg)}, indent=1))
+    save_atomic({"model": model.state_dict(), "config": asdict(cfg), "features": str(features), "prototypes": str(prototypes)}, run_dir / "model.pth")
+    return TrainResult(str(run_dir), cfg.epochs - start, history, _saliency_report(model, light, frame_indices, val, videos, dev, ground_truth))
+
+
+@torch.no_grad()
+def sampler_saliency(model: NSNetSampler, light: np.ndarray, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+    """(s_f, s_v) [V, T] of the trained heads."""
+    model.eval()
+    out = model(torch.from_numpy(light).to(device))
+    return fsm_saliency(out.frame_logits).cpu().numpy(), out.alpha.cpu().numpy()
+
+
+def _saliency_report(model, light, frame_indices, val, videos, device, ground_truth: Path | None) -> dict[str, float]:
+    """On demo data: AP of s_f and s_v against the generator's salient frames (val videos)."""
+    if ground_truth is None or not Path(ground_truth).is_file() or not len(val):
+        return {}
+    from sklearn.metrics import average_precision_score
+
+    truth = json.loads(Path(ground_truth).read_text())
+    s_f, s_v = sampler_saliency(model, light[val], device)
+    masks = np.stack([np.asarray(truth[Path(videos[i]["path"]).stem]["salient"])[frame_indices[i]] for i in val])
+    y = masks.ravel()
+    return {
+        "AP of s_f vs ground-truth salient frames (val)": float(average_precision_score(y, s_f.ravel())),
+        "AP of s_v vs ground-truth salient frames (val)": float(average_precision_score(y, s_v.ravel())),
+        "share of salient frames (chance AP)": float(y.mean()),
+    }

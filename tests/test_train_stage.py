@@ -1,0 +1,90 @@
+"""The sampler train stage on a tiny cache: targets, shift, learning, resume, idempotency."""
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.config import TrainConfig
+from pipeline.prototypes import GuidingScorer
+from pipeline.sampler import NSNetSampler, SamplerConfig
+from pipeline.sampler_training import CachedClips, frame_targets, temporal_shift, train_epoch
+from stages.features import run_features
+from stages.prototypes import run_prototypes
+from stages.train import run_train, sampler_saliency
+
+CFG = TrainConfig(epochs=12, batch_size=4, lr=0.001, milestones=(8,), seed=1)
+
+
+def test_frame_targets_and_temporal_shift():
+    g = np.array([[0.8, 0.1]])
+    labels = np.array([[0, 1]])
+    np.testing.assert_allclose(frame_targets(g, labels, "ns"), [[[0, 0.8, 0.2], [0, 0.1, 0.9]]])
+    np.testing.assert_allclose(frame_targets(g, labels, "video"), [[[0, 1, 0], [0, 1, 0]]])
+    with pytest.raises(ValueError, match="fsm_target"):
+        frame_targets(g, labels, "regression")
+    x = np.arange(5)
+    assert temporal_shift(x, 1).tolist() == [0, 0, 1, 2, 3]
+    assert temporal_shift(x, -2).tolist() == [2, 3, 4, 4, 4]
+    assert temporal_shift(x, 0).tolist() == [0, 1, 2, 3, 4]
+
+
+@pytest.fixture
+def tiny_pipeline(tiny_videos, tiny_config, run_options):
+    features = Path(run_features("demo", tiny_videos, tiny_config, run_options).cache)
+    prototypes = Path(run_prototypes(features, GuidingScorer()).path)
+    return features, prototypes, tiny_videos / "groundtruth.json"
+
+
+def test_train_epoch_learns_a_separable_toy_problem():
+    # 3 classes, T=4 frames; the class shows as a +3 bump in feature dim c on frames 1-2 only
+    rng = np.random.default_rng(0)
+    labels = np.eye(3)[rng.integers(0, 3, 48)]
+    x = rng.normal(0, 1, (48, 4, 16)).astype(np.float32)
+    x[:, 1:3, :3] += 3 * labels[:, None, :]
+    g = np.tile([0.05, 0.95, 0.95, 0.05], (48, 1))
+    data = CachedClips(x, frame_targets(g, labels, "ns"), labels)
+    torch.manual_seed(0)
+    model = NSNetSampler(16, 4, 3, SamplerConfig(heads=2))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    loader = torch.utils.data.DataLoader(data, batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(0))
+    losses = [train_epoch(model, loader, optimizer, 0.2, torch.device("cpu")).total for _ in range(30)]
+    assert losses[-1] < 0.5 * losses[0]
+    s_f, _ = sampler_saliency(model, x, torch.device("cpu"))
+    assert s_f[:, 1:3].mean() > 2 * s_f[:, [0, 3]].mean()  # the FSM finds the salient frames
+
+
+def test_train_stage_reports_saliency_and_is_idempotent(tiny_pipeline):
+    features, prototypes, truth = tiny_pipeline
+    result = run_train(features, prototypes, CFG, progress=False, ground_truth=truth)
+    losses = [h["loss"] for h in result.history]
+    assert result.trained_epochs == 12 and len(losses) == 12 and np.isfinite(losses).all()
+    assert set(result.saliency_ap) == {
+        "AP of s_f vs ground-truth salient frames (val)",
+        "AP of s_v vs ground-truth salient frames (val)",
+        "share of salient frames (chance AP)",
+    }
+    again = run_train(features, prototypes, CFG, progress=False, ground_truth=truth)
+    assert again.trained_epochs == 0 and again.path == result.path and again.saliency_ap == result.saliency_ap
+    video_labels = run_train(features, prototypes, replace(CFG, fsm_target="video", epochs=2), progress=False)
+    assert video_labels.path != result.path
+
+
+def test_resume_gives_the_same_weights(tiny_pipeline):
+    features, prototypes, _ = tiny_pipeline
+    full = run_train(features, prototypes, replace(CFG, epochs=6), progress=False)
+    run_dir = Path(full.path)
+    reference = torch.load(run_dir / "model.pth", weights_only=False)["model"]
+    # simulate a run killed after epoch 3: keep only that resume point
+    (run_dir / "model.pth").unlink()
+    (run_dir / "metrics.json").unlink()
+    partial = run_train(features, prototypes, replace(CFG, epochs=3, seed=1, milestones=(8,)), progress=False)
+    state = torch.load(Path(partial.path) / "last.pth", weights_only=False)
+    torch.save(state, run_dir / "last.pth")
+    resumed = run_train(features, prototypes, replace(CFG, epochs=6), progress=False)
+    assert resumed.trained_epochs == 3
+    weights = torch.load(run_dir / "model.pth", weights_only=False)["model"]
+    for key in reference:
+        assert torch.equal(weights[key], reference[key]), key
