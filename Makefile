@@ -14,7 +14,7 @@ NSNET := $(BIN)/nsnet
 DATA_ARGS := --dataset $(DATASET) $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
 MODEL_ARGS := $(if $(WEIGHTS),--recognizer-weights $(WEIGHTS)) $(if $(LIGHT_WEIGHTS),--light-weights $(LIGHT_WEIGHTS))
 
-.PHONY: install data finetune features prototypes demo test bench-features clean
+.PHONY: install data finetune features prototypes train demo test bench-features clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ features: install
 
 prototypes: install
 	$(NSNET) prototypes --dataset $(DATASET) $(ARGS)
+
+train: install
+	$(NSNET) train --dataset $(DATASET) $(ARGS)
 
 # Offline, end to end: demo videos -> fine-tune both backbones -> features with those weights
 # -> prototypes and guiding scores.

@@ -123,22 +123,25 @@ class EpochStats:
     clips: int  # clips trained on (undecodable videos are left out)
 
 
+def clip_logits(model: nn.Module, clips: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Per-frame logits [B, N, C] of clips [B, N, 3, h, w] (bf16 autocast on GPU)."""
+    b, n = clips.shape[:2]
+    x = clips.flatten(0, 1).to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        return model(x).float().view(b, n, -1)
+
+
 def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, loss_fn: nn.Module, device: torch.device, progress=None) -> EpochStats:
     """One pass over the loader. Clips are [B, N, 3, h, w]; logits are averaged over the N
     segments before the loss (TSN consensus; N=1 is frame-wise training)."""
     model.train()
     total, clips = 0.0, 0
-    cuda = device.type == "cuda"
     for batch in loader:
         if batch is None:
             continue
         x, target = batch
-        b, n = x.shape[:2]
-        x = x.flatten(0, 1).to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-        target = target.to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-            logits = model(x).float().view(b, n, -1).mean(dim=1)
-        loss = loss_fn(logits, target)
+        b = x.shape[0]
+        loss = loss_fn(clip_logits(model, x, device).mean(dim=1), target.to(device, non_blocking=True))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -155,17 +158,12 @@ def evaluate(model: nn.Module, loader: DataLoader, videos: Sequence[VideoRecord]
     """Video-level top-1 and mAP of the mean frame softmax over the T uniform frames."""
     model.eval()
     indices, logits = [], []
-    cuda = device.type == "cuda"
     for batch in loader:
         if batch is None:
             continue
         index, x = batch
-        b, t = x.shape[:2]
-        x = x.flatten(0, 1).to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-            out = model(x).float().view(b, t, -1)
         indices.append(index.numpy())
-        logits.append(out.cpu().numpy())
+        logits.append(clip_logits(model, x, device).cpu().numpy())
     if not indices:
         return {"top1": float("nan"), "mAP": float("nan"), "videos": 0}
     order = np.concatenate(indices)
