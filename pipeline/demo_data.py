@@ -42,7 +42,7 @@ class DemoSpec:
     fps: int = 8
     difficulty: float = 0.25
     seed: int = 0
-    scene_pool: int = 32  # non-salient scenes shared by all classes
+    scene_pool: int = 8  # non-salient scenes shared by all classes (each in ~50 videos of every class)
 
     def __post_init__(self) -> None:
         if not 2 <= self.num_classes <= MAX_CLASSES:
