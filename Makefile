@@ -40,13 +40,14 @@ train: install
 	$(NSNET) train --dataset $(DATASET) $(ARGS)
 
 # Offline, end to end: demo videos -> fine-tune both backbones -> features with those weights
-# -> prototypes and guiding scores.
+# -> prototypes and guiding scores -> sampler heads.
 demo: install
 	$(NSNET) data --dataset demo
 	$(NSNET) finetune --dataset demo --model recognizer --out cache/demo/recognizer.pth
 	$(NSNET) finetune --dataset demo --model light --out cache/demo/light.pth
 	$(NSNET) features --dataset demo --recognizer-weights cache/demo/recognizer.pth --light-weights cache/demo/light.pth
 	$(NSNET) prototypes --dataset demo
+	$(NSNET) train --dataset demo
 
 test: install
 	$(BIN)/python -m pytest -q $(ARGS)

@@ -121,6 +121,10 @@ class TrainConfig:
     milestones: tuple[int, ...] = (50, 75)
     lr_decay: float = 0.1
     max_shift: int = 1  # temporal random shift, in cached frame positions
+    # Not in the paper: eq. 2 sums L_f over the T frames, so the FSM's gradient is T times the
+    # VGM's; at lr 0.01 that diverged on the demo features (L_f 600 -> NaN), clipped it trains
+    # (AP of s_f vs true salient frames 0.85). None turns clipping off.
+    grad_clip: float | None = 1.0
     seed: int = 0
 
 

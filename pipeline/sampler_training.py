@@ -78,8 +78,9 @@ class StepLosses:
     ns: float
 
 
-def train_epoch(model: NSNetSampler, loader, optimizer: torch.optim.Optimizer, gamma: float, device: torch.device) -> StepLosses:
-    """One epoch of ``L = L_v + L_f`` (eq. 4); returns the mean losses over the videos."""
+def train_epoch(model: NSNetSampler, loader, optimizer: torch.optim.Optimizer, gamma: float, device: torch.device, grad_clip: float | None = None) -> StepLosses:
+    """One epoch of ``L = L_v + L_f`` (eq. 4), the gradient norm clipped at ``grad_clip``;
+    returns the mean losses over the videos."""
     model.train()
     sums = np.zeros(5)
     count = 0
@@ -91,6 +92,8 @@ def train_epoch(model: NSNetSampler, loader, optimizer: torch.optim.Optimizer, g
         loss = l_v + l_f
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         optimizer.step()
         b = x.shape[0]
         sums += b * np.array([loss.item(), l_f.item(), l_v.item(), l_cls.item(), l_ns.item()])

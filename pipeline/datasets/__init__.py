@@ -41,7 +41,7 @@ DEMO_FEATURES = FeaturesConfig(
 # The light model only has to give the sampler useful features, so it gets fewer epochs.
 DEMO_FINETUNE = {
     "recognizer": FinetuneConfig(segments=1, repeats=4, epochs=25, batch_size=32, optimizer="adamw", lr=2e-3, weight_decay=0.05),
-    "light": FinetuneConfig(segments=1, repeats=4, epochs=10, batch_size=32, optimizer="adamw", lr=2e-3, weight_decay=0.05),
+    "light": FinetuneConfig(segments=1, repeats=4, epochs=6, batch_size=32, optimizer="adamw", lr=2e-3, weight_decay=0.05),
 }
 
 # 288 training videos: the paper's schedule shortened in proportion (120 -> 40 epochs).
