@@ -108,3 +108,19 @@ def test_bad_initial_checkpoint_and_class_mismatch_are_clear_errors(tiny_videos,
     run_finetune("demo", other, "recognizer", REC, replace(FT, epochs=1, repeats=1), 6, run_options, out=out)
     with pytest.raises(WeightsError, match="trained on other classes than this dataset's"):
         run_features("demo", tiny_videos, tiny_config.with_overrides(recognizer_weights=str(out)), run_options)
+
+
+def test_torchrun_ddp_fine_tune_on_two_cpu_ranks(tiny_videos, tmp_path):
+    torchrun = Path(sys.executable).with_name("torchrun")
+    cmd = [
+        str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "stages.cli", "finetune", "--dataset", "demo",
+        "--data-root", str(tiny_videos), "--arch", "test_resnet", "--init", "none", "--resolution", "32",
+        "--epochs", "2", "--batch-size", "4", "--device", "cpu", "--workers", "0", "--no-progress",
+        "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "ddp.pth"),
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ckpt = read_checkpoint(tmp_path / "ddp.pth")
+    assert ckpt["model_name"] == "test_resnet" and len(ckpt["classes"]) == 3
+    (run_dir,) = (tmp_path / "cache" / "demo" / "finetune").glob("recognizer-*")
+    assert len((run_dir / "log.jsonl").read_text().splitlines()) == 2  # rank 0 logs each epoch once
