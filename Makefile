@@ -14,7 +14,7 @@ NSNET := $(BIN)/nsnet
 DATA_ARGS := --dataset $(DATASET) $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
 MODEL_ARGS := $(if $(WEIGHTS),--recognizer-weights $(WEIGHTS)) $(if $(LIGHT_WEIGHTS),--light-weights $(LIGHT_WEIGHTS))
 
-.PHONY: install data finetune features prototypes train demo test bench-features clean
+.PHONY: install data finetune features prototypes train demo test bench-features bench-train clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,9 @@ test: install
 
 bench-features: install
 	$(NSNET) bench-features $(DATA_ARGS) $(MODEL_ARGS) $(ARGS)
+
+bench-train: install
+	$(NSNET) bench-train --dataset $(DATASET) $(ARGS)
 
 clean:
 	rm -rf cache data/demo .pytest_cache

@@ -154,6 +154,31 @@ def latest_features_file(cache_dir: Path, dataset: str) -> Path:
     return cache_dir / dataset / "latest-features.txt"
 
 
+def resolve_features(cache_dir: Path, dataset: str, features_path: Path | None) -> Path:
+    """The given feature cache, or the last one ``features`` finished for the dataset."""
+    from pipeline.cache import CacheError
+
+    if features_path is not None:
+        return features_path
+    pointer = latest_features_file(cache_dir, dataset)
+    if not pointer.is_file():
+        raise CacheError(f"{pointer}: no finished feature cache recorded for {dataset}; run `nsnet features` first or pass --features")
+    return Path(pointer.read_text().strip())
+
+
+def resolve_sampler_inputs(cache_dir: Path, dataset: str, features_path: Path | None, prototypes_path: Path | None) -> tuple[Path, Path]:
+    """The feature cache (default: the last finished one) and its prototypes (default: newest)."""
+    from pipeline.cache import CacheError
+
+    features_path = resolve_features(cache_dir, dataset, features_path)
+    if prototypes_path is None:
+        finished = [p for p in features_path.parent.glob(f"{features_path.name}.prototypes-*") if (p / "info.json").is_file()]
+        if not finished:
+            raise CacheError(f"{features_path}: no prototypes beside this feature cache; run `nsnet prototypes` first")
+        prototypes_path = max(finished, key=lambda p: p.stat().st_mtime)
+    return features_path, prototypes_path
+
+
 @main.command()
 @dataset_option
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=Path("cache"), show_default=True)
@@ -165,16 +190,11 @@ def latest_features_file(cache_dir: Path, dataset: str) -> Path:
 @clear_errors
 def prototypes(dataset: str, cache_dir: Path, features_path: Path | None, epsilon: float, guide: str, temperature: float, data_root: Path | None) -> None:
     """Class prototypes and guiding saliency scores (NS pseudo labels) from the feature cache."""
-    from pipeline.cache import CacheError
     from pipeline.datasets import get_dataset
     from pipeline.prototypes import GuidingScorer
     from stages.prototypes import run_prototypes
 
-    if features_path is None:
-        pointer = latest_features_file(cache_dir, dataset)
-        if not pointer.is_file():
-            raise CacheError(f"{pointer}: no finished feature cache recorded for {dataset}; run `nsnet features` first or pass --features")
-        features_path = Path(pointer.read_text().strip())
+    features_path = resolve_features(cache_dir, dataset, features_path)
     root = data_root if data_root is not None else get_dataset(dataset).default_root
     result = run_prototypes(features_path, GuidingScorer(epsilon=epsilon, guide=guide, temperature=temperature), ground_truth=root / "groundtruth.json")
     click.echo(result.table())
@@ -199,26 +219,32 @@ def train(dataset: str, data_root: Path | None, cache_dir: Path, features_path: 
     """Train the sampler heads (FEM, FSM, VGM) on the cached tensors."""
     from dataclasses import replace
 
-    from pipeline.cache import CacheError
     from pipeline.datasets import get_dataset
     from stages.train import run_train
 
     dset = get_dataset(dataset)
-    if features_path is None:
-        pointer = latest_features_file(cache_dir, dataset)
-        if not pointer.is_file():
-            raise CacheError(f"{pointer}: no finished feature cache recorded for {dataset}; run `nsnet features` first or pass --features")
-        features_path = Path(pointer.read_text().strip())
-    if prototypes_path is None:
-        finished = [p for p in features_path.parent.glob(f"{features_path.name}.prototypes-*") if (p / "info.json").is_file()]
-        found = sorted(finished, key=lambda p: p.stat().st_mtime)
-        if not found:
-            raise CacheError(f"{features_path}: no prototypes beside this feature cache; run `nsnet prototypes` first")
-        prototypes_path = found[-1]
+    features_path, prototypes_path = resolve_sampler_inputs(cache_dir, dataset, features_path, prototypes_path)
     cfg = replace(dset.train, **{k: v for k, v in changes.items() if v is not None})
     root = data_root if data_root is not None else dset.default_root
     result = run_train(features_path, prototypes_path, cfg, device=device, progress=not no_progress, ground_truth=root / "groundtruth.json")
     click.echo(result.table())
+
+
+@main.command("bench-train")
+@dataset_option
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=Path("cache"), show_default=True)
+@click.option("--features", "features_path", type=click.Path(path_type=Path), default=None)
+@click.option("--prototypes", "prototypes_path", type=click.Path(path_type=Path), default=None)
+@click.option("--epochs", type=int, default=3, show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+@clear_errors
+def bench_train_command(dataset: str, cache_dir: Path, features_path: Path | None, prototypes_path: Path | None, epochs: int, device: str) -> None:
+    """Share of the sampler's training step spent waiting for data from the cache."""
+    from pipeline.datasets import get_dataset
+    from stages.bench_train import bench_train
+
+    features_path, prototypes_path = resolve_sampler_inputs(cache_dir, dataset, features_path, prototypes_path)
+    click.echo(bench_train(features_path, prototypes_path, get_dataset(dataset).train, epochs, device).table())
 
 
 @main.command("bench-features")

@@ -88,3 +88,42 @@ def test_resume_gives_the_same_weights(tiny_pipeline):
     weights = torch.load(run_dir / "model.pth", weights_only=False)["model"]
     for key in reference:
         assert torch.equal(weights[key], reference[key]), key
+
+
+def test_sigkill_during_training_then_resume_gives_the_same_weights(tiny_pipeline, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    features, prototypes, _ = tiny_pipeline
+    repo = Path(__file__).resolve().parents[1]
+    args = [sys.executable, "-m", "stages.cli", "train", "--features", str(features), "--prototypes", str(prototypes), "--epochs", "60", "--lr", "0.001", "--seed", "1", "--no-progress"]
+    proc = subprocess.Popen(args, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(features.parent.glob(f"{features.name}.train-*/last.pth")):
+        assert proc.poll() is None, proc.stdout.read()
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    (run_dir,) = features.parent.glob(f"{features.name}.train-*")
+    assert not (run_dir / "model.pth").exists(), "the run finished before it could be killed"
+    resumed = subprocess.run(args, cwd=repo, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    killed_weights = torch.load(run_dir / "model.pth", weights_only=False)["model"]
+    # the uninterrupted run, in a fresh directory (same fingerprint, so move the first aside)
+    run_dir.rename(tmp_path / "killed_run")
+    reference = subprocess.run(args, cwd=repo, capture_output=True, text=True, timeout=300)
+    assert reference.returncode == 0, reference.stderr
+    reference_weights = torch.load(run_dir / "model.pth", weights_only=False)["model"]
+    for key in reference_weights:
+        assert torch.equal(killed_weights[key], reference_weights[key]), key
+
+
+def test_bench_train_reports_the_data_share(tiny_pipeline):
+    from stages.bench_train import bench_train
+
+    features, prototypes, _ = tiny_pipeline
+    result = bench_train(features, prototypes, replace(CFG, batch_size=4), epochs=2)
+    assert result.steps == 3 and 0 < result.data_share < 1  # 9 train+3 val videos, batch 4: 3 steps an epoch
+    assert "data share" in result.table()
