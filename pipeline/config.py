@@ -110,7 +110,7 @@ class TrainConfig:
     """Sampler training (paper 3.6, A.1): SGD, momentum 0.9, batch 64, 120 epochs, lr 0.01
     decayed x0.1 at epochs 50 and 75, gamma 0.2, temporal random shift."""
 
-    fsm_target: str = "ns"  # "ns" (NS pseudo labels) or "video" (Table 6a baseline)
+    fsm_target: str = "ns"  # ns | video_ns_class | video | baseline_plus | regression | ranking (Tables 6a, 6d)
     gamma: float = 0.2  # weight of L_ns; 0 is Table 6a's VGM baseline
     fem: str = "transformer"  # transformer | conv1d | lstm | mlp (Table 6c)
     epochs: int = 120

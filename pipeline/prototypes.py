@@ -20,9 +20,8 @@ paper's plain distance) sets the scale. For a multi-label video, ``g_i`` is the 
 of its classes. The response-based alternative (B.1) is ``g_i = softmax(logits_i)`` summed
 over the video's classes.
 
-**NS pseudo label (section 3.4).** ``y_ns_i = [g_i * y_v, 1 - g_i]`` in R^(C+1), where for a
-multi-label video ``y_v`` is its multi-hot label divided by the number of labels, so every
-target sums to one.
+The NS pseudo labels built from ``g`` (section 3.4) are
+:func:`pipeline.sampler_training.ns_targets`.
 """
 
 from __future__ import annotations
@@ -83,12 +82,6 @@ def prototype_scores(features: np.ndarray, prototypes: np.ndarray, temperature: 
     similarity = -np.sqrt(np.einsum("...cd,...cd->...c", diff, diff)) / temperature
     similarity = np.where(np.isnan(similarity), -np.inf, similarity)
     return softmax(similarity)
-
-
-def ns_pseudo_labels(g: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """``[g * y_v, 1 - g]`` per frame: g ``[V, T]``, labels ``[V, C]`` -> ``[V, T, C + 1]``."""
-    y = labels / labels.sum(axis=1, keepdims=True)
-    return np.concatenate([g[..., None] * y[:, None, :], (1.0 - g)[..., None]], axis=-1)
 
 
 class GuidingScorer(BaseEstimator, TransformerMixin):

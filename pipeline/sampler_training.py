@@ -1,16 +1,29 @@
-"""Training the sampler heads on cached tensors: targets, augmentation, one epoch.
+"""Training the sampler heads on cached tensors: FSM objectives, augmentation, one epoch.
 
 Inputs per video: light features [T, D_l] (from the feature cache), guiding scores g [T] (from
-the prototypes stage) and the multi-hot label [C]. Nothing is decoded.
+the prototypes stage) and the multi-hot label y [C]. Nothing is decoded.
 
-Frame targets (``fsm_target``): ``ns`` (the paper's NS pseudo labels, [g*y_v, 1-g]) or
-``video`` (Table 6a's FSM baseline: every frame gets the video label, the non-salient class
-never a target).
+FSM objectives (``fsm_target``, Tables 6a and 6d), each a loss on the FSM's (C+1) logits and
+the frame saliency it implies:
+
+* ``ns`` — the paper: soft cross-entropy (eq. 2) against ``[g*y, 1-g]``; saliency
+  ``softmax_t(max_{c<C} p_c)``.
+* ``video_ns_class`` — Table 6a "+ non-salient class": (C+1)-way, target ``[y, 0]``.
+* ``video`` — the baseline: C-way (the non-salient logit left out), target ``y``.
+* ``baseline_plus`` — Table 6d "baseline+": C-way soft one-hot, ``g`` on the video's
+  class(es) and ``1-g`` spread evenly over the other classes.
+* ``regression`` — class-agnostic: ``r_t = sigmoid(z_t[C])`` regressed onto ``g`` (squared
+  error summed over frames); saliency ``softmax_t(r)``.
+* ``ranking`` — class-agnostic: for every pair of frames with ``g_i > g_j``, a margin loss
+  ``max(0, margin - (z_i[C] - z_j[C]))``; saliency ``softmax_t(sigmoid(z[C]))``.
+
+For the C-way and class-agnostic objectives, y is normalised to sum 1 for multi-label videos,
+and the losses are summed over frames and averaged over videos like eq. 2.
 
 Temporal random shift (A.1), realised on cached features: the T cached frames sit at the
 centres of T equal segments, so the features of a shifted sampling are not in the cache; a shift
 of ``s`` frames is realised by moving the whole sequence ``s`` positions along the time axis,
-repeating the edge frame (``x'_t = x_{clip(t - s, 0, T-1)}``, the same for targets), with ``s``
+repeating the edge frame (``x'_t = x_{clip(t - s, 0, T-1)}``, the same for ``g``), with ``s``
 uniform in ``[-max_shift, max_shift]``. The transformer's positional embedding then sees the
 content at other positions, which is the point of the augmentation.
 """
@@ -18,38 +31,87 @@ content at other positions, which is the point of the augmentation.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from pipeline.prototypes import ns_pseudo_labels
-from pipeline.sampler import NSNetSampler, frame_loss, video_loss
+from pipeline.sampler import NSNetSampler, frame_loss, fsm_saliency, video_loss
 
-FSM_TARGETS = ("ns", "video")
+FSM_TARGETS = ("ns", "video_ns_class", "video", "baseline_plus", "regression", "ranking")
+RANKING_MARGIN = 0.1
 
 
-def frame_targets(g: np.ndarray, labels: np.ndarray, kind: str) -> np.ndarray:
-    """Per-frame (C+1)-way targets [V, T, C+1] for ``g`` [V, T] and multi-hot labels [V, C]."""
+def _normalised(labels: torch.Tensor) -> torch.Tensor:
+    y = labels.float()
+    return y / y.sum(dim=-1, keepdim=True)
+
+
+def ns_targets(g: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """``[g*y, 1-g]`` per frame: g [B, T], labels [B, C] -> [B, T, C+1]."""
+    y = _normalised(labels)[:, None, :]
+    return torch.cat([g[..., None] * y, (1.0 - g)[..., None]], dim=-1)
+
+
+def baseline_plus_targets(g: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """C-way soft one-hot: ``g`` shared by the video's classes, ``1-g`` by the others."""
+    positive = labels.float()[:, None, :]
+    negative = 1.0 - positive
+    return g[..., None] * positive / positive.sum(-1, keepdim=True) + (1.0 - g)[..., None] * negative / negative.sum(-1, keepdim=True).clamp(min=1.0)
+
+
+def ranking_loss(scores: torch.Tensor, g: torch.Tensor, margin: float = RANKING_MARGIN) -> torch.Tensor:
+    """Mean over videos of the summed hinge ``max(0, margin - (s_i - s_j))`` over the pairs with
+    ``g_i > g_j``, divided by T (so it scales like the per-frame losses)."""
+    better = (g[:, :, None] > g[:, None, :]).float()
+    hinge = F.relu(margin - (scores[:, :, None] - scores[:, None, :]))
+    return ((hinge * better).sum(dim=(1, 2)) / g.shape[1]).mean()
+
+
+@dataclass(frozen=True)
+class FrameObjective:
+    loss: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, g, labels)
+    saliency: Callable[[torch.Tensor], torch.Tensor]  # logits [B, T, C+1] -> [B, T]
+
+
+def _class_agnostic_saliency(frame_logits: torch.Tensor) -> torch.Tensor:
+    return F.softmax(torch.sigmoid(frame_logits[..., -1]), dim=-1)
+
+
+def frame_objective(kind: str) -> FrameObjective:
     if kind == "ns":
-        return ns_pseudo_labels(g, labels)
+        return FrameObjective(lambda z, g, y: frame_loss(z, ns_targets(g, y)), fsm_saliency)
+    if kind == "video_ns_class":
+        return FrameObjective(lambda z, g, y: frame_loss(z, ns_targets(torch.ones_like(g), y)), fsm_saliency)
     if kind == "video":
-        return ns_pseudo_labels(np.ones_like(g), labels)
+        return FrameObjective(lambda z, g, y: frame_loss(z[..., :-1], _normalised(y)[:, None, :].expand(-1, g.shape[1], -1)), _c_way_saliency)
+    if kind == "baseline_plus":
+        return FrameObjective(lambda z, g, y: frame_loss(z[..., :-1], baseline_plus_targets(g, y)), _c_way_saliency)
+    if kind == "regression":
+        return FrameObjective(lambda z, g, y: ((torch.sigmoid(z[..., -1]) - g) ** 2).sum(dim=1).mean(), _class_agnostic_saliency)
+    if kind == "ranking":
+        return FrameObjective(lambda z, g, y: ranking_loss(z[..., -1], g), _class_agnostic_saliency)
     raise ValueError(f"fsm_target must be one of {FSM_TARGETS}, got {kind!r}")
 
 
-def temporal_shift(x: np.ndarray, shift: int) -> np.ndarray:
-    """Move a [T, ...] sequence ``shift`` positions later (earlier if negative), repeating the edge."""
-    t = x.shape[0]
-    return x[np.clip(np.arange(t) - shift, 0, t - 1)]
+def _c_way_saliency(frame_logits: torch.Tensor) -> torch.Tensor:
+    """``softmax_t(max_c p_c)`` of a C-way classifier (the non-salient logit left out)."""
+    return F.softmax(F.softmax(frame_logits[..., :-1], dim=-1).max(dim=-1).values, dim=-1)
+
+
+def shift_positions(t: int, shift: int) -> np.ndarray:
+    """Source position of each of ``t`` positions after moving the sequence ``shift`` later."""
+    return np.clip(np.arange(t) - shift, 0, t - 1)
 
 
 class CachedClips(Dataset):
-    """Item ``i``: (light features [T, D], frame targets [T, C+1], multi-hot label [C])."""
+    """Item ``i``: (light features [T, D], guiding scores g [T], multi-hot label [C])."""
 
-    def __init__(self, features: np.ndarray, targets: np.ndarray, labels: np.ndarray, max_shift: int = 0, seed: int = 0):
+    def __init__(self, features: np.ndarray, g: np.ndarray, labels: np.ndarray, max_shift: int = 0, seed: int = 0):
         self.features = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
-        self.targets = torch.from_numpy(np.ascontiguousarray(targets, dtype=np.float32))
+        self.g = torch.from_numpy(np.ascontiguousarray(g, dtype=np.float32))
         self.labels = torch.from_numpy(np.ascontiguousarray(labels, dtype=np.float32))
         self.max_shift, self.seed, self.epoch = max_shift, seed, 0
 
@@ -60,13 +122,12 @@ class CachedClips(Dataset):
         return len(self.features)
 
     def __getitem__(self, index: int):
-        x, y = self.features[index], self.targets[index]
+        x, g = self.features[index], self.g[index]
         if self.max_shift:
             rng = np.random.default_rng([self.seed, self.epoch, index])
-            s = int(rng.integers(-self.max_shift, self.max_shift + 1))
-            positions = torch.from_numpy(np.clip(np.arange(len(x)) - s, 0, len(x) - 1))
-            x, y = x[positions], y[positions]
-        return x, y, self.labels[index]
+            positions = torch.from_numpy(shift_positions(len(x), int(rng.integers(-self.max_shift, self.max_shift + 1))))
+            x, g = x[positions], g[positions]
+        return x, g, self.labels[index]
 
 
 @dataclass
@@ -78,16 +139,16 @@ class StepLosses:
     ns: float
 
 
-def train_epoch(model: NSNetSampler, loader, optimizer: torch.optim.Optimizer, gamma: float, device: torch.device, grad_clip: float | None = None) -> StepLosses:
+def train_epoch(model: NSNetSampler, loader, optimizer: torch.optim.Optimizer, objective: FrameObjective, gamma: float, device: torch.device, grad_clip: float | None = None) -> StepLosses:
     """One epoch of ``L = L_v + L_f`` (eq. 4), the gradient norm clipped at ``grad_clip``;
     returns the mean losses over the videos."""
     model.train()
     sums = np.zeros(5)
     count = 0
-    for x, targets, labels in loader:
-        x, targets, labels = x.to(device), targets.to(device), labels.to(device)
+    for x, g, labels in loader:
+        x, g, labels = x.to(device), g.to(device), labels.to(device)
         out = model(x)
-        l_f = frame_loss(out.frame_logits, targets)
+        l_f = objective.loss(out.frame_logits, g, labels)
         l_v, l_cls, l_ns = video_loss(out.video_logits_sal, out.video_logits_ns, labels, gamma)
         loss = l_v + l_f
         optimizer.zero_grad(set_to_none=True)

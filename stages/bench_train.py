@@ -15,8 +15,8 @@ import torch
 
 from pipeline.config import TrainConfig
 from pipeline.metrics import multi_hot
-from pipeline.sampler import NSNetSampler, SamplerConfig, frame_loss, video_loss
-from pipeline.sampler_training import CachedClips, frame_targets
+from pipeline.sampler import NSNetSampler, SamplerConfig, video_loss
+from pipeline.sampler_training import CachedClips, frame_objective
 from stages.train import _inputs
 
 
@@ -46,7 +46,8 @@ def bench_train(features: Path, prototypes: Path, cfg: TrainConfig, epochs: int 
     videos = attrs["manifest"]["videos"]
     labels = multi_hot([v["labels"] for v in videos], len(attrs["manifest"]["classes"]))
     keep = np.flatnonzero(status == 1)
-    data = CachedClips(light[keep], frame_targets(np.nan_to_num(g[keep]), labels[keep], cfg.fsm_target), labels[keep], cfg.max_shift, cfg.seed)
+    data = CachedClips(light[keep], np.nan_to_num(g[keep]), labels[keep], cfg.max_shift, cfg.seed)
+    objective = frame_objective(cfg.fsm_target)
     dev = torch.device(device)
     model = NSNetSampler(light.shape[-1], light.shape[1], labels.shape[1], SamplerConfig(fem=cfg.fem)).to(dev)
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
@@ -58,13 +59,13 @@ def bench_train(features: Path, prototypes: Path, cfg: TrainConfig, epochs: int 
         while True:
             tick = time.perf_counter()
             try:
-                x, targets, y = next(loader)
+                x, g_batch, y = next(loader)
             except StopIteration:
                 break
-            x, targets, y = x.to(dev), targets.to(dev), y.to(dev)
+            x, g_batch, y = x.to(dev), g_batch.to(dev), y.to(dev)
             got = time.perf_counter()
             out = model(x)
-            loss = frame_loss(out.frame_logits, targets) + video_loss(out.video_logits_sal, out.video_logits_ns, y, cfg.gamma)[0]
+            loss = objective.loss(out.frame_logits, g_batch, y) + video_loss(out.video_logits_sal, out.video_logits_ns, y, cfg.gamma)[0]
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

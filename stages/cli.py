@@ -206,7 +206,7 @@ def prototypes(dataset: str, cache_dir: Path, features_path: Path | None, epsilo
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=Path("cache"), show_default=True)
 @click.option("--features", "features_path", type=click.Path(path_type=Path), default=None, help="Feature cache (default: the last one finished for this dataset).")
 @click.option("--prototypes", "prototypes_path", type=click.Path(path_type=Path), default=None, help="Prototypes folder (default: the newest beside the feature cache).")
-@click.option("--fsm-target", type=click.Choice(["ns", "video"]), default=None, help="NS pseudo labels, or the video label (Table 6a baseline).")
+@click.option("--fsm-target", type=click.Choice(["ns", "video_ns_class", "video", "baseline_plus", "regression", "ranking"]), default=None, help="FSM objective: NS pseudo labels, or a Table 6a/6d alternative.")
 @click.option("--gamma", type=float, default=None, help="Weight of L_ns (0: Table 6a's VGM baseline).")
 @click.option("--fem", type=click.Choice(["transformer", "conv1d", "lstm", "mlp"]), default=None)
 @click.option("--epochs", type=int, default=None)

@@ -24,8 +24,8 @@ from pipeline.cache import DONE, CacheError, FeatureCache
 from pipeline.config import TrainConfig
 from pipeline.metrics import multi_hot
 from pipeline.models import save_atomic
-from pipeline.sampler import NSNetSampler, SamplerConfig, fsm_saliency
-from pipeline.sampler_training import CachedClips, frame_targets, train_epoch
+from pipeline.sampler import NSNetSampler, SamplerConfig
+from pipeline.sampler_training import CachedClips, FrameObjective, frame_objective, train_epoch
 
 
 @dataclass
@@ -68,17 +68,18 @@ def run_train(features: Path, prototypes: Path, cfg: TrainConfig, device: str = 
     run_dir = run_dir_for(features, prototypes, cfg, attrs["fingerprint"])
     videos = attrs["manifest"]["videos"]
     labels = multi_hot([v["labels"] for v in videos], len(attrs["manifest"]["classes"]))
+    g = np.nan_to_num(g)  # failed videos (NaN) are never trained on
     done = status == DONE
     train = np.flatnonzero(done & np.array([v["split"] == "train" for v in videos]))
     val = np.flatnonzero(done & np.array([v["split"] != "train" for v in videos]))
-    targets = frame_targets(np.nan_to_num(g), labels, cfg.fsm_target)
+    objective = frame_objective(cfg.fsm_target)
     dev = torch.device(device)
     torch.manual_seed(cfg.seed)
     model = NSNetSampler(light.shape[-1], light.shape[1], labels.shape[1], SamplerConfig(fem=cfg.fem)).to(dev)
     if (run_dir / "model.pth").exists():
         model.load_state_dict(torch.load(run_dir / "model.pth", weights_only=False)["model"])
         history = json.loads((run_dir / "metrics.json").read_text())["history"]
-        return TrainResult(str(run_dir), 0, history, _saliency_report(model, light, frame_indices, val, videos, dev, ground_truth))
+        return TrainResult(str(run_dir), 0, history, _saliency_report(model, objective, light, frame_indices, val, videos, dev, ground_truth))
     run_dir.mkdir(parents=True, exist_ok=True)
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.milestones), gamma=cfg.lr_decay)
@@ -89,7 +90,7 @@ def run_train(features: Path, prototypes: Path, cfg: TrainConfig, device: str = 
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start, history = state["epoch"] + 1, state["history"]
-    data = CachedClips(light[train], targets[train], labels[train], cfg.max_shift, cfg.seed)
+    data = CachedClips(light[train], g[train], labels[train], cfg.max_shift, cfg.seed)
     log = run_dir / "log.jsonl"
     bar = tqdm(range(start, cfg.epochs), desc="train sampler", unit="epoch", disable=not progress)
     for epoch in bar:
@@ -97,7 +98,7 @@ def run_train(features: Path, prototypes: Path, cfg: TrainConfig, device: str = 
         data.set_epoch(epoch)
         torch.manual_seed(cfg.seed * 1_000_003 + epoch)
         loader = torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, shuffle=True, generator=torch.Generator().manual_seed(cfg.seed * 7_919 + epoch))
-        losses = train_epoch(model, loader, optimizer, cfg.gamma, dev, cfg.grad_clip)
+        losses = train_epoch(model, loader, optimizer, objective, cfg.gamma, dev, cfg.grad_clip)
         scheduler.step()
         entry = {"epoch": epoch + 1, "loss": losses.total, "frame": losses.frame, "video": losses.video, "cls": losses.cls, "ns": losses.ns, "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - tick}
         history.append(entry)
@@ -107,25 +108,25 @@ def run_train(features: Path, prototypes: Path, cfg: TrainConfig, device: str = 
         save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch, "history": history}, run_dir / "last.pth")
     (run_dir / "metrics.json").write_text(json.dumps({"history": history, "config": asdict(cfg)}, indent=1))
     save_atomic({"model": model.state_dict(), "config": asdict(cfg), "features": str(features), "prototypes": str(prototypes)}, run_dir / "model.pth")
-    return TrainResult(str(run_dir), cfg.epochs - start, history, _saliency_report(model, light, frame_indices, val, videos, dev, ground_truth))
+    return TrainResult(str(run_dir), cfg.epochs - start, history, _saliency_report(model, objective, light, frame_indices, val, videos, dev, ground_truth))
 
 
 @torch.no_grad()
-def sampler_saliency(model: NSNetSampler, light: np.ndarray, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+def sampler_saliency(model: NSNetSampler, objective: FrameObjective, light: np.ndarray, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
     """(s_f, s_v) [V, T] of the trained heads."""
     model.eval()
     out = model(torch.from_numpy(light).to(device))
-    return fsm_saliency(out.frame_logits).cpu().numpy(), out.alpha.cpu().numpy()
+    return objective.saliency(out.frame_logits).cpu().numpy(), out.alpha.cpu().numpy()
 
 
-def _saliency_report(model, light, frame_indices, val, videos, device, ground_truth: Path | None) -> dict[str, float]:
+def _saliency_report(model, objective, light, frame_indices, val, videos, device, ground_truth: Path | None) -> dict[str, float]:
     """On demo data: AP of s_f and s_v against the generator's salient frames (val videos)."""
     if ground_truth is None or not Path(ground_truth).is_file() or not len(val):
         return {}
     from sklearn.metrics import average_precision_score
 
     truth = json.loads(Path(ground_truth).read_text())
-    s_f, s_v = sampler_saliency(model, light[val], device)
+    s_f, s_v = sampler_saliency(model, objective, light[val], device)
     masks = np.stack([np.asarray(truth[Path(videos[i]["path"]).stem]["salient"])[frame_indices[i]] for i in val])
     y = masks.ravel()
     return {

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 
-from pipeline.prototypes import GuidingScorer, class_prototypes, guiding_video_feature, ns_pseudo_labels, prototype_scores, top_fraction
+from pipeline.prototypes import GuidingScorer, class_prototypes, guiding_video_feature, prototype_scores, top_fraction
 
 
 def test_top_fraction_keeps_at_least_one():
@@ -54,13 +54,6 @@ def test_eq1_nearer_prototype_scores_higher_with_plain_distance():
     np.testing.assert_allclose(prototype_scores(x, protos, temperature=2.0)[0], [1 / (1 + np.exp(-1.0)), np.exp(-1.0) / (1 + np.exp(-1.0))])
     # Euclidean, not squared: distances 5 (3-4-5) and 1 -> softmax(-5, -1)
     np.testing.assert_allclose(prototype_scores(np.array([[3.0, 4.0]]), np.array([[0.0, 0.0], [3.0, 3.0]]))[0], [np.exp(-4) / (1 + np.exp(-4)), 1 / (1 + np.exp(-4))])
-
-
-def test_ns_pseudo_labels():
-    g = np.array([[0.8, 0.1]])
-    np.testing.assert_allclose(ns_pseudo_labels(g, np.array([[0, 1, 0]])), [[[0, 0.8, 0, 0.2], [0, 0.1, 0, 0.9]]])
-    # multi-label: y_v normalised, targets sum to one
-    np.testing.assert_allclose(ns_pseudo_labels(np.array([[0.6]]), np.array([[1, 1, 0]])), [[[0.3, 0.3, 0.0, 0.4]]])
 
 
 def test_estimator_prototype_guide_and_conventions():

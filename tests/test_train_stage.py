@@ -1,5 +1,6 @@
 """The sampler train stage on a tiny cache: targets, shift, learning, resume, idempotency."""
 
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import torch
 from pipeline.config import TrainConfig
 from pipeline.prototypes import GuidingScorer
 from pipeline.sampler import NSNetSampler, SamplerConfig
-from pipeline.sampler_training import CachedClips, frame_targets, temporal_shift, train_epoch
+from pipeline.sampler_training import CachedClips, baseline_plus_targets, frame_objective, ns_targets, ranking_loss, shift_positions, train_epoch
 from stages.features import run_features
 from stages.prototypes import run_prototypes
 from stages.train import run_train, sampler_saliency
@@ -18,17 +19,60 @@ from stages.train import run_train, sampler_saliency
 CFG = TrainConfig(epochs=12, batch_size=4, lr=0.001, milestones=(8,), seed=1)
 
 
-def test_frame_targets_and_temporal_shift():
-    g = np.array([[0.8, 0.1]])
-    labels = np.array([[0, 1]])
-    np.testing.assert_allclose(frame_targets(g, labels, "ns"), [[[0, 0.8, 0.2], [0, 0.1, 0.9]]])
-    np.testing.assert_allclose(frame_targets(g, labels, "video"), [[[0, 1, 0], [0, 1, 0]]])
-    with pytest.raises(ValueError, match="fsm_target"):
-        frame_targets(g, labels, "regression")
-    x = np.arange(5)
-    assert temporal_shift(x, 1).tolist() == [0, 0, 1, 2, 3]
-    assert temporal_shift(x, -2).tolist() == [2, 3, 4, 4, 4]
-    assert temporal_shift(x, 0).tolist() == [0, 1, 2, 3, 4]
+def test_objective_targets_by_hand():
+    g = torch.tensor([[0.8, 0.1]])
+    labels = torch.tensor([[0, 1, 0]])
+    torch.testing.assert_close(ns_targets(g, labels), torch.tensor([[[0, 0.8, 0, 0.2], [0, 0.1, 0, 0.9]]]))
+    torch.testing.assert_close(ns_targets(torch.tensor([[0.6]]), torch.tensor([[1, 1, 0]])), torch.tensor([[[0.3, 0.3, 0.0, 0.4]]]))
+    # baseline+: g on the label, (1-g) split over the 2 other classes
+    torch.testing.assert_close(baseline_plus_targets(g, labels), torch.tensor([[[0.1, 0.8, 0.1], [0.45, 0.1, 0.45]]]))
+
+
+def test_objective_losses_by_hand():
+    ln2, ln3 = math.log(2.0), math.log(3.0)
+    g, labels = torch.tensor([[0.5, 0.5]]), torch.tensor([[1, 0]])
+    uniform = torch.zeros(1, 2, 3)  # C=2 classes + non-salient
+    # ns: target (0.5, 0, 0.5) against (1/3, 1/3, 1/3): ln3 per frame, 2 frames
+    assert frame_objective("ns").loss(uniform, g, labels).item() == pytest.approx(2 * ln3)
+    # video: C-way, the non-salient logit ignored: ln2 per frame
+    assert frame_objective("video").loss(uniform, g, labels).item() == pytest.approx(2 * ln2)
+    # video_ns_class: (C+1)-way with target (1, 0, 0): ln3 per frame
+    assert frame_objective("video_ns_class").loss(uniform, g, labels).item() == pytest.approx(2 * ln3)
+    # baseline+: C-way, target (0.5, 0.5) against (1/2, 1/2): ln2 per frame
+    assert frame_objective("baseline_plus").loss(uniform, g, labels).item() == pytest.approx(2 * ln2)
+    # regression: sigmoid(0) = 0.5 against g = (0.9, 0.1): 0.16 + 0.16
+    assert frame_objective("regression").loss(uniform, torch.tensor([[0.9, 0.1]]), labels).item() == pytest.approx(0.32)
+    # ranking: g0 > g1; scores (z[C]) 0.3 and 0.25: hinge 0.1 - 0.05 = 0.05, divided by T=2
+    z = torch.zeros(1, 2, 3)
+    z[0, :, 2] = torch.tensor([0.3, 0.25])
+    assert frame_objective("ranking").loss(z, torch.tensor([[0.9, 0.1]]), labels).item() == pytest.approx(0.025)
+    assert ranking_loss(torch.tensor([[0.9, 0.0]]), torch.tensor([[0.9, 0.1]])).item() == 0.0  # margin met
+    with pytest.raises(ValueError, match="fsm_target must be one of"):
+        frame_objective("magic")
+
+
+def test_objective_saliencies():
+    z = torch.tensor([[[math.log(3.0), 0.0, 5.0], [0.0, 0.0, -5.0]]])
+    # C-way: softmax over the 2 real classes: (3/4, 1/4) and (1/2, 1/2) -> softmax_t(0.75, 0.5)
+    e = math.exp(0.25)
+    torch.testing.assert_close(frame_objective("video").saliency(z), torch.tensor([[e / (1 + e), 1 / (1 + e)]]))
+    # class-agnostic: softmax_t(sigmoid(z[C]))
+    s = torch.sigmoid(torch.tensor([5.0, -5.0]))
+    torch.testing.assert_close(frame_objective("ranking").saliency(z), torch.softmax(s, 0)[None])
+
+
+def test_temporal_shift_positions():
+    assert shift_positions(5, 1).tolist() == [0, 0, 1, 2, 3]
+    assert shift_positions(5, -2).tolist() == [2, 3, 4, 4, 4]
+    assert shift_positions(5, 0).tolist() == [0, 1, 2, 3, 4]
+    data = CachedClips(np.arange(4, dtype=np.float32)[None, :, None], np.arange(4, dtype=np.float32)[None], np.array([[1, 0]]), max_shift=2, seed=0)
+    seen = set()
+    for epoch in range(40):
+        data.set_epoch(epoch)
+        x, g, _ = data[0]
+        assert torch.equal(x[:, 0], g)  # features and scores move together
+        seen.add(tuple(g.tolist()))
+    assert {(0.0, 0.0, 1.0, 2.0), (0.0, 1.0, 2.0, 3.0), (2.0, 3.0, 3.0, 3.0)} <= seen
 
 
 @pytest.fixture
@@ -45,14 +89,15 @@ def test_train_epoch_learns_a_separable_toy_problem():
     x = rng.normal(0, 1, (48, 4, 16)).astype(np.float32)
     x[:, 1:3, :3] += 3 * labels[:, None, :]
     g = np.tile([0.05, 0.95, 0.95, 0.05], (48, 1))
-    data = CachedClips(x, frame_targets(g, labels, "ns"), labels)
+    data = CachedClips(x, g, labels)
     torch.manual_seed(0)
     model = NSNetSampler(16, 4, 3, SamplerConfig(heads=2))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     loader = torch.utils.data.DataLoader(data, batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(0))
-    losses = [train_epoch(model, loader, optimizer, 0.2, torch.device("cpu")).total for _ in range(30)]
+    objective = frame_objective("ns")
+    losses = [train_epoch(model, loader, optimizer, objective, 0.2, torch.device("cpu")).total for _ in range(30)]
     assert losses[-1] < 0.5 * losses[0]
-    s_f, _ = sampler_saliency(model, x, torch.device("cpu"))
+    s_f, _ = sampler_saliency(model, objective, x, torch.device("cpu"))
     assert s_f[:, 1:3].mean() > 2 * s_f[:, [0, 3]].mean()  # the FSM finds the salient frames
 
 
@@ -68,8 +113,12 @@ def test_train_stage_reports_saliency_and_is_idempotent(tiny_pipeline):
     }
     again = run_train(features, prototypes, CFG, progress=False, ground_truth=truth)
     assert again.trained_epochs == 0 and again.path == result.path and again.saliency_ap == result.saliency_ap
-    video_labels = run_train(features, prototypes, replace(CFG, fsm_target="video", epochs=2), progress=False)
-    assert video_labels.path != result.path
+    paths = {result.path}
+    for target in ("video", "video_ns_class", "baseline_plus", "regression", "ranking"):
+        variant = run_train(features, prototypes, replace(CFG, fsm_target=target, epochs=2), progress=False)
+        assert np.isfinite([h["loss"] for h in variant.history]).all()
+        paths.add(variant.path)
+    assert len(paths) == 6  # each objective is its own run
 
 
 def test_resume_gives_the_same_weights(tiny_pipeline):
