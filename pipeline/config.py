@@ -111,7 +111,8 @@ class TrainConfig:
     decayed x0.1 at epochs 50 and 75, gamma 0.2, temporal random shift."""
 
     fsm_target: str = "ns"  # ns | video_ns_class | video | baseline_plus | regression | ranking (Tables 6a, 6d)
-    gamma: float = 0.2  # weight of L_ns; 0 is Table 6a's VGM baseline
+    vgm_target: str = "ns"  # ns | video_ns_class | video (Table 6a, VGM column)
+    gamma: float = 0.2  # weight of L_ns (eq. 3)
     fem: str = "transformer"  # transformer | conv1d | lstm | mlp (Table 6c)
     epochs: int = 120
     batch_size: int = 64

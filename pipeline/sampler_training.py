@@ -38,9 +38,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from pipeline.sampler import NSNetSampler, frame_loss, fsm_saliency, video_loss
+from pipeline.sampler import NSNetSampler, frame_loss, fsm_saliency, soft_cross_entropy, video_loss
 
 FSM_TARGETS = ("ns", "video_ns_class", "video", "baseline_plus", "regression", "ranking")
+VGM_TARGETS = ("ns", "video_ns_class", "video")
 RANKING_MARGIN = 0.1
 
 
@@ -101,6 +102,22 @@ def _c_way_saliency(frame_logits: torch.Tensor) -> torch.Tensor:
     return F.softmax(F.softmax(frame_logits[..., :-1], dim=-1).max(dim=-1).values, dim=-1)
 
 
+def vgm_loss(kind: str, logits_sal: torch.Tensor, logits_ns: torch.Tensor, labels: torch.Tensor, gamma: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Table 6a's VGM variants; returns (L_v, L_cls, L_ns). ``ns``: eq. 3, ``L_cls + gamma L_ns``;
+    ``video_ns_class``: the (C+1)-way classifier with ``L_cls`` alone; ``video``: the baseline,
+    a C-way classifier (the non-salient logit left out) with ``L_cls`` alone. ``L_ns`` is always
+    reported."""
+    l_v, l_cls, l_ns = video_loss(logits_sal, logits_ns, labels, gamma)
+    if kind == "ns":
+        return l_v, l_cls, l_ns
+    if kind == "video_ns_class":
+        return l_cls, l_cls, l_ns
+    if kind == "video":
+        c_way = soft_cross_entropy(logits_sal[:, :-1], _normalised(labels)).mean()
+        return c_way, c_way, l_ns
+    raise ValueError(f"vgm_target must be one of {VGM_TARGETS}, got {kind!r}")
+
+
 def shift_positions(t: int, shift: int) -> np.ndarray:
     """Source position of each of ``t`` positions after moving the sequence ``shift`` later."""
     return np.clip(np.arange(t) - shift, 0, t - 1)
@@ -139,7 +156,7 @@ class StepLosses:
     ns: float
 
 
-def train_epoch(model: NSNetSampler, loader, optimizer: torch.optim.Optimizer, objective: FrameObjective, gamma: float, device: torch.device, grad_clip: float | None = None) -> StepLosses:
+def train_epoch(model: NSNetSampler, loader, optimizer: torch.optim.Optimizer, objective: FrameObjective, gamma: float, device: torch.device, grad_clip: float | None = None, vgm_target: str = "ns") -> StepLosses:
     """One epoch of ``L = L_v + L_f`` (eq. 4), the gradient norm clipped at ``grad_clip``;
     returns the mean losses over the videos."""
     model.train()
@@ -149,7 +166,7 @@ def train_epoch(model: NSNetSampler, loader, optimizer: torch.optim.Optimizer, o
         x, g, labels = x.to(device), g.to(device), labels.to(device)
         out = model(x)
         l_f = objective.loss(out.frame_logits, g, labels)
-        l_v, l_cls, l_ns = video_loss(out.video_logits_sal, out.video_logits_ns, labels, gamma)
+        l_v, l_cls, l_ns = vgm_loss(vgm_target, out.video_logits_sal, out.video_logits_ns, labels, gamma)
         loss = l_v + l_f
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

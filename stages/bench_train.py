@@ -15,8 +15,8 @@ import torch
 
 from pipeline.config import TrainConfig
 from pipeline.metrics import multi_hot
-from pipeline.sampler import NSNetSampler, SamplerConfig, video_loss
-from pipeline.sampler_training import CachedClips, frame_objective
+from pipeline.sampler import NSNetSampler, SamplerConfig
+from pipeline.sampler_training import CachedClips, frame_objective, vgm_loss
 from stages.train import _inputs
 
 
@@ -65,7 +65,7 @@ def bench_train(features: Path, prototypes: Path, cfg: TrainConfig, epochs: int 
             x, g_batch, y = x.to(dev), g_batch.to(dev), y.to(dev)
             got = time.perf_counter()
             out = model(x)
-            loss = objective.loss(out.frame_logits, g_batch, y) + video_loss(out.video_logits_sal, out.video_logits_ns, y, cfg.gamma)[0]
+            loss = objective.loss(out.frame_logits, g_batch, y) + vgm_loss(cfg.vgm_target, out.video_logits_sal, out.video_logits_ns, y, cfg.gamma)[0]
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

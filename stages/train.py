@@ -98,7 +98,7 @@ def run_train(features: Path, prototypes: Path, cfg: TrainConfig, device: str = 
         data.set_epoch(epoch)
         torch.manual_seed(cfg.seed * 1_000_003 + epoch)
         loader = torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, shuffle=True, generator=torch.Generator().manual_seed(cfg.seed * 7_919 + epoch))
-        losses = train_epoch(model, loader, optimizer, objective, cfg.gamma, dev, cfg.grad_clip)
+        losses = train_epoch(model, loader, optimizer, objective, cfg.gamma, dev, cfg.grad_clip, cfg.vgm_target)
         scheduler.step()
         entry = {"epoch": epoch + 1, "loss": losses.total, "frame": losses.frame, "video": losses.video, "cls": losses.cls, "ns": losses.ns, "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - tick}
         history.append(entry)

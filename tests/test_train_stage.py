@@ -11,7 +11,7 @@ import torch
 from pipeline.config import TrainConfig
 from pipeline.prototypes import GuidingScorer
 from pipeline.sampler import NSNetSampler, SamplerConfig
-from pipeline.sampler_training import CachedClips, baseline_plus_targets, frame_objective, ns_targets, ranking_loss, shift_positions, train_epoch
+from pipeline.sampler_training import CachedClips, baseline_plus_targets, frame_objective, ns_targets, ranking_loss, shift_positions, train_epoch, vgm_loss
 from stages.features import run_features
 from stages.prototypes import run_prototypes
 from stages.train import run_train, sampler_saliency
@@ -49,6 +49,19 @@ def test_objective_losses_by_hand():
     assert ranking_loss(torch.tensor([[0.9, 0.0]]), torch.tensor([[0.9, 0.1]])).item() == 0.0  # margin met
     with pytest.raises(ValueError, match="fsm_target must be one of"):
         frame_objective("magic")
+
+
+def test_vgm_variants_by_hand():
+    ln2, ln3 = math.log(2.0), math.log(3.0)
+    labels = torch.tensor([[1, 0]])
+    sal = torch.zeros(1, 3)  # (C+1)-way uniform: L_cls = ln3; C-way: ln2
+    ns = torch.tensor([[0.0, 0.0, ln2]])  # p(non-salient) = 2/4 -> L_ns = ln2
+    total, l_cls, l_ns = vgm_loss("ns", sal, ns, labels, 0.2)
+    assert (total.item(), l_cls.item(), l_ns.item()) == pytest.approx((ln3 + 0.2 * ln2, ln3, ln2))
+    assert vgm_loss("video_ns_class", sal, ns, labels, 0.2)[0].item() == pytest.approx(ln3)
+    assert vgm_loss("video", sal, ns, labels, 0.2)[0].item() == pytest.approx(ln2)
+    with pytest.raises(ValueError, match="vgm_target"):
+        vgm_loss("magic", sal, ns, labels, 0.2)
 
 
 def test_objective_saliencies():
@@ -118,7 +131,10 @@ def test_train_stage_reports_saliency_and_is_idempotent(tiny_pipeline):
         variant = run_train(features, prototypes, replace(CFG, fsm_target=target, epochs=2), progress=False)
         assert np.isfinite([h["loss"] for h in variant.history]).all()
         paths.add(variant.path)
-    assert len(paths) == 6  # each objective is its own run
+    for target in ("video", "video_ns_class"):
+        variant = run_train(features, prototypes, replace(CFG, vgm_target=target, epochs=2), progress=False)
+        paths.add(variant.path)
+    assert len(paths) == 8  # each objective is its own run
 
 
 def test_resume_gives_the_same_weights(tiny_pipeline):
