@@ -202,7 +202,7 @@ def test_bad_inputs_are_recorded_and_the_rest_finishes(tiny_videos, tmp_path):
         f"videos/notes.mp4,{label},train",
         f"videos/cut.mp4,{label},val",
         f"videos/frames_bad,{label},val",
-        f"videos/relabelled.mp4,no_such_class,train",
+        "videos/relabelled.mp4,no_such_class,train",
     ]
     (tiny_videos / "manifest.csv").write_text("\n".join(lines[:1] + rows + extra) + "\n")
     cache = tmp_path / "cache"

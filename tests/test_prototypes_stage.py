@@ -23,7 +23,7 @@ def test_prototypes_from_a_cache(tiny_videos, tiny_config, run_options):
     guides = np.load(out / "guides.npz")
     with FeatureCache(Path(summary.cache)) as cache:
         n, t = cache["status"].shape[0], cache["frame_indices"].shape[1]
-        rec, logits = np.asarray(cache["rec_features"][:], dtype=np.float32), cache["rec_logits"][:]
+        rec = np.asarray(cache["rec_features"][:], dtype=np.float32)
     assert guides["g"].shape == (n, t) and np.all((guides["g"] >= 0) & (guides["g"] <= 1))
     scorer = pickle.loads((out / "estimator.pkl").read_bytes())
     assert scorer.get_params()["epsilon"] == 30.0 and scorer.prototypes_.shape == (3, rec.shape[-1])
