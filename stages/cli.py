@@ -146,7 +146,8 @@ def finetune(dataset: str, data_root: Path | None, role: str, arch: str | None, 
     ft = replace(dset.finetune[role], **{k: v for k, v in hyper.items() if v is not None})
     opts = RunOptions(cache_dir=cache_dir, device=device, workers=workers, progress=not no_progress)
     result = run_finetune(dataset, data_root, role, spec, ft, dset.features.num_frames, opts, out)
-    click.echo(result.table())
+    if result.leader:
+        click.echo(result.table())
 
 
 def latest_features_file(cache_dir: Path, dataset: str) -> Path:

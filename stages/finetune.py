@@ -36,6 +36,7 @@ class FinetuneResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     chance_top1: float = 0.0
     seconds: float = 0.0
+    leader: bool = True  # False on torchrun ranks other than 0, which print nothing
 
     @property
     def final(self) -> dict[str, Any]:
@@ -109,6 +110,7 @@ def run_finetune(dataset: str, data_root: Path | None, role: str, spec: ModelSpe
             result = _train(root, manifest, train, val, role, spec, ft, val_frames, opts, worker, run_dir, identity)
     finally:
         teardown(worker)
+    result.leader = worker.is_leader
     result.chance_top1 = _chance_top1(val, manifest.num_classes)
     result.seconds = time.perf_counter() - started
     if out is not None and worker.is_leader:

@@ -120,6 +120,7 @@ def test_torchrun_ddp_fine_tune_on_two_cpu_ranks(tiny_videos, tmp_path):
     ]  # fmt: skip
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("checkpoint ") == 1  # one summary, from rank 0
     ckpt = read_checkpoint(tmp_path / "ddp.pth")
     assert ckpt["model_name"] == "test_resnet" and len(ckpt["classes"]) == 3
     (run_dir,) = (tmp_path / "cache" / "demo" / "finetune").glob("recognizer-*")
