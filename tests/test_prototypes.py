@@ -84,3 +84,18 @@ def test_response_guide_uses_the_recognizer_probabilities():
         GuidingScorer(guide="magic").fit(np.zeros((1, 2, 4)), labels, logits=logits)
     with pytest.raises(ValueError, match="at least one label"):
         GuidingScorer().fit(np.zeros((1, 2, 4)), np.array([[0, 0]]), logits=logits)
+
+
+def test_multi_label_video_feeds_both_prototypes_and_sums_its_scores():
+    # video 0 has classes {0, 1}: frame 0 is predicted 0, frame 1 predicted 1 -> it contributes
+    # frame 0 to prototype 0 and frame 1 to prototype 1. Video 1 (class 2) gives prototype 2.
+    feats = np.array([[[0.0], [4.0]], [[10.0], [10.0]]])
+    logits = np.array([[[5.0, 0.0, 0.0], [0.0, 5.0, 0.0]], [[0.0, 0.0, 5.0], [0.0, 0.0, 5.0]]])
+    labels = np.array([[1, 1, 0], [0, 0, 1]])
+    scorer = GuidingScorer(epsilon=30.0).fit(feats, labels, logits=logits)
+    np.testing.assert_allclose(scorer.prototypes_, [[0.0], [4.0], [10.0]])
+    g = scorer.transform(feats, labels)
+    # frame at 0.0: softmax(-0, -4, -10); its classes 0 and 1 -> (1 + e^-4) / (1 + e^-4 + e^-10)
+    expected = (1 + np.exp(-4)) / (1 + np.exp(-4) + np.exp(-10))
+    assert g[0, 0] == pytest.approx(expected)
+    assert 0.99 < g[0, 1] <= 1.0 and g[1, 0] == pytest.approx(1 / (1 + np.exp(-6) + np.exp(-10)))
