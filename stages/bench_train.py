@@ -1,7 +1,8 @@
 """``nsnet bench-train``: the share of a sampler training step spent waiting for data.
 
-Times, over the same epochs of the real cached inputs, the wait for each batch from the loader
-and the whole step (forward, loss, backward, update); the target is a data share <= 10%.
+Runs the train stage's own epochs on the real cached inputs and times the wait for each batch
+from the loader against the rest of the step (device copy, forward, loss, backward, update);
+the target is a data share <= 10%.
 """
 
 from __future__ import annotations
@@ -13,11 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pipeline.cache import DONE
 from pipeline.config import TrainConfig
-from pipeline.metrics import multi_hot
-from pipeline.sampler import NSNetSampler, SamplerConfig
-from pipeline.sampler_training import CachedClips, frame_objective, vgm_loss
-from stages.train import _inputs
+from pipeline.sampler_training import CachedClips, frame_objective, train_epoch
+from stages.train import epoch_loader, load_sampler_inputs
 
 
 @dataclass
@@ -41,39 +41,45 @@ class TrainBench:
         )
 
 
-def bench_train(features: Path, prototypes: Path, cfg: TrainConfig, epochs: int = 3, device: str = "cpu") -> TrainBench:
-    attrs, status, light, _, g = _inputs(Path(features), Path(prototypes))
-    videos = attrs["manifest"]["videos"]
-    labels = multi_hot([v["labels"] for v in videos], len(attrs["manifest"]["classes"]))
-    keep = np.flatnonzero(status == 1)
-    data = CachedClips(light[keep], np.nan_to_num(g[keep]), labels[keep], cfg.max_shift, cfg.seed)
-    objective = frame_objective(cfg.fsm_target)
-    dev = torch.device(device)
-    model = NSNetSampler(light.shape[-1], light.shape[1], labels.shape[1], SamplerConfig(fem=cfg.fem)).to(dev)
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
-    wait = compute = 0.0
-    steps = 0
-    for epoch in range(epochs):
-        data.set_epoch(epoch)
-        loader = iter(torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, shuffle=True))
+class TimedLoader:
+    """Iterates a loader, adding up the time spent waiting for its batches."""
+
+    def __init__(self, loader):
+        self.loader, self.seconds, self.batches = loader, 0.0, 0
+
+    def __iter__(self):
+        batches = iter(self.loader)
         while True:
             tick = time.perf_counter()
             try:
-                x, g_batch, y = next(loader)
+                batch = next(batches)
             except StopIteration:
-                break
-            x, g_batch, y = x.to(dev), g_batch.to(dev), y.to(dev)
-            got = time.perf_counter()
-            out = model(x)
-            loss = objective.loss(out.frame_logits, g_batch, y) + vgm_loss(cfg.vgm_target, out.video_logits_sal, out.video_logits_ns, y, cfg.gamma)[0]
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if dev.type == "cuda":
-                torch.cuda.synchronize(dev)
-            done = time.perf_counter()
-            if epoch > 0:  # the first epoch warms up
-                wait += got - tick
-                compute += done - got
-                steps += 1
-    return TrainBench(steps, wait, compute)
+                return
+            self.seconds += time.perf_counter() - tick
+            self.batches += 1
+            yield batch
+
+
+def bench_train(features: Path, prototypes: Path, cfg: TrainConfig, epochs: int = 3, device: str = "cpu") -> TrainBench:
+    """Runs the train stage's own epoch (:func:`train_epoch`) on all finished videos; the first
+    epoch warms up and is not counted."""
+    inputs = load_sampler_inputs(Path(features), Path(prototypes))
+    keep = np.flatnonzero(inputs.status == DONE)
+    data = CachedClips(inputs.light[keep], inputs.g[keep], inputs.labels[keep], cfg.max_shift, cfg.seed)
+    objective = frame_objective(cfg.fsm_target)
+    dev = torch.device(device)
+    model = inputs.new_sampler(cfg).to(dev)
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    wait = total = 0.0
+    steps = 0
+    for epoch in range(epochs):
+        loader = TimedLoader(epoch_loader(data, cfg, epoch))
+        tick = time.perf_counter()
+        train_epoch(model, loader, optimizer, objective, cfg.gamma, dev, cfg.grad_clip, cfg.vgm_target)
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        if epoch > 0:
+            wait += loader.seconds
+            total += time.perf_counter() - tick
+            steps += loader.batches
+    return TrainBench(steps, wait, total - wait)

@@ -50,7 +50,31 @@ def run_dir_for(features: Path, prototypes: Path, cfg: TrainConfig, fp_features:
     return features.with_name(f"{features.name}.train-{fp[:16]}")
 
 
-def _inputs(features: Path, prototypes: Path):
+@dataclass
+class SamplerInputs:
+    """What the sampler trains on, read from a finished feature cache and its prototypes."""
+
+    attrs: dict[str, Any]
+    status: np.ndarray  # [N]
+    light: np.ndarray  # [N, T, D_l] float32
+    frame_indices: np.ndarray  # [N, T]
+    g: np.ndarray  # [N, T], 0 for failed videos (never trained on)
+    labels: np.ndarray  # [N, C] multi-hot
+
+    @property
+    def videos(self) -> list[dict[str, Any]]:
+        return self.attrs["manifest"]["videos"]
+
+    def finished(self, train: bool) -> np.ndarray:
+        """Indices of the finished training (or, with ``train=False``, other) videos."""
+        in_split = np.array([(v["split"] == "train") == train for v in self.videos])
+        return np.flatnonzero((self.status == DONE) & in_split)
+
+    def new_sampler(self, cfg: TrainConfig) -> NSNetSampler:
+        return NSNetSampler(self.light.shape[-1], self.light.shape[1], self.labels.shape[1], SamplerConfig(fem=cfg.fem))
+
+
+def load_sampler_inputs(features: Path, prototypes: Path) -> SamplerInputs:
     with FeatureCache(features) as cache:
         attrs = cache.attrs
         status = np.asarray(cache["status"][:])
@@ -59,27 +83,29 @@ def _inputs(features: Path, prototypes: Path):
     g = np.load(Path(prototypes) / "guides.npz")["g"]
     if g.shape != status.shape + (light.shape[1],):
         raise CacheError(f"{prototypes}: guiding scores of shape {g.shape} do not belong to {features}")
-    return attrs, status, light, frame_indices, g
+    labels = multi_hot([v["labels"] for v in attrs["manifest"]["videos"]], len(attrs["manifest"]["classes"]))
+    return SamplerInputs(attrs, status, light, frame_indices, np.nan_to_num(g), labels)
+
+
+def epoch_loader(data: CachedClips, cfg: TrainConfig, epoch: int) -> torch.utils.data.DataLoader:
+    """The epoch's shuffled batches, seeded from the config's seed and the epoch."""
+    data.set_epoch(epoch)
+    return torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, shuffle=True, generator=torch.Generator().manual_seed(cfg.seed * 7_919 + epoch))
 
 
 def run_train(features: Path, prototypes: Path, cfg: TrainConfig, device: str = "cpu", progress: bool = True, ground_truth: Path | None = None) -> TrainResult:
     features, prototypes = Path(features), Path(prototypes)
-    attrs, status, light, frame_indices, g = _inputs(features, prototypes)
-    run_dir = run_dir_for(features, prototypes, cfg, attrs["fingerprint"])
-    videos = attrs["manifest"]["videos"]
-    labels = multi_hot([v["labels"] for v in videos], len(attrs["manifest"]["classes"]))
-    g = np.nan_to_num(g)  # failed videos (NaN) are never trained on
-    done = status == DONE
-    train = np.flatnonzero(done & np.array([v["split"] == "train" for v in videos]))
-    val = np.flatnonzero(done & np.array([v["split"] != "train" for v in videos]))
+    inputs = load_sampler_inputs(features, prototypes)
+    run_dir = run_dir_for(features, prototypes, cfg, inputs.attrs["fingerprint"])
+    train, val = inputs.finished(train=True), inputs.finished(train=False)
     objective = frame_objective(cfg.fsm_target)
     dev = torch.device(device)
     torch.manual_seed(cfg.seed)
-    model = NSNetSampler(light.shape[-1], light.shape[1], labels.shape[1], SamplerConfig(fem=cfg.fem)).to(dev)
+    model = inputs.new_sampler(cfg).to(dev)
     if (run_dir / "model.pth").exists():
         model.load_state_dict(torch.load(run_dir / "model.pth", weights_only=False)["model"])
         history = json.loads((run_dir / "metrics.json").read_text())["history"]
-        return TrainResult(str(run_dir), 0, history, _saliency_report(model, objective, light, frame_indices, val, videos, dev, ground_truth))
+        return TrainResult(str(run_dir), 0, history, _saliency_report(model, objective, inputs, val, dev, ground_truth))
     run_dir.mkdir(parents=True, exist_ok=True)
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.milestones), gamma=cfg.lr_decay)
@@ -90,15 +116,13 @@ def run_train(features: Path, prototypes: Path, cfg: TrainConfig, device: str = 
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start, history = state["epoch"] + 1, state["history"]
-    data = CachedClips(light[train], g[train], labels[train], cfg.max_shift, cfg.seed)
+    data = CachedClips(inputs.light[train], inputs.g[train], inputs.labels[train], cfg.max_shift, cfg.seed)
     log = run_dir / "log.jsonl"
     bar = tqdm(range(start, cfg.epochs), desc="train sampler", unit="epoch", disable=not progress)
     for epoch in bar:
         tick = time.perf_counter()
-        data.set_epoch(epoch)
         torch.manual_seed(cfg.seed * 1_000_003 + epoch)
-        loader = torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, shuffle=True, generator=torch.Generator().manual_seed(cfg.seed * 7_919 + epoch))
-        losses = train_epoch(model, loader, optimizer, objective, cfg.gamma, dev, cfg.grad_clip, cfg.vgm_target)
+        losses = train_epoch(model, epoch_loader(data, cfg, epoch), optimizer, objective, cfg.gamma, dev, cfg.grad_clip, cfg.vgm_target)
         scheduler.step()
         entry = {"epoch": epoch + 1, "loss": losses.total, "frame": losses.frame, "video": losses.video, "cls": losses.cls, "ns": losses.ns, "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - tick}
         history.append(entry)
@@ -108,7 +132,7 @@ def run_train(features: Path, prototypes: Path, cfg: TrainConfig, device: str = 
         save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch, "history": history}, run_dir / "last.pth")
     (run_dir / "metrics.json").write_text(json.dumps({"history": history, "config": asdict(cfg)}, indent=1))
     save_atomic({"model": model.state_dict(), "config": asdict(cfg), "features": str(features), "prototypes": str(prototypes)}, run_dir / "model.pth")
-    return TrainResult(str(run_dir), cfg.epochs - start, history, _saliency_report(model, objective, light, frame_indices, val, videos, dev, ground_truth))
+    return TrainResult(str(run_dir), cfg.epochs - start, history, _saliency_report(model, objective, inputs, val, dev, ground_truth))
 
 
 @torch.no_grad()
@@ -119,15 +143,15 @@ def sampler_saliency(model: NSNetSampler, objective: FrameObjective, light: np.n
     return objective.saliency(out.frame_logits).cpu().numpy(), out.alpha.cpu().numpy()
 
 
-def _saliency_report(model, objective, light, frame_indices, val, videos, device, ground_truth: Path | None) -> dict[str, float]:
+def _saliency_report(model: NSNetSampler, objective: FrameObjective, inputs: SamplerInputs, val: np.ndarray, device: torch.device, ground_truth: Path | None) -> dict[str, float]:
     """On demo data: AP of s_f and s_v against the generator's salient frames (val videos)."""
     if ground_truth is None or not Path(ground_truth).is_file() or not len(val):
         return {}
     from sklearn.metrics import average_precision_score
 
     truth = json.loads(Path(ground_truth).read_text())
-    s_f, s_v = sampler_saliency(model, objective, light[val], device)
-    masks = np.stack([np.asarray(truth[Path(videos[i]["path"]).stem]["salient"])[frame_indices[i]] for i in val])
+    s_f, s_v = sampler_saliency(model, objective, inputs.light[val], device)
+    masks = np.stack([np.asarray(truth[Path(inputs.videos[i]["path"]).stem]["salient"])[inputs.frame_indices[i]] for i in val])
     y = masks.ravel()
     return {
         "AP of s_f vs ground-truth salient frames (val)": float(average_precision_score(y, s_f.ravel())),
