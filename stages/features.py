@@ -228,7 +228,7 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
             infer = BlockInference(light, rec, worker.device)
             loader = block_loader(decoder, min(opts.workers, len(plan.todo)), pin_memory=worker.device.type == "cuda")
             bar = tqdm(total=sum(len(m) for _, m in plan.todo), unit="video", desc=f"features {manifest.name}", disable=not opts.progress or not worker.is_leader)
-            frames, tick = 0, time.perf_counter()
+            tick = time.perf_counter()
             row_layout = layout.rows()
             with BackgroundWriter() as background:
                 for block in loader:

@@ -173,7 +173,7 @@ def _train(root: Path, manifest: Manifest, train: list, val: list, role: str, sp
             sampler.set_epoch(epoch)
         torch.manual_seed(item_seed(ft.seed, epoch, stream=GLOBAL))
         loader = seeded_loader(train_set, ft.batch_size, opts.workers, item_seed(ft.seed, epoch, stream=SHUFFLE), sampler=sampler)
-        bar = tqdm(total=len(loader.sampler) if sampler is not None else len(train_set), unit="clip", desc=f"{role} epoch {epoch + 1}/{ft.epochs}", disable=not opts.progress or not worker.is_leader, leave=False)
+        bar = tqdm(total=len(loader.sampler), unit="clip", desc=f"{role} epoch {epoch + 1}/{ft.epochs}", disable=not opts.progress or not worker.is_leader, leave=False)
         stats = train_one_epoch(net, loader, optimizer, loss_fn, device, bar)
         bar.close()
         scheduler.step(epoch + 1)
