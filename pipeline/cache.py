@@ -221,9 +221,6 @@ class FeatureCache:
     def fingerprint(self) -> str:
         return self.attrs["fingerprint"]
 
-    def read_all(self) -> dict[str, np.ndarray]:
-        return {name: np.asarray(self.arrays[name][:]) for name in ARRAY_NAMES}
-
     def close(self) -> None:
         if self._h5 is not None:
             self._h5.close()

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from pipeline.cache import DONE, FAILED
 from pipeline.datasets import VideoRecord
 from pipeline.models import FrameEncoder
 from pipeline.sampling import uniform_frame_indices
@@ -135,8 +136,6 @@ class BlockInference:
     def __call__(self, block: DecodedBlock, layout_rows: dict[str, tuple[tuple[int, ...], str]]) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """The cache rows of the block's videos (failed ones left zero) and their status
         (DONE, or FAILED for the block's failures)."""
-        from pipeline.cache import DONE, FAILED
-
         start, count = block.members[0], len(block.members)
         rows = {name: np.zeros((count,) + shape, dtype=dtype) for name, (shape, dtype) in layout_rows.items()}
         status = np.full(count, DONE, dtype=np.int8)

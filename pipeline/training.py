@@ -100,7 +100,7 @@ def drop_failed(batch: list[Any]) -> Any:
     return torch.utils.data.default_collate(kept) if kept else None
 
 
-def seeded_loader(dataset: Dataset, batch_size: int, workers: int, shuffle_seed: int | None, sampler=None, drop_last: bool = False) -> DataLoader:
+def seeded_loader(dataset: Dataset, batch_size: int, workers: int, shuffle_seed: int | None, sampler=None) -> DataLoader:
     generator = None
     if shuffle_seed is not None and sampler is None:
         generator = torch.Generator().manual_seed(shuffle_seed)
@@ -112,8 +112,6 @@ def seeded_loader(dataset: Dataset, batch_size: int, workers: int, shuffle_seed:
         generator=generator,
         num_workers=workers,
         collate_fn=drop_failed,
-        drop_last=drop_last,
-        persistent_workers=False,
     )
 
 
