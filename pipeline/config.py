@@ -56,6 +56,11 @@ class FeaturesConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> "FeaturesConfig":
+        """The inverse of :meth:`to_dict` (as stored in a cache's attributes)."""
+        return cls(**{**raw, "light": ModelSpec(**raw["light"]), "recognizer": ModelSpec(**raw["recognizer"])})
+
     def with_overrides(self, **changes: Any) -> "FeaturesConfig":
         """A copy with top-level fields or ``light_*`` / ``recognizer_*`` model fields changed;
         ``None`` values are ignored."""
@@ -127,6 +132,31 @@ class TrainConfig:
     # (AP of s_f vs true salient frames 0.85). None turns clipping off.
     grad_clip: float | None = 1.0
     seed: int = 0
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Evaluation (paper 4.1, 4.3, A.2-A.3): K of the T observed frames, index union with
+    alpha 0.6, the RANDOM baseline's seed, and the budgets of the GFLOPs-mAP curve (Fig. 3)."""
+
+    k: int = 5
+    fusion: str = "union"  # add | mul | max | intersection | union | join (A.3)
+    alpha: float = 0.6
+    seed: int = 0  # RANDOM
+    curve_k: tuple[int, ...] = tuple(range(1, 11))
+    # Also run the recognizer on every frame of every evaluated video (the paper's DENSE of
+    # Table 1): costly on long videos, so it can be turned off.
+    dense_all_frames: bool = True
+
+    def __post_init__(self) -> None:
+        from pipeline.fusion import FUSION_RULES
+
+        if self.k < 1 or min(self.curve_k, default=1) < 1:
+            raise ValueError("K must be at least 1")
+        if self.fusion not in FUSION_RULES:
+            raise ValueError(f"fusion must be one of {FUSION_RULES}, got {self.fusion!r}")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
 
 
 @dataclass(frozen=True)

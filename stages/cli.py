@@ -232,6 +232,51 @@ def train(dataset: str, data_root: Path | None, cache_dir: Path, features_path: 
     click.echo(result.table())
 
 
+def resolve_run(features_path: Path, prototypes_path: Path, dataset: str, run_path: Path | None) -> Path:
+    """The given sampler run, or the one ``nsnet train`` makes with the dataset's config."""
+    from pipeline.cache import FeatureCache
+    from pipeline.datasets import get_dataset
+    from stages.train import run_dir_for
+
+    if run_path is not None:
+        return run_path
+    with FeatureCache(features_path) as cache:
+        return run_dir_for(features_path, prototypes_path, get_dataset(dataset).train, cache.fingerprint)
+
+
+@main.command()
+@dataset_option
+@data_root_option
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=Path("cache"), show_default=True)
+@click.option("--features", "features_path", type=click.Path(path_type=Path), default=None, help="Feature cache (default: the last one finished for this dataset).")
+@click.option("--prototypes", "prototypes_path", type=click.Path(path_type=Path), default=None, help="Prototypes folder (default: the newest beside the feature cache).")
+@click.option("--run", "run_path", type=click.Path(path_type=Path), default=None, help="Trained sampler (default: the run of the dataset's train config).")
+@click.option("--k", "k", type=int, default=None, help="Frames the recognizer sees (K).")
+@click.option("--fusion", type=click.Choice(["add", "mul", "max", "intersection", "union", "join"]), default=None, help="A.3 fusion rule.")
+@click.option("--alpha", type=float, default=None, help="Weight of the FSM in add and union fusion.")
+@click.option("--seed", type=int, default=None, help="Seed of the RANDOM baseline.")
+@click.option("--no-dense-all-frames", is_flag=True, help="Skip DENSE over every frame of every video (decodes all of them).")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--workers", type=int, default=2, show_default=True, help="Decoding processes.")
+@click.option("--no-progress", is_flag=True)
+@clear_errors
+def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_path: Path | None, prototypes_path: Path | None, run_path: Path | None, no_dense_all_frames: bool, device: str, workers: int, no_progress: bool, **changes: Any) -> None:
+    """NSNet vs UNIFORM, RANDOM, DENSE and TOP-K: mAP, top-1 and counted GFLOPs, with plots."""
+    from dataclasses import replace
+
+    from pipeline.config import EvalConfig
+    from pipeline.datasets import get_dataset
+    from pipeline.distributed import pick_device
+    from stages.evaluate import render_table, run_evaluate
+
+    features_path, prototypes_path = resolve_sampler_inputs(cache_dir, dataset, features_path, prototypes_path)
+    run_path = resolve_run(features_path, prototypes_path, dataset, run_path)
+    cfg = replace(EvalConfig(), dense_all_frames=not no_dense_all_frames, **{k: v for k, v in changes.items() if v is not None})
+    root = data_root if data_root is not None else get_dataset(dataset).default_root
+    report = run_evaluate(features_path, prototypes_path, run_path, root, cfg, device=str(pick_device(device)), workers=workers, progress=not no_progress)
+    click.echo(render_table(report) + ("" if report["computed"] else "\n(already evaluated with this config: nothing recomputed)"))
+
+
 @main.command("bench-train")
 @dataset_option
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=Path("cache"), show_default=True)

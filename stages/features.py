@@ -131,11 +131,22 @@ def _collect_failures(final: Path, manifest: Manifest, status: np.ndarray) -> li
     return failures
 
 
+def build_light(config: FeaturesConfig) -> tuple[FrameEncoder, dict[str, Any]]:
+    """The light backbone of a features config (features only) and its data config."""
+    model = create_model(config.light, num_classes=0, seed=config.seed)
+    return FrameEncoder(model), data_config(model, config.light)
+
+
+def build_recognizer(config: FeaturesConfig, classes: tuple[str, ...]) -> tuple[FrameEncoder, dict[str, Any]]:
+    """The recognizer of a features config, with its C-class head, and its data config."""
+    model = create_model(config.recognizer, num_classes=len(classes), seed=config.seed + 1, classes=classes)
+    return FrameEncoder(model), data_config(model, config.recognizer)
+
+
 def build_encoders(config: FeaturesConfig, manifest: Manifest):
-    light_model = create_model(config.light, num_classes=0, seed=config.seed)
-    rec_model = create_model(config.recognizer, num_classes=manifest.num_classes, seed=config.seed + 1, classes=manifest.classes)
-    light_cfg, rec_cfg = data_config(light_model, config.light), data_config(rec_model, config.recognizer)
-    return FrameEncoder(light_model), FrameEncoder(rec_model), light_cfg, rec_cfg
+    light, light_cfg = build_light(config)
+    rec, rec_cfg = build_recognizer(config, manifest.classes)
+    return light, rec, light_cfg, rec_cfg
 
 
 def _output_dims(encoder: FrameEncoder, cfg: dict[str, Any]) -> tuple[int, int]:

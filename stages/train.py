@@ -103,7 +103,7 @@ def run_train(features: Path, prototypes: Path, cfg: TrainConfig, device: str = 
     torch.manual_seed(cfg.seed)
     model = inputs.new_sampler(cfg).to(dev)
     if (run_dir / "model.pth").exists():
-        model.load_state_dict(torch.load(run_dir / "model.pth", weights_only=False)["model"])
+        model, objective, _ = load_trained_sampler(run_dir, inputs, dev)
         history = json.loads((run_dir / "metrics.json").read_text())["history"]
         return TrainResult(str(run_dir), 0, history, _saliency_report(model, objective, inputs, val, dev, ground_truth))
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -131,8 +131,23 @@ def run_train(features: Path, prototypes: Path, cfg: TrainConfig, device: str = 
         bar.set_postfix(loss=f"{losses.total:.4f}")
         save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch, "history": history}, run_dir / "last.pth")
     (run_dir / "metrics.json").write_text(json.dumps({"history": history, "config": asdict(cfg)}, indent=1))
-    save_atomic({"model": model.state_dict(), "config": asdict(cfg), "features": str(features), "prototypes": str(prototypes)}, run_dir / "model.pth")
+    save_atomic({"model": model.state_dict(), "config": asdict(cfg), "features": str(features), "features_fingerprint": inputs.attrs["fingerprint"], "prototypes": str(prototypes)}, run_dir / "model.pth")
     return TrainResult(str(run_dir), cfg.epochs - start, history, _saliency_report(model, objective, inputs, val, dev, ground_truth))
+
+
+def load_trained_sampler(run_dir: Path, inputs: SamplerInputs, device: torch.device) -> tuple[NSNetSampler, FrameObjective, TrainConfig]:
+    """The trained heads of a finished ``nsnet train`` run, checked against the feature cache
+    they are about to be used with."""
+    path = Path(run_dir) / "model.pth"
+    if not path.is_file():
+        raise CacheError(f"{run_dir}: no trained sampler here (model.pth missing); run `nsnet train` first")
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    if saved.get("features_fingerprint") != inputs.attrs["fingerprint"]:
+        raise CacheError(f"{run_dir}: this sampler was trained on another feature cache ({saved.get('features')}), not on the one given (fingerprint {inputs.attrs['fingerprint'][:16]})")
+    cfg = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved["config"].items()})
+    model = inputs.new_sampler(cfg)
+    model.load_state_dict(saved["model"])
+    return model.to(device).eval(), frame_objective(cfg.fsm_target), cfg
 
 
 @torch.no_grad()

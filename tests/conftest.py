@@ -41,3 +41,15 @@ def tiny_config() -> FeaturesConfig:
 @pytest.fixture
 def run_options(tmp_path: Path) -> RunOptions:
     return RunOptions(cache_dir=tmp_path / "cache", device="cpu", workers=0, videos_per_batch=2, progress=False)
+
+
+@pytest.fixture
+def tiny_pipeline(tiny_videos: Path, tiny_config: FeaturesConfig, run_options: RunOptions) -> tuple[Path, Path, Path]:
+    """A finished tiny feature cache, its prototypes and the videos' ground truth."""
+    from pipeline.prototypes import GuidingScorer
+    from stages.features import run_features
+    from stages.prototypes import run_prototypes
+
+    features = Path(run_features("demo", tiny_videos, tiny_config, run_options).cache)
+    prototypes = Path(run_prototypes(features, GuidingScorer()).path)
+    return features, prototypes, tiny_videos / "groundtruth.json"

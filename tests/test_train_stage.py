@@ -9,11 +9,8 @@ import pytest
 import torch
 
 from pipeline.config import TrainConfig
-from pipeline.prototypes import GuidingScorer
 from pipeline.sampler import NSNetSampler, SamplerConfig
 from pipeline.sampler_training import CachedClips, baseline_plus_targets, frame_objective, ns_targets, ranking_loss, shift_positions, train_epoch, vgm_loss
-from stages.features import run_features
-from stages.prototypes import run_prototypes
 from stages.train import run_train, sampler_saliency
 
 CFG = TrainConfig(epochs=12, batch_size=4, lr=0.001, milestones=(8,), seed=1)
@@ -86,13 +83,6 @@ def test_temporal_shift_positions():
         assert torch.equal(x[:, 0], g)  # features and scores move together
         seen.add(tuple(g.tolist()))
     assert {(0.0, 0.0, 1.0, 2.0), (0.0, 1.0, 2.0, 3.0), (2.0, 3.0, 3.0, 3.0)} <= seen
-
-
-@pytest.fixture
-def tiny_pipeline(tiny_videos, tiny_config, run_options):
-    features = Path(run_features("demo", tiny_videos, tiny_config, run_options).cache)
-    prototypes = Path(run_prototypes(features, GuidingScorer()).path)
-    return features, prototypes, tiny_videos / "groundtruth.json"
 
 
 def test_train_epoch_learns_a_separable_toy_problem():

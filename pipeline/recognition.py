@@ -1,0 +1,87 @@
+"""The recognizer on chosen frames only: decode exactly those frames, preprocess them with the
+recognizer's timm transform, run it, and return the frame logits of every video.
+
+Decoding runs in DataLoader workers; frames of several videos share one model batch. The
+video prediction is then the mean softmax of its frames (``pipeline.metrics.video_scores``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from pipeline.datasets import VideoRecord
+from pipeline.extract import Transform, to_model_input
+from pipeline.models import FrameEncoder
+from pipeline.video import FrameSource, VideoReadError
+
+
+@dataclass
+class ChosenFrames:
+    item: int
+    frames: torch.Tensor | None  # [k, 3, H, W] preprocessed, None when the video failed
+    error: str = ""
+
+
+class ChosenFrameDecoder(Dataset):
+    """Item ``i``: the frames ``frame_ids[i]`` of video ``records[i]``, preprocessed."""
+
+    def __init__(self, root: Path, records: list[VideoRecord], frame_ids: list[np.ndarray], transform: Transform):
+        if len(records) != len(frame_ids):
+            raise ValueError("one list of frame indices per video is needed")
+        self.root, self.records, self.frame_ids, self.transform = Path(root), records, frame_ids, transform
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, item: int) -> ChosenFrames:
+        try:
+            frames = FrameSource(self.root / self.records[item].path).read(self.frame_ids[item])
+        except VideoReadError as exc:
+            return ChosenFrames(item, None, str(exc))
+        return ChosenFrames(item, to_model_input(frames, self.transform))
+
+
+def _keep_list(items: list[ChosenFrames]) -> list[ChosenFrames]:
+    return items
+
+
+def _single_thread_worker(_: int) -> None:
+    torch.set_num_threads(1)
+
+
+@torch.inference_mode()
+def recognize_frames(decoder: ChosenFrameDecoder, recognizer: FrameEncoder, device: torch.device, videos_per_batch: int = 8, workers: int = 2, progress: bool = True, desc: str = "recognizer") -> tuple[list[np.ndarray | None], dict[int, str]]:
+    """Frame logits [k_i, C] of every item (None for a video that could not be decoded) and
+    the errors by item."""
+    recognizer = recognizer.to(device).eval()
+    loader = DataLoader(
+        decoder,
+        batch_size=videos_per_batch,
+        num_workers=min(workers, len(decoder)),
+        collate_fn=_keep_list,
+        worker_init_fn=_single_thread_worker if workers > 0 else None,
+    )
+    logits: list[np.ndarray | None] = [None] * len(decoder)
+    errors: dict[int, str] = {}
+    cuda = device.type == "cuda"
+    with tqdm(total=len(decoder), unit="video", desc=desc, disable=not progress) as bar:
+        for batch in loader:
+            good = [b for b in batch if b.frames is not None]
+            errors.update({b.item: b.error for b in batch if b.frames is None})
+            if good:
+                x = torch.cat([b.frames for b in good]).to(device).contiguous(memory_format=torch.channels_last)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+                    _, out = recognizer(x)
+                out = out.float().cpu().numpy()
+                start = 0
+                for b in good:
+                    logits[b.item] = out[start : start + len(b.frames)]
+                    start += len(b.frames)
+            bar.update(len(batch))
+    return logits, errors

@@ -1,0 +1,303 @@
+"""Stage ``nsnet evaluate``: NSNet against the hand-crafted samplers, with counted GFLOPs.
+
+On the evaluation videos (every finished video outside the train split) of a feature cache:
+the trained heads score the T observed frames, A.3's fusion picks K, and the recognizer runs
+on those K frames only — decoded from the video again at the recognizer's resolution (the real
+path). Every other sampler, the ablation variants and the K curve read the recognizer's
+logits of the chosen frames from the feature cache (the fast path); the report shows how far
+the two paths are apart for NSNet (they agree to float precision, and a test checks the
+predictions are identical). DENSE over all frames of each video (the paper's Table 1 DENSE)
+decodes every frame.
+
+Writes ``<features cache>.eval-<fingerprint>/``: ``results.json``, ``report.md``,
+``budget_curve.png`` (Fig. 3) and ``class_saliency.png`` (Fig. 5). Same inputs and config
+again: the stored report is printed, nothing is recomputed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pipeline import cache as cache_mod
+from pipeline.baselines import dense_positions, oracle_positions, random_positions, top_confidence_positions, uniform_positions
+from pipeline.cache import CacheError, FeatureCache
+from pipeline.config import EvalConfig, FeaturesConfig
+from pipeline.datasets import Manifest
+from pipeline.evaluation import Recognition, class_mean_saliency, ema, fused_positions, recognition, scores_at
+from pipeline.flops import ComputeCost, compute_cost
+from pipeline.fusion import fused_scores, top_k
+from pipeline.models import frame_transform, weights_identity
+from pipeline.plots import matplotlib_available, plot_budget_curve, plot_class_saliency
+from pipeline.recognition import ChosenFrameDecoder, recognize_frames
+from stages.features import build_recognizer
+from stages.train import SamplerInputs, load_sampler_inputs, load_trained_sampler, run_train, sampler_saliency
+
+WITHOUT_NS = {"fsm_target": "video", "vgm_target": "video"}
+
+
+def eval_dir_for(features: Path, prototypes: Path, run_dir: Path, cfg: EvalConfig, features_fp: str) -> Path:
+    fp = cache_mod.fingerprint({"features": features_fp, "prototypes": Path(prototypes).name, "run": Path(run_dir).name, "eval": asdict(cfg)})
+    return features.with_name(f"{features.name}.eval-{fp[:16]}")
+
+
+class EvalData:
+    """Everything the samplers are scored on: the evaluation videos' cached tensors, labels and
+    the saliency of the trained heads."""
+
+    def __init__(self, inputs: SamplerInputs, features: Path):
+        self.inputs = inputs
+        self.videos = inputs.finished(train=False)
+        if not len(self.videos):
+            raise CacheError(f"{features}: no finished video outside the train split to evaluate on")
+        with FeatureCache(features) as cache:
+            self.logits = np.asarray(cache["rec_logits"][:])[self.videos].astype(np.float64)
+            self.num_frames = np.asarray(cache["num_frames"][:])[self.videos]
+        self.frame_indices = inputs.frame_indices[self.videos]
+        self.light = inputs.light[self.videos]
+        self.g = inputs.g[self.videos]
+        self.labels = [inputs.videos[i]["labels"] for i in self.videos]
+        self.t = self.light.shape[1]
+        self.manifest = Manifest.from_json(json.dumps(inputs.attrs["manifest"]))
+
+    def score(self, positions: list[np.ndarray]) -> tuple[Recognition, np.ndarray]:
+        """Fast path: metrics and video scores from the cached logits of the chosen positions."""
+        scores = scores_at(self.logits, positions)
+        return recognition(scores, self.labels), scores
+
+
+def _row(name: str, result: Recognition, gflops: float, frames: float, path: str, note: str = "") -> dict[str, Any]:
+    return {"method": name, "map": result.map, "top1": result.top1, "gflops": gflops, "frames": frames, "path": path, "note": note}
+
+
+def _recognizer_logits(data: EvalData, root: Path, frame_ids: list[np.ndarray], device: torch.device, workers: int, progress: bool, desc: str) -> list[np.ndarray]:
+    """The real path: decode exactly ``frame_ids`` of every evaluation video, run the recognizer."""
+    config = FeaturesConfig.from_dict(data.inputs.attrs["config"])
+    stored = data.inputs.attrs["identity"]["models"]["recognizer"]["weights"]
+    if weights_identity(config.recognizer) != stored:
+        raise CacheError(f"{config.recognizer.weights}: the recognizer weights changed since the feature cache was built; rebuild the cache with `nsnet features`")
+    recognizer, _ = build_recognizer(config, data.manifest.classes)
+    stored_cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in data.inputs.attrs["data_configs"]["recognizer"].items()}
+    decoder = ChosenFrameDecoder(root, [data.manifest.videos[i] for i in data.videos], frame_ids, frame_transform(stored_cfg))
+    logits, errors = recognize_frames(decoder, recognizer.to(memory_format=torch.channels_last), device, workers=workers, progress=progress, desc=desc)
+    if errors:
+        listed = "; ".join(errors[i] for i in sorted(errors)[:5])
+        raise CacheError(f"{len(errors)} evaluation video(s) could not be decoded again since the cache was built: {listed}")
+    return logits
+
+
+def _claims(rows: dict[str, dict[str, Any]], k: int, t: int) -> list[dict[str, Any]]:
+    """The orderings the paper's claims imply, with the measured figures."""
+    nsnet = rows[f"NSNet (K={k})"]
+    out = [
+        ("NSNet mAP >= UNIFORM mAP + 5", nsnet["map"], rows[f"UNIFORM (K={k})"]["map"] + 5),
+        ("NSNet mAP >= TOP-K mAP - 1", nsnet["map"], rows[f"TOP-K (K={k} of T={t})"]["map"] - 1),
+        ("FSM with NS labels mAP >= FSM with video labels + 3", rows["FSM alone"]["map"], rows["FSM alone, video labels (w/o NS)"]["map"] + 3),
+        ("NSNet (fused) mAP >= max(FSM alone, VGM alone)", nsnet["map"], max(rows["FSM alone"]["map"], rows["VGM alone"]["map"])),
+    ]
+    claims = [{"claim": c, "value": v, "bound": b, "holds": bool(v >= b - 1e-9)} for c, v, b in out]
+    for dense in (f"DENSE (T={t})", "DENSE (all frames)"):
+        if dense in rows:
+            claims.append({"claim": f"NSNet GFLOPs <= 1/4 of {dense}", "value": nsnet["gflops"], "bound": rows[dense]["gflops"] / 4, "holds": bool(nsnet["gflops"] <= rows[dense]["gflops"] / 4)})
+    return claims
+
+
+def _budget_curve(data: EvalData, s_f: np.ndarray, s_v: np.ndarray, cfg: EvalConfig, cost: ComputeCost) -> dict[str, list[dict[str, float]]]:
+    """Fig. 3: mAP and GFLOPs of NSNet, UNIFORM and RANDOM for every K of the curve."""
+    curve: dict[str, list[dict[str, float]]] = {"NSNet": [], "UNIFORM": [], "RANDOM": []}
+    for k in cfg.curve_k:
+        rng = np.random.default_rng([cfg.seed, k])
+        samplers = {
+            "NSNet": (fused_positions(s_f, s_v, k, cfg.fusion, cfg.alpha), cost.nsnet(min(k, data.t))),
+            "UNIFORM": ([uniform_positions(data.t, k)] * len(data.videos), cost.recognizer(min(k, data.t))),
+            "RANDOM": ([random_positions(data.t, k, rng) for _ in data.videos], cost.recognizer(min(k, data.t))),
+        }
+        for name, (positions, gflops) in samplers.items():
+            result, _ = data.score(positions)
+            curve[name].append({"k": k, "map": result.map, "top1": result.top1, "gflops": gflops})
+    return curve
+
+
+def _class_saliency(data: EvalData, variants: dict[str, np.ndarray], scores: np.ndarray) -> dict[str, Any]:
+    """Fig. 5: per-class mean saliency over time of each variant, for the classes with the
+    highest, median and lowest AP of NSNet's predictions; and, over all classes, the mean
+    Pearson correlation of each variant's class curve with the guiding score's."""
+    from sklearn.metrics import average_precision_score
+
+    classes = data.manifest.classes
+    means = {name: class_mean_saliency(s, data.labels, len(classes)) for name, s in variants.items()}
+    present = [c for c in range(len(classes)) if not np.isnan(means["Guid."][c]).any()]
+    truth = np.array([[int(c in labels) for c in range(len(classes))] for labels in data.labels])
+    ap = {c: 100.0 * float(average_precision_score(truth[:, c], scores[:, c])) for c in present}
+    ranked = sorted(present, key=lambda c: -ap[c])
+    chosen = list(dict.fromkeys([ranked[0], ranked[len(ranked) // 2], ranked[-1]]))
+    panels = [{"class": classes[c], "ap": ap[c], "curves": {name: ema(m[c]).tolist() for name, m in means.items()}} for c in chosen]
+
+    def correlation(name: str) -> float:
+        return float(np.nanmean([np.corrcoef(means[name][c], means["Guid."][c])[0, 1] for c in present]))
+
+    return {"panels": panels, "correlation_with_guid": {name: correlation(name) for name in variants if name != "Guid."}}
+
+
+def run_evaluate(features: Path, prototypes: Path, run_dir: Path, data_root: Path, cfg: EvalConfig = EvalConfig(), device: str = "cpu", workers: int = 2, progress: bool = True) -> dict[str, Any]:
+    """Evaluate a trained sampler; returns the report (also written as ``results.json``)."""
+    features, prototypes, run_dir = Path(features), Path(prototypes), Path(run_dir)
+    inputs = load_sampler_inputs(features, prototypes)
+    out = eval_dir_for(features, prototypes, run_dir, cfg, inputs.attrs["fingerprint"])
+    if (out / "results.json").is_file():
+        return {**json.loads((out / "results.json").read_text()), "computed": False}
+    dev = torch.device(device)
+    model, objective, train_cfg = load_trained_sampler(run_dir, inputs, dev)
+    data = EvalData(inputs, features)
+    k, t = min(cfg.k, data.t), data.t
+    s_f, s_v = sampler_saliency(model, objective, data.light, dev)
+    plain_run = Path(run_train(features, prototypes, replace(train_cfg, **WITHOUT_NS), device=device, progress=progress).path)
+    plain, plain_objective, _ = load_trained_sampler(plain_run, inputs, dev)
+    s_f0, s_v0 = sampler_saliency(plain, plain_objective, data.light, dev)
+    config = FeaturesConfig.from_dict(inputs.attrs["config"])
+    cost = compute_cost(config.light, config.recognizer, model.cpu(), t, data.light.shape[-1], len(data.manifest.classes))
+
+    nsnet_positions = fused_positions(s_f, s_v, k, cfg.fusion, cfg.alpha)
+    rng = np.random.default_rng([cfg.seed, k])
+    cached = {
+        f"UNIFORM (K={k})": ([uniform_positions(t, k)] * len(data.videos), cost.recognizer(k), ""),
+        f"RANDOM (K={k})": ([random_positions(t, k, rng) for _ in data.videos], cost.recognizer(k), f"seed {cfg.seed}"),
+        f"DENSE (T={t})": ([dense_positions(t)] * len(data.videos), cost.recognizer(t), ""),
+        f"TOP-K (K={k} of T={t})": ([top_confidence_positions(z, k) for z in data.logits], cost.recognizer(t), "recognizer on all T"),
+        "Guiding score (oracle)": ([oracle_positions(g, k) for g in data.g], cost.recognizer(t), "uses the labels: upper bound"),
+        "FSM alone": ([top_k(f, k) for f in s_f], cost.nsnet(k), ""),
+        "VGM alone": ([top_k(v, k) for v in s_v], cost.nsnet(k), ""),
+        "FSM alone, video labels (w/o NS)": ([top_k(f, k) for f in s_f0], cost.nsnet(k), ""),
+        "VGM alone, w/o L_ns (w/o NS)": ([top_k(v, k) for v in s_v0], cost.nsnet(k), ""),
+        "NSNet w/o NS": (fused_positions(s_f0, s_v0, k, cfg.fusion, cfg.alpha), cost.nsnet(k), ""),
+    }
+    rows: dict[str, dict[str, Any]] = {}
+    for name, (positions, gflops, note) in cached.items():
+        rows[name] = _row(name, data.score(positions)[0], gflops, float(len(positions[0])), "cache", note)
+
+    root = Path(data_root)
+    real = _recognizer_logits(data, root, [ids[p] for ids, p in zip(data.frame_indices, nsnet_positions)], dev, workers, progress, "NSNet: recognizer on K frames")
+    real_scores = scores_at(real, [np.arange(len(z)) for z in real])
+    nsnet_result = recognition(real_scores, data.labels)
+    rows[f"NSNet (K={k})"] = _row(f"NSNet (K={k})", nsnet_result, cost.nsnet(k), float(k), "decoded", f"{cfg.fusion} fusion")
+    cached_result, cached_scores = data.score(nsnet_positions)
+    path_check = {
+        "max_abs_score_difference": float(np.abs(real_scores - cached_scores).max()),
+        "same_predictions": float(np.mean(real_scores.argmax(1) == cached_scores.argmax(1))),
+        "map_cached": cached_result.map,
+        "map_decoded": nsnet_result.map,
+    }
+    if cfg.dense_all_frames:
+        dense = _recognizer_logits(data, root, [np.arange(n) for n in data.num_frames], dev, workers, progress, "DENSE: recognizer on all frames")
+        result = recognition(scores_at(dense, [np.arange(len(z)) for z in dense]), data.labels)
+        mean_frames = float(np.mean(data.num_frames))
+        rows["DENSE (all frames)"] = _row("DENSE (all frames)", result, cost.recognizer(mean_frames), mean_frames, "decoded", "the paper's Table 1 DENSE")
+
+    order = [f"UNIFORM (K={k})", f"RANDOM (K={k})", f"DENSE (T={t})", "DENSE (all frames)", f"TOP-K (K={k} of T={t})", f"NSNet (K={k})", "NSNet w/o NS", "FSM alone", "VGM alone", "FSM alone, video labels (w/o NS)", "VGM alone, w/o L_ns (w/o NS)", "Guiding score (oracle)"]
+    saliency_fig = _class_saliency(data, {"Ours": fused_scores(s_f, s_v, "add", cfg.alpha), "Ours w/o NS": fused_scores(s_f0, s_v0, "add", cfg.alpha), "Guid.": data.g}, real_scores)
+    report = {
+        "features": str(features),
+        "prototypes": str(prototypes),
+        "sampler_run": str(run_dir),
+        "sampler_run_without_ns": str(plain_run),
+        "config": asdict(cfg),
+        "videos": int(len(data.videos)),
+        "num_frames": t,
+        "classes": len(data.manifest.classes),
+        "models": {"light": asdict(config.light), "recognizer": asdict(config.recognizer)},
+        "gflops": cost.to_dict(),
+        "methods": [rows[name] for name in order if name in rows],
+        "claims": _claims(rows, k, t),
+        "real_vs_cached": path_check,
+        "budget_curve": _budget_curve(data, s_f, s_v, cfg, cost),
+        "class_saliency": saliency_fig,
+    }
+    return {**_write(out, report), "computed": True}
+
+
+def _write(out: Path, report: dict[str, Any]) -> dict[str, Any]:
+    """results.json, report.md and the plots, all or nothing (a temporary folder, then a rename)."""
+    tmp = out.with_name(out.name + f".{os.getpid()}.tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    report = {**report, "output": str(out)}
+    figures = []
+    if matplotlib_available():
+        plot_budget_curve(report["budget_curve"], tmp / "budget_curve.png", f"GFLOPs-mAP, T={report['num_frames']} (Fig. 3)")
+        plot_class_saliency(report["class_saliency"]["panels"], tmp / "class_saliency.png")
+        figures = ["budget_curve.png", "class_saliency.png"]
+    report["figures"] = figures
+    (tmp / "report.md").write_text(markdown_report(report))
+    (tmp / "results.json").write_text(json.dumps(report, indent=1))
+    os.replace(tmp, out)
+    return report
+
+
+def _methods_table(report: dict[str, Any]) -> list[tuple[str, ...]]:
+    return [(m["method"], f"{m['map']:.1f}", f"{m['top1']:.1f}", f"{m['gflops']:.3f}", f"{m['frames']:.1f}", m["path"], m["note"]) for m in report["methods"]]
+
+
+METHOD_HEADER = ("method", "mAP(%)", "top-1(%)", "GFLOPs", "rec. frames", "logits from", "note")
+
+
+def _text_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda r: "  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip()  # noqa: E731
+    return [line(header), line(tuple("-" * w for w in widths)), *[line(r) for r in rows]]
+
+
+def _cost_line(report: dict[str, Any]) -> str:
+    g = report["gflops"]
+    return (f"GFLOPs per video (multiply-adds, counted with torch.utils.flop_counter; convolutions and matrix products, element-wise ops not counted): "
+            f"recognizer {g['rec_per_frame']:.4f}/frame, light {g['light_per_frame']:.4f}/frame x T={g['num_frames']}, FEM {g['fem']:.4f}, VGM {g['vgm']:.5f}, FSM {g['fsm']:.5f}")
+
+
+def render_table(report: dict[str, Any]) -> str:
+    """The terminal report: Table 1 layout, the claims and where the files are."""
+    lines = [f"evaluation on {report['videos']} videos, {report['classes']} classes, K={report['config']['k']} of T={report['num_frames']}, fusion {report['config']['fusion']}"]
+    lines += _text_table(METHOD_HEADER, _methods_table(report))
+    lines.append(_cost_line(report))
+    check = report["real_vs_cached"]
+    lines.append(f"NSNet decoded vs cached logits: same prediction for {100 * check['same_predictions']:.1f}% of videos, max score difference {check['max_abs_score_difference']:.2e}")
+    for claim in report["claims"]:
+        lines.append(f"[{'holds' if claim['holds'] else 'FAILS'}] {claim['claim']}: {claim['value']:.2f} vs {claim['bound']:.2f}")
+    corr = report["class_saliency"]["correlation_with_guid"]
+    lines.append("per-class mean saliency, correlation with the guiding score: " + ", ".join(f"{n} {v:.2f}" for n, v in corr.items()))
+    lines.append(f"report {report['output']}/report.md" + (f", figures {', '.join(report['figures'])}" if report["figures"] else " (no figures: install the 'plots' extra)"))
+    return "\n".join(lines)
+
+
+def markdown_report(report: dict[str, Any]) -> str:
+    def md(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+        return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *["| " + " | ".join(r) + " |" for r in rows]]
+
+    cfg = report["config"]
+    lines = [
+        "# NSNet evaluation",
+        "",
+        f"{report['videos']} evaluation videos, {report['classes']} classes; K={cfg['k']} of T={report['num_frames']} observed frames, "
+        f"{cfg['fusion']} fusion (alpha {cfg['alpha']}). Recognizer `{report['models']['recognizer']['name']}` at {report['models']['recognizer']['resolution']}px, "
+        f"light backbone `{report['models']['light']['name']}` at {report['models']['light']['resolution']}px.",
+        "",
+        "## Samplers (layout of the paper's Table 1)",
+        "",
+        *md(METHOD_HEADER, _methods_table(report)),
+        "",
+        _cost_line(report) + ".",
+        "",
+        "## Claims",
+        "",
+        *[f"- {'holds' if c['holds'] else '**fails**'}: {c['claim']} ({c['value']:.2f} vs {c['bound']:.2f})" for c in report["claims"]],
+        "",
+        "## GFLOPs-mAP curve (Fig. 3)",
+        "",
+        *md(("K", *report["budget_curve"]), [(str(int(p[0]["k"])), *[f"{q['map']:.1f} @ {q['gflops']:.3f}" for q in p]) for p in zip(*report["budget_curve"].values())]),
+        "",
+    ]
+    lines += [f"![{name}]({name})" for name in report["figures"]]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,87 @@
+"""The evaluate stage on the tiny cache: the real path equals the cached logits, the report,
+idempotency and bad inputs."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.cache import CacheError, FeatureCache
+from pipeline.config import EvalConfig, FeaturesConfig, TrainConfig
+from pipeline.datasets import Manifest
+from pipeline.models import frame_transform
+from pipeline.recognition import ChosenFrameDecoder, recognize_frames
+from stages.evaluate import render_table, run_evaluate
+from stages.features import build_recognizer
+from stages.train import run_train
+
+CFG = TrainConfig(epochs=2, batch_size=4, lr=0.001, milestones=(1,), seed=1)
+EVAL = EvalConfig(k=2, curve_k=(1, 2, 3))
+
+
+def test_decoding_the_chosen_frames_gives_the_cached_logits(tiny_pipeline):
+    features, _, _ = tiny_pipeline
+    videos = tiny_pipeline[2].parent
+    with FeatureCache(features) as cache:
+        attrs, logits, frame_ids = cache.attrs, np.asarray(cache["rec_logits"][:]), np.asarray(cache["frame_indices"][:])
+    manifest = Manifest.from_json(json.dumps(attrs["manifest"]))
+    recognizer, data_cfg = build_recognizer(FeaturesConfig.from_dict(attrs["config"]), manifest.classes)
+    chosen = [np.array([0, 3]), np.array([5]), np.array([1, 2, 4])]
+    decoder = ChosenFrameDecoder(videos, list(manifest.videos[:3]), [frame_ids[v][p] for v, p in enumerate(chosen)], frame_transform(data_cfg))
+    real, errors = recognize_frames(decoder, recognizer.to(memory_format=torch.channels_last), torch.device("cpu"), workers=0, progress=False)
+    assert not errors
+    for v, positions in enumerate(chosen):
+        np.testing.assert_allclose(real[v], logits[v][positions], rtol=1e-4, atol=1e-4)
+        assert (real[v].argmax(1) == logits[v][positions].argmax(1)).all()
+
+
+def test_evaluate_report(tiny_pipeline):
+    features, prototypes, truth = tiny_pipeline
+    run = Path(run_train(features, prototypes, CFG, progress=False).path)
+    report = run_evaluate(features, prototypes, run, truth.parent, EVAL, workers=0, progress=False)
+    assert report["computed"]
+    rows = {m["method"]: m for m in report["methods"]}
+    t, k = report["num_frames"], 2
+    assert {f"UNIFORM (K={k})", f"RANDOM (K={k})", f"DENSE (T={t})", "DENSE (all frames)", f"TOP-K (K={k} of T={t})", f"NSNet (K={k})", "NSNet w/o NS", "FSM alone", "VGM alone", "Guiding score (oracle)"} <= set(rows)
+    # the real path (decoded frames) and the fast path (cached logits) agree
+    check = report["real_vs_cached"]
+    assert check["same_predictions"] == 1.0 and check["max_abs_score_difference"] < 1e-4
+    assert check["map_decoded"] == pytest.approx(check["map_cached"], abs=1e-6)
+    assert rows[f"NSNet (K={k})"]["path"] == "decoded"
+    # GFLOPs from the counted per-frame costs, P_total = P_rec K + sampler
+    g = report["gflops"]
+    assert rows[f"UNIFORM (K={k})"]["gflops"] == pytest.approx(k * g["rec_per_frame"])
+    assert rows[f"DENSE (T={t})"]["gflops"] == pytest.approx(t * g["rec_per_frame"])
+    assert rows[f"NSNet (K={k})"]["gflops"] == pytest.approx(k * g["rec_per_frame"] + t * g["light_per_frame"] + g["fem"] + g["vgm"] + g["fsm"])
+    assert all(0.0 <= m["map"] <= 100.0 and 0.0 <= m["top1"] <= 100.0 for m in report["methods"])
+    assert [p["k"] for p in report["budget_curve"]["NSNet"]] == [1, 2, 3]
+    assert {c["claim"] for c in report["claims"]} >= {"NSNet mAP >= UNIFORM mAP + 5", "FSM with NS labels mAP >= FSM with video labels + 3"}
+    out = Path(report["output"])
+    assert {"results.json", "report.md", "budget_curve.png", "class_saliency.png"} <= {p.name for p in out.iterdir()}
+    assert f"NSNet (K={k})" in (out / "report.md").read_text() and f"NSNet (K={k})" in render_table(report)
+    again = run_evaluate(features, prototypes, run, truth.parent, EVAL, workers=0, progress=False)
+    assert not again["computed"] and again["methods"] == report["methods"]
+
+
+def test_evaluate_refuses_bad_inputs(tiny_pipeline, tmp_path):
+    features, prototypes, truth = tiny_pipeline
+    with pytest.raises(CacheError, match="no trained sampler here"):
+        run_evaluate(features, prototypes, tmp_path / "nothing", truth.parent, EVAL, workers=0, progress=False)
+    run = Path(run_train(features, prototypes, CFG, progress=False).path)
+    saved = torch.load(run / "model.pth", weights_only=False)
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    torch.save({**saved, "features_fingerprint": "0" * 64}, foreign / "model.pth")
+    with pytest.raises(CacheError, match="trained on another feature cache"):
+        run_evaluate(features, prototypes, foreign, truth.parent, EVAL, workers=0, progress=False)
+    # a video removed after the cache was built: the error names it
+    data = tmp_path / "data"
+    shutil.copytree(truth.parent, data)
+    with FeatureCache(features) as cache:
+        victim = next(v for v in cache.attrs["manifest"]["videos"] if v["split"] != "train")["path"]
+    (data / victim).unlink()
+    with pytest.raises(CacheError, match=Path(victim).name):
+        run_evaluate(features, prototypes, run, data, EVAL, workers=0, progress=False)
