@@ -14,7 +14,7 @@ NSNET := $(BIN)/nsnet
 DATA_ARGS := --dataset $(DATASET) $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
 MODEL_ARGS := $(if $(WEIGHTS),--recognizer-weights $(WEIGHTS)) $(if $(LIGHT_WEIGHTS),--light-weights $(LIGHT_WEIGHTS))
 
-.PHONY: install data finetune features prototypes train demo test bench-features bench-train clean
+.PHONY: install data finetune features prototypes train evaluate ablations demo test bench-features bench-train clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -39,8 +39,14 @@ prototypes: install
 train: install
 	$(NSNET) train --dataset $(DATASET) $(ARGS)
 
+evaluate: install
+	$(NSNET) evaluate $(DATA_ARGS) $(ARGS)
+
+ablations: install
+	$(NSNET) ablations --dataset $(DATASET) $(ARGS)
+
 # Offline, end to end: demo videos -> fine-tune both backbones -> features with those weights
-# -> prototypes and guiding scores -> sampler heads.
+# -> prototypes and guiding scores -> sampler heads -> evaluation report.
 demo: install
 	$(NSNET) data --dataset demo
 	$(NSNET) finetune --dataset demo --model recognizer --out cache/demo/recognizer.pth
@@ -48,6 +54,7 @@ demo: install
 	$(NSNET) features --dataset demo --recognizer-weights cache/demo/recognizer.pth --light-weights cache/demo/light.pth
 	$(NSNET) prototypes --dataset demo
 	$(NSNET) train --dataset demo
+	$(NSNET) evaluate --dataset demo
 
 test: install
 	$(BIN)/python -m pytest -q $(ARGS)

@@ -277,6 +277,29 @@ def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_pat
     click.echo(render_table(report) + ("" if report["computed"] else "\n(already evaluated with this config: nothing recomputed)"))
 
 
+@main.command()
+@dataset_option
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=Path("cache"), show_default=True)
+@click.option("--features", "features_path", type=click.Path(path_type=Path), default=None, help="Feature cache (default: the last one finished for this dataset).")
+@click.option("--prototypes", "prototypes_path", type=click.Path(path_type=Path), default=None, help="Prototypes folder (default: the newest beside the feature cache).")
+@click.option("--k", "k", type=int, default=None, help="Frames the recognizer sees (K); Table 6b adds 2K.")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--no-progress", is_flag=True)
+@clear_errors
+def ablations(dataset: str, cache_dir: Path, features_path: Path | None, prototypes_path: Path | None, k: int | None, device: str, no_progress: bool) -> None:
+    """Tables 6a, 6b, 6c, 6d, B.1 and B.2: trains every variant (once) and scores it."""
+    from dataclasses import replace
+
+    from pipeline.config import EvalConfig
+    from pipeline.datasets import get_dataset
+    from stages.ablations import render_ablations, run_ablations
+
+    features_path, prototypes_path = resolve_sampler_inputs(cache_dir, dataset, features_path, prototypes_path)
+    cfg = replace(EvalConfig(), **({"k": k} if k else {}))
+    report = run_ablations(features_path, prototypes_path, get_dataset(dataset).train, cfg, device=device, progress=not no_progress)
+    click.echo(render_ablations(report) + f"written {report['output']}/ablations.md")
+
+
 @main.command("bench-train")
 @dataset_option
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=Path("cache"), show_default=True)

@@ -245,9 +245,13 @@ def _methods_table(report: dict[str, Any]) -> list[tuple[str, ...]]:
 METHOD_HEADER = ("method", "mAP(%)", "top-1(%)", "GFLOPs", "rec. frames", "logits from", "note")
 
 
-def _text_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+def text_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    """Left-aligned columns under a dashed rule."""
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    line = lambda r: "  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip()  # noqa: E731
+
+    def line(row: tuple[str, ...]) -> str:
+        return "  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip()
+
     return [line(header), line(tuple("-" * w for w in widths)), *[line(r) for r in rows]]
 
 
@@ -260,7 +264,7 @@ def _cost_line(report: dict[str, Any]) -> str:
 def render_table(report: dict[str, Any]) -> str:
     """The terminal report: Table 1 layout, the claims and where the files are."""
     lines = [f"evaluation on {report['videos']} videos, {report['classes']} classes, K={report['config']['k']} of T={report['num_frames']}, fusion {report['config']['fusion']}"]
-    lines += _text_table(METHOD_HEADER, _methods_table(report))
+    lines += text_table(METHOD_HEADER, _methods_table(report))
     lines.append(_cost_line(report))
     check = report["real_vs_cached"]
     lines.append(f"NSNet decoded vs cached logits: same prediction for {100 * check['same_predictions']:.1f}% of videos, max score difference {check['max_abs_score_difference']:.2e}")
@@ -296,7 +300,7 @@ def markdown_report(report: dict[str, Any]) -> str:
         "",
         "## GFLOPs-mAP curve (Fig. 3)",
         "",
-        *md(("K", *report["budget_curve"]), [(str(int(p[0]["k"])), *[f"{q['map']:.1f} @ {q['gflops']:.3f}" for q in p]) for p in zip(*report["budget_curve"].values())]),
+        *md(("K", *report["budget_curve"]), [(str(p[0]["k"]), *[f"{q['map']:.1f} @ {q['gflops']:.3f}" for q in p]) for p in zip(*report["budget_curve"].values())]),
         "",
     ]
     lines += [f"![{name}]({name})" for name in report["figures"]]

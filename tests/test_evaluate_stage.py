@@ -85,3 +85,26 @@ def test_evaluate_refuses_bad_inputs(tiny_pipeline, tmp_path):
     (data / victim).unlink()
     with pytest.raises(CacheError, match=Path(victim).name):
         run_evaluate(features, prototypes, run, data, EVAL, workers=0, progress=False)
+
+
+def test_ablations_build_every_table_from_switches(tiny_pipeline):
+    from stages.ablations import render_ablations, run_ablations
+
+    features, prototypes, _ = tiny_pipeline
+    report = run_ablations(features, prototypes, CFG, EVAL, progress=False)
+    tables = report["tables"]
+    assert list(tables) == ["6a", "6b", "6c", "6d", "B.1", "B.2"]
+    assert [r[0] for r in tables["6a"]["rows"]] == ["baseline", "+ non-salient class", "+ NS"]
+    assert [r[0] for r in tables["6b"]["rows"]] == ["2", "4"]
+    assert [r[0] for r in tables["6c"]["rows"]] == ["1D Conv", "LSTM", "MLP", "Transformer"]
+    assert [r[0] for r in tables["6d"]["rows"]] == ["Baseline", "Regression", "Ranking", "Baseline+", "Ours"]
+    assert [r[0] for r in tables["B.2"]["rows"]] == ["add", "mul", "max", "intersection", "union", "join"]
+    assert all(0.0 <= x <= 100.0 for t in tables.values() for r in t["rows"] for x in r[1:])
+    # the paper's model appears in several tables with one and the same score
+    assert tables["6a"]["rows"][2][2] == tables["6d"]["rows"][4][1] == tables["B.1"]["rows"][1][1]
+    assert tables["6c"]["rows"][3][1] == tables["6b"]["rows"][0][3] == dict((r[0], r[1]) for r in tables["B.2"]["rows"])["union"]
+    runs = sorted(features.parent.glob(f"{features.name}.train-*"))
+    assert len(runs) == 11  # 6a: 3 (incl. the paper model); 6c: 3 more; 6d: 4 more; B.1: the response guide
+    again = run_ablations(features, prototypes, CFG, EVAL, progress=False)
+    assert again["tables"] == tables and sorted(features.parent.glob(f"{features.name}.train-*")) == runs
+    assert "Table 6c" in render_ablations(report)
