@@ -127,7 +127,8 @@ def _budget_curve(data: EvalData, s_f: np.ndarray, s_v: np.ndarray, cfg: EvalCon
 def _class_saliency(data: EvalData, variants: dict[str, np.ndarray], scores: np.ndarray) -> dict[str, Any]:
     """Fig. 5: per-class mean saliency over time of each variant, for the classes with the
     highest, median and lowest AP of NSNet's predictions; and, over all classes, the mean
-    Pearson correlation of each variant's class curve with the guiding score's."""
+    Pearson correlation of each variant's class curve with the guiding score's. NSNet's curve
+    is the score sum ``alpha s_f + (1 - alpha) s_v``: index fusion chooses a set, not a curve."""
     from sklearn.metrics import average_precision_score
 
     classes = data.manifest.classes
