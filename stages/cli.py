@@ -44,6 +44,17 @@ dataset_option = click.option("--dataset", "dataset", type=click.Choice(sorted(D
 data_root_option = click.option("--data-root", type=click.Path(path_type=Path), default=None, envvar="DATA_ROOT", help="Where the dataset lies (default: data/<dataset>).")
 
 
+def sampler_inputs_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--cache-dir``, ``--features`` and ``--prototypes``: where the stages after ``features`` read."""
+    for option in reversed((
+        click.option("--cache-dir", type=click.Path(path_type=Path), default=Path("cache"), show_default=True),
+        click.option("--features", "features_path", type=click.Path(path_type=Path), default=None, help="Feature cache (default: the last one finished for this dataset)."),
+        click.option("--prototypes", "prototypes_path", type=click.Path(path_type=Path), default=None, help="Prototypes folder (default: the newest beside the feature cache)."),
+    )):
+        command = option(command)
+    return command
+
+
 @click.group()
 def main() -> None:
     """NSNet toolkit: staged offline pipeline with cached embeddings."""
@@ -204,9 +215,7 @@ def prototypes(dataset: str, cache_dir: Path, features_path: Path | None, epsilo
 @main.command()
 @dataset_option
 @data_root_option
-@click.option("--cache-dir", type=click.Path(path_type=Path), default=Path("cache"), show_default=True)
-@click.option("--features", "features_path", type=click.Path(path_type=Path), default=None, help="Feature cache (default: the last one finished for this dataset).")
-@click.option("--prototypes", "prototypes_path", type=click.Path(path_type=Path), default=None, help="Prototypes folder (default: the newest beside the feature cache).")
+@sampler_inputs_options
 @click.option("--fsm-target", type=click.Choice(["ns", "video_ns_class", "video", "baseline_plus", "regression", "ranking"]), default=None, help="FSM objective: NS pseudo labels, or a Table 6a/6d alternative.")
 @click.option("--vgm-target", type=click.Choice(["ns", "video_ns_class", "video"]), default=None, help="VGM objective: eq. 3, or Table 6a's alternatives.")
 @click.option("--gamma", type=float, default=None, help="Weight of L_ns.")
@@ -247,9 +256,7 @@ def resolve_run(features_path: Path, prototypes_path: Path, dataset: str, run_pa
 @main.command()
 @dataset_option
 @data_root_option
-@click.option("--cache-dir", type=click.Path(path_type=Path), default=Path("cache"), show_default=True)
-@click.option("--features", "features_path", type=click.Path(path_type=Path), default=None, help="Feature cache (default: the last one finished for this dataset).")
-@click.option("--prototypes", "prototypes_path", type=click.Path(path_type=Path), default=None, help="Prototypes folder (default: the newest beside the feature cache).")
+@sampler_inputs_options
 @click.option("--run", "run_path", type=click.Path(path_type=Path), default=None, help="Trained sampler (default: the run of the dataset's train config).")
 @click.option("--k", "k", type=int, default=None, help="Frames the recognizer sees (K).")
 @click.option("--fusion", type=click.Choice(["add", "mul", "max", "intersection", "union", "join"]), default=None, help="A.3 fusion rule.")
@@ -279,9 +286,7 @@ def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_pat
 
 @main.command()
 @dataset_option
-@click.option("--cache-dir", type=click.Path(path_type=Path), default=Path("cache"), show_default=True)
-@click.option("--features", "features_path", type=click.Path(path_type=Path), default=None, help="Feature cache (default: the last one finished for this dataset).")
-@click.option("--prototypes", "prototypes_path", type=click.Path(path_type=Path), default=None, help="Prototypes folder (default: the newest beside the feature cache).")
+@sampler_inputs_options
 @click.option("--k", "k", type=int, default=None, help="Frames the recognizer sees (K); Table 6b adds 2K.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--no-progress", is_flag=True)
@@ -302,9 +307,7 @@ def ablations(dataset: str, cache_dir: Path, features_path: Path | None, prototy
 
 @main.command("bench-train")
 @dataset_option
-@click.option("--cache-dir", type=click.Path(path_type=Path), default=Path("cache"), show_default=True)
-@click.option("--features", "features_path", type=click.Path(path_type=Path), default=None)
-@click.option("--prototypes", "prototypes_path", type=click.Path(path_type=Path), default=None)
+@sampler_inputs_options
 @click.option("--epochs", type=int, default=3, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 @clear_errors
