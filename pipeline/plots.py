@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 
 def matplotlib_available() -> bool:
@@ -55,4 +55,45 @@ def plot_class_saliency(panels: list[dict[str, Any]], path: Path) -> None:
     axes[0][0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_video_saliency(prediction: Any, classes: Sequence[str], alpha: float, path: Path) -> None:
+    """Figs. 4/5 for one video: FSM, VGM and fused saliency over the observed frames with the
+    chosen ones marked, and thumbnails of the chosen frames. Each curve is scaled to sum 1;
+    the fused curve is the score sum ``alpha s_f + (1 - alpha) s_v`` (an index rule such as
+    union chooses a set, not a curve)."""
+    import numpy as np
+
+    from pipeline.fusion import fused_scores
+
+    plt = _pyplot()
+    k = len(prediction.positions)
+    fig = plt.figure(figsize=(max(6.0, 1.5 * k), 5.2))
+    grid = fig.add_gridspec(2, k, height_ratios=(2.2, 1.0))
+    ax = fig.add_subplot(grid[0, :])
+    times = prediction.observed_timestamps
+    x = np.arange(len(prediction.s_f)) if times is None else times
+    curves = {"FSM s_f": prediction.s_f, "VGM s_v": prediction.s_v, f"fused ({alpha:g} s_f + {1 - alpha:g} s_v)": fused_scores(prediction.s_f, prediction.s_v, "add", alpha)}
+    for name, values in curves.items():
+        values = np.asarray(values, dtype=np.float64)
+        ax.plot(x, values / values.sum(), marker=".", label=name)
+    for p in prediction.positions:
+        ax.axvline(x[p], color="black", alpha=0.25, linewidth=3)
+    top = prediction.top(classes, 3)
+    ax.set_title(f"{Path(prediction.path).name}: " + ", ".join(f"{c} {s:.2f}" for c, s in top), fontsize=10)
+    ax.set_xlabel("time (s)" if times is not None else "observed frame")
+    ax.set_ylabel("saliency (sums to 1)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    chosen_times = prediction.timestamps
+    for j in range(k):
+        thumb = fig.add_subplot(grid[1, j])
+        if prediction.thumbnails is not None:
+            thumb.imshow(prediction.thumbnails[j])
+        label = f"frame {prediction.frame_indices[j]}" + ("" if chosen_times is None else f"\n{chosen_times[j]:.2f} s")
+        thumb.set_title(label, fontsize=8)
+        thumb.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -177,3 +177,11 @@ def train_epoch(model: NSNetSampler, loader, optimizer: torch.optim.Optimizer, o
         sums += b * np.array([loss.item(), l_f.item(), l_v.item(), l_cls.item(), l_ns.item()])
         count += b
     return StepLosses(*(sums / max(count, 1)))
+
+
+@torch.no_grad()
+def sampler_saliency(model: NSNetSampler, objective: FrameObjective, light: np.ndarray, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+    """(s_f, s_v) [V, T] of the trained heads."""
+    model.eval()
+    out = model(torch.from_numpy(light).to(device))
+    return objective.saliency(out.frame_logits).cpu().numpy(), out.alpha.cpu().numpy()

@@ -53,6 +53,16 @@ class FrameSource:
         frames = self._read_unique(unique)
         return frames[inverse]
 
+    def timestamps(self, indices: np.ndarray) -> np.ndarray | None:
+        """Start time in seconds of each frame at ``indices`` (None for a frame folder, which
+        has no clock)."""
+        if self._reader is None:
+            return None
+        try:
+            return np.asarray(self._reader.get_frame_timestamp(np.asarray(indices, dtype=np.int64).tolist()), dtype=np.float64).reshape(-1, 2)[:, 0]
+        except Exception as exc:
+            raise VideoReadError(self.path, f"no frame timestamps ({_first_line(exc)})") from exc
+
     def _read_unique(self, indices: np.ndarray) -> np.ndarray:
         if self._reader is None:
             images = [_load_image(self._frames[i]) for i in indices]

@@ -68,7 +68,7 @@ def bench_train(features: Path, prototypes: Path, cfg: TrainConfig, epochs: int 
     data = CachedClips(inputs.light[keep], inputs.g[keep], inputs.labels[keep], cfg.max_shift, cfg.seed)
     objective = frame_objective(cfg.fsm_target)
     dev = torch.device(device)
-    model = inputs.new_sampler(cfg).to(dev)
+    model = inputs.shape.build(cfg).to(dev)
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     wait = total = 0.0
     steps = 0

@@ -49,7 +49,7 @@ def sampler_inputs_options(command: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed((
         click.option("--cache-dir", type=click.Path(path_type=Path), default=Path("cache"), show_default=True),
         click.option("--features", "features_path", type=click.Path(path_type=Path), default=None, help="Feature cache (default: the last one finished for this dataset)."),
-        click.option("--prototypes", "prototypes_path", type=click.Path(path_type=Path), default=None, help="Prototypes folder (default: the newest beside the feature cache)."),
+        click.option("--prototypes", "prototypes_path", type=click.Path(path_type=Path), default=None, help="Prototypes folder (default: the last made by `nsnet prototypes` for the feature cache)."),
     )):
         command = option(command)
     return command
@@ -179,16 +179,23 @@ def resolve_features(cache_dir: Path, dataset: str, features_path: Path | None) 
 
 
 def resolve_sampler_inputs(cache_dir: Path, dataset: str, features_path: Path | None, prototypes_path: Path | None) -> tuple[Path, Path]:
-    """The feature cache (default: the last finished one) and its prototypes (default: newest)."""
+    """The feature cache (default: the last finished one) and its prototypes (default: the
+    last ones ``nsnet prototypes`` made for it)."""
     from pipeline.cache import CacheError
 
     features_path = resolve_features(cache_dir, dataset, features_path)
     if prototypes_path is None:
-        finished = [p for p in features_path.parent.glob(f"{features_path.name}.prototypes-*") if (p / "info.json").is_file()]
-        if not finished:
-            raise CacheError(f"{features_path}: no prototypes beside this feature cache; run `nsnet prototypes` first")
-        prototypes_path = max(finished, key=lambda p: p.stat().st_mtime)
+        pointer = latest_prototypes_file(features_path)
+        if not pointer.is_file():
+            raise CacheError(f"{features_path}: no prototypes made for this feature cache by `nsnet prototypes`; run it first or pass --prototypes")
+        prototypes_path = Path(pointer.read_text().strip())
     return features_path, prototypes_path
+
+
+def latest_prototypes_file(features_path: Path) -> Path:
+    """Where ``nsnet prototypes`` records the prototypes it last made for a feature cache (the
+    ablations make others beside them, which must not become the default)."""
+    return features_path.with_name(features_path.name + ".latest-prototypes.txt")
 
 
 @main.command()
@@ -209,6 +216,7 @@ def prototypes(dataset: str, cache_dir: Path, features_path: Path | None, epsilo
     features_path = resolve_features(cache_dir, dataset, features_path)
     root = data_root if data_root is not None else get_dataset(dataset).default_root
     result = run_prototypes(features_path, GuidingScorer(epsilon=epsilon, guide=guide, temperature=temperature), ground_truth=root / "groundtruth.json")
+    latest_prototypes_file(features_path).write_text(str(Path(result.path).resolve()) + "\n")
     click.echo(result.table())
 
 
@@ -282,6 +290,40 @@ def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_pat
     root = data_root if data_root is not None else get_dataset(dataset).default_root
     report = run_evaluate(features_path, prototypes_path, run_path, root, cfg, device=str(pick_device(device)), workers=workers, progress=not no_progress)
     click.echo(render_table(report) + ("" if report["computed"] else "\n(already evaluated with this config: nothing recomputed)"))
+
+
+@main.command()
+@click.argument("videos", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--run", "run_path", type=click.Path(path_type=Path), default=None, help="Sampler run of `nsnet train` (default: the run of --dataset's train config).")
+@click.option("--dataset", type=click.Choice(sorted(DATASETS)), default=None, help="Check that the run was trained on this dataset (and find its default run).")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=Path("cache"), show_default=True)
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("cache/predict"), show_default=True, help="Where predictions.jsonl and the plots go.")
+@click.option("--k", "k", type=int, default=None, help="Frames the recognizer sees (K).")
+@click.option("--fusion", type=click.Choice(["add", "mul", "max", "intersection", "union", "join"]), default=None, help="A.3 fusion rule.")
+@click.option("--alpha", type=float, default=None, help="Weight of the FSM in add and union fusion.")
+@click.option("--batch-size", type=int, default=32, show_default=True, help="Videos per model batch.")
+@click.option("--plot", is_flag=True, help="A PNG per video: saliency over time, chosen frames and their thumbnails.")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--workers", type=int, default=2, show_default=True, help="Decoding processes (and threads for the chosen frames).")
+@click.option("--allow-failures", is_flag=True, help="Exit 0 even when some videos could not be read.")
+@click.option("--no-progress", is_flag=True)
+@clear_errors
+def predict(videos: tuple[Path, ...], run_path: Path | None, dataset: str | None, cache_dir: Path, out_dir: Path, batch_size: int, plot: bool, device: str, workers: int, allow_failures: bool, no_progress: bool, **changes: Any) -> None:
+    """NSNet on videos or folders of videos: top-5 classes and the K chosen frames of each."""
+    from dataclasses import replace
+
+    from pipeline.config import EvalConfig
+    from pipeline.distributed import pick_device
+    from stages.predict import run_predict
+
+    if run_path is None:
+        features_path, prototypes_path = resolve_sampler_inputs(cache_dir, dataset or "demo", None, None)
+        run_path = resolve_run(features_path, prototypes_path, dataset or "demo", None)
+    cfg = replace(EvalConfig(), **{k: v for k, v in changes.items() if v is not None})
+    result = run_predict(videos, run_path, out_dir, cfg, device=str(pick_device(device)), dataset=dataset, batch_size=batch_size, workers=workers, plot=plot, progress=not no_progress)
+    click.echo(result.table())
+    if result.failures and not allow_failures:
+        raise click.ClickException(f"{len(result.failures)} of {len(result.predictions)} video(s) could not be read (listed above); pass --allow-failures to accept")
 
 
 @main.command()

@@ -10,7 +10,7 @@ predictions are identical). DENSE over all frames of each video (the paper's Tab
 decodes every frame.
 
 Writes ``<features cache>.eval-<fingerprint>/``: ``results.json``, ``report.md``,
-``budget_curve.png`` (Fig. 3) and ``class_saliency.png`` (Fig. 5). Same inputs and config
+``predictions.jsonl`` (NSNet's chosen frames and top-5 per video), ``budget_curve.png`` (Fig. 3) and ``class_saliency.png`` (Fig. 5). Same inputs and config
 again: the stored report is printed, nothing is recomputed.
 """
 
@@ -33,11 +33,11 @@ from pipeline.datasets import Manifest
 from pipeline.evaluation import Recognition, class_mean_saliency, ema, fused_positions, recognition, scores_at
 from pipeline.flops import ComputeCost, compute_cost
 from pipeline.fusion import fused_scores, top_k
-from pipeline.models import frame_transform, weights_identity
 from pipeline.plots import matplotlib_available, plot_budget_curve, plot_class_saliency
 from pipeline.recognition import ChosenFrameDecoder, recognize_frames
-from stages.features import build_recognizer
-from stages.train import SamplerInputs, load_sampler_inputs, load_trained_sampler, run_train, sampler_saliency
+from pipeline.sampler_training import sampler_saliency
+from stages.features import cached_model
+from stages.train import SamplerInputs, load_sampler_inputs, load_trained_sampler, run_train
 
 WITHOUT_NS = {"fsm_target": "video", "vgm_target": "video"}
 
@@ -78,13 +78,8 @@ def _row(name: str, result: Recognition, gflops: float, frames: float, path: str
 
 def _recognizer_logits(data: EvalData, root: Path, frame_ids: list[np.ndarray], device: torch.device, workers: int, progress: bool, desc: str) -> list[np.ndarray]:
     """The real path: decode exactly ``frame_ids`` of every evaluation video, run the recognizer."""
-    config = FeaturesConfig.from_dict(data.inputs.attrs["config"])
-    stored = data.inputs.attrs["identity"]["models"]["recognizer"]["weights"]
-    if weights_identity(config.recognizer) != stored:
-        raise CacheError(f"{config.recognizer.weights}: the recognizer weights changed since the feature cache was built; rebuild the cache with `nsnet features`")
-    recognizer, _ = build_recognizer(config, data.manifest.classes)
-    stored_cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in data.inputs.attrs["data_configs"]["recognizer"].items()}
-    decoder = ChosenFrameDecoder(root, [data.manifest.videos[i] for i in data.videos], frame_ids, frame_transform(stored_cfg))
+    recognizer, transform = cached_model(data.inputs.attrs, "recognizer")
+    decoder = ChosenFrameDecoder(root, [data.manifest.videos[i] for i in data.videos], frame_ids, transform)
     logits, errors = recognize_frames(decoder, recognizer.to(memory_format=torch.channels_last), device, workers=workers, progress=progress, desc=desc)
     if errors:
         listed = "; ".join(errors[i] for i in sorted(errors)[:5])
@@ -154,12 +149,12 @@ def run_evaluate(features: Path, prototypes: Path, run_dir: Path, data_root: Pat
     if (out / "results.json").is_file():
         return {**json.loads((out / "results.json").read_text()), "computed": False}
     dev = torch.device(device)
-    model, objective, train_cfg = load_trained_sampler(run_dir, inputs, dev)
+    model, objective, train_cfg = load_trained_sampler(run_dir, inputs.attrs["fingerprint"], inputs.shape, dev)
     data = EvalData(inputs, features)
     k, t = min(cfg.k, data.t), data.t
     s_f, s_v = sampler_saliency(model, objective, data.light, dev)
     plain_run = Path(run_train(features, prototypes, replace(train_cfg, **WITHOUT_NS), device=device, progress=progress).path)
-    plain, plain_objective, _ = load_trained_sampler(plain_run, inputs, dev)
+    plain, plain_objective, _ = load_trained_sampler(plain_run, inputs.attrs["fingerprint"], inputs.shape, dev)
     s_f0, s_v0 = sampler_saliency(plain, plain_objective, data.light, dev)
     config = FeaturesConfig.from_dict(inputs.attrs["config"])
     cost = compute_cost(config.light, config.recognizer, model.cpu(), t, data.light.shape[-1], len(data.manifest.classes))
@@ -219,13 +214,23 @@ def run_evaluate(features: Path, prototypes: Path, run_dir: Path, data_root: Pat
         "budget_curve": _budget_curve(data, s_f, s_v, cfg, cost),
         "class_saliency": saliency_fig,
     }
-    return {**_write(out, report), "computed": True}
+    predictions = [
+        {"video_id": data.manifest.videos[v].video_id, "video": data.manifest.videos[v].path, "frames": ids[p].tolist(), "positions": p.tolist(), "top5": _top5(s, data.manifest.classes)}
+        for v, ids, p, s in zip(data.videos, data.frame_indices, nsnet_positions, real_scores)
+    ]
+    return {**_write(out, report, predictions), "computed": True}
 
 
-def _write(out: Path, report: dict[str, Any]) -> dict[str, Any]:
-    """results.json, report.md and the plots, all or nothing (a temporary folder, then a rename)."""
+def _top5(scores: np.ndarray, classes: tuple[str, ...]) -> list[dict[str, Any]]:
+    return [{"class": classes[c], "score": float(scores[c])} for c in np.argsort(-scores, kind="stable")[:5]]
+
+
+def _write(out: Path, report: dict[str, Any], predictions: list[dict[str, Any]]) -> dict[str, Any]:
+    """results.json, NSNet's predictions per video (predictions.jsonl), report.md and the plots,
+    all or nothing (a temporary folder, then a rename)."""
     tmp = out.with_name(out.name + f".{os.getpid()}.tmp")
     tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "predictions.jsonl").write_text("".join(json.dumps(p) + "\n" for p in predictions))
     report = {**report, "output": str(out)}
     figures = []
     if matplotlib_available():

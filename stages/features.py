@@ -143,6 +143,19 @@ def build_recognizer(config: FeaturesConfig, classes: tuple[str, ...]) -> tuple[
     return FrameEncoder(model), data_config(model, config.recognizer)
 
 
+def cached_model(attrs: dict[str, Any], role: str) -> tuple[FrameEncoder, Any]:
+    """The ``light`` or ``recognizer`` model exactly as the features stage ran it for the cache
+    with these attributes — same weights (refused if the checkpoint changed since), same
+    preprocessing — and its frame transform."""
+    config = FeaturesConfig.from_dict(attrs["config"])
+    spec = getattr(config, role)
+    if weights_identity(spec) != attrs["identity"]["models"][role]["weights"]:
+        raise CacheError(f"{spec.weights}: the {role} weights changed since the feature cache was built; rebuild the cache with `nsnet features`")
+    encoder, _ = build_light(config) if role == "light" else build_recognizer(config, tuple(attrs["manifest"]["classes"]))
+    stored = {k: tuple(v) if isinstance(v, list) else v for k, v in attrs["data_configs"][role].items()}
+    return encoder, frame_transform(stored)
+
+
 def build_encoders(config: FeaturesConfig, manifest: Manifest):
     light, light_cfg = build_light(config)
     rec, rec_cfg = build_recognizer(config, manifest.classes)

@@ -25,7 +25,7 @@ from pipeline.config import TrainConfig
 from pipeline.metrics import multi_hot
 from pipeline.models import save_atomic
 from pipeline.sampler import NSNetSampler, SamplerConfig
-from pipeline.sampler_training import CachedClips, FrameObjective, frame_objective, train_epoch
+from pipeline.sampler_training import CachedClips, FrameObjective, frame_objective, sampler_saliency, train_epoch
 
 
 @dataclass
@@ -50,6 +50,18 @@ def run_dir_for(features: Path, prototypes: Path, cfg: TrainConfig, fp_features:
     return features.with_name(f"{features.name}.train-{fp[:16]}")
 
 
+@dataclass(frozen=True)
+class SamplerShape:
+    """The sizes a sampler is built for: light feature size D, T observed frames, C classes."""
+
+    dim: int
+    num_frames: int
+    num_classes: int
+
+    def build(self, cfg: TrainConfig) -> NSNetSampler:
+        return NSNetSampler(self.dim, self.num_frames, self.num_classes, SamplerConfig(fem=cfg.fem))
+
+
 @dataclass
 class SamplerInputs:
     """What the sampler trains on, read from a finished feature cache and its prototypes."""
@@ -70,8 +82,9 @@ class SamplerInputs:
         in_split = np.array([(v["split"] == "train") == train for v in self.videos])
         return np.flatnonzero((self.status == DONE) & in_split)
 
-    def new_sampler(self, cfg: TrainConfig) -> NSNetSampler:
-        return NSNetSampler(self.light.shape[-1], self.light.shape[1], self.labels.shape[1], SamplerConfig(fem=cfg.fem))
+    @property
+    def shape(self) -> SamplerShape:
+        return SamplerShape(self.light.shape[-1], self.light.shape[1], self.labels.shape[1])
 
 
 def load_sampler_inputs(features: Path, prototypes: Path) -> SamplerInputs:
@@ -101,9 +114,9 @@ def run_train(features: Path, prototypes: Path, cfg: TrainConfig, device: str = 
     objective = frame_objective(cfg.fsm_target)
     dev = torch.device(device)
     torch.manual_seed(cfg.seed)
-    model = inputs.new_sampler(cfg).to(dev)
+    model = inputs.shape.build(cfg).to(dev)
     if (run_dir / "model.pth").exists():
-        model, objective, _ = load_trained_sampler(run_dir, inputs, dev)
+        model, objective, _ = load_trained_sampler(run_dir, inputs.attrs["fingerprint"], inputs.shape, dev)
         history = json.loads((run_dir / "metrics.json").read_text())["history"]
         return TrainResult(str(run_dir), 0, history, _saliency_report(model, objective, inputs, val, dev, ground_truth))
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -135,27 +148,22 @@ def run_train(features: Path, prototypes: Path, cfg: TrainConfig, device: str = 
     return TrainResult(str(run_dir), cfg.epochs - start, history, _saliency_report(model, objective, inputs, val, dev, ground_truth))
 
 
-def load_trained_sampler(run_dir: Path, inputs: SamplerInputs, device: torch.device) -> tuple[NSNetSampler, FrameObjective, TrainConfig]:
+def load_trained_sampler(run_dir: Path, features_fingerprint: str, shape: SamplerShape, device: torch.device) -> tuple[NSNetSampler, FrameObjective, TrainConfig]:
     """The trained heads of a finished ``nsnet train`` run, checked against the feature cache
-    they are about to be used with."""
+    (its fingerprint) they are about to be used with."""
     path = Path(run_dir) / "model.pth"
     if not path.is_file():
         raise CacheError(f"{run_dir}: no trained sampler here (model.pth missing); run `nsnet train` first")
     saved = torch.load(path, map_location="cpu", weights_only=False)
-    if saved.get("features_fingerprint") != inputs.attrs["fingerprint"]:
-        raise CacheError(f"{run_dir}: this sampler was trained on another feature cache ({saved.get('features')}), not on the one given (fingerprint {inputs.attrs['fingerprint'][:16]})")
+    if saved.get("features_fingerprint") != features_fingerprint:
+        raise CacheError(f"{run_dir}: this sampler was trained on another feature cache ({saved.get('features')}), not on the one given (fingerprint {features_fingerprint[:16]})")
     cfg = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved["config"].items()})
-    model = inputs.new_sampler(cfg)
-    model.load_state_dict(saved["model"])
+    model = shape.build(cfg)
+    try:
+        model.load_state_dict(saved["model"])
+    except RuntimeError as exc:
+        raise CacheError(f"{path}: the trained heads do not fit a sampler of {shape} ({str(exc).splitlines()[0]})") from exc
     return model.to(device).eval(), frame_objective(cfg.fsm_target), cfg
-
-
-@torch.no_grad()
-def sampler_saliency(model: NSNetSampler, objective: FrameObjective, light: np.ndarray, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
-    """(s_f, s_v) [V, T] of the trained heads."""
-    model.eval()
-    out = model(torch.from_numpy(light).to(device))
-    return objective.saliency(out.frame_logits).cpu().numpy(), out.alpha.cpu().numpy()
 
 
 def _saliency_report(model: NSNetSampler, objective: FrameObjective, inputs: SamplerInputs, val: np.ndarray, device: torch.device, ground_truth: Path | None) -> dict[str, float]:

@@ -10,8 +10,8 @@ import torch
 
 from pipeline.config import TrainConfig
 from pipeline.sampler import NSNetSampler, SamplerConfig
-from pipeline.sampler_training import CachedClips, baseline_plus_targets, frame_objective, ns_targets, ranking_loss, shift_positions, train_epoch, vgm_loss
-from stages.train import run_train, sampler_saliency
+from pipeline.sampler_training import CachedClips, baseline_plus_targets, frame_objective, ns_targets, ranking_loss, sampler_saliency, shift_positions, train_epoch, vgm_loss
+from stages.train import run_train
 
 CFG = TrainConfig(epochs=12, batch_size=4, lr=0.001, milestones=(8,), seed=1)
 

@@ -1,0 +1,240 @@
+"""NSNet end to end on videos: what ``nsnet predict`` runs and ``make bench`` times.
+
+Per batch of videos: decode the T observation frames (pre-sampled as in the features stage)
+and preprocess them for the light model; run the light backbone, the trained heads and A.3's
+fusion; decode again only the K chosen frames (seeking) for the recognizer, and run it on those
+alone. Observation frames are decoded ahead in DataLoader workers; the chosen frames of one
+batch are decoded in threads (decord and the torch transforms release the GIL) while the light
+model runs on the next batch.
+
+The heads were trained on light features as the cache stores them (float16), so the features
+computed here are rounded through float16 too: ``nsnet predict`` then chooses the frames that
+``nsnet evaluate`` chooses for the same video.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from pipeline.evaluation import fused_positions, scores_at
+from pipeline.extract import Transform, to_model_input
+from pipeline.models import FrameEncoder
+from pipeline.sampler import NSNetSampler
+from pipeline.sampler_training import FrameObjective
+from pipeline.sampling import uniform_frame_indices
+from pipeline.video import FrameSource, VideoReadError
+
+THUMBNAIL_SIZE = 96  # pixels, the longer side of the thumbnails kept for --plot
+
+
+@dataclass
+class Observation:
+    """The T observation frames of one video, preprocessed for the light model."""
+
+    item: int
+    path: Path
+    frames: torch.Tensor | None = None  # [T, 3, h, w]; None when the video failed
+    frame_indices: np.ndarray | None = None  # [T]
+    timestamps: np.ndarray | None = None  # [T] seconds (None for frame folders)
+    error: str = ""
+
+
+class ObservationDecoder(Dataset):
+    """Item ``i``: the T uniformly pre-sampled frames of ``paths[i]`` (A.1, as the features
+    stage samples them), preprocessed for the light model."""
+
+    def __init__(self, paths: Sequence[Path], num_frames: int, transform: Transform):
+        self.paths, self.num_frames, self.transform = list(paths), num_frames, transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, item: int) -> Observation:
+        path = Path(self.paths[item])
+        try:
+            source = FrameSource(path)
+            indices = uniform_frame_indices(source.num_frames, self.num_frames)
+            frames = to_model_input(source.read(indices), self.transform)
+            return Observation(item, path, frames, indices, source.timestamps(indices))
+        except VideoReadError as exc:
+            return Observation(item, path, error=str(exc))
+        except Exception as exc:  # a transform that fails on odd frames, ...
+            return Observation(item, path, error=f"{path}: {type(exc).__name__}: {exc}")
+
+
+@dataclass
+class ChosenFrames:
+    frames: torch.Tensor  # [K, 3, H, W], preprocessed for the recognizer
+    thumbnails: np.ndarray | None  # [K, h, w, 3] uint8, when asked for
+
+
+def decode_chosen(path: Path, frame_indices: np.ndarray, transform: Transform, thumbnails: bool) -> ChosenFrames:
+    """Decode only the frames ``frame_indices`` of a video (seeking) for the recognizer."""
+    frames = FrameSource(path).read(frame_indices)
+    return ChosenFrames(to_model_input(frames, transform), _thumbnails(frames) if thumbnails else None)
+
+
+def _thumbnails(frames: np.ndarray) -> np.ndarray:
+    step = max(1, int(np.ceil(max(frames.shape[1:3]) / THUMBNAIL_SIZE)))
+    return np.ascontiguousarray(frames[:, ::step, ::step])
+
+
+@dataclass
+class VideoPrediction:
+    """NSNet's answer for one video (or why there is none)."""
+
+    path: str
+    error: str = ""
+    scores: np.ndarray | None = None  # [C] mean softmax of the recognizer over the K frames
+    positions: np.ndarray | None = None  # [K] chosen positions among the T observed frames
+    observed_indices: np.ndarray | None = None  # [T] frame indices of the observed frames
+    observed_timestamps: np.ndarray | None = None  # [T] seconds, None for frame folders
+    s_f: np.ndarray | None = None  # [T]
+    s_v: np.ndarray | None = None  # [T]
+    thumbnails: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+    @property
+    def frame_indices(self) -> np.ndarray:
+        return self.observed_indices[self.positions]
+
+    @property
+    def timestamps(self) -> np.ndarray | None:
+        return None if self.observed_timestamps is None else self.observed_timestamps[self.positions]
+
+    def top(self, classes: Sequence[str], n: int = 5) -> list[tuple[str, float]]:
+        order = np.argsort(-self.scores, kind="stable")[:n]
+        return [(classes[c], float(self.scores[c])) for c in order]
+
+    def to_json(self, classes: Sequence[str]) -> dict:
+        if not self.ok:
+            return {"video": self.path, "error": self.error}
+        times = self.timestamps
+        return {
+            "video": self.path,
+            "top5": [{"class": name, "score": score} for name, score in self.top(classes)],
+            "frames": self.frame_indices.tolist(),
+            "timestamps": None if times is None else [round(float(t), 4) for t in times],
+            "positions": self.positions.tolist(),
+        }
+
+
+class NSNetInference:
+    """The compute of the end-to-end path, on preprocessed frames."""
+
+    def __init__(self, light: FrameEncoder, sampler: NSNetSampler, objective: FrameObjective, recognizer: FrameEncoder, k: int, fusion: str, alpha: float, device: torch.device):
+        self.device = torch.device(device)
+        self.light = light.to(self.device).to(memory_format=torch.channels_last).eval()
+        self.recognizer = recognizer.to(self.device).to(memory_format=torch.channels_last).eval()
+        self.sampler = sampler.to(self.device).eval()
+        self.objective = objective
+        self.k, self.fusion, self.alpha = k, fusion, alpha
+
+    def _run(self, encoder: FrameEncoder, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        x = frames.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+            return encoder(x)
+
+    def light_features(self, frames: torch.Tensor) -> torch.Tensor:
+        """[B, T, 3, h, w] observation frames -> [B, T, D] light features, rounded through
+        float16 as the cache stores them."""
+        b, t = frames.shape[:2]
+        features, _ = self._run(self.light, frames.flatten(0, 1))
+        return features.half().float().reshape(b, t, -1)
+
+    def saliency(self, features: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """(s_f, s_v) [B, T] of the trained heads."""
+        with torch.inference_mode():
+            out = self.sampler(features.to(self.device))
+            return self.objective.saliency(out.frame_logits).float().cpu().numpy(), out.alpha.float().cpu().numpy()
+
+    def choose(self, s_f: np.ndarray, s_v: np.ndarray) -> list[np.ndarray]:
+        """The K fused positions of every video."""
+        return fused_positions(s_f, s_v, min(self.k, s_f.shape[1]), self.fusion, self.alpha)
+
+    def recognizer_logits(self, frames: torch.Tensor) -> np.ndarray:
+        """[N, 3, H, W] frames -> [N, C] recognizer logits."""
+        _, logits = self._run(self.recognizer, frames)
+        return logits.float().cpu().numpy()
+
+
+def _keep_list(items: list[Observation]) -> list[Observation]:
+    return items
+
+
+def _single_thread_worker(_: int) -> None:
+    torch.set_num_threads(1)
+
+
+@dataclass
+class _Pending:
+    """A batch whose chosen frames are being decoded."""
+
+    predictions: list[VideoPrediction]
+    chosen: list[Future]
+
+
+def predict_videos(paths: Sequence[Path], engine: NSNetInference, num_frames: int, light_tf: Transform, rec_tf: Transform, batch_size: int = 32, workers: int = 2, thumbnails: bool = False) -> Iterator[VideoPrediction]:
+    """NSNet on every video of ``paths``, in order; a video that cannot be read comes back with
+    its error and the others go on."""
+    loader = DataLoader(
+        ObservationDecoder(paths, num_frames, light_tf),
+        batch_size=batch_size,
+        num_workers=min(workers, len(paths)),
+        collate_fn=_keep_list,
+        worker_init_fn=_single_thread_worker if workers > 0 else None,
+    )
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        pending: _Pending | None = None
+        for batch in loader:
+            current = _observe(batch, engine, rec_tf, pool, thumbnails)
+            if pending is not None:
+                yield from _recognize(pending, engine)
+            pending = current
+        if pending is not None:
+            yield from _recognize(pending, engine)
+
+
+def _observe(batch: list[Observation], engine: NSNetInference, rec_tf: Transform, pool: ThreadPoolExecutor, thumbnails: bool) -> _Pending:
+    """Light model, heads and fusion on a batch; the chosen frames' decoding is started."""
+    predictions = [VideoPrediction(str(o.path), o.error) for o in batch]
+    good = [i for i, o in enumerate(batch) if o.frames is not None]
+    chosen: list[Future] = []
+    if good:
+        s_f, s_v = engine.saliency(engine.light_features(torch.stack([batch[i].frames for i in good])))
+        for i, positions, f, v in zip(good, engine.choose(s_f, s_v), s_f, s_v):
+            o, p = batch[i], predictions[i]
+            p.positions, p.observed_indices, p.observed_timestamps, p.s_f, p.s_v = positions, o.frame_indices, o.timestamps, f, v
+            chosen.append(pool.submit(decode_chosen, o.path, o.frame_indices[positions], rec_tf, thumbnails))
+    return _Pending(predictions, chosen)
+
+
+def _recognize(pending: _Pending, engine: NSNetInference) -> Iterator[VideoPrediction]:
+    """The recognizer on the decoded chosen frames of a batch (one model batch)."""
+    ready = [p for p in pending.predictions if p.positions is not None]
+    decoded: list[tuple[VideoPrediction, ChosenFrames]] = []
+    for p, future in zip(ready, pending.chosen):
+        try:
+            decoded.append((p, future.result()))
+        except VideoReadError as exc:
+            p.error = str(exc)
+        except Exception as exc:
+            p.error = f"{p.path}: {type(exc).__name__}: {exc}"
+    if decoded:
+        logits = engine.recognizer_logits(torch.cat([c.frames for _, c in decoded]))
+        splits = np.cumsum([len(c.frames) for _, c in decoded])[:-1]
+        per_video = np.split(logits, splits)
+        scores = scores_at(per_video, [np.arange(len(z)) for z in per_video])
+        for (p, c), s in zip(decoded, scores):
+            p.scores, p.thumbnails = s, c.thumbnails
+    yield from pending.predictions

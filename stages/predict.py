@@ -1,0 +1,162 @@
+"""``nsnet predict``: NSNet on new videos with the trained artefacts of a pipeline run.
+
+``--run`` is a sampler run of ``nsnet train`` (``<features cache>.train-<fingerprint>/``). The
+feature cache beside it says how the two backbones were built and how their frames were
+preprocessed; both are rebuilt exactly so (a changed checkpoint is refused), the trained heads
+are loaded, and every video goes through :func:`pipeline.inference.predict_videos`. Results: a
+table on the terminal, ``predictions.jsonl`` (written as the videos finish) and, with ``--plot``,
+one PNG per video.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from tqdm import tqdm
+
+from pipeline.cache import CacheError, FeatureCache
+from pipeline.config import EvalConfig
+from pipeline.extract import Transform
+from pipeline.inference import NSNetInference, VideoPrediction, predict_videos
+from pipeline.plots import matplotlib_available, plot_video_saliency
+from pipeline.video import FRAME_EXTENSIONS, VIDEO_EXTENSIONS
+from stages.evaluate import text_table
+from stages.features import cached_model
+from stages.train import SamplerShape, load_trained_sampler
+
+RUN_MARKER = ".train-"
+
+
+@dataclass
+class TrainedPipeline:
+    """Everything NSNet needs at inference, from one pipeline run."""
+
+    run_dir: Path
+    features: Path
+    dataset: str
+    classes: tuple[str, ...]
+    num_frames: int
+    engine: NSNetInference
+    light_tf: Transform
+    rec_tf: Transform
+
+
+def features_of_run(run_dir: Path) -> Path:
+    """The feature cache a sampler run was trained on (its folder name is the run's prefix)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CacheError(f"{run_dir}: no such sampler run directory")
+    if RUN_MARKER not in run_dir.name:
+        raise CacheError(f"{run_dir}: not a sampler run directory (those are made by `nsnet train` and named <features cache>{RUN_MARKER}<fingerprint>)")
+    features = run_dir.with_name(run_dir.name.rsplit(RUN_MARKER, 1)[0])
+    if not features.exists():
+        raise CacheError(f"{features}: the feature cache of the sampler run {run_dir} is missing; predict reads how the backbones were built from it")
+    return features
+
+
+def load_pipeline(run_dir: Path, cfg: EvalConfig, device: torch.device, dataset: str | None = None) -> TrainedPipeline:
+    """The backbones, trained heads and fusion of a run; with ``dataset``, refuse a run that
+    was trained on another dataset."""
+    run_dir = Path(run_dir)
+    features = features_of_run(run_dir)
+    with FeatureCache(features) as cache:
+        attrs = cache.attrs
+        _, t, dim = cache["light_features"].shape
+    trained_on = attrs["identity"]["dataset"]
+    if dataset is not None and trained_on != dataset:
+        raise CacheError(f"{run_dir}: this run was trained on the {trained_on!r} dataset, not {dataset!r}")
+    classes = tuple(attrs["manifest"]["classes"])
+    sampler, objective, _ = load_trained_sampler(run_dir, attrs["fingerprint"], SamplerShape(dim, t, len(classes)), device)
+    light, light_tf = cached_model(attrs, "light")
+    recognizer, rec_tf = cached_model(attrs, "recognizer")
+    engine = NSNetInference(light, sampler, objective, recognizer, cfg.k, cfg.fusion, cfg.alpha, device)
+    return TrainedPipeline(run_dir, features, trained_on, classes, t, engine, light_tf, rec_tf)
+
+
+def _holds_frames(folder: Path) -> bool:
+    return any(p.suffix.lower() in FRAME_EXTENSIONS for p in folder.iterdir())
+
+
+def find_videos(inputs: Sequence[Path]) -> list[Path]:
+    """Every video named or found under the inputs: video files (by extension) and folders of
+    extracted frames. A path that is neither a folder of videos nor a video is kept as given, so
+    that it is reported with its problem."""
+    found: list[Path] = []
+    for path in map(Path, inputs):
+        if path.is_dir() and not _holds_frames(path):
+            inside = sorted(p for p in path.rglob("*") if (p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS) or (p.is_dir() and _holds_frames(p)))
+            found.extend(inside or [path])
+        else:
+            found.append(path)
+    return found
+
+
+@dataclass
+class PredictResult:
+    pipeline: TrainedPipeline
+    predictions: list[VideoPrediction]
+    jsonl: Path
+    plots: list[Path] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[VideoPrediction]:
+        return [p for p in self.predictions if not p.ok]
+
+    def table(self) -> str:
+        classes = self.pipeline.classes
+        rows = []
+        for p in self.predictions:
+            if not p.ok:
+                rows.append((Path(p.path).name, "FAILED", p.error, ""))
+                continue
+            top = p.top(classes)
+            times = p.timestamps
+            frames = " ".join(f"{i}" + ("" if times is None else f"@{t:.2f}s") for i, t in zip(p.frame_indices, times if times is not None else [None] * len(p.positions)))
+            rows.append((Path(p.path).name, f"{top[0][0]} ({top[0][1]:.3f})", ", ".join(f"{c} {s:.3f}" for c, s in top[1:]), frames))
+        head = f"NSNet on {len(self.predictions)} video(s): K={self.pipeline.engine.k} of T={self.pipeline.num_frames}, {self.pipeline.engine.fusion} fusion, run {self.pipeline.run_dir}"
+        lines = [head, *text_table(("video", "top-1 (score)", "top-2..5", "chosen frames (index@time)"), rows), f"written {self.jsonl}"]
+        if self.plots:
+            lines.append(f"{len(self.plots)} saliency plot(s) in {self.plots[0].parent}")
+        if self.failures:
+            lines.append(f"{len(self.failures)} video(s) failed")
+        return "\n".join(lines)
+
+
+def _plot_name(path: str, taken: set[str]) -> str:
+    stem = Path(path).stem or "video"
+    name, n = f"{stem}.png", 1
+    while name in taken:
+        n += 1
+        name = f"{stem}-{n}.png"
+    taken.add(name)
+    return name
+
+
+def run_predict(inputs: Sequence[Path], run_dir: Path, out_dir: Path, cfg: EvalConfig = EvalConfig(), device: str = "cpu", dataset: str | None = None, batch_size: int = 32, workers: int = 2, plot: bool = False, progress: bool = True) -> PredictResult:
+    """Predict every video under ``inputs``; bad videos are reported in the result, not raised."""
+    if plot and not matplotlib_available():
+        raise ValueError("--plot needs matplotlib: install the 'plots' extra (pip install 'nsnet[plots]')")
+    pipeline = load_pipeline(Path(run_dir), cfg, torch.device(device), dataset)
+    videos = find_videos(inputs)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    jsonl = out_dir / "predictions.jsonl"
+    result = PredictResult(pipeline, [], jsonl)
+    taken: set[str] = set()
+    stream = predict_videos(videos, pipeline.engine, pipeline.num_frames, pipeline.light_tf, pipeline.rec_tf, batch_size, workers, thumbnails=plot)
+    with open(jsonl, "w") as handle, tqdm(total=len(videos), unit="video", desc="predict", disable=not progress) as bar:
+        for prediction in stream:
+            handle.write(json.dumps(prediction.to_json(pipeline.classes)) + "\n")
+            handle.flush()
+            if plot and prediction.ok:
+                path = out_dir / _plot_name(prediction.path, taken)
+                plot_video_saliency(prediction, pipeline.classes, cfg.alpha, path)
+                result.plots.append(path)
+            result.predictions.append(prediction)
+            bar.update(1)
+    return result
+

@@ -1,0 +1,141 @@
+"""``nsnet predict``: the same answers as ``nsnet evaluate`` on the evaluation videos, bad
+videos reported while the rest go on, refusal of runs that do not fit, and the video search."""
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from pipeline.cache import CacheError, FeatureCache
+from pipeline.config import EvalConfig, TrainConfig
+from stages.cli import main
+from stages.evaluate import run_evaluate
+from stages.features import cached_model
+from stages.predict import find_videos, load_pipeline, run_predict
+from stages.train import run_train
+
+CFG = TrainConfig(epochs=2, batch_size=4, lr=0.001, milestones=(1,), seed=1)
+EVAL = EvalConfig(k=2, curve_k=(1, 2), dense_all_frames=False)
+
+
+@pytest.fixture
+def trained(tiny_pipeline):
+    features, prototypes, truth = tiny_pipeline
+    return features, prototypes, Path(run_train(features, prototypes, CFG, progress=False).path), truth.parent
+
+
+def _val_videos(features: Path) -> list[dict]:
+    with FeatureCache(features) as cache:
+        return [v for v in cache.attrs["manifest"]["videos"] if v["split"] != "train"]
+
+
+def test_predict_gives_the_predictions_of_evaluate(trained, tmp_path):
+    features, prototypes, run, root = trained
+    report = run_evaluate(features, prototypes, run, root, EVAL, workers=0, progress=False)
+    expected = {Path(e["video"]).name: e for e in map(json.loads, (Path(report["output"]) / "predictions.jsonl").read_text().splitlines())}
+    videos = [root / v["path"] for v in _val_videos(features)]
+    assert len(videos) == len(expected) == 3
+    # batches of 2 videos, so that one batch's chosen frames decode while the next is observed
+    result = run_predict(videos, run, tmp_path / "out", EVAL, batch_size=2, workers=1, plot=True, progress=False)
+    assert not result.failures
+    got = {Path(p["video"]).name: p for p in map(json.loads, result.jsonl.read_text().splitlines())}
+    assert set(got) == set(expected)
+    for name, e in expected.items():
+        p = got[name]
+        assert p["frames"] == e["frames"] and p["positions"] == e["positions"]
+        assert [c["class"] for c in p["top5"]] == [c["class"] for c in e["top5"]]
+        np.testing.assert_allclose([c["score"] for c in p["top5"]], [c["score"] for c in e["top5"]], rtol=1e-5, atol=1e-6)
+        assert len(p["timestamps"]) == EVAL.k and all(t >= 0 for t in p["timestamps"])
+    assert sorted(path.name for path in result.plots) == sorted(Path(v).stem + ".png" for v in videos)
+    assert all(path.stat().st_size > 1000 for path in result.plots)
+    assert "top-1 (score)" in result.table()
+
+
+def test_predict_reports_bad_videos_and_goes_on(trained, tmp_path):
+    features, _, run, root = trained
+    good = root / _val_videos(features)[0]["path"]
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(good.read_bytes()[:300])
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video")
+    missing = tmp_path / "missing.mp4"
+    result = run_predict([missing, corrupt, good, text], run, tmp_path / "out", EVAL, batch_size=2, workers=0, progress=False)
+    by_name = {Path(p.path).name: p for p in result.predictions}
+    assert [Path(p.path).name for p in result.predictions] == ["missing.mp4", "corrupt.mp4", good.name, "notes.mp4"]
+    assert "file not found" in by_name["missing.mp4"].error and "missing.mp4" in by_name["missing.mp4"].error
+    assert "corrupt.mp4" in by_name["corrupt.mp4"].error and "notes.mp4" in by_name["notes.mp4"].error
+    assert by_name[good.name].ok and len(by_name[good.name].positions) == EVAL.k
+    lines = [json.loads(line) for line in result.jsonl.read_text().splitlines()]
+    assert [("error" in line) for line in lines] == [True, True, False, True]
+    assert "FAILED" in result.table()
+
+
+def test_predict_cli_exits_non_zero_on_failures(trained, tmp_path):
+    features, _, run, root = trained
+    good = root / _val_videos(features)[0]["path"]
+    args = ["predict", str(good), str(tmp_path / "gone.mp4"), "--run", str(run), "--out", str(tmp_path / "out"), "--k", "2", "--workers", "0", "--device", "cpu", "--no-progress"]
+    failed = CliRunner().invoke(main, args)
+    assert failed.exit_code == 1 and "gone.mp4" in failed.output and "1 of 2 video(s) could not be read" in failed.output
+    accepted = CliRunner().invoke(main, args + ["--allow-failures"])
+    assert accepted.exit_code == 0 and good.name in accepted.output
+
+
+def test_predict_refuses_runs_that_do_not_fit(trained, tmp_path):
+    features, prototypes, run, _ = trained
+    device = torch.device("cpu")
+    with pytest.raises(CacheError, match="trained on the 'demo' dataset, not 'fcvid'"):
+        load_pipeline(run, EVAL, device, dataset="fcvid")
+    with pytest.raises(CacheError, match="not a sampler run directory"):
+        load_pipeline(prototypes, EVAL, device)
+    with pytest.raises(CacheError, match="no such sampler run directory"):
+        load_pipeline(tmp_path / "nowhere.train-0", EVAL, device)
+    # a run whose feature cache is gone
+    orphan = tmp_path / (features.name + ".train-0123")
+    shutil.copytree(run, orphan)
+    with pytest.raises(CacheError, match="feature cache of the sampler run .* is missing"):
+        load_pipeline(orphan, EVAL, device)
+    # a run trained on another cache of the same name (another configuration)
+    saved = torch.load(run / "model.pth", weights_only=False)
+    foreign = features.with_name(features.name + ".train-foreign")
+    foreign.mkdir()
+    torch.save({**saved, "features_fingerprint": "0" * 64}, foreign / "model.pth")
+    with pytest.raises(CacheError, match="trained on another feature cache"):
+        load_pipeline(foreign, EVAL, device)
+
+
+def test_a_changed_checkpoint_is_refused(trained, tmp_path):
+    features = trained[0]
+    with FeatureCache(features) as cache:
+        attrs = cache.attrs
+    checkpoint = tmp_path / "recognizer.pth"
+    checkpoint.write_bytes(b"weights trained later")
+    config = {**attrs["config"], "recognizer": {**attrs["config"]["recognizer"], "weights": str(checkpoint)}}
+    identity = json.loads(json.dumps(attrs["identity"]))
+    identity["models"]["recognizer"]["weights"] = "file:" + "0" * 64
+    with pytest.raises(CacheError, match="recognizer weights changed since the feature cache was built"):
+        cached_model({**attrs, "config": config, "identity": identity}, "recognizer")
+
+
+def test_find_videos(tmp_path):
+    (tmp_path / "a" / "deep").mkdir(parents=True)
+    for name in ("a/x.mp4", "a/deep/y.MKV", "a/readme.txt", "z.avi"):
+        (tmp_path / name).write_bytes(b"")
+    frames = tmp_path / "a" / "rawframes_v1"
+    frames.mkdir()
+    (frames / "img_00001.jpg").write_bytes(b"")
+    (tmp_path / "empty").mkdir()
+    found = find_videos([tmp_path / "a", tmp_path / "z.avi", tmp_path / "empty", tmp_path / "missing.mp4", frames])
+    rel = [str(p.relative_to(tmp_path)) for p in found]
+    assert rel == ["a/deep/y.MKV", "a/rawframes_v1", "a/x.mp4", "z.avi", "empty", "missing.mp4", "a/rawframes_v1"]
+
+
+def test_k_larger_than_t_takes_every_frame(trained, tmp_path):
+    features, _, run, root = trained
+    video = root / _val_videos(features)[0]["path"]
+    result = run_predict([video], run, tmp_path / "out", replace(EVAL, k=50), workers=0, progress=False)
+    assert result.predictions[0].positions.tolist() == list(range(result.pipeline.num_frames))
