@@ -14,7 +14,7 @@ NSNET := $(BIN)/nsnet
 DATA_ARGS := --dataset $(DATASET) $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
 MODEL_ARGS := $(if $(WEIGHTS),--recognizer-weights $(WEIGHTS)) $(if $(LIGHT_WEIGHTS),--light-weights $(LIGHT_WEIGHTS))
 
-.PHONY: install data finetune features prototypes train evaluate ablations demo test bench-features bench-train clean
+.PHONY: install data finetune features prototypes train evaluate ablations predict demo test bench bench-features bench-train clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,12 @@ evaluate: install
 ablations: install
 	$(NSNET) ablations --dataset $(DATASET) $(ARGS)
 
+# NSNet on new videos: make predict VIDEOS="a.mp4 folder/" [RUN=<sampler run dir>] ARGS=--plot
+VIDEOS ?= $(if $(DATA_ROOT),$(DATA_ROOT),data/$(DATASET))
+RUN ?=
+predict: install
+	$(NSNET) predict $(VIDEOS) --dataset $(DATASET) $(if $(RUN),--run $(RUN)) $(ARGS)
+
 # Offline, end to end: demo videos -> fine-tune both backbones -> features with those weights
 # -> prototypes and guiding scores -> sampler heads -> evaluation report.
 demo: install
@@ -58,6 +64,9 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q $(ARGS)
+
+bench: install
+	$(NSNET) bench $(ARGS)
 
 bench-features: install
 	$(NSNET) bench-features $(DATA_ARGS) $(MODEL_ARGS) $(ARGS)

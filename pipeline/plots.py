@@ -58,7 +58,7 @@ def plot_class_saliency(panels: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def plot_video_saliency(prediction: Any, classes: Sequence[str], alpha: float, path: Path) -> None:
+def plot_video_saliency(prediction: Any, classes: Sequence[str], fusion: str, alpha: float, path: Path) -> None:
     """Figs. 4/5 for one video: FSM, VGM and fused saliency over the observed frames with the
     chosen ones marked, and thumbnails of the chosen frames. Each curve is scaled to sum 1;
     the fused curve is the score sum ``alpha s_f + (1 - alpha) s_v`` (an index rule such as
@@ -78,8 +78,8 @@ def plot_video_saliency(prediction: Any, classes: Sequence[str], alpha: float, p
     for name, values in curves.items():
         values = np.asarray(values, dtype=np.float64)
         ax.plot(x, values / values.sum(), marker=".", label=name)
-    for p in prediction.positions:
-        ax.axvline(x[p], color="black", alpha=0.25, linewidth=3)
+    for j, p in enumerate(prediction.positions):
+        ax.axvline(x[p], color="black", alpha=0.25, linewidth=3, label=f"chosen ({fusion} fusion)" if j == 0 else None)
     top = prediction.top(classes, 3)
     ax.set_title(f"{Path(prediction.path).name}: " + ", ".join(f"{c} {s:.2f}" for c, s in top), fontsize=10)
     ax.set_xlabel("time (s)" if times is not None else "observed frame")

@@ -362,6 +362,34 @@ def bench_train_command(dataset: str, cache_dir: Path, features_path: Path | Non
     click.echo(bench_train(features_path, prototypes_path, get_dataset(dataset).train, epochs, device).table())
 
 
+@main.command("bench")
+@click.option("--frames", "num_frames", type=int, default=None, help="T (default: the paper's 16).")
+@click.option("--k", "k", type=int, default=None, help="K (default: the paper's 5).")
+@click.option("--classes", "num_classes", type=int, default=200, show_default=True, help="Recognizer classes (ActivityNet: 200).")
+@click.option("--light-model", default=None)
+@click.option("--light-resolution", type=int, default=None)
+@click.option("--recognizer-model", default=None)
+@click.option("--recognizer-resolution", type=int, default=None)
+@click.option("--batch-sizes", default="1,32", show_default=True, help="Latency at the first, throughput at the others.")
+@click.option("--reps", type=int, default=3, show_default=True, help="Timed repetitions (median), after one warm-up.")
+@click.option("--no-decode", is_flag=True, help="Skip the decoding measurement.")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=Path("cache/bench/inference.json"), show_default=True)
+@clear_errors
+def bench_command(num_frames: int | None, k: int | None, num_classes: int, batch_sizes: str, reps: int, no_decode: bool, device: str, out: Path, **models: Any) -> None:
+    """Table 5: latency and throughput of NSNet, DENSE and UNIFORM; FLOP-bound vs measured speedup."""
+    from pipeline.config import EvalConfig, FeaturesConfig
+    from pipeline.distributed import pick_device
+    from stages.bench import bench_inference, write_report
+
+    config = FeaturesConfig().with_overrides(num_frames=num_frames, **{key.replace("_model", "_name"): v for key, v in models.items()})
+    sizes = tuple(int(b) for b in batch_sizes.split(","))
+    result = bench_inference(config, k or EvalConfig().k, num_classes, sizes, reps, pick_device(device), decode=not no_decode)
+    click.echo(result.table())
+    write_report(result, out)
+    click.echo(f"written {out}")
+
+
 @main.command("bench-features")
 @dataset_option
 @data_root_option

@@ -154,7 +154,7 @@ def run_predict(inputs: Sequence[Path], run_dir: Path, out_dir: Path, cfg: EvalC
             handle.flush()
             if plot and prediction.ok:
                 path = out_dir / _plot_name(prediction.path, taken)
-                plot_video_saliency(prediction, pipeline.classes, cfg.alpha, path)
+                plot_video_saliency(prediction, pipeline.classes, cfg.fusion, cfg.alpha, path)
                 result.plots.append(path)
             result.predictions.append(prediction)
             bar.update(1)

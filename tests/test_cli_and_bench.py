@@ -1,8 +1,10 @@
-"""The command line (clear errors, demo data) and the features benchmark on tiny inputs."""
+"""The command line (clear errors, demo data), the features benchmark and the inference benchmark (Table 5) on tiny inputs."""
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from stages.bench_features import bench_features
@@ -33,3 +35,26 @@ def test_bench_features_reports_three_rates_and_their_ratio(tiny_videos, tiny_co
     assert min(result.decode_fps, result.models_fps, result.full_fps) > 0
     assert result.ratio == result.full_fps / min(result.decode_fps, result.models_fps)
     assert "full / min(decode, models)" in result.table()
+
+
+def test_bench_times_nsnet_dense_and_uniform_side_by_side(tmp_path: Path):
+    out = tmp_path / "inference.json"
+    args = ["bench", "--light-model", "test_efficientnet", "--light-resolution", "32", "--recognizer-model", "test_resnet", "--recognizer-resolution", "32",
+            "--frames", "6", "--k", "2", "--classes", "5", "--batch-sizes", "1,3", "--reps", "1", "--device", "cpu", "--out", str(out)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    g = report["gflops"]
+    # counted costs: NSNet = K recognizer frames + the sampler, DENSE = T frames, UNIFORM = K frames
+    assert g["dense"] == pytest.approx(3 * g["uniform"]) and g["nsnet"] == pytest.approx(g["uniform"] + g["sampler"])
+    assert report["flop_bound_speedup"] == pytest.approx(g["dense"] / g["nsnet"])
+    assert [t["batch"] for t in report["timings"]] == [1, 3]
+    for timing, derived in zip(report["timings"], report["per_batch"]):
+        nsnet = sum(timing["nsnet_parts"].values())
+        assert set(timing["nsnet_parts"]) == {"light", "heads", "fusion", "recognizer"} and min(timing["nsnet_parts"].values()) > 0
+        assert derived["speedup"] == pytest.approx(timing["dense"] / nsnet)
+        assert derived["fraction"] == pytest.approx(derived["speedup"] / report["flop_bound_speedup"])
+        assert sum(derived["shares"].values()) == pytest.approx(1.0)
+        assert derived["sampler_share"] == pytest.approx(derived["shares"]["heads"] + derived["shares"]["fusion"])
+    assert min(report["decode"][k] for k in ("nsnet_ms", "dense_ms", "uniform_ms")) > 0
+    assert "FLOP-bound speedup" in result.output and "bs=3: ms/video" in result.output

@@ -1,0 +1,243 @@
+"""``nsnet bench`` (``make bench``): the paper's Table 5 on this machine.
+
+Latency at batch 1 and throughput at batch 32 for NSNet (T observed frames, K recognized),
+DENSE (the recognizer on all T) and UNIFORM (the recognizer on K), with the configured
+backbones (default: MobileNetV2 and ResNet-50 at 224²), randomly initialised — timing does not
+depend on the weights. The NSNet path is :class:`pipeline.inference.NSNetInference`, the code
+``nsnet predict`` runs, timed part by part (light backbone, heads, fusion, recognizer). The three
+methods are measured in turns within each repetition and the median is kept, so drifts of the
+machine hit all of them alike. Decoding is excluded from those figures and measured on its own on
+a generated H.264 clip.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from pipeline.baselines import uniform_positions
+from pipeline.config import WEIGHTS_NONE, EvalConfig, FeaturesConfig, TrainConfig
+from pipeline.demo_data import encode_h264
+from pipeline.flops import compute_cost
+from pipeline.inference import NSNetInference, ObservationDecoder, decode_chosen
+from pipeline.models import FrameEncoder, create_model, data_config, frame_transform
+from pipeline.sampler_training import frame_objective
+from stages.evaluate import text_table
+from stages.train import SamplerShape
+
+PARTS = ("light", "heads", "fusion", "recognizer")
+
+
+@dataclass
+class BatchTiming:
+    """Median seconds per batch of ``batch`` videos."""
+
+    batch: int
+    nsnet_parts: dict[str, float]
+    dense: float
+    uniform: float
+
+    @property
+    def nsnet(self) -> float:
+        return sum(self.nsnet_parts.values())
+
+
+@dataclass
+class DecodeTiming:
+    """Milliseconds to decode and preprocess one video's frames, per method."""
+
+    clip: str
+    nsnet_ms: float  # T observation frames (light model) + K chosen frames, seeking (recognizer)
+    dense_ms: float  # T frames (recognizer)
+    uniform_ms: float  # K frames (recognizer)
+
+
+@dataclass
+class InferenceBench:
+    device: str
+    threads: int
+    light: str
+    recognizer: str
+    num_frames: int
+    k: int
+    num_classes: int
+    reps: int
+    gflops: dict[str, float]
+    timings: list[BatchTiming] = field(default_factory=list)
+    decode: DecodeTiming | None = None
+
+    @property
+    def flop_bound_speedup(self) -> float:
+        return self.gflops["dense"] / self.gflops["nsnet"]
+
+    def speedup(self, timing: BatchTiming) -> float:
+        return timing.dense / timing.nsnet
+
+    def fraction(self, timing: BatchTiming) -> float:
+        return self.speedup(timing) / self.flop_bound_speedup
+
+    def shares(self, timing: BatchTiming) -> dict[str, float]:
+        return {part: seconds / timing.nsnet for part, seconds in timing.nsnet_parts.items()}
+
+    def sampler_share(self, timing: BatchTiming) -> float:
+        """Share of NSNet's time in the sampler heads and the fusion (the light backbone apart)."""
+        shares = self.shares(timing)
+        return shares["heads"] + shares["fusion"]
+
+    def table(self) -> str:
+        head = (f"inference benchmark (Table 5): device {self.device}, {self.threads} threads; light {self.light}, recognizer {self.recognizer}; "
+                f"T={self.num_frames}, K={self.k}, C={self.num_classes}; random-init weights; decode excluded; median of {self.reps}")
+        methods = (("NSNet", f"NSNet (K={self.k})", "nsnet"), ("DENSE", f"DENSE (T={self.num_frames})", "dense"), ("UNIFORM", f"UNIFORM (K={self.k})", "uniform"))
+        header = ("method", "GFLOPs/video", *[f"bs={t.batch}: ms/video" for t in self.timings], *[f"bs={t.batch}: videos/s" for t in self.timings])
+        rows = []
+        for _, label, key in methods:
+            seconds = [getattr(t, key) / t.batch for t in self.timings]
+            rows.append((label, f"{self.gflops[key]:.3f}", *[f"{1000 * s:.1f}" for s in seconds], *[f"{1 / s:.1f}" for s in seconds]))
+        lines = [head, *text_table(header, rows), f"NSNet over DENSE: FLOP-bound speedup {self.flop_bound_speedup:.2f}x"]
+        for t in self.timings:
+            shares = self.shares(t)
+            lines.append(
+                f"  bs={t.batch}: measured {self.speedup(t):.2f}x, fraction of the FLOP bound {self.fraction(t):.2f} (target >= 0.9); "
+                f"NSNet time: light {100 * shares['light']:.1f}%, heads + fusion {100 * self.sampler_share(t):.2f}% (target <= 3%), recognizer {100 * shares['recognizer']:.1f}%"
+            )
+        if self.decode:
+            d = self.decode
+            lines.append(f"decode + preprocess per video, not in the figures above ({d.clip}): NSNet {d.nsnet_ms:.1f} ms (T observed + K chosen, seeking), DENSE {d.dense_ms:.1f} ms, UNIFORM {d.uniform_ms:.1f} ms")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["flop_bound_speedup"] = self.flop_bound_speedup
+        out["per_batch"] = [{"batch": t.batch, "speedup": self.speedup(t), "fraction": self.fraction(t), "sampler_share": self.sampler_share(t), "shares": self.shares(t)} for t in self.timings]
+        return out
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(fn: Callable[[], object], device: torch.device) -> tuple[float, object]:
+    _sync(device)
+    start = time.perf_counter()
+    out = fn()
+    _sync(device)
+    return time.perf_counter() - start, out
+
+
+def _encoder(spec, num_classes: int) -> tuple[FrameEncoder, dict]:
+    model = create_model(replace(spec, weights=WEIGHTS_NONE), num_classes=num_classes, seed=0)
+    return FrameEncoder(model), data_config(model, spec)
+
+
+def build_engine(config: FeaturesConfig, k: int, num_classes: int, device: torch.device) -> tuple[NSNetInference, dict, dict, int]:
+    """NSNet with random-init backbones and heads of the paper's shape; also both data configs
+    and the light feature size."""
+    light, light_cfg = _encoder(config.light, 0)
+    recognizer, rec_cfg = _encoder(config.recognizer, num_classes)
+    with torch.inference_mode():
+        dim = int(light(torch.zeros((1,) + tuple(light_cfg["input_size"])))[0].shape[-1])
+    cfg = TrainConfig()
+    sampler = SamplerShape(dim, config.num_frames, num_classes).build(cfg)
+    defaults = EvalConfig()
+    engine = NSNetInference(light, sampler, frame_objective(cfg.fsm_target), recognizer, k, defaults.fusion, defaults.alpha, device)
+    return engine, light_cfg, rec_cfg, dim
+
+
+def time_batch(engine: NSNetInference, batch: int, t: int, k: int, light_size: int, rec_size: int, reps: int) -> BatchTiming:
+    """Median seconds per batch of NSNet (by part), DENSE and UNIFORM, measured in turns."""
+    device = engine.device
+    generator = torch.Generator().manual_seed(0)
+    light_frames = torch.randn(batch, t, 3, light_size, light_size, generator=generator)
+    rec_all = torch.randn(batch * t, 3, rec_size, rec_size, generator=generator)
+    rec_k = rec_all[: batch * k].clone()
+    samples: dict[str, list[float]] = {name: [] for name in (*PARTS, "dense", "uniform")}
+    for rep in range(reps + 1):  # the first round warms up and is dropped
+        seconds: dict[str, float] = {}
+        seconds["light"], features = _timed(lambda: engine.light_features(light_frames), device)
+        seconds["heads"], (s_f, s_v) = _timed(lambda: engine.saliency(features), device)
+        seconds["fusion"], _ = _timed(lambda: engine.choose(s_f, s_v), device)
+        seconds["recognizer"], _ = _timed(lambda: engine.recognizer_logits(rec_k), device)
+        seconds["dense"], _ = _timed(lambda: engine.recognizer_logits(rec_all), device)
+        seconds["uniform"], _ = _timed(lambda: engine.recognizer_logits(rec_k), device)
+        if rep:
+            for name, value in seconds.items():
+                samples[name].append(value)
+    median = {name: statistics.median(values) for name, values in samples.items()}
+    return BatchTiming(batch, {part: median[part] for part in PARTS}, median["dense"], median["uniform"])
+
+
+def bench_clip(path: Path, seconds: float = 10.0, fps: int = 25, size: tuple[int, int] = (256, 340)) -> Path:
+    """A smooth moving pattern with a little noise, H.264 at Kinetics-like size (h, w)."""
+    rng = np.random.default_rng(0)
+    h, w = size
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    frames = np.empty((int(seconds * fps), h, w, 3), dtype=np.uint8)
+    for i in range(len(frames)):
+        phase = i / fps
+        base = 127 + 100 * np.sin((x + 40 * phase) / 23.0)[..., None] * np.cos((y - 25 * phase)[..., None] / 31.0 + np.array([0.0, 1.0, 2.0]))
+        frames[i] = np.clip(base + rng.normal(0, 4, size=base.shape), 0, 255).astype(np.uint8)
+    encode_h264(frames, path, fps)
+    return path
+
+
+def time_decode(clip: Path, t: int, k: int, light_tf, rec_tf, reps: int) -> DecodeTiming:
+    """Median milliseconds per video to decode and preprocess what each method needs."""
+    observe = ObservationDecoder([clip], t, light_tf)
+    observed = observe[0]
+    if observed.error:
+        raise RuntimeError(observed.error)
+    dense_ids = observed.frame_indices
+    k_ids = dense_ids[uniform_positions(t, k)]
+    samples: dict[str, list[float]] = {"nsnet": [], "dense": [], "uniform": []}
+    for _ in range(reps):
+        start = time.perf_counter()
+        observe[0]
+        decode_chosen(clip, k_ids, rec_tf, thumbnails=False)
+        samples["nsnet"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        decode_chosen(clip, dense_ids, rec_tf, thumbnails=False)
+        samples["dense"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        decode_chosen(clip, k_ids, rec_tf, thumbnails=False)
+        samples["uniform"].append(time.perf_counter() - start)
+    ms = {name: 1000 * statistics.median(values) for name, values in samples.items()}
+    return DecodeTiming(f"{clip.name}: generated H.264", ms["nsnet"], ms["dense"], ms["uniform"])
+
+
+def bench_inference(config: FeaturesConfig, k: int, num_classes: int, batch_sizes: tuple[int, ...], reps: int, device: torch.device, decode: bool = True) -> InferenceBench:
+    engine, light_cfg, rec_cfg, dim = build_engine(config, k, num_classes, device)
+    t = config.num_frames
+    cost = compute_cost(config.light, config.recognizer, engine.sampler.cpu(), t, dim, num_classes)
+    engine.sampler.to(device)
+    result = InferenceBench(
+        device=str(device),
+        threads=torch.get_num_threads(),
+        light=f"{config.light.name} @{config.light.resolution}",
+        recognizer=f"{config.recognizer.name} @{config.recognizer.resolution}",
+        num_frames=t,
+        k=k,
+        num_classes=num_classes,
+        reps=reps,
+        gflops={"nsnet": cost.nsnet(min(k, t)), "dense": cost.recognizer(t), "uniform": cost.recognizer(min(k, t)), "sampler": cost.sampler},
+    )
+    for batch in batch_sizes:
+        result.timings.append(time_batch(engine, batch, t, min(k, t), config.light.resolution, config.recognizer.resolution, reps))
+    if decode:
+        with tempfile.TemporaryDirectory(prefix="nsnet-bench-") as tmp:
+            clip = bench_clip(Path(tmp) / "clip_340x256_25fps_10s.mp4")
+            result.decode = time_decode(clip, t, min(k, t), frame_transform(light_cfg), frame_transform(rec_cfg), max(reps, 3))
+    return result
+
+
+def write_report(result: InferenceBench, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result.to_dict(), indent=1))
