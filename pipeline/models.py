@@ -191,8 +191,9 @@ def frame_transform(cfg: dict[str, Any]):
 # spill the caches, and fresh memory is faulted in for every batch. Measured on the 2-core CPU at
 # 224², ms per frame at 2 / 4 / 8 / 16 / 32 / 256 frames a batch: ResNet-50 41 / 36 / 36-40 /
 # 44 / 47 / 61; MobileNetV2 (8 / 16 / 32 / 256) 11.4 / 11.3 / 12.8 / 22.2. So on the CPU frames
-# go through in chunks of this many; a GPU takes the whole batch.
-CPU_FRAMES_PER_FORWARD = 8
+# go through in chunks of about this many pixels (8 frames at 224², more for smaller frames); a
+# GPU takes the whole batch.
+CPU_PIXELS_PER_FORWARD = 8 * 224 * 224
 
 
 class FrameEncoder(nn.Module):
@@ -205,9 +206,10 @@ class FrameEncoder(nn.Module):
         self.has_head = getattr(model, "num_classes", 0) > 0
 
     def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        if frames.device.type != "cpu" or len(frames) <= CPU_FRAMES_PER_FORWARD:
+        chunk = max(1, CPU_PIXELS_PER_FORWARD // (frames.shape[-2] * frames.shape[-1]))
+        if frames.device.type != "cpu" or len(frames) <= chunk:
             return self._forward(frames)
-        parts = [self._forward(chunk) for chunk in frames.split(CPU_FRAMES_PER_FORWARD)]
+        parts = [self._forward(part) for part in frames.split(chunk)]
         return torch.cat([f for f, _ in parts]), torch.cat([z for _, z in parts]) if self.has_head else None
 
     def _forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
