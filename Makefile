@@ -52,7 +52,8 @@ predict: install
 	$(NSNET) predict $(VIDEOS) --dataset $(DATASET) $(if $(RUN),--run $(RUN)) $(ARGS)
 
 # Offline, end to end: demo videos -> fine-tune both backbones -> features with those weights
-# -> prototypes and guiding scores -> sampler heads -> evaluation report.
+# -> prototypes and guiding scores -> sampler heads -> evaluation report -> predict one val
+# video per class, with saliency pictures (cache/predict/*.png).
 demo: install
 	$(NSNET) data --dataset demo
 	$(NSNET) finetune --dataset demo --model recognizer --out cache/demo/recognizer.pth
@@ -61,6 +62,7 @@ demo: install
 	$(NSNET) prototypes --dataset demo
 	$(NSNET) train --dataset demo
 	$(NSNET) evaluate --dataset demo
+	$(NSNET) predict data/demo/videos/val_*_000.mp4 --dataset demo --plot
 
 test: install
 	$(BIN)/python -m pytest -q $(ARGS)
