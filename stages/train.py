@@ -45,8 +45,13 @@ class TrainResult:
         return "\n".join(lines)
 
 
+# Part of every run's fingerprint: bump it when an objective's loss or saliency changes, so that
+# runs trained under the old definition are not reused. 2: regression by cross-entropy.
+OBJECTIVES_VERSION = 2
+
+
 def run_dir_for(features: Path, prototypes: Path, cfg: TrainConfig, fp_features: str) -> Path:
-    fp = cache_mod.fingerprint({"features": fp_features, "prototypes": prototypes.name, "train": asdict(cfg)})
+    fp = cache_mod.fingerprint({"features": fp_features, "prototypes": prototypes.name, "train": asdict(cfg), "objectives": OBJECTIVES_VERSION})
     return features.with_name(f"{features.name}.train-{fp[:16]}")
 
 

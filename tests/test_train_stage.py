@@ -37,8 +37,12 @@ def test_objective_losses_by_hand():
     assert frame_objective("video_ns_class").loss(uniform, g, labels).item() == pytest.approx(2 * ln3)
     # baseline+: C-way, target (0.5, 0.5) against (1/2, 1/2): ln2 per frame
     assert frame_objective("baseline_plus").loss(uniform, g, labels).item() == pytest.approx(2 * ln2)
-    # regression: sigmoid(0) = 0.5 against g = (0.9, 0.1): 0.16 + 0.16
-    assert frame_objective("regression").loss(uniform, torch.tensor([[0.9, 0.1]]), labels).item() == pytest.approx(0.32)
+    # regression: binary cross-entropy of sigmoid(z) against g = (0.9, 0.1); z = 0 gives ln 2 a
+    # frame; z = ln 9 (sigmoid 0.9) on the first frame gives its entropy -0.9 ln 0.9 - 0.1 ln 0.1
+    assert frame_objective("regression").loss(uniform, torch.tensor([[0.9, 0.1]]), labels).item() == pytest.approx(2 * ln2)
+    z = uniform.clone()
+    z[0, 0, -1] = math.log(9.0)
+    assert frame_objective("regression").loss(z, torch.tensor([[0.9, 0.1]]), labels).item() == pytest.approx(-0.9 * math.log(0.9) - 0.1 * math.log(0.1) + ln2)
     # ranking: g0 > g1; scores (z[C]) 0.3 and 0.25: hinge 0.1 - 0.05 = 0.05, divided by T=2
     z = torch.zeros(1, 2, 3)
     z[0, :, 2] = torch.tensor([0.3, 0.25])
