@@ -99,12 +99,14 @@ class BlockDecoder(Dataset):
         return DecodedBlock(block_id, members, decoded, failures)
 
 
-def _single_thread_worker(_: int) -> None:
+def single_thread_worker(_: int) -> None:
+    """DataLoader worker init: one torch thread per decoding process (the cores are shared)."""
     torch.set_num_threads(1)
 
 
-def _as_is(block: DecodedBlock) -> DecodedBlock:
-    return block
+def as_is(items):
+    """DataLoader collate that keeps the decoded items as they are."""
+    return items
 
 
 def block_loader(dataset: BlockDecoder, workers: int, pin_memory: bool) -> DataLoader:
@@ -116,8 +118,8 @@ def block_loader(dataset: BlockDecoder, workers: int, pin_memory: bool) -> DataL
         num_workers=workers,
         pin_memory=pin_memory,
         prefetch_factor=2 if workers > 0 else None,
-        worker_init_fn=_single_thread_worker if workers > 0 else None,
-        collate_fn=_as_is,
+        worker_init_fn=single_thread_worker if workers > 0 else None,
+        collate_fn=as_is,
     )
 
 

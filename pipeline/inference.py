@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from pipeline.evaluation import fused_positions, scores_at
-from pipeline.extract import Transform, to_model_input
+from pipeline.extract import Transform, as_is, single_thread_worker, to_model_input
 from pipeline.models import FrameEncoder
 from pipeline.sampler import NSNetSampler
 from pipeline.sampler_training import FrameObjective
@@ -168,13 +168,6 @@ class NSNetInference:
         return logits.float().cpu().numpy()
 
 
-def _keep_list(items: list[Observation]) -> list[Observation]:
-    return items
-
-
-def _single_thread_worker(_: int) -> None:
-    torch.set_num_threads(1)
-
 
 @dataclass
 class _Pending:
@@ -191,8 +184,8 @@ def predict_videos(paths: Sequence[Path], engine: NSNetInference, num_frames: in
         ObservationDecoder(paths, num_frames, light_tf),
         batch_size=batch_size,
         num_workers=min(workers, len(paths)),
-        collate_fn=_keep_list,
-        worker_init_fn=_single_thread_worker if workers > 0 else None,
+        collate_fn=as_is,
+        worker_init_fn=single_thread_worker if workers > 0 else None,
     )
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         pending: _Pending | None = None

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from pipeline.datasets import VideoRecord
-from pipeline.extract import Transform, to_model_input
+from pipeline.extract import Transform, as_is, single_thread_worker, to_model_input
 from pipeline.models import FrameEncoder
 from pipeline.video import FrameSource, VideoReadError
 
@@ -47,13 +47,6 @@ class ChosenFrameDecoder(Dataset):
         return ChosenFrames(item, to_model_input(frames, self.transform))
 
 
-def _keep_list(items: list[ChosenFrames]) -> list[ChosenFrames]:
-    return items
-
-
-def _single_thread_worker(_: int) -> None:
-    torch.set_num_threads(1)
-
 
 @torch.inference_mode()
 def recognize_frames(decoder: ChosenFrameDecoder, recognizer: FrameEncoder, device: torch.device, videos_per_batch: int = 8, workers: int = 2, progress: bool = True, desc: str = "recognizer") -> tuple[list[np.ndarray | None], dict[int, str]]:
@@ -64,8 +57,8 @@ def recognize_frames(decoder: ChosenFrameDecoder, recognizer: FrameEncoder, devi
         decoder,
         batch_size=videos_per_batch,
         num_workers=min(workers, len(decoder)),
-        collate_fn=_keep_list,
-        worker_init_fn=_single_thread_worker if workers > 0 else None,
+        collate_fn=as_is,
+        worker_init_fn=single_thread_worker if workers > 0 else None,
     )
     logits: list[np.ndarray | None] = [None] * len(decoder)
     errors: dict[int, str] = {}
