@@ -47,6 +47,12 @@ def pick_device(requested: str, local_rank: int = 0) -> torch.device:
     return device
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (a no-op on the CPU), so that a timer reads true."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def setup_worker(shard: tuple[int, int], device: str) -> Worker:
     """Join the torchrun process group when launched by torchrun; combine its ranks with the
     job-level shard so that ``n`` jobs of ``w`` ranks split the work ``n*w`` ways."""

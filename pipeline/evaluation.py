@@ -25,6 +25,16 @@ def scores_at(frame_logits: Sequence[np.ndarray], positions: Sequence[np.ndarray
     return np.concatenate([video_scores(logits[None, np.asarray(chosen)]) for logits, chosen in zip(frame_logits, positions)])
 
 
+def all_frame_scores(frame_logits: Sequence[np.ndarray]) -> np.ndarray:
+    """[V, C] video scores: mean softmax over every frame of each video's logits."""
+    return scores_at(frame_logits, [np.arange(len(logits)) for logits in frame_logits])
+
+
+def top_classes(scores: np.ndarray, classes: Sequence[str], n: int = 5) -> list[tuple[str, float]]:
+    """The ``n`` best classes of one video's scores, ties to the earlier class."""
+    return [(classes[c], float(scores[c])) for c in np.argsort(-scores, kind="stable")[:n]]
+
+
 def recognition(scores: np.ndarray, labels: Sequence[Sequence[int]]) -> Recognition:
     return Recognition(100.0 * mean_average_precision(scores, labels), 100.0 * top1_accuracy(scores, labels))
 

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from pipeline.cache import DONE, FAILED
 from pipeline.datasets import VideoRecord
-from pipeline.models import FrameEncoder
+from pipeline.models import FrameEncoder, encode, prepare_encoder
 from pipeline.sampling import uniform_frame_indices
 from pipeline.video import FrameSource, VideoReadError
 
@@ -128,12 +128,8 @@ class BlockInference:
 
     def __init__(self, light: FrameEncoder, recognizer: FrameEncoder, device: torch.device):
         self.device = device
-        self.light = light.to(device).to(memory_format=torch.channels_last).eval()
-        self.recognizer = recognizer.to(device).to(memory_format=torch.channels_last).eval()
-
-    def _prepare(self, tensors: list[torch.Tensor]) -> torch.Tensor:
-        x = torch.cat(tensors).to(self.device, non_blocking=True)
-        return x.contiguous(memory_format=torch.channels_last)
+        self.light = prepare_encoder(light, device)
+        self.recognizer = prepare_encoder(recognizer, device)
 
     def __call__(self, block: DecodedBlock, layout_rows: dict[str, tuple[tuple[int, ...], str]]) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """The cache rows of the block's videos (failed ones left zero) and their status
@@ -145,10 +141,8 @@ class BlockInference:
             status[failure.index - start] = FAILED
         if not block.videos:
             return rows, status
-        cuda = self.device.type == "cuda"
-        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cuda):
-            light, _ = self.light(self._prepare([v.light for v in block.videos]))
-            rec, logits = self.recognizer(self._prepare([v.rec for v in block.videos]))
+        light, _ = encode(self.light, torch.cat([v.light for v in block.videos]), self.device)
+        rec, logits = encode(self.recognizer, torch.cat([v.rec for v in block.videos]), self.device)
         t = block.videos[0].light.shape[0]
         at = np.array([v.index - start for v in block.videos])
         rows["light_features"][at] = light.float().cpu().numpy().reshape(len(at), t, -1)

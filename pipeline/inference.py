@@ -23,15 +23,19 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from pipeline.evaluation import fused_positions, scores_at
+from pipeline.evaluation import all_frame_scores, fused_positions, top_classes
 from pipeline.extract import Transform, as_is, single_thread_worker, to_model_input
-from pipeline.models import FrameEncoder
+from pipeline.models import FrameEncoder, encode, prepare_encoder
+from pipeline.recognition import DecodedFrames, decode_chosen
 from pipeline.sampler import NSNetSampler
-from pipeline.sampler_training import FrameObjective
+from pipeline.sampler_training import FrameObjective, sampler_saliency
 from pipeline.sampling import uniform_frame_indices
 from pipeline.video import FrameSource, VideoReadError
 
-THUMBNAIL_SIZE = 96  # pixels, the longer side of the thumbnails kept for --plot
+def error_text(path: Path | str, exc: Exception) -> str:
+    """Why a video failed: a :class:`VideoReadError` names the file and the problem itself; any
+    other error (a transform failing on odd frames, ...) gets the file and its type."""
+    return str(exc) if isinstance(exc, VideoReadError) else f"{path}: {type(exc).__name__}: {exc}"
 
 
 @dataclass
@@ -63,27 +67,8 @@ class ObservationDecoder(Dataset):
             indices = uniform_frame_indices(source.num_frames, self.num_frames)
             frames = to_model_input(source.read(indices), self.transform)
             return Observation(item, path, frames, indices, source.timestamps(indices))
-        except VideoReadError as exc:
-            return Observation(item, path, error=str(exc))
-        except Exception as exc:  # a transform that fails on odd frames, ...
-            return Observation(item, path, error=f"{path}: {type(exc).__name__}: {exc}")
-
-
-@dataclass
-class ChosenFrames:
-    frames: torch.Tensor  # [K, 3, H, W], preprocessed for the recognizer
-    thumbnails: np.ndarray | None  # [K, h, w, 3] uint8, when asked for
-
-
-def decode_chosen(path: Path, frame_indices: np.ndarray, transform: Transform, thumbnails: bool) -> ChosenFrames:
-    """Decode only the frames ``frame_indices`` of a video (seeking) for the recognizer."""
-    frames = FrameSource(path).read(frame_indices)
-    return ChosenFrames(to_model_input(frames, transform), _thumbnails(frames) if thumbnails else None)
-
-
-def _thumbnails(frames: np.ndarray) -> np.ndarray:
-    step = max(1, int(np.ceil(max(frames.shape[1:3]) / THUMBNAIL_SIZE)))
-    return np.ascontiguousarray(frames[:, ::step, ::step])
+        except Exception as exc:
+            return Observation(item, path, error=error_text(path, exc))
 
 
 @dataclass
@@ -113,8 +98,7 @@ class VideoPrediction:
         return None if self.observed_timestamps is None else self.observed_timestamps[self.positions]
 
     def top(self, classes: Sequence[str], n: int = 5) -> list[tuple[str, float]]:
-        order = np.argsort(-self.scores, kind="stable")[:n]
-        return [(classes[c], float(self.scores[c])) for c in order]
+        return top_classes(self.scores, classes, n)
 
     def to_json(self, classes: Sequence[str]) -> dict:
         if not self.ok:
@@ -134,29 +118,22 @@ class NSNetInference:
 
     def __init__(self, light: FrameEncoder, sampler: NSNetSampler, objective: FrameObjective, recognizer: FrameEncoder, k: int, fusion: str, alpha: float, device: torch.device):
         self.device = torch.device(device)
-        self.light = light.to(self.device).to(memory_format=torch.channels_last).eval()
-        self.recognizer = recognizer.to(self.device).to(memory_format=torch.channels_last).eval()
+        self.light = prepare_encoder(light, self.device)
+        self.recognizer = prepare_encoder(recognizer, self.device)
         self.sampler = sampler.to(self.device).eval()
         self.objective = objective
         self.k, self.fusion, self.alpha = k, fusion, alpha
-
-    def _run(self, encoder: FrameEncoder, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        x = frames.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
-            return encoder(x)
 
     def light_features(self, frames: torch.Tensor) -> torch.Tensor:
         """[B, T, 3, h, w] observation frames -> [B, T, D] light features, rounded through
         float16 as the cache stores them."""
         b, t = frames.shape[:2]
-        features, _ = self._run(self.light, frames.flatten(0, 1))
+        features, _ = encode(self.light, frames.flatten(0, 1), self.device)
         return features.half().float().reshape(b, t, -1)
 
     def saliency(self, features: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """(s_f, s_v) [B, T] of the trained heads."""
-        with torch.inference_mode():
-            out = self.sampler(features.to(self.device))
-            return self.objective.saliency(out.frame_logits).float().cpu().numpy(), out.alpha.float().cpu().numpy()
+        return sampler_saliency(self.sampler, self.objective, features, self.device)
 
     def choose(self, s_f: np.ndarray, s_v: np.ndarray) -> list[np.ndarray]:
         """The K fused positions of every video."""
@@ -164,7 +141,7 @@ class NSNetInference:
 
     def recognizer_logits(self, frames: torch.Tensor) -> np.ndarray:
         """[N, 3, H, W] frames -> [N, C] recognizer logits."""
-        _, logits = self._run(self.recognizer, frames)
+        _, logits = encode(self.recognizer, frames, self.device)
         return logits.float().cpu().numpy()
 
 
@@ -174,7 +151,7 @@ class _Pending:
     """A batch whose chosen frames are being decoded."""
 
     predictions: list[VideoPrediction]
-    chosen: list[Future]
+    chosen: list[tuple[VideoPrediction, Future]]  # the videos that reached the recognizer
 
 
 def predict_videos(paths: Sequence[Path], engine: NSNetInference, num_frames: int, light_tf: Transform, rec_tf: Transform, batch_size: int = 32, workers: int = 2, thumbnails: bool = False) -> Iterator[VideoPrediction]:
@@ -202,32 +179,28 @@ def _observe(batch: list[Observation], engine: NSNetInference, rec_tf: Transform
     """Light model, heads and fusion on a batch; the chosen frames' decoding is started."""
     predictions = [VideoPrediction(str(o.path), o.error) for o in batch]
     good = [i for i, o in enumerate(batch) if o.frames is not None]
-    chosen: list[Future] = []
+    chosen: list[tuple[VideoPrediction, Future]] = []
     if good:
         s_f, s_v = engine.saliency(engine.light_features(torch.stack([batch[i].frames for i in good])))
         for i, positions, f, v in zip(good, engine.choose(s_f, s_v), s_f, s_v):
             o, p = batch[i], predictions[i]
             p.positions, p.observed_indices, p.observed_timestamps, p.s_f, p.s_v = positions, o.frame_indices, o.timestamps, f, v
-            chosen.append(pool.submit(decode_chosen, o.path, o.frame_indices[positions], rec_tf, thumbnails))
+            chosen.append((p, pool.submit(decode_chosen, o.path, o.frame_indices[positions], rec_tf, thumbnails)))
     return _Pending(predictions, chosen)
 
 
 def _recognize(pending: _Pending, engine: NSNetInference) -> Iterator[VideoPrediction]:
     """The recognizer on the decoded chosen frames of a batch (one model batch)."""
-    ready = [p for p in pending.predictions if p.positions is not None]
-    decoded: list[tuple[VideoPrediction, ChosenFrames]] = []
-    for p, future in zip(ready, pending.chosen):
+    decoded: list[tuple[VideoPrediction, DecodedFrames]] = []
+    for p, future in pending.chosen:
         try:
             decoded.append((p, future.result()))
-        except VideoReadError as exc:
-            p.error = str(exc)
         except Exception as exc:
-            p.error = f"{p.path}: {type(exc).__name__}: {exc}"
+            p.error = error_text(p.path, exc)
     if decoded:
         logits = engine.recognizer_logits(torch.cat([c.frames for _, c in decoded]))
         splits = np.cumsum([len(c.frames) for _, c in decoded])[:-1]
-        per_video = np.split(logits, splits)
-        scores = scores_at(per_video, [np.arange(len(z)) for z in per_video])
+        scores = all_frame_scores(np.split(logits, splits))
         for (p, c), s in zip(decoded, scores):
             p.scores, p.thumbnails = s, c.thumbnails
     yield from pending.predictions

@@ -218,6 +218,18 @@ class FrameEncoder(nn.Module):
         return pre_logits, logits
 
 
+def prepare_encoder(encoder: FrameEncoder, device: torch.device) -> FrameEncoder:
+    """An encoder on ``device`` for inference: eval mode, channels-last weights."""
+    return encoder.to(device).to(memory_format=torch.channels_last).eval()
+
+
+def encode(encoder: FrameEncoder, frames: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Inference on ``device``: channels-last input, bf16 autocast on a GPU."""
+    x = frames.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        return encoder(x)
+
+
 def save_atomic(obj: Any, path: Path) -> None:
     """``torch.save`` through a temporary file and a rename: a kill never leaves half a file."""
     path = Path(path)

@@ -17,8 +17,28 @@ from tqdm import tqdm
 
 from pipeline.datasets import VideoRecord
 from pipeline.extract import Transform, as_is, single_thread_worker, to_model_input
-from pipeline.models import FrameEncoder
+from pipeline.models import FrameEncoder, encode, prepare_encoder
 from pipeline.video import FrameSource, VideoReadError
+
+
+THUMBNAIL_SIZE = 96  # pixels, the longer side of the thumbnails kept for ``nsnet predict --plot``
+
+
+@dataclass
+class DecodedFrames:
+    frames: torch.Tensor  # [K, 3, H, W], preprocessed for the recognizer
+    thumbnails: np.ndarray | None  # [K, h, w, 3] uint8, when asked for
+
+
+def decode_chosen(path: Path, frame_indices: np.ndarray, transform: Transform, thumbnails: bool = False) -> DecodedFrames:
+    """Decode only the frames ``frame_indices`` of a video (seeking) for the recognizer."""
+    frames = FrameSource(path).read(frame_indices)
+    return DecodedFrames(to_model_input(frames, transform), _thumbnails(frames) if thumbnails else None)
+
+
+def _thumbnails(frames: np.ndarray) -> np.ndarray:
+    step = max(1, int(np.ceil(max(frames.shape[1:3]) / THUMBNAIL_SIZE)))
+    return np.ascontiguousarray(frames[:, ::step, ::step])
 
 
 @dataclass
@@ -41,18 +61,14 @@ class ChosenFrameDecoder(Dataset):
 
     def __getitem__(self, item: int) -> ChosenFrames:
         try:
-            frames = FrameSource(self.root / self.records[item].path).read(self.frame_ids[item])
+            return ChosenFrames(item, decode_chosen(self.root / self.records[item].path, self.frame_ids[item], self.transform).frames)
         except VideoReadError as exc:
             return ChosenFrames(item, None, str(exc))
-        return ChosenFrames(item, to_model_input(frames, self.transform))
 
-
-
-@torch.inference_mode()
 def recognize_frames(decoder: ChosenFrameDecoder, recognizer: FrameEncoder, device: torch.device, videos_per_batch: int = 8, workers: int = 2, progress: bool = True, desc: str = "recognizer") -> tuple[list[np.ndarray | None], dict[int, str]]:
     """Frame logits [k_i, C] of every item (None for a video that could not be decoded) and
     the errors by item."""
-    recognizer = recognizer.to(device).eval()
+    recognizer = prepare_encoder(recognizer, device)
     loader = DataLoader(
         decoder,
         batch_size=videos_per_batch,
@@ -62,15 +78,12 @@ def recognize_frames(decoder: ChosenFrameDecoder, recognizer: FrameEncoder, devi
     )
     logits: list[np.ndarray | None] = [None] * len(decoder)
     errors: dict[int, str] = {}
-    cuda = device.type == "cuda"
     with tqdm(total=len(decoder), unit="video", desc=desc, disable=not progress) as bar:
         for batch in loader:
             good = [b for b in batch if b.frames is not None]
             errors.update({b.item: b.error for b in batch if b.frames is None})
             if good:
-                x = torch.cat([b.frames for b in good]).to(device).contiguous(memory_format=torch.channels_last)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-                    _, out = recognizer(x)
+                _, out = encode(recognizer, torch.cat([b.frames for b in good]), device)
                 out = out.float().cpu().numpy()
                 start = 0
                 for b in good:

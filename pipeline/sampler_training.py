@@ -184,8 +184,8 @@ def train_epoch(model: NSNetSampler, loader, optimizer: torch.optim.Optimizer, o
 
 
 @torch.no_grad()
-def sampler_saliency(model: NSNetSampler, objective: FrameObjective, light: np.ndarray, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
-    """(s_f, s_v) [V, T] of the trained heads."""
+def sampler_saliency(model: NSNetSampler, objective: FrameObjective, light: np.ndarray | torch.Tensor, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+    """(s_f, s_v) [V, T] of the trained heads on light features [V, T, D]."""
     model.eval()
-    out = model(torch.from_numpy(light).to(device))
+    out = model(torch.as_tensor(light).to(device))
     return objective.saliency(out.frame_logits).cpu().numpy(), out.alpha.cpu().numpy()

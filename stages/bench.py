@@ -16,7 +16,7 @@ import json
 import statistics
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -27,10 +27,13 @@ from pipeline.baselines import uniform_positions
 from pipeline.config import WEIGHTS_NONE, EvalConfig, FeaturesConfig, TrainConfig
 from pipeline.demo_data import encode_h264
 from pipeline.flops import compute_cost
-from pipeline.inference import NSNetInference, ObservationDecoder, decode_chosen
-from pipeline.models import FrameEncoder, create_model, data_config, frame_transform
+from pipeline.distributed import synchronize
+from pipeline.inference import NSNetInference, ObservationDecoder
+from pipeline.recognition import decode_chosen
+from pipeline.models import frame_transform
 from pipeline.sampler_training import frame_objective
 from stages.evaluate import text_table
+from stages.features import build_light, build_recognizer, output_dims
 from stages.train import SamplerShape
 
 PARTS = ("light", "heads", "fusion", "recognizer")
@@ -95,10 +98,10 @@ class InferenceBench:
     def table(self) -> str:
         head = (f"inference benchmark (Table 5): device {self.device}, {self.threads} threads; light {self.light}, recognizer {self.recognizer}; "
                 f"T={self.num_frames}, K={self.k}, C={self.num_classes}; random-init weights; decode excluded; median of {self.reps}")
-        methods = (("NSNet", f"NSNet (K={self.k})", "nsnet"), ("DENSE", f"DENSE (T={self.num_frames})", "dense"), ("UNIFORM", f"UNIFORM (K={self.k})", "uniform"))
+        methods = ((f"NSNet (K={self.k})", "nsnet"), (f"DENSE (T={self.num_frames})", "dense"), (f"UNIFORM (K={self.k})", "uniform"))
         header = ("method", "GFLOPs/video", *[f"bs={t.batch}: ms/video" for t in self.timings], *[f"bs={t.batch}: videos/s" for t in self.timings])
         rows = []
-        for _, label, key in methods:
+        for label, key in methods:
             seconds = [getattr(t, key) / t.batch for t in self.timings]
             rows.append((label, f"{self.gflops[key]:.3f}", *[f"{1000 * s:.1f}" for s in seconds], *[f"{1 / s:.1f}" for s in seconds]))
         lines = [head, *text_table(header, rows), f"NSNet over DENSE: FLOP-bound speedup {self.flop_bound_speedup:.2f}x"]
@@ -120,31 +123,21 @@ class InferenceBench:
         return out
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _timed(fn: Callable[[], object], device: torch.device) -> tuple[float, object]:
-    _sync(device)
+    synchronize(device)
     start = time.perf_counter()
     out = fn()
-    _sync(device)
+    synchronize(device)
     return time.perf_counter() - start, out
-
-
-def _encoder(spec, num_classes: int) -> tuple[FrameEncoder, dict]:
-    model = create_model(replace(spec, weights=WEIGHTS_NONE), num_classes=num_classes, seed=0)
-    return FrameEncoder(model), data_config(model, spec)
 
 
 def build_engine(config: FeaturesConfig, k: int, num_classes: int, device: torch.device) -> tuple[NSNetInference, dict, dict, int]:
     """NSNet with random-init backbones and heads of the paper's shape; also both data configs
     and the light feature size."""
-    light, light_cfg = _encoder(config.light, 0)
-    recognizer, rec_cfg = _encoder(config.recognizer, num_classes)
-    with torch.inference_mode():
-        dim = int(light(torch.zeros((1,) + tuple(light_cfg["input_size"])))[0].shape[-1])
+    config = config.with_overrides(light_weights=WEIGHTS_NONE, recognizer_weights=WEIGHTS_NONE)
+    light, light_cfg = build_light(config)
+    recognizer, rec_cfg = build_recognizer(config, tuple(f"class{c}" for c in range(num_classes)))
+    dim, _ = output_dims(light, light_cfg)
     cfg = TrainConfig()
     sampler = SamplerShape(dim, config.num_frames, num_classes).build(cfg)
     defaults = EvalConfig()

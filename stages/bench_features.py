@@ -17,7 +17,7 @@ import torch
 
 from pipeline.config import FeaturesConfig, RunOptions
 from pipeline.datasets import get_dataset
-from pipeline.distributed import pick_device
+from pipeline.distributed import pick_device, synchronize
 from pipeline.extract import BlockDecoder, BlockInference, block_loader, make_blocks
 from pipeline.models import frame_transform
 from stages.features import build_encoders, make_layout, run_features
@@ -68,11 +68,11 @@ def bench_features(dataset: str, data_root: Path | None, config: FeaturesConfig,
     rows = make_layout(light, rec, light_cfg, rec_cfg, len(videos), config.num_frames).rows()
     infer = BlockInference(light, rec, device)
     infer(decoded[0], rows)  # warm-up
-    _sync(device)
+    synchronize(device)
     start = time.perf_counter()
     for block in decoded:
         infer(block, rows)
-    _sync(device)
+    synchronize(device)
     models_s = time.perf_counter() - start
 
     with tempfile.TemporaryDirectory(prefix="nsnet-bench-") as tmp:
@@ -92,11 +92,6 @@ def _link_subset(root: Path, out: Path, manifest) -> None:
         lines.append(",".join([link.name, *(manifest.classes[c] for c in video.labels), video.split]))
     (out / "manifest.csv").write_text("\n".join(lines) + "\n")
     (out / "classes.txt").write_text("\n".join(manifest.classes) + "\n")
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def write_report(result: FeaturesBench, out: Path) -> None:

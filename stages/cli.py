@@ -55,6 +55,17 @@ def sampler_inputs_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
+def frame_choice_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--k``, ``--fusion`` and ``--alpha``: how evaluate and predict choose the K frames."""
+    for option in reversed((
+        click.option("--k", "k", type=int, default=None, help="Frames the recognizer sees (K)."),
+        click.option("--fusion", type=click.Choice(["add", "mul", "max", "intersection", "union", "join"]), default=None, help="A.3 fusion rule."),
+        click.option("--alpha", type=float, default=None, help="Weight of the FSM in add and union fusion."),
+    )):
+        command = option(command)
+    return command
+
+
 @click.group()
 def main() -> None:
     """NSNet toolkit: staged offline pipeline with cached embeddings."""
@@ -266,9 +277,7 @@ def resolve_run(features_path: Path, prototypes_path: Path, dataset: str, run_pa
 @data_root_option
 @sampler_inputs_options
 @click.option("--run", "run_path", type=click.Path(path_type=Path), default=None, help="Trained sampler (default: the run of the dataset's train config).")
-@click.option("--k", "k", type=int, default=None, help="Frames the recognizer sees (K).")
-@click.option("--fusion", type=click.Choice(["add", "mul", "max", "intersection", "union", "join"]), default=None, help="A.3 fusion rule.")
-@click.option("--alpha", type=float, default=None, help="Weight of the FSM in add and union fusion.")
+@frame_choice_options
 @click.option("--seed", type=int, default=None, help="Seed of the RANDOM baseline.")
 @click.option("--no-dense-all-frames", is_flag=True, help="Skip DENSE over every frame of every video (decodes all of them).")
 @click.option("--device", default="auto", show_default=True)
@@ -298,9 +307,7 @@ def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_pat
 @click.option("--dataset", type=click.Choice(sorted(DATASETS)), default=None, help="Check that the run was trained on this dataset (and find its default run).")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=Path("cache"), show_default=True)
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("cache/predict"), show_default=True, help="Where predictions.jsonl and the plots go.")
-@click.option("--k", "k", type=int, default=None, help="Frames the recognizer sees (K).")
-@click.option("--fusion", type=click.Choice(["add", "mul", "max", "intersection", "union", "join"]), default=None, help="A.3 fusion rule.")
-@click.option("--alpha", type=float, default=None, help="Weight of the FSM in add and union fusion.")
+@frame_choice_options
 @click.option("--batch-size", type=int, default=32, show_default=True, help="Videos per model batch.")
 @click.option("--plot", is_flag=True, help="A PNG per video: saliency over time, chosen frames and their thumbnails.")
 @click.option("--device", default="auto", show_default=True)

@@ -30,7 +30,7 @@ from pipeline.baselines import dense_positions, oracle_positions, random_positio
 from pipeline.cache import CacheError, FeatureCache
 from pipeline.config import EvalConfig, FeaturesConfig
 from pipeline.datasets import Manifest
-from pipeline.evaluation import Recognition, class_mean_saliency, ema, fused_positions, recognition, scores_at
+from pipeline.evaluation import Recognition, all_frame_scores, class_mean_saliency, ema, fused_positions, recognition, scores_at, top_classes
 from pipeline.flops import ComputeCost, compute_cost
 from pipeline.fusion import fused_scores, top_k
 from pipeline.plots import matplotlib_available, plot_budget_curve, plot_class_saliency
@@ -179,7 +179,7 @@ def run_evaluate(features: Path, prototypes: Path, run_dir: Path, data_root: Pat
 
     root = Path(data_root)
     real = _recognizer_logits(data, root, [ids[p] for ids, p in zip(data.frame_indices, nsnet_positions)], dev, workers, progress, "NSNet: recognizer on K frames")
-    real_scores = scores_at(real, [np.arange(len(z)) for z in real])
+    real_scores = all_frame_scores(real)
     nsnet_result = recognition(real_scores, data.labels)
     rows[f"NSNet (K={k})"] = _row(f"NSNet (K={k})", nsnet_result, cost.nsnet(k), float(k), "decoded", f"{cfg.fusion} fusion")
     cached_result, cached_scores = data.score(nsnet_positions)
@@ -191,7 +191,7 @@ def run_evaluate(features: Path, prototypes: Path, run_dir: Path, data_root: Pat
     }
     if cfg.dense_all_frames:
         dense = _recognizer_logits(data, root, [np.arange(n) for n in data.num_frames], dev, workers, progress, "DENSE: recognizer on all frames")
-        result = recognition(scores_at(dense, [np.arange(len(z)) for z in dense]), data.labels)
+        result = recognition(all_frame_scores(dense), data.labels)
         mean_frames = float(np.mean(data.num_frames))
         rows["DENSE (all frames)"] = _row("DENSE (all frames)", result, cost.recognizer(mean_frames), mean_frames, "decoded", "the paper's Table 1 DENSE")
 
@@ -215,14 +215,10 @@ def run_evaluate(features: Path, prototypes: Path, run_dir: Path, data_root: Pat
         "class_saliency": saliency_fig,
     }
     predictions = [
-        {"video_id": data.manifest.videos[v].video_id, "video": data.manifest.videos[v].path, "frames": ids[p].tolist(), "positions": p.tolist(), "top5": _top5(s, data.manifest.classes)}
+        {"video_id": data.manifest.videos[v].video_id, "video": data.manifest.videos[v].path, "frames": ids[p].tolist(), "positions": p.tolist(), "top5": [{"class": c, "score": v} for c, v in top_classes(s, data.manifest.classes)]}
         for v, ids, p, s in zip(data.videos, data.frame_indices, nsnet_positions, real_scores)
     ]
     return {**_write(out, report, predictions), "computed": True}
-
-
-def _top5(scores: np.ndarray, classes: tuple[str, ...]) -> list[dict[str, Any]]:
-    return [{"class": classes[c], "score": float(scores[c])} for c in np.argsort(-scores, kind="stable")[:5]]
 
 
 def _write(out: Path, report: dict[str, Any], predictions: list[dict[str, Any]]) -> dict[str, Any]:

@@ -162,7 +162,8 @@ def build_encoders(config: FeaturesConfig, manifest: Manifest):
     return light, rec, light_cfg, rec_cfg
 
 
-def _output_dims(encoder: FrameEncoder, cfg: dict[str, Any]) -> tuple[int, int]:
+def output_dims(encoder: FrameEncoder, cfg: dict[str, Any]) -> tuple[int, int]:
+    """(feature size, number of logits) of an encoder, read off one dummy frame."""
     with torch.inference_mode():
         feats, logits = encoder(torch.zeros((1,) + tuple(cfg["input_size"])))
     return int(feats.shape[-1]), int(logits.shape[-1]) if logits is not None else 0
@@ -170,8 +171,8 @@ def _output_dims(encoder: FrameEncoder, cfg: dict[str, Any]) -> tuple[int, int]:
 
 def make_layout(light: FrameEncoder, rec: FrameEncoder, light_cfg: dict[str, Any], rec_cfg: dict[str, Any], num_videos: int, num_frames: int) -> Layout:
     """The cache layout, with feature sizes read off one dummy frame through each model."""
-    light_dim, _ = _output_dims(light, light_cfg)
-    rec_dim, num_classes = _output_dims(rec, rec_cfg)
+    light_dim, _ = output_dims(light, light_cfg)
+    rec_dim, num_classes = output_dims(rec, rec_cfg)
     return Layout(num_videos, num_frames, light_dim, rec_dim, num_classes)
 
 
