@@ -32,6 +32,7 @@ from pipeline.sampler_training import FrameObjective, sampler_saliency
 from pipeline.sampling import uniform_frame_indices
 from pipeline.video import FrameSource, VideoReadError
 
+
 def error_text(path: Path | str, exc: Exception) -> str:
     """Why a video failed: a :class:`VideoReadError` names the file and the problem itself; any
     other error (a transform failing on odd frames, ...) gets the file and its type."""
@@ -143,7 +144,6 @@ class NSNetInference:
         """[N, 3, H, W] frames -> [N, C] recognizer logits."""
         _, logits = encode(self.recognizer, frames, self.device)
         return logits.float().cpu().numpy()
-
 
 
 @dataclass

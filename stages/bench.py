@@ -190,18 +190,15 @@ def time_decode(clip: Path, t: int, k: int, light_tf, rec_tf, reps: int) -> Deco
         raise RuntimeError(observed.error)
     dense_ids = observed.frame_indices
     k_ids = dense_ids[uniform_positions(t, k)]
-    samples: dict[str, list[float]] = {"nsnet": [], "dense": [], "uniform": []}
-    for _ in range(reps):
-        start = time.perf_counter()
-        observe[0]
-        decode_chosen(clip, k_ids, rec_tf, thumbnails=False)
-        samples["nsnet"].append(time.perf_counter() - start)
-        start = time.perf_counter()
-        decode_chosen(clip, dense_ids, rec_tf, thumbnails=False)
-        samples["dense"].append(time.perf_counter() - start)
-        start = time.perf_counter()
-        decode_chosen(clip, k_ids, rec_tf, thumbnails=False)
-        samples["uniform"].append(time.perf_counter() - start)
+    jobs: dict[str, Callable[[], object]] = {
+        "nsnet": lambda: (observe[0], decode_chosen(clip, k_ids, rec_tf)),
+        "dense": lambda: decode_chosen(clip, dense_ids, rec_tf),
+        "uniform": lambda: decode_chosen(clip, k_ids, rec_tf),
+    }
+    samples: dict[str, list[float]] = {name: [] for name in jobs}
+    for _ in range(reps):  # the methods in turns, as in time_batch
+        for name, job in jobs.items():
+            samples[name].append(_timed(job, torch.device("cpu"))[0])
     ms = {name: 1000 * statistics.median(values) for name, values in samples.items()}
     return DecodeTiming(f"{clip.name}: generated H.264", ms["nsnet"], ms["dense"], ms["uniform"])
 

@@ -159,4 +159,3 @@ def run_predict(inputs: Sequence[Path], run_dir: Path, out_dir: Path, cfg: EvalC
             result.predictions.append(prediction)
             bar.update(1)
     return result
-
