@@ -118,12 +118,12 @@ def run_train(features: Path, prototypes: Path, cfg: TrainConfig, device: str = 
     train, val = inputs.finished(train=True), inputs.finished(train=False)
     objective = frame_objective(cfg.fsm_target)
     dev = torch.device(device)
-    torch.manual_seed(cfg.seed)
-    model = inputs.shape.build(cfg).to(dev)
     if (run_dir / "model.pth").exists():
         model, objective, _ = load_trained_sampler(run_dir, inputs.attrs["fingerprint"], inputs.shape, dev)
         history = json.loads((run_dir / "metrics.json").read_text())["history"]
         return TrainResult(str(run_dir), 0, history, _saliency_report(model, objective, inputs, val, dev, ground_truth))
+    torch.manual_seed(cfg.seed)
+    model = inputs.shape.build(cfg).to(dev)
     run_dir.mkdir(parents=True, exist_ok=True)
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.milestones), gamma=cfg.lr_decay)
