@@ -66,6 +66,33 @@ def frame_choice_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
+def backbone_options(weights: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--light-model``/``--recognizer-model`` and ``--*-resolution`` (and ``--*-weights`` when
+    ``weights``): the backbones, as overrides of the dataset's feature profile."""
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        options = []
+        roles = (
+            ("light", "the light backbone", "imagenet | none | checkpoint path."),
+            ("recognizer", "the recognizer", "imagenet | none | checkpoint path (trained on this dataset)."),
+        )
+        for role, what, weights_help in roles:
+            options.append(click.option(f"--{role}-model", default=None, help=f"timm name of {what}."))
+            if weights:
+                options.append(click.option(f"--{role}-weights", default=None, help=weights_help))
+            options.append(click.option(f"--{role}-resolution", type=int, default=None, help=f"Input size of {what} (square)."))
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def backbone_overrides(options: dict[str, Any]) -> dict[str, Any]:
+    """:func:`backbone_options`' values as :meth:`FeaturesConfig.with_overrides` keywords."""
+    return {key.replace("_model", "_name"): value for key, value in options.items()}
+
+
 @click.group()
 def main() -> None:
     """NSNet toolkit: staged offline pipeline with cached embeddings."""
@@ -99,12 +126,7 @@ def data(dataset: str, data_root: Path | None, difficulty: float | None, seed: i
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=Path("cache"), show_default=True, help="Root of all caches; the store goes to <cache-dir>/<dataset>/features-<fingerprint>.")
 @click.option("--cache", "cache_path", type=click.Path(path_type=Path), default=None, help="Explicit store path (refused if it holds another configuration).")
 @click.option("--frames", "num_frames", type=int, default=None, help="T, frames pre-sampled per video.")
-@click.option("--light-model", default=None, help="timm name of the light backbone.")
-@click.option("--light-weights", default=None, help="imagenet | none | checkpoint path.")
-@click.option("--light-resolution", type=int, default=None)
-@click.option("--recognizer-model", default=None, help="timm name of the recognizer.")
-@click.option("--recognizer-weights", default=None, help="imagenet | none | checkpoint path (trained on this dataset).")
-@click.option("--recognizer-resolution", type=int, default=None)
+@backbone_options(weights=True)
 @click.option("--storage", type=click.Choice(["zarr", "hdf5"]), default=None)
 @click.option("--shard", default="0/1", show_default=True, help="This job's share i/n of the videos (combined with torchrun ranks).")
 @click.option("--device", default="auto", show_default=True)
@@ -121,8 +143,7 @@ def features(dataset: str, data_root: Path | None, cache_dir: Path, cache_path: 
     from pipeline.distributed import parse_shard
     from stages.features import run_features
 
-    renamed = {k.replace("_model", "_name"): v for k, v in model_options.items()}
-    config = get_dataset(dataset).features.with_overrides(**renamed)
+    config = get_dataset(dataset).features.with_overrides(**backbone_overrides(model_options))
     opts = RunOptions(cache_dir=cache_dir, device=device, workers=workers, videos_per_batch=videos_per_batch, shard=parse_shard(shard), allow_failures=allow_failures, retry_failed=retry_failed, progress=not no_progress)
     summary = run_features(dataset, data_root, config, opts, cache_path)
     if summary.leader:
@@ -373,10 +394,7 @@ def bench_train_command(dataset: str, cache_dir: Path, features_path: Path | Non
 @click.option("--frames", "num_frames", type=int, default=None, help="T (default: the paper's 16).")
 @click.option("--k", "k", type=int, default=None, help="K (default: the paper's 5).")
 @click.option("--classes", "num_classes", type=int, default=200, show_default=True, help="Recognizer classes (ActivityNet: 200).")
-@click.option("--light-model", default=None)
-@click.option("--light-resolution", type=int, default=None)
-@click.option("--recognizer-model", default=None)
-@click.option("--recognizer-resolution", type=int, default=None)
+@backbone_options(weights=False)
 @click.option("--batch-sizes", default="1,32", show_default=True, help="Latency at the first, throughput at the others.")
 @click.option("--reps", type=int, default=3, show_default=True, help="Timed repetitions (median), after one warm-up.")
 @click.option("--no-decode", is_flag=True, help="Skip the decoding measurement.")
@@ -389,7 +407,7 @@ def bench_command(num_frames: int | None, k: int | None, num_classes: int, batch
     from pipeline.distributed import pick_device
     from stages.bench import bench_inference, write_report
 
-    config = FeaturesConfig().with_overrides(num_frames=num_frames, **{key.replace("_model", "_name"): v for key, v in models.items()})
+    config = FeaturesConfig().with_overrides(num_frames=num_frames, **backbone_overrides(models))
     sizes = tuple(int(b) for b in batch_sizes.split(","))
     result = bench_inference(config, k or EvalConfig().k, num_classes, sizes, reps, pick_device(device), decode=not no_decode)
     click.echo(result.table())
@@ -400,21 +418,24 @@ def bench_command(num_frames: int | None, k: int | None, num_classes: int, batch
 @main.command("bench-features")
 @dataset_option
 @data_root_option
-@click.option("--videos", "max_videos", type=int, default=160, show_default=True, help="Benchmark on the first N videos.")
-@click.option("--recognizer-weights", default=None)
-@click.option("--light-weights", default=None)
+@click.option("--videos", "max_videos", type=int, default=96, show_default=True, help="Benchmark on the first N videos.")
+@click.option("--backbones", type=click.Choice(["paper", "dataset"]), default="paper", show_default=True, help="paper: MobileNetV2 + ResNet-50 at 224², random init (as `nsnet bench`); dataset: the dataset's feature profile. The --*-model options apply to either.")
+@backbone_options(weights=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--workers", type=int, default=2, show_default=True)
 @click.option("--videos-per-batch", type=int, default=8, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("cache/bench/features.json"), show_default=True)
 @clear_errors
-def bench_features_command(dataset: str, data_root: Path | None, max_videos: int, recognizer_weights: str | None, light_weights: str | None, device: str, workers: int, videos_per_batch: int, out: Path) -> None:
+def bench_features_command(dataset: str, data_root: Path | None, max_videos: int, backbones: str, device: str, workers: int, videos_per_batch: int, out: Path, **model_options: Any) -> None:
     """Frames/s of decoding alone, the models alone and the full features stage."""
     from pipeline.config import RunOptions
     from pipeline.datasets import get_dataset
-    from stages.bench_features import bench_features, write_report
+    from stages.bench_features import bench_features, with_paper_backbones, write_report
 
-    config = get_dataset(dataset).features.with_overrides(recognizer_weights=recognizer_weights, light_weights=light_weights)
+    config = get_dataset(dataset).features
+    if backbones == "paper":
+        config = with_paper_backbones(config)
+    config = config.with_overrides(**backbone_overrides(model_options))
     opts = RunOptions(device=device, workers=workers, videos_per_batch=videos_per_batch, progress=False)
     result = bench_features(dataset, data_root, config, opts, max_videos)
     click.echo(result.table())

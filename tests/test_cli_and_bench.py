@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from stages.bench_features import bench_features
+from pipeline.datasets import get_dataset
+from stages.bench_features import bench_features, with_paper_backbones
 from stages.cli import main
 
 
@@ -35,6 +36,36 @@ def test_bench_features_reports_three_rates_and_their_ratio(tiny_videos, tiny_co
     assert min(result.decode_fps, result.models_fps, result.full_fps) > 0
     assert result.ratio == result.full_fps / min(result.decode_fps, result.models_fps)
     assert "full / min(decode, models)" in result.table()
+
+
+def test_paper_backbones_replace_the_demo_profile_with_random_init_weights():
+    config = with_paper_backbones(get_dataset("demo").features)
+    assert (config.light.name, config.light.resolution, config.light.weights) == ("mobilenetv2_100", 224, "none")
+    assert (config.recognizer.name, config.recognizer.resolution, config.recognizer.weights) == ("resnet50", 224, "none")
+    assert config.num_frames == get_dataset("demo").features.num_frames
+
+
+@pytest.mark.parametrize(
+    ("choice", "overrides", "light", "recognizer"),
+    [
+        # the paper's backbones (the default), both replaced by options
+        ([], ["--light-model", "test_efficientnet", "--light-resolution", "32", "--recognizer-model", "test_resnet", "--recognizer-resolution", "40"],
+         "test_efficientnet 32px (none weights)", "test_resnet 40px (none weights)"),
+        # the demo profile, its recognizer replaced
+        (["--backbones", "dataset"], ["--recognizer-model", "test_resnet", "--recognizer-resolution", "40"],
+         "mobilenetv2_050 96px (none weights)", "test_resnet 40px (none weights)"),
+    ],
+)
+def test_bench_features_command_chooses_the_backbones(tiny_videos, tmp_path: Path, choice, overrides, light, recognizer):
+    out = tmp_path / "features.json"
+    args = ["bench-features", "--data-root", str(tiny_videos), "--videos", "4", "--workers", "0", "--videos-per-batch", "2", "--device", "cpu", "--out", str(out)]
+    result = CliRunner().invoke(main, args + choice + overrides)
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert (report["light"], report["recognizer"]) == (light, recognizer)
+    assert report["videos"] == 4 and report["ratio"] == pytest.approx(report["full_fps"] / min(report["decode_fps"], report["models_fps"]))
+    assert report["models_fps"] == pytest.approx((report["models_fps_before"] + report["models_fps_after"]) / 2)
+    assert f"light {light}, recognizer {recognizer}" in result.output
 
 
 def test_bench_times_nsnet_dense_and_uniform_side_by_side(tmp_path: Path):
