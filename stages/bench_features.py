@@ -81,7 +81,7 @@ def bench_features(dataset: str, data_root: Path | None, config: FeaturesConfig,
     infer = BlockInference(light, rec, device)
     infer(decoded[0], rows)  # warm-up
 
-    def models_fps() -> float:
+    def time_models() -> float:
         synchronize(device)
         start = time.perf_counter()
         for block in decoded:
@@ -89,12 +89,12 @@ def bench_features(dataset: str, data_root: Path | None, config: FeaturesConfig,
         synchronize(device)
         return frames / (time.perf_counter() - start)
 
-    before = models_fps()
+    before = time_models()
     with tempfile.TemporaryDirectory(prefix="nsnet-bench-") as tmp:
         subset = Path(tmp) / "data"
         _link_subset(root, subset, manifest)
         summary = run_features("csv", subset, config, replace(opts, cache_dir=Path(tmp) / "cache", retry_failed=False))
-    after = models_fps()
+    after = time_models()
     return FeaturesBench(
         len(videos), frames, _describe(config.light), _describe(config.recognizer), str(device), torch.get_num_threads(), opts.workers,
         frames / decode_s, before, after, summary.frames / summary.compute_seconds,
