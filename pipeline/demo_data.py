@@ -27,6 +27,10 @@ import numpy as np
 SHAPES = ("disc", "square", "triangle", "cross", "ring", "diamond", "bar", "star")
 NEUTRAL = (150, 150, 150)
 MAX_CLASSES = 36  # hues at least 10 degrees apart
+# asm=0: with its assembly, x264 encoded the same frames to different bytes from run to run
+# (about 1 video in 8 at 64 px, in one process or several, whatever the thread count), and its
+# assembly differs from CPU to CPU; the C code gives the same bytes every time, on any machine.
+X264_OPTIONS = {"crf": "20", "preset": "veryfast", "x264-params": "asm=0"}
 
 
 @dataclass(frozen=True)
@@ -232,7 +236,7 @@ def encode_h264(frames: np.ndarray, path: Path, fps: int) -> None:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "20", "preset": "veryfast"}
+        stream.options = dict(X264_OPTIONS)
         for array in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")):
                 container.mux(packet)
@@ -260,12 +264,13 @@ def generate_demo(out_dir: Path, spec: DemoSpec = DemoSpec(), workers: int | Non
 
     out_dir = Path(out_dir)
     spec_file = out_dir / "spec.json"
+    recorded = {**asdict(spec), "x264": X264_OPTIONS}
     if spec_file.exists():
         existing = json.loads(spec_file.read_text())
-        if existing != asdict(spec):
-            raise ValueError(f"{out_dir} holds a demo dataset made with another spec ({existing}); remove it or pick another folder")
+        if existing != recorded:
+            raise ValueError(f"{out_dir} holds a demo dataset made with another spec or encoder settings ({existing}); remove it or pick another folder")
     (out_dir / "videos").mkdir(parents=True, exist_ok=True)
-    spec_file.write_text(json.dumps(asdict(spec), indent=1))
+    spec_file.write_text(json.dumps(recorded, indent=1))
     plans = _plan_videos(spec)
     jobs = [(spec, plan, i, str(out_dir)) for i, plan in enumerate(plans)]
     workers = workers or min(len(os.sched_getaffinity(0)), 8)
