@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pipeline.demo_data import DemoSpec, _plan_videos, class_table, generate_demo, render_video
-from pipeline.datasets import get_dataset
+from pipeline.datasets import Manifest, get_dataset
 from pipeline.video import FrameSource
 
 
@@ -99,3 +99,18 @@ def test_a_folder_from_other_encoder_settings_is_refused(tmp_path: Path):
     (tmp_path / "spec.json").write_text(json.dumps(asdict(spec)))  # what the generator wrote before it recorded x264's options
     with pytest.raises(ValueError, match="another spec or encoder settings"):
         generate_demo(tmp_path, spec, workers=1, progress=False)
+
+
+def test_a_regenerated_demo_with_another_seed_has_another_manifest_digest(tmp_path: Path):
+    # Same video ids, labels and splits, other videos: the caches keyed by the digest must differ.
+    spec = DemoSpec(num_classes=2, train_per_class=1, val_per_class=1, min_frames=5, max_frames=8, size=32)
+    digests = []
+    for folder, seed in (("a", 0), ("b", 1), ("c", 0)):
+        generate_demo(tmp_path / folder, replace(spec, seed=seed), workers=1, progress=False)
+        manifest = get_dataset("demo").load(tmp_path / folder)
+        assert manifest.source and Manifest.from_json(manifest.to_json()) == manifest
+        digests.append(manifest.digest())
+    assert digests[0] != digests[1] and digests[0] == digests[2]
+    (tmp_path / "a" / "spec.json").unlink()  # a folder in the demo's layout, made by hand
+    plain = get_dataset("demo").load(tmp_path / "a")
+    assert plain.source == "" and "source" not in json.loads(plain.to_json())

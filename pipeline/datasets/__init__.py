@@ -52,7 +52,7 @@ DATASETS: dict[str, DatasetSpec] = {
     for spec in (
         DatasetSpec(
             "demo",
-            lambda root: adapters.csv_manifest(root, name="demo"),
+            adapters.demo_manifest,
             Path("data/demo"),
             DEMO_FEATURES,
             "synthetic H.264 videos made by `nsnet data` (generic CSV manifest)",

@@ -6,7 +6,9 @@ Paths in the manifest are relative to the data root, so a cache stays valid when
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
 from pipeline.datasets.manifest import (
@@ -64,6 +66,15 @@ def csv_manifest(root: Path, manifest_file: str = "manifest.csv", classes_file: 
     else:
         classes = sorted({label for e in entries for label in e.label_names})
     return build_manifest(name, classes, entries)
+
+
+def demo_manifest(root: Path) -> Manifest:
+    """The generated demo: its CSV manifest, with the sha256 of the generator's ``spec.json``
+    (spec and encoder options) as the manifest's ``source``; none for a folder without one (made
+    by hand in the same layout)."""
+    manifest = csv_manifest(root, name="demo")
+    spec = root / "spec.json"
+    return replace(manifest, source=hashlib.sha256(spec.read_bytes()).hexdigest()) if spec.is_file() else manifest
 
 
 def fcvid_manifest(root: Path) -> Manifest:

@@ -50,6 +50,10 @@ class Manifest:
     classes: tuple[str, ...]
     videos: tuple[VideoRecord, ...]
     rejected: tuple[Rejected, ...] = field(default=())
+    # What the annotations do not say about the videos' content, when a dataset knows it: the
+    # generated demo's spec (another seed or difficulty gives the same annotations). Part of the
+    # digest, so caches of other content are not reused; empty for the real datasets.
+    source: str = ""
 
     @property
     def num_classes(self) -> int:
@@ -60,7 +64,12 @@ class Manifest:
         return hashlib.sha256(self.to_json().encode()).hexdigest()
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        """Canonical JSON; an empty ``source`` is left out, so the real datasets' digests (and
+        the caches keyed by them) are those of the manifests made before it existed."""
+        fields = asdict(self)
+        if not self.source:
+            del fields["source"]
+        return json.dumps(fields, sort_keys=True, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> "Manifest":
@@ -70,6 +79,7 @@ class Manifest:
             classes=tuple(raw["classes"]),
             videos=tuple(VideoRecord(v["video_id"], v["path"], tuple(v["labels"]), v["split"]) for v in raw["videos"]),
             rejected=tuple(Rejected(**r) for r in raw["rejected"]),
+            source=raw.get("source", ""),
         )
 
     def split(self, split: str) -> list[int]:
