@@ -1,4 +1,5 @@
-"""Decoding of videos (files through decord, or folders of extracted frames) into RGB arrays."""
+"""Decoding of videos (files through decord, PyAV as the fallback, or folders of extracted
+frames) into RGB arrays, with the time of each frame."""
 
 from __future__ import annotations
 
@@ -6,12 +7,15 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.decoders import DecodeError, DecordReader, PyAVReader, first_line, frame_seconds
+
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png")
+DECODERS = {"decord": DecordReader, "pyav": PyAVReader}
 
 
 class VideoReadError(Exception):
-    """A video that cannot be read; the message names the file and the problem."""
+    """A video that cannot be read; the message is one line naming the file and the problem."""
 
     def __init__(self, path: Path | str, reason: str):
         super().__init__(f"{path}: {reason}")
@@ -20,30 +24,37 @@ class VideoReadError(Exception):
 
 
 class FrameSource:
-    """Random access to the frames of one video, a file or an mmaction2 "rawframes" folder."""
+    """Random access to the frames of one video, a file or an mmaction2 "rawframes" folder.
 
-    def __init__(self, path: Path | str):
+    A file is opened with decord; when decord cannot open it (broken duration metadata, as in
+    many WebMs downloaded from YouTube) or cannot seek in it (no usable frame timestamps, as in
+    xvid AVIs), or fails while decoding, PyAV decodes it instead, with the same frame indices.
+    The error names both decoders only when both fail. ``decoders`` fixes the order tried.
+    """
+
+    def __init__(self, path: Path | str, decoders: tuple[str, ...] = ("decord", "pyav")):
         self.path = Path(path)
+        self._frames: list[Path] = []
+        self._reader: DecordReader | PyAVReader | None = None
+        self._errors: dict[str, DecodeError] = {}
+        self._untried = list(decoders)
         if not self.path.exists():
             raise VideoReadError(self.path, "file not found")
         if self.path.is_dir():
             self._frames = sorted(p for p in self.path.iterdir() if p.suffix.lower() in FRAME_EXTENSIONS)
-            self._reader = None
             if not self._frames:
                 raise VideoReadError(self.path, "frame folder holds no JPEG/PNG frames")
             self.num_frames = len(self._frames)
             return
         if self.path.stat().st_size == 0:
             raise VideoReadError(self.path, "empty file (0 bytes)")
-        import decord
+        self._open_next()
+        self.num_frames = self._reader.num_frames
 
-        try:
-            self._reader = decord.VideoReader(str(self.path), ctx=decord.cpu(0), num_threads=1)
-        except Exception as exc:  # decord raises its own DECORDError and RuntimeError
-            raise VideoReadError(self.path, f"not a decodable video ({_first_line(exc)})") from exc
-        self.num_frames = len(self._reader)
-        if self.num_frames == 0:
-            raise VideoReadError(self.path, "video has no frames")
+    @property
+    def decoder(self) -> str:
+        """Which decoder gives the frames: ``decord``, ``pyav`` or ``folder``."""
+        return "folder" if self._reader is None else self._reader.name
 
     def read(self, indices: np.ndarray) -> np.ndarray:
         """Return the frames at ``indices`` (repeats allowed) as uint8 [n, H, W, 3] RGB."""
@@ -54,14 +65,30 @@ class FrameSource:
         return frames[inverse]
 
     def timestamps(self, indices: np.ndarray) -> np.ndarray | None:
-        """Start time in seconds of each frame at ``indices`` (None for a frame folder, which
-        has no clock)."""
+        """Time in seconds of each frame at ``indices``, from the start of the video: the
+        container's presentation times when they are sane, else index / average frame rate;
+        None for a frame folder or a file with neither."""
         if self._reader is None:
             return None
-        try:
-            return np.asarray(self._reader.get_frame_timestamp(np.asarray(indices, dtype=np.int64).tolist()), dtype=np.float64).reshape(-1, 2)[:, 0]
-        except Exception as exc:
-            raise VideoReadError(self.path, f"no frame timestamps ({_first_line(exc)})") from exc
+        return frame_seconds(indices, self._reader.frame_times, self._reader.fps)
+
+    def _open_next(self) -> None:
+        """Open the file with the next decoder not yet tried; VideoReadError once all failed."""
+        while self._untried:
+            name = self._untried.pop(0)
+            try:
+                self._reader = DECODERS[name](self.path)
+                return
+            except DecodeError as exc:
+                self._errors[name] = exc
+        raise VideoReadError(self.path, self._failure())
+
+    def _failure(self) -> str:
+        """One line: what is wrong (the last decoder's verdict, PyAV's when it was tried, as it
+        tells damaged videos from other files), then each decoder's own words."""
+        verdict = self._errors[next(reversed(self._errors))].kind
+        details = "; ".join(f"{name}: {exc.detail or exc.kind}" for name, exc in self._errors.items())
+        return f"{verdict} ({details})"
 
     def _read_unique(self, indices: np.ndarray) -> np.ndarray:
         if self._reader is None:
@@ -69,13 +96,16 @@ class FrameSource:
             if len({image.shape for image in images}) > 1:
                 raise VideoReadError(self.path, "frames of different sizes in one folder")
             return np.stack(images)
-        try:
-            frames = self._reader.get_batch(indices.tolist()).asnumpy()
-        except Exception as exc:
-            raise VideoReadError(self.path, f"decoding failed, file truncated or corrupt ({_first_line(exc)})") from exc
-        if frames.shape[0] != len(indices) or frames.ndim != 4 or frames.shape[-1] != 3:
-            raise VideoReadError(self.path, f"decoder returned frames of shape {frames.shape}")
-        return frames
+        while True:
+            try:
+                return self._reader.read(indices)
+            except DecodeError as exc:
+                self._errors[self._reader.name] = exc
+                count = self.num_frames
+                self._open_next()
+                if self._reader.num_frames != count:
+                    self._errors[self._reader.name] = DecodeError("truncated or corrupt video", f"{self._reader.num_frames} frames where {count} were listed")
+                    raise VideoReadError(self.path, self._failure()) from exc
 
 
 def _load_image(path: Path) -> np.ndarray:
@@ -85,9 +115,4 @@ def _load_image(path: Path) -> np.ndarray:
         with Image.open(path) as image:
             return np.asarray(image.convert("RGB"))
     except (OSError, UnidentifiedImageError) as exc:
-        raise VideoReadError(path, f"unreadable frame image ({_first_line(exc)})") from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
+        raise VideoReadError(path, f"unreadable frame image ({first_line(exc)})") from exc

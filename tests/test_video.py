@@ -46,7 +46,7 @@ def test_rawframes_folder(tmp_path: Path):
     [
         (lambda p: p, "file not found"),
         (lambda p: (p.write_bytes(b""), p)[1], "empty file"),
-        (lambda p: (p.write_text("this is not a video"), p)[1], "not a decodable video"),
+        (lambda p: (p.write_text("this is not a video"), p)[1], "not a video file"),
         (lambda p: (p.mkdir(), p)[1], "holds no JPEG/PNG frames"),
     ],
     ids=["missing", "empty", "non-video", "empty-folder"],
@@ -62,8 +62,9 @@ def test_truncated_video(gradient_video, tmp_path: Path):
     path, _ = gradient_video
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    with pytest.raises(VideoReadError, match="cut.mp4: (not a decodable video|decoding failed)"):
+    with pytest.raises(VideoReadError, match="cut.mp4: truncated or corrupt video") as info:
         FrameSource(cut).read(np.arange(12))
+    assert "\n" not in str(info.value) and ".cc:" not in str(info.value)
 
 
 def test_corrupt_frame_in_folder(tmp_path: Path):

@@ -1,0 +1,189 @@
+"""The two video-file decoders behind :class:`pipeline.video.FrameSource`: decord (fast random
+access, the default) and PyAV (sequential decoding, the fallback for files decord cannot open
+or seek), with one-line descriptions of why a file cannot be decoded.
+
+Both give frames in display orientation (a rotation in the stream's display matrix, as phones
+write it, is applied) as uint8 RGB, and the presentation time of every frame when the file has
+usable ones.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+# First bytes of the containers videos come in: a file that starts like one of them but cannot
+# be opened is a damaged video, any other is not a video at all.
+_SIGNATURES = ((4, b"ftyp"), (0, b"\x1a\x45\xdf\xa3"), (0, b"RIFF"), (0, b"OggS"), (0, b"FLV"), (0, b"\x00\x00\x01\xba"), (0, b"\x47"), (4, b"moov"), (4, b"mdat"), (4, b"wide"), (4, b"free"))
+# decord prefixes its messages with a clock, its C++ source file and line, and the file name.
+_DECORD_PREFIX = re.compile(r"^\s*(\[[\d:]+\]\s*)?\S+\.(cc|cpp|h):\d+:\s*(\[[^\]]*\]\s*)?")
+# PyAV's: an errno, and the file name at the end.
+_PYAV_ERRNO = re.compile(r"^\[Errno -?\d+\]\s*")
+_PYAV_FILE = re.compile(r":\s*'[^']*'$")
+MAX_PLAUSIBLE_FPS = 1000.0
+# Beyond any real stream's clock (MPEG-TS wraps at 26.5 hours); FFmpeg's "no timestamp" value
+# scaled by a time base lands far above it.
+MAX_PLAUSIBLE_SECONDS = 1e7
+
+
+class DecodeError(Exception):
+    """A decoder that cannot give the frames of a file: ``kind`` says what is wrong (not a
+    video, truncated or corrupt, unsupported codec, ...), ``detail`` the decoder's own words."""
+
+    def __init__(self, kind: str, detail: str):
+        super().__init__(f"{kind} ({detail})" if detail else kind)
+        self.kind, self.detail = kind, detail
+
+
+def first_line(exc: BaseException | str) -> str:
+    """The decoder's message on one line, without decord's clock/source-file prefix."""
+    for line in str(exc).strip().splitlines():
+        line = _PYAV_FILE.sub("", _PYAV_ERRNO.sub("", _DECORD_PREFIX.sub("", line))).strip()
+        if line and not line.lower().startswith("stack trace"):
+            return line[:200]
+    return type(exc).__name__ if isinstance(exc, BaseException) else "no message"
+
+
+def looks_like_video(path: Path) -> bool:
+    """Whether the file starts like a video container (MP4/MOV, Matroska/WebM, AVI, ...)."""
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+    return any(head[at : at + len(magic)] == magic for at, magic in _SIGNATURES)
+
+
+def unreadable_kind(path: Path) -> str:
+    """What a file that no decoder could open is: a damaged video or not a video at all."""
+    return "truncated or corrupt video" if looks_like_video(path) else "not a video file"
+
+
+def plausible_fps(fps: float | None) -> float | None:
+    """``fps`` when it is a usable frame rate, else None."""
+    if fps is None:
+        return None
+    fps = float(fps)
+    return fps if np.isfinite(fps) and 0 < fps <= MAX_PLAUSIBLE_FPS else None
+
+
+def sane_frame_times(times: np.ndarray | None) -> bool:
+    """Per-frame presentation times that can be trusted: present, finite, of a plausible size and
+    strictly increasing. Broken containers give none, repeats, or FFmpeg's "no timestamp" value
+    scaled to about -1e17 s (or +4e17 s for a file that is no video at all)."""
+    if times is None or len(times) == 0:
+        return False
+    times = np.asarray(times, dtype=np.float64)
+    return bool(np.all(np.isfinite(times)) and np.all(np.abs(times) < MAX_PLAUSIBLE_SECONDS) and np.all(np.diff(times) > 0))
+
+
+def frame_seconds(indices: np.ndarray, times: np.ndarray | None, fps: float | None) -> np.ndarray | None:
+    """Seconds from the start of the video of the frames at ``indices``: from the container's
+    per-frame ``times`` when they are sane, else index / ``fps``, else None (no clock)."""
+    indices = np.asarray(indices, dtype=np.int64)
+    if sane_frame_times(times):
+        times = np.asarray(times, dtype=np.float64)
+        return times[indices] - times[0]
+    return indices / fps if plausible_fps(fps) is not None else None
+
+
+def _rotate(frame: np.ndarray, degrees: float) -> np.ndarray:
+    """A frame turned by the display matrix's counter-clockwise ``degrees`` (multiples of 90)."""
+    turns = int(round(degrees / 90.0)) % 4
+    return np.ascontiguousarray(np.rot90(frame, k=turns)) if turns else frame
+
+
+class DecordReader:
+    """decord's VideoReader: frame-accurate seeking through the container's index. It refuses
+    (``DecodeError``) files it cannot open or whose frame times are unusable, since it seeks by
+    them and then returns wrong frames (AVIs without timestamps, as written by xvid)."""
+
+    name = "decord"
+
+    def __init__(self, path: Path):
+        import decord
+
+        try:
+            self._reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
+            self.num_frames = len(self._reader)
+            times = self._reader.get_frame_timestamp(list(range(self.num_frames)))[:, 0] if self.num_frames else None
+        except Exception as exc:  # decord raises its own DECORDError and RuntimeError
+            raise DecodeError("cannot open", first_line(exc)) from exc
+        if self.num_frames == 0:
+            raise DecodeError(unreadable_kind(path), "no frame in the file")
+        if not sane_frame_times(times):
+            raise DecodeError("cannot seek", "the container has no usable frame timestamps")
+        self.frame_times = np.asarray(times, dtype=np.float64)
+        self.fps = plausible_fps(self._reader.get_avg_fps())
+
+    def read(self, indices: np.ndarray) -> np.ndarray:
+        """Frames at the sorted, distinct ``indices`` as uint8 [n, H, W, 3]."""
+        try:
+            frames = self._reader.get_batch(indices.tolist()).asnumpy()
+        except Exception as exc:
+            raise DecodeError("decoding failed", first_line(exc)) from exc
+        if frames.shape[0] != len(indices) or frames.ndim != 4 or frames.shape[-1] != 3:
+            raise DecodeError("decoding failed", f"decoder returned frames of shape {frames.shape}")
+        return frames
+
+
+class PyAVReader:
+    """PyAV (FFmpeg) decoding from the start of the file: slower for a few frames of a long video,
+    but it needs neither a duration nor an index in the container (live WebM from YouTube) nor
+    per-frame timestamps (AVI). Frames are counted by demuxing the stream (no decoding)."""
+
+    name = "pyav"
+
+    def __init__(self, path: Path):
+        import av
+
+        self.path = path
+        try:
+            with av.open(str(path)) as container:
+                if not container.streams.video:
+                    raise DecodeError("no video stream", f"the file holds {len(container.streams)} other stream(s)")
+                stream = container.streams.video[0]
+                if stream.codec_context is None:
+                    raise DecodeError("unsupported codec", f"no decoder for {stream.codec_tag or 'this stream'}")
+                self.fps = plausible_fps(stream.average_rate or stream.guessed_rate)
+                pts = [packet.pts for packet in container.demux(stream) if packet.size > 0]
+                time_base = float(stream.time_base) if stream.time_base else None
+        except DecodeError:
+            raise
+        except av.error.DecoderNotFoundError as exc:
+            raise DecodeError("unsupported codec", first_line(exc)) from exc
+        except Exception as exc:  # av.error.FFmpegError and its kin
+            raise DecodeError(unreadable_kind(path), first_line(exc)) from exc
+        self.num_frames = len(pts)
+        if self.num_frames == 0:
+            raise DecodeError(unreadable_kind(path), "no complete frame in the file")
+        has_times = time_base is not None and all(p is not None for p in pts)
+        self.frame_times = np.sort(np.asarray(pts, dtype=np.float64)) * time_base if has_times else None
+
+    def read(self, indices: np.ndarray) -> np.ndarray:
+        """Frames at the sorted, distinct ``indices`` as uint8 [n, H, W, 3], decoding the stream
+        from its start up to the last of them."""
+        import av
+
+        wanted = {int(i): j for j, i in enumerate(indices)}
+        out: list[np.ndarray | None] = [None] * len(indices)
+        last = int(indices[-1])
+        decoded = 0
+        try:
+            with av.open(str(self.path)) as container:
+                stream = container.streams.video[0]
+                stream.codec_context.thread_count = 1
+                size = (stream.codec_context.width, stream.codec_context.height)
+                for frame in container.decode(stream):
+                    if decoded in wanted:
+                        array = frame.to_ndarray(format="rgb24", width=size[0] or frame.width, height=size[1] or frame.height)
+                        out[wanted[decoded]] = _rotate(array, frame.rotation or 0)
+                    decoded += 1
+                    if decoded > last:
+                        break
+        except av.error.DecoderNotFoundError as exc:
+            raise DecodeError("unsupported codec", first_line(exc)) from exc
+        except Exception as exc:
+            raise DecodeError("truncated or corrupt video", f"decoding stopped after frame {decoded}: {first_line(exc)}") from exc
+        if decoded <= last:
+            raise DecodeError("truncated or corrupt video", f"{decoded} frames decoded of the {self.num_frames} the container lists")
+        return np.stack(out)
