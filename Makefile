@@ -9,9 +9,18 @@ WEIGHTS ?=
 LIGHT_WEIGHTS ?=
 MODEL ?= recognizer
 ARGS ?=
+# Annotation files of the list, kinetics and activitynet datasets (see the README's Datasets).
+TRAIN_LIST ?=
+VAL_LIST ?=
+TEST_LIST ?=
+CLASS_NAMES ?=
+ANNOTATIONS ?=
 
 NSNET := $(BIN)/nsnet
-DATA_ARGS := --dataset $(DATASET) $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
+ROOT_ARGS := --dataset $(DATASET) $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
+DATA_ARGS := $(ROOT_ARGS) $(if $(TRAIN_LIST),--train-list $(TRAIN_LIST)) $(if $(VAL_LIST),--val-list $(VAL_LIST)) \
+	$(if $(TEST_LIST),--test-list $(TEST_LIST)) $(if $(CLASS_NAMES),--class-names $(CLASS_NAMES)) \
+	$(if $(ANNOTATIONS),--annotations $(ANNOTATIONS))
 MODEL_ARGS := $(if $(WEIGHTS),--recognizer-weights $(WEIGHTS)) $(if $(LIGHT_WEIGHTS),--light-weights $(LIGHT_WEIGHTS))
 
 .PHONY: install data finetune features prototypes train evaluate ablations predict demo test bench bench-features bench-train clean
@@ -40,7 +49,7 @@ train: install
 	$(NSNET) train --dataset $(DATASET) $(ARGS)
 
 evaluate: install
-	$(NSNET) evaluate $(DATA_ARGS) $(ARGS)
+	$(NSNET) evaluate $(ROOT_ARGS) $(ARGS)
 
 ablations: install
 	$(NSNET) ablations --dataset $(DATASET) $(ARGS)

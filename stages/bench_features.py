@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from pipeline.config import WEIGHTS_NONE, FeaturesConfig, ModelSpec, RunOptions
-from pipeline.datasets import get_dataset
+from pipeline.datasets import AnnotationFiles, load_manifest
 from pipeline.distributed import pick_device, synchronize
 from pipeline.extract import BlockDecoder, BlockInference, block_loader, make_blocks
 from pipeline.models import frame_transform
@@ -61,10 +61,8 @@ class FeaturesBench:
         return "\n".join([head] + [f"  {k.ljust(46)} {v}" for k, v in rows])
 
 
-def bench_features(dataset: str, data_root: Path | None, config: FeaturesConfig, opts: RunOptions, max_videos: int) -> FeaturesBench:
-    spec = get_dataset(dataset)
-    root = Path(data_root) if data_root is not None else spec.default_root
-    manifest = spec.load(root)
+def bench_features(dataset: str, data_root: Path | None, config: FeaturesConfig, opts: RunOptions, max_videos: int, files: AnnotationFiles = AnnotationFiles()) -> FeaturesBench:
+    root, manifest = load_manifest(dataset, data_root, files)
     videos = manifest.videos[:max_videos]
     manifest = replace(manifest, videos=videos, rejected=())
     device = pick_device(opts.device)

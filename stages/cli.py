@@ -44,6 +44,30 @@ dataset_option = click.option("--dataset", "dataset", type=click.Choice(sorted(D
 data_root_option = click.option("--data-root", type=click.Path(path_type=Path), default=None, envvar="DATA_ROOT", help="Where the dataset lies (default: data/<dataset>).")
 
 
+def annotation_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The annotation files of datasets that do not keep them at fixed places in the data root
+    (``list``, ``kinetics``, ``activitynet``), handed to the command as one ``files``
+    (:class:`pipeline.datasets.AnnotationFiles`)."""
+
+    @wraps(command)
+    def wrapper(*args: Any, train_list: Path | None, val_list: Path | None, test_list: Path | None, class_names: Path | None, list_format: str, annotations: Path | None, **kwargs: Any) -> Any:
+        from pipeline.datasets import AnnotationFiles
+
+        return command(*args, files=AnnotationFiles(train_list, val_list, test_list, class_names, list_format, annotations), **kwargs)
+
+    a_file = click.Path(path_type=Path, dir_okay=False)
+    for option in reversed((
+        click.option("--train-list", type=a_file, default=None, help="list/kinetics: the train split's list file (mmaction2, AR-Net) or Kinetics csv."),
+        click.option("--val-list", type=a_file, default=None, help="list/kinetics: the val split's list file or csv."),
+        click.option("--test-list", type=a_file, default=None, help="list/kinetics: the test split's list file or csv."),
+        click.option("--class-names", type=a_file, default=None, help="list: class names, one a line or 'index name' (default: classes named by index); kinetics: the class subset (e.g. Mini-Kinetics' 200)."),
+        click.option("--list-format", type=click.Choice(["auto", "video", "rawframes", "arnet"]), default="auto", show_default=True, help="list: 'path label..', 'path num_frames label..' or 'path,num_frames,label..'."),
+        click.option("--annotations", type=a_file, default=None, help="activitynet: the v1.3 or v1.2 JSON (default: in the data root)."),
+    )):
+        wrapper = option(wrapper)
+    return wrapper
+
+
 def sampler_inputs_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """``--cache-dir``, ``--features`` and ``--prototypes``: where the stages after ``features`` read."""
     for option in reversed((
@@ -107,8 +131,9 @@ def main() -> None:
 @click.option("--train-per-class", type=int, default=None, help="Demo only.")
 @click.option("--val-per-class", type=int, default=None, help="Demo only.")
 @click.option("--no-progress", is_flag=True)
+@annotation_options
 @clear_errors
-def data(dataset: str, data_root: Path | None, difficulty: float | None, seed: int | None, num_classes: int | None, train_per_class: int | None, val_per_class: int | None, no_progress: bool) -> None:
+def data(dataset: str, data_root: Path | None, difficulty: float | None, seed: int | None, num_classes: int | None, train_per_class: int | None, val_per_class: int | None, no_progress: bool, files: Any) -> None:
     """Generate the demo dataset, or check a dataset's annotations and print a summary."""
     from dataclasses import replace
 
@@ -117,7 +142,7 @@ def data(dataset: str, data_root: Path | None, difficulty: float | None, seed: i
 
     changes = dict(difficulty=difficulty, seed=seed, num_classes=num_classes, train_per_class=train_per_class, val_per_class=val_per_class)
     spec = replace(DemoSpec(), **{k: v for k, v in changes.items() if v is not None})
-    click.echo(describe(prepare_dataset(dataset, data_root, spec, progress=not no_progress)))
+    click.echo(describe(prepare_dataset(dataset, data_root, spec, progress=not no_progress, files=files)))
 
 
 @main.command()
@@ -135,8 +160,9 @@ def data(dataset: str, data_root: Path | None, difficulty: float | None, seed: i
 @click.option("--allow-failures", is_flag=True, help="Exit 0 even when some videos failed.")
 @click.option("--retry-failed", is_flag=True, help="Try again the videos that failed in earlier runs.")
 @click.option("--no-progress", is_flag=True)
+@annotation_options
 @clear_errors
-def features(dataset: str, data_root: Path | None, cache_dir: Path, cache_path: Path | None, shard: str, device: str, workers: int, videos_per_batch: int, allow_failures: bool, retry_failed: bool, no_progress: bool, **model_options: Any) -> None:
+def features(dataset: str, data_root: Path | None, cache_dir: Path, cache_path: Path | None, shard: str, device: str, workers: int, videos_per_batch: int, allow_failures: bool, retry_failed: bool, no_progress: bool, files: Any, **model_options: Any) -> None:
     """Pre-sample T frames per video, run the light model and the recognizer, fill the cache."""
     from pipeline.config import RunOptions
     from pipeline.datasets import get_dataset
@@ -145,7 +171,7 @@ def features(dataset: str, data_root: Path | None, cache_dir: Path, cache_path: 
 
     config = get_dataset(dataset).features.with_overrides(**backbone_overrides(model_options))
     opts = RunOptions(cache_dir=cache_dir, device=device, workers=workers, videos_per_batch=videos_per_batch, shard=parse_shard(shard), allow_failures=allow_failures, retry_failed=retry_failed, progress=not no_progress)
-    summary = run_features(dataset, data_root, config, opts, cache_path)
+    summary = run_features(dataset, data_root, config, opts, cache_path, files)
     if summary.leader:
         click.echo(summary.table())
         out = Path(summary.cache).with_name(Path(summary.cache).name + ".summary.json")
@@ -174,8 +200,9 @@ def features(dataset: str, data_root: Path | None, cache_dir: Path, cache_path: 
 @click.option("--device", default="auto", show_default=True)
 @click.option("--workers", type=int, default=2, show_default=True)
 @click.option("--no-progress", is_flag=True)
+@annotation_options
 @clear_errors
-def finetune(dataset: str, data_root: Path | None, role: str, arch: str | None, weights: str | None, resolution: int | None, cache_dir: Path, out: Path | None, device: str, workers: int, no_progress: bool, **hyper: Any) -> None:
+def finetune(dataset: str, data_root: Path | None, role: str, arch: str | None, weights: str | None, resolution: int | None, cache_dir: Path, out: Path | None, device: str, workers: int, no_progress: bool, files: Any, **hyper: Any) -> None:
     """Fine-tune the recognizer or the light backbone on the dataset's train split."""
     from dataclasses import replace
 
@@ -188,7 +215,7 @@ def finetune(dataset: str, data_root: Path | None, role: str, arch: str | None, 
     spec = replace(spec, **{k: v for k, v in dict(name=arch, weights=weights, resolution=resolution).items() if v is not None})
     ft = replace(dset.finetune[role], **{k: v for k, v in hyper.items() if v is not None})
     opts = RunOptions(cache_dir=cache_dir, device=device, workers=workers, progress=not no_progress)
-    result = run_finetune(dataset, data_root, role, spec, ft, dset.features.num_frames, opts, out)
+    result = run_finetune(dataset, data_root, role, spec, ft, dset.features.num_frames, opts, out, files)
     if result.leader:
         click.echo(result.table())
 
@@ -425,8 +452,9 @@ def bench_command(num_frames: int | None, k: int | None, num_classes: int, batch
 @click.option("--workers", type=int, default=2, show_default=True)
 @click.option("--videos-per-batch", type=int, default=8, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("cache/bench/features.json"), show_default=True)
+@annotation_options
 @clear_errors
-def bench_features_command(dataset: str, data_root: Path | None, max_videos: int, backbones: str, device: str, workers: int, videos_per_batch: int, out: Path, **model_options: Any) -> None:
+def bench_features_command(dataset: str, data_root: Path | None, max_videos: int, backbones: str, device: str, workers: int, videos_per_batch: int, out: Path, files: Any, **model_options: Any) -> None:
     """Frames/s of decoding alone, the models alone and the full features stage."""
     from pipeline.config import RunOptions
     from pipeline.datasets import get_dataset
@@ -437,7 +465,7 @@ def bench_features_command(dataset: str, data_root: Path | None, max_videos: int
         config = with_paper_backbones(config)
     config = config.with_overrides(**backbone_overrides(model_options))
     opts = RunOptions(device=device, workers=workers, videos_per_batch=videos_per_batch, progress=False)
-    result = bench_features(dataset, data_root, config, opts, max_videos)
+    result = bench_features(dataset, data_root, config, opts, max_videos, files)
     click.echo(result.table())
     write_report(result, out)
     click.echo(f"written {out}")

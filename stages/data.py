@@ -5,17 +5,15 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from pipeline.datasets import Manifest, get_dataset
+from pipeline.datasets import AnnotationFiles, Manifest, get_dataset, load_manifest
 from pipeline.demo_data import DemoSpec, generate_demo
 
 
-def prepare_dataset(dataset: str, data_root: Path | None, demo: DemoSpec, progress: bool = True) -> Manifest:
+def prepare_dataset(dataset: str, data_root: Path | None, demo: DemoSpec, progress: bool = True, files: AnnotationFiles = AnnotationFiles()) -> Manifest:
     """Generate the demo videos when ``dataset`` is ``demo``; in every case load the manifest."""
-    spec = get_dataset(dataset)
-    root = Path(data_root) if data_root is not None else spec.default_root
     if dataset == "demo":
-        generate_demo(root, demo, progress=progress)
-    return spec.load(root)
+        generate_demo(Path(data_root) if data_root is not None else get_dataset(dataset).default_root, demo, progress=progress)
+    return load_manifest(dataset, data_root, files)[1]
 
 
 def describe(manifest: Manifest) -> str:

@@ -17,7 +17,7 @@ import pipeline
 from pipeline import cache as cache_mod
 from pipeline.cache import DONE, FAILED, PENDING, BackgroundWriter, CacheError, FeatureCache, Layout, ZarrWriter
 from pipeline.config import FeaturesConfig, RunOptions
-from pipeline.datasets import Manifest, get_dataset
+from pipeline.datasets import AnnotationFiles, Manifest, load_manifest
 from pipeline.distributed import Worker, barrier, setup_worker, teardown
 from pipeline.extract import BlockDecoder, BlockInference, block_loader, make_blocks
 from pipeline.models import FrameEncoder, create_model, data_config, frame_transform, weights_identity
@@ -176,12 +176,10 @@ def make_layout(light: FrameEncoder, rec: FrameEncoder, light_cfg: dict[str, Any
     return Layout(num_videos, num_frames, light_dim, rec_dim, num_classes)
 
 
-def run_features(dataset: str, data_root: Path | None, config: FeaturesConfig, opts: RunOptions, cache_path: Path | None = None) -> FeaturesSummary:
+def run_features(dataset: str, data_root: Path | None, config: FeaturesConfig, opts: RunOptions, cache_path: Path | None = None, files: AnnotationFiles = AnnotationFiles()) -> FeaturesSummary:
     """Compute (or complete) the feature cache of ``dataset`` for ``config``; idempotent."""
     started = time.perf_counter()
-    spec = get_dataset(dataset)
-    root = Path(data_root) if data_root is not None else spec.default_root
-    manifest = spec.load(root)
+    root, manifest = load_manifest(dataset, data_root, files)
     if not manifest.videos:
         raise CacheError(f"{root}: the {dataset} manifest has no usable videos")
     final, fp, identity = resolve_cache_path(dataset, manifest, config, opts, cache_path)

@@ -21,7 +21,7 @@ from tqdm import tqdm
 import pipeline
 from pipeline import cache as cache_mod
 from pipeline.config import FinetuneConfig, ModelSpec, RunOptions
-from pipeline.datasets import Manifest, get_dataset
+from pipeline.datasets import AnnotationFiles, Manifest, load_manifest
 from pipeline.distributed import Worker, barrier, setup_worker, teardown
 from pipeline.models import create_model, data_config, frame_transform, make_checkpoint, save_atomic, weights_identity
 from pipeline.training import GLOBAL, SHUFFLE, TrainClips, ValClips, evaluate, item_seed, seeded_loader, train_one_epoch
@@ -90,14 +90,12 @@ def train_transform(cfg: dict[str, Any], ft: FinetuneConfig):
     )
 
 
-def run_finetune(dataset: str, data_root: Path | None, role: str, spec: ModelSpec, ft: FinetuneConfig, val_frames: int, opts: RunOptions, out: Path | None = None) -> FinetuneResult:
+def run_finetune(dataset: str, data_root: Path | None, role: str, spec: ModelSpec, ft: FinetuneConfig, val_frames: int, opts: RunOptions, out: Path | None = None, files: AnnotationFiles = AnnotationFiles()) -> FinetuneResult:
     """Fine-tune (or finish fine-tuning) one backbone; idempotent and resumable."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, got {role!r}")
     started = time.perf_counter()
-    dset = get_dataset(dataset)
-    root = Path(data_root) if data_root is not None else dset.default_root
-    manifest = dset.load(root)
+    root, manifest = load_manifest(dataset, data_root, files)
     train, val = _splits(manifest)
     run_dir, identity = run_dir_for(dataset, manifest, role, spec, ft, val_frames, opts)
     final = run_dir / "model.pth"

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.datasets import DATASETS, Manifest, ManifestError, get_dataset
+from pipeline.datasets import DATASETS, AnnotationFiles, Manifest, ManifestError, get_dataset
 from pipeline.datasets.adapters import activitynet_manifest, csv_manifest, fcvid_manifest, minikinetics_manifest, ucf101_manifest
 
 
@@ -26,6 +26,13 @@ def test_csv_manifest_multi_label_and_unknown_labels(tmp_path: Path):
         ("frames/c", "frames/c", (2,), "test"),
     ]
     assert len(m.rejected) == 1 and m.rejected[0].video_id == "videos/d" and "horse" in m.rejected[0].reason
+
+
+def test_same_stem_files_get_distinct_ids(tmp_path: Path):
+    (tmp_path / "manifest.csv").write_text("clips/clip.avi,cat,train\nclips/clip.mp4,dog,val\nclips/other.mp4,cat,train\nclips/other.mp4,cat,val\n")
+    m = csv_manifest(tmp_path)
+    assert [(v.video_id, v.path) for v in m.videos] == [("clips/clip.avi", "clips/clip.avi"), ("clips/clip.mp4", "clips/clip.mp4"), ("clips/other", "clips/other.mp4")]
+    assert [(r.video_id, r.reason) for r in m.rejected] == [("clips/other", "duplicate video id in the annotations")]
 
 
 def test_csv_manifest_without_class_file_uses_sorted_labels(tmp_path: Path):
@@ -93,9 +100,28 @@ def test_activitynet_v13_json(tmp_path: Path):
     ]
 
 
+def test_activitynet_v12_json_found_or_named(tmp_path: Path):
+    db = {"version": "VERSION 1.2", "taxonomy": [], "database": {
+        "k1": {"subset": "training", "annotations": [{"label": "Archery", "segment": [0, 3]}], "duration": 30.0, "resolution": "640x360", "url": "u"},
+        "k2": {"subset": "validation", "annotations": [{"label": "Bathing dog", "segment": [1, 2]}], "duration": 12.5, "resolution": "480x360", "url": "u"},
+    }}
+    (tmp_path / "activity_net.v1-2.min.json").write_text(json.dumps(db))
+    (tmp_path / "k2.webm").write_bytes(b"")
+    expected = [("v_k1", "v_k1.mp4", (0,), "train"), ("v_k2", "k2.webm", (1,), "val")]
+    m = activitynet_manifest(tmp_path)
+    assert m.classes == ("Archery", "Bathing dog") and [(v.video_id, v.path, v.labels, v.split) for v in m.videos] == expected
+    elsewhere = tmp_path / "annotations" / "anet12.json"
+    elsewhere.parent.mkdir()
+    (tmp_path / "activity_net.v1-2.min.json").rename(elsewhere)
+    with pytest.raises(ManifestError, match="activity_net.v1-3.min.json: annotation file not found"):
+        activitynet_manifest(tmp_path)
+    m = get_dataset("activitynet").load(tmp_path, AnnotationFiles(annotations=elsewhere))
+    assert [(v.video_id, v.path, v.labels, v.split) for v in m.videos] == expected
+
+
 def test_activitynet_bad_json_is_named(tmp_path: Path):
     (tmp_path / "activity_net.v1-3.min.json").write_text("{}")
-    with pytest.raises(ManifestError, match="not an ActivityNet v1.3 annotation file"):
+    with pytest.raises(ManifestError, match="not an ActivityNet v1.2/v1.3 annotation file"):
         activitynet_manifest(tmp_path)
 
 
@@ -143,10 +169,15 @@ def test_manifest_round_trip_and_digest(tmp_path: Path):
 
 
 def test_registry_names_and_profiles():
-    assert set(DATASETS) == {"demo", "csv", "fcvid", "activitynet", "minikinetics", "ucf101"}
+    assert set(DATASETS) == {"demo", "csv", "fcvid", "activitynet", "minikinetics", "ucf101", "list", "kinetics"}
     assert get_dataset("fcvid").features.light.name == "mobilenetv2_100"
     assert get_dataset("fcvid").features.recognizer.name == "resnet50"
     assert get_dataset("fcvid").features.recognizer.resolution == 224
     assert get_dataset("minikinetics").features.light.resolution == 112
-    with pytest.raises(ManifestError, match="unknown dataset 'kinetics'"):
-        get_dataset("kinetics")
+    with pytest.raises(ManifestError, match="unknown dataset 'kinetics700'"):
+        get_dataset("kinetics700")
+
+
+def test_root_only_datasets_refuse_list_options(tmp_path: Path):
+    with pytest.raises(ManifestError, match="--train-list, --class-names: not used by this dataset"):
+        get_dataset("fcvid").load(tmp_path, AnnotationFiles(train=tmp_path / "a.txt", classes=tmp_path / "c.txt"))

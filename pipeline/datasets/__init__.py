@@ -8,15 +8,29 @@ from typing import Callable
 
 from pipeline.config import FeaturesConfig, FinetuneConfig, ModelSpec, TrainConfig, WEIGHTS_NONE
 from pipeline.datasets import adapters
-from pipeline.datasets.manifest import Manifest, ManifestError, Rejected, VideoRecord
+from pipeline.datasets.manifest import AnnotationFiles, Manifest, ManifestError, Rejected, VideoRecord
 
-__all__ = ["DATASETS", "DatasetSpec", "Manifest", "ManifestError", "Rejected", "VideoRecord", "get_dataset"]
+__all__ = ["DATASETS", "AnnotationFiles", "DatasetSpec", "Manifest", "ManifestError", "Rejected", "VideoRecord", "get_dataset", "load_manifest"]
+
+Loader = Callable[[Path, AnnotationFiles], Manifest]
+
+
+def _files_in_root(adapter: Callable[[Path], Manifest]) -> Loader:
+    """A dataset whose annotation files lie at fixed places in the data root: naming files on
+    the command line is a mistake, said as such."""
+
+    def load(root: Path, files: AnnotationFiles) -> Manifest:
+        if files.given():
+            raise ManifestError(f"{', '.join(files.given())}: not used by this dataset, whose annotation files lie in the data root {root}")
+        return adapter(root)
+
+    return load
 
 
 @dataclass(frozen=True)
 class DatasetSpec:
     name: str
-    load: Callable[[Path], Manifest]
+    load: Loader
     default_root: Path
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     description: str = ""
@@ -52,27 +66,36 @@ DATASETS: dict[str, DatasetSpec] = {
     for spec in (
         DatasetSpec(
             "demo",
-            adapters.demo_manifest,
+            _files_in_root(adapters.demo_manifest),
             Path("data/demo"),
             DEMO_FEATURES,
             "synthetic H.264 videos made by `nsnet data` (generic CSV manifest)",
             DEMO_FINETUNE,
             DEMO_TRAIN,
         ),
-        DatasetSpec("csv", adapters.csv_manifest, Path("data/csv"), description="generic manifest.csv: path,label[,label...],split"),
-        DatasetSpec("fcvid", adapters.fcvid_manifest, Path("data/fcvid"), description="FCVID release files (multi-label)"),
-        DatasetSpec("activitynet", adapters.activitynet_manifest, Path("data/activitynet"), description="ActivityNet v1.3 JSON"),
+        DatasetSpec("csv", _files_in_root(adapters.csv_manifest), Path("data/csv"), description="generic manifest.csv: path,label[,label...],split"),
+        DatasetSpec("fcvid", _files_in_root(adapters.fcvid_manifest), Path("data/fcvid"), description="FCVID release files (multi-label)"),
+        DatasetSpec("activitynet", adapters.activitynet_manifest, Path("data/activitynet"), description="ActivityNet v1.3 or v1.2 JSON (--annotations, default: in the data root)"),
+        DatasetSpec("list", adapters.list_manifest, Path("data/list"), description="mmaction2 video/rawframe lists or AR-Net lists (--train-list/--val-list/--test-list, --class-names)"),
+        DatasetSpec("kinetics", adapters.kinetics_manifest, Path("data/kinetics"), description="Kinetics csv files (--train-list/--val-list), optionally a class subset (--class-names)"),
         DatasetSpec(
             "minikinetics",
-            adapters.minikinetics_manifest,
+            _files_in_root(adapters.minikinetics_manifest),
             Path("data/minikinetics"),
             # The paper feeds the light model 112x112 frames on Mini-Kinetics (A.1).
             FeaturesConfig(light=ModelSpec("mobilenetv2_100", resolution=112)),
             "Mini-Kinetics, AR-Net list format",
         ),
-        DatasetSpec("ucf101", adapters.ucf101_manifest, Path("data/ucf101"), description="UCF101 classInd + split 1 lists"),
+        DatasetSpec("ucf101", _files_in_root(adapters.ucf101_manifest), Path("data/ucf101"), description="UCF101 classInd + split 1 lists"),
     )
 }
+
+
+def load_manifest(dataset: str, data_root: Path | None, files: AnnotationFiles = AnnotationFiles()) -> tuple[Path, Manifest]:
+    """The data root (``data_root``, else the dataset's default) and the dataset's manifest."""
+    spec = get_dataset(dataset)
+    root = Path(data_root) if data_root is not None else spec.default_root
+    return root, spec.load(root, files)
 
 
 def get_dataset(name: str) -> DatasetSpec:

@@ -8,23 +8,22 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
+from pipeline.datasets.lists import PathResolver, list_entries, read_class_names, read_list
 from pipeline.datasets.manifest import (
+    AnnotationFiles,
     Manifest,
     ManifestError,
     RawEntry,
     build_manifest,
     normalise_split,
     read_lines,
+    video_id,
 )
 from pipeline.video import VIDEO_EXTENSIONS
-
-
-def _video_id(rel_path: str) -> str:
-    p = PurePosixPath(rel_path)
-    return str(p.with_suffix("")) if p.suffix.lower() in VIDEO_EXTENSIONS else str(p)
 
 
 def _first_existing(root: Path, *names: str) -> Path:
@@ -32,15 +31,6 @@ def _first_existing(root: Path, *names: str) -> Path:
         if (root / name).exists():
             return root / name
     return root / names[0]
-
-
-def _read_classes(path: Path) -> list[str]:
-    """A class list file: one name a line, optionally preceded by its index ("1 ApplyEyeMakeup")."""
-    names = []
-    for line in read_lines(path):
-        parts = line.split(maxsplit=1)
-        names.append(parts[1] if len(parts) == 2 and parts[0].isdigit() else line)
-    return names
 
 
 def csv_manifest(root: Path, manifest_file: str = "manifest.csv", classes_file: str = "classes.txt", name: str = "csv") -> Manifest:
@@ -59,10 +49,10 @@ def csv_manifest(root: Path, manifest_file: str = "manifest.csv", classes_file: 
             if len(row) < 3:
                 raise ManifestError(f"{path}:{line_no}: expected path,label[,label...],split, got {row}")
             rel, labels, split = row[0], tuple(label for label in row[1:-1] if label), row[-1]
-            entries.append(RawEntry(_video_id(rel), rel, labels, normalise_split(split, f"{path}:{line_no}")))
+            entries.append(RawEntry(video_id(rel), rel, labels, normalise_split(split, f"{path}:{line_no}")))
     classes_path = root / classes_file
     if classes_path.is_file():
-        classes = _read_classes(classes_path)
+        classes = read_class_names(classes_path)
     else:
         classes = sorted({label for e in entries for label in e.label_names})
     return build_manifest(name, classes, entries)
@@ -85,7 +75,7 @@ def fcvid_manifest(root: Path) -> Manifest:
     materials = root / "materials" if (root / "materials").is_dir() else root
     split_file = materials / "FCVID_VideoName_TrainTestSplit.txt"
     label_file = materials / "FCVID_Label.txt"
-    classes = _read_classes(materials / "FCVID_Category.txt")
+    classes = read_class_names(materials / "FCVID_Category.txt")
     rows = read_lines(split_file)
     label_rows = read_lines(label_file)
     if len(rows) != len(label_rows):
@@ -101,32 +91,36 @@ def fcvid_manifest(root: Path) -> Manifest:
             raise ManifestError(f"{label_file}:{line_no}: {len(values)} label columns, the class list has {len(classes)}")
         names = tuple(classes[j] for j, v in enumerate(values) if float(v) > 0)
         rel = prefix + parts[0]
-        entries.append(RawEntry(_video_id(parts[0]), rel, names, normalise_split(parts[1], f"{split_file}:{line_no}")))
+        entries.append(RawEntry(video_id(parts[0]), rel, names, normalise_split(parts[1], f"{split_file}:{line_no}")))
     return build_manifest("fcvid", classes, entries)
 
 
-def activitynet_manifest(root: Path, annotation_file: str = "activity_net.v1-3.min.json") -> Manifest:
-    """ActivityNet v1.3 JSON (``database`` of ``{id: {subset, annotations: [{label}]}}``). Classes
-    are the distinct annotation labels, sorted; the testing subset (no labels) is left out.
-    Videos are ``videos/v_<id>.<ext>`` (or ``<id>.<ext>``); a missing file is reported by the
-    features stage, not here."""
-    path = root / annotation_file
+ACTIVITYNET_FILES = ("activity_net.v1-3.min.json", "activity_net.v1-2.min.json")
+
+
+def activitynet_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) -> Manifest:
+    """ActivityNet v1.3 or v1.2 JSON (``database`` of ``{id: {subset, annotations: [{label}]}}``):
+    ``files.annotations``, else the first of :data:`ACTIVITYNET_FILES` in the root. Classes are
+    the distinct annotation labels, sorted; the testing subset (no labels) is left out. Videos
+    are ``videos/v_<id>.<ext>`` (or ``<id>.<ext>``); a missing file is reported by the features
+    stage, not here."""
+    path = Path(files.annotations) if files.annotations is not None else _first_existing(root, *ACTIVITYNET_FILES)
     if not path.is_file():
         raise ManifestError(f"{path}: annotation file not found")
     try:
         database = json.loads(path.read_text())["database"]
-    except (json.JSONDecodeError, KeyError) as exc:
-        raise ManifestError(f"{path}: not an ActivityNet v1.3 annotation file ({exc})") from exc
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ManifestError(f"{path}: not an ActivityNet v1.2/v1.3 annotation file ({exc})") from exc
     video_dir = root / "videos" if (root / "videos").is_dir() else root
-    existing = {p.stem: p for p in video_dir.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS or p.is_dir()} if video_dir.is_dir() else {}
+    resolver = PathResolver(root)
+    folder = str(video_dir.relative_to(root))
     classes = sorted({a["label"] for v in database.values() for a in v.get("annotations", [])})
     entries = []
     for vid, info in sorted(database.items()):
         if info.get("subset") == "testing":
             continue
         names = tuple(sorted({a["label"] for a in info.get("annotations", [])}))
-        found = existing.get(f"v_{vid}") or existing.get(vid)
-        rel = str(found.relative_to(root)) if found else str((video_dir / f"v_{vid}.mp4").relative_to(root))
+        rel = resolver.resolve(f"{folder}/v_{vid}") or str(PurePosixPath(folder) / f"v_{vid}.mp4")
         entries.append(RawEntry(f"v_{vid}", rel, names, normalise_split(info.get("subset", ""), f"{path}: video {vid}")))
     return build_manifest("activitynet", classes, entries)
 
@@ -139,7 +133,7 @@ def minikinetics_manifest(
 ) -> Manifest:
     """Mini-Kinetics in the AR-Net / TSM list format: ``<path> <num_frames> <label index>`` a line,
     the path a rawframes folder or a video file relative to the root; class names one a line."""
-    classes = _read_classes(root / classes_file)
+    classes = read_class_names(root / classes_file)
     entries = []
     for list_name, split in ((train_list, "train"), (val_list, "val")):
         list_path = root / list_name
@@ -149,7 +143,7 @@ def minikinetics_manifest(
                 raise ManifestError(f"{list_path}:{line_no}: expected '<path> <num_frames> <label>', got {line!r}")
             label = int(parts[2])
             name = classes[label] if 0 <= label < len(classes) else f"#{label}"
-            entries.append(RawEntry(_video_id(parts[0]), parts[0], (name,), split))
+            entries.append(RawEntry(video_id(parts[0]), parts[0], (name,), split))
     return build_manifest("minikinetics", classes, entries)
 
 
@@ -158,7 +152,7 @@ def ucf101_manifest(root: Path, split: int = 1) -> Manifest:
     (``Class/v_x.avi 1``, 1-based) and ``testlist0N.txt`` (``Class/v_x.avi``, class from the
     folder). Videos lie under ``UCF-101/`` if present, else under the root."""
     lists = _first_existing(root, "ucfTrainTestlist", ".")
-    classes = _read_classes(lists / "classInd.txt")
+    classes = read_class_names(lists / "classInd.txt")
     prefix = "UCF-101/" if (root / "UCF-101").is_dir() else ""
     entries = []
     for list_name, split_name in ((f"trainlist0{split}.txt", "train"), (f"testlist0{split}.txt", "val")):
@@ -171,5 +165,69 @@ def ucf101_manifest(root: Path, split: int = 1) -> Manifest:
                 name = classes[label] if 0 <= label < len(classes) else f"#{label + 1}"
             else:
                 name = PurePosixPath(rel).parts[0]
-            entries.append(RawEntry(_video_id(rel), prefix + rel, (name,), split_name))
+            entries.append(RawEntry(video_id(rel), prefix + rel, (name,), split_name))
     return build_manifest("ucf101", classes, entries)
+
+
+def list_manifest(root: Path, files: AnnotationFiles) -> Manifest:
+    """Datasets kept as list files (mmaction2 video or rawframe lists, AR-Net lists; see
+    :mod:`pipeline.datasets.lists`), one per split, with an optional class-name file (without
+    one, classes are named by their index)."""
+    lists = files.lists()
+    if not lists:
+        raise ManifestError("the list dataset needs at least one of --train-list, --val-list, --test-list")
+    resolver = PathResolver(root)
+    read = [(path, split, read_list(path, files.list_format, resolver)) for path, split in lists]
+    if files.classes is not None:
+        classes = read_class_names(Path(files.classes))
+    else:
+        classes = [str(i) for i in range(1 + max(label for _, _, lines in read for line in lines for label in line.labels))]
+    entries = [entry for path, split, lines in read for entry in list_entries(path, split, lines, classes, resolver)]
+    return build_manifest("list", classes, entries)
+
+
+KINETICS_COLUMNS = ("youtube_id", "time_start", "time_end")
+
+
+def kinetics_manifest(root: Path, files: AnnotationFiles) -> Manifest:
+    """Kinetics csv files (``label,youtube_id,time_start,time_end,split``), one per split, with
+    videos named ``<youtube_id>_<start:06d>_<end:06d>.<ext>`` (or ``<youtube_id>.<ext>``) as the
+    common downloaders write them, anywhere under the root. ``files.classes`` restricts the
+    dataset to a subset of the classes (Mini-Kinetics' 200): rows of the other classes are left
+    out; without it the classes are the csv labels, sorted. Rows without a label (the test csv)
+    are left out."""
+    lists = files.lists()
+    if not lists:
+        raise ManifestError("the kinetics dataset needs at least one csv: --train-list, --val-list or --test-list")
+    on_disk: dict[str, str] = {}
+    for folder, _, names in sorted(os.walk(root)):
+        for name in sorted(names):
+            stem, suffix = os.path.splitext(name)
+            if suffix.lower() in VIDEO_EXTENSIONS:
+                on_disk.setdefault(stem, os.path.relpath(os.path.join(folder, name), root))
+    rows = []
+    for path, split in lists:
+        if not path.is_file():
+            raise ManifestError(f"{path}: csv file not found")
+        with path.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            missing = [c for c in KINETICS_COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise ManifestError(f"{path}: not a Kinetics csv (no column {', '.join(missing)}; expected label,youtube_id,time_start,time_end,split)")
+            for line_no, row in enumerate(reader, start=2):
+                if row.get("label"):
+                    rows.append((path, line_no, row, split))
+    subset = read_class_names(Path(files.classes)) if files.classes is not None else None
+    classes = subset if subset is not None else sorted({row["label"] for _, _, row, _ in rows})
+    wanted = set(classes)
+    entries = []
+    for path, line_no, row, split in rows:
+        if row["label"] not in wanted:
+            continue
+        try:
+            clip = f"{row['youtube_id']}_{int(float(row['time_start'])):06d}_{int(float(row['time_end'])):06d}"
+        except ValueError:
+            raise ManifestError(f"{path}:{line_no}: time_start/time_end must be numbers, got {row['time_start']!r}, {row['time_end']!r}") from None
+        rel = on_disk.get(clip) or on_disk.get(row["youtube_id"]) or f"{clip}.mp4"
+        entries.append(RawEntry(clip, rel, (row["label"],), split))
+    return build_manifest("kinetics", classes, entries)

@@ -4,15 +4,47 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path, PurePosixPath
 from typing import Iterable
+
+from pipeline.video import VIDEO_EXTENSIONS
 
 SPLITS = ("train", "val", "test")
 
 
 class ManifestError(Exception):
     """An annotation file that cannot be turned into a manifest; the message names the file."""
+
+
+@dataclass(frozen=True)
+class AnnotationFiles:
+    """Annotation files named on the command line, for datasets whose files lie anywhere (list
+    files) or come in several versions (ActivityNet's JSON). Relative paths are taken from the
+    working directory; the videos' paths inside them from the data root."""
+
+    train: Path | None = None
+    val: Path | None = None
+    test: Path | None = None
+    classes: Path | None = None
+    list_format: str = "auto"  # auto | video | rawframes | arnet
+    annotations: Path | None = None  # one file holding every split (ActivityNet JSON)
+
+    def lists(self) -> list[tuple[Path, str]]:
+        """(list file, split) for each split given."""
+        return [(Path(p), s) for p, s in ((self.train, "train"), (self.val, "val"), (self.test, "test")) if p is not None]
+
+    def given(self) -> list[str]:
+        """The command-line options given (a list format other than auto counts)."""
+        options = {"train": "--train-list", "val": "--val-list", "test": "--test-list", "classes": "--class-names", "annotations": "--annotations"}
+        given = [option for name, option in options.items() if getattr(self, name) is not None]
+        return given + (["--list-format"] if self.list_format != "auto" else [])
+
+
+def video_id(rel_path: str) -> str:
+    """A video's id: its path relative to the data root without a video extension."""
+    p = PurePosixPath(rel_path)
+    return str(p.with_suffix("")) if p.suffix.lower() in VIDEO_EXTENSIONS else str(p)
 
 
 @dataclass(frozen=True)
@@ -89,15 +121,27 @@ class Manifest:
 
 def normalise_split(value: str, source: Path | str) -> str:
     key = value.strip().lower()
-    aliases = {"training": "train", "validation": "val", "valid": "val", "testing": "test"}
+    aliases = {"training": "train", "validation": "val", "valid": "val", "validate": "val", "testing": "test"}
     key = aliases.get(key, key)
     if key not in SPLITS:
         raise ManifestError(f"{source}: unknown split {value!r} (expected one of {', '.join(SPLITS)})")
     return key
 
 
+def distinct_ids(entries: Iterable[RawEntry]) -> list[RawEntry]:
+    """Entries whose ids (paths without extension) collide while their paths differ, such as
+    ``clip.avi`` and ``clip.mp4`` in one folder, are told apart by their paths; ids that stay
+    unique keep the extension-free form (the digest of existing manifests is unchanged)."""
+    entries = list(entries)
+    paths_by_id: dict[str, set[str]] = {}
+    for entry in entries:
+        paths_by_id.setdefault(entry.video_id, set()).add(entry.path)
+    return [replace(e, video_id=e.path) if len(paths_by_id[e.video_id]) > 1 else e for e in entries]
+
+
 def build_manifest(name: str, classes: Iterable[str], entries: Iterable[RawEntry]) -> Manifest:
-    """Check every entry's labels against the class list; entries that fail become ``Rejected``."""
+    """Check every entry's labels against the class list; entries that fail become ``Rejected``.
+    The same path listed twice is rejected as a duplicate; see :func:`distinct_ids`."""
     classes = tuple(classes)
     if len(set(classes)) != len(classes):
         raise ManifestError(f"{name}: the class list has duplicate names")
@@ -105,7 +149,7 @@ def build_manifest(name: str, classes: Iterable[str], entries: Iterable[RawEntry
     videos: list[VideoRecord] = []
     rejected: list[Rejected] = []
     seen: set[str] = set()
-    for entry in entries:
+    for entry in distinct_ids(entries):
         if entry.video_id in seen:
             rejected.append(Rejected(entry.video_id, entry.path, "duplicate video id in the annotations"))
             continue

@@ -1,0 +1,170 @@
+"""The list files the action-recognition code bases keep their datasets in, and the class-name
+files beside them.
+
+* mmaction2 video lists: ``path label [label ...]``;
+* mmaction2 rawframe lists: ``path num_frames label [label ...]``;
+* AR-Net style lists: ``path,num_frames,label[,label ...]`` (its ActivityNet and FCVID lists);
+* class names: one a line (mmaction2 ``label_map.txt``), or ``index name`` lines (UCF101's
+  ``classInd.txt``, 1-based) ordered by their index.
+
+Labels are 0-based class indices; several on a line make a multi-label video. A path may come
+with or without its extension and with or without ActivityNet's ``v_`` prefix: it is resolved
+against the data root (a video file or a folder of frames).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from pipeline.datasets.manifest import ManifestError, RawEntry, read_lines, video_id
+from pipeline.video import VIDEO_EXTENSIONS
+
+LIST_FORMATS = ("auto", "video", "rawframes", "arnet")
+
+
+@dataclass(frozen=True)
+class ListLine:
+    """One line of a list file: the path as written and the 0-based labels."""
+
+    line_no: int
+    path: str
+    labels: tuple[int, ...]
+
+
+def read_class_names(path: Path) -> list[str]:
+    """Class names, one a line; ``index name`` lines are put in the order of their index
+    (0- or 1-based alike), so that label ``i`` is the ``i``-th class. Names may hold spaces."""
+    lines = read_lines(path)
+    indexed = [line.split(maxsplit=1) for line in lines]
+    if all(len(parts) == 2 and parts[0].isdigit() for parts in indexed):
+        order = sorted(indexed, key=lambda parts: int(parts[0]))
+        numbers = [int(parts[0]) for parts in order]
+        if len(set(numbers)) != len(numbers):
+            raise ManifestError(f"{path}: class index {_first_repeat(numbers)} is given twice")
+        return [parts[1].strip() for parts in order]
+    return lines
+
+
+def _first_repeat(values: list[int]) -> int:
+    seen: set[int] = set()
+    for value in values:
+        if value in seen:
+            return value
+        seen.add(value)
+    raise ValueError("no repeat")
+
+
+def _integer(text: str, what: str, where: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ManifestError(f"{where}: {what} {text!r} is not an integer") from None
+    if value < 0:
+        raise ManifestError(f"{where}: {what} {value} is negative")
+    return value
+
+
+def parse_list_line(line: str, line_no: int, list_format: str, source: Path) -> ListLine:
+    """One line of a list file in ``list_format`` (``video``, ``rawframes`` or ``arnet``)."""
+    where = f"{source}:{line_no}"
+    fields = [f.strip() for f in line.split(",")] if list_format == "arnet" else line.split()
+    skip = 2 if list_format in ("rawframes", "arnet") else 1  # path [num_frames]
+    expected = {"video": "'path label [label ...]'", "rawframes": "'path num_frames label [label ...]'", "arnet": "'path,num_frames,label[,label ...]'"}[list_format]
+    if len(fields) <= skip or not fields[0]:
+        raise ManifestError(f"{where}: expected {expected}, got {line!r}")
+    if skip == 2:
+        _integer(fields[1], "frame count", where)
+    labels = tuple(sorted({_integer(f, "label", where) for f in fields[skip:]}))
+    return ListLine(line_no, fields[0], labels)
+
+
+class PathResolver:
+    """Finds what a list's path names under the data root: the path itself, the path with a
+    video extension, or either with ActivityNet's ``v_`` prefix added or removed. Each folder
+    is listed once."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self._listings: dict[PurePosixPath, tuple[set[str], dict[str, str]]] = {}
+
+    def _listing(self, folder: PurePosixPath) -> tuple[set[str], dict[str, str]]:
+        """(names, stem -> file name of its first video extension) of one folder."""
+        if folder not in self._listings:
+            names: set[str] = set()
+            stems: dict[str, str] = {}
+            try:
+                with os.scandir(self.root / folder) as entries:
+                    names = {e.name for e in entries}
+            except (FileNotFoundError, NotADirectoryError):
+                pass
+            rank = {ext: i for i, ext in enumerate(VIDEO_EXTENSIONS)}
+            for name in sorted(names, key=lambda n: rank.get(PurePosixPath(n).suffix.lower(), len(rank))):
+                suffix = PurePosixPath(name).suffix.lower()
+                if suffix in rank:
+                    stems.setdefault(name[: -len(suffix)], name)
+            self._listings[folder] = (names, stems)
+        return self._listings[folder]
+
+    def resolve(self, path: str) -> str | None:
+        """The path relative to the root of the file or folder ``path`` names, or None."""
+        rel = PurePosixPath(path.replace("\\", "/").lstrip("/"))
+        names, stems = self._listing(rel.parent)
+        name = rel.name
+        toggled = name[2:] if name.startswith("v_") else f"v_{name}"
+        for candidate in (name, toggled):
+            if candidate in names:
+                return str(rel.parent / candidate)
+        for candidate in (name, toggled):
+            if candidate in stems:
+                return str(rel.parent / stems[candidate])
+        return None
+
+
+def detect_format(lines: list[tuple[int, str]], resolver: PathResolver) -> str:
+    """The format of a list file: AR-Net when it has commas; else a video list when each line
+    has two fields or its first path that exists is a video file, a rawframe list when that
+    path is a folder; with nothing on disk, a path with a video extension means a video list
+    and three or more fields on every line a rawframe list."""
+    texts = [text for _, text in lines]
+    if any("," in text for text in texts):
+        return "arnet"
+    fields = [text.split() for text in texts]
+    if all(len(f) == 2 for f in fields):
+        return "video"
+    for parts in fields:
+        found = resolver.resolve(parts[0])
+        if found is not None:
+            return "rawframes" if (resolver.root / found).is_dir() else "video"
+    if PurePosixPath(fields[0][0]).suffix.lower() in VIDEO_EXTENSIONS:
+        return "video"
+    return "rawframes" if all(len(f) >= 3 for f in fields) else "video"
+
+
+def read_list(path: Path, list_format: str, resolver: PathResolver) -> list[ListLine]:
+    """Every line of a list file (``#`` comments and blank lines skipped)."""
+    if list_format not in LIST_FORMATS:
+        raise ManifestError(f"unknown list format {list_format!r}; known: {', '.join(LIST_FORMATS)}")
+    if not Path(path).is_file():
+        raise ManifestError(f"{path}: list file not found")
+    numbered = [(n, line.strip()) for n, line in enumerate(Path(path).read_text().splitlines(), start=1)]
+    numbered = [(n, text) for n, text in numbered if text and not text.startswith("#")]
+    if not numbered:
+        raise ManifestError(f"{path}: the list file has no entries")
+    fmt = detect_format(numbered, resolver) if list_format == "auto" else list_format
+    return [parse_list_line(text, n, fmt, Path(path)) for n, text in numbered]
+
+
+def list_entries(path: Path, split: str, lines: list[ListLine], classes: list[str], resolver: PathResolver) -> list[RawEntry]:
+    """The entries of one read list file, paths resolved against the data root (kept as
+    written when nothing is found: the features stage reports the missing file). A label beyond
+    the class list is an error naming the file and line."""
+    entries = []
+    for item in lines:
+        beyond = [label for label in item.labels if label >= len(classes)]
+        if beyond:
+            raise ManifestError(f"{path}:{item.line_no}: label {beyond[0]} is beyond the {len(classes)} classes of the class list (labels are 0-based)")
+        rel = resolver.resolve(item.path) or item.path
+        entries.append(RawEntry(video_id(rel), rel, tuple(classes[label] for label in item.labels), split))
+    return entries

@@ -1,0 +1,185 @@
+"""The list files of mmaction2, AR-Net and the Kinetics csv: every variant, multi-label lines,
+paths resolved against the data root, and clear errors naming the file and line."""
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pipeline.datasets import AnnotationFiles, ManifestError, get_dataset
+from pipeline.datasets.lists import PathResolver, detect_format, read_class_names
+from stages.cli import main
+
+
+def _load(dataset: str, root: Path, **files) -> list[tuple]:
+    m = get_dataset(dataset).load(root, AnnotationFiles(**files))
+    return m, [(v.video_id, v.path, v.labels, v.split) for v in m.videos]
+
+
+def _touch(root: Path, *names: str) -> None:
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        if name.endswith("/"):
+            (root / name).mkdir(exist_ok=True)
+        else:
+            (root / name).write_bytes(b"")
+
+
+@pytest.fixture
+def label_map(tmp_path: Path) -> Path:
+    path = tmp_path / "label_map.txt"
+    path.write_text("abseiling\nair drumming\nbaking cookies\n")  # names with spaces, as Kinetics'
+    return path
+
+
+def test_mmaction2_video_list_with_multi_label_lines(tmp_path, label_map):
+    root = tmp_path / "videos"
+    _touch(root, "train/a.mp4", "train/b.mkv", "val/c.webm")
+    train = tmp_path / "train_list_videos.txt"
+    train.write_text("train/a.mp4 0\ntrain/b.mkv 2 1\n\n# a comment line\n")
+    val = tmp_path / "val_list_videos.txt"
+    val.write_text("val/c.webm 1\n")
+    m, rows = _load("list", root, train=train, val=val, classes=label_map)
+    assert m.classes == ("abseiling", "air drumming", "baking cookies")
+    assert rows == [("train/a", "train/a.mp4", (0,), "train"), ("train/b", "train/b.mkv", (1, 2), "train"), ("val/c", "val/c.webm", (1,), "val")]
+
+
+def test_mmaction2_rawframe_list(tmp_path, label_map):
+    root = tmp_path / "rawframes"
+    _touch(root, "train/a/", "train/b/")
+    train = tmp_path / "train_list_rawframes.txt"
+    train.write_text("train/a 120 0\ntrain/b 95 2 0\n")
+    _, rows = _load("list", root, train=train, classes=label_map)
+    assert rows == [("train/a", "train/a", (0,), "train"), ("train/b", "train/b", (0, 2), "train")]
+
+
+def test_arnet_comma_lists(tmp_path, label_map):
+    root = tmp_path / "data"
+    _touch(root, "v_x1.mp4", "v_x2/")
+    lst = tmp_path / "actnet_val_split.txt"
+    lst.write_text("v_x1,2560,2\nv_x2,1800,0,1\n")
+    _, rows = _load("list", root, val=lst, classes=label_map)
+    assert rows == [("v_x1", "v_x1.mp4", (2,), "val"), ("v_x2", "v_x2", (0, 1), "val")]
+
+
+def test_ids_with_or_without_prefix_and_extension_are_resolved(tmp_path, label_map):
+    root = tmp_path / "anet"
+    _touch(root, "videos/v_abc.mp4", "videos/def.webm", "videos/v_ghi/", "videos/jkl.avi", "videos/jkl.mkv")
+    lst = tmp_path / "list.txt"
+    lst.write_text("videos/abc 0\nvideos/v_def 1\nvideos/ghi 2\nvideos/jkl 0\nvideos/gone 1\n")
+    _, rows = _load("list", root, train=lst, classes=label_map, list_format="video")
+    assert rows == [
+        ("videos/v_abc", "videos/v_abc.mp4", (0,), "train"),
+        ("videos/def", "videos/def.webm", (1,), "train"),
+        ("videos/v_ghi", "videos/v_ghi", (2,), "train"),
+        ("videos/jkl", "videos/jkl.avi", (0,), "train"),  # .avi before .mkv, as VIDEO_EXTENSIONS
+        ("videos/gone", "videos/gone", (1,), "train"),  # not found: kept, the features stage reports it
+    ]
+
+
+def test_class_files_with_indices(tmp_path):
+    one_based = tmp_path / "classInd.txt"
+    one_based.write_text("2 Archery\n1 ApplyEyeMakeup\n3 Baby Crawling\n")
+    assert read_class_names(one_based) == ["ApplyEyeMakeup", "Archery", "Baby Crawling"]
+    zero_based = tmp_path / "label_map.txt"
+    zero_based.write_text("0 a\n1 b c\n")
+    assert read_class_names(zero_based) == ["a", "b c"]
+    twice = tmp_path / "twice.txt"
+    twice.write_text("0 a\n0 b\n")
+    with pytest.raises(ManifestError, match="twice.txt: class index 0 is given twice"):
+        read_class_names(twice)
+    lst = tmp_path / "list.txt"
+    lst.write_text("x.mp4 0\ny.mp4 2\n")
+    _, rows = _load("list", tmp_path, train=lst, classes=one_based)
+    assert [r[2] for r in rows] == [(0,), (2,)]  # 0-based labels against a 1-based classInd
+
+
+def test_labels_beyond_the_class_file_name_file_and_line(tmp_path, label_map):
+    lst = tmp_path / "train.txt"
+    lst.write_text("a.mp4 0\nb.mp4 1 3\n")
+    with pytest.raises(ManifestError, match=r"train.txt:2: label 3 is beyond the 3 classes of the class list"):
+        _load("list", tmp_path, train=lst, classes=label_map)
+
+
+@pytest.mark.parametrize(
+    "text,fmt,message",
+    [
+        ("a.mp4 cat\n", "video", r"bad.txt:1: label 'cat' is not an integer"),
+        ("a 12x 0\n", "rawframes", r"bad.txt:1: frame count '12x' is not an integer"),
+        ("a.mp4 0\nb.mp4\n", "video", r"bad.txt:2: expected 'path label \[label ...\]'"),
+        ("a,10\n", "arnet", r"bad.txt:1: expected 'path,num_frames,label\[,label ...\]'"),
+        ("a.mp4 -1\n", "video", r"bad.txt:1: label -1 is negative"),
+    ],
+)
+def test_malformed_lines_name_file_and_line(tmp_path, text, fmt, message):
+    bad = tmp_path / "bad.txt"
+    bad.write_text(text)
+    with pytest.raises(ManifestError, match=message):
+        _load("list", tmp_path, train=bad, list_format=fmt)
+
+
+def test_without_class_file_classes_are_indices(tmp_path):
+    lst = tmp_path / "list.txt"
+    lst.write_text("a.mp4 3\nb.mp4 0 1\n")
+    m, rows = _load("list", tmp_path, val=lst)
+    assert m.classes == ("0", "1", "2", "3") and [r[2] for r in rows] == [(3,), (0, 1)]
+
+
+def test_format_detection(tmp_path):
+    resolver = PathResolver(tmp_path)
+    _touch(tmp_path, "f/", "v.mp4")
+    lines = lambda *texts: list(enumerate(texts, start=1))  # noqa: E731
+    assert detect_format(lines("a,10,1"), resolver) == "arnet"
+    assert detect_format(lines("x 1", "y 2"), resolver) == "video"
+    assert detect_format(lines("f 30 1 2"), resolver) == "rawframes"  # a folder on disk
+    assert detect_format(lines("v 1 2"), resolver) == "video"  # v.mp4 on disk: multi-label video list
+    assert detect_format(lines("gone.mp4 1 2"), resolver) == "video"  # nothing on disk, an extension
+    assert detect_format(lines("gone 30 1", "gone2 40 2"), resolver) == "rawframes"
+
+
+def test_list_needs_a_list_and_refuses_a_missing_one(tmp_path):
+    with pytest.raises(ManifestError, match="needs at least one of --train-list"):
+        _load("list", tmp_path)
+    with pytest.raises(ManifestError, match="nowhere.txt: list file not found"):
+        _load("list", tmp_path, train=tmp_path / "nowhere.txt")
+
+
+def test_kinetics_csv_with_a_class_subset(tmp_path):
+    root = tmp_path / "kinetics"
+    _touch(root, "train/abseiling/aaa_000010_000020.mp4", "train/air_drumming/bbb_000003_000013.mp4", "val/ccc_000000_000010.webm", "val/ddd.mp4")
+    train = tmp_path / "train.csv"
+    train.write_text('label,youtube_id,time_start,time_end,split,is_cc\nabseiling,aaa,10,20,train,0\n"air drumming",bbb,3,13,train,0\nzumba,zzz,0,10,train,0\n')
+    val = tmp_path / "validate.csv"
+    val.write_text("label,youtube_id,time_start,time_end,split\nabseiling,ccc,0.0,10.0,val\nair drumming,ddd,5,15,val\nabseiling,eee,1,11,val\n")
+    subset = tmp_path / "mini_classes.txt"
+    subset.write_text("abseiling\nair drumming\n")
+    m, rows = _load("kinetics", root, train=train, val=val, classes=subset)
+    assert m.classes == ("abseiling", "air drumming")
+    assert rows == [
+        ("aaa_000010_000020", "train/abseiling/aaa_000010_000020.mp4", (0,), "train"),
+        ("bbb_000003_000013", "train/air_drumming/bbb_000003_000013.mp4", (1,), "train"),
+        ("ccc_000000_000010", "val/ccc_000000_000010.webm", (0,), "val"),
+        ("ddd_000005_000015", "val/ddd.mp4", (1,), "val"),  # saved under the bare id
+        ("eee_000001_000011", "eee_000001_000011.mp4", (0,), "val"),  # not downloaded
+    ]
+    _, rows = _load("kinetics", root, train=train)  # no subset: every label of the csv, sorted
+    assert [r[2] for r in rows] == [(0,), (1,), (2,)]
+    test = tmp_path / "test.csv"
+    test.write_text("youtube_id,time_start,time_end,split\nqqq,0,10,test\n")
+    assert _load("kinetics", root, test=test, classes=subset)[1] == []  # no labels: left out
+    bad = tmp_path / "bad.csv"
+    bad.write_text("label,id,start,end\nx,y,0,10\n")
+    with pytest.raises(ManifestError, match="bad.csv: not a Kinetics csv \\(no column youtube_id, time_start, time_end"):
+        _load("kinetics", root, train=bad)
+
+
+def test_cli_reads_list_files(tmp_path, label_map):
+    lst = tmp_path / "train.txt"
+    lst.write_text("a.mp4 0\nb.mp4 1 2\n")
+    result = CliRunner().invoke(main, ["data", "--dataset", "list", "--data-root", str(tmp_path), "--train-list", str(lst), "--class-names", str(label_map)])
+    assert result.exit_code == 0, result.output
+    assert "dataset list: 2 videos, 3 classes" in result.output and "multi-label videos: 1" in result.output
+    beyond = tmp_path / "beyond.txt"
+    beyond.write_text("a.mp4 7\n")
+    result = CliRunner().invoke(main, ["data", "--dataset", "list", "--data-root", str(tmp_path), "--val-list", str(beyond), "--class-names", str(label_map)])
+    assert result.exit_code == 1 and "beyond.txt:1: label 7 is beyond the 3 classes" in result.output
