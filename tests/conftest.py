@@ -18,6 +18,27 @@ TINY_FEATURES = FeaturesConfig(
 )
 
 
+def write_video(path: Path, frames, fps: int, container: str, codec: str, codec_options: dict | None = None, container_options: dict | None = None, rotation: int | None = None) -> Path:
+    """Encode uint8 RGB ``frames`` [N, H, W, 3] with PyAV in any container and codec."""
+    import av
+
+    with av.open(str(path), "w", format=container, options=container_options or {}) as out:
+        stream = out.add_stream(codec, rate=fps, options=codec_options or {})
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        if rotation is not None:
+            stream.set_display_rotation(rotation)
+        for array in frames:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
+        out.mux(stream.encode())
+    return path
+
+
+@pytest.fixture
+def video_writer():
+    """:func:`write_video`, for tests that make files in the formats users have."""
+    return write_video
+
+
 @pytest.fixture(scope="session")
 def tiny_videos_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("tiny_demo")

@@ -139,3 +139,21 @@ def test_k_larger_than_t_takes_every_frame(trained, tmp_path):
     video = root / _val_videos(features)[0]["path"]
     result = run_predict([video], run, tmp_path / "out", replace(EVAL, k=50), workers=0, progress=False)
     assert result.predictions[0].positions.tolist() == list(range(result.pipeline.num_frames))
+
+
+def test_avi_without_timestamps_gets_times_from_the_frame_rate(trained, tmp_path, video_writer):
+    """An AVI with B-frames has no presentation times (decord gave -1e17 s and wrong frames):
+    predict reads it through PyAV and its times are frame index / frame rate everywhere."""
+    from pipeline.video import FrameSource
+
+    features, _, run, root = trained
+    source = FrameSource(root / _val_videos(features)[0]["path"])
+    avi = video_writer(tmp_path / "clip.avi", source.read(np.arange(source.num_frames)), 25, "avi", "mpeg4", {"bf": "2"})
+    assert FrameSource(avi).decoder == "pyav"
+    result = run_predict([avi], run, tmp_path / "out", EVAL, workers=0, plot=True, progress=False)
+    (p,) = result.predictions
+    assert p.ok
+    np.testing.assert_allclose(p.timestamps, p.frame_indices / 25.0)
+    line = json.loads(result.jsonl.read_text())
+    np.testing.assert_allclose(line["timestamps"], np.asarray(line["frames"]) / 25.0, atol=1e-4)
+    assert f"{p.frame_indices[0]}@{p.frame_indices[0] / 25:.2f}s" in result.table()

@@ -5,7 +5,6 @@ or one clear line naming the file and the problem."""
 
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
@@ -26,18 +25,6 @@ def _frames() -> np.ndarray:
     return frames
 
 
-def write_video(path: Path, container: str, codec: str, codec_options: dict | None = None, container_options: dict | None = None, rotation: int | None = None) -> Path:
-    with av.open(str(path), "w", format=container, options=container_options or {}) as out:
-        stream = out.add_stream(codec, rate=FPS, options=codec_options or {})
-        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
-        if rotation is not None:
-            stream.set_display_rotation(rotation)
-        for array in _frames():
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
-        out.mux(stream.encode())
-    return path
-
-
 # name: (container, codec, codec options, container options, rotation, decoder that reads it)
 FORMATS = {
     "xvid.avi": ("avi", "mpeg4", None, None, None, "decord"),
@@ -55,9 +42,11 @@ FORMATS = {
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> Path:
+    from conftest import write_video  # a module-scoped fixture cannot take the function-scoped one
+
     root = tmp_path_factory.mktemp("formats")
     for name, (container, codec, copts, fopts, rotation, _) in FORMATS.items():
-        write_video(root / name, container, codec, copts, fopts, rotation)
+        write_video(root / name, _frames(), FPS, container, codec, copts, fopts, rotation)
     return root
 
 
@@ -149,3 +138,36 @@ def test_frame_times_fall_back_to_the_frame_rate():
     assert not sane_frame_times(np.array([np.nan, 0.1]))
     np.testing.assert_allclose(frame_seconds(idx, np.array([0.0, 0.1, 0.1, 0.2, 0.3, 0.4]), 10.0), [0.0, 0.2, 0.5])
     assert frame_seconds(idx, None, None) is None and frame_seconds(idx, garbage, 0.0) is None and frame_seconds(idx, None, 1e9) is None
+
+
+def test_features_stage_on_a_list_of_every_format(files, tmp_path, tiny_config, run_options):
+    """Through the list adapter and the features stage: every readable format is cached, the
+    truncated and non-video files are recorded with one line each, and nothing else is lost."""
+    import json
+
+    from pipeline.cache import DONE, FAILED, FeatureCache
+    from pipeline.datasets import AnnotationFiles
+    from stages.features import run_features
+
+    root = tmp_path / "data"
+    root.mkdir()
+    for name in FORMATS:
+        (root / name).write_bytes((files / name).read_bytes())
+    data = (files / "phone.mov").read_bytes()
+    (root / "cut.mov").write_bytes(data[: len(data) // 3])
+    (root / "notes.webm").write_text("not a video\n" * 30)
+    names = sorted(FORMATS) + ["cut.mov", "notes.webm"]
+    listing = tmp_path / "train_list_videos.txt"
+    listing.write_text("".join(f"{Path(n).stem if n.endswith('.webm') and n != 'notes.webm' else n} {i % 2}\n" for i, n in enumerate(names)))
+    summary = run_features("list", root, tiny_config, run_options, files=AnnotationFiles(train=listing))
+    with FeatureCache(Path(summary.cache)) as cache:
+        status = cache["status"][:]
+        manifest = cache.attrs["manifest"]
+        counts = cache["num_frames"][:]
+    paths = [v["path"] for v in manifest["videos"]]
+    assert paths == names  # "live" and "vp9" listed without extension, resolved on disk
+    assert [int(s) for s in status] == [DONE] * len(FORMATS) + [FAILED, FAILED]
+    assert counts[: len(FORMATS)].tolist() == [N] * len(FORMATS)
+    reasons = {r["path"]: r["reason"] for r in map(json.loads, Path(summary.failures_file).read_text().splitlines())}
+    assert reasons["cut.mov"].startswith("truncated or corrupt video (") and reasons["notes.webm"].startswith("not a video file (")
+    assert all("\n" not in r and ".cc:" not in r for r in reasons.values())
