@@ -42,11 +42,19 @@ FORMATS = {
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> Path:
+    """The files, written in a fresh process: decord's wheel bundles an old libvpx whose
+    symbols, once decord is loaded, PyAV's VP9 encoder binds to and fails with (decoding,
+    FFmpeg's own VP9 decoder, is not affected)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     from conftest import write_video  # a module-scoped fixture cannot take the function-scoped one
 
     root = tmp_path_factory.mktemp("formats")
-    for name, (container, codec, copts, fopts, rotation, _) in FORMATS.items():
-        write_video(root / name, _frames(), FPS, container, codec, copts, fopts, rotation)
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        jobs = [pool.submit(write_video, root / name, _frames(), FPS, container, codec, copts, fopts, rotation) for name, (container, codec, copts, fopts, rotation, _) in FORMATS.items()]
+        for job in jobs:
+            job.result()
     return root
 
 

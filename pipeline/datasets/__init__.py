@@ -19,7 +19,7 @@ def _files_in_root(adapter: Callable[[Path], Manifest]) -> Loader:
     """A dataset whose annotation files lie at fixed places in the data root: naming files on
     the command line is a mistake, said as such."""
 
-    def load(root: Path, files: AnnotationFiles) -> Manifest:
+    def load(root: Path, files: AnnotationFiles = AnnotationFiles()) -> Manifest:
         if files.given():
             raise ManifestError(f"{', '.join(files.given())}: not used by this dataset, whose annotation files lie in the data root {root}")
         return adapter(root)

@@ -169,7 +169,7 @@ def ucf101_manifest(root: Path, split: int = 1) -> Manifest:
     return build_manifest("ucf101", classes, entries)
 
 
-def list_manifest(root: Path, files: AnnotationFiles) -> Manifest:
+def list_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) -> Manifest:
     """Datasets kept as list files (mmaction2 video or rawframe lists, AR-Net lists; see
     :mod:`pipeline.datasets.lists`), one per split, with an optional class-name file (without
     one, classes are named by their index)."""
@@ -189,7 +189,7 @@ def list_manifest(root: Path, files: AnnotationFiles) -> Manifest:
 KINETICS_COLUMNS = ("youtube_id", "time_start", "time_end")
 
 
-def kinetics_manifest(root: Path, files: AnnotationFiles) -> Manifest:
+def kinetics_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) -> Manifest:
     """Kinetics csv files (``label,youtube_id,time_start,time_end,split``), one per split, with
     videos named ``<youtube_id>_<start:06d>_<end:06d>.<ext>`` (or ``<youtube_id>.<ext>``) as the
     common downloaders write them, anywhere under the root. ``files.classes`` restricts the
