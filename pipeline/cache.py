@@ -13,12 +13,17 @@ array                   shape        dtype     content
 ``status``              [N]          int8      0 pending, 1 done, 2 failed
 ======================  ===========  ========  =========================================
 
-Every array is chunked by video (chunk = one video's row), compressed with Blosc/zstd, and
-written whole, a block of consecutive videos per call, so writers working on disjoint videos never touch the same chunk file; Zarr's
-local store writes each chunk atomically (temp file + rename). A video's ``status`` is set only
-after all its arrays are written, so a killed run leaves at worst pending videos, never a
-half-written one marked done. The group attributes hold the fingerprint, the full config and
-the manifest.
+Every array is chunked by video (chunk = one video's row, compressed with Blosc/zstd) and the
+chunks of a *shard* of consecutive videos (``videos_per_shard``, 256 by default) are stored in
+one file (Zarr v3 sharding), so a store holds about N/256 files per array, not one per video.
+A shard is written whole, in one call, by the one writer that owns it (shards are the unit
+that ``--shard`` and torchrun ranks divide), and Zarr's local store writes each file atomically
+(temp file + rename). A video's ``status`` is set only after all its arrays are written, so a
+killed run leaves at worst pending videos, never a half-written one marked done. The group
+attributes hold the fingerprint, the full config and the manifest.
+
+Stores written before sharding (one file per video per array, ``videos_per_shard`` absent from
+the attributes) are read as they are and completed in their own layout.
 
 HDF5 files cannot be appended to safely by several processes or across a kill, so the HDF5
 format is produced by running the same Zarr store as a staging area and, once every video is
@@ -42,6 +47,8 @@ from typing import Any, Iterator
 import numpy as np
 
 PENDING, DONE, FAILED = 0, 1, 2
+SHARD_VIDEOS = 256  # default videos per shard file of a new store
+EXPORT_VIDEOS = 256  # videos copied at a time into an HDF5 export
 ARRAY_NAMES = ("light_features", "rec_features", "rec_logits", "frame_indices", "num_frames", "status")
 
 
@@ -56,6 +63,7 @@ class Layout:
     light_dim: int
     rec_dim: int
     num_classes: int
+    shard_videos: int | None = None  # videos per shard file; None: one file per video (old layout)
 
     def rows(self) -> dict[str, tuple[tuple[int, ...], str]]:
         """Per-video row shape and dtype of every data array (all but ``status``)."""
@@ -133,7 +141,8 @@ class ZarrWriter:
                 group = zarr.open_group(str(self.path), mode="w")
                 for name, (shape, dtype) in layout.arrays().items():
                     chunks = (1,) + shape[1:]
-                    group.create_array(name, shape=shape, chunks=chunks, dtype=dtype, compressors=_compressor(), fill_value=0)
+                    shards = (min(layout.shard_videos, shape[0]),) + shape[1:] if layout.shard_videos else None
+                    group.create_array(name, shape=shape, chunks=chunks, shards=shards, dtype=dtype, compressors=_compressor(), fill_value=0)
                 group.attrs.update({**attrs, "fingerprint": fp})
         self.group = group
         self.attrs = dict(group.attrs)
@@ -146,12 +155,47 @@ class ZarrWriter:
         return self.arrays["status"][:]
 
     def write_block(self, start: int, rows: dict[str, np.ndarray], status: np.ndarray) -> None:
-        """Write the rows of consecutive videos ``start, start+1, ..`` (one chunk each), then
+        """Write the rows of consecutive videos ``start, start+1, ..`` (whole shards), then
         their ``status`` markers (DONE or FAILED): the markers go last."""
         stop = start + len(status)
         for name, value in rows.items():
             self.arrays[name][start:stop] = value
         self.arrays["status"][start:stop] = status
+
+
+class ShardAssembler:
+    """Collects the rows of consecutive blocks of videos until a whole shard is there: a shard
+    file is written once, whole (rewriting it block by block would cost its size each time)."""
+
+    def __init__(self, num_videos: int, shard_videos: int, rows: dict[str, tuple[tuple[int, ...], str]]):
+        self.num_videos, self.shard_videos, self.row_layout = num_videos, shard_videos, rows
+        self._start: int | None = None
+        self._rows: dict[str, np.ndarray] = {}
+        self._status = np.zeros(0, dtype=np.int8)
+        self._filled = 0
+
+    def add(self, start: int, rows: dict[str, np.ndarray], status: np.ndarray) -> tuple[int, dict[str, np.ndarray], np.ndarray] | None:
+        """Add the rows of videos ``start..``; returns (shard start, rows, status) when they
+        complete their shard, else None. Blocks must come in order, shard by shard."""
+        shard_start = start - start % self.shard_videos
+        if self._start is None:
+            size = min(self.shard_videos, self.num_videos - shard_start)
+            self._start = shard_start
+            self._rows = {name: np.zeros((size,) + shape, dtype=dtype) for name, (shape, dtype) in self.row_layout.items()}
+            self._status = np.zeros(size, dtype=np.int8)
+            self._filled = 0
+        if shard_start != self._start:
+            raise ValueError(f"rows of videos {start}.. arrived while the shard at {self._start} is incomplete")
+        at = slice(start - shard_start, start - shard_start + len(status))
+        for name, value in rows.items():
+            self._rows[name][at] = value
+        self._status[at] = status
+        self._filled += len(status)
+        if self._filled < len(self._status):
+            return None
+        complete = (self._start, self._rows, self._status)
+        self._start = None
+        return complete
 
 
 class BackgroundWriter:
@@ -237,15 +281,32 @@ def export_hdf5(staging: Path, final: Path) -> None:
     import h5py
 
     source = FeatureCache(staging)
+    step = int(source.attrs.get("videos_per_shard", EXPORT_VIDEOS))
     tmp = final.with_name(final.name + ".tmp")
     with h5py.File(tmp, "w") as h5:
         for name in ARRAY_NAMES:
             array = source[name]
             chunks = (1,) + tuple(array.shape[1:])
-            h5.create_dataset(name, data=array[:], chunks=chunks, compression="gzip", shuffle=True)
+            out = h5.create_dataset(name, shape=array.shape, dtype=array.dtype, chunks=chunks, compression="gzip", shuffle=True)
+            for start in range(0, array.shape[0], step):  # a shard at a time: memory stays flat
+                out[start : start + step] = array[start : start + step]
         h5.attrs["nsnet"] = json.dumps(source.attrs)
     os.replace(tmp, final)
     shutil.rmtree(staging)
+
+
+def store_files(path: Path) -> dict[str, int]:
+    """Files of a store, per array (and ``metadata`` for the rest): 1 for an HDF5 file."""
+    path = Path(path)
+    if path.is_file():
+        return {"total": 1}
+    counts: dict[str, int] = {}
+    for p in path.rglob("*"):
+        if p.is_file():
+            top = p.relative_to(path).parts[0]
+            key = top if top in ARRAY_NAMES and p.name != "zarr.json" else "metadata"
+            counts[key] = counts.get(key, 0) + 1
+    return {**counts, "total": sum(counts.values())}
 
 
 def directory_size(path: Path) -> int:

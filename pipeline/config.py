@@ -169,6 +169,7 @@ class RunOptions:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     workers: int = 2  # DataLoader decoding processes
     videos_per_batch: int = 8  # videos whose frames share a model batch (set at cache creation)
+    videos_per_shard: int = 256  # videos per cache file, rounded up to whole batches (set at cache creation)
     shard: tuple[int, int] = (0, 1)  # (index, count) of this job's share of the videos
     allow_failures: bool = False
     retry_failed: bool = False

@@ -157,12 +157,13 @@ def data(dataset: str, data_root: Path | None, difficulty: float | None, seed: i
 @click.option("--device", default="auto", show_default=True)
 @click.option("--workers", type=int, default=2, show_default=True, help="Decoding processes.")
 @click.option("--videos-per-batch", type=int, default=8, show_default=True, help="Videos whose frames share one model batch (fixed when a cache is created).")
+@click.option("--videos-per-shard", type=int, default=256, show_default=True, help="Videos per cache file (Zarr v3 shard), rounded up to whole batches; the unit --shard and torchrun ranks divide (fixed when a cache is created).")
 @click.option("--allow-failures", is_flag=True, help="Exit 0 even when some videos failed.")
 @click.option("--retry-failed", is_flag=True, help="Try again the videos that failed in earlier runs.")
 @click.option("--no-progress", is_flag=True)
 @annotation_options
 @clear_errors
-def features(dataset: str, data_root: Path | None, cache_dir: Path, cache_path: Path | None, shard: str, device: str, workers: int, videos_per_batch: int, allow_failures: bool, retry_failed: bool, no_progress: bool, files: Any, **model_options: Any) -> None:
+def features(dataset: str, data_root: Path | None, cache_dir: Path, cache_path: Path | None, shard: str, device: str, workers: int, videos_per_batch: int, videos_per_shard: int, allow_failures: bool, retry_failed: bool, no_progress: bool, files: Any, **model_options: Any) -> None:
     """Pre-sample T frames per video, run the light model and the recognizer, fill the cache."""
     from pipeline.config import RunOptions
     from pipeline.datasets import get_dataset
@@ -170,7 +171,7 @@ def features(dataset: str, data_root: Path | None, cache_dir: Path, cache_path: 
     from stages.features import run_features
 
     config = get_dataset(dataset).features.with_overrides(**backbone_overrides(model_options))
-    opts = RunOptions(cache_dir=cache_dir, device=device, workers=workers, videos_per_batch=videos_per_batch, shard=parse_shard(shard), allow_failures=allow_failures, retry_failed=retry_failed, progress=not no_progress)
+    opts = RunOptions(cache_dir=cache_dir, device=device, workers=workers, videos_per_batch=videos_per_batch, videos_per_shard=videos_per_shard, shard=parse_shard(shard), allow_failures=allow_failures, retry_failed=retry_failed, progress=not no_progress)
     summary = run_features(dataset, data_root, config, opts, cache_path, files)
     if summary.leader:
         click.echo(summary.table())

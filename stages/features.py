@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 import pipeline
 from pipeline import cache as cache_mod
-from pipeline.cache import DONE, FAILED, PENDING, BackgroundWriter, CacheError, FeatureCache, Layout, ZarrWriter
+from pipeline.cache import DONE, FAILED, PENDING, BackgroundWriter, CacheError, FeatureCache, Layout, ShardAssembler, ZarrWriter
 from pipeline.config import FeaturesConfig, RunOptions
 from pipeline.datasets import AnnotationFiles, Manifest, load_manifest
 from pipeline.distributed import Worker, barrier, setup_worker, teardown
@@ -169,11 +169,11 @@ def output_dims(encoder: FrameEncoder, cfg: dict[str, Any]) -> tuple[int, int]:
     return int(feats.shape[-1]), int(logits.shape[-1]) if logits is not None else 0
 
 
-def make_layout(light: FrameEncoder, rec: FrameEncoder, light_cfg: dict[str, Any], rec_cfg: dict[str, Any], num_videos: int, num_frames: int) -> Layout:
+def make_layout(light: FrameEncoder, rec: FrameEncoder, light_cfg: dict[str, Any], rec_cfg: dict[str, Any], num_videos: int, num_frames: int, shard_videos: int | None = None) -> Layout:
     """The cache layout, with feature sizes read off one dummy frame through each model."""
     light_dim, _ = output_dims(light, light_cfg)
     rec_dim, num_classes = output_dims(rec, rec_cfg)
-    return Layout(num_videos, num_frames, light_dim, rec_dim, num_classes)
+    return Layout(num_videos, num_frames, light_dim, rec_dim, num_classes, shard_videos)
 
 
 def run_features(dataset: str, data_root: Path | None, config: FeaturesConfig, opts: RunOptions, cache_path: Path | None = None, files: AnnotationFiles = AnnotationFiles()) -> FeaturesSummary:
@@ -190,8 +190,8 @@ def run_features(dataset: str, data_root: Path | None, config: FeaturesConfig, o
             with FeatureCache(final) as done_cache:
                 cache_mod.check_fingerprint(final, done_cache.attrs, fp)
                 status = np.asarray(done_cache["status"][:])
-                blocks = make_blocks(len(status), int(done_cache.attrs["videos_per_batch"]))
-            skipped = sum(len(m) for b, m in enumerate(blocks) if worker.owns(b))
+                shards = make_blocks(len(status), shard_size(done_cache.attrs))
+            skipped = sum(len(m) for s, m in enumerate(shards) if worker.owns(s))
             summary = _summarise(final, manifest, status, computed=0, failed_now=0, skipped=skipped, started=started)
         else:
             summary = _extract(root, manifest, config, opts, worker, final, staging, fp, identity, started)
@@ -208,12 +208,22 @@ class _Plan:
     skipped: int  # videos of this worker's share already finished
 
 
-def _plan(status: np.ndarray, block_size: int, worker: Worker, retry_failed: bool) -> _Plan:
+def shard_size(attrs: dict[str, Any]) -> int:
+    """Videos per shard file of a store; a store from before sharding has a file per video and
+    is divided among writers by blocks of ``videos_per_batch``."""
+    return int(attrs.get("videos_per_shard", attrs["videos_per_batch"]))
+
+
+def _plan(status: np.ndarray, attrs: dict[str, Any], worker: Worker, retry_failed: bool) -> _Plan:
+    """The blocks this worker computes: every block of the shards it owns that hold a video to
+    compute (a shard is written whole, so its finished videos are recomputed identically)."""
+    block_size = int(attrs["videos_per_batch"])
     redo = np.isin(status, (PENDING, FAILED) if retry_failed else (PENDING,))
-    mine = [(b, m) for b, m in enumerate(make_blocks(len(status), block_size)) if worker.owns(b)]
-    todo = [(b, m) for b, m in mine if redo[m].any()]
-    videos = sum(int(redo[m].sum()) for _, m in todo)
-    return _Plan(todo, videos, sum(len(m) for _, m in mine) - videos)
+    mine = [m for s, m in enumerate(make_blocks(len(status), shard_size(attrs))) if worker.owns(s)]
+    todo = [m for m in mine if redo[m].any()]
+    blocks = [(m[i] // block_size, m[i : i + block_size]) for m in todo for i in range(0, len(m), block_size)]
+    videos = sum(int(redo[m].sum()) for m in todo)
+    return _Plan(blocks, videos, sum(len(m) for m in mine) - videos)
 
 
 def _existing_plan(staging: Path, fp: str, worker: Worker, opts: RunOptions) -> _Plan | None:
@@ -222,7 +232,7 @@ def _existing_plan(staging: Path, fp: str, worker: Worker, opts: RunOptions) -> 
         return None
     existing = FeatureCache(staging)
     cache_mod.check_fingerprint(staging, existing.attrs, fp)
-    return _plan(np.asarray(existing["status"][:]), int(existing.attrs["videos_per_batch"]), worker, opts.retry_failed)
+    return _plan(np.asarray(existing["status"][:]), existing.attrs, worker, opts.retry_failed)
 
 
 def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOptions, worker: Worker, final: Path, staging: Path, fp: str, identity: dict[str, Any], started: float) -> FeaturesSummary:
@@ -231,33 +241,38 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
     loop_seconds = 0.0
     if plan is None or plan.todo:
         light, rec, light_cfg, rec_cfg = build_encoders(config, manifest)
-        layout = make_layout(light, rec, light_cfg, rec_cfg, len(manifest.videos), config.num_frames)
+        shard = -(-opts.videos_per_shard // opts.videos_per_batch) * opts.videos_per_batch  # whole batches
+        layout = make_layout(light, rec, light_cfg, rec_cfg, len(manifest.videos), config.num_frames, shard)
         attrs = {
             "identity": identity,
             "config": config.to_dict(),
             "manifest": json.loads(manifest.to_json()),
             "data_configs": {"light": _jsonable(light_cfg), "recognizer": _jsonable(rec_cfg)},
             "videos_per_batch": opts.videos_per_batch,
+            "videos_per_shard": shard,
         }
         writer = ZarrWriter(staging, fp, attrs, layout)
         log_dir = _failures_dir(final)
         log_dir.mkdir(parents=True, exist_ok=True)
         log = log_dir / f"shard-{worker.shard}-of-{worker.num_shards}.jsonl"
         with cache_mod.file_lock(staging / "locks" / f"shard-{worker.shard}-of-{worker.num_shards}.lock", blocking=False):
-            # read again under the lock: the block size is the one fixed at creation
+            # read again under the lock: the block and shard sizes are those fixed at creation
             status = writer.status()
-            plan = _plan(status, int(writer.attrs["videos_per_batch"]), worker, opts.retry_failed)
+            plan = _plan(status, writer.attrs, worker, opts.retry_failed)
             decoder = BlockDecoder(root, manifest.videos, plan.todo, config.num_frames, frame_transform(light_cfg), frame_transform(rec_cfg))
             infer = BlockInference(light, rec, worker.device)
             loader = block_loader(decoder, min(opts.workers, len(plan.todo)), pin_memory=worker.device.type == "cuda")
             bar = tqdm(total=sum(len(m) for _, m in plan.todo), unit="video", desc=f"features {manifest.name}", disable=not opts.progress or not worker.is_leader)
             tick = time.perf_counter()
             row_layout = layout.rows()
+            assembler = ShardAssembler(len(status), shard_size(writer.attrs), row_layout)
             with BackgroundWriter() as background:
                 for block in loader:
                     rows, block_status = infer(block, row_layout)
-                    # block-mates already done are rewritten identically
-                    background.submit(writer.write_block, block.members[0], rows, block_status)
+                    # shard-mates already done are rewritten identically
+                    shard_rows = assembler.add(block.members[0], rows, block_status)
+                    if shard_rows is not None:
+                        background.submit(writer.write_block, *shard_rows)
                     computed += sum(int(status[v.index] != DONE) for v in block.videos)
                     for failure in block.failures:
                         record = manifest.videos[failure.index]

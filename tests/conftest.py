@@ -61,7 +61,7 @@ def tiny_config() -> FeaturesConfig:
 
 @pytest.fixture
 def run_options(tmp_path: Path) -> RunOptions:
-    return RunOptions(cache_dir=tmp_path / "cache", device="cpu", workers=0, videos_per_batch=2, progress=False)
+    return RunOptions(cache_dir=tmp_path / "cache", device="cpu", workers=0, videos_per_batch=2, videos_per_shard=4, progress=False)
 
 
 @pytest.fixture

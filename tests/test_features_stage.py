@@ -50,6 +50,7 @@ def test_cache_schema_and_values(tiny_videos, tiny_config, run_options):
         assert set(cache.arrays) == set(ARRAY_NAMES)
         light, rec, logits = cache["light_features"], cache["rec_features"], cache["rec_logits"]
         assert light.shape == (n, t, 256) and light.dtype == np.float16 and light.chunks == (1, t, 256)
+        assert light.shards == (4, t, 256) and cache.attrs["videos_per_shard"] == 4
         assert rec.shape == (n, t, 96) and rec.dtype == np.float16
         assert logits.shape == (n, t, 3) and logits.dtype == np.float32
         assert cache["frame_indices"].shape == (n, t) and cache["status"][:].tolist() == [DONE] * n
@@ -115,9 +116,9 @@ def test_hdf5_has_the_same_schema_and_values(tiny_videos, tiny_config, run_optio
 def test_two_shards_fill_one_store_identical_to_a_single_run(tiny_videos, tiny_config, run_options, tmp_path):
     single = run_features("demo", tiny_videos, tiny_config, run_options, cache_path=tmp_path / "single.zarr")
     first = run_features("demo", tiny_videos, tiny_config, replace(run_options, shard=(0, 2)), cache_path=tmp_path / "sharded.zarr")
-    assert not first.complete and first.done == 6 and first.pending == 6  # blocks of 2 videos, alternating
+    assert not first.complete and first.done == 8 and first.pending == 4  # shards of 4 videos, alternating
     second = run_features("demo", tiny_videos, tiny_config, replace(run_options, shard=(1, 2)), cache_path=tmp_path / "sharded.zarr")
-    assert second.complete and second.computed == 6
+    assert second.complete and second.computed == 4
     with FeatureCache(Path(single.cache)) as a, FeatureCache(Path(second.cache)) as b:
         for name in ARRAY_NAMES:
             np.testing.assert_array_equal(a[name][:], b[name][:])
@@ -148,14 +149,14 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tiny_videos, tmp_path):
     Image.fromarray(real_frame).save(reference_root / "videos" / "blocker" / "img_00001.png")
     folder = _make_blocking_video(tiny_videos, "blocker")
 
-    args = ["--workers", "0", "--videos-per-batch", "1"]
+    args = ["--workers", "0", "--videos-per-batch", "1", "--videos-per-shard", "2"]
     cache = tmp_path / "cache"
     proc = _cli(*_tiny_args(tiny_videos, cache, *args), cwd=REPO)
     store = None
     deadline = time.time() + 120
     while time.time() < deadline:
         stores = list((cache / "demo").glob("*.zarr")) if (cache / "demo").exists() else []
-        if stores and (stores[0] / "status" / "c" / "6").exists():  # videos 0..6 done, 7 blocks
+        if stores and (stores[0] / "status" / "c" / "2").exists():  # shards of videos 0..5 done, 7 blocks
             store = stores[0]
             break
         assert proc.poll() is None, proc.stdout.read()
@@ -166,14 +167,14 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tiny_videos, tmp_path):
     proc.wait()
     with FeatureCache(store) as partial:
         status = partial["status"][:]
-    assert status[:7].tolist() == [DONE] * 7 and status[7:].tolist() == [0] * 5
+    assert status[:6].tolist() == [DONE] * 6 and status[6:].tolist() == [0] * 6  # video 6 waits for its shard-mate
 
     os.remove(folder / "img_00001.png")
     Image.fromarray(real_frame).save(folder / "img_00001.png")
     resumed = _cli(*_tiny_args(tiny_videos, cache, *args), cwd=REPO)
     out, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, out
-    assert "computed this run           5" in out and "skipped (already in cache)  7" in out
+    assert "computed this run           6" in out and "skipped (already in cache)  6" in out
 
     reference = _cli(*_tiny_args(reference_root, tmp_path / "ref_cache", *args), cwd=REPO)
     out, _ = reference.communicate(timeout=300)
@@ -254,3 +255,29 @@ def test_torchrun_two_ranks_fill_one_store(tiny_videos, tmp_path, tiny_config, r
         assert a["status"][:].tolist() == [DONE] * 12
         for name in ("frame_indices", "num_frames", "rec_logits"):
             np.testing.assert_allclose(a[name][:], b[name][:], rtol=1e-5, atol=1e-5)
+
+
+def test_a_store_in_the_layout_before_sharding_is_read_and_completed(tiny_videos, tiny_config, run_options, tmp_path):
+    """Stores written before sharding (a file per video per array, no ``videos_per_shard``)
+    stay readable and are completed in their own layout, with the same values."""
+    import zarr
+
+    from pipeline.cache import PENDING, store_files
+
+    reference = Path(run_features("demo", tiny_videos, tiny_config, run_options, cache_path=tmp_path / "new.zarr").cache)
+    old = tmp_path / "old.zarr"
+    group = zarr.open_group(str(old), mode="w")
+    with FeatureCache(reference) as src:
+        for name in ARRAY_NAMES:
+            values = src[name][:]
+            values[5:] = PENDING if name == "status" else 0  # videos 5.. never written
+            group.create_array(name, shape=values.shape, chunks=(1,) + values.shape[1:], dtype=values.dtype, fill_value=0)[:] = values
+        group.attrs.update({k: v for k, v in src.attrs.items() if k != "videos_per_shard"})
+    with FeatureCache(old) as c:
+        assert c["status"][:].tolist() == [DONE] * 5 + [PENDING] * 7 and c["light_features"].shards is None
+    resumed = run_features("demo", tiny_videos, tiny_config, run_options, cache_path=old)
+    assert resumed.complete and resumed.computed == 7 and resumed.skipped == 5
+    assert store_files(old)["light_features"] == 12 and store_files(reference)["light_features"] == 3
+    with FeatureCache(old) as a, FeatureCache(reference) as b:
+        for name in ARRAY_NAMES:
+            np.testing.assert_array_equal(a[name][:], b[name][:], err_msg=name)
