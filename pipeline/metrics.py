@@ -17,7 +17,7 @@ def video_scores(frame_logits: np.ndarray) -> np.ndarray:
 
 
 def multi_hot(labels: Sequence[Sequence[int]], num_classes: int) -> np.ndarray:
-    out = np.zeros((len(labels), num_classes), dtype=np.int64)
+    out = np.zeros((len(labels), num_classes), dtype=np.int8)
     for row, video_labels in enumerate(labels):
         out[row, list(video_labels)] = 1
     return out

@@ -39,48 +39,66 @@ def softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
     return e / e.sum(axis=axis, keepdims=True)
 
 
-def top_fraction(values: np.ndarray, percent: float) -> np.ndarray:
-    """Indices of the top ``percent`` % of ``values`` (at least one), highest first."""
-    k = max(1, int(np.ceil(len(values) * percent / 100.0)))
-    return np.argsort(-values, kind="stable")[:k]
+def guiding_features(features: np.ndarray, logits: np.ndarray, classes: np.ndarray, epsilon: float, require_correct: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """A.1 for P (video, class) pairs at once: ``features`` [P, T, D] and ``logits`` [P, T, C] of
+    each pair's video, ``classes`` [P] its class ``c``. Returns the guiding video features
+    [P, D] (mean feature of the top ``epsilon`` percent, at least one, of the frames predicted
+    as ``c``, ranked by the probability of ``c``, ties to the earlier frame) and a [P] mask of
+    the pairs that have one (some frame predicted as ``c``; every pair without
+    ``require_correct``)."""
+    pairs = np.arange(len(classes))
+    probability = softmax(logits)[pairs, :, classes]  # [P, T]
+    candidate = logits.argmax(axis=-1) == classes[:, None] if require_correct else np.ones(probability.shape, dtype=bool)
+    count = candidate.sum(axis=1)
+    keep = np.maximum(1, np.ceil(count * epsilon / 100.0)).astype(np.int64)
+    order = np.argsort(np.where(candidate, -probability, np.inf), axis=1, kind="stable")
+    rank = np.argsort(order, axis=1)  # each frame's place in its pair's order
+    weights = (rank < keep[:, None]) & candidate
+    guides = np.einsum("pt,ptd->pd", weights / keep[:, None], features)
+    return guides, count > 0
 
 
-def guiding_video_feature(features: np.ndarray, logits: np.ndarray, c: int, epsilon: float, require_correct: bool = True) -> np.ndarray | None:
-    """A.1: mean feature of the top-epsilon% correctly predicted frames ([T, D], [T, C]);
-    ``None`` when no frame is predicted as ``c``."""
-    candidates = np.flatnonzero(logits.argmax(axis=1) == c) if require_correct else np.arange(len(logits))
-    if candidates.size == 0:
-        return None
-    confidence = softmax(logits[candidates])[:, c]
-    chosen = candidates[top_fraction(confidence, epsilon)]
-    return features[chosen].mean(axis=0)
+class ClassSums:
+    """Running sums of the guiding video features of every class, with and without A.1's
+    correctness filter, so that the prototypes of a dataset can be built a block of videos at
+    a time: the result does not depend on how the videos are split into blocks."""
 
+    def __init__(self, num_classes: int, dim: int):
+        self.correct = np.zeros((num_classes, dim))
+        self.correct_count = np.zeros(num_classes, dtype=np.int64)
+        self.any = np.zeros((num_classes, dim))  # the fallback: no correctness filter
+        self.any_count = np.zeros(num_classes, dtype=np.int64)
 
-def class_prototypes(features: np.ndarray, logits: np.ndarray, labels: np.ndarray, epsilon: float) -> tuple[np.ndarray, list[int], list[int]]:
-    """Prototypes ``[C, D]``, the classes that needed the fallback, and those with no video."""
-    num_classes = labels.shape[1]
-    prototypes = np.zeros((num_classes, features.shape[-1]), dtype=np.float64)
-    fallback, empty = [], []
-    for c in range(num_classes):
-        videos = np.flatnonzero(labels[:, c] > 0)
-        guides = [g for v in videos if (g := guiding_video_feature(features[v], logits[v], c, epsilon)) is not None]
-        if not guides and videos.size:
-            fallback.append(c)
-            guides = [guiding_video_feature(features[v], logits[v], c, epsilon, require_correct=False) for v in videos]
-        if not guides:
-            empty.append(c)
-            prototypes[c] = np.nan
-            continue
-        prototypes[c] = np.mean(guides, axis=0)
-    return prototypes, fallback, empty
+    def add(self, features: np.ndarray, logits: np.ndarray, labels: np.ndarray, epsilon: float) -> None:
+        """Add a block of videos ([V, T, D], [V, T, C], multi-hot [V, C]); a multi-label video
+        counts for each of its classes."""
+        video, cls = np.nonzero(labels > 0)
+        for sums, counts, require_correct in ((self.correct, self.correct_count, True), (self.any, self.any_count, False)):
+            guides, valid = guiding_features(features[video], logits[video], cls, epsilon, require_correct)
+            np.add.at(sums, cls[valid], guides[valid])
+            np.add.at(counts, cls[valid], 1)
+
+    def prototypes(self) -> tuple[np.ndarray, list[int], list[int]]:
+        """Prototypes ``[C, D]`` (NaN for a class without videos), the classes that needed the
+        fallback, and those with no video."""
+        fallback = (self.correct_count == 0) & (self.any_count > 0)
+        empty = self.any_count == 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            prototypes = np.where(fallback[:, None], self.any / self.any_count[:, None], self.correct / self.correct_count[:, None])
+        prototypes[empty] = np.nan
+        return prototypes, np.flatnonzero(fallback).tolist(), np.flatnonzero(empty).tolist()
 
 
 def prototype_scores(features: np.ndarray, prototypes: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     """Eq. 1 for every class: ``softmax_j(-||x - p_j|| / temperature)``; [..., D] -> [..., C].
-    Classes without a prototype (NaN) get probability 0."""
-    diff = features[..., None, :] - prototypes
-    similarity = -np.sqrt(np.einsum("...cd,...cd->...c", diff, diff)) / temperature
-    similarity = np.where(np.isnan(similarity), -np.inf, similarity)
+    Distances come from matrix products, ``||x||^2 - 2 x.p + ||p||^2``, in float64 (memory of
+    the output's size, not of [..., C, D]). Classes without a prototype (NaN) get probability 0."""
+    x = np.asarray(features, dtype=np.float64)
+    p = np.asarray(prototypes, dtype=np.float64)
+    known = ~np.isnan(p).any(axis=1)
+    squared = (x * x).sum(axis=-1, keepdims=True) - 2.0 * x @ p[known].T + (p[known] ** 2).sum(axis=-1)
+    similarity = np.full(x.shape[:-1] + (len(p),), -np.inf)
+    similarity[..., known] = -np.sqrt(np.maximum(squared, 0.0)) / temperature
     return softmax(similarity)
 
 
@@ -89,8 +107,10 @@ class GuidingScorer(BaseEstimator, TransformerMixin):
 
     ``fit(X, y, logits=...)`` builds the class prototypes from the training videos' recognizer
     features ``X`` [V, T, D], multi-hot labels ``y`` [V, C] and recognizer logits [V, T, C];
-    ``transform(X, y, logits=...)`` returns ``g`` [V, T]. ``guide="response"`` (B.1) needs no
-    prototypes and uses the logits alone.
+    ``partial_fit`` does the same a block of videos at a time (the prototypes after the last
+    block equal ``fit`` on all of them); ``transform(X, y, logits=...)`` returns ``g`` [V, T]
+    and works on any block. ``guide="response"`` (B.1) needs no prototypes and uses the logits
+    alone.
     """
 
     def __init__(self, epsilon: float = 30.0, guide: str = "prototype", temperature: float = 1.0):
@@ -99,14 +119,25 @@ class GuidingScorer(BaseEstimator, TransformerMixin):
         self.temperature = temperature
 
     def fit(self, X: np.ndarray, y: np.ndarray, logits: np.ndarray | None = None) -> "GuidingScorer":
+        for name in ("n_classes_", "class_sums_"):
+            self.__dict__.pop(name, None)
+        return self.partial_fit(X, y, logits)
+
+    def partial_fit(self, X: np.ndarray, y: np.ndarray, logits: np.ndarray | None = None) -> "GuidingScorer":
+        """Add a block of training videos to the class sums and update the prototypes."""
         if self.guide not in GUIDES:
             raise ValueError(f"guide must be one of {GUIDES}, got {self.guide!r}")
         if not 0 < self.epsilon <= 100:
             raise ValueError("epsilon is a percentage in (0, 100]")
         X, y, logits = _check(X, y, logits)
-        self.n_classes_ = y.shape[1]
-        if self.guide == "prototype":
-            self.prototypes_, self.fallback_classes_, self.empty_classes_ = class_prototypes(X, logits, y, self.epsilon)
+        if not hasattr(self, "n_classes_"):
+            self.n_classes_ = y.shape[1]
+            self.class_sums_ = ClassSums(self.n_classes_, X.shape[-1]) if self.guide == "prototype" else None
+        elif y.shape[1] != self.n_classes_:
+            raise ValueError(f"this block has {y.shape[1]} classes, the earlier ones {self.n_classes_}")
+        if self.class_sums_ is not None:
+            self.class_sums_.add(X, logits, y, self.epsilon)
+            self.prototypes_, self.fallback_classes_, self.empty_classes_ = self.class_sums_.prototypes()
         else:
             self.prototypes_, self.fallback_classes_, self.empty_classes_ = None, [], []
         return self

@@ -1,7 +1,9 @@
 """Stage ``nsnet prototypes``: class prototypes and guiding saliency scores from a feature cache.
 
-Reads a finished feature cache (no video is decoded), fits :class:`GuidingScorer` on the
-training videos, and writes ``<features cache>.prototypes-<fingerprint>/`` holding
+Reads a finished feature cache (no video is decoded) a block of videos at a time: fits
+:class:`GuidingScorer` on the training videos block by block (class sums), then scores every
+video block by block, so memory holds one block and the outputs, whatever the dataset's size.
+Writes ``<features cache>.prototypes-<fingerprint>/`` holding
 ``estimator.pkl`` (the fitted scikit-learn-style estimator), ``guides.npz`` (``g`` [N, T],
 NaN for failed videos, and the prototypes) and ``info.json``. The fingerprint covers the
 features cache's fingerprint and the estimator's parameters; the same inputs again do nothing.
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.base import clone
 
 from pipeline import cache as cache_mod
 from pipeline.cache import DONE, PENDING, CacheError, FeatureCache
@@ -50,31 +53,41 @@ def prototypes_path(features: Path, params: dict[str, Any], features_fp: str) ->
     return features.with_name(f"{features.name}.prototypes-{fp[:16]}")
 
 
-def load_cache_arrays(features: Path) -> tuple[dict[str, Any], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """attrs, status, recognizer features (float32), logits and frame indices of a finished cache."""
+BLOCK_VIDEOS = 256  # videos read at a time (a shard of the cache's default layout)
+
+
+def _blocks(n: int, size: int = BLOCK_VIDEOS) -> list[slice]:
+    return [slice(s, min(n, s + size)) for s in range(0, n, size)]
+
+
+def run_prototypes(features: Path, scorer: GuidingScorer, ground_truth: Path | None = None, block_videos: int = BLOCK_VIDEOS) -> PrototypesResult:
+    features = Path(features)
+    scorer = clone(scorer)
     with FeatureCache(features) as cache:
+        attrs = cache.attrs
+        out = prototypes_path(features, scorer.get_params(), attrs["fingerprint"])
+        if (out / "info.json").exists():
+            return PrototypesResult(str(out), False, json.loads((out / "info.json").read_text()))
         status = np.asarray(cache["status"][:])
         if (status == PENDING).any():
             raise CacheError(f"{features}: the feature cache is not finished ({int((status == PENDING).sum())} videos pending); run the features stage first")
-        return cache.attrs, status, np.asarray(cache["rec_features"][:], dtype=np.float32), np.asarray(cache["rec_logits"][:]), np.asarray(cache["frame_indices"][:])
-
-
-def run_prototypes(features: Path, scorer: GuidingScorer, ground_truth: Path | None = None) -> PrototypesResult:
-    features = Path(features)
-    attrs, status, rec, logits, frame_indices = load_cache_arrays(features)
-    out = prototypes_path(features, scorer.get_params(), attrs["fingerprint"])
-    if (out / "info.json").exists():
-        return PrototypesResult(str(out), False, json.loads((out / "info.json").read_text()))
-    manifest = attrs["manifest"]
-    videos = manifest["videos"]
-    labels = multi_hot([v["labels"] for v in videos], len(manifest["classes"]))
-    done = status == DONE
-    train = done & np.array([v["split"] == "train" for v in videos])
-    if not train.any():
-        raise CacheError(f"{features}: no finished training video to build prototypes from")
-    scorer.fit(rec[train], labels[train], logits=logits[train])
-    g = np.full(status.shape + (rec.shape[1],), np.nan, dtype=np.float32)
-    g[done] = scorer.transform(rec[done], labels[done], logits=logits[done])
+        videos = attrs["manifest"]["videos"]
+        labels = multi_hot([v["labels"] for v in videos], len(attrs["manifest"]["classes"]))
+        done = status == DONE
+        train = done & np.array([v["split"] == "train" for v in videos])
+        if not train.any():
+            raise CacheError(f"{features}: no finished training video to build prototypes from")
+        rec, logits = cache["rec_features"], cache["rec_logits"]
+        for block in _blocks(len(status), block_videos):
+            rows = train[block]
+            if rows.any():
+                scorer.partial_fit(rec[block][rows], labels[block][rows], logits=logits[block][rows])
+        g = np.full(status.shape + (rec.shape[1],), np.nan, dtype=np.float32)
+        for block in _blocks(len(status), block_videos):
+            rows = done[block]
+            if rows.any():
+                g[block][rows] = scorer.transform(rec[block][rows], labels[block][rows], logits=logits[block][rows])
+        frame_indices = np.asarray(cache["frame_indices"][:])
     info: dict[str, Any] = {
         "features": str(features),
         "features_fingerprint": attrs["fingerprint"],

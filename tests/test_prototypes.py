@@ -6,24 +6,29 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 
-from pipeline.prototypes import GuidingScorer, class_prototypes, guiding_video_feature, prototype_scores, top_fraction
+from pipeline.prototypes import GuidingScorer, guiding_features, prototype_scores
 
 
-def test_top_fraction_keeps_at_least_one():
-    assert top_fraction(np.array([0.1, 0.9, 0.5, 0.7]), 30).tolist() == [1, 3]  # ceil(1.2) = 2
-    assert top_fraction(np.array([0.1, 0.9, 0.5]), 10).tolist() == [1]  # ceil(0.3) = 1
-    assert top_fraction(np.array([0.2, 0.4]), 100).tolist() == [1, 0]
+def _guide(features, logits, c, epsilon, require_correct=True):
+    guides, valid = guiding_features(features[None], logits[None], np.array([c]), epsilon, require_correct)
+    return guides[0] if valid[0] else None
 
 
-def test_guiding_video_feature_keeps_top_correct_frames():
+def test_guiding_feature_keeps_top_correct_frames():
     # 5 frames, 2 classes, ground truth c=0. Frames 0, 2, 3, 4 are predicted 0; frame 1 is not.
     logits = np.array([[2.0, 0.0], [0.0, 5.0], [4.0, 0.0], [1.0, 0.0], [3.0, 0.0]])
     features = np.array([[1.0], [100.0], [3.0], [5.0], [7.0]])
     # correct frames' p(c=0) rank 2 (4.0) > 4 (3.0) > 0 (2.0) > 3 (1.0); 50% of 4 -> 2 frames
-    assert guiding_video_feature(features, logits, 0, 50.0) == pytest.approx([(3.0 + 7.0) / 2])
-    assert guiding_video_feature(features, logits, 0, 1.0) == pytest.approx([3.0])
-    assert guiding_video_feature(features, logits[:, ::-1], 0, 50.0) == pytest.approx([100.0])
-    assert guiding_video_feature(features[:1], np.array([[0.0, 1.0]]), 0, 50.0) is None
+    assert _guide(features, logits, 0, 50.0) == pytest.approx([(3.0 + 7.0) / 2])
+    assert _guide(features, logits, 0, 30.0) == pytest.approx([(3.0 + 7.0) / 2])  # ceil(1.2) = 2
+    assert _guide(features, logits, 0, 1.0) == pytest.approx([3.0])  # at least one frame
+    assert _guide(features, logits, 0, 100.0) == pytest.approx([(1.0 + 3.0 + 5.0 + 7.0) / 4])
+    assert _guide(features, logits[:, ::-1], 0, 50.0) == pytest.approx([100.0])
+    assert _guide(features[:1], np.array([[0.0, 1.0]]), 0, 50.0) is None
+    # without the correctness filter: all 5 frames ranked by p(c=0): 2, 4, 0, 3, 1 -> top 2
+    assert _guide(features, logits, 0, 40.0, require_correct=False) == pytest.approx([(3.0 + 7.0) / 2])
+    # equal probabilities: the earlier frames win
+    assert _guide(np.array([[1.0], [2.0], [3.0]]), np.zeros((3, 2)) + [1.0, 0.0], 0, 50.0) == pytest.approx([1.5])
 
 
 def test_prototypes_on_a_toy_case_with_fallback_and_empty_class():
@@ -39,9 +44,62 @@ def test_prototypes_on_a_toy_case_with_fallback_and_empty_class():
         ]
     )
     labels = np.array([[1, 0, 0], [1, 0, 0], [0, 1, 0]])
-    protos, fallback, empty = class_prototypes(feats, logits, labels, epsilon=30.0)
-    assert protos[0] == pytest.approx([3.0]) and protos[1] == pytest.approx([20.0])
-    assert fallback == [1] and empty == [2] and np.isnan(protos[2]).all()
+    scorer = GuidingScorer(epsilon=30.0).fit(feats, labels, logits=logits)
+    assert scorer.prototypes_[0] == pytest.approx([3.0]) and scorer.prototypes_[1] == pytest.approx([20.0])
+    assert scorer.fallback_classes_ == [1] and scorer.empty_classes_ == [2] and np.isnan(scorer.prototypes_[2]).all()
+    # block by block: the same prototypes, whatever the split
+    blocks = GuidingScorer(epsilon=30.0)
+    for rows in ([2], [0, 1]):
+        blocks.partial_fit(feats[rows], labels[rows], logits=logits[rows])
+    np.testing.assert_array_equal(blocks.prototypes_, scorer.prototypes_)
+    assert blocks.fallback_classes_ == [1] and blocks.empty_classes_ == [2]
+
+
+def _reference_scores(features, logits, labels, epsilon):
+    """A.1 and eq. 1 as first written: video by video, and distances from the [..., C, D]
+    difference tensor (small inputs only)."""
+    protos = []
+    for c in range(labels.shape[1]):
+        guides = []
+        for require_correct in (True, False):
+            for v in np.flatnonzero(labels[:, c]):
+                frames = np.flatnonzero(logits[v].argmax(1) == c) if require_correct else np.arange(logits.shape[1])
+                if frames.size:
+                    p = np.exp(logits[v, frames] - logits[v, frames].max(1, keepdims=True))
+                    p = (p / p.sum(1, keepdims=True))[:, c]
+                    keep = frames[np.argsort(-p, kind="stable")[: max(1, int(np.ceil(frames.size * epsilon / 100)))]]
+                    guides.append(features[v, keep].mean(0))
+            if guides:
+                break
+        protos.append(np.mean(guides, 0) if guides else np.full(features.shape[-1], np.nan))
+    diff = features[..., None, :] - np.array(protos)
+    similarity = -np.sqrt(np.einsum("...cd,...cd->...c", diff, diff))
+    similarity = np.where(np.isnan(similarity), -np.inf, similarity)
+    scores = np.exp(similarity - similarity.max(-1, keepdims=True))
+    scores /= scores.sum(-1, keepdims=True)
+    return np.array(protos), (scores * (labels[:, None, :] > 0)).sum(-1)
+
+
+def test_block_wise_fit_equals_the_reference_definition():
+    rng = np.random.default_rng(3)
+    v, t, c, d = 23, 6, 5, 8
+    labels = np.eye(c, dtype=int)[rng.integers(0, c - 1, v)]  # the last class has no video
+    labels[[2, 9]] |= np.eye(c, dtype=int)[[1, 3]]  # two multi-label videos
+    centres = rng.normal(0, 2, (c, d))
+    feats = centres[labels.argmax(1)][:, None, :] + rng.normal(0, 1, (v, t, d))
+    logits = feats @ centres.T + rng.normal(0, 3, (v, t, c))
+    logits[labels[:, 2] > 0, :, 2] -= 50.0  # class 2 never predicted: the fallback
+    protos, g = _reference_scores(feats, logits, labels, 30.0)
+    blockwise = GuidingScorer(epsilon=30.0)
+    for start in range(0, v, 4):
+        blockwise.partial_fit(feats[start : start + 4], labels[start : start + 4], logits=logits[start : start + 4])
+    assert blockwise.fallback_classes_ == [2] and blockwise.empty_classes_ == [4]
+    np.testing.assert_allclose(blockwise.prototypes_, protos, rtol=1e-12, atol=1e-12)
+    got = np.concatenate([blockwise.transform(feats[s : s + 5], labels[s : s + 5]) for s in range(0, v, 5)])
+    np.testing.assert_allclose(got, g, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(GuidingScorer(epsilon=30.0).fit_transform(feats, labels, logits=logits), g, rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValueError, match="this block has 4 classes, the earlier ones 5"):
+        blockwise.partial_fit(feats[:2], labels[:2, :4], logits=logits[:2, :, :4])
 
 
 def test_eq1_nearer_prototype_scores_higher_with_plain_distance():

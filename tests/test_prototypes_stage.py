@@ -41,3 +41,21 @@ def test_unfinished_cache_is_refused(tiny_videos, tiny_config, run_options):
     partial = run_features("demo", tiny_videos, tiny_config, replace(run_options, shard=(0, 2)))
     with pytest.raises(CacheError, match="not finished"):
         run_prototypes(Path(partial.cache), GuidingScorer())
+
+
+def test_block_wise_stage_equals_one_shot_fit(tiny_videos, tiny_config, run_options):
+    """Blocks of 5 videos (the 9 training videos split 5 + 4, and the scoring too) give the
+    prototypes and guiding scores of one fit on everything, to 1e-6."""
+    from pipeline.metrics import multi_hot
+
+    features = Path(run_features("demo", tiny_videos, tiny_config, run_options).cache)
+    result = run_prototypes(features, GuidingScorer(epsilon=30.0), block_videos=5)
+    with FeatureCache(features) as cache:
+        rec, logits = cache["rec_features"][:], cache["rec_logits"][:]
+        videos = cache.attrs["manifest"]["videos"]
+    labels = multi_hot([v["labels"] for v in videos], 3)
+    train = np.array([v["split"] == "train" for v in videos])
+    one_shot = GuidingScorer(epsilon=30.0).fit(rec[train], labels[train], logits=logits[train])
+    guides = np.load(Path(result.path) / "guides.npz")
+    np.testing.assert_allclose(guides["prototypes"], one_shot.prototypes_, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(guides["g"], one_shot.transform(rec, labels), rtol=1e-6, atol=1e-6)
