@@ -276,6 +276,21 @@ class FeatureCache:
         self.close()
 
 
+def read_rows(array: Any, rows: np.ndarray, block: int = EXPORT_VIDEOS) -> np.ndarray:
+    """``array[rows]`` for sorted row indices, read a block of consecutive videos at a time
+    (a shard), so that only the selected rows are held, not the whole array."""
+    rows = np.asarray(rows, dtype=np.int64)
+    out = np.empty((len(rows),) + tuple(array.shape[1:]), dtype=array.dtype)
+    if not len(rows):
+        return out
+    starts = np.arange(rows[0] - rows[0] % block, rows[-1] + 1, block)
+    for start in starts:
+        at = np.flatnonzero((rows >= start) & (rows < start + block))
+        if len(at):
+            out[at] = np.asarray(array[start : start + block])[rows[at] - start]
+    return out
+
+
 def export_hdf5(staging: Path, final: Path) -> None:
     """Copy a finished Zarr store into an HDF5 file with the same schema, atomically."""
     import h5py

@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from pipeline.fusion import select_frames
-from pipeline.metrics import mean_average_precision, top1_accuracy, video_scores
+from pipeline.metrics import mean_average_precision, multi_hot, top1_accuracy, video_scores
 
 
 @dataclass(frozen=True)
@@ -20,9 +20,24 @@ class Recognition:
     top1: float
 
 
-def scores_at(frame_logits: Sequence[np.ndarray], positions: Sequence[np.ndarray]) -> np.ndarray:
-    """[V, C] video scores: mean softmax of the logits at each video's chosen positions."""
-    return np.concatenate([video_scores(logits[None, np.asarray(chosen)]) for logits, chosen in zip(frame_logits, positions)])
+SCORE_BLOCK = 2048  # videos scored at a time
+
+
+def scores_at(frame_logits: Sequence[np.ndarray] | np.ndarray, positions: Sequence[np.ndarray]) -> np.ndarray:
+    """[V, C] video scores: mean softmax (in float64) of the logits at each video's chosen
+    positions. ``frame_logits`` is a [V, T, C] array (videos with the same number of chosen
+    frames are scored together, a block at a time) or a list of [T_i, C] arrays."""
+    if not isinstance(frame_logits, np.ndarray):
+        return np.concatenate([video_scores(np.asarray(logits, dtype=np.float64)[None, np.asarray(chosen)]) for logits, chosen in zip(frame_logits, positions)])
+    scores = np.empty((len(positions), frame_logits.shape[-1]))
+    lengths = np.array([len(p) for p in positions])
+    for length in np.unique(lengths):
+        same = np.flatnonzero(lengths == length)
+        for start in range(0, len(same), SCORE_BLOCK):
+            block = same[start : start + SCORE_BLOCK]
+            chosen = np.stack([np.asarray(positions[i]) for i in block])[..., None]
+            scores[block] = video_scores(np.take_along_axis(frame_logits[block], chosen, axis=1).astype(np.float64))
+    return scores
 
 
 def all_frame_scores(frame_logits: Sequence[np.ndarray]) -> np.ndarray:
@@ -60,10 +75,8 @@ def class_mean_saliency(saliency: np.ndarray, labels: Sequence[Sequence[int]], n
     video's scores first normalised to sum 1 (NaN for a class without videos)."""
     s = np.asarray(saliency, dtype=np.float64)
     s = s / s.sum(axis=1, keepdims=True)
-    out = np.full((num_classes, s.shape[1]), np.nan)
-    for c in range(num_classes):
-        members = [i for i, video_labels in enumerate(labels) if c in video_labels]
-        if members:
-            out[c] = s[members].mean(axis=0)
-    return out
+    members = multi_hot(labels, num_classes).astype(np.float64)  # [V, C]
+    counts = members.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (members.T @ s) / counts[:, None]
 

@@ -128,27 +128,30 @@ def shift_positions(t: int, shift: int) -> np.ndarray:
 
 
 class CachedClips(Dataset):
-    """Item ``i``: (light features [T, D], guiding scores g [T], multi-hot label [C])."""
+    """Item ``i``: (light features [T, D], guiding scores g [T], multi-hot label [C]) of video
+    ``rows[i]`` (all videos without ``rows``), as float32. The arrays are used as they are
+    (the light features stay float16, as the cache stores them): no copy of the dataset."""
 
-    def __init__(self, features: np.ndarray, g: np.ndarray, labels: np.ndarray, max_shift: int = 0, seed: int = 0):
-        self.features = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
-        self.g = torch.from_numpy(np.ascontiguousarray(g, dtype=np.float32))
-        self.labels = torch.from_numpy(np.ascontiguousarray(labels, dtype=np.float32))
+    def __init__(self, features: np.ndarray, g: np.ndarray, labels: np.ndarray, max_shift: int = 0, seed: int = 0, rows: np.ndarray | None = None):
+        self.features, self.g, self.labels = features, g, labels
+        self.rows = np.arange(len(features)) if rows is None else np.asarray(rows)
         self.max_shift, self.seed, self.epoch = max_shift, seed, 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.features)
+        return len(self.rows)
 
     def __getitem__(self, index: int):
-        x, g = self.features[index], self.g[index]
+        row = self.rows[index]
+        x = torch.from_numpy(np.asarray(self.features[row], dtype=np.float32))
+        g = torch.from_numpy(np.asarray(self.g[row], dtype=np.float32))
         if self.max_shift:
             rng = np.random.default_rng([self.seed, self.epoch, index])
             positions = torch.from_numpy(shift_positions(len(x), int(rng.integers(-self.max_shift, self.max_shift + 1))))
             x, g = x[positions], g[positions]
-        return x, g, self.labels[index]
+        return x, g, torch.from_numpy(np.asarray(self.labels[row], dtype=np.float32))
 
 
 @dataclass
@@ -183,9 +186,19 @@ def train_epoch(model: NSNetSampler, loader, optimizer: torch.optim.Optimizer, o
     return StepLosses(*(sums / max(count, 1)))
 
 
+SALIENCY_BATCH = 1024  # videos per forward pass when scoring a dataset
+
+
 @torch.no_grad()
-def sampler_saliency(model: NSNetSampler, objective: FrameObjective, light: np.ndarray | torch.Tensor, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
-    """(s_f, s_v) [V, T] of the trained heads on light features [V, T, D]."""
+def sampler_saliency(model: NSNetSampler, objective: FrameObjective, light: np.ndarray | torch.Tensor, device: torch.device, rows: np.ndarray | None = None, batch_videos: int = SALIENCY_BATCH) -> tuple[np.ndarray, np.ndarray]:
+    """(s_f, s_v) [V, T] of the trained heads on the light features [N, T, D] of the videos
+    ``rows`` (all without), ``batch_videos`` at a time (float16 features are widened per batch)."""
     model.eval()
-    out = model(torch.as_tensor(light).to(device))
-    return objective.saliency(out.frame_logits).cpu().numpy(), out.alpha.cpu().numpy()
+    rows = np.arange(len(light)) if rows is None else np.asarray(rows)
+    s_f, s_v = [np.zeros((0, light.shape[1]), dtype=np.float32)], [np.zeros((0, light.shape[1]), dtype=np.float32)]
+    for start in range(0, len(rows), batch_videos):
+        x = torch.as_tensor(light[rows[start : start + batch_videos]]).to(device=device, dtype=torch.float32)
+        out = model(x)
+        s_f.append(objective.saliency(out.frame_logits).cpu().numpy())
+        s_v.append(out.alpha.cpu().numpy())
+    return np.concatenate(s_f), np.concatenate(s_v)

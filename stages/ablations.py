@@ -28,7 +28,6 @@ from pipeline.config import EvalConfig, TrainConfig
 from pipeline.evaluation import fused_positions
 from pipeline.fusion import FUSION_RULES, top_k
 from pipeline.prototypes import GuidingScorer
-from pipeline.sampler_training import sampler_saliency
 from stages.evaluate import EvalData, text_table
 from stages.prototypes import run_prototypes
 from stages.train import load_sampler_inputs, load_trained_sampler, run_train
@@ -47,7 +46,7 @@ class Variants:
         """(s_f, s_v) on the evaluation videos of the base config with ``changes``."""
         run = run_train(self.features, prototypes or self.prototypes, replace(self.base, **changes), device=self.device, progress=self.progress)
         model, objective, _ = load_trained_sampler(Path(run.path), self.inputs.attrs["fingerprint"], self.inputs.shape, torch.device(self.device))
-        return sampler_saliency(model, objective, self.data.light, torch.device(self.device))
+        return self.data.saliency(model, objective, torch.device(self.device))
 
     def alone(self, scores: np.ndarray, k: int | None = None) -> float:
         return self.data.score([top_k(s, k or self.cfg.k) for s in scores])[0].map

@@ -65,7 +65,7 @@ def bench_train(features: Path, prototypes: Path, cfg: TrainConfig, epochs: int 
     epoch warms up and is not counted."""
     inputs = load_sampler_inputs(Path(features), Path(prototypes))
     keep = np.flatnonzero(inputs.status == DONE)
-    data = CachedClips(inputs.light[keep], inputs.g[keep], inputs.labels[keep], cfg.max_shift, cfg.seed)
+    data = CachedClips(inputs.light, inputs.g, inputs.labels, cfg.max_shift, cfg.seed, rows=keep)
     objective = frame_objective(cfg.fsm_target)
     dev = torch.device(device)
     model = inputs.shape.build(cfg).to(dev)

@@ -73,7 +73,7 @@ class SamplerInputs:
 
     attrs: dict[str, Any]
     status: np.ndarray  # [N]
-    light: np.ndarray  # [N, T, D_l] float32
+    light: np.ndarray  # [N, T, D_l] float16, as cached
     frame_indices: np.ndarray  # [N, T]
     g: np.ndarray  # [N, T], 0 for failed videos (never trained on)
     labels: np.ndarray  # [N, C] multi-hot
@@ -96,7 +96,7 @@ def load_sampler_inputs(features: Path, prototypes: Path) -> SamplerInputs:
     with FeatureCache(features) as cache:
         attrs = cache.attrs
         status = np.asarray(cache["status"][:])
-        light = np.asarray(cache["light_features"][:], dtype=np.float32)
+        light = np.asarray(cache["light_features"][:])
         frame_indices = np.asarray(cache["frame_indices"][:])
     g = np.load(Path(prototypes) / "guides.npz")["g"]
     if g.shape != status.shape + (light.shape[1],):
@@ -134,7 +134,7 @@ def run_train(features: Path, prototypes: Path, cfg: TrainConfig, device: str = 
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start, history = state["epoch"] + 1, state["history"]
-    data = CachedClips(inputs.light[train], inputs.g[train], inputs.labels[train], cfg.max_shift, cfg.seed)
+    data = CachedClips(inputs.light, inputs.g, inputs.labels, cfg.max_shift, cfg.seed, rows=train)
     log = run_dir / "log.jsonl"
     bar = tqdm(range(start, cfg.epochs), desc="train sampler", unit="epoch", disable=not progress)
     for epoch in bar:
@@ -178,7 +178,7 @@ def _saliency_report(model: NSNetSampler, objective: FrameObjective, inputs: Sam
     from sklearn.metrics import average_precision_score
 
     truth = json.loads(Path(ground_truth).read_text())
-    s_f, s_v = sampler_saliency(model, objective, inputs.light[val], device)
+    s_f, s_v = sampler_saliency(model, objective, inputs.light, device, rows=val)
     masks = np.stack([np.asarray(truth[Path(inputs.videos[i]["path"]).stem]["salient"])[inputs.frame_indices[i]] for i in val])
     y = masks.ravel()
     return {
