@@ -23,7 +23,7 @@ DATA_ARGS := $(ROOT_ARGS) $(if $(TRAIN_LIST),--train-list $(TRAIN_LIST)) $(if $(
 	$(if $(ANNOTATIONS),--annotations $(ANNOTATIONS))
 MODEL_ARGS := $(if $(WEIGHTS),--recognizer-weights $(WEIGHTS)) $(if $(LIGHT_WEIGHTS),--light-weights $(LIGHT_WEIGHTS))
 
-.PHONY: install data finetune features prototypes train evaluate ablations predict demo test bench bench-features bench-train clean
+.PHONY: install data finetune features prototypes train evaluate ablations predict demo test bench bench-features bench-train synth-cache bench-scale clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -84,6 +84,15 @@ bench-features: install
 
 bench-train: install
 	$(NSNET) bench-train --dataset $(DATASET) $(ARGS)
+
+# Caches and stages at a real dataset's size, without its videos: LIKE=activitynet|fcvid|minikinetics|ucf101
+LIKE ?= activitynet
+FRACTION ?= 1
+synth-cache: install
+	$(NSNET) synth-cache --like $(LIKE) --fraction $(FRACTION) $(ARGS)
+
+bench-scale: install
+	$(NSNET) bench-scale --like $(LIKE) --fraction $(FRACTION) $(ARGS)
 
 clean:
 	rm -rf cache data/demo .pytest_cache

@@ -74,9 +74,12 @@ def class_mean_saliency(saliency: np.ndarray, labels: Sequence[Sequence[int]], n
     """[C, T]: for each class, the mean over its videos of their saliency over time, each
     video's scores first normalised to sum 1 (NaN for a class without videos)."""
     s = np.asarray(saliency, dtype=np.float64)
-    s = s / s.sum(axis=1, keepdims=True)
-    members = multi_hot(labels, num_classes).astype(np.float64)  # [V, C]
-    counts = members.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (members.T @ s) / counts[:, None]
+        s = s / s.sum(axis=1, keepdims=True)  # NaN for a video whose scores are all 0
+    members = multi_hot(labels, num_classes).astype(np.float64)  # [V, C]
+    broken = np.isnan(s).any(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = (members.T @ np.where(broken[:, None], 0.0, s)) / members.sum(axis=0)[:, None]
+    means[(members.T @ broken) > 0] = np.nan  # as the mean over the class's videos would be
+    return means
 

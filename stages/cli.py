@@ -252,6 +252,41 @@ def resolve_sampler_inputs(cache_dir: Path, dataset: str, features_path: Path | 
     return features_path, prototypes_path
 
 
+def ground_truth_file(features_path: Path, data_root: Path) -> Path:
+    """The salient-frame ground truth the stages check against: beside a synthetic cache
+    (``nsnet synth-cache``), else the demo generator's ``groundtruth.json`` in the data root."""
+    beside = features_path.with_name(features_path.name + ".groundtruth.json")
+    return beside if beside.is_file() else data_root / "groundtruth.json"
+
+
+@main.command("synth-cache")
+@click.option("--like", type=click.Choice(["activitynet", "fcvid", "minikinetics", "ucf101"]), required=True, help="The dataset whose shape the cache takes (split sizes, classes, multi-label share).")
+@click.option("--fraction", type=float, default=1.0, show_default=True, help="Share of every split (at least 2 videos each).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=Path("cache"), show_default=True)
+@click.option("--no-progress", is_flag=True)
+@clear_errors
+def synth_cache(like: str, fraction: float, seed: int, cache_dir: Path, no_progress: bool) -> None:
+    """A feature cache with a real dataset's shape and planted structure, without its videos."""
+    from pipeline.synthetic import SynthSpec
+    from stages.synth_cache import run_synth_cache
+
+    click.echo(run_synth_cache(SynthSpec(like, fraction=fraction, seed=seed), cache_dir, progress=not no_progress).table())
+
+
+@main.command("bench-scale")
+@click.option("--like", type=click.Choice(["activitynet", "fcvid", "minikinetics", "ucf101"]), default="activitynet", show_default=True)
+@click.option("--fraction", type=float, default=1.0, show_default=True, help="Share of the dataset's size (1: full size, where the targets apply).")
+@click.option("--epochs", type=int, default=2, show_default=True, help="Sampler training epochs timed (projected to the paper's 120).")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=Path("cache"), show_default=True)
+@clear_errors
+def bench_scale_command(like: str, fraction: float, epochs: int, cache_dir: Path) -> None:
+    """Wall time and peak memory of prototypes, train and evaluate at a real dataset's size."""
+    from stages.bench_scale import run_bench_scale
+
+    click.echo(run_bench_scale(like, fraction, epochs, cache_dir).table())
+
+
 def latest_prototypes_file(features_path: Path) -> Path:
     """Where ``nsnet prototypes`` records the prototypes it last made for a feature cache (the
     ablations make others beside them, which must not become the default)."""
@@ -275,7 +310,7 @@ def prototypes(dataset: str, cache_dir: Path, features_path: Path | None, epsilo
 
     features_path = resolve_features(cache_dir, dataset, features_path)
     root = data_root if data_root is not None else get_dataset(dataset).default_root
-    result = run_prototypes(features_path, GuidingScorer(epsilon=epsilon, guide=guide, temperature=temperature), ground_truth=root / "groundtruth.json")
+    result = run_prototypes(features_path, GuidingScorer(epsilon=epsilon, guide=guide, temperature=temperature), ground_truth=ground_truth_file(features_path, root))
     latest_prototypes_file(features_path).write_text(str(Path(result.path).resolve()) + "\n")
     click.echo(result.table())
 
@@ -305,7 +340,7 @@ def train(dataset: str, data_root: Path | None, cache_dir: Path, features_path: 
     features_path, prototypes_path = resolve_sampler_inputs(cache_dir, dataset, features_path, prototypes_path)
     cfg = replace(dset.train, **{k: v for k, v in changes.items() if v is not None})
     root = data_root if data_root is not None else dset.default_root
-    result = run_train(features_path, prototypes_path, cfg, device=device, progress=not no_progress, ground_truth=root / "groundtruth.json")
+    result = run_train(features_path, prototypes_path, cfg, device=device, progress=not no_progress, ground_truth=ground_truth_file(features_path, root))
     click.echo(result.table())
 
 

@@ -138,7 +138,7 @@ def _class_saliency(data: EvalData, variants: dict[str, np.ndarray], scores: np.
     truth = multi_hot(data.labels, len(classes))
     ap = {c: 100.0 * float(average_precision_score(truth[:, c], scores[:, c])) for c in present}
     ranked = sorted(present, key=lambda c: -ap[c])
-    chosen = list(dict.fromkeys([ranked[0], ranked[len(ranked) // 2], ranked[-1]]))
+    chosen = list(dict.fromkeys([ranked[0], ranked[len(ranked) // 2], ranked[-1]])) if ranked else []
     panels = [{"class": classes[c], "ap": ap[c], "curves": {name: ema(m[c]).tolist() for name, m in means.items()}} for c in chosen]
 
     def correlation(name: str) -> float:
@@ -246,8 +246,10 @@ def _write(out: Path, report: dict[str, Any], predictions: list[dict[str, Any]])
     figures = []
     if matplotlib_available():
         plot_budget_curve(report["budget_curve"], tmp / "budget_curve.png", f"GFLOPs-mAP, T={report['num_frames']} (Fig. 3)")
-        plot_class_saliency(report["class_saliency"]["panels"], tmp / "class_saliency.png")
-        figures = ["budget_curve.png", "class_saliency.png"]
+        figures = ["budget_curve.png"]
+        if report["class_saliency"]["panels"]:
+            plot_class_saliency(report["class_saliency"]["panels"], tmp / "class_saliency.png")
+            figures.append("class_saliency.png")
     report["figures"] = figures
     (tmp / "report.md").write_text(markdown_report(report))
     (tmp / "results.json").write_text(json.dumps(report, indent=1))
