@@ -8,8 +8,9 @@ and evaluation give meaningful numbers at full scale, not only timings:
   **salient segment** per label, a run of consecutive observed frames (a ``salient_share`` of
   the T frames); the rest are **non-salient** frames that carry only a faint trace of the
   class (``context``);
-* recognizer features of a frame: ``a mu_c + beta_b + noise`` on salient frames (``a`` varies
-  per frame), ``context mu_c + beta_b + noise`` elsewhere;
+* recognizer features of a frame: ``a (mu_c + nu) + beta_b + noise`` on salient frames (``a``
+  varies per frame; ``nu`` is one direction shared by all classes, what any action looks like
+  against a background), ``context mu_c + beta_b + noise`` elsewhere;
 * **logits** are the Bayes posterior of those features (linear discriminant with the class
   centres), so the recognizer is right on most salient frames and guesses elsewhere;
 * **light features** carry a weaker, noisier copy of the same signal: the noise-free part
@@ -63,6 +64,7 @@ class SynthSpec:
     class_scale: float = 0.07  # std of a class centre's entries (noise std 1)
     salient_amplitude: tuple[float, float] = (0.6, 1.3)  # of mu_c on a salient frame
     context: float = 0.15  # of mu_c on a non-salient frame
+    action_scale: float = 0.07  # std of the entries of nu, the class-agnostic part of a salient frame
     backgrounds: int = 64
     background_scale: float = 0.09
     light_gain: float = 0.7  # of the projected signal in the light features (noise std 1)
@@ -120,8 +122,10 @@ class Centres:
 
     rec_class: np.ndarray  # [C, D_r]
     rec_background: np.ndarray  # [B, D_r]
+    rec_action: np.ndarray  # [D_r], nu
     light_class: np.ndarray  # [C, D_l]
     light_background: np.ndarray  # [B, D_l]
+    light_action: np.ndarray  # [D_l]
     variance: float  # within-class variance of a recognizer feature entry
 
 
@@ -129,9 +133,13 @@ def make_centres(spec: SynthSpec) -> Centres:
     rng = np.random.default_rng([spec.seed, 1])
     mu = rng.normal(0.0, spec.class_scale, (spec.shape.classes, spec.rec_dim))
     beta = rng.normal(0.0, spec.background_scale, (spec.backgrounds, spec.rec_dim))
+    nu = rng.normal(0.0, spec.action_scale, spec.rec_dim)
     projection = rng.normal(0.0, 1.0 / np.sqrt(spec.rec_dim), (spec.rec_dim, spec.light_dim)) * np.sqrt(spec.rec_dim / spec.light_dim)
-    light = (spec.light_gain * mu @ projection, spec.light_gain * beta @ projection)
-    return Centres(mu.astype(np.float32), beta.astype(np.float32), light[0].astype(np.float32), light[1].astype(np.float32), 1.0 + spec.background_scale**2)
+
+    def light(centres: np.ndarray) -> np.ndarray:
+        return (spec.light_gain * centres @ projection).astype(np.float32)
+
+    return Centres(mu.astype(np.float32), beta.astype(np.float32), nu.astype(np.float32), light(mu), light(beta), light(nu), 1.0 + spec.background_scale**2)
 
 
 def generate_rows(spec: SynthSpec, plan: Plan, centres: Centres, start: int, stop: int, shard: int) -> dict[str, np.ndarray]:
@@ -147,12 +155,14 @@ def generate_rows(spec: SynthSpec, plan: Plan, centres: Centres, start: int, sto
     weight = np.where(salient > 0, rng.uniform(low, high, (n, t)), spec.context)[..., None].astype(np.float32)
     background = plan.background[start:stop]
 
-    def features(class_centres: np.ndarray, background_centres: np.ndarray, dim: int) -> np.ndarray:
-        signal = weight * class_centres[frame_class] + background_centres[background][:, None, :]
+    action = np.where(salient > 0, weight[..., 0], 0.0)[..., None].astype(np.float32)
+
+    def features(class_centres: np.ndarray, background_centres: np.ndarray, action_centre: np.ndarray, dim: int) -> np.ndarray:
+        signal = weight * class_centres[frame_class] + action * action_centre + background_centres[background][:, None, :]
         return signal + rng.standard_normal((n, t, dim), dtype=np.float32)
 
-    rec = features(centres.rec_class, centres.rec_background, spec.rec_dim)
-    light = features(centres.light_class, centres.light_background, spec.light_dim)
+    rec = features(centres.rec_class, centres.rec_background, centres.rec_action, spec.rec_dim)
+    light = features(centres.light_class, centres.light_background, centres.light_action, spec.light_dim)
     mu = centres.rec_class
     logits = (rec.reshape(n * t, -1) @ mu.T - 0.5 * (mu * mu).sum(axis=1)) / centres.variance
     return {
