@@ -1,0 +1,111 @@
+"""Paper scale, in small: a synthetic cache with ActivityNet's shape at 1/200 of its size, through
+prototypes (block-wise = one shot), train and evaluate (cached path), and the bench's checks."""
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline import cache as cache_mod
+from pipeline.cache import DONE, FeatureCache
+from pipeline.config import EvalConfig, TrainConfig
+from pipeline.metrics import multi_hot
+from pipeline.prototypes import GuidingScorer
+from pipeline.synthetic import SynthSpec, plan_videos
+from stages.bench_scale import ScaleReport, StageRun
+from stages.evaluate import run_evaluate
+from stages.prototypes import run_prototypes
+from stages.synth_cache import run_synth_cache
+from stages.train import run_train
+
+SPEC = SynthSpec("activitynet", fraction=0.005)  # 50 train + 25 val videos, 200 classes
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    result = run_synth_cache(SPEC, tmp_path_factory.mktemp("synth"), progress=False, shard_videos=16)
+    return Path(result.path), result
+
+
+def test_the_cache_has_the_shape_and_attributes_of_a_real_one(synthetic):
+    path, result = synthetic
+    assert (result.videos, result.train, result.classes) == (75, 50, 200)
+    with FeatureCache(path) as cache:
+        assert cache["light_features"].shape == (75, 16, 1280) and cache["light_features"].dtype == np.float16
+        assert cache["rec_features"].shape == (75, 16, 2048) and cache["rec_features"].dtype == np.float16
+        assert cache["rec_logits"].shape == (75, 16, 200) and cache["rec_logits"].dtype == np.float32
+        assert cache["light_features"].shards == (16, 16, 1280) and (cache["status"][:] == DONE).all()
+        attrs = cache.attrs
+        assert {"identity", "config", "manifest", "data_configs", "videos_per_batch", "videos_per_shard", "fingerprint"} <= set(attrs)
+        assert attrs["fingerprint"] == cache_mod.fingerprint(attrs["identity"]) and attrs["identity"]["synthetic"]["like"] == "activitynet"
+        assert attrs["config"]["light"]["name"] == "mobilenetv2_100" and attrs["config"]["recognizer"]["name"] == "resnet50"
+        assert attrs["data_configs"]["recognizer"]["input_size"] == [3, 224, 224]
+    assert cache_mod.store_files(path)["light_features"] == 5  # ceil(75 / 16) shard files
+    truth = json.loads(path.with_name(path.name + ".groundtruth.json").read_text())
+    assert len(truth) == 75 and all(len(v["salient"]) == 16 for v in truth.values())
+    assert run_synth_cache(SPEC, path.parent.parent, progress=False, shard_videos=16).computed_shards == 0
+
+
+def test_the_planted_structure_is_there():
+    """Logits follow the features: the recognizer is right on most salient frames and rarely
+    elsewhere; the light view carries the class more weakly; multi-label videos (FCVID) have a
+    segment per label."""
+    from pipeline.synthetic import generate_rows, make_centres
+
+    spec = SynthSpec("fcvid", fraction=0.01)
+    plan = plan_videos(spec)
+    rows = generate_rows(spec, plan, make_centres(spec), 0, 400, 0)
+    salient = plan.salient[:400]
+    label = np.array([v[0] for v in plan.labels[:400]])
+    right = rows["rec_logits"].argmax(-1) == label[:, None]
+    assert right[salient == 1].mean() > 0.4 and right[salient == 0].mean() < 0.1
+    low, high = spec.salient_share
+    share = (salient > 0).mean(axis=1)
+    assert share.min() >= 1 / 16 and low - 0.05 < share.mean() < high
+    multi = np.array([len(v) == 2 for v in plan.labels])
+    # a second segment overlapping the first keeps only what the first leaves (the first label wins)
+    assert 0.02 < multi.mean() < 0.08 and (plan.salient[multi] == 2).any(axis=1).mean() > 0.75
+    centres = make_centres(spec)
+    light = rows["light_features"].astype(np.float32)
+    rec_margin = np.einsum("ntd,nd->nt", rows["rec_features"].astype(np.float32), centres.rec_class[label])
+    light_margin = np.einsum("ntd,nd->nt", light, centres.light_class[label])
+    snr = lambda m: (m[salient == 1].mean() - m[salient == 0].mean()) / m[salient == 0].std()  # noqa: E731
+    assert 0 < snr(light_margin) < snr(rec_margin)
+
+
+def test_prototypes_train_evaluate_end_to_end(synthetic):
+    path, _ = synthetic
+    truth = path.with_name(path.name + ".groundtruth.json")
+    result = run_prototypes(path, GuidingScorer(), ground_truth=truth, block_videos=16)
+    assert 0 < result.info["salient_share"] < 1 and 0 <= result.info["salient_ap"] <= 1
+    with FeatureCache(path) as cache:
+        rec, logits = cache["rec_features"][:], cache["rec_logits"][:]
+        videos = cache.attrs["manifest"]["videos"]
+    labels = multi_hot([v["labels"] for v in videos], 200)
+    train = np.array([v["split"] == "train" for v in videos])
+    one_shot = GuidingScorer().fit(rec[train], labels[train], logits=logits[train])
+    np.testing.assert_allclose(np.load(Path(result.path) / "guides.npz")["g"], one_shot.transform(rec, labels), rtol=1e-6, atol=1e-6)
+
+    cfg = replace(TrainConfig(), epochs=2, batch_size=16)
+    trained = run_train(path, Path(result.path), cfg, progress=False, ground_truth=truth)
+    assert len(trained.history) == 2 and "AP of s_f vs ground-truth salient frames (val)" in trained.saliency_ap
+    report = run_evaluate(path, Path(result.path), Path(trained.path), path.parent, replace(EvalConfig(), curve_k=(1, 5)), progress=False)
+    methods = {m["method"]: m for m in report["methods"]}
+    assert report["videos"] == 25 and methods["NSNet (K=5)"]["path"] == "cache"
+    assert "DENSE (all frames)" not in methods and "UNIFORM (K=5)" in methods and report["real_vs_cached"] is None
+    assert any("synthetic cache (no videos), skipped: NSNet's decoded row" in line for line in report["skipped"])
+    g = report["gflops"]  # the paper's models counted: ResNet-50 4.09 G a frame (paper 4.11)
+    assert g["rec_per_frame"] == pytest.approx(4.09, abs=0.01) and methods["NSNet (K=5)"]["gflops"] == pytest.approx(5 * g["rec_per_frame"] + g["sampler"])
+
+
+def test_bench_checks_files_memory_and_time():
+    stages = [StageRun("prototypes", 150.0, 1.5), StageRun("train", 900.0, 3.5), StageRun("evaluate", 100.0, 2.0)]
+    files = {"light_features": 59, "rec_features": 59, "metadata": 7, "total": 125}
+    report = ScaleReport("activitynet", 1.0, 14_950, 10_024, 200, "c.zarr", 1.0, files, "test", 2, stages)
+    checks = dict(report.checks())
+    assert checks["cache files per array 59 <= 1 per 100 videos (0.39 per 100)"]
+    assert checks["prototypes peak memory 1.50 GiB <= 2.0 GiB"] and checks["prototypes time 2.5 min <= 3.0 min"]
+    assert not checks["train peak memory 3.50 GiB <= 3.0 GiB"] and checks["evaluate peak memory 2.00 GiB <= 3.0 GiB"]
+    assert len(ScaleReport("activitynet", 0.5, 7475, 5012, 200, "c.zarr", 1.0, files, "test", 2, stages).checks()) == 1  # targets at full size only
