@@ -113,8 +113,12 @@ def epoch_loader(data: CachedClips, cfg: TrainConfig, epoch: int) -> torch.utils
 
 def run_train(features: Path, prototypes: Path, cfg: TrainConfig, device: str = "cpu", progress: bool = True, ground_truth: Path | None = None) -> TrainResult:
     features, prototypes = Path(features), Path(prototypes)
+    with FeatureCache(features) as cache:
+        run_dir = run_dir_for(features, prototypes, cfg, cache.fingerprint)
+    checked = ground_truth is not None and Path(ground_truth).is_file()
+    if (run_dir / "model.pth").exists() and not checked:  # finished: nothing to load (evaluate holds the features already)
+        return TrainResult(str(run_dir), 0, json.loads((run_dir / "metrics.json").read_text())["history"])
     inputs = load_sampler_inputs(features, prototypes)
-    run_dir = run_dir_for(features, prototypes, cfg, inputs.attrs["fingerprint"])
     train, val = inputs.finished(train=True), inputs.finished(train=False)
     objective = frame_objective(cfg.fsm_target)
     dev = torch.device(device)
