@@ -163,10 +163,13 @@ class EvalConfig:
 
 @dataclass(frozen=True)
 class RunOptions:
-    """How a stage runs; none of this changes its results."""
+    """How a stage runs. None of this changes its results, except ``backend`` by float
+    rounding (outputs agree to about 1e-5): the features stage records it in the fingerprint."""
 
     cache_dir: Path = Path("cache")
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    backend: str = "auto"  # auto | torch | onnxruntime: where the backbones run (pipeline.backends)
+    exports: Path | None = None  # ONNX exports of the backbones (None: <cache_dir>/onnx)
     workers: int = 2  # DataLoader decoding processes
     videos_per_batch: int = 8  # videos whose frames share a model batch (set at cache creation)
     videos_per_shard: int = 256  # videos per cache file, rounded up to whole batches (set at cache creation)
@@ -174,3 +177,7 @@ class RunOptions:
     allow_failures: bool = False
     retry_failed: bool = False
     progress: bool = True
+
+    @property
+    def export_dir(self) -> Path:
+        return self.exports if self.exports is not None else self.cache_dir / "onnx"

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from pipeline.cache import DONE, FAILED
 from pipeline.datasets import VideoRecord
-from pipeline.models import FrameEncoder, encode, prepare_encoder
+from pipeline.backends import Runner
 from pipeline.sampling import uniform_frame_indices
 from pipeline.video import FrameSource, VideoReadError
 
@@ -126,10 +126,8 @@ def block_loader(dataset: BlockDecoder, workers: int, pin_memory: bool) -> DataL
 class BlockInference:
     """Runs the light model and the recognizer on all frames of a block."""
 
-    def __init__(self, light: FrameEncoder, recognizer: FrameEncoder, device: torch.device):
-        self.device = device
-        self.light = prepare_encoder(light, device)
-        self.recognizer = prepare_encoder(recognizer, device)
+    def __init__(self, light: Runner, recognizer: Runner):
+        self.light, self.recognizer = light, recognizer
 
     def __call__(self, block: DecodedBlock, layout_rows: dict[str, tuple[tuple[int, ...], str]]) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """The cache rows of the block's videos (failed ones left zero) and their status
@@ -141,8 +139,8 @@ class BlockInference:
             status[failure.index - start] = FAILED
         if not block.videos:
             return rows, status
-        light, _ = encode(self.light, torch.cat([v.light for v in block.videos]), self.device)
-        rec, logits = encode(self.recognizer, torch.cat([v.rec for v in block.videos]), self.device)
+        light, _ = self.light(torch.cat([v.light for v in block.videos]))
+        rec, logits = self.recognizer(torch.cat([v.rec for v in block.videos]))
         t = block.videos[0].light.shape[0]
         at = np.array([v.index - start for v in block.videos])
         rows["light_features"][at] = light.float().cpu().numpy().reshape(len(at), t, -1)

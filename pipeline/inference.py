@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from pipeline.evaluation import all_frame_scores, fused_positions, top_classes
 from pipeline.extract import Transform, as_is, single_thread_worker, to_model_input
-from pipeline.models import FrameEncoder, encode, prepare_encoder
+from pipeline.backends import Runner
 from pipeline.recognition import DecodedFrames, decode_chosen
 from pipeline.sampler import NSNetSampler
 from pipeline.sampler_training import FrameObjective, sampler_saliency
@@ -117,10 +117,9 @@ class VideoPrediction:
 class NSNetInference:
     """The compute of the end-to-end path, on preprocessed frames."""
 
-    def __init__(self, light: FrameEncoder, sampler: NSNetSampler, objective: FrameObjective, recognizer: FrameEncoder, k: int, fusion: str, alpha: float, device: torch.device):
+    def __init__(self, light: Runner, sampler: NSNetSampler, objective: FrameObjective, recognizer: Runner, k: int, fusion: str, alpha: float, device: torch.device):
         self.device = torch.device(device)
-        self.light = prepare_encoder(light, self.device)
-        self.recognizer = prepare_encoder(recognizer, self.device)
+        self.light, self.recognizer = light, recognizer
         self.sampler = sampler.to(self.device).eval()
         self.objective = objective
         self.k, self.fusion, self.alpha = k, fusion, alpha
@@ -129,7 +128,7 @@ class NSNetInference:
         """[B, T, 3, h, w] observation frames -> [B, T, D] light features, rounded through
         float16 as the cache stores them."""
         b, t = frames.shape[:2]
-        features, _ = encode(self.light, frames.flatten(0, 1), self.device)
+        features, _ = self.light(frames.flatten(0, 1))
         return features.half().float().reshape(b, t, -1)
 
     def saliency(self, features: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -142,7 +141,7 @@ class NSNetInference:
 
     def recognizer_logits(self, frames: torch.Tensor) -> np.ndarray:
         """[N, 3, H, W] frames -> [N, C] recognizer logits."""
-        _, logits = encode(self.recognizer, frames, self.device)
+        _, logits = self.recognizer(frames)
         return logits.float().cpu().numpy()
 
 

@@ -208,11 +208,12 @@ class FrameEncoder(nn.Module):
     def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         chunk = max(1, CPU_PIXELS_PER_FORWARD // (frames.shape[-2] * frames.shape[-1]))
         if frames.device.type != "cpu" or len(frames) <= chunk:
-            return self._forward(frames)
-        parts = [self._forward(part) for part in frames.split(chunk)]
+            return self.forward_frames(frames)
+        parts = [self.forward_frames(part) for part in frames.split(chunk)]
         return torch.cat([f for f, _ in parts]), torch.cat([z for _, z in parts]) if self.has_head else None
 
-    def _forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward_frames(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One pass over all ``frames`` at once (what the ONNX export traces)."""
         pre_logits = self.model.forward_head(self.model.forward_features(frames), pre_logits=True)
         logits = self.model.get_classifier()(pre_logits) if self.has_head else None
         return pre_logits, logits

@@ -15,9 +15,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from pipeline.backends import Runner
 from pipeline.datasets import VideoRecord
 from pipeline.extract import Transform, as_is, single_thread_worker, to_model_input
-from pipeline.models import FrameEncoder, encode, prepare_encoder
 from pipeline.video import FrameSource, VideoReadError
 
 
@@ -65,10 +65,9 @@ class ChosenFrameDecoder(Dataset):
         except VideoReadError as exc:
             return ChosenFrames(item, None, str(exc))
 
-def recognize_frames(decoder: ChosenFrameDecoder, recognizer: FrameEncoder, device: torch.device, videos_per_batch: int = 8, workers: int = 2, progress: bool = True, desc: str = "recognizer") -> tuple[list[np.ndarray | None], dict[int, str]]:
+def recognize_frames(decoder: ChosenFrameDecoder, recognizer: Runner, videos_per_batch: int = 8, workers: int = 2, progress: bool = True, desc: str = "recognizer") -> tuple[list[np.ndarray | None], dict[int, str]]:
     """Frame logits [k_i, C] of every item (None for a video that could not be decoded) and
     the errors by item."""
-    recognizer = prepare_encoder(recognizer, device)
     loader = DataLoader(
         decoder,
         batch_size=videos_per_batch,
@@ -83,7 +82,7 @@ def recognize_frames(decoder: ChosenFrameDecoder, recognizer: FrameEncoder, devi
             good = [b for b in batch if b.frames is not None]
             errors.update({b.item: b.error for b in batch if b.frames is None})
             if good:
-                _, out = encode(recognizer, torch.cat([b.frames for b in good]), device)
+                _, out = recognizer(torch.cat([b.frames for b in good]))
                 out = out.float().cpu().numpy()
                 start = 0
                 for b in good:

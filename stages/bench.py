@@ -23,6 +23,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from pipeline.backends import make_runner
 from pipeline.baselines import uniform_positions
 from pipeline.config import WEIGHTS_NONE, EvalConfig, FeaturesConfig, TrainConfig
 from pipeline.demo_data import encode_h264
@@ -41,8 +42,9 @@ PARTS = ("light", "heads", "fusion", "recognizer")
 
 @dataclass
 class BatchTiming:
-    """Median seconds per batch of ``batch`` videos."""
+    """Median seconds per batch of ``batch`` videos, with the backbones on ``backend``."""
 
+    backend: str
     batch: int
     nsnet_parts: dict[str, float]
     dense: float
@@ -74,6 +76,7 @@ class InferenceBench:
     num_classes: int
     reps: int
     gflops: dict[str, float]
+    backends: tuple[str, ...] = ("torch",)
     timings: list[BatchTiming] = field(default_factory=list)
     decode: DecodeTiming | None = None
 
@@ -95,20 +98,25 @@ class InferenceBench:
         shares = self.shares(timing)
         return shares["heads"] + shares["fusion"]
 
+    def of(self, backend: str) -> list[BatchTiming]:
+        return [t for t in self.timings if t.backend == backend]
+
     def table(self) -> str:
         head = (f"inference benchmark (Table 5): device {self.device}, {self.threads} threads; light {self.light}, recognizer {self.recognizer}; "
-                f"T={self.num_frames}, K={self.k}, C={self.num_classes}; random-init weights; decode excluded; median of {self.reps}")
+                f"T={self.num_frames}, K={self.k}, C={self.num_classes}; random-init weights; decode excluded; median of {self.reps}; backbones on {' and '.join(self.backends)}, measured in turns")
         methods = ((f"NSNet (K={self.k})", "nsnet"), (f"DENSE (T={self.num_frames})", "dense"), (f"UNIFORM (K={self.k})", "uniform"))
-        header = ("method", "GFLOPs/video", *[f"bs={t.batch}: ms/video" for t in self.timings], *[f"bs={t.batch}: videos/s" for t in self.timings])
+        batches = self.of(self.backends[0])
+        header = ("method", "backend", "GFLOPs/video", *[f"bs={t.batch}: ms/video" for t in batches], *[f"bs={t.batch}: videos/s" for t in batches])
         rows = []
-        for label, key in methods:
-            seconds = [getattr(t, key) / t.batch for t in self.timings]
-            rows.append((label, f"{self.gflops[key]:.3f}", *[f"{1000 * s:.1f}" for s in seconds], *[f"{1 / s:.1f}" for s in seconds]))
+        for backend in self.backends:
+            for label, key in methods:
+                seconds = [getattr(t, key) / t.batch for t in self.of(backend)]
+                rows.append((label, backend, f"{self.gflops[key]:.3f}", *[f"{1000 * s:.1f}" for s in seconds], *[f"{1 / s:.1f}" for s in seconds]))
         lines = [head, *text_table(header, rows), f"NSNet over DENSE: FLOP-bound speedup {self.flop_bound_speedup:.2f}x"]
         for t in self.timings:
             shares = self.shares(t)
             lines.append(
-                f"  bs={t.batch}: measured {self.speedup(t):.2f}x, fraction of the FLOP bound {self.fraction(t):.2f} (target >= 0.9); "
+                f"  {t.backend}, bs={t.batch}: measured {self.speedup(t):.2f}x, fraction of the FLOP bound {self.fraction(t):.2f} (target >= 0.9); "
                 f"NSNet time: light {100 * shares['light']:.1f}%, heads + fusion {100 * self.sampler_share(t):.2f}% (target <= 3%), recognizer {100 * shares['recognizer']:.1f}%"
             )
         if self.decode:
@@ -119,7 +127,7 @@ class InferenceBench:
     def to_dict(self) -> dict:
         out = asdict(self)
         out["flop_bound_speedup"] = self.flop_bound_speedup
-        out["per_batch"] = [{"batch": t.batch, "speedup": self.speedup(t), "fraction": self.fraction(t), "sampler_share": self.sampler_share(t), "shares": self.shares(t)} for t in self.timings]
+        out["per_batch"] = [{"backend": t.backend, "batch": t.batch, "speedup": self.speedup(t), "fraction": self.fraction(t), "sampler_share": self.sampler_share(t), "shares": self.shares(t)} for t in self.timings]
         return out
 
 
@@ -131,9 +139,9 @@ def _timed(fn: Callable[[], object], device: torch.device) -> tuple[float, objec
     return time.perf_counter() - start, out
 
 
-def build_engine(config: FeaturesConfig, k: int, num_classes: int, device: torch.device) -> tuple[NSNetInference, dict, dict, int]:
-    """NSNet with random-init backbones and heads of the paper's shape; also both data configs
-    and the light feature size."""
+def build_engines(config: FeaturesConfig, k: int, num_classes: int, device: torch.device, backends: tuple[str, ...], export_dir: Path) -> tuple[dict[str, NSNetInference], dict, dict, int]:
+    """NSNet with random-init backbones and heads of the paper's shape, one engine per backend
+    over the same models and heads; also both data configs and the light feature size."""
     config = config.with_overrides(light_weights=WEIGHTS_NONE, recognizer_weights=WEIGHTS_NONE)
     light, light_cfg = build_light(config)
     recognizer, rec_cfg = build_recognizer(config, tuple(f"class{c}" for c in range(num_classes)))
@@ -141,31 +149,45 @@ def build_engine(config: FeaturesConfig, k: int, num_classes: int, device: torch
     cfg = TrainConfig()
     sampler = SamplerShape(dim, config.num_frames, num_classes).build(cfg)
     defaults = EvalConfig()
-    engine = NSNetInference(light, sampler, frame_objective(cfg.fsm_target), recognizer, k, defaults.fusion, defaults.alpha, device)
-    return engine, light_cfg, rec_cfg, dim
+    engines = {}
+    for backend in backends:
+        runners = [make_runner(encoder, c["input_size"], device, backend, export_dir) for encoder, c in ((light, light_cfg), (recognizer, rec_cfg))]
+        engines[backend] = NSNetInference(runners[0], sampler, frame_objective(cfg.fsm_target), runners[1], k, defaults.fusion, defaults.alpha, device)
+    return engines, light_cfg, rec_cfg, dim
 
 
-def time_batch(engine: NSNetInference, batch: int, t: int, k: int, light_size: int, rec_size: int, reps: int) -> BatchTiming:
-    """Median seconds per batch of NSNet (by part), DENSE and UNIFORM, measured in turns."""
+def _time_methods(engine: NSNetInference, light_frames: torch.Tensor, rec_all: torch.Tensor, rec_k: torch.Tensor) -> dict[str, float]:
+    """Seconds of NSNet's parts, DENSE and UNIFORM on one batch."""
     device = engine.device
+    seconds: dict[str, float] = {}
+    seconds["light"], features = _timed(lambda: engine.light_features(light_frames), device)
+    seconds["heads"], (s_f, s_v) = _timed(lambda: engine.saliency(features), device)
+    seconds["fusion"], _ = _timed(lambda: engine.choose(s_f, s_v), device)
+    seconds["recognizer"], _ = _timed(lambda: engine.recognizer_logits(rec_k), device)
+    seconds["dense"], _ = _timed(lambda: engine.recognizer_logits(rec_all), device)
+    seconds["uniform"], _ = _timed(lambda: engine.recognizer_logits(rec_k), device)
+    return seconds
+
+
+def time_batch(engines: dict[str, NSNetInference], batch: int, t: int, k: int, light_size: int, rec_size: int, reps: int) -> list[BatchTiming]:
+    """Median seconds per batch of NSNet (by part), DENSE and UNIFORM for every backend, all
+    measured in turns within each repetition."""
     generator = torch.Generator().manual_seed(0)
     light_frames = torch.randn(batch, t, 3, light_size, light_size, generator=generator)
     rec_all = torch.randn(batch * t, 3, rec_size, rec_size, generator=generator)
     rec_k = rec_all[: batch * k].clone()
-    samples: dict[str, list[float]] = {name: [] for name in (*PARTS, "dense", "uniform")}
+    samples: dict[str, dict[str, list[float]]] = {backend: {} for backend in engines}
     for rep in range(reps + 1):  # the first round warms up and is dropped
-        seconds: dict[str, float] = {}
-        seconds["light"], features = _timed(lambda: engine.light_features(light_frames), device)
-        seconds["heads"], (s_f, s_v) = _timed(lambda: engine.saliency(features), device)
-        seconds["fusion"], _ = _timed(lambda: engine.choose(s_f, s_v), device)
-        seconds["recognizer"], _ = _timed(lambda: engine.recognizer_logits(rec_k), device)
-        seconds["dense"], _ = _timed(lambda: engine.recognizer_logits(rec_all), device)
-        seconds["uniform"], _ = _timed(lambda: engine.recognizer_logits(rec_k), device)
-        if rep:
-            for name, value in seconds.items():
-                samples[name].append(value)
-    median = {name: statistics.median(values) for name, values in samples.items()}
-    return BatchTiming(batch, {part: median[part] for part in PARTS}, median["dense"], median["uniform"])
+        for backend, engine in engines.items():
+            seconds = _time_methods(engine, light_frames, rec_all, rec_k)
+            if rep:
+                for name, value in seconds.items():
+                    samples[backend].setdefault(name, []).append(value)
+    timings = []
+    for backend, values in samples.items():
+        median = {name: statistics.median(v) for name, v in values.items()}
+        timings.append(BatchTiming(backend, batch, {part: median[part] for part in PARTS}, median["dense"], median["uniform"]))
+    return timings
 
 
 def bench_clip(path: Path, seconds: float = 10.0, fps: int = 25, size: tuple[int, int] = (256, 340)) -> Path:
@@ -203,11 +225,12 @@ def time_decode(clip: Path, t: int, k: int, light_tf, rec_tf, reps: int) -> Deco
     return DecodeTiming(f"{clip.name}: generated H.264", ms["nsnet"], ms["dense"], ms["uniform"])
 
 
-def bench_inference(config: FeaturesConfig, k: int, num_classes: int, batch_sizes: tuple[int, ...], reps: int, device: torch.device, decode: bool = True) -> InferenceBench:
-    engine, light_cfg, rec_cfg, dim = build_engine(config, k, num_classes, device)
+def bench_inference(config: FeaturesConfig, k: int, num_classes: int, batch_sizes: tuple[int, ...], reps: int, device: torch.device, backends: tuple[str, ...] = ("torch",), export_dir: Path = Path("cache/onnx"), decode: bool = True) -> InferenceBench:
+    engines, light_cfg, rec_cfg, dim = build_engines(config, k, num_classes, device, backends, export_dir)
     t = config.num_frames
-    cost = compute_cost(config.light, config.recognizer, engine.sampler.cpu(), t, dim, num_classes)
-    engine.sampler.to(device)
+    sampler = next(iter(engines.values())).sampler
+    cost = compute_cost(config.light, config.recognizer, sampler.cpu(), t, dim, num_classes)
+    sampler.to(device)
     result = InferenceBench(
         device=str(device),
         threads=torch.get_num_threads(),
@@ -218,9 +241,10 @@ def bench_inference(config: FeaturesConfig, k: int, num_classes: int, batch_size
         num_classes=num_classes,
         reps=reps,
         gflops={"nsnet": cost.nsnet(min(k, t)), "dense": cost.recognizer(t), "uniform": cost.recognizer(min(k, t)), "sampler": cost.sampler},
+        backends=tuple(backends),
     )
     for batch in batch_sizes:
-        result.timings.append(time_batch(engine, batch, t, min(k, t), config.light.resolution, config.recognizer.resolution, reps))
+        result.timings.extend(time_batch(engines, batch, t, min(k, t), config.light.resolution, config.recognizer.resolution, reps))
     if decode:
         with tempfile.TemporaryDirectory(prefix="nsnet-bench-") as tmp:
             clip = bench_clip(Path(tmp) / "clip_340x256_25fps_10s.mp4")

@@ -4,7 +4,9 @@ All three run in one process on the same videos, blocks and worker count. The fu
 overlaps decoding (DataLoader workers) with model compute, so its throughput should approach
 the slower of the two parts: the reported ratio is full / min(decode-only, models-only).
 Models-only runs before and after the full stage and counts as their mean, so that a drift of
-the machine's speed during the run does not fall on one side of the ratio alone.
+the machine's speed during the run does not fall on one side of the ratio alone. With several
+backends (torch and ONNX Runtime on the CPU) each gets its models-only and full-stage runs in
+turn, on the same decoded blocks, with the same exports the features stage would use.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -22,7 +24,21 @@ from pipeline.datasets import AnnotationFiles, load_manifest
 from pipeline.distributed import pick_device, synchronize
 from pipeline.extract import BlockDecoder, BlockInference, block_loader, make_blocks
 from pipeline.models import frame_transform
-from stages.features import build_encoders, make_layout, run_features
+from stages.features import build_encoders, build_runners, make_layout, run_features
+
+
+@dataclass
+class BackendThroughput:
+    """Frames/s of one backend: models alone (before and after the full stage) and the full stage."""
+
+    backend: str
+    models_fps_before: float
+    models_fps_after: float
+    full_fps: float
+
+    @property
+    def models_fps(self) -> float:
+        return (self.models_fps_before + self.models_fps_after) / 2
 
 
 @dataclass
@@ -35,33 +51,38 @@ class FeaturesBench:
     threads: int
     workers: int
     decode_fps: float
-    models_fps_before: float
-    models_fps_after: float
-    full_fps: float
+    runs: list[BackendThroughput] = field(default_factory=list)
 
-    @property
-    def models_fps(self) -> float:
-        return (self.models_fps_before + self.models_fps_after) / 2
-
-    @property
-    def ratio(self) -> float:
-        return self.full_fps / min(self.decode_fps, self.models_fps)
+    def ratio(self, run: BackendThroughput) -> float:
+        return run.full_fps / min(self.decode_fps, run.models_fps)
 
     def table(self) -> str:
-        rows = [
-            ("decode only (workers, decode + preprocess)", f"{self.decode_fps:9.1f} frames/s"),
-            ("models only (both backbones, in memory)", f"{self.models_fps:9.1f} frames/s  (before / after full: {self.models_fps_before:.1f} / {self.models_fps_after:.1f})"),
-            ("full stage (decode overlapped, cache writes)", f"{self.full_fps:9.1f} frames/s"),
-            ("full / min(decode, models)", f"{self.ratio:9.2f}   (target >= 0.85)"),
-        ]
+        rows = [("decode only (workers, decode + preprocess)", f"{self.decode_fps:9.1f} frames/s")]
+        for run in self.runs:
+            rows += [
+                (f"{run.backend}: models only (both backbones, in memory)", f"{run.models_fps:9.1f} frames/s  (before / after full: {run.models_fps_before:.1f} / {run.models_fps_after:.1f})"),
+                (f"{run.backend}: full stage (decode overlapped, cache writes)", f"{run.full_fps:9.1f} frames/s"),
+                (f"{run.backend}: full / min(decode, models)", f"{self.ratio(run):9.2f}   (target >= 0.85)"),
+            ]
+        if len(self.runs) > 1:
+            base = self.runs[0]
+            rows += [(f"{run.backend} / {base.backend}: full stage", f"{run.full_fps / base.full_fps:9.2f}x") for run in self.runs[1:]]
         head = (
             f"features benchmark: {self.videos} videos, {self.frames} frames, light {self.light}, recognizer {self.recognizer}\n"
             f"  device {self.device}, {self.threads} threads, {self.workers} workers"
         )
-        return "\n".join([head] + [f"  {k.ljust(46)} {v}" for k, v in rows])
+        width = max(len(k) for k, _ in rows)
+        return "\n".join([head] + [f"  {k.ljust(width)} {v}" for k, v in rows])
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        for run, raw in zip(self.runs, out["runs"]):
+            raw.update(models_fps=run.models_fps, ratio=self.ratio(run))
+        return out
 
 
-def bench_features(dataset: str, data_root: Path | None, config: FeaturesConfig, opts: RunOptions, max_videos: int, files: AnnotationFiles = AnnotationFiles()) -> FeaturesBench:
+def bench_features(dataset: str, data_root: Path | None, config: FeaturesConfig, opts: RunOptions, max_videos: int, backends: tuple[str, ...], files: AnnotationFiles = AnnotationFiles()) -> FeaturesBench:
+    """Decoding alone once, then per backend in turn: models alone, the full stage, models alone."""
     root, manifest = load_manifest(dataset, data_root, files)
     videos = manifest.videos[:max_videos]
     manifest = replace(manifest, videos=videos, rejected=())
@@ -74,29 +95,29 @@ def bench_features(dataset: str, data_root: Path | None, config: FeaturesConfig,
     decoded = [block for block in block_loader(decoder, opts.workers, pin_memory=False)]
     decode_s = time.perf_counter() - start
     frames = sum(b.num_frames for b in decoded)
-
     rows = make_layout(light, rec, light_cfg, rec_cfg, len(videos), config.num_frames).rows()
-    infer = BlockInference(light, rec, device)
-    infer(decoded[0], rows)  # warm-up
+    result = FeaturesBench(len(videos), frames, _describe(config.light), _describe(config.recognizer), str(device), torch.get_num_threads(), opts.workers, frames / decode_s)
 
-    def time_models() -> float:
-        synchronize(device)
-        start = time.perf_counter()
-        for block in decoded:
-            infer(block, rows)
-        synchronize(device)
-        return frames / (time.perf_counter() - start)
+    for backend in backends:
+        run_opts = replace(opts, backend=backend, exports=opts.export_dir)
+        infer = BlockInference(*build_runners(light, rec, light_cfg, rec_cfg, device, run_opts))
+        infer(decoded[0], rows)  # warm-up
 
-    before = time_models()
-    with tempfile.TemporaryDirectory(prefix="nsnet-bench-") as tmp:
-        subset = Path(tmp) / "data"
-        _link_subset(root, subset, manifest)
-        summary = run_features("csv", subset, config, replace(opts, cache_dir=Path(tmp) / "cache", retry_failed=False))
-    after = time_models()
-    return FeaturesBench(
-        len(videos), frames, _describe(config.light), _describe(config.recognizer), str(device), torch.get_num_threads(), opts.workers,
-        frames / decode_s, before, after, summary.frames / summary.compute_seconds,
-    )
+        def time_models() -> float:
+            synchronize(device)
+            start = time.perf_counter()
+            for block in decoded:
+                infer(block, rows)
+            synchronize(device)
+            return frames / (time.perf_counter() - start)
+
+        before = time_models()
+        with tempfile.TemporaryDirectory(prefix="nsnet-bench-") as tmp:
+            subset = Path(tmp) / "data"
+            _link_subset(root, subset, manifest)
+            summary = run_features("csv", subset, config, replace(run_opts, cache_dir=Path(tmp) / "cache", retry_failed=False))
+        result.runs.append(BackendThroughput(backend, before, time_models(), summary.frames / summary.compute_seconds))
+    return result
 
 
 def with_paper_backbones(config: FeaturesConfig) -> FeaturesConfig:
@@ -125,4 +146,4 @@ def _link_subset(root: Path, out: Path, manifest) -> None:
 
 def write_report(result: FeaturesBench, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({**asdict(result), "models_fps": result.models_fps, "ratio": result.ratio}, indent=1))
+    out.write_text(json.dumps(result.to_dict(), indent=1))

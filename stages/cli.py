@@ -90,6 +90,33 @@ def frame_choice_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
+def backend_options(compare: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--backend`` (or, with ``compare``, ``--backends``: several measured side by side) and
+    ``--onnx-dir``, where the ONNX exports of the backbones are kept (default <cache-dir>/onnx)."""
+    if compare:
+        choice = click.option("--backends", default=None, help="Comma-separated backends measured side by side (default: torch,onnxruntime on the CPU, torch on a GPU).")
+    else:
+        choice = click.option(
+            "--backend", type=click.Choice(["auto", "torch", "onnxruntime"]), default="auto", show_default=True,
+            help="Where the backbones run: auto is ONNX Runtime on the CPU (exported once), torch on a GPU.",
+        )
+    onnx_dir = click.option("--onnx-dir", type=click.Path(path_type=Path, file_okay=False), default=None, help="ONNX exports of the backbones, made once and reused (default: <cache-dir>/onnx).")
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        return choice(onnx_dir(command))
+
+    return decorate
+
+
+def parse_backends(value: str | None, device: Any) -> tuple[str, ...]:
+    """``--backends`` as a tuple; the default compares what this device can run."""
+    from pipeline.backends import compared_backends, resolve_backend
+
+    if value is None:
+        return compared_backends(device)
+    return tuple(resolve_backend(b.strip(), device) for b in value.split(",") if b.strip())
+
+
 def backbone_options(weights: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """``--light-model``/``--recognizer-model`` and ``--*-resolution`` (and ``--*-weights`` when
     ``weights``): the backbones, as overrides of the dataset's feature profile."""
@@ -155,6 +182,7 @@ def data(dataset: str, data_root: Path | None, difficulty: float | None, seed: i
 @click.option("--storage", type=click.Choice(["zarr", "hdf5"]), default=None)
 @click.option("--shard", default="0/1", show_default=True, help="This job's share i/n of the videos (combined with torchrun ranks).")
 @click.option("--device", default="auto", show_default=True)
+@backend_options(compare=False)
 @click.option("--workers", type=int, default=2, show_default=True, help="Decoding processes.")
 @click.option("--videos-per-batch", type=int, default=8, show_default=True, help="Videos whose frames share one model batch (fixed when a cache is created).")
 @click.option("--videos-per-shard", type=int, default=256, show_default=True, help="Videos per cache file (Zarr v3 shard), rounded up to whole batches; the unit --shard and torchrun ranks divide (fixed when a cache is created).")
@@ -163,7 +191,7 @@ def data(dataset: str, data_root: Path | None, difficulty: float | None, seed: i
 @click.option("--no-progress", is_flag=True)
 @annotation_options
 @clear_errors
-def features(dataset: str, data_root: Path | None, cache_dir: Path, cache_path: Path | None, shard: str, device: str, workers: int, videos_per_batch: int, videos_per_shard: int, allow_failures: bool, retry_failed: bool, no_progress: bool, files: Any, **model_options: Any) -> None:
+def features(dataset: str, data_root: Path | None, cache_dir: Path, cache_path: Path | None, shard: str, device: str, backend: str, onnx_dir: Path | None, workers: int, videos_per_batch: int, videos_per_shard: int, allow_failures: bool, retry_failed: bool, no_progress: bool, files: Any, **model_options: Any) -> None:
     """Pre-sample T frames per video, run the light model and the recognizer, fill the cache."""
     from pipeline.config import RunOptions
     from pipeline.datasets import get_dataset
@@ -171,7 +199,7 @@ def features(dataset: str, data_root: Path | None, cache_dir: Path, cache_path: 
     from stages.features import run_features
 
     config = get_dataset(dataset).features.with_overrides(**backbone_overrides(model_options))
-    opts = RunOptions(cache_dir=cache_dir, device=device, workers=workers, videos_per_batch=videos_per_batch, videos_per_shard=videos_per_shard, shard=parse_shard(shard), allow_failures=allow_failures, retry_failed=retry_failed, progress=not no_progress)
+    opts = RunOptions(cache_dir=cache_dir, device=device, backend=backend, exports=onnx_dir, workers=workers, videos_per_batch=videos_per_batch, videos_per_shard=videos_per_shard, shard=parse_shard(shard), allow_failures=allow_failures, retry_failed=retry_failed, progress=not no_progress)
     summary = run_features(dataset, data_root, config, opts, cache_path, files)
     if summary.leader:
         click.echo(summary.table())
@@ -395,11 +423,12 @@ def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_pat
 @click.option("--batch-size", type=int, default=32, show_default=True, help="Videos per model batch.")
 @click.option("--plot", is_flag=True, help="A PNG per video: saliency over time, chosen frames and their thumbnails.")
 @click.option("--device", default="auto", show_default=True)
+@backend_options(compare=False)
 @click.option("--workers", type=int, default=2, show_default=True, help="Decoding processes (and threads for the chosen frames).")
 @click.option("--allow-failures", is_flag=True, help="Exit 0 even when some videos could not be read.")
 @click.option("--no-progress", is_flag=True)
 @clear_errors
-def predict(videos: tuple[Path, ...], run_path: Path | None, dataset: str | None, cache_dir: Path, out_dir: Path, batch_size: int, plot: bool, device: str, workers: int, allow_failures: bool, no_progress: bool, **changes: Any) -> None:
+def predict(videos: tuple[Path, ...], run_path: Path | None, dataset: str | None, cache_dir: Path, out_dir: Path, batch_size: int, plot: bool, device: str, backend: str, onnx_dir: Path | None, workers: int, allow_failures: bool, no_progress: bool, **changes: Any) -> None:
     """NSNet on videos or folders of videos: top-5 classes and the K chosen frames of each."""
     from dataclasses import replace
 
@@ -411,7 +440,7 @@ def predict(videos: tuple[Path, ...], run_path: Path | None, dataset: str | None
         features_path, prototypes_path = resolve_sampler_inputs(cache_dir, dataset or "demo", None, None)
         run_path = resolve_run(features_path, prototypes_path, dataset or "demo", None)
     cfg = replace(EvalConfig(), **{k: v for k, v in changes.items() if v is not None})
-    result = run_predict(videos, run_path, out_dir, cfg, device=str(pick_device(device)), dataset=dataset, batch_size=batch_size, workers=workers, plot=plot, progress=not no_progress)
+    result = run_predict(videos, run_path, out_dir, cfg, device=str(pick_device(device)), dataset=dataset, batch_size=batch_size, workers=workers, plot=plot, progress=not no_progress, backend=backend, export_dir=onnx_dir or cache_dir / "onnx")
     click.echo(result.table())
     if result.failures and not allow_failures:
         raise click.ClickException(f"{len(result.failures)} of {len(result.predictions)} video(s) could not be read (listed above); pass --allow-failures to accept")
@@ -462,9 +491,10 @@ def bench_train_command(dataset: str, cache_dir: Path, features_path: Path | Non
 @click.option("--reps", type=int, default=3, show_default=True, help="Timed repetitions (median), after one warm-up.")
 @click.option("--no-decode", is_flag=True, help="Skip the decoding measurement.")
 @click.option("--device", default="auto", show_default=True)
+@backend_options(compare=True)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("cache/bench/inference.json"), show_default=True)
 @clear_errors
-def bench_command(num_frames: int | None, k: int | None, num_classes: int, batch_sizes: str, reps: int, no_decode: bool, device: str, out: Path, **models: Any) -> None:
+def bench_command(num_frames: int | None, k: int | None, num_classes: int, batch_sizes: str, reps: int, no_decode: bool, device: str, backends: str | None, onnx_dir: Path | None, out: Path, **models: Any) -> None:
     """Table 5: latency and throughput of NSNet, DENSE and UNIFORM; FLOP-bound vs measured speedup."""
     from pipeline.config import EvalConfig, FeaturesConfig
     from pipeline.distributed import pick_device
@@ -472,7 +502,8 @@ def bench_command(num_frames: int | None, k: int | None, num_classes: int, batch
 
     config = FeaturesConfig().with_overrides(num_frames=num_frames, **backbone_overrides(models))
     sizes = tuple(int(b) for b in batch_sizes.split(","))
-    result = bench_inference(config, k or EvalConfig().k, num_classes, sizes, reps, pick_device(device), decode=not no_decode)
+    dev = pick_device(device)
+    result = bench_inference(config, k or EvalConfig().k, num_classes, sizes, reps, dev, parse_backends(backends, dev), onnx_dir or Path("cache/onnx"), decode=not no_decode)
     click.echo(result.table())
     write_report(result, out)
     click.echo(f"written {out}")
@@ -485,23 +516,25 @@ def bench_command(num_frames: int | None, k: int | None, num_classes: int, batch
 @click.option("--backbones", type=click.Choice(["paper", "dataset"]), default="paper", show_default=True, help="paper: MobileNetV2 + ResNet-50 at 224², random init (as `nsnet bench`); dataset: the dataset's feature profile. The --*-model options apply to either.")
 @backbone_options(weights=True)
 @click.option("--device", default="auto", show_default=True)
+@backend_options(compare=True)
 @click.option("--workers", type=int, default=2, show_default=True)
 @click.option("--videos-per-batch", type=int, default=8, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("cache/bench/features.json"), show_default=True)
 @annotation_options
 @clear_errors
-def bench_features_command(dataset: str, data_root: Path | None, max_videos: int, backbones: str, device: str, workers: int, videos_per_batch: int, out: Path, files: Any, **model_options: Any) -> None:
+def bench_features_command(dataset: str, data_root: Path | None, max_videos: int, backbones: str, device: str, backends: str | None, onnx_dir: Path | None, workers: int, videos_per_batch: int, out: Path, files: Any, **model_options: Any) -> None:
     """Frames/s of decoding alone, the models alone and the full features stage."""
     from pipeline.config import RunOptions
     from pipeline.datasets import get_dataset
+    from pipeline.distributed import pick_device
     from stages.bench_features import bench_features, with_paper_backbones, write_report
 
     config = get_dataset(dataset).features
     if backbones == "paper":
         config = with_paper_backbones(config)
     config = config.with_overrides(**backbone_overrides(model_options))
-    opts = RunOptions(device=device, workers=workers, videos_per_batch=videos_per_batch, progress=False)
-    result = bench_features(dataset, data_root, config, opts, max_videos, files)
+    opts = RunOptions(device=device, exports=onnx_dir, workers=workers, videos_per_batch=videos_per_batch, progress=False)
+    result = bench_features(dataset, data_root, config, opts, max_videos, parse_backends(backends, pick_device(device)), files)
     click.echo(result.table())
     write_report(result, out)
     click.echo(f"written {out}")

@@ -35,6 +35,7 @@ from pipeline.flops import ComputeCost, compute_cost
 from pipeline.metrics import multi_hot
 from pipeline.fusion import fused_scores, top_k
 from pipeline.plots import matplotlib_available, plot_budget_curve, plot_class_saliency
+from pipeline.backends import TorchRunner
 from pipeline.recognition import ChosenFrameDecoder, recognize_frames
 from pipeline.sampler_training import FrameObjective, sampler_saliency
 from stages.features import cached_model
@@ -86,7 +87,7 @@ def _recognizer_logits(data: EvalData, root: Path, frame_ids: list[np.ndarray], 
     """The real path: decode exactly ``frame_ids`` of every evaluation video, run the recognizer."""
     recognizer, transform = cached_model(data.inputs.attrs, "recognizer")
     decoder = ChosenFrameDecoder(root, [data.manifest.videos[i] for i in data.videos], frame_ids, transform)
-    logits, errors = recognize_frames(decoder, recognizer.to(memory_format=torch.channels_last), device, workers=workers, progress=progress, desc=desc)
+    logits, errors = recognize_frames(decoder, TorchRunner(recognizer, device), workers=workers, progress=progress, desc=desc)
     if errors:
         listed = "; ".join(errors[i] for i in sorted(errors)[:5])
         raise CacheError(f"{len(errors)} evaluation video(s) could not be decoded again since the cache was built: {listed}")

@@ -16,9 +16,10 @@ from tqdm import tqdm
 import pipeline
 from pipeline import cache as cache_mod
 from pipeline.cache import DONE, FAILED, PENDING, BackgroundWriter, CacheError, FeatureCache, Layout, ShardAssembler, ZarrWriter
+from pipeline.backends import Runner, make_runner, resolve_backend
 from pipeline.config import FeaturesConfig, RunOptions
 from pipeline.datasets import AnnotationFiles, Manifest, load_manifest
-from pipeline.distributed import Worker, barrier, setup_worker, teardown
+from pipeline.distributed import Worker, barrier, pick_device, setup_worker, teardown
 from pipeline.extract import BlockDecoder, BlockInference, block_loader, make_blocks
 from pipeline.models import FrameEncoder, create_model, data_config, frame_transform, weights_identity
 
@@ -70,10 +71,13 @@ class FeaturesSummary:
         return "\n".join(lines)
 
 
-def cache_identity(dataset: str, manifest: Manifest, config: FeaturesConfig) -> dict[str, Any]:
-    """Everything that determines the cache's content; its hash is the fingerprint."""
+def cache_identity(dataset: str, manifest: Manifest, config: FeaturesConfig, backend: str = "torch") -> dict[str, Any]:
+    """Everything that determines the cache's content; its hash is the fingerprint. The
+    backend is named only when it is not torch, so caches written before there was a choice
+    keep their fingerprints."""
     models = {role: {**asdict(getattr(config, role)), "weights": weights_identity(getattr(config, role))} for role in ("light", "recognizer")}
     return {
+        **({} if backend == "torch" else {"backend": backend}),
         "schema": pipeline.CACHE_SCHEMA_VERSION,
         "code_version": pipeline.__version__,
         "dataset": dataset,
@@ -85,7 +89,7 @@ def cache_identity(dataset: str, manifest: Manifest, config: FeaturesConfig) -> 
 
 
 def resolve_cache_path(dataset: str, manifest: Manifest, config: FeaturesConfig, opts: RunOptions, explicit: Path | None) -> tuple[Path, str, dict[str, Any]]:
-    identity = cache_identity(dataset, manifest, config)
+    identity = cache_identity(dataset, manifest, config, resolve_backend(opts.backend, pick_device(opts.device)))
     fp = cache_mod.fingerprint(identity)
     path = explicit or cache_mod.store_path(opts.cache_dir, dataset, fp, config.storage)
     if config.storage == "hdf5" and path.suffix != ".h5":
@@ -160,6 +164,12 @@ def build_encoders(config: FeaturesConfig, manifest: Manifest):
     light, light_cfg = build_light(config)
     rec, rec_cfg = build_recognizer(config, manifest.classes)
     return light, rec, light_cfg, rec_cfg
+
+
+def build_runners(light: FrameEncoder, rec: FrameEncoder, light_cfg: dict[str, Any], rec_cfg: dict[str, Any], device: torch.device, opts: RunOptions) -> tuple[Runner, Runner]:
+    """Both backbones ready for inference with the run's backend (ONNX exports kept in
+    ``opts.export_dir``)."""
+    return tuple(make_runner(encoder, cfg["input_size"], device, opts.backend, opts.export_dir) for encoder, cfg in ((light, light_cfg), (rec, rec_cfg)))
 
 
 def output_dims(encoder: FrameEncoder, cfg: dict[str, Any]) -> tuple[int, int]:
@@ -260,7 +270,7 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
             status = writer.status()
             plan = _plan(status, writer.attrs, worker, opts.retry_failed)
             decoder = BlockDecoder(root, manifest.videos, plan.todo, config.num_frames, frame_transform(light_cfg), frame_transform(rec_cfg))
-            infer = BlockInference(light, rec, worker.device)
+            infer = BlockInference(*build_runners(light, rec, light_cfg, rec_cfg, worker.device, opts))
             loader = block_loader(decoder, min(opts.workers, len(plan.todo)), pin_memory=worker.device.type == "cuda")
             bar = tqdm(total=sum(len(m) for _, m in plan.todo), unit="video", desc=f"features {manifest.name}", disable=not opts.progress or not worker.is_leader)
             tick = time.perf_counter()

@@ -18,6 +18,7 @@ from typing import Sequence
 import torch
 from tqdm import tqdm
 
+from pipeline.backends import make_runner
 from pipeline.cache import CacheError, FeatureCache
 from pipeline.config import EvalConfig
 from pipeline.extract import Transform
@@ -58,9 +59,9 @@ def features_of_run(run_dir: Path) -> Path:
     return features
 
 
-def load_pipeline(run_dir: Path, cfg: EvalConfig, device: torch.device, dataset: str | None = None) -> TrainedPipeline:
-    """The backbones, trained heads and fusion of a run; with ``dataset``, refuse a run that
-    was trained on another dataset."""
+def load_pipeline(run_dir: Path, cfg: EvalConfig, device: torch.device, dataset: str | None = None, backend: str = "auto", export_dir: Path = Path("cache/onnx")) -> TrainedPipeline:
+    """The backbones (run with ``backend``; ONNX exports kept in ``export_dir``), trained heads
+    and fusion of a run; with ``dataset``, refuse a run that was trained on another dataset."""
     run_dir = Path(run_dir)
     features = features_of_run(run_dir)
     with FeatureCache(features) as cache:
@@ -73,7 +74,11 @@ def load_pipeline(run_dir: Path, cfg: EvalConfig, device: torch.device, dataset:
     sampler, objective, _ = load_trained_sampler(run_dir, attrs["fingerprint"], SamplerShape(dim, t, len(classes)), device)
     light, light_tf = cached_model(attrs, "light")
     recognizer, rec_tf = cached_model(attrs, "recognizer")
-    engine = NSNetInference(light, sampler, objective, recognizer, cfg.k, cfg.fusion, cfg.alpha, device)
+    sizes = {role: tuple(attrs["data_configs"][role]["input_size"]) for role in ("light", "recognizer")}
+    engine = NSNetInference(
+        make_runner(light, sizes["light"], device, backend, export_dir), sampler, objective,
+        make_runner(recognizer, sizes["recognizer"], device, backend, export_dir), cfg.k, cfg.fusion, cfg.alpha, device,
+    )
     return TrainedPipeline(run_dir, features, trained_on, classes, t, engine, light_tf, rec_tf)
 
 
@@ -117,7 +122,7 @@ class PredictResult:
             times = p.timestamps
             frames = " ".join(f"{i}" + ("" if times is None else f"@{t:.2f}s") for i, t in zip(p.frame_indices, times if times is not None else [None] * len(p.positions)))
             rows.append((Path(p.path).name, f"{top[0][0]} ({top[0][1]:.3f})", ", ".join(f"{c} {s:.3f}" for c, s in top[1:]), frames))
-        head = f"NSNet on {len(self.predictions)} video(s): K={self.pipeline.engine.k} of T={self.pipeline.num_frames}, {self.pipeline.engine.fusion} fusion, run {self.pipeline.run_dir}"
+        head = f"NSNet on {len(self.predictions)} video(s): K={self.pipeline.engine.k} of T={self.pipeline.num_frames}, {self.pipeline.engine.fusion} fusion, backbones on {self.pipeline.engine.light.backend}, run {self.pipeline.run_dir}"
         lines = [head, *text_table(("video", "top-1 (score)", "top-2..5", "chosen frames (index@time)"), rows), f"written {self.jsonl}"]
         if self.plots:
             lines.append(f"{len(self.plots)} saliency plot(s) in {self.plots[0].parent}")
@@ -136,11 +141,11 @@ def _plot_name(path: str, taken: set[str]) -> str:
     return name
 
 
-def run_predict(inputs: Sequence[Path], run_dir: Path, out_dir: Path, cfg: EvalConfig = EvalConfig(), device: str = "cpu", dataset: str | None = None, batch_size: int = 32, workers: int = 2, plot: bool = False, progress: bool = True) -> PredictResult:
+def run_predict(inputs: Sequence[Path], run_dir: Path, out_dir: Path, cfg: EvalConfig = EvalConfig(), device: str = "cpu", dataset: str | None = None, batch_size: int = 32, workers: int = 2, plot: bool = False, progress: bool = True, backend: str = "auto", export_dir: Path = Path("cache/onnx")) -> PredictResult:
     """Predict every video under ``inputs``; bad videos are reported in the result, not raised."""
     if plot and not matplotlib_available():
         raise ValueError("--plot needs matplotlib: install the 'plots' extra (pip install 'nsnet[plots]')")
-    pipeline = load_pipeline(Path(run_dir), cfg, torch.device(device), dataset)
+    pipeline = load_pipeline(Path(run_dir), cfg, torch.device(device), dataset, backend, export_dir)
     videos = find_videos(inputs)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

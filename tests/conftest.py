@@ -59,9 +59,16 @@ def tiny_config() -> FeaturesConfig:
     return TINY_FEATURES
 
 
+@pytest.fixture(scope="session")
+def onnx_exports(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder of ONNX exports for the session: exports are keyed by the weights' bytes, so
+    the tests' seeded tiny models are exported once, as a user's re-runs would find them."""
+    return tmp_path_factory.mktemp("onnx")
+
+
 @pytest.fixture
-def run_options(tmp_path: Path) -> RunOptions:
-    return RunOptions(cache_dir=tmp_path / "cache", device="cpu", workers=0, videos_per_batch=2, videos_per_shard=4, progress=False)
+def run_options(tmp_path: Path, onnx_exports: Path) -> RunOptions:
+    return RunOptions(cache_dir=tmp_path / "cache", device="cpu", workers=0, videos_per_batch=2, videos_per_shard=4, progress=False, exports=onnx_exports)
 
 
 @pytest.fixture

@@ -30,12 +30,15 @@ def test_errors_are_one_clear_line_and_exit_1(tmp_path: Path):
     assert result.exit_code == 1 and "need 0 <= i < n" in result.output
 
 
-def test_bench_features_reports_three_rates_and_their_ratio(tiny_videos, tiny_config, run_options):
-    result = bench_features("demo", tiny_videos, tiny_config, replace(run_options, workers=1), max_videos=6)
+def test_bench_features_reports_each_backends_rates_and_their_ratio(tiny_videos, tiny_config, run_options):
+    result = bench_features("demo", tiny_videos, tiny_config, replace(run_options, workers=1), max_videos=6, backends=("torch", "onnxruntime"))
     assert result.videos == 6 and result.frames == 6 * tiny_config.num_frames
-    assert min(result.decode_fps, result.models_fps, result.full_fps) > 0
-    assert result.ratio == result.full_fps / min(result.decode_fps, result.models_fps)
-    assert "full / min(decode, models)" in result.table()
+    assert [run.backend for run in result.runs] == ["torch", "onnxruntime"]
+    for run in result.runs:
+        assert min(result.decode_fps, run.models_fps, run.full_fps) > 0
+        assert result.ratio(run) == run.full_fps / min(result.decode_fps, run.models_fps)
+        assert f"{run.backend}: full / min(decode, models)" in result.table()
+    assert "onnxruntime / torch: full stage" in result.table()
 
 
 def test_paper_backbones_replace_the_demo_profile_with_random_init_weights():
@@ -58,20 +61,22 @@ def test_paper_backbones_replace_the_demo_profile_with_random_init_weights():
 )
 def test_bench_features_command_chooses_the_backbones(tiny_videos, tmp_path: Path, choice, overrides, light, recognizer):
     out = tmp_path / "features.json"
-    args = ["bench-features", "--data-root", str(tiny_videos), "--videos", "4", "--workers", "0", "--videos-per-batch", "2", "--device", "cpu", "--out", str(out)]
+    args = ["bench-features", "--data-root", str(tiny_videos), "--videos", "4", "--workers", "0", "--videos-per-batch", "2", "--device", "cpu", "--backends", "onnxruntime", "--onnx-dir", str(tmp_path / "onnx"), "--out", str(out)]
     result = CliRunner().invoke(main, args + choice + overrides)
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
     assert (report["light"], report["recognizer"]) == (light, recognizer)
-    assert report["videos"] == 4 and report["ratio"] == pytest.approx(report["full_fps"] / min(report["decode_fps"], report["models_fps"]))
-    assert report["models_fps"] == pytest.approx((report["models_fps_before"] + report["models_fps_after"]) / 2)
+    (run,) = report["runs"]
+    assert report["videos"] == 4 and run["backend"] == "onnxruntime"
+    assert run["ratio"] == pytest.approx(run["full_fps"] / min(report["decode_fps"], run["models_fps"]))
+    assert run["models_fps"] == pytest.approx((run["models_fps_before"] + run["models_fps_after"]) / 2)
     assert f"light {light}, recognizer {recognizer}" in result.output
 
 
 def test_bench_times_nsnet_dense_and_uniform_side_by_side(tmp_path: Path):
     out = tmp_path / "inference.json"
     args = ["bench", "--light-model", "test_efficientnet", "--light-resolution", "32", "--recognizer-model", "test_resnet", "--recognizer-resolution", "32",
-            "--frames", "6", "--k", "2", "--classes", "5", "--batch-sizes", "1,3", "--reps", "1", "--device", "cpu", "--out", str(out)]
+            "--frames", "6", "--k", "2", "--classes", "5", "--batch-sizes", "1,3", "--reps", "1", "--device", "cpu", "--onnx-dir", str(tmp_path / "onnx"), "--out", str(out)]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
@@ -79,8 +84,11 @@ def test_bench_times_nsnet_dense_and_uniform_side_by_side(tmp_path: Path):
     # counted costs: NSNet = K recognizer frames + the sampler, DENSE = T frames, UNIFORM = K frames
     assert g["dense"] == pytest.approx(3 * g["uniform"]) and g["nsnet"] == pytest.approx(g["uniform"] + g["sampler"])
     assert report["flop_bound_speedup"] == pytest.approx(g["dense"] / g["nsnet"])
-    assert [t["batch"] for t in report["timings"]] == [1, 3]
+    # the default on the CPU: both backends, over the same models
+    assert report["backends"] == ["torch", "onnxruntime"]
+    assert [(t["backend"], t["batch"]) for t in report["timings"]] == [("torch", 1), ("onnxruntime", 1), ("torch", 3), ("onnxruntime", 3)]
     for timing, derived in zip(report["timings"], report["per_batch"]):
+        assert derived["backend"] == timing["backend"]
         nsnet = sum(timing["nsnet_parts"].values())
         assert set(timing["nsnet_parts"]) == {"light", "heads", "fusion", "recognizer"} and min(timing["nsnet_parts"].values()) > 0
         assert derived["speedup"] == pytest.approx(timing["dense"] / nsnet)
@@ -89,3 +97,4 @@ def test_bench_times_nsnet_dense_and_uniform_side_by_side(tmp_path: Path):
         assert derived["sampler_share"] == pytest.approx(derived["shares"]["heads"] + derived["shares"]["fusion"])
     assert min(report["decode"][k] for k in ("nsnet_ms", "dense_ms", "uniform_ms")) > 0
     assert "FLOP-bound speedup" in result.output and "bs=3: ms/video" in result.output
+    assert "onnxruntime, bs=3: measured" in result.output and "torch, bs=1: measured" in result.output

@@ -13,6 +13,7 @@ from pipeline.cache import CacheError, FeatureCache
 from pipeline.config import EvalConfig, FeaturesConfig, TrainConfig
 from pipeline.datasets import Manifest
 from pipeline.models import frame_transform
+from pipeline.backends import TorchRunner
 from pipeline.recognition import ChosenFrameDecoder, recognize_frames
 from stages.evaluate import render_table, run_evaluate
 from stages.features import build_recognizer
@@ -31,7 +32,9 @@ def test_decoding_the_chosen_frames_gives_the_cached_logits(tiny_pipeline):
     recognizer, data_cfg = build_recognizer(FeaturesConfig.from_dict(attrs["config"]), manifest.classes)
     chosen = [np.array([0, 3]), np.array([5]), np.array([1, 2, 4])]
     decoder = ChosenFrameDecoder(videos, list(manifest.videos[:3]), [frame_ids[v][p] for v, p in enumerate(chosen)], frame_transform(data_cfg))
-    real, errors = recognize_frames(decoder, recognizer.to(memory_format=torch.channels_last), torch.device("cpu"), workers=0, progress=False)
+    # evaluate's path: torch on the decoded frames, against a cache the default (ONNX Runtime) wrote
+    assert attrs["identity"]["backend"] == "onnxruntime"
+    real, errors = recognize_frames(decoder, TorchRunner(recognizer, torch.device("cpu")), workers=0, progress=False)
     assert not errors
     for v, positions in enumerate(chosen):
         np.testing.assert_allclose(real[v], logits[v][positions], rtol=1e-4, atol=1e-4)

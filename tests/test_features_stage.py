@@ -31,9 +31,9 @@ def _cli(*args: str, cwd: Path, **popen) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "stages.cli", *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
 
 
-def _tiny_args(root: Path, cache_dir: Path, *extra: str) -> list[str]:
+def _tiny_args(root: Path, cache_dir: Path, onnx_dir: Path, *extra: str) -> list[str]:
     return [
-        "features", "--dataset", "demo", "--data-root", str(root), "--cache-dir", str(cache_dir),
+        "features", "--dataset", "demo", "--data-root", str(root), "--cache-dir", str(cache_dir), "--onnx-dir", str(onnx_dir),
         "--frames", "6", "--light-model", "test_efficientnet", "--light-weights", "none", "--light-resolution", "32",
         "--recognizer-model", "test_resnet", "--recognizer-weights", "none", "--recognizer-resolution", "32",
         "--device", "cpu", "--no-progress", *extra,
@@ -133,7 +133,7 @@ def _make_blocking_video(root: Path, manifest_name: str) -> Path:
     return folder
 
 
-def test_sigkill_then_resume_equals_an_uninterrupted_run(tiny_videos, tmp_path):
+def test_sigkill_then_resume_equals_an_uninterrupted_run(tiny_videos, tmp_path, onnx_exports):
     # the 8th video (index 7) becomes a frame folder; in the killed run its frame is a FIFO
     lines = (tiny_videos / "manifest.csv").read_text().splitlines()
     header, rows = lines[0], lines[1:]
@@ -151,7 +151,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tiny_videos, tmp_path):
 
     args = ["--workers", "0", "--videos-per-batch", "1", "--videos-per-shard", "2"]
     cache = tmp_path / "cache"
-    proc = _cli(*_tiny_args(tiny_videos, cache, *args), cwd=REPO)
+    proc = _cli(*_tiny_args(tiny_videos, cache, onnx_exports, *args), cwd=REPO)
     store = None
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -171,12 +171,12 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tiny_videos, tmp_path):
 
     os.remove(folder / "img_00001.png")
     Image.fromarray(real_frame).save(folder / "img_00001.png")
-    resumed = _cli(*_tiny_args(tiny_videos, cache, *args), cwd=REPO)
+    resumed = _cli(*_tiny_args(tiny_videos, cache, onnx_exports, *args), cwd=REPO)
     out, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, out
     assert "computed this run           6" in out and "skipped (already in cache)  6" in out
 
-    reference = _cli(*_tiny_args(reference_root, tmp_path / "ref_cache", *args), cwd=REPO)
+    reference = _cli(*_tiny_args(reference_root, tmp_path / "ref_cache", onnx_exports, *args), cwd=REPO)
     out, _ = reference.communicate(timeout=300)
     assert reference.returncode == 0, out
     (ref_store,) = (tmp_path / "ref_cache" / "demo").glob("*.zarr")
@@ -186,7 +186,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tiny_videos, tmp_path):
             np.testing.assert_array_equal(a[name][:], b[name][:], err_msg=name)
 
 
-def test_bad_inputs_are_recorded_and_the_rest_finishes(tiny_videos, tmp_path):
+def test_bad_inputs_are_recorded_and_the_rest_finishes(tiny_videos, tmp_path, onnx_exports):
     lines = (tiny_videos / "manifest.csv").read_text().splitlines()
     rows = lines[1:]
     label = rows[0].split(",")[1]
@@ -207,7 +207,7 @@ def test_bad_inputs_are_recorded_and_the_rest_finishes(tiny_videos, tmp_path):
     ]
     (tiny_videos / "manifest.csv").write_text("\n".join(lines[:1] + rows + extra) + "\n")
     cache = tmp_path / "cache"
-    proc = _cli(*_tiny_args(tiny_videos, cache), cwd=REPO)
+    proc = _cli(*_tiny_args(tiny_videos, cache, onnx_exports), cwd=REPO)
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 1, out
     assert "6 video(s) failed" in out
@@ -225,7 +225,7 @@ def test_bad_inputs_are_recorded_and_the_rest_finishes(tiny_videos, tmp_path):
         status = c["status"][:]
     assert (status == DONE).sum() == 12 and (status == FAILED).sum() == 5
     # accepted with --allow-failures; nothing is recomputed, the failures are still reported
-    again = _cli(*_tiny_args(tiny_videos, cache, "--allow-failures"), cwd=REPO)
+    again = _cli(*_tiny_args(tiny_videos, cache, onnx_exports, "--allow-failures"), cwd=REPO)
     out, _ = again.communicate(timeout=300)
     assert again.returncode == 0, out
     assert "computed this run           0" in out and "failed                      6" in out
@@ -241,10 +241,10 @@ def test_a_second_writer_on_the_same_shard_is_refused(tiny_videos, tiny_config, 
 
 
 @pytest.mark.parametrize("storage", ["zarr", "hdf5"])
-def test_torchrun_two_ranks_fill_one_store(tiny_videos, tmp_path, tiny_config, run_options, storage):
+def test_torchrun_two_ranks_fill_one_store(tiny_videos, tmp_path, tiny_config, run_options, storage, onnx_exports):
     torchrun = Path(sys.executable).with_name("torchrun")
     cache = tmp_path / "cache"
-    cmd = [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "stages.cli", *_tiny_args(tiny_videos, cache, "--workers", "1", "--storage", storage)]
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "stages.cli", *_tiny_args(tiny_videos, cache, onnx_exports, "--workers", "1", "--storage", storage)]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("done / pending") == 1  # one summary, from rank 0

@@ -34,14 +34,14 @@ def _val_videos(features: Path) -> list[dict]:
         return [v for v in cache.attrs["manifest"]["videos"] if v["split"] != "train"]
 
 
-def test_predict_gives_the_predictions_of_evaluate(trained, tmp_path):
+def test_predict_gives_the_predictions_of_evaluate(trained, tmp_path, onnx_exports):
     features, prototypes, run, root = trained
     report = run_evaluate(features, prototypes, run, root, EVAL, workers=0, progress=False)
     expected = {Path(e["video"]).name: e for e in map(json.loads, (Path(report["output"]) / "predictions.jsonl").read_text().splitlines())}
     videos = [root / v["path"] for v in _val_videos(features)]
     assert len(videos) == len(expected) == 3
     # batches of 2 videos, so that one batch's chosen frames decode while the next is observed
-    result = run_predict(videos, run, tmp_path / "out", EVAL, batch_size=2, workers=1, plot=True, progress=False)
+    result = run_predict(videos, run, tmp_path / "out", EVAL, batch_size=2, workers=1, plot=True, progress=False, export_dir=onnx_exports)
     assert not result.failures
     got = {Path(p["video"]).name: p for p in map(json.loads, result.jsonl.read_text().splitlines())}
     assert set(got) == set(expected)
@@ -56,7 +56,7 @@ def test_predict_gives_the_predictions_of_evaluate(trained, tmp_path):
     assert "top-1 (score)" in result.table()
 
 
-def test_predict_reports_bad_videos_and_goes_on(trained, tmp_path):
+def test_predict_reports_bad_videos_and_goes_on(trained, tmp_path, onnx_exports):
     features, _, run, root = trained
     good = root / _val_videos(features)[0]["path"]
     corrupt = tmp_path / "corrupt.mp4"
@@ -64,7 +64,7 @@ def test_predict_reports_bad_videos_and_goes_on(trained, tmp_path):
     text = tmp_path / "notes.mp4"
     text.write_text("not a video")
     missing = tmp_path / "missing.mp4"
-    result = run_predict([missing, corrupt, good, text], run, tmp_path / "out", EVAL, batch_size=2, workers=0, progress=False)
+    result = run_predict([missing, corrupt, good, text], run, tmp_path / "out", EVAL, batch_size=2, workers=0, progress=False, export_dir=onnx_exports)
     by_name = {Path(p.path).name: p for p in result.predictions}
     assert [Path(p.path).name for p in result.predictions] == ["missing.mp4", "corrupt.mp4", good.name, "notes.mp4"]
     assert "file not found" in by_name["missing.mp4"].error and "missing.mp4" in by_name["missing.mp4"].error
@@ -75,37 +75,37 @@ def test_predict_reports_bad_videos_and_goes_on(trained, tmp_path):
     assert "FAILED" in result.table()
 
 
-def test_predict_cli_exits_non_zero_on_failures(trained, tmp_path):
+def test_predict_cli_exits_non_zero_on_failures(trained, tmp_path, onnx_exports):
     features, _, run, root = trained
     good = root / _val_videos(features)[0]["path"]
-    args = ["predict", str(good), str(tmp_path / "gone.mp4"), "--run", str(run), "--out", str(tmp_path / "out"), "--k", "2", "--workers", "0", "--device", "cpu", "--no-progress"]
+    args = ["predict", str(good), str(tmp_path / "gone.mp4"), "--run", str(run), "--out", str(tmp_path / "out"), "--k", "2", "--workers", "0", "--device", "cpu", "--onnx-dir", str(onnx_exports), "--no-progress"]
     failed = CliRunner().invoke(main, args)
     assert failed.exit_code == 1 and "gone.mp4" in failed.output and "1 of 2 video(s) could not be read" in failed.output
     accepted = CliRunner().invoke(main, args + ["--allow-failures"])
     assert accepted.exit_code == 0 and good.name in accepted.output
 
 
-def test_predict_refuses_runs_that_do_not_fit(trained, tmp_path):
+def test_predict_refuses_runs_that_do_not_fit(trained, tmp_path, onnx_exports):
     features, prototypes, run, _ = trained
     device = torch.device("cpu")
     with pytest.raises(CacheError, match="trained on the 'demo' dataset, not 'fcvid'"):
-        load_pipeline(run, EVAL, device, dataset="fcvid")
+        load_pipeline(run, EVAL, device, dataset="fcvid", export_dir=onnx_exports)
     with pytest.raises(CacheError, match="not a sampler run directory"):
-        load_pipeline(prototypes, EVAL, device)
+        load_pipeline(prototypes, EVAL, device, export_dir=onnx_exports)
     with pytest.raises(CacheError, match="no such sampler run directory"):
-        load_pipeline(tmp_path / "nowhere.train-0", EVAL, device)
+        load_pipeline(tmp_path / "nowhere.train-0", EVAL, device, export_dir=onnx_exports)
     # a run whose feature cache is gone
     orphan = tmp_path / (features.name + ".train-0123")
     shutil.copytree(run, orphan)
     with pytest.raises(CacheError, match="feature cache of the sampler run .* is missing"):
-        load_pipeline(orphan, EVAL, device)
+        load_pipeline(orphan, EVAL, device, export_dir=onnx_exports)
     # a run trained on another cache of the same name (another configuration)
     saved = torch.load(run / "model.pth", weights_only=False)
     foreign = features.with_name(features.name + ".train-foreign")
     foreign.mkdir()
     torch.save({**saved, "features_fingerprint": "0" * 64}, foreign / "model.pth")
     with pytest.raises(CacheError, match="trained on another feature cache"):
-        load_pipeline(foreign, EVAL, device)
+        load_pipeline(foreign, EVAL, device, export_dir=onnx_exports)
 
 
 def test_a_changed_checkpoint_is_refused(trained, tmp_path):
@@ -134,14 +134,14 @@ def test_find_videos(tmp_path):
     assert rel == ["a/deep/y.MKV", "a/rawframes_v1", "a/x.mp4", "z.avi", "empty", "missing.mp4", "a/rawframes_v1"]
 
 
-def test_k_larger_than_t_takes_every_frame(trained, tmp_path):
+def test_k_larger_than_t_takes_every_frame(trained, tmp_path, onnx_exports):
     features, _, run, root = trained
     video = root / _val_videos(features)[0]["path"]
-    result = run_predict([video], run, tmp_path / "out", replace(EVAL, k=50), workers=0, progress=False)
+    result = run_predict([video], run, tmp_path / "out", replace(EVAL, k=50), workers=0, progress=False, export_dir=onnx_exports)
     assert result.predictions[0].positions.tolist() == list(range(result.pipeline.num_frames))
 
 
-def test_avi_without_timestamps_gets_times_from_the_frame_rate(trained, tmp_path, video_writer):
+def test_avi_without_timestamps_gets_times_from_the_frame_rate(trained, tmp_path, video_writer, onnx_exports):
     """An AVI with B-frames has no presentation times (decord gave -1e17 s and wrong frames):
     predict reads it through PyAV and its times are frame index / frame rate everywhere."""
     from pipeline.video import FrameSource
@@ -150,7 +150,7 @@ def test_avi_without_timestamps_gets_times_from_the_frame_rate(trained, tmp_path
     source = FrameSource(root / _val_videos(features)[0]["path"])
     avi = video_writer(tmp_path / "clip.avi", source.read(np.arange(source.num_frames)), 25, "avi", "mpeg4", {"bf": "2"})
     assert FrameSource(avi).decoder == "pyav"
-    result = run_predict([avi], run, tmp_path / "out", EVAL, workers=0, plot=True, progress=False)
+    result = run_predict([avi], run, tmp_path / "out", EVAL, workers=0, plot=True, progress=False, export_dir=onnx_exports)
     (p,) = result.predictions
     assert p.ok
     np.testing.assert_allclose(p.timestamps, p.frame_indices / 25.0)

@@ -1,0 +1,107 @@
+"""The backbones through ONNX Runtime: the same answers as torch (exports, feature caches,
+predict), exports made once and keyed by what they depend on, and the backend's choice."""
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import timm
+import torch
+
+from pipeline.backends import OnnxRunner, TorchRunner, compared_backends, export_onnx, make_runner, resolve_backend
+from pipeline.cache import FeatureCache
+from pipeline.config import EvalConfig, TrainConfig
+from pipeline.models import FrameEncoder
+from stages.features import run_features
+from stages.predict import run_predict
+from stages.train import run_train
+
+CPU = torch.device("cpu")
+
+
+def _encoder(name: str, classes: int, seed: int = 0) -> FrameEncoder:
+    torch.manual_seed(seed)
+    return FrameEncoder(timm.create_model(name, pretrained=False, num_classes=classes).eval())
+
+
+@pytest.mark.parametrize(("name", "classes"), [("test_efficientnet", 0), ("test_resnet", 5)])
+def test_onnx_runner_equals_torch_at_any_batch_size(name, classes, onnx_exports):
+    encoder = _encoder(name, classes)
+    ort = make_runner(encoder, (3, 32, 32), CPU, "onnxruntime", onnx_exports)
+    ref = TorchRunner(_encoder(name, classes), CPU)
+    assert isinstance(ort, OnnxRunner) and ort.backend == "onnxruntime"
+    for batch in (1, 3, 17):  # the export traced a batch of 2: the batch dimension is dynamic
+        frames = torch.randn(batch, 3, 32, 32, generator=torch.Generator().manual_seed(batch))
+        (f_ort, z_ort), (f_ref, z_ref) = ort(frames), ref(frames)
+        assert f_ort.shape == f_ref.shape == (batch, encoder.model.num_features)
+        np.testing.assert_allclose(f_ort.numpy(), f_ref.numpy(), rtol=1e-4, atol=1e-5)
+        if classes:
+            assert z_ort.shape == (batch, classes)
+            np.testing.assert_allclose(z_ort.numpy(), z_ref.numpy(), rtol=1e-4, atol=1e-5)
+        else:
+            assert z_ort is None and z_ref is None
+
+
+def test_exports_are_made_once_and_keyed_by_weights_and_input_size(tmp_path):
+    first = export_onnx(_encoder("test_resnet", 5), (3, 32, 32), tmp_path)
+    stamp = first.stat().st_mtime_ns
+    assert export_onnx(_encoder("test_resnet", 5), (3, 32, 32), tmp_path) == first and first.stat().st_mtime_ns == stamp
+    other_weights = export_onnx(_encoder("test_resnet", 5, seed=1), (3, 32, 32), tmp_path)
+    other_size = export_onnx(_encoder("test_resnet", 5), (3, 40, 40), tmp_path)
+    other_head = export_onnx(_encoder("test_resnet", 4), (3, 32, 32), tmp_path)
+    assert len({first, other_weights, other_size, other_head}) == 4
+    assert first.name.startswith("test_resnet-") and sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in (first, other_weights, other_size, other_head))
+
+
+def test_backend_choice():
+    cuda = torch.device("cuda:0")
+    assert resolve_backend("auto", CPU) == "onnxruntime" and resolve_backend("auto", cuda) == "torch"
+    assert resolve_backend("torch", CPU) == "torch"
+    assert compared_backends(CPU) == ("torch", "onnxruntime") and compared_backends(cuda) == ("torch",)
+    with pytest.raises(ValueError, match="runs on the CPU"):
+        resolve_backend("onnxruntime", cuda)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        resolve_backend("tensorrt", CPU)
+
+
+def test_feature_cache_through_onnxruntime_equals_torch_within_float16(tiny_videos, tiny_config, run_options):
+    caches = {}
+    for backend in ("torch", "onnxruntime"):
+        summary = run_features("demo", tiny_videos, tiny_config, replace(run_options, backend=backend))
+        assert summary.complete and summary.failed == 0
+        caches[backend] = FeatureCache(summary.cache)
+    torch_cache, ort_cache = caches["torch"], caches["onnxruntime"]
+    # the fingerprint says which backend wrote the cache; torch's identity is as before there was a choice
+    assert torch_cache.fingerprint != ort_cache.fingerprint
+    assert ort_cache.attrs["identity"]["backend"] == "onnxruntime" and "backend" not in torch_cache.attrs["identity"]
+    for name in ("light_features", "rec_features"):
+        a, b = (np.asarray(c[name][:], dtype=np.float32) for c in (torch_cache, ort_cache))
+        # float16 storage: at most one rounding step apart (2**-10 relative), mostly identical
+        np.testing.assert_allclose(b, a, rtol=2**-10, atol=1e-6)
+        assert np.mean(a == b) > 0.9
+    np.testing.assert_allclose(ort_cache["rec_logits"][:], torch_cache["rec_logits"][:], rtol=1e-4, atol=1e-5)
+    for name in ("frame_indices", "num_frames", "status"):
+        np.testing.assert_array_equal(ort_cache[name][:], torch_cache[name][:])
+
+
+def test_predict_through_onnxruntime_chooses_the_frames_torch_chooses(tiny_pipeline, tmp_path, onnx_exports):
+    features, prototypes, truth = tiny_pipeline
+    run = Path(run_train(features, prototypes, TrainConfig(epochs=2, batch_size=4, lr=0.001, milestones=(1,), seed=1), progress=False).path)
+    with FeatureCache(features) as cache:
+        videos = [truth.parent / v["path"] for v in cache.attrs["manifest"]["videos"] if v["split"] != "train"]
+    cfg = EvalConfig(k=2, dense_all_frames=False)
+    results = {
+        backend: run_predict(videos, run, tmp_path / backend, cfg, workers=0, progress=False, backend=backend, export_dir=onnx_exports)
+        for backend in ("torch", "onnxruntime")
+    }
+    assert "backbones on onnxruntime" in results["onnxruntime"].table()
+    for p_torch, p_ort in zip(results["torch"].predictions, results["onnxruntime"].predictions):
+        assert p_torch.ok and p_ort.ok and p_torch.path == p_ort.path
+        np.testing.assert_array_equal(p_ort.positions, p_torch.positions)
+        assert p_ort.scores.argmax() == p_torch.scores.argmax()
+        np.testing.assert_allclose(p_ort.scores, p_torch.scores, atol=1e-4)
+        np.testing.assert_allclose(p_ort.s_f, p_torch.s_f, atol=1e-4)
+    lines = {b: [json.loads(line) for line in r.jsonl.read_text().splitlines()] for b, r in results.items()}
+    assert [e["frames"] for e in lines["torch"]] == [e["frames"] for e in lines["onnxruntime"]]
