@@ -31,6 +31,11 @@ from pipeline.models import FrameEncoder, encode, prepare_encoder
 BACKENDS = ("auto", "torch", "onnxruntime")
 ONNX_OPSET = 18
 INPUT_NAME = "frames"
+# ONNX Runtime's CPU kernels keep getting faster per frame up to large batches (MobileNetV2 at
+# 224²: 7.6 ms a frame at 16 frames a run, 5.7 at 80; ResNet-50 flat at 40-44), but its memory
+# grows with the batch: DENSE at batch 32 (512 ResNet-50 frames in one run) took 16 GiB. So
+# frames go through in runs of at most this many pixels (64 frames at 224², about 2.3 GiB).
+ONNX_PIXELS_PER_RUN = 64 * 224 * 224
 
 
 class Runner(Protocol):
@@ -130,8 +135,11 @@ def export_onnx(encoder: FrameEncoder, input_size: tuple[int, int, int], export_
 
 class OnnxRunner:
     """An exported encoder in an ONNX Runtime CPU session with as many intra-op threads as
-    torch uses. Threads spin between operators unless ``OMP_WAIT_POLICY=PASSIVE`` (which the
-    CLI sets so that decoding workers keep their cores, as it does for torch)."""
+    torch uses. Its threads do not spin while they wait: alone, spinning made small runs faster
+    (MobileNetV2 on 16 frames 7.1 -> 5.7 ms a frame), but in NSNet's path the torch heads that
+    run next lost the cores to the spinning threads (25 -> 31 ms at batch 1) and the whole path
+    was no faster (349 vs 356 ms); stopping the spin after each run was slower still (393 ms).
+    The CLI keeps torch's OpenMP threads passive for the same reason (decoding workers)."""
 
     backend = "onnxruntime"
 
@@ -143,16 +151,17 @@ class OnnxRunner:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        spin = os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE"
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
         self.path, self.has_head = Path(path), has_head
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def __call__(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        x = np.ascontiguousarray(frames.detach().to("cpu", torch.float32).numpy())
-        outputs = self.session.run(None, {INPUT_NAME: x})
-        return torch.from_numpy(outputs[0]), torch.from_numpy(outputs[1]) if self.has_head else None
+        x = frames.detach().to("cpu", torch.float32).numpy()
+        step = max(1, ONNX_PIXELS_PER_RUN // (x.shape[-2] * x.shape[-1]))
+        runs = [self.session.run(None, {INPUT_NAME: np.ascontiguousarray(x[i : i + step])}) for i in range(0, len(x), step)]
+        features = torch.from_numpy(np.concatenate([r[0] for r in runs]))
+        return features, torch.from_numpy(np.concatenate([r[1] for r in runs])) if self.has_head else None
 
 
 def make_runner(encoder: FrameEncoder, input_size: tuple[int, ...], device: torch.device, backend: str, export_dir: Path) -> Runner:

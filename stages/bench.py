@@ -23,7 +23,6 @@ from typing import Callable
 import numpy as np
 import torch
 
-from pipeline.backends import make_runner
 from pipeline.baselines import uniform_positions
 from pipeline.config import WEIGHTS_NONE, EvalConfig, FeaturesConfig, TrainConfig
 from pipeline.demo_data import encode_h264
@@ -34,7 +33,7 @@ from pipeline.recognition import decode_chosen
 from pipeline.models import frame_transform
 from pipeline.sampler_training import frame_objective
 from stages.evaluate import text_table
-from stages.features import build_light, build_recognizer, output_dims
+from stages.features import build_light, build_recognizer, build_runners, output_dims
 from stages.train import SamplerShape
 
 PARTS = ("light", "heads", "fusion", "recognizer")
@@ -151,8 +150,8 @@ def build_engines(config: FeaturesConfig, k: int, num_classes: int, device: torc
     defaults = EvalConfig()
     engines = {}
     for backend in backends:
-        runners = [make_runner(encoder, c["input_size"], device, backend, export_dir) for encoder, c in ((light, light_cfg), (recognizer, rec_cfg))]
-        engines[backend] = NSNetInference(runners[0], sampler, frame_objective(cfg.fsm_target), runners[1], k, defaults.fusion, defaults.alpha, device)
+        light_runner, rec_runner = build_runners(light, recognizer, light_cfg, rec_cfg, device, backend, export_dir)
+        engines[backend] = NSNetInference(light_runner, sampler, frame_objective(cfg.fsm_target), rec_runner, k, defaults.fusion, defaults.alpha, device)
     return engines, light_cfg, rec_cfg, dim
 
 

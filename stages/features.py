@@ -166,10 +166,10 @@ def build_encoders(config: FeaturesConfig, manifest: Manifest):
     return light, rec, light_cfg, rec_cfg
 
 
-def build_runners(light: FrameEncoder, rec: FrameEncoder, light_cfg: dict[str, Any], rec_cfg: dict[str, Any], device: torch.device, opts: RunOptions) -> tuple[Runner, Runner]:
-    """Both backbones ready for inference with the run's backend (ONNX exports kept in
-    ``opts.export_dir``)."""
-    return tuple(make_runner(encoder, cfg["input_size"], device, opts.backend, opts.export_dir) for encoder, cfg in ((light, light_cfg), (rec, rec_cfg)))
+def build_runners(light: FrameEncoder, rec: FrameEncoder, light_cfg: dict[str, Any], rec_cfg: dict[str, Any], device: torch.device, backend: str, export_dir: Path) -> tuple[Runner, Runner]:
+    """Both backbones ready for inference on ``device`` with ``backend``, for frames of their
+    data configs' input sizes (ONNX exports kept in ``export_dir``)."""
+    return (make_runner(light, light_cfg["input_size"], device, backend, export_dir), make_runner(rec, rec_cfg["input_size"], device, backend, export_dir))
 
 
 def output_dims(encoder: FrameEncoder, cfg: dict[str, Any]) -> tuple[int, int]:
@@ -270,7 +270,7 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
             status = writer.status()
             plan = _plan(status, writer.attrs, worker, opts.retry_failed)
             decoder = BlockDecoder(root, manifest.videos, plan.todo, config.num_frames, frame_transform(light_cfg), frame_transform(rec_cfg))
-            infer = BlockInference(*build_runners(light, rec, light_cfg, rec_cfg, worker.device, opts))
+            infer = BlockInference(*build_runners(light, rec, light_cfg, rec_cfg, worker.device, opts.backend, opts.export_dir))
             loader = block_loader(decoder, min(opts.workers, len(plan.todo)), pin_memory=worker.device.type == "cuda")
             bar = tqdm(total=sum(len(m) for _, m in plan.todo), unit="video", desc=f"features {manifest.name}", disable=not opts.progress or not worker.is_leader)
             tick = time.perf_counter()

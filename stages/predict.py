@@ -18,7 +18,6 @@ from typing import Sequence
 import torch
 from tqdm import tqdm
 
-from pipeline.backends import make_runner
 from pipeline.cache import CacheError, FeatureCache
 from pipeline.config import EvalConfig
 from pipeline.extract import Transform
@@ -26,7 +25,7 @@ from pipeline.inference import NSNetInference, VideoPrediction, predict_videos
 from pipeline.plots import matplotlib_available, plot_video_saliency
 from pipeline.video import FRAME_EXTENSIONS, VIDEO_EXTENSIONS
 from stages.evaluate import text_table
-from stages.features import cached_model
+from stages.features import build_runners, cached_model
 from stages.train import SamplerShape, load_trained_sampler
 
 RUN_MARKER = ".train-"
@@ -74,11 +73,8 @@ def load_pipeline(run_dir: Path, cfg: EvalConfig, device: torch.device, dataset:
     sampler, objective, _ = load_trained_sampler(run_dir, attrs["fingerprint"], SamplerShape(dim, t, len(classes)), device)
     light, light_tf = cached_model(attrs, "light")
     recognizer, rec_tf = cached_model(attrs, "recognizer")
-    sizes = {role: tuple(attrs["data_configs"][role]["input_size"]) for role in ("light", "recognizer")}
-    engine = NSNetInference(
-        make_runner(light, sizes["light"], device, backend, export_dir), sampler, objective,
-        make_runner(recognizer, sizes["recognizer"], device, backend, export_dir), cfg.k, cfg.fusion, cfg.alpha, device,
-    )
+    light_runner, rec_runner = build_runners(light, recognizer, attrs["data_configs"]["light"], attrs["data_configs"]["recognizer"], device, backend, export_dir)
+    engine = NSNetInference(light_runner, sampler, objective, rec_runner, cfg.k, cfg.fusion, cfg.alpha, device)
     return TrainedPipeline(run_dir, features, trained_on, classes, t, engine, light_tf, rec_tf)
 
 

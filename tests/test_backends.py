@@ -44,6 +44,20 @@ def test_onnx_runner_equals_torch_at_any_batch_size(name, classes, onnx_exports)
             assert z_ort is None and z_ref is None
 
 
+def test_onnx_runner_splits_large_batches_into_runs_with_the_same_outputs(onnx_exports, monkeypatch):
+    runner = make_runner(_encoder("test_resnet", 5), (3, 32, 32), CPU, "onnxruntime", onnx_exports)
+    frames = torch.randn(11, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    whole = runner(frames)
+    monkeypatch.setattr("pipeline.backends.ONNX_PIXELS_PER_RUN", 4 * 32 * 32)  # runs of 4, 4 and 3 frames
+    calls = []
+    run = runner.session.run
+    monkeypatch.setattr(runner, "session", type("Spy", (), {"run": lambda _, names, feed: calls.append(len(feed["frames"])) or run(names, feed)})())
+    parts = runner(frames)
+    assert calls == [4, 4, 3]
+    for a, b in zip(whole, parts):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-6)
+
+
 def test_exports_are_made_once_and_keyed_by_weights_and_input_size(tmp_path):
     first = export_onnx(_encoder("test_resnet", 5), (3, 32, 32), tmp_path)
     stamp = first.stat().st_mtime_ns
