@@ -42,3 +42,15 @@ def test_map_by_hand():
     labels = [(0,), (1,), (0,)]
     assert mean_average_precision(scores, labels) == pytest.approx((5 / 6 + 1) / 2)
     assert multi_hot([(0, 2), ()], 3).tolist() == [[1, 0, 1], [0, 0, 0]]
+
+
+def test_map_by_hand_on_multi_label_videos():
+    # FCVID-style: video 0 has classes 0 and 1, video 1 class 1, video 2 classes 0 and 2.
+    # class 0: positives v0, v2. Ranking: v0 (0.5, +), v2 (0.4, +), v1 (0.1, -) -> AP = 1
+    # class 1: positives v0, v1. Ranking: v1 (0.8, +), v2 (0.5, -), v0 (0.3, +) -> AP = (1/1 + 2/3) / 2 = 5/6
+    # class 2: positive v2.      Ranking: v0 (0.2, -), v2 (0.1, +), v1 (0.05, -) -> AP = 1/2
+    scores = np.array([[0.5, 0.3, 0.2], [0.1, 0.8, 0.05], [0.4, 0.5, 0.1]])
+    labels = [(0, 1), (1,), (0, 2)]
+    assert mean_average_precision(scores, labels) == pytest.approx((1 + 5 / 6 + 1 / 2) / 3)
+    # top-1 counts any label: v0 -> 0 (label), v1 -> 1 (label), v2 -> 1 (not a label)
+    assert top1_accuracy(scores, labels) == pytest.approx(2 / 3)
