@@ -123,10 +123,14 @@ def export_onnx(encoder: FrameEncoder, input_size: tuple[int, int, int], export_
     try:
         with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
             warnings.simplefilter("ignore")
-            torch.onnx.export(
-                graph, (example,), str(tmp), dynamo=True, external_data=False, opset_version=ONNX_OPSET, verbose=False,
-                input_names=[INPUT_NAME], output_names=outputs, dynamic_shapes=({0: torch.export.Dim("batch")},),
-            )
+            try:
+                torch.onnx.export(
+                    graph, (example,), str(tmp), dynamo=True, external_data=False, opset_version=ONNX_OPSET, verbose=False,
+                    input_names=[INPUT_NAME], output_names=outputs, dynamic_shapes=({0: torch.export.Dim("batch")},),
+                )
+            except Exception as exc:
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise ValueError(f"{model_name}: could not be exported to ONNX ({first}); run it with --backend torch") from exc
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -154,7 +158,11 @@ class OnnxRunner:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
         self.path, self.has_head = Path(path), has_head
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ValueError(f"{path}: not a loadable ONNX model ({first}); delete it and it is exported again") from exc
 
     def __call__(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         x = frames.detach().to("cpu", torch.float32).numpy()

@@ -69,6 +69,22 @@ def test_exports_are_made_once_and_keyed_by_weights_and_input_size(tmp_path):
     assert first.name.startswith("test_resnet-") and sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in (first, other_weights, other_size, other_head))
 
 
+def test_failed_exports_and_broken_export_files_are_clear_errors(tmp_path, monkeypatch):
+    encoder = _encoder("test_resnet", 5)
+    path = export_onnx(encoder, (3, 32, 32), tmp_path)
+    path.write_bytes(path.read_bytes()[:100])  # a file cut short
+    with pytest.raises(ValueError, match=rf"{path.name}: not a loadable ONNX model .*delete it and it is exported again"):
+        make_runner(encoder, (3, 32, 32), CPU, "onnxruntime", tmp_path)
+
+    def unsupported(*args, **kwargs):
+        raise RuntimeError("no ONNX conversion for aten::made_up_op\nmore detail")
+
+    monkeypatch.setattr(torch.onnx, "export", unsupported)
+    with pytest.raises(ValueError, match=r"test_resnet: could not be exported to ONNX \(no ONNX conversion for aten::made_up_op\); run it with --backend torch"):
+        export_onnx(encoder, (3, 40, 40), tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # nothing left of the failed export
+
+
 def test_backend_choice():
     cuda = torch.device("cuda:0")
     assert resolve_backend("auto", CPU) == "onnxruntime" and resolve_backend("auto", cuda) == "torch"
