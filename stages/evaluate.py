@@ -50,9 +50,9 @@ def eval_dir_for(features: Path, prototypes: Path, run_dir: Path, cfg: EvalConfi
 
 
 class EvalData:
-    """Everything the samplers are scored on: the evaluation videos' cached logits (float32,
-    read a shard at a time), labels and guiding scores. The light features stay in ``inputs``
-    (float16, not copied); :meth:`saliency` scores them a batch at a time."""
+    """Everything the samplers are scored on: the evaluation videos' light features (float16,
+    as cached) and cached logits (float32), both read a shard at a time for those videos only,
+    their labels and guiding scores; :meth:`saliency` scores them a batch at a time."""
 
     def __init__(self, inputs: SamplerInputs, features: Path):
         self.inputs = inputs
@@ -60,6 +60,7 @@ class EvalData:
         if not len(self.videos):
             raise CacheError(f"{features}: no finished video outside the train split to evaluate on")
         with FeatureCache(features) as cache:
+            self.light = read_rows(cache["light_features"], self.videos)
             self.logits = read_rows(cache["rec_logits"], self.videos)
             self.num_frames = np.asarray(cache["num_frames"][:])[self.videos]
         self.frame_indices = inputs.frame_indices[self.videos]
@@ -71,7 +72,7 @@ class EvalData:
 
     def saliency(self, model: torch.nn.Module, objective: FrameObjective, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
         """(s_f, s_v) [V, T] of trained heads on the evaluation videos."""
-        return sampler_saliency(model, objective, self.inputs.light, device, rows=self.videos)
+        return sampler_saliency(model, objective, self.light, device)
 
     def score(self, positions: list[np.ndarray]) -> tuple[Recognition, np.ndarray]:
         """Fast path: metrics and video scores from the cached logits of the chosen positions."""
@@ -151,7 +152,7 @@ def _class_saliency(data: EvalData, variants: dict[str, np.ndarray], scores: np.
 def run_evaluate(features: Path, prototypes: Path, run_dir: Path, data_root: Path, cfg: EvalConfig = EvalConfig(), device: str = "cpu", workers: int = 2, progress: bool = True) -> dict[str, Any]:
     """Evaluate a trained sampler; returns the report (also written as ``results.json``)."""
     features, prototypes, run_dir = Path(features), Path(prototypes), Path(run_dir)
-    inputs = load_sampler_inputs(features, prototypes)
+    inputs = load_sampler_inputs(features, prototypes, light=False)
     out = eval_dir_for(features, prototypes, run_dir, cfg, inputs.attrs["fingerprint"])
     if (out / "results.json").is_file():
         return {**json.loads((out / "results.json").read_text()), "computed": False}
