@@ -30,6 +30,7 @@ from pipeline.models import FrameEncoder, encode, prepare_encoder
 
 BACKENDS = ("auto", "torch", "onnxruntime")
 ONNX_OPSET = 18
+DEFAULT_EXPORT_DIR = Path("cache") / "onnx"  # <cache-dir>/onnx for the default cache dir
 INPUT_NAME = "frames"
 # ONNX Runtime's CPU kernels keep getting faster per frame up to large batches (MobileNetV2 at
 # 224²: 7.6 ms a frame at 16 frames a run, 5.7 at 80; ResNet-50 flat at 40-44), but its memory
@@ -95,6 +96,11 @@ class _ExportGraph(nn.Module):
         return (features,) if logits is None else (features, logits)
 
 
+def _first_line(exc: Exception) -> str:
+    """The first line of an error's message (the exporter's and the runtime's run long)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def export_key(encoder: FrameEncoder, input_size: tuple[int, int, int]) -> str:
     """What an export depends on: the architecture, every parameter and buffer (bytes, shape,
     dtype), the input size, the opset and the exporter's version."""
@@ -129,8 +135,7 @@ def export_onnx(encoder: FrameEncoder, input_size: tuple[int, int, int], export_
                     input_names=[INPUT_NAME], output_names=outputs, dynamic_shapes=({0: torch.export.Dim("batch")},),
                 )
             except Exception as exc:
-                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-                raise ValueError(f"{model_name}: could not be exported to ONNX ({first}); run it with --backend torch") from exc
+                raise ValueError(f"{model_name}: could not be exported to ONNX ({_first_line(exc)}); run it with --backend torch") from exc
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -147,11 +152,11 @@ class OnnxRunner:
 
     backend = "onnxruntime"
 
-    def __init__(self, path: Path, has_head: bool, threads: int | None = None):
+    def __init__(self, path: Path, has_head: bool):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.intra_op_num_threads = torch.get_num_threads()
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -161,8 +166,7 @@ class OnnxRunner:
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise ValueError(f"{path}: not a loadable ONNX model ({first}); delete it and it is exported again") from exc
+            raise ValueError(f"{path}: not a loadable ONNX model ({_first_line(exc)}); delete it and it is exported again") from exc
 
     def __call__(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         x = frames.detach().to("cpu", torch.float32).numpy()

@@ -23,6 +23,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from pipeline.backends import DEFAULT_EXPORT_DIR
 from pipeline.baselines import uniform_positions
 from pipeline.config import WEIGHTS_NONE, EvalConfig, FeaturesConfig, TrainConfig
 from pipeline.demo_data import encode_h264
@@ -224,7 +225,7 @@ def time_decode(clip: Path, t: int, k: int, light_tf, rec_tf, reps: int) -> Deco
     return DecodeTiming(f"{clip.name}: generated H.264", ms["nsnet"], ms["dense"], ms["uniform"])
 
 
-def bench_inference(config: FeaturesConfig, k: int, num_classes: int, batch_sizes: tuple[int, ...], reps: int, device: torch.device, backends: tuple[str, ...] = ("torch",), export_dir: Path = Path("cache/onnx"), decode: bool = True) -> InferenceBench:
+def bench_inference(config: FeaturesConfig, k: int, num_classes: int, batch_sizes: tuple[int, ...], reps: int, device: torch.device, backends: tuple[str, ...] = ("torch",), export_dir: Path = DEFAULT_EXPORT_DIR, decode: bool = True) -> InferenceBench:
     engines, light_cfg, rec_cfg, dim = build_engines(config, k, num_classes, device, backends, export_dir)
     t = config.num_frames
     sampler = next(iter(engines.values())).sampler

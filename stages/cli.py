@@ -496,6 +496,7 @@ def bench_train_command(dataset: str, cache_dir: Path, features_path: Path | Non
 @clear_errors
 def bench_command(num_frames: int | None, k: int | None, num_classes: int, batch_sizes: str, reps: int, no_decode: bool, device: str, backends: str | None, onnx_dir: Path | None, out: Path, **models: Any) -> None:
     """Table 5: latency and throughput of NSNet, DENSE and UNIFORM; FLOP-bound vs measured speedup."""
+    from pipeline.backends import DEFAULT_EXPORT_DIR
     from pipeline.config import EvalConfig, FeaturesConfig
     from pipeline.distributed import pick_device
     from stages.bench import bench_inference, write_report
@@ -503,7 +504,7 @@ def bench_command(num_frames: int | None, k: int | None, num_classes: int, batch
     config = FeaturesConfig().with_overrides(num_frames=num_frames, **backbone_overrides(models))
     sizes = tuple(int(b) for b in batch_sizes.split(","))
     dev = pick_device(device)
-    result = bench_inference(config, k or EvalConfig().k, num_classes, sizes, reps, dev, parse_backends(backends, dev), onnx_dir or Path("cache/onnx"), decode=not no_decode)
+    result = bench_inference(config, k or EvalConfig().k, num_classes, sizes, reps, dev, parse_backends(backends, dev), onnx_dir or DEFAULT_EXPORT_DIR, decode=not no_decode)
     click.echo(result.table())
     write_report(result, out)
     click.echo(f"written {out}")

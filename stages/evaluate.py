@@ -152,7 +152,7 @@ def _class_saliency(data: EvalData, variants: dict[str, np.ndarray], scores: np.
 def run_evaluate(features: Path, prototypes: Path, run_dir: Path, data_root: Path, cfg: EvalConfig = EvalConfig(), device: str = "cpu", workers: int = 2, progress: bool = True) -> dict[str, Any]:
     """Evaluate a trained sampler; returns the report (also written as ``results.json``)."""
     features, prototypes, run_dir = Path(features), Path(prototypes), Path(run_dir)
-    inputs = load_sampler_inputs(features, prototypes, light=False)
+    inputs = load_sampler_inputs(features, prototypes, read_light=False)
     out = eval_dir_for(features, prototypes, run_dir, cfg, inputs.attrs["fingerprint"])
     if (out / "results.json").is_file():
         return {**json.loads((out / "results.json").read_text()), "computed": False}

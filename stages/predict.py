@@ -18,6 +18,7 @@ from typing import Sequence
 import torch
 from tqdm import tqdm
 
+from pipeline.backends import DEFAULT_EXPORT_DIR
 from pipeline.cache import CacheError, FeatureCache
 from pipeline.config import EvalConfig
 from pipeline.extract import Transform
@@ -58,7 +59,7 @@ def features_of_run(run_dir: Path) -> Path:
     return features
 
 
-def load_pipeline(run_dir: Path, cfg: EvalConfig, device: torch.device, dataset: str | None = None, backend: str = "auto", export_dir: Path = Path("cache/onnx")) -> TrainedPipeline:
+def load_pipeline(run_dir: Path, cfg: EvalConfig, device: torch.device, dataset: str | None = None, backend: str = "auto", export_dir: Path = DEFAULT_EXPORT_DIR) -> TrainedPipeline:
     """The backbones (run with ``backend``; ONNX exports kept in ``export_dir``), trained heads
     and fusion of a run; with ``dataset``, refuse a run that was trained on another dataset."""
     run_dir = Path(run_dir)
@@ -137,7 +138,7 @@ def _plot_name(path: str, taken: set[str]) -> str:
     return name
 
 
-def run_predict(inputs: Sequence[Path], run_dir: Path, out_dir: Path, cfg: EvalConfig = EvalConfig(), device: str = "cpu", dataset: str | None = None, batch_size: int = 32, workers: int = 2, plot: bool = False, progress: bool = True, backend: str = "auto", export_dir: Path = Path("cache/onnx")) -> PredictResult:
+def run_predict(inputs: Sequence[Path], run_dir: Path, out_dir: Path, cfg: EvalConfig = EvalConfig(), device: str = "cpu", dataset: str | None = None, batch_size: int = 32, workers: int = 2, plot: bool = False, progress: bool = True, backend: str = "auto", export_dir: Path = DEFAULT_EXPORT_DIR) -> PredictResult:
     """Predict every video under ``inputs``; bad videos are reported in the result, not raised."""
     if plot and not matplotlib_available():
         raise ValueError("--plot needs matplotlib: install the 'plots' extra (pip install 'nsnet[plots]')")

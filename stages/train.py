@@ -92,15 +92,15 @@ class SamplerInputs:
         return SamplerShape(self.light.shape[-1], self.light.shape[1], self.labels.shape[1])
 
 
-def load_sampler_inputs(features: Path, prototypes: Path, light: bool = True) -> SamplerInputs:
-    """The cache's and prototypes' arrays the sampler needs. ``light=False`` leaves the light
+def load_sampler_inputs(features: Path, prototypes: Path, read_light: bool = True) -> SamplerInputs:
+    """The cache's and prototypes' arrays the sampler needs. ``read_light=False`` leaves the light
     features unread (an empty ``[0, T, D]`` array keeps their shape) for a stage that reads only
     the rows it scores (evaluate: the evaluation split, half of FCVID's 3.7 GB)."""
     with FeatureCache(features) as cache:
         attrs = cache.attrs
         status = np.asarray(cache["status"][:])
         cached = cache["light_features"]
-        light = np.asarray(cached[:]) if light else np.empty((0, *cached.shape[1:]), dtype=cached.dtype)
+        light = np.asarray(cached[:]) if read_light else np.empty((0, *cached.shape[1:]), dtype=cached.dtype)
         frame_indices = np.asarray(cache["frame_indices"][:])
     g = np.load(Path(prototypes) / "guides.npz")["g"]
     if g.shape != status.shape + (light.shape[1],):
