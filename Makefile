@@ -23,7 +23,9 @@ DATA_ARGS := $(ROOT_ARGS) $(if $(TRAIN_LIST),--train-list $(TRAIN_LIST)) $(if $(
 	$(if $(ANNOTATIONS),--annotations $(ANNOTATIONS))
 MODEL_ARGS := $(if $(WEIGHTS),--recognizer-weights $(WEIGHTS)) $(if $(LIGHT_WEIGHTS),--light-weights $(LIGHT_WEIGHTS))
 
-.PHONY: install data finetune features prototypes train evaluate ablations predict demo test bench bench-features bench-train synth-cache bench-scale clean
+PRESETS := table1 table2 table4 table6 fig3
+
+.PHONY: install data finetune features prototypes train evaluate ablations predict demo test bench bench-features bench-train synth-cache bench-scale clean $(PRESETS)
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -63,15 +65,32 @@ predict: install
 # Offline, end to end: demo videos -> fine-tune both backbones -> features with those weights
 # -> prototypes and guiding scores -> sampler heads -> evaluation report -> predict one val
 # video per class, with saliency pictures (cache/predict/*.png).
-demo: install
+# The demo's videos and fine-tuned backbones (each stage does nothing when already done).
+define demo-backbones
 	$(NSNET) data --dataset demo
 	$(NSNET) finetune --dataset demo --model recognizer --out cache/demo/recognizer.pth
 	$(NSNET) finetune --dataset demo --model light --out cache/demo/light.pth
-	$(NSNET) features --dataset demo --recognizer-weights cache/demo/recognizer.pth --light-weights cache/demo/light.pth
+endef
+DEMO_WEIGHTS := --recognizer-weights cache/demo/recognizer.pth --light-weights cache/demo/light.pth
+
+demo: install
+	$(demo-backbones)
+	$(NSNET) features --dataset demo $(DEMO_WEIGHTS)
 	$(NSNET) prototypes --dataset demo
 	$(NSNET) train --dataset demo
 	$(NSNET) evaluate --dataset demo
 	$(NSNET) predict data/demo/videos/val_*_000.mp4 --dataset demo --plot
+
+# A paper experiment end to end on a dataset: make table1 DATASET=activitynet WEIGHTS=resnet101.pth
+# (features with the preset's T and recognizer, prototypes, sampler, then evaluate, or the
+# ablations for table6). On the demo, with its fine-tuned backbones. ARGS go to the last stage.
+IS_DEMO = $(filter demo,$(DATASET))
+$(PRESETS): install
+	$(if $(IS_DEMO),$(demo-backbones))
+	$(NSNET) features $(DATA_ARGS) $(or $(strip $(MODEL_ARGS)),$(if $(IS_DEMO),$(DEMO_WEIGHTS))) --preset $@
+	$(NSNET) prototypes --dataset $(DATASET) --preset $@
+	$(NSNET) train --dataset $(DATASET) --preset $@
+	$(NSNET) $(if $(filter table6,$@),ablations --dataset $(DATASET),evaluate $(ROOT_ARGS)) --preset $@ $(ARGS)
 
 test: install
 	$(BIN)/python -m pytest -q $(ARGS)

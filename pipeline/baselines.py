@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.fusion import top_k
+from pipeline.metrics import softmax
 from pipeline.sampling import uniform_frame_indices
 
 
@@ -33,9 +34,7 @@ def dense_positions(t: int) -> np.ndarray:
 
 def max_confidence(frame_logits: np.ndarray) -> np.ndarray:
     """[T, C] logits -> [T] highest softmax probability of each frame."""
-    z = frame_logits - frame_logits.max(axis=-1, keepdims=True)
-    p = np.exp(z)
-    return (p / p.sum(axis=-1, keepdims=True)).max(axis=-1)
+    return softmax(frame_logits).max(axis=-1)
 
 
 def top_confidence_positions(frame_logits: np.ndarray, k: int) -> np.ndarray:

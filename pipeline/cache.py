@@ -125,9 +125,11 @@ def _compressor():
 
 
 class ZarrWriter:
-    """Write access to a Zarr feature store, created on first use with its fingerprint."""
+    """Write access to a Zarr store of per-video rows, created on first use with its
+    fingerprint: ``arrays`` maps each array's name to its (shape, dtype), the videos first;
+    ``shard_videos`` videos share a file (None: a file per video, the old layout)."""
 
-    def __init__(self, path: Path, fp: str, attrs: dict[str, Any], layout: Layout):
+    def __init__(self, path: Path, fp: str, attrs: dict[str, Any], arrays: dict[str, tuple[tuple[int, ...], str]], shard_videos: int | None):
         import zarr
 
         self.path = Path(path)
@@ -139,17 +141,17 @@ class ZarrWriter:
                 if self.path.exists():
                     raise CacheError(f"{self.path}: exists but is not a feature store; remove it or pick another --cache")
                 group = zarr.open_group(str(self.path), mode="w")
-                for name, (shape, dtype) in layout.arrays().items():
+                for name, (shape, dtype) in arrays.items():
                     chunks = (1,) + shape[1:]
-                    shards = (min(layout.shard_videos, shape[0]),) + shape[1:] if layout.shard_videos else None
+                    shards = (min(shard_videos, shape[0]),) + shape[1:] if shard_videos else None
                     group.create_array(name, shape=shape, chunks=chunks, shards=shards, dtype=dtype, compressors=_compressor(), fill_value=0)
                 group.attrs.update({**attrs, "fingerprint": fp})
         self.group = group
         self.attrs = dict(group.attrs)
-        self.arrays = {name: group[name] for name in ARRAY_NAMES}
-        existing = self.arrays["light_features"].shape
-        if existing != layout.arrays()["light_features"][0]:
-            raise CacheError(f"{self.path}: array shapes {existing} differ from this run's {layout.arrays()['light_features'][0]}")
+        self.arrays = {name: group[name] for name in arrays}
+        for name, (shape, _) in arrays.items():
+            if self.arrays[name].shape != shape:
+                raise CacheError(f"{self.path}: array {name} has shape {self.arrays[name].shape}, this run's is {shape}")
 
     def status(self) -> np.ndarray:
         return self.arrays["status"][:]

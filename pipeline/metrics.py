@@ -8,12 +8,15 @@ import numpy as np
 from sklearn.metrics import average_precision_score
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis (class scores), in the logits' dtype."""
+    p = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return p / p.sum(axis=-1, keepdims=True)
+
+
 def video_scores(frame_logits: np.ndarray) -> np.ndarray:
     """[V, T, C] frame logits -> [V, C] video scores: the mean over frames of the softmax."""
-    z = frame_logits - frame_logits.max(axis=-1, keepdims=True)
-    p = np.exp(z)
-    p /= p.sum(axis=-1, keepdims=True)
-    return p.mean(axis=1)
+    return softmax(frame_logits).mean(axis=1)
 
 
 def multi_hot(labels: Sequence[Sequence[int]], num_classes: int) -> np.ndarray:

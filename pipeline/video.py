@@ -56,6 +56,11 @@ class FrameSource:
         """Which decoder gives the frames: ``decord``, ``pyav`` or ``folder``."""
         return "folder" if self._reader is None else self._reader.name
 
+    @property
+    def fps(self) -> float | None:
+        """The average frame rate, None for a frame folder or a file without a usable one."""
+        return None if self._reader is None else self._reader.fps
+
     def read(self, indices: np.ndarray) -> np.ndarray:
         """Return the frames at ``indices`` (repeats allowed) as uint8 [n, H, W, 3] RGB."""
         unique, inverse = np.unique(np.asarray(indices, dtype=np.int64), return_inverse=True)

@@ -16,6 +16,7 @@ import click
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from pipeline.datasets import DATASETS  # noqa: E402  (no torch import behind it)
+from pipeline.presets import PRESETS, get_preset  # noqa: E402
 
 
 
@@ -41,6 +42,10 @@ def clear_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 dataset_option = click.option("--dataset", "dataset", type=click.Choice(sorted(DATASETS)), default="demo", show_default=True, help="Dataset name from the registry.")
+preset_option = click.option(
+    "--preset", type=click.Choice(list(PRESETS)), default=None,
+    help="A paper experiment (its T, recognizer, K and baselines for this dataset); its caches and runs are kept apart from the dataset's defaults.",
+)
 data_root_option = click.option("--data-root", type=click.Path(path_type=Path), default=None, envvar="DATA_ROOT", help="Where the dataset lies (default: data/<dataset>).")
 
 
@@ -69,8 +74,10 @@ def annotation_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def sampler_inputs_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """``--cache-dir``, ``--features`` and ``--prototypes``: where the stages after ``features`` read."""
+    """``--cache-dir``, ``--features``, ``--prototypes`` and ``--preset``: where the stages after
+    ``features`` read."""
     for option in reversed((
+        preset_option,
         click.option("--cache-dir", type=click.Path(path_type=Path), default=Path("cache"), show_default=True),
         click.option("--features", "features_path", type=click.Path(path_type=Path), default=None, help="Feature cache (default: the last one finished for this dataset)."),
         click.option("--prototypes", "prototypes_path", type=click.Path(path_type=Path), default=None, help="Prototypes folder (default: the last made by `nsnet prototypes` for the feature cache)."),
@@ -179,6 +186,7 @@ def data(dataset: str, data_root: Path | None, difficulty: float | None, seed: i
 @click.option("--cache", "cache_path", type=click.Path(path_type=Path), default=None, help="Explicit store path (refused if it holds another configuration).")
 @click.option("--frames", "num_frames", type=int, default=None, help="T, frames pre-sampled per video.")
 @backbone_options(weights=True)
+@preset_option
 @click.option("--storage", type=click.Choice(["zarr", "hdf5"]), default=None)
 @click.option("--shard", default="0/1", show_default=True, help="This job's share i/n of the videos (combined with torchrun ranks).")
 @click.option("--device", default="auto", show_default=True)
@@ -191,14 +199,17 @@ def data(dataset: str, data_root: Path | None, difficulty: float | None, seed: i
 @click.option("--no-progress", is_flag=True)
 @annotation_options
 @clear_errors
-def features(dataset: str, data_root: Path | None, cache_dir: Path, cache_path: Path | None, shard: str, device: str, backend: str, onnx_dir: Path | None, workers: int, videos_per_batch: int, videos_per_shard: int, allow_failures: bool, retry_failed: bool, no_progress: bool, files: Any, **model_options: Any) -> None:
+def features(dataset: str, data_root: Path | None, cache_dir: Path, cache_path: Path | None, preset: str | None, shard: str, device: str, backend: str, onnx_dir: Path | None, workers: int, videos_per_batch: int, videos_per_shard: int, allow_failures: bool, retry_failed: bool, no_progress: bool, files: Any, **model_options: Any) -> None:
     """Pre-sample T frames per video, run the light model and the recognizer, fill the cache."""
     from pipeline.config import RunOptions
     from pipeline.datasets import get_dataset
     from pipeline.distributed import parse_shard
     from stages.features import run_features
 
-    config = get_dataset(dataset).features.with_overrides(**backbone_overrides(model_options))
+    config = get_dataset(dataset).features
+    if preset is not None:
+        config = get_preset(preset).features(dataset, config)
+    config = config.with_overrides(**backbone_overrides(model_options))
     opts = RunOptions(cache_dir=cache_dir, device=device, backend=backend, exports=onnx_dir, workers=workers, videos_per_batch=videos_per_batch, videos_per_shard=videos_per_shard, shard=parse_shard(shard), allow_failures=allow_failures, retry_failed=retry_failed, progress=not no_progress)
     summary = run_features(dataset, data_root, config, opts, cache_path, files)
     if summary.leader:
@@ -206,7 +217,7 @@ def features(dataset: str, data_root: Path | None, cache_dir: Path, cache_path: 
         out = Path(summary.cache).with_name(Path(summary.cache).name + ".summary.json")
         out.write_text(json.dumps(vars(summary), indent=1))
         if summary.complete:
-            latest_features_file(cache_dir, dataset).write_text(str(Path(summary.cache).resolve()) + "\n")
+            latest_features_file(cache_dir, dataset, preset).write_text(str(Path(summary.cache).resolve()) + "\n")
     if summary.failed and not allow_failures:
         raise click.ClickException(f"{summary.failed} video(s) failed (see {summary.failures_file}); pass --allow-failures to accept")
 
@@ -249,29 +260,31 @@ def finetune(dataset: str, data_root: Path | None, role: str, arch: str | None, 
         click.echo(result.table())
 
 
-def latest_features_file(cache_dir: Path, dataset: str) -> Path:
-    """Where ``features`` records the last finished cache of a dataset, for the later stages."""
-    return cache_dir / dataset / "latest-features.txt"
+def latest_features_file(cache_dir: Path, dataset: str, preset: str | None = None) -> Path:
+    """Where ``features`` records the last finished cache of a dataset (with a preset: of that
+    experiment), for the later stages."""
+    return cache_dir / dataset / ("latest-features.txt" if preset is None else f"latest-features-{preset}.txt")
 
 
-def resolve_features(cache_dir: Path, dataset: str, features_path: Path | None) -> Path:
-    """The given feature cache, or the last one ``features`` finished for the dataset."""
+def resolve_features(cache_dir: Path, dataset: str, features_path: Path | None, preset: str | None = None) -> Path:
+    """The given feature cache, or the last one ``features`` finished for the dataset (and preset)."""
     from pipeline.cache import CacheError
 
     if features_path is not None:
         return features_path
-    pointer = latest_features_file(cache_dir, dataset)
+    pointer = latest_features_file(cache_dir, dataset, preset)
     if not pointer.is_file():
-        raise CacheError(f"{pointer}: no finished feature cache recorded for {dataset}; run `nsnet features` first or pass --features")
+        with_preset = "" if preset is None else f" --preset {preset}"
+        raise CacheError(f"{pointer}: no finished feature cache recorded for {dataset}{with_preset}; run `nsnet features --dataset {dataset}{with_preset}` first or pass --features")
     return Path(pointer.read_text().strip())
 
 
-def resolve_sampler_inputs(cache_dir: Path, dataset: str, features_path: Path | None, prototypes_path: Path | None) -> tuple[Path, Path]:
+def resolve_sampler_inputs(cache_dir: Path, dataset: str, features_path: Path | None, prototypes_path: Path | None, preset: str | None = None) -> tuple[Path, Path]:
     """The feature cache (default: the last finished one) and its prototypes (default: the
     last ones ``nsnet prototypes`` made for it)."""
     from pipeline.cache import CacheError
 
-    features_path = resolve_features(cache_dir, dataset, features_path)
+    features_path = resolve_features(cache_dir, dataset, features_path, preset)
     if prototypes_path is None:
         pointer = latest_prototypes_file(features_path)
         if not pointer.is_file():
@@ -329,14 +342,15 @@ def latest_prototypes_file(features_path: Path) -> Path:
 @click.option("--guide", type=click.Choice(["prototype", "response"]), default="prototype", show_default=True, help="Guiding score: prototype distance (eq. 1) or recognizer response (B.1).")
 @click.option("--temperature", type=float, default=1.0, show_default=True, help="Scale of eq. 1's distances.")
 @data_root_option
+@preset_option
 @clear_errors
-def prototypes(dataset: str, cache_dir: Path, features_path: Path | None, epsilon: float, guide: str, temperature: float, data_root: Path | None) -> None:
+def prototypes(dataset: str, cache_dir: Path, features_path: Path | None, epsilon: float, guide: str, temperature: float, data_root: Path | None, preset: str | None) -> None:
     """Class prototypes and guiding saliency scores (NS pseudo labels) from the feature cache."""
     from pipeline.datasets import get_dataset
     from pipeline.prototypes import GuidingScorer
     from stages.prototypes import run_prototypes
 
-    features_path = resolve_features(cache_dir, dataset, features_path)
+    features_path = resolve_features(cache_dir, dataset, features_path, preset)
     root = data_root if data_root is not None else get_dataset(dataset).default_root
     result = run_prototypes(features_path, GuidingScorer(epsilon=epsilon, guide=guide, temperature=temperature), ground_truth=ground_truth_file(features_path, root))
     latest_prototypes_file(features_path).write_text(str(Path(result.path).resolve()) + "\n")
@@ -357,7 +371,7 @@ def prototypes(dataset: str, cache_dir: Path, features_path: Path | None, epsilo
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--no-progress", is_flag=True)
 @clear_errors
-def train(dataset: str, data_root: Path | None, cache_dir: Path, features_path: Path | None, prototypes_path: Path | None, device: str, no_progress: bool, **changes: Any) -> None:
+def train(dataset: str, data_root: Path | None, cache_dir: Path, features_path: Path | None, prototypes_path: Path | None, preset: str | None, device: str, no_progress: bool, **changes: Any) -> None:
     """Train the sampler heads (FEM, FSM, VGM) on the cached tensors."""
     from dataclasses import replace
 
@@ -365,7 +379,7 @@ def train(dataset: str, data_root: Path | None, cache_dir: Path, features_path: 
     from stages.train import run_train
 
     dset = get_dataset(dataset)
-    features_path, prototypes_path = resolve_sampler_inputs(cache_dir, dataset, features_path, prototypes_path)
+    features_path, prototypes_path = resolve_sampler_inputs(cache_dir, dataset, features_path, prototypes_path, preset)
     cfg = replace(dset.train, **{k: v for k, v in changes.items() if v is not None})
     root = data_root if data_root is not None else dset.default_root
     result = run_train(features_path, prototypes_path, cfg, device=device, progress=not no_progress, ground_truth=ground_truth_file(features_path, root))
@@ -391,12 +405,13 @@ def resolve_run(features_path: Path, prototypes_path: Path, dataset: str, run_pa
 @click.option("--run", "run_path", type=click.Path(path_type=Path), default=None, help="Trained sampler (default: the run of the dataset's train config).")
 @frame_choice_options
 @click.option("--seed", type=int, default=None, help="Seed of the RANDOM baseline.")
-@click.option("--no-dense-all-frames", is_flag=True, help="Skip DENSE over every frame of every video (decodes all of them).")
+@click.option("--no-all-frames", is_flag=True, help="Skip Table 1's baselines over all frames (they decode every frame of every video).")
+@click.option("--all-frames-rate", type=float, default=None, help="Frames per second that count as all frames (default: every frame; the table1 preset: 1 on ActivityNet).")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--workers", type=int, default=2, show_default=True, help="Decoding processes.")
 @click.option("--no-progress", is_flag=True)
 @clear_errors
-def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_path: Path | None, prototypes_path: Path | None, run_path: Path | None, no_dense_all_frames: bool, device: str, workers: int, no_progress: bool, **changes: Any) -> None:
+def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_path: Path | None, prototypes_path: Path | None, preset: str | None, run_path: Path | None, no_all_frames: bool, device: str, workers: int, no_progress: bool, **changes: Any) -> None:
     """NSNet vs UNIFORM, RANDOM, DENSE and TOP-K: mAP, top-1 and counted GFLOPs, with plots."""
     from dataclasses import replace
 
@@ -405,11 +420,15 @@ def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_pat
     from pipeline.distributed import pick_device
     from stages.evaluate import render_table, run_evaluate
 
-    features_path, prototypes_path = resolve_sampler_inputs(cache_dir, dataset, features_path, prototypes_path)
+    features_path, prototypes_path = resolve_sampler_inputs(cache_dir, dataset, features_path, prototypes_path, preset)
     run_path = resolve_run(features_path, prototypes_path, dataset, run_path)
-    cfg = replace(EvalConfig(), dense_all_frames=not no_dense_all_frames, **{k: v for k, v in changes.items() if v is not None})
+    cfg = EvalConfig() if preset is None else get_preset(preset).evaluation(dataset)
+    cfg = replace(cfg, **{k: v for k, v in changes.items() if v is not None})
+    if no_all_frames:
+        cfg = replace(cfg, all_frames=False)
     root = data_root if data_root is not None else get_dataset(dataset).default_root
-    report = run_evaluate(features_path, prototypes_path, run_path, root, cfg, device=str(pick_device(device)), workers=workers, progress=not no_progress)
+    quotes = None if preset is None else get_preset(preset).quotes(dataset)
+    report = run_evaluate(features_path, prototypes_path, run_path, root, cfg, device=str(pick_device(device)), workers=workers, progress=not no_progress, preset=quotes)
     click.echo(render_table(report) + ("" if report["computed"] else "\n(already evaluated with this config: nothing recomputed)"))
 
 
@@ -453,7 +472,7 @@ def predict(videos: tuple[Path, ...], run_path: Path | None, dataset: str | None
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--no-progress", is_flag=True)
 @clear_errors
-def ablations(dataset: str, cache_dir: Path, features_path: Path | None, prototypes_path: Path | None, k: int | None, device: str, no_progress: bool) -> None:
+def ablations(dataset: str, cache_dir: Path, features_path: Path | None, prototypes_path: Path | None, preset: str | None, k: int | None, device: str, no_progress: bool) -> None:
     """Tables 6a, 6b, 6c, 6d, B.1 and B.2: trains every variant (once) and scores it."""
     from dataclasses import replace
 
@@ -461,8 +480,9 @@ def ablations(dataset: str, cache_dir: Path, features_path: Path | None, prototy
     from pipeline.datasets import get_dataset
     from stages.ablations import render_ablations, run_ablations
 
-    features_path, prototypes_path = resolve_sampler_inputs(cache_dir, dataset, features_path, prototypes_path)
-    cfg = replace(EvalConfig(), **({"k": k} if k else {}))
+    features_path, prototypes_path = resolve_sampler_inputs(cache_dir, dataset, features_path, prototypes_path, preset)
+    cfg = EvalConfig() if preset is None else get_preset(preset).evaluation(dataset)
+    cfg = replace(cfg, **({"k": k} if k else {}))
     report = run_ablations(features_path, prototypes_path, get_dataset(dataset).train, cfg, device=device, progress=not no_progress)
     click.echo(render_ablations(report) + f"written {report['output']}/ablations.md")
 
@@ -473,12 +493,12 @@ def ablations(dataset: str, cache_dir: Path, features_path: Path | None, prototy
 @click.option("--epochs", type=int, default=3, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 @clear_errors
-def bench_train_command(dataset: str, cache_dir: Path, features_path: Path | None, prototypes_path: Path | None, epochs: int, device: str) -> None:
+def bench_train_command(dataset: str, cache_dir: Path, features_path: Path | None, prototypes_path: Path | None, preset: str | None, epochs: int, device: str) -> None:
     """Share of the sampler's training step spent waiting for data from the cache."""
     from pipeline.datasets import get_dataset
     from stages.bench_train import bench_train
 
-    features_path, prototypes_path = resolve_sampler_inputs(cache_dir, dataset, features_path, prototypes_path)
+    features_path, prototypes_path = resolve_sampler_inputs(cache_dir, dataset, features_path, prototypes_path, preset)
     click.echo(bench_train(features_path, prototypes_path, get_dataset(dataset).train, epochs, device).table())
 
 

@@ -6,8 +6,10 @@ on those K frames only — decoded from the video again at the recognizer's reso
 path). Every other sampler, the ablation variants and the K curve read the recognizer's
 logits of the chosen frames from the feature cache (the fast path); the report shows how far
 the two paths are apart for NSNet (they agree to float precision, and a test checks the
-predictions are identical). DENSE over all frames of each video (the paper's Table 1 DENSE)
-decodes every frame.
+predictions are identical). Table 1's baselines over all frames of each video (UNIFORM-10,
+RANDOM-10, DENSE, TOP-K-10) come from one cached recognizer pass over every frame
+(:mod:`stages.all_frames`); with a preset (:mod:`pipeline.presets`) the paper's figures stand
+beside ours.
 
 Writes ``<features cache>.eval-<fingerprint>/``: ``results.json``, ``report.md``,
 ``predictions.jsonl`` (NSNet's chosen frames and top-5 per video), ``budget_curve.png`` (Fig. 3) and ``class_saliency.png`` (Fig. 5). Same inputs and config
@@ -37,6 +39,7 @@ from pipeline.fusion import fused_scores, top_k
 from pipeline.plots import matplotlib_available, plot_budget_curve, plot_class_saliency
 from pipeline.backends import TorchRunner
 from pipeline.recognition import ChosenFrameDecoder, recognize_frames
+from stages.all_frames import AllFrameScores, run_all_frames
 from pipeline.sampler_training import FrameObjective, sampler_saliency
 from stages.features import cached_model
 from stages.train import SamplerInputs, load_sampler_inputs, load_trained_sampler, run_train
@@ -44,8 +47,9 @@ from stages.train import SamplerInputs, load_sampler_inputs, load_trained_sample
 WITHOUT_NS = {"fsm_target": "video", "vgm_target": "video"}
 
 
-def eval_dir_for(features: Path, prototypes: Path, run_dir: Path, cfg: EvalConfig, features_fp: str) -> Path:
-    fp = cache_mod.fingerprint({"features": features_fp, "prototypes": Path(prototypes).name, "run": Path(run_dir).name, "eval": asdict(cfg)})
+def eval_dir_for(features: Path, prototypes: Path, run_dir: Path, cfg: EvalConfig, features_fp: str, preset: dict[str, Any] | None = None) -> Path:
+    identity = {"features": features_fp, "prototypes": Path(prototypes).name, "run": Path(run_dir).name, "eval": asdict(cfg)}
+    fp = cache_mod.fingerprint(identity if preset is None else {**identity, "preset": preset})
     return features.with_name(f"{features.name}.eval-{fp[:16]}")
 
 
@@ -95,7 +99,31 @@ def _recognizer_logits(data: EvalData, root: Path, frame_ids: list[np.ndarray], 
     return logits
 
 
-def _claims(rows: dict[str, dict[str, Any]], k: int, t: int) -> list[dict[str, Any]]:
+def all_frame_methods(budget: int) -> dict[str, str]:
+    """Table 1's rows over all frames: method name -> baseline of :mod:`pipeline.all_frames`."""
+    return {f"UNIFORM-{budget} (all frames)": "uniform", f"RANDOM-{budget} (all frames)": "random", "DENSE (all frames)": "dense", f"TOP-K-{budget} (all frames)": "topk"}
+
+
+def _quoted(row: dict[str, Any], preset: dict[str, Any] | None) -> dict[str, Any]:
+    """The row with the paper's figure for it, when the preset quotes one."""
+    figure = (preset or {}).get("figures", {}).get(row["method"])
+    return row if figure is None else {**row, "paper": figure}
+
+
+def _all_frame_rows(result: AllFrameScores, labels: list[list[int]], cost: ComputeCost, budget: int) -> dict[str, dict[str, Any]]:
+    """Table 1's baselines, with GFLOPs from the mean frames the recognizer ran on: ``budget``
+    (or all, when fewer) for UNIFORM and RANDOM, all of them for DENSE and TOP-K."""
+    every = float(np.mean(result.frames))
+    few = float(np.mean(np.minimum(result.frames, budget)))
+    frames = {"uniform": few, "random": few, "dense": every, "topk": every}
+    notes = {"uniform": "Table 1", "random": "Table 1", "dense": "Table 1", "topk": f"Table 1: recognizer on all frames, top {budget} by confidence"}
+    return {
+        name: _row(name, recognition(result.scores[key], labels), cost.recognizer(frames[key]), frames[key], "decoded", notes[key])
+        for name, key in all_frame_methods(budget).items()
+    }
+
+
+def _claims(rows: dict[str, dict[str, Any]], k: int, t: int, budget: int) -> list[dict[str, Any]]:
     """The orderings the paper's claims imply, with the measured figures."""
     nsnet = rows[f"NSNet (K={k})"]
     out = [
@@ -104,6 +132,8 @@ def _claims(rows: dict[str, dict[str, Any]], k: int, t: int) -> list[dict[str, A
         ("FSM with NS labels mAP >= FSM with video labels + 3", rows["FSM alone"]["map"], rows["FSM alone, video labels (w/o NS)"]["map"] + 3),
         ("NSNet (fused) mAP >= max(FSM alone, VGM alone)", nsnet["map"], max(rows["FSM alone"]["map"], rows["VGM alone"]["map"])),
     ]
+    # Table 1: NSNet above every baseline over all frames
+    out += [(f"NSNet mAP >= {name} mAP", nsnet["map"], rows[name]["map"]) for name in all_frame_methods(budget) if name in rows]
     claims = [{"claim": c, "value": v, "bound": b, "holds": bool(v >= b - 1e-9)} for c, v, b in out]
     for dense in (f"DENSE (T={t})", "DENSE (all frames)"):
         if dense in rows:
@@ -149,11 +179,13 @@ def _class_saliency(data: EvalData, variants: dict[str, np.ndarray], scores: np.
     return {"panels": panels, "correlation_with_guid": {name: correlation(name) for name in variants if name != "Guid."}}
 
 
-def run_evaluate(features: Path, prototypes: Path, run_dir: Path, data_root: Path, cfg: EvalConfig = EvalConfig(), device: str = "cpu", workers: int = 2, progress: bool = True) -> dict[str, Any]:
-    """Evaluate a trained sampler; returns the report (also written as ``results.json``)."""
+def run_evaluate(features: Path, prototypes: Path, run_dir: Path, data_root: Path, cfg: EvalConfig = EvalConfig(), device: str = "cpu", workers: int = 2, progress: bool = True, preset: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Evaluate a trained sampler; returns the report (also written as ``results.json``).
+    ``preset``: :meth:`pipeline.presets.Preset.quotes`, named in the report, whose paper
+    figures are quoted beside ours."""
     features, prototypes, run_dir = Path(features), Path(prototypes), Path(run_dir)
     inputs = load_sampler_inputs(features, prototypes, read_light=False)
-    out = eval_dir_for(features, prototypes, run_dir, cfg, inputs.attrs["fingerprint"])
+    out = eval_dir_for(features, prototypes, run_dir, cfg, inputs.attrs["fingerprint"], preset)
     if (out / "results.json").is_file():
         return {**json.loads((out / "results.json").read_text()), "computed": False}
     dev = torch.device(device)
@@ -192,8 +224,8 @@ def run_evaluate(features: Path, prototypes: Path, run_dir: Path, data_root: Pat
         real_scores, path_check = cached_scores, None
         rows[f"NSNet (K={k})"] = _row(f"NSNet (K={k})", cached_result, cost.nsnet(k), float(k), "cache", f"{cfg.fusion} fusion")
         skipped.append("NSNet's decoded row (the recognizer on the K frames decoded again): its logits come from the cache")
-        if cfg.dense_all_frames:
-            skipped.append("DENSE (all frames): it decodes every frame")
+        if cfg.all_frames:
+            skipped.append("the baselines over all frames (Table 1's protocol): they decode every frame")
     else:
         real = _recognizer_logits(data, root, [ids[p] for ids, p in zip(data.frame_indices, nsnet_positions)], dev, workers, progress, "NSNet: recognizer on K frames")
         real_scores = all_frame_scores(real)
@@ -205,13 +237,16 @@ def run_evaluate(features: Path, prototypes: Path, run_dir: Path, data_root: Pat
             "map_cached": cached_result.map,
             "map_decoded": nsnet_result.map,
         }
-    if cfg.dense_all_frames and not data.synthetic:
-        dense = _recognizer_logits(data, root, [np.arange(n) for n in data.num_frames], dev, workers, progress, "DENSE: recognizer on all frames")
-        result = recognition(all_frame_scores(dense), data.labels)
-        mean_frames = float(np.mean(data.num_frames))
-        rows["DENSE (all frames)"] = _row("DENSE (all frames)", result, cost.recognizer(mean_frames), mean_frames, "decoded", "the paper's Table 1 DENSE")
+    if cfg.all_frames and not data.synthetic:
+        rows.update(_all_frame_rows(run_all_frames(features, data.videos, root, cfg.all_frames_config(), dev, workers, progress), data.labels, cost, cfg.all_frames_budget))
 
-    order = [f"UNIFORM (K={k})", f"RANDOM (K={k})", f"DENSE (T={t})", "DENSE (all frames)", f"TOP-K (K={k} of T={t})", f"NSNet (K={k})", "NSNet w/o NS", "FSM alone", "VGM alone", "FSM alone, video labels (w/o NS)", "VGM alone, w/o L_ns (w/o NS)", "Guiding score (oracle)"]
+    nsnet = f"NSNet (K={k})"
+    groups = [
+        (f"Table 1's protocol: baselines over all frames, NSNet K={k} of T={t}", [*all_frame_methods(cfg.all_frames_budget), nsnet]),
+        (f"K={k} of the T={t} observed frames", [f"UNIFORM (K={k})", f"RANDOM (K={k})", f"DENSE (T={t})", f"TOP-K (K={k} of T={t})", nsnet, "NSNet w/o NS", "FSM alone", "VGM alone", "FSM alone, video labels (w/o NS)", "VGM alone, w/o L_ns (w/o NS)", "Guiding score (oracle)"]),
+    ]
+    groups = [{"title": title, "methods": [name for name in names if name in rows]} for title, names in groups]
+    groups = [g for g in groups if g["methods"] != [nsnet]]
     saliency_fig = _class_saliency(data, {"Ours": fused_scores(s_f, s_v, "add", cfg.alpha), "Ours w/o NS": fused_scores(s_f0, s_v0, "add", cfg.alpha), "Guid.": data.g}, real_scores)
     report = {
         "features": str(features),
@@ -224,8 +259,10 @@ def run_evaluate(features: Path, prototypes: Path, run_dir: Path, data_root: Pat
         "classes": len(data.manifest.classes),
         "models": {"light": asdict(config.light), "recognizer": asdict(config.recognizer)},
         "gflops": cost.to_dict(),
-        "methods": [rows[name] for name in order if name in rows],
-        "claims": _claims(rows, k, t),
+        "preset": preset,
+        "methods": [_quoted(rows[name], preset) for name in dict.fromkeys(n for g in groups for n in g["methods"])],
+        "groups": groups,
+        "claims": _claims(rows, k, t, cfg.all_frames_budget),
         "real_vs_cached": path_check,
         "skipped": [f"synthetic cache (no videos), skipped: {what}" for what in skipped],
         "budget_curve": _budget_curve(data, s_f, s_v, cfg, cost),
@@ -259,11 +296,36 @@ def _write(out: Path, report: dict[str, Any], predictions: list[dict[str, Any]])
     return report
 
 
-def _methods_table(report: dict[str, Any]) -> list[tuple[str, ...]]:
-    return [(m["method"], f"{m['map']:.1f}", f"{m['top1']:.1f}", f"{m['gflops']:.3f}", f"{m['frames']:.1f}", m["path"], m["note"]) for m in report["methods"]]
-
-
 METHOD_HEADER = ("method", "mAP(%)", "top-1(%)", "GFLOPs", "rec. frames", "logits from", "note")
+
+
+def _paper_cell(method: dict[str, Any], preset: dict[str, Any]) -> str:
+    figure = method.get("paper")
+    if figure is None:
+        return ""
+    gflops = "" if figure["gflops"] is None else f" @ {figure['gflops']:.1f}G"
+    return f"{preset['metric']} {figure['metric']:.1f}{gflops}"
+
+
+def _methods_tables(report: dict[str, Any]) -> list[tuple[str, tuple[str, ...], list[tuple[str, ...]]]]:
+    """(title, header, rows) of each group of samplers; with a preset, the paper's figures
+    beside ours."""
+    preset = report.get("preset")
+    methods = {m["method"]: m for m in report["methods"]}
+    header = METHOD_HEADER if preset is None else (*METHOD_HEADER[:-1], f"paper ({preset['dataset']})", METHOD_HEADER[-1])
+    tables = []
+    for group in report["groups"]:
+        rows = []
+        for m in (methods[name] for name in group["methods"]):
+            row = (m["method"], f"{m['map']:.1f}", f"{m['top1']:.1f}", f"{m['gflops']:.3f}", f"{m['frames']:.1f}", m["path"], m["note"])
+            rows.append(row if preset is None else (*row[:-1], _paper_cell(m, preset), row[-1]))
+        tables.append((group["title"], header, rows))
+    return tables
+
+
+def _preset_line(report: dict[str, Any]) -> list[str]:
+    preset = report.get("preset")
+    return [] if preset is None else [f"preset {preset['name']}: {preset['source']}; the paper's figures are for {preset['dataset']} ({preset['metric']}, GFLOPs per video)"]
 
 
 def text_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
@@ -285,7 +347,9 @@ def _cost_line(report: dict[str, Any]) -> str:
 def render_table(report: dict[str, Any]) -> str:
     """The terminal report: Table 1 layout, the claims and where the files are."""
     lines = [f"evaluation on {report['videos']} videos, {report['classes']} classes, K={report['config']['k']} of T={report['num_frames']}, fusion {report['config']['fusion']}"]
-    lines += text_table(METHOD_HEADER, _methods_table(report))
+    lines += _preset_line(report)
+    for title, header, rows in _methods_tables(report):
+        lines += ["", title, *text_table(header, rows)]
     lines.append(_cost_line(report))
     check = report["real_vs_cached"]
     if check is not None:
@@ -313,8 +377,9 @@ def markdown_report(report: dict[str, Any]) -> str:
         "",
         "## Samplers (layout of the paper's Table 1)",
         "",
-        *md(METHOD_HEADER, _methods_table(report)),
+        *_preset_line(report),
         "",
+        *[line for title, header, rows in _methods_tables(report) for line in (f"### {title}", "", *md(header, rows), "")],
         _cost_line(report) + ".",
         "",
         *[f"- {line}" for line in report.get("skipped", [])],

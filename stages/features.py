@@ -261,7 +261,7 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
             "videos_per_batch": opts.videos_per_batch,
             "videos_per_shard": shard,
         }
-        writer = ZarrWriter(staging, fp, attrs, layout)
+        writer = ZarrWriter(staging, fp, attrs, layout.arrays(), layout.shard_videos)
         log_dir = _failures_dir(final)
         log_dir.mkdir(parents=True, exist_ok=True)
         log = log_dir / f"shard-{worker.shard}-of-{worker.num_shards}.jsonl"

@@ -93,7 +93,7 @@ def run_synth_cache(spec: SynthSpec, cache_dir: Path = Path("cache"), progress: 
             "videos_per_batch": shard_videos,
             "videos_per_shard": shard_videos,
         }
-        writer = ZarrWriter(path, fp, attrs, layout)
+        writer = ZarrWriter(path, fp, attrs, layout.arrays(), layout.shard_videos)
         status = writer.status()
         centres = make_centres(spec)
         shards = make_blocks(n, shard_videos)

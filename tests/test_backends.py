@@ -121,7 +121,7 @@ def test_predict_through_onnxruntime_chooses_the_frames_torch_chooses(tiny_pipel
     run = Path(run_train(features, prototypes, TrainConfig(epochs=2, batch_size=4, lr=0.001, milestones=(1,), seed=1), progress=False).path)
     with FeatureCache(features) as cache:
         videos = [truth.parent / v["path"] for v in cache.attrs["manifest"]["videos"] if v["split"] != "train"]
-    cfg = EvalConfig(k=2, dense_all_frames=False)
+    cfg = EvalConfig(k=2, all_frames=False)
     results = {
         backend: run_predict(videos, run, tmp_path / backend, cfg, workers=0, progress=False, backend=backend, export_dir=onnx_exports)
         for backend in ("torch", "onnxruntime")

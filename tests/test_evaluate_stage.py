@@ -48,7 +48,8 @@ def test_evaluate_report(tiny_pipeline):
     assert report["computed"]
     rows = {m["method"]: m for m in report["methods"]}
     t, k = report["num_frames"], 2
-    assert {f"UNIFORM (K={k})", f"RANDOM (K={k})", f"DENSE (T={t})", "DENSE (all frames)", f"TOP-K (K={k} of T={t})", f"NSNet (K={k})", "NSNet w/o NS", "FSM alone", "VGM alone", "Guiding score (oracle)"} <= set(rows)
+    assert {"UNIFORM-10 (all frames)", "RANDOM-10 (all frames)", "DENSE (all frames)", "TOP-K-10 (all frames)"} <= set(rows)
+    assert {f"UNIFORM (K={k})", f"RANDOM (K={k})", f"DENSE (T={t})", f"TOP-K (K={k} of T={t})", f"NSNet (K={k})", "NSNet w/o NS", "FSM alone", "VGM alone", "Guiding score (oracle)"} <= set(rows)
     # the real path (decoded frames) and the fast path (cached logits) agree
     check = report["real_vs_cached"]
     assert check["same_predictions"] == 1.0 and check["max_abs_score_difference"] < 1e-4
@@ -58,6 +59,12 @@ def test_evaluate_report(tiny_pipeline):
     g = report["gflops"]
     assert rows[f"UNIFORM (K={k})"]["gflops"] == pytest.approx(k * g["rec_per_frame"])
     assert rows[f"DENSE (T={t})"]["gflops"] == pytest.approx(t * g["rec_per_frame"])
+    # Table 1's baselines: 10 frames (or all, when fewer) of all frames; DENSE and TOP-K run on all
+    with FeatureCache(features) as cache:
+        split = [v["split"] for v in cache.attrs["manifest"]["videos"]]
+        counts = np.asarray(cache["num_frames"][:])[[i for i, s in enumerate(split) if s != "train"]]
+    assert rows["UNIFORM-10 (all frames)"]["gflops"] == pytest.approx(np.minimum(counts, 10).mean() * g["rec_per_frame"])
+    assert rows["TOP-K-10 (all frames)"]["gflops"] == rows["DENSE (all frames)"]["gflops"] == pytest.approx(counts.mean() * g["rec_per_frame"])
     assert rows[f"NSNet (K={k})"]["gflops"] == pytest.approx(k * g["rec_per_frame"] + t * g["light_per_frame"] + g["fem"] + g["vgm"] + g["fsm"])
     assert all(0.0 <= m["map"] <= 100.0 and 0.0 <= m["top1"] <= 100.0 for m in report["methods"])
     assert [p["k"] for p in report["budget_curve"]["NSNet"]] == [1, 2, 3]

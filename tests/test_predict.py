@@ -20,7 +20,7 @@ from stages.predict import find_videos, load_pipeline, run_predict
 from stages.train import run_train
 
 CFG = TrainConfig(epochs=2, batch_size=4, lr=0.001, milestones=(1,), seed=1)
-EVAL = EvalConfig(k=2, curve_k=(1, 2), dense_all_frames=False)
+EVAL = EvalConfig(k=2, curve_k=(1, 2), all_frames=False)
 
 
 @pytest.fixture

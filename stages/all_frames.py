@@ -1,0 +1,155 @@
+"""The recognizer over all frames of the evaluation videos, once: Table 1's baselines.
+
+``nsnet evaluate`` (``--preset table1``, or by default) needs UNIFORM, RANDOM and TOP-K over all
+frames of every evaluation video and DENSE over all of them (:mod:`pipeline.all_frames`). This
+pass decodes each video a chunk of frames at a time in DataLoader workers, runs the recognizer
+of the feature cache on every chunk and keeps only the four video scores, in a Zarr store beside
+the cache (``<features>.allframes-<fingerprint>.zarr``), a row per evaluation video:
+
+==============================  ======  =======  ==========================================
+array                           shape   dtype    content
+==============================  ======  =======  ==========================================
+``uniform`` ``random``          [V, C]  float32  video scores (mean softmax of their frames)
+``dense`` ``topk``              [V, C]  float32
+``frames``                      [V]     int32    frames counted as all frames of the video
+``status``                      [V]     int8     0 pending, 1 done, 2 failed
+==============================  ======  =======  ==========================================
+
+Rows are written a shard of 256 videos at a time, their ``status`` last, so a killed run keeps
+every finished shard and resumes at the first unfinished one; a second writer on the same store
+is refused. Failed videos are retried by the next run; the pass raises, after writing what it
+finished, while any remain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from tqdm import tqdm
+
+from pipeline import cache as cache_mod
+from pipeline.all_frames import BASELINES, AllFrameSummary, all_frame_indices
+from pipeline.backends import Runner, TorchRunner
+from pipeline.cache import DONE, FAILED, SHARD_VIDEOS, CacheError, FeatureCache, ZarrWriter, file_lock
+from pipeline.config import AllFramesConfig
+from pipeline.datasets import Manifest, VideoRecord
+from pipeline.extract import Transform, as_is, single_thread_worker, to_model_input
+from pipeline.video import FrameSource, VideoReadError
+from stages.features import cached_model
+
+CHUNK_FRAMES = 64  # frames decoded and recognised at a time
+
+
+@dataclass
+class FrameChunk:
+    row: int  # the video's row in the store
+    frames: torch.Tensor | None  # [m, 3, H, W] preprocessed; None when the video failed
+    length: int  # frames counted as all frames of the video
+    error: str = ""
+
+
+class AllFrameChunks(IterableDataset):
+    """The frames of each video in order, ``CHUNK_FRAMES`` at a time; the videos are dealt out
+    to the DataLoader workers in turn. A video that cannot be read gives one chunk with its
+    error (after any chunks it gave before failing)."""
+
+    def __init__(self, root: Path, videos: list[tuple[int, VideoRecord]], transform: Transform, rate: float | None):
+        self.root, self.videos, self.transform, self.rate = Path(root), videos, transform, rate
+
+    def __iter__(self) -> Iterator[FrameChunk]:
+        info = get_worker_info()
+        mine = self.videos if info is None else self.videos[info.id :: info.num_workers]
+        for row, record in mine:
+            try:
+                source = FrameSource(self.root / record.path)
+                plan = all_frame_indices(source.num_frames, source.fps, self.rate)
+                if not len(plan):
+                    raise VideoReadError(source.path, "no frames")
+                for start in range(0, len(plan), CHUNK_FRAMES):
+                    yield FrameChunk(row, to_model_input(source.read(plan[start : start + CHUNK_FRAMES]), self.transform), len(plan))
+            except VideoReadError as exc:
+                yield FrameChunk(row, None, 0, str(exc))
+
+
+def summaries(chunks: AllFrameChunks, recognizer: Runner, budget: int, seed: int, workers: int) -> Iterator[tuple[int, AllFrameSummary | str]]:
+    """(row, finished summary) of every video of ``chunks``, or (row, error message)."""
+    loader = DataLoader(chunks, batch_size=None, num_workers=min(workers, len(chunks.videos)), collate_fn=as_is, worker_init_fn=single_thread_worker if workers > 0 else None)
+    open_: dict[int, AllFrameSummary] = {}
+    for chunk in loader:
+        if chunk.frames is None:
+            open_.pop(chunk.row, None)
+            yield chunk.row, chunk.error
+            continue
+        summary = open_.setdefault(chunk.row, AllFrameSummary(chunk.length, budget, np.random.default_rng([seed, chunk.row])))
+        _, logits = recognizer(chunk.frames)
+        summary.update(logits.float().cpu().numpy())
+        if summary.complete:
+            yield chunk.row, open_.pop(chunk.row)
+
+
+@dataclass
+class AllFrameScores:
+    """The pass's results for the evaluation videos, in their order."""
+
+    scores: dict[str, np.ndarray]  # baseline -> [V, C] video scores
+    frames: np.ndarray  # [V] frames counted as all frames
+    path: Path
+    computed: int  # videos computed by this call
+
+
+def store_for(features: Path, features_fp: str, videos: np.ndarray, cfg: AllFramesConfig) -> tuple[Path, str]:
+    """The store of a feature cache, evaluation videos and config, and its fingerprint."""
+    chosen = hashlib.sha256(np.asarray(videos, dtype=np.int64).tobytes()).hexdigest()
+    fp = cache_mod.fingerprint({"features": features_fp, "videos": chosen, "all_frames": asdict(cfg)})
+    return features.with_name(f"{features.name}.allframes-{fp[:16]}.zarr"), fp
+
+
+def run_all_frames(features: Path, videos: np.ndarray, root: Path, cfg: AllFramesConfig, device: torch.device, workers: int = 2, progress: bool = True) -> AllFrameScores:
+    """Table 1's baselines over all frames of the videos ``videos`` (rows of the feature
+    cache's manifest), computed once and cached; resumes an interrupted pass."""
+    features = Path(features)
+    with FeatureCache(features) as cache:
+        attrs = cache.attrs
+    manifest = Manifest.from_json(json.dumps(attrs["manifest"]))
+    path, fp = store_for(features, attrs["fingerprint"], videos, cfg)
+    n, c = len(videos), len(manifest.classes)
+    arrays = {**{name: ((n, c), "float32") for name in BASELINES}, "frames": ((n,), "int32"), "status": ((n,), "int8")}
+    computed = 0
+    with file_lock(path.with_name(path.name + ".lock"), blocking=False):
+        writer = ZarrWriter(path, fp, {"all_frames": asdict(cfg), "features": str(features), "video_ids": [manifest.videos[v].video_id for v in videos]}, arrays, SHARD_VIDEOS)
+        status = np.asarray(writer.arrays["status"][:])
+        errors: dict[int, str] = {}
+        if (status != DONE).any():
+            recognizer, transform = cached_model(attrs, "recognizer")
+            runner = TorchRunner(recognizer, device)
+            with tqdm(total=n, initial=int((status == DONE).sum()), unit="video", desc="recognizer on all frames", disable=not progress) as bar:
+                for start in range(0, n, SHARD_VIDEOS):
+                    stop = min(n, start + SHARD_VIDEOS)
+                    todo = [(row, manifest.videos[videos[row]]) for row in range(start, stop) if status[row] != DONE]
+                    if not todo:
+                        continue
+                    block = {name: np.asarray(writer.arrays[name][start:stop]) for name in arrays if name != "status"}
+                    marks = status[start:stop].copy()
+                    for row, result in summaries(AllFrameChunks(root, todo, transform, cfg.rate), runner, cfg.budget, cfg.seed, workers):
+                        if isinstance(result, str):
+                            errors[row], marks[row - start] = result, FAILED
+                        else:
+                            for name, value in result.scores().items():
+                                block[name][row - start] = value
+                            block["frames"][row - start], marks[row - start] = result.length, DONE
+                            computed += 1
+                        bar.update(1)
+                    writer.write_block(start, block, marks)
+        if errors:
+            listed = "; ".join(errors[r] for r in sorted(errors)[:5])
+            raise CacheError(f"{path}: {len(errors)} evaluation video(s) could not be decoded for the all-frames baselines (finished ones are kept; a new run retries these): {listed}")
+        scores = {name: np.asarray(writer.arrays[name][:], dtype=np.float64) for name in BASELINES}
+        frames = np.asarray(writer.arrays["frames"][:])
+    return AllFrameScores(scores, frames, path, computed)

@@ -1,0 +1,92 @@
+"""The paper's experiments by name: what each preset sets, and Table 1's report on the tiny
+pipeline, with the paper's figures beside ours."""
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import EvalConfig, FeaturesConfig, TrainConfig
+from pipeline.datasets import get_dataset
+from pipeline.presets import PRESETS, get_preset
+from stages.evaluate import render_table, run_evaluate
+from stages.train import run_train
+
+
+@pytest.mark.parametrize(
+    "preset, dataset, t, recognizer, stage",
+    [
+        ("table1", "activitynet", 100, "resnet101", "evaluate"),  # 4.3: "100 for ActivityNet", Table 1's caption
+        ("table1", "ucf101", 50, "resnet50", "evaluate"),  # 4.3: "50 for UCF-101"
+        ("table2", "activitynet", 16, "resnet50", "evaluate"),
+        ("table4", "fcvid", 16, "resnet50", "evaluate"),
+        ("table4", "minikinetics", 16, "resnet50", "evaluate"),
+        ("table6", "activitynet", 100, "resnet101", "ablations"),  # 4.4: ResNet-101 "as in Table 1"
+        ("fig3", "activitynet", 50, "resnet101", "evaluate"),  # 4.3: "T is set to 50"
+    ],
+)
+def test_presets_set_the_papers_t_and_recognizer(preset, dataset, t, recognizer, stage):
+    p = get_preset(preset)
+    config = p.features(dataset, get_dataset(dataset).features)
+    assert (config.num_frames, config.recognizer.name, p.stage) == (t, recognizer, stage)
+    # the light model and everything else stay the dataset's
+    assert config.light == get_dataset(dataset).features.light and config.storage == FeaturesConfig().storage
+    assert p.evaluation(dataset).k == 5
+
+
+def test_table1_protocol_and_its_quotes():
+    p = get_preset("table1")
+    activitynet, ucf = p.evaluation("activitynet"), p.evaluation("ucf101")
+    assert activitynet.all_frames and activitynet.all_frames_budget == 10 and activitynet.all_frames_rate == 1.0
+    assert ucf.all_frames and ucf.all_frames_rate is None
+    assert not get_preset("table2").evaluation("activitynet").all_frames
+    assert max(get_preset("fig3").evaluation("activitynet").curve_k) > EvalConfig().k
+    quotes = p.quotes("activitynet")
+    assert quotes["metric"] == "mAP" and quotes["figures"]["NSNet (K=5)"] == {"metric": 74.9, "gflops": 73.2}
+    assert quotes["figures"]["TOP-K-10 (all frames)"] == {"metric": 72.5, "gflops": 930.8}
+    assert p.quotes("ucf101")["metric"] == "top-1" and p.quotes("ucf101")["figures"]["DENSE (all frames)"]["metric"] == 76.1
+    # a dataset the paper did not run keeps its own T and recognizer and quotes ActivityNet
+    demo = get_dataset("demo").features
+    assert p.features("demo", demo) == demo
+    assert p.quotes("demo")["dataset"] == "activitynet"
+    with pytest.raises(ValueError, match="unknown preset 'table9'"):
+        get_preset("table9")
+    assert set(PRESETS) == {"table1", "table2", "table4", "table6", "fig3"}
+
+
+def test_table1_report_on_the_tiny_pipeline(tiny_pipeline):
+    features, prototypes, truth = tiny_pipeline
+    run = Path(run_train(features, prototypes, TrainConfig(epochs=1, batch_size=4, milestones=(1,)), progress=False).path)
+    preset = get_preset("table1")
+    cfg = preset.evaluation("demo", EvalConfig(curve_k=(1, 2)))
+    report = run_evaluate(features, prototypes, run, truth.parent, cfg, workers=0, progress=False, preset=preset.quotes("demo"))
+    first = report["groups"][0]
+    assert first["methods"] == ["UNIFORM-10 (all frames)", "RANDOM-10 (all frames)", "DENSE (all frames)", "TOP-K-10 (all frames)", "NSNet (K=5)"]
+    methods = {m["method"]: m for m in report["methods"]}
+    assert methods["NSNet (K=5)"]["paper"] == {"metric": 74.9, "gflops": 73.2}
+    assert "paper" not in methods["NSNet w/o NS"]
+    text = render_table(report)
+    assert "preset table1: Table 1 (section 4.3)" in text and "mAP 74.9 @ 73.2G" in text and "mAP 68.6 @ 195.8G" in text
+    assert {c["claim"] for c in report["claims"]} >= {"NSNet mAP >= TOP-K-10 (all frames) mAP", "NSNet mAP >= DENSE (all frames) mAP"}
+    # the same evaluation without the preset is another report (no quotes), the all-frames pass is not redone
+    plain = run_evaluate(features, prototypes, run, truth.parent, cfg, workers=0, progress=False)
+    assert plain["output"] != report["output"] and plain["preset"] is None
+    assert {m["method"]: m["map"] for m in plain["methods"]} == {m["method"]: m["map"] for m in report["methods"]}
+    assert len(list(features.parent.glob(f"{features.name}.allframes-*.zarr"))) == 1
+
+
+def test_a_presets_caches_are_found_by_its_name_only(tiny_videos, tmp_path):
+    from click.testing import CliRunner
+
+    from stages.cli import main
+
+    cache = tmp_path / "cache"
+    tiny = ["--light-model", "test_efficientnet", "--light-weights", "none", "--light-resolution", "32", "--recognizer-model", "test_resnet", "--recognizer-weights", "none", "--recognizer-resolution", "32"]
+    done = CliRunner().invoke(main, ["features", "--dataset", "demo", "--data-root", str(tiny_videos), "--cache-dir", str(cache), "--preset", "table1", "--workers", "0", "--backend", "torch", "--no-progress", *tiny])
+    assert done.exit_code == 0, done.output
+    assert (cache / "demo" / "latest-features-table1.txt").is_file() and not (cache / "demo" / "latest-features.txt").exists()
+    plain = CliRunner().invoke(main, ["prototypes", "--dataset", "demo", "--cache-dir", str(cache), "--data-root", str(tiny_videos)])
+    assert plain.exit_code == 1 and "run `nsnet features --dataset demo` first" in plain.output
+    other = CliRunner().invoke(main, ["prototypes", "--dataset", "demo", "--cache-dir", str(cache), "--data-root", str(tiny_videos), "--preset", "table2"])
+    assert other.exit_code == 1 and "--preset table2" in other.output
+    named = CliRunner().invoke(main, ["prototypes", "--dataset", "demo", "--cache-dir", str(cache), "--data-root", str(tiny_videos), "--preset", "table1"])
+    assert named.exit_code == 0, named.output
