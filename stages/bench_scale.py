@@ -58,8 +58,14 @@ class ScaleReport:
     epochs: int
     stages: list[StageRun] = field(default_factory=list)
 
-    def stage(self, name: str) -> StageRun:
-        return next(s for s in self.stages if s.stage == name)
+    def stage(self, name: str) -> StageRun | None:
+        return next((s for s in self.stages if s.stage == name), None)
+
+    def write(self, out: Path, complete: bool) -> None:
+        """The JSON report; written after every stage, so a stopped run keeps what it measured."""
+        out.parent.mkdir(parents=True, exist_ok=True)
+        checks = [{"check": c, "holds": ok} for c, ok in self.checks()]
+        out.write_text(json.dumps({**asdict(self), "complete": complete, "checks": checks}, indent=1))
 
     def checks(self) -> list[tuple[str, bool]]:
         """The issue's targets for this shape (full size only), as (description, holds)."""
@@ -70,6 +76,8 @@ class ScaleReport:
         if self.fraction == 1.0 and self.like in TARGETS:
             for name, (gib, minutes) in TARGETS[self.like].items():
                 run = self.stage(name)
+                if run is None:  # not run yet: the report of a run still going, or stopped
+                    continue
                 out.append((f"{name} peak memory {run.peak_rss_gib:.2f} GiB <= {gib} GiB", run.peak_rss_gib <= gib))
                 if minutes is not None:
                     out.append((f"{name} time {run.seconds / 60:.1f} min <= {minutes} min", run.seconds <= 60 * minutes))
@@ -127,25 +135,28 @@ def run_bench_scale(like: str, fraction: float = 1.0, epochs: int = 2, cache_dir
     spec = SynthSpec(like, fraction=fraction)
     out = out or Path(cache_dir) / "bench" / f"scale-{like}{'' if fraction == 1.0 else f'-{fraction:g}'}.json"
     runs: list[StageRun] = []
+    report: ScaleReport | None = None
     with tempfile.TemporaryDirectory() as tmp:
         def stage(name: str, args: dict[str, Any]) -> dict[str, Any]:
             result = Path(tmp) / f"{len(runs)}.json"
             seconds, rss = _child(name, args, result)
             metrics = json.loads(result.read_text())
             runs.append(StageRun(name, seconds, rss, metrics))
+            if report is not None:  # report.stages is runs
+                report.write(out, complete=False)
             return metrics
 
         built = stage("synth-cache", {"spec": spec.to_dict(), "cache_dir": str(cache_dir)})
         features = Path(built["path"])
+        report = ScaleReport(like, fraction, built["videos"], built["train"], built["classes"], str(features), built["bytes"] / 2**30, built["files"], _machine(), epochs, runs)
+        report.write(out, complete=False)
         _clear_outputs(features)
         prototypes = stage("prototypes", {"features": str(features)})["path"]
         common = {"features": str(features), "prototypes": prototypes, "like": like, "epochs": epochs}
         run = stage("train", {**common, "without_ns": False})["path"]
         stage("train w/o NS", {**common, "without_ns": True})
         stage("evaluate", {**common, "run": run})
-    report = ScaleReport(like, fraction, built["videos"], built["train"], built["classes"], str(features), built["bytes"] / 2**30, built["files"], _machine(), epochs, runs)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({**asdict(report), "checks": [{"check": c, "holds": ok} for c, ok in report.checks()]}, indent=1))
+    report.write(out, complete=True)
     return report
 
 

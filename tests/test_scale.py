@@ -109,3 +109,19 @@ def test_bench_checks_files_memory_and_time():
     assert checks["prototypes peak memory 1.50 GiB <= 2.0 GiB"] and checks["prototypes time 2.5 min <= 3.0 min"]
     assert not checks["train peak memory 3.50 GiB <= 3.0 GiB"] and checks["evaluate peak memory 2.00 GiB <= 3.0 GiB"]
     assert len(ScaleReport("activitynet", 0.5, 7475, 5012, 200, "c.zarr", 1.0, files, "test", 2, stages).checks()) == 1  # targets at full size only
+
+
+def test_bench_report_of_a_run_still_going(tmp_path):
+    """Written after every stage: a stopped run keeps what it measured, checked as far as it got."""
+    files = {"light_features": 357, "metadata": 7, "total": 364}
+    report = ScaleReport("fcvid", 1.0, 91_223, 45_611, 239, "c.zarr", 9.5, files, "test", 1, [StageRun("prototypes", 175.0, 0.5)])
+    out = tmp_path / "bench" / "scale-fcvid.json"
+    report.write(out, complete=False)
+    saved = json.loads(out.read_text())
+    assert saved["complete"] is False and [s["stage"] for s in saved["stages"]] == ["prototypes"]
+    assert [c["check"] for c in saved["checks"]] == [
+        "cache files per array 357 <= 1 per 100 videos (0.39 per 100)",
+        "prototypes peak memory 0.50 GiB <= 4.0 GiB",
+        "prototypes time 2.9 min <= 15.0 min",
+    ]
+    assert all(c["holds"] for c in saved["checks"])
