@@ -13,6 +13,14 @@ array                   shape        dtype     content
 ``status``              [N]          int8      0 pending, 1 done, 2 failed
 ======================  ===========  ========  =========================================
 
+A cache built with ``offsets`` S > 1 (candidate frames per segment, for the temporal random
+shift of sampler training) also holds, for the *training* videos (other rows stay zero), the
+S-1 other candidates of every segment (:func:`pipeline.sampling.candidate_frame_indices`):
+``shift_light_features`` [N, S-1, T, D_l], ``shift_rec_features`` [N, S-1, T, D_r],
+``shift_rec_logits`` [N, S-1, T, C] and ``shift_frame_indices`` [N, S-1, T]. The arrays above
+always hold the segment centres, so every stage that does not train reads such a cache as if
+it had none.
+
 Every array is chunked by video (chunk = one video's row, compressed with Blosc/zstd) and the
 chunks of a *shard* of consecutive videos (``videos_per_shard``, 256 by default) are stored in
 one file (Zarr v3 sharding), so a store holds about N/256 files per array, not one per video.
@@ -50,6 +58,8 @@ PENDING, DONE, FAILED = 0, 1, 2
 SHARD_VIDEOS = 256  # default videos per shard file of a new store
 EXPORT_VIDEOS = 256  # videos copied at a time into an HDF5 export
 ARRAY_NAMES = ("light_features", "rec_features", "rec_logits", "frame_indices", "num_frames", "status")
+SHIFT_PREFIX = "shift_"
+SHIFT_ARRAY_NAMES = tuple(SHIFT_PREFIX + name for name in ("light_features", "rec_features", "rec_logits", "frame_indices"))
 
 
 class CacheError(Exception):
@@ -64,6 +74,7 @@ class Layout:
     rec_dim: int
     num_classes: int
     shard_videos: int | None = None  # videos per shard file; None: one file per video (old layout)
+    offsets: int = 1  # candidate frames per segment (S); S > 1 adds the shift_* arrays
 
     def rows(self) -> dict[str, tuple[tuple[int, ...], str]]:
         """Per-video row shape and dtype of every data array (all but ``status``)."""
@@ -71,14 +82,16 @@ class Layout:
 
     def arrays(self) -> dict[str, tuple[tuple[int, ...], str]]:
         n, t = self.num_videos, self.num_frames
-        return {
-            "light_features": ((n, t, self.light_dim), "float16"),
-            "rec_features": ((n, t, self.rec_dim), "float16"),
-            "rec_logits": ((n, t, self.num_classes), "float32"),
-            "frame_indices": ((n, t), "int32"),
-            "num_frames": ((n,), "int32"),
-            "status": ((n,), "int8"),
+        views = {
+            "light_features": ((t, self.light_dim), "float16"),
+            "rec_features": ((t, self.rec_dim), "float16"),
+            "rec_logits": ((t, self.num_classes), "float32"),
+            "frame_indices": ((t,), "int32"),
         }
+        arrays = {name: ((n,) + shape, dtype) for name, (shape, dtype) in views.items()}
+        if self.offsets > 1:
+            arrays.update({SHIFT_PREFIX + name: ((n, self.offsets - 1) + shape, dtype) for name, (shape, dtype) in views.items()})
+        return {**arrays, "num_frames": ((n,), "int32"), "status": ((n,), "int8")}
 
 
 def fingerprint(identity: dict[str, Any]) -> str:
@@ -251,14 +264,14 @@ class FeatureCache:
 
             self._h5 = h5py.File(self.path, "r")
             self.attrs = json.loads(self._h5.attrs["nsnet"])
-            self.arrays = {name: self._h5[name] for name in ARRAY_NAMES}
+            self.arrays = {name: self._h5[name] for name in ARRAY_NAMES + SHIFT_ARRAY_NAMES if name in self._h5}
         else:
             import zarr
 
             self._h5 = None
             group = zarr.open_group(str(self.path), mode="r")
             self.attrs = dict(group.attrs)
-            self.arrays = {name: group[name] for name in ARRAY_NAMES}
+            self.arrays = {name: group[name] for name in ARRAY_NAMES + SHIFT_ARRAY_NAMES if name in group}
 
     def __getitem__(self, name: str):
         return self.arrays[name]
@@ -266,6 +279,11 @@ class FeatureCache:
     @property
     def fingerprint(self) -> str:
         return self.attrs["fingerprint"]
+
+    @property
+    def offsets(self) -> int:
+        """Candidate frames per segment of the training videos (1: the centres alone)."""
+        return 1 + (self.arrays["shift_frame_indices"].shape[1] if "shift_frame_indices" in self.arrays else 0)
 
     def close(self) -> None:
         if self._h5 is not None:
@@ -301,8 +319,7 @@ def export_hdf5(staging: Path, final: Path) -> None:
     step = int(source.attrs.get("videos_per_shard", EXPORT_VIDEOS))
     tmp = final.with_name(final.name + ".tmp")
     with h5py.File(tmp, "w") as h5:
-        for name in ARRAY_NAMES:
-            array = source[name]
+        for name, array in source.arrays.items():
             chunks = (1,) + tuple(array.shape[1:])
             out = h5.create_dataset(name, shape=array.shape, dtype=array.dtype, chunks=chunks, compression="gzip", shuffle=True)
             for start in range(0, array.shape[0], step):  # a shard at a time: memory stays flat
@@ -321,7 +338,7 @@ def store_files(path: Path) -> dict[str, int]:
     for p in path.rglob("*"):
         if p.is_file():
             top = p.relative_to(path).parts[0]
-            key = top if top in ARRAY_NAMES and p.name != "zarr.json" else "metadata"
+            key = top if top in ARRAY_NAMES + SHIFT_ARRAY_NAMES and p.name != "zarr.json" else "metadata"
             counts[key] = counts.get(key, 0) + 1
     return {**counts, "total": sum(counts.values())}
 

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from pipeline.sampling import check_offsets
+
 WEIGHTS_IMAGENET = "imagenet"
 WEIGHTS_NONE = "none"
 
@@ -46,10 +48,14 @@ class FeaturesConfig:
     recognizer: ModelSpec = field(default_factory=lambda: ModelSpec("resnet50"))
     storage: str = "zarr"  # or "hdf5"
     seed: int = 0  # seeds random-init weights
+    # Candidate frames per segment cached for the training split (odd; 1: the centres alone),
+    # from which sampler training draws one per segment and epoch (A.1's temporal random shift).
+    offsets: int = 1
 
     def __post_init__(self) -> None:
         if self.num_frames < 1:
             raise ValueError("num_frames (T) must be at least 1")
+        check_offsets(self.offsets)
         if self.storage not in ("zarr", "hdf5"):
             raise ValueError(f"storage must be 'zarr' or 'hdf5', got {self.storage!r}")
 
@@ -126,7 +132,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     milestones: tuple[int, ...] = (50, 75)
     lr_decay: float = 0.1
-    max_shift: int = 1  # temporal random shift, in cached frame positions
+    max_shift: int = 1  # temporal random shift, in cached frame positions, of a cache with the centres alone (offsets 1)
     # Not in the paper: eq. 2 sums L_f over the T frames, so the FSM's gradient is T times the
     # VGM's; at lr 0.01 unclipped training diverged on the demo features (L_f 600 -> NaN).
     # Clipping the norm at 1.0 starved the VGM instead (its L_cls stayed at chance, AP of s_v vs

@@ -18,10 +18,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from pipeline.cache import DONE, FAILED
+from pipeline.cache import DONE, FAILED, SHIFT_PREFIX
 from pipeline.datasets import VideoRecord
 from pipeline.backends import Runner
-from pipeline.sampling import uniform_frame_indices
+from pipeline.sampling import candidate_frame_indices
 from pipeline.video import FrameSource, VideoReadError
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
@@ -30,10 +30,10 @@ Transform = Callable[[torch.Tensor], torch.Tensor]
 @dataclass
 class DecodedVideo:
     index: int
-    frame_indices: np.ndarray  # [T]
+    frame_indices: np.ndarray  # [S, T]: the segment centres, then the other candidates (S >= 1)
     num_frames: int
-    light: torch.Tensor  # [T, 3, h, w], preprocessed for the light model
-    rec: torch.Tensor  # [T, 3, H, W], preprocessed for the recognizer
+    light: torch.Tensor  # [S*T, 3, h, w], preprocessed for the light model, row by row of frame_indices
+    rec: torch.Tensor  # [S*T, 3, H, W], preprocessed for the recognizer
 
 
 @dataclass
@@ -60,9 +60,17 @@ def make_blocks(num_videos: int, block_size: int) -> list[list[int]]:
 
 def decode_video(root: Path, record: VideoRecord, t: int) -> tuple[np.ndarray, np.ndarray, int]:
     """Pre-sample T frames of a video: (uint8 frames [T, H, W, 3], indices [T], frame count)."""
+    frames, indices, count = decode_candidates(root, record, t, 1)
+    return frames, indices[0], count
+
+
+def decode_candidates(root: Path, record: VideoRecord, t: int, offsets: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """``offsets`` candidate frames in each of T segments (row 0 the centres, see
+    :func:`candidate_frame_indices`): (uint8 frames [S*T, H, W, 3], indices [S, T], frame count).
+    A frame two candidates share is decoded once."""
     source = FrameSource(root / record.path)
-    indices = uniform_frame_indices(source.num_frames, t)
-    return source.read(indices), indices, source.num_frames
+    indices = candidate_frame_indices(source.num_frames, t, offsets)
+    return source.read(indices.ravel()), indices, source.num_frames
 
 
 def to_model_input(frames: np.ndarray, transform: Transform) -> torch.Tensor:
@@ -72,10 +80,12 @@ def to_model_input(frames: np.ndarray, transform: Transform) -> torch.Tensor:
 
 
 class BlockDecoder(Dataset):
-    """Item ``b``: block ``blocks[b]`` decoded and preprocessed for both models."""
+    """Item ``b``: block ``blocks[b]`` decoded and preprocessed for both models: the T segment
+    centres of every video and, for the training videos, ``offsets - 1`` other candidates of
+    every segment too."""
 
-    def __init__(self, root: Path, videos: tuple[VideoRecord, ...], blocks: list[tuple[int, list[int]]], t: int, light_tf: Transform, rec_tf: Transform):
-        self.root, self.videos, self.blocks, self.t = Path(root), videos, blocks, t
+    def __init__(self, root: Path, videos: tuple[VideoRecord, ...], blocks: list[tuple[int, list[int]]], t: int, light_tf: Transform, rec_tf: Transform, offsets: int = 1):
+        self.root, self.videos, self.blocks, self.t, self.offsets = Path(root), videos, blocks, t, offsets
         self.light_tf, self.rec_tf = light_tf, rec_tf
 
     def __len__(self) -> int:
@@ -85,8 +95,9 @@ class BlockDecoder(Dataset):
         block_id, members = self.blocks[item]
         decoded, failures = [], []
         for index in members:
+            record = self.videos[index]
             try:
-                frames, indices, count = decode_video(self.root, self.videos[index], self.t)
+                frames, indices, count = decode_candidates(self.root, record, self.t, self.offsets if record.split == "train" else 1)
                 light = to_model_input(frames, self.light_tf)
                 rec = to_model_input(frames, self.rec_tf)
             except VideoReadError as exc:
@@ -141,11 +152,20 @@ class BlockInference:
             return rows, status
         light, _ = self.light(torch.cat([v.light for v in block.videos]))
         rec, logits = self.recognizer(torch.cat([v.rec for v in block.videos]))
-        t = block.videos[0].light.shape[0]
-        at = np.array([v.index - start for v in block.videos])
-        rows["light_features"][at] = light.float().cpu().numpy().reshape(len(at), t, -1)
-        rows["rec_features"][at] = rec.float().cpu().numpy().reshape(len(at), t, -1)
-        rows["rec_logits"][at] = logits.float().cpu().numpy().reshape(len(at), t, -1)
-        rows["frame_indices"][at] = np.stack([v.frame_indices for v in block.videos])
-        rows["num_frames"][at] = [v.num_frames for v in block.videos]
+        outputs = {"light_features": light, "rec_features": rec, "rec_logits": logits}
+        outputs = {name: value.float().cpu().numpy() for name, value in outputs.items()}
+        at = 0
+        for video in block.videos:  # a video's frames: S rows of T, the centres first
+            views, t = video.frame_indices.shape
+            row = video.index - start
+            for name, value in outputs.items():
+                frames = value[at : at + views * t].reshape(views, t, -1)
+                rows[name][row] = frames[0]
+                if views > 1:
+                    rows[SHIFT_PREFIX + name][row] = frames[1:]
+            rows["frame_indices"][row] = video.frame_indices[0]
+            if views > 1:
+                rows[SHIFT_PREFIX + "frame_indices"][row] = video.frame_indices[1:]
+            rows["num_frames"][row] = video.num_frames
+            at += views * t
         return rows, status

@@ -24,12 +24,14 @@ the frame saliency it implies:
 For the C-way and class-agnostic objectives, y is normalised to sum 1 for multi-label videos,
 and the losses are summed over frames and averaged over videos like eq. 2.
 
-Temporal random shift (A.1), realised on cached features: the T cached frames sit at the
-centres of T equal segments, so the features of a shifted sampling are not in the cache; a shift
-of ``s`` frames is realised by moving the whole sequence ``s`` positions along the time axis,
-repeating the edge frame (``x'_t = x_{clip(t - s, 0, T-1)}``, the same for ``g``), with ``s``
-uniform in ``[-max_shift, max_shift]``. The transformer's positional embedding then sees the
-content at other positions, which is the point of the augmentation.
+Temporal random shift (A.1), on cached features. With a cache of S candidate frames per
+segment (``nsnet features --offsets S``), every training video draws, every epoch, one of the S
+candidates in each segment independently (seeded by the seed, the epoch and the video), as TSN
+samples a random frame per segment: the sampler sees S^T views of a video instead of one.
+With the centres alone (S=1) a shift of ``s`` frames is realised by moving the whole sequence
+``s`` positions along the time axis, repeating the edge frame (``x'_t = x_{clip(t - s, 0, T-1)}``,
+the same for ``g``), with ``s`` uniform in ``[-max_shift, max_shift]``: the transformer's
+positional embedding then sees the content at other positions, but the frames stay the same.
 """
 
 from __future__ import annotations
@@ -130,11 +132,19 @@ def shift_positions(t: int, shift: int) -> np.ndarray:
 class CachedClips(Dataset):
     """Item ``i``: (light features [T, D], guiding scores g [T], multi-hot label [C]) of video
     ``rows[i]`` (all videos without ``rows``), as float32. The arrays are used as they are
-    (the light features stay float16, as the cache stores them): no copy of the dataset."""
+    (the light features stay float16, as the cache stores them): no copy of the dataset.
 
-    def __init__(self, features: np.ndarray, g: np.ndarray, labels: np.ndarray, max_shift: int = 0, seed: int = 0, rows: np.ndarray | None = None):
+    ``shift_features`` [len(rows), S-1, T, D] and ``shift_g`` [len(rows), S-1, T], aligned with
+    ``rows``, are the other candidate frames of every segment: each item then takes one of the
+    S candidates per segment (the centre is candidate 0), drawn anew every epoch, and
+    ``max_shift`` is not used."""
+
+    def __init__(self, features: np.ndarray, g: np.ndarray, labels: np.ndarray, max_shift: int = 0, seed: int = 0, rows: np.ndarray | None = None, shift_features: np.ndarray | None = None, shift_g: np.ndarray | None = None):
         self.features, self.g, self.labels = features, g, labels
         self.rows = np.arange(len(features)) if rows is None else np.asarray(rows)
+        if (shift_features is None) != (shift_g is None) or (shift_features is not None and not len(shift_features) == len(shift_g) == len(self.rows)):
+            raise ValueError("shift_features and shift_g go together, one row per item")
+        self.shift_features, self.shift_g = shift_features, shift_g
         self.max_shift, self.seed, self.epoch = max_shift, seed, 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -147,11 +157,25 @@ class CachedClips(Dataset):
         row = self.rows[index]
         x = torch.from_numpy(np.asarray(self.features[row], dtype=np.float32))
         g = torch.from_numpy(np.asarray(self.g[row], dtype=np.float32))
-        if self.max_shift:
+        if self.shift_features is not None:
+            x, g = self._draw_candidates(index, x, g)
+        elif self.max_shift:
             rng = np.random.default_rng([self.seed, self.epoch, index])
             positions = torch.from_numpy(shift_positions(len(x), int(rng.integers(-self.max_shift, self.max_shift + 1))))
             x, g = x[positions], g[positions]
         return x, g, torch.from_numpy(np.asarray(self.labels[row], dtype=np.float32))
+
+
+    def _draw_candidates(self, index: int, x: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One of the S candidates in each segment: 0 the centre (``x``, ``g``), s > 0 the
+        cached candidate s-1."""
+        t = len(x)
+        choice = np.random.default_rng([self.seed, self.epoch, index]).integers(0, self.shift_features.shape[1] + 1, size=t)
+        views_x = torch.cat([x[None], torch.from_numpy(np.asarray(self.shift_features[index], dtype=np.float32))])
+        views_g = torch.cat([g[None], torch.from_numpy(np.asarray(self.shift_g[index], dtype=np.float32))])
+        segments = torch.arange(t)
+        at = torch.from_numpy(choice)
+        return views_x[at, segments], views_g[at, segments]
 
 
 @dataclass

@@ -28,6 +28,30 @@ def uniform_frame_indices(num_frames: int, t: int) -> np.ndarray:
     return ((np.arange(t, dtype=np.float64) + 0.5) * num_frames / t).astype(np.int64)
 
 
+def check_offsets(offsets: int) -> None:
+    """Candidates per segment must be odd, so that the middle one is the segment's centre."""
+    if offsets < 1 or offsets % 2 == 0:
+        raise ValueError(f"offsets (candidate frames per segment) must be odd, so that the middle one is the segment's centre; got {offsets}")
+
+
+def candidate_frame_indices(num_frames: int, t: int, offsets: int) -> np.ndarray:
+    """``offsets`` (S, odd) candidate frames in each of ``t`` equal segments, for the temporal
+    random shift of training (A.1, as in TSN): [S, t] frame indices, row 0 the segment centres
+    (:func:`uniform_frame_indices`, what evaluation uses) and rows 1..S-1 the other candidates
+    from the earliest to the latest. Candidate ``s`` of segment ``k`` is frame
+    ``floor((k + (s + 0.5) / S) * n / t)``, so the S candidates split each segment evenly and
+    the middle one is its centre. A video shorter than ``t`` frames is repeat-spliced: every row
+    is the same."""
+    check_offsets(offsets)
+    centres = uniform_frame_indices(num_frames, t)
+    if num_frames < t:
+        return np.tile(centres, (offsets, 1))
+    fractions = (np.arange(offsets, dtype=np.float64) + 0.5) / offsets
+    others = np.delete(fractions, offsets // 2)
+    shifted = ((np.arange(t, dtype=np.float64)[None, :] + others[:, None]) * num_frames / t).astype(np.int64)
+    return np.concatenate([centres[None, :], shifted])
+
+
 def segment_random_indices(num_frames: int, segments: int, rng: np.random.Generator) -> np.ndarray:
     """Training-time sampling: one random frame in each of ``segments`` equal segments (TSN).
 

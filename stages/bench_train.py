@@ -11,13 +11,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from pipeline.cache import DONE
 from pipeline.config import TrainConfig
-from pipeline.sampler_training import CachedClips, frame_objective, train_epoch
-from stages.train import epoch_loader, load_sampler_inputs
+from pipeline.sampler_training import frame_objective, train_epoch
+from stages.train import epoch_loader, load_sampler_inputs, training_clips
 
 
 @dataclass
@@ -61,11 +59,11 @@ class TimedLoader:
 
 
 def bench_train(features: Path, prototypes: Path, cfg: TrainConfig, epochs: int = 3, device: str = "cpu") -> TrainBench:
-    """Runs the train stage's own epoch (:func:`train_epoch`) on all finished videos; the first
-    epoch warms up and is not counted."""
-    inputs = load_sampler_inputs(Path(features), Path(prototypes))
-    keep = np.flatnonzero(inputs.status == DONE)
-    data = CachedClips(inputs.light, inputs.g, inputs.labels, cfg.max_shift, cfg.seed, rows=keep)
+    """Runs the train stage's own epoch (:func:`train_epoch`) on its own data (the finished
+    training videos, with their candidate frames where the cache has them); the first epoch
+    warms up and is not counted."""
+    inputs = load_sampler_inputs(Path(features), Path(prototypes), read_shift=True)
+    data = training_clips(inputs, cfg)
     objective = frame_objective(cfg.fsm_target)
     dev = torch.device(device)
     model = inputs.shape.build(cfg).to(dev)

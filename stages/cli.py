@@ -185,6 +185,7 @@ def data(dataset: str, data_root: Path | None, difficulty: float | None, seed: i
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=Path("cache"), show_default=True, help="Root of all caches; the store goes to <cache-dir>/<dataset>/features-<fingerprint>.")
 @click.option("--cache", "cache_path", type=click.Path(path_type=Path), default=None, help="Explicit store path (refused if it holds another configuration).")
 @click.option("--frames", "num_frames", type=int, default=None, help="T, frames pre-sampled per video.")
+@click.option("--offsets", type=int, default=None, help="Candidate frames per segment cached for the training videos (odd; default 1, the centres), for the sampler's temporal random shift; S costs S times the training videos' compute.")
 @backbone_options(weights=True)
 @preset_option
 @click.option("--storage", type=click.Choice(["zarr", "hdf5"]), default=None)

@@ -73,8 +73,8 @@ class FeaturesSummary:
 
 def cache_identity(dataset: str, manifest: Manifest, config: FeaturesConfig, backend: str = "torch") -> dict[str, Any]:
     """Everything that determines the cache's content; its hash is the fingerprint. The
-    backend is named only when it is not torch, so caches written before there was a choice
-    keep their fingerprints."""
+    backend is named only when it is not torch, and the candidates per segment only when there
+    are several, so caches written before there was a choice keep their fingerprints."""
     models = {role: {**asdict(getattr(config, role)), "weights": weights_identity(getattr(config, role))} for role in ("light", "recognizer")}
     return {
         **({} if backend == "torch" else {"backend": backend}),
@@ -83,6 +83,7 @@ def cache_identity(dataset: str, manifest: Manifest, config: FeaturesConfig, bac
         "dataset": dataset,
         "manifest_sha256": manifest.digest(),
         "num_frames": config.num_frames,
+        **({} if config.offsets == 1 else {"offsets": config.offsets}),
         "models": models,
         "seed": config.seed,
     }
@@ -179,11 +180,11 @@ def output_dims(encoder: FrameEncoder, cfg: dict[str, Any]) -> tuple[int, int]:
     return int(feats.shape[-1]), int(logits.shape[-1]) if logits is not None else 0
 
 
-def make_layout(light: FrameEncoder, rec: FrameEncoder, light_cfg: dict[str, Any], rec_cfg: dict[str, Any], num_videos: int, num_frames: int, shard_videos: int | None = None) -> Layout:
+def make_layout(light: FrameEncoder, rec: FrameEncoder, light_cfg: dict[str, Any], rec_cfg: dict[str, Any], num_videos: int, num_frames: int, shard_videos: int | None = None, offsets: int = 1) -> Layout:
     """The cache layout, with feature sizes read off one dummy frame through each model."""
     light_dim, _ = output_dims(light, light_cfg)
     rec_dim, num_classes = output_dims(rec, rec_cfg)
-    return Layout(num_videos, num_frames, light_dim, rec_dim, num_classes, shard_videos)
+    return Layout(num_videos, num_frames, light_dim, rec_dim, num_classes, shard_videos, offsets)
 
 
 def run_features(dataset: str, data_root: Path | None, config: FeaturesConfig, opts: RunOptions, cache_path: Path | None = None, files: AnnotationFiles = AnnotationFiles()) -> FeaturesSummary:
@@ -252,7 +253,7 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
     if plan is None or plan.todo:
         light, rec, light_cfg, rec_cfg = build_encoders(config, manifest)
         shard = -(-opts.videos_per_shard // opts.videos_per_batch) * opts.videos_per_batch  # whole batches
-        layout = make_layout(light, rec, light_cfg, rec_cfg, len(manifest.videos), config.num_frames, shard)
+        layout = make_layout(light, rec, light_cfg, rec_cfg, len(manifest.videos), config.num_frames, shard, config.offsets)
         attrs = {
             "identity": identity,
             "config": config.to_dict(),
@@ -269,7 +270,7 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
             # read again under the lock: the block and shard sizes are those fixed at creation
             status = writer.status()
             plan = _plan(status, writer.attrs, worker, opts.retry_failed)
-            decoder = BlockDecoder(root, manifest.videos, plan.todo, config.num_frames, frame_transform(light_cfg), frame_transform(rec_cfg))
+            decoder = BlockDecoder(root, manifest.videos, plan.todo, config.num_frames, frame_transform(light_cfg), frame_transform(rec_cfg), config.offsets)
             infer = BlockInference(*build_runners(light, rec, light_cfg, rec_cfg, worker.device, opts.backend, opts.export_dir))
             loader = block_loader(decoder, min(opts.workers, len(plan.todo)), pin_memory=worker.device.type == "cuda")
             bar = tqdm(total=sum(len(m) for _, m in plan.todo), unit="video", desc=f"features {manifest.name}", disable=not opts.progress or not worker.is_leader)

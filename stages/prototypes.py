@@ -5,7 +5,9 @@ Reads a finished feature cache (no video is decoded) a block of videos at a time
 video block by block, so memory holds one block and the outputs, whatever the dataset's size.
 Writes ``<features cache>.prototypes-<fingerprint>/`` holding
 ``estimator.pkl`` (the fitted scikit-learn-style estimator), ``guides.npz`` (``g`` [N, T],
-NaN for failed videos, and the prototypes) and ``info.json``. The fingerprint covers the
+NaN for failed videos, and the prototypes; for a cache with several candidate frames per
+segment also ``g_shift`` [N, S-1, T] of the other candidates, NaN outside the training videos)
+and ``info.json``. The prototypes come from the segment centres alone. The fingerprint covers the
 features cache's fingerprint and the estimator's parameters; the same inputs again do nothing.
 """
 
@@ -82,11 +84,10 @@ def run_prototypes(features: Path, scorer: GuidingScorer, ground_truth: Path | N
             rows = train[block]
             if rows.any():
                 scorer.partial_fit(rec[block][rows], labels[block][rows], logits=logits[block][rows])
-        g = np.full(status.shape + (rec.shape[1],), np.nan, dtype=np.float32)
-        for block in _blocks(len(status), block_videos):
-            rows = done[block]
-            if rows.any():
-                g[block][rows] = scorer.transform(rec[block][rows], labels[block][rows], logits=logits[block][rows])
+        g = _guides(scorer, rec, logits, labels, done, block_videos)
+        # the other candidate frames of the training videos (temporal random shift), scored by
+        # the same prototypes: [N, S-1, T]
+        g_shift = _guides(scorer, cache["shift_rec_features"], cache["shift_rec_logits"], labels, train, block_videos) if cache.offsets > 1 else None
         frame_indices = np.asarray(cache["frame_indices"][:])
     info: dict[str, Any] = {
         "features": str(features),
@@ -104,10 +105,26 @@ def run_prototypes(features: Path, scorer: GuidingScorer, ground_truth: Path | N
     tmp = out.with_name(out.name + f".{os.getpid()}.tmp")
     tmp.mkdir(parents=True)
     (tmp / "estimator.pkl").write_bytes(pickle.dumps(scorer))
-    np.savez(tmp / "guides.npz", g=g, prototypes=scorer.prototypes_ if scorer.prototypes_ is not None else np.zeros(0))
+    shifted = {} if g_shift is None else {"g_shift": g_shift}
+    np.savez(tmp / "guides.npz", g=g, prototypes=scorer.prototypes_ if scorer.prototypes_ is not None else np.zeros(0), **shifted)
     (tmp / "info.json").write_text(json.dumps(info, indent=1))
     os.replace(tmp, out)
     return PrototypesResult(str(out), True, info)
+
+
+def _guides(scorer: GuidingScorer, rec: Any, logits: Any, labels: np.ndarray, rows: np.ndarray, block_videos: int) -> np.ndarray:
+    """``g`` of the videos ``rows`` (a mask; NaN elsewhere), a block of videos at a time, for
+    arrays of one view [N, T, ...] or of several [N, S-1, T, ...]."""
+    g = np.full(rec.shape[:-1], np.nan, dtype=np.float32)
+    for block in _blocks(len(rows), block_videos):
+        mask = rows[block]
+        if mask.any():
+            x, z = np.asarray(rec[block])[mask], np.asarray(logits[block])[mask]
+            views = x.shape[1] if x.ndim == 4 else 1
+            y = np.repeat(labels[block][mask], views, axis=0)
+            scores = scorer.transform(x.reshape(-1, *x.shape[-2:]), y, logits=z.reshape(-1, *z.shape[-2:]))
+            g[block][mask] = scores.reshape(g[block][mask].shape)
+    return g
 
 
 def salient_agreement(g: np.ndarray, frame_indices: np.ndarray, done: np.ndarray, videos: list[dict[str, Any]], truth: dict[str, Any]) -> dict[str, float]:

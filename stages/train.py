@@ -77,6 +77,11 @@ class SamplerInputs:
     frame_indices: np.ndarray  # [N, T]
     g: np.ndarray  # [N, T], 0 for failed videos (never trained on)
     labels: np.ndarray  # [N, C] multi-hot
+    # The other candidate frames of every segment (a cache with offsets S > 1, read on request):
+    # light features [M, S-1, T, D_l] and g [M, S-1, T] of the M finished training videos, in the
+    # order of finished(train=True); None otherwise.
+    shift_light: np.ndarray | None = None
+    shift_g: np.ndarray | None = None
 
     @property
     def videos(self) -> list[dict[str, Any]]:
@@ -92,21 +97,36 @@ class SamplerInputs:
         return SamplerShape(self.light.shape[-1], self.light.shape[1], self.labels.shape[1])
 
 
-def load_sampler_inputs(features: Path, prototypes: Path, read_light: bool = True) -> SamplerInputs:
+def load_sampler_inputs(features: Path, prototypes: Path, read_light: bool = True, read_shift: bool = False) -> SamplerInputs:
     """The cache's and prototypes' arrays the sampler needs. ``read_light=False`` leaves the light
     features unread (an empty ``[0, T, D]`` array keeps their shape) for a stage that reads only
-    the rows it scores (evaluate: the evaluation split, half of FCVID's 3.7 GB)."""
+    the rows it scores (evaluate: the evaluation split, half of FCVID's 3.7 GB). ``read_shift``
+    reads the training videos' other candidate frames too, where the cache has them."""
+    guides = np.load(Path(prototypes) / "guides.npz")
     with FeatureCache(features) as cache:
         attrs = cache.attrs
         status = np.asarray(cache["status"][:])
         cached = cache["light_features"]
         light = np.asarray(cached[:]) if read_light else np.empty((0, *cached.shape[1:]), dtype=cached.dtype)
         frame_indices = np.asarray(cache["frame_indices"][:])
-    g = np.load(Path(prototypes) / "guides.npz")["g"]
-    if g.shape != status.shape + (light.shape[1],):
-        raise CacheError(f"{prototypes}: guiding scores of shape {g.shape} do not belong to {features}")
-    labels = multi_hot([v["labels"] for v in attrs["manifest"]["videos"]], len(attrs["manifest"]["classes"]))
-    return SamplerInputs(attrs, status, light, frame_indices, np.nan_to_num(g), labels)
+        g = guides["g"]
+        if g.shape != status.shape + (light.shape[1],):
+            raise CacheError(f"{prototypes}: guiding scores of shape {g.shape} do not belong to {features}")
+        labels = multi_hot([v["labels"] for v in attrs["manifest"]["videos"]], len(attrs["manifest"]["classes"]))
+        inputs = SamplerInputs(attrs, status, light, frame_indices, np.nan_to_num(g), labels)
+        if read_shift and cache.offsets > 1:
+            if "g_shift" not in guides:
+                raise CacheError(f"{prototypes}: no guiding scores of the other candidate frames, which {features} holds; run `nsnet prototypes` again")
+            train = inputs.finished(train=True)
+            inputs.shift_light = cache_mod.read_rows(cache["shift_light_features"], train)
+            inputs.shift_g = np.nan_to_num(guides["g_shift"][train])
+    return inputs
+
+
+def training_clips(inputs: SamplerInputs, cfg: TrainConfig) -> CachedClips:
+    """The finished training videos as the sampler trains on them, with the temporal random
+    shift of ``cfg`` (or of the cache's candidate frames, where it has them)."""
+    return CachedClips(inputs.light, inputs.g, inputs.labels, cfg.max_shift, cfg.seed, rows=inputs.finished(train=True), shift_features=inputs.shift_light, shift_g=inputs.shift_g)
 
 
 def epoch_loader(data: CachedClips, cfg: TrainConfig, epoch: int) -> torch.utils.data.DataLoader:
@@ -122,8 +142,8 @@ def run_train(features: Path, prototypes: Path, cfg: TrainConfig, device: str = 
     checked = ground_truth is not None and Path(ground_truth).is_file()
     if (run_dir / "model.pth").exists() and not checked:  # finished: nothing to load (evaluate holds the features already)
         return TrainResult(str(run_dir), 0, json.loads((run_dir / "metrics.json").read_text())["history"])
-    inputs = load_sampler_inputs(features, prototypes)
-    train, val = inputs.finished(train=True), inputs.finished(train=False)
+    inputs = load_sampler_inputs(features, prototypes, read_shift=not (run_dir / "model.pth").exists())
+    val = inputs.finished(train=False)
     objective = frame_objective(cfg.fsm_target)
     dev = torch.device(device)
     if (run_dir / "model.pth").exists():
@@ -142,7 +162,7 @@ def run_train(features: Path, prototypes: Path, cfg: TrainConfig, device: str = 
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start, history = state["epoch"] + 1, state["history"]
-    data = CachedClips(inputs.light, inputs.g, inputs.labels, cfg.max_shift, cfg.seed, rows=train)
+    data = training_clips(inputs, cfg)
     log = run_dir / "log.jsonl"
     bar = tqdm(range(start, cfg.epochs), desc="train sampler", unit="epoch", disable=not progress)
     for epoch in bar:

@@ -184,5 +184,5 @@ def test_bench_train_reports_the_data_share(tiny_pipeline):
 
     features, prototypes, _ = tiny_pipeline
     result = bench_train(features, prototypes, replace(CFG, batch_size=4), epochs=2)
-    assert result.steps == 3 and 0 < result.data_share < 1  # 9 train+3 val videos, batch 4: 3 steps an epoch
+    assert result.steps == 3 and 0 < result.data_share < 1  # the 9 train videos, batch 4: 3 steps an epoch
     assert "data share" in result.table()
