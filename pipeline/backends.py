@@ -1,4 +1,5 @@
-"""Where the backbones run: torch (eager, CPU or GPU) or ONNX Runtime (CPU), behind one call.
+"""Where the backbones and the sampler heads run: torch (eager, CPU or GPU) or ONNX Runtime
+(CPU), behind one call.
 
 A *runner* takes preprocessed frames ``[N, 3, H, W]`` and returns the encoder's pooled
 features ``[N, D]`` and, for a model with a classifier, its logits ``[N, C]``. The ONNX Runtime
@@ -8,9 +9,15 @@ weights' bytes, the input size, the head, the opset and the exporter's version, 
 checkpoint or resolution gets a new export and a re-run loads the old one. The batch dimension
 is dynamic.
 
+A *heads runner* takes light features ``[B, T, D]`` and returns the trained heads' saliency
+``(s_f, s_v)``, each ``[B, T]``; with ONNX Runtime it runs an export of the sampler and its
+objective's saliency, keyed the same way by the heads' weights and structure.
+
 Why: PyTorch's eager CPU kernels run MobileNetV2's depthwise convolutions slowly; on the
 2-core development CPU ONNX Runtime runs the light model about twice as fast (README,
-Benchmarks). On a GPU torch stays (bf16 autocast).
+Benchmarks). The heads follow the backbones, so that the hot path uses one thread pool (torch's
+and ONNX Runtime's took the cores from each other) and the FEM's small operators do not wait on
+torch's sleeping threads. On a GPU torch stays (bf16 autocast).
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ import torch
 from torch import nn
 
 from pipeline.models import FrameEncoder, encode, prepare_encoder
+from pipeline.sampler import NSNetSampler
+from pipeline.sampler_training import FrameObjective, frame_objective, sampler_saliency
 
 BACKENDS = ("auto", "torch", "onnxruntime")
 ONNX_OPSET = 18
@@ -101,45 +110,71 @@ def _first_line(exc: Exception) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-def export_key(encoder: FrameEncoder, input_size: tuple[int, int, int]) -> str:
-    """What an export depends on: the architecture, every parameter and buffer (bytes, shape,
-    dtype), the input size, the opset and the exporter's version."""
+def state_key(module: nn.Module, context: tuple) -> str:
+    """What an export of ``module`` depends on: ``context`` (architecture, input size, ...),
+    every parameter and buffer (bytes, shape, dtype), the opset and the exporter's version."""
     digest = hashlib.sha256()
-    digest.update(repr((type(encoder.model).__qualname__, tuple(input_size), encoder.has_head, ONNX_OPSET, torch.__version__)).encode())
-    for name, tensor in encoder.model.state_dict().items():
+    digest.update(repr(tuple(context) + (ONNX_OPSET, torch.__version__)).encode())
+    for name, tensor in module.state_dict().items():
         tensor = tensor.detach().cpu().contiguous()
         digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
     return digest.hexdigest()
 
 
-def export_onnx(encoder: FrameEncoder, input_size: tuple[int, int, int], export_dir: Path) -> Path:
-    """The ONNX export of ``encoder`` for frames of ``input_size`` (C, H, W), made if missing.
+def export_key(encoder: FrameEncoder, input_size: tuple[int, int, int]) -> str:
+    """The key of an encoder's export: its architecture, head, weights and input size."""
+    return state_key(encoder.model, (type(encoder.model).__qualname__, tuple(input_size), encoder.has_head))
+
+
+def _export(graph: nn.Module, example: torch.Tensor, input_name: str, outputs: list[str], path: Path, what: str) -> Path:
+    """``graph`` exported to ``path`` with a dynamic first (batch) axis, made if missing.
     Written to a temporary file and renamed, so an interrupted export leaves nothing behind and
     two processes exporting together both end with a whole file."""
-    model_name = getattr(encoder.model, "default_cfg", {}).get("architecture") or type(encoder.model).__name__
-    path = Path(export_dir) / f"{model_name}-{export_key(encoder, input_size)[:20]}.onnx"
     if path.is_file():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    graph = _ExportGraph(encoder.cpu().eval())
-    example = torch.zeros((2, *input_size))
-    outputs = ["features", "logits"] if encoder.has_head else ["features"]
     try:
         with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
             warnings.simplefilter("ignore")
             try:
                 torch.onnx.export(
-                    graph, (example,), str(tmp), dynamo=True, external_data=False, opset_version=ONNX_OPSET, verbose=False,
-                    input_names=[INPUT_NAME], output_names=outputs, dynamic_shapes=({0: torch.export.Dim("batch")},),
+                    graph.eval(), (example,), str(tmp), dynamo=True, external_data=False, opset_version=ONNX_OPSET, verbose=False,
+                    input_names=[input_name], output_names=outputs, dynamic_shapes=({0: torch.export.Dim("batch")},),
                 )
             except Exception as exc:
-                raise ValueError(f"{model_name}: could not be exported to ONNX ({_first_line(exc)}); run it with --backend torch") from exc
+                raise ValueError(f"{what}: could not be exported to ONNX ({_first_line(exc)}); run it with --backend torch") from exc
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def export_onnx(encoder: FrameEncoder, input_size: tuple[int, int, int], export_dir: Path) -> Path:
+    """The ONNX export of ``encoder`` for frames of ``input_size`` (C, H, W), made if missing."""
+    model_name = getattr(encoder.model, "default_cfg", {}).get("architecture") or type(encoder.model).__name__
+    path = Path(export_dir) / f"{model_name}-{export_key(encoder, input_size)[:20]}.onnx"
+    outputs = ["features", "logits"] if encoder.has_head else ["features"]
+    return _export(_ExportGraph(encoder.cpu()), torch.zeros((2, *input_size)), INPUT_NAME, outputs, path, model_name)
+
+
+def _session(path: Path):
+    """An ONNX Runtime CPU session of ``path`` with as many intra-op threads as torch uses,
+    which do not spin while they wait (see :class:`OnnxRunner`)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise ValueError(f"{path}: not a loadable ONNX model ({_first_line(exc)}); delete it and it is exported again") from exc
 
 
 class OnnxRunner:
@@ -153,20 +188,8 @@ class OnnxRunner:
     backend = "onnxruntime"
 
     def __init__(self, path: Path, has_head: bool):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.log_severity_level = 3
         self.path, self.has_head = Path(path), has_head
-        try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:
-            raise ValueError(f"{path}: not a loadable ONNX model ({_first_line(exc)}); delete it and it is exported again") from exc
+        self.session = _session(path)
 
     def __call__(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         x = frames.detach().to("cpu", torch.float32).numpy()
@@ -181,3 +204,67 @@ def make_runner(encoder: FrameEncoder, input_size: tuple[int, ...], device: torc
     if resolve_backend(backend, device) == "torch":
         return TorchRunner(encoder, device)
     return OnnxRunner(export_onnx(encoder, tuple(input_size), export_dir), encoder.has_head)
+
+
+class HeadsRunner(Protocol):
+    """Trained sampler heads ready for inference: light features [B, T, D] -> (s_f, s_v) [B, T]."""
+
+    backend: str
+
+    def __call__(self, features: torch.Tensor) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+class TorchHeads:
+    """The heads in torch on ``device`` (what evaluate scores the cache with)."""
+
+    backend = "torch"
+
+    def __init__(self, sampler: NSNetSampler, objective: FrameObjective, device: torch.device):
+        self.device = torch.device(device)
+        self.sampler, self.objective = sampler.to(self.device).eval(), objective
+
+    def __call__(self, features: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        return sampler_saliency(self.sampler, self.objective, features, self.device)
+
+
+class _SaliencyGraph(nn.Module):
+    """The sampler and its objective's saliency as one graph (what the exporter traces)."""
+
+    def __init__(self, sampler: NSNetSampler, objective: FrameObjective):
+        super().__init__()
+        self.sampler, self.objective = sampler, objective
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.sampler(features)
+        return self.objective.saliency(out.frame_logits), out.alpha
+
+
+class OnnxHeads:
+    """An export of the heads in an ONNX Runtime CPU session; float32 in and out."""
+
+    backend = "onnxruntime"
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.session = _session(path)
+
+    def __call__(self, features: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        x = np.ascontiguousarray(features.detach().to("cpu", torch.float32).numpy())
+        s_f, s_v = self.session.run(None, {"features": x})
+        return s_f, s_v
+
+
+def export_heads(sampler: NSNetSampler, fsm_target: str, num_frames: int, dim: int, export_dir: Path) -> Path:
+    """The ONNX export of trained heads and the saliency of their FSM objective, made if missing."""
+    sampler = sampler.cpu().eval()
+    path = Path(export_dir) / f"nsnet-heads-{state_key(sampler, ('heads', repr(sampler), fsm_target, num_frames, dim))[:20]}.onnx"
+    graph = _SaliencyGraph(sampler, frame_objective(fsm_target))
+    return _export(graph, torch.zeros((2, num_frames, dim)), "features", ["s_f", "s_v"], path, f"the sampler heads ({fsm_target})")
+
+
+def make_heads(sampler: NSNetSampler, fsm_target: str, num_frames: int, dim: int, device: torch.device, backend: str, export_dir: Path) -> HeadsRunner:
+    """Trained heads ready for inference with ``backend`` (as the backbones: ONNX Runtime on the
+    CPU under ``auto``), for light features of ``num_frames`` x ``dim``."""
+    if resolve_backend(backend, device) == "torch":
+        return TorchHeads(sampler, frame_objective(fsm_target), device)
+    return OnnxHeads(export_heads(sampler, fsm_target, num_frames, dim, export_dir))

@@ -25,10 +25,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from pipeline.evaluation import all_frame_scores, fused_positions, top_classes
 from pipeline.extract import Transform, as_is, single_thread_worker, to_model_input
-from pipeline.backends import Runner
+from pipeline.backends import HeadsRunner, Runner
 from pipeline.recognition import DecodedFrames, decode_chosen
-from pipeline.sampler import NSNetSampler
-from pipeline.sampler_training import FrameObjective, sampler_saliency
 from pipeline.sampling import uniform_frame_indices
 from pipeline.video import FrameSource, VideoReadError
 
@@ -117,11 +115,9 @@ class VideoPrediction:
 class NSNetInference:
     """The compute of the end-to-end path, on preprocessed frames."""
 
-    def __init__(self, light: Runner, sampler: NSNetSampler, objective: FrameObjective, recognizer: Runner, k: int, fusion: str, alpha: float, device: torch.device):
+    def __init__(self, light: Runner, heads: HeadsRunner, recognizer: Runner, k: int, fusion: str, alpha: float, device: torch.device):
         self.device = torch.device(device)
-        self.light, self.recognizer = light, recognizer
-        self.sampler = sampler.to(self.device).eval()
-        self.objective = objective
+        self.light, self.heads, self.recognizer = light, heads, recognizer
         self.k, self.fusion, self.alpha = k, fusion, alpha
 
     def light_features(self, frames: torch.Tensor) -> torch.Tensor:
@@ -133,7 +129,7 @@ class NSNetInference:
 
     def saliency(self, features: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """(s_f, s_v) [B, T] of the trained heads."""
-        return sampler_saliency(self.sampler, self.objective, features, self.device)
+        return self.heads(features)
 
     def choose(self, s_f: np.ndarray, s_v: np.ndarray) -> list[np.ndarray]:
         """The K fused positions of every video."""

@@ -23,7 +23,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from pipeline.backends import DEFAULT_EXPORT_DIR
+from pipeline.backends import DEFAULT_EXPORT_DIR, make_heads
 from pipeline.baselines import uniform_positions
 from pipeline.config import WEIGHTS_NONE, EvalConfig, FeaturesConfig, TrainConfig
 from pipeline.demo_data import encode_h264
@@ -31,8 +31,8 @@ from pipeline.flops import compute_cost
 from pipeline.distributed import synchronize
 from pipeline.inference import NSNetInference, ObservationDecoder
 from pipeline.recognition import decode_chosen
+from pipeline.sampler import NSNetSampler
 from pipeline.models import frame_transform
-from pipeline.sampler_training import frame_objective
 from stages.evaluate import text_table
 from stages.features import build_light, build_recognizer, build_runners, output_dims
 from stages.train import SamplerShape
@@ -139,9 +139,9 @@ def _timed(fn: Callable[[], object], device: torch.device) -> tuple[float, objec
     return time.perf_counter() - start, out
 
 
-def build_engines(config: FeaturesConfig, k: int, num_classes: int, device: torch.device, backends: tuple[str, ...], export_dir: Path) -> tuple[dict[str, NSNetInference], dict, dict, int]:
+def build_engines(config: FeaturesConfig, k: int, num_classes: int, device: torch.device, backends: tuple[str, ...], export_dir: Path) -> tuple[dict[str, NSNetInference], NSNetSampler, dict, dict, int]:
     """NSNet with random-init backbones and heads of the paper's shape, one engine per backend
-    over the same models and heads; also both data configs and the light feature size."""
+    over the same models and heads; also the heads, both data configs and the light feature size."""
     config = config.with_overrides(light_weights=WEIGHTS_NONE, recognizer_weights=WEIGHTS_NONE)
     light, light_cfg = build_light(config)
     recognizer, rec_cfg = build_recognizer(config, tuple(f"class{c}" for c in range(num_classes)))
@@ -152,8 +152,9 @@ def build_engines(config: FeaturesConfig, k: int, num_classes: int, device: torc
     engines = {}
     for backend in backends:
         light_runner, rec_runner = build_runners(light, recognizer, light_cfg, rec_cfg, device, backend, export_dir)
-        engines[backend] = NSNetInference(light_runner, sampler, frame_objective(cfg.fsm_target), rec_runner, k, defaults.fusion, defaults.alpha, device)
-    return engines, light_cfg, rec_cfg, dim
+        heads = make_heads(sampler, cfg.fsm_target, config.num_frames, dim, device, backend, export_dir)
+        engines[backend] = NSNetInference(light_runner, heads, rec_runner, k, defaults.fusion, defaults.alpha, device)
+    return engines, sampler, light_cfg, rec_cfg, dim
 
 
 def _time_methods(engine: NSNetInference, light_frames: torch.Tensor, rec_all: torch.Tensor, rec_k: torch.Tensor) -> dict[str, float]:
@@ -226,9 +227,8 @@ def time_decode(clip: Path, t: int, k: int, light_tf, rec_tf, reps: int) -> Deco
 
 
 def bench_inference(config: FeaturesConfig, k: int, num_classes: int, batch_sizes: tuple[int, ...], reps: int, device: torch.device, backends: tuple[str, ...] = ("torch",), export_dir: Path = DEFAULT_EXPORT_DIR, decode: bool = True) -> InferenceBench:
-    engines, light_cfg, rec_cfg, dim = build_engines(config, k, num_classes, device, backends, export_dir)
+    engines, sampler, light_cfg, rec_cfg, dim = build_engines(config, k, num_classes, device, backends, export_dir)
     t = config.num_frames
-    sampler = next(iter(engines.values())).sampler
     cost = compute_cost(config.light, config.recognizer, sampler.cpu(), t, dim, num_classes)
     sampler.to(device)
     result = InferenceBench(

@@ -18,7 +18,7 @@ from typing import Sequence
 import torch
 from tqdm import tqdm
 
-from pipeline.backends import DEFAULT_EXPORT_DIR
+from pipeline.backends import DEFAULT_EXPORT_DIR, make_heads
 from pipeline.cache import CacheError, FeatureCache
 from pipeline.config import EvalConfig
 from pipeline.extract import Transform
@@ -71,11 +71,12 @@ def load_pipeline(run_dir: Path, cfg: EvalConfig, device: torch.device, dataset:
     if dataset is not None and trained_on != dataset:
         raise CacheError(f"{run_dir}: this run was trained on the {trained_on!r} dataset, not {dataset!r}")
     classes = tuple(attrs["manifest"]["classes"])
-    sampler, objective, _ = load_trained_sampler(run_dir, attrs["fingerprint"], SamplerShape(dim, t, len(classes)), device)
+    sampler, _, train_cfg = load_trained_sampler(run_dir, attrs["fingerprint"], SamplerShape(dim, t, len(classes)), device)
     light, light_tf = cached_model(attrs, "light")
     recognizer, rec_tf = cached_model(attrs, "recognizer")
     light_runner, rec_runner = build_runners(light, recognizer, attrs["data_configs"]["light"], attrs["data_configs"]["recognizer"], device, backend, export_dir)
-    engine = NSNetInference(light_runner, sampler, objective, rec_runner, cfg.k, cfg.fusion, cfg.alpha, device)
+    heads = make_heads(sampler, train_cfg.fsm_target, t, dim, device, backend, export_dir)
+    engine = NSNetInference(light_runner, heads, rec_runner, cfg.k, cfg.fusion, cfg.alpha, device)
     return TrainedPipeline(run_dir, features, trained_on, classes, t, engine, light_tf, rec_tf)
 
 

@@ -1,5 +1,6 @@
-"""The backbones through ONNX Runtime: the same answers as torch (exports, feature caches,
-predict), exports made once and keyed by what they depend on, and the backend's choice."""
+"""The backbones and the sampler heads through ONNX Runtime: the same answers as torch
+(exports, feature caches, predict), exports made once and keyed by what they depend on, and the
+backend's choice."""
 
 import json
 from dataclasses import replace
@@ -10,10 +11,12 @@ import pytest
 import timm
 import torch
 
-from pipeline.backends import OnnxRunner, TorchRunner, compared_backends, export_onnx, make_runner, resolve_backend
+from pipeline.backends import OnnxHeads, OnnxRunner, TorchHeads, TorchRunner, compared_backends, export_heads, export_onnx, make_heads, make_runner, resolve_backend
 from pipeline.cache import FeatureCache
 from pipeline.config import EvalConfig, TrainConfig
 from pipeline.models import FrameEncoder
+from pipeline.sampler import FEM_KINDS, NSNetSampler, SamplerConfig
+from pipeline.sampler_training import FSM_TARGETS, frame_objective
 from stages.features import run_features
 from stages.predict import run_predict
 from stages.train import run_train
@@ -83,6 +86,42 @@ def test_failed_exports_and_broken_export_files_are_clear_errors(tmp_path, monke
     with pytest.raises(ValueError, match=r"test_resnet: could not be exported to ONNX \(no ONNX conversion for aten::made_up_op\); run it with --backend torch"):
         export_onnx(encoder, (3, 40, 40), tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # nothing left of the failed export
+
+
+def _sampler(fem: str, seed: int = 0) -> NSNetSampler:
+    torch.manual_seed(seed)
+    return NSNetSampler(16, 6, 4, SamplerConfig(fem=fem, heads=2)).eval()
+
+
+@pytest.mark.parametrize("fem", FEM_KINDS)
+def test_onnx_heads_equal_torch_for_every_fem(fem, onnx_exports):
+    heads = make_heads(_sampler(fem), "ns", 6, 16, CPU, "onnxruntime", onnx_exports)
+    ref = make_heads(_sampler(fem), "ns", 6, 16, CPU, "torch", onnx_exports)
+    assert isinstance(heads, OnnxHeads) and isinstance(ref, TorchHeads)
+    for batch in (1, 5, 33):  # dynamic batch
+        x = torch.randn(batch, 6, 16, generator=torch.Generator().manual_seed(batch))
+        (f, v), (f_ref, v_ref) = heads(x), ref(x)
+        assert f.shape == v.shape == (batch, 6)
+        np.testing.assert_allclose(f, f_ref, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(v, v_ref, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(v.sum(axis=1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("fsm_target", FSM_TARGETS)
+def test_onnx_heads_carry_the_objectives_saliency(fsm_target, onnx_exports):
+    x = torch.randn(3, 6, 16, generator=torch.Generator().manual_seed(0))
+    s_f, _ = make_heads(_sampler("transformer"), fsm_target, 6, 16, CPU, "onnxruntime", onnx_exports)(x)
+    with torch.no_grad():
+        expected = frame_objective(fsm_target).saliency(_sampler("transformer")(x).frame_logits).numpy()
+    np.testing.assert_allclose(s_f, expected, rtol=1e-5, atol=1e-7)
+
+
+def test_heads_exports_are_keyed_by_weights_objective_and_shape(tmp_path):
+    first = export_heads(_sampler("transformer"), "ns", 6, 16, tmp_path)
+    stamp = first.stat().st_mtime_ns
+    assert export_heads(_sampler("transformer"), "ns", 6, 16, tmp_path) == first and first.stat().st_mtime_ns == stamp
+    others = {export_heads(_sampler("transformer", seed=1), "ns", 6, 16, tmp_path), export_heads(_sampler("transformer"), "regression", 6, 16, tmp_path), export_heads(_sampler("mlp"), "ns", 6, 16, tmp_path)}
+    assert first not in others and len(others) == 3 and first.name.startswith("nsnet-heads-")
 
 
 def test_backend_choice():
