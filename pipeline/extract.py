@@ -152,20 +152,16 @@ class BlockInference:
             return rows, status
         light, _ = self.light(torch.cat([v.light for v in block.videos]))
         rec, logits = self.recognizer(torch.cat([v.rec for v in block.videos]))
-        outputs = {"light_features": light, "rec_features": rec, "rec_logits": logits}
-        outputs = {name: value.float().cpu().numpy() for name, value in outputs.items()}
+        outputs = {name: value.float().cpu().numpy() for name, value in (("light_features", light), ("rec_features", rec), ("rec_logits", logits))}
         at = 0
         for video in block.videos:  # a video's frames: S rows of T, the centres first
             views, t = video.frame_indices.shape
             row = video.index - start
-            for name, value in outputs.items():
-                frames = value[at : at + views * t].reshape(views, t, -1)
-                rows[name][row] = frames[0]
+            per_view = {name: value[at : at + views * t].reshape(views, t, -1) for name, value in outputs.items()}
+            for name, value in {**per_view, "frame_indices": video.frame_indices}.items():
+                rows[name][row] = value[0]
                 if views > 1:
-                    rows[SHIFT_PREFIX + name][row] = frames[1:]
-            rows["frame_indices"][row] = video.frame_indices[0]
-            if views > 1:
-                rows[SHIFT_PREFIX + "frame_indices"][row] = video.frame_indices[1:]
+                    rows[SHIFT_PREFIX + name][row] = value[1:]
             rows["num_frames"][row] = video.num_frames
             at += views * t
         return rows, status

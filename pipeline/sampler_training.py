@@ -160,17 +160,19 @@ class CachedClips(Dataset):
         if self.shift_features is not None:
             x, g = self._draw_candidates(index, x, g)
         elif self.max_shift:
-            rng = np.random.default_rng([self.seed, self.epoch, index])
-            positions = torch.from_numpy(shift_positions(len(x), int(rng.integers(-self.max_shift, self.max_shift + 1))))
+            positions = torch.from_numpy(shift_positions(len(x), int(self._rng(index).integers(-self.max_shift, self.max_shift + 1))))
             x, g = x[positions], g[positions]
         return x, g, torch.from_numpy(np.asarray(self.labels[row], dtype=np.float32))
 
+    def _rng(self, index: int) -> np.random.Generator:
+        """The augmentation's draws of item ``index`` in this epoch."""
+        return np.random.default_rng([self.seed, self.epoch, index])
 
     def _draw_candidates(self, index: int, x: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One of the S candidates in each segment: 0 the centre (``x``, ``g``), s > 0 the
         cached candidate s-1."""
         t = len(x)
-        choice = np.random.default_rng([self.seed, self.epoch, index]).integers(0, self.shift_features.shape[1] + 1, size=t)
+        choice = self._rng(index).integers(0, self.shift_features.shape[1] + 1, size=t)
         views_x = torch.cat([x[None], torch.from_numpy(np.asarray(self.shift_features[index], dtype=np.float32))])
         views_g = torch.cat([g[None], torch.from_numpy(np.asarray(self.shift_g[index], dtype=np.float32))])
         segments = torch.arange(t)

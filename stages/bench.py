@@ -31,8 +31,8 @@ from pipeline.flops import compute_cost
 from pipeline.distributed import synchronize
 from pipeline.inference import NSNetInference, ObservationDecoder
 from pipeline.recognition import decode_chosen
-from pipeline.sampler import NSNetSampler
 from pipeline.models import frame_transform
+from pipeline.sampler import NSNetSampler
 from stages.evaluate import text_table
 from stages.features import build_light, build_recognizer, build_runners, output_dims
 from stages.train import SamplerShape
