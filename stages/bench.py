@@ -49,6 +49,7 @@ class BatchTiming:
     nsnet_parts: dict[str, float]
     dense: float
     uniform: float
+    rep_speedups: list[float] = field(default_factory=list)  # DENSE over NSNet within each repetition
 
     @property
     def nsnet(self) -> float:
@@ -90,6 +91,11 @@ class InferenceBench:
     def fraction(self, timing: BatchTiming) -> float:
         return self.speedup(timing) / self.flop_bound_speedup
 
+    def fraction_range(self, timing: BatchTiming) -> tuple[float, float]:
+        """The lowest and highest fraction of the FLOP bound over the repetitions, each NSNet
+        against the DENSE run measured next to it: how far the machine drifted within the run."""
+        return min(timing.rep_speedups) / self.flop_bound_speedup, max(timing.rep_speedups) / self.flop_bound_speedup
+
     def shares(self, timing: BatchTiming) -> dict[str, float]:
         return {part: seconds / timing.nsnet for part, seconds in timing.nsnet_parts.items()}
 
@@ -115,8 +121,9 @@ class InferenceBench:
         lines = [head, *text_table(header, rows), f"NSNet over DENSE: FLOP-bound speedup {self.flop_bound_speedup:.2f}x"]
         for t in self.timings:
             shares = self.shares(t)
+            low, high = self.fraction_range(t)
             lines.append(
-                f"  {t.backend}, bs={t.batch}: measured {self.speedup(t):.2f}x, fraction of the FLOP bound {self.fraction(t):.2f} (target >= 0.9); "
+                f"  {t.backend}, bs={t.batch}: measured {self.speedup(t):.2f}x, fraction of the FLOP bound {self.fraction(t):.2f} (repetitions {low:.2f}-{high:.2f}; target >= 0.9); "
                 f"NSNet time: light {100 * shares['light']:.1f}%, heads + fusion {100 * self.sampler_share(t):.2f}% (target <= 3%), recognizer {100 * shares['recognizer']:.1f}%"
             )
         if self.decode:
@@ -127,7 +134,7 @@ class InferenceBench:
     def to_dict(self) -> dict:
         out = asdict(self)
         out["flop_bound_speedup"] = self.flop_bound_speedup
-        out["per_batch"] = [{"backend": t.backend, "batch": t.batch, "speedup": self.speedup(t), "fraction": self.fraction(t), "sampler_share": self.sampler_share(t), "shares": self.shares(t)} for t in self.timings]
+        out["per_batch"] = [{"backend": t.backend, "batch": t.batch, "speedup": self.speedup(t), "fraction": self.fraction(t), "fraction_range": self.fraction_range(t), "sampler_share": self.sampler_share(t), "shares": self.shares(t)} for t in self.timings]
         return out
 
 
@@ -184,11 +191,15 @@ def time_batch(engines: dict[str, NSNetInference], batch: int, t: int, k: int, l
             if rep:
                 for name, value in seconds.items():
                     samples[backend].setdefault(name, []).append(value)
-    timings = []
-    for backend, values in samples.items():
-        median = {name: statistics.median(v) for name, v in values.items()}
-        timings.append(BatchTiming(backend, batch, {part: median[part] for part in PARTS}, median["dense"], median["uniform"]))
-    return timings
+    return [summarize(backend, batch, values) for backend, values in samples.items()]
+
+
+def summarize(backend: str, batch: int, samples: dict[str, list[float]]) -> BatchTiming:
+    """The medians of one backend's repetitions (seconds by NSNet part, ``dense``, ``uniform``),
+    and DENSE's speedup over NSNet within each repetition."""
+    median = {name: statistics.median(values) for name, values in samples.items()}
+    speedups = [dense / sum(parts) for dense, *parts in zip(samples["dense"], *(samples[part] for part in PARTS))]
+    return BatchTiming(backend, batch, {part: median[part] for part in PARTS}, median["dense"], median["uniform"], speedups)
 
 
 def bench_clip(path: Path, seconds: float = 10.0, fps: int = 25, size: tuple[int, int] = (256, 340)) -> Path:

@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.datasets import get_dataset
+from stages.bench import InferenceBench, summarize
 from stages.bench_features import bench_features, with_paper_backbones
 from stages.cli import main
 
@@ -93,8 +94,24 @@ def test_bench_times_nsnet_dense_and_uniform_side_by_side(tmp_path: Path):
         assert set(timing["nsnet_parts"]) == {"light", "heads", "fusion", "recognizer"} and min(timing["nsnet_parts"].values()) > 0
         assert derived["speedup"] == pytest.approx(timing["dense"] / nsnet)
         assert derived["fraction"] == pytest.approx(derived["speedup"] / report["flop_bound_speedup"])
+        # one repetition: its own NSNet against its own DENSE is the median's ratio
+        assert timing["rep_speedups"] == pytest.approx([derived["speedup"]])
+        assert derived["fraction_range"] == pytest.approx([derived["fraction"]] * 2)
         assert sum(derived["shares"].values()) == pytest.approx(1.0)
         assert derived["sampler_share"] == pytest.approx(derived["shares"]["heads"] + derived["shares"]["fusion"])
     assert min(report["decode"][k] for k in ("nsnet_ms", "dense_ms", "uniform_ms")) > 0
     assert "FLOP-bound speedup" in result.output and "bs=3: ms/video" in result.output
     assert "onnxruntime, bs=3: measured" in result.output and "torch, bs=1: measured" in result.output
+
+
+def test_bench_fraction_is_the_ratio_of_medians_with_the_per_repetition_range():
+    samples = {"light": [1.0, 2.0, 1.0], "heads": [0.1] * 3, "fusion": [0.1] * 3, "recognizer": [0.8, 0.8, 1.8], "dense": [5.0, 6.0, 6.0], "uniform": [1.0, 1.0, 1.0]}
+    timing = summarize("onnxruntime", 32, samples)
+    # NSNet per repetition 2.0, 3.0, 3.0 s against DENSE 5, 6, 6: speedups 2.5, 2.0, 2.0
+    assert timing.rep_speedups == pytest.approx([2.5, 2.0, 2.0])
+    assert timing.nsnet == pytest.approx(2.0) and timing.dense == 6.0 and timing.uniform == 1.0
+    bench = InferenceBench("cpu", 2, "light", "rec", 16, 5, 200, 3, {"dense": 10.0, "nsnet": 4.0, "uniform": 3.0, "sampler": 1.0}, ("onnxruntime",), [timing])
+    assert bench.flop_bound_speedup == 2.5
+    assert bench.fraction(timing) == pytest.approx(6.0 / 2.0 / 2.5)  # medians: 6 s over 2 s
+    assert bench.fraction_range(timing) == pytest.approx((0.8, 1.0))
+    assert "fraction of the FLOP bound 1.20 (repetitions 0.80-1.00" in bench.table()
