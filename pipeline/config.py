@@ -199,7 +199,7 @@ class RunOptions:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     backend: str = "auto"  # auto | torch | onnxruntime: where the backbones run (pipeline.backends)
     exports: Path | None = None  # ONNX exports of the backbones (None: <cache_dir>/onnx)
-    workers: int = 2  # DataLoader decoding processes
+    workers: int | None = None  # DataLoader decoding processes (None: pipeline.extract.decoding_workers)
     videos_per_batch: int = 8  # videos whose frames share a model batch (set at cache creation)
     videos_per_shard: int = 256  # videos per cache file, rounded up to whole batches (set at cache creation)
     shard: tuple[int, int] = (0, 1)  # (index, count) of this job's share of the videos

@@ -22,7 +22,7 @@ import torch
 from pipeline.config import WEIGHTS_NONE, FeaturesConfig, ModelSpec, RunOptions
 from pipeline.datasets import AnnotationFiles, load_manifest
 from pipeline.distributed import pick_device, synchronize
-from pipeline.extract import BlockDecoder, BlockInference, block_loader, make_blocks
+from pipeline.extract import BlockDecoder, BlockInference, block_loader, decoding_workers, make_blocks
 from pipeline.models import frame_transform
 from stages.features import build_encoders, build_runners, make_layout, run_features
 
@@ -91,12 +91,14 @@ def bench_features(dataset: str, data_root: Path | None, config: FeaturesConfig,
     blocks = list(enumerate(make_blocks(len(videos), opts.videos_per_batch)))
     decoder = BlockDecoder(root, videos, blocks, config.num_frames, frame_transform(light_cfg), frame_transform(rec_cfg))
 
+    workers = decoding_workers(opts.workers, device)
+    opts = replace(opts, workers=workers)  # the full stage decodes with the same number
     start = time.perf_counter()
-    decoded = [block for block in block_loader(decoder, opts.workers, pin_memory=False)]
+    decoded = [block for block in block_loader(decoder, workers, pin_memory=False)]
     decode_s = time.perf_counter() - start
     frames = sum(b.num_frames for b in decoded)
     rows = make_layout(light, rec, light_cfg, rec_cfg, len(videos), config.num_frames).rows()
-    result = FeaturesBench(len(videos), frames, _describe(config.light), _describe(config.recognizer), str(device), torch.get_num_threads(), opts.workers, frames / decode_s)
+    result = FeaturesBench(len(videos), frames, _describe(config.light), _describe(config.recognizer), str(device), torch.get_num_threads(), workers, frames / decode_s)
 
     for backend in backends:
         run_opts = replace(opts, backend=backend, exports=opts.export_dir)

@@ -192,7 +192,7 @@ def data(dataset: str, data_root: Path | None, difficulty: float | None, seed: i
 @click.option("--shard", default="0/1", show_default=True, help="This job's share i/n of the videos (combined with torchrun ranks).")
 @click.option("--device", default="auto", show_default=True)
 @backend_options(compare=False)
-@click.option("--workers", type=int, default=2, show_default=True, help="Decoding processes.")
+@click.option("--workers", type=int, default=None, help="Decoding processes [default: 1 per 8 cores on the CPU, 2 on a GPU].")
 @click.option("--videos-per-batch", type=int, default=8, show_default=True, help="Videos whose frames share one model batch (fixed when a cache is created).")
 @click.option("--videos-per-shard", type=int, default=256, show_default=True, help="Videos per cache file (Zarr v3 shard), rounded up to whole batches; the unit --shard and torchrun ranks divide (fixed when a cache is created).")
 @click.option("--allow-failures", is_flag=True, help="Exit 0 even when some videos failed.")
@@ -200,7 +200,7 @@ def data(dataset: str, data_root: Path | None, difficulty: float | None, seed: i
 @click.option("--no-progress", is_flag=True)
 @annotation_options
 @clear_errors
-def features(dataset: str, data_root: Path | None, cache_dir: Path, cache_path: Path | None, preset: str | None, shard: str, device: str, backend: str, onnx_dir: Path | None, workers: int, videos_per_batch: int, videos_per_shard: int, allow_failures: bool, retry_failed: bool, no_progress: bool, files: Any, **model_options: Any) -> None:
+def features(dataset: str, data_root: Path | None, cache_dir: Path, cache_path: Path | None, preset: str | None, shard: str, device: str, backend: str, onnx_dir: Path | None, workers: int | None, videos_per_batch: int, videos_per_shard: int, allow_failures: bool, retry_failed: bool, no_progress: bool, files: Any, **model_options: Any) -> None:
     """Pre-sample T frames per video, run the light model and the recognizer, fill the cache."""
     from pipeline.config import RunOptions
     from pipeline.datasets import get_dataset
@@ -239,11 +239,11 @@ def features(dataset: str, data_root: Path | None, cache_dir: Path, cache_path: 
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=Path("cache"), show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Also copy the final checkpoint here.")
 @click.option("--device", default="auto", show_default=True)
-@click.option("--workers", type=int, default=2, show_default=True)
+@click.option("--workers", type=int, default=None, help="Decoding processes [default: as `nsnet features`].")
 @click.option("--no-progress", is_flag=True)
 @annotation_options
 @clear_errors
-def finetune(dataset: str, data_root: Path | None, role: str, arch: str | None, weights: str | None, resolution: int | None, cache_dir: Path, out: Path | None, device: str, workers: int, no_progress: bool, files: Any, **hyper: Any) -> None:
+def finetune(dataset: str, data_root: Path | None, role: str, arch: str | None, weights: str | None, resolution: int | None, cache_dir: Path, out: Path | None, device: str, workers: int | None, no_progress: bool, files: Any, **hyper: Any) -> None:
     """Fine-tune the recognizer or the light backbone on the dataset's train split."""
     from dataclasses import replace
 
@@ -539,12 +539,12 @@ def bench_command(num_frames: int | None, k: int | None, num_classes: int, batch
 @backbone_options(weights=True)
 @click.option("--device", default="auto", show_default=True)
 @backend_options(compare=True)
-@click.option("--workers", type=int, default=2, show_default=True)
+@click.option("--workers", type=int, default=None, help="Decoding processes [default: as `nsnet features`].")
 @click.option("--videos-per-batch", type=int, default=8, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("cache/bench/features.json"), show_default=True)
 @annotation_options
 @clear_errors
-def bench_features_command(dataset: str, data_root: Path | None, max_videos: int, backbones: str, device: str, backends: str | None, onnx_dir: Path | None, workers: int, videos_per_batch: int, out: Path, files: Any, **model_options: Any) -> None:
+def bench_features_command(dataset: str, data_root: Path | None, max_videos: int, backbones: str, device: str, backends: str | None, onnx_dir: Path | None, workers: int | None, videos_per_batch: int, out: Path, files: Any, **model_options: Any) -> None:
     """Frames/s of decoding alone, the models alone and the full features stage."""
     from pipeline.config import RunOptions
     from pipeline.datasets import get_dataset

@@ -23,6 +23,7 @@ from pipeline import cache as cache_mod
 from pipeline.config import FinetuneConfig, ModelSpec, RunOptions
 from pipeline.datasets import AnnotationFiles, Manifest, load_manifest
 from pipeline.distributed import Worker, barrier, setup_worker, teardown
+from pipeline.extract import decoding_workers
 from pipeline.models import create_model, data_config, frame_transform, make_checkpoint, save_atomic, weights_identity
 from pipeline.training import GLOBAL, SHUFFLE, TrainClips, ValClips, evaluate, item_seed, seeded_loader, train_one_epoch
 
@@ -162,7 +163,8 @@ def _train(root: Path, manifest: Manifest, train: list, val: list, role: str, sp
     if worker.world_size > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
         sampler = torch.utils.data.distributed.DistributedSampler(train_set, shuffle=True, seed=ft.seed, drop_last=True)
-    val_loader = seeded_loader(ValClips(root, val, val_frames, frame_transform(cfg)), max(1, 128 // val_frames), opts.workers, None)
+    workers = decoding_workers(opts.workers, device)
+    val_loader = seeded_loader(ValClips(root, val, val_frames, frame_transform(cfg)), max(1, 128 // val_frames), workers, None)
     log = run_dir / "log.jsonl"
     for epoch in range(start_epoch, ft.epochs):
         tick = time.perf_counter()
@@ -170,7 +172,7 @@ def _train(root: Path, manifest: Manifest, train: list, val: list, role: str, sp
         if sampler is not None:
             sampler.set_epoch(epoch)
         torch.manual_seed(item_seed(ft.seed, epoch, stream=GLOBAL))
-        loader = seeded_loader(train_set, ft.batch_size, opts.workers, item_seed(ft.seed, epoch, stream=SHUFFLE), sampler=sampler)
+        loader = seeded_loader(train_set, ft.batch_size, workers, item_seed(ft.seed, epoch, stream=SHUFFLE), sampler=sampler)
         bar = tqdm(total=len(loader.sampler), unit="clip", desc=f"{role} epoch {epoch + 1}/{ft.epochs}", disable=not opts.progress or not worker.is_leader, leave=False)
         stats = train_one_epoch(net, loader, optimizer, loss_fn, device, bar)
         bar.close()

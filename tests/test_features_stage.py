@@ -281,3 +281,16 @@ def test_a_store_in_the_layout_before_sharding_is_read_and_completed(tiny_videos
     with FeatureCache(old) as a, FeatureCache(reference) as b:
         for name in ARRAY_NAMES:
             np.testing.assert_array_equal(a[name][:], b[name][:], err_msg=name)
+
+
+def test_decoding_workers_default_to_one_per_eight_cpu_cores_and_two_on_a_gpu(monkeypatch):
+    from pipeline.extract import decoding_workers
+
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    for cores, expected in ((1, 1), (2, 1), (8, 1), (16, 2), (63, 7)):
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid, n=cores: set(range(n)))
+        assert decoding_workers(None, torch.device("cpu")) == expected
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # 63 cores shared by 4 torchrun ranks: 15 each
+    assert decoding_workers(None, torch.device("cpu")) == 1
+    assert decoding_workers(None, torch.device("cuda", 0)) == 2
+    assert decoding_workers(5, torch.device("cpu")) == 5 and decoding_workers(0, torch.device("cuda", 0)) == 0
