@@ -36,13 +36,13 @@ from tqdm import tqdm
 
 from pipeline import cache as cache_mod
 from pipeline.all_frames import BASELINES, AllFrameSummary, all_frame_indices
-from pipeline.backends import Runner, TorchRunner
+from pipeline.backends import DEFAULT_EXPORT_DIR, Runner, resolve_backend
 from pipeline.cache import DONE, FAILED, SHARD_VIDEOS, CacheError, FeatureCache, ZarrWriter, file_lock
 from pipeline.config import AllFramesConfig
 from pipeline.datasets import Manifest, VideoRecord
 from pipeline.extract import Transform, as_is, single_thread_worker, to_model_input
 from pipeline.video import FrameSource, VideoReadError
-from stages.features import cached_model
+from stages.features import cached_runner
 
 CHUNK_FRAMES = 64  # frames decoded and recognised at a time
 
@@ -104,21 +104,25 @@ class AllFrameScores:
     computed: int  # videos computed by this call
 
 
-def store_for(features: Path, features_fp: str, videos: np.ndarray, cfg: AllFramesConfig) -> tuple[Path, str]:
-    """The store of a feature cache, evaluation videos and config, and its fingerprint."""
+def store_for(features: Path, features_fp: str, videos: np.ndarray, cfg: AllFramesConfig, backend: str = "torch") -> tuple[Path, str]:
+    """The store of a feature cache, evaluation videos, config and the recognizer's backend
+    (resolved; named only when it is not torch, so stores made before there was a choice keep
+    their fingerprints), and its fingerprint."""
     chosen = hashlib.sha256(np.asarray(videos, dtype=np.int64).tobytes()).hexdigest()
-    fp = cache_mod.fingerprint({"features": features_fp, "videos": chosen, "all_frames": asdict(cfg)})
+    fp = cache_mod.fingerprint({"features": features_fp, "videos": chosen, "all_frames": asdict(cfg), **({} if backend == "torch" else {"backend": backend})})
     return features.with_name(f"{features.name}.allframes-{fp[:16]}.zarr"), fp
 
 
-def run_all_frames(features: Path, videos: np.ndarray, root: Path, cfg: AllFramesConfig, device: torch.device, workers: int = 2, progress: bool = True) -> AllFrameScores:
+def run_all_frames(features: Path, videos: np.ndarray, root: Path, cfg: AllFramesConfig, device: torch.device, workers: int = 2, progress: bool = True, backend: str = "torch", export_dir: Path = DEFAULT_EXPORT_DIR) -> AllFrameScores:
     """Table 1's baselines over all frames of the videos ``videos`` (rows of the feature
-    cache's manifest), computed once and cached; resumes an interrupted pass."""
+    cache's manifest), computed once and cached; resumes an interrupted pass. The recognizer
+    runs with ``backend`` (:func:`pipeline.backends.resolve_backend`)."""
+    backend = resolve_backend(backend, device)
     features = Path(features)
     with FeatureCache(features) as cache:
         attrs = cache.attrs
     manifest = Manifest.from_json(json.dumps(attrs["manifest"]))
-    path, fp = store_for(features, attrs["fingerprint"], videos, cfg)
+    path, fp = store_for(features, attrs["fingerprint"], videos, cfg, backend)
     n, c = len(videos), len(manifest.classes)
     arrays = {**{name: ((n, c), "float32") for name in BASELINES}, "frames": ((n,), "int32"), "status": ((n,), "int8")}
     computed = 0
@@ -127,8 +131,7 @@ def run_all_frames(features: Path, videos: np.ndarray, root: Path, cfg: AllFrame
         status = np.asarray(writer.arrays["status"][:])
         errors: dict[int, str] = {}
         if (status != DONE).any():
-            recognizer, transform = cached_model(attrs, "recognizer")
-            runner = TorchRunner(recognizer, device)
+            runner, transform = cached_runner(attrs, "recognizer", device, backend, export_dir)
             with tqdm(total=n, initial=int((status == DONE).sum()), unit="video", desc="recognizer on all frames", disable=not progress) as bar:
                 for start in range(0, n, SHARD_VIDEOS):
                     stop = min(n, start + SHARD_VIDEOS)

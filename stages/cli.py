@@ -409,10 +409,11 @@ def resolve_run(features_path: Path, prototypes_path: Path, dataset: str, run_pa
 @click.option("--no-all-frames", is_flag=True, help="Skip Table 1's baselines over all frames (they decode every frame of every video).")
 @click.option("--all-frames-rate", type=float, default=None, help="Frames per second that count as all frames (default: every frame; the table1 preset: 1 on ActivityNet).")
 @click.option("--device", default="auto", show_default=True)
+@backend_options(compare=False)
 @click.option("--workers", type=int, default=2, show_default=True, help="Decoding processes.")
 @click.option("--no-progress", is_flag=True)
 @clear_errors
-def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_path: Path | None, prototypes_path: Path | None, preset: str | None, run_path: Path | None, no_all_frames: bool, device: str, workers: int, no_progress: bool, **changes: Any) -> None:
+def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_path: Path | None, prototypes_path: Path | None, preset: str | None, run_path: Path | None, no_all_frames: bool, device: str, backend: str, onnx_dir: Path | None, workers: int, no_progress: bool, **changes: Any) -> None:
     """NSNet vs UNIFORM, RANDOM, DENSE and TOP-K: mAP, top-1 and counted GFLOPs, with plots."""
     from dataclasses import replace
 
@@ -429,7 +430,7 @@ def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_pat
         cfg = replace(cfg, all_frames=False)
     root = data_root if data_root is not None else get_dataset(dataset).default_root
     quotes = None if preset is None else get_preset(preset).quotes(dataset)
-    report = run_evaluate(features_path, prototypes_path, run_path, root, cfg, device=str(pick_device(device)), workers=workers, progress=not no_progress, preset=quotes)
+    report = run_evaluate(features_path, prototypes_path, run_path, root, cfg, device=str(pick_device(device)), workers=workers, progress=not no_progress, preset=quotes, backend=backend, export_dir=onnx_dir or cache_dir / "onnx")
     click.echo(render_table(report) + ("" if report["computed"] else "\n(already evaluated with this config: nothing recomputed)"))
 
 

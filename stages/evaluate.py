@@ -37,18 +37,20 @@ from pipeline.flops import ComputeCost, compute_cost
 from pipeline.metrics import multi_hot
 from pipeline.fusion import fused_scores, top_k
 from pipeline.plots import matplotlib_available, plot_budget_curve, plot_class_saliency
-from pipeline.backends import TorchRunner
+from pipeline.backends import DEFAULT_EXPORT_DIR, resolve_backend
 from pipeline.recognition import ChosenFrameDecoder, recognize_frames
 from stages.all_frames import AllFrameScores, run_all_frames
 from pipeline.sampler_training import FrameObjective, sampler_saliency
-from stages.features import cached_model
+from stages.features import cached_runner
 from stages.train import SamplerInputs, load_sampler_inputs, load_trained_sampler, run_train
 
 WITHOUT_NS = {"fsm_target": "video", "vgm_target": "video"}
 
 
-def eval_dir_for(features: Path, prototypes: Path, run_dir: Path, cfg: EvalConfig, features_fp: str, preset: dict[str, Any] | None = None) -> Path:
-    identity = {"features": features_fp, "prototypes": Path(prototypes).name, "run": Path(run_dir).name, "eval": asdict(cfg)}
+def eval_dir_for(features: Path, prototypes: Path, run_dir: Path, cfg: EvalConfig, features_fp: str, preset: dict[str, Any] | None = None, backend: str = "torch") -> Path:
+    """Where an evaluation's outputs go; the recognizer's backend (resolved) is named only
+    when it is not torch, so evaluations made before there was a choice keep their folders."""
+    identity = {"features": features_fp, "prototypes": Path(prototypes).name, "run": Path(run_dir).name, "eval": asdict(cfg), **({} if backend == "torch" else {"backend": backend})}
     fp = cache_mod.fingerprint(identity if preset is None else {**identity, "preset": preset})
     return features.with_name(f"{features.name}.eval-{fp[:16]}")
 
@@ -88,11 +90,11 @@ def _row(name: str, result: Recognition, gflops: float, frames: float, path: str
     return {"method": name, "map": result.map, "top1": result.top1, "gflops": gflops, "frames": frames, "path": path, "note": note}
 
 
-def _recognizer_logits(data: EvalData, root: Path, frame_ids: list[np.ndarray], device: torch.device, workers: int, progress: bool, desc: str) -> list[np.ndarray]:
+def _recognizer_logits(data: EvalData, root: Path, frame_ids: list[np.ndarray], device: torch.device, workers: int, progress: bool, desc: str, backend: str, export_dir: Path) -> list[np.ndarray]:
     """The real path: decode exactly ``frame_ids`` of every evaluation video, run the recognizer."""
-    recognizer, transform = cached_model(data.inputs.attrs, "recognizer")
+    runner, transform = cached_runner(data.inputs.attrs, "recognizer", device, backend, export_dir)
     decoder = ChosenFrameDecoder(root, [data.manifest.videos[i] for i in data.videos], frame_ids, transform)
-    logits, errors = recognize_frames(decoder, TorchRunner(recognizer, device), workers=workers, progress=progress, desc=desc)
+    logits, errors = recognize_frames(decoder, runner, workers=workers, progress=progress, desc=desc)
     if errors:
         listed = "; ".join(errors[i] for i in sorted(errors)[:5])
         raise CacheError(f"{len(errors)} evaluation video(s) could not be decoded again since the cache was built: {listed}")
@@ -179,13 +181,15 @@ def _class_saliency(data: EvalData, variants: dict[str, np.ndarray], scores: np.
     return {"panels": panels, "correlation_with_guid": {name: correlation(name) for name in variants if name != "Guid."}}
 
 
-def run_evaluate(features: Path, prototypes: Path, run_dir: Path, data_root: Path, cfg: EvalConfig = EvalConfig(), device: str = "cpu", workers: int = 2, progress: bool = True, preset: dict[str, Any] | None = None) -> dict[str, Any]:
+def run_evaluate(features: Path, prototypes: Path, run_dir: Path, data_root: Path, cfg: EvalConfig = EvalConfig(), device: str = "cpu", workers: int = 2, progress: bool = True, preset: dict[str, Any] | None = None, backend: str = "torch", export_dir: Path = DEFAULT_EXPORT_DIR) -> dict[str, Any]:
     """Evaluate a trained sampler; returns the report (also written as ``results.json``).
     ``preset``: :meth:`pipeline.presets.Preset.quotes`, named in the report, whose paper
-    figures are quoted beside ours."""
+    figures are quoted beside ours. ``backend``: where the recognizer runs on decoded frames
+    (NSNet's decoded row, the baselines over all frames); the samplers run in torch."""
     features, prototypes, run_dir = Path(features), Path(prototypes), Path(run_dir)
+    backend = resolve_backend(backend, torch.device(device))
     inputs = load_sampler_inputs(features, prototypes, read_light=False)
-    out = eval_dir_for(features, prototypes, run_dir, cfg, inputs.attrs["fingerprint"], preset)
+    out = eval_dir_for(features, prototypes, run_dir, cfg, inputs.attrs["fingerprint"], preset, backend)
     if (out / "results.json").is_file():
         return {**json.loads((out / "results.json").read_text()), "computed": False}
     dev = torch.device(device)
@@ -227,7 +231,7 @@ def run_evaluate(features: Path, prototypes: Path, run_dir: Path, data_root: Pat
         if cfg.all_frames:
             skipped.append("the baselines over all frames (Table 1's protocol): they decode every frame")
     else:
-        real = _recognizer_logits(data, root, [ids[p] for ids, p in zip(data.frame_indices, nsnet_positions)], dev, workers, progress, "NSNet: recognizer on K frames")
+        real = _recognizer_logits(data, root, [ids[p] for ids, p in zip(data.frame_indices, nsnet_positions)], dev, workers, progress, "NSNet: recognizer on K frames", backend, export_dir)
         real_scores = all_frame_scores(real)
         nsnet_result = recognition(real_scores, data.labels)
         rows[f"NSNet (K={k})"] = _row(f"NSNet (K={k})", nsnet_result, cost.nsnet(k), float(k), "decoded", f"{cfg.fusion} fusion")
@@ -238,7 +242,7 @@ def run_evaluate(features: Path, prototypes: Path, run_dir: Path, data_root: Pat
             "map_decoded": nsnet_result.map,
         }
     if cfg.all_frames and not data.synthetic:
-        rows.update(_all_frame_rows(run_all_frames(features, data.videos, root, cfg.all_frames_config(), dev, workers, progress), data.labels, cost, cfg.all_frames_budget))
+        rows.update(_all_frame_rows(run_all_frames(features, data.videos, root, cfg.all_frames_config(), dev, workers, progress, backend, export_dir), data.labels, cost, cfg.all_frames_budget))
 
     nsnet = f"NSNet (K={k})"
     groups = [
@@ -258,6 +262,7 @@ def run_evaluate(features: Path, prototypes: Path, run_dir: Path, data_root: Pat
         "num_frames": t,
         "classes": len(data.manifest.classes),
         "models": {"light": asdict(config.light), "recognizer": asdict(config.recognizer)},
+        "backend": backend,
         "gflops": cost.to_dict(),
         "preset": preset,
         "methods": [_quoted(rows[name], preset) for name in dict.fromkeys(n for g in groups for n in g["methods"])],
@@ -372,7 +377,8 @@ def markdown_report(report: dict[str, Any]) -> str:
         "# NSNet evaluation",
         "",
         f"{report['videos']} evaluation videos, {report['classes']} classes; K={cfg['k']} of T={report['num_frames']} observed frames, "
-        f"{cfg['fusion']} fusion (alpha {cfg['alpha']}). Recognizer `{report['models']['recognizer']['name']}` at {report['models']['recognizer']['resolution']}px, "
+        f"{cfg['fusion']} fusion (alpha {cfg['alpha']}). Recognizer `{report['models']['recognizer']['name']}` at {report['models']['recognizer']['resolution']}px "
+        f"(decoded frames through {report.get('backend', 'torch')}), "
         f"light backbone `{report['models']['light']['name']}` at {report['models']['light']['resolution']}px.",
         "",
         "## Samplers (layout of the paper's Table 1)",

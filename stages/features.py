@@ -161,6 +161,12 @@ def cached_model(attrs: dict[str, Any], role: str) -> tuple[FrameEncoder, Any]:
     return encoder, frame_transform(stored)
 
 
+def cached_runner(attrs: dict[str, Any], role: str, device: torch.device, backend: str, export_dir: Path) -> tuple[Runner, Any]:
+    """:func:`cached_model` ready for inference with ``backend`` (ONNX exports in ``export_dir``)."""
+    encoder, transform = cached_model(attrs, role)
+    return make_runner(encoder, tuple(attrs["data_configs"][role]["input_size"]), device, backend, export_dir), transform
+
+
 def build_encoders(config: FeaturesConfig, manifest: Manifest):
     light, light_cfg = build_light(config)
     rec, rec_cfg = build_recognizer(config, manifest.classes)

@@ -41,7 +41,7 @@ def test_decoding_the_chosen_frames_gives_the_cached_logits(tiny_pipeline):
         assert (real[v].argmax(1) == logits[v][positions].argmax(1)).all()
 
 
-def test_evaluate_report(tiny_pipeline):
+def test_evaluate_report(tiny_pipeline, onnx_exports):
     features, prototypes, truth = tiny_pipeline
     run = Path(run_train(features, prototypes, CFG, progress=False).path)
     report = run_evaluate(features, prototypes, run, truth.parent, EVAL, workers=0, progress=False)
@@ -74,6 +74,13 @@ def test_evaluate_report(tiny_pipeline):
     assert f"NSNet (K={k})" in (out / "report.md").read_text() and f"NSNet (K={k})" in render_table(report)
     again = run_evaluate(features, prototypes, run, truth.parent, EVAL, workers=0, progress=False)
     assert not again["computed"] and again["methods"] == report["methods"]
+    # the recognizer on decoded frames through ONNX Runtime: its own outputs, the same figures
+    onnx = run_evaluate(features, prototypes, run, truth.parent, EVAL, workers=0, progress=False, backend="onnxruntime", export_dir=onnx_exports)
+    assert onnx["computed"] and (report["backend"], onnx["backend"]) == ("torch", "onnxruntime") and onnx["output"] != report["output"]
+    assert len(list(features.parent.glob(features.name + ".allframes-*.zarr"))) == 2
+    assert onnx["real_vs_cached"]["same_predictions"] == 1.0 and onnx["real_vs_cached"]["max_abs_score_difference"] < 1e-4
+    for row in onnx["methods"]:
+        assert row["map"] == pytest.approx(rows[row["method"]]["map"], abs=1e-6) and row["top1"] == rows[row["method"]]["top1"]
 
 
 def test_evaluate_refuses_bad_inputs(tiny_pipeline, tmp_path):
