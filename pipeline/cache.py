@@ -21,9 +21,13 @@ S-1 other candidates of every segment (:func:`pipeline.sampling.candidate_frame_
 always hold the segment centres, so every stage that does not train reads such a cache as if
 it had none.
 
-Every array is chunked by video (chunk = one video's row, compressed with Blosc/zstd) and the
-chunks of a *shard* of consecutive videos (``videos_per_shard``, 256 by default) are stored in
-one file (Zarr v3 sharding), so a store holds about N/256 files per array, not one per video.
+Every array is stored by *shard* of consecutive videos (``videos_per_shard``, 256 by default),
+one file each (Zarr v3 sharding), so a store holds about N/256 files per array, not one per
+video; inside a shard the rows are compressed (Blosc/zstd) in chunks of up to
+``CHUNK_VIDEOS`` videos. Stores made before 2026-12-02 have a chunk per video inside their
+shards and are read and completed as they are: the same rows, but zarr spends its per-chunk
+overhead on every video (reading 2,560 ResNet-50 rows whole took 1.89 s that way against
+0.36 s in chunks of 32, side by side).
 A shard is written whole, in one call, by the one writer that owns it (shards are the unit
 that ``--shard`` and torchrun ranks divide), and Zarr's local store writes each file atomically
 (temp file + rename). A video's ``status`` is set only after all its arrays are written, so a
@@ -43,6 +47,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import math
 import os
 import shutil
 from collections import deque
@@ -56,6 +61,7 @@ import numpy as np
 
 PENDING, DONE, FAILED = 0, 1, 2
 SHARD_VIDEOS = 256  # default videos per shard file of a new store
+CHUNK_VIDEOS = 32  # at most this many videos per compressed chunk inside a shard (see above)
 EXPORT_VIDEOS = 256  # videos copied at a time into an HDF5 export
 ARRAY_NAMES = ("light_features", "rec_features", "rec_logits", "frame_indices", "num_frames", "status")
 SHIFT_PREFIX = "shift_"
@@ -155,8 +161,8 @@ class ZarrWriter:
                     raise CacheError(f"{self.path}: exists but is not a feature store; remove it or pick another --cache")
                 group = zarr.open_group(str(self.path), mode="w")
                 for name, (shape, dtype) in arrays.items():
-                    chunks = (1,) + shape[1:]
                     shards = (min(shard_videos, shape[0]),) + shape[1:] if shard_videos else None
+                    chunks = (math.gcd(shards[0], CHUNK_VIDEOS) if shards else 1,) + shape[1:]  # a chunk divides its shard
                     group.create_array(name, shape=shape, chunks=chunks, shards=shards, dtype=dtype, compressors=_compressor(), fill_value=0)
                 group.attrs.update({**attrs, "fingerprint": fp})
         self.group = group

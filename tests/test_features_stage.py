@@ -49,7 +49,7 @@ def test_cache_schema_and_values(tiny_videos, tiny_config, run_options):
     with FeatureCache(Path(summary.cache)) as cache:
         assert set(cache.arrays) == set(ARRAY_NAMES)
         light, rec, logits = cache["light_features"], cache["rec_features"], cache["rec_logits"]
-        assert light.shape == (n, t, 256) and light.dtype == np.float16 and light.chunks == (1, t, 256)
+        assert light.shape == (n, t, 256) and light.dtype == np.float16 and light.chunks == (4, t, 256)
         assert light.shards == (4, t, 256) and cache.attrs["videos_per_shard"] == 4
         assert rec.shape == (n, t, 96) and rec.dtype == np.float16
         assert logits.shape == (n, t, 3) and logits.dtype == np.float32
@@ -106,7 +106,8 @@ def test_hdf5_has_the_same_schema_and_values(tiny_videos, tiny_config, run_optio
     assert h5_summary.cache.endswith(".h5") and not Path(h5_summary.cache + ".staging.zarr").exists()
     with FeatureCache(Path(zarr_summary.cache)) as z, FeatureCache(Path(h5_summary.cache)) as h:
         for name in ARRAY_NAMES:
-            assert h[name].dtype == z[name].dtype and h[name].chunks == z[name].chunks
+            # HDF5 keeps a chunk per video (for tools that read one video at a time)
+            assert h[name].dtype == z[name].dtype and h[name].chunks == (1,) + z[name].shape[1:]
             np.testing.assert_array_equal(h[name][:], z[name][:])
         assert h.attrs["manifest"] == z.attrs["manifest"]
     again = run_features("demo", tiny_videos, replace(tiny_config, storage="hdf5"), run_options)
@@ -257,9 +258,11 @@ def test_torchrun_two_ranks_fill_one_store(tiny_videos, tmp_path, tiny_config, r
             np.testing.assert_allclose(a[name][:], b[name][:], rtol=1e-5, atol=1e-5)
 
 
-def test_a_store_in_the_layout_before_sharding_is_read_and_completed(tiny_videos, tiny_config, run_options, tmp_path):
-    """Stores written before sharding (a file per video per array, no ``videos_per_shard``)
-    stay readable and are completed in their own layout, with the same values."""
+@pytest.mark.parametrize("sharded", [False, True], ids=["a file per video (before sharding)", "shards with a chunk per video (before 2026-12-02)"])
+def test_a_store_in_an_earlier_layout_is_read_and_completed(tiny_videos, tiny_config, run_options, tmp_path, sharded):
+    """Stores written in an earlier layout — a file per video per array and no
+    ``videos_per_shard``, or shards of per-video chunks — stay readable and are completed in
+    their own layout, with the same values."""
     import zarr
 
     from pipeline.cache import PENDING, store_files
@@ -271,14 +274,18 @@ def test_a_store_in_the_layout_before_sharding_is_read_and_completed(tiny_videos
         for name in ARRAY_NAMES:
             values = src[name][:]
             values[5:] = PENDING if name == "status" else 0  # videos 5.. never written
-            group.create_array(name, shape=values.shape, chunks=(1,) + values.shape[1:], dtype=values.dtype, fill_value=0)[:] = values
-        group.attrs.update({k: v for k, v in src.attrs.items() if k != "videos_per_shard"})
+            shards = (4,) + values.shape[1:] if sharded else None
+            group.create_array(name, shape=values.shape, chunks=(1,) + values.shape[1:], shards=shards, dtype=values.dtype, fill_value=0)[:] = values
+        group.attrs.update({k: v for k, v in src.attrs.items() if sharded or k != "videos_per_shard"})
+        assert src["light_features"].chunks[0] == 4  # today's: a chunk per shard of 4
     with FeatureCache(old) as c:
-        assert c["status"][:].tolist() == [DONE] * 5 + [PENDING] * 7 and c["light_features"].shards is None
+        assert c["status"][:].tolist() == [DONE] * 5 + [PENDING] * 7 and c["light_features"].chunks[0] == 1
+        assert c["light_features"].shards == ((4,) + c["light_features"].shape[1:] if sharded else None)
     resumed = run_features("demo", tiny_videos, tiny_config, run_options, cache_path=old)
     assert resumed.complete and resumed.computed == 7 and resumed.skipped == 5
-    assert store_files(old)["light_features"] == 12 and store_files(reference)["light_features"] == 3
+    assert store_files(old)["light_features"] == (3 if sharded else 12) and store_files(reference)["light_features"] == 3
     with FeatureCache(old) as a, FeatureCache(reference) as b:
+        assert a["light_features"].chunks[0] == 1  # completed in its own layout
         for name in ARRAY_NAMES:
             np.testing.assert_array_equal(a[name][:], b[name][:], err_msg=name)
 

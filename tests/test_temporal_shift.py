@@ -74,7 +74,7 @@ def test_cache_with_three_candidates(tiny_videos, tiny_config, run_options):
             assert (a[name][:] == b[name][:]).all()
         for name in ("light_features", "rec_features", "rec_logits"):
             np.testing.assert_allclose(b[name][:].astype(np.float32), a[name][:].astype(np.float32), rtol=2e-3, atol=2e-3)
-        assert b["shift_light_features"].shape == (n, 2, t, 256) and b["shift_light_features"].chunks == (1, 2, t, 256)
+        assert b["shift_light_features"].shape == (n, 2, t, 256) and b["shift_light_features"].chunks == (b.attrs["videos_per_shard"], 2, t, 256)
         assert b["shift_rec_logits"].shape == (n, 2, t, 3) and b["shift_frame_indices"].shape == (n, 2, t)
         indices, counts = b["shift_frame_indices"][:], b["num_frames"][:]
         for i in range(n):
