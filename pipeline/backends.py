@@ -75,6 +75,12 @@ def resolve_backend(backend: str, device: torch.device) -> str:
     return backend
 
 
+def backend_identity(backend: str) -> dict[str, str]:
+    """What a fingerprint records of a (resolved) backend: nothing for torch, so the caches and
+    outputs made before there was a choice keep their fingerprints; its name otherwise."""
+    return {} if backend == "torch" else {"backend": backend}
+
+
 def compared_backends(device: torch.device) -> tuple[str, ...]:
     """What the benchmarks measure side by side: torch, and ONNX Runtime where ``auto`` takes it."""
     return ("torch", "onnxruntime") if resolve_backend("auto", device) == "onnxruntime" else ("torch",)

@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from pipeline import cache as cache_mod
 from pipeline.all_frames import BASELINES, AllFrameSummary, all_frame_indices
-from pipeline.backends import DEFAULT_EXPORT_DIR, Runner, resolve_backend
+from pipeline.backends import DEFAULT_EXPORT_DIR, Runner, backend_identity, resolve_backend
 from pipeline.cache import DONE, FAILED, SHARD_VIDEOS, CacheError, FeatureCache, ZarrWriter, file_lock
 from pipeline.config import AllFramesConfig
 from pipeline.datasets import Manifest, VideoRecord
@@ -109,7 +109,7 @@ def store_for(features: Path, features_fp: str, videos: np.ndarray, cfg: AllFram
     (resolved; named only when it is not torch, so stores made before there was a choice keep
     their fingerprints), and its fingerprint."""
     chosen = hashlib.sha256(np.asarray(videos, dtype=np.int64).tobytes()).hexdigest()
-    fp = cache_mod.fingerprint({"features": features_fp, "videos": chosen, "all_frames": asdict(cfg), **({} if backend == "torch" else {"backend": backend})})
+    fp = cache_mod.fingerprint({"features": features_fp, "videos": chosen, "all_frames": asdict(cfg), **backend_identity(backend)})
     return features.with_name(f"{features.name}.allframes-{fp[:16]}.zarr"), fp
 
 

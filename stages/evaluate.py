@@ -37,7 +37,7 @@ from pipeline.flops import ComputeCost, compute_cost
 from pipeline.metrics import multi_hot
 from pipeline.fusion import fused_scores, top_k
 from pipeline.plots import matplotlib_available, plot_budget_curve, plot_class_saliency
-from pipeline.backends import DEFAULT_EXPORT_DIR, resolve_backend
+from pipeline.backends import DEFAULT_EXPORT_DIR, backend_identity, resolve_backend
 from pipeline.recognition import ChosenFrameDecoder, recognize_frames
 from stages.all_frames import AllFrameScores, run_all_frames
 from pipeline.sampler_training import FrameObjective, sampler_saliency
@@ -50,7 +50,7 @@ WITHOUT_NS = {"fsm_target": "video", "vgm_target": "video"}
 def eval_dir_for(features: Path, prototypes: Path, run_dir: Path, cfg: EvalConfig, features_fp: str, preset: dict[str, Any] | None = None, backend: str = "torch") -> Path:
     """Where an evaluation's outputs go; the recognizer's backend (resolved) is named only
     when it is not torch, so evaluations made before there was a choice keep their folders."""
-    identity = {"features": features_fp, "prototypes": Path(prototypes).name, "run": Path(run_dir).name, "eval": asdict(cfg), **({} if backend == "torch" else {"backend": backend})}
+    identity = {"features": features_fp, "prototypes": Path(prototypes).name, "run": Path(run_dir).name, "eval": asdict(cfg), **backend_identity(backend)}
     fp = cache_mod.fingerprint(identity if preset is None else {**identity, "preset": preset})
     return features.with_name(f"{features.name}.eval-{fp[:16]}")
 

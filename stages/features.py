@@ -16,7 +16,7 @@ from tqdm import tqdm
 import pipeline
 from pipeline import cache as cache_mod
 from pipeline.cache import DONE, FAILED, PENDING, BackgroundWriter, CacheError, FeatureCache, Layout, ShardAssembler, ZarrWriter
-from pipeline.backends import Runner, make_runner, resolve_backend
+from pipeline.backends import Runner, backend_identity, make_runner, resolve_backend
 from pipeline.config import FeaturesConfig, RunOptions
 from pipeline.datasets import AnnotationFiles, Manifest, load_manifest
 from pipeline.distributed import Worker, barrier, pick_device, setup_worker, teardown
@@ -77,7 +77,7 @@ def cache_identity(dataset: str, manifest: Manifest, config: FeaturesConfig, bac
     are several, so caches written before there was a choice keep their fingerprints."""
     models = {role: {**asdict(getattr(config, role)), "weights": weights_identity(getattr(config, role))} for role in ("light", "recognizer")}
     return {
-        **({} if backend == "torch" else {"backend": backend}),
+        **backend_identity(backend),
         "schema": pipeline.CACHE_SCHEMA_VERSION,
         "code_version": pipeline.__version__,
         "dataset": dataset,
