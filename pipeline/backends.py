@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.models import FrameEncoder, encode, prepare_encoder
+from pipeline.models import CPU_PIXELS_PER_FORWARD, FrameEncoder, encode, prepare_encoder
 from pipeline.sampler import NSNetSampler
 from pipeline.sampler_training import FrameObjective, frame_objective, sampler_saliency
 
@@ -41,11 +41,6 @@ BACKENDS = ("auto", "torch", "onnxruntime")
 ONNX_OPSET = 18
 DEFAULT_EXPORT_DIR = Path("cache") / "onnx"  # <cache-dir>/onnx for the default cache dir
 INPUT_NAME = "frames"
-# ONNX Runtime's CPU kernels keep getting faster per frame up to large batches (MobileNetV2 at
-# 224²: 7.6 ms a frame at 16 frames a run, 5.7 at 80; ResNet-50 flat at 40-44), but its memory
-# grows with the batch: DENSE at batch 32 (512 ResNet-50 frames in one run) took 16 GiB. So
-# frames go through in runs of at most this many pixels (64 frames at 224², about 2.3 GiB).
-ONNX_PIXELS_PER_RUN = 64 * 224 * 224
 
 
 class Runner(Protocol):
@@ -185,10 +180,15 @@ def _session(path: Path):
 
 class OnnxRunner:
     """An exported encoder in an ONNX Runtime CPU session with as many intra-op threads as
-    torch uses. Its threads do not spin while they wait: alone, spinning made small runs faster
+    torch uses, fed runs of at most :data:`~pipeline.models.CPU_PIXELS_PER_FORWARD` pixels (8
+    frames at 224²: faster per frame than larger runs, and small in memory). Its threads do not
+    spin while they wait: alone, spinning made small runs faster
     (MobileNetV2 on 16 frames 7.1 -> 5.7 ms a frame), but in NSNet's path the torch heads that
     run next lost the cores to the spinning threads (25 -> 31 ms at batch 1) and the whole path
     was no faster (349 vs 356 ms); stopping the spin after each run was slower still (393 ms).
+    With the heads in ONNX Runtime too (2026-12-02), a spinning heads session took the cores
+    from the recognizer that runs next (101 -> 131 ms a video at batch 1), and one thread pool
+    shared by all sessions (``set_global_thread_pool_sizes``) was no faster than a pool each.
     The CLI keeps torch's OpenMP threads passive for the same reason (decoding workers)."""
 
     backend = "onnxruntime"
@@ -199,7 +199,7 @@ class OnnxRunner:
 
     def __call__(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         x = frames.detach().to("cpu", torch.float32).numpy()
-        step = max(1, ONNX_PIXELS_PER_RUN // (x.shape[-2] * x.shape[-1]))
+        step = max(1, CPU_PIXELS_PER_FORWARD // (x.shape[-2] * x.shape[-1]))
         runs = [self.session.run(None, {INPUT_NAME: np.ascontiguousarray(x[i : i + step])}) for i in range(0, len(x), step)]
         features = torch.from_numpy(np.concatenate([r[0] for r in runs]))
         return features, torch.from_numpy(np.concatenate([r[1] for r in runs])) if self.has_head else None

@@ -188,11 +188,15 @@ def frame_transform(cfg: dict[str, Any]):
 
 
 # On the CPU a backbone's time per frame grows with the batch: the activations of a large batch
-# spill the caches, and fresh memory is faulted in for every batch. Measured on the 2-core CPU at
-# 224², ms per frame at 2 / 4 / 8 / 16 / 32 / 256 frames a batch: ResNet-50 41 / 36 / 36-40 /
-# 44 / 47 / 61; MobileNetV2 (8 / 16 / 32 / 256) 11.4 / 11.3 / 12.8 / 22.2. So on the CPU frames
-# go through in chunks of about this many pixels (8 frames at 224², more for smaller frames); a
-# GPU takes the whole batch.
+# spill the caches, and fresh memory is faulted in for every batch. So on the CPU frames go
+# through in chunks of about this many pixels (8 frames at 224², more for smaller frames), with
+# torch and with ONNX Runtime alike; a GPU takes the whole batch. Measured on the 2-core CPU at
+# 224², ms per frame at 2 / 4 / 8 / 16 / 32 / 256 frames a batch, torch: ResNet-50 41 / 36 /
+# 36-40 / 44 / 47 / 61; MobileNetV2 (8 / 16 / 32 / 256) 11.4 / 11.3 / 12.8 / 22.2. ONNX Runtime
+# (2026-12-02, 2 threads), MobileNetV2 at 1 / 4 / 8 / 16 / 32 / 64 / 128 frames a run: 4.3 /
+# 3.6 / 2.8 / 3.0 / 3.3 / 3.7 / 4.1; ResNet-50 flat at 21-23 from 4 to 32, 21-37 at 64. In
+# ``make bench``'s own path runs of 8 instead of 64 took the light model from 63.7 to 44.2 ms
+# per video at batch 32 (same run, interleaved).
 CPU_PIXELS_PER_FORWARD = 8 * 224 * 224
 
 
