@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.models import CPU_PIXELS_PER_FORWARD, FrameEncoder, encode, prepare_encoder
+from pipeline.models import FrameEncoder, cpu_frames_per_run, encode, prepare_encoder
 from pipeline.sampler import NSNetSampler
 from pipeline.sampler_training import FrameObjective, frame_objective, sampler_saliency
 
@@ -199,7 +199,7 @@ class OnnxRunner:
 
     def __call__(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         x = frames.detach().to("cpu", torch.float32).numpy()
-        step = max(1, CPU_PIXELS_PER_FORWARD // (x.shape[-2] * x.shape[-1]))
+        step = cpu_frames_per_run(*x.shape[-2:])
         runs = [self.session.run(None, {INPUT_NAME: np.ascontiguousarray(x[i : i + step])}) for i in range(0, len(x), step)]
         features = torch.from_numpy(np.concatenate([r[0] for r in runs]))
         return features, torch.from_numpy(np.concatenate([r[1] for r in runs])) if self.has_head else None

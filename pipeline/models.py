@@ -200,6 +200,12 @@ def frame_transform(cfg: dict[str, Any]):
 CPU_PIXELS_PER_FORWARD = 8 * 224 * 224
 
 
+def cpu_frames_per_run(height: int, width: int) -> int:
+    """How many frames of ``height`` x ``width`` one forward on the CPU takes, with torch or
+    ONNX Runtime (see CPU_PIXELS_PER_FORWARD)."""
+    return max(1, CPU_PIXELS_PER_FORWARD // (height * width))
+
+
 class FrameEncoder(nn.Module):
     """Runs a timm model on frames and returns its pooled pre-logits features and, when it has
     a classifier, its logits — one pass, sharing the trunk."""
@@ -210,7 +216,7 @@ class FrameEncoder(nn.Module):
         self.has_head = getattr(model, "num_classes", 0) > 0
 
     def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        chunk = max(1, CPU_PIXELS_PER_FORWARD // (frames.shape[-2] * frames.shape[-1]))
+        chunk = cpu_frames_per_run(*frames.shape[-2:])
         if frames.device.type != "cpu" or len(frames) <= chunk:
             return self.forward_frames(frames)
         parts = [self.forward_frames(part) for part in frames.split(chunk)]

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pipeline.config import ModelSpec
-from pipeline.models import CHECKPOINT_FORMAT, FrameEncoder, WeightsError, create_model, data_config, frame_transform, hub_reachable, weights_identity
+from pipeline.models import CHECKPOINT_FORMAT, FrameEncoder, WeightsError, cpu_frames_per_run, create_model, data_config, frame_transform, hub_reachable, weights_identity
 
 CLASSES = ("a", "b", "c")
 
@@ -21,6 +21,28 @@ def test_encoder_logits_equal_the_models_own_forward(name):
         expected = model(x)
     assert feats.ndim == 2 and feats.shape[0] == 4
     torch.testing.assert_close(logits, expected, rtol=0, atol=1e-6)
+
+
+def test_cpu_runs_take_8_frames_at_224_and_as_many_pixels_at_other_sizes():
+    assert cpu_frames_per_run(224, 224) == 8
+    assert cpu_frames_per_run(112, 112) == 32  # Mini-Kinetics' light model
+    assert cpu_frames_per_run(256, 340) == 4  # 401,408 // 87,040
+    assert cpu_frames_per_run(1080, 1920) == 1
+
+
+def test_encoder_on_the_cpu_runs_in_chunks_with_the_same_outputs(monkeypatch):
+    encoder = FrameEncoder(create_model(ModelSpec("test_resnet", weights="none", resolution=32), num_classes=3, seed=0)).eval()
+    x = torch.randn(11, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    calls = []
+    forward_frames = encoder.forward_frames
+    monkeypatch.setattr(encoder, "forward_frames", lambda frames: calls.append(len(frames)) or forward_frames(frames))
+    with torch.inference_mode():
+        whole = forward_frames(x)
+        monkeypatch.setattr("pipeline.models.CPU_PIXELS_PER_FORWARD", 4 * 32 * 32)
+        parts = encoder(x)
+    assert calls == [4, 4, 3]
+    for a, b in zip(whole, parts):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
 
 
 def test_feature_only_model_has_no_logits():
