@@ -83,7 +83,8 @@ def to_model_input(frames: np.ndarray, transform: Transform) -> torch.Tensor:
 class BlockDecoder(Dataset):
     """Item ``b``: block ``blocks[b]`` decoded and preprocessed for both models: the T segment
     centres of every video and, for the training videos, ``offsets - 1`` other candidates of
-    every segment too."""
+    every segment too. Given one transform object for both models (``frame_transforms``), the
+    frames are preprocessed once and both models get the same tensor."""
 
     def __init__(self, root: Path, videos: tuple[VideoRecord, ...], blocks: list[tuple[int, list[int]]], t: int, light_tf: Transform, rec_tf: Transform, offsets: int = 1):
         self.root, self.videos, self.blocks, self.t, self.offsets = Path(root), videos, blocks, t, offsets
@@ -100,7 +101,7 @@ class BlockDecoder(Dataset):
             try:
                 frames, indices, count = decode_candidates(self.root, record, self.t, self.offsets if record.split == "train" else 1)
                 light = to_model_input(frames, self.light_tf)
-                rec = to_model_input(frames, self.rec_tf)
+                rec = light if self.rec_tf is self.light_tf else to_model_input(frames, self.rec_tf)
             except VideoReadError as exc:
                 failures.append(VideoFailure(index, exc.reason))
                 continue

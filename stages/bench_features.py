@@ -23,7 +23,7 @@ from pipeline.config import WEIGHTS_NONE, FeaturesConfig, ModelSpec, RunOptions
 from pipeline.datasets import AnnotationFiles, load_manifest
 from pipeline.distributed import pick_device, synchronize
 from pipeline.extract import BlockDecoder, BlockInference, block_loader, decoding_workers, make_blocks
-from pipeline.models import frame_transform
+from pipeline.models import frame_transforms
 from stages.features import build_encoders, build_runners, make_layout, run_features
 
 
@@ -89,7 +89,7 @@ def bench_features(dataset: str, data_root: Path | None, config: FeaturesConfig,
     device = pick_device(opts.device)
     light, rec, light_cfg, rec_cfg = build_encoders(config, manifest)
     blocks = list(enumerate(make_blocks(len(videos), opts.videos_per_batch)))
-    decoder = BlockDecoder(root, videos, blocks, config.num_frames, frame_transform(light_cfg), frame_transform(rec_cfg))
+    decoder = BlockDecoder(root, videos, blocks, config.num_frames, *frame_transforms(light_cfg, rec_cfg))
 
     workers = decoding_workers(opts.workers, device)
     opts = replace(opts, workers=workers)  # the full stage decodes with the same number

@@ -21,7 +21,7 @@ from pipeline.config import FeaturesConfig, RunOptions
 from pipeline.datasets import AnnotationFiles, Manifest, load_manifest
 from pipeline.distributed import Worker, barrier, pick_device, setup_worker, teardown
 from pipeline.extract import BlockDecoder, BlockInference, block_loader, decoding_workers, make_blocks
-from pipeline.models import FrameEncoder, create_model, data_config, frame_transform, weights_identity
+from pipeline.models import FrameEncoder, create_model, data_config, frame_transform, frame_transforms, weights_identity
 
 
 @dataclass
@@ -276,7 +276,7 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
             # read again under the lock: the block and shard sizes are those fixed at creation
             status = writer.status()
             plan = _plan(status, writer.attrs, worker, opts.retry_failed)
-            decoder = BlockDecoder(root, manifest.videos, plan.todo, config.num_frames, frame_transform(light_cfg), frame_transform(rec_cfg), config.offsets)
+            decoder = BlockDecoder(root, manifest.videos, plan.todo, config.num_frames, *frame_transforms(light_cfg, rec_cfg), config.offsets)
             infer = BlockInference(*build_runners(light, rec, light_cfg, rec_cfg, worker.device, opts.backend, opts.export_dir))
             loader = block_loader(decoder, min(decoding_workers(opts.workers, worker.device), len(plan.todo)), pin_memory=worker.device.type == "cuda")
             bar = tqdm(total=sum(len(m) for _, m in plan.todo), unit="video", desc=f"features {manifest.name}", disable=not opts.progress or not worker.is_leader)

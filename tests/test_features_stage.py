@@ -19,8 +19,8 @@ import torch
 
 from pipeline.cache import ARRAY_NAMES, DONE, FAILED, CacheError, FeatureCache, file_lock
 from pipeline.datasets import get_dataset
-from pipeline.extract import decode_video, to_model_input
-from pipeline.models import FrameEncoder, create_model, data_config, frame_transform
+from pipeline.extract import BlockDecoder, decode_video, to_model_input
+from pipeline.models import FrameEncoder, create_model, data_config, frame_transform, frame_transforms
 from stages.features import run_features
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,6 +66,30 @@ def test_cache_schema_and_values(tiny_videos, tiny_config, run_options):
             feats, expected = FrameEncoder(rec_model)(x)
         np.testing.assert_allclose(logits[i], expected.numpy(), rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(rec[i].astype(np.float32), feats.numpy(), rtol=2e-3, atol=2e-3)
+
+
+def test_models_with_equal_data_configs_share_one_preprocessing_of_each_frame(tiny_videos, tiny_config):
+    cfg = data_config(create_model(tiny_config.recognizer, 3, seed=0), tiny_config.recognizer)
+    light_tf, rec_tf = frame_transforms(cfg, dict(cfg))
+    assert rec_tf is light_tf
+    other_light, other_rec = frame_transforms(cfg, {**cfg, "crop_pct": 1.0})
+    assert other_rec is not other_light
+    videos = get_dataset("demo").load(tiny_videos).videos
+    calls: list[int] = []
+
+    def spy(tf):
+        return lambda x: calls.append(len(x)) or tf(x)
+
+    shared = spy(light_tf)
+    block = BlockDecoder(tiny_videos, videos, [(0, [0, 1, 2])], 6, shared, shared)[0]
+    assert calls == [6, 6, 6]  # once a video, not once a model
+    for video in block.videos:
+        expected = to_model_input(decode_video(tiny_videos, videos[video.index], 6)[0], light_tf)
+        assert video.rec is video.light
+        torch.testing.assert_close(video.light, expected, rtol=0, atol=0)
+    calls.clear()
+    block = BlockDecoder(tiny_videos, videos, [(0, [0, 1, 2])], 6, spy(other_light), spy(other_rec))[0]
+    assert calls == [6] * 6 and all(v.rec is not v.light for v in block.videos)
 
 
 def test_short_videos_are_repeat_spliced_in_the_cache(tiny_videos, tiny_config, run_options):
