@@ -114,4 +114,7 @@ def test_bench_fraction_is_the_ratio_of_medians_with_the_per_repetition_range():
     assert bench.flop_bound_speedup == 2.5
     assert bench.fraction(timing) == pytest.approx(6.0 / 2.0 / 2.5)  # medians: 6 s over 2 s
     assert bench.fraction_range(timing) == pytest.approx((0.8, 1.0))
-    assert "fraction of the FLOP bound 1.20 (repetitions 0.80-1.00" in bench.table()
+    assert "bs=32: measured 3.00x, fraction of the FLOP bound 1.20 (repetitions 0.80-1.00; target >= 0.9)" in bench.table()
+    assert "heads + fusion 10.00% (target <= 3%)" in bench.table()  # 0.2 of NSNet's 2.0 s
+    # latency's target is the 0.85, throughput's 0.9
+    assert "bs=1: measured 3.00x, fraction of the FLOP bound 1.20 (repetitions 0.80-1.00; target >= 0.85)" in replace(bench, timings=[replace(timing, batch=1)]).table()
