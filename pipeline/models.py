@@ -193,7 +193,7 @@ def frame_transforms(light_cfg: dict[str, Any], rec_cfg: dict[str, Any]):
     decoders preprocess every frame once for both models. Preprocessing is two thirds of the
     decoders' work (demo clips: decode 1.15 ms a frame, each preprocessing 2.27 ms)."""
     light_tf = frame_transform(light_cfg)
-    return light_tf, light_tf if dict(rec_cfg) == dict(light_cfg) else frame_transform(rec_cfg)
+    return light_tf, light_tf if rec_cfg == light_cfg else frame_transform(rec_cfg)
 
 
 # On the CPU a backbone's time per frame grows with the batch: the activations of a large batch
