@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.models import FrameEncoder, cpu_frames_per_run, encode, prepare_encoder
+from pipeline.models import FrameEncoder, encode, frames_per_run, prepare_encoder
 from pipeline.sampler import NSNetSampler
 from pipeline.sampler_training import FrameObjective, frame_objective, sampler_saliency
 
@@ -41,6 +41,14 @@ BACKENDS = ("auto", "torch", "onnxruntime")
 ONNX_OPSET = 18
 DEFAULT_EXPORT_DIR = Path("cache") / "onnx"  # <cache-dir>/onnx for the default cache dir
 INPUT_NAME = "frames"
+# ONNX Runtime takes frames in runs of about this many pixels (2 frames at 224², more for smaller
+# frames). With the threads spinning inside a run (see _session) small runs keep the activations
+# of MobileNetV2's wide early layers in the caches without paying a wake-up per operator: on the
+# 2-core CPU, ms per frame at 1 / 2 / 3 / 4 / 8 frames a run (2026-12-02, median of 9 in turns):
+# MobileNetV2 2.88 / 2.65 / 2.90 / 3.08 / 3.17, ResNet-50 (1 / 2 / 4 / 8) 21.9 / 20.6 / 20.6 /
+# 21.1. In ``make bench``'s path runs of 2 instead of 8 took the light model from 59 to 49 ms a
+# video at batch 32 (same run, interleaved).
+ONNX_PIXELS_PER_RUN = 2 * 224 * 224
 
 
 class Runner(Protocol):
@@ -161,8 +169,13 @@ def export_onnx(encoder: FrameEncoder, input_size: tuple[int, int, int], export_
 
 
 def _session(path: Path):
-    """An ONNX Runtime CPU session of ``path`` with as many intra-op threads as torch uses,
-    which do not spin while they wait (see :class:`OnnxRunner`)."""
+    """An ONNX Runtime CPU session of ``path`` with as many intra-op threads as torch uses. Its
+    threads spin between the operators of a run and stop spinning as soon as the run returns
+    (``session.force_spinning_stop``): a sleeping worker is woken for every operator otherwise,
+    and MobileNetV2's 52 small convolutions paid for that (light model 65 -> 49 ms a video at
+    batch 32 in ``make bench``'s path, heads 5.9 -> 5.1 ms at batch 1, same run), while threads
+    left spinning after a run took the cores from the next session or the decoders (a spinning
+    heads session made the recognizer after it 101 -> 131 ms a video)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -170,7 +183,8 @@ def _session(path: Path):
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1")
+    options.add_session_config_entry("session.force_spinning_stop", "1")
     options.log_severity_level = 3
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -179,17 +193,8 @@ def _session(path: Path):
 
 
 class OnnxRunner:
-    """An exported encoder in an ONNX Runtime CPU session with as many intra-op threads as
-    torch uses, fed runs of at most :data:`~pipeline.models.CPU_PIXELS_PER_FORWARD` pixels (8
-    frames at 224²: faster per frame than larger runs, and small in memory). Its threads do not
-    spin while they wait: alone, spinning made small runs faster
-    (MobileNetV2 on 16 frames 7.1 -> 5.7 ms a frame), but in NSNet's path the torch heads that
-    run next lost the cores to the spinning threads (25 -> 31 ms at batch 1) and the whole path
-    was no faster (349 vs 356 ms); stopping the spin after each run was slower still (393 ms).
-    With the heads in ONNX Runtime too (2026-12-02), a spinning heads session took the cores
-    from the recognizer that runs next (101 -> 131 ms a video at batch 1), and one thread pool
-    shared by all sessions (``set_global_thread_pool_sizes``) was no faster than a pool each.
-    The CLI keeps torch's OpenMP threads passive for the same reason (decoding workers)."""
+    """An exported encoder in an ONNX Runtime CPU session (see :func:`_session`), fed runs of
+    at most :data:`ONNX_PIXELS_PER_RUN` pixels."""
 
     backend = "onnxruntime"
 
@@ -199,7 +204,7 @@ class OnnxRunner:
 
     def __call__(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         x = frames.detach().to("cpu", torch.float32).numpy()
-        step = cpu_frames_per_run(*x.shape[-2:])
+        step = frames_per_run(*x.shape[-2:], ONNX_PIXELS_PER_RUN)
         runs = [self.session.run(None, {INPUT_NAME: np.ascontiguousarray(x[i : i + step])}) for i in range(0, len(x), step)]
         features = torch.from_numpy(np.concatenate([r[0] for r in runs]))
         return features, torch.from_numpy(np.concatenate([r[1] for r in runs])) if self.has_head else None

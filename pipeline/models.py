@@ -197,22 +197,18 @@ def frame_transforms(light_cfg: dict[str, Any], rec_cfg: dict[str, Any]):
 
 
 # On the CPU a backbone's time per frame grows with the batch: the activations of a large batch
-# spill the caches, and fresh memory is faulted in for every batch. So on the CPU frames go
-# through in chunks of about this many pixels (8 frames at 224², more for smaller frames), with
-# torch and with ONNX Runtime alike; a GPU takes the whole batch. Measured on the 2-core CPU at
-# 224², ms per frame at 2 / 4 / 8 / 16 / 32 / 256 frames a batch, torch: ResNet-50 41 / 36 /
-# 36-40 / 44 / 47 / 61; MobileNetV2 (8 / 16 / 32 / 256) 11.4 / 11.3 / 12.8 / 22.2. ONNX Runtime
-# (2026-12-02, 2 threads), MobileNetV2 at 1 / 4 / 8 / 16 / 32 / 64 / 128 frames a run: 4.3 /
-# 3.6 / 2.8 / 3.0 / 3.3 / 3.7 / 4.1; ResNet-50 flat at 21-23 from 4 to 32, 21-37 at 64. In
-# ``make bench``'s own path runs of 8 instead of 64 took the light model from 63.7 to 44.2 ms
-# per video at batch 32 (same run, interleaved).
+# spill the caches, and fresh memory is faulted in for every batch. So on the CPU torch takes
+# frames in chunks of about this many pixels (8 frames at 224², more for smaller frames); a GPU
+# takes the whole batch. Measured on the 2-core CPU at 224², ms per frame at 2 / 4 / 8 / 16 /
+# 32 / 256 frames a batch: ResNet-50 41 / 36 / 36-40 / 44 / 47 / 61; MobileNetV2 (8 / 16 / 32 /
+# 256) 11.4 / 11.3 / 12.8 / 22.2. ONNX Runtime has its own size
+# (:data:`pipeline.backends.ONNX_PIXELS_PER_RUN`).
 CPU_PIXELS_PER_FORWARD = 8 * 224 * 224
 
 
-def cpu_frames_per_run(height: int, width: int) -> int:
-    """How many frames of ``height`` x ``width`` one forward on the CPU takes, with torch or
-    ONNX Runtime (see CPU_PIXELS_PER_FORWARD)."""
-    return max(1, CPU_PIXELS_PER_FORWARD // (height * width))
+def frames_per_run(height: int, width: int, pixels: int) -> int:
+    """How many frames of ``height`` x ``width`` make a run of about ``pixels`` pixels (at least one)."""
+    return max(1, pixels // (height * width))
 
 
 class FrameEncoder(nn.Module):
@@ -225,7 +221,7 @@ class FrameEncoder(nn.Module):
         self.has_head = getattr(model, "num_classes", 0) > 0
 
     def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        chunk = cpu_frames_per_run(*frames.shape[-2:])
+        chunk = frames_per_run(*frames.shape[-2:], CPU_PIXELS_PER_FORWARD)
         if frames.device.type != "cpu" or len(frames) <= chunk:
             return self.forward_frames(frames)
         parts = [self.forward_frames(part) for part in frames.split(chunk)]

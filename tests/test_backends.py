@@ -51,7 +51,7 @@ def test_onnx_runner_splits_large_batches_into_runs_with_the_same_outputs(onnx_e
     runner = make_runner(_encoder("test_resnet", 5), (3, 32, 32), CPU, "onnxruntime", onnx_exports)
     frames = torch.randn(11, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     whole = runner(frames)
-    monkeypatch.setattr("pipeline.models.CPU_PIXELS_PER_FORWARD", 4 * 32 * 32)  # runs of 4, 4 and 3 frames
+    monkeypatch.setattr("pipeline.backends.ONNX_PIXELS_PER_RUN", 4 * 32 * 32)  # runs of 4, 4 and 3 frames
     calls = []
     run = runner.session.run
     monkeypatch.setattr(runner, "session", type("Spy", (), {"run": lambda _, names, feed: calls.append(len(feed["frames"])) or run(names, feed)})())

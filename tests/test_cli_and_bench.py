@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.datasets import get_dataset
-from stages.bench import InferenceBench, summarize
+from stages.bench import InferenceBench, summarize, time_batch
 from stages.bench_features import bench_features, with_paper_backbones
 from stages.cli import main
 
@@ -118,3 +118,12 @@ def test_bench_fraction_is_the_ratio_of_medians_with_the_per_repetition_range():
     assert "heads + fusion 10.00% (target <= 3%)" in bench.table()  # 0.2 of NSNet's 2.0 s
     # latency's target is the 0.85, throughput's 0.9
     assert "bs=1: measured 3.00x, fraction of the FLOP bound 1.20 (repetitions 0.80-1.00; target >= 0.85)" in replace(bench, timings=[replace(timing, batch=1)]).table()
+
+
+def test_bench_measures_one_backend_after_the_other_with_one_warm_up_each(monkeypatch):
+    calls = []
+    seconds = {"light": 1.0, "heads": 0.1, "fusion": 0.1, "recognizer": 0.8, "dense": 5.0, "uniform": 1.0}
+    monkeypatch.setattr("stages.bench._time_methods", lambda engine, *frames: calls.append(engine) or dict(seconds))
+    timings = time_batch({"torch": "torch engine", "onnxruntime": "ort engine"}, 1, 2, 1, 8, 8, reps=2)
+    assert calls == ["torch engine"] * 3 + ["ort engine"] * 3
+    assert [(t.backend, t.rep_speedups) for t in timings] == [("torch", [2.5, 2.5]), ("onnxruntime", [2.5, 2.5])]

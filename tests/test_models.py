@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from pipeline.config import ModelSpec
-from pipeline.models import CHECKPOINT_FORMAT, FrameEncoder, WeightsError, cpu_frames_per_run, create_model, data_config, frame_transform, hub_reachable, weights_identity
+from pipeline.backends import ONNX_PIXELS_PER_RUN
+from pipeline.models import CHECKPOINT_FORMAT, CPU_PIXELS_PER_FORWARD, FrameEncoder, WeightsError, create_model, frames_per_run, data_config, frame_transform, hub_reachable, weights_identity
 
 CLASSES = ("a", "b", "c")
 
@@ -23,11 +24,13 @@ def test_encoder_logits_equal_the_models_own_forward(name):
     torch.testing.assert_close(logits, expected, rtol=0, atol=1e-6)
 
 
-def test_cpu_runs_take_8_frames_at_224_and_as_many_pixels_at_other_sizes():
-    assert cpu_frames_per_run(224, 224) == 8
-    assert cpu_frames_per_run(112, 112) == 32  # Mini-Kinetics' light model
-    assert cpu_frames_per_run(256, 340) == 4  # 401,408 // 87,040
-    assert cpu_frames_per_run(1080, 1920) == 1
+def test_runs_take_as_many_frames_as_fit_the_pixels_and_at_least_one():
+    assert frames_per_run(224, 224, CPU_PIXELS_PER_FORWARD) == 8
+    assert frames_per_run(112, 112, CPU_PIXELS_PER_FORWARD) == 32  # Mini-Kinetics' light model
+    assert frames_per_run(256, 340, CPU_PIXELS_PER_FORWARD) == 4  # 401,408 // 87,040
+    assert frames_per_run(1080, 1920, CPU_PIXELS_PER_FORWARD) == 1
+    assert frames_per_run(224, 224, ONNX_PIXELS_PER_RUN) == 2
+    assert frames_per_run(112, 112, ONNX_PIXELS_PER_RUN) == 8
 
 
 def test_encoder_on_the_cpu_runs_in_chunks_with_the_same_outputs(monkeypatch):
