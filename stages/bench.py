@@ -43,6 +43,17 @@ PARTS = ("light", "heads", "fusion", "recognizer")
 LATENCY_FRACTION_TARGET, THROUGHPUT_FRACTION_TARGET, SAMPLER_SHARE_TARGET = 0.85, 0.9, 0.03
 
 
+# A repetition at batch 1 costs a thirty-second of one at batch 32, and its figure is the noisier
+# (single repetitions from 0.68 to 1.27 of the FLOP bound in one run of five; over 25, three runs
+# gave 0.84, 0.86, 0.84): batch 1 takes this many times ``--reps``.
+LATENCY_REPS_FACTOR = 5
+
+
+def repetitions(batch: int, reps: int) -> int:
+    """Timed repetitions at ``batch`` for ``--reps`` (more at batch 1, see LATENCY_REPS_FACTOR)."""
+    return reps * LATENCY_REPS_FACTOR if batch == 1 else reps
+
+
 def fraction_target(batch: int) -> float:
     """The fraction of the FLOP bound aimed at for a batch of ``batch`` videos."""
     return LATENCY_FRACTION_TARGET if batch == 1 else THROUGHPUT_FRACTION_TARGET
@@ -117,7 +128,7 @@ class InferenceBench:
 
     def table(self) -> str:
         head = (f"inference benchmark (Table 5): device {self.device}, {self.threads} threads; light {self.light}, recognizer {self.recognizer}; "
-                f"T={self.num_frames}, K={self.k}, C={self.num_classes}; random-init weights; decode excluded; median of {self.reps}; backbones on {' and '.join(self.backends)}, one after the other, the methods in turns")
+                f"T={self.num_frames}, K={self.k}, C={self.num_classes}; random-init weights; decode excluded; median of {self.reps} repetitions ({repetitions(1, self.reps)} at batch 1); backbones on {' and '.join(self.backends)}, one after the other, the methods in turns")
         methods = ((f"NSNet (K={self.k})", "nsnet"), (f"DENSE (T={self.num_frames})", "dense"), (f"UNIFORM (K={self.k})", "uniform"))
         batches = self.of(self.backends[0])
         header = ("method", "backend", "GFLOPs/video", *[f"bs={t.batch}: ms/video" for t in batches], *[f"bs={t.batch}: videos/s" for t in batches])
@@ -266,7 +277,7 @@ def bench_inference(config: FeaturesConfig, k: int, num_classes: int, batch_size
         backends=tuple(backends),
     )
     for batch in batch_sizes:
-        result.timings.extend(time_batch(engines, batch, t, min(k, t), config.light.resolution, config.recognizer.resolution, reps))
+        result.timings.extend(time_batch(engines, batch, t, min(k, t), config.light.resolution, config.recognizer.resolution, repetitions(batch, reps)))
     if decode:
         with tempfile.TemporaryDirectory(prefix="nsnet-bench-") as tmp:
             clip = bench_clip(Path(tmp) / "clip_340x256_25fps_10s.mp4")
