@@ -172,8 +172,10 @@ class BlockInference:
             status[failure.index - start] = FAILED
         if not block.videos:
             return rows, status
-        light, _ = self.light(torch.cat([v.light for v in block.videos]))
-        rec, logits = self.recognizer(torch.cat([v.rec for v in block.videos]))
+        light_frames = torch.cat([v.light for v in block.videos])
+        shared = all(v.rec is v.light for v in block.videos)  # one preprocessing for both models
+        light, _ = self.light(light_frames)
+        rec, logits = self.recognizer(light_frames if shared else torch.cat([v.rec for v in block.videos]))
         outputs = {name: value.float().cpu().numpy() for name, value in (("light_features", light), ("rec_features", rec), ("rec_logits", logits))}
         at = 0
         for video in block.videos:  # a video's frames: S rows of T, the centres first

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.cache import ARRAY_NAMES, DONE, FAILED, CacheError, FeatureCache, file_lock
+from pipeline.cache import ARRAY_NAMES, DONE, FAILED, CacheError, FeatureCache, Layout, file_lock
 from pipeline.datasets import get_dataset
-from pipeline.extract import BlockDecoder, decode_video, to_model_input
+from pipeline.extract import BlockDecoder, BlockInference, decode_video, to_model_input
 from pipeline.models import FrameEncoder, create_model, data_config, frame_transform, frame_transforms
 from stages.features import run_features
 
@@ -87,9 +87,19 @@ def test_models_with_equal_data_configs_share_one_preprocessing_of_each_frame(ti
         expected = to_model_input(decode_video(tiny_videos, videos[video.index], 6)[0], light_tf)
         assert video.rec is video.light
         torch.testing.assert_close(video.light, expected, rtol=0, atol=0)
+    fed: dict[str, torch.Tensor] = {}
+
+    def runner(name: str, dim: int):
+        return lambda frames: fed.__setitem__(name, frames) or (torch.zeros(len(frames), dim), torch.zeros(len(frames), 3))
+
+    layout = Layout(3, 6, 4, 5, 3).rows()
+    BlockInference(runner("light", 4), runner("rec", 5))(block, layout)
+    assert fed["rec"] is fed["light"] and fed["light"].shape == (18, 3, 32, 32)  # one batch of frames for both models
     calls.clear()
     block = BlockDecoder(tiny_videos, videos, [(0, [0, 1, 2])], 6, spy(other_light), spy(other_rec))[0]
     assert calls == [6] * 6 and all(v.rec is not v.light for v in block.videos)
+    BlockInference(runner("light", 4), runner("rec", 5))(block, layout)
+    assert fed["rec"] is not fed["light"] and not torch.equal(fed["rec"], fed["light"])
 
 
 def test_short_videos_are_repeat_spliced_in_the_cache(tiny_videos, tiny_config, run_options):
