@@ -172,10 +172,11 @@ def _session(path: Path):
     """An ONNX Runtime CPU session of ``path`` with as many intra-op threads as torch uses. Its
     threads spin between the operators of a run and stop spinning as soon as the run returns
     (``session.force_spinning_stop``): a sleeping worker is woken for every operator otherwise,
-    and MobileNetV2's 52 small convolutions paid for that (light model 65 -> 49 ms a video at
-    batch 32 in ``make bench``'s path, heads 5.9 -> 5.1 ms at batch 1, same run), while threads
-    left spinning after a run took the cores from the next session or the decoders (a spinning
-    heads session made the recognizer after it 101 -> 131 ms a video)."""
+    and MobileNetV2's 52 small convolutions paid for that (runs of 8 frames in ``make bench``'s
+    path, same run: light model 56.8 -> 47.8 ms a video at batch 32; at batch 1 in another run
+    light 52.1 -> 43.7 ms, heads 5.5 -> 4.5 ms), while threads left spinning after a run took
+    the cores from the next session or the decoders (a spinning heads session made the
+    recognizer after it 101 -> 131 ms a video)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()

@@ -129,11 +129,11 @@ def decoding_workers(requested: int | None, device: torch.device) -> int:
     """DataLoader decoding processes for a features run: ``requested``, or by default one per
     ``CPU_CORES_PER_DECODER`` cores of this process on the CPU (at least one) and 2 on a GPU.
     On the CPU the decoders take their cores from the models: with the paper's backbones one
-    decoding process supplies about 260 frames/s (each frame preprocessed once for both models)
-    while both models through ONNX Runtime take about 33 frames/s on 2 cores (about 60 core-ms
-    a frame against 4 for decoding), and on the 2-core machine a second decoder lowered the full
-    stage from 0.90 to 0.85 of the models' rate (README, Benchmarks). The cores are shared by
-    the torchrun ranks of one node."""
+    decoding process supplies about 240-350 frames/s (each frame preprocessed once for both
+    models) while both models through ONNX Runtime take about 40 frames/s on 2 cores (about 50
+    core-ms a frame against 3-4 for decoding), and on the 2-core machine a second decoder
+    lowered the full stage from 0.90 to 0.85 of the models' rate (README, Benchmarks). The
+    cores are shared by the torchrun ranks of one node."""
     if requested is not None:
         return requested
     if torch.device(device).type != "cpu":

@@ -6,8 +6,8 @@ backbones (default: MobileNetV2 and ResNet-50 at 224Â²), randomly initialised â€
 depend on the weights. The NSNet path is :class:`pipeline.inference.NSNetInference`, the code
 ``nsnet predict`` runs, timed part by part (light backbone, heads, fusion, recognizer). The three
 methods are measured in turns within each repetition and the median is kept, so drifts of the
-machine hit all of them alike; with two backends, one is measured after the other. Decoding is excluded from those figures and measured on its own on
-a generated H.264 clip.
+machine hit all of them alike; with two backends, one is measured after the other. Decoding is
+excluded from those figures and measured on its own on a generated H.264 clip.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import torch
 
 from pipeline.config import ModelSpec
 from pipeline.backends import ONNX_PIXELS_PER_RUN
-from pipeline.models import CHECKPOINT_FORMAT, CPU_PIXELS_PER_FORWARD, FrameEncoder, WeightsError, create_model, frames_per_run, data_config, frame_transform, hub_reachable, weights_identity
+from pipeline.models import CHECKPOINT_FORMAT, CPU_PIXELS_PER_FORWARD, FrameEncoder, WeightsError, create_model, data_config, frame_transform, frames_per_run, hub_reachable, weights_identity
 
 CLASSES = ("a", "b", "c")
 
