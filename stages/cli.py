@@ -509,7 +509,7 @@ def bench_train_command(dataset: str, cache_dir: Path, features_path: Path | Non
 @click.option("--k", "k", type=int, default=None, help="K (default: the paper's 5).")
 @click.option("--classes", "num_classes", type=int, default=200, show_default=True, help="Recognizer classes (ActivityNet: 200).")
 @backbone_options(weights=False)
-@click.option("--batch-sizes", default="1,32", show_default=True, help="Latency at the first, throughput at the others.")
+@click.option("--batch-sizes", default="1,32", show_default=True, help="Batch sizes timed: batch 1 is latency (its targets and repetitions), larger ones throughput.")
 @click.option("--reps", type=int, default=5, show_default=True, help="Timed repetitions (median), after one warm-up; batch 1 takes five times as many.")
 @click.option("--no-decode", is_flag=True, help="Skip the decoding measurement.")
 @click.option("--device", default="auto", show_default=True)
