@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import timm
 import torch
@@ -105,6 +106,12 @@ def test_onnx_heads_equal_torch_for_every_fem(fem, onnx_exports):
         np.testing.assert_allclose(f, f_ref, rtol=1e-5, atol=1e-7)
         np.testing.assert_allclose(v, v_ref, rtol=1e-5, atol=1e-7)
         np.testing.assert_allclose(v.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_transformer_fem_attention_is_exported_as_one_operator_a_layer(onnx_exports):
+    sampler = _sampler("transformer")
+    graph = onnx.load(export_heads(sampler, "ns", 6, 16, onnx_exports)).graph
+    assert [node.op_type for node in graph.node].count("Attention") == len(sampler.fem.body.layers) == 2
 
 
 @pytest.mark.parametrize("fsm_target", FSM_TARGETS)
