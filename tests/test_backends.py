@@ -12,7 +12,7 @@ import pytest
 import timm
 import torch
 
-from pipeline.backends import OnnxHeads, OnnxRunner, TorchHeads, TorchRunner, compared_backends, export_heads, export_onnx, make_heads, make_runner, resolve_backend
+from pipeline.backends import OnnxHeads, OnnxRunner, TorchHeads, TorchRunner, compared_backends, export_heads, export_onnx, make_heads, make_runner, resolve_backend, run_count
 from pipeline.cache import FeatureCache
 from pipeline.config import EvalConfig, TrainConfig
 from pipeline.models import FrameEncoder
@@ -52,14 +52,19 @@ def test_onnx_runner_splits_large_batches_into_runs_with_the_same_outputs(onnx_e
     runner = make_runner(_encoder("test_resnet", 5), (3, 32, 32), CPU, "onnxruntime", onnx_exports)
     frames = torch.randn(11, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     whole = runner(frames)
-    monkeypatch.setattr("pipeline.backends.ONNX_PIXELS_PER_RUN", 4 * 32 * 32)  # runs of 4, 4 and 3 frames
+    monkeypatch.setattr("pipeline.backends.ONNX_PIXELS_PER_RUN", 4 * 32 * 32)  # 11 frames at about 4 a run: 6 + 5
     calls = []
     run = runner.session.run
     monkeypatch.setattr(runner, "session", type("Spy", (), {"run": lambda _, names, feed: calls.append(len(feed["frames"])) or run(names, feed)})())
     parts = runner(frames)
-    assert calls == [4, 4, 3]
+    assert calls == [6, 5]
     for a, b in zip(whole, parts):
         np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_runs_hold_at_least_their_size_the_rest_spread_over_them():
+    assert [run_count(n, 2) for n in (1, 2, 3, 5, 16, 17)] == [1, 1, 1, 2, 8, 8]  # 5: 3 + 2, 17: 3 + 2 x 7
+    assert [len(part) for part in np.array_split(np.arange(5), run_count(5, 2))] == [3, 2]
 
 
 def test_exports_are_made_once_and_keyed_by_weights_and_input_size(tmp_path):
