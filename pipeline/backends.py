@@ -218,7 +218,8 @@ class OnnxRunner:
 
     def __call__(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         x = frames.detach().to("cpu", torch.float32).numpy()
-        runs = [self.session.run(None, {INPUT_NAME: np.ascontiguousarray(part)}) for part in np.array_split(x, run_count(len(x), frames_per_run(*x.shape[-2:], ONNX_PIXELS_PER_RUN)))]
+        parts = np.array_split(x, run_count(len(x), frames_per_run(*x.shape[-2:], ONNX_PIXELS_PER_RUN)))
+        runs = [self.session.run(None, {INPUT_NAME: np.ascontiguousarray(part)}) for part in parts]
         features = torch.from_numpy(np.concatenate([r[0] for r in runs]))
         return features, torch.from_numpy(np.concatenate([r[1] for r in runs])) if self.has_head else None
 
