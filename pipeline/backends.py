@@ -53,6 +53,10 @@ INPUT_NAME = "frames"
 # 21.1. In ``make bench``'s path runs of 2 instead of 8 took the light model from 59 to 49 ms a
 # video at batch 32 (same run, interleaved).
 ONNX_PIXELS_PER_RUN = 2 * 224 * 224
+# The heads run with their weights as the left operand of each product (:mod:`pipeline.onnx_products`)
+# up to this many rows (videos x frames: batch 1 and 2 at T=16), as exported above it: at batch 1
+# 4.0-6.2 -> 3.3-4.7 ms, from batch 4 the exported form as fast or faster (2-core CPU, 2026-12-02).
+WEIGHTS_FIRST_MAX_ROWS = 32
 
 
 class Runner(Protocol):
@@ -172,8 +176,9 @@ def export_onnx(encoder: FrameEncoder, input_size: tuple[int, int, int], export_
     return _export(_ExportGraph(encoder.cpu()), torch.zeros((2, *input_size)), INPUT_NAME, outputs, path, model_name)
 
 
-def _session(path: Path):
-    """An ONNX Runtime CPU session of ``path`` with as many intra-op threads as torch uses. Its
+def _session(path: Path, model: bytes | None = None):
+    """An ONNX Runtime CPU session of ``path`` (or of ``model``, a rewrite of it, serialized)
+    with as many intra-op threads as torch uses. Its
     threads spin between the operators of a run and stop spinning as soon as the run returns
     (``session.force_spinning_stop``): a sleeping worker is woken for every operator otherwise,
     and MobileNetV2's 52 small convolutions paid for that (runs of 8 frames in ``make bench``'s
@@ -192,7 +197,7 @@ def _session(path: Path):
     options.add_session_config_entry("session.force_spinning_stop", "1")
     options.log_severity_level = 3
     try:
-        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(path) if model is None else model, options, providers=["CPUExecutionProvider"])
     except Exception as exc:
         raise ValueError(f"{path}: not a loadable ONNX model ({_first_line(exc)}); delete it and it is exported again") from exc
 
@@ -265,17 +270,25 @@ class _SaliencyGraph(nn.Module):
 
 
 class OnnxHeads:
-    """An export of the heads in an ONNX Runtime CPU session; float32 in and out."""
+    """An export of the heads in two ONNX Runtime CPU sessions, float32 in and out: as exported,
+    and with the weights first (:func:`~pipeline.onnx_products.weights_first`) for calls of up to
+    :data:`WEIGHTS_FIRST_MAX_ROWS` frames."""
 
     backend = "onnxruntime"
 
     def __init__(self, path: Path):
+        import onnx
+
+        from pipeline.onnx_products import weights_first
+
         self.path = Path(path)
         self.session = _session(path)
+        self.few_rows_session = _session(path, weights_first(onnx.load(path)).SerializeToString())
 
     def __call__(self, features: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         x = np.ascontiguousarray(features.detach().to("cpu", torch.float32).numpy())
-        s_f, s_v = self.session.run(None, {"features": x})
+        session = self.few_rows_session if x.shape[0] * x.shape[1] <= WEIGHTS_FIRST_MAX_ROWS else self.session
+        s_f, s_v = session.run(None, {"features": x})
         return s_f, s_v
 
 

@@ -113,6 +113,17 @@ def test_onnx_heads_equal_torch_for_every_fem(fem, onnx_exports):
         np.testing.assert_allclose(v.sum(axis=1), 1.0, rtol=1e-5)
 
 
+def test_onnx_heads_run_few_rows_with_the_weights_first(onnx_exports, monkeypatch):
+    heads = make_heads(_sampler("transformer"), "ns", 6, 16, CPU, "onnxruntime", onnx_exports)
+    calls = []
+    for name in ("session", "few_rows_session"):
+        run = getattr(heads, name).run
+        monkeypatch.setattr(heads, name, type("Spy", (), {"run": lambda _, names, feed, name=name, run=run: calls.append(name) or run(names, feed)})())
+    for batch in (1, 5, 6, 33):  # 6 frames a video: 6 and 30 rows up to WEIGHTS_FIRST_MAX_ROWS = 32, 36 and 198 above
+        heads(torch.randn(batch, 6, 16))
+    assert calls == ["few_rows_session", "few_rows_session", "session", "session"]
+
+
 def test_transformer_fem_attention_is_exported_as_one_operator_a_layer(onnx_exports):
     sampler = _sampler("transformer")
     graph = onnx.load(export_heads(sampler, "ns", 6, 16, onnx_exports)).graph
