@@ -17,6 +17,12 @@ WEIGHTS_IMAGENET = "imagenet"
 WEIGHTS_NONE = "none"
 
 
+# ``nsnet bench``: a repetition at batch 1 costs a thirty-second of one at batch 32, and its figure
+# is the noisier (single repetitions from 0.68 to 1.27 of the FLOP bound in one run of five; over
+# 25, three runs gave 0.84, 0.86, 0.84): batch 1 takes this many times ``--reps``.
+LATENCY_REPS_FACTOR = 5
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A timm model and how its frames are preprocessed.

@@ -25,7 +25,7 @@ import torch
 
 from pipeline.backends import DEFAULT_EXPORT_DIR, make_heads
 from pipeline.baselines import uniform_positions
-from pipeline.config import WEIGHTS_NONE, EvalConfig, FeaturesConfig, TrainConfig
+from pipeline.config import LATENCY_REPS_FACTOR, WEIGHTS_NONE, EvalConfig, FeaturesConfig, TrainConfig
 from pipeline.demo_data import encode_h264
 from pipeline.flops import compute_cost
 from pipeline.distributed import synchronize
@@ -41,12 +41,6 @@ PARTS = ("light", "heads", "fusion", "recognizer")
 # Issue 15's targets for NSNet's speedup over DENSE as a fraction of the FLOP bound: latency
 # (batch 1) and throughput (larger batches); and the heads' and fusion's share of NSNet's time.
 LATENCY_FRACTION_TARGET, THROUGHPUT_FRACTION_TARGET, SAMPLER_SHARE_TARGET = 0.85, 0.9, 0.03
-
-
-# A repetition at batch 1 costs a thirty-second of one at batch 32, and its figure is the noisier
-# (single repetitions from 0.68 to 1.27 of the FLOP bound in one run of five; over 25, three runs
-# gave 0.84, 0.86, 0.84): batch 1 takes this many times ``--reps``.
-LATENCY_REPS_FACTOR = 5
 
 
 def repetitions(batch: int, reps: int) -> int:

@@ -15,7 +15,8 @@ import click
 # the models-only rate). Set before torch is imported; an explicit setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from pipeline.datasets import DATASETS  # noqa: E402  (no torch import behind it)
+from pipeline.config import LATENCY_REPS_FACTOR  # noqa: E402  (no torch import behind it)
+from pipeline.datasets import DATASETS  # noqa: E402
 from pipeline.presets import PRESETS, get_preset  # noqa: E402
 
 
@@ -510,7 +511,7 @@ def bench_train_command(dataset: str, cache_dir: Path, features_path: Path | Non
 @click.option("--classes", "num_classes", type=int, default=200, show_default=True, help="Recognizer classes (ActivityNet: 200).")
 @backbone_options(weights=False)
 @click.option("--batch-sizes", default="1,32", show_default=True, help="Batch sizes timed: batch 1 is latency (its targets and repetitions), larger ones throughput.")
-@click.option("--reps", type=int, default=5, show_default=True, help="Timed repetitions (median), after one warm-up; batch 1 takes five times as many.")
+@click.option("--reps", type=int, default=5, show_default=True, help=f"Timed repetitions (median), after one warm-up; batch 1 takes {LATENCY_REPS_FACTOR} times as many.")
 @click.option("--no-decode", is_flag=True, help="Skip the decoding measurement.")
 @click.option("--device", default="auto", show_default=True)
 @backend_options(compare=True)
