@@ -43,11 +43,22 @@ def weights_first(model: onnx.ModelProto) -> onnx.ModelProto:
             replaced.update(node.input[1:])
     del graph.node[:]
     graph.node.extend(nodes)
-    used = {name for node in graph.node for name in node.input}
+    used = _names_used(graph)
     kept = [tensor for tensor in graph.initializer if tensor.name in used or tensor.name not in replaced]
     del graph.initializer[:]
     graph.initializer.extend(kept + added)
     return model
+
+
+def _names_used(graph: onnx.GraphProto) -> set[str]:
+    """Every name a node of ``graph`` or of its subgraphs (If, Loop, Scan bodies) takes as input."""
+    used = set()
+    for node in graph.node:
+        used.update(node.input)
+        for attr in node.attribute:
+            for subgraph in (*([attr.g] if attr.HasField("g") else []), *attr.graphs):
+                used |= _names_used(subgraph)
+    return used
 
 
 def _dims(info: onnx.ValueInfoProto) -> list[int | None] | None:

@@ -81,3 +81,16 @@ def test_products_it_cannot_turn_round_are_left_as_they_were(case, node, x_dims)
     rewritten = weights_first(model)
     assert [n.op_type for n in rewritten.graph.node] == [node.op_type], case
     assert [t.name for t in rewritten.graph.initializer] == ["w"], case
+
+
+def test_a_weight_a_subgraph_still_uses_is_kept():
+    branch = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y_branch"])], "branch", [], [helper.make_tensor_value_info("y_branch", TensorProto.FLOAT, None)])
+    model = _model(
+        [helper.make_node("MatMul", ["x", "w"], ["y_main"]), helper.make_node("If", ["cond"], ["y"], then_branch=branch, else_branch=branch)],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [6, 4]), helper.make_tensor_value_info("cond", TensorProto.BOOL, [])],
+        "y",
+        [numpy_helper.from_array(W, "w")],
+    )
+    rewritten = weights_first(model)
+    assert [n.op_type for n in rewritten.graph.node] == ["Transpose", "MatMul", "Transpose", "If"]
+    assert "w" in {t.name for t in rewritten.graph.initializer}
