@@ -20,7 +20,7 @@ def _model(nodes, inputs, output, initializers) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 23)])
 
 
-def _two_products(batch_dims=("batch", 3)) -> onnx.ModelProto:
+def _two_products() -> onnx.ModelProto:
     """x [batch, 3, 4] -> MatMul by W -> [batch * 3, 5] -> Gemm by W2 (transB) + C2 -> [batch * 3, 3]."""
     return _model(
         [
@@ -28,7 +28,7 @@ def _two_products(batch_dims=("batch", 3)) -> onnx.ModelProto:
             helper.make_node("Reshape", ["y", "rows"], ["y2"]),
             helper.make_node("Gemm", ["y2", "w2", "c2"], ["z"], transB=1),
         ],
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [*batch_dims, 4])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 4])],
         "z",
         [numpy_helper.from_array(W, "w"), numpy_helper.from_array(W2, "w2"), numpy_helper.from_array(C2, "c2"), numpy_helper.from_array(np.array([-1, 5], np.int64), "rows")],
     )
