@@ -11,7 +11,7 @@ comes out bit-identical.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -33,8 +33,11 @@ class DecodedVideo:
     index: int
     frame_indices: np.ndarray  # [S, T]: the segment centres, then the other candidates (S >= 1)
     num_frames: int
-    light: torch.Tensor  # [S*T, 3, h, w], preprocessed for the light model, row by row of frame_indices
-    rec: torch.Tensor  # [S*T, 3, H, W], preprocessed for the recognizer
+
+    @property
+    def rows(self) -> int:
+        """Its frames' rows in the block's tensors (S*T, in the order of ``frame_indices``)."""
+        return self.frame_indices.size
 
 
 @dataclass
@@ -49,10 +52,18 @@ class DecodedBlock:
     members: list[int]  # the consecutive video indices of the block
     videos: list[DecodedVideo]
     failures: list[VideoFailure]
+    light: torch.Tensor  # [frames, 3, h, w]: every decoded video's rows, video after video, for the light model
+    rec: torch.Tensor  # [frames, 3, H, W] for the recognizer; the same tensor when they share preprocessing
 
     @property
     def num_frames(self) -> int:
-        return sum(v.light.shape[0] for v in self.videos)
+        return sum(v.rows for v in self.videos)
+
+    def pin_memory(self) -> DecodedBlock:
+        """The block with its frames in page-locked memory, so that their copy to the GPU runs
+        asynchronously: what a DataLoader with ``pin_memory=True`` calls, in its own thread."""
+        light = self.light.pin_memory()
+        return replace(self, light=light, rec=light if self.rec is self.light else self.rec.pin_memory())
 
 
 def make_blocks(num_videos: int, block_size: int) -> list[list[int]]:
@@ -94,22 +105,28 @@ class BlockDecoder(Dataset):
         return len(self.blocks)
 
     def __getitem__(self, item: int) -> DecodedBlock:
+        """Block ``item``; its frames are joined here, in the decoding worker, so that the main
+        process gets one tensor per model (and the loader pins it, on a GPU)."""
         block_id, members = self.blocks[item]
-        decoded, failures = [], []
+        decoded, failures, light_parts, rec_parts = [], [], [], []
         for index in members:
             record = self.videos[index]
             try:
                 frames, indices, count = decode_candidates(self.root, record, self.t, self.offsets if record.split == "train" else 1)
                 light = to_model_input(frames, self.light_tf)
-                rec = light if self.rec_tf is self.light_tf else to_model_input(frames, self.rec_tf)
+                rec = None if self.rec_tf is self.light_tf else to_model_input(frames, self.rec_tf)
             except VideoReadError as exc:
                 failures.append(VideoFailure(index, exc.reason))
                 continue
             except Exception as exc:  # a frame folder of mixed sizes, a transform error, ...
                 failures.append(VideoFailure(index, f"{type(exc).__name__}: {exc}"))
                 continue
-            decoded.append(DecodedVideo(index, indices, count, light, rec))
-        return DecodedBlock(block_id, members, decoded, failures)
+            decoded.append(DecodedVideo(index, indices, count))
+            light_parts.append(light)
+            rec_parts.extend([] if rec is None else [rec])
+        light = torch.cat(light_parts) if light_parts else torch.empty(0)
+        rec = torch.cat(rec_parts) if rec_parts else light
+        return DecodedBlock(block_id, members, decoded, failures, light, rec)
 
 
 def single_thread_worker(_: int) -> None:
@@ -172,10 +189,8 @@ class BlockInference:
             status[failure.index - start] = FAILED
         if not block.videos:
             return rows, status
-        light_frames = torch.cat([v.light for v in block.videos])
-        shared = all(v.rec is v.light for v in block.videos)  # one preprocessing for both models
-        light, _ = self.light(light_frames)
-        rec, logits = self.recognizer(light_frames if shared else torch.cat([v.rec for v in block.videos]))
+        light, _ = self.light(block.light)
+        rec, logits = self.recognizer(block.rec)
         outputs = {name: value.float().cpu().numpy() for name, value in (("light_features", light), ("rec_features", rec), ("rec_logits", logits))}
         at = 0
         for video in block.videos:  # a video's frames: S rows of T, the centres first

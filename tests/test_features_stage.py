@@ -83,10 +83,12 @@ def test_models_with_equal_data_configs_share_one_preprocessing_of_each_frame(ti
     shared = spy(light_tf)
     block = BlockDecoder(tiny_videos, videos, [(0, [0, 1, 2])], 6, shared, shared)[0]
     assert calls == [6, 6, 6]  # once a video, not once a model
-    for video in block.videos:
+    assert block.rec is block.light and block.num_frames == len(block.light) == 18
+    at = 0
+    for video in block.videos:  # the videos' rows one after the other
         expected = to_model_input(decode_video(tiny_videos, videos[video.index], 6)[0], light_tf)
-        assert video.rec is video.light
-        torch.testing.assert_close(video.light, expected, rtol=0, atol=0)
+        torch.testing.assert_close(block.light[at : at + video.rows], expected, rtol=0, atol=0)
+        at += video.rows
     fed: dict[str, torch.Tensor] = {}
 
     def runner(name: str, dim: int):
@@ -97,9 +99,28 @@ def test_models_with_equal_data_configs_share_one_preprocessing_of_each_frame(ti
     assert fed["rec"] is fed["light"] and fed["light"].shape == (18, 3, 32, 32)  # one batch of frames for both models
     calls.clear()
     block = BlockDecoder(tiny_videos, videos, [(0, [0, 1, 2])], 6, spy(other_light), spy(other_rec))[0]
-    assert calls == [6] * 6 and all(v.rec is not v.light for v in block.videos)
+    assert calls == [6] * 6 and block.rec is not block.light and block.rec.shape == block.light.shape
     BlockInference(runner("light", 4), runner("rec", 5))(block, layout)
     assert fed["rec"] is not fed["light"] and not torch.equal(fed["rec"], fed["light"])
+
+
+def test_a_loader_with_pin_memory_pins_the_blocks_frames(tiny_videos, tiny_config, monkeypatch):
+    """On a GPU the loader pins each block (DataLoader's own pinning step, which calls the
+    block's ``pin_memory``); page-locked memory needs a GPU, so a copy stands in for it here."""
+    from torch.utils.data._utils.pin_memory import pin_memory
+
+    pinned: list[torch.Tensor] = []
+    monkeypatch.setattr(torch.Tensor, "pin_memory", lambda self, *args: pinned.append(self.clone()) or pinned[-1])
+    cfg = data_config(create_model(tiny_config.recognizer, 3, seed=0), tiny_config.recognizer)
+    videos = get_dataset("demo").load(tiny_videos).videos
+    for light_tf, rec_tf in (frame_transforms(cfg, cfg), frame_transforms(cfg, {**cfg, "crop_pct": 1.0})):
+        pinned.clear()
+        block = BlockDecoder(tiny_videos, videos, [(0, [0, 1])], 6, light_tf, rec_tf)[0]
+        out = pin_memory(block)
+        shared = block.rec is block.light
+        assert len(pinned) == (1 if shared else 2) and out.light is pinned[0] and (out.rec is out.light) == shared
+        assert out.rec is pinned[-1] and torch.equal(out.rec, block.rec) and torch.equal(out.light, block.light)
+        assert out.videos == block.videos and out.members == [0, 1] and out.num_frames == 12
 
 
 def test_short_videos_are_repeat_spliced_in_the_cache(tiny_videos, tiny_config, run_options):
