@@ -199,6 +199,8 @@ def _session(path: Path, model: bytes | None = None):
     try:
         return ort.InferenceSession(str(path) if model is None else model, options, providers=["CPUExecutionProvider"])
     except Exception as exc:
+        if model is not None:  # the file loaded; what was refused is this program's rewrite of it
+            raise ValueError(f"{path}: ONNX Runtime refused the rewrite of it made at load ({_first_line(exc)}); run with --backend torch and report it") from exc
         raise ValueError(f"{path}: not a loadable ONNX model ({_first_line(exc)}); delete it and it is exported again") from exc
 
 

@@ -48,14 +48,20 @@ def test_onnx_runner_equals_torch_at_any_batch_size(name, classes, onnx_exports)
             assert z_ort is None and z_ref is None
 
 
+def _record_runs(monkeypatch, owner, name: str, record) -> None:
+    """``owner.<name>``, an ONNX Runtime session, replaced by one that calls ``record(feed)``
+    before each of its runs."""
+    session = getattr(owner, name)
+    monkeypatch.setattr(owner, name, type("Spy", (), {"run": lambda _, names, feed: record(feed) or session.run(names, feed)})())
+
+
 def test_onnx_runner_splits_large_batches_into_runs_with_the_same_outputs(onnx_exports, monkeypatch):
     runner = make_runner(_encoder("test_resnet", 5), (3, 32, 32), CPU, "onnxruntime", onnx_exports)
     frames = torch.randn(11, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     whole = runner(frames)
     monkeypatch.setattr("pipeline.backends.ONNX_PIXELS_PER_RUN", 4 * 32 * 32)  # 11 frames at about 4 a run: 6 + 5
     calls = []
-    run = runner.session.run
-    monkeypatch.setattr(runner, "session", type("Spy", (), {"run": lambda _, names, feed: calls.append(len(feed["frames"])) or run(names, feed)})())
+    _record_runs(monkeypatch, runner, "session", lambda feed: calls.append(len(feed["frames"])))
     parts = runner(frames)
     assert calls == [6, 5]
     for a, b in zip(whole, parts):
@@ -113,12 +119,22 @@ def test_onnx_heads_equal_torch_for_every_fem(fem, onnx_exports):
         np.testing.assert_allclose(v.sum(axis=1), 1.0, rtol=1e-5)
 
 
+def test_a_refused_weights_first_rewrite_is_not_blamed_on_the_export(onnx_exports, monkeypatch):
+    import onnx
+
+    sampler = _sampler("transformer")
+    make_heads(sampler, "ns", 6, 16, CPU, "onnxruntime", onnx_exports)  # the export, loadable
+    broken = onnx.helper.make_model(onnx.helper.make_graph([onnx.helper.make_node("NoSuchOp", ["features"], ["s_f"])], "g", [], []))
+    monkeypatch.setattr("pipeline.onnx_products.weights_first", lambda model: broken)
+    with pytest.raises(ValueError, match=r"nsnet-heads-\w+\.onnx: ONNX Runtime refused the rewrite of it made at load \(.+\); run with --backend torch"):
+        make_heads(sampler, "ns", 6, 16, CPU, "onnxruntime", onnx_exports)
+
+
 def test_onnx_heads_run_few_rows_with_the_weights_first(onnx_exports, monkeypatch):
     heads = make_heads(_sampler("transformer"), "ns", 6, 16, CPU, "onnxruntime", onnx_exports)
     calls = []
     for name in ("session", "few_rows_session"):
-        run = getattr(heads, name).run
-        monkeypatch.setattr(heads, name, type("Spy", (), {"run": lambda _, names, feed, name=name, run=run: calls.append(name) or run(names, feed)})())
+        _record_runs(monkeypatch, heads, name, lambda feed, name=name: calls.append(name))
     for batch in (1, 5, 6, 33):  # 6 frames a video: 6 and 30 rows up to WEIGHTS_FIRST_MAX_ROWS = 32, 36 and 198 above
         heads(torch.randn(batch, 6, 16))
     assert calls == ["few_rows_session", "few_rows_session", "session", "session"]
