@@ -113,12 +113,11 @@ def test_a_loader_with_pin_memory_pins_the_blocks_frames(tiny_videos, tiny_confi
     monkeypatch.setattr(torch.Tensor, "pin_memory", lambda self, *args: pinned.append(self.clone()) or pinned[-1])
     cfg = data_config(create_model(tiny_config.recognizer, 3, seed=0), tiny_config.recognizer)
     videos = get_dataset("demo").load(tiny_videos).videos
-    for light_tf, rec_tf in (frame_transforms(cfg, cfg), frame_transforms(cfg, {**cfg, "crop_pct": 1.0})):
+    for shared, rec_cfg in ((True, cfg), (False, {**cfg, "crop_pct": 1.0})):
         pinned.clear()
-        block = BlockDecoder(tiny_videos, videos, [(0, [0, 1])], 6, light_tf, rec_tf)[0]
+        block = BlockDecoder(tiny_videos, videos, [(0, [0, 1])], 6, *frame_transforms(cfg, rec_cfg))[0]
         out = pin_memory(block)
-        shared = block.rec is block.light
-        assert len(pinned) == (1 if shared else 2) and out.light is pinned[0] and (out.rec is out.light) == shared
+        assert (block.rec is block.light) == shared and len(pinned) == (1 if shared else 2) and out.light is pinned[0] and (out.rec is out.light) == shared
         assert out.rec is pinned[-1] and torch.equal(out.rec, block.rec) and torch.equal(out.light, block.light)
         assert out.videos == block.videos and out.members == [0, 1] and out.num_frames == 12
 
