@@ -123,7 +123,8 @@ class BlockDecoder(Dataset):
                 continue
             decoded.append(DecodedVideo(index, indices, count))
             light_parts.append(light)
-            rec_parts.extend([] if rec is None else [rec])
+            if rec is not None:
+                rec_parts.append(rec)
         light = torch.cat(light_parts) if light_parts else torch.empty(0)
         rec = torch.cat(rec_parts) if rec_parts else light
         return DecodedBlock(block_id, members, decoded, failures, light, rec)

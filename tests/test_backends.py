@@ -120,8 +120,6 @@ def test_onnx_heads_equal_torch_for_every_fem(fem, onnx_exports):
 
 
 def test_a_refused_weights_first_rewrite_is_not_blamed_on_the_export(onnx_exports, monkeypatch):
-    import onnx
-
     sampler = _sampler("transformer")
     make_heads(sampler, "ns", 6, 16, CPU, "onnxruntime", onnx_exports)  # the export, loadable
     broken = onnx.helper.make_model(onnx.helper.make_graph([onnx.helper.make_node("NoSuchOp", ["features"], ["s_f"])], "g", [], []))
