@@ -155,6 +155,9 @@ def test_ucf101_classind_and_split_lists(tmp_path: Path):
         ("Archery/v_Archery_g01_c01", "UCF-101/Archery/v_Archery_g01_c01.avi", (1,), "val"),
     ]
     assert "Bowling" in m.rejected[0].reason
+    (lists / "trainlist01.txt").write_text("Archery/v_Archery_g08_c01.avi 2\nArchery/v_Archery_g09_c01.avi two\n")
+    with pytest.raises(ManifestError, match=r"trainlist01.txt:2: expected 'Class/v_x.avi \[class index\]', got 'Archery/v_Archery_g09_c01.avi two'"):
+        ucf101_manifest(tmp_path)
 
 
 def test_manifest_round_trip_and_digest(tmp_path: Path):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import os
 from dataclasses import replace
@@ -20,6 +21,7 @@ from pipeline.datasets.manifest import (
     RawEntry,
     build_manifest,
     normalise_split,
+    read_annotation_text,
     read_lines,
     video_id,
 )
@@ -38,18 +40,16 @@ def csv_manifest(root: Path, manifest_file: str = "manifest.csv", classes_file: 
     ``path``). Labels are class names; the class list is ``classes.txt`` beside the manifest if
     present, else the sorted set of labels used."""
     path = root / manifest_file
-    if not path.is_file():
-        raise ManifestError(f"{path}: manifest file not found")
+    text = read_annotation_text(path, "manifest file")
     entries = []
-    with path.open(newline="") as handle:
-        for line_no, row in enumerate(csv.reader(handle), start=1):
-            row = [cell.strip() for cell in row]
-            if not any(row) or (line_no == 1 and row[0].lower() == "path"):
-                continue
-            if len(row) < 3:
-                raise ManifestError(f"{path}:{line_no}: expected path,label[,label...],split, got {row}")
-            rel, labels, split = row[0], tuple(label for label in row[1:-1] if label), row[-1]
-            entries.append(RawEntry(video_id(rel), rel, labels, normalise_split(split, f"{path}:{line_no}")))
+    for line_no, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+        row = [cell.strip() for cell in row]
+        if not any(row) or (line_no == 1 and row[0].lower() == "path"):
+            continue
+        if len(row) < 3:
+            raise ManifestError(f"{path}:{line_no}: expected path,label[,label...],split, got {row}")
+        rel, labels, split = row[0], tuple(label for label in row[1:-1] if label), row[-1]
+        entries.append(RawEntry(video_id(rel), rel, labels, normalise_split(split, f"{path}:{line_no}")))
     classes_path = root / classes_file
     if classes_path.is_file():
         classes = read_class_names(classes_path)
@@ -105,10 +105,9 @@ def activitynet_manifest(root: Path, files: AnnotationFiles = AnnotationFiles())
     are ``videos/v_<id>.<ext>`` (or ``<id>.<ext>``); a missing file is reported by the features
     stage, not here."""
     path = Path(files.annotations) if files.annotations is not None else _first_existing(root, *ACTIVITYNET_FILES)
-    if not path.is_file():
-        raise ManifestError(f"{path}: annotation file not found")
+    text = read_annotation_text(path)
     try:
-        database = json.loads(path.read_text())["database"]
+        database = json.loads(text)["database"]
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise ManifestError(f"{path}: not an ActivityNet v1.2/v1.3 annotation file ({exc})") from exc
     video_dir = root / "videos" if (root / "videos").is_dir() else root
@@ -159,8 +158,10 @@ def ucf101_manifest(root: Path, split: int = 1) -> Manifest:
         list_path = lists / list_name
         for line_no, line in enumerate(read_lines(list_path), start=1):
             parts = line.split()
+            if len(parts) > 2 or (len(parts) == 2 and not parts[1].isdigit()):
+                raise ManifestError(f"{list_path}:{line_no}: expected 'Class/v_x.avi [class index]', got {line!r}")
             rel = parts[0]
-            if len(parts) >= 2:
+            if len(parts) == 2:
                 label = int(parts[1]) - 1
                 name = classes[label] if 0 <= label < len(classes) else f"#{label + 1}"
             else:
@@ -207,16 +208,13 @@ def kinetics_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) ->
                 on_disk.setdefault(stem, os.path.relpath(os.path.join(folder, name), root))
     rows = []
     for path, split in lists:
-        if not path.is_file():
-            raise ManifestError(f"{path}: csv file not found")
-        with path.open(newline="") as handle:
-            reader = csv.DictReader(handle)
-            missing = [c for c in KINETICS_COLUMNS if c not in (reader.fieldnames or [])]
-            if missing:
-                raise ManifestError(f"{path}: not a Kinetics csv (no column {', '.join(missing)}; expected label,youtube_id,time_start,time_end,split)")
-            for line_no, row in enumerate(reader, start=2):
-                if row.get("label"):
-                    rows.append((path, line_no, row, split))
+        reader = csv.DictReader(io.StringIO(read_annotation_text(path, "csv file")))
+        missing = [c for c in KINETICS_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ManifestError(f"{path}: not a Kinetics csv (no column {', '.join(missing)}; expected label,youtube_id,time_start,time_end,split)")
+        for line_no, row in enumerate(reader, start=2):
+            if row.get("label"):
+                rows.append((path, line_no, row, split))
     subset = read_class_names(Path(files.classes)) if files.classes is not None else None
     classes = subset if subset is not None else sorted({row["label"] for _, _, row, _ in rows})
     wanted = set(classes)

@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from pipeline.datasets.manifest import ManifestError, RawEntry, read_lines, video_id
+from pipeline.datasets.manifest import ManifestError, RawEntry, read_annotation_text, read_lines, video_id
 from pipeline.video import VIDEO_EXTENSIONS
 
 LIST_FORMATS = ("auto", "video", "rawframes", "arnet")
@@ -146,9 +146,7 @@ def read_list(path: Path, list_format: str, resolver: PathResolver) -> list[List
     """Every line of a list file (``#`` comments and blank lines skipped)."""
     if list_format not in LIST_FORMATS:
         raise ManifestError(f"unknown list format {list_format!r}; known: {', '.join(LIST_FORMATS)}")
-    if not Path(path).is_file():
-        raise ManifestError(f"{path}: list file not found")
-    numbered = [(n, line.strip()) for n, line in enumerate(Path(path).read_text().splitlines(), start=1)]
+    numbered = [(n, line.strip()) for n, line in enumerate(read_annotation_text(path, "list file").splitlines(), start=1)]
     numbered = [(n, text) for n, text in numbered if text and not text.startswith("#")]
     if not numbered:
         raise ManifestError(f"{path}: the list file has no entries")

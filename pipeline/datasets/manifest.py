@@ -165,8 +165,20 @@ def build_manifest(name: str, classes: Iterable[str], entries: Iterable[RawEntry
     return Manifest(name, classes, tuple(videos), tuple(rejected))
 
 
-def read_lines(path: Path) -> list[str]:
-    """Non-empty, stripped lines of a text annotation file, with a clear error if it is missing."""
+def read_annotation_text(path: Path, what: str = "annotation file") -> str:
+    """The text of an annotation file, read as UTF-8 with or without the byte-order mark that
+    Excel's "CSV UTF-8" and Windows editors put first (it would otherwise stick to the first
+    path or column name); any line ending reads as one. A missing or undecodable file is an
+    error naming it."""
+    path = Path(path)
     if not path.is_file():
-        raise ManifestError(f"{path}: annotation file not found")
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        raise ManifestError(f"{path}: {what} not found")
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.object[exc.start:exc.start + 1]!r}); save it as UTF-8") from None
+
+
+def read_lines(path: Path) -> list[str]:
+    """Non-empty, stripped lines of a text annotation file (see :func:`read_annotation_text`)."""
+    return [line.strip() for line in read_annotation_text(path).splitlines() if line.strip()]

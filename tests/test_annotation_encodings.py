@@ -1,0 +1,62 @@
+"""Annotation files as Windows tools save them (UTF-8 with a byte-order mark, CRLF line ends)
+read exactly as their plain form, for every adapter; text that is not UTF-8 is an error naming
+the file."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.datasets import AnnotationFiles, ManifestError, get_dataset
+
+ANET = {"version": "VERSION 1.3", "taxonomy": [], "database": {
+    "abc": {"subset": "training", "annotations": [{"label": "Hopscotch", "segment": [1, 2]}]},
+    "def": {"subset": "validation", "annotations": [{"label": "Rock climbing", "segment": [0, 5]}]},
+}}
+
+# dataset -> (annotation files: name -> plain text, AnnotationFiles fields naming some of them, videos)
+FIXTURES = {
+    "csv": ({"manifest.csv": "path,label,split\nvideos/a.mp4,cat,train\nvideos/b.mp4,dog,val\n", "classes.txt": "cat\ndog\n"}, {}, 2),
+    "fcvid": ({
+        "FCVID_Category.txt": "accordion\nbasketball\n",
+        "FCVID_VideoName_TrainTestSplit.txt": "accordion/a.mp4 train\nbasketball/b.mp4 test\n",
+        "FCVID_Label.txt": "1 0\n1 1\n",
+    }, {}, 2),
+    "activitynet": ({"activity_net.v1-3.min.json": json.dumps(ANET, indent=1)}, {}, 2),
+    "minikinetics": ({
+        "mini_categories.txt": "abseiling\nbaking\n",
+        "mini_train_videofolder.txt": "train/abseiling/x1 300 0\n",
+        "mini_val_videofolder.txt": "val/x4.mp4 120 1\n",
+    }, {}, 2),
+    "ucf101": ({
+        "ucfTrainTestlist/classInd.txt": "1 ApplyEyeMakeup\n2 Archery\n",
+        "ucfTrainTestlist/trainlist01.txt": "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1\n",
+        "ucfTrainTestlist/testlist01.txt": "Archery/v_Archery_g01_c01.avi\n",
+    }, {}, 2),
+    "list": ({"train.txt": "a.mp4 0\nb.mp4 1 2\n", "val.txt": "c.mp4 2\n", "label_map.txt": "abseiling\nair drumming\nbaking cookies\n"},
+             {"train": "train.txt", "val": "val.txt", "classes": "label_map.txt"}, 3),
+    "kinetics": ({"train.csv": 'label,youtube_id,time_start,time_end,split\nabseiling,aaa,10,20,train\n"air drumming",bbb,3,13,train\n'},
+                 {"train": "train.csv"}, 2),
+}
+
+
+def _load(dataset: str, root: Path, windows: bool):
+    files, named, _ = FIXTURES[dataset]
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(("\ufeff" + text.replace("\n", "\r\n") if windows else text).encode())
+    return get_dataset(dataset).load(root, AnnotationFiles(**{field: root / name for field, name in named.items()}))
+
+
+@pytest.mark.parametrize("dataset", sorted(FIXTURES))
+def test_a_byte_order_mark_and_crlf_read_as_the_plain_file(tmp_path: Path, dataset: str):
+    plain = _load(dataset, tmp_path / "plain", windows=False)
+    assert len(plain.videos) == FIXTURES[dataset][2] and plain.rejected == ()
+    assert _load(dataset, tmp_path / "windows", windows=True) == plain
+
+
+def test_annotation_text_that_is_not_utf8_names_the_file(tmp_path: Path):
+    (tmp_path / "train.txt").write_text("a.mp4 0\n")
+    (tmp_path / "label_map.txt").write_bytes("caf\xe9 au lait\n".encode("latin-1"))
+    with pytest.raises(ManifestError, match=r"label_map.txt: not UTF-8 text \(byte 3: b'\\xe9'\); save it as UTF-8"):
+        get_dataset("list").load(tmp_path, AnnotationFiles(train=tmp_path / "train.txt", classes=tmp_path / "label_map.txt"))
