@@ -1,6 +1,6 @@
-"""The files users have: AVI (MPEG-4 part 2, with and without timestamps), VP9 WebM, MKV, WebM
-without duration metadata (as downloaded from YouTube), MOV with rotation metadata, truncated
-files and non-video files. Each gives the right frames in display orientation with sane times,
+"""The files users have: AVI (MPEG-4 part 2, with and without timestamps), VP9 WebM, AV1 in
+WebM and MP4 (what yt-dlp picks first from YouTube), MKV, WebM without duration metadata (as
+downloaded from YouTube), MOV with rotation metadata, truncated files and non-video files. Each gives the right frames in display orientation with sane times,
 or one clear line naming the file and the problem."""
 
 from pathlib import Path
@@ -36,6 +36,9 @@ FORMATS = {
     # written live: no duration and no cues; decord refuses it ("broken metadata")
     "live.webm": ("webm", "libvpx-vp9", None, {"live": "1"}, None, "pyav"),
     "phone.mov": ("mov", "libx264", None, None, 90, "decord"),
+    # decord's bundled FFmpeg has no AV1 decoder; PyAV's has libdav1d
+    "yt-av1.webm": ("webm", "libsvtav1", None, None, None, "pyav"),
+    "av1.mp4": ("mp4", "libsvtav1", None, None, None, "pyav"),
     "phone-cw.mov": ("mov", "libx264", None, None, -90, "decord"),
 }
 
@@ -89,7 +92,7 @@ def test_pyav_gives_the_frames_decord_gives(files, name):
     assert np.abs(by_pyav.astype(int) - by_decord.astype(int)).mean() < 2.0  # colour conversion only
 
 
-@pytest.mark.parametrize("name", ["vp9.webm", "h264.mkv", "xvid.avi", "phone.mov"])
+@pytest.mark.parametrize("name", ["vp9.webm", "h264.mkv", "xvid.avi", "phone.mov", "av1.mp4"])
 def test_truncated_files_give_one_clear_line(files, tmp_path, name):
     data = (files / name).read_bytes()
     cut = tmp_path / f"cut-{name}"
@@ -173,7 +176,7 @@ def test_features_stage_on_a_list_of_every_format(files, tmp_path, tiny_config, 
         manifest = cache.attrs["manifest"]
         counts = cache["num_frames"][:]
     paths = [v["path"] for v in manifest["videos"]]
-    assert paths == names  # "live" and "vp9" listed without extension, resolved on disk
+    assert paths == names  # the WebM files listed without extension, resolved on disk
     assert [int(s) for s in status] == [DONE] * len(FORMATS) + [FAILED, FAILED]
     assert counts[: len(FORMATS)].tolist() == [N] * len(FORMATS)
     reasons = {r["path"]: r["reason"] for r in map(json.loads, Path(summary.failures_file).read_text().splitlines())}
