@@ -3,6 +3,7 @@ frames) into RGB arrays, with the time of each frame."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,10 @@ from pipeline.decoders import DecodeError, DecordReader, PyAVReader, first_line,
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png")
 DECODERS = {"decord": DecordReader, "pyav": PyAVReader}
+# Optical-flow images that mmaction2's build_rawframes (flow_x_00001.jpg, flow_y_00001.jpg) and
+# denseflow (x_00001.jpg, y_00001.jpg) write beside the RGB frames of a video.
+_FLOW_NAME = re.compile(r"^(flow_)?[xy]_", re.IGNORECASE)  # not u_/v_: UCF101 and ActivityNet names start with v_
+_NUMBER = re.compile(r"\d+")
 
 
 class VideoReadError(Exception):
@@ -41,7 +46,7 @@ class FrameSource:
         if not self.path.exists():
             raise VideoReadError(self.path, "file not found")
         if self.path.is_dir():
-            self._frames = sorted(p for p in self.path.iterdir() if p.suffix.lower() in FRAME_EXTENSIONS)
+            self._frames = frame_files(self.path)
             if not self._frames:
                 raise VideoReadError(self.path, "frame folder holds no JPEG/PNG frames")
             self.num_frames = len(self._frames)
@@ -111,6 +116,19 @@ class FrameSource:
                 if self._reader.num_frames != count:
                     self._errors[self._reader.name] = DecodeError("truncated or corrupt video", f"{self._reader.num_frames} frames where {count} were listed")
                     raise VideoReadError(self.path, self._failure()) from exc
+
+
+def frame_files(folder: Path) -> list[Path]:
+    """The RGB frames of a folder of extracted frames in temporal order: its JPEG/PNG images by
+    the numbers in their names (``img_2`` before ``img_10``, as extractors that do not pad write
+    them), optical-flow images left out. Images of more than one other name pattern in one
+    folder are an error: which of them are the frames is not known."""
+    images = [p for p in folder.iterdir() if p.suffix.lower() in FRAME_EXTENSIONS and not _FLOW_NAME.match(p.name)]
+    patterns = sorted({_NUMBER.sub("N", p.name) for p in images})
+    if len(patterns) > 1:
+        shown = ", ".join(patterns[:3]) + (", ..." if len(patterns) > 3 else "")
+        raise VideoReadError(folder, f"frame folder mixes image names of {len(patterns)} patterns ({shown}); keep one video's frames, named alike, in it")
+    return sorted(images, key=lambda p: ([int(n) for n in _NUMBER.findall(p.name)], p.name))
 
 
 def _load_image(path: Path) -> np.ndarray:

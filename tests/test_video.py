@@ -41,6 +41,36 @@ def test_rawframes_folder(tmp_path: Path):
     assert source.read(np.array([4, 0]))[:, 0, 0, 0].tolist() == [160, 0]
 
 
+def _frame_folder(folder: Path, names: list[str]) -> Path:
+    """Images whose red level is 10 * (their place in ``names``)."""
+    folder.mkdir()
+    for i, name in enumerate(names):
+        Image.fromarray(np.full((4, 4, 3), 10 * i, dtype=np.uint8)).save(folder / name)
+    return folder
+
+
+def test_frames_in_folders_go_by_the_numbers_in_their_names(tmp_path: Path):
+    unpadded = _frame_folder(tmp_path / "unpadded", [f"v_Archery_g01_c01_{i}.jpg" for i in range(1, 13)])
+    source = FrameSource(unpadded)
+    assert source.num_frames == 12  # lexical order would put _10 second
+    assert source.read(np.arange(12))[:, 0, 0, 0].tolist() == pytest.approx([10 * i for i in range(12)], abs=2)
+
+
+def test_flow_images_beside_the_frames_are_left_out(tmp_path: Path):
+    rgb = [f"img_{i:05d}.jpg" for i in range(1, 6)]
+    flow = [f"{d}_{i:05d}.jpg" for d in ("flow_x", "flow_y") for i in range(1, 5)]  # mmaction2's build_rawframes
+    source = FrameSource(_frame_folder(tmp_path / "mmaction2", rgb + flow))
+    assert source.num_frames == 5 and source.read(np.array([4, 0]))[:, 0, 0, 0].tolist() == pytest.approx([40, 0], abs=2)
+    dense = [f"{d}_{i:05d}.jpg" for d in ("x", "y") for i in range(1, 5)]  # denseflow's names
+    assert FrameSource(_frame_folder(tmp_path / "denseflow", dense + rgb)).num_frames == 5
+
+
+def test_a_folder_of_two_kinds_of_image_names_the_patterns(tmp_path: Path):
+    folder = _frame_folder(tmp_path / "mixed", ["img_00001.jpg", "img_00002.jpg", "cover.jpg"])
+    with pytest.raises(VideoReadError, match=r"mixed: frame folder mixes image names of 2 patterns \(cover.jpg, img_N.jpg\)"):
+        FrameSource(folder)
+
+
 @pytest.mark.parametrize(
     "make,reason",
     [
