@@ -18,13 +18,13 @@ TINY_FEATURES = FeaturesConfig(
 )
 
 
-def write_video(path: Path, frames, fps: int, container: str, codec: str, codec_options: dict | None = None, container_options: dict | None = None, rotation: int | None = None) -> Path:
-    """Encode uint8 RGB ``frames`` [N, H, W, 3] with PyAV in any container and codec."""
+def write_video(path: Path, frames, fps: int, container: str, codec: str, codec_options: dict | None = None, container_options: dict | None = None, rotation: int | None = None, pix_fmt: str = "yuv420p") -> Path:
+    """Encode uint8 RGB ``frames`` [N, H, W, 3] with PyAV in any container, codec and pixel format."""
     import av
 
     with av.open(str(path), "w", format=container, options=container_options or {}) as out:
         stream = out.add_stream(codec, rate=fps, options=codec_options or {})
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
         if rotation is not None:
             stream.set_display_rotation(rotation)
         for array in frames:

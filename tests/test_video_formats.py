@@ -1,5 +1,5 @@
 """The files users have: AVI (MPEG-4 part 2, with and without timestamps), VP9 WebM, AV1 in
-WebM and MP4 (what yt-dlp picks first from YouTube), MKV, WebM without duration metadata (as
+WebM and MP4 (what yt-dlp picks first from YouTube), 10-bit HEVC (phones' HDR), MKV, WebM without duration metadata (as
 downloaded from YouTube), MOV with rotation metadata, truncated files and non-video files. Each gives the right frames in display orientation with sane times,
 or one clear line naming the file and the problem."""
 
@@ -40,7 +40,9 @@ FORMATS = {
     "yt-av1.webm": ("webm", "libsvtav1", None, None, None, "pyav"),
     "av1.mp4": ("mp4", "libsvtav1", None, None, None, "pyav"),
     "phone-cw.mov": ("mov", "libx264", None, None, -90, "decord"),
+    "hevc10.mp4": ("mp4", "libx265", None, None, None, "decord"),
 }
+PIXEL_FORMATS = {"hevc10.mp4": "yuv420p10le"}  # the others 8-bit 4:2:0
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +57,7 @@ def files(tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("formats")
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        jobs = [pool.submit(write_video, root / name, _frames(), FPS, container, codec, copts, fopts, rotation) for name, (container, codec, copts, fopts, rotation, _) in FORMATS.items()]
+        jobs = [pool.submit(write_video, root / name, _frames(), FPS, container, codec, copts, fopts, rotation, PIXEL_FORMATS.get(name, "yuv420p")) for name, (container, codec, copts, fopts, rotation, _) in FORMATS.items()]
         for job in jobs:
             job.result()
     return root
@@ -83,7 +85,7 @@ def test_each_format_gives_the_right_frames_and_times(files, name):
     np.testing.assert_allclose(source.timestamps(wanted), wanted / FPS, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["xvid.avi", "vp9.webm", "h264.mkv", "phone.mov"])
+@pytest.mark.parametrize("name", ["xvid.avi", "vp9.webm", "h264.mkv", "phone.mov", "hevc10.mp4"])
 def test_pyav_gives_the_frames_decord_gives(files, name):
     wanted = np.array([0, 3, 7, 11])
     by_decord = FrameSource(files / name, decoders=("decord",)).read(wanted)
