@@ -77,6 +77,21 @@ def test_ids_with_or_without_prefix_and_extension_are_resolved(tmp_path, label_m
     ]
 
 
+def test_absolute_paths_are_made_relative_under_the_root_and_found_outside_it(tmp_path, label_map):
+    root, elsewhere = tmp_path / "kinetics", tmp_path / "extra"
+    _touch(root, "train/abseiling/aaa.mp4", "videos/v_abc.webm")
+    _touch(elsewhere, "bbb.mkv")
+    lst = tmp_path / "list.txt"
+    lst.write_text(f"{root}/train/abseiling/aaa.mp4 0\n{root}/train/abseiling/aaa_gone 1\n{elsewhere}/bbb 1\n/videos/abc 2\n")
+    _, rows = _load("list", root, train=lst, classes=label_map, list_format="video")
+    assert rows == [
+        ("train/abseiling/aaa", "train/abseiling/aaa.mp4", (0,), "train"),  # portable: relative to the root
+        (f"{root}/train/abseiling/aaa_gone", f"{root}/train/abseiling/aaa_gone", (1,), "train"),  # not found: kept as written
+        (f"{elsewhere}/bbb", f"{elsewhere}/bbb.mkv", (1,), "train"),  # outside the root: found where it points
+        ("videos/v_abc", "videos/v_abc.webm", (2,), "train"),  # no folder /videos: taken from the root
+    ]
+
+
 def test_class_files_with_indices(tmp_path):
     one_based = tmp_path / "classInd.txt"
     one_based.write_text("2 Archery\n1 ApplyEyeMakeup\n3 Baby Crawling\n")

@@ -82,11 +82,14 @@ def parse_list_line(line: str, line_no: int, list_format: str, source: Path) -> 
 
 class PathResolver:
     """Finds what a list's path names under the data root: the path itself, the path with a
-    video extension, or either with ActivityNet's ``v_`` prefix added or removed. Each folder
-    is listed once."""
+    video extension, or either with ActivityNet's ``v_`` prefix added or removed. An absolute
+    path (lists written with ``/data/...`` paths) is made relative when it lies under the root,
+    so the manifest stays portable, and is looked up where it points otherwise; one whose
+    folder does not exist is taken as relative to the root. Each folder is listed once."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
+        self._absolute_root = PurePosixPath(os.path.abspath(self.root))
         self._listings: dict[PurePosixPath, tuple[set[str], dict[str, str]]] = {}
 
     def _listing(self, folder: PurePosixPath) -> tuple[set[str], dict[str, str]]:
@@ -108,17 +111,27 @@ class PathResolver:
         return self._listings[folder]
 
     def resolve(self, path: str) -> str | None:
-        """The path relative to the root of the file or folder ``path`` names, or None."""
-        rel = PurePosixPath(path.replace("\\", "/").lstrip("/"))
-        names, stems = self._listing(rel.parent)
-        name = rel.name
+        """The path relative to the root (absolute outside it) of the file or folder ``path``
+        names, or None."""
+        written = PurePosixPath(path.replace("\\", "/"))
+        if written.is_absolute():
+            if written.is_relative_to(self._absolute_root):
+                written = written.relative_to(self._absolute_root)
+            elif (self.root / written.parent).is_dir():
+                return self._find(written)
+        return self._find(PurePosixPath(str(written).lstrip("/")))
+
+    def _find(self, path: PurePosixPath) -> str | None:
+        """What ``path`` (relative to the root, or absolute) names on disk, or None."""
+        names, stems = self._listing(path.parent)
+        name = path.name
         toggled = name[2:] if name.startswith("v_") else f"v_{name}"
         for candidate in (name, toggled):
             if candidate in names:
-                return str(rel.parent / candidate)
+                return str(path.parent / candidate)
         for candidate in (name, toggled):
             if candidate in stems:
-                return str(rel.parent / stems[candidate])
+                return str(path.parent / stems[candidate])
         return None
 
 
