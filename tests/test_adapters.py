@@ -136,6 +136,8 @@ def test_minikinetics_arnet_lists(tmp_path: Path):
         ("val/x4", "val/x4.mp4", (1,), "val"),
     ]
     assert m.rejected[0].video_id == "train/baking/x3" and "#5" in m.rejected[0].reason
+    (tmp_path / "mini_categories.txt").rename(tmp_path / "minik_classInd.txt")  # AR-Net's name for it
+    assert minikinetics_manifest(tmp_path) == m
     (tmp_path / "mini_val_videofolder.txt").write_text("val/x4.mp4 one\n")
     with pytest.raises(ManifestError, match=r"mini_val_videofolder.txt:1"):
         minikinetics_manifest(tmp_path)

@@ -124,15 +124,18 @@ def activitynet_manifest(root: Path, files: AnnotationFiles = AnnotationFiles())
     return build_manifest("activitynet", classes, entries)
 
 
+MINIKINETICS_CLASS_FILES = ("mini_categories.txt", "minik_classInd.txt")  # TSM's name, AR-Net's
+
+
 def minikinetics_manifest(
     root: Path,
     train_list: str = "mini_train_videofolder.txt",
     val_list: str = "mini_val_videofolder.txt",
-    classes_file: str = "mini_categories.txt",
 ) -> Manifest:
     """Mini-Kinetics in the AR-Net / TSM list format: ``<path> <num_frames> <label index>`` a line,
-    the path a rawframes folder or a video file relative to the root; class names one a line."""
-    classes = read_class_names(root / classes_file)
+    the path a rawframes folder or a video file relative to the root; class names one a line, in
+    the first of :data:`MINIKINETICS_CLASS_FILES` in the root."""
+    classes = read_class_names(_first_existing(root, *MINIKINETICS_CLASS_FILES))
     entries = []
     for list_name, split in ((train_list, "train"), (val_list, "val")):
         list_path = root / list_name
