@@ -17,6 +17,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from pipeline.config import LATENCY_REPS_FACTOR  # noqa: E402  (no torch import behind it)
 from pipeline.datasets import DATASETS  # noqa: E402
+from pipeline.datasets.lists import LIST_FORMATS  # noqa: E402
 from pipeline.presets import PRESETS, get_preset  # noqa: E402
 
 
@@ -67,7 +68,7 @@ def annotation_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--val-list", type=a_file, default=None, help="list/kinetics: the val split's list file or csv."),
         click.option("--test-list", type=a_file, default=None, help="list/kinetics: the test split's list file or csv."),
         click.option("--class-names", type=a_file, default=None, help="list: class names, one a line or 'index name' (default: classes named by index); kinetics: the class subset (e.g. Mini-Kinetics' 200)."),
-        click.option("--list-format", type=click.Choice(["auto", "video", "rawframes", "arnet"]), default="auto", show_default=True, help="list: 'path label..', 'path num_frames label..' or 'path,num_frames,label..'."),
+        click.option("--list-format", type=click.Choice(list(LIST_FORMATS)), default="auto", show_default=True, help="list: 'path label..', 'path num_frames label..', 'path,num_frames,label..' or 'path start_frame end_frame label..'."),
         click.option("--annotations", type=a_file, default=None, help="activitynet: the v1.3 or v1.2 JSON (default: in the data root)."),
     )):
         wrapper = option(wrapper)

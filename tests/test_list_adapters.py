@@ -62,6 +62,18 @@ def test_arnet_comma_lists(tmp_path, label_map):
     assert rows == [("v_x1", "v_x1.mp4", (2,), "val"), ("v_x2", "v_x2", (0, 1), "val")]
 
 
+def test_frame_range_lists_of_whole_videos(tmp_path, label_map):
+    root = tmp_path / "frames"
+    _touch(root, "a/", "b/")
+    lst = tmp_path / "train.txt"
+    lst.write_text("a 1 300 2\nb 0 95 0 1\n")  # path start end label [label ...]
+    _, rows = _load("list", root, train=lst, classes=label_map)  # detected: 300 and 95 are no labels
+    assert rows == [("a", "a", (2,), "train"), ("b", "b", (0, 1), "train")]
+    lst.write_text("a 1 300 2\na 301 600 1\n")
+    with pytest.raises(ManifestError, match=r"train.txt:2: frames 301-600 are a part of the video; only whole videos"):
+        _load("list", root, train=lst, classes=label_map, list_format="startend")
+
+
 def test_ids_with_or_without_prefix_and_extension_are_resolved(tmp_path, label_map):
     root = tmp_path / "anet"
     _touch(root, "videos/v_abc.mp4", "videos/def.webm", "videos/v_ghi/", "videos/jkl.avi", "videos/jkl.mkv")
@@ -124,6 +136,8 @@ def test_labels_beyond_the_class_file_name_file_and_line(tmp_path, label_map):
         ("a.mp4 0\nb.mp4\n", "video", r"bad.txt:2: expected 'path label \[label ...\]'"),
         ("a,10\n", "arnet", r"bad.txt:1: expected 'path,num_frames,label\[,label ...\]'"),
         ("a.mp4 -1\n", "video", r"bad.txt:1: label -1 is negative"),
+        ("a 1 x 0\n", "startend", r"bad.txt:1: end frame 'x' is not an integer"),
+        ("a 1 30\n", "startend", r"bad.txt:1: expected 'path start_frame end_frame label \[label ...\]'"),
     ],
 )
 def test_malformed_lines_name_file_and_line(tmp_path, text, fmt, message):
@@ -150,6 +164,8 @@ def test_format_detection(tmp_path):
     assert detect_format(lines("v 1 2"), resolver) == "video"  # v.mp4 on disk: multi-label video list
     assert detect_format(lines("gone.mp4 1 2"), resolver) == "video"  # nothing on disk, an extension
     assert detect_format(lines("gone 30 1", "gone2 40 2"), resolver) == "rawframes"
+    assert detect_format(lines("gone 1 30 1", "gone2 0 40 2 5"), resolver) == "startend"  # starts 0/1, ends beyond
+    assert detect_format(lines("gone 1 30 1", "gone2 40 2 5"), resolver) == "rawframes"  # not on every line
 
 
 def test_list_needs_a_list_and_refuses_a_missing_one(tmp_path):

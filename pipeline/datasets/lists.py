@@ -4,6 +4,8 @@ files beside them.
 * mmaction2 video lists: ``path label [label ...]``;
 * mmaction2 rawframe lists: ``path num_frames label [label ...]``;
 * AR-Net style lists: ``path,num_frames,label[,label ...]`` (its ActivityNet and FCVID lists);
+* frame-range lists: ``path start_frame end_frame label [label ...]`` (the VideoFrameDataset
+  loader's format, IBM's AdaMML code), for whole videos (start 0 or 1);
 * class names: one a line (mmaction2 ``label_map.txt``), or ``index name`` lines (UCF101's
   ``classInd.txt``, 1-based) ordered by their index.
 
@@ -21,7 +23,7 @@ from pathlib import Path, PurePosixPath
 from pipeline.datasets.manifest import ManifestError, RawEntry, read_annotation_text, read_lines, video_id
 from pipeline.video import VIDEO_EXTENSIONS
 
-LIST_FORMATS = ("auto", "video", "rawframes", "arnet")
+LIST_FORMATS = ("auto", "video", "rawframes", "arnet", "startend")
 
 
 @dataclass(frozen=True)
@@ -66,16 +68,28 @@ def _integer(text: str, what: str, where: str) -> int:
     return value
 
 
+# Each format: the fields before the labels, and what a line looks like.
+_LAYOUTS = {
+    "video": (1, "'path label [label ...]'"),
+    "rawframes": (2, "'path num_frames label [label ...]'"),
+    "arnet": (2, "'path,num_frames,label[,label ...]'"),
+    "startend": (3, "'path start_frame end_frame label [label ...]'"),
+}
+
+
 def parse_list_line(line: str, line_no: int, list_format: str, source: Path) -> ListLine:
-    """One line of a list file in ``list_format`` (``video``, ``rawframes`` or ``arnet``)."""
+    """One line of a list file in ``list_format`` (one of :data:`LIST_FORMATS` but auto)."""
     where = f"{source}:{line_no}"
     fields = [f.strip() for f in line.split(",")] if list_format == "arnet" else line.split()
-    skip = 2 if list_format in ("rawframes", "arnet") else 1  # path [num_frames]
-    expected = {"video": "'path label [label ...]'", "rawframes": "'path num_frames label [label ...]'", "arnet": "'path,num_frames,label[,label ...]'"}[list_format]
+    skip, expected = _LAYOUTS[list_format]
     if len(fields) <= skip or not fields[0]:
         raise ManifestError(f"{where}: expected {expected}, got {line!r}")
     if skip == 2:
         _integer(fields[1], "frame count", where)
+    if skip == 3:
+        start, end = _integer(fields[1], "start frame", where), _integer(fields[2], "end frame", where)
+        if start > 1 or end < start:
+            raise ManifestError(f"{where}: frames {start}-{end} are a part of the video; only whole videos (start frame 0 or 1) are read, so list each video once")
     labels = tuple(sorted({_integer(f, "label", where) for f in fields[skip:]}))
     return ListLine(line_no, fields[0], labels)
 
@@ -139,7 +153,9 @@ def detect_format(lines: list[tuple[int, str]], resolver: PathResolver) -> str:
     """The format of a list file: AR-Net when it has commas; else a video list when each line
     has two fields or its first path that exists is a video file, a rawframe list when that
     path is a folder; with nothing on disk, a path with a video extension means a video list
-    and three or more fields on every line a rawframe list."""
+    and three or more fields on every line a rawframe list. A rawframe list whose second field
+    is 0 or 1 on every line, before a larger third, is a frame-range list (a frame count of 0 or
+    1 is no video)."""
     texts = [text for _, text in lines]
     if any("," in text for text in texts):
         return "arnet"
@@ -149,10 +165,16 @@ def detect_format(lines: list[tuple[int, str]], resolver: PathResolver) -> str:
     for parts in fields:
         found = resolver.resolve(parts[0])
         if found is not None:
-            return "rawframes" if (resolver.root / found).is_dir() else "video"
+            return _frames_format(fields) if (resolver.root / found).is_dir() else "video"
     if PurePosixPath(fields[0][0]).suffix.lower() in VIDEO_EXTENSIONS:
         return "video"
-    return "rawframes" if all(len(f) >= 3 for f in fields) else "video"
+    return _frames_format(fields) if all(len(f) >= 3 for f in fields) else "video"
+
+
+def _frames_format(fields: list[list[str]]) -> str:
+    """``startend`` or ``rawframes`` for the lines of a list of frame folders."""
+    ranges = all(len(f) >= 4 and f[1] in ("0", "1") and f[2].isdigit() and int(f[2]) > 1 for f in fields)
+    return "startend" if ranges else "rawframes"
 
 
 def read_list(path: Path, list_format: str, resolver: PathResolver) -> list[ListLine]:

@@ -27,7 +27,7 @@ class AnnotationFiles:
     val: Path | None = None
     test: Path | None = None
     classes: Path | None = None
-    list_format: str = "auto"  # auto | video | rawframes | arnet
+    list_format: str = "auto"  # one of pipeline.datasets.lists.LIST_FORMATS
     annotations: Path | None = None  # one file holding every split (ActivityNet JSON)
 
     def lists(self) -> list[tuple[Path, str]]:
