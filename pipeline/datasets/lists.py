@@ -84,9 +84,9 @@ def parse_list_line(line: str, line_no: int, list_format: str, source: Path) -> 
     skip, expected = _LAYOUTS[list_format]
     if len(fields) <= skip or not fields[0]:
         raise ManifestError(f"{where}: expected {expected}, got {line!r}")
-    if skip == 2:
+    if list_format in ("rawframes", "arnet"):
         _integer(fields[1], "frame count", where)
-    if skip == 3:
+    if list_format == "startend":
         start, end = _integer(fields[1], "start frame", where), _integer(fields[2], "end frame", where)
         if start > 1 or end < start:
             raise ManifestError(f"{where}: frames {start}-{end} are a part of the video; only whole videos (start frame 0 or 1) are read, so list each video once")
