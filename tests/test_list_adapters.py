@@ -193,6 +193,18 @@ def test_kinetics_csv_with_a_class_subset(tmp_path):
         ("ddd_000005_000015", "val/ddd.mp4", (1,), "val"),  # saved under the bare id
         ("eee_000001_000011", "eee_000001_000011.mp4", (0,), "val"),  # not downloaded
     ]
+    folder_names = tmp_path / "minik_classes.txt"  # a subset listed by folder name, as many are
+    folder_names.write_text("Abseiling\nair_drumming\n")
+    spelt, spelt_rows = _load("kinetics", root, train=train, val=val, classes=folder_names)
+    assert spelt.classes == ("Abseiling", "air_drumming") and spelt_rows == rows
+    typo = tmp_path / "typo.txt"
+    typo.write_text("abseiling\nair drums\nzumba\n")
+    with pytest.raises(ManifestError, match=r"typo.txt: 1 of its 3 classes are the label of no row in .*train.csv, .*validate.csv: air drums \(names"):
+        _load("kinetics", root, train=train, val=val, classes=typo)
+    twice = tmp_path / "twice.txt"
+    twice.write_text("air drumming\nAir_Drumming\n")
+    with pytest.raises(ManifestError, match="twice.txt: these class names are the same class .*: Air_Drumming, air drumming"):
+        _load("kinetics", root, train=train, classes=twice)
     _, rows = _load("kinetics", root, train=train)  # no subset: every label of the csv, sorted
     assert [r[2] for r in rows] == [(0,), (1,), (2,)]
     test = tmp_path / "test.csv"

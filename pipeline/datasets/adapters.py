@@ -197,8 +197,9 @@ def kinetics_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) ->
     """Kinetics csv files (``label,youtube_id,time_start,time_end,split``), one per split, with
     videos named ``<youtube_id>_<start:06d>_<end:06d>.<ext>`` (or ``<youtube_id>.<ext>``) as the
     common downloaders write them, anywhere under the root. ``files.classes`` restricts the
-    dataset to a subset of the classes (Mini-Kinetics' 200): rows of the other classes are left
-    out; without it the classes are the csv labels, sorted. Rows without a label (the test csv)
+    dataset to a subset of the classes (Mini-Kinetics' 200), named as the csv labels up to
+    :func:`class_key`: rows of the other classes are left out, and a subset name that is no
+    row's label is an error; without it the classes are the csv labels, sorted. Rows without a label (the test csv)
     are left out."""
     lists = files.lists()
     if not lists:
@@ -218,17 +219,44 @@ def kinetics_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) ->
         for line_no, row in enumerate(reader, start=2):
             if row.get("label"):
                 rows.append((path, line_no, row, split))
-    subset = read_class_names(Path(files.classes)) if files.classes is not None else None
-    classes = subset if subset is not None else sorted({row["label"] for _, _, row, _ in rows})
-    wanted = set(classes)
+    spellings: dict[str, str] = {}
+    for _, _, row, _ in rows:
+        spellings.setdefault(class_key(row["label"]), row["label"])
+    classes = _kinetics_subset(Path(files.classes), spellings, lists) if files.classes is not None else sorted(spellings.values())
+    by_key = {class_key(name): name for name in classes}
     entries = []
     for path, line_no, row, split in rows:
-        if row["label"] not in wanted:
+        name = by_key.get(class_key(row["label"]))
+        if name is None:
             continue
         try:
             clip = f"{row['youtube_id']}_{int(float(row['time_start'])):06d}_{int(float(row['time_end'])):06d}"
         except ValueError:
             raise ManifestError(f"{path}:{line_no}: time_start/time_end must be numbers, got {row['time_start']!r}, {row['time_end']!r}") from None
         rel = on_disk.get(clip) or on_disk.get(row["youtube_id"]) or f"{clip}.mp4"
-        entries.append(RawEntry(clip, rel, (row["label"],), split))
+        entries.append(RawEntry(clip, rel, (name,), split))
     return build_manifest("kinetics", classes, entries)
+
+
+def class_key(name: str) -> str:
+    """A class name as compared across annotation files: case, enclosing double quotes and
+    spaces against underscores do not count (Kinetics' csv says ``air drumming``, class lists
+    made from its folder names ``air_drumming``)."""
+    return " ".join(name.strip().strip('"').replace("_", " ").split()).casefold()
+
+
+def _kinetics_subset(path: Path, labels: dict[str, str], lists: list[tuple[Path, str]]) -> list[str]:
+    """The classes of a subset file (Mini-Kinetics' 200), each of which must be a label of the
+    csv files (``labels``: by :func:`class_key`) when they hold labelled rows: a name that
+    matches none would lose its class's videos without a word."""
+    classes = read_class_names(path)
+    keys = [class_key(name) for name in classes]
+    if len(set(keys)) != len(keys):
+        twice = sorted({name for name, key in zip(classes, keys) if keys.count(key) > 1})
+        raise ManifestError(f"{path}: these class names are the same class (case, quotes and underscores aside): {', '.join(twice)}")
+    missing = [name for name, key in zip(classes, keys) if key not in labels]
+    if labels and missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        csvs = ", ".join(str(csv_path) for csv_path, _ in lists)
+        raise ManifestError(f"{path}: {len(missing)} of its {len(classes)} classes are the label of no row in {csvs}: {shown} (names are matched to the csv labels with case, quotes and underscores aside)")
+    return classes
