@@ -77,6 +77,16 @@ def test_fcvid_label_width_mismatch_is_an_error(tmp_path: Path):
     (tmp_path / "FCVID_Label.txt").write_text("1 0 0\n")
     with pytest.raises(ManifestError, match=r"FCVID_Label.txt:1: 3 label columns, the class list has 2"):
         fcvid_manifest(tmp_path)
+    (tmp_path / "FCVID_Label.txt").write_text("1 yes\n")
+    with pytest.raises(ManifestError, match=r"FCVID_Label.txt:1: label columns must be 0 or 1, got '1 yes'"):
+        fcvid_manifest(tmp_path)
+
+
+def test_fcvid_labels_separated_by_commas_or_tabs(tmp_path: Path):
+    (tmp_path / "FCVID_Category.txt").write_text("a\nb\nc\n")
+    (tmp_path / "FCVID_VideoName_TrainTestSplit.txt").write_text("a/x.mp4 train\nb/y.mp4 test\n")
+    (tmp_path / "FCVID_Label.txt").write_text("1,0,1\n0\t1\t0\n")
+    assert [v.labels for v in fcvid_manifest(tmp_path).videos] == [(0, 2), (1,)]
 
 
 def test_activitynet_v13_json(tmp_path: Path):

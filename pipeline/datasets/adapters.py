@@ -69,7 +69,8 @@ def demo_manifest(root: Path) -> Manifest:
 
 def fcvid_manifest(root: Path) -> Manifest:
     """FCVID's release: ``FCVID_VideoName_TrainTestSplit.txt`` (``category/video.mp4 train|test``),
-    ``FCVID_Label.txt`` (one 0/1 row of 239 a video, same order: multi-label) and
+    ``FCVID_Label.txt`` (one 0/1 row of 239 a video, same order: multi-label; the values
+    separated by spaces, tabs or commas) and
     ``FCVID_Category.txt`` (class names), in the root or in ``materials/``. Videos lie under
     ``videos/`` if that folder exists, else under the root."""
     materials = root / "materials" if (root / "materials").is_dir() else root
@@ -86,10 +87,13 @@ def fcvid_manifest(root: Path) -> Manifest:
         parts = row.split()
         if len(parts) != 2:
             raise ManifestError(f"{split_file}:{line_no}: expected 'path split', got {row!r}")
-        values = label_row.split()
+        values = label_row.replace(",", " ").split()  # spaces, tabs or commas (MATLAB's dlmwrite)
         if len(values) != len(classes):
             raise ManifestError(f"{label_file}:{line_no}: {len(values)} label columns, the class list has {len(classes)}")
-        names = tuple(classes[j] for j, v in enumerate(values) if float(v) > 0)
+        try:
+            names = tuple(classes[j] for j, v in enumerate(values) if float(v) > 0)
+        except ValueError:
+            raise ManifestError(f"{label_file}:{line_no}: label columns must be 0 or 1, got {label_row!r}") from None
         rel = prefix + parts[0]
         entries.append(RawEntry(video_id(parts[0]), rel, names, normalise_split(parts[1], f"{split_file}:{line_no}")))
     return build_manifest("fcvid", classes, entries)
