@@ -154,6 +154,23 @@ def test_without_class_file_classes_are_indices(tmp_path):
     assert m.classes == ("0", "1", "2", "3") and [r[2] for r in rows] == [(3,), (0, 1)]
 
 
+def test_paths_with_spaces_are_read_whole_where_they_are_on_disk(tmp_path, label_map):
+    """Kinetics' class folders as downloaded hold spaces; mmaction2 would split such a line."""
+    _touch(tmp_path, "train/air drumming/x 1.mp4", "train/abseiling/y.mp4", "frames/air drumming/z/", "frames/abseiling/w/")
+    videos = tmp_path / "videos.txt"
+    videos.write_text("train/air drumming/x 1.mp4 1\ntrain/abseiling/y 0 2\n")  # auto: a video list
+    _, rows = _load("list", tmp_path, train=videos, classes=label_map)
+    assert rows == [("train/air drumming/x 1", "train/air drumming/x 1.mp4", (1,), "train"), ("train/abseiling/y", "train/abseiling/y.mp4", (0, 2), "train")]
+    frames = tmp_path / "frames.txt"
+    frames.write_text("frames/air drumming/z 300 1\nframes/abseiling/w 120 0\n")  # auto: a rawframe list
+    _, rows = _load("list", tmp_path, val=frames, classes=label_map)
+    assert [(r[1], r[2]) for r in rows] == [("frames/air drumming/z", (1,)), ("frames/abseiling/w", (0,))]
+    gone = tmp_path / "gone.txt"
+    gone.write_text("train/air drumming/gone.mp4 1\n")  # not on disk: split at every space, as before
+    with pytest.raises(ManifestError, match=r"gone.txt:1: label 'drumming/gone.mp4' is not an integer"):
+        _load("list", tmp_path, train=gone, list_format="video", classes=label_map)
+
+
 def test_format_detection(tmp_path):
     resolver = PathResolver(tmp_path)
     _touch(tmp_path, "f/", "v.mp4")

@@ -11,12 +11,14 @@ files beside them.
 
 Labels are 0-based class indices; several on a line make a multi-label video. A path may come
 with or without its extension and with or without ActivityNet's ``v_`` prefix: it is resolved
-against the data root (a video file or a folder of frames).
+against the data root (a video file or a folder of frames). A path may hold spaces (Kinetics'
+class folders as downloaded, ``train/air drumming/x.mp4 3``) where that path is on disk.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -24,6 +26,7 @@ from pipeline.datasets.manifest import ManifestError, RawEntry, read_annotation_
 from pipeline.video import VIDEO_EXTENSIONS
 
 LIST_FORMATS = ("auto", "video", "rawframes", "arnet", "startend")
+_NUMBER = re.compile(r"[+-]?\d+")
 
 
 @dataclass(frozen=True)
@@ -77,10 +80,24 @@ _LAYOUTS = {
 }
 
 
-def parse_list_line(line: str, line_no: int, list_format: str, source: Path) -> ListLine:
+def line_fields(line: str, resolver: PathResolver) -> list[str]:
+    """The whitespace-separated fields of a list line, its path first. A path with spaces
+    (``train/air drumming/x.mp4 3``) runs to the line's last field that is not a number, and is
+    taken whole where the data root holds it; otherwise the line splits at every space, and a
+    field that should be a number is reported as such."""
+    fields = line.split()
+    last_text = max((i for i, field in enumerate(fields) if not _NUMBER.fullmatch(field)), default=0)
+    if last_text > 0:
+        path = " ".join(fields[: last_text + 1])
+        if resolver.resolve(path) is not None:
+            return [path, *fields[last_text + 1 :]]
+    return fields
+
+
+def parse_list_line(line: str, line_no: int, list_format: str, source: Path, resolver: PathResolver) -> ListLine:
     """One line of a list file in ``list_format`` (one of :data:`LIST_FORMATS` but auto)."""
     where = f"{source}:{line_no}"
-    fields = [f.strip() for f in line.split(",")] if list_format == "arnet" else line.split()
+    fields = [f.strip() for f in line.split(",")] if list_format == "arnet" else line_fields(line, resolver)
     skip, expected = _LAYOUTS[list_format]
     if len(fields) <= skip or not fields[0]:
         raise ManifestError(f"{where}: expected {expected}, got {line!r}")
@@ -159,7 +176,7 @@ def detect_format(lines: list[tuple[int, str]], resolver: PathResolver) -> str:
     texts = [text for _, text in lines]
     if any("," in text for text in texts):
         return "arnet"
-    fields = [text.split() for text in texts]
+    fields = [line_fields(text, resolver) for text in texts]
     if all(len(f) == 2 for f in fields):
         return "video"
     for parts in fields:
@@ -186,7 +203,7 @@ def read_list(path: Path, list_format: str, resolver: PathResolver) -> list[List
     if not numbered:
         raise ManifestError(f"{path}: the list file has no entries")
     fmt = detect_format(numbered, resolver) if list_format == "auto" else list_format
-    return [parse_list_line(text, n, fmt, Path(path)) for n, text in numbered]
+    return [parse_list_line(text, n, fmt, Path(path), resolver) for n, text in numbered]
 
 
 def list_entries(path: Path, split: str, lines: list[ListLine], classes: list[str], resolver: PathResolver) -> list[RawEntry]:
