@@ -129,7 +129,9 @@ class DecordReader:
 class PyAVReader:
     """PyAV (FFmpeg) decoding from the start of the file: slower for a few frames of a long video,
     but it needs neither a duration nor an index in the container (live WebM from YouTube) nor
-    per-frame timestamps (AVI). Frames are counted by demuxing the stream (no decoding)."""
+    per-frame timestamps (AVI). Frames are counted by demuxing the stream (no decoding). The
+    stream is the one FFmpeg picks as best, as decord's, not the first: a Matroska file may hold
+    a one-picture thumbnail track before the video."""
 
     name = "pyav"
 
@@ -139,9 +141,9 @@ class PyAVReader:
         self.path = path
         try:
             with av.open(str(path)) as container:
-                if not container.streams.video:
+                stream = container.streams.best("video")
+                if stream is None:
                     raise DecodeError("no video stream", f"the file holds {len(container.streams)} other stream(s)")
-                stream = container.streams.video[0]
                 if stream.codec_context is None:
                     raise DecodeError("unsupported codec", f"no decoder for {stream.codec_tag or 'this stream'}")
                 self.fps = plausible_fps(stream.average_rate or stream.guessed_rate)
@@ -170,7 +172,7 @@ class PyAVReader:
         decoded = 0
         try:
             with av.open(str(self.path)) as container:
-                stream = container.streams.video[0]
+                stream = container.streams.best("video")
                 stream.codec_context.thread_count = 1
                 size = (stream.codec_context.width, stream.codec_context.height)
                 for frame in container.decode(stream):

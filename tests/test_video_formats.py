@@ -1,6 +1,6 @@
 """The files users have: AVI (MPEG-4 part 2, with and without timestamps), VP9 WebM, AV1 in
 WebM and MP4 (what yt-dlp picks first from YouTube), 10-bit HEVC (phones' HDR), MKV, WebM without duration metadata (as
-downloaded from YouTube), MOV with rotation metadata, truncated files and non-video files. Each gives the right frames in display orientation with sane times,
+downloaded from YouTube), MOV with rotation metadata, a thumbnail track ahead of the video, truncated files and non-video files. Each gives the right frames in display orientation with sane times,
 or one clear line naming the file and the problem."""
 
 from pathlib import Path
@@ -117,6 +117,31 @@ def test_streamable_files_cut_near_the_end_give_the_frames_they_hold(files, tmp_
     assert 0 < source.num_frames < N
     every = np.arange(source.num_frames - 1)
     np.testing.assert_allclose(source.read(every)[..., 0].reshape(len(every), -1).mean(axis=1), 20 * every, atol=6)
+
+
+def test_a_thumbnail_track_before_the_video_is_passed_over(tmp_path):
+    """A one-picture JPEG track written ahead of the video (thumbnails embedded in MKVs): both
+    decoders take the video stream, as FFmpeg's choice of the best stream does."""
+    import av
+
+    path = tmp_path / "thumbnail.mkv"
+    with av.open(str(path), "w", format="matroska") as out:
+        thumbnail = out.add_stream("mjpeg", rate=1)
+        thumbnail.width, thumbnail.height, thumbnail.pix_fmt = W, H, "yuvj420p"
+        video = out.add_stream("libx264", rate=FPS)
+        video.width, video.height, video.pix_fmt = W, H, "yuv420p"
+        for packet in thumbnail.encode(av.VideoFrame.from_ndarray(np.full((H, W, 3), 255, np.uint8), format="rgb24")):
+            out.mux(packet)
+        out.mux(thumbnail.encode())
+        for array in _frames():
+            out.mux(video.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
+        out.mux(video.encode())
+    wanted = np.array([0, 5, 11])
+    for decoder in ("decord", "pyav"):
+        source = FrameSource(path, decoders=(decoder,))
+        assert source.num_frames == N
+        red = source.read(wanted)[..., 0].reshape(len(wanted), -1).mean(axis=1)
+        np.testing.assert_allclose(red, 20 * wanted, atol=6)
 
 
 def test_non_video_files_are_named_as_such(tmp_path):
