@@ -1,7 +1,9 @@
-"""The files users have: AVI (MPEG-4 part 2, with and without timestamps; MJPEG), VP9 and VP8 WebM, AV1 in
-WebM and MP4 (what yt-dlp picks first from YouTube), 10-bit HEVC (phones' HDR), MKV, FLV, MPEG-2 and transport streams, WebM without duration metadata (as
-downloaded from YouTube), MOV with rotation metadata, a thumbnail track ahead of the video, truncated files and non-video files. Each gives the right frames in display orientation with sane times,
-or one clear line naming the file and the problem."""
+"""The files users have: AVI (MPEG-4 part 2, with and without timestamps; MJPEG), VP9 and VP8
+WebM, AV1 in WebM and MP4 (what yt-dlp picks first from YouTube), 10-bit HEVC (phones' HDR), MKV,
+FLV, MPEG-2 program and transport streams, WebM without duration metadata (as downloaded from
+YouTube), MOV with rotation metadata, a thumbnail track ahead of the video, truncated files and
+non-video files. Each gives the right frames in display orientation with sane times, or one
+clear line naming the file and the problem."""
 
 from pathlib import Path
 

@@ -200,11 +200,11 @@ KINETICS_COLUMNS = ("youtube_id", "time_start", "time_end")
 def kinetics_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) -> Manifest:
     """Kinetics csv files (``label,youtube_id,time_start,time_end,split``), one per split, with
     videos named ``<youtube_id>_<start:06d>_<end:06d>.<ext>`` (or ``<youtube_id>.<ext>``) as the
-    common downloaders write them, anywhere under the root. ``files.classes`` restricts the
-    dataset to a subset of the classes (Mini-Kinetics' 200), named as the csv labels up to
-    :func:`class_key`: rows of the other classes are left out, and a subset name that is no
-    row's label is an error; without it the classes are the csv labels, sorted. Rows without a label (the test csv)
-    are left out."""
+    common downloaders write them, anywhere under the root. Labels are compared by
+    :func:`class_key`. ``files.classes`` restricts the dataset to a subset of the classes
+    (Mini-Kinetics' 200): rows of the other classes are left out, and a subset name that is no
+    row's label is an error; without it the classes are the csv labels, sorted. Rows without a
+    label (the test csv) are left out."""
     lists = files.lists()
     if not lists:
         raise ManifestError("the kinetics dataset needs at least one csv: --train-list, --val-list or --test-list")
