@@ -74,6 +74,26 @@ def test_frame_range_lists_of_whole_videos(tmp_path, label_map):
         _load("list", root, train=lst, classes=label_map, list_format="startend")
 
 
+def test_semicolon_lists_of_ibm_action_recognition_pytorch(tmp_path, label_map):
+    """Its Kinetics lists put ``;`` between the fields, as the class folders hold spaces."""
+    root = tmp_path / "kinetics"
+    _touch(root, "images/train/air drumming/aaa_000010_000020/", "images/train/abseiling/bbb_000001_000011/")
+    lst = tmp_path / "mini_train.txt"
+    lst.write_text("images/train/air drumming/aaa_000010_000020;1;300;1\nimages/train/abseiling/bbb_000001_000011;1;250;0\n")
+    expected = [
+        ("images/train/air drumming/aaa_000010_000020", "images/train/air drumming/aaa_000010_000020", (1,), "train"),
+        ("images/train/abseiling/bbb_000001_000011", "images/train/abseiling/bbb_000001_000011", (0,), "train"),
+    ]
+    assert _load("list", root, train=lst, classes=label_map)[1] == expected  # detected: a frame-range list
+    assert detect_format([(1, "gone, or not;1;300;2"), (2, "x;0;30;1")], PathResolver(root)) == "startend"  # a comma in a path
+    videos = tmp_path / "videos.txt"
+    videos.write_text("train/air drumming/x.mp4;1\n")
+    assert _load("list", root, train=videos, classes=label_map)[1] == [("train/air drumming/x", "train/air drumming/x.mp4", (1,), "train")]
+    lst.write_text("images/train/abseiling/bbb_000001_000011;1;250;zero\n")
+    with pytest.raises(ManifestError, match=r"mini_train.txt:1: label 'zero' is not an integer"):
+        _load("list", root, train=lst, classes=label_map, list_format="startend")
+
+
 def test_ids_with_or_without_prefix_and_extension_are_resolved(tmp_path, label_map):
     root = tmp_path / "anet"
     _touch(root, "videos/v_abc.mp4", "videos/def.webm", "videos/v_ghi/", "videos/jkl.avi", "videos/jkl.mkv")

@@ -6,6 +6,9 @@ files beside them.
 * AR-Net style lists: ``path,num_frames,label[,label ...]`` (its ActivityNet and FCVID lists);
 * frame-range lists: ``path start_frame end_frame label [label ...]`` (the VideoFrameDataset
   loader's format, IBM's AdaMML code), for whole videos (start 0 or 1);
+* any of these but AR-Net's with ``;`` between the fields (IBM's action-recognition-pytorch
+  writes its Kinetics lists so, ``images/train/air drumming/x_000010_000020;1;300;5``, as the
+  class folders hold spaces);
 * class names: one a line (mmaction2 ``label_map.txt``), or ``index name`` lines (UCF101's
   ``classInd.txt``, 1-based) ordered by their index.
 
@@ -94,10 +97,16 @@ def line_fields(line: str, resolver: PathResolver) -> list[str]:
     return fields
 
 
+def split_fields(line: str, resolver: PathResolver) -> list[str]:
+    """The fields of a list line that is not AR-Net's: separated by ``;`` where the line has
+    one, else by whitespace (:func:`line_fields`)."""
+    return [field.strip() for field in line.split(";")] if ";" in line else line_fields(line, resolver)
+
+
 def parse_list_line(line: str, line_no: int, list_format: str, source: Path, resolver: PathResolver) -> ListLine:
     """One line of a list file in ``list_format`` (one of :data:`LIST_FORMATS` but auto)."""
     where = f"{source}:{line_no}"
-    fields = [f.strip() for f in line.split(",")] if list_format == "arnet" else line_fields(line, resolver)
+    fields = [f.strip() for f in line.split(",")] if list_format == "arnet" else split_fields(line, resolver)
     skip, expected = _LAYOUTS[list_format]
     if len(fields) <= skip or not fields[0]:
         raise ManifestError(f"{where}: expected {expected}, got {line!r}")
@@ -167,16 +176,16 @@ class PathResolver:
 
 
 def detect_format(lines: list[tuple[int, str]], resolver: PathResolver) -> str:
-    """The format of a list file: AR-Net when it has commas; else a video list when each line
-    has two fields or its first path that exists is a video file, a rawframe list when that
-    path is a folder; with nothing on disk, a path with a video extension means a video list
-    and three or more fields on every line a rawframe list. A rawframe list whose second field
-    is 0 or 1 on every line, before a larger third, is a frame-range list (a frame count of 0 or
-    1 is no video)."""
+    """The format of a list file: AR-Net when it has commas and no ``;``; else a video list when
+    each line has two fields or its first path that exists is a video file, a rawframe list when
+    that path is a folder; with nothing on disk, a path with a video extension means a video
+    list and three or more fields on every line a rawframe list. A rawframe list whose second
+    field is 0 or 1 on every line, before a larger third, is a frame-range list (a frame count
+    of 0 or 1 is no video)."""
     texts = [text for _, text in lines]
-    if any("," in text for text in texts):
+    if any("," in text for text in texts) and not any(";" in text for text in texts):
         return "arnet"
-    fields = [line_fields(text, resolver) for text in texts]
+    fields = [split_fields(text, resolver) for text in texts]
     if all(len(f) == 2 for f in fields):
         return "video"
     for parts in fields:
