@@ -129,6 +129,31 @@ def test_activitynet_v12_json_found_or_named(tmp_path: Path):
     assert [(v.video_id, v.path, v.labels, v.split) for v in m.videos] == expected
 
 
+def test_activitynet_videos_anywhere_under_the_root(tmp_path: Path):
+    """The official download keeps them in ``v1-2/train/``, ``v1-2/val/``, ``v1-3/train_val/``."""
+    db = {"database": {
+        "a1": {"subset": "training", "annotations": [{"label": "Archery"}]},
+        "b2": {"subset": "validation", "annotations": [{"label": "Archery"}]},
+        "c3": {"subset": "validation", "annotations": [{"label": "Archery"}]},
+        "d4": {"subset": "training", "annotations": [{"label": "Archery"}]},
+        "e5": {"subset": "training", "annotations": [{"label": "Archery"}]},
+    }}
+    (tmp_path / "activity_net.v1-3.min.json").write_text(json.dumps(db))
+    for name in ("v1-3/train_val/v_a1.mp4", "v1-2/val/v_b2.webm", "v1-2/train/v_b2.mp4", "v1-2/val/c3.mkv", "frames/v_d4/img_00001.jpg", "frames/v_d4/v_e5.mp4"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    m = activitynet_manifest(tmp_path)
+    assert [(v.video_id, v.path) for v in m.videos] == [
+        ("v_a1", "v1-3/train_val/v_a1.mp4"),
+        ("v_b2", "v1-2/train/v_b2.mp4"),  # the first in name order
+        ("v_c3", "v1-2/val/c3.mkv"),
+        ("v_d4", "frames/v_d4"),  # a folder of frames, not entered
+        ("v_e5", "v_e5.mp4"),  # inside that folder: not found, reported missing by the features stage
+    ]
+    (tmp_path / "v_a1.avi").write_bytes(b"")
+    assert activitynet_manifest(tmp_path).videos[0].path == "v_a1.avi"  # in the root first, as before
+
+
 def test_activitynet_bad_json_is_named(tmp_path: Path):
     (tmp_path / "activity_net.v1-3.min.json").write_text("{}")
     with pytest.raises(ManifestError, match="not an ActivityNet v1.2/v1.3 annotation file"):

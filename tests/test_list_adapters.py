@@ -242,6 +242,8 @@ def test_kinetics_csv_with_a_class_subset(tmp_path):
     twice.write_text("air drumming\nAir_Drumming\n")
     with pytest.raises(ManifestError, match="twice.txt: these class names are the same class .*: Air_Drumming, air drumming"):
         _load("kinetics", root, train=train, classes=twice)
+    _touch(root, "rawframes/abseiling/eee_000001_000011/img_00001.jpg")
+    assert _load("kinetics", root, val=val, classes=subset)[1][-1][1] == "rawframes/abseiling/eee_000001_000011"  # frames
     _, rows = _load("kinetics", root, train=train)  # no subset: every label of the csv, sorted
     assert [r[2] for r in rows] == [(0,), (1,), (2,)]
     test = tmp_path / "test.csv"

@@ -9,11 +9,10 @@ import csv
 import hashlib
 import io
 import json
-import os
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
-from pipeline.datasets.lists import PathResolver, list_entries, read_class_names, read_list
+from pipeline.datasets.lists import PathResolver, find_under, list_entries, read_class_names, read_list
 from pipeline.datasets.manifest import (
     AnnotationFiles,
     Manifest,
@@ -25,7 +24,6 @@ from pipeline.datasets.manifest import (
     read_lines,
     video_id,
 )
-from pipeline.video import VIDEO_EXTENSIONS
 
 
 def _first_existing(root: Path, *names: str) -> Path:
@@ -106,24 +104,26 @@ def activitynet_manifest(root: Path, files: AnnotationFiles = AnnotationFiles())
     """ActivityNet v1.3 or v1.2 JSON (``database`` of ``{id: {subset, annotations: [{label}]}}``):
     ``files.annotations``, else the first of :data:`ACTIVITYNET_FILES` in the root. Classes are
     the distinct annotation labels, sorted; the testing subset (no labels) is left out. Videos
-    are ``videos/v_<id>.<ext>`` (or ``<id>.<ext>``); a missing file is reported by the features
-    stage, not here."""
+    are ``videos/v_<id>.<ext>`` (or ``<id>.<ext>``, or a folder of frames so named), else
+    anywhere under the root (the official download's ``v1-2/train/``, ``v1-3/train_val/``); a
+    missing file is reported by the features stage, not here."""
     path = Path(files.annotations) if files.annotations is not None else _first_existing(root, *ACTIVITYNET_FILES)
     text = read_annotation_text(path)
     try:
         database = json.loads(text)["database"]
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise ManifestError(f"{path}: not an ActivityNet v1.2/v1.3 annotation file ({exc})") from exc
-    video_dir = root / "videos" if (root / "videos").is_dir() else root
+    folder = PurePosixPath("videos" if (root / "videos").is_dir() else ".")
     resolver = PathResolver(root)
-    folder = str(video_dir.relative_to(root))
     classes = sorted({a["label"] for v in database.values() for a in v.get("annotations", [])})
+    videos = {vid: info for vid, info in sorted(database.items()) if info.get("subset") != "testing"}
+    found = {vid: resolver.resolve(str(folder / f"v_{vid}")) for vid in videos}
+    lost = {vid for vid, rel in found.items() if rel is None}
+    elsewhere = find_under(root, {f"v_{vid}" for vid in lost} | lost) if lost else {}
     entries = []
-    for vid, info in sorted(database.items()):
-        if info.get("subset") == "testing":
-            continue
+    for vid, info in videos.items():
         names = tuple(sorted({a["label"] for a in info.get("annotations", [])}))
-        rel = resolver.resolve(f"{folder}/v_{vid}") or str(PurePosixPath(folder) / f"v_{vid}.mp4")
+        rel = found[vid] or elsewhere.get(f"v_{vid}") or elsewhere.get(vid) or str(folder / f"v_{vid}.mp4")
         entries.append(RawEntry(f"v_{vid}", rel, names, normalise_split(info.get("subset", ""), f"{path}: video {vid}")))
     return build_manifest("activitynet", classes, entries)
 
@@ -208,12 +208,6 @@ def kinetics_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) ->
     lists = files.lists()
     if not lists:
         raise ManifestError("the kinetics dataset needs at least one csv: --train-list, --val-list or --test-list")
-    on_disk: dict[str, str] = {}
-    for folder, _, names in sorted(os.walk(root)):
-        for name in sorted(names):
-            stem, suffix = os.path.splitext(name)
-            if suffix.lower() in VIDEO_EXTENSIONS:
-                on_disk.setdefault(stem, os.path.relpath(os.path.join(folder, name), root))
     rows = []
     for path, split in lists:
         reader = csv.DictReader(io.StringIO(read_annotation_text(path, "csv file")))
@@ -228,7 +222,7 @@ def kinetics_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) ->
         spellings.setdefault(class_key(row["label"]), row["label"])
     classes = _kinetics_subset(Path(files.classes), spellings, lists) if files.classes is not None else sorted(spellings.values())
     by_key = {class_key(name): name for name in classes}
-    entries = []
+    kept = []
     for path, line_no, row, split in rows:
         name = by_key.get(class_key(row["label"]))
         if name is None:
@@ -237,8 +231,9 @@ def kinetics_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) ->
             clip = f"{row['youtube_id']}_{int(float(row['time_start'])):06d}_{int(float(row['time_end'])):06d}"
         except ValueError:
             raise ManifestError(f"{path}:{line_no}: time_start/time_end must be numbers, got {row['time_start']!r}, {row['time_end']!r}") from None
-        rel = on_disk.get(clip) or on_disk.get(row["youtube_id"]) or f"{clip}.mp4"
-        entries.append(RawEntry(clip, rel, (name,), split))
+        kept.append((clip, row["youtube_id"], name, split))
+    on_disk = find_under(root, {clip for clip, *_ in kept} | {youtube_id for _, youtube_id, *_ in kept})
+    entries = [RawEntry(clip, on_disk.get(clip) or on_disk.get(youtube_id) or f"{clip}.mp4", (name,), split) for clip, youtube_id, name, split in kept]
     return build_manifest("kinetics", classes, entries)
 
 

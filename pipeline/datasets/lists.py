@@ -175,6 +175,26 @@ class PathResolver:
         return None
 
 
+def find_under(root: Path, names: set[str]) -> dict[str, str]:
+    """Where under ``root`` each of ``names`` lies, relative to it, by one walk of the tree: a
+    video file whose stem is the name, or a folder so named (of frames; it is not entered).
+    The first found wins: a folder's files before its sub-folders, sub-folders in name order,
+    extensions in the order of :data:`VIDEO_EXTENSIONS`."""
+    rank = {ext: i for i, ext in enumerate(VIDEO_EXTENSIONS)}
+    found: dict[str, str] = {}
+    for folder, subfolders, files in os.walk(root):
+        here = PurePosixPath(os.path.relpath(folder, root))
+        for name in sorted(files, key=lambda n: (os.path.splitext(n)[0], rank.get(os.path.splitext(n)[1].lower(), len(rank)))):
+            stem, suffix = os.path.splitext(name)
+            if stem in names and suffix.lower() in rank:
+                found.setdefault(stem, str(here / name))
+        subfolders.sort()
+        for name in [n for n in subfolders if n in names]:
+            found.setdefault(name, str(here / name))
+            subfolders.remove(name)
+    return found
+
+
 def detect_format(lines: list[tuple[int, str]], resolver: PathResolver) -> str:
     """The format of a list file: AR-Net when it has commas and no ``;``; else a video list when
     each line has two fields or its first path that exists is a video file, a rawframe list when
