@@ -163,18 +163,21 @@ def test_activitynet_bad_json_is_named(tmp_path: Path):
 def test_minikinetics_arnet_lists(tmp_path: Path):
     (tmp_path / "mini_categories.txt").write_text("abseiling\nbaking\n")
     (tmp_path / "mini_train_videofolder.txt").write_text("train/abseiling/x1 300 0\ntrain/baking/x2 250 1\ntrain/baking/x3 250 5\n")
-    (tmp_path / "mini_val_videofolder.txt").write_text("val/x4.mp4 120 1\n")
+    (tmp_path / "mini_val_videofolder.txt").write_text("val/x4.mp4 120 1\nval/x5 90 0\n")
+    (tmp_path / "val").mkdir()
+    (tmp_path / "val" / "x5.mkv").write_bytes(b"")  # kept as a file, listed as AR-Net's frame folder
     m = minikinetics_manifest(tmp_path)
     assert [(v.video_id, v.path, v.labels, v.split) for v in m.videos] == [
         ("train/abseiling/x1", "train/abseiling/x1", (0,), "train"),
         ("train/baking/x2", "train/baking/x2", (1,), "train"),
         ("val/x4", "val/x4.mp4", (1,), "val"),
+        ("val/x5", "val/x5.mkv", (0,), "val"),
     ]
     assert m.rejected[0].video_id == "train/baking/x3" and "#5" in m.rejected[0].reason
     (tmp_path / "mini_categories.txt").rename(tmp_path / "minik_classInd.txt")  # AR-Net's name for it
     assert minikinetics_manifest(tmp_path) == m
     (tmp_path / "mini_val_videofolder.txt").write_text("val/x4.mp4 one\n")
-    with pytest.raises(ManifestError, match=r"mini_val_videofolder.txt:1"):
+    with pytest.raises(ManifestError, match=r"mini_val_videofolder.txt:1: expected 'path num_frames label"):
         minikinetics_manifest(tmp_path)
 
 

@@ -136,20 +136,20 @@ def minikinetics_manifest(
     train_list: str = "mini_train_videofolder.txt",
     val_list: str = "mini_val_videofolder.txt",
 ) -> Manifest:
-    """Mini-Kinetics in the AR-Net / TSM list format: ``<path> <num_frames> <label index>`` a line,
-    the path a rawframes folder or a video file relative to the root; class names one a line, in
-    the first of :data:`MINIKINETICS_CLASS_FILES` in the root."""
+    """Mini-Kinetics in the AR-Net / TSM list format: ``<path> <num_frames> <label index>`` a line
+    (a rawframe list, :mod:`pipeline.datasets.lists`), the path a folder of frames or a video
+    file relative to the root, with or without its extension (AR-Net's lists name frame folders;
+    the videos may be kept as files); class names one a line, in the first of
+    :data:`MINIKINETICS_CLASS_FILES` in the root. A label beyond the class list is a rejected
+    video."""
     classes = read_class_names(_first_existing(root, *MINIKINETICS_CLASS_FILES))
+    resolver = PathResolver(root)
     entries = []
     for list_name, split in ((train_list, "train"), (val_list, "val")):
-        list_path = root / list_name
-        for line_no, line in enumerate(read_lines(list_path), start=1):
-            parts = line.split()
-            if len(parts) != 3 or not parts[2].lstrip("-").isdigit():
-                raise ManifestError(f"{list_path}:{line_no}: expected '<path> <num_frames> <label>', got {line!r}")
-            label = int(parts[2])
-            name = classes[label] if 0 <= label < len(classes) else f"#{label}"
-            entries.append(RawEntry(video_id(parts[0]), parts[0], (name,), split))
+        for item in read_list(root / list_name, "rawframes", resolver):
+            rel = resolver.resolve(item.path) or item.path
+            names = tuple(classes[label] if label < len(classes) else f"#{label}" for label in item.labels)
+            entries.append(RawEntry(video_id(rel), rel, names, split))
     return build_manifest("minikinetics", classes, entries)
 
 
