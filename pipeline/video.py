@@ -10,7 +10,8 @@ import numpy as np
 
 from pipeline.decoders import DecodeError, DecordReader, PyAVReader, first_line, frame_seconds
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
+# The order is the order of preference where one video is kept in two formats.
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".flv", ".mpg", ".mpeg", ".ts", ".3gp", ".wmv")
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png")
 DECODERS = {"decord": DecordReader, "pyav": PyAVReader}
 # Optical-flow images that mmaction2's build_rawframes (flow_x_00001.jpg, flow_y_00001.jpg) and

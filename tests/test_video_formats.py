@@ -10,8 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipeline.datasets.manifest import video_id
 from pipeline.decoders import first_line, frame_seconds, sane_frame_times
 from pipeline.video import FrameSource, VideoReadError
+from stages.predict import find_videos
 
 FPS = 8
 N, H, W = 12, 32, 64
@@ -93,6 +95,13 @@ def test_each_format_gives_the_right_frames_and_times(files, name):
     blue = frames[..., 2] > 128
     assert (blue == (expected[..., 2] > 128)).mean() > 0.97  # the marker where a player shows it
     np.testing.assert_allclose(source.timestamps(wanted), wanted / FPS, atol=1e-6)
+
+
+def test_every_format_is_taken_for_a_video(files):
+    """By the extension: what a folder of videos offers ``nsnet predict``, and what a list's
+    path without its extension resolves to."""
+    assert sorted(p.name for p in find_videos([files])) == sorted(FORMATS)
+    assert {video_id(f"x/{name}") for name in FORMATS} == {f"x/{name.rsplit('.', 1)[0]}" for name in FORMATS}
 
 
 @pytest.mark.parametrize("name", ["xvid.avi", "vp9.webm", "h264.mkv", "phone.mov", "hevc10.mp4"])
