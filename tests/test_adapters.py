@@ -195,6 +195,12 @@ def test_ucf101_classind_and_split_lists(tmp_path: Path):
         ("Archery/v_Archery_g01_c01", "UCF-101/Archery/v_Archery_g01_c01.avi", (1,), "val"),
     ]
     assert "Bowling" in m.rejected[0].reason
+    (lists / "trainlist02.txt").write_text("Archery/v_Archery_g01_c01.avi 2\n")
+    (lists / "testlist02.txt").write_text("ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi\n")
+    split2 = get_dataset("ucf101").load(tmp_path, AnnotationFiles(train=lists / "trainlist02.txt", val=lists / "testlist02.txt"))
+    assert [(v.video_id, v.labels, v.split) for v in split2.videos] == [("Archery/v_Archery_g01_c01", (1,), "train"), ("ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01", (0,), "val")]
+    with pytest.raises(ManifestError, match="--annotations: not used by the ucf101 dataset"):
+        get_dataset("ucf101").load(tmp_path, AnnotationFiles(annotations=lists / "classInd.txt"))
     (lists / "trainlist01.txt").write_text("Archery/v_Archery_g08_c01.avi 2\nArchery/v_Archery_g09_c01.avi two\n")
     with pytest.raises(ManifestError, match=r"trainlist01.txt:2: expected 'Class/v_x.avi \[class index\]', got 'Archery/v_Archery_g09_c01.avi two'"):
         ucf101_manifest(tmp_path)

@@ -86,7 +86,7 @@ DATASETS: dict[str, DatasetSpec] = {
             FeaturesConfig(light=ModelSpec("mobilenetv2_100", resolution=112)),
             "Mini-Kinetics, AR-Net list format",
         ),
-        DatasetSpec("ucf101", _files_in_root(adapters.ucf101_manifest), Path("data/ucf101"), description="UCF101 classInd + split 1 lists"),
+        DatasetSpec("ucf101", adapters.ucf101_manifest, Path("data/ucf101"), description="UCF101 classInd + split lists (split 1, or --train-list/--val-list)"),
     )
 }
 

@@ -153,16 +153,19 @@ def minikinetics_manifest(
     return build_manifest("minikinetics", classes, entries)
 
 
-def ucf101_manifest(root: Path, split: int = 1) -> Manifest:
+def ucf101_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) -> Manifest:
     """UCF101's ``ucfTrainTestlist/``: ``classInd.txt`` (``1 ApplyEyeMakeup``), ``trainlist0N.txt``
     (``Class/v_x.avi 1``, 1-based) and ``testlist0N.txt`` (``Class/v_x.avi``, class from the
-    folder). Videos lie under ``UCF-101/`` if present, else under the root."""
+    folder). Split 1 unless ``files`` names lists (``--train-list .../trainlist02.txt``) or the
+    class file. Videos lie under ``UCF-101/`` if present, else under the root."""
+    unused = [option for option in files.given() if option in ("--annotations", "--list-format")]
+    if unused:
+        raise ManifestError(f"{', '.join(unused)}: not used by the ucf101 dataset (it reads --train-list, --val-list, --test-list and --class-names, default split 1 in the data root)")
     lists = _first_existing(root, "ucfTrainTestlist", ".")
-    classes = read_class_names(lists / "classInd.txt")
+    classes = read_class_names(Path(files.classes) if files.classes is not None else lists / "classInd.txt")
     prefix = "UCF-101/" if (root / "UCF-101").is_dir() else ""
     entries = []
-    for list_name, split_name in ((f"trainlist0{split}.txt", "train"), (f"testlist0{split}.txt", "val")):
-        list_path = lists / list_name
+    for list_path, split_name in files.lists() or [(lists / "trainlist01.txt", "train"), (lists / "testlist01.txt", "val")]:
         for line_no, line in enumerate(read_lines(list_path), start=1):
             parts = line.split()
             if len(parts) > 2 or (len(parts) == 2 and not parts[1].isdigit()):
