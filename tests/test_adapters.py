@@ -152,6 +152,12 @@ def test_activitynet_videos_anywhere_under_the_root(tmp_path: Path):
     ]
     (tmp_path / "v_a1.avi").write_bytes(b"")
     assert activitynet_manifest(tmp_path).videos[0].path == "v_a1.avi"  # in the root first, as before
+    other_disk = tmp_path.parent / f"{tmp_path.name}-disk2"
+    (other_disk / "test").mkdir(parents=True)
+    (other_disk / "test" / "v_e5.mp4").write_bytes(b"")
+    (other_disk / "test" / "loop").symlink_to(other_disk)  # a cycle: entered once
+    (tmp_path / "v1-3" / "test").symlink_to(other_disk / "test")
+    assert activitynet_manifest(tmp_path).videos[-1].path == "v1-3/test/v_e5.mp4"  # through a link to another disk
 
 
 def test_activitynet_bad_json_is_named(tmp_path: Path):

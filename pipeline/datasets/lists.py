@@ -179,10 +179,17 @@ def find_under(root: Path, names: set[str]) -> dict[str, str]:
     """Where under ``root`` each of ``names`` lies, relative to it, by one walk of the tree: a
     video file whose stem is the name, or a folder so named (of frames; it is not entered).
     The first found wins: a folder's files before its sub-folders, sub-folders in name order,
-    extensions in the order of :data:`VIDEO_EXTENSIONS`."""
+    extensions in the order of :data:`VIDEO_EXTENSIONS`. Links to folders are followed (data
+    trees are often put together from several disks so), each folder entered once."""
     rank = {ext: i for i, ext in enumerate(VIDEO_EXTENSIONS)}
     found: dict[str, str] = {}
-    for folder, subfolders, files in os.walk(root):
+    entered: set[str] = set()
+    for folder, subfolders, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in entered:
+            subfolders.clear()
+            continue
+        entered.add(real)
         here = PurePosixPath(os.path.relpath(folder, root))
         for name in sorted(files, key=lambda n: (os.path.splitext(n)[0], rank.get(os.path.splitext(n)[1].lower(), len(rank)))):
             stem, suffix = os.path.splitext(name)
