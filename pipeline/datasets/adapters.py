@@ -12,7 +12,7 @@ import json
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
-from pipeline.datasets.lists import PathResolver, find_under, list_entries, read_class_names, read_list
+from pipeline.datasets.lists import PathResolver, find_under, list_entries, locate, read_class_names, read_list
 from pipeline.datasets.manifest import (
     AnnotationFiles,
     Manifest,
@@ -70,7 +70,8 @@ def fcvid_manifest(root: Path) -> Manifest:
     ``FCVID_Label.txt`` (one 0/1 row of 239 a video, same order: multi-label; the values
     separated by spaces, tabs or commas) and
     ``FCVID_Category.txt`` (class names), in the root or in ``materials/``. Videos lie under
-    ``videos/`` if that folder exists, else under the root."""
+    ``videos/`` if that folder exists, else under the root; one kept with another extension or
+    in another folder (named by its YouTube id) is found by :func:`~pipeline.datasets.lists.locate`."""
     materials = root / "materials" if (root / "materials").is_dir() else root
     split_file = materials / "FCVID_VideoName_TrainTestSplit.txt"
     label_file = materials / "FCVID_Label.txt"
@@ -80,11 +81,13 @@ def fcvid_manifest(root: Path) -> Manifest:
     if len(rows) != len(label_rows):
         raise ManifestError(f"{label_file}: {len(label_rows)} label rows for {len(rows)} videos in {split_file}")
     prefix = "videos/" if (root / "videos").is_dir() else ""
-    entries = []
-    for line_no, (row, label_row) in enumerate(zip(rows, label_rows), start=1):
-        parts = row.split()
+    parsed = [row.split() for row in rows]
+    for line_no, (row, parts) in enumerate(zip(rows, parsed), start=1):
         if len(parts) != 2:
             raise ManifestError(f"{split_file}:{line_no}: expected 'path split', got {row!r}")
+    found = locate(root, [prefix + parts[0] for parts in parsed])
+    entries = []
+    for line_no, (parts, label_row, rel) in enumerate(zip(parsed, label_rows, found), start=1):
         values = label_row.replace(",", " ").split()  # spaces, tabs or commas (MATLAB's dlmwrite)
         if len(values) != len(classes):
             raise ManifestError(f"{label_file}:{line_no}: {len(values)} label columns, the class list has {len(classes)}")
@@ -92,8 +95,7 @@ def fcvid_manifest(root: Path) -> Manifest:
             names = tuple(classes[j] for j, v in enumerate(values) if float(v) > 0)
         except ValueError:
             raise ManifestError(f"{label_file}:{line_no}: label columns must be 0 or 1, got {label_row!r}") from None
-        rel = prefix + parts[0]
-        entries.append(RawEntry(video_id(parts[0]), rel, names, normalise_split(parts[1], f"{split_file}:{line_no}")))
+        entries.append(RawEntry(video_id(parts[0]), rel or prefix + parts[0], names, normalise_split(parts[1], f"{split_file}:{line_no}")))
     return build_manifest("fcvid", classes, entries)
 
 
@@ -114,16 +116,13 @@ def activitynet_manifest(root: Path, files: AnnotationFiles = AnnotationFiles())
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise ManifestError(f"{path}: not an ActivityNet v1.2/v1.3 annotation file ({exc})") from exc
     folder = PurePosixPath("videos" if (root / "videos").is_dir() else ".")
-    resolver = PathResolver(root)
     classes = sorted({a["label"] for v in database.values() for a in v.get("annotations", [])})
     videos = {vid: info for vid, info in sorted(database.items()) if info.get("subset") != "testing"}
-    found = {vid: resolver.resolve(str(folder / f"v_{vid}")) for vid in videos}
-    lost = {vid for vid, rel in found.items() if rel is None}
-    elsewhere = find_under(root, {f"v_{vid}" for vid in lost} | lost) if lost else {}
+    found = locate(root, [str(folder / f"v_{vid}") for vid in videos])
     entries = []
-    for vid, info in videos.items():
+    for (vid, info), rel in zip(videos.items(), found):
         names = tuple(sorted({a["label"] for a in info.get("annotations", [])}))
-        rel = found[vid] or elsewhere.get(f"v_{vid}") or elsewhere.get(vid) or str(folder / f"v_{vid}.mp4")
+        rel = rel or str(folder / f"v_{vid}.mp4")
         entries.append(RawEntry(f"v_{vid}", rel, names, normalise_split(info.get("subset", ""), f"{path}: video {vid}")))
     return build_manifest("activitynet", classes, entries)
 

@@ -202,6 +202,27 @@ def find_under(root: Path, names: set[str]) -> dict[str, str]:
     return found
 
 
+def locate(root: Path, paths: list[str]) -> list[str | None]:
+    """Where each of ``paths`` (relative to the root) lies: where written, with whatever video
+    extension or with ActivityNet's ``v_`` prefix toggled (:class:`PathResolver`); else by its
+    name anywhere under the root (:func:`find_under`, one walk for all that are lost), or None.
+    For datasets whose videos are named by their YouTube id, which is unique."""
+    resolver = PathResolver(root)
+    found = [resolver.resolve(video_id(path)) for path in paths]
+    lost = {i: _aliases(path) for i, path in enumerate(paths) if found[i] is None}
+    if lost:
+        elsewhere = find_under(root, {name for names in lost.values() for name in names})
+        for i, names in lost.items():
+            found[i] = next((elsewhere[name] for name in names if name in elsewhere), None)
+    return found
+
+
+def _aliases(path: str) -> tuple[str, str]:
+    """A video's name without extension, and with the ``v_`` prefix toggled."""
+    name = PurePosixPath(video_id(path)).name
+    return name, name[2:] if name.startswith("v_") else f"v_{name}"
+
+
 def detect_format(lines: list[tuple[int, str]], resolver: PathResolver) -> str:
     """The format of a list file: AR-Net when it has commas and no ``;``; else a video list when
     each line has two fields or its first path that exists is a video file, a rawframe list when
