@@ -75,14 +75,14 @@ def test_fcvid_videos_kept_in_another_format_or_folder_are_found(tmp_path: Path)
     (tmp_path / "FCVID_Category.txt").write_text("a\nb\n")
     (tmp_path / "FCVID_VideoName_TrainTestSplit.txt").write_text("a/x1.mp4 train\nb/x2.mp4 test\nb/x3.mp4 train\nb/x4.mp4 test\n")
     (tmp_path / "FCVID_Label.txt").write_text("1 0\n0 1\n0 1\n1 1\n")
-    for name in ("videos/a/x1.mp4", "videos/b/x2.webm", "videos/x3.mkv"):
+    for name in ("videos/a/x1.mp4", "videos/b/x2.webm", "videos/x3.mkv", "frames/x1/x4.mp4"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"")
     assert [(v.video_id, v.path) for v in fcvid_manifest(tmp_path).videos] == [
         ("a/x1", "videos/a/x1.mp4"),
         ("b/x2", "videos/b/x2.webm"),  # re-encoded, or downloaded as WebM
         ("b/x3", "videos/x3.mkv"),  # in a flat folder
-        ("b/x4", "videos/b/x4.mp4"),  # not downloaded: as written, reported by the features stage
+        ("b/x4", "videos/b/x4.mp4"),  # as written: the frame folder of x1 is not entered
     ]
 
 

@@ -175,9 +175,11 @@ class PathResolver:
         return None
 
 
-def find_under(root: Path, names: set[str]) -> dict[str, str]:
+def find_under(root: Path, names: set[str], known: set[str] = frozenset()) -> dict[str, str]:
     """Where under ``root`` each of ``names`` lies, relative to it, by one walk of the tree: a
-    video file whose stem is the name, or a folder so named (of frames; it is not entered).
+    video file whose stem is the name, or a folder so named (of frames; it is not entered, nor
+    is a folder named in ``known``, the dataset's videos found already, so that frames
+    extracted beside the videos are not listed).
     The first found wins: a folder's files before its sub-folders, sub-folders in name order,
     extensions in the order of :data:`VIDEO_EXTENSIONS`. Links to folders are followed (data
     trees are often put together from several disks so), each folder entered once."""
@@ -195,10 +197,9 @@ def find_under(root: Path, names: set[str]) -> dict[str, str]:
             stem, suffix = os.path.splitext(name)
             if stem in names and suffix.lower() in rank:
                 found.setdefault(stem, str(here / name))
-        subfolders.sort()
         for name in [n for n in subfolders if n in names]:
             found.setdefault(name, str(here / name))
-            subfolders.remove(name)
+        subfolders[:] = sorted(n for n in subfolders if n not in names and n not in known)
     return found
 
 
@@ -211,7 +212,7 @@ def locate(root: Path, paths: list[str]) -> list[str | None]:
     found = [resolver.resolve(video_id(path)) for path in paths]
     lost = {i: _aliases(path) for i, path in enumerate(paths) if found[i] is None}
     if lost:
-        elsewhere = find_under(root, {name for names in lost.values() for name in names})
+        elsewhere = find_under(root, {name for names in lost.values() for name in names}, {name for path in paths for name in _aliases(path)})
         for i, names in lost.items():
             found[i] = next((elsewhere[name] for name in names if name in elsewhere), None)
     return found
