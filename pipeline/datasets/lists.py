@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -175,7 +176,7 @@ class PathResolver:
         return None
 
 
-def find_under(root: Path, names: set[str], known: set[str] = frozenset()) -> dict[str, str]:
+def find_under(root: Path, names: set[str], known: AbstractSet[str] = frozenset()) -> dict[str, str]:
     """Where under ``root`` each of ``names`` lies, relative to it, by one walk of the tree: a
     video file whose stem is the name, or a folder so named (of frames; it is not entered, nor
     is a folder named in ``known``, the dataset's videos found already, so that frames
