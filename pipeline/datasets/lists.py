@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Set as AbstractSet
+from collections.abc import Iterable, Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -121,6 +121,19 @@ def parse_list_line(line: str, line_no: int, list_format: str, source: Path, res
     return ListLine(line_no, fields[0], labels)
 
 
+_EXTENSION_RANK = {ext: i for i, ext in enumerate(VIDEO_EXTENSIONS)}
+
+
+def video_files(names: Iterable[str]) -> dict[str, str]:
+    """stem -> file name, for the video files among the file names of one folder; a stem kept
+    in two formats gets the extension earlier in :data:`VIDEO_EXTENSIONS`."""
+    rank = {name: _EXTENSION_RANK.get(os.path.splitext(name)[1].lower()) for name in names}
+    stems: dict[str, str] = {}
+    for name in sorted((name for name in rank if rank[name] is not None), key=rank.__getitem__):
+        stems.setdefault(os.path.splitext(name)[0], name)
+    return stems
+
+
 class PathResolver:
     """Finds what a list's path names under the data root: the path itself, the path with a
     video extension, or either with ActivityNet's ``v_`` prefix added or removed. An absolute
@@ -137,18 +150,12 @@ class PathResolver:
         """(names, stem -> file name of its first video extension) of one folder."""
         if folder not in self._listings:
             names: set[str] = set()
-            stems: dict[str, str] = {}
             try:
                 with os.scandir(self.root / folder) as entries:
                     names = {e.name for e in entries}
             except (FileNotFoundError, NotADirectoryError):
                 pass
-            rank = {ext: i for i, ext in enumerate(VIDEO_EXTENSIONS)}
-            for name in sorted(names, key=lambda n: rank.get(PurePosixPath(n).suffix.lower(), len(rank))):
-                suffix = PurePosixPath(name).suffix.lower()
-                if suffix in rank:
-                    stems.setdefault(name[: -len(suffix)], name)
-            self._listings[folder] = (names, stems)
+            self._listings[folder] = (names, video_files(names))
         return self._listings[folder]
 
     def resolve(self, path: str) -> str | None:
@@ -165,12 +172,11 @@ class PathResolver:
     def _find(self, path: PurePosixPath) -> str | None:
         """What ``path`` (relative to the root, or absolute) names on disk, or None."""
         names, stems = self._listing(path.parent)
-        name = path.name
-        toggled = name[2:] if name.startswith("v_") else f"v_{name}"
-        for candidate in (name, toggled):
+        candidates = _aliases(path.name)
+        for candidate in candidates:
             if candidate in names:
                 return str(path.parent / candidate)
-        for candidate in (name, toggled):
+        for candidate in candidates:
             if candidate in stems:
                 return str(path.parent / stems[candidate])
         return None
@@ -184,7 +190,6 @@ def find_under(root: Path, names: set[str], known: AbstractSet[str] = frozenset(
     The first found wins: a folder's files before its sub-folders, sub-folders in name order,
     extensions in the order of :data:`VIDEO_EXTENSIONS`. Links to folders are followed (data
     trees are often put together from several disks so), each folder entered once."""
-    rank = {ext: i for i, ext in enumerate(VIDEO_EXTENSIONS)}
     found: dict[str, str] = {}
     entered: set[str] = set()
     for folder, subfolders, files in os.walk(root, followlinks=True):
@@ -194,9 +199,8 @@ def find_under(root: Path, names: set[str], known: AbstractSet[str] = frozenset(
             continue
         entered.add(real)
         here = PurePosixPath(os.path.relpath(folder, root))
-        for name in sorted(files, key=lambda n: (os.path.splitext(n)[0], rank.get(os.path.splitext(n)[1].lower(), len(rank)))):
-            stem, suffix = os.path.splitext(name)
-            if stem in names and suffix.lower() in rank:
+        for stem, name in video_files(files).items():
+            if stem in names:
                 found.setdefault(stem, str(here / name))
         for name in [n for n in subfolders if n in names]:
             found.setdefault(name, str(here / name))
@@ -210,18 +214,19 @@ def locate(root: Path, paths: list[str]) -> list[str | None]:
     name anywhere under the root (:func:`find_under`, one walk for all that are lost), or None.
     For datasets whose videos are named by their YouTube id, which is unique."""
     resolver = PathResolver(root)
-    found = [resolver.resolve(video_id(path)) for path in paths]
-    lost = {i: _aliases(path) for i, path in enumerate(paths) if found[i] is None}
+    ids = [video_id(path) for path in paths]
+    found = [resolver.resolve(written) for written in ids]
+    lost = [i for i, rel in enumerate(found) if rel is None]
     if lost:
-        elsewhere = find_under(root, {name for names in lost.values() for name in names}, {name for path in paths for name in _aliases(path)})
-        for i, names in lost.items():
-            found[i] = next((elsewhere[name] for name in names if name in elsewhere), None)
+        aliases = [_aliases(PurePosixPath(written).name) for written in ids]
+        elsewhere = find_under(root, {name for i in lost for name in aliases[i]}, {name for names in aliases for name in names})
+        for i in lost:
+            found[i] = next((elsewhere[name] for name in aliases[i] if name in elsewhere), None)
     return found
 
 
-def _aliases(path: str) -> tuple[str, str]:
-    """A video's name without extension, and with the ``v_`` prefix toggled."""
-    name = PurePosixPath(video_id(path)).name
+def _aliases(name: str) -> tuple[str, str]:
+    """A name as written, and with ActivityNet's ``v_`` prefix added or removed."""
     return name, name[2:] if name.startswith("v_") else f"v_{name}"
 
 
