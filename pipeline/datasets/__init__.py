@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 from pipeline.config import FeaturesConfig, FinetuneConfig, ModelSpec, TrainConfig, WEIGHTS_NONE
-from pipeline.datasets import adapters
+from pipeline.datasets import adapters, kinetics
 from pipeline.datasets.manifest import AnnotationFiles, Manifest, ManifestError, Rejected, VideoRecord
 
 __all__ = ["DATASETS", "AnnotationFiles", "DatasetSpec", "Manifest", "ManifestError", "Rejected", "VideoRecord", "get_dataset", "load_manifest"]
@@ -77,7 +77,7 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec("fcvid", _files_in_root(adapters.fcvid_manifest), Path("data/fcvid"), description="FCVID release files (multi-label)"),
         DatasetSpec("activitynet", adapters.activitynet_manifest, Path("data/activitynet"), description="ActivityNet v1.3 or v1.2 JSON (--annotations, default: in the data root)"),
         DatasetSpec("list", adapters.list_manifest, Path("data/list"), description="mmaction2 video/rawframe lists or AR-Net lists (--train-list/--val-list/--test-list, --class-names)"),
-        DatasetSpec("kinetics", adapters.kinetics_manifest, Path("data/kinetics"), description="Kinetics csv files (--train-list/--val-list), optionally a class subset (--class-names)"),
+        DatasetSpec("kinetics", kinetics.kinetics_manifest, Path("data/kinetics"), description="Kinetics csv or JSON files (--train-list/--val-list, or --annotations alone), YouTube id lists labelled by --annotations, optionally a class subset (--class-names)"),
         DatasetSpec(
             "minikinetics",
             _files_in_root(adapters.minikinetics_manifest),

@@ -12,7 +12,7 @@ import json
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
-from pipeline.datasets.lists import PathResolver, find_under, list_entries, locate, read_class_names, read_list
+from pipeline.datasets.lists import PathResolver, list_entries, locate, read_class_names, read_list
 from pipeline.datasets.manifest import (
     AnnotationFiles,
     Manifest,
@@ -104,12 +104,14 @@ ACTIVITYNET_FILES = ("activity_net.v1-3.min.json", "activity_net.v1-2.min.json")
 
 def activitynet_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) -> Manifest:
     """ActivityNet v1.3 or v1.2 JSON (``database`` of ``{id: {subset, annotations: [{label}]}}``):
-    ``files.annotations``, else the first of :data:`ACTIVITYNET_FILES` in the root. Classes are
+    ``files.annotations``, else the first of :data:`ACTIVITYNET_FILES` in the folder it names or
+    in the root. Classes are
     the distinct annotation labels, sorted; the testing subset (no labels) is left out. Videos
     are ``videos/v_<id>.<ext>`` (or ``<id>.<ext>``, or a folder of frames so named), else
     anywhere under the root (the official download's ``v1-2/train/``, ``v1-3/train_val/``); a
     missing file is reported by the features stage, not here."""
-    path = Path(files.annotations) if files.annotations is not None else _first_existing(root, *ACTIVITYNET_FILES)
+    given = Path(files.annotations) if files.annotations is not None else root
+    path = _first_existing(given, *ACTIVITYNET_FILES) if given.is_dir() else given
     text = read_annotation_text(path)
     try:
         database = json.loads(text)["database"]
@@ -194,70 +196,3 @@ def list_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) -> Man
         classes = [str(i) for i in range(1 + max(label for _, _, lines in read for line in lines for label in line.labels))]
     entries = [entry for path, split, lines in read for entry in list_entries(path, split, lines, classes, resolver)]
     return build_manifest("list", classes, entries)
-
-
-KINETICS_COLUMNS = ("youtube_id", "time_start", "time_end")
-
-
-def kinetics_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) -> Manifest:
-    """Kinetics csv files (``label,youtube_id,time_start,time_end,split``), one per split, with
-    videos named ``<youtube_id>_<start:06d>_<end:06d>.<ext>`` (or ``<youtube_id>.<ext>``) as the
-    common downloaders write them, anywhere under the root. Labels are compared by
-    :func:`class_key`. ``files.classes`` restricts the dataset to a subset of the classes
-    (Mini-Kinetics' 200): rows of the other classes are left out, and a subset name that is no
-    row's label is an error; without it the classes are the csv labels, sorted. Rows without a
-    label (the test csv) are left out."""
-    lists = files.lists()
-    if not lists:
-        raise ManifestError("the kinetics dataset needs at least one csv: --train-list, --val-list or --test-list")
-    rows = []
-    for path, split in lists:
-        reader = csv.DictReader(io.StringIO(read_annotation_text(path, "csv file")))
-        missing = [c for c in KINETICS_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ManifestError(f"{path}: not a Kinetics csv (no column {', '.join(missing)}; expected label,youtube_id,time_start,time_end,split)")
-        for line_no, row in enumerate(reader, start=2):
-            if row.get("label"):
-                rows.append((path, line_no, row, split))
-    spellings: dict[str, str] = {}
-    for _, _, row, _ in rows:
-        spellings.setdefault(class_key(row["label"]), row["label"])
-    classes = _kinetics_subset(Path(files.classes), spellings, lists) if files.classes is not None else sorted(spellings.values())
-    by_key = {class_key(name): name for name in classes}
-    kept = []
-    for path, line_no, row, split in rows:
-        name = by_key.get(class_key(row["label"]))
-        if name is None:
-            continue
-        try:
-            clip = f"{row['youtube_id']}_{int(float(row['time_start'])):06d}_{int(float(row['time_end'])):06d}"
-        except ValueError:
-            raise ManifestError(f"{path}:{line_no}: time_start/time_end must be numbers, got {row['time_start']!r}, {row['time_end']!r}") from None
-        kept.append((clip, row["youtube_id"], name, split))
-    on_disk = find_under(root, {clip for clip, *_ in kept} | {youtube_id for _, youtube_id, *_ in kept})
-    entries = [RawEntry(clip, on_disk.get(clip) or on_disk.get(youtube_id) or f"{clip}.mp4", (name,), split) for clip, youtube_id, name, split in kept]
-    return build_manifest("kinetics", classes, entries)
-
-
-def class_key(name: str) -> str:
-    """A class name as compared across annotation files: case, enclosing double quotes and
-    spaces against underscores do not count (Kinetics' csv says ``air drumming``, class lists
-    made from its folder names ``air_drumming``)."""
-    return " ".join(name.strip().strip('"').replace("_", " ").split()).casefold()
-
-
-def _kinetics_subset(path: Path, labels: dict[str, str], lists: list[tuple[Path, str]]) -> list[str]:
-    """The classes of a subset file (Mini-Kinetics' 200), each of which must be a label of the
-    csv files (``labels``: by :func:`class_key`) when they hold labelled rows: a name that
-    matches none would lose its class's videos without a word."""
-    classes = read_class_names(path)
-    keys = [class_key(name) for name in classes]
-    if len(set(keys)) != len(keys):
-        twice = sorted({name for name, key in zip(classes, keys) if keys.count(key) > 1})
-        raise ManifestError(f"{path}: these class names are the same class (case, quotes and underscores aside): {', '.join(twice)}")
-    missing = [name for name, key in zip(classes, keys) if key not in labels]
-    if labels and missing:
-        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        csvs = ", ".join(str(csv_path) for csv_path, _ in lists)
-        raise ManifestError(f"{path}: {len(missing)} of its {len(classes)} classes are the label of no row in {csvs}: {shown} (names are matched to the csv labels with case, quotes and underscores aside)")
-    return classes

@@ -1,0 +1,234 @@
+"""Kinetics' annotations in the forms they are shared in, and the Kinetics manifest.
+
+* csv (DeepMind, cvdfoundation): ``label,youtube_id,time_start,time_end,split[,is_cc]``;
+* JSON of DeepMind's release (``kinetics_train.json``, ``kinetics_700_validate.json``):
+  ``{youtube_id: {"annotations": {"label", "segment": [start s, end s]}, "subset", ...}}``;
+* JSON of 3D-ResNets-PyTorch (``kinetics.json``): ``{"labels": [...], "database": {clip or
+  youtube_id: {"subset": "training", "annotations": {"label"}}}}``, every split in one file;
+* lists of YouTube ids, one a line (Mini-Kinetics-200's ``train_ytid_list.txt`` of Xie et al.),
+  labelled by annotation files of the forms above.
+
+A clip's file is named ``<youtube_id>_<start:06d>_<end:06d>.<ext>``, as the common downloaders
+write it (or by the bare id, or by a 3D-ResNets key), anywhere under the data root.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from pipeline.datasets.lists import find_under, read_class_names
+from pipeline.datasets.manifest import (
+    AnnotationFiles,
+    Manifest,
+    ManifestError,
+    RawEntry,
+    Rejected,
+    build_manifest,
+    normalise_split,
+    read_annotation_text,
+)
+
+KINETICS_COLUMNS = ("youtube_id", "time_start", "time_end")
+ANNOTATION_SUFFIXES = (".csv", ".json")
+_CLIP_NAME = re.compile(r"(?P<youtube_id>.+)_\d{6}_\d{6}")
+_ID_LINE = re.compile(r"[A-Za-z0-9_-]+")
+_SUBSET_ALIASES = {"training": "train", "validation": "val", "validate": "val", "valid": "val", "testing": "test"}
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One clip of the annotations: ``name`` is its file's stem, ``label`` empty where the file
+    gives none (test sets), ``subset`` the split the file says (``""`` where it says none),
+    ``where`` the file and line or key, for messages."""
+
+    youtube_id: str
+    name: str
+    label: str
+    subset: str
+    where: str
+
+
+def clip_name(youtube_id: str, start: object, end: object, where: str) -> str:
+    """``<youtube_id>_<start:06d>_<end:06d>`` from the times in seconds (``14``, ``14.0``)."""
+    try:
+        return f"{youtube_id}_{int(float(start)):06d}_{int(float(end)):06d}"  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ManifestError(f"{where}: time_start/time_end must be numbers, got {start!r}, {end!r}") from None
+
+
+def _subset(value: object) -> str:
+    key = str(value or "").strip().lower()
+    return _SUBSET_ALIASES.get(key, key)
+
+
+def _csv_clips(path: Path, text: str) -> list[Clip]:
+    reader = csv.DictReader(io.StringIO(text))
+    missing = [c for c in KINETICS_COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise ManifestError(f"{path}: not a Kinetics csv (no column {', '.join(missing)}; expected label,youtube_id,time_start,time_end,split)")
+    clips = []
+    for line_no, row in enumerate(reader, start=2):
+        where = f"{path}:{line_no}"
+        name = clip_name(row["youtube_id"], row["time_start"], row["time_end"], where)
+        clips.append(Clip(row["youtube_id"], name, (row.get("label") or "").strip(), _subset(row.get("split")), where))
+    return clips
+
+
+def _json_clips(path: Path, text: str) -> list[Clip]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ManifestError(f"{path}: not valid JSON ({exc})") from None
+    by_key = data.get("database") if isinstance(data, dict) else None
+    resnets = isinstance(by_key, dict)  # 3D-ResNets: its segments are frame ranges, not times
+    by_key = by_key if resnets else data
+    if not isinstance(by_key, dict) or not all(isinstance(v, dict) for v in by_key.values()):
+        raise ManifestError(f"{path}: not a Kinetics JSON (expected {{youtube_id: {{\"annotations\": {{\"label\", \"segment\"}}, \"subset\"}}}} or 3D-ResNets' {{\"database\": ...}})")
+    clips = []
+    for key, info in by_key.items():
+        where = f"{path}: {key}"
+        annotations = info.get("annotations") or {}
+        if not isinstance(annotations, dict):
+            raise ManifestError(f"{where}: 'annotations' must be an object with a 'label', got {annotations!r}")
+        match = _CLIP_NAME.fullmatch(key)
+        segment = annotations.get("segment")
+        if match:
+            youtube_id, name = match["youtube_id"], key
+        elif not resnets and isinstance(segment, (list, tuple)) and len(segment) == 2:
+            youtube_id, name = key, clip_name(key, segment[0], segment[1], where)
+        else:
+            youtube_id, name = key, key
+        clips.append(Clip(youtube_id, name, str(annotations.get("label") or "").strip(), _subset(info.get("subset")), where))
+    return clips
+
+
+def read_clips(path: Path) -> list[Clip]:
+    """The clips of one Kinetics csv or JSON file, told apart by their content."""
+    text = read_annotation_text(path, "Kinetics annotation file")
+    return _json_clips(path, text) if text.lstrip().startswith("{") else _csv_clips(path, text)
+
+
+def youtube_id_list(path: Path) -> list[tuple[int, str]] | None:
+    """(line number, id) of a file of YouTube ids or clip names, one a line, else ``None``."""
+    text = read_annotation_text(path, "Kinetics annotation file")
+    lines = [(no, line.strip()) for no, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    return lines if lines and all(_ID_LINE.fullmatch(line) for _, line in lines) else None
+
+
+def annotation_files(path: Path) -> list[Path]:
+    """``path`` itself, or the csv and JSON files of the folder it names, sorted."""
+    path = Path(path)
+    if not path.is_dir():
+        return [path]
+    found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in ANNOTATION_SUFFIXES)
+    if not found:
+        raise ManifestError(f"{path}: no Kinetics annotation file (.csv or .json) in this folder")
+    return found
+
+
+def _of_split(clips: list[Clip], split: str) -> list[Clip]:
+    """A file that holds several subsets (3D-ResNets' one JSON) gives a split its own clips;
+    a file of one subset gives all of them to the split it is named for."""
+    subsets = {c.subset for c in clips if c.subset}
+    return [c for c in clips if c.subset == split] if len(subsets) > 1 else clips
+
+
+def _by_id(files: list[Path]) -> dict[str, Clip]:
+    """Every clip of ``files`` by its YouTube id and by its name. One id labelled two ways
+    (annotations of two Kinetics versions in one folder) is an error naming both places."""
+    index: dict[str, Clip] = {}
+    for path in files:
+        for clip in read_clips(path):
+            for key in dict.fromkeys((clip.youtube_id, clip.name)):
+                seen = index.setdefault(key, clip)
+                if seen.label != clip.label:
+                    raise ManifestError(f"{key} is labelled {seen.label!r} at {seen.where} and {clip.label!r} at {clip.where}; name one of the files with --annotations")
+    return index
+
+
+def _listed_clips(files: AnnotationFiles) -> tuple[list[tuple[Clip, str]], list[Rejected]]:
+    """(clip, split) for every clip the split files give, and the listed ids that no annotation
+    file knows."""
+    split_files = [(path, split, youtube_id_list(path)) for path, split in files.lists()]
+    id_lists = [path for path, _, ids in split_files if ids is not None]
+    if id_lists and files.annotations is None:
+        raise ManifestError(f"{id_lists[0]}: a list of YouTube ids (as Mini-Kinetics-200's train_ytid_list.txt) is labelled by --annotations: the Kinetics csv or JSON files, or their folder")
+    if files.annotations is not None and not id_lists:
+        raise ManifestError("--annotations: the kinetics dataset reads it alone (every split in its files) or to label lists of YouTube ids; here --train-list/--val-list/--test-list are annotation files themselves")
+    index = _by_id(annotation_files(files.annotations)) if id_lists else {}
+    clips: list[tuple[Clip, str]] = []
+    unknown: list[Rejected] = []
+    for path, split, ids in split_files:
+        if ids is None:
+            clips += [(clip, split) for clip in _of_split(read_clips(path), split)]
+            continue
+        for line_no, key in ids:
+            if key in index:
+                clips.append((replace(index[key], where=f"{path}:{line_no}"), split))
+            else:
+                unknown.append(Rejected(key, key, f"{path}:{line_no}: in no annotation file under {files.annotations}"))
+    return clips, unknown
+
+
+def _annotated_clips(annotations: Path) -> list[tuple[Clip, str]]:
+    """Every labelled clip of the annotation files, in the split its own row says."""
+    clips = [clip for path in annotation_files(annotations) for clip in read_clips(path)]
+    return [(clip, normalise_split(clip.subset, f"{clip.where} (its split, read from its 'split' or 'subset'; or name the files with --train-list/--val-list)")) for clip in clips if clip.label]
+
+
+def kinetics_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) -> Manifest:
+    """Kinetics from its annotations (see the module): the split files (``--train-list``,
+    ``--val-list``, ``--test-list``), each a csv, a JSON or a list of YouTube ids labelled by
+    ``files.annotations``; or ``files.annotations`` alone (a file or a folder), every clip in
+    the split its row says. Labels are compared by :func:`class_key`. ``files.classes``
+    restricts the dataset to a subset of the classes (Mini-Kinetics' 200): clips of the other
+    classes are left out, and a subset name that is no clip's label is an error; without it
+    the classes are the labels, sorted. Clips without a label (test sets) are left out, as are
+    listed ids no annotation file knows (rejected, with the line)."""
+    if files.lists():
+        clips, unknown = _listed_clips(files)
+    elif files.annotations is not None:
+        clips, unknown = _annotated_clips(files.annotations), []
+    else:
+        raise ManifestError("the kinetics dataset needs its annotations: --train-list/--val-list/--test-list (csv, JSON or YouTube id lists), or --annotations (a file or folder holding every split)")
+    clips = [(clip, split) for clip, split in clips if clip.label]
+    key_of = {label: class_key(label) for label in {clip.label for clip, _ in clips}}
+    spellings: dict[str, str] = {}
+    for clip, _ in clips:
+        spellings.setdefault(key_of[clip.label], clip.label)
+    sources = [str(p) for p, _ in files.lists()] or [str(files.annotations)]
+    classes = _kinetics_subset(Path(files.classes), spellings, sources) if files.classes is not None else sorted(spellings.values())
+    by_key = {class_key(name): name for name in classes}
+    kept = [(clip, by_key[key_of[clip.label]], split) for clip, split in clips if key_of[clip.label] in by_key]
+    on_disk = find_under(root, {clip.name for clip, _, _ in kept} | {clip.youtube_id for clip, _, _ in kept})
+    entries = [RawEntry(clip.name, on_disk.get(clip.name) or on_disk.get(clip.youtube_id) or f"{clip.name}.mp4", (name,), split) for clip, name, split in kept]
+    manifest = build_manifest("kinetics", classes, entries)
+    return replace(manifest, rejected=manifest.rejected + tuple(unknown))
+
+
+def class_key(name: str) -> str:
+    """A class name as compared across annotation files: case, enclosing double quotes and
+    spaces against underscores do not count (Kinetics' csv says ``air drumming``, class lists
+    made from its folder names ``air_drumming``)."""
+    return " ".join(name.strip().strip('"').replace("_", " ").split()).casefold()
+
+
+def _kinetics_subset(path: Path, labels: dict[str, str], sources: list[str]) -> list[str]:
+    """The classes of a subset file (Mini-Kinetics' 200), each of which must be a label of the
+    annotations (``labels``: by :func:`class_key`) when they hold labelled clips: a name that
+    matches none would lose its class's videos without a word."""
+    classes = read_class_names(path)
+    keys = [class_key(name) for name in classes]
+    if len(set(keys)) != len(keys):
+        twice = sorted({name for name, key in zip(classes, keys) if keys.count(key) > 1})
+        raise ManifestError(f"{path}: these class names are the same class (case, quotes and underscores aside): {', '.join(twice)}")
+    missing = [name for name, key in zip(classes, keys) if key not in labels]
+    if labels and missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise ManifestError(f"{path}: {len(missing)} of its {len(classes)} classes are the label of no row in {', '.join(sources)}: {shown} (names are matched to the labels with case, quotes and underscores aside)")
+    return classes

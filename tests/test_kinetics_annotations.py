@@ -1,0 +1,151 @@
+"""Kinetics' annotations as they are shared: DeepMind's csv and JSON, 3D-ResNets' one JSON of
+every split, and Mini-Kinetics-200's YouTube id lists labelled by them; each read into the same
+manifest, with errors naming the file and line."""
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pipeline.datasets import AnnotationFiles, ManifestError, Rejected, get_dataset
+from stages.cli import main
+
+CSV_HEADER = "label,youtube_id,time_start,time_end,split,is_cc\n"
+TRAIN_CSV = CSV_HEADER + "abseiling,aaaaaaaaaaa,10,20,train,0\n\"air drumming\",bbbbbbbbbbb,3,13,train,0\nzumba,zzzzzzzzzzz,0,10,train,0\n"
+VAL_CSV = CSV_HEADER + "abseiling,ccccccccccc,0.0,10.0,val,0\nair drumming,ddddddddddd,5,15,val,0\n"
+TEST_CSV = "youtube_id,time_start,time_end,split\nqqqqqqqqqqq,0,10,test\n"
+
+# What the rows of TRAIN_CSV and VAL_CSV become (no class subset): (id, path, labels, split).
+ROWS = [
+    ("aaaaaaaaaaa_000010_000020", "train/abseiling/aaaaaaaaaaa_000010_000020.mp4", (0,), "train"),
+    ("bbbbbbbbbbb_000003_000013", "train/air drumming/bbbbbbbbbbb_000003_000013.mp4", (1,), "train"),
+    ("zzzzzzzzzzz_000000_000010", "zzzzzzzzzzz_000000_000010.mp4", (2,), "train"),  # not downloaded
+    ("ccccccccccc_000000_000010", "val/ccccccccccc_000000_000010.webm", (0,), "val"),
+    ("ddddddddddd_000005_000015", "val/ddddddddddd.mp4", (1,), "val"),  # saved under the bare id
+]
+
+
+def _deepmind_json(csv_text: str) -> str:
+    """The csv rows as DeepMind's JSON release writes them (subset ``validate`` for val)."""
+    lines = csv_text.splitlines()[1:]
+    out = {}
+    for line in lines:
+        fields = [f.strip('"') for f in line.replace('"air drumming"', "air drumming").split(",")]
+        label, youtube_id, start, end, split = fields[:5]
+        out[youtube_id] = {"annotations": {"label": label, "segment": [float(start), float(end)]}, "duration": 10.0,
+                           "subset": {"val": "validate"}.get(split, split), "url": f"https://www.youtube.com/watch?v={youtube_id}"}
+    return json.dumps(out)
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    root = tmp_path / "k400"
+    for name in ("train/abseiling/aaaaaaaaaaa_000010_000020.mp4", "train/air drumming/bbbbbbbbbbb_000003_000013.mp4",
+                 "val/ccccccccccc_000000_000010.webm", "val/ddddddddddd.mp4"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"")
+    return root
+
+
+def _write(folder: Path, **files: str) -> dict[str, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    return {name: folder / name for name in files}
+
+
+def _rows(root: Path, **files) -> tuple:
+    m = get_dataset("kinetics").load(root, AnnotationFiles(**files))
+    return m, [(v.video_id, v.path, v.labels, v.split) for v in m.videos]
+
+
+def test_deepmind_json_reads_as_its_csv(root, tmp_path):
+    f = _write(tmp_path / "ann", **{"train.csv": TRAIN_CSV, "validate.csv": VAL_CSV, "kinetics_train.json": _deepmind_json(TRAIN_CSV),
+                                    "kinetics_val.json": _deepmind_json(VAL_CSV),
+                                    "kinetics_test.json": json.dumps({"qqqqqqqqqqq": {"annotations": {"label": "", "segment": [0.0, 10.0]}, "subset": "test"}})})
+    from_csv, rows = _rows(root, train=f["train.csv"], val=f["validate.csv"])
+    assert from_csv.classes == ("abseiling", "air drumming", "zumba") and rows == ROWS
+    from_json = get_dataset("kinetics").load(root, AnnotationFiles(train=f["kinetics_train.json"], val=f["kinetics_val.json"], test=f["kinetics_test.json"]))
+    assert from_json == from_csv  # the unlabelled test clip is left out, as in the csv
+
+
+def test_one_file_of_every_split_alone_or_named_per_split(root, tmp_path):
+    """3D-ResNets' kinetics.json: one file, each clip's split in its 'subset', keys clip names
+    (its older scripts) or bare ids (its newer ones), segments in frames (not used)."""
+    database = {
+        "aaaaaaaaaaa_000010_000020": {"subset": "training", "annotations": {"label": "abseiling", "segment": [1, 301]}},
+        "bbbbbbbbbbb_000003_000013": {"subset": "training", "annotations": {"label": "air drumming", "segment": [1, 251]}},
+        "zzzzzzzzzzz_000000_000010": {"subset": "training", "annotations": {"label": "zumba"}},
+        "ccccccccccc_000000_000010": {"subset": "validation", "annotations": {"label": "abseiling"}},
+        "ddddddddddd": {"subset": "validation", "annotations": {"label": "air drumming", "segment": [1, 300]}},
+        "qqqqqqqqqqq_000000_000010": {"subset": "testing", "annotations": {}},
+    }
+    f = _write(tmp_path / "ann", **{"kinetics.json": json.dumps({"labels": ["abseiling", "air drumming", "zumba"], "database": database})})
+    alone, rows = _rows(root, annotations=f["kinetics.json"])
+    expected = ROWS[:4] + [("ddddddddddd", "val/ddddddddddd.mp4", (1,), "val")]
+    assert rows == expected
+    per_split, _ = _rows(root, train=f["kinetics.json"], val=f["kinetics.json"])  # each split its own subset
+    assert per_split == alone
+    assert [r[0] for r in _rows(root, val=f["kinetics.json"])[1]] == ["ccccccccccc_000000_000010", "ddddddddddd"]
+
+
+def test_annotation_folder_alone_splits_by_each_rows_split(root, tmp_path):
+    f = _write(tmp_path / "annotations", **{"train.csv": TRAIN_CSV, "val.csv": VAL_CSV, "test.csv": TEST_CSV, "readme.md": "not read"})
+    _, rows = _rows(root, annotations=tmp_path / "annotations")
+    assert rows == ROWS
+    f["val.csv"].write_text(VAL_CSV.replace(",val,", ",,", 1))
+    with pytest.raises(ManifestError, match=r"val.csv:2 \(its split, read from its 'split' or 'subset'.*unknown split ''"):
+        _rows(root, annotations=tmp_path / "annotations")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ManifestError, match=r"empty: no Kinetics annotation file \(.csv or .json\) in this folder"):
+        _rows(root, annotations=empty)
+
+
+def test_minikinetics_200_youtube_id_lists_labelled_by_the_kinetics_annotations(root, tmp_path):
+    """Xie et al.'s Mini-Kinetics-200: ids one a line, their labels and times from Kinetics-400's
+    files; an id no file knows is rejected with its line."""
+    _write(tmp_path / "annotations", **{"train.csv": TRAIN_CSV, "validate.csv": VAL_CSV})
+    lists = _write(tmp_path / "mini", **{"train_ytid_list.txt": "bbbbbbbbbbb\naaaaaaaaaaa\n\ngone_000000\n", "val_ytid_list.txt": "ddddddddddd\r\n"})
+    m, rows = _rows(root, train=lists["train_ytid_list.txt"], val=lists["val_ytid_list.txt"], annotations=tmp_path / "annotations")
+    assert m.classes == ("abseiling", "air drumming")  # the listed clips' labels: zumba's clip is not listed
+    assert rows == [ROWS[1], ROWS[0], ROWS[4]]  # in the lists' order, each in its list's split
+    assert m.rejected == (Rejected("gone_000000", "gone_000000", f"{lists['train_ytid_list.txt']}:4: in no annotation file under {tmp_path / 'annotations'}"),)
+    one_file, _ = _rows(root, train=lists["train_ytid_list.txt"], annotations=tmp_path / "annotations" / "train.csv")
+    assert [v.video_id for v in one_file.videos] == [ROWS[1][0], ROWS[0][0]]
+    with pytest.raises(ManifestError, match=r"train_ytid_list.txt: a list of YouTube ids .* is labelled by --annotations"):
+        _rows(root, train=lists["train_ytid_list.txt"])
+    with pytest.raises(ManifestError, match=r"--annotations: the kinetics dataset reads it alone .* here --train-list/--val-list/--test-list are annotation files"):
+        _rows(root, train=tmp_path / "annotations" / "train.csv", annotations=tmp_path / "annotations")
+    _write(tmp_path / "annotations", **{"k600_train.csv": CSV_HEADER + "rock climbing,aaaaaaaaaaa,10,20,train,0\n"})
+    with pytest.raises(ManifestError, match=r"aaaaaaaaaaa is labelled 'rock climbing' at .*k600_train.csv:2 and 'abseiling' at .*train.csv:2; name one of the files"):
+        _rows(root, train=lists["train_ytid_list.txt"], annotations=tmp_path / "annotations")
+
+
+def test_malformed_kinetics_json_names_the_file(root, tmp_path):
+    f = _write(tmp_path, **{"broken.json": '{"aaaaaaaaaaa": {', "list.json": "{\"x\": [1, 2]}",
+                            "label_list.json": json.dumps({"aaaaaaaaaaa": {"annotations": [{"label": "abseiling"}], "subset": "train"}}),
+                            "times.json": json.dumps({"aaaaaaaaaaa": {"annotations": {"label": "abseiling", "segment": ["start", 20]}, "subset": "train"}})})
+    with pytest.raises(ManifestError, match=r"broken.json: not valid JSON"):
+        _rows(root, train=f["broken.json"])
+    with pytest.raises(ManifestError, match=r"list.json: not a Kinetics JSON"):
+        _rows(root, train=f["list.json"])
+    with pytest.raises(ManifestError, match=r"label_list.json: aaaaaaaaaaa: 'annotations' must be an object with a 'label'"):
+        _rows(root, train=f["label_list.json"])
+    with pytest.raises(ManifestError, match=r"times.json: aaaaaaaaaaa: time_start/time_end must be numbers, got 'start', 20"):
+        _rows(root, train=f["times.json"])
+
+
+def test_cli_takes_an_annotation_folder(root, tmp_path):
+    _write(tmp_path / "annotations", **{"train.csv": TRAIN_CSV, "val.csv": VAL_CSV})
+    result = CliRunner().invoke(main, ["data", "--dataset", "kinetics", "--data-root", str(root), "--annotations", str(tmp_path / "annotations")])
+    assert result.exit_code == 0, result.output
+    assert "kinetics: 5 videos, 3 classes" in result.output and "splits: train 3, val 2" in result.output
+
+
+def test_activitynet_annotations_may_name_their_folder(tmp_path):
+    anet = {"database": {"abc": {"subset": "training", "annotations": [{"label": "Hopscotch"}]}}}
+    _write(tmp_path / "anet_annotations", **{"activity_net.v1-3.min.json": json.dumps(anet)})
+    m = get_dataset("activitynet").load(tmp_path / "data", AnnotationFiles(annotations=tmp_path / "anet_annotations"))
+    assert [(v.video_id, v.labels, v.split) for v in m.videos] == [("v_abc", (0,), "train")]
