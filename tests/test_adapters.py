@@ -222,6 +222,15 @@ def test_ucf101_classind_and_split_lists(tmp_path: Path):
     assert [(v.video_id, v.labels, v.split) for v in split2.videos] == [("Archery/v_Archery_g01_c01", (1,), "train"), ("ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01", (0,), "val")]
     with pytest.raises(ManifestError, match="--annotations: not used by the ucf101 dataset"):
         get_dataset("ucf101").load(tmp_path, AnnotationFiles(annotations=lists / "classInd.txt"))
+    for name in ("ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.mp4", "Archery/v_Archery_g08_c01/img_00001.jpg"):  # transcoded; frames
+        (tmp_path / "UCF-101" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "UCF-101" / name).write_bytes(b"")
+    found = ucf101_manifest(tmp_path)
+    assert [(v.video_id, v.path) for v in found.videos] == [
+        ("ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01", "UCF-101/ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.mp4"),
+        ("Archery/v_Archery_g08_c01", "UCF-101/Archery/v_Archery_g08_c01"),
+        ("Archery/v_Archery_g01_c01", "UCF-101/Archery/v_Archery_g01_c01.avi"),  # not there: as the list says
+    ]
     (lists / "trainlist01.txt").write_text("Archery/v_Archery_g08_c01.avi 2\nArchery/v_Archery_g09_c01.avi two\n")
     with pytest.raises(ManifestError, match=r"trainlist01.txt:2: expected 'Class/v_x.avi \[class index\]', got 'Archery/v_Archery_g09_c01.avi two'"):
         ucf101_manifest(tmp_path)

@@ -109,6 +109,24 @@ def test_ids_with_or_without_prefix_and_extension_are_resolved(tmp_path, label_m
     ]
 
 
+def test_a_listed_extension_finds_the_video_kept_with_another_or_its_frames(tmp_path, label_map):
+    """mmaction2's Kinetics lists name ``.mp4`` files; yt-dlp saves ``.webm`` or ``.mkv``, and
+    extracted frames sit in a folder named by the clip."""
+    root = tmp_path / "k400"
+    _touch(root, "train/a.webm", "train/b.MP4", "train/c/img_00001.jpg", "train/v_d.mkv", "train/e.mp4", "train/e.mkv")
+    lst = tmp_path / "kinetics400_train_list_videos.txt"
+    lst.write_text("train/a.mp4 0\ntrain/b.mp4 1\ntrain/c.mp4 2\ntrain/d.mp4 0\ntrain/e.mp4 1\ntrain/gone.mp4 2\n")
+    _, rows = _load("list", root, train=lst, classes=label_map)
+    assert rows == [
+        ("train/a", "train/a.webm", (0,), "train"),
+        ("train/b", "train/b.MP4", (1,), "train"),
+        ("train/c", "train/c", (2,), "train"),  # the clip's frames
+        ("train/v_d", "train/v_d.mkv", (0,), "train"),
+        ("train/e", "train/e.mp4", (1,), "train"),  # as listed, where it is
+        ("train/gone", "train/gone.mp4", (2,), "train"),  # not found: kept as written
+    ]
+
+
 def test_absolute_paths_are_made_relative_under_the_root_and_found_outside_it(tmp_path, label_map):
     root, elsewhere = tmp_path / "kinetics", tmp_path / "extra"
     _touch(root, "train/abseiling/aaa.mp4", "videos/v_abc.webm")

@@ -158,13 +158,15 @@ def ucf101_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) -> M
     """UCF101's ``ucfTrainTestlist/``: ``classInd.txt`` (``1 ApplyEyeMakeup``), ``trainlist0N.txt``
     (``Class/v_x.avi 1``, 1-based) and ``testlist0N.txt`` (``Class/v_x.avi``, class from the
     folder). Split 1 unless ``files`` names lists (``--train-list .../trainlist02.txt``) or the
-    class file. Videos lie under ``UCF-101/`` if present, else under the root."""
+    class file. Videos lie under ``UCF-101/`` if present, else under the root, as the lists
+    name them or in another format or as folders of frames (:class:`PathResolver`)."""
     unused = [option for option in files.given() if option in ("--annotations", "--list-format")]
     if unused:
         raise ManifestError(f"{', '.join(unused)}: not used by the ucf101 dataset (it reads --train-list, --val-list, --test-list and --class-names, default split 1 in the data root)")
     lists = _first_existing(root, "ucfTrainTestlist", ".")
     classes = read_class_names(Path(files.classes) if files.classes is not None else lists / "classInd.txt")
     prefix = "UCF-101/" if (root / "UCF-101").is_dir() else ""
+    resolver = PathResolver(root)
     entries = []
     for list_path, split_name in files.lists() or [(lists / "trainlist01.txt", "train"), (lists / "testlist01.txt", "val")]:
         for line_no, line in enumerate(read_lines(list_path), start=1):
@@ -177,7 +179,7 @@ def ucf101_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) -> M
                 name = classes[label] if 0 <= label < len(classes) else f"#{label + 1}"
             else:
                 name = PurePosixPath(rel).parts[0]
-            entries.append(RawEntry(video_id(rel), prefix + rel, (name,), split_name))
+            entries.append(RawEntry(video_id(rel), resolver.resolve(prefix + rel) or prefix + rel, (name,), split_name))
     return build_manifest("ucf101", classes, entries)
 
 

@@ -136,7 +136,8 @@ def video_files(names: Iterable[str]) -> dict[str, str]:
 
 class PathResolver:
     """Finds what a list's path names under the data root: the path itself, the path with a
-    video extension, or either with ActivityNet's ``v_`` prefix added or removed. An absolute
+    video extension, the video under another extension or its folder of frames, or any of these
+    with ActivityNet's ``v_`` prefix added or removed. An absolute
     path (lists written with ``/data/...`` paths) is made relative when it lies under the root,
     so the manifest stays portable, and is looked up where it points otherwise; one whose
     folder does not exist is taken as relative to the root. Each folder is listed once."""
@@ -170,7 +171,10 @@ class PathResolver:
         return self._find(PurePosixPath(str(written).lstrip("/")))
 
     def _find(self, path: PurePosixPath) -> str | None:
-        """What ``path`` (relative to the root, or absolute) names on disk, or None."""
+        """What ``path`` (relative to the root, or absolute) names on disk, or None: the name as
+        written, else the name with a video extension, else, for a name with a video extension
+        (``x.mp4`` in mmaction2's lists), the video kept with another one (``x.webm`` as
+        downloaded) or the folder of its frames (``x/``)."""
         names, stems = self._listing(path.parent)
         candidates = _aliases(path.name)
         for candidate in candidates:
@@ -179,6 +183,14 @@ class PathResolver:
         for candidate in candidates:
             if candidate in stems:
                 return str(path.parent / stems[candidate])
+        if path.suffix.lower() in VIDEO_EXTENSIONS:
+            bare = _aliases(path.stem)
+            for candidate in bare:
+                if candidate in stems:
+                    return str(path.parent / stems[candidate])
+            for candidate in bare:
+                if candidate in names:
+                    return str(path.parent / candidate)
         return None
 
 
