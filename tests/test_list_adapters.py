@@ -109,6 +109,30 @@ def test_ids_with_or_without_prefix_and_extension_are_resolved(tmp_path, label_m
     ]
 
 
+def test_mmaction2_json_lists_read_as_their_text_form(tmp_path, label_map):
+    root = tmp_path / "data"
+    _touch(root, "train/a.mp4", "train/b/", "val/c.mkv")
+    text = tmp_path / "train.txt"
+    text.write_text("train/a.mp4 0\ntrain/b 2 1\n")
+    as_json = tmp_path / "train.json"  # what mmaction2's anno_txt2json.py writes
+    as_json.write_text('[{"filename": "train/a.mp4", "label": 0}, {"frame_dir": "train/b", "total_frames": 300, "label": [2, 1]}]')
+    m_text, rows = _load("list", root, train=text, classes=label_map)
+    assert rows == [("train/a", "train/a.mp4", (0,), "train"), ("train/b", "train/b", (1, 2), "train")]
+    assert _load("list", root, train=as_json, classes=label_map)[0] == m_text
+    for bad, message in (
+        ('[{"filename": "a.mp4"}]', r"bad.json:1: expected \{\"filename\" or \"frame_dir\": path, \"label\": index or \[indices\]\}, got \{'filename': 'a.mp4'\}"),
+        ('[{"filename": "a.mp4", "label": 0}, {"filename": "b.mp4", "label": "two"}]', r"bad.json:2: label 'two' is not an integer"),
+        ('[{"filename": "a.mp4", "label": 0}', r"bad.json: not valid JSON"),
+        ("[]", r"bad.json: the list file has no entries"),
+    ):
+        (tmp_path / "bad.json").write_text(bad)
+        with pytest.raises(ManifestError, match=message):
+            _load("list", root, train=tmp_path / "bad.json", classes=label_map)
+    (tmp_path / "beyond.json").write_text('[{"filename": "val/c.mkv", "label": 3}]')
+    with pytest.raises(ManifestError, match=r"beyond.json:1: label 3 is beyond the 3 classes"):
+        _load("list", root, val=tmp_path / "beyond.json", classes=label_map)
+
+
 def test_a_listed_extension_finds_the_video_kept_with_another_or_its_frames(tmp_path, label_map):
     """mmaction2's Kinetics lists name ``.mp4`` files; yt-dlp saves ``.webm`` or ``.mkv``, and
     extracted frames sit in a folder named by the clip."""

@@ -9,6 +9,8 @@ files beside them.
 * any of these but AR-Net's with ``;`` between the fields (IBM's action-recognition-pytorch
   writes its Kinetics lists so, ``images/train/air drumming/x_000010_000020;1;300;5``, as the
   class folders hold spaces);
+* mmaction2's JSON form of its lists (``[{"filename": "a.mp4", "label": 3}, ...]``, or
+  ``frame_dir`` and ``total_frames`` for frames);
 * class names: one a line (mmaction2 ``label_map.txt``), or ``index name`` lines (UCF101's
   ``classInd.txt``, 1-based) ordered by their index.
 
@@ -20,6 +22,7 @@ class folders as downloaded, ``train/air drumming/x.mp4 3``) where that path is 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterable, Set as AbstractSet
@@ -271,15 +274,39 @@ def _frames_format(fields: list[list[str]]) -> str:
 
 
 def read_list(path: Path, list_format: str, resolver: PathResolver) -> list[ListLine]:
-    """Every line of a list file (``#`` comments and blank lines skipped)."""
+    """Every line of a list file (``#`` comments and blank lines skipped), or every entry of
+    mmaction2's JSON form of one (:func:`read_json_list`)."""
     if list_format not in LIST_FORMATS:
         raise ManifestError(f"unknown list format {list_format!r}; known: {', '.join(LIST_FORMATS)}")
-    numbered = [(n, line.strip()) for n, line in enumerate(read_annotation_text(path, "list file").splitlines(), start=1)]
+    text = read_annotation_text(path, "list file")
+    if text.lstrip().startswith("["):
+        return read_json_list(Path(path), text)
+    numbered = [(n, line.strip()) for n, line in enumerate(text.splitlines(), start=1)]
     numbered = [(n, text) for n, text in numbered if text and not text.startswith("#")]
     if not numbered:
         raise ManifestError(f"{path}: the list file has no entries")
     fmt = detect_format(numbered, resolver) if list_format == "auto" else list_format
     return [parse_list_line(text, n, fmt, Path(path), resolver) for n, text in numbered]
+
+
+def read_json_list(path: Path, text: str) -> list[ListLine]:
+    """mmaction2's JSON form of a list (its ``anno_txt2json.py``): ``[{"filename": "a.mp4",
+    "label": 3}, {"frame_dir": "b", "total_frames": 300, "label": [1, 5]}, ...]``. An entry's
+    number (from 1) stands for its line in messages."""
+    try:
+        entries = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ManifestError(f"{path}: not valid JSON ({exc})") from None
+    lines = []
+    for number, entry in enumerate(entries, start=1):
+        where = f"{path}:{number}"
+        if not isinstance(entry, dict) or not isinstance(entry.get("filename", entry.get("frame_dir")), str) or "label" not in entry:
+            raise ManifestError(f"{where}: expected {{\"filename\" or \"frame_dir\": path, \"label\": index or [indices]}}, got {entry!r}")
+        labels = entry["label"] if isinstance(entry["label"], list) else [entry["label"]]
+        lines.append(ListLine(number, entry.get("filename", entry.get("frame_dir")), tuple(sorted({_integer(str(label), "label", where) for label in labels}))))
+    if not lines:
+        raise ManifestError(f"{path}: the list file has no entries")
+    return lines
 
 
 def list_entries(path: Path, split: str, lines: list[ListLine], classes: list[str], resolver: PathResolver) -> list[RawEntry]:
