@@ -252,6 +252,9 @@ def test_list_needs_a_list_and_refuses_a_missing_one(tmp_path):
         _load("list", tmp_path)
     with pytest.raises(ManifestError, match="nowhere.txt: list file not found"):
         _load("list", tmp_path, train=tmp_path / "nowhere.txt")
+    (tmp_path / "train.txt").write_text("a.mp4 0\n")
+    with pytest.raises(ManifestError, match="--annotations: not used by the list dataset"):
+        _load("list", tmp_path, train=tmp_path / "train.txt", annotations=tmp_path / "anet.json")
 
 
 def test_kinetics_csv_with_a_class_subset(tmp_path):

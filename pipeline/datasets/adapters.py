@@ -190,6 +190,8 @@ def list_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) -> Man
     lists = files.lists()
     if not lists:
         raise ManifestError("the list dataset needs at least one of --train-list, --val-list, --test-list")
+    if files.annotations is not None:
+        raise ManifestError("--annotations: not used by the list dataset (its list files are --train-list, --val-list and --test-list)")
     resolver = PathResolver(root)
     read = [(path, split, read_list(path, files.list_format, resolver)) for path, split in lists]
     if files.classes is not None:
