@@ -110,6 +110,9 @@ def activitynet_manifest(root: Path, files: AnnotationFiles = AnnotationFiles())
     are ``videos/v_<id>.<ext>`` (or ``<id>.<ext>``, or a folder of frames so named), else
     anywhere under the root (the official download's ``v1-2/train/``, ``v1-3/train_val/``); a
     missing file is reported by the features stage, not here."""
+    unused = [option for option in files.given() if option != "--annotations"]
+    if unused:
+        raise ManifestError(f"{', '.join(unused)}: not used by the activitynet dataset (it reads --annotations, default the JSON in the data root)")
     given = Path(files.annotations) if files.annotations is not None else root
     path = _first_existing(given, *ACTIVITYNET_FILES) if given.is_dir() else given
     text = read_annotation_text(path)

@@ -190,6 +190,8 @@ def kinetics_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) ->
     classes are left out, and a subset name that is no clip's label is an error; without it
     the classes are the labels, sorted. Clips without a label (test sets) are left out, as are
     listed ids no annotation file knows (rejected, with the line)."""
+    if files.list_format != "auto":
+        raise ManifestError("--list-format: not used by the kinetics dataset (its files are told apart by their content)")
     if files.lists():
         clips, unknown = _listed_clips(files)
     elif files.annotations is not None:
