@@ -105,11 +105,10 @@ ACTIVITYNET_FILES = ("activity_net.v1-3.min.json", "activity_net.v1-2.min.json")
 def activitynet_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) -> Manifest:
     """ActivityNet v1.3 or v1.2 JSON (``database`` of ``{id: {subset, annotations: [{label}]}}``):
     ``files.annotations``, else the first of :data:`ACTIVITYNET_FILES` in the folder it names or
-    in the root. Classes are
-    the distinct annotation labels, sorted; the testing subset (no labels) is left out. Videos
-    are ``videos/v_<id>.<ext>`` (or ``<id>.<ext>``, or a folder of frames so named), else
-    anywhere under the root (the official download's ``v1-2/train/``, ``v1-3/train_val/``); a
-    missing file is reported by the features stage, not here."""
+    in the root. Classes are the distinct annotation labels, sorted; the testing subset (no
+    labels) is left out. Videos are ``videos/v_<id>.<ext>`` (or ``<id>.<ext>``, or a folder of
+    frames so named), else anywhere under the root (the official download's ``v1-2/train/``,
+    ``v1-3/train_val/``); a missing file is reported by the features stage, not here."""
     unused = [option for option in files.given() if option != "--annotations"]
     if unused:
         raise ManifestError(f"{', '.join(unused)}: not used by the activitynet dataset (it reads --annotations, default the JSON in the data root)")

@@ -26,6 +26,7 @@ from pipeline.datasets.manifest import (
     AnnotationFiles,
     Manifest,
     ManifestError,
+    SPLIT_ALIASES,
     RawEntry,
     Rejected,
     build_manifest,
@@ -37,7 +38,6 @@ KINETICS_COLUMNS = ("youtube_id", "time_start", "time_end")
 ANNOTATION_SUFFIXES = (".csv", ".json")
 _CLIP_NAME = re.compile(r"(?P<youtube_id>.+)_\d{6}_\d{6}")
 _ID_LINE = re.compile(r"[A-Za-z0-9_-]+")
-_SUBSET_ALIASES = {"training": "train", "validation": "val", "validate": "val", "valid": "val", "testing": "test"}
 
 
 @dataclass(frozen=True)
@@ -53,17 +53,17 @@ class Clip:
     where: str
 
 
-def clip_name(youtube_id: str, start: object, end: object, where: str) -> str:
+def clip_name(youtube_id: str, start: str | float, end: str | float, where: str) -> str:
     """``<youtube_id>_<start:06d>_<end:06d>`` from the times in seconds (``14``, ``14.0``)."""
     try:
-        return f"{youtube_id}_{int(float(start)):06d}_{int(float(end)):06d}"  # type: ignore[arg-type]
+        return f"{youtube_id}_{int(float(start)):06d}_{int(float(end)):06d}"
     except (TypeError, ValueError):
         raise ManifestError(f"{where}: time_start/time_end must be numbers, got {start!r}, {end!r}") from None
 
 
 def _subset(value: object) -> str:
     key = str(value or "").strip().lower()
-    return _SUBSET_ALIASES.get(key, key)
+    return SPLIT_ALIASES.get(key, key)
 
 
 def _csv_clips(path: Path, text: str) -> list[Clip]:

@@ -119,10 +119,13 @@ class Manifest:
         return [i for i, v in enumerate(self.videos) if v.split == split]
 
 
+# How annotation files name the splits (ActivityNet's "training", Kinetics' "validate").
+SPLIT_ALIASES = {"training": "train", "validation": "val", "valid": "val", "validate": "val", "testing": "test"}
+
+
 def normalise_split(value: str, source: Path | str) -> str:
     key = value.strip().lower()
-    aliases = {"training": "train", "validation": "val", "valid": "val", "validate": "val", "testing": "test"}
-    key = aliases.get(key, key)
+    key = SPLIT_ALIASES.get(key, key)
     if key not in SPLITS:
         raise ManifestError(f"{source}: unknown split {value!r} (expected one of {', '.join(SPLITS)})")
     return key
