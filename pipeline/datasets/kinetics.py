@@ -40,6 +40,10 @@ _CLIP_NAME = re.compile(r"(?P<youtube_id>.+)_\d{6}_\d{6}")
 _ID_LINE = re.compile(r"[A-Za-z0-9_-]+")
 
 
+class NotKineticsError(ManifestError):
+    """A csv or JSON file that is not Kinetics annotations at all (rather than a broken one)."""
+
+
 @dataclass(frozen=True)
 class Clip:
     """One clip of the annotations: ``name`` is its file's stem, ``label`` empty where the file
@@ -70,7 +74,7 @@ def _csv_clips(path: Path, text: str) -> list[Clip]:
     reader = csv.DictReader(io.StringIO(text))
     missing = [c for c in KINETICS_COLUMNS if c not in (reader.fieldnames or [])]
     if missing:
-        raise ManifestError(f"{path}: not a Kinetics csv (no column {', '.join(missing)}; expected label,youtube_id,time_start,time_end,split)")
+        raise NotKineticsError(f"{path}: not a Kinetics csv (no column {', '.join(missing)}; expected label,youtube_id,time_start,time_end,split)")
     clips = []
     for line_no, row in enumerate(reader, start=2):
         where = f"{path}:{line_no}"
@@ -88,7 +92,7 @@ def _json_clips(path: Path, text: str) -> list[Clip]:
     resnets = isinstance(by_key, dict)  # 3D-ResNets: its segments are frame ranges, not times
     by_key = by_key if resnets else data
     if not isinstance(by_key, dict) or not all(isinstance(v, dict) for v in by_key.values()):
-        raise ManifestError(f"{path}: not a Kinetics JSON (expected {{youtube_id: {{\"annotations\": {{\"label\", \"segment\"}}, \"subset\"}}}} or 3D-ResNets' {{\"database\": ...}})")
+        raise NotKineticsError(f"{path}: not a Kinetics JSON (expected {{youtube_id: {{\"annotations\": {{\"label\", \"segment\"}}, \"subset\"}}}} or 3D-ResNets' {{\"database\": ...}})")
     clips = []
     for key, info in by_key.items():
         where = f"{path}: {key}"
@@ -120,15 +124,25 @@ def youtube_id_list(path: Path) -> list[tuple[int, str]] | None:
     return lines if lines and all(_ID_LINE.fullmatch(line) for _, line in lines) else None
 
 
-def annotation_files(path: Path) -> list[Path]:
-    """``path`` itself, or the csv and JSON files of the folder it names, sorted."""
+def read_annotations(path: Path) -> list[Clip]:
+    """The clips of an annotation file, or of the Kinetics csv and JSON files of a folder, in
+    name order. Other files in a folder (a class list, a downloader's ``categories.json``) are
+    passed over; a folder without a Kinetics file is an error saying what each file is."""
     path = Path(path)
     if not path.is_dir():
-        return [path]
-    found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in ANNOTATION_SUFFIXES)
-    if not found:
-        raise ManifestError(f"{path}: no Kinetics annotation file (.csv or .json) in this folder")
-    return found
+        return read_clips(path)
+    clips: list[Clip] = []
+    passed_over: list[str] = []
+    read_any = False
+    for file in sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in ANNOTATION_SUFFIXES):
+        try:
+            clips += read_clips(file)
+            read_any = True
+        except NotKineticsError as exc:
+            passed_over.append(str(exc))
+    if not read_any:
+        raise ManifestError(f"{path}: no Kinetics annotation file (.csv or .json) in this folder" + (f" ({'; '.join(passed_over)})" if passed_over else ""))
+    return clips
 
 
 def _of_split(clips: list[Clip], split: str) -> list[Clip]:
@@ -138,16 +152,15 @@ def _of_split(clips: list[Clip], split: str) -> list[Clip]:
     return [c for c in clips if c.subset == split] if len(subsets) > 1 else clips
 
 
-def _by_id(files: list[Path]) -> dict[str, Clip]:
-    """Every clip of ``files`` by its YouTube id and by its name. One id labelled two ways
-    (annotations of two Kinetics versions in one folder) is an error naming both places."""
+def _by_id(clips: list[Clip]) -> dict[str, Clip]:
+    """Every clip by its YouTube id and by its name. One id labelled two ways (annotations of
+    two Kinetics versions in one folder) is an error naming both places."""
     index: dict[str, Clip] = {}
-    for path in files:
-        for clip in read_clips(path):
-            for key in dict.fromkeys((clip.youtube_id, clip.name)):
-                seen = index.setdefault(key, clip)
-                if seen.label != clip.label:
-                    raise ManifestError(f"{key} is labelled {seen.label!r} at {seen.where} and {clip.label!r} at {clip.where}; name one of the files with --annotations")
+    for clip in clips:
+        for key in dict.fromkeys((clip.youtube_id, clip.name)):
+            seen = index.setdefault(key, clip)
+            if seen.label != clip.label:
+                raise ManifestError(f"{key} is labelled {seen.label!r} at {seen.where} and {clip.label!r} at {clip.where}; name one of the files with --annotations")
     return index
 
 
@@ -160,7 +173,7 @@ def _listed_clips(files: AnnotationFiles) -> tuple[list[tuple[Clip, str]], list[
         raise ManifestError(f"{id_lists[0]}: a list of YouTube ids (as Mini-Kinetics-200's train_ytid_list.txt) is labelled by --annotations: the Kinetics csv or JSON files, or their folder")
     if files.annotations is not None and not id_lists:
         raise ManifestError("--annotations: the kinetics dataset reads it alone (every split in its files) or to label lists of YouTube ids; here --train-list/--val-list/--test-list are annotation files themselves")
-    index = _by_id(annotation_files(files.annotations)) if id_lists else {}
+    index = _by_id(read_annotations(files.annotations)) if id_lists else {}
     clips: list[tuple[Clip, str]] = []
     unknown: list[Rejected] = []
     for path, split, ids in split_files:
@@ -177,7 +190,7 @@ def _listed_clips(files: AnnotationFiles) -> tuple[list[tuple[Clip, str]], list[
 
 def _annotated_clips(annotations: Path) -> list[tuple[Clip, str]]:
     """Every labelled clip of the annotation files, in the split its own row says."""
-    clips = [clip for path in annotation_files(annotations) for clip in read_clips(path)]
+    clips = read_annotations(annotations)
     return [(clip, normalise_split(clip.subset, f"{clip.where} (its split, read from its 'split' or 'subset'; or name the files with --train-list/--val-list)")) for clip in clips if clip.label]
 
 
