@@ -92,7 +92,7 @@ def test_one_file_of_every_split_alone_or_named_per_split(root, tmp_path):
 
 def test_annotation_folder_alone_splits_by_each_rows_split(root, tmp_path):
     f = _write(tmp_path / "annotations", **{"train.csv": TRAIN_CSV, "val.csv": VAL_CSV, "test.csv": TEST_CSV, "readme.md": "not read",
-                                            "kinetics_400_labels.csv": "id,name\n0,abseiling\n", "categories.json": '{"arts": ["abseiling"]}'})
+                                            "kinetics_400_labels.csv": "id,name\n0,abseiling\n", "categories.json": '{"arts": ["abseiling"]}', "classes.json": '["abseiling"]'})
     _, rows = _rows(root, annotations=tmp_path / "annotations")
     assert rows == ROWS  # the class list and the downloader's categories passed over
     f["val.csv"].write_text(VAL_CSV.replace(",val,", ",,", 1))
@@ -102,8 +102,8 @@ def test_annotation_folder_alone_splits_by_each_rows_split(root, tmp_path):
     empty.mkdir()
     with pytest.raises(ManifestError, match=r"empty: no Kinetics annotation file \(.csv or .json\) in this folder$"):
         _rows(root, annotations=empty)
-    _write(empty, **{"labels.csv": "id,name\n0,abseiling\n"})
-    with pytest.raises(ManifestError, match=r"empty: no Kinetics annotation file \(.csv or .json\) in this folder \(.*labels.csv: not a Kinetics csv \(no column youtube_id"):
+    _write(empty, **{"labels.csv": "id,name\n0,abseiling\n", "classes.json": '["abseiling"]'})
+    with pytest.raises(ManifestError, match=r"empty: no Kinetics annotation file \(.csv or .json\) in this folder \(.*classes.json: not a Kinetics JSON .*; .*labels.csv: not a Kinetics csv \(no column youtube_id"):
         _rows(root, annotations=empty)
     _write(tmp_path / "annotations", **{"broken.json": '{"aaaaaaaaaaa": '})  # broken, not foreign: an error
     with pytest.raises(ManifestError, match=r"broken.json: not valid JSON"):

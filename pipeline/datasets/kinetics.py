@@ -114,7 +114,7 @@ def _json_clips(path: Path, text: str) -> list[Clip]:
 def read_clips(path: Path) -> list[Clip]:
     """The clips of one Kinetics csv or JSON file, told apart by their content."""
     text = read_annotation_text(path, "Kinetics annotation file")
-    return _json_clips(path, text) if text.lstrip().startswith("{") else _csv_clips(path, text)
+    return _json_clips(path, text) if text.lstrip()[:1] in ("{", "[") else _csv_clips(path, text)
 
 
 def youtube_id_list(path: Path) -> list[tuple[int, str]] | None:
