@@ -35,6 +35,16 @@ def test_same_stem_files_get_distinct_ids(tmp_path: Path):
     assert [(r.video_id, r.reason) for r in m.rejected] == [("clips/other", "duplicate video id in the annotations")]
 
 
+def test_csv_manifest_paths_are_resolved(tmp_path: Path):
+    for name in ("videos/a.mp4", "videos/b.webm", "frames/c/img_00001.jpg"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "manifest.csv").write_text(f"videos\\a.mp4,cat,train\nvideos/b.mp4,dog,train\nframes/c.avi,cat,val\n{tmp_path}/videos/a.mp4,dog,val\n")
+    m = csv_manifest(tmp_path)
+    assert [(v.video_id, v.path) for v in m.videos] == [("videos/a", "videos/a.mp4"), ("videos/b", "videos/b.webm"), ("frames/c", "frames/c")]
+    assert [(r.video_id, r.reason) for r in m.rejected] == [("videos/a", "duplicate video id in the annotations")]  # the absolute path, made relative
+
+
 def test_csv_manifest_without_class_file_uses_sorted_labels(tmp_path: Path):
     (tmp_path / "manifest.csv").write_text("x.mp4,zebra,train\ny.mp4,ant,val\n")
     m = csv_manifest(tmp_path)

@@ -36,9 +36,11 @@ def _first_existing(root: Path, *names: str) -> Path:
 def csv_manifest(root: Path, manifest_file: str = "manifest.csv", classes_file: str = "classes.txt", name: str = "csv") -> Manifest:
     """Generic CSV: ``path,label[,label...],split`` a row (an optional header row starting with
     ``path``). Labels are class names; the class list is ``classes.txt`` beside the manifest if
-    present, else the sorted set of labels used."""
+    present, else the sorted set of labels used. Paths are resolved as list files' are
+    (:class:`PathResolver`: another extension, frames, Windows separators, absolute paths)."""
     path = root / manifest_file
     text = read_annotation_text(path, "manifest file")
+    resolver = PathResolver(root)
     entries = []
     for line_no, row in enumerate(csv.reader(io.StringIO(text)), start=1):
         row = [cell.strip() for cell in row]
@@ -46,7 +48,7 @@ def csv_manifest(root: Path, manifest_file: str = "manifest.csv", classes_file: 
             continue
         if len(row) < 3:
             raise ManifestError(f"{path}:{line_no}: expected path,label[,label...],split, got {row}")
-        rel, labels, split = row[0], tuple(label for label in row[1:-1] if label), row[-1]
+        rel, labels, split = resolver.resolve(row[0]) or row[0], tuple(label for label in row[1:-1] if label), row[-1]
         entries.append(RawEntry(video_id(rel), rel, labels, normalise_split(split, f"{path}:{line_no}")))
     classes_path = root / classes_file
     if classes_path.is_file():
