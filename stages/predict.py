@@ -11,6 +11,7 @@ one PNG per video.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -84,6 +85,25 @@ def _holds_frames(folder: Path) -> bool:
     return any(p.suffix.lower() in FRAME_EXTENSIONS for p in folder.iterdir())
 
 
+def _videos_under(folder: Path) -> list[Path]:
+    """The video files (by extension) and folders of frames under ``folder``, sorted. Links to
+    folders are followed, each folder entered once (a link cycle ends there); a folder of frames
+    is not entered."""
+    found: list[Path] = []
+    entered: set[str] = set()
+    for here, subfolders, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(here)
+        if real in entered:
+            subfolders.clear()
+            continue
+        entered.add(real)
+        found += [Path(here, name) for name in files if Path(name).suffix.lower() in VIDEO_EXTENSIONS]
+        frames = [name for name in subfolders if _holds_frames(Path(here, name))]
+        found += [Path(here, name) for name in frames]
+        subfolders[:] = [name for name in subfolders if name not in frames]
+    return sorted(found)
+
+
 def find_videos(inputs: Sequence[Path]) -> list[Path]:
     """Every video named or found under the inputs: video files (by extension) and folders of
     extracted frames. A path that is neither a folder of videos nor a video is kept as given, so
@@ -91,8 +111,7 @@ def find_videos(inputs: Sequence[Path]) -> list[Path]:
     found: list[Path] = []
     for path in map(Path, inputs):
         if path.is_dir() and not _holds_frames(path):
-            inside = sorted(p for p in path.rglob("*") if (p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS) or (p.is_dir() and _holds_frames(p)))
-            found.extend(inside or [path])
+            found.extend(_videos_under(path) or [path])
         else:
             found.append(path)
     return found

@@ -132,6 +132,12 @@ def test_find_videos(tmp_path):
     found = find_videos([tmp_path / "a", tmp_path / "z.avi", tmp_path / "empty", tmp_path / "missing.mp4", frames])
     rel = [str(p.relative_to(tmp_path)) for p in found]
     assert rel == ["a/deep/y.MKV", "a/rawframes_v1", "a/x.mp4", "z.avi", "empty", "missing.mp4", "a/rawframes_v1"]
+    (tmp_path / "disk2").mkdir()
+    (tmp_path / "disk2" / "w.webm").write_bytes(b"")
+    (tmp_path / "a" / "more").symlink_to(tmp_path / "disk2")  # data put together from two disks
+    (tmp_path / "disk2" / "back").symlink_to(tmp_path / "a")  # a cycle: entered once
+    rel = [str(p.relative_to(tmp_path)) for p in find_videos([tmp_path / "a"])]
+    assert rel == ["a/deep/y.MKV", "a/more/w.webm", "a/rawframes_v1", "a/x.mp4"]
 
 
 def test_k_larger_than_t_takes_every_frame(trained, tmp_path, onnx_exports):
