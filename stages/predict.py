@@ -11,7 +11,6 @@ one PNG per video.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -22,6 +21,7 @@ from tqdm import tqdm
 from pipeline.backends import DEFAULT_EXPORT_DIR, make_heads
 from pipeline.cache import CacheError, FeatureCache
 from pipeline.config import EvalConfig
+from pipeline.datasets.lists import walk_once
 from pipeline.extract import Transform
 from pipeline.inference import NSNetInference, VideoPrediction, predict_videos
 from pipeline.plots import matplotlib_available, plot_video_saliency
@@ -90,13 +90,7 @@ def _videos_under(folder: Path) -> list[Path]:
     folders are followed, each folder entered once (a link cycle ends there); a folder of frames
     is not entered."""
     found: list[Path] = []
-    entered: set[str] = set()
-    for here, subfolders, files in os.walk(folder, followlinks=True):
-        real = os.path.realpath(here)
-        if real in entered:
-            subfolders.clear()
-            continue
-        entered.add(real)
+    for here, subfolders, files in walk_once(folder):
         found += [Path(here, name) for name in files if Path(name).suffix.lower() in VIDEO_EXTENSIONS]
         frames = [name for name in subfolders if _holds_frames(Path(here, name))]
         found += [Path(here, name) for name in frames]

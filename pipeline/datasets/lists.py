@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable, Set as AbstractSet
+from collections.abc import Iterable, Iterator, Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -198,15 +198,10 @@ class PathResolver:
         return None
 
 
-def find_under(root: Path, names: set[str], known: AbstractSet[str] = frozenset()) -> dict[str, str]:
-    """Where under ``root`` each of ``names`` lies, relative to it, by one walk of the tree: a
-    video file whose stem is the name, or a folder so named (of frames; it is not entered, nor
-    is a folder named in ``known``, the dataset's videos found already, so that frames
-    extracted beside the videos are not listed).
-    The first found wins: a folder's files before its sub-folders, sub-folders in name order,
-    extensions in the order of :data:`VIDEO_EXTENSIONS`. Links to folders are followed (data
-    trees are often put together from several disks so), each folder entered once."""
-    found: dict[str, str] = {}
+def walk_once(root: Path) -> Iterator[tuple[str, list[str], list[str]]]:
+    """``os.walk`` that follows links to folders (data trees are often put together from
+    several disks so) and enters each real folder once, so a link cycle ends there. Callers may
+    prune the sub-folders in place, as with ``os.walk``."""
     entered: set[str] = set()
     for folder, subfolders, files in os.walk(root, followlinks=True):
         real = os.path.realpath(folder)
@@ -214,6 +209,19 @@ def find_under(root: Path, names: set[str], known: AbstractSet[str] = frozenset(
             subfolders.clear()
             continue
         entered.add(real)
+        yield folder, subfolders, files
+
+
+def find_under(root: Path, names: set[str], known: AbstractSet[str] = frozenset()) -> dict[str, str]:
+    """Where under ``root`` each of ``names`` lies, relative to it, by one walk of the tree: a
+    video file whose stem is the name, or a folder so named (of frames; it is not entered, nor
+    is a folder named in ``known``, the dataset's videos found already, so that frames
+    extracted beside the videos are not listed).
+    The first found wins: a folder's files before its sub-folders, sub-folders in name order,
+    extensions in the order of :data:`VIDEO_EXTENSIONS`. Links to folders are followed, each
+    folder entered once (:func:`walk_once`)."""
+    found: dict[str, str] = {}
+    for folder, subfolders, files in walk_once(root):
         here = PurePosixPath(os.path.relpath(folder, root))
         for stem, name in video_files(files).items():
             if stem in names:
