@@ -111,15 +111,18 @@ def _json_clips(path: Path, text: str) -> list[Clip]:
     return clips
 
 
-def read_clips(path: Path) -> list[Clip]:
-    """The clips of one Kinetics csv or JSON file, told apart by their content."""
-    text = read_annotation_text(path, "Kinetics annotation file")
+def _read(path: Path) -> str:
+    return read_annotation_text(path, "Kinetics annotation file")
+
+
+def clips_of(path: Path, text: str) -> list[Clip]:
+    """The clips of one Kinetics csv or JSON file (``text``, read from ``path``), told apart by
+    their content."""
     return _json_clips(path, text) if text.lstrip()[:1] in ("{", "[") else _csv_clips(path, text)
 
 
-def youtube_id_list(path: Path) -> list[tuple[int, str]] | None:
+def youtube_ids(text: str) -> list[tuple[int, str]] | None:
     """(line number, id) of a file of YouTube ids or clip names, one a line, else ``None``."""
-    text = read_annotation_text(path, "Kinetics annotation file")
     lines = [(no, line.strip()) for no, line in enumerate(text.splitlines(), start=1) if line.strip()]
     return lines if lines and all(_ID_LINE.fullmatch(line) for _, line in lines) else None
 
@@ -130,13 +133,13 @@ def read_annotations(path: Path) -> list[Clip]:
     passed over; a folder without a Kinetics file is an error saying what each file is."""
     path = Path(path)
     if not path.is_dir():
-        return read_clips(path)
+        return clips_of(path, _read(path))
     clips: list[Clip] = []
     passed_over: list[str] = []
     read_any = False
     for file in sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in ANNOTATION_SUFFIXES):
         try:
-            clips += read_clips(file)
+            clips += clips_of(file, _read(file))
             read_any = True
         except NotKineticsError as exc:
             passed_over.append(str(exc))
@@ -167,8 +170,11 @@ def _by_id(clips: list[Clip]) -> dict[str, Clip]:
 def _listed_clips(files: AnnotationFiles) -> tuple[list[tuple[Clip, str]], list[Rejected]]:
     """(clip, split) for every clip the split files give, and the listed ids that no annotation
     file knows."""
-    split_files = [(path, split, youtube_id_list(path)) for path, split in files.lists()]
-    id_lists = [path for path, _, ids in split_files if ids is not None]
+    split_files = []
+    for path, split in files.lists():
+        text = _read(path)
+        split_files.append((path, split, text, youtube_ids(text)))
+    id_lists = [path for path, _, _, ids in split_files if ids is not None]
     if id_lists and files.annotations is None:
         raise ManifestError(f"{id_lists[0]}: a list of YouTube ids (as Mini-Kinetics-200's train_ytid_list.txt) is labelled by --annotations: the Kinetics csv or JSON files, or their folder")
     if files.annotations is not None and not id_lists:
@@ -176,9 +182,9 @@ def _listed_clips(files: AnnotationFiles) -> tuple[list[tuple[Clip, str]], list[
     index = _by_id(read_annotations(files.annotations)) if id_lists else {}
     clips: list[tuple[Clip, str]] = []
     unknown: list[Rejected] = []
-    for path, split, ids in split_files:
+    for path, split, text, ids in split_files:
         if ids is None:
-            clips += [(clip, split) for clip in _of_split(read_clips(path), split)]
+            clips += [(clip, split) for clip in _of_split(clips_of(path, text), split)]
             continue
         for line_no, key in ids:
             if key in index:

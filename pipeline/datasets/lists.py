@@ -309,10 +309,11 @@ def read_json_list(path: Path, text: str) -> list[ListLine]:
     lines = []
     for number, entry in enumerate(entries, start=1):
         where = f"{path}:{number}"
-        if not isinstance(entry, dict) or not isinstance(entry.get("filename", entry.get("frame_dir")), str) or "label" not in entry:
+        video = entry.get("filename", entry.get("frame_dir")) if isinstance(entry, dict) else None
+        if not isinstance(video, str) or "label" not in entry:
             raise ManifestError(f"{where}: expected {{\"filename\" or \"frame_dir\": path, \"label\": index or [indices]}}, got {entry!r}")
         labels = entry["label"] if isinstance(entry["label"], list) else [entry["label"]]
-        lines.append(ListLine(number, entry.get("filename", entry.get("frame_dir")), tuple(sorted({_integer(str(label), "label", where) for label in labels}))))
+        lines.append(ListLine(number, video, tuple(sorted({_integer(str(label), "label", where) for label in labels}))))
     if not lines:
         raise ManifestError(f"{path}: the list file has no entries")
     return lines
