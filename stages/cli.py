@@ -43,7 +43,17 @@ def clear_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-dataset_option = click.option("--dataset", "dataset", type=click.Choice(sorted(DATASETS)), default="demo", show_default=True, help="Dataset name from the registry.")
+dataset_option = click.option("--dataset", "dataset", type=click.Choice(sorted(DATASETS)), default="demo", show_default=True, help="Dataset name from the registry (`nsnet data --help` says what each reads).")
+
+
+def datasets_epilog() -> str:
+    """The registry's datasets, one a line: name, what it reads, default data root (click's
+    ``\\b`` marker keeps the lines as written)."""
+    width = max(map(len, DATASETS))
+    rows = [f"  {name:<{width}}  {spec.description} [default root {spec.default_root}]" for name, spec in sorted(DATASETS.items())]
+    return "\b\nDatasets:\n" + "\n".join(rows)
+
+
 preset_option = click.option(
     "--preset", type=click.Choice(list(PRESETS)), default=None,
     help="A paper experiment (its T, recognizer, K and baselines for this dataset); its caches and runs are kept apart from the dataset's defaults.",
@@ -158,7 +168,7 @@ def main() -> None:
     """NSNet toolkit: staged offline pipeline with cached embeddings."""
 
 
-@main.command()
+@main.command(epilog=datasets_epilog())
 @dataset_option
 @data_root_option
 @click.option("--difficulty", type=float, default=None, help="Demo only: 0 (easy) .. 1 (hard).")

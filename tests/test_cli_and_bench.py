@@ -23,6 +23,14 @@ def test_data_command_generates_and_describes_the_demo(tmp_path: Path):
     assert len(list((tmp_path / "d" / "videos").glob("*.mp4"))) == 6
 
 
+def test_data_help_says_what_each_dataset_reads():
+    lines = CliRunner().invoke(main, ["data", "--help"]).output.splitlines()
+    for name in ("activitynet", "fcvid", "kinetics", "list", "ucf101"):
+        spec = get_dataset(name)
+        rows = [line.split(None, 1)[1] for line in lines if line.split()[:1] == [name]]
+        assert rows == [f"{spec.description} [default root {spec.default_root}]"]
+
+
 def test_errors_are_one_clear_line_and_exit_1(tmp_path: Path):
     result = CliRunner().invoke(main, ["features", "--dataset", "ucf101", "--data-root", str(tmp_path), "--no-progress"])
     assert result.exit_code == 1
