@@ -107,6 +107,53 @@ def test_fcvid_label_width_mismatch_is_an_error(tmp_path: Path):
         fcvid_manifest(tmp_path)
 
 
+def _fcvid_files(root: Path, split: str, labels: str) -> None:
+    (root / "materials").mkdir(parents=True, exist_ok=True)
+    (root / "materials" / "FCVID_VideoName_TrainTestSplit.txt").write_text(split)
+    (root / "materials" / "FCVID_Label.txt").write_text(labels)
+
+
+FCVID_SPLIT = "accordion/v1.mp4 train\nbasketball/v2.mp4 test\ncooking/v3.mp4 train\nbasketball/v4.mp4 train\n"
+FCVID_LABELS = "1\t0\t0\n0\t1\t1\n0\t0\t1\n0\t1\t0\n"
+
+
+def test_fcvid_classes_named_by_the_category_folders_without_a_class_file(tmp_path: Path):
+    _fcvid_files(tmp_path, FCVID_SPLIT, FCVID_LABELS)
+    inferred = fcvid_manifest(tmp_path)  # v2 (two labels) names no column; v1, v4, v3 name 1, 2, 3
+    assert inferred.classes == ("accordion", "basketball", "cooking")
+    assert [(v.video_id, v.labels) for v in inferred.videos] == [("accordion/v1", (0,)), ("basketball/v2", (1, 2)), ("cooking/v3", (2,)), ("basketball/v4", (1,))]
+    (tmp_path / "materials" / "FCVID_Category.txt").write_text("accordion\nbasketball\ncooking\n")
+    assert fcvid_manifest(tmp_path) == inferred
+
+
+@pytest.mark.parametrize(
+    "split, labels, problem",
+    [
+        (FCVID_SPLIT, "1 0 0\n0 1 1\n0 0 1\n0 0 1\n", "label column 2: no video is labelled with it alone"),
+        (FCVID_SPLIT, "1 0 0\n0 1 0\n0 0 1\n0 0 1\n", "label column 3: the videos labelled with it alone lie in 2 folders ('basketball', 'cooking')"),
+        (FCVID_SPLIT, "1 0 0\n0 1 0\n0 0 1\n1 0 0\n", "label column 1: the videos labelled with it alone lie in 2 folders ('accordion', 'basketball')"),
+        ("a/v1.mp4 train\na/v2.mp4 train\n", "1 0\n0 1\n", "label column 2: folder 'a' holds the videos of column 1 too"),
+        ("v1.mp4 train\nv2.mp4 train\n", "1 0\n0 1\n", "label column 1: the videos labelled with it alone lie in no folder"),
+    ],
+)
+def test_fcvid_folders_that_cannot_name_the_classes_are_an_error(tmp_path: Path, split, labels, problem):
+    _fcvid_files(tmp_path, split, labels)
+    with pytest.raises(ManifestError) as error:
+        fcvid_manifest(tmp_path)
+    assert str(error.value) == (
+        f"{tmp_path / 'materials' / 'FCVID_Category.txt'} not found and no --class-names given, and the category folders do not name {problem}. "
+        "Pass the class names, one a line in the order of the label columns, with --class-names"
+    )
+
+
+def test_fcvid_class_names_given_by_option(tmp_path: Path):
+    _fcvid_files(tmp_path, FCVID_SPLIT, FCVID_LABELS)
+    (tmp_path / "materials" / "FCVID_Category.txt").write_text("accordion\nbasketball\ncooking\n")
+    (tmp_path / "categories.txt").write_text("0 Accordion performance\n2 Cooking\n1 Basketball\n")  # AR-Net's name, index order
+    m = get_dataset("fcvid").load(tmp_path, AnnotationFiles(classes=tmp_path / "categories.txt"))
+    assert m.classes == ("Accordion performance", "Basketball", "Cooking")
+
+
 def test_fcvid_labels_separated_by_commas_or_tabs(tmp_path: Path):
     (tmp_path / "FCVID_Category.txt").write_text("a\nb\nc\n")
     (tmp_path / "FCVID_VideoName_TrainTestSplit.txt").write_text("a/x.mp4 train\nb/y.mp4 test\n")
@@ -269,4 +316,6 @@ def test_registry_names_and_profiles():
 
 def test_root_only_datasets_refuse_list_options(tmp_path: Path):
     with pytest.raises(ManifestError, match="--train-list, --class-names: not used by this dataset"):
+        get_dataset("minikinetics").load(tmp_path, AnnotationFiles(train=tmp_path / "a.txt", classes=tmp_path / "c.txt"))
+    with pytest.raises(ManifestError, match="--train-list: not used by the fcvid dataset"):
         get_dataset("fcvid").load(tmp_path, AnnotationFiles(train=tmp_path / "a.txt", classes=tmp_path / "c.txt"))

@@ -11,6 +11,7 @@ import io
 import json
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
+from typing import NamedTuple
 
 from pipeline.datasets.lists import PathResolver, list_entries, locate, read_class_names, read_list
 from pipeline.datasets.manifest import (
@@ -67,38 +68,98 @@ def demo_manifest(root: Path) -> Manifest:
     return replace(manifest, source=hashlib.sha256(spec.read_bytes()).hexdigest()) if spec.is_file() else manifest
 
 
-def fcvid_manifest(root: Path) -> Manifest:
+FCVID_CLASS_FILE = "FCVID_Category.txt"
+
+
+def fcvid_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) -> Manifest:
     """FCVID's release: ``FCVID_VideoName_TrainTestSplit.txt`` (``category/video.mp4 train|test``),
     ``FCVID_Label.txt`` (one 0/1 row of 239 a video, same order: multi-label; the values
-    separated by spaces, tabs or commas) and
-    ``FCVID_Category.txt`` (class names), in the root or in ``materials/``. Videos lie under
-    ``videos/`` if that folder exists, else under the root; one kept with another extension or
-    in another folder (named by its YouTube id) is found by :func:`~pipeline.datasets.lists.locate`."""
+    separated by spaces, tabs or commas) and the class names one a line, in the order of the
+    label columns: ``files.classes`` (``--class-names``), else ``FCVID_Category.txt``, else the
+    category folders of the split file (:func:`classes_from_folders`). The files lie in the
+    root or in ``materials/``. Videos lie under ``videos/`` if that folder exists, else under
+    the root; one kept with another extension or in another folder (named by its YouTube id) is
+    found by :func:`~pipeline.datasets.lists.locate`."""
+    unused = [option for option in files.given() if option != "--class-names"]
+    if unused:
+        raise ManifestError(f"{', '.join(unused)}: not used by the fcvid dataset (its files lie in the data root or its materials/ folder; --class-names names the class list if it is not {FCVID_CLASS_FILE})")
     materials = root / "materials" if (root / "materials").is_dir() else root
     split_file = materials / "FCVID_VideoName_TrainTestSplit.txt"
     label_file = materials / "FCVID_Label.txt"
-    classes = read_class_names(materials / "FCVID_Category.txt")
     rows = read_lines(split_file)
     label_rows = read_lines(label_file)
     if len(rows) != len(label_rows):
         raise ManifestError(f"{label_file}: {len(label_rows)} label rows for {len(rows)} videos in {split_file}")
-    prefix = "videos/" if (root / "videos").is_dir() else ""
     parsed = [row.split() for row in rows]
     for line_no, (row, parts) in enumerate(zip(rows, parsed), start=1):
         if len(parts) != 2:
             raise ManifestError(f"{split_file}:{line_no}: expected 'path split', got {row!r}")
+    labels = [_label_row(row, f"{label_file}:{line_no}") for line_no, row in enumerate(label_rows, start=1)]
+    class_file = Path(files.classes) if files.classes is not None else materials / FCVID_CLASS_FILE
+    if files.classes is not None or class_file.is_file():
+        classes = read_class_names(class_file)
+    else:
+        classes = classes_from_folders([parts[0] for parts in parsed], labels, f"{class_file} not found and no --class-names given")
+    prefix = "videos/" if (root / "videos").is_dir() else ""
     found = locate(root, [prefix + parts[0] for parts in parsed])
     entries = []
-    for line_no, (parts, label_row, rel) in enumerate(zip(parsed, label_rows, found), start=1):
-        values = label_row.replace(",", " ").split()  # spaces, tabs or commas (MATLAB's dlmwrite)
-        if len(values) != len(classes):
-            raise ManifestError(f"{label_file}:{line_no}: {len(values)} label columns, the class list has {len(classes)}")
-        try:
-            names = tuple(classes[j] for j, v in enumerate(values) if float(v) > 0)
-        except ValueError:
-            raise ManifestError(f"{label_file}:{line_no}: label columns must be 0 or 1, got {label_row!r}") from None
+    for line_no, (parts, label, rel) in enumerate(zip(parsed, labels, found), start=1):
+        if label.width != len(classes):
+            raise ManifestError(f"{label_file}:{line_no}: {label.width} label columns, the class list has {len(classes)}")
+        names = tuple(classes[j] for j in label.on)
         entries.append(RawEntry(video_id(parts[0]), rel or prefix + parts[0], names, normalise_split(parts[1], f"{split_file}:{line_no}")))
     return build_manifest("fcvid", classes, entries)
+
+
+class LabelRow(NamedTuple):
+    """One row of a 0/1 label matrix: how many columns it has, and which of them are 1."""
+
+    width: int
+    on: tuple[int, ...]
+
+
+def _label_row(row: str, where: str) -> LabelRow:
+    """A row of 0/1 label columns separated by spaces, tabs or commas (MATLAB's dlmwrite)."""
+    values = row.replace(",", " ").split()
+    try:
+        return LabelRow(len(values), tuple(j for j, v in enumerate(values) if float(v) > 0))
+    except ValueError:
+        raise ManifestError(f"{where}: label columns must be 0 or 1, got {row!r}") from None
+
+
+def _category_folder(path: str) -> str:
+    """The first folder of a path as a list writes it ('' for a bare file name)."""
+    parts = PurePosixPath(path.replace("\\", "/")).parts
+    return parts[0] if len(parts) > 1 else ""
+
+
+def classes_from_folders(paths: list[str], labels: list[LabelRow], missing: str) -> list[str]:
+    """Class names of the label columns from the folders the videos lie in (FCVID keeps each
+    video in its category's folder, named as the category): column ``j`` is named by the one
+    folder that holds every video labelled ``j`` alone. Where a column has no such video, or
+    several folders, or the folder of another column, the error says so after ``missing`` (why
+    the names are wanted)."""
+    width = labels[0].width if labels else 0
+    folders: list[set[str]] = [set() for _ in range(width)]
+    for path, label in zip(paths, labels):
+        if label.width == width and len(label.on) == 1:
+            folders[label.on[0]].add(_category_folder(path))
+    names: list[str] = []
+    for j, found in enumerate(folders):
+        name = next(iter(found), "")
+        if not found:
+            problem = "no video is labelled with it alone"
+        elif len(found) > 1:
+            problem = f"the videos labelled with it alone lie in {len(found)} folders ({', '.join(repr(f) for f in sorted(found)[:3])})"
+        elif not name:
+            problem = "the videos labelled with it alone lie in no folder"
+        elif name in names:
+            problem = f"folder {name!r} holds the videos of column {names.index(name) + 1} too"
+        else:
+            names.append(name)
+            continue
+        raise ManifestError(f"{missing}, and the category folders do not name label column {j + 1}: {problem}. Pass the class names, one a line in the order of the label columns, with --class-names")
+    return names
 
 
 ACTIVITYNET_FILES = ("activity_net.v1-3.min.json", "activity_net.v1-2.min.json")
