@@ -254,9 +254,14 @@ def test_minikinetics_arnet_lists(tmp_path: Path):
     assert m.rejected[0].video_id == "train/baking/x3" and "#5" in m.rejected[0].reason
     (tmp_path / "mini_categories.txt").rename(tmp_path / "minik_classInd.txt")  # AR-Net's name for it
     assert minikinetics_manifest(tmp_path) == m
-    (tmp_path / "mini_val_videofolder.txt").write_text("val/x4.mp4 one\n")
-    with pytest.raises(ManifestError, match=r"mini_val_videofolder.txt:1: expected 'path num_frames label"):
-        minikinetics_manifest(tmp_path)
+    lists = tmp_path / "lists"  # the same lists and class names under other names, given as options
+    lists.mkdir()
+    for old, new in (("mini_train_videofolder.txt", "train.txt"), ("mini_val_videofolder.txt", "val.txt"), ("minik_classInd.txt", "classes.txt")):
+        (tmp_path / old).rename(lists / new)
+    assert minikinetics_manifest(tmp_path, AnnotationFiles(train=lists / "train.txt", val=lists / "val.txt", classes=lists / "classes.txt")) == m
+    (lists / "val.txt").write_text("val/x4.mp4 one\n")
+    with pytest.raises(ManifestError, match=r"val.txt:1: expected 'path num_frames label"):
+        minikinetics_manifest(tmp_path, AnnotationFiles(train=lists / "train.txt", val=lists / "val.txt", classes=lists / "classes.txt"))
 
 
 def test_ucf101_classind_and_split_lists(tmp_path: Path):
@@ -316,6 +321,6 @@ def test_registry_names_and_profiles():
 
 def test_root_only_datasets_refuse_list_options(tmp_path: Path):
     with pytest.raises(ManifestError, match="--train-list, --class-names: not used by this dataset"):
-        get_dataset("minikinetics").load(tmp_path, AnnotationFiles(train=tmp_path / "a.txt", classes=tmp_path / "c.txt"))
+        get_dataset("csv").load(tmp_path, AnnotationFiles(train=tmp_path / "a.txt", classes=tmp_path / "c.txt"))
     with pytest.raises(ManifestError, match="--train-list: not used by the fcvid dataset"):
         get_dataset("fcvid").load(tmp_path, AnnotationFiles(train=tmp_path / "a.txt", classes=tmp_path / "c.txt"))

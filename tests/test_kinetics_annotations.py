@@ -132,6 +132,19 @@ def test_minikinetics_200_youtube_id_lists_labelled_by_the_kinetics_annotations(
         _rows(root, train=lists["train_ytid_list.txt"], annotations=tmp_path / "annotations")
 
 
+def test_minikinetics_dataset_reads_the_id_lists_with_the_paper_profile(root, tmp_path):
+    """``--dataset minikinetics`` with the id lists and ``--annotations``: Kinetics' reading, the
+    Mini-Kinetics name and feature profile (light model at 112, A.1)."""
+    _write(tmp_path / "annotations", **{"train.csv": TRAIN_CSV, "validate.csv": VAL_CSV})
+    lists = _write(tmp_path / "mini", **{"train_ytid_list.txt": "bbbbbbbbbbb\naaaaaaaaaaa\n", "val_ytid_list.txt": "ddddddddddd\n"})
+    files = AnnotationFiles(train=lists["train_ytid_list.txt"], val=lists["val_ytid_list.txt"], annotations=tmp_path / "annotations")
+    mini = get_dataset("minikinetics").load(root, files)
+    kinetics = get_dataset("kinetics").load(root, files)
+    assert mini.name == "minikinetics" and (mini.classes, mini.videos) == (kinetics.classes, kinetics.videos)
+    assert [(v.video_id, v.path, v.labels, v.split) for v in mini.videos] == [ROWS[1], ROWS[0], ROWS[4]]
+    assert get_dataset("minikinetics").features.light.resolution == 112
+
+
 def test_malformed_kinetics_json_names_the_file(root, tmp_path):
     f = _write(tmp_path, **{"broken.json": '{"aaaaaaaaaaa": {', "list.json": "{\"x\": [1, 2]}",
                             "label_list.json": json.dumps({"aaaaaaaaaaa": {"annotations": [{"label": "abseiling"}], "subset": "train"}}),

@@ -80,11 +80,11 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec("kinetics", kinetics.kinetics_manifest, Path("data/kinetics"), description="Kinetics csv or JSON files (--train-list/--val-list, or --annotations alone), YouTube id lists labelled by --annotations, optionally a class subset (--class-names)"),
         DatasetSpec(
             "minikinetics",
-            _files_in_root(adapters.minikinetics_manifest),
+            adapters.minikinetics_manifest,
             Path("data/minikinetics"),
             # The paper feeds the light model 112x112 frames on Mini-Kinetics (A.1).
             FeaturesConfig(light=ModelSpec("mobilenetv2_100", resolution=112)),
-            "Mini-Kinetics, AR-Net list format",
+            "Mini-Kinetics: AR-Net lists (in the root, or --train-list/--val-list, --class-names), or Xie et al.'s YouTube id lists with --annotations (Kinetics csv/JSON); light model at 112",
         ),
         DatasetSpec("ucf101", adapters.ucf101_manifest, Path("data/ucf101"), description="UCF101 classInd + split lists (split 1, or --train-list/--val-list)"),
     )

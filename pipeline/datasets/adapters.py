@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
+from pipeline.datasets.kinetics import kinetics_manifest
 from pipeline.datasets.lists import PathResolver, list_entries, locate, read_class_names, read_list
 from pipeline.datasets.manifest import (
     AnnotationFiles,
@@ -197,22 +198,31 @@ def activitynet_manifest(root: Path, files: AnnotationFiles = AnnotationFiles())
 MINIKINETICS_CLASS_FILES = ("mini_categories.txt", "minik_classInd.txt")  # TSM's name, AR-Net's
 
 
-def minikinetics_manifest(
-    root: Path,
-    train_list: str = "mini_train_videofolder.txt",
-    val_list: str = "mini_val_videofolder.txt",
-) -> Manifest:
-    """Mini-Kinetics in the AR-Net / TSM list format: ``<path> <num_frames> <label index>`` a line
-    (a rawframe list, :mod:`pipeline.datasets.lists`), the path a folder of frames or a video
-    file relative to the root, with or without its extension (AR-Net's lists name frame folders;
-    the videos may be kept as files); class names one a line, in the first of
-    :data:`MINIKINETICS_CLASS_FILES` in the root. A label beyond the class list is a rejected
-    video."""
-    classes = read_class_names(_first_existing(root, *MINIKINETICS_CLASS_FILES))
+def minikinetics_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) -> Manifest:
+    """Mini-Kinetics in either form it is shared in:
+
+    * Xie et al.'s YouTube id lists (``train_ytid_list.txt``, ``val_ytid_list.txt``, the paper's
+      [27]) labelled by the Kinetics annotations: ``--train-list``/``--val-list`` with
+      ``--annotations``, read by :func:`~pipeline.datasets.kinetics.kinetics_manifest`;
+    * AR-Net / TSM lists, ``<path> <num_frames> <label index>`` a line (a rawframe list unless
+      ``--list-format`` says otherwise, :mod:`pipeline.datasets.lists`): ``--train-list`` and
+      ``--val-list``, else ``mini_train_videofolder.txt`` and ``mini_val_videofolder.txt`` in the
+      root. The path is a folder of frames or a video file relative to the root, with or
+      without its extension (AR-Net's lists name frame folders; the videos may be kept as
+      files). Class names one a line: ``--class-names``, else the first of
+      :data:`MINIKINETICS_CLASS_FILES` in the root. A label beyond the class list is a rejected
+      video.
+
+    Either way the dataset keeps its feature profile (the light model at 112², A.1)."""
+    if files.annotations is not None:
+        return replace(kinetics_manifest(root, files), name="minikinetics")
+    classes = read_class_names(Path(files.classes) if files.classes is not None else _first_existing(root, *MINIKINETICS_CLASS_FILES))
+    lists = files.lists() or [(root / "mini_train_videofolder.txt", "train"), (root / "mini_val_videofolder.txt", "val")]
+    list_format = "rawframes" if files.list_format == "auto" else files.list_format
     resolver = PathResolver(root)
     entries = []
-    for list_name, split in ((train_list, "train"), (val_list, "val")):
-        for item in read_list(root / list_name, "rawframes", resolver):
+    for list_path, split in lists:
+        for item in read_list(list_path, list_format, resolver):
             rel = resolver.resolve(item.path) or item.path
             names = tuple(classes[label] if label < len(classes) else f"#{label}" for label in item.labels)
             entries.append(RawEntry(video_id(rel), rel, names, split))
