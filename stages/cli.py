@@ -64,7 +64,7 @@ data_root_option = click.option("--data-root", type=click.Path(path_type=Path), 
 def annotation_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The annotation files of datasets that do not keep them at fixed places in the data root
     (``list``, ``kinetics``, ``activitynet``) or may keep them elsewhere (``minikinetics``,
-    ``ucf101``, ``fcvid``'s class names), handed to the command as one ``files``
+    ``ucf101``, the class names of ``fcvid`` and ``activitynet``), handed to the command as one ``files``
     (:class:`pipeline.datasets.AnnotationFiles`)."""
 
     @wraps(command)
@@ -78,7 +78,7 @@ def annotation_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--train-list", type=a_file, default=None, help="list/kinetics/minikinetics/ucf101: the train split's list file (mmaction2, AR-Net, UCF101), or Kinetics csv, JSON or YouTube id list."),
         click.option("--val-list", type=a_file, default=None, help="list/kinetics/minikinetics/ucf101: the val split's list file, or Kinetics csv, JSON or id list."),
         click.option("--test-list", type=a_file, default=None, help="list/kinetics/minikinetics/ucf101: the test split's list file, or Kinetics csv, JSON or id list."),
-        click.option("--class-names", type=a_file, default=None, help="list/minikinetics/ucf101/fcvid: class names, one a line or 'index name' (list default: classes named by index); kinetics: the class subset (e.g. Mini-Kinetics' 200)."),
+        click.option("--class-names", type=a_file, default=None, help="list/minikinetics/ucf101/fcvid: class names, one a line or 'index name' (list default: classes named by index); activitynet: the class order; kinetics: the class subset (e.g. Mini-Kinetics' 200)."),
         click.option("--list-format", type=click.Choice(list(LIST_FORMATS)), default="auto", show_default=True, help="list (minikinetics: its lists, default rawframes): 'path label..', 'path num_frames label..', 'path,num_frames,label..' or 'path start_frame end_frame label..'."),
         click.option("--annotations", type=click.Path(path_type=Path), default=None, help="activitynet: the v1.3 or v1.2 JSON, or its folder (default: in the data root); kinetics/minikinetics: csv or JSON files (a file or a folder) holding every split, or labelling YouTube id lists given as --train-list/--val-list."),
     )):

@@ -182,6 +182,27 @@ def test_activitynet_v13_json(tmp_path: Path):
     ]
 
 
+def test_activitynet_class_order_from_a_class_file(tmp_path: Path):
+    """A recognizer trained with another class order: ``--class-names`` sets it (names matched
+    to the labels with case and underscores aside, spelt as in the file); a video of a label
+    not in the file is rejected, a name that is no label is an error."""
+    db = {"database": {
+        "a1": {"subset": "training", "annotations": [{"label": "Rock climbing"}]},
+        "b2": {"subset": "validation", "annotations": [{"label": "Hopscotch"}, {"label": "Rock climbing"}]},
+        "c3": {"subset": "training", "annotations": [{"label": "Archery"}]},
+    }}
+    (tmp_path / "activity_net.v1-3.min.json").write_text(json.dumps(db))
+    assert activitynet_manifest(tmp_path).classes == ("Archery", "Hopscotch", "Rock climbing")
+    (tmp_path / "order.txt").write_text("1 rock_climbing\n2 Hopscotch\n")
+    m = activitynet_manifest(tmp_path, AnnotationFiles(classes=tmp_path / "order.txt"))
+    assert m.classes == ("rock_climbing", "Hopscotch")
+    assert [(v.video_id, v.labels) for v in m.videos] == [("v_a1", (0,)), ("v_b2", (0, 1))]
+    assert [(r.video_id, r.reason) for r in m.rejected] == [("v_c3", "label(s) not in the class list: Archery")]
+    (tmp_path / "order.txt").write_text("Rock climbing\nHop scotch\n")
+    with pytest.raises(ManifestError, match=r"order.txt: 1 of its 2 classes are the label of no video in .*activity_net.v1-3.min.json: Hop scotch"):
+        activitynet_manifest(tmp_path, AnnotationFiles(classes=tmp_path / "order.txt"))
+
+
 def test_activitynet_v12_json_found_or_named(tmp_path: Path):
     db = {"version": "VERSION 1.2", "taxonomy": [], "database": {
         "k1": {"subset": "training", "annotations": [{"label": "Archery", "segment": [0, 3]}], "duration": 30.0, "resolution": "640x360", "url": "u"},

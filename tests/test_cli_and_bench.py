@@ -24,7 +24,8 @@ def test_data_command_generates_and_describes_the_demo(tmp_path: Path):
 
 
 def test_data_help_says_what_each_dataset_reads():
-    lines = CliRunner().invoke(main, ["data", "--help"]).output.splitlines()
+    output = CliRunner().invoke(main, ["data", "--help"]).output
+    lines = output[output.index("Datasets:") :].splitlines()
     for name in ("activitynet", "fcvid", "kinetics", "list", "ucf101"):
         spec = get_dataset(name)
         rows = [line.split(None, 1)[1] for line in lines if line.split()[:1] == [name]]

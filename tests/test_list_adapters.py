@@ -281,7 +281,7 @@ def test_kinetics_csv_with_a_class_subset(tmp_path):
     assert spelt.classes == ("Abseiling", "air_drumming") and spelt_rows == rows
     typo = tmp_path / "typo.txt"
     typo.write_text("abseiling\nair drums\nzumba\n")
-    with pytest.raises(ManifestError, match=r"typo.txt: 1 of its 3 classes are the label of no row in .*train.csv, .*validate.csv: air drums \(names"):
+    with pytest.raises(ManifestError, match=r"typo.txt: 1 of its 3 classes are the label of no video in .*train.csv, .*validate.csv: air drums \(names"):
         _load("kinetics", root, train=train, val=val, classes=typo)
     twice = tmp_path / "twice.txt"
     twice.write_text("air drumming\nAir_Drumming\n")

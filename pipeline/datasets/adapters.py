@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
 from pipeline.datasets.kinetics import kinetics_manifest
-from pipeline.datasets.lists import PathResolver, list_entries, locate, read_class_names, read_list
+from pipeline.datasets.lists import PathResolver, class_key, class_subset, list_entries, locate, read_class_names, read_list
 from pipeline.datasets.manifest import (
     AnnotationFiles,
     Manifest,
@@ -169,13 +169,16 @@ ACTIVITYNET_FILES = ("activity_net.v1-3.min.json", "activity_net.v1-2.min.json")
 def activitynet_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) -> Manifest:
     """ActivityNet v1.3 or v1.2 JSON (``database`` of ``{id: {subset, annotations: [{label}]}}``):
     ``files.annotations``, else the first of :data:`ACTIVITYNET_FILES` in the folder it names or
-    in the root. Classes are the distinct annotation labels, sorted; the testing subset (no
+    in the root. Classes are the distinct annotation labels, sorted, or those of
+    ``files.classes`` (``--class-names``) in its order, as a recognizer was trained with them
+    (:func:`~pipeline.datasets.lists.class_subset`: matched to the labels with case and
+    underscores aside; a video of a label not in it is rejected). The testing subset (no
     labels) is left out. Videos are ``videos/v_<id>.<ext>`` (or ``<id>.<ext>``, or a folder of
     frames so named), else anywhere under the root (the official download's ``v1-2/train/``,
     ``v1-3/train_val/``); a missing file is reported by the features stage, not here."""
-    unused = [option for option in files.given() if option != "--annotations"]
+    unused = [option for option in files.given() if option not in ("--annotations", "--class-names")]
     if unused:
-        raise ManifestError(f"{', '.join(unused)}: not used by the activitynet dataset (it reads --annotations, default the JSON in the data root)")
+        raise ManifestError(f"{', '.join(unused)}: not used by the activitynet dataset (it reads --annotations, default the JSON in the data root, and --class-names for the class order)")
     given = Path(files.annotations) if files.annotations is not None else root
     path = _first_existing(given, *ACTIVITYNET_FILES) if given.is_dir() else given
     text = read_annotation_text(path)
@@ -184,12 +187,18 @@ def activitynet_manifest(root: Path, files: AnnotationFiles = AnnotationFiles())
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise ManifestError(f"{path}: not an ActivityNet v1.2/v1.3 annotation file ({exc})") from exc
     folder = PurePosixPath("videos" if (root / "videos").is_dir() else ".")
-    classes = sorted({a["label"] for v in database.values() for a in v.get("annotations", [])})
+    labels = sorted({a["label"] for v in database.values() for a in v.get("annotations", [])})
+    if files.classes is not None:
+        classes = class_subset(Path(files.classes), {class_key(label): label for label in labels}, [str(path)])
+        spelling = {class_key(name): name for name in classes}
+        named = {label: spelling.get(class_key(label), label) for label in labels}
+    else:
+        classes, named = labels, {label: label for label in labels}
     videos = {vid: info for vid, info in sorted(database.items()) if info.get("subset") != "testing"}
     found = locate(root, [str(folder / f"v_{vid}") for vid in videos])
     entries = []
     for (vid, info), rel in zip(videos.items(), found):
-        names = tuple(sorted({a["label"] for a in info.get("annotations", [])}))
+        names = tuple(sorted({named[a["label"]] for a in info.get("annotations", [])}))
         rel = rel or str(folder / f"v_{vid}.mp4")
         entries.append(RawEntry(f"v_{vid}", rel, names, normalise_split(info.get("subset", ""), f"{path}: video {vid}")))
     return build_manifest("activitynet", classes, entries)

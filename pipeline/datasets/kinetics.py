@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from pipeline.datasets.lists import find_under, read_class_names
+from pipeline.datasets.lists import class_key, class_subset, find_under
 from pipeline.datasets.manifest import (
     AnnotationFiles,
     Manifest,
@@ -223,7 +223,7 @@ def kinetics_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) ->
     for clip, _ in clips:
         spellings.setdefault(key_of[clip.label], clip.label)
     sources = [str(p) for p, _ in files.lists()] or [str(files.annotations)]
-    classes = _kinetics_subset(Path(files.classes), spellings, sources) if files.classes is not None else sorted(spellings.values())
+    classes = class_subset(Path(files.classes), spellings, sources) if files.classes is not None else sorted(spellings.values())
     by_key = {class_key(name): name for name in classes}
     kept = [(clip, by_key[key_of[clip.label]], split) for clip, split in clips if key_of[clip.label] in by_key]
     on_disk = find_under(root, {clip.name for clip, _, _ in kept} | {clip.youtube_id for clip, _, _ in kept})
@@ -232,24 +232,3 @@ def kinetics_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) ->
     return replace(manifest, rejected=manifest.rejected + tuple(unknown))
 
 
-def class_key(name: str) -> str:
-    """A class name as compared across annotation files: case, enclosing double quotes and
-    spaces against underscores do not count (Kinetics' csv says ``air drumming``, class lists
-    made from its folder names ``air_drumming``)."""
-    return " ".join(name.strip().strip('"').replace("_", " ").split()).casefold()
-
-
-def _kinetics_subset(path: Path, labels: dict[str, str], sources: list[str]) -> list[str]:
-    """The classes of a subset file (Mini-Kinetics' 200), each of which must be a label of the
-    annotations (``labels``: by :func:`class_key`) when they hold labelled clips: a name that
-    matches none would lose its class's videos without a word."""
-    classes = read_class_names(path)
-    keys = [class_key(name) for name in classes]
-    if len(set(keys)) != len(keys):
-        twice = sorted({name for name, key in zip(classes, keys) if keys.count(key) > 1})
-        raise ManifestError(f"{path}: these class names are the same class (case, quotes and underscores aside): {', '.join(twice)}")
-    missing = [name for name, key in zip(classes, keys) if key not in labels]
-    if labels and missing:
-        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise ManifestError(f"{path}: {len(missing)} of its {len(classes)} classes are the label of no row in {', '.join(sources)}: {shown} (names are matched to the labels with case, quotes and underscores aside)")
-    return classes

@@ -59,6 +59,31 @@ def read_class_names(path: Path) -> list[str]:
     return lines
 
 
+def class_key(name: str) -> str:
+    """A class name as compared across annotation files: case, enclosing double quotes and
+    spaces against underscores do not count (Kinetics' csv says ``air drumming``, class lists
+    made from its folder names ``air_drumming``)."""
+    return " ".join(name.strip().strip('"').replace("_", " ").split()).casefold()
+
+
+def class_subset(path: Path, labels: dict[str, str], sources: list[str]) -> list[str]:
+    """The classes of a class file, in its order and spelling (Mini-Kinetics' 200 of Kinetics'
+    400, or the order a recognizer was trained with), each of which must be a label of the
+    annotations (``labels``: by :func:`class_key`) when they hold labelled videos: a name that
+    matches none would lose its class's videos without a word. ``sources`` name the annotations
+    in the error."""
+    classes = read_class_names(path)
+    keys = [class_key(name) for name in classes]
+    if len(set(keys)) != len(keys):
+        twice = sorted({name for name, key in zip(classes, keys) if keys.count(key) > 1})
+        raise ManifestError(f"{path}: these class names are the same class (case, quotes and underscores aside): {', '.join(twice)}")
+    missing = [name for name, key in zip(classes, keys) if key not in labels]
+    if labels and missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise ManifestError(f"{path}: {len(missing)} of its {len(classes)} classes are the label of no video in {', '.join(sources)}: {shown} (names are matched to the labels with case, quotes and underscores aside)")
+    return classes
+
+
 def _first_repeat(values: list[int]) -> int:
     seen: set[int] = set()
     for value in values:
