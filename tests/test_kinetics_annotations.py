@@ -143,6 +143,8 @@ def test_minikinetics_dataset_reads_the_id_lists_with_the_paper_profile(root, tm
     assert mini.name == "minikinetics" and (mini.classes, mini.videos) == (kinetics.classes, kinetics.videos)
     assert [(v.video_id, v.path, v.labels, v.split) for v in mini.videos] == [ROWS[1], ROWS[0], ROWS[4]]
     assert get_dataset("minikinetics").features.light.resolution == 112
+    with pytest.raises(ManifestError, match=r"^--list-format: not used with --annotations"):
+        get_dataset("minikinetics").load(root, AnnotationFiles(train=lists["train_ytid_list.txt"], annotations=tmp_path / "annotations", list_format="rawframes"))
 
 
 def test_malformed_kinetics_json_names_the_file(root, tmp_path):

@@ -224,6 +224,8 @@ def minikinetics_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()
 
     Either way the dataset keeps its feature profile (the light model at 112², A.1)."""
     if files.annotations is not None:
+        if files.list_format != "auto":
+            raise ManifestError("--list-format: not used with --annotations (the YouTube id lists and Kinetics files are told apart by their content)")
         return replace(kinetics_manifest(root, files), name="minikinetics")
     classes = read_class_names(Path(files.classes) if files.classes is not None else _first_existing(root, *MINIKINETICS_CLASS_FILES))
     lists = files.lists() or [(root / "mini_train_videofolder.txt", "train"), (root / "mini_val_videofolder.txt", "val")]
