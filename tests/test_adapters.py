@@ -261,7 +261,7 @@ def test_activitynet_bad_json_is_named(tmp_path: Path):
 
 def test_minikinetics_arnet_lists(tmp_path: Path):
     (tmp_path / "mini_categories.txt").write_text("abseiling\nbaking\n")
-    (tmp_path / "mini_train_videofolder.txt").write_text("train/abseiling/x1 300 0\ntrain/baking/x2 250 1\ntrain/baking/x3 250 5\n")
+    (tmp_path / "mini_train_videofolder.txt").write_text("train/abseiling/x1 300 0\ntrain/baking/x2 250 1\n")
     (tmp_path / "mini_val_videofolder.txt").write_text("val/x4.mp4 120 1\nval/x5 90 0\n")
     (tmp_path / "val").mkdir()
     (tmp_path / "val" / "x5.mkv").write_bytes(b"")  # kept as a file, listed as AR-Net's frame folder
@@ -272,7 +272,7 @@ def test_minikinetics_arnet_lists(tmp_path: Path):
         ("val/x4", "val/x4.mp4", (1,), "val"),
         ("val/x5", "val/x5.mkv", (0,), "val"),
     ]
-    assert m.rejected[0].video_id == "train/baking/x3" and "#5" in m.rejected[0].reason
+    assert m.rejected == ()
     (tmp_path / "mini_categories.txt").rename(tmp_path / "minik_classInd.txt")  # AR-Net's name for it
     assert minikinetics_manifest(tmp_path) == m
     lists = tmp_path / "lists"  # the same lists and class names under other names, given as options
@@ -280,6 +280,11 @@ def test_minikinetics_arnet_lists(tmp_path: Path):
     for old, new in (("mini_train_videofolder.txt", "train.txt"), ("mini_val_videofolder.txt", "val.txt"), ("minik_classInd.txt", "classes.txt")):
         (tmp_path / old).rename(lists / new)
     assert minikinetics_manifest(tmp_path, AnnotationFiles(train=lists / "train.txt", val=lists / "val.txt", classes=lists / "classes.txt")) == m
+    with (lists / "train.txt").open("a") as train:  # a label the class file does not have: the wrong class file, most likely
+        train.write("train/baking/x3 250 5\n")
+    with pytest.raises(ManifestError, match=r"train.txt:3: label 5 is beyond the 2 classes of the class list \(labels are 0-based\)"):
+        minikinetics_manifest(tmp_path, AnnotationFiles(train=lists / "train.txt", val=lists / "val.txt", classes=lists / "classes.txt"))
+    (lists / "train.txt").write_text("train/abseiling/x1 300 0\n")
     (lists / "val.txt").write_text("val/x4.mp4 one\n")
     with pytest.raises(ManifestError, match=r"val.txt:1: expected 'path num_frames label"):
         minikinetics_manifest(tmp_path, AnnotationFiles(train=lists / "train.txt", val=lists / "val.txt", classes=lists / "classes.txt"))
@@ -317,6 +322,10 @@ def test_ucf101_classind_and_split_lists(tmp_path: Path):
     (lists / "trainlist01.txt").write_text("Archery/v_Archery_g08_c01.avi 2\nArchery/v_Archery_g09_c01.avi two\n")
     with pytest.raises(ManifestError, match=r"trainlist01.txt:2: expected 'Class/v_x.avi \[class index\]', got 'Archery/v_Archery_g09_c01.avi two'"):
         ucf101_manifest(tmp_path)
+    for index in ("3", "0"):  # beyond classInd.txt, or 0 in a 1-based list: a class file of another split or dataset
+        (lists / "trainlist01.txt").write_text(f"Archery/v_Archery_g08_c01.avi 2\nArchery/v_Archery_g09_c01.avi {index}\n")
+        with pytest.raises(ManifestError, match=rf"trainlist01.txt:2: class index {index} is not one of the 2 classes of the class list \(1-based, as in classInd.txt\)"):
+            ucf101_manifest(tmp_path)
 
 
 def test_manifest_round_trip_and_digest(tmp_path: Path):

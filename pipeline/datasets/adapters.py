@@ -219,8 +219,8 @@ def minikinetics_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()
       root. The path is a folder of frames or a video file relative to the root, with or
       without its extension (AR-Net's lists name frame folders; the videos may be kept as
       files). Class names one a line: ``--class-names``, else the first of
-      :data:`MINIKINETICS_CLASS_FILES` in the root. A label beyond the class list is a rejected
-      video.
+      :data:`MINIKINETICS_CLASS_FILES` in the root. A label beyond the class list is an error
+      naming the list file and line, as in the ``list`` dataset.
 
     Either way the dataset keeps its feature profile (the light model at 112², A.1)."""
     if files.annotations is not None:
@@ -231,12 +231,7 @@ def minikinetics_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()
     lists = files.lists() or [(root / "mini_train_videofolder.txt", "train"), (root / "mini_val_videofolder.txt", "val")]
     list_format = "rawframes" if files.list_format == "auto" else files.list_format
     resolver = PathResolver(root)
-    entries = []
-    for list_path, split in lists:
-        for item in read_list(list_path, list_format, resolver):
-            rel = resolver.resolve(item.path) or item.path
-            names = tuple(classes[label] if label < len(classes) else f"#{label}" for label in item.labels)
-            entries.append(RawEntry(video_id(rel), rel, names, split))
+    entries = [entry for path, split in lists for entry in list_entries(path, split, read_list(path, list_format, resolver), classes, resolver)]
     return build_manifest("minikinetics", classes, entries)
 
 
@@ -261,8 +256,10 @@ def ucf101_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) -> M
                 raise ManifestError(f"{list_path}:{line_no}: expected 'Class/v_x.avi [class index]', got {line!r}")
             rel = parts[0]
             if len(parts) == 2:
-                label = int(parts[1]) - 1
-                name = classes[label] if 0 <= label < len(classes) else f"#{label + 1}"
+                index = int(parts[1])
+                if not 1 <= index <= len(classes):
+                    raise ManifestError(f"{list_path}:{line_no}: class index {index} is not one of the {len(classes)} classes of the class list (1-based, as in classInd.txt)")
+                name = classes[index - 1]
             else:
                 name = PurePosixPath(rel).parts[0]
             entries.append(RawEntry(video_id(rel), resolver.resolve(prefix + rel) or prefix + rel, (name,), split_name))
