@@ -1,4 +1,4 @@
-"""PNG figures of the evaluation report (matplotlib, an optional extra: ``pip install nsnet[plots]``)."""
+"""PNG figures of the evaluation report and the benchmark (matplotlib, an optional extra: ``pip install nsnet[plots]``)."""
 
 from __future__ import annotations
 
@@ -96,4 +96,27 @@ def plot_video_saliency(prediction: Any, classes: Sequence[str], fusion: str, al
         thumb.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_fractions(panels: list[dict[str, Any]], path: Path, title: str) -> None:
+    """Table 5's speedup over DENSE as a fraction of the FLOP bound, one panel a batch size: each
+    repetition's fraction in the order measured (a line per backend, so the machine's drift
+    shows), the run's fraction dotted in the backend's colour, the target dashed."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        for name, series in panel["backends"].items():
+            reps = series["repetitions"]
+            (line,) = ax.plot(range(1, len(reps) + 1), reps, marker="o", markersize=3, label=f"{name}: {series['fraction']:.2f}")
+            ax.axhline(series["fraction"], color=line.get_color(), linestyle=":", linewidth=1)
+        ax.axhline(panel["target"], color="black", linestyle="--", linewidth=1, label=f"target {panel['target']:g}")
+        ax.set_title(f"batch {panel['batch']}", fontsize=10)
+        ax.set_xlabel("repetition, in the order measured")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0][0].set_ylabel("fraction of the FLOP-bound speedup")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
     plt.close(fig)

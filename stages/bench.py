@@ -22,6 +22,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from pipeline.backends import DEFAULT_EXPORT_DIR, make_heads
 from pipeline.baselines import uniform_positions
@@ -32,6 +33,7 @@ from pipeline.distributed import synchronize
 from pipeline.inference import NSNetInference, ObservationDecoder
 from pipeline.recognition import decode_chosen
 from pipeline.models import frame_transform
+from pipeline.plots import matplotlib_available, plot_fractions
 from pipeline.sampler import NSNetSampler
 from stages.evaluate import text_table
 from stages.features import build_light, build_recognizer, build_runners, output_dims
@@ -144,6 +146,18 @@ class InferenceBench:
             lines.append(f"decode + preprocess per video, not in the figures above ({d.clip}): NSNet {d.nsnet_ms:.1f} ms (T observed + K chosen, seeking), DENSE {d.dense_ms:.1f} ms, UNIFORM {d.uniform_ms:.1f} ms")
         return "\n".join(lines)
 
+    def fraction_panels(self) -> list[dict]:
+        """Per batch size, each backend's fraction of the FLOP bound in every repetition (in the
+        order measured) and the run's (the medians'), with the target: what the plot draws."""
+        return [
+            {
+                "batch": batch,
+                "target": fraction_target(batch),
+                "backends": {t.backend: {"repetitions": [s / self.flop_bound_speedup for s in t.rep_speedups], "fraction": self.fraction(t)} for t in self.timings if t.batch == batch},
+            }
+            for batch in dict.fromkeys(t.batch for t in self.timings)
+        ]
+
     def to_dict(self) -> dict:
         out = asdict(self)
         out["flop_bound_speedup"] = self.flop_bound_speedup
@@ -190,20 +204,25 @@ def _time_methods(engine: NSNetInference, light_frames: torch.Tensor, rec_all: t
     return seconds
 
 
-def time_batch(engines: dict[str, NSNetInference], batch: int, t: int, k: int, light_size: int, rec_size: int, reps: int) -> list[BatchTiming]:
+def time_batch(engines: dict[str, NSNetInference], batch: int, t: int, k: int, light_size: int, rec_size: int, reps: int, bar: tqdm | None = None) -> list[BatchTiming]:
     """Median seconds per batch of NSNet (by part), DENSE and UNIFORM for every backend: the
     three methods in turns within each repetition, one backend after the other. Interleaving
     the backends as well made ONNX Runtime's figures worse (fraction 0.80 / 0.83 at batch 1 / 32
     in turns with torch, against 0.83 / 0.92 alone and 0.88 / 0.91 one after the other,
-    2026-12-02), and each fraction compares methods within one backend."""
+    2026-12-02), and each fraction compares methods within one backend. ``bar`` counts the
+    repetitions (warm-up included), between the timed calls."""
     generator = torch.Generator().manual_seed(0)
     light_frames = torch.randn(batch, t, 3, light_size, light_size, generator=generator)
     rec_all = torch.randn(batch * t, 3, rec_size, rec_size, generator=generator)
     rec_k = rec_all[: batch * k].clone()
     samples: dict[str, dict[str, list[float]]] = {backend: {} for backend in engines}
     for backend, engine in engines.items():
+        if bar is not None:
+            bar.set_postfix_str(f"{backend}, batch {batch}")
         for rep in range(reps + 1):  # the first round warms up and is dropped
             seconds = _time_methods(engine, light_frames, rec_all, rec_k)
+            if bar is not None:
+                bar.update()
             if rep:
                 for name, value in seconds.items():
                     samples[backend].setdefault(name, []).append(value)
@@ -253,7 +272,7 @@ def time_decode(clip: Path, t: int, k: int, light_tf, rec_tf, reps: int) -> Deco
     return DecodeTiming(f"{clip.name}: generated H.264", ms["nsnet"], ms["dense"], ms["uniform"])
 
 
-def bench_inference(config: FeaturesConfig, k: int, num_classes: int, batch_sizes: tuple[int, ...], reps: int, device: torch.device, backends: tuple[str, ...] = ("torch",), export_dir: Path = DEFAULT_EXPORT_DIR, decode: bool = True) -> InferenceBench:
+def bench_inference(config: FeaturesConfig, k: int, num_classes: int, batch_sizes: tuple[int, ...], reps: int, device: torch.device, backends: tuple[str, ...] = ("torch",), export_dir: Path = DEFAULT_EXPORT_DIR, decode: bool = True, progress: bool = False) -> InferenceBench:
     engines, sampler, light_cfg, rec_cfg, dim = build_engines(config, k, num_classes, device, backends, export_dir)
     t = config.num_frames
     cost = compute_cost(config.light, config.recognizer, sampler.cpu(), t, dim, num_classes)
@@ -270,8 +289,10 @@ def bench_inference(config: FeaturesConfig, k: int, num_classes: int, batch_size
         gflops={"nsnet": cost.nsnet(min(k, t)), "dense": cost.recognizer(t), "uniform": cost.recognizer(min(k, t)), "sampler": cost.sampler},
         backends=tuple(backends),
     )
-    for batch in batch_sizes:
-        result.timings.extend(time_batch(engines, batch, t, min(k, t), config.light.resolution, config.recognizer.resolution, repetitions(batch, reps)))
+    total = len(engines) * sum(repetitions(batch, reps) + 1 for batch in batch_sizes)
+    with tqdm(total=total, unit="rep", desc="bench", disable=not progress) as bar:
+        for batch in batch_sizes:
+            result.timings.extend(time_batch(engines, batch, t, min(k, t), config.light.resolution, config.recognizer.resolution, repetitions(batch, reps), bar))
     if decode:
         with tempfile.TemporaryDirectory(prefix="nsnet-bench-") as tmp:
             clip = bench_clip(Path(tmp) / "clip_340x256_25fps_10s.mp4")
@@ -279,6 +300,14 @@ def bench_inference(config: FeaturesConfig, k: int, num_classes: int, batch_size
     return result
 
 
-def write_report(result: InferenceBench, out: Path) -> None:
+def write_report(result: InferenceBench, out: Path) -> list[Path]:
+    """The JSON report at ``out`` and, with matplotlib, the repetitions' fractions as a PNG beside
+    it; returns the paths written."""
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result.to_dict(), indent=1))
+    if not matplotlib_available():
+        return [out]
+    plot = out.with_suffix(".png")
+    title = f"NSNet over DENSE on {result.device} ({result.threads} threads): {result.light} + {result.recognizer}, T={result.num_frames}, K={result.k}, FLOP bound {result.flop_bound_speedup:.2f}x"
+    plot_fractions(result.fraction_panels(), plot, title)
+    return [out, plot]

@@ -527,9 +527,10 @@ def bench_train_command(dataset: str, cache_dir: Path, features_path: Path | Non
 @click.option("--no-decode", is_flag=True, help="Skip the decoding measurement.")
 @click.option("--device", default="auto", show_default=True)
 @backend_options(compare=True)
-@click.option("--out", type=click.Path(path_type=Path), default=Path("cache/bench/inference.json"), show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=Path("cache/bench/inference.json"), show_default=True, help="The JSON report; the repetitions' fractions are plotted beside it (.png).")
+@click.option("--no-progress", is_flag=True)
 @clear_errors
-def bench_command(num_frames: int | None, k: int | None, num_classes: int, batch_sizes: str, reps: int, no_decode: bool, device: str, backends: str | None, onnx_dir: Path | None, out: Path, **models: Any) -> None:
+def bench_command(num_frames: int | None, k: int | None, num_classes: int, batch_sizes: str, reps: int, no_decode: bool, device: str, backends: str | None, onnx_dir: Path | None, out: Path, no_progress: bool, **models: Any) -> None:
     """Table 5: latency and throughput of NSNet, DENSE and UNIFORM; FLOP-bound vs measured speedup."""
     from pipeline.backends import DEFAULT_EXPORT_DIR
     from pipeline.config import EvalConfig, FeaturesConfig
@@ -539,10 +540,9 @@ def bench_command(num_frames: int | None, k: int | None, num_classes: int, batch
     config = FeaturesConfig().with_overrides(num_frames=num_frames, **backbone_overrides(models))
     sizes = tuple(int(b) for b in batch_sizes.split(","))
     dev = pick_device(device)
-    result = bench_inference(config, k or EvalConfig().k, num_classes, sizes, reps, dev, parse_backends(backends, dev), onnx_dir or DEFAULT_EXPORT_DIR, decode=not no_decode)
+    result = bench_inference(config, k or EvalConfig().k, num_classes, sizes, reps, dev, parse_backends(backends, dev), onnx_dir or DEFAULT_EXPORT_DIR, decode=not no_decode, progress=not no_progress)
     click.echo(result.table())
-    write_report(result, out)
-    click.echo(f"written {out}")
+    click.echo(f"written {', '.join(str(path) for path in write_report(result, out))}")
 
 
 @main.command("bench-features")

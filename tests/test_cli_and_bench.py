@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 
 from pipeline.datasets import get_dataset
 from stages.bench import InferenceBench, summarize, time_batch
@@ -113,6 +114,10 @@ def test_bench_times_nsnet_dense_and_uniform_side_by_side(tmp_path: Path):
     assert min(report["decode"][k] for k in ("nsnet_ms", "dense_ms", "uniform_ms")) > 0
     assert "FLOP-bound speedup" in result.output and "bs=3: ms/video" in result.output and "median of 1 repetitions (5 at batch 1)" in result.output
     assert "onnxruntime, bs=3: measured" in result.output and "torch, bs=1: measured" in result.output
+    plot = tmp_path / "inference.png"  # each repetition's fraction, beside the JSON
+    assert f"written {out}, {plot}" in result.output
+    with Image.open(plot) as image:
+        assert image.format == "PNG" and image.size[0] > image.size[1] > 300  # two panels side by side
 
 
 def test_bench_fraction_is_the_ratio_of_medians_with_the_per_repetition_range():
@@ -124,6 +129,8 @@ def test_bench_fraction_is_the_ratio_of_medians_with_the_per_repetition_range():
     bench = InferenceBench("cpu", 2, "light", "rec", 16, 5, 200, 3, {"dense": 10.0, "nsnet": 4.0, "uniform": 3.0, "sampler": 1.0}, ("onnxruntime",), [timing])
     assert bench.flop_bound_speedup == 2.5
     assert bench.fraction(timing) == pytest.approx(6.0 / 2.0 / 2.5)  # medians: 6 s over 2 s
+    # what the plot draws: each repetition's speedup over the bound, the run's fraction, the target
+    assert bench.fraction_panels() == [{"batch": 32, "target": 0.9, "backends": {"onnxruntime": {"repetitions": pytest.approx([1.0, 0.8, 0.8]), "fraction": pytest.approx(1.2)}}}]
     assert bench.fraction_range(timing) == pytest.approx((0.8, 1.0))
     assert "bs=32: measured 3.00x, fraction of the FLOP bound 1.20 (repetitions 0.80-1.00; target >= 0.9)" in bench.table()
     assert "heads + fusion 10.00% (target <= 3%)" in bench.table()  # 0.2 of NSNet's 2.0 s
