@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from pipeline.config import WEIGHTS_NONE, FeaturesConfig, ModelSpec, RunOptions
 from pipeline.datasets import AnnotationFiles, load_manifest
@@ -82,7 +83,8 @@ class FeaturesBench:
 
 
 def bench_features(dataset: str, data_root: Path | None, config: FeaturesConfig, opts: RunOptions, max_videos: int, backends: tuple[str, ...], files: AnnotationFiles = AnnotationFiles()) -> FeaturesBench:
-    """Decoding alone once, then per backend in turn: models alone, the full stage, models alone."""
+    """Decoding alone once, then per backend in turn: models alone, the full stage, models alone;
+    each with a progress bar where ``opts.progress``."""
     root, manifest = load_manifest(dataset, data_root, files)
     videos = manifest.videos[:max_videos]
     manifest = replace(manifest, videos=videos, rejected=())
@@ -94,7 +96,7 @@ def bench_features(dataset: str, data_root: Path | None, config: FeaturesConfig,
     workers = decoding_workers(opts.workers, device)
     opts = replace(opts, workers=workers)  # the full stage decodes with the same number
     start = time.perf_counter()
-    decoded = [block for block in block_loader(decoder, workers, pin_memory=False)]
+    decoded = list(tqdm(block_loader(decoder, workers, pin_memory=False), total=len(blocks), unit="block", desc="decode only", disable=not opts.progress))
     decode_s = time.perf_counter() - start
     frames = sum(b.num_frames for b in decoded)
     rows = make_layout(light, rec, light_cfg, rec_cfg, len(videos), config.num_frames).rows()
@@ -108,7 +110,7 @@ def bench_features(dataset: str, data_root: Path | None, config: FeaturesConfig,
         def time_models() -> float:
             synchronize(device)
             start = time.perf_counter()
-            for block in decoded:
+            for block in tqdm(decoded, unit="block", desc=f"models only, {backend}", disable=not opts.progress):
                 infer(block, rows)
             synchronize(device)
             return frames / (time.perf_counter() - start)

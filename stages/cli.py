@@ -556,9 +556,10 @@ def bench_command(num_frames: int | None, k: int | None, num_classes: int, batch
 @click.option("--workers", type=int, default=None, help="Decoding processes [default: as `nsnet features`].")
 @click.option("--videos-per-batch", type=int, default=8, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("cache/bench/features.json"), show_default=True)
+@click.option("--no-progress", is_flag=True)
 @annotation_options
 @clear_errors
-def bench_features_command(dataset: str, data_root: Path | None, max_videos: int, backbones: str, device: str, backends: str | None, onnx_dir: Path | None, workers: int | None, videos_per_batch: int, out: Path, files: Any, **model_options: Any) -> None:
+def bench_features_command(dataset: str, data_root: Path | None, max_videos: int, backbones: str, device: str, backends: str | None, onnx_dir: Path | None, workers: int | None, videos_per_batch: int, out: Path, no_progress: bool, files: Any, **model_options: Any) -> None:
     """Frames/s of decoding alone, the models alone and the full features stage."""
     from pipeline.config import RunOptions
     from pipeline.datasets import get_dataset
@@ -569,7 +570,7 @@ def bench_features_command(dataset: str, data_root: Path | None, max_videos: int
     if backbones == "paper":
         config = with_paper_backbones(config)
     config = config.with_overrides(**backbone_overrides(model_options))
-    opts = RunOptions(device=device, exports=onnx_dir, workers=workers, videos_per_batch=videos_per_batch, progress=False)
+    opts = RunOptions(device=device, exports=onnx_dir, workers=workers, videos_per_batch=videos_per_batch, progress=not no_progress)
     result = bench_features(dataset, data_root, config, opts, max_videos, parse_backends(backends, pick_device(device)), files)
     click.echo(result.table())
     write_report(result, out)

@@ -82,6 +82,8 @@ def test_bench_features_command_chooses_the_backbones(tiny_videos, tmp_path: Pat
     assert run["ratio"] == pytest.approx(run["full_fps"] / min(report["decode_fps"], run["models_fps"]))
     assert run["models_fps"] == pytest.approx((run["models_fps_before"] + run["models_fps_after"]) / 2)
     assert f"light {light}, recognizer {recognizer}" in result.output
+    # a bar for each phase: decoding, the models before and after the full stage, the stage's own
+    assert "decode only: 100%" in result.stderr and result.stderr.count("models only, onnxruntime: 100%") == 2 and "features csv: 100%" in result.stderr
 
 
 def test_bench_times_nsnet_dense_and_uniform_side_by_side(tmp_path: Path):
@@ -114,6 +116,7 @@ def test_bench_times_nsnet_dense_and_uniform_side_by_side(tmp_path: Path):
     assert min(report["decode"][k] for k in ("nsnet_ms", "dense_ms", "uniform_ms")) > 0
     assert "FLOP-bound speedup" in result.output and "bs=3: ms/video" in result.output and "median of 1 repetitions (5 at batch 1)" in result.output
     assert "onnxruntime, bs=3: measured" in result.output and "torch, bs=1: measured" in result.output
+    assert "bench: 100%" in result.stderr and "16/16" in result.stderr  # 2 backends x (6 repetitions at batch 1 + 2 at batch 3), warm-ups included
     plot = tmp_path / "inference.png"  # each repetition's fraction, beside the JSON
     assert f"written {out}, {plot}" in result.output
     with Image.open(plot) as image:
