@@ -109,6 +109,10 @@ def test_bench_checks_files_memory_and_time():
     assert checks["prototypes peak memory 1.50 GiB <= 2.0 GiB"] and checks["prototypes time 2.5 min <= 3.0 min"]
     assert not checks["train peak memory 3.50 GiB <= 3.0 GiB"] and checks["evaluate peak memory 2.00 GiB <= 3.0 GiB"]
     assert len(ScaleReport("activitynet", 0.5, 7475, 5012, 200, "c.zarr", 1.0, files, "test", 2, stages).checks()) == 1  # targets at full size only
+    few = {"light_features": 1, "rec_features": 1, "metadata": 7, "total": 9}  # --fraction 0.003 of UCF101: 40 videos, one shard
+    assert ScaleReport("ucf101", 0.003, 40, 29, 101, "c.zarr", 0.0, few, "test", 1, stages).checks() == [("cache files per array 1 (40 videos in one shard)", True)]
+    spread = {"light_features": 3, "rec_features": 3, "metadata": 7, "total": 13}  # a file per 64 videos
+    assert ScaleReport("ucf101", 0.015, 192, 138, 101, "c.zarr", 0.0, spread, "test", 1, stages).checks() == [("cache files per array 3 <= 1 per 100 videos (1.56 per 100)", False)]
 
 
 def test_bench_report_of_a_run_still_going(tmp_path):
