@@ -135,7 +135,9 @@ def _clear_outputs(features: Path) -> None:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
-def run_bench_scale(like: str, fraction: float = 1.0, epochs: int = 2, cache_dir: Path = Path("cache"), out: Path | None = None) -> ScaleReport:
+def run_bench_scale(like: str, fraction: float = 1.0, epochs: int = 2, cache_dir: Path = Path("cache"), out: Path | None = None, progress: bool = False) -> ScaleReport:
+    """Every stage in turn at ``like``'s shape (see the module); with ``progress``, each stage's
+    own progress bar and a line on stderr as each one ends."""
     spec = SynthSpec(like, fraction=fraction)
     out = out or Path(cache_dir) / "bench" / f"scale-{like}{'' if fraction == 1.0 else f'-{fraction:g}'}.json"
     runs: list[StageRun] = []
@@ -143,9 +145,11 @@ def run_bench_scale(like: str, fraction: float = 1.0, epochs: int = 2, cache_dir
     with tempfile.TemporaryDirectory() as tmp:
         def stage(name: str, args: dict[str, Any]) -> dict[str, Any]:
             result = Path(tmp) / f"{len(runs)}.json"
-            seconds, rss = _child(name, args, result)
+            seconds, rss = _child(name, {**args, "progress": progress}, result)
             metrics = json.loads(result.read_text())
             runs.append(StageRun(name, seconds, rss, metrics))
+            if progress:
+                print(f"bench-scale {like}: {name} took {seconds:.1f} s, peak RSS {rss:.2f} GiB", file=sys.stderr, flush=True)
             if report is not None:  # report.stages is runs
                 report.write(out, complete=False)
             return metrics
@@ -172,7 +176,8 @@ def _machine() -> str:
 
 
 def _run_stage(stage: str, args: dict[str, Any]) -> dict[str, Any]:
-    """What a child process runs: one stage, through the same functions as the CLI."""
+    """What a child process runs: one stage, through the same functions as the CLI, with their
+    progress bars where ``args["progress"]``."""
     from pipeline.datasets import get_dataset
     from stages.train import run_train
 
@@ -180,7 +185,7 @@ def _run_stage(stage: str, args: dict[str, Any]) -> dict[str, Any]:
         from stages.synth_cache import run_synth_cache
 
         spec_args = {k: tuple(v) if isinstance(v, list) else v for k, v in args["spec"].items()}
-        result = run_synth_cache(SynthSpec(**spec_args), Path(args["cache_dir"]), progress=False)
+        result = run_synth_cache(SynthSpec(**spec_args), Path(args["cache_dir"]), progress=args["progress"])
         return asdict(result)
     features = Path(args["features"])
     truth = features.with_name(features.name + ".groundtruth.json")
@@ -196,7 +201,7 @@ def _run_stage(stage: str, args: dict[str, Any]) -> dict[str, Any]:
 
         if args["without_ns"]:
             cfg = replace(cfg, **WITHOUT_NS)
-        result = run_train(features, Path(args["prototypes"]), cfg, progress=False, ground_truth=truth)
+        result = run_train(features, Path(args["prototypes"]), cfg, progress=args["progress"], ground_truth=truth)
         ap = result.saliency_ap
         return {
             "path": result.path,
@@ -209,7 +214,7 @@ def _run_stage(stage: str, args: dict[str, Any]) -> dict[str, Any]:
         from stages.evaluate import run_evaluate
 
         cfg_eval = EvalConfig()
-        report = run_evaluate(features, Path(args["prototypes"]), Path(args["run"]), features.parent, cfg_eval, progress=False)
+        report = run_evaluate(features, Path(args["prototypes"]), Path(args["run"]), features.parent, cfg_eval, progress=args["progress"])
         methods = {m["method"]: m["map"] for m in report["methods"]}
         k, t = cfg_eval.k, report["num_frames"]
         return {

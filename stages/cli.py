@@ -334,12 +334,13 @@ def synth_cache(like: str, fraction: float, seed: int, cache_dir: Path, no_progr
 @click.option("--fraction", type=float, default=1.0, show_default=True, help="Share of the dataset's size (1: full size, where the targets apply).")
 @click.option("--epochs", type=int, default=2, show_default=True, help="Sampler training epochs timed (projected to the paper's 120).")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=Path("cache"), show_default=True)
+@click.option("--no-progress", is_flag=True)
 @clear_errors
-def bench_scale_command(like: str, fraction: float, epochs: int, cache_dir: Path) -> None:
+def bench_scale_command(like: str, fraction: float, epochs: int, cache_dir: Path, no_progress: bool) -> None:
     """Wall time and peak memory of prototypes, train and evaluate at a real dataset's size."""
     from stages.bench_scale import run_bench_scale
 
-    click.echo(run_bench_scale(like, fraction, epochs, cache_dir).table())
+    click.echo(run_bench_scale(like, fraction, epochs, cache_dir, progress=not no_progress).table())
 
 
 def latest_prototypes_file(features_path: Path) -> Path:

@@ -14,7 +14,7 @@ from pipeline.config import EvalConfig, TrainConfig
 from pipeline.metrics import multi_hot
 from pipeline.prototypes import GuidingScorer
 from pipeline.synthetic import SynthSpec, plan_videos
-from stages.bench_scale import ScaleReport, StageRun
+from stages.bench_scale import ScaleReport, StageRun, _run_stage
 from stages.evaluate import run_evaluate
 from stages.prototypes import run_prototypes
 from stages.synth_cache import run_synth_cache
@@ -98,6 +98,17 @@ def test_prototypes_train_evaluate_end_to_end(synthetic):
     assert any("synthetic cache (no videos), skipped: NSNet's decoded row" in line for line in report["skipped"])
     g = report["gflops"]  # the paper's models counted: ResNet-50 4.09 G a frame (paper 4.11)
     assert g["rec_per_frame"] == pytest.approx(4.09, abs=0.01) and methods["NSNet (K=5)"]["gflops"] == pytest.approx(5 * g["rec_per_frame"] + g["sampler"])
+
+
+def test_bench_stage_children_show_their_progress_where_asked(synthetic, capsys):
+    """What ``bench-scale`` runs in each child: the stage through the CLI's functions, with its own
+    progress bar when the bench shows progress."""
+    path, _ = synthetic
+    prototypes = _run_stage("prototypes", {"features": str(path), "progress": True})["path"]
+    args = {"features": str(path), "prototypes": prototypes, "like": "activitynet", "epochs": 1, "without_ns": False}
+    capsys.readouterr()
+    shown = _run_stage("train", {**args, "progress": True})
+    assert "train sampler: 100%" in capsys.readouterr().err and len(shown["loss"]) == 1  # the stage's bar over its one epoch
 
 
 def test_bench_checks_files_memory_and_time():
