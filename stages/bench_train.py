@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from pipeline.config import TrainConfig
 from pipeline.sampler_training import frame_objective, train_epoch
@@ -58,10 +59,10 @@ class TimedLoader:
             yield batch
 
 
-def bench_train(features: Path, prototypes: Path, cfg: TrainConfig, epochs: int = 3, device: str = "cpu") -> TrainBench:
+def bench_train(features: Path, prototypes: Path, cfg: TrainConfig, epochs: int = 3, device: str = "cpu", progress: bool = False) -> TrainBench:
     """Runs the train stage's own epoch (:func:`train_epoch`) on its own data (the finished
     training videos, with their candidate frames where the cache has them); the first epoch
-    warms up and is not counted."""
+    warms up and is not counted. ``progress`` shows a bar over the epochs."""
     inputs = load_sampler_inputs(Path(features), Path(prototypes), read_shift=True)
     data = training_clips(inputs, cfg)
     objective = frame_objective(cfg.fsm_target)
@@ -70,7 +71,7 @@ def bench_train(features: Path, prototypes: Path, cfg: TrainConfig, epochs: int 
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     wait = total = 0.0
     steps = 0
-    for epoch in range(epochs):
+    for epoch in tqdm(range(epochs), desc="bench-train", unit="epoch", disable=not progress):
         loader = TimedLoader(epoch_loader(data, cfg, epoch))
         tick = time.perf_counter()
         train_epoch(model, loader, optimizer, objective, cfg.gamma, dev, cfg.grad_clip, cfg.vgm_target)

@@ -508,14 +508,15 @@ def ablations(dataset: str, cache_dir: Path, features_path: Path | None, prototy
 @sampler_inputs_options
 @click.option("--epochs", type=int, default=3, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
+@click.option("--no-progress", is_flag=True)
 @clear_errors
-def bench_train_command(dataset: str, cache_dir: Path, features_path: Path | None, prototypes_path: Path | None, preset: str | None, epochs: int, device: str) -> None:
+def bench_train_command(dataset: str, cache_dir: Path, features_path: Path | None, prototypes_path: Path | None, preset: str | None, epochs: int, device: str, no_progress: bool) -> None:
     """Share of the sampler's training step spent waiting for data from the cache."""
     from pipeline.datasets import get_dataset
     from stages.bench_train import bench_train
 
     features_path, prototypes_path = resolve_sampler_inputs(cache_dir, dataset, features_path, prototypes_path, preset)
-    click.echo(bench_train(features_path, prototypes_path, get_dataset(dataset).train, epochs, device).table())
+    click.echo(bench_train(features_path, prototypes_path, get_dataset(dataset).train, epochs, device, progress=not no_progress).table())
 
 
 @main.command("bench")

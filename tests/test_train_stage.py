@@ -179,10 +179,12 @@ def test_sigkill_during_training_then_resume_gives_the_same_weights(tiny_pipelin
         assert torch.equal(killed_weights[key], reference_weights[key]), key
 
 
-def test_bench_train_reports_the_data_share(tiny_pipeline):
+def test_bench_train_reports_the_data_share(tiny_pipeline, capsys):
     from stages.bench_train import bench_train
 
     features, prototypes, _ = tiny_pipeline
-    result = bench_train(features, prototypes, replace(CFG, batch_size=4), epochs=2)
+    result = bench_train(features, prototypes, replace(CFG, batch_size=4), epochs=2, progress=True)
     assert result.steps == 3 and 0 < result.data_share < 1  # the 9 train videos, batch 4: 3 steps an epoch
+    shown = capsys.readouterr().err
+    assert "bench-train: 100%" in shown and "2/2" in shown  # a bar over the epochs, the warm-up's included
     assert "data share" in result.table()
