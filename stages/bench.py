@@ -210,7 +210,7 @@ def time_batch(engines: dict[str, NSNetInference], batch: int, t: int, k: int, l
     the backends as well made ONNX Runtime's figures worse (fraction 0.80 / 0.83 at batch 1 / 32
     in turns with torch, against 0.83 / 0.92 alone and 0.88 / 0.91 one after the other,
     2026-12-02), and each fraction compares methods within one backend. ``bar`` counts the
-    repetitions (warm-up included), between the timed calls."""
+    videos of each repetition (warm-up included), between the timed calls."""
     generator = torch.Generator().manual_seed(0)
     light_frames = torch.randn(batch, t, 3, light_size, light_size, generator=generator)
     rec_all = torch.randn(batch * t, 3, rec_size, rec_size, generator=generator)
@@ -222,7 +222,7 @@ def time_batch(engines: dict[str, NSNetInference], batch: int, t: int, k: int, l
         for rep in range(reps + 1):  # the first round warms up and is dropped
             seconds = _time_methods(engine, light_frames, rec_all, rec_k)
             if bar is not None:
-                bar.update()
+                bar.update(batch)
             if rep:
                 for name, value in seconds.items():
                     samples[backend].setdefault(name, []).append(value)
@@ -289,8 +289,9 @@ def bench_inference(config: FeaturesConfig, k: int, num_classes: int, batch_size
         gflops={"nsnet": cost.nsnet(min(k, t)), "dense": cost.recognizer(t), "uniform": cost.recognizer(min(k, t)), "sampler": cost.sampler},
         backends=tuple(backends),
     )
-    total = len(engines) * sum(repetitions(batch, reps) + 1 for batch in batch_sizes)
-    with tqdm(total=total, unit="rep", desc="bench", disable=not progress) as bar:
+    # counted in videos, so that the bar's rate and time left hold across batch sizes
+    total = len(engines) * sum((repetitions(batch, reps) + 1) * batch for batch in batch_sizes)
+    with tqdm(total=total, unit="video", desc="bench", disable=not progress) as bar:
         for batch in batch_sizes:
             result.timings.extend(time_batch(engines, batch, t, min(k, t), config.light.resolution, config.recognizer.resolution, repetitions(batch, reps), bar))
     if decode:

@@ -116,7 +116,7 @@ def test_bench_times_nsnet_dense_and_uniform_side_by_side(tmp_path: Path):
     assert min(report["decode"][k] for k in ("nsnet_ms", "dense_ms", "uniform_ms")) > 0
     assert "FLOP-bound speedup" in result.output and "bs=3: ms/video" in result.output and "median of 1 repetitions (5 at batch 1)" in result.output
     assert "onnxruntime, bs=3: measured" in result.output and "torch, bs=1: measured" in result.output
-    assert "bench: 100%" in result.stderr and "16/16" in result.stderr  # 2 backends x (6 repetitions at batch 1 + 2 at batch 3), warm-ups included
+    assert "bench: 100%" in result.stderr and "24/24" in result.stderr  # videos: 2 backends x (6 repetitions of 1 + 2 of 3), warm-ups included
     plot = tmp_path / "inference.png"  # each repetition's fraction, beside the JSON
     assert f"written {out}, {plot}" in result.output
     with Image.open(plot) as image:
