@@ -104,6 +104,8 @@ def plot_fractions(panels: list[dict[str, Any]], path: Path, title: str) -> None
     repetition's fraction in the order measured (a line per backend, so the machine's drift
     shows), the run's fraction dotted in the backend's colour, the target dashed."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False)
     for ax, panel in zip(axes[0], panels):
         for name, series in panel["backends"].items():
@@ -113,6 +115,7 @@ def plot_fractions(panels: list[dict[str, Any]], path: Path, title: str) -> None
         ax.axhline(panel["target"], color="black", linestyle="--", linewidth=1, label=f"target {panel['target']:g}")
         ax.set_title(f"batch {panel['batch']}", fontsize=10)
         ax.set_xlabel("repetition, in the order measured")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     axes[0][0].set_ylabel("fraction of the FLOP-bound speedup")
