@@ -125,8 +125,12 @@ def test_minikinetics_200_youtube_id_lists_labelled_by_the_kinetics_annotations(
         _rows(root, train=lists["train_ytid_list.txt"])
     with pytest.raises(ManifestError, match=r"--annotations: the kinetics dataset reads it alone .* here --train-list/--val-list/--test-list are annotation files"):
         _rows(root, train=tmp_path / "annotations" / "train.csv", annotations=tmp_path / "annotations")
-    with pytest.raises(ManifestError, match=r"train_ytid_list.txt:1: expected 'path label \[label ...\]', got 'bbbbbbbbbbb'; a list of bare YouTube ids .* is read by --dataset kinetics with --annotations"):
+    with pytest.raises(ManifestError, match=r"train_ytid_list.txt:1: expected 'path label \[label ...\]', got 'bbbbbbbbbbb'; a list of bare YouTube ids .* is read by --dataset kinetics or minikinetics with --annotations"):
         get_dataset("list").load(root, AnnotationFiles(train=lists["train_ytid_list.txt"]))
+    classes = tmp_path / "mini_categories.txt"
+    classes.write_text("abseiling\nrock climbing\n")
+    with pytest.raises(ManifestError, match=r"train_ytid_list.txt:1: expected 'path num_frames label \[label ...\]', got 'bbbbbbbbbbb'; a list of bare YouTube ids .* is read by --dataset kinetics or minikinetics with --annotations"):
+        get_dataset("minikinetics").load(root, AnnotationFiles(train=lists["train_ytid_list.txt"], classes=classes))  # read as AR-Net's lists: --annotations forgotten
     _write(tmp_path / "annotations", **{"k600_train.csv": CSV_HEADER + "rock climbing,aaaaaaaaaaa,10,20,train,0\n"})
     with pytest.raises(ManifestError, match=r"aaaaaaaaaaa is labelled 'rock climbing' at .*k600_train.csv:2 and 'abseiling' at .*train.csv:2; name one of the files"):
         _rows(root, train=lists["train_ytid_list.txt"], annotations=tmp_path / "annotations")

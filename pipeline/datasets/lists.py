@@ -138,7 +138,7 @@ def parse_list_line(line: str, line_no: int, list_format: str, source: Path, res
     fields = [f.strip() for f in line.split(",")] if list_format == "arnet" else split_fields(line, resolver)
     skip, expected = _LAYOUTS[list_format]
     if len(fields) <= skip or not fields[0]:
-        hint = "; a list of bare YouTube ids (Mini-Kinetics-200's train_ytid_list.txt) is read by --dataset kinetics with --annotations" if len(fields) == 1 else ""
+        hint = "; a list of bare YouTube ids (Mini-Kinetics-200's train_ytid_list.txt) is read by --dataset kinetics or minikinetics with --annotations" if len(fields) == 1 else ""
         raise ManifestError(f"{where}: expected {expected}, got {line!r}{hint}")
     if list_format in ("rawframes", "arnet"):
         _integer(fields[1], "frame count", where)
