@@ -106,10 +106,16 @@ class InferenceBench:
     def fraction(self, timing: BatchTiming) -> float:
         return self.speedup(timing) / self.flop_bound_speedup
 
+    def rep_fractions(self, timing: BatchTiming) -> list[float]:
+        """Each repetition's fraction of the FLOP bound, NSNet against the DENSE run measured
+        next to it, in the order measured."""
+        return [speedup / self.flop_bound_speedup for speedup in timing.rep_speedups]
+
     def fraction_range(self, timing: BatchTiming) -> tuple[float, float]:
-        """The lowest and highest fraction of the FLOP bound over the repetitions, each NSNet
-        against the DENSE run measured next to it: how far the machine drifted within the run."""
-        return min(timing.rep_speedups) / self.flop_bound_speedup, max(timing.rep_speedups) / self.flop_bound_speedup
+        """The lowest and highest fraction over the repetitions: how far the machine drifted
+        within the run."""
+        fractions = self.rep_fractions(timing)
+        return min(fractions), max(fractions)
 
     def shares(self, timing: BatchTiming) -> dict[str, float]:
         return {part: seconds / timing.nsnet for part, seconds in timing.nsnet_parts.items()}
@@ -153,7 +159,7 @@ class InferenceBench:
             {
                 "batch": batch,
                 "target": fraction_target(batch),
-                "backends": {t.backend: {"repetitions": [s / self.flop_bound_speedup for s in t.rep_speedups], "fraction": self.fraction(t)} for t in self.timings if t.batch == batch},
+                "backends": {t.backend: {"repetitions": self.rep_fractions(t), "fraction": self.fraction(t)} for t in self.timings if t.batch == batch},
             }
             for batch in dict.fromkeys(t.batch for t in self.timings)
         ]
