@@ -308,8 +308,10 @@ def test_ucf101_classind_and_split_lists(tmp_path: Path):
     (lists / "testlist02.txt").write_text("ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi\n")
     split2 = get_dataset("ucf101").load(tmp_path, AnnotationFiles(train=lists / "trainlist02.txt", val=lists / "testlist02.txt"))
     assert [(v.video_id, v.labels, v.split) for v in split2.videos] == [("Archery/v_Archery_g01_c01", (1,), "train"), ("ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01", (0,), "val")]
-    with pytest.raises(ManifestError, match="--annotations: not used by the ucf101 dataset"):
+    with pytest.raises(ManifestError, match=r"classInd.txt: not 3D-ResNets' UCF101 JSON"):
         get_dataset("ucf101").load(tmp_path, AnnotationFiles(annotations=lists / "classInd.txt"))
+    with pytest.raises(ManifestError, match=r"--list-format: not used by the ucf101 dataset"):
+        get_dataset("ucf101").load(tmp_path, AnnotationFiles(list_format="video"))
     for name in ("ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.mp4", "Archery/v_Archery_g08_c01/img_00001.jpg"):  # transcoded; frames
         (tmp_path / "UCF-101" / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / "UCF-101" / name).write_bytes(b"")
@@ -326,6 +328,31 @@ def test_ucf101_classind_and_split_lists(tmp_path: Path):
         (lists / "trainlist01.txt").write_text(f"Archery/v_Archery_g08_c01.avi 2\nArchery/v_Archery_g09_c01.avi {index}\n")
         with pytest.raises(ManifestError, match=rf"trainlist01.txt:2: class index {index} is not one of the 2 classes of the class list \(1-based, as in classInd.txt\)"):
             ucf101_manifest(tmp_path)
+
+
+def test_ucf101_3d_resnets_json(tmp_path: Path):
+    """3D-ResNets' ucf101_01.json: its 'labels' in classInd's order (JumpingJack before JumpRope,
+    which a plain sort swaps), videos by their key as frame folders (its jpg/ tree) or files."""
+    database = {
+        "v_JumpRope_g01_c01": {"subset": "training", "annotations": {"label": "JumpRope"}},
+        "v_JumpingJack_g01_c01": {"subset": "training", "annotations": {"label": "JumpingJack"}},
+        "v_JumpRope_g02_c01": {"subset": "validation", "annotations": {"label": "JumpRope"}},
+    }
+    annotations = tmp_path / "ucf101_01.json"
+    annotations.write_text(json.dumps({"labels": ["JumpingJack", "JumpRope"], "database": database}))
+    root = tmp_path / "data"
+    for name in ("jpg/JumpRope/v_JumpRope_g01_c01/image_00001.jpg", "jpg/JumpingJack/v_JumpingJack_g01_c01/image_00001.jpg", "UCF-101/JumpRope/v_JumpRope_g02_c01.avi"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"")
+    m = get_dataset("ucf101").load(root, AnnotationFiles(annotations=annotations))
+    assert m.name == "ucf101" and m.classes == ("JumpingJack", "JumpRope")
+    assert [(v.video_id, v.path, v.labels, v.split) for v in m.videos] == [
+        ("v_JumpRope_g01_c01", "jpg/JumpRope/v_JumpRope_g01_c01", (1,), "train"),
+        ("v_JumpingJack_g01_c01", "jpg/JumpingJack/v_JumpingJack_g01_c01", (0,), "train"),
+        ("v_JumpRope_g02_c01", "UCF-101/JumpRope/v_JumpRope_g02_c01.avi", (1,), "val"),
+    ]
+    with pytest.raises(ManifestError, match=r"--annotations: 3D-ResNets' ucf101_0N.json holds every split .* reads it alone"):
+        get_dataset("ucf101").load(root, AnnotationFiles(annotations=annotations, train=annotations))
 
 
 def test_manifest_round_trip_and_digest(tmp_path: Path):

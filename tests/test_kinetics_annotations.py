@@ -90,6 +90,42 @@ def test_one_file_of_every_split_alone_or_named_per_split(root, tmp_path):
     assert [r[0] for r in _rows(root, val=f["kinetics.json"])[1]] == ["ccccccccccc_000000_000010", "ddddddddddd"]
 
 
+def test_3d_resnets_labels_set_the_class_order(root, tmp_path):
+    """3D-ResNets' 'labels' is the order of its recognizers' outputs: kept (not sorted), with a
+    class no clip has; a clip whose label it lacks, or two files that disagree, are errors. An
+    id list labelled by such a file takes the listed clips' classes, a subset as before."""
+    database = {
+        "aaaaaaaaaaa_000010_000020": {"subset": "training", "annotations": {"label": "abseiling"}},
+        "bbbbbbbbbbb_000003_000013": {"subset": "training", "annotations": {"label": "air drumming"}},
+        "ccccccccccc_000000_000010": {"subset": "validation", "annotations": {"label": "abseiling"}},
+    }
+    labels = ["zumba", "air drumming", "abseiling"]
+    f = _write(tmp_path / "ann", **{"kinetics.json": json.dumps({"labels": labels, "database": database})})
+    m, rows = _rows(root, annotations=f["kinetics.json"])
+    assert m.classes == ("zumba", "air drumming", "abseiling")
+    assert [(r[0], r[2], r[3]) for r in rows] == [(ROWS[0][0], (2,), "train"), (ROWS[1][0], (1,), "train"), (ROWS[3][0], (2,), "val")]
+    per_split, _ = _rows(root, train=f["kinetics.json"], val=f["kinetics.json"])
+    assert per_split.classes == m.classes
+    subset = tmp_path / "subset.txt"
+    subset.write_text("abseiling\nair drumming\n")
+    assert _rows(root, annotations=f["kinetics.json"], classes=subset)[0].classes == ("abseiling", "air drumming")  # --class-names wins
+    ids = _write(tmp_path / "mini", **{"train_ytid_list.txt": "bbbbbbbbbbb\n"})
+    assert _rows(root, train=ids["train_ytid_list.txt"], annotations=f["kinetics.json"])[0].classes == ("air drumming",)
+    f["kinetics.json"].write_text(json.dumps({"labels": ["zumba", "abseiling"], "database": database}))
+    with pytest.raises(ManifestError, match=r"kinetics.json: bbbbbbbbbbb_000003_000013: label 'air drumming' is not one of the 2 classes of the file's 'labels'"):
+        _rows(root, annotations=f["kinetics.json"])
+    f["kinetics.json"].write_text(json.dumps({"labels": ["abseiling", "Abseiling", "air drumming"], "database": database}))
+    with pytest.raises(ManifestError, match=r"names these classes twice .*: Abseiling, abseiling"):
+        _rows(root, annotations=f["kinetics.json"])
+    f["kinetics.json"].write_text(json.dumps({"labels": "abseiling", "database": database}))
+    with pytest.raises(ManifestError, match=r"kinetics.json: 'labels' must be a list of class names"):
+        _rows(root, annotations=f["kinetics.json"])
+    _write(tmp_path / "ann", **{"kinetics.json": json.dumps({"labels": labels, "database": database}),
+                                "kinetics_b.json": json.dumps({"labels": sorted(labels), "database": {}})})
+    with pytest.raises(ManifestError, match=r"kinetics_b.json and .*kinetics.json declare different class lists"):
+        _rows(root, annotations=tmp_path / "ann")
+
+
 def test_annotation_folder_alone_splits_by_each_rows_split(root, tmp_path):
     f = _write(tmp_path / "annotations", **{"train.csv": TRAIN_CSV, "val.csv": VAL_CSV, "test.csv": TEST_CSV, "readme.md": "not read",
                                             "kinetics_400_labels.csv": "id,name\n0,abseiling\n", "categories.json": '{"arts": ["abseiling"]}', "classes.json": '["abseiling"]'})

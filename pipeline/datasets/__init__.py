@@ -86,7 +86,7 @@ DATASETS: dict[str, DatasetSpec] = {
             FeaturesConfig(light=ModelSpec("mobilenetv2_100", resolution=112)),
             "Mini-Kinetics: AR-Net lists (in the root, or --train-list/--val-list, --class-names), or Xie et al.'s YouTube id lists with --annotations (Kinetics csv/JSON); light model at 112",
         ),
-        DatasetSpec("ucf101", adapters.ucf101_manifest, Path("data/ucf101"), description="UCF101 classInd + split lists (split 1, or --train-list/--val-list)"),
+        DatasetSpec("ucf101", adapters.ucf101_manifest, Path("data/ucf101"), description="UCF101 classInd + split lists (split 1, or --train-list/--val-list), or 3D-ResNets' ucf101_0N.json (--annotations)"),
     )
 }
 

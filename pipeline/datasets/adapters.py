@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
-from pipeline.datasets.kinetics import kinetics_manifest
+from pipeline.datasets.kinetics import NotKineticsError, kinetics_manifest
 from pipeline.datasets.lists import PathResolver, class_key, class_subset, list_entries, locate, read_class_names, read_list
 from pipeline.datasets.manifest import (
     AnnotationFiles,
@@ -240,10 +240,21 @@ def ucf101_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) -> M
     (``Class/v_x.avi 1``, 1-based) and ``testlist0N.txt`` (``Class/v_x.avi``, class from the
     folder). Split 1 unless ``files`` names lists (``--train-list .../trainlist02.txt``) or the
     class file. Videos lie under ``UCF-101/`` if present, else under the root, as the lists
-    name them or in another format or as folders of frames (:class:`PathResolver`)."""
-    unused = [option for option in files.given() if option in ("--annotations", "--list-format")]
-    if unused:
-        raise ManifestError(f"{', '.join(unused)}: not used by the ucf101 dataset (it reads --train-list, --val-list, --test-list and --class-names, default split 1 in the data root)")
+    name them or in another format or as folders of frames (:class:`PathResolver`).
+
+    Or 3D-ResNets-PyTorch's ``ucf101_0N.json`` (``--annotations``: every split of one split in
+    one file, its ``labels`` the class order), read as its Kinetics JSON is
+    (:func:`~pipeline.datasets.kinetics.kinetics_manifest`): videos named by their key
+    (``v_ApplyEyeMakeup_g08_c01``, a file or a folder of frames) anywhere under the root."""
+    if files.annotations is not None:
+        if files.lists() or files.list_format != "auto":
+            raise ManifestError("--annotations: 3D-ResNets' ucf101_0N.json holds every split of its split, so the ucf101 dataset reads it alone (with --class-names at most), not with --train-list/--val-list/--test-list or --list-format")
+        try:
+            return replace(kinetics_manifest(root, files), name="ucf101")
+        except NotKineticsError as exc:
+            raise ManifestError(f"{files.annotations}: not 3D-ResNets' UCF101 JSON ({{\"labels\": [...], \"database\": {{\"v_x\": {{\"subset\", \"annotations\": {{\"label\"}}}}}}}}); the official split lists are --train-list/--val-list, default split 1 in the data root") from exc
+    if files.list_format != "auto":
+        raise ManifestError("--list-format: not used by the ucf101 dataset (it reads --train-list, --val-list, --test-list and --class-names, default split 1 in the data root; or --annotations, 3D-ResNets' JSON)")
     lists = _first_existing(root, "ucfTrainTestlist", ".")
     classes = read_class_names(Path(files.classes) if files.classes is not None else lists / "classInd.txt")
     prefix = "UCF-101/" if (root / "UCF-101").is_dir() else ""

@@ -3,8 +3,10 @@
 * csv (DeepMind, cvdfoundation): ``label,youtube_id,time_start,time_end,split[,is_cc]``;
 * JSON of DeepMind's release (``kinetics_train.json``, ``kinetics_700_validate.json``):
   ``{youtube_id: {"annotations": {"label", "segment": [start s, end s]}, "subset", ...}}``;
-* JSON of 3D-ResNets-PyTorch (``kinetics.json``): ``{"labels": [...], "database": {clip or
-  youtube_id: {"subset": "training", "annotations": {"label"}}}}``, every split in one file;
+* JSON of 3D-ResNets-PyTorch (``kinetics.json``, and its UCF101 and HMDB51 files of the same
+  form): ``{"labels": [...], "database": {clip or youtube_id: {"subset": "training",
+  "annotations": {"label"}}}}``, every split in one file, ``labels`` the class order its
+  recognizers are trained with;
 * lists of YouTube ids, one a line (Mini-Kinetics-200's ``train_ytid_list.txt`` of Xie et al.),
   labelled by annotation files of the forms above.
 
@@ -83,7 +85,24 @@ def _csv_clips(path: Path, text: str) -> list[Clip]:
     return clips
 
 
-def _json_clips(path: Path, text: str) -> list[Clip]:
+@dataclass(frozen=True)
+class Annotations:
+    """The clips of one or more annotation files, and the class order they declare (3D-ResNets'
+    ``labels``; empty where they declare none)."""
+
+    clips: list[Clip]
+    classes: tuple[str, ...] = ()
+
+
+def _declared_classes(path: Path, data: dict) -> tuple[str, ...]:
+    """3D-ResNets' ``labels``: the class names in the order of its recognizers' outputs."""
+    labels = data.get("labels", [])
+    if not isinstance(labels, list) or not all(isinstance(name, str) for name in labels):
+        raise ManifestError(f"{path}: 'labels' must be a list of class names, got {str(labels)[:80]}")
+    return tuple(name.strip() for name in labels)
+
+
+def _json_clips(path: Path, text: str) -> Annotations:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -108,17 +127,27 @@ def _json_clips(path: Path, text: str) -> list[Clip]:
         else:
             youtube_id, name = key, key
         clips.append(Clip(youtube_id, name, str(annotations.get("label") or "").strip(), _subset(info.get("subset")), where))
-    return clips
+    return Annotations(clips, _declared_classes(path, data) if resnets else ())
 
 
 def _read(path: Path) -> str:
     return read_annotation_text(path, "Kinetics annotation file")
 
 
-def clips_of(path: Path, text: str) -> list[Clip]:
+def clips_of(path: Path, text: str) -> Annotations:
     """The clips of one Kinetics csv or JSON file (``text``, read from ``path``), told apart by
     their content."""
-    return _json_clips(path, text) if text.lstrip()[:1] in ("{", "[") else _csv_clips(path, text)
+    return _json_clips(path, text) if text.lstrip()[:1] in ("{", "[") else Annotations(_csv_clips(path, text))
+
+
+def merged(files: list[tuple[Path, Annotations]]) -> Annotations:
+    """The clips of several files, and the class order they declare: files that declare one
+    must declare the same."""
+    declaring = [(path, a.classes) for path, a in files if a.classes]
+    for path, classes in declaring[1:]:
+        if classes != declaring[0][1]:
+            raise ManifestError(f"{path} and {declaring[0][0]} declare different class lists ('labels'); name one of them, or the class order with --class-names")
+    return Annotations([clip for _, a in files for clip in a.clips], declaring[0][1] if declaring else ())
 
 
 def youtube_ids(text: str) -> list[tuple[int, str]] | None:
@@ -127,25 +156,23 @@ def youtube_ids(text: str) -> list[tuple[int, str]] | None:
     return lines if lines and all(_ID_LINE.fullmatch(line) for _, line in lines) else None
 
 
-def read_annotations(path: Path) -> list[Clip]:
+def read_annotations(path: Path) -> Annotations:
     """The clips of an annotation file, or of the Kinetics csv and JSON files of a folder, in
     name order. Other files in a folder (a class list, a downloader's ``categories.json``) are
     passed over; a folder without a Kinetics file is an error saying what each file is."""
     path = Path(path)
     if not path.is_dir():
         return clips_of(path, _read(path))
-    clips: list[Clip] = []
+    read: list[tuple[Path, Annotations]] = []
     passed_over: list[str] = []
-    read_any = False
     for file in sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in ANNOTATION_SUFFIXES):
         try:
-            clips += clips_of(file, _read(file))
-            read_any = True
+            read.append((file, clips_of(file, _read(file))))
         except NotKineticsError as exc:
             passed_over.append(str(exc))
-    if not read_any:
+    if not read:
         raise ManifestError(f"{path}: no Kinetics annotation file (.csv or .json) in this folder" + (f" ({'; '.join(passed_over)})" if passed_over else ""))
-    return clips
+    return merged(read)
 
 
 def _of_split(clips: list[Clip], split: str) -> list[Clip]:
@@ -167,9 +194,10 @@ def _by_id(clips: list[Clip]) -> dict[str, Clip]:
     return index
 
 
-def _listed_clips(files: AnnotationFiles) -> tuple[list[tuple[Clip, str]], list[Rejected]]:
-    """(clip, split) for every clip the split files give, and the listed ids that no annotation
-    file knows."""
+def _listed_clips(files: AnnotationFiles) -> tuple[list[tuple[Clip, str]], list[Rejected], tuple[str, ...]]:
+    """(clip, split) for every clip the split files give, the listed ids that no annotation
+    file knows, and the class order the split files declare (none for id lists: they take a
+    subset of the annotations' classes)."""
     split_files = []
     for path, split in files.lists():
         text = _read(path)
@@ -179,25 +207,42 @@ def _listed_clips(files: AnnotationFiles) -> tuple[list[tuple[Clip, str]], list[
         raise ManifestError(f"{id_lists[0]}: a list of YouTube ids (as Mini-Kinetics-200's train_ytid_list.txt) is labelled by --annotations: the Kinetics csv or JSON files, or their folder")
     if files.annotations is not None and not id_lists:
         raise ManifestError("--annotations: the kinetics dataset reads it alone (every split in its files) or to label lists of YouTube ids; here --train-list/--val-list/--test-list are annotation files themselves")
-    index = _by_id(read_annotations(files.annotations)) if id_lists else {}
+    index = _by_id(read_annotations(files.annotations).clips) if id_lists else {}
     clips: list[tuple[Clip, str]] = []
     unknown: list[Rejected] = []
+    annotated: list[tuple[Path, Annotations]] = []
     for path, split, text, ids in split_files:
         if ids is None:
-            clips += [(clip, split) for clip in _of_split(clips_of(path, text), split)]
+            annotated.append((path, clips_of(path, text)))
+            clips += [(clip, split) for clip in _of_split(annotated[-1][1].clips, split)]
             continue
         for line_no, key in ids:
             if key in index:
                 clips.append((replace(index[key], where=f"{path}:{line_no}"), split))
             else:
                 unknown.append(Rejected(key, key, f"{path}:{line_no}: in no annotation file under {files.annotations}"))
-    return clips, unknown
+    return clips, unknown, merged(annotated).classes
 
 
-def _annotated_clips(annotations: Path) -> list[tuple[Clip, str]]:
-    """Every labelled clip of the annotation files, in the split its own row says."""
-    clips = read_annotations(annotations)
-    return [(clip, normalise_split(clip.subset, f"{clip.where} (its split, read from its 'split' or 'subset'; or name the files with --train-list/--val-list)")) for clip in clips if clip.label]
+def _annotated_clips(annotations: Path) -> tuple[list[tuple[Clip, str]], tuple[str, ...]]:
+    """Every labelled clip of the annotation files, in the split its own row says, and the
+    class order the files declare."""
+    read = read_annotations(annotations)
+    clips = [(clip, normalise_split(clip.subset, f"{clip.where} (its split, read from its 'split' or 'subset'; or name the files with --train-list/--val-list)")) for clip in read.clips if clip.label]
+    return clips, read.classes
+
+
+def declared_order(declared: tuple[str, ...], clips: list[Clip]) -> list[str]:
+    """The class order the annotation files declare, which every clip's label must be in (by
+    :func:`class_key`); classes that no clip has stay, as outputs of the recognizer."""
+    keys = [class_key(name) for name in declared]
+    if len(set(keys)) != len(keys):
+        twice = sorted({name for name, key in zip(declared, keys) if keys.count(key) > 1})
+        raise ManifestError(f"the annotations' class list ('labels') names these classes twice (case, quotes and underscores aside): {', '.join(twice)}")
+    for clip in clips:
+        if class_key(clip.label) not in keys:
+            raise ManifestError(f"{clip.where}: label {clip.label!r} is not one of the {len(declared)} classes of the file's 'labels'")
+    return list(declared)
 
 
 def kinetics_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) -> Manifest:
@@ -207,14 +252,15 @@ def kinetics_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) ->
     the split its row says. Labels are compared by :func:`class_key`. ``files.classes``
     restricts the dataset to a subset of the classes (Mini-Kinetics' 200): clips of the other
     classes are left out, and a subset name that is no clip's label is an error; without it
-    the classes are the labels, sorted. Clips without a label (test sets) are left out, as are
+    the classes are those the annotation files declare (3D-ResNets' ``labels``, in its order),
+    else the labels, sorted. Clips without a label (test sets) are left out, as are
     listed ids no annotation file knows (rejected, with the line)."""
     if files.list_format != "auto":
         raise ManifestError("--list-format: not used by the kinetics dataset (its files are told apart by their content)")
     if files.lists():
-        clips, unknown = _listed_clips(files)
+        clips, unknown, declared = _listed_clips(files)
     elif files.annotations is not None:
-        clips, unknown = _annotated_clips(files.annotations), []
+        (clips, declared), unknown = _annotated_clips(files.annotations), []
     else:
         raise ManifestError("the kinetics dataset needs its annotations: --train-list/--val-list/--test-list (csv, JSON or YouTube id lists), or --annotations (a file or folder holding every split)")
     clips = [(clip, split) for clip, split in clips if clip.label]
@@ -223,7 +269,10 @@ def kinetics_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) ->
     for clip, _ in clips:
         spellings.setdefault(key_of[clip.label], clip.label)
     sources = [str(p) for p, _ in files.lists()] or [str(files.annotations)]
-    classes = class_subset(Path(files.classes), spellings, sources) if files.classes is not None else sorted(spellings.values())
+    if files.classes is not None:
+        classes = class_subset(Path(files.classes), spellings, sources)
+    else:
+        classes = declared_order(declared, [clip for clip, _ in clips]) if declared else sorted(spellings.values())
     by_key = {class_key(name): name for name in classes}
     kept = [(clip, by_key[key_of[clip.label]], split) for clip, split in clips if key_of[clip.label] in by_key]
     on_disk = find_under(root, {clip.name for clip, _, _ in kept} | {clip.youtube_id for clip, _, _ in kept})
