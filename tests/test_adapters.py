@@ -257,6 +257,14 @@ def test_activitynet_bad_json_is_named(tmp_path: Path):
     (tmp_path / "activity_net.v1-3.min.json").write_text("{}")
     with pytest.raises(ManifestError, match="not an ActivityNet v1.2/v1.3 annotation file"):
         activitynet_manifest(tmp_path)
+    (tmp_path / "activity_net.v1-3.min.json").write_text(json.dumps({"database": ["abc"]}))
+    with pytest.raises(ManifestError, match=r"not an ActivityNet v1.2/v1.3 annotation file \('database' must map video ids to objects\)"):
+        activitynet_manifest(tmp_path)
+    for annotations in ({"label": "Hopscotch"}, [{"segment": [0.0, 5.0]}]):  # a Kinetics-style object; a segment without its label
+        database = {"abc": {"subset": "training", "annotations": [{"label": "Hopscotch"}]}, "def": {"subset": "training", "annotations": annotations}}
+        (tmp_path / "activity_net.v1-3.min.json").write_text(json.dumps({"database": database}))
+        with pytest.raises(ManifestError, match=r"activity_net.v1-3.min.json: video def: 'annotations' must be a list of segments each with a 'label'"):
+            activitynet_manifest(tmp_path)
 
 
 def test_minikinetics_arnet_lists(tmp_path: Path):

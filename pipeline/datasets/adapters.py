@@ -186,8 +186,11 @@ def activitynet_manifest(root: Path, files: AnnotationFiles = AnnotationFiles())
         database = json.loads(text)["database"]
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise ManifestError(f"{path}: not an ActivityNet v1.2/v1.3 annotation file ({exc})") from exc
+    if not isinstance(database, dict) or not all(isinstance(info, dict) for info in database.values()):
+        raise ManifestError(f"{path}: not an ActivityNet v1.2/v1.3 annotation file ('database' must map video ids to objects)")
     folder = PurePosixPath("videos" if (root / "videos").is_dir() else ".")
-    labels = sorted({a["label"] for v in database.values() for a in v.get("annotations", [])})
+    video_labels = {vid: _segment_labels(info, f"{path}: video {vid}") for vid, info in database.items()}
+    labels = sorted({label for names in video_labels.values() for label in names})
     if files.classes is not None:
         classes = class_subset(Path(files.classes), {class_key(label): label for label in labels}, [str(path)])
         spelling = {class_key(name): name for name in classes}
@@ -198,10 +201,18 @@ def activitynet_manifest(root: Path, files: AnnotationFiles = AnnotationFiles())
     found = locate(root, [str(folder / f"v_{vid}") for vid in videos])
     entries = []
     for (vid, info), rel in zip(videos.items(), found):
-        names = tuple(sorted({named[a["label"]] for a in info.get("annotations", [])}))
+        names = tuple(sorted({named[label] for label in video_labels[vid]}))
         rel = rel or str(folder / f"v_{vid}.mp4")
         entries.append(RawEntry(f"v_{vid}", rel, names, normalise_split(info.get("subset", ""), f"{path}: video {vid}")))
     return build_manifest("activitynet", classes, entries)
+
+
+def _segment_labels(info: dict, where: str) -> list[str]:
+    """The labels of one ActivityNet video's annotated segments (``[{"segment", "label"}]``)."""
+    annotations = info.get("annotations") or []
+    if not isinstance(annotations, list) or not all(isinstance(a, dict) and isinstance(a.get("label"), str) for a in annotations):
+        raise ManifestError(f"{where}: 'annotations' must be a list of segments each with a 'label', got {str(annotations)[:80]}")
+    return [a["label"] for a in annotations]
 
 
 MINIKINETICS_CLASS_FILES = ("mini_categories.txt", "minik_classInd.txt")  # TSM's name, AR-Net's
