@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from pipeline.datasets.lists import class_key, class_subset, find_under
+from pipeline.datasets.lists import class_key, class_subset, find_under, same_classes
 from pipeline.datasets.manifest import (
     AnnotationFiles,
     Manifest,
@@ -99,6 +99,9 @@ def _declared_classes(path: Path, data: dict) -> tuple[str, ...]:
     labels = data.get("labels", [])
     if not isinstance(labels, list) or not all(isinstance(name, str) for name in labels):
         raise ManifestError(f"{path}: 'labels' must be a list of class names, got {str(labels)[:80]}")
+    twice = same_classes(labels)
+    if twice:
+        raise ManifestError(f"{path}: 'labels' names these classes twice (case, quotes and underscores aside): {', '.join(twice)}")
     return tuple(name.strip() for name in labels)
 
 
@@ -235,10 +238,7 @@ def _annotated_clips(annotations: Path) -> tuple[list[tuple[Clip, str]], tuple[s
 def declared_order(declared: tuple[str, ...], clips: list[Clip]) -> list[str]:
     """The class order the annotation files declare, which every clip's label must be in (by
     :func:`class_key`); classes that no clip has stay, as outputs of the recognizer."""
-    keys = [class_key(name) for name in declared]
-    if len(set(keys)) != len(keys):
-        twice = sorted({name for name, key in zip(declared, keys) if keys.count(key) > 1})
-        raise ManifestError(f"the annotations' class list ('labels') names these classes twice (case, quotes and underscores aside): {', '.join(twice)}")
+    keys = {class_key(name) for name in declared}
     for clip in clips:
         if class_key(clip.label) not in keys:
             raise ManifestError(f"{clip.where}: label {clip.label!r} is not one of the {len(declared)} classes of the file's 'labels'")

@@ -66,6 +66,13 @@ def class_key(name: str) -> str:
     return " ".join(name.strip().strip('"').replace("_", " ").split()).casefold()
 
 
+def same_classes(names: Iterable[str]) -> list[str]:
+    """The names, sorted, that name one class with another by :func:`class_key`."""
+    names = list(names)
+    keys = [class_key(name) for name in names]
+    return sorted({name for name, key in zip(names, keys) if keys.count(key) > 1})
+
+
 def class_subset(path: Path, labels: dict[str, str], sources: list[str]) -> list[str]:
     """The classes of a class file, in its order and spelling (Mini-Kinetics' 200 of Kinetics'
     400, or the order a recognizer was trained with), each of which must be a label of the
@@ -73,11 +80,10 @@ def class_subset(path: Path, labels: dict[str, str], sources: list[str]) -> list
     matches none would lose its class's videos without a word. ``sources`` name the annotations
     in the error."""
     classes = read_class_names(path)
-    keys = [class_key(name) for name in classes]
-    if len(set(keys)) != len(keys):
-        twice = sorted({name for name, key in zip(classes, keys) if keys.count(key) > 1})
+    twice = same_classes(classes)
+    if twice:
         raise ManifestError(f"{path}: these class names are the same class (case, quotes and underscores aside): {', '.join(twice)}")
-    missing = [name for name, key in zip(classes, keys) if key not in labels]
+    missing = [name for name in classes if class_key(name) not in labels]
     if labels and missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         raise ManifestError(f"{path}: {len(missing)} of its {len(classes)} classes are the label of no video in {', '.join(sources)}: {shown} (names are matched to the labels with case, quotes and underscores aside)")
