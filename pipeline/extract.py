@@ -23,7 +23,7 @@ from pipeline.cache import DONE, FAILED, SHIFT_PREFIX
 from pipeline.datasets import VideoRecord
 from pipeline.backends import Runner
 from pipeline.sampling import candidate_frame_indices
-from pipeline.video import FrameSource, VideoReadError
+from pipeline.video import VideoReadError, open_record
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
@@ -80,7 +80,7 @@ def decode_candidates(root: Path, record: VideoRecord, t: int, offsets: int) -> 
     """``offsets`` candidate frames in each of T segments (row 0 the centres, see
     :func:`candidate_frame_indices`): (uint8 frames [S*T, H, W, 3], indices [S, T], frame count).
     A frame two candidates share is decoded once."""
-    source = FrameSource(root / record.path)
+    source = open_record(root, record)
     indices = candidate_frame_indices(source.num_frames, t, offsets)
     return source.read(indices.ravel()), indices, source.num_frames
 

@@ -24,7 +24,7 @@ from pipeline.datasets import VideoRecord
 from pipeline.extract import decode_video, to_model_input
 from pipeline.metrics import mean_average_precision, top1_accuracy, video_scores
 from pipeline.sampling import segment_random_indices
-from pipeline.video import FrameSource, VideoReadError
+from pipeline.video import VideoReadError, open_record
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
@@ -68,7 +68,7 @@ class TrainClips(Dataset):
         random.seed(seed)
         video = self.videos[index % len(self.videos)]
         try:
-            source = FrameSource(self.root / video.path)
+            source = open_record(self.root, video)
             frames = source.read(segment_random_indices(source.num_frames, self.segments, rng))
         except VideoReadError:
             return None

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from pipeline.decoders import DecodeError, DecordReader, PyAVReader, first_line, frame_seconds
+
+if TYPE_CHECKING:
+    from pipeline.datasets.manifest import VideoRecord
 
 # The order is the order of preference where one video is kept in two formats.
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".flv", ".mpg", ".mpeg", ".ts", ".3gp", ".wmv")
@@ -117,6 +121,62 @@ class FrameSource:
                 if self._reader.num_frames != count:
                     self._errors[self._reader.name] = DecodeError("truncated or corrupt video", f"{self._reader.num_frames} frames where {count} were listed")
                     raise VideoReadError(self.path, self._failure()) from exc
+
+
+# A file longer than its annotated segment by more than this, and holding the segment's end, is
+# the whole video the segment was cut from; a cut clip is as long as its segment, or a little
+# longer where it was cut at keyframes without re-encoding.
+CUT_CLIP_SLACK_S = 1.0
+
+
+class FrameWindow:
+    """The frames of a video between two times, counted from the first of them: a clip's
+    segment inside the whole video it was annotated in. Reads as a :class:`FrameSource`;
+    timestamps stay those of the whole video."""
+
+    def __init__(self, source: FrameSource, first: int, count: int):
+        self.source, self.first, self.num_frames = source, first, count
+        self.path = source.path
+
+    @property
+    def decoder(self) -> str:
+        return self.source.decoder
+
+    @property
+    def fps(self) -> float | None:
+        return self.source.fps
+
+    def read(self, indices: np.ndarray) -> np.ndarray:
+        indices = np.asarray(indices, dtype=np.int64)
+        if indices.size and (indices.min() < 0 or indices.max() >= self.num_frames):
+            raise VideoReadError(self.path, f"frame index out of range 0..{self.num_frames - 1} of the clip's segment")
+        return self.source.read(indices + self.first)
+
+    def timestamps(self, indices: np.ndarray) -> np.ndarray | None:
+        return self.source.timestamps(np.asarray(indices, dtype=np.int64) + self.first)
+
+
+def segment_frames(source: FrameSource, start: float, end: float) -> FrameSource | FrameWindow:
+    """The frames of ``source`` for a clip annotated at ``start``-``end`` seconds: all of them
+    where the file is the clip already (no longer than the segment and :data:`CUT_CLIP_SLACK_S`,
+    or shorter than the segment's end, or frames without a frame rate), else the segment's."""
+    fps = source.fps
+    if fps is None or source.num_frames == 0:
+        return source
+    duration = source.num_frames / fps
+    if duration <= (end - start) + CUT_CLIP_SLACK_S or duration < end - CUT_CLIP_SLACK_S:
+        return source
+    first = min(source.num_frames - 1, max(0, round(start * fps)))
+    last = min(source.num_frames, max(first + 1, round(end * fps)))
+    return FrameWindow(source, first, last - first)
+
+
+def open_record(root: Path, record: VideoRecord) -> FrameSource | FrameWindow:
+    """The frames of a manifest's video under the data root: the file or folder, cut to the
+    record's segment where it is the whole video the clip was annotated in (Kinetics' files
+    named by the bare YouTube id, :func:`segment_frames`)."""
+    source = FrameSource(Path(root) / record.path)
+    return source if record.segment is None else segment_frames(source, *record.segment)
 
 
 def frame_files(folder: Path) -> list[Path]:

@@ -41,7 +41,7 @@ from pipeline.cache import DONE, FAILED, SHARD_VIDEOS, CacheError, FeatureCache,
 from pipeline.config import AllFramesConfig
 from pipeline.datasets import Manifest, VideoRecord
 from pipeline.extract import Transform, as_is, single_thread_worker, to_model_input
-from pipeline.video import FrameSource, VideoReadError
+from pipeline.video import VideoReadError, open_record
 from stages.features import cached_runner
 
 CHUNK_FRAMES = 64  # frames decoded and recognised at a time
@@ -68,7 +68,7 @@ class AllFrameChunks(IterableDataset):
         mine = self.videos if info is None else self.videos[info.id :: info.num_workers]
         for row, record in mine:
             try:
-                source = FrameSource(self.root / record.path)
+                source = open_record(self.root, record)
                 plan = all_frame_indices(source.num_frames, source.fps, self.rate)
                 if not len(plan):
                     raise VideoReadError(source.path, "no frames")

@@ -126,6 +126,27 @@ def test_3d_resnets_labels_set_the_class_order(root, tmp_path):
         _rows(root, annotations=tmp_path / "ann")
 
 
+def test_a_file_named_by_the_bare_id_carries_the_clips_segment(root, tmp_path):
+    """A file named by the clip is the clip; one named by the bare YouTube id may be the whole
+    video, so its record carries the clip's times (csv, DeepMind's JSON, or a 3D-ResNets key
+    that is a clip name), which the decoders apply where the file is longer than the clip. The
+    manifest's JSON leaves an absent segment out, so manifests without any keep their digest."""
+    from pipeline.datasets.manifest import Manifest
+
+    f = _write(tmp_path / "ann", **{"train.csv": TRAIN_CSV, "validate.csv": VAL_CSV, "kinetics_val.json": _deepmind_json(VAL_CSV),
+                                    "kinetics.json": json.dumps({"labels": ["abseiling", "air drumming"], "database": {
+                                        "ddddddddddd_000005_000015": {"subset": "validation", "annotations": {"label": "air drumming"}}}})})
+    m = get_dataset("kinetics").load(root, AnnotationFiles(train=f["train.csv"], val=f["validate.csv"]))
+    assert [(v.video_id, v.segment) for v in m.videos] == [
+        ("aaaaaaaaaaa_000010_000020", None), ("bbbbbbbbbbb_000003_000013", None), ("zzzzzzzzzzz_000000_000010", None),
+        ("ccccccccccc_000000_000010", None), ("ddddddddddd_000005_000015", (5.0, 15.0)),  # val/ddddddddddd.mp4
+    ]
+    for other in (AnnotationFiles(val=f["kinetics_val.json"]), AnnotationFiles(val=f["kinetics.json"])):
+        assert get_dataset("kinetics").load(root, other).videos[-1].segment == (5.0, 15.0)
+    assert Manifest.from_json(m.to_json()) == m
+    assert m.to_json().count('"segment"') == 1
+
+
 def test_annotation_folder_alone_splits_by_each_rows_split(root, tmp_path):
     f = _write(tmp_path / "annotations", **{"train.csv": TRAIN_CSV, "val.csv": VAL_CSV, "test.csv": TEST_CSV, "readme.md": "not read",
                                             "kinetics_400_labels.csv": "id,name\n0,abseiling\n", "categories.json": '{"arts": ["abseiling"]}', "classes.json": '["abseiling"]'})

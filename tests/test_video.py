@@ -105,3 +105,36 @@ def test_corrupt_frame_in_folder(tmp_path: Path):
     source = FrameSource(folder)
     with pytest.raises(VideoReadError, match="img_00002.jpg: unreadable frame image"):
         source.read(np.array([0, 1]))
+
+
+def _counting_video(path: Path, frames: int, fps: int) -> Path:
+    """An H.264 video whose red level is 5 * the frame number."""
+    video = np.zeros((frames, 16, 32, 3), dtype=np.uint8)
+    video[..., 0] = (5 * np.arange(frames))[:, None, None]
+    encode_h264(video, path, fps=fps)
+    return path
+
+
+def test_a_record_with_a_segment_reads_it_from_the_whole_video_only(tmp_path: Path):
+    """A Kinetics clip annotated at 3-6 s: from the 10 s video it was cut from, frames 12-23
+    (4 fps), counted from the segment's start; a file as long as the clip (3.5 s), or shorter
+    than the segment's end (a 5 s clip cut at keyframes, annotated at 30-33 s), is the clip."""
+    from pipeline.datasets.manifest import VideoRecord
+    from pipeline.extract import decode_video
+    from pipeline.video import FrameWindow, open_record
+
+    _counting_video(tmp_path / "whole.mp4", 40, 4)
+    _counting_video(tmp_path / "cut.mp4", 14, 4)
+    _counting_video(tmp_path / "keyframes.mp4", 20, 4)
+    window = open_record(tmp_path, VideoRecord("a", "whole.mp4", (0,), "train", (3.0, 6.0)))
+    assert isinstance(window, FrameWindow) and (window.first, window.num_frames) == (12, 12)
+    assert window.read(np.array([0, 11]))[..., 0].reshape(2, -1).mean(axis=1) == pytest.approx([60, 115], abs=4)
+    assert window.timestamps(np.array([0]))[0] == pytest.approx(3.0)  # the whole video's clock
+    with pytest.raises(VideoReadError, match=r"whole.mp4: frame index out of range 0..11 of the clip's segment"):
+        window.read(np.array([12]))
+    frames, indices, count = decode_video(tmp_path, VideoRecord("a", "whole.mp4", (0,), "train", (3.0, 6.0)), 4)
+    assert count == 12 and indices.tolist() == [1, 4, 7, 10]
+    assert frames[..., 0].reshape(4, -1).mean(axis=1) == pytest.approx([65, 80, 95, 110], abs=4)
+    for name, segment, frames_in in (("cut.mp4", (3.0, 6.0), 14), ("keyframes.mp4", (30.0, 33.0), 20), ("whole.mp4", None, 40)):
+        source = open_record(tmp_path, VideoRecord("a", name, (0,), "train", segment))
+        assert isinstance(source, FrameSource) and source.num_frames == frames_in

@@ -38,7 +38,7 @@ from pipeline.datasets.manifest import (
 
 KINETICS_COLUMNS = ("youtube_id", "time_start", "time_end")
 ANNOTATION_SUFFIXES = (".csv", ".json")
-_CLIP_NAME = re.compile(r"(?P<youtube_id>.+)_\d{6}_\d{6}")
+_CLIP_NAME = re.compile(r"(?P<youtube_id>.+)_(?P<start>\d{6})_(?P<end>\d{6})")
 _ID_LINE = re.compile(r"[A-Za-z0-9_-]+")
 
 
@@ -57,14 +57,20 @@ class Clip:
     label: str
     subset: str
     where: str
+    segment: tuple[float, float] | None = None  # seconds in the YouTube video, where known
 
 
-def clip_name(youtube_id: str, start: str | float, end: str | float, where: str) -> str:
-    """``<youtube_id>_<start:06d>_<end:06d>`` from the times in seconds (``14``, ``14.0``)."""
+def clip_segment(start: str | float, end: str | float, where: str) -> tuple[float, float]:
+    """The clip's (start, end) in seconds from the annotation's times (``14``, ``14.0``)."""
     try:
-        return f"{youtube_id}_{int(float(start)):06d}_{int(float(end)):06d}"
+        return float(start), float(end)
     except (TypeError, ValueError):
         raise ManifestError(f"{where}: time_start/time_end must be numbers, got {start!r}, {end!r}") from None
+
+
+def clip_name(youtube_id: str, segment: tuple[float, float]) -> str:
+    """``<youtube_id>_<start:06d>_<end:06d>``, as the downloaders name a cut clip."""
+    return f"{youtube_id}_{int(segment[0]):06d}_{int(segment[1]):06d}"
 
 
 def _subset(value: object) -> str:
@@ -80,8 +86,8 @@ def _csv_clips(path: Path, text: str) -> list[Clip]:
     clips = []
     for line_no, row in enumerate(reader, start=2):
         where = f"{path}:{line_no}"
-        name = clip_name(row["youtube_id"], row["time_start"], row["time_end"], where)
-        clips.append(Clip(row["youtube_id"], name, (row.get("label") or "").strip(), _subset(row.get("split")), where))
+        segment = clip_segment(row["time_start"], row["time_end"], where)
+        clips.append(Clip(row["youtube_id"], clip_name(row["youtube_id"], segment), (row.get("label") or "").strip(), _subset(row.get("split")), where, segment))
     return clips
 
 
@@ -122,14 +128,15 @@ def _json_clips(path: Path, text: str) -> Annotations:
         if not isinstance(annotations, dict):
             raise ManifestError(f"{where}: 'annotations' must be an object with a 'label', got {annotations!r}")
         match = _CLIP_NAME.fullmatch(key)
-        segment = annotations.get("segment")
+        times = annotations.get("segment")
         if match:
-            youtube_id, name = match["youtube_id"], key
-        elif not resnets and isinstance(segment, (list, tuple)) and len(segment) == 2:
-            youtube_id, name = key, clip_name(key, segment[0], segment[1], where)
+            youtube_id, name, segment = match["youtube_id"], key, clip_segment(match["start"], match["end"], where)
+        elif not resnets and isinstance(times, (list, tuple)) and len(times) == 2:
+            segment = clip_segment(times[0], times[1], where)
+            youtube_id, name = key, clip_name(key, segment)
         else:
-            youtube_id, name = key, key
-        clips.append(Clip(youtube_id, name, str(annotations.get("label") or "").strip(), _subset(info.get("subset")), where))
+            youtube_id, name, segment = key, key, None
+        clips.append(Clip(youtube_id, name, str(annotations.get("label") or "").strip(), _subset(info.get("subset")), where, segment))
     return Annotations(clips, _declared_classes(path, data) if resnets else ())
 
 
@@ -245,6 +252,17 @@ def declared_order(declared: tuple[str, ...], clips: list[Clip]) -> list[str]:
     return list(declared)
 
 
+def _entry(clip: Clip, label: str, split: str, on_disk: dict[str, str]) -> RawEntry:
+    """A clip's manifest entry: its file named by the clip (cut), else by the bare YouTube id,
+    which may be the whole video and so carries the clip's segment
+    (:func:`pipeline.video.open_record` decides from its length), else the file it would be."""
+    if clip.name in on_disk:
+        return RawEntry(clip.name, on_disk[clip.name], (label,), split)
+    if clip.youtube_id in on_disk:
+        return RawEntry(clip.name, on_disk[clip.youtube_id], (label,), split, clip.segment if clip.name != clip.youtube_id else None)
+    return RawEntry(clip.name, f"{clip.name}.mp4", (label,), split)
+
+
 def kinetics_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) -> Manifest:
     """Kinetics from its annotations (see the module): the split files (``--train-list``,
     ``--val-list``, ``--test-list``), each a csv, a JSON or a list of YouTube ids labelled by
@@ -276,7 +294,7 @@ def kinetics_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) ->
     by_key = {class_key(name): name for name in classes}
     kept = [(clip, by_key[key_of[clip.label]], split) for clip, split in clips if key_of[clip.label] in by_key]
     on_disk = find_under(root, {clip.name for clip, _, _ in kept} | {clip.youtube_id for clip, _, _ in kept})
-    entries = [RawEntry(clip.name, on_disk.get(clip.name) or on_disk.get(clip.youtube_id) or f"{clip.name}.mp4", (name,), split) for clip, name, split in kept]
+    entries = [_entry(clip, name, split, on_disk) for clip, name, split in kept]
     manifest = build_manifest("kinetics", classes, entries)
     return replace(manifest, rejected=manifest.rejected + tuple(unknown))
 

@@ -49,12 +49,15 @@ def video_id(rel_path: str) -> str:
 
 @dataclass(frozen=True)
 class VideoRecord:
-    """One video: ``path`` is relative to the data root (a file or a folder of frames)."""
+    """One video: ``path`` is relative to the data root (a file or a folder of frames).
+    ``segment`` (start, end) in seconds, where the annotations give the clip's place in a longer
+    video and the file may be that whole video (:func:`pipeline.video.open_record`)."""
 
     video_id: str
     path: str
     labels: tuple[int, ...]
     split: str
+    segment: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,7 @@ class RawEntry:
     path: str
     label_names: tuple[str, ...]
     split: str
+    segment: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -96,11 +100,15 @@ class Manifest:
         return hashlib.sha256(self.to_json().encode()).hexdigest()
 
     def to_json(self) -> str:
-        """Canonical JSON; an empty ``source`` is left out, so the real datasets' digests (and
-        the caches keyed by them) are those of the manifests made before it existed."""
+        """Canonical JSON; an empty ``source`` and a video's absent ``segment`` are left out, so
+        the digests (and the caches keyed by them) are those of the manifests made before they
+        existed."""
         fields = asdict(self)
         if not self.source:
             del fields["source"]
+        for video in fields["videos"]:
+            if video["segment"] is None:
+                del video["segment"]
         return json.dumps(fields, sort_keys=True, separators=(",", ":"))
 
     @classmethod
@@ -109,7 +117,7 @@ class Manifest:
         return cls(
             name=raw["name"],
             classes=tuple(raw["classes"]),
-            videos=tuple(VideoRecord(v["video_id"], v["path"], tuple(v["labels"]), v["split"]) for v in raw["videos"]),
+            videos=tuple(VideoRecord(v["video_id"], v["path"], tuple(v["labels"]), v["split"], tuple(v["segment"]) if v.get("segment") else None) for v in raw["videos"]),
             rejected=tuple(Rejected(**r) for r in raw["rejected"]),
             source=raw.get("source", ""),
         )
@@ -164,7 +172,7 @@ def build_manifest(name: str, classes: Iterable[str], entries: Iterable[RawEntry
             rejected.append(Rejected(entry.video_id, entry.path, "no label"))
         else:
             labels = tuple(sorted({index[n] for n in entry.label_names}))
-            videos.append(VideoRecord(entry.video_id, entry.path, labels, entry.split))
+            videos.append(VideoRecord(entry.video_id, entry.path, labels, entry.split, entry.segment))
     return Manifest(name, classes, tuple(videos), tuple(rejected))
 
 
