@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections import Counter
 from collections.abc import Iterable, Iterator, Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -69,8 +70,8 @@ def class_key(name: str) -> str:
 def same_classes(names: Iterable[str]) -> list[str]:
     """The names, sorted, that name one class with another by :func:`class_key`."""
     names = list(names)
-    keys = [class_key(name) for name in names]
-    return sorted({name for name, key in zip(names, keys) if keys.count(key) > 1})
+    counts = Counter(class_key(name) for name in names)
+    return sorted({name for name in names if counts[class_key(name)] > 1})
 
 
 def class_subset(path: Path, labels: dict[str, str], sources: list[str]) -> list[str]:
