@@ -24,6 +24,9 @@ def describe(manifest: Manifest) -> str:
         "splits: " + ", ".join(f"{k} {n}" for k, n in sorted(splits.items())),
         f"multi-label videos: {multi}",
     ]
+    segments = sum(v.segment is not None for v in manifest.videos)
+    if segments:
+        lines.append(f"files named by the bare YouTube id: {segments}, each read as its clip's annotated segment where the file is the whole video")
     if manifest.rejected:
         lines.append(f"rejected annotation entries: {len(manifest.rejected)}")
         lines += [f"  {r.video_id}: {r.reason}" for r in manifest.rejected[:5]]

@@ -227,6 +227,7 @@ def test_cli_takes_an_annotation_folder(root, tmp_path):
     result = CliRunner().invoke(main, ["data", "--dataset", "kinetics", "--data-root", str(root), "--annotations", str(tmp_path / "annotations")])
     assert result.exit_code == 0, result.output
     assert "kinetics: 5 videos, 3 classes" in result.output and "splits: train 3, val 2" in result.output
+    assert "files named by the bare YouTube id: 1, each read as its clip's annotated segment where the file is the whole video" in result.output
 
 
 def test_activitynet_annotations_may_name_their_folder(tmp_path):
