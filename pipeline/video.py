@@ -161,7 +161,7 @@ def segment_frames(source: FrameSource, start: float, end: float) -> FrameSource
     where the file is the clip already (no longer than the segment and :data:`CUT_CLIP_SLACK_S`,
     or shorter than the segment's end, or frames without a frame rate), else the segment's."""
     fps = source.fps
-    if fps is None or source.num_frames == 0:
+    if fps is None:
         return source
     duration = source.num_frames / fps
     if duration <= (end - start) + CUT_CLIP_SLACK_S or duration < end - CUT_CLIP_SLACK_S:

@@ -150,14 +150,14 @@ def clips_of(path: Path, text: str) -> Annotations:
     return _json_clips(path, text) if text.lstrip()[:1] in ("{", "[") else Annotations(_csv_clips(path, text))
 
 
-def merged(files: list[tuple[Path, Annotations]]) -> Annotations:
-    """The clips of several files, and the class order they declare: files that declare one
+def declared_by(files: list[tuple[Path, Annotations]]) -> tuple[str, ...]:
+    """The class order several files declare (empty where none does): files that declare one
     must declare the same."""
     declaring = [(path, a.classes) for path, a in files if a.classes]
     for path, classes in declaring[1:]:
         if classes != declaring[0][1]:
             raise ManifestError(f"{path} and {declaring[0][0]} declare different class lists ('labels'); name one of them, or the class order with --class-names")
-    return Annotations([clip for _, a in files for clip in a.clips], declaring[0][1] if declaring else ())
+    return declaring[0][1] if declaring else ()
 
 
 def youtube_ids(text: str) -> list[tuple[int, str]] | None:
@@ -182,7 +182,7 @@ def read_annotations(path: Path) -> Annotations:
             passed_over.append(str(exc))
     if not read:
         raise ManifestError(f"{path}: no Kinetics annotation file (.csv or .json) in this folder" + (f" ({'; '.join(passed_over)})" if passed_over else ""))
-    return merged(read)
+    return Annotations([clip for _, a in read for clip in a.clips], declared_by(read))
 
 
 def _of_split(clips: list[Clip], split: str) -> list[Clip]:
@@ -223,15 +223,16 @@ def _listed_clips(files: AnnotationFiles) -> tuple[list[tuple[Clip, str]], list[
     annotated: list[tuple[Path, Annotations]] = []
     for path, split, text, ids in split_files:
         if ids is None:
-            annotated.append((path, clips_of(path, text)))
-            clips += [(clip, split) for clip in _of_split(annotated[-1][1].clips, split)]
+            read = clips_of(path, text)
+            annotated.append((path, read))
+            clips += [(clip, split) for clip in _of_split(read.clips, split)]
             continue
         for line_no, key in ids:
             if key in index:
                 clips.append((replace(index[key], where=f"{path}:{line_no}"), split))
             else:
                 unknown.append(Rejected(key, key, f"{path}:{line_no}: in no annotation file under {files.annotations}"))
-    return clips, unknown, merged(annotated).classes
+    return clips, unknown, declared_by(annotated)
 
 
 def _annotated_clips(annotations: Path) -> tuple[list[tuple[Clip, str]], tuple[str, ...]]:
@@ -259,7 +260,7 @@ def _entry(clip: Clip, label: str, split: str, on_disk: dict[str, str]) -> RawEn
     if clip.name in on_disk:
         return RawEntry(clip.name, on_disk[clip.name], (label,), split)
     if clip.youtube_id in on_disk:
-        return RawEntry(clip.name, on_disk[clip.youtube_id], (label,), split, clip.segment if clip.name != clip.youtube_id else None)
+        return RawEntry(clip.name, on_disk[clip.youtube_id], (label,), split, clip.segment)
     return RawEntry(clip.name, f"{clip.name}.mp4", (label,), split)
 
 
