@@ -1,6 +1,7 @@
 """The two video-file decoders behind :class:`pipeline.video.FrameSource`: decord (fast random
-access, the default) and PyAV (sequential decoding, the fallback for files decord cannot open
-or seek), with one-line descriptions of why a file cannot be decoded.
+access, the default) and PyAV (the fallback for files decord cannot open, seek in or decode;
+it seeks by the frames' own times where they have them), with one-line descriptions of why a
+file cannot be decoded.
 
 Both give frames in display orientation (a rotation in the stream's display matrix, as phones
 write it, is applied) as uint8 RGB, and the presentation time of every frame when the file has
@@ -9,8 +10,10 @@ usable ones.
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -26,6 +29,9 @@ MAX_PLAUSIBLE_FPS = 1000.0
 # Beyond any real stream's clock (MPEG-TS wraps at 26.5 hours); FFmpeg's "no timestamp" value
 # scaled by a time base lands far above it.
 MAX_PLAUSIBLE_SECONDS = 1e7
+# How many keyframes back PyAV may seek for a frame, the one before it first: MPEG transport
+# streams land a group of pictures past the time sought, so the second try lands before it.
+SEEK_TRIES = 3
 
 
 class DecodeError(Exception):
@@ -127,11 +133,17 @@ class DecordReader:
 
 
 class PyAVReader:
-    """PyAV (FFmpeg) decoding from the start of the file: slower for a few frames of a long video,
-    but it needs neither a duration nor an index in the container (live WebM from YouTube) nor
-    per-frame timestamps (AVI). Frames are counted by demuxing the stream (no decoding). The
-    stream is the one FFmpeg picks as best, as decord's, not the first: a Matroska file may hold
-    a one-picture thumbnail track before the video."""
+    """PyAV (FFmpeg) decoding: it needs neither a duration nor an index in the container (live
+    WebM from YouTube) nor per-frame timestamps (AVI). Frames are counted by demuxing the stream
+    (no decoding). The stream is the one FFmpeg picks as best, as decord's, not the first: a
+    Matroska file may hold a one-picture thumbnail track before the video.
+
+    Where every frame has its own presentation time, a read seeks to the keyframe before a
+    wanted frame whenever that keyframe lies ahead of the decoder, and tells frames by their
+    times: a Kinetics clip's ten seconds inside the whole YouTube video cost a group of pictures
+    and the segment, not a decode of the video up to them. Otherwise (no frame times: raw
+    streams), or where no seek lands on a keyframe before the frame, it decodes from the start
+    of the file and counts the frames."""
 
     name = "pyav"
 
@@ -139,6 +151,7 @@ class PyAVReader:
         import av
 
         self.path = path
+        self.frames_decoded = 0  # by the last read, both ways together (benchmarks, tests)
         try:
             with av.open(str(path)) as container:
                 stream = container.streams.best("video")
@@ -147,7 +160,7 @@ class PyAVReader:
                 if stream.codec_context is None:
                     raise DecodeError("unsupported codec", f"no decoder for {stream.codec_tag or 'this stream'}")
                 self.fps = plausible_fps(stream.average_rate or stream.guessed_rate)
-                pts = [packet.pts for packet in container.demux(stream) if packet.size > 0]
+                packets = [(packet.pts, packet.is_keyframe) for packet in container.demux(stream) if packet.size > 0]
                 time_base = float(stream.time_base) if stream.time_base else None
         except DecodeError:
             raise
@@ -155,15 +168,26 @@ class PyAVReader:
             raise DecodeError("unsupported codec", first_line(exc)) from exc
         except Exception as exc:  # av.error.FFmpegError and its kin
             raise DecodeError(unreadable_kind(path), first_line(exc)) from exc
-        self.num_frames = len(pts)
+        self.num_frames = len(packets)
         if self.num_frames == 0:
             raise DecodeError(unreadable_kind(path), "no complete frame in the file")
-        has_times = time_base is not None and all(p is not None for p in pts)
-        self.frame_times = np.sort(np.asarray(pts, dtype=np.float64)) * time_base if has_times else None
+        has_times = time_base is not None and all(pts is not None for pts, _ in packets)
+        self._pts = np.sort(np.array([pts for pts, _ in packets], dtype=np.int64)) if has_times else None
+        self.frame_times = self._pts * time_base if has_times else None
+        # The keyframes' display indices, where frames can be told by their (distinct) times.
+        self._keyframes = None
+        if has_times and sane_frame_times(self.frame_times):
+            self._keyframes = np.sort(np.searchsorted(self._pts, [pts for pts, key in packets if key]))
+            self._keyframe_set = set(self._keyframes.tolist())
 
     def read(self, indices: np.ndarray) -> np.ndarray:
-        """Frames at the sorted, distinct ``indices`` as uint8 [n, H, W, 3], decoding the stream
-        from its start up to the last of them."""
+        """Frames at the sorted, distinct ``indices`` as uint8 [n, H, W, 3] (see the class)."""
+        self.frames_decoded = 0
+        frames = None if self._keyframes is None else self._read_seeking(indices)
+        return self._read_from_start(indices) if frames is None else frames
+
+    def _read_from_start(self, indices: np.ndarray) -> np.ndarray:
+        """Decoding the stream from its start up to the last of ``indices``, counting frames."""
         import av
 
         wanted = {int(i): j for j, i in enumerate(indices)}
@@ -172,13 +196,10 @@ class PyAVReader:
         decoded = 0
         try:
             with av.open(str(self.path)) as container:
-                stream = container.streams.best("video")
-                stream.codec_context.thread_count = 1
-                size = (stream.codec_context.width, stream.codec_context.height)
+                stream, size = _decoding_stream(container)
                 for frame in container.decode(stream):
                     if decoded in wanted:
-                        array = frame.to_ndarray(format="rgb24", width=size[0] or frame.width, height=size[1] or frame.height)
-                        out[wanted[decoded]] = _rotate(array, frame.rotation or 0)
+                        out[wanted[decoded]] = _rgb(frame, size)
                     decoded += 1
                     if decoded > last:
                         break
@@ -186,6 +207,86 @@ class PyAVReader:
             raise DecodeError("unsupported codec", first_line(exc)) from exc
         except Exception as exc:
             raise DecodeError("truncated or corrupt video", f"decoding stopped after frame {decoded}: {first_line(exc)}") from exc
+        finally:
+            self.frames_decoded += decoded
         if decoded <= last:
             raise DecodeError("truncated or corrupt video", f"{decoded} frames decoded of the {self.num_frames} the container lists")
         return np.stack(out)
+
+    def _read_seeking(self, indices: np.ndarray) -> np.ndarray | None:
+        """The frames at ``indices``, told by their times, seeking (:meth:`_seek`) whenever the
+        keyframe before the next one lies ahead of the decoder. None where this cannot be
+        trusted (a frame of unknown time or missing, no keyframe to land on, an error): the
+        caller then decodes from the start, which gives the frames or the error."""
+        import av
+
+        wanted = {int(i) for i in indices}
+        out: dict[int, np.ndarray] = {}
+        position = 0  # past the furthest display index decoded
+        try:
+            with av.open(str(self.path)) as container:
+                stream, size = _decoding_stream(container)
+                frames = None
+                for target in sorted(wanted):
+                    before = self._keyframes[: np.searchsorted(self._keyframes, target, side="right")]
+                    if frames is None and (len(before) == 0 or before[-1] == 0):
+                        frames = container.decode(stream)
+                    elif frames is None or (len(before) and before[-1] > position):
+                        frames = self._seek(container, stream, before)
+                        if frames is None:
+                            return None
+                    for frame in frames:
+                        self.frames_decoded += 1
+                        index = self._index_of(frame.pts)
+                        if index is None:
+                            return None
+                        position = max(position, index + 1)
+                        if index in wanted and index not in out:
+                            out[index] = _rgb(frame, size)
+                        if index >= target:
+                            break
+                    if target not in out:
+                        return None
+        except Exception:  # said again from the start, with the frame where decoding stopped
+            return None
+        return np.stack([out[int(i)] for i in indices])
+
+    def _seek(self, container, stream, keyframes: np.ndarray) -> Iterator | None:
+        """Decoded frames from a keyframe on, after seeking to the last of ``keyframes`` (those
+        at or before the frame wanted next). FFmpeg seeks by time and may land past it (MPEG
+        transport streams land a group of pictures late): then the keyframe before is sought,
+        :data:`SEEK_TRIES` in all. Frames before the first true keyframe (one the decoder calls
+        so, at a keyframe's time) are passed over: they may lack their references. None where
+        no seek lands at or before the last of ``keyframes``."""
+        last = int(keyframes[-1])
+        for keyframe in keyframes[::-1][:SEEK_TRIES]:
+            container.seek(int(self._pts[keyframe]), stream=stream, backward=True, any_frame=False)
+            frames = container.decode(stream)
+            for frame in frames:
+                index = self._index_of(frame.pts)
+                if index is None or index > last:
+                    break
+                if frame.key_frame and index in self._keyframe_set:
+                    return itertools.chain([frame], frames)
+                self.frames_decoded += 1
+        return None
+
+    def _index_of(self, pts: int | None) -> int | None:
+        """The display index of the frame presented at ``pts``; None for a time no frame has."""
+        if pts is None:
+            return None
+        index = int(np.searchsorted(self._pts, pts))
+        return index if index < len(self._pts) and self._pts[index] == pts else None
+
+
+def _decoding_stream(container):
+    """The best video stream of an open container, decoded in one thread, and its frame size."""
+    stream = container.streams.best("video")
+    stream.codec_context.thread_count = 1
+    return stream, (stream.codec_context.width, stream.codec_context.height)
+
+
+def _rgb(frame, size: tuple[int, int]) -> np.ndarray:
+    """A decoded frame as uint8 RGB [H, W, 3] of the stream's size, in display orientation."""
+    array = frame.to_ndarray(format="rgb24", width=size[0] or frame.width, height=size[1] or frame.height)
+    return _rotate(array, frame.rotation or 0)

@@ -1,0 +1,107 @@
+"""PyAV, the fallback decoder (AV1 and live WebM from YouTube, MPEG streams), seeks to the
+keyframe before the frames it is asked for: a clip's segment inside a long video costs a group
+of pictures and the segment, not a decode from the start. The frames are the very ones a decode
+from the start gives; files whose frames have no times of their own are still read front to back."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.decoders import PyAVReader
+from pipeline.video import FrameSource, FrameWindow, segment_frames
+
+FPS, GOP = 8, 10
+N, H, W = 120, 32, 64  # 15 s
+
+
+def _frames() -> np.ndarray:
+    """Frame t: red 8 (t mod 30) + 4 and green 60 (t div 30) + 20, so every frame is told apart
+    through a lossy codec."""
+    t = np.arange(N)
+    frames = np.zeros((N, H, W, 3), dtype=np.uint8)
+    frames[..., 0] = (8 * (t % 30) + 4)[:, None, None]
+    frames[..., 1] = (60 * (t // 30) + 20)[:, None, None]
+    return frames
+
+
+def _identity(frames: np.ndarray) -> np.ndarray:
+    """The frame numbers that :func:`_frames` painted."""
+    red = frames[..., 0].reshape(len(frames), -1).mean(axis=1)
+    green = frames[..., 1].reshape(len(frames), -1).mean(axis=1)
+    return np.round((green - 20) / 60).astype(int) * 30 + np.round((red - 4) / 8).astype(int)
+
+
+# name: (container, codec, codec options, container options); a keyframe every GOP frames
+LONG = {
+    "h264-bframes.mkv": ("matroska", "libx264", {"g": str(GOP), "bf": "2"}, None),
+    "h264-bframes.mp4": ("mp4", "libx264", {"g": str(GOP), "bf": "2"}, None),
+    "yt-av1.webm": ("webm", "libsvtav1", {"g": str(GOP)}, None),
+    "live-vp9.webm": ("webm", "libvpx-vp9", {"g": str(GOP)}, {"live": "1"}),  # no cues
+    "h264.ts": ("mpegts", "libx264", {"g": str(GOP)}, None),  # lands a GOP late: sought again
+}
+
+
+@pytest.fixture(scope="module")
+def long_files(tmp_path_factory) -> Path:
+    """Written in a fresh process, as the formats tests' files (decord's libvpx and PyAV's VP9
+    encoder do not mix)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from conftest import write_video
+
+    root = tmp_path_factory.mktemp("long")
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        jobs = [pool.submit(write_video, root / name, _frames(), FPS, container, codec, copts, fopts) for name, (container, codec, copts, fopts) in LONG.items()]
+        for job in jobs:
+            job.result()
+    return root
+
+
+@pytest.mark.parametrize("name", sorted(LONG))
+def test_a_segment_deep_in_the_video_is_read_after_a_seek(long_files, name):
+    reader = PyAVReader(long_files / name)
+    assert reader.num_frames == N
+    segment = np.arange(97, 113, 3)  # 97 .. 112: the keyframes before them are 90 and 110
+    frames = reader.read(segment)
+    seeking = reader.frames_decoded
+    assert seeking <= 2 * GOP + len(segment) + 4 < segment[-1]  # from 90 on, not from 0
+    np.testing.assert_array_equal(_identity(frames), segment)
+    decoded = reader.frames_decoded
+    np.testing.assert_array_equal(frames, reader._read_from_start(segment))  # the same pixels
+    assert reader.frames_decoded - decoded == segment[-1] + 1
+
+
+@pytest.mark.parametrize("name", sorted(LONG))
+def test_uniform_frames_over_the_whole_video_are_those_of_a_decode_from_the_start(long_files, name):
+    reader = PyAVReader(long_files / name)
+    wanted = np.unique(np.linspace(0, N - 1, 16).round().astype(int))
+    frames = reader.read(wanted)
+    assert reader.frames_decoded < N  # a keyframe ahead of the decoder is sought, not decoded to
+    np.testing.assert_array_equal(_identity(frames), wanted)
+    np.testing.assert_array_equal(frames, reader._read_from_start(wanted))
+
+
+def test_a_kinetics_segment_in_a_whole_av1_video_reads_only_around_it(long_files):
+    """What ``open_record`` does with a file named by the bare YouTube id: decord cannot decode
+    AV1, PyAV reads the segment's window."""
+    source = FrameSource(long_files / "yt-av1.webm")
+    window = segment_frames(source, 11.0, 13.0)
+    assert isinstance(window, FrameWindow) and (window.first, window.num_frames) == (88, 16)
+    frames = window.read(np.arange(0, 16, 5))
+    assert source.decoder == "pyav" and source._reader.frames_decoded <= GOP + 16
+    np.testing.assert_array_equal(_identity(frames), 88 + np.arange(0, 16, 5))
+    np.testing.assert_allclose(window.timestamps(np.array([0, 15])), [11.0, 12.875])
+
+
+def test_frames_without_times_are_read_front_to_back(tmp_path):
+    """A raw H.264 stream has no presentation times: its frames are counted from the start."""
+    from conftest import write_video
+
+    path = write_video(tmp_path / "raw.h264", _frames()[:40], FPS, "h264", "libx264", {"g": str(GOP)})
+    reader = PyAVReader(path)
+    assert reader.frame_times is None and reader.num_frames == 40
+    wanted = np.array([31, 35])
+    np.testing.assert_array_equal(_identity(reader.read(wanted)), wanted)
+    assert reader.frames_decoded == 36
