@@ -37,6 +37,7 @@ LONG = {
     "h264-bframes.mkv": ("matroska", "libx264", {"g": str(GOP), "bf": "2"}, None),
     "h264-bframes.mp4": ("mp4", "libx264", {"g": str(GOP), "bf": "2"}, None),
     "yt-av1.webm": ("webm", "libsvtav1", {"g": str(GOP)}, None),
+    "yt-dash-av1.mp4": ("mp4", "libsvtav1", {"g": str(GOP)}, {"movflags": "dash"}),  # fragmented, as YouTube serves it
     "live-vp9.webm": ("webm", "libvpx-vp9", {"g": str(GOP)}, {"live": "1"}),  # no cues
     "h264.ts": ("mpegts", "libx264", {"g": str(GOP)}, None),  # lands a GOP late: sought again
 }
