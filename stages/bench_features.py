@@ -25,7 +25,7 @@ from pipeline.datasets import AnnotationFiles, load_manifest
 from pipeline.distributed import pick_device, synchronize
 from pipeline.extract import BlockDecoder, BlockInference, block_loader, decoding_workers, make_blocks
 from pipeline.models import frame_transforms
-from stages.features import build_encoders, build_runners, make_layout, run_features
+from stages.features import build_encoders, build_runners, make_layout, manifest_features
 
 
 @dataclass
@@ -117,9 +117,7 @@ def bench_features(dataset: str, data_root: Path | None, config: FeaturesConfig,
 
         before = time_models()
         with tempfile.TemporaryDirectory(prefix="nsnet-bench-") as tmp:
-            subset = Path(tmp) / "data"
-            _link_subset(root, subset, manifest)
-            summary = run_features("csv", subset, config, replace(run_opts, cache_dir=Path(tmp) / "cache", retry_failed=False))
+            summary = manifest_features(dataset, root, manifest, config, replace(run_opts, cache_dir=Path(tmp), retry_failed=False))
         result.runs.append(BackendThroughput(backend, before, time_models(), summary.frames / summary.compute_seconds))
     return result
 
@@ -134,18 +132,6 @@ def with_paper_backbones(config: FeaturesConfig) -> FeaturesConfig:
 
 def _describe(spec: ModelSpec) -> str:
     return f"{spec.name} {spec.resolution}px ({spec.weights} weights)"
-
-
-def _link_subset(root: Path, out: Path, manifest) -> None:
-    """A generic-CSV view of the benchmarked videos (symlinks, no copies)."""
-    out.mkdir(parents=True)
-    lines = ["path,label,split"]
-    for i, video in enumerate(manifest.videos):
-        link = out / f"v{i:05d}{Path(video.path).suffix}"
-        link.symlink_to((root / video.path).resolve())
-        lines.append(",".join([link.name, *(manifest.classes[c] for c in video.labels), video.split]))
-    (out / "manifest.csv").write_text("\n".join(lines) + "\n")
-    (out / "classes.txt").write_text("\n".join(manifest.classes) + "\n")
 
 
 def write_report(result: FeaturesBench, out: Path) -> None:

@@ -197,6 +197,12 @@ def run_features(dataset: str, data_root: Path | None, config: FeaturesConfig, o
     """Compute (or complete) the feature cache of ``dataset`` for ``config``; idempotent."""
     started = time.perf_counter()
     root, manifest = load_manifest(dataset, data_root, files)
+    return manifest_features(dataset, root, manifest, config, opts, cache_path, started)
+
+
+def manifest_features(dataset: str, root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOptions, cache_path: Path | None = None, started: float | None = None) -> FeaturesSummary:
+    """:func:`run_features` on a manifest already read (``bench-features`` takes a part of one)."""
+    started = time.perf_counter() if started is None else started
     if not manifest.videos:
         raise CacheError(f"{root}: the {dataset} manifest has no usable videos")
     final, fp, identity = resolve_cache_path(dataset, manifest, config, opts, cache_path)

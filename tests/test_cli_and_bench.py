@@ -83,7 +83,7 @@ def test_bench_features_command_chooses_the_backbones(tiny_videos, tmp_path: Pat
     assert run["models_fps"] == pytest.approx((run["models_fps_before"] + run["models_fps_after"]) / 2)
     assert f"light {light}, recognizer {recognizer}" in result.output
     # a bar for each phase: decoding, the models before and after the full stage, the stage's own
-    assert "decode only: 100%" in result.stderr and result.stderr.count("models only, onnxruntime: 100%") == 2 and "features csv: 100%" in result.stderr
+    assert "decode only: 100%" in result.stderr and result.stderr.count("models only, onnxruntime: 100%") == 2 and "features demo: 100%" in result.stderr  # the dataset itself, segments and all
 
 
 def test_bench_times_nsnet_dense_and_uniform_side_by_side(tmp_path: Path):
