@@ -283,14 +283,15 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
             status = writer.status()
             plan = _plan(status, writer.attrs, worker, opts.retry_failed)
             decoder = BlockDecoder(root, manifest.videos, plan.todo, config.num_frames, *frame_transforms(light_cfg, rec_cfg), config.offsets)
-            infer = BlockInference(*build_runners(light, rec, light_cfg, rec_cfg, worker.device, opts.backend, opts.export_dir))
             loader = block_loader(decoder, min(decoding_workers(opts.workers, worker.device), len(plan.todo)), pin_memory=worker.device.type == "cuda")
+            blocks = iter(loader)  # the decoding workers start and decode ahead while the models load
+            infer = BlockInference(*build_runners(light, rec, light_cfg, rec_cfg, worker.device, opts.backend, opts.export_dir))
             bar = tqdm(total=sum(len(m) for _, m in plan.todo), unit="video", desc=f"features {manifest.name}", disable=not opts.progress or not worker.is_leader)
             tick = time.perf_counter()
             row_layout = layout.rows()
             assembler = ShardAssembler(len(status), shard_size(writer.attrs), row_layout)
             with BackgroundWriter() as background:
-                for block in loader:
+                for block in blocks:
                     rows, block_status = infer(block, row_layout)
                     # shard-mates already done are rewritten identically
                     shard_rows = assembler.add(block.members[0], rows, block_status)
