@@ -175,7 +175,8 @@ class PyAVReader:
         self._pts = np.sort(np.array([pts for pts, _ in packets], dtype=np.int64)) if has_times else None
         self.frame_times = self._pts * time_base if has_times else None
         # The keyframes' display indices, where frames can be told by their (distinct) times.
-        self._keyframes = None
+        self._keyframes: np.ndarray | None = None
+        self._keyframe_set: set[int] = set()
         if has_times and sane_frame_times(self.frame_times):
             self._keyframes = np.sort(np.searchsorted(self._pts, [pts for pts, key in packets if key]))
             self._keyframe_set = set(self._keyframes.tolist())
