@@ -4,4 +4,4 @@ __version__ = "0.1.0"
 
 # Bumped whenever the layout or meaning of anything written to a cache changes; it is part of
 # every cache fingerprint, so an old cache is never mixed with a new one.
-CACHE_SCHEMA_VERSION = 1
+CACHE_SCHEMA_VERSION = 2  # 2: eval frames resized as uint8 (pipeline.extract.to_model_input)

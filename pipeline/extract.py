@@ -10,6 +10,7 @@ comes out bit-identical.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -86,9 +87,35 @@ def decode_candidates(root: Path, record: VideoRecord, t: int, offsets: int) -> 
 
 
 def to_model_input(frames: np.ndarray, transform: Transform) -> torch.Tensor:
-    """uint8 [T, H, W, 3] -> the model's preprocessed float [T, 3, h, w]."""
-    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div_(255.0)
-    return transform(x).contiguous()
+    """uint8 [T, H, W, 3] -> the model's preprocessed float [T, 3, h, w]. The resize and crop of
+    a timm eval transform run on the uint8 frames (:func:`uint8_steps`), as timm's PIL pipeline
+    runs them, and normalising on the frames scaled to [0, 1]; any other transform takes the
+    scaled frames whole."""
+    on_uint8, on_float = uint8_steps(transform)
+    x = on_uint8(torch.from_numpy(frames).permute(0, 3, 1, 2))
+    return on_float(x.float().div_(255.0)).contiguous()
+
+
+@functools.lru_cache(maxsize=16)
+def uint8_steps(transform: Transform) -> tuple[Transform, Transform]:
+    """A timm eval transform (resize, centre crop, to-tensor, normalise) as (its resize and crop
+    for uint8 frames, the steps after its to-tensor step); (nothing, the whole) for any other.
+    The resize is torchvision's v2 ``Resize`` with the same arguments: its uint8 bicubic with
+    antialiasing took 0.07 ms a frame against 1.9 for timm's v1 ``Resize`` (which computes in
+    floats) and 1.4 on float frames (128² -> 256, one thread, 2026-12-03)."""
+    from timm.data.transforms import MaybeToTensor
+    from torchvision.transforms import CenterCrop, Compose, Resize, ToTensor, v2
+
+    steps = list(transform.transforms) if isinstance(transform, Compose) else []
+    at = next((i for i, step in enumerate(steps) if isinstance(step, (MaybeToTensor, ToTensor))), None)
+    if at is None or not all(type(step) in (Resize, CenterCrop) for step in steps[:at]):
+        return _unchanged, transform
+    geometry = [v2.Resize(s.size, s.interpolation, s.max_size, s.antialias) if type(s) is Resize else v2.CenterCrop(s.size) for s in steps[:at]]
+    return v2.Compose(geometry), Compose(steps[at + 1 :])
+
+
+def _unchanged(x: torch.Tensor) -> torch.Tensor:
+    return x
 
 
 class BlockDecoder(Dataset):

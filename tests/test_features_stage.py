@@ -86,7 +86,7 @@ def test_models_with_equal_data_configs_share_one_preprocessing_of_each_frame(ti
     assert block.rec is block.light and block.num_frames == len(block.light) == 18
     at = 0
     for video in block.videos:  # the videos' rows one after the other
-        expected = to_model_input(decode_video(tiny_videos, videos[video.index], 6)[0], light_tf)
+        expected = to_model_input(decode_video(tiny_videos, videos[video.index], 6)[0], shared)
         torch.testing.assert_close(block.light[at : at + video.rows], expected, rtol=0, atol=0)
         at += video.rows
     fed: dict[str, torch.Tensor] = {}
@@ -355,3 +355,27 @@ def test_decoding_workers_default_to_one_per_eight_cpu_cores_and_two_on_a_gpu(mo
     assert decoding_workers(None, torch.device("cpu")) == 1
     assert decoding_workers(None, torch.device("cuda", 0)) == 2
     assert decoding_workers(5, torch.device("cpu")) == 5 and decoding_workers(0, torch.device("cuda", 0)) == 0
+
+
+def test_eval_frames_are_resized_as_uint8_then_normalised():
+    """timm's eval transform: its resize and crop run on the uint8 frames (torchvision v2), its
+    normalisation on the frames scaled to [0, 1]. A frame already at the resize's size is only
+    cropped, so its values are exact; a resized one stays within rounding of the float path."""
+    from torchvision.transforms import v2
+
+    from pipeline.extract import uint8_steps
+
+    cfg = {"input_size": (3, 4, 4), "interpolation": "bicubic", "mean": (0.5, 0.25, 0.0), "std": (0.5, 0.25, 1.0), "crop_pct": 0.5, "crop_mode": "center"}
+    tf = frame_transform(cfg)  # shorter side to 8, centre crop 4
+    on_uint8, on_float = uint8_steps(tf)
+    assert [type(s) for s in on_uint8.transforms] == [v2.Resize, v2.CenterCrop] and len(on_float.transforms) == 1
+    frame = np.arange(8 * 8 * 3, dtype=np.uint8).reshape(1, 8, 8, 3)
+    out = to_model_input(frame, tf)
+    crop = frame[0, 2:6, 2:6].transpose(2, 0, 1) / 255.0  # [3, 4, 4]
+    expected = (crop - np.array([0.5, 0.25, 0.0])[:, None, None]) / np.array([0.5, 0.25, 1.0])[:, None, None]
+    np.testing.assert_allclose(out[0].numpy(), expected, rtol=0, atol=1e-6)
+    yy, xx = np.mgrid[0:16, 0:12]
+    smooth = np.stack([xx * 20, yy * 15, xx * 5 + yy * 5], axis=-1).astype(np.uint8)[None]  # resized 12 -> 8
+    by_float = tf(torch.from_numpy(smooth).permute(0, 3, 1, 2).float() / 255.0)
+    assert (to_model_input(smooth, tf) - by_float).abs().mul(torch.tensor([0.5, 0.25, 1.0])[:, None, None]).max() <= 1.5 / 255
+    assert uint8_steps(lambda x: x)[0](torch.ones(1)) == 1  # another transform: nothing on uint8
