@@ -190,8 +190,9 @@ def frame_transform(cfg: dict[str, Any]):
 def frame_transforms(light_cfg: dict[str, Any], rec_cfg: dict[str, Any]):
     """The light model's and the recognizer's eval transforms: one and the same object when
     their data configs are equal (the paper's MobileNetV2 and ResNet-50 at 224²), so that the
-    decoders preprocess every frame once for both models. Preprocessing is two thirds of the
-    decoders' work (demo clips: decode 1.15 ms a frame, each preprocessing 2.27 ms)."""
+    decoders preprocess every frame once for both models. Preprocessing was two thirds of the
+    decoders' work (demo clips: decode 1.15 ms a frame, each preprocessing 2.27 ms) before it
+    resized uint8 frames (:func:`pipeline.extract.to_model_input`)."""
     light_tf = frame_transform(light_cfg)
     return light_tf, light_tf if rec_cfg == light_cfg else frame_transform(rec_cfg)
 
