@@ -176,10 +176,8 @@ class PyAVReader:
         self.frame_times = self._pts * time_base if has_times else None
         # The keyframes' display indices, where frames can be told by their (distinct) times.
         self._keyframes: np.ndarray | None = None
-        self._keyframe_set: set[int] = set()
         if has_times and sane_frame_times(self.frame_times):
             self._keyframes = np.sort(np.searchsorted(self._pts, [pts for pts, key in packets if key]))
-            self._keyframe_set = set(self._keyframes.tolist())
 
     def read(self, indices: np.ndarray) -> np.ndarray:
         """Frames at the sorted, distinct ``indices`` as uint8 [n, H, W, 3] (see the class)."""
@@ -230,9 +228,10 @@ class PyAVReader:
                 frames = None
                 for target in sorted(wanted):
                     before = self._keyframes[: np.searchsorted(self._keyframes, target, side="right")]
-                    if frames is None and (len(before) == 0 or before[-1] == 0):
+                    keyframe = int(before[-1]) if len(before) else 0
+                    if frames is None and keyframe == 0:
                         frames = container.decode(stream)
-                    elif frames is None or (len(before) and before[-1] > position):
+                    elif frames is None or keyframe > position:
                         frames = self._seek(container, stream, before)
                         if frames is None:
                             return None
@@ -267,7 +266,7 @@ class PyAVReader:
                 index = self._index_of(frame.pts)
                 if index is None or index > last:
                     break
-                if frame.key_frame and index in self._keyframe_set:
+                if frame.key_frame and index in keyframes:
                     return itertools.chain([frame], frames)
                 self.frames_decoded += 1
         return None
