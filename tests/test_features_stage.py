@@ -19,7 +19,7 @@ import torch
 
 from pipeline.cache import ARRAY_NAMES, DONE, FAILED, CacheError, FeatureCache, Layout, file_lock
 from pipeline.datasets import get_dataset
-from pipeline.extract import BlockDecoder, BlockInference, decode_video, to_model_input
+from pipeline.extract import BlockDecoder, BlockInference, block_loader, decode_candidates, decode_video, to_model_input
 from pipeline.models import FrameEncoder, create_model, data_config, frame_transform, frame_transforms
 from stages.features import run_features
 
@@ -120,6 +120,31 @@ def test_a_loader_with_pin_memory_pins_the_blocks_frames(tiny_videos, tiny_confi
         assert (block.rec is block.light) == shared and len(pinned) == (1 if shared else 2) and out.light is pinned[0] and (out.rec is out.light) == shared
         assert out.rec is pinned[-1] and torch.equal(out.rec, block.rec) and torch.equal(out.light, block.light)
         assert out.videos == block.videos and out.members == [0, 1] and out.num_frames == 12
+
+
+def test_a_block_is_written_into_one_tensor_made_in_shared_memory_in_a_worker(tiny_videos, tiny_config, monkeypatch):
+    """The block's rows go video after video into one tensor sized for every row the block can
+    have (a training video's candidates included); a failed video leaves no gap. In a DataLoader
+    worker that tensor is made in shared memory, so the loader hands it over without a copy, and
+    the block that arrives equals the one decoded in the main process."""
+    import pipeline.extract
+
+    cfg = data_config(create_model(tiny_config.recognizer, 3, seed=0), tiny_config.recognizer)
+    videos = list(get_dataset("demo").load(tiny_videos).videos)
+    train, val = next(v for v in videos if v.split == "train"), next(v for v in videos if v.split == "val")
+    chosen = (train, replace(val, path="videos/missing.mp4"), val)
+    decoder = BlockDecoder(tiny_videos, chosen, [(0, [0, 1, 2])], 6, *frame_transforms(cfg, dict(cfg)), offsets=3)
+    here = decoder[0]
+    assert [v.index for v in here.videos] == [0, 2] and [f.index for f in here.failures] == [1]
+    assert here.light.shape == (18 + 6, 3, 32, 32) and here.light.untyped_storage().nbytes() == (18 + 6 + 6) * 3 * 32 * 32 * 4
+    expected = [to_model_input(decode_candidates(tiny_videos, v, 6, n)[0], decoder.light_tf) for v, n in ((train, 3), (val, 1))]
+    torch.testing.assert_close(here.light, torch.cat(expected), rtol=0, atol=0)
+    assert not here.light.is_shared()
+    (arrived,) = block_loader(decoder, 1, pin_memory=False)
+    assert arrived.light.is_shared() and arrived.rec is arrived.light
+    torch.testing.assert_close(arrived.light, here.light, rtol=0, atol=0)
+    monkeypatch.setattr(pipeline.extract, "get_worker_info", lambda: object())  # as in a worker
+    assert decoder[0].light.is_shared()
 
 
 def test_short_videos_are_repeat_spliced_in_the_cache(tiny_videos, tiny_config, run_options):
@@ -359,23 +384,32 @@ def test_decoding_workers_default_to_one_per_eight_cpu_cores_and_two_on_a_gpu(mo
 
 def test_eval_frames_are_resized_as_uint8_then_normalised():
     """timm's eval transform: its resize and crop run on the uint8 frames (torchvision v2), its
-    normalisation on the frames scaled to [0, 1]. A frame already at the resize's size is only
-    cropped, so its values are exact; a resized one stays within rounding of the float path."""
-    from torchvision.transforms import v2
+    scaling and normalisation as one multiply-add per channel, (x / 255 - mean) / std written as
+    x * (1 / (255 std)) - mean / std. A frame already at the resize's size is only cropped, so its
+    values are exact to float rounding; a resized one stays within rounding of the float path."""
+    from torchvision.transforms import Compose, Lambda, v2
 
-    from pipeline.extract import uint8_steps
+    from pipeline.extract import eval_steps
 
     cfg = {"input_size": (3, 4, 4), "interpolation": "bicubic", "mean": (0.5, 0.25, 0.0), "std": (0.5, 0.25, 1.0), "crop_pct": 0.5, "crop_mode": "center"}
     tf = frame_transform(cfg)  # shorter side to 8, centre crop 4
-    on_uint8, on_float = uint8_steps(tf)
-    assert [type(s) for s in on_uint8.transforms] == [v2.Resize, v2.CenterCrop] and len(on_float.transforms) == 1
+    steps = eval_steps(tf)
+    assert [type(s) for s in steps.geometry.transforms] == [v2.Resize, v2.CenterCrop]
+    assert steps.scale.flatten().tolist() == pytest.approx([2 / 255, 4 / 255, 1 / 255], rel=1e-7)
+    assert steps.shift.flatten().tolist() == [-1.0, -1.0, 0.0]
     frame = np.arange(8 * 8 * 3, dtype=np.uint8).reshape(1, 8, 8, 3)
     out = to_model_input(frame, tf)
+    assert out.dtype == torch.float32 and out.shape == (1, 3, 4, 4) and out.is_contiguous()
     crop = frame[0, 2:6, 2:6].transpose(2, 0, 1) / 255.0  # [3, 4, 4]
     expected = (crop - np.array([0.5, 0.25, 0.0])[:, None, None]) / np.array([0.5, 0.25, 1.0])[:, None, None]
     np.testing.assert_allclose(out[0].numpy(), expected, rtol=0, atol=1e-6)
+    assert out[0, 0, 0, 0].item() == pytest.approx(2 * (8 * 2 + 2) * 3 / 255 - 1, abs=1e-7)  # pixel (2, 2), red: 54
     yy, xx = np.mgrid[0:16, 0:12]
     smooth = np.stack([xx * 20, yy * 15, xx * 5 + yy * 5], axis=-1).astype(np.uint8)[None]  # resized 12 -> 8
     by_float = tf(torch.from_numpy(smooth).permute(0, 3, 1, 2).float() / 255.0)
     assert (to_model_input(smooth, tf) - by_float).abs().mul(torch.tensor([0.5, 0.25, 1.0])[:, None, None]).max() <= 1.5 / 255
-    assert uint8_steps(lambda x: x)[0](torch.ones(1)) == 1  # another transform: nothing on uint8
+    # any other transform takes the frames scaled to [0, 1] whole
+    assert eval_steps(lambda x: x) is None
+    flipped = Compose([*tf.transforms, Lambda(lambda x: x.flip(-1))])
+    assert eval_steps(flipped) is None
+    torch.testing.assert_close(to_model_input(frame, flipped), out.flip(-1), rtol=0, atol=1e-6)
