@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import itertools
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -141,7 +142,8 @@ class PyAVReader:
     Where every frame has its own presentation time, a read seeks to the keyframe before a
     wanted frame whenever that keyframe lies ahead of the decoder, and tells frames by their
     times: a Kinetics clip's ten seconds inside the whole YouTube video cost a group of pictures
-    and the segment, not a decode of the video up to them. Otherwise (no frame times: raw
+    and the segment, not a decode of the video up to them. The container stays open between
+    reads, so a read goes on from where the last one stopped. Otherwise (no frame times: raw
     streams), or where no seek lands on a keyframe before the frame, it decodes from the start
     of the file and counts the frames."""
 
@@ -176,6 +178,7 @@ class PyAVReader:
         self.frame_times = self._pts * time_base if has_times else None
         # The keyframes' display indices, where frames can be told by their (distinct) times.
         self._keyframes: np.ndarray | None = None
+        self._decoding: _Decoding | None = None  # the container the last read left open
         if has_times and sane_frame_times(self.frame_times):
             self._keyframes = np.sort(np.searchsorted(self._pts, [pts for pts, key in packets if key]))
 
@@ -214,41 +217,44 @@ class PyAVReader:
 
     def _read_seeking(self, indices: np.ndarray) -> np.ndarray | None:
         """The frames at ``indices``, told by their times, seeking (:meth:`_seek`) whenever the
-        keyframe before the next one lies ahead of the decoder. None where this cannot be
-        trusted (a frame of unknown time or missing, no keyframe to land on, an error): the
-        caller then decodes from the start, which gives the frames or the error."""
+        keyframe before the next one lies ahead of the decoder, or the decoder is past it. The
+        container stays open after a read, so that the next read goes on where this one stopped
+        (the all-frames pass reads a video chunk after chunk). None where this cannot be trusted
+        (a frame of unknown time or missing, no keyframe to land on, an error): the caller then
+        decodes from the start, which gives the frames or the error."""
         import av
 
         wanted = {int(i) for i in indices}
         out: dict[int, np.ndarray] = {}
-        position = 0  # past the furthest display index decoded
+        decoding, self._decoding = self._decoding, None  # kept again only after a read that went through
         try:
-            with av.open(str(self.path)) as container:
-                stream, size = _decoding_stream(container)
-                frames = None
-                for target in sorted(wanted):
-                    before = self._keyframes[: np.searchsorted(self._keyframes, target, side="right")]
-                    keyframe = int(before[-1]) if len(before) else 0
-                    if frames is None and keyframe == 0:
-                        frames = container.decode(stream)
-                    elif frames is None or keyframe > position:
-                        frames = self._seek(container, stream, before)
-                        if frames is None:
-                            return None
-                    for frame in frames:
-                        self.frames_decoded += 1
-                        index = self._index_of(frame.pts)
-                        if index is None:
-                            return None
-                        position = max(position, index + 1)
-                        if index in wanted and index not in out:
-                            out[index] = _rgb(frame, size)
-                        if index >= target:
-                            break
-                    if target not in out:
-                        return None
+            if decoding is None:
+                container = av.open(str(self.path))
+                decoding = _Decoding(container, *_decoding_stream(container))
+            for target in sorted(wanted):
+                before = self._keyframes[: np.searchsorted(self._keyframes, target, side="right")]
+                keyframe = int(before[-1]) if len(before) else 0
+                if decoding.frames is None and keyframe == 0:
+                    decoding.frames = decoding.container.decode(decoding.stream)
+                elif decoding.frames is None or keyframe > decoding.position or target < decoding.position:
+                    decoding.frames = self._seek(decoding.container, decoding.stream, before)
+                    if decoding.frames is None:
+                        return _closed(decoding)
+                for frame in decoding.frames:
+                    self.frames_decoded += 1
+                    index = self._index_of(frame.pts)
+                    if index is None:
+                        return _closed(decoding)
+                    decoding.position = index + 1
+                    if index in wanted and index not in out:
+                        out[index] = _rgb(frame, decoding.size)
+                    if index >= target:
+                        break
+                if target not in out:
+                    return _closed(decoding)
         except Exception:  # said again from the start, with the frame where decoding stopped
-            return None
+            return None if decoding is None else _closed(decoding)
+        self._decoding = decoding
         return np.stack([out[int(i)] for i in indices])
 
     def _seek(self, container, stream, keyframes: np.ndarray) -> Iterator | None:
@@ -277,6 +283,23 @@ class PyAVReader:
             return None
         index = int(np.searchsorted(self._pts, pts))
         return index if index < len(self._pts) and self._pts[index] == pts else None
+
+
+@dataclass
+class _Decoding:
+    """An open container and where its decoder stands: ``frames`` the decoded frames from there
+    on (None before the first), ``position`` the display index after the last frame taken."""
+
+    container: Any
+    stream: Any
+    size: tuple[int, int]
+    frames: Iterator | None = None
+    position: int = 0
+
+
+def _closed(decoding: _Decoding) -> None:
+    """Close the container of a read that gave up; None, its result."""
+    decoding.container.close()
 
 
 def _decoding_stream(container):

@@ -84,6 +84,25 @@ def test_uniform_frames_over_the_whole_video_are_those_of_a_decode_from_the_star
     np.testing.assert_array_equal(frames, reader._read_from_start(wanted))
 
 
+@pytest.mark.parametrize("name", sorted(LONG))
+def test_chunks_read_one_after_another_go_on_from_where_the_last_stopped(long_files, name):
+    """The all-frames pass reads a video 64 frames at a time. The container stays open between
+    reads, so the second chunk decodes its own frames only, not again from the keyframe before
+    it (60); a read behind the decoder seeks back."""
+    reader = PyAVReader(long_files / name)
+    first, second, back = np.arange(64), np.arange(64, N), np.array([31, 35])
+    np.testing.assert_array_equal(_identity(reader.read(first)), first)
+    assert reader.frames_decoded == 64
+    frames = reader.read(second)
+    assert reader.frames_decoded == N - 64
+    np.testing.assert_array_equal(_identity(frames), second)
+    np.testing.assert_array_equal(frames, reader._read_from_start(second))
+    frames = reader.read(back)
+    assert reader.frames_decoded <= 2 * GOP + 6 < 36  # from keyframe 30 (20 for MPEG-TS), not from 0
+    np.testing.assert_array_equal(_identity(frames), back)
+    np.testing.assert_array_equal(frames, reader._read_from_start(back))
+
+
 def test_a_kinetics_segment_in_a_whole_av1_video_reads_only_around_it(long_files):
     """What ``open_record`` does with a file named by the bare YouTube id: decord cannot decode
     AV1, PyAV reads the segment's window."""
