@@ -288,7 +288,9 @@ class PyAVReader:
 @dataclass
 class _Decoding:
     """An open container and where its decoder stands: ``frames`` the decoded frames from there
-    on (None before the first), ``position`` the display index after the last frame taken."""
+    on (None before the first), ``position`` the display index after the last frame taken. It
+    closes the container when dropped: PyAV's containers sit in reference cycles, so the garbage
+    collector alone would leave dozens of files and decoders open between its passes."""
 
     container: Any
     stream: Any
@@ -296,10 +298,16 @@ class _Decoding:
     frames: Iterator | None = None
     position: int = 0
 
+    def close(self) -> None:
+        self.frames = None
+        self.container.close()
+
+    __del__ = close
+
 
 def _closed(decoding: _Decoding) -> None:
     """Close the container of a read that gave up; None, its result."""
-    decoding.container.close()
+    decoding.close()
 
 
 def _decoding_stream(container):

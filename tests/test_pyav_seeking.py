@@ -103,6 +103,26 @@ def test_chunks_read_one_after_another_go_on_from_where_the_last_stopped(long_fi
     np.testing.assert_array_equal(frames, reader._read_from_start(back))
 
 
+def test_a_dropped_reader_closes_its_file_at_once(long_files):
+    """The container a read leaves open is closed when its reader is dropped, not at the next
+    garbage collection (PyAV's containers sit in reference cycles): a worker decoding video
+    after video holds one file and one decoder at a time."""
+    import gc
+    import os
+
+    gc.disable()
+    try:
+        before = len(os.listdir("/proc/self/fd"))
+        for _ in range(20):
+            reader = PyAVReader(long_files / "yt-av1.webm")
+            np.testing.assert_array_equal(_identity(reader.read(np.array([97]))), [97])
+            assert len(os.listdir("/proc/self/fd")) == before + 1  # this reader's file, left open for its next read
+        del reader
+        assert len(os.listdir("/proc/self/fd")) == before
+    finally:
+        gc.enable()
+
+
 def test_a_kinetics_segment_in_a_whole_av1_video_reads_only_around_it(long_files):
     """What ``open_record`` does with a file named by the bare YouTube id: decord cannot decode
     AV1, PyAV reads the segment's window."""
