@@ -221,7 +221,8 @@ class PyAVReader:
         container stays open after a read, so that the next read goes on where this one stopped
         (the all-frames pass reads a video chunk after chunk). None where this cannot be trusted
         (a frame of unknown time or missing, no keyframe to land on, an error): the caller then
-        decodes from the start, which gives the frames or the error."""
+        decodes from the start, which gives the frames or the error. A read that gives up drops
+        its container, which closes it (:class:`_Decoding`)."""
         import av
 
         wanted = {int(i) for i in indices}
@@ -239,21 +240,21 @@ class PyAVReader:
                 elif decoding.frames is None or keyframe > decoding.position or target < decoding.position:
                     decoding.frames = self._seek(decoding.container, decoding.stream, before)
                     if decoding.frames is None:
-                        return _closed(decoding)
+                        return None
                 for frame in decoding.frames:
                     self.frames_decoded += 1
                     index = self._index_of(frame.pts)
                     if index is None:
-                        return _closed(decoding)
+                        return None
                     decoding.position = index + 1
                     if index in wanted and index not in out:
                         out[index] = _rgb(frame, decoding.size)
                     if index >= target:
                         break
                 if target not in out:
-                    return _closed(decoding)
+                    return None
         except Exception:  # said again from the start, with the frame where decoding stopped
-            return None if decoding is None else _closed(decoding)
+            return None
         self._decoding = decoding
         return np.stack([out[int(i)] for i in indices])
 
@@ -303,11 +304,6 @@ class _Decoding:
         self.container.close()
 
     __del__ = close
-
-
-def _closed(decoding: _Decoding) -> None:
-    """Close the container of a read that gave up; None, its result."""
-    decoding.close()
 
 
 def _decoding_stream(container):

@@ -154,13 +154,13 @@ class BlockDecoder(Dataset):
         process gets one tensor per model (and the loader pins it, on a GPU)."""
         block_id, members = self.blocks[item]
         decoded, failures = [], []
-        capacity = sum(self.t * (self.offsets if self.videos[index].split == "train" else 1) for index in members)
+        capacity = sum(self.t * self._candidates(self.videos[index]) for index in members)
         light_rows = BlockRows(capacity)
         rec_rows = light_rows if self.rec_tf is self.light_tf else BlockRows(capacity)
         for index in members:
             record = self.videos[index]
             try:
-                frames, indices, count = decode_candidates(self.root, record, self.t, self.offsets if record.split == "train" else 1)
+                frames, indices, count = decode_candidates(self.root, record, self.t, self._candidates(record))
                 light = to_model_input(frames, self.light_tf)
                 rec = light if rec_rows is light_rows else to_model_input(frames, self.rec_tf)
             except VideoReadError as exc:
@@ -175,6 +175,11 @@ class BlockDecoder(Dataset):
                 rec_rows.append(rec)
         light = light_rows.joined()
         return DecodedBlock(block_id, members, decoded, failures, light, light if rec_rows is light_rows else rec_rows.joined())
+
+    def _candidates(self, record: VideoRecord) -> int:
+        """Candidate frames per segment decoded for a video: ``offsets`` for training videos
+        (the temporal-shift views), 1 for the others."""
+        return self.offsets if record.split == "train" else 1
 
 
 class BlockRows:
@@ -201,7 +206,7 @@ def _block_tensor(shape: tuple[int, ...]) -> torch.Tensor:
     """An uninitialised float tensor; in shared memory in a DataLoader worker."""
     if get_worker_info() is None:
         return torch.empty(shape)
-    storage = torch.UntypedStorage._new_shared(math.prod(shape) * 4)
+    storage = torch.UntypedStorage._new_shared(math.prod(shape) * torch.float32.itemsize)
     return torch.empty(0).set_(storage, 0, shape)
 
 

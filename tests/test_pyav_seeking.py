@@ -123,6 +123,23 @@ def test_a_dropped_reader_closes_its_file_at_once(long_files):
         gc.enable()
 
 
+def test_a_read_that_gives_up_seeking_leaves_no_file_open(long_files, monkeypatch):
+    """A frame of unknown time sends the read back to a decode from the start; the container
+    the seeking read opened is dropped, which closes it."""
+    import gc
+    import os
+
+    reader = PyAVReader(long_files / "yt-av1.webm")
+    monkeypatch.setattr(reader, "_index_of", lambda pts: None)
+    gc.disable()
+    try:
+        before = len(os.listdir("/proc/self/fd"))
+        np.testing.assert_array_equal(_identity(reader.read(np.array([97]))), [97])
+        assert reader._decoding is None and len(os.listdir("/proc/self/fd")) == before
+    finally:
+        gc.enable()
+
+
 def test_a_kinetics_segment_in_a_whole_av1_video_reads_only_around_it(long_files):
     """What ``open_record`` does with a file named by the bare YouTube id: decord cannot decode
     AV1, PyAV reads the segment's window."""
