@@ -223,15 +223,12 @@ class PyAVReader:
         (a frame of unknown time or missing, no keyframe to land on, an error): the caller then
         decodes from the start, which gives the frames or the error. A read that gives up drops
         its container, which closes it (:class:`_Decoding`)."""
-        import av
-
         wanted = {int(i) for i in indices}
         out: dict[int, np.ndarray] = {}
         decoding, self._decoding = self._decoding, None  # kept again only after a read that went through
         try:
             if decoding is None:
-                container = av.open(str(self.path))
-                decoding = _Decoding(container, *_decoding_stream(container))
+                decoding = _Decoding.open(self.path)
             for target in sorted(wanted):
                 before = self._keyframes[: np.searchsorted(self._keyframes, target, side="right")]
                 keyframe = int(before[-1]) if len(before) else 0
@@ -298,6 +295,19 @@ class _Decoding:
     size: tuple[int, int]
     frames: Iterator | None = None
     position: int = 0
+
+    @classmethod
+    def open(cls, path: Path) -> _Decoding:
+        """``path`` opened at its best video stream; the container is closed again at once if
+        the stream cannot be set up, since no :class:`_Decoding` holds it yet."""
+        import av
+
+        container = av.open(str(path))
+        try:
+            return cls(container, *_decoding_stream(container))
+        except BaseException:
+            container.close()
+            raise
 
     def close(self) -> None:
         self.frames = None

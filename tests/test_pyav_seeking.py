@@ -162,3 +162,32 @@ def test_frames_without_times_are_read_front_to_back(tmp_path):
     wanted = np.array([31, 35])
     np.testing.assert_array_equal(_identity(reader.read(wanted)), wanted)
     assert reader.frames_decoded == 36
+
+
+def test_a_stream_that_cannot_be_set_up_leaves_no_file_open(long_files, monkeypatch):
+    """The seeking read opens the file again; if setting up its stream fails there, the
+    container, which nothing holds yet, is closed at once and the read decodes from the start."""
+    import gc
+    import os
+
+    from pipeline import decoders
+
+    reader = PyAVReader(long_files / "yt-av1.webm")
+    calls = []
+    setup = decoders._decoding_stream
+
+    def failing_once(container):
+        calls.append(container)
+        if len(calls) == 1:
+            raise RuntimeError("no decoder for this stream")
+        return setup(container)
+
+    monkeypatch.setattr(decoders, "_decoding_stream", failing_once)
+    gc.disable()
+    try:
+        before = len(os.listdir("/proc/self/fd"))
+        np.testing.assert_array_equal(_identity(reader.read(np.array([97]))), [97])
+        assert len(calls) == 2 and reader._decoding is None  # the seeking read, then the read from the start
+        assert len(os.listdir("/proc/self/fd")) == before
+    finally:
+        gc.enable()
