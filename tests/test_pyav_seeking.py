@@ -40,6 +40,10 @@ LONG = {
     "yt-dash-av1.mp4": ("mp4", "libsvtav1", {"g": str(GOP)}, {"movflags": "dash"}),  # fragmented, as YouTube serves it
     "live-vp9.webm": ("webm", "libvpx-vp9", {"g": str(GOP)}, {"live": "1"}),  # no cues
     "h264.ts": ("mpegts", "libx264", {"g": str(GOP)}, None),  # lands a GOP late: sought again
+    # open groups of pictures: the frames shown just before a keyframe are decoded after it, from
+    # the group before (x265's default; x264 with open-gop). After a seek they lack a reference.
+    "hevc-open-gop.mkv": ("matroska", "libx265", {"g": str(GOP), "bf": "3", "x265-params": f"keyint={GOP}:min-keyint={GOP}:scenecut=0:open-gop=1:log-level=error"}, None),
+    "h264-open-gop.mp4": ("mp4", "libx264", {"g": str(GOP), "bf": "3", "x264-params": "open-gop=1:scenecut=0"}, None),
 }
 
 
