@@ -169,10 +169,11 @@ class BlockDecoder(Dataset):
             except Exception as exc:  # a frame folder of mixed sizes, a transform error, ...
                 failures.append(VideoFailure(index, f"{type(exc).__name__}: {exc}"))
                 continue
-            decoded.append(DecodedVideo(index, indices, count))
-            light_rows.append(light)
+            source = self.root / record.path
+            light_rows.append(light, source)
             if rec_rows is not light_rows:
-                rec_rows.append(rec)
+                rec_rows.append(rec, source)
+            decoded.append(DecodedVideo(index, indices, count))
         light = light_rows.joined()
         return DecodedBlock(block_id, members, decoded, failures, light, light if rec_rows is light_rows else rec_rows.joined())
 
@@ -191,9 +192,17 @@ class BlockRows:
     def __init__(self, capacity: int):
         self.capacity, self.rows, self.tensor = capacity, 0, None
 
-    def append(self, frames: torch.Tensor) -> None:
+    def append(self, frames: torch.Tensor, source: Path) -> None:
+        """The frames of the video at ``source`` after the rows so far. All of a block's frames
+        have one size, which the timm eval transforms give by cropping; a transform whose frames
+        differ from the block's first video's is refused, naming the video."""
         if self.tensor is None:
             self.tensor = _block_tensor((self.capacity,) + tuple(frames.shape[1:]))
+        elif frames.shape[1:] != self.tensor.shape[1:]:
+            raise ValueError(
+                f"{source}: preprocessed to frames of {tuple(frames.shape[1:])} where the videos before it in its block gave "
+                f"{tuple(self.tensor.shape[1:])}; the transform must give frames of one size (timm's eval transforms crop to one)"
+            )
         self.tensor[self.rows : self.rows + len(frames)].copy_(frames)
         self.rows += len(frames)
 

@@ -4,6 +4,7 @@ fingerprint refusal, HDF5, shards, interrupted runs, bad inputs, concurrent writ
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 import signal
@@ -145,6 +146,21 @@ def test_a_block_is_written_into_one_tensor_made_in_shared_memory_in_a_worker(ti
     torch.testing.assert_close(arrived.light, here.light, rtol=0, atol=0)
     monkeypatch.setattr(pipeline.extract, "get_worker_info", lambda: object())  # as in a worker
     assert decoder[0].light.is_shared()
+
+
+def test_a_transform_whose_frame_size_varies_is_refused_naming_the_video(tiny_videos):
+    """A block's frames share one tensor, so its videos must come out of the transform at one
+    size (timm's eval transforms crop to one). A transform that does not is refused with the
+    video it failed on, not with a copy error out of torch."""
+    sizes = iter([(32, 32), (24, 40)])
+
+    def varying(frames: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.interpolate(frames, size=next(sizes))
+
+    videos = [v for v in get_dataset("demo").load(tiny_videos).videos if v.split == "val"][:2]
+    decoder = BlockDecoder(tiny_videos, tuple(videos), [(0, [0, 1])], 4, varying, varying)
+    with pytest.raises(ValueError, match=rf"{re.escape(str(tiny_videos / videos[1].path))}: preprocessed to frames of \(3, 24, 40\) where the videos before it in its block gave \(3, 32, 32\)"):
+        decoder[0]
 
 
 def test_short_videos_are_repeat_spliced_in_the_cache(tiny_videos, tiny_config, run_options):
