@@ -4,8 +4,8 @@ fingerprint refusal, HDF5, shards, interrupted runs, bad inputs, concurrent writ
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import shutil
 import signal
 import subprocess
