@@ -1,9 +1,10 @@
 """Decoding in DataLoader workers and batched inference of the two backbones.
 
 The unit of work is a *block*: a fixed run of consecutive videos (their number is set when a
-cache is created). A worker decodes a whole block, pre-samples T frames per video and applies
-each model's timm transform; the main process runs both models on all frames of the block at
-once (frames of several videos share a batch). Blocks are fixed by video index, so a resumed or
+cache is created). A worker decodes a whole block, pre-samples T frames per video and resizes
+and crops them as each model's timm transform does, handing over uint8 crops; the main process
+scales and normalises them on the models' device and runs both models on all frames of the
+block at once (frames of several videos share a batch). Blocks are fixed by video index, so a resumed or
 sharded run computes exactly the batches an uninterrupted run would, and on the CPU the cache
 comes out bit-identical.
 """
@@ -48,14 +49,50 @@ class VideoFailure:
     reason: str
 
 
+@dataclass(frozen=True)
+class Rescale:
+    """uint8 pixels -> a model's float input: the scaling to [0, 1] and timm's ``Normalize`` as
+    ``x * scale + shift`` per channel, in place on one contiguous float copy."""
+
+    scale: torch.Tensor  # [1, C, 1, 1]: 1 / (255 std)
+    shift: torch.Tensor  # [1, C, 1, 1]: -mean / std
+
+    def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
+        """uint8 [N, C, h, w] (any strides, any device) -> contiguous float [N, C, h, w] there."""
+        x = torch.empty(pixels.shape, dtype=torch.float32, device=pixels.device).copy_(pixels)
+        return x.mul_(self.scale.to(x.device)).add_(self.shift.to(x.device))
+
+
+@dataclass
+class ModelFrames:
+    """One model's frames of a block, every decoded video's rows video after video: the uint8
+    crops and the :class:`Rescale` that makes them the model's input (a timm eval transform), or
+    the float input itself (any other transform; ``rescale`` None). The decoders hand over uint8
+    crops, a quarter of the float input's bytes, and the input is made where the model runs."""
+
+    pixels: torch.Tensor  # [frames, 3, h, w]
+    rescale: Rescale | None
+
+    def __len__(self) -> int:
+        return len(self.pixels)
+
+    def model_input(self, device: torch.device) -> torch.Tensor:
+        """The model's float input [frames, 3, h, w] on ``device``."""
+        x = self.pixels.to(device, non_blocking=True)
+        return x if self.rescale is None else self.rescale(x)
+
+    def pin_memory(self) -> ModelFrames:
+        return replace(self, pixels=self.pixels.pin_memory())
+
+
 @dataclass
 class DecodedBlock:
     block: int
     members: list[int]  # the consecutive video indices of the block
     videos: list[DecodedVideo]
     failures: list[VideoFailure]
-    light: torch.Tensor  # [frames, 3, h, w]: every decoded video's rows, video after video, for the light model
-    rec: torch.Tensor  # [frames, 3, H, W] for the recognizer; the same tensor when they share preprocessing
+    light: ModelFrames  # for the light model
+    rec: ModelFrames  # for the recognizer; the same object when they share preprocessing
 
     @property
     def num_frames(self) -> int:
@@ -92,9 +129,14 @@ def to_model_input(frames: np.ndarray, transform: Transform) -> torch.Tensor:
     runs as :class:`EvalSteps` (resize and crop on the uint8 frames, as timm's PIL pipeline runs
     them, then one multiply-add per channel); any other transform takes the frames scaled to
     [0, 1] whole."""
-    x = torch.from_numpy(frames).permute(0, 3, 1, 2)
+    x = channels_first(frames)
     steps = eval_steps(transform)
     return steps(x) if steps is not None else transform(x.float().div_(255.0)).contiguous()
+
+
+def channels_first(frames: np.ndarray) -> torch.Tensor:
+    """uint8 [T, H, W, 3] -> a [T, 3, H, W] view of the same memory."""
+    return torch.from_numpy(frames).permute(0, 3, 1, 2)
 
 
 @dataclass(frozen=True)
@@ -106,14 +148,12 @@ class EvalSteps:
     ``x * scale + shift`` in place on one contiguous float copy (0.2-0.7 against 1.0-2.3 ms a
     frame for the steps one after the other on channels-last views, 224², 2026-12-03)."""
 
-    geometry: Transform
-    scale: torch.Tensor  # [1, C, 1, 1]: 1 / (255 std)
-    shift: torch.Tensor  # [1, C, 1, 1]: -mean / std
+    geometry: Transform  # uint8 [T, C, H, W] -> uint8 [T, C, h, w]
+    rescale: Rescale
 
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 [T, C, H, W] (any strides) -> contiguous float [T, C, h, w]."""
-        x = self.geometry(frames)
-        return torch.empty(x.shape, dtype=torch.float32).copy_(x).mul_(self.scale).add_(self.shift)
+        return self.rescale(self.geometry(frames))
 
 
 @functools.lru_cache(maxsize=16)
@@ -133,7 +173,7 @@ def eval_steps(transform: Transform) -> EvalSteps | None:
     mean, std = (torch.as_tensor(after[0].mean), torch.as_tensor(after[0].std)) if after else (torch.zeros(1), torch.ones(1))
     mean, std = mean.double(), std.double()
     geometry = v2.Compose([v2.Resize(s.size, s.interpolation, s.max_size, s.antialias) if type(s) is Resize else v2.CenterCrop(s.size) for s in steps[:at]])
-    return EvalSteps(geometry, (1.0 / (255.0 * std)).float().view(1, -1, 1, 1), (-mean / std).float().view(1, -1, 1, 1))
+    return EvalSteps(geometry, Rescale((1.0 / (255.0 * std)).float().view(1, -1, 1, 1), (-mean / std).float().view(1, -1, 1, 1)))
 
 
 class BlockDecoder(Dataset):
@@ -155,14 +195,14 @@ class BlockDecoder(Dataset):
         block_id, members = self.blocks[item]
         decoded, failures = [], []
         capacity = sum(self.t * self._candidates(self.videos[index]) for index in members)
-        light_rows = BlockRows(capacity)
-        rec_rows = light_rows if self.rec_tf is self.light_tf else BlockRows(capacity)
+        light_rows = BlockRows(capacity, eval_steps(self.light_tf))
+        rec_rows = light_rows if self.rec_tf is self.light_tf else BlockRows(capacity, eval_steps(self.rec_tf))
         for index in members:
             record = self.videos[index]
             try:
                 frames, indices, count = decode_candidates(self.root, record, self.t, self._candidates(record))
-                light = to_model_input(frames, self.light_tf)
-                rec = light if rec_rows is light_rows else to_model_input(frames, self.rec_tf)
+                light = light_rows.preprocess(frames, self.light_tf)
+                rec = light if rec_rows is light_rows else rec_rows.preprocess(frames, self.rec_tf)
             except VideoReadError as exc:
                 failures.append(VideoFailure(index, exc.reason))
                 continue
@@ -187,17 +227,24 @@ class BlockRows:
     """One model's preprocessed frames of a block, copied video after video into one tensor,
     made at the first video for every row the block can have. In a DataLoader worker it is made
     in shared memory, where the loader would otherwise copy it: on the 2-core machine fresh
-    memory costs more than the copy into it (40 against 5 ms for a block of 128 frames at 224²)."""
+    memory costs more than the copy into it (40 against 5 ms for a block of 128 frames at 224²).
+    For a timm eval transform (``steps``) the rows are the uint8 crops, and the rescaling to
+    the model's input waits for the main process (:meth:`ModelFrames.model_input`)."""
 
-    def __init__(self, capacity: int):
-        self.capacity, self.rows, self.tensor = capacity, 0, None
+    def __init__(self, capacity: int, steps: EvalSteps | None):
+        self.capacity, self.steps, self.rows, self.tensor = capacity, steps, 0, None
+
+    def preprocess(self, frames: np.ndarray, transform: Transform) -> torch.Tensor:
+        """A video's uint8 frames [T, H, W, 3] as this block's rows: the eval transform's crops,
+        or the float input of any other transform."""
+        return self.steps.geometry(channels_first(frames)) if self.steps is not None else to_model_input(frames, transform)
 
     def append(self, frames: torch.Tensor, source: Path) -> None:
         """The frames of the video at ``source`` after the rows so far. All of a block's frames
         have one size, which the timm eval transforms give by cropping; a transform whose frames
         differ from the block's first video's is refused, naming the video."""
         if self.tensor is None:
-            self.tensor = _block_tensor((self.capacity,) + tuple(frames.shape[1:]))
+            self.tensor = _block_tensor((self.capacity,) + tuple(frames.shape[1:]), frames.dtype)
         elif frames.shape[1:] != self.tensor.shape[1:]:
             raise ValueError(
                 f"{source}: preprocessed to frames of {tuple(frames.shape[1:])} where the videos before it in its block gave "
@@ -206,17 +253,18 @@ class BlockRows:
         self.tensor[self.rows : self.rows + len(frames)].copy_(frames)
         self.rows += len(frames)
 
-    def joined(self) -> torch.Tensor:
-        """The rows appended so far, one tensor (a view of the block's)."""
-        return torch.empty(0) if self.tensor is None else self.tensor[: self.rows]
+    def joined(self) -> ModelFrames:
+        """The rows appended so far (a view of the block's tensor) and their rescaling."""
+        pixels = torch.empty(0) if self.tensor is None else self.tensor[: self.rows]
+        return ModelFrames(pixels, self.steps.rescale if self.steps is not None else None)
 
 
-def _block_tensor(shape: tuple[int, ...]) -> torch.Tensor:
-    """An uninitialised float tensor; in shared memory in a DataLoader worker."""
+def _block_tensor(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """An uninitialised tensor; in shared memory in a DataLoader worker."""
     if get_worker_info() is None:
-        return torch.empty(shape)
-    storage = torch.UntypedStorage._new_shared(math.prod(shape) * torch.float32.itemsize)
-    return torch.empty(0).set_(storage, 0, shape)
+        return torch.empty(shape, dtype=dtype)
+    storage = torch.UntypedStorage._new_shared(math.prod(shape) * dtype.itemsize)
+    return torch.empty(0, dtype=dtype).set_(storage, 0, shape)
 
 
 def single_thread_worker(_: int) -> None:
@@ -264,10 +312,11 @@ def block_loader(dataset: BlockDecoder, workers: int, pin_memory: bool) -> DataL
 
 
 class BlockInference:
-    """Runs the light model and the recognizer on all frames of a block."""
+    """Runs the light model and the recognizer on all frames of a block, their inputs made on
+    ``device`` (where the runners take them) from the block's uint8 crops."""
 
-    def __init__(self, light: Runner, recognizer: Runner):
-        self.light, self.recognizer = light, recognizer
+    def __init__(self, light: Runner, recognizer: Runner, device: torch.device):
+        self.light, self.recognizer, self.device = light, recognizer, torch.device(device)
 
     def __call__(self, block: DecodedBlock, layout_rows: dict[str, tuple[tuple[int, ...], str]]) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """The cache rows of the block's videos (failed ones left zero) and their status
@@ -279,8 +328,11 @@ class BlockInference:
             status[failure.index - start] = FAILED
         if not block.videos:
             return rows, status
-        light, _ = self.light(block.light)
-        rec, logits = self.recognizer(block.rec)
+        inputs = block.light.model_input(self.device)
+        light, _ = self.light(inputs)
+        if block.rec is not block.light:
+            inputs = block.rec.model_input(self.device)
+        rec, logits = self.recognizer(inputs)
         outputs = {name: value.float().cpu().numpy() for name, value in (("light_features", light), ("rec_features", rec), ("rec_logits", logits))}
         at = 0
         for video in block.videos:  # a video's frames: S rows of T, the centres first

@@ -104,7 +104,7 @@ def bench_features(dataset: str, data_root: Path | None, config: FeaturesConfig,
 
     for backend in backends:
         run_opts = replace(opts, backend=backend, exports=opts.export_dir)
-        infer = BlockInference(*build_runners(light, rec, light_cfg, rec_cfg, device, backend, opts.export_dir))
+        infer = BlockInference(*build_runners(light, rec, light_cfg, rec_cfg, device, backend, opts.export_dir), device)
         infer(decoded[0], rows)  # warm-up
 
         def time_models() -> float:

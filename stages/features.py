@@ -285,7 +285,7 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
             decoder = BlockDecoder(root, manifest.videos, plan.todo, config.num_frames, *frame_transforms(light_cfg, rec_cfg), config.offsets)
             loader = block_loader(decoder, min(decoding_workers(opts.workers, worker.device), len(plan.todo)), pin_memory=worker.device.type == "cuda")
             blocks = iter(loader)  # the decoding workers start and decode ahead while the models load
-            infer = BlockInference(*build_runners(light, rec, light_cfg, rec_cfg, worker.device, opts.backend, opts.export_dir))
+            infer = BlockInference(*build_runners(light, rec, light_cfg, rec_cfg, worker.device, opts.backend, opts.export_dir), worker.device)
             bar = tqdm(total=sum(len(m) for _, m in plan.todo), unit="video", desc=f"features {manifest.name}", disable=not opts.progress or not worker.is_leader)
             tick = time.perf_counter()
             row_layout = layout.rows()

@@ -84,11 +84,11 @@ def test_models_with_equal_data_configs_share_one_preprocessing_of_each_frame(ti
     shared = spy(light_tf)
     block = BlockDecoder(tiny_videos, videos, [(0, [0, 1, 2])], 6, shared, shared)[0]
     assert calls == [6, 6, 6]  # once a video, not once a model
-    assert block.rec is block.light and block.num_frames == len(block.light) == 18
+    assert block.rec is block.light and block.num_frames == len(block.light) == 18 and block.light.rescale is None  # a wrapped transform: float rows
     at = 0
     for video in block.videos:  # the videos' rows one after the other
         expected = to_model_input(decode_video(tiny_videos, videos[video.index], 6)[0], shared)
-        torch.testing.assert_close(block.light[at : at + video.rows], expected, rtol=0, atol=0)
+        torch.testing.assert_close(block.light.pixels[at : at + video.rows], expected, rtol=0, atol=0)
         at += video.rows
     fed: dict[str, torch.Tensor] = {}
 
@@ -96,12 +96,12 @@ def test_models_with_equal_data_configs_share_one_preprocessing_of_each_frame(ti
         return lambda frames: fed.__setitem__(name, frames) or (torch.zeros(len(frames), dim), torch.zeros(len(frames), 3))
 
     layout = Layout(3, 6, 4, 5, 3).rows()
-    BlockInference(runner("light", 4), runner("rec", 5))(block, layout)
+    BlockInference(runner("light", 4), runner("rec", 5), torch.device("cpu"))(block, layout)
     assert fed["rec"] is fed["light"] and fed["light"].shape == (18, 3, 32, 32)  # one batch of frames for both models
     calls.clear()
     block = BlockDecoder(tiny_videos, videos, [(0, [0, 1, 2])], 6, spy(other_light), spy(other_rec))[0]
-    assert calls == [6] * 6 and block.rec is not block.light and block.rec.shape == block.light.shape
-    BlockInference(runner("light", 4), runner("rec", 5))(block, layout)
+    assert calls == [6] * 6 and block.rec is not block.light and block.rec.pixels.shape == block.light.pixels.shape
+    BlockInference(runner("light", 4), runner("rec", 5), torch.device("cpu"))(block, layout)
     assert fed["rec"] is not fed["light"] and not torch.equal(fed["rec"], fed["light"])
 
 
@@ -118,16 +118,19 @@ def test_a_loader_with_pin_memory_pins_the_blocks_frames(tiny_videos, tiny_confi
         pinned.clear()
         block = BlockDecoder(tiny_videos, videos, [(0, [0, 1])], 6, *frame_transforms(cfg, rec_cfg))[0]
         out = pin_memory(block)
-        assert (block.rec is block.light) == shared and len(pinned) == (1 if shared else 2) and out.light is pinned[0] and (out.rec is out.light) == shared
-        assert out.rec is pinned[-1] and torch.equal(out.rec, block.rec) and torch.equal(out.light, block.light)
+        assert (block.rec is block.light) == shared and len(pinned) == (1 if shared else 2) and out.light.pixels is pinned[0] and (out.rec is out.light) == shared
+        assert out.rec.pixels is pinned[-1] and torch.equal(out.rec.pixels, block.rec.pixels) and torch.equal(out.light.pixels, block.light.pixels)
+        assert pinned[0].dtype == torch.uint8 and out.light.rescale is block.light.rescale  # the crops are pinned, a quarter of the input's bytes
         assert out.videos == block.videos and out.members == [0, 1] and out.num_frames == 12
 
 
 def test_a_block_is_written_into_one_tensor_made_in_shared_memory_in_a_worker(tiny_videos, tiny_config, monkeypatch):
     """The block's rows go video after video into one tensor sized for every row the block can
-    have (a training video's candidates included); a failed video leaves no gap. In a DataLoader
-    worker that tensor is made in shared memory, so the loader hands it over without a copy, and
-    the block that arrives equals the one decoded in the main process."""
+    have (a training video's candidates included); a failed video leaves no gap. For a timm eval
+    transform the rows are the uint8 crops, one byte a value, and the model's input made from
+    them equals :func:`to_model_input` bit for bit. In a DataLoader worker that tensor is made in
+    shared memory, so the loader hands it over without a copy, and the block that arrives equals
+    the one decoded in the main process."""
     import pipeline.extract
 
     cfg = data_config(create_model(tiny_config.recognizer, 3, seed=0), tiny_config.recognizer)
@@ -137,15 +140,37 @@ def test_a_block_is_written_into_one_tensor_made_in_shared_memory_in_a_worker(ti
     decoder = BlockDecoder(tiny_videos, chosen, [(0, [0, 1, 2])], 6, *frame_transforms(cfg, dict(cfg)), offsets=3)
     here = decoder[0]
     assert [v.index for v in here.videos] == [0, 2] and [f.index for f in here.failures] == [1]
-    assert here.light.shape == (18 + 6, 3, 32, 32) and here.light.untyped_storage().nbytes() == (18 + 6 + 6) * 3 * 32 * 32 * 4
+    assert here.light.pixels.shape == (18 + 6, 3, 32, 32) and here.light.pixels.dtype == torch.uint8
+    assert here.light.pixels.untyped_storage().nbytes() == (18 + 6 + 6) * 3 * 32 * 32
     expected = [to_model_input(decode_candidates(tiny_videos, v, 6, n)[0], decoder.light_tf) for v, n in ((train, 3), (val, 1))]
-    torch.testing.assert_close(here.light, torch.cat(expected), rtol=0, atol=0)
-    assert not here.light.is_shared()
+    torch.testing.assert_close(here.light.model_input(torch.device("cpu")), torch.cat(expected), rtol=0, atol=0)
+    assert not here.light.pixels.is_shared()
     (arrived,) = block_loader(decoder, 1, pin_memory=False)
-    assert arrived.light.is_shared() and arrived.rec is arrived.light
-    torch.testing.assert_close(arrived.light, here.light, rtol=0, atol=0)
+    assert arrived.light.pixels.is_shared() and arrived.rec is arrived.light
+    assert torch.equal(arrived.light.pixels, here.light.pixels)
     monkeypatch.setattr(pipeline.extract, "get_worker_info", lambda: object())  # as in a worker
-    assert decoder[0].light.is_shared()
+    assert decoder[0].light.pixels.is_shared()
+
+
+def test_the_crops_go_to_the_models_device_as_uint8_and_are_rescaled_there(monkeypatch):
+    """On a GPU a block's uint8 crops cross to the device, a quarter of the float input's bytes,
+    and the rescaling runs there (the meta device stands in for a GPU). On the CPU a pixel
+    value v of channel c becomes v * scale_c + shift_c, checked by hand."""
+    from pipeline.extract import ModelFrames, Rescale
+
+    pixels = torch.arange(2 * 3 * 2 * 2, dtype=torch.uint8).reshape(2, 3, 2, 2)
+    frames = ModelFrames(pixels, Rescale(torch.tensor([1.0, 2.0, 4.0]).view(1, 3, 1, 1) / 255, torch.tensor([-1.0, 0.0, 0.5]).view(1, 3, 1, 1)))
+    moved: list[torch.dtype] = []
+    to = torch.Tensor.to
+    monkeypatch.setattr(torch.Tensor, "to", lambda self, *args, **kwargs: moved.append(self.dtype) or to(self, *args, **kwargs))
+    on_device = frames.model_input(torch.device("meta"))
+    assert on_device.device.type == "meta" and on_device.dtype == torch.float32 and on_device.shape == (2, 3, 2, 2)
+    assert moved == [torch.uint8, torch.float32, torch.float32]  # the crops, then the scale and shift
+    on_cpu = frames.model_input(torch.device("cpu"))
+    assert on_cpu.dtype == torch.float32 and on_cpu.is_contiguous()
+    assert on_cpu[0, 0, 0, 0].item() == -1.0 and on_cpu[0, 1, 0, 1].item() == pytest.approx(5 * 2 / 255, abs=1e-7)
+    assert on_cpu[1, 2, 1, 1].item() == pytest.approx(23 * 4 / 255 + 0.5, abs=1e-7)  # value 23: 1*12 + 2*4 + 1*2 + 1
+    assert ModelFrames(on_cpu, None).model_input(torch.device("cpu")) is on_cpu  # another transform's float rows as they are
 
 
 def test_a_transform_whose_frame_size_varies_is_refused_naming_the_video(tiny_videos):
@@ -411,8 +436,8 @@ def test_eval_frames_are_resized_as_uint8_then_normalised():
     tf = frame_transform(cfg)  # shorter side to 8, centre crop 4
     steps = eval_steps(tf)
     assert [type(s) for s in steps.geometry.transforms] == [v2.Resize, v2.CenterCrop]
-    assert steps.scale.flatten().tolist() == pytest.approx([2 / 255, 4 / 255, 1 / 255], rel=1e-7)
-    assert steps.shift.flatten().tolist() == [-1.0, -1.0, 0.0]
+    assert steps.rescale.scale.flatten().tolist() == pytest.approx([2 / 255, 4 / 255, 1 / 255], rel=1e-7)
+    assert steps.rescale.shift.flatten().tolist() == [-1.0, -1.0, 0.0]
     frame = np.arange(8 * 8 * 3, dtype=np.uint8).reshape(1, 8, 8, 3)
     out = to_model_input(frame, tf)
     assert out.dtype == torch.float32 and out.shape == (1, 3, 4, 4) and out.is_contiguous()
