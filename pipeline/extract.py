@@ -4,9 +4,9 @@ The unit of work is a *block*: a fixed run of consecutive videos (their number i
 cache is created). A worker decodes a whole block, pre-samples T frames per video and resizes
 and crops them as each model's timm transform does, handing over uint8 crops; the main process
 scales and normalises them on the models' device and runs both models on all frames of the
-block at once (frames of several videos share a batch). Blocks are fixed by video index, so a resumed or
-sharded run computes exactly the batches an uninterrupted run would, and on the CPU the cache
-comes out bit-identical.
+block at once (frames of several videos share a batch). Blocks are fixed by video index, so a
+resumed or sharded run computes exactly the batches an uninterrupted run would, and on the CPU
+the cache comes out bit-identical.
 """
 
 from __future__ import annotations
@@ -195,27 +195,24 @@ class BlockDecoder(Dataset):
         block_id, members = self.blocks[item]
         decoded, failures = [], []
         capacity = sum(self.t * self._candidates(self.videos[index]) for index in members)
-        light_rows = BlockRows(capacity, eval_steps(self.light_tf))
-        rec_rows = light_rows if self.rec_tf is self.light_tf else BlockRows(capacity, eval_steps(self.rec_tf))
+        transforms = (self.light_tf,) if self.rec_tf is self.light_tf else (self.light_tf, self.rec_tf)  # one preprocessing when shared
+        models = [BlockRows(capacity, tf) for tf in transforms]
         for index in members:
             record = self.videos[index]
             try:
                 frames, indices, count = decode_candidates(self.root, record, self.t, self._candidates(record))
-                light = light_rows.preprocess(frames, self.light_tf)
-                rec = light if rec_rows is light_rows else rec_rows.preprocess(frames, self.rec_tf)
+                prepared = [rows.preprocess(frames) for rows in models]
             except VideoReadError as exc:
                 failures.append(VideoFailure(index, exc.reason))
                 continue
             except Exception as exc:  # a frame folder of mixed sizes, a transform error, ...
                 failures.append(VideoFailure(index, f"{type(exc).__name__}: {exc}"))
                 continue
-            source = self.root / record.path
-            light_rows.append(light, source)
-            if rec_rows is not light_rows:
-                rec_rows.append(rec, source)
+            for rows, x in zip(models, prepared):
+                rows.append(x, self.root / record.path)
             decoded.append(DecodedVideo(index, indices, count))
-        light = light_rows.joined()
-        return DecodedBlock(block_id, members, decoded, failures, light, light if rec_rows is light_rows else rec_rows.joined())
+        joined = [rows.joined() for rows in models]  # one object for both models when they share preprocessing
+        return DecodedBlock(block_id, members, decoded, failures, joined[0], joined[-1])
 
     def _candidates(self, record: VideoRecord) -> int:
         """Candidate frames per segment decoded for a video: ``offsets`` for training videos
@@ -228,16 +225,16 @@ class BlockRows:
     made at the first video for every row the block can have. In a DataLoader worker it is made
     in shared memory, where the loader would otherwise copy it: on the 2-core machine fresh
     memory costs more than the copy into it (40 against 5 ms for a block of 128 frames at 224²).
-    For a timm eval transform (``steps``) the rows are the uint8 crops, and the rescaling to
-    the model's input waits for the main process (:meth:`ModelFrames.model_input`)."""
+    For a timm eval transform the rows are the uint8 crops, and the rescaling to the model's
+    input waits for the main process (:meth:`ModelFrames.model_input`)."""
 
-    def __init__(self, capacity: int, steps: EvalSteps | None):
-        self.capacity, self.steps, self.rows, self.tensor = capacity, steps, 0, None
+    def __init__(self, capacity: int, transform: Transform):
+        self.capacity, self.transform, self.steps, self.rows, self.tensor = capacity, transform, eval_steps(transform), 0, None
 
-    def preprocess(self, frames: np.ndarray, transform: Transform) -> torch.Tensor:
+    def preprocess(self, frames: np.ndarray) -> torch.Tensor:
         """A video's uint8 frames [T, H, W, 3] as this block's rows: the eval transform's crops,
         or the float input of any other transform."""
-        return self.steps.geometry(channels_first(frames)) if self.steps is not None else to_model_input(frames, transform)
+        return self.steps.geometry(channels_first(frames)) if self.steps is not None else to_model_input(frames, self.transform)
 
     def append(self, frames: torch.Tensor, source: Path) -> None:
         """The frames of the video at ``source`` after the rows so far. All of a block's frames
@@ -313,7 +310,7 @@ def block_loader(dataset: BlockDecoder, workers: int, pin_memory: bool) -> DataL
 
 class BlockInference:
     """Runs the light model and the recognizer on all frames of a block, their inputs made on
-    ``device`` (where the runners take them) from the block's uint8 crops."""
+    ``device`` (where the runners take them) from the block's frames."""
 
     def __init__(self, light: Runner, recognizer: Runner, device: torch.device):
         self.light, self.recognizer, self.device = light, recognizer, torch.device(device)
