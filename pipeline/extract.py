@@ -16,7 +16,7 @@ import math
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -52,23 +52,28 @@ class VideoFailure:
 @dataclass(frozen=True)
 class Rescale:
     """uint8 pixels -> a model's float input: the scaling to [0, 1] and timm's ``Normalize`` as
-    ``x * scale + shift`` per channel, in place on one contiguous float copy."""
+    ``x * scale + shift`` per channel, in place on one contiguous float copy. Plain numbers, so
+    that it crosses from a decoding worker as a few bytes and two equal ones compare equal."""
 
-    scale: torch.Tensor  # [1, C, 1, 1]: 1 / (255 std)
-    shift: torch.Tensor  # [1, C, 1, 1]: -mean / std
+    scale: tuple[float, ...]  # per channel: 1 / (255 std)
+    shift: tuple[float, ...]  # per channel: -mean / std
 
     def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
         """uint8 [N, C, h, w] (any strides, any device) -> contiguous float [N, C, h, w] there."""
         x = torch.empty(pixels.shape, dtype=torch.float32, device=pixels.device).copy_(pixels)
-        return x.mul_(self.scale.to(x.device)).add_(self.shift.to(x.device))
+        return x.mul_(self._per_channel(self.scale, x.device)).add_(self._per_channel(self.shift, x.device))
+
+    @staticmethod
+    def _per_channel(values: tuple[float, ...], device: torch.device) -> torch.Tensor:
+        return torch.tensor(values, dtype=torch.float32, device=device).view(1, -1, 1, 1)
 
 
 @dataclass
 class ModelFrames:
-    """One model's frames of a block, every decoded video's rows video after video: the uint8
-    crops and the :class:`Rescale` that makes them the model's input (a timm eval transform), or
-    the float input itself (any other transform; ``rescale`` None). The decoders hand over uint8
-    crops, a quarter of the float input's bytes, and the input is made where the model runs."""
+    """One model's frames (of a video, a batch or a block): the uint8 crops and the
+    :class:`Rescale` that makes them the model's input (a timm eval transform), or the float
+    input itself (any other transform; ``rescale`` None). The decoders hand over uint8 crops, a
+    quarter of the float input's bytes, and the input is made where the model runs."""
 
     pixels: torch.Tensor  # [frames, 3, h, w]
     rescale: Rescale | None
@@ -83,6 +88,15 @@ class ModelFrames:
 
     def pin_memory(self) -> ModelFrames:
         return replace(self, pixels=self.pixels.pin_memory())
+
+    @classmethod
+    def cat(cls, parts: Sequence[ModelFrames]) -> ModelFrames:
+        """The frames of ``parts`` one after the other, as one model batch: they must come from
+        one preprocessing."""
+        rescales = {part.rescale for part in parts}
+        if len(rescales) != 1:
+            raise ValueError(f"frames of {len(rescales)} different preprocessings cannot make one model batch")
+        return cls(torch.cat([part.pixels for part in parts]), rescales.pop())
 
 
 @dataclass
@@ -124,14 +138,22 @@ def decode_candidates(root: Path, record: VideoRecord, t: int, offsets: int) -> 
     return source.read(indices.ravel()), indices, source.num_frames
 
 
-def to_model_input(frames: np.ndarray, transform: Transform) -> torch.Tensor:
-    """uint8 [T, H, W, 3] -> the model's preprocessed float [T, 3, h, w]. A timm eval transform
-    runs as :class:`EvalSteps` (resize and crop on the uint8 frames, as timm's PIL pipeline runs
-    them, then one multiply-add per channel); any other transform takes the frames scaled to
-    [0, 1] whole."""
+def model_frames(frames: np.ndarray, transform: Transform) -> ModelFrames:
+    """uint8 [T, H, W, 3] -> a model's frames. A timm eval transform runs as :class:`EvalSteps`:
+    the resize and crop here, on the uint8 frames as timm's PIL pipeline runs them, giving uint8
+    crops (a view of ``frames`` where no resize is needed), and the multiply-add per channel left
+    to :meth:`ModelFrames.model_input`. Any other transform takes the frames scaled to [0, 1]
+    whole and gives the float input."""
     x = channels_first(frames)
     steps = eval_steps(transform)
-    return steps(x) if steps is not None else transform(x.float().div_(255.0)).contiguous()
+    if steps is None:
+        return ModelFrames(transform(x.float().div_(255.0)).contiguous(), None)
+    return ModelFrames(steps.geometry(x), steps.rescale)
+
+
+def to_model_input(frames: np.ndarray, transform: Transform) -> torch.Tensor:
+    """uint8 [T, H, W, 3] -> the model's preprocessed float [T, 3, h, w] on the CPU."""
+    return model_frames(frames, transform).model_input(torch.device("cpu"))
 
 
 def channels_first(frames: np.ndarray) -> torch.Tensor:
@@ -151,10 +173,6 @@ class EvalSteps:
     geometry: Transform  # uint8 [T, C, H, W] -> uint8 [T, C, h, w]
     rescale: Rescale
 
-    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
-        """uint8 [T, C, H, W] (any strides) -> contiguous float [T, C, h, w]."""
-        return self.rescale(self.geometry(frames))
-
 
 @functools.lru_cache(maxsize=16)
 def eval_steps(transform: Transform) -> EvalSteps | None:
@@ -173,7 +191,7 @@ def eval_steps(transform: Transform) -> EvalSteps | None:
     mean, std = (torch.as_tensor(after[0].mean), torch.as_tensor(after[0].std)) if after else (torch.zeros(1), torch.ones(1))
     mean, std = mean.double(), std.double()
     geometry = v2.Compose([v2.Resize(s.size, s.interpolation, s.max_size, s.antialias) if type(s) is Resize else v2.CenterCrop(s.size) for s in steps[:at]])
-    return EvalSteps(geometry, Rescale((1.0 / (255.0 * std)).float().view(1, -1, 1, 1), (-mean / std).float().view(1, -1, 1, 1)))
+    return EvalSteps(geometry, Rescale(tuple((1.0 / (255.0 * std)).tolist()), tuple((-mean / std).tolist())))
 
 
 class BlockDecoder(Dataset):
@@ -196,12 +214,12 @@ class BlockDecoder(Dataset):
         decoded, failures = [], []
         capacity = sum(self.t * self._candidates(self.videos[index]) for index in members)
         transforms = (self.light_tf,) if self.rec_tf is self.light_tf else (self.light_tf, self.rec_tf)  # one preprocessing when shared
-        models = [BlockRows(capacity, tf) for tf in transforms]
+        models = [BlockRows(capacity) for _ in transforms]
         for index in members:
             record = self.videos[index]
             try:
                 frames, indices, count = decode_candidates(self.root, record, self.t, self._candidates(record))
-                prepared = [rows.preprocess(frames) for rows in models]
+                prepared = [model_frames(frames, tf) for tf in transforms]
             except VideoReadError as exc:
                 failures.append(VideoFailure(index, exc.reason))
                 continue
@@ -221,39 +239,34 @@ class BlockDecoder(Dataset):
 
 
 class BlockRows:
-    """One model's preprocessed frames of a block, copied video after video into one tensor,
-    made at the first video for every row the block can have. In a DataLoader worker it is made
-    in shared memory, where the loader would otherwise copy it: on the 2-core machine fresh
-    memory costs more than the copy into it (40 against 5 ms for a block of 128 frames at 224²).
-    For a timm eval transform the rows are the uint8 crops, and the rescaling to the model's
-    input waits for the main process (:meth:`ModelFrames.model_input`)."""
+    """One model's frames of a block (:func:`model_frames`), copied video after video into one
+    tensor, made at the first video for every row the block can have. In a DataLoader worker it
+    is made in shared memory, where the loader would otherwise copy it: on the 2-core machine
+    fresh memory costs more than the copy into it (40 against 5 ms for a block of 128 frames at
+    224²). For a timm eval transform the rows are the uint8 crops, and the rescaling to the
+    model's input waits for the main process (:meth:`ModelFrames.model_input`)."""
 
-    def __init__(self, capacity: int, transform: Transform):
-        self.capacity, self.transform, self.steps, self.rows, self.tensor = capacity, transform, eval_steps(transform), 0, None
+    def __init__(self, capacity: int):
+        self.capacity, self.rows, self.tensor, self.rescale = capacity, 0, None, None
 
-    def preprocess(self, frames: np.ndarray) -> torch.Tensor:
-        """A video's uint8 frames [T, H, W, 3] as this block's rows: the eval transform's crops,
-        or the float input of any other transform."""
-        return self.steps.geometry(channels_first(frames)) if self.steps is not None else to_model_input(frames, self.transform)
-
-    def append(self, frames: torch.Tensor, source: Path) -> None:
+    def append(self, frames: ModelFrames, source: Path) -> None:
         """The frames of the video at ``source`` after the rows so far. All of a block's frames
         have one size, which the timm eval transforms give by cropping; a transform whose frames
         differ from the block's first video's is refused, naming the video."""
+        pixels = frames.pixels
         if self.tensor is None:
-            self.tensor = _block_tensor((self.capacity,) + tuple(frames.shape[1:]), frames.dtype)
-        elif frames.shape[1:] != self.tensor.shape[1:]:
+            self.tensor, self.rescale = _block_tensor((self.capacity,) + tuple(pixels.shape[1:]), pixels.dtype), frames.rescale
+        elif pixels.shape[1:] != self.tensor.shape[1:]:
             raise ValueError(
-                f"{source}: preprocessed to frames of {tuple(frames.shape[1:])} where the videos before it in its block gave "
+                f"{source}: preprocessed to frames of {tuple(pixels.shape[1:])} where the videos before it in its block gave "
                 f"{tuple(self.tensor.shape[1:])}; the transform must give frames of one size (timm's eval transforms crop to one)"
             )
-        self.tensor[self.rows : self.rows + len(frames)].copy_(frames)
-        self.rows += len(frames)
+        self.tensor[self.rows : self.rows + len(pixels)].copy_(pixels)
+        self.rows += len(pixels)
 
     def joined(self) -> ModelFrames:
         """The rows appended so far (a view of the block's tensor) and their rescaling."""
-        pixels = torch.empty(0) if self.tensor is None else self.tensor[: self.rows]
-        return ModelFrames(pixels, self.steps.rescale if self.steps is not None else None)
+        return ModelFrames(torch.empty(0) if self.tensor is None else self.tensor[: self.rows], self.rescale)
 
 
 def _block_tensor(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:

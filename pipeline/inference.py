@@ -1,11 +1,12 @@
 """NSNet end to end on videos: what ``nsnet predict`` runs and ``make bench`` times.
 
 Per batch of videos: decode the T observation frames (pre-sampled as in the features stage)
-and preprocess them for the light model; run the light backbone, the trained heads and A.3's
+and resize and crop them for the light model; run the light backbone, the trained heads and A.3's
 fusion; decode again only the K chosen frames (seeking) for the recognizer, and run it on those
 alone. Observation frames are decoded ahead in DataLoader workers; the chosen frames of one
 batch are decoded in threads (decord and the torch transforms release the GIL) while the light
-model runs on the next batch.
+model runs on the next batch. The decoders hand over uint8 crops, and the models' float inputs
+are made where they run (:class:`pipeline.extract.ModelFrames`).
 
 The heads were trained on light features as the cache stores them (float16), so the features
 computed here are rounded through float16 too: ``nsnet predict`` then chooses the frames that
@@ -24,7 +25,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from pipeline.evaluation import all_frame_scores, fused_positions, top_classes
-from pipeline.extract import Transform, as_is, single_thread_worker, to_model_input
+from pipeline.extract import ModelFrames, Transform, as_is, model_frames, single_thread_worker
 from pipeline.backends import HeadsRunner, Runner
 from pipeline.recognition import DecodedFrames, decode_chosen
 from pipeline.sampling import uniform_frame_indices
@@ -39,11 +40,11 @@ def error_text(path: Path | str, exc: Exception) -> str:
 
 @dataclass
 class Observation:
-    """The T observation frames of one video, preprocessed for the light model."""
+    """The T observation frames of one video, for the light model."""
 
     item: int
     path: Path
-    frames: torch.Tensor | None = None  # [T, 3, h, w]; None when the video failed
+    frames: ModelFrames | None = None  # [T, 3, h, w]; None when the video failed
     frame_indices: np.ndarray | None = None  # [T]
     timestamps: np.ndarray | None = None  # [T] seconds (None for frame folders)
     error: str = ""
@@ -51,7 +52,7 @@ class Observation:
 
 class ObservationDecoder(Dataset):
     """Item ``i``: the T uniformly pre-sampled frames of ``paths[i]`` (A.1, as the features
-    stage samples them), preprocessed for the light model."""
+    stage samples them), for the light model."""
 
     def __init__(self, paths: Sequence[Path], num_frames: int, transform: Transform):
         self.paths, self.num_frames, self.transform = list(paths), num_frames, transform
@@ -64,7 +65,7 @@ class ObservationDecoder(Dataset):
         try:
             source = FrameSource(path)
             indices = uniform_frame_indices(source.num_frames, self.num_frames)
-            frames = to_model_input(source.read(indices), self.transform)
+            frames = model_frames(source.read(indices), self.transform)
             return Observation(item, path, frames, indices, source.timestamps(indices))
         except Exception as exc:
             return Observation(item, path, error=error_text(path, exc))
@@ -176,7 +177,8 @@ def _observe(batch: list[Observation], engine: NSNetInference, rec_tf: Transform
     good = [i for i, o in enumerate(batch) if o.frames is not None]
     chosen: list[tuple[VideoPrediction, Future]] = []
     if good:
-        s_f, s_v = engine.saliency(engine.light_features(torch.stack([batch[i].frames for i in good])))
+        frames = ModelFrames.cat([batch[i].frames for i in good]).model_input(engine.device)
+        s_f, s_v = engine.saliency(engine.light_features(frames.unflatten(0, (len(good), -1))))
         for i, positions, f, v in zip(good, engine.choose(s_f, s_v), s_f, s_v):
             o, p = batch[i], predictions[i]
             p.positions, p.observed_indices, p.observed_timestamps, p.s_f, p.s_v = positions, o.frame_indices, o.timestamps, f, v
@@ -193,7 +195,7 @@ def _recognize(pending: _Pending, engine: NSNetInference) -> Iterator[VideoPredi
         except Exception as exc:
             p.error = error_text(p.path, exc)
     if decoded:
-        logits = engine.recognizer_logits(torch.cat([c.frames for _, c in decoded]))
+        logits = engine.recognizer_logits(ModelFrames.cat([c.frames for _, c in decoded]).model_input(engine.device))
         splits = np.cumsum([len(c.frames) for _, c in decoded])[:-1]
         scores = all_frame_scores(np.split(logits, splits))
         for (p, c), s in zip(decoded, scores):

@@ -1,8 +1,10 @@
 """The recognizer on chosen frames only: decode exactly those frames, preprocess them with the
 recognizer's timm transform, run it, and return the frame logits of every video.
 
-Decoding runs in DataLoader workers; frames of several videos share one model batch. The
-video prediction is then the mean softmax of its frames (``pipeline.metrics.video_scores``).
+Decoding runs in DataLoader workers, which hand over uint8 crops; the float input is made where
+the recognizer runs (:class:`pipeline.extract.ModelFrames`). Frames of several videos share one
+model batch. The video prediction is then the mean softmax of its frames
+(``pipeline.metrics.video_scores``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from tqdm import tqdm
 
 from pipeline.backends import Runner
 from pipeline.datasets import VideoRecord
-from pipeline.extract import Transform, as_is, single_thread_worker, to_model_input
+from pipeline.extract import ModelFrames, Transform, as_is, model_frames, single_thread_worker
 from pipeline.video import FrameSource, VideoReadError
 
 
@@ -26,14 +28,14 @@ THUMBNAIL_SIZE = 96  # pixels, the longer side of the thumbnails kept for ``nsne
 
 @dataclass
 class DecodedFrames:
-    frames: torch.Tensor  # [K, 3, H, W], preprocessed for the recognizer
+    frames: ModelFrames  # [K, 3, H, W], for the recognizer
     thumbnails: np.ndarray | None  # [K, h, w, 3] uint8, when asked for
 
 
 def decode_chosen(path: Path, frame_indices: np.ndarray, transform: Transform, thumbnails: bool = False) -> DecodedFrames:
     """Decode only the frames ``frame_indices`` of a video (seeking) for the recognizer."""
     frames = FrameSource(path).read(frame_indices)
-    return DecodedFrames(to_model_input(frames, transform), _thumbnails(frames) if thumbnails else None)
+    return DecodedFrames(model_frames(frames, transform), _thumbnails(frames) if thumbnails else None)
 
 
 def _thumbnails(frames: np.ndarray) -> np.ndarray:
@@ -44,12 +46,12 @@ def _thumbnails(frames: np.ndarray) -> np.ndarray:
 @dataclass
 class ChosenFrames:
     item: int
-    frames: torch.Tensor | None  # [k, 3, H, W] preprocessed, None when the video failed
+    frames: ModelFrames | None  # [k, 3, H, W], None when the video failed
     error: str = ""
 
 
 class ChosenFrameDecoder(Dataset):
-    """Item ``i``: the frames ``frame_ids[i]`` of video ``records[i]``, preprocessed."""
+    """Item ``i``: the frames ``frame_ids[i]`` of video ``records[i]``, for the recognizer."""
 
     def __init__(self, root: Path, records: list[VideoRecord], frame_ids: list[np.ndarray], transform: Transform):
         if len(records) != len(frame_ids):
@@ -65,9 +67,9 @@ class ChosenFrameDecoder(Dataset):
         except VideoReadError as exc:
             return ChosenFrames(item, None, str(exc))
 
-def recognize_frames(decoder: ChosenFrameDecoder, recognizer: Runner, videos_per_batch: int = 8, workers: int = 2, progress: bool = True, desc: str = "recognizer") -> tuple[list[np.ndarray | None], dict[int, str]]:
+def recognize_frames(decoder: ChosenFrameDecoder, recognizer: Runner, device: torch.device, videos_per_batch: int = 8, workers: int = 2, progress: bool = True, desc: str = "recognizer") -> tuple[list[np.ndarray | None], dict[int, str]]:
     """Frame logits [k_i, C] of every item (None for a video that could not be decoded) and
-    the errors by item."""
+    the errors by item; the recognizer's input is made on ``device``, where it runs."""
     loader = DataLoader(
         decoder,
         batch_size=videos_per_batch,
@@ -82,7 +84,7 @@ def recognize_frames(decoder: ChosenFrameDecoder, recognizer: Runner, videos_per
             good = [b for b in batch if b.frames is not None]
             errors.update({b.item: b.error for b in batch if b.frames is None})
             if good:
-                _, out = recognizer(torch.cat([b.frames for b in good]))
+                _, out = recognizer(ModelFrames.cat([b.frames for b in good]).model_input(device))
                 out = out.float().cpu().numpy()
                 start = 0
                 for b in good:

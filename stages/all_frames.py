@@ -40,7 +40,7 @@ from pipeline.backends import DEFAULT_EXPORT_DIR, Runner, backend_identity, reso
 from pipeline.cache import DONE, FAILED, SHARD_VIDEOS, CacheError, FeatureCache, ZarrWriter, file_lock
 from pipeline.config import AllFramesConfig
 from pipeline.datasets import Manifest, VideoRecord
-from pipeline.extract import Transform, as_is, single_thread_worker, to_model_input
+from pipeline.extract import ModelFrames, Transform, as_is, model_frames, single_thread_worker
 from pipeline.video import VideoReadError, open_record
 from stages.features import cached_runner
 
@@ -50,7 +50,7 @@ CHUNK_FRAMES = 64  # frames decoded and recognised at a time
 @dataclass
 class FrameChunk:
     row: int  # the video's row in the store
-    frames: torch.Tensor | None  # [m, 3, H, W] preprocessed; None when the video failed
+    frames: ModelFrames | None  # [m, 3, H, W] for the recognizer; None when the video failed
     length: int  # frames counted as all frames of the video
     error: str = ""
 
@@ -73,13 +73,14 @@ class AllFrameChunks(IterableDataset):
                 if not len(plan):
                     raise VideoReadError(source.path, "no frames")
                 for start in range(0, len(plan), CHUNK_FRAMES):
-                    yield FrameChunk(row, to_model_input(source.read(plan[start : start + CHUNK_FRAMES]), self.transform), len(plan))
+                    yield FrameChunk(row, model_frames(source.read(plan[start : start + CHUNK_FRAMES]), self.transform), len(plan))
             except VideoReadError as exc:
                 yield FrameChunk(row, None, 0, str(exc))
 
 
-def summaries(chunks: AllFrameChunks, recognizer: Runner, budget: int, seed: int, workers: int) -> Iterator[tuple[int, AllFrameSummary | str]]:
-    """(row, finished summary) of every video of ``chunks``, or (row, error message)."""
+def summaries(chunks: AllFrameChunks, recognizer: Runner, device: torch.device, budget: int, seed: int, workers: int) -> Iterator[tuple[int, AllFrameSummary | str]]:
+    """(row, finished summary) of every video of ``chunks``, or (row, error message); the
+    recognizer's input is made on ``device``, where it runs."""
     loader = DataLoader(chunks, batch_size=None, num_workers=min(workers, len(chunks.videos)), collate_fn=as_is, worker_init_fn=single_thread_worker if workers > 0 else None)
     open_: dict[int, AllFrameSummary] = {}
     for chunk in loader:
@@ -88,7 +89,7 @@ def summaries(chunks: AllFrameChunks, recognizer: Runner, budget: int, seed: int
             yield chunk.row, chunk.error
             continue
         summary = open_.setdefault(chunk.row, AllFrameSummary(chunk.length, budget, np.random.default_rng([seed, chunk.row])))
-        _, logits = recognizer(chunk.frames)
+        _, logits = recognizer(chunk.frames.model_input(device))
         summary.update(logits.float().cpu().numpy())
         if summary.complete:
             yield chunk.row, open_.pop(chunk.row)
@@ -140,7 +141,7 @@ def run_all_frames(features: Path, videos: np.ndarray, root: Path, cfg: AllFrame
                         continue
                     block = {name: np.asarray(writer.arrays[name][start:stop]) for name in arrays if name != "status"}
                     marks = status[start:stop].copy()
-                    for row, result in summaries(AllFrameChunks(root, todo, transform, cfg.rate), runner, cfg.budget, cfg.seed, workers):
+                    for row, result in summaries(AllFrameChunks(root, todo, transform, cfg.rate), runner, device, cfg.budget, cfg.seed, workers):
                         if isinstance(result, str):
                             errors[row], marks[row - start] = result, FAILED
                         else:

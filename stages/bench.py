@@ -265,10 +265,11 @@ def time_decode(clip: Path, t: int, k: int, light_tf, rec_tf, reps: int) -> Deco
         raise RuntimeError(observed.error)
     dense_ids = observed.frame_indices
     k_ids = dense_ids[uniform_positions(t, k)]
-    jobs: dict[str, Callable[[], object]] = {
-        "nsnet": lambda: (observe[0], decode_chosen(clip, k_ids, rec_tf)),
-        "dense": lambda: decode_chosen(clip, dense_ids, rec_tf),
-        "uniform": lambda: decode_chosen(clip, k_ids, rec_tf),
+    cpu = torch.device("cpu")
+    jobs: dict[str, Callable[[], object]] = {  # the models' float inputs made too, as the main process makes them
+        "nsnet": lambda: (observe[0].frames.model_input(cpu), decode_chosen(clip, k_ids, rec_tf).frames.model_input(cpu)),
+        "dense": lambda: decode_chosen(clip, dense_ids, rec_tf).frames.model_input(cpu),
+        "uniform": lambda: decode_chosen(clip, k_ids, rec_tf).frames.model_input(cpu),
     }
     samples: dict[str, list[float]] = {name: [] for name in jobs}
     for _ in range(reps):  # the methods in turns, as in time_batch

@@ -94,7 +94,7 @@ def _recognizer_logits(data: EvalData, root: Path, frame_ids: list[np.ndarray], 
     """The real path: decode exactly ``frame_ids`` of every evaluation video, run the recognizer."""
     runner, transform = cached_runner(data.inputs.attrs, "recognizer", device, backend, export_dir)
     decoder = ChosenFrameDecoder(root, [data.manifest.videos[i] for i in data.videos], frame_ids, transform)
-    logits, errors = recognize_frames(decoder, runner, workers=workers, progress=progress, desc=desc)
+    logits, errors = recognize_frames(decoder, runner, device, workers=workers, progress=progress, desc=desc)
     if errors:
         listed = "; ".join(errors[i] for i in sorted(errors)[:5])
         raise CacheError(f"{len(errors)} evaluation video(s) could not be decoded again since the cache was built: {listed}")

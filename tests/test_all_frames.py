@@ -106,7 +106,7 @@ def test_cached_pass_equals_the_recognizer_on_every_frame(tiny_pipeline):
     with FeatureCache(features) as cache:
         counts = np.asarray(cache["num_frames"][:])[videos]
     decoder = ChosenFrameDecoder(root, [manifest.videos[v] for v in videos], [np.arange(n) for n in counts], frame_transform(data_cfg))
-    logits, errors = recognize_frames(decoder, TorchRunner(recognizer, torch.device("cpu")), workers=0, progress=False)
+    logits, errors = recognize_frames(decoder, TorchRunner(recognizer, torch.device("cpu")), torch.device("cpu"), workers=0, progress=False)
     assert not errors
     assert result.frames.tolist() == counts.tolist()
     for row, frame_logits in enumerate(logits):

@@ -34,7 +34,7 @@ def test_decoding_the_chosen_frames_gives_the_cached_logits(tiny_pipeline):
     decoder = ChosenFrameDecoder(videos, list(manifest.videos[:3]), [frame_ids[v][p] for v, p in enumerate(chosen)], frame_transform(data_cfg))
     # evaluate's path: torch on the decoded frames, against a cache the default (ONNX Runtime) wrote
     assert attrs["identity"]["backend"] == "onnxruntime"
-    real, errors = recognize_frames(decoder, TorchRunner(recognizer, torch.device("cpu")), workers=0, progress=False)
+    real, errors = recognize_frames(decoder, TorchRunner(recognizer, torch.device("cpu")), torch.device("cpu"), workers=0, progress=False)
     assert not errors
     for v, positions in enumerate(chosen):
         np.testing.assert_allclose(real[v], logits[v][positions], rtol=1e-4, atol=1e-4)

@@ -159,18 +159,92 @@ def test_the_crops_go_to_the_models_device_as_uint8_and_are_rescaled_there(monke
     from pipeline.extract import ModelFrames, Rescale
 
     pixels = torch.arange(2 * 3 * 2 * 2, dtype=torch.uint8).reshape(2, 3, 2, 2)
-    frames = ModelFrames(pixels, Rescale(torch.tensor([1.0, 2.0, 4.0]).view(1, 3, 1, 1) / 255, torch.tensor([-1.0, 0.0, 0.5]).view(1, 3, 1, 1)))
+    frames = ModelFrames(pixels, Rescale((1 / 255, 2 / 255, 4 / 255), (-1.0, 0.0, 0.5)))
     moved: list[torch.dtype] = []
     to = torch.Tensor.to
     monkeypatch.setattr(torch.Tensor, "to", lambda self, *args, **kwargs: moved.append(self.dtype) or to(self, *args, **kwargs))
     on_device = frames.model_input(torch.device("meta"))
     assert on_device.device.type == "meta" and on_device.dtype == torch.float32 and on_device.shape == (2, 3, 2, 2)
-    assert moved == [torch.uint8, torch.float32, torch.float32]  # the crops, then the scale and shift
+    assert moved == [torch.uint8]  # only the crops cross; the scale and shift are made there
     on_cpu = frames.model_input(torch.device("cpu"))
     assert on_cpu.dtype == torch.float32 and on_cpu.is_contiguous()
     assert on_cpu[0, 0, 0, 0].item() == -1.0 and on_cpu[0, 1, 0, 1].item() == pytest.approx(5 * 2 / 255, abs=1e-7)
     assert on_cpu[1, 2, 1, 1].item() == pytest.approx(23 * 4 / 255 + 0.5, abs=1e-7)  # value 23: 1*12 + 2*4 + 1*2 + 1
     assert ModelFrames(on_cpu, None).model_input(torch.device("cpu")) is on_cpu  # another transform's float rows as they are
+
+
+def test_the_per_video_decoders_hand_over_uint8_crops_that_make_the_same_input(tiny_videos, tiny_config):
+    """``nsnet predict``'s observation frames, the chosen frames evaluate and predict decode
+    again, and the all-frames pass's chunks cross from their DataLoader worker as uint8 crops
+    with the transform's rescaling (equal to the main process's after the crossing), and the
+    model's input made from them equals :func:`to_model_input` bit for bit."""
+    from torch.utils.data import DataLoader
+
+    from pipeline.extract import ModelFrames, as_is, eval_steps
+    from pipeline.inference import ObservationDecoder
+    from pipeline.recognition import ChosenFrameDecoder
+    from pipeline.video import open_record
+    from stages.all_frames import AllFrameChunks
+
+    tf = frame_transform(data_config(create_model(tiny_config.recognizer, 3, seed=0), tiny_config.recognizer))
+    records = [v for v in get_dataset("demo").load(tiny_videos).videos if v.split == "val"][:2]
+    sources = [open_record(tiny_videos, r) for r in records]
+    chosen = [np.array([0, 2, 3]), np.array([1])]
+    decoders = {
+        "observations": (ObservationDecoder([s.path for s in sources], 6, tf), [decode_video(tiny_videos, r, 6)[0] for r in records]),
+        "chosen": (ChosenFrameDecoder(tiny_videos, records, chosen, tf), [s.read(i) for s, i in zip(sources, chosen)]),
+        "all frames": (AllFrameChunks(tiny_videos, list(enumerate(records)), tf, None), [s.read(np.arange(s.num_frames)) for s in sources]),
+    }
+    for name, (dataset, decoded) in decoders.items():
+        frames = [item.frames for item in DataLoader(dataset, batch_size=None, num_workers=1, collate_fn=as_is)]
+        assert [f.pixels.dtype for f in frames] == [torch.uint8] * 2, name
+        assert [f.rescale for f in frames] == [eval_steps(tf).rescale] * 2, name
+        assert [len(f) for f in frames] == [len(d) for d in decoded], name
+        expected = torch.cat([to_model_input(d, tf) for d in decoded])
+        assert torch.equal(ModelFrames.cat(frames).model_input(torch.device("cpu")), expected), name
+
+
+class _FramesAtTheResizeSize(torch.utils.data.Dataset):
+    """Frames already at the transform's resize size, so the crop is a view of the decoded frames."""
+
+    def __init__(self, transform):
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, item: int):
+        from pipeline.extract import model_frames
+
+        return model_frames(np.random.default_rng(item).integers(0, 256, (3, 8, 10, 3), dtype=np.uint8), self.transform)
+
+
+def test_a_crop_that_is_a_view_of_the_decoded_frames_crosses_a_worker_whole():
+    """Where no resize is needed the crop is a view of the decoder's array (no copy in the
+    worker); it crosses to the main process with the values it had there."""
+    from torch.utils.data import DataLoader
+
+    from pipeline.extract import as_is
+
+    cfg = {"input_size": (3, 4, 4), "interpolation": "bicubic", "mean": (0.5, 0.25, 0.0), "std": (0.5, 0.25, 1.0), "crop_pct": 0.5, "crop_mode": "center"}
+    dataset = _FramesAtTheResizeSize(frame_transform(cfg))  # shorter side 8 already, centre crop 4
+    here = [dataset[i] for i in range(2)]
+    assert not here[0].pixels.is_contiguous() and here[0].pixels.untyped_storage().nbytes() == 3 * 8 * 10 * 3
+    arrived = list(DataLoader(dataset, batch_size=None, num_workers=1, collate_fn=as_is))
+    assert all(torch.equal(a.pixels, b.pixels) and a.rescale == b.rescale for a, b in zip(here, arrived))
+    assert torch.equal(arrived[1].pixels[0, :, 0, 0], torch.from_numpy(np.random.default_rng(1).integers(0, 256, (3, 8, 10, 3), dtype=np.uint8)[0, 2, 3]))
+
+
+def test_frames_of_different_preprocessings_do_not_make_one_batch():
+    from pipeline.extract import ModelFrames, Rescale
+
+    pixels = torch.zeros(2, 3, 4, 4, dtype=torch.uint8)
+    same = ModelFrames.cat([ModelFrames(pixels, Rescale((0.5,), (1.0,))), ModelFrames(pixels + 1, Rescale((0.5,), (1.0,)))])
+    assert same.pixels.shape == (4, 3, 4, 4) and same.model_input(torch.device("cpu"))[2:].unique().tolist() == [1.5]
+    with pytest.raises(ValueError, match="2 different preprocessings"):
+        ModelFrames.cat([ModelFrames(pixels, Rescale((0.5,), (1.0,))), ModelFrames(pixels, Rescale((0.5,), (0.0,)))])
+    with pytest.raises(ValueError, match="2 different preprocessings"):
+        ModelFrames.cat([ModelFrames(pixels, Rescale((0.5,), (1.0,))), ModelFrames(pixels.float(), None)])
 
 
 def test_a_transform_whose_frame_size_varies_is_refused_naming_the_video(tiny_videos):
@@ -436,8 +510,8 @@ def test_eval_frames_are_resized_as_uint8_then_normalised():
     tf = frame_transform(cfg)  # shorter side to 8, centre crop 4
     steps = eval_steps(tf)
     assert [type(s) for s in steps.geometry.transforms] == [v2.Resize, v2.CenterCrop]
-    assert steps.rescale.scale.flatten().tolist() == pytest.approx([2 / 255, 4 / 255, 1 / 255], rel=1e-7)
-    assert steps.rescale.shift.flatten().tolist() == [-1.0, -1.0, 0.0]
+    assert steps.rescale.scale == pytest.approx((2 / 255, 4 / 255, 1 / 255), rel=1e-12)
+    assert steps.rescale.shift == (-1.0, -1.0, 0.0)
     frame = np.arange(8 * 8 * 3, dtype=np.uint8).reshape(1, 8, 8, 3)
     out = to_model_input(frame, tf)
     assert out.dtype == torch.float32 and out.shape == (1, 3, 4, 4) and out.is_contiguous()
