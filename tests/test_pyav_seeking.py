@@ -195,3 +195,51 @@ def test_a_stream_that_cannot_be_set_up_leaves_no_file_open(long_files, monkeypa
         assert len(os.listdir("/proc/self/fd")) == before
     finally:
         gc.enable()
+
+
+class _Unflagged:
+    """A decoded frame that the decoder does not call a keyframe."""
+
+    key_frame = False
+
+    def __init__(self, frame):
+        self._frame = frame
+
+    def __getattr__(self, name):
+        return getattr(self._frame, name)
+
+
+class _IndexOnlyKeyframe:
+    """An open container whose decoder does not call the frame shown at ``pts`` a keyframe,
+    though the container lists its packet as one (a recovery point that is no clean start)."""
+
+    def __init__(self, container, pts: int):
+        self._container, self._pts = container, pts
+
+    def __getattr__(self, name):
+        return getattr(self._container, name)
+
+    def decode(self, stream):
+        for frame in self._container.decode(stream):
+            yield _Unflagged(frame) if frame.pts == self._pts else frame
+
+
+def test_a_seek_lands_only_on_a_frame_the_decoder_calls_a_keyframe(long_files, monkeypatch):
+    """The container's index says where keyframes are; the decoder says whether the frame it
+    gives there is one. A listed keyframe the decoder does not call one may lack references, so
+    the read passes over it and seeks to the keyframe before: the same frame 97, decoded from
+    frame 80 rather than 90."""
+    import av
+
+    path = long_files / "h264-bframes.mkv"
+    trusted = PyAVReader(path)
+    np.testing.assert_array_equal(_identity(trusted.read(np.array([97]))), [97])
+    assert trusted.frames_decoded == 8  # 90 to 97
+    reader = PyAVReader(path)
+    assert {80, 90} <= set(reader._keyframes.tolist())
+    opened = av.open
+    monkeypatch.setattr(av, "open", lambda *args, **kwargs: _IndexOnlyKeyframe(opened(*args, **kwargs), int(reader._pts[90])))
+    frames = reader.read(np.array([97]))
+    np.testing.assert_array_equal(_identity(frames), [97])
+    assert reader.frames_decoded == 1 + 18  # frame 90 passed over, then 80 to 97
+    np.testing.assert_array_equal(frames, trusted.read(np.array([97])))
