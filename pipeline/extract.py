@@ -144,7 +144,7 @@ def model_frames(frames: np.ndarray, transform: Transform) -> ModelFrames:
     crops (a view of ``frames`` where no resize is needed), and the multiply-add per channel left
     to :meth:`ModelFrames.model_input`. Any other transform takes the frames scaled to [0, 1]
     whole and gives the float input."""
-    x = channels_first(frames)
+    x = torch.from_numpy(frames).permute(0, 3, 1, 2)  # a channels-first view of the same memory
     steps = eval_steps(transform)
     if steps is None:
         return ModelFrames(transform(x.float().div_(255.0)).contiguous(), None)
@@ -154,11 +154,6 @@ def model_frames(frames: np.ndarray, transform: Transform) -> ModelFrames:
 def to_model_input(frames: np.ndarray, transform: Transform) -> torch.Tensor:
     """uint8 [T, H, W, 3] -> the model's preprocessed float [T, 3, h, w] on the CPU."""
     return model_frames(frames, transform).model_input(torch.device("cpu"))
-
-
-def channels_first(frames: np.ndarray) -> torch.Tensor:
-    """uint8 [T, H, W, 3] -> a [T, 3, H, W] view of the same memory."""
-    return torch.from_numpy(frames).permute(0, 3, 1, 2)
 
 
 @dataclass(frozen=True)
