@@ -1,6 +1,6 @@
 """Fine-tuning a timm backbone on a video dataset: frame-wise or TSN-style, and video-level
 validation. Frames are read through the same decoding (:mod:`pipeline.video`) and
-preprocessing (timm transforms, :func:`pipeline.extract.to_model_input`) as the features stage.
+preprocessing (timm transforms, :func:`pipeline.extract.model_frames`) as the features stage.
 
 Every random choice of a training item (its frames, its augmentation) is seeded from
 ``(seed, epoch, video index)``, and the shuffling from ``(seed, epoch)``: an epoch is the same
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -21,7 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from pipeline.datasets import VideoRecord
-from pipeline.extract import decode_video, to_model_input
+from pipeline.extract import ModelFrames, decode_video, model_frames, to_model_input
 from pipeline.metrics import mean_average_precision, top1_accuracy, video_scores
 from pipeline.sampling import segment_random_indices
 from pipeline.video import VideoReadError, open_record
@@ -78,7 +79,9 @@ class TrainClips(Dataset):
 
 class ValClips(Dataset):
     """Item ``i``: the T uniformly pre-sampled frames of video ``i``, preprocessed exactly as
-    the features stage does (``None`` if it cannot be decoded)."""
+    the features stage does (``None`` if it cannot be decoded). The frames cross from the
+    decoding worker as :class:`~pipeline.extract.ModelFrames` (uint8 crops for a timm eval
+    transform); collate with :func:`collate_val_clips`."""
 
     def __init__(self, root: Path, videos: Sequence[VideoRecord], num_frames: int, transform: Transform):
         self.root, self.videos, self.num_frames, self.transform = Path(root), list(videos), num_frames, transform
@@ -86,21 +89,27 @@ class ValClips(Dataset):
     def __len__(self) -> int:
         return len(self.videos)
 
-    def __getitem__(self, index: int) -> tuple[int, torch.Tensor] | None:
+    def __getitem__(self, index: int) -> tuple[int, ModelFrames] | None:
         try:
             frames, _, _ = decode_video(self.root, self.videos[index], self.num_frames)
         except VideoReadError:
             return None
-        return index, to_model_input(frames, self.transform)
+        return index, model_frames(frames, self.transform)
 
 
-def drop_failed(batch: list[Any]) -> Any:
-    """Collate that leaves out undecodable videos; ``None`` if none is left."""
+def collate_val_clips(items: list[tuple[int, ModelFrames]]) -> tuple[torch.Tensor, ModelFrames]:
+    """The video indices [B] and the frames of the B clips one after the other [B * T]."""
+    indices, frames = zip(*items)
+    return torch.tensor(indices), ModelFrames.cat(frames)
+
+
+def drop_failed(batch: list[Any], collate: Callable[[list[Any]], Any] = torch.utils.data.default_collate) -> Any:
+    """Collate (``collate``) that leaves out undecodable videos; ``None`` if none is left."""
     kept = [item for item in batch if item is not None]
-    return torch.utils.data.default_collate(kept) if kept else None
+    return collate(kept) if kept else None
 
 
-def seeded_loader(dataset: Dataset, batch_size: int, workers: int, shuffle_seed: int | None, sampler=None) -> DataLoader:
+def seeded_loader(dataset: Dataset, batch_size: int, workers: int, shuffle_seed: int | None, sampler=None, collate: Callable[[list[Any]], Any] = torch.utils.data.default_collate) -> DataLoader:
     generator = None
     if shuffle_seed is not None and sampler is None:
         generator = torch.Generator().manual_seed(shuffle_seed)
@@ -111,7 +120,7 @@ def seeded_loader(dataset: Dataset, batch_size: int, workers: int, shuffle_seed:
         sampler=sampler,
         generator=generator,
         num_workers=workers,
-        collate_fn=drop_failed,
+        collate_fn=partial(drop_failed, collate=collate),
     )
 
 
@@ -153,15 +162,17 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, loader: DataLoader, videos: Sequence[VideoRecord], device: torch.device) -> dict[str, float]:
-    """Video-level top-1 and mAP of the mean frame softmax over the T uniform frames."""
+    """Video-level top-1 and mAP of the mean frame softmax over the T uniform frames; ``loader``
+    gives batches of :func:`collate_val_clips` (``None`` for a batch of which no video decoded)."""
     model.eval()
     indices, logits = [], []
     for batch in loader:
         if batch is None:
             continue
-        index, x = batch
+        index, frames = batch
         indices.append(index.numpy())
-        logits.append(clip_logits(model, x, device).cpu().numpy())
+        clips = frames.model_input(device).unflatten(0, (len(index), -1))
+        logits.append(clip_logits(model, clips, device).cpu().numpy())
     if not indices:
         return {"top1": float("nan"), "mAP": float("nan"), "videos": 0}
     order = np.concatenate(indices)

@@ -25,7 +25,7 @@ from pipeline.datasets import AnnotationFiles, Manifest, load_manifest
 from pipeline.distributed import Worker, barrier, setup_worker, teardown
 from pipeline.extract import decoding_workers
 from pipeline.models import create_model, data_config, frame_transform, make_checkpoint, save_atomic, weights_identity
-from pipeline.training import GLOBAL, SHUFFLE, TrainClips, ValClips, evaluate, item_seed, seeded_loader, train_one_epoch
+from pipeline.training import GLOBAL, SHUFFLE, TrainClips, ValClips, collate_val_clips, evaluate, item_seed, seeded_loader, train_one_epoch
 
 ROLES = ("recognizer", "light")
 
@@ -164,7 +164,7 @@ def _train(root: Path, manifest: Manifest, train: list, val: list, role: str, sp
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
         sampler = torch.utils.data.distributed.DistributedSampler(train_set, shuffle=True, seed=ft.seed, drop_last=True)
     workers = decoding_workers(opts.workers, device)
-    val_loader = seeded_loader(ValClips(root, val, val_frames, frame_transform(cfg)), max(1, 128 // val_frames), workers, None)
+    val_loader = seeded_loader(ValClips(root, val, val_frames, frame_transform(cfg)), max(1, 128 // val_frames), workers, None, collate=collate_val_clips)
     log = run_dir / "log.jsonl"
     for epoch in range(start_epoch, ft.epochs):
         tick = time.perf_counter()

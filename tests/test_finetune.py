@@ -18,7 +18,9 @@ from pipeline.cache import FeatureCache
 from pipeline.config import FinetuneConfig, ModelSpec
 from pipeline.datasets import get_dataset
 from pipeline.extract import decode_video, to_model_input
+from pipeline.metrics import mean_average_precision, top1_accuracy, video_scores
 from pipeline.models import WeightsError, create_model, data_config, frame_transform, read_checkpoint
+from pipeline.training import ValClips, clip_logits, collate_val_clips, evaluate, seeded_loader
 from stages.features import run_features
 from stages.finetune import run_finetune
 
@@ -63,6 +65,27 @@ def test_checkpoint_round_trip_into_the_features_stage(tiny_videos, tiny_config,
             with torch.inference_mode():
                 expected = trained(x).numpy()
             np.testing.assert_allclose(cache["rec_logits"][i], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_validation_scores_the_uint8_crops_as_the_float_input_and_leaves_out_a_broken_video(tiny_videos):
+    """The validation clips cross from a decoding worker as uint8 crops and become the model's
+    input in the main process: the metrics equal those of the float input made at once from the
+    same frames, and an undecodable video is left out."""
+    manifest = get_dataset("demo").load(tiny_videos)
+    videos = manifest.videos[:5]
+    (tiny_videos / videos[2].path).write_bytes(b"not a video")
+    model = create_model(REC, 3, seed=0).eval()
+    transform = frame_transform(data_config(model, REC))
+    loader = seeded_loader(ValClips(tiny_videos, videos, 4, transform), 5, 1, None, collate=collate_val_clips)
+    indices, frames = next(iter(loader))
+    assert indices.tolist() == [0, 1, 3, 4] and frames.pixels.dtype == torch.uint8 and frames.pixels.shape == (16, 3, 32, 32)
+    metrics = evaluate(model, loader, videos, torch.device("cpu"))
+    kept = [videos[i] for i in (0, 1, 3, 4)]
+    x = torch.cat([to_model_input(decode_video(tiny_videos, v, 4)[0], transform) for v in kept])
+    with torch.inference_mode():
+        scores = video_scores(clip_logits(model, x.unflatten(0, (4, 4)), torch.device("cpu")).numpy())
+    labels = [v.labels for v in kept]
+    assert metrics == {"top1": top1_accuracy(scores, labels), "mAP": mean_average_precision(scores, labels), "videos": 4}
 
 
 def test_kill_and_resume_gives_the_same_weights(tiny_videos, tmp_path):
