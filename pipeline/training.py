@@ -165,17 +165,17 @@ def evaluate(model: nn.Module, loader: DataLoader, videos: Sequence[VideoRecord]
     """Video-level top-1 and mAP of the mean frame softmax over the T uniform frames; ``loader``
     gives batches of :func:`collate_val_clips` (``None`` for a batch of which no video decoded)."""
     model.eval()
-    indices, logits = [], []
+    indices, batch_scores = [], []  # video scores per batch: [N, C] kept, not the frame logits [N, T, C]
     for batch in loader:
         if batch is None:
             continue
         index, frames = batch
         indices.append(index.numpy())
         clips = frames.model_input(device).unflatten(0, (len(index), -1))
-        logits.append(clip_logits(model, clips, device).cpu().numpy())
+        batch_scores.append(video_scores(clip_logits(model, clips, device).cpu().numpy()))
     if not indices:
         return {"top1": float("nan"), "mAP": float("nan"), "videos": 0}
     order = np.concatenate(indices)
-    scores = video_scores(np.concatenate(logits))
+    scores = np.concatenate(batch_scores)
     labels = [videos[i].labels for i in order]
     return {"top1": top1_accuracy(scores, labels), "mAP": mean_average_precision(scores, labels), "videos": int(len(order))}
