@@ -8,9 +8,12 @@
 # That machine has torch, timm, scikit-learn, matplotlib, click and tqdm but no network, so
 # nothing is installed: the toolkit runs from the working tree (PYTHONPATH). Decoding needs decord
 # and PyAV, which it lacks, hence --no-decode. Results land in $OUT (inference-gpu.json and .png,
-# the log). Try it on the CPU with tiny models:
-#   DEVICE=cpu BENCH_ARGS="--light-model test_efficientnet --recognizer-model test_resnet \
+# the log). Try it on the CPU with tiny models (--backends torch, the GPU's default; on the CPU
+# the bench adds ONNX Runtime, which that machine lacks):
+#   DEVICE=cpu BENCH_ARGS="--backends torch --light-model test_efficientnet --recognizer-model test_resnet \
 #     --light-resolution 32 --recognizer-resolution 32 --reps 1" OUT=/tmp/out bash scripts/device-check.sh
+# Checked so on 2026-12-04 with decord, PyAV, ONNX Runtime, onnx, onnxscript, zarr and h5py made
+# unimportable (modules that raise ImportError, first on PYTHONPATH): it imports none of them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-cache/bench}
