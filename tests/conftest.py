@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import FeaturesConfig, ModelSpec, RunOptions
+from pipeline.datasets import AnnotationFiles, Manifest, get_dataset
 from pipeline.demo_data import DemoSpec, generate_demo
 
 TINY_SPEC = DemoSpec(num_classes=3, train_per_class=3, val_per_class=1, min_frames=4, max_frames=24, size=32, seed=7)
@@ -16,6 +17,18 @@ TINY_FEATURES = FeaturesConfig(
     light=ModelSpec("test_efficientnet", weights="none", resolution=32),
     recognizer=ModelSpec("test_resnet", weights="none", resolution=32),
 )
+
+
+def manifest_rows(manifest: Manifest) -> list[tuple]:
+    """Each video of a manifest as (video_id, path, labels, split), in the manifest's order."""
+    return [(v.video_id, v.path, v.labels, v.split) for v in manifest.videos]
+
+
+def load_rows(dataset: str, root: Path, **files: Path) -> tuple[Manifest, list[tuple]]:
+    """The manifest ``dataset`` reads from ``files`` (:class:`AnnotationFiles` fields) under
+    ``root``, and its rows (:func:`manifest_rows`)."""
+    manifest = get_dataset(dataset).load(root, AnnotationFiles(**files))
+    return manifest, manifest_rows(manifest)
 
 
 def write_video(path: Path, frames, fps: int, container: str, codec: str, codec_options: dict | None = None, container_options: dict | None = None, rotation: int | None = None, pix_fmt: str = "yuv420p") -> Path:

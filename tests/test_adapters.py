@@ -7,6 +7,7 @@ import pytest
 
 from pipeline.datasets import DATASETS, AnnotationFiles, Manifest, ManifestError, get_dataset
 from pipeline.datasets.adapters import activitynet_manifest, csv_manifest, fcvid_manifest, minikinetics_manifest, ucf101_manifest
+from conftest import manifest_rows
 
 
 def test_csv_manifest_multi_label_and_unknown_labels(tmp_path: Path):
@@ -20,7 +21,7 @@ def test_csv_manifest_multi_label_and_unknown_labels(tmp_path: Path):
     )
     m = csv_manifest(tmp_path)
     assert m.classes == ("cat", "dog", "bird")
-    assert [(v.video_id, v.path, v.labels, v.split) for v in m.videos] == [
+    assert manifest_rows(m) == [
         ("videos/a", "videos/a.mp4", (0,), "train"),
         ("videos/b", "videos/b.mp4", (1, 2), "val"),
         ("frames/c", "frames/c", (2,), "test"),
@@ -73,7 +74,7 @@ def test_fcvid_release_files_multi_label(tmp_path: Path):
     (materials / "FCVID_Label.txt").write_text("1 0 0\n0 1 1\n0 0 1\n0 0 0\n")
     m = fcvid_manifest(tmp_path)
     assert m.num_classes == 3
-    assert [(v.video_id, v.path, v.labels, v.split) for v in m.videos] == [
+    assert manifest_rows(m) == [
         ("accordion/v1", "videos/accordion/v1.mp4", (0,), "train"),
         ("basketball/v2", "videos/basketball/v2.mp4", (1, 2), "test"),
         ("cooking/v3", "videos/cooking/v3.mp4", (2,), "train"),
@@ -176,7 +177,7 @@ def test_activitynet_v13_json(tmp_path: Path):
     (tmp_path / "videos" / "v_abc.mkv").write_bytes(b"")
     m = activitynet_manifest(tmp_path)
     assert m.classes == ("Hopscotch", "Rock climbing")
-    assert [(v.video_id, v.path, v.labels, v.split) for v in m.videos] == [
+    assert manifest_rows(m) == [
         ("v_abc", "videos/v_abc.mkv", (0,), "train"),
         ("v_def", "videos/v_def.mp4", (0, 1), "val"),
     ]
@@ -212,14 +213,14 @@ def test_activitynet_v12_json_found_or_named(tmp_path: Path):
     (tmp_path / "k2.webm").write_bytes(b"")
     expected = [("v_k1", "v_k1.mp4", (0,), "train"), ("v_k2", "k2.webm", (1,), "val")]
     m = activitynet_manifest(tmp_path)
-    assert m.classes == ("Archery", "Bathing dog") and [(v.video_id, v.path, v.labels, v.split) for v in m.videos] == expected
+    assert m.classes == ("Archery", "Bathing dog") and manifest_rows(m) == expected
     elsewhere = tmp_path / "annotations" / "anet12.json"
     elsewhere.parent.mkdir()
     (tmp_path / "activity_net.v1-2.min.json").rename(elsewhere)
     with pytest.raises(ManifestError, match="activity_net.v1-3.min.json: annotation file not found"):
         activitynet_manifest(tmp_path)
     m = get_dataset("activitynet").load(tmp_path, AnnotationFiles(annotations=elsewhere))
-    assert [(v.video_id, v.path, v.labels, v.split) for v in m.videos] == expected
+    assert manifest_rows(m) == expected
 
 
 def test_activitynet_videos_anywhere_under_the_root(tmp_path: Path):
@@ -274,7 +275,7 @@ def test_minikinetics_arnet_lists(tmp_path: Path):
     (tmp_path / "val").mkdir()
     (tmp_path / "val" / "x5.mkv").write_bytes(b"")  # kept as a file, listed as AR-Net's frame folder
     m = minikinetics_manifest(tmp_path)
-    assert [(v.video_id, v.path, v.labels, v.split) for v in m.videos] == [
+    assert manifest_rows(m) == [
         ("train/abseiling/x1", "train/abseiling/x1", (0,), "train"),
         ("train/baking/x2", "train/baking/x2", (1,), "train"),
         ("val/x4", "val/x4.mp4", (1,), "val"),
@@ -306,7 +307,7 @@ def test_ucf101_classind_and_split_lists(tmp_path: Path):
     (lists / "trainlist01.txt").write_text("ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1\nArchery/v_Archery_g08_c01.avi 2\n")
     (lists / "testlist01.txt").write_text("Archery/v_Archery_g01_c01.avi\nBowling/v_Bowling_g01_c01.avi\n")
     m = ucf101_manifest(tmp_path)
-    assert [(v.video_id, v.path, v.labels, v.split) for v in m.videos] == [
+    assert manifest_rows(m) == [
         ("ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01", "UCF-101/ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi", (0,), "train"),
         ("Archery/v_Archery_g08_c01", "UCF-101/Archery/v_Archery_g08_c01.avi", (1,), "train"),
         ("Archery/v_Archery_g01_c01", "UCF-101/Archery/v_Archery_g01_c01.avi", (1,), "val"),
@@ -354,7 +355,7 @@ def test_ucf101_3d_resnets_json(tmp_path: Path):
         (root / name).write_bytes(b"")
     m = get_dataset("ucf101").load(root, AnnotationFiles(annotations=annotations))
     assert m.name == "ucf101" and m.classes == ("JumpingJack", "JumpRope")
-    assert [(v.video_id, v.path, v.labels, v.split) for v in m.videos] == [
+    assert manifest_rows(m) == [
         ("v_JumpRope_g01_c01", "jpg/JumpRope/v_JumpRope_g01_c01", (1,), "train"),
         ("v_JumpingJack_g01_c01", "jpg/JumpingJack/v_JumpingJack_g01_c01", (0,), "train"),
         ("v_JumpRope_g02_c01", "UCF-101/JumpRope/v_JumpRope_g02_c01.avi", (1,), "val"),

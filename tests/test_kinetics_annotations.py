@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from pipeline.datasets import AnnotationFiles, ManifestError, Rejected, get_dataset
 from stages.cli import main
+from conftest import load_rows, manifest_rows
 
 CSV_HEADER = "label,youtube_id,time_start,time_end,split,is_cc\n"
 TRAIN_CSV = CSV_HEADER + "abseiling,aaaaaaaaaaa,10,20,train,0\n\"air drumming\",bbbbbbbbbbb,3,13,train,0\nzumba,zzzzzzzzzzz,0,10,train,0\n"
@@ -55,16 +56,11 @@ def _write(folder: Path, **files: str) -> dict[str, Path]:
     return {name: folder / name for name in files}
 
 
-def _rows(root: Path, **files) -> tuple:
-    m = get_dataset("kinetics").load(root, AnnotationFiles(**files))
-    return m, [(v.video_id, v.path, v.labels, v.split) for v in m.videos]
-
-
 def test_deepmind_json_reads_as_its_csv(root, tmp_path):
     f = _write(tmp_path / "ann", **{"train.csv": TRAIN_CSV, "validate.csv": VAL_CSV, "kinetics_train.json": _deepmind_json(TRAIN_CSV),
                                     "kinetics_val.json": _deepmind_json(VAL_CSV),
                                     "kinetics_test.json": json.dumps({"qqqqqqqqqqq": {"annotations": {"label": "", "segment": [0.0, 10.0]}, "subset": "test"}})})
-    from_csv, rows = _rows(root, train=f["train.csv"], val=f["validate.csv"])
+    from_csv, rows = load_rows("kinetics", root, train=f["train.csv"], val=f["validate.csv"])
     assert from_csv.classes == ("abseiling", "air drumming", "zumba") and rows == ROWS
     from_json = get_dataset("kinetics").load(root, AnnotationFiles(train=f["kinetics_train.json"], val=f["kinetics_val.json"], test=f["kinetics_test.json"]))
     assert from_json == from_csv  # the unlabelled test clip is left out, as in the csv
@@ -82,12 +78,12 @@ def test_one_file_of_every_split_alone_or_named_per_split(root, tmp_path):
         "qqqqqqqqqqq_000000_000010": {"subset": "testing", "annotations": {}},
     }
     f = _write(tmp_path / "ann", **{"kinetics.json": json.dumps({"labels": ["abseiling", "air drumming", "zumba"], "database": database})})
-    alone, rows = _rows(root, annotations=f["kinetics.json"])
+    alone, rows = load_rows("kinetics", root, annotations=f["kinetics.json"])
     expected = ROWS[:4] + [("ddddddddddd", "val/ddddddddddd.mp4", (1,), "val")]
     assert rows == expected
-    per_split, _ = _rows(root, train=f["kinetics.json"], val=f["kinetics.json"])  # each split its own subset
+    per_split, _ = load_rows("kinetics", root, train=f["kinetics.json"], val=f["kinetics.json"])  # each split its own subset
     assert per_split == alone
-    assert [r[0] for r in _rows(root, val=f["kinetics.json"])[1]] == ["ccccccccccc_000000_000010", "ddddddddddd"]
+    assert [r[0] for r in load_rows("kinetics", root, val=f["kinetics.json"])[1]] == ["ccccccccccc_000000_000010", "ddddddddddd"]
 
 
 def test_3d_resnets_labels_set_the_class_order(root, tmp_path):
@@ -101,29 +97,29 @@ def test_3d_resnets_labels_set_the_class_order(root, tmp_path):
     }
     labels = ["zumba", "air drumming", "abseiling"]
     f = _write(tmp_path / "ann", **{"kinetics.json": json.dumps({"labels": labels, "database": database})})
-    m, rows = _rows(root, annotations=f["kinetics.json"])
+    m, rows = load_rows("kinetics", root, annotations=f["kinetics.json"])
     assert m.classes == ("zumba", "air drumming", "abseiling")
     assert [(r[0], r[2], r[3]) for r in rows] == [(ROWS[0][0], (2,), "train"), (ROWS[1][0], (1,), "train"), (ROWS[3][0], (2,), "val")]
-    per_split, _ = _rows(root, train=f["kinetics.json"], val=f["kinetics.json"])
+    per_split, _ = load_rows("kinetics", root, train=f["kinetics.json"], val=f["kinetics.json"])
     assert per_split.classes == m.classes
     subset = tmp_path / "subset.txt"
     subset.write_text("abseiling\nair drumming\n")
-    assert _rows(root, annotations=f["kinetics.json"], classes=subset)[0].classes == ("abseiling", "air drumming")  # --class-names wins
+    assert load_rows("kinetics", root, annotations=f["kinetics.json"], classes=subset)[0].classes == ("abseiling", "air drumming")  # --class-names wins
     ids = _write(tmp_path / "mini", **{"train_ytid_list.txt": "bbbbbbbbbbb\n"})
-    assert _rows(root, train=ids["train_ytid_list.txt"], annotations=f["kinetics.json"])[0].classes == ("air drumming",)
+    assert load_rows("kinetics", root, train=ids["train_ytid_list.txt"], annotations=f["kinetics.json"])[0].classes == ("air drumming",)
     f["kinetics.json"].write_text(json.dumps({"labels": ["zumba", "abseiling"], "database": database}))
     with pytest.raises(ManifestError, match=r"kinetics.json: bbbbbbbbbbb_000003_000013: label 'air drumming' is not one of the 2 classes of the file's 'labels'"):
-        _rows(root, annotations=f["kinetics.json"])
+        load_rows("kinetics", root, annotations=f["kinetics.json"])
     f["kinetics.json"].write_text(json.dumps({"labels": ["abseiling", "Abseiling", "air drumming"], "database": database}))
     with pytest.raises(ManifestError, match=r"kinetics.json: 'labels' names these classes twice .*: Abseiling, abseiling"):
-        _rows(root, annotations=f["kinetics.json"])
+        load_rows("kinetics", root, annotations=f["kinetics.json"])
     f["kinetics.json"].write_text(json.dumps({"labels": "abseiling", "database": database}))
     with pytest.raises(ManifestError, match=r"kinetics.json: 'labels' must be a list of class names"):
-        _rows(root, annotations=f["kinetics.json"])
+        load_rows("kinetics", root, annotations=f["kinetics.json"])
     _write(tmp_path / "ann", **{"kinetics.json": json.dumps({"labels": labels, "database": database}),
                                 "kinetics_b.json": json.dumps({"labels": sorted(labels), "database": {}})})
     with pytest.raises(ManifestError, match=r"kinetics_b.json and .*kinetics.json declare different class lists"):
-        _rows(root, annotations=tmp_path / "ann")
+        load_rows("kinetics", root, annotations=tmp_path / "ann")
 
 
 def test_a_file_named_by_the_bare_id_carries_the_clips_segment(root, tmp_path):
@@ -150,21 +146,21 @@ def test_a_file_named_by_the_bare_id_carries_the_clips_segment(root, tmp_path):
 def test_annotation_folder_alone_splits_by_each_rows_split(root, tmp_path):
     f = _write(tmp_path / "annotations", **{"train.csv": TRAIN_CSV, "val.csv": VAL_CSV, "test.csv": TEST_CSV, "readme.md": "not read",
                                             "kinetics_400_labels.csv": "id,name\n0,abseiling\n", "categories.json": '{"arts": ["abseiling"]}', "classes.json": '["abseiling"]'})
-    _, rows = _rows(root, annotations=tmp_path / "annotations")
+    _, rows = load_rows("kinetics", root, annotations=tmp_path / "annotations")
     assert rows == ROWS  # the class list and the downloader's categories passed over
     f["val.csv"].write_text(VAL_CSV.replace(",val,", ",,", 1))
     with pytest.raises(ManifestError, match=r"val.csv:2 \(its split, read from its 'split' or 'subset'.*unknown split ''"):
-        _rows(root, annotations=tmp_path / "annotations")
+        load_rows("kinetics", root, annotations=tmp_path / "annotations")
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(ManifestError, match=r"empty: no Kinetics annotation file \(.csv or .json\) in this folder$"):
-        _rows(root, annotations=empty)
+        load_rows("kinetics", root, annotations=empty)
     _write(empty, **{"labels.csv": "id,name\n0,abseiling\n", "classes.json": '["abseiling"]'})
     with pytest.raises(ManifestError, match=r"empty: no Kinetics annotation file \(.csv or .json\) in this folder \(.*classes.json: not a Kinetics JSON .*; .*labels.csv: not a Kinetics csv \(no column youtube_id"):
-        _rows(root, annotations=empty)
+        load_rows("kinetics", root, annotations=empty)
     _write(tmp_path / "annotations", **{"broken.json": '{"aaaaaaaaaaa": '})  # broken, not foreign: an error
     with pytest.raises(ManifestError, match=r"broken.json: not valid JSON"):
-        _rows(root, annotations=tmp_path / "annotations")
+        load_rows("kinetics", root, annotations=tmp_path / "annotations")
 
 
 def test_minikinetics_200_youtube_id_lists_labelled_by_the_kinetics_annotations(root, tmp_path):
@@ -172,16 +168,16 @@ def test_minikinetics_200_youtube_id_lists_labelled_by_the_kinetics_annotations(
     files; an id no file knows is rejected with its line."""
     _write(tmp_path / "annotations", **{"train.csv": TRAIN_CSV, "validate.csv": VAL_CSV})
     lists = _write(tmp_path / "mini", **{"train_ytid_list.txt": "bbbbbbbbbbb\naaaaaaaaaaa\n\ngone_000000\n", "val_ytid_list.txt": "ddddddddddd\r\n"})
-    m, rows = _rows(root, train=lists["train_ytid_list.txt"], val=lists["val_ytid_list.txt"], annotations=tmp_path / "annotations")
+    m, rows = load_rows("kinetics", root, train=lists["train_ytid_list.txt"], val=lists["val_ytid_list.txt"], annotations=tmp_path / "annotations")
     assert m.classes == ("abseiling", "air drumming")  # the listed clips' labels: zumba's clip is not listed
     assert rows == [ROWS[1], ROWS[0], ROWS[4]]  # in the lists' order, each in its list's split
     assert m.rejected == (Rejected("gone_000000", "gone_000000", f"{lists['train_ytid_list.txt']}:4: in no annotation file under {tmp_path / 'annotations'}"),)
-    one_file, _ = _rows(root, train=lists["train_ytid_list.txt"], annotations=tmp_path / "annotations" / "train.csv")
+    one_file, _ = load_rows("kinetics", root, train=lists["train_ytid_list.txt"], annotations=tmp_path / "annotations" / "train.csv")
     assert [v.video_id for v in one_file.videos] == [ROWS[1][0], ROWS[0][0]]
     with pytest.raises(ManifestError, match=r"train_ytid_list.txt: a list of YouTube ids .* is labelled by --annotations"):
-        _rows(root, train=lists["train_ytid_list.txt"])
+        load_rows("kinetics", root, train=lists["train_ytid_list.txt"])
     with pytest.raises(ManifestError, match=r"--annotations: the kinetics dataset reads it alone .* here --train-list/--val-list/--test-list are annotation files"):
-        _rows(root, train=tmp_path / "annotations" / "train.csv", annotations=tmp_path / "annotations")
+        load_rows("kinetics", root, train=tmp_path / "annotations" / "train.csv", annotations=tmp_path / "annotations")
     with pytest.raises(ManifestError, match=r"train_ytid_list.txt:1: expected 'path label \[label ...\]', got 'bbbbbbbbbbb'; a list of bare YouTube ids .* is read by --dataset kinetics or minikinetics with --annotations"):
         get_dataset("list").load(root, AnnotationFiles(train=lists["train_ytid_list.txt"]))
     classes = tmp_path / "mini_categories.txt"
@@ -190,7 +186,7 @@ def test_minikinetics_200_youtube_id_lists_labelled_by_the_kinetics_annotations(
         get_dataset("minikinetics").load(root, AnnotationFiles(train=lists["train_ytid_list.txt"], classes=classes))  # read as AR-Net's lists: --annotations forgotten
     _write(tmp_path / "annotations", **{"k600_train.csv": CSV_HEADER + "rock climbing,aaaaaaaaaaa,10,20,train,0\n"})
     with pytest.raises(ManifestError, match=r"aaaaaaaaaaa is labelled 'rock climbing' at .*k600_train.csv:2 and 'abseiling' at .*train.csv:2; name one of the files"):
-        _rows(root, train=lists["train_ytid_list.txt"], annotations=tmp_path / "annotations")
+        load_rows("kinetics", root, train=lists["train_ytid_list.txt"], annotations=tmp_path / "annotations")
 
 
 def test_minikinetics_dataset_reads_the_id_lists_with_the_paper_profile(root, tmp_path):
@@ -202,7 +198,7 @@ def test_minikinetics_dataset_reads_the_id_lists_with_the_paper_profile(root, tm
     mini = get_dataset("minikinetics").load(root, files)
     kinetics = get_dataset("kinetics").load(root, files)
     assert mini.name == "minikinetics" and (mini.classes, mini.videos) == (kinetics.classes, kinetics.videos)
-    assert [(v.video_id, v.path, v.labels, v.split) for v in mini.videos] == [ROWS[1], ROWS[0], ROWS[4]]
+    assert manifest_rows(mini) == [ROWS[1], ROWS[0], ROWS[4]]
     assert get_dataset("minikinetics").features.light.resolution == 112
     with pytest.raises(ManifestError, match=r"^--list-format: not used with --annotations"):
         get_dataset("minikinetics").load(root, AnnotationFiles(train=lists["train_ytid_list.txt"], annotations=tmp_path / "annotations", list_format="rawframes"))
@@ -213,13 +209,13 @@ def test_malformed_kinetics_json_names_the_file(root, tmp_path):
                             "label_list.json": json.dumps({"aaaaaaaaaaa": {"annotations": [{"label": "abseiling"}], "subset": "train"}}),
                             "times.json": json.dumps({"aaaaaaaaaaa": {"annotations": {"label": "abseiling", "segment": ["start", 20]}, "subset": "train"}})})
     with pytest.raises(ManifestError, match=r"broken.json: not valid JSON"):
-        _rows(root, train=f["broken.json"])
+        load_rows("kinetics", root, train=f["broken.json"])
     with pytest.raises(ManifestError, match=r"list.json: not a Kinetics JSON"):
-        _rows(root, train=f["list.json"])
+        load_rows("kinetics", root, train=f["list.json"])
     with pytest.raises(ManifestError, match=r"label_list.json: aaaaaaaaaaa: 'annotations' must be an object with a 'label'"):
-        _rows(root, train=f["label_list.json"])
+        load_rows("kinetics", root, train=f["label_list.json"])
     with pytest.raises(ManifestError, match=r"times.json: aaaaaaaaaaa: time_start/time_end must be numbers, got 'start', 20"):
-        _rows(root, train=f["times.json"])
+        load_rows("kinetics", root, train=f["times.json"])
 
 
 def test_cli_takes_an_annotation_folder(root, tmp_path):
@@ -242,4 +238,4 @@ def test_activitynet_annotations_may_name_their_folder(tmp_path):
 def test_kinetics_refuses_a_list_format(root, tmp_path):
     f = _write(tmp_path / "ann", **{"train.csv": TRAIN_CSV})
     with pytest.raises(ManifestError, match=r"--list-format: not used by the kinetics dataset"):
-        _rows(root, train=f["train.csv"], list_format="video")
+        load_rows("kinetics", root, train=f["train.csv"], list_format="video")

@@ -6,14 +6,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pipeline.datasets import AnnotationFiles, ManifestError, get_dataset
+from pipeline.datasets import ManifestError
 from pipeline.datasets.lists import PathResolver, detect_format, read_class_names
 from stages.cli import main
-
-
-def _load(dataset: str, root: Path, **files) -> list[tuple]:
-    m = get_dataset(dataset).load(root, AnnotationFiles(**files))
-    return m, [(v.video_id, v.path, v.labels, v.split) for v in m.videos]
+from conftest import load_rows
 
 
 def _touch(root: Path, *names: str) -> None:
@@ -39,7 +35,7 @@ def test_mmaction2_video_list_with_multi_label_lines(tmp_path, label_map):
     train.write_text("train/a.mp4 0\ntrain/b.mkv 2 1\n\n# a comment line\n")
     val = tmp_path / "val_list_videos.txt"
     val.write_text("val/c.webm 1\n")
-    m, rows = _load("list", root, train=train, val=val, classes=label_map)
+    m, rows = load_rows("list", root, train=train, val=val, classes=label_map)
     assert m.classes == ("abseiling", "air drumming", "baking cookies")
     assert rows == [("train/a", "train/a.mp4", (0,), "train"), ("train/b", "train/b.mkv", (1, 2), "train"), ("val/c", "val/c.webm", (1,), "val")]
 
@@ -49,7 +45,7 @@ def test_mmaction2_rawframe_list(tmp_path, label_map):
     _touch(root, "train/a/", "train/b/")
     train = tmp_path / "train_list_rawframes.txt"
     train.write_text("train/a 120 0\ntrain/b 95 2 0\n")
-    _, rows = _load("list", root, train=train, classes=label_map)
+    _, rows = load_rows("list", root, train=train, classes=label_map)
     assert rows == [("train/a", "train/a", (0,), "train"), ("train/b", "train/b", (0, 2), "train")]
 
 
@@ -58,7 +54,7 @@ def test_arnet_comma_lists(tmp_path, label_map):
     _touch(root, "v_x1.mp4", "v_x2/")
     lst = tmp_path / "actnet_val_split.txt"
     lst.write_text("v_x1,2560,2\nv_x2,1800,0,1\n")
-    _, rows = _load("list", root, val=lst, classes=label_map)
+    _, rows = load_rows("list", root, val=lst, classes=label_map)
     assert rows == [("v_x1", "v_x1.mp4", (2,), "val"), ("v_x2", "v_x2", (0, 1), "val")]
 
 
@@ -67,11 +63,11 @@ def test_frame_range_lists_of_whole_videos(tmp_path, label_map):
     _touch(root, "a/", "b/")
     lst = tmp_path / "train.txt"
     lst.write_text("a 1 300 2\nb 0 95 0 1\n")  # path start end label [label ...]
-    _, rows = _load("list", root, train=lst, classes=label_map)  # detected: 300 and 95 are no labels
+    _, rows = load_rows("list", root, train=lst, classes=label_map)  # detected: 300 and 95 are no labels
     assert rows == [("a", "a", (2,), "train"), ("b", "b", (0, 1), "train")]
     lst.write_text("a 1 300 2\na 301 600 1\n")
     with pytest.raises(ManifestError, match=r"train.txt:2: frames 301-600 are a part of the video; only whole videos"):
-        _load("list", root, train=lst, classes=label_map, list_format="startend")
+        load_rows("list", root, train=lst, classes=label_map, list_format="startend")
 
 
 def test_semicolon_lists_of_ibm_action_recognition_pytorch(tmp_path, label_map):
@@ -84,14 +80,14 @@ def test_semicolon_lists_of_ibm_action_recognition_pytorch(tmp_path, label_map):
         ("images/train/air drumming/aaa_000010_000020", "images/train/air drumming/aaa_000010_000020", (1,), "train"),
         ("images/train/abseiling/bbb_000001_000011", "images/train/abseiling/bbb_000001_000011", (0,), "train"),
     ]
-    assert _load("list", root, train=lst, classes=label_map)[1] == expected  # detected: a frame-range list
+    assert load_rows("list", root, train=lst, classes=label_map)[1] == expected  # detected: a frame-range list
     assert detect_format([(1, "gone, or not;1;300;2"), (2, "x;0;30;1")], PathResolver(root)) == "startend"  # a comma in a path
     videos = tmp_path / "videos.txt"
     videos.write_text("train/air drumming/x.mp4;1\n")
-    assert _load("list", root, train=videos, classes=label_map)[1] == [("train/air drumming/x", "train/air drumming/x.mp4", (1,), "train")]
+    assert load_rows("list", root, train=videos, classes=label_map)[1] == [("train/air drumming/x", "train/air drumming/x.mp4", (1,), "train")]
     lst.write_text("images/train/abseiling/bbb_000001_000011;1;250;zero\n")
     with pytest.raises(ManifestError, match=r"mini_train.txt:1: label 'zero' is not an integer"):
-        _load("list", root, train=lst, classes=label_map, list_format="startend")
+        load_rows("list", root, train=lst, classes=label_map, list_format="startend")
 
 
 def test_ids_with_or_without_prefix_and_extension_are_resolved(tmp_path, label_map):
@@ -99,7 +95,7 @@ def test_ids_with_or_without_prefix_and_extension_are_resolved(tmp_path, label_m
     _touch(root, "videos/v_abc.mp4", "videos/def.webm", "videos/v_ghi/", "videos/jkl.avi", "videos/jkl.mkv")
     lst = tmp_path / "list.txt"
     lst.write_text("videos/abc 0\nvideos/v_def 1\nvideos/ghi 2\nvideos/jkl 0\nvideos/gone 1\n")
-    _, rows = _load("list", root, train=lst, classes=label_map, list_format="video")
+    _, rows = load_rows("list", root, train=lst, classes=label_map, list_format="video")
     assert rows == [
         ("videos/v_abc", "videos/v_abc.mp4", (0,), "train"),
         ("videos/def", "videos/def.webm", (1,), "train"),
@@ -116,9 +112,9 @@ def test_mmaction2_json_lists_read_as_their_text_form(tmp_path, label_map):
     text.write_text("train/a.mp4 0\ntrain/b 2 1\n")
     as_json = tmp_path / "train.json"  # what mmaction2's anno_txt2json.py writes
     as_json.write_text('[{"filename": "train/a.mp4", "label": 0}, {"frame_dir": "train/b", "total_frames": 300, "label": [2, 1]}]')
-    m_text, rows = _load("list", root, train=text, classes=label_map)
+    m_text, rows = load_rows("list", root, train=text, classes=label_map)
     assert rows == [("train/a", "train/a.mp4", (0,), "train"), ("train/b", "train/b", (1, 2), "train")]
-    assert _load("list", root, train=as_json, classes=label_map)[0] == m_text
+    assert load_rows("list", root, train=as_json, classes=label_map)[0] == m_text
     for bad, message in (
         ('[{"filename": "a.mp4"}]', r"bad.json:1: expected \{\"filename\" or \"frame_dir\": path, \"label\": index or \[indices\]\}, got \{'filename': 'a.mp4'\}"),
         ('[{"filename": "a.mp4", "label": 0}, {"filename": "b.mp4", "label": "two"}]', r"bad.json:2: label 'two' is not an integer"),
@@ -127,10 +123,10 @@ def test_mmaction2_json_lists_read_as_their_text_form(tmp_path, label_map):
     ):
         (tmp_path / "bad.json").write_text(bad)
         with pytest.raises(ManifestError, match=message):
-            _load("list", root, train=tmp_path / "bad.json", classes=label_map)
+            load_rows("list", root, train=tmp_path / "bad.json", classes=label_map)
     (tmp_path / "beyond.json").write_text('[{"filename": "val/c.mkv", "label": 3}]')
     with pytest.raises(ManifestError, match=r"beyond.json:1: label 3 is beyond the 3 classes"):
-        _load("list", root, val=tmp_path / "beyond.json", classes=label_map)
+        load_rows("list", root, val=tmp_path / "beyond.json", classes=label_map)
 
 
 def test_a_listed_extension_finds_the_video_kept_with_another_or_its_frames(tmp_path, label_map):
@@ -140,7 +136,7 @@ def test_a_listed_extension_finds_the_video_kept_with_another_or_its_frames(tmp_
     _touch(root, "train/a.webm", "train/b.MP4", "train/c/img_00001.jpg", "train/v_d.mkv", "train/e.mp4", "train/e.mkv")
     lst = tmp_path / "kinetics400_train_list_videos.txt"
     lst.write_text("train/a.mp4 0\ntrain/b.mp4 1\ntrain/c.mp4 2\ntrain/d.mp4 0\ntrain/e.mp4 1\ntrain/gone.mp4 2\n")
-    _, rows = _load("list", root, train=lst, classes=label_map)
+    _, rows = load_rows("list", root, train=lst, classes=label_map)
     assert rows == [
         ("train/a", "train/a.webm", (0,), "train"),
         ("train/b", "train/b.MP4", (1,), "train"),
@@ -157,7 +153,7 @@ def test_absolute_paths_are_made_relative_under_the_root_and_found_outside_it(tm
     _touch(elsewhere, "bbb.mkv")
     lst = tmp_path / "list.txt"
     lst.write_text(f"{root}/train/abseiling/aaa.mp4 0\n{root}/train/abseiling/aaa_gone 1\n{elsewhere}/bbb 1\n/videos/abc 2\n")
-    _, rows = _load("list", root, train=lst, classes=label_map, list_format="video")
+    _, rows = load_rows("list", root, train=lst, classes=label_map, list_format="video")
     assert rows == [
         ("train/abseiling/aaa", "train/abseiling/aaa.mp4", (0,), "train"),  # portable: relative to the root
         (f"{root}/train/abseiling/aaa_gone", f"{root}/train/abseiling/aaa_gone", (1,), "train"),  # not found: kept as written
@@ -179,7 +175,7 @@ def test_class_files_with_indices(tmp_path):
         read_class_names(twice)
     lst = tmp_path / "list.txt"
     lst.write_text("x.mp4 0\ny.mp4 2\n")
-    _, rows = _load("list", tmp_path, train=lst, classes=one_based)
+    _, rows = load_rows("list", tmp_path, train=lst, classes=one_based)
     assert [r[2] for r in rows] == [(0,), (2,)]  # 0-based labels against a 1-based classInd
 
 
@@ -187,7 +183,7 @@ def test_labels_beyond_the_class_file_name_file_and_line(tmp_path, label_map):
     lst = tmp_path / "train.txt"
     lst.write_text("a.mp4 0\nb.mp4 1 3\n")
     with pytest.raises(ManifestError, match=r"train.txt:2: label 3 is beyond the 3 classes of the class list"):
-        _load("list", tmp_path, train=lst, classes=label_map)
+        load_rows("list", tmp_path, train=lst, classes=label_map)
 
 
 @pytest.mark.parametrize(
@@ -206,13 +202,13 @@ def test_malformed_lines_name_file_and_line(tmp_path, text, fmt, message):
     bad = tmp_path / "bad.txt"
     bad.write_text(text)
     with pytest.raises(ManifestError, match=message):
-        _load("list", tmp_path, train=bad, list_format=fmt)
+        load_rows("list", tmp_path, train=bad, list_format=fmt)
 
 
 def test_without_class_file_classes_are_indices(tmp_path):
     lst = tmp_path / "list.txt"
     lst.write_text("a.mp4 3\nb.mp4 0 1\n")
-    m, rows = _load("list", tmp_path, val=lst)
+    m, rows = load_rows("list", tmp_path, val=lst)
     assert m.classes == ("0", "1", "2", "3") and [r[2] for r in rows] == [(3,), (0, 1)]
 
 
@@ -221,16 +217,16 @@ def test_paths_with_spaces_are_read_whole_where_they_are_on_disk(tmp_path, label
     _touch(tmp_path, "train/air drumming/x 1.mp4", "train/abseiling/y.mp4", "frames/air drumming/z/", "frames/abseiling/w/")
     videos = tmp_path / "videos.txt"
     videos.write_text("train/air drumming/x 1.mp4 1\ntrain/abseiling/y 0 2\n")  # auto: a video list
-    _, rows = _load("list", tmp_path, train=videos, classes=label_map)
+    _, rows = load_rows("list", tmp_path, train=videos, classes=label_map)
     assert rows == [("train/air drumming/x 1", "train/air drumming/x 1.mp4", (1,), "train"), ("train/abseiling/y", "train/abseiling/y.mp4", (0, 2), "train")]
     frames = tmp_path / "frames.txt"
     frames.write_text("frames/air drumming/z 300 1\nframes/abseiling/w 120 0\n")  # auto: a rawframe list
-    _, rows = _load("list", tmp_path, val=frames, classes=label_map)
+    _, rows = load_rows("list", tmp_path, val=frames, classes=label_map)
     assert [(r[1], r[2]) for r in rows] == [("frames/air drumming/z", (1,)), ("frames/abseiling/w", (0,))]
     gone = tmp_path / "gone.txt"
     gone.write_text("train/air drumming/gone.mp4 1\n")  # not on disk: split at every space, as before
     with pytest.raises(ManifestError, match=r"gone.txt:1: label 'drumming/gone.mp4' is not an integer"):
-        _load("list", tmp_path, train=gone, list_format="video", classes=label_map)
+        load_rows("list", tmp_path, train=gone, list_format="video", classes=label_map)
 
 
 def test_format_detection(tmp_path):
@@ -249,12 +245,12 @@ def test_format_detection(tmp_path):
 
 def test_list_needs_a_list_and_refuses_a_missing_one(tmp_path):
     with pytest.raises(ManifestError, match="needs at least one of --train-list"):
-        _load("list", tmp_path)
+        load_rows("list", tmp_path)
     with pytest.raises(ManifestError, match="nowhere.txt: list file not found"):
-        _load("list", tmp_path, train=tmp_path / "nowhere.txt")
+        load_rows("list", tmp_path, train=tmp_path / "nowhere.txt")
     (tmp_path / "train.txt").write_text("a.mp4 0\n")
     with pytest.raises(ManifestError, match="--annotations: not used by the list dataset"):
-        _load("list", tmp_path, train=tmp_path / "train.txt", annotations=tmp_path / "anet.json")
+        load_rows("list", tmp_path, train=tmp_path / "train.txt", annotations=tmp_path / "anet.json")
 
 
 def test_kinetics_csv_with_a_class_subset(tmp_path):
@@ -266,7 +262,7 @@ def test_kinetics_csv_with_a_class_subset(tmp_path):
     val.write_text("label,youtube_id,time_start,time_end,split\nabseiling,ccc,0.0,10.0,val\nair drumming,ddd,5,15,val\nabseiling,eee,1,11,val\n")
     subset = tmp_path / "mini_classes.txt"
     subset.write_text("abseiling\nair drumming\n")
-    m, rows = _load("kinetics", root, train=train, val=val, classes=subset)
+    m, rows = load_rows("kinetics", root, train=train, val=val, classes=subset)
     assert m.classes == ("abseiling", "air drumming")
     assert rows == [
         ("aaa_000010_000020", "train/abseiling/aaa_000010_000020.mp4", (0,), "train"),
@@ -277,27 +273,27 @@ def test_kinetics_csv_with_a_class_subset(tmp_path):
     ]
     folder_names = tmp_path / "minik_classes.txt"  # a subset listed by folder name, as many are
     folder_names.write_text("Abseiling\nair_drumming\n")
-    spelt, spelt_rows = _load("kinetics", root, train=train, val=val, classes=folder_names)
+    spelt, spelt_rows = load_rows("kinetics", root, train=train, val=val, classes=folder_names)
     assert spelt.classes == ("Abseiling", "air_drumming") and spelt_rows == rows
     typo = tmp_path / "typo.txt"
     typo.write_text("abseiling\nair drums\nzumba\n")
     with pytest.raises(ManifestError, match=r"typo.txt: 1 of its 3 classes are the label of no video in .*train.csv, .*validate.csv: air drums \(names"):
-        _load("kinetics", root, train=train, val=val, classes=typo)
+        load_rows("kinetics", root, train=train, val=val, classes=typo)
     twice = tmp_path / "twice.txt"
     twice.write_text("air drumming\nAir_Drumming\n")
     with pytest.raises(ManifestError, match="twice.txt: these class names are the same class .*: Air_Drumming, air drumming"):
-        _load("kinetics", root, train=train, classes=twice)
+        load_rows("kinetics", root, train=train, classes=twice)
     _touch(root, "rawframes/abseiling/eee_000001_000011/img_00001.jpg")
-    assert _load("kinetics", root, val=val, classes=subset)[1][-1][1] == "rawframes/abseiling/eee_000001_000011"  # frames
-    _, rows = _load("kinetics", root, train=train)  # no subset: every label of the csv, sorted
+    assert load_rows("kinetics", root, val=val, classes=subset)[1][-1][1] == "rawframes/abseiling/eee_000001_000011"  # frames
+    _, rows = load_rows("kinetics", root, train=train)  # no subset: every label of the csv, sorted
     assert [r[2] for r in rows] == [(0,), (1,), (2,)]
     test = tmp_path / "test.csv"
     test.write_text("youtube_id,time_start,time_end,split\nqqq,0,10,test\n")
-    assert _load("kinetics", root, test=test, classes=subset)[1] == []  # no labels: left out
+    assert load_rows("kinetics", root, test=test, classes=subset)[1] == []  # no labels: left out
     bad = tmp_path / "bad.csv"
     bad.write_text("label,id,start,end\nx,y,0,10\n")
     with pytest.raises(ManifestError, match="bad.csv: not a Kinetics csv \\(no column youtube_id, time_start, time_end"):
-        _load("kinetics", root, train=bad)
+        load_rows("kinetics", root, train=bad)
 
 
 def test_cli_reads_list_files(tmp_path, label_map):
