@@ -24,7 +24,7 @@ def manifest_rows(manifest: Manifest) -> list[tuple]:
     return [(v.video_id, v.path, v.labels, v.split) for v in manifest.videos]
 
 
-def load_rows(dataset: str, root: Path, **files: Path) -> tuple[Manifest, list[tuple]]:
+def load_rows(dataset: str, root: Path, **files: Path | str) -> tuple[Manifest, list[tuple]]:
     """The manifest ``dataset`` reads from ``files`` (:class:`AnnotationFiles` fields) under
     ``root``, and its rows (:func:`manifest_rows`)."""
     manifest = get_dataset(dataset).load(root, AnnotationFiles(**files))
