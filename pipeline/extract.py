@@ -106,7 +106,7 @@ class DecodedBlock:
     videos: list[DecodedVideo]
     failures: list[VideoFailure]
     light: ModelFrames  # for the light model
-    rec: ModelFrames  # for the recognizer; the same object when they share preprocessing
+    rec: ModelFrames  # for the recognizer; the same object when they share preprocessing, or the same crops with its own rescaling
 
     @property
     def num_frames(self) -> int:
@@ -116,7 +116,10 @@ class DecodedBlock:
         """The block with its frames in page-locked memory, so that their copy to the GPU runs
         asynchronously: what a DataLoader with ``pin_memory=True`` calls, in its own thread."""
         light = self.light.pin_memory()
-        return replace(self, light=light, rec=light if self.rec is self.light else self.rec.pin_memory())
+        if self.rec is self.light:
+            return replace(self, light=light, rec=light)
+        rec = replace(self.rec, pixels=light.pixels) if self.rec.pixels is self.light.pixels else self.rec.pin_memory()
+        return replace(self, light=light, rec=rec)
 
 
 def make_blocks(num_videos: int, block_size: int) -> list[list[int]]:
@@ -167,6 +170,7 @@ class EvalSteps:
 
     geometry: Transform  # uint8 [T, C, H, W] -> uint8 [T, C, h, w]
     rescale: Rescale
+    crops: tuple[tuple, ...]  # the resize and crop steps' arguments: equal crops give equal frames
 
 
 @functools.lru_cache(maxsize=16)
@@ -186,18 +190,34 @@ def eval_steps(transform: Transform) -> EvalSteps | None:
     mean, std = (torch.as_tensor(after[0].mean), torch.as_tensor(after[0].std)) if after else (torch.zeros(1), torch.ones(1))
     mean, std = mean.double(), std.double()
     geometry = v2.Compose([v2.Resize(s.size, s.interpolation, s.max_size, s.antialias) if type(s) is Resize else v2.CenterCrop(s.size) for s in steps[:at]])
-    return EvalSteps(geometry, Rescale(tuple((1.0 / (255.0 * std)).tolist()), tuple((-mean / std).tolist())))
+    crops = tuple((_size(s.size), s.interpolation, s.max_size, s.antialias) if type(s) is Resize else (_size(s.size),) for s in steps[:at])
+    return EvalSteps(geometry, Rescale(tuple((1.0 / (255.0 * std)).tolist()), tuple((-mean / std).tolist())), crops)
+
+
+def _size(size: int | Sequence[int]) -> tuple[int, ...]:
+    return tuple(size) if isinstance(size, Sequence) else (size,)
+
+
+def crops_alike(light_tf: Transform, rec_tf: Transform) -> bool:
+    """Whether two timm eval transforms resize and crop alike, differing at most in their
+    normalisation (MobileNetV2 with ImageNet's mean and std beside a ViT with 0.5): their uint8
+    crops are then equal, and the decoders make them once for both models."""
+    light, rec = eval_steps(light_tf), eval_steps(rec_tf)
+    return light is not None and rec is not None and light.crops == rec.crops
 
 
 class BlockDecoder(Dataset):
     """Item ``b``: block ``blocks[b]`` decoded and preprocessed for both models: the T segment
     centres of every video and, for the training videos, ``offsets - 1`` other candidates of
     every segment too. Given one transform object for both models (``frame_transforms``), the
-    frames are preprocessed once and both models get the same tensor."""
+    frames are preprocessed once and both models get the same tensor; given transforms that crop
+    alike (:func:`crops_alike`), the frames are cropped once and each model rescales the same
+    crops its own way."""
 
     def __init__(self, root: Path, videos: tuple[VideoRecord, ...], blocks: list[tuple[int, list[int]]], t: int, light_tf: Transform, rec_tf: Transform, offsets: int = 1):
         self.root, self.videos, self.blocks, self.t, self.offsets = Path(root), videos, blocks, t, offsets
         self.light_tf, self.rec_tf = light_tf, rec_tf
+        self.crop_once = rec_tf is light_tf or crops_alike(light_tf, rec_tf)
 
     def __len__(self) -> int:
         return len(self.blocks)
@@ -208,7 +228,7 @@ class BlockDecoder(Dataset):
         block_id, members = self.blocks[item]
         decoded, failures = [], []
         capacity = sum(self.t * self._candidates(self.videos[index]) for index in members)
-        transforms = (self.light_tf,) if self.rec_tf is self.light_tf else (self.light_tf, self.rec_tf)  # one preprocessing when shared
+        transforms = (self.light_tf,) if self.crop_once else (self.light_tf, self.rec_tf)
         models = [BlockRows(capacity) for _ in transforms]
         for index in members:
             record = self.videos[index]
@@ -224,8 +244,17 @@ class BlockDecoder(Dataset):
             for rows, x in zip(models, prepared):
                 rows.append(x, self.root / record.path)
             decoded.append(DecodedVideo(index, indices, count))
-        joined = [rows.joined() for rows in models]  # one object for both models when they share preprocessing
-        return DecodedBlock(block_id, members, decoded, failures, joined[0], joined[-1])
+        joined = [rows.joined() for rows in models]
+        return DecodedBlock(block_id, members, decoded, failures, joined[0], self._recognizer_frames(joined))
+
+    def _recognizer_frames(self, joined: list[ModelFrames]) -> ModelFrames:
+        """The recognizer's frames of a block: its own rows, the light model's (one transform
+        for both), or the light model's crops with the recognizer's rescaling."""
+        if not self.crop_once:
+            return joined[1]
+        if self.rec_tf is self.light_tf:
+            return joined[0]
+        return ModelFrames(joined[0].pixels, eval_steps(self.rec_tf).rescale)
 
     def _candidates(self, record: VideoRecord) -> int:
         """Candidate frames per segment decoded for a video: ``offsets`` for training videos

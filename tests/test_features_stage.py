@@ -20,7 +20,7 @@ import torch
 
 from pipeline.cache import ARRAY_NAMES, DONE, FAILED, CacheError, FeatureCache, Layout, file_lock
 from pipeline.datasets import get_dataset
-from pipeline.extract import BlockDecoder, BlockInference, block_loader, decode_candidates, decode_video, to_model_input
+from pipeline.extract import BlockDecoder, BlockInference, block_loader, crops_alike, decode_candidates, decode_video, to_model_input
 from pipeline.models import FrameEncoder, create_model, data_config, frame_transform, frame_transforms
 from stages.features import run_features
 
@@ -105,6 +105,35 @@ def test_models_with_equal_data_configs_share_one_preprocessing_of_each_frame(ti
     assert fed["rec"] is not fed["light"] and not torch.equal(fed["rec"], fed["light"])
 
 
+def test_models_that_differ_in_normalisation_only_share_one_crop_of_each_frame(tiny_videos, tiny_config):
+    """A light model with ImageNet's mean and std beside a recognizer with 0.5 (a ViT): the
+    decoders resize and crop each frame once, both models' rows are one uint8 tensor (in shared
+    memory from a worker), and each model's input is its own transform's output, bit for bit."""
+    cfg = data_config(create_model(tiny_config.recognizer, 3, seed=0), tiny_config.recognizer)
+    imagenet = {**cfg, "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
+    light_tf, rec_tf = frame_transforms(imagenet, {**cfg, "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)})
+    assert rec_tf is not light_tf and crops_alike(light_tf, rec_tf)
+    assert not crops_alike(*frame_transforms(cfg, {**cfg, "crop_pct": 1.0})) and not crops_alike(*frame_transforms(cfg, {**cfg, "interpolation": "bicubic"}))
+    assert not crops_alike(light_tf, lambda x: light_tf(x))  # not a timm eval transform
+    videos = get_dataset("demo").load(tiny_videos).videos
+    block = BlockDecoder(tiny_videos, videos, [(0, [0, 1, 2])], 6, light_tf, rec_tf)[0]
+    assert block.num_frames == len(block.light.pixels) == 18 and block.light.pixels.dtype == torch.uint8
+    assert block.rec is not block.light and block.rec.pixels is block.light.pixels and block.rec.rescale != block.light.rescale
+    fed: dict[str, torch.Tensor] = {}
+    layout = Layout(3, 6, 4, 5, 3).rows()
+    BlockInference(
+        lambda x: fed.__setitem__("light", x) or (torch.zeros(len(x), 4), None),
+        lambda x: fed.__setitem__("rec", x) or (torch.zeros(len(x), 5), torch.zeros(len(x), 3)),
+        torch.device("cpu"),
+    )(block, layout)
+    frames = [decode_video(tiny_videos, videos[v.index], 6)[0] for v in block.videos]
+    torch.testing.assert_close(fed["light"], torch.cat([to_model_input(f, light_tf) for f in frames]), rtol=0, atol=0)
+    torch.testing.assert_close(fed["rec"], torch.cat([to_model_input(f, rec_tf) for f in frames]), rtol=0, atol=0)
+    assert not torch.equal(fed["rec"], fed["light"])
+    (arrived,) = block_loader(BlockDecoder(tiny_videos, videos, [(0, [0, 1])], 6, light_tf, rec_tf), 1, pin_memory=False)
+    assert arrived.rec.pixels is arrived.light.pixels and arrived.light.pixels.is_shared() and arrived.rec.rescale == block.rec.rescale
+
+
 def test_a_loader_with_pin_memory_pins_the_blocks_frames(tiny_videos, tiny_config, monkeypatch):
     """On a GPU the loader pins each block (DataLoader's own pinning step, which calls the
     block's ``pin_memory``); page-locked memory needs a GPU, so a copy stands in for it here."""
@@ -114,11 +143,12 @@ def test_a_loader_with_pin_memory_pins_the_blocks_frames(tiny_videos, tiny_confi
     monkeypatch.setattr(torch.Tensor, "pin_memory", lambda self, *args: pinned.append(self.clone()) or pinned[-1])
     cfg = data_config(create_model(tiny_config.recognizer, 3, seed=0), tiny_config.recognizer)
     videos = get_dataset("demo").load(tiny_videos).videos
-    for shared, rec_cfg in ((True, cfg), (False, {**cfg, "crop_pct": 1.0})):
+    for shared, rec_cfg in ((True, cfg), (False, {**cfg, "crop_pct": 1.0}), ("crops", {**cfg, "std": (0.25, 0.25, 0.25)})):
         pinned.clear()
         block = BlockDecoder(tiny_videos, videos, [(0, [0, 1])], 6, *frame_transforms(cfg, rec_cfg))[0]
         out = pin_memory(block)
-        assert (block.rec is block.light) == shared and len(pinned) == (1 if shared else 2) and out.light.pixels is pinned[0] and (out.rec is out.light) == shared
+        assert (block.rec is block.light) == (shared is True) and len(pinned) == (2 if shared is False else 1) and out.light.pixels is pinned[0] and (out.rec is out.light) == (shared is True)
+        assert out.rec.rescale is block.rec.rescale and (out.rec.pixels is out.light.pixels) == bool(shared)
         assert out.rec.pixels is pinned[-1] and torch.equal(out.rec.pixels, block.rec.pixels) and torch.equal(out.light.pixels, block.light.pixels)
         assert pinned[0].dtype == torch.uint8 and out.light.rescale is block.light.rescale  # the crops are pinned, a quarter of the input's bytes
         assert out.videos == block.videos and out.members == [0, 1] and out.num_frames == 12
