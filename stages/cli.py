@@ -231,7 +231,9 @@ def features(dataset: str, data_root: Path | None, cache_dir: Path, cache_path: 
         out = Path(summary.cache).with_name(Path(summary.cache).name + ".summary.json")
         out.write_text(json.dumps(vars(summary), indent=1))
         if summary.complete:
-            latest_features_file(cache_dir, dataset, preset).write_text(str(Path(summary.cache).resolve()) + "\n")
+            pointer = latest_features_file(cache_dir, dataset, preset)
+            pointer.parent.mkdir(parents=True, exist_ok=True)  # a cache given by --cache leaves none there
+            pointer.write_text(str(Path(summary.cache).resolve()) + "\n")
     if summary.failed and not allow_failures:
         raise click.ClickException(f"{summary.failed} video(s) failed (see {summary.failures_file}); pass --allow-failures to accept")
 

@@ -41,6 +41,18 @@ def test_errors_are_one_clear_line_and_exit_1(tmp_path: Path):
     assert result.exit_code == 1 and "need 0 <= i < n" in result.output
 
 
+def test_features_with_a_cache_path_records_it_for_the_later_stages_in_a_new_cache_dir(tiny_videos, tmp_path: Path):
+    """``--cache`` puts the store anywhere; the dataset's folder under ``--cache-dir`` (not made
+    yet, as nothing else was written there) still gets the pointer the later stages read."""
+    tiny = ["--light-model", "test_efficientnet", "--light-weights", "none", "--light-resolution", "32", "--recognizer-model", "test_resnet", "--recognizer-weights", "none", "--recognizer-resolution", "32"]
+    store, cache_dir = tmp_path / "elsewhere" / "features.zarr", tmp_path / "cache"
+    args = ["features", "--dataset", "demo", "--data-root", str(tiny_videos), "--cache-dir", str(cache_dir), "--cache", str(store), "--workers", "0", "--backend", "torch", "--no-progress", *tiny]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert (cache_dir / "demo" / "latest-features.txt").read_text() == f"{store.resolve()}\n" and store.is_dir()
+    assert "(complete)" in result.output
+
+
 def test_bench_features_reports_each_backends_rates_and_their_ratio(tiny_videos, tiny_config, run_options):
     result = bench_features("demo", tiny_videos, tiny_config, replace(run_options, workers=1), max_videos=6, backends=("torch", "onnxruntime"))
     assert result.videos == 6 and result.frames == 6 * tiny_config.num_frames
