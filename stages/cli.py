@@ -400,17 +400,28 @@ def train(dataset: str, data_root: Path | None, cache_dir: Path, features_path: 
     cfg = replace(dset.train, **{k: v for k, v in changes.items() if v is not None})
     root = data_root if data_root is not None else dset.default_root
     result = run_train(features_path, prototypes_path, cfg, device=device, progress=not no_progress, ground_truth=ground_truth_file(features_path, root))
+    latest_run_file(prototypes_path).write_text(str(Path(result.path).resolve()) + "\n")
     click.echo(result.table())
 
 
+def latest_run_file(prototypes_path: Path) -> Path:
+    """Where ``nsnet train`` records the sampler run it last finished on these prototypes (the
+    evaluate stage's own runs, such as the w/o-NS baseline, are not recorded)."""
+    return prototypes_path.with_name(prototypes_path.name + ".latest-run.txt")
+
+
 def resolve_run(features_path: Path, prototypes_path: Path, dataset: str, run_path: Path | None) -> Path:
-    """The given sampler run, or the one ``nsnet train`` makes with the dataset's config."""
+    """The given sampler run, else the last one ``nsnet train`` finished on these prototypes
+    (whatever its options), else the one it makes with the dataset's config."""
     from pipeline.cache import FeatureCache
     from pipeline.datasets import get_dataset
     from stages.train import run_dir_for
 
     if run_path is not None:
         return run_path
+    pointer = latest_run_file(prototypes_path)
+    if pointer.is_file():
+        return Path(pointer.read_text().strip())
     with FeatureCache(features_path) as cache:
         return run_dir_for(features_path, prototypes_path, get_dataset(dataset).train, cache.fingerprint)
 
@@ -419,7 +430,7 @@ def resolve_run(features_path: Path, prototypes_path: Path, dataset: str, run_pa
 @dataset_option
 @data_root_option
 @sampler_inputs_options
-@click.option("--run", "run_path", type=click.Path(path_type=Path), default=None, help="Trained sampler (default: the run of the dataset's train config).")
+@click.option("--run", "run_path", type=click.Path(path_type=Path), default=None, help="Trained sampler (default: the last run `nsnet train` finished on the prototypes, else the run of the dataset's train config).")
 @frame_choice_options
 @click.option("--seed", type=int, default=None, help="Seed of the RANDOM baseline.")
 @click.option("--no-all-frames", is_flag=True, help="Skip Table 1's baselines over all frames (they decode every frame of every video).")
@@ -452,7 +463,7 @@ def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_pat
 
 @main.command()
 @click.argument("videos", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--run", "run_path", type=click.Path(path_type=Path), default=None, help="Sampler run of `nsnet train` (default: the run of --dataset's train config).")
+@click.option("--run", "run_path", type=click.Path(path_type=Path), default=None, help="Sampler run of `nsnet train` (default: the last one it finished for --dataset's latest prototypes, else the run of the dataset's train config).")
 @click.option("--dataset", type=click.Choice(sorted(DATASETS)), default=None, help="Check that the run was trained on this dataset (and find its default run).")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=Path("cache"), show_default=True)
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("cache/predict"), show_default=True, help="Where predictions.jsonl and the plots go.")

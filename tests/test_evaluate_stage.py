@@ -83,6 +83,31 @@ def test_evaluate_report(tiny_pipeline, onnx_exports):
         assert row["map"] == pytest.approx(rows[row["method"]]["map"], abs=1e-6) and row["top1"] == rows[row["method"]]["top1"]
 
 
+def test_the_sampler_run_nsnet_train_last_finished_is_the_default_of_the_later_stages(tiny_pipeline):
+    """Trained with options of its own (here 1 and then 2 epochs, not the demo's 40), the run is
+    what ``evaluate`` and ``predict`` take when no ``--run`` is given; before any training, the
+    run of the dataset's train config."""
+    from click.testing import CliRunner
+
+    from pipeline.datasets import get_dataset
+    from stages.cli import main, resolve_run
+    from stages.train import run_dir_for
+
+    features, prototypes, truth = tiny_pipeline
+    with FeatureCache(features) as cache:
+        default = run_dir_for(features, prototypes, get_dataset("demo").train, cache.fingerprint)
+    assert resolve_run(features, prototypes, "demo", None) == default
+    runs = []
+    for epochs in ("1", "2"):
+        args = ["train", "--dataset", "demo", "--data-root", str(truth.parent), "--features", str(features), "--prototypes", str(prototypes), "--epochs", epochs, "--no-progress"]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        runs.append(resolve_run(features, prototypes, "demo", None))
+        assert (runs[-1] / "model.pth").is_file() and runs[-1].name in result.output
+    assert runs[0] != runs[1] and default not in runs and runs[0].parent == features.parent
+    assert resolve_run(features, prototypes, "demo", features.parent / "given") == features.parent / "given"
+
+
 def test_evaluate_refuses_bad_inputs(tiny_pipeline, tmp_path):
     features, prototypes, truth = tiny_pipeline
     with pytest.raises(CacheError, match="no trained sampler here"):
