@@ -11,6 +11,7 @@ one PNG per video.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -82,7 +83,11 @@ def load_pipeline(run_dir: Path, cfg: EvalConfig, device: torch.device, dataset:
 
 
 def _holds_frames(folder: Path) -> bool:
-    return any(p.suffix.lower() in FRAME_EXTENSIONS for p in folder.iterdir())
+    """A folder of extracted frames: image files and no video file. Images beside videos are
+    their thumbnails (yt-dlp's ``--write-thumbnail`` leaves a ``.jpg`` by each download)."""
+    with os.scandir(folder) as entries:
+        suffixes = {Path(entry.name).suffix.lower() for entry in entries if entry.is_file()}
+    return not suffixes.isdisjoint(FRAME_EXTENSIONS) and suffixes.isdisjoint(VIDEO_EXTENSIONS)
 
 
 def _videos_under(folder: Path) -> list[Path]:

@@ -138,6 +138,11 @@ def test_find_videos(tmp_path):
     (tmp_path / "disk2" / "back").symlink_to(tmp_path / "a")  # a cycle: entered once
     rel = [str(p.relative_to(tmp_path)) for p in find_videos([tmp_path / "a"])]
     assert rel == ["a/deep/y.MKV", "a/more/w.webm", "a/rawframes_v1", "a/x.mp4"]
+    # downloads with their thumbnails (yt-dlp --write-thumbnail): a folder of videos, not of frames
+    for name in ("disk2/w.jpg", "a/x.jpg", "a/deep/y.png"):
+        (tmp_path / name).write_bytes(b"")
+    assert [str(p.relative_to(tmp_path)) for p in find_videos([tmp_path / "a"])] == rel
+    assert find_videos([tmp_path / "disk2"]) == [tmp_path / "disk2" / "back" / "deep" / "y.MKV", tmp_path / "disk2" / "back" / "rawframes_v1", tmp_path / "disk2" / "back" / "x.mp4", tmp_path / "disk2" / "w.webm"]
 
 
 def test_k_larger_than_t_takes_every_frame(trained, tmp_path, onnx_exports):
