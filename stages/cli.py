@@ -385,7 +385,7 @@ def prototypes(dataset: str, cache_dir: Path, features_path: Path | None, epsilo
 @click.option("--epochs", type=int, default=None)
 @click.option("--lr", type=float, default=None)
 @click.option("--seed", type=int, default=None)
-@click.option("--device", default="cpu", show_default=True)
+@click.option("--device", default="auto", show_default=True)
 @click.option("--no-progress", is_flag=True)
 @clear_errors
 def train(dataset: str, data_root: Path | None, cache_dir: Path, features_path: Path | None, prototypes_path: Path | None, preset: str | None, device: str, no_progress: bool, **changes: Any) -> None:
@@ -393,13 +393,14 @@ def train(dataset: str, data_root: Path | None, cache_dir: Path, features_path: 
     from dataclasses import replace
 
     from pipeline.datasets import get_dataset
+    from pipeline.distributed import pick_device
     from stages.train import run_train
 
     dset = get_dataset(dataset)
     features_path, prototypes_path = resolve_sampler_inputs(cache_dir, dataset, features_path, prototypes_path, preset)
     cfg = replace(dset.train, **{k: v for k, v in changes.items() if v is not None})
     root = data_root if data_root is not None else dset.default_root
-    result = run_train(features_path, prototypes_path, cfg, device=device, progress=not no_progress, ground_truth=ground_truth_file(features_path, root))
+    result = run_train(features_path, prototypes_path, cfg, device=str(pick_device(device)), progress=not no_progress, ground_truth=ground_truth_file(features_path, root))
     latest_run_file(prototypes_path).write_text(str(Path(result.path).resolve()) + "\n")
     click.echo(result.table())
 
@@ -498,7 +499,7 @@ def predict(videos: tuple[Path, ...], run_path: Path | None, dataset: str | None
 @dataset_option
 @sampler_inputs_options
 @click.option("--k", "k", type=int, default=None, help="Frames the recognizer sees (K); Table 6b adds 2K.")
-@click.option("--device", default="cpu", show_default=True)
+@click.option("--device", default="auto", show_default=True)
 @click.option("--no-progress", is_flag=True)
 @clear_errors
 def ablations(dataset: str, cache_dir: Path, features_path: Path | None, prototypes_path: Path | None, preset: str | None, k: int | None, device: str, no_progress: bool) -> None:
@@ -507,12 +508,13 @@ def ablations(dataset: str, cache_dir: Path, features_path: Path | None, prototy
 
     from pipeline.config import EvalConfig
     from pipeline.datasets import get_dataset
+    from pipeline.distributed import pick_device
     from stages.ablations import render_ablations, run_ablations
 
     features_path, prototypes_path = resolve_sampler_inputs(cache_dir, dataset, features_path, prototypes_path, preset)
     cfg = EvalConfig() if preset is None else get_preset(preset).evaluation(dataset)
     cfg = replace(cfg, **({"k": k} if k else {}))
-    report = run_ablations(features_path, prototypes_path, get_dataset(dataset).train, cfg, device=device, progress=not no_progress)
+    report = run_ablations(features_path, prototypes_path, get_dataset(dataset).train, cfg, device=str(pick_device(device)), progress=not no_progress)
     click.echo(render_ablations(report) + f"written {report['output']}/ablations.md")
 
 
@@ -520,16 +522,17 @@ def ablations(dataset: str, cache_dir: Path, features_path: Path | None, prototy
 @dataset_option
 @sampler_inputs_options
 @click.option("--epochs", type=int, default=3, show_default=True)
-@click.option("--device", default="cpu", show_default=True)
+@click.option("--device", default="auto", show_default=True)
 @click.option("--no-progress", is_flag=True)
 @clear_errors
 def bench_train_command(dataset: str, cache_dir: Path, features_path: Path | None, prototypes_path: Path | None, preset: str | None, epochs: int, device: str, no_progress: bool) -> None:
     """Share of the sampler's training step spent waiting for data from the cache."""
     from pipeline.datasets import get_dataset
+    from pipeline.distributed import pick_device
     from stages.bench_train import bench_train
 
     features_path, prototypes_path = resolve_sampler_inputs(cache_dir, dataset, features_path, prototypes_path, preset)
-    click.echo(bench_train(features_path, prototypes_path, get_dataset(dataset).train, epochs, device, progress=not no_progress).table())
+    click.echo(bench_train(features_path, prototypes_path, get_dataset(dataset).train, epochs, str(pick_device(device)), progress=not no_progress).table())
 
 
 @main.command("bench")

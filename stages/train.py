@@ -157,7 +157,7 @@ def run_train(features: Path, prototypes: Path, cfg: TrainConfig, device: str = 
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.milestones), gamma=cfg.lr_decay)
     start, history = 0, []
     if (run_dir / "last.pth").exists():
-        state = torch.load(run_dir / "last.pth", weights_only=False)
+        state = torch.load(run_dir / "last.pth", map_location=dev, weights_only=False)  # resumable on another device
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])

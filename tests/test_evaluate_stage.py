@@ -97,6 +97,9 @@ def test_the_sampler_run_nsnet_train_last_finished_is_the_default_of_the_later_s
     with FeatureCache(features) as cache:
         default = run_dir_for(features, prototypes, get_dataset("demo").train, cache.fingerprint)
     assert resolve_run(features, prototypes, "demo", None) == default
+    if not torch.cuda.is_available():  # the device is picked as in every stage (auto: the GPU when present)
+        asked = CliRunner().invoke(main, ["train", "--dataset", "demo", "--features", str(features), "--prototypes", str(prototypes), "--device", "cuda"])
+        assert asked.exit_code == 1 and "device 'cuda' asked for, but CUDA is not available" in asked.output
     runs = []
     for epochs in ("1", "2"):
         args = ["train", "--dataset", "demo", "--data-root", str(truth.parent), "--features", str(features), "--prototypes", str(prototypes), "--epochs", epochs, "--no-progress"]
