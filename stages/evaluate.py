@@ -97,7 +97,8 @@ def _recognizer_logits(data: EvalData, root: Path, frame_ids: list[np.ndarray], 
     logits, errors = recognize_frames(decoder, runner, device, workers=workers, progress=progress, desc=desc)
     if errors:
         listed = "; ".join(errors[i] for i in sorted(errors)[:5])
-        raise CacheError(f"{len(errors)} evaluation video(s) could not be decoded again since the cache was built: {listed}")
+        hint = "" if root.is_dir() else f" ({root} does not exist: pass the data root the cache was built from, --data-root)"
+        raise CacheError(f"{len(errors)} evaluation video(s) could not be decoded again since the cache was built{hint}: {listed}")
     return logits
 
 

@@ -128,8 +128,12 @@ def test_evaluate_refuses_bad_inputs(tiny_pipeline, tmp_path):
     with FeatureCache(features) as cache:
         victim = next(v for v in cache.attrs["manifest"]["videos"] if v["split"] != "train")["path"]
     (data / victim).unlink()
-    with pytest.raises(CacheError, match=Path(victim).name):
+    with pytest.raises(CacheError, match=Path(victim).name) as removed:
         run_evaluate(features, prototypes, run, data, EVAL, workers=0, progress=False)
+    assert "--data-root" not in str(removed.value)
+    # a data root that is not there (the dataset's default, where the videos lie elsewhere): the error says so
+    with pytest.raises(CacheError, match=r"nowhere does not exist: pass the data root the cache was built from, --data-root\)"):
+        run_evaluate(features, prototypes, run, tmp_path / "nowhere", EVAL, workers=0, progress=False)
 
 
 def test_ablations_build_every_table_from_switches(tiny_pipeline):
