@@ -231,9 +231,7 @@ def features(dataset: str, data_root: Path | None, cache_dir: Path, cache_path: 
         out = Path(summary.cache).with_name(Path(summary.cache).name + ".summary.json")
         out.write_text(json.dumps(vars(summary), indent=1))
         if summary.complete:
-            pointer = latest_features_file(cache_dir, dataset, preset)
-            pointer.parent.mkdir(parents=True, exist_ok=True)  # a cache given by --cache leaves none there
-            pointer.write_text(str(Path(summary.cache).resolve()) + "\n")
+            record_latest(latest_features_file(cache_dir, dataset, preset), summary.cache)
     if summary.failed and not allow_failures:
         raise click.ClickException(f"{summary.failed} video(s) failed (see {summary.failures_file}); pass --allow-failures to accept")
 
@@ -274,6 +272,16 @@ def finetune(dataset: str, data_root: Path | None, role: str, arch: str | None, 
     result = run_finetune(dataset, data_root, role, spec, ft, dset.features.num_frames, opts, out, files)
     if result.leader:
         click.echo(result.table())
+
+
+def record_latest(pointer: Path, target: str | Path) -> None:
+    """Write ``target``'s absolute path into the pointer file a later stage reads, whole or not
+    at all (a new file moved over the old one); its folder is made if need be, as a cache given
+    by ``--cache`` leaves none under ``--cache-dir``."""
+    pointer.parent.mkdir(parents=True, exist_ok=True)
+    partial = pointer.with_name(pointer.name + ".partial")
+    partial.write_text(str(Path(target).resolve()) + "\n")
+    partial.replace(pointer)
 
 
 def latest_features_file(cache_dir: Path, dataset: str, preset: str | None = None) -> Path:
@@ -370,7 +378,7 @@ def prototypes(dataset: str, cache_dir: Path, features_path: Path | None, epsilo
     features_path = resolve_features(cache_dir, dataset, features_path, preset)
     root = data_root if data_root is not None else get_dataset(dataset).default_root
     result = run_prototypes(features_path, GuidingScorer(epsilon=epsilon, guide=guide, temperature=temperature), ground_truth=ground_truth_file(features_path, root))
-    latest_prototypes_file(features_path).write_text(str(Path(result.path).resolve()) + "\n")
+    record_latest(latest_prototypes_file(features_path), result.path)
     click.echo(result.table())
 
 
@@ -401,7 +409,7 @@ def train(dataset: str, data_root: Path | None, cache_dir: Path, features_path: 
     cfg = replace(dset.train, **{k: v for k, v in changes.items() if v is not None})
     root = data_root if data_root is not None else dset.default_root
     result = run_train(features_path, prototypes_path, cfg, device=str(pick_device(device)), progress=not no_progress, ground_truth=ground_truth_file(features_path, root))
-    latest_run_file(prototypes_path).write_text(str(Path(result.path).resolve()) + "\n")
+    record_latest(latest_run_file(prototypes_path), result.path)
     click.echo(result.table())
 
 

@@ -50,6 +50,7 @@ def test_features_with_a_cache_path_records_it_for_the_later_stages_in_a_new_cac
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert (cache_dir / "demo" / "latest-features.txt").read_text() == f"{store.resolve()}\n" and store.is_dir()
+    assert [p.name for p in (cache_dir / "demo").iterdir()] == ["latest-features.txt"]  # written whole: no partial file left
     assert "(complete)" in result.output
 
 
