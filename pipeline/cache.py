@@ -116,6 +116,14 @@ def staging_path(final: Path) -> Path:
     return final if final.suffix == ".zarr" else final.with_name(final.name + ".staging.zarr")
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """``text`` into ``path`` whole or not at all: written to a temporary file of this process,
+    then renamed over ``path``, so neither a kill nor a second writer leaves half a file."""
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 @contextmanager
 def file_lock(path: Path, blocking: bool = True) -> Iterator[None]:
     """An exclusive ``flock`` on ``path``; non-blocking raises :class:`CacheError` when held."""

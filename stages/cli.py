@@ -275,13 +275,13 @@ def finetune(dataset: str, data_root: Path | None, role: str, arch: str | None, 
 
 
 def record_latest(pointer: Path, target: str | Path) -> None:
-    """Write ``target``'s absolute path into the pointer file a later stage reads, whole or not
-    at all (a new file moved over the old one); its folder is made if need be, as a cache given
+    """Write ``target``'s absolute path into the pointer file a later stage reads, whole (two
+    writers each through a file of their own); its folder is made if need be, as a cache given
     by ``--cache`` leaves none under ``--cache-dir``."""
+    from pipeline.cache import write_text_atomic
+
     pointer.parent.mkdir(parents=True, exist_ok=True)
-    partial = pointer.with_name(pointer.name + ".partial")
-    partial.write_text(str(Path(target).resolve()) + "\n")
-    partial.replace(pointer)
+    write_text_atomic(pointer, str(Path(target).resolve()) + "\n")
 
 
 def latest_features_file(cache_dir: Path, dataset: str, preset: str | None = None) -> Path:

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 import pipeline
 from pipeline import cache as cache_mod
-from pipeline.cache import DONE, FAILED, PENDING, BackgroundWriter, CacheError, FeatureCache, Layout, ShardAssembler, ZarrWriter
+from pipeline.cache import DONE, FAILED, PENDING, BackgroundWriter, CacheError, FeatureCache, Layout, ShardAssembler, ZarrWriter, write_text_atomic
 from pipeline.backends import Runner, backend_identity, make_runner, resolve_backend
 from pipeline.config import FeaturesConfig, RunOptions
 from pipeline.datasets import AnnotationFiles, Manifest, load_manifest
@@ -129,10 +129,7 @@ def _collect_failures(final: Path, manifest: Manifest, status: np.ndarray) -> li
     for index in np.flatnonzero(status == FAILED):
         vid = manifest.videos[index].video_id
         failures.append(latest.get(vid, {"video_id": vid, "path": manifest.videos[index].path, "reason": "failed (reason not logged)"}))
-    out = _failures_file(final)
-    tmp = out.with_name(out.name + f".{os.getpid()}.tmp")
-    tmp.write_text("".join(json.dumps(f) + "\n" for f in failures))
-    os.replace(tmp, out)
+    write_text_atomic(_failures_file(final), "".join(json.dumps(f) + "\n" for f in failures))
     return failures
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from pipeline import cache as cache_mod
-from pipeline.cache import DONE, SHARD_VIDEOS, BackgroundWriter, Layout, ZarrWriter
+from pipeline.cache import DONE, SHARD_VIDEOS, BackgroundWriter, Layout, ZarrWriter, write_text_atomic
 from pipeline.config import FeaturesConfig, ModelSpec
 from pipeline.datasets import Manifest, VideoRecord
 from pipeline.extract import make_blocks
@@ -106,8 +105,6 @@ def run_synth_cache(spec: SynthSpec, cache_dir: Path = Path("cache"), progress: 
                 bar.update(len(members))
     truth = path.with_name(path.name + ".groundtruth.json")
     if not truth.is_file():
-        tmp = truth.with_name(truth.name + f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(ground_truth(plan, [Path(v.path).stem for v in manifest.videos])))
-        os.replace(tmp, truth)
+        write_text_atomic(truth, json.dumps(ground_truth(plan, [Path(v.path).stem for v in manifest.videos])))
     train = sum(split == "train" for split in plan.splits)
     return SynthResult(str(path), n, train, spec.shape.classes, computed, time.perf_counter() - started, cache_mod.directory_size(path), cache_mod.store_files(path))
