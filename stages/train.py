@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from pipeline.config import TrainConfig
 from pipeline.metrics import multi_hot
 from pipeline.models import save_atomic
 from pipeline.sampler import NSNetSampler, SamplerConfig
-from pipeline.sampler_training import CachedClips, FrameObjective, frame_objective, sampler_saliency, train_epoch
+from pipeline.sampler_training import SALIENCY_BATCH, CachedClips, FrameObjective, frame_objective, sampler_saliency, train_epoch
 
 
 @dataclass
@@ -73,7 +73,9 @@ class SamplerInputs:
 
     attrs: dict[str, Any]
     status: np.ndarray  # [N]
-    light: np.ndarray  # [N, T, D_l] float16, as cached
+    # The light features [M, T, D_l] (float16, as cached) of the M finished training videos, in
+    # the order of finished(train=True): the sampler trains on these alone.
+    light: np.ndarray
     frame_indices: np.ndarray  # [N, T]
     g: np.ndarray  # [N, T], 0 for failed videos (never trained on)
     labels: np.ndarray  # [N, C] multi-hot
@@ -98,35 +100,44 @@ class SamplerInputs:
 
 
 def load_sampler_inputs(features: Path, prototypes: Path, read_light: bool = True, read_shift: bool = False) -> SamplerInputs:
-    """The cache's and prototypes' arrays the sampler needs. ``read_light=False`` leaves the light
-    features unread (an empty ``[0, T, D]`` array keeps their shape) for a stage that reads only
-    the rows it scores (evaluate: the evaluation split, half of FCVID's 3.7 GB). ``read_shift``
-    reads the training videos' other candidate frames too, where the cache has them."""
+    """The cache's and prototypes' arrays the sampler needs, with the finished training videos'
+    light features (:func:`read_training_features`; ``read_shift`` as there). With
+    ``read_light=False`` the features are left unread (an empty ``[0, T, D]`` array keeps their
+    shape), for a stage that reads only the rows it scores (evaluate: the evaluation split, half
+    of FCVID's 3.7 GB)."""
     guides = np.load(Path(prototypes) / "guides.npz")
     with FeatureCache(features) as cache:
         attrs = cache.attrs
         status = np.asarray(cache["status"][:])
         cached = cache["light_features"]
-        light = np.asarray(cached[:]) if read_light else np.empty((0, *cached.shape[1:]), dtype=cached.dtype)
         frame_indices = np.asarray(cache["frame_indices"][:])
         g = guides["g"]
-        if g.shape != status.shape + (light.shape[1],):
+        if g.shape != status.shape + (cached.shape[1],):
             raise CacheError(f"{prototypes}: guiding scores of shape {g.shape} do not belong to {features}")
         labels = multi_hot([v["labels"] for v in attrs["manifest"]["videos"]], len(attrs["manifest"]["classes"]))
-        inputs = SamplerInputs(attrs, status, light, frame_indices, np.nan_to_num(g), labels)
-        if read_shift and cache.offsets > 1:
-            if "g_shift" not in guides:
-                raise CacheError(f"{prototypes}: no guiding scores of the other candidate frames, which {features} holds; run `nsnet prototypes` again")
-            train = inputs.finished(train=True)
-            inputs.shift_light = cache_mod.read_rows(cache["shift_light_features"], train)
-            inputs.shift_g = np.nan_to_num(guides["g_shift"][train])
-    return inputs
+        inputs = SamplerInputs(attrs, status, np.empty((0, *cached.shape[1:]), dtype=cached.dtype), frame_indices, np.nan_to_num(g), labels)
+    return read_training_features(inputs, features, prototypes, read_shift) if read_light else inputs
+
+
+def read_training_features(inputs: SamplerInputs, features: Path, prototypes: Path, read_shift: bool = False) -> SamplerInputs:
+    """``inputs`` with the light features of the finished training videos alone, read a shard at
+    a time; ``read_shift`` reads their other candidate frames too, where the cache has them."""
+    train = inputs.finished(train=True)
+    with FeatureCache(features) as cache:
+        light = cache_mod.read_rows(cache["light_features"], train)
+        if not (read_shift and cache.offsets > 1):
+            return replace(inputs, light=light)
+        guides = np.load(Path(prototypes) / "guides.npz")
+        if "g_shift" not in guides:
+            raise CacheError(f"{prototypes}: no guiding scores of the other candidate frames, which {features} holds; run `nsnet prototypes` again")
+        return replace(inputs, light=light, shift_light=cache_mod.read_rows(cache["shift_light_features"], train), shift_g=np.nan_to_num(guides["g_shift"][train]))
 
 
 def training_clips(inputs: SamplerInputs, cfg: TrainConfig) -> CachedClips:
     """The finished training videos as the sampler trains on them, with the temporal random
     shift of ``cfg`` (or of the cache's candidate frames, where it has them)."""
-    return CachedClips(inputs.light, inputs.g, inputs.labels, cfg.max_shift, cfg.seed, rows=inputs.finished(train=True), shift_features=inputs.shift_light, shift_g=inputs.shift_g)
+    train = inputs.finished(train=True)
+    return CachedClips(inputs.light, inputs.g[train], inputs.labels[train], cfg.max_shift, cfg.seed, shift_features=inputs.shift_light, shift_g=inputs.shift_g)
 
 
 def epoch_loader(data: CachedClips, cfg: TrainConfig, epoch: int) -> torch.utils.data.DataLoader:
@@ -142,14 +153,13 @@ def run_train(features: Path, prototypes: Path, cfg: TrainConfig, device: str = 
     checked = ground_truth is not None and Path(ground_truth).is_file()
     if (run_dir / "model.pth").exists() and not checked:  # finished: nothing to load (evaluate holds the features already)
         return TrainResult(str(run_dir), 0, json.loads((run_dir / "metrics.json").read_text())["history"])
-    inputs = load_sampler_inputs(features, prototypes, read_shift=not (run_dir / "model.pth").exists())
-    val = inputs.finished(train=False)
+    inputs = load_sampler_inputs(features, prototypes, read_light=False)
     objective = frame_objective(cfg.fsm_target)
     dev = torch.device(device)
     if (run_dir / "model.pth").exists():
         model, objective, _ = load_trained_sampler(run_dir, inputs.attrs["fingerprint"], inputs.shape, dev)
         history = json.loads((run_dir / "metrics.json").read_text())["history"]
-        return TrainResult(str(run_dir), 0, history, _saliency_report(model, objective, inputs, val, dev, ground_truth))
+        return TrainResult(str(run_dir), 0, history, _saliency_report(model, objective, inputs, features, dev, ground_truth))
     torch.manual_seed(cfg.seed)
     model = inputs.shape.build(cfg).to(dev)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -162,23 +172,31 @@ def run_train(features: Path, prototypes: Path, cfg: TrainConfig, device: str = 
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start, history = state["epoch"] + 1, state["history"]
-    data = training_clips(inputs, cfg)
-    log = run_dir / "log.jsonl"
+    # The training videos' features are held for the epochs alone, freed when they end (the
+    # saliency report after them reads the validation videos' a block at a time).
+    clips = training_clips(read_training_features(inputs, features, prototypes, read_shift=True), cfg)
+    _train_epochs(model, optimizer, scheduler, objective, clips, cfg, dev, run_dir, start, history, progress)
+    del clips
+    (run_dir / "metrics.json").write_text(json.dumps({"history": history, "config": asdict(cfg)}, indent=1))
+    save_atomic({"model": model.state_dict(), "config": asdict(cfg), "features": str(features), "features_fingerprint": inputs.attrs["fingerprint"], "prototypes": str(prototypes)}, run_dir / "model.pth")
+    return TrainResult(str(run_dir), cfg.epochs - start, history, _saliency_report(model, objective, inputs, features, dev, ground_truth))
+
+
+def _train_epochs(model: NSNetSampler, optimizer: torch.optim.Optimizer, scheduler: Any, objective: FrameObjective, data: CachedClips, cfg: TrainConfig, device: torch.device, run_dir: Path, start: int, history: list[dict[str, Any]], progress: bool) -> None:
+    """Epochs ``start`` to ``cfg.epochs`` of the run in ``run_dir``: each appended to ``history``
+    and ``log.jsonl``, then saved as the resume point ``last.pth``."""
     bar = tqdm(range(start, cfg.epochs), desc="train sampler", unit="epoch", disable=not progress)
     for epoch in bar:
         tick = time.perf_counter()
         torch.manual_seed(cfg.seed * 1_000_003 + epoch)
-        losses = train_epoch(model, epoch_loader(data, cfg, epoch), optimizer, objective, cfg.gamma, dev, cfg.grad_clip, cfg.vgm_target)
+        losses = train_epoch(model, epoch_loader(data, cfg, epoch), optimizer, objective, cfg.gamma, device, cfg.grad_clip, cfg.vgm_target)
         scheduler.step()
         entry = {"epoch": epoch + 1, "loss": losses.total, "frame": losses.frame, "video": losses.video, "cls": losses.cls, "ns": losses.ns, "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - tick}
         history.append(entry)
-        with open(log, "a") as handle:
+        with open(run_dir / "log.jsonl", "a") as handle:
             handle.write(json.dumps(entry) + "\n")
         bar.set_postfix(loss=f"{losses.total:.4f}")
         save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch, "history": history}, run_dir / "last.pth")
-    (run_dir / "metrics.json").write_text(json.dumps({"history": history, "config": asdict(cfg)}, indent=1))
-    save_atomic({"model": model.state_dict(), "config": asdict(cfg), "features": str(features), "features_fingerprint": inputs.attrs["fingerprint"], "prototypes": str(prototypes)}, run_dir / "model.pth")
-    return TrainResult(str(run_dir), cfg.epochs - start, history, _saliency_report(model, objective, inputs, val, dev, ground_truth))
 
 
 def load_trained_sampler(run_dir: Path, features_fingerprint: str, shape: SamplerShape, device: torch.device) -> tuple[NSNetSampler, FrameObjective, TrainConfig]:
@@ -199,14 +217,17 @@ def load_trained_sampler(run_dir: Path, features_fingerprint: str, shape: Sample
     return model.to(device).eval(), frame_objective(cfg.fsm_target), cfg
 
 
-def _saliency_report(model: NSNetSampler, objective: FrameObjective, inputs: SamplerInputs, val: np.ndarray, device: torch.device, ground_truth: Path | None) -> dict[str, float]:
+def _saliency_report(model: NSNetSampler, objective: FrameObjective, inputs: SamplerInputs, features: Path, device: torch.device, ground_truth: Path | None) -> dict[str, float]:
     """On demo data: AP of s_f and s_v against the generator's salient frames (val videos)."""
+    val = inputs.finished(train=False)
     if ground_truth is None or not Path(ground_truth).is_file() or not len(val):
         return {}
     from sklearn.metrics import average_precision_score
 
     truth = json.loads(Path(ground_truth).read_text())
-    s_f, s_v = sampler_saliency(model, objective, inputs.light, device, rows=val)
+    with FeatureCache(features) as cache:  # a block of validation videos at a time
+        blocks = [sampler_saliency(model, objective, cache_mod.read_rows(cache["light_features"], part), device) for part in np.array_split(val, -(-len(val) // SALIENCY_BATCH))]
+    s_f, s_v = (np.concatenate(parts) for parts in zip(*blocks))
     masks = np.stack([np.asarray(truth[Path(inputs.videos[i]["path"]).stem]["salient"])[inputs.frame_indices[i]] for i in val])
     y = masks.ravel()
     return {

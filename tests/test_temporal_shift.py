@@ -119,7 +119,7 @@ def test_train_draws_from_the_cached_candidates(tiny_videos, tiny_config, run_op
     for epoch in range(8):
         clips.set_epoch(epoch)
         x, g, _ = clips[0]
-        views = np.concatenate([inputs.light[train[0]][None], inputs.shift_light[0]]).astype(np.float32)
+        views = np.concatenate([inputs.light[0][None], inputs.shift_light[0]]).astype(np.float32)
         gs = np.concatenate([inputs.g[train[0]][None], inputs.shift_g[0]])
         for segment in range(6):  # each segment's frame is one of its three candidates, with its g
             match = [s for s in range(3) if np.array_equal(views[s, segment], x[segment].numpy()) and np.isclose(gs[s, segment], g[segment])]

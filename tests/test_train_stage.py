@@ -1,5 +1,6 @@
 """The sampler train stage on a tiny cache: targets, shift, learning, resume, idempotency."""
 
+import json
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -7,11 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from sklearn.metrics import average_precision_score
 
+from pipeline.cache import FeatureCache
 from pipeline.config import TrainConfig
 from pipeline.sampler import NSNetSampler, SamplerConfig
 from pipeline.sampler_training import CachedClips, baseline_plus_targets, frame_objective, ns_targets, ranking_loss, sampler_saliency, shift_positions, train_epoch, vgm_loss
-from stages.train import run_train
+from stages.train import load_sampler_inputs, load_trained_sampler, run_train, training_clips
 
 CFG = TrainConfig(epochs=12, batch_size=4, lr=0.001, milestones=(8,), seed=1)
 
@@ -108,8 +111,9 @@ def test_train_epoch_learns_a_separable_toy_problem():
     assert s_f[:, 1:3].mean() > 2 * s_f[:, [0, 3]].mean()  # the FSM finds the salient frames
 
 
-def test_train_stage_reports_saliency_and_is_idempotent(tiny_pipeline):
+def test_train_stage_reports_saliency_and_is_idempotent(tiny_pipeline, monkeypatch):
     features, prototypes, truth = tiny_pipeline
+    monkeypatch.setattr("stages.train.SALIENCY_BATCH", 2)  # the report reads the validation videos in blocks
     result = run_train(features, prototypes, CFG, progress=False, ground_truth=truth)
     losses = [h["loss"] for h in result.history]
     assert result.trained_epochs == 12 and len(losses) == 12 and np.isfinite(losses).all()
@@ -118,6 +122,19 @@ def test_train_stage_reports_saliency_and_is_idempotent(tiny_pipeline):
         "AP of s_v vs ground-truth salient frames (val)",
         "share of salient frames (chance AP)",
     }
+    # the report scores the validation videos' light features, read from the cache for it
+    inputs = load_sampler_inputs(features, prototypes, read_light=False)
+    val = inputs.finished(train=False)
+    assert len(val) > 2
+    with FeatureCache(features) as cache:
+        light = np.asarray(cache["light_features"][:])[val]
+    model, objective, _ = load_trained_sampler(Path(result.path), inputs.attrs["fingerprint"], inputs.shape, torch.device("cpu"))
+    s_f, s_v = sampler_saliency(model, objective, light, torch.device("cpu"))
+    salient = json.loads(Path(truth).read_text())
+    y = np.stack([np.asarray(salient[Path(inputs.videos[i]["path"]).stem]["salient"])[inputs.frame_indices[i]] for i in val]).ravel()
+    assert result.saliency_ap["AP of s_f vs ground-truth salient frames (val)"] == pytest.approx(average_precision_score(y, s_f.ravel()), abs=1e-12)
+    assert result.saliency_ap["AP of s_v vs ground-truth salient frames (val)"] == pytest.approx(average_precision_score(y, s_v.ravel()), abs=1e-12)
+    assert result.saliency_ap["share of salient frames (chance AP)"] == pytest.approx(y.mean())
     again = run_train(features, prototypes, CFG, progress=False, ground_truth=truth)
     assert again.trained_epochs == 0 and again.path == result.path and again.saliency_ap == result.saliency_ap
     paths = {result.path}
@@ -129,6 +146,23 @@ def test_train_stage_reports_saliency_and_is_idempotent(tiny_pipeline):
         variant = run_train(features, prototypes, replace(CFG, vgm_target=target, epochs=2), progress=False)
         paths.add(variant.path)
     assert len(paths) == 8  # each objective is its own run
+
+
+def test_the_sampler_holds_the_training_videos_light_features_alone(tiny_pipeline):
+    features, prototypes, _ = tiny_pipeline
+    inputs = load_sampler_inputs(features, prototypes)
+    train = inputs.finished(train=True)
+    with FeatureCache(features) as cache:
+        cached = np.asarray(cache["light_features"][:])
+    assert 0 < len(train) < len(cached) and inputs.light.dtype == cached.dtype
+    np.testing.assert_array_equal(inputs.light, cached[train])
+    clips = training_clips(inputs, replace(CFG, max_shift=0))
+    assert len(clips) == len(train)
+    for i, row in enumerate(train):  # item i is training video train[i], as read from the cache
+        x, g, y = clips[i]
+        np.testing.assert_array_equal(x.numpy(), cached[row].astype(np.float32))
+        np.testing.assert_array_equal(g.numpy(), inputs.g[row].astype(np.float32))
+        np.testing.assert_array_equal(y.numpy(), inputs.labels[row].astype(np.float32))
 
 
 def test_resume_gives_the_same_weights(tiny_pipeline):
