@@ -131,18 +131,17 @@ def shift_positions(t: int, shift: int) -> np.ndarray:
 
 class CachedClips(Dataset):
     """Item ``i``: (light features [T, D], guiding scores g [T], multi-hot label [C]) of video
-    ``rows[i]`` (all videos without ``rows``), as float32. The arrays are used as they are
-    (the light features stay float16, as the cache stores them): no copy of the dataset.
+    ``i``, as float32. The arrays are used as they are (the light features stay float16, as the
+    cache stores them): no copy of the dataset.
 
-    ``shift_features`` [len(rows), S-1, T, D] and ``shift_g`` [len(rows), S-1, T], aligned with
-    ``rows``, are the other candidate frames of every segment: each item then takes one of the
+    ``shift_features`` [N, S-1, T, D] and ``shift_g`` [N, S-1, T], aligned with the videos, are
+    the other candidate frames of every segment: each item then takes one of the
     S candidates per segment (the centre is candidate 0), drawn anew every epoch, and
     ``max_shift`` is not used."""
 
-    def __init__(self, features: np.ndarray, g: np.ndarray, labels: np.ndarray, max_shift: int = 0, seed: int = 0, rows: np.ndarray | None = None, shift_features: np.ndarray | None = None, shift_g: np.ndarray | None = None):
+    def __init__(self, features: np.ndarray, g: np.ndarray, labels: np.ndarray, max_shift: int = 0, seed: int = 0, shift_features: np.ndarray | None = None, shift_g: np.ndarray | None = None):
         self.features, self.g, self.labels = features, g, labels
-        self.rows = np.arange(len(features)) if rows is None else np.asarray(rows)
-        if (shift_features is None) != (shift_g is None) or (shift_features is not None and not len(shift_features) == len(shift_g) == len(self.rows)):
+        if (shift_features is None) != (shift_g is None) or (shift_features is not None and not len(shift_features) == len(shift_g) == len(features)):
             raise ValueError("shift_features and shift_g go together, one row per item")
         self.shift_features, self.shift_g = shift_features, shift_g
         self.max_shift, self.seed, self.epoch = max_shift, seed, 0
@@ -151,18 +150,17 @@ class CachedClips(Dataset):
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self.features)
 
     def __getitem__(self, index: int):
-        row = self.rows[index]
-        x = torch.from_numpy(np.asarray(self.features[row], dtype=np.float32))
-        g = torch.from_numpy(np.asarray(self.g[row], dtype=np.float32))
+        x = torch.from_numpy(np.asarray(self.features[index], dtype=np.float32))
+        g = torch.from_numpy(np.asarray(self.g[index], dtype=np.float32))
         if self.shift_features is not None:
             x, g = self._draw_candidates(index, x, g)
         elif self.max_shift:
             positions = torch.from_numpy(shift_positions(len(x), int(self._rng(index).integers(-self.max_shift, self.max_shift + 1))))
             x, g = x[positions], g[positions]
-        return x, g, torch.from_numpy(np.asarray(self.labels[row], dtype=np.float32))
+        return x, g, torch.from_numpy(np.asarray(self.labels[index], dtype=np.float32))
 
     def _rng(self, index: int) -> np.random.Generator:
         """The augmentation's draws of item ``index`` in this epoch."""
@@ -216,14 +214,13 @@ SALIENCY_BATCH = 1024  # videos per forward pass when scoring a dataset
 
 
 @torch.no_grad()
-def sampler_saliency(model: NSNetSampler, objective: FrameObjective, light: np.ndarray | torch.Tensor, device: torch.device, rows: np.ndarray | None = None, batch_videos: int = SALIENCY_BATCH) -> tuple[np.ndarray, np.ndarray]:
-    """(s_f, s_v) [V, T] of the trained heads on the light features [N, T, D] of the videos
-    ``rows`` (all without), ``batch_videos`` at a time (float16 features are widened per batch)."""
+def sampler_saliency(model: NSNetSampler, objective: FrameObjective, light: np.ndarray | torch.Tensor, device: torch.device, batch_videos: int = SALIENCY_BATCH) -> tuple[np.ndarray, np.ndarray]:
+    """(s_f, s_v) [N, T] of the trained heads on the light features [N, T, D] of N videos,
+    ``batch_videos`` at a time (float16 features are widened per batch)."""
     model.eval()
-    rows = np.arange(len(light)) if rows is None else np.asarray(rows)
     s_f, s_v = [np.zeros((0, light.shape[1]), dtype=np.float32)], [np.zeros((0, light.shape[1]), dtype=np.float32)]
-    for start in range(0, len(rows), batch_videos):
-        x = torch.as_tensor(light[rows[start : start + batch_videos]]).to(device=device, dtype=torch.float32)
+    for start in range(0, len(light), batch_videos):
+        x = torch.as_tensor(light[start : start + batch_videos]).to(device=device, dtype=torch.float32)
         out = model(x)
         s_f.append(objective.saliency(out.frame_logits).cpu().numpy())
         s_v.append(out.alpha.cpu().numpy())
