@@ -317,11 +317,10 @@ def read_rows(array: Any, rows: np.ndarray, block: int = EXPORT_VIDEOS) -> np.nd
     out = np.empty((len(rows),) + tuple(array.shape[1:]), dtype=array.dtype)
     if not len(rows):
         return out
-    starts = np.arange(rows[0] - rows[0] % block, rows[-1] + 1, block)
-    for start in starts:
-        at = np.flatnonzero((rows >= start) & (rows < start + block))
-        if len(at):
-            out[at] = np.asarray(array[start : start + block])[rows[at] - start]
+    blocks, first = np.unique(rows // block, return_index=True)  # only the blocks holding rows
+    for b, lo, hi in zip(blocks.tolist(), first, np.r_[first[1:], len(rows)]):
+        start = b * block
+        out[lo:hi] = np.asarray(array[start : start + block])[rows[lo:hi] - start]
     return out
 
 

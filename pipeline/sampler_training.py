@@ -129,17 +129,75 @@ def shift_positions(t: int, shift: int) -> np.ndarray:
     return np.clip(np.arange(t) - shift, 0, t - 1)
 
 
+def shuffle_windows(blocks: np.ndarray, window: int, generator: torch.Generator) -> list[np.ndarray]:
+    """One epoch's order of M items held ``window`` at a time. ``blocks`` [M], non-decreasing,
+    is the block (of rows read together) of each item. The blocks are shuffled and cut, in
+    that order, into windows of at most ``window`` items (a block never split: one larger than
+    ``window`` is a window of its own), and each window's items are shuffled. Returns the
+    windows in visiting order, each its items in visiting order; every item is in one."""
+    blocks = np.asarray(blocks)
+    if np.any(np.diff(blocks) < 0):
+        raise ValueError("the items' blocks must be non-decreasing")
+    starts = np.flatnonzero(np.r_[True, blocks[1:] != blocks[:-1]]) if len(blocks) else np.zeros(0, dtype=np.int64)
+    ends = np.r_[starts[1:], len(blocks)].astype(np.int64)
+    windows, current, size = [], [], 0
+    for b in torch.randperm(len(starts), generator=generator).tolist():
+        if current and size + ends[b] - starts[b] > window:
+            windows.append(np.concatenate(current))
+            current, size = [], 0
+        current.append(np.arange(starts[b], ends[b]))
+        size += ends[b] - starts[b]
+    if current:
+        windows.append(np.concatenate(current))
+    return [items[torch.randperm(len(items), generator=generator).numpy()] for items in windows]
+
+
+class WindowedRows:
+    """The rows of M items, item ``i`` being row ``rows[i]`` of a cached array read through
+    ``read(rows) -> [len(rows), *row_shape]`` (sorted rows), held one window at a time: an
+    item is read with the rest of its window of the plan (:meth:`plan`), and the window held
+    before is let go first. Until a plan is given, all items are one window."""
+
+    def __init__(self, read: Callable[[np.ndarray], np.ndarray], rows: np.ndarray, row_shape: tuple[int, ...]):
+        self.read, self.rows = read, np.asarray(rows, dtype=np.int64)
+        self.shape = (len(self.rows), *row_shape)
+        self.plan([np.arange(len(self.rows))])
+
+    def plan(self, windows: list[np.ndarray]) -> None:
+        """Hold the items by these windows (each item in exactly one) from now on."""
+        self._windows = [np.sort(items) for items in windows]
+        self._window_of = np.full(len(self.rows), -1, dtype=np.int64)
+        for k, items in enumerate(self._windows):
+            self._window_of[items] = k
+        if sum(map(len, self._windows)) != len(self.rows) or (self._window_of < 0).any():
+            raise ValueError("every item must be in exactly one window")
+        self._held, self._held_window = None, -1
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        k = int(self._window_of[index])
+        if k != self._held_window:
+            self._held = None  # the window before is let go before the next is read
+            self._held, self._held_window = self.read(self.rows[self._windows[k]]), k
+        return self._held[np.searchsorted(self._windows[k], index)]
+
+
 class CachedClips(Dataset):
     """Item ``i``: (light features [T, D], guiding scores g [T], multi-hot label [C]) of video
     ``i``, as float32. The arrays are used as they are (the light features stay float16, as the
     cache stores them): no copy of the dataset.
+
+    ``features`` (and ``shift_features``) may be :class:`WindowedRows`, held by the windows that
+    :meth:`visit_in_windows` plans.
 
     ``shift_features`` [N, S-1, T, D] and ``shift_g`` [N, S-1, T], aligned with the videos, are
     the other candidate frames of every segment: each item then takes one of the
     S candidates per segment (the centre is candidate 0), drawn anew every epoch, and
     ``max_shift`` is not used."""
 
-    def __init__(self, features: np.ndarray, g: np.ndarray, labels: np.ndarray, max_shift: int = 0, seed: int = 0, shift_features: np.ndarray | None = None, shift_g: np.ndarray | None = None):
+    def __init__(self, features: np.ndarray | WindowedRows, g: np.ndarray, labels: np.ndarray, max_shift: int = 0, seed: int = 0, shift_features: np.ndarray | WindowedRows | None = None, shift_g: np.ndarray | None = None):
         self.features, self.g, self.labels = features, g, labels
         if (shift_features is None) != (shift_g is None) or (shift_features is not None and not len(shift_features) == len(shift_g) == len(features)):
             raise ValueError("shift_features and shift_g go together, one row per item")
@@ -148,6 +206,17 @@ class CachedClips(Dataset):
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    @property
+    def windowed(self) -> bool:
+        """Whether the features are held a window at a time (else all of them, in memory)."""
+        return isinstance(self.features, WindowedRows)
+
+    def visit_in_windows(self, windows: list[np.ndarray]) -> None:
+        """Hold the items by these windows (:func:`shuffle_windows`), which the epoch visits in turn."""
+        for rows in (self.features, self.shift_features):
+            if isinstance(rows, WindowedRows):
+                rows.plan(windows)
 
     def __len__(self) -> int:
         return len(self.features)

@@ -39,7 +39,7 @@ class Variants:
     def __init__(self, features: Path, prototypes: Path, base: TrainConfig, cfg: EvalConfig, device: str, progress: bool):
         self.features, self.prototypes, self.base, self.cfg = Path(features), Path(prototypes), base, cfg
         self.device, self.progress = device, progress
-        self.inputs = load_sampler_inputs(self.features, self.prototypes, read_light=False)
+        self.inputs = load_sampler_inputs(self.features, self.prototypes)
         self.data = EvalData(self.inputs, self.features)
 
     def saliency(self, prototypes: Path | None = None, **changes: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from pipeline.config import TrainConfig
 from pipeline.sampler_training import frame_objective, train_epoch
-from stages.train import epoch_loader, load_sampler_inputs, training_clips
+from stages.train import epoch_loader, load_sampler_inputs, read_training_features, training_clips
 
 
 @dataclass
@@ -61,9 +61,9 @@ class TimedLoader:
 
 def bench_train(features: Path, prototypes: Path, cfg: TrainConfig, epochs: int = 3, device: str = "cpu", progress: bool = False) -> TrainBench:
     """Runs the train stage's own epoch (:func:`train_epoch`) on its own data (the finished
-    training videos, with their candidate frames where the cache has them); the first epoch
-    warms up and is not counted. ``progress`` shows a bar over the epochs."""
-    inputs = load_sampler_inputs(Path(features), Path(prototypes), read_shift=True)
+    training videos, with their candidate frames where the cache has them, held as it holds
+    them); the first epoch warms up and is not counted. ``progress`` shows a bar over the epochs."""
+    inputs = read_training_features(load_sampler_inputs(Path(features), Path(prototypes)), Path(features), Path(prototypes), read_shift=True, hold=cfg.shuffle_window)
     data = training_clips(inputs, cfg)
     objective = frame_objective(cfg.fsm_target)
     dev = torch.device(device)

@@ -393,6 +393,7 @@ def prototypes(dataset: str, cache_dir: Path, features_path: Path | None, epsilo
 @click.option("--epochs", type=int, default=None)
 @click.option("--lr", type=float, default=None)
 @click.option("--seed", type=int, default=None)
+@click.option("--shuffle-window", type=click.IntRange(min=1), default=None, help="Training videos held in memory at once; more are read and shuffled a window of this many at a time [default: 16384].")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--no-progress", is_flag=True)
 @clear_errors

@@ -189,7 +189,7 @@ def run_evaluate(features: Path, prototypes: Path, run_dir: Path, data_root: Pat
     (NSNet's decoded row, the baselines over all frames); the samplers run in torch."""
     features, prototypes, run_dir = Path(features), Path(prototypes), Path(run_dir)
     backend = resolve_backend(backend, torch.device(device))
-    inputs = load_sampler_inputs(features, prototypes, read_light=False)
+    inputs = load_sampler_inputs(features, prototypes)
     out = eval_dir_for(features, prototypes, run_dir, cfg, inputs.attrs["fingerprint"], preset, backend)
     if (out / "results.json").is_file():
         return {**json.loads((out / "results.json").read_text()), "computed": False}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from pipeline.config import TrainConfig
 from pipeline.metrics import multi_hot
 from pipeline.models import save_atomic
 from pipeline.sampler import NSNetSampler, SamplerConfig
-from pipeline.sampler_training import SALIENCY_BATCH, CachedClips, FrameObjective, frame_objective, sampler_saliency, train_epoch
+from pipeline.sampler_training import SALIENCY_BATCH, CachedClips, FrameObjective, WindowedRows, frame_objective, sampler_saliency, shuffle_windows, train_epoch
 
 
 @dataclass
@@ -74,15 +75,16 @@ class SamplerInputs:
     attrs: dict[str, Any]
     status: np.ndarray  # [N]
     # The light features [M, T, D_l] (float16, as cached) of the M finished training videos, in
-    # the order of finished(train=True): the sampler trains on these alone.
-    light: np.ndarray
+    # the order of finished(train=True): the sampler trains on these alone. Held whole, or a
+    # window at a time (WindowedRows) beyond the training config's shuffle_window.
+    light: np.ndarray | WindowedRows
     frame_indices: np.ndarray  # [N, T]
     g: np.ndarray  # [N, T], 0 for failed videos (never trained on)
     labels: np.ndarray  # [N, C] multi-hot
     # The other candidate frames of every segment (a cache with offsets S > 1, read on request):
     # light features [M, S-1, T, D_l] and g [M, S-1, T] of the M finished training videos, in the
     # order of finished(train=True); None otherwise.
-    shift_light: np.ndarray | None = None
+    shift_light: np.ndarray | WindowedRows | None = None
     shift_g: np.ndarray | None = None
 
     @property
@@ -99,12 +101,11 @@ class SamplerInputs:
         return SamplerShape(self.light.shape[-1], self.light.shape[1], self.labels.shape[1])
 
 
-def load_sampler_inputs(features: Path, prototypes: Path, read_light: bool = True, read_shift: bool = False) -> SamplerInputs:
-    """The cache's and prototypes' arrays the sampler needs, with the finished training videos'
-    light features (:func:`read_training_features`; ``read_shift`` as there). With
-    ``read_light=False`` the features are left unread (an empty ``[0, T, D]`` array keeps their
-    shape), for a stage that reads only the rows it scores (evaluate: the evaluation split, half
-    of FCVID's 3.7 GB)."""
+def load_sampler_inputs(features: Path, prototypes: Path) -> SamplerInputs:
+    """The cache's and prototypes' arrays the sampler needs, its light features left unread (an
+    empty ``[0, T, D]`` array keeps their shape): :func:`read_training_features` reads the
+    training videos', a stage that scores videos reads their rows itself (evaluate: the
+    evaluation split)."""
     guides = np.load(Path(prototypes) / "guides.npz")
     with FeatureCache(features) as cache:
         attrs = cache.attrs
@@ -115,22 +116,40 @@ def load_sampler_inputs(features: Path, prototypes: Path, read_light: bool = Tru
         if g.shape != status.shape + (cached.shape[1],):
             raise CacheError(f"{prototypes}: guiding scores of shape {g.shape} do not belong to {features}")
         labels = multi_hot([v["labels"] for v in attrs["manifest"]["videos"]], len(attrs["manifest"]["classes"]))
-        inputs = SamplerInputs(attrs, status, np.empty((0, *cached.shape[1:]), dtype=cached.dtype), frame_indices, np.nan_to_num(g), labels)
-    return read_training_features(inputs, features, prototypes, read_shift) if read_light else inputs
+        return SamplerInputs(attrs, status, np.empty((0, *cached.shape[1:]), dtype=cached.dtype), frame_indices, np.nan_to_num(g), labels)
 
 
-def read_training_features(inputs: SamplerInputs, features: Path, prototypes: Path, read_shift: bool = False) -> SamplerInputs:
+# Cache rows read together when the training videos are held a window at a time: a compressed
+# chunk of a store (pipeline.cache), the unit that the windows shuffle.
+WINDOW_BLOCK = cache_mod.CHUNK_VIDEOS
+
+
+def read_training_features(inputs: SamplerInputs, features: Path, prototypes: Path, read_shift: bool = False, hold: int | None = None) -> SamplerInputs:
     """``inputs`` with the light features of the finished training videos alone, read a shard at
-    a time; ``read_shift`` reads their other candidate frames too, where the cache has them."""
+    a time; ``read_shift`` reads their other candidate frames too, where the cache has them.
+    More than ``hold`` videos (None: no limit) are not read now but held a window at a time as
+    the epochs visit them (:class:`WindowedRows`, :func:`epoch_loader`)."""
     train = inputs.finished(train=True)
     with FeatureCache(features) as cache:
-        light = cache_mod.read_rows(cache["light_features"], train)
-        if not (read_shift and cache.offsets > 1):
-            return replace(inputs, light=light)
+        names = ["light_features"] + (["shift_light_features"] if read_shift and cache.offsets > 1 else [])
+        shapes = [tuple(cache[name].shape[1:]) for name in names]
+    shift_g = None
+    if len(names) > 1:
         guides = np.load(Path(prototypes) / "guides.npz")
         if "g_shift" not in guides:
             raise CacheError(f"{prototypes}: no guiding scores of the other candidate frames, which {features} holds; run `nsnet prototypes` again")
-        return replace(inputs, light=light, shift_light=cache_mod.read_rows(cache["shift_light_features"], train), shift_g=np.nan_to_num(guides["g_shift"][train]))
+        shift_g = np.nan_to_num(guides["g_shift"][train])
+    if hold is None or len(train) <= hold:
+        rows = [_read_cached_rows(features, name, train) for name in names]
+    else:
+        rows = [WindowedRows(partial(_read_cached_rows, features, name, block=WINDOW_BLOCK), train, shape) for name, shape in zip(names, shapes)]
+    return replace(inputs, light=rows[0], shift_light=rows[1] if shift_g is not None else None, shift_g=shift_g)
+
+
+def _read_cached_rows(features: Path, name: str, rows: np.ndarray, block: int = cache_mod.EXPORT_VIDEOS) -> np.ndarray:
+    """Rows ``rows`` (sorted) of a cached array, read ``block`` rows at a time (a shard by default)."""
+    with FeatureCache(features) as cache:
+        return cache_mod.read_rows(cache[name], rows, block=block)
 
 
 def training_clips(inputs: SamplerInputs, cfg: TrainConfig) -> CachedClips:
@@ -141,9 +160,15 @@ def training_clips(inputs: SamplerInputs, cfg: TrainConfig) -> CachedClips:
 
 
 def epoch_loader(data: CachedClips, cfg: TrainConfig, epoch: int) -> torch.utils.data.DataLoader:
-    """The epoch's shuffled batches, seeded from the config's seed and the epoch."""
+    """The epoch's shuffled batches, seeded from the config's seed and the epoch: a shuffle of
+    all the videos where they are held whole, else window by window (:func:`shuffle_windows`)."""
     data.set_epoch(epoch)
-    return torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, shuffle=True, generator=torch.Generator().manual_seed(cfg.seed * 7_919 + epoch))
+    generator = torch.Generator().manual_seed(cfg.seed * 7_919 + epoch)
+    if not data.windowed:
+        return torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, shuffle=True, generator=generator)
+    windows = shuffle_windows(data.features.rows // WINDOW_BLOCK, cfg.shuffle_window, generator)
+    data.visit_in_windows(windows)
+    return torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, sampler=np.concatenate(windows).tolist(), generator=generator)
 
 
 def run_train(features: Path, prototypes: Path, cfg: TrainConfig, device: str = "cpu", progress: bool = True, ground_truth: Path | None = None) -> TrainResult:
@@ -153,7 +178,7 @@ def run_train(features: Path, prototypes: Path, cfg: TrainConfig, device: str = 
     checked = ground_truth is not None and Path(ground_truth).is_file()
     if (run_dir / "model.pth").exists() and not checked:  # finished: nothing to load (evaluate holds the features already)
         return TrainResult(str(run_dir), 0, json.loads((run_dir / "metrics.json").read_text())["history"])
-    inputs = load_sampler_inputs(features, prototypes, read_light=False)
+    inputs = load_sampler_inputs(features, prototypes)
     objective = frame_objective(cfg.fsm_target)
     dev = torch.device(device)
     if (run_dir / "model.pth").exists():
@@ -172,9 +197,10 @@ def run_train(features: Path, prototypes: Path, cfg: TrainConfig, device: str = 
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start, history = state["epoch"] + 1, state["history"]
-    # The training videos' features are held for the epochs alone, freed when they end (the
-    # saliency report after them reads the validation videos' a block at a time).
-    clips = training_clips(read_training_features(inputs, features, prototypes, read_shift=True), cfg)
+    # The training videos' features are held for the epochs alone (a window at a time beyond
+    # cfg.shuffle_window), freed when they end (the saliency report after them reads the
+    # validation videos' a block at a time).
+    clips = training_clips(read_training_features(inputs, features, prototypes, read_shift=True, hold=cfg.shuffle_window), cfg)
     _train_epochs(model, optimizer, scheduler, objective, clips, cfg, dev, run_dir, start, history, progress)
     del clips
     (run_dir / "metrics.json").write_text(json.dumps({"history": history, "config": asdict(cfg)}, indent=1))
@@ -217,6 +243,16 @@ def load_trained_sampler(run_dir: Path, features_fingerprint: str, shape: Sample
     return model.to(device).eval(), frame_objective(cfg.fsm_target), cfg
 
 
+def cached_saliency(model: NSNetSampler, objective: FrameObjective, features: Path, rows: np.ndarray, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+    """(s_f, s_v) [V, T] of trained heads on the V cached videos ``rows`` (sorted, at least
+    one), their light features read and scored a batch of ``SALIENCY_BATCH`` at a time: what
+    is held is one batch, whatever V."""
+    with FeatureCache(features) as cache:
+        blocks = [sampler_saliency(model, objective, cache_mod.read_rows(cache["light_features"], rows[at : at + SALIENCY_BATCH]), device) for at in range(0, len(rows), SALIENCY_BATCH)]
+    s_f, s_v = (np.concatenate(parts) for parts in zip(*blocks))
+    return s_f, s_v
+
+
 def _saliency_report(model: NSNetSampler, objective: FrameObjective, inputs: SamplerInputs, features: Path, device: torch.device, ground_truth: Path | None) -> dict[str, float]:
     """On demo data: AP of s_f and s_v against the generator's salient frames (val videos)."""
     val = inputs.finished(train=False)
@@ -225,9 +261,7 @@ def _saliency_report(model: NSNetSampler, objective: FrameObjective, inputs: Sam
     from sklearn.metrics import average_precision_score
 
     truth = json.loads(Path(ground_truth).read_text())
-    with FeatureCache(features) as cache:  # a block of validation videos at a time
-        blocks = [sampler_saliency(model, objective, cache_mod.read_rows(cache["light_features"], part), device) for part in np.array_split(val, -(-len(val) // SALIENCY_BATCH))]
-    s_f, s_v = (np.concatenate(parts) for parts in zip(*blocks))
+    s_f, s_v = cached_saliency(model, objective, features, val, device)
     masks = np.stack([np.asarray(truth[Path(inputs.videos[i]["path"]).stem]["salient"])[inputs.frame_indices[i]] for i in val])
     y = masks.ravel()
     return {

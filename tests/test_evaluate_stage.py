@@ -101,13 +101,16 @@ def test_the_sampler_run_nsnet_train_last_finished_is_the_default_of_the_later_s
         asked = CliRunner().invoke(main, ["train", "--dataset", "demo", "--features", str(features), "--prototypes", str(prototypes), "--device", "cuda"])
         assert asked.exit_code == 1 and "device 'cuda' asked for, but CUDA is not available" in asked.output
     runs = []
-    for epochs in ("1", "2"):
-        args = ["train", "--dataset", "demo", "--data-root", str(truth.parent), "--features", str(features), "--prototypes", str(prototypes), "--epochs", epochs, "--no-progress"]
+    for options in (["--epochs", "1"], ["--epochs", "2", "--shuffle-window", "4"]):
+        args = ["train", "--dataset", "demo", "--data-root", str(truth.parent), "--features", str(features), "--prototypes", str(prototypes), *options, "--no-progress"]
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 0, result.output
         runs.append(resolve_run(features, prototypes, "demo", None))
         assert (runs[-1] / "model.pth").is_file() and runs[-1].name in result.output
     assert runs[0] != runs[1] and default not in runs and runs[0].parent == features.parent
+    assert json.loads((runs[1] / "metrics.json").read_text())["config"]["shuffle_window"] == 4  # 9 training videos, 4 held at a time
+    refused = CliRunner().invoke(main, ["train", "--dataset", "demo", "--features", str(features), "--prototypes", str(prototypes), "--shuffle-window", "0"])
+    assert refused.exit_code == 2 and "--shuffle-window" in refused.output
     assert resolve_run(features, prototypes, "demo", features.parent / "given") == features.parent / "given"
 
 

@@ -140,3 +140,20 @@ def test_bench_report_of_a_run_still_going(tmp_path):
         "prototypes time 2.9 min <= 15.0 min",
     ]
     assert all(c["holds"] for c in saved["checks"])
+
+
+def test_read_rows_reads_only_the_blocks_that_hold_rows():
+    cached = np.arange(23 * 2).reshape(23, 2)
+    sliced = []
+
+    class Recorded:  # a cached array that records the slices read from it
+        shape, dtype = cached.shape, cached.dtype
+
+        def __getitem__(self, at):
+            sliced.append((at.start, at.stop))
+            return cached[at]
+
+    rows = np.array([1, 2, 9, 10, 11, 22])
+    np.testing.assert_array_equal(cache_mod.read_rows(Recorded(), rows, block=4), cached[rows])
+    assert sliced == [(0, 4), (8, 12), (20, 24)]  # blocks 0, 2 and 5; blocks 1, 3 and 4 hold none
+    assert cache_mod.read_rows(Recorded(), np.array([], dtype=np.int64), block=4).shape == (0, 2)

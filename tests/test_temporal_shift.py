@@ -105,13 +105,13 @@ def test_cache_with_three_candidates(tiny_videos, tiny_config, run_options):
     np.testing.assert_allclose(guides["g_shift"][train], expected.reshape(-1, 2, t), rtol=1e-6, atol=1e-7)
 
 
-def test_train_draws_from_the_cached_candidates(tiny_videos, tiny_config, run_options):
+def test_train_draws_from_the_cached_candidates(tiny_videos, tiny_config, run_options, monkeypatch):
     from pipeline.config import TrainConfig
-    from stages.train import load_sampler_inputs, run_train, training_clips
+    from stages.train import epoch_loader, load_sampler_inputs, read_training_features, run_train, training_clips
 
     features = Path(run_features("demo", tiny_videos, replace(tiny_config, offsets=3), run_options).cache)
     prototypes = Path(run_prototypes(features, GuidingScorer()).path)
-    inputs = load_sampler_inputs(features, prototypes, read_shift=True)
+    inputs = read_training_features(load_sampler_inputs(features, prototypes), features, prototypes, read_shift=True)
     train = inputs.finished(train=True)
     assert inputs.shift_light.shape == (len(train), 2, 6, 256) and inputs.shift_g.shape == (len(train), 2, 6)
     clips = training_clips(inputs, TrainConfig())
@@ -126,6 +126,16 @@ def test_train_draws_from_the_cached_candidates(tiny_videos, tiny_config, run_op
             assert match
             seen[match] = True
     assert seen.all()
+    # held a window of 2 at a time, both candidates' arrays by the same windows: the same items
+    monkeypatch.setattr("stages.train.WINDOW_BLOCK", 1)
+    windowed = read_training_features(load_sampler_inputs(features, prototypes), features, prototypes, read_shift=True, hold=2)
+    assert windowed.shift_light.shape == inputs.shift_light.shape and windowed.shift_light.rows.tolist() == train.tolist()
+    in_windows = training_clips(windowed, TrainConfig(shuffle_window=2))
+    for epoch in range(2):
+        clips.set_epoch(epoch)
+        for i in epoch_loader(in_windows, TrainConfig(shuffle_window=2), epoch).sampler:
+            for a, b in zip(in_windows[i], clips[i], strict=True):
+                np.testing.assert_array_equal(a.numpy(), b.numpy())
     result = run_train(features, prototypes, TrainConfig(epochs=2, batch_size=4), progress=False)
     assert result.trained_epochs == 2 and np.isfinite(result.history[-1]["loss"])
 

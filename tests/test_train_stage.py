@@ -13,8 +13,8 @@ from sklearn.metrics import average_precision_score
 from pipeline.cache import FeatureCache
 from pipeline.config import TrainConfig
 from pipeline.sampler import NSNetSampler, SamplerConfig
-from pipeline.sampler_training import CachedClips, baseline_plus_targets, frame_objective, ns_targets, ranking_loss, sampler_saliency, shift_positions, train_epoch, vgm_loss
-from stages.train import load_sampler_inputs, load_trained_sampler, run_train, training_clips
+from pipeline.sampler_training import CachedClips, WindowedRows, baseline_plus_targets, frame_objective, ns_targets, ranking_loss, sampler_saliency, shift_positions, shuffle_windows, train_epoch, vgm_loss
+from stages.train import epoch_loader, load_sampler_inputs, load_trained_sampler, read_training_features, run_train, training_clips
 
 CFG = TrainConfig(epochs=12, batch_size=4, lr=0.001, milestones=(8,), seed=1)
 
@@ -123,7 +123,7 @@ def test_train_stage_reports_saliency_and_is_idempotent(tiny_pipeline, monkeypat
         "share of salient frames (chance AP)",
     }
     # the report scores the validation videos' light features, read from the cache for it
-    inputs = load_sampler_inputs(features, prototypes, read_light=False)
+    inputs = load_sampler_inputs(features, prototypes)
     val = inputs.finished(train=False)
     assert len(val) > 2
     with FeatureCache(features) as cache:
@@ -150,7 +150,8 @@ def test_train_stage_reports_saliency_and_is_idempotent(tiny_pipeline, monkeypat
 
 def test_the_sampler_holds_the_training_videos_light_features_alone(tiny_pipeline):
     features, prototypes, _ = tiny_pipeline
-    inputs = load_sampler_inputs(features, prototypes)
+    inputs = read_training_features(load_sampler_inputs(features, prototypes), features, prototypes, hold=CFG.shuffle_window)
+    assert isinstance(inputs.light, np.ndarray)  # 9 training videos: held whole
     train = inputs.finished(train=True)
     with FeatureCache(features) as cache:
         cached = np.asarray(cache["light_features"][:])
@@ -163,6 +164,88 @@ def test_the_sampler_holds_the_training_videos_light_features_alone(tiny_pipelin
         np.testing.assert_array_equal(x.numpy(), cached[row].astype(np.float32))
         np.testing.assert_array_equal(g.numpy(), inputs.g[row].astype(np.float32))
         np.testing.assert_array_equal(y.numpy(), inputs.labels[row].astype(np.float32))
+
+
+def test_shuffle_windows_keeps_blocks_whole_and_windows_small():
+    blocks = np.array([0, 0, 0, 1, 1, 2, 5, 5, 5, 5, 5, 5, 7])  # items 0-2, 3-4, 5, 6-11 (a block larger than the window), 12
+    windows = shuffle_windows(blocks, 4, torch.Generator().manual_seed(3))
+    assert sorted(np.concatenate(windows).tolist()) == list(range(13))  # every item once
+    for items in windows:
+        held = set(blocks[items].tolist())
+        assert sorted(items.tolist()) == np.flatnonzero(np.isin(blocks, list(held))).tolist()  # whole blocks only
+        assert len(items) <= 4 or held == {5}  # at most 4 items, but for the block of 6 alone
+    assert any(len(items) == 6 for items in windows)
+    again = shuffle_windows(blocks, 4, torch.Generator().manual_seed(3))
+    assert all(np.array_equal(a, b) for a, b in zip(windows, again, strict=True))  # seeded
+    orders = {tuple(np.concatenate(shuffle_windows(blocks, 4, torch.Generator().manual_seed(s)))) for s in range(8)}
+    assert len(orders) > 4  # and shuffled
+    (whole,) = shuffle_windows(blocks, 13, torch.Generator().manual_seed(0))  # all fit: one window
+    assert sorted(whole.tolist()) == list(range(13))
+    with pytest.raises(ValueError, match="non-decreasing"):
+        shuffle_windows(np.array([1, 0]), 4, torch.Generator())
+
+
+def test_windowed_rows_hold_one_window_at_a_time():
+    cached = np.arange(20 * 3, dtype=np.float16).reshape(20, 3)
+    reads = []
+
+    def read(rows):
+        reads.append(rows.tolist())
+        return cached[rows]
+
+    items = WindowedRows(read, np.array([1, 2, 4, 8, 9, 15]), (3,))
+    assert items.shape == (6, 3) and len(items) == 6 and not reads  # nothing read before an item is asked for
+    np.testing.assert_array_equal(items[3], cached[8])
+    assert reads == [[1, 2, 4, 8, 9, 15]]  # no plan yet: all items one window
+    items.plan([np.array([4, 0]), np.array([5, 1, 3, 2])])
+    for i in (4, 0, 5, 1, 3, 2):  # the plan's order
+        np.testing.assert_array_equal(items[i], cached[items.rows[i]])
+    assert reads[1:] == [[1, 9], [2, 4, 8, 15]]  # each window read once, its rows sorted
+    with pytest.raises(ValueError, match="exactly one window"):
+        items.plan([np.array([0, 1, 2]), np.array([2, 3, 4, 5])])
+
+
+def test_training_beyond_the_window_reads_it_a_window_at_a_time(tiny_pipeline, monkeypatch):
+    features, prototypes, _ = tiny_pipeline
+    monkeypatch.setattr("stages.train.WINDOW_BLOCK", 2)  # cache rows read together
+    cfg = replace(CFG, shuffle_window=4, max_shift=0)
+    inputs = read_training_features(load_sampler_inputs(features, prototypes), features, prototypes, hold=cfg.shuffle_window)
+    train = inputs.finished(train=True)
+    assert isinstance(inputs.light, WindowedRows) and inputs.shape.dim == 256 and len(train) == 9
+    with FeatureCache(features) as cache:
+        cached = np.asarray(cache["light_features"][:])
+    held = []
+    read = inputs.light.read
+    inputs.light.read = lambda rows: held.append(len(rows)) or read(rows)
+    clips = training_clips(inputs, cfg)
+    for epoch in range(2):
+        loader = epoch_loader(clips, cfg, epoch)
+        order = list(loader.sampler)
+        assert sorted(order) == list(range(9))  # each training video once an epoch
+        for i in order:  # item i is still training video train[i]
+            np.testing.assert_array_equal(clips[i][0].numpy(), cached[train[i]].astype(np.float32))
+    assert held and max(held) <= 4 and sum(held) == 2 * 9  # a window of at most 4 held at a time
+
+
+def test_training_in_windows_resumes_to_the_same_weights(tiny_pipeline, monkeypatch):
+    features, prototypes, _ = tiny_pipeline
+    monkeypatch.setattr("stages.train.WINDOW_BLOCK", 2)
+    cfg = replace(CFG, shuffle_window=4, epochs=4)
+    full = run_train(features, prototypes, cfg, progress=False)
+    run_dir = Path(full.path)
+    reference = torch.load(run_dir / "model.pth", weights_only=False)["model"]
+    assert np.isfinite([h["loss"] for h in full.history]).all()
+    whole = torch.load(Path(run_train(features, prototypes, replace(cfg, shuffle_window=9), progress=False).path) / "model.pth", weights_only=False)["model"]
+    assert not all(torch.equal(whole[k], reference[k]) for k in reference)  # another order of batches
+    (run_dir / "model.pth").unlink()
+    (run_dir / "metrics.json").unlink()
+    partial = run_train(features, prototypes, replace(cfg, epochs=2), progress=False)
+    torch.save(torch.load(Path(partial.path) / "last.pth", weights_only=False), run_dir / "last.pth")
+    resumed = run_train(features, prototypes, cfg, progress=False)
+    assert resumed.trained_epochs == 2
+    weights = torch.load(run_dir / "model.pth", weights_only=False)["model"]
+    for key in reference:
+        assert torch.equal(weights[key], reference[key]), key
 
 
 def test_resume_gives_the_same_weights(tiny_pipeline):
