@@ -40,9 +40,9 @@ from pipeline.plots import matplotlib_available, plot_budget_curve, plot_class_s
 from pipeline.backends import DEFAULT_EXPORT_DIR, backend_identity, resolve_backend
 from pipeline.recognition import ChosenFrameDecoder, recognize_frames
 from stages.all_frames import AllFrameScores, run_all_frames
-from pipeline.sampler_training import FrameObjective, sampler_saliency
+from pipeline.sampler_training import FrameObjective
 from stages.features import cached_runner
-from stages.train import SamplerInputs, load_sampler_inputs, load_trained_sampler, run_train
+from stages.train import SamplerInputs, cached_saliency, load_sampler_inputs, load_trained_sampler, run_train
 
 WITHOUT_NS = {"fsm_target": "video", "vgm_target": "video"}
 
@@ -56,17 +56,17 @@ def eval_dir_for(features: Path, prototypes: Path, run_dir: Path, cfg: EvalConfi
 
 
 class EvalData:
-    """Everything the samplers are scored on: the evaluation videos' light features (float16,
-    as cached) and cached logits (float32), both read a shard at a time for those videos only,
-    their labels and guiding scores; :meth:`saliency` scores them a batch at a time."""
+    """Everything the samplers are scored on: the evaluation videos' cached logits (float32,
+    read a shard at a time for those videos only), their labels and guiding scores;
+    :meth:`saliency` reads their light features from the cache and scores them a batch at a
+    time, holding none of them after."""
 
     def __init__(self, inputs: SamplerInputs, features: Path):
-        self.inputs = inputs
+        self.inputs, self.features = inputs, Path(features)
         self.videos = inputs.finished(train=False)
         if not len(self.videos):
             raise CacheError(f"{features}: no finished video outside the train split to evaluate on")
         with FeatureCache(features) as cache:
-            self.light = read_rows(cache["light_features"], self.videos)
             self.logits = read_rows(cache["rec_logits"], self.videos)
             self.num_frames = np.asarray(cache["num_frames"][:])[self.videos]
         self.frame_indices = inputs.frame_indices[self.videos]
@@ -78,7 +78,7 @@ class EvalData:
 
     def saliency(self, model: torch.nn.Module, objective: FrameObjective, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
         """(s_f, s_v) [V, T] of trained heads on the evaluation videos."""
-        return sampler_saliency(model, objective, self.light, device)
+        return cached_saliency(model, objective, self.features, self.videos, device)
 
     def score(self, positions: list[np.ndarray]) -> tuple[Recognition, np.ndarray]:
         """Fast path: metrics and video scores from the cached logits of the chosen positions."""

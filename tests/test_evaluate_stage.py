@@ -114,6 +114,28 @@ def test_the_sampler_run_nsnet_train_last_finished_is_the_default_of_the_later_s
     assert resolve_run(features, prototypes, "demo", features.parent / "given") == features.parent / "given"
 
 
+def test_the_evaluation_scores_the_light_features_a_batch_at_a_time(tiny_pipeline, monkeypatch):
+    from pipeline.sampler_training import sampler_saliency
+    from stages.evaluate import EvalData
+    from stages.train import load_sampler_inputs, load_trained_sampler
+
+    features, prototypes, _ = tiny_pipeline
+    inputs = load_sampler_inputs(features, prototypes)
+    run = Path(run_train(features, prototypes, CFG, progress=False).path)
+    model, objective, _ = load_trained_sampler(run, inputs.attrs["fingerprint"], inputs.shape, torch.device("cpu"))
+    monkeypatch.setattr("stages.train.SALIENCY_BATCH", 2)
+    data = EvalData(inputs, features)
+    assert len(data.videos) > 2 and not hasattr(data, "light")  # no light features held
+    with FeatureCache(features) as cache:
+        light = np.asarray(cache["light_features"][:])[data.videos]
+        np.testing.assert_array_equal(data.logits, np.asarray(cache["rec_logits"][:])[data.videos])
+    s_f, s_v = data.saliency(model, objective, torch.device("cpu"))
+    expected = sampler_saliency(model, objective, light, torch.device("cpu"), batch_videos=2)  # the same batches
+    np.testing.assert_array_equal(s_f, expected[0])
+    np.testing.assert_array_equal(s_v, expected[1])
+    assert s_f.shape == (len(data.videos), inputs.shape.num_frames)
+
+
 def test_evaluate_refuses_bad_inputs(tiny_pipeline, tmp_path):
     features, prototypes, truth = tiny_pipeline
     with pytest.raises(CacheError, match="no trained sampler here"):
