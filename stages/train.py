@@ -132,24 +132,23 @@ def read_training_features(inputs: SamplerInputs, features: Path, prototypes: Pa
     train = inputs.finished(train=True)
     with FeatureCache(features) as cache:
         names = ["light_features"] + (["shift_light_features"] if read_shift and cache.offsets > 1 else [])
-        shapes = [tuple(cache[name].shape[1:]) for name in names]
-    shift_g = None
-    if len(names) > 1:
-        guides = np.load(Path(prototypes) / "guides.npz")
-        if "g_shift" not in guides:
-            raise CacheError(f"{prototypes}: no guiding scores of the other candidate frames, which {features} holds; run `nsnet prototypes` again")
-        shift_g = np.nan_to_num(guides["g_shift"][train])
-    if hold is None or len(train) <= hold:
-        rows = [_read_cached_rows(features, name, train) for name in names]
-    else:
-        rows = [WindowedRows(partial(_read_cached_rows, features, name, block=WINDOW_BLOCK), train, shape) for name, shape in zip(names, shapes)]
+        shift_g = None
+        if len(names) > 1:  # checked before any features are read
+            guides = np.load(Path(prototypes) / "guides.npz")
+            if "g_shift" not in guides:
+                raise CacheError(f"{prototypes}: no guiding scores of the other candidate frames, which {features} holds; run `nsnet prototypes` again")
+            shift_g = np.nan_to_num(guides["g_shift"][train])
+        if hold is None or len(train) <= hold:
+            rows = [cache_mod.read_rows(cache[name], train) for name in names]
+        else:
+            rows = [WindowedRows(partial(_read_window, features, name), train, tuple(cache[name].shape[1:])) for name in names]
     return replace(inputs, light=rows[0], shift_light=rows[1] if shift_g is not None else None, shift_g=shift_g)
 
 
-def _read_cached_rows(features: Path, name: str, rows: np.ndarray, block: int = cache_mod.EXPORT_VIDEOS) -> np.ndarray:
-    """Rows ``rows`` (sorted) of a cached array, read ``block`` rows at a time (a shard by default)."""
+def _read_window(features: Path, name: str, rows: np.ndarray) -> np.ndarray:
+    """Rows ``rows`` (sorted) of a cached array, read a block of :data:`WINDOW_BLOCK` at a time."""
     with FeatureCache(features) as cache:
-        return cache_mod.read_rows(cache[name], rows, block=block)
+        return cache_mod.read_rows(cache[name], rows, block=WINDOW_BLOCK)
 
 
 def training_clips(inputs: SamplerInputs, cfg: TrainConfig) -> CachedClips:
@@ -176,7 +175,7 @@ def run_train(features: Path, prototypes: Path, cfg: TrainConfig, device: str = 
     with FeatureCache(features) as cache:
         run_dir = run_dir_for(features, prototypes, cfg, cache.fingerprint)
     checked = ground_truth is not None and Path(ground_truth).is_file()
-    if (run_dir / "model.pth").exists() and not checked:  # finished: nothing to load (evaluate holds the features already)
+    if (run_dir / "model.pth").exists() and not checked:  # finished: nothing to load
         return TrainResult(str(run_dir), 0, json.loads((run_dir / "metrics.json").read_text())["history"])
     inputs = load_sampler_inputs(features, prototypes)
     objective = frame_objective(cfg.fsm_target)
