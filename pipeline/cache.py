@@ -45,6 +45,7 @@ finished, copying it into ``<name>.h5`` through a temporary file and an atomic r
 from __future__ import annotations
 
 import fcntl
+import glob
 import hashlib
 import json
 import math
@@ -52,7 +53,7 @@ import os
 import shutil
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -125,8 +126,9 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 
 @contextmanager
-def file_lock(path: Path, blocking: bool = True) -> Iterator[None]:
-    """An exclusive ``flock`` on ``path``; non-blocking raises :class:`CacheError` when held."""
+def file_lock(path: Path, blocking: bool = True, hint: str = "wait for it or pick another shard") -> Iterator[None]:
+    """An exclusive ``flock`` on ``path``; non-blocking raises :class:`CacheError` when held
+    (naming the holder, then ``hint``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as handle:
         try:
@@ -134,7 +136,7 @@ def file_lock(path: Path, blocking: bool = True) -> Iterator[None]:
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "unknown"
-            raise CacheError(f"{path}: another writer holds this lock ({holder}); wait for it or pick another shard") from None
+            raise CacheError(f"{path}: another writer holds this lock ({holder}); {hint}") from None
         handle.seek(0)
         handle.truncate()
         handle.write(f"pid {os.getpid()} on {os.uname().nodename}")
@@ -143,6 +145,25 @@ def file_lock(path: Path, blocking: bool = True) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def output_lock_path(output: Path) -> Path:
+    """The lock file of a stage's output: ``.<output>.lock`` beside it, hidden, so that it
+    matches no pattern of the outputs (``<cache>.train-*``)."""
+    return output.with_name(f".{output.name}.lock")
+
+
+def output_lock(output: Path) -> AbstractContextManager[None]:
+    """The lock of a stage's output (:func:`output_lock_path`), held while it is computed: a
+    second process set to compute the same output stops at once, naming the first."""
+    return file_lock(output_lock_path(output), blocking=False, hint="it is computing the same output; run again when it has finished to use its result")
+
+
+def clear_partials(output: Path) -> None:
+    """Remove what killed writers of ``output`` left behind (``<output>.<pid>.tmp``, files or
+    folders); call it holding :func:`output_lock` of ``output``, the only writer then."""
+    for partial in output.parent.glob(glob.escape(output.name) + ".*.tmp"):
+        shutil.rmtree(partial) if partial.is_dir() else partial.unlink()
 
 
 def _compressor():

@@ -37,7 +37,7 @@ from tqdm import tqdm
 from pipeline import cache as cache_mod
 from pipeline.all_frames import BASELINES, AllFrameSummary, all_frame_indices
 from pipeline.backends import DEFAULT_EXPORT_DIR, Runner, backend_identity, resolve_backend
-from pipeline.cache import DONE, FAILED, SHARD_VIDEOS, CacheError, FeatureCache, ZarrWriter, file_lock
+from pipeline.cache import DONE, FAILED, SHARD_VIDEOS, CacheError, FeatureCache, ZarrWriter, output_lock
 from pipeline.config import AllFramesConfig
 from pipeline.datasets import Manifest, VideoRecord
 from pipeline.extract import ModelFrames, Transform, as_is, model_frames, single_thread_worker
@@ -127,7 +127,7 @@ def run_all_frames(features: Path, videos: np.ndarray, root: Path, cfg: AllFrame
     n, c = len(videos), len(manifest.classes)
     arrays = {**{name: ((n, c), "float32") for name in BASELINES}, "frames": ((n,), "int32"), "status": ((n,), "int8")}
     computed = 0
-    with file_lock(path.with_name(path.name + ".lock"), blocking=False):
+    with output_lock(path):
         writer = ZarrWriter(path, fp, {"all_frames": asdict(cfg), "features": str(features), "video_ids": [manifest.videos[v].video_id for v in videos]}, arrays, SHARD_VIDEOS)
         status = np.asarray(writer.arrays["status"][:])
         errors: dict[int, str] = {}

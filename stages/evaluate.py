@@ -29,7 +29,7 @@ import torch
 
 from pipeline import cache as cache_mod
 from pipeline.baselines import dense_positions, oracle_positions, random_positions, top_confidence_positions, uniform_positions
-from pipeline.cache import CacheError, FeatureCache, read_rows
+from pipeline.cache import CacheError, FeatureCache, output_lock, read_rows
 from pipeline.config import EvalConfig, FeaturesConfig
 from pipeline.datasets import Manifest
 from pipeline.evaluation import Recognition, all_frame_scores, class_mean_saliency, ema, fused_positions, recognition, scores_at, top_classes
@@ -191,8 +191,16 @@ def run_evaluate(features: Path, prototypes: Path, run_dir: Path, data_root: Pat
     backend = resolve_backend(backend, torch.device(device))
     inputs = load_sampler_inputs(features, prototypes)
     out = eval_dir_for(features, prototypes, run_dir, cfg, inputs.attrs["fingerprint"], preset, backend)
-    if (out / "results.json").is_file():
-        return {**json.loads((out / "results.json").read_text()), "computed": False}
+    if not (out / "results.json").is_file():
+        with output_lock(out):
+            if not (out / "results.json").is_file():  # else another process finished it first
+                cache_mod.clear_partials(out)
+                return {**_write(out, *_evaluate(inputs, features, prototypes, run_dir, data_root, cfg, device, workers, progress, preset, backend, export_dir)), "computed": True}
+    return {**json.loads((out / "results.json").read_text()), "computed": False}
+
+
+def _evaluate(inputs: SamplerInputs, features: Path, prototypes: Path, run_dir: Path, data_root: Path, cfg: EvalConfig, device: str, workers: int, progress: bool, preset: dict[str, Any] | None, backend: str, export_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The report of :func:`run_evaluate` and NSNet's predictions per video."""
     dev = torch.device(device)
     model, objective, train_cfg = load_trained_sampler(run_dir, inputs.attrs["fingerprint"], inputs.shape, dev)
     data = EvalData(inputs, features)
@@ -278,7 +286,7 @@ def run_evaluate(features: Path, prototypes: Path, run_dir: Path, data_root: Pat
         {"video_id": data.manifest.videos[v].video_id, "video": data.manifest.videos[v].path, "frames": ids[p].tolist(), "positions": p.tolist(), "top5": [{"class": c, "score": v} for c, v in top_classes(s, data.manifest.classes)]}
         for v, ids, p, s in zip(data.videos, data.frame_indices, nsnet_positions, real_scores)
     ]
-    return {**_write(out, report, predictions), "computed": True}
+    return report, predictions
 
 
 def _write(out: Path, report: dict[str, Any], predictions: list[dict[str, Any]]) -> dict[str, Any]:

@@ -9,8 +9,10 @@ and ``metrics.json``. The same config and inputs again: nothing to do.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,11 +104,14 @@ def run_finetune(dataset: str, data_root: Path | None, role: str, spec: ModelSpe
     final = run_dir / "model.pth"
     worker = setup_worker((0, 1), opts.device)
     try:
-        if final.exists():
-            history = json.loads((run_dir / "metrics.json").read_text())["history"]
-            result = FinetuneResult(str(final), 0, history)
-        else:
-            result = _train(root, manifest, train, val, role, spec, ft, val_frames, opts, worker, run_dir, identity)
+        result = None
+        if not final.exists():
+            # one job trains a run at a time: its leader holds the run's lock, its other ranks follow
+            with cache_mod.output_lock(run_dir) if worker.is_leader else nullcontext():
+                if not final.exists():  # else another job finished it first
+                    result = _train(root, manifest, train, val, role, spec, ft, val_frames, opts, worker, run_dir, identity)
+        if result is None:
+            result = FinetuneResult(str(final), 0, json.loads((run_dir / "metrics.json").read_text())["history"])
     finally:
         teardown(worker)
     result.leader = worker.is_leader
@@ -115,7 +120,7 @@ def run_finetune(dataset: str, data_root: Path | None, role: str, spec: ModelSpe
     if out is not None and worker.is_leader:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         if not Path(out).exists() or Path(out).read_bytes() != final.read_bytes():
-            tmp = Path(out).with_name(Path(out).name + ".tmp")
+            tmp = Path(out).with_name(Path(out).name + f".{os.getpid()}.tmp")
             shutil.copyfile(final, tmp)
             tmp.replace(out)
         result.checkpoint = str(out)

@@ -24,7 +24,7 @@ import numpy as np
 from sklearn.base import clone
 
 from pipeline import cache as cache_mod
-from pipeline.cache import DONE, PENDING, CacheError, FeatureCache
+from pipeline.cache import DONE, PENDING, CacheError, FeatureCache, output_lock
 from pipeline.metrics import multi_hot
 from pipeline.prototypes import GuidingScorer
 
@@ -63,13 +63,25 @@ def _blocks(n: int, size: int = BLOCK_VIDEOS) -> list[slice]:
 
 
 def run_prototypes(features: Path, scorer: GuidingScorer, ground_truth: Path | None = None, block_videos: int = BLOCK_VIDEOS) -> PrototypesResult:
+    """The prototypes and guiding scores of ``scorer`` (unfitted) on the cache, computed unless
+    they are there already; one process computes them at a time (:func:`output_lock`)."""
     features = Path(features)
     scorer = clone(scorer)
     with FeatureCache(features) as cache:
+        out = prototypes_path(features, scorer.get_params(), cache.attrs["fingerprint"])
+    if not (out / "info.json").exists():
+        with output_lock(out):
+            if not (out / "info.json").exists():  # else another process finished them first
+                cache_mod.clear_partials(out)
+                return PrototypesResult(str(out), True, _fit_and_write(features, scorer, out, ground_truth, block_videos))
+    return PrototypesResult(str(out), False, json.loads((out / "info.json").read_text()))
+
+
+def _fit_and_write(features: Path, scorer: GuidingScorer, out: Path, ground_truth: Path | None, block_videos: int) -> dict[str, Any]:
+    """Fit ``scorer`` on the cache's training videos a block at a time, score every finished
+    video, and write them to ``out`` whole (through a temporary folder); returns their info."""
+    with FeatureCache(features) as cache:
         attrs = cache.attrs
-        out = prototypes_path(features, scorer.get_params(), attrs["fingerprint"])
-        if (out / "info.json").exists():
-            return PrototypesResult(str(out), False, json.loads((out / "info.json").read_text()))
         status = np.asarray(cache["status"][:])
         if (status == PENDING).any():
             raise CacheError(f"{features}: the feature cache is not finished ({int((status == PENDING).sum())} videos pending); run the features stage first")
@@ -109,7 +121,7 @@ def run_prototypes(features: Path, scorer: GuidingScorer, ground_truth: Path | N
     np.savez(tmp / "guides.npz", g=g, prototypes=scorer.prototypes_ if scorer.prototypes_ is not None else np.zeros(0), **shifted)
     (tmp / "info.json").write_text(json.dumps(info, indent=1))
     os.replace(tmp, out)
-    return PrototypesResult(str(out), True, info)
+    return info
 
 
 def _guides(scorer: GuidingScorer, rec: Any, logits: Any, labels: np.ndarray, rows: np.ndarray, block_videos: int) -> np.ndarray:

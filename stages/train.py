@@ -21,7 +21,7 @@ import torch
 from tqdm import tqdm
 
 from pipeline import cache as cache_mod
-from pipeline.cache import DONE, CacheError, FeatureCache
+from pipeline.cache import DONE, CacheError, FeatureCache, output_lock
 from pipeline.config import TrainConfig
 from pipeline.metrics import multi_hot
 from pipeline.models import save_atomic
@@ -171,6 +171,9 @@ def epoch_loader(data: CachedClips, cfg: TrainConfig, epoch: int) -> torch.utils
 
 
 def run_train(features: Path, prototypes: Path, cfg: TrainConfig, device: str = "cpu", progress: bool = True, ground_truth: Path | None = None) -> TrainResult:
+    """Train the sampler of ``cfg`` on the cache and prototypes, unless its run has finished
+    (resuming it where it stopped; one process trains a run at a time, :func:`output_lock`),
+    then report its saliency on the validation videos (against ``ground_truth`` where given)."""
     features, prototypes = Path(features), Path(prototypes)
     with FeatureCache(features) as cache:
         run_dir = run_dir_for(features, prototypes, cfg, cache.fingerprint)
@@ -178,20 +181,28 @@ def run_train(features: Path, prototypes: Path, cfg: TrainConfig, device: str = 
     if (run_dir / "model.pth").exists() and not checked:  # finished: nothing to load
         return TrainResult(str(run_dir), 0, json.loads((run_dir / "metrics.json").read_text())["history"])
     inputs = load_sampler_inputs(features, prototypes)
-    objective = frame_objective(cfg.fsm_target)
     dev = torch.device(device)
-    if (run_dir / "model.pth").exists():
-        model, objective, _ = load_trained_sampler(run_dir, inputs.attrs["fingerprint"], inputs.shape, dev)
-        history = json.loads((run_dir / "metrics.json").read_text())["history"]
-        return TrainResult(str(run_dir), 0, history, _saliency_report(model, objective, inputs, features, dev, ground_truth))
+    trained = 0
+    if not (run_dir / "model.pth").exists():
+        with output_lock(run_dir):
+            if not (run_dir / "model.pth").exists():  # else another process finished it first
+                trained = _train_run(inputs, features, prototypes, cfg, dev, run_dir, progress)
+    model, objective, _ = load_trained_sampler(run_dir, inputs.attrs["fingerprint"], inputs.shape, dev)
+    history = json.loads((run_dir / "metrics.json").read_text())["history"]
+    return TrainResult(str(run_dir), trained, history, _saliency_report(model, objective, inputs, features, dev, ground_truth))
+
+
+def _train_run(inputs: SamplerInputs, features: Path, prototypes: Path, cfg: TrainConfig, device: torch.device, run_dir: Path, progress: bool) -> int:
+    """Train the run in ``run_dir`` from its resume point (``last.pth``) or from the start, and
+    save its heads (``model.pth``); returns the epochs trained."""
     torch.manual_seed(cfg.seed)
-    model = inputs.shape.build(cfg).to(dev)
+    model = inputs.shape.build(cfg).to(device)
     run_dir.mkdir(parents=True, exist_ok=True)
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.milestones), gamma=cfg.lr_decay)
     start, history = 0, []
     if (run_dir / "last.pth").exists():
-        state = torch.load(run_dir / "last.pth", map_location=dev, weights_only=False)  # resumable on another device
+        state = torch.load(run_dir / "last.pth", map_location=device, weights_only=False)  # resumable on another device
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -200,11 +211,10 @@ def run_train(features: Path, prototypes: Path, cfg: TrainConfig, device: str = 
     # cfg.shuffle_window), freed when they end (the saliency report after them reads the
     # validation videos' a block at a time).
     clips = training_clips(read_training_features(inputs, features, prototypes, read_shift=True, hold=cfg.shuffle_window), cfg)
-    _train_epochs(model, optimizer, scheduler, objective, clips, cfg, dev, run_dir, start, history, progress)
-    del clips
+    _train_epochs(model, optimizer, scheduler, frame_objective(cfg.fsm_target), clips, cfg, device, run_dir, start, history, progress)
     (run_dir / "metrics.json").write_text(json.dumps({"history": history, "config": asdict(cfg)}, indent=1))
     save_atomic({"model": model.state_dict(), "config": asdict(cfg), "features": str(features), "features_fingerprint": inputs.attrs["fingerprint"], "prototypes": str(prototypes)}, run_dir / "model.pth")
-    return TrainResult(str(run_dir), cfg.epochs - start, history, _saliency_report(model, objective, inputs, features, dev, ground_truth))
+    return cfg.epochs - start
 
 
 def _train_epochs(model: NSNetSampler, optimizer: torch.optim.Optimizer, scheduler: Any, objective: FrameObjective, data: CachedClips, cfg: TrainConfig, device: torch.device, run_dir: Path, start: int, history: list[dict[str, Any]], progress: bool) -> None:

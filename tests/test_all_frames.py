@@ -13,7 +13,7 @@ import zarr
 from pipeline.all_frames import AllFrameSummary, all_frame_indices
 from pipeline.backends import TorchRunner
 from pipeline.baselines import random_positions, top_confidence_positions, uniform_positions
-from pipeline.cache import CacheError, FeatureCache, file_lock
+from pipeline.cache import CacheError, FeatureCache, file_lock, output_lock_path
 from pipeline.config import AllFramesConfig, FeaturesConfig
 from pipeline.datasets import Manifest
 from pipeline.evaluation import scores_at
@@ -148,6 +148,6 @@ def test_a_second_writer_is_refused(tiny_pipeline):
     videos, attrs, _ = eval_videos(features)
     cfg = AllFramesConfig()
     path, _ = store_for(features, attrs["fingerprint"], videos, cfg)
-    with file_lock(path.with_name(path.name + ".lock")):
+    with file_lock(output_lock_path(path)):
         with pytest.raises(CacheError, match="another writer holds this lock"):
             run_all_frames(features, videos, truth.parent, cfg, torch.device("cpu"), workers=0, progress=False)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.cache import CacheError, FeatureCache
+from pipeline.cache import CacheError, FeatureCache, file_lock, output_lock_path
 from pipeline.config import EvalConfig, FeaturesConfig, TrainConfig
 from pipeline.datasets import Manifest
 from pipeline.models import frame_transform
@@ -74,6 +74,11 @@ def test_evaluate_report(tiny_pipeline, onnx_exports):
     assert f"NSNet (K={k})" in (out / "report.md").read_text() and f"NSNet (K={k})" in render_table(report)
     again = run_evaluate(features, prototypes, run, truth.parent, EVAL, workers=0, progress=False)
     assert not again["computed"] and again["methods"] == report["methods"]
+    shutil.rmtree(out)  # not evaluated yet, and another process is evaluating it
+    with file_lock(output_lock_path(out)):
+        with pytest.raises(CacheError, match=r"another writer holds this lock \(pid \d+ on .*\); it is computing the same output"):
+            run_evaluate(features, prototypes, run, truth.parent, EVAL, workers=0, progress=False)
+    assert not out.exists()
     # the recognizer on decoded frames through ONNX Runtime: its own outputs, the same figures
     onnx = run_evaluate(features, prototypes, run, truth.parent, EVAL, workers=0, progress=False, backend="onnxruntime", export_dir=onnx_exports)
     assert onnx["computed"] and (report["backend"], onnx["backend"]) == ("torch", "onnxruntime") and onnx["output"] != report["output"]

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.cache import FeatureCache
+from pipeline.cache import CacheError, FeatureCache, file_lock, output_lock_path
 from pipeline.config import FinetuneConfig, ModelSpec
 from pipeline.datasets import get_dataset
 from pipeline.extract import decode_video, to_model_input
@@ -43,6 +43,12 @@ def test_training_lowers_the_loss_and_is_idempotent(tiny_videos, run_options):
 def test_frame_wise_regime_trains_too(tiny_videos, run_options):
     result = run_finetune("demo", tiny_videos, "recognizer", REC, replace(FT, segments=1, epochs=1, repeats=2), 6, run_options)
     assert result.history[0]["clips"] == 18
+    run_dir = Path(result.checkpoint).parent
+    (run_dir / "model.pth").unlink()  # not finished, and another job is training it
+    with file_lock(output_lock_path(run_dir)):
+        with pytest.raises(CacheError, match=r"another writer holds this lock \(pid \d+ on .*\); it is computing the same output"):
+            run_finetune("demo", tiny_videos, "recognizer", REC, replace(FT, segments=1, epochs=1, repeats=2), 6, run_options)
+    assert not (run_dir / "model.pth").exists()
 
 
 def test_checkpoint_round_trip_into_the_features_stage(tiny_videos, tiny_config, run_options, tmp_path):
@@ -102,7 +108,7 @@ def test_kill_and_resume_gives_the_same_weights(tiny_videos, tmp_path):
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    (run_dir,) = killed_cache.glob("demo/finetune/*")
+    (run_dir,) = killed_cache.glob("demo/finetune/recognizer-*")
     assert not (run_dir / "model.pth").exists(), "the run finished before it could be killed"
     done_before = torch.load(run_dir / "last.pth", weights_only=False)["epoch"] + 1
     assert done_before < 8

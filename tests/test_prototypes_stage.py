@@ -59,3 +59,39 @@ def test_block_wise_stage_equals_one_shot_fit(tiny_videos, tiny_config, run_opti
     guides = np.load(Path(result.path) / "guides.npz")
     np.testing.assert_allclose(guides["prototypes"], one_shot.prototypes_, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(guides["g"], one_shot.transform(rec, labels), rtol=1e-6, atol=1e-6)
+
+
+def test_one_process_computes_the_prototypes_at_a_time(tiny_videos, tiny_config, run_options, monkeypatch):
+    """A second process set to compute the same prototypes stops at once, naming the first;
+    one that finds them finished once it holds the lock takes them; what a killed writer left
+    is cleared."""
+    from contextlib import contextmanager
+
+    import stages.prototypes
+    from pipeline.cache import file_lock, output_lock, output_lock_path
+    from stages.prototypes import prototypes_path
+
+    features = Path(run_features("demo", tiny_videos, tiny_config, run_options).cache)
+    with FeatureCache(features) as cache:
+        out = prototypes_path(features, GuidingScorer(epsilon=30.0).get_params(), cache.fingerprint)
+    with file_lock(output_lock_path(out)):
+        with pytest.raises(CacheError, match=r"\.lock: another writer holds this lock \(pid \d+ on .*\); it is computing the same output"):
+            run_prototypes(features, GuidingScorer(epsilon=30.0))
+    assert not out.exists()
+    stale = out.with_name(out.name + ".99999999.tmp")  # a killed writer's partial folder
+    (stale / "info.json").parent.mkdir()
+    (stale / "info.json").write_text("{")
+    first = run_prototypes(features, GuidingScorer(epsilon=30.0))
+    assert first.computed and not stale.exists() and json.loads((out / "info.json").read_text()) == first.info
+    done = out.with_name("finished-elsewhere")
+    out.rename(done)
+
+    @contextmanager
+    def finished_while_waiting(path):  # another process finishes them before this one locks
+        with output_lock(path):
+            done.rename(path)
+            yield
+
+    monkeypatch.setattr(stages.prototypes, "output_lock", finished_while_waiting)
+    second = run_prototypes(features, GuidingScorer(epsilon=30.0))
+    assert not second.computed and second.info == first.info

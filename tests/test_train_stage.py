@@ -10,7 +10,7 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score
 
-from pipeline.cache import FeatureCache
+from pipeline.cache import CacheError, FeatureCache, file_lock, output_lock_path
 from pipeline.config import TrainConfig
 from pipeline.sampler import NSNetSampler, SamplerConfig
 from pipeline.sampler_training import CachedClips, WindowedRows, baseline_plus_targets, frame_objective, ns_targets, ranking_loss, sampler_saliency, shift_positions, shuffle_windows, train_epoch, vgm_loss
@@ -259,6 +259,10 @@ def test_resume_gives_the_same_weights(tiny_pipeline):
     partial = run_train(features, prototypes, replace(CFG, epochs=3, seed=1, milestones=(8,)), progress=False)
     state = torch.load(Path(partial.path) / "last.pth", weights_only=False)
     torch.save(state, run_dir / "last.pth")
+    with file_lock(output_lock_path(run_dir)):  # another process is training this run
+        with pytest.raises(CacheError, match=r"\.lock: another writer holds this lock \(pid \d+ on .*\); it is computing the same output"):
+            run_train(features, prototypes, replace(CFG, epochs=6), progress=False)
+    assert not (run_dir / "model.pth").exists() and torch.load(run_dir / "last.pth", weights_only=False)["epoch"] == 2  # left as it was
     resumed = run_train(features, prototypes, replace(CFG, epochs=6), progress=False)
     assert resumed.trained_epochs == 3
     weights = torch.load(run_dir / "model.pth", weights_only=False)["model"]
