@@ -137,6 +137,8 @@ def file_lock(path: Path, blocking: bool = True, hint: str = "wait for it or pic
             handle.seek(0)
             holder = handle.read().strip() or "unknown"
             raise CacheError(f"{path}: another writer holds this lock ({holder}); {hint}") from None
+        except OSError as exc:  # ENOLCK, ENOSYS, EOPNOTSUPP: a file system without flock
+            raise CacheError(f"{path}: this file system cannot lock files ({exc.strerror}); put the cache where flock works (a local disk, NFSv4, Lustre mounted with -o flock)") from exc
         handle.seek(0)
         handle.truncate()
         handle.write(f"pid {os.getpid()} on {os.uname().nodename}")

@@ -465,6 +465,17 @@ def test_a_second_writer_on_the_same_shard_is_refused(tiny_videos, tiny_config, 
     assert run_features("demo", tiny_videos, tiny_config, replace(run_options, shard=(0, 2)), cache_path=path).complete
 
 
+def test_a_file_system_without_locks_is_a_clear_error(tiny_videos, tiny_config, run_options, tmp_path, monkeypatch):
+    import errno
+
+    def no_locks(handle, operation):  # as flock fails on NFSv3 without lockd, or Lustre without -o flock
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr("pipeline.cache.fcntl.flock", no_locks)
+    with pytest.raises(CacheError, match=r"nfs\.zarr\.create\.lock: this file system cannot lock files \(No locks available\); put the cache where flock works"):
+        run_features("demo", tiny_videos, tiny_config, run_options, cache_path=tmp_path / "nfs.zarr")
+
+
 @pytest.mark.parametrize("storage", ["zarr", "hdf5"])
 def test_torchrun_two_ranks_fill_one_store(tiny_videos, tmp_path, tiny_config, run_options, storage, onnx_exports):
     torchrun = Path(sys.executable).with_name("torchrun")
