@@ -161,6 +161,17 @@ def output_lock(output: Path) -> AbstractContextManager[None]:
     return file_lock(output_lock_path(output), blocking=False, hint="it is computing the same output; run again when it has finished to use its result")
 
 
+@contextmanager
+def written_whole(output: Path) -> Iterator[Path]:
+    """A folder to write ``output``'s files into: ``<output>.<pid>.tmp``, renamed to ``output``
+    when the block ends without an error, so that ``output`` appears whole or not at all (what a
+    killed writer leaves, :func:`clear_partials` removes)."""
+    tmp = output.with_name(output.name + f".{os.getpid()}.tmp")
+    tmp.mkdir(parents=True)
+    yield tmp
+    os.replace(tmp, output)
+
+
 def clear_partials(output: Path) -> None:
     """Remove what killed writers of ``output`` left behind (``<output>.<pid>.tmp``, files or
     folders); call it holding :func:`output_lock` of ``output``, the only writer then."""

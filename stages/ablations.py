@@ -12,6 +12,10 @@ chosen frames (the fast path, identical to decoding them: see ``nsnet evaluate``
 * 6d: the FSM objective (baseline, regression, ranking, baseline+, NS), FSM alone.
 * B.1: prototype-based vs recognizer-response guiding score, FSM alone.
 * B.2: the six fusion rules of A.3 on the paper's model.
+
+Writes ``<features cache>.ablations-<fingerprint>/`` (``ablations.json``, ``ablations.md``), keyed
+by the cache, the prototypes, the base train config and the evaluation config; the same again
+returns the stored tables.
 """
 
 from __future__ import annotations
@@ -24,13 +28,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from pipeline import cache as cache_mod
+from pipeline.cache import FeatureCache, output_lock
 from pipeline.config import EvalConfig, TrainConfig
 from pipeline.evaluation import fused_positions
 from pipeline.fusion import FUSION_RULES, top_k
 from pipeline.prototypes import GuidingScorer
 from stages.evaluate import EvalData, text_table
 from stages.prototypes import run_prototypes
-from stages.train import load_sampler_inputs, load_trained_sampler, run_train
+from stages.train import OBJECTIVES_VERSION, load_sampler_inputs, load_trained_sampler, run_train
 
 
 class Variants:
@@ -55,7 +61,36 @@ class Variants:
         return self.data.score(fused_positions(s_f, s_v, k or self.cfg.k, rule or self.cfg.fusion, self.cfg.alpha))[0].map
 
 
+def ablations_dir_for(features: Path, prototypes: Path, base: TrainConfig, cfg: EvalConfig, features_fp: str) -> Path:
+    """Where the tables of these inputs and configs go (the variant runs are ``nsnet train``'s)."""
+    fp = cache_mod.fingerprint({"features": features_fp, "prototypes": Path(prototypes).name, "train": asdict(base), "eval": asdict(cfg), "objectives": OBJECTIVES_VERSION})
+    return features.with_name(f"{features.name}.ablations-{fp[:16]}")
+
+
 def run_ablations(features: Path, prototypes: Path, base: TrainConfig, cfg: EvalConfig = EvalConfig(), device: str = "cpu", progress: bool = True) -> dict[str, Any]:
+    """The tables (written as ``ablations.json`` and ``.md``), computed unless they are there
+    for these inputs and configs; one process computes them at a time (:func:`output_lock`)."""
+    features = Path(features)
+    with FeatureCache(features) as cache:
+        out = ablations_dir_for(features, Path(prototypes), base, cfg, cache.fingerprint)
+    if not (out / "ablations.json").is_file():
+        with output_lock(out):
+            if not (out / "ablations.json").is_file():  # else another process finished them first
+                cache_mod.clear_partials(out)
+                return {**_write(out, {**_tables(features, prototypes, base, cfg, device, progress), "output": str(out)}), "computed": True}
+    return {**json.loads((out / "ablations.json").read_text()), "computed": False}
+
+
+def _write(out: Path, report: dict[str, Any]) -> dict[str, Any]:
+    """ablations.json and ablations.md, both or neither."""
+    with cache_mod.written_whole(out) as tmp:
+        (tmp / "ablations.json").write_text(json.dumps(report, indent=1))
+        (tmp / "ablations.md").write_text(render_ablations(report, markdown=True))
+    return report
+
+
+def _tables(features: Path, prototypes: Path, base: TrainConfig, cfg: EvalConfig, device: str, progress: bool) -> dict[str, Any]:
+    """Every table, its variants trained where they are not yet."""
     v = Variants(features, prototypes, base, cfg, device, progress)
     paper = v.saliency(fsm_target="ns", vgm_target="ns")
     tables: dict[str, dict[str, Any]] = {}
@@ -98,11 +133,7 @@ def run_ablations(features: Path, prototypes: Path, base: TrainConfig, cfg: Eval
         "videos": int(len(v.data.videos)),
         "tables": tables,
     }
-    out = Path(features).with_name(Path(features).name + ".ablations")
-    out.mkdir(exist_ok=True)
-    (out / "ablations.json").write_text(json.dumps(report, indent=1))
-    (out / "ablations.md").write_text(render_ablations(report, markdown=True))
-    return {**report, "output": str(out)}
+    return report
 
 
 def _cells(row: list[Any]) -> tuple[str, ...]:

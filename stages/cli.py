@@ -524,7 +524,7 @@ def ablations(dataset: str, cache_dir: Path, features_path: Path | None, prototy
     cfg = EvalConfig() if preset is None else get_preset(preset).evaluation(dataset)
     cfg = replace(cfg, **({"k": k} if k else {}))
     report = run_ablations(features_path, prototypes_path, get_dataset(dataset).train, cfg, device=str(pick_device(device)), progress=not no_progress)
-    click.echo(render_ablations(report) + f"written {report['output']}/ablations.md")
+    click.echo(render_ablations(report) + f"{'written' if report['computed'] else 'already there, nothing to do:'} {report['output']}/ablations.md")
 
 
 @main.command("bench-train")

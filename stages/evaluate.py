@@ -19,7 +19,6 @@ again: the stored report is printed, nothing is recomputed.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -292,21 +291,19 @@ def _evaluate(inputs: SamplerInputs, features: Path, prototypes: Path, run_dir: 
 def _write(out: Path, report: dict[str, Any], predictions: list[dict[str, Any]]) -> dict[str, Any]:
     """results.json, NSNet's predictions per video (predictions.jsonl), report.md and the plots,
     all or nothing (a temporary folder, then a rename)."""
-    tmp = out.with_name(out.name + f".{os.getpid()}.tmp")
-    tmp.mkdir(parents=True, exist_ok=True)
-    (tmp / "predictions.jsonl").write_text("".join(json.dumps(p) + "\n" for p in predictions))
-    report = {**report, "output": str(out)}
-    figures = []
-    if matplotlib_available():
-        plot_budget_curve(report["budget_curve"], tmp / "budget_curve.png", f"GFLOPs-mAP, T={report['num_frames']} (Fig. 3)")
-        figures = ["budget_curve.png"]
-        if report["class_saliency"]["panels"]:
-            plot_class_saliency(report["class_saliency"]["panels"], tmp / "class_saliency.png")
-            figures.append("class_saliency.png")
-    report["figures"] = figures
-    (tmp / "report.md").write_text(markdown_report(report))
-    (tmp / "results.json").write_text(json.dumps(report, indent=1))
-    os.replace(tmp, out)
+    with cache_mod.written_whole(out) as tmp:
+        (tmp / "predictions.jsonl").write_text("".join(json.dumps(p) + "\n" for p in predictions))
+        report = {**report, "output": str(out)}
+        figures = []
+        if matplotlib_available():
+            plot_budget_curve(report["budget_curve"], tmp / "budget_curve.png", f"GFLOPs-mAP, T={report['num_frames']} (Fig. 3)")
+            figures = ["budget_curve.png"]
+            if report["class_saliency"]["panels"]:
+                plot_class_saliency(report["class_saliency"]["panels"], tmp / "class_saliency.png")
+                figures.append("class_saliency.png")
+        report["figures"] = figures
+        (tmp / "report.md").write_text(markdown_report(report))
+        (tmp / "results.json").write_text(json.dumps(report, indent=1))
     return report
 
 

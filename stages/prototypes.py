@@ -14,7 +14,6 @@ features cache's fingerprint and the estimator's parameters; the same inputs aga
 from __future__ import annotations
 
 import json
-import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,13 +113,11 @@ def _fit_and_write(features: Path, scorer: GuidingScorer, out: Path, ground_trut
     }
     if ground_truth is not None and ground_truth.is_file():
         info.update(salient_agreement(g, frame_indices, done, videos, json.loads(ground_truth.read_text())))
-    tmp = out.with_name(out.name + f".{os.getpid()}.tmp")
-    tmp.mkdir(parents=True)
-    (tmp / "estimator.pkl").write_bytes(pickle.dumps(scorer))
-    shifted = {} if g_shift is None else {"g_shift": g_shift}
-    np.savez(tmp / "guides.npz", g=g, prototypes=scorer.prototypes_ if scorer.prototypes_ is not None else np.zeros(0), **shifted)
-    (tmp / "info.json").write_text(json.dumps(info, indent=1))
-    os.replace(tmp, out)
+    with cache_mod.written_whole(out) as tmp:
+        (tmp / "estimator.pkl").write_bytes(pickle.dumps(scorer))
+        shifted = {} if g_shift is None else {"g_shift": g_shift}
+        np.savez(tmp / "guides.npz", g=g, prototypes=scorer.prototypes_ if scorer.prototypes_ is not None else np.zeros(0), **shifted)
+        (tmp / "info.json").write_text(json.dumps(info, indent=1))
     return info
 
 

@@ -3,6 +3,7 @@ idempotency and bad inputs."""
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -172,6 +173,8 @@ def test_ablations_build_every_table_from_switches(tiny_pipeline):
     features, prototypes, _ = tiny_pipeline
     report = run_ablations(features, prototypes, CFG, EVAL, progress=False)
     tables = report["tables"]
+    out = Path(report["output"])
+    assert report["computed"] and out.name.startswith(features.name + ".ablations-") and {p.name for p in out.iterdir()} == {"ablations.json", "ablations.md"}
     assert list(tables) == ["6a", "6b", "6c", "6d", "B.1", "B.2"]
     assert [r[0] for r in tables["6a"]["rows"]] == ["baseline", "+ non-salient class", "+ NS"]
     assert [r[0] for r in tables["6b"]["rows"]] == ["2", "4"]
@@ -184,6 +187,15 @@ def test_ablations_build_every_table_from_switches(tiny_pipeline):
     assert tables["6c"]["rows"][3][1] == tables["6b"]["rows"][0][3] == dict((r[0], r[1]) for r in tables["B.2"]["rows"])["union"]
     runs = sorted(features.parent.glob(f"{features.name}.train-*"))
     assert len(runs) == 11  # 6a: 3 (incl. the paper model); 6c: 3 more; 6d: 4 more; B.1: the response guide
-    again = run_ablations(features, prototypes, CFG, EVAL, progress=False)
-    assert again["tables"] == tables and sorted(features.parent.glob(f"{features.name}.train-*")) == runs
+    again = run_ablations(features, prototypes, CFG, EVAL, progress=False)  # the stored tables
+    assert not again["computed"] and again["tables"] == tables and again["output"] == report["output"]
+    other = run_ablations(features, prototypes, CFG, replace(EVAL, k=3), progress=False)  # another K: its own tables, no new run
+    assert other["computed"] and other["output"] != report["output"] and [r[0] for r in other["tables"]["6b"]["rows"]] == ["3", "6"]
+    assert json.loads((out / "ablations.json").read_text())["tables"] == tables  # the first K's tables kept
+    shutil.rmtree(out)
+    with file_lock(output_lock_path(out)):  # another process computing them
+        with pytest.raises(CacheError, match="another writer holds this lock"):
+            run_ablations(features, prototypes, CFG, EVAL, progress=False)
+    assert not out.exists()
+    assert sorted(features.parent.glob(f"{features.name}.train-*")) == runs
     assert "Table 6c" in render_ablations(report)
