@@ -122,8 +122,10 @@ def run_all_frames(features: Path, videos: np.ndarray, root: Path, cfg: AllFrame
     features = Path(features)
     with FeatureCache(features) as cache:
         attrs = cache.attrs
+        counted = int(np.asarray(cache["num_frames"][:])[videos].sum())
     manifest = Manifest.from_json(json.dumps(attrs["manifest"]))
     path, fp = store_for(features, attrs["fingerprint"], videos, cfg, backend)
+    size = f"{counted:,} frames" if cfg.rate is None else f"{cfg.rate:g} frame(s) a second of {counted:,}"  # the pass's size, shown as it starts
     n, c = len(videos), len(manifest.classes)
     arrays = {**{name: ((n, c), "float32") for name in BASELINES}, "frames": ((n,), "int32"), "status": ((n,), "int8")}
     computed = 0
@@ -133,7 +135,7 @@ def run_all_frames(features: Path, videos: np.ndarray, root: Path, cfg: AllFrame
         errors: dict[int, str] = {}
         if (status != DONE).any():
             runner, transform = cached_runner(attrs, "recognizer", device, backend, export_dir)
-            with tqdm(total=n, initial=int((status == DONE).sum()), unit="video", desc="recognizer on all frames", disable=not progress) as bar:
+            with tqdm(total=n, initial=int((status == DONE).sum()), unit="video", desc=f"recognizer on all frames ({size})", disable=not progress) as bar:
                 for start in range(0, n, SHARD_VIDEOS):
                     stop = min(n, start + SHARD_VIDEOS)
                     todo = [(row, manifest.videos[videos[row]]) for row in range(start, stop) if status[row] != DONE]
