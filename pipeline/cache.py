@@ -344,17 +344,24 @@ class FeatureCache:
         self.close()
 
 
-def read_rows(array: Any, rows: np.ndarray, block: int = EXPORT_VIDEOS) -> np.ndarray:
+def read_rows(array: Any, rows: np.ndarray, block: int = EXPORT_VIDEOS, threads: int = 1) -> np.ndarray:
     """``array[rows]`` for sorted row indices, read a block of consecutive videos at a time
-    (a shard), so that only the selected rows are held, not the whole array."""
+    (a shard), so that only the selected rows are held, not the whole array; ``threads`` blocks
+    at once (Zarr decodes a call's chunks concurrently, so this pays where a block is one chunk)."""
     rows = np.asarray(rows, dtype=np.int64)
     out = np.empty((len(rows),) + tuple(array.shape[1:]), dtype=array.dtype)
     if not len(rows):
         return out
     blocks, first = np.unique(rows // block, return_index=True)  # only the blocks holding rows
-    for b, lo, hi in zip(blocks.tolist(), first, np.r_[first[1:], len(rows)]):
-        start = b * block
-        out[lo:hi] = np.asarray(array[start : start + block])[rows[lo:hi] - start]
+    ends = np.r_[first[1:], len(rows)]
+
+    def read_block(i: int) -> None:
+        start = int(blocks[i]) * block
+        out[first[i] : ends[i]] = np.asarray(array[start : start + block])[rows[first[i] : ends[i]] - start]
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for _ in pool.map(read_block, range(len(blocks))):  # in order; a block's error raised here
+            pass
     return out
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pipeline import cache as cache_mod
-from pipeline.cache import DONE, FeatureCache
+from pipeline.cache import DONE, CacheError, FeatureCache
 from pipeline.config import EvalConfig, TrainConfig
 from pipeline.metrics import multi_hot
 from pipeline.prototypes import GuidingScorer
@@ -157,3 +157,15 @@ def test_read_rows_reads_only_the_blocks_that_hold_rows():
     np.testing.assert_array_equal(cache_mod.read_rows(Recorded(), rows, block=4), cached[rows])
     assert sliced == [(0, 4), (8, 12), (20, 24)]  # blocks 0, 2 and 5; blocks 1, 3 and 4 hold none
     assert cache_mod.read_rows(Recorded(), np.array([], dtype=np.int64), block=4).shape == (0, 2)
+    sliced.clear()
+    np.testing.assert_array_equal(cache_mod.read_rows(Recorded(), rows, block=4, threads=3), cached[rows])  # blocks at once
+    assert sorted(sliced) == [(0, 4), (8, 12), (20, 24)]
+
+    class Damaged(Recorded):
+        def __getitem__(self, at):
+            if at.start == 8:
+                raise CacheError("a damaged chunk")
+            return super().__getitem__(at)
+
+    with pytest.raises(CacheError, match="a damaged chunk"):
+        cache_mod.read_rows(Damaged(), rows, block=4, threads=3)
