@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from pipeline.backends import DEFAULT_EXPORT_DIR, make_heads
-from pipeline.cache import CacheError, FeatureCache
+from pipeline.cache import CacheError, FeatureCache, output_lock
 from pipeline.config import EvalConfig
 from pipeline.datasets.lists import walk_once
 from pipeline.extract import Transform
@@ -158,14 +158,21 @@ def _plot_name(path: str, taken: set[str]) -> str:
 
 
 def run_predict(inputs: Sequence[Path], run_dir: Path, out_dir: Path, cfg: EvalConfig = EvalConfig(), device: str = "cpu", dataset: str | None = None, batch_size: int = 32, workers: int = 2, plot: bool = False, progress: bool = True, backend: str = "auto", export_dir: Path = DEFAULT_EXPORT_DIR) -> PredictResult:
-    """Predict every video under ``inputs``; bad videos are reported in the result, not raised."""
+    """Predict every video under ``inputs``; bad videos are reported in the result, not raised.
+    One process writes into ``out_dir`` at a time (:func:`output_lock` of its predictions)."""
     if plot and not matplotlib_available():
         raise ValueError("--plot needs matplotlib: install the 'plots' extra (pip install 'nsnet[plots]')")
+    jsonl = Path(out_dir) / "predictions.jsonl"
+    with output_lock(jsonl):
+        return _predict_into(jsonl, inputs, run_dir, cfg, device, dataset, batch_size, workers, plot, progress, backend, export_dir)
+
+
+def _predict_into(jsonl: Path, inputs: Sequence[Path], run_dir: Path, cfg: EvalConfig, device: str, dataset: str | None, batch_size: int, workers: int, plot: bool, progress: bool, backend: str, export_dir: Path) -> PredictResult:
+    """:func:`run_predict`'s work, the predictions written line by line into ``jsonl`` (and the
+    plots beside it) as they come."""
     pipeline = load_pipeline(Path(run_dir), cfg, torch.device(device), dataset, backend, export_dir)
     videos = find_videos(inputs)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    jsonl = out_dir / "predictions.jsonl"
+    out_dir = jsonl.parent
     result = PredictResult(pipeline, [], jsonl)
     taken: set[str] = set()
     stream = predict_videos(videos, pipeline.engine, pipeline.num_frames, pipeline.light_tf, pipeline.rec_tf, batch_size, workers, thumbnails=plot)

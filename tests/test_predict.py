@@ -11,7 +11,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from pipeline.cache import CacheError, FeatureCache
+from pipeline.cache import CacheError, FeatureCache, file_lock, output_lock_path
 from pipeline.config import EvalConfig, TrainConfig
 from stages.cli import main
 from stages.evaluate import run_evaluate
@@ -73,6 +73,11 @@ def test_predict_reports_bad_videos_and_goes_on(trained, tmp_path, onnx_exports)
     lines = [json.loads(line) for line in result.jsonl.read_text().splitlines()]
     assert [("error" in line) for line in lines] == [True, True, False, True]
     assert "FAILED" in result.table()
+    written = result.jsonl.read_text()
+    with file_lock(output_lock_path(result.jsonl)):  # another predict writing into the same folder
+        with pytest.raises(CacheError, match=r"\.predictions\.jsonl\.lock: another writer holds this lock"):
+            run_predict([good], run, tmp_path / "out", EVAL, workers=0, progress=False, export_dir=onnx_exports)
+    assert result.jsonl.read_text() == written  # its predictions left as they were
 
 
 def test_predict_cli_exits_non_zero_on_failures(trained, tmp_path, onnx_exports):
