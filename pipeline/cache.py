@@ -56,7 +56,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -159,6 +159,22 @@ def output_lock(output: Path) -> AbstractContextManager[None]:
     """The lock of a stage's output (:func:`output_lock_path`), held while it is computed: a
     second process set to compute the same output stops at once, naming the first."""
     return file_lock(output_lock_path(output), blocking=False, hint="it is computing the same output; run again when it has finished to use its result")
+
+
+@contextmanager
+def sole_writer(output: Path, finished: Callable[[], bool]) -> Iterator[bool]:
+    """Whether this process is to compute ``output``: False where it is ``finished`` (read it
+    as it is, without a lock); else True, holding :func:`output_lock` with what killed writers
+    left cleared, unless another process finished it before the lock was taken (False)."""
+    if finished():
+        yield False
+        return
+    with output_lock(output):
+        if finished():
+            yield False
+        else:
+            clear_partials(output)
+            yield True
 
 
 @contextmanager

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from pipeline import cache as cache_mod
-from pipeline.cache import FeatureCache, output_lock
+from pipeline.cache import FeatureCache
 from pipeline.config import EvalConfig, TrainConfig
 from pipeline.evaluation import fused_positions
 from pipeline.fusion import FUSION_RULES, top_k
@@ -69,15 +69,13 @@ def ablations_dir_for(features: Path, prototypes: Path, base: TrainConfig, cfg: 
 
 def run_ablations(features: Path, prototypes: Path, base: TrainConfig, cfg: EvalConfig = EvalConfig(), device: str = "cpu", progress: bool = True) -> dict[str, Any]:
     """The tables (written as ``ablations.json`` and ``.md``), computed unless they are there
-    for these inputs and configs; one process computes them at a time (:func:`output_lock`)."""
+    for these inputs and configs; one process computes them at a time (:func:`pipeline.cache.sole_writer`)."""
     features = Path(features)
     with FeatureCache(features) as cache:
         out = ablations_dir_for(features, Path(prototypes), base, cfg, cache.fingerprint)
-    if not (out / "ablations.json").is_file():
-        with output_lock(out):
-            if not (out / "ablations.json").is_file():  # else another process finished them first
-                cache_mod.clear_partials(out)
-                return {**_write(out, {**_tables(features, prototypes, base, cfg, device, progress), "output": str(out)}), "computed": True}
+    with cache_mod.sole_writer(out, (out / "ablations.json").is_file) as computing:
+        if computing:
+            return {**_write(out, {**_tables(features, prototypes, base, cfg, device, progress), "output": str(out)}), "computed": True}
     return {**json.loads((out / "ablations.json").read_text()), "computed": False}
 
 

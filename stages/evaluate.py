@@ -28,7 +28,7 @@ import torch
 
 from pipeline import cache as cache_mod
 from pipeline.baselines import dense_positions, oracle_positions, random_positions, top_confidence_positions, uniform_positions
-from pipeline.cache import CacheError, FeatureCache, output_lock, read_rows
+from pipeline.cache import CacheError, FeatureCache, read_rows
 from pipeline.config import EvalConfig, FeaturesConfig
 from pipeline.datasets import Manifest
 from pipeline.evaluation import Recognition, all_frame_scores, class_mean_saliency, ema, fused_positions, recognition, scores_at, top_classes
@@ -190,11 +190,9 @@ def run_evaluate(features: Path, prototypes: Path, run_dir: Path, data_root: Pat
     backend = resolve_backend(backend, torch.device(device))
     inputs = load_sampler_inputs(features, prototypes)
     out = eval_dir_for(features, prototypes, run_dir, cfg, inputs.attrs["fingerprint"], preset, backend)
-    if not (out / "results.json").is_file():
-        with output_lock(out):
-            if not (out / "results.json").is_file():  # else another process finished it first
-                cache_mod.clear_partials(out)
-                return {**_write(out, *_evaluate(inputs, features, prototypes, run_dir, data_root, cfg, device, workers, progress, preset, backend, export_dir)), "computed": True}
+    with cache_mod.sole_writer(out, (out / "results.json").is_file) as computing:
+        if computing:
+            return {**_write(out, *_evaluate(inputs, features, prototypes, run_dir, data_root, cfg, device, workers, progress, preset, backend, export_dir)), "computed": True}
     return {**json.loads((out / "results.json").read_text()), "computed": False}
 
 

@@ -104,14 +104,12 @@ def run_finetune(dataset: str, data_root: Path | None, role: str, spec: ModelSpe
     final = run_dir / "model.pth"
     worker = setup_worker((0, 1), opts.device)
     try:
-        result = None
-        if not final.exists():
-            # one job trains a run at a time: its leader holds the run's lock, its other ranks follow
-            with cache_mod.output_lock(run_dir) if worker.is_leader else nullcontext():
-                if not final.exists():  # else another job finished it first
-                    result = _train(root, manifest, train, val, role, spec, ft, val_frames, opts, worker, run_dir, identity)
-        if result is None:
-            result = FinetuneResult(str(final), 0, json.loads((run_dir / "metrics.json").read_text())["history"])
+        # one job trains a run at a time: its leader holds the run's lock, its other ranks follow
+        with cache_mod.sole_writer(run_dir, final.exists) if worker.is_leader else nullcontext(not final.exists()) as training:
+            if training:
+                result = _train(root, manifest, train, val, role, spec, ft, val_frames, opts, worker, run_dir, identity)
+            else:
+                result = FinetuneResult(str(final), 0, json.loads((run_dir / "metrics.json").read_text())["history"])
     finally:
         teardown(worker)
     result.leader = worker.is_leader

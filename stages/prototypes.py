@@ -23,7 +23,7 @@ import numpy as np
 from sklearn.base import clone
 
 from pipeline import cache as cache_mod
-from pipeline.cache import DONE, PENDING, CacheError, FeatureCache, output_lock
+from pipeline.cache import DONE, PENDING, CacheError, FeatureCache
 from pipeline.metrics import multi_hot
 from pipeline.prototypes import GuidingScorer
 
@@ -63,16 +63,14 @@ def _blocks(n: int, size: int = BLOCK_VIDEOS) -> list[slice]:
 
 def run_prototypes(features: Path, scorer: GuidingScorer, ground_truth: Path | None = None, block_videos: int = BLOCK_VIDEOS) -> PrototypesResult:
     """The prototypes and guiding scores of ``scorer`` (unfitted) on the cache, computed unless
-    they are there already; one process computes them at a time (:func:`output_lock`)."""
+    they are there already; one process computes them at a time (:func:`pipeline.cache.sole_writer`)."""
     features = Path(features)
     scorer = clone(scorer)
     with FeatureCache(features) as cache:
         out = prototypes_path(features, scorer.get_params(), cache.attrs["fingerprint"])
-    if not (out / "info.json").exists():
-        with output_lock(out):
-            if not (out / "info.json").exists():  # else another process finished them first
-                cache_mod.clear_partials(out)
-                return PrototypesResult(str(out), True, _fit_and_write(features, scorer, out, ground_truth, block_videos))
+    with cache_mod.sole_writer(out, (out / "info.json").exists) as computing:
+        if computing:
+            return PrototypesResult(str(out), True, _fit_and_write(features, scorer, out, ground_truth, block_videos))
     return PrototypesResult(str(out), False, json.loads((out / "info.json").read_text()))
 
 

@@ -21,7 +21,7 @@ import torch
 from tqdm import tqdm
 
 from pipeline import cache as cache_mod
-from pipeline.cache import DONE, CacheError, FeatureCache, output_lock
+from pipeline.cache import DONE, CacheError, FeatureCache
 from pipeline.config import TrainConfig
 from pipeline.metrics import multi_hot
 from pipeline.models import save_atomic
@@ -176,7 +176,7 @@ def epoch_loader(data: CachedClips, cfg: TrainConfig, epoch: int) -> torch.utils
 
 def run_train(features: Path, prototypes: Path, cfg: TrainConfig, device: str = "cpu", progress: bool = True, ground_truth: Path | None = None) -> TrainResult:
     """Train the sampler of ``cfg`` on the cache and prototypes, unless its run has finished
-    (resuming it where it stopped; one process trains a run at a time, :func:`output_lock`),
+    (resuming it where it stopped; one process trains a run at a time, :func:`pipeline.cache.sole_writer`),
     then report its saliency on the validation videos (against ``ground_truth`` where given)."""
     features, prototypes = Path(features), Path(prototypes)
     with FeatureCache(features) as cache:
@@ -187,10 +187,9 @@ def run_train(features: Path, prototypes: Path, cfg: TrainConfig, device: str = 
     inputs = load_sampler_inputs(features, prototypes)
     dev = torch.device(device)
     trained = 0
-    if not (run_dir / "model.pth").exists():
-        with output_lock(run_dir):
-            if not (run_dir / "model.pth").exists():  # else another process finished it first
-                trained = _train_run(inputs, features, prototypes, cfg, dev, run_dir, progress)
+    with cache_mod.sole_writer(run_dir, (run_dir / "model.pth").exists) as training:
+        if training:
+            trained = _train_run(inputs, features, prototypes, cfg, dev, run_dir, progress)
     model, objective, _ = load_trained_sampler(run_dir, inputs.attrs["fingerprint"], inputs.shape, dev)
     history = json.loads((run_dir / "metrics.json").read_text())["history"]
     return TrainResult(str(run_dir), trained, history, _saliency_report(model, objective, inputs, features, dev, ground_truth))

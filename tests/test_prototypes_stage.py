@@ -67,7 +67,7 @@ def test_one_process_computes_the_prototypes_at_a_time(tiny_videos, tiny_config,
     is cleared."""
     from contextlib import contextmanager
 
-    import stages.prototypes
+    import pipeline.cache
     from pipeline.cache import file_lock, output_lock, output_lock_path
     from stages.prototypes import prototypes_path
 
@@ -92,6 +92,6 @@ def test_one_process_computes_the_prototypes_at_a_time(tiny_videos, tiny_config,
             done.rename(path)
             yield
 
-    monkeypatch.setattr(stages.prototypes, "output_lock", finished_while_waiting)
+    monkeypatch.setattr(pipeline.cache, "output_lock", finished_while_waiting)
     second = run_prototypes(features, GuidingScorer(epsilon=30.0))
     assert not second.computed and second.info == first.info
