@@ -17,7 +17,9 @@ C2 = RNG.standard_normal(3).astype(np.float32)
 
 def _model(nodes, inputs, output, initializers) -> onnx.ModelProto:
     graph = helper.make_graph(nodes, "g", inputs, [helper.make_tensor_value_info(output, TensorProto.FLOAT, None)], initializers)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 23)])
+    opsets = [helper.make_opsetid("", 23)]
+    # the IR version opset 23 needs, not the onnx package's newest: ONNX Runtime 1.30 reads IR 13 at most
+    return helper.make_model(graph, opset_imports=opsets, ir_version=helper.find_min_ir_version_for(opsets))
 
 
 def _two_products() -> onnx.ModelProto:
