@@ -6,8 +6,10 @@ backbones (default: MobileNetV2 and ResNet-50 at 224Â²), randomly initialised â€
 depend on the weights. The NSNet path is :class:`pipeline.inference.NSNetInference`, the code
 ``nsnet predict`` runs, timed part by part (light backbone, heads, fusion, recognizer). The three
 methods are measured in turns within each repetition and the median is kept, so drifts of the
-machine hit all of them alike; with two backends, one is measured after the other. Decoding is
-excluded from those figures and measured on its own on a generated H.264 clip.
+machine hit all of them alike; with two backends, one is measured after the other. Decoding,
+the making of the models' float input and its copy to the device are excluded from those
+figures (the frames wait on the device); decoding and the input's making are measured on their
+own on a generated H.264 clip.
 """
 
 from __future__ import annotations
@@ -215,8 +217,10 @@ def time_batch(engines: dict[str, NSNetInference], batch: int, t: int, k: int, l
     three methods in turns within each repetition, one backend after the other. Interleaving
     the backends as well made ONNX Runtime's figures worse (fraction 0.80 / 0.83 at batch 1 / 32
     in turns with torch, against 0.83 / 0.92 alone and 0.88 / 0.91 one after the other,
-    2026-12-02), and each fraction compares methods within one backend. ``bar`` counts the
-    videos of each repetition (warm-up included), between the timed calls."""
+    2026-12-02), and each fraction compares methods within one backend. The frames are on the
+    engine's device before the clock starts: on a GPU their copy is left out with the decoding
+    (a float32 copy from the host was most of what the GPU's figures measured, 2026-12-04).
+    ``bar`` counts the videos of each repetition (warm-up included), between the timed calls."""
     generator = torch.Generator().manual_seed(0)
     light_frames = torch.randn(batch, t, 3, light_size, light_size, generator=generator)
     rec_all = torch.randn(batch * t, 3, rec_size, rec_size, generator=generator)
@@ -225,8 +229,9 @@ def time_batch(engines: dict[str, NSNetInference], batch: int, t: int, k: int, l
     for backend, engine in engines.items():
         if bar is not None:
             bar.set_postfix_str(f"{backend}, batch {batch}")
+        inputs = [x.to(engine.device) for x in (light_frames, rec_all, rec_k)]
         for rep in range(reps + 1):  # the first round warms up and is dropped
-            seconds = _time_methods(engine, light_frames, rec_all, rec_k)
+            seconds = _time_methods(engine, *inputs)
             if bar is not None:
                 bar.update(batch)
             if rep:

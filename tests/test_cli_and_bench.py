@@ -3,8 +3,10 @@
 import json
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+import torch
 from click.testing import CliRunner
 from PIL import Image
 
@@ -160,7 +162,10 @@ def test_bench_fraction_is_the_ratio_of_medians_with_the_per_repetition_range():
 def test_bench_measures_one_backend_after_the_other_with_one_warm_up_each(monkeypatch):
     calls = []
     seconds = {"light": 1.0, "heads": 0.1, "fusion": 0.1, "recognizer": 0.8, "dense": 5.0, "uniform": 1.0}
-    monkeypatch.setattr("stages.bench._time_methods", lambda engine, *frames: calls.append(engine) or dict(seconds))
-    timings = time_batch({"torch": "torch engine", "onnxruntime": "ort engine"}, 1, 2, 1, 8, 8, reps=2)
-    assert calls == ["torch engine"] * 3 + ["ort engine"] * 3
+    monkeypatch.setattr("stages.bench._time_methods", lambda engine, *frames: calls.append((engine.name, [(f.device.type, tuple(f.shape)) for f in frames])) or dict(seconds))
+    # the frames wait on the engine's device before the clock starts ("meta" stands in for a GPU)
+    torch_engine, ort_engine = SimpleNamespace(name="torch", device=torch.device("meta")), SimpleNamespace(name="ort", device=torch.device("cpu"))
+    timings = time_batch({"torch": torch_engine, "onnxruntime": ort_engine}, 1, 2, 1, 8, 8, reps=2)
+    shapes = [(1, 2, 3, 8, 8), (2, 3, 8, 8), (1, 3, 8, 8)]  # light [B, T], recognizer on all T, on K
+    assert calls == [("torch", [("meta", s) for s in shapes])] * 3 + [("ort", [("cpu", s) for s in shapes])] * 3
     assert [(t.backend, t.rep_speedups) for t in timings] == [("torch", [2.5, 2.5]), ("onnxruntime", [2.5, 2.5])]
