@@ -57,6 +57,7 @@ class ScaleReport:
     machine: str
     epochs: int
     stages: list[StageRun] = field(default_factory=list)
+    device: str = "cpu"  # where train and evaluate ran (the stages' own --device auto picks the GPU)
 
     def stage(self, name: str) -> StageRun | None:
         return next((s for s in self.stages if s.stage == name), None)
@@ -89,7 +90,7 @@ class ScaleReport:
 
     def table(self) -> str:
         head = [
-            f"bench-scale {self.like} x {self.fraction:g}: {self.videos} videos ({self.train_videos} train), {self.classes} classes, T=16, D_l=1280, D_r=2048 — {self.machine}",
+            f"bench-scale {self.like} x {self.fraction:g}: {self.videos} videos ({self.train_videos} train), {self.classes} classes, T=16, D_l=1280, D_r=2048 — {self.machine}; train and evaluate on {self.device}",
             f"cache {self.cache}: {self.cache_gib:.2f} GiB, {self.files['total']} files",
             f"{'stage':<12} {'wall time':>12} {'peak RSS':>10}  notes",
         ]
@@ -135,9 +136,9 @@ def _clear_outputs(features: Path) -> None:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
-def run_bench_scale(like: str, fraction: float = 1.0, epochs: int = 2, cache_dir: Path = Path("cache"), out: Path | None = None, progress: bool = False) -> ScaleReport:
-    """Every stage in turn at ``like``'s shape (see the module); with ``progress``, each stage's
-    own progress bar and a line on stderr as each one ends."""
+def run_bench_scale(like: str, fraction: float = 1.0, epochs: int = 2, cache_dir: Path = Path("cache"), out: Path | None = None, progress: bool = False, device: str = "cpu") -> ScaleReport:
+    """Every stage in turn at ``like``'s shape (see the module), train and evaluate on ``device``;
+    with ``progress``, each stage's own progress bar and a line on stderr as each one ends."""
     spec = SynthSpec(like, fraction=fraction)
     out = out or Path(cache_dir) / "bench" / f"scale-{like}{'' if fraction == 1.0 else f'-{fraction:g}'}.json"
     runs: list[StageRun] = []
@@ -156,11 +157,11 @@ def run_bench_scale(like: str, fraction: float = 1.0, epochs: int = 2, cache_dir
 
         built = stage("synth-cache", {"spec": spec.to_dict(), "cache_dir": str(cache_dir)})
         features = Path(built["path"])
-        report = ScaleReport(like, fraction, built["videos"], built["train"], built["classes"], str(features), built["bytes"] / 2**30, built["files"], _machine(), epochs, runs)
+        report = ScaleReport(like, fraction, built["videos"], built["train"], built["classes"], str(features), built["bytes"] / 2**30, built["files"], _machine(), epochs, runs, device)
         report.write(out, complete=False)
         _clear_outputs(features)
         prototypes = stage("prototypes", {"features": str(features)})["path"]
-        common = {"features": str(features), "prototypes": prototypes, "like": like, "epochs": epochs}
+        common = {"features": str(features), "prototypes": prototypes, "like": like, "epochs": epochs, "device": device}
         run = stage("train", {**common, "without_ns": False})["path"]
         stage("train w/o NS", {**common, "without_ns": True})
         stage("evaluate", {**common, "run": run})
@@ -201,7 +202,7 @@ def _run_stage(stage: str, args: dict[str, Any]) -> dict[str, Any]:
 
         if args["without_ns"]:
             cfg = replace(cfg, **WITHOUT_NS)
-        result = run_train(features, Path(args["prototypes"]), cfg, progress=args["progress"], ground_truth=truth)
+        result = run_train(features, Path(args["prototypes"]), cfg, device=args["device"], progress=args["progress"], ground_truth=truth)
         ap = result.saliency_ap
         return {
             "path": result.path,
@@ -214,7 +215,7 @@ def _run_stage(stage: str, args: dict[str, Any]) -> dict[str, Any]:
         from stages.evaluate import run_evaluate
 
         cfg_eval = EvalConfig()
-        report = run_evaluate(features, Path(args["prototypes"]), Path(args["run"]), features.parent, cfg_eval, progress=args["progress"])
+        report = run_evaluate(features, Path(args["prototypes"]), Path(args["run"]), features.parent, cfg_eval, device=args["device"], progress=args["progress"])
         methods = {m["method"]: m["map"] for m in report["methods"]}
         k, t = cfg_eval.k, report["num_frames"]
         return {

@@ -344,13 +344,15 @@ def synth_cache(like: str, fraction: float, seed: int, cache_dir: Path, no_progr
 @click.option("--fraction", type=float, default=1.0, show_default=True, help="Share of the dataset's size (1: full size, where the targets apply).")
 @click.option("--epochs", type=int, default=2, show_default=True, help="Sampler training epochs timed (projected to the paper's 120).")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=Path("cache"), show_default=True)
+@click.option("--device", default="auto", show_default=True, help="Where train and evaluate run, as in those stages (auto: the GPU when present).")
 @click.option("--no-progress", is_flag=True)
 @clear_errors
-def bench_scale_command(like: str, fraction: float, epochs: int, cache_dir: Path, no_progress: bool) -> None:
+def bench_scale_command(like: str, fraction: float, epochs: int, cache_dir: Path, device: str, no_progress: bool) -> None:
     """Wall time and peak memory of prototypes, train and evaluate at a real dataset's size."""
+    from pipeline.distributed import pick_device
     from stages.bench_scale import run_bench_scale
 
-    click.echo(run_bench_scale(like, fraction, epochs, cache_dir, progress=not no_progress).table())
+    click.echo(run_bench_scale(like, fraction, epochs, cache_dir, progress=not no_progress, device=str(pick_device(device))).table())
 
 
 def latest_prototypes_file(features_path: Path) -> Path:

@@ -4,9 +4,12 @@ prototypes (block-wise = one shot), train and evaluate (cached path), and the be
 import json
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
+from click.testing import CliRunner
 
 from pipeline import cache as cache_mod
 from pipeline.cache import DONE, CacheError, FeatureCache
@@ -15,6 +18,7 @@ from pipeline.metrics import multi_hot
 from pipeline.prototypes import GuidingScorer
 from pipeline.synthetic import SynthSpec, plan_videos
 from stages.bench_scale import ScaleReport, StageRun, _run_stage
+from stages.cli import main
 from stages.evaluate import run_evaluate
 from stages.prototypes import run_prototypes
 from stages.synth_cache import run_synth_cache
@@ -105,10 +109,29 @@ def test_bench_stage_children_show_their_progress_where_asked(synthetic, capsys)
     progress bar when the bench shows progress."""
     path, _ = synthetic
     prototypes = _run_stage("prototypes", {"features": str(path), "progress": True})["path"]
-    args = {"features": str(path), "prototypes": prototypes, "like": "activitynet", "epochs": 1, "without_ns": False}
+    args = {"features": str(path), "prototypes": prototypes, "like": "activitynet", "epochs": 1, "without_ns": False, "device": "cpu"}
     capsys.readouterr()
     shown = _run_stage("train", {**args, "progress": True})
     assert "train sampler: 100%" in capsys.readouterr().err and len(shown["loss"]) == 1  # the stage's bar over its one epoch
+
+
+def test_bench_trains_and_evaluates_on_the_device_asked(monkeypatch, tmp_path):
+    """On a GPU machine ``--device auto`` gives the GPU to train and evaluate, as those stages' own
+    ``--device auto`` does (the bench ran them on the CPU before, 2026-12-04); asking for CUDA
+    where there is none is the stages' clear error."""
+    asked = []
+    done = SimpleNamespace(path="run", history=[{"seconds": 1.0, "loss": 0.5}], saliency_ap={})
+    monkeypatch.setattr("stages.train.run_train", lambda *a, device, **kw: asked.append(("train", device)) or done)
+    report = {"methods": [{"method": m, "map": 0.0} for m in ("NSNet (K=5)", "UNIFORM (K=5)", "TOP-K (K=5 of T=16)", "DENSE (T=16)")], "num_frames": 16, "output": "o", "videos": 1, "skipped": 0}
+    monkeypatch.setattr("stages.evaluate.run_evaluate", lambda *a, device, **kw: asked.append(("evaluate", device)) or report)
+    args = {"features": str(tmp_path / "f.zarr"), "prototypes": "p", "like": "activitynet", "epochs": 1, "without_ns": False, "run": "run", "progress": False}
+    _run_stage("train", {**args, "device": "cuda:0"})
+    _run_stage("evaluate", {**args, "device": "cuda:0"})
+    assert asked == [("train", "cuda:0"), ("evaluate", "cuda:0")]
+    if not torch.cuda.is_available():
+        result = CliRunner().invoke(main, ["bench-scale", "--device", "cuda", "--cache-dir", str(tmp_path)])
+        assert result.exit_code == 1 and "device 'cuda' asked for, but CUDA is not available" in result.output
+        assert not (tmp_path / "bench").exists()  # refused before anything was built
 
 
 def test_bench_checks_files_memory_and_time():
