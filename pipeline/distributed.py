@@ -38,12 +38,24 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def pick_device(requested: str, local_rank: int = 0) -> torch.device:
-    """``auto``: the GPU of this rank when CUDA is available, else the CPU."""
-    if requested == "auto":
-        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    device = torch.device(requested)
-    if device.type == "cuda" and not torch.cuda.is_available():
+    """``auto``: the GPU of this rank (torchrun's ``LOCAL_RANK``) when CUDA is available, else the
+    CPU; ``cuda`` without an index: the GPU of this rank too (every rank on ``cuda:0`` would stop
+    NCCL at its first collective); ``cuda:N``: that GPU. A GPU that is not there is a clear error,
+    not CUDA's "invalid device ordinal" at the first copy."""
+    if requested == "auto" and not torch.cuda.is_available():
+        return torch.device("cpu")
+    device = torch.device(requested if requested != "auto" else "cuda")
+    if device.type != "cuda":
+        return device
+    if not torch.cuda.is_available():
         raise ValueError(f"device {requested!r} asked for, but CUDA is not available")
+    if device.index is None:
+        device = torch.device("cuda", local_rank)
+    visible = torch.cuda.device_count()
+    if device.index >= visible:
+        whose = f"local rank {local_rank} takes {device}" if requested in ("auto", "cuda") else f"device {requested!r} asked for"
+        hint = "; start torchrun with --nproc_per_node at most the GPUs of the node" if requested in ("auto", "cuda") else ""
+        raise ValueError(f"{whose}, but {visible} CUDA device{'s' if visible != 1 else ''} visible{hint} (CUDA_VISIBLE_DEVICES picks which)")
     return device
 
 
