@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from pipeline.config import WEIGHTS_IMAGENET, WEIGHTS_NONE, ModelSpec
+from pipeline.datasets.lists import class_key
 
 CHECKPOINT_FORMAT = "nsnet-checkpoint-v1"
 
@@ -110,15 +111,40 @@ def _classifier_keys(model: nn.Module) -> list[str]:
     return [f"{n}.{p}" for n in names for p in ("weight", "bias")]
 
 
+def head_order(trained: tuple[str, ...], wanted: tuple[str, ...], path: Path) -> list[int] | None:
+    """Which of the ``trained`` classes' classifier rows give the ``wanted`` classes, in their
+    order (None: the same order already). A checkpoint trained on the same classes in another
+    order (a label map's order against the dataset's sorted names) is reordered, the names
+    matched as across annotation files (case, quotes and spaces against underscores aside);
+    other classes are an error naming some of them."""
+    if trained == wanted:
+        return None
+    index = {class_key(name): i for i, name in enumerate(trained)}
+    keys = [class_key(name) for name in wanted]
+    if len(index) == len(trained) == len(wanted) and set(keys) == set(index):
+        return [index[key] for key in keys]
+    missing = [name for name in wanted if class_key(name) not in index]
+    extra = [name for name in trained if class_key(name) not in set(keys)]
+    problems = [f"{label}: {_some(names)}" for label, names in (("not in the checkpoint", missing), ("not in the dataset", extra)) if names]
+    raise WeightsError(f"{path}: checkpoint was trained on other classes than this dataset's ({len(trained)} vs {len(wanted)} classes; {'; '.join(problems) or 'a name given twice'})")
+
+
+def _some(names: list[str], shown: int = 3) -> str:
+    return ", ".join(repr(n) for n in names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+
+
 def _load_file(model: nn.Module, spec: ModelSpec, num_classes: int, classes: tuple[str, ...] | None) -> None:
     path = Path(spec.weights)
     ckpt = read_checkpoint(path)
     if ckpt.get("model_name") not in (None, spec.name):
         raise WeightsError(f"{path}: checkpoint is for model {ckpt['model_name']!r}, not {spec.name!r}")
-    if classes is not None and num_classes and ckpt.get("classes") is not None and tuple(ckpt["classes"]) != classes:
-        raise WeightsError(f"{path}: checkpoint was trained on other classes than this dataset's ({len(ckpt['classes'])} vs {len(classes)} classes)")
+    order = None
+    if classes is not None and num_classes and ckpt.get("classes") is not None:
+        order = head_order(tuple(ckpt["classes"]), classes, path)
     state = {k.removeprefix("module."): v for k, v in ckpt["state_dict"].items()}
     head = _classifier_keys(model)
+    if order is not None:  # the classifier's rows put in the dataset's class order
+        state = {k: v[order] if k in head else v for k, v in state.items()}
     if num_classes == 0:
         state = {k: v for k, v in state.items() if k not in head}
     elif head[0] in state and state[head[0]].shape[0] != num_classes:

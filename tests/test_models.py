@@ -8,7 +8,7 @@ import torch
 
 from pipeline.config import ModelSpec
 from pipeline.backends import ONNX_PIXELS_PER_RUN
-from pipeline.models import CHECKPOINT_FORMAT, CPU_PIXELS_PER_FORWARD, FrameEncoder, WeightsError, create_model, data_config, frame_transform, frames_per_run, hub_reachable, weights_identity
+from pipeline.models import CHECKPOINT_FORMAT, CPU_PIXELS_PER_FORWARD, FrameEncoder, WeightsError, create_model, data_config, frame_transform, frames_per_run, head_order, hub_reachable, weights_identity
 
 CLASSES = ("a", "b", "c")
 
@@ -106,7 +106,7 @@ def test_light_model_drops_the_checkpoint_head(tmp_path: Path):
 def test_class_count_mismatch_is_a_clear_error(tmp_path: Path):
     five = create_model(ModelSpec("test_resnet", weights="none"), 5, seed=0)
     path = _save_checkpoint(tmp_path / "five.pth", five, "test_resnet", classes=[f"k{i}" for i in range(5)])
-    with pytest.raises(WeightsError, match="other classes than this dataset's"):
+    with pytest.raises(WeightsError, match=r"five.pth: checkpoint was trained on other classes than this dataset's \(5 vs 3 classes; not in the checkpoint: 'a', 'b', 'c'; not in the dataset: 'k0', 'k1', 'k2' and 2 more\)$"):
         create_model(ModelSpec("test_resnet", weights=str(path)), 3, seed=0, classes=CLASSES)
     torch.save(five.state_dict(), tmp_path / "plain5.pth")
     with pytest.raises(WeightsError, match="classifier has 5 outputs but the dataset has 3 classes"):
@@ -139,3 +139,18 @@ def test_imagenet_offline_fails_at_once_saying_how_to_pass_a_checkpoint(monkeypa
         assert "WEIGHTS=" in str(info.value)
     finally:
         hub_reachable.cache_clear()
+
+
+def test_a_checkpoint_of_the_same_classes_in_another_order_is_reordered(tmp_path: Path):
+    """A recognizer trained with a label map's order (here c, a, b; one name with an underscore
+    for a space) gives each of the dataset's classes (a, b, c) its own logit."""
+    trained = create_model(ModelSpec("test_resnet", weights="none", resolution=32), 3, seed=5)
+    path = _save_checkpoint(tmp_path / "label_map_order.pth", trained, "test_resnet", classes=["c", "a", "b"])
+    loaded = create_model(ModelSpec("test_resnet", weights=str(path), resolution=32), 3, seed=0, classes=CLASSES)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.inference_mode():
+        assert torch.equal(loaded(x), trained(x)[:, [1, 2, 0]])
+    assert head_order(("air_drumming", "Abseiling"), ("abseiling", "air drumming"), tmp_path) == [1, 0]
+    assert head_order(CLASSES, CLASSES, tmp_path) is None
+    with pytest.raises(WeightsError, match=r"\(3 vs 3 classes; a name given twice\)"):
+        head_order(("a", "A", "b"), ("a", "b", "B"), tmp_path)
