@@ -33,6 +33,26 @@ class VideoReadError(Exception):
         self.reason = reason
 
 
+# What yt-dlp leaves of a download it did not finish: the file being written (x.webm.part) and
+# its resume state (x.webm.ytdl); the containers it saves YouTube's videos in.
+_PARTIAL_SUFFIXES = (".part", ".ytdl")
+_DOWNLOAD_EXTENSIONS = (".mp4", ".webm", ".mkv")
+
+
+def unfinished_download(path: Path) -> Path | None:
+    """The partial file of an unfinished download of the missing ``path`` (as named, or with
+    another of yt-dlp's containers: lists name ``x.mp4`` where ``x.webm`` was being fetched),
+    or None. A few exact names only, so that thousands of missing videos cost a few stat calls
+    each, not a listing of their folder each."""
+    names = [path.name] + [path.stem + ext for ext in _DOWNLOAD_EXTENSIONS if path.suffix.lower() in VIDEO_EXTENSIONS and ext != path.suffix.lower()]
+    for name in names:
+        for suffix in _PARTIAL_SUFFIXES:
+            candidate = path.with_name(name + suffix)
+            if candidate.is_file():
+                return candidate
+    return None
+
+
 class FrameSource:
     """Random access to the frames of one video, a file or an mmaction2 "rawframes" folder.
 
@@ -49,7 +69,8 @@ class FrameSource:
         self._errors: dict[str, DecodeError] = {}
         self._untried = list(decoders)
         if not self.path.exists():
-            raise VideoReadError(self.path, "file not found")
+            partial = unfinished_download(self.path)
+            raise VideoReadError(self.path, "file not found" + (f"; {partial.name} lies beside it, an unfinished download: finish or redo it" if partial else ""))
         if self.path.is_dir():
             self._frames = frame_files(self.path)
             if not self._frames:

@@ -1,5 +1,6 @@
 """Decoding real files and frame folders, and each kind of bad input."""
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +87,20 @@ def test_bad_inputs_raise_named_errors(tmp_path: Path, make, reason):
     with pytest.raises(VideoReadError, match=reason) as info:
         FrameSource(path).read(np.array([0]))
     assert str(path) in str(info.value)
+
+
+def test_a_missing_video_names_the_unfinished_download_beside_it(tmp_path: Path):
+    """yt-dlp's partial file of the video as named, or in another of its containers (a list's
+    ``x.mp4`` where ``x.webm`` was being fetched), or its resume state; nothing for other names."""
+    (tmp_path / "a.webm.part").write_bytes(b"\x1aE\xdf\xa3 half a download")
+    (tmp_path / "b.mp4.ytdl").write_text("{}")
+    (tmp_path / "c.mp4.backup").write_text("not yt-dlp's")
+    for name, partial in [("a.mp4", "a.webm.part"), ("a.webm", "a.webm.part"), ("b.mp4", "b.mp4.ytdl")]:
+        with pytest.raises(VideoReadError, match=f"^{re.escape(str(tmp_path / name))}: file not found; {re.escape(partial)} lies beside it, an unfinished download: finish or redo it$"):
+            FrameSource(tmp_path / name)
+    for name in ("c.mp4", "a.avi.mp4", "a"):
+        with pytest.raises(VideoReadError, match=r": file not found$"):
+            FrameSource(tmp_path / name)
 
 
 def test_truncated_video(gradient_video, tmp_path: Path):
