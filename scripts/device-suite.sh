@@ -3,7 +3,7 @@
 # checks there, as one prepared command inside one lease:
 #   check  the GPU inference bench of issue 15 (scripts/device-check.sh);
 #   probe  where the torch backend's GPU time goes, and the levers not built (scripts/gpu_probe.py);
-#   tests  the test suite with CUDA present, so every stage takes its GPU path (device auto);
+#   tests  the test suite with CUDA present (what runs through the CLI takes the GPU: --device auto);
 #   scale  `nsnet bench-scale --like activitynet` on the GPU: the cached stages at full dataset shape.
 # PARTS picks some (default: all, in that order).
 #
