@@ -312,23 +312,39 @@ def as_is(items):
 
 
 CPU_CORES_PER_DECODER = 8
+# Cores a GPU run keeps from its decoders: the main process (copies, launches, the pin thread) and
+# the cache's writer thread (compression).
+GPU_FEEDER_CORES = 2
 
 
 def decoding_workers(requested: int | None, device: torch.device) -> int:
     """DataLoader decoding processes for a features run: ``requested``, or by default one per
-    ``CPU_CORES_PER_DECODER`` cores of this process on the CPU (at least one) and 2 on a GPU.
-    On the CPU the decoders take their cores from the models: with the paper's backbones one
-    decoding process supplies about 240-350 frames/s (each frame preprocessed once for both
-    models) while both models through ONNX Runtime take about 40 frames/s on 2 cores (about 50
-    core-ms a frame against 3-4 for decoding), and on the 2-core machine a second decoder
-    lowered the full stage from 0.90 to 0.85 of the models' rate (README, Benchmarks). The
-    cores are shared by the torchrun ranks of one node."""
+    ``CPU_CORES_PER_DECODER`` cores of this process on the CPU (at least one), and on a GPU every
+    core of it but ``GPU_FEEDER_CORES`` (at least 2). The cores are shared by the torchrun ranks
+    of one node.
+
+    With the paper's backbones one decoding process supplies about 240-350 frames/s (each frame
+    preprocessed once for both models). On the CPU the decoders take their cores from the
+    models, which through ONNX Runtime take about 40 frames/s on 2 cores (about 50 core-ms a
+    frame against 3-4 for decoding); on the 2-core machine a second decoder lowered the full
+    stage from 0.90 to 0.85 of the models' rate (README, Benchmarks). On a GPU the models leave
+    the cores alone and outrun any number of decoders: on an H200 both run 512 frames in about
+    49 ms (17 + 32, bf16, 2026-12-04), some 10,000 frames/s, 30 decoders' worth."""
     if requested is not None:
         return requested
-    if torch.device(device).type != "cpu":
-        return 2
     cores = len(os.sched_getaffinity(0)) // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    if torch.device(device).type != "cpu":
+        return max(2, cores - GPU_FEEDER_CORES)
     return max(1, cores // CPU_CORES_PER_DECODER)
+
+
+def per_video_workers(requested: int | None, device: torch.device) -> int:
+    """Decoding processes of evaluate's and predict's per-video decoders: ``requested``, else 2
+    on the CPU (where they share the cores with the models, as before) and on a GPU the features
+    stage's default (:func:`decoding_workers`), since there decoding bounds them too."""
+    if requested is not None:
+        return requested
+    return 2 if torch.device(device).type == "cpu" else decoding_workers(None, device)
 
 
 def block_loader(dataset: BlockDecoder, workers: int, pin_memory: bool) -> DataLoader:

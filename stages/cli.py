@@ -205,7 +205,7 @@ def data(dataset: str, data_root: Path | None, difficulty: float | None, seed: i
 @click.option("--shard", default="0/1", show_default=True, help="This job's share i/n of the videos (combined with torchrun ranks).")
 @click.option("--device", default="auto", show_default=True)
 @backend_options(compare=False)
-@click.option("--workers", type=int, default=None, help="Decoding processes [default: 1 per 8 cores on the CPU, 2 on a GPU].")
+@click.option("--workers", type=int, default=None, help="Decoding processes [default: 1 per 8 cores on the CPU, all cores but 2 on a GPU].")
 @click.option("--videos-per-batch", type=int, default=8, show_default=True, help="Videos whose frames share one model batch (fixed when a cache is created).")
 @click.option("--videos-per-shard", type=int, default=256, show_default=True, help="Videos per cache file (Zarr v3 shard), rounded up to whole batches; the unit --shard and torchrun ranks divide (fixed when a cache is created).")
 @click.option("--allow-failures", is_flag=True, help="Exit 0 even when some videos failed.")
@@ -449,16 +449,17 @@ def resolve_run(features_path: Path, prototypes_path: Path, dataset: str, run_pa
 @click.option("--all-frames-rate", type=float, default=None, help="Frames per second that count as all frames (default: every frame; the table1 preset: 1 on ActivityNet).")
 @click.option("--device", default="auto", show_default=True)
 @backend_options(compare=False)
-@click.option("--workers", type=int, default=2, show_default=True, help="Decoding processes.")
+@click.option("--workers", type=int, default=None, help="Decoding processes [default: 2 on the CPU, all cores but 2 on a GPU].")
 @click.option("--no-progress", is_flag=True)
 @clear_errors
-def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_path: Path | None, prototypes_path: Path | None, preset: str | None, run_path: Path | None, no_all_frames: bool, device: str, backend: str, onnx_dir: Path | None, workers: int, no_progress: bool, **changes: Any) -> None:
+def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_path: Path | None, prototypes_path: Path | None, preset: str | None, run_path: Path | None, no_all_frames: bool, device: str, backend: str, onnx_dir: Path | None, workers: int | None, no_progress: bool, **changes: Any) -> None:
     """NSNet vs UNIFORM, RANDOM, DENSE and TOP-K: mAP, top-1 and counted GFLOPs, with plots."""
     from dataclasses import replace
 
     from pipeline.config import EvalConfig
     from pipeline.datasets import get_dataset
     from pipeline.distributed import pick_device
+    from pipeline.extract import per_video_workers
     from stages.evaluate import render_table, run_evaluate
 
     features_path, prototypes_path = resolve_sampler_inputs(cache_dir, dataset, features_path, prototypes_path, preset)
@@ -469,7 +470,8 @@ def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_pat
         cfg = replace(cfg, all_frames=False)
     root = data_root if data_root is not None else get_dataset(dataset).default_root
     quotes = None if preset is None else get_preset(preset).quotes(dataset)
-    report = run_evaluate(features_path, prototypes_path, run_path, root, cfg, device=str(pick_device(device)), workers=workers, progress=not no_progress, preset=quotes, backend=backend, export_dir=onnx_dir or cache_dir / "onnx")
+    dev = pick_device(device)
+    report = run_evaluate(features_path, prototypes_path, run_path, root, cfg, device=str(dev), workers=per_video_workers(workers, dev), progress=not no_progress, preset=quotes, backend=backend, export_dir=onnx_dir or cache_dir / "onnx")
     click.echo(render_table(report) + ("" if report["computed"] else "\n(already evaluated with this config: nothing recomputed)"))
 
 
@@ -484,23 +486,25 @@ def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_pat
 @click.option("--plot", is_flag=True, help="A PNG per video: saliency over time, chosen frames and their thumbnails.")
 @click.option("--device", default="auto", show_default=True)
 @backend_options(compare=False)
-@click.option("--workers", type=int, default=2, show_default=True, help="Decoding processes (and threads for the chosen frames).")
+@click.option("--workers", type=int, default=None, help="Decoding processes, and threads for the chosen frames [default: 2 on the CPU, all cores but 2 on a GPU].")
 @click.option("--allow-failures", is_flag=True, help="Exit 0 even when some videos could not be read.")
 @click.option("--no-progress", is_flag=True)
 @clear_errors
-def predict(videos: tuple[Path, ...], run_path: Path | None, dataset: str | None, cache_dir: Path, out_dir: Path, batch_size: int, plot: bool, device: str, backend: str, onnx_dir: Path | None, workers: int, allow_failures: bool, no_progress: bool, **changes: Any) -> None:
+def predict(videos: tuple[Path, ...], run_path: Path | None, dataset: str | None, cache_dir: Path, out_dir: Path, batch_size: int, plot: bool, device: str, backend: str, onnx_dir: Path | None, workers: int | None, allow_failures: bool, no_progress: bool, **changes: Any) -> None:
     """NSNet on videos or folders of videos: top-5 classes and the K chosen frames of each."""
     from dataclasses import replace
 
     from pipeline.config import EvalConfig
     from pipeline.distributed import pick_device
+    from pipeline.extract import per_video_workers
     from stages.predict import run_predict
 
     if run_path is None:
         features_path, prototypes_path = resolve_sampler_inputs(cache_dir, dataset or "demo", None, None)
         run_path = resolve_run(features_path, prototypes_path, dataset or "demo", None)
     cfg = replace(EvalConfig(), **{k: v for k, v in changes.items() if v is not None})
-    result = run_predict(videos, run_path, out_dir, cfg, device=str(pick_device(device)), dataset=dataset, batch_size=batch_size, workers=workers, plot=plot, progress=not no_progress, backend=backend, export_dir=onnx_dir or cache_dir / "onnx")
+    dev = pick_device(device)
+    result = run_predict(videos, run_path, out_dir, cfg, device=str(dev), dataset=dataset, batch_size=batch_size, workers=per_video_workers(workers, dev), plot=plot, progress=not no_progress, backend=backend, export_dir=onnx_dir or cache_dir / "onnx")
     click.echo(result.table())
     if result.failures and not allow_failures:
         raise click.ClickException(f"{len(result.failures)} of {len(result.predictions)} video(s) could not be read (listed above); pass --allow-failures to accept")

@@ -525,16 +525,18 @@ def test_a_store_in_an_earlier_layout_is_read_and_completed(tiny_videos, tiny_co
             np.testing.assert_array_equal(a[name][:], b[name][:], err_msg=name)
 
 
-def test_decoding_workers_default_to_one_per_eight_cpu_cores_and_two_on_a_gpu(monkeypatch):
-    from pipeline.extract import decoding_workers
+def test_decoding_workers_default_to_one_per_eight_cpu_cores_and_all_cores_but_two_on_a_gpu(monkeypatch):
+    from pipeline.extract import decoding_workers, per_video_workers
 
     monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
-    for cores, expected in ((1, 1), (2, 1), (8, 1), (16, 2), (63, 7)):
+    for cores, cpu, gpu in ((1, 1, 2), (2, 1, 2), (4, 1, 2), (8, 1, 6), (16, 2, 14), (63, 7, 61)):
         monkeypatch.setattr(os, "sched_getaffinity", lambda pid, n=cores: set(range(n)))
-        assert decoding_workers(None, torch.device("cpu")) == expected
+        assert (decoding_workers(None, torch.device("cpu")), decoding_workers(None, torch.device("cuda", 0))) == (cpu, gpu)
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # 63 cores shared by 4 torchrun ranks: 15 each
     assert decoding_workers(None, torch.device("cpu")) == 1
-    assert decoding_workers(None, torch.device("cuda", 0)) == 2
+    assert decoding_workers(None, torch.device("cuda", 0)) == 13
+    # evaluate's and predict's per-video decoders: 2 on the CPU as before, as the features stage on a GPU
+    assert (per_video_workers(None, torch.device("cpu")), per_video_workers(None, torch.device("cuda", 0)), per_video_workers(3, torch.device("cuda", 0))) == (2, 13, 3)
     assert decoding_workers(5, torch.device("cpu")) == 5 and decoding_workers(0, torch.device("cuda", 0)) == 0
 
 
