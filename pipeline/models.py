@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -133,29 +134,59 @@ def _some(names: list[str], shown: int = 3) -> str:
     return ", ".join(repr(n) for n in names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
-def _load_file(model: nn.Module, spec: ModelSpec, num_classes: int, classes: tuple[str, ...] | None) -> None:
+def _load_file(model: nn.Module, spec: ModelSpec, num_classes: int, classes: tuple[str, ...] | None, transfer: bool = False) -> bool:
+    """Load the checkpoint ``spec.weights`` into ``model``; returns whether its classifier was
+    kept. Its classifier must give the dataset's classes (reordered where it names them in
+    another order); with ``transfer`` one that does not (other classes, or none) is left out and
+    the model's own new classifier stays, the rest of the checkpoint loaded as strictly."""
     path = Path(spec.weights)
     ckpt = read_checkpoint(path)
     if ckpt.get("model_name") not in (None, spec.name):
         raise WeightsError(f"{path}: checkpoint is for model {ckpt['model_name']!r}, not {spec.name!r}")
-    order = None
-    if classes is not None and num_classes and ckpt.get("classes") is not None:
-        order = head_order(tuple(ckpt["classes"]), classes, path)
     state = {k.removeprefix("module."): v for k, v in ckpt["state_dict"].items()}
     head = _classifier_keys(model)
-    if order is not None:  # the classifier's rows put in the dataset's class order
-        state = {k: v[order] if k in head else v for k, v in state.items()}
-    if num_classes == 0:
+    keep = num_classes > 0 and (head[0] in state or not transfer)
+    if keep and classes is not None and ckpt.get("classes") is not None:
+        try:
+            order = head_order(tuple(ckpt["classes"]), classes, path)
+        except WeightsError:
+            if not transfer:
+                raise
+            keep = False
+        else:
+            if order is not None:  # the classifier's rows put in the dataset's class order
+                state = {k: v[order] if k in head else v for k, v in state.items()}
+    if keep and head[0] in state and state[head[0]].shape[0] != num_classes:
+        if not transfer:
+            raise WeightsError(
+                f"{path}: classifier has {state[head[0]].shape[0]} outputs but the dataset has {num_classes} classes; "
+                "a recognizer checkpoint must be trained on the target dataset"
+            )
+        keep = False
+    if not keep:
         state = {k: v for k, v in state.items() if k not in head}
-    elif head[0] in state and state[head[0]].shape[0] != num_classes:
-        raise WeightsError(
-            f"{path}: classifier has {state[head[0]].shape[0]} outputs but the dataset has {num_classes} classes; "
-            "a recognizer checkpoint must be trained on the target dataset"
-        )
+    new_head = num_classes > 0 and not keep
     try:
-        model.load_state_dict(state, strict=True)
+        loaded = model.load_state_dict(state, strict=not new_head)
     except RuntimeError as exc:
         raise WeightsError(f"{path}: does not fit {spec.name} ({str(exc).splitlines()[0]})") from exc
+    unfit = list(loaded.unexpected_keys) + [k for k in loaded.missing_keys if k not in head]
+    if unfit:
+        raise WeightsError(f"{path}: does not fit {spec.name} (keys not matched: {_some(unfit)})")
+    return keep
+
+
+def create_finetune_model(spec: ModelSpec, num_classes: int, seed: int, classes: tuple[str, ...]) -> tuple[nn.Module, str]:
+    """The model fine-tuning starts from, and what it took from ``spec.weights``. A checkpoint
+    trained on other classes (Kinetics' for UCF101, a local ImageNet file) gives its trunk and
+    the classifier is a new one for the dataset's classes, as ``imagenet`` from the hub does; one
+    trained on the dataset's classes, in any order, gives all of it."""
+    if spec.weights in (WEIGHTS_IMAGENET, WEIGHTS_NONE):
+        start = "ImageNet trunk, a new classifier" if spec.weights == WEIGHTS_IMAGENET else "random init"
+        return create_model(spec, num_classes, seed, classes), start
+    model = create_model(replace(spec, weights=WEIGHTS_NONE), num_classes, seed)
+    kept = _load_file(model, spec, num_classes, classes, transfer=True)
+    return model.eval(), f"{spec.weights}: " + ("trunk and classifier" if kept else f"trunk, a new classifier for the dataset's {num_classes} classes")
 
 
 def create_model(spec: ModelSpec, num_classes: int, seed: int, classes: tuple[str, ...] | None = None) -> nn.Module:

@@ -26,7 +26,7 @@ from pipeline.config import FinetuneConfig, ModelSpec, RunOptions
 from pipeline.datasets import AnnotationFiles, Manifest, load_manifest
 from pipeline.distributed import Worker, barrier, setup_worker, teardown
 from pipeline.extract import decoding_workers
-from pipeline.models import create_model, data_config, frame_transform, make_checkpoint, save_atomic, weights_identity
+from pipeline.models import create_finetune_model, data_config, frame_transform, make_checkpoint, save_atomic, weights_identity
 from pipeline.training import GLOBAL, SHUFFLE, TrainClips, ValClips, collate_val_clips, evaluate, item_seed, seeded_loader, train_one_epoch
 
 ROLES = ("recognizer", "light")
@@ -40,13 +40,15 @@ class FinetuneResult:
     chance_top1: float = 0.0
     seconds: float = 0.0
     leader: bool = True  # False on torchrun ranks other than 0, which print nothing
+    start: str = ""  # what the initial weights gave (trained now; empty for a finished run)
 
     @property
     def final(self) -> dict[str, Any]:
         return self.history[-1] if self.history else {}
 
     def table(self) -> str:
-        lines = [f"{'epoch':>5}  {'loss':>8}  {'val top-1':>9}  {'val mAP':>8}  {'seconds':>7}"]
+        lines = [f"started from {self.start}"] if self.start else []
+        lines.append(f"{'epoch':>5}  {'loss':>8}  {'val top-1':>9}  {'val mAP':>8}  {'seconds':>7}")
         for h in self.history:
             lines.append(f"{h['epoch']:>5}  {h['loss']:8.4f}  {100 * h['top1']:8.1f}%  {100 * h['mAP']:7.1f}%  {h['seconds']:7.1f}")
         lines.append(f"checkpoint {self.checkpoint}  (chance top-1 {100 * self.chance_top1:.1f}%, {self.trained_epochs} epochs trained now, {self.seconds:.0f} s)")
@@ -142,7 +144,7 @@ def _train(root: Path, manifest: Manifest, train: list, val: list, role: str, sp
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "identity.json").write_text(json.dumps(identity, indent=1))
     device = worker.device
-    model = create_model(spec, num_classes=manifest.num_classes, seed=ft.seed, classes=manifest.classes)
+    model, start = create_finetune_model(spec, manifest.num_classes, ft.seed, manifest.classes)
     cfg = data_config(model, spec)
     model = model.to(device).to(memory_format=torch.channels_last)
     optimizer = create_optimizer_v2(model, opt=ft.optimizer, lr=ft.lr, weight_decay=ft.weight_decay, momentum=ft.momentum)
@@ -195,4 +197,4 @@ def _train(root: Path, manifest: Manifest, train: list, val: list, role: str, sp
         (run_dir / "metrics.json").write_text(json.dumps({"history": history}, indent=1))
         save_atomic(checkpoint, run_dir / "model.pth")
     barrier(worker)
-    return FinetuneResult(str(run_dir / "model.pth"), ft.epochs - start_epoch, history)
+    return FinetuneResult(str(run_dir / "model.pth"), ft.epochs - start_epoch, history, start=start)

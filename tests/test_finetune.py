@@ -137,6 +137,10 @@ def test_bad_initial_checkpoint_and_class_mismatch_are_clear_errors(tiny_videos,
     run_finetune("demo", other, "recognizer", REC, replace(FT, epochs=1, repeats=1), 6, run_options, out=out)
     with pytest.raises(WeightsError, match="trained on other classes than this dataset's"):
         run_features("demo", tiny_videos, tiny_config.with_overrides(recognizer_weights=str(out)), run_options)
+    # ... and fine-tuning from it on this dataset starts from its trunk, with a new classifier (Kinetics -> UCF101)
+    transfer = run_finetune("demo", tiny_videos, "recognizer", replace(REC, weights=str(out)), replace(FT, epochs=1, repeats=1), 6, run_options)
+    assert transfer.start == f"{out}: trunk, a new classifier for the dataset's 3 classes" and transfer.table().startswith(f"started from {out}: trunk")
+    assert read_checkpoint(Path(transfer.checkpoint))["classes"] == list(get_dataset("demo").load(tiny_videos).classes)
 
 
 def test_torchrun_ddp_fine_tune_on_two_cpu_ranks(tiny_videos, tmp_path):

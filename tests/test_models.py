@@ -1,6 +1,7 @@
 """timm model creation, weights (imagenet offline, none, checkpoints), preprocessing, encoder."""
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -8,7 +9,7 @@ import torch
 
 from pipeline.config import ModelSpec
 from pipeline.backends import ONNX_PIXELS_PER_RUN
-from pipeline.models import CHECKPOINT_FORMAT, CPU_PIXELS_PER_FORWARD, FrameEncoder, WeightsError, create_model, data_config, frame_transform, frames_per_run, head_order, hub_reachable, weights_identity
+from pipeline.models import CHECKPOINT_FORMAT, CPU_PIXELS_PER_FORWARD, FrameEncoder, WeightsError, create_finetune_model, create_model, data_config, frame_transform, frames_per_run, head_order, hub_reachable, read_checkpoint, weights_identity
 
 CLASSES = ("a", "b", "c")
 
@@ -154,3 +155,33 @@ def test_a_checkpoint_of_the_same_classes_in_another_order_is_reordered(tmp_path
     assert head_order(CLASSES, CLASSES, tmp_path) is None
     with pytest.raises(WeightsError, match=r"\(3 vs 3 classes; a name given twice\)"):
         head_order(("a", "A", "b"), ("a", "b", "B"), tmp_path)
+
+
+def test_fine_tuning_starts_from_the_trunk_of_a_checkpoint_of_other_classes(tmp_path: Path):
+    """A local ImageNet file (1000 outputs, a plain state dict) or a checkpoint of another
+    dataset's classes gives its trunk; the classifier is the seeded new one, as from the hub."""
+    spec = ModelSpec("test_resnet", weights="none", resolution=32)
+    fresh = create_model(spec, 3, seed=7)
+    imagenet = create_model(spec, 1000, seed=5)
+    torch.save(imagenet.state_dict(), tmp_path / "imagenet.pth")
+    kinetics = _save_checkpoint(tmp_path / "kinetics.pth", create_model(spec, 5, seed=6), "test_resnet", classes=[f"k{i}" for i in range(5)])
+    for path, trunk in ((tmp_path / "imagenet.pth", imagenet), (kinetics, read_checkpoint(kinetics)["state_dict"])):
+        model, start = create_finetune_model(replace(spec, weights=str(path)), 3, seed=7, classes=CLASSES)
+        assert start == f"{path}: trunk, a new classifier for the dataset's 3 classes"
+        trunk_state = trunk if isinstance(trunk, dict) else trunk.state_dict()
+        assert torch.equal(model.state_dict()["conv1.0.weight"], trunk_state["conv1.0.weight"])
+        assert torch.equal(model.fc.weight, fresh.fc.weight) and torch.equal(model.fc.bias, fresh.fc.bias)
+    # the dataset's own classes, in another order: all of it, the rows reordered
+    own = _save_checkpoint(tmp_path / "own.pth", create_model(spec, 3, seed=8), "test_resnet", classes=["b", "c", "a"])
+    model, start = create_finetune_model(replace(spec, weights=str(own)), 3, seed=7, classes=CLASSES)
+    assert start == f"{own}: trunk and classifier"
+    assert torch.equal(model.fc.weight, read_checkpoint(own)["state_dict"]["fc.weight"][[2, 0, 1]])
+    assert create_finetune_model(spec, 3, seed=7, classes=CLASSES)[1] == "random init"
+    # what does not fit the trunk is still refused, naming the keys
+    torch.save({**imagenet.state_dict(), "extra.weight": torch.zeros(1)}, tmp_path / "extra.pth")
+    with pytest.raises(WeightsError, match=r"extra.pth: does not fit test_resnet \(keys not matched: 'extra.weight'\)"):
+        create_finetune_model(replace(spec, weights=str(tmp_path / "extra.pth")), 3, seed=7, classes=CLASSES)
+    other_arch = create_model(ModelSpec("test_efficientnet", weights="none"), 1000, seed=0)
+    torch.save(other_arch.state_dict(), tmp_path / "effnet.pth")
+    with pytest.raises(WeightsError, match="effnet.pth: does not fit test_resnet"):
+        create_finetune_model(replace(spec, weights=str(tmp_path / "effnet.pth")), 3, seed=7, classes=CLASSES)
