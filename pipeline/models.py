@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
+import re
 import socket
 from dataclasses import replace
 from functools import lru_cache
@@ -14,7 +16,9 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
+from pipeline.checkpoint_keys import from_mmaction
 from pipeline.config import WEIGHTS_IMAGENET, WEIGHTS_NONE, ModelSpec
+from pipeline.decoders import first_line
 from pipeline.datasets.lists import class_key
 
 CHECKPOINT_FORMAT = "nsnet-checkpoint-v1"
@@ -95,7 +99,10 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
             return {"state_dict": load_file(str(path))}
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({exc})") from exc
+        if isinstance(exc, pickle.UnpicklingError) and "Unsupported global" in str(exc):
+            raise WeightsError(_pickled_objects_message(path, str(exc))) from exc
+        detail = re.search(r"WeightsUnpickler error:\s*(.+)", str(exc))  # the line that says what, after torch's advice
+        raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({detail[1] if detail else first_line(exc)})") from exc
     if not isinstance(obj, dict):
         raise WeightsError(f"{path}: checkpoint holds a {type(obj).__name__}, expected a state dict")
     if obj.get("format") == CHECKPOINT_FORMAT:
@@ -106,10 +113,25 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     return {"state_dict": obj}
 
 
-def _classifier_keys(model: nn.Module) -> list[str]:
+def _pickled_objects_message(path: Path, error: str) -> str:
+    """Why a checkpoint holding more than tensors (mmengine's keep its trainer's log objects in
+    ``meta``) is not loaded, and how to keep its weights alone."""
+    found = re.search(r"Unsupported global: GLOBAL (\S+)", error)
+    what = f" ({found[1]})" if found else ""
+    return (
+        f"{path}: holds Python objects besides its weights{what}, which are not unpickled here (that can run code); "
+        f"if you trust the file, save its weights alone and pass that file: python -c \"import torch; "
+        f"c = torch.load('{path}', weights_only=False); torch.save(c.get('state_dict', c), 'weights.pth')\""
+    )
+
+
+def _classifier_names(model: nn.Module) -> list[str]:
     name = model.pretrained_cfg.get("classifier") or "fc"
-    names = name if isinstance(name, (list, tuple)) else [name]
-    return [f"{n}.{p}" for n in names for p in ("weight", "bias")]
+    return list(name) if isinstance(name, (list, tuple)) else [name]
+
+
+def _classifier_keys(model: nn.Module) -> list[str]:
+    return [f"{n}.{p}" for n in _classifier_names(model) for p in ("weight", "bias")]
 
 
 def head_order(trained: tuple[str, ...], wanted: tuple[str, ...], path: Path) -> list[int] | None:
@@ -144,6 +166,7 @@ def _load_file(model: nn.Module, spec: ModelSpec, num_classes: int, classes: tup
     if ckpt.get("model_name") not in (None, spec.name):
         raise WeightsError(f"{path}: checkpoint is for model {ckpt['model_name']!r}, not {spec.name!r}")
     state = {k.removeprefix("module."): v for k, v in ckpt["state_dict"].items()}
+    state = from_mmaction(state, _classifier_names(model)[0]) or state
     head = _classifier_keys(model)
     keep = num_classes > 0 and (head[0] in state or not transfer)
     if keep and classes is not None and ckpt.get("classes") is not None:

@@ -122,8 +122,9 @@ def test_wrong_model_and_bad_files(tmp_path: Path):
     with pytest.raises(WeightsError, match="nowhere.pth: checkpoint file not found"):
         create_model(ModelSpec("test_resnet", weights=str(tmp_path / "nowhere.pth")), 3, seed=0)
     (tmp_path / "junk.pth").write_text("not a checkpoint")
-    with pytest.raises(WeightsError, match="junk.pth: not a readable PyTorch checkpoint"):
+    with pytest.raises(WeightsError, match=r"junk.pth: not a readable PyTorch checkpoint \([^\n]+\)$") as info:
         create_model(ModelSpec("test_resnet", weights=str(tmp_path / "junk.pth")), 3, seed=0)
+    assert "Weights only load failed" not in str(info.value)  # the unpickler's line, not torch's advice on trusted files
     with pytest.raises(WeightsError, match="unknown timm model 'no_such_net'"):
         create_model(ModelSpec("no_such_net", weights="none"), 3, seed=0)
 
@@ -185,3 +186,53 @@ def test_fine_tuning_starts_from_the_trunk_of_a_checkpoint_of_other_classes(tmp_
     torch.save(other_arch.state_dict(), tmp_path / "effnet.pth")
     with pytest.raises(WeightsError, match="effnet.pth: does not fit test_resnet"):
         create_finetune_model(replace(spec, weights=str(tmp_path / "effnet.pth")), 3, seed=7, classes=CLASSES)
+
+
+def _mmaction_names(timm_key: str) -> str:
+    """mmaction2's name (mmcv's ResNet in a Recognizer2D) of a timm ResNet key, as its model zoo's
+    TSN checkpoints hold them: ``backbone.conv1.conv.weight``, ``backbone.layer1.0.conv2.bn.bias``,
+    ``backbone.layer2.0.downsample.conv.weight``, ``cls_head.fc_cls.weight``."""
+    if timm_key.startswith("fc."):
+        return "cls_head.fc_cls." + timm_key[3:]
+    parts = timm_key.split(".")
+    if parts[-2].startswith("conv"):
+        parts[-2:-1] = [parts[-2], "conv"]
+    elif parts[-2].startswith("bn"):
+        parts[-2:-1] = ["conv" + parts[-2][2:], "bn"]
+    elif parts[-2] in ("0", "1") and parts[-3] == "downsample":
+        parts[-2] = "conv" if parts[-2] == "0" else "bn"
+    return "backbone." + ".".join(parts)
+
+
+def test_an_mmaction2_tsn_checkpoint_loads_into_the_timm_resnet(tmp_path: Path):
+    """Its mmcv ResNet names (and a torchvision backbone's, under ``backbone.``) become timm's, its
+    ``cls_head.fc_cls`` the classifier; the data preprocessor's buffers are not the model's."""
+    spec = ModelSpec("resnet18", weights="none", resolution=32)
+    trained = create_model(spec, 3, seed=5)
+    assert _mmaction_names("layer2.0.downsample.1.running_var") == "backbone.layer2.0.downsample.bn.running_var"
+    assert _mmaction_names("bn1.weight") == "backbone.conv1.bn.weight" and _mmaction_names("layer1.1.conv2.weight") == "backbone.layer1.1.conv2.conv.weight"
+    mmcv = {_mmaction_names(k): v for k, v in trained.state_dict().items()}
+    torchvision = {("cls_head.fc_cls." + k[3:]) if k.startswith("fc.") else "backbone." + k: v for k, v in trained.state_dict().items()}
+    x = torch.randn(2, 3, 32, 32)
+    for name, state in (("mmcv", mmcv), ("torchvision", torchvision)):
+        extra = {"data_preprocessor.mean": torch.zeros(3, 1, 1), "data_preprocessor.std": torch.ones(3, 1, 1)}
+        path = tmp_path / f"tsn_{name}.pth"
+        torch.save({"meta": {"mmengine_version": "0.10.4", "epoch": 100}, "state_dict": {**state, **extra}}, path)
+        loaded = create_model(replace(spec, weights=str(path)), 3, seed=0, classes=CLASSES)
+        with torch.inference_mode():
+            assert torch.equal(loaded(x), trained(x)), name
+
+
+class _TrainerLog:
+    """Stands for the objects a trainer keeps in a checkpoint's meta (mmengine's message hub)."""
+
+
+def test_a_checkpoint_with_objects_besides_its_weights_says_how_to_keep_the_weights(tmp_path: Path):
+    path = tmp_path / "tsn_with_log.pth"
+    torch.save({"meta": {"message_hub": _TrainerLog()}, "state_dict": create_model(ModelSpec("test_resnet", weights="none"), 3, seed=0).state_dict()}, path)
+    with pytest.raises(WeightsError) as info:
+        read_checkpoint(path)
+    assert str(info.value) == (
+        f"{path}: holds Python objects besides its weights ({_TrainerLog.__module__}._TrainerLog), which are not unpickled here (that can run code); "
+        f"if you trust the file, save its weights alone and pass that file: python -c \"import torch; c = torch.load('{path}', weights_only=False); torch.save(c.get('state_dict', c), 'weights.pth')\""
+    )
