@@ -1,18 +1,24 @@
-"""Checkpoints of other video trainers, their keys made timm's.
+"""Checkpoints of other trainers, their keys made timm's (:func:`timm_names`).
 
-mmaction2, the usual trainer of TSN recognizers (its model zoo's
+**mmaction2**, the usual trainer of TSN recognizers (its model zoo's
 ``tsn_imagenet-pretrained-r50_8xb32-1x1x8-100e_kinetics400-rgb_*.pth``), saves a ``Recognizer2D``:
 the backbone under ``backbone.``, the classifier as ``cls_head.fc_cls``, and buffers of its data
 preprocessor beside them. Its own ResNet (mmcv's ``ConvModule``) names a convolution and its batch
 norm ``conv1.conv`` / ``conv1.bn`` and a shortcut ``downsample.conv`` / ``downsample.bn``, where
 timm's ResNet (torchvision's names) says ``conv1`` / ``bn1`` and ``downsample.0`` / ``downsample.1``;
 its ``torchvision.*`` and ``timm.*`` backbones keep timm's names under the prefix.
+
+**torchvision's MobileNetV2** (``mobilenet_v2-b0353104.pth``, where a cluster's torch hub cache
+has it): ``features.0`` the stem, ``features.1`` to ``features.17`` the inverted residual blocks in
+order, ``features.18`` the last 1×1 convolution, ``classifier.1``; timm's ``mobilenetv2_*`` is the
+same network (ReLU6, the same paddings) with its blocks grouped by stage. torchvision's ResNets
+already use timm's names.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Iterable
 
 _BACKBONE, _MMACTION_CLASSIFIER = "backbone.", "cls_head.fc_cls."
 _CONV_MODULE = re.compile(r"(^|\.)conv(\d+)\.(conv|bn)\.")
@@ -38,3 +44,41 @@ def from_mmaction(state: dict[str, Any], classifier: str) -> dict[str, Any] | No
         elif key.startswith(_MMACTION_CLASSIFIER):
             out[f"{classifier}.{key.removeprefix(_MMACTION_CLASSIFIER)}"] = value
     return out
+
+
+_TV_MOBILENET_BLOCK = re.compile(r"^features\.(\d+)\.conv\.(.+)$")
+# torchvision's layers of an inverted residual block with an expansion, and of the first block
+# (depthwise separable, no expansion), against timm's.
+_TV_EXPANDED = {"0.0": "conv_pw", "0.1": "bn1", "1.0": "conv_dw", "1.1": "bn2", "2": "conv_pwl", "3": "bn3"}
+_TV_SEPARABLE = {"0.0": "conv_dw", "0.1": "bn1", "1": "conv_pw", "2": "bn2"}
+
+
+def from_torchvision_mobilenet(state: dict[str, Any], target_keys: Iterable[str]) -> dict[str, Any] | None:
+    """timm's names for a torchvision MobileNetV2 state dict, for the timm model whose state
+    keys are ``target_keys`` (its blocks, in order, take torchvision's ``features.1`` on); None
+    where ``state`` is not one."""
+    if "features.0.0.weight" not in state or "features.1.conv.0.0.weight" not in state:
+        return None
+    blocks = list(dict.fromkeys(".".join(k.split(".")[:3]) for k in target_keys if k.startswith("blocks.")))
+    last = len(blocks) + 1  # features.N: the 1x1 convolution to the head
+    out: dict[str, Any] = {}
+    for key, value in state.items():
+        block = _TV_MOBILENET_BLOCK.match(key)
+        if block and 1 <= int(block[1]) <= len(blocks):
+            layer, _, param = block[2].rpartition(".")
+            layers = _TV_EXPANDED if f"features.{block[1]}.conv.3.weight" in state else _TV_SEPARABLE
+            out[f"{blocks[int(block[1]) - 1]}.{layers.get(layer, layer)}.{param}"] = value
+        elif key.startswith("features.0."):
+            out[{"0": "conv_stem", "1": "bn1"}[key.split(".")[2]] + "." + key.split(".", 3)[3]] = value
+        elif key.startswith(f"features.{last}."):
+            out[{"0": "conv_head", "1": "bn2"}[key.split(".")[2]] + "." + key.split(".", 3)[3]] = value
+        elif key.startswith("classifier.1."):
+            out["classifier." + key.removeprefix("classifier.1.")] = value
+        else:
+            out[key] = value  # left as it is: the load names it as not matched
+    return out
+
+
+def timm_names(state: dict[str, Any], classifier: str, target_keys: Iterable[str]) -> dict[str, Any]:
+    """``state`` with timm's names where it comes from a trainer above, else as it is."""
+    return from_mmaction(state, classifier) or from_torchvision_mobilenet(state, target_keys) or state

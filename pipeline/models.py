@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from pipeline.checkpoint_keys import from_mmaction
+from pipeline.checkpoint_keys import timm_names
 from pipeline.config import WEIGHTS_IMAGENET, WEIGHTS_NONE, ModelSpec
 from pipeline.decoders import first_line
 from pipeline.datasets.lists import class_key
@@ -166,7 +166,7 @@ def _load_file(model: nn.Module, spec: ModelSpec, num_classes: int, classes: tup
     if ckpt.get("model_name") not in (None, spec.name):
         raise WeightsError(f"{path}: checkpoint is for model {ckpt['model_name']!r}, not {spec.name!r}")
     state = {k.removeprefix("module."): v for k, v in ckpt["state_dict"].items()}
-    state = from_mmaction(state, _classifier_names(model)[0]) or state
+    state = timm_names(state, _classifier_names(model)[0], model.state_dict().keys())
     head = _classifier_keys(model)
     keep = num_classes > 0 and (head[0] in state or not transfer)
     if keep and classes is not None and ckpt.get("classes") is not None:

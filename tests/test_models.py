@@ -236,3 +236,38 @@ def test_a_checkpoint_with_objects_besides_its_weights_says_how_to_keep_the_weig
         f"{path}: holds Python objects besides its weights ({_TrainerLog.__module__}._TrainerLog), which are not unpickled here (that can run code); "
         f"if you trust the file, save its weights alone and pass that file: python -c \"import torch; c = torch.load('{path}', weights_only=False); torch.save(c.get('state_dict', c), 'weights.pth')\""
     )
+
+
+def _with_running_stats(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` with batch-norm statistics that are not the defaults, so that a mismatched
+    norm layer shows in the outputs."""
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, buffer in model.named_buffers():
+            if name.endswith("running_mean"):
+                buffer.copy_(0.1 * torch.randn(buffer.shape, generator=generator))
+            elif name.endswith("running_var"):
+                buffer.copy_(0.5 + torch.rand(buffer.shape, generator=generator))
+    return model.eval()
+
+
+def test_torchvision_checkpoints_give_the_same_network_in_timm(tmp_path: Path):
+    """torchvision's MobileNetV2 (its hub cache's ``mobilenet_v2-b0353104.pth`` as a light model)
+    and ResNet (the same names as timm's) load into timm's models and compute the same outputs."""
+    import torchvision
+
+    x = torch.randn(2, 3, 64, 64)
+    for tv_model, name in ((torchvision.models.mobilenet_v2(weights=None, num_classes=3), "mobilenetv2_100"), (torchvision.models.resnet18(weights=None, num_classes=3), "resnet18")):
+        tv_model = _with_running_stats(tv_model)
+        path = tmp_path / f"{name}_torchvision.pth"
+        torch.save(tv_model.state_dict(), path)
+        loaded = create_model(ModelSpec(name, weights=str(path), resolution=64), 3, seed=0, classes=CLASSES)
+        with torch.inference_mode():
+            torch.testing.assert_close(loaded(x), tv_model(x), rtol=0, atol=1e-5, msg=name)
+    # as the light model: the pooled features, the classifier left out
+    light = create_model(ModelSpec("mobilenetv2_100", weights=str(tmp_path / "mobilenetv2_100_torchvision.pth"), resolution=64), 0, seed=0)
+    tv_light = torchvision.models.mobilenet_v2(weights=None)
+    tv_light.load_state_dict({k: v for k, v in torch.load(tmp_path / "mobilenetv2_100_torchvision.pth").items() if not k.startswith("classifier")}, strict=False)
+    with torch.inference_mode():
+        pooled = torch.nn.functional.adaptive_avg_pool2d(tv_light.eval().features(x), 1).flatten(1)
+        torch.testing.assert_close(light(x), pooled, rtol=0, atol=1e-5)
