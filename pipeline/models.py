@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 import pickle
@@ -22,6 +23,9 @@ from pipeline.decoders import first_line
 from pipeline.datasets.lists import class_key
 
 CHECKPOINT_FORMAT = "nsnet-checkpoint-v1"
+# What a checkpoint may hold besides tensors and plain data and still be read with
+# weights_only: the arguments timm's train.py keeps in its checkpoints (attributes only).
+CHECKPOINT_GLOBALS = [argparse.Namespace]
 
 
 class WeightsError(Exception):
@@ -97,7 +101,8 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
             from safetensors.torch import load_file
 
             return {"state_dict": load_file(str(path))}
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(CHECKPOINT_GLOBALS):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         if isinstance(exc, pickle.UnpicklingError) and "Unsupported global" in str(exc):
             raise WeightsError(_pickled_objects_message(path, str(exc))) from exc
@@ -107,9 +112,11 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
         raise WeightsError(f"{path}: checkpoint holds a {type(obj).__name__}, expected a state dict")
     if obj.get("format") == CHECKPOINT_FORMAT:
         return obj
+    # timm's train.py saves its arguments beside the weights, and the model's name as "arch" then
+    trained = {"model_name": obj["arch"]} if isinstance(obj.get("args"), argparse.Namespace) and isinstance(obj.get("arch"), str) else {}
     for key in ("state_dict", "model", "state_dict_ema"):
         if isinstance(obj.get(key), dict):
-            return {"state_dict": obj[key]}
+            return {"state_dict": obj[key], **trained}
     return {"state_dict": obj}
 
 

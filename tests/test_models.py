@@ -271,3 +271,19 @@ def test_torchvision_checkpoints_give_the_same_network_in_timm(tmp_path: Path):
     with torch.inference_mode():
         pooled = torch.nn.functional.adaptive_avg_pool2d(tv_light.eval().features(x), 1).flatten(1)
         torch.testing.assert_close(light(x), pooled, rtol=0, atol=1e-5)
+
+
+def test_a_timm_train_checkpoint_loads_and_names_its_model(tmp_path: Path):
+    """timm's train.py keeps its arguments (an ``argparse.Namespace``) and ``arch`` beside the
+    weights: read with ``weights_only`` all the same, and ``arch`` checked like our model name."""
+    import argparse
+
+    spec = ModelSpec("test_resnet", weights="none", resolution=32)
+    trained = create_model(spec, 3, seed=5)
+    path = tmp_path / "model_best.pth.tar"
+    args = argparse.Namespace(model="test_resnet", lr=0.1, epochs=30, aa=None, mixup=0.0)
+    torch.save({"epoch": 29, "arch": "test_resnet", "state_dict": trained.state_dict(), "version": 2, "args": args, "metric": 71.5}, path)
+    loaded = create_model(replace(spec, weights=str(path)), 3, seed=0, classes=CLASSES)
+    assert torch.equal(loaded.fc.weight, trained.fc.weight)
+    with pytest.raises(WeightsError, match=r"model_best.pth.tar: checkpoint is for model 'test_resnet', not 'test_efficientnet'"):
+        create_model(ModelSpec("test_efficientnet", weights=str(path)), 3, seed=0)
