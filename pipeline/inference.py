@@ -16,7 +16,7 @@ computed here are rounded through float16 too: ``nsnet predict`` then chooses th
 from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -48,6 +48,11 @@ class Observation:
     frame_indices: np.ndarray | None = None  # [T]
     timestamps: np.ndarray | None = None  # [T] seconds (None for frame folders)
     error: str = ""
+
+    def pin_memory(self) -> Observation:
+        """The observation with its uint8 crops in page-locked memory (what a DataLoader with
+        ``pin_memory=True`` calls, on a GPU), so that their copy to it runs asynchronously."""
+        return self if self.frames is None else replace(self, frames=self.frames.pin_memory())
 
 
 class ObservationDecoder(Dataset):
@@ -158,6 +163,7 @@ def predict_videos(paths: Sequence[Path], engine: NSNetInference, num_frames: in
         batch_size=batch_size,
         num_workers=min(workers, len(paths)),
         collate_fn=as_is,
+        pin_memory=engine.device.type == "cuda",  # as the features stage's blocks
         worker_init_fn=single_thread_worker if workers > 0 else None,
     )
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:

@@ -173,3 +173,29 @@ def test_avi_without_timestamps_gets_times_from_the_frame_rate(trained, tmp_path
     line = json.loads(result.jsonl.read_text())
     np.testing.assert_allclose(line["timestamps"], np.asarray(line["frames"]) / 25.0, atol=1e-4)
     assert f"{p.frame_indices[0]}@{p.frame_indices[0] / 25:.2f}s" in result.table()
+
+
+def test_on_a_gpu_the_observation_loader_pins_the_uint8_crops(tiny_videos, monkeypatch):
+    """As the features stage's blocks: the loader pins each batch (its pin thread calls each
+    observation's ``pin_memory``); page-locked memory needs a GPU, so a copy stands in for it."""
+    from types import SimpleNamespace
+
+    from torch.utils.data._utils.pin_memory import pin_memory
+
+    from pipeline import inference
+    from pipeline.extract import ModelFrames
+    from pipeline.inference import Observation
+
+    pinned: list[torch.Tensor] = []
+    monkeypatch.setattr(torch.Tensor, "pin_memory", lambda self, *args: pinned.append(self.clone()) or pinned[-1])
+    crops = ModelFrames(torch.arange(2 * 3 * 4 * 4, dtype=torch.uint8).reshape(2, 3, 4, 4), None)
+    good, failed = Observation(0, Path("a.mp4"), crops, np.array([0, 5])), Observation(1, Path("b.mp4"), error="b.mp4: file not found")
+    out = pin_memory([good, failed])
+    assert out[0].frames.pixels is pinned[0] and torch.equal(pinned[0], crops.pixels) and pinned[0].dtype == torch.uint8
+    assert len(pinned) == 1 and out[1] is failed and out[0].frame_indices is good.frame_indices
+    # the loader asks for it on a GPU only
+    asked = []
+    monkeypatch.setattr(inference, "DataLoader", lambda *args, **kw: asked.append(kw["pin_memory"]) or [])
+    for device in ("cuda", "cpu"):
+        assert list(inference.predict_videos([tiny_videos], SimpleNamespace(device=torch.device(device)), 4, None, None)) == []
+    assert asked == [True, False]
