@@ -18,6 +18,7 @@ already use timm's names.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any, Iterable
 
 _BACKBONE, _MMACTION_CLASSIFIER = "backbone.", "cls_head.fc_cls."
@@ -82,3 +83,20 @@ def from_torchvision_mobilenet(state: dict[str, Any], target_keys: Iterable[str]
 def timm_names(state: dict[str, Any], classifier: str, target_keys: Iterable[str]) -> dict[str, Any]:
     """``state`` with timm's names where it comes from a trainer above, else as it is."""
     return from_mmaction(state, classifier) or from_torchvision_mobilenet(state, target_keys) or state
+
+
+# torchvision's file names of its ImageNet weights (``<name>-<hash>.pth`` in torch hub's cache), by
+# the timm model they fit.
+TORCHVISION_FILES = {"mobilenetv2_100": "mobilenet_v2", **{f"resnet{n}": f"resnet{n}" for n in (18, 34, 50, 101, 152)}}
+
+
+def torchvision_imagenet_file(model_name: str) -> Path | None:
+    """torchvision's ImageNet weights of the timm model ``model_name`` where torch hub's cache
+    holds them (the first by name), else None."""
+    import torch
+
+    prefix = TORCHVISION_FILES.get(model_name)
+    if prefix is None:
+        return None
+    found = sorted((Path(torch.hub.get_dir()) / "checkpoints").glob(f"{prefix}-*.pth"))
+    return found[0] if found else None

@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from pipeline.checkpoint_keys import timm_names
+from pipeline.checkpoint_keys import timm_names, torchvision_imagenet_file
 from pipeline.config import WEIGHTS_IMAGENET, WEIGHTS_NONE, ModelSpec
 from pipeline.decoders import first_line
 from pipeline.datasets.lists import class_key
@@ -237,10 +237,12 @@ def create_model(spec: ModelSpec, num_classes: int, seed: int, classes: tuple[st
         if not hub_reachable():
             cached = _cached_hub_file(cfg.to_dict()) if cfg is not None else None
             if cached is None:
+                torchvision = torchvision_imagenet_file(spec.name)
                 raise WeightsError(
                     f"{spec.name}: ImageNet weights are not in the local cache and the model hub is unreachable. "
                     "Pass a local checkpoint instead (WEIGHTS=/path/to/checkpoint.pth, or --recognizer-weights / "
                     "--light-weights PATH), or 'none' for random init."
+                    + (f" torch hub's cache holds torchvision's ImageNet weights of it, which load as such a checkpoint (other weights than timm's): {torchvision}" if torchvision else "")
                 )
             overlay = {"file": cached}
         try:

@@ -138,7 +138,17 @@ def test_imagenet_offline_fails_at_once_saying_how_to_pass_a_checkpoint(monkeypa
         with pytest.raises(WeightsError, match="Pass a local checkpoint") as info:
             create_model(ModelSpec("resnet18", weights="imagenet"), 3, seed=0)
         assert time.perf_counter() - start < 5
-        assert "WEIGHTS=" in str(info.value)
+        assert "WEIGHTS=" in str(info.value) and "torch hub" not in str(info.value)
+        # torchvision's ImageNet file of the same network in torch hub's cache is named, and loads
+        monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "torch_hub"))
+        (tmp_path / "torch_hub" / "checkpoints").mkdir(parents=True)
+        import torchvision
+
+        tv_file = tmp_path / "torch_hub" / "checkpoints" / "resnet18-f37072fd.pth"
+        torch.save(torchvision.models.resnet18(weights=None).state_dict(), tv_file)
+        with pytest.raises(WeightsError, match=f"torch hub's cache holds torchvision's ImageNet weights of it, which load as such a checkpoint \\(other weights than timm's\\): {tv_file}$"):
+            create_model(ModelSpec("resnet18", weights="imagenet"), 3, seed=0)
+        assert create_model(ModelSpec("resnet18", weights=str(tv_file)), 0, seed=0).num_classes == 0
     finally:
         hub_reachable.cache_clear()
 
