@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -43,6 +46,7 @@ def pick_device(requested: str, local_rank: int = 0) -> torch.device:
     NCCL at its first collective); ``cuda:N``: that GPU. A GPU that is not there is a clear error,
     not CUDA's "invalid device ordinal" at the first copy."""
     if requested == "auto" and not torch.cuda.is_available():
+        warn_unused_gpu()
         return torch.device("cpu")
     device = torch.device(requested if requested != "auto" else "cuda")
     if device.type != "cuda":
@@ -57,6 +61,27 @@ def pick_device(requested: str, local_rank: int = 0) -> torch.device:
         hint = "; start torchrun with --nproc_per_node at most the GPUs of the node" if requested in ("auto", "cuda") else ""
         raise ValueError(f"{whose}, but {visible} CUDA device{'s' if visible != 1 else ''} visible{hint} (CUDA_VISIBLE_DEVICES picks which)")
     return device
+
+
+# Present where the NVIDIA kernel driver is loaded: its first line names the driver's version.
+NVIDIA_DRIVER_INFO = Path("/proc/driver/nvidia/version")
+
+
+def warn_unused_gpu() -> None:
+    """Warn where an NVIDIA driver is loaded but torch cannot use the GPU (torch built for a newer
+    CUDA than the driver runs, or without CUDA): ``auto`` would run on the CPU unnoticed."""
+    try:
+        line = NVIDIA_DRIVER_INFO.read_text().splitlines()[0]
+    except (OSError, IndexError):
+        return
+    driver = re.search(r"Kernel Module\s+(\S+)", line)
+    warnings.warn(
+        f"an NVIDIA driver is loaded ({driver[1] if driver else line.strip()}) but torch {torch.__version__} "
+        f"(CUDA {torch.version.cuda or 'none'}) cannot use the GPU, so this runs on the CPU; install the torch "
+        "build for the driver's CUDA version (README, Set-up), or pass --device cpu to say so",
+        RuntimeWarning,
+        stacklevel=2,
+    )
 
 
 def synchronize(device: torch.device) -> None:

@@ -1,5 +1,8 @@
 """Which device a stage's ``--device`` gives each torchrun rank, and the errors for GPUs not there."""
 
+import re
+import warnings
+
 import pytest
 import torch
 
@@ -33,3 +36,20 @@ def test_without_cuda_auto_is_the_cpu_and_cuda_an_error(monkeypatch):
     for asked in ("cuda", "cuda:0"):
         with pytest.raises(ValueError, match=f"device '{asked}' asked for, but CUDA is not available"):
             pick_device(asked)
+
+
+def test_a_gpu_torch_cannot_use_is_said_where_auto_falls_back_to_the_cpu(monkeypatch, tmp_path):
+    """A node's NVIDIA driver older than torch's CUDA (the registry's torch is built for CUDA 13):
+    ``auto`` runs on the CPU, and says why, where it would otherwise pass unnoticed."""
+    from pipeline import distributed
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    info = tmp_path / "version"
+    info.write_text("NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.104.05  Sat Aug 19 01:15:15 UTC 2023\nGCC version: gcc 12\n")
+    monkeypatch.setattr(distributed, "NVIDIA_DRIVER_INFO", info)
+    with pytest.warns(RuntimeWarning, match=rf"^an NVIDIA driver is loaded \(535\.104\.05\) but torch {re.escape(torch.__version__)} \(CUDA .+\) cannot use the GPU, so this runs on the CPU"):
+        assert pick_device("auto") == torch.device("cpu")
+    monkeypatch.setattr(distributed, "NVIDIA_DRIVER_INFO", tmp_path / "absent")  # no driver: nothing to say
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert pick_device("auto") == torch.device("cpu") and pick_device("cpu") == torch.device("cpu")
