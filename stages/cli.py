@@ -25,7 +25,7 @@ from pipeline.presets import PRESETS, get_preset  # noqa: E402
 def _known_errors() -> tuple[type[Exception], ...]:
     from pipeline.cache import CacheError
     from pipeline.datasets import ManifestError
-    from pipeline.models import WeightsError
+    from pipeline.checkpoints import WeightsError
 
     return (CacheError, ManifestError, WeightsError, ValueError)
 

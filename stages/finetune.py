@@ -26,7 +26,8 @@ from pipeline.config import FinetuneConfig, ModelSpec, RunOptions
 from pipeline.datasets import AnnotationFiles, Manifest, load_manifest
 from pipeline.distributed import Worker, barrier, setup_worker, teardown
 from pipeline.extract import decoding_workers
-from pipeline.models import create_finetune_model, data_config, frame_transform, make_checkpoint, save_atomic, weights_identity
+from pipeline.checkpoints import make_checkpoint
+from pipeline.models import create_finetune_model, data_config, frame_transform, save_atomic, weights_identity
 from pipeline.training import GLOBAL, SHUFFLE, TrainClips, ValClips, collate_val_clips, evaluate, item_seed, seeded_loader, train_one_epoch
 
 ROLES = ("recognizer", "light")

@@ -15,11 +15,12 @@ import pytest
 import torch
 
 from pipeline.cache import CacheError, FeatureCache, file_lock, output_lock_path
+from pipeline.checkpoints import WeightsError, read_checkpoint
 from pipeline.config import FinetuneConfig, ModelSpec
 from pipeline.datasets import get_dataset
 from pipeline.extract import decode_video, to_model_input
 from pipeline.metrics import mean_average_precision, top1_accuracy, video_scores
-from pipeline.models import WeightsError, create_model, data_config, frame_transform, read_checkpoint
+from pipeline.models import create_model, data_config, frame_transform
 from pipeline.training import ValClips, clip_logits, collate_val_clips, evaluate, seeded_loader
 from stages.features import run_features
 from stages.finetune import run_finetune

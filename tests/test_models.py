@@ -9,7 +9,8 @@ import torch
 
 from pipeline.config import ModelSpec
 from pipeline.backends import ONNX_PIXELS_PER_RUN
-from pipeline.models import CHECKPOINT_FORMAT, CPU_PIXELS_PER_FORWARD, FrameEncoder, WeightsError, create_finetune_model, create_model, data_config, frame_transform, frames_per_run, head_order, hub_reachable, read_checkpoint, weights_identity
+from pipeline.checkpoints import CHECKPOINT_FORMAT, WeightsError, head_order, read_checkpoint
+from pipeline.models import CPU_PIXELS_PER_FORWARD, FrameEncoder, create_finetune_model, create_model, data_config, frame_transform, frames_per_run, hub_reachable, weights_identity
 
 CLASSES = ("a", "b", "c")
 

@@ -1,0 +1,158 @@
+"""Checkpoint files: NSNet's own format, read safely, and fitted into a timm model (the
+classifier's rows in the dataset's class order, other trainers' names made timm's)."""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from pipeline.checkpoint_keys import timm_names
+from pipeline.config import ModelSpec
+from pipeline.datasets.lists import class_key
+from pipeline.decoders import first_line
+
+CHECKPOINT_FORMAT = "nsnet-checkpoint-v1"
+# What a checkpoint may hold besides tensors and plain data and still be read with
+# weights_only: the arguments timm's train.py keeps in its checkpoints (attributes only).
+CHECKPOINT_GLOBALS = [argparse.Namespace]
+
+
+class WeightsError(Exception):
+    """Weights that cannot be loaded; the message says which and what to do."""
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a checkpoint file: an NSNet checkpoint (``format`` key, ``state_dict``, ``classes``,
+    ``model_name``, ``data_config``), a training checkpoint with ``state_dict``/``model``, or a
+    plain state dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: checkpoint file not found")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return {"state_dict": load_file(str(path))}
+        with torch.serialization.safe_globals(CHECKPOINT_GLOBALS):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        if isinstance(exc, pickle.UnpicklingError) and "Unsupported global" in str(exc):
+            raise WeightsError(_pickled_objects_message(path, str(exc))) from exc
+        detail = re.search(r"WeightsUnpickler error:\s*(.+)", str(exc))  # the line that says what, after torch's advice
+        raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({detail[1] if detail else first_line(exc)})") from exc
+    if not isinstance(obj, dict):
+        raise WeightsError(f"{path}: checkpoint holds a {type(obj).__name__}, expected a state dict")
+    if obj.get("format") == CHECKPOINT_FORMAT:
+        return obj
+    # timm's train.py saves its arguments beside the weights, and the model's name as "arch" then
+    trained = {"model_name": obj["arch"]} if isinstance(obj.get("args"), argparse.Namespace) and isinstance(obj.get("arch"), str) else {}
+    for key in ("state_dict", "model", "state_dict_ema"):
+        if isinstance(obj.get(key), dict):
+            return {"state_dict": obj[key], **trained}
+    return {"state_dict": obj}
+
+
+def _pickled_objects_message(path: Path, error: str) -> str:
+    """Why a checkpoint holding more than tensors (mmengine's keep its trainer's log objects in
+    ``meta``) is not loaded, and how to keep its weights alone."""
+    found = re.search(r"Unsupported global: GLOBAL (\S+)", error)
+    what = f" ({found[1]})" if found else ""
+    return (
+        f"{path}: holds Python objects besides its weights{what}, which are not unpickled here (that can run code); "
+        f"if you trust the file, save its weights alone and pass that file: python -c \"import torch; "
+        f"c = torch.load('{path}', weights_only=False); torch.save(c.get('state_dict', c), 'weights.pth')\""
+    )
+
+
+def _classifier_names(model: nn.Module) -> list[str]:
+    name = model.pretrained_cfg.get("classifier") or "fc"
+    return list(name) if isinstance(name, (list, tuple)) else [name]
+
+
+def _classifier_keys(model: nn.Module) -> list[str]:
+    return [f"{n}.{p}" for n in _classifier_names(model) for p in ("weight", "bias")]
+
+
+def head_order(trained: tuple[str, ...], wanted: tuple[str, ...], path: Path) -> list[int] | None:
+    """Which of the ``trained`` classes' classifier rows give the ``wanted`` classes, in their
+    order (None: the same order already). A checkpoint trained on the same classes in another
+    order (a label map's order against the dataset's sorted names) is reordered, the names
+    matched as across annotation files (case, quotes and spaces against underscores aside);
+    other classes are an error naming some of them."""
+    if trained == wanted:
+        return None
+    index = {class_key(name): i for i, name in enumerate(trained)}
+    keys = [class_key(name) for name in wanted]
+    if len(index) == len(trained) == len(wanted) and set(keys) == set(index):
+        return [index[key] for key in keys]
+    missing = [name for name in wanted if class_key(name) not in index]
+    extra = [name for name in trained if class_key(name) not in set(keys)]
+    problems = [f"{label}: {_some(names)}" for label, names in (("not in the checkpoint", missing), ("not in the dataset", extra)) if names]
+    raise WeightsError(f"{path}: checkpoint was trained on other classes than this dataset's ({len(trained)} vs {len(wanted)} classes; {'; '.join(problems) or 'a name given twice'})")
+
+
+def _some(names: list[str], shown: int = 3) -> str:
+    return ", ".join(repr(n) for n in names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+
+
+def load_weights(model: nn.Module, spec: ModelSpec, num_classes: int, classes: tuple[str, ...] | None, transfer: bool = False) -> bool:
+    """Load the checkpoint ``spec.weights`` into ``model``; returns whether its classifier was
+    kept. Its classifier must give the dataset's classes (reordered where it names them in
+    another order); with ``transfer`` one that does not (other classes, or none) is left out and
+    the model's own new classifier stays, the rest of the checkpoint loaded as strictly."""
+    path = Path(spec.weights)
+    ckpt = read_checkpoint(path)
+    if ckpt.get("model_name") not in (None, spec.name):
+        raise WeightsError(f"{path}: checkpoint is for model {ckpt['model_name']!r}, not {spec.name!r}")
+    state = {k.removeprefix("module."): v for k, v in ckpt["state_dict"].items()}
+    state = timm_names(state, _classifier_names(model)[0], model.state_dict().keys())
+    head = _classifier_keys(model)
+    keep = num_classes > 0 and (head[0] in state or not transfer)
+    if keep and classes is not None and ckpt.get("classes") is not None:
+        try:
+            order = head_order(tuple(ckpt["classes"]), classes, path)
+        except WeightsError:
+            if not transfer:
+                raise
+            keep = False
+        else:
+            if order is not None:  # the classifier's rows put in the dataset's class order
+                state = {k: v[order] if k in head else v for k, v in state.items()}
+    if keep and head[0] in state and state[head[0]].shape[0] != num_classes:
+        if not transfer:
+            raise WeightsError(
+                f"{path}: classifier has {state[head[0]].shape[0]} outputs but the dataset has {num_classes} classes; "
+                "a recognizer checkpoint must be trained on the target dataset"
+            )
+        keep = False
+    if not keep:
+        state = {k: v for k, v in state.items() if k not in head}
+    new_head = num_classes > 0 and not keep
+    try:
+        loaded = model.load_state_dict(state, strict=not new_head)
+    except RuntimeError as exc:
+        raise WeightsError(f"{path}: does not fit {spec.name} ({str(exc).splitlines()[0]})") from exc
+    unfit = list(loaded.unexpected_keys) + [k for k in loaded.missing_keys if k not in head]
+    if unfit:
+        raise WeightsError(f"{path}: does not fit {spec.name} (keys not matched: {_some(unfit)})")
+    return keep
+
+
+def make_checkpoint(model: nn.Module, model_name: str, classes: tuple[str, ...], data_cfg: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """An NSNet checkpoint: what ``--*-weights PATH`` loads, with the class list and the timm
+    data config the model was trained with."""
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "model_name": model_name,
+        "classes": list(classes),
+        "num_classes": len(classes),
+        "data_config": {k: list(v) if isinstance(v, tuple) else v for k, v in data_cfg.items()},
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        **extra,
+    }
