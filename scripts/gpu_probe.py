@@ -91,16 +91,12 @@ def probe_model(name: str, encoder, size: int, counts: list[int], reps: int) -> 
         dev = host.to(cuda)
         dev_cl = dev.contiguous(memory_format=torch.channels_last)
         dev_bf = dev_cl.to(torch.bfloat16)
-
-        def run_half(x, model=half):
-            return model(x)
-
         ms = {
             "host-f32": timed(lambda: encode(built, host, cuda), reps),
             "device": timed(lambda: encode(built, dev, cuda), reps),
             "nchw": timed(lambda: _autocast(nchw, dev), reps),
-            "bf16": timed(lambda: _inference(run_half, dev_bf), reps),
-            "bf16-graph": timed(_replay(run_half, dev_bf), reps),
+            "bf16": timed(lambda: _inference(half, dev_bf), reps),
+            "bf16-graph": timed(_replay(half, dev_bf), reps),
         }
         rows.append({"model": name, "frames": n, **ms})
         print(rows[-1], flush=True)
@@ -123,12 +119,8 @@ def probe_heads(dim: int, t: int, num_classes: int, reps: int) -> list[dict]:
     rows = []
     for batch in (1, 32):
         x = torch.randn(batch, t, dim, device=cuda)
-
-        def run(v):
-            return sampler(v)
-
-        eager = timed(lambda: _inference(run, x), reps)
-        graph = timed(_replay(run, x), reps)
+        eager = timed(lambda: _inference(sampler, x), reps)
+        graph = timed(_replay(sampler, x), reps)
         rows.append({"model": "heads", "frames": batch * t, "device": eager, "graph-f32": graph})
         print(rows[-1], flush=True)
     return rows
