@@ -80,9 +80,26 @@ def from_torchvision_mobilenet(state: dict[str, Any], target_keys: Iterable[str]
     return out
 
 
+def without_wrapper(state: dict[str, Any], target_keys: Iterable[str]) -> dict[str, Any] | None:
+    """``state`` without the attribute name that a training wrapper put before the model's keys
+    (a LightningModule's ``model.`` or ``net.``), where no key is the model's as it is and one
+    such first name makes at least half of the model's keys; None otherwise. Keys outside it (a
+    loss's buffers) are not the model's."""
+    target = set(target_keys)
+    if any(key in target for key in state):
+        return None
+    for name in sorted({key.split(".", 1)[0] for key in state if "." in key}):
+        inner = {key.removeprefix(name + "."): value for key, value in state.items() if key.startswith(name + ".")}
+        if 2 * len(target & inner.keys()) >= len(target):
+            return inner
+    return None
+
+
 def timm_names(state: dict[str, Any], classifier: str, target_keys: Iterable[str]) -> dict[str, Any]:
-    """``state`` with timm's names where it comes from a trainer above, else as it is."""
-    return from_mmaction(state, classifier) or from_torchvision_mobilenet(state, target_keys) or state
+    """``state`` with timm's names where it comes from a trainer above (or a wrapper's attribute
+    around timm's names), else as it is."""
+    target_keys = list(target_keys)
+    return from_mmaction(state, classifier) or from_torchvision_mobilenet(state, target_keys) or without_wrapper(state, target_keys) or state
 
 
 # torchvision's file names of its ImageNet weights (``<name>-<hash>.pth`` in torch hub's cache), by

@@ -298,3 +298,21 @@ def test_a_timm_train_checkpoint_loads_and_names_its_model(tmp_path: Path):
     assert torch.equal(loaded.fc.weight, trained.fc.weight)
     with pytest.raises(WeightsError, match=r"model_best.pth.tar: checkpoint is for model 'test_resnet', not 'test_efficientnet'"):
         create_model(ModelSpec("test_efficientnet", weights=str(path)), 3, seed=0)
+
+
+def test_a_lightning_checkpoint_loads_without_its_wrappers_attribute_name(tmp_path: Path):
+    """A LightningModule holding the timm model as ``self.model`` saves ``model.conv1.weight``
+    ...; a loss's buffer beside it (``criterion.weight``) is not the model's."""
+    spec = ModelSpec("test_resnet", weights="none", resolution=32)
+    trained = create_model(spec, 3, seed=5)
+    state = {f"model.{k}": v for k, v in trained.state_dict().items()} | {"criterion.weight": torch.ones(3)}
+    path = tmp_path / "epoch=29-step=900.ckpt"
+    torch.save({"epoch": 29, "global_step": 900, "pytorch-lightning_version": "2.4.0", "state_dict": state, "hyper_parameters": {"lr": 0.1, "arch": "test_resnet"}}, path)
+    loaded = create_model(replace(spec, weights=str(path)), 3, seed=0, classes=CLASSES)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.inference_mode():
+        assert torch.equal(loaded(x), trained(x))
+    # a wrapper name that does not give the model's keys is not taken off
+    torch.save({f"model.stem_{k}": v for k, v in trained.state_dict().items()}, tmp_path / "other.pth")
+    with pytest.raises(WeightsError, match="other.pth: does not fit test_resnet"):
+        create_model(replace(spec, weights=str(tmp_path / "other.pth")), 3, seed=0)
