@@ -70,7 +70,7 @@ class FrameSource:
         self._untried = list(decoders)
         if not self.path.exists():
             partial = unfinished_download(self.path)
-            raise VideoReadError(self.path, "file not found" + (f"; {partial.name} lies beside it, an unfinished download: finish or redo it" if partial else ""))
+            raise VideoReadError(self.path, f"unfinished download ({partial.name} lies where the video should be): finish or redo it" if partial else "file not found")
         if self.path.is_dir():
             self._frames = frame_files(self.path)
             if not self._frames:

@@ -96,7 +96,7 @@ def test_a_missing_video_names_the_unfinished_download_beside_it(tmp_path: Path)
     (tmp_path / "b.mp4.ytdl").write_text("{}")
     (tmp_path / "c.mp4.backup").write_text("not yt-dlp's")
     for name, partial in [("a.mp4", "a.webm.part"), ("a.webm", "a.webm.part"), ("b.mp4", "b.mp4.ytdl")]:
-        with pytest.raises(VideoReadError, match=f"^{re.escape(str(tmp_path / name))}: file not found; {re.escape(partial)} lies beside it, an unfinished download: finish or redo it$"):
+        with pytest.raises(VideoReadError, match=f"^{re.escape(str(tmp_path / name))}: unfinished download \\({re.escape(partial)} lies where the video should be\\): finish or redo it$"):
             FrameSource(tmp_path / name)
     for name in ("c.mp4", "a.avi.mp4", "a"):
         with pytest.raises(VideoReadError, match=r": file not found$"):
