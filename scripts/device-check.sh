@@ -14,6 +14,8 @@
 #     --light-resolution 32 --recognizer-resolution 32 --reps 1" OUT=/tmp/out bash scripts/device-check.sh
 # Checked so on 2026-12-04 with decord, PyAV, ONNX Runtime, onnx, onnxscript, zarr and h5py made
 # unimportable (modules that raise ImportError, first on PYTHONPATH): it imports none of them.
+# Run on the H200 twice on 2026-12-04 through scripts/device-suite.sh (about 50 s each; README,
+# "On a GPU").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-cache/bench}
