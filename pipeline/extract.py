@@ -14,6 +14,8 @@ from __future__ import annotations
 import functools
 import math
 import os
+import shutil
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -256,6 +258,12 @@ class BlockDecoder(Dataset):
             return joined[0]
         return ModelFrames(joined[0].pixels, eval_steps(self.rec_tf).rescale)
 
+    def largest_block_bytes(self, light_input: Sequence[int], rec_input: Sequence[int]) -> int:
+        """Bytes of the largest block's uint8 crops (timm eval transforms), one tensor for both
+        models where they share their crops: what a block takes of shared memory."""
+        rows = max((sum(self.t * self._candidates(self.videos[i]) for i in members) for _, members in self.blocks), default=0)
+        return rows * (math.prod(light_input) + (0 if self.crop_once else math.prod(rec_input)))
+
     def _candidates(self, record: VideoRecord) -> int:
         """Candidate frames per segment decoded for a video: ``offsets`` for training videos
         (the temporal-shift views), 1 for the others."""
@@ -347,6 +355,31 @@ def per_video_workers(requested: int | None, device: torch.device) -> int:
     return 2 if torch.device(device).type == "cpu" else decoding_workers(None, device)
 
 
+# Blocks a decoding process has decoded ahead and waiting (DataLoader's prefetch_factor).
+BLOCKS_AHEAD = 2
+SHARED_MEMORY = Path("/dev/shm")
+
+
+def workers_within_shared_memory(workers: int, block_bytes: int, asked: bool, shm: Path = SHARED_MEMORY) -> int:
+    """``workers`` decoding processes, or as many as the free shared memory holds blocks for:
+    each holds up to ``BLOCKS_AHEAD`` decoded blocks and one it decodes, the main process one or
+    two it runs, and torchrun ranks of a node share it. Lowered, with a warning, where the count
+    is the default (a container's shared memory is often 64 MiB); an error where it was
+    ``--workers``. 0 decodes in the main process, without shared memory."""
+    if workers == 0 or not shm.is_dir():
+        return workers
+    free = shutil.disk_usage(shm).free // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    fit = max(0, (free - 2 * block_bytes) // ((BLOCKS_AHEAD + 1) * block_bytes))
+    if workers <= fit:
+        return workers
+    why = (f"each holds up to {BLOCKS_AHEAD + 1} blocks of {block_bytes / 2**20:.0f} MiB in shared memory and {shm} has "
+           f"{free / 2**20:.0f} MiB free for this process, room for {fit}")
+    if asked:
+        raise ValueError(f"--workers {workers}: {why}; lower --workers, or give {shm} more room (docker run --shm-size)")
+    warnings.warn(f"decoding processes lowered from {workers} to {fit}: {why} (docker run --shm-size gives it more)", RuntimeWarning, stacklevel=2)
+    return int(fit)
+
+
 def block_loader(dataset: BlockDecoder, workers: int, pin_memory: bool) -> DataLoader:
     """Blocks in order, decoded ahead by ``workers`` processes (0: in the main process)."""
     return DataLoader(
@@ -355,7 +388,7 @@ def block_loader(dataset: BlockDecoder, workers: int, pin_memory: bool) -> DataL
         shuffle=False,
         num_workers=workers,
         pin_memory=pin_memory,
-        prefetch_factor=2 if workers > 0 else None,
+        prefetch_factor=BLOCKS_AHEAD if workers > 0 else None,
         worker_init_fn=single_thread_worker if workers > 0 else None,
         collate_fn=as_is,
     )

@@ -22,7 +22,7 @@ from pipeline.backends import Runner, backend_identity, make_runner, resolve_bac
 from pipeline.config import FeaturesConfig, RunOptions
 from pipeline.datasets import AnnotationFiles, Manifest, load_manifest
 from pipeline.distributed import Worker, barrier, pick_device, setup_worker, teardown
-from pipeline.extract import BlockDecoder, BlockInference, block_loader, decoding_workers, make_blocks
+from pipeline.extract import BlockDecoder, BlockInference, block_loader, decoding_workers, make_blocks, workers_within_shared_memory
 from pipeline.models import FrameEncoder, create_model, data_config, frame_transform, frame_transforms, weights_identity
 
 
@@ -295,7 +295,9 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
             status = writer.status()
             plan = _plan(status, writer.attrs, worker, opts.retry_failed)
             decoder = BlockDecoder(root, manifest.videos, plan.todo, config.num_frames, *frame_transforms(light_cfg, rec_cfg), config.offsets)
-            loader = block_loader(decoder, min(decoding_workers(opts.workers, worker.device), len(plan.todo)), pin_memory=worker.device.type == "cuda")
+            workers = min(decoding_workers(opts.workers, worker.device), len(plan.todo))
+            workers = workers_within_shared_memory(workers, decoder.largest_block_bytes(light_cfg["input_size"], rec_cfg["input_size"]), asked=opts.workers is not None)
+            loader = block_loader(decoder, workers, pin_memory=worker.device.type == "cuda")
             blocks = iter(loader)  # the decoding workers start and decode ahead while the models load
             infer = BlockInference(*build_runners(light, rec, light_cfg, rec_cfg, worker.device, opts.backend, opts.export_dir), worker.device)
             bar = tqdm(total=sum(len(m) for _, m in plan.todo), unit="video", desc=f"features {manifest.name}", disable=not opts.progress or not worker.is_leader)

@@ -13,6 +13,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -409,6 +410,30 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tiny_videos, tmp_path, 
     with FeatureCache(store) as a, FeatureCache(ref_store) as b:
         for name in ARRAY_NAMES:
             np.testing.assert_array_equal(a[name][:], b[name][:], err_msg=name)
+
+
+def test_the_decoders_are_as_many_as_the_shared_memory_holds_blocks_for(tiny_videos, tiny_config, monkeypatch, tmp_path):
+    """A block's bytes are its tensor's; a default count is lowered with a warning where the free
+    shared memory (shared by a node's ranks) does not hold 3 blocks a decoder, --workers refused."""
+    from pipeline.extract import workers_within_shared_memory
+
+    cfg = data_config(create_model(tiny_config.recognizer, 3, seed=0), tiny_config.recognizer)
+    videos = get_dataset("demo").load(tiny_videos).videos
+    decoder = BlockDecoder(tiny_videos, videos, [(0, [0, 1]), (1, [2])], 6, *frame_transforms(cfg, cfg))
+    assert decoder.largest_block_bytes(cfg["input_size"], cfg["input_size"]) == 12 * 3 * 32 * 32 == decoder[0].light.pixels.untyped_storage().nbytes()
+    mib = 2**20
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: SimpleNamespace(total=1024 * mib, used=924 * mib, free=100 * mib))
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert workers_within_shared_memory(1, 19 * mib, asked=True, shm=tmp_path) == 1  # (100 - 2 x 19) // 57 = 1
+    with pytest.warns(RuntimeWarning, match=rf"^decoding processes lowered from 14 to 1: each holds up to 3 blocks of 19 MiB in shared memory and {re.escape(str(tmp_path))} has 100 MiB free for this process, room for 1"):
+        assert workers_within_shared_memory(14, 19 * mib, asked=False, shm=tmp_path) == 1
+    with pytest.raises(ValueError, match=r"^--workers 14: each holds up to 3 blocks of 19 MiB .* room for 1; lower --workers, or give .* more room \(docker run --shm-size\)$"):
+        workers_within_shared_memory(14, 19 * mib, asked=True, shm=tmp_path)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # two ranks: 50 MiB each, no room for a decoder
+    with pytest.warns(RuntimeWarning, match="lowered from 2 to 0"):
+        assert workers_within_shared_memory(2, 19 * mib, asked=False, shm=tmp_path) == 0
+    assert workers_within_shared_memory(0, 19 * mib, asked=True, shm=tmp_path) == 0
+    assert workers_within_shared_memory(3, 19 * mib, asked=True, shm=tmp_path / "none") == 3  # no such folder: not checked
 
 
 def test_failures_are_counted_by_kind_the_most_first():
