@@ -11,6 +11,7 @@ one PNG per video.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from pipeline.backends import DEFAULT_EXPORT_DIR, make_heads
 from pipeline.cache import CacheError, FeatureCache, output_lock
 from pipeline.config import EvalConfig
 from pipeline.datasets.lists import walk_once
-from pipeline.extract import Transform
+from pipeline.extract import Transform, workers_within_shared_memory
 from pipeline.inference import NSNetInference, VideoPrediction, predict_videos
 from pipeline.plots import matplotlib_available, plot_video_saliency
 from pipeline.video import FRAME_EXTENSIONS, VIDEO_EXTENSIONS
@@ -46,6 +47,7 @@ class TrainedPipeline:
     engine: NSNetInference
     light_tf: Transform
     rec_tf: Transform
+    light_input: tuple[int, ...]  # the light model's input size (its data config's)
 
 
 def features_of_run(run_dir: Path) -> Path:
@@ -79,7 +81,7 @@ def load_pipeline(run_dir: Path, cfg: EvalConfig, device: torch.device, dataset:
     light_runner, rec_runner = build_runners(light, recognizer, attrs["data_configs"]["light"], attrs["data_configs"]["recognizer"], device, backend, export_dir)
     heads = make_heads(sampler, train_cfg.fsm_target, t, dim, device, backend, export_dir)
     engine = NSNetInference(light_runner, heads, rec_runner, cfg.k, cfg.fusion, cfg.alpha, device)
-    return TrainedPipeline(run_dir, features, trained_on, classes, t, engine, light_tf, rec_tf)
+    return TrainedPipeline(run_dir, features, trained_on, classes, t, engine, light_tf, rec_tf, tuple(attrs["data_configs"]["light"]["input_size"]))
 
 
 def _holds_frames(folder: Path) -> bool:
@@ -175,6 +177,9 @@ def _predict_into(jsonl: Path, inputs: Sequence[Path], run_dir: Path, cfg: EvalC
     out_dir = jsonl.parent
     result = PredictResult(pipeline, [], jsonl)
     taken: set[str] = set()
+    # a decoder's batch of uint8 crops goes through shared memory: as many as it holds
+    batch_bytes = min(batch_size, len(videos)) * pipeline.num_frames * math.prod(pipeline.light_input)
+    workers = workers_within_shared_memory(min(workers, len(videos)), batch_bytes, asked=False)
     stream = predict_videos(videos, pipeline.engine, pipeline.num_frames, pipeline.light_tf, pipeline.rec_tf, batch_size, workers, thumbnails=plot)
     with open(jsonl, "w") as handle, tqdm(total=len(videos), unit="video", desc="predict", disable=not progress) as bar:
         for prediction in stream:

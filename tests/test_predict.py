@@ -56,6 +56,23 @@ def test_predict_gives_the_predictions_of_evaluate(trained, tmp_path, onnx_expor
     assert "top-1 (score)" in result.table()
 
 
+def test_predict_decodes_in_the_main_process_where_shared_memory_holds_no_batch(trained, tmp_path, onnx_exports, monkeypatch):
+    """A container's small /dev/shm: a decoder's batch of crops (3 videos x T=6 x 3 x 32 x 32
+    bytes here) would not fit, so the decoding moves into the main process, with a warning,
+    and the predictions are the same."""
+    import shutil
+    from types import SimpleNamespace
+
+    _, _, run, root = trained
+    features = trained[0]
+    videos = [root / v["path"] for v in _val_videos(features)]
+    expected = run_predict(videos, run, tmp_path / "roomy", EVAL, workers=1, progress=False, export_dir=onnx_exports).jsonl.read_text()
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: SimpleNamespace(total=2**26, used=2**26 - 1000, free=1000))
+    with pytest.warns(RuntimeWarning, match=r"decoding processes lowered from 1 to 0: each holds up to 3 decoded batches of 0.1 MiB .* room for 0"):
+        result = run_predict(videos, run, tmp_path / "cramped", EVAL, workers=1, progress=False, export_dir=onnx_exports)
+    assert result.jsonl.read_text() == expected
+
+
 def test_predict_reports_bad_videos_and_goes_on(trained, tmp_path, onnx_exports):
     features, _, run, root = trained
     good = root / _val_videos(features)[0]["path"]
