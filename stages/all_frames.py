@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
@@ -40,7 +41,7 @@ from pipeline.backends import DEFAULT_EXPORT_DIR, Runner, backend_identity, reso
 from pipeline.cache import DONE, FAILED, SHARD_VIDEOS, CacheError, FeatureCache, ZarrWriter, output_lock
 from pipeline.config import AllFramesConfig
 from pipeline.datasets import Manifest, VideoRecord
-from pipeline.extract import ModelFrames, Transform, as_is, model_frames, single_thread_worker
+from pipeline.extract import ModelFrames, Transform, as_is, model_frames, single_thread_worker, workers_within_shared_memory
 from pipeline.video import VideoReadError, open_record
 from stages.features import cached_runner
 
@@ -135,6 +136,8 @@ def run_all_frames(features: Path, videos: np.ndarray, root: Path, cfg: AllFrame
         errors: dict[int, str] = {}
         if (status != DONE).any():
             runner, transform = cached_runner(attrs, "recognizer", device, backend, export_dir)
+            # a chunk of uint8 crops crosses from its decoder through shared memory
+            workers = workers_within_shared_memory(workers, CHUNK_FRAMES * math.prod(attrs["data_configs"]["recognizer"]["input_size"]), asked=False)
             with tqdm(total=n, initial=int((status == DONE).sum()), unit="video", desc=f"recognizer on all frames ({size})", disable=not progress) as bar:
                 for start in range(0, n, SHARD_VIDEOS):
                     stop = min(n, start + SHARD_VIDEOS)

@@ -123,6 +123,23 @@ def test_cached_pass_equals_the_recognizer_on_every_frame(tiny_pipeline):
     assert again.computed == 0 and all((again.scores[n] == result.scores[n]).all() for n in result.scores)
 
 
+def test_the_pass_decodes_in_the_main_process_where_shared_memory_holds_no_chunk(tiny_pipeline, monkeypatch, tmp_path):
+    """A chunk of 64 uint8 crops would not fit a cramped /dev/shm: its decoders drop to none,
+    with a warning, and the pass gives what one with a decoder gives."""
+    import shutil
+    from types import SimpleNamespace
+
+    features, _, truth = tiny_pipeline
+    videos, _, _ = eval_videos(features)
+    cfg = AllFramesConfig(budget=3, seed=2)
+    roomy = run_all_frames(features, videos, truth.parent, cfg, torch.device("cpu"), workers=1, progress=False)
+    shutil.rmtree(Path(roomy.path))
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: SimpleNamespace(total=2**26, used=2**26 - 1000, free=1000))
+    with pytest.warns(RuntimeWarning, match=r"decoding processes lowered from 1 to 0: each holds up to 3 decoded batches of 0.2 MiB"):
+        cramped = run_all_frames(features, videos, truth.parent, cfg, torch.device("cpu"), workers=1, progress=False)
+    assert cramped.computed == len(videos) and all(np.array_equal(cramped.scores[n], roomy.scores[n]) for n in roomy.scores)
+
+
 def test_a_failed_video_is_named_kept_out_and_retried(tiny_pipeline, tmp_path):
     features, _, truth = tiny_pipeline
     videos, _, manifest = eval_videos(features)
