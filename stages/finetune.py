@@ -9,6 +9,7 @@ and ``metrics.json``. The same config and inputs again: nothing to do.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import time
@@ -25,7 +26,7 @@ from pipeline import cache as cache_mod
 from pipeline.config import FinetuneConfig, ModelSpec, RunOptions
 from pipeline.datasets import AnnotationFiles, Manifest, load_manifest
 from pipeline.distributed import Worker, barrier, setup_worker, teardown
-from pipeline.extract import decoding_workers
+from pipeline.extract import decoding_workers, workers_within_shared_memory
 from pipeline.checkpoints import make_checkpoint
 from pipeline.models import create_finetune_model, data_config, frame_transform, save_atomic, weights_identity
 from pipeline.training import GLOBAL, SHUFFLE, TrainClips, ValClips, collate_val_clips, evaluate, item_seed, seeded_loader, train_one_epoch
@@ -169,7 +170,11 @@ def _train(root: Path, manifest: Manifest, train: list, val: list, role: str, sp
     if worker.world_size > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
         sampler = torch.utils.data.distributed.DistributedSampler(train_set, shuffle=True, seed=ft.seed, drop_last=True)
-    workers = decoding_workers(opts.workers, device)
+    # a batch crosses from its decoder through shared memory: training clips as float32, the
+    # validation videos' frames as uint8 crops
+    frame = math.prod(cfg["input_size"])
+    batch_bytes = max(ft.batch_size * ft.segments * frame * 4, max(1, 128 // val_frames) * val_frames * frame)
+    workers = workers_within_shared_memory(decoding_workers(opts.workers, device), batch_bytes, asked=opts.workers is not None)
     val_loader = seeded_loader(ValClips(root, val, val_frames, frame_transform(cfg)), max(1, 128 // val_frames), workers, None, collate=collate_val_clips)
     log = run_dir / "log.jsonl"
     for epoch in range(start_epoch, ft.epochs):

@@ -52,6 +52,20 @@ def test_frame_wise_regime_trains_too(tiny_videos, run_options):
     assert not (run_dir / "model.pth").exists()
 
 
+def test_decoders_asked_for_that_shared_memory_cannot_hold_are_refused(tiny_videos, run_options, monkeypatch):
+    """A batch crosses from its decoder through /dev/shm, the larger here a validation batch of
+    uint8 frames (21 videos x 6 x 3 x 32 x 32, against 8 x 3 segments of float clips):
+    --workers 2 with about 0.2 MiB free is refused before any epoch."""
+    import shutil
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: SimpleNamespace(total=2**26, used=2**26 - 200_000, free=200_000))
+    with pytest.raises(ValueError, match=r"^--workers 2: each holds up to 3 decoded batches of 0\.4 MiB in shared memory .* room for 0; lower --workers"):
+        run_finetune("demo", tiny_videos, "recognizer", REC, replace(FT, epochs=1), 6, replace(run_options, workers=2))
+    (run_dir,) = (run_options.cache_dir / "demo" / "finetune").glob("recognizer-*")
+    assert not (run_dir / "log.jsonl").exists() and not (run_dir / "model.pth").exists()
+
+
 def test_checkpoint_round_trip_into_the_features_stage(tiny_videos, tiny_config, run_options, tmp_path):
     out = tmp_path / "rec.pth"
     result = run_finetune("demo", tiny_videos, "recognizer", REC, replace(FT, epochs=2), tiny_config.num_frames, run_options, out=out)
