@@ -372,7 +372,7 @@ def workers_within_shared_memory(workers: int, block_bytes: int, asked: bool, sh
     fit = max(0, (free - 2 * block_bytes) // ((BLOCKS_AHEAD + 1) * block_bytes))
     if workers <= fit:
         return workers
-    why = (f"each holds up to {BLOCKS_AHEAD + 1} decoded batches of {block_bytes / 2**20:.1f} MiB in shared memory and {shm} has "
+    why = (f"each holds up to {BLOCKS_AHEAD + 1} decoded batches of {block_bytes / 2**20:.3g} MiB in shared memory and {shm} has "
            f"{free / 2**20:.0f} MiB free for this process, room for {fit}")
     if asked:
         raise ValueError(f"--workers {workers}: {why}; lower --workers, or give {shm} more room (docker run --shm-size)")

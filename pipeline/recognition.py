@@ -67,7 +67,11 @@ class ChosenFrameDecoder(Dataset):
         except VideoReadError as exc:
             return ChosenFrames(item, None, str(exc))
 
-def recognize_frames(decoder: ChosenFrameDecoder, recognizer: Runner, device: torch.device, videos_per_batch: int = 8, workers: int = 2, progress: bool = True, desc: str = "recognizer") -> tuple[list[np.ndarray | None], dict[int, str]]:
+# Videos whose decoded frames make one recognizer batch.
+RECOGNIZED_VIDEOS_PER_BATCH = 8
+
+
+def recognize_frames(decoder: ChosenFrameDecoder, recognizer: Runner, device: torch.device, videos_per_batch: int = RECOGNIZED_VIDEOS_PER_BATCH, workers: int = 2, progress: bool = True, desc: str = "recognizer") -> tuple[list[np.ndarray | None], dict[int, str]]:
     """Frame logits [k_i, C] of every item (None for a video that could not be decoded) and
     the errors by item; the recognizer's input is made on ``device``, where it runs."""
     loader = DataLoader(

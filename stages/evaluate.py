@@ -19,6 +19,7 @@ again: the stored report is printed, nothing is recomputed.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -32,12 +33,13 @@ from pipeline.cache import CacheError, FeatureCache, read_rows
 from pipeline.config import EvalConfig, FeaturesConfig
 from pipeline.datasets import Manifest
 from pipeline.evaluation import Recognition, all_frame_scores, class_mean_saliency, ema, fused_positions, recognition, scores_at, top_classes
+from pipeline.extract import workers_within_shared_memory
 from pipeline.flops import ComputeCost, compute_cost
 from pipeline.metrics import multi_hot
 from pipeline.fusion import fused_scores, top_k
 from pipeline.plots import matplotlib_available, plot_budget_curve, plot_class_saliency
 from pipeline.backends import DEFAULT_EXPORT_DIR, backend_identity, resolve_backend
-from pipeline.recognition import ChosenFrameDecoder, recognize_frames
+from pipeline.recognition import RECOGNIZED_VIDEOS_PER_BATCH, ChosenFrameDecoder, recognize_frames
 from stages.all_frames import AllFrameScores, run_all_frames
 from pipeline.sampler_training import FrameObjective
 from stages.features import cached_runner
@@ -93,7 +95,10 @@ def _recognizer_logits(data: EvalData, root: Path, frame_ids: list[np.ndarray], 
     """The real path: decode exactly ``frame_ids`` of every evaluation video, run the recognizer."""
     runner, transform = cached_runner(data.inputs.attrs, "recognizer", device, backend, export_dir)
     decoder = ChosenFrameDecoder(root, [data.manifest.videos[i] for i in data.videos], frame_ids, transform)
-    logits, errors = recognize_frames(decoder, runner, device, workers=workers, progress=progress, desc=desc)
+    # a batch of videos' uint8 crops crosses from its decoder through shared memory
+    batch_bytes = RECOGNIZED_VIDEOS_PER_BATCH * max(map(len, frame_ids), default=0) * math.prod(data.inputs.attrs["data_configs"]["recognizer"]["input_size"])
+    workers = workers_within_shared_memory(workers, batch_bytes, asked=False)
+    logits, errors = recognize_frames(decoder, runner, device, RECOGNIZED_VIDEOS_PER_BATCH, workers=workers, progress=progress, desc=desc)
     if errors:
         listed = "; ".join(errors[i] for i in sorted(errors)[:5])
         hint = "" if root.is_dir() else f" ({root} does not exist: pass the data root the cache was built from, --data-root)"

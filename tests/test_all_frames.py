@@ -135,7 +135,7 @@ def test_the_pass_decodes_in_the_main_process_where_shared_memory_holds_no_chunk
     roomy = run_all_frames(features, videos, truth.parent, cfg, torch.device("cpu"), workers=1, progress=False)
     shutil.rmtree(Path(roomy.path))
     monkeypatch.setattr(shutil, "disk_usage", lambda path: SimpleNamespace(total=2**26, used=2**26 - 1000, free=1000))
-    with pytest.warns(RuntimeWarning, match=r"decoding processes lowered from 1 to 0: each holds up to 3 decoded batches of 0.2 MiB"):
+    with pytest.warns(RuntimeWarning, match=r"decoding processes lowered from 1 to 0: each holds up to 3 decoded batches of 0.188 MiB"):
         cramped = run_all_frames(features, videos, truth.parent, cfg, torch.device("cpu"), workers=1, progress=False)
     assert cramped.computed == len(videos) and all(np.array_equal(cramped.scores[n], roomy.scores[n]) for n in roomy.scores)
 

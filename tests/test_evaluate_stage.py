@@ -4,6 +4,7 @@ idempotency and bad inputs."""
 import json
 import shutil
 from dataclasses import replace
+from types import SimpleNamespace
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +88,17 @@ def test_evaluate_report(tiny_pipeline, onnx_exports):
     assert onnx["real_vs_cached"]["same_predictions"] == 1.0 and onnx["real_vs_cached"]["max_abs_score_difference"] < 1e-4
     for row in onnx["methods"]:
         assert row["map"] == pytest.approx(rows[row["method"]]["map"], abs=1e-6) and row["top1"] == rows[row["method"]]["top1"]
+
+
+def test_the_decoded_path_decodes_in_the_main_process_where_shared_memory_holds_no_batch(tiny_pipeline, monkeypatch):
+    """8 videos' K chosen crops would not fit a cramped /dev/shm: the decoders drop to none with a
+    warning, and the decoded path still gives the cached logits."""
+    features, prototypes, truth = tiny_pipeline
+    run = Path(run_train(features, prototypes, CFG, progress=False).path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: SimpleNamespace(total=2**26, used=2**26 - 1000, free=1000))
+    with pytest.warns(RuntimeWarning, match=r"decoding processes lowered from 1 to 0: each holds up to 3 decoded batches of 0\.0469 MiB"):
+        report = run_evaluate(features, prototypes, run, truth.parent, replace(EVAL, all_frames=False), workers=1, progress=False)
+    assert report["real_vs_cached"]["same_predictions"] == 1.0 and report["real_vs_cached"]["max_abs_score_difference"] < 1e-4
 
 
 def test_the_sampler_run_nsnet_train_last_finished_is_the_default_of_the_later_stages(tiny_pipeline):

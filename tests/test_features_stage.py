@@ -425,9 +425,9 @@ def test_the_decoders_are_as_many_as_the_shared_memory_holds_blocks_for(tiny_vid
     monkeypatch.setattr(shutil, "disk_usage", lambda path: SimpleNamespace(total=1024 * mib, used=924 * mib, free=100 * mib))
     monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
     assert workers_within_shared_memory(1, 19 * mib, asked=True, shm=tmp_path) == 1  # (100 - 2 x 19) // 57 = 1
-    with pytest.warns(RuntimeWarning, match=rf"^decoding processes lowered from 14 to 1: each holds up to 3 decoded batches of 19.0 MiB in shared memory and {re.escape(str(tmp_path))} has 100 MiB free for this process, room for 1"):
+    with pytest.warns(RuntimeWarning, match=rf"^decoding processes lowered from 14 to 1: each holds up to 3 decoded batches of 19 MiB in shared memory and {re.escape(str(tmp_path))} has 100 MiB free for this process, room for 1"):
         assert workers_within_shared_memory(14, 19 * mib, asked=False, shm=tmp_path) == 1
-    with pytest.raises(ValueError, match=r"^--workers 14: each holds up to 3 decoded batches of 19.0 MiB .* room for 1; lower --workers, or give .* more room \(docker run --shm-size\)$"):
+    with pytest.raises(ValueError, match=r"^--workers 14: each holds up to 3 decoded batches of 19 MiB .* room for 1; lower --workers, or give .* more room \(docker run --shm-size\)$"):
         workers_within_shared_memory(14, 19 * mib, asked=True, shm=tmp_path)
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # two ranks: 50 MiB each, no room for a decoder
     with pytest.warns(RuntimeWarning, match="lowered from 2 to 0"):

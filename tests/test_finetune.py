@@ -60,7 +60,7 @@ def test_decoders_asked_for_that_shared_memory_cannot_hold_are_refused(tiny_vide
     from types import SimpleNamespace
 
     monkeypatch.setattr(shutil, "disk_usage", lambda path: SimpleNamespace(total=2**26, used=2**26 - 200_000, free=200_000))
-    with pytest.raises(ValueError, match=r"^--workers 2: each holds up to 3 decoded batches of 0\.4 MiB in shared memory .* room for 0; lower --workers"):
+    with pytest.raises(ValueError, match=r"^--workers 2: each holds up to 3 decoded batches of 0\.369 MiB in shared memory .* room for 0; lower --workers"):
         run_finetune("demo", tiny_videos, "recognizer", REC, replace(FT, epochs=1), 6, replace(run_options, workers=2))
     (run_dir,) = (run_options.cache_dir / "demo" / "finetune").glob("recognizer-*")
     assert not (run_dir / "log.jsonl").exists() and not (run_dir / "model.pth").exists()

@@ -68,7 +68,7 @@ def test_predict_decodes_in_the_main_process_where_shared_memory_holds_no_batch(
     videos = [root / v["path"] for v in _val_videos(features)]
     expected = run_predict(videos, run, tmp_path / "roomy", EVAL, workers=1, progress=False, export_dir=onnx_exports).jsonl.read_text()
     monkeypatch.setattr(shutil, "disk_usage", lambda path: SimpleNamespace(total=2**26, used=2**26 - 1000, free=1000))
-    with pytest.warns(RuntimeWarning, match=r"decoding processes lowered from 1 to 0: each holds up to 3 decoded batches of 0.1 MiB .* room for 0"):
+    with pytest.warns(RuntimeWarning, match=r"decoding processes lowered from 1 to 0: each holds up to 3 decoded batches of 0.0527 MiB .* room for 0"):
         result = run_predict(videos, run, tmp_path / "cramped", EVAL, workers=1, progress=False, export_dir=onnx_exports)
     assert result.jsonl.read_text() == expected
 
