@@ -366,7 +366,7 @@ def workers_within_shared_memory(workers: int, block_bytes: int, asked: bool, sh
     two it runs, and torchrun ranks of a node share it. Lowered, with a warning, where the count
     is the default (a container's shared memory is often 64 MiB); an error where it was
     ``--workers``. 0 decodes in the main process, without shared memory."""
-    if workers == 0 or not shm.is_dir():
+    if workers == 0 or block_bytes <= 0 or not shm.is_dir():
         return workers
     free = shutil.disk_usage(shm).free // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     fit = max(0, (free - 2 * block_bytes) // ((BLOCKS_AHEAD + 1) * block_bytes))

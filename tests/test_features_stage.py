@@ -433,6 +433,7 @@ def test_the_decoders_are_as_many_as_the_shared_memory_holds_blocks_for(tiny_vid
     with pytest.warns(RuntimeWarning, match="lowered from 2 to 0"):
         assert workers_within_shared_memory(2, 19 * mib, asked=False, shm=tmp_path) == 0
     assert workers_within_shared_memory(0, 19 * mib, asked=True, shm=tmp_path) == 0
+    assert workers_within_shared_memory(2, 0, asked=False, shm=tmp_path) == 2  # nothing to hold (no frames)
     assert workers_within_shared_memory(3, 19 * mib, asked=True, shm=tmp_path / "none") == 3  # no such folder: not checked
 
 
