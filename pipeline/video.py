@@ -4,6 +4,7 @@ frames) into RGB arrays, with the time of each frame."""
 from __future__ import annotations
 
 import re
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,6 +52,24 @@ def unfinished_download(path: Path) -> Path | None:
             if candidate.is_file():
                 return candidate
     return None
+
+
+FAILURE_KINDS_SHOWN = 4
+
+
+def failure_kinds(reasons: list[str]) -> list[tuple[str, int]]:
+    """How many failures of each kind, the most first: a reason (without the file's name) up to
+    its first detail (" (", ";" or ": "), numbers as N, so that 20,000 missing Kinetics clips read
+    as one line."""
+    kinds = Counter(re.split(r" \(|;|: ", re.sub(r"\d+", "N", reason), maxsplit=1)[0] for reason in reasons)
+    return sorted(kinds.items(), key=lambda item: (-item[1], item[0]))
+
+
+def failure_summary(reasons: list[str]) -> str:
+    """The most frequent kinds of ``reasons`` on one line (``file not found 19,870, ...``)."""
+    kinds = failure_kinds(reasons)
+    shown = ", ".join(f"{kind} {count:,}" for kind, count in kinds[:FAILURE_KINDS_SHOWN])
+    return shown + (f" (+{len(kinds) - FAILURE_KINDS_SHOWN} more reasons)" if len(kinds) > FAILURE_KINDS_SHOWN else "")
 
 
 class FrameSource:

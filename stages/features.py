@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from pipeline.datasets import AnnotationFiles, Manifest, load_manifest
 from pipeline.distributed import Worker, barrier, pick_device, setup_worker, teardown
 from pipeline.extract import BlockDecoder, BlockInference, block_loader, decoding_workers, make_blocks, workers_within_shared_memory
 from pipeline.models import FrameEncoder, create_model, data_config, frame_transform, frame_transforms, weights_identity
+from pipeline.video import failure_summary
 
 
 @dataclass
@@ -63,9 +62,7 @@ class FeaturesSummary:
             ("time", f"{self.seconds:.1f} s" + (f" ({self.frames / self.compute_seconds:.1f} frames/s in the loop)" if self.compute_seconds else "")),
         ]
         if self.failures:
-            kinds = failure_kinds([f["reason"] for f in self.failures])
-            shown = ", ".join(f"{kind} {count:,}" for kind, count in kinds[:FAILURE_KINDS_SHOWN])
-            rows.append(("failed, by reason", shown + (f" (+{len(kinds) - FAILURE_KINDS_SHOWN} more reasons)" if len(kinds) > FAILURE_KINDS_SHOWN else "")))
+            rows.append(("failed, by reason", failure_summary([f["reason"] for f in self.failures])))
             rows.append(("failures file", self.failures_file))
         width = max(len(k) for k, _ in rows)
         lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
@@ -107,16 +104,6 @@ def resolve_cache_path(dataset: str, manifest: Manifest, config: FeaturesConfig,
 
 def _failures_dir(final: Path) -> Path:
     return final.with_name(final.name + ".failures.d")
-
-
-FAILURE_KINDS_SHOWN = 4
-
-
-def failure_kinds(reasons: list[str]) -> list[tuple[str, int]]:
-    """How many failures of each kind, the most first: a reason up to its first detail (" (",
-    ";" or ": "), numbers as N, so that 20,000 missing Kinetics clips read as one line."""
-    kinds = Counter(re.split(r" \(|;|: ", re.sub(r"\d+", "N", reason), maxsplit=1)[0] for reason in reasons)
-    return sorted(kinds.items(), key=lambda item: (-item[1], item[0]))
 
 
 def _failures_file(final: Path) -> Path:

@@ -27,12 +27,16 @@ from pipeline.datasets.lists import walk_once
 from pipeline.extract import Transform, workers_within_shared_memory
 from pipeline.inference import NSNetInference, VideoPrediction, predict_videos
 from pipeline.plots import matplotlib_available, plot_video_saliency
-from pipeline.video import FRAME_EXTENSIONS, VIDEO_EXTENSIONS
+from pipeline.video import FRAME_EXTENSIONS, VIDEO_EXTENSIONS, failure_summary
 from stages.evaluate import text_table
 from stages.features import build_runners, cached_model
 from stages.train import SamplerShape, load_trained_sampler
 
 RUN_MARKER = ".train-"
+
+
+# Videos listed in predict's table on the terminal (every one is in predictions.jsonl).
+PREDICT_ROWS_SHOWN = 20
 
 
 @dataclass
@@ -130,9 +134,11 @@ class PredictResult:
         return [p for p in self.predictions if not p.ok]
 
     def table(self) -> str:
+        """The first ``PREDICT_ROWS_SHOWN`` videos (all of them are in the JSONL), and the
+        failures counted by kind."""
         classes = self.pipeline.classes
         rows = []
-        for p in self.predictions:
+        for p in self.predictions[:PREDICT_ROWS_SHOWN]:
             if not p.ok:
                 rows.append((Path(p.path).name, "FAILED", p.error, ""))
                 continue
@@ -141,11 +147,15 @@ class PredictResult:
             frames = " ".join(f"{i}" + ("" if times is None else f"@{t:.2f}s") for i, t in zip(p.frame_indices, times if times is not None else [None] * len(p.positions)))
             rows.append((Path(p.path).name, f"{top[0][0]} ({top[0][1]:.3f})", ", ".join(f"{c} {s:.3f}" for c, s in top[1:]), frames))
         head = f"NSNet on {len(self.predictions)} video(s): K={self.pipeline.engine.k} of T={self.pipeline.num_frames}, {self.pipeline.engine.fusion} fusion, backbones on {self.pipeline.engine.light.backend}, run {self.pipeline.run_dir}"
-        lines = [head, *text_table(("video", "top-1 (score)", "top-2..5", "chosen frames (index@time)"), rows), f"written {self.jsonl}"]
+        lines = [head, *text_table(("video", "top-1 (score)", "top-2..5", "chosen frames (index@time)"), rows)]
+        if len(self.predictions) > PREDICT_ROWS_SHOWN:
+            lines.append(f"... and {len(self.predictions) - PREDICT_ROWS_SHOWN:,} more")
+        lines.append(f"written {self.jsonl}")
         if self.plots:
             lines.append(f"{len(self.plots)} saliency plot(s) in {self.plots[0].parent}")
         if self.failures:
-            lines.append(f"{len(self.failures)} video(s) failed")
+            reasons = [p.error.removeprefix(f"{p.path}: ") for p in self.failures]
+            lines.append(f"{len(self.failures):,} video(s) failed: {failure_summary(reasons)}")
         return "\n".join(lines)
 
 

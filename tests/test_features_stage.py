@@ -23,7 +23,8 @@ from pipeline.cache import ARRAY_NAMES, DONE, FAILED, CacheError, FeatureCache, 
 from pipeline.datasets import get_dataset
 from pipeline.extract import BlockDecoder, BlockInference, block_loader, crops_alike, decode_candidates, decode_video, to_model_input
 from pipeline.models import FrameEncoder, create_model, data_config, frame_transform, frame_transforms
-from stages.features import failure_kinds, run_features
+from pipeline.video import failure_kinds
+from stages.features import run_features
 
 REPO = Path(__file__).resolve().parents[1]
 

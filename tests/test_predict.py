@@ -73,7 +73,7 @@ def test_predict_decodes_in_the_main_process_where_shared_memory_holds_no_batch(
     assert result.jsonl.read_text() == expected
 
 
-def test_predict_reports_bad_videos_and_goes_on(trained, tmp_path, onnx_exports):
+def test_predict_reports_bad_videos_and_goes_on(trained, tmp_path, onnx_exports, monkeypatch):
     features, _, run, root = trained
     good = root / _val_videos(features)[0]["path"]
     corrupt = tmp_path / "corrupt.mp4"
@@ -89,7 +89,11 @@ def test_predict_reports_bad_videos_and_goes_on(trained, tmp_path, onnx_exports)
     assert by_name[good.name].ok and len(by_name[good.name].positions) == EVAL.k
     lines = [json.loads(line) for line in result.jsonl.read_text().splitlines()]
     assert [("error" in line) for line in lines] == [True, True, False, True]
-    assert "FAILED" in result.table()
+    table = result.table()
+    assert "FAILED" in table and table.endswith("3 video(s) failed: file not found 1, not a video file 1, truncated or corrupt video 1")
+    monkeypatch.setattr("stages.predict.PREDICT_ROWS_SHOWN", 2)  # a folder of thousands: the first rows, the JSONL has all
+    short = result.table().splitlines()
+    assert "missing.mp4" in short[3] and "corrupt.mp4" in short[4] and short[5] == "... and 2 more" and not any("notes.mp4" in line for line in short)
     written = result.jsonl.read_text()
     with file_lock(output_lock_path(result.jsonl)):  # another predict writing into the same folder
         with pytest.raises(CacheError, match=r"\.predictions\.jsonl\.lock: another writer holds this lock"):
