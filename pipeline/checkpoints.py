@@ -89,10 +89,11 @@ def head_order(trained: tuple[str, ...], wanted: tuple[str, ...], path: Path) ->
         return None
     index = {class_key(name): i for i, name in enumerate(trained)}
     keys = [class_key(name) for name in wanted]
-    if len(index) == len(trained) == len(wanted) and set(keys) == set(index):
+    wanted_keys = set(keys)
+    if len(index) == len(trained) == len(wanted) and wanted_keys == index.keys():
         return [index[key] for key in keys]
     missing = [name for name in wanted if class_key(name) not in index]
-    extra = [name for name in trained if class_key(name) not in set(keys)]
+    extra = [name for name in trained if class_key(name) not in wanted_keys]
     problems = [f"{label}: {_some(names)}" for label, names in (("not in the checkpoint", missing), ("not in the dataset", extra)) if names]
     raise WeightsError(f"{path}: checkpoint was trained on other classes than this dataset's ({len(trained)} vs {len(wanted)} classes; {'; '.join(problems) or 'a name given twice'})")
 

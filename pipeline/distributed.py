@@ -53,12 +53,13 @@ def pick_device(requested: str, local_rank: int = 0) -> torch.device:
         return device
     if not torch.cuda.is_available():
         raise ValueError(f"device {requested!r} asked for, but CUDA is not available")
-    if device.index is None:
+    per_rank = device.index is None
+    if per_rank:
         device = torch.device("cuda", local_rank)
     visible = torch.cuda.device_count()
     if device.index >= visible:
-        whose = f"local rank {local_rank} takes {device}" if requested in ("auto", "cuda") else f"device {requested!r} asked for"
-        hint = "; start torchrun with --nproc_per_node at most the GPUs of the node" if requested in ("auto", "cuda") else ""
+        whose = f"local rank {local_rank} takes {device}" if per_rank else f"device {requested!r} asked for"
+        hint = "; start torchrun with --nproc_per_node at most the GPUs of the node" if per_rank else ""
         raise ValueError(f"{whose}, but {visible} CUDA device{'s' if visible != 1 else ''} visible{hint} (CUDA_VISIBLE_DEVICES picks which)")
     return device
 

@@ -229,7 +229,7 @@ class BlockDecoder(Dataset):
         process gets one tensor per model (and the loader pins it, on a GPU)."""
         block_id, members = self.blocks[item]
         decoded, failures = [], []
-        capacity = sum(self.t * self._candidates(self.videos[index]) for index in members)
+        capacity = self._rows(members)
         transforms = (self.light_tf,) if self.crop_once else (self.light_tf, self.rec_tf)
         models = [BlockRows(capacity) for _ in transforms]
         for index in members:
@@ -261,8 +261,12 @@ class BlockDecoder(Dataset):
     def largest_block_bytes(self, light_input: Sequence[int], rec_input: Sequence[int]) -> int:
         """Bytes of the largest block's uint8 crops (timm eval transforms), one tensor for both
         models where they share their crops: what a block takes of shared memory."""
-        rows = max((sum(self.t * self._candidates(self.videos[i]) for i in members) for _, members in self.blocks), default=0)
+        rows = max((self._rows(members) for _, members in self.blocks), default=0)
         return rows * (math.prod(light_input) + (0 if self.crop_once else math.prod(rec_input)))
+
+    def _rows(self, members: list[int]) -> int:
+        """Frames decoded for a block's videos: T per candidate of each."""
+        return sum(self.t * self._candidates(self.videos[index]) for index in members)
 
     def _candidates(self, record: VideoRecord) -> int:
         """Candidate frames per segment decoded for a video: ``offsets`` for training videos
@@ -325,6 +329,12 @@ CPU_CORES_PER_DECODER = 8
 GPU_FEEDER_CORES = 2
 
 
+def _ranks_on_node() -> int:
+    """torchrun's processes on this node (``LOCAL_WORLD_SIZE``; 1 without torchrun), which share
+    its cores and its shared memory."""
+    return max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+
+
 def decoding_workers(requested: int | None, device: torch.device) -> int:
     """DataLoader decoding processes for a features run: ``requested``, or by default one per
     ``CPU_CORES_PER_DECODER`` cores of this process on the CPU (at least one), and on a GPU every
@@ -340,7 +350,7 @@ def decoding_workers(requested: int | None, device: torch.device) -> int:
     49 ms (17 + 32, bf16, 2026-12-04), some 10,000 frames/s, 30 decoders' worth."""
     if requested is not None:
         return requested
-    cores = len(os.sched_getaffinity(0)) // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    cores = len(os.sched_getaffinity(0)) // _ranks_on_node()
     if torch.device(device).type != "cpu":
         return max(2, cores - GPU_FEEDER_CORES)
     return max(1, cores // CPU_CORES_PER_DECODER)
@@ -368,7 +378,7 @@ def workers_within_shared_memory(workers: int, block_bytes: int, asked: bool, sh
     ``--workers``. 0 decodes in the main process, without shared memory."""
     if workers == 0 or block_bytes <= 0 or not shm.is_dir():
         return workers
-    free = shutil.disk_usage(shm).free // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    free = shutil.disk_usage(shm).free // _ranks_on_node()
     fit = max(0, (free - 2 * block_bytes) // ((BLOCKS_AHEAD + 1) * block_bytes))
     if workers <= fit:
         return workers
