@@ -14,7 +14,7 @@ from torch import nn
 
 from pipeline.checkpoint_keys import timm_names
 from pipeline.config import ModelSpec
-from pipeline.datasets.lists import class_key
+from pipeline.datasets.class_names import class_key
 from pipeline.decoders import first_line
 
 CHECKPOINT_FORMAT = "nsnet-checkpoint-v1"

@@ -7,7 +7,8 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.datasets import ManifestError
-from pipeline.datasets.lists import PathResolver, detect_format, read_class_names
+from pipeline.datasets.class_names import read_class_names
+from pipeline.datasets.lists import PathResolver, detect_format
 from stages.cli import main
 from conftest import load_rows
 
@@ -177,6 +178,63 @@ def test_class_files_with_indices(tmp_path):
     lst.write_text("x.mp4 0\ny.mp4 2\n")
     _, rows = load_rows("list", tmp_path, train=lst, classes=one_based)
     assert [r[2] for r in rows] == [(0,), (2,)]  # 0-based labels against a 1-based classInd
+
+
+KINETICS_FOUR = ["abseiling", "air drumming", "eating ice cream", "passing American football (not in game)"]
+
+
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        # X-CLIP's and ActionCLIP's kinetics_400_labels.csv: a header, then index,name
+        ("kinetics_400_labels.csv", 'id,name\n2,eating ice cream\n0,abseiling\n1,air drumming\n3,"passing American football (not in game)"\n'),
+        ("labels.csv", "abseiling,0\nair drumming,1\neating ice cream,2\npassing American football (not in game),3\n"),  # name,index
+        ("labels.txt", "1,abseiling\n2,air drumming\n3,eating ice cream\n4,passing American football (not in game)\n"),  # 1-based, no header
+        # PySlowFast's kinetics_classnames.json: {name: index}, some keys with the csv's quotes
+        ("kinetics_classnames.json", '{"\\"eating ice cream\\"": 2, "abseiling": 0, "air drumming": 1, "passing American football (not in game)": 3}'),
+        ("id2name.json", '{"3": "passing American football (not in game)", "0": "abseiling", "1": "air drumming", "2": "eating ice cream"}'),
+        # a Hugging Face video model's config.json
+        ("config.json", '{"model_type": "videomae", "id2label": {"0": "abseiling", "1": "air drumming", "2": "eating ice cream", "3": "passing American football (not in game)"}, "label2id": {}}'),
+        ("names.json", '["abseiling", "air drumming", "eating ice cream", "passing American football (not in game)"]'),
+        ("label_map.txt", "abseiling\nair drumming\n\"eating ice cream\"\npassing American football (not in game)\n"),
+    ],
+)
+def test_class_name_files_as_the_code_bases_share_them(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    assert read_class_names(path) == KINETICS_FOUR
+
+
+def test_names_with_commas_or_numbers_stay_one_a_line(tmp_path):
+    plain = tmp_path / "label_map.txt"
+    plain.write_text("cooking, baking\n3d printing\n[bracketed] name\n2\n")  # no column is an index on every line
+    assert read_class_names(plain) == ["cooking, baking", "3d printing", "[bracketed] name", "2"]
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("0,a\n2,b\n3,c\n", r"class indices must run from 0 or 1 without a gap \(label i is the i-th class\), but index 1 is missing \(3 classes, indices 0..3\)"),
+        ('{"a": 5, "b": 6}', r"class indices must run from 0 or 1 without a gap \(label i is the i-th class\), but the first index is 5 \(2 classes, indices 5..6\)"),
+        ('{"a": 0, "b": 0}', r"class index 0 is given twice"),
+        ('{"classes": ["a", "b"]}', r"not a class-name JSON \(expected a list of names, \{name: index\}, \{index: name\} or a model config with 'id2label'\), got \{\"classes\""),
+    ],
+)
+def test_class_name_files_that_cannot_give_label_order_are_errors(tmp_path, text, message):
+    path = tmp_path / ("names.json" if text.startswith("{") else "names.csv")
+    path.write_text(text)
+    with pytest.raises(ManifestError, match=rf"names\.(json|csv): {message}"):
+        read_class_names(path)
+
+
+def test_a_list_dataset_takes_its_class_count_from_a_csv_label_map(tmp_path):
+    labels = tmp_path / "kinetics_400_labels.csv"
+    labels.write_text("id,name\n0,abseiling\n1,air drumming\n")
+    lst = tmp_path / "list.txt"
+    lst.write_text("x.mp4 1\n")
+    manifest, rows = load_rows("list", tmp_path, train=lst, classes=labels)
+    assert manifest.classes == ("abseiling", "air drumming")  # not "id,name" as a class
+    assert [r[2] for r in rows] == [(1,)]
 
 
 def test_labels_beyond_the_class_file_name_file_and_line(tmp_path, label_map):

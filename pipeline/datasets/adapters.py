@@ -14,7 +14,8 @@ from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
 from pipeline.datasets.kinetics import NotKineticsError, kinetics_manifest
-from pipeline.datasets.lists import PathResolver, class_key, class_subset, list_entries, locate, read_class_names, read_list
+from pipeline.datasets.class_names import class_key, class_subset, read_class_names
+from pipeline.datasets.lists import PathResolver, list_entries, locate, read_list
 from pipeline.datasets.manifest import (
     AnnotationFiles,
     Manifest,

@@ -23,7 +23,8 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from pipeline.datasets.lists import class_key, class_subset, find_under, same_classes
+from pipeline.datasets.class_names import class_key, class_subset, same_classes
+from pipeline.datasets.lists import find_under
 from pipeline.datasets.manifest import (
     AnnotationFiles,
     Manifest,

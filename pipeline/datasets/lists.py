@@ -1,5 +1,5 @@
-"""The list files the action-recognition code bases keep their datasets in, and the class-name
-files beside them.
+"""The list files the action-recognition code bases keep their datasets in (their class-name
+files are read by :mod:`pipeline.datasets.class_names`).
 
 * mmaction2 video lists: ``path label [label ...]``;
 * mmaction2 rawframe lists: ``path num_frames label [label ...]``;
@@ -11,8 +11,6 @@ files beside them.
   class folders hold spaces);
 * mmaction2's JSON form of its lists (``[{"filename": "a.mp4", "label": 3}, ...]``, or
   ``frame_dir`` and ``total_frames`` for frames);
-* class names: one a line (mmaction2 ``label_map.txt``), or ``index name`` lines (UCF101's
-  ``classInd.txt``, 1-based) ordered by their index.
 
 Labels are 0-based class indices; several on a line make a multi-label video. A path may come
 with or without its extension and with or without ActivityNet's ``v_`` prefix: it is resolved
@@ -25,12 +23,11 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections import Counter
 from collections.abc import Iterable, Iterator, Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from pipeline.datasets.manifest import ManifestError, RawEntry, read_annotation_text, read_lines, video_id
+from pipeline.datasets.manifest import ManifestError, RawEntry, read_annotation_text, video_id
 from pipeline.video import VIDEO_EXTENSIONS
 
 LIST_FORMATS = ("auto", "video", "rawframes", "arnet", "startend")
@@ -44,60 +41,6 @@ class ListLine:
     line_no: int
     path: str
     labels: tuple[int, ...]
-
-
-def read_class_names(path: Path) -> list[str]:
-    """Class names, one a line; ``index name`` lines are put in the order of their index
-    (0- or 1-based alike), so that label ``i`` is the ``i``-th class. Names may hold spaces."""
-    lines = read_lines(path)
-    indexed = [line.split(maxsplit=1) for line in lines]
-    if all(len(parts) == 2 and parts[0].isdigit() for parts in indexed):
-        order = sorted(indexed, key=lambda parts: int(parts[0]))
-        numbers = [int(parts[0]) for parts in order]
-        if len(set(numbers)) != len(numbers):
-            raise ManifestError(f"{path}: class index {_first_repeat(numbers)} is given twice")
-        return [parts[1].strip() for parts in order]
-    return lines
-
-
-def class_key(name: str) -> str:
-    """A class name as compared across annotation files: case, enclosing double quotes and
-    spaces against underscores do not count (Kinetics' csv says ``air drumming``, class lists
-    made from its folder names ``air_drumming``)."""
-    return " ".join(name.strip().strip('"').replace("_", " ").split()).casefold()
-
-
-def same_classes(names: Iterable[str]) -> list[str]:
-    """The names, sorted, that name one class with another by :func:`class_key`."""
-    names = list(names)
-    counts = Counter(class_key(name) for name in names)
-    return sorted({name for name in names if counts[class_key(name)] > 1})
-
-
-def class_subset(path: Path, labels: dict[str, str], sources: list[str]) -> list[str]:
-    """The classes of a class file, in its order and spelling (Mini-Kinetics' 200 of Kinetics'
-    400, or the order a recognizer was trained with), each of which must be a label of the
-    annotations (``labels``: by :func:`class_key`) when they hold labelled videos: a name that
-    matches none would lose its class's videos without a word. ``sources`` name the annotations
-    in the error."""
-    classes = read_class_names(path)
-    twice = same_classes(classes)
-    if twice:
-        raise ManifestError(f"{path}: these class names are the same class (case, quotes and underscores aside): {', '.join(twice)}")
-    missing = [name for name in classes if class_key(name) not in labels]
-    if labels and missing:
-        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise ManifestError(f"{path}: {len(missing)} of its {len(classes)} classes are the label of no video in {', '.join(sources)}: {shown} (names are matched to the labels with case, quotes and underscores aside)")
-    return classes
-
-
-def _first_repeat(values: list[int]) -> int:
-    seen: set[int] = set()
-    for value in values:
-        if value in seen:
-            return value
-        seen.add(value)
-    raise ValueError("no repeat")
 
 
 def _integer(text: str, what: str, where: str) -> int:
