@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pipeline.cache import clear_out_of_space, out_of_space
 from pipeline.models import FrameEncoder, encode, frames_per_run, prepare_encoder
 from pipeline.sampler import NSNetSampler
 from pipeline.sampler_training import FrameObjective, frame_objective, sampler_saliency
@@ -152,19 +153,22 @@ def _export(graph: nn.Module, example: torch.Tensor, input_name: str, outputs: l
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    try:
-        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-            warnings.simplefilter("ignore")
-            try:
-                torch.onnx.export(
-                    graph.eval(), (example,), str(tmp), dynamo=True, external_data=False, opset_version=ONNX_OPSET, verbose=False,
-                    input_names=[input_name], output_names=outputs, dynamic_shapes=({0: torch.export.Dim("batch")},),
-                )
-            except Exception as exc:
-                raise ValueError(f"{what}: could not be exported to ONNX ({_first_line(exc)}); run it with --backend torch") from exc
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with clear_out_of_space(path.parent, f"the export of {what} is not kept; free space and run again"):
+        try:
+            with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+                warnings.simplefilter("ignore")
+                try:
+                    torch.onnx.export(
+                        graph.eval(), (example,), str(tmp), dynamo=True, external_data=False, opset_version=ONNX_OPSET, verbose=False,
+                        input_names=[input_name], output_names=outputs, dynamic_shapes=({0: torch.export.Dim("batch")},),
+                    )
+                except Exception as exc:
+                    if out_of_space(exc):
+                        raise
+                    raise ValueError(f"{what}: could not be exported to ONNX ({_first_line(exc)}); run it with --backend torch") from exc
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
     return path
 
 

@@ -38,7 +38,7 @@ from tqdm import tqdm
 from pipeline import cache as cache_mod
 from pipeline.all_frames import BASELINES, AllFrameSummary, all_frame_indices
 from pipeline.backends import DEFAULT_EXPORT_DIR, Runner, backend_identity, resolve_backend
-from pipeline.cache import DONE, FAILED, SHARD_VIDEOS, CacheError, FeatureCache, ZarrWriter, output_lock
+from pipeline.cache import DONE, FAILED, RESUMABLE, SHARD_VIDEOS, CacheError, FeatureCache, ZarrWriter, clear_out_of_space, output_lock
 from pipeline.config import AllFramesConfig
 from pipeline.datasets import Manifest, VideoRecord
 from pipeline.extract import ModelFrames, Transform, as_is, model_frames, single_thread_worker, workers_within_shared_memory
@@ -155,7 +155,8 @@ def run_all_frames(features: Path, videos: np.ndarray, root: Path, cfg: AllFrame
                             block["frames"][row - start], marks[row - start] = result.length, DONE
                             computed += 1
                         bar.update(1)
-                    writer.write_block(start, block, marks)
+                    with clear_out_of_space(path, RESUMABLE):
+                        writer.write_block(start, block, marks)
         if errors:
             listed = "; ".join(errors[r] for r in sorted(errors)[:5])
             raise CacheError(f"{path}: {len(errors)} evaluation video(s) could not be decoded for the all-frames baselines (finished ones are kept; a new run retries these): {listed}")

@@ -240,12 +240,26 @@ def _plan(status: np.ndarray, attrs: dict[str, Any], worker: Worker, retry_faile
     """The blocks this worker computes: every block of the shards it owns that hold a video to
     compute (a shard is written whole, so its finished videos are recomputed identically)."""
     block_size = int(attrs["videos_per_batch"])
-    redo = np.isin(status, (PENDING, FAILED) if retry_failed else (PENDING,))
+    redo = _to_compute(status, retry_failed)
     mine = [m for s, m in enumerate(make_blocks(len(status), shard_size(attrs))) if worker.owns(s)]
     todo = [m for m in mine if redo[m].any()]
     blocks = [(m[i] // block_size, m[i : i + block_size]) for m in todo for i in range(0, len(m), block_size)]
     videos = sum(int(redo[m].sum()) for m in todo)
     return _Plan(blocks, videos, sum(len(m) for m in mine) - videos)
+
+
+def _to_compute(status: np.ndarray, retry_failed: bool) -> np.ndarray:
+    """Which videos a run computes: the pending ones, and the failed ones on ``--retry-failed``."""
+    return np.isin(status, (PENDING, FAILED) if retry_failed else (PENDING,))
+
+
+def bytes_to_write(status: np.ndarray, attrs: dict[str, Any], layout: Layout, retry_failed: bool, hdf5: bool) -> int:
+    """What finishing a store writes, before compression: every shard that holds a video to
+    compute (a shard is written whole) and, for an HDF5 cache, the export's copy of the store,
+    made while the store is still there."""
+    redo = _to_compute(status, retry_failed)
+    videos = sum(len(m) for m in make_blocks(len(status), shard_size(attrs)) if redo[m].any())
+    return (videos + (len(status) if hdf5 else 0)) * layout.video_bytes()
 
 
 def _existing_plan(staging: Path, fp: str, worker: Worker, opts: RunOptions) -> _Plan | None:
@@ -281,6 +295,9 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
             # read again under the lock: the block and shard sizes are those fixed at creation
             status = writer.status()
             plan = _plan(status, writer.attrs, worker, opts.retry_failed)
+            if worker.is_leader:
+                needed = bytes_to_write(status, writer.attrs, layout, opts.retry_failed, hdf5=final != staging)
+                cache_mod.warn_if_short_of_space(staging, needed, "finishing this cache writes" + (" (its HDF5 export included)" if final != staging else ""))
             decoder = BlockDecoder(root, manifest.videos, plan.todo, config.num_frames, *frame_transforms(light_cfg, rec_cfg), config.offsets)
             workers = min(decoding_workers(opts.workers, worker.device), len(plan.todo))
             workers = workers_within_shared_memory(workers, decoder.largest_block_bytes(light_cfg["input_size"], rec_cfg["input_size"]), asked=opts.workers is not None)
@@ -291,7 +308,7 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
             tick = time.perf_counter()
             row_layout = layout.rows()
             assembler = ShardAssembler(len(status), shard_size(writer.attrs), row_layout)
-            with BackgroundWriter() as background:
+            with cache_mod.clear_out_of_space(staging, cache_mod.RESUMABLE), BackgroundWriter() as background:
                 for block in blocks:
                     rows, block_status = infer(block, row_layout)
                     # shard-mates already done are rewritten identically

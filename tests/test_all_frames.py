@@ -168,3 +168,22 @@ def test_a_second_writer_is_refused(tiny_pipeline):
     with file_lock(output_lock_path(path)):
         with pytest.raises(CacheError, match="another writer holds this lock"):
             run_all_frames(features, videos, truth.parent, cfg, torch.device("cpu"), workers=0, progress=False)
+
+
+def test_a_full_disk_is_a_clear_error_and_a_rerun_computes_the_pass(tiny_pipeline, monkeypatch):
+    import errno
+
+    from pipeline.cache import ZarrWriter
+
+    features, _, truth = tiny_pipeline
+    videos, _, _ = eval_videos(features)
+
+    def disk_full(self, start, block, marks):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ZarrWriter, "write_block", disk_full)
+    with pytest.raises(CacheError, match=r"\.zarr: no space left on device while writing \([\d.]+ [MG]iB free\); the videos finished before are kept: free space and run the same command again to resume"):
+        run_all_frames(features, videos, truth.parent, AllFramesConfig(budget=2), torch.device("cpu"), workers=0, progress=False)
+    monkeypatch.undo()
+    resumed = run_all_frames(features, videos, truth.parent, AllFramesConfig(budget=2), torch.device("cpu"), workers=0, progress=False)
+    assert resumed.computed == len(videos)

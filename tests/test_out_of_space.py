@@ -1,0 +1,123 @@
+"""A full disk or quota: warned of before the features stage starts, a clear error when it comes,
+the finished work kept and completed by a re-run; an HDF5 export refused before it writes."""
+
+import errno
+import shutil
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from pipeline import cache as cache_mod
+from pipeline.backends import export_onnx
+from pipeline.cache import ARRAY_NAMES, DONE, FAILED, PENDING, CacheError, FeatureCache, Layout, ZarrWriter, clear_out_of_space, directory_size
+from pipeline.config import ModelSpec
+from pipeline.models import FrameEncoder, create_model
+from stages.features import bytes_to_write, run_features
+
+
+def _disk_full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_bytes_to_write_are_the_shards_to_compute_whole_and_an_hdf5_copy(tmp_path):
+    layout = Layout(num_videos=10, num_frames=6, light_dim=8, rec_dim=16, num_classes=3, shard_videos=4)
+    # a video: 6 frames x (8 x 2 + 16 x 2 light and recognizer float16, 3 x 4 logits, 4 frame index) + 4 num_frames + 1 status
+    assert layout.video_bytes() == 6 * (16 + 32 + 12 + 4) + 4 + 1 == 389
+    attrs = {"videos_per_batch": 2, "videos_per_shard": 4}
+    status = np.array([DONE, PENDING, DONE, DONE, DONE, DONE, DONE, FAILED, DONE, PENDING], dtype=np.int8)  # shards of 4, 4, 2
+    assert bytes_to_write(status, attrs, layout, retry_failed=False, hdf5=False) == (4 + 2) * 389
+    assert bytes_to_write(status, attrs, layout, retry_failed=True, hdf5=False) == (4 + 4 + 2) * 389
+    assert bytes_to_write(status, attrs, layout, retry_failed=False, hdf5=True) == (4 + 2 + 10) * 389
+    assert bytes_to_write(np.full(10, DONE, dtype=np.int8), attrs, layout, retry_failed=False, hdf5=False) == 0
+
+
+def test_short_of_space_is_a_warning_with_both_sizes(tmp_path, monkeypatch):
+    monkeypatch.setattr(cache_mod.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(2**40, 2**40 - 3 * 2**20, 3 * 2**20))
+    with pytest.warns(RuntimeWarning, match=r"new\.zarr: finishing writes up to 1\.5 GiB before compression, and 3 MiB is free there; the run may stop when the disk is full \(what it finished by then is kept"):
+        cache_mod.warn_if_short_of_space(tmp_path / "not yet" / "new.zarr", 3 * 2**29, "finishing writes")  # its folder is made later
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cache_mod.warn_if_short_of_space(tmp_path, 3 * 2**20, "finishing writes")  # room enough: no warning
+
+
+def test_out_of_space_is_recognised_through_a_library_wrapping_it(tmp_path):
+    with pytest.raises(CacheError, match=r"store\.zarr: no space left on device while writing \([\d.]+ [MG]iB free\); kept as it was"):
+        with clear_out_of_space(tmp_path / "store.zarr", "kept as it was"):
+            try:
+                _disk_full()
+            except OSError as exc:
+                raise RuntimeError("a library's own words") from exc
+    with pytest.raises(CacheError, match="disk quota exceeded"):
+        with clear_out_of_space(tmp_path, "kept"):
+            raise OSError(errno.EDQUOT, "Disk quota exceeded")
+    with pytest.raises(PermissionError):  # other errors pass as they are
+        with clear_out_of_space(tmp_path, "kept"):
+            raise PermissionError(errno.EACCES, "Permission denied")
+
+
+def test_a_full_disk_stops_the_stage_clearly_and_a_rerun_resumes_to_the_same_cache(tiny_videos, tiny_config, run_options, tmp_path, monkeypatch):
+    written = ZarrWriter.write_block
+    calls = []
+
+    def full_after_one_shard(self, *args):
+        calls.append(args[0])
+        if len(calls) > 1:
+            _disk_full()
+        written(self, *args)
+
+    monkeypatch.setattr(ZarrWriter, "write_block", full_after_one_shard)
+    with pytest.raises(CacheError, match=r"\.zarr: no space left on device while writing \([\d.]+ [MG]iB free\); the videos finished before are kept: free space and run the same command again to resume"):
+        run_features("demo", tiny_videos, tiny_config, run_options)
+    (store,) = (run_options.cache_dir / "demo").glob("*.zarr")
+    with FeatureCache(store) as partial:
+        assert partial["status"][:].tolist() == [DONE] * 4 + [PENDING] * 8  # 12 videos in shards of 4: the first written
+
+    monkeypatch.setattr(ZarrWriter, "write_block", written)
+    resumed = run_features("demo", tiny_videos, tiny_config, run_options)
+    assert (resumed.computed, resumed.skipped, resumed.done) == (8, 4, 12)
+    reference = run_features("demo", tiny_videos, tiny_config, replace(run_options, cache_dir=tmp_path / "reference"))
+    with FeatureCache(store) as a, FeatureCache(Path(reference.cache)) as b:
+        for name in ARRAY_NAMES:
+            np.testing.assert_array_equal(a[name][:], b[name][:], err_msg=name)
+
+
+def test_an_hdf5_export_without_room_is_refused_before_it_writes_and_the_store_kept(tiny_videos, tiny_config, run_options, monkeypatch):
+    config = replace(tiny_config, storage="hdf5")
+    monkeypatch.setattr(cache_mod, "free_bytes", lambda path: 0)
+    with pytest.warns(RuntimeWarning, match="its HDF5 export included"), pytest.raises(CacheError) as refused:
+        run_features("demo", tiny_videos, config, run_options)
+    (staging,) = (run_options.cache_dir / "demo").glob("*.h5.staging.zarr")
+    needed = cache_mod.size_text(int(directory_size(staging) * 1.1))
+    final = staging.name.removesuffix(".staging.zarr")
+    assert str(refused.value) == (f"{staging.parent / final}: the HDF5 export needs about {needed} (the store's size and a tenth) and 0 MiB is free; "
+                                  f"the finished Zarr store {staging.name} is kept: free space and run the same command again to export it")
+    assert not list(staging.parent.glob("*.h5*.tmp"))
+
+    monkeypatch.undo()
+    again = run_features("demo", tiny_videos, config, run_options)
+    assert (again.computed, again.done, again.cache) == (0, 12, str(staging.parent / final))
+    assert not staging.exists()
+    with h5py.File(again.cache) as h5:
+        assert h5["status"][:].tolist() == [DONE] * 12
+
+
+def test_an_hdf5_export_that_runs_out_of_space_leaves_no_part_written_file(tiny_videos, tiny_config, run_options, monkeypatch):
+    config = replace(tiny_config, storage="hdf5")
+    monkeypatch.setattr(h5py.Dataset, "__setitem__", _disk_full)
+    with pytest.raises(CacheError, match=r"\.h5: no space left on device while writing \([\d.]+ [MG]iB free\); the finished Zarr store [0-9a-z-]+\.h5\.staging\.zarr is kept"):
+        run_features("demo", tiny_videos, config, run_options)
+    folder = run_options.cache_dir / "demo"
+    assert not list(folder.glob("*.tmp")) and not list(folder.glob("*.h5")) and len(list(folder.glob("*.h5.staging.zarr"))) == 1
+
+
+def test_an_onnx_export_out_of_space_says_so_and_leaves_nothing(tmp_path, monkeypatch):
+    encoder = FrameEncoder(create_model(ModelSpec("test_resnet", weights="none", resolution=32), num_classes=5, seed=0))
+    monkeypatch.setattr(torch.onnx, "export", _disk_full)
+    with pytest.raises(CacheError, match=r"onnx: no space left on device while writing \([\d.]+ [MG]iB free\); the export of \w+ is not kept; free space and run again"):
+        export_onnx(encoder, (3, 32, 32), tmp_path / "onnx")
+    assert list((tmp_path / "onnx").iterdir()) == []
