@@ -239,3 +239,17 @@ def test_kinetics_refuses_a_list_format(root, tmp_path):
     f = _write(tmp_path / "ann", **{"train.csv": TRAIN_CSV})
     with pytest.raises(ManifestError, match=r"--list-format: not used by the kinetics dataset"):
         load_rows("kinetics", root, train=f["train.csv"], list_format="video")
+
+
+def test_a_replacement_for_a_corrupted_clip_is_taken_over_the_original(tmp_path):
+    """cvdfoundation's Kinetics-400: ``replacement/replacement_for_corrupted_k400/`` holds good
+    copies of corrupted ``train/`` clips under the same names; its copy is the one read, even
+    where the folders' names would sort the other way."""
+    root = tmp_path / "k400"
+    for name in ("a_train/aaaaaaaaaaa_000010_000020.mp4", "replacement/replacement_for_corrupted_k400/aaaaaaaaaaa_000010_000020.mp4",
+                 "a_train/bbbbbbbbbbb_000003_000013.mp4"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"")
+    f = _write(tmp_path / "ann", **{"train.csv": CSV_HEADER + "abseiling,aaaaaaaaaaa,10,20,train,0\nabseiling,bbbbbbbbbbb,3,13,train,0\n"})
+    _, rows = load_rows("kinetics", root, train=f["train.csv"])
+    assert [r[1] for r in rows] == ["replacement/replacement_for_corrupted_k400/aaaaaaaaaaa_000010_000020.mp4", "a_train/bbbbbbbbbbb_000003_000013.mp4"]

@@ -192,9 +192,12 @@ def find_under(root: Path, names: set[str], known: AbstractSet[str] = frozenset(
     video file whose stem is the name, or a folder so named (of frames; it is not entered, nor
     is a folder named in ``known``, the dataset's videos found already, so that frames
     extracted beside the videos are not listed).
-    The first found wins: a folder's files before its sub-folders, sub-folders in name order,
-    extensions in the order of :data:`VIDEO_EXTENSIONS`. Links to folders are followed, each
-    folder entered once (:func:`walk_once`)."""
+    The first found wins: a folder's files before its sub-folders, sub-folders in name order
+    but a ``replacement*`` folder first (cvdfoundation's Kinetics-400 download holds
+    ``replacement/replacement_for_corrupted_k400/``, good copies of about 1,400 corrupted
+    clips of ``train/`` under the same names), extensions in the order of
+    :data:`VIDEO_EXTENSIONS`. Links to folders are followed, each folder entered once
+    (:func:`walk_once`)."""
     found: dict[str, str] = {}
     for folder, subfolders, files in walk_once(root):
         here = PurePosixPath(os.path.relpath(folder, root))
@@ -203,7 +206,7 @@ def find_under(root: Path, names: set[str], known: AbstractSet[str] = frozenset(
                 found.setdefault(stem, str(here / name))
         for name in [n for n in subfolders if n in names]:
             found.setdefault(name, str(here / name))
-        subfolders[:] = sorted(n for n in subfolders if n not in names and n not in known)
+        subfolders[:] = sorted((n for n in subfolders if n not in names and n not in known), key=lambda n: (not n.startswith("replacement"), n))
     return found
 
 
