@@ -3,6 +3,8 @@ frames) into RGB arrays, with the time of each frame."""
 
 from __future__ import annotations
 
+import functools
+import os
 import re
 from collections import Counter
 from pathlib import Path
@@ -40,17 +42,43 @@ _PARTIAL_SUFFIXES = (".part", ".ytdl")
 _DOWNLOAD_EXTENSIONS = (".mp4", ".webm", ".mkv")
 
 
-def unfinished_download(path: Path) -> Path | None:
-    """The partial file of an unfinished download of the missing ``path`` (as named, or with
-    another of yt-dlp's containers: lists name ``x.mp4`` where ``x.webm`` was being fetched),
-    or None. A few exact names only, so that thousands of missing videos cost a few stat calls
-    each, not a listing of their folder each."""
+# yt-dlp fetches a YouTube video's picture and sound as two formats (x.f137.mp4, x.f251.webm)
+# and merges them into x.mp4 with FFmpeg; a download stopped before the merge (a crawler's
+# timeout) leaves the formats alone.
+_FORMAT_FILE = re.compile(r"(.+)\.f\d+\.[A-Za-z0-9]+(\.part)?$")
+
+
+@functools.lru_cache(maxsize=16)
+def _unmerged_formats(folder: str) -> dict[str, tuple[str, ...]]:
+    """yt-dlp's format files in ``folder`` by the name of the video they were to make (``x``
+    for ``x.f137.mp4``): one listing of the folder, kept for the process, so that thousands of
+    missing videos in one folder (Kinetics' flat ``train/`` of 240k files) cost one listing."""
+    found: dict[str, list[str]] = {}
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                match = _FORMAT_FILE.match(entry.name)
+                if match:
+                    found.setdefault(match.group(1), []).append(entry.name)
+    except OSError:
+        return {}
+    return {stem: tuple(sorted(names)) for stem, names in found.items()}
+
+
+def unfinished_download(path: Path) -> str | None:
+    """What an unfinished download left of the missing ``path``: yt-dlp's partial file (as
+    named, or with another of its containers: lists name ``x.mp4`` where ``x.webm`` was being
+    fetched; a few exact names, a stat call each), else its formats never merged (one listing
+    of the folder a process); None where there is neither."""
     names = [path.name] + [path.stem + ext for ext in _DOWNLOAD_EXTENSIONS if path.suffix.lower() in VIDEO_EXTENSIONS and ext != path.suffix.lower()]
     for name in names:
         for suffix in _PARTIAL_SUFFIXES:
-            candidate = path.with_name(name + suffix)
-            if candidate.is_file():
-                return candidate
+            if path.with_name(name + suffix).is_file():
+                return f"{name + suffix} lies where the video should be"
+    stem = path.stem if path.suffix.lower() in VIDEO_EXTENSIONS else path.name
+    formats = _unmerged_formats(str(path.parent)).get(stem)
+    if formats:
+        return f"{' and '.join(formats)} lie where the video should be, yt-dlp's separate picture and sound never merged"
     return None
 
 
@@ -88,8 +116,8 @@ class FrameSource:
         self._errors: dict[str, DecodeError] = {}
         self._untried = list(decoders)
         if not self.path.exists():
-            partial = unfinished_download(self.path)
-            raise VideoReadError(self.path, f"unfinished download ({partial.name} lies where the video should be): finish or redo it" if partial else "file not found")
+            left = unfinished_download(self.path)
+            raise VideoReadError(self.path, f"unfinished download ({left}): finish or redo it" if left else "file not found")
         if self.path.is_dir():
             self._frames = frame_files(self.path)
             if not self._frames:

@@ -103,6 +103,23 @@ def test_a_missing_video_names_the_unfinished_download_beside_it(tmp_path: Path)
             FrameSource(tmp_path / name)
 
 
+def test_a_missing_video_names_the_formats_yt_dlp_never_merged(tmp_path: Path):
+    """A download stopped before FFmpeg merged its picture and sound leaves ``x.f137.mp4`` and
+    ``x.f251.webm`` (or one still ``.part``); the message names them, whatever the list's
+    extension, and nothing for a name that only begins alike."""
+    folder = tmp_path / "train"
+    folder.mkdir()
+    for name in ("dQw4w9WgXcQ_000010_000020.f137.mp4", "dQw4w9WgXcQ_000010_000020.f251.webm.part", "other.f22.mp4", "dQw4w9WgXcQ.f137.mp4"):
+        (folder / name).write_bytes(b"")
+    reason = ("unfinished download (dQw4w9WgXcQ_000010_000020.f137.mp4 and dQw4w9WgXcQ_000010_000020.f251.webm.part lie where the video should be, "
+              "yt-dlp's separate picture and sound never merged): finish or redo it")
+    for name in ("dQw4w9WgXcQ_000010_000020.mp4", "dQw4w9WgXcQ_000010_000020.mkv", "dQw4w9WgXcQ_000010_000020"):
+        with pytest.raises(VideoReadError, match=f"^{re.escape(str(folder / name))}: {re.escape(reason)}$"):
+            FrameSource(folder / name)
+    with pytest.raises(VideoReadError, match=r"dQw4w9WgXcQ_0000: file not found$"):
+        FrameSource(folder / "dQw4w9WgXcQ_0000")
+
+
 def test_truncated_video(gradient_video, tmp_path: Path):
     path, _ = gradient_video
     cut = tmp_path / "cut.mp4"
