@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import os
 import warnings
 from pathlib import Path
 from typing import Protocol
@@ -33,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.cache import clear_out_of_space, out_of_space
+from pipeline.cache import out_of_space, replacing
 from pipeline.models import FrameEncoder, encode, frames_per_run, prepare_encoder
 from pipeline.sampler import NSNetSampler
 from pipeline.sampler_training import FrameObjective, frame_objective, sampler_saliency
@@ -152,23 +151,17 @@ def _export(graph: nn.Module, example: torch.Tensor, input_name: str, outputs: l
     if path.is_file():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    with clear_out_of_space(path.parent, f"the export of {what} is not kept; free space and run again"):
+    with replacing(path) as tmp, warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        warnings.simplefilter("ignore")
         try:
-            with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-                warnings.simplefilter("ignore")
-                try:
-                    torch.onnx.export(
-                        graph.eval(), (example,), str(tmp), dynamo=True, external_data=False, opset_version=ONNX_OPSET, verbose=False,
-                        input_names=[input_name], output_names=outputs, dynamic_shapes=({0: torch.export.Dim("batch")},),
-                    )
-                except Exception as exc:
-                    if out_of_space(exc):
-                        raise
-                    raise ValueError(f"{what}: could not be exported to ONNX ({_first_line(exc)}); run it with --backend torch") from exc
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+            torch.onnx.export(
+                graph.eval(), (example,), str(tmp), dynamo=True, external_data=False, opset_version=ONNX_OPSET, verbose=False,
+                input_names=[input_name], output_names=outputs, dynamic_shapes=({0: torch.export.Dim("batch")},),
+            )
+        except Exception as exc:
+            if out_of_space(exc):
+                raise  # replacing's clear error
+            raise ValueError(f"{what}: could not be exported to ONNX ({_first_line(exc)}); run it with --backend torch") from exc
     return path
 
 

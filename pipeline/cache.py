@@ -126,12 +126,25 @@ def staging_path(final: Path) -> Path:
     return final if final.suffix == ".zarr" else final.with_name(final.name + ".staging.zarr")
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """``text`` into ``path`` whole or not at all: written to a temporary file of this process,
-    then renamed over ``path``, so neither a kill nor a second writer leaves half a file."""
+@contextmanager
+def replacing(path: Path) -> Iterator[Path]:
+    """A temporary file of this process beside ``path`` to write, renamed over ``path`` once
+    written, so that neither a kill nor a second writer leaves half a file; on an error the
+    temporary file goes, and a full disk is a :class:`CacheError` (see :func:`clear_out_of_space`)."""
+    path = Path(path)
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with clear_out_of_space(path, "the file there before, if any, is unchanged: free space and run the same command again"):
+        try:
+            yield tmp
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """``text`` into ``path`` whole or not at all (:func:`replacing`)."""
+    with replacing(path) as tmp:
+        tmp.write_text(text)
 
 
 @contextmanager
@@ -189,12 +202,18 @@ def sole_writer(output: Path, finished: Callable[[], bool]) -> Iterator[bool]:
 @contextmanager
 def written_whole(output: Path) -> Iterator[Path]:
     """A folder to write ``output``'s files into: ``<output>.<pid>.tmp``, renamed to ``output``
-    when the block ends without an error, so that ``output`` appears whole or not at all (what a
-    killed writer leaves, :func:`clear_partials` removes)."""
+    when the block ends without an error, so that ``output`` appears whole or not at all (an
+    error removes it, a full disk is a :class:`CacheError`; what a killed writer leaves,
+    :func:`clear_partials` removes)."""
     tmp = output.with_name(output.name + f".{os.getpid()}.tmp")
     tmp.mkdir(parents=True)
-    yield tmp
-    os.replace(tmp, output)
+    with clear_out_of_space(output, "nothing of it is kept: free space and run the same command again"):
+        try:
+            yield tmp
+            os.replace(tmp, output)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
 
 def clear_partials(output: Path) -> None:

@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
+from pipeline.cache import replacing
 from pipeline.checkpoint_keys import torchvision_imagenet_file
 from pipeline.checkpoints import WeightsError, load_weights
 from pipeline.config import WEIGHTS_IMAGENET, WEIGHTS_NONE, ModelSpec
@@ -207,8 +208,7 @@ def encode(encoder: FrameEncoder, frames: torch.Tensor, device: torch.device) ->
 
 
 def save_atomic(obj: Any, path: Path) -> None:
-    """``torch.save`` through a temporary file and a rename: a kill never leaves half a file."""
-    path = Path(path)
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """``torch.save`` whole or not at all (:func:`pipeline.cache.replacing`): a kill or a full
+    disk never leaves half a checkpoint, and the one before stays."""
+    with replacing(path) as tmp:
+        torch.save(obj, tmp)

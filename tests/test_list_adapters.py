@@ -192,6 +192,8 @@ KINETICS_FOUR = ["abseiling", "air drumming", "eating ice cream", "passing Ameri
         ("labels.txt", "1,abseiling\n2,air drumming\n3,eating ice cream\n4,passing American football (not in game)\n"),  # 1-based, no header
         # PySlowFast's kinetics_classnames.json: {name: index}, some keys with the csv's quotes
         ("kinetics_classnames.json", '{"\\"eating ice cream\\"": 2, "abseiling": 0, "air drumming": 1, "passing American football (not in game)": 3}'),
+        # Something-Something's labels JSON: {name: index as a string}
+        ("something-something-v2-labels.json", '{"passing American football (not in game)": "3", "eating ice cream": "2", "air drumming": "1", "abseiling": "0"}'),
         ("id2name.json", '{"3": "passing American football (not in game)", "0": "abseiling", "1": "air drumming", "2": "eating ice cream"}'),
         # a Hugging Face video model's config.json
         ("config.json", '{"model_type": "videomae", "id2label": {"0": "abseiling", "1": "air drumming", "2": "eating ice cream", "3": "passing American football (not in game)"}, "label2id": {}}'),

@@ -118,6 +118,36 @@ def test_an_hdf5_export_that_runs_out_of_space_leaves_no_part_written_file(tiny_
 def test_an_onnx_export_out_of_space_says_so_and_leaves_nothing(tmp_path, monkeypatch):
     encoder = FrameEncoder(create_model(ModelSpec("test_resnet", weights="none", resolution=32), num_classes=5, seed=0))
     monkeypatch.setattr(torch.onnx, "export", _disk_full)
-    with pytest.raises(CacheError, match=r"onnx: no space left on device while writing \([\d.]+ [MG]iB free\); the export of \w+ is not kept; free space and run again"):
+    with pytest.raises(CacheError, match=r"\.onnx: no space left on device while writing \([\d.]+ [MG]iB free\); the file there before, if any, is unchanged: free space and run the same command again"):
         export_onnx(encoder, (3, 32, 32), tmp_path / "onnx")
     assert list((tmp_path / "onnx").iterdir()) == []
+
+
+def test_a_checkpoint_written_on_a_full_disk_leaves_the_one_before(tmp_path, monkeypatch):
+    from pipeline.models import save_atomic
+
+    last = tmp_path / "last.pth"
+    save_atomic({"epoch": 3}, last)
+
+    def half_then_full(obj, path):
+        Path(path).write_bytes(b"PK\x03\x04 half a checkpoint")
+        _disk_full()
+
+    monkeypatch.setattr(torch, "save", half_then_full)
+    with pytest.raises(CacheError, match=r"last\.pth: no space left on device while writing \([\d.]+ [MG]iB free\); the file there before, if any, is unchanged"):
+        save_atomic({"epoch": 4}, last)
+    monkeypatch.undo()
+    assert torch.load(last) == {"epoch": 3} and sorted(p.name for p in tmp_path.iterdir()) == ["last.pth"]
+
+
+def test_an_output_folder_written_on_a_full_disk_leaves_nothing_and_a_rerun_writes_it(tiny_videos, tiny_config, run_options, monkeypatch):
+    from pipeline.prototypes import GuidingScorer
+    from stages.prototypes import run_prototypes
+
+    features = Path(run_features("demo", tiny_videos, tiny_config, run_options).cache)
+    monkeypatch.setattr(np, "savez", _disk_full)
+    with pytest.raises(CacheError, match=r"\.prototypes-[0-9a-f]+: no space left on device while writing \([\d.]+ [MG]iB free\); nothing of it is kept: free space and run the same command again"):
+        run_prototypes(features, GuidingScorer())
+    assert not [p.name for p in features.parent.iterdir() if ".prototypes-" in p.name and not p.name.endswith(".lock")]
+    monkeypatch.undo()
+    assert run_prototypes(features, GuidingScorer()).computed

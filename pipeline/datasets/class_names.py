@@ -6,7 +6,8 @@ code bases and model zoos share them, and how names are compared across files.
 * csv rows ``index,name`` or ``name,index``, with or without a header (``id,name``: the
   ``kinetics_400_labels.csv`` of X-CLIP, ActionCLIP and the video-text models after them);
 * JSON: a list of names; ``{name: index}`` (PySlowFast's ``kinetics_classnames.json``, whose keys
-  keep the Kinetics csv's double quotes, ``"\\"eating ice cream\\""``); ``{index: name}``; a model's
+  keep the Kinetics csv's double quotes, ``"\\"eating ice cream\\""``; Something-Something's
+  labels file, whose indices are strings); ``{index: name}``; a model's
   ``config.json`` (Hugging Face's ``id2label``, timm's ``label_names``).
 
 Indexed forms are put in the order of their index, which must run without a gap from 0 or 1:
