@@ -206,6 +206,12 @@ class EvalConfig:
         return AllFramesConfig(self.all_frames_budget, self.seed, self.all_frames_rate)
 
 
+# Seconds the features stage waits for a block of videos before it takes their decoder for hung
+# (pipeline.decode_watch): a block of long videos decoded from the start (MPEG-2 program streams
+# do not seek) must not be mistaken for one.
+DECODE_TIMEOUT_S = 900.0
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """How a stage runs. None of this changes its results, except ``backend`` by float
@@ -222,6 +228,7 @@ class RunOptions:
     allow_failures: bool = False
     retry_failed: bool = False
     progress: bool = True
+    decode_timeout: float = DECODE_TIMEOUT_S  # a block's longest wait before its decoder is taken for hung
 
     @property
     def export_dir(self) -> Path:

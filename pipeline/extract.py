@@ -16,6 +16,7 @@ import math
 import os
 import shutil
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -27,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset, get_worker_info
 from pipeline.cache import DONE, FAILED, SHIFT_PREFIX
 from pipeline.datasets import VideoRecord
 from pipeline.backends import Runner
+from pipeline.decode_watch import DecodingWatch
 from pipeline.sampling import candidate_frame_indices
 from pipeline.video import VideoReadError, open_record
 
@@ -216,10 +218,25 @@ class BlockDecoder(Dataset):
     alike (:func:`crops_alike`), the frames are cropped once and each model rescales the same
     crops its own way."""
 
-    def __init__(self, root: Path, videos: tuple[VideoRecord, ...], blocks: list[tuple[int, list[int]]], t: int, light_tf: Transform, rec_tf: Transform, offsets: int = 1):
+    def __init__(
+        self,
+        root: Path,
+        videos: tuple[VideoRecord, ...],
+        blocks: list[tuple[int, list[int]]],
+        t: int,
+        light_tf: Transform,
+        rec_tf: Transform,
+        offsets: int = 1,
+        *,
+        watch: DecodingWatch | None = None,
+        skip: dict[int, str] | None = None,
+    ):
+        """``watch``: where the workers note the video they decode; ``skip``: videos failed
+        with the given reason without decoding (a decoder hung or crashed on them)."""
         self.root, self.videos, self.blocks, self.t, self.offsets = Path(root), videos, blocks, t, offsets
         self.light_tf, self.rec_tf = light_tf, rec_tf
         self.crop_once = rec_tf is light_tf or crops_alike(light_tf, rec_tf)
+        self.watch, self.skip = watch, dict(skip or {})
 
     def __len__(self) -> int:
         return len(self.blocks)
@@ -234,8 +251,12 @@ class BlockDecoder(Dataset):
         models = [BlockRows(capacity) for _ in transforms]
         for index in members:
             record = self.videos[index]
+            if index in self.skip:
+                failures.append(VideoFailure(index, self.skip[index]))
+                continue
             try:
-                frames, indices, count = decode_candidates(self.root, record, self.t, self._candidates(record))
+                with self.watch.decoding(index) if self.watch else nullcontext():
+                    frames, indices, count = decode_candidates(self.root, record, self.t, self._candidates(record))
                 prepared = [model_frames(frames, tf) for tf in transforms]
             except VideoReadError as exc:
                 failures.append(VideoFailure(index, exc.reason))
@@ -390,8 +411,9 @@ def workers_within_shared_memory(workers: int, block_bytes: int, asked: bool, sh
     return int(fit)
 
 
-def block_loader(dataset: BlockDecoder, workers: int, pin_memory: bool) -> DataLoader:
-    """Blocks in order, decoded ahead by ``workers`` processes (0: in the main process)."""
+def block_loader(dataset: BlockDecoder, workers: int, pin_memory: bool, timeout: float = 0.0) -> DataLoader:
+    """Blocks in order, decoded ahead by ``workers`` processes (0: in the main process); with
+    workers, a wait of more than ``timeout`` seconds for a block is an error (0: none)."""
     return DataLoader(
         dataset,
         batch_size=None,
@@ -401,6 +423,7 @@ def block_loader(dataset: BlockDecoder, workers: int, pin_memory: bool) -> DataL
         prefetch_factor=BLOCKS_AHEAD if workers > 0 else None,
         worker_init_fn=single_thread_worker if workers > 0 else None,
         collate_fn=as_is,
+        timeout=timeout if workers > 0 else 0.0,
     )
 
 

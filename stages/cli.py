@@ -15,7 +15,7 @@ import click
 # the models-only rate). Set before torch is imported; an explicit setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from pipeline.config import LATENCY_REPS_FACTOR  # noqa: E402  (no torch import behind it)
+from pipeline.config import DECODE_TIMEOUT_S, LATENCY_REPS_FACTOR  # noqa: E402  (no torch import behind it)
 from pipeline.datasets import DATASETS  # noqa: E402
 from pipeline.datasets.lists import LIST_FORMATS  # noqa: E402
 from pipeline.presets import PRESETS, get_preset  # noqa: E402
@@ -210,10 +210,11 @@ def data(dataset: str, data_root: Path | None, difficulty: float | None, seed: i
 @click.option("--videos-per-shard", type=int, default=256, show_default=True, help="Videos per cache file (Zarr v3 shard), rounded up to whole batches; the unit --shard and torchrun ranks divide (fixed when a cache is created).")
 @click.option("--allow-failures", is_flag=True, help="Exit 0 even when some videos failed.")
 @click.option("--retry-failed", is_flag=True, help="Try again the videos that failed in earlier runs.")
+@click.option("--decode-timeout", type=float, default=DECODE_TIMEOUT_S, show_default=True, help="Seconds to wait for a block of videos before its decoder is taken for hung: the video it is on is failed and the run goes on (with --workers 1 or more).")
 @click.option("--no-progress", is_flag=True)
 @annotation_options
 @clear_errors
-def features(dataset: str, data_root: Path | None, cache_dir: Path, cache_path: Path | None, preset: str | None, shard: str, device: str, backend: str, onnx_dir: Path | None, workers: int | None, videos_per_batch: int, videos_per_shard: int, allow_failures: bool, retry_failed: bool, no_progress: bool, files: Any, **model_options: Any) -> None:
+def features(dataset: str, data_root: Path | None, cache_dir: Path, cache_path: Path | None, preset: str | None, shard: str, device: str, backend: str, onnx_dir: Path | None, workers: int | None, videos_per_batch: int, videos_per_shard: int, allow_failures: bool, retry_failed: bool, decode_timeout: float, no_progress: bool, files: Any, **model_options: Any) -> None:
     """Pre-sample T frames per video, run the light model and the recognizer, fill the cache."""
     from pipeline.config import RunOptions
     from pipeline.datasets import get_dataset
@@ -224,7 +225,7 @@ def features(dataset: str, data_root: Path | None, cache_dir: Path, cache_path: 
     if preset is not None:
         config = get_preset(preset).features(dataset, config)
     config = config.with_overrides(**backbone_overrides(model_options))
-    opts = RunOptions(cache_dir=cache_dir, device=device, backend=backend, exports=onnx_dir, workers=workers, videos_per_batch=videos_per_batch, videos_per_shard=videos_per_shard, shard=parse_shard(shard), allow_failures=allow_failures, retry_failed=retry_failed, progress=not no_progress)
+    opts = RunOptions(cache_dir=cache_dir, device=device, backend=backend, exports=onnx_dir, workers=workers, videos_per_batch=videos_per_batch, videos_per_shard=videos_per_shard, shard=parse_shard(shard), allow_failures=allow_failures, retry_failed=retry_failed, progress=not no_progress, decode_timeout=decode_timeout)
     summary = run_features(dataset, data_root, config, opts, cache_path, files)
     if summary.leader:
         click.echo(summary.table())

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,9 @@ from pipeline.backends import Runner, backend_identity, make_runner, resolve_bac
 from pipeline.config import FeaturesConfig, RunOptions
 from pipeline.datasets import AnnotationFiles, Manifest, load_manifest
 from pipeline.distributed import Worker, barrier, pick_device, setup_worker, teardown
-from pipeline.extract import BlockDecoder, BlockInference, block_loader, decoding_workers, make_blocks, workers_within_shared_memory
+from pipeline import decode_watch
+from pipeline.decode_watch import DecoderFailure, DecodingWatch, watched, worker_deaths_in_order
+from pipeline.extract import BlockDecoder, BlockInference, DecodedBlock, block_loader, decoding_workers, make_blocks, workers_within_shared_memory
 from pipeline.models import FrameEncoder, create_model, data_config, frame_transform, frame_transforms, weights_identity
 from pipeline.video import failure_summary
 
@@ -298,38 +302,94 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
             if worker.is_leader:
                 needed = bytes_to_write(status, writer.attrs, layout, opts.retry_failed, hdf5=final != staging)
                 cache_mod.warn_if_short_of_space(staging, needed, "finishing this cache writes" + (" (its HDF5 export included)" if final != staging else ""))
-            decoder = BlockDecoder(root, manifest.videos, plan.todo, config.num_frames, *frame_transforms(light_cfg, rec_cfg), config.offsets)
+            transforms = frame_transforms(light_cfg, rec_cfg)
+            sizing = BlockDecoder(root, manifest.videos, plan.todo, config.num_frames, *transforms, config.offsets)
             workers = min(decoding_workers(opts.workers, worker.device), len(plan.todo))
-            workers = workers_within_shared_memory(workers, decoder.largest_block_bytes(light_cfg["input_size"], rec_cfg["input_size"]), asked=opts.workers is not None)
-            loader = block_loader(decoder, workers, pin_memory=worker.device.type == "cuda")
-            blocks = iter(loader)  # the decoding workers start and decode ahead while the models load
-            infer = BlockInference(*build_runners(light, rec, light_cfg, rec_cfg, worker.device, opts.backend, opts.export_dir), worker.device)
-            bar = tqdm(total=sum(len(m) for _, m in plan.todo), unit="video", desc=f"features {manifest.name}", disable=not opts.progress or not worker.is_leader)
-            tick = time.perf_counter()
-            row_layout = layout.rows()
-            assembler = ShardAssembler(len(status), shard_size(writer.attrs), row_layout)
-            with cache_mod.clear_out_of_space(staging, cache_mod.RESUMABLE), BackgroundWriter() as background:
-                for block in blocks:
-                    rows, block_status = infer(block, row_layout)
-                    # shard-mates already done are rewritten identically
-                    shard_rows = assembler.add(block.members[0], rows, block_status)
-                    if shard_rows is not None:
-                        background.submit(writer.write_block, *shard_rows)
-                    computed += sum(int(status[v.index] != DONE) for v in block.videos)
-                    for failure in block.failures:
-                        record = manifest.videos[failure.index]
-                        _log_failure(log, record.video_id, record.path, failure.reason)
-                        failed_now += 1
-                    frames += block.num_frames
-                    bar.update(len(block.videos) + len(block.failures))
-                    bar.set_postfix(frames_per_s=f"{frames / max(time.perf_counter() - tick, 1e-9):.1f}")
-            bar.close()
-            loop_seconds = time.perf_counter() - tick
+            workers = workers_within_shared_memory(workers, sizing.largest_block_bytes(light_cfg["input_size"], rec_cfg["input_size"]), asked=opts.workers is not None)
+            watch = DecodingWatch(workers) if workers else None
+            skip: dict[int, str] = {}  # videos a decoder hung or crashed on, failed without decoding
+            with worker_deaths_in_order() as set_aside:
+
+                def decoded_blocks(todo: list[tuple[int, list[int]]]) -> Iterator[DecodedBlock]:
+                    decoder = BlockDecoder(root, manifest.videos, todo, config.num_frames, *transforms, config.offsets, watch=watch, skip=skip)
+                    blocks = iter(block_loader(decoder, workers, pin_memory=worker.device.type == "cuda", timeout=decode_watch.WATCH_POLL_S))
+                    set_aside()
+                    return watched(blocks, watch, opts.decode_timeout) if watch is not None else blocks
+
+                blocks = decoded_blocks(plan.todo)  # the decoding workers start and decode ahead while the models load
+                infer = BlockInference(*build_runners(light, rec, light_cfg, rec_cfg, worker.device, opts.backend, opts.export_dir), worker.device)
+                done = _Done(status, log, manifest, tqdm(total=sum(len(m) for _, m in plan.todo), unit="video", desc=f"features {manifest.name}", disable=not opts.progress or not worker.is_leader))
+                in_a_row = 0
+                while True:
+                    decoded = done.decoded
+                    try:
+                        _write_blocks(blocks, infer, writer, layout.rows(), done)
+                        break
+                    except DecoderFailure as failure:
+                        in_a_row = 1 if done.decoded > decoded else in_a_row + 1
+                        if in_a_row > DECODER_FAILURES_IN_A_ROW:
+                            raise CacheError(f"{staging}: the decoders failed on {in_a_row} videos in a row, none decoded between ({failure.__cause__}); more than single videos is wrong: see the failures above") from failure
+                        skip[failure.index] = failure.reason
+                        tqdm.write(f"{root / manifest.videos[failure.index].path}: {failure.reason}: failed, and decoding goes on from its shard", file=sys.stderr)
+                        watch.clear()  # type: ignore[union-attr]  (before the failure, which holds the loader, goes: its shutdown waits for live workers)
+                    blocks = None  # the loader's workers are shut down
+                    plan = _plan(writer.status(), writer.attrs, worker, opts.retry_failed)
+                    blocks = decoded_blocks(plan.todo)
+            done.bar.close()
+            computed, failed_now, frames, loop_seconds = len(done.computed), len(done.failed), done.frames, time.perf_counter() - done.tick
     barrier(worker)
     status = _finish(final, staging)
     summary = _summarise(final, manifest, status, computed, failed_now, plan.skipped, started)
     summary.frames, summary.compute_seconds = frames, loop_seconds
     return summary
+
+
+# Decoder failures (pipeline.decode_watch) with no video decoded between them that still count as
+# single videos' faults; more stop the run (a full /dev/shm or memory kills every decoder).
+DECODER_FAILURES_IN_A_ROW = 3
+
+
+@dataclass
+class _Done:
+    """What a features run did, by video, counted once however often a shard is decoded (a
+    shard whose decoder failed is decoded again, from its first block)."""
+
+    status: np.ndarray  # of the cache at the start
+    log: Path
+    manifest: Manifest
+    bar: Any  # tqdm
+    computed: set[int] = field(default_factory=set)
+    failed: set[int] = field(default_factory=set)
+    seen: set[int] = field(default_factory=set)
+    frames: int = 0
+    decoded: int = 0  # videos decoded, this run's and shard-mates' done before
+    tick: float = field(default_factory=time.perf_counter)
+
+    def add(self, block: DecodedBlock) -> None:
+        self.computed.update(v.index for v in block.videos if self.status[v.index] != DONE)
+        for failure in block.failures:
+            record = self.manifest.videos[failure.index]
+            _log_failure(self.log, record.video_id, record.path, failure.reason)
+            self.failed.add(failure.index)
+        self.frames += block.num_frames
+        self.decoded += len(block.videos)
+        new = set(block.members) - self.seen
+        self.seen |= new
+        self.bar.update(len(new))
+        self.bar.set_postfix(frames_per_s=f"{self.frames / max(time.perf_counter() - self.tick, 1e-9):.1f}")
+
+
+def _write_blocks(blocks: Iterator[DecodedBlock], infer: BlockInference, writer: ZarrWriter, row_layout: dict[str, tuple[tuple[int, ...], str]], done: _Done) -> None:
+    """Both models on every block, each shard written whole when its last block is in."""
+    assembler = ShardAssembler(writer.arrays["status"].shape[0], shard_size(writer.attrs), row_layout)
+    with cache_mod.clear_out_of_space(writer.path, cache_mod.RESUMABLE), BackgroundWriter() as background:
+        for block in blocks:
+            rows, block_status = infer(block, row_layout)
+            # shard-mates already done are rewritten identically
+            shard_rows = assembler.add(block.members[0], rows, block_status)
+            if shard_rows is not None:
+                background.submit(writer.write_block, *shard_rows)
+            done.add(block)
 
 
 def _finish(final: Path, staging: Path) -> np.ndarray:

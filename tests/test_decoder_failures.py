@@ -1,0 +1,150 @@
+"""A decoder that hangs or crashes on one video (decord loops forever on some files, FFmpeg
+aborts on others) fails that video, and the features stage goes on: the other videos' rows are
+those of a run where that video was merely missing."""
+
+import faulthandler
+import os
+import signal
+import subprocess
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import pipeline.extract
+from pipeline import decode_watch
+from pipeline.cache import ARRAY_NAMES, DONE, FAILED, CacheError, FeatureCache
+from pipeline.decode_watch import DecoderFailure, DecodingWatch, process_alive, watched
+from stages.features import run_features
+
+VICTIM = 5  # the video of the tiny set (12 videos, shards of 4, blocks of 2) that goes wrong
+
+
+@pytest.fixture(autouse=True)
+def short_waits(monkeypatch):
+    """The loader waits half a second at a time (5 in a run): the same steps, sooner."""
+    monkeypatch.setattr(decode_watch, "WATCH_POLL_S", 0.5)
+
+
+def _repoint(root: Path, row: int, path: str) -> None:
+    """Make the manifest's ``row``-th video ``path`` (relative to ``root``)."""
+    lines = (root / "manifest.csv").read_text().splitlines()
+    _, label, split = lines[1 + row].split(",")
+    lines[1 + row] = f"{path},{label},{split}"
+    (root / "manifest.csv").write_text("\n".join(lines) + "\n")
+
+
+def _assert_same_but_the_victim(summary, reference) -> None:
+    with FeatureCache(Path(summary.cache)) as a, FeatureCache(Path(reference.cache)) as b:
+        status = a["status"][:]
+        assert status.tolist() == [FAILED if i == VICTIM else DONE for i in range(12)] == b["status"][:].tolist()
+        for name in ARRAY_NAMES:
+            np.testing.assert_array_equal(a[name][:], b[name][:], err_msg=name)
+
+
+def _abort(*args) -> None:
+    """What decord does on some corrupt files (FFmpeg's "terminate called ..."), quietly: without
+    pytest's fault handler printing the worker's stack."""
+    faulthandler.disable()
+    os.abort()
+
+
+def _reference(videos: Path, tmp_path: Path, config, opts):
+    """The same run where the victim is a file that is not there."""
+    _repoint(videos, VICTIM, "videos/not-there.mp4")
+    return run_features("demo", videos, config, replace(opts, cache_dir=tmp_path / "reference", workers=0))
+
+
+def test_the_video_a_decoder_hangs_on_is_failed_and_the_run_goes_on(tiny_videos, tiny_config, run_options, tmp_path):
+    hang = tiny_videos / "videos" / "hangs"
+    hang.mkdir()
+    os.mkfifo(hang / "img_00001.png")  # a frame that blocks its reader for good
+    _repoint(tiny_videos, VICTIM, "videos/hangs")
+    opts = replace(run_options, workers=1, decode_timeout=2.0)
+    started = time.perf_counter()
+    summary = run_features("demo", tiny_videos, tiny_config, opts)
+    assert time.perf_counter() - started < 60  # not the hour a hung decoder would hold it for
+    reasons = {f["video_id"]: f["reason"] for f in summary.failures}
+    assert list(reasons.values()) == ["decoder hung (no frames after 2 s; re-encode the file to use it)"]
+    assert (summary.done, summary.failed, summary.pending, summary.computed, summary.failed_now) == (11, 1, 0, 11, 1)
+    _assert_same_but_the_victim(summary, _reference(tiny_videos, tmp_path, tiny_config, opts))
+
+
+def test_the_video_a_decoder_crashes_on_is_failed_and_the_run_goes_on(tiny_videos, tiny_config, run_options, tmp_path, monkeypatch):
+    decode = pipeline.extract.decode_candidates
+
+    def aborts_on_one(root, record, t, offsets):  # as FFmpeg's "terminate called ..." in decord
+        if record.path.endswith("crashes.mp4"):
+            _abort()
+        return decode(root, record, t, offsets)
+
+    monkeypatch.setattr(pipeline.extract, "decode_candidates", aborts_on_one)  # the workers are forked with it
+    _repoint(tiny_videos, VICTIM, "videos/crashes.mp4")
+    (tiny_videos / "videos" / "crashes.mp4").write_bytes(b"")
+    opts = replace(run_options, workers=1)
+    summary = run_features("demo", tiny_videos, tiny_config, opts)
+    assert [f["reason"] for f in summary.failures] == ["decoder crashed (its process died on this file; re-encode it to use it)"]
+    assert (summary.done, summary.failed, summary.pending) == (11, 1, 0)
+    monkeypatch.undo()
+    _assert_same_but_the_victim(summary, _reference(tiny_videos, tmp_path, tiny_config, opts))
+
+
+def test_decoders_that_keep_dying_stop_the_run(tiny_videos, tiny_config, run_options, monkeypatch):
+    """Every video killing its decoder is not a bad file but a bad machine (no memory, no
+    /dev/shm): after a few in a row with no video decoded between, the run stops and says so."""
+    monkeypatch.setattr(pipeline.extract, "decode_candidates", _abort)
+    with pytest.raises(CacheError, match=r"\.zarr: the decoders failed on 4 videos in a row, none decoded between \(.*\); more than single videos is wrong"):
+        run_features("demo", tiny_videos, tiny_config, replace(run_options, workers=1))
+
+
+def test_the_watch_names_a_dead_workers_video_then_the_longest_stuck_one():
+    watch = DecodingWatch(3)
+    now = time.time()
+    gone = 2**22 + 12345  # above the largest pid Linux hands out by default
+    worker = subprocess.Popen(["sleep", "60"])  # stands for a decoding worker
+    watch.table[:] = torch.tensor([[7, now - 5, worker.pid], [9, now - 50, worker.pid], [-1, now - 99, gone]], dtype=torch.float64)
+    assert watch.culprit(timeout=60) is None  # 50 s is not yet hung; the idle row's process does not count
+    assert watch.culprit(timeout=30) == (9, "decoder hung (no frames after 30 s; re-encode the file to use it)")
+    watch.table[0, 2] = gone
+    assert watch.culprit(timeout=30) == (7, "decoder crashed (its process died on this file; re-encode it to use it)")
+    watch.clear()  # kills the worker still on a video
+    assert worker.wait(timeout=10) == -signal.SIGKILL and watch.culprit(timeout=0) is None
+    assert process_alive(os.getpid()) and not process_alive(worker.pid) and not process_alive(gone)
+
+
+class _Loader:
+    """A loader's iterator that raises or gives each of ``events`` in turn (torch's goes on
+    after a wait that ran out, as this one does)."""
+
+    def __init__(self, *events):
+        self.events = list(events)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if not self.events:
+            raise StopIteration
+        event = self.events.pop(0)
+        if isinstance(event, Exception):
+            raise event
+        return event
+
+
+def test_a_loader_error_is_a_decoder_failure_only_where_the_watch_names_a_video():
+    watch = DecodingWatch(1)
+    waits = RuntimeError("DataLoader timed out after 5 seconds")
+    assert list(watched(_Loader("a", waits, waits, "b"), watch, timeout=60)) == ["a", "b"]  # no video decoding for 60 s: the waits go on
+    with pytest.raises(RuntimeError, match="CUDA out of memory"):
+        list(watched(_Loader("a", RuntimeError("CUDA out of memory")), watch, timeout=60))
+    watch.table[0] = torch.tensor([4, time.time() - 90, os.getpid()], dtype=torch.float64)
+    with pytest.raises(DecoderFailure, match=r"^video 4: decoder hung \(no frames after 60 s") as hung:
+        list(watched(_Loader(waits), watch, timeout=60))
+    assert hung.value.__cause__ is waits
+    watch.table[0, 2] = 2**22 + 12345  # its worker is gone, and a block it sent with it
+    with pytest.raises(DecoderFailure, match=r"^video 4: decoder crashed") as crashed:
+        list(watched(_Loader(ConnectionResetError(104, "Connection reset by peer")), watch, timeout=60))
+    assert isinstance(crashed.value.__cause__, ConnectionResetError) and crashed.value.index == 4
