@@ -29,9 +29,10 @@ from torch.utils.data import get_worker_info
 
 # Seconds of each wait for a block: how soon a dead worker is noticed.
 WATCH_POLL_S = 5.0
+# The failure kinds, first in their reasons (pipeline.video.failure_kinds counts them).
 HUNG = "decoder hung"
-Item = TypeVar("Item")
 CRASHED = "decoder crashed"
+Item = TypeVar("Item")
 
 
 class DecoderFailure(Exception):
