@@ -206,9 +206,9 @@ class EvalConfig:
         return AllFramesConfig(self.all_frames_budget, self.seed, self.all_frames_rate)
 
 
-# Seconds the features stage waits for a block of videos before it takes their decoder for hung
-# (pipeline.decode_watch): a block of long videos decoded from the start (MPEG-2 program streams
-# do not seek) must not be mistaken for one.
+# Seconds one video may take to decode before its decoder is taken for hung (pipeline.decode_watch,
+# the features and predict stages): a long video decoded from the start (MPEG-2 program streams do
+# not seek) must not be mistaken for one.
 DECODE_TIMEOUT_S = 900.0
 
 
@@ -228,7 +228,7 @@ class RunOptions:
     allow_failures: bool = False
     retry_failed: bool = False
     progress: bool = True
-    decode_timeout: float = DECODE_TIMEOUT_S  # a block's longest wait before its decoder is taken for hung
+    decode_timeout: float = DECODE_TIMEOUT_S  # one video's longest decode before its decoder is taken for hung
 
     @property
     def export_dir(self) -> Path:

@@ -27,6 +27,8 @@ from typing import TypeVar
 import torch
 from torch.utils.data import get_worker_info
 
+from pipeline.cache import CacheError
+
 # Seconds of each wait for a block: how soon a dead worker is noticed.
 WATCH_POLL_S = 5.0
 # The failure kinds, first in their reasons (pipeline.video.failure_kinds counts them).
@@ -35,12 +37,33 @@ CRASHED = "decoder crashed"
 Item = TypeVar("Item")
 
 
+# Decoder failures with no video decoded between them that still count as single videos'
+# faults; one more stops the run (a full /dev/shm or memory kills every decoder).
+DECODER_FAILURES_IN_A_ROW = 3
+
+
 class DecoderFailure(Exception):
     """A decoding worker hung or died on video ``index``; the loader's own error is the cause."""
 
     def __init__(self, index: int, reason: str):
         super().__init__(f"video {index}: {reason}")
         self.index, self.reason = index, reason
+
+
+class FailureStreak:
+    """Counts decoder failures in a row (no video decoded between them); past
+    :data:`DECODER_FAILURES_IN_A_ROW` it is not single files but the machine, and the run
+    stops with a :class:`~pipeline.cache.CacheError` that starts with ``where``."""
+
+    def __init__(self, where: str):
+        self.where, self.in_a_row, self.decoded = where, 0, 0
+
+    def failed(self, failure: DecoderFailure, decoded: int) -> None:
+        """One more failure, ``decoded`` videos decoded so far in the run."""
+        self.in_a_row = 1 if decoded > self.decoded else self.in_a_row + 1
+        self.decoded = decoded
+        if self.in_a_row > DECODER_FAILURES_IN_A_ROW:
+            raise CacheError(f"{self.where}: the decoders failed on {self.in_a_row} videos in a row, none decoded between ({failure.__cause__}); more than single videos is wrong: see the failures above") from failure
 
 
 def process_alive(pid: int) -> bool:

@@ -16,14 +16,18 @@ computed here are rounded through float16 too: ``nsnet predict`` then chooses th
 from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
+from pipeline import decode_watch
+from pipeline.config import DECODE_TIMEOUT_S
+from pipeline.decode_watch import DecoderFailure, DecodingWatch, FailureStreak, watched, worker_deaths_in_order
 from pipeline.evaluation import all_frame_scores, fused_positions, top_classes
 from pipeline.extract import ModelFrames, Transform, as_is, model_frames, single_thread_worker
 from pipeline.backends import HeadsRunner, Runner
@@ -57,20 +61,27 @@ class Observation:
 
 class ObservationDecoder(Dataset):
     """Item ``i``: the T uniformly pre-sampled frames of ``paths[i]`` (A.1, as the features
-    stage samples them), for the light model."""
+    stage samples them), for the light model. ``watch``: where a decoding worker notes the
+    video it decodes; ``skip``: videos failed with the given reason without decoding (a decoder
+    hung or crashed on them, :mod:`pipeline.decode_watch`)."""
 
-    def __init__(self, paths: Sequence[Path], num_frames: int, transform: Transform):
+    def __init__(self, paths: Sequence[Path], num_frames: int, transform: Transform, *, watch: DecodingWatch | None = None, skip: dict[int, str] | None = None):
         self.paths, self.num_frames, self.transform = list(paths), num_frames, transform
+        self.watch, self.skip = watch, dict(skip or {})
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, item: int) -> Observation:
         path = Path(self.paths[item])
+        if item in self.skip:
+            return Observation(item, path, error=f"{path}: {self.skip[item]}")
         try:
-            source = FrameSource(path)
-            indices = uniform_frame_indices(source.num_frames, self.num_frames)
-            frames = model_frames(source.read(indices), self.transform)
+            with self.watch.decoding(item) if self.watch else nullcontext():
+                source = FrameSource(path)
+                indices = uniform_frame_indices(source.num_frames, self.num_frames)
+                decoded = source.read(indices)
+            frames = model_frames(decoded, self.transform)
             return Observation(item, path, frames, indices, source.timestamps(indices))
         except Exception as exc:
             return Observation(item, path, error=error_text(path, exc))
@@ -155,24 +166,52 @@ class _Pending:
     chosen: list[tuple[VideoPrediction, Future]]  # the videos that reached the recognizer
 
 
-def predict_videos(paths: Sequence[Path], engine: NSNetInference, num_frames: int, light_tf: Transform, rec_tf: Transform, batch_size: int = 32, workers: int = 2, thumbnails: bool = False) -> Iterator[VideoPrediction]:
-    """NSNet on every video of ``paths``, in order; a video that cannot be read comes back with
-    its error and the others go on."""
-    loader = DataLoader(
-        ObservationDecoder(paths, num_frames, light_tf),
-        batch_size=batch_size,
-        num_workers=min(workers, len(paths)),
-        collate_fn=as_is,
-        pin_memory=engine.device.type == "cuda",  # as the features stage's blocks
-        worker_init_fn=single_thread_worker if workers > 0 else None,
-    )
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+def predict_videos(
+    paths: Sequence[Path],
+    engine: NSNetInference,
+    num_frames: int,
+    light_tf: Transform,
+    rec_tf: Transform,
+    batch_size: int = 32,
+    workers: int = 2,
+    thumbnails: bool = False,
+    decode_timeout: float = DECODE_TIMEOUT_S,
+) -> Iterator[VideoPrediction]:
+    """NSNet on every video of ``paths``, in order; a video that cannot be read, or whose
+    decoding worker hangs (``decode_timeout`` seconds on it) or dies, comes back with its error
+    and the others go on (the observation loader starts again after the last batch it gave)."""
+    workers = min(workers, len(paths))
+    watch = DecodingWatch(workers) if workers else None
+    skip: dict[int, str] = {}
+    streak = FailureStreak("predict")
+    start = decoded = 0  # the first video not yet observed; videos decoded so far
+    with worker_deaths_in_order() as set_aside, ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         pending: _Pending | None = None
-        for batch in loader:
-            current = _observe(batch, engine, rec_tf, pool, thumbnails)
-            if pending is not None:
-                yield from _recognize(pending, engine)
-            pending = current
+        while True:
+            loader = DataLoader(
+                Subset(ObservationDecoder(paths, num_frames, light_tf, watch=watch, skip=skip), range(start, len(paths))),
+                batch_size=batch_size,
+                num_workers=workers,
+                collate_fn=as_is,
+                pin_memory=engine.device.type == "cuda",  # as the features stage's blocks
+                worker_init_fn=single_thread_worker if workers > 0 else None,
+                timeout=decode_watch.WATCH_POLL_S if workers > 0 else 0.0,
+            )
+            batches = iter(loader)
+            set_aside()
+            try:
+                for batch in watched(batches, watch, decode_timeout) if watch is not None else batches:
+                    current = _observe(batch, engine, rec_tf, pool, thumbnails)
+                    if pending is not None:
+                        yield from _recognize(pending, engine)
+                    pending, start = current, batch[-1].item + 1
+                    decoded += sum(o.frames is not None for o in batch)
+                break
+            except DecoderFailure as failure:
+                streak.failed(failure, decoded)
+                skip[failure.index] = failure.reason
+                watch.clear()  # type: ignore[union-attr]  (before the failure, which holds the loader, goes)
+            batches = None  # the loader's workers are shut down
         if pending is not None:
             yield from _recognize(pending, engine)
 

@@ -58,6 +58,10 @@ preset_option = click.option(
     "--preset", type=click.Choice(list(PRESETS)), default=None,
     help="A paper experiment (its T, recognizer, K and baselines for this dataset); its caches and runs are kept apart from the dataset's defaults.",
 )
+decode_timeout_option = click.option(
+    "--decode-timeout", type=float, default=DECODE_TIMEOUT_S, show_default=True,
+    help="Seconds one video may take to decode before its decoder is taken for hung: that video is failed and the run goes on (with --workers 1 or more).",
+)
 data_root_option = click.option("--data-root", type=click.Path(path_type=Path), default=None, envvar="DATA_ROOT", help="Where the dataset lies (default: data/<dataset>).")
 
 
@@ -210,7 +214,7 @@ def data(dataset: str, data_root: Path | None, difficulty: float | None, seed: i
 @click.option("--videos-per-shard", type=int, default=256, show_default=True, help="Videos per cache file (Zarr v3 shard), rounded up to whole batches; the unit --shard and torchrun ranks divide (fixed when a cache is created).")
 @click.option("--allow-failures", is_flag=True, help="Exit 0 even when some videos failed.")
 @click.option("--retry-failed", is_flag=True, help="Try again the videos that failed in earlier runs.")
-@click.option("--decode-timeout", type=float, default=DECODE_TIMEOUT_S, show_default=True, help="Seconds to wait for a block of videos before its decoder is taken for hung: the video it is on is failed and the run goes on (with --workers 1 or more).")
+@decode_timeout_option
 @click.option("--no-progress", is_flag=True)
 @annotation_options
 @clear_errors
@@ -489,9 +493,10 @@ def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_pat
 @backend_options(compare=False)
 @click.option("--workers", type=int, default=None, help="Decoding processes, and threads for the chosen frames [default: 2 on the CPU, all cores but 2 on a GPU].")
 @click.option("--allow-failures", is_flag=True, help="Exit 0 even when some videos could not be read.")
+@decode_timeout_option
 @click.option("--no-progress", is_flag=True)
 @clear_errors
-def predict(videos: tuple[Path, ...], run_path: Path | None, dataset: str | None, cache_dir: Path, out_dir: Path, batch_size: int, plot: bool, device: str, backend: str, onnx_dir: Path | None, workers: int | None, allow_failures: bool, no_progress: bool, **changes: Any) -> None:
+def predict(videos: tuple[Path, ...], run_path: Path | None, dataset: str | None, cache_dir: Path, out_dir: Path, batch_size: int, plot: bool, device: str, backend: str, onnx_dir: Path | None, workers: int | None, allow_failures: bool, decode_timeout: float, no_progress: bool, **changes: Any) -> None:
     """NSNet on videos or folders of videos: top-5 classes and the K chosen frames of each."""
     from dataclasses import replace
 
@@ -505,7 +510,7 @@ def predict(videos: tuple[Path, ...], run_path: Path | None, dataset: str | None
         run_path = resolve_run(features_path, prototypes_path, dataset or "demo", None)
     cfg = replace(EvalConfig(), **{k: v for k, v in changes.items() if v is not None})
     dev = pick_device(device)
-    result = run_predict(videos, run_path, out_dir, cfg, device=str(dev), dataset=dataset, batch_size=batch_size, workers=per_video_workers(workers, dev), plot=plot, progress=not no_progress, backend=backend, export_dir=onnx_dir or cache_dir / "onnx")
+    result = run_predict(videos, run_path, out_dir, cfg, device=str(dev), dataset=dataset, batch_size=batch_size, workers=per_video_workers(workers, dev), plot=plot, progress=not no_progress, backend=backend, export_dir=onnx_dir or cache_dir / "onnx", decode_timeout=decode_timeout)
     click.echo(result.table())
     if result.failures and not allow_failures:
         raise click.ClickException(f"{len(result.failures)} of {len(result.predictions)} video(s) could not be read (listed above); pass --allow-failures to accept")

@@ -23,7 +23,7 @@ from pipeline.config import FeaturesConfig, RunOptions
 from pipeline.datasets import AnnotationFiles, Manifest, load_manifest
 from pipeline.distributed import Worker, barrier, pick_device, setup_worker, teardown
 from pipeline import decode_watch
-from pipeline.decode_watch import DecoderFailure, DecodingWatch, watched, worker_deaths_in_order
+from pipeline.decode_watch import DecoderFailure, DecodingWatch, FailureStreak, watched, worker_deaths_in_order
 from pipeline.extract import BlockDecoder, BlockInference, DecodedBlock, block_loader, decoding_workers, make_blocks, workers_within_shared_memory
 from pipeline.models import FrameEncoder, create_model, data_config, frame_transform, frame_transforms, weights_identity
 from pipeline.video import failure_summary
@@ -319,16 +319,13 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
                 blocks = decoded_blocks(plan.todo)  # the decoding workers start and decode ahead while the models load
                 infer = BlockInference(*build_runners(light, rec, light_cfg, rec_cfg, worker.device, opts.backend, opts.export_dir), worker.device)
                 done = _Done(status, log, manifest, tqdm(total=sum(len(m) for _, m in plan.todo), unit="video", desc=f"features {manifest.name}", disable=not opts.progress or not worker.is_leader))
-                in_a_row = 0
+                streak = FailureStreak(str(staging))
                 while True:
-                    decoded = done.decoded
                     try:
                         _write_blocks(blocks, infer, writer, layout.rows(), done)
                         break
                     except DecoderFailure as failure:
-                        in_a_row = 1 if done.decoded > decoded else in_a_row + 1
-                        if in_a_row > DECODER_FAILURES_IN_A_ROW:
-                            raise CacheError(f"{staging}: the decoders failed on {in_a_row} videos in a row, none decoded between ({failure.__cause__}); more than single videos is wrong: see the failures above") from failure
+                        streak.failed(failure, done.decoded)
                         skip[failure.index] = failure.reason
                         tqdm.write(f"{root / manifest.videos[failure.index].path}: {failure.reason}: failed, and decoding goes on from its shard", file=sys.stderr)
                         watch.clear()  # type: ignore[union-attr]  (before the failure, which holds the loader, goes: its shutdown waits for live workers)
@@ -342,11 +339,6 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
     summary = _summarise(final, manifest, status, computed, failed_now, plan.skipped, started)
     summary.frames, summary.compute_seconds = frames, loop_seconds
     return summary
-
-
-# Decoder failures (pipeline.decode_watch) with no video decoded between them that still count as
-# single videos' faults; more stop the run (a full /dev/shm or memory kills every decoder).
-DECODER_FAILURES_IN_A_ROW = 3
 
 
 @dataclass

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from pipeline.backends import DEFAULT_EXPORT_DIR, make_heads
 from pipeline.cache import CacheError, FeatureCache, output_lock
-from pipeline.config import EvalConfig
+from pipeline.config import DECODE_TIMEOUT_S, EvalConfig
 from pipeline.datasets.lists import walk_once
 from pipeline.extract import Transform, workers_within_shared_memory
 from pipeline.inference import NSNetInference, VideoPrediction, predict_videos
@@ -169,17 +169,17 @@ def _plot_name(path: str, taken: set[str]) -> str:
     return name
 
 
-def run_predict(inputs: Sequence[Path], run_dir: Path, out_dir: Path, cfg: EvalConfig = EvalConfig(), device: str = "cpu", dataset: str | None = None, batch_size: int = 32, workers: int = 2, plot: bool = False, progress: bool = True, backend: str = "auto", export_dir: Path = DEFAULT_EXPORT_DIR) -> PredictResult:
+def run_predict(inputs: Sequence[Path], run_dir: Path, out_dir: Path, cfg: EvalConfig = EvalConfig(), device: str = "cpu", dataset: str | None = None, batch_size: int = 32, workers: int = 2, plot: bool = False, progress: bool = True, backend: str = "auto", export_dir: Path = DEFAULT_EXPORT_DIR, decode_timeout: float = DECODE_TIMEOUT_S) -> PredictResult:
     """Predict every video under ``inputs``; bad videos are reported in the result, not raised.
     One process writes into ``out_dir`` at a time (:func:`output_lock` of its predictions)."""
     if plot and not matplotlib_available():
         raise ValueError("--plot needs matplotlib: install the 'plots' extra (pip install 'nsnet[plots]')")
     jsonl = Path(out_dir) / "predictions.jsonl"
     with output_lock(jsonl):
-        return _predict_into(jsonl, inputs, run_dir, cfg, device, dataset, batch_size, workers, plot, progress, backend, export_dir)
+        return _predict_into(jsonl, inputs, run_dir, cfg, device, dataset, batch_size, workers, plot, progress, backend, export_dir, decode_timeout)
 
 
-def _predict_into(jsonl: Path, inputs: Sequence[Path], run_dir: Path, cfg: EvalConfig, device: str, dataset: str | None, batch_size: int, workers: int, plot: bool, progress: bool, backend: str, export_dir: Path) -> PredictResult:
+def _predict_into(jsonl: Path, inputs: Sequence[Path], run_dir: Path, cfg: EvalConfig, device: str, dataset: str | None, batch_size: int, workers: int, plot: bool, progress: bool, backend: str, export_dir: Path, decode_timeout: float) -> PredictResult:
     """:func:`run_predict`'s work, the predictions written line by line into ``jsonl`` (and the
     plots beside it) as they come."""
     pipeline = load_pipeline(Path(run_dir), cfg, torch.device(device), dataset, backend, export_dir)
@@ -190,7 +190,7 @@ def _predict_into(jsonl: Path, inputs: Sequence[Path], run_dir: Path, cfg: EvalC
     # a decoder's batch of uint8 crops goes through shared memory: as many as it holds
     batch_bytes = min(batch_size, len(videos)) * pipeline.num_frames * math.prod(pipeline.light_input)
     workers = workers_within_shared_memory(min(workers, len(videos)), batch_bytes, asked=False)
-    stream = predict_videos(videos, pipeline.engine, pipeline.num_frames, pipeline.light_tf, pipeline.rec_tf, batch_size, workers, thumbnails=plot)
+    stream = predict_videos(videos, pipeline.engine, pipeline.num_frames, pipeline.light_tf, pipeline.rec_tf, batch_size, workers, thumbnails=plot, decode_timeout=decode_timeout)
     with open(jsonl, "w") as handle, tqdm(total=len(videos), unit="video", desc="predict", disable=not progress) as bar:
         for prediction in stream:
             handle.write(json.dumps(prediction.to_json(pipeline.classes)) + "\n")

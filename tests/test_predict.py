@@ -220,3 +220,45 @@ def test_on_a_gpu_the_observation_loader_pins_the_uint8_crops(tiny_videos, monke
     for device in ("cuda", "cpu"):
         assert list(inference.predict_videos([tiny_videos], SimpleNamespace(device=torch.device(device)), 4, None, None)) == []
     assert asked == [True, False]
+
+
+def test_predict_fails_the_video_a_decoder_hangs_or_crashes_on_and_goes_on(trained, tmp_path, onnx_exports, monkeypatch):
+    """A frame that blocks its reader for good, and a file whose decoding aborts the process:
+    each comes back with its reason, and the other videos' predictions are a plain run's."""
+    import faulthandler
+    import os
+
+    import pipeline.inference
+    from pipeline import decode_watch
+
+    features, _, run, root = trained
+    videos = [root / v["path"] for v in _val_videos(features)]
+    expected = run_predict(videos, run, tmp_path / "plain", EVAL, batch_size=2, workers=0, progress=False, export_dir=onnx_exports)
+    hangs = tmp_path / "hangs"
+    hangs.mkdir()
+    os.mkfifo(hangs / "img_00001.png")
+    crashes = tmp_path / "crashes.mp4"
+    crashes.write_bytes(videos[0].read_bytes())
+    source = pipeline.inference.FrameSource
+
+    def aborts_on_one(path, *args, **kwargs):  # forked into the decoding worker
+        if Path(path).name == "crashes.mp4":
+            faulthandler.disable()
+            os.abort()
+        return source(path, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline.inference, "FrameSource", aborts_on_one)
+    monkeypatch.setattr(decode_watch, "WATCH_POLL_S", 0.5)
+    inputs = [videos[0], hangs, videos[1], crashes, videos[2]]
+    result = run_predict(inputs, run, tmp_path / "out", EVAL, batch_size=2, workers=1, progress=False, export_dir=onnx_exports, decode_timeout=2.0)
+    assert [p.error for p in result.predictions] == [
+        "", f"{hangs}: decoder hung (no frames after 2 s; re-encode the file to use it)",
+        "", f"{crashes}: decoder crashed (its process died on this file; re-encode it to use it)", "",
+    ]
+    got = [json.loads(line) for line in result.jsonl.read_text().splitlines() if "error" not in line]
+    plain = [json.loads(line) for line in expected.jsonl.read_text().splitlines()]
+    assert [(g["video"], g["frames"], g["positions"], [c["class"] for c in g["top5"]]) for g in got] == [
+        (p["video"], p["frames"], p["positions"], [c["class"] for c in p["top5"]]) for p in plain
+    ]  # the batches differ once a video is out (their scores agree to float rounding)
+    np.testing.assert_allclose([c["score"] for g in got for c in g["top5"]], [c["score"] for p in plain for c in p["top5"]], rtol=1e-5, atol=1e-6)
+    assert result.table().endswith("2 video(s) failed: decoder crashed 1, decoder hung 1")
