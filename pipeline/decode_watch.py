@@ -7,17 +7,19 @@ first stalls a run over a dataset for good and the second ends it, and a re-run 
 video again. Each worker notes in a shared table which video it decodes, since when, and its
 process id; the loader waits for a block in turns of :data:`WATCH_POLL_S` seconds, and when a
 worker died or one video has been decoding for the timeout, :meth:`DecodingWatch.culprit` names
-the video to fail, and the stage goes on without it (``stages.features``).
+the video to fail, and the pass goes on without it (the features stage, predict, evaluate's
+decoded paths and its all-frames pass).
 
 A worker's death must reach the stage from the loader's ``next()``: torch's own SIGCHLD handler
 raises it wherever the main process happens to be (loading a model, writing a shard), where it
-cannot be told from any other failure; :func:`worker_deaths_in_order` sets that handler aside.
+cannot be told from any other failure; :class:`WatchedDecoding` sets that handler aside.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,6 +28,7 @@ from typing import TypeVar
 
 import torch
 from torch.utils.data import get_worker_info
+from tqdm import tqdm
 
 from pipeline.cache import CacheError
 
@@ -157,25 +160,65 @@ def watched(items: Iterator[Item], watch: DecodingWatch, timeout: float) -> Iter
         yield item
 
 
-def _torch_sigchld_handler(handler: object) -> bool:
-    return getattr(handler, "__module__", "") == "torch.utils.data._utils.signal_handling"
+class WatchedDecoding:
+    """A pass's decoding in ``workers`` loader processes, watched: the shared table the
+    datasets note their videos in (``watch``, None when decoding in the main process), the
+    videos to fail without decoding (``skip``, video -> reason), the failures in a row, and
+    ``describe`` (video -> its file) for the line each failure writes to stderr. A context:
+    torch's SIGCHLD handler, set aside while it is open, is put back at its end."""
 
+    def __init__(self, workers: int, timeout: float, where: str, describe: Callable[[int], str]):
+        self.watch = DecodingWatch(workers) if workers else None
+        self.timeout, self.describe = timeout, describe
+        self.skip: dict[int, str] = {}
+        self.streak = FailureStreak(where)
+        self._torch_handler: object = None
 
-@contextmanager
-def worker_deaths_in_order() -> Iterator[Callable[[], None]]:
-    """A function to call after each loader iterator is made: it sets aside torch's SIGCHLD
-    handler (installed by the first one), so that a dead worker is reported by the loader's
-    ``next()`` within :data:`WATCH_POLL_S` seconds; the handler is put back at the end."""
-    removed: list[object] = []
+    def __enter__(self) -> WatchedDecoding:
+        return self
 
-    def set_aside() -> None:
+    def __exit__(self, *exc: object) -> None:
+        if self._torch_handler is not None:
+            signal.signal(signal.SIGCHLD, self._torch_handler)  # type: ignore[arg-type]
+            self._torch_handler = None
+
+    def items(self, open_items: Callable[[], Iterator[Item]], decoded: Callable[[], int]) -> Iterator[Item]:
+        """The items of a loader's iterator, ``open_items()``, watched (:func:`watched`); where
+        a decoder hangs or dies on a video, the failure is taken (:meth:`failed`) and
+        ``open_items()`` is called again, to go on from where the caller's state has reached
+        (``decoded()``: videos decoded so far). The first loader is opened now, so that its
+        workers decode ahead while the caller gets ready."""
+        items = open_items()
+        if self.watch is None:
+            return items
+        self._set_aside()
+        return self._restarting(items, open_items, decoded)
+
+    def _restarting(self, items: Iterator[Item], open_items: Callable[[], Iterator[Item]], decoded: Callable[[], int]) -> Iterator[Item]:
+        while True:
+            try:
+                yield from watched(items, self.watch, self.timeout)  # type: ignore[arg-type]
+                return
+            except DecoderFailure as failure:
+                self.failed(failure, decoded())
+            items = None  # type: ignore[assignment]  (the loader's workers are shut down)
+            items = open_items()
+            self._set_aside()
+
+    def failed(self, failure: DecoderFailure, decoded: int) -> None:
+        """Kill the workers still on a video (before the failure, which holds the loader, goes:
+        its shutdown would wait for them), say so, fail the video without decoding from now on,
+        and count the failure (``decoded``: videos decoded so far)."""
+        if self.watch is not None:
+            self.watch.clear()
+        tqdm.write(f"{self.describe(failure.index)}: {failure.reason}: failed, and decoding goes on", file=sys.stderr)
+        self.skip[failure.index] = failure.reason
+        self.streak.failed(failure, decoded)
+
+    def _set_aside(self) -> None:
+        """Set aside torch's SIGCHLD handler (installed by a loader's first iterator), so that a
+        dead worker is reported by the loader's ``next()`` within :data:`WATCH_POLL_S` seconds."""
         handler = signal.getsignal(signal.SIGCHLD)
-        if _torch_sigchld_handler(handler):
-            removed.append(handler)
+        if getattr(handler, "__module__", "") == "torch.utils.data._utils.signal_handling":
+            self._torch_handler = self._torch_handler or handler
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # not SIG_IGN, which would reap the workers
-
-    try:
-        yield set_aside
-    finally:
-        if removed:
-            signal.signal(signal.SIGCHLD, removed[0])

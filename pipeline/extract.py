@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset, get_worker_info
 from pipeline.cache import DONE, FAILED, SHIFT_PREFIX
 from pipeline.datasets import VideoRecord
 from pipeline.backends import Runner
+from pipeline import decode_watch
 from pipeline.decode_watch import DecodingWatch
 from pipeline.sampling import candidate_frame_indices
 from pipeline.video import VideoReadError, open_record
@@ -411,19 +412,22 @@ def workers_within_shared_memory(workers: int, block_bytes: int, asked: bool, sh
     return int(fit)
 
 
-def block_loader(dataset: BlockDecoder, workers: int, pin_memory: bool, timeout: float = 0.0) -> DataLoader:
-    """Blocks in order, decoded ahead by ``workers`` processes (0: in the main process); with
-    workers, a wait of more than ``timeout`` seconds for a block is an error (0: none)."""
+def decoding_loader(dataset: Dataset, workers: int, *, batch_size: int | None = None, pin_memory: bool = False, watched: bool = True) -> DataLoader:
+    """The items of ``dataset`` in order (lists of ``batch_size``; None: one by one), decoded up
+    to :data:`BLOCKS_AHEAD` ahead by each of ``workers`` processes of one thread (0: in the main
+    process). Watched (with workers), a wait of more than
+    :data:`pipeline.decode_watch.WATCH_POLL_S` seconds for an item is the loader's error, which
+    :func:`pipeline.decode_watch.watched` takes up."""
     return DataLoader(
         dataset,
-        batch_size=None,
+        batch_size=batch_size,
         shuffle=False,
         num_workers=workers,
         pin_memory=pin_memory,
         prefetch_factor=BLOCKS_AHEAD if workers > 0 else None,
         worker_init_fn=single_thread_worker if workers > 0 else None,
         collate_fn=as_is,
-        timeout=timeout if workers > 0 else 0.0,
+        timeout=decode_watch.WATCH_POLL_S if workers > 0 and watched else 0.0,
     )
 
 

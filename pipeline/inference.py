@@ -23,13 +23,12 @@ from typing import Iterator, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset, Subset
 
-from pipeline import decode_watch
 from pipeline.config import DECODE_TIMEOUT_S
-from pipeline.decode_watch import DecoderFailure, DecodingWatch, FailureStreak, watched, worker_deaths_in_order
+from pipeline.decode_watch import DecodingWatch, WatchedDecoding
 from pipeline.evaluation import all_frame_scores, fused_positions, top_classes
-from pipeline.extract import ModelFrames, Transform, as_is, model_frames, single_thread_worker
+from pipeline.extract import ModelFrames, Transform, decoding_loader, model_frames
 from pipeline.backends import HeadsRunner, Runner
 from pipeline.recognition import DecodedFrames, decode_chosen
 from pipeline.sampling import uniform_frame_indices
@@ -181,37 +180,20 @@ def predict_videos(
     decoding worker hangs (``decode_timeout`` seconds on it) or dies, comes back with its error
     and the others go on (the observation loader starts again after the last batch it gave)."""
     workers = min(workers, len(paths))
-    watch = DecodingWatch(workers) if workers else None
-    skip: dict[int, str] = {}
-    streak = FailureStreak("predict")
     start = decoded = 0  # the first video not yet observed; videos decoded so far
-    with worker_deaths_in_order() as set_aside, ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+
+    def batches_from_the_next() -> Iterator[list[Observation]]:  # after a failure, from the video it stopped at
+        observations = Subset(ObservationDecoder(paths, num_frames, light_tf, watch=decoding.watch, skip=decoding.skip), range(start, len(paths)))
+        return iter(decoding_loader(observations, workers, batch_size=batch_size, pin_memory=engine.device.type == "cuda"))  # pinned as the features stage's blocks
+
+    with WatchedDecoding(workers, decode_timeout, "predict", lambda index: str(paths[index])) as decoding, ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         pending: _Pending | None = None
-        while True:
-            loader = DataLoader(
-                Subset(ObservationDecoder(paths, num_frames, light_tf, watch=watch, skip=skip), range(start, len(paths))),
-                batch_size=batch_size,
-                num_workers=workers,
-                collate_fn=as_is,
-                pin_memory=engine.device.type == "cuda",  # as the features stage's blocks
-                worker_init_fn=single_thread_worker if workers > 0 else None,
-                timeout=decode_watch.WATCH_POLL_S if workers > 0 else 0.0,
-            )
-            batches = iter(loader)
-            set_aside()
-            try:
-                for batch in watched(batches, watch, decode_timeout) if watch is not None else batches:
-                    current = _observe(batch, engine, rec_tf, pool, thumbnails)
-                    if pending is not None:
-                        yield from _recognize(pending, engine)
-                    pending, start = current, batch[-1].item + 1
-                    decoded += sum(o.frames is not None for o in batch)
-                break
-            except DecoderFailure as failure:
-                streak.failed(failure, decoded)
-                skip[failure.index] = failure.reason
-                watch.clear()  # type: ignore[union-attr]  (before the failure, which holds the loader, goes)
-            batches = None  # the loader's workers are shut down
+        for batch in decoding.items(batches_from_the_next, lambda: decoded):
+            current = _observe(batch, engine, rec_tf, pool, thumbnails)
+            if pending is not None:
+                yield from _recognize(pending, engine)
+            pending, start = current, batch[-1].item + 1
+            decoded += sum(o.frames is not None for o in batch)
         if pending is not None:
             yield from _recognize(pending, engine)
 

@@ -9,17 +9,22 @@ model batch. The video prediction is then the mean softmax of its frames
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+from copy import copy
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset, Subset
 from tqdm import tqdm
 
 from pipeline.backends import Runner
 from pipeline.datasets import VideoRecord
-from pipeline.extract import ModelFrames, Transform, as_is, model_frames, single_thread_worker
+from pipeline.config import DECODE_TIMEOUT_S
+from pipeline.decode_watch import DecodingWatch, WatchedDecoding
+from pipeline.extract import ModelFrames, Transform, decoding_loader, model_frames
 from pipeline.video import FrameSource, VideoReadError
 
 
@@ -51,48 +56,71 @@ class ChosenFrames:
 
 
 class ChosenFrameDecoder(Dataset):
-    """Item ``i``: the frames ``frame_ids[i]`` of video ``records[i]``, for the recognizer."""
+    """Item ``i``: the frames ``frame_ids[i]`` of video ``records[i]``, for the recognizer.
+    ``watch``: where a decoding worker notes the video it decodes; ``skip``: videos failed with
+    the given reason without decoding (a decoder hung or crashed on them); both are set by
+    :func:`recognize_frames`."""
 
     def __init__(self, root: Path, records: list[VideoRecord], frame_ids: list[np.ndarray], transform: Transform):
         if len(records) != len(frame_ids):
             raise ValueError("one list of frame indices per video is needed")
         self.root, self.records, self.frame_ids, self.transform = Path(root), records, frame_ids, transform
+        self.watch: DecodingWatch | None = None
+        self.skip: dict[int, str] = {}
 
     def __len__(self) -> int:
         return len(self.records)
 
+    def path(self, item: int) -> Path:
+        return self.root / self.records[item].path
+
     def __getitem__(self, item: int) -> ChosenFrames:
+        if item in self.skip:
+            return ChosenFrames(item, None, f"{self.path(item)}: {self.skip[item]}")
         try:
-            return ChosenFrames(item, decode_chosen(self.root / self.records[item].path, self.frame_ids[item], self.transform).frames)
+            with self.watch.decoding(item) if self.watch else nullcontext():
+                return ChosenFrames(item, decode_chosen(self.path(item), self.frame_ids[item], self.transform).frames)
         except VideoReadError as exc:
             return ChosenFrames(item, None, str(exc))
+
 
 # Videos whose decoded frames make one recognizer batch.
 RECOGNIZED_VIDEOS_PER_BATCH = 8
 
 
-def recognize_frames(decoder: ChosenFrameDecoder, recognizer: Runner, device: torch.device, videos_per_batch: int = RECOGNIZED_VIDEOS_PER_BATCH, workers: int = 2, progress: bool = True, desc: str = "recognizer") -> tuple[list[np.ndarray | None], dict[int, str]]:
-    """Frame logits [k_i, C] of every item (None for a video that could not be decoded) and
-    the errors by item; the recognizer's input is made on ``device``, where it runs."""
-    loader = DataLoader(
-        decoder,
-        batch_size=videos_per_batch,
-        num_workers=min(workers, len(decoder)),
-        collate_fn=as_is,
-        worker_init_fn=single_thread_worker if workers > 0 else None,
-    )
+def recognize_frames(
+    decoder: ChosenFrameDecoder,
+    recognizer: Runner,
+    device: torch.device,
+    videos_per_batch: int = RECOGNIZED_VIDEOS_PER_BATCH,
+    workers: int = 2,
+    progress: bool = True,
+    desc: str = "recognizer",
+    decode_timeout: float = DECODE_TIMEOUT_S,
+) -> tuple[list[np.ndarray | None], dict[int, str]]:
+    """Frame logits [k_i, C] of every item (None for a video that could not be decoded, or
+    whose decoding worker hung ``decode_timeout`` seconds or died on it) and the errors by item;
+    the recognizer's input is made on ``device``, where it runs."""
+    workers = min(workers, len(decoder))
     logits: list[np.ndarray | None] = [None] * len(decoder)
     errors: dict[int, str] = {}
-    with tqdm(total=len(decoder), unit="video", desc=desc, disable=not progress) as bar:
-        for batch in loader:
+    start = decoded = 0  # the first video not yet given; videos decoded so far
+
+    def batches_from_the_next() -> Iterator[list[ChosenFrames]]:  # after a failure, from the video it stopped at
+        return iter(decoding_loader(Subset(watched, range(start, len(decoder))), workers, batch_size=videos_per_batch))
+
+    with WatchedDecoding(workers, decode_timeout, desc, lambda item: str(decoder.path(item))) as decoding, tqdm(total=len(decoder), unit="video", desc=desc, disable=not progress) as bar:
+        watched = copy(decoder)
+        watched.watch, watched.skip = decoding.watch, decoding.skip
+        for batch in decoding.items(batches_from_the_next, lambda: decoded):
             good = [b for b in batch if b.frames is not None]
             errors.update({b.item: b.error for b in batch if b.frames is None})
             if good:
                 _, out = recognizer(ModelFrames.cat([b.frames for b in good]).model_input(device))
                 out = out.float().cpu().numpy()
-                start = 0
-                for b in good:
-                    logits[b.item] = out[start : start + len(b.frames)]
-                    start += len(b.frames)
+                splits = np.cumsum([len(b.frames) for b in good])[:-1]
+                for b, video_logits in zip(good, np.split(out, splits)):
+                    logits[b.item] = video_logits
+            start, decoded = batch[-1].item + 1, decoded + len(good)
             bar.update(len(batch))
     return logits, errors

@@ -26,22 +26,25 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from contextlib import nullcontext
+from copy import copy
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import ContextManager, Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from torch.utils.data import IterableDataset, get_worker_info
 from tqdm import tqdm
 
 from pipeline import cache as cache_mod
 from pipeline.all_frames import BASELINES, AllFrameSummary, all_frame_indices
 from pipeline.backends import DEFAULT_EXPORT_DIR, Runner, backend_identity, resolve_backend
 from pipeline.cache import DONE, FAILED, RESUMABLE, SHARD_VIDEOS, CacheError, FeatureCache, ZarrWriter, clear_out_of_space, output_lock
-from pipeline.config import AllFramesConfig
+from pipeline.config import DECODE_TIMEOUT_S, AllFramesConfig
 from pipeline.datasets import Manifest, VideoRecord
-from pipeline.extract import ModelFrames, Transform, as_is, model_frames, single_thread_worker, workers_within_shared_memory
+from pipeline.decode_watch import DecodingWatch, WatchedDecoding
+from pipeline.extract import ModelFrames, Transform, decoding_loader, model_frames, workers_within_shared_memory
 from pipeline.video import VideoReadError, open_record
 from stages.features import cached_runner
 
@@ -59,41 +62,70 @@ class FrameChunk:
 class AllFrameChunks(IterableDataset):
     """The frames of each video in order, ``CHUNK_FRAMES`` at a time; the videos are dealt out
     to the DataLoader workers in turn. A video that cannot be read gives one chunk with its
-    error (after any chunks it gave before failing)."""
+    error (after any chunks it gave before failing). ``watch``: where a decoding worker notes
+    the video (its row) it decodes a chunk of; ``skip``: rows failed with the given reason
+    without decoding (a decoder hung or crashed on them); both are set by :func:`summaries`."""
 
     def __init__(self, root: Path, videos: list[tuple[int, VideoRecord]], transform: Transform, rate: float | None):
         self.root, self.videos, self.transform, self.rate = Path(root), videos, transform, rate
+        self.watch: DecodingWatch | None = None
+        self.skip: dict[int, str] = {}
 
     def __iter__(self) -> Iterator[FrameChunk]:
         info = get_worker_info()
         mine = self.videos if info is None else self.videos[info.id :: info.num_workers]
         for row, record in mine:
+            if row in self.skip:
+                yield FrameChunk(row, None, 0, f"{self.root / record.path}: {self.skip[row]}")
+                continue
             try:
-                source = open_record(self.root, record)
-                plan = all_frame_indices(source.num_frames, source.fps, self.rate)
+                with self._decoding(row):
+                    source = open_record(self.root, record)
+                    plan = all_frame_indices(source.num_frames, source.fps, self.rate)
                 if not len(plan):
                     raise VideoReadError(source.path, "no frames")
                 for start in range(0, len(plan), CHUNK_FRAMES):
-                    yield FrameChunk(row, model_frames(source.read(plan[start : start + CHUNK_FRAMES]), self.transform), len(plan))
+                    with self._decoding(row):  # a chunk at a time: the wait for the recognizer between chunks is not decoding
+                        frames = source.read(plan[start : start + CHUNK_FRAMES])
+                    yield FrameChunk(row, model_frames(frames, self.transform), len(plan))
             except VideoReadError as exc:
                 yield FrameChunk(row, None, 0, str(exc))
 
+    def _decoding(self, row: int) -> ContextManager[None]:
+        return self.watch.decoding(row) if self.watch else nullcontext()
 
-def summaries(chunks: AllFrameChunks, recognizer: Runner, device: torch.device, budget: int, seed: int, workers: int) -> Iterator[tuple[int, AllFrameSummary | str]]:
-    """(row, finished summary) of every video of ``chunks``, or (row, error message); the
-    recognizer's input is made on ``device``, where it runs."""
-    loader = DataLoader(chunks, batch_size=None, num_workers=min(workers, len(chunks.videos)), collate_fn=as_is, worker_init_fn=single_thread_worker if workers > 0 else None)
+
+def summaries(chunks: AllFrameChunks, recognizer: Runner, device: torch.device, budget: int, seed: int, workers: int, decode_timeout: float = DECODE_TIMEOUT_S) -> Iterator[tuple[int, AllFrameSummary | str]]:
+    """(row, finished summary) of every video of ``chunks``, or (row, error message), a video
+    whose decoder hangs ``decode_timeout`` seconds on a chunk or dies failing with its reason;
+    the recognizer's input is made on ``device``, where it runs."""
+    workers = min(workers, len(chunks.videos))
+    ended: set[int] = set()  # rows given, finished or failed
     open_: dict[int, AllFrameSummary] = {}
-    for chunk in loader:
-        if chunk.frames is None:
-            open_.pop(chunk.row, None)
-            yield chunk.row, chunk.error
-            continue
-        summary = open_.setdefault(chunk.row, AllFrameSummary(chunk.length, budget, np.random.default_rng([seed, chunk.row])))
-        _, logits = recognizer(chunk.frames.model_input(device))
-        summary.update(logits.float().cpu().numpy())
-        if summary.complete:
-            yield chunk.row, open_.pop(chunk.row)
+    decoded = 0
+
+    def chunks_of_the_unended() -> Iterator[FrameChunk]:  # after a failure, a video begun is decoded again from its first frame
+        open_.clear()
+        watched = copy(chunks)
+        watched.videos = [(row, record) for row, record in chunks.videos if row not in ended]
+        watched.watch, watched.skip = decoding.watch, decoding.skip
+        return iter(decoding_loader(watched, workers))
+
+    records = dict(chunks.videos)
+    with WatchedDecoding(workers, decode_timeout, "the all-frames pass", lambda row: str(chunks.root / records[row].path)) as decoding:
+        for chunk in decoding.items(chunks_of_the_unended, lambda: decoded):
+            if chunk.frames is None:
+                open_.pop(chunk.row, None)
+                ended.add(chunk.row)
+                yield chunk.row, chunk.error
+                continue
+            summary = open_.setdefault(chunk.row, AllFrameSummary(chunk.length, budget, np.random.default_rng([seed, chunk.row])))
+            _, logits = recognizer(chunk.frames.model_input(device))
+            summary.update(logits.float().cpu().numpy())
+            if summary.complete:
+                ended.add(chunk.row)
+                decoded += 1
+                yield chunk.row, open_.pop(chunk.row)
 
 
 @dataclass
@@ -115,10 +147,11 @@ def store_for(features: Path, features_fp: str, videos: np.ndarray, cfg: AllFram
     return features.with_name(f"{features.name}.allframes-{fp[:16]}.zarr"), fp
 
 
-def run_all_frames(features: Path, videos: np.ndarray, root: Path, cfg: AllFramesConfig, device: torch.device, workers: int = 2, progress: bool = True, backend: str = "torch", export_dir: Path = DEFAULT_EXPORT_DIR) -> AllFrameScores:
+def run_all_frames(features: Path, videos: np.ndarray, root: Path, cfg: AllFramesConfig, device: torch.device, workers: int = 2, progress: bool = True, backend: str = "torch", export_dir: Path = DEFAULT_EXPORT_DIR, decode_timeout: float = DECODE_TIMEOUT_S) -> AllFrameScores:
     """Table 1's baselines over all frames of the videos ``videos`` (rows of the feature
     cache's manifest), computed once and cached; resumes an interrupted pass. The recognizer
-    runs with ``backend`` (:func:`pipeline.backends.resolve_backend`)."""
+    runs with ``backend`` (:func:`pipeline.backends.resolve_backend`); a video whose decoder
+    hangs ``decode_timeout`` seconds on a chunk of frames, or dies, fails (:mod:`pipeline.decode_watch`)."""
     backend = resolve_backend(backend, device)
     features = Path(features)
     with FeatureCache(features) as cache:
@@ -146,7 +179,7 @@ def run_all_frames(features: Path, videos: np.ndarray, root: Path, cfg: AllFrame
                         continue
                     block = {name: np.asarray(writer.arrays[name][start:stop]) for name in arrays if name != "status"}
                     marks = status[start:stop].copy()
-                    for row, result in summaries(AllFrameChunks(root, todo, transform, cfg.rate), runner, device, cfg.budget, cfg.seed, workers):
+                    for row, result in summaries(AllFrameChunks(root, todo, transform, cfg.rate), runner, device, cfg.budget, cfg.seed, workers, decode_timeout):
                         if isinstance(result, str):
                             errors[row], marks[row - start] = result, FAILED
                         else:

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from pipeline.config import WEIGHTS_NONE, FeaturesConfig, ModelSpec, RunOptions
 from pipeline.datasets import AnnotationFiles, load_manifest
 from pipeline.distributed import pick_device, synchronize
-from pipeline.extract import BlockDecoder, BlockInference, block_loader, decoding_workers, make_blocks
+from pipeline.extract import BlockDecoder, BlockInference, decoding_loader, decoding_workers, make_blocks
 from pipeline.models import frame_transforms
 from stages.features import build_encoders, build_runners, make_layout, manifest_features
 
@@ -96,7 +96,7 @@ def bench_features(dataset: str, data_root: Path | None, config: FeaturesConfig,
     workers = decoding_workers(opts.workers, device)
     opts = replace(opts, workers=workers)  # the full stage decodes with the same number
     start = time.perf_counter()
-    decoded = list(tqdm(block_loader(decoder, workers, pin_memory=False), total=len(blocks), unit="block", desc="decode only", disable=not opts.progress))
+    decoded = list(tqdm(decoding_loader(decoder, workers, watched=False), total=len(blocks), unit="block", desc="decode only", disable=not opts.progress))
     decode_s = time.perf_counter() - start
     frames = sum(b.num_frames for b in decoded)
     rows = make_layout(light, rec, light_cfg, rec_cfg, len(videos), config.num_frames).rows()

@@ -455,9 +455,10 @@ def resolve_run(features_path: Path, prototypes_path: Path, dataset: str, run_pa
 @click.option("--device", default="auto", show_default=True)
 @backend_options(compare=False)
 @click.option("--workers", type=int, default=None, help="Decoding processes [default: 2 on the CPU, all cores but 2 on a GPU].")
+@decode_timeout_option
 @click.option("--no-progress", is_flag=True)
 @clear_errors
-def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_path: Path | None, prototypes_path: Path | None, preset: str | None, run_path: Path | None, no_all_frames: bool, device: str, backend: str, onnx_dir: Path | None, workers: int | None, no_progress: bool, **changes: Any) -> None:
+def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_path: Path | None, prototypes_path: Path | None, preset: str | None, run_path: Path | None, no_all_frames: bool, device: str, backend: str, onnx_dir: Path | None, workers: int | None, decode_timeout: float, no_progress: bool, **changes: Any) -> None:
     """NSNet vs UNIFORM, RANDOM, DENSE and TOP-K: mAP, top-1 and counted GFLOPs, with plots."""
     from dataclasses import replace
 
@@ -476,7 +477,7 @@ def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_pat
     root = data_root if data_root is not None else get_dataset(dataset).default_root
     quotes = None if preset is None else get_preset(preset).quotes(dataset)
     dev = pick_device(device)
-    report = run_evaluate(features_path, prototypes_path, run_path, root, cfg, device=str(dev), workers=per_video_workers(workers, dev), progress=not no_progress, preset=quotes, backend=backend, export_dir=onnx_dir or cache_dir / "onnx")
+    report = run_evaluate(features_path, prototypes_path, run_path, root, cfg, device=str(dev), workers=per_video_workers(workers, dev), progress=not no_progress, preset=quotes, backend=backend, export_dir=onnx_dir or cache_dir / "onnx", decode_timeout=decode_timeout)
     click.echo(render_table(report) + ("" if report["computed"] else "\n(already evaluated with this config: nothing recomputed)"))
 
 

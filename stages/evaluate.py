@@ -30,7 +30,7 @@ import torch
 from pipeline import cache as cache_mod
 from pipeline.baselines import dense_positions, oracle_positions, random_positions, top_confidence_positions, uniform_positions
 from pipeline.cache import CacheError, FeatureCache, read_rows
-from pipeline.config import EvalConfig, FeaturesConfig
+from pipeline.config import DECODE_TIMEOUT_S, EvalConfig, FeaturesConfig
 from pipeline.datasets import Manifest
 from pipeline.evaluation import Recognition, all_frame_scores, class_mean_saliency, ema, fused_positions, recognition, scores_at, top_classes
 from pipeline.extract import workers_within_shared_memory
@@ -91,14 +91,14 @@ def _row(name: str, result: Recognition, gflops: float, frames: float, path: str
     return {"method": name, "map": result.map, "top1": result.top1, "gflops": gflops, "frames": frames, "path": path, "note": note}
 
 
-def _recognizer_logits(data: EvalData, root: Path, frame_ids: list[np.ndarray], device: torch.device, workers: int, progress: bool, desc: str, backend: str, export_dir: Path) -> list[np.ndarray]:
+def _recognizer_logits(data: EvalData, root: Path, frame_ids: list[np.ndarray], device: torch.device, workers: int, progress: bool, desc: str, backend: str, export_dir: Path, decode_timeout: float) -> list[np.ndarray]:
     """The real path: decode exactly ``frame_ids`` of every evaluation video, run the recognizer."""
     runner, transform = cached_runner(data.inputs.attrs, "recognizer", device, backend, export_dir)
     decoder = ChosenFrameDecoder(root, [data.manifest.videos[i] for i in data.videos], frame_ids, transform)
     # a batch of videos' uint8 crops crosses from its decoder through shared memory
     batch_bytes = RECOGNIZED_VIDEOS_PER_BATCH * max(map(len, frame_ids), default=0) * math.prod(data.inputs.attrs["data_configs"]["recognizer"]["input_size"])
     workers = workers_within_shared_memory(workers, batch_bytes, asked=False)
-    logits, errors = recognize_frames(decoder, runner, device, RECOGNIZED_VIDEOS_PER_BATCH, workers=workers, progress=progress, desc=desc)
+    logits, errors = recognize_frames(decoder, runner, device, RECOGNIZED_VIDEOS_PER_BATCH, workers=workers, progress=progress, desc=desc, decode_timeout=decode_timeout)
     if errors:
         listed = "; ".join(errors[i] for i in sorted(errors)[:5])
         hint = "" if root.is_dir() else f" ({root} does not exist: pass the data root the cache was built from, --data-root)"
@@ -186,22 +186,23 @@ def _class_saliency(data: EvalData, variants: dict[str, np.ndarray], scores: np.
     return {"panels": panels, "correlation_with_guid": {name: correlation(name) for name in variants if name != "Guid."}}
 
 
-def run_evaluate(features: Path, prototypes: Path, run_dir: Path, data_root: Path, cfg: EvalConfig = EvalConfig(), device: str = "cpu", workers: int = 2, progress: bool = True, preset: dict[str, Any] | None = None, backend: str = "torch", export_dir: Path = DEFAULT_EXPORT_DIR) -> dict[str, Any]:
+def run_evaluate(features: Path, prototypes: Path, run_dir: Path, data_root: Path, cfg: EvalConfig = EvalConfig(), device: str = "cpu", workers: int = 2, progress: bool = True, preset: dict[str, Any] | None = None, backend: str = "torch", export_dir: Path = DEFAULT_EXPORT_DIR, decode_timeout: float = DECODE_TIMEOUT_S) -> dict[str, Any]:
     """Evaluate a trained sampler; returns the report (also written as ``results.json``).
     ``preset``: :meth:`pipeline.presets.Preset.quotes`, named in the report, whose paper
     figures are quoted beside ours. ``backend``: where the recognizer runs on decoded frames
-    (NSNet's decoded row, the baselines over all frames); the samplers run in torch."""
+    (NSNet's decoded row, the baselines over all frames); the samplers run in torch. A video
+    whose decoder hangs ``decode_timeout`` seconds or dies on it fails (:mod:`pipeline.decode_watch`)."""
     features, prototypes, run_dir = Path(features), Path(prototypes), Path(run_dir)
     backend = resolve_backend(backend, torch.device(device))
     inputs = load_sampler_inputs(features, prototypes)
     out = eval_dir_for(features, prototypes, run_dir, cfg, inputs.attrs["fingerprint"], preset, backend)
     with cache_mod.sole_writer(out, (out / "results.json").is_file) as computing:
         if computing:
-            return {**_write(out, *_evaluate(inputs, features, prototypes, run_dir, data_root, cfg, device, workers, progress, preset, backend, export_dir)), "computed": True}
+            return {**_write(out, *_evaluate(inputs, features, prototypes, run_dir, data_root, cfg, device, workers, progress, preset, backend, export_dir, decode_timeout)), "computed": True}
     return {**json.loads((out / "results.json").read_text()), "computed": False}
 
 
-def _evaluate(inputs: SamplerInputs, features: Path, prototypes: Path, run_dir: Path, data_root: Path, cfg: EvalConfig, device: str, workers: int, progress: bool, preset: dict[str, Any] | None, backend: str, export_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _evaluate(inputs: SamplerInputs, features: Path, prototypes: Path, run_dir: Path, data_root: Path, cfg: EvalConfig, device: str, workers: int, progress: bool, preset: dict[str, Any] | None, backend: str, export_dir: Path, decode_timeout: float) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The report of :func:`run_evaluate` and NSNet's predictions per video."""
     dev = torch.device(device)
     model, objective, train_cfg = load_trained_sampler(run_dir, inputs.attrs["fingerprint"], inputs.shape, dev)
@@ -242,7 +243,7 @@ def _evaluate(inputs: SamplerInputs, features: Path, prototypes: Path, run_dir: 
         if cfg.all_frames:
             skipped.append("the baselines over all frames (Table 1's protocol): they decode every frame")
     else:
-        real = _recognizer_logits(data, root, [ids[p] for ids, p in zip(data.frame_indices, nsnet_positions)], dev, workers, progress, "NSNet: recognizer on K frames", backend, export_dir)
+        real = _recognizer_logits(data, root, [ids[p] for ids, p in zip(data.frame_indices, nsnet_positions)], dev, workers, progress, "NSNet: recognizer on K frames", backend, export_dir, decode_timeout)
         real_scores = all_frame_scores(real)
         nsnet_result = recognition(real_scores, data.labels)
         rows[f"NSNet (K={k})"] = _row(f"NSNet (K={k})", nsnet_result, cost.nsnet(k), float(k), "decoded", f"{cfg.fusion} fusion")
@@ -253,7 +254,7 @@ def _evaluate(inputs: SamplerInputs, features: Path, prototypes: Path, run_dir: 
             "map_decoded": nsnet_result.map,
         }
     if cfg.all_frames and not data.synthetic:
-        rows.update(_all_frame_rows(run_all_frames(features, data.videos, root, cfg.all_frames_config(), dev, workers, progress, backend, export_dir), data.labels, cost, cfg.all_frames_budget))
+        rows.update(_all_frame_rows(run_all_frames(features, data.videos, root, cfg.all_frames_config(), dev, workers, progress, backend, export_dir, decode_timeout), data.labels, cost, cfg.all_frames_budget))
 
     nsnet = f"NSNet (K={k})"
     groups = [

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -22,9 +21,8 @@ from pipeline.backends import Runner, backend_identity, make_runner, resolve_bac
 from pipeline.config import FeaturesConfig, RunOptions
 from pipeline.datasets import AnnotationFiles, Manifest, load_manifest
 from pipeline.distributed import Worker, barrier, pick_device, setup_worker, teardown
-from pipeline import decode_watch
-from pipeline.decode_watch import DecoderFailure, DecodingWatch, FailureStreak, watched, worker_deaths_in_order
-from pipeline.extract import BlockDecoder, BlockInference, DecodedBlock, block_loader, decoding_workers, make_blocks, workers_within_shared_memory
+from pipeline.decode_watch import WatchedDecoding
+from pipeline.extract import BlockDecoder, BlockInference, DecodedBlock, decoding_loader, decoding_workers, make_blocks, workers_within_shared_memory
 from pipeline.models import FrameEncoder, create_model, data_config, frame_transform, frame_transforms, weights_identity
 from pipeline.video import failure_summary
 
@@ -306,32 +304,18 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
             sizing = BlockDecoder(root, manifest.videos, plan.todo, config.num_frames, *transforms, config.offsets)
             workers = min(decoding_workers(opts.workers, worker.device), len(plan.todo))
             workers = workers_within_shared_memory(workers, sizing.largest_block_bytes(light_cfg["input_size"], rec_cfg["input_size"]), asked=opts.workers is not None)
-            watch = DecodingWatch(workers) if workers else None
-            skip: dict[int, str] = {}  # videos a decoder hung or crashed on, failed without decoding
-            with worker_deaths_in_order() as set_aside:
+            describe = lambda index: str(root / manifest.videos[index].path)  # noqa: E731
+            done = _Done(status, log, manifest, tqdm(total=sum(len(m) for _, m in plan.todo), unit="video", desc=f"features {manifest.name}", disable=not opts.progress or not worker.is_leader))
+            with WatchedDecoding(workers, opts.decode_timeout, str(staging), describe) as decoding:
 
-                def decoded_blocks(todo: list[tuple[int, list[int]]]) -> Iterator[DecodedBlock]:
-                    decoder = BlockDecoder(root, manifest.videos, todo, config.num_frames, *transforms, config.offsets, watch=watch, skip=skip)
-                    blocks = iter(block_loader(decoder, workers, pin_memory=worker.device.type == "cuda", timeout=decode_watch.WATCH_POLL_S))
-                    set_aside()
-                    return watched(blocks, watch, opts.decode_timeout) if watch is not None else blocks
+                def blocks_from_the_next() -> Iterator[DecodedBlock]:  # after a failure, from the block it stopped
+                    decoder = BlockDecoder(root, manifest.videos, plan.todo[done.blocks :], config.num_frames, *transforms, config.offsets, watch=decoding.watch, skip=decoding.skip)
+                    return iter(decoding_loader(decoder, workers, pin_memory=worker.device.type == "cuda"))
 
-                blocks = decoded_blocks(plan.todo)  # the decoding workers start and decode ahead while the models load
+                blocks = decoding.items(blocks_from_the_next, lambda: done.decoded)  # the decoding workers start and decode ahead while the models load
                 infer = BlockInference(*build_runners(light, rec, light_cfg, rec_cfg, worker.device, opts.backend, opts.export_dir), worker.device)
-                done = _Done(status, log, manifest, tqdm(total=sum(len(m) for _, m in plan.todo), unit="video", desc=f"features {manifest.name}", disable=not opts.progress or not worker.is_leader))
-                streak = FailureStreak(str(staging))
-                while True:
-                    try:
-                        _write_blocks(blocks, infer, writer, layout.rows(), done)
-                        break
-                    except DecoderFailure as failure:
-                        streak.failed(failure, done.decoded)
-                        skip[failure.index] = failure.reason
-                        tqdm.write(f"{root / manifest.videos[failure.index].path}: {failure.reason}: failed, and decoding goes on from its shard", file=sys.stderr)
-                        watch.clear()  # type: ignore[union-attr]  (before the failure, which holds the loader, goes: its shutdown waits for live workers)
-                    blocks = None  # the loader's workers are shut down
-                    plan = _plan(writer.status(), writer.attrs, worker, opts.retry_failed)
-                    blocks = decoded_blocks(plan.todo)
+                done.tick = time.perf_counter()  # the compute's time starts with the models loaded
+                _write_blocks(blocks, infer, writer, layout.rows(), done)
             done.bar.close()
             computed, failed_now, frames, loop_seconds = len(done.computed), len(done.failed), done.frames, time.perf_counter() - done.tick
     barrier(worker)
@@ -343,8 +327,7 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
 
 @dataclass
 class _Done:
-    """What a features run did, by video, counted once however often a shard is decoded (a
-    shard whose decoder failed is decoded again, from its first block)."""
+    """What a features run did, by video."""
 
     status: np.ndarray  # of the cache at the start
     log: Path
@@ -352,7 +335,7 @@ class _Done:
     bar: Any  # tqdm
     computed: set[int] = field(default_factory=set)
     failed: set[int] = field(default_factory=set)
-    seen: set[int] = field(default_factory=set)
+    blocks: int = 0  # blocks of the plan written
     frames: int = 0
     decoded: int = 0  # videos decoded, this run's and shard-mates' done before
     tick: float = field(default_factory=time.perf_counter)
@@ -363,11 +346,10 @@ class _Done:
             record = self.manifest.videos[failure.index]
             _log_failure(self.log, record.video_id, record.path, failure.reason)
             self.failed.add(failure.index)
+        self.blocks += 1
         self.frames += block.num_frames
         self.decoded += len(block.videos)
-        new = set(block.members) - self.seen
-        self.seen |= new
-        self.bar.update(len(new))
+        self.bar.update(len(block.members))
         self.bar.set_postfix(frames_per_s=f"{self.frames / max(time.perf_counter() - self.tick, 1e-9):.1f}")
 
 

@@ -4,6 +4,7 @@ those of a run where that video was merely missing."""
 
 import faulthandler
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -13,11 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import zarr
 
 import pipeline.extract
 from pipeline import decode_watch
 from pipeline.cache import ARRAY_NAMES, DONE, FAILED, CacheError, FeatureCache
-from pipeline.decode_watch import DecoderFailure, DecodingWatch, process_alive, watched
+from pipeline.decode_watch import DecoderFailure, DecodingWatch, WatchedDecoding, process_alive, watched
 from stages.features import run_features
 
 VICTIM = 5  # the video of the tiny set (12 videos, shards of 4, blocks of 2) that goes wrong
@@ -131,7 +133,7 @@ class _Loader:
         event = self.events.pop(0)
         if isinstance(event, Exception):
             raise event
-        return event
+        return event() if callable(event) else event
 
 
 def test_a_loader_error_is_a_decoder_failure_only_where_the_watch_names_a_video():
@@ -148,3 +150,112 @@ def test_a_loader_error_is_a_decoder_failure_only_where_the_watch_names_a_video(
     with pytest.raises(DecoderFailure, match=r"^video 4: decoder crashed") as crashed:
         list(watched(_Loader(ConnectionResetError(104, "Connection reset by peer")), watch, timeout=60))
     assert isinstance(crashed.value.__cause__, ConnectionResetError) and crashed.value.index == 4
+
+
+def test_a_failure_opens_a_new_loader_from_where_the_caller_got(capsys):
+    worker = subprocess.Popen(["sleep", "60"])  # stands for the worker stuck on video 2
+    decoding = WatchedDecoding(1, timeout=60, where="a pass", describe=lambda video: f"v{video}.mp4")
+
+    def hangs_on_video_2():
+        decoding.watch.table[0] = torch.tensor([2, time.time() - 90, worker.pid], dtype=torch.float64)
+        raise RuntimeError("DataLoader timed out after 5 seconds")
+
+    given, opened = [], []
+
+    def open_items():
+        opened.append(len(given))
+        return _Loader("v0", "v1", hangs_on_video_2) if len(opened) == 1 else _Loader("v2 failed", "v3")
+
+    with decoding:
+        for item in decoding.items(open_items, lambda: len(given)):
+            given.append(item)
+    assert given == ["v0", "v1", "v2 failed", "v3"] and opened == [0, 2]
+    assert decoding.skip == {2: "decoder hung (no frames after 60 s; re-encode the file to use it)"}
+    assert worker.wait(timeout=10) == -signal.SIGKILL  # the stuck worker is killed before the next loader
+    assert capsys.readouterr().err == "v2.mp4: decoder hung (no frames after 60 s; re-encode the file to use it): failed, and decoding goes on\n"
+
+
+def _hangs_reading_the_last_frame_or_crashes(open_record, hangs: str, crashes: str):
+    """``open_record`` whose source for ``hangs`` blocks for good when asked for its last frame
+    (decord's loop on a container that over-reports its frames, dmlc/decord#373) and which aborts
+    the process for ``crashes``."""
+
+    def opened(root, record):
+        source = open_record(root, record)
+        if record.path == crashes:
+            _abort()
+        if record.path == hangs:
+            read, last = source.read, source.num_frames - 1
+            source.read = lambda indices: time.sleep(3600) if last in indices else read(indices)
+        return source
+
+    return opened
+
+
+def test_the_all_frames_pass_fails_the_videos_a_decoder_hangs_or_crashes_on_and_keeps_the_rest(tiny_pipeline, monkeypatch):
+    import stages.all_frames
+    from pipeline.config import AllFramesConfig
+    from stages.all_frames import run_all_frames
+    from tests.test_all_frames import eval_videos
+
+    features, _, truth = tiny_pipeline
+    videos, _, manifest = eval_videos(features)
+    cfg = AllFramesConfig(budget=3, seed=2)
+    plain = run_all_frames(features, videos, truth.parent, cfg, torch.device("cpu"), workers=0, progress=False)
+    shutil.rmtree(plain.path)
+    hangs, crashes = manifest.videos[videos[1]].path, manifest.videos[videos[2]].path
+    monkeypatch.setattr(stages.all_frames, "open_record", _hangs_reading_the_last_frame_or_crashes(stages.all_frames.open_record, hangs, crashes))
+    monkeypatch.setattr(stages.all_frames, "CHUNK_FRAMES", 4)  # the hung video gives chunks before its last
+    started = time.perf_counter()
+    with pytest.raises(CacheError, match=r"2 evaluation video\(s\) could not be decoded") as failed:
+        run_all_frames(features, videos, truth.parent, cfg, torch.device("cpu"), workers=1, progress=False, decode_timeout=2.0)
+    assert time.perf_counter() - started < 60
+    assert f"{truth.parent / hangs}: decoder hung (no frames after 2 s; re-encode the file to use it); {truth.parent / crashes}: decoder crashed (its process died" in str(failed.value)
+    status = np.asarray(zarr.open_group(str(plain.path), mode="r")["status"][:])
+    assert status.tolist() == [FAILED if row in (1, 2) else DONE for row in range(len(videos))]
+    monkeypatch.undo()
+    again = run_all_frames(features, videos, truth.parent, cfg, torch.device("cpu"), workers=1, progress=False)
+    assert again.computed == 2  # the two retried; the others were kept
+    for name, scores in plain.scores.items():
+        np.testing.assert_allclose(again.scores[name], scores, atol=1e-6, err_msg=name)
+    np.testing.assert_array_equal(again.frames, plain.frames)
+
+
+def test_the_decoded_path_fails_the_videos_a_decoder_hangs_or_crashes_on_and_recognizes_the_rest(tiny_pipeline, monkeypatch):
+    import json
+
+    import pipeline.recognition
+    from pipeline.backends import TorchRunner
+    from pipeline.config import FeaturesConfig
+    from pipeline.datasets import Manifest
+    from pipeline.models import frame_transform
+    from pipeline.recognition import ChosenFrameDecoder, recognize_frames
+    from stages.features import build_recognizer
+
+    features, _, truth = tiny_pipeline
+    with FeatureCache(features) as cache:
+        attrs, frame_ids = cache.attrs, np.asarray(cache["frame_indices"][:])
+    manifest = Manifest.from_json(json.dumps(attrs["manifest"]))
+    recognizer, data_cfg = build_recognizer(FeaturesConfig.from_dict(attrs["config"]), manifest.classes)
+    runner, cpu = TorchRunner(recognizer, torch.device("cpu")), torch.device("cpu")
+    records = list(manifest.videos[:6])
+    decoder = ChosenFrameDecoder(truth.parent, records, [ids[[0, 2]] for ids in frame_ids[:6]], frame_transform(data_cfg))
+    plain, none = recognize_frames(decoder, runner, cpu, videos_per_batch=2, workers=0, progress=False)
+    decode = pipeline.recognition.decode_chosen
+
+    def hangs_or_aborts(path, *args):  # forked into the decoding worker
+        if path.name == Path(records[1].path).name:
+            time.sleep(3600)
+        if path.name == Path(records[4].path).name:
+            _abort()
+        return decode(path, *args)
+
+    monkeypatch.setattr(pipeline.recognition, "decode_chosen", hangs_or_aborts)
+    logits, errors = recognize_frames(decoder, runner, cpu, videos_per_batch=2, workers=1, progress=False, decode_timeout=2.0)
+    assert none == {} and errors == {
+        1: f"{truth.parent / records[1].path}: decoder hung (no frames after 2 s; re-encode the file to use it)",
+        4: f"{truth.parent / records[4].path}: decoder crashed (its process died on this file; re-encode it to use it)",
+    }
+    assert logits[1] is None and logits[4] is None
+    for item in (0, 2, 3, 5):
+        np.testing.assert_allclose(logits[item], plain[item], atol=1e-5)

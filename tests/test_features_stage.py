@@ -21,7 +21,7 @@ import torch
 
 from pipeline.cache import ARRAY_NAMES, DONE, FAILED, CacheError, FeatureCache, Layout, file_lock
 from pipeline.datasets import get_dataset
-from pipeline.extract import BlockDecoder, BlockInference, block_loader, crops_alike, decode_candidates, decode_video, to_model_input
+from pipeline.extract import BlockDecoder, BlockInference, crops_alike, decode_candidates, decode_video, decoding_loader, to_model_input
 from pipeline.models import FrameEncoder, create_model, data_config, frame_transform, frame_transforms
 from pipeline.video import failure_kinds
 from stages.features import run_features
@@ -132,7 +132,7 @@ def test_models_that_differ_in_normalisation_only_share_one_crop_of_each_frame(t
     torch.testing.assert_close(fed["light"], torch.cat([to_model_input(f, light_tf) for f in frames]), rtol=0, atol=0)
     torch.testing.assert_close(fed["rec"], torch.cat([to_model_input(f, rec_tf) for f in frames]), rtol=0, atol=0)
     assert not torch.equal(fed["rec"], fed["light"])
-    (arrived,) = block_loader(BlockDecoder(tiny_videos, videos, [(0, [0, 1])], 6, light_tf, rec_tf), 1, pin_memory=False)
+    (arrived,) = decoding_loader(BlockDecoder(tiny_videos, videos, [(0, [0, 1])], 6, light_tf, rec_tf), 1)
     assert arrived.rec.pixels is arrived.light.pixels and arrived.light.pixels.is_shared() and arrived.rec.rescale == block.rec.rescale
 
 
@@ -177,7 +177,7 @@ def test_a_block_is_written_into_one_tensor_made_in_shared_memory_in_a_worker(ti
     expected = [to_model_input(decode_candidates(tiny_videos, v, 6, n)[0], decoder.light_tf) for v, n in ((train, 3), (val, 1))]
     torch.testing.assert_close(here.light.model_input(torch.device("cpu")), torch.cat(expected), rtol=0, atol=0)
     assert not here.light.pixels.is_shared()
-    (arrived,) = block_loader(decoder, 1, pin_memory=False)
+    (arrived,) = decoding_loader(decoder, 1)
     assert arrived.light.pixels.is_shared() and arrived.rec is arrived.light
     assert torch.equal(arrived.light.pixels, here.light.pixels)
     monkeypatch.setattr(pipeline.extract, "get_worker_info", lambda: object())  # as in a worker

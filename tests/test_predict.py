@@ -216,7 +216,7 @@ def test_on_a_gpu_the_observation_loader_pins_the_uint8_crops(tiny_videos, monke
     assert len(pinned) == 1 and out[1] is failed and out[0].frame_indices is good.frame_indices
     # the loader asks for it on a GPU only
     asked = []
-    monkeypatch.setattr(inference, "DataLoader", lambda *args, **kw: asked.append(kw["pin_memory"]) or [])
+    monkeypatch.setattr(inference, "decoding_loader", lambda *args, **kw: asked.append(kw["pin_memory"]) or [])
     for device in ("cuda", "cpu"):
         assert list(inference.predict_videos([tiny_videos], SimpleNamespace(device=torch.device(device)), 4, None, None)) == []
     assert asked == [True, False]
