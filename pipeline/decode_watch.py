@@ -40,8 +40,8 @@ CRASHED = "decoder crashed"
 Item = TypeVar("Item")
 
 
-# Decoder failures with no video decoded between them that still count as single videos'
-# faults; one more stops the run (a full /dev/shm or memory kills every decoder).
+# Decoder failures with nothing decoded between them that still count as single videos' faults;
+# one more stops the run (a full /dev/shm or memory kills every decoder).
 DECODER_FAILURES_IN_A_ROW = 3
 
 
@@ -51,22 +51,6 @@ class DecoderFailure(Exception):
     def __init__(self, index: int, reason: str):
         super().__init__(f"video {index}: {reason}")
         self.index, self.reason = index, reason
-
-
-class FailureStreak:
-    """Counts decoder failures in a row (no video decoded between them); past
-    :data:`DECODER_FAILURES_IN_A_ROW` it is not single files but the machine, and the run
-    stops with a :class:`~pipeline.cache.CacheError` that starts with ``where``."""
-
-    def __init__(self, where: str):
-        self.where, self.in_a_row, self.decoded = where, 0, 0
-
-    def failed(self, failure: DecoderFailure, decoded: int) -> None:
-        """One more failure, ``decoded`` videos decoded so far in the run."""
-        self.in_a_row = 1 if decoded > self.decoded else self.in_a_row + 1
-        self.decoded = decoded
-        if self.in_a_row > DECODER_FAILURES_IN_A_ROW:
-            raise CacheError(f"{self.where}: the decoders failed on {self.in_a_row} videos in a row, none decoded between ({failure.__cause__}); more than single videos is wrong: see the failures above") from failure
 
 
 def process_alive(pid: int) -> bool:
@@ -163,15 +147,18 @@ def watched(items: Iterator[Item], watch: DecodingWatch, timeout: float) -> Iter
 class WatchedDecoding:
     """A pass's decoding in ``workers`` loader processes, watched: the shared table the
     datasets note their videos in (``watch``, None when decoding in the main process), the
-    videos to fail without decoding (``skip``, video -> reason), the failures in a row, and
-    ``describe`` (video -> its file) for the line each failure writes to stderr. A context:
-    torch's SIGCHLD handler, set aside while it is open, is put back at its end."""
+    videos to fail without decoding (``skip``, video -> reason), and ``describe`` (video -> its
+    file) for the line each failure writes to stderr. Past :data:`DECODER_FAILURES_IN_A_ROW`
+    failures with no video decoded between them it is not single files but the machine, and the
+    pass stops with a :class:`~pipeline.cache.CacheError` that starts with ``where``. A
+    context: torch's SIGCHLD handler, set aside while it is open, is put back at its end."""
 
     def __init__(self, workers: int, timeout: float, where: str, describe: Callable[[int], str]):
         self.watch = DecodingWatch(workers) if workers else None
-        self.timeout, self.describe = timeout, describe
+        self.timeout, self.where, self.describe = timeout, where, describe
         self.skip: dict[int, str] = {}
-        self.streak = FailureStreak(where)
+        self.decoded = 0  # items given that hold a decoded video, over every loader
+        self.in_a_row, self._decoded_at_failure = 0, 0
         self._torch_handler: object = None
 
     def __enter__(self) -> WatchedDecoding:
@@ -182,38 +169,43 @@ class WatchedDecoding:
             signal.signal(signal.SIGCHLD, self._torch_handler)  # type: ignore[arg-type]
             self._torch_handler = None
 
-    def items(self, open_items: Callable[[], Iterator[Item]], decoded: Callable[[], int]) -> Iterator[Item]:
+    def items(self, open_items: Callable[[], Iterator[Item]], decoded: Callable[[Item], bool]) -> Iterator[Item]:
         """The items of a loader's iterator, ``open_items()``, watched (:func:`watched`); where
         a decoder hangs or dies on a video, the failure is taken (:meth:`failed`) and
-        ``open_items()`` is called again, to go on from where the caller's state has reached
-        (``decoded()``: videos decoded so far). The first loader is opened now, so that its
-        workers decode ahead while the caller gets ready."""
+        ``open_items()`` is called again, to go on from where the caller's state has reached.
+        ``decoded(item)``: whether an item holds a video decoded (not only failures). The first
+        loader is opened now, so that its workers decode ahead while the caller gets ready."""
         items = open_items()
         if self.watch is None:
             return items
         self._set_aside()
         return self._restarting(items, open_items, decoded)
 
-    def _restarting(self, items: Iterator[Item], open_items: Callable[[], Iterator[Item]], decoded: Callable[[], int]) -> Iterator[Item]:
+    def _restarting(self, items: Iterator[Item], open_items: Callable[[], Iterator[Item]], decoded: Callable[[Item], bool]) -> Iterator[Item]:
         while True:
             try:
-                yield from watched(items, self.watch, self.timeout)  # type: ignore[arg-type]
+                for item in watched(items, self.watch, self.timeout):  # type: ignore[arg-type]
+                    self.decoded += decoded(item)
+                    yield item
                 return
             except DecoderFailure as failure:
-                self.failed(failure, decoded())
+                self.failed(failure)
             items = None  # type: ignore[assignment]  (the loader's workers are shut down)
             items = open_items()
             self._set_aside()
 
-    def failed(self, failure: DecoderFailure, decoded: int) -> None:
+    def failed(self, failure: DecoderFailure) -> None:
         """Kill the workers still on a video (before the failure, which holds the loader, goes:
         its shutdown would wait for them), say so, fail the video without decoding from now on,
-        and count the failure (``decoded``: videos decoded so far)."""
+        and count the failure."""
         if self.watch is not None:
             self.watch.clear()
         tqdm.write(f"{self.describe(failure.index)}: {failure.reason}: failed, and decoding goes on", file=sys.stderr)
         self.skip[failure.index] = failure.reason
-        self.streak.failed(failure, decoded)
+        self.in_a_row = 1 if self.decoded > self._decoded_at_failure else self.in_a_row + 1
+        self._decoded_at_failure = self.decoded
+        if self.in_a_row > DECODER_FAILURES_IN_A_ROW:
+            raise CacheError(f"{self.where}: the decoders failed on {self.in_a_row} videos in a row, none decoded between ({failure.__cause__}); more than single videos is wrong: see the failures above") from failure
 
     def _set_aside(self) -> None:
         """Set aside torch's SIGCHLD handler (installed by a loader's first iterator), so that a

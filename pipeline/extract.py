@@ -19,7 +19,7 @@ import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -412,8 +412,9 @@ def workers_within_shared_memory(workers: int, block_bytes: int, asked: bool, sh
     return int(fit)
 
 
-def decoding_loader(dataset: Dataset, workers: int, *, batch_size: int | None = None, pin_memory: bool = False, watched: bool = True) -> DataLoader:
-    """The items of ``dataset`` in order (lists of ``batch_size``; None: one by one), decoded up
+def decoding_loader(dataset: Dataset, workers: int, *, batch_size: int | None = None, collate_fn: Callable[[Any], Any] = as_is, pin_memory: bool = False, watched: bool = True) -> DataLoader:
+    """The items of ``dataset`` in order (``batch_size`` of them collated, by default into a list;
+    None: one by one), decoded up
     to :data:`BLOCKS_AHEAD` ahead by each of ``workers`` processes of one thread (0: in the main
     process). Watched (with workers), a wait of more than
     :data:`pipeline.decode_watch.WATCH_POLL_S` seconds for an item is the loader's error, which
@@ -426,7 +427,7 @@ def decoding_loader(dataset: Dataset, workers: int, *, batch_size: int | None = 
         pin_memory=pin_memory,
         prefetch_factor=BLOCKS_AHEAD if workers > 0 else None,
         worker_init_fn=single_thread_worker if workers > 0 else None,
-        collate_fn=as_is,
+        collate_fn=collate_fn,
         timeout=decode_watch.WATCH_POLL_S if workers > 0 and watched else 0.0,
     )
 

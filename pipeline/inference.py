@@ -180,7 +180,7 @@ def predict_videos(
     decoding worker hangs (``decode_timeout`` seconds on it) or dies, comes back with its error
     and the others go on (the observation loader starts again after the last batch it gave)."""
     workers = min(workers, len(paths))
-    start = decoded = 0  # the first video not yet observed; videos decoded so far
+    start = 0  # the first video not yet observed
 
     def batches_from_the_next() -> Iterator[list[Observation]]:  # after a failure, from the video it stopped at
         observations = Subset(ObservationDecoder(paths, num_frames, light_tf, watch=decoding.watch, skip=decoding.skip), range(start, len(paths)))
@@ -188,12 +188,11 @@ def predict_videos(
 
     with WatchedDecoding(workers, decode_timeout, "predict", lambda index: str(paths[index])) as decoding, ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         pending: _Pending | None = None
-        for batch in decoding.items(batches_from_the_next, lambda: decoded):
+        for batch in decoding.items(batches_from_the_next, lambda batch: any(o.frames is not None for o in batch)):
             current = _observe(batch, engine, rec_tf, pool, thumbnails)
             if pending is not None:
                 yield from _recognize(pending, engine)
             pending, start = current, batch[-1].item + 1
-            decoded += sum(o.frames is not None for o in batch)
         if pending is not None:
             yield from _recognize(pending, engine)
 

@@ -104,7 +104,7 @@ def recognize_frames(
     workers = min(workers, len(decoder))
     logits: list[np.ndarray | None] = [None] * len(decoder)
     errors: dict[int, str] = {}
-    start = decoded = 0  # the first video not yet given; videos decoded so far
+    start = 0  # the first video not yet given
 
     def batches_from_the_next() -> Iterator[list[ChosenFrames]]:  # after a failure, from the video it stopped at
         return iter(decoding_loader(Subset(watched, range(start, len(decoder))), workers, batch_size=videos_per_batch))
@@ -112,7 +112,7 @@ def recognize_frames(
     with WatchedDecoding(workers, decode_timeout, desc, lambda item: str(decoder.path(item))) as decoding, tqdm(total=len(decoder), unit="video", desc=desc, disable=not progress) as bar:
         watched = copy(decoder)
         watched.watch, watched.skip = decoding.watch, decoding.skip
-        for batch in decoding.items(batches_from_the_next, lambda: decoded):
+        for batch in decoding.items(batches_from_the_next, lambda batch: any(b.frames is not None for b in batch)):
             good = [b for b in batch if b.frames is not None]
             errors.update({b.item: b.error for b in batch if b.frames is None})
             if good:
@@ -121,6 +121,6 @@ def recognize_frames(
                 splits = np.cumsum([len(b.frames) for b in good])[:-1]
                 for b, video_logits in zip(good, np.split(out, splits)):
                     logits[b.item] = video_logits
-            start, decoded = batch[-1].item + 1, decoded + len(good)
+            start = batch[-1].item + 1
             bar.update(len(batch))
     return logits, errors

@@ -11,18 +11,20 @@ an uninterrupted run.
 from __future__ import annotations
 
 import random
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset, Subset
 
 from pipeline.datasets import VideoRecord
-from pipeline.extract import ModelFrames, decode_video, model_frames, to_model_input
+from pipeline.decode_watch import DecodingWatch, WatchedDecoding
+from pipeline.extract import ModelFrames, decode_video, decoding_loader, model_frames, to_model_input
 from pipeline.metrics import mean_average_precision, top1_accuracy, video_scores
 from pipeline.sampling import segment_random_indices
 from pipeline.video import VideoReadError, open_record
@@ -49,12 +51,15 @@ class TrainClips(Dataset):
     """Item ``i``: ``segments`` frames of training video ``i mod V`` (one random frame per
     segment), augmented with timm's training transform, and the video's soft target. An epoch
     visits every video ``repeats`` times, each time with other random frames. A video that
-    cannot be decoded yields ``None`` (dropped by the collate function, counted by the trainer)."""
+    cannot be decoded yields ``None`` (dropped by the collate function, counted by the trainer).
+    ``watch`` and ``skip`` (by video) are set by :func:`watched_batches`."""
 
     def __init__(self, root: Path, videos: Sequence[VideoRecord], num_classes: int, segments: int, transform: Transform, seed: int, repeats: int = 1):
         self.root, self.videos, self.num_classes = Path(root), list(videos), num_classes
         self.segments, self.transform, self.seed, self.repeats = segments, transform, seed, repeats
         self.epoch = 0
+        self.watch: DecodingWatch | None = None
+        self.skip: dict[int, str] = {}
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -67,10 +72,14 @@ class TrainClips(Dataset):
         rng = np.random.default_rng(seed)
         torch.manual_seed(seed)  # timm's random crop, flip and jitter draw from these
         random.seed(seed)
-        video = self.videos[index % len(self.videos)]
+        number = index % len(self.videos)
+        if number in self.skip:
+            return None
+        video = self.videos[number]
         try:
-            source = open_record(self.root, video)
-            frames = source.read(segment_random_indices(source.num_frames, self.segments, rng))
+            with self.watch.decoding(number) if self.watch else nullcontext():
+                source = open_record(self.root, video)
+                frames = source.read(segment_random_indices(source.num_frames, self.segments, rng))
         except VideoReadError:
             return None
         clip = torch.stack([to_model_input(frame[None], self.transform)[0] for frame in frames])
@@ -81,17 +90,23 @@ class ValClips(Dataset):
     """Item ``i``: the T uniformly pre-sampled frames of video ``i``, preprocessed exactly as
     the features stage does (``None`` if it cannot be decoded). The frames cross from the
     decoding worker as :class:`~pipeline.extract.ModelFrames` (uint8 crops for a timm eval
-    transform); collate with :func:`collate_val_clips`."""
+    transform); collate with :func:`collate_val_clips`. ``watch`` and ``skip`` are set by
+    :func:`watched_batches`."""
 
     def __init__(self, root: Path, videos: Sequence[VideoRecord], num_frames: int, transform: Transform):
         self.root, self.videos, self.num_frames, self.transform = Path(root), list(videos), num_frames, transform
+        self.watch: DecodingWatch | None = None
+        self.skip: dict[int, str] = {}
 
     def __len__(self) -> int:
         return len(self.videos)
 
     def __getitem__(self, index: int) -> tuple[int, ModelFrames] | None:
+        if index in self.skip:
+            return None
         try:
-            frames, _, _ = decode_video(self.root, self.videos[index], self.num_frames)
+            with self.watch.decoding(index) if self.watch else nullcontext():
+                frames, _, _ = decode_video(self.root, self.videos[index], self.num_frames)
         except VideoReadError:
             return None
         return index, model_frames(frames, self.transform)
@@ -109,19 +124,27 @@ def drop_failed(batch: list[Any], collate: Callable[[list[Any]], Any] = torch.ut
     return collate(kept) if kept else None
 
 
-def seeded_loader(dataset: Dataset, batch_size: int, workers: int, shuffle_seed: int | None, sampler=None, collate: Callable[[list[Any]], Any] = torch.utils.data.default_collate) -> DataLoader:
-    generator = None
-    if shuffle_seed is not None and sampler is None:
-        generator = torch.Generator().manual_seed(shuffle_seed)
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=shuffle_seed is not None and sampler is None,
-        sampler=sampler,
-        generator=generator,
-        num_workers=workers,
-        collate_fn=partial(drop_failed, collate=collate),
-    )
+def epoch_order(size: int, shuffle_seed: int) -> list[int]:
+    """The items of an epoch in the order torch's ``RandomSampler`` gives them with a generator
+    seeded ``shuffle_seed``."""
+    return torch.randperm(size, generator=torch.Generator().manual_seed(shuffle_seed)).tolist()
+
+
+def watched_batches(decoding: WatchedDecoding, dataset: TrainClips | ValClips, order: Sequence[int], batch_size: int, workers: int, collate: Callable[[list[Any]], Any] = torch.utils.data.default_collate) -> Iterator[Any]:
+    """The batches of the items ``order`` of ``dataset`` (undecodable videos left out; None for a
+    batch of none), decoded by ``workers`` processes that ``decoding`` watches: where a decoder
+    hangs or dies on a video, it is left out from then on, as an undecodable one, and a new
+    loader goes on from the first batch not given."""
+    dataset.watch, dataset.skip = decoding.watch, decoding.skip
+    given = 0
+
+    def from_the_next() -> Iterator[Any]:
+        rest = Subset(dataset, list(order[given * batch_size :]))
+        return iter(decoding_loader(rest, workers, batch_size=batch_size, collate_fn=partial(drop_failed, collate=collate)))
+
+    for batch in decoding.items(from_the_next, lambda batch: batch is not None):
+        given += 1
+        yield batch
 
 
 @dataclass
@@ -138,7 +161,7 @@ def clip_logits(model: nn.Module, clips: torch.Tensor, device: torch.device) -> 
         return model(x).float().view(b, n, -1)
 
 
-def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, loss_fn: nn.Module, device: torch.device, progress=None) -> EpochStats:
+def train_one_epoch(model: nn.Module, loader: Iterable[Any], optimizer: torch.optim.Optimizer, loss_fn: nn.Module, device: torch.device, progress=None) -> EpochStats:
     """One pass over the loader. Clips are [B, N, 3, h, w]; logits are averaged over the N
     segments before the loss (TSN consensus; N=1 is frame-wise training)."""
     model.train()
@@ -161,7 +184,7 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, loader: DataLoader, videos: Sequence[VideoRecord], device: torch.device) -> dict[str, float]:
+def evaluate(model: nn.Module, loader: Iterable[Any], videos: Sequence[VideoRecord], device: torch.device) -> dict[str, float]:
     """Video-level top-1 and mAP of the mean frame softmax over the T uniform frames; ``loader``
     gives batches of :func:`collate_val_clips` (``None`` for a batch of which no video decoded)."""
     model.eval()

@@ -102,7 +102,6 @@ def summaries(chunks: AllFrameChunks, recognizer: Runner, device: torch.device, 
     workers = min(workers, len(chunks.videos))
     ended: set[int] = set()  # rows given, finished or failed
     open_: dict[int, AllFrameSummary] = {}
-    decoded = 0
 
     def chunks_of_the_unended() -> Iterator[FrameChunk]:  # after a failure, a video begun is decoded again from its first frame
         open_.clear()
@@ -113,7 +112,7 @@ def summaries(chunks: AllFrameChunks, recognizer: Runner, device: torch.device, 
 
     records = dict(chunks.videos)
     with WatchedDecoding(workers, decode_timeout, "the all-frames pass", lambda row: str(chunks.root / records[row].path)) as decoding:
-        for chunk in decoding.items(chunks_of_the_unended, lambda: decoded):
+        for chunk in decoding.items(chunks_of_the_unended, lambda chunk: chunk.frames is not None):
             if chunk.frames is None:
                 open_.pop(chunk.row, None)
                 ended.add(chunk.row)
@@ -124,7 +123,6 @@ def summaries(chunks: AllFrameChunks, recognizer: Runner, device: torch.device, 
             summary.update(logits.float().cpu().numpy())
             if summary.complete:
                 ended.add(chunk.row)
-                decoded += 1
                 yield chunk.row, open_.pop(chunk.row)
 
 

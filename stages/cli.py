@@ -258,10 +258,11 @@ def features(dataset: str, data_root: Path | None, cache_dir: Path, cache_path: 
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Also copy the final checkpoint here.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--workers", type=int, default=None, help="Decoding processes [default: as `nsnet features`].")
+@decode_timeout_option
 @click.option("--no-progress", is_flag=True)
 @annotation_options
 @clear_errors
-def finetune(dataset: str, data_root: Path | None, role: str, arch: str | None, weights: str | None, resolution: int | None, cache_dir: Path, out: Path | None, device: str, workers: int | None, no_progress: bool, files: Any, **hyper: Any) -> None:
+def finetune(dataset: str, data_root: Path | None, role: str, arch: str | None, weights: str | None, resolution: int | None, cache_dir: Path, out: Path | None, device: str, workers: int | None, decode_timeout: float, no_progress: bool, files: Any, **hyper: Any) -> None:
     """Fine-tune the recognizer or the light backbone on the dataset's train split."""
     from dataclasses import replace
 
@@ -273,7 +274,7 @@ def finetune(dataset: str, data_root: Path | None, role: str, arch: str | None, 
     spec = getattr(dset.features, role)
     spec = replace(spec, **{k: v for k, v in dict(name=arch, weights=weights, resolution=resolution).items() if v is not None})
     ft = replace(dset.finetune[role], **{k: v for k, v in hyper.items() if v is not None})
-    opts = RunOptions(cache_dir=cache_dir, device=device, workers=workers, progress=not no_progress)
+    opts = RunOptions(cache_dir=cache_dir, device=device, workers=workers, progress=not no_progress, decode_timeout=decode_timeout)
     result = run_finetune(dataset, data_root, role, spec, ft, dset.features.num_frames, opts, out, files)
     if result.leader:
         click.echo(result.table())

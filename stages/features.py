@@ -312,7 +312,7 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
                     decoder = BlockDecoder(root, manifest.videos, plan.todo[done.blocks :], config.num_frames, *transforms, config.offsets, watch=decoding.watch, skip=decoding.skip)
                     return iter(decoding_loader(decoder, workers, pin_memory=worker.device.type == "cuda"))
 
-                blocks = decoding.items(blocks_from_the_next, lambda: done.decoded)  # the decoding workers start and decode ahead while the models load
+                blocks = decoding.items(blocks_from_the_next, lambda block: bool(block.videos))  # the decoding workers start and decode ahead while the models load
                 infer = BlockInference(*build_runners(light, rec, light_cfg, rec_cfg, worker.device, opts.backend, opts.export_dir), worker.device)
                 done.tick = time.perf_counter()  # the compute's time starts with the models loaded
                 _write_blocks(blocks, infer, writer, layout.rows(), done)
@@ -337,7 +337,6 @@ class _Done:
     failed: set[int] = field(default_factory=set)
     blocks: int = 0  # blocks of the plan written
     frames: int = 0
-    decoded: int = 0  # videos decoded, this run's and shard-mates' done before
     tick: float = field(default_factory=time.perf_counter)
 
     def add(self, block: DecodedBlock) -> None:
@@ -348,7 +347,6 @@ class _Done:
             self.failed.add(failure.index)
         self.blocks += 1
         self.frames += block.num_frames
-        self.decoded += len(block.videos)
         self.bar.update(len(block.members))
         self.bar.set_postfix(frames_per_s=f"{self.frames / max(time.perf_counter() - self.tick, 1e-9):.1f}")
 

@@ -29,7 +29,8 @@ from pipeline.distributed import Worker, barrier, setup_worker, teardown
 from pipeline.extract import decoding_workers, workers_within_shared_memory
 from pipeline.checkpoints import make_checkpoint
 from pipeline.models import create_finetune_model, data_config, frame_transform, save_atomic, weights_identity
-from pipeline.training import GLOBAL, SHUFFLE, TrainClips, ValClips, collate_val_clips, evaluate, item_seed, seeded_loader, train_one_epoch
+from pipeline.decode_watch import WatchedDecoding
+from pipeline.training import GLOBAL, SHUFFLE, TrainClips, ValClips, collate_val_clips, epoch_order, evaluate, item_seed, train_one_epoch, watched_batches
 
 ROLES = ("recognizer", "light")
 
@@ -175,7 +176,10 @@ def _train(root: Path, manifest: Manifest, train: list, val: list, role: str, sp
     frame = math.prod(cfg["input_size"])
     batch_bytes = max(ft.batch_size * ft.segments * frame * 4, max(1, 128 // val_frames) * val_frames * frame)
     workers = workers_within_shared_memory(decoding_workers(opts.workers, device), batch_bytes, asked=opts.workers is not None)
-    val_loader = seeded_loader(ValClips(root, val, val_frames, frame_transform(cfg)), max(1, 128 // val_frames), workers, None, collate=collate_val_clips)
+    val_set = ValClips(root, val, val_frames, frame_transform(cfg))
+    # decoders that hang or crash on a video leave it out for the rest of the run
+    watched_train = WatchedDecoding(workers, opts.decode_timeout, f"{role} fine-tuning", lambda v: str(root / train[v].path))
+    watched_val = WatchedDecoding(workers, opts.decode_timeout, f"{role} validation", lambda v: str(root / val[v].path))
     log = run_dir / "log.jsonl"
     for epoch in range(start_epoch, ft.epochs):
         tick = time.perf_counter()
@@ -183,13 +187,16 @@ def _train(root: Path, manifest: Manifest, train: list, val: list, role: str, sp
         if sampler is not None:
             sampler.set_epoch(epoch)
         torch.manual_seed(item_seed(ft.seed, epoch, stream=GLOBAL))
-        loader = seeded_loader(train_set, ft.batch_size, workers, item_seed(ft.seed, epoch, stream=SHUFFLE), sampler=sampler)
-        bar = tqdm(total=len(loader.sampler), unit="clip", desc=f"{role} epoch {epoch + 1}/{ft.epochs}", disable=not opts.progress or not worker.is_leader, leave=False)
-        stats = train_one_epoch(net, loader, optimizer, loss_fn, device, bar)
+        order = list(sampler) if sampler is not None else epoch_order(len(train_set), item_seed(ft.seed, epoch, stream=SHUFFLE))
+        bar = tqdm(total=len(order), unit="clip", desc=f"{role} epoch {epoch + 1}/{ft.epochs}", disable=not opts.progress or not worker.is_leader, leave=False)
+        with watched_train:
+            stats = train_one_epoch(net, watched_batches(watched_train, train_set, order, ft.batch_size, workers), optimizer, loss_fn, device, bar)
         bar.close()
         scheduler.step(epoch + 1)
         if worker.is_leader:
-            metrics = evaluate(model, val_loader, val, device) if val else {"top1": float("nan"), "mAP": float("nan"), "videos": 0}
+            with watched_val:
+                batches = watched_batches(watched_val, val_set, range(len(val)), max(1, 128 // val_frames), workers, collate_val_clips)
+                metrics = evaluate(model, batches, val, device) if val else {"top1": float("nan"), "mAP": float("nan"), "videos": 0}
             entry = {"epoch": epoch + 1, "loss": stats.loss, "clips": stats.clips, "skipped": len(train_set) - stats.clips if sampler is None else None, **metrics, "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - tick}
             history.append(entry)
             with open(log, "a") as handle:

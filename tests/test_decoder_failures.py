@@ -167,7 +167,7 @@ def test_a_failure_opens_a_new_loader_from_where_the_caller_got(capsys):
         return _Loader("v0", "v1", hangs_on_video_2) if len(opened) == 1 else _Loader("v2 failed", "v3")
 
     with decoding:
-        for item in decoding.items(open_items, lambda: len(given)):
+        for item in decoding.items(open_items, lambda item: True):
             given.append(item)
     assert given == ["v0", "v1", "v2 failed", "v3"] and opened == [0, 2]
     assert decoding.skip == {2: "decoder hung (no frames after 60 s; re-encode the file to use it)"}
@@ -259,3 +259,42 @@ def test_the_decoded_path_fails_the_videos_a_decoder_hangs_or_crashes_on_and_rec
     assert logits[1] is None and logits[4] is None
     for item in (0, 2, 3, 5):
         np.testing.assert_allclose(logits[item], plain[item], atol=1e-5)
+
+
+def test_fine_tuning_leaves_out_the_videos_a_decoder_hangs_or_crashes_on(tiny_videos, run_options, monkeypatch, tmp_path):
+    """Two training videos and a validation one fail in their decoders: each is left out for the
+    rest of the run, and the weights are bit for bit those of a run where the three are missing
+    (every item's frames and augmentation are seeded by its index, whichever loader gives it)."""
+    import pipeline.training
+    from pipeline.checkpoints import read_checkpoint
+    from pipeline.config import FinetuneConfig, ModelSpec
+    from pipeline.datasets import get_dataset
+    from stages.finetune import run_finetune
+
+    manifest = get_dataset("demo").load(tiny_videos)
+    train = [v.path for v in manifest.videos if v.split == "train"]
+    val = [v.path for v in manifest.videos if v.split != "train"]
+    hangs, crashes, val_hangs = train[1], train[4], val[0]
+    spec, ft = ModelSpec("test_resnet", weights="none", resolution=32), FinetuneConfig(segments=2, epochs=2, repeats=2, batch_size=4, lr=0.01, warmup_epochs=0, seed=3)
+    open_record, decode_video = pipeline.training.open_record, pipeline.training.decode_video
+
+    def stuck_or_dead(root, record, *args):  # forked into the decoding workers
+        if record.path in (hangs, val_hangs):
+            time.sleep(3600)
+        if record.path == crashes:
+            _abort()
+        return (decode_video if args else open_record)(root, record, *args)
+
+    monkeypatch.setattr(pipeline.training, "open_record", stuck_or_dead)
+    monkeypatch.setattr(pipeline.training, "decode_video", stuck_or_dead)
+    started = time.perf_counter()
+    watched = run_finetune("demo", tiny_videos, "recognizer", spec, ft, 4, replace(run_options, workers=1, decode_timeout=2.0))
+    assert time.perf_counter() - started < 120
+    monkeypatch.undo()
+    for path in (hangs, crashes, val_hangs):
+        (tiny_videos / path).rename(tiny_videos / (path + ".away"))
+    missing = run_finetune("demo", tiny_videos, "recognizer", spec, ft, 4, replace(run_options, cache_dir=tmp_path / "missing"))
+    assert [(h["clips"], h["skipped"], h["videos"]) for h in watched.history] == [(2 * (len(train) - 2), 4, len(val) - 1)] * 2
+    assert [{k: h[k] for k in ("loss", "top1", "mAP")} for h in watched.history] == [{k: h[k] for k in ("loss", "top1", "mAP")} for h in missing.history]
+    a, b = read_checkpoint(watched.checkpoint)["state_dict"], read_checkpoint(missing.checkpoint)["state_dict"]
+    assert all(torch.equal(a[key], b[key]) for key in a)

@@ -21,7 +21,8 @@ from pipeline.datasets import get_dataset
 from pipeline.extract import decode_video, to_model_input
 from pipeline.metrics import mean_average_precision, top1_accuracy, video_scores
 from pipeline.models import create_model, data_config, frame_transform
-from pipeline.training import ValClips, clip_logits, collate_val_clips, evaluate, seeded_loader
+from pipeline.decode_watch import WatchedDecoding
+from pipeline.training import ValClips, clip_logits, collate_val_clips, evaluate, watched_batches
 from stages.features import run_features
 from stages.finetune import run_finetune
 
@@ -97,8 +98,9 @@ def test_validation_scores_the_uint8_crops_as_the_float_input_and_leaves_out_a_b
     (tiny_videos / videos[2].path).write_bytes(b"not a video")
     model = create_model(REC, 3, seed=0).eval()
     transform = frame_transform(data_config(model, REC))
-    loader = seeded_loader(ValClips(tiny_videos, videos, 4, transform), 5, 1, None, collate=collate_val_clips)
-    indices, frames = next(iter(loader))
+    with WatchedDecoding(1, 60.0, "validation", str) as decoding:
+        loader = list(watched_batches(decoding, ValClips(tiny_videos, videos, 4, transform), range(5), 5, 1, collate_val_clips))
+    indices, frames = loader[0]
     assert indices.tolist() == [0, 1, 3, 4] and frames.pixels.dtype == torch.uint8 and frames.pixels.shape == (16, 3, 32, 32)
     metrics = evaluate(model, loader, videos, torch.device("cpu"))
     kept = [videos[i] for i in (0, 1, 3, 4)]
