@@ -163,23 +163,28 @@ def clip_logits(model: nn.Module, clips: torch.Tensor, device: torch.device) -> 
 
 def train_one_epoch(model: nn.Module, loader: Iterable[Any], optimizer: torch.optim.Optimizer, loss_fn: nn.Module, device: torch.device, progress=None) -> EpochStats:
     """One pass over the loader. Clips are [B, N, 3, h, w]; logits are averaged over the N
-    segments before the loss (TSN consensus; N=1 is frame-wise training)."""
+    segments before the loss (TSN consensus; N=1 is frame-wise training). A batch of which no
+    video decoded (None) is skipped, and so is one of a single frame (BatchNorm cannot train on
+    it: an epoch's last batch of one clip, frame-wise); under DDP the rank then has a step fewer
+    than the others, which DDP's join makes up for (the ranks that finish first shadow the
+    others' gradient reductions)."""
     model.train()
     total, clips = 0.0, 0
-    for batch in loader:
-        if batch is None:
-            continue
-        x, target = batch
-        b = x.shape[0]
-        loss = loss_fn(clip_logits(model, x, device).mean(dim=1), target.to(device, non_blocking=True))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        total += float(loss.detach()) * b
-        clips += b
-        if progress is not None:
-            progress.update(b)
-            progress.set_postfix(loss=f"{total / max(clips, 1):.4f}")
+    with model.join() if isinstance(model, nn.parallel.DistributedDataParallel) else nullcontext():
+        for batch in loader:
+            if batch is None or batch[0].shape[:2].numel() < 2:
+                continue
+            x, target = batch
+            b = x.shape[0]
+            loss = loss_fn(clip_logits(model, x, device).mean(dim=1), target.to(device, non_blocking=True))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * b
+            clips += b
+            if progress is not None:
+                progress.update(b)
+                progress.set_postfix(loss=f"{total / max(clips, 1):.4f}")
     return EpochStats(total / max(clips, 1), clips)
 
 

@@ -175,3 +175,44 @@ def test_torchrun_ddp_fine_tune_on_two_cpu_ranks(tiny_videos, tmp_path):
     assert ckpt["model_name"] == "test_resnet" and len(ckpt["classes"]) == 3
     (run_dir,) = (tmp_path / "cache" / "demo" / "finetune").glob("recognizer-*")
     assert len((run_dir / "log.jsonl").read_text().splitlines()) == 2  # rank 0 logs each epoch once
+
+
+def test_ddp_ranks_go_on_when_one_has_a_batch_of_no_decodable_video(tiny_videos, tmp_path):
+    """A batch whose videos all fail is skipped by its rank, which then has a step fewer than
+    the others: the ranks must still agree on every gradient reduction (DDP's join) and finish."""
+    from torch.utils.data.distributed import DistributedSampler
+
+    manifest = get_dataset("demo").load(tiny_videos)
+    train = [v for v in manifest.videos if v.split == "train"]
+    ft = replace(get_dataset("demo").finetune["recognizer"], epochs=1, batch_size=4)
+    sampler = DistributedSampler(range(len(train) * ft.repeats), num_replicas=2, rank=1, shuffle=True, seed=ft.seed, drop_last=True)
+    sampler.set_epoch(0)
+    for index in sorted({i % len(train) for i in list(sampler)[: ft.batch_size]}):
+        (tiny_videos / train[index].path).write_bytes(b"")  # rank 1's first batch: empty files
+    torchrun = Path(sys.executable).with_name("torchrun")
+    cmd = [
+        str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "stages.cli", "finetune", "--dataset", "demo",
+        "--data-root", str(tiny_videos), "--arch", "test_resnet", "--init", "none", "--resolution", "32",
+        "--epochs", "1", "--batch-size", str(ft.batch_size), "--device", "cpu", "--workers", "0", "--no-progress",
+        "--cache-dir", str(tmp_path / "cache"),
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1", "TORCH_DIST_INIT_BARRIER": "1"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (run_dir,) = (tmp_path / "cache" / "demo" / "finetune").glob("recognizer-*")
+    assert (run_dir / "model.pth").exists()
+
+
+def test_a_batch_of_a_single_frame_is_skipped_not_a_batchnorm_error():
+    """Frame-wise, an epoch's last batch may hold one clip of one frame (N x repeats = 1 modulo
+    the batch size), on which BatchNorm cannot train: it is skipped, and so is a failed batch."""
+    from pipeline.training import train_one_epoch
+
+    model = create_model(REC, 3, seed=0)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    clips = torch.rand(4, 1, 3, 32, 32)
+    targets = torch.eye(3)[[0, 1, 2, 0]]
+    batches = [(clips[:3], targets[:3]), None, (clips[3:], targets[3:])]
+    stats = train_one_epoch(model, batches, optimizer, torch.nn.CrossEntropyLoss(), torch.device("cpu"))
+    assert stats.clips == 3
+    tsn = train_one_epoch(model, [(clips.view(1, 4, 3, 32, 32), targets[:1])], optimizer, torch.nn.CrossEntropyLoss(), torch.device("cpu"))
+    assert tsn.clips == 1  # one clip of 4 segments trains
