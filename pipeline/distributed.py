@@ -7,6 +7,7 @@ import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -109,6 +110,15 @@ def setup_worker(shard: tuple[int, int], device: str) -> Worker:
 def barrier(worker: Worker) -> None:
     if worker.world_size > 1:
         torch.distributed.barrier()
+
+
+def merged_across_ranks(found: dict[Any, Any], worker: Worker) -> dict[Any, Any]:
+    """Every rank's ``found`` in one dict, on every rank (a collective: all ranks call it)."""
+    if worker.world_size == 1:
+        return dict(found)
+    parts: list[Any] = [None] * worker.world_size
+    torch.distributed.all_gather_object(parts, found)
+    return {key: value for part in parts for key, value in part.items()}
 
 
 def teardown(worker: Worker) -> None:

@@ -51,8 +51,9 @@ class TrainClips(Dataset):
     """Item ``i``: ``segments`` frames of training video ``i mod V`` (one random frame per
     segment), augmented with timm's training transform, and the video's soft target. An epoch
     visits every video ``repeats`` times, each time with other random frames. A video that
-    cannot be decoded yields ``None`` (dropped by the collate function, counted by the trainer).
-    ``watch`` and ``skip`` (by video) are set by :func:`watched_batches`."""
+    cannot be decoded yields :class:`Unreadable` (left out by the collate function, counted by
+    the trainer), one in ``skip`` (by video) None. ``watch`` and ``skip`` are set by
+    :func:`watched_batches`."""
 
     def __init__(self, root: Path, videos: Sequence[VideoRecord], num_classes: int, segments: int, transform: Transform, seed: int, repeats: int = 1):
         self.root, self.videos, self.num_classes = Path(root), list(videos), num_classes
@@ -67,7 +68,7 @@ class TrainClips(Dataset):
     def __len__(self) -> int:
         return len(self.videos) * self.repeats
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor] | Unreadable | None:
         seed = item_seed(self.seed, self.epoch, index)
         rng = np.random.default_rng(seed)
         torch.manual_seed(seed)  # timm's random crop, flip and jitter draw from these
@@ -80,15 +81,16 @@ class TrainClips(Dataset):
             with self.watch.decoding(number) if self.watch else nullcontext():
                 source = open_record(self.root, video)
                 frames = source.read(segment_random_indices(source.num_frames, self.segments, rng))
-        except VideoReadError:
-            return None
+        except VideoReadError as exc:
+            return Unreadable(number, exc.reason)
         clip = torch.stack([to_model_input(frame[None], self.transform)[0] for frame in frames])
         return clip, soft_targets(video.labels, self.num_classes)
 
 
 class ValClips(Dataset):
     """Item ``i``: the T uniformly pre-sampled frames of video ``i``, preprocessed exactly as
-    the features stage does (``None`` if it cannot be decoded). The frames cross from the
+    the features stage does (:class:`Unreadable` if it cannot be decoded, None if in ``skip``).
+    The frames cross from the
     decoding worker as :class:`~pipeline.extract.ModelFrames` (uint8 crops for a timm eval
     transform); collate with :func:`collate_val_clips`. ``watch`` and ``skip`` are set by
     :func:`watched_batches`."""
@@ -101,14 +103,14 @@ class ValClips(Dataset):
     def __len__(self) -> int:
         return len(self.videos)
 
-    def __getitem__(self, index: int) -> tuple[int, ModelFrames] | None:
+    def __getitem__(self, index: int) -> tuple[int, ModelFrames] | Unreadable | None:
         if index in self.skip:
             return None
         try:
             with self.watch.decoding(index) if self.watch else nullcontext():
                 frames, _, _ = decode_video(self.root, self.videos[index], self.num_frames)
-        except VideoReadError:
-            return None
+        except VideoReadError as exc:
+            return Unreadable(index, exc.reason)
         return index, model_frames(frames, self.transform)
 
 
@@ -118,10 +120,27 @@ def collate_val_clips(items: list[tuple[int, ModelFrames]]) -> tuple[torch.Tenso
     return torch.tensor(indices), ModelFrames.cat(frames)
 
 
-def drop_failed(batch: list[Any], collate: Callable[[list[Any]], Any] = torch.utils.data.default_collate) -> Any:
-    """Collate (``collate``) that leaves out undecodable videos; ``None`` if none is left."""
-    kept = [item for item in batch if item is not None]
-    return collate(kept) if kept else None
+@dataclass
+class Unreadable:
+    """A video a decoding worker could not read: its number in the dataset's list, and why."""
+
+    video: int
+    reason: str
+
+
+@dataclass
+class Collated:
+    """A batch of the videos read (None: none was), and those that could not be."""
+
+    data: Any
+    unreadable: list[Unreadable]
+
+
+def drop_failed(batch: list[Any], collate: Callable[[list[Any]], Any] = torch.utils.data.default_collate) -> Collated:
+    """Collate (``collate``) the items read; undecodable videos (:class:`Unreadable`, or None
+    for one already known) are left out."""
+    kept = [item for item in batch if item is not None and not isinstance(item, Unreadable)]
+    return Collated(collate(kept) if kept else None, [item for item in batch if isinstance(item, Unreadable)])
 
 
 def epoch_order(size: int, shuffle_seed: int) -> list[int]:
@@ -133,8 +152,9 @@ def epoch_order(size: int, shuffle_seed: int) -> list[int]:
 def watched_batches(decoding: WatchedDecoding, dataset: TrainClips | ValClips, order: Sequence[int], batch_size: int, workers: int, collate: Callable[[list[Any]], Any] = torch.utils.data.default_collate) -> Iterator[Any]:
     """The batches of the items ``order`` of ``dataset`` (undecodable videos left out; None for a
     batch of none), decoded by ``workers`` processes that ``decoding`` watches: where a decoder
-    hangs or dies on a video, it is left out from then on, as an undecodable one, and a new
-    loader goes on from the first batch not given."""
+    hangs or dies on a video, it is left out from then on, and a new loader goes on from the
+    first batch not given. Every video left out, unreadable or failed in its decoder, is noted
+    in ``decoding.skip`` (video -> reason), and later loaders do not read it again."""
     dataset.watch, dataset.skip = decoding.watch, decoding.skip
     given = 0
 
@@ -142,9 +162,10 @@ def watched_batches(decoding: WatchedDecoding, dataset: TrainClips | ValClips, o
         rest = Subset(dataset, list(order[given * batch_size :]))
         return iter(decoding_loader(rest, workers, batch_size=batch_size, collate_fn=partial(drop_failed, collate=collate)))
 
-    for batch in decoding.items(from_the_next, lambda batch: batch is not None):
+    for collated in decoding.items(from_the_next, lambda collated: collated.data is not None):
+        decoding.skip.update({u.video: u.reason for u in collated.unreadable})
         given += 1
-        yield batch
+        yield collated.data
 
 
 @dataclass

@@ -2,8 +2,8 @@
 
 Output: ``<cache>/<dataset>/finetune/<role>-<model>-<fingerprint>/`` with ``model.pth`` (an
 NSNet checkpoint the features stage loads with ``--recognizer-weights`` / ``--light-weights``),
-``last.pth`` (the resume point, written after every epoch), ``log.jsonl`` (one line an epoch)
-and ``metrics.json``. The same config and inputs again: nothing to do.
+``last.pth`` (the resume point, written after every epoch), ``log.jsonl`` (one line an epoch),
+``metrics.json`` and, where videos could not be read, ``left_out.json``. The same config and inputs again: nothing to do.
 """
 
 from __future__ import annotations
@@ -25,14 +25,18 @@ import pipeline
 from pipeline import cache as cache_mod
 from pipeline.config import FinetuneConfig, ModelSpec, RunOptions
 from pipeline.datasets import AnnotationFiles, Manifest, load_manifest
-from pipeline.distributed import Worker, barrier, setup_worker, teardown
+from pipeline.distributed import Worker, barrier, merged_across_ranks, setup_worker, teardown
 from pipeline.extract import decoding_workers, workers_within_shared_memory
 from pipeline.checkpoints import make_checkpoint
 from pipeline.models import create_finetune_model, data_config, frame_transform, save_atomic, weights_identity
 from pipeline.decode_watch import WatchedDecoding
+from pipeline.video import failure_summary
 from pipeline.training import GLOBAL, SHUFFLE, TrainClips, ValClips, collate_val_clips, epoch_order, evaluate, item_seed, train_one_epoch, watched_batches
 
 ROLES = ("recognizer", "light")
+# The videos a run could not read (missing, corrupt, a decoder that hung or crashed), by split:
+# {"train": {path: reason}, "val": {...}}, written after each epoch beside the run's checkpoints.
+LEFT_OUT = "left_out.json"
 
 
 @dataclass
@@ -44,6 +48,7 @@ class FinetuneResult:
     seconds: float = 0.0
     leader: bool = True  # False on torchrun ranks other than 0, which print nothing
     start: str = ""  # what the initial weights gave (trained now; empty for a finished run)
+    left_out: dict[str, dict[str, str]] = field(default_factory=dict)  # split -> {video: why it could not be read}
 
     @property
     def final(self) -> dict[str, Any]:
@@ -55,7 +60,16 @@ class FinetuneResult:
         for h in self.history:
             lines.append(f"{h['epoch']:>5}  {h['loss']:8.4f}  {100 * h['top1']:8.1f}%  {100 * h['mAP']:7.1f}%  {h['seconds']:7.1f}")
         lines.append(f"checkpoint {self.checkpoint}  (chance top-1 {100 * self.chance_top1:.1f}%, {self.trained_epochs} epochs trained now, {self.seconds:.0f} s)")
+        for split, videos in self.left_out.items():
+            if videos:
+                lines.append(f"left out of {split}: {len(videos):,} video(s) that could not be read, by reason  {failure_summary(list(videos.values()))}  (each in {LEFT_OUT} beside the run's model.pth)")
         return "\n".join(lines)
+
+
+def read_left_out(run_dir: Path) -> dict[str, dict[str, str]]:
+    """The videos a run left out so far, by split (:data:`LEFT_OUT`; none before its first epoch)."""
+    path = Path(run_dir) / LEFT_OUT
+    return json.loads(path.read_text()) if path.exists() else {"train": {}, "val": {}}
 
 
 def _splits(manifest: Manifest) -> tuple[list, list]:
@@ -114,7 +128,7 @@ def run_finetune(dataset: str, data_root: Path | None, role: str, spec: ModelSpe
             if training:
                 result = _train(root, manifest, train, val, role, spec, ft, val_frames, opts, worker, run_dir, identity)
             else:
-                result = FinetuneResult(str(final), 0, json.loads((run_dir / "metrics.json").read_text())["history"])
+                result = FinetuneResult(str(final), 0, json.loads((run_dir / "metrics.json").read_text())["history"], left_out=read_left_out(run_dir))
     finally:
         teardown(worker)
     result.leader = worker.is_leader
@@ -180,6 +194,11 @@ def _train(root: Path, manifest: Manifest, train: list, val: list, role: str, sp
     # decoders that hang or crash on a video leave it out for the rest of the run
     watched_train = WatchedDecoding(workers, opts.decode_timeout, f"{role} fine-tuning", lambda v: str(root / train[v].path))
     watched_val = WatchedDecoding(workers, opts.decode_timeout, f"{role} validation", lambda v: str(root / val[v].path))
+    splits = {"train": (train, watched_train), "val": (val, watched_val)}
+    left_out = read_left_out(run_dir)  # a resumed run does not read them again
+    for split, (videos, decoding) in splits.items():
+        number = {v.path: i for i, v in enumerate(videos)}
+        decoding.skip.update({number[path]: reason for path, reason in left_out[split].items() if path in number})
     log = run_dir / "log.jsonl"
     for epoch in range(start_epoch, ft.epochs):
         tick = time.perf_counter()
@@ -193,10 +212,15 @@ def _train(root: Path, manifest: Manifest, train: list, val: list, role: str, sp
             stats = train_one_epoch(net, watched_batches(watched_train, train_set, order, ft.batch_size, workers), optimizer, loss_fn, device, bar)
         bar.close()
         scheduler.step(epoch + 1)
+        watched_train.skip.update(merged_across_ranks(watched_train.skip, worker))  # the ranks read different videos
         if worker.is_leader:
             with watched_val:
                 batches = watched_batches(watched_val, val_set, range(len(val)), max(1, 128 // val_frames), workers, collate_val_clips)
                 metrics = evaluate(model, batches, val, device) if val else {"top1": float("nan"), "mAP": float("nan"), "videos": 0}
+            found = {split: {videos[i].path: reason for i, reason in sorted(decoding.skip.items())} for split, (videos, decoding) in splits.items()}
+            if found != left_out:
+                cache_mod.write_text_atomic(run_dir / LEFT_OUT, json.dumps(found, indent=1))
+                left_out = found
             entry = {"epoch": epoch + 1, "loss": stats.loss, "clips": stats.clips, "skipped": len(train_set) - stats.clips if sampler is None else None, **metrics, "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - tick}
             history.append(entry)
             with open(log, "a") as handle:
@@ -210,4 +234,4 @@ def _train(root: Path, manifest: Manifest, train: list, val: list, role: str, sp
         (run_dir / "metrics.json").write_text(json.dumps({"history": history}, indent=1))
         save_atomic(checkpoint, run_dir / "model.pth")
     barrier(worker)
-    return FinetuneResult(str(run_dir / "model.pth"), ft.epochs - start_epoch, history, start=start)
+    return FinetuneResult(str(run_dir / "model.pth"), ft.epochs - start_epoch, history, start=start, left_out=left_out)

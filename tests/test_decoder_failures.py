@@ -3,6 +3,7 @@ aborts on others) fails that video, and the features stage goes on: the other vi
 those of a run where that video was merely missing."""
 
 import faulthandler
+import json
 import os
 import shutil
 import signal
@@ -222,8 +223,6 @@ def test_the_all_frames_pass_fails_the_videos_a_decoder_hangs_or_crashes_on_and_
 
 
 def test_the_decoded_path_fails_the_videos_a_decoder_hangs_or_crashes_on_and_recognizes_the_rest(tiny_pipeline, monkeypatch):
-    import json
-
     import pipeline.recognition
     from pipeline.backends import TorchRunner
     from pipeline.config import FeaturesConfig
@@ -298,3 +297,25 @@ def test_fine_tuning_leaves_out_the_videos_a_decoder_hangs_or_crashes_on(tiny_vi
     assert [{k: h[k] for k in ("loss", "top1", "mAP")} for h in watched.history] == [{k: h[k] for k in ("loss", "top1", "mAP")} for h in missing.history]
     a, b = read_checkpoint(watched.checkpoint)["state_dict"], read_checkpoint(missing.checkpoint)["state_dict"]
     assert all(torch.equal(a[key], b[key]) for key in a)
+    hung, crashed = "decoder hung (no frames after 2 s; re-encode the file to use it)", "decoder crashed (its process died on this file; re-encode it to use it)"
+    assert watched.left_out == {"train": {hangs: hung, crashes: crashed}, "val": {val_hangs: hung}}
+    assert missing.left_out == {"train": {hangs: "file not found", crashes: "file not found"}, "val": {val_hangs: "file not found"}}
+    assert "left out of train: 2 video(s) that could not be read, by reason  decoder crashed 1, decoder hung 1  (each in left_out.json" in watched.table()
+    assert json.loads((Path(watched.checkpoint).parent / "left_out.json").read_text()) == watched.left_out
+
+
+def test_a_resumed_fine_tuning_does_not_read_the_videos_left_out_before(tiny_videos, run_options):
+    """The videos a run left out are in its left_out.json: a run resumed in that folder leaves
+    them out without reading them (a hung one would cost the timeout again)."""
+    from pipeline.config import FinetuneConfig, ModelSpec
+    from pipeline.datasets import get_dataset
+    from stages.finetune import run_dir_for, run_finetune
+
+    manifest = get_dataset("demo").load(tiny_videos)
+    train = [v.path for v in manifest.videos if v.split == "train"]
+    spec, ft = ModelSpec("test_resnet", weights="none", resolution=32), FinetuneConfig(segments=1, epochs=1, repeats=2, batch_size=4, lr=0.01, warmup_epochs=0, seed=3)
+    run_dir, _ = run_dir_for("demo", manifest, "recognizer", spec, ft, 4, run_options)
+    run_dir.mkdir(parents=True)
+    (run_dir / "left_out.json").write_text(json.dumps({"train": {train[2]: "decoder hung (no frames after 900 s; re-encode the file to use it)"}, "val": {}}))
+    result = run_finetune("demo", tiny_videos, "recognizer", spec, ft, 4, run_options)
+    assert result.history[0]["clips"] == 2 * (len(train) - 1) and result.left_out["train"] == {train[2]: "decoder hung (no frames after 900 s; re-encode the file to use it)"}
