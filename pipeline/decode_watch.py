@@ -8,7 +8,7 @@ video again. Each worker notes in a shared table which video it decodes, since w
 process id; the loader waits for a block in turns of :data:`WATCH_POLL_S` seconds, and when a
 worker died or one video has been decoding for the timeout, :meth:`DecodingWatch.culprit` names
 the video to fail, and the pass goes on without it (the features stage, predict, evaluate's
-decoded paths and its all-frames pass).
+decoded paths, its all-frames pass, fine-tuning).
 
 A worker's death must reach the stage from the loader's ``next()``: torch's own SIGCHLD handler
 raises it wherever the main process happens to be (loading a model, writing a shard), where it
@@ -23,11 +23,12 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from copy import copy
 from pathlib import Path
 from typing import TypeVar
 
 import torch
-from torch.utils.data import get_worker_info
+from torch.utils.data import Dataset, get_worker_info
 from tqdm import tqdm
 
 from pipeline.cache import CacheError
@@ -169,9 +170,16 @@ class WatchedDecoding:
             signal.signal(signal.SIGCHLD, self._torch_handler)  # type: ignore[arg-type]
             self._torch_handler = None
 
+    def attached(self, dataset: Dataset) -> Dataset:
+        """A copy of ``dataset`` (one with ``watch`` and ``skip`` attributes) whose workers note
+        their videos in this watch and fail the videos of this skip list without decoding."""
+        watched = copy(dataset)
+        watched.watch, watched.skip = self.watch, self.skip  # type: ignore[attr-defined]
+        return watched
+
     def items(self, open_items: Callable[[], Iterator[Item]], decoded: Callable[[Item], bool]) -> Iterator[Item]:
         """The items of a loader's iterator, ``open_items()``, watched (:func:`watched`); where
-        a decoder hangs or dies on a video, the failure is taken (:meth:`failed`) and
+        a decoder hangs or dies on a video, the failure is taken (:meth:`_failed`) and
         ``open_items()`` is called again, to go on from where the caller's state has reached.
         ``decoded(item)``: whether an item holds a video decoded (not only failures). The first
         loader is opened now, so that its workers decode ahead while the caller gets ready."""
@@ -189,12 +197,12 @@ class WatchedDecoding:
                     yield item
                 return
             except DecoderFailure as failure:
-                self.failed(failure)
+                self._failed(failure)
             items = None  # type: ignore[assignment]  (the loader's workers are shut down)
             items = open_items()
             self._set_aside()
 
-    def failed(self, failure: DecoderFailure) -> None:
+    def _failed(self, failure: DecoderFailure) -> None:
         """Kill the workers still on a video (before the failure, which holds the loader, goes:
         its shutdown would wait for them), say so, fail the video without decoding from now on,
         and count the failure."""

@@ -10,7 +10,6 @@ model batch. The video prediction is then the mean softmax of its frames
 from __future__ import annotations
 
 from contextlib import nullcontext
-from copy import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -107,11 +106,9 @@ def recognize_frames(
     start = 0  # the first video not yet given
 
     def batches_from_the_next() -> Iterator[list[ChosenFrames]]:  # after a failure, from the video it stopped at
-        return iter(decoding_loader(Subset(watched, range(start, len(decoder))), workers, batch_size=videos_per_batch))
+        return iter(decoding_loader(Subset(decoding.attached(decoder), range(start, len(decoder))), workers, batch_size=videos_per_batch))
 
     with WatchedDecoding(workers, decode_timeout, desc, lambda item: str(decoder.path(item))) as decoding, tqdm(total=len(decoder), unit="video", desc=desc, disable=not progress) as bar:
-        watched = copy(decoder)
-        watched.watch, watched.skip = decoding.watch, decoding.skip
         for batch in decoding.items(batches_from_the_next, lambda batch: any(b.frames is not None for b in batch)):
             good = [b for b in batch if b.frames is not None]
             errors.update({b.item: b.error for b in batch if b.frames is None})

@@ -52,8 +52,8 @@ class TrainClips(Dataset):
     segment), augmented with timm's training transform, and the video's soft target. An epoch
     visits every video ``repeats`` times, each time with other random frames. A video that
     cannot be decoded yields :class:`Unreadable` (left out by the collate function, counted by
-    the trainer), one in ``skip`` (by video) None. ``watch`` and ``skip`` are set by
-    :func:`watched_batches`."""
+    the trainer), and one in ``skip`` (by video number) None, unread. ``watch`` and ``skip`` are
+    set by :func:`watched_batches`."""
 
     def __init__(self, root: Path, videos: Sequence[VideoRecord], num_classes: int, segments: int, transform: Transform, seed: int, repeats: int = 1):
         self.root, self.videos, self.num_classes = Path(root), list(videos), num_classes
@@ -155,11 +155,11 @@ def watched_batches(decoding: WatchedDecoding, dataset: TrainClips | ValClips, o
     hangs or dies on a video, it is left out from then on, and a new loader goes on from the
     first batch not given. Every video left out, unreadable or failed in its decoder, is noted
     in ``decoding.skip`` (video -> reason), and later loaders do not read it again."""
-    dataset.watch, dataset.skip = decoding.watch, decoding.skip
+    watched = decoding.attached(dataset)
     given = 0
 
     def from_the_next() -> Iterator[Any]:
-        rest = Subset(dataset, list(order[given * batch_size :]))
+        rest = Subset(watched, list(order[given * batch_size :]))
         return iter(decoding_loader(rest, workers, batch_size=batch_size, collate_fn=partial(drop_failed, collate=collate)))
 
     for collated in decoding.items(from_the_next, lambda collated: collated.data is not None):

@@ -27,7 +27,6 @@ import hashlib
 import json
 import math
 from contextlib import nullcontext
-from copy import copy
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import ContextManager, Iterator
@@ -105,10 +104,9 @@ def summaries(chunks: AllFrameChunks, recognizer: Runner, device: torch.device, 
 
     def chunks_of_the_unended() -> Iterator[FrameChunk]:  # after a failure, a video begun is decoded again from its first frame
         open_.clear()
-        watched = copy(chunks)
-        watched.videos = [(row, record) for row, record in chunks.videos if row not in ended]
-        watched.watch, watched.skip = decoding.watch, decoding.skip
-        return iter(decoding_loader(watched, workers))
+        unended = decoding.attached(chunks)
+        unended.videos = [(row, record) for row, record in chunks.videos if row not in ended]
+        return iter(decoding_loader(unended, workers))
 
     records = dict(chunks.videos)
     with WatchedDecoding(workers, decode_timeout, "the all-frames pass", lambda row: str(chunks.root / records[row].path)) as decoding:
