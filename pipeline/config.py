@@ -211,6 +211,12 @@ class EvalConfig:
 # not seek) must not be mistaken for one.
 DECODE_TIMEOUT_S = 900.0
 
+# Seconds a torchrun rank may wait for the others at a collective (the process group's timeout):
+# a rank that finished its share of the features stage waits at the end for the slowest (longer
+# videos, a hung decoder's timeout), and a fine-tuning epoch's ranks wait for each other. torch's
+# default for NCCL is 10 minutes, after which its watchdog ends the job.
+RANK_WAIT_S = 6 * 3600.0
+
 
 @dataclass(frozen=True)
 class RunOptions:

@@ -6,10 +6,13 @@ import os
 import re
 import warnings
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from pipeline.config import RANK_WAIT_S
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,7 @@ def setup_worker(shard: tuple[int, int], device: str) -> Worker:
     if world > 1 and not torch.distributed.is_initialized():
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
-        torch.distributed.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
+        torch.distributed.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo", timeout=timedelta(seconds=RANK_WAIT_S))
     index, count = shard
     return Worker(index * world + rank, count * world, rank, world, dev)
 
@@ -112,13 +115,18 @@ def barrier(worker: Worker) -> None:
         torch.distributed.barrier()
 
 
+def gathered(part: Any, worker: Worker) -> list[Any]:
+    """Every rank's ``part``, in rank order, on every rank (a collective: all ranks call it)."""
+    if worker.world_size == 1:
+        return [part]
+    parts: list[Any] = [None] * worker.world_size
+    torch.distributed.all_gather_object(parts, part)
+    return parts
+
+
 def merged_across_ranks(found: dict[Any, Any], worker: Worker) -> dict[Any, Any]:
     """Every rank's ``found`` in one dict, on every rank (a collective: all ranks call it)."""
-    if worker.world_size == 1:
-        return dict(found)
-    parts: list[Any] = [None] * worker.world_size
-    torch.distributed.all_gather_object(parts, found)
-    return {key: value for part in parts for key, value in part.items()}
+    return {key: value for part in gathered(found, worker) for key, value in part.items()}
 
 
 def teardown(worker: Worker) -> None:

@@ -210,21 +210,37 @@ def train_one_epoch(model: nn.Module, loader: Iterable[Any], optimizer: torch.op
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, loader: Iterable[Any], videos: Sequence[VideoRecord], device: torch.device) -> dict[str, float]:
-    """Video-level top-1 and mAP of the mean frame softmax over the T uniform frames; ``loader``
-    gives batches of :func:`collate_val_clips` (``None`` for a batch of which no video decoded)."""
+def validation_scores(model: nn.Module, loader: Iterable[Any], device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+    """(video indices [N], video scores [N, C]: the mean frame softmax over the T uniform frames)
+    of the videos ``loader`` gives, in batches of :func:`collate_val_clips` (``None`` for a batch
+    of which no video decoded). Each batch keeps its video scores, not its frame logits."""
     model.eval()
-    indices, batch_scores = [], []  # video scores per batch: [N, C] kept, not the frame logits [N, T, C]
+    scored = []
     for batch in loader:
         if batch is None:
             continue
         index, frames = batch
-        indices.append(index.numpy())
         clips = frames.model_input(device).unflatten(0, (len(index), -1))
-        batch_scores.append(video_scores(clip_logits(model, clips, device).cpu().numpy()))
-    if not indices:
+        scored.append((index.numpy(), video_scores(clip_logits(model, clips, device).cpu().numpy())))
+    return joined_scores(scored)
+
+
+def joined_scores(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Several (video indices, video scores) as one: batches, or the ranks' shares."""
+    kept = [part for part in parts if len(part[0])]
+    if not kept:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+    return np.concatenate([order for order, _ in kept]), np.concatenate([scores for _, scores in kept])
+
+
+def validation_metrics(order: np.ndarray, scores: np.ndarray, videos: Sequence[VideoRecord]) -> dict[str, float]:
+    """Video-level top-1 and mAP of the videos ``order`` (indices into ``videos``) scored ``scores``."""
+    if not len(order):
         return {"top1": float("nan"), "mAP": float("nan"), "videos": 0}
-    order = np.concatenate(indices)
-    scores = np.concatenate(batch_scores)
     labels = [videos[i].labels for i in order]
     return {"top1": top1_accuracy(scores, labels), "mAP": mean_average_precision(scores, labels), "videos": int(len(order))}
+
+
+def evaluate(model: nn.Module, loader: Iterable[Any], videos: Sequence[VideoRecord], device: torch.device) -> dict[str, float]:
+    """Video-level top-1 and mAP of the videos ``loader`` gives (:func:`validation_scores`)."""
+    return validation_metrics(*validation_scores(model, loader, device), videos)

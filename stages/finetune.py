@@ -25,13 +25,13 @@ import pipeline
 from pipeline import cache as cache_mod
 from pipeline.config import FinetuneConfig, ModelSpec, RunOptions
 from pipeline.datasets import AnnotationFiles, Manifest, load_manifest
-from pipeline.distributed import Worker, barrier, merged_across_ranks, setup_worker, teardown
+from pipeline.distributed import Worker, barrier, gathered, merged_across_ranks, setup_worker, teardown
 from pipeline.extract import decoding_workers, workers_within_shared_memory
 from pipeline.checkpoints import make_checkpoint
 from pipeline.models import create_finetune_model, data_config, frame_transform, save_atomic, weights_identity
 from pipeline.decode_watch import WatchedDecoding
 from pipeline.video import failure_summary
-from pipeline.training import GLOBAL, SHUFFLE, TrainClips, ValClips, collate_val_clips, epoch_order, evaluate, item_seed, train_one_epoch, watched_batches
+from pipeline.training import GLOBAL, SHUFFLE, TrainClips, ValClips, collate_val_clips, epoch_order, item_seed, joined_scores, train_one_epoch, validation_metrics, validation_scores, watched_batches
 
 ROLES = ("recognizer", "light")
 # The videos a run could not read (missing, corrupt, a decoder that hung or crashed), by split:
@@ -212,11 +212,14 @@ def _train(root: Path, manifest: Manifest, train: list, val: list, role: str, sp
             stats = train_one_epoch(net, watched_batches(watched_train, train_set, order, ft.batch_size, workers), optimizer, loss_fn, device, bar)
         bar.close()
         scheduler.step(epoch + 1)
-        watched_train.skip.update(merged_across_ranks(watched_train.skip, worker))  # the ranks read different videos
+        with watched_val:  # each rank validates a share of the videos
+            share = range(worker.rank, len(val), worker.world_size)
+            scored = validation_scores(model, watched_batches(watched_val, val_set, share, max(1, 128 // val_frames), workers, collate_val_clips), device)
+        scored = joined_scores(gathered(scored, worker))
+        for decoding in (watched_train, watched_val):  # the ranks read different videos
+            decoding.skip.update(merged_across_ranks(decoding.skip, worker))
         if worker.is_leader:
-            with watched_val:
-                batches = watched_batches(watched_val, val_set, range(len(val)), max(1, 128 // val_frames), workers, collate_val_clips)
-                metrics = evaluate(model, batches, val, device) if val else {"top1": float("nan"), "mAP": float("nan"), "videos": 0}
+            metrics = validation_metrics(*scored, val)
             found = {split: {videos[i].path: reason for i, reason in sorted(decoding.skip.items())} for split, (videos, decoding) in splits.items()}
             if found != left_out:
                 cache_mod.write_text_atomic(run_dir / LEFT_OUT, json.dumps(found, indent=1))

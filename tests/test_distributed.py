@@ -53,3 +53,21 @@ def test_a_gpu_torch_cannot_use_is_said_where_auto_falls_back_to_the_cpu(monkeyp
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert pick_device("auto") == torch.device("cpu") and pick_device("cpu") == torch.device("cpu")
+
+
+def test_ranks_wait_for_each_other_longer_than_nccls_ten_minutes(monkeypatch):
+    """A rank done with its share waits at the end for the slowest (a hung decoder alone costs 15
+    minutes): the process group's timeout is RANK_WAIT_S, not NCCL's default of 10 minutes."""
+    from datetime import timedelta
+
+    from pipeline.config import RANK_WAIT_S
+    from pipeline.distributed import setup_worker
+
+    calls = []
+    for name, value in (("WORLD_SIZE", "2"), ("RANK", "1"), ("LOCAL_RANK", "1")):
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: False)
+    monkeypatch.setattr(torch.distributed, "init_process_group", lambda **kwargs: calls.append(kwargs))
+    worker = setup_worker((0, 1), "cpu")
+    assert calls == [{"backend": "gloo", "timeout": timedelta(seconds=RANK_WAIT_S)}] and RANK_WAIT_S == 6 * 3600
+    assert (worker.rank, worker.world_size, worker.shard, worker.num_shards) == (1, 2, 1, 2)

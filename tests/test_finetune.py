@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -22,7 +23,7 @@ from pipeline.extract import decode_video, to_model_input
 from pipeline.metrics import mean_average_precision, top1_accuracy, video_scores
 from pipeline.models import create_model, data_config, frame_transform
 from pipeline.decode_watch import WatchedDecoding
-from pipeline.training import ValClips, clip_logits, collate_val_clips, evaluate, watched_batches
+from pipeline.training import ValClips, clip_logits, collate_val_clips, evaluate, joined_scores, validation_metrics, validation_scores, watched_batches
 from stages.features import run_features
 from stages.finetune import run_finetune
 
@@ -109,6 +110,12 @@ def test_validation_scores_the_uint8_crops_as_the_float_input_and_leaves_out_a_b
         scores = video_scores(clip_logits(model, x.unflatten(0, (4, 4)), torch.device("cpu")).numpy())
     labels = [v.labels for v in kept]
     assert metrics == {"top1": top1_accuracy(scores, labels), "mAP": mean_average_precision(scores, labels), "videos": 4}
+    shares = []  # two ranks' shares, as DDP validates them, joined: the same metrics
+    for rank in (0, 1):
+        with WatchedDecoding(0, 60.0, "validation", str) as decoding:
+            shares.append(validation_scores(model, watched_batches(decoding, ValClips(tiny_videos, videos, 4, transform), range(rank, 5, 2), 2, 0, collate_val_clips), torch.device("cpu")))
+    assert [order.tolist() for order, _ in shares] == [[0, 4], [1, 3]]
+    assert validation_metrics(*joined_scores(shares), videos) == metrics
 
 
 def test_kill_and_resume_gives_the_same_weights(tiny_videos, tmp_path):
@@ -174,7 +181,9 @@ def test_torchrun_ddp_fine_tune_on_two_cpu_ranks(tiny_videos, tmp_path):
     ckpt = read_checkpoint(tmp_path / "ddp.pth")
     assert ckpt["model_name"] == "test_resnet" and len(ckpt["classes"]) == 3
     (run_dir,) = (tmp_path / "cache" / "demo" / "finetune").glob("recognizer-*")
-    assert len((run_dir / "log.jsonl").read_text().splitlines()) == 2  # rank 0 logs each epoch once
+    log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    manifest = get_dataset("demo").load(tiny_videos)
+    assert [entry["videos"] for entry in log] == [len(manifest.split("val") or manifest.split("test"))] * 2  # rank 0 logs each epoch once, of both ranks' shares
 
 
 def test_ddp_ranks_go_on_when_one_has_a_batch_of_no_decodable_video(tiny_videos, tmp_path):
