@@ -173,6 +173,12 @@ class EpochStats:
     loss: float  # mean training loss over the clips
     clips: int  # clips trained on (undecodable videos are left out)
 
+    @staticmethod
+    def together(parts: Sequence[EpochStats]) -> EpochStats:
+        """The stats of the ranks' shares of an epoch as one (the loss weighted by clips)."""
+        clips = sum(part.clips for part in parts)
+        return EpochStats(sum(part.loss * part.clips for part in parts) / max(clips, 1), clips)
+
 
 def clip_logits(model: nn.Module, clips: torch.Tensor, device: torch.device) -> torch.Tensor:
     """Per-frame logits [B, N, C] of clips [B, N, 3, h, w] (bf16 autocast on GPU)."""

@@ -31,7 +31,7 @@ from pipeline.checkpoints import make_checkpoint
 from pipeline.models import create_finetune_model, data_config, frame_transform, save_atomic, weights_identity
 from pipeline.decode_watch import WatchedDecoding
 from pipeline.video import failure_summary
-from pipeline.training import GLOBAL, SHUFFLE, TrainClips, ValClips, collate_val_clips, epoch_order, item_seed, joined_scores, train_one_epoch, validation_metrics, validation_scores, watched_batches
+from pipeline.training import GLOBAL, SHUFFLE, EpochStats, TrainClips, ValClips, collate_val_clips, epoch_order, item_seed, joined_scores, train_one_epoch, validation_metrics, validation_scores, watched_batches
 
 ROLES = ("recognizer", "light")
 # The videos a run could not read (missing, corrupt, a decoder that hung or crashed), by split:
@@ -216,6 +216,7 @@ def _train(root: Path, manifest: Manifest, train: list, val: list, role: str, sp
             share = range(worker.rank, len(val), worker.world_size)
             scored = validation_scores(model, watched_batches(watched_val, val_set, share, max(1, 128 // val_frames), workers, collate_val_clips), device)
         scored = joined_scores(gathered(scored, worker))
+        stats = EpochStats.together(gathered(stats, worker))
         for decoding in (watched_train, watched_val):  # the ranks read different videos
             decoding.skip.update(merged_across_ranks(decoding.skip, worker))
         if worker.is_leader:
@@ -224,7 +225,7 @@ def _train(root: Path, manifest: Manifest, train: list, val: list, role: str, sp
             if found != left_out:
                 cache_mod.write_text_atomic(run_dir / LEFT_OUT, json.dumps(found, indent=1))
                 left_out = found
-            entry = {"epoch": epoch + 1, "loss": stats.loss, "clips": stats.clips, "skipped": len(train_set) - stats.clips if sampler is None else None, **metrics, "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - tick}
+            entry = {"epoch": epoch + 1, "loss": stats.loss, "clips": stats.clips, "skipped": len(order) * worker.world_size - stats.clips, **metrics, "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - tick}
             history.append(entry)
             with open(log, "a") as handle:
                 handle.write(json.dumps(entry) + "\n")

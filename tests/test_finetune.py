@@ -184,6 +184,7 @@ def test_torchrun_ddp_fine_tune_on_two_cpu_ranks(tiny_videos, tmp_path):
     log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
     manifest = get_dataset("demo").load(tiny_videos)
     assert [entry["videos"] for entry in log] == [len(manifest.split("val") or manifest.split("test"))] * 2  # rank 0 logs each epoch once, of both ranks' shares
+    assert [(entry["clips"], entry["skipped"]) for entry in log] == [(len(manifest.split("train")) * 4, 0)] * 2  # both ranks' clips (the demo visits each video 4 times)
 
 
 def test_ddp_ranks_go_on_when_one_has_a_batch_of_no_decodable_video(tiny_videos, tmp_path):
