@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -132,8 +132,13 @@ class Unreadable:
 class Collated:
     """A batch of the videos read (None: none was), and those that could not be."""
 
-    data: Any
+    data: tuple[torch.Tensor, torch.Tensor] | tuple[torch.Tensor, ModelFrames] | None
     unreadable: list[Unreadable]
+
+    def pin_memory(self) -> Collated:
+        """The batch in page-locked memory (what a DataLoader with ``pin_memory=True`` calls, on a
+        GPU), so that its copy to the GPU runs asynchronously."""
+        return self if self.data is None else replace(self, data=tuple(part.pin_memory() for part in self.data))
 
 
 def drop_failed(batch: list[Any], collate: Callable[[list[Any]], Any] = torch.utils.data.default_collate) -> Collated:
@@ -149,18 +154,27 @@ def epoch_order(size: int, shuffle_seed: int) -> list[int]:
     return torch.randperm(size, generator=torch.Generator().manual_seed(shuffle_seed)).tolist()
 
 
-def watched_batches(decoding: WatchedDecoding, dataset: TrainClips | ValClips, order: Sequence[int], batch_size: int, workers: int, collate: Callable[[list[Any]], Any] = torch.utils.data.default_collate) -> Iterator[Any]:
+def watched_batches(
+    decoding: WatchedDecoding,
+    dataset: TrainClips | ValClips,
+    order: Sequence[int],
+    batch_size: int,
+    workers: int,
+    collate: Callable[[list[Any]], Any] = torch.utils.data.default_collate,
+    pin_memory: bool = False,
+) -> Iterator[Any]:
     """The batches of the items ``order`` of ``dataset`` (undecodable videos left out; None for a
     batch of none), decoded by ``workers`` processes that ``decoding`` watches: where a decoder
     hangs or dies on a video, it is left out from then on, and a new loader goes on from the
     first batch not given. Every video left out, unreadable or failed in its decoder, is noted
-    in ``decoding.skip`` (video -> reason), and later loaders do not read it again."""
+    in ``decoding.skip`` (video -> reason), and later loaders do not read it again. ``pin_memory``:
+    the batches in page-locked memory (on a GPU)."""
     watched = decoding.attached(dataset)
     given = 0
 
     def from_the_next() -> Iterator[Any]:
         rest = Subset(watched, list(order[given * batch_size :]))
-        return iter(decoding_loader(rest, workers, batch_size=batch_size, collate_fn=partial(drop_failed, collate=collate)))
+        return iter(decoding_loader(rest, workers, batch_size=batch_size, collate_fn=partial(drop_failed, collate=collate), pin_memory=pin_memory))
 
     for collated in decoding.items(from_the_next, lambda collated: collated.data is not None):
         decoding.skip.update({u.video: u.reason for u in collated.unreadable})

@@ -195,6 +195,7 @@ def _train(root: Path, manifest: Manifest, train: list, val: list, role: str, sp
     watched_train = WatchedDecoding(workers, opts.decode_timeout, f"{role} fine-tuning", lambda v: str(root / train[v].path))
     watched_val = WatchedDecoding(workers, opts.decode_timeout, f"{role} validation", lambda v: str(root / val[v].path))
     splits = {"train": (train, watched_train), "val": (val, watched_val)}
+    pinned = device.type == "cuda"  # batches in page-locked memory, copied to the GPU asynchronously
     left_out = read_left_out(run_dir)  # a resumed run does not read them again
     for split, (videos, decoding) in splits.items():
         number = {v.path: i for i, v in enumerate(videos)}
@@ -209,12 +210,12 @@ def _train(root: Path, manifest: Manifest, train: list, val: list, role: str, sp
         order = list(sampler) if sampler is not None else epoch_order(len(train_set), item_seed(ft.seed, epoch, stream=SHUFFLE))
         bar = tqdm(total=len(order), unit="clip", desc=f"{role} epoch {epoch + 1}/{ft.epochs}", disable=not opts.progress or not worker.is_leader, leave=False)
         with watched_train:
-            stats = train_one_epoch(net, watched_batches(watched_train, train_set, order, ft.batch_size, workers), optimizer, loss_fn, device, bar)
+            stats = train_one_epoch(net, watched_batches(watched_train, train_set, order, ft.batch_size, workers, pin_memory=pinned), optimizer, loss_fn, device, bar)
         bar.close()
         scheduler.step(epoch + 1)
         with watched_val:  # each rank validates a share of the videos
             share = range(worker.rank, len(val), worker.world_size)
-            scored = validation_scores(model, watched_batches(watched_val, val_set, share, max(1, 128 // val_frames), workers, collate_val_clips), device)
+            scored = validation_scores(model, watched_batches(watched_val, val_set, share, max(1, 128 // val_frames), workers, collate_val_clips, pinned), device)
         scored = joined_scores(gathered(scored, worker))
         stats = EpochStats.together(gathered(stats, worker))
         for decoding in (watched_train, watched_val):  # the ranks read different videos

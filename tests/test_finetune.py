@@ -226,3 +226,23 @@ def test_a_batch_of_a_single_frame_is_skipped_not_a_batchnorm_error():
     assert stats.clips == 3
     tsn = train_one_epoch(model, [(clips.view(1, 4, 3, 32, 32), targets[:1])], optimizer, torch.nn.CrossEntropyLoss(), torch.device("cpu"))
     assert tsn.clips == 1  # one clip of 4 segments trains
+
+
+def test_on_a_gpu_the_batches_are_pinned_for_an_asynchronous_copy(monkeypatch):
+    """As the features stage's blocks: the loader's pin thread calls each batch's ``pin_memory``
+    (training clips and targets, validation indices and uint8 crops); page-locked memory needs
+    a GPU, so a copy stands in for it."""
+    from torch.utils.data._utils.pin_memory import pin_memory
+
+    from pipeline.extract import ModelFrames
+    from pipeline.training import Collated, Unreadable
+
+    pinned: list[torch.Tensor] = []
+    monkeypatch.setattr(torch.Tensor, "pin_memory", lambda self, *args: pinned.append(self.clone()) or pinned[-1])
+    clips, targets = torch.rand(2, 1, 3, 4, 4), torch.eye(3)[:2]
+    train = pin_memory(Collated((clips, targets), [Unreadable(5, "file not found")]))
+    assert train.data[0] is pinned[0] and train.data[1] is pinned[1] and torch.equal(pinned[0], clips) and train.unreadable == [Unreadable(5, "file not found")]
+    crops = ModelFrames(torch.zeros(4, 3, 4, 4, dtype=torch.uint8), None)
+    val = pin_memory(Collated((torch.tensor([0, 1]), crops), []))
+    assert val.data[1].pixels is pinned[3] and pinned[3].dtype == torch.uint8 and len(pinned) == 4
+    assert pin_memory(Collated(None, [])).data is None
