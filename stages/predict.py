@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -124,21 +124,31 @@ def find_videos(inputs: Sequence[Path]) -> list[Path]:
 
 @dataclass
 class PredictResult:
+    """What a predict run did, in memory that does not grow with the videos' scores: every
+    prediction is in the JSONL file, and this keeps the first ``PREDICT_ROWS_SHOWN`` of them
+    (without thumbnails) for the table, the failed videos (a path and a reason each) and the count."""
+
     pipeline: TrainedPipeline
-    predictions: list[VideoPrediction]
     jsonl: Path
+    shown: list[VideoPrediction] = field(default_factory=list)
+    failures: list[VideoPrediction] = field(default_factory=list)
+    videos: int = 0
     plots: list[Path] = field(default_factory=list)
 
-    @property
-    def failures(self) -> list[VideoPrediction]:
-        return [p for p in self.predictions if not p.ok]
+    def add(self, prediction: VideoPrediction) -> None:
+        self.videos += 1
+        if len(self.shown) < PREDICT_ROWS_SHOWN:
+            self.shown.append(replace(prediction, thumbnails=None))
+        if not prediction.ok:
+            self.failures.append(prediction)
 
     def table(self) -> str:
         """The first ``PREDICT_ROWS_SHOWN`` videos (all of them are in the JSONL), and the
         failures counted by kind."""
         classes = self.pipeline.classes
         rows = []
-        for p in self.predictions[:PREDICT_ROWS_SHOWN]:
+        shown = self.shown[:PREDICT_ROWS_SHOWN]
+        for p in shown:
             if not p.ok:
                 rows.append((Path(p.path).name, "FAILED", p.error, ""))
                 continue
@@ -146,10 +156,10 @@ class PredictResult:
             times = p.timestamps
             frames = " ".join(f"{i}" + ("" if times is None else f"@{t:.2f}s") for i, t in zip(p.frame_indices, times if times is not None else [None] * len(p.positions)))
             rows.append((Path(p.path).name, f"{top[0][0]} ({top[0][1]:.3f})", ", ".join(f"{c} {s:.3f}" for c, s in top[1:]), frames))
-        head = f"NSNet on {len(self.predictions)} video(s): K={self.pipeline.engine.k} of T={self.pipeline.num_frames}, {self.pipeline.engine.fusion} fusion, backbones on {self.pipeline.engine.light.backend}, run {self.pipeline.run_dir}"
+        head = f"NSNet on {self.videos} video(s): K={self.pipeline.engine.k} of T={self.pipeline.num_frames}, {self.pipeline.engine.fusion} fusion, backbones on {self.pipeline.engine.light.backend}, run {self.pipeline.run_dir}"
         lines = [head, *text_table(("video", "top-1 (score)", "top-2..5", "chosen frames (index@time)"), rows)]
-        if len(self.predictions) > PREDICT_ROWS_SHOWN:
-            lines.append(f"... and {len(self.predictions) - PREDICT_ROWS_SHOWN:,} more")
+        if self.videos > len(shown):
+            lines.append(f"... and {self.videos - len(shown):,} more")
         lines.append(f"written {self.jsonl}")
         if self.plots:
             lines.append(f"{len(self.plots)} saliency plot(s) in {self.plots[0].parent}")
@@ -185,7 +195,7 @@ def _predict_into(jsonl: Path, inputs: Sequence[Path], run_dir: Path, cfg: EvalC
     pipeline = load_pipeline(Path(run_dir), cfg, torch.device(device), dataset, backend, export_dir)
     videos = find_videos(inputs)
     out_dir = jsonl.parent
-    result = PredictResult(pipeline, [], jsonl)
+    result = PredictResult(pipeline, jsonl)
     taken: set[str] = set()
     # a decoder's batch of uint8 crops goes through shared memory: as many as it holds
     batch_bytes = min(batch_size, len(videos)) * pipeline.num_frames * math.prod(pipeline.light_input)
@@ -199,6 +209,6 @@ def _predict_into(jsonl: Path, inputs: Sequence[Path], run_dir: Path, cfg: EvalC
                 path = out_dir / _plot_name(prediction.path, taken)
                 plot_video_saliency(prediction, pipeline.classes, cfg.fusion, cfg.alpha, path)
                 result.plots.append(path)
-            result.predictions.append(prediction)
+            result.add(prediction)
             bar.update(1)
     return result

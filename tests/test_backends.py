@@ -203,7 +203,7 @@ def test_predict_through_onnxruntime_chooses_the_frames_torch_chooses(tiny_pipel
         for backend in ("torch", "onnxruntime")
     }
     assert "backbones on onnxruntime" in results["onnxruntime"].table()
-    for p_torch, p_ort in zip(results["torch"].predictions, results["onnxruntime"].predictions):
+    for p_torch, p_ort in zip(results["torch"].shown, results["onnxruntime"].shown):
         assert p_torch.ok and p_ort.ok and p_torch.path == p_ort.path
         np.testing.assert_array_equal(p_ort.positions, p_torch.positions)
         assert p_ort.scores.argmax() == p_torch.scores.argmax()

@@ -82,8 +82,8 @@ def test_predict_reports_bad_videos_and_goes_on(trained, tmp_path, onnx_exports,
     text.write_text("not a video")
     missing = tmp_path / "missing.mp4"
     result = run_predict([missing, corrupt, good, text], run, tmp_path / "out", EVAL, batch_size=2, workers=0, progress=False, export_dir=onnx_exports)
-    by_name = {Path(p.path).name: p for p in result.predictions}
-    assert [Path(p.path).name for p in result.predictions] == ["missing.mp4", "corrupt.mp4", good.name, "notes.mp4"]
+    by_name = {Path(p.path).name: p for p in result.shown}
+    assert [Path(p.path).name for p in result.shown] == ["missing.mp4", "corrupt.mp4", good.name, "notes.mp4"]
     assert "file not found" in by_name["missing.mp4"].error and "missing.mp4" in by_name["missing.mp4"].error
     assert "corrupt.mp4" in by_name["corrupt.mp4"].error and "notes.mp4" in by_name["notes.mp4"].error
     assert by_name[good.name].ok and len(by_name[good.name].positions) == EVAL.k
@@ -175,7 +175,7 @@ def test_k_larger_than_t_takes_every_frame(trained, tmp_path, onnx_exports):
     features, _, run, root = trained
     video = root / _val_videos(features)[0]["path"]
     result = run_predict([video], run, tmp_path / "out", replace(EVAL, k=50), workers=0, progress=False, export_dir=onnx_exports)
-    assert result.predictions[0].positions.tolist() == list(range(result.pipeline.num_frames))
+    assert result.shown[0].positions.tolist() == list(range(result.pipeline.num_frames))
 
 
 def test_avi_without_timestamps_gets_times_from_the_frame_rate(trained, tmp_path, video_writer, onnx_exports):
@@ -188,7 +188,7 @@ def test_avi_without_timestamps_gets_times_from_the_frame_rate(trained, tmp_path
     avi = video_writer(tmp_path / "clip.avi", source.read(np.arange(source.num_frames)), 25, "avi", "mpeg4", {"bf": "2"})
     assert FrameSource(avi).decoder == "pyav"
     result = run_predict([avi], run, tmp_path / "out", EVAL, workers=0, plot=True, progress=False, export_dir=onnx_exports)
-    (p,) = result.predictions
+    (p,) = result.shown
     assert p.ok
     np.testing.assert_allclose(p.timestamps, p.frame_indices / 25.0)
     line = json.loads(result.jsonl.read_text())
@@ -251,7 +251,7 @@ def test_predict_fails_the_video_a_decoder_hangs_or_crashes_on_and_goes_on(train
     monkeypatch.setattr(decode_watch, "WATCH_POLL_S", 0.5)
     inputs = [videos[0], hangs, videos[1], crashes, videos[2]]
     result = run_predict(inputs, run, tmp_path / "out", EVAL, batch_size=2, workers=1, progress=False, export_dir=onnx_exports, decode_timeout=2.0)
-    assert [p.error for p in result.predictions] == [
+    assert [p.error for p in result.shown] == [
         "", f"{hangs}: decoder hung (no frames after 2 s; re-encode the file to use it)",
         "", f"{crashes}: decoder crashed (its process died on this file; re-encode it to use it)", "",
     ]
@@ -262,3 +262,16 @@ def test_predict_fails_the_video_a_decoder_hangs_or_crashes_on_and_goes_on(train
     ]  # the batches differ once a video is out (their scores agree to float rounding)
     np.testing.assert_allclose([c["score"] for g in got for c in g["top5"]], [c["score"] for p in plain for c in p["top5"]], rtol=1e-5, atol=1e-6)
     assert result.table().endswith("2 video(s) failed: decoder crashed 1, decoder hung 1")
+
+
+def test_a_predict_result_keeps_the_rows_it_shows_and_the_failures_not_every_prediction():
+    """A folder of 100,000 videos: the predictions go to the JSONL as they come; the result keeps
+    the first rows (without thumbnails: ~80 KB a 1080p video with --plot) and the failed ones."""
+    from stages.predict import PREDICT_ROWS_SHOWN, PredictResult, VideoPrediction
+
+    result = PredictResult(None, Path("predictions.jsonl"))
+    for i in range(PREDICT_ROWS_SHOWN + 5):
+        failed = i in (3, PREDICT_ROWS_SHOWN + 2)
+        result.add(VideoPrediction(f"v{i}.mp4", error=f"v{i}.mp4: file not found" if failed else "", scores=None if failed else np.ones(3), thumbnails=None if failed else np.zeros((5, 54, 96, 3), np.uint8)))
+    assert result.videos == PREDICT_ROWS_SHOWN + 5 and [p.path for p in result.shown] == [f"v{i}.mp4" for i in range(PREDICT_ROWS_SHOWN)]
+    assert all(p.thumbnails is None for p in result.shown) and [p.path for p in result.failures] == ["v3.mp4", f"v{PREDICT_ROWS_SHOWN + 2}.mp4"]
