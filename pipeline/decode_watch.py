@@ -8,7 +8,9 @@ video again. Each worker notes in a shared table which video it decodes, since w
 process id; the loader waits for a block in turns of :data:`WATCH_POLL_S` seconds, and when a
 worker died or one video has been decoding for the timeout, :meth:`DecodingWatch.culprit` names
 the video to fail, and the pass goes on without it (the features stage, predict, evaluate's
-decoded paths, its all-frames pass, fine-tuning).
+decoded paths, its all-frames pass, fine-tuning). Decoding in the main process (no workers), a
+thread stands watch instead and ends the process, naming the video, since a native decoder
+cannot be stopped there.
 
 A worker's death must reach the stage from the loader's ``next()``: torch's own SIGCHLD handler
 raises it wherever the main process happens to be (loading a model, writing a shard), where it
@@ -20,6 +22,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -41,6 +44,8 @@ CRASHED = "decoder crashed"
 Item = TypeVar("Item")
 
 
+# The exit status of a process whose own decoding hung (``--workers 0``): nothing else stops it.
+HUNG_IN_THIS_PROCESS = 3
 # Decoder failures with nothing decoded between them that still count as single videos' faults;
 # one more stops the run (a full /dev/shm or memory kills every decoder).
 DECODER_FAILURES_IN_A_ROW = 3
@@ -78,12 +83,10 @@ class DecodingWatch:
 
     @contextmanager
     def decoding(self, index: int) -> Iterator[None]:
-        """Marks video ``index`` as being decoded by this worker (nothing in the main process)."""
+        """Marks video ``index`` as being decoded by this worker (the first row: the main
+        process, where it decodes)."""
         worker = get_worker_info()
-        if worker is None:
-            yield
-            return
-        row = self.table[worker.id]
+        row = self.table[0 if worker is None else worker.id]
         row[1], row[2] = time.time(), os.getpid()
         row[0] = index
         try:
@@ -95,7 +98,7 @@ class DecodingWatch:
         """Kill the workers still on a video (a hung one holds a core and its file, and its
         loader's shutdown would wait for it), and forget every row, before a new loader."""
         for index, _, pid in self.table.tolist():
-            if index >= 0 and process_alive(int(pid)):
+            if index >= 0 and int(pid) != os.getpid() and process_alive(int(pid)):
                 try:
                     os.kill(int(pid), signal.SIGKILL)
                 except ProcessLookupError:
@@ -146,8 +149,8 @@ def watched(items: Iterator[Item], watch: DecodingWatch, timeout: float) -> Iter
 
 
 class WatchedDecoding:
-    """A pass's decoding in ``workers`` loader processes, watched: the shared table the
-    datasets note their videos in (``watch``, None when decoding in the main process), the
+    """A pass's decoding in ``workers`` loader processes (0: in this one), watched: the shared
+    table the datasets note their videos in (``watch``), the
     videos to fail without decoding (``skip``, video -> reason), and ``describe`` (video -> its
     file) for the line each failure writes to stderr. Past :data:`DECODER_FAILURES_IN_A_ROW`
     failures with no video decoded between them it is not single files but the machine, and the
@@ -155,8 +158,8 @@ class WatchedDecoding:
     context: torch's SIGCHLD handler, set aside while it is open, is put back at its end."""
 
     def __init__(self, workers: int, timeout: float, where: str, describe: Callable[[int], str]):
-        self.watch = DecodingWatch(workers) if workers else None
-        self.timeout, self.where, self.describe = timeout, where, describe
+        self.watch = DecodingWatch(workers)
+        self.workers, self.timeout, self.where, self.describe = workers, timeout, where, describe
         self.skip: dict[int, str] = {}
         self.decoded = 0  # items given that hold a decoded video, over every loader
         self.in_a_row, self._decoded_at_failure = 0, 0
@@ -184,15 +187,39 @@ class WatchedDecoding:
         ``decoded(item)``: whether an item holds a video decoded (not only failures). The first
         loader is opened now, so that its workers decode ahead while the caller gets ready."""
         items = open_items()
-        if self.watch is None:
-            return items
+        if not self.workers:
+            return self._in_this_process(items)
         self._set_aside()
         return self._restarting(items, open_items, decoded)
+
+    def _in_this_process(self, items: Iterator[Item]) -> Iterator[Item]:
+        """The items of a loader that decodes in this process, a thread standing watch: a
+        native decoder cannot be stopped here, so a video decoding for the timeout ends the
+        process, saying which (its finished work is kept, as after any kill)."""
+        stop = threading.Event()
+        threading.Thread(target=self._stand_watch, args=(stop,), daemon=True).start()
+        try:
+            yield from items
+        finally:
+            stop.set()
+
+    def _stand_watch(self, stop: threading.Event) -> None:
+        while not stop.wait(WATCH_POLL_S):
+            found = self.watch.culprit(self.timeout)
+            if found is not None:
+                index, reason = found
+                sys.stderr.write(
+                    f"{self.describe(index)}: {reason}, decoding in the main process ({self.where}): a decoder cannot be stopped there, so the run "
+                    "stops, what it finished kept. Re-encode the file, or decode in worker processes (--workers 1 or more, with room for them in "
+                    "/dev/shm) to have it failed and the run go on\n"
+                )
+                sys.stderr.flush()
+                os._exit(HUNG_IN_THIS_PROCESS)
 
     def _restarting(self, items: Iterator[Item], open_items: Callable[[], Iterator[Item]], decoded: Callable[[Item], bool]) -> Iterator[Item]:
         while True:
             try:
-                for item in watched(items, self.watch, self.timeout):  # type: ignore[arg-type]
+                for item in watched(items, self.watch, self.timeout):
                     self.decoded += decoded(item)
                     yield item
                 return
@@ -206,8 +233,7 @@ class WatchedDecoding:
         """Kill the workers still on a video (before the failure, which holds the loader, goes:
         its shutdown would wait for them), say so, fail the video without decoding from now on,
         and count the failure."""
-        if self.watch is not None:
-            self.watch.clear()
+        self.watch.clear()
         tqdm.write(f"{self.describe(failure.index)}: {failure.reason}: failed, and decoding goes on", file=sys.stderr)
         self.skip[failure.index] = failure.reason
         self.in_a_row = 1 if self.decoded > self._decoded_at_failure else self.in_a_row + 1

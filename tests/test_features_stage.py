@@ -618,3 +618,25 @@ def test_eval_frames_are_resized_as_uint8_then_normalised():
     flipped = Compose([*tf.transforms, Lambda(lambda x: x.flip(-1))])
     assert eval_steps(flipped) is None
     torch.testing.assert_close(to_model_input(frame, flipped), out.flip(-1), rtol=0, atol=1e-6)
+
+
+def test_a_decoder_hung_in_the_main_process_ends_the_run_naming_the_video(tiny_videos, tmp_path, onnx_exports):
+    """With --workers 0 (what a /dev/shm too small for workers leaves) a native decoder that hangs
+    cannot be stopped: after --decode-timeout the process ends, saying which video and what to
+    do, and the shards finished before it are kept."""
+    lines = (tiny_videos / "manifest.csv").read_text().splitlines()
+    header, rows = lines[0], lines[1:]
+    _, label, split = rows[7].split(",")
+    rows[7] = f"videos/blocker,{label},{split}"
+    (tiny_videos / "manifest.csv").write_text("\n".join([header, *rows]) + "\n")
+    _make_blocking_video(tiny_videos, "blocker")
+    cache = tmp_path / "cache"
+    started = time.perf_counter()
+    proc = _cli(*_tiny_args(tiny_videos, cache, onnx_exports, "--workers", "0", "--videos-per-batch", "1", "--videos-per-shard", "2", "--decode-timeout", "2"), cwd=REPO)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 3 and time.perf_counter() - started < 100, out
+    assert f"{tiny_videos / 'videos' / 'blocker'}: decoder hung (no frames after 2 s; re-encode the file to use it), decoding in the main process" in out
+    assert "decode in worker processes (--workers 1 or more" in out
+    (store,) = (cache / "demo").glob("*.zarr")
+    with FeatureCache(store) as partial:
+        assert partial["status"][:6].tolist() == [DONE] * 6  # the shards before the hung video's
