@@ -246,3 +246,14 @@ def test_on_a_gpu_the_batches_are_pinned_for_an_asynchronous_copy(monkeypatch):
     val = pin_memory(Collated((torch.tensor([0, 1]), crops), []))
     assert val.data[1].pixels is pinned[3] and pinned[3].dtype == torch.uint8 and len(pinned) == 4
     assert pin_memory(Collated(None, [])).data is None
+
+
+def test_an_epochs_order_is_the_one_torchs_shuffling_loader_gave():
+    """Fine-tuning's batches are those of the DataLoader(shuffle=True) it used before its order
+    was made explicit: existing runs' weights do not change."""
+    from torch.utils.data import RandomSampler
+
+    from pipeline.training import epoch_order
+
+    for size, seed in ((36, 5), (1000, 2**31 + 7)):
+        assert epoch_order(size, seed) == list(RandomSampler(range(size), generator=torch.Generator().manual_seed(seed)))
