@@ -414,9 +414,8 @@ def workers_within_shared_memory(workers: int, block_bytes: int, asked: bool, sh
 
 def decoding_loader(dataset: Dataset, workers: int, *, batch_size: int | None = None, collate_fn: Callable[[Any], Any] = as_is, pin_memory: bool = False, watched: bool = True) -> DataLoader:
     """The items of ``dataset`` in order (``batch_size`` of them collated, by default into a list;
-    None: one by one), decoded up
-    to :data:`BLOCKS_AHEAD` ahead by each of ``workers`` processes of one thread (0: in the main
-    process). Watched (with workers), a wait of more than
+    None: one by one), decoded up to :data:`BLOCKS_AHEAD` ahead by each of ``workers`` processes
+    of one thread (0: in the main process). Watched (with workers), a wait of more than
     :data:`pipeline.decode_watch.WATCH_POLL_S` seconds for an item is the loader's error, which
     :func:`pipeline.decode_watch.watched` takes up."""
     return DataLoader(

@@ -304,9 +304,8 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
             sizing = BlockDecoder(root, manifest.videos, plan.todo, config.num_frames, *transforms, config.offsets)
             workers = min(decoding_workers(opts.workers, worker.device), len(plan.todo))
             workers = workers_within_shared_memory(workers, sizing.largest_block_bytes(light_cfg["input_size"], rec_cfg["input_size"]), asked=opts.workers is not None)
-            describe = lambda index: str(root / manifest.videos[index].path)  # noqa: E731
             done = _Done(status, log, manifest, tqdm(total=sum(len(m) for _, m in plan.todo), unit="video", desc=f"features {manifest.name}", disable=not opts.progress or not worker.is_leader))
-            with WatchedDecoding(workers, opts.decode_timeout, str(staging), describe) as decoding:
+            with WatchedDecoding(workers, opts.decode_timeout, str(staging), lambda index: str(root / manifest.videos[index].path)) as decoding:
 
                 def blocks_from_the_next() -> Iterator[DecodedBlock]:  # after a failure, from the block it stopped
                     decoder = BlockDecoder(root, manifest.videos, plan.todo[done.blocks :], config.num_frames, *transforms, config.offsets, watch=decoding.watch, skip=decoding.skip)
@@ -335,7 +334,7 @@ class _Done:
     bar: Any  # tqdm
     computed: set[int] = field(default_factory=set)
     failed: set[int] = field(default_factory=set)
-    blocks: int = 0  # blocks of the plan written
+    blocks: int = 0  # blocks of the plan taken in (a failed decoder's loader goes on after them)
     frames: int = 0
     tick: float = field(default_factory=time.perf_counter)
 
