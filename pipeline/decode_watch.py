@@ -158,6 +158,8 @@ class WatchedDecoding:
     context: torch's SIGCHLD handler, set aside while it is open, is put back at its end."""
 
     def __init__(self, workers: int, timeout: float, where: str, describe: Callable[[int], str]):
+        if not timeout > 0:
+            raise ValueError(f"the decode timeout must be a positive number of seconds, got {timeout!r}")
         self.watch = DecodingWatch(workers)
         self.workers, self.timeout, self.where, self.describe = workers, timeout, where, describe
         self.skip: dict[int, str] = {}

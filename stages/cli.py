@@ -59,7 +59,7 @@ preset_option = click.option(
     help="A paper experiment (its T, recognizer, K and baselines for this dataset); its caches and runs are kept apart from the dataset's defaults.",
 )
 decode_timeout_option = click.option(
-    "--decode-timeout", type=float, default=DECODE_TIMEOUT_S, show_default=True,
+    "--decode-timeout", type=click.FloatRange(min=0, min_open=True), default=DECODE_TIMEOUT_S, show_default=True,
     help="Seconds one video may take to decode before its decoder is taken for hung: that video is failed and the run goes on (with --workers 1 or more).",
 )
 data_root_option = click.option("--data-root", type=click.Path(path_type=Path), default=None, envvar="DATA_ROOT", help="Where the dataset lies (default: data/<dataset>).")

@@ -41,6 +41,9 @@ def test_errors_are_one_clear_line_and_exit_1(tmp_path: Path):
     assert "Error: " in result.output and "classInd.txt: class-name file not found" in result.output
     result = CliRunner().invoke(main, ["features", "--shard", "3/2", "--data-root", str(tmp_path)])
     assert result.exit_code == 1 and "need 0 <= i < n" in result.output
+    for command in (["features"], ["finetune"], ["evaluate"], ["predict", str(tmp_path)]):  # every video would pass for hung
+        result = CliRunner().invoke(main, [*command, "--decode-timeout", "0"])
+        assert result.exit_code == 2 and "Invalid value for '--decode-timeout': 0.0 is not in the range x>0." in result.output, command
 
 
 def test_features_with_a_cache_path_records_it_for_the_later_stages_in_a_new_cache_dir(tiny_videos, tmp_path: Path):

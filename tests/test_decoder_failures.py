@@ -153,6 +153,12 @@ def test_a_loader_error_is_a_decoder_failure_only_where_the_watch_names_a_video(
     assert isinstance(crashed.value.__cause__, ConnectionResetError) and crashed.value.index == 4
 
 
+def test_a_decode_timeout_that_is_not_positive_is_refused():
+    for timeout in (0.0, -5.0, float("nan")):
+        with pytest.raises(ValueError, match="the decode timeout must be a positive number of seconds"):
+            WatchedDecoding(1, timeout, "a pass", str)
+
+
 def test_a_failure_opens_a_new_loader_from_where_the_caller_got(capsys):
     worker = subprocess.Popen(["sleep", "60"])  # stands for the worker stuck on video 2
     decoding = WatchedDecoding(1, timeout=60, where="a pass", describe=lambda video: f"v{video}.mp4")
