@@ -127,13 +127,14 @@ def staging_path(final: Path) -> Path:
 
 
 @contextmanager
-def replacing(path: Path) -> Iterator[Path]:
+def replacing(path: Path, kept: str = "the file there before, if any, is unchanged: free space and run the same command again") -> Iterator[Path]:
     """A temporary file of this process beside ``path`` to write, renamed over ``path`` once
     written, so that neither a kill nor a second writer leaves half a file; on an error the
-    temporary file goes, and a full disk is a :class:`CacheError` (see :func:`clear_out_of_space`)."""
+    temporary file goes, and a full disk is a :class:`CacheError` saying what was ``kept``
+    (see :func:`clear_out_of_space`)."""
     path = Path(path)
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    with clear_out_of_space(path, "the file there before, if any, is unchanged: free space and run the same command again"):
+    with clear_out_of_space(path, kept):
         try:
             yield tmp
             os.replace(tmp, path)
@@ -471,20 +472,14 @@ def export_hdf5(staging: Path, final: Path) -> None:
         raise CacheError(f"{final}: the HDF5 export needs about {size_text(needed)} (the store's size and a tenth) and {size_text(free)} is free; {kept}")
     source = FeatureCache(staging)
     step = int(source.attrs.get("videos_per_shard", EXPORT_VIDEOS))
-    tmp = final.with_name(final.name + ".tmp")
-    with clear_out_of_space(final, kept):
-        try:
-            with h5py.File(tmp, "w") as h5:
-                for name, array in source.arrays.items():
-                    chunks = (1,) + tuple(array.shape[1:])
-                    out = h5.create_dataset(name, shape=array.shape, dtype=array.dtype, chunks=chunks, compression="gzip", shuffle=True)
-                    for start in range(0, array.shape[0], step):  # a shard at a time: memory stays flat
-                        out[start : start + step] = array[start : start + step]
-                h5.attrs["nsnet"] = json.dumps(source.attrs)
-        except BaseException:
-            tmp.unlink(missing_ok=True)  # a part-written copy would hold the space a re-run needs
-            raise
-    os.replace(tmp, final)
+    with replacing(final, kept) as tmp:  # a part-written copy goes: it would hold the space a re-run needs
+        with h5py.File(tmp, "w") as h5:
+            for name, array in source.arrays.items():
+                chunks = (1,) + tuple(array.shape[1:])
+                out = h5.create_dataset(name, shape=array.shape, dtype=array.dtype, chunks=chunks, compression="gzip", shuffle=True)
+                for start in range(0, array.shape[0], step):  # a shard at a time: memory stays flat
+                    out[start : start + step] = array[start : start + step]
+            h5.attrs["nsnet"] = json.dumps(source.attrs)
     shutil.rmtree(staging)
 
 

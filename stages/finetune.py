@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import time
 from contextlib import nullcontext
@@ -137,9 +136,8 @@ def run_finetune(dataset: str, data_root: Path | None, role: str, spec: ModelSpe
     if out is not None and worker.is_leader:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         if not Path(out).exists() or Path(out).read_bytes() != final.read_bytes():
-            tmp = Path(out).with_name(Path(out).name + f".{os.getpid()}.tmp")
-            shutil.copyfile(final, tmp)
-            tmp.replace(out)
+            with cache_mod.replacing(Path(out)) as tmp:
+                shutil.copyfile(final, tmp)
         result.checkpoint = str(out)
     return result
 
