@@ -120,11 +120,16 @@ class DecodedBlock:
     def pin_memory(self) -> DecodedBlock:
         """The block with its frames in page-locked memory, so that their copy to the GPU runs
         asynchronously: what a DataLoader with ``pin_memory=True`` calls, in its own thread."""
-        light = self.light.pin_memory()
-        if self.rec is self.light:
-            return replace(self, light=light, rec=light)
-        rec = replace(self.rec, pixels=light.pixels) if self.rec.pixels is self.light.pixels else self.rec.pin_memory()
+        light, rec = pinned_pair(self.light, self.rec)
         return replace(self, light=light, rec=rec)
+
+
+def pinned_pair(light: ModelFrames, rec: ModelFrames) -> tuple[ModelFrames, ModelFrames]:
+    """Both models' frames in page-locked memory, crops they share pinned once and shared."""
+    pinned = light.pin_memory()
+    if rec is light:
+        return pinned, pinned
+    return pinned, (replace(rec, pixels=pinned.pixels) if rec.pixels is light.pixels else rec.pin_memory())
 
 
 def make_blocks(num_videos: int, block_size: int) -> list[list[int]]:
@@ -211,13 +216,49 @@ def crops_alike(light_tf: Transform, rec_tf: Transform) -> bool:
     return light is not None and rec is not None and light.crops == rec.crops
 
 
+@dataclass(frozen=True)
+class BothModels:
+    """How decoded frames become both models' frames. Given one transform object for both, the
+    frames are preprocessed once and both models get the same tensor; given transforms that
+    crop alike (:func:`crops_alike`), the frames are cropped once and each model rescales the
+    same crops its own way; otherwise each model gets its own crops."""
+
+    light_tf: Transform
+    rec_tf: Transform
+
+    @functools.cached_property
+    def crop_once(self) -> bool:
+        return self.rec_tf is self.light_tf or crops_alike(self.light_tf, self.rec_tf)
+
+    @property
+    def transforms(self) -> tuple[Transform, ...]:
+        """The transforms the decoders run: the light model's, and the recognizer's unless the
+        crops are made once."""
+        return (self.light_tf,) if self.crop_once else (self.light_tf, self.rec_tf)
+
+    def prepared(self, frames: np.ndarray) -> list[ModelFrames]:
+        """uint8 [T, H, W, 3] -> the frames of :attr:`transforms`, one :class:`ModelFrames` each."""
+        return [model_frames(frames, tf) for tf in self.transforms]
+
+    def recognizer_frames(self, prepared: Sequence[ModelFrames]) -> ModelFrames:
+        """The recognizer's frames among ``prepared`` (of a video or a block): its own, the light
+        model's (one transform for both), or the light model's crops with its rescaling."""
+        if not self.crop_once:
+            return prepared[1]
+        if self.rec_tf is self.light_tf:
+            return prepared[0]
+        return ModelFrames(prepared[0].pixels, eval_steps(self.rec_tf).rescale)
+
+    def frame_bytes(self, light_input: Sequence[int], rec_input: Sequence[int]) -> int:
+        """Bytes of a frame's uint8 crops for both models (timm eval transforms)."""
+        return math.prod(light_input) + (0 if self.crop_once else math.prod(rec_input))
+
+
 class BlockDecoder(Dataset):
     """Item ``b``: block ``blocks[b]`` decoded and preprocessed for both models: the T segment
     centres of every video and, for the training videos, ``offsets - 1`` other candidates of
-    every segment too. Given one transform object for both models (``frame_transforms``), the
-    frames are preprocessed once and both models get the same tensor; given transforms that crop
-    alike (:func:`crops_alike`), the frames are cropped once and each model rescales the same
-    crops its own way."""
+    every segment too, preprocessed for both models (:class:`BothModels`: once where they share
+    their crops)."""
 
     def __init__(
         self,
@@ -235,8 +276,7 @@ class BlockDecoder(Dataset):
         """``watch``: where the workers note the video they decode; ``skip``: videos failed
         with the given reason without decoding (a decoder hung or crashed on them)."""
         self.root, self.videos, self.blocks, self.t, self.offsets = Path(root), videos, blocks, t, offsets
-        self.light_tf, self.rec_tf = light_tf, rec_tf
-        self.crop_once = rec_tf is light_tf or crops_alike(light_tf, rec_tf)
+        self.models = BothModels(light_tf, rec_tf)
         self.watch, self.skip = watch, dict(skip or {})
 
     def __len__(self) -> int:
@@ -248,8 +288,7 @@ class BlockDecoder(Dataset):
         block_id, members = self.blocks[item]
         decoded, failures = [], []
         capacity = self._rows(members)
-        transforms = (self.light_tf,) if self.crop_once else (self.light_tf, self.rec_tf)
-        models = [BlockRows(capacity) for _ in transforms]
+        models = [BlockRows(capacity) for _ in self.models.transforms]
         for index in members:
             record = self.videos[index]
             if index in self.skip:
@@ -258,7 +297,7 @@ class BlockDecoder(Dataset):
             try:
                 with self.watch.decoding(index) if self.watch else nullcontext():
                     frames, indices, count = decode_candidates(self.root, record, self.t, self._candidates(record))
-                prepared = [model_frames(frames, tf) for tf in transforms]
+                prepared = self.models.prepared(frames)
             except VideoReadError as exc:
                 failures.append(VideoFailure(index, exc.reason))
                 continue
@@ -269,22 +308,13 @@ class BlockDecoder(Dataset):
                 rows.append(x, self.root / record.path)
             decoded.append(DecodedVideo(index, indices, count))
         joined = [rows.joined() for rows in models]
-        return DecodedBlock(block_id, members, decoded, failures, joined[0], self._recognizer_frames(joined))
-
-    def _recognizer_frames(self, joined: list[ModelFrames]) -> ModelFrames:
-        """The recognizer's frames of a block: its own rows, the light model's (one transform
-        for both), or the light model's crops with the recognizer's rescaling."""
-        if not self.crop_once:
-            return joined[1]
-        if self.rec_tf is self.light_tf:
-            return joined[0]
-        return ModelFrames(joined[0].pixels, eval_steps(self.rec_tf).rescale)
+        return DecodedBlock(block_id, members, decoded, failures, joined[0], self.models.recognizer_frames(joined))
 
     def largest_block_bytes(self, light_input: Sequence[int], rec_input: Sequence[int]) -> int:
         """Bytes of the largest block's uint8 crops (timm eval transforms), one tensor for both
         models where they share their crops: what a block takes of shared memory."""
         rows = max((self._rows(members) for _, members in self.blocks), default=0)
-        return rows * (math.prod(light_input) + (0 if self.crop_once else math.prod(rec_input)))
+        return rows * self.models.frame_bytes(light_input, rec_input)
 
     def _rows(self, members: list[int]) -> int:
         """Frames decoded for a block's videos: T per candidate of each."""

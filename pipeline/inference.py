@@ -1,12 +1,11 @@
 """NSNet end to end on videos: what ``nsnet predict`` runs and ``make bench`` times.
 
 Per batch of videos: decode the T observation frames (pre-sampled as in the features stage)
-and resize and crop them for the light model; run the light backbone, the trained heads and A.3's
-fusion; decode again only the K chosen frames (seeking) for the recognizer, and run it on those
-alone. Observation frames are decoded ahead in DataLoader workers; the chosen frames of one
-batch are decoded in threads (decord and the torch transforms release the GIL) while the light
-model runs on the next batch. The decoders hand over uint8 crops, and the models' float inputs
-are made where they run (:class:`pipeline.extract.ModelFrames`).
+once, and resize and crop them for both models, as the features stage does
+(:class:`pipeline.extract.BothModels`); run the light backbone, the trained heads and A.3's
+fusion on all T; run the recognizer on the K chosen frames' crops alone. The videos are decoded
+ahead in DataLoader workers, watched (:mod:`pipeline.decode_watch`); they hand over uint8 crops,
+and the models' float inputs are made where they run (:class:`pipeline.extract.ModelFrames`).
 
 The heads were trained on light features as the cache stores them (float16), so the features
 computed here are rounded through float16 too: ``nsnet predict`` then chooses the frames that
@@ -15,7 +14,6 @@ computed here are rounded through float16 too: ``nsnet predict`` then chooses th
 
 from __future__ import annotations
 
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,9 +26,8 @@ from torch.utils.data import Dataset, Subset
 from pipeline.config import DECODE_TIMEOUT_S
 from pipeline.decode_watch import DecodingWatch, WatchedDecoding
 from pipeline.evaluation import all_frame_scores, fused_positions, top_classes
-from pipeline.extract import ModelFrames, Transform, decoding_loader, model_frames
+from pipeline.extract import BothModels, ModelFrames, decoding_loader, pinned_pair
 from pipeline.backends import HeadsRunner, Runner
-from pipeline.recognition import DecodedFrames, decode_chosen
 from pipeline.sampling import uniform_frame_indices
 from pipeline.video import FrameSource, VideoReadError
 
@@ -41,31 +38,46 @@ def error_text(path: Path | str, exc: Exception) -> str:
     return str(exc) if isinstance(exc, VideoReadError) else f"{path}: {type(exc).__name__}: {exc}"
 
 
+THUMBNAIL_SIZE = 96  # pixels, the longer side of the thumbnails kept for ``nsnet predict --plot``
+
+
+def thumbnails(frames: np.ndarray) -> np.ndarray:
+    """uint8 [n, H, W, 3] frames shrunk by a whole step to about :data:`THUMBNAIL_SIZE` pixels."""
+    step = max(1, int(np.ceil(max(frames.shape[1:3]) / THUMBNAIL_SIZE)))
+    return np.ascontiguousarray(frames[:, ::step, ::step])
+
+
 @dataclass
 class Observation:
-    """The T observation frames of one video, for the light model."""
+    """The T observation frames of one video, cropped for both models."""
 
     item: int
     path: Path
-    frames: ModelFrames | None = None  # [T, 3, h, w]; None when the video failed
+    light: ModelFrames | None = None  # [T, 3, h, w]; None when the video failed
+    rec: ModelFrames | None = None  # [T, 3, H, W]; the light model's crops where they are alike
     frame_indices: np.ndarray | None = None  # [T]
     timestamps: np.ndarray | None = None  # [T] seconds (None for frame folders)
+    thumbnails: np.ndarray | None = None  # [T, h, w, 3] uint8, when asked for
     error: str = ""
 
     def pin_memory(self) -> Observation:
         """The observation with its uint8 crops in page-locked memory (what a DataLoader with
         ``pin_memory=True`` calls, on a GPU), so that their copy to it runs asynchronously."""
-        return self if self.frames is None else replace(self, frames=self.frames.pin_memory())
+        if self.light is None:
+            return self
+        light, rec = pinned_pair(self.light, self.rec)
+        return replace(self, light=light, rec=rec)
 
 
 class ObservationDecoder(Dataset):
     """Item ``i``: the T uniformly pre-sampled frames of ``paths[i]`` (A.1, as the features
-    stage samples them), for the light model. ``watch``: where a decoding worker notes the
+    stage samples them), decoded once and cropped for both models (and shrunk to
+    :func:`thumbnails` with ``keep_thumbnails``). ``watch``: where a decoding worker notes the
     video it decodes; ``skip``: videos failed with the given reason without decoding (a decoder
     hung or crashed on them, :mod:`pipeline.decode_watch`)."""
 
-    def __init__(self, paths: Sequence[Path], num_frames: int, transform: Transform, *, watch: DecodingWatch | None = None, skip: dict[int, str] | None = None):
-        self.paths, self.num_frames, self.transform = list(paths), num_frames, transform
+    def __init__(self, paths: Sequence[Path], num_frames: int, models: BothModels, keep_thumbnails: bool = False, *, watch: DecodingWatch | None = None, skip: dict[int, str] | None = None):
+        self.paths, self.num_frames, self.models, self.keep_thumbnails = list(paths), num_frames, models, keep_thumbnails
         self.watch, self.skip = watch, dict(skip or {})
 
     def __len__(self) -> int:
@@ -80,10 +92,14 @@ class ObservationDecoder(Dataset):
                 source = FrameSource(path)
                 indices = uniform_frame_indices(source.num_frames, self.num_frames)
                 decoded = source.read(indices)
-            frames = model_frames(decoded, self.transform)
-            return Observation(item, path, frames, indices, source.timestamps(indices))
+            prepared = self.models.prepared(decoded)
+            return Observation(item, path, prepared[0], self.models.recognizer_frames(prepared), indices, source.timestamps(indices), thumbnails(decoded) if self.keep_thumbnails else None)
         except Exception as exc:
             return Observation(item, path, error=error_text(path, exc))
+
+    def batch_bytes(self, videos: int, light_input: Sequence[int], rec_input: Sequence[int]) -> int:
+        """Shared memory that a batch of ``videos`` observations' crops takes (thumbnails aside)."""
+        return videos * self.num_frames * self.models.frame_bytes(light_input, rec_input)
 
 
 @dataclass
@@ -157,73 +173,45 @@ class NSNetInference:
         return logits.float().cpu().numpy()
 
 
-@dataclass
-class _Pending:
-    """A batch whose chosen frames are being decoded."""
-
-    predictions: list[VideoPrediction]
-    chosen: list[tuple[VideoPrediction, Future]]  # the videos that reached the recognizer
-
-
 def predict_videos(
-    paths: Sequence[Path],
     engine: NSNetInference,
-    num_frames: int,
-    light_tf: Transform,
-    rec_tf: Transform,
+    observations: ObservationDecoder,
     batch_size: int = 32,
     workers: int = 2,
-    thumbnails: bool = False,
     decode_timeout: float = DECODE_TIMEOUT_S,
 ) -> Iterator[VideoPrediction]:
-    """NSNet on every video of ``paths``, in order; a video that cannot be read, or whose
+    """NSNet on every video of ``observations``, in order; a video that cannot be read, or whose
     decoding worker hangs (``decode_timeout`` seconds on it) or dies, comes back with its error
-    and the others go on (the observation loader starts again after the last batch it gave)."""
+    and the others go on (the loader starts again after the last batch it gave)."""
+    paths = observations.paths
     workers = min(workers, len(paths))
     start = 0  # the first video not yet observed
 
     def batches_from_the_next() -> Iterator[list[Observation]]:  # after a failure, from the video it stopped at
-        observations = Subset(ObservationDecoder(paths, num_frames, light_tf, watch=decoding.watch, skip=decoding.skip), range(start, len(paths)))
-        return iter(decoding_loader(observations, workers, batch_size=batch_size, pin_memory=engine.device.type == "cuda"))  # pinned as the features stage's blocks
+        watched = Subset(decoding.attached(observations), range(start, len(paths)))
+        return iter(decoding_loader(watched, workers, batch_size=batch_size, pin_memory=engine.device.type == "cuda"))  # pinned as the features stage's blocks
 
-    with WatchedDecoding(workers, decode_timeout, "predict", lambda index: str(paths[index])) as decoding, ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        pending: _Pending | None = None
-        for batch in decoding.items(batches_from_the_next, lambda batch: any(o.frames is not None for o in batch)):
-            current = _observe(batch, engine, rec_tf, pool, thumbnails)
-            if pending is not None:
-                yield from _recognize(pending, engine)
-            pending, start = current, batch[-1].item + 1
-        if pending is not None:
-            yield from _recognize(pending, engine)
+    with WatchedDecoding(workers, decode_timeout, "predict", lambda index: str(paths[index])) as decoding:
+        for batch in decoding.items(batches_from_the_next, lambda batch: any(o.light is not None for o in batch)):
+            yield from _predicted(batch, engine)
+            start = batch[-1].item + 1
 
 
-def _observe(batch: list[Observation], engine: NSNetInference, rec_tf: Transform, pool: ThreadPoolExecutor, thumbnails: bool) -> _Pending:
-    """Light model, heads and fusion on a batch; the chosen frames' decoding is started."""
+def _predicted(batch: list[Observation], engine: NSNetInference) -> list[VideoPrediction]:
+    """Light model, heads and fusion on a batch's observations, then the recognizer on the K
+    chosen frames of each (one model batch)."""
     predictions = [VideoPrediction(str(o.path), o.error) for o in batch]
-    good = [i for i, o in enumerate(batch) if o.frames is not None]
-    chosen: list[tuple[VideoPrediction, Future]] = []
-    if good:
-        frames = ModelFrames.cat([batch[i].frames for i in good]).model_input(engine.device)
-        s_f, s_v = engine.saliency(engine.light_features(frames.unflatten(0, (len(good), -1))))
-        for i, positions, f, v in zip(good, engine.choose(s_f, s_v), s_f, s_v):
-            o, p = batch[i], predictions[i]
-            p.positions, p.observed_indices, p.observed_timestamps, p.s_f, p.s_v = positions, o.frame_indices, o.timestamps, f, v
-            chosen.append((p, pool.submit(decode_chosen, o.path, o.frame_indices[positions], rec_tf, thumbnails)))
-    return _Pending(predictions, chosen)
-
-
-def _recognize(pending: _Pending, engine: NSNetInference) -> Iterator[VideoPrediction]:
-    """The recognizer on the decoded chosen frames of a batch (one model batch)."""
-    decoded: list[tuple[VideoPrediction, DecodedFrames]] = []
-    for p, future in pending.chosen:
-        try:
-            decoded.append((p, future.result()))
-        except Exception as exc:
-            p.error = error_text(p.path, exc)
-    if decoded:
-        logits = engine.recognizer_logits(ModelFrames.cat([c.frames for _, c in decoded]).model_input(engine.device))
-        splits = np.cumsum([len(c.frames) for _, c in decoded])[:-1]
-        scores = all_frame_scores(np.split(logits, splits))
-        for (p, c), s in zip(decoded, scores):
-            p.scores, p.thumbnails = s, c.thumbnails
-    yield from pending.predictions
+    good = [i for i, o in enumerate(batch) if o.light is not None]
+    if not good:
+        return predictions
+    frames = ModelFrames.cat([batch[i].light for i in good]).model_input(engine.device)
+    s_f, s_v = engine.saliency(engine.light_features(frames.unflatten(0, (len(good), -1))))
+    chosen = engine.choose(s_f, s_v)
+    rec = ModelFrames.cat([ModelFrames(batch[i].rec.pixels[positions], batch[i].rec.rescale) for i, positions in zip(good, chosen)])
+    logits = engine.recognizer_logits(rec.model_input(engine.device))
+    scores = all_frame_scores(np.split(logits, np.cumsum([len(positions) for positions in chosen])[:-1]))
+    for i, positions, f, v, video_scores in zip(good, chosen, s_f, s_v, scores):
+        o, p = batch[i], predictions[i]
+        p.positions, p.observed_indices, p.observed_timestamps, p.s_f, p.s_v, p.scores = positions, o.frame_indices, o.timestamps, f, v, video_scores
+        p.thumbnails = None if o.thumbnails is None else o.thumbnails[positions]
+    return predictions

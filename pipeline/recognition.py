@@ -27,24 +27,9 @@ from pipeline.extract import ModelFrames, Transform, decoding_loader, model_fram
 from pipeline.video import FrameSource, VideoReadError
 
 
-THUMBNAIL_SIZE = 96  # pixels, the longer side of the thumbnails kept for ``nsnet predict --plot``
-
-
-@dataclass
-class DecodedFrames:
-    frames: ModelFrames  # [K, 3, H, W], for the recognizer
-    thumbnails: np.ndarray | None  # [K, h, w, 3] uint8, when asked for
-
-
-def decode_chosen(path: Path, frame_indices: np.ndarray, transform: Transform, thumbnails: bool = False) -> DecodedFrames:
+def decode_chosen(path: Path, frame_indices: np.ndarray, transform: Transform) -> ModelFrames:
     """Decode only the frames ``frame_indices`` of a video (seeking) for the recognizer."""
-    frames = FrameSource(path).read(frame_indices)
-    return DecodedFrames(model_frames(frames, transform), _thumbnails(frames) if thumbnails else None)
-
-
-def _thumbnails(frames: np.ndarray) -> np.ndarray:
-    step = max(1, int(np.ceil(max(frames.shape[1:3]) / THUMBNAIL_SIZE)))
-    return np.ascontiguousarray(frames[:, ::step, ::step])
+    return model_frames(FrameSource(path).read(frame_indices), transform)
 
 
 @dataclass
@@ -78,7 +63,7 @@ class ChosenFrameDecoder(Dataset):
             return ChosenFrames(item, None, f"{self.path(item)}: {self.skip[item]}")
         try:
             with self.watch.decoding(item) if self.watch else nullcontext():
-                return ChosenFrames(item, decode_chosen(self.path(item), self.frame_ids[item], self.transform).frames)
+                return ChosenFrames(item, decode_chosen(self.path(item), self.frame_ids[item], self.transform))
         except VideoReadError as exc:
             return ChosenFrames(item, None, str(exc))
 

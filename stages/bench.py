@@ -18,7 +18,7 @@ import json
 import statistics
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -30,6 +30,7 @@ from pipeline.backends import DEFAULT_EXPORT_DIR, make_heads
 from pipeline.baselines import uniform_positions
 from pipeline.config import LATENCY_REPS_FACTOR, WEIGHTS_NONE, EvalConfig, FeaturesConfig, TrainConfig
 from pipeline.demo_data import encode_h264
+from pipeline.extract import BothModels
 from pipeline.flops import compute_cost
 from pipeline.distributed import synchronize
 from pipeline.inference import NSNetInference, ObservationDecoder
@@ -78,7 +79,7 @@ class DecodeTiming:
     """Milliseconds to decode and preprocess one video's frames, per method."""
 
     clip: str
-    nsnet_ms: float  # T observation frames (light model) + K chosen frames, seeking (recognizer)
+    nsnet_ms: float  # T observation frames decoded once, cropped for both models (light model on T, recognizer on K)
     dense_ms: float  # T frames (recognizer)
     uniform_ms: float  # K frames (recognizer)
 
@@ -263,18 +264,26 @@ def bench_clip(path: Path, seconds: float = 10.0, fps: int = 25, size: tuple[int
 
 
 def time_decode(clip: Path, t: int, k: int, light_tf, rec_tf, reps: int) -> DecodeTiming:
-    """Median milliseconds per video to decode and preprocess what each method needs."""
-    observe = ObservationDecoder([clip], t, light_tf)
+    """Median milliseconds per video to decode and preprocess what each method needs: NSNet's T
+    observation frames cropped for both models (predict's decoder) and the light model's input
+    of all T and the recognizer's of K; DENSE's T and UNIFORM's K frames for the recognizer."""
+    observe = ObservationDecoder([clip], t, BothModels(light_tf, rec_tf))
     observed = observe[0]
     if observed.error:
         raise RuntimeError(observed.error)
     dense_ids = observed.frame_indices
-    k_ids = dense_ids[uniform_positions(t, k)]
+    positions = uniform_positions(t, k)
+    k_ids = dense_ids[positions]
     cpu = torch.device("cpu")
+
+    def nsnet() -> tuple[torch.Tensor, torch.Tensor]:
+        o = observe[0]
+        return o.light.model_input(cpu), replace(o.rec, pixels=o.rec.pixels[positions]).model_input(cpu)
+
     jobs: dict[str, Callable[[], object]] = {  # the models' float inputs made too, as the main process makes them
-        "nsnet": lambda: (observe[0].frames.model_input(cpu), decode_chosen(clip, k_ids, rec_tf).frames.model_input(cpu)),
-        "dense": lambda: decode_chosen(clip, dense_ids, rec_tf).frames.model_input(cpu),
-        "uniform": lambda: decode_chosen(clip, k_ids, rec_tf).frames.model_input(cpu),
+        "nsnet": nsnet,
+        "dense": lambda: decode_chosen(clip, dense_ids, rec_tf).model_input(cpu),
+        "uniform": lambda: decode_chosen(clip, k_ids, rec_tf).model_input(cpu),
     }
     samples: dict[str, list[float]] = {name: [] for name in jobs}
     for _ in range(reps):  # the methods in turns, as in time_batch

@@ -11,7 +11,6 @@ one PNG per video.
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,8 +23,8 @@ from pipeline.backends import DEFAULT_EXPORT_DIR, make_heads
 from pipeline.cache import CacheError, FeatureCache, output_lock
 from pipeline.config import DECODE_TIMEOUT_S, EvalConfig
 from pipeline.datasets.lists import walk_once
-from pipeline.extract import Transform, workers_within_shared_memory
-from pipeline.inference import NSNetInference, VideoPrediction, predict_videos
+from pipeline.extract import BothModels, Transform, workers_within_shared_memory
+from pipeline.inference import NSNetInference, ObservationDecoder, VideoPrediction, predict_videos
 from pipeline.plots import matplotlib_available, plot_video_saliency
 from pipeline.video import FRAME_EXTENSIONS, VIDEO_EXTENSIONS, failure_summary
 from stages.evaluate import text_table
@@ -51,7 +50,8 @@ class TrainedPipeline:
     engine: NSNetInference
     light_tf: Transform
     rec_tf: Transform
-    light_input: tuple[int, ...]  # the light model's input size (its data config's)
+    light_input: tuple[int, ...]  # the models' input sizes (their data configs')
+    rec_input: tuple[int, ...]
 
 
 def features_of_run(run_dir: Path) -> Path:
@@ -85,7 +85,8 @@ def load_pipeline(run_dir: Path, cfg: EvalConfig, device: torch.device, dataset:
     light_runner, rec_runner = build_runners(light, recognizer, attrs["data_configs"]["light"], attrs["data_configs"]["recognizer"], device, backend, export_dir)
     heads = make_heads(sampler, train_cfg.fsm_target, t, dim, device, backend, export_dir)
     engine = NSNetInference(light_runner, heads, rec_runner, cfg.k, cfg.fusion, cfg.alpha, device)
-    return TrainedPipeline(run_dir, features, trained_on, classes, t, engine, light_tf, rec_tf, tuple(attrs["data_configs"]["light"]["input_size"]))
+    inputs = {name: tuple(attrs["data_configs"][name]["input_size"]) for name in ("light", "recognizer")}
+    return TrainedPipeline(run_dir, features, trained_on, classes, t, engine, light_tf, rec_tf, inputs["light"], inputs["recognizer"])
 
 
 def _holds_frames(folder: Path) -> bool:
@@ -197,10 +198,11 @@ def _predict_into(jsonl: Path, inputs: Sequence[Path], run_dir: Path, cfg: EvalC
     out_dir = jsonl.parent
     result = PredictResult(pipeline, jsonl)
     taken: set[str] = set()
+    observations = ObservationDecoder(videos, pipeline.num_frames, BothModels(pipeline.light_tf, pipeline.rec_tf), keep_thumbnails=plot)
     # a decoder's batch of uint8 crops goes through shared memory: as many as it holds
-    batch_bytes = min(batch_size, len(videos)) * pipeline.num_frames * math.prod(pipeline.light_input)
+    batch_bytes = observations.batch_bytes(min(batch_size, len(videos)), pipeline.light_input, pipeline.rec_input)
     workers = workers_within_shared_memory(min(workers, len(videos)), batch_bytes, asked=False)
-    stream = predict_videos(videos, pipeline.engine, pipeline.num_frames, pipeline.light_tf, pipeline.rec_tf, batch_size, workers, thumbnails=plot, decode_timeout=decode_timeout)
+    stream = predict_videos(pipeline.engine, observations, batch_size, workers, decode_timeout=decode_timeout)
     with open(jsonl, "w") as handle, tqdm(total=len(videos), unit="video", desc="predict", disable=not progress) as bar:
         for prediction in stream:
             handle.write(json.dumps(prediction.to_json(pipeline.classes)) + "\n")

@@ -144,6 +144,23 @@ def test_bench_times_nsnet_dense_and_uniform_side_by_side(tmp_path: Path):
         assert image.format == "PNG" and image.size[0] > image.size[1] > 300  # two panels side by side
 
 
+def test_bench_decodes_what_each_method_needs_nsnet_its_observation_once(tmp_path: Path, tiny_config, monkeypatch):
+    """NSNet's decoding is predict's: the T observed frames decoded once and cropped for both
+    models (the recognizer's K are rows of them); DENSE decodes T frames, UNIFORM K."""
+    from pipeline.models import create_model, data_config, frame_transform
+    from pipeline.video import FrameSource
+    from stages.bench import bench_clip, time_decode
+
+    light_tf, rec_tf = (frame_transform(data_config(create_model(spec, 3, seed=0), spec)) for spec in (tiny_config.light, tiny_config.recognizer))
+    clip = bench_clip(tmp_path / "clip.mp4", seconds=2.0, fps=8, size=(32, 48))
+    reads: list[int] = []
+    read = FrameSource.read
+    monkeypatch.setattr(FrameSource, "read", lambda self, indices: reads.append(len(indices)) or read(self, indices))
+    timing = time_decode(clip, 6, 2, light_tf, rec_tf, reps=2)
+    assert reads == [6] + [6, 6, 2] * 2  # the frame indices once, then NSNet, DENSE, UNIFORM in turns
+    assert timing.clip == "clip.mp4: generated H.264" and min(timing.nsnet_ms, timing.dense_ms, timing.uniform_ms) > 0
+
+
 def test_bench_fraction_is_the_ratio_of_medians_with_the_per_repetition_range():
     samples = {"light": [1.0, 2.0, 1.0], "heads": [0.1] * 3, "fusion": [0.1] * 3, "recognizer": [0.8, 0.8, 1.8], "dense": [5.0, 6.0, 6.0], "uniform": [1.0, 1.0, 1.0]}
     timing = summarize("onnxruntime", 32, samples)

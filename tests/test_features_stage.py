@@ -174,7 +174,7 @@ def test_a_block_is_written_into_one_tensor_made_in_shared_memory_in_a_worker(ti
     assert [v.index for v in here.videos] == [0, 2] and [f.index for f in here.failures] == [1]
     assert here.light.pixels.shape == (18 + 6, 3, 32, 32) and here.light.pixels.dtype == torch.uint8
     assert here.light.pixels.untyped_storage().nbytes() == (18 + 6 + 6) * 3 * 32 * 32
-    expected = [to_model_input(decode_candidates(tiny_videos, v, 6, n)[0], decoder.light_tf) for v, n in ((train, 3), (val, 1))]
+    expected = [to_model_input(decode_candidates(tiny_videos, v, 6, n)[0], decoder.models.light_tf) for v, n in ((train, 3), (val, 1))]
     torch.testing.assert_close(here.light.model_input(torch.device("cpu")), torch.cat(expected), rtol=0, atol=0)
     assert not here.light.pixels.is_shared()
     (arrived,) = decoding_loader(decoder, 1)
@@ -206,34 +206,40 @@ def test_the_crops_go_to_the_models_device_as_uint8_and_are_rescaled_there(monke
 
 
 def test_the_per_video_decoders_hand_over_uint8_crops_that_make_the_same_input(tiny_videos, tiny_config):
-    """``nsnet predict``'s observation frames, the chosen frames evaluate and predict decode
-    again, and the all-frames pass's chunks cross from their DataLoader worker as uint8 crops
-    with the transform's rescaling (equal to the main process's after the crossing), and the
-    model's input made from them equals :func:`to_model_input` bit for bit."""
+    """``nsnet predict``'s observation frames (decoded once, cropped for each model), the chosen
+    frames evaluate decodes again, and the all-frames pass's chunks cross from their DataLoader
+    worker as uint8 crops with the transform's rescaling (equal to the main process's after the
+    crossing), and each model's input made from them equals :func:`to_model_input` bit for bit."""
     from torch.utils.data import DataLoader
 
-    from pipeline.extract import ModelFrames, as_is, eval_steps
+    from pipeline.extract import BothModels, ModelFrames, as_is, eval_steps
     from pipeline.inference import ObservationDecoder
     from pipeline.recognition import ChosenFrameDecoder
     from pipeline.video import open_record
     from stages.all_frames import AllFrameChunks
 
     tf = frame_transform(data_config(create_model(tiny_config.recognizer, 3, seed=0), tiny_config.recognizer))
+    light_tf = frame_transform(data_config(create_model(tiny_config.light, 3, seed=0), tiny_config.light))
     records = [v for v in get_dataset("demo").load(tiny_videos).videos if v.split == "val"][:2]
     sources = [open_record(tiny_videos, r) for r in records]
     chosen = [np.array([0, 2, 3]), np.array([1])]
+    observed = [decode_video(tiny_videos, r, 6)[0] for r in records]
     decoders = {
-        "observations": (ObservationDecoder([s.path for s in sources], 6, tf), [decode_video(tiny_videos, r, 6)[0] for r in records]),
-        "chosen": (ChosenFrameDecoder(tiny_videos, records, chosen, tf), [s.read(i) for s, i in zip(sources, chosen)]),
-        "all frames": (AllFrameChunks(tiny_videos, list(enumerate(records)), tf, None), [s.read(np.arange(s.num_frames)) for s in sources]),
+        "observations, light model": (ObservationDecoder([s.path for s in sources], 6, BothModels(light_tf, tf)), observed, light_tf, lambda item: item.light),
+        "observations, recognizer": (ObservationDecoder([s.path for s in sources], 6, BothModels(light_tf, tf)), observed, tf, lambda item: item.rec),
+        "chosen": (ChosenFrameDecoder(tiny_videos, records, chosen, tf), [s.read(i) for s, i in zip(sources, chosen)], tf, lambda item: item.frames),
+        "all frames": (AllFrameChunks(tiny_videos, list(enumerate(records)), tf, None), [s.read(np.arange(s.num_frames)) for s in sources], tf, lambda item: item.frames),
     }
-    for name, (dataset, decoded) in decoders.items():
-        frames = [item.frames for item in DataLoader(dataset, batch_size=None, num_workers=1, collate_fn=as_is)]
+    assert eval_steps(light_tf).crops != eval_steps(tf).crops  # bicubic and bilinear resizes here: a crop each
+    for name, (dataset, decoded, transform, frames_of) in decoders.items():
+        frames = [frames_of(item) for item in DataLoader(dataset, batch_size=None, num_workers=1, collate_fn=as_is)]
         assert [f.pixels.dtype for f in frames] == [torch.uint8] * 2, name
-        assert [f.rescale for f in frames] == [eval_steps(tf).rescale] * 2, name
+        assert [f.rescale for f in frames] == [eval_steps(transform).rescale] * 2, name
         assert [len(f) for f in frames] == [len(d) for d in decoded], name
-        expected = torch.cat([to_model_input(d, tf) for d in decoded])
+        expected = torch.cat([to_model_input(d, transform) for d in decoded])
         assert torch.equal(ModelFrames.cat(frames).model_input(torch.device("cpu")), expected), name
+    one = ObservationDecoder([sources[0].path], 6, BothModels(tf, tf))[0]  # one transform for both: cropped once
+    assert one.rec is one.light and torch.equal(one.light.model_input(torch.device("cpu")), to_model_input(observed[0], tf))
 
 
 class _FramesAtTheResizeSize(torch.utils.data.Dataset):

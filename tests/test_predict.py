@@ -40,7 +40,7 @@ def test_predict_gives_the_predictions_of_evaluate(trained, tmp_path, onnx_expor
     expected = {Path(e["video"]).name: e for e in map(json.loads, (Path(report["output"]) / "predictions.jsonl").read_text().splitlines())}
     videos = [root / v["path"] for v in _val_videos(features)]
     assert len(videos) == len(expected) == 3
-    # batches of 2 videos, so that one batch's chosen frames decode while the next is observed
+    # batches of 2 videos: a batch of two and one of one
     result = run_predict(videos, run, tmp_path / "out", EVAL, batch_size=2, workers=1, plot=True, progress=False, export_dir=onnx_exports)
     assert not result.failures
     got = {Path(p["video"]).name: p for p in map(json.loads, result.jsonl.read_text().splitlines())}
@@ -56,9 +56,28 @@ def test_predict_gives_the_predictions_of_evaluate(trained, tmp_path, onnx_expor
     assert "top-1 (score)" in result.table()
 
 
+def test_predict_decodes_each_video_once(trained, tmp_path, onnx_exports, monkeypatch):
+    """The T observed frames are decoded once and cropped for both models; the recognizer's K
+    frames are rows of those crops, not a second decode of the file (seeking to them cost about
+    as much again as the first decode)."""
+    from pipeline.video import FrameSource
+
+    features, _, run, root = trained
+    videos = [root / v["path"] for v in _val_videos(features)]
+    reads: list[tuple[str, int]] = []
+    read = FrameSource.read
+    monkeypatch.setattr(FrameSource, "read", lambda self, indices: reads.append((self.path.name, len(indices))) or read(self, indices))
+    plotted: list[tuple[int, ...]] = []
+    monkeypatch.setattr("stages.predict.plot_video_saliency", lambda prediction, *args: plotted.append(prediction.thumbnails.shape))
+    result = run_predict(videos, run, tmp_path / "out", EVAL, batch_size=2, workers=0, plot=True, progress=False, export_dir=onnx_exports)
+    assert not result.failures
+    assert sorted(reads) == sorted((v.name, 6) for v in videos)  # T=6 frames of each, once
+    assert plotted == [(EVAL.k, 32, 32, 3)] * 3  # the chosen frames' rows of the thumbnails (32² videos: not shrunk)
+
+
 def test_predict_decodes_in_the_main_process_where_shared_memory_holds_no_batch(trained, tmp_path, onnx_exports, monkeypatch):
     """A container's small /dev/shm: a decoder's batch of crops (3 videos x T=6 x 3 x 32 x 32
-    bytes here) would not fit, so the decoding moves into the main process, with a warning,
+    bytes for each model here, whose resizes differ) would not fit, so the decoding moves into the main process, with a warning,
     and the predictions are the same."""
     import shutil
     from types import SimpleNamespace
@@ -68,7 +87,7 @@ def test_predict_decodes_in_the_main_process_where_shared_memory_holds_no_batch(
     videos = [root / v["path"] for v in _val_videos(features)]
     expected = run_predict(videos, run, tmp_path / "roomy", EVAL, workers=1, progress=False, export_dir=onnx_exports).jsonl.read_text()
     monkeypatch.setattr(shutil, "disk_usage", lambda path: SimpleNamespace(total=2**26, used=2**26 - 1000, free=1000))
-    with pytest.warns(RuntimeWarning, match=r"decoding processes lowered from 1 to 0: each holds up to 3 decoded batches of 0.0527 MiB .* room for 0"):
+    with pytest.warns(RuntimeWarning, match=r"decoding processes lowered from 1 to 0: each holds up to 3 decoded batches of 0.105 MiB .* room for 0"):
         result = run_predict(videos, run, tmp_path / "cramped", EVAL, workers=1, progress=False, export_dir=onnx_exports)
     assert result.jsonl.read_text() == expected
 
@@ -204,21 +223,24 @@ def test_on_a_gpu_the_observation_loader_pins_the_uint8_crops(tiny_videos, monke
     from torch.utils.data._utils.pin_memory import pin_memory
 
     from pipeline import inference
-    from pipeline.extract import ModelFrames
+    from pipeline.extract import ModelFrames, Rescale
     from pipeline.inference import Observation
 
     pinned: list[torch.Tensor] = []
     monkeypatch.setattr(torch.Tensor, "pin_memory", lambda self, *args: pinned.append(self.clone()) or pinned[-1])
-    crops = ModelFrames(torch.arange(2 * 3 * 4 * 4, dtype=torch.uint8).reshape(2, 3, 4, 4), None)
-    good, failed = Observation(0, Path("a.mp4"), crops, np.array([0, 5])), Observation(1, Path("b.mp4"), error="b.mp4: file not found")
-    out = pin_memory([good, failed])
-    assert out[0].frames.pixels is pinned[0] and torch.equal(pinned[0], crops.pixels) and pinned[0].dtype == torch.uint8
-    assert len(pinned) == 1 and out[1] is failed and out[0].frame_indices is good.frame_indices
+    light = ModelFrames(torch.arange(2 * 3 * 4 * 4, dtype=torch.uint8).reshape(2, 3, 4, 4), None)
+    rec = ModelFrames(torch.arange(2 * 3 * 6 * 6, dtype=torch.uint8).reshape(2, 3, 6, 6), None)
+    good, failed = Observation(0, Path("a.mp4"), light, rec, np.array([0, 5])), Observation(1, Path("b.mp4"), error="b.mp4: file not found")
+    shared = Observation(2, Path("c.mp4"), light, ModelFrames(light.pixels, Rescale((1.0,), (0.0,))), np.array([0, 5]))  # crops alike
+    out = pin_memory([good, failed, shared])
+    assert out[0].light.pixels is pinned[0] and out[0].rec.pixels is pinned[1] and out[2].light.pixels is out[2].rec.pixels is pinned[2]
+    assert torch.equal(pinned[0], light.pixels) and torch.equal(pinned[1], rec.pixels) and pinned[0].dtype == torch.uint8
+    assert len(pinned) == 3 and out[1] is failed and out[0].frame_indices is good.frame_indices and out[2].rec.rescale == shared.rec.rescale
     # the loader asks for it on a GPU only
     asked = []
     monkeypatch.setattr(inference, "decoding_loader", lambda *args, **kw: asked.append(kw["pin_memory"]) or [])
     for device in ("cuda", "cpu"):
-        assert list(inference.predict_videos([tiny_videos], SimpleNamespace(device=torch.device(device)), 4, None, None)) == []
+        assert list(inference.predict_videos(SimpleNamespace(device=torch.device(device)), inference.ObservationDecoder([tiny_videos], 4, None))) == []
     assert asked == [True, False]
 
 
