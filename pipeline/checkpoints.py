@@ -16,6 +16,7 @@ from pipeline.checkpoint_keys import timm_names
 from pipeline.config import ModelSpec
 from pipeline.datasets.class_names import class_key
 from pipeline.decoders import first_line
+from pipeline.wording import first_few
 
 CHECKPOINT_FORMAT = "nsnet-checkpoint-v1"
 # What a checkpoint may hold besides tensors and plain data and still be read with
@@ -94,12 +95,8 @@ def head_order(trained: tuple[str, ...], wanted: tuple[str, ...], path: Path) ->
         return [index[key] for key in keys]
     missing = [name for name in wanted if class_key(name) not in index]
     extra = [name for name in trained if class_key(name) not in wanted_keys]
-    problems = [f"{label}: {_some(names)}" for label, names in (("not in the checkpoint", missing), ("not in the dataset", extra)) if names]
+    problems = [f"{label}: {first_few([repr(n) for n in names], 3)}" for label, names in (("not in the checkpoint", missing), ("not in the dataset", extra)) if names]
     raise WeightsError(f"{path}: checkpoint was trained on other classes than this dataset's ({len(trained)} vs {len(wanted)} classes; {'; '.join(problems) or 'a name given twice'})")
-
-
-def _some(names: list[str], shown: int = 3) -> str:
-    return ", ".join(repr(n) for n in names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
 def load_weights(model: nn.Module, spec: ModelSpec, num_classes: int, classes: tuple[str, ...] | None, transfer: bool = False) -> bool:
@@ -141,7 +138,7 @@ def load_weights(model: nn.Module, spec: ModelSpec, num_classes: int, classes: t
         raise WeightsError(f"{path}: does not fit {spec.name} ({str(exc).splitlines()[0]})") from exc
     unfit = list(loaded.unexpected_keys) + [k for k in loaded.missing_keys if k not in head]
     if unfit:
-        raise WeightsError(f"{path}: does not fit {spec.name} (keys not matched: {_some(unfit)})")
+        raise WeightsError(f"{path}: does not fit {spec.name} (keys not matched: {first_few([repr(n) for n in unfit], 3)})")
     return keep
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipeline.decoders import DecodeError, DecordReader, PyAVReader, first_line, frame_seconds
+from pipeline.wording import first_few
 
 if TYPE_CHECKING:
     from pipeline.datasets.manifest import VideoRecord
@@ -255,8 +256,7 @@ def frame_files(folder: Path) -> list[Path]:
     images = [p for p in folder.iterdir() if p.suffix.lower() in FRAME_EXTENSIONS and not _FLOW_NAME.match(p.name)]
     patterns = sorted({_NUMBER.sub("N", p.name) for p in images})
     if len(patterns) > 1:
-        shown = ", ".join(patterns[:3]) + (", ..." if len(patterns) > 3 else "")
-        raise VideoReadError(folder, f"frame folder mixes image names of {len(patterns)} patterns ({shown}); keep one video's frames, named alike, in it")
+        raise VideoReadError(folder, f"frame folder mixes image names of {len(patterns)} patterns ({first_few(patterns, 3)}); keep one video's frames, named alike, in it")
     return sorted(images, key=lambda p: ([int(n) for n in _NUMBER.findall(p.name)], p.name))
 
 

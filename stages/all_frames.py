@@ -45,6 +45,7 @@ from pipeline.datasets import Manifest, VideoRecord
 from pipeline.decode_watch import DecodingWatch, WatchedDecoding
 from pipeline.extract import ModelFrames, Transform, decoding_loader, model_frames, workers_within_shared_memory
 from pipeline.video import VideoReadError, open_record
+from pipeline.wording import first_few
 from stages.features import cached_runner
 
 CHUNK_FRAMES = 64  # frames decoded and recognised at a time
@@ -187,7 +188,7 @@ def run_all_frames(features: Path, videos: np.ndarray, root: Path, cfg: AllFrame
                     with clear_out_of_space(path, RESUMABLE):
                         writer.write_block(start, block, marks)
         if errors:
-            listed = "; ".join(errors[r] for r in sorted(errors)[:5])
+            listed = first_few([errors[r] for r in sorted(errors)], 5, sep="; ")
             raise CacheError(f"{path}: {len(errors)} evaluation video(s) could not be decoded for the all-frames baselines (finished ones are kept; a new run retries these): {listed}")
         scores = {name: np.asarray(writer.arrays[name][:], dtype=np.float64) for name in BASELINES}
         frames = np.asarray(writer.arrays["frames"][:])

@@ -42,6 +42,7 @@ from pipeline.backends import DEFAULT_EXPORT_DIR, backend_identity, resolve_back
 from pipeline.recognition import RECOGNIZED_VIDEOS_PER_BATCH, ChosenFrameDecoder, recognize_frames
 from stages.all_frames import AllFrameScores, run_all_frames
 from pipeline.sampler_training import FrameObjective
+from pipeline.wording import first_few
 from stages.features import cached_runner
 from stages.train import SamplerInputs, cached_saliency, load_sampler_inputs, load_trained_sampler, run_train
 
@@ -100,7 +101,7 @@ def _recognizer_logits(data: EvalData, root: Path, frame_ids: list[np.ndarray], 
     workers = workers_within_shared_memory(workers, batch_bytes, asked=False)
     logits, errors = recognize_frames(decoder, runner, device, RECOGNIZED_VIDEOS_PER_BATCH, workers=workers, progress=progress, desc=desc, decode_timeout=decode_timeout)
     if errors:
-        listed = "; ".join(errors[i] for i in sorted(errors)[:5])
+        listed = first_few([errors[i] for i in sorted(errors)], 5, sep="; ")
         hint = "" if root.is_dir() else f" ({root} does not exist: pass the data root the cache was built from, --data-root)"
         raise CacheError(f"{len(errors)} evaluation video(s) could not be decoded again since the cache was built{hint}: {listed}")
     return logits

@@ -70,6 +70,17 @@ def test_a_folder_of_two_kinds_of_image_names_the_patterns(tmp_path: Path):
     folder = _frame_folder(tmp_path / "mixed", ["img_00001.jpg", "img_00002.jpg", "cover.jpg"])
     with pytest.raises(VideoReadError, match=r"mixed: frame folder mixes image names of 2 patterns \(cover.jpg, img_N.jpg\)"):
         FrameSource(folder)
+    many = _frame_folder(tmp_path / "many", ["img_00001.jpg", "cover.jpg", "thumb.png", "x_1.png", "poster.jpg"])  # x_1.png: denseflow's flow, left out
+    with pytest.raises(VideoReadError, match=r"many: frame folder mixes image names of 4 patterns \(cover.jpg, img_N.jpg, poster.jpg and 1 more\);"):
+        FrameSource(many)
+
+
+def test_first_few_names_a_few_and_counts_the_rest():
+    from pipeline.wording import first_few
+
+    assert first_few(["a", "b", "c", "d", "e"], 3) == "a, b, c and 2 more"
+    assert first_few(["a", "b", "c"], 3) == "a, b, c" and first_few([], 3) == ""
+    assert first_few(["x.mp4: gone", "y.mp4: hung"], 1, sep="; ") == "x.mp4: gone and 1 more"
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from pipeline.datasets.manifest import ManifestError, read_annotation_text
+from pipeline.wording import first_few
 
 __all__ = ["read_class_names", "class_key", "same_classes", "class_subset"]
 
@@ -69,8 +70,7 @@ def class_subset(path: Path, labels: dict[str, str], sources: list[str]) -> list
         raise ManifestError(f"{path}: these class names are the same class (case, quotes and underscores aside): {', '.join(twice)}")
     missing = [name for name in classes if class_key(name) not in labels]
     if labels and missing:
-        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise ManifestError(f"{path}: {len(missing)} of its {len(classes)} classes are the label of no video in {', '.join(sources)}: {shown} (names are matched to the labels with case, quotes and underscores aside)")
+        raise ManifestError(f"{path}: {len(missing)} of its {len(classes)} classes are the label of no video in {', '.join(sources)}: {first_few(missing, 5)} (names are matched to the labels with case, quotes and underscores aside)")
     return classes
 
 
