@@ -98,10 +98,27 @@ class ModelFrames:
     def cat(cls, parts: Sequence[ModelFrames]) -> ModelFrames:
         """The frames of ``parts`` one after the other, as one model batch: they must come from
         one preprocessing."""
-        rescales = {part.rescale for part in parts}
-        if len(rescales) != 1:
-            raise ValueError(f"frames of {len(rescales)} different preprocessings cannot make one model batch")
-        return cls(torch.cat([part.pixels for part in parts]), rescales.pop())
+        return cls(torch.cat([part.pixels for part in parts]), _one_rescale(parts))
+
+    @staticmethod
+    def joined_input(parts: Sequence[ModelFrames], device: torch.device, rows: Sequence[np.ndarray] | None = None) -> torch.Tensor:
+        """The model's float input of ``parts`` one after the other (of each, its ``rows`` only)
+        on ``device``: each part is copied there as it is, so that crops in page-locked memory
+        (a pinned batch of videos) copy asynchronously, and joined and indexed there."""
+        rescale = _one_rescale(parts)
+        pixels = [part.pixels.to(device, non_blocking=True) for part in parts]
+        if rows is not None:
+            pixels = [x[torch.as_tensor(r, device=x.device)] for x, r in zip(pixels, rows)]
+        x = torch.cat(pixels)
+        return x if rescale is None else rescale(x)
+
+
+def _one_rescale(parts: Sequence[ModelFrames]) -> Rescale | None:
+    """The preprocessing of frames that make one model batch: it must be one."""
+    rescales = {part.rescale for part in parts}
+    if len(rescales) != 1:
+        raise ValueError(f"frames of {len(rescales)} different preprocessings cannot make one model batch")
+    return rescales.pop()
 
 
 @dataclass

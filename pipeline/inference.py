@@ -204,11 +204,10 @@ def _predicted(batch: list[Observation], engine: NSNetInference) -> list[VideoPr
     good = [i for i, o in enumerate(batch) if o.light is not None]
     if not good:
         return predictions
-    frames = ModelFrames.cat([batch[i].light for i in good]).model_input(engine.device)
+    frames = ModelFrames.joined_input([batch[i].light for i in good], engine.device)
     s_f, s_v = engine.saliency(engine.light_features(frames.unflatten(0, (len(good), -1))))
     chosen = engine.choose(s_f, s_v)
-    rec = ModelFrames.cat([ModelFrames(batch[i].rec.pixels[positions], batch[i].rec.rescale) for i, positions in zip(good, chosen)])
-    logits = engine.recognizer_logits(rec.model_input(engine.device))
+    logits = engine.recognizer_logits(ModelFrames.joined_input([batch[i].rec for i in good], engine.device, chosen))
     scores = all_frame_scores(np.split(logits, np.cumsum([len(positions) for positions in chosen])[:-1]))
     for i, positions, f, v, video_scores in zip(good, chosen, s_f, s_v, scores):
         o, p = batch[i], predictions[i]

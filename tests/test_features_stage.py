@@ -285,6 +285,25 @@ def test_frames_of_different_preprocessings_do_not_make_one_batch():
         ModelFrames.cat([ModelFrames(pixels, Rescale((0.5,), (1.0,))), ModelFrames(pixels.float(), None)])
 
 
+def test_a_joined_input_copies_each_part_as_it_is_then_joins_and_picks_rows(monkeypatch):
+    """predict's batches: each video's crops go to the device as they are (pinned, on a GPU, so
+    the copy is asynchronous; a join or a pick on the host would make a pageable copy first),
+    then are joined, their rows picked and rescaled there: the input a join on the host gives."""
+    from pipeline.extract import ModelFrames, Rescale
+
+    rescale = Rescale((0.5,), (1.0,))
+    parts = [ModelFrames(torch.arange(4 * 3 * 2 * 2, dtype=torch.uint8).reshape(4, 3, 2, 2) + 10 * i, rescale) for i in range(2)]
+    cpu = torch.device("cpu")
+    whole = ModelFrames.joined_input(parts, cpu)
+    assert torch.equal(whole, ModelFrames.cat(parts).model_input(cpu))
+    picked = ModelFrames.joined_input(parts, cpu, [np.array([0, 3]), np.array([2])])
+    assert torch.equal(picked, whole[[0, 3, 6]]) and picked[2, 0, 0, 0].item() == (10 + 2 * 12) * 0.5 + 1.0
+    copied: list[torch.Tensor] = []
+    monkeypatch.setattr(torch.Tensor, "to", lambda self, *args, **kwargs: copied.append(self) or self)
+    ModelFrames.joined_input(parts, torch.device("cuda"), [np.array([1]), np.array([0, 1])])
+    assert len(copied) == 2 and all(c is part.pixels for c, part in zip(copied, parts))
+
+
 def test_a_transform_whose_frame_size_varies_is_refused_naming_the_video(tiny_videos):
     """A block's frames share one tensor, so its videos must come out of the transform at one
     size (timm's eval transforms crop to one). A transform that does not is refused with the
