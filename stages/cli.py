@@ -453,13 +453,14 @@ def resolve_run(features_path: Path, prototypes_path: Path, dataset: str, run_pa
 @click.option("--seed", type=int, default=None, help="Seed of the RANDOM baseline.")
 @click.option("--no-all-frames", is_flag=True, help="Skip Table 1's baselines over all frames (they decode every frame of every video).")
 @click.option("--all-frames-rate", type=float, default=None, help="Frames per second that count as all frames (default: every frame; the table1 preset: 1 on ActivityNet).")
+@click.option("--nsnet-from-cache", is_flag=True, help="NSNet's row from the cached logits of its K frames, as the other rows of the T observed frames, instead of decoding those frames again and running the recognizer on them (the real path: a decode of every evaluation video, hours for FCVID's on a CPU). The two agree where the videos are those the cache was built from.")
 @click.option("--device", default="auto", show_default=True)
 @backend_options(compare=False)
 @click.option("--workers", type=int, default=None, help="Decoding processes [default: 2 on the CPU, all cores but 2 on a GPU].")
 @decode_timeout_option
 @click.option("--no-progress", is_flag=True)
 @clear_errors
-def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_path: Path | None, prototypes_path: Path | None, preset: str | None, run_path: Path | None, no_all_frames: bool, device: str, backend: str, onnx_dir: Path | None, workers: int | None, decode_timeout: float, no_progress: bool, **changes: Any) -> None:
+def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_path: Path | None, prototypes_path: Path | None, preset: str | None, run_path: Path | None, no_all_frames: bool, nsnet_from_cache: bool, device: str, backend: str, onnx_dir: Path | None, workers: int | None, decode_timeout: float, no_progress: bool, **changes: Any) -> None:
     """NSNet vs UNIFORM, RANDOM, DENSE and TOP-K: mAP, top-1 and counted GFLOPs, with plots."""
     from dataclasses import replace
 
@@ -478,7 +479,7 @@ def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_pat
     root = data_root if data_root is not None else get_dataset(dataset).default_root
     quotes = None if preset is None else get_preset(preset).quotes(dataset)
     dev = pick_device(device)
-    report = run_evaluate(features_path, prototypes_path, run_path, root, cfg, device=str(dev), workers=per_video_workers(workers, dev), progress=not no_progress, preset=quotes, backend=backend, export_dir=onnx_dir or cache_dir / "onnx", decode_timeout=decode_timeout)
+    report = run_evaluate(features_path, prototypes_path, run_path, root, cfg, device=str(dev), workers=per_video_workers(workers, dev), progress=not no_progress, preset=quotes, backend=backend, export_dir=onnx_dir or cache_dir / "onnx", decode_timeout=decode_timeout, nsnet_from_cache=nsnet_from_cache)
     click.echo(render_table(report) + ("" if report["computed"] else "\n(already evaluated with this config: nothing recomputed)"))
 
 
@@ -493,7 +494,7 @@ def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_pat
 @click.option("--plot", is_flag=True, help="A PNG per video: saliency over time, chosen frames and their thumbnails.")
 @click.option("--device", default="auto", show_default=True)
 @backend_options(compare=False)
-@click.option("--workers", type=int, default=None, help="Decoding processes, and threads for the chosen frames [default: 2 on the CPU, all cores but 2 on a GPU].")
+@click.option("--workers", type=int, default=None, help="Decoding processes [default: 2 on the CPU, all cores but 2 on a GPU].")
 @click.option("--allow-failures", is_flag=True, help="Exit 0 even when some videos could not be read.")
 @decode_timeout_option
 @click.option("--no-progress", is_flag=True)

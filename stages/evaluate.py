@@ -49,10 +49,13 @@ from stages.train import SamplerInputs, cached_saliency, load_sampler_inputs, lo
 WITHOUT_NS = {"fsm_target": "video", "vgm_target": "video"}
 
 
-def eval_dir_for(features: Path, prototypes: Path, run_dir: Path, cfg: EvalConfig, features_fp: str, preset: dict[str, Any] | None = None, backend: str = "torch") -> Path:
+def eval_dir_for(features: Path, prototypes: Path, run_dir: Path, cfg: EvalConfig, features_fp: str, preset: dict[str, Any] | None = None, backend: str = "torch", nsnet_from_cache: bool = False) -> Path:
     """Where an evaluation's outputs go; the recognizer's backend (resolved) is named only
-    when it is not torch, so evaluations made before there was a choice keep their folders."""
+    when it is not torch, and NSNet's row from the cache only when asked, so evaluations made
+    before there was a choice keep their folders."""
     identity = {"features": features_fp, "prototypes": Path(prototypes).name, "run": Path(run_dir).name, "eval": asdict(cfg), **backend_identity(backend)}
+    if nsnet_from_cache:
+        identity["nsnet_logits"] = "cache"
     fp = cache_mod.fingerprint(identity if preset is None else {**identity, "preset": preset})
     return features.with_name(f"{features.name}.eval-{fp[:16]}")
 
@@ -187,23 +190,25 @@ def _class_saliency(data: EvalData, variants: dict[str, np.ndarray], scores: np.
     return {"panels": panels, "correlation_with_guid": {name: correlation(name) for name in variants if name != "Guid."}}
 
 
-def run_evaluate(features: Path, prototypes: Path, run_dir: Path, data_root: Path, cfg: EvalConfig = EvalConfig(), device: str = "cpu", workers: int = 2, progress: bool = True, preset: dict[str, Any] | None = None, backend: str = "torch", export_dir: Path = DEFAULT_EXPORT_DIR, decode_timeout: float = DECODE_TIMEOUT_S) -> dict[str, Any]:
+def run_evaluate(features: Path, prototypes: Path, run_dir: Path, data_root: Path, cfg: EvalConfig = EvalConfig(), device: str = "cpu", workers: int = 2, progress: bool = True, preset: dict[str, Any] | None = None, backend: str = "torch", export_dir: Path = DEFAULT_EXPORT_DIR, decode_timeout: float = DECODE_TIMEOUT_S, nsnet_from_cache: bool = False) -> dict[str, Any]:
     """Evaluate a trained sampler; returns the report (also written as ``results.json``).
     ``preset``: :meth:`pipeline.presets.Preset.quotes`, named in the report, whose paper
     figures are quoted beside ours. ``backend``: where the recognizer runs on decoded frames
     (NSNet's decoded row, the baselines over all frames); the samplers run in torch. A video
-    whose decoder hangs ``decode_timeout`` seconds or dies on it fails (:mod:`pipeline.decode_watch`)."""
+    whose decoder hangs ``decode_timeout`` seconds or dies on it fails (:mod:`pipeline.decode_watch`).
+    ``nsnet_from_cache``: NSNet's row from the cached logits of its K frames, as the other rows
+    of the K observed frames, instead of decoding those frames again for the recognizer."""
     features, prototypes, run_dir = Path(features), Path(prototypes), Path(run_dir)
     backend = resolve_backend(backend, torch.device(device))
     inputs = load_sampler_inputs(features, prototypes)
-    out = eval_dir_for(features, prototypes, run_dir, cfg, inputs.attrs["fingerprint"], preset, backend)
+    out = eval_dir_for(features, prototypes, run_dir, cfg, inputs.attrs["fingerprint"], preset, backend, nsnet_from_cache)
     with cache_mod.sole_writer(out, (out / "results.json").is_file) as computing:
         if computing:
-            return {**_write(out, *_evaluate(inputs, features, prototypes, run_dir, data_root, cfg, device, workers, progress, preset, backend, export_dir, decode_timeout)), "computed": True}
+            return {**_write(out, *_evaluate(inputs, features, prototypes, run_dir, data_root, cfg, device, workers, progress, preset, backend, export_dir, decode_timeout, nsnet_from_cache)), "computed": True}
     return {**json.loads((out / "results.json").read_text()), "computed": False}
 
 
-def _evaluate(inputs: SamplerInputs, features: Path, prototypes: Path, run_dir: Path, data_root: Path, cfg: EvalConfig, device: str, workers: int, progress: bool, preset: dict[str, Any] | None, backend: str, export_dir: Path, decode_timeout: float) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _evaluate(inputs: SamplerInputs, features: Path, prototypes: Path, run_dir: Path, data_root: Path, cfg: EvalConfig, device: str, workers: int, progress: bool, preset: dict[str, Any] | None, backend: str, export_dir: Path, decode_timeout: float, nsnet_from_cache: bool) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The report of :func:`run_evaluate` and NSNet's predictions per video."""
     dev = torch.device(device)
     model, objective, train_cfg = load_trained_sampler(run_dir, inputs.attrs["fingerprint"], inputs.shape, dev)
@@ -237,12 +242,11 @@ def _evaluate(inputs: SamplerInputs, features: Path, prototypes: Path, run_dir: 
     root = Path(data_root)
     cached_result, cached_scores = data.score(nsnet_positions)
     skipped: list[str] = []
-    if data.synthetic:
+    if data.synthetic or nsnet_from_cache:
         real_scores, path_check = cached_scores, None
         rows[f"NSNet (K={k})"] = _row(f"NSNet (K={k})", cached_result, cost.nsnet(k), float(k), "cache", f"{cfg.fusion} fusion")
-        skipped.append("NSNet's decoded row (the recognizer on the K frames decoded again): its logits come from the cache")
-        if cfg.all_frames:
-            skipped.append("the baselines over all frames (Table 1's protocol): they decode every frame")
+        why = "synthetic cache (no videos)" if data.synthetic else "asked for (--nsnet-from-cache)"
+        skipped.append(f"{why}, skipped: NSNet's decoded row (the recognizer on the K frames decoded again): its logits come from the cache")
     else:
         real = _recognizer_logits(data, root, [ids[p] for ids, p in zip(data.frame_indices, nsnet_positions)], dev, workers, progress, "NSNet: recognizer on K frames", backend, export_dir, decode_timeout)
         real_scores = all_frame_scores(real)
@@ -254,7 +258,9 @@ def _evaluate(inputs: SamplerInputs, features: Path, prototypes: Path, run_dir: 
             "map_cached": cached_result.map,
             "map_decoded": nsnet_result.map,
         }
-    if cfg.all_frames and not data.synthetic:
+    if cfg.all_frames and data.synthetic:
+        skipped.append("synthetic cache (no videos), skipped: the baselines over all frames (Table 1's protocol): they decode every frame")
+    elif cfg.all_frames:
         rows.update(_all_frame_rows(run_all_frames(features, data.videos, root, cfg.all_frames_config(), dev, workers, progress, backend, export_dir, decode_timeout), data.labels, cost, cfg.all_frames_budget))
 
     nsnet = f"NSNet (K={k})"
@@ -282,7 +288,7 @@ def _evaluate(inputs: SamplerInputs, features: Path, prototypes: Path, run_dir: 
         "groups": groups,
         "claims": _claims(rows, k, t, cfg.all_frames_budget),
         "real_vs_cached": path_check,
-        "skipped": [f"synthetic cache (no videos), skipped: {what}" for what in skipped],
+        "skipped": skipped,
         "budget_curve": _budget_curve(data, s_f, s_v, cfg, cost),
         "class_saliency": saliency_fig,
     }

@@ -3,7 +3,7 @@ idempotency and bad inputs."""
 
 import json
 import shutil
-from dataclasses import replace
+from dataclasses import asdict, replace
 from types import SimpleNamespace
 from pathlib import Path
 
@@ -99,6 +99,31 @@ def test_the_decoded_path_decodes_in_the_main_process_where_shared_memory_holds_
     with pytest.warns(RuntimeWarning, match=r"decoding processes lowered from 1 to 0: each holds up to 3 decoded batches of 0\.0469 MiB"):
         report = run_evaluate(features, prototypes, run, truth.parent, replace(EVAL, all_frames=False), workers=1, progress=False)
     assert report["real_vs_cached"]["same_predictions"] == 1.0 and report["real_vs_cached"]["max_abs_score_difference"] < 1e-4
+
+
+def test_nsnet_from_the_cache_decodes_nothing_and_gives_the_cached_path_s_figures(tiny_pipeline, monkeypatch):
+    """``--nsnet-from-cache``: NSNet's row scored from the cached logits of its K frames (no
+    video decoded), equal to the cached side of the decoded run's check; the other rows the
+    same; its own output folder, the decoded run's folder as before the option existed."""
+    import stages.evaluate
+    from pipeline.cache import fingerprint
+    from stages.train import load_sampler_inputs
+
+    features, prototypes, truth = tiny_pipeline
+    run = Path(run_train(features, prototypes, CFG, progress=False).path)
+    cfg = replace(EVAL, all_frames=False)
+    decoded = run_evaluate(features, prototypes, run, truth.parent, cfg, workers=0, progress=False)
+    monkeypatch.setattr(stages.evaluate, "recognize_frames", lambda *args, **kwargs: pytest.fail("a video was decoded"))
+    cached = run_evaluate(features, prototypes, run, truth.parent, cfg, workers=0, progress=False, nsnet_from_cache=True)
+    nsnet = {report["output"]: next(m for m in report["methods"] if m["method"] == "NSNet (K=2)") for report in (decoded, cached)}
+    assert nsnet[decoded["output"]]["path"] == "decoded" and nsnet[cached["output"]]["path"] == "cache"
+    assert nsnet[cached["output"]]["map"] == pytest.approx(decoded["real_vs_cached"]["map_cached"], abs=1e-9) and cached["real_vs_cached"] is None
+    assert cached["skipped"] == ["asked for (--nsnet-from-cache), skipped: NSNet's decoded row (the recognizer on the K frames decoded again): its logits come from the cache"]
+    assert [m for m in cached["methods"] if m["method"] != "NSNet (K=2)"] == [m for m in decoded["methods"] if m["method"] != "NSNet (K=2)"]
+    inputs = load_sampler_inputs(features, prototypes)
+    before = fingerprint({"features": inputs.attrs["fingerprint"], "prototypes": prototypes.name, "run": run.name, "eval": asdict(cfg)})  # the identity before the option
+    assert decoded["output"] == str(features.with_name(f"{features.name}.eval-{before[:16]}")) and cached["output"] != decoded["output"]
+    assert "asked for (--nsnet-from-cache)" in render_table(cached)
 
 
 def test_the_sampler_run_nsnet_train_last_finished_is_the_default_of_the_later_stages(tiny_pipeline):
