@@ -98,8 +98,10 @@ class ObservationDecoder(Dataset):
             return Observation(item, path, error=error_text(path, exc))
 
     def batch_bytes(self, videos: int, light_input: Sequence[int], rec_input: Sequence[int]) -> int:
-        """Shared memory that a batch of ``videos`` observations' crops takes (thumbnails aside)."""
-        return videos * self.num_frames * self.models.frame_bytes(light_input, rec_input)
+        """Shared memory that a batch of ``videos`` observations' crops (and thumbnails, at most
+        :data:`THUMBNAIL_SIZE` pixels a side) takes at most."""
+        thumbnail = 3 * THUMBNAIL_SIZE**2 if self.keep_thumbnails else 0
+        return videos * self.num_frames * (self.models.frame_bytes(light_input, rec_input) + thumbnail)
 
 
 @dataclass

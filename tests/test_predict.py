@@ -92,6 +92,21 @@ def test_predict_decodes_in_the_main_process_where_shared_memory_holds_no_batch(
     assert result.jsonl.read_text() == expected
 
 
+def test_a_batch_of_observations_takes_both_crops_and_the_thumbnails_of_shared_memory(trained):
+    """What the shared-memory guard counts for predict: T frames a video, each cropped for both
+    models (once where they crop alike), and with --plot its thumbnail of at most 96² pixels."""
+    from pipeline.extract import BothModels
+    from pipeline.inference import ObservationDecoder
+
+    with FeatureCache(trained[0]) as cache:
+        attrs = cache.attrs
+    (_, light_tf), (_, rec_tf) = cached_model(attrs, "light"), cached_model(attrs, "recognizer")
+    sizes = (3, 32, 32), (3, 32, 32)
+    assert ObservationDecoder([], 6, BothModels(light_tf, rec_tf)).batch_bytes(3, *sizes) == 3 * 6 * (3 * 32 * 32) * 2 == 110_592
+    assert ObservationDecoder([], 6, BothModels(light_tf, light_tf)).batch_bytes(3, *sizes) == 3 * 6 * 3 * 32 * 32
+    assert ObservationDecoder([], 6, BothModels(light_tf, rec_tf), keep_thumbnails=True).batch_bytes(3, *sizes) == 110_592 + 3 * 6 * 3 * 96 * 96
+
+
 def test_predict_reports_bad_videos_and_goes_on(trained, tmp_path, onnx_exports, monkeypatch):
     features, _, run, root = trained
     good = root / _val_videos(features)[0]["path"]
