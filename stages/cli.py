@@ -516,7 +516,7 @@ def predict(videos: tuple[Path, ...], run_path: Path | None, dataset: str | None
     result = run_predict(videos, run_path, out_dir, cfg, device=str(dev), dataset=dataset, batch_size=batch_size, workers=per_video_workers(workers, dev), plot=plot, progress=not no_progress, backend=backend, export_dir=onnx_dir or cache_dir / "onnx", decode_timeout=decode_timeout)
     click.echo(result.table())
     if result.failures and not allow_failures:
-        raise click.ClickException(f"{len(result.failures)} of {result.videos} video(s) could not be read (listed above); pass --allow-failures to accept")
+        raise click.ClickException(f"{len(result.failures)} of {result.total} video(s) could not be read (listed above); pass --allow-failures to accept")
 
 
 @main.command()

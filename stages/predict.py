@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from pipeline.backends import DEFAULT_EXPORT_DIR, make_heads
-from pipeline.cache import CacheError, FeatureCache, output_lock
+from pipeline.cache import CacheError, FeatureCache, fingerprint, output_lock, write_text_atomic
 from pipeline.config import DECODE_TIMEOUT_S, EvalConfig
 from pipeline.datasets.lists import walk_once
 from pipeline.extract import BothModels, Transform, workers_within_shared_memory
@@ -127,7 +127,8 @@ def find_videos(inputs: Sequence[Path]) -> list[Path]:
 class PredictResult:
     """What a predict run did, in memory that does not grow with the videos' scores: every
     prediction is in the JSONL file, and this keeps the first ``PREDICT_ROWS_SHOWN`` of them
-    (without thumbnails) for the table, the failed videos (a path and a reason each) and the count."""
+    (without thumbnails) for the table, the failed videos (a path and a reason each, an earlier
+    run's too) and the counts (``earlier``: the videos an earlier run had written, kept)."""
 
     pipeline: TrainedPipeline
     jsonl: Path
@@ -135,6 +136,13 @@ class PredictResult:
     failures: list[VideoPrediction] = field(default_factory=list)
     videos: int = 0
     plots: list[Path] = field(default_factory=list)
+    earlier: int = 0
+    earlier_shown: list[dict] = field(default_factory=list)  # the first of the earlier run's lines
+
+    @property
+    def total(self) -> int:
+        """The videos in the JSONL file: this run's and an earlier one's."""
+        return self.videos + self.earlier
 
     def add(self, prediction: VideoPrediction) -> None:
         self.videos += 1
@@ -143,24 +151,25 @@ class PredictResult:
         if not prediction.ok:
             self.failures.append(prediction)
 
+    def add_earlier(self, line: dict) -> None:
+        """A video that an earlier run with this identity wrote into the file (its JSON line)."""
+        self.earlier += 1
+        if len(self.earlier_shown) < PREDICT_ROWS_SHOWN:
+            self.earlier_shown.append(line)
+        if "error" in line:
+            self.failures.append(VideoPrediction(line["video"], line["error"]))
+
     def table(self) -> str:
-        """The first ``PREDICT_ROWS_SHOWN`` videos (all of them are in the JSONL), and the
+        """The first ``PREDICT_ROWS_SHOWN`` videos of the file (all of them are in it), and the
         failures counted by kind."""
-        classes = self.pipeline.classes
-        rows = []
-        shown = self.shown[:PREDICT_ROWS_SHOWN]
-        for p in shown:
-            if not p.ok:
-                rows.append((Path(p.path).name, "FAILED", p.error, ""))
-                continue
-            top = p.top(classes)
-            times = p.timestamps
-            frames = " ".join(f"{i}" + ("" if times is None else f"@{t:.2f}s") for i, t in zip(p.frame_indices, times if times is not None else [None] * len(p.positions)))
-            rows.append((Path(p.path).name, f"{top[0][0]} ({top[0][1]:.3f})", ", ".join(f"{c} {s:.3f}" for c, s in top[1:]), frames))
-        head = f"NSNet on {self.videos} video(s): K={self.pipeline.engine.k} of T={self.pipeline.num_frames}, {self.pipeline.engine.fusion} fusion, backbones on {self.pipeline.engine.light.backend}, run {self.pipeline.run_dir}"
-        lines = [head, *text_table(("video", "top-1 (score)", "top-2..5", "chosen frames (index@time)"), rows)]
-        if self.videos > len(shown):
-            lines.append(f"... and {self.videos - len(shown):,} more")
+        shown = [*self.earlier_shown, *(p.to_json(self.pipeline.classes) for p in self.shown)][:PREDICT_ROWS_SHOWN]
+        engine = self.pipeline.engine
+        head = f"NSNet on {self.total:,} video(s): K={engine.k} of T={self.pipeline.num_frames}, {engine.fusion} fusion, backbones on {engine.light.backend}, run {self.pipeline.run_dir}"
+        lines = [head, *text_table(("video", "top-1 (score)", "top-2..5", "chosen frames (index@time)"), [_table_row(line) for line in shown])]
+        if self.total > len(shown):
+            lines.append(f"... and {self.total - len(shown):,} more")
+        if self.earlier:
+            lines.append(f"{self.earlier:,} of them predicted by an earlier run with this configuration and these videos: kept in the file, not predicted again")
         lines.append(f"written {self.jsonl}")
         if self.plots:
             lines.append(f"{len(self.plots)} saliency plot(s) in {self.plots[0].parent}")
@@ -168,6 +177,16 @@ class PredictResult:
             reasons = [p.error.removeprefix(f"{p.path}: ") for p in self.failures]
             lines.append(f"{len(self.failures):,} video(s) failed: {failure_summary(reasons)}")
         return "\n".join(lines)
+
+
+def _table_row(line: dict) -> tuple[str, str, str, str]:
+    """A video's row of predict's table, from its JSON line."""
+    name = Path(line["video"]).name
+    if "error" in line:
+        return name, "FAILED", line["error"], ""
+    top, times = line["top5"], line["timestamps"] or [None] * len(line["frames"])
+    frames = " ".join(f"{i}" + ("" if t is None else f"@{t:.2f}s") for i, t in zip(line["frames"], times))
+    return name, f"{top[0]['class']} ({top[0]['score']:.3f})", ", ".join(f"{c['class']} {c['score']:.3f}" for c in top[1:]), frames
 
 
 def _plot_name(path: str, taken: set[str]) -> str:
@@ -180,9 +199,51 @@ def _plot_name(path: str, taken: set[str]) -> str:
     return name
 
 
+def predictions_identity(run_dir: Path, cfg: EvalConfig, backend: str, videos: Sequence[Path], plot: bool) -> dict:
+    """What decides the lines of a predictions file: the sampler run, the frame choice, the
+    backend (resolved), whether plots are drawn, and the videos (a digest of their paths)."""
+    return {
+        "run": str(Path(run_dir).resolve()),
+        "k": cfg.k,
+        "fusion": cfg.fusion,
+        "alpha": cfg.alpha,
+        "backend": backend,
+        "plot": plot,
+        "videos": fingerprint({"paths": [str(v) for v in videos]}),
+    }
+
+
+def config_path(jsonl: Path) -> Path:
+    """Where the identity of a predictions file's run is written: beside it."""
+    return jsonl.with_name(jsonl.stem + ".config.json")
+
+
+def earlier_predictions(jsonl: Path, identity: dict) -> list[dict]:
+    """The lines that an earlier run with this identity wrote into ``jsonl`` (a last line cut
+    short by a kill is cut from the file); none where there is no such run (the file is then
+    written anew)."""
+    try:
+        same = json.loads(config_path(jsonl).read_text()) == identity and jsonl.is_file()
+    except (FileNotFoundError, json.JSONDecodeError):
+        same = False
+    if not same:
+        return []
+    data = jsonl.read_bytes()
+    whole = data[: data.rfind(b"\n") + 1]
+    try:
+        lines = [json.loads(line) for line in whole.decode().splitlines()]
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return []  # damaged: written anew
+    if len(whole) < len(data):
+        os.truncate(jsonl, len(whole))
+    return lines
+
+
 def run_predict(inputs: Sequence[Path], run_dir: Path, out_dir: Path, cfg: EvalConfig = EvalConfig(), device: str = "cpu", dataset: str | None = None, batch_size: int = 32, workers: int = 2, plot: bool = False, progress: bool = True, backend: str = "auto", export_dir: Path = DEFAULT_EXPORT_DIR, decode_timeout: float = DECODE_TIMEOUT_S) -> PredictResult:
     """Predict every video under ``inputs``; bad videos are reported in the result, not raised.
-    One process writes into ``out_dir`` at a time (:func:`output_lock` of its predictions)."""
+    One process writes into ``out_dir`` at a time (:func:`output_lock` of its predictions). A
+    run interrupted goes on where it stopped when run again with the same identity
+    (:func:`predictions_identity`): the videos in its file are kept and not predicted again."""
     if plot and not matplotlib_available():
         raise ValueError("--plot needs matplotlib: install the 'plots' extra (pip install 'nsnet[plots]')")
     jsonl = Path(out_dir) / "predictions.jsonl"
@@ -197,20 +258,31 @@ def _predict_into(jsonl: Path, inputs: Sequence[Path], run_dir: Path, cfg: EvalC
     videos = find_videos(inputs)
     out_dir = jsonl.parent
     result = PredictResult(pipeline, jsonl)
-    taken: set[str] = set()
+    identity = predictions_identity(run_dir, cfg, pipeline.engine.light.backend, videos, plot)
+    earlier = earlier_predictions(jsonl, identity)
+    if not earlier:  # the file emptied before its identity changes: never an old run's lines under a new identity
+        jsonl.write_text("")
+        write_text_atomic(config_path(jsonl), json.dumps(identity, indent=1))
+    for line in earlier:
+        result.add_earlier(line)
+    taken = {line["plot"] for line in earlier if "plot" in line}
+    done = {line["video"] for line in earlier}
+    videos = [v for v in videos if str(v) not in done]
     observations = ObservationDecoder(videos, pipeline.num_frames, BothModels(pipeline.light_tf, pipeline.rec_tf), keep_thumbnails=plot)
     # a decoder's batch of uint8 crops goes through shared memory: as many as it holds
     batch_bytes = observations.batch_bytes(min(batch_size, len(videos)), pipeline.light_input, pipeline.rec_input)
     workers = workers_within_shared_memory(min(workers, len(videos)), batch_bytes, asked=False)
-    stream = predict_videos(pipeline.engine, observations, batch_size, workers, decode_timeout=decode_timeout)
-    with open(jsonl, "w") as handle, tqdm(total=len(videos), unit="video", desc="predict", disable=not progress) as bar:
+    stream = predict_videos(pipeline.engine, observations, batch_size, workers, decode_timeout=decode_timeout) if videos else iter(())
+    with open(jsonl, "a") as handle, tqdm(total=len(videos), unit="video", desc="predict", disable=not progress) as bar:
         for prediction in stream:
-            handle.write(json.dumps(prediction.to_json(pipeline.classes)) + "\n")
-            handle.flush()
+            line = prediction.to_json(pipeline.classes)
             if plot and prediction.ok:
                 path = out_dir / _plot_name(prediction.path, taken)
                 plot_video_saliency(prediction, pipeline.classes, cfg.fusion, cfg.alpha, path)
                 result.plots.append(path)
+                line["plot"] = path.name
+            handle.write(json.dumps(line) + "\n")
+            handle.flush()
             result.add(prediction)
             bar.update(1)
     return result

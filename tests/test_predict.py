@@ -51,7 +51,7 @@ def test_predict_gives_the_predictions_of_evaluate(trained, tmp_path, onnx_expor
         assert [c["class"] for c in p["top5"]] == [c["class"] for c in e["top5"]]
         np.testing.assert_allclose([c["score"] for c in p["top5"]], [c["score"] for c in e["top5"]], rtol=1e-5, atol=1e-6)
         assert len(p["timestamps"]) == EVAL.k and all(t >= 0 for t in p["timestamps"])
-    assert sorted(path.name for path in result.plots) == sorted(Path(v).stem + ".png" for v in videos)
+    assert sorted(path.name for path in result.plots) == sorted(Path(v).stem + ".png" for v in videos) == sorted(p["plot"] for p in got.values())
     assert all(path.stat().st_size > 1000 for path in result.plots)
     assert "top-1 (score)" in result.table()
 
@@ -73,6 +73,67 @@ def test_predict_decodes_each_video_once(trained, tmp_path, onnx_exports, monkey
     assert not result.failures
     assert sorted(reads) == sorted((v.name, 6) for v in videos)  # T=6 frames of each, once
     assert plotted == [(EVAL.k, 32, 32, 3)] * 3  # the chosen frames' rows of the thumbnails (32² videos: not shrunk)
+
+
+def test_an_interrupted_predict_goes_on_where_it_stopped(trained, tmp_path, onnx_exports, monkeypatch):
+    """Killed while writing its second line: the same command again cuts the partial line,
+    keeps the first, predicts the other two alone, and the file is a one-go run's. Complete, a
+    re-run predicts nothing and shows the file's rows; another K or another set of videos
+    writes the file anew."""
+    from pipeline.video import FrameSource
+    from stages.predict import config_path
+
+    features, _, run, root = trained
+    videos = [root / v["path"] for v in _val_videos(features)]
+    one_go = run_predict(videos, run, tmp_path / "one", EVAL, batch_size=2, workers=0, progress=False, export_dir=onnx_exports)
+    full = one_go.jsonl.read_text().splitlines()
+    out = tmp_path / "out"
+    out.mkdir()
+    shutil.copy(config_path(one_go.jsonl), config_path(out / "predictions.jsonl"))
+    (out / "predictions.jsonl").write_text(full[0] + "\n" + full[1][:25])
+    reads: list[str] = []
+    read = FrameSource.read
+    monkeypatch.setattr(FrameSource, "read", lambda self, indices: reads.append(self.path.name) or read(self, indices))
+
+    def predicted(videos: list[Path], cfg: EvalConfig = EVAL):
+        reads.clear()
+        result = run_predict(videos, run, out, cfg, batch_size=2, workers=0, progress=False, export_dir=onnx_exports)
+        return result, [json.loads(line) for line in result.jsonl.read_text().splitlines()], list(reads)
+
+    resumed, lines, decoded = predicted(videos)
+    assert decoded == [videos[1].name, videos[2].name] and (resumed.earlier, resumed.videos, resumed.total) == (1, 2, 3)
+    assert json.dumps(lines[0]) == full[0]  # kept as it was
+    for got, want in zip(lines, map(json.loads, full)):  # the batches differ ([v1, v2] against [v0, v1], [v2]): scores to float rounding
+        assert (got["video"], got["frames"], [c["class"] for c in got["top5"]]) == (want["video"], want["frames"], [c["class"] for c in want["top5"]])
+        np.testing.assert_allclose([c["score"] for c in got["top5"]], [c["score"] for c in want["top5"]], rtol=1e-5, atol=1e-6)
+    assert "1 of them predicted by an earlier run with this configuration and these videos" in resumed.table()
+    written = resumed.jsonl.read_text()
+    again, _, decoded = predicted(videos)
+    assert decoded == [] and again.jsonl.read_text() == written and (again.earlier, again.videos) == (3, 0)
+    assert all(v.name in again.table() for v in videos) and again.table().splitlines()[0].startswith("NSNet on 3 video(s)")
+    fewer, lines, decoded = predicted(videos, replace(EVAL, k=1))
+    assert sorted(decoded) == sorted(v.name for v in videos) and [len(line["frames"]) for line in lines] == [1, 1, 1] and fewer.earlier == 0
+    other, lines, decoded = predicted(videos[:2])
+    assert sorted(decoded) == sorted(v.name for v in videos[:2]) and [line["video"] for line in lines] == [str(v) for v in videos[:2]]
+
+
+def test_a_resumed_predict_names_its_plots_as_a_one_go_run(trained, tmp_path, onnx_exports):
+    """Two videos of one name in two folders plot as x.png and x-2.png; a run resumed after the
+    first keeps its name taken (each line names its plot)."""
+    features, _, run, root = trained
+    source = root / _val_videos(features)[0]["path"]
+    videos = []
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        videos.append(shutil.copy(source, tmp_path / folder / "x.mp4"))
+    one_go = run_predict(videos, run, tmp_path / "one", EVAL, workers=0, plot=True, progress=False, export_dir=onnx_exports)
+    assert [json.loads(line)["plot"] for line in one_go.jsonl.read_text().splitlines()] == ["x.png", "x-2.png"]
+    out = tmp_path / "out"
+    out.mkdir()
+    shutil.copy(one_go.jsonl.with_name("predictions.config.json"), out)
+    (out / "predictions.jsonl").write_text(one_go.jsonl.read_text().splitlines()[0] + "\n")
+    resumed = run_predict(videos, run, out, EVAL, workers=0, plot=True, progress=False, export_dir=onnx_exports)
+    assert [path.name for path in resumed.plots] == ["x-2.png"] and (out / "x-2.png").stat().st_size > 1000
 
 
 def test_predict_decodes_in_the_main_process_where_shared_memory_holds_no_batch(trained, tmp_path, onnx_exports, monkeypatch):
