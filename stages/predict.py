@@ -14,7 +14,7 @@ import json
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 from tqdm import tqdm
@@ -218,25 +218,35 @@ def config_path(jsonl: Path) -> Path:
     return jsonl.with_name(jsonl.stem + ".config.json")
 
 
-def earlier_predictions(jsonl: Path, identity: dict) -> list[dict]:
-    """The lines that an earlier run with this identity wrote into ``jsonl`` (a last line cut
-    short by a kill is cut from the file); none where there is no such run (the file is then
-    written anew)."""
+def earlier_lines(jsonl: Path, identity: dict) -> Iterator[dict] | None:
+    """The lines that an earlier run with this identity wrote into ``jsonl``, read one at a time
+    (a last line cut short by a kill is cut from the file first); None where there is no such
+    run or its file is damaged: the file is then written anew."""
     try:
         same = json.loads(config_path(jsonl).read_text()) == identity and jsonl.is_file()
     except (FileNotFoundError, json.JSONDecodeError):
         same = False
     if not same:
-        return []
-    data = jsonl.read_bytes()
-    whole = data[: data.rfind(b"\n") + 1]
-    try:
-        lines = [json.loads(line) for line in whole.decode().splitlines()]
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return []  # damaged: written anew
-    if len(whole) < len(data):
-        os.truncate(jsonl, len(whole))
-    return lines
+        return None
+    whole = 0
+    with open(jsonl, "rb") as handle:
+        for raw in handle:
+            if not raw.endswith(b"\n"):
+                break
+            try:
+                json.loads(raw)
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                return None
+            whole += len(raw)
+    if whole < jsonl.stat().st_size:
+        os.truncate(jsonl, whole)
+    return _json_lines(jsonl)
+
+
+def _json_lines(path: Path) -> Iterator[dict]:
+    with open(path, "rb") as handle:
+        for raw in handle:
+            yield json.loads(raw)
 
 
 def run_predict(inputs: Sequence[Path], run_dir: Path, out_dir: Path, cfg: EvalConfig = EvalConfig(), device: str = "cpu", dataset: str | None = None, batch_size: int = 32, workers: int = 2, plot: bool = False, progress: bool = True, backend: str = "auto", export_dir: Path = DEFAULT_EXPORT_DIR, decode_timeout: float = DECODE_TIMEOUT_S) -> PredictResult:
@@ -259,14 +269,17 @@ def _predict_into(jsonl: Path, inputs: Sequence[Path], run_dir: Path, cfg: EvalC
     out_dir = jsonl.parent
     result = PredictResult(pipeline, jsonl)
     identity = predictions_identity(run_dir, cfg, pipeline.engine.light.backend, videos, plot)
-    earlier = earlier_predictions(jsonl, identity)
-    if not earlier:  # the file emptied before its identity changes: never an old run's lines under a new identity
+    earlier = earlier_lines(jsonl, identity)
+    if earlier is None:  # the file emptied before its identity changes: never an old run's lines under a new identity
         jsonl.write_text("")
         write_text_atomic(config_path(jsonl), json.dumps(identity, indent=1))
-    for line in earlier:
+    done: set[str] = set()
+    taken: set[str] = set()  # plot names
+    for line in earlier or ():
         result.add_earlier(line)
-    taken = {line["plot"] for line in earlier if "plot" in line}
-    done = {line["video"] for line in earlier}
+        done.add(line["video"])
+        if "plot" in line:
+            taken.add(line["plot"])
     videos = [v for v in videos if str(v) not in done]
     observations = ObservationDecoder(videos, pipeline.num_frames, BothModels(pipeline.light_tf, pipeline.rec_tf), keep_thumbnails=plot)
     # a decoder's batch of uint8 crops goes through shared memory: as many as it holds
