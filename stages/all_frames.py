@@ -34,16 +34,16 @@ from typing import ContextManager, Iterator
 import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
-from tqdm import tqdm
 
 from pipeline import cache as cache_mod
 from pipeline.all_frames import BASELINES, AllFrameSummary, all_frame_indices
 from pipeline.backends import DEFAULT_EXPORT_DIR, Runner, backend_identity, resolve_backend
-from pipeline.cache import DONE, FAILED, RESUMABLE, SHARD_VIDEOS, CacheError, FeatureCache, ZarrWriter, clear_out_of_space, output_lock
+from pipeline.cache import CacheError, FeatureCache
 from pipeline.config import DECODE_TIMEOUT_S, AllFramesConfig
 from pipeline.datasets import Manifest, VideoRecord
 from pipeline.decode_watch import DecodingWatch, WatchedDecoding
 from pipeline.extract import ModelFrames, Transform, decoding_loader, model_frames, workers_within_shared_memory
+from pipeline.row_store import RowComputer, fill_rows
 from pipeline.video import VideoReadError, open_record
 from pipeline.wording import first_few
 from stages.features import cached_runner
@@ -159,37 +159,22 @@ def run_all_frames(features: Path, videos: np.ndarray, root: Path, cfg: AllFrame
     size = f"{counted:,} frames" if cfg.rate is None else f"{cfg.rate:g} a second of {counted:,} frames"  # the pass's size, shown as it starts
     n, c = len(videos), len(manifest.classes)
     arrays = {**{name: ((n, c), "float32") for name in BASELINES}, "frames": ((n,), "int32"), "status": ((n,), "int8")}
-    computed = 0
-    with output_lock(path):
-        writer = ZarrWriter(path, fp, {"all_frames": asdict(cfg), "features": str(features), "video_ids": [manifest.videos[v].video_id for v in videos]}, arrays, SHARD_VIDEOS)
-        status = np.asarray(writer.arrays["status"][:])
-        errors: dict[int, str] = {}
-        if (status != DONE).any():
-            runner, transform = cached_runner(attrs, "recognizer", device, backend, export_dir)
-            # a chunk of uint8 crops crosses from its decoder through shared memory
-            workers = workers_within_shared_memory(workers, CHUNK_FRAMES * math.prod(attrs["data_configs"]["recognizer"]["input_size"]), asked=False)
-            with tqdm(total=n, initial=int((status == DONE).sum()), unit="video", desc=f"recognizer on all frames ({size})", disable=not progress) as bar:
-                for start in range(0, n, SHARD_VIDEOS):
-                    stop = min(n, start + SHARD_VIDEOS)
-                    todo = [(row, manifest.videos[videos[row]]) for row in range(start, stop) if status[row] != DONE]
-                    if not todo:
-                        continue
-                    block = {name: np.asarray(writer.arrays[name][start:stop]) for name in arrays if name != "status"}
-                    marks = status[start:stop].copy()
-                    for row, result in summaries(AllFrameChunks(root, todo, transform, cfg.rate), runner, device, cfg.budget, cfg.seed, workers, decode_timeout):
-                        if isinstance(result, str):
-                            errors[row], marks[row - start] = result, FAILED
-                        else:
-                            for name, value in result.scores().items():
-                                block[name][row - start] = value
-                            block["frames"][row - start], marks[row - start] = result.length, DONE
-                            computed += 1
-                        bar.update(1)
-                    with clear_out_of_space(path, RESUMABLE):
-                        writer.write_block(start, block, marks)
-        if errors:
-            listed = first_few([errors[r] for r in sorted(errors)], 5, sep="; ")
-            raise CacheError(f"{path}: {len(errors)} evaluation video(s) could not be decoded for the all-frames baselines (finished ones are kept; a new run retries these): {listed}")
-        scores = {name: np.asarray(writer.arrays[name][:], dtype=np.float64) for name in BASELINES}
-        frames = np.asarray(writer.arrays["frames"][:])
-    return AllFrameScores(scores, frames, path, computed)
+
+    def computer() -> RowComputer:  # the recognizer is loaded only where a video is to compute
+        runner, transform = cached_runner(attrs, "recognizer", device, backend, export_dir)
+        # a chunk of uint8 crops crosses from its decoder through shared memory
+        fitting = workers_within_shared_memory(workers, CHUNK_FRAMES * math.prod(attrs["data_configs"]["recognizer"]["input_size"]), asked=False)
+
+        def compute(rows: list[int]) -> Iterator[tuple[int, dict[str, np.ndarray] | str]]:
+            todo = [(row, manifest.videos[videos[row]]) for row in rows]
+            for row, result in summaries(AllFrameChunks(root, todo, transform, cfg.rate), runner, device, cfg.budget, cfg.seed, fitting, decode_timeout):
+                yield row, result if isinstance(result, str) else {**result.scores(), "frames": result.length}
+
+        return compute
+
+    stored = fill_rows(path, fp, {"all_frames": asdict(cfg), "features": str(features), "video_ids": [manifest.videos[v].video_id for v in videos]}, arrays, computer, progress, f"recognizer on all frames ({size})")
+    if stored.errors:
+        listed = first_few([stored.errors[r] for r in sorted(stored.errors)], 5, sep="; ")
+        raise CacheError(f"{path}: {len(stored.errors)} evaluation video(s) could not be decoded for the all-frames baselines (finished ones are kept; a new run retries these): {listed}")
+    scores = {name: stored.arrays[name].astype(np.float64) for name in BASELINES}
+    return AllFrameScores(scores, stored.arrays["frames"], path, stored.computed)

@@ -1,0 +1,67 @@
+"""Per-video results computed once into a Zarr store beside a feature cache.
+
+Rows are computed and written a shard of :data:`~pipeline.cache.SHARD_VIDEOS` videos at a
+time, their ``status`` last, so a killed run keeps every finished shard and resumes at the
+first unfinished one; a second writer on the same store is refused (its output lock). A row
+that fails is marked FAILED and computed again by the next run. The all-frames pass and
+evaluate's decoded NSNet row keep their results this way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from pipeline.cache import DONE, FAILED, RESUMABLE, SHARD_VIDEOS, ZarrWriter, clear_out_of_space, output_lock
+
+# Computes the given rows: yields (row, its arrays' values) or (row, why it failed).
+RowComputer = Callable[[list[int]], Iterable[tuple[int, dict[str, Any] | str]]]
+
+
+@dataclass
+class StoredRows:
+    """A row store's arrays read whole (``status`` aside), what this call computed, and the
+    rows that failed in it, with their reasons."""
+
+    path: Path
+    arrays: dict[str, np.ndarray]
+    computed: int
+    errors: dict[int, str]
+
+
+def fill_rows(path: Path, fp: str, attrs: dict[str, Any], arrays: dict[str, tuple[tuple[int, ...], str]], computer: Callable[[], RowComputer], progress: bool = True, desc: str = "rows") -> StoredRows:
+    """The store at ``path`` (fingerprint ``fp``, ``attrs``, ``arrays`` of one row per video
+    plus ``status``) with every row not yet DONE computed by ``computer()`` — called once, and
+    only when there is a row to compute (it may load a model) — a shard at a time."""
+    computed, errors = 0, {}
+    with output_lock(path):
+        writer = ZarrWriter(path, fp, attrs, arrays, SHARD_VIDEOS)
+        status = np.asarray(writer.arrays["status"][:])
+        if (status != DONE).any():
+            compute = computer()
+            with tqdm(total=len(status), initial=int((status == DONE).sum()), unit="video", desc=desc, disable=not progress) as bar:
+                for start in range(0, len(status), SHARD_VIDEOS):
+                    stop = min(len(status), start + SHARD_VIDEOS)
+                    todo = [row for row in range(start, stop) if status[row] != DONE]
+                    if not todo:
+                        continue
+                    block = {name: np.asarray(writer.arrays[name][start:stop]) for name in arrays if name != "status"}
+                    marks = status[start:stop].copy()
+                    for row, result in compute(todo):
+                        if isinstance(result, str):
+                            errors[row], marks[row - start] = result, FAILED
+                        else:
+                            for name, value in result.items():
+                                block[name][row - start] = value
+                            marks[row - start] = DONE
+                            computed += 1
+                        bar.update(1)
+                    with clear_out_of_space(path, RESUMABLE):
+                        writer.write_block(start, block, marks)
+        values = {name: np.asarray(writer.arrays[name][:]) for name in arrays if name != "status"}
+    return StoredRows(path, values, computed, errors)
