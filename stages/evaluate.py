@@ -18,11 +18,12 @@ again: the stored report is printed, nothing is recomputed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -40,6 +41,7 @@ from pipeline.fusion import fused_scores, top_k
 from pipeline.plots import matplotlib_available, plot_budget_curve, plot_class_saliency
 from pipeline.backends import DEFAULT_EXPORT_DIR, backend_identity, resolve_backend
 from pipeline.recognition import RECOGNIZED_VIDEOS_PER_BATCH, ChosenFrameDecoder, recognize_frames
+from pipeline.row_store import RowComputer, fill_rows
 from stages.all_frames import AllFrameScores, run_all_frames
 from pipeline.sampler_training import FrameObjective
 from pipeline.wording import first_few
@@ -95,19 +97,44 @@ def _row(name: str, result: Recognition, gflops: float, frames: float, path: str
     return {"method": name, "map": result.map, "top1": result.top1, "gflops": gflops, "frames": frames, "path": path, "note": note}
 
 
-def _recognizer_logits(data: EvalData, root: Path, frame_ids: list[np.ndarray], device: torch.device, workers: int, progress: bool, desc: str, backend: str, export_dir: Path, decode_timeout: float) -> list[np.ndarray]:
-    """The real path: decode exactly ``frame_ids`` of every evaluation video, run the recognizer."""
-    runner, transform = cached_runner(data.inputs.attrs, "recognizer", device, backend, export_dir)
-    decoder = ChosenFrameDecoder(root, [data.manifest.videos[i] for i in data.videos], frame_ids, transform)
-    # a batch of videos' uint8 crops crosses from its decoder through shared memory
-    batch_bytes = RECOGNIZED_VIDEOS_PER_BATCH * max(map(len, frame_ids), default=0) * math.prod(data.inputs.attrs["data_configs"]["recognizer"]["input_size"])
-    workers = workers_within_shared_memory(workers, batch_bytes, asked=False)
-    logits, errors = recognize_frames(decoder, runner, device, RECOGNIZED_VIDEOS_PER_BATCH, workers=workers, progress=progress, desc=desc, decode_timeout=decode_timeout)
-    if errors:
-        listed = first_few([errors[i] for i in sorted(errors)], 5, sep="; ")
+def decoded_store_for(features: Path, features_fp: str, videos: np.ndarray, frame_ids: list[np.ndarray], backend: str) -> tuple[Path, str]:
+    """The store of NSNet's decoded row (:func:`_recognizer_logits`): the recognizer's logits of
+    the chosen frames of the evaluation videos, keyed by the feature cache, the videos, their
+    chosen frames and the recognizer's backend (named only when it is not torch), and its
+    fingerprint."""
+    chosen = hashlib.sha256(np.asarray(videos, dtype=np.int64).tobytes() + np.stack(frame_ids).astype(np.int64).tobytes()).hexdigest()
+    fp = cache_mod.fingerprint({"features": features_fp, "decoded": chosen, **backend_identity(backend)})
+    return features.with_name(f"{features.name}.decoded-{fp[:16]}.zarr"), fp
+
+
+def _recognizer_logits(data: EvalData, root: Path, frame_ids: list[np.ndarray], device: torch.device, workers: int, progress: bool, desc: str, backend: str, export_dir: Path, decode_timeout: float) -> np.ndarray:
+    """The real path: decode exactly ``frame_ids`` of every evaluation video and run the
+    recognizer: its logits [V, K, C], kept in a store beside the cache (:func:`decoded_store_for`)
+    a shard of videos at a time, so that an interrupted evaluation goes on where it stopped."""
+    records = [data.manifest.videos[i] for i in data.videos]
+    path, fp = decoded_store_for(data.features, data.inputs.attrs["fingerprint"], data.videos, frame_ids, backend)
+    arrays = {"logits": ((len(records), len(frame_ids[0]), len(data.manifest.classes)), "float32"), "status": ((len(records),), "int8")}
+
+    def computer() -> RowComputer:  # the recognizer is loaded only where a video is to decode
+        runner, transform = cached_runner(data.inputs.attrs, "recognizer", device, backend, export_dir)
+        # a batch of videos' uint8 crops crosses from its decoder through shared memory
+        batch_bytes = RECOGNIZED_VIDEOS_PER_BATCH * len(frame_ids[0]) * math.prod(data.inputs.attrs["data_configs"]["recognizer"]["input_size"])
+        fitting = workers_within_shared_memory(workers, batch_bytes, asked=False)
+
+        def compute(rows: list[int]) -> Iterator[tuple[int, dict[str, np.ndarray] | str]]:
+            decoder = ChosenFrameDecoder(root, [records[r] for r in rows], [frame_ids[r] for r in rows], transform)
+            logits, errors = recognize_frames(decoder, runner, device, RECOGNIZED_VIDEOS_PER_BATCH, workers=fitting, progress=False, desc=desc, decode_timeout=decode_timeout)
+            for item, row in enumerate(rows):
+                yield row, errors[item] if item in errors else {"logits": logits[item]}
+
+        return compute
+
+    stored = fill_rows(path, fp, {"features": str(data.features), "video_ids": [r.video_id for r in records]}, arrays, computer, progress, desc)
+    if stored.errors:
+        listed = first_few([stored.errors[i] for i in sorted(stored.errors)], 5, sep="; ")
         hint = "" if root.is_dir() else f" ({root} does not exist: pass the data root the cache was built from, --data-root)"
-        raise CacheError(f"{len(errors)} evaluation video(s) could not be decoded again since the cache was built{hint}: {listed}")
-    return logits
+        raise CacheError(f"{len(stored.errors)} evaluation video(s) could not be decoded again since the cache was built{hint} (the others are kept in {path}; a new run decodes these again): {listed}")
+    return stored.arrays["logits"]
 
 
 def all_frame_methods(budget: int) -> dict[str, str]:

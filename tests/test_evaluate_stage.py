@@ -126,6 +126,56 @@ def test_nsnet_from_the_cache_decodes_nothing_and_gives_the_cached_path_s_figure
     assert "asked for (--nsnet-from-cache)" in render_table(cached)
 
 
+def test_an_interrupted_decoded_row_goes_on_where_it_stopped(tiny_pipeline, monkeypatch):
+    """NSNet's decoded row is kept a shard of videos at a time (2 here, of 3): killed after the
+    first shard, evaluate again decodes only the third video, and the report is a one-go run's.
+    A video that cannot be decoded is named with where the others are kept, and a run with it
+    back decodes it alone."""
+    import pipeline.row_store
+    import stages.evaluate
+
+    features, prototypes, truth = tiny_pipeline
+    run = Path(run_train(features, prototypes, CFG, progress=False).path)
+    cfg = replace(EVAL, all_frames=False)
+    one_go = run_evaluate(features, prototypes, run, truth.parent, cfg, workers=0, progress=False)
+    shutil.rmtree(one_go["output"])
+    for store in features.parent.glob(features.name + ".decoded-*.zarr"):
+        shutil.rmtree(store)
+    monkeypatch.setattr(pipeline.row_store, "SHARD_VIDEOS", 2)
+    decode = stages.evaluate.recognize_frames
+    decoded: list[list[str]] = []
+
+    def recognized(decoder, *args, **kwargs):
+        decoded.append([Path(r.path).name for r in decoder.records])
+        if kill_at == len(decoded):
+            raise KeyboardInterrupt
+        return decode(decoder, *args, **kwargs)
+
+    monkeypatch.setattr(stages.evaluate, "recognize_frames", recognized)
+    kill_at = 2
+    with pytest.raises(KeyboardInterrupt):
+        run_evaluate(features, prototypes, run, truth.parent, cfg, workers=0, progress=False)
+    assert [len(names) for names in decoded] == [2, 1]
+    kill_at, first = 0, decoded[0]
+    decoded.clear()
+    resumed = run_evaluate(features, prototypes, run, truth.parent, cfg, workers=0, progress=False)
+    assert len(decoded) == 1 and len(decoded[0]) == 1 and decoded[0][0] not in first
+    assert resumed["methods"] == one_go["methods"] and resumed["real_vs_cached"] == one_go["real_vs_cached"]
+    # one video gone: named, the others kept; back, it alone is decoded
+    (store,) = features.parent.glob(features.name + ".decoded-*.zarr")
+    shutil.rmtree(store)
+    shutil.rmtree(resumed["output"])
+    gone = truth.parent / "videos" / decoded[0][0]
+    gone.rename(gone.with_suffix(".away"))
+    decoded.clear()
+    with pytest.raises(CacheError, match=rf"1 evaluation video\(s\) could not be decoded again since the cache was built \(the others are kept in {store}; a new run decodes these again\): .*{gone.name}: file not found"):
+        run_evaluate(features, prototypes, run, truth.parent, cfg, workers=0, progress=False)
+    gone.with_suffix(".away").rename(gone)
+    decoded.clear()
+    again = run_evaluate(features, prototypes, run, truth.parent, cfg, workers=0, progress=False)
+    assert decoded == [[gone.name]] and again["methods"] == one_go["methods"]
+
+
 def test_the_sampler_run_nsnet_train_last_finished_is_the_default_of_the_later_stages(tiny_pipeline):
     """Trained with options of its own (here 1 and then 2 epochs, not the demo's 40), the run is
     what ``evaluate`` and ``predict`` take when no ``--run`` is given; before any training, the
