@@ -496,10 +496,11 @@ def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_pat
 @backend_options(compare=False)
 @click.option("--workers", type=int, default=None, help="Decoding processes [default: 2 on the CPU, all cores but 2 on a GPU].")
 @click.option("--allow-failures", is_flag=True, help="Exit 0 even when some videos could not be read.")
+@click.option("--retry-failed", is_flag=True, help="Going on from an earlier run into the same --out: predict again the videos it could not read (their lines are dropped first).")
 @decode_timeout_option
 @click.option("--no-progress", is_flag=True)
 @clear_errors
-def predict(videos: tuple[Path, ...], run_path: Path | None, dataset: str | None, cache_dir: Path, out_dir: Path, batch_size: int, plot: bool, device: str, backend: str, onnx_dir: Path | None, workers: int | None, allow_failures: bool, decode_timeout: float, no_progress: bool, **changes: Any) -> None:
+def predict(videos: tuple[Path, ...], run_path: Path | None, dataset: str | None, cache_dir: Path, out_dir: Path, batch_size: int, plot: bool, device: str, backend: str, onnx_dir: Path | None, workers: int | None, allow_failures: bool, retry_failed: bool, decode_timeout: float, no_progress: bool, **changes: Any) -> None:
     """NSNet on videos or folders of videos: top-5 classes and the K chosen frames of each."""
     from dataclasses import replace
 
@@ -513,7 +514,7 @@ def predict(videos: tuple[Path, ...], run_path: Path | None, dataset: str | None
         run_path = resolve_run(features_path, prototypes_path, dataset or "demo", None)
     cfg = replace(EvalConfig(), **{k: v for k, v in changes.items() if v is not None})
     dev = pick_device(device)
-    result = run_predict(videos, run_path, out_dir, cfg, device=str(dev), dataset=dataset, batch_size=batch_size, workers=per_video_workers(workers, dev), plot=plot, progress=not no_progress, backend=backend, export_dir=onnx_dir or cache_dir / "onnx", decode_timeout=decode_timeout)
+    result = run_predict(videos, run_path, out_dir, cfg, device=str(dev), dataset=dataset, batch_size=batch_size, workers=per_video_workers(workers, dev), plot=plot, progress=not no_progress, backend=backend, export_dir=onnx_dir or cache_dir / "onnx", decode_timeout=decode_timeout, retry_failed=retry_failed)
     click.echo(result.table())
     if result.failures and not allow_failures:
         raise click.ClickException(f"{len(result.failures)} of {result.total} video(s) could not be read (listed above); pass --allow-failures to accept")

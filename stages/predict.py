@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from pipeline.backends import DEFAULT_EXPORT_DIR, make_heads
-from pipeline.cache import CacheError, FeatureCache, fingerprint, output_lock, write_text_atomic
+from pipeline.cache import CacheError, FeatureCache, fingerprint, output_lock, replacing, write_text_atomic
 from pipeline.config import DECODE_TIMEOUT_S, EvalConfig
 from pipeline.datasets.lists import walk_once
 from pipeline.extract import BothModels, Transform, workers_within_shared_memory
@@ -249,19 +249,28 @@ def _json_lines(path: Path) -> Iterator[dict]:
             yield json.loads(raw)
 
 
-def run_predict(inputs: Sequence[Path], run_dir: Path, out_dir: Path, cfg: EvalConfig = EvalConfig(), device: str = "cpu", dataset: str | None = None, batch_size: int = 32, workers: int = 2, plot: bool = False, progress: bool = True, backend: str = "auto", export_dir: Path = DEFAULT_EXPORT_DIR, decode_timeout: float = DECODE_TIMEOUT_S) -> PredictResult:
+def drop_failures(jsonl: Path) -> Iterator[dict]:
+    """``jsonl`` without its failed videos' lines (written whole, :func:`replacing`), so that they
+    are predicted again; its remaining lines."""
+    with replacing(jsonl) as tmp, open(jsonl, "rb") as old, open(tmp, "wb") as new:
+        new.writelines(raw for raw in old if "error" not in json.loads(raw))
+    return _json_lines(jsonl)
+
+
+def run_predict(inputs: Sequence[Path], run_dir: Path, out_dir: Path, cfg: EvalConfig = EvalConfig(), device: str = "cpu", dataset: str | None = None, batch_size: int = 32, workers: int = 2, plot: bool = False, progress: bool = True, backend: str = "auto", export_dir: Path = DEFAULT_EXPORT_DIR, decode_timeout: float = DECODE_TIMEOUT_S, retry_failed: bool = False) -> PredictResult:
     """Predict every video under ``inputs``; bad videos are reported in the result, not raised.
     One process writes into ``out_dir`` at a time (:func:`output_lock` of its predictions). A
     run interrupted goes on where it stopped when run again with the same identity
-    (:func:`predictions_identity`): the videos in its file are kept and not predicted again."""
+    (:func:`predictions_identity`): the videos in its file are kept and not predicted again
+    (the failed ones are, with ``retry_failed``)."""
     if plot and not matplotlib_available():
         raise ValueError("--plot needs matplotlib: install the 'plots' extra (pip install 'nsnet[plots]')")
     jsonl = Path(out_dir) / "predictions.jsonl"
     with output_lock(jsonl):
-        return _predict_into(jsonl, inputs, run_dir, cfg, device, dataset, batch_size, workers, plot, progress, backend, export_dir, decode_timeout)
+        return _predict_into(jsonl, inputs, run_dir, cfg, device, dataset, batch_size, workers, plot, progress, backend, export_dir, decode_timeout, retry_failed)
 
 
-def _predict_into(jsonl: Path, inputs: Sequence[Path], run_dir: Path, cfg: EvalConfig, device: str, dataset: str | None, batch_size: int, workers: int, plot: bool, progress: bool, backend: str, export_dir: Path, decode_timeout: float) -> PredictResult:
+def _predict_into(jsonl: Path, inputs: Sequence[Path], run_dir: Path, cfg: EvalConfig, device: str, dataset: str | None, batch_size: int, workers: int, plot: bool, progress: bool, backend: str, export_dir: Path, decode_timeout: float, retry_failed: bool) -> PredictResult:
     """:func:`run_predict`'s work, the predictions written line by line into ``jsonl`` (and the
     plots beside it) as they come."""
     pipeline = load_pipeline(Path(run_dir), cfg, torch.device(device), dataset, backend, export_dir)
@@ -273,6 +282,8 @@ def _predict_into(jsonl: Path, inputs: Sequence[Path], run_dir: Path, cfg: EvalC
     if earlier is None:  # the file emptied before its identity changes: never an old run's lines under a new identity
         jsonl.write_text("")
         write_text_atomic(config_path(jsonl), json.dumps(identity, indent=1))
+    elif retry_failed:
+        earlier = drop_failures(jsonl)
     done: set[str] = set()
     taken: set[str] = set()  # plot names
     for line in earlier or ():

@@ -117,6 +117,28 @@ def test_an_interrupted_predict_goes_on_where_it_stopped(trained, tmp_path, onnx
     assert sorted(decoded) == sorted(v.name for v in videos[:2]) and [line["video"] for line in lines] == [str(v) for v in videos[:2]]
 
 
+def test_a_resumed_predict_retries_its_failed_videos_when_asked(trained, tmp_path, onnx_exports, monkeypatch):
+    """A video missing in the first run and there now: run again, its failure stands (nothing
+    decoded); with ``--retry-failed`` it alone is predicted, its failed line gone."""
+    from pipeline.video import FrameSource
+
+    features, _, run, root = trained
+    good = root / _val_videos(features)[0]["path"]
+    late = tmp_path / "late.mp4"
+    first = run_predict([good, late], run, tmp_path / "out", EVAL, workers=0, progress=False, export_dir=onnx_exports)
+    assert [p.path for p in first.failures] == [str(late)]
+    shutil.copy(good, late)
+    reads: list[str] = []
+    read = FrameSource.read
+    monkeypatch.setattr(FrameSource, "read", lambda self, indices: reads.append(self.path.name) or read(self, indices))
+    kept = run_predict([good, late], run, tmp_path / "out", EVAL, workers=0, progress=False, export_dir=onnx_exports)
+    assert reads == [] and [p.path for p in kept.failures] == [str(late)] and kept.jsonl.read_text() == first.jsonl.read_text()
+    retried = run_predict([good, late], run, tmp_path / "out", EVAL, workers=0, progress=False, export_dir=onnx_exports, retry_failed=True)
+    lines = [json.loads(line) for line in retried.jsonl.read_text().splitlines()]
+    assert reads == ["late.mp4"] and not retried.failures and [line["video"] for line in lines] == [str(good), str(late)]
+    assert all("error" not in line for line in lines) and lines[0]["frames"] == lines[1]["frames"]  # the same video's bytes
+
+
 def test_a_resumed_predict_names_its_plots_as_a_one_go_run(trained, tmp_path, onnx_exports):
     """Two videos of one name in two folders plot as x.png and x-2.png; a run resumed after the
     first keeps its name taken (each line names its plot)."""
