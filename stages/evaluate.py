@@ -3,7 +3,9 @@
 On the evaluation videos (every finished video outside the train split) of a feature cache:
 the trained heads score the T observed frames, A.3's fusion picks K, and the recognizer runs
 on those K frames only — decoded from the video again at the recognizer's resolution (the real
-path). Every other sampler, the ablation variants and the K curve read the recognizer's
+path; its logits kept in ``<features>.decoded-<fingerprint>.zarr`` a shard of videos at a time,
+so an interrupted evaluation goes on where it stopped; ``--nsnet-from-cache`` reads them from
+the feature cache instead). Every other sampler, the ablation variants and the K curve read the recognizer's
 logits of the chosen frames from the feature cache (the fast path); the report shows how far
 the two paths are apart for NSNet (they agree to float precision, and a test checks the
 predictions are identical). Table 1's baselines over all frames of each video (UNIFORM-10,
@@ -224,7 +226,7 @@ def run_evaluate(features: Path, prototypes: Path, run_dir: Path, data_root: Pat
     (NSNet's decoded row, the baselines over all frames); the samplers run in torch. A video
     whose decoder hangs ``decode_timeout`` seconds or dies on it fails (:mod:`pipeline.decode_watch`).
     ``nsnet_from_cache``: NSNet's row from the cached logits of its K frames, as the other rows
-    of the K observed frames, instead of decoding those frames again for the recognizer."""
+    of the T observed frames, instead of decoding those frames again for the recognizer."""
     features, prototypes, run_dir = Path(features), Path(prototypes), Path(run_dir)
     backend = resolve_backend(backend, torch.device(device))
     inputs = load_sampler_inputs(features, prototypes)
