@@ -72,6 +72,36 @@ class ChosenFrameDecoder(Dataset):
 RECOGNIZED_VIDEOS_PER_BATCH = 8
 
 
+def recognized(
+    decoder: ChosenFrameDecoder,
+    recognizer: Runner,
+    device: torch.device,
+    videos_per_batch: int = RECOGNIZED_VIDEOS_PER_BATCH,
+    workers: int = 2,
+    desc: str = "recognizer",
+    decode_timeout: float = DECODE_TIMEOUT_S,
+) -> Iterator[tuple[int, np.ndarray | str]]:
+    """(item, its frame logits [k_i, C]) for every item, a batch of videos at a time as the
+    recognizer finishes them, or (item, why it failed): a video that could not be decoded, or
+    whose decoding worker hung ``decode_timeout`` seconds or died on it (named by ``desc``). The
+    recognizer's input is made on ``device``, where it runs."""
+    workers = min(workers, len(decoder))
+    start = 0  # the first video not yet given
+
+    def batches_from_the_next() -> Iterator[list[ChosenFrames]]:  # after a failure, from the video it stopped at
+        return iter(decoding_loader(Subset(decoding.attached(decoder), range(start, len(decoder))), workers, batch_size=videos_per_batch))
+
+    with WatchedDecoding(workers, decode_timeout, desc, lambda item: str(decoder.path(item))) as decoding:
+        for batch in decoding.items(batches_from_the_next, lambda batch: any(b.frames is not None for b in batch)):
+            good = [b for b in batch if b.frames is not None]
+            yield from ((b.item, b.error) for b in batch if b.frames is None)
+            if good:
+                _, out = recognizer(ModelFrames.cat([b.frames for b in good]).model_input(device))
+                splits = np.cumsum([len(b.frames) for b in good])[:-1]
+                yield from ((b.item, video_logits) for b, video_logits in zip(good, np.split(out.float().cpu().numpy(), splits)))
+            start = batch[-1].item + 1
+
+
 def recognize_frames(
     decoder: ChosenFrameDecoder,
     recognizer: Runner,
@@ -82,27 +112,15 @@ def recognize_frames(
     desc: str = "recognizer",
     decode_timeout: float = DECODE_TIMEOUT_S,
 ) -> tuple[list[np.ndarray | None], dict[int, str]]:
-    """Frame logits [k_i, C] of every item (None for a video that could not be decoded, or
-    whose decoding worker hung ``decode_timeout`` seconds or died on it) and the errors by item;
-    the recognizer's input is made on ``device``, where it runs."""
-    workers = min(workers, len(decoder))
+    """Frame logits [k_i, C] of every item (None for a video that failed) and the errors by
+    item (:func:`recognized`, collected)."""
     logits: list[np.ndarray | None] = [None] * len(decoder)
     errors: dict[int, str] = {}
-    start = 0  # the first video not yet given
-
-    def batches_from_the_next() -> Iterator[list[ChosenFrames]]:  # after a failure, from the video it stopped at
-        return iter(decoding_loader(Subset(decoding.attached(decoder), range(start, len(decoder))), workers, batch_size=videos_per_batch))
-
-    with WatchedDecoding(workers, decode_timeout, desc, lambda item: str(decoder.path(item))) as decoding, tqdm(total=len(decoder), unit="video", desc=desc, disable=not progress) as bar:
-        for batch in decoding.items(batches_from_the_next, lambda batch: any(b.frames is not None for b in batch)):
-            good = [b for b in batch if b.frames is not None]
-            errors.update({b.item: b.error for b in batch if b.frames is None})
-            if good:
-                _, out = recognizer(ModelFrames.cat([b.frames for b in good]).model_input(device))
-                out = out.float().cpu().numpy()
-                splits = np.cumsum([len(b.frames) for b in good])[:-1]
-                for b, video_logits in zip(good, np.split(out, splits)):
-                    logits[b.item] = video_logits
-            start = batch[-1].item + 1
-            bar.update(len(batch))
+    with tqdm(total=len(decoder), unit="video", desc=desc, disable=not progress) as bar:
+        for item, result in recognized(decoder, recognizer, device, videos_per_batch, workers, desc, decode_timeout):
+            if isinstance(result, str):
+                errors[item] = result
+            else:
+                logits[item] = result
+            bar.update(1)
     return logits, errors

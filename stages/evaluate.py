@@ -42,7 +42,7 @@ from pipeline.metrics import multi_hot
 from pipeline.fusion import fused_scores, top_k
 from pipeline.plots import matplotlib_available, plot_budget_curve, plot_class_saliency
 from pipeline.backends import DEFAULT_EXPORT_DIR, backend_identity, resolve_backend
-from pipeline.recognition import RECOGNIZED_VIDEOS_PER_BATCH, ChosenFrameDecoder, recognize_frames
+from pipeline.recognition import RECOGNIZED_VIDEOS_PER_BATCH, ChosenFrameDecoder, recognized
 from pipeline.row_store import RowComputer, fill_rows
 from stages.all_frames import AllFrameScores, run_all_frames
 from pipeline.sampler_training import FrameObjective
@@ -123,11 +123,10 @@ def _recognizer_logits(data: EvalData, root: Path, frame_ids: list[np.ndarray], 
         batch_bytes = RECOGNIZED_VIDEOS_PER_BATCH * len(frame_ids[0]) * math.prod(data.inputs.attrs["data_configs"]["recognizer"]["input_size"])
         fitting = workers_within_shared_memory(workers, batch_bytes, asked=False)
 
-        def compute(rows: list[int]) -> Iterator[tuple[int, dict[str, np.ndarray] | str]]:
+        def compute(rows: list[int]) -> Iterator[tuple[int, dict[str, np.ndarray] | str]]:  # a batch of videos at a time
             decoder = ChosenFrameDecoder(root, [records[r] for r in rows], [frame_ids[r] for r in rows], transform)
-            logits, errors = recognize_frames(decoder, runner, device, RECOGNIZED_VIDEOS_PER_BATCH, workers=fitting, progress=False, desc=desc, decode_timeout=decode_timeout)
-            for item, row in enumerate(rows):
-                yield row, errors[item] if item in errors else {"logits": logits[item]}
+            for item, result in recognized(decoder, runner, device, RECOGNIZED_VIDEOS_PER_BATCH, fitting, desc, decode_timeout):
+                yield rows[item], result if isinstance(result, str) else {"logits": result}
 
         return compute
 

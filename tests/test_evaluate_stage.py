@@ -113,7 +113,7 @@ def test_nsnet_from_the_cache_decodes_nothing_and_gives_the_cached_path_s_figure
     run = Path(run_train(features, prototypes, CFG, progress=False).path)
     cfg = replace(EVAL, all_frames=False)
     decoded = run_evaluate(features, prototypes, run, truth.parent, cfg, workers=0, progress=False)
-    monkeypatch.setattr(stages.evaluate, "recognize_frames", lambda *args, **kwargs: pytest.fail("a video was decoded"))
+    monkeypatch.setattr(stages.evaluate, "recognized", lambda *args, **kwargs: pytest.fail("a video was decoded"))
     cached = run_evaluate(features, prototypes, run, truth.parent, cfg, workers=0, progress=False, nsnet_from_cache=True)
     nsnet = {report["output"]: next(m for m in report["methods"] if m["method"] == "NSNet (K=2)") for report in (decoded, cached)}
     assert nsnet[decoded["output"]]["path"] == "decoded" and nsnet[cached["output"]]["path"] == "cache"
@@ -142,16 +142,16 @@ def test_an_interrupted_decoded_row_goes_on_where_it_stopped(tiny_pipeline, monk
     for store in features.parent.glob(features.name + ".decoded-*.zarr"):
         shutil.rmtree(store)
     monkeypatch.setattr(pipeline.row_store, "SHARD_VIDEOS", 2)
-    decode = stages.evaluate.recognize_frames
+    decode = stages.evaluate.recognized
     decoded: list[list[str]] = []
 
-    def recognized(decoder, *args, **kwargs):
+    def recognizing(decoder, *args, **kwargs):
         decoded.append([Path(r.path).name for r in decoder.records])
         if kill_at == len(decoded):
             raise KeyboardInterrupt
         return decode(decoder, *args, **kwargs)
 
-    monkeypatch.setattr(stages.evaluate, "recognize_frames", recognized)
+    monkeypatch.setattr(stages.evaluate, "recognized", recognizing)
     kill_at = 2
     with pytest.raises(KeyboardInterrupt):
         run_evaluate(features, prototypes, run, truth.parent, cfg, workers=0, progress=False)
