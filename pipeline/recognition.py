@@ -17,7 +17,6 @@ from typing import Iterator
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
-from tqdm import tqdm
 
 from pipeline.backends import Runner
 from pipeline.datasets import VideoRecord
@@ -43,7 +42,7 @@ class ChosenFrameDecoder(Dataset):
     """Item ``i``: the frames ``frame_ids[i]`` of video ``records[i]``, for the recognizer.
     ``watch``: where a decoding worker notes the video it decodes; ``skip``: videos failed with
     the given reason without decoding (a decoder hung or crashed on them); both are set by
-    :func:`recognize_frames`."""
+    :func:`recognized`."""
 
     def __init__(self, root: Path, records: list[VideoRecord], frame_ids: list[np.ndarray], transform: Transform):
         if len(records) != len(frame_ids):
@@ -101,26 +100,3 @@ def recognized(
                 yield from ((b.item, video_logits) for b, video_logits in zip(good, np.split(out.float().cpu().numpy(), splits)))
             start = batch[-1].item + 1
 
-
-def recognize_frames(
-    decoder: ChosenFrameDecoder,
-    recognizer: Runner,
-    device: torch.device,
-    videos_per_batch: int = RECOGNIZED_VIDEOS_PER_BATCH,
-    workers: int = 2,
-    progress: bool = True,
-    desc: str = "recognizer",
-    decode_timeout: float = DECODE_TIMEOUT_S,
-) -> tuple[list[np.ndarray | None], dict[int, str]]:
-    """Frame logits [k_i, C] of every item (None for a video that failed) and the errors by
-    item (:func:`recognized`, collected)."""
-    logits: list[np.ndarray | None] = [None] * len(decoder)
-    errors: dict[int, str] = {}
-    with tqdm(total=len(decoder), unit="video", desc=desc, disable=not progress) as bar:
-        for item, result in recognized(decoder, recognizer, device, videos_per_batch, workers, desc, decode_timeout):
-            if isinstance(result, str):
-                errors[item] = result
-            else:
-                logits[item] = result
-            bar.update(1)
-    return logits, errors

@@ -94,3 +94,12 @@ def tiny_pipeline(tiny_videos: Path, tiny_config: FeaturesConfig, run_options: R
     features = Path(run_features("demo", tiny_videos, tiny_config, run_options).cache)
     prototypes = Path(run_prototypes(features, GuidingScorer()).path)
     return features, prototypes, tiny_videos / "groundtruth.json"
+
+
+def recognize_all(decoder, *args, **kwargs) -> tuple[list, dict]:
+    """:func:`pipeline.recognition.recognized` collected: every item's logits (None where it
+    failed) and the failures' reasons by item."""
+    from pipeline.recognition import recognized
+
+    results = dict(recognized(decoder, *args, **kwargs))
+    return [None if isinstance(results[i], str) else results[i] for i in range(len(decoder))], {i: r for i, r in results.items() if isinstance(r, str)}

@@ -18,7 +18,8 @@ from pipeline.config import AllFramesConfig, FeaturesConfig
 from pipeline.datasets import Manifest
 from pipeline.evaluation import scores_at
 from pipeline.models import frame_transform
-from pipeline.recognition import ChosenFrameDecoder, recognize_frames
+from conftest import recognize_all
+from pipeline.recognition import ChosenFrameDecoder
 from stages.all_frames import run_all_frames, store_for
 from stages.features import build_recognizer
 
@@ -106,7 +107,7 @@ def test_cached_pass_equals_the_recognizer_on_every_frame(tiny_pipeline):
     with FeatureCache(features) as cache:
         counts = np.asarray(cache["num_frames"][:])[videos]
     decoder = ChosenFrameDecoder(root, [manifest.videos[v] for v in videos], [np.arange(n) for n in counts], frame_transform(data_cfg))
-    logits, errors = recognize_frames(decoder, TorchRunner(recognizer, torch.device("cpu")), torch.device("cpu"), workers=0, progress=False)
+    logits, errors = recognize_all(decoder, TorchRunner(recognizer, torch.device("cpu")), torch.device("cpu"), workers=0)
     assert not errors
     assert result.frames.tolist() == counts.tolist()
     for row, frame_logits in enumerate(logits):

@@ -234,7 +234,8 @@ def test_the_decoded_path_fails_the_videos_a_decoder_hangs_or_crashes_on_and_rec
     from pipeline.config import FeaturesConfig
     from pipeline.datasets import Manifest
     from pipeline.models import frame_transform
-    from pipeline.recognition import ChosenFrameDecoder, recognize_frames
+    from conftest import recognize_all
+    from pipeline.recognition import ChosenFrameDecoder
     from stages.features import build_recognizer
 
     features, _, truth = tiny_pipeline
@@ -245,7 +246,7 @@ def test_the_decoded_path_fails_the_videos_a_decoder_hangs_or_crashes_on_and_rec
     runner, cpu = TorchRunner(recognizer, torch.device("cpu")), torch.device("cpu")
     records = list(manifest.videos[:6])
     decoder = ChosenFrameDecoder(truth.parent, records, [ids[[0, 2]] for ids in frame_ids[:6]], frame_transform(data_cfg))
-    plain, none = recognize_frames(decoder, runner, cpu, videos_per_batch=2, workers=0, progress=False)
+    plain, none = recognize_all(decoder, runner, cpu, videos_per_batch=2, workers=0)
     decode = pipeline.recognition.decode_chosen
 
     def hangs_or_aborts(path, *args):  # forked into the decoding worker
@@ -256,7 +257,7 @@ def test_the_decoded_path_fails_the_videos_a_decoder_hangs_or_crashes_on_and_rec
         return decode(path, *args)
 
     monkeypatch.setattr(pipeline.recognition, "decode_chosen", hangs_or_aborts)
-    logits, errors = recognize_frames(decoder, runner, cpu, videos_per_batch=2, workers=1, progress=False, decode_timeout=2.0)
+    logits, errors = recognize_all(decoder, runner, cpu, videos_per_batch=2, workers=1, decode_timeout=2.0)
     assert none == {} and errors == {
         1: f"{truth.parent / records[1].path}: decoder hung (no frames after 2 s; re-encode the file to use it)",
         4: f"{truth.parent / records[4].path}: decoder crashed (its process died on this file; re-encode it to use it)",

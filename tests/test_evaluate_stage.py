@@ -16,7 +16,8 @@ from pipeline.config import EvalConfig, FeaturesConfig, TrainConfig
 from pipeline.datasets import Manifest
 from pipeline.models import frame_transform
 from pipeline.backends import TorchRunner
-from pipeline.recognition import ChosenFrameDecoder, recognize_frames
+from conftest import recognize_all
+from pipeline.recognition import ChosenFrameDecoder
 from stages.evaluate import render_table, run_evaluate
 from stages.features import build_recognizer
 from stages.train import run_train
@@ -36,7 +37,7 @@ def test_decoding_the_chosen_frames_gives_the_cached_logits(tiny_pipeline):
     decoder = ChosenFrameDecoder(videos, list(manifest.videos[:3]), [frame_ids[v][p] for v, p in enumerate(chosen)], frame_transform(data_cfg))
     # evaluate's path: torch on the decoded frames, against a cache the default (ONNX Runtime) wrote
     assert attrs["identity"]["backend"] == "onnxruntime"
-    real, errors = recognize_frames(decoder, TorchRunner(recognizer, torch.device("cpu")), torch.device("cpu"), workers=0, progress=False)
+    real, errors = recognize_all(decoder, TorchRunner(recognizer, torch.device("cpu")), torch.device("cpu"), workers=0)
     assert not errors
     for v, positions in enumerate(chosen):
         np.testing.assert_allclose(real[v], logits[v][positions], rtol=1e-4, atol=1e-4)
