@@ -100,17 +100,14 @@ class ModelFrames:
         one preprocessing."""
         return cls(torch.cat([part.pixels for part in parts]), _one_rescale(parts))
 
-    @staticmethod
-    def joined_input(parts: Sequence[ModelFrames], device: torch.device, rows: Sequence[np.ndarray] | None = None) -> torch.Tensor:
-        """The model's float input of ``parts`` one after the other (of each, its ``rows`` only)
-        on ``device``: each part is copied there as it is, so that crops in page-locked memory
-        (a pinned batch of videos) copy asynchronously, and joined and indexed there."""
-        rescale = _one_rescale(parts)
-        pixels = [part.pixels.to(device, non_blocking=True) for part in parts]
-        if rows is not None:
-            pixels = [x[torch.as_tensor(r, device=x.device)] for x, r in zip(pixels, rows)]
-        x = torch.cat(pixels)
-        return x if rescale is None else rescale(x)
+    def on(self, device: torch.device) -> ModelFrames:
+        """These frames with their crops copied to ``device`` as they are (asynchronously from
+        page-locked memory), rescaled later there."""
+        return replace(self, pixels=self.pixels.to(device, non_blocking=True))
+
+    def rows(self, positions: np.ndarray) -> ModelFrames:
+        """The frames at ``positions`` (picked where the crops lie)."""
+        return replace(self, pixels=self.pixels[torch.as_tensor(positions, device=self.pixels.device)])
 
 
 def _one_rescale(parts: Sequence[ModelFrames]) -> Rescale | None:
@@ -137,16 +134,17 @@ class DecodedBlock:
     def pin_memory(self) -> DecodedBlock:
         """The block with its frames in page-locked memory, so that their copy to the GPU runs
         asynchronously: what a DataLoader with ``pin_memory=True`` calls, in its own thread."""
-        light, rec = pinned_pair(self.light, self.rec)
+        light, rec = both_moved(self.light, self.rec, ModelFrames.pin_memory)
         return replace(self, light=light, rec=rec)
 
 
-def pinned_pair(light: ModelFrames, rec: ModelFrames) -> tuple[ModelFrames, ModelFrames]:
-    """Both models' frames in page-locked memory, crops they share pinned once and shared."""
-    pinned = light.pin_memory()
+def both_moved(light: ModelFrames, rec: ModelFrames, move: Callable[[ModelFrames], ModelFrames]) -> tuple[ModelFrames, ModelFrames]:
+    """Both models' frames moved by ``move`` (pinned, or copied to a device): crops the models
+    share are moved once and stay shared."""
+    moved = move(light)
     if rec is light:
-        return pinned, pinned
-    return pinned, (replace(rec, pixels=pinned.pixels) if rec.pixels is light.pixels else rec.pin_memory())
+        return moved, moved
+    return moved, (replace(rec, pixels=moved.pixels) if rec.pixels is light.pixels else move(rec))
 
 
 def make_blocks(num_videos: int, block_size: int) -> list[list[int]]:
@@ -495,10 +493,11 @@ class BlockInference:
             status[failure.index - start] = FAILED
         if not block.videos:
             return rows, status
-        inputs = block.light.model_input(self.device)
+        light_frames, rec_frames = both_moved(block.light, block.rec, lambda frames: frames.on(self.device))  # shared crops copied once
+        inputs = light_frames.model_input(self.device)
         light, _ = self.light(inputs)
-        if block.rec is not block.light:
-            inputs = block.rec.model_input(self.device)
+        if rec_frames is not light_frames:
+            inputs = rec_frames.model_input(self.device)
         rec, logits = self.recognizer(inputs)
         outputs = {name: value.float().cpu().numpy() for name, value in (("light_features", light), ("rec_features", rec), ("rec_logits", logits))}
         at = 0

@@ -26,7 +26,7 @@ from torch.utils.data import Dataset, Subset
 from pipeline.config import DECODE_TIMEOUT_S
 from pipeline.decode_watch import DecodingWatch, WatchedDecoding
 from pipeline.evaluation import all_frame_scores, fused_positions, top_classes
-from pipeline.extract import BothModels, ModelFrames, decoding_loader, pinned_pair
+from pipeline.extract import BothModels, ModelFrames, both_moved, decoding_loader
 from pipeline.backends import HeadsRunner, Runner
 from pipeline.sampling import uniform_frame_indices
 from pipeline.video import FrameSource, VideoReadError
@@ -65,7 +65,7 @@ class Observation:
         ``pin_memory=True`` calls, on a GPU), so that their copy to it runs asynchronously."""
         if self.light is None:
             return self
-        light, rec = pinned_pair(self.light, self.rec)
+        light, rec = both_moved(self.light, self.rec, ModelFrames.pin_memory)
         return replace(self, light=light, rec=rec)
 
 
@@ -206,10 +206,12 @@ def _predicted(batch: list[Observation], engine: NSNetInference) -> list[VideoPr
     good = [i for i, o in enumerate(batch) if o.light is not None]
     if not good:
         return predictions
-    frames = ModelFrames.joined_input([batch[i].light for i in good], engine.device)
+    # each video's crops copied to the device as they are (pinned there: asynchronously; shared crops once), joined and picked there
+    moved = [both_moved(batch[i].light, batch[i].rec, lambda frames: frames.on(engine.device)) for i in good]
+    frames = ModelFrames.cat([light for light, _ in moved]).model_input(engine.device)
     s_f, s_v = engine.saliency(engine.light_features(frames.unflatten(0, (len(good), -1))))
     chosen = engine.choose(s_f, s_v)
-    logits = engine.recognizer_logits(ModelFrames.joined_input([batch[i].rec for i in good], engine.device, chosen))
+    logits = engine.recognizer_logits(ModelFrames.cat([rec.rows(positions) for (_, rec), positions in zip(moved, chosen)]).model_input(engine.device))
     scores = all_frame_scores(np.split(logits, np.cumsum([len(positions) for positions in chosen])[:-1]))
     for i, positions, f, v, video_scores in zip(good, chosen, s_f, s_v, scores):
         o, p = batch[i], predictions[i]

@@ -30,7 +30,7 @@ from pipeline.backends import DEFAULT_EXPORT_DIR, make_heads
 from pipeline.baselines import uniform_positions
 from pipeline.config import LATENCY_REPS_FACTOR, WEIGHTS_NONE, EvalConfig, FeaturesConfig, TrainConfig
 from pipeline.demo_data import encode_h264
-from pipeline.extract import BothModels, ModelFrames
+from pipeline.extract import BothModels
 from pipeline.flops import compute_cost
 from pipeline.distributed import synchronize
 from pipeline.inference import NSNetInference, ObservationDecoder
@@ -278,7 +278,7 @@ def time_decode(clip: Path, t: int, k: int, light_tf, rec_tf, reps: int) -> Deco
 
     def nsnet() -> tuple[torch.Tensor, torch.Tensor]:  # as predict makes the models' inputs
         o = observe[0]
-        return ModelFrames.joined_input([o.light], cpu), ModelFrames.joined_input([o.rec], cpu, [positions])
+        return o.light.model_input(cpu), o.rec.rows(positions).model_input(cpu)
 
     jobs: dict[str, Callable[[], object]] = {  # the models' float inputs made too, as the main process makes them
         "nsnet": nsnet,

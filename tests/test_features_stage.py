@@ -285,23 +285,34 @@ def test_frames_of_different_preprocessings_do_not_make_one_batch():
         ModelFrames.cat([ModelFrames(pixels, Rescale((0.5,), (1.0,))), ModelFrames(pixels.float(), None)])
 
 
-def test_a_joined_input_copies_each_part_as_it_is_then_joins_and_picks_rows(monkeypatch):
-    """predict's batches: each video's crops go to the device as they are (pinned, on a GPU, so
-    the copy is asynchronous; a join or a pick on the host would make a pageable copy first),
-    then are joined, their rows picked and rescaled there: the input a join on the host gives."""
-    from pipeline.extract import ModelFrames, Rescale
+def test_both_models_crops_go_to_the_device_as_they_are_once_and_rows_are_picked_there(monkeypatch):
+    """The features stage's blocks and predict's batches: each model's crops are copied to the
+    device as they are (pinned on a GPU, so asynchronously: a join or a pick on the host would
+    make a pageable copy first), crops the two models share once, and rows are picked where
+    the crops lie."""
+    from pipeline.extract import ModelFrames, Rescale, both_moved
 
-    rescale = Rescale((0.5,), (1.0,))
-    parts = [ModelFrames(torch.arange(4 * 3 * 2 * 2, dtype=torch.uint8).reshape(4, 3, 2, 2) + 10 * i, rescale) for i in range(2)]
-    cpu = torch.device("cpu")
-    whole = ModelFrames.joined_input(parts, cpu)
-    assert torch.equal(whole, ModelFrames.cat(parts).model_input(cpu))
-    picked = ModelFrames.joined_input(parts, cpu, [np.array([0, 3]), np.array([2])])
-    assert torch.equal(picked, whole[[0, 3, 6]]) and picked[2, 0, 0, 0].item() == (10 + 2 * 12) * 0.5 + 1.0
+    pixels = torch.arange(4 * 3 * 2 * 2, dtype=torch.uint8).reshape(4, 3, 2, 2)
+    light, rescale = ModelFrames(pixels, Rescale((0.5,), (1.0,))), Rescale((2.0,), (0.0,))
+    own, alike = ModelFrames(pixels + 1, rescale), ModelFrames(pixels, rescale)
     copied: list[torch.Tensor] = []
     monkeypatch.setattr(torch.Tensor, "to", lambda self, *args, **kwargs: copied.append(self) or self)
-    ModelFrames.joined_input(parts, torch.device("cuda"), [np.array([1]), np.array([0, 1])])
-    assert len(copied) == 2 and all(c is part.pixels for c, part in zip(copied, parts))
+
+    def to_gpu(frames: ModelFrames) -> ModelFrames:
+        return frames.on(torch.device("cuda"))
+
+    moved = both_moved(light, own, to_gpu)
+    assert [id(c) for c in copied] == [id(pixels), id(own.pixels)] and moved[1].rescale == rescale
+    copied.clear()
+    moved = both_moved(light, alike, to_gpu)  # crops alike: one copy, each model its rescaling
+    assert [id(c) for c in copied] == [id(pixels)] and moved[1].pixels is moved[0].pixels and moved[1].rescale == rescale
+    copied.clear()
+    moved = both_moved(light, light, to_gpu)  # one preprocessing for both
+    assert [id(c) for c in copied] == [id(pixels)] and moved[1] is moved[0]
+    monkeypatch.undo()
+    picked = own.rows(np.array([3, 0]))
+    assert torch.equal(picked.pixels, own.pixels[[3, 0]]) and picked.rescale == rescale
+    assert picked.model_input(torch.device("cpu"))[0, 0, 0, 0].item() == (36 + 1) * 2.0
 
 
 def test_a_transform_whose_frame_size_varies_is_refused_naming_the_video(tiny_videos):
