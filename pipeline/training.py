@@ -259,8 +259,3 @@ def validation_metrics(order: np.ndarray, scores: np.ndarray, videos: Sequence[V
         return {"top1": float("nan"), "mAP": float("nan"), "videos": 0}
     labels = [videos[i].labels for i in order]
     return {"top1": top1_accuracy(scores, labels), "mAP": mean_average_precision(scores, labels), "videos": int(len(order))}
-
-
-def evaluate(model: nn.Module, loader: Iterable[Any], videos: Sequence[VideoRecord], device: torch.device) -> dict[str, float]:
-    """Video-level top-1 and mAP of the videos ``loader`` gives (:func:`validation_scores`)."""
-    return validation_metrics(*validation_scores(model, loader, device), videos)

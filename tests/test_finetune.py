@@ -23,7 +23,7 @@ from pipeline.extract import decode_video, to_model_input
 from pipeline.metrics import mean_average_precision, top1_accuracy, video_scores
 from pipeline.models import create_model, data_config, frame_transform
 from pipeline.decode_watch import WatchedDecoding
-from pipeline.training import ValClips, clip_logits, collate_val_clips, evaluate, joined_scores, validation_metrics, validation_scores, watched_batches
+from pipeline.training import ValClips, clip_logits, collate_val_clips, joined_scores, validation_metrics, validation_scores, watched_batches
 from stages.features import run_features
 from stages.finetune import run_finetune
 
@@ -103,7 +103,7 @@ def test_validation_scores_the_uint8_crops_as_the_float_input_and_leaves_out_a_b
         loader = list(watched_batches(decoding, ValClips(tiny_videos, videos, 4, transform), range(5), 5, 1, collate_val_clips))
     indices, frames = loader[0]
     assert indices.tolist() == [0, 1, 3, 4] and frames.pixels.dtype == torch.uint8 and frames.pixels.shape == (16, 3, 32, 32)
-    metrics = evaluate(model, loader, videos, torch.device("cpu"))
+    metrics = validation_metrics(*validation_scores(model, loader, torch.device("cpu")), videos)
     kept = [videos[i] for i in (0, 1, 3, 4)]
     x = torch.cat([to_model_input(decode_video(tiny_videos, v, 4)[0], transform) for v in kept])
     with torch.inference_mode():
