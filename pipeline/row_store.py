@@ -9,6 +9,7 @@ evaluate's decoded NSNet row keep their results this way.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,12 @@ from pipeline.cache import DONE, FAILED, RESUMABLE, SHARD_VIDEOS, ZarrWriter, cl
 
 # Computes the given rows: yields (row, its arrays' values) or (row, why it failed).
 RowComputer = Callable[[list[int]], Iterable[tuple[int, dict[str, Any] | str]]]
+
+
+def rows_digest(*keys: np.ndarray) -> str:
+    """sha256 of integer arrays (as int64) that say which rows a store holds: the videos, and
+    what else picks a row's content (the chosen frames)."""
+    return hashlib.sha256(b"".join(np.asarray(key, dtype=np.int64).tobytes() for key in keys)).hexdigest()
 
 
 @dataclass

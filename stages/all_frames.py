@@ -23,7 +23,6 @@ finished, while any remain.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from contextlib import nullcontext
@@ -43,7 +42,7 @@ from pipeline.config import DECODE_TIMEOUT_S, AllFramesConfig
 from pipeline.datasets import Manifest, VideoRecord
 from pipeline.decode_watch import DecodingWatch, WatchedDecoding
 from pipeline.extract import ModelFrames, Transform, decoding_loader, model_frames, workers_within_shared_memory
-from pipeline.row_store import RowComputer, fill_rows
+from pipeline.row_store import RowComputer, fill_rows, rows_digest
 from pipeline.video import VideoReadError, open_record
 from pipeline.wording import first_few
 from stages.features import cached_runner
@@ -139,8 +138,7 @@ def store_for(features: Path, features_fp: str, videos: np.ndarray, cfg: AllFram
     """The store of a feature cache, evaluation videos, config and the recognizer's backend
     (resolved; named only when it is not torch, so stores made before there was a choice keep
     their fingerprints), and its fingerprint."""
-    chosen = hashlib.sha256(np.asarray(videos, dtype=np.int64).tobytes()).hexdigest()
-    fp = cache_mod.fingerprint({"features": features_fp, "videos": chosen, "all_frames": asdict(cfg), **backend_identity(backend)})
+    fp = cache_mod.fingerprint({"features": features_fp, "videos": rows_digest(videos), "all_frames": asdict(cfg), **backend_identity(backend)})
     return features.with_name(f"{features.name}.allframes-{fp[:16]}.zarr"), fp
 
 

@@ -20,7 +20,6 @@ again: the stored report is printed, nothing is recomputed.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import asdict, replace
@@ -43,7 +42,7 @@ from pipeline.fusion import fused_scores, top_k
 from pipeline.plots import matplotlib_available, plot_budget_curve, plot_class_saliency
 from pipeline.backends import DEFAULT_EXPORT_DIR, backend_identity, resolve_backend
 from pipeline.recognition import RECOGNIZED_VIDEOS_PER_BATCH, ChosenFrameDecoder, recognized
-from pipeline.row_store import RowComputer, fill_rows
+from pipeline.row_store import RowComputer, fill_rows, rows_digest
 from stages.all_frames import AllFrameScores, run_all_frames
 from pipeline.sampler_training import FrameObjective
 from pipeline.wording import first_few
@@ -104,8 +103,7 @@ def decoded_store_for(features: Path, features_fp: str, videos: np.ndarray, fram
     the chosen frames of the evaluation videos, keyed by the feature cache, the videos, their
     chosen frames and the recognizer's backend (named only when it is not torch), and its
     fingerprint."""
-    chosen = hashlib.sha256(np.asarray(videos, dtype=np.int64).tobytes() + np.stack(frame_ids).astype(np.int64).tobytes()).hexdigest()
-    fp = cache_mod.fingerprint({"features": features_fp, "decoded": chosen, **backend_identity(backend)})
+    fp = cache_mod.fingerprint({"features": features_fp, "decoded": rows_digest(videos, np.stack(frame_ids)), **backend_identity(backend)})
     return features.with_name(f"{features.name}.decoded-{fp[:16]}.zarr"), fp
 
 
