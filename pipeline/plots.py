@@ -123,3 +123,37 @@ def plot_fractions(panels: list[dict[str, Any]], path: Path, title: str) -> None
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+SALIENT_COLOUR, NON_SALIENT_COLOUR = "#00b8c8", "#e02020"  # the paper's Fig. 4: aqua and red outlines
+
+
+def plot_showcase(videos: Sequence[Any], path: Path, title: str) -> None:
+    """Fig. 4: per video (:class:`pipeline.showcase.ShowcaseVideo`), a row of chosen frames per
+    sampler, each outlined aqua where salient and red where not, captioned with its frame
+    index, time and guiding score; a grey tile where the video was not decoded."""
+    import numpy as np
+
+    plt = _pyplot()
+    columns = max(len(row.frames) for video in videos for row in video.rows)
+    fig = plt.figure(figsize=(1.5 * columns + 1.8, sum(1.5 * len(video.rows) + 0.6 for video in videos)), layout="constrained")
+    fig.suptitle(title, fontsize=10)
+    for panel, video in zip(np.atleast_1d(fig.subfigures(len(videos), 1)), videos):
+        panel.suptitle(f"{video.video_id}: {', '.join(video.labels)}" + (f"\nnot decoded: {video.error[:120]}" if video.error else ""), fontsize=9)
+        axes = panel.subplots(len(video.rows), columns, squeeze=False)
+        for axes_row, row in zip(axes, video.rows):
+            for ax, frame, g, salient in zip(axes_row, row.frames, row.g, row.salient):
+                picture = video.thumbnails.get(frame) if video.thumbnails else None
+                ax.imshow(np.full((9, 12, 3), 220, dtype=np.uint8) if picture is None else picture)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                for spine in ax.spines.values():
+                    spine.set_color(SALIENT_COLOUR if salient else NON_SALIENT_COLOUR)
+                    spine.set_linewidth(3)
+                time = "" if video.times is None else f", {video.times[frame]:.1f} s"
+                ax.set_xlabel(f"frame {frame}{time}\ng {g:.2f}", fontsize=7)
+            for ax in axes_row[len(row.frames):]:
+                ax.axis("off")
+            axes_row[0].set_ylabel(f"{row.method}\n→ {row.prediction}", fontsize=8)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -14,7 +14,7 @@ RANDOM-10, DENSE, TOP-K-10) come from one cached recognizer pass over every fram
 beside ours.
 
 Writes ``<features cache>.eval-<fingerprint>/``: ``results.json``, ``report.md``,
-``predictions.jsonl`` (NSNet's chosen frames and top-5 per video), ``budget_curve.png`` (Fig. 3) and ``class_saliency.png`` (Fig. 5). Same inputs and config
+``predictions.jsonl`` (NSNet's chosen frames and top-5 per video), ``budget_curve.png`` (Fig. 3), ``class_saliency.png`` (Fig. 5) and ``selected_frames.png`` (Fig. 4: the frames UNIFORM, NSNet w/o NS and NSNet choose in four videos). Same inputs and config
 again: the stored report is printed, nothing is recomputed.
 """
 
@@ -39,10 +39,11 @@ from pipeline.extract import workers_within_shared_memory
 from pipeline.flops import ComputeCost, compute_cost
 from pipeline.metrics import multi_hot
 from pipeline.fusion import fused_scores, top_k
-from pipeline.plots import matplotlib_available, plot_budget_curve, plot_class_saliency
+from pipeline.plots import matplotlib_available, plot_budget_curve, plot_class_saliency, plot_showcase
 from pipeline.backends import DEFAULT_EXPORT_DIR, backend_identity, resolve_backend
 from pipeline.recognition import RECOGNIZED_VIDEOS_PER_BATCH, ChosenFrameDecoder, recognized
 from pipeline.row_store import RowComputer, fill_rows, rows_digest
+from pipeline.showcase import SALIENT_G, ShowcaseInput, ShowcaseVideo, chosen_guidance, showcase_video, showcase_videos
 from stages.all_frames import AllFrameScores, run_all_frames
 from pipeline.sampler_training import FrameObjective
 from pipeline.wording import first_few
@@ -234,8 +235,8 @@ def run_evaluate(features: Path, prototypes: Path, run_dir: Path, data_root: Pat
     return {**json.loads((out / "results.json").read_text()), "computed": False}
 
 
-def _evaluate(inputs: SamplerInputs, features: Path, prototypes: Path, run_dir: Path, data_root: Path, cfg: EvalConfig, device: str, workers: int, progress: bool, preset: dict[str, Any] | None, backend: str, export_dir: Path, decode_timeout: float, nsnet_from_cache: bool) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The report of :func:`run_evaluate` and NSNet's predictions per video."""
+def _evaluate(inputs: SamplerInputs, features: Path, prototypes: Path, run_dir: Path, data_root: Path, cfg: EvalConfig, device: str, workers: int, progress: bool, preset: dict[str, Any] | None, backend: str, export_dir: Path, decode_timeout: float, nsnet_from_cache: bool) -> tuple[dict[str, Any], list[dict[str, Any]], list[ShowcaseVideo]]:
+    """The report of :func:`run_evaluate`, NSNet's predictions per video and Fig. 4's videos."""
     dev = torch.device(device)
     model, objective, train_cfg = load_trained_sampler(run_dir, inputs.attrs["fingerprint"], inputs.shape, dev)
     data = EvalData(inputs, features)
@@ -248,9 +249,11 @@ def _evaluate(inputs: SamplerInputs, features: Path, prototypes: Path, run_dir: 
     cost = compute_cost(config.light, config.recognizer, model.cpu(), t, inputs.shape.dim, len(data.manifest.classes))
 
     nsnet_positions = fused_positions(s_f, s_v, k, cfg.fusion, cfg.alpha)
+    plain_positions = fused_positions(s_f0, s_v0, k, cfg.fusion, cfg.alpha)
+    uniform = [uniform_positions(t, k)] * len(data.videos)
     rng = np.random.default_rng([cfg.seed, k])
     cached = {
-        f"UNIFORM (K={k})": ([uniform_positions(t, k)] * len(data.videos), cost.recognizer(k), ""),
+        f"UNIFORM (K={k})": (uniform, cost.recognizer(k), ""),
         f"RANDOM (K={k})": ([random_positions(t, k, rng) for _ in data.videos], cost.recognizer(k), f"seed {cfg.seed}"),
         f"DENSE (T={t})": ([dense_positions(t)] * len(data.videos), cost.recognizer(t), ""),
         f"TOP-K (K={k} of T={t})": ([top_confidence_positions(z, k) for z in data.logits], cost.recognizer(t), "recognizer on all T"),
@@ -259,7 +262,7 @@ def _evaluate(inputs: SamplerInputs, features: Path, prototypes: Path, run_dir: 
         "VGM alone": ([top_k(v, k) for v in s_v], cost.nsnet(k), ""),
         "FSM alone, video labels (w/o NS)": ([top_k(f, k) for f in s_f0], cost.nsnet(k), ""),
         "VGM alone, w/o L_ns (w/o NS)": ([top_k(v, k) for v in s_v0], cost.nsnet(k), ""),
-        "NSNet w/o NS": (fused_positions(s_f0, s_v0, k, cfg.fusion, cfg.alpha), cost.nsnet(k), ""),
+        "NSNet w/o NS": (plain_positions, cost.nsnet(k), ""),
     }
     rows: dict[str, dict[str, Any]] = {}
     for name, (positions, gflops, note) in cached.items():
@@ -296,6 +299,8 @@ def _evaluate(inputs: SamplerInputs, features: Path, prototypes: Path, run_dir: 
     ]
     groups = [{"title": title, "methods": [name for name in names if name in rows]} for title, names in groups]
     groups = [g for g in groups if g["methods"] != [nsnet]]
+    showcased = {f"UNIFORM (K={k})": uniform, "NSNet w/o NS": plain_positions, nsnet: nsnet_positions}
+    showcase = _showcase(data, showcase_videos(data.g, plain_positions, nsnet_positions), showcased, None if data.synthetic or nsnet_from_cache else root)
     saliency_fig = _class_saliency(data, {"Ours": fused_scores(s_f, s_v, "add", cfg.alpha), "Ours w/o NS": fused_scores(s_f0, s_v0, "add", cfg.alpha), "Guid.": data.g}, real_scores)
     report = {
         "features": str(features),
@@ -317,17 +322,31 @@ def _evaluate(inputs: SamplerInputs, features: Path, prototypes: Path, run_dir: 
         "skipped": skipped,
         "budget_curve": _budget_curve(data, s_f, s_v, cfg, cost),
         "class_saliency": saliency_fig,
+        "selected_frames": {
+            "rule": f"the {len(showcase)} evaluation videos where NSNet's chosen frames gain most in mean guiding score over NSNet w/o NS's; a frame is salient where g > {SALIENT_G}",
+            "guidance": {name: chosen_guidance(data.g, positions) for name, positions in showcased.items()},
+            "videos": [video.to_dict() for video in showcase],
+        },
     }
     predictions = [
         {"video_id": data.manifest.videos[v].video_id, "video": data.manifest.videos[v].path, "frames": ids[p].tolist(), "positions": p.tolist(), "top5": [{"class": c, "score": v} for c, v in top_classes(s, data.manifest.classes)]}
         for v, ids, p, s in zip(data.videos, data.frame_indices, nsnet_positions, real_scores)
     ]
-    return report, predictions
+    return report, predictions, showcase
 
 
-def _write(out: Path, report: dict[str, Any], predictions: list[dict[str, Any]]) -> dict[str, Any]:
-    """results.json, NSNet's predictions per video (predictions.jsonl), report.md and the plots,
-    all or nothing (a temporary folder, then a rename)."""
+def _showcase(data: EvalData, chosen: np.ndarray, samplers: dict[str, list[np.ndarray]], root: Path | None) -> list[ShowcaseVideo]:
+    """Fig. 4's rows for the evaluation videos ``chosen`` (:mod:`pipeline.showcase`), their
+    chosen frames decoded under ``root`` for the thumbnails (none without a root)."""
+    return [
+        showcase_video(ShowcaseInput(data.manifest.videos[data.videos[i]], data.frame_indices[i], data.g[i], data.logits[i], {name: positions[i] for name, positions in samplers.items()}), data.manifest.classes, root)
+        for i in chosen
+    ]
+
+
+def _write(out: Path, report: dict[str, Any], predictions: list[dict[str, Any]], showcase: list[ShowcaseVideo]) -> dict[str, Any]:
+    """results.json, NSNet's predictions per video (predictions.jsonl), report.md and the plots
+    (Fig. 4 from ``showcase``), all or nothing (a temporary folder, then a rename)."""
     with cache_mod.written_whole(out) as tmp:
         (tmp / "predictions.jsonl").write_text("".join(json.dumps(p) + "\n" for p in predictions))
         report = {**report, "output": str(out)}
@@ -338,6 +357,8 @@ def _write(out: Path, report: dict[str, Any], predictions: list[dict[str, Any]])
             if report["class_saliency"]["panels"]:
                 plot_class_saliency(report["class_saliency"]["panels"], tmp / "class_saliency.png")
                 figures.append("class_saliency.png")
+            plot_showcase(showcase, tmp / "selected_frames.png", f"Chosen frames, K={report['config']['k']} of T={report['num_frames']} (Fig. 4): aqua salient, red non-salient (g > {SALIENT_G})")
+            figures.append("selected_frames.png")
         report["figures"] = figures
         (tmp / "report.md").write_text(markdown_report(report))
         (tmp / "results.json").write_text(json.dumps(report, indent=1))
@@ -392,6 +413,14 @@ def _cost_line(report: dict[str, Any]) -> str:
             f"recognizer {g['rec_per_frame']:.4f}/frame, light {g['light_per_frame']:.4f}/frame x T={g['num_frames']}, FEM {g['fem']:.4f}, VGM {g['vgm']:.5f}, FSM {g['fsm']:.5f}")
 
 
+def _guidance_lines(report: dict[str, Any]) -> list[str]:
+    """How salient the chosen frames are, per sampler of Fig. 4 (reports made before it: none)."""
+    guidance = report.get("selected_frames", {}).get("guidance", {})
+    if not guidance:
+        return []
+    return [f"chosen frames' guiding score, mean (salient share, g > {SALIENT_G}): " + ", ".join(f"{name} {v['mean_g']:.2f} ({100 * v['salient_share']:.0f}%)" for name, v in guidance.items())]
+
+
 def render_table(report: dict[str, Any]) -> str:
     """The terminal report: Table 1 layout, the claims and where the files are."""
     lines = [f"evaluation on {report['videos']} videos, {report['classes']} classes, K={report['config']['k']} of T={report['num_frames']}, fusion {report['config']['fusion']}"]
@@ -407,8 +436,23 @@ def render_table(report: dict[str, Any]) -> str:
         lines.append(f"[{'holds' if claim['holds'] else 'FAILS'}] {claim['claim']}: {claim['value']:.2f} vs {claim['bound']:.2f}")
     corr = report["class_saliency"]["correlation_with_guid"]
     lines.append("per-class mean saliency, correlation with the guiding score: " + ", ".join(f"{n} {v:.2f}" for n, v in corr.items()))
+    lines += _guidance_lines(report)
     lines.append(f"report {report['output']}/report.md" + (f", figures {', '.join(report['figures'])}" if report["figures"] else " (no figures: install the 'plots' extra)"))
     return "\n".join(lines)
+
+
+def _showcase_section(selected: dict[str, Any] | None) -> list[str]:
+    """Fig. 4 in words: each sampler's chosen frames over all videos, then the drawn videos'."""
+    if not selected:
+        return []
+    lines = ["## Chosen frames (Fig. 4)", "", f"Drawn: {selected['rule']}.", "", "| sampler | mean g of the chosen frames | salient share |", "|---|---|---|"]
+    lines += [f"| {name} | {v['mean_g']:.3f} | {100 * v['salient_share']:.1f}% |" for name, v in selected["guidance"].items()]
+    lines += ["", "| video | labels | sampler | frames (g) | prediction |", "|---|---|---|---|---|"]
+    for video in selected["videos"]:
+        for row in video["rows"]:
+            frames = ", ".join(f"{f} ({g:.2f})" for f, g in zip(row["frames"], row["g"]))
+            lines.append(f"| {video['video_id']} | {', '.join(video['labels'])} | {row['method']} | {frames} | {row['prediction']} |")
+    return [*lines, ""]
 
 
 def markdown_report(report: dict[str, Any]) -> str:
@@ -441,6 +485,7 @@ def markdown_report(report: dict[str, Any]) -> str:
         "",
         *md(("K", *report["budget_curve"]), [(str(p[0]["k"]), *[f"{q['map']:.1f} @ {q['gflops']:.3f}" for q in p]) for p in zip(*report["budget_curve"].values())]),
         "",
+        *_showcase_section(report.get("selected_frames")),
     ]
     lines += [f"![{name}]({name})" for name in report["figures"]]
     return "\n".join(lines) + "\n"

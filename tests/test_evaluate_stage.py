@@ -73,8 +73,9 @@ def test_evaluate_report(tiny_pipeline, onnx_exports):
     assert [p["k"] for p in report["budget_curve"]["NSNet"]] == [1, 2, 3]
     assert {c["claim"] for c in report["claims"]} >= {"NSNet mAP >= UNIFORM mAP + 5", "FSM with NS labels mAP >= FSM with video labels + 3"}
     out = Path(report["output"])
-    assert {"results.json", "report.md", "budget_curve.png", "class_saliency.png"} <= {p.name for p in out.iterdir()}
+    assert {"results.json", "report.md", "budget_curve.png", "class_saliency.png", "selected_frames.png"} <= {p.name for p in out.iterdir()}
     assert f"NSNet (K={k})" in (out / "report.md").read_text() and f"NSNet (K={k})" in render_table(report)
+    _check_selected_frames(report, features, prototypes, k)
     again = run_evaluate(features, prototypes, run, truth.parent, EVAL, workers=0, progress=False)
     assert not again["computed"] and again["methods"] == report["methods"]
     shutil.rmtree(out)  # not evaluated yet, and another process is evaluating it
@@ -89,6 +90,33 @@ def test_evaluate_report(tiny_pipeline, onnx_exports):
     assert onnx["real_vs_cached"]["same_predictions"] == 1.0 and onnx["real_vs_cached"]["max_abs_score_difference"] < 1e-4
     for row in onnx["methods"]:
         assert row["map"] == pytest.approx(rows[row["method"]]["map"], abs=1e-6) and row["top1"] == rows[row["method"]]["top1"]
+
+
+def _check_selected_frames(report: dict, features: Path, prototypes: Path, k: int) -> None:
+    """Fig. 4's record: NSNet's row is its predictions' frames, UNIFORM's the uniform
+    positions, every g the prototypes stage's, the guidance over all videos by hand."""
+    from pipeline.baselines import uniform_positions
+    from stages.train import load_sampler_inputs
+
+    inputs = load_sampler_inputs(features, prototypes)
+    row_of = {inputs.videos[i]["video_id"]: i for i in range(len(inputs.videos))}
+    predictions = [json.loads(line) for line in (Path(report["output"]) / "predictions.jsonl").read_text().splitlines()]
+    selected = report["selected_frames"]
+    assert len(selected["videos"]) == min(4, len(predictions)) and len({v["video_id"] for v in selected["videos"]}) == len(selected["videos"])
+    ours = {p["video_id"]: p for p in predictions}
+    for video in selected["videos"]:
+        uniform, plain, nsnet = video["rows"]
+        assert (uniform["method"], plain["method"], nsnet["method"]) == (f"UNIFORM (K={k})", "NSNet w/o NS", f"NSNet (K={k})")
+        assert uniform["positions"] == uniform_positions(report["num_frames"], k).tolist()
+        frame_at = dict(zip(ours[video["video_id"]]["positions"], ours[video["video_id"]]["frames"]))
+        assert nsnet["positions"] == sorted(frame_at) and nsnet["frames"] == [frame_at[p] for p in nsnet["positions"]]  # in observed order
+        g = inputs.g[row_of[video["video_id"]]]
+        for row in video["rows"]:
+            assert row["g"] == pytest.approx(g[row["positions"]].tolist()) and row["salient"] == [v > 0.5 for v in row["g"]]
+        assert video["times"] and "error" not in video  # decoded for the thumbnails
+    chosen = np.concatenate([inputs.g[row_of[p["video_id"]]][p["positions"]] for p in predictions])
+    assert selected["guidance"][f"NSNet (K={k})"] == pytest.approx({"mean_g": chosen.mean(), "salient_share": np.mean(chosen > 0.5)})
+    assert "chosen frames' guiding score" in render_table(report) and "## Chosen frames (Fig. 4)" in (Path(report["output"]) / "report.md").read_text()
 
 
 def test_the_decoded_path_decodes_in_the_main_process_where_shared_memory_holds_no_batch(tiny_pipeline, monkeypatch):
@@ -106,6 +134,7 @@ def test_nsnet_from_the_cache_decodes_nothing_and_gives_the_cached_path_s_figure
     """``--nsnet-from-cache``: NSNet's row scored from the cached logits of its K frames (no
     video decoded), equal to the cached side of the decoded run's check; the other rows the
     same; its own output folder, the decoded run's folder as before the option existed."""
+    import pipeline.showcase
     import stages.evaluate
     from pipeline.cache import fingerprint
     from stages.train import load_sampler_inputs
@@ -115,6 +144,7 @@ def test_nsnet_from_the_cache_decodes_nothing_and_gives_the_cached_path_s_figure
     cfg = replace(EVAL, all_frames=False)
     decoded = run_evaluate(features, prototypes, run, truth.parent, cfg, workers=0, progress=False)
     monkeypatch.setattr(stages.evaluate, "recognized", lambda *args, **kwargs: pytest.fail("a video was decoded"))
+    monkeypatch.setattr(pipeline.showcase, "open_record", lambda *args: pytest.fail("a video was decoded for Fig. 4"))
     cached = run_evaluate(features, prototypes, run, truth.parent, cfg, workers=0, progress=False, nsnet_from_cache=True)
     nsnet = {report["output"]: next(m for m in report["methods"] if m["method"] == "NSNet (K=2)") for report in (decoded, cached)}
     assert nsnet[decoded["output"]]["path"] == "decoded" and nsnet[cached["output"]]["path"] == "cache"
