@@ -21,6 +21,8 @@ import re
 from pathlib import Path
 from typing import Any, Iterable
 
+from pipeline.config import model_architecture
+
 _BACKBONE, _MMACTION_CLASSIFIER = "backbone.", "cls_head.fc_cls."
 _CONV_MODULE = re.compile(r"(^|\.)conv(\d+)\.(conv|bn)\.")
 
@@ -112,7 +114,7 @@ def torchvision_imagenet_file(model_name: str) -> Path | None:
     holds them (the first by name), else None."""
     import torch
 
-    prefix = TORCHVISION_FILES.get(model_name)
+    prefix = TORCHVISION_FILES.get(model_architecture(model_name) or "")
     if prefix is None:
         return None
     found = sorted((Path(torch.hub.get_dir()) / "checkpoints").glob(f"{prefix}-*.pth"))

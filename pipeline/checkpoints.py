@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from pipeline.checkpoint_keys import timm_names
-from pipeline.config import ModelSpec
+from pipeline.config import ModelSpec, model_architecture
 from pipeline.datasets.class_names import class_key
 from pipeline.decoders import first_line
 from pipeline.wording import first_few
@@ -106,8 +106,9 @@ def load_weights(model: nn.Module, spec: ModelSpec, num_classes: int, classes: t
     the model's own new classifier stays, the rest of the checkpoint loaded as strictly."""
     path = Path(spec.weights)
     ckpt = read_checkpoint(path)
-    if ckpt.get("model_name") not in (None, spec.name):
-        raise WeightsError(f"{path}: checkpoint is for model {ckpt['model_name']!r}, not {spec.name!r}")
+    trained_as = ckpt.get("model_name")
+    if trained_as is not None and model_architecture(trained_as) not in (None, model_architecture(spec.name)):  # pretrained tags aside
+        raise WeightsError(f"{path}: checkpoint is for model {trained_as!r}, not {spec.name!r}")
     state = {k.removeprefix("module."): v for k, v in ckpt["state_dict"].items()}
     state = timm_names(state, _classifier_names(model)[0], model.state_dict().keys())
     head = _classifier_keys(model)

@@ -15,6 +15,20 @@ from pipeline.sampling import check_offsets
 
 WEIGHTS_IMAGENET = "imagenet"
 WEIGHTS_NONE = "none"
+HUB_PREFIXES = ("hf-hub:", "hf_hub:")  # timm's names of models by hub repository
+
+
+def model_architecture(name: str) -> str | None:
+    """timm's architecture in a model name, without a pretrained tag or timm's hub repository:
+    ``resnet50`` for ``resnet50``, ``resnet50.tv_in1k`` and ``hf-hub:timm/resnet50.a1_in1k``
+    (timm's ``train.py`` keeps any of these in its checkpoints); None for a repository that is
+    not timm's, whose architecture its own config names."""
+    for prefix in HUB_PREFIXES:
+        if name.startswith(prefix):
+            owner, _, name = name.removeprefix(prefix).partition("/")
+            if owner != "timm":
+                return None
+    return name.split(".", 1)[0]
 
 
 # ``nsnet bench``: a repetition at batch 1 costs a thirty-second of one at batch 32, and its figure

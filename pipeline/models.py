@@ -17,7 +17,8 @@ from torch import nn
 from pipeline.cache import replacing
 from pipeline.checkpoint_keys import torchvision_imagenet_file
 from pipeline.checkpoints import WeightsError, load_weights
-from pipeline.config import WEIGHTS_IMAGENET, WEIGHTS_NONE, ModelSpec
+from pipeline.config import HUB_PREFIXES, WEIGHTS_IMAGENET, WEIGHTS_NONE, ModelSpec, model_architecture
+from pipeline.wording import first_few
 
 
 def _hub_endpoint() -> tuple[str, int]:
@@ -90,6 +91,21 @@ def create_finetune_model(spec: ModelSpec, num_classes: int, seed: int, classes:
     return model.eval(), f"{spec.weights}: " + ("trunk and classifier" if kept else f"trunk, a new classifier for the dataset's {num_classes} classes")
 
 
+def check_model_name(name: str) -> None:
+    """A timm architecture, or one with a pretrained tag of it (``resnet50.tv_in1k``: the tag's
+    ImageNet weights and preprocessing), else a :class:`WeightsError` saying what is wrong."""
+    import timm
+
+    if name.startswith(HUB_PREFIXES):
+        raise WeightsError(f"{name!r}: a model named by its hub repository is read from the hub at every load; name it as timm does with its pretrained tag (resnet50.a1_in1k), or give its weights as a checkpoint file")
+    architecture = model_architecture(name)
+    if not timm.is_model(architecture):
+        raise WeightsError(f"unknown timm model {name!r}")
+    if name != architecture and name not in timm.list_pretrained(f"{architecture}.*"):
+        tags = [n.split(".", 1)[1] for n in timm.list_pretrained(f"{architecture}.*")]
+        raise WeightsError(f"{name!r}: timm has no pretrained tag {name.split('.', 1)[1]!r} for {architecture}" + (f" (it has {first_few(tags, 5)})" if tags else " (it has no pretrained weights)"))
+
+
 def create_model(spec: ModelSpec, num_classes: int, seed: int, classes: tuple[str, ...] | None = None) -> nn.Module:
     """Create the timm model ``spec.name`` with ``num_classes`` outputs (0: pooled features only).
 
@@ -99,8 +115,7 @@ def create_model(spec: ModelSpec, num_classes: int, seed: int, classes: tuple[st
     """
     import timm
 
-    if spec.name not in timm.list_models():
-        raise WeightsError(f"unknown timm model {spec.name!r}")
+    check_model_name(spec.name)
     torch.manual_seed(seed)
     if spec.weights == WEIGHTS_IMAGENET:
         cfg = timm.models.get_pretrained_cfg(spec.name)

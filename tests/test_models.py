@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipeline.config import ModelSpec
+from pipeline.config import ModelSpec, model_architecture
 from pipeline.backends import ONNX_PIXELS_PER_RUN
 from pipeline.checkpoints import CHECKPOINT_FORMAT, WeightsError, head_order, read_checkpoint
 from pipeline.models import CPU_PIXELS_PER_FORWARD, FrameEncoder, create_finetune_model, create_model, data_config, frame_transform, frames_per_run, hub_reachable, weights_identity
@@ -298,6 +298,32 @@ def test_a_timm_train_checkpoint_loads_and_names_its_model(tmp_path: Path):
     assert torch.equal(loaded.fc.weight, trained.fc.weight)
     with pytest.raises(WeightsError, match=r"model_best.pth.tar: checkpoint is for model 'test_resnet', not 'test_efficientnet'"):
         create_model(ModelSpec("test_efficientnet", weights=str(path)), 3, seed=0)
+    # trained as `--model test_resnet.r160_in1k` (a pretrained tag): the same architecture
+    args.model = "test_resnet.r160_in1k"
+    torch.save({"epoch": 29, "arch": args.model, "state_dict": trained.state_dict(), "args": args}, path)
+    for name in ("test_resnet", "test_resnet.r160_in1k"):
+        assert torch.equal(create_model(ModelSpec(name, weights=str(path), resolution=32), 3, seed=0).fc.weight, trained.fc.weight)
+    with pytest.raises(WeightsError, match=r"checkpoint is for model 'test_resnet.r160_in1k', not 'test_efficientnet'"):
+        create_model(ModelSpec("test_efficientnet", weights=str(path)), 3, seed=0)
+
+
+def test_a_model_name_may_carry_a_pretrained_tag_whose_preprocessing_it_gets():
+    """``resnet18.tv_in1k`` is timm's name for torchvision's weights, resized bilinearly as
+    torchvision did (timm's default tag of resnet18 resizes bicubically)."""
+    spec = ModelSpec("resnet18.tv_in1k", weights="none", resolution=32)
+    tagged = create_model(spec, 3, seed=0)
+    assert data_config(tagged, spec)["interpolation"] == "bilinear"
+    assert data_config(create_model(replace(spec, name="resnet18"), 3, seed=0), replace(spec, name="resnet18"))["interpolation"] == "bicubic"
+    assert weights_identity(replace(spec, weights="imagenet")) == "imagenet:timm/resnet18.tv_in1k"
+    with pytest.raises(WeightsError, match=r"'resnet18.tv_in22k': timm has no pretrained tag 'tv_in22k' for resnet18 \(it has a1_in1k, a2_in1k, a3_in1k, fb_ssl_yfcc100m_ft_in1k, fb_swsl_ig1b_ft_in1k and 2 more\)"):
+        create_model(replace(spec, name="resnet18.tv_in22k"), 3, seed=0)
+    with pytest.raises(WeightsError, match="'hf-hub:timm/resnet18.a1_in1k': a model named by its hub repository is read from the hub at every load; name it as timm does"):
+        create_model(replace(spec, name="hf-hub:timm/resnet18.a1_in1k"), 3, seed=0)
+
+
+@pytest.mark.parametrize("name, architecture", [("resnet50", "resnet50"), ("resnet50.tv_in1k", "resnet50"), ("vit_base_patch16_224.augreg2_in21k_ft_in1k", "vit_base_patch16_224"), ("hf-hub:timm/resnet50.a1_in1k", "resnet50"), ("hf_hub:timm/mobilenetv2_100.ra_in1k", "mobilenetv2_100"), ("hf-hub:someone/my-net", None)])
+def test_the_architecture_of_a_model_name(name, architecture):
+    assert model_architecture(name) == architecture
 
 
 def test_a_lightning_checkpoint_loads_without_its_wrappers_attribute_name(tmp_path: Path):
