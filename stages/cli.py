@@ -152,7 +152,7 @@ def backbone_options(weights: bool) -> Callable[[Callable[..., Any]], Callable[.
             ("recognizer", "the recognizer", "imagenet | none | checkpoint path (trained on this dataset)."),
         )
         for role, what, weights_help in roles:
-            options.append(click.option(f"--{role}-model", default=None, help=f"timm name of {what}."))
+            options.append(click.option(f"--{role}-model", default=None, help=f"timm name of {what}, with a pretrained tag or not (resnet50.tv_in1k)."))
             if weights:
                 options.append(click.option(f"--{role}-weights", default=None, help=weights_help))
             options.append(click.option(f"--{role}-resolution", type=int, default=None, help=f"Input size of {what} (square)."))
