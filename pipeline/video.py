@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from pipeline.datasets.manifest import VideoRecord
 
 # The order is the order of preference where one video is kept in two formats.
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".flv", ".mpg", ".mpeg", ".ts", ".3gp", ".wmv")
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".flv", ".mpg", ".mpeg", ".ts", ".3gp", ".wmv", ".ogv", ".m2ts", ".mts", ".f4v", ".vob", ".asf", ".divx", ".rmvb", ".rm")
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png")
 DECODERS = {"decord": DecordReader, "pyav": PyAVReader}
 # Optical-flow images that mmaction2's build_rawframes (flow_x_00001.jpg, flow_y_00001.jpg) and

@@ -1,6 +1,6 @@
 """The files users have: AVI (MPEG-4 part 2, with and without timestamps; MJPEG), VP9 and VP8
 WebM, AV1 in WebM and MP4 (what yt-dlp picks first from YouTube), 10-bit HEVC (phones' HDR), MKV,
-FLV, MPEG-2 program and transport streams, WebM without duration metadata (as downloaded from
+FLV, MPEG-2 program and transport streams, Ogg, camcorders' M2TS, F4V, DVD's VOB, ASF, RealMedia, WebM without duration metadata (as downloaded from
 YouTube), MOV with rotation metadata, a thumbnail track ahead of the video, truncated files and
 non-video files. Each gives the right frames in display orientation with sane times, or one
 clear line naming the file and the problem."""
@@ -52,6 +52,13 @@ FORMATS = {
     # of the second ("Unable to handle EOF"); PyAV reads both
     "mpeg2.mpg": ("mpeg", "mpeg2video", None, None, None, "pyav"),
     "h264.ts": ("mpegts", "libx264", None, None, None, "pyav"),
+    # older and rarer files of web and camera collections, each through the decoder that reads it
+    "vp8.ogv": ("ogg", "libvpx", None, None, None, "pyav"),
+    "camcorder.m2ts": ("mpegts", "libx264", None, {"mpegts_m2ts_mode": "1"}, None, "pyav"),
+    "flash.f4v": ("f4v", "libx264", None, None, None, "decord"),
+    "dvd.vob": ("vob", "mpeg2video", None, None, None, "pyav"),
+    "wmv2.asf": ("asf", "wmv2", None, None, None, "decord"),
+    "real.rmvb": ("rm", "rv20", None, None, None, "decord"),
 }
 PIXEL_FORMATS = {"hevc10.mp4": "yuv420p10le", "mjpeg.avi": "yuvj420p"}  # the others 8-bit 4:2:0
 
