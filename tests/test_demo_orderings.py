@@ -73,8 +73,9 @@ def test_small_demo_shows_the_papers_orderings(tmp_path: Path) -> None:
         assert claims[claim]["holds"], f"{claim}: {claims[claim]['value']:.2f} vs {claims[claim]['bound']:.2f}"
     fusion = claims["NSNet (fused) mAP >= max(FSM alone, VGM alone)"]
     assert fusion["value"] >= fusion["bound"] - FUSION_NOISE, f"fused {fusion['value']:.2f} vs the better module alone {fusion['bound']:.2f}"
-    # 5 of 16 recognizer frames is more than a quarter: no K=5 sampler can cost 1/4 of DENSE over T=16.
-    assert not claims["NSNet GFLOPs <= 1/4 of DENSE (T=16)"]["holds"]
+    # The demo's light model and FEM cost more against its small recognizer than the paper's
+    # MobileNetV2 against ResNet-50: NSNet is above half of DENSE over the 16 observed frames.
+    assert not claims["NSNet GFLOPs <= 1/2 of DENSE (T=16)"]["holds"]
     methods = {m["method"]: m for m in report["methods"]}
     assert methods["NSNet (K=5)"]["path"] == "decoded"  # the recognizer ran on the decoded chosen frames
     assert report["real_vs_cached"]["same_predictions"] == 1.0
