@@ -53,6 +53,42 @@ def test_table1_protocol_and_its_quotes():
     assert set(PRESETS) == {"table1", "table2", "table4", "table6", "fig3"}
 
 
+@pytest.mark.parametrize(
+    "dataset, preset, options, all_frames, rate",
+    [
+        ("activitynet", None, {}, True, 1.0),  # the paper's "all frames" there: one a second
+        ("activitynet", None, {"all_frames_rate": "every"}, True, None),
+        ("activitynet", None, {"all_frames_rate": 2.0}, True, 2.0),
+        ("activitynet", None, {"all_frames": False}, False, 1.0),
+        ("activitynet", "table1", {}, True, 1.0),
+        ("activitynet", "table2", {}, False, None),
+        ("fcvid", None, {}, False, None),  # no all-frames rows in the paper, 2.3e8 frames
+        ("fcvid", None, {"all_frames": True}, True, None),
+        ("fcvid", "table1", {}, True, None),  # the protocol on a dataset the paper did not run it on
+        ("minikinetics", None, {}, False, None),
+        ("ucf101", None, {}, True, None),
+        ("demo", None, {}, True, None),
+    ],
+)
+def test_the_evaluation_config_is_the_dataset_s_then_the_preset_s_then_the_options(dataset, preset, options, all_frames, rate):
+    from stages.cli import evaluation_config
+
+    cfg = evaluation_config(dataset, preset, options.get("all_frames"), options.get("all_frames_rate"), k=None, fusion=None)
+    assert (cfg.all_frames, cfg.all_frames_rate, cfg.k, cfg.fusion) == (all_frames, rate, 5, "union")
+    assert evaluation_config(dataset, preset, None, k=10).k == 10
+
+
+def test_the_all_frames_rate_option_takes_a_positive_rate_or_every():
+    import click
+
+    from stages.cli import parse_all_frames_rate
+
+    assert [parse_all_frames_rate(v) for v in (None, "every", "0.5", "30")] == [None, "every", 0.5, 30.0]
+    for value, message in (("0", "the rate must be positive, got 0"), ("fast", "'fast' is neither a number of frames per second nor 'every'")):
+        with pytest.raises(click.BadParameter, match=message):
+            parse_all_frames_rate(value)
+
+
 def test_table1_report_on_the_tiny_pipeline(tiny_pipeline):
     features, prototypes, truth = tiny_pipeline
     run = Path(run_train(features, prototypes, TrainConfig(epochs=1, batch_size=4, milestones=(1,)), progress=False).path)
