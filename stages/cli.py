@@ -18,6 +18,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from pipeline.config import DECODE_TIMEOUT_S, LATENCY_REPS_FACTOR, EvalConfig  # noqa: E402  (no torch import behind it)
 from pipeline.datasets import DATASETS  # noqa: E402
 from pipeline.datasets.lists import LIST_FORMATS  # noqa: E402
+from pipeline.datasets.manifest import EVALUATION_SPLITS  # noqa: E402
 from pipeline.presets import PRESETS, get_preset  # noqa: E402
 
 
@@ -487,6 +488,7 @@ def resolve_run(features_path: Path, prototypes_path: Path, dataset: str, run_pa
 @click.option("--seed", type=int, default=None, help="Seed of the RANDOM baseline.")
 @click.option("--all-frames/--no-all-frames", default=None, help="Table 1's baselines over all frames (they decode every frame of every evaluation video) [default: on; at 1 fps on ActivityNet; off on FCVID and Mini-Kinetics, where the paper has none].")
 @click.option("--all-frames-rate", metavar="FPS|every", default=None, callback=lambda ctx, param, value: parse_all_frames_rate(value), help="Frames per second that count as all frames, or 'every' for every frame [default: 1 on ActivityNet, as the paper; every frame elsewhere].")
+@click.option("--split", type=click.Choice(EVALUATION_SPLITS), default=None, help="The split evaluated on [default: val where the dataset has val videos, else test].")
 @click.option("--nsnet-from-cache", is_flag=True, help="NSNet's row from the cached logits of its K frames, as the other rows of the T observed frames, instead of decoding those frames again and running the recognizer on them (the real path: a decode of every evaluation video, hours for FCVID's on a CPU). The two agree where the videos are those the cache was built from.")
 @click.option("--device", default="auto", show_default=True)
 @backend_options(compare=False)
@@ -494,7 +496,7 @@ def resolve_run(features_path: Path, prototypes_path: Path, dataset: str, run_pa
 @decode_timeout_option
 @click.option("--no-progress", is_flag=True)
 @clear_errors
-def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_path: Path | None, prototypes_path: Path | None, preset: str | None, run_path: Path | None, all_frames: bool | None, nsnet_from_cache: bool, device: str, backend: str, onnx_dir: Path | None, workers: int | None, decode_timeout: float, no_progress: bool, **changes: Any) -> None:
+def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_path: Path | None, prototypes_path: Path | None, preset: str | None, run_path: Path | None, all_frames: bool | None, split: str | None, nsnet_from_cache: bool, device: str, backend: str, onnx_dir: Path | None, workers: int | None, decode_timeout: float, no_progress: bool, **changes: Any) -> None:
     """NSNet vs UNIFORM, RANDOM, DENSE and TOP-K: mAP, top-1 and counted GFLOPs, with plots."""
     from pipeline.datasets import get_dataset
     from pipeline.distributed import pick_device
@@ -507,7 +509,7 @@ def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_pat
     root = data_root if data_root is not None else get_dataset(dataset).default_root
     quotes = None if preset is None else get_preset(preset).quotes(dataset)
     dev = pick_device(device)
-    report = run_evaluate(features_path, prototypes_path, run_path, root, cfg, device=str(dev), workers=per_video_workers(workers, dev), progress=not no_progress, preset=quotes, backend=backend, export_dir=onnx_dir or cache_dir / "onnx", decode_timeout=decode_timeout, nsnet_from_cache=nsnet_from_cache)
+    report = run_evaluate(features_path, prototypes_path, run_path, root, cfg, device=str(dev), workers=per_video_workers(workers, dev), progress=not no_progress, preset=quotes, backend=backend, export_dir=onnx_dir or cache_dir / "onnx", decode_timeout=decode_timeout, nsnet_from_cache=nsnet_from_cache, split=split)
     click.echo(render_table(report) + ("" if report["computed"] else "\n(already evaluated with this config: nothing recomputed)"))
 
 

@@ -1,6 +1,7 @@
 """Stage ``nsnet evaluate``: NSNet against the hand-crafted samplers, with counted GFLOPs.
 
-On the evaluation videos (every finished video outside the train split) of a feature cache:
+On the evaluation videos (every finished video of the val split, or of test where there is no
+val or it is asked for) of a feature cache:
 the trained heads score the T observed frames, A.3's fusion picks K, and the recognizer runs
 on those K frames only — decoded from the video again at the recognizer's resolution (the real
 path; its logits kept in ``<features>.decoded-<fingerprint>.zarr`` a shard of videos at a time,
@@ -53,13 +54,16 @@ from stages.train import SamplerInputs, cached_saliency, load_sampler_inputs, lo
 WITHOUT_NS = {"fsm_target": "video", "vgm_target": "video"}
 
 
-def eval_dir_for(features: Path, prototypes: Path, run_dir: Path, cfg: EvalConfig, features_fp: str, preset: dict[str, Any] | None = None, backend: str = "torch", nsnet_from_cache: bool = False) -> Path:
+def eval_dir_for(features: Path, prototypes: Path, run_dir: Path, cfg: EvalConfig, features_fp: str, preset: dict[str, Any] | None = None, backend: str = "torch", nsnet_from_cache: bool = False, split: str | None = None) -> Path:
     """Where an evaluation's outputs go; the recognizer's backend (resolved) is named only
-    when it is not torch, and NSNet's row from the cache only when asked, so evaluations made
-    before there was a choice keep their folders."""
+    when it is not torch, NSNet's row from the cache only when asked, and the evaluation split
+    only where the cache has two (val and test), so evaluations made before there was a choice
+    keep their folders."""
     identity = {"features": features_fp, "prototypes": Path(prototypes).name, "run": Path(run_dir).name, "eval": asdict(cfg), **backend_identity(backend)}
     if nsnet_from_cache:
         identity["nsnet_logits"] = "cache"
+    if split is not None:
+        identity["split"] = split
     fp = cache_mod.fingerprint(identity if preset is None else {**identity, "preset": preset})
     return features.with_name(f"{features.name}.eval-{fp[:16]}")
 
@@ -70,11 +74,11 @@ class EvalData:
     :meth:`saliency` reads their light features from the cache and scores them a batch at a
     time, holding none of them after."""
 
-    def __init__(self, inputs: SamplerInputs, features: Path):
+    def __init__(self, inputs: SamplerInputs, features: Path, split: str | None = None):
         self.inputs, self.features = inputs, Path(features)
-        self.videos = inputs.finished(train=False)
+        self.videos, self.split = inputs.evaluated(split)
         if not len(self.videos):
-            raise CacheError(f"{features}: no finished video outside the train split to evaluate on")
+            raise CacheError(f"{features}: no finished video in the {self.split} split to evaluate on")
         with FeatureCache(features) as cache:
             self.logits = read_rows(cache["rec_logits"], self.videos)
             self.num_frames = np.asarray(cache["num_frames"][:])[self.videos]
@@ -220,29 +224,33 @@ def _class_saliency(data: EvalData, variants: dict[str, np.ndarray], scores: np.
     return {"panels": panels, "correlation_with_guid": {name: correlation(name) for name in variants if name != "Guid."}}
 
 
-def run_evaluate(features: Path, prototypes: Path, run_dir: Path, data_root: Path, cfg: EvalConfig = EvalConfig(), device: str = "cpu", workers: int = 2, progress: bool = True, preset: dict[str, Any] | None = None, backend: str = "torch", export_dir: Path = DEFAULT_EXPORT_DIR, decode_timeout: float = DECODE_TIMEOUT_S, nsnet_from_cache: bool = False) -> dict[str, Any]:
+def run_evaluate(features: Path, prototypes: Path, run_dir: Path, data_root: Path, cfg: EvalConfig = EvalConfig(), device: str = "cpu", workers: int = 2, progress: bool = True, preset: dict[str, Any] | None = None, backend: str = "torch", export_dir: Path = DEFAULT_EXPORT_DIR, decode_timeout: float = DECODE_TIMEOUT_S, nsnet_from_cache: bool = False, split: str | None = None) -> dict[str, Any]:
     """Evaluate a trained sampler; returns the report (also written as ``results.json``).
     ``preset``: :meth:`pipeline.presets.Preset.quotes`, named in the report, whose paper
     figures are quoted beside ours. ``backend``: where the recognizer runs on decoded frames
     (NSNet's decoded row, the baselines over all frames); the samplers run in torch. A video
     whose decoder hangs ``decode_timeout`` seconds or dies on it fails (:mod:`pipeline.decode_watch`).
     ``nsnet_from_cache``: NSNet's row from the cached logits of its K frames, as the other rows
-    of the T observed frames, instead of decoding those frames again for the recognizer."""
+    of the T observed frames, instead of decoding those frames again for the recognizer.
+    ``split``: the evaluation split, val or test (default: val where the manifest has val
+    videos, else test)."""
     features, prototypes, run_dir = Path(features), Path(prototypes), Path(run_dir)
     backend = resolve_backend(backend, torch.device(device))
     inputs = load_sampler_inputs(features, prototypes)
-    out = eval_dir_for(features, prototypes, run_dir, cfg, inputs.attrs["fingerprint"], preset, backend, nsnet_from_cache)
+    _, split = inputs.evaluated(split)
+    named_split = split if len(inputs.evaluation_splits()) > 1 else None
+    out = eval_dir_for(features, prototypes, run_dir, cfg, inputs.attrs["fingerprint"], preset, backend, nsnet_from_cache, named_split)
     with cache_mod.sole_writer(out, (out / "results.json").is_file) as computing:
         if computing:
-            return {**_write(out, *_evaluate(inputs, features, prototypes, run_dir, data_root, cfg, device, workers, progress, preset, backend, export_dir, decode_timeout, nsnet_from_cache)), "computed": True}
+            return {**_write(out, *_evaluate(inputs, features, prototypes, run_dir, data_root, cfg, device, workers, progress, preset, backend, export_dir, decode_timeout, nsnet_from_cache, split)), "computed": True}
     return {**json.loads((out / "results.json").read_text()), "computed": False}
 
 
-def _evaluate(inputs: SamplerInputs, features: Path, prototypes: Path, run_dir: Path, data_root: Path, cfg: EvalConfig, device: str, workers: int, progress: bool, preset: dict[str, Any] | None, backend: str, export_dir: Path, decode_timeout: float, nsnet_from_cache: bool) -> tuple[dict[str, Any], list[dict[str, Any]], list[ShowcaseVideo]]:
+def _evaluate(inputs: SamplerInputs, features: Path, prototypes: Path, run_dir: Path, data_root: Path, cfg: EvalConfig, device: str, workers: int, progress: bool, preset: dict[str, Any] | None, backend: str, export_dir: Path, decode_timeout: float, nsnet_from_cache: bool, split: str) -> tuple[dict[str, Any], list[dict[str, Any]], list[ShowcaseVideo]]:
     """The report of :func:`run_evaluate`, NSNet's predictions per video and Fig. 4's videos."""
     dev = torch.device(device)
     model, objective, train_cfg = load_trained_sampler(run_dir, inputs.attrs["fingerprint"], inputs.shape, dev)
-    data = EvalData(inputs, features)
+    data = EvalData(inputs, features, split)
     k, t = min(cfg.k, data.t), data.t
     s_f, s_v = data.saliency(model, objective, dev)
     plain_run = Path(run_train(features, prototypes, replace(train_cfg, **WITHOUT_NS), device=device, progress=progress).path)
@@ -311,6 +319,7 @@ def _evaluate(inputs: SamplerInputs, features: Path, prototypes: Path, run_dir: 
         "sampler_run": str(run_dir),
         "sampler_run_without_ns": str(plain_run),
         "config": asdict(cfg),
+        "split": data.split,
         "videos": int(len(data.videos)),
         "num_frames": t,
         "classes": len(data.manifest.classes),
@@ -416,6 +425,11 @@ def _cost_line(report: dict[str, Any]) -> str:
             f"recognizer {g['rec_per_frame']:.4f}/frame, light {g['light_per_frame']:.4f}/frame x T={g['num_frames']}, FEM {g['fem']:.4f}, VGM {g['vgm']:.5f}, FSM {g['fsm']:.5f}")
 
 
+def _videos_said(report: dict[str, Any]) -> str:
+    """"120 val videos" (reports made before the split was named: "120 videos")."""
+    return " ".join([str(report["videos"]), *([report["split"]] if "split" in report else []), "videos"])
+
+
 def _guidance_lines(report: dict[str, Any]) -> list[str]:
     """How salient the chosen frames are, per sampler of Fig. 4 (reports made before it: none)."""
     guidance = report.get("selected_frames", {}).get("guidance", {})
@@ -426,7 +440,7 @@ def _guidance_lines(report: dict[str, Any]) -> list[str]:
 
 def render_table(report: dict[str, Any]) -> str:
     """The terminal report: Table 1 layout, the claims and where the files are."""
-    lines = [f"evaluation on {report['videos']} videos, {report['classes']} classes, K={report['config']['k']} of T={report['num_frames']}, fusion {report['config']['fusion']}"]
+    lines = [f"evaluation on {_videos_said(report)}, {report['classes']} classes, K={report['config']['k']} of T={report['num_frames']}, fusion {report['config']['fusion']}"]
     lines += _preset_line(report)
     for title, header, rows in _methods_tables(report):
         lines += ["", title, *text_table(header, rows)]
@@ -466,7 +480,7 @@ def markdown_report(report: dict[str, Any]) -> str:
     lines = [
         "# NSNet evaluation",
         "",
-        f"{report['videos']} evaluation videos, {report['classes']} classes; K={cfg['k']} of T={report['num_frames']} observed frames, "
+        f"{_videos_said(report)}, {report['classes']} classes; K={cfg['k']} of T={report['num_frames']} observed frames, "
         f"{cfg['fusion']} fusion (alpha {cfg['alpha']}). Recognizer `{report['models']['recognizer']['name']}` at {report['models']['recognizer']['resolution']}px "
         f"(decoded frames through {report.get('backend', 'torch')}), "
         f"light backbone `{report['models']['light']['name']}` at {report['models']['light']['resolution']}px.",

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from pipeline import cache as cache_mod
 from pipeline.cache import DONE, CacheError, FeatureCache
 from pipeline.config import TrainConfig
+from pipeline.datasets.manifest import EVALUATION_SPLITS
 from pipeline.metrics import multi_hot
 from pipeline.models import save_atomic
 from pipeline.sampler import NSNetSampler, SamplerConfig
@@ -95,6 +96,21 @@ class SamplerInputs:
         """Indices of the finished training (or, with ``train=False``, other) videos."""
         in_split = np.array([(v["split"] == "train") == train for v in self.videos])
         return np.flatnonzero((self.status == DONE) & in_split)
+
+    def evaluation_splits(self) -> list[str]:
+        """The splits besides train that the manifest has videos in, in :data:`EVALUATION_SPLITS` order."""
+        present = {v["split"] for v in self.videos}
+        return [split for split in EVALUATION_SPLITS if split in present]
+
+    def evaluated(self, split: str | None = None) -> tuple[np.ndarray, str]:
+        """The finished videos of the evaluation split ``split`` and its name: by default val
+        where the manifest has val videos, else test (FCVID's and UCF101's second split)."""
+        splits = self.evaluation_splits()
+        if split is None:
+            split = splits[0] if splits else EVALUATION_SPLITS[0]
+        if split not in splits:
+            raise CacheError(f"no {split} video in this cache's manifest (its splits besides train: {', '.join(splits) or 'none'})")
+        return np.flatnonzero((self.status == DONE) & np.array([v["split"] == split for v in self.videos])), split
 
     @property
     def shape(self) -> SamplerShape:

@@ -350,3 +350,34 @@ def test_the_claims_are_the_paper_s_orderings_checked_by_hand():
     rows["NSNet (K=5)"] = row(73.5, 33.0)  # 0.1 short of UNIFORM + 5, and over half of 65.6 G
     failing = {c["claim"] for c in _claims(rows, 5, 16, 10) if not c["holds"]}
     assert failing == {"NSNet mAP >= UNIFORM mAP + 5", "NSNet GFLOPs <= 1/2 of DENSE (T=16)"}
+
+
+def test_a_cache_with_val_and_test_videos_is_evaluated_on_one_split_at_a_time(tiny_videos, tiny_config, run_options):
+    """val by default, test when asked, each in its own folder and report; a split the cache
+    lacks is named as such."""
+    from pipeline.prototypes import GuidingScorer
+    from stages.features import run_features
+    from stages.prototypes import run_prototypes
+
+    manifest = tiny_videos / "manifest.csv"
+    header, *lines = manifest.read_text().splitlines()
+    moved = {line.split(",")[0] for line in lines if line.split(",")[0].endswith("_000.mp4") and line.endswith(",train")}  # a training video of each class
+    manifest.write_text("\n".join([header, *[line.replace(",train", ",test") if line.split(",")[0] in moved else line for line in lines]]) + "\n")
+    features = Path(run_features("demo", tiny_videos, tiny_config, run_options).cache)
+    prototypes = Path(run_prototypes(features, GuidingScorer()).path)
+    run = Path(run_train(features, prototypes, CFG, progress=False).path)
+    cfg = replace(EVAL, all_frames=False)
+    val = run_evaluate(features, prototypes, run, tiny_videos, cfg, workers=0, progress=False)
+    test = run_evaluate(features, prototypes, run, tiny_videos, cfg, workers=0, progress=False, split="test")
+    assert (val["split"], test["split"]) == ("val", "test") and val["output"] != test["output"]
+    evaluated = {report["split"]: {json.loads(line)["video"] for line in (Path(report["output"]) / "predictions.jsonl").read_text().splitlines()} for report in (val, test)}
+    assert evaluated["test"] == moved and evaluated["val"] == {line.split(",")[0] for line in lines if line.endswith(",val")}
+    assert render_table(test).startswith(f"evaluation on {len(moved)} test videos,")
+    assert run_evaluate(features, prototypes, run, tiny_videos, cfg, workers=0, progress=False, split="val")["output"] == val["output"]
+
+
+def test_a_split_the_cache_lacks_is_named(tiny_pipeline):
+    features, prototypes, truth = tiny_pipeline
+    run = Path(run_train(features, prototypes, CFG, progress=False).path)
+    with pytest.raises(CacheError, match=r"no test video in this cache's manifest \(its splits besides train: val\)"):
+        run_evaluate(features, prototypes, run, truth.parent, replace(EVAL, all_frames=False), workers=0, progress=False, split="test")

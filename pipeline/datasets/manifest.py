@@ -11,6 +11,7 @@ from typing import Iterable
 from pipeline.video import VIDEO_EXTENSIONS
 
 SPLITS = ("train", "val", "test")
+EVALUATION_SPLITS = SPLITS[1:]  # evaluated on, one at a time: val by default where there is one
 
 
 class ManifestError(Exception):
