@@ -32,9 +32,17 @@ def top1_accuracy(scores: np.ndarray, labels: Sequence[Sequence[int]]) -> float:
     return float(np.mean([b in set(v) for b, v in zip(best, labels)]))
 
 
-def mean_average_precision(scores: np.ndarray, labels: Sequence[Sequence[int]]) -> float:
-    """Mean over classes (those with at least one positive video) of scikit-learn's average
-    precision of the video scores, as used for ActivityNet and FCVID."""
+def class_average_precision(scores: np.ndarray, labels: Sequence[Sequence[int]]) -> np.ndarray:
+    """[C] scikit-learn's average precision of each class's video scores; NaN for a class
+    without a positive video (its AP is undefined)."""
     truth = multi_hot(labels, scores.shape[1])
     present = truth.sum(axis=0) > 0
-    return float(average_precision_score(truth[:, present], scores[:, present], average="macro"))
+    out = np.full(scores.shape[1], np.nan)
+    out[present] = average_precision_score(truth[:, present], scores[:, present], average=None)
+    return out
+
+
+def mean_average_precision(scores: np.ndarray, labels: Sequence[Sequence[int]]) -> float:
+    """Mean over classes (those with at least one positive video) of their average precision
+    (:func:`class_average_precision`), as used for ActivityNet and FCVID."""
+    return float(np.nanmean(class_average_precision(scores, labels)))

@@ -15,12 +15,14 @@ RANDOM-10, DENSE, TOP-K-10) come from one cached recognizer pass over every fram
 beside ours.
 
 Writes ``<features cache>.eval-<fingerprint>/``: ``results.json``, ``report.md``,
-``predictions.jsonl`` (NSNet's chosen frames and top-5 per video), ``budget_curve.png`` (Fig. 3), ``class_saliency.png`` (Fig. 5) and ``selected_frames.png`` (Fig. 4: the frames UNIFORM, NSNet w/o NS and NSNet choose in four videos). Same inputs and config
+``predictions.jsonl`` (NSNet's chosen frames and top-5 per video), ``per_class_ap.csv`` (each class's AP under NSNet and four samplers), ``budget_curve.png`` (Fig. 3), ``class_saliency.png`` (Fig. 5) and ``selected_frames.png`` (Fig. 4: the frames UNIFORM, NSNet w/o NS and NSNet choose in four videos). Same inputs and config
 again: the stored report is printed, nothing is recomputed.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 from dataclasses import asdict, replace
@@ -38,7 +40,7 @@ from pipeline.datasets import Manifest
 from pipeline.evaluation import Recognition, all_frame_scores, class_mean_saliency, ema, fused_positions, recognition, scores_at, top_classes
 from pipeline.extract import workers_within_shared_memory
 from pipeline.flops import ComputeCost, compute_cost
-from pipeline.metrics import multi_hot
+from pipeline.metrics import class_average_precision, multi_hot
 from pipeline.fusion import fused_scores, top_k
 from pipeline.plots import matplotlib_available, plot_budget_curve, plot_class_saliency, plot_showcase
 from pipeline.backends import DEFAULT_EXPORT_DIR, backend_identity, resolve_backend
@@ -202,18 +204,16 @@ def _budget_curve(data: EvalData, s_f: np.ndarray, s_v: np.ndarray, cfg: EvalCon
     return curve
 
 
-def _class_saliency(data: EvalData, variants: dict[str, np.ndarray], scores: np.ndarray) -> dict[str, Any]:
+def _class_saliency(data: EvalData, variants: dict[str, np.ndarray], class_ap: np.ndarray) -> dict[str, Any]:
     """Fig. 5: per-class mean saliency over time of each variant, for the classes with the
-    highest, median and lowest AP of NSNet's predictions; and, over all classes, the mean
-    Pearson correlation of each variant's class curve with the guiding score's. NSNet's curve
-    is the score sum ``alpha s_f + (1 - alpha) s_v``: index fusion chooses a set, not a curve."""
-    from sklearn.metrics import average_precision_score
-
+    highest, median and lowest AP of NSNet's predictions (``class_ap``, [C]); and, over all
+    classes, the mean Pearson correlation of each variant's class curve with the guiding
+    score's. NSNet's curve is the score sum ``alpha s_f + (1 - alpha) s_v``: index fusion
+    chooses a set, not a curve."""
     classes = data.manifest.classes
     means = {name: class_mean_saliency(s, data.labels, len(classes)) for name, s in variants.items()}
     present = [c for c in range(len(classes)) if not np.isnan(means["Guid."][c]).any()]
-    truth = multi_hot(data.labels, len(classes))
-    ap = {c: 100.0 * float(average_precision_score(truth[:, c], scores[:, c])) for c in present}
+    ap = {c: 100.0 * float(class_ap[c]) for c in present}
     ranked = sorted(present, key=lambda c: -ap[c])
     chosen = list(dict.fromkeys([ranked[0], ranked[len(ranked) // 2], ranked[-1]])) if ranked else []
     panels = [{"class": classes[c], "ap": ap[c], "curves": {name: ema(m[c]).tolist() for name, m in means.items()}} for c in chosen]
@@ -276,8 +276,12 @@ def _evaluate(inputs: SamplerInputs, features: Path, prototypes: Path, run_dir: 
         "NSNet w/o NS": (plain_positions, cost.nsnet(k), ""),
     }
     rows: dict[str, dict[str, Any]] = {}
+    class_ap: dict[str, np.ndarray] = {}  # of the samplers compared class by class (their scores are not held)
     for name, (positions, gflops, note) in cached.items():
-        rows[name] = _row(name, data.score(positions)[0], gflops, float(len(positions[0])), "cache", note)
+        result, scores = data.score(positions)
+        rows[name] = _row(name, result, gflops, float(len(positions[0])), "cache", note)
+        if name in (f"UNIFORM (K={k})", f"DENSE (T={t})", f"TOP-K (K={k} of T={t})", "NSNet w/o NS"):
+            class_ap[name] = class_average_precision(scores, data.labels)
 
     root = Path(data_root)
     cached_result, cached_scores = data.score(nsnet_positions)
@@ -312,7 +316,8 @@ def _evaluate(inputs: SamplerInputs, features: Path, prototypes: Path, run_dir: 
     groups = [g for g in groups if g["methods"] != [nsnet]]
     showcased = {f"UNIFORM (K={k})": uniform, "NSNet w/o NS": plain_positions, nsnet: nsnet_positions}
     showcase = _showcase(data, showcase_videos(data.g, plain_positions, nsnet_positions), showcased, None if data.synthetic or nsnet_from_cache else root)
-    saliency_fig = _class_saliency(data, {"Ours": fused_scores(s_f, s_v, "add", cfg.alpha), "Ours w/o NS": fused_scores(s_f0, s_v0, "add", cfg.alpha), "Guid.": data.g}, real_scores)
+    class_ap = {nsnet: class_average_precision(real_scores, data.labels), **class_ap}
+    saliency_fig = _class_saliency(data, {"Ours": fused_scores(s_f, s_v, "add", cfg.alpha), "Ours w/o NS": fused_scores(s_f0, s_v0, "add", cfg.alpha), "Guid.": data.g}, class_ap[nsnet])
     report = {
         "features": str(features),
         "prototypes": str(prototypes),
@@ -334,6 +339,7 @@ def _evaluate(inputs: SamplerInputs, features: Path, prototypes: Path, run_dir: 
         "skipped": skipped,
         "budget_curve": _budget_curve(data, s_f, s_v, cfg, cost),
         "class_saliency": saliency_fig,
+        "per_class_ap": _per_class(data, class_ap, f"UNIFORM (K={k})"),
         "selected_frames": {
             "rule": f"the {len(showcase)} evaluation videos where NSNet's chosen frames gain most in mean guiding score over NSNet w/o NS's; a frame is salient where g > {SALIENT_G}",
             "guidance": {name: chosen_guidance(data.g, positions) for name, positions in showcased.items()},
@@ -345,6 +351,22 @@ def _evaluate(inputs: SamplerInputs, features: Path, prototypes: Path, run_dir: 
         for v, ids, p, s in zip(data.videos, data.frame_indices, nsnet_positions, real_scores)
     ]
     return report, predictions, showcase
+
+
+def _per_class(data: EvalData, class_ap: dict[str, np.ndarray], baseline: str) -> dict[str, Any]:
+    """Each class's AP (%) under NSNet (the first of ``class_ap``) and the samplers it is
+    compared with, its positive videos, and in how many classes NSNet is above ``baseline``
+    (classes without a positive video: AP None)."""
+    nsnet, ours = next(iter(class_ap.items()))
+    return {
+        "classes": list(data.manifest.classes),
+        "positives": multi_hot(data.labels, len(data.manifest.classes)).sum(axis=0).tolist(),
+        "ap": {name: [None if np.isnan(v) else 100.0 * float(v) for v in ap] for name, ap in class_ap.items()},
+        "baseline": baseline,
+        "nsnet_above_baseline": int(np.sum(ours > class_ap[baseline])),
+        "classes_with_positives": int(np.sum(~np.isnan(ours))),
+        "nsnet": nsnet,
+    }
 
 
 def _showcase(data: EvalData, chosen: np.ndarray, samplers: dict[str, list[np.ndarray]], root: Path | None) -> list[ShowcaseVideo]:
@@ -361,6 +383,7 @@ def _write(out: Path, report: dict[str, Any], predictions: list[dict[str, Any]],
     (Fig. 4 from ``showcase``), all or nothing (a temporary folder, then a rename)."""
     with cache_mod.written_whole(out) as tmp:
         (tmp / "predictions.jsonl").write_text("".join(json.dumps(p) + "\n" for p in predictions))
+        (tmp / "per_class_ap.csv").write_text(per_class_csv(report["per_class_ap"]))
         report = {**report, "output": str(out)}
         figures = []
         if matplotlib_available():
@@ -430,6 +453,36 @@ def _videos_said(report: dict[str, Any]) -> str:
     return " ".join([str(report["videos"]), *([report["split"]] if "split" in report else []), "videos"])
 
 
+def per_class_csv(per_class: dict[str, Any]) -> str:
+    """One row a class: its name, positive videos and AP (%) under each sampler compared."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["class", "positives", *per_class["ap"]])
+    for c, name in enumerate(per_class["classes"]):
+        writer.writerow([name, per_class["positives"][c], *["" if ap[c] is None else f"{ap[c]:.2f}" for ap in per_class["ap"].values()]])
+    return out.getvalue()
+
+
+def _per_class_lines(report: dict[str, Any]) -> list[str]:
+    per = report.get("per_class_ap")
+    if not per:
+        return []
+    return [f"per-class AP: {per['nsnet']} above {per['baseline']} in {per['nsnet_above_baseline']} of {per['classes_with_positives']} classes (per_class_ap.csv)"]
+
+
+def _per_class_section(per: dict[str, Any] | None, shown: int = 5) -> list[str]:
+    """The classes where NSNet gains most and least AP over the baseline."""
+    if not per:
+        return []
+    ours, theirs = per["ap"][per["nsnet"]], per["ap"][per["baseline"]]
+    gains = sorted((o - b, c) for c, (o, b) in enumerate(zip(ours, theirs)) if o is not None and b is not None)
+    picked = list(dict.fromkeys([c for _, c in reversed(gains[-shown:])] + [c for _, c in gains[:shown]]))
+    lines = ["## Per-class AP", "", f"{per['nsnet']} is above {per['baseline']} in {per['nsnet_above_baseline']} of {per['classes_with_positives']} classes; its {shown} largest and {shown} smallest differences (every class in `per_class_ap.csv`):", ""]
+    lines += [f"| class | positives | {per['nsnet']} | {per['baseline']} | difference |", "|---|---|---|---|---|"]
+    lines += [f"| {per['classes'][c]} | {per['positives'][c]} | {ours[c]:.1f} | {theirs[c]:.1f} | {ours[c] - theirs[c]:+.1f} |" for c in picked]
+    return [*lines, ""]
+
+
 def _guidance_lines(report: dict[str, Any]) -> list[str]:
     """How salient the chosen frames are, per sampler of Fig. 4 (reports made before it: none)."""
     guidance = report.get("selected_frames", {}).get("guidance", {})
@@ -453,6 +506,7 @@ def render_table(report: dict[str, Any]) -> str:
         lines.append(f"[{'holds' if claim['holds'] else 'FAILS'}] {claim['claim']}: {claim['value']:.2f} vs {claim['bound']:.2f}")
     corr = report["class_saliency"]["correlation_with_guid"]
     lines.append("per-class mean saliency, correlation with the guiding score: " + ", ".join(f"{n} {v:.2f}" for n, v in corr.items()))
+    lines += _per_class_lines(report)
     lines += _guidance_lines(report)
     lines.append(f"report {report['output']}/report.md" + (f", figures {', '.join(report['figures'])}" if report["figures"] else " (no figures: install the 'plots' extra)"))
     return "\n".join(lines)
@@ -502,6 +556,7 @@ def markdown_report(report: dict[str, Any]) -> str:
         "",
         *md(("K", *report["budget_curve"]), [(str(p[0]["k"]), *[f"{q['map']:.1f} @ {q['gflops']:.3f}" for q in p]) for p in zip(*report["budget_curve"].values())]),
         "",
+        *_per_class_section(report.get("per_class_ap")),
         *_showcase_section(report.get("selected_frames")),
     ]
     lines += [f"![{name}]({name})" for name in report["figures"]]

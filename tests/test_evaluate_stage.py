@@ -76,6 +76,7 @@ def test_evaluate_report(tiny_pipeline, onnx_exports):
     assert {"results.json", "report.md", "budget_curve.png", "class_saliency.png", "selected_frames.png"} <= {p.name for p in out.iterdir()}
     assert f"NSNet (K={k})" in (out / "report.md").read_text() and f"NSNet (K={k})" in render_table(report)
     _check_selected_frames(report, features, prototypes, k)
+    _check_per_class(report, rows, k)
     again = run_evaluate(features, prototypes, run, truth.parent, EVAL, workers=0, progress=False)
     assert not again["computed"] and again["methods"] == report["methods"]
     shutil.rmtree(out)  # not evaluated yet, and another process is evaluating it
@@ -90,6 +91,37 @@ def test_evaluate_report(tiny_pipeline, onnx_exports):
     assert onnx["real_vs_cached"]["same_predictions"] == 1.0 and onnx["real_vs_cached"]["max_abs_score_difference"] < 1e-4
     for row in onnx["methods"]:
         assert row["map"] == pytest.approx(rows[row["method"]]["map"], abs=1e-6) and row["top1"] == rows[row["method"]]["top1"]
+
+
+def _check_per_class(report: dict, rows: dict, k: int) -> None:
+    """Each sampler's class APs average to its row's mAP; the count above UNIFORM by hand; the
+    CSV a row a class."""
+    import csv
+
+    per = report["per_class_ap"]
+    t = report["num_frames"]
+    assert list(per["ap"]) == [f"NSNet (K={k})", f"UNIFORM (K={k})", f"DENSE (T={t})", f"TOP-K (K={k} of T={t})", "NSNet w/o NS"]
+    for name, ap in per["ap"].items():
+        assert len(ap) == report["classes"] and np.mean([a for a in ap if a is not None]) == pytest.approx(rows[name]["map"], abs=1e-9)
+    assert [a is None for a in per["ap"][per["nsnet"]]] == [p == 0 for p in per["positives"]]
+    ours, uniform = per["ap"][f"NSNet (K={k})"], per["ap"][f"UNIFORM (K={k})"]
+    assert per["nsnet_above_baseline"] == sum(o is not None and o > u for o, u in zip(ours, uniform))
+    table = list(csv.reader((Path(report["output"]) / "per_class_ap.csv").read_text().splitlines()))
+    assert table[0] == ["class", "positives", *per["ap"]] and [r[0] for r in table[1:]] == per["classes"]
+    assert "## Per-class AP" in (Path(report["output"]) / "report.md").read_text() and "per-class AP: NSNet (K=2) above UNIFORM (K=2) in" in render_table(report)
+
+
+def test_the_per_class_section_names_the_largest_gains_and_losses_by_hand():
+    from stages.evaluate import _per_class_section, per_class_csv
+
+    per = {
+        "classes": ["a, with a comma", "b", "c", "d"], "positives": [2, 1, 0, 3], "nsnet": "NSNet", "baseline": "UNIFORM",
+        "ap": {"NSNet": [90.0, 40.0, None, 75.0], "UNIFORM": [50.0, 60.0, None, 70.0]}, "nsnet_above_baseline": 2, "classes_with_positives": 3,
+    }
+    lines = _per_class_section(per, shown=1)
+    assert lines[2] == "NSNet is above UNIFORM in 2 of 3 classes; its 1 largest and 1 smallest differences (every class in `per_class_ap.csv`):"
+    assert lines[6:8] == ["| a, with a comma | 2 | 90.0 | 50.0 | +40.0 |", "| b | 1 | 40.0 | 60.0 | -20.0 |"]  # +40 most, -20 least; d's +5 neither
+    assert per_class_csv(per).splitlines() == ["class,positives,NSNet,UNIFORM", '"a, with a comma",2,90.00,50.00', "b,1,40.00,60.00", "c,0,,", "d,3,75.00,70.00"]
 
 
 def _check_selected_frames(report: dict, features: Path, prototypes: Path, k: int) -> None:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pipeline.metrics import mean_average_precision, multi_hot, top1_accuracy, video_scores
+from pipeline.metrics import class_average_precision, mean_average_precision, multi_hot, top1_accuracy, video_scores
 from pipeline.sampling import segment_random_indices
 
 
@@ -41,6 +41,8 @@ def test_map_by_hand():
     scores = np.array([[0.9, 0.1, 0.0], [0.8, 0.7, 0.0], [0.3, 0.2, 0.5]])
     labels = [(0,), (1,), (0,)]
     assert mean_average_precision(scores, labels) == pytest.approx((5 / 6 + 1) / 2)
+    per_class = class_average_precision(scores, labels)
+    assert per_class[:2] == pytest.approx([5 / 6, 1]) and np.isnan(per_class[2])
     assert multi_hot([(0, 2), ()], 3).tolist() == [[1, 0, 1], [0, 0, 0]]
 
 
@@ -52,5 +54,6 @@ def test_map_by_hand_on_multi_label_videos():
     scores = np.array([[0.5, 0.3, 0.2], [0.1, 0.8, 0.05], [0.4, 0.5, 0.1]])
     labels = [(0, 1), (1,), (0, 2)]
     assert mean_average_precision(scores, labels) == pytest.approx((1 + 5 / 6 + 1 / 2) / 3)
+    assert class_average_precision(scores, labels) == pytest.approx([1, 5 / 6, 1 / 2])
     # top-1 counts any label: v0 -> 0 (label), v1 -> 1 (label), v2 -> 1 (not a label)
     assert top1_accuracy(scores, labels) == pytest.approx(2 / 3)
