@@ -23,12 +23,12 @@ from pipeline.datasets import VideoRecord
 from pipeline.config import DECODE_TIMEOUT_S
 from pipeline.decode_watch import DecodingWatch, WatchedDecoding
 from pipeline.extract import ModelFrames, Transform, decoding_loader, model_frames
-from pipeline.video import FrameSource, VideoReadError
+from pipeline.video import FrameSource, FrameWindow, VideoReadError, open_record
 
 
-def decode_chosen(path: Path, frame_indices: np.ndarray, transform: Transform) -> ModelFrames:
+def decode_chosen(source: FrameSource | FrameWindow, frame_indices: np.ndarray, transform: Transform) -> ModelFrames:
     """Decode only the frames ``frame_indices`` of a video (seeking) for the recognizer."""
-    return model_frames(FrameSource(path).read(frame_indices), transform)
+    return model_frames(source.read(frame_indices), transform)
 
 
 @dataclass
@@ -39,7 +39,9 @@ class ChosenFrames:
 
 
 class ChosenFrameDecoder(Dataset):
-    """Item ``i``: the frames ``frame_ids[i]`` of video ``records[i]``, for the recognizer.
+    """Item ``i``: the frames ``frame_ids[i]`` of video ``records[i]`` (of its segment, where the
+    file is the whole video the clip was annotated in, as the features stage read it), for the
+    recognizer.
     ``watch``: where a decoding worker notes the video it decodes; ``skip``: videos failed with
     the given reason without decoding (a decoder hung or crashed on them); both are set by
     :func:`recognized`."""
@@ -62,7 +64,7 @@ class ChosenFrameDecoder(Dataset):
             return ChosenFrames(item, None, f"{self.path(item)}: {self.skip[item]}")
         try:
             with self.watch.decoding(item) if self.watch else nullcontext():
-                return ChosenFrames(item, decode_chosen(self.path(item), self.frame_ids[item], self.transform))
+                return ChosenFrames(item, decode_chosen(open_record(self.root, self.records[item]), self.frame_ids[item], self.transform))
         except VideoReadError as exc:
             return ChosenFrames(item, None, str(exc))
 

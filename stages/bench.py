@@ -35,6 +35,7 @@ from pipeline.flops import compute_cost
 from pipeline.distributed import synchronize
 from pipeline.inference import NSNetInference, ObservationDecoder
 from pipeline.recognition import decode_chosen
+from pipeline.video import FrameSource
 from pipeline.models import frame_transform
 from pipeline.plots import matplotlib_available, plot_fractions
 from pipeline.sampler import NSNetSampler
@@ -282,8 +283,8 @@ def time_decode(clip: Path, t: int, k: int, light_tf, rec_tf, reps: int) -> Deco
 
     jobs: dict[str, Callable[[], object]] = {  # the models' float inputs made too, as the main process makes them
         "nsnet": nsnet,
-        "dense": lambda: decode_chosen(clip, dense_ids, rec_tf).model_input(cpu),
-        "uniform": lambda: decode_chosen(clip, k_ids, rec_tf).model_input(cpu),
+        "dense": lambda: decode_chosen(FrameSource(clip), dense_ids, rec_tf).model_input(cpu),
+        "uniform": lambda: decode_chosen(FrameSource(clip), k_ids, rec_tf).model_input(cpu),
     }
     samples: dict[str, list[float]] = {name: [] for name in jobs}
     for _ in range(reps):  # the methods in turns, as in time_batch

@@ -249,12 +249,12 @@ def test_the_decoded_path_fails_the_videos_a_decoder_hangs_or_crashes_on_and_rec
     plain, none = recognize_all(decoder, runner, cpu, videos_per_batch=2, workers=0)
     decode = pipeline.recognition.decode_chosen
 
-    def hangs_or_aborts(path, *args):  # forked into the decoding worker
-        if path.name == Path(records[1].path).name:
+    def hangs_or_aborts(source, *args):  # forked into the decoding worker
+        if source.path.name == Path(records[1].path).name:
             time.sleep(3600)
-        if path.name == Path(records[4].path).name:
+        if source.path.name == Path(records[4].path).name:
             _abort()
-        return decode(path, *args)
+        return decode(source, *args)
 
     monkeypatch.setattr(pipeline.recognition, "decode_chosen", hangs_or_aborts)
     logits, errors = recognize_all(decoder, runner, cpu, videos_per_batch=2, workers=1, decode_timeout=2.0)

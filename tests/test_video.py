@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 from PIL import Image
 
@@ -181,3 +182,10 @@ def test_a_record_with_a_segment_reads_it_from_the_whole_video_only(tmp_path: Pa
     for name, segment, frames_in in (("cut.mp4", (3.0, 6.0), 14), ("keyframes.mp4", (30.0, 33.0), 20), ("whole.mp4", None, 40)):
         source = open_record(tmp_path, VideoRecord("a", name, (0,), "train", segment))
         assert isinstance(source, FrameSource) and source.num_frames == frames_in
+    # evaluate's decoded row reads the cached frame indices of the segment, as the features stage did
+    from pipeline.extract import model_frames
+    from pipeline.recognition import ChosenFrameDecoder
+
+    transform = lambda frames: frames  # noqa: E731  (the decoded frames themselves)
+    chosen = ChosenFrameDecoder(tmp_path, [VideoRecord("a", "whole.mp4", (0,), "train", (3.0, 6.0))], [np.array([1, 7])], transform)[0]
+    assert chosen.error == "" and torch.equal(chosen.frames.model_input(torch.device("cpu")), model_frames(window.read(np.array([1, 7])), transform).model_input(torch.device("cpu")))
