@@ -37,11 +37,12 @@ SEEK_TRIES = 3
 
 class DecodeError(Exception):
     """A decoder that cannot give the frames of a file: ``kind`` says what is wrong (not a
-    video, truncated or corrupt, unsupported codec, ...), ``detail`` the decoder's own words."""
+    video, truncated or corrupt, unsupported codec, ...), ``detail`` the decoder's own words;
+    ``decodable``, where decoding from the start stopped partway, how many frames it gave."""
 
-    def __init__(self, kind: str, detail: str):
+    def __init__(self, kind: str, detail: str, decodable: int | None = None):
         super().__init__(f"{kind} ({detail})" if detail else kind)
-        self.kind, self.detail = kind, detail
+        self.kind, self.detail, self.decodable = kind, detail, decodable
 
 
 def first_line(exc: BaseException | str) -> str:
@@ -117,6 +118,7 @@ class DecordReader:
             raise DecodeError("cannot open", first_line(exc)) from exc
         if self.num_frames == 0:
             raise DecodeError(unreadable_kind(path), "no frame in the file")
+        self.listed_frames = self.num_frames  # its index's count
         if not sane_frame_times(times):
             raise DecodeError("cannot seek", "the container has no usable frame timestamps")
         self.frame_times = np.asarray(times, dtype=np.float64)
@@ -162,6 +164,7 @@ class PyAVReader:
                 if stream.codec_context is None:
                     raise DecodeError("unsupported codec", f"no decoder for {stream.codec_tag or 'this stream'}")
                 self.fps = plausible_fps(stream.average_rate or stream.guessed_rate)
+                stated = stream.frames  # the container's count where it has one (an MP4's index), else 0
                 packets = [(packet.pts, packet.is_keyframe) for packet in container.demux(stream) if packet.size > 0]
                 time_base = float(stream.time_base) if stream.time_base else None
         except DecodeError:
@@ -173,6 +176,7 @@ class PyAVReader:
         self.num_frames = len(packets)
         if self.num_frames == 0:
             raise DecodeError(unreadable_kind(path), "no complete frame in the file")
+        self.listed_frames = max(self.num_frames, stated)  # an index may list frames whose data a cut file lacks
         has_times = time_base is not None and all(pts is not None for pts, _ in packets)
         self._pts = np.sort(np.array([pts for pts, _ in packets], dtype=np.int64)) if has_times else None
         self.frame_times = self._pts * time_base if has_times else None
@@ -208,11 +212,11 @@ class PyAVReader:
         except av.error.DecoderNotFoundError as exc:
             raise DecodeError("unsupported codec", first_line(exc)) from exc
         except Exception as exc:
-            raise DecodeError("truncated or corrupt video", f"decoding stopped after frame {decoded}: {first_line(exc)}") from exc
+            raise DecodeError("truncated or corrupt video", f"decoding stopped after frame {decoded}: {first_line(exc)}", decoded) from exc
         finally:
             self.frames_decoded += decoded
         if decoded <= last:
-            raise DecodeError("truncated or corrupt video", f"{decoded} frames decoded of the {self.num_frames} the container lists")
+            raise DecodeError("truncated or corrupt video", f"{decoded} frames decoded of the {self.num_frames} the container lists", decoded)
         return np.stack(out)
 
     def _read_seeking(self, indices: np.ndarray) -> np.ndarray | None:

@@ -31,7 +31,7 @@ from pipeline.backends import Runner
 from pipeline import decode_watch
 from pipeline.decode_watch import DecodingWatch
 from pipeline.sampling import candidate_frame_indices
-from pipeline.video import VideoReadError, open_record
+from pipeline.video import VideoReadError, open_record, read_planned
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
@@ -162,8 +162,8 @@ def decode_candidates(root: Path, record: VideoRecord, t: int, offsets: int) -> 
     :func:`candidate_frame_indices`): (uint8 frames [S*T, H, W, 3], indices [S, T], frame count).
     A frame two candidates share is decoded once."""
     source = open_record(root, record)
-    indices = candidate_frame_indices(source.num_frames, t, offsets)
-    return source.read(indices.ravel()), indices, source.num_frames
+    frames, indices = read_planned(source, lambda count: candidate_frame_indices(count, t, offsets))
+    return frames, indices, source.num_frames
 
 
 def model_frames(frames: np.ndarray, transform: Transform) -> ModelFrames:

@@ -29,7 +29,7 @@ from pipeline.evaluation import all_frame_scores, fused_positions, top_classes
 from pipeline.extract import BothModels, ModelFrames, both_moved, decoding_loader
 from pipeline.backends import HeadsRunner, Runner
 from pipeline.sampling import uniform_frame_indices
-from pipeline.video import FrameSource, VideoReadError
+from pipeline.video import FrameSource, VideoReadError, read_planned
 
 
 def error_text(path: Path | str, exc: Exception) -> str:
@@ -90,8 +90,7 @@ class ObservationDecoder(Dataset):
         try:
             with self.watch.decoding(item) if self.watch else nullcontext():
                 source = FrameSource(path)
-                indices = uniform_frame_indices(source.num_frames, self.num_frames)
-                decoded = source.read(indices)
+                decoded, indices = read_planned(source, lambda count: uniform_frame_indices(count, self.num_frames))
             prepared = self.models.prepared(decoded)
             return Observation(item, path, prepared[0], self.models.recognizer_frames(prepared), indices, source.timestamps(indices), thumbnails(decoded) if self.keep_thumbnails else None)
         except Exception as exc:

@@ -27,7 +27,7 @@ from pipeline.decode_watch import DecodingWatch, WatchedDecoding
 from pipeline.extract import ModelFrames, decode_video, decoding_loader, model_frames, to_model_input
 from pipeline.metrics import mean_average_precision, top1_accuracy, video_scores
 from pipeline.sampling import segment_random_indices
-from pipeline.video import VideoReadError, open_record
+from pipeline.video import VideoReadError, open_record, read_planned
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
@@ -79,8 +79,7 @@ class TrainClips(Dataset):
         video = self.videos[number]
         try:
             with self.watch.decoding(number) if self.watch else nullcontext():
-                source = open_record(self.root, video)
-                frames = source.read(segment_random_indices(source.num_frames, self.segments, rng))
+                frames, _ = read_planned(open_record(self.root, video), lambda count: segment_random_indices(count, self.segments, rng))
         except VideoReadError as exc:
             return Unreadable(number, exc.reason)
         clip = torch.stack([to_model_input(frame[None], self.transform)[0] for frame in frames])

@@ -6,9 +6,10 @@ from __future__ import annotations
 import functools
 import os
 import re
+import warnings
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -29,12 +30,19 @@ _NUMBER = re.compile(r"\d+")
 
 
 class VideoReadError(Exception):
-    """A video that cannot be read; the message is one line naming the file and the problem."""
+    """A video that cannot be read; the message is one line naming the file and the problem.
+    ``decodable``: where decoding from the start stopped partway, the frames before that point
+    (counted from the source's first frame), which :func:`read_planned` may read instead."""
 
-    def __init__(self, path: Path | str, reason: str):
+    def __init__(self, path: Path | str, reason: str, decodable: int | None = None):
         super().__init__(f"{path}: {reason}")
         self.path = str(path)
         self.reason = reason
+        self.decodable = decodable
+
+
+class ShortReadWarning(UserWarning):
+    """A video read as the shorter video its decodable frames make (:func:`read_planned`)."""
 
 
 # What yt-dlp leaves of a download it did not finish: the file being written (x.webm.part) and
@@ -123,12 +131,13 @@ class FrameSource:
             self._frames = frame_files(self.path)
             if not self._frames:
                 raise VideoReadError(self.path, "frame folder holds no JPEG/PNG frames")
-            self.num_frames = len(self._frames)
+            self.num_frames = self.listed_frames = len(self._frames)
             return
         if self.path.stat().st_size == 0:
             raise VideoReadError(self.path, "empty file (0 bytes)")
         self._open_next()
         self.num_frames = self._reader.num_frames
+        self.listed_frames = self._reader.listed_frames
 
     @property
     def decoder(self) -> str:
@@ -147,6 +156,12 @@ class FrameSource:
             raise VideoReadError(self.path, f"frame index out of range 0..{self.num_frames - 1}")
         frames = self._read_unique(unique)
         return frames[inverse]
+
+    def shorten(self, count: int) -> None:
+        """Read the video as its first ``count`` frames (fewer than it lists)."""
+        if not 0 < count < self.num_frames:
+            raise ValueError(f"{self.path}: cannot shorten {self.num_frames} frames to {count}")
+        self.num_frames = count
 
     def timestamps(self, indices: np.ndarray) -> np.ndarray | None:
         """Time in seconds of each frame at ``indices``, from the start of the video: the
@@ -186,10 +201,14 @@ class FrameSource:
             except DecodeError as exc:
                 self._errors[self._reader.name] = exc
                 count = self.num_frames
-                self._open_next()
-                if self._reader.num_frames != count:
+                try:
+                    self._open_next()
+                except VideoReadError as failure:
+                    failure.decodable = exc.decodable
+                    raise
+                if self._reader.num_frames != count:  # the next decoder finds fewer frames than listed: those it has may decode
                     self._errors[self._reader.name] = DecodeError("truncated or corrupt video", f"{self._reader.num_frames} frames where {count} were listed")
-                    raise VideoReadError(self.path, self._failure()) from exc
+                    raise VideoReadError(self.path, self._failure(), min(self._reader.num_frames, count)) from exc
 
 
 # A file longer than its annotated segment by more than this, and holding the segment's end, is
@@ -205,7 +224,7 @@ class FrameWindow:
 
     def __init__(self, source: FrameSource, first: int, count: int):
         self.source, self.first, self.num_frames = source, first, count
-        self.path = source.path
+        self.path, self.listed_frames = source.path, count
 
     @property
     def decoder(self) -> str:
@@ -219,10 +238,54 @@ class FrameWindow:
         indices = np.asarray(indices, dtype=np.int64)
         if indices.size and (indices.min() < 0 or indices.max() >= self.num_frames):
             raise VideoReadError(self.path, f"frame index out of range 0..{self.num_frames - 1} of the clip's segment")
-        return self.source.read(indices + self.first)
+        try:
+            return self.source.read(indices + self.first)
+        except VideoReadError as exc:
+            exc.decodable = None if exc.decodable is None or exc.decodable <= self.first else exc.decodable - self.first
+            raise
+
+    def shorten(self, count: int) -> None:
+        """Read the segment as its first ``count`` frames (fewer than it has)."""
+        if not 0 < count < self.num_frames:
+            raise ValueError(f"{self.path}: cannot shorten the segment's {self.num_frames} frames to {count}")
+        self.num_frames = count
 
     def timestamps(self, indices: np.ndarray) -> np.ndarray | None:
         return self.source.timestamps(np.asarray(indices, dtype=np.int64) + self.first)
+
+
+# A file whose decoding stops partway is read as the shorter video of its decodable frames where
+# they are at least this share of those it lists (a download cut short: an MP4 whose index,
+# written first, lists frames its data lacks); one that decodes less stays an error.
+SHORT_READ_MIN_SHARE = 0.5
+
+
+def read_planned(source: FrameSource | FrameWindow, plan: Callable[[int], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The frames at ``plan(source.num_frames)`` (indices of any shape) and those indices. A
+    video whose decoding stops partway, after at least :data:`SHORT_READ_MIN_SHARE` of the
+    frames it lists, is shortened to the frames that decode and planned again over them, as a
+    Matroska or AVI file cut short reads as the shorter video it holds; a
+    :class:`ShortReadWarning` says so."""
+    while True:  # each failure shortens the video, so this ends
+        indices = plan(source.num_frames)
+        try:
+            return source.read(np.ravel(indices)), indices
+        except VideoReadError as exc:
+            if not shortened(source, exc):
+                raise
+
+
+def shortened(source: FrameSource | FrameWindow, failure: VideoReadError) -> bool:
+    """Whether ``source``, whose read failed with ``failure``, was shortened to the frames that
+    decode before the failure (fewer than it has now, and at least
+    :data:`SHORT_READ_MIN_SHARE` of those its container lists), with a
+    :class:`ShortReadWarning` saying so."""
+    listed, decodable = source.listed_frames, failure.decodable
+    if decodable is None or not SHORT_READ_MIN_SHARE * listed <= decodable < source.num_frames:
+        return False
+    source.shorten(decodable)
+    warnings.warn(ShortReadWarning(f"{source.path}: decoding stops after frame {decodable} of the {listed} listed: read as a video of its first {decodable} frames"), stacklevel=3)
+    return True
 
 
 def segment_frames(source: FrameSource, start: float, end: float) -> FrameSource | FrameWindow:

@@ -43,7 +43,7 @@ from pipeline.datasets import Manifest, VideoRecord
 from pipeline.decode_watch import DecodingWatch, WatchedDecoding
 from pipeline.extract import ModelFrames, Transform, decoding_loader, model_frames, workers_within_shared_memory
 from pipeline.row_store import RowComputer, fill_rows, rows_digest
-from pipeline.video import VideoReadError, open_record
+from pipeline.video import FrameSource, FrameWindow, VideoReadError, open_record, shortened
 from pipeline.wording import first_few
 from stages.features import cached_runner
 
@@ -56,6 +56,7 @@ class FrameChunk:
     frames: ModelFrames | None  # [m, 3, H, W] for the recognizer; None when the video failed
     length: int  # frames counted as all frames of the video
     error: str = ""
+    start: int = 0  # where the chunk begins among them: 0 begins the video (again, after a short read)
 
 
 class AllFrameChunks(IterableDataset):
@@ -80,15 +81,26 @@ class AllFrameChunks(IterableDataset):
             try:
                 with self._decoding(row):
                     source = open_record(self.root, record)
-                    plan = all_frame_indices(source.num_frames, source.fps, self.rate)
-                if not len(plan):
-                    raise VideoReadError(source.path, "no frames")
+                yield from self._chunks(row, source)
+            except VideoReadError as exc:
+                yield FrameChunk(row, None, 0, str(exc))
+
+    def _chunks(self, row: int, source: FrameSource | FrameWindow) -> Iterator[FrameChunk]:
+        """The chunks of one video; where its decoding stops partway (:func:`shortened`), again
+        from its first frame over the frames that decode."""
+        while True:
+            plan = all_frame_indices(source.num_frames, source.fps, self.rate)
+            if not len(plan):
+                raise VideoReadError(source.path, "no frames")
+            try:
                 for start in range(0, len(plan), CHUNK_FRAMES):
                     with self._decoding(row):  # a chunk at a time: the wait for the recognizer between chunks is not decoding
                         frames = source.read(plan[start : start + CHUNK_FRAMES])
-                    yield FrameChunk(row, model_frames(frames, self.transform), len(plan))
+                    yield FrameChunk(row, model_frames(frames, self.transform), len(plan), start=start)
+                return
             except VideoReadError as exc:
-                yield FrameChunk(row, None, 0, str(exc))
+                if not shortened(source, exc):
+                    raise
 
     def _decoding(self, row: int) -> ContextManager[None]:
         return self.watch.decoding(row) if self.watch else nullcontext()
@@ -116,7 +128,9 @@ def summaries(chunks: AllFrameChunks, recognizer: Runner, device: torch.device, 
                 ended.add(chunk.row)
                 yield chunk.row, chunk.error
                 continue
-            summary = open_.setdefault(chunk.row, AllFrameSummary(chunk.length, budget, np.random.default_rng([seed, chunk.row])))
+            if chunk.start == 0:  # a video begun, or begun again over fewer frames
+                open_[chunk.row] = AllFrameSummary(chunk.length, budget, np.random.default_rng([seed, chunk.row]))
+            summary = open_[chunk.row]
             _, logits = recognizer(chunk.frames.model_input(device))
             summary.update(logits.float().cpu().numpy())
             if summary.complete:
