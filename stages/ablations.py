@@ -34,7 +34,8 @@ from pipeline.config import EvalConfig, TrainConfig
 from pipeline.evaluation import fused_positions
 from pipeline.fusion import FUSION_RULES, top_k
 from pipeline.prototypes import GuidingScorer
-from stages.evaluate import EvalData, text_table
+from stages.evaluate import EvalData
+from stages.evaluate_report import text_table
 from stages.prototypes import run_prototypes
 from stages.train import OBJECTIVES_VERSION, load_sampler_inputs, load_trained_sampler, run_train
 

@@ -39,7 +39,7 @@ from pipeline.video import FrameSource
 from pipeline.models import frame_transform
 from pipeline.plots import matplotlib_available, plot_fractions
 from pipeline.sampler import NSNetSampler
-from stages.evaluate import text_table
+from stages.evaluate_report import text_table
 from stages.features import build_light, build_recognizer, build_runners, output_dims
 from stages.train import SamplerShape
 

@@ -501,7 +501,8 @@ def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_pat
     from pipeline.datasets import get_dataset
     from pipeline.distributed import pick_device
     from pipeline.extract import per_video_workers
-    from stages.evaluate import render_table, run_evaluate
+    from stages.evaluate import run_evaluate
+    from stages.evaluate_report import render_table
 
     features_path, prototypes_path = resolve_sampler_inputs(cache_dir, dataset, features_path, prototypes_path, preset)
     run_path = resolve_run(features_path, prototypes_path, dataset, run_path)

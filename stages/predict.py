@@ -27,7 +27,7 @@ from pipeline.extract import BothModels, Transform, workers_within_shared_memory
 from pipeline.inference import NSNetInference, ObservationDecoder, VideoPrediction, predict_videos
 from pipeline.plots import matplotlib_available, plot_video_saliency
 from pipeline.video import FRAME_EXTENSIONS, VIDEO_EXTENSIONS, failure_summary
-from stages.evaluate import text_table
+from stages.evaluate_report import text_table
 from stages.features import build_runners, cached_model
 from stages.train import SamplerShape, load_trained_sampler
 

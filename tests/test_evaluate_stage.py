@@ -18,7 +18,8 @@ from pipeline.models import frame_transform
 from pipeline.backends import TorchRunner
 from conftest import recognize_all
 from pipeline.recognition import ChosenFrameDecoder
-from stages.evaluate import render_table, run_evaluate
+from stages.evaluate import run_evaluate
+from stages.evaluate_report import render_table
 from stages.features import build_recognizer
 from stages.train import run_train
 
@@ -112,7 +113,7 @@ def _check_per_class(report: dict, rows: dict, k: int) -> None:
 
 
 def test_the_per_class_section_names_the_largest_gains_and_losses_by_hand():
-    from stages.evaluate import _per_class_section, per_class_csv
+    from stages.evaluate_report import _per_class_section, per_class_csv
 
     per = {
         "classes": ["a, with a comma", "b", "c", "d"], "positives": [2, 1, 0, 3], "nsnet": "NSNet", "baseline": "UNIFORM",

@@ -8,7 +8,8 @@ import pytest
 from pipeline.config import EvalConfig, FeaturesConfig, TrainConfig
 from pipeline.datasets import get_dataset
 from pipeline.presets import PRESETS, get_preset
-from stages.evaluate import render_table, run_evaluate
+from stages.evaluate import run_evaluate
+from stages.evaluate_report import render_table
 from stages.train import run_train
 
 
