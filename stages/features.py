@@ -25,6 +25,7 @@ from pipeline.decode_watch import WatchedDecoding
 from pipeline.extract import BlockDecoder, BlockInference, DecodedBlock, decoding_loader, decoding_workers, make_blocks, workers_within_shared_memory
 from pipeline.models import FrameEncoder, create_model, data_config, frame_transform, frame_transforms, weights_identity
 from pipeline.video import failure_summary
+from pipeline.wording import first_few
 
 
 @dataclass
@@ -43,6 +44,9 @@ class FeaturesSummary:
     seconds: float = 0.0
     failures_file: str = ""
     failures: list[dict[str, str]] = field(default_factory=list)
+    # finished videos whose container states more frames than decode (a file cut short), read as
+    # the frames that do (pipeline.video.read_planned)
+    short_reads: list[dict[str, Any]] = field(default_factory=list)
     frames: int = 0  # frames run through both models by this run
     compute_seconds: float = 0.0  # time of the decode + inference loop alone
     leader: bool = True  # False on torchrun ranks other than 0, which print nothing
@@ -66,6 +70,8 @@ class FeaturesSummary:
         if self.failures:
             rows.append(("failed, by reason", failure_summary([f["reason"] for f in self.failures])))
             rows.append(("failures file", self.failures_file))
+        if self.short_reads:
+            rows.append(("read short", f"{len(self.short_reads)} (cut short: the frames that decode used; " + first_few([f"{r['path']} {r['frames']} of {r['listed']}" for r in self.short_reads], 3) + ")"))
         width = max(len(k) for k, _ in rows)
         lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
         for failure in self.failures[:10]:
@@ -112,17 +118,18 @@ def _failures_file(final: Path) -> Path:
     return final.with_name(final.name + ".failures.jsonl")
 
 
-def _log_failure(log: Path, video_id: str, path: str, reason: str) -> None:
+def _log_failure(log: Path, video_id: str, path: str, reason: str, **more: Any) -> None:
     with open(log, "a") as handle:
-        handle.write(json.dumps({"video_id": video_id, "path": path, "reason": reason}) + "\n")
+        handle.write(json.dumps({"video_id": video_id, "path": path, "reason": reason, **more}) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
 
 
-def _collect_failures(final: Path, manifest: Manifest, status: np.ndarray) -> list[dict[str, str]]:
-    """Latest logged reason of every video now marked failed, plus unusable manifest entries;
-    written atomically to ``<cache>.failures.jsonl``."""
-    latest: dict[str, dict[str, str]] = {}
+def _collect_failures(final: Path, manifest: Manifest, status: np.ndarray) -> tuple[list[dict[str, str]], list[dict[str, Any]]]:
+    """Latest logged reason of every video now marked failed, plus unusable manifest entries,
+    written atomically to ``<cache>.failures.jsonl``; and the finished videos last logged as
+    read short."""
+    latest: dict[str, dict[str, Any]] = {}
     log_dir = _failures_dir(final)
     for log in sorted(log_dir.glob("*.jsonl")) if log_dir.is_dir() else []:
         for line in log.read_text().splitlines():
@@ -134,7 +141,9 @@ def _collect_failures(final: Path, manifest: Manifest, status: np.ndarray) -> li
         vid = manifest.videos[index].video_id
         failures.append(latest.get(vid, {"video_id": vid, "path": manifest.videos[index].path, "reason": "failed (reason not logged)"}))
     write_text_atomic(_failures_file(final), "".join(json.dumps(f) + "\n" for f in failures))
-    return failures
+    finished = {manifest.videos[i].video_id for i in np.flatnonzero(status == DONE)}
+    short = [{k: r[k] for k in ("video_id", "path", "frames", "listed")} for r in latest.values() if "listed" in r and r["video_id"] in finished]
+    return failures, short
 
 
 def build_light(config: FeaturesConfig) -> tuple[FrameEncoder, dict[str, Any]]:
@@ -340,6 +349,10 @@ class _Done:
 
     def add(self, block: DecodedBlock) -> None:
         self.computed.update(v.index for v in block.videos if self.status[v.index] != DONE)
+        for video in block.videos:
+            if video.num_frames < video.listed_frames:
+                record = self.manifest.videos[video.index]
+                _log_failure(self.log, record.video_id, record.path, "read short", frames=video.num_frames, listed=video.listed_frames)
         for failure in block.failures:
             record = self.manifest.videos[failure.index]
             _log_failure(self.log, record.video_id, record.path, failure.reason)
@@ -379,7 +392,7 @@ def _finish(final: Path, staging: Path) -> np.ndarray:
 def _summarise(final: Path, manifest: Manifest, status: np.ndarray, computed: int, failed_now: int, skipped: int, started: float) -> FeaturesSummary:
     """Counts over the whole cache; the cache is ``final`` once finished, else its staging store."""
     path = final if final.exists() else cache_mod.staging_path(final)
-    failures = _collect_failures(final, manifest, status)
+    failures, short_reads = _collect_failures(final, manifest, status)
     return FeaturesSummary(
         cache=str(path),
         total=len(manifest.videos) + len(manifest.rejected),
@@ -393,6 +406,7 @@ def _summarise(final: Path, manifest: Manifest, status: np.ndarray, computed: in
         seconds=time.perf_counter() - started,
         failures_file=str(_failures_file(final)),
         failures=failures,
+        short_reads=short_reads,
     )
 
 

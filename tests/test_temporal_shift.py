@@ -83,7 +83,7 @@ def test_cache_with_three_candidates(tiny_videos, tiny_config, run_options):
         assert not b["shift_rec_logits"][:][~train].any()  # validation videos: the centres only
         # a training video's other candidates are what the recognizer gives on those frames
         i = int(np.flatnonzero(train)[4])
-        frames, candidates, _ = decode_candidates(tiny_videos, manifest.videos[i], t, 3)
+        frames, candidates, _, _ = decode_candidates(tiny_videos, manifest.videos[i], t, 3)
         model = create_model(config.recognizer, 3, seed=config.seed + 1)
         x = to_model_input(frames, frame_transform(data_config(model, config.recognizer)))
         with torch.inference_mode():
