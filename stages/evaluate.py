@@ -15,7 +15,7 @@ RANDOM-10, DENSE, TOP-K-10) come from one cached recognizer pass over every fram
 beside ours.
 
 Writes ``<features cache>.eval-<fingerprint>/``: ``results.json``, ``report.md``,
-``predictions.jsonl`` (NSNet's chosen frames and top-5 per video), ``per_class_ap.csv`` (each class's AP under NSNet and four samplers), ``budget_curve.png`` (Fig. 3), ``class_saliency.png`` (Fig. 5) and ``selected_frames.png`` (Fig. 4: the frames UNIFORM, NSNet w/o NS and NSNet choose in four videos). Same inputs and config
+``predictions.jsonl`` (NSNet's chosen frames and top-5 per video), ``per_class_ap.csv`` (each class's AP under NSNet and the samplers it is compared with), ``budget_curve.png`` (Fig. 3), ``class_saliency.png`` (Fig. 5) and ``selected_frames.png`` (Fig. 4: the frames UNIFORM, NSNet w/o NS and NSNet choose in four videos). Same inputs and config
 again: the stored report is printed, nothing is recomputed.
 """
 
@@ -304,7 +304,9 @@ def _evaluate(inputs: SamplerInputs, features: Path, prototypes: Path, run_dir: 
     if cfg.all_frames and data.synthetic:
         skipped.append("synthetic cache (no videos), skipped: the baselines over all frames (Table 1's protocol): they decode every frame")
     elif cfg.all_frames:
-        rows.update(_all_frame_rows(run_all_frames(features, data.videos, root, cfg.all_frames_config(), dev, workers, progress, backend, export_dir, decode_timeout), data.labels, cost, cfg.all_frames_budget))
+        over_all = run_all_frames(features, data.videos, root, cfg.all_frames_config(), dev, workers, progress, backend, export_dir, decode_timeout)
+        rows.update(_all_frame_rows(over_all, data.labels, cost, cfg.all_frames_budget))
+        class_ap.update({name: class_average_precision(over_all.scores[key], data.labels) for name, key in all_frame_methods(cfg.all_frames_budget).items()})
 
     nsnet = f"NSNet (K={k})"
     groups = [

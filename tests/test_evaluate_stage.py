@@ -101,7 +101,7 @@ def _check_per_class(report: dict, rows: dict, k: int) -> None:
 
     per = report["per_class_ap"]
     t = report["num_frames"]
-    assert list(per["ap"]) == [f"NSNet (K={k})", f"UNIFORM (K={k})", f"DENSE (T={t})", f"TOP-K (K={k} of T={t})", "NSNet w/o NS"]
+    assert list(per["ap"]) == [f"NSNet (K={k})", f"UNIFORM (K={k})", f"DENSE (T={t})", f"TOP-K (K={k} of T={t})", "NSNet w/o NS", "UNIFORM-10 (all frames)", "RANDOM-10 (all frames)", "DENSE (all frames)", "TOP-K-10 (all frames)"]
     for name, ap in per["ap"].items():
         assert len(ap) == report["classes"] and np.mean([a for a in ap if a is not None]) == pytest.approx(rows[name]["map"], abs=1e-9)
     assert [a is None for a in per["ap"][per["nsnet"]]] == [p == 0 for p in per["positives"]]
