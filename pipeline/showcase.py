@@ -19,6 +19,7 @@ import numpy as np
 
 from pipeline.datasets import VideoRecord
 from pipeline.inference import thumbnails
+from pipeline.metrics import video_scores
 from pipeline.video import VideoReadError, open_record
 
 SALIENT_G = 0.5  # g > 1 - g: the frame's pseudo label is more the video's class than non-salient
@@ -92,8 +93,6 @@ class ShowcaseInput:
 def showcase_video(item: ShowcaseInput, classes: Sequence[str], root: Path | None) -> ShowcaseVideo:
     """The figure's record of one video; its chosen frames decoded for thumbnails when ``root``
     is given (a video that cannot be decoded keeps its rows, with the reason)."""
-    from pipeline.metrics import video_scores
-
     rows = []
     for method, chosen in item.positions.items():
         chosen = np.sort(np.asarray(chosen))
