@@ -76,7 +76,7 @@ class SamplerInputs:
     attrs: dict[str, Any]
     status: np.ndarray  # [N]
     # The light features [M, T, D_l] (float16, as cached) of the M finished training videos, in
-    # the order of finished(train=True): the sampler trains on these alone. Held whole, or a
+    # the order of finished_training(): the sampler trains on these alone. Held whole, or a
     # window at a time (WindowedRows) beyond the training config's shuffle_window.
     light: np.ndarray | WindowedRows
     frame_indices: np.ndarray  # [N, T]
@@ -84,7 +84,7 @@ class SamplerInputs:
     labels: np.ndarray  # [N, C] multi-hot
     # The other candidate frames of every segment (a cache with offsets S > 1, read on request):
     # light features [M, S-1, T, D_l] and g [M, S-1, T] of the M finished training videos, in the
-    # order of finished(train=True); None otherwise.
+    # order of finished_training(); None otherwise.
     shift_light: np.ndarray | WindowedRows | None = None
     shift_g: np.ndarray | None = None
 
@@ -92,10 +92,9 @@ class SamplerInputs:
     def videos(self) -> list[dict[str, Any]]:
         return self.attrs["manifest"]["videos"]
 
-    def finished(self, train: bool) -> np.ndarray:
-        """Indices of the finished training (or, with ``train=False``, other) videos."""
-        in_split = np.array([(v["split"] == "train") == train for v in self.videos])
-        return np.flatnonzero((self.status == DONE) & in_split)
+    def finished_training(self) -> np.ndarray:
+        """Indices of the finished training videos."""
+        return np.flatnonzero((self.status == DONE) & np.array([v["split"] == "train" for v in self.videos]))
 
     def evaluation_splits(self) -> list[str]:
         """The splits besides train that the manifest has videos in, in :data:`EVALUATION_SPLITS` order."""
@@ -149,7 +148,7 @@ def read_training_features(inputs: SamplerInputs, features: Path, prototypes: Pa
     a time; ``read_shift`` reads their other candidate frames too, where the cache has them.
     More than ``hold`` videos (None: no limit) are not read now but held a window at a time as
     the epochs visit them (:class:`WindowedRows`, :func:`epoch_loader`)."""
-    train = inputs.finished(train=True)
+    train = inputs.finished_training()
     with FeatureCache(features) as cache:
         names = ["light_features"] + (["shift_light_features"] if read_shift and cache.offsets > 1 else [])
         shift_g = None
@@ -174,7 +173,7 @@ def _read_window(features: Path, name: str, rows: np.ndarray) -> np.ndarray:
 def training_clips(inputs: SamplerInputs, cfg: TrainConfig) -> CachedClips:
     """The finished training videos as the sampler trains on them, with the temporal random
     shift of ``cfg`` (or of the cache's candidate frames, where it has them)."""
-    train = inputs.finished(train=True)
+    train = inputs.finished_training()
     return CachedClips(inputs.light, inputs.g[train], inputs.labels[train], cfg.max_shift, cfg.seed, shift_features=inputs.shift_light, shift_g=inputs.shift_g)
 
 
@@ -282,9 +281,12 @@ def cached_saliency(model: NSNetSampler, objective: FrameObjective, features: Pa
 
 
 def _saliency_report(model: NSNetSampler, objective: FrameObjective, inputs: SamplerInputs, features: Path, device: torch.device, ground_truth: Path | None) -> dict[str, float]:
-    """On demo data: AP of s_f and s_v against the generator's salient frames (val videos)."""
-    val = inputs.finished(train=False)
-    if ground_truth is None or not Path(ground_truth).is_file() or not len(val):
+    """On demo data: AP of s_f and s_v against the generator's salient frames (the evaluation
+    split's videos, as evaluate takes them)."""
+    if ground_truth is None or not Path(ground_truth).is_file() or not inputs.evaluation_splits():
+        return {}
+    val, _ = inputs.evaluated()
+    if not len(val):
         return {}
     from sklearn.metrics import average_precision_score
 

@@ -112,7 +112,7 @@ def test_train_draws_from_the_cached_candidates(tiny_videos, tiny_config, run_op
     features = Path(run_features("demo", tiny_videos, replace(tiny_config, offsets=3), run_options).cache)
     prototypes = Path(run_prototypes(features, GuidingScorer()).path)
     inputs = read_training_features(load_sampler_inputs(features, prototypes), features, prototypes, read_shift=True)
-    train = inputs.finished(train=True)
+    train = inputs.finished_training()
     assert inputs.shift_light.shape == (len(train), 2, 6, 256) and inputs.shift_g.shape == (len(train), 2, 6)
     clips = training_clips(inputs, TrainConfig())
     seen = np.zeros(3, dtype=bool)

@@ -124,7 +124,7 @@ def test_train_stage_reports_saliency_and_is_idempotent(tiny_pipeline, monkeypat
     }
     # the report scores the validation videos' light features, read from the cache for it
     inputs = load_sampler_inputs(features, prototypes)
-    val = inputs.finished(train=False)
+    val, _ = inputs.evaluated()
     assert len(val) > 2
     with FeatureCache(features) as cache:
         light = np.asarray(cache["light_features"][:])[val]
@@ -152,7 +152,7 @@ def test_the_sampler_holds_the_training_videos_light_features_alone(tiny_pipelin
     features, prototypes, _ = tiny_pipeline
     inputs = read_training_features(load_sampler_inputs(features, prototypes), features, prototypes, hold=CFG.shuffle_window)
     assert isinstance(inputs.light, np.ndarray)  # 9 training videos: held whole
-    train = inputs.finished(train=True)
+    train = inputs.finished_training()
     with FeatureCache(features) as cache:
         cached = np.asarray(cache["light_features"][:])
     assert 0 < len(train) < len(cached) and inputs.light.dtype == cached.dtype
@@ -210,7 +210,7 @@ def test_training_beyond_the_window_reads_it_a_window_at_a_time(tiny_pipeline, m
     monkeypatch.setattr("stages.train.WINDOW_BLOCK", 2)  # cache rows read together
     cfg = replace(CFG, shuffle_window=4, max_shift=0)
     inputs = read_training_features(load_sampler_inputs(features, prototypes), features, prototypes, hold=cfg.shuffle_window)
-    train = inputs.finished(train=True)
+    train = inputs.finished_training()
     assert isinstance(inputs.light, WindowedRows) and inputs.shape.dim == 256 and len(train) == 9
     with FeatureCache(features) as cache:
         cached = np.asarray(cache["light_features"][:])
