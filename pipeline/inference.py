@@ -58,6 +58,7 @@ class Observation:
     frame_indices: np.ndarray | None = None  # [T]
     timestamps: np.ndarray | None = None  # [T] seconds (None for frame folders)
     thumbnails: np.ndarray | None = None  # [T, h, w, 3] uint8, when asked for
+    read_short: tuple[int, int] | None = None  # (frames read, frames its container lists) of a file cut short
     error: str = ""
 
     def pin_memory(self) -> Observation:
@@ -92,7 +93,8 @@ class ObservationDecoder(Dataset):
                 source = FrameSource(path)
                 decoded, indices = read_planned(source, lambda count: uniform_frame_indices(count, self.num_frames))
             prepared = self.models.prepared(decoded)
-            return Observation(item, path, prepared[0], self.models.recognizer_frames(prepared), indices, source.timestamps(indices), thumbnails(decoded) if self.keep_thumbnails else None)
+            short = (source.num_frames, source.listed_frames) if source.num_frames < source.listed_frames else None
+            return Observation(item, path, prepared[0], self.models.recognizer_frames(prepared), indices, source.timestamps(indices), thumbnails(decoded) if self.keep_thumbnails else None, short)
         except Exception as exc:
             return Observation(item, path, error=error_text(path, exc))
 
@@ -116,6 +118,7 @@ class VideoPrediction:
     s_f: np.ndarray | None = None  # [T]
     s_v: np.ndarray | None = None  # [T]
     thumbnails: np.ndarray | None = field(default=None, repr=False)
+    read_short: tuple[int, int] | None = None  # (frames read, frames listed) of a file cut short
 
     @property
     def ok(self) -> bool:
@@ -142,6 +145,7 @@ class VideoPrediction:
             "frames": self.frame_indices.tolist(),
             "timestamps": None if times is None else [round(float(t), 4) for t in times],
             "positions": self.positions.tolist(),
+            **({} if self.read_short is None else {"read_short": {"frames": self.read_short[0], "listed": self.read_short[1]}}),
         }
 
 
@@ -216,4 +220,5 @@ def _predicted(batch: list[Observation], engine: NSNetInference) -> list[VideoPr
         o, p = batch[i], predictions[i]
         p.positions, p.observed_indices, p.observed_timestamps, p.s_f, p.s_v, p.scores = positions, o.frame_indices, o.timestamps, f, v, video_scores
         p.thumbnails = None if o.thumbnails is None else o.thumbnails[positions]
+        p.read_short = o.read_short
     return predictions

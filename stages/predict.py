@@ -138,6 +138,7 @@ class PredictResult:
     plots: list[Path] = field(default_factory=list)
     earlier: int = 0
     earlier_shown: list[dict] = field(default_factory=list)  # the first of the earlier run's lines
+    short: int = 0  # videos read short (files cut short), this run's and the earlier lines'
 
     @property
     def total(self) -> int:
@@ -150,6 +151,7 @@ class PredictResult:
             self.shown.append(replace(prediction, thumbnails=None))
         if not prediction.ok:
             self.failures.append(prediction)
+        self.short += prediction.read_short is not None
 
     def add_earlier(self, line: dict) -> None:
         """A video that an earlier run with this identity wrote into the file (its JSON line)."""
@@ -158,6 +160,7 @@ class PredictResult:
             self.earlier_shown.append(line)
         if "error" in line:
             self.failures.append(VideoPrediction(line["video"], line["error"]))
+        self.short += "read_short" in line
 
     def table(self) -> str:
         """The first ``PREDICT_ROWS_SHOWN`` videos of the file (all of them are in it), and the
@@ -173,6 +176,8 @@ class PredictResult:
         lines.append(f"written {self.jsonl}")
         if self.plots:
             lines.append(f"{len(self.plots)} saliency plot(s) in {self.plots[0].parent}")
+        if self.short:
+            lines.append(f"{self.short:,} video(s) read short: cut short, predicted from the frames that decode (\"read_short\" in their lines)")
         if self.failures:
             reasons = [p.error.removeprefix(f"{p.path}: ") for p in self.failures]
             lines.append(f"{len(self.failures):,} video(s) failed: {failure_summary(reasons)}")

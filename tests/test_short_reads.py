@@ -125,3 +125,20 @@ def test_predict_observes_a_file_cut_short_over_its_decodable_frames(cut_files):
     with pytest.warns(ShortReadWarning):
         observed = ObservationDecoder([cut_files / "cut.mp4"], 32, BothModels(identity, identity))[0]
     assert observed.error == "" and observed.frame_indices.tolist() == uniform_frame_indices(decodable, 32).tolist()
+    assert observed.read_short == (decodable, FRAMES)
+
+
+def test_a_prediction_from_a_file_cut_short_says_so_in_its_line_and_the_count():
+    from pipeline.inference import VideoPrediction
+    from stages.predict import PredictResult
+
+    def prediction(read_short):
+        return VideoPrediction("cut.mp4", scores=np.array([0.2, 0.8]), positions=np.array([1]), observed_indices=np.array([0, 40]), read_short=read_short)
+
+    assert prediction((82, 100)).to_json(["a", "b"])["read_short"] == {"frames": 82, "listed": 100}
+    assert "read_short" not in prediction(None).to_json(["a", "b"])  # other lines as before
+    result = PredictResult(None, Path("predictions.jsonl"))
+    result.add(prediction((82, 100)))
+    result.add(prediction(None))
+    result.add_earlier({"video": "old.mp4", "top5": [], "read_short": {"frames": 50, "listed": 60}})
+    assert result.short == 2
