@@ -31,6 +31,7 @@ import torch
 from pipeline import cache as cache_mod
 from pipeline.cache import FeatureCache
 from pipeline.config import EvalConfig, TrainConfig
+from pipeline.datasets.manifest import evaluation_splits
 from pipeline.evaluation import fused_positions
 from pipeline.fusion import FUSION_RULES, top_k
 from pipeline.prototypes import GuidingScorer
@@ -62,9 +63,11 @@ class Variants:
         return self.data.score(fused_positions(s_f, s_v, k or self.cfg.k, rule or self.cfg.fusion, self.cfg.alpha))[0].map
 
 
-def ablations_dir_for(features: Path, prototypes: Path, base: TrainConfig, cfg: EvalConfig, features_fp: str) -> Path:
-    """Where the tables of these inputs and configs go (the variant runs are ``nsnet train``'s)."""
-    fp = cache_mod.fingerprint({"features": features_fp, "prototypes": Path(prototypes).name, "train": asdict(base), "eval": asdict(cfg), "objectives": OBJECTIVES_VERSION})
+def ablations_dir_for(features: Path, prototypes: Path, base: TrainConfig, cfg: EvalConfig, features_fp: str, split: str | None = None) -> Path:
+    """Where the tables of these inputs and configs go (the variant runs are ``nsnet train``'s);
+    the evaluation split is named only where the cache has two, as evaluate names it."""
+    identity = {"features": features_fp, "prototypes": Path(prototypes).name, "train": asdict(base), "eval": asdict(cfg), "objectives": OBJECTIVES_VERSION}
+    fp = cache_mod.fingerprint(identity if split is None else {**identity, "split": split})
     return features.with_name(f"{features.name}.ablations-{fp[:16]}")
 
 
@@ -73,7 +76,8 @@ def run_ablations(features: Path, prototypes: Path, base: TrainConfig, cfg: Eval
     for these inputs and configs; one process computes them at a time (:func:`pipeline.cache.sole_writer`)."""
     features = Path(features)
     with FeatureCache(features) as cache:
-        out = ablations_dir_for(features, Path(prototypes), base, cfg, cache.fingerprint)
+        splits = evaluation_splits(v["split"] for v in cache.attrs["manifest"]["videos"])
+        out = ablations_dir_for(features, Path(prototypes), base, cfg, cache.fingerprint, splits[0] if len(splits) > 1 else None)
     with cache_mod.sole_writer(out, (out / "ablations.json").is_file) as computing:
         if computing:
             return {**_write(out, {**_tables(features, prototypes, base, cfg, device, progress), "output": str(out)}), "computed": True}
@@ -130,6 +134,7 @@ def _tables(features: Path, prototypes: Path, base: TrainConfig, cfg: EvalConfig
         "base_config": asdict(base),
         "eval_config": asdict(cfg),
         "videos": int(len(v.data.videos)),
+        "split": v.data.split,
         "tables": tables,
     }
     return report
@@ -140,7 +145,8 @@ def _cells(row: list[Any]) -> tuple[str, ...]:
 
 
 def render_ablations(report: dict[str, Any], markdown: bool = False) -> str:
-    lines = [f"# NSNet ablations ({report['videos']} evaluation videos, K={report['eval_config']['k']}, mAP %)" if markdown else f"ablations on {report['videos']} evaluation videos, K={report['eval_config']['k']}, mAP %"]
+    videos = f"{report['videos']} {report.get('split', 'evaluation')} videos"
+    lines = [f"# NSNet ablations ({videos}, K={report['eval_config']['k']}, mAP %)" if markdown else f"ablations on {videos}, K={report['eval_config']['k']}, mAP %"]
     for table in report["tables"].values():
         rows = [_cells(r) for r in table["rows"]]
         lines += ["", f"## {table['title']}" if markdown else table["title"], ""]

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from pipeline import cache as cache_mod
 from pipeline.cache import DONE, CacheError, FeatureCache
 from pipeline.config import TrainConfig
-from pipeline.datasets.manifest import EVALUATION_SPLITS
+from pipeline.datasets.manifest import EVALUATION_SPLITS, evaluation_splits
 from pipeline.metrics import multi_hot
 from pipeline.models import save_atomic
 from pipeline.sampler import NSNetSampler, SamplerConfig
@@ -97,9 +97,8 @@ class SamplerInputs:
         return np.flatnonzero((self.status == DONE) & np.array([v["split"] == "train" for v in self.videos]))
 
     def evaluation_splits(self) -> list[str]:
-        """The splits besides train that the manifest has videos in, in :data:`EVALUATION_SPLITS` order."""
-        present = {v["split"] for v in self.videos}
-        return [split for split in EVALUATION_SPLITS if split in present]
+        """The splits besides train that the manifest has videos in, val first."""
+        return evaluation_splits(v["split"] for v in self.videos)
 
     def evaluated(self, split: str | None = None) -> tuple[np.ndarray, str]:
         """The finished videos of the evaluation split ``split`` and its name: by default val

@@ -326,6 +326,13 @@ def test_ablations_build_every_table_from_switches(tiny_pipeline):
     tables = report["tables"]
     out = Path(report["output"])
     assert report["computed"] and out.name.startswith(features.name + ".ablations-") and {p.name for p in out.iterdir()} == {"ablations.json", "ablations.md"}
+    # one evaluation split: scored on it, named in the tables, not in the folder's identity (named where a cache has two)
+    from stages.ablations import ablations_dir_for
+
+    with FeatureCache(features) as cache:
+        fp = cache.fingerprint
+    assert report["split"] == "val" and render_ablations(report).startswith(f"ablations on {report['videos']} val videos")
+    assert out == ablations_dir_for(features, prototypes, CFG, EVAL, fp) != ablations_dir_for(features, prototypes, CFG, EVAL, fp, "val")
     assert list(tables) == ["6a", "6b", "6c", "6d", "B.1", "B.2"]
     assert [r[0] for r in tables["6a"]["rows"]] == ["baseline", "+ non-salient class", "+ NS"]
     assert [r[0] for r in tables["6b"]["rows"]] == ["2", "4"]

@@ -14,6 +14,12 @@ SPLITS = ("train", "val", "test")
 EVALUATION_SPLITS = SPLITS[1:]  # evaluated on, one at a time: val by default where there is one
 
 
+def evaluation_splits(splits: Iterable[str]) -> list[str]:
+    """The evaluation splits among the videos' ``splits``, in :data:`EVALUATION_SPLITS` order."""
+    present = set(splits)
+    return [split for split in EVALUATION_SPLITS if split in present]
+
+
 class ManifestError(Exception):
     """An annotation file that cannot be turned into a manifest; the message names the file."""
 
