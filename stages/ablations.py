@@ -31,7 +31,7 @@ import torch
 from pipeline import cache as cache_mod
 from pipeline.cache import FeatureCache
 from pipeline.config import EvalConfig, TrainConfig
-from pipeline.datasets.manifest import evaluation_splits
+from pipeline.datasets.manifest import identity_split
 from pipeline.evaluation import fused_positions
 from pipeline.fusion import FUSION_RULES, top_k
 from pipeline.prototypes import GuidingScorer
@@ -76,8 +76,7 @@ def run_ablations(features: Path, prototypes: Path, base: TrainConfig, cfg: Eval
     for these inputs and configs; one process computes them at a time (:func:`pipeline.cache.sole_writer`)."""
     features = Path(features)
     with FeatureCache(features) as cache:
-        splits = evaluation_splits(v["split"] for v in cache.attrs["manifest"]["videos"])
-        out = ablations_dir_for(features, Path(prototypes), base, cfg, cache.fingerprint, splits[0] if len(splits) > 1 else None)
+        out = ablations_dir_for(features, Path(prototypes), base, cfg, cache.fingerprint, identity_split(v["split"] for v in cache.attrs["manifest"]["videos"]))
     with cache_mod.sole_writer(out, (out / "ablations.json").is_file) as computing:
         if computing:
             return {**_write(out, {**_tables(features, prototypes, base, cfg, device, progress), "output": str(out)}), "computed": True}

@@ -35,6 +35,7 @@ from pipeline.baselines import dense_positions, oracle_positions, random_positio
 from pipeline.cache import CacheError, FeatureCache, read_rows
 from pipeline.config import DECODE_TIMEOUT_S, EvalConfig, FeaturesConfig
 from pipeline.datasets import Manifest
+from pipeline.datasets.manifest import identity_split
 from pipeline.evaluation import Recognition, all_frame_scores, class_mean_saliency, ema, fused_positions, recognition, scores_at, top_classes
 from pipeline.extract import workers_within_shared_memory
 from pipeline.flops import ComputeCost, compute_cost
@@ -237,8 +238,7 @@ def run_evaluate(features: Path, prototypes: Path, run_dir: Path, data_root: Pat
     backend = resolve_backend(backend, torch.device(device))
     inputs = load_sampler_inputs(features, prototypes)
     _, split = inputs.evaluated(split)
-    named_split = split if len(inputs.evaluation_splits()) > 1 else None
-    out = eval_dir_for(features, prototypes, run_dir, cfg, inputs.attrs["fingerprint"], preset, backend, nsnet_from_cache, named_split)
+    out = eval_dir_for(features, prototypes, run_dir, cfg, inputs.attrs["fingerprint"], preset, backend, nsnet_from_cache, identity_split((v["split"] for v in inputs.videos), split))
     with cache_mod.sole_writer(out, (out / "results.json").is_file) as computing:
         if computing:
             return {**_write(out, *_evaluate(inputs, features, prototypes, run_dir, data_root, cfg, device, workers, progress, preset, backend, export_dir, decode_timeout, nsnet_from_cache, split)), "computed": True}

@@ -416,6 +416,13 @@ def test_a_cache_with_val_and_test_videos_is_evaluated_on_one_split_at_a_time(ti
     assert run_evaluate(features, prototypes, run, tiny_videos, cfg, workers=0, progress=False, split="val")["output"] == val["output"]
 
 
+def test_an_output_s_identity_names_the_split_only_where_there_are_two():
+    from pipeline.datasets.manifest import identity_split
+
+    assert identity_split(["train", "val", "test", "val"]) == "val" and identity_split(["test", "train", "val"], "test") == "test"
+    assert identity_split(["train", "test"], "test") is None and identity_split(["train", "val"]) is None
+
+
 def test_a_split_the_cache_lacks_is_named(tiny_pipeline):
     features, prototypes, truth = tiny_pipeline
     run = Path(run_train(features, prototypes, CFG, progress=False).path)

@@ -20,6 +20,15 @@ def evaluation_splits(splits: Iterable[str]) -> list[str]:
     return [split for split in EVALUATION_SPLITS if split in present]
 
 
+def identity_split(splits: Iterable[str], split: str | None = None) -> str | None:
+    """The evaluation split ``split`` (default: the first of them) as an evaluation output's
+    identity names it, given the videos' ``splits``: only where there are two evaluation
+    splits, so that outputs of manifests with one keep the identities they had before there was
+    a choice."""
+    present = evaluation_splits(splits)
+    return (split or present[0]) if len(present) > 1 else None
+
+
 class ManifestError(Exception):
     """An annotation file that cannot be turned into a manifest; the message names the file."""
 
