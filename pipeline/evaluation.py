@@ -3,21 +3,23 @@ per-class saliency curves of Fig. 5. Pure functions on arrays."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 
 from pipeline.fusion import select_frames
-from pipeline.metrics import mean_average_precision, multi_hot, top1_accuracy, video_scores
+from pipeline.metrics import class_average_precision, mean_over_classes, multi_hot, top1_accuracy, video_scores
 
 
 @dataclass(frozen=True)
 class Recognition:
-    """Video-level results of one sampler, in percent."""
+    """Video-level results of one sampler: mAP and top-1 in percent, and the AP of each class
+    (a fraction, NaN for a class without a positive video) whose mean the mAP is."""
 
     map: float
     top1: float
+    class_ap: np.ndarray = field(compare=False, repr=False)
 
 
 SCORE_BLOCK = 2048  # videos scored at a time
@@ -51,7 +53,8 @@ def top_classes(scores: np.ndarray, classes: Sequence[str], n: int = 5) -> list[
 
 
 def recognition(scores: np.ndarray, labels: Sequence[Sequence[int]]) -> Recognition:
-    return Recognition(100.0 * mean_average_precision(scores, labels), 100.0 * top1_accuracy(scores, labels))
+    class_ap = class_average_precision(scores, labels)
+    return Recognition(100.0 * mean_over_classes(class_ap), 100.0 * top1_accuracy(scores, labels), class_ap)
 
 
 def fused_positions(s_f: np.ndarray, s_v: np.ndarray, k: int, rule: str, alpha: float) -> list[np.ndarray]:

@@ -42,7 +42,13 @@ def class_average_precision(scores: np.ndarray, labels: Sequence[Sequence[int]])
     return out
 
 
+def mean_over_classes(class_ap: np.ndarray) -> float:
+    """The mAP of per-class APs (:func:`class_average_precision`): the mean over the classes
+    with at least one positive video."""
+    return float(np.nanmean(class_ap))
+
+
 def mean_average_precision(scores: np.ndarray, labels: Sequence[Sequence[int]]) -> float:
-    """Mean over classes (those with at least one positive video) of their average precision
-    (:func:`class_average_precision`), as used for ActivityNet and FCVID."""
-    return float(np.nanmean(class_average_precision(scores, labels)))
+    """Mean over classes (those with at least one positive video) of their average precision,
+    as used for ActivityNet and FCVID."""
+    return mean_over_classes(class_average_precision(scores, labels))

@@ -39,7 +39,7 @@ from pipeline.datasets.manifest import identity_split
 from pipeline.evaluation import Recognition, all_frame_scores, class_mean_saliency, ema, fused_positions, recognition, scores_at, top_classes
 from pipeline.extract import workers_within_shared_memory
 from pipeline.flops import ComputeCost, compute_cost
-from pipeline.metrics import class_average_precision, multi_hot
+from pipeline.metrics import multi_hot
 from pipeline.fusion import fused_scores, top_k
 from pipeline.plots import matplotlib_available, plot_budget_curve, plot_class_saliency, plot_showcase
 from pipeline.backends import DEFAULT_EXPORT_DIR, backend_identity, resolve_backend
@@ -154,15 +154,16 @@ def _quoted(row: dict[str, Any], preset: dict[str, Any] | None) -> dict[str, Any
     return row if figure is None else {**row, "paper": figure}
 
 
-def _all_frame_rows(result: AllFrameScores, labels: list[list[int]], cost: ComputeCost, budget: int) -> dict[str, dict[str, Any]]:
-    """Table 1's baselines, with GFLOPs from the mean frames the recognizer ran on: ``budget``
-    (or all, when fewer) for UNIFORM and RANDOM, all of them for DENSE and TOP-K."""
+def _all_frame_rows(result: AllFrameScores, recognized: dict[str, Recognition], cost: ComputeCost, budget: int) -> dict[str, dict[str, Any]]:
+    """Table 1's baselines (``recognized``: each one's results by method name), with GFLOPs from
+    the mean frames the recognizer ran on: ``budget`` (or all, when fewer) for UNIFORM and
+    RANDOM, all of them for DENSE and TOP-K."""
     every = float(np.mean(result.frames))
     few = float(np.mean(np.minimum(result.frames, budget)))
     frames = {"uniform": few, "random": few, "dense": every, "topk": every}
     notes = {"uniform": "Table 1", "random": "Table 1", "dense": "Table 1", "topk": f"Table 1: recognizer on all frames, top {budget} by confidence"}
     return {
-        name: _row(name, recognition(result.scores[key], labels), cost.recognizer(frames[key]), frames[key], "decoded", notes[key])
+        name: _row(name, recognized[name], cost.recognizer(frames[key]), frames[key], "decoded", notes[key])
         for name, key in all_frame_methods(budget).items()
     }
 
@@ -277,16 +278,16 @@ def _evaluate(inputs: SamplerInputs, features: Path, prototypes: Path, run_dir: 
     rows: dict[str, dict[str, Any]] = {}
     class_ap: dict[str, np.ndarray] = {}  # of the samplers compared class by class (their scores are not held)
     for name, (positions, gflops, note) in cached.items():
-        result, scores = data.score(positions)
+        result = data.score(positions)[0]
         rows[name] = _row(name, result, gflops, float(len(positions[0])), "cache", note)
         if name in (f"UNIFORM (K={k})", f"DENSE (T={t})", f"TOP-K (K={k} of T={t})", "NSNet w/o NS"):
-            class_ap[name] = class_average_precision(scores, data.labels)
+            class_ap[name] = result.class_ap
 
     root = Path(data_root)
     cached_result, cached_scores = data.score(nsnet_positions)
     skipped: list[str] = []
     if data.synthetic or nsnet_from_cache:
-        real_scores, path_check = cached_scores, None
+        real_scores, nsnet_result, path_check = cached_scores, cached_result, None
         rows[f"NSNet (K={k})"] = _row(f"NSNet (K={k})", cached_result, cost.nsnet(k), float(k), "cache", f"{cfg.fusion} fusion")
         why = "synthetic cache (no videos)" if data.synthetic else "asked for (--nsnet-from-cache)"
         skipped.append(f"{why}, skipped: NSNet's decoded row (the recognizer on the K frames decoded again): its logits come from the cache")
@@ -305,8 +306,9 @@ def _evaluate(inputs: SamplerInputs, features: Path, prototypes: Path, run_dir: 
         skipped.append("synthetic cache (no videos), skipped: the baselines over all frames (Table 1's protocol): they decode every frame")
     elif cfg.all_frames:
         over_all = run_all_frames(features, data.videos, root, cfg.all_frames_config(), dev, workers, progress, backend, export_dir, decode_timeout)
-        rows.update(_all_frame_rows(over_all, data.labels, cost, cfg.all_frames_budget))
-        class_ap.update({name: class_average_precision(over_all.scores[key], data.labels) for name, key in all_frame_methods(cfg.all_frames_budget).items()})
+        recognized = {name: recognition(over_all.scores[key], data.labels) for name, key in all_frame_methods(cfg.all_frames_budget).items()}
+        rows.update(_all_frame_rows(over_all, recognized, cost, cfg.all_frames_budget))
+        class_ap.update({name: result.class_ap for name, result in recognized.items()})
 
     nsnet = f"NSNet (K={k})"
     groups = [
@@ -317,7 +319,7 @@ def _evaluate(inputs: SamplerInputs, features: Path, prototypes: Path, run_dir: 
     groups = [g for g in groups if g["methods"] != [nsnet]]
     showcased = {f"UNIFORM (K={k})": uniform, "NSNet w/o NS": plain_positions, nsnet: nsnet_positions}
     showcase = _showcase(data, showcase_videos(data.g, plain_positions, nsnet_positions), showcased, None if data.synthetic or nsnet_from_cache else root)
-    class_ap = {nsnet: class_average_precision(real_scores, data.labels), **class_ap}
+    class_ap = {nsnet: nsnet_result.class_ap, **class_ap}
     saliency_fig = _class_saliency(data, {"Ours": fused_scores(s_f, s_v, "add", cfg.alpha), "Ours w/o NS": fused_scores(s_f0, s_v0, "add", cfg.alpha), "Guid.": data.g}, class_ap[nsnet])
     report = {
         "features": str(features),

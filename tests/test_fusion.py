@@ -91,7 +91,7 @@ def test_video_scores_from_chosen_frames():
     result = recognition(np.array([[0.9, 0.1], [0.6, 0.4]]), [[0], [1]])
     assert result.top1 == 50.0
     # class 0: positives {v0} ranked first -> AP 1; class 1: positive v1 (0.4) above v0 (0.1) -> AP 1
-    assert result.map == 100.0
+    assert result.map == 100.0 and result.class_ap.tolist() == [1.0, 1.0]
 
 
 def test_ema_and_class_mean_saliency_by_hand():
