@@ -118,14 +118,15 @@ def _failures_file(final: Path) -> Path:
     return final.with_name(final.name + ".failures.jsonl")
 
 
-def _log_failure(log: Path, video_id: str, path: str, reason: str, **more: Any) -> None:
+def _log_video(log: Path, video_id: str, path: str, reason: str, **more: Any) -> None:
+    """A line of the run's log of a video: why it failed, or that it was read short."""
     with open(log, "a") as handle:
         handle.write(json.dumps({"video_id": video_id, "path": path, "reason": reason, **more}) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
 
 
-def _collect_failures(final: Path, manifest: Manifest, status: np.ndarray) -> tuple[list[dict[str, str]], list[dict[str, Any]]]:
+def _collect_logged(final: Path, manifest: Manifest, status: np.ndarray) -> tuple[list[dict[str, str]], list[dict[str, Any]]]:
     """Latest logged reason of every video now marked failed, plus unusable manifest entries,
     written atomically to ``<cache>.failures.jsonl``; and the finished videos last logged as
     read short."""
@@ -352,10 +353,10 @@ class _Done:
         for video in block.videos:
             if video.num_frames < video.listed_frames:
                 record = self.manifest.videos[video.index]
-                _log_failure(self.log, record.video_id, record.path, "read short", frames=video.num_frames, listed=video.listed_frames)
+                _log_video(self.log, record.video_id, record.path, "read short", frames=video.num_frames, listed=video.listed_frames)
         for failure in block.failures:
             record = self.manifest.videos[failure.index]
-            _log_failure(self.log, record.video_id, record.path, failure.reason)
+            _log_video(self.log, record.video_id, record.path, failure.reason)
             self.failed.add(failure.index)
         self.blocks += 1
         self.frames += block.num_frames
@@ -392,7 +393,7 @@ def _finish(final: Path, staging: Path) -> np.ndarray:
 def _summarise(final: Path, manifest: Manifest, status: np.ndarray, computed: int, failed_now: int, skipped: int, started: float) -> FeaturesSummary:
     """Counts over the whole cache; the cache is ``final`` once finished, else its staging store."""
     path = final if final.exists() else cache_mod.staging_path(final)
-    failures, short_reads = _collect_failures(final, manifest, status)
+    failures, short_reads = _collect_logged(final, manifest, status)
     return FeaturesSummary(
         cache=str(path),
         total=len(manifest.videos) + len(manifest.rejected),
