@@ -5,14 +5,16 @@ preprocessing (timm transforms, :func:`pipeline.extract.model_frames`) as the fe
 Every random choice of a training item (its frames, its augmentation) is seeded from
 ``(seed, epoch, video index)``, and the shuffling from ``(seed, epoch)``: an epoch is the same
 whichever worker loads which item, and a run resumed at an epoch boundary continues exactly as
-an uninterrupted run.
+an uninterrupted run. A video found cut short (:func:`~pipeline.video.read_planned`) is read
+over the frames that decode from then on (:class:`ReadShort`), its frames drawn as if it had
+been known short from the start.
 """
 
 from __future__ import annotations
 
 import random
 from contextlib import nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -24,9 +26,9 @@ from torch.utils.data import Dataset, Subset
 
 from pipeline.datasets import VideoRecord
 from pipeline.decode_watch import DecodingWatch, WatchedDecoding
-from pipeline.extract import ModelFrames, decode_video, decoding_loader, model_frames, to_model_input
+from pipeline.extract import ModelFrames, decoding_loader, model_frames, to_model_input
 from pipeline.metrics import mean_average_precision, top1_accuracy, video_scores
-from pipeline.sampling import segment_random_indices
+from pipeline.sampling import segment_random_indices, uniform_frame_indices
 from pipeline.video import VideoReadError, open_record, read_planned
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
@@ -47,12 +49,45 @@ def item_seed(seed: int, epoch: int, index: int = 0, stream: int = ITEM) -> int:
     return int(np.random.SeedSequence([seed, epoch, stream, index]).generate_state(1)[0])
 
 
+@dataclass(frozen=True)
+class ReadShort:
+    """A video read short, a file cut short: its number in a dataset's list, the frames that
+    decode and the frames its container lists."""
+
+    video: int
+    frames: int
+    listed: int
+
+
+@dataclass
+class Shortened:
+    """A dataset's item of a video this read found short, and the finding."""
+
+    item: Any
+    found: ReadShort
+
+
+def read_clip(root: Path, video: VideoRecord, number: int, known: dict[int, ReadShort], plan: Callable[[int], np.ndarray]) -> tuple[np.ndarray, np.ndarray, ReadShort | None]:
+    """The frames of video ``number`` at ``plan(count)`` and those indices, planned over the
+    frames that decode where an earlier read found it short (in ``known``: it is not decoded past
+    them again, nor said again), and what this read found: a :class:`ReadShort` where it read
+    the video short and ``known`` had not said so, else None."""
+    source = open_record(root, video)
+    earlier = known.get(number)
+    if earlier is not None and earlier.frames < source.num_frames:
+        source.shorten(earlier.frames)
+    frames, indices = read_planned(source, plan)
+    short = earlier is None and source.num_frames < source.listed_frames
+    return frames, indices, ReadShort(number, source.num_frames, source.listed_frames) if short else None
+
+
 class TrainClips(Dataset):
     """Item ``i``: ``segments`` frames of training video ``i mod V`` (one random frame per
     segment), augmented with timm's training transform, and the video's soft target. An epoch
     visits every video ``repeats`` times, each time with other random frames. A video that
     cannot be decoded yields :class:`Unreadable` (left out by the collate function, counted by
-    the trainer), and one in ``skip`` (by video number) None, unread. ``watch`` and ``skip`` are
+    the trainer), one in ``skip`` (by video number) None, unread, and one this read found short
+    a :class:`Shortened` item; ``short`` holds the videos known short. ``watch`` and ``skip`` are
     set by :func:`watched_batches`."""
 
     def __init__(self, root: Path, videos: Sequence[VideoRecord], num_classes: int, segments: int, transform: Transform, seed: int, repeats: int = 1):
@@ -61,6 +96,7 @@ class TrainClips(Dataset):
         self.epoch = 0
         self.watch: DecodingWatch | None = None
         self.skip: dict[int, str] = {}
+        self.short: dict[int, ReadShort] = {}
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -68,9 +104,8 @@ class TrainClips(Dataset):
     def __len__(self) -> int:
         return len(self.videos) * self.repeats
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor] | Unreadable | None:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor] | Shortened | Unreadable | None:
         seed = item_seed(self.seed, self.epoch, index)
-        rng = np.random.default_rng(seed)
         torch.manual_seed(seed)  # timm's random crop, flip and jitter draw from these
         random.seed(seed)
         number = index % len(self.videos)
@@ -79,16 +114,20 @@ class TrainClips(Dataset):
         video = self.videos[number]
         try:
             with self.watch.decoding(number) if self.watch else nullcontext():
-                frames, _ = read_planned(open_record(self.root, video), lambda count: segment_random_indices(count, self.segments, rng))
+                # each plan draws afresh from the item's seed: the frames of a video found short
+                # are those drawn where it was known short before the read
+                frames, _, found = read_clip(self.root, video, number, self.short, lambda count: segment_random_indices(count, self.segments, np.random.default_rng(seed)))
         except VideoReadError as exc:
             return Unreadable(number, exc.reason)
         clip = torch.stack([to_model_input(frame[None], self.transform)[0] for frame in frames])
-        return clip, soft_targets(video.labels, self.num_classes)
+        item = (clip, soft_targets(video.labels, self.num_classes))
+        return item if found is None else Shortened(item, found)
 
 
 class ValClips(Dataset):
     """Item ``i``: the T uniformly pre-sampled frames of video ``i``, preprocessed exactly as
-    the features stage does (:class:`Unreadable` if it cannot be decoded, None if in ``skip``).
+    the features stage does (:class:`Unreadable` if it cannot be decoded, None if in ``skip``,
+    :class:`Shortened` where this read found it short; ``short`` holds the videos known short).
     The frames cross from the
     decoding worker as :class:`~pipeline.extract.ModelFrames` (uint8 crops for a timm eval
     transform); collate with :func:`collate_val_clips`. ``watch`` and ``skip`` are set by
@@ -98,19 +137,21 @@ class ValClips(Dataset):
         self.root, self.videos, self.num_frames, self.transform = Path(root), list(videos), num_frames, transform
         self.watch: DecodingWatch | None = None
         self.skip: dict[int, str] = {}
+        self.short: dict[int, ReadShort] = {}
 
     def __len__(self) -> int:
         return len(self.videos)
 
-    def __getitem__(self, index: int) -> tuple[int, ModelFrames] | Unreadable | None:
+    def __getitem__(self, index: int) -> tuple[int, ModelFrames] | Shortened | Unreadable | None:
         if index in self.skip:
             return None
         try:
             with self.watch.decoding(index) if self.watch else nullcontext():
-                frames, _, _ = decode_video(self.root, self.videos[index], self.num_frames)
+                frames, _, found = read_clip(self.root, self.videos[index], index, self.short, lambda count: uniform_frame_indices(count, self.num_frames))
         except VideoReadError as exc:
             return Unreadable(index, exc.reason)
-        return index, model_frames(frames, self.transform)
+        item = (index, model_frames(frames, self.transform))
+        return item if found is None else Shortened(item, found)
 
 
 def collate_val_clips(items: list[tuple[int, ModelFrames]]) -> tuple[torch.Tensor, ModelFrames]:
@@ -129,10 +170,12 @@ class Unreadable:
 
 @dataclass
 class Collated:
-    """A batch of the videos read (None: none was), and those that could not be."""
+    """A batch of the videos read (None: none was), those that could not be, and those found
+    read short."""
 
     data: tuple[torch.Tensor, torch.Tensor] | tuple[torch.Tensor, ModelFrames] | None
     unreadable: list[Unreadable]
+    short: list[ReadShort] = field(default_factory=list)
 
     def pin_memory(self) -> Collated:
         """The batch in page-locked memory (what a DataLoader with ``pin_memory=True`` calls, on a
@@ -142,9 +185,10 @@ class Collated:
 
 def drop_failed(batch: list[Any], collate: Callable[[list[Any]], Any] = torch.utils.data.default_collate) -> Collated:
     """Collate (``collate``) the items read; undecodable videos (:class:`Unreadable`, or None
-    for one already known) are left out."""
-    kept = [item for item in batch if item is not None and not isinstance(item, Unreadable)]
-    return Collated(collate(kept) if kept else None, [item for item in batch if isinstance(item, Unreadable)])
+    for one already known) are left out, and the findings of :class:`Shortened` items noted."""
+    short = [item.found for item in batch if isinstance(item, Shortened)]
+    kept = [item.item if isinstance(item, Shortened) else item for item in batch if item is not None and not isinstance(item, Unreadable)]
+    return Collated(collate(kept) if kept else None, [item for item in batch if isinstance(item, Unreadable)], short)
 
 
 def epoch_order(size: int, shuffle_seed: int) -> list[int]:
@@ -166,7 +210,8 @@ def watched_batches(
     batch of none), decoded by ``workers`` processes that ``decoding`` watches: where a decoder
     hangs or dies on a video, it is left out from then on, and a new loader goes on from the
     first batch not given. Every video left out, unreadable or failed in its decoder, is noted
-    in ``decoding.skip`` (video -> reason), and later loaders do not read it again. ``pin_memory``:
+    in ``decoding.skip`` (video -> reason), and later loaders do not read it again; every video
+    found read short in ``dataset.short``, and later loaders read it so. ``pin_memory``:
     the batches in page-locked memory (on a GPU)."""
     watched = decoding.attached(dataset)
     given = 0
@@ -177,6 +222,7 @@ def watched_batches(
 
     for collated in decoding.items(from_the_next, lambda collated: collated.data is not None):
         decoding.skip.update({u.video: u.reason for u in collated.unreadable})
+        dataset.short.update({s.video: s for s in collated.short})
         given += 1
         yield collated.data
 

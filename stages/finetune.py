@@ -3,7 +3,8 @@
 Output: ``<cache>/<dataset>/finetune/<role>-<model>-<fingerprint>/`` with ``model.pth`` (an
 NSNet checkpoint the features stage loads with ``--recognizer-weights`` / ``--light-weights``),
 ``last.pth`` (the resume point, written after every epoch), ``log.jsonl`` (one line an epoch),
-``metrics.json`` and, where videos could not be read, ``left_out.json``. The same config and inputs again: nothing to do.
+``metrics.json`` and, where videos could not be read, ``left_out.json`` (where some were cut
+short, ``read_short.json``). The same config and inputs again: nothing to do.
 """
 
 from __future__ import annotations
@@ -30,12 +31,16 @@ from pipeline.checkpoints import make_checkpoint
 from pipeline.models import create_finetune_model, data_config, frame_transform, save_atomic, weights_identity
 from pipeline.decode_watch import WatchedDecoding
 from pipeline.video import failure_summary
-from pipeline.training import GLOBAL, SHUFFLE, EpochStats, TrainClips, ValClips, collate_val_clips, epoch_order, item_seed, joined_scores, train_one_epoch, validation_metrics, validation_scores, watched_batches
+from pipeline.wording import first_few
+from pipeline.training import GLOBAL, SHUFFLE, EpochStats, ReadShort, TrainClips, ValClips, collate_val_clips, epoch_order, item_seed, joined_scores, train_one_epoch, validation_metrics, validation_scores, watched_batches
 
 ROLES = ("recognizer", "light")
 # The videos a run could not read (missing, corrupt, a decoder that hung or crashed), by split:
 # {"train": {path: reason}, "val": {...}}, written after each epoch beside the run's checkpoints.
 LEFT_OUT = "left_out.json"
+# The videos it read short (files cut short, read as the frames that decode), by split:
+# {"train": {path: {"frames": n, "listed": m}}, ...}; a resumed run reads them so at once.
+READ_SHORT = "read_short.json"
 
 
 @dataclass
@@ -48,6 +53,7 @@ class FinetuneResult:
     leader: bool = True  # False on torchrun ranks other than 0, which print nothing
     start: str = ""  # what the initial weights gave (trained now; empty for a finished run)
     left_out: dict[str, dict[str, str]] = field(default_factory=dict)  # split -> {video: why it could not be read}
+    read_short: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)  # split -> {video: {"frames", "listed"}}
 
     @property
     def final(self) -> dict[str, Any]:
@@ -62,12 +68,17 @@ class FinetuneResult:
         for split, videos in self.left_out.items():
             if videos:
                 lines.append(f"left out of {split}: {len(videos):,} video(s) that could not be read, by reason  {failure_summary(list(videos.values()))}  (each in {LEFT_OUT} beside the run's model.pth)")
+        for split, videos in self.read_short.items():
+            if videos:
+                cut = first_few([f"{path} {n['frames']} of {n['listed']}" for path, n in videos.items()], 3)
+                lines.append(f"read short in {split}: {len(videos):,} video(s) cut short, read as the frames that decode ({cut}; each in {READ_SHORT})")
         return "\n".join(lines)
 
 
-def read_left_out(run_dir: Path) -> dict[str, dict[str, str]]:
-    """The videos a run left out so far, by split (:data:`LEFT_OUT`; none before its first epoch)."""
-    path = Path(run_dir) / LEFT_OUT
+def read_by_split(run_dir: Path, name: str) -> dict[str, dict[str, Any]]:
+    """A run's record of videos by split, :data:`LEFT_OUT` or :data:`READ_SHORT` (empty before
+    its first epoch)."""
+    path = Path(run_dir) / name
     return json.loads(path.read_text()) if path.exists() else {"train": {}, "val": {}}
 
 
@@ -127,7 +138,8 @@ def run_finetune(dataset: str, data_root: Path | None, role: str, spec: ModelSpe
             if training:
                 result = _train(root, manifest, train, val, role, spec, ft, val_frames, opts, worker, run_dir, identity)
             else:
-                result = FinetuneResult(str(final), 0, json.loads((run_dir / "metrics.json").read_text())["history"], left_out=read_left_out(run_dir))
+                history = json.loads((run_dir / "metrics.json").read_text())["history"]
+                result = FinetuneResult(str(final), 0, history, left_out=read_by_split(run_dir, LEFT_OUT), read_short=read_by_split(run_dir, READ_SHORT))
     finally:
         teardown(worker)
     result.leader = worker.is_leader
@@ -192,12 +204,14 @@ def _train(root: Path, manifest: Manifest, train: list, val: list, role: str, sp
     # decoders that hang or crash on a video leave it out for the rest of the run
     watched_train = WatchedDecoding(workers, opts.decode_timeout, f"{role} fine-tuning", lambda v: str(root / train[v].path))
     watched_val = WatchedDecoding(workers, opts.decode_timeout, f"{role} validation", lambda v: str(root / val[v].path))
-    splits = {"train": (train, watched_train), "val": (val, watched_val)}
+    splits = {"train": (train, watched_train, train_set), "val": (val, watched_val, val_set)}
     pinned = device.type == "cuda"  # batches in page-locked memory, copied to the GPU asynchronously
-    left_out = read_left_out(run_dir)  # a resumed run does not read them again
-    for split, (videos, decoding) in splits.items():
+    # a resumed run does not read again the videos left out before, and reads those found short so
+    left_out, read_short = read_by_split(run_dir, LEFT_OUT), read_by_split(run_dir, READ_SHORT)
+    for split, (videos, decoding, dataset) in splits.items():
         number = {v.path: i for i, v in enumerate(videos)}
         decoding.skip.update({number[path]: reason for path, reason in left_out[split].items() if path in number})
+        dataset.short.update({number[path]: ReadShort(number[path], n["frames"], n["listed"]) for path, n in read_short[split].items() if path in number})
     log = run_dir / "log.jsonl"
     for epoch in range(start_epoch, ft.epochs):
         tick = time.perf_counter()
@@ -216,14 +230,13 @@ def _train(root: Path, manifest: Manifest, train: list, val: list, role: str, sp
             scored = validation_scores(model, watched_batches(watched_val, val_set, share, max(1, 128 // val_frames), workers, collate_val_clips, pinned), device)
         scored = joined_scores(gathered(scored, worker))
         stats = EpochStats.together(gathered(stats, worker))
-        for decoding in (watched_train, watched_val):  # the ranks read different videos
+        for _, decoding, dataset in splits.values():  # the ranks read different videos
             decoding.skip.update(merged_across_ranks(decoding.skip, worker))
+            dataset.short.update(merged_across_ranks(dataset.short, worker))
         if worker.is_leader:
             metrics = validation_metrics(*scored, val)
-            found = {split: {videos[i].path: reason for i, reason in sorted(decoding.skip.items())} for split, (videos, decoding) in splits.items()}
-            if found != left_out:
-                cache_mod.write_text_atomic(run_dir / LEFT_OUT, json.dumps(found, indent=1))
-                left_out = found
+            left_out = _written(run_dir / LEFT_OUT, left_out, {split: {videos[i].path: reason for i, reason in sorted(decoding.skip.items())} for split, (videos, decoding, _) in splits.items()})
+            read_short = _written(run_dir / READ_SHORT, read_short, {split: {videos[i].path: {"frames": s.frames, "listed": s.listed} for i, s in sorted(dataset.short.items())} for split, (videos, _, dataset) in splits.items()})
             entry = {"epoch": epoch + 1, "loss": stats.loss, "clips": stats.clips, "skipped": len(order) * worker.world_size - stats.clips, **metrics, "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - tick}
             history.append(entry)
             with open(log, "a") as handle:
@@ -237,4 +250,11 @@ def _train(root: Path, manifest: Manifest, train: list, val: list, role: str, sp
         (run_dir / "metrics.json").write_text(json.dumps({"history": history}, indent=1))
         save_atomic(checkpoint, run_dir / "model.pth")
     barrier(worker)
-    return FinetuneResult(str(run_dir / "model.pth"), ft.epochs - start_epoch, history, start=start, left_out=left_out)
+    return FinetuneResult(str(run_dir / "model.pth"), ft.epochs - start_epoch, history, start=start, left_out=left_out, read_short=read_short)
+
+
+def _written(path: Path, before: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
+    """``now``, written to ``path`` where it differs from ``before``."""
+    if now != before:
+        cache_mod.write_text_atomic(path, json.dumps(now, indent=1))
+    return now

@@ -2,6 +2,8 @@
 YouTube serves its progressive files): read as the shorter video its decodable frames make,
 where they are at least half of those listed, by every stage that plans frames over a video."""
 
+import json
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,7 +12,8 @@ import pytest
 import torch
 
 from pipeline.datasets.manifest import VideoRecord
-from pipeline.sampling import uniform_frame_indices
+from pipeline.sampling import segment_random_indices, uniform_frame_indices
+from pipeline.training import item_seed
 from pipeline.video import FrameSource, FrameWindow, ShortReadWarning, VideoReadError, read_planned
 
 FRAMES = 100
@@ -142,3 +145,68 @@ def test_a_prediction_from_a_file_cut_short_says_so_in_its_line_and_the_count():
     result.add(prediction(None))
     result.add_earlier({"video": "old.mp4", "top5": [], "read_short": {"frames": 50, "listed": 60}})
     assert result.short == 2
+
+
+def _cut_record(name: str = "cut.mp4") -> VideoRecord:
+    return VideoRecord(video_id=Path(name).stem, path=name, labels=(1,), split="train")
+
+
+def test_a_training_clip_found_short_draws_the_frames_it_would_have_known_short(cut_files):
+    """The first read of a clip plans past the frames that decode, fails and plans again; the
+    item's frames are those drawn where the video is known short (the item's seed draws afresh
+    for each plan), so a run is the same whenever it learns of the cut, and later reads plan
+    over the frames that decode at once, with no warning."""
+    from pipeline.training import ReadShort, Shortened, TrainClips
+
+    _, _, decodable = _decodable(cut_files / "cut.mp4")
+    to_input = lambda x: x  # noqa: E731  (the frames themselves, scaled to [0, 1])
+    clips = TrainClips(cut_files, [_cut_record()], 2, 32, to_input, seed=5)  # 32 segments: the last one lies past the cut
+    with pytest.warns(ShortReadWarning):
+        first = clips[0]
+    assert isinstance(first, Shortened) and first.found == ReadShort(0, decodable, FRAMES)
+    known = TrainClips(cut_files, [_cut_record()], 2, 32, to_input, seed=5)
+    known.short[0] = first.found
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no decoding past the cut, so no warning
+        again = known[0]
+    assert isinstance(again, tuple) and torch.equal(again[0], first.item[0]) and torch.equal(again[1], first.item[1])
+    drawn = segment_random_indices(decodable, 32, np.random.default_rng(item_seed(5, 0, 0)))  # among those that decode
+    expected = FrameSource(cut_files / "whole.mp4", decoders=("pyav",)).read(drawn)
+    torch.testing.assert_close(first.item[0], torch.from_numpy(expected).permute(0, 3, 1, 2).float() / 255)
+
+
+def test_fine_tuning_names_the_videos_it_read_short_and_reads_them_so_from_then_on(cut_files, tmp_path, run_options):
+    """Over two epochs the cut file is decoded past its cut once in each split (one warning
+    each, where every epoch warned before), named in read_short.json and the table; a run in a
+    folder whose read_short.json names it reads it short from the start, warning none."""
+    from pipeline.config import FinetuneConfig, ModelSpec
+    from pipeline.datasets import AnnotationFiles, load_manifest
+    from stages.finetune import READ_SHORT, run_dir_for, run_finetune
+
+    root = tmp_path / "data"
+    root.mkdir()
+    for split in ("train", "val"):
+        (root / split).mkdir()
+        for name in ("whole.mp4", "cut.mp4"):
+            (root / split / name).write_bytes((cut_files / name).read_bytes())
+        (tmp_path / f"{split}.txt").write_text(f"{split}/whole.mp4 0\n{split}/cut.mp4 1\n")
+    files = AnnotationFiles(train=tmp_path / "train.txt", val=tmp_path / "val.txt")
+    _, _, decodable = _decodable(root / "train" / "cut.mp4")
+    spec, ft = ModelSpec("test_resnet", weights="none", resolution=32), FinetuneConfig(segments=32, epochs=2, batch_size=2, lr=0.01, warmup_epochs=0, seed=3)
+    with pytest.warns(ShortReadWarning) as caught:
+        result = run_finetune("list", root, "recognizer", spec, ft, 32, run_options, files=files)
+    assert [str(w.message).split(":")[0] for w in caught if w.category is ShortReadWarning] == [str(root / "train" / "cut.mp4"), str(root / "val" / "cut.mp4")]
+    assert result.read_short == {split: {f"{split}/cut.mp4": {"frames": decodable, "listed": FRAMES}} for split in ("train", "val")}
+    assert json.loads((Path(result.checkpoint).parent / READ_SHORT).read_text()) == result.read_short
+    assert result.left_out == {"train": {}, "val": {}} and all(h["clips"] == 2 for h in result.history)
+    assert f"read short in train: 1 video(s) cut short, read as the frames that decode (train/cut.mp4 {decodable} of {FRAMES}; each in read_short.json)" in result.table()
+    assert run_finetune("list", root, "recognizer", spec, ft, 32, run_options, files=files).read_short == result.read_short  # a finished run's too
+
+    other = replace(ft, seed=4)
+    run_dir, _ = run_dir_for("list", load_manifest("list", root, files)[1], "recognizer", spec, other, 32, run_options)
+    run_dir.mkdir(parents=True)
+    (run_dir / READ_SHORT).write_text(json.dumps(result.read_short))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ShortReadWarning)
+        resumed = run_finetune("list", root, "recognizer", spec, other, 32, run_options, files=files)
+    assert resumed.read_short == result.read_short
