@@ -31,7 +31,7 @@ from pipeline.backends import Runner
 from pipeline import decode_watch
 from pipeline.decode_watch import DecodingWatch
 from pipeline.sampling import candidate_frame_indices
-from pipeline.video import VideoReadError, open_record, read_planned
+from pipeline.video import VideoReadError, open_record, read_planned, read_short
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
@@ -41,7 +41,7 @@ class DecodedVideo:
     index: int
     frame_indices: np.ndarray  # [S, T]: the segment centres, then the other candidates (S >= 1)
     num_frames: int
-    listed_frames: int  # as its container states them: more than num_frames for a file cut short
+    read_short: tuple[int, int] | None = None  # (frames read, frames listed) of a file cut short
 
     @property
     def rows(self) -> int:
@@ -158,13 +158,13 @@ def decode_video(root: Path, record: VideoRecord, t: int) -> tuple[np.ndarray, n
     return frames, indices[0], count
 
 
-def decode_candidates(root: Path, record: VideoRecord, t: int, offsets: int) -> tuple[np.ndarray, np.ndarray, int, int]:
+def decode_candidates(root: Path, record: VideoRecord, t: int, offsets: int) -> tuple[np.ndarray, np.ndarray, int, tuple[int, int] | None]:
     """``offsets`` candidate frames in each of T segments (row 0 the centres, see
     :func:`candidate_frame_indices`): (uint8 frames [S*T, H, W, 3], indices [S, T], frame count,
-    the count its container states). A frame two candidates share is decoded once."""
+    :func:`~pipeline.video.read_short`). A frame two candidates share is decoded once."""
     source = open_record(root, record)
     frames, indices = read_planned(source, lambda count: candidate_frame_indices(count, t, offsets))
-    return frames, indices, source.num_frames, source.listed_frames
+    return frames, indices, source.num_frames, read_short(source)
 
 
 def model_frames(frames: np.ndarray, transform: Transform) -> ModelFrames:
@@ -312,7 +312,7 @@ class BlockDecoder(Dataset):
                 continue
             try:
                 with self.watch.decoding(index) if self.watch else nullcontext():
-                    frames, indices, count, listed = decode_candidates(self.root, record, self.t, self._candidates(record))
+                    frames, indices, count, short = decode_candidates(self.root, record, self.t, self._candidates(record))
                 prepared = self.models.prepared(frames)
             except VideoReadError as exc:
                 failures.append(VideoFailure(index, exc.reason))
@@ -322,7 +322,7 @@ class BlockDecoder(Dataset):
                 continue
             for rows, x in zip(models, prepared):
                 rows.append(x, self.root / record.path)
-            decoded.append(DecodedVideo(index, indices, count, listed))
+            decoded.append(DecodedVideo(index, indices, count, short))
         joined = [rows.joined() for rows in models]
         return DecodedBlock(block_id, members, decoded, failures, joined[0], self.models.recognizer_frames(joined))
 

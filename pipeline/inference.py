@@ -29,7 +29,7 @@ from pipeline.evaluation import all_frame_scores, fused_positions, top_classes
 from pipeline.extract import BothModels, ModelFrames, both_moved, decoding_loader
 from pipeline.backends import HeadsRunner, Runner
 from pipeline.sampling import uniform_frame_indices
-from pipeline.video import FrameSource, VideoReadError, read_planned
+from pipeline.video import FrameSource, VideoReadError, read_planned, read_short
 
 
 def error_text(path: Path | str, exc: Exception) -> str:
@@ -93,8 +93,7 @@ class ObservationDecoder(Dataset):
                 source = FrameSource(path)
                 decoded, indices = read_planned(source, lambda count: uniform_frame_indices(count, self.num_frames))
             prepared = self.models.prepared(decoded)
-            short = (source.num_frames, source.listed_frames) if source.num_frames < source.listed_frames else None
-            return Observation(item, path, prepared[0], self.models.recognizer_frames(prepared), indices, source.timestamps(indices), thumbnails(decoded) if self.keep_thumbnails else None, short)
+            return Observation(item, path, prepared[0], self.models.recognizer_frames(prepared), indices, source.timestamps(indices), thumbnails(decoded) if self.keep_thumbnails else None, read_short(source))
         except Exception as exc:
             return Observation(item, path, error=error_text(path, exc))
 

@@ -29,7 +29,7 @@ from pipeline.decode_watch import DecodingWatch, WatchedDecoding
 from pipeline.extract import ModelFrames, decoding_loader, model_frames, to_model_input
 from pipeline.metrics import mean_average_precision, top1_accuracy, video_scores
 from pipeline.sampling import segment_random_indices, uniform_frame_indices
-from pipeline.video import VideoReadError, open_record, read_planned
+from pipeline.video import VideoReadError, open_record, read_planned, read_short
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
@@ -77,8 +77,8 @@ def read_clip(root: Path, video: VideoRecord, number: int, known: dict[int, Read
     if earlier is not None and earlier.frames < source.num_frames:
         source.shorten(earlier.frames)
     frames, indices = read_planned(source, plan)
-    short = earlier is None and source.num_frames < source.listed_frames
-    return frames, indices, ReadShort(number, source.num_frames, source.listed_frames) if short else None
+    short = read_short(source) if earlier is None else None
+    return frames, indices, None if short is None else ReadShort(number, *short)
 
 
 class TrainClips(Dataset):

@@ -288,6 +288,12 @@ def shortened(source: FrameSource | FrameWindow, failure: VideoReadError) -> boo
     return True
 
 
+def read_short(source: FrameSource | FrameWindow) -> tuple[int, int] | None:
+    """(frames read, frames its container lists) where ``source`` reads short, a file cut short
+    holding or decoding fewer frames than its index lists; None otherwise."""
+    return (source.num_frames, source.listed_frames) if source.num_frames < source.listed_frames else None
+
+
 def segment_frames(source: FrameSource, start: float, end: float) -> FrameSource | FrameWindow:
     """The frames of ``source`` for a clip annotated at ``start``-``end`` seconds: all of them
     where the file is the clip already (no longer than the segment and :data:`CUT_CLIP_SLACK_S`,

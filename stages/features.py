@@ -351,9 +351,9 @@ class _Done:
     def add(self, block: DecodedBlock) -> None:
         self.computed.update(v.index for v in block.videos if self.status[v.index] != DONE)
         for video in block.videos:
-            if video.num_frames < video.listed_frames:
+            if video.read_short is not None:
                 record = self.manifest.videos[video.index]
-                _log_video(self.log, record.video_id, record.path, "read short", frames=video.num_frames, listed=video.listed_frames)
+                _log_video(self.log, record.video_id, record.path, "read short", frames=video.read_short[0], listed=video.read_short[1])
         for failure in block.failures:
             record = self.manifest.videos[failure.index]
             _log_video(self.log, record.video_id, record.path, failure.reason)
