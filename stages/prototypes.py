@@ -3,6 +3,8 @@
 Reads a finished feature cache (no video is decoded) a block of videos at a time: fits
 :class:`GuidingScorer` on the training videos block by block (class sums), then scores every
 video block by block, so memory holds one block and the outputs, whatever the dataset's size.
+It stops where the recognizer's cached predictions fit the dataset's classes in another order
+than the manifest's (:mod:`pipeline.class_order`), and reports its frame top-1 otherwise.
 Writes ``<features cache>.prototypes-<fingerprint>/`` holding
 ``estimator.pkl`` (the fitted scikit-learn-style estimator), ``guides.npz`` (``g`` [N, T],
 NaN for failed videos, and the prototypes; for a cache with several candidate frames per
@@ -25,7 +27,9 @@ from sklearn.base import clone
 from pipeline import cache as cache_mod
 from pipeline.cache import DONE, PENDING, CacheError, FeatureCache
 from pipeline.metrics import multi_hot
+from pipeline.class_order import ClassOrder, class_order, frame_confusion
 from pipeline.prototypes import GuidingScorer
+from pipeline.wording import first_few
 
 
 @dataclass
@@ -42,6 +46,9 @@ class PrototypesResult:
             f"videos          {i['train_videos']} train (fit), {i['scored_videos']} scored",
             f"mean g          {i['mean_g']:.3f} (train {i['mean_g_train']:.3f})",
         ]
+        if "recognizer" in i:  # info.json of prototypes made before 2026-12-05 lacks it
+            r = i["recognizer"]
+            lines.append(f"recognizer      frame top-1 {100 * r['frame_top1']:.1f}% on the {r['frames']:,} training frames (chance {100 * r['chance']:.1f}%)")
         if i["fallback_classes"] or i["empty_classes"]:
             lines.append(f"fallback classes {i['fallback_classes']}, classes without videos {i['empty_classes']}")
         if "salient_ap" in i:
@@ -89,10 +96,17 @@ def _fit_and_write(features: Path, scorer: GuidingScorer, out: Path, ground_trut
         if not train.any():
             raise CacheError(f"{features}: no finished training video to build prototypes from")
         rec, logits = cache["rec_features"], cache["rec_logits"]
+        classes = attrs["manifest"]["classes"]
+        confusion = np.zeros((len(classes), len(classes)), dtype=np.int64)
         for block in _blocks(len(status), block_videos):
             rows = train[block]
             if rows.any():
-                scorer.partial_fit(rec[block][rows], labels[block][rows], logits=logits[block][rows])
+                z = logits[block][rows]
+                scorer.partial_fit(rec[block][rows], labels[block][rows], logits=z)
+                confusion += frame_confusion(z, labels[block][rows])
+        order = class_order(confusion)
+        if order.misordered:
+            raise CacheError(_misordered_message(features, order, classes))
         g = _guides(scorer, rec, logits, labels, done, block_videos)
         # the other candidate frames of the training videos (temporal random shift), scored by
         # the same prototypes: [N, S-1, T]
@@ -106,6 +120,7 @@ def _fit_and_write(features: Path, scorer: GuidingScorer, out: Path, ground_trut
         "scored_videos": int(done.sum()),
         "mean_g": float(np.nanmean(g)),
         "mean_g_train": float(np.nanmean(g[train])),
+        "recognizer": {"frames": order.frames, "frame_top1": order.top1, "chance": float(confusion.sum(axis=1).max() / max(order.frames, 1))},
         "fallback_classes": [int(c) for c in scorer.fallback_classes_],
         "empty_classes": [int(c) for c in scorer.empty_classes_],
     }
@@ -117,6 +132,19 @@ def _fit_and_write(features: Path, scorer: GuidingScorer, out: Path, ground_trut
         np.savez(tmp / "guides.npz", g=g, prototypes=scorer.prototypes_ if scorer.prototypes_ is not None else np.zeros(0), **shifted)
         (tmp / "info.json").write_text(json.dumps(info, indent=1))
     return info
+
+
+def _misordered_message(features: Path, order: ClassOrder, classes: list[str]) -> str:
+    """Why the recognizer's classes are taken to be in another order than the dataset's, some
+    of the pairs, and what to do."""
+    pairs = first_few([f"its output {j} ({classes[j]!r}) on {classes[c]!r} frames" for c, j in order.moved()], 3)
+    return (
+        f"{features}: the recognizer's outputs are the dataset's classes in another order: it predicts {100 * order.top1:.1f}% of the "
+        f"{order.frames:,} training frames right in the manifest's class order and {100 * order.best_top1:.1f}% in another, "
+        f"where {len(order.moved())} of {len(classes)} classes move ({pairs}). Its checkpoint names no classes, so they were taken "
+        "in the manifest's order; give the dataset's classes in the checkpoint's order (its label map) with --class-names and "
+        "compute the features again, or load a checkpoint that names its classes (nsnet finetune's), which is put in the dataset's order"
+    )
 
 
 def _guides(scorer: GuidingScorer, rec: Any, logits: Any, labels: np.ndarray, rows: np.ndarray, block_videos: int) -> np.ndarray:

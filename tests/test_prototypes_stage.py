@@ -95,3 +95,53 @@ def test_one_process_computes_the_prototypes_at_a_time(tiny_videos, tiny_config,
     monkeypatch.setattr(pipeline.cache, "output_lock", finished_while_waiting)
     second = run_prototypes(features, GuidingScorer(epsilon=30.0))
     assert not second.computed and second.info == first.info
+
+
+def test_frame_confusion_and_class_order_by_hand():
+    from pipeline.class_order import class_order, frame_confusion
+
+    logits = np.array([
+        [[0.1, 0.9, 0.0], [0.8, 0.1, 0.1], [0.0, 0.2, 0.7]],  # predicted 1, 0, 2
+        [[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],  # predicted 2, 1, 2
+    ])
+    labels = np.array([[1, 0, 0], [0, 1, 1]])  # the second video is of classes 1 and 2: its frames count for both
+    np.testing.assert_array_equal(frame_confusion(logits, labels), [[1, 1, 1], [0, 1, 2], [0, 1, 2]])
+
+    swapped = class_order(np.array([[1, 8, 1], [9, 1, 0], [0, 1, 9]]))  # classes 0 and 1 answered by each other's output
+    assert (swapped.frames, swapped.top1, swapped.best_top1, swapped.order) == (30, 11 / 30, 26 / 30, (1, 0, 2))
+    assert swapped.moved() == [(0, 1), (1, 0)] and swapped.misordered
+    right = class_order(np.array([[8, 1, 1], [1, 9, 0], [0, 1, 9]]))
+    assert (right.top1, right.best_top1, right.order, right.moved(), right.misordered) == (26 / 30, 26 / 30, (0, 1, 2), [], False)
+    chance = class_order(np.array([[3, 4, 3], [3, 3, 4], [4, 3, 3]]))  # another order fits better, but no order fits a recognizer at chance
+    assert (chance.top1, chance.best_top1, chance.misordered) == (0.3, 0.4, False)
+    half = class_order(np.array([[3, 2, 0], [2, 3, 0], [0, 0, 5]]))  # the manifest's order already more than half the best
+    assert half.best_top1 == 11 / 15 and not half.misordered
+
+
+def test_a_recognizer_with_its_classes_in_another_order_is_named_before_the_prototypes(tiny_videos, tiny_config, run_options):
+    """The cached logits of the training frames made those of a recognizer that answers each
+    class by the next one's output: the stage stops, naming the orders' top-1 and the pairs; in
+    the manifest's order it reports the frame top-1 and writes the prototypes."""
+    import zarr
+
+    features = Path(run_features("demo", tiny_videos, tiny_config, run_options).cache)
+    with FeatureCache(features) as cache:
+        videos, classes = cache.attrs["manifest"]["videos"], cache.attrs["manifest"]["classes"]
+        shape = cache["rec_logits"].shape
+    truth = np.array([v["labels"][0] for v in videos])
+    train = sum(v["split"] == "train" for v in videos)
+
+    def cache_logits(outputs: np.ndarray) -> None:
+        logits = np.full(shape, -4.0, dtype=np.float16)
+        logits[np.arange(shape[0]), :, outputs] = 4.0
+        zarr.open_group(str(features), mode="r+")["rec_logits"][:] = logits
+
+    cache_logits((truth + 1) % 3)
+    with pytest.raises(CacheError) as error:
+        run_prototypes(features, GuidingScorer())
+    assert str(error.value).startswith(f"{features}: the recognizer's outputs are the dataset's classes in another order: it predicts 0.0% of the {train * shape[1]:,} training frames right in the manifest's class order and 100.0% in another, where 3 of 3 classes move (its output 1 ({classes[1]!r}) on {classes[0]!r} frames, its output 2 ({classes[2]!r}) on {classes[1]!r} frames, its output 0 ({classes[0]!r}) on {classes[2]!r} frames)")
+    assert "--class-names" in str(error.value)
+    cache_logits(truth)
+    result = run_prototypes(features, GuidingScorer())
+    assert result.info["recognizer"] == {"frames": train * shape[1], "frame_top1": 1.0, "chance": 1 / 3}
+    assert f"recognizer      frame top-1 100.0% on the {train * shape[1]:,} training frames (chance 33.3%)" in result.table()
