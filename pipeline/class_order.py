@@ -5,19 +5,26 @@ order; trained with a label map's order (Kinetics' or ActivityNet's as a code ba
 them) where the dataset sorts the names, it loads, and its every frame's prediction is another
 class's. The cached logits of the training frames tell: the frames' predicted classes against
 their labels (a confusion matrix), and the best one-to-one matching of outputs to classes
-(scipy's linear assignment) against the manifest's order.
+(scipy's linear assignment) against the manifest's order. The features stage checks its first
+training frames (:class:`OrderWatch`), so that a misordered recognizer stops the run within
+minutes rather than after the whole cache; the prototypes stage checks every training frame.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
+
+from pipeline.wording import first_few
 
 # Another order is taken for the recognizer's where it predicts at least this share of the
 # training frames right, and the manifest's order at most half as many: a recognizer trained on
 # the dataset does far better than that in its own order, and one at chance matches no order so.
 OTHER_ORDER_MIN_TOP1 = 0.5
+# The features stage checks the order once this many training frames a class are in.
+EARLY_FRAMES_PER_CLASS = 20
 
 
 def frame_confusion(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -61,3 +68,39 @@ def class_order(confusion: np.ndarray) -> ClassOrder:
     order = tuple(int(j) for _, j in sorted(zip(classes, outputs)))
     best = int(confusion[classes, outputs].sum())
     return ClassOrder(total, float(np.trace(confusion)) / max(total, 1), best / max(total, 1), order)
+
+
+def misordered_message(where: str, order: ClassOrder, classes: Sequence[str]) -> str:
+    """Why the recognizer's classes are taken to be in another order than the dataset's, some
+    of the classes that move, and what to do."""
+    pairs = first_few([f"its output {j} ({classes[j]!r}) on {classes[c]!r} frames" for c, j in order.moved()], 3)
+    return (
+        f"{where}: the recognizer's outputs are the dataset's classes in another order: it predicts {100 * order.top1:.1f}% of the "
+        f"{order.frames:,} training frames right in the manifest's class order and {100 * order.best_top1:.1f}% in another, "
+        f"where {len(order.moved())} of {len(classes)} classes move ({pairs}). Its checkpoint names no classes, so they were taken "
+        "in the manifest's order; give the dataset's classes in the checkpoint's order (its label map) with --class-names and "
+        "compute the features again, or load a checkpoint that names its classes (nsnet finetune's), which is put in the dataset's order"
+    )
+
+
+class OrderWatch:
+    """The class order checked on the first training frames a run computes: their confusion
+    gathered block by block (``labels`` multi-hot [N, C] and ``train`` [N] of the manifest's
+    videos) until :data:`EARLY_FRAMES_PER_CLASS` frames a class are in, then checked once."""
+
+    def __init__(self, labels: np.ndarray, train: np.ndarray):
+        self.labels, self.train = labels, train
+        self.confusion = np.zeros((labels.shape[1],) * 2, dtype=np.int64)
+        self.checked = False
+
+    def add(self, videos: Sequence[int], logits: np.ndarray) -> ClassOrder | None:
+        """Take the frames' logits [n, T, C] of the computed ``videos``; the order once checked
+        (at this call, and only at this one), else None."""
+        keep = [i for i, video in enumerate(videos) if self.train[video]]
+        if self.checked or not keep:
+            return None
+        self.confusion += frame_confusion(logits[keep], self.labels[[videos[i] for i in keep]])
+        if self.confusion.sum() < EARLY_FRAMES_PER_CLASS * len(self.confusion):
+            return None
+        self.checked = True
+        return class_order(self.confusion)

@@ -27,9 +27,8 @@ from sklearn.base import clone
 from pipeline import cache as cache_mod
 from pipeline.cache import DONE, PENDING, CacheError, FeatureCache
 from pipeline.metrics import multi_hot
-from pipeline.class_order import ClassOrder, class_order, frame_confusion
+from pipeline.class_order import class_order, frame_confusion, misordered_message
 from pipeline.prototypes import GuidingScorer
-from pipeline.wording import first_few
 
 
 @dataclass
@@ -106,7 +105,7 @@ def _fit_and_write(features: Path, scorer: GuidingScorer, out: Path, ground_trut
                 confusion += frame_confusion(z, labels[block][rows])
         order = class_order(confusion)
         if order.misordered:
-            raise CacheError(_misordered_message(features, order, classes))
+            raise CacheError(misordered_message(str(features), order, classes))
         g = _guides(scorer, rec, logits, labels, done, block_videos)
         # the other candidate frames of the training videos (temporal random shift), scored by
         # the same prototypes: [N, S-1, T]
@@ -132,19 +131,6 @@ def _fit_and_write(features: Path, scorer: GuidingScorer, out: Path, ground_trut
         np.savez(tmp / "guides.npz", g=g, prototypes=scorer.prototypes_ if scorer.prototypes_ is not None else np.zeros(0), **shifted)
         (tmp / "info.json").write_text(json.dumps(info, indent=1))
     return info
-
-
-def _misordered_message(features: Path, order: ClassOrder, classes: list[str]) -> str:
-    """Why the recognizer's classes are taken to be in another order than the dataset's, some
-    of the pairs, and what to do."""
-    pairs = first_few([f"its output {j} ({classes[j]!r}) on {classes[c]!r} frames" for c, j in order.moved()], 3)
-    return (
-        f"{features}: the recognizer's outputs are the dataset's classes in another order: it predicts {100 * order.top1:.1f}% of the "
-        f"{order.frames:,} training frames right in the manifest's class order and {100 * order.best_top1:.1f}% in another, "
-        f"where {len(order.moved())} of {len(classes)} classes move ({pairs}). Its checkpoint names no classes, so they were taken "
-        "in the manifest's order; give the dataset's classes in the checkpoint's order (its label map) with --class-names and "
-        "compute the features again, or load a checkpoint that names its classes (nsnet finetune's), which is put in the dataset's order"
-    )
 
 
 def _guides(scorer: GuidingScorer, rec: Any, logits: Any, labels: np.ndarray, rows: np.ndarray, block_videos: int) -> np.ndarray:

@@ -145,3 +145,36 @@ def test_a_recognizer_with_its_classes_in_another_order_is_named_before_the_prot
     result = run_prototypes(features, GuidingScorer())
     assert result.info["recognizer"] == {"frames": train * shape[1], "frame_top1": 1.0, "chance": 1 / 3}
     assert f"recognizer      frame top-1 100.0% on the {train * shape[1]:,} training frames (chance 33.3%)" in result.table()
+
+
+def test_the_features_stage_stops_on_the_first_training_frames_of_a_recognizer_in_another_order(tiny_videos, tiny_config, run_options, monkeypatch):
+    """A recognizer answering each class with the next one's output stops the features run once
+    EARLY_FRAMES_PER_CLASS frames a class of training videos are in (here 4 x 3 = 12, the first
+    block of two training videos at T=6), not after the whole cache; the same run with the
+    recognizer as it is goes on and finishes."""
+    import stages.features as features_stage
+    from pipeline.cache import DONE
+
+    manifest = get_dataset("demo").load(tiny_videos)
+    truth = [v.labels[0] for v in manifest.videos]
+    seen: list[int] = []
+
+    class NextClass(features_stage.BlockInference):
+        def __call__(self, block, layout_rows):
+            rows, status = super().__call__(block, layout_rows)
+            for video in block.videos:
+                rows["rec_logits"][video.index - block.members[0]] = 8 * np.eye(3)[(truth[video.index] + 1) % 3]
+                seen.append(video.index)
+            return rows, status
+
+    monkeypatch.setattr(features_stage, "BlockInference", NextClass)
+    monkeypatch.setattr("pipeline.class_order.EARLY_FRAMES_PER_CLASS", 4)
+    first = [i for i, v in enumerate(manifest.videos) if v.split == "train"][:2]
+    assert tiny_config.num_frames == 6 and run_options.videos_per_batch == 2 and first == [0, 1]
+    with pytest.raises(CacheError, match=r"\.zarr: the recognizer's outputs are the dataset's classes in another order: it predicts 0\.0% of the 12 training frames right in the manifest's class order and 100\.0% in another"):
+        run_features("demo", tiny_videos, tiny_config, run_options)
+    assert seen == first  # stopped at the first block
+    monkeypatch.undo()
+    summary = run_features("demo", tiny_videos, tiny_config, run_options)
+    with FeatureCache(Path(summary.cache)) as cache:
+        assert (np.asarray(cache["status"][:]) == DONE).all()
