@@ -3,7 +3,9 @@
 A recognizer checkpoint that does not name its classes is taken to hold them in the manifest's
 order; trained with a label map's order (Kinetics' or ActivityNet's as a code base numbered
 them) where the dataset sorts the names, it loads, and its every frame's prediction is another
-class's. The cached logits of the training frames tell: the frames' predicted classes against
+class's. Only a checkpoint's outputs are checked: random weights (``none``, and ``imagenet``'s
+new classifier) have no order to keep, and may still tell classes apart by their colours in
+another one. The cached logits of the training frames tell: the frames' predicted classes against
 their labels (a confusion matrix), and the best one-to-one matching of outputs to classes
 (scipy's linear assignment) against the manifest's order. The features stage checks its first
 training frames (:class:`OrderWatch`), so that a misordered recognizer stops the run within

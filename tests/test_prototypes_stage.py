@@ -118,40 +118,70 @@ def test_frame_confusion_and_class_order_by_hand():
     assert half.best_top1 == 11 / 15 and not half.misordered
 
 
-def test_a_recognizer_with_its_classes_in_another_order_is_named_before_the_prototypes(tiny_videos, tiny_config, run_options):
-    """The cached logits of the training frames made those of a recognizer that answers each
-    class by the next one's output: the stage stops, naming the orders' top-1 and the pairs; in
-    the manifest's order it reports the frame top-1 and writes the prototypes."""
+@pytest.fixture
+def checkpoint_config(tiny_config, tmp_path):
+    """The tiny features config with its recognizer's (random) weights as a checkpoint file that
+    names no classes: the case whose class order is checked."""
+    import torch
+
+    from pipeline.models import create_model
+
+    path = tmp_path / "recognizer.pth"
+    torch.save(create_model(tiny_config.recognizer, 3, seed=0).state_dict(), path)
+    return replace(tiny_config, recognizer=replace(tiny_config.recognizer, weights=str(path)))
+
+
+def _cache_logits(features: Path, outputs: np.ndarray) -> None:
+    """The cache's recognizer logits made those of one answering video i by output ``outputs[i]``."""
     import zarr
 
-    features = Path(run_features("demo", tiny_videos, tiny_config, run_options).cache)
+    group = zarr.open_group(str(features), mode="r+")
+    logits = np.full(group["rec_logits"].shape, -4.0, dtype=np.float16)
+    logits[np.arange(len(outputs)), :, outputs] = 4.0
+    group["rec_logits"][:] = logits
+
+
+def test_a_recognizer_with_its_classes_in_another_order_is_named_before_the_prototypes(tiny_videos, checkpoint_config, run_options):
+    """The cached logits of the training frames made those of a recognizer checkpoint that
+    answers each class by the next one's output: the stage stops, naming the orders' top-1 and
+    the pairs; in the manifest's order it reports the frame top-1 and writes the prototypes, and
+    at chance it says so."""
+    features = Path(run_features("demo", tiny_videos, checkpoint_config, run_options).cache)
     with FeatureCache(features) as cache:
         videos, classes = cache.attrs["manifest"]["videos"], cache.attrs["manifest"]["classes"]
-        shape = cache["rec_logits"].shape
+        t = cache["rec_logits"].shape[1]
     truth = np.array([v["labels"][0] for v in videos])
     train = sum(v["split"] == "train" for v in videos)
 
-    def cache_logits(outputs: np.ndarray) -> None:
-        logits = np.full(shape, -4.0, dtype=np.float16)
-        logits[np.arange(shape[0]), :, outputs] = 4.0
-        zarr.open_group(str(features), mode="r+")["rec_logits"][:] = logits
-
-    cache_logits((truth + 1) % 3)
+    _cache_logits(features, (truth + 1) % 3)
     with pytest.raises(CacheError) as error:
         run_prototypes(features, GuidingScorer())
-    assert str(error.value).startswith(f"{features}: the recognizer's outputs are the dataset's classes in another order: it predicts 0.0% of the {train * shape[1]:,} training frames right in the manifest's class order and 100.0% in another, where 3 of 3 classes move (its output 1 ({classes[1]!r}) on {classes[0]!r} frames, its output 2 ({classes[2]!r}) on {classes[1]!r} frames, its output 0 ({classes[0]!r}) on {classes[2]!r} frames)")
+    assert str(error.value).startswith(f"{features}: the recognizer's outputs are the dataset's classes in another order: it predicts 0.0% of the {train * t:,} training frames right in the manifest's class order and 100.0% in another, where 3 of 3 classes move (its output 1 ({classes[1]!r}) on {classes[0]!r} frames, its output 2 ({classes[2]!r}) on {classes[1]!r} frames, its output 0 ({classes[0]!r}) on {classes[2]!r} frames)")
     assert "--class-names" in str(error.value)
-    cache_logits(truth)
+    _cache_logits(features, truth)
     result = run_prototypes(features, GuidingScorer())
-    assert result.info["recognizer"] == {"frames": train * shape[1], "frame_top1": 1.0, "chance": 1 / 3}
-    assert f"recognizer      frame top-1 100.0% on the {train * shape[1]:,} training frames (chance 33.3%)" in result.table()
+    assert result.info["recognizer"] == {"frames": train * t, "frame_top1": 1.0, "chance": 1 / 3}
+    assert f"recognizer      frame top-1 100.0% on the {train * t:,} training frames (chance 33.3%)\n" in result.table() + "\n"
+    _cache_logits(features, np.zeros_like(truth))  # every frame answered as class 0: 3 of 9 right, no better than chance
+    result = run_prototypes(features, GuidingScorer(epsilon=50.0))
+    assert result.info["recognizer"]["frame_top1"] == 1 / 3
+    assert "(chance 33.3%; near chance: a recognizer trained on this dataset does far better" in result.table()
 
 
-def test_the_features_stage_stops_on_the_first_training_frames_of_a_recognizer_in_another_order(tiny_videos, tiny_config, run_options, monkeypatch):
-    """A recognizer answering each class with the next one's output stops the features run once
-    EARLY_FRAMES_PER_CLASS frames a class of training videos are in (here 4 x 3 = 12, the first
-    block of two training videos at T=6), not after the whole cache; the same run with the
-    recognizer as it is goes on and finishes."""
+def test_random_weights_have_no_class_order_to_keep(tiny_videos, tiny_config, run_options):
+    """The same logits from a recognizer of random weights (``none``): reported, not stopped."""
+    features = Path(run_features("demo", tiny_videos, tiny_config, run_options).cache)
+    with FeatureCache(features) as cache:
+        truth = np.array([v["labels"][0] for v in cache.attrs["manifest"]["videos"]])
+    _cache_logits(features, (truth + 1) % 3)
+    assert run_prototypes(features, GuidingScorer()).info["recognizer"]["frame_top1"] == 0.0
+
+
+def test_the_features_stage_stops_on_the_first_training_frames_of_a_recognizer_in_another_order(tiny_videos, checkpoint_config, run_options, monkeypatch):
+    """A recognizer checkpoint answering each class with the next one's output stops the
+    features run once EARLY_FRAMES_PER_CLASS frames a class of training videos are in (here 4 x 3
+    = 12, the first block of two training videos at T=6), not after the whole cache; the same
+    run with the recognizer as it is goes on and finishes."""
     import stages.features as features_stage
     from pipeline.cache import DONE
 
@@ -170,11 +200,14 @@ def test_the_features_stage_stops_on_the_first_training_frames_of_a_recognizer_i
     monkeypatch.setattr(features_stage, "BlockInference", NextClass)
     monkeypatch.setattr("pipeline.class_order.EARLY_FRAMES_PER_CLASS", 4)
     first = [i for i, v in enumerate(manifest.videos) if v.split == "train"][:2]
-    assert tiny_config.num_frames == 6 and run_options.videos_per_batch == 2 and first == [0, 1]
+    assert checkpoint_config.num_frames == 6 and run_options.videos_per_batch == 2 and first == [0, 1]
     with pytest.raises(CacheError, match=r"\.zarr: the recognizer's outputs are the dataset's classes in another order: it predicts 0\.0% of the 12 training frames right in the manifest's class order and 100\.0% in another"):
-        run_features("demo", tiny_videos, tiny_config, run_options)
+        run_features("demo", tiny_videos, checkpoint_config, run_options)
     assert seen == first  # stopped at the first block
+    seen.clear()
+    run_features("demo", tiny_videos, replace(checkpoint_config, recognizer=replace(checkpoint_config.recognizer, weights="none")), run_options)
+    assert len(seen) == len(manifest.videos)  # random weights: not checked
     monkeypatch.undo()
-    summary = run_features("demo", tiny_videos, tiny_config, run_options)
+    summary = run_features("demo", tiny_videos, checkpoint_config, run_options)
     with FeatureCache(Path(summary.cache)) as cache:
         assert (np.asarray(cache["status"][:]) == DONE).all()
