@@ -8,6 +8,13 @@ norm ``conv1.conv`` / ``conv1.bn`` and a shortcut ``downsample.conv`` / ``downsa
 timm's ResNet (torchvision's names) says ``conv1`` / ``bn1`` and ``downsample.0`` / ``downsample.1``;
 its ``torchvision.*`` and ``timm.*`` backbones keep timm's names under the prefix.
 
+Its checkpoints keep the config they were trained with as text (``meta["cfg"]``, mmengine;
+``meta["config"]``, mmaction2 0.x), which tells what the weights cannot: a ResNet of
+``style='caffe'`` (the stride in a block's first 1×1 convolution, where timm's and mmaction2's
+default put it in the 3×3 one: the same shapes, other features) and backbones that mix frames
+along time (TSM's, TIN's temporal shift, TANet's temporal modules), whose single frames a
+recognizer of frames does not see as they were trained (:func:`mmaction_refusal`).
+
 **torchvision's MobileNetV2** (``mobilenet_v2-b0353104.pth``, where a cluster's torch hub cache
 has it): ``features.0`` the stem, ``features.1`` to ``features.17`` the inverted residual blocks in
 order, ``features.18`` the last 1×1 convolution, ``classifier.1``; timm's ``mobilenetv2_*`` is the
@@ -47,6 +54,21 @@ def from_mmaction(state: dict[str, Any], classifier: str) -> dict[str, Any] | No
         elif key.startswith(_MMACTION_CLASSIFIER):
             out[f"{classifier}.{key.removeprefix(_MMACTION_CLASSIFIER)}"] = value
     return out
+
+
+_CAFFE_STYLE = re.compile(r"""\bstyle\s*=\s*['"]caffe['"]""")
+_TEMPORAL_BACKBONE = re.compile(r"""\btype\s*=\s*['"](ResNetTSM|ResNetTIN|TANet|MobileNetV2TSM|MobileOneTSM)['"]""")
+
+
+def mmaction_refusal(config: str) -> str | None:
+    """Why an mmaction2 checkpoint trained with the config text ``config`` does not give a
+    frame recognizer timm's ResNet would be, or None where nothing in it says so."""
+    if _CAFFE_STYLE.search(config):
+        return "its ResNet is mmcv's style='caffe' (the stride in each block's first 1x1 convolution, where timm's ResNet has it in the 3x3 one): its weights fit by shape and would compute other features"
+    temporal = _TEMPORAL_BACKBONE.search(config)
+    if temporal:
+        return f"its backbone is a {temporal[1]}, which mixes the frames of a clip along time: a recognizer that sees one frame at a time does not compute what it was trained to"
+    return None
 
 
 _TV_MOBILENET_BLOCK = re.compile(r"^features\.(\d+)\.conv\.(.+)$")

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pipeline.checkpoint_keys import timm_names
+from pipeline.checkpoint_keys import mmaction_refusal, timm_names
 from pipeline.config import ModelSpec, model_architecture
 from pipeline.datasets.class_names import class_key
 from pipeline.decoders import first_line
@@ -30,8 +30,9 @@ class WeightsError(Exception):
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
     """Load a checkpoint file: an NSNet checkpoint (``format`` key, ``state_dict``, ``classes``,
-    ``model_name``, ``data_config``), a training checkpoint with ``state_dict``/``model``, or a
-    plain state dict."""
+    ``model_name``, ``data_config``), a training checkpoint with ``state_dict``/``model`` (with
+    ``trainer_config``, the config text an mmengine or mmaction2 checkpoint keeps in its
+    ``meta``), or a plain state dict."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: checkpoint file not found")
@@ -53,6 +54,10 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
         return obj
     # timm's train.py saves its arguments beside the weights, and the model's name as "arch" then
     trained = {"model_name": obj["arch"]} if isinstance(obj.get("args"), argparse.Namespace) and isinstance(obj.get("arch"), str) else {}
+    meta = obj.get("meta") if isinstance(obj.get("meta"), dict) else {}
+    config = next((meta[key] for key in ("cfg", "config") if isinstance(meta.get(key), str)), None)  # mmengine's, mmaction2 0.x's
+    if config is not None:
+        trained["trainer_config"] = config
     for key in ("state_dict", "model", "state_dict_ema"):
         if isinstance(obj.get(key), dict):
             return {"state_dict": obj[key], **trained}
@@ -109,6 +114,9 @@ def load_weights(model: nn.Module, spec: ModelSpec, num_classes: int, classes: t
     trained_as = ckpt.get("model_name")
     if trained_as is not None and model_architecture(trained_as) not in (None, model_architecture(spec.name)):  # pretrained tags aside
         raise WeightsError(f"{path}: checkpoint is for model {trained_as!r}, not {spec.name!r}")
+    refusal = mmaction_refusal(ckpt.get("trainer_config", ""))
+    if refusal is not None:
+        raise WeightsError(f"{path}: {refusal} (from the training config the checkpoint keeps)")
     state = {k.removeprefix("module."): v for k, v in ckpt["state_dict"].items()}
     state = timm_names(state, _classifier_names(model)[0], model.state_dict().keys())
     head = _classifier_keys(model)

@@ -234,6 +234,54 @@ def test_an_mmaction2_tsn_checkpoint_loads_into_the_timm_resnet(tmp_path: Path):
             assert torch.equal(loaded(x), trained(x)), name
 
 
+# The model part of an mmaction2 TSN config as mmengine keeps it in a checkpoint's meta["cfg"]
+# (its pretty text), with the backbone's settings to vary.
+TSN_CONFIG = """model = dict(
+    backbone=dict(
+        depth=18,
+        norm_eval=False,
+        pretrained='https://download.pytorch.org/models/resnet18-f37072fd.pth',{backbone}),
+    cls_head=dict(
+        average_clips='prob',
+        consensus=dict(dim=1, type='AvgConsensus'),
+        dropout_ratio=0.4,
+        in_channels=512,
+        num_classes=3,
+        type='TSNHead'),
+    data_preprocessor=dict(
+        format_shape='NCHW',
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        type='ActionDataPreprocessor'),
+    type='Recognizer2D')
+"""
+
+
+def test_an_mmaction2_checkpoint_of_a_caffe_style_or_temporal_backbone_is_refused_by_its_config(tmp_path: Path):
+    """The config an mmaction2 checkpoint keeps (mmengine's meta["cfg"], 0.x's meta["config"])
+    says what its weights cannot: a ResNet of style='caffe' fits timm's by shape and computes
+    other features, and a TSM backbone mixes frames along time; the default style loads."""
+    spec = ModelSpec("resnet18", weights="none", resolution=32)
+    trained = create_model(spec, 3, seed=5)
+    mmcv = {_mmaction_names(k): v for k, v in trained.state_dict().items()}
+    cases = {
+        "pytorch": ("cfg", "\n        type='ResNet'"),
+        "caffe": ("cfg", "\n        style='caffe',\n        type='ResNet'"),
+        "tsm": ("config", "\n        num_segments=8,\n        shift_div=8,\n        type='ResNetTSM'"),  # 0.x keeps it as "config"
+    }
+    for name, (key, backbone) in cases.items():
+        torch.save({"meta": {key: TSN_CONFIG.format(backbone=backbone), "seed": 0}, "state_dict": mmcv}, tmp_path / f"{name}.pth")
+    x = torch.randn(2, 3, 32, 32)
+    loaded = create_model(replace(spec, weights=str(tmp_path / "pytorch.pth")), 3, seed=0, classes=CLASSES)
+    with torch.inference_mode():
+        assert torch.equal(loaded(x), trained(x))
+    with pytest.raises(WeightsError) as caffe:
+        create_model(replace(spec, weights=str(tmp_path / "caffe.pth")), 3, seed=0, classes=CLASSES)
+    assert str(caffe.value) == f"{tmp_path / 'caffe.pth'}: its ResNet is mmcv's style='caffe' (the stride in each block's first 1x1 convolution, where timm's ResNet has it in the 3x3 one): its weights fit by shape and would compute other features (from the training config the checkpoint keeps)"
+    with pytest.raises(WeightsError, match=r"tsm\.pth: its backbone is a ResNetTSM, which mixes the frames of a clip along time"):
+        create_model(replace(spec, weights=str(tmp_path / "tsm.pth")), 3, seed=0, classes=CLASSES)
+
+
 class _TrainerLog:
     """Stands for the objects a trainer keeps in a checkpoint's meta (mmengine's message hub)."""
 
