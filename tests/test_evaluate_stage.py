@@ -224,7 +224,12 @@ def test_an_interrupted_decoded_row_goes_on_where_it_stopped(tiny_pipeline, monk
     decoded.clear()
     resumed = run_evaluate(features, prototypes, run, truth.parent, cfg, workers=0, progress=False)
     assert len(decoded) == 1 and len(decoded[0]) == 1 and decoded[0][0] not in first
-    assert resumed["methods"] == one_go["methods"] and resumed["real_vs_cached"] == one_go["real_vs_cached"]
+    assert resumed["methods"] == one_go["methods"]
+    # its recognizer ran batches of 2 + 1 videos against 3 at once, which oneDNN may round
+    # otherwise in the last bits on some CPUs (seen: a largest score difference of 1.03e-8
+    # against 8.2e-9): the check's other figures are the one-go run's
+    check = resumed["real_vs_cached"]
+    assert {**check, "max_abs_score_difference": 0.0} == {**one_go["real_vs_cached"], "max_abs_score_difference": 0.0} and check["max_abs_score_difference"] < 1e-6
     # one video gone: named, the others kept; back, it alone is decoded
     (store,) = features.parent.glob(features.name + ".decoded-*.zarr")
     shutil.rmtree(store)
