@@ -13,7 +13,9 @@ Its checkpoints keep the config they were trained with as text (``meta["cfg"]``,
 ``style='caffe'`` (the stride in a block's first 1×1 convolution, where timm's and mmaction2's
 default put it in the 3×3 one: the same shapes, other features) and backbones that mix frames
 along time (TSM's, TIN's temporal shift, TANet's temporal modules), whose single frames a
-recognizer of frames does not see as they were trained (:func:`mmaction_refusal`).
+recognizer of frames does not see as they were trained (:func:`mmaction_refusal`), and the mean and
+std its frames were normalised with (its data preprocessor's on pixels of 0-255; mmaction2's model
+zoo uses ImageNet's, a CLIP backbone's config CLIP's: :func:`mmaction_preprocessing`).
 
 **torchvision's MobileNetV2** (``mobilenet_v2-b0353104.pth``, where a cluster's torch hub cache
 has it): ``features.0`` the stem, ``features.1`` to ``features.17`` the inverted residual blocks in
@@ -69,6 +71,23 @@ def mmaction_refusal(config: str) -> str | None:
     if temporal:
         return f"its backbone is a {temporal[1]}, which mixes the frames of a clip along time: a recognizer that sees one frame at a time does not compute what it was trained to"
     return None
+
+
+# ``mean=[123.675, 116.28, 103.53]`` as mmengine writes a config (one number a line) or as typed
+_NORMALISATION = re.compile(r"\b(mean|std)\s*=\s*\[\s*([-+.\deE]+)\s*,\s*([-+.\deE]+)\s*,\s*([-+.\deE]+)\s*,?\s*\]")
+
+
+def mmaction_preprocessing(config: str) -> dict[str, tuple[float, ...]]:
+    """The ``mean`` and ``std`` an mmaction2 config text normalises frames with (the first of
+    each: its data preprocessor's, or mmaction2 0.x's ``img_norm_cfg``), on pixels of 0-1 as
+    timm states them; {} where it states none."""
+    found: dict[str, tuple[float, ...]] = {}
+    for key, *numbers in _NORMALISATION.findall(config):
+        try:
+            found.setdefault(key, tuple(float(v) / 255 for v in numbers))
+        except ValueError:  # not numbers after all ("1e", "..")
+            continue
+    return found
 
 
 _TV_MOBILENET_BLOCK = re.compile(r"^features\.(\d+)\.conv\.(.+)$")

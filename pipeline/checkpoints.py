@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pipeline.checkpoint_keys import mmaction_refusal, timm_names
+from pipeline.checkpoint_keys import mmaction_preprocessing, mmaction_refusal, timm_names
 from pipeline.config import ModelSpec, model_architecture
 from pipeline.datasets.class_names import class_key
 from pipeline.decoders import first_line
@@ -22,6 +22,13 @@ CHECKPOINT_FORMAT = "nsnet-checkpoint-v1"
 # What a checkpoint may hold besides tensors and plain data and still be read with
 # weights_only: the arguments timm's train.py keeps in its checkpoints (attributes only).
 CHECKPOINT_GLOBALS = [argparse.Namespace]
+# What of a frame's preprocessing a checkpoint may record and its weights depend on: the
+# normalisation it was trained with and the resize filter. The resolution and crop stay the
+# run's (ModelSpec), as with timm's pretrained weights.
+PREPROCESSING_KEYS = ("mean", "std", "interpolation")
+# Recorded values this close to timm's are timm's (mmaction2 states the ImageNet mean on 0-255
+# pixels: 123.675 / 255).
+PREPROCESSING_TOLERANCE = 1e-4
 
 
 class WeightsError(Exception):
@@ -32,7 +39,8 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     """Load a checkpoint file: an NSNet checkpoint (``format`` key, ``state_dict``, ``classes``,
     ``model_name``, ``data_config``), a training checkpoint with ``state_dict``/``model`` (with
     ``trainer_config``, the config text an mmengine or mmaction2 checkpoint keeps in its
-    ``meta``), or a plain state dict."""
+    ``meta``), or a plain state dict. ``preprocessing`` holds what the file records of the
+    :data:`PREPROCESSING_KEYS` its weights were trained with (absent where it records none)."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: checkpoint file not found")
@@ -51,17 +59,71 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise WeightsError(f"{path}: checkpoint holds a {type(obj).__name__}, expected a state dict")
     if obj.get("format") == CHECKPOINT_FORMAT:
-        return obj
+        return {**obj, "preprocessing": preprocessing_values(obj.get("data_config") or {})}
+    trained: dict[str, Any] = {}
     # timm's train.py saves its arguments beside the weights, and the model's name as "arch" then
-    trained = {"model_name": obj["arch"]} if isinstance(obj.get("args"), argparse.Namespace) and isinstance(obj.get("arch"), str) else {}
+    if isinstance(obj.get("args"), argparse.Namespace) and isinstance(obj.get("arch"), str):
+        try:
+            trained = {"model_name": obj["arch"], "preprocessing": timm_train_preprocessing(obj["arch"], obj["args"])}
+        except (AssertionError, TypeError, ValueError) as exc:
+            raise WeightsError(f"{path}: the preprocessing in its training arguments cannot be read ({first_line(exc) or type(exc).__name__})") from exc
     meta = obj.get("meta") if isinstance(obj.get("meta"), dict) else {}
     config = next((meta[key] for key in ("cfg", "config") if isinstance(meta.get(key), str)), None)  # mmengine's, mmaction2 0.x's
     if config is not None:
         trained["trainer_config"] = config
+        trained["preprocessing"] = mmaction_preprocessing(config)
     for key in ("state_dict", "model", "state_dict_ema"):
         if isinstance(obj.get(key), dict):
             return {"state_dict": obj[key], **trained}
     return {"state_dict": obj}
+
+
+def preprocessing_values(data_config: dict[str, Any]) -> dict[str, Any]:
+    """The :data:`PREPROCESSING_KEYS` a data config states, sequences as tuples of floats."""
+    return {k: tuple(float(x) for x in v) if isinstance(v, (list, tuple)) else v for k, v in data_config.items() if k in PREPROCESSING_KEYS and v}
+
+
+def timm_train_preprocessing(arch: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The preprocessing timm's ``train.py`` trained with, resolved as it resolves it: its
+    ``--mean``, ``--std`` and ``--interpolation`` where given, else the pretrained config of the
+    model it trained (``arch``, with its pretrained tag: ``resnet50.tv_in1k`` resizes bilinear
+    where ``resnet50``'s default tag is bicubic); nothing for what neither states."""
+    from timm.data import resolve_data_config
+    from timm.models import get_pretrained_cfg
+
+    try:
+        pretrained = get_pretrained_cfg(arch)
+    except RuntimeError:  # a tag this timm does not have
+        pretrained = None
+    pretrained_cfg = pretrained.to_dict() if pretrained is not None else {}
+    given = {k for k in PREPROCESSING_KEYS if getattr(args, k, None)}
+    if not given and not pretrained_cfg:
+        return {}
+    resolved = resolve_data_config(vars(args), pretrained_cfg=pretrained_cfg or None)
+    return preprocessing_values({k: v for k, v in resolved.items() if k in given or pretrained_cfg.get(k)})
+
+
+def preprocessing_override(recorded: dict[str, Any], model_name: str) -> dict[str, Any]:
+    """The entries of a checkpoint's ``recorded`` preprocessing that differ from timm's for
+    ``model_name`` (its pretrained tag's, else its default's): what the frames of those weights
+    need other than the model's own. Numbers within :data:`PREPROCESSING_TOLERANCE` are the same."""
+    from timm.data import resolve_data_config
+    from timm.models import get_pretrained_cfg
+
+    own = resolve_data_config(pretrained_cfg=get_pretrained_cfg(model_name).to_dict())
+
+    def same(key: str, value: Any) -> bool:
+        if isinstance(value, tuple):
+            return len(value) == len(own[key]) and all(abs(a - b) <= PREPROCESSING_TOLERANCE for a, b in zip(value, own[key]))
+        return value == own[key]
+
+    return {k: v for k, v in recorded.items() if not same(k, v)}
+
+
+def preprocessing_text(values: dict[str, Any]) -> str:
+    """A preprocessing as a table says it: ``mean 0.5/0.5/0.5, std 0.5/0.5/0.5, bilinear resize``."""
+    parts = [f"{key} " + "/".join(f"{x:.4g}" for x in values[key]) for key in ("mean", "std") if key in values]
+    return ", ".join(parts + ([f"{values['interpolation']} resize"] if "interpolation" in values else []))
 
 
 def _pickled_objects_message(path: Path, error: str) -> str:
@@ -108,7 +170,9 @@ def load_weights(model: nn.Module, spec: ModelSpec, num_classes: int, classes: t
     """Load the checkpoint ``spec.weights`` into ``model``; returns whether its classifier was
     kept. Its classifier must give the dataset's classes (reordered where it names them in
     another order); with ``transfer`` one that does not (other classes, or none) is left out and
-    the model's own new classifier stays, the rest of the checkpoint loaded as strictly."""
+    the model's own new classifier stays, the rest of the checkpoint loaded as strictly. What
+    the checkpoint records of its preprocessing other than timm's for the model goes into the
+    model's ``pretrained_cfg``, whence its data config is resolved."""
     path = Path(spec.weights)
     ckpt = read_checkpoint(path)
     trained_as = ckpt.get("model_name")
@@ -148,6 +212,9 @@ def load_weights(model: nn.Module, spec: ModelSpec, num_classes: int, classes: t
     unfit = list(loaded.unexpected_keys) + [k for k in loaded.missing_keys if k not in head]
     if unfit:
         raise WeightsError(f"{path}: does not fit {spec.name} (keys not matched: {first_few([repr(n) for n in unfit], 3)})")
+    override = preprocessing_override(ckpt.get("preprocessing", {}), spec.name)
+    if override:
+        model.pretrained_cfg = model.default_cfg = {**model.pretrained_cfg, **override}
     return keep
 
 

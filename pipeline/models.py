@@ -16,7 +16,7 @@ from torch import nn
 
 from pipeline.cache import replacing
 from pipeline.checkpoint_keys import torchvision_imagenet_file
-from pipeline.checkpoints import WeightsError, load_weights
+from pipeline.checkpoints import WeightsError, load_weights, preprocessing_override, read_checkpoint
 from pipeline.config import HUB_PREFIXES, WEIGHTS_IMAGENET, WEIGHTS_NONE, ModelSpec, model_architecture
 from pipeline.wording import first_few
 
@@ -78,6 +78,15 @@ def weights_identity(spec: ModelSpec) -> str:
     return f"file:{file_sha256(path)}"
 
 
+def checkpoint_preprocessing(spec: ModelSpec) -> dict[str, Any]:
+    """What the checkpoint ``spec.weights`` records of its frames' preprocessing where it
+    differs from timm's for the model, as :func:`create_model` applies it ({} for ImageNet or
+    random weights): part of a feature cache's identity."""
+    if spec.weights in (WEIGHTS_IMAGENET, WEIGHTS_NONE):
+        return {}
+    return preprocessing_override(read_checkpoint(Path(spec.weights)).get("preprocessing", {}), spec.name)
+
+
 def create_finetune_model(spec: ModelSpec, num_classes: int, seed: int, classes: tuple[str, ...]) -> tuple[nn.Module, str]:
     """The model fine-tuning starts from, and what it took from ``spec.weights``. A checkpoint
     trained on other classes (Kinetics' for UCF101, a local ImageNet file) gives its trunk and
@@ -111,7 +120,9 @@ def create_model(spec: ModelSpec, num_classes: int, seed: int, classes: tuple[st
 
     ``imagenet`` loads timm's pretrained weights (from the hub, or from the local HF cache when
     the hub is unreachable; otherwise a :class:`WeightsError` at once); ``none`` is a random
-    init seeded by ``seed``; a path loads that checkpoint, whose classifier must match.
+    init seeded by ``seed``; a path loads that checkpoint, whose classifier must match (and
+    whose recorded normalisation and resize filter, where other than timm's, the model's data
+    config takes: :func:`pipeline.checkpoints.load_weights`).
     """
     import timm
 

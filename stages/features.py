@@ -25,7 +25,8 @@ from pipeline.distributed import Worker, barrier, pick_device, setup_worker, tea
 from pipeline.decode_watch import WatchedDecoding
 from pipeline.extract import BlockDecoder, BlockInference, DecodedBlock, decoding_loader, decoding_workers, make_blocks, workers_within_shared_memory
 from pipeline.metrics import multi_hot
-from pipeline.models import FrameEncoder, create_model, data_config, frame_transform, frame_transforms, weights_identity
+from pipeline.checkpoints import preprocessing_text
+from pipeline.models import FrameEncoder, checkpoint_preprocessing, create_model, data_config, frame_transform, frame_transforms, weights_identity
 from pipeline.video import failure_summary
 from pipeline.wording import first_few
 
@@ -50,6 +51,8 @@ class FeaturesSummary:
     # the frames that do (pipeline.video.read_planned)
     short_reads: list[dict[str, Any]] = field(default_factory=list)
     frames: int = 0  # frames run through both models by this run
+    # by role, where a model's checkpoint records a preprocessing other than timm's for it
+    preprocessing: dict[str, dict[str, Any]] = field(default_factory=dict)
     compute_seconds: float = 0.0  # time of the decode + inference loop alone
     leader: bool = True  # False on torchrun ranks other than 0, which print nothing
 
@@ -69,6 +72,8 @@ class FeaturesSummary:
             ("cache size", f"{self.cache_bytes / 2**20:.2f} MiB ({per_video / 1024:.1f} KiB per video)"),
             ("time", f"{self.seconds:.1f} s" + (f" ({self.frames / self.compute_seconds:.1f} frames/s in the loop)" if self.compute_seconds else "")),
         ]
+        for role, values in self.preprocessing.items():
+            rows.append((f"{role} preprocessing", f"{preprocessing_text(values)}, as its checkpoint records (not timm's for the model)"))
         if self.failures:
             rows.append(("failed, by reason", failure_summary([f["reason"] for f in self.failures])))
             rows.append(("failures file", self.failures_file))
@@ -85,9 +90,14 @@ class FeaturesSummary:
 
 def cache_identity(dataset: str, manifest: Manifest, config: FeaturesConfig, backend: str = "torch") -> dict[str, Any]:
     """Everything that determines the cache's content; its hash is the fingerprint. The
-    backend is named only when it is not torch, and the candidates per segment only when there
-    are several, so caches written before there was a choice keep their fingerprints."""
-    models = {role: {**asdict(getattr(config, role)), "weights": weights_identity(getattr(config, role))} for role in ("light", "recognizer")}
+    backend is named only when it is not torch, the candidates per segment only when there are
+    several, and a model's preprocessing only where its checkpoint records one other than
+    timm's, so caches written before there was a choice keep their fingerprints."""
+    models = {}
+    for role in ("light", "recognizer"):
+        spec = getattr(config, role)
+        preprocessing = checkpoint_preprocessing(spec)
+        models[role] = {**asdict(spec), "weights": weights_identity(spec), **({"preprocessing": preprocessing} if preprocessing else {})}
     return {
         **backend_identity(backend),
         "schema": pipeline.CACHE_SCHEMA_VERSION,
@@ -232,6 +242,7 @@ def manifest_features(dataset: str, root: Path, manifest: Manifest, config: Feat
         else:
             summary = _extract(root, manifest, config, opts, worker, final, staging, fp, identity, started)
         summary.leader = worker.is_leader
+        summary.preprocessing = {role: model["preprocessing"] for role, model in identity["models"].items() if "preprocessing" in model}
     finally:
         teardown(worker)
     return summary

@@ -71,6 +71,39 @@ def test_cache_schema_and_values(tiny_videos, tiny_config, run_options):
         np.testing.assert_allclose(rec[i].astype(np.float32), feats.numpy(), rtol=2e-3, atol=2e-3)
 
 
+def test_a_recognizer_checkpoint_trained_on_frames_normalised_otherwise_sees_frames_normalised_so(tiny_videos, tiny_config, run_options, tmp_path):
+    """A timm train.py checkpoint of the recognizer trained with ``--mean 0.4 0.4 0.4 --std
+    0.25`` (timm's test_resnet normalises with 0.5 and 0.5): the cached logits are its outputs on
+    frames normalised so, the cache is another than that of the same weights recording nothing
+    (normalised as timm's model is), and the summary says where the figures came from."""
+    import argparse
+
+    rec = tiny_config.recognizer
+    model = create_model(rec, 3, seed=7)
+    own = data_config(model, rec)
+    assert (own["mean"], own["std"]) == ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    args = argparse.Namespace(model=rec.name, mean=[0.4, 0.4, 0.4], std=[0.25], interpolation="", input_size=None, img_size=None)
+    torch.save({"arch": rec.name, "state_dict": model.state_dict(), "args": args, "epoch": 9}, tmp_path / "other.pth.tar")
+    torch.save(model.state_dict(), tmp_path / "plain.pth")
+    other = run_features("demo", tiny_videos, replace(tiny_config, recognizer=replace(rec, weights=str(tmp_path / "other.pth.tar"))), run_options)
+    plain = run_features("demo", tiny_videos, replace(tiny_config, recognizer=replace(rec, weights=str(tmp_path / "plain.pth"))), run_options)
+    assert other.cache != plain.cache and other.done == plain.done == 12
+    assert other.preprocessing == {"recognizer": {"mean": (0.4, 0.4, 0.4), "std": (0.25, 0.25, 0.25)}} and plain.preprocessing == {}
+    assert re.search(r"\nrecognizer preprocessing +mean 0\.4/0\.4/0\.4, std 0\.25/0\.25/0\.25, as its checkpoint records \(not timm's for the model\)$", other.table(), re.M)
+    assert "preprocessing" not in plain.table()
+    frames = decode_video(tiny_videos, get_dataset("demo").load(tiny_videos).videos[5], tiny_config.num_frames)[0]
+    for summary, mean, std in ((other, 0.4, 0.25), (plain, 0.5, 0.5)):
+        with FeatureCache(Path(summary.cache)) as cache:
+            stored = cache.attrs["data_configs"]["recognizer"]
+            logits = cache["rec_logits"][5]
+        assert (stored["mean"], stored["std"]) == ([mean] * 3, [std] * 3)
+        x = to_model_input(frames, frame_transform({**own, "mean": (mean,) * 3, "std": (std,) * 3}))
+        with torch.inference_mode():
+            np.testing.assert_allclose(logits, FrameEncoder(model)(x)[1].numpy(), rtol=1e-4, atol=1e-4)
+    with FeatureCache(Path(other.cache)) as a, FeatureCache(Path(plain.cache)) as b:
+        assert np.abs(a["rec_logits"][:] - b["rec_logits"][:]).max() > 100 * 1e-4  # far beyond the tolerance above: other inputs' outputs
+
+
 def test_models_with_equal_data_configs_share_one_preprocessing_of_each_frame(tiny_videos, tiny_config):
     cfg = data_config(create_model(tiny_config.recognizer, 3, seed=0), tiny_config.recognizer)
     light_tf, rec_tf = frame_transforms(cfg, dict(cfg))

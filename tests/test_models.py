@@ -1,16 +1,19 @@
 """timm model creation, weights (imagenet offline, none, checkpoints), preprocessing, encoder."""
 
+import argparse
 import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from pipeline.config import ModelSpec, model_architecture
 from pipeline.backends import ONNX_PIXELS_PER_RUN
-from pipeline.checkpoints import CHECKPOINT_FORMAT, WeightsError, head_order, read_checkpoint
-from pipeline.models import CPU_PIXELS_PER_FORWARD, FrameEncoder, create_finetune_model, create_model, data_config, frame_transform, frames_per_run, hub_reachable, weights_identity
+from pipeline.checkpoints import CHECKPOINT_FORMAT, WeightsError, head_order, make_checkpoint, read_checkpoint
+from pipeline.extract import to_model_input
+from pipeline.models import CPU_PIXELS_PER_FORWARD, FrameEncoder, checkpoint_preprocessing, create_finetune_model, create_model, data_config, frame_transform, frames_per_run, hub_reachable, weights_identity
 
 CLASSES = ("a", "b", "c")
 
@@ -335,8 +338,6 @@ def test_torchvision_checkpoints_give_the_same_network_in_timm(tmp_path: Path):
 def test_a_timm_train_checkpoint_loads_and_names_its_model(tmp_path: Path):
     """timm's train.py keeps its arguments (an ``argparse.Namespace``) and ``arch`` beside the
     weights: read with ``weights_only`` all the same, and ``arch`` checked like our model name."""
-    import argparse
-
     spec = ModelSpec("test_resnet", weights="none", resolution=32)
     trained = create_model(spec, 3, seed=5)
     path = tmp_path / "model_best.pth.tar"
@@ -353,6 +354,64 @@ def test_a_timm_train_checkpoint_loads_and_names_its_model(tmp_path: Path):
         assert torch.equal(create_model(ModelSpec(name, weights=str(path), resolution=32), 3, seed=0).fc.weight, trained.fc.weight)
     with pytest.raises(WeightsError, match=r"checkpoint is for model 'test_resnet.r160_in1k', not 'test_efficientnet'"):
         create_model(ModelSpec("test_efficientnet", weights=str(path)), 3, seed=0)
+
+
+def _timm_train_args(model: str, **given) -> argparse.Namespace:
+    """The arguments timm's train.py keeps, with its defaults for the preprocessing."""
+    return argparse.Namespace(**{"model": model, "mean": None, "std": None, "interpolation": "", "crop_pct": None, "input_size": None, "img_size": None, "in_chans": None, "lr": 0.1, **given})
+
+
+def test_a_checkpoint_gives_the_mean_std_and_resize_its_weights_were_trained_with(tmp_path: Path):
+    """What a checkpoint records of its preprocessing, where other than timm's for the model,
+    becomes the model's data config: timm train.py's --mean/--std/--interpolation (one number
+    for three, as it accepts), else the pretrained tag it trained from (tv_in1k: bilinear);
+    the mean and std of an mmaction2 config (on 0-255 pixels: a CLIP backbone's); an NSNet
+    checkpoint's data config. The resolution and crop stay the run's. A file recording timm's
+    own (mmaction2's ImageNet figures, 123.675 / 255), or nothing, changes nothing."""
+    spec = ModelSpec("resnet18", weights="none", resolution=32)
+    state = create_model(spec, 3, seed=5).state_dict()
+    own = data_config(create_model(spec, 3, seed=0), spec)
+    assert (own["mean"], own["std"], own["interpolation"], own["input_size"], own["crop_pct"]) == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "bicubic", (3, 32, 32), 0.875)
+    clip = (122.771, 116.746, 104.094), (68.5, 66.6, 70.3)
+    saved = {
+        "train_py": {"arch": "resnet18", "state_dict": state, "args": _timm_train_args("resnet18", mean=[0.5], std=[0.5, 0.5, 0.5], interpolation="bilinear")},
+        "train_py_tagged": {"arch": "resnet18.tv_in1k", "state_dict": state, "args": _timm_train_args("resnet18.tv_in1k")},
+        "train_py_plain": {"arch": "resnet18", "state_dict": state, "args": _timm_train_args("resnet18")},
+        "mmaction_clip": {"meta": {"cfg": TSN_CONFIG.format(backbone="").replace("123.675, 116.28, 103.53", "122.771, 116.746, 104.094").replace("58.395, 57.12, 57.375", "68.5, 66.6, 70.3")}, "state_dict": {_mmaction_names(k): v for k, v in state.items()}},
+        "mmaction_imagenet": {"meta": {"cfg": TSN_CONFIG.format(backbone="")}, "state_dict": {_mmaction_names(k): v for k, v in state.items()}},
+        "nsnet": make_checkpoint(create_model(spec, 3, seed=5), "resnet18", CLASSES, {**own, "mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25)}),
+        "plain": state,
+    }
+    expected = {
+        "train_py": {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5), "interpolation": "bilinear"},
+        "train_py_tagged": {"interpolation": "bilinear"},
+        "train_py_plain": {},
+        "mmaction_clip": {"mean": tuple(v / 255 for v in clip[0]), "std": tuple(v / 255 for v in clip[1])},
+        "mmaction_imagenet": {},
+        "nsnet": {"mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25)},
+        "plain": {},
+    }
+    for name, obj in saved.items():
+        torch.save(obj, tmp_path / f"{name}.pth")
+        loaded = replace(spec, weights=str(tmp_path / f"{name}.pth"))
+        cfg = data_config(create_model(loaded, 3, seed=0, classes=CLASSES), loaded)
+        assert checkpoint_preprocessing(loaded) == expected[name], name
+        assert cfg == {**own, **expected[name]}, name
+    # the frames are normalised so: white is (1 - 0.5) / 0.25 = 2 under the NSNet checkpoint's
+    white = np.full((1, 40, 40, 3), 255, dtype=np.uint8)
+    nsnet = replace(spec, weights=str(tmp_path / "nsnet.pth"))
+    x = to_model_input(white, frame_transform(data_config(create_model(nsnet, 3, seed=0, classes=CLASSES), nsnet)))
+    assert x.shape == (1, 3, 32, 32) and torch.equal(x, torch.full_like(x, 2.0))
+    assert checkpoint_preprocessing(ModelSpec("resnet18", weights="imagenet")) == {} == checkpoint_preprocessing(spec)
+    # fine-tuning on the trunk of another dataset's checkpoint keeps the normalisation it learnt with
+    kinetics = tmp_path / "kinetics.pth.tar"
+    torch.save({"arch": "resnet18", "state_dict": create_model(spec, 5, seed=6).state_dict(), "args": _timm_train_args("resnet18", mean=[0.4], std=[0.25])}, kinetics)
+    model, start = create_finetune_model(replace(spec, weights=str(kinetics)), 3, seed=7, classes=CLASSES)
+    assert start == f"{kinetics}: trunk, a new classifier for the dataset's 3 classes"
+    assert data_config(model, spec) == {**own, "mean": (0.4, 0.4, 0.4), "std": (0.25, 0.25, 0.25)}
+    torch.save({"arch": "resnet18", "state_dict": state, "args": _timm_train_args("resnet18", mean=[0.5, 0.5])}, tmp_path / "two_means.pth")
+    with pytest.raises(WeightsError, match=r"two_means\.pth: the preprocessing in its training arguments cannot be read \(AssertionError\)"):
+        create_model(replace(spec, weights=str(tmp_path / "two_means.pth")), 3, seed=0)
 
 
 def test_a_model_name_may_carry_a_pretrained_tag_whose_preprocessing_it_gets():
