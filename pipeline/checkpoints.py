@@ -26,6 +26,10 @@ CHECKPOINT_GLOBALS = [argparse.Namespace]
 # normalisation it was trained with and the resize filter. The resolution and crop stay the
 # run's (ModelSpec), as with timm's pretrained weights.
 PREPROCESSING_KEYS = ("mean", "std", "interpolation")
+# A training checkpoint's averaged weights, taken before its raw ones where it has both, as timm's
+# own loading does (``timm.models.load_checkpoint``, ``create_model(checkpoint_path=...)``):
+# timm's train.py with --model-ema, DeiT-style trainers. Its best checkpoint is chosen by them.
+EMA_KEYS = ("state_dict_ema", "model_ema")
 # Recorded values this close to timm's are timm's (mmaction2 states the ImageNet mean on 0-255
 # pixels: 123.675 / 255).
 PREPROCESSING_TOLERANCE = 1e-4
@@ -40,7 +44,9 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     ``model_name``, ``data_config``), a training checkpoint with ``state_dict``/``model`` (with
     ``trainer_config``, the config text an mmengine or mmaction2 checkpoint keeps in its
     ``meta``), or a plain state dict. ``preprocessing`` holds what the file records of the
-    :data:`PREPROCESSING_KEYS` its weights were trained with (absent where it records none)."""
+    :data:`PREPROCESSING_KEYS` its weights were trained with (absent where it records none);
+    ``ema`` the key of the averaged weights taken where the file also holds raw ones
+    (:data:`EMA_KEYS`)."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: checkpoint file not found")
@@ -72,9 +78,10 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     if config is not None:
         trained["trainer_config"] = config
         trained["preprocessing"] = mmaction_preprocessing(config)
-    for key in ("state_dict", "model", "state_dict_ema"):
-        if isinstance(obj.get(key), dict):
-            return {"state_dict": obj[key], **trained}
+    weights = [key for key in EMA_KEYS + ("state_dict", "model") if isinstance(obj.get(key), dict)]
+    if weights:
+        chosen = {"ema": weights[0]} if weights[0] in EMA_KEYS and len(weights) > 1 else {}  # where there was a choice
+        return {"state_dict": obj[weights[0]], **trained, **chosen}
     return {"state_dict": obj}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
-from dataclasses import replace
+from dataclasses import asdict, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -78,13 +78,28 @@ def weights_identity(spec: ModelSpec) -> str:
     return f"file:{file_sha256(path)}"
 
 
-def checkpoint_preprocessing(spec: ModelSpec) -> dict[str, Any]:
-    """What the checkpoint ``spec.weights`` records of its frames' preprocessing where it
-    differs from timm's for the model, as :func:`create_model` applies it ({} for ImageNet or
-    random weights): part of a feature cache's identity."""
+# The keys of :func:`checkpoint_identity`, and what each says of how a checkpoint is taken.
+CHECKPOINT_TAKEN = {"ema": "raw or averaged (EMA) weights", "preprocessing": "recorded preprocessing"}
+
+
+def checkpoint_identity(spec: ModelSpec) -> dict[str, Any]:
+    """What the checkpoint ``spec.weights`` gives beyond its bytes, as :func:`create_model`
+    loads it, where that is not the plain case: ``ema``, the key of the averaged weights taken
+    from a file that also holds raw ones, and ``preprocessing``, what it records of its frames'
+    preprocessing other than timm's for the model (sequences as lists, as a cache's identity
+    stores them). {} for ImageNet or random weights and for most files, so that their caches'
+    identities stay as they were."""
     if spec.weights in (WEIGHTS_IMAGENET, WEIGHTS_NONE):
         return {}
-    return preprocessing_override(read_checkpoint(Path(spec.weights)).get("preprocessing", {}), spec.name)
+    ckpt = read_checkpoint(Path(spec.weights))
+    preprocessing = {k: list(v) if isinstance(v, tuple) else v for k, v in preprocessing_override(ckpt.get("preprocessing", {}), spec.name).items()}
+    return {**({"ema": ckpt["ema"]} if "ema" in ckpt else {}), **({"preprocessing": preprocessing} if preprocessing else {})}
+
+
+def model_identity(spec: ModelSpec) -> dict[str, Any]:
+    """Everything about a model that determines its outputs on a frame: part of a feature
+    cache's identity, whose checkpoint part a later stage building the cache's model checks."""
+    return {**asdict(spec), "weights": weights_identity(spec), **checkpoint_identity(spec)}
 
 
 def create_finetune_model(spec: ModelSpec, num_classes: int, seed: int, classes: tuple[str, ...]) -> tuple[nn.Module, str]:

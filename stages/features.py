@@ -6,7 +6,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from pipeline.decode_watch import WatchedDecoding
 from pipeline.extract import BlockDecoder, BlockInference, DecodedBlock, decoding_loader, decoding_workers, make_blocks, workers_within_shared_memory
 from pipeline.metrics import multi_hot
 from pipeline.checkpoints import preprocessing_text
-from pipeline.models import FrameEncoder, checkpoint_preprocessing, create_model, data_config, frame_transform, frame_transforms, weights_identity
+from pipeline.models import CHECKPOINT_TAKEN, FrameEncoder, checkpoint_identity, create_model, data_config, frame_transform, frame_transforms, model_identity, weights_identity
 from pipeline.video import failure_summary
 from pipeline.wording import first_few
 
@@ -51,8 +51,9 @@ class FeaturesSummary:
     # the frames that do (pipeline.video.read_planned)
     short_reads: list[dict[str, Any]] = field(default_factory=list)
     frames: int = 0  # frames run through both models by this run
-    # by role, where a model's checkpoint records a preprocessing other than timm's for it
-    preprocessing: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # by role, what a model's checkpoint gives beyond its bytes where not the plain case
+    # (pipeline.models.checkpoint_identity: its EMA weights, its recorded preprocessing)
+    checkpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
     compute_seconds: float = 0.0  # time of the decode + inference loop alone
     leader: bool = True  # False on torchrun ranks other than 0, which print nothing
 
@@ -72,8 +73,11 @@ class FeaturesSummary:
             ("cache size", f"{self.cache_bytes / 2**20:.2f} MiB ({per_video / 1024:.1f} KiB per video)"),
             ("time", f"{self.seconds:.1f} s" + (f" ({self.frames / self.compute_seconds:.1f} frames/s in the loop)" if self.compute_seconds else "")),
         ]
-        for role, values in self.preprocessing.items():
-            rows.append((f"{role} preprocessing", f"{preprocessing_text(values)}, as its checkpoint records (not timm's for the model)"))
+        for role, taken in self.checkpoints.items():
+            if "ema" in taken:
+                rows.append((f"{role} weights", f"the checkpoint's averaged ones ({taken['ema']}), as timm loads it"))
+            if "preprocessing" in taken:
+                rows.append((f"{role} preprocessing", f"{preprocessing_text(taken['preprocessing'])}, as its checkpoint records (not timm's for the model)"))
         if self.failures:
             rows.append(("failed, by reason", failure_summary([f["reason"] for f in self.failures])))
             rows.append(("failures file", self.failures_file))
@@ -91,13 +95,9 @@ class FeaturesSummary:
 def cache_identity(dataset: str, manifest: Manifest, config: FeaturesConfig, backend: str = "torch") -> dict[str, Any]:
     """Everything that determines the cache's content; its hash is the fingerprint. The
     backend is named only when it is not torch, the candidates per segment only when there are
-    several, and a model's preprocessing only where its checkpoint records one other than
-    timm's, so caches written before there was a choice keep their fingerprints."""
-    models = {}
-    for role in ("light", "recognizer"):
-        spec = getattr(config, role)
-        preprocessing = checkpoint_preprocessing(spec)
-        models[role] = {**asdict(spec), "weights": weights_identity(spec), **({"preprocessing": preprocessing} if preprocessing else {})}
+    several, and what a model's checkpoint gives beyond its bytes only where that is not the
+    plain case, so caches written before there was a choice keep their fingerprints."""
+    models = {role: model_identity(getattr(config, role)) for role in ("light", "recognizer")}
     return {
         **backend_identity(backend),
         "schema": pipeline.CACHE_SCHEMA_VERSION,
@@ -177,8 +177,13 @@ def cached_model(attrs: dict[str, Any], role: str) -> tuple[FrameEncoder, Any]:
     preprocessing — and its frame transform."""
     config = FeaturesConfig.from_dict(attrs["config"])
     spec = getattr(config, role)
-    if weights_identity(spec) != attrs["identity"]["models"][role]["weights"]:
+    built = attrs["identity"]["models"][role]
+    if weights_identity(spec) != built["weights"]:
         raise CacheError(f"{spec.weights}: the {role} weights changed since the feature cache was built; rebuild the cache with `nsnet features`")
+    taken = checkpoint_identity(spec)
+    changed = [what for key, what in CHECKPOINT_TAKEN.items() if taken.get(key) != built.get(key)]
+    if changed:
+        raise CacheError(f"{spec.weights}: the feature cache took the {role} checkpoint's {' and '.join(changed)} otherwise than it is taken now (its EMA weights and its recorded mean, std and resize since 2026-12-05); rebuild the cache with `nsnet features`")
     encoder, _ = build_light(config) if role == "light" else build_recognizer(config, tuple(attrs["manifest"]["classes"]))
     stored = {k: tuple(v) if isinstance(v, list) else v for k, v in attrs["data_configs"][role].items()}
     return encoder, frame_transform(stored)
@@ -242,7 +247,7 @@ def manifest_features(dataset: str, root: Path, manifest: Manifest, config: Feat
         else:
             summary = _extract(root, manifest, config, opts, worker, final, staging, fp, identity, started)
         summary.leader = worker.is_leader
-        summary.preprocessing = {role: model["preprocessing"] for role, model in identity["models"].items() if "preprocessing" in model}
+        summary.checkpoints = {role: taken for role, model in identity["models"].items() if (taken := {k: model[k] for k in CHECKPOINT_TAKEN if k in model})}
     finally:
         teardown(worker)
     return summary

@@ -88,7 +88,7 @@ def test_a_recognizer_checkpoint_trained_on_frames_normalised_otherwise_sees_fra
     other = run_features("demo", tiny_videos, replace(tiny_config, recognizer=replace(rec, weights=str(tmp_path / "other.pth.tar"))), run_options)
     plain = run_features("demo", tiny_videos, replace(tiny_config, recognizer=replace(rec, weights=str(tmp_path / "plain.pth"))), run_options)
     assert other.cache != plain.cache and other.done == plain.done == 12
-    assert other.preprocessing == {"recognizer": {"mean": (0.4, 0.4, 0.4), "std": (0.25, 0.25, 0.25)}} and plain.preprocessing == {}
+    assert other.checkpoints == {"recognizer": {"preprocessing": {"mean": [0.4, 0.4, 0.4], "std": [0.25, 0.25, 0.25]}}} and plain.checkpoints == {}
     assert re.search(r"\nrecognizer preprocessing +mean 0\.4/0\.4/0\.4, std 0\.25/0\.25/0\.25, as its checkpoint records \(not timm's for the model\)$", other.table(), re.M)
     assert "preprocessing" not in plain.table()
     frames = decode_video(tiny_videos, get_dataset("demo").load(tiny_videos).videos[5], tiny_config.num_frames)[0]
@@ -102,6 +102,36 @@ def test_a_recognizer_checkpoint_trained_on_frames_normalised_otherwise_sees_fra
             np.testing.assert_allclose(logits, FrameEncoder(model)(x)[1].numpy(), rtol=1e-4, atol=1e-4)
     with FeatureCache(Path(other.cache)) as a, FeatureCache(Path(plain.cache)) as b:
         assert np.abs(a["rec_logits"][:] - b["rec_logits"][:]).max() > 100 * 1e-4  # far beyond the tolerance above: other inputs' outputs
+
+
+def test_a_recognizer_checkpoint_with_averaged_weights_runs_them_and_a_cache_that_took_the_raw_ones_is_refused(tiny_videos, tiny_config, run_options, tmp_path):
+    """A timm train.py checkpoint with ``state_dict_ema``: the cache holds the averaged weights'
+    logits, the summary says which were taken, and a later stage building the cache's model
+    refuses a cache whose identity says the checkpoint was taken otherwise (as one built before
+    2026-12-05 took the raw ones)."""
+    import argparse
+
+    from stages.features import cached_model
+
+    rec = tiny_config.recognizer
+    raw, ema = create_model(rec, 3, seed=1), create_model(rec, 3, seed=2)
+    args = argparse.Namespace(model=rec.name, mean=None, std=None, interpolation="")
+    path = tmp_path / "model_best.pth.tar"
+    torch.save({"arch": rec.name, "state_dict": raw.state_dict(), "state_dict_ema": ema.state_dict(), "args": args}, path)
+    summary = run_features("demo", tiny_videos, replace(tiny_config, recognizer=replace(rec, weights=str(path))), run_options)
+    assert summary.checkpoints == {"recognizer": {"ema": "state_dict_ema"}}
+    assert re.search(r"^recognizer weights +the checkpoint's averaged ones \(state_dict_ema\), as timm loads it$", summary.table(), re.M)
+    with FeatureCache(Path(summary.cache)) as cache:
+        attrs, logits = dict(cache.attrs), cache["rec_logits"][5]
+    frames = decode_video(tiny_videos, get_dataset("demo").load(tiny_videos).videos[5], tiny_config.num_frames)[0]
+    with torch.inference_mode():
+        np.testing.assert_allclose(logits, FrameEncoder(ema)(to_model_input(frames, frame_transform(data_config(ema, rec))))[1].numpy(), rtol=1e-4, atol=1e-4)
+    encoder, _ = cached_model(attrs, "recognizer")
+    assert torch.equal(encoder.model.fc.weight, ema.fc.weight)
+    models = attrs["identity"]["models"]
+    before = {**attrs, "identity": {**attrs["identity"], "models": {**models, "recognizer": {k: v for k, v in models["recognizer"].items() if k != "ema"}}}}
+    with pytest.raises(CacheError, match=r"model_best\.pth\.tar: the feature cache took the recognizer checkpoint's raw or averaged \(EMA\) weights otherwise than it is taken now .*; rebuild the cache with `nsnet features`"):
+        cached_model(before, "recognizer")
 
 
 def test_models_with_equal_data_configs_share_one_preprocessing_of_each_frame(tiny_videos, tiny_config):

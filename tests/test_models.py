@@ -13,7 +13,7 @@ from pipeline.config import ModelSpec, model_architecture
 from pipeline.backends import ONNX_PIXELS_PER_RUN
 from pipeline.checkpoints import CHECKPOINT_FORMAT, WeightsError, head_order, make_checkpoint, read_checkpoint
 from pipeline.extract import to_model_input
-from pipeline.models import CPU_PIXELS_PER_FORWARD, FrameEncoder, checkpoint_preprocessing, create_finetune_model, create_model, data_config, frame_transform, frames_per_run, hub_reachable, weights_identity
+from pipeline.models import CPU_PIXELS_PER_FORWARD, FrameEncoder, checkpoint_identity, create_finetune_model, create_model, data_config, frame_transform, frames_per_run, hub_reachable, weights_identity
 
 CLASSES = ("a", "b", "c")
 
@@ -395,14 +395,14 @@ def test_a_checkpoint_gives_the_mean_std_and_resize_its_weights_were_trained_wit
         torch.save(obj, tmp_path / f"{name}.pth")
         loaded = replace(spec, weights=str(tmp_path / f"{name}.pth"))
         cfg = data_config(create_model(loaded, 3, seed=0, classes=CLASSES), loaded)
-        assert checkpoint_preprocessing(loaded) == expected[name], name
+        assert checkpoint_identity(loaded) == ({"preprocessing": {k: list(v) if isinstance(v, tuple) else v for k, v in expected[name].items()}} if expected[name] else {}), name
         assert cfg == {**own, **expected[name]}, name
     # the frames are normalised so: white is (1 - 0.5) / 0.25 = 2 under the NSNet checkpoint's
     white = np.full((1, 40, 40, 3), 255, dtype=np.uint8)
     nsnet = replace(spec, weights=str(tmp_path / "nsnet.pth"))
     x = to_model_input(white, frame_transform(data_config(create_model(nsnet, 3, seed=0, classes=CLASSES), nsnet)))
     assert x.shape == (1, 3, 32, 32) and torch.equal(x, torch.full_like(x, 2.0))
-    assert checkpoint_preprocessing(ModelSpec("resnet18", weights="imagenet")) == {} == checkpoint_preprocessing(spec)
+    assert checkpoint_identity(ModelSpec("resnet18", weights="imagenet")) == {} == checkpoint_identity(spec)
     # fine-tuning on the trunk of another dataset's checkpoint keeps the normalisation it learnt with
     kinetics = tmp_path / "kinetics.pth.tar"
     torch.save({"arch": "resnet18", "state_dict": create_model(spec, 5, seed=6).state_dict(), "args": _timm_train_args("resnet18", mean=[0.4], std=[0.25])}, kinetics)
@@ -412,6 +412,32 @@ def test_a_checkpoint_gives_the_mean_std_and_resize_its_weights_were_trained_wit
     torch.save({"arch": "resnet18", "state_dict": state, "args": _timm_train_args("resnet18", mean=[0.5, 0.5])}, tmp_path / "two_means.pth")
     with pytest.raises(WeightsError, match=r"two_means\.pth: the preprocessing in its training arguments cannot be read \(AssertionError\)"):
         create_model(replace(spec, weights=str(tmp_path / "two_means.pth")), 3, seed=0)
+
+
+def test_a_checkpoint_with_averaged_weights_gives_them_as_timm_loads_it(tmp_path: Path):
+    """timm's train.py with --model-ema keeps the raw weights in ``state_dict`` and the averaged
+    ones in ``state_dict_ema`` (its best checkpoint is chosen by them); DeiT-style trainers keep
+    ``model`` and ``model_ema``. The averaged weights are taken, as timm's own
+    ``load_checkpoint`` takes them, and the identity says so; a file of averaged weights alone
+    is the plain case (no choice made)."""
+    import timm
+
+    spec = ModelSpec("test_resnet", weights="none", resolution=32)
+    raw, ema = create_model(spec, 3, seed=1).state_dict(), create_model(spec, 3, seed=2).state_dict()
+    files = {
+        "model_best.pth.tar": ({"arch": "test_resnet", "state_dict": raw, "state_dict_ema": ema, "args": _timm_train_args("test_resnet"), "epoch": 3}, {"ema": "state_dict_ema"}),
+        "deit.pth": ({"model": raw, "model_ema": ema, "epoch": 3}, {"ema": "model_ema"}),
+        "ema_only.pth": ({"state_dict_ema": ema}, {}),
+    }
+    for name, (obj, identity) in files.items():
+        torch.save(obj, tmp_path / name)
+        loaded = replace(spec, weights=str(tmp_path / name))
+        model = create_model(loaded, 3, seed=0, classes=CLASSES)
+        reference = timm.create_model("test_resnet", num_classes=3)
+        timm.models.load_checkpoint(reference, str(tmp_path / name), weights_only=False)
+        for key, value in model.state_dict().items():
+            assert torch.equal(value, ema[key]) and torch.equal(value, reference.state_dict()[key]), (name, key)
+        assert checkpoint_identity(loaded) == identity, name
 
 
 def test_a_model_name_may_carry_a_pretrained_tag_whose_preprocessing_it_gets():
