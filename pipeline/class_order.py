@@ -15,6 +15,7 @@ minutes rather than after the whole cache; the prototypes stage checks every tra
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -43,12 +44,14 @@ def frame_confusion(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class ClassOrder:
     """The recognizer's frame top-1 on the training frames in the manifest's class order, in
-    the order that fits them best, and that order (``order[c]``: the output matched to class c)."""
+    the order that fits them best, and that order (``order[c]``: the output matched to class c;
+    told only for the ``seen`` classes, those with frames, the others matched to what is left)."""
 
     frames: int
     top1: float
     best_top1: float
     order: tuple[int, ...]
+    seen: tuple[int, ...]
 
     @property
     def misordered(self) -> bool:
@@ -57,8 +60,8 @@ class ClassOrder:
         return self.best_top1 >= OTHER_ORDER_MIN_TOP1 and self.top1 <= self.best_top1 / 2
 
     def moved(self) -> list[tuple[int, int]]:
-        """(class, the output matched to it) where they differ, by class."""
-        return [(c, j) for c, j in enumerate(self.order) if c != j]
+        """(class, the output matched to it) where they differ, by class, of the classes seen."""
+        return [(c, self.order[c]) for c in self.seen if c != self.order[c]]
 
 
 def class_order(confusion: np.ndarray) -> ClassOrder:
@@ -69,19 +72,52 @@ def class_order(confusion: np.ndarray) -> ClassOrder:
     classes, outputs = linear_sum_assignment(confusion, maximize=True)
     order = tuple(int(j) for _, j in sorted(zip(classes, outputs)))
     best = int(confusion[classes, outputs].sum())
-    return ClassOrder(total, float(np.trace(confusion)) / max(total, 1), best / max(total, 1), order)
+    seen = tuple(int(c) for c in np.flatnonzero(confusion.sum(axis=1) > 0))
+    return ClassOrder(total, float(np.trace(confusion)) / max(total, 1), best / max(total, 1), order, seen)
 
 
-def misordered_message(where: str, order: ClassOrder, classes: Sequence[str]) -> str:
+def in_recognizer_order(order: ClassOrder, classes: Sequence[str]) -> list[str]:
+    """The dataset's class names in the order that fits the recognizer's outputs: at position j
+    the class matched to its output j."""
+    names = [""] * len(classes)
+    for c, j in enumerate(order.order):
+        names[j] = classes[c]
+    return names
+
+
+def write_recognizer_classes(order: ClassOrder, classes: Sequence[str], features: Path) -> Path | None:
+    """:func:`in_recognizer_order`, one name a line (a ``--class-names`` file), beside the
+    feature cache ``features`` (``features-<fp>.recognizer-classes.txt``); None, and nothing
+    written, where some class had no frames to tell its place."""
+    from pipeline.cache import write_text_atomic
+
+    if len(order.seen) < len(classes):
+        return None
+    path = features.with_name(features.name.split(".")[0] + ".recognizer-classes.txt")
+    write_text_atomic(path, "".join(f"{name}\n" for name in in_recognizer_order(order, classes)))
+    return path
+
+
+def misordered_message(where: str, order: ClassOrder, classes: Sequence[str], written: Path | None) -> str:
     """Why the recognizer's classes are taken to be in another order than the dataset's, some
-    of the classes that move, and what to do."""
+    of the classes that move, and what to do: pass ``written`` (:func:`write_recognizer_classes`),
+    or, where some class had no frames to tell its order, the checkpoint's label map."""
+    from timm.utils.misc import natural_key
+
     pairs = first_few([f"its output {j} ({classes[j]!r}) on {classes[c]!r} frames" for c, j in order.moved()], 3)
+    if written is None:
+        remedy = (
+            f"The order that fits could be told for {len(order.seen)} of its {len(classes)} classes only (the frames checked hold none of "
+            "the others): give the dataset's classes in the checkpoint's order (its label map) with --class-names and compute the features again"
+        )
+    else:
+        convention = " (the names sorted as timm's ImageFolder sorts class folders: case aside, numbers by value)" if in_recognizer_order(order, classes) == sorted(classes, key=natural_key) else ""
+        remedy = f"The dataset's classes in the order that fits its outputs are in {written}{convention}: check them and compute the features again with --class-names {written}"
     return (
         f"{where}: the recognizer's outputs are the dataset's classes in another order: it predicts {100 * order.top1:.1f}% of the "
         f"{order.frames:,} training frames right in the manifest's class order and {100 * order.best_top1:.1f}% in another, "
         f"where {len(order.moved())} of {len(classes)} classes move ({pairs}). Its checkpoint names no classes, so they were taken "
-        "in the manifest's order; give the dataset's classes in the checkpoint's order (its label map) with --class-names and "
-        "compute the features again, or load a checkpoint that names its classes (nsnet finetune's), which is put in the dataset's order"
+        f"in the manifest's order. {remedy}, or load a checkpoint that names its classes (nsnet finetune's), which is put in the dataset's order"
     )
 
 

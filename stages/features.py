@@ -18,7 +18,7 @@ import pipeline
 from pipeline import cache as cache_mod
 from pipeline.cache import DONE, FAILED, PENDING, BackgroundWriter, CacheError, FeatureCache, Layout, ShardAssembler, ZarrWriter, write_text_atomic
 from pipeline.backends import Runner, backend_identity, make_runner, resolve_backend
-from pipeline.class_order import OrderWatch, misordered_message
+from pipeline.class_order import OrderWatch, misordered_message, write_recognizer_classes
 from pipeline.config import WEIGHTS_IMAGENET, WEIGHTS_NONE, FeaturesConfig, ModelSpec, RunOptions
 from pipeline.datasets import AnnotationFiles, Manifest, load_manifest
 from pipeline.distributed import Worker, barrier, pick_device, setup_worker, teardown
@@ -406,7 +406,8 @@ def _write_blocks(blocks: Iterator[DecodedBlock], infer: BlockInference, writer:
             computed = [video.index for video in block.videos]
             found = None if order is None else order.add(computed, rows["rec_logits"][[index - block.members[0] for index in computed]])
             if found is not None and found.misordered:
-                raise CacheError(misordered_message(str(writer.path), found, done.manifest.classes))
+                written = write_recognizer_classes(found, done.manifest.classes, writer.path)
+                raise CacheError(misordered_message(str(writer.path), found, done.manifest.classes, written))
 
 
 def _finish(final: Path, staging: Path) -> np.ndarray:

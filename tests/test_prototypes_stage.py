@@ -118,6 +118,29 @@ def test_frame_confusion_and_class_order_by_hand():
     assert half.best_top1 == 11 / 15 and not half.misordered
 
 
+def test_the_classes_in_the_recognizers_order_are_written_as_a_class_names_file(tmp_path):
+    """A recognizer trained on class folders by timm (natural order, case aside: "Baking cookies"
+    before "BMX", "class9" before "class10") against the manifest's sorted names: the file holds
+    the names in its outputs' order, read back by --class-names as they are, and the message
+    names the file and the convention; another order is not said to be one."""
+    from pipeline.class_order import class_order, misordered_message, write_recognizer_classes
+    from pipeline.datasets.class_names import read_class_names
+
+    classes = ("BMX", "Baking cookies", "class10", "class9")  # sorted as Python sorts
+    confusion = 10 * np.array([[0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0]])  # BMX frames on output 1, ...
+    order = class_order(confusion)
+    written = write_recognizer_classes(order, classes, tmp_path / "features-0123abcd.h5")
+    assert written == tmp_path / "features-0123abcd.recognizer-classes.txt"
+    assert written.read_text() == "Baking cookies\nBMX\nclass9\nclass10\n" and read_class_names(written) == ["Baking cookies", "BMX", "class9", "class10"]
+    message = misordered_message("cache.zarr", order, classes, written)
+    assert f"The dataset's classes in the order that fits its outputs are in {written} (the names sorted as timm's ImageFolder sorts class folders: case aside, numbers by value): check them and compute the features again with --class-names {written}, or load" in message
+    rotated = class_order(10 * np.array([[0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [1, 0, 0, 0]]))
+    assert write_recognizer_classes(rotated, classes, written).read_text() == "class9\nBMX\nBaking cookies\nclass10\n"
+    assert "ImageFolder" not in misordered_message("cache.zarr", rotated, classes, written)
+    half_seen = class_order(10 * np.array([[0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]))
+    assert half_seen.seen == (0, 1) and half_seen.moved() == [(0, 1), (1, 0)] and write_recognizer_classes(half_seen, classes, tmp_path / "other.zarr") is None and not (tmp_path / "other.recognizer-classes.txt").exists()
+
+
 @pytest.fixture
 def checkpoint_config(tiny_config, tmp_path):
     """The tiny features config with its recognizer's (random) weights as a checkpoint file that
@@ -157,7 +180,9 @@ def test_a_recognizer_with_its_classes_in_another_order_is_named_before_the_prot
     with pytest.raises(CacheError) as error:
         run_prototypes(features, GuidingScorer())
     assert str(error.value).startswith(f"{features}: the recognizer's outputs are the dataset's classes in another order: it predicts 0.0% of the {train * t:,} training frames right in the manifest's class order and 100.0% in another, where 3 of 3 classes move (its output 1 ({classes[1]!r}) on {classes[0]!r} frames, its output 2 ({classes[2]!r}) on {classes[1]!r} frames, its output 0 ({classes[0]!r}) on {classes[2]!r} frames)")
-    assert "--class-names" in str(error.value)
+    written = features.with_name(features.name.split(".")[0] + ".recognizer-classes.txt")
+    assert f"are in {written}: check them and compute the features again with --class-names {written}" in str(error.value)
+    assert written.read_text().splitlines() == [classes[2], classes[0], classes[1]]  # its output j answers class j - 1
     _cache_logits(features, truth)
     result = run_prototypes(features, GuidingScorer())
     assert result.info["recognizer"] == {"frames": train * t, "frame_top1": 1.0, "chance": 1 / 3}
@@ -201,9 +226,11 @@ def test_the_features_stage_stops_on_the_first_training_frames_of_a_recognizer_i
     monkeypatch.setattr("pipeline.class_order.EARLY_FRAMES_PER_CLASS", 4)
     first = [i for i, v in enumerate(manifest.videos) if v.split == "train"][:2]
     assert checkpoint_config.num_frames == 6 and run_options.videos_per_batch == 2 and first == [0, 1]
-    with pytest.raises(CacheError, match=r"\.zarr: the recognizer's outputs are the dataset's classes in another order: it predicts 0\.0% of the 12 training frames right in the manifest's class order and 100\.0% in another"):
+    with pytest.raises(CacheError, match=r"\.zarr: the recognizer's outputs are the dataset's classes in another order: it predicts 0\.0% of the 12 training frames right in the manifest's class order and 100\.0% in another, where 1 of 3 classes move \(its output 1 \('\w+'\) on '\w+' frames\)\. .* The order that fits could be told for 1 of its 3 classes only \(the frames checked hold none of the others\): give the dataset's classes in the checkpoint's order \(its label map\) with --class-names"):
         run_features("demo", tiny_videos, checkpoint_config, run_options)
     assert seen == first  # stopped at the first block
+    # the first two training videos are of one class: its move is told, no file of a guessed order written
+    assert truth[0] == truth[1] == 0 and not list((run_options.cache_dir / "demo").glob("*.recognizer-classes.txt"))
     seen.clear()
     run_features("demo", tiny_videos, replace(checkpoint_config, recognizer=replace(checkpoint_config.recognizer, weights="none")), run_options)
     assert len(seen) == len(manifest.videos)  # random weights: not checked
