@@ -7,9 +7,10 @@ class's. Only a checkpoint's outputs are checked: random weights (``none``, and 
 new classifier) have no order to keep, and may still tell classes apart by their colours in
 another one. The cached logits of the training frames tell: the frames' predicted classes against
 their labels (a confusion matrix), and the best one-to-one matching of outputs to classes
-(scipy's linear assignment) against the manifest's order. The features stage checks its first
-training frames (:class:`OrderWatch`), so that a misordered recognizer stops the run within
-minutes rather than after the whole cache; the prototypes stage checks every training frame.
+(scipy's linear assignment) against the manifest's order, class by class. The features stage
+checks its first training frames (:class:`OrderWatch`) once they hold half the classes, so that
+a misordered recognizer stops the run long before the whole cache; the prototypes stage checks
+every training frame.
 """
 
 from __future__ import annotations
@@ -26,8 +27,11 @@ from pipeline.wording import first_few
 # training frames right, and the manifest's order at most half as many: a recognizer trained on
 # the dataset does far better than that in its own order, and one at chance matches no order so.
 OTHER_ORDER_MIN_TOP1 = 0.5
-# The features stage checks the order once this many training frames a class are in.
+# The features stage checks the order once this many training frames a class are in, and frames
+# of at least this share of the classes: with a few classes' frames alone (a list sorted by class,
+# as UCF101's and Kinetics' are), one class often confused with another would fit "another order".
 EARLY_FRAMES_PER_CLASS = 20
+EARLY_CLASSES_SHARE = 0.5
 
 
 def frame_confusion(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -45,19 +49,24 @@ def frame_confusion(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
 class ClassOrder:
     """The recognizer's frame top-1 on the training frames in the manifest's class order, in
     the order that fits them best, and that order (``order[c]``: the output matched to class c;
-    told only for the ``seen`` classes, those with frames, the others matched to what is left)."""
+    told only for the ``seen`` classes, those with frames, the others matched to what is left).
+    ``class_top1`` and ``best_class_top1`` are the same by class (each seen class's share of its
+    frames right, averaged), on which the order is matched and judged, so that a class with many
+    frames does not decide it alone."""
 
     frames: int
     top1: float
     best_top1: float
     order: tuple[int, ...]
     seen: tuple[int, ...]
+    class_top1: float
+    best_class_top1: float
 
     @property
     def misordered(self) -> bool:
-        """Whether another order than the manifest's fits the recognizer (see
+        """Whether another order than the manifest's fits the recognizer, class by class (see
         :data:`OTHER_ORDER_MIN_TOP1`)."""
-        return self.best_top1 >= OTHER_ORDER_MIN_TOP1 and self.top1 <= self.best_top1 / 2
+        return self.best_class_top1 >= OTHER_ORDER_MIN_TOP1 and self.class_top1 <= self.best_class_top1 / 2
 
     def moved(self) -> list[tuple[int, int]]:
         """(class, the output matched to it) where they differ, by class, of the classes seen."""
@@ -65,15 +74,21 @@ class ClassOrder:
 
 
 def class_order(confusion: np.ndarray) -> ClassOrder:
-    """:class:`ClassOrder` of a :func:`frame_confusion`."""
+    """:class:`ClassOrder` of a :func:`frame_confusion`: outputs matched to classes one to one
+    (scipy's linear assignment) on each class's shares of its frames."""
     from scipy.optimize import linear_sum_assignment
 
-    total = int(confusion.sum())
-    classes, outputs = linear_sum_assignment(confusion, maximize=True)
+    total, per_class = int(confusion.sum()), confusion.sum(axis=1)
+    seen = np.flatnonzero(per_class > 0)
+    shares = confusion / np.maximum(per_class, 1)[:, None]
+    classes, outputs = linear_sum_assignment(shares, maximize=True)
     order = tuple(int(j) for _, j in sorted(zip(classes, outputs)))
     best = int(confusion[classes, outputs].sum())
-    seen = tuple(int(c) for c in np.flatnonzero(confusion.sum(axis=1) > 0))
-    return ClassOrder(total, float(np.trace(confusion)) / max(total, 1), best / max(total, 1), order, seen)
+    by_class = max(len(seen), 1)
+    return ClassOrder(
+        total, float(np.trace(confusion)) / max(total, 1), best / max(total, 1), order, tuple(int(c) for c in seen),
+        float(np.trace(shares)) / by_class, float(shares[classes, outputs].sum()) / by_class,
+    )
 
 
 def in_recognizer_order(order: ClassOrder, classes: Sequence[str]) -> list[str]:
@@ -115,7 +130,8 @@ def misordered_message(where: str, order: ClassOrder, classes: Sequence[str], wr
         remedy = f"The dataset's classes in the order that fits its outputs are in {written}{convention}: check them and compute the features again with --class-names {written}"
     return (
         f"{where}: the recognizer's outputs are the dataset's classes in another order: it predicts {100 * order.top1:.1f}% of the "
-        f"{order.frames:,} training frames right in the manifest's class order and {100 * order.best_top1:.1f}% in another, "
+        f"{order.frames:,} training frames right in the manifest's class order and {100 * order.best_top1:.1f}% in another "
+        f"({100 * order.class_top1:.1f}% and {100 * order.best_class_top1:.1f}% by class, over the {len(order.seen)} with frames), "
         f"where {len(order.moved())} of {len(classes)} classes move ({pairs}). Its checkpoint names no classes, so they were taken "
         f"in the manifest's order. {remedy}, or load a checkpoint that names its classes (nsnet finetune's), which is put in the dataset's order"
     )
@@ -124,7 +140,8 @@ def misordered_message(where: str, order: ClassOrder, classes: Sequence[str], wr
 class OrderWatch:
     """The class order checked on the first training frames a run computes: their confusion
     gathered block by block (``labels`` multi-hot [N, C] and ``train`` [N] of the manifest's
-    videos) until :data:`EARLY_FRAMES_PER_CLASS` frames a class are in, then checked once."""
+    videos) until :data:`EARLY_FRAMES_PER_CLASS` frames a class are in, of at least
+    :data:`EARLY_CLASSES_SHARE` of the classes, then checked once."""
 
     def __init__(self, labels: np.ndarray, train: np.ndarray):
         self.labels, self.train = labels, train
@@ -138,7 +155,8 @@ class OrderWatch:
         if self.checked or not keep:
             return None
         self.confusion += frame_confusion(logits[keep], self.labels[[videos[i] for i in keep]])
-        if self.confusion.sum() < EARLY_FRAMES_PER_CLASS * len(self.confusion):
+        classes = len(self.confusion)
+        if self.confusion.sum() < EARLY_FRAMES_PER_CLASS * classes or (self.confusion.sum(axis=1) > 0).sum() < EARLY_CLASSES_SHARE * classes:
             return None
         self.checked = True
         return class_order(self.confusion)

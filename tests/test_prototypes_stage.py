@@ -112,6 +112,13 @@ def test_frame_confusion_and_class_order_by_hand():
     assert swapped.moved() == [(0, 1), (1, 0)] and swapped.misordered
     right = class_order(np.array([[8, 1, 1], [1, 9, 0], [0, 1, 9]]))
     assert (right.top1, right.best_top1, right.order, right.moved(), right.misordered) == (26 / 30, 26 / 30, (0, 1, 2), [], False)
+    # by class: class 0's 90 frames, 80 of them on output 2, do not decide the order alone; classes 1
+    # and 2 (10 frames each) nearly right. By frames, matching class 0 to output 2 would fit 89 of
+    # 110 frames against the manifest order's 27; by class (8/90 + 0.9 + 1) / 3 = 0.66 against
+    # (80/90 + 0.9 + 0) / 3 = 0.60: the manifest's order
+    skewed = class_order(np.array([[8, 2, 80], [0, 9, 1], [0, 0, 10]]))
+    assert (skewed.order, skewed.top1, skewed.best_top1, skewed.class_top1) == ((0, 1, 2), 27 / 110, 27 / 110, (8 / 90 + 0.9 + 1.0) / 3)
+    assert skewed.best_class_top1 == skewed.class_top1 and not skewed.misordered
     chance = class_order(np.array([[3, 4, 3], [3, 3, 4], [4, 3, 3]]))  # another order fits better, but no order fits a recognizer at chance
     assert (chance.top1, chance.best_top1, chance.misordered) == (0.3, 0.4, False)
     half = class_order(np.array([[3, 2, 0], [2, 3, 0], [0, 0, 5]]))  # the manifest's order already more than half the best
@@ -139,6 +146,37 @@ def test_the_classes_in_the_recognizers_order_are_written_as_a_class_names_file(
     assert "ImageFolder" not in misordered_message("cache.zarr", rotated, classes, written)
     half_seen = class_order(10 * np.array([[0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]))
     assert half_seen.seen == (0, 1) and half_seen.moved() == [(0, 1), (1, 0)] and write_recognizer_classes(half_seen, classes, tmp_path / "other.zarr") is None and not (tmp_path / "other.recognizer-classes.txt").exists()
+
+
+def test_the_early_check_waits_for_frames_of_half_the_classes_and_judges_them_class_by_class():
+    """A list sorted by class, T=10: eight videos of class 0, which a rightly ordered recognizer
+    puts on output 3 eight frames in ten, then eight of each other class, right. At 80 frames (20
+    a class of 4) only class 0 has frames, which alone would fit "another order" (80% against
+    20%); the watch waits for half the classes, and then judges class by class (0.6 against 0.9:
+    the manifest's order). A recognizer whose every class is the next one's stops there."""
+    from pipeline.class_order import EARLY_CLASSES_SHARE, EARLY_FRAMES_PER_CLASS, OrderWatch
+
+    assert (EARLY_FRAMES_PER_CLASS, EARLY_CLASSES_SHARE) == (20, 0.5)
+    classes = np.repeat(np.arange(4), 8)  # 32 videos
+    labels, train = np.eye(4, dtype=np.int64)[classes], np.ones(32, dtype=bool)
+
+    def frames_on(outputs: list[int]) -> np.ndarray:
+        return np.eye(4)[outputs][None]  # [1, T, C] logits of one video
+
+    confused, shifted = OrderWatch(labels, train), OrderWatch(labels, train)
+    for video, c in enumerate(classes):
+        right = frames_on([3] * 8 + [0] * 2 if c == 0 else [c] * 10)
+        found = confused.add([video], right)
+        if video < 8:
+            assert found is None  # class 0 alone: 10 to 80 frames
+        elif video == 8:
+            assert (found.frames, found.seen, found.top1) == (90, (0, 1), 26 / 90)
+            assert (found.class_top1, found.best_class_top1, found.misordered) == ((16 / 80 + 1.0) / 2, (64 / 80 + 1.0) / 2, False)
+        else:
+            assert found is None  # checked once
+        moved = shifted.add([video], frames_on([(c + 1) % 4] * 10))
+        if video == 8:
+            assert moved.misordered and moved.moved() == [(0, 1), (1, 2)] and (moved.class_top1, moved.best_class_top1) == (0.0, 1.0)
 
 
 @pytest.fixture
@@ -179,7 +217,7 @@ def test_a_recognizer_with_its_classes_in_another_order_is_named_before_the_prot
     _cache_logits(features, (truth + 1) % 3)
     with pytest.raises(CacheError) as error:
         run_prototypes(features, GuidingScorer())
-    assert str(error.value).startswith(f"{features}: the recognizer's outputs are the dataset's classes in another order: it predicts 0.0% of the {train * t:,} training frames right in the manifest's class order and 100.0% in another, where 3 of 3 classes move (its output 1 ({classes[1]!r}) on {classes[0]!r} frames, its output 2 ({classes[2]!r}) on {classes[1]!r} frames, its output 0 ({classes[0]!r}) on {classes[2]!r} frames)")
+    assert str(error.value).startswith(f"{features}: the recognizer's outputs are the dataset's classes in another order: it predicts 0.0% of the {train * t:,} training frames right in the manifest's class order and 100.0% in another (0.0% and 100.0% by class, over the 3 with frames), where 3 of 3 classes move (its output 1 ({classes[1]!r}) on {classes[0]!r} frames, its output 2 ({classes[2]!r}) on {classes[1]!r} frames, its output 0 ({classes[0]!r}) on {classes[2]!r} frames)")
     written = features.with_name(features.name.split(".")[0] + ".recognizer-classes.txt")
     assert f"are in {written}: check them and compute the features again with --class-names {written}" in str(error.value)
     assert written.read_text().splitlines() == [classes[2], classes[0], classes[1]]  # its output j answers class j - 1
@@ -205,8 +243,9 @@ def test_random_weights_have_no_class_order_to_keep(tiny_videos, tiny_config, ru
 def test_the_features_stage_stops_on_the_first_training_frames_of_a_recognizer_in_another_order(tiny_videos, checkpoint_config, run_options, monkeypatch):
     """A recognizer checkpoint answering each class with the next one's output stops the
     features run once EARLY_FRAMES_PER_CLASS frames a class of training videos are in (here 4 x 3
-    = 12, the first block of two training videos at T=6), not after the whole cache; the same
-    run with the recognizer as it is goes on and finishes."""
+    = 12, the first block of two training videos at T=6) of at least half the classes (the tiny
+    list is sorted by class: the first block holds class 0 alone, the second class 1 too), not
+    after the whole cache; the same run with the recognizer as it is goes on and finishes."""
     import stages.features as features_stage
     from pipeline.cache import DONE
 
@@ -224,13 +263,13 @@ def test_the_features_stage_stops_on_the_first_training_frames_of_a_recognizer_i
 
     monkeypatch.setattr(features_stage, "BlockInference", NextClass)
     monkeypatch.setattr("pipeline.class_order.EARLY_FRAMES_PER_CLASS", 4)
-    first = [i for i, v in enumerate(manifest.videos) if v.split == "train"][:2]
-    assert checkpoint_config.num_frames == 6 and run_options.videos_per_batch == 2 and first == [0, 1]
-    with pytest.raises(CacheError, match=r"\.zarr: the recognizer's outputs are the dataset's classes in another order: it predicts 0\.0% of the 12 training frames right in the manifest's class order and 100\.0% in another, where 1 of 3 classes move \(its output 1 \('\w+'\) on '\w+' frames\)\. .* The order that fits could be told for 1 of its 3 classes only \(the frames checked hold none of the others\): give the dataset's classes in the checkpoint's order \(its label map\) with --class-names"):
+    first = [i for i, v in enumerate(manifest.videos) if v.split == "train"][:4]
+    assert checkpoint_config.num_frames == 6 and run_options.videos_per_batch == 2 and first == [0, 1, 2, 3] and truth[:4] == [0, 0, 0, 1]
+    with pytest.raises(CacheError, match=r"\.zarr: the recognizer's outputs are the dataset's classes in another order: it predicts 0\.0% of the 24 training frames right in the manifest's class order and 100\.0% in another \(0\.0% and 100\.0% by class, over the 2 with frames\), where 2 of 3 classes move \(its output 1 \('\w+'\) on '\w+' frames, its output 2 \('\w+'\) on '\w+' frames\)\. .* The order that fits could be told for 2 of its 3 classes only \(the frames checked hold none of the others\): give the dataset's classes in the checkpoint's order \(its label map\) with --class-names"):
         run_features("demo", tiny_videos, checkpoint_config, run_options)
-    assert seen == first  # stopped at the first block
-    # the first two training videos are of one class: its move is told, no file of a guessed order written
-    assert truth[0] == truth[1] == 0 and not list((run_options.cache_dir / "demo").glob("*.recognizer-classes.txt"))
+    assert seen == first  # stopped at the second block
+    # the frames of two classes: their moves are told, no file of a guessed order written
+    assert not list((run_options.cache_dir / "demo").glob("*.recognizer-classes.txt"))
     seen.clear()
     run_features("demo", tiny_videos, replace(checkpoint_config, recognizer=replace(checkpoint_config.recognizer, weights="none")), run_options)
     assert len(seen) == len(manifest.videos)  # random weights: not checked
