@@ -24,8 +24,9 @@ import numpy as np
 from pipeline.wording import first_few
 
 # Another order is taken for the recognizer's where it predicts at least this share of the
-# training frames right, and the manifest's order at most half as many: a recognizer trained on
-# the dataset does far better than that in its own order, and one at chance matches no order so.
+# training frames right, and the manifest's order at most half as many, both by class (each
+# class's share averaged): a recognizer trained on the dataset does far better than that in its
+# own order, and one at chance matches no order so.
 OTHER_ORDER_MIN_TOP1 = 0.5
 # The features stage checks the order once this many training frames a class are in, and frames
 # of at least this share of the classes: with a few classes' frames alone (a list sorted by class,
