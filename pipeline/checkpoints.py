@@ -4,6 +4,7 @@ classifier's rows in the dataset's class order, other trainers' names made timm'
 from __future__ import annotations
 
 import argparse
+import json
 import pickle
 import re
 from pathlib import Path
@@ -14,7 +15,8 @@ from torch import nn
 
 from pipeline.checkpoint_keys import mmaction_preprocessing, mmaction_refusal, timm_names
 from pipeline.config import ModelSpec, model_architecture
-from pipeline.datasets.class_names import class_key
+from pipeline.datasets.class_names import class_key, read_class_names
+from pipeline.datasets.manifest import ManifestError
 from pipeline.decoders import first_line
 from pipeline.wording import first_few
 
@@ -26,6 +28,8 @@ CHECKPOINT_GLOBALS = [argparse.Namespace]
 # normalisation it was trained with and the resize filter. The resolution and crop stay the
 # run's (ModelSpec), as with timm's pretrained weights.
 PREPROCESSING_KEYS = ("mean", "std", "interpolation")
+# The weight files timm's save_for_hf / push_to_hub writes, with its config.json beside them.
+TIMM_HUB_FILES = ("model.safetensors", "pytorch_model.bin")
 # A training checkpoint's averaged weights, taken before its raw ones where it has both, as timm's
 # own loading does (``timm.models.load_checkpoint``, ``create_model(checkpoint_path=...)``):
 # timm's train.py with --model-ema, DeiT-style trainers. Its best checkpoint is chosen by them.
@@ -54,7 +58,7 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
 
-            return {"state_dict": load_file(str(path))}
+            return {"state_dict": load_file(str(path)), **timm_hub_config(path)}
         with torch.serialization.safe_globals(CHECKPOINT_GLOBALS):
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -64,6 +68,8 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
         raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({detail[1] if detail else first_line(exc)})") from exc
     if not isinstance(obj, dict):
         raise WeightsError(f"{path}: checkpoint holds a {type(obj).__name__}, expected a state dict")
+    if timm_hub_config(path):
+        return {"state_dict": obj, **timm_hub_config(path)}
     if obj.get("format") == CHECKPOINT_FORMAT:
         return {**obj, "preprocessing": preprocessing_values(obj.get("data_config") or {})}
     trained: dict[str, Any] = {}
@@ -83,6 +89,29 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
         chosen = {"ema": weights[0]} if weights[0] in EMA_KEYS and len(weights) > 1 else {}  # where there was a choice
         return {"state_dict": obj[weights[0]], **trained, **chosen}
     return {"state_dict": obj}
+
+
+def timm_hub_config(path: Path) -> dict[str, Any]:
+    """What the ``config.json`` that timm's ``save_for_hf`` / ``push_to_hub`` writes beside its
+    weights (``model.safetensors``, ``pytorch_model.bin``) says of them: the model
+    (``architecture``), its preprocessing (``pretrained_cfg``'s mean, std, interpolation) and its
+    class names in output order (``label_names``, where given); {} for other files and for
+    configs that are not timm's (a transformers model's)."""
+    config = path.with_name("config.json")
+    if path.name not in TIMM_HUB_FILES or not config.is_file():
+        return {}
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    if not isinstance(data, dict) or not isinstance(data.get("architecture"), str) or not isinstance(data.get("pretrained_cfg"), dict):
+        return {}
+    found: dict[str, Any] = {"model_name": data["architecture"], "preprocessing": preprocessing_values(data["pretrained_cfg"])}
+    try:
+        found["label_names"] = tuple(read_class_names(config))
+    except ManifestError:  # no label names, or not in a form that gives them in output order
+        pass
+    return found
 
 
 def preprocessing_values(data_config: dict[str, Any]) -> dict[str, Any]:
@@ -192,9 +221,12 @@ def load_weights(model: nn.Module, spec: ModelSpec, num_classes: int, classes: t
     state = timm_names(state, _classifier_names(model)[0], model.state_dict().keys())
     head = _classifier_keys(model)
     keep = num_classes > 0 and (head[0] in state or not transfer)
-    if keep and classes is not None and ckpt.get("classes") is not None:
+    named = ckpt.get("classes")
+    if named is None and classes is not None and ckpt.get("label_names") is not None and sorted(map(class_key, ckpt["label_names"])) == sorted(map(class_key, classes)):
+        named = ckpt["label_names"]  # a hub config's names, used where they are the dataset's (else by index, as named none)
+    if keep and classes is not None and named is not None:
         try:
-            order = head_order(tuple(ckpt["classes"]), classes, path)
+            order = head_order(tuple(named), classes, path)
         except WeightsError:
             if not transfer:
                 raise

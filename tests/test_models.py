@@ -440,6 +440,35 @@ def test_a_checkpoint_with_averaged_weights_gives_them_as_timm_loads_it(tmp_path
         assert checkpoint_identity(loaded) == identity, name
 
 
+def test_a_timm_hub_folder_gives_its_model_preprocessing_and_class_names(tmp_path: Path):
+    """timm's ``save_for_hf`` (what ``push_to_hub`` uploads) writes ``model.safetensors`` /
+    ``pytorch_model.bin`` with a ``config.json``: its architecture is checked, its preprocessing
+    taken where other than timm's, and its ``label_names`` put the classifier's rows in the
+    dataset's order where they are the dataset's classes (other names: taken by index, as a file
+    naming none). A transformers ``config.json`` beside a file is not read."""
+    import json
+
+    from timm.models import save_for_hf
+
+    spec = ModelSpec("resnet18", weights="none", resolution=32)
+    trained = create_model(spec, 3, seed=5)
+    save_for_hf(trained, tmp_path / "hub", model_config={"label_names": ["c", "a", "b"]}, safe_serialization="both", data_config={"mean": (0.4, 0.4, 0.4), "std": (0.25, 0.25, 0.25)})
+    for name in ("model.safetensors", "pytorch_model.bin"):
+        loaded = replace(spec, weights=str(tmp_path / "hub" / name))
+        model = create_model(loaded, 3, seed=0, classes=CLASSES)
+        assert torch.equal(model.fc.weight, trained.fc.weight[[1, 2, 0]]) and torch.equal(model.layer1[0].conv1.weight, trained.layer1[0].conv1.weight), name
+        assert data_config(model, loaded)["mean"] == (0.4, 0.4, 0.4) and checkpoint_identity(loaded) == {"preprocessing": {"mean": [0.4, 0.4, 0.4], "std": [0.25, 0.25, 0.25]}}
+        with pytest.raises(WeightsError, match=r"checkpoint is for model 'resnet18', not 'test_resnet'"):
+            create_model(ModelSpec("test_resnet", weights=str(tmp_path / "hub" / name)), 3, seed=0)
+    config = json.loads((tmp_path / "hub" / "config.json").read_text())
+    (tmp_path / "hub" / "config.json").write_text(json.dumps({**config, "label_names": ["x", "y", "z"]}))
+    model = create_model(replace(spec, weights=str(tmp_path / "hub" / "model.safetensors")), 3, seed=0, classes=CLASSES)
+    assert torch.equal(model.fc.weight, trained.fc.weight)  # other names: by index
+    (tmp_path / "hub" / "config.json").write_text(json.dumps({"model_type": "videomae", "id2label": {"0": "c", "1": "a", "2": "b"}}))
+    plain = replace(spec, weights=str(tmp_path / "hub" / "model.safetensors"))
+    assert torch.equal(create_model(plain, 3, seed=0, classes=CLASSES).fc.weight, trained.fc.weight) and checkpoint_identity(plain) == {}
+
+
 def test_a_model_name_may_carry_a_pretrained_tag_whose_preprocessing_it_gets():
     """``resnet18.tv_in1k`` is timm's name for torchvision's weights, resized bilinearly as
     torchvision did (timm's default tag of resnet18 resizes bicubically)."""
