@@ -47,7 +47,8 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     """Load a checkpoint file: an NSNet checkpoint (``format`` key, ``state_dict``, ``classes``,
     ``model_name``, ``data_config``), a training checkpoint with ``state_dict``/``model`` (with
     ``trainer_config``, the config text an mmengine or mmaction2 checkpoint keeps in its
-    ``meta``), or a plain state dict. ``preprocessing`` holds what the file records of the
+    ``meta``), a timm hub folder's weights (:func:`timm_hub_config`: ``model_name``,
+    ``label_names``), or a plain state dict. ``preprocessing`` holds what the file records of the
     :data:`PREPROCESSING_KEYS` its weights were trained with (absent where it records none);
     ``ema`` the key of the averaged weights taken where the file also holds raw ones
     (:data:`EMA_KEYS`)."""
@@ -68,8 +69,9 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
         raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({detail[1] if detail else first_line(exc)})") from exc
     if not isinstance(obj, dict):
         raise WeightsError(f"{path}: checkpoint holds a {type(obj).__name__}, expected a state dict")
-    if timm_hub_config(path):
-        return {"state_dict": obj, **timm_hub_config(path)}
+    hub = timm_hub_config(path)
+    if hub:  # timm's plain state dict, described by its config.json
+        return {"state_dict": obj, **hub}
     if obj.get("format") == CHECKPOINT_FORMAT:
         return {**obj, "preprocessing": preprocessing_values(obj.get("data_config") or {})}
     trained: dict[str, Any] = {}
