@@ -15,6 +15,17 @@ from pipeline.sampling import check_offsets
 
 WEIGHTS_IMAGENET = "imagenet"
 WEIGHTS_NONE = "none"
+# How a checkpoint file's weights identity begins (pipeline.models.weights_identity; the rest
+# its SHA-256).
+CHECKPOINT_WEIGHTS = "file:"
+
+
+def from_checkpoint(identity: dict[str, Any]) -> bool:
+    """Whether a model's identity (:func:`pipeline.models.model_identity`, as a cache stores it)
+    is of a checkpoint file's weights, not random or timm's ImageNet ones."""
+    return identity["weights"].startswith(CHECKPOINT_WEIGHTS)
+
+
 HUB_PREFIXES = ("hf-hub:", "hf_hub:")  # timm's names of models by hub repository
 
 

@@ -19,7 +19,7 @@ from pipeline import cache as cache_mod
 from pipeline.cache import DONE, FAILED, PENDING, BackgroundWriter, CacheError, FeatureCache, Layout, ShardAssembler, ZarrWriter, write_text_atomic
 from pipeline.backends import Runner, backend_identity, make_runner, resolve_backend
 from pipeline.class_order import OrderWatch, misordered_message, write_recognizer_classes
-from pipeline.config import WEIGHTS_IMAGENET, WEIGHTS_NONE, FeaturesConfig, ModelSpec, RunOptions
+from pipeline.config import FeaturesConfig, RunOptions, from_checkpoint
 from pipeline.datasets import AnnotationFiles, Manifest, load_manifest
 from pipeline.distributed import Worker, barrier, pick_device, setup_worker, teardown
 from pipeline.decode_watch import WatchedDecoding
@@ -342,7 +342,7 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
                 blocks = decoding.items(blocks_from_the_next, lambda block: bool(block.videos))  # the decoding workers start and decode ahead while the models load
                 infer = BlockInference(*build_runners(light, rec, light_cfg, rec_cfg, worker.device, opts.backend, opts.export_dir), worker.device)
                 done.tick = time.perf_counter()  # the compute's time starts with the models loaded
-                _write_blocks(blocks, infer, writer, layout.rows(), done, _order_watch(manifest, config.recognizer))
+                _write_blocks(blocks, infer, writer, layout.rows(), done, _order_watch(manifest, identity["models"]["recognizer"]))
             done.bar.close()
             computed, failed_now, frames, loop_seconds = len(done.computed), len(done.failed), done.frames, time.perf_counter() - done.tick
     barrier(worker)
@@ -382,10 +382,11 @@ class _Done:
         self.bar.set_postfix(frames_per_s=f"{self.frames / max(time.perf_counter() - self.tick, 1e-9):.1f}")
 
 
-def _order_watch(manifest: Manifest, recognizer: ModelSpec) -> OrderWatch | None:
-    """The class order of a recognizer checkpoint's outputs, checked on the first training
-    frames computed (None for random or ImageNet weights, whose classifier has no order)."""
-    if recognizer.weights in (WEIGHTS_NONE, WEIGHTS_IMAGENET):
+def _order_watch(manifest: Manifest, recognizer: dict[str, Any]) -> OrderWatch | None:
+    """The class order of a recognizer checkpoint's outputs (``recognizer``: its model
+    identity), checked on the first training frames computed (None for random or ImageNet
+    weights, whose classifier has no order)."""
+    if not from_checkpoint(recognizer):
         return None
     return OrderWatch(multi_hot([v.labels for v in manifest.videos], manifest.num_classes), np.array([v.split == "train" for v in manifest.videos]))
 

@@ -27,6 +27,7 @@ from sklearn.base import clone
 from pipeline import cache as cache_mod
 from pipeline.cache import DONE, PENDING, CacheError, FeatureCache
 from pipeline.metrics import multi_hot
+from pipeline.config import from_checkpoint
 from pipeline.class_order import class_order, frame_confusion, misordered_message, write_recognizer_classes
 from pipeline.prototypes import GuidingScorer
 
@@ -110,7 +111,7 @@ def _fit_and_write(features: Path, scorer: GuidingScorer, out: Path, ground_trut
                 scorer.partial_fit(rec[block][rows], labels[block][rows], logits=z)
                 confusion += frame_confusion(z, labels[block][rows])
         order = class_order(confusion)
-        if order.misordered and attrs["identity"]["models"]["recognizer"]["weights"].startswith("file:"):  # a checkpoint's outputs
+        if order.misordered and from_checkpoint(attrs["identity"]["models"]["recognizer"]):
             raise CacheError(misordered_message(str(features), order, classes, write_recognizer_classes(order, classes, features)))
         g = _guides(scorer, rec, logits, labels, done, block_videos)
         # the other candidate frames of the training videos (temporal random shift), scored by
