@@ -170,6 +170,34 @@ def test_a_thumbnail_track_before_the_video_is_passed_over(tmp_path):
         np.testing.assert_allclose(red, 20 * wanted, atol=6)
 
 
+def test_variable_frame_rate_gives_each_frame_with_its_own_time(tmp_path):
+    """A phone's or screen recorder's video: frames 33 or 100 ms apart and a half-second stall.
+    Frame t is the t-th frame shown, and its time the container's, not t over the average rate."""
+    import fractions
+
+    import av
+
+    millis = np.cumsum([0] + [33 if t % 3 else 100 for t in range(1, N)])
+    millis[8:] += 500
+    path = tmp_path / "vfr.mp4"
+    with av.open(str(path), "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        stream.codec_context.time_base = fractions.Fraction(1, 1000)
+        for pts, array in zip(millis, _frames()):
+            frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+            frame.pts, frame.time_base = int(pts), fractions.Fraction(1, 1000)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    wanted = np.array([0, 7, 8, 11])
+    for decoder in ("decord", "pyav"):
+        source = FrameSource(path, decoders=(decoder,))
+        assert source.num_frames == N
+        red = source.read(wanted)[..., 0].reshape(len(wanted), -1).mean(axis=1)
+        np.testing.assert_allclose(red, 20 * wanted, atol=6)
+        np.testing.assert_allclose(source.timestamps(wanted), [0.0, 0.365, 0.898, 1.064], atol=1e-6)
+
+
 def test_non_video_files_are_named_as_such(tmp_path):
     text = tmp_path / "notes.webm"
     text.write_text("# these are my notes, not a video\n" * 20)
