@@ -9,6 +9,9 @@ WEIGHTS ?=
 LIGHT_WEIGHTS ?=
 MODEL ?= recognizer
 ARGS ?=
+# Processes the test suite runs on (pytest-xdist; each test file kept in one, so module fixtures
+# are built once). 0: the suite in this process.
+TEST_WORKERS ?= 2
 # Annotation files of the list, kinetics and activitynet datasets (see the README's Datasets).
 TRAIN_LIST ?=
 VAL_LIST ?=
@@ -93,7 +96,7 @@ $(PRESETS): install
 	$(NSNET) $(if $(filter table6,$@),ablations --dataset $(DATASET),evaluate $(ROOT_ARGS)) --preset $@ $(ARGS)
 
 test: install
-	$(BIN)/python -m pytest -q $(ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 
 bench: install
 	$(NSNET) bench $(ARGS)
