@@ -75,19 +75,57 @@ def mmaction_refusal(config: str) -> str | None:
 
 # ``mean=[123.675, 116.28, 103.53]`` as mmengine writes a config (one number a line) or as typed
 _NORMALISATION = re.compile(r"\b(mean|std)\s*=\s*\[\s*([-+.\deE]+)\s*,\s*([-+.\deE]+)\s*,\s*([-+.\deE]+)\s*,?\s*\]")
+# A pipeline step's type, ``type='Resize'``: its other arguments are around it in its ``dict(...)``
+# (before it where mmengine's saved text sorts them, after it as configs are typed).
+_RESIZE_TYPE = re.compile(r"""\btype\s*=\s*['"]Resize['"]""")
+_INTERPOLATION = re.compile(r"""\binterpolation\s*=\s*['"](\w+)['"]""")
+# mmaction2's Resize resizes with mmcv's imresize, bilinear unless the step names another filter;
+# of mmcv's filters, those torchvision resizes uint8 frames with (area and lanczos are not).
+MMACTION_RESIZE_DEFAULT = "bilinear"
+MMACTION_RESIZE_FILTERS = ("nearest", "bilinear", "bicubic")
 
 
-def mmaction_preprocessing(config: str) -> dict[str, tuple[float, ...]]:
+def mmaction_preprocessing(config: str) -> dict[str, Any]:
     """The ``mean`` and ``std`` an mmaction2 config text normalises frames with (the first of
     each: its data preprocessor's, or mmaction2 0.x's ``img_norm_cfg``), on pixels of 0-1 as
-    timm states them; {} where it states none."""
-    found: dict[str, tuple[float, ...]] = {}
+    timm states them, and the ``interpolation`` of its pipelines' first ``Resize`` (mmaction2's
+    default, bilinear, where the step names none; left out where it names a filter torchvision
+    does not resize frames with); {} where it states none of them."""
+    found: dict[str, Any] = {}
     for key, *numbers in _NORMALISATION.findall(config):
         try:
             found.setdefault(key, tuple(float(v) / 255 for v in numbers))
         except ValueError:  # not numbers after all ("1e", "..")
             continue
+    resize = _RESIZE_TYPE.search(config)
+    if resize:
+        named = _INTERPOLATION.search(_within_parentheses(config, resize.start()))
+        interpolation = named[1] if named else MMACTION_RESIZE_DEFAULT
+        if interpolation in MMACTION_RESIZE_FILTERS:
+            found["interpolation"] = interpolation
     return found
+
+
+def _within_parentheses(text: str, at: int) -> str:
+    """The text inside the innermost parentheses around position ``at`` of ``text``."""
+    depth, start = 0, 0
+    for i in range(at - 1, -1, -1):
+        if text[i] == ")":
+            depth += 1
+        elif text[i] == "(":
+            if depth == 0:
+                start = i + 1
+                break
+            depth -= 1
+    depth = 0
+    for j in range(at, len(text)):
+        if text[j] == "(":
+            depth += 1
+        elif text[j] == ")":
+            if depth == 0:
+                return text[start:j]
+            depth -= 1
+    return text[start:]
 
 
 _TV_MOBILENET_BLOCK = re.compile(r"^features\.(\d+)\.conv\.(.+)$")

@@ -11,6 +11,7 @@ import torch
 
 from pipeline.config import ModelSpec, model_architecture
 from pipeline.backends import ONNX_PIXELS_PER_RUN
+from pipeline.checkpoint_keys import mmaction_preprocessing
 from pipeline.checkpoints import CHECKPOINT_FORMAT, WeightsError, head_order, make_checkpoint, read_checkpoint
 from pipeline.extract import to_model_input
 from pipeline.models import CPU_PIXELS_PER_FORWARD, FrameEncoder, checkpoint_identity, create_finetune_model, create_model, data_config, frame_transform, frames_per_run, hub_reachable, weights_identity
@@ -361,11 +362,43 @@ def _timm_train_args(model: str, **given) -> argparse.Namespace:
     return argparse.Namespace(**{"model": model, "mean": None, "std": None, "interpolation": "", "crop_pct": None, "input_size": None, "img_size": None, "in_chans": None, "lr": 0.1, **given})
 
 
+# An mmaction2 TSN test pipeline as mmengine saves it (each step's keys sorted: the type last)
+TSN_TEST_PIPELINE = """test_pipeline = [
+    dict(io_backend='disk', type='DecordInit'),
+    dict(clip_len=1, frame_interval=1, num_clips=25, test_mode=True, type='SampleFrames'),
+    dict(type='DecordDecode'),
+    dict(scale=(
+        -1,
+        256,
+    ), type='Resize'),
+    dict(crop_size=224, type='TenCrop'),
+    dict(input_format='NCHW', type='FormatShape'),
+    dict(type='PackActionInputs'),
+]
+"""
+
+
+def test_an_mmaction2_config_gives_its_normalisation_and_resize_filter():
+    """mmcv resizes bilinear unless a Resize step names its filter, before or after its type and
+    past its scale's parentheses; filters torchvision does not resize frames with are left out."""
+    imagenet = {"mean": (123.675 / 255, 116.28 / 255, 103.53 / 255), "std": (58.395 / 255, 57.12 / 255, 57.375 / 255)}
+    assert mmaction_preprocessing(TSN_CONFIG.format(backbone="")) == imagenet
+    assert mmaction_preprocessing(TSN_CONFIG.format(backbone="") + TSN_TEST_PIPELINE) == {**imagenet, "interpolation": "bilinear"}
+    named = TSN_TEST_PIPELINE.replace("), type='Resize'", "), interpolation='bicubic', type='Resize'")
+    assert mmaction_preprocessing(named) == {"interpolation": "bicubic"}
+    typed = "train_pipeline = [dict(type='RandomResizedCrop'), dict(type='Resize', scale=(224, 224), keep_ratio=False, interpolation='nearest'), dict(type='Flip', flip_ratio=0.5)]"
+    assert mmaction_preprocessing(typed) == {"interpolation": "nearest"}
+    assert mmaction_preprocessing(typed.replace("nearest", "area")) == {}  # cv2's area filter: timm's stays
+    # a later step's filter is not the Resize's
+    assert mmaction_preprocessing("[dict(type='Resize', scale=(-1, 256)), dict(type='Other', interpolation='bicubic')]") == {"interpolation": "bilinear"}
+
+
 def test_a_checkpoint_gives_the_mean_std_and_resize_its_weights_were_trained_with(tmp_path: Path):
     """What a checkpoint records of its preprocessing, where other than timm's for the model,
     becomes the model's data config: timm train.py's --mean/--std/--interpolation (one number
     for three, as it accepts), else the pretrained tag it trained from (tv_in1k: bilinear);
-    the mean and std of an mmaction2 config (on 0-255 pixels: a CLIP backbone's); an NSNet
+    the mean and std of an mmaction2 config (on 0-255 pixels: a CLIP backbone's) and its Resize's
+    filter (mmcv's bilinear); an NSNet
     checkpoint's data config. The resolution and crop stay the run's. A file recording timm's
     own (mmaction2's ImageNet figures, 123.675 / 255), or nothing, changes nothing."""
     spec = ModelSpec("resnet18", weights="none", resolution=32)
@@ -379,6 +412,7 @@ def test_a_checkpoint_gives_the_mean_std_and_resize_its_weights_were_trained_wit
         "train_py_plain": {"arch": "resnet18", "state_dict": state, "args": _timm_train_args("resnet18")},
         "mmaction_clip": {"meta": {"cfg": TSN_CONFIG.format(backbone="").replace("123.675, 116.28, 103.53", "122.771, 116.746, 104.094").replace("58.395, 57.12, 57.375", "68.5, 66.6, 70.3")}, "state_dict": {_mmaction_names(k): v for k, v in state.items()}},
         "mmaction_imagenet": {"meta": {"cfg": TSN_CONFIG.format(backbone="")}, "state_dict": {_mmaction_names(k): v for k, v in state.items()}},
+        "mmaction_pipeline": {"meta": {"cfg": TSN_CONFIG.format(backbone="") + TSN_TEST_PIPELINE}, "state_dict": {_mmaction_names(k): v for k, v in state.items()}},
         "nsnet": make_checkpoint(create_model(spec, 3, seed=5), "resnet18", CLASSES, {**own, "mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25)}),
         "plain": state,
     }
@@ -388,6 +422,7 @@ def test_a_checkpoint_gives_the_mean_std_and_resize_its_weights_were_trained_wit
         "train_py_plain": {},
         "mmaction_clip": {"mean": tuple(v / 255 for v in clip[0]), "std": tuple(v / 255 for v in clip[1])},
         "mmaction_imagenet": {},
+        "mmaction_pipeline": {"interpolation": "bilinear"},
         "nsnet": {"mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25)},
         "plain": {},
     }
