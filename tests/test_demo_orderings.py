@@ -1,6 +1,8 @@
 """Issue 6's orderings on a smaller demo, end to end: generated videos -> fine-tuned recognizer
-and light model -> features -> prototypes -> sampler -> evaluate (about 1.8-2.7 minutes on 2
-cores, by host).
+and light model -> features -> prototypes -> sampler -> evaluate (about 1.8-3 minutes on 2
+cores, by host and by what shares them: 131 s alone, 141 s beside the rest of the suite on two
+processes, 181 s in the one-process suite, 2026-12-05, a 2-core Intel Xeon host; fine-tuning
+the recognizer took 67 s of the 131).
 
 The smaller demo keeps the generator's structure and defaults (untrimmed videos of 8-96 frames,
 5-20% salient frames, shared non-salient scenes, distractors, difficulty 0.25); it has 6 classes,
