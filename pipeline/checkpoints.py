@@ -33,6 +33,8 @@ TIMM_HUB_FILES = ("model.safetensors", "pytorch_model.bin")
 # A training checkpoint's averaged weights, taken before its raw ones where it has both, as timm's
 # own loading does (``timm.models.load_checkpoint``, ``create_model(checkpoint_path=...)``):
 # timm's train.py with --model-ema, DeiT-style trainers. Its best checkpoint is chosen by them.
+# mmengine's EMAHook saves the averaged weights as the checkpoint's ``state_dict`` itself (the
+# raw ones in ``ema_state_dict``), so they are taken as its state dict.
 EMA_KEYS = ("state_dict_ema", "model_ema")
 # Recorded values this close to timm's are timm's (mmaction2 states the ImageNet mean on 0-255
 # pixels: 123.675 / 255).

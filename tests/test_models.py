@@ -454,7 +454,8 @@ def test_a_checkpoint_with_averaged_weights_gives_them_as_timm_loads_it(tmp_path
     ones in ``state_dict_ema`` (its best checkpoint is chosen by them); DeiT-style trainers keep
     ``model`` and ``model_ema``. The averaged weights are taken, as timm's own
     ``load_checkpoint`` takes them, and the identity says so; a file of averaged weights alone
-    is the plain case (no choice made)."""
+    is the plain case (no choice made), as is an mmengine checkpoint: its EMAHook saves the
+    averaged weights as ``state_dict`` and the raw ones in ``ema_state_dict``."""
     import timm
 
     spec = ModelSpec("test_resnet", weights="none", resolution=32)
@@ -463,6 +464,7 @@ def test_a_checkpoint_with_averaged_weights_gives_them_as_timm_loads_it(tmp_path
         "model_best.pth.tar": ({"arch": "test_resnet", "state_dict": raw, "state_dict_ema": ema, "args": _timm_train_args("test_resnet"), "epoch": 3}, {"ema": "state_dict_ema"}),
         "deit.pth": ({"model": raw, "model_ema": ema, "epoch": 3}, {"ema": "model_ema"}),
         "ema_only.pth": ({"state_dict_ema": ema}, {}),
+        "mmengine.pth": ({"meta": {"epoch": 3}, "state_dict": ema, "ema_state_dict": {"steps": torch.tensor(90), **{f"module.{k}": v for k, v in raw.items()}}}, {}),
     }
     for name, (obj, identity) in files.items():
         torch.save(obj, tmp_path / name)
