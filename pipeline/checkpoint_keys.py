@@ -26,6 +26,7 @@ already use timm's names.
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 from typing import Any, Iterable
@@ -75,10 +76,6 @@ def mmaction_refusal(config: str) -> str | None:
 
 # ``mean=[123.675, 116.28, 103.53]`` as mmengine writes a config (one number a line) or as typed
 _NORMALISATION = re.compile(r"\b(mean|std)\s*=\s*\[\s*([-+.\deE]+)\s*,\s*([-+.\deE]+)\s*,\s*([-+.\deE]+)\s*,?\s*\]")
-# A pipeline step's type, ``type='Resize'``: its other arguments are around it in its ``dict(...)``
-# (before it where mmengine's saved text sorts them, after it as configs are typed).
-_RESIZE_TYPE = re.compile(r"""\btype\s*=\s*['"]Resize['"]""")
-_INTERPOLATION = re.compile(r"""\binterpolation\s*=\s*['"](\w+)['"]""")
 # mmaction2's Resize resizes with mmcv's imresize, bilinear unless the step names another filter;
 # of mmcv's filters, those torchvision resizes uint8 frames with (area and lanczos are not).
 MMACTION_RESIZE_DEFAULT = "bilinear"
@@ -97,35 +94,33 @@ def mmaction_preprocessing(config: str) -> dict[str, Any]:
             found.setdefault(key, tuple(float(v) / 255 for v in numbers))
         except ValueError:  # not numbers after all ("1e", "..")
             continue
-    resize = _RESIZE_TYPE.search(config)
-    if resize:
-        named = _INTERPOLATION.search(_within_parentheses(config, resize.start()))
-        interpolation = named[1] if named else MMACTION_RESIZE_DEFAULT
-        if interpolation in MMACTION_RESIZE_FILTERS:
-            found["interpolation"] = interpolation
+    interpolation = _resize_filter(config)
+    if interpolation in MMACTION_RESIZE_FILTERS:
+        found["interpolation"] = interpolation
     return found
 
 
-def _within_parentheses(text: str, at: int) -> str:
-    """The text inside the innermost parentheses around position ``at`` of ``text``."""
-    depth, start = 0, 0
-    for i in range(at - 1, -1, -1):
-        if text[i] == ")":
-            depth += 1
-        elif text[i] == "(":
-            if depth == 0:
-                start = i + 1
-                break
-            depth -= 1
-    depth = 0
-    for j in range(at, len(text)):
-        if text[j] == "(":
-            depth += 1
-        elif text[j] == ")":
-            if depth == 0:
-                return text[start:j]
-            depth -= 1
-    return text[start:]
+def _resize_filter(config: str) -> str | None:
+    """The filter of the first ``dict(type='Resize', ...)`` step in a config's Python text (its
+    ``interpolation``, else mmcv's default); None where it has no such step, names its filter by
+    a variable, or is not Python."""
+    try:
+        tree = ast.parse(config)
+    except (SyntaxError, ValueError):
+        return None
+    steps = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            arguments = {k.arg: k.value for k in node.keywords if k.arg is not None}
+            kind = arguments.get("type")
+            if isinstance(kind, ast.Constant) and kind.value == "Resize":
+                steps.append((node.lineno, node.col_offset, arguments.get("interpolation")))
+    if not steps:
+        return None
+    named = min(steps, key=lambda step: step[:2])[2]
+    if named is None:
+        return MMACTION_RESIZE_DEFAULT
+    return named.value if isinstance(named, ast.Constant) and isinstance(named.value, str) else None
 
 
 _TV_MOBILENET_BLOCK = re.compile(r"^features\.(\d+)\.conv\.(.+)$")

@@ -379,8 +379,9 @@ TSN_TEST_PIPELINE = """test_pipeline = [
 
 
 def test_an_mmaction2_config_gives_its_normalisation_and_resize_filter():
-    """mmcv resizes bilinear unless a Resize step names its filter, before or after its type and
-    past its scale's parentheses; filters torchvision does not resize frames with are left out."""
+    """mmcv resizes bilinear unless a Resize step names its filter, before or after its type (the
+    config text read as Python); filters torchvision does not resize frames with, a filter named
+    by a variable and a text that is not Python leave timm's."""
     imagenet = {"mean": (123.675 / 255, 116.28 / 255, 103.53 / 255), "std": (58.395 / 255, 57.12 / 255, 57.375 / 255)}
     assert mmaction_preprocessing(TSN_CONFIG.format(backbone="")) == imagenet
     assert mmaction_preprocessing(TSN_CONFIG.format(backbone="") + TSN_TEST_PIPELINE) == {**imagenet, "interpolation": "bilinear"}
@@ -389,6 +390,8 @@ def test_an_mmaction2_config_gives_its_normalisation_and_resize_filter():
     typed = "train_pipeline = [dict(type='RandomResizedCrop'), dict(type='Resize', scale=(224, 224), keep_ratio=False, interpolation='nearest'), dict(type='Flip', flip_ratio=0.5)]"
     assert mmaction_preprocessing(typed) == {"interpolation": "nearest"}
     assert mmaction_preprocessing(typed.replace("nearest", "area")) == {}  # cv2's area filter: timm's stays
+    assert mmaction_preprocessing(typed.replace("'nearest'", "interp")) == {}
+    assert mmaction_preprocessing(TSN_TEST_PIPELINE + "]") == {}  # not Python
     # a later step's filter is not the Resize's
     assert mmaction_preprocessing("[dict(type='Resize', scale=(-1, 256)), dict(type='Other', interpolation='bicubic')]") == {"interpolation": "bilinear"}
 
