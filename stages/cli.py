@@ -527,7 +527,7 @@ def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_pat
 @backend_options(compare=False)
 @click.option("--workers", type=int, default=None, help="Decoding processes [default: 2 on the CPU, all cores but 2 on a GPU].")
 @click.option("--allow-failures", is_flag=True, help="Exit 0 even when some videos could not be read.")
-@click.option("--retry-failed", is_flag=True, help="Going on from an earlier run into the same --out: predict again the videos it could not read (their lines are dropped first).")
+@click.option("--retry-failed", is_flag=True, help="Going on from an earlier run into the same --out: predict again the videos it could not read though their files are unchanged (their lines are dropped first; a file changed since is predicted again anyway).")
 @decode_timeout_option
 @click.option("--no-progress", is_flag=True)
 @clear_errors

@@ -14,13 +14,13 @@ import json
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 from tqdm import tqdm
 
 from pipeline.backends import DEFAULT_EXPORT_DIR, make_heads
-from pipeline.cache import CacheError, FeatureCache, fingerprint, output_lock, replacing, write_text_atomic
+from pipeline.cache import CacheError, FeatureCache, output_lock, replacing, write_text_atomic
 from pipeline.config import DECODE_TIMEOUT_S, EvalConfig
 from pipeline.datasets.lists import walk_once
 from pipeline.extract import BothModels, Transform, workers_within_shared_memory
@@ -138,6 +138,8 @@ class PredictResult:
     plots: list[Path] = field(default_factory=list)
     earlier: int = 0
     earlier_shown: list[dict] = field(default_factory=list)  # the first of the earlier run's lines
+    again: int = 0  # videos of earlier lines predicted again: their files changed (or failures retried)
+    gone: int = 0  # earlier lines dropped: their videos are no longer among the inputs
     short: int = 0  # videos read short (files cut short), this run's and the earlier lines'
 
     @property
@@ -172,7 +174,11 @@ class PredictResult:
         if self.total > len(shown):
             lines.append(f"... and {self.total - len(shown):,} more")
         if self.earlier:
-            lines.append(f"{self.earlier:,} of them predicted by an earlier run with this configuration and these videos: kept in the file, not predicted again")
+            lines.append(f"{self.earlier:,} of them predicted by an earlier run with this configuration, their files unchanged since: kept in the file, not predicted again")
+        if self.again:
+            lines.append(f"{self.again:,} predicted again: their files changed since an earlier run (size or modification time), or their failures were retried")
+        if self.gone:
+            lines.append(f"{self.gone:,} earlier line(s) dropped: their videos are no longer among the inputs")
         lines.append(f"written {self.jsonl}")
         if self.plots:
             lines.append(f"{len(self.plots)} saliency plot(s) in {self.plots[0].parent}")
@@ -204,9 +210,10 @@ def _plot_name(path: str, taken: set[str]) -> str:
     return name
 
 
-def predictions_identity(run_dir: Path, cfg: EvalConfig, backend: str, videos: Sequence[Path], plot: bool) -> dict:
-    """What decides the lines of a predictions file: the sampler run, the frame choice, the
-    backend (resolved), whether plots are drawn, and the videos (a digest of their paths)."""
+def predictions_identity(run_dir: Path, cfg: EvalConfig, backend: str, plot: bool) -> dict:
+    """What decides every line of a predictions file: the sampler run, the frame choice, the
+    backend (resolved) and whether plots are drawn. Which videos, and their files, decide the
+    lines one by one (:func:`file_stamp`). ``lines`` 2: each line carries its file's stamp."""
     return {
         "run": str(Path(run_dir).resolve()),
         "k": cfg.k,
@@ -214,8 +221,20 @@ def predictions_identity(run_dir: Path, cfg: EvalConfig, backend: str, videos: S
         "alpha": cfg.alpha,
         "backend": backend,
         "plot": plot,
-        "videos": fingerprint({"paths": [str(v) for v in videos]}),
+        "lines": 2,
     }
+
+
+def file_stamp(path: Path) -> dict | None:
+    """A video's size and modification time (of its file, or of its folder of frames, whose time
+    frames added, removed or renamed change), None where nothing is there: a predictions line
+    stands for its video while the stamp is the same, as ``make`` judges a target by its
+    sources' times."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
 def config_path(jsonl: Path) -> Path:
@@ -223,9 +242,10 @@ def config_path(jsonl: Path) -> Path:
     return jsonl.with_name(jsonl.stem + ".config.json")
 
 
-def earlier_lines(jsonl: Path, identity: dict) -> Iterator[dict] | None:
-    """The lines that an earlier run with this identity wrote into ``jsonl``, read one at a time
-    (a last line cut short by a kill is cut from the file first); None where there is no such
+def go_on(jsonl: Path, identity: dict, stands: Callable[[dict], bool]) -> list[tuple[str, str | None]] | None:
+    """Make ``jsonl`` the lines of an earlier run with this identity that still stand: a last line
+    cut short by a kill is cut, and the lines ``stands`` rejects are dropped (the file written
+    whole, :func:`replacing`, where any is); their videos and plots. None where there is no such
     run or its file is damaged: the file is then written anew."""
     try:
         same = json.loads(config_path(jsonl).read_text()) == identity and jsonl.is_file()
@@ -233,19 +253,25 @@ def earlier_lines(jsonl: Path, identity: dict) -> Iterator[dict] | None:
         same = False
     if not same:
         return None
-    whole = 0
+    whole, dropped, dropped_at = 0, [], set()
     with open(jsonl, "rb") as handle:
-        for raw in handle:
+        for number, raw in enumerate(handle):
             if not raw.endswith(b"\n"):
                 break
             try:
-                json.loads(raw)
+                line = json.loads(raw)
             except (UnicodeDecodeError, json.JSONDecodeError):
                 return None
+            if not stands(line):
+                dropped.append((line["video"], line.get("plot")))
+                dropped_at.add(number)
             whole += len(raw)
-    if whole < jsonl.stat().st_size:
+    if dropped:
+        with replacing(jsonl) as tmp, open(jsonl, "rb") as old, open(tmp, "wb") as new:
+            new.writelines(raw for number, raw in enumerate(old) if raw.endswith(b"\n") and number not in dropped_at)
+    elif whole < jsonl.stat().st_size:
         os.truncate(jsonl, whole)
-    return _json_lines(jsonl)
+    return dropped
 
 
 def _json_lines(path: Path) -> Iterator[dict]:
@@ -254,20 +280,14 @@ def _json_lines(path: Path) -> Iterator[dict]:
             yield json.loads(raw)
 
 
-def drop_failures(jsonl: Path) -> Iterator[dict]:
-    """``jsonl`` without its failed videos' lines (written whole, :func:`replacing`), so that they
-    are predicted again; its remaining lines."""
-    with replacing(jsonl) as tmp, open(jsonl, "rb") as old, open(tmp, "wb") as new:
-        new.writelines(raw for raw in old if "error" not in json.loads(raw))
-    return _json_lines(jsonl)
-
-
 def run_predict(inputs: Sequence[Path], run_dir: Path, out_dir: Path, cfg: EvalConfig = EvalConfig(), device: str = "cpu", dataset: str | None = None, batch_size: int = 32, workers: int = 2, plot: bool = False, progress: bool = True, backend: str = "auto", export_dir: Path = DEFAULT_EXPORT_DIR, decode_timeout: float = DECODE_TIMEOUT_S, retry_failed: bool = False) -> PredictResult:
     """Predict every video under ``inputs``; bad videos are reported in the result, not raised.
-    One process writes into ``out_dir`` at a time (:func:`output_lock` of its predictions). A
-    run interrupted goes on where it stopped when run again with the same identity
-    (:func:`predictions_identity`): the videos in its file are kept and not predicted again
-    (the failed ones are, with ``retry_failed``)."""
+    One process writes into ``out_dir`` at a time (:func:`output_lock` of its predictions). Run
+    again with the same identity (:func:`predictions_identity`), it goes on from the file there:
+    the lines of videos among ``inputs`` whose files are unchanged (:func:`file_stamp`) are kept
+    and not predicted again (failed ones are, with ``retry_failed``), the lines of videos changed
+    or no longer given are dropped, and the rest is predicted: an interrupted run goes on where
+    it stopped, and a folder that grew costs its new videos alone."""
     if plot and not matplotlib_available():
         raise ValueError("--plot needs matplotlib: install the 'plots' extra (pip install 'nsnet[plots]')")
     jsonl = Path(out_dir) / "predictions.jsonl"
@@ -282,16 +302,21 @@ def _predict_into(jsonl: Path, inputs: Sequence[Path], run_dir: Path, cfg: EvalC
     videos = find_videos(inputs)
     out_dir = jsonl.parent
     result = PredictResult(pipeline, jsonl)
-    identity = predictions_identity(run_dir, cfg, pipeline.engine.light.backend, videos, plot)
-    earlier = earlier_lines(jsonl, identity)
-    if earlier is None:  # the file emptied before its identity changes: never an old run's lines under a new identity
+    identity = predictions_identity(run_dir, cfg, pipeline.engine.light.backend, plot)
+    stamps = {str(v): file_stamp(v) for v in videos}  # taken before decoding: a file changed later is predicted again next time
+    dropped = go_on(jsonl, identity, lambda line: line["video"] in stamps and line.get("file") == stamps[line["video"]] and not (retry_failed and "error" in line))
+    if dropped is None:  # the file emptied before its identity changes: never an old run's lines under a new identity
         jsonl.write_text("")
         write_text_atomic(config_path(jsonl), json.dumps(identity, indent=1))
-    elif retry_failed:
-        earlier = drop_failures(jsonl)
+    else:
+        result.gone = sum(video not in stamps for video, _ in dropped)
+        result.again = len(dropped) - result.gone
+        for _, plot_name in dropped:
+            if plot_name:
+                (out_dir / plot_name).unlink(missing_ok=True)
     done: set[str] = set()
     taken: set[str] = set()  # plot names
-    for line in earlier or ():
+    for line in _json_lines(jsonl):
         result.add_earlier(line)
         done.add(line["video"])
         if "plot" in line:
@@ -304,7 +329,7 @@ def _predict_into(jsonl: Path, inputs: Sequence[Path], run_dir: Path, cfg: EvalC
     stream = predict_videos(pipeline.engine, observations, batch_size, workers, decode_timeout=decode_timeout) if videos else iter(())
     with open(jsonl, "a") as handle, tqdm(total=len(videos), unit="video", desc="predict", disable=not progress) as bar:
         for prediction in stream:
-            line = prediction.to_json(pipeline.classes)
+            line = {**prediction.to_json(pipeline.classes), "file": stamps[prediction.path]}
             if plot and prediction.ok:
                 path = out_dir / _plot_name(prediction.path, taken)
                 plot_video_saliency(prediction, pipeline.classes, cfg.fusion, cfg.alpha, path)

@@ -2,6 +2,7 @@
 videos reported while the rest go on, refusal of runs that do not fit, and the video search."""
 
 import json
+import os
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -78,8 +79,9 @@ def test_predict_decodes_each_video_once(trained, tmp_path, onnx_exports, monkey
 def test_an_interrupted_predict_goes_on_where_it_stopped(trained, tmp_path, onnx_exports, monkeypatch):
     """Killed while writing its second line: the same command again cuts the partial line,
     keeps the first, predicts the other two alone, and the file is a one-go run's. Complete, a
-    re-run predicts nothing and shows the file's rows; another K or another set of videos
-    writes the file anew."""
+    re-run predicts nothing and shows the file's rows; fewer videos drop the others' lines and
+    predict nothing, the videos back predict the one dropped alone; another K writes the file
+    anew."""
     from pipeline.video import FrameSource
     from stages.predict import config_path
 
@@ -106,37 +108,90 @@ def test_an_interrupted_predict_goes_on_where_it_stopped(trained, tmp_path, onnx
     for got, want in zip(lines, map(json.loads, full)):  # the batches differ ([v1, v2] against [v0, v1], [v2]): scores to float rounding
         assert (got["video"], got["frames"], [c["class"] for c in got["top5"]]) == (want["video"], want["frames"], [c["class"] for c in want["top5"]])
         np.testing.assert_allclose([c["score"] for c in got["top5"]], [c["score"] for c in want["top5"]], rtol=1e-5, atol=1e-6)
-    assert "1 of them predicted by an earlier run with this configuration and these videos" in resumed.table()
+    assert "1 of them predicted by an earlier run with this configuration, their files unchanged since" in resumed.table()
     written = resumed.jsonl.read_text()
     again, _, decoded = predicted(videos)
-    assert decoded == [] and again.jsonl.read_text() == written and (again.earlier, again.videos) == (3, 0)
+    assert decoded == [] and again.jsonl.read_text() == written and (again.earlier, again.videos, again.gone) == (3, 0, 0)
     assert all(v.name in again.table() for v in videos) and again.table().splitlines()[0].startswith("NSNet on 3 video(s)")
-    fewer, lines, decoded = predicted(videos, replace(EVAL, k=1))
-    assert sorted(decoded) == sorted(v.name for v in videos) and [len(line["frames"]) for line in lines] == [1, 1, 1] and fewer.earlier == 0
-    other, lines, decoded = predicted(videos[:2])
-    assert sorted(decoded) == sorted(v.name for v in videos[:2]) and [line["video"] for line in lines] == [str(v) for v in videos[:2]]
+    fewer, _, decoded = predicted(videos[1:])
+    assert decoded == [] and fewer.jsonl.read_text() == "".join(line + "\n" for line in written.splitlines()[1:])
+    assert (fewer.earlier, fewer.videos, fewer.gone) == (2, 0, 1) and "1 earlier line(s) dropped: their videos are no longer among the inputs" in fewer.table()
+    back, _, decoded = predicted(videos)
+    assert decoded == [videos[0].name] and back.jsonl.read_text().splitlines() == [*written.splitlines()[1:], written.splitlines()[0]]
+    other_k, lines, decoded = predicted(videos, replace(EVAL, k=1))
+    assert sorted(decoded) == sorted(v.name for v in videos) and [len(line["frames"]) for line in lines] == [1, 1, 1] and other_k.earlier == 0
 
 
 def test_a_resumed_predict_retries_its_failed_videos_when_asked(trained, tmp_path, onnx_exports, monkeypatch):
-    """A video missing in the first run and there now: run again, its failure stands (nothing
-    decoded); with ``--retry-failed`` it alone is predicted, its failed line gone."""
+    """A video that failed on a file unchanged since keeps its failed line on a re-run (nothing
+    decoded); with ``--retry-failed`` it is predicted again. A video missing in the first run and
+    there now is predicted on the re-run without asking: its file changed."""
     from pipeline.video import FrameSource
 
     features, _, run, root = trained
     good = root / _val_videos(features)[0]["path"]
-    late = tmp_path / "late.mp4"
-    first = run_predict([good, late], run, tmp_path / "out", EVAL, workers=0, progress=False, export_dir=onnx_exports)
-    assert [p.path for p in first.failures] == [str(late)]
+    late, broken = tmp_path / "late.mp4", tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video" * 100)
+    first = run_predict([good, broken, late], run, tmp_path / "out", EVAL, workers=0, progress=False, export_dir=onnx_exports)
+    assert [p.path for p in first.failures] == [str(broken), str(late)]
     shutil.copy(good, late)
     reads: list[str] = []
     read = FrameSource.read
     monkeypatch.setattr(FrameSource, "read", lambda self, indices: reads.append(self.path.name) or read(self, indices))
-    kept = run_predict([good, late], run, tmp_path / "out", EVAL, workers=0, progress=False, export_dir=onnx_exports)
-    assert reads == [] and [p.path for p in kept.failures] == [str(late)] and kept.jsonl.read_text() == first.jsonl.read_text()
-    retried = run_predict([good, late], run, tmp_path / "out", EVAL, workers=0, progress=False, export_dir=onnx_exports, retry_failed=True)
+    kept = run_predict([good, broken, late], run, tmp_path / "out", EVAL, workers=0, progress=False, export_dir=onnx_exports)
+    lines = [json.loads(line) for line in kept.jsonl.read_text().splitlines()]
+    assert reads == ["late.mp4"] and [p.path for p in kept.failures] == [str(broken)] and (kept.earlier, kept.again, kept.videos) == (2, 1, 1)
+    assert [line["video"] for line in lines] == [str(good), str(broken), str(late)] and lines[0]["frames"] == lines[2]["frames"]  # the same video's bytes
+    assert lines[2]["file"] == {"size": good.stat().st_size, "mtime_ns": late.stat().st_mtime_ns}
+    assert "1 predicted again: their files changed since an earlier run" in kept.table()
+    reads.clear()
+    retried = run_predict([good, broken, late], run, tmp_path / "out", EVAL, workers=0, progress=False, export_dir=onnx_exports, retry_failed=True)
     lines = [json.loads(line) for line in retried.jsonl.read_text().splitlines()]
-    assert reads == ["late.mp4"] and not retried.failures and [line["video"] for line in lines] == [str(good), str(late)]
-    assert all("error" not in line for line in lines) and lines[0]["frames"] == lines[1]["frames"]  # the same video's bytes
+    assert reads == [] and (retried.earlier, retried.again, retried.videos) == (2, 1, 1)  # broken.mp4 tried again: it fails before any frame is read
+    assert [line["video"] for line in lines] == [str(good), str(late), str(broken)] and "error" in lines[2]
+
+
+def test_a_video_changed_since_is_predicted_again_and_its_plot_replaced(trained, tmp_path, onnx_exports):
+    """Another video's bytes copied over one of three (a re-download under the same name) and the
+    file's last line half written (a kill): a re-run keeps the two unchanged lines, drops the
+    changed one's line and plot and the half line, and predicts the changed video again, now as
+    the video it holds."""
+    features, _, run, root = trained
+    videos = []
+    for v in _val_videos(features):
+        videos.append(shutil.copy(root / v["path"], tmp_path / Path(v["path"]).name))
+    first = run_predict(videos, run, tmp_path / "out", EVAL, workers=0, plot=True, progress=False, export_dir=onnx_exports)
+    before = [json.loads(line) for line in first.jsonl.read_text().splitlines()]
+    plot = tmp_path / "out" / before[0]["plot"]
+    os.utime(plot, ns=(0, 0))
+    shutil.copy(videos[2], videos[0])
+    with open(first.jsonl, "a") as handle:
+        handle.write(first.jsonl.read_text().splitlines()[1][:30])
+    second = run_predict(videos, run, tmp_path / "out", EVAL, workers=0, plot=True, progress=False, export_dir=onnx_exports)
+    after = [json.loads(line) for line in second.jsonl.read_text().splitlines()]
+    assert (second.earlier, second.again, second.videos, second.gone) == (2, 1, 1, 0)
+    assert after[:2] == before[1:] and after[2]["video"] == str(videos[0])
+    assert (after[2]["frames"], after[2]["top5"]) == (before[2]["frames"], before[2]["top5"])  # now videos[2]'s bytes
+    assert after[2]["file"] != before[0]["file"] and after[2]["plot"] == before[0]["plot"] and plot.stat().st_mtime_ns > 0  # drawn anew
+
+
+def test_a_file_stamp_changes_with_its_file_or_folder_of_frames(tmp_path):
+    """A file's stamp is its size and modification time; a folder of frames' changes when a frame
+    is added; nothing at the path has none."""
+    from stages.predict import file_stamp
+
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"12345")
+    os.utime(video, ns=(7, 1_000_000_123))
+    assert file_stamp(video) == {"size": 5, "mtime_ns": 1_000_000_123}
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    (frames / "img_00001.jpg").write_bytes(b"x")
+    os.utime(frames, ns=(7, 5))
+    assert file_stamp(frames)["mtime_ns"] == 5
+    (frames / "img_00002.jpg").write_bytes(b"x")
+    assert file_stamp(frames)["mtime_ns"] != 5
+    assert file_stamp(tmp_path / "gone.mp4") is None
 
 
 def test_a_resumed_predict_names_its_plots_as_a_one_go_run(trained, tmp_path, onnx_exports):
