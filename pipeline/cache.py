@@ -178,10 +178,10 @@ def output_lock_path(output: Path) -> Path:
     return output.with_name(f".{output.name}.lock")
 
 
-def output_lock(output: Path) -> AbstractContextManager[None]:
+def output_lock(output: Path, hint: str = "it is computing the same output; run again when it has finished to use its result") -> AbstractContextManager[None]:
     """The lock of a stage's output (:func:`output_lock_path`), held while it is computed: a
-    second process set to compute the same output stops at once, naming the first."""
-    return file_lock(output_lock_path(output), blocking=False, hint="it is computing the same output; run again when it has finished to use its result")
+    second process set to compute the same output stops at once, naming the first (then ``hint``)."""
+    return file_lock(output_lock_path(output), blocking=False, hint=hint)
 
 
 @contextmanager

@@ -291,7 +291,7 @@ def run_predict(inputs: Sequence[Path], run_dir: Path, out_dir: Path, cfg: EvalC
     if plot and not matplotlib_available():
         raise ValueError("--plot needs matplotlib: install the 'plots' extra (pip install 'nsnet[plots]')")
     jsonl = Path(out_dir) / "predictions.jsonl"
-    with output_lock(jsonl):
+    with output_lock(jsonl, hint="it is predicting into the same folder; wait for it to finish, or give this run another --out"):
         return _predict_into(jsonl, inputs, run_dir, cfg, device, dataset, batch_size, workers, plot, progress, backend, export_dir, decode_timeout, retry_failed)
 
 

@@ -268,7 +268,7 @@ def test_predict_reports_bad_videos_and_goes_on(trained, tmp_path, onnx_exports,
     assert "missing.mp4" in short[3] and "corrupt.mp4" in short[4] and short[5] == "... and 2 more" and not any("notes.mp4" in line for line in short)
     written = result.jsonl.read_text()
     with file_lock(output_lock_path(result.jsonl)):  # another predict writing into the same folder
-        with pytest.raises(CacheError, match=r"\.predictions\.jsonl\.lock: another writer holds this lock"):
+        with pytest.raises(CacheError, match=r"\.predictions\.jsonl\.lock: another writer holds this lock \(pid \d+ on .*\); it is predicting into the same folder; wait for it to finish, or give this run another --out"):
             run_predict([good], run, tmp_path / "out", EVAL, workers=0, progress=False, export_dir=onnx_exports)
     assert result.jsonl.read_text() == written  # its predictions left as they were
 
