@@ -60,6 +60,7 @@ ablations: install
 	$(NSNET) ablations --dataset $(DATASET) $(ARGS)
 
 # NSNet on new videos: make predict VIDEOS="a.mp4 folder/" [RUN=<sampler run dir>] ARGS=--plot
+# (or ARGS="--videos-from list.txt", one path a line)
 VIDEOS ?= $(if $(DATA_ROOT),$(DATA_ROOT),data/$(DATASET))
 RUN ?=
 predict: install

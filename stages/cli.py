@@ -515,7 +515,8 @@ def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_pat
 
 
 @main.command()
-@click.argument("videos", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("videos", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--videos-from", "listing", type=click.Path(path_type=Path, allow_dash=True), default=None, help="A file listing videos or folders, one path a line (`find ... > list.txt`; '-' reads standard input), predicted with VIDEOS: for more than a command line holds.")
 @click.option("--run", "run_path", type=click.Path(path_type=Path), default=None, help="Sampler run of `nsnet train` (default: the last one it finished for --dataset's latest prototypes, else the run of the dataset's train config).")
 @click.option("--dataset", type=click.Choice(sorted(DATASETS)), default=None, help="Check that the run was trained on this dataset (and find its default run).")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=Path("cache"), show_default=True)
@@ -531,14 +532,17 @@ def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_pat
 @decode_timeout_option
 @click.option("--no-progress", is_flag=True)
 @clear_errors
-def predict(videos: tuple[Path, ...], run_path: Path | None, dataset: str | None, cache_dir: Path, out_dir: Path, batch_size: int, plot: bool, device: str, backend: str, onnx_dir: Path | None, workers: int | None, allow_failures: bool, retry_failed: bool, decode_timeout: float, no_progress: bool, **changes: Any) -> None:
+def predict(videos: tuple[Path, ...], listing: Path | None, run_path: Path | None, dataset: str | None, cache_dir: Path, out_dir: Path, batch_size: int, plot: bool, device: str, backend: str, onnx_dir: Path | None, workers: int | None, allow_failures: bool, retry_failed: bool, decode_timeout: float, no_progress: bool, **changes: Any) -> None:
     """NSNet on videos or folders of videos: top-5 classes and the K chosen frames of each."""
     from dataclasses import replace
 
     from pipeline.distributed import pick_device
     from pipeline.extract import per_video_workers
-    from stages.predict import run_predict
+    from stages.predict import listed_videos, run_predict
 
+    videos = (*videos, *(listed_videos(listing) if listing is not None else ()))
+    if not videos:
+        raise click.UsageError("no videos: give VIDEOS, or --videos-from a file listing them" + (f" ({listing} lists none)" if listing is not None else ""))
     if run_path is None:
         features_path, prototypes_path = resolve_sampler_inputs(cache_dir, dataset or "demo", None, None)
         run_path = resolve_run(features_path, prototypes_path, dataset or "demo", None)

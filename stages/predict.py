@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -23,6 +24,7 @@ from pipeline.backends import DEFAULT_EXPORT_DIR, make_heads
 from pipeline.cache import CacheError, FeatureCache, output_lock, replacing, write_text_atomic
 from pipeline.config import DECODE_TIMEOUT_S, EvalConfig
 from pipeline.datasets.lists import walk_once
+from pipeline.datasets.manifest import read_annotation_text
 from pipeline.extract import BothModels, Transform, workers_within_shared_memory
 from pipeline.inference import NSNetInference, ObservationDecoder, VideoPrediction, predict_videos
 from pipeline.plots import matplotlib_available, plot_video_saliency
@@ -108,6 +110,15 @@ def _videos_under(folder: Path) -> list[Path]:
         found += [Path(here, name) for name in frames]
         subfolders[:] = [name for name in subfolders if name not in frames]
     return sorted(found)
+
+
+def listed_videos(listing: Path) -> list[Path]:
+    """The paths of a list of videos (``--videos-from``): one a line, as ``find`` or ``ls``
+    print them (a line is a path whole, spaces and all), relative to the current folder as
+    paths on the command line are; blank lines and ``#`` comments skipped. ``-`` reads the
+    standard input. Read as annotation files are (UTF-8, a byte-order mark or CRLF allowed)."""
+    text = sys.stdin.read() if str(listing) == "-" else read_annotation_text(listing, "list of videos")
+    return [Path(line.strip()) for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
 
 def find_videos(inputs: Sequence[Path]) -> list[Path]:

@@ -283,6 +283,36 @@ def test_predict_cli_exits_non_zero_on_failures(trained, tmp_path, onnx_exports)
     assert accepted.exit_code == 0 and good.name in accepted.output
 
 
+def test_predict_reads_its_videos_from_a_list_file_or_standard_input(trained, tmp_path, onnx_exports):
+    """``--videos-from``: one path a line (a folder too, and a path with a space), comments and
+    blank lines skipped, CRLF and a byte-order mark read; ``-`` is the standard input. With
+    neither it nor VIDEOS the command says so; a list that is not UTF-8 is named."""
+    features, _, run, root = trained
+    source = root / _val_videos(features)[0]["path"]
+    (tmp_path / "in folder").mkdir()
+    spaced = shutil.copy(source, tmp_path / "in folder" / "a clip.mp4")
+    folder = tmp_path / "more"
+    folder.mkdir()
+    inside = shutil.copy(source, folder / "b.mp4")
+    listing = tmp_path / "list.txt"
+    listing.write_bytes(f"\ufeff# new uploads\r\n{spaced}\r\n\r\n  {folder}\r\n".encode())
+    options = ["--run", str(run), "--k", "2", "--workers", "0", "--device", "cpu", "--onnx-dir", str(onnx_exports), "--no-progress"]
+
+    def predicted(args: list[str], out: str, **kwargs) -> list[str]:
+        result = CliRunner().invoke(main, ["predict", *args, "--out", str(tmp_path / out), *options], **kwargs)
+        assert result.exit_code == 0, result.output
+        return [json.loads(line)["video"] for line in (tmp_path / out / "predictions.jsonl").read_text().splitlines()]
+
+    assert predicted([str(source), "--videos-from", str(listing)], "file") == [str(source), str(spaced), str(inside)]
+    assert predicted(["--videos-from", "-"], "stdin", input=f"{inside}\n") == [str(inside)]
+    none = CliRunner().invoke(main, ["predict", *options])
+    assert none.exit_code == 2 and "no videos: give VIDEOS, or --videos-from a file listing them" in none.output
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("caf\xe9.mp4\n".encode("latin-1"))
+    bad = CliRunner().invoke(main, ["predict", "--videos-from", str(latin), *options])
+    assert bad.exit_code == 1 and f"{latin}: not UTF-8 text (byte 3" in bad.output
+
+
 def test_predict_refuses_runs_that_do_not_fit(trained, tmp_path, onnx_exports):
     features, prototypes, run, _ = trained
     device = torch.device("cpu")
