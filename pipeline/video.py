@@ -22,6 +22,15 @@ if TYPE_CHECKING:
 # The order is the order of preference where one video is kept in two formats.
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".flv", ".mpg", ".mpeg", ".ts", ".3gp", ".wmv", ".ogv", ".m2ts", ".mts", ".f4v", ".vob", ".asf", ".divx", ".rmvb", ".rm")
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png")
+
+
+def hidden(name: str) -> bool:
+    """A name ``ls`` hides: never one of a dataset's videos, frames or annotation files. macOS
+    leaves a ``._<name>`` AppleDouble file (the original's metadata, binary) beside each file it
+    copies to a drive or share that cannot keep its attributes (exFAT, SMB) and in the tar
+    archives it makes; trash and version-control folders (``.Trash-1000``, ``.git``) hold
+    copies that are not the data's."""
+    return name.startswith(".")
 DECODERS = {"decord": DecordReader, "pyav": PyAVReader}
 # Optical-flow images that mmaction2's build_rawframes (flow_x_00001.jpg, flow_y_00001.jpg) and
 # denseflow (x_00001.jpg, y_00001.jpg) write beside the RGB frames of a video.
@@ -321,8 +330,9 @@ def frame_files(folder: Path) -> list[Path]:
     """The RGB frames of a folder of extracted frames in temporal order: its JPEG/PNG images by
     the numbers in their names (``img_2`` before ``img_10``, as extractors that do not pad write
     them), optical-flow images left out. Images of more than one other name pattern in one
-    folder are an error: which of them are the frames is not known."""
-    images = [p for p in folder.iterdir() if p.suffix.lower() in FRAME_EXTENSIONS and not _FLOW_NAME.match(p.name)]
+    folder are an error: which of them are the frames is not known. Hidden files (:func:`hidden`:
+    macOS's ``._img_00001.jpg``) are no frames."""
+    images = [p for p in folder.iterdir() if p.suffix.lower() in FRAME_EXTENSIONS and not _FLOW_NAME.match(p.name) and not hidden(p.name)]
     patterns = sorted({_NUMBER.sub("N", p.name) for p in images})
     if len(patterns) > 1:
         raise VideoReadError(folder, f"frame folder mixes image names of {len(patterns)} patterns ({first_few(patterns, 3)}); keep one video's frames, named alike, in it")

@@ -28,7 +28,7 @@ from pipeline.datasets.manifest import read_annotation_text
 from pipeline.extract import BothModels, Transform, workers_within_shared_memory
 from pipeline.inference import NSNetInference, ObservationDecoder, VideoPrediction, predict_videos
 from pipeline.plots import matplotlib_available, plot_video_saliency
-from pipeline.video import FRAME_EXTENSIONS, VIDEO_EXTENSIONS, failure_summary
+from pipeline.video import FRAME_EXTENSIONS, VIDEO_EXTENSIONS, failure_summary, hidden
 from stages.evaluate_report import text_table
 from stages.features import build_runners, cached_model
 from stages.train import SamplerShape, load_trained_sampler
@@ -92,10 +92,11 @@ def load_pipeline(run_dir: Path, cfg: EvalConfig, device: torch.device, dataset:
 
 
 def _holds_frames(folder: Path) -> bool:
-    """A folder of extracted frames: image files and no video file. Images beside videos are
-    their thumbnails (yt-dlp's ``--write-thumbnail`` leaves a ``.jpg`` by each download)."""
+    """A folder of extracted frames: image files and no video file (hidden files aside). Images
+    beside videos are their thumbnails (yt-dlp's ``--write-thumbnail`` leaves a ``.jpg`` by each
+    download)."""
     with os.scandir(folder) as entries:
-        suffixes = {Path(entry.name).suffix.lower() for entry in entries if entry.is_file()}
+        suffixes = {Path(entry.name).suffix.lower() for entry in entries if entry.is_file() and not hidden(entry.name)}
     return not suffixes.isdisjoint(FRAME_EXTENSIONS) and suffixes.isdisjoint(VIDEO_EXTENSIONS)
 
 

@@ -146,8 +146,13 @@ def test_a_file_named_by_the_bare_id_carries_the_clips_segment(root, tmp_path):
 def test_annotation_folder_alone_splits_by_each_rows_split(root, tmp_path):
     f = _write(tmp_path / "annotations", **{"train.csv": TRAIN_CSV, "val.csv": VAL_CSV, "test.csv": TEST_CSV, "readme.md": "not read",
                                             "kinetics_400_labels.csv": "id,name\n0,abseiling\n", "categories.json": '{"arts": ["abseiling"]}', "classes.json": '["abseiling"]'})
+    (tmp_path / "annotations" / "._train.csv").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X\xb0\xff")  # macOS's metadata of train.csv
+    trashed = root / ".Trash-1000" / "files" / "zzzzzzzzzzz_000000_000010.mp4"  # a deleted copy of the clip not downloaded
+    trashed.parent.mkdir(parents=True)
+    trashed.write_bytes(b"")
+    (root / "train" / "abseiling" / "._aaaaaaaaaaa_000010_000020.mp4").write_bytes(b"\x00\x05\x16\x07")
     _, rows = load_rows("kinetics", root, annotations=tmp_path / "annotations")
-    assert rows == ROWS  # the class list and the downloader's categories passed over
+    assert rows == ROWS  # the class list, the downloader's categories and hidden files and folders passed over
     f["val.csv"].write_text(VAL_CSV.replace(",val,", ",,", 1))
     with pytest.raises(ManifestError, match=r"val.csv:2 \(its split, read from its 'split' or 'subset'.*unknown split ''"):
         load_rows("kinetics", root, annotations=tmp_path / "annotations")

@@ -67,6 +67,20 @@ def test_flow_images_beside_the_frames_are_left_out(tmp_path: Path):
     assert FrameSource(_frame_folder(tmp_path / "denseflow", dense + rgb)).num_frames == 5
 
 
+APPLE_DOUBLE = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        \x00\x02" + bytes(64)  # what macOS writes as ._<name>
+
+
+def test_macos_metadata_files_among_the_frames_are_no_frames(tmp_path: Path):
+    """A frame folder copied from a Mac to an exFAT drive or SMB share, or packed by its tar:
+    each frame has a hidden ``._`` companion (binary metadata), which is neither a frame nor a
+    second name pattern."""
+    folder = _frame_folder(tmp_path / "v_x", [f"img_{i:05d}.jpg" for i in range(1, 6)])
+    for i in range(1, 6):
+        (folder / f"._img_{i:05d}.jpg").write_bytes(APPLE_DOUBLE)
+    source = FrameSource(folder)
+    assert source.num_frames == 5 and source.read(np.array([4, 0]))[:, 0, 0, 0].tolist() == pytest.approx([40, 0], abs=2)
+
+
 def test_a_folder_of_two_kinds_of_image_names_the_patterns(tmp_path: Path):
     folder = _frame_folder(tmp_path / "mixed", ["img_00001.jpg", "img_00002.jpg", "cover.jpg"])
     with pytest.raises(VideoReadError, match=r"mixed: frame folder mixes image names of 2 patterns \(cover.jpg, img_N.jpg\)"):

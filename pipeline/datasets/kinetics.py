@@ -36,6 +36,7 @@ from pipeline.datasets.manifest import (
     normalise_split,
     read_annotation_text,
 )
+from pipeline.video import hidden
 
 KINETICS_COLUMNS = ("youtube_id", "time_start", "time_end")
 ANNOTATION_SUFFIXES = (".csv", ".json")
@@ -170,13 +171,14 @@ def youtube_ids(text: str) -> list[tuple[int, str]] | None:
 def read_annotations(path: Path) -> Annotations:
     """The clips of an annotation file, or of the Kinetics csv and JSON files of a folder, in
     name order. Other files in a folder (a class list, a downloader's ``categories.json``) are
-    passed over; a folder without a Kinetics file is an error saying what each file is."""
+    passed over, as are hidden ones (macOS's ``._train.csv``, :func:`~pipeline.video.hidden`);
+    a folder without a Kinetics file is an error saying what each file is."""
     path = Path(path)
     if not path.is_dir():
         return clips_of(path, _read(path))
     read: list[tuple[Path, Annotations]] = []
     passed_over: list[str] = []
-    for file in sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in ANNOTATION_SUFFIXES):
+    for file in sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in ANNOTATION_SUFFIXES and not hidden(p.name)):
         try:
             read.append((file, clips_of(file, _read(file))))
         except NotKineticsError as exc:

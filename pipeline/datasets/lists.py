@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from pipeline.datasets.manifest import ManifestError, RawEntry, read_annotation_text, video_id
-from pipeline.video import VIDEO_EXTENSIONS
+from pipeline.video import VIDEO_EXTENSIONS, hidden
 
 LIST_FORMATS = ("auto", "video", "rawframes", "arnet", "startend")
 _NUMBER = re.compile(r"[+-]?\d+")
@@ -175,16 +175,17 @@ class PathResolver:
 
 def walk_once(root: Path) -> Iterator[tuple[str, list[str], list[str]]]:
     """``os.walk`` that follows links to folders (data trees are often put together from
-    several disks so) and enters each real folder once, so a link cycle ends there. Callers may
-    prune the sub-folders in place, as with ``os.walk``."""
+    several disks so) and enters each real folder once, so a link cycle ends there; hidden
+    files and folders (:func:`~pipeline.video.hidden`: macOS's ``._x.mp4``, ``.Trash-1000``)
+    are passed over. Callers may prune the sub-folders in place, as with ``os.walk``."""
     entered: set[str] = set()
     for folder, subfolders, files in os.walk(root, followlinks=True):
         real = os.path.realpath(folder)
+        subfolders[:] = [] if real in entered else [name for name in subfolders if not hidden(name)]
         if real in entered:
-            subfolders.clear()
             continue
         entered.add(real)
-        yield folder, subfolders, files
+        yield folder, subfolders, [name for name in files if not hidden(name)]
 
 
 def find_under(root: Path, names: set[str], known: AbstractSet[str] = frozenset()) -> dict[str, str]:
