@@ -24,13 +24,19 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".flv", ".m
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png")
 
 
+# Folders that file servers and operating systems keep beside a user's files: Synology's
+# thumbnails (a sub-folder of JPEGs per video, which would pass for its frames) and recycle
+# bin, Windows' recycle bin and volume data.
+SYSTEM_FOLDERS = frozenset({"@eaDir", "#recycle", "$RECYCLE.BIN", "System Volume Information"})
+
+
 def hidden(name: str) -> bool:
-    """A name ``ls`` hides: never one of a dataset's videos, frames or annotation files. macOS
-    leaves a ``._<name>`` AppleDouble file (the original's metadata, binary) beside each file it
-    copies to a drive or share that cannot keep its attributes (exFAT, SMB) and in the tar
-    archives it makes; trash and version-control folders (``.Trash-1000``, ``.git``) hold
-    copies that are not the data's."""
-    return name.startswith(".")
+    """A name ``ls`` hides, or a system folder's (:data:`SYSTEM_FOLDERS`): never one of a
+    dataset's videos, frames or annotation files. macOS leaves a ``._<name>`` AppleDouble file
+    (the original's metadata, binary) beside each file it copies to a drive or share that
+    cannot keep its attributes (exFAT, SMB) and in the tar archives it makes; trash and
+    version-control folders (``.Trash-1000``, ``.git``) hold copies that are not the data's."""
+    return name.startswith(".") or name in SYSTEM_FOLDERS
 DECODERS = {"decord": DecordReader, "pyav": PyAVReader}
 # Optical-flow images that mmaction2's build_rawframes (flow_x_00001.jpg, flow_y_00001.jpg) and
 # denseflow (x_00001.jpg, y_00001.jpg) write beside the RGB frames of a video.

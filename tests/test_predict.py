@@ -371,8 +371,9 @@ def test_find_videos(tmp_path):
         (tmp_path / name).write_bytes(b"")
     assert [str(p.relative_to(tmp_path)) for p in find_videos([tmp_path / "a"])] == rel
     assert find_videos([tmp_path / "disk2"]) == [tmp_path / "disk2" / "back" / "deep" / "y.MKV", tmp_path / "disk2" / "back" / "rawframes_v1", tmp_path / "disk2" / "back" / "x.mp4", tmp_path / "disk2" / "w.webm"]
-    # hidden files and folders: macOS's metadata companions, a trash folder; a hidden path named is kept
-    for name in ("a/._x.mp4", "a/rawframes_v1/._img_00001.jpg", "a/.Trash-1000/files/old.mp4", "a/.cache/frames/img_00001.jpg"):
+    # hidden files and folders: macOS's metadata companions, trash folders, a NAS's thumbnails; a hidden path named is kept
+    for name in ("a/._x.mp4", "a/rawframes_v1/._img_00001.jpg", "a/.Trash-1000/files/old.mp4", "a/.cache/frames/img_00001.jpg",
+                 "a/@eaDir/x.mp4/SYNOVIDEO_VIDEO_SCREENSHOT.jpg", "a/#recycle/old.mp4"):  # a Synology share's thumbnails and recycle bin
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"")
     assert [str(p.relative_to(tmp_path)) for p in find_videos([tmp_path / "a"])] == rel
