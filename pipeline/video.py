@@ -22,8 +22,11 @@ if TYPE_CHECKING:
 # The order is the order of preference where one video is kept in two formats.
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".flv", ".mpg", ".mpeg", ".ts", ".3gp", ".wmv", ".ogv", ".m2ts", ".mts", ".f4v", ".vob", ".asf", ".divx", ".rmvb", ".rm")
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png")
-
-
+DECODERS = {"decord": DecordReader, "pyav": PyAVReader}
+# Optical-flow images that mmaction2's build_rawframes (flow_x_00001.jpg, flow_y_00001.jpg) and
+# denseflow (x_00001.jpg, y_00001.jpg) write beside the RGB frames of a video.
+_FLOW_NAME = re.compile(r"^(flow_)?[xy]_", re.IGNORECASE)  # not u_/v_: UCF101 and ActivityNet names start with v_
+_NUMBER = re.compile(r"\d+")
 # Folders that file servers and operating systems keep beside a user's files: Synology's
 # thumbnails (a sub-folder of JPEGs per video, which would pass for its frames) and recycle
 # bin, Windows' recycle bin and volume data.
@@ -37,11 +40,6 @@ def hidden(name: str) -> bool:
     cannot keep its attributes (exFAT, SMB) and in the tar archives it makes; trash and
     version-control folders (``.Trash-1000``, ``.git``) hold copies that are not the data's."""
     return name.startswith(".") or name in SYSTEM_FOLDERS
-DECODERS = {"decord": DecordReader, "pyav": PyAVReader}
-# Optical-flow images that mmaction2's build_rawframes (flow_x_00001.jpg, flow_y_00001.jpg) and
-# denseflow (x_00001.jpg, y_00001.jpg) write beside the RGB frames of a video.
-_FLOW_NAME = re.compile(r"^(flow_)?[xy]_", re.IGNORECASE)  # not u_/v_: UCF101 and ActivityNet names start with v_
-_NUMBER = re.compile(r"\d+")
 
 
 class VideoReadError(Exception):

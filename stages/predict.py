@@ -23,7 +23,7 @@ from tqdm import tqdm
 from pipeline.backends import DEFAULT_EXPORT_DIR, make_heads
 from pipeline.cache import CacheError, FeatureCache, output_lock, replacing, write_text_atomic
 from pipeline.config import DECODE_TIMEOUT_S, EvalConfig
-from pipeline.datasets.lists import walk_once
+from pipeline.datasets.lists import entry_lines, walk_once
 from pipeline.datasets.manifest import read_annotation_text
 from pipeline.extract import BothModels, Transform, workers_within_shared_memory
 from pipeline.inference import NSNetInference, ObservationDecoder, VideoPrediction, predict_videos
@@ -119,7 +119,7 @@ def listed_videos(listing: Path) -> list[Path]:
     paths on the command line are; blank lines and ``#`` comments skipped. ``-`` reads the
     standard input. Read as annotation files are (UTF-8, a byte-order mark or CRLF allowed)."""
     text = sys.stdin.read() if str(listing) == "-" else read_annotation_text(listing, "list of videos")
-    return [Path(line.strip()) for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return [Path(line) for _, line in entry_lines(text)]
 
 
 def find_videos(inputs: Sequence[Path]) -> list[Path]:

@@ -181,10 +181,11 @@ def walk_once(root: Path) -> Iterator[tuple[str, list[str], list[str]]]:
     entered: set[str] = set()
     for folder, subfolders, files in os.walk(root, followlinks=True):
         real = os.path.realpath(folder)
-        subfolders[:] = [] if real in entered else [name for name in subfolders if not hidden(name)]
         if real in entered:
+            subfolders.clear()
             continue
         entered.add(real)
+        subfolders[:] = [name for name in subfolders if not hidden(name)]
         yield folder, subfolders, [name for name in files if not hidden(name)]
 
 
@@ -261,6 +262,13 @@ def _frames_format(fields: list[list[str]]) -> str:
     return "startend" if ranges else "rawframes"
 
 
+def entry_lines(text: str) -> list[tuple[int, str]]:
+    """The lines of a list's text that are neither blank nor ``#`` comments, stripped, each
+    with its number (from 1) for messages."""
+    numbered = ((n, line.strip()) for n, line in enumerate(text.splitlines(), start=1))
+    return [(n, line) for n, line in numbered if line and not line.startswith("#")]
+
+
 def read_list(path: Path, list_format: str, resolver: PathResolver) -> list[ListLine]:
     """Every line of a list file (``#`` comments and blank lines skipped), or every entry of
     mmaction2's JSON form of one (:func:`read_json_list`)."""
@@ -269,8 +277,7 @@ def read_list(path: Path, list_format: str, resolver: PathResolver) -> list[List
     text = read_annotation_text(path, "list file")
     if text.lstrip().startswith("["):
         return read_json_list(Path(path), text)
-    numbered = [(n, line.strip()) for n, line in enumerate(text.splitlines(), start=1)]
-    numbered = [(n, text) for n, text in numbered if text and not text.startswith("#")]
+    numbered = entry_lines(text)
     if not numbered:
         raise ManifestError(f"{path}: the list file has no entries")
     fmt = detect_format(numbered, resolver) if list_format == "auto" else list_format
