@@ -11,7 +11,14 @@ array                   shape        dtype     content
 ``frame_indices``       [N, T]       int32     source frame of each of the T samples
 ``num_frames``          [N]          int32     frames in the source video
 ``status``              [N]          int8      0 pending, 1 done, 2 failed
+``source_sizes``        [N]          int64     size of the video's source when computed
 ======================  ===========  ========  =========================================
+
+``source_sizes`` holds :func:`pipeline.video.source_size` of each video's file or frame folder,
+taken before it was decoded (done or failed; -1 where not recorded: a store made before
+2026-12-05 gets the array, so filled, when it is next written). A video whose source has
+another size now is computed again (:func:`changed_sources`), and the stages after this one
+key their outputs by :meth:`FeatureCache.content_fingerprint`, which sees such rows change.
 
 A cache built with ``offsets`` S > 1 (candidate frames per segment, for the temporal random
 shift of sampler training) also holds, for the *training* videos (other rows stay zero), the
@@ -69,7 +76,9 @@ EXPORT_VIDEOS = 256  # videos copied at a time into an HDF5 export
 # Free space an HDF5 export asks for, as a multiple of the finished Zarr store's size: its gzip
 # copy of the demo's cache took 1.067 times the store's Blosc/zstd bytes (16.72 against 15.67 MiB).
 HDF5_EXPORT_ROOM = 1.1
-ARRAY_NAMES = ("light_features", "rec_features", "rec_logits", "frame_indices", "num_frames", "status")
+ARRAY_NAMES = ("light_features", "rec_features", "rec_logits", "frame_indices", "num_frames", "status", "source_sizes")
+NOT_RECORDED = -1  # a video's source size where none was recorded (see above)
+FILL_VALUES = {"source_sizes": NOT_RECORDED}  # 0 for the other arrays
 SHIFT_PREFIX = "shift_"
 SHIFT_ARRAY_NAMES = tuple(SHIFT_PREFIX + name for name in ("light_features", "rec_features", "rec_logits", "frame_indices"))
 
@@ -107,7 +116,7 @@ class Layout:
         arrays = {name: ((n,) + shape, dtype) for name, (shape, dtype) in views.items()}
         if self.offsets > 1:
             arrays.update({SHIFT_PREFIX + name: ((n, self.offsets - 1) + shape, dtype) for name, (shape, dtype) in views.items()})
-        return {**arrays, "num_frames": ((n,), "int32"), "status": ((n,), "int8")}
+        return {**arrays, "num_frames": ((n,), "int32"), "status": ((n,), "int8"), "source_sizes": ((n,), "int64")}
 
 
 def fingerprint(identity: dict[str, Any]) -> str:
@@ -295,14 +304,18 @@ class ZarrWriter:
             if (self.path / "zarr.json").exists():
                 group = zarr.open_group(str(self.path), mode="r+")
                 check_fingerprint(self.path, dict(group.attrs), fp)
+                status = group["status"]
+                for name, (shape, dtype) in arrays.items():  # source_sizes, new in a store made before it, in the store's layout
+                    if name not in group:
+                        group.create_array(name, shape=shape, chunks=status.chunks, shards=status.shards, dtype=dtype, compressors=_compressor(), fill_value=FILL_VALUES.get(name, 0))
             else:
-                if self.path.exists():
+                if self.path.exists() and any(self.path.iterdir()):
                     raise CacheError(f"{self.path}: exists but is not a feature store; remove it or pick another --cache")
                 group = zarr.open_group(str(self.path), mode="w")
                 for name, (shape, dtype) in arrays.items():
                     shards = (min(shard_videos, shape[0]),) + shape[1:] if shard_videos else None
                     chunks = (math.gcd(shards[0], CHUNK_VIDEOS) if shards else 1,) + shape[1:]  # a chunk divides its shard
-                    group.create_array(name, shape=shape, chunks=chunks, shards=shards, dtype=dtype, compressors=_compressor(), fill_value=0)
+                    group.create_array(name, shape=shape, chunks=chunks, shards=shards, dtype=dtype, compressors=_compressor(), fill_value=FILL_VALUES.get(name, 0))
                 group.attrs.update({**attrs, "fingerprint": fp})
         self.group = group
         self.attrs = dict(group.attrs)
@@ -423,7 +436,22 @@ class FeatureCache:
 
     @property
     def fingerprint(self) -> str:
+        """The fingerprint of the configuration (:func:`fingerprint`): the store's name."""
         return self.attrs["fingerprint"]
+
+    @property
+    def content_fingerprint(self) -> str:
+        """What the stages after this one key their outputs by: the fingerprint, with, where the
+        store records its videos' sources, which videos are finished and from which source
+        sizes, so that videos computed again (a changed file, a failure retried) give their
+        outputs new keys. A store made before it recorded them keeps its fingerprint, and the
+        outputs computed from it keep theirs."""
+        if "source_sizes" not in self.arrays:
+            return self.fingerprint
+        digest = hashlib.sha256(self.fingerprint.encode())
+        for name in ("status", "source_sizes"):
+            digest.update(np.ascontiguousarray(self.arrays[name][:]).tobytes())
+        return digest.hexdigest()
 
     @property
     def offsets(self) -> int:
@@ -439,6 +467,17 @@ class FeatureCache:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def changed_sources(recorded: np.ndarray, now: np.ndarray) -> np.ndarray:
+    """Which videos' sources changed since the store recorded them (``recorded``, its
+    ``source_sizes``) by their sizes ``now`` (:func:`pipeline.video.source_size`): another size,
+    where one was recorded and a source is there now. A source gone since keeps its video's
+    rows (the videos of a dataset whose features are computed are often moved or deleted), and
+    one that was missing and is there now is changed."""
+    from pipeline.video import NO_SOURCE
+
+    return (recorded != NOT_RECORDED) & (now != NO_SOURCE) & (now != recorded)
 
 
 def read_rows(array: Any, rows: np.ndarray, block: int = EXPORT_VIDEOS, threads: int = 1) -> np.ndarray:
@@ -481,6 +520,34 @@ def export_hdf5(staging: Path, final: Path) -> None:
                     out[start : start + step] = array[start : start + step]
             h5.attrs["nsnet"] = json.dumps(source.attrs)
     shutil.rmtree(staging)
+
+
+def reopen_hdf5(final: Path, staging: Path) -> None:
+    """A finished HDF5 cache copied back into its Zarr staging store, there to compute videos
+    again; :func:`export_hdf5` replaces the file once they are finished. The copy is made
+    beside the store and renamed to it whole (a killed copy must not leave a store whose
+    uncopied videos look pending: they would be computed again from their videos), in the
+    layout the store was made in, a shard at a time. Under the store's creation lock: a writer
+    that finds the store there (another one reopened it) leaves it as it is."""
+    with file_lock(final.with_name(final.name + ".create.lock")):
+        if staging.exists():
+            return
+        clear_partials(staging)
+        with FeatureCache(final) as source, written_whole(staging) as tmp:  # a full disk: the HDF5 file as it was
+            attrs = {k: v for k, v in source.attrs.items() if k != "fingerprint"}
+            step = shard_size(source.attrs)
+            arrays = {name: (array.shape, str(array.dtype)) for name, array in source.arrays.items()}
+            writer = ZarrWriter(tmp, source.fingerprint, attrs, arrays, step)
+            for name, array in source.arrays.items():
+                for start in range(0, array.shape[0], step):
+                    writer.arrays[name][start : start + step] = array[start : start + step]
+        tmp.with_name(tmp.name + ".create.lock").unlink()
+
+
+def shard_size(attrs: dict[str, Any]) -> int:
+    """Videos per shard file of a store; a store from before sharding has a file per video and
+    is divided among writers by blocks of ``videos_per_batch``."""
+    return int(attrs.get("videos_per_shard", attrs["videos_per_batch"]))
 
 
 def store_files(path: Path) -> dict[str, int]:

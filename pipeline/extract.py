@@ -31,7 +31,7 @@ from pipeline.backends import Runner
 from pipeline import decode_watch
 from pipeline.decode_watch import DecodingWatch
 from pipeline.sampling import candidate_frame_indices
-from pipeline.video import VideoReadError, open_record, read_planned, read_short
+from pipeline.video import VideoReadError, open_record, read_planned, read_short, source_size
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
@@ -127,6 +127,7 @@ class DecodedBlock:
     failures: list[VideoFailure]
     light: ModelFrames  # for the light model
     rec: ModelFrames  # for the recognizer; the same object when they share preprocessing, or the same crops with its own rescaling
+    source_sizes: np.ndarray  # [members] int64: each member's source_size, taken before it was decoded
 
     @property
     def num_frames(self) -> int:
@@ -305,6 +306,7 @@ class BlockDecoder(Dataset):
         decoded, failures = [], []
         capacity = self._rows(members)
         models = [BlockRows(capacity) for _ in self.models.transforms]
+        sizes = np.array([source_size(self.root / self.videos[index].path) for index in members], dtype=np.int64)
         for index in members:
             record = self.videos[index]
             if index in self.skip:
@@ -324,7 +326,7 @@ class BlockDecoder(Dataset):
                 rows.append(x, self.root / record.path)
             decoded.append(DecodedVideo(index, indices, count, short))
         joined = [rows.joined() for rows in models]
-        return DecodedBlock(block_id, members, decoded, failures, joined[0], self.models.recognizer_frames(joined))
+        return DecodedBlock(block_id, members, decoded, failures, joined[0], self.models.recognizer_frames(joined), sizes)
 
     def largest_block_bytes(self, light_input: Sequence[int], rec_input: Sequence[int]) -> int:
         """Bytes of the largest block's uint8 crops (timm eval transforms), one tensor for both
@@ -485,10 +487,11 @@ class BlockInference:
         self.light, self.recognizer, self.device = light, recognizer, torch.device(device)
 
     def __call__(self, block: DecodedBlock, layout_rows: dict[str, tuple[tuple[int, ...], str]]) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """The cache rows of the block's videos (failed ones left zero) and their status
-        (DONE, or FAILED for the block's failures)."""
+        """The cache rows of the block's videos (failed ones left zero but for their source
+        sizes) and their status (DONE, or FAILED for the block's failures)."""
         start, count = block.members[0], len(block.members)
         rows = {name: np.zeros((count,) + shape, dtype=dtype) for name, (shape, dtype) in layout_rows.items()}
+        rows["source_sizes"][:] = block.source_sizes
         status = np.full(count, DONE, dtype=np.int8)
         for failure in block.failures:
             status[failure.index - start] = FAILED

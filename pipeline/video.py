@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import stat
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -336,11 +337,37 @@ def frame_files(folder: Path) -> list[Path]:
     them), optical-flow images left out. Images of more than one other name pattern in one
     folder are an error: which of them are the frames is not known. Hidden files (:func:`hidden`:
     macOS's ``._img_00001.jpg``) are no frames."""
-    images = [p for p in folder.iterdir() if p.suffix.lower() in FRAME_EXTENSIONS and not _FLOW_NAME.match(p.name) and not hidden(p.name)]
+    images = [p for p in folder.iterdir() if _frame_image(p.name)]
     patterns = sorted({_NUMBER.sub("N", p.name) for p in images})
     if len(patterns) > 1:
         raise VideoReadError(folder, f"frame folder mixes image names of {len(patterns)} patterns ({first_few(patterns, 3)}); keep one video's frames, named alike, in it")
     return sorted(images, key=lambda p: ([int(n) for n in _NUMBER.findall(p.name)], p.name))
+
+
+def _frame_image(name: str) -> bool:
+    """Whether a file of a frame folder is one of its RGB frames (by its name)."""
+    return os.path.splitext(name)[1].lower() in FRAME_EXTENSIONS and not _FLOW_NAME.match(name) and not hidden(name)
+
+
+# What :func:`source_size` gives where no file or folder is there.
+NO_SOURCE = -2
+
+
+def source_size(path: Path | str) -> int:
+    """The size of a video's source: a file's bytes, a frame folder's frames (its RGB images,
+    as :func:`frame_files` takes them, counted without being ordered or checked), and
+    :data:`NO_SOURCE` where nothing is there. The feature cache records it for each video it
+    computes, and computes a video again whose source has another size now (a re-download, a
+    re-encode, frames extracted anew): the size, not the time, which a copy of the dataset to
+    another disk changes for every file."""
+    try:
+        found = os.stat(path)
+        if not stat.S_ISDIR(found.st_mode):
+            return found.st_size
+        with os.scandir(path) as entries:
+            return sum(1 for entry in entries if _frame_image(entry.name))
+    except OSError:
+        return NO_SOURCE
 
 
 def _load_image(path: Path) -> np.ndarray:

@@ -53,7 +53,7 @@ class Variants:
     def saliency(self, prototypes: Path | None = None, **changes: Any) -> tuple[np.ndarray, np.ndarray]:
         """(s_f, s_v) on the evaluation videos of the base config with ``changes``."""
         run = run_train(self.features, prototypes or self.prototypes, replace(self.base, **changes), device=self.device, progress=self.progress)
-        model, objective, _ = load_trained_sampler(Path(run.path), self.inputs.attrs["fingerprint"], self.inputs.shape, torch.device(self.device))
+        model, objective, _ = load_trained_sampler(Path(run.path), self.inputs.content_fingerprint, self.inputs.shape, torch.device(self.device))
         return self.data.saliency(model, objective, torch.device(self.device))
 
     def alone(self, scores: np.ndarray, k: int | None = None) -> float:
@@ -76,7 +76,7 @@ def run_ablations(features: Path, prototypes: Path, base: TrainConfig, cfg: Eval
     for these inputs and configs; one process computes them at a time (:func:`pipeline.cache.sole_writer`)."""
     features = Path(features)
     with FeatureCache(features) as cache:
-        out = ablations_dir_for(features, Path(prototypes), base, cfg, cache.fingerprint, identity_split(v["split"] for v in cache.attrs["manifest"]["videos"]))
+        out = ablations_dir_for(features, Path(prototypes), base, cfg, cache.content_fingerprint, identity_split(v["split"] for v in cache.attrs["manifest"]["videos"]))
     with cache_mod.sole_writer(out, (out / "ablations.json").is_file) as computing:
         if computing:
             return {**_write(out, {**_tables(features, prototypes, base, cfg, device, progress), "output": str(out)}), "computed": True}

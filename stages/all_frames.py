@@ -164,10 +164,10 @@ def run_all_frames(features: Path, videos: np.ndarray, root: Path, cfg: AllFrame
     backend = resolve_backend(backend, device)
     features = Path(features)
     with FeatureCache(features) as cache:
-        attrs = cache.attrs
+        attrs, content = cache.attrs, cache.content_fingerprint
         counted = int(np.asarray(cache["num_frames"][:])[videos].sum())
     manifest = Manifest.from_json(json.dumps(attrs["manifest"]))
-    path, fp = store_for(features, attrs["fingerprint"], videos, cfg, backend)
+    path, fp = store_for(features, content, videos, cfg, backend)
     size = f"{counted:,} frames" if cfg.rate is None else f"{cfg.rate:g} a second of {counted:,} frames"  # the pass's size, shown as it starts
     n, c = len(videos), len(manifest.classes)
     arrays = {**{name: ((n, c), "float32") for name in BASELINES}, "frames": ((n,), "int32"), "status": ((n,), "int8")}

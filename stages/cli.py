@@ -248,7 +248,7 @@ def data(dataset: str, data_root: Path | None, difficulty: float | None, seed: i
 @click.option("--videos-per-batch", type=int, default=8, show_default=True, help="Videos whose frames share one model batch (fixed when a cache is created).")
 @click.option("--videos-per-shard", type=int, default=256, show_default=True, help="Videos per cache file (Zarr v3 shard), rounded up to whole batches; the unit --shard and torchrun ranks divide (fixed when a cache is created).")
 @click.option("--allow-failures", is_flag=True, help="Exit 0 even when some videos failed.")
-@click.option("--retry-failed", is_flag=True, help="Try again the videos that failed in earlier runs.")
+@click.option("--retry-failed", is_flag=True, help="Try again the videos that failed in earlier runs though their files are unchanged (a file of another size since, or there now where it was missing, is tried again anyway).")
 @decode_timeout_option
 @click.option("--no-progress", is_flag=True)
 @annotation_options
@@ -476,7 +476,7 @@ def resolve_run(features_path: Path, prototypes_path: Path, dataset: str, run_pa
     if pointer.is_file():
         return Path(pointer.read_text().strip())
     with FeatureCache(features_path) as cache:
-        return run_dir_for(features_path, prototypes_path, get_dataset(dataset).train, cache.fingerprint)
+        return run_dir_for(features_path, prototypes_path, get_dataset(dataset).train, cache.content_fingerprint)
 
 
 @main.command()

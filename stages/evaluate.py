@@ -119,7 +119,7 @@ def _recognizer_logits(data: EvalData, root: Path, frame_ids: list[np.ndarray], 
     recognizer: its logits [V, K, C], kept in a store beside the cache (:func:`decoded_store_for`)
     a shard of videos at a time, so that an interrupted evaluation goes on where it stopped."""
     records = [data.manifest.videos[i] for i in data.videos]
-    path, fp = decoded_store_for(data.features, data.inputs.attrs["fingerprint"], data.videos, frame_ids, backend)
+    path, fp = decoded_store_for(data.features, data.inputs.content_fingerprint, data.videos, frame_ids, backend)
     arrays = {"logits": ((len(records), len(frame_ids[0]), len(data.manifest.classes)), "float32"), "status": ((len(records),), "int8")}
 
     def computer() -> RowComputer:  # the recognizer is loaded only where a video is to decode
@@ -239,7 +239,7 @@ def run_evaluate(features: Path, prototypes: Path, run_dir: Path, data_root: Pat
     backend = resolve_backend(backend, torch.device(device))
     inputs = load_sampler_inputs(features, prototypes)
     _, split = inputs.evaluated(split)
-    out = eval_dir_for(features, prototypes, run_dir, cfg, inputs.attrs["fingerprint"], preset, backend, nsnet_from_cache, identity_split((v["split"] for v in inputs.videos), split))
+    out = eval_dir_for(features, prototypes, run_dir, cfg, inputs.content_fingerprint, preset, backend, nsnet_from_cache, identity_split((v["split"] for v in inputs.videos), split))
     with cache_mod.sole_writer(out, (out / "results.json").is_file) as computing:
         if computing:
             return {**_write(out, *_evaluate(inputs, features, prototypes, run_dir, data_root, cfg, device, workers, progress, preset, backend, export_dir, decode_timeout, nsnet_from_cache, split)), "computed": True}
@@ -249,12 +249,12 @@ def run_evaluate(features: Path, prototypes: Path, run_dir: Path, data_root: Pat
 def _evaluate(inputs: SamplerInputs, features: Path, prototypes: Path, run_dir: Path, data_root: Path, cfg: EvalConfig, device: str, workers: int, progress: bool, preset: dict[str, Any] | None, backend: str, export_dir: Path, decode_timeout: float, nsnet_from_cache: bool, split: str) -> tuple[dict[str, Any], list[dict[str, Any]], list[ShowcaseVideo]]:
     """The report of :func:`run_evaluate`, NSNet's predictions per video and Fig. 4's videos."""
     dev = torch.device(device)
-    model, objective, train_cfg = load_trained_sampler(run_dir, inputs.attrs["fingerprint"], inputs.shape, dev)
+    model, objective, train_cfg = load_trained_sampler(run_dir, inputs.content_fingerprint, inputs.shape, dev)
     data = EvalData(inputs, features, split)
     k, t = min(cfg.k, data.t), data.t
     s_f, s_v = data.saliency(model, objective, dev)
     plain_run = Path(run_train(features, prototypes, replace(train_cfg, **WITHOUT_NS), device=device, progress=progress).path)
-    plain, plain_objective, _ = load_trained_sampler(plain_run, inputs.attrs["fingerprint"], inputs.shape, dev)
+    plain, plain_objective, _ = load_trained_sampler(plain_run, inputs.content_fingerprint, inputs.shape, dev)
     s_f0, s_v0 = data.saliency(plain, plain_objective, dev)
     config = FeaturesConfig.from_dict(inputs.attrs["config"])
     cost = compute_cost(config.light, config.recognizer, model.cpu(), t, inputs.shape.dim, len(data.manifest.classes))

@@ -6,7 +6,9 @@ import json
 import os
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ from tqdm import tqdm
 
 import pipeline
 from pipeline import cache as cache_mod
-from pipeline.cache import DONE, FAILED, PENDING, BackgroundWriter, CacheError, FeatureCache, Layout, ShardAssembler, ZarrWriter, write_text_atomic
+from pipeline.cache import DONE, FAILED, NOT_RECORDED, PENDING, BackgroundWriter, CacheError, FeatureCache, Layout, ShardAssembler, ZarrWriter, changed_sources, shard_size, write_text_atomic
 from pipeline.backends import Runner, backend_identity, make_runner, resolve_backend
 from pipeline.class_order import OrderWatch, misordered_message, write_recognizer_classes
 from pipeline.config import FeaturesConfig, RunOptions, from_checkpoint
@@ -27,7 +29,7 @@ from pipeline.extract import BlockDecoder, BlockInference, DecodedBlock, decodin
 from pipeline.metrics import multi_hot
 from pipeline.checkpoints import preprocessing_text
 from pipeline.models import CHECKPOINT_TAKEN, FrameEncoder, checkpoint_identity, create_model, data_config, frame_transform, frame_transforms, model_identity, weights_identity
-from pipeline.video import failure_summary
+from pipeline.video import NO_SOURCE, failure_summary, source_size
 from pipeline.wording import first_few
 
 
@@ -39,6 +41,7 @@ class FeaturesSummary:
     total: int
     computed: int = 0  # finished by this run
     skipped: int = 0  # already finished (or failed) before this run, in this run's share
+    changed: int = 0  # finished or failed before, computed again by this run: their sources changed since
     failed_now: int = 0
     done: int = 0  # whole cache
     failed: int = 0  # whole cache, plus manifest entries that could not be used
@@ -68,6 +71,7 @@ class FeaturesSummary:
             ("videos in manifest", f"{self.total}"),
             ("computed this run", f"{self.computed}"),
             ("skipped (already in cache)", f"{self.skipped}"),
+            *([("computed again (file changed)", f"{self.changed} (another size than when computed)")] if self.changed else []),
             ("failed", f"{self.failed}" + (f" ({self.failed_now} this run)" if self.failed_now else "")),
             ("done / pending", f"{self.done} / {self.pending}" + ("  (complete)" if self.complete else "  (INCOMPLETE)")),
             ("cache size", f"{self.cache_bytes / 2**20:.2f} MiB ({per_video / 1024:.1f} KiB per video)"),
@@ -236,16 +240,20 @@ def manifest_features(dataset: str, root: Path, manifest: Manifest, config: Feat
     final, fp, identity = resolve_cache_path(dataset, manifest, config, opts, cache_path)
     staging = cache_mod.staging_path(final)
     worker = setup_worker(opts.shard, opts.device)
+    sources = SourceWatch(root, manifest, worker)
     try:
-        if final != staging and final.exists():  # a finished HDF5 cache
+        finished = final != staging and final.exists() and not staging.exists()  # a finished HDF5 cache
+        if finished:
             with FeatureCache(final) as done_cache:
                 cache_mod.check_fingerprint(final, done_cache.attrs, fp)
+                plan = sources.plan(done_cache, opts.retry_failed)
                 status = np.asarray(done_cache["status"][:])
-                shards = make_blocks(len(status), shard_size(done_cache.attrs))
-            skipped = sum(len(m) for s, m in enumerate(shards) if worker.owns(s))
-            summary = _summarise(final, manifest, status, computed=0, failed_now=0, skipped=skipped, started=started)
+            if plan.todo:  # videos to compute again: in the staging store, exported again once finished
+                cache_mod.reopen_hdf5(final, staging)
+        if finished and not plan.todo:
+            summary = _summarise(final, manifest, status, computed=0, failed_now=0, skipped=plan.skipped, started=started)
         else:
-            summary = _extract(root, manifest, config, opts, worker, final, staging, fp, identity, started)
+            summary = _extract(root, manifest, config, opts, worker, final, staging, fp, identity, started, sources)
         summary.leader = worker.is_leader
         summary.checkpoints = {role: taken for role, model in identity["models"].items() if (taken := {k: model[k] for k in CHECKPOINT_TAKEN if k in model})}
     finally:
@@ -258,51 +266,91 @@ class _Plan:
     todo: list[tuple[int, list[int]]]  # (block, member videos) this worker computes
     videos: int  # videos in those blocks that need computing
     skipped: int  # videos of this worker's share already finished
+    changed: np.ndarray  # [N] bool: videos done or failed whose sources changed since, computed again
 
 
-def shard_size(attrs: dict[str, Any]) -> int:
-    """Videos per shard file of a store; a store from before sharding has a file per video and
-    is divided among writers by blocks of ``videos_per_batch``."""
-    return int(attrs.get("videos_per_shard", attrs["videos_per_batch"]))
+# Sources looked at together: on a network file system each look waits on its server (a few
+# milliseconds), and in threads those waits overlap.
+SOURCE_LOOKS_AT_ONCE = 16
 
 
-def _plan(status: np.ndarray, attrs: dict[str, Any], worker: Worker, retry_failed: bool) -> _Plan:
+class SourceWatch:
+    """The sources of a worker's share of the videos, looked at (:func:`source_size`) once a
+    run, the first time a store's recorded sizes ask for them."""
+
+    def __init__(self, root: Path, manifest: Manifest, worker: Worker):
+        self.root, self.manifest, self.worker = root, manifest, worker
+        self.now = np.full(len(manifest.videos), NO_SOURCE, dtype=np.int64)
+        self.seen = np.zeros(len(manifest.videos), dtype=bool)
+
+    def changed(self, recorded: np.ndarray, attrs: dict[str, Any]) -> np.ndarray:
+        """Which videos of this worker's share changed since the store ``recorded`` their sizes
+        (:func:`changed_sources`; those of the other shares are not looked at)."""
+        mine = np.zeros(len(recorded), dtype=bool)
+        for s, members in enumerate(make_blocks(len(recorded), shard_size(attrs))):
+            mine[members] = self.worker.owns(s)
+        look = np.flatnonzero(mine & ~self.seen & (recorded != NOT_RECORDED))
+        root = str(self.root)
+
+        def sizes(part: np.ndarray) -> list[int]:
+            return [source_size(os.path.join(root, self.manifest.videos[i].path)) for i in part]
+
+        with ThreadPoolExecutor(SOURCE_LOOKS_AT_ONCE) as pool:  # a part a thread: a task a video costs more than a local look
+            self.now[look] = np.fromiter(chain.from_iterable(pool.map(sizes, np.array_split(look, SOURCE_LOOKS_AT_ONCE))), dtype=np.int64, count=len(look))
+        self.seen[look] = True
+        return changed_sources(recorded, self.now)
+
+    def plan(self, store: FeatureCache | ZarrWriter, retry_failed: bool) -> _Plan:
+        """The plan of this worker for ``store`` as it is now."""
+        status, recorded = np.asarray(store.arrays["status"][:]), _recorded_sizes(store)
+        return _plan(status, store.attrs, self.worker, retry_failed, self.changed(recorded, store.attrs))
+
+
+def _recorded_sizes(store: FeatureCache | ZarrWriter) -> np.ndarray:
+    """The source sizes a store recorded (none recorded, in a store made before it recorded them)."""
+    if "source_sizes" in store.arrays:
+        return np.asarray(store.arrays["source_sizes"][:])
+    return np.full(store.arrays["status"].shape[0], NOT_RECORDED, dtype=np.int64)
+
+
+def _plan(status: np.ndarray, attrs: dict[str, Any], worker: Worker, retry_failed: bool, changed: np.ndarray) -> _Plan:
     """The blocks this worker computes: every block of the shards it owns that hold a video to
     compute (a shard is written whole, so its finished videos are recomputed identically)."""
     block_size = int(attrs["videos_per_batch"])
-    redo = _to_compute(status, retry_failed)
+    redo = _to_compute(status, retry_failed, changed)
     mine = [m for s, m in enumerate(make_blocks(len(status), shard_size(attrs))) if worker.owns(s)]
     todo = [m for m in mine if redo[m].any()]
     blocks = [(m[i] // block_size, m[i : i + block_size]) for m in todo for i in range(0, len(m), block_size)]
     videos = sum(int(redo[m].sum()) for m in todo)
-    return _Plan(blocks, videos, sum(len(m) for m in mine) - videos)
+    return _Plan(blocks, videos, sum(len(m) for m in mine) - videos, changed & (status != PENDING))
 
 
-def _to_compute(status: np.ndarray, retry_failed: bool) -> np.ndarray:
-    """Which videos a run computes: the pending ones, and the failed ones on ``--retry-failed``."""
-    return np.isin(status, (PENDING, FAILED) if retry_failed else (PENDING,))
+def _to_compute(status: np.ndarray, retry_failed: bool, changed: np.ndarray) -> np.ndarray:
+    """Which videos a run computes: the pending ones, those whose sources ``changed`` since they
+    were computed (done or failed), and the failed ones on ``--retry-failed``."""
+    return np.isin(status, (PENDING, FAILED) if retry_failed else (PENDING,)) | changed
 
 
-def bytes_to_write(status: np.ndarray, attrs: dict[str, Any], layout: Layout, retry_failed: bool, hdf5: bool) -> int:
+def bytes_to_write(status: np.ndarray, attrs: dict[str, Any], layout: Layout, retry_failed: bool, hdf5: bool, changed: np.ndarray) -> int:
     """What finishing a store writes, before compression: every shard that holds a video to
     compute (a shard is written whole) and, for an HDF5 cache, the export's copy of the store,
     made while the store is still there."""
-    redo = _to_compute(status, retry_failed)
+    redo = _to_compute(status, retry_failed, changed)
     videos = sum(len(m) for m in make_blocks(len(status), shard_size(attrs)) if redo[m].any())
     return (videos + (len(status) if hdf5 else 0)) * layout.video_bytes()
 
 
-def _existing_plan(staging: Path, fp: str, worker: Worker, opts: RunOptions) -> _Plan | None:
+def _existing_plan(staging: Path, fp: str, sources: SourceWatch, opts: RunOptions) -> _Plan | None:
     """The plan for an existing store, read without building any model (None: no store yet)."""
     if not (staging / "zarr.json").exists():
         return None
     existing = FeatureCache(staging)
     cache_mod.check_fingerprint(staging, existing.attrs, fp)
-    return _plan(np.asarray(existing["status"][:]), existing.attrs, worker, opts.retry_failed)
+    return sources.plan(existing, opts.retry_failed)
 
 
-def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOptions, worker: Worker, final: Path, staging: Path, fp: str, identity: dict[str, Any], started: float) -> FeaturesSummary:
-    plan = _existing_plan(staging, fp, worker, opts)
+def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOptions, worker: Worker, final: Path, staging: Path, fp: str, identity: dict[str, Any], started: float, sources: SourceWatch) -> FeaturesSummary:
+    plan = _existing_plan(staging, fp, sources, opts)
     computed = failed_now = frames = 0
     loop_seconds = 0.0
     if plan is None or plan.todo:
@@ -324,15 +372,15 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
         with cache_mod.file_lock(staging / "locks" / f"shard-{worker.shard}-of-{worker.num_shards}.lock", blocking=False):
             # read again under the lock: the block and shard sizes are those fixed at creation
             status = writer.status()
-            plan = _plan(status, writer.attrs, worker, opts.retry_failed)
+            plan = sources.plan(writer, opts.retry_failed)
             if worker.is_leader:
-                needed = bytes_to_write(status, writer.attrs, layout, opts.retry_failed, hdf5=final != staging)
+                needed = bytes_to_write(status, writer.attrs, layout, opts.retry_failed, final != staging, plan.changed)
                 cache_mod.warn_if_short_of_space(staging, needed, "finishing this cache writes" + (" (its HDF5 export included)" if final != staging else ""))
             transforms = frame_transforms(light_cfg, rec_cfg)
             sizing = BlockDecoder(root, manifest.videos, plan.todo, config.num_frames, *transforms, config.offsets)
             workers = min(decoding_workers(opts.workers, worker.device), len(plan.todo))
             workers = workers_within_shared_memory(workers, sizing.largest_block_bytes(light_cfg["input_size"], rec_cfg["input_size"]), asked=opts.workers is not None)
-            done = _Done(status, log, manifest, tqdm(total=sum(len(m) for _, m in plan.todo), unit="video", desc=f"features {manifest.name}", disable=not opts.progress or not worker.is_leader))
+            done = _Done((status != DONE) | plan.changed, log, manifest, tqdm(total=sum(len(m) for _, m in plan.todo), unit="video", desc=f"features {manifest.name}", disable=not opts.progress or not worker.is_leader))
             with WatchedDecoding(workers, opts.decode_timeout, str(staging), lambda index: str(root / manifest.videos[index].path)) as decoding:
 
                 def blocks_from_the_next() -> Iterator[DecodedBlock]:  # after a failure, from the block it stopped
@@ -348,7 +396,7 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
     barrier(worker)
     status = _finish(final, staging)
     summary = _summarise(final, manifest, status, computed, failed_now, plan.skipped, started)
-    summary.frames, summary.compute_seconds = frames, loop_seconds
+    summary.frames, summary.compute_seconds, summary.changed = frames, loop_seconds, int(plan.changed.sum())
     return summary
 
 
@@ -356,7 +404,7 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
 class _Done:
     """What a features run did, by video."""
 
-    status: np.ndarray  # of the cache at the start
+    fresh: np.ndarray  # [N] bool: videos not finished at the start, or whose sources changed since
     log: Path
     manifest: Manifest
     bar: Any  # tqdm
@@ -367,7 +415,7 @@ class _Done:
     tick: float = field(default_factory=time.perf_counter)
 
     def add(self, block: DecodedBlock) -> None:
-        self.computed.update(v.index for v in block.videos if self.status[v.index] != DONE)
+        self.computed.update(v.index for v in block.videos if self.fresh[v.index])
         for video in block.videos:
             if video.read_short is not None:
                 record = self.manifest.videos[video.index]
@@ -415,7 +463,7 @@ def _finish(final: Path, staging: Path) -> np.ndarray:
     """The status of the whole cache; the writer that finds it complete writes the HDF5 file.
     Runs under the store's creation lock, so ranks and jobs finishing together take turns."""
     with cache_mod.file_lock(final.with_name(final.name + ".create.lock")):
-        if final != staging and final.exists():
+        if final != staging and not staging.exists():  # exported by another writer
             with FeatureCache(final) as done:
                 return np.asarray(done["status"][:])
         status = np.asarray(FeatureCache(staging)["status"][:])

@@ -75,13 +75,13 @@ def load_pipeline(run_dir: Path, cfg: EvalConfig, device: torch.device, dataset:
     run_dir = Path(run_dir)
     features = features_of_run(run_dir)
     with FeatureCache(features) as cache:
-        attrs = cache.attrs
+        attrs, content = cache.attrs, cache.content_fingerprint
         _, t, dim = cache["light_features"].shape
     trained_on = attrs["identity"]["dataset"]
     if dataset is not None and trained_on != dataset:
         raise CacheError(f"{run_dir}: this run was trained on the {trained_on!r} dataset, not {dataset!r}")
     classes = tuple(attrs["manifest"]["classes"])
-    sampler, _, train_cfg = load_trained_sampler(run_dir, attrs["fingerprint"], SamplerShape(dim, t, len(classes)), device)
+    sampler, _, train_cfg = load_trained_sampler(run_dir, content, SamplerShape(dim, t, len(classes)), device)
     light, light_tf = cached_model(attrs, "light")
     recognizer, rec_tf = cached_model(attrs, "recognizer")
     light_runner, rec_runner = build_runners(light, recognizer, attrs["data_configs"]["light"], attrs["data_configs"]["recognizer"], device, backend, export_dir)

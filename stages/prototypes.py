@@ -80,7 +80,7 @@ def run_prototypes(features: Path, scorer: GuidingScorer, ground_truth: Path | N
     features = Path(features)
     scorer = clone(scorer)
     with FeatureCache(features) as cache:
-        out = prototypes_path(features, scorer.get_params(), cache.attrs["fingerprint"])
+        out = prototypes_path(features, scorer.get_params(), cache.content_fingerprint)
     with cache_mod.sole_writer(out, (out / "info.json").exists) as computing:
         if computing:
             return PrototypesResult(str(out), True, _fit_and_write(features, scorer, out, ground_truth, block_videos))
@@ -91,7 +91,7 @@ def _fit_and_write(features: Path, scorer: GuidingScorer, out: Path, ground_trut
     """Fit ``scorer`` on the cache's training videos a block at a time, score every finished
     video, and write them to ``out`` whole (through a temporary folder); returns their info."""
     with FeatureCache(features) as cache:
-        attrs = cache.attrs
+        attrs, content = cache.attrs, cache.content_fingerprint
         status = np.asarray(cache["status"][:])
         if (status == PENDING).any():
             raise CacheError(f"{features}: the feature cache is not finished ({int((status == PENDING).sum())} videos pending); run the features stage first")
@@ -120,7 +120,7 @@ def _fit_and_write(features: Path, scorer: GuidingScorer, out: Path, ground_trut
         frame_indices = np.asarray(cache["frame_indices"][:])
     info: dict[str, Any] = {
         "features": str(features),
-        "features_fingerprint": attrs["fingerprint"],
+        "features_fingerprint": content,
         "params": scorer.get_params(),
         "train_videos": int(train.sum()),
         "scored_videos": int(done.sum()),

@@ -74,6 +74,7 @@ class SamplerInputs:
     """What the sampler trains on, read from a finished feature cache and its prototypes."""
 
     attrs: dict[str, Any]
+    content_fingerprint: str  # the cache's (:meth:`FeatureCache.content_fingerprint`), which later outputs are keyed by
     status: np.ndarray  # [N]
     # The light features [M, T, D_l] (float16, as cached) of the M finished training videos, in
     # the order of finished_training(): the sampler trains on these alone. Held whole, or a
@@ -130,7 +131,7 @@ def load_sampler_inputs(features: Path, prototypes: Path) -> SamplerInputs:
         if g.shape != status.shape + (cached.shape[1],):
             raise CacheError(f"{prototypes}: guiding scores of shape {g.shape} do not belong to {features}")
         labels = multi_hot([v["labels"] for v in attrs["manifest"]["videos"]], len(attrs["manifest"]["classes"]))
-        return SamplerInputs(attrs, status, np.empty((0, *cached.shape[1:]), dtype=cached.dtype), frame_indices, np.nan_to_num(g), labels)
+        return SamplerInputs(attrs, cache.content_fingerprint, status, np.empty((0, *cached.shape[1:]), dtype=cached.dtype), frame_indices, np.nan_to_num(g), labels)
 
 
 # Cache rows read together when the training videos are held a window at a time: a compressed
@@ -194,7 +195,7 @@ def run_train(features: Path, prototypes: Path, cfg: TrainConfig, device: str = 
     then report its saliency on the validation videos (against ``ground_truth`` where given)."""
     features, prototypes = Path(features), Path(prototypes)
     with FeatureCache(features) as cache:
-        run_dir = run_dir_for(features, prototypes, cfg, cache.fingerprint)
+        run_dir = run_dir_for(features, prototypes, cfg, cache.content_fingerprint)
     checked = ground_truth is not None and Path(ground_truth).is_file()
     if (run_dir / "model.pth").exists() and not checked:  # finished: nothing to load
         return TrainResult(str(run_dir), 0, json.loads((run_dir / "metrics.json").read_text())["history"])
@@ -204,7 +205,7 @@ def run_train(features: Path, prototypes: Path, cfg: TrainConfig, device: str = 
     with cache_mod.sole_writer(run_dir, (run_dir / "model.pth").exists) as training:
         if training:
             trained = _train_run(inputs, features, prototypes, cfg, dev, run_dir, progress)
-    model, objective, _ = load_trained_sampler(run_dir, inputs.attrs["fingerprint"], inputs.shape, dev)
+    model, objective, _ = load_trained_sampler(run_dir, inputs.content_fingerprint, inputs.shape, dev)
     history = json.loads((run_dir / "metrics.json").read_text())["history"]
     return TrainResult(str(run_dir), trained, history, _saliency_report(model, objective, inputs, features, dev, ground_truth))
 
@@ -230,7 +231,7 @@ def _train_run(inputs: SamplerInputs, features: Path, prototypes: Path, cfg: Tra
     clips = training_clips(read_training_features(inputs, features, prototypes, read_shift=True, hold=cfg.shuffle_window), cfg)
     _train_epochs(model, optimizer, scheduler, frame_objective(cfg.fsm_target), clips, cfg, device, run_dir, start, history, progress)
     (run_dir / "metrics.json").write_text(json.dumps({"history": history, "config": asdict(cfg)}, indent=1))
-    save_atomic({"model": model.state_dict(), "config": asdict(cfg), "features": str(features), "features_fingerprint": inputs.attrs["fingerprint"], "prototypes": str(prototypes)}, run_dir / "model.pth")
+    save_atomic({"model": model.state_dict(), "config": asdict(cfg), "features": str(features), "features_fingerprint": inputs.content_fingerprint, "prototypes": str(prototypes)}, run_dir / "model.pth")
     return cfg.epochs - start
 
 
@@ -253,13 +254,14 @@ def _train_epochs(model: NSNetSampler, optimizer: torch.optim.Optimizer, schedul
 
 def load_trained_sampler(run_dir: Path, features_fingerprint: str, shape: SamplerShape, device: torch.device) -> tuple[NSNetSampler, FrameObjective, TrainConfig]:
     """The trained heads of a finished ``nsnet train`` run, checked against the feature cache
-    (its fingerprint) they are about to be used with."""
+    (its :meth:`~pipeline.cache.FeatureCache.content_fingerprint`) they are about to be used with."""
     path = Path(run_dir) / "model.pth"
     if not path.is_file():
         raise CacheError(f"{run_dir}: no trained sampler here (model.pth missing); run `nsnet train` first")
     saved = torch.load(path, map_location="cpu", weights_only=False)
     if saved.get("features_fingerprint") != features_fingerprint:
-        raise CacheError(f"{run_dir}: this sampler was trained on another feature cache ({saved.get('features')}), not on the one given (fingerprint {features_fingerprint[:16]})")
+        raise CacheError(f"{run_dir}: this sampler was trained on another feature cache ({saved.get('features')}), or on this one before videos of it were computed again, "
+                         f"not on the one given (content fingerprint {features_fingerprint[:16]}); train on it (nsnet train)")
     cfg = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved["config"].items()})
     model = shape.build(cfg)
     try:

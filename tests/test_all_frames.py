@@ -89,6 +89,11 @@ def test_all_frames_at_a_rate():
         AllFramesConfig(budget=0)
 
 
+def content_fingerprint(features: Path) -> str:
+    with FeatureCache(features) as cache:
+        return cache.content_fingerprint
+
+
 def eval_videos(features: Path) -> tuple[np.ndarray, dict, Manifest]:
     with FeatureCache(features) as cache:
         attrs = cache.attrs
@@ -151,7 +156,7 @@ def test_a_failed_video_is_named_kept_out_and_retried(tiny_pipeline, tmp_path):
     cfg = AllFramesConfig(budget=2)
     with pytest.raises(CacheError, match=f"1 evaluation video.*{Path(victim).name}: file not found"):
         run_all_frames(features, videos, data, cfg, torch.device("cpu"), workers=0, progress=False)
-    path, _ = store_for(features, eval_videos(features)[1]["fingerprint"], videos, cfg)
+    path, _ = store_for(features, content_fingerprint(features), videos, cfg)
     status = np.asarray(zarr.open_group(str(path), mode="r")["status"][:])
     assert status.tolist() == [1 if row != 1 else 2 for row in range(len(videos))]  # the others are kept
     (data / (victim + ".away")).rename(data / victim)
@@ -163,9 +168,9 @@ def test_a_failed_video_is_named_kept_out_and_retried(tiny_pipeline, tmp_path):
 
 def test_a_second_writer_is_refused(tiny_pipeline):
     features, _, truth = tiny_pipeline
-    videos, attrs, _ = eval_videos(features)
+    videos, _, _ = eval_videos(features)
     cfg = AllFramesConfig()
-    path, _ = store_for(features, attrs["fingerprint"], videos, cfg)
+    path, _ = store_for(features, content_fingerprint(features), videos, cfg)
     with file_lock(output_lock_path(path)):
         with pytest.raises(CacheError, match="another writer holds this lock"):
             run_all_frames(features, videos, truth.parent, cfg, torch.device("cpu"), workers=0, progress=False)

@@ -21,6 +21,7 @@ import pipeline.extract
 from pipeline import decode_watch
 from pipeline.cache import ARRAY_NAMES, DONE, FAILED, CacheError, FeatureCache
 from pipeline.decode_watch import DecoderFailure, DecodingWatch, WatchedDecoding, process_alive, watched
+from pipeline.video import NO_SOURCE
 from stages.features import run_features
 
 VICTIM = 5  # the video of the tiny set (12 videos, shards of 4, blocks of 2) that goes wrong
@@ -45,7 +46,11 @@ def _assert_same_but_the_victim(summary, reference) -> None:
         status = a["status"][:]
         assert status.tolist() == [FAILED if i == VICTIM else DONE for i in range(12)] == b["status"][:].tolist()
         for name in ARRAY_NAMES:
-            np.testing.assert_array_equal(a[name][:], b[name][:], err_msg=name)
+            mine, theirs = a[name][:], b[name][:]
+            if name == "source_sizes":  # the victim's file is there in one run, missing in the other
+                assert mine[VICTIM] != NO_SOURCE == theirs[VICTIM]
+                mine, theirs = np.delete(mine, VICTIM), np.delete(theirs, VICTIM)
+            np.testing.assert_array_equal(mine, theirs, err_msg=name)
 
 
 def _abort(*args) -> None:

@@ -185,7 +185,7 @@ def test_nsnet_from_the_cache_decodes_nothing_and_gives_the_cached_path_s_figure
     assert cached["skipped"] == ["asked for (--nsnet-from-cache), skipped: NSNet's decoded row (the recognizer on the K frames decoded again): its logits come from the cache"]
     assert [m for m in cached["methods"] if m["method"] != "NSNet (K=2)"] == [m for m in decoded["methods"] if m["method"] != "NSNet (K=2)"]
     inputs = load_sampler_inputs(features, prototypes)
-    before = fingerprint({"features": inputs.attrs["fingerprint"], "prototypes": prototypes.name, "run": run.name, "eval": asdict(cfg)})  # the identity before the option
+    before = fingerprint({"features": inputs.content_fingerprint, "prototypes": prototypes.name, "run": run.name, "eval": asdict(cfg)})  # the identity before the option
     assert decoded["output"] == str(features.with_name(f"{features.name}.eval-{before[:16]}")) and cached["output"] != decoded["output"]
     assert "asked for (--nsnet-from-cache)" in render_table(cached)
 
@@ -257,7 +257,7 @@ def test_the_sampler_run_nsnet_train_last_finished_is_the_default_of_the_later_s
 
     features, prototypes, truth = tiny_pipeline
     with FeatureCache(features) as cache:
-        default = run_dir_for(features, prototypes, get_dataset("demo").train, cache.fingerprint)
+        default = run_dir_for(features, prototypes, get_dataset("demo").train, cache.content_fingerprint)
     assert resolve_run(features, prototypes, "demo", None) == default
     if not torch.cuda.is_available():  # the device is picked as in every stage (auto: the GPU when present)
         asked = CliRunner().invoke(main, ["train", "--dataset", "demo", "--features", str(features), "--prototypes", str(prototypes), "--device", "cuda"])
@@ -284,7 +284,7 @@ def test_the_evaluation_scores_the_light_features_a_batch_at_a_time(tiny_pipelin
     features, prototypes, _ = tiny_pipeline
     inputs = load_sampler_inputs(features, prototypes)
     run = Path(run_train(features, prototypes, CFG, progress=False).path)
-    model, objective, _ = load_trained_sampler(run, inputs.attrs["fingerprint"], inputs.shape, torch.device("cpu"))
+    model, objective, _ = load_trained_sampler(run, inputs.content_fingerprint, inputs.shape, torch.device("cpu"))
     monkeypatch.setattr("stages.train.SALIENCY_BATCH", 2)
     data = EvalData(inputs, features)
     assert len(data.videos) > 2 and not hasattr(data, "light")  # no light features held
@@ -335,7 +335,7 @@ def test_ablations_build_every_table_from_switches(tiny_pipeline):
     from stages.ablations import ablations_dir_for
 
     with FeatureCache(features) as cache:
-        fp = cache.fingerprint
+        fp = cache.content_fingerprint
     assert report["split"] == "val" and render_ablations(report).startswith(f"ablations on {report['videos']} val videos")
     assert out == ablations_dir_for(features, prototypes, CFG, EVAL, fp) != ablations_dir_for(features, prototypes, CFG, EVAL, fp, "val")
     assert list(tables) == ["6a", "6b", "6c", "6d", "B.1", "B.2"]

@@ -73,7 +73,7 @@ def test_one_process_computes_the_prototypes_at_a_time(tiny_videos, tiny_config,
 
     features = Path(run_features("demo", tiny_videos, tiny_config, run_options).cache)
     with FeatureCache(features) as cache:
-        out = prototypes_path(features, GuidingScorer(epsilon=30.0).get_params(), cache.fingerprint)
+        out = prototypes_path(features, GuidingScorer(epsilon=30.0).get_params(), cache.content_fingerprint)
     with file_lock(output_lock_path(out)):
         with pytest.raises(CacheError, match=r"\.lock: another writer holds this lock \(pid \d+ on .*\); it is computing the same output"):
             run_prototypes(features, GuidingScorer(epsilon=30.0))

@@ -128,7 +128,7 @@ def test_train_stage_reports_saliency_and_is_idempotent(tiny_pipeline, monkeypat
     assert len(val) > 2
     with FeatureCache(features) as cache:
         light = np.asarray(cache["light_features"][:])[val]
-    model, objective, _ = load_trained_sampler(Path(result.path), inputs.attrs["fingerprint"], inputs.shape, torch.device("cpu"))
+    model, objective, _ = load_trained_sampler(Path(result.path), inputs.content_fingerprint, inputs.shape, torch.device("cpu"))
     s_f, s_v = sampler_saliency(model, objective, light, torch.device("cpu"))
     salient = json.loads(Path(truth).read_text())
     y = np.stack([np.asarray(salient[Path(inputs.videos[i]["path"]).stem]["salient"])[inputs.frame_indices[i]] for i in val]).ravel()

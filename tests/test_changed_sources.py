@@ -1,0 +1,167 @@
+"""Videos whose files changed after their features were computed: the size the cache records for
+each video's source, which videos a re-run computes again, and the key that the stages after
+the features stage give their outputs (the cache's content fingerprint)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.cache import DONE, FAILED, NOT_RECORDED, FeatureCache, ZarrWriter, changed_sources, store_files
+from pipeline.datasets import get_dataset
+from pipeline.prototypes import GuidingScorer
+from pipeline.video import NO_SOURCE, source_size
+from stages.features import run_features
+from stages.prototypes import run_prototypes
+
+
+def test_a_source_size_is_a_files_bytes_a_frame_folders_frames_and_minus_two_where_nothing_is(tmp_path):
+    video = tmp_path / "a.mp4"
+    video.write_bytes(b"x" * 1234)
+    frames = tmp_path / "b"
+    frames.mkdir()
+    for name in ("img_00001.jpg", "img_00002.jpg", "img_00003.JPG", "flow_x_00001.jpg", "._img_00001.jpg", "notes.txt"):
+        (frames / name).write_bytes(b"y")
+    (frames / "@eaDir").mkdir()
+    assert source_size(video) == 1234
+    assert source_size(frames) == 3  # the RGB frames alone: not the flow, the macOS companion, the text or the thumbnails
+    assert source_size(tmp_path / "gone.mp4") == NO_SOURCE == -2
+    assert source_size(tmp_path / "empty.mp4") == NO_SOURCE
+    (tmp_path / "empty.mp4").touch()
+    assert source_size(tmp_path / "empty.mp4") == 0
+
+
+def test_a_source_changed_is_one_of_another_size_that_is_there_where_one_was_recorded():
+    recorded = np.array([100, 100, 100, NOT_RECORDED, NO_SOURCE, NO_SOURCE, 0, 7])
+    now = np.array([100, 101, NO_SOURCE, 5, NO_SOURCE, 40, 0, 0])
+    # same size; another; gone since (kept); never recorded (a store from before); still missing;
+    # missing then and there now; empty both times; emptied since
+    assert changed_sources(recorded, now).tolist() == [False, True, False, False, False, True, False, True]
+
+
+def _store(path: Path, status: list[int], sizes: list[int] | None) -> Path:
+    """A two-array store (status and, unless None, source sizes) of fingerprint "f" * 64."""
+    n = len(status)
+    arrays = {"status": ((n,), "int8"), **({} if sizes is None else {"source_sizes": ((n,), "int64")})}
+    writer = ZarrWriter(path, "f" * 64, {"videos_per_batch": 2}, arrays, 2)
+    writer.write_block(0, {} if sizes is None else {"source_sizes": np.array(sizes)}, np.array(status, dtype=np.int8))
+    return path
+
+
+def test_the_content_fingerprint_follows_the_finished_videos_and_their_sources_sizes(tmp_path):
+    """The key later stages give their outputs: the configuration's fingerprint, and where the
+    store records its sources, which videos are finished and their sizes (a failure retried
+    that finished, a file computed again): each of those changes it. A store made before it
+    recorded them keeps the plain fingerprint, and what was computed from it keeps its key."""
+    import hashlib
+
+    def key(path: Path) -> str:
+        with FeatureCache(path) as cache:
+            assert cache.fingerprint == "f" * 64
+            return cache.content_fingerprint
+
+    status, sizes = [DONE, FAILED, DONE], [10, NO_SOURCE, 30]
+    base = key(_store(tmp_path / "a.zarr", status, sizes))
+    expected = hashlib.sha256(("f" * 64).encode() + np.array(status, dtype=np.int8).tobytes() + np.array(sizes, dtype=np.int64).tobytes()).hexdigest()
+    assert base == expected and base == key(_store(tmp_path / "same.zarr", status, sizes))
+    assert key(_store(tmp_path / "retried.zarr", [DONE, DONE, DONE], sizes)) != base
+    assert key(_store(tmp_path / "resized.zarr", status, [10, NO_SOURCE, 31])) != base
+    assert key(_store(tmp_path / "before.zarr", status, None)) == "f" * 64
+
+
+def _files(root: Path) -> list[Path]:
+    return [root / v.path for v in get_dataset("demo").load(root).videos]
+
+
+def _arrays(path: Path) -> dict[str, np.ndarray]:
+    with FeatureCache(path) as cache:
+        return {name: np.asarray(array[:]) for name, array in cache.arrays.items()}
+
+
+def test_a_video_whose_file_changed_is_computed_again_alone_and_the_prototypes_follow(tiny_videos, tiny_config, run_options):
+    """The cache records each video's file size. One file replaced by another video's bytes
+    (a re-download under the same name) is computed again on the next run, its rows those of
+    the video it holds now; a file touched (another time, the same bytes, as a copy of the
+    dataset gives every file) and a file deleted since (datasets are moved off after their
+    features are computed) keep their rows. The cache's key for later stages changes with the
+    row, so the prototypes are computed again, into a new folder."""
+    first = run_features("demo", tiny_videos, tiny_config, run_options)
+    cache = Path(first.cache)
+    files = _files(tiny_videos)
+    before = _arrays(cache)
+    assert before["source_sizes"].tolist() == [f.stat().st_size for f in files]
+    with FeatureCache(cache) as c:
+        fingerprint, key_before = c.fingerprint, c.content_fingerprint
+    prototypes_before = run_prototypes(cache, GuidingScorer()).path
+
+    changed, donor = next((i, j) for i in range(len(files)) for j in range(len(files)) if files[i].stat().st_size != files[j].stat().st_size and before["num_frames"][i] != before["num_frames"][j])
+    shutil.copyfile(files[donor], files[changed])
+    touched, deleted = next(k for k in range(len(files)) if k not in (changed, donor)), next(k for k in reversed(range(len(files))) if k not in (changed, donor))
+    os.utime(files[touched], ns=(1, 1))
+    files[deleted].unlink()
+
+    again = run_features("demo", tiny_videos, tiny_config, run_options)
+    assert again.cache == first.cache and (again.changed, again.computed, again.skipped, again.failed) == (1, 1, 11, 0)
+    assert "computed again (file changed)  1 (another size than when computed)" in again.table()
+    after = _arrays(cache)
+    assert after["source_sizes"][changed] == files[donor].stat().st_size
+    for name in ("num_frames", "frame_indices"):
+        assert after[name][changed].tolist() == before[name][donor].tolist()
+    np.testing.assert_allclose(after["rec_logits"][changed], before["rec_logits"][donor], rtol=1e-4, atol=1e-4)
+    others = np.arange(len(files)) != changed
+    for name, values in before.items():  # the rest as it was, bit for bit: the touched and the deleted videos' rows too
+        np.testing.assert_array_equal(after[name][others], values[others], err_msg=name)
+    with FeatureCache(cache) as c:
+        assert c.fingerprint == fingerprint and c.content_fingerprint != key_before
+    prototypes_after = run_prototypes(cache, GuidingScorer())
+    assert prototypes_after.computed and prototypes_after.path != prototypes_before
+
+    still = run_features("demo", tiny_videos, tiny_config, run_options)
+    assert (still.changed, still.computed, still.skipped) == (0, 0, 12)
+
+
+def test_a_missing_video_that_appears_is_computed_without_retry_failed(tiny_videos, tiny_config, run_options, tmp_path):
+    """A file missing in the first run (not downloaded yet) fails; once it is there the next
+    run computes it without ``--retry-failed``, where a corrupt file that has not changed stays
+    failed until asked."""
+    files = _files(tiny_videos)
+    kept = tmp_path / "later.mp4"
+    shutil.move(files[2], kept)
+    files[7].write_bytes(b"not a video at all")
+    first = run_features("demo", tiny_videos, tiny_config, run_options)
+    assert first.failed == 2
+    assert _arrays(Path(first.cache))["source_sizes"][[2, 7]].tolist() == [NO_SOURCE, len(b"not a video at all")]
+
+    shutil.move(kept, files[2])
+    second = run_features("demo", tiny_videos, tiny_config, run_options)
+    status = _arrays(Path(second.cache))["status"]
+    assert (second.changed, second.computed, second.failed) == (1, 1, 1) and status[2] == DONE and status[7] == FAILED
+    retried = run_features("demo", tiny_videos, tiny_config, replace(run_options, retry_failed=True))
+    assert (retried.changed, retried.failed_now, retried.failed) == (0, 1, 1)
+
+
+def test_a_finished_hdf5_cache_computes_a_changed_video_in_its_store_and_is_written_again(tiny_videos, tiny_config, run_options):
+    """A finished ``--storage hdf5`` cache has no store left to write in: a video changed since
+    has the file copied back into its staging store (what a killed copy left is cleared), the
+    video computed there and the file written again; the staging store goes. Before, such a
+    run, as one with ``--retry-failed``, found the file finished and did nothing."""
+    config = replace(tiny_config, storage="hdf5")
+    first = Path(run_features("demo", tiny_videos, config, run_options).cache)
+    before = _arrays(first)
+    files = _files(tiny_videos)
+    shutil.copyfile(files[0], files[11])
+    partial = first.with_name(first.name + ".staging.zarr.999.tmp")
+    partial.mkdir()
+    again = run_features("demo", tiny_videos, config, run_options)
+    assert Path(again.cache) == first and (again.changed, again.computed, again.done) == (1, 1, 12)
+    assert not first.with_name(first.name + ".staging.zarr").exists() and not partial.exists()
+    assert store_files(first) == {"total": 1}
+    after = _arrays(first)
+    assert after["source_sizes"][11] == files[0].stat().st_size and after["num_frames"][11] == before["num_frames"][0]
+    for name, values in before.items():
+        np.testing.assert_array_equal(after[name][:11], values[:11], err_msg=name)
+    assert run_features("demo", tiny_videos, config, run_options).computed == 0
