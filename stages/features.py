@@ -29,6 +29,7 @@ from pipeline.extract import BlockDecoder, BlockInference, DecodedBlock, decodin
 from pipeline.metrics import multi_hot
 from pipeline.checkpoints import preprocessing_text
 from pipeline.models import CHECKPOINT_TAKEN, FrameEncoder, checkpoint_identity, create_model, data_config, frame_transform, frame_transforms, model_identity, weights_identity
+from pipeline.sibling_caches import copied_rows, find_siblings, reusable_rows
 from pipeline.video import NO_SOURCE, failure_summary, source_size
 from pipeline.wording import first_few
 
@@ -42,6 +43,8 @@ class FeaturesSummary:
     computed: int = 0  # finished by this run
     skipped: int = 0  # already finished (or failed) before this run, in this run's share
     changed: int = 0  # finished or failed before, computed again by this run: their sources changed since
+    copied: int = 0  # finished (or failed) by this run as copies of a sibling cache's rows
+    copied_from: list[str] = field(default_factory=list)  # those siblings' names
     failed_now: int = 0
     done: int = 0  # whole cache
     failed: int = 0  # whole cache, plus manifest entries that could not be used
@@ -72,6 +75,7 @@ class FeaturesSummary:
             ("computed this run", f"{self.computed}"),
             ("skipped (already in cache)", f"{self.skipped}"),
             *([("computed again (file changed)", f"{self.changed} (another size than when computed)")] if self.changed else []),
+            *([("copied from sibling caches", f"{self.copied} ({first_few(self.copied_from, 3)}: the same configuration, another manifest)")] if self.copied else []),
             ("failed", f"{self.failed}" + (f" ({self.failed_now} this run)" if self.failed_now else "")),
             ("done / pending", f"{self.done} / {self.pending}" + ("  (complete)" if self.complete else "  (INCOMPLETE)")),
             ("cache size", f"{self.cache_bytes / 2**20:.2f} MiB ({per_video / 1024:.1f} KiB per video)"),
@@ -136,8 +140,15 @@ def _failures_file(final: Path) -> Path:
 
 def _log_video(log: Path, video_id: str, path: str, reason: str, **more: Any) -> None:
     """A line of the run's log of a video: why it failed, or that it was read short."""
+    _log_lines(log, [{"video_id": video_id, "path": path, "reason": reason, **more}])
+
+
+def _log_lines(log: Path, records: list[dict[str, Any]]) -> None:
+    """Lines of the run's log, on disk when this returns."""
+    if not records:
+        return
     with open(log, "a") as handle:
-        handle.write(json.dumps({"video_id": video_id, "path": path, "reason": reason, **more}) + "\n")
+        handle.write("".join(json.dumps(record) + "\n" for record in records))
         handle.flush()
         os.fsync(handle.fileno())
 
@@ -289,7 +300,12 @@ class SourceWatch:
         mine = np.zeros(len(recorded), dtype=bool)
         for s, members in enumerate(make_blocks(len(recorded), shard_size(attrs))):
             mine[members] = self.worker.owns(s)
-        look = np.flatnonzero(mine & ~self.seen & (recorded != NOT_RECORDED))
+        self.sizes(np.flatnonzero(mine & (recorded != NOT_RECORDED)))
+        return changed_sources(recorded, self.now)
+
+    def sizes(self, videos: np.ndarray) -> np.ndarray:
+        """The sizes of the sources of ``videos`` (indices) now, each looked at once a run."""
+        look = videos[~self.seen[videos]]
         root = str(self.root)
 
         def sizes(part: np.ndarray) -> list[int]:
@@ -298,7 +314,7 @@ class SourceWatch:
         with ThreadPoolExecutor(SOURCE_LOOKS_AT_ONCE) as pool:  # a part a thread: a task a video costs more than a local look
             self.now[look] = np.fromiter(chain.from_iterable(pool.map(sizes, np.array_split(look, SOURCE_LOOKS_AT_ONCE))), dtype=np.int64, count=len(look))
         self.seen[look] = True
-        return changed_sources(recorded, self.now)
+        return self.now[videos]
 
     def plan(self, store: FeatureCache | ZarrWriter, retry_failed: bool) -> _Plan:
         """The plan of this worker for ``store`` as it is now."""
@@ -351,7 +367,8 @@ def _existing_plan(staging: Path, fp: str, sources: SourceWatch, opts: RunOption
 
 def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOptions, worker: Worker, final: Path, staging: Path, fp: str, identity: dict[str, Any], started: float, sources: SourceWatch) -> FeaturesSummary:
     plan = _existing_plan(staging, fp, sources, opts)
-    computed = failed_now = frames = 0
+    computed = failed_now = frames = copied = 0
+    copied_from: list[str] = []
     loop_seconds = 0.0
     if plan is None or plan.todo:
         light, rec, light_cfg, rec_cfg = build_encoders(config, manifest)
@@ -370,34 +387,67 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
         log_dir.mkdir(parents=True, exist_ok=True)
         log = log_dir / f"shard-{worker.shard}-of-{worker.num_shards}.jsonl"
         with cache_mod.file_lock(staging / "locks" / f"shard-{worker.shard}-of-{worker.num_shards}.lock", blocking=False):
-            # read again under the lock: the block and shard sizes are those fixed at creation
+            copied, copied_from = _copy_from_siblings(final, staging, identity, manifest, writer, sources.plan(writer, opts.retry_failed), sources, config.offsets, log, opts.progress and worker.is_leader)
+            # read again under the lock, after the copies: the block and shard sizes are those fixed at creation
             status = writer.status()
             plan = sources.plan(writer, opts.retry_failed)
             if worker.is_leader:
                 needed = bytes_to_write(status, writer.attrs, layout, opts.retry_failed, final != staging, plan.changed)
                 cache_mod.warn_if_short_of_space(staging, needed, "finishing this cache writes" + (" (its HDF5 export included)" if final != staging else ""))
-            transforms = frame_transforms(light_cfg, rec_cfg)
-            sizing = BlockDecoder(root, manifest.videos, plan.todo, config.num_frames, *transforms, config.offsets)
-            workers = min(decoding_workers(opts.workers, worker.device), len(plan.todo))
-            workers = workers_within_shared_memory(workers, sizing.largest_block_bytes(light_cfg["input_size"], rec_cfg["input_size"]), asked=opts.workers is not None)
-            done = _Done((status != DONE) | plan.changed, log, manifest, tqdm(total=sum(len(m) for _, m in plan.todo), unit="video", desc=f"features {manifest.name}", disable=not opts.progress or not worker.is_leader))
-            with WatchedDecoding(workers, opts.decode_timeout, str(staging), lambda index: str(root / manifest.videos[index].path)) as decoding:
+            if plan.todo:  # all but what was copied
+                transforms = frame_transforms(light_cfg, rec_cfg)
+                sizing = BlockDecoder(root, manifest.videos, plan.todo, config.num_frames, *transforms, config.offsets)
+                workers = min(decoding_workers(opts.workers, worker.device), len(plan.todo))
+                workers = workers_within_shared_memory(workers, sizing.largest_block_bytes(light_cfg["input_size"], rec_cfg["input_size"]), asked=opts.workers is not None)
+                done = _Done((status != DONE) | plan.changed, log, manifest, tqdm(total=sum(len(m) for _, m in plan.todo), unit="video", desc=f"features {manifest.name}", disable=not opts.progress or not worker.is_leader))
+                with WatchedDecoding(workers, opts.decode_timeout, str(staging), lambda index: str(root / manifest.videos[index].path)) as decoding:
 
-                def blocks_from_the_next() -> Iterator[DecodedBlock]:  # after a failure, from the block it stopped
-                    decoder = BlockDecoder(root, manifest.videos, plan.todo[done.blocks :], config.num_frames, *transforms, config.offsets, watch=decoding.watch, skip=decoding.skip)
-                    return iter(decoding_loader(decoder, workers, pin_memory=worker.device.type == "cuda"))
+                    def blocks_from_the_next() -> Iterator[DecodedBlock]:  # after a failure, from the block it stopped
+                        decoder = BlockDecoder(root, manifest.videos, plan.todo[done.blocks :], config.num_frames, *transforms, config.offsets, watch=decoding.watch, skip=decoding.skip)
+                        return iter(decoding_loader(decoder, workers, pin_memory=worker.device.type == "cuda"))
 
-                blocks = decoding.items(blocks_from_the_next, lambda block: bool(block.videos))  # the decoding workers start and decode ahead while the models load
-                infer = BlockInference(*build_runners(light, rec, light_cfg, rec_cfg, worker.device, opts.backend, opts.export_dir), worker.device)
-                done.tick = time.perf_counter()  # the compute's time starts with the models loaded
-                _write_blocks(blocks, infer, writer, layout.rows(), done, _order_watch(manifest, identity["models"]["recognizer"]))
-            done.bar.close()
-            computed, failed_now, frames, loop_seconds = len(done.computed), len(done.failed), done.frames, time.perf_counter() - done.tick
+                    blocks = decoding.items(blocks_from_the_next, lambda block: bool(block.videos))  # the decoding workers start and decode ahead while the models load
+                    infer = BlockInference(*build_runners(light, rec, light_cfg, rec_cfg, worker.device, opts.backend, opts.export_dir), worker.device)
+                    done.tick = time.perf_counter()  # the compute's time starts with the models loaded
+                    _write_blocks(blocks, infer, writer, layout.rows(), done, _order_watch(manifest, identity["models"]["recognizer"]))
+                done.bar.close()
+                computed, failed_now, frames, loop_seconds = len(done.computed), len(done.failed), done.frames, time.perf_counter() - done.tick
     barrier(worker)
     status = _finish(final, staging)
-    summary = _summarise(final, manifest, status, computed, failed_now, plan.skipped, started)
+    summary = _summarise(final, manifest, status, computed, failed_now, plan.skipped - copied, started)
     summary.frames, summary.compute_seconds, summary.changed = frames, loop_seconds, int(plan.changed.sum())
+    summary.copied, summary.copied_from = copied, copied_from
     return summary
+
+
+def _copy_from_siblings(final: Path, staging: Path, identity: dict[str, Any], manifest: Manifest, writer: ZarrWriter, plan: _Plan, sources: SourceWatch, offsets: int, log: Path, progress: bool) -> tuple[int, list[str]]:
+    """Write, copied from sibling caches (:mod:`pipeline.sibling_caches`), the shards of ``plan``
+    not written yet whose every video a sibling holds (a shard is written whole: one holding a
+    video no sibling has is computed whole); their logged failures and short reads come along.
+    Returns the videos copied and the siblings they came from."""
+    step, status = shard_size(writer.attrs), writer.status()
+    starts = sorted({members[0] - members[0] % step for _, members in plan.todo})
+    unwritten = [m for m in (list(range(start, min(start + step, len(status)))) for start in starts) if (status[m] == PENDING).all()]
+    siblings = find_siblings(final.parent, identity, manifest, {final, staging}) if unwritten else []
+    try:
+        if not siblings:
+            return 0, []
+        candidates = np.concatenate(unwritten)
+        reusable = reusable_rows(siblings, manifest, candidates, sources.sizes(candidates), offsets)
+        copying = [m for m in unwritten if all(i in reusable for i in m)]
+        row_layout = {name: (array.shape[1:], str(array.dtype)) for name, array in writer.arrays.items() if name != "status"}
+        with cache_mod.clear_out_of_space(writer.path, cache_mod.RESUMABLE), tqdm(total=sum(map(len, copying)), unit="video", desc="copied from sibling caches", disable=not progress) as bar:
+            for members in copying:
+                rows, shard_status = copied_rows(siblings, reusable, members, row_layout)
+                writer.write_block(members[0], rows, shard_status)
+                logged = ((i, siblings[reusable.sibling[i]].logged.get(manifest.videos[i].path)) for i in members)
+                _log_lines(log, [{**record, "video_id": manifest.videos[i].video_id} for i, record in logged if record is not None])
+                bar.update(len(members))
+        used = np.unique(reusable.sibling[np.concatenate(copying)]) if copying else []
+        return sum(map(len, copying)), [siblings[s].path.name for s in used]
+    finally:
+        for sibling in siblings:
+            sibling.cache.close()
 
 
 @dataclass

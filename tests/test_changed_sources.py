@@ -165,3 +165,65 @@ def test_a_finished_hdf5_cache_computes_a_changed_video_in_its_store_and_is_writ
     for name, values in before.items():
         np.testing.assert_array_equal(after[name][:11], values[:11], err_msg=name)
     assert run_features("demo", tiny_videos, config, run_options).computed == 0
+
+
+def _manifest_lines(root: Path) -> list[str]:
+    return (root / "manifest.csv").read_text().splitlines()
+
+
+def _write_manifest(root: Path, lines: list[str]) -> None:
+    (root / "manifest.csv").write_text("\n".join(lines) + "\n")
+
+
+def test_a_cache_for_another_manifest_copies_the_rows_a_sibling_cache_holds(tiny_videos, tiny_config, run_options):
+    """A label corrected in the list makes another manifest, so another cache; its videos'
+    rows are those of the cache made before (the same configuration, the same files), copied
+    from it, not computed: every array equal to the sibling's. A manifest with a video of its
+    own computes that video's shard whole and copies the others; a sibling of another
+    configuration (another T) is not one."""
+    first = run_features("demo", tiny_videos, tiny_config, run_options)
+    lines = _manifest_lines(tiny_videos)
+    path, label, split = lines[3].split(",")
+    relabelled = lines[:3] + [f"{path},{lines[5].split(',')[1]},{split}"] + lines[4:]
+    assert relabelled[3] != lines[3]
+    _write_manifest(tiny_videos, relabelled)
+    second = run_features("demo", tiny_videos, tiny_config, run_options)
+    assert second.cache != first.cache and (second.copied, second.computed, second.done) == (12, 0, 12)
+    assert second.copied_from == [Path(first.cache).name] and "copied from sibling caches  12 (" in second.table()
+    theirs, mine = _arrays(Path(first.cache)), _arrays(Path(second.cache))
+    for name, values in theirs.items():
+        np.testing.assert_array_equal(mine[name], values, err_msg=name)
+
+    # a thirteenth video, another name for the bytes of video 0, ninth in the list: the shard
+    # it falls in (extra, 8, 9, 10 of shards of 4) is computed, the other three copied
+    shutil.copyfile(tiny_videos / lines[1].split(",")[0], tiny_videos / "videos" / "extra.mp4")
+    _write_manifest(tiny_videos, relabelled[:9] + ["videos/extra.mp4," + relabelled[1].split(",", 1)[1]] + relabelled[9:])
+    third = run_features("demo", tiny_videos, tiny_config, run_options)
+    assert (third.copied, third.computed, third.done) == (9, 4, 13)
+    grown = _arrays(Path(third.cache))
+    for name, values in theirs.items():
+        np.testing.assert_array_equal(grown[name][:8], values[:8], err_msg=name)
+        np.testing.assert_array_equal(grown[name][12], values[11], err_msg=name)
+    np.testing.assert_allclose(grown["rec_logits"][8:12], theirs["rec_logits"][[0, 8, 9, 10]], rtol=1e-4, atol=1e-4)
+
+    other = run_features("demo", tiny_videos, replace(tiny_config, num_frames=4), run_options)
+    assert (other.copied, other.computed) == (0, 13)
+
+
+def test_a_sibling_row_is_not_copied_where_the_file_changed_since_and_its_failure_comes_along(tiny_videos, tiny_config, run_options):
+    """A sibling's row whose file has another size now is computed, not copied (its shard with
+    it); a sibling's failure (a file missing then and now) is copied as a failure with its
+    logged reason."""
+    files = _files(tiny_videos)
+    files[9].unlink()
+    first = run_features("demo", tiny_videos, tiny_config, run_options)
+    assert first.failed == 1
+    shutil.copyfile(files[1], files[2])  # a video of the first shard replaced since
+    lines = _manifest_lines(tiny_videos)
+    _write_manifest(tiny_videos, lines[:1] + [lines[11]] + lines[1:11] + lines[12:])  # video 10 first
+    second = run_features("demo", tiny_videos, tiny_config, run_options)
+    # shards of 4 in the new order: (10, 0, 1, 2) computed for video 2; (3-6) and (7, 8, 9, 11) copied
+    assert (second.copied, second.computed, second.failed) == (8, 4, 1)
+    assert [f["path"] for f in second.failures] == [first.failures[0]["path"]] and second.failures[0]["reason"] == first.failures[0]["reason"] == "file not found"
+    mine = _arrays(Path(second.cache))
+    assert mine["source_sizes"][3] == files[1].stat().st_size and mine["status"].tolist() == [DONE] * 10 + [FAILED, DONE]

@@ -1,0 +1,137 @@
+"""Rows a new feature cache takes from its siblings: caches of the same dataset and
+configuration made for another manifest.
+
+A cache's fingerprint covers its manifest, so a label corrected in an annotation list, a video
+added or dropped, or another official split of the same videos (UCF101's three) makes another
+cache. A video's rows depend on its file, the models, T, the seed and the candidates per
+segment, not on its labels or its neighbours in the list, so where a sibling holds a video of
+the new manifest (the same path and segment, the same class list, the same file size now as
+when it was computed, and, with candidates per segment, the same split) its rows are copied,
+not computed. Its logged failure or short read comes along with it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.cache import DONE, FAILED, CacheError, FeatureCache, read_rows
+from pipeline.datasets import Manifest
+
+# The names of the features stage's stores: a Zarr cache, an HDF5 one, and the staging store of one.
+STORE_NAME = re.compile(r"^features-[0-9a-f]{16}(\.zarr|\.h5|\.h5\.staging\.zarr)$")
+
+
+def sibling_identity(identity: dict[str, Any]) -> dict[str, Any]:
+    """A cache's identity without its manifest: what a sibling's must equal."""
+    return {k: v for k, v in identity.items() if k != "manifest_sha256"}
+
+
+def _video_key(video: dict[str, Any]) -> tuple[str, tuple[float, ...] | None]:
+    segment = video.get("segment")
+    return video["path"], tuple(segment) if segment else None
+
+
+@dataclass
+class Sibling:
+    """A sibling cache open for reading, its videos by (path, segment)."""
+
+    path: Path
+    cache: FeatureCache
+    rows: dict[tuple[str, tuple[float, ...] | None], int]
+    splits: list[str]
+    status: np.ndarray
+    sizes: np.ndarray
+    logged: dict[str, dict[str, Any]] = field(default_factory=dict)  # latest log line by video path
+
+    @classmethod
+    def open(cls, path: Path) -> Sibling:
+        cache = FeatureCache(path)
+        videos = cache.attrs["manifest"]["videos"]
+        final = path.with_name(path.name.removesuffix(".staging.zarr"))
+        logged: dict[str, dict[str, Any]] = {}
+        log_dir = final.with_name(final.name + ".failures.d")
+        for log in sorted(log_dir.glob("*.jsonl")) if log_dir.is_dir() else []:
+            for line in log.read_text().splitlines():
+                if line.strip():
+                    record = json.loads(line)
+                    logged[record["path"]] = record
+        return cls(path, cache, {_video_key(v): i for i, v in enumerate(videos)}, [v["split"] for v in videos],
+                   np.asarray(cache["status"][:]), np.asarray(cache["source_sizes"][:]), logged)  # fmt: skip
+
+
+def find_siblings(folder: Path, identity: dict[str, Any], manifest: Manifest, itself: set[Path]) -> list[Sibling]:
+    """The stores in ``folder`` (the dataset's cache folder) other than ``itself`` whose identity
+    is ``identity`` but for the manifest, with the same classes and content source, that record
+    their videos' file sizes (stores made before 2026-12-05 do not, and are passed over)."""
+    wanted = sibling_identity(identity)
+    found = []
+    for path in sorted(Path(folder).iterdir()) if Path(folder).is_dir() else []:
+        if not STORE_NAME.match(path.name) or path in itself:
+            continue
+        try:
+            cache = FeatureCache(path)
+        except (CacheError, OSError, KeyError, ValueError):  # a store being written, or damaged: not a sibling
+            continue
+        try:
+            attrs = cache.attrs
+            same = (sibling_identity(attrs["identity"]) == wanted and attrs["manifest"]["classes"] == list(manifest.classes)
+                    and attrs["manifest"].get("source", "") == manifest.source and "source_sizes" in cache.arrays)  # fmt: skip
+        finally:
+            cache.close()
+        if same:
+            found.append(Sibling.open(path))
+    return found
+
+
+@dataclass(frozen=True)
+class Reusable:
+    """Where each video of a manifest can be copied from: ``sibling[i]`` (-1: nowhere) and its row there."""
+
+    sibling: np.ndarray  # [N] int
+    row: np.ndarray  # [N] int
+
+    def __contains__(self, index: int) -> bool:
+        return self.sibling[index] >= 0
+
+
+def reusable_rows(siblings: list[Sibling], manifest: Manifest, candidates: np.ndarray, sizes_now: np.ndarray, offsets: int) -> Reusable:
+    """For the videos ``candidates`` of ``manifest``, the first sibling holding each finished
+    (done, or failed) from a file of the size it has now (``sizes_now``, by video index); with
+    ``offsets`` > 1 only in the same split (a training video's rows hold the other candidates)."""
+    sibling = np.full(len(manifest.videos), -1, dtype=np.int64)
+    row = np.zeros(len(manifest.videos), dtype=np.int64)
+    for index in candidates:
+        video = manifest.videos[index]
+        key = (video.path, tuple(video.segment) if video.segment else None)
+        for s, other in enumerate(siblings):
+            j = other.rows.get(key)
+            if j is None or other.status[j] not in (DONE, FAILED) or other.sizes[j] != sizes_now[index]:  # sizes_now: never NOT_RECORDED
+                continue
+            if offsets > 1 and other.splits[j] != video.split:
+                continue
+            sibling[index], row[index] = s, j
+            break
+    return Reusable(sibling, row)
+
+
+def copied_rows(siblings: list[Sibling], reusable: Reusable, members: list[int], row_layout: dict[str, tuple[tuple[int, ...], str]]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The rows and status of the videos ``members`` (consecutive, all reusable) read from their
+    siblings, a sibling's rows at a time in its order."""
+    rows = {name: np.zeros((len(members),) + shape, dtype=dtype) for name, (shape, dtype) in row_layout.items()}
+    status = np.zeros(len(members), dtype=np.int8)
+    at = np.asarray(members)
+    for s in np.unique(reusable.sibling[at]):
+        mine = np.flatnonzero(reusable.sibling[at] == s)
+        theirs = reusable.row[at[mine]]
+        order = np.argsort(theirs)
+        sibling = siblings[s]
+        for name in rows:
+            rows[name][mine[order]] = read_rows(sibling.cache[name], theirs[order])
+        status[mine] = sibling.status[theirs]
+    return rows, status
