@@ -65,7 +65,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -327,6 +327,10 @@ class ZarrWriter:
     def status(self) -> np.ndarray:
         return self.arrays["status"][:]
 
+    def rows(self, start: int, stop: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """The rows and status of the videos ``start..stop-1`` as the store holds them."""
+        return {name: np.asarray(array[start:stop]) for name, array in self.arrays.items() if name != "status"}, np.asarray(self.arrays["status"][start:stop])
+
     def write_block(self, start: int, rows: dict[str, np.ndarray], status: np.ndarray) -> None:
         """Write the rows of consecutive videos ``start, start+1, ..`` (whole shards), then
         their ``status`` markers (DONE or FAILED): the markers go last."""
@@ -337,38 +341,51 @@ class ZarrWriter:
 
 
 class ShardAssembler:
-    """Collects the rows of consecutive blocks of videos until a whole shard is there: a shard
-    file is written once, whole (rewriting it block by block would cost its size each time)."""
+    """Collects the rows of a shard's videos, block by block, until the whole shard is there: a
+    shard file is written once, whole (rewriting it block by block would cost its size each
+    time). ``coming`` [N] marks the videos this run computes; the other videos of a shard it
+    computes some of (a shard written before, some of whose videos are computed again) keep
+    their rows, read from the store with ``written(start, stop)`` when the shard is begun."""
 
-    def __init__(self, num_videos: int, shard_videos: int, rows: dict[str, tuple[tuple[int, ...], str]]):
+    def __init__(self, num_videos: int, shard_videos: int, rows: dict[str, tuple[tuple[int, ...], str]], coming: np.ndarray, written: Callable[[int, int], tuple[dict[str, np.ndarray], np.ndarray]]):
         self.num_videos, self.shard_videos, self.row_layout = num_videos, shard_videos, rows
+        self.coming, self.written = coming, written
         self._start: int | None = None
         self._rows: dict[str, np.ndarray] = {}
         self._status = np.zeros(0, dtype=np.int8)
         self._filled = 0
 
-    def add(self, start: int, rows: dict[str, np.ndarray], status: np.ndarray) -> tuple[int, dict[str, np.ndarray], np.ndarray] | None:
-        """Add the rows of videos ``start..``; returns (shard start, rows, status) when they
-        complete their shard, else None. Blocks must come in order, shard by shard."""
-        shard_start = start - start % self.shard_videos
+    def add(self, members: Sequence[int], rows: dict[str, np.ndarray], status: np.ndarray) -> tuple[int, dict[str, np.ndarray], np.ndarray] | None:
+        """Add the rows of the videos ``members`` (of one shard, in order); returns (shard start,
+        rows, status) when they complete their shard, else None. Blocks must come shard by shard."""
+        shard_start = members[0] - members[0] % self.shard_videos
         if self._start is None:
-            size = min(self.shard_videos, self.num_videos - shard_start)
-            self._start = shard_start
-            self._rows = {name: np.zeros((size,) + shape, dtype=dtype) for name, (shape, dtype) in self.row_layout.items()}
-            self._status = np.zeros(size, dtype=np.int8)
-            self._filled = 0
-        if shard_start != self._start:
-            raise ValueError(f"rows of videos {start}.. arrived while the shard at {self._start} is incomplete")
-        at = slice(start - shard_start, start - shard_start + len(status))
+            self._begin(shard_start)
+        if shard_start != self._start or members[-1] >= self._start + len(self._status):
+            raise ValueError(f"rows of videos {members[0]}..{members[-1]} arrived while the shard at {self._start} is incomplete")
+        at = np.asarray(members) - shard_start
         for name, value in rows.items():
             self._rows[name][at] = value
         self._status[at] = status
-        self._filled += len(status)
+        self._filled += len(at)
         if self._filled < len(self._status):
             return None
         complete = (self._start, self._rows, self._status)
         self._start = None
         return complete
+
+    def _begin(self, start: int) -> None:
+        stop = min(start + self.shard_videos, self.num_videos)
+        self._start = start
+        self._rows = {name: np.zeros((stop - start,) + shape, dtype=dtype) for name, (shape, dtype) in self.row_layout.items()}
+        self._status = np.zeros(stop - start, dtype=np.int8)
+        kept = ~self.coming[start:stop]
+        if kept.any():
+            rows, status = self.written(start, stop)
+            for name in self._rows:
+                self._rows[name][kept] = rows[name][kept]
+            self._status[kept] = status[kept]
+        self._filled = int(kept.sum())
 
 
 class BackgroundWriter:

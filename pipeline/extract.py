@@ -6,7 +6,8 @@ and crops them as each model's timm transform does, handing over uint8 crops; th
 scales and normalises them on the models' device and runs both models on all frames of the
 block at once (frames of several videos share a batch). Blocks are fixed by video index, so a
 resumed or sharded run computes exactly the batches an uninterrupted run would, and on the CPU
-the cache comes out bit-identical.
+the cache comes out bit-identical. (Videos computed again in a shard written before, failures
+retried or files changed, make blocks of their own: ``stages.features``.)
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ def _one_rescale(parts: Sequence[ModelFrames]) -> Rescale | None:
 @dataclass
 class DecodedBlock:
     block: int
-    members: list[int]  # the consecutive video indices of the block
+    members: list[int]  # the video indices of the block, in order: consecutive, or those of a shard computed again
     videos: list[DecodedVideo]
     failures: list[VideoFailure]
     light: ModelFrames  # for the light model
@@ -132,6 +133,10 @@ class DecodedBlock:
     @property
     def num_frames(self) -> int:
         return sum(v.rows for v in self.videos)
+
+    def positions(self) -> dict[int, int]:
+        """Each member's position among the block's members (its row in the block's rows)."""
+        return {index: i for i, index in enumerate(self.members)}
 
     def pin_memory(self) -> DecodedBlock:
         """The block with its frames in page-locked memory, so that their copy to the GPU runs
@@ -487,14 +492,14 @@ class BlockInference:
         self.light, self.recognizer, self.device = light, recognizer, torch.device(device)
 
     def __call__(self, block: DecodedBlock, layout_rows: dict[str, tuple[tuple[int, ...], str]]) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """The cache rows of the block's videos (failed ones left zero but for their source
-        sizes) and their status (DONE, or FAILED for the block's failures)."""
-        start, count = block.members[0], len(block.members)
+        """The cache rows of the block's videos, in the order of its members (failed ones left
+        zero but for their source sizes), and their status (DONE, or FAILED for the block's failures)."""
+        count, row_of = len(block.members), block.positions()
         rows = {name: np.zeros((count,) + shape, dtype=dtype) for name, (shape, dtype) in layout_rows.items()}
         rows["source_sizes"][:] = block.source_sizes
         status = np.full(count, DONE, dtype=np.int8)
         for failure in block.failures:
-            status[failure.index - start] = FAILED
+            status[row_of[failure.index]] = FAILED
         if not block.videos:
             return rows, status
         light_frames, rec_frames = both_moved(block.light, block.rec, lambda frames: frames.on(self.device))  # shared crops copied once
@@ -507,7 +512,7 @@ class BlockInference:
         at = 0
         for video in block.videos:  # a video's frames: S rows of T, the centres first
             views, t = video.frame_indices.shape
-            row = video.index - start
+            row = row_of[video.index]
             per_view = {name: value[at : at + views * t].reshape(views, t, -1) for name, value in outputs.items()}
             for name, value in {**per_view, "frame_indices": video.frame_indices}.items():
                 rows[name][row] = value[0]

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.cache import DONE, FAILED, CacheError, FeatureCache, read_rows
+from pipeline.cache import DONE, FAILED, FILL_VALUES, CacheError, FeatureCache, read_rows
 from pipeline.datasets import Manifest
 
 # The names of the features stage's stores: a Zarr cache, an HDF5 one, and the staging store of one.
@@ -121,12 +121,14 @@ def reusable_rows(siblings: list[Sibling], manifest: Manifest, candidates: np.nd
 
 
 def copied_rows(siblings: list[Sibling], reusable: Reusable, members: list[int], row_layout: dict[str, tuple[tuple[int, ...], str]]) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """The rows and status of the videos ``members`` (consecutive, all reusable) read from their
-    siblings, a sibling's rows at a time in its order."""
-    rows = {name: np.zeros((len(members),) + shape, dtype=dtype) for name, (shape, dtype) in row_layout.items()}
+    """The rows and status of the videos ``members`` (consecutive) read from their siblings, a
+    sibling's rows at a time in its order; those no sibling holds are left zero and pending."""
+    rows = {name: np.full((len(members),) + shape, FILL_VALUES.get(name, 0), dtype=dtype) for name, (shape, dtype) in row_layout.items()}
     status = np.zeros(len(members), dtype=np.int8)
     at = np.asarray(members)
     for s in np.unique(reusable.sibling[at]):
+        if s < 0:
+            continue
         mine = np.flatnonzero(reusable.sibling[at] == s)
         theirs = reusable.row[at[mine]]
         order = np.argsort(theirs)

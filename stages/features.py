@@ -330,14 +330,19 @@ def _recorded_sizes(store: FeatureCache | ZarrWriter) -> np.ndarray:
 
 
 def _plan(status: np.ndarray, attrs: dict[str, Any], worker: Worker, retry_failed: bool, changed: np.ndarray) -> _Plan:
-    """The blocks this worker computes: every block of the shards it owns that hold a video to
-    compute (a shard is written whole, so its finished videos are recomputed identically)."""
+    """The blocks this worker computes, shard by shard of those it owns: a shard never written,
+    whole, in the fixed blocks of consecutive videos (so a resumed run computes the batches an
+    uninterrupted one would); a shard written before, its videos to compute alone (failures
+    retried, changed files, videos a sibling cache did not have), in blocks of as many, its
+    other videos' rows kept (:class:`ShardAssembler`)."""
     block_size = int(attrs["videos_per_batch"])
     redo = _to_compute(status, retry_failed, changed)
     mine = [m for s, m in enumerate(make_blocks(len(status), shard_size(attrs))) if worker.owns(s)]
-    todo = [m for m in mine if redo[m].any()]
-    blocks = [(m[i] // block_size, m[i : i + block_size]) for m in todo for i in range(0, len(m), block_size)]
-    videos = sum(int(redo[m].sum()) for m in todo)
+    blocks = []
+    for members in mine:
+        todo = members if (status[members] == PENDING).all() else [i for i in members if redo[i]]
+        blocks += [(todo[i] // block_size, todo[i : i + block_size]) for i in range(0, len(todo), block_size)]
+    videos = sum(int(redo[m].sum()) for m in mine)
     return _Plan(blocks, videos, sum(len(m) for m in mine) - videos, changed & (status != PENDING))
 
 
@@ -409,7 +414,7 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
                     blocks = decoding.items(blocks_from_the_next, lambda block: bool(block.videos))  # the decoding workers start and decode ahead while the models load
                     infer = BlockInference(*build_runners(light, rec, light_cfg, rec_cfg, worker.device, opts.backend, opts.export_dir), worker.device)
                     done.tick = time.perf_counter()  # the compute's time starts with the models loaded
-                    _write_blocks(blocks, infer, writer, layout.rows(), done, _order_watch(manifest, identity["models"]["recognizer"]))
+                    _write_blocks(blocks, infer, writer, layout.rows(), _computed(plan, len(status)), done, _order_watch(manifest, identity["models"]["recognizer"]))
                 done.bar.close()
                 computed, failed_now, frames, loop_seconds = len(done.computed), len(done.failed), done.frames, time.perf_counter() - done.tick
     barrier(worker)
@@ -421,10 +426,10 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
 
 
 def _copy_from_siblings(final: Path, staging: Path, identity: dict[str, Any], manifest: Manifest, writer: ZarrWriter, plan: _Plan, sources: SourceWatch, offsets: int, log: Path, progress: bool) -> tuple[int, list[str]]:
-    """Write, copied from sibling caches (:mod:`pipeline.sibling_caches`), the shards of ``plan``
-    not written yet whose every video a sibling holds (a shard is written whole: one holding a
-    video no sibling has is computed whole); their logged failures and short reads come along.
-    Returns the videos copied and the siblings they came from."""
+    """Write the shards of ``plan`` not written yet that hold videos a sibling cache holds
+    (:mod:`pipeline.sibling_caches`), those videos' rows copied, with their logged failures and
+    short reads, and the others pending (computed next, alone). Returns the videos copied and the
+    siblings they came from."""
     step, status = shard_size(writer.attrs), writer.status()
     starts = sorted({members[0] - members[0] % step for _, members in plan.todo})
     unwritten = [m for m in (list(range(start, min(start + step, len(status)))) for start in starts) if (status[m] == PENDING).all()]
@@ -434,17 +439,17 @@ def _copy_from_siblings(final: Path, staging: Path, identity: dict[str, Any], ma
             return 0, []
         candidates = np.concatenate(unwritten)
         reusable = reusable_rows(siblings, manifest, candidates, sources.sizes(candidates), offsets)
-        copying = [m for m in unwritten if all(i in reusable for i in m)]
+        copying = [m for m in unwritten if any(i in reusable for i in m)]
         row_layout = {name: (array.shape[1:], str(array.dtype)) for name, array in writer.arrays.items() if name != "status"}
         with cache_mod.clear_out_of_space(writer.path, cache_mod.RESUMABLE), tqdm(total=sum(map(len, copying)), unit="video", desc="copied from sibling caches", disable=not progress) as bar:
             for members in copying:
                 rows, shard_status = copied_rows(siblings, reusable, members, row_layout)
                 writer.write_block(members[0], rows, shard_status)
-                logged = ((i, siblings[reusable.sibling[i]].logged.get(manifest.videos[i].path)) for i in members)
+                logged = ((i, siblings[reusable.sibling[i]].logged.get(manifest.videos[i].path)) for i in members if i in reusable)
                 _log_lines(log, [{**record, "video_id": manifest.videos[i].video_id} for i, record in logged if record is not None])
                 bar.update(len(members))
-        used = np.unique(reusable.sibling[np.concatenate(copying)]) if copying else []
-        return sum(map(len, copying)), [siblings[s].path.name for s in used]
+        copied = reusable.sibling[reusable.sibling >= 0]
+        return len(copied), [siblings[s].path.name for s in np.unique(copied)]
     finally:
         for sibling in siblings:
             sibling.cache.close()
@@ -489,21 +494,29 @@ def _order_watch(manifest: Manifest, recognizer: dict[str, Any]) -> OrderWatch |
     return OrderWatch(multi_hot([v.labels for v in manifest.videos], manifest.num_classes), np.array([v.split == "train" for v in manifest.videos]))
 
 
-def _write_blocks(blocks: Iterator[DecodedBlock], infer: BlockInference, writer: ZarrWriter, row_layout: dict[str, tuple[tuple[int, ...], str]], done: _Done, order: OrderWatch | None) -> None:
-    """Both models on every block, each shard written whole when its last block is in. Stops
-    (shards written kept) where the first training frames show the recognizer's classes in
-    another order than the manifest's."""
-    assembler = ShardAssembler(writer.arrays["status"].shape[0], shard_size(writer.attrs), row_layout)
+def _computed(plan: _Plan, num_videos: int) -> np.ndarray:
+    """[N] bool: the videos of the plan's blocks."""
+    coming = np.zeros(num_videos, dtype=bool)
+    for _, members in plan.todo:
+        coming[members] = True
+    return coming
+
+
+def _write_blocks(blocks: Iterator[DecodedBlock], infer: BlockInference, writer: ZarrWriter, row_layout: dict[str, tuple[tuple[int, ...], str]], coming: np.ndarray, done: _Done, order: OrderWatch | None) -> None:
+    """Both models on every block, each shard written whole when its last block is in (with
+    the kept rows of its videos not ``coming``). Stops (shards written kept) where the first
+    training frames show the recognizer's classes in another order than the manifest's."""
+    assembler = ShardAssembler(writer.arrays["status"].shape[0], shard_size(writer.attrs), row_layout, coming, writer.rows)
     with cache_mod.clear_out_of_space(writer.path, cache_mod.RESUMABLE), BackgroundWriter() as background:
         for block in blocks:
             rows, block_status = infer(block, row_layout)
-            # shard-mates already done are rewritten identically
-            shard_rows = assembler.add(block.members[0], rows, block_status)
+            shard_rows = assembler.add(block.members, rows, block_status)
             if shard_rows is not None:
                 background.submit(writer.write_block, *shard_rows)
             done.add(block)
             computed = [video.index for video in block.videos]
-            found = None if order is None else order.add(computed, rows["rec_logits"][[index - block.members[0] for index in computed]])
+            at = block.positions()
+            found = None if order is None else order.add(computed, rows["rec_logits"][[at[index] for index in computed]])
             if found is not None and found.misordered:
                 written = write_recognizer_classes(found, done.manifest.classes, writer.path)
                 raise CacheError(misordered_message(str(writer.path), found, done.manifest.classes, written))

@@ -106,6 +106,7 @@ def test_a_video_whose_file_changed_is_computed_again_alone_and_the_prototypes_f
 
     again = run_features("demo", tiny_videos, tiny_config, run_options)
     assert again.cache == first.cache and (again.changed, again.computed, again.skipped, again.failed) == (1, 1, 11, 0)
+    assert again.frames == tiny_config.num_frames  # that video's frames alone went through the models, not its shard's
     assert "computed again (file changed)  1 (another size than when computed)" in again.table()
     after = _arrays(cache)
     assert after["source_sizes"][changed] == files[donor].stat().st_size
@@ -139,7 +140,7 @@ def test_a_missing_video_that_appears_is_computed_without_retry_failed(tiny_vide
     shutil.move(kept, files[2])
     second = run_features("demo", tiny_videos, tiny_config, run_options)
     status = _arrays(Path(second.cache))["status"]
-    assert (second.changed, second.computed, second.failed) == (1, 1, 1) and status[2] == DONE and status[7] == FAILED
+    assert (second.changed, second.computed, second.failed, second.frames) == (1, 1, 1, tiny_config.num_frames) and status[2] == DONE and status[7] == FAILED
     retried = run_features("demo", tiny_videos, tiny_config, replace(run_options, retry_failed=True))
     assert (retried.changed, retried.failed_now, retried.failed) == (0, 1, 1)
 
@@ -179,8 +180,8 @@ def test_a_cache_for_another_manifest_copies_the_rows_a_sibling_cache_holds(tiny
     """A label corrected in the list makes another manifest, so another cache; its videos'
     rows are those of the cache made before (the same configuration, the same files), copied
     from it, not computed: every array equal to the sibling's. A manifest with a video of its
-    own computes that video's shard whole and copies the others; a sibling of another
-    configuration (another T) is not one."""
+    own computes that video alone and copies the others; a sibling of another configuration
+    (another T) is not one."""
     first = run_features("demo", tiny_videos, tiny_config, run_options)
     lines = _manifest_lines(tiny_videos)
     path, label, split = lines[3].split(",")
@@ -194,25 +195,24 @@ def test_a_cache_for_another_manifest_copies_the_rows_a_sibling_cache_holds(tiny
     for name, values in theirs.items():
         np.testing.assert_array_equal(mine[name], values, err_msg=name)
 
-    # a thirteenth video, another name for the bytes of video 0, ninth in the list: the shard
-    # it falls in (extra, 8, 9, 10 of shards of 4) is computed, the other three copied
+    # a thirteenth video, another name for the bytes of video 0, ninth in the list: computed
+    # alone, the twelve others copied
     shutil.copyfile(tiny_videos / lines[1].split(",")[0], tiny_videos / "videos" / "extra.mp4")
     _write_manifest(tiny_videos, relabelled[:9] + ["videos/extra.mp4," + relabelled[1].split(",", 1)[1]] + relabelled[9:])
     third = run_features("demo", tiny_videos, tiny_config, run_options)
-    assert (third.copied, third.computed, third.done) == (9, 4, 13)
+    assert (third.copied, third.computed, third.done, third.frames) == (12, 1, 13, tiny_config.num_frames)
     grown = _arrays(Path(third.cache))
     for name, values in theirs.items():
-        np.testing.assert_array_equal(grown[name][:8], values[:8], err_msg=name)
-        np.testing.assert_array_equal(grown[name][12], values[11], err_msg=name)
-    np.testing.assert_allclose(grown["rec_logits"][8:12], theirs["rec_logits"][[0, 8, 9, 10]], rtol=1e-4, atol=1e-4)
+        np.testing.assert_array_equal(np.delete(grown[name], 8, axis=0), values, err_msg=name)
+    np.testing.assert_allclose(grown["rec_logits"][8], theirs["rec_logits"][0], rtol=1e-4, atol=1e-4)
+    assert grown["source_sizes"][8] == theirs["source_sizes"][0] and grown["frame_indices"][8].tolist() == theirs["frame_indices"][0].tolist()
 
     other = run_features("demo", tiny_videos, replace(tiny_config, num_frames=4), run_options)
     assert (other.copied, other.computed) == (0, 13)
 
 
 def test_a_sibling_row_is_not_copied_where_the_file_changed_since_and_its_failure_comes_along(tiny_videos, tiny_config, run_options):
-    """A sibling's row whose file has another size now is computed, not copied (its shard with
-    it); a sibling's failure (a file missing then and now) is copied as a failure with its
+    """A sibling's row whose file has another size now is computed, not copied; a sibling's failure (a file missing then and now) is copied as a failure with its
     logged reason."""
     files = _files(tiny_videos)
     files[9].unlink()
@@ -222,8 +222,7 @@ def test_a_sibling_row_is_not_copied_where_the_file_changed_since_and_its_failur
     lines = _manifest_lines(tiny_videos)
     _write_manifest(tiny_videos, lines[:1] + [lines[11]] + lines[1:11] + lines[12:])  # video 10 first
     second = run_features("demo", tiny_videos, tiny_config, run_options)
-    # shards of 4 in the new order: (10, 0, 1, 2) computed for video 2; (3-6) and (7, 8, 9, 11) copied
-    assert (second.copied, second.computed, second.failed) == (8, 4, 1)
+    assert (second.copied, second.computed, second.failed) == (11, 1, 1)  # video 2 computed alone
     assert [f["path"] for f in second.failures] == [first.failures[0]["path"]] and second.failures[0]["reason"] == first.failures[0]["reason"] == "file not found"
     mine = _arrays(Path(second.cache))
     assert mine["source_sizes"][3] == files[1].stat().st_size and mine["status"].tolist() == [DONE] * 10 + [FAILED, DONE]

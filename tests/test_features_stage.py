@@ -644,7 +644,7 @@ def test_a_store_in_an_earlier_layout_is_read_and_completed(tiny_videos, tiny_co
     """Stores written in an earlier layout — a file per video per array and no
     ``videos_per_shard``, or shards of per-video chunks, and no ``source_sizes`` (before
     2026-12-05) — stay readable and are completed in their own layout, with the same values;
-    the source sizes of the videos computed then are recorded, those of the shards before not."""
+    the source sizes of the videos computed then are recorded, those before not."""
     import zarr
 
     from pipeline.cache import NOT_RECORDED, PENDING, store_files
@@ -670,9 +670,9 @@ def test_a_store_in_an_earlier_layout_is_read_and_completed(tiny_videos, tiny_co
         assert a["light_features"].chunks[0] == 1 and a["source_sizes"].chunks[0] == 1  # completed in its own layout
         for name in ARRAY_NAMES:
             mine, theirs = a[name][:], b[name][:]
-            if name == "source_sizes":  # video 4 computed again with 5: they share a shard, or a block
-                assert mine[:4].tolist() == [NOT_RECORDED] * 4 and (theirs > 0).all()
-                mine, theirs = mine[4:], theirs[4:]
+            if name == "source_sizes":  # the videos finished before it was recorded: its shard's others computed alone
+                assert mine[:5].tolist() == [NOT_RECORDED] * 5 and (theirs > 0).all()
+                mine, theirs = mine[5:], theirs[5:]
             np.testing.assert_array_equal(mine, theirs, err_msg=name)
 
 
