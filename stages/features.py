@@ -308,12 +308,13 @@ class SourceWatch:
         look = videos[~self.seen[videos]]
         root = str(self.root)
 
-        def sizes(part: np.ndarray) -> list[int]:
+        def looked(part: np.ndarray) -> list[int]:
             return [source_size(os.path.join(root, self.manifest.videos[i].path)) for i in part]
 
-        with ThreadPoolExecutor(SOURCE_LOOKS_AT_ONCE) as pool:  # a part a thread: a task a video costs more than a local look
-            self.now[look] = np.fromiter(chain.from_iterable(pool.map(sizes, np.array_split(look, SOURCE_LOOKS_AT_ONCE))), dtype=np.int64, count=len(look))
-        self.seen[look] = True
+        if len(look):
+            with ThreadPoolExecutor(SOURCE_LOOKS_AT_ONCE) as pool:  # a part a thread: a task a video costs more than a local look
+                self.now[look] = np.fromiter(chain.from_iterable(pool.map(looked, np.array_split(look, SOURCE_LOOKS_AT_ONCE))), dtype=np.int64, count=len(look))
+            self.seen[look] = True
         return self.now[videos]
 
     def plan(self, store: FeatureCache | ZarrWriter, retry_failed: bool) -> _Plan:
