@@ -212,12 +212,13 @@ def test_a_cache_for_another_manifest_copies_the_rows_a_sibling_cache_holds(tiny
 
 
 def test_a_sibling_row_is_not_copied_where_the_file_changed_since_and_its_failure_comes_along(tiny_videos, tiny_config, run_options):
-    """A sibling's row whose file has another size now is computed, not copied; a sibling's failure (a file missing then and now) is copied as a failure with its
-    logged reason."""
+    """A sibling's row whose file has another size now is computed, not copied; a sibling's
+    failure (a file missing then and now) is copied as a failure with its logged reason. The
+    sibling here is an HDF5 cache (the same configuration in the other format)."""
     files = _files(tiny_videos)
     files[9].unlink()
-    first = run_features("demo", tiny_videos, tiny_config, run_options)
-    assert first.failed == 1
+    first = run_features("demo", tiny_videos, replace(tiny_config, storage="hdf5"), run_options)
+    assert first.failed == 1 and first.cache.endswith(".h5")
     shutil.copyfile(files[1], files[2])  # a video of the first shard replaced since
     lines = _manifest_lines(tiny_videos)
     _write_manifest(tiny_videos, lines[:1] + [lines[11]] + lines[1:11] + lines[12:])  # video 10 first
