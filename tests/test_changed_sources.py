@@ -227,3 +227,17 @@ def test_a_sibling_row_is_not_copied_where_the_file_changed_since_and_its_failur
     assert [f["path"] for f in second.failures] == [first.failures[0]["path"]] and second.failures[0]["reason"] == first.failures[0]["reason"] == "file not found"
     mine = _arrays(Path(second.cache))
     assert mine["source_sizes"][3] == files[1].stat().st_size and mine["status"].tolist() == [DONE] * 10 + [FAILED, DONE]
+
+
+def test_each_shard_share_looks_at_its_own_videos_and_computes_its_own_changes(tiny_videos, tiny_config, run_options):
+    """Separate jobs (``--shard i/n``) writing one store each look at the files of their own
+    share alone: a file changed in the second share (shards of 4 videos, alternating) is
+    computed by the second job, not seen by the first."""
+    first = run_features("demo", tiny_videos, tiny_config, run_options)
+    files = _files(tiny_videos)
+    shutil.copyfile(files[0], files[5])  # video 5: shard 1, the second job's
+    mine = run_features("demo", tiny_videos, tiny_config, replace(run_options, shard=(0, 2)), cache_path=Path(first.cache))
+    assert (mine.changed, mine.computed, mine.skipped) == (0, 0, 8)
+    theirs = run_features("demo", tiny_videos, tiny_config, replace(run_options, shard=(1, 2)), cache_path=Path(first.cache))
+    assert (theirs.changed, theirs.computed, theirs.skipped, theirs.frames) == (1, 1, 3, tiny_config.num_frames)
+    assert _arrays(Path(first.cache))["source_sizes"][5] == files[0].stat().st_size
