@@ -6,8 +6,8 @@ added or dropped, or another official split of the same videos (UCF101's three) 
 cache. A video's rows depend on its file, the models, T, the seed and the candidates per
 segment, not on its labels or its neighbours in the list, so where a sibling holds a video of
 the new manifest (the same path and segment, the same class list, the same file size now as
-when it was computed, and, with candidates per segment, the same split) its rows are copied,
-not computed. Its logged failure or short read comes along with it.
+when it was computed or no file now, and, with candidates per segment, the same split) its rows
+are copied, not computed. Its logged failure or short read comes along with it.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.cache import DONE, FAILED, FILL_VALUES, CacheError, FeatureCache, read_rows
+from pipeline.cache import DONE, FAILED, FILL_VALUES, NOT_RECORDED, CacheError, FeatureCache, changed_sources, read_rows
 from pipeline.datasets import Manifest
 
 # The names of the features stage's stores: a Zarr cache, an HDF5 one, and the staging store of one.
@@ -102,8 +102,11 @@ class Reusable:
 
 def reusable_rows(siblings: list[Sibling], manifest: Manifest, candidates: np.ndarray, sizes_now: np.ndarray, offsets: int) -> Reusable:
     """For the videos ``candidates`` of ``manifest``, the first sibling holding each finished
-    (done, or failed) from a file of the size it has now (``sizes_now``, by video index); with
-    ``offsets`` > 1 only in the same split (a training video's rows hold the other candidates)."""
+    (done, or failed) from a file it recorded the size of and that has not changed since
+    (``sizes_now``, by video index; :func:`~pipeline.cache.changed_sources`: one gone since
+    counts as unchanged, as in its own cache, since datasets are moved off once their features
+    are computed); with ``offsets`` > 1 only in the same split (a training video's rows hold the
+    other candidates)."""
     sibling = np.full(len(manifest.videos), -1, dtype=np.int64)
     row = np.zeros(len(manifest.videos), dtype=np.int64)
     for index in candidates:
@@ -111,7 +114,7 @@ def reusable_rows(siblings: list[Sibling], manifest: Manifest, candidates: np.nd
         key = (video.path, tuple(video.segment) if video.segment else None)
         for s, other in enumerate(siblings):
             j = other.rows.get(key)
-            if j is None or other.status[j] not in (DONE, FAILED) or other.sizes[j] != sizes_now[index]:  # sizes_now: never NOT_RECORDED
+            if j is None or other.status[j] not in (DONE, FAILED) or other.sizes[j] == NOT_RECORDED or changed_sources(other.sizes[j], sizes_now[index]):
                 continue
             if offsets > 1 and other.splits[j] != video.split:
                 continue

@@ -212,14 +212,16 @@ def test_a_cache_for_another_manifest_copies_the_rows_a_sibling_cache_holds(tiny
 
 
 def test_a_sibling_row_is_not_copied_where_the_file_changed_since_and_its_failure_comes_along(tiny_videos, tiny_config, run_options):
-    """A sibling's row whose file has another size now is computed, not copied; a sibling's
-    failure (a file missing then and now) is copied as a failure with its logged reason. The
-    sibling here is an HDF5 cache (the same configuration in the other format)."""
+    """A sibling's row whose file has another size now is computed, not copied; one whose file
+    is gone since is copied (datasets are moved off once their features are computed); a
+    sibling's failure (a file missing then and now) is copied as a failure with its logged
+    reason. The sibling here is an HDF5 cache (the same configuration in the other format)."""
     files = _files(tiny_videos)
     files[9].unlink()
     first = run_features("demo", tiny_videos, replace(tiny_config, storage="hdf5"), run_options)
     assert first.failed == 1 and first.cache.endswith(".h5")
     shutil.copyfile(files[1], files[2])  # a video of the first shard replaced since
+    files[5].unlink()  # and one deleted since: its rows are copied, as its own cache keeps them
     lines = _manifest_lines(tiny_videos)
     _write_manifest(tiny_videos, lines[:1] + [lines[11]] + lines[1:11] + lines[12:])  # video 10 first
     second = run_features("demo", tiny_videos, tiny_config, run_options)
@@ -227,6 +229,9 @@ def test_a_sibling_row_is_not_copied_where_the_file_changed_since_and_its_failur
     assert [f["path"] for f in second.failures] == [first.failures[0]["path"]] and second.failures[0]["reason"] == first.failures[0]["reason"] == "file not found"
     mine = _arrays(Path(second.cache))
     assert mine["source_sizes"][3] == files[1].stat().st_size and mine["status"].tolist() == [DONE] * 10 + [FAILED, DONE]
+    sibling = _arrays(Path(first.cache))
+    for name, values in sibling.items():  # video 5, at 6 in the new order, as the sibling has it
+        np.testing.assert_array_equal(mine[name][6], values[5], err_msg=name)
 
 
 def test_each_shard_share_looks_at_its_own_videos_and_computes_its_own_changes(tiny_videos, tiny_config, run_options):
