@@ -50,10 +50,10 @@ class Sibling:
     logged: dict[str, dict[str, Any]] = field(default_factory=dict)  # latest log line by video path
 
     @classmethod
-    def open(cls, path: Path) -> Sibling:
-        cache = FeatureCache(path)
+    def of(cls, cache: FeatureCache) -> Sibling:
+        """The sibling ``cache`` (open; closed with it), its videos indexed and its log read."""
         videos = cache.attrs["manifest"]["videos"]
-        final = path.with_name(path.name.removesuffix(".staging.zarr"))
+        final = cache.path.with_name(cache.path.name.removesuffix(".staging.zarr"))
         logged: dict[str, dict[str, Any]] = {}
         log_dir = final.with_name(final.name + ".failures.d")
         for log in sorted(log_dir.glob("*.jsonl")) if log_dir.is_dir() else []:
@@ -61,14 +61,15 @@ class Sibling:
                 if line.strip():
                     record = json.loads(line)
                     logged[record["path"]] = record
-        return cls(path, cache, {_video_key(v): i for i, v in enumerate(videos)}, [v["split"] for v in videos],
+        return cls(cache.path, cache, {_video_key(v): i for i, v in enumerate(videos)}, [v["split"] for v in videos],
                    np.asarray(cache["status"][:]), np.asarray(cache["source_sizes"][:]), logged)  # fmt: skip
 
 
 def find_siblings(folder: Path, identity: dict[str, Any], manifest: Manifest, itself: set[Path]) -> list[Sibling]:
     """The stores in ``folder`` (the dataset's cache folder) other than ``itself`` whose identity
     is ``identity`` but for the manifest, with the same classes and content source, that record
-    their videos' file sizes (stores made before 2026-12-05 do not, and are passed over)."""
+    their videos' file sizes (stores made before 2026-12-05 do not, and are passed over); open:
+    close their caches when done."""
     wanted = sibling_identity(identity)
     found = []
     for path in sorted(Path(folder).iterdir()) if Path(folder).is_dir() else []:
@@ -78,14 +79,16 @@ def find_siblings(folder: Path, identity: dict[str, Any], manifest: Manifest, it
             cache = FeatureCache(path)
         except (CacheError, OSError, KeyError, ValueError):  # a store being written, or damaged: not a sibling
             continue
+        attrs = cache.attrs
         try:
-            attrs = cache.attrs
             same = (sibling_identity(attrs["identity"]) == wanted and attrs["manifest"]["classes"] == list(manifest.classes)
                     and attrs["manifest"].get("source", "") == manifest.source and "source_sizes" in cache.arrays)  # fmt: skip
-        finally:
-            cache.close()
+        except KeyError:  # attributes of another kind of store
+            same = False
         if same:
-            found.append(Sibling.open(path))
+            found.append(Sibling.of(cache))
+        else:
+            cache.close()
     return found
 
 
