@@ -103,21 +103,30 @@ class Reusable:
         return self.sibling[index] >= 0
 
 
+def held(siblings: list[Sibling], manifest: Manifest, candidates: np.ndarray) -> np.ndarray:
+    """The videos among ``candidates`` that some sibling lists (whose files are worth a look)."""
+    return np.array([i for i in candidates if any(_record_key(manifest.videos[i]) in other.rows for other in siblings)], dtype=np.int64)
+
+
+def _record_key(video: Any) -> tuple[str, tuple[float, ...] | None]:
+    return video.path, tuple(video.segment) if video.segment else None
+
+
 def reusable_rows(siblings: list[Sibling], manifest: Manifest, candidates: np.ndarray, sizes_now: np.ndarray, offsets: int) -> Reusable:
-    """For the videos ``candidates`` of ``manifest``, the first sibling holding each finished
-    (done, or failed) from a file it recorded the size of and that has not changed since
-    (``sizes_now``, by video index; :func:`~pipeline.cache.changed_sources`: one gone since
-    counts as unchanged, as in its own cache, since datasets are moved off once their features
-    are computed); with ``offsets`` > 1 only in the same split (a training video's rows hold the
-    other candidates)."""
+    """For the videos ``candidates`` of ``manifest`` (indices; ``sizes_now`` their files' sizes
+    now, in the same order), the first sibling holding each finished (done, or failed) from a
+    file it recorded the size of and that has not changed since
+    (:func:`~pipeline.cache.changed_sources`: one gone since counts as unchanged, as in its own
+    cache, since datasets are moved off once their features are computed); with ``offsets`` > 1
+    only in the same split (a training video's rows hold the other candidates)."""
     sibling = np.full(len(manifest.videos), -1, dtype=np.int64)
     row = np.zeros(len(manifest.videos), dtype=np.int64)
-    for index in candidates:
+    for index, size in zip(candidates, sizes_now):
         video = manifest.videos[index]
-        key = (video.path, tuple(video.segment) if video.segment else None)
+        key = _record_key(video)
         for s, other in enumerate(siblings):
             j = other.rows.get(key)
-            if j is None or other.status[j] not in (DONE, FAILED) or other.sizes[j] == NOT_RECORDED or changed_sources(other.sizes[j], sizes_now[index]):
+            if j is None or other.status[j] not in (DONE, FAILED) or other.sizes[j] == NOT_RECORDED or changed_sources(other.sizes[j], size):
                 continue
             if offsets > 1 and other.splits[j] != video.split:
                 continue

@@ -29,7 +29,7 @@ from pipeline.extract import BlockDecoder, BlockInference, DecodedBlock, decodin
 from pipeline.metrics import multi_hot
 from pipeline.checkpoints import preprocessing_text
 from pipeline.models import CHECKPOINT_TAKEN, FrameEncoder, checkpoint_identity, create_model, data_config, frame_transform, frame_transforms, model_identity, weights_identity
-from pipeline.sibling_caches import copied_rows, find_siblings, reusable_rows
+from pipeline.sibling_caches import copied_rows, find_siblings, held, reusable_rows
 from pipeline.video import NO_SOURCE, failure_summary, source_size
 from pipeline.wording import first_few
 
@@ -438,7 +438,7 @@ def _copy_from_siblings(final: Path, staging: Path, identity: dict[str, Any], ma
     try:
         if not siblings:
             return 0, []
-        candidates = np.concatenate(unwritten)
+        candidates = held(siblings, manifest, np.concatenate(unwritten))
         reusable = reusable_rows(siblings, manifest, candidates, sources.sizes(candidates), offsets)
         copying = [m for m in unwritten if any(i in reusable for i in m)]
         row_layout = {name: (array.shape[1:], str(array.dtype)) for name, array in writer.arrays.items() if name != "status"}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.cache import DONE, FAILED, NOT_RECORDED, FeatureCache, ZarrWriter, changed_sources, store_files
+from pipeline.cache import DONE, FAILED, NOT_RECORDED, PENDING, FeatureCache, ZarrWriter, changed_sources, store_files
 from pipeline.datasets import get_dataset
 from pipeline.prototypes import GuidingScorer
 from pipeline.video import NO_SOURCE, source_size
@@ -71,6 +71,33 @@ def test_the_content_fingerprint_follows_the_finished_videos_and_their_sources_s
     assert key(_store(tmp_path / "retried.zarr", [DONE, DONE, DONE], sizes)) != base
     assert key(_store(tmp_path / "resized.zarr", status, [10, NO_SOURCE, 31])) != base
     assert key(_store(tmp_path / "before.zarr", status, None)) == "f" * 64
+
+
+def test_which_videos_a_sibling_gives_by_path_segment_status_size_and_split():
+    """Hand-made: a sibling listing five videos, asked for some of a manifest's (the sizes given
+    in the order of the videos asked for)."""
+    from pipeline.datasets.manifest import Manifest, VideoRecord
+    from pipeline.sibling_caches import Sibling, held, reusable_rows
+
+    videos = (VideoRecord("a", "a.mp4", (0,), "train"), VideoRecord("b", "b.mp4", (0,), "train"), VideoRecord("c", "c.mp4", (1,), "val"),
+              VideoRecord("d", "d.mp4", (1,), "train", (2.0, 12.0)), VideoRecord("e", "e.mp4", (0,), "val"), VideoRecord("f", "f.mp4", (1,), "val"),
+              VideoRecord("g", "g.mp4", (0,), "train"))  # fmt: skip
+    manifest = Manifest("x", ("p", "q"), videos)
+    rows = {("a.mp4", None): 0, ("b.mp4", None): 1, ("c.mp4", None): 2, ("d.mp4", (2.0, 12.0)): 3, ("e.mp4", None): 4, ("g.mp4", None): 5}
+    sibling = Sibling(Path("s.zarr"), None, rows, ["train", "train", "train", "train", "val", "train"],
+                      np.array([DONE, DONE, FAILED, DONE, PENDING, DONE]), np.array([10, 20, NO_SOURCE, 40, 50, NOT_RECORDED]))  # fmt: skip
+    asked = np.array([1, 2, 3, 4, 5, 6])  # not video 0
+    assert held([sibling], manifest, asked).tolist() == [1, 2, 3, 4, 6]  # f is not listed
+    now = np.array([20, NO_SOURCE, NO_SOURCE, 50, 60, 70])  # b unchanged, c still missing, d gone since, e, f, g
+    found = reusable_rows([sibling], manifest, asked, now, offsets=1)
+    # a not asked; b same size; c failed, missing then and now; d done, its file gone since;
+    # e pending in the sibling; f not listed; g its size never recorded
+    assert found.sibling.tolist() == [-1, 0, 0, 0, -1, -1, -1] and found.row[[1, 2, 3]].tolist() == [1, 2, 3]
+    assert 1 in found and 0 not in found
+    # with candidates per segment a sibling's video of another split is not the same rows (c: train there)
+    assert reusable_rows([sibling], manifest, asked, now, offsets=2).sibling.tolist() == [-1, 0, -1, 0, -1, -1, -1]
+    # another size now is no copy
+    assert reusable_rows([sibling], manifest, asked[:1], np.array([21]), offsets=1).sibling.tolist() == [-1] * 7
 
 
 def _files(root: Path) -> list[Path]:
