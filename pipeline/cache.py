@@ -333,10 +333,13 @@ class ZarrWriter:
 
     def write_block(self, start: int, rows: dict[str, np.ndarray], status: np.ndarray) -> None:
         """Write the rows of consecutive videos ``start, start+1, ..`` (whole shards), then
-        their ``status`` markers (DONE or FAILED): the markers go last."""
+        their ``source_sizes`` and ``status`` markers (DONE or FAILED): the markers go last, so
+        that a kill between the files leaves each video's rows either whole and marked, or
+        marked as before: a video computed again for a changed file whose new size is not
+        written yet is taken again by the next run."""
         stop = start + len(status)
-        for name, value in rows.items():
-            self.arrays[name][start:stop] = value
+        for name in sorted(rows, key=lambda name: name == "source_sizes"):  # the sizes after the other rows
+            self.arrays[name][start:stop] = rows[name]
         self.arrays["status"][start:stop] = status
 
 

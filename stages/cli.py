@@ -249,22 +249,26 @@ def data(dataset: str, data_root: Path | None, difficulty: float | None, seed: i
 @click.option("--videos-per-shard", type=int, default=256, show_default=True, help="Videos per cache file (Zarr v3 shard), rounded up to whole batches; the unit --shard and torchrun ranks divide (fixed when a cache is created).")
 @click.option("--allow-failures", is_flag=True, help="Exit 0 even when some videos failed.")
 @click.option("--retry-failed", is_flag=True, help="Try again the videos that failed in earlier runs though their files are unchanged (a file of another size since, or there now where it was missing, is tried again anyway).")
+@click.option("--dry-run", is_flag=True, help="Say what the run would do in this --shard: the videos it would compute (never computed, files changed since, failures retried), keep, and copy from sibling caches; build no model, write nothing.")
 @decode_timeout_option
 @click.option("--no-progress", is_flag=True)
 @annotation_options
 @clear_errors
-def features(dataset: str, data_root: Path | None, cache_dir: Path, cache_path: Path | None, preset: str | None, shard: str, device: str, backend: str, onnx_dir: Path | None, workers: int | None, videos_per_batch: int, videos_per_shard: int, allow_failures: bool, retry_failed: bool, decode_timeout: float, no_progress: bool, files: Any, **model_options: Any) -> None:
+def features(dataset: str, data_root: Path | None, cache_dir: Path, cache_path: Path | None, preset: str | None, shard: str, device: str, backend: str, onnx_dir: Path | None, workers: int | None, videos_per_batch: int, videos_per_shard: int, allow_failures: bool, retry_failed: bool, dry_run: bool, decode_timeout: float, no_progress: bool, files: Any, **model_options: Any) -> None:
     """Pre-sample T frames per video, run the light model and the recognizer, fill the cache."""
     from pipeline.config import RunOptions
     from pipeline.datasets import get_dataset
     from pipeline.distributed import parse_shard
-    from stages.features import run_features
+    from stages.features import plan_features, run_features
 
     config = get_dataset(dataset).features
     if preset is not None:
         config = get_preset(preset).features(dataset, config)
     config = config.with_overrides(**backbone_overrides(model_options))
     opts = RunOptions(cache_dir=cache_dir, device=device, backend=backend, exports=onnx_dir, workers=workers, videos_per_batch=videos_per_batch, videos_per_shard=videos_per_shard, shard=parse_shard(shard), allow_failures=allow_failures, retry_failed=retry_failed, progress=not no_progress, decode_timeout=decode_timeout)
+    if dry_run:
+        click.echo(plan_features(dataset, data_root, config, opts, cache_path, files).table())
+        return
     summary = run_features(dataset, data_root, config, opts, cache_path, files)
     if summary.leader:
         click.echo(summary.table())

@@ -6,6 +6,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import chain
@@ -29,7 +30,7 @@ from pipeline.extract import BlockDecoder, BlockInference, DecodedBlock, decodin
 from pipeline.metrics import multi_hot
 from pipeline.checkpoints import preprocessing_text
 from pipeline.models import CHECKPOINT_TAKEN, FrameEncoder, checkpoint_identity, create_model, data_config, frame_transform, frame_transforms, model_identity, weights_identity
-from pipeline.sibling_caches import copied_rows, find_siblings, held, reusable_rows
+from pipeline.sibling_caches import Reusable, Sibling, copied_rows, find_siblings, held, reusable_rows
 from pipeline.video import NO_SOURCE, failure_summary, source_size
 from pipeline.wording import first_few
 
@@ -426,34 +427,94 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
     return summary
 
 
-def _copy_from_siblings(final: Path, staging: Path, identity: dict[str, Any], manifest: Manifest, writer: ZarrWriter, plan: _Plan, sources: SourceWatch, offsets: int, log: Path, progress: bool) -> tuple[int, list[str]]:
-    """Write the shards of ``plan`` not written yet that hold videos a sibling cache holds
-    (:mod:`pipeline.sibling_caches`), those videos' rows copied, with their logged failures and
-    short reads, and the others pending (computed next, alone). Returns the videos copied and the
-    siblings they came from."""
-    step, status = shard_size(writer.attrs), writer.status()
+@contextmanager
+def _sibling_rows(final: Path, staging: Path, identity: dict[str, Any], manifest: Manifest, status: np.ndarray, attrs: dict[str, Any], plan: _Plan, sources: SourceWatch, offsets: int) -> Iterator[tuple[list[Sibling], Reusable, list[list[int]]]]:
+    """The sibling caches of this one (:mod:`pipeline.sibling_caches`, open while in the block),
+    which of the plan's videos in shards not written yet they give, and those shards."""
+    step = shard_size(attrs)
     starts = sorted({members[0] - members[0] % step for _, members in plan.todo})
     unwritten = [m for m in (list(range(start, min(start + step, len(status)))) for start in starts) if (status[m] == PENDING).all()]
     siblings = find_siblings(final.parent, identity, manifest, {final, staging}) if unwritten else []
     try:
-        if not siblings:
-            return 0, []
-        candidates = held(siblings, manifest, np.concatenate(unwritten))
-        reusable = reusable_rows(siblings, manifest, candidates, sources.sizes(candidates), offsets)
+        candidates = held(siblings, manifest, np.concatenate(unwritten)) if siblings else np.zeros(0, dtype=np.int64)
+        yield siblings, reusable_rows(siblings, manifest, candidates, sources.sizes(candidates), offsets), unwritten
+    finally:
+        for sibling in siblings:
+            sibling.cache.close()
+
+
+def _copy_from_siblings(final: Path, staging: Path, identity: dict[str, Any], manifest: Manifest, writer: ZarrWriter, plan: _Plan, sources: SourceWatch, offsets: int, log: Path, progress: bool) -> tuple[int, list[str]]:
+    """Write the shards of ``plan`` not written yet that hold videos a sibling cache holds, those
+    videos' rows copied, with their logged failures and short reads, and the others pending
+    (computed next, alone). Returns the videos copied and the siblings they came from."""
+    with _sibling_rows(final, staging, identity, manifest, writer.status(), writer.attrs, plan, sources, offsets) as (siblings, reusable, unwritten):
         copying = [m for m in unwritten if any(i in reusable for i in m)]
         row_layout = {name: (array.shape[1:], str(array.dtype)) for name, array in writer.arrays.items() if name != "status"}
-        with cache_mod.clear_out_of_space(writer.path, cache_mod.RESUMABLE), tqdm(total=sum(map(len, copying)), unit="video", desc="copied from sibling caches", disable=not progress) as bar:
+        with cache_mod.clear_out_of_space(writer.path, cache_mod.RESUMABLE), tqdm(total=sum(map(len, copying)), unit="video", desc="copied from sibling caches", disable=not progress or not copying) as bar:
             for members in copying:
                 rows, shard_status = copied_rows(siblings, reusable, members, row_layout)
                 writer.write_block(members[0], rows, shard_status)
                 logged = ((i, siblings[reusable.sibling[i]].logged.get(manifest.videos[i].path)) for i in members if i in reusable)
                 _log_lines(log, [{**record, "video_id": manifest.videos[i].video_id} for i, record in logged if record is not None])
                 bar.update(len(members))
-        copied = reusable.sibling[reusable.sibling >= 0]
-        return len(copied), [siblings[s].path.name for s in np.unique(copied)]
-    finally:
-        for sibling in siblings:
-            sibling.cache.close()
+        return _copied(siblings, reusable)
+
+
+def _copied(siblings: list[Sibling], reusable: Reusable) -> tuple[int, list[str]]:
+    """How many videos the siblings give, and the names of those that give any."""
+    taken = reusable.sibling[reusable.sibling >= 0]
+    return len(taken), [siblings[s].path.name for s in np.unique(taken)]
+
+
+@dataclass
+class FeaturesPlan:
+    """What a features run would do in its share of the videos (``--dry-run``): nothing is
+    built or written to find it out."""
+
+    cache: str
+    exists: bool  # whether the store is there yet
+    share: int  # videos of this job's share
+    finished: int  # kept as they are
+    to_compute: int  # decoded and run through the models
+    changed: int  # of them, done or failed before, whose files changed since
+    retried: int  # of them, failed before and taken again (--retry-failed)
+    copied: int = 0  # copied from sibling caches instead
+    copied_from: list[str] = field(default_factory=list)
+
+    def table(self) -> str:
+        fresh = self.to_compute - self.changed - self.retried
+        rows = [
+            ("cache", self.cache + ("" if self.exists else "  (not made yet)")),
+            ("videos in this share", f"{self.share}"),
+            ("finished, kept", f"{self.finished}"),
+            ("to compute", f"{self.to_compute} ({fresh} never computed, {self.changed} whose files changed since, {self.retried} failures retried)"),
+            ("copied from sibling caches", f"{self.copied}" + (f" ({first_few(self.copied_from, 3)})" if self.copied else "")),
+        ]
+        width = max(len(k) for k, _ in rows)
+        return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows) + "\n(--dry-run: no model built, nothing written)"
+
+
+def plan_features(dataset: str, data_root: Path | None, config: FeaturesConfig, opts: RunOptions, cache_path: Path | None = None, files: AnnotationFiles = AnnotationFiles()) -> FeaturesPlan:
+    """What :func:`run_features` would do now with these arguments, in the share ``opts.shard``
+    (torchrun's ranks are not divided: a job's share whole), without building a model or
+    writing anything: the videos it would compute (and why), keep, and copy from sibling caches."""
+    root, manifest = load_manifest(dataset, data_root, files)
+    final, fp, identity = resolve_cache_path(dataset, manifest, config, opts, cache_path)
+    staging = cache_mod.staging_path(final)
+    sources = SourceWatch(root, manifest, Worker(*opts.shard, 0, 1, torch.device("cpu")))
+    store = final if final != staging and final.exists() and not staging.exists() else staging if (staging / "zarr.json").exists() else None
+    if store is None:
+        status = np.full(len(manifest.videos), PENDING, dtype=np.int8)
+        attrs = {"videos_per_batch": opts.videos_per_batch, "videos_per_shard": -(-opts.videos_per_shard // opts.videos_per_batch) * opts.videos_per_batch}
+        plan = _plan(status, attrs, sources.worker, opts.retry_failed, np.zeros(len(status), dtype=bool))
+    else:
+        with FeatureCache(store) as cache:
+            cache_mod.check_fingerprint(store, cache.attrs, fp)
+            status, attrs, plan = np.asarray(cache["status"][:]), cache.attrs, sources.plan(cache, opts.retry_failed)
+    with _sibling_rows(final, staging, identity, manifest, status, attrs, plan, sources, config.offsets) as (siblings, reusable, _):
+        copied, copied_from = _copied(siblings, reusable)
+    retried = int(((status == FAILED) & ~plan.changed & _computed(plan, len(status))).sum()) if opts.retry_failed else 0
+    return FeaturesPlan(str(store or final), store is not None, plan.videos + plan.skipped, plan.skipped, plan.videos - copied, int(plan.changed.sum()), retried, copied, copied_from)
 
 
 @dataclass

@@ -273,3 +273,43 @@ def test_each_shard_share_looks_at_its_own_videos_and_computes_its_own_changes(t
     theirs = run_features("demo", tiny_videos, tiny_config, replace(run_options, shard=(1, 2)), cache_path=Path(first.cache))
     assert (theirs.changed, theirs.computed, theirs.skipped, theirs.frames) == (1, 1, 3, tiny_config.num_frames)
     assert _arrays(Path(first.cache))["source_sizes"][5] == files[0].stat().st_size
+
+
+def test_a_dry_run_says_what_a_run_would_do_and_writes_nothing(tiny_videos, tmp_path, onnx_exports):
+    """``nsnet features --dry-run``: the videos a run would compute (never computed, files
+    changed since, failures retried), keep and copy from sibling caches, with no store made or
+    touched."""
+    from click.testing import CliRunner
+
+    from stages.cli import main
+
+    cache_dir = tmp_path / "cache"
+    args = ["features", "--dataset", "demo", "--data-root", str(tiny_videos), "--cache-dir", str(cache_dir), "--onnx-dir", str(onnx_exports),
+            "--frames", "6", "--light-model", "test_efficientnet", "--light-weights", "none", "--light-resolution", "32",
+            "--recognizer-model", "test_resnet", "--recognizer-weights", "none", "--recognizer-resolution", "32",
+            "--device", "cpu", "--workers", "0", "--videos-per-batch", "2", "--videos-per-shard", "4", "--no-progress"]  # fmt: skip
+
+    def dry(*extra: str) -> str:
+        result = CliRunner().invoke(main, args + ["--dry-run", *extra])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    def files_there() -> dict[Path, int]:
+        return {p: p.stat().st_mtime_ns for p in cache_dir.rglob("*")} if cache_dir.exists() else {}
+
+    first = dry()
+    assert "(not made yet)" in first and "to compute                  12 (12 never computed, 0 whose files changed since, 0 failures retried)" in first
+    assert not list(cache_dir.glob("demo/features-*"))
+    files = _files(tiny_videos)
+    files[7].write_bytes(b"not a video")
+    assert CliRunner().invoke(main, args + ["--allow-failures"]).exit_code == 0
+    shutil.copyfile(files[0], files[2])
+    before = files_there()
+    again = dry("--retry-failed", "--shard", "0/1")
+    assert "finished, kept              10" in again and "to compute                  2 (0 never computed, 1 whose files changed since, 1 failures retried)" in again
+    assert "(not made yet)" not in again and files_there() == before
+    lines = _manifest_lines(tiny_videos)
+    _write_manifest(tiny_videos, lines[:1] + lines[2:] + lines[1:2])  # video 0 last: another manifest
+    moved = dry()
+    assert "(not made yet)" in moved and "to compute                  1 (1 never computed" in moved and "copied from sibling caches  11 (features-" in moved
+    assert files_there() == before
