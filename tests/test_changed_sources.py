@@ -100,6 +100,24 @@ def test_which_videos_a_sibling_gives_by_path_segment_status_size_and_split():
     assert reusable_rows([sibling], manifest, asked[:1], np.array([21]), offsets=1).sibling.tolist() == [-1] * 7
 
 
+def test_a_shard_is_written_rows_first_then_its_source_sizes_then_its_status(tmp_path):
+    """The order of a shard's files: a kill between them leaves a video whose new size is not
+    written taken again by the next run, and one whose status is not written as it was."""
+    writer = ZarrWriter(tmp_path / "s.zarr", "f" * 64, {"videos_per_batch": 2}, {"status": ((2,), "int8")}, 2)
+    written = []
+
+    class Recording:
+        def __init__(self, name: str):
+            self.name = name
+
+        def __setitem__(self, where, value) -> None:
+            written.append(self.name)
+
+    writer.arrays = {name: Recording(name) for name in ("source_sizes", "light_features", "num_frames", "status")}
+    writer.write_block(0, {"source_sizes": np.array([3, 4]), "light_features": np.zeros((2, 1, 1)), "num_frames": np.array([5, 6])}, np.array([DONE, FAILED], dtype=np.int8))
+    assert written == ["light_features", "num_frames", "source_sizes", "status"]
+
+
 def _files(root: Path) -> list[Path]:
     return [root / v.path for v in get_dataset("demo").load(root).videos]
 
