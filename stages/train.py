@@ -120,9 +120,15 @@ def load_sampler_inputs(features: Path, prototypes: Path) -> SamplerInputs:
     """The cache's and prototypes' arrays the sampler needs, its light features left unread (an
     empty ``[0, T, D]`` array keeps their shape): :func:`read_training_features` reads the
     training videos', a stage that scores videos reads their rows itself (evaluate: the
-    evaluation split)."""
+    evaluation split). Prototypes made from the cache as it was before videos of it were
+    computed again (their ``info.json`` names its content fingerprint) are refused."""
     guides = np.load(Path(prototypes) / "guides.npz")
+    info_file = Path(prototypes) / "info.json"
+    made_from = json.loads(info_file.read_text()).get("features_fingerprint") if info_file.is_file() else None
     with FeatureCache(features) as cache:
+        if made_from is not None and made_from != cache.content_fingerprint:
+            raise CacheError(f"{prototypes}: these prototypes were made from another feature cache, or from this one before videos of it were computed again, "
+                             f"not from {features} as it is now (content fingerprint {cache.content_fingerprint[:16]}); run `nsnet prototypes` on it")
         attrs = cache.attrs
         status = np.asarray(cache["status"][:])
         cached = cache["light_features"]

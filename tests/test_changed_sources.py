@@ -10,13 +10,15 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from pipeline.cache import DONE, FAILED, NOT_RECORDED, PENDING, FeatureCache, ZarrWriter, changed_sources, store_files
+from pipeline.cache import DONE, FAILED, NOT_RECORDED, PENDING, CacheError, FeatureCache, ZarrWriter, changed_sources, store_files
 from pipeline.datasets import get_dataset
 from pipeline.prototypes import GuidingScorer
 from pipeline.video import NO_SOURCE, source_size
 from stages.features import run_features
 from stages.prototypes import run_prototypes
+from stages.train import load_sampler_inputs
 
 
 def test_a_source_size_is_a_files_bytes_a_frame_folders_frames_and_minus_two_where_nothing_is(tmp_path):
@@ -162,9 +164,13 @@ def test_a_video_whose_file_changed_is_computed_again_alone_and_the_prototypes_f
     for name, values in before.items():  # the rest as it was, bit for bit: the touched and the deleted videos' rows too
         np.testing.assert_array_equal(after[name][others], values[others], err_msg=name)
     with FeatureCache(cache) as c:
-        assert c.fingerprint == fingerprint and c.content_fingerprint != key_before
+        key_after = c.content_fingerprint
+        assert c.fingerprint == fingerprint and key_after != key_before
+    with pytest.raises(CacheError, match="made from another feature cache, or from this one before videos of it were computed again"):
+        load_sampler_inputs(cache, Path(prototypes_before))  # what nsnet train would take as the last prototypes made
     prototypes_after = run_prototypes(cache, GuidingScorer())
     assert prototypes_after.computed and prototypes_after.path != prototypes_before
+    assert load_sampler_inputs(cache, Path(prototypes_after.path)).content_fingerprint == key_after
 
     still = run_features("demo", tiny_videos, tiny_config, run_options)
     assert (still.changed, still.computed, still.skipped) == (0, 0, 12)
