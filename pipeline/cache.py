@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import glob
 import hashlib
 import json
@@ -459,7 +460,7 @@ class FeatureCache:
         """The fingerprint of the configuration (:func:`fingerprint`): the store's name."""
         return self.attrs["fingerprint"]
 
-    @property
+    @functools.cached_property
     def content_fingerprint(self) -> str:
         """What the stages after this one key their outputs by: the fingerprint, with, where the
         store records its videos' sources, which videos are finished and from which source
@@ -535,11 +536,15 @@ def export_hdf5(staging: Path, final: Path) -> None:
         with h5py.File(tmp, "w") as h5:
             for name, array in source.arrays.items():
                 chunks = (1,) + tuple(array.shape[1:])
-                out = h5.create_dataset(name, shape=array.shape, dtype=array.dtype, chunks=chunks, compression="gzip", shuffle=True)
-                for start in range(0, array.shape[0], step):  # a shard at a time: memory stays flat
-                    out[start : start + step] = array[start : start + step]
+                _copy_rows(array, h5.create_dataset(name, shape=array.shape, dtype=array.dtype, chunks=chunks, compression="gzip", shuffle=True), step)
             h5.attrs["nsnet"] = json.dumps(source.attrs)
     shutil.rmtree(staging)
+
+
+def _copy_rows(source: Any, target: Any, step: int) -> None:
+    """One store's array into another's, ``step`` videos (a shard) at a time: memory stays flat."""
+    for start in range(0, source.shape[0], step):
+        target[start : start + step] = source[start : start + step]
 
 
 def reopen_hdf5(final: Path, staging: Path) -> None:
@@ -559,8 +564,7 @@ def reopen_hdf5(final: Path, staging: Path) -> None:
             arrays = {name: (array.shape, str(array.dtype)) for name, array in source.arrays.items()}
             writer = ZarrWriter(tmp, source.fingerprint, attrs, arrays, step)
             for name, array in source.arrays.items():
-                for start in range(0, array.shape[0], step):
-                    writer.arrays[name][start : start + step] = array[start : start + step]
+                _copy_rows(array, writer.arrays[name], step)
         tmp.with_name(tmp.name + ".create.lock").unlink()
 
 

@@ -35,6 +35,12 @@ from pipeline.video import NO_SOURCE, failure_summary, source_size
 from pipeline.wording import first_few
 
 
+def _aligned(rows: list[tuple[str, str]]) -> list[str]:
+    """The lines of a table of names and values, the values in one column."""
+    width = max(len(k) for k, _ in rows)
+    return [f"{k.ljust(width)}  {v}" for k, v in rows]
+
+
 @dataclass
 class FeaturesSummary:
     """What a features run did, and the state of the whole cache after it."""
@@ -92,8 +98,7 @@ class FeaturesSummary:
             rows.append(("failures file", self.failures_file))
         if self.short_reads:
             rows.append(("read short", f"{len(self.short_reads)} (cut short: the frames that decode used; " + first_few([f"{r['path']} {r['frames']} of {r['listed']}" for r in self.short_reads], 3) + ")"))
-        width = max(len(k) for k, _ in rows)
-        lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
+        lines = _aligned(rows)
         for failure in self.failures[:10]:
             lines.append(f"  FAILED {failure['video_id']}: {failure['path']}: {failure['reason']}")
         if len(self.failures) > 10:
@@ -254,7 +259,7 @@ def manifest_features(dataset: str, root: Path, manifest: Manifest, config: Feat
     worker = setup_worker(opts.shard, opts.device)
     sources = SourceWatch(root, manifest, worker)
     try:
-        finished = final != staging and final.exists() and not staging.exists()  # a finished HDF5 cache
+        finished = _finished_hdf5(final, staging)
         if finished:
             with FeatureCache(final) as done_cache:
                 cache_mod.check_fingerprint(final, done_cache.attrs, fp)
@@ -299,8 +304,8 @@ class SourceWatch:
         """Which videos of this worker's share changed since the store ``recorded`` their sizes
         (:func:`changed_sources`; those of the other shares are not looked at)."""
         mine = np.zeros(len(recorded), dtype=bool)
-        for s, members in enumerate(make_blocks(len(recorded), shard_size(attrs))):
-            mine[members] = self.worker.owns(s)
+        for members in _my_shards(len(recorded), attrs, self.worker):
+            mine[members] = True
         self.sizes(np.flatnonzero(mine & (recorded != NOT_RECORDED)))
         return changed_sources(recorded, self.now)
 
@@ -324,6 +329,21 @@ class SourceWatch:
         return _plan(status, store.attrs, self.worker, retry_failed, self.changed(recorded, store.attrs))
 
 
+def _my_shards(num_videos: int, attrs: dict[str, Any], worker: Worker) -> list[list[int]]:
+    """The videos of each shard of a store that ``worker`` owns."""
+    return [m for s, m in enumerate(make_blocks(num_videos, shard_size(attrs))) if worker.owns(s)]
+
+
+def _shard_videos(opts: RunOptions) -> int:
+    """Videos per shard of a store made now: ``--videos-per-shard`` rounded up to whole batches."""
+    return -(-opts.videos_per_shard // opts.videos_per_batch) * opts.videos_per_batch
+
+
+def _finished_hdf5(final: Path, staging: Path) -> bool:
+    """Whether the cache is an HDF5 file written whole (its staging store gone after the export)."""
+    return final != staging and final.exists() and not staging.exists()
+
+
 def _recorded_sizes(store: FeatureCache | ZarrWriter) -> np.ndarray:
     """The source sizes a store recorded (none recorded, in a store made before it recorded them)."""
     if "source_sizes" in store.arrays:
@@ -339,7 +359,7 @@ def _plan(status: np.ndarray, attrs: dict[str, Any], worker: Worker, retry_faile
     other videos' rows kept (:class:`ShardAssembler`)."""
     block_size = int(attrs["videos_per_batch"])
     redo = _to_compute(status, retry_failed, changed)
-    mine = [m for s, m in enumerate(make_blocks(len(status), shard_size(attrs))) if worker.owns(s)]
+    mine = _my_shards(len(status), attrs, worker)
     blocks = []
     for members in mine:
         todo = members if (status[members] == PENDING).all() else [i for i in members if redo[i]]
@@ -379,7 +399,7 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
     loop_seconds = 0.0
     if plan is None or plan.todo:
         light, rec, light_cfg, rec_cfg = build_encoders(config, manifest)
-        shard = -(-opts.videos_per_shard // opts.videos_per_batch) * opts.videos_per_batch  # whole batches
+        shard = _shard_videos(opts)
         layout = make_layout(light, rec, light_cfg, rec_cfg, len(manifest.videos), config.num_frames, shard, config.offsets)
         attrs = {
             "identity": identity,
@@ -394,8 +414,8 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
         log_dir.mkdir(parents=True, exist_ok=True)
         log = log_dir / f"shard-{worker.shard}-of-{worker.num_shards}.jsonl"
         with cache_mod.file_lock(staging / "locks" / f"shard-{worker.shard}-of-{worker.num_shards}.lock", blocking=False):
-            copied, copied_from = _copy_from_siblings(final, staging, identity, manifest, writer, sources.plan(writer, opts.retry_failed), sources, config.offsets, log, opts.progress and worker.is_leader)
-            # read again under the lock, after the copies: the block and shard sizes are those fixed at creation
+            copied, copied_from = _copy_from_siblings(final, staging, identity, manifest, writer, sources, config.offsets, log, opts.progress and worker.is_leader)
+            # read under the lock, after the copies: the block and shard sizes are those fixed at creation
             status = writer.status()
             plan = sources.plan(writer, opts.retry_failed)
             if worker.is_leader:
@@ -428,12 +448,10 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
 
 
 @contextmanager
-def _sibling_rows(final: Path, staging: Path, identity: dict[str, Any], manifest: Manifest, status: np.ndarray, attrs: dict[str, Any], plan: _Plan, sources: SourceWatch, offsets: int) -> Iterator[tuple[list[Sibling], Reusable, list[list[int]]]]:
+def _sibling_rows(final: Path, staging: Path, identity: dict[str, Any], manifest: Manifest, status: np.ndarray, attrs: dict[str, Any], sources: SourceWatch, offsets: int) -> Iterator[tuple[list[Sibling], Reusable, list[list[int]]]]:
     """The sibling caches of this one (:mod:`pipeline.sibling_caches`, open while in the block),
-    which of the plan's videos in shards not written yet they give, and those shards."""
-    step = shard_size(attrs)
-    starts = sorted({members[0] - members[0] % step for _, members in plan.todo})
-    unwritten = [m for m in (list(range(start, min(start + step, len(status)))) for start in starts) if (status[m] == PENDING).all()]
+    which videos of the worker's shards not written yet they give, and those shards."""
+    unwritten = [m for m in _my_shards(len(status), attrs, sources.worker) if (status[m] == PENDING).all()]
     siblings = find_siblings(final.parent, identity, manifest, {final, staging}) if unwritten else []
     try:
         candidates = held(siblings, manifest, np.concatenate(unwritten)) if siblings else np.zeros(0, dtype=np.int64)
@@ -443,11 +461,11 @@ def _sibling_rows(final: Path, staging: Path, identity: dict[str, Any], manifest
             sibling.cache.close()
 
 
-def _copy_from_siblings(final: Path, staging: Path, identity: dict[str, Any], manifest: Manifest, writer: ZarrWriter, plan: _Plan, sources: SourceWatch, offsets: int, log: Path, progress: bool) -> tuple[int, list[str]]:
-    """Write the shards of ``plan`` not written yet that hold videos a sibling cache holds, those
+def _copy_from_siblings(final: Path, staging: Path, identity: dict[str, Any], manifest: Manifest, writer: ZarrWriter, sources: SourceWatch, offsets: int, log: Path, progress: bool) -> tuple[int, list[str]]:
+    """Write the worker's shards not written yet that hold videos a sibling cache holds, those
     videos' rows copied, with their logged failures and short reads, and the others pending
     (computed next, alone). Returns the videos copied and the siblings they came from."""
-    with _sibling_rows(final, staging, identity, manifest, writer.status(), writer.attrs, plan, sources, offsets) as (siblings, reusable, unwritten):
+    with _sibling_rows(final, staging, identity, manifest, writer.status(), writer.attrs, sources, offsets) as (siblings, reusable, unwritten):
         copying = [m for m in unwritten if any(i in reusable for i in m)]
         row_layout = {name: (array.shape[1:], str(array.dtype)) for name, array in writer.arrays.items() if name != "status"}
         with cache_mod.clear_out_of_space(writer.path, cache_mod.RESUMABLE), tqdm(total=sum(map(len, copying)), unit="video", desc="copied from sibling caches", disable=not progress or not copying) as bar:
@@ -490,8 +508,7 @@ class FeaturesPlan:
             ("to compute", f"{self.to_compute} ({fresh} never computed, {self.changed} whose files changed since, {self.retried} failures retried)"),
             ("copied from sibling caches", f"{self.copied}" + (f" ({first_few(self.copied_from, 3)})" if self.copied else "")),
         ]
-        width = max(len(k) for k, _ in rows)
-        return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows) + "\n(--dry-run: no model built, nothing written)"
+        return "\n".join(_aligned(rows)) + "\n(--dry-run: no model built, nothing written)"
 
 
 def plan_features(dataset: str, data_root: Path | None, config: FeaturesConfig, opts: RunOptions, cache_path: Path | None = None, files: AnnotationFiles = AnnotationFiles()) -> FeaturesPlan:
@@ -502,16 +519,16 @@ def plan_features(dataset: str, data_root: Path | None, config: FeaturesConfig, 
     final, fp, identity = resolve_cache_path(dataset, manifest, config, opts, cache_path)
     staging = cache_mod.staging_path(final)
     sources = SourceWatch(root, manifest, Worker(*opts.shard, 0, 1, torch.device("cpu")))
-    store = final if final != staging and final.exists() and not staging.exists() else staging if (staging / "zarr.json").exists() else None
+    store = final if _finished_hdf5(final, staging) else staging if (staging / "zarr.json").exists() else None
     if store is None:
         status = np.full(len(manifest.videos), PENDING, dtype=np.int8)
-        attrs = {"videos_per_batch": opts.videos_per_batch, "videos_per_shard": -(-opts.videos_per_shard // opts.videos_per_batch) * opts.videos_per_batch}
+        attrs = {"videos_per_batch": opts.videos_per_batch, "videos_per_shard": _shard_videos(opts)}
         plan = _plan(status, attrs, sources.worker, opts.retry_failed, np.zeros(len(status), dtype=bool))
     else:
         with FeatureCache(store) as cache:
             cache_mod.check_fingerprint(store, cache.attrs, fp)
             status, attrs, plan = np.asarray(cache["status"][:]), cache.attrs, sources.plan(cache, opts.retry_failed)
-    with _sibling_rows(final, staging, identity, manifest, status, attrs, plan, sources, config.offsets) as (siblings, reusable, _):
+    with _sibling_rows(final, staging, identity, manifest, status, attrs, sources, config.offsets) as (siblings, reusable, _):
         copied, copied_from = _copied(siblings, reusable)
     retried = int(((status == FAILED) & ~plan.changed & _computed(plan, len(status))).sum()) if opts.retry_failed else 0
     return FeaturesPlan(str(store or final), store is not None, plan.videos + plan.skipped, plan.skipped, plan.videos - copied, int(plan.changed.sum()), retried, copied, copied_from)
