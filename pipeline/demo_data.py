@@ -21,6 +21,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -285,3 +286,14 @@ def generate_demo(out_dir: Path, spec: DemoSpec = DemoSpec(), workers: int | Non
     truth = {p.video_id: {"num_frames": p.num_frames, "salient": list(p.salient)} for p in plans}
     (out_dir / "groundtruth.json").write_text(json.dumps(truth))
     return out_dir / "manifest.csv"
+
+
+def salient_targets(truth: dict[str, Any], videos: list[dict[str, Any]], rows: np.ndarray, frame_indices: np.ndarray, num_frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The generator's salient frames (``truth``, its ``groundtruth.json``) at the cached
+    ``frame_indices`` [N, T] of the manifest ``videos`` at ``rows``: (the rows it describes,
+    their 0/1 targets [n, T]). It describes a video where it holds the file's stem with the
+    frame count the cache recorded (``num_frames`` [N]); the others — not generated, or a file
+    replaced since by another video — are left out."""
+    kept = [row for row in rows if len(truth.get(Path(videos[row]["path"]).stem, {}).get("salient", ())) == num_frames[row]]
+    targets = [np.asarray(truth[Path(videos[row]["path"]).stem]["salient"])[frame_indices[row]] for row in kept]
+    return np.asarray(kept, dtype=np.int64), np.stack(targets) if targets else np.zeros((0, frame_indices.shape[1]), dtype=np.int64)

@@ -28,6 +28,7 @@ from pipeline import cache as cache_mod
 from pipeline.cache import DONE, PENDING, CacheError, FeatureCache
 from pipeline.metrics import multi_hot
 from pipeline.config import from_checkpoint
+from pipeline.demo_data import salient_targets
 from pipeline.class_order import class_order, frame_confusion, misordered_message, write_recognizer_classes
 from pipeline.prototypes import GuidingScorer
 
@@ -117,7 +118,7 @@ def _fit_and_write(features: Path, scorer: GuidingScorer, out: Path, ground_trut
         # the other candidate frames of the training videos (temporal random shift), scored by
         # the same prototypes: [N, S-1, T]
         g_shift = _guides(scorer, cache["shift_rec_features"], cache["shift_rec_logits"], labels, train, block_videos) if cache.offsets > 1 else None
-        frame_indices = np.asarray(cache["frame_indices"][:])
+        frame_indices, num_frames = np.asarray(cache["frame_indices"][:]), np.asarray(cache["num_frames"][:])
     info: dict[str, Any] = {
         "features": str(features),
         "features_fingerprint": content,
@@ -131,7 +132,7 @@ def _fit_and_write(features: Path, scorer: GuidingScorer, out: Path, ground_trut
         "empty_classes": [int(c) for c in scorer.empty_classes_],
     }
     if ground_truth is not None and ground_truth.is_file():
-        info.update(salient_agreement(g, frame_indices, done, videos, json.loads(ground_truth.read_text())))
+        info.update(salient_agreement(g, frame_indices, num_frames, done, videos, json.loads(ground_truth.read_text())))
     with cache_mod.written_whole(out) as tmp:
         (tmp / "estimator.pkl").write_bytes(pickle.dumps(scorer))
         shifted = {} if g_shift is None else {"g_shift": g_shift}
@@ -155,20 +156,13 @@ def _guides(scorer: GuidingScorer, rec: Any, logits: Any, labels: np.ndarray, ro
     return g
 
 
-def salient_agreement(g: np.ndarray, frame_indices: np.ndarray, done: np.ndarray, videos: list[dict[str, Any]], truth: dict[str, Any]) -> dict[str, float]:
+def salient_agreement(g: np.ndarray, frame_indices: np.ndarray, num_frames: np.ndarray, done: np.ndarray, videos: list[dict[str, Any]], truth: dict[str, Any]) -> dict[str, float]:
     """Average precision of ``g`` at telling the generator's salient frames (demo data) from
-    the rest, over all scored frames."""
+    the rest, over the scored frames of the videos the ground truth describes."""
     from sklearn.metrics import average_precision_score
 
-    scores, targets = [], []
-    for i in np.flatnonzero(done):
-        key = Path(videos[i]["path"]).stem
-        if key not in truth:
-            continue
-        mask = np.asarray(truth[key]["salient"])
-        scores.append(g[i])
-        targets.append(mask[frame_indices[i]])
-    if not scores:
+    rows, targets = salient_targets(truth, videos, np.flatnonzero(done), frame_indices, num_frames)
+    if not len(rows):
         return {}
-    y, s = np.concatenate(targets), np.concatenate(scores)
-    return {"salient_ap": float(average_precision_score(y, s)), "salient_share": float(y.mean())}
+    y = targets.ravel()
+    return {"salient_ap": float(average_precision_score(y, g[rows].ravel())), "salient_share": float(y.mean()), "salient_videos": len(rows)}

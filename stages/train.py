@@ -24,6 +24,7 @@ from pipeline import cache as cache_mod
 from pipeline.cache import DONE, CacheError, FeatureCache
 from pipeline.config import TrainConfig
 from pipeline.datasets.manifest import EVALUATION_SPLITS, evaluation_splits
+from pipeline.demo_data import salient_targets
 from pipeline.metrics import multi_hot
 from pipeline.models import save_atomic
 from pipeline.sampler import NSNetSampler, SamplerConfig
@@ -292,15 +293,15 @@ def _saliency_report(model: NSNetSampler, objective: FrameObjective, inputs: Sam
     split's videos, as evaluate takes them)."""
     if ground_truth is None or not Path(ground_truth).is_file() or not inputs.evaluation_splits():
         return {}
-    val, _ = inputs.evaluated()
-    if not len(val):
-        return {}
     from sklearn.metrics import average_precision_score
 
-    truth = json.loads(Path(ground_truth).read_text())
+    with FeatureCache(features) as cache:
+        num_frames = np.asarray(cache["num_frames"][:])
+    val, targets = salient_targets(json.loads(Path(ground_truth).read_text()), inputs.videos, inputs.evaluated()[0], inputs.frame_indices, num_frames)
+    if not len(val):
+        return {}
     s_f, s_v = cached_saliency(model, objective, features, val, device)
-    masks = np.stack([np.asarray(truth[Path(inputs.videos[i]["path"]).stem]["salient"])[inputs.frame_indices[i]] for i in val])
-    y = masks.ravel()
+    y = targets.ravel()
     return {
         "AP of s_f vs ground-truth salient frames (val)": float(average_precision_score(y, s_f.ravel())),
         "AP of s_v vs ground-truth salient frames (val)": float(average_precision_score(y, s_v.ravel())),

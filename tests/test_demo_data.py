@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.demo_data import DemoSpec, _plan_videos, class_table, generate_demo, render_video
+from pipeline.demo_data import DemoSpec, _plan_videos, class_table, generate_demo, render_video, salient_targets
 from pipeline.datasets import Manifest, get_dataset
 from pipeline.video import FrameSource
 
@@ -114,3 +114,15 @@ def test_a_regenerated_demo_with_another_seed_has_another_manifest_digest(tmp_pa
     (tmp_path / "a" / "spec.json").unlink()  # a folder in the demo's layout, made by hand
     plain = get_dataset("demo").load(tmp_path / "a")
     assert plain.source == "" and "source" not in json.loads(plain.to_json())
+
+
+def test_the_ground_truth_describes_the_videos_of_its_stems_and_frame_counts():
+    truth = {"a": {"num_frames": 4, "salient": [0, 1, 1, 0]}, "b": {"num_frames": 3, "salient": [1, 0, 0]}}
+    videos = [{"path": "videos/a.mp4"}, {"path": "videos/b.mp4"}, {"path": "other/x.mp4"}]
+    frame_indices = np.array([[0, 2], [1, 2], [0, 1]])
+    rows, targets = salient_targets(truth, videos, np.array([0, 1, 2]), frame_indices, np.array([4, 3, 9]))
+    assert rows.tolist() == [0, 1] and targets.tolist() == [[0, 1], [0, 0]]
+    rows, targets = salient_targets(truth, videos, np.array([0, 1, 2]), frame_indices, np.array([4, 5, 9]))  # b holds another video now
+    assert rows.tolist() == [0] and targets.tolist() == [[0, 1]]
+    rows, targets = salient_targets(truth, videos, np.array([2]), frame_indices, np.array([4, 5, 9]))
+    assert rows.tolist() == [] and targets.shape == (0, 2)

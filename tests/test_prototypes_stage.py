@@ -12,7 +12,7 @@ from pipeline.cache import CacheError, FeatureCache
 from pipeline.datasets import get_dataset
 from pipeline.prototypes import GuidingScorer
 from stages.features import run_features
-from stages.prototypes import run_prototypes
+from stages.prototypes import run_prototypes, salient_agreement
 
 
 def test_prototypes_from_a_cache(tiny_videos, tiny_config, run_options):
@@ -30,12 +30,24 @@ def test_prototypes_from_a_cache(tiny_videos, tiny_config, run_options):
     labels = np.eye(3, dtype=int)[[v.labels[0] for v in get_dataset("demo").load(tiny_videos).videos]]
     np.testing.assert_allclose(guides["g"], scorer.transform(rec, labels), rtol=1e-6)
     info = json.loads((out / "info.json").read_text())
-    assert info["train_videos"] == 9 and info["scored_videos"] == 12 and 0 <= info["salient_ap"] <= 1
+    assert info["train_videos"] == 9 and info["scored_videos"] == 12 and 0 <= info["salient_ap"] <= 1 and info["salient_videos"] == 12
     again = run_prototypes(Path(summary.cache), GuidingScorer(epsilon=30.0))
     assert not again.computed and again.path == result.path
     other = run_prototypes(Path(summary.cache), GuidingScorer(epsilon=50.0))
     assert other.computed and other.path != result.path
 
+
+
+def test_g_is_scored_against_the_ground_truth_of_the_videos_it_describes():
+    truth = {"a": {"num_frames": 4, "salient": [0, 1, 1, 0]}, "b": {"num_frames": 3, "salient": [1, 0, 0]}, "c": {"num_frames": 2, "salient": [0, 1]}}
+    videos = [{"path": "videos/a.mp4"}, {"path": "videos/b.mp4"}, {"path": "other/x.mp4"}, {"path": "videos/c.mp4"}, {"path": "videos/a.mp4"}]
+    frame_indices = np.array([[0, 2], [1, 2], [0, 1], [0, 1], [0, 1]])
+    num_frames = np.array([4, 5, 9, 2, 4])  # b's file holds 5 frames now: another video; x is not generated
+    g = np.array([[0.1, 0.9], [0.9, 0.9], [0.9, 0.9], [0.8, 0.3], [0.5, 0.5]])
+    done = np.array([True, True, True, True, False])
+    # targets a: [0, 1], c: [0, 1]; ranked by g: 0.9 (1), 0.8 (0), 0.3 (1), 0.1 (0): AP (1/1 + 2/3) / 2
+    assert salient_agreement(g, frame_indices, num_frames, done, videos, truth) == {"salient_ap": pytest.approx(5 / 6), "salient_share": 0.5, "salient_videos": 2}
+    assert salient_agreement(g, frame_indices, num_frames, np.array([False, True, True, False, False]), videos, truth) == {}
 
 def test_unfinished_cache_is_refused(tiny_videos, tiny_config, run_options):
     partial = run_features("demo", tiny_videos, tiny_config, replace(run_options, shard=(0, 2)))

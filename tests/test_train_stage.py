@@ -111,7 +111,7 @@ def test_train_epoch_learns_a_separable_toy_problem():
     assert s_f[:, 1:3].mean() > 2 * s_f[:, [0, 3]].mean()  # the FSM finds the salient frames
 
 
-def test_train_stage_reports_saliency_and_is_idempotent(tiny_pipeline, monkeypatch):
+def test_train_stage_reports_saliency_and_is_idempotent(tiny_pipeline, monkeypatch, tmp_path):
     features, prototypes, truth = tiny_pipeline
     monkeypatch.setattr("stages.train.SALIENCY_BATCH", 2)  # the report reads the validation videos in blocks
     result = run_train(features, prototypes, CFG, progress=False, ground_truth=truth)
@@ -137,6 +137,15 @@ def test_train_stage_reports_saliency_and_is_idempotent(tiny_pipeline, monkeypat
     assert result.saliency_ap["share of salient frames (chance AP)"] == pytest.approx(y.mean())
     again = run_train(features, prototypes, CFG, progress=False, ground_truth=truth)
     assert again.trained_epochs == 0 and again.path == result.path and again.saliency_ap == result.saliency_ap
+    # a video whose file was replaced by another (the truth's frame count is not the cache's) is left out
+    replaced = Path(inputs.videos[val[0]]["path"]).stem
+    salient[replaced]["salient"] = salient[replaced]["salient"][:1]
+    cut = tmp_path / "groundtruth.json"
+    cut.write_text(json.dumps(salient))
+    y = y.reshape(len(val), -1)[1:].ravel()
+    left_out = run_train(features, prototypes, CFG, progress=False, ground_truth=cut).saliency_ap
+    assert left_out["AP of s_f vs ground-truth salient frames (val)"] == pytest.approx(average_precision_score(y, s_f[1:].ravel()), abs=1e-12)
+    assert left_out["AP of s_v vs ground-truth salient frames (val)"] == pytest.approx(average_precision_score(y, s_v[1:].ravel()), abs=1e-12)
     paths = {result.path}
     for target in ("video", "video_ns_class", "baseline_plus", "regression", "ranking"):
         variant = run_train(features, prototypes, replace(CFG, fsm_target=target, epochs=2), progress=False)
