@@ -5,12 +5,17 @@ time, their ``status`` last, so a killed run keeps every finished shard and resu
 first unfinished one; a second writer on the same store is refused (its output lock). A row
 that fails is marked FAILED and computed again by the next run. The all-frames pass and
 evaluate's decoded NSNet row keep their results this way.
+
+Several processes (torchrun ranks, ``--shard i/n`` jobs) fill one store together, each the
+shards ``s`` with ``s % n == i`` under a lock of its share, as the features stage divides its
+cache; a run of the whole store afterwards computes only what they left.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +23,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from pipeline.cache import DONE, FAILED, RESUMABLE, SHARD_VIDEOS, ZarrWriter, clear_out_of_space, output_lock
+from pipeline.cache import DONE, FAILED, RESUMABLE, SHARD_VIDEOS, ZarrWriter, clear_out_of_space, file_lock, output_lock
 
 # Computes the given rows: yields (row, its arrays' values) or (row, why it failed).
 RowComputer = Callable[[list[int]], Iterable[tuple[int, dict[str, Any] | str]]]
@@ -30,10 +35,15 @@ def rows_digest(*keys: np.ndarray) -> str:
     return hashlib.sha256(b"".join(np.asarray(key, dtype=np.int64).tobytes() for key in keys)).hexdigest()
 
 
+# One process's part of a store: (i, n) takes the shards s with s % n == i; (0, 1) the whole.
+Share = tuple[int, int]
+WHOLE: Share = (0, 1)
+
+
 @dataclass
 class StoredRows:
-    """A row store's arrays read whole (``status`` aside), what this call computed, and the
-    rows that failed in it, with their reasons."""
+    """A row store's arrays read whole (``status`` aside; empty for a share of the store), what
+    this call computed, and the rows that failed in it, with their reasons."""
 
     path: Path
     arrays: dict[str, np.ndarray]
@@ -41,18 +51,31 @@ class StoredRows:
     errors: dict[int, str]
 
 
-def fill_rows(path: Path, fp: str, attrs: dict[str, Any], arrays: dict[str, tuple[tuple[int, ...], str]], computer: Callable[[], RowComputer], progress: bool = True, desc: str = "rows") -> StoredRows:
+def share_lock(path: Path, share: Share) -> AbstractContextManager[None]:
+    """The lock a process holds while it fills ``share`` of the store at ``path``: the store's
+    output lock for the whole, ``.<store>.share-i-of-n.lock`` beside it for a share."""
+    if share == WHOLE:
+        return output_lock(path)
+    index, count = share
+    return file_lock(path.with_name(f".{path.name}.share-{index}-of-{count}.lock"), blocking=False, hint="it is computing the same share of this store; wait for it or give another --shard")
+
+
+def fill_rows(path: Path, fp: str, attrs: dict[str, Any], arrays: dict[str, tuple[tuple[int, ...], str]], computer: Callable[[], RowComputer], progress: bool = True, desc: str = "rows", share: Share = WHOLE) -> StoredRows:
     """The store at ``path`` (fingerprint ``fp``, ``attrs``, ``arrays`` of one row per video
-    plus ``status``) with every row not yet DONE computed by ``computer()`` — called once, and
-    only when there is a row to compute (it may load a model) — a shard at a time."""
+    plus ``status``) with every row of ``share`` not yet DONE computed by ``computer()`` —
+    called once, and only when there is a row to compute (it may load a model) — a shard at a
+    time."""
     computed, errors = 0, {}
-    with output_lock(path):
+    index, count = share
+    with share_lock(path, share):
         writer = ZarrWriter(path, fp, attrs, arrays, SHARD_VIDEOS)
         status = np.asarray(writer.arrays["status"][:])
-        if (status != DONE).any():
+        starts = range(index * SHARD_VIDEOS, len(status), count * SHARD_VIDEOS)
+        mine = np.flatnonzero(np.arange(len(status)) // SHARD_VIDEOS % count == index)
+        if (status[mine] != DONE).any():
             compute = computer()
-            with tqdm(total=len(status), initial=int((status == DONE).sum()), unit="video", desc=desc, disable=not progress) as bar:
-                for start in range(0, len(status), SHARD_VIDEOS):
+            with tqdm(total=len(mine), initial=int((status[mine] == DONE).sum()), unit="video", desc=desc, disable=not progress) as bar:
+                for start in starts:
                     stop = min(len(status), start + SHARD_VIDEOS)
                     todo = [row for row in range(start, stop) if status[row] != DONE]
                     if not todo:
@@ -70,5 +93,5 @@ def fill_rows(path: Path, fp: str, attrs: dict[str, Any], arrays: dict[str, tupl
                         bar.update(1)
                     with clear_out_of_space(path, RESUMABLE):
                         writer.write_block(start, block, marks)
-        values = {name: np.asarray(writer.arrays[name][:]) for name in arrays if name != "status"}
+        values = {name: np.asarray(writer.arrays[name][:]) for name in arrays if name != "status"} if share == WHOLE else {}
     return StoredRows(path, values, computed, errors)

@@ -18,7 +18,8 @@ array                           shape   dtype    content
 Rows are written a shard of 256 videos at a time, their ``status`` last, so a killed run keeps
 every finished shard and resumes at the first unfinished one; a second writer on the same store
 is refused. Failed videos are retried by the next run; the pass raises, after writing what it
-finished, while any remain.
+finished, while any remain. Torchrun ranks and ``--shard`` jobs of ``nsnet evaluate`` fill the
+store together, each its share of the shards (:func:`fill_all_frames`).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from pipeline.config import DECODE_TIMEOUT_S, AllFramesConfig
 from pipeline.datasets import Manifest, VideoRecord
 from pipeline.decode_watch import DecodingWatch, WatchedDecoding
 from pipeline.extract import ModelFrames, Transform, decoding_loader, model_frames, workers_within_shared_memory
-from pipeline.row_store import RowComputer, fill_rows, rows_digest
+from pipeline.row_store import WHOLE, RowComputer, Share, StoredRows, fill_rows, rows_digest
 from pipeline.video import FrameSource, FrameWindow, VideoReadError, open_record, shortened
 from pipeline.wording import first_few
 from stages.features import cached_runner
@@ -161,6 +162,17 @@ def run_all_frames(features: Path, videos: np.ndarray, root: Path, cfg: AllFrame
     cache's manifest), computed once and cached; resumes an interrupted pass. The recognizer
     runs with ``backend`` (:func:`pipeline.backends.resolve_backend`); a video whose decoder
     hangs ``decode_timeout`` seconds on a chunk of frames, or dies, fails (:mod:`pipeline.decode_watch`)."""
+    stored = fill_all_frames(features, videos, root, cfg, device, workers, progress, backend, export_dir, decode_timeout)
+    if stored.errors:
+        listed = first_few([stored.errors[r] for r in sorted(stored.errors)], 5, sep="; ")
+        raise CacheError(f"{stored.path}: {len(stored.errors)} evaluation video(s) could not be decoded for the all-frames baselines (finished ones are kept; a new run retries these): {listed}")
+    scores = {name: stored.arrays[name].astype(np.float64) for name in BASELINES}
+    return AllFrameScores(scores, stored.arrays["frames"], stored.path, stored.computed)
+
+
+def fill_all_frames(features: Path, videos: np.ndarray, root: Path, cfg: AllFramesConfig, device: torch.device, workers: int = 2, progress: bool = True, backend: str = "torch", export_dir: Path = DEFAULT_EXPORT_DIR, decode_timeout: float = DECODE_TIMEOUT_S, share: Share = WHOLE) -> StoredRows:
+    """The store of :func:`run_all_frames` with the rows of ``share`` (:mod:`pipeline.row_store`)
+    computed; its failures are returned, not raised."""
     backend = resolve_backend(backend, device)
     features = Path(features)
     with FeatureCache(features) as cache:
@@ -184,9 +196,4 @@ def run_all_frames(features: Path, videos: np.ndarray, root: Path, cfg: AllFrame
 
         return compute
 
-    stored = fill_rows(path, fp, {"all_frames": asdict(cfg), "features": str(features), "video_ids": [manifest.videos[v].video_id for v in videos]}, arrays, computer, progress, f"recognizer on all frames ({size})")
-    if stored.errors:
-        listed = first_few([stored.errors[r] for r in sorted(stored.errors)], 5, sep="; ")
-        raise CacheError(f"{path}: {len(stored.errors)} evaluation video(s) could not be decoded for the all-frames baselines (finished ones are kept; a new run retries these): {listed}")
-    scores = {name: stored.arrays[name].astype(np.float64) for name in BASELINES}
-    return AllFrameScores(scores, stored.arrays["frames"], path, stored.computed)
+    return fill_rows(path, fp, {"all_frames": asdict(cfg), "features": str(features), "video_ids": [manifest.videos[v].video_id for v in videos]}, arrays, computer, progress, f"recognizer on all frames ({size})", share)

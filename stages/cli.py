@@ -487,7 +487,7 @@ def resolve_run(features_path: Path, prototypes_path: Path, dataset: str, run_pa
 @dataset_option
 @data_root_option
 @sampler_inputs_options
-@click.option("--run", "run_path", type=click.Path(path_type=Path), default=None, help="Trained sampler (default: the last run `nsnet train` finished on the prototypes, else the run of the dataset's train config).")
+@click.option("--run", "--sampler-run", "run_path", type=click.Path(path_type=Path), default=None, help="Trained sampler (default: the last run `nsnet train` finished on the prototypes, else the run of the dataset's train config); under torchrun spelt --sampler-run, as torchrun takes --run for its own --run-path.")
 @frame_choice_options
 @click.option("--seed", type=int, default=None, help="Seed of the RANDOM baseline.")
 @click.option("--all-frames/--no-all-frames", default=None, help="Table 1's baselines over all frames (they decode every frame of every evaluation video) [default: on; at 1 fps on ActivityNet; off on FCVID and Mini-Kinetics, where the paper has none].")
@@ -497,15 +497,16 @@ def resolve_run(features_path: Path, prototypes_path: Path, dataset: str, run_pa
 @click.option("--device", default="auto", show_default=True)
 @backend_options(compare=False)
 @click.option("--workers", type=int, default=None, help="Decoding processes [default: 2 on the CPU, all cores but 2 on a GPU].")
+@click.option("--shard", default="0/1", show_default=True, help="This job's share i/n of the decoding (NSNet's decoded row, the baselines over all frames), combined with torchrun ranks: the shares decode and end, and a run without --shard writes the report; under torchrun alone rank 0 writes it after the others have finished.")
 @decode_timeout_option
 @click.option("--no-progress", is_flag=True)
 @clear_errors
-def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_path: Path | None, prototypes_path: Path | None, preset: str | None, run_path: Path | None, all_frames: bool | None, split: str | None, nsnet_from_cache: bool, device: str, backend: str, onnx_dir: Path | None, workers: int | None, decode_timeout: float, no_progress: bool, **changes: Any) -> None:
+def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_path: Path | None, prototypes_path: Path | None, preset: str | None, run_path: Path | None, all_frames: bool | None, split: str | None, nsnet_from_cache: bool, device: str, backend: str, onnx_dir: Path | None, workers: int | None, shard: str, decode_timeout: float, no_progress: bool, **changes: Any) -> None:
     """NSNet vs UNIFORM, RANDOM, DENSE and TOP-K: mAP, top-1 and counted GFLOPs, with plots."""
     from pipeline.datasets import get_dataset
-    from pipeline.distributed import pick_device
+    from pipeline.distributed import barrier, parse_shard, setup_worker, teardown
     from pipeline.extract import per_video_workers
-    from stages.evaluate import run_evaluate
+    from stages.evaluate import evaluate_share, run_evaluate
     from stages.evaluate_report import render_table
 
     features_path, prototypes_path = resolve_sampler_inputs(cache_dir, dataset, features_path, prototypes_path, preset)
@@ -513,15 +514,28 @@ def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_pat
     cfg = evaluation_config(dataset, preset, all_frames, **changes)
     root = data_root if data_root is not None else get_dataset(dataset).default_root
     quotes = None if preset is None else get_preset(preset).quotes(dataset)
-    dev = pick_device(device)
-    report = run_evaluate(features_path, prototypes_path, run_path, root, cfg, device=str(dev), workers=per_video_workers(workers, dev), progress=not no_progress, preset=quotes, backend=backend, export_dir=onnx_dir or cache_dir / "onnx", decode_timeout=decode_timeout, nsnet_from_cache=nsnet_from_cache, split=split)
+    worker = setup_worker(parse_shard(shard), device)
+    options = dict(device=str(worker.device), workers=per_video_workers(workers, worker.device), progress=not no_progress, backend=backend, export_dir=onnx_dir or cache_dir / "onnx", decode_timeout=decode_timeout, nsnet_from_cache=nsnet_from_cache, split=split)
+    try:
+        if worker.num_shards > 1:
+            part = evaluate_share(features_path, prototypes_path, run_path, root, (worker.shard, worker.num_shards), cfg, **options)
+            barrier(worker)
+            if worker.num_shards > worker.world_size or not worker.is_leader:  # --shard jobs, or a rank other than 0
+                then = "rank 0 writes the report" if worker.num_shards == worker.world_size else "when every --shard job has finished, `nsnet evaluate` without --shard writes the report, decoding only what they left"
+                click.echo(f"{part.summary()}\n  {then}")
+                if part.failed and worker.world_size == 1:  # a rank's failures are rank 0's to retry and report
+                    raise SystemExit(1)
+                return
+        report = run_evaluate(features_path, prototypes_path, run_path, root, cfg, preset=quotes, **options)
+    finally:
+        teardown(worker)
     click.echo(render_table(report) + ("" if report["computed"] else "\n(already evaluated with this config: nothing recomputed)"))
 
 
 @main.command()
 @click.argument("videos", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--videos-from", "listing", type=click.Path(path_type=Path, allow_dash=True), default=None, help="A file listing videos or folders, one path a line (`find ... > list.txt`; '-' reads standard input), predicted with VIDEOS: for more than a command line holds.")
-@click.option("--run", "run_path", type=click.Path(path_type=Path), default=None, help="Sampler run of `nsnet train` (default: the last one it finished for --dataset's latest prototypes, else the run of the dataset's train config).")
+@click.option("--run", "--sampler-run", "run_path", type=click.Path(path_type=Path), default=None, help="Sampler run of `nsnet train` (default: the last one it finished for --dataset's latest prototypes, else the run of the dataset's train config); --sampler-run is the same.")
 @click.option("--dataset", type=click.Choice(sorted(DATASETS)), default=None, help="Check that the run was trained on this dataset (and find its default run).")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=Path("cache"), show_default=True)
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("cache/predict"), show_default=True, help="Where predictions.jsonl and the plots go.")

@@ -14,6 +14,9 @@ RANDOM-10, DENSE, TOP-K-10) come from one cached recognizer pass over every fram
 (:mod:`stages.all_frames`); with a preset (:mod:`pipeline.presets`) the paper's figures stand
 beside ours.
 
+Torchrun ranks and ``--shard`` jobs divide the decoding (:func:`evaluate_share`): each fills its
+share of the two stores, and one run then writes the report from them.
+
 Writes ``<features cache>.eval-<fingerprint>/``: ``results.json``, ``report.md``,
 ``predictions.jsonl`` (NSNet's chosen frames and top-5 per video), ``per_class_ap.csv`` (each class's AP under NSNet and the samplers it is compared with), ``budget_curve.png`` (Fig. 3), ``class_saliency.png`` (Fig. 5) and ``selected_frames.png`` (Fig. 4: the frames UNIFORM, NSNet w/o NS and NSNet choose in four videos). Same inputs and config
 again: the stored report is printed, nothing is recomputed.
@@ -23,7 +26,8 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -33,7 +37,7 @@ import torch
 from pipeline import cache as cache_mod
 from pipeline.baselines import dense_positions, oracle_positions, random_positions, top_confidence_positions, uniform_positions
 from pipeline.cache import CacheError, FeatureCache, read_rows
-from pipeline.config import DECODE_TIMEOUT_S, EvalConfig, FeaturesConfig
+from pipeline.config import DECODE_TIMEOUT_S, EvalConfig, FeaturesConfig, TrainConfig
 from pipeline.datasets import Manifest
 from pipeline.datasets.manifest import identity_split
 from pipeline.evaluation import Recognition, all_frame_scores, class_mean_saliency, ema, fused_positions, recognition, scores_at, top_classes
@@ -44,10 +48,11 @@ from pipeline.fusion import fused_scores, top_k
 from pipeline.plots import matplotlib_available, plot_budget_curve, plot_class_saliency, plot_showcase
 from pipeline.backends import DEFAULT_EXPORT_DIR, backend_identity, resolve_backend
 from pipeline.recognition import RECOGNIZED_VIDEOS_PER_BATCH, ChosenFrameDecoder, recognized
-from pipeline.row_store import RowComputer, fill_rows, rows_digest
+from pipeline.row_store import WHOLE, RowComputer, Share, StoredRows, fill_rows, rows_digest
 from pipeline.showcase import SALIENT_G, ShowcaseInput, ShowcaseVideo, chosen_guidance, showcase_video, showcase_videos
-from stages.all_frames import AllFrameScores, run_all_frames
+from stages.all_frames import AllFrameScores, fill_all_frames, run_all_frames
 from stages.evaluate_report import markdown_report, per_class_csv
+from pipeline.sampler import NSNetSampler
 from pipeline.sampler_training import FrameObjective
 from pipeline.wording import first_few
 from stages.features import cached_runner
@@ -72,7 +77,7 @@ def eval_dir_for(features: Path, prototypes: Path, run_dir: Path, cfg: EvalConfi
 
 class EvalData:
     """Everything the samplers are scored on: the evaluation videos' cached logits (float32,
-    read a shard at a time for those videos only), their labels and guiding scores;
+    read a shard at a time for those videos only, when first asked for), their labels and guiding scores;
     :meth:`saliency` reads their light features from the cache and scores them a batch at a
     time, holding none of them after."""
 
@@ -82,7 +87,6 @@ class EvalData:
         if not len(self.videos):
             raise CacheError(f"{features}: no finished video in the {self.split} split to evaluate on")
         with FeatureCache(features) as cache:
-            self.logits = read_rows(cache["rec_logits"], self.videos)
             self.num_frames = np.asarray(cache["num_frames"][:])[self.videos]
         self.frame_indices = inputs.frame_indices[self.videos]
         self.g = inputs.g[self.videos]
@@ -91,9 +95,19 @@ class EvalData:
         self.manifest = Manifest.from_json(json.dumps(inputs.attrs["manifest"]))
         self.synthetic = "synthetic" in inputs.attrs["identity"]
 
+    @cached_property
+    def logits(self) -> np.ndarray:
+        """The recognizer's cached logits [V, T, C] of the evaluation videos (float32)."""
+        with FeatureCache(self.features) as cache:
+            return read_rows(cache["rec_logits"], self.videos)
+
     def saliency(self, model: torch.nn.Module, objective: FrameObjective, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
         """(s_f, s_v) [V, T] of trained heads on the evaluation videos."""
         return cached_saliency(model, objective, self.features, self.videos, device)
+
+    def frames_at(self, positions: list[np.ndarray]) -> list[np.ndarray]:
+        """The frame indices in each video at ``positions`` among its T observed frames."""
+        return [ids[p] for ids, p in zip(self.frame_indices, positions)]
 
     def score(self, positions: list[np.ndarray]) -> tuple[Recognition, np.ndarray]:
         """Fast path: metrics and video scores from the cached logits of the chosen positions."""
@@ -114,10 +128,22 @@ def decoded_store_for(features: Path, features_fp: str, videos: np.ndarray, fram
     return features.with_name(f"{features.name}.decoded-{fp[:16]}.zarr"), fp
 
 
-def _recognizer_logits(data: EvalData, root: Path, frame_ids: list[np.ndarray], device: torch.device, workers: int, progress: bool, desc: str, backend: str, export_dir: Path, decode_timeout: float) -> np.ndarray:
+def _recognizer_logits(data: EvalData, root: Path, frame_ids: list[np.ndarray], device: torch.device, workers: int, progress: bool, backend: str, export_dir: Path, decode_timeout: float) -> np.ndarray:
     """The real path: decode exactly ``frame_ids`` of every evaluation video and run the
     recognizer: its logits [V, K, C], kept in a store beside the cache (:func:`decoded_store_for`)
     a shard of videos at a time, so that an interrupted evaluation goes on where it stopped."""
+    stored = _decoded_rows(data, root, frame_ids, device, workers, progress, backend, export_dir, decode_timeout)
+    if stored.errors:
+        listed = first_few([stored.errors[i] for i in sorted(stored.errors)], 5, sep="; ")
+        hint = "" if root.is_dir() else f" ({root} does not exist: pass the data root the cache was built from, --data-root)"
+        raise CacheError(f"{len(stored.errors)} evaluation video(s) could not be decoded again since the cache was built{hint} (the others are kept in {stored.path}; a new run decodes these again): {listed}")
+    return stored.arrays["logits"]
+
+
+def _decoded_rows(data: EvalData, root: Path, frame_ids: list[np.ndarray], device: torch.device, workers: int, progress: bool, backend: str, export_dir: Path, decode_timeout: float, share: Share = WHOLE) -> StoredRows:
+    """The store of :func:`_recognizer_logits` with the rows of ``share`` (:mod:`pipeline.row_store`)
+    decoded; its failures are returned, not raised."""
+    desc = "NSNet: recognizer on K frames"
     records = [data.manifest.videos[i] for i in data.videos]
     path, fp = decoded_store_for(data.features, data.inputs.content_fingerprint, data.videos, frame_ids, backend)
     arrays = {"logits": ((len(records), len(frame_ids[0]), len(data.manifest.classes)), "float32"), "status": ((len(records),), "int8")}
@@ -135,12 +161,7 @@ def _recognizer_logits(data: EvalData, root: Path, frame_ids: list[np.ndarray], 
 
         return compute
 
-    stored = fill_rows(path, fp, {"features": str(data.features), "video_ids": [r.video_id for r in records]}, arrays, computer, progress, desc)
-    if stored.errors:
-        listed = first_few([stored.errors[i] for i in sorted(stored.errors)], 5, sep="; ")
-        hint = "" if root.is_dir() else f" ({root} does not exist: pass the data root the cache was built from, --data-root)"
-        raise CacheError(f"{len(stored.errors)} evaluation video(s) could not be decoded again since the cache was built{hint} (the others are kept in {path}; a new run decodes these again): {listed}")
-    return stored.arrays["logits"]
+    return fill_rows(path, fp, {"features": str(data.features), "video_ids": [r.video_id for r in records]}, arrays, computer, progress, desc, share)
 
 
 def all_frame_methods(budget: int) -> dict[str, str]:
@@ -246,16 +267,66 @@ def run_evaluate(features: Path, prototypes: Path, run_dir: Path, data_root: Pat
     return {**json.loads((out / "results.json").read_text()), "computed": False}
 
 
+@dataclass
+class SharePart:
+    """What one share of an evaluation's decoding did (:func:`evaluate_share`): per store
+    decoded, its path, the videos it computed now and those that failed (with the reasons)."""
+
+    share: Share
+    stores: dict[str, StoredRows]
+
+    @property
+    def failed(self) -> list[str]:
+        """Why each video that failed in this share failed."""
+        return [reason for stored in self.stores.values() for reason in stored.errors.values()]
+
+    def summary(self) -> str:
+        index, count = self.share
+        lines = [f"share {index}/{count} of the evaluation's decoding:"]
+        lines += [f"  {name}: {stored.computed} video(s) computed now, {len(stored.errors)} failed ({stored.path})" for name, stored in self.stores.items()]
+        if not self.stores:
+            lines.append("  nothing to decode (a synthetic cache, or NSNet's row from the cache without the baselines over all frames)")
+        if self.failed:
+            lines.append(f"  failed: {first_few(self.failed, 5, sep='; ')} (run again to retry them)")
+        return "\n".join(lines)
+
+
+def evaluate_share(features: Path, prototypes: Path, run_dir: Path, data_root: Path, share: Share, cfg: EvalConfig = EvalConfig(), device: str = "cpu", workers: int = 2, progress: bool = True, backend: str = "torch", export_dir: Path = DEFAULT_EXPORT_DIR, decode_timeout: float = DECODE_TIMEOUT_S, nsnet_from_cache: bool = False, split: str | None = None) -> SharePart:
+    """``share`` (i, n) of the decoding :func:`run_evaluate` does — NSNet's decoded row and the
+    baselines over all frames, their stores' shards s with s % n == i — so that torchrun ranks
+    and ``--shard`` jobs divide it; run_evaluate then decodes only what the shares left. A
+    video that fails is returned, not raised (a torchrun rank must reach the barrier)."""
+    features, run_dir, root = Path(features), Path(run_dir), Path(data_root)
+    backend = resolve_backend(backend, torch.device(device))
+    inputs = load_sampler_inputs(features, prototypes)
+    dev = torch.device(device)
+    data = EvalData(inputs, features, split)
+    stores: dict[str, StoredRows] = {}
+    if data.synthetic:
+        return SharePart(share, stores)
+    if not nsnet_from_cache:
+        _, _, s_f, s_v = _sampler_saliency(data, run_dir, dev)
+        stores["NSNet's decoded row"] = _decoded_rows(data, root, data.frames_at(fused_positions(s_f, s_v, min(cfg.k, data.t), cfg.fusion, cfg.alpha)), dev, workers, progress, backend, export_dir, decode_timeout, share)
+    if cfg.all_frames:
+        stores["all frames"] = fill_all_frames(features, data.videos, root, cfg.all_frames_config(), dev, workers, progress, backend, export_dir, decode_timeout, share)
+    return SharePart(share, stores)
+
+
+def _sampler_saliency(data: EvalData, run_dir: Path, device: torch.device) -> tuple[NSNetSampler, TrainConfig, np.ndarray, np.ndarray]:
+    """The trained sampler of ``run_dir``, its training config, and its s_f, s_v [V, T] on the
+    evaluation videos."""
+    model, objective, train_cfg = load_trained_sampler(run_dir, data.inputs.content_fingerprint, data.inputs.shape, device)
+    return (model, train_cfg, *data.saliency(model, objective, device))
+
+
 def _evaluate(inputs: SamplerInputs, features: Path, prototypes: Path, run_dir: Path, data_root: Path, cfg: EvalConfig, device: str, workers: int, progress: bool, preset: dict[str, Any] | None, backend: str, export_dir: Path, decode_timeout: float, nsnet_from_cache: bool, split: str) -> tuple[dict[str, Any], list[dict[str, Any]], list[ShowcaseVideo]]:
     """The report of :func:`run_evaluate`, NSNet's predictions per video and Fig. 4's videos."""
     dev = torch.device(device)
-    model, objective, train_cfg = load_trained_sampler(run_dir, inputs.content_fingerprint, inputs.shape, dev)
     data = EvalData(inputs, features, split)
     k, t = min(cfg.k, data.t), data.t
-    s_f, s_v = data.saliency(model, objective, dev)
+    model, train_cfg, s_f, s_v = _sampler_saliency(data, run_dir, dev)
     plain_run = Path(run_train(features, prototypes, replace(train_cfg, **WITHOUT_NS), device=device, progress=progress).path)
-    plain, plain_objective, _ = load_trained_sampler(plain_run, inputs.content_fingerprint, inputs.shape, dev)
-    s_f0, s_v0 = data.saliency(plain, plain_objective, dev)
+    _, _, s_f0, s_v0 = _sampler_saliency(data, plain_run, dev)
     config = FeaturesConfig.from_dict(inputs.attrs["config"])
     cost = compute_cost(config.light, config.recognizer, model.cpu(), t, inputs.shape.dim, len(data.manifest.classes))
 
@@ -292,7 +363,7 @@ def _evaluate(inputs: SamplerInputs, features: Path, prototypes: Path, run_dir: 
         why = "synthetic cache (no videos)" if data.synthetic else "asked for (--nsnet-from-cache)"
         skipped.append(f"{why}, skipped: NSNet's decoded row (the recognizer on the K frames decoded again): its logits come from the cache")
     else:
-        real = _recognizer_logits(data, root, [ids[p] for ids, p in zip(data.frame_indices, nsnet_positions)], dev, workers, progress, "NSNet: recognizer on K frames", backend, export_dir, decode_timeout)
+        real = _recognizer_logits(data, root, data.frames_at(nsnet_positions), dev, workers, progress, backend, export_dir, decode_timeout)
         real_scores = all_frame_scores(real)
         nsnet_result = recognition(real_scores, data.labels)
         rows[f"NSNet (K={k})"] = _row(f"NSNet (K={k})", nsnet_result, cost.nsnet(k), float(k), "decoded", f"{cfg.fusion} fusion")

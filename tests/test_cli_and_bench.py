@@ -46,6 +46,23 @@ def test_errors_are_one_clear_line_and_exit_1(tmp_path: Path):
         assert result.exit_code == 2 and "Invalid value for '--decode-timeout': 0.0 is not in the range x>0." in result.output, command
 
 
+
+def test_every_option_of_the_commands_torchrun_starts_reaches_them_through_torchrun():
+    """torchrun's argument parser reads the script's arguments too and stops at an option that
+    abbreviates two of its own (``--run`` of ``--run-path`` and ``--run_path``: "ambiguous
+    option"), so the commands it starts spell each option so that none does."""
+    from torch.distributed.run import get_args_parser
+
+    parser = get_args_parser()
+    for command in ("features", "finetune", "evaluate"):
+        spellings = [[o for o in (*param.opts, *param.secondary_opts) if o.startswith("--")] for param in main.commands[command].params]
+        for names in spellings:
+            if names and all(len([own for own in parser._option_string_actions if own.startswith(name) and own != name]) > 1 for name in names):
+                pytest.fail(f"nsnet {command} {names}: torchrun takes each as an abbreviation of two of its own options")
+    assert parser.parse_args(["--nproc_per_node=2", "-m", "stages.cli", "evaluate", "--sampler-run", "r"]).training_script_args == ["evaluate", "--sampler-run", "r"]
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--nproc_per_node=2", "-m", "stages.cli", "evaluate", "--run", "r"])  # why --sampler-run is there
+
 def test_features_with_a_cache_path_records_it_for_the_later_stages_in_a_new_cache_dir(tiny_videos, tmp_path: Path):
     """``--cache`` puts the store anywhere; the dataset's folder under ``--cache-dir`` (not made
     yet, as nothing else was written there) still gets the pointer the later stages read."""

@@ -2,7 +2,11 @@
 idempotency and bad inputs."""
 
 import json
+import os
+import re
 import shutil
+import subprocess
+import sys
 from dataclasses import asdict, replace
 from types import SimpleNamespace
 from pathlib import Path
@@ -21,8 +25,9 @@ from pipeline.recognition import ChosenFrameDecoder
 from stages.evaluate import run_evaluate
 from stages.evaluate_report import render_table
 from stages.features import build_recognizer
-from stages.train import run_train
+from stages.train import load_sampler_inputs, run_train
 
+REPO = Path(__file__).resolve().parents[1]
 CFG = TrainConfig(epochs=2, batch_size=4, lr=0.001, milestones=(1,), seed=1)
 EVAL = EvalConfig(k=2, curve_k=(1, 2, 3))
 
@@ -243,6 +248,91 @@ def test_an_interrupted_decoded_row_goes_on_where_it_stopped(tiny_pipeline, monk
     decoded.clear()
     again = run_evaluate(features, prototypes, run, truth.parent, cfg, workers=0, progress=False)
     assert decoded == [[gone.name]] and again["methods"] == one_go["methods"]
+
+
+def _decoding_recorded(monkeypatch) -> dict[str, list[list[str]]]:
+    """The videos each decoding pass of evaluate decodes, batch by batch: NSNet's decoded row
+    and the all-frames pass."""
+    import stages.all_frames
+    import stages.evaluate
+
+    decoded: dict[str, list[list[str]]] = {"row": [], "all frames": []}
+    recognize, summarise = stages.evaluate.recognized, stages.all_frames.summaries
+
+    def recognizing(decoder, *args, **kwargs):
+        decoded["row"].append([Path(r.path).name for r in decoder.records])
+        return recognize(decoder, *args, **kwargs)
+
+    def summarising(chunks, *args, **kwargs):
+        decoded["all frames"].append([Path(record.path).name for _, record in chunks.videos])
+        return summarise(chunks, *args, **kwargs)
+
+    monkeypatch.setattr(stages.evaluate, "recognized", recognizing)
+    monkeypatch.setattr(stages.all_frames, "summaries", summarising)
+    return decoded
+
+
+def test_shares_divide_the_decoding_and_the_report_decodes_nothing_more(tiny_pipeline, monkeypatch):
+    """torchrun ranks and --shard jobs divide an evaluation's decoding by the stores' shards
+    (1 video each here, of 3): share 0 of 2 decodes the first and third video, share 1 the
+    second, in NSNet's decoded row and the all-frames pass alike; the report then decodes
+    nothing, and is a one-go run's."""
+    import pipeline.row_store
+    from stages.evaluate import evaluate_share
+
+    features, prototypes, truth = tiny_pipeline
+    run = Path(run_train(features, prototypes, CFG, progress=False).path)
+    one_go = run_evaluate(features, prototypes, run, truth.parent, EVAL, workers=0, progress=False)
+    shutil.rmtree(one_go["output"])
+    for store in [*features.parent.glob(features.name + ".decoded-*.zarr"), *features.parent.glob(features.name + ".allframes-*.zarr")]:
+        shutil.rmtree(store)
+    monkeypatch.setattr(pipeline.row_store, "SHARD_VIDEOS", 1)
+    decoded = _decoding_recorded(monkeypatch)
+    videos = [Path(v["path"]).name for v in load_sampler_inputs(features, prototypes).videos if v["split"] == "val"]
+    assert len(videos) == 3
+    parts = [evaluate_share(features, prototypes, run, truth.parent, (i, 2), EVAL, workers=0, progress=False) for i in range(2)]
+    assert decoded == {"row": [[videos[0]], [videos[2]], [videos[1]]], "all frames": [[videos[0]], [videos[2]], [videos[1]]]}
+    assert [{name: (stored.computed, stored.errors) for name, stored in part.stores.items()} for part in parts] == [
+        {"NSNet's decoded row": (2, {}), "all frames": (2, {})},
+        {"NSNet's decoded row": (1, {}), "all frames": (1, {})},
+    ]
+    assert parts[1].summary().startswith("share 1/2 of the evaluation's decoding:\n  NSNet's decoded row: 1 video(s) computed now, 0 failed (")
+    decoded["row"].clear(), decoded["all frames"].clear()
+    report = run_evaluate(features, prototypes, run, truth.parent, EVAL, workers=0, progress=False)
+    assert decoded == {"row": [], "all frames": []} and report["computed"]
+    assert report["methods"] == one_go["methods"]
+    # a share whose video cannot be decoded says so and keeps going; the report's run retries it
+    (store,) = features.parent.glob(features.name + ".decoded-*.zarr")
+    shutil.rmtree(store)
+    gone = truth.parent / "videos" / videos[1]
+    gone.rename(gone.with_suffix(".away"))
+    failed = evaluate_share(features, prototypes, run, truth.parent, (1, 2), EVAL, workers=0, progress=False)
+    assert [reason.endswith(f"{videos[1]}: file not found") for reason in failed.failed] == [True]
+    assert "failed: " in failed.summary() and "(run again to retry them)" in failed.summary()
+
+
+
+def test_torchrun_ranks_share_the_decoding_and_rank_0_writes_the_report(tiny_pipeline, tmp_path):
+    """``torchrun -m stages.cli evaluate`` on two CPU ranks: each decodes its share (here rank 0
+    the one shard of 256 videos, rank 1 none) and waits for the other; rank 1 says so and ends,
+    rank 0 writes the report, which is a one-process run's."""
+    from stages.cli import evaluation_config
+
+    features, prototypes, truth = tiny_pipeline
+    run = Path(run_train(features, prototypes, CFG, progress=False).path)
+    cfg = evaluation_config("demo", None, None, k=2)
+    one_go = run_evaluate(features, prototypes, run, truth.parent, cfg, workers=0, progress=False)
+    shutil.rmtree(one_go["output"])
+    for store in [*features.parent.glob(features.name + ".decoded-*.zarr"), *features.parent.glob(features.name + ".allframes-*.zarr")]:
+        shutil.rmtree(store)
+    args = ["evaluate", "--dataset", "demo", "--data-root", str(truth.parent), "--cache-dir", str(tmp_path), "--features", str(features), "--prototypes", str(prototypes), "--sampler-run", str(run), "--k", "2", "--device", "cpu", "--backend", "torch", "--workers", "0", "--no-progress"]
+    torchrun = Path(sys.executable).with_name("torchrun")
+    proc = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "stages.cli", *args], cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert re.search(r"share 1/2 of the evaluation's decoding:\n  NSNet's decoded row: 0 video\(s\) computed now, 0 failed \(.+\)\n  all frames: 0 video\(s\) computed now, 0 failed \(.+\)\n  rank 0 writes the report", proc.stdout), proc.stdout
+    assert proc.stdout.count("NSNet (K=2)") >= 1 and "share 0/2" not in proc.stdout
+    report = json.loads((Path(one_go["output"]) / "results.json").read_text())
+    assert report["methods"] == one_go["methods"]
 
 
 def test_the_sampler_run_nsnet_train_last_finished_is_the_default_of_the_later_stages(tiny_pipeline):
