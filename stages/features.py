@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from pipeline import cache as cache_mod
 from pipeline.cache import DONE, FAILED, NOT_RECORDED, PENDING, BackgroundWriter, CacheError, FeatureCache, Layout, ShardAssembler, ZarrWriter, changed_sources, shard_size, write_text_atomic
 from pipeline.backends import Runner, backend_identity, make_runner, resolve_backend
 from pipeline.class_order import OrderWatch, misordered_message, write_recognizer_classes
-from pipeline.config import FeaturesConfig, RunOptions, from_checkpoint
+from pipeline.config import WEIGHTS_IMAGENET, WEIGHTS_NONE, FeaturesConfig, RunOptions, from_checkpoint
 from pipeline.datasets import AnnotationFiles, Manifest, load_manifest
 from pipeline.distributed import Worker, barrier, pick_device, setup_worker, teardown
 from pipeline.decode_watch import WatchedDecoding
@@ -33,6 +33,9 @@ from pipeline.models import CHECKPOINT_TAKEN, FrameEncoder, checkpoint_identity,
 from pipeline.sibling_caches import Reusable, Sibling, copied_rows, find_siblings, held, reusable_rows
 from pipeline.video import NO_SOURCE, failure_summary, source_size
 from pipeline.wording import first_few
+
+# The two models of a cache, as its config, identity and data configs name them.
+ROLES = ("light", "recognizer")
 
 
 def _aligned(rows: list[tuple[str, str]]) -> list[str]:
@@ -111,7 +114,7 @@ def cache_identity(dataset: str, manifest: Manifest, config: FeaturesConfig, bac
     backend is named only when it is not torch, the candidates per segment only when there are
     several, and what a model's checkpoint gives beyond its bytes only where that is not the
     plain case, so caches written before there was a choice keep their fingerprints."""
-    models = {role: model_identity(getattr(config, role)) for role in ("light", "recognizer")}
+    models = {role: model_identity(getattr(config, role)) for role in ROLES}
     return {
         **backend_identity(backend),
         "schema": pipeline.CACHE_SCHEMA_VERSION,
@@ -192,13 +195,35 @@ def build_recognizer(config: FeaturesConfig, classes: tuple[str, ...]) -> tuple[
     return FrameEncoder(model), data_config(model, config.recognizer)
 
 
+def checkpoint_files(config: FeaturesConfig) -> dict[str, str]:
+    """The absolute path of each model's checkpoint file (none for ImageNet or random weights),
+    recorded in a cache beside its config, whose paths are as given: relative to the folder the
+    features stage ran in."""
+    return {role: str(Path(spec.weights).resolve()) for role in ROLES if (spec := getattr(config, role)).weights not in (WEIGHTS_IMAGENET, WEIGHTS_NONE)}
+
+
+def located_checkpoints(config: FeaturesConfig, recorded: dict[str, str]) -> FeaturesConfig:
+    """``config`` with each checkpoint not found where its path points from here (a relative path
+    and a later stage run from another folder) taken from where the features stage found it
+    (``recorded``, :func:`checkpoint_files`), where it is still there; its bytes are checked
+    against the cache's identity either way."""
+    for role, path in recorded.items():
+        spec = getattr(config, role)
+        if not Path(spec.weights).is_file() and Path(path).is_file():
+            config = replace(config, **{role: replace(spec, weights=path)})
+    return config
+
+
 def cached_model(attrs: dict[str, Any], role: str) -> tuple[FrameEncoder, Any]:
     """The ``light`` or ``recognizer`` model exactly as the features stage ran it for the cache
     with these attributes — same weights (refused if the checkpoint changed since), same
     preprocessing — and its frame transform."""
-    config = FeaturesConfig.from_dict(attrs["config"])
+    config = located_checkpoints(FeaturesConfig.from_dict(attrs["config"]), attrs.get("checkpoint_files", {}))
     spec = getattr(config, role)
     built = attrs["identity"]["models"][role]
+    if from_checkpoint(built) and not Path(spec.weights).is_file():
+        where = "" if Path(spec.weights).is_absolute() else f", a path relative to the folder `nsnet features` ran in (this process runs in {Path.cwd()}): run from there, or"
+        raise CacheError(f"{spec.weights}: the {role} checkpoint the feature cache was built with is not found{where} put the file back (a copy of the same bytes does)")
     if weights_identity(spec) != built["weights"]:
         raise CacheError(f"{spec.weights}: the {role} weights changed since the feature cache was built; rebuild the cache with `nsnet features`")
     taken = checkpoint_identity(spec)
@@ -406,6 +431,7 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
             "config": config.to_dict(),
             "manifest": json.loads(manifest.to_json()),
             "data_configs": {"light": _jsonable(light_cfg), "recognizer": _jsonable(rec_cfg)},
+            "checkpoint_files": checkpoint_files(config),
             "videos_per_batch": opts.videos_per_batch,
             "videos_per_shard": shard,
         }

@@ -104,6 +104,34 @@ def test_a_recognizer_checkpoint_trained_on_frames_normalised_otherwise_sees_fra
         assert np.abs(a["rec_logits"][:] - b["rec_logits"][:]).max() > 100 * 1e-4  # far beyond the tolerance above: other inputs' outputs
 
 
+
+def test_a_checkpoint_named_relative_to_the_features_run_s_folder_is_found_from_any_folder(tiny_videos, tiny_config, run_options, tmp_path, monkeypatch):
+    """``--recognizer-weights ckpt/r.pth`` is relative to where the features stage ran; the cache
+    records the file's absolute path beside it, so evaluate and predict run from another folder
+    build the same model. A cache without that record (made before 2026-12-05) names the folder
+    to run from."""
+    from stages.features import cached_model
+
+    rec = tiny_config.recognizer
+    model = create_model(rec, 3, seed=4)
+    (tmp_path / "job" / "ckpt").mkdir(parents=True)
+    torch.save(model.state_dict(), tmp_path / "job" / "ckpt" / "r.pth")
+    monkeypatch.chdir(tmp_path / "job")
+    summary = run_features("demo", tiny_videos, replace(tiny_config, recognizer=replace(rec, weights="ckpt/r.pth")), run_options)
+    with FeatureCache(Path(summary.cache)) as cache:
+        attrs = dict(cache.attrs)
+    assert attrs["config"]["recognizer"]["weights"] == "ckpt/r.pth" and attrs["checkpoint_files"] == {"recognizer": str(tmp_path / "job" / "ckpt" / "r.pth")}
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    encoder, _ = cached_model(attrs, "recognizer")
+    assert torch.equal(encoder.model.fc.weight, model.fc.weight)
+    with pytest.raises(CacheError, match=re.escape(f"ckpt/r.pth: the recognizer checkpoint the feature cache was built with is not found, a path relative to the folder `nsnet features` ran in (this process runs in {tmp_path / 'elsewhere'}): run from there, or put the file back (a copy of the same bytes does)")):
+        cached_model({k: v for k, v in attrs.items() if k != "checkpoint_files"}, "recognizer")
+    (tmp_path / "job" / "ckpt" / "r.pth").rename(tmp_path / "job" / "ckpt" / "moved.pth")  # gone from both places
+    with pytest.raises(CacheError, match="ckpt/r.pth: the recognizer checkpoint the feature cache was built with is not found"):
+        cached_model(attrs, "recognizer")
+
+
 def test_a_recognizer_checkpoint_with_averaged_weights_runs_them_and_a_cache_that_took_the_raw_ones_is_refused(tiny_videos, tiny_config, run_options, tmp_path):
     """A timm train.py checkpoint with ``state_dict_ema``: the cache holds the averaged weights'
     logits, the summary says which were taken, and a later stage building the cache's model
