@@ -64,6 +64,8 @@ decode_timeout_option = click.option(
     help="Seconds one video may take to decode before its decoder is taken for hung: that video is failed and the run goes on (with --workers 1 or more).",
 )
 data_root_option = click.option("--data-root", type=click.Path(path_type=Path), default=None, envvar="DATA_ROOT", help="Where the dataset lies (default: data/<dataset>).")
+# The later stages' (videos_root): the cache knows where its videos were read.
+cache_videos_option = click.option("--data-root", type=click.Path(path_type=Path), default=None, envvar="DATA_ROOT", help="Where the cache's videos lie (default: where the features stage read them, while there, else data/<dataset>).")
 
 
 def annotation_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -362,6 +364,20 @@ def resolve_sampler_inputs(cache_dir: Path, dataset: str, features_path: Path | 
     return features_path, prototypes_path
 
 
+def videos_root(features_path: Path, dataset: str, data_root: Path | None) -> Path:
+    """Where a stage after ``features`` finds the cache's videos: ``--data-root`` (or
+    ``DATA_ROOT``) where given, else the folder the features stage read them from (recorded in
+    the cache since 2026-12-05) while it is there, else the dataset's default."""
+    from pipeline.cache import FeatureCache
+    from pipeline.datasets import get_dataset
+
+    if data_root is not None:
+        return data_root
+    with FeatureCache(features_path) as cache:
+        recorded = cache.attrs.get("data_root")
+    return Path(recorded) if recorded is not None and Path(recorded).is_dir() else get_dataset(dataset).default_root
+
+
 def ground_truth_file(features_path: Path, data_root: Path) -> Path:
     """The salient-frame ground truth the stages check against: beside a synthetic cache
     (``nsnet synth-cache``), else the demo generator's ``groundtruth.json`` in the data root."""
@@ -413,17 +429,16 @@ def latest_prototypes_file(features_path: Path) -> Path:
 @click.option("--epsilon", type=float, default=30.0, show_default=True, help="Top percent of correctly predicted frames per video (A.1).")
 @click.option("--guide", type=click.Choice(["prototype", "response"]), default="prototype", show_default=True, help="Guiding score: prototype distance (eq. 1) or recognizer response (B.1).")
 @click.option("--temperature", type=float, default=1.0, show_default=True, help="Scale of eq. 1's distances.")
-@data_root_option
+@cache_videos_option
 @preset_option
 @clear_errors
 def prototypes(dataset: str, cache_dir: Path, features_path: Path | None, epsilon: float, guide: str, temperature: float, data_root: Path | None, preset: str | None) -> None:
     """Class prototypes and guiding saliency scores (NS pseudo labels) from the feature cache."""
-    from pipeline.datasets import get_dataset
     from pipeline.prototypes import GuidingScorer
     from stages.prototypes import run_prototypes
 
     features_path = resolve_features(cache_dir, dataset, features_path, preset)
-    root = data_root if data_root is not None else get_dataset(dataset).default_root
+    root = videos_root(features_path, dataset, data_root)
     result = run_prototypes(features_path, GuidingScorer(epsilon=epsilon, guide=guide, temperature=temperature), ground_truth=ground_truth_file(features_path, root))
     record_latest(latest_prototypes_file(features_path), result.path)
     click.echo(result.table())
@@ -431,7 +446,7 @@ def prototypes(dataset: str, cache_dir: Path, features_path: Path | None, epsilo
 
 @main.command()
 @dataset_option
-@data_root_option
+@cache_videos_option
 @sampler_inputs_options
 @click.option("--fsm-target", type=click.Choice(["ns", "video_ns_class", "video", "baseline_plus", "regression", "ranking"]), default=None, help="FSM objective: NS pseudo labels, or a Table 6a/6d alternative.")
 @click.option("--vgm-target", type=click.Choice(["ns", "video_ns_class", "video"]), default=None, help="VGM objective: eq. 3, or Table 6a's alternatives.")
@@ -455,7 +470,7 @@ def train(dataset: str, data_root: Path | None, cache_dir: Path, features_path: 
     dset = get_dataset(dataset)
     features_path, prototypes_path = resolve_sampler_inputs(cache_dir, dataset, features_path, prototypes_path, preset)
     cfg = replace(dset.train, **{k: v for k, v in changes.items() if v is not None})
-    root = data_root if data_root is not None else dset.default_root
+    root = videos_root(features_path, dataset, data_root)
     result = run_train(features_path, prototypes_path, cfg, device=str(pick_device(device)), progress=not no_progress, ground_truth=ground_truth_file(features_path, root))
     record_latest(latest_run_file(prototypes_path), result.path)
     click.echo(result.table())
@@ -485,7 +500,7 @@ def resolve_run(features_path: Path, prototypes_path: Path, dataset: str, run_pa
 
 @main.command()
 @dataset_option
-@data_root_option
+@cache_videos_option
 @sampler_inputs_options
 @click.option("--run", "--sampler-run", "run_path", type=click.Path(path_type=Path), default=None, help="Trained sampler (default: the last run `nsnet train` finished on the prototypes, else the run of the dataset's train config); under torchrun spelt --sampler-run, as torchrun takes --run for its own --run-path.")
 @frame_choice_options
@@ -503,7 +518,6 @@ def resolve_run(features_path: Path, prototypes_path: Path, dataset: str, run_pa
 @clear_errors
 def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_path: Path | None, prototypes_path: Path | None, preset: str | None, run_path: Path | None, all_frames: bool | None, split: str | None, nsnet_from_cache: bool, device: str, backend: str, onnx_dir: Path | None, workers: int | None, shard: str, decode_timeout: float, no_progress: bool, **changes: Any) -> None:
     """NSNet vs UNIFORM, RANDOM, DENSE and TOP-K: mAP, top-1 and counted GFLOPs, with plots."""
-    from pipeline.datasets import get_dataset
     from pipeline.distributed import barrier, parse_shard, setup_worker, teardown
     from pipeline.extract import per_video_workers
     from stages.evaluate import evaluate_share, run_evaluate
@@ -512,7 +526,7 @@ def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_pat
     features_path, prototypes_path = resolve_sampler_inputs(cache_dir, dataset, features_path, prototypes_path, preset)
     run_path = resolve_run(features_path, prototypes_path, dataset, run_path)
     cfg = evaluation_config(dataset, preset, all_frames, **changes)
-    root = data_root if data_root is not None else get_dataset(dataset).default_root
+    root = videos_root(features_path, dataset, data_root)
     quotes = None if preset is None else get_preset(preset).quotes(dataset)
     worker = setup_worker(parse_shard(shard), device)
     options = dict(device=str(worker.device), workers=per_video_workers(workers, worker.device), progress=not no_progress, backend=backend, export_dir=onnx_dir or cache_dir / "onnx", decode_timeout=decode_timeout, nsnet_from_cache=nsnet_from_cache, split=split)

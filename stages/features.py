@@ -432,6 +432,7 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
             "manifest": json.loads(manifest.to_json()),
             "data_configs": {"light": _jsonable(light_cfg), "recognizer": _jsonable(rec_cfg)},
             "checkpoint_files": checkpoint_files(config),
+            "data_root": str(Path(root).resolve()),
             "videos_per_batch": opts.videos_per_batch,
             "videos_per_shard": shard,
         }

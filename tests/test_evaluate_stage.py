@@ -335,6 +335,23 @@ def test_torchrun_ranks_share_the_decoding_and_rank_0_writes_the_report(tiny_pip
     assert report["methods"] == one_go["methods"]
 
 
+
+def test_the_later_stages_find_the_videos_where_the_features_stage_read_them(tiny_pipeline, tmp_path, monkeypatch):
+    """The cache records its data root, so evaluate (and the ground truth of prototypes and
+    train) read the videos there without --data-root, from any folder; --data-root (or
+    DATA_ROOT) wins, and a recorded folder gone since gives the dataset's default."""
+    from stages.cli import videos_root
+
+    features, _, truth = tiny_pipeline
+    with FeatureCache(features) as cache:
+        assert cache.attrs["data_root"] == str(truth.parent.resolve())
+    monkeypatch.chdir(tmp_path)
+    assert videos_root(features, "demo", None) == truth.parent.resolve()
+    assert videos_root(features, "demo", tmp_path / "mine") == tmp_path / "mine"
+    truth.parent.rename(tmp_path / "moved")
+    assert videos_root(features, "demo", None) == Path("data/demo")
+
+
 def test_the_sampler_run_nsnet_train_last_finished_is_the_default_of_the_later_stages(tiny_pipeline):
     """Trained with options of its own (here 1 and then 2 epochs, not the demo's 40), the run is
     what ``evaluate`` and ``predict`` take when no ``--run`` is given; before any training, the
