@@ -296,11 +296,9 @@ def evaluate_share(features: Path, prototypes: Path, run_dir: Path, data_root: P
     baselines over all frames, their stores' shards s with s % n == i — so that torchrun ranks
     and ``--shard`` jobs divide it; run_evaluate then decodes only what the shares left. A
     video that fails is returned, not raised (a torchrun rank must reach the barrier)."""
-    features, run_dir, root = Path(features), Path(run_dir), Path(data_root)
-    backend = resolve_backend(backend, torch.device(device))
-    inputs = load_sampler_inputs(features, prototypes)
-    dev = torch.device(device)
-    data = EvalData(inputs, features, split)
+    features, run_dir, root, dev = Path(features), Path(run_dir), Path(data_root), torch.device(device)
+    backend = resolve_backend(backend, dev)
+    data = EvalData(load_sampler_inputs(features, prototypes), features, split)
     stores: dict[str, StoredRows] = {}
     if data.synthetic:
         return SharePart(share, stores)

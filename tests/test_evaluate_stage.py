@@ -272,69 +272,62 @@ def _decoding_recorded(monkeypatch) -> dict[str, list[list[str]]]:
     return decoded
 
 
-def test_shares_divide_the_decoding_and_the_report_decodes_nothing_more(tiny_pipeline, monkeypatch):
+def _remove_evaluation(report: dict, features: Path) -> None:
+    """An evaluation's output and its decoded stores gone, for the next to compute them anew."""
+    shutil.rmtree(report["output"])
+    for store in [*features.parent.glob(features.name + ".decoded-*.zarr"), *features.parent.glob(features.name + ".allframes-*.zarr")]:
+        shutil.rmtree(store)
+
+
+def test_shares_divide_the_decoding_and_the_report_decodes_nothing_more(tiny_pipeline, monkeypatch, tmp_path):
     """torchrun ranks and --shard jobs divide an evaluation's decoding by the stores' shards
     (1 video each here, of 3): share 0 of 2 decodes the first and third video, share 1 the
     second, in NSNet's decoded row and the all-frames pass alike; the report then decodes
-    nothing, and is a one-go run's."""
+    nothing, and is a one-go run's. ``torchrun -m stages.cli evaluate`` on two CPU ranks does the
+    same (rank 0 the one shard of 256 videos there, rank 1 none): rank 1 says so and ends, rank 0
+    writes the report."""
     import pipeline.row_store
+    from stages.cli import evaluation_config
     from stages.evaluate import evaluate_share
 
     features, prototypes, truth = tiny_pipeline
     run = Path(run_train(features, prototypes, CFG, progress=False).path)
-    one_go = run_evaluate(features, prototypes, run, truth.parent, EVAL, workers=0, progress=False)
-    shutil.rmtree(one_go["output"])
-    for store in [*features.parent.glob(features.name + ".decoded-*.zarr"), *features.parent.glob(features.name + ".allframes-*.zarr")]:
-        shutil.rmtree(store)
-    monkeypatch.setattr(pipeline.row_store, "SHARD_VIDEOS", 1)
-    decoded = _decoding_recorded(monkeypatch)
-    videos = [Path(v["path"]).name for v in load_sampler_inputs(features, prototypes).videos if v["split"] == "val"]
-    assert len(videos) == 3
-    parts = [evaluate_share(features, prototypes, run, truth.parent, (i, 2), EVAL, workers=0, progress=False) for i in range(2)]
-    assert decoded == {"row": [[videos[0]], [videos[2]], [videos[1]]], "all frames": [[videos[0]], [videos[2]], [videos[1]]]}
-    assert [{name: (stored.computed, stored.errors) for name, stored in part.stores.items()} for part in parts] == [
-        {"NSNet's decoded row": (2, {}), "all frames": (2, {})},
-        {"NSNet's decoded row": (1, {}), "all frames": (1, {})},
-    ]
-    assert parts[1].summary().startswith("share 1/2 of the evaluation's decoding:\n  NSNet's decoded row: 1 video(s) computed now, 0 failed (")
-    decoded["row"].clear(), decoded["all frames"].clear()
-    report = run_evaluate(features, prototypes, run, truth.parent, EVAL, workers=0, progress=False)
-    assert decoded == {"row": [], "all frames": []} and report["computed"]
-    assert report["methods"] == one_go["methods"]
-    # a share whose video cannot be decoded says so and keeps going; the report's run retries it
-    (store,) = features.parent.glob(features.name + ".decoded-*.zarr")
-    shutil.rmtree(store)
-    gone = truth.parent / "videos" / videos[1]
-    gone.rename(gone.with_suffix(".away"))
-    failed = evaluate_share(features, prototypes, run, truth.parent, (1, 2), EVAL, workers=0, progress=False)
-    assert [reason.endswith(f"{videos[1]}: file not found") for reason in failed.failed] == [True]
-    assert "failed: " in failed.summary() and "(run again to retry them)" in failed.summary()
-
-
-
-def test_torchrun_ranks_share_the_decoding_and_rank_0_writes_the_report(tiny_pipeline, tmp_path):
-    """``torchrun -m stages.cli evaluate`` on two CPU ranks: each decodes its share (here rank 0
-    the one shard of 256 videos, rank 1 none) and waits for the other; rank 1 says so and ends,
-    rank 0 writes the report, which is a one-process run's."""
-    from stages.cli import evaluation_config
-
-    features, prototypes, truth = tiny_pipeline
-    run = Path(run_train(features, prototypes, CFG, progress=False).path)
-    cfg = evaluation_config("demo", None, None, k=2)
+    cfg = evaluation_config("demo", None, None, k=2)  # as the command line below gives it
     one_go = run_evaluate(features, prototypes, run, truth.parent, cfg, workers=0, progress=False)
-    shutil.rmtree(one_go["output"])
-    for store in [*features.parent.glob(features.name + ".decoded-*.zarr"), *features.parent.glob(features.name + ".allframes-*.zarr")]:
-        shutil.rmtree(store)
+    _remove_evaluation(one_go, features)
+    with monkeypatch.context() as patched:
+        patched.setattr(pipeline.row_store, "SHARD_VIDEOS", 1)
+        decoded = _decoding_recorded(patched)
+        videos = [Path(v["path"]).name for v in load_sampler_inputs(features, prototypes).videos if v["split"] == "val"]
+        assert len(videos) == 3
+        parts = [evaluate_share(features, prototypes, run, truth.parent, (i, 2), cfg, workers=0, progress=False) for i in range(2)]
+        assert decoded == {"row": [[videos[0]], [videos[2]], [videos[1]]], "all frames": [[videos[0]], [videos[2]], [videos[1]]]}
+        assert [{name: (stored.computed, stored.errors) for name, stored in part.stores.items()} for part in parts] == [
+            {"NSNet's decoded row": (2, {}), "all frames": (2, {})},
+            {"NSNet's decoded row": (1, {}), "all frames": (1, {})},
+        ]
+        assert parts[1].summary().startswith("share 1/2 of the evaluation's decoding:\n  NSNet's decoded row: 1 video(s) computed now, 0 failed (")
+        decoded["row"].clear(), decoded["all frames"].clear()
+        report = run_evaluate(features, prototypes, run, truth.parent, cfg, workers=0, progress=False)
+        assert decoded == {"row": [], "all frames": []} and report["computed"]
+        assert report["methods"] == one_go["methods"]
+    _remove_evaluation(report, features)
     args = ["evaluate", "--dataset", "demo", "--data-root", str(truth.parent), "--cache-dir", str(tmp_path), "--features", str(features), "--prototypes", str(prototypes), "--sampler-run", str(run), "--k", "2", "--device", "cpu", "--backend", "torch", "--workers", "0", "--no-progress"]
     torchrun = Path(sys.executable).with_name("torchrun")
     proc = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "stages.cli", *args], cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert re.search(r"share 1/2 of the evaluation's decoding:\n  NSNet's decoded row: 0 video\(s\) computed now, 0 failed \(.+\)\n  all frames: 0 video\(s\) computed now, 0 failed \(.+\)\n  rank 0 writes the report", proc.stdout), proc.stdout
-    assert proc.stdout.count("NSNet (K=2)") >= 1 and "share 0/2" not in proc.stdout
-    report = json.loads((Path(one_go["output"]) / "results.json").read_text())
-    assert report["methods"] == one_go["methods"]
-
-
+    assert "NSNet (K=2)" in proc.stdout and "share 0/2" not in proc.stdout
+    assert json.loads((Path(one_go["output"]) / "results.json").read_text())["methods"] == one_go["methods"]
+    # a share whose video cannot be decoded says so and keeps going; the report's run retries it
+    (store,) = features.parent.glob(features.name + ".decoded-*.zarr")
+    shutil.rmtree(store)
+    monkeypatch.setattr(pipeline.row_store, "SHARD_VIDEOS", 1)
+    gone = truth.parent / "videos" / videos[1]
+    gone.rename(gone.with_suffix(".away"))
+    failed = evaluate_share(features, prototypes, run, truth.parent, (1, 2), cfg, workers=0, progress=False)
+    assert [reason.endswith(f"{videos[1]}: file not found") for reason in failed.failed] == [True]
+    assert "failed: " in failed.summary() and "(run again to retry them)" in failed.summary()
 
 def test_the_later_stages_find_the_videos_where_the_features_stage_read_them(tiny_pipeline, tmp_path, monkeypatch):
     """The cache records its data root, so evaluate (and the ground truth of prototypes and
