@@ -15,6 +15,12 @@ import torch
 from pipeline.config import RANK_WAIT_S
 
 
+# One process's part of work divided by shards: (i, n) takes the shards s with s % n == i
+# (a store's shards of videos, a list's videos); (0, 1) the whole.
+Share = tuple[int, int]
+WHOLE: Share = (0, 1)
+
+
 @dataclass(frozen=True)
 class Worker:
     """Which share of the work this process does, and on which device."""
@@ -31,6 +37,10 @@ class Worker:
 
     def owns(self, item: int) -> bool:
         return item % self.num_shards == self.shard
+
+    @property
+    def share(self) -> Share:
+        return self.shard, self.num_shards
 
 
 def parse_shard(text: str) -> tuple[int, int]:

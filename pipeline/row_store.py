@@ -24,6 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from pipeline.cache import DONE, FAILED, RESUMABLE, SHARD_VIDEOS, ZarrWriter, clear_out_of_space, file_lock, output_lock
+from pipeline.distributed import WHOLE, Share
 
 # Computes the given rows: yields (row, its arrays' values) or (row, why it failed).
 RowComputer = Callable[[list[int]], Iterable[tuple[int, dict[str, Any] | str]]]
@@ -33,11 +34,6 @@ def rows_digest(*keys: np.ndarray) -> str:
     """sha256 of integer arrays (as int64) that say which rows a store holds: the videos, and
     what else picks a row's content (the chosen frames)."""
     return hashlib.sha256(b"".join(np.asarray(key, dtype=np.int64).tobytes() for key in keys)).hexdigest()
-
-
-# One process's part of a store: (i, n) takes the shards s with s % n == i; (0, 1) the whole.
-Share = tuple[int, int]
-WHOLE: Share = (0, 1)
 
 
 @dataclass

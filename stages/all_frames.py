@@ -43,7 +43,8 @@ from pipeline.config import DECODE_TIMEOUT_S, AllFramesConfig
 from pipeline.datasets import Manifest, VideoRecord
 from pipeline.decode_watch import DecodingWatch, WatchedDecoding
 from pipeline.extract import ModelFrames, Transform, decoding_loader, model_frames, workers_within_shared_memory
-from pipeline.row_store import WHOLE, RowComputer, Share, StoredRows, fill_rows, rows_digest
+from pipeline.distributed import WHOLE, Share
+from pipeline.row_store import RowComputer, StoredRows, fill_rows, rows_digest
 from pipeline.video import FrameSource, FrameWindow, VideoReadError, open_record, shortened
 from pipeline.wording import first_few
 from stages.features import cached_runner

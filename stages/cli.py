@@ -532,7 +532,7 @@ def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_pat
     options = dict(device=str(worker.device), workers=per_video_workers(workers, worker.device), progress=not no_progress, backend=backend, export_dir=onnx_dir or cache_dir / "onnx", decode_timeout=decode_timeout, nsnet_from_cache=nsnet_from_cache, split=split)
     try:
         if worker.num_shards > 1:
-            part = evaluate_share(features_path, prototypes_path, run_path, root, (worker.shard, worker.num_shards), cfg, **options)
+            part = evaluate_share(features_path, prototypes_path, run_path, root, worker.share, cfg, **options)
             barrier(worker)
             if worker.num_shards > worker.world_size or not worker.is_leader:  # --shard jobs, or a rank other than 0
                 then = "rank 0 writes the report" if worker.num_shards == worker.world_size else "when every --shard job has finished, `nsnet evaluate` without --shard writes the report, decoding only what they left"
@@ -561,14 +561,15 @@ def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_pat
 @click.option("--workers", type=int, default=None, help="Decoding processes [default: 2 on the CPU, all cores but 2 on a GPU].")
 @click.option("--allow-failures", is_flag=True, help="Exit 0 even when some videos could not be read.")
 @click.option("--retry-failed", is_flag=True, help="Going on from an earlier run into the same --out: predict again the videos it could not read though their files are unchanged (their lines are dropped first; a file changed since is predicted again anyway).")
+@click.option("--shard", default="0/1", show_default=True, help="This job's share i/n of the videos (every n-th of their list, from the i-th), combined with torchrun ranks; each share writes into --out's share-i-of-n/ folder.")
 @decode_timeout_option
 @click.option("--no-progress", is_flag=True)
 @clear_errors
-def predict(videos: tuple[Path, ...], listing: Path | None, run_path: Path | None, dataset: str | None, cache_dir: Path, out_dir: Path, batch_size: int, plot: bool, device: str, backend: str, onnx_dir: Path | None, workers: int | None, allow_failures: bool, retry_failed: bool, decode_timeout: float, no_progress: bool, **changes: Any) -> None:
+def predict(videos: tuple[Path, ...], listing: Path | None, run_path: Path | None, dataset: str | None, cache_dir: Path, out_dir: Path, batch_size: int, plot: bool, device: str, backend: str, onnx_dir: Path | None, workers: int | None, allow_failures: bool, retry_failed: bool, shard: str, decode_timeout: float, no_progress: bool, **changes: Any) -> None:
     """NSNet on videos or folders of videos: top-5 classes and the K chosen frames of each."""
     from dataclasses import replace
 
-    from pipeline.distributed import pick_device
+    from pipeline.distributed import barrier, parse_shard, setup_worker, teardown
     from pipeline.extract import per_video_workers
     from stages.predict import listed_videos, run_predict
 
@@ -579,8 +580,12 @@ def predict(videos: tuple[Path, ...], listing: Path | None, run_path: Path | Non
         features_path, prototypes_path = resolve_sampler_inputs(cache_dir, dataset or "demo", None, None)
         run_path = resolve_run(features_path, prototypes_path, dataset or "demo", None)
     cfg = replace(EvalConfig(), **{k: v for k, v in changes.items() if v is not None})
-    dev = pick_device(device)
-    result = run_predict(videos, run_path, out_dir, cfg, device=str(dev), dataset=dataset, batch_size=batch_size, workers=per_video_workers(workers, dev), plot=plot, progress=not no_progress, backend=backend, export_dir=onnx_dir or cache_dir / "onnx", decode_timeout=decode_timeout, retry_failed=retry_failed)
+    worker = setup_worker(parse_shard(shard), device)
+    try:
+        result = run_predict(videos, run_path, out_dir, cfg, device=str(worker.device), dataset=dataset, batch_size=batch_size, workers=per_video_workers(workers, worker.device), plot=plot, progress=not no_progress, backend=backend, export_dir=onnx_dir or cache_dir / "onnx", decode_timeout=decode_timeout, retry_failed=retry_failed, share=worker.share)
+        barrier(worker)  # no rank ends with its failures while others predict: torchrun would stop them
+    finally:
+        teardown(worker)
     click.echo(result.table())
     if result.failures and not allow_failures:
         raise click.ClickException(f"{len(result.failures)} of {result.total} video(s) could not be read (listed above); pass --allow-failures to accept")

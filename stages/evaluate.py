@@ -48,7 +48,8 @@ from pipeline.fusion import fused_scores, top_k
 from pipeline.plots import matplotlib_available, plot_budget_curve, plot_class_saliency, plot_showcase
 from pipeline.backends import DEFAULT_EXPORT_DIR, backend_identity, resolve_backend
 from pipeline.recognition import RECOGNIZED_VIDEOS_PER_BATCH, ChosenFrameDecoder, recognized
-from pipeline.row_store import WHOLE, RowComputer, Share, StoredRows, fill_rows, rows_digest
+from pipeline.distributed import WHOLE, Share
+from pipeline.row_store import RowComputer, StoredRows, fill_rows, rows_digest
 from pipeline.showcase import SALIENT_G, ShowcaseInput, ShowcaseVideo, chosen_guidance, showcase_video, showcase_videos
 from stages.all_frames import AllFrameScores, fill_all_frames, run_all_frames
 from stages.evaluate_report import markdown_report, per_class_csv

@@ -25,6 +25,7 @@ from pipeline.cache import CacheError, FeatureCache, output_lock, replacing, wri
 from pipeline.config import DECODE_TIMEOUT_S, EvalConfig
 from pipeline.datasets.lists import entry_lines, walk_once
 from pipeline.datasets.manifest import read_annotation_text
+from pipeline.distributed import WHOLE, Share
 from pipeline.extract import BothModels, Transform, workers_within_shared_memory
 from pipeline.inference import NSNetInference, ObservationDecoder, VideoPrediction, predict_videos
 from pipeline.plots import matplotlib_available, plot_video_saliency
@@ -144,6 +145,7 @@ class PredictResult:
 
     pipeline: TrainedPipeline
     jsonl: Path
+    share: Share = WHOLE  # of the videos given
     shown: list[VideoPrediction] = field(default_factory=list)
     failures: list[VideoPrediction] = field(default_factory=list)
     videos: int = 0
@@ -181,7 +183,8 @@ class PredictResult:
         failures counted by kind."""
         shown = [*self.earlier_shown, *(p.to_json(self.pipeline.classes) for p in self.shown)][:PREDICT_ROWS_SHOWN]
         engine = self.pipeline.engine
-        head = f"NSNet on {self.total:,} video(s): K={engine.k} of T={self.pipeline.num_frames}, {engine.fusion} fusion, backbones on {engine.light.backend}, run {self.pipeline.run_dir}"
+        which = "" if self.share == WHOLE else f" (share {self.share[0]}/{self.share[1]} of those given)"
+        head = f"NSNet on {self.total:,} video(s){which}: K={engine.k} of T={self.pipeline.num_frames}, {engine.fusion} fusion, backbones on {engine.light.backend}, run {self.pipeline.run_dir}"
         lines = [head, *text_table(("video", "top-1 (score)", "top-2..5", "chosen frames (index@time)"), [_table_row(line) for line in shown])]
         if self.total > len(shown):
             lines.append(f"... and {self.total - len(shown):,} more")
@@ -292,8 +295,16 @@ def _json_lines(path: Path) -> Iterator[dict]:
             yield json.loads(raw)
 
 
-def run_predict(inputs: Sequence[Path], run_dir: Path, out_dir: Path, cfg: EvalConfig = EvalConfig(), device: str = "cpu", dataset: str | None = None, batch_size: int = 32, workers: int = 2, plot: bool = False, progress: bool = True, backend: str = "auto", export_dir: Path = DEFAULT_EXPORT_DIR, decode_timeout: float = DECODE_TIMEOUT_S, retry_failed: bool = False) -> PredictResult:
-    """Predict every video under ``inputs``; bad videos are reported in the result, not raised.
+def share_folder(out_dir: Path, share: Share) -> Path:
+    """Where ``share`` of a predict run writes: ``out_dir`` for the whole, else its
+    ``share-i-of-n/`` folder (its own lines, plots, configuration and lock)."""
+    return Path(out_dir) if share == WHOLE else Path(out_dir) / f"share-{share[0]}-of-{share[1]}"
+
+
+def run_predict(inputs: Sequence[Path], run_dir: Path, out_dir: Path, cfg: EvalConfig = EvalConfig(), device: str = "cpu", dataset: str | None = None, batch_size: int = 32, workers: int = 2, plot: bool = False, progress: bool = True, backend: str = "auto", export_dir: Path = DEFAULT_EXPORT_DIR, decode_timeout: float = DECODE_TIMEOUT_S, retry_failed: bool = False, share: Share = WHOLE) -> PredictResult:
+    """Predict every video under ``inputs`` (with ``share`` (i, n), the videos at i, i+n, ... of
+    their list, into :func:`share_folder`, so that torchrun ranks and ``--shard`` jobs divide
+    them); bad videos are reported in the result, not raised.
     One process writes into ``out_dir`` at a time (:func:`output_lock` of its predictions). Run
     again with the same identity (:func:`predictions_identity`), it goes on from the file there:
     the lines of videos among ``inputs`` whose files are unchanged (:func:`file_stamp`) are kept
@@ -302,18 +313,18 @@ def run_predict(inputs: Sequence[Path], run_dir: Path, out_dir: Path, cfg: EvalC
     it stopped, and a folder that grew costs its new videos alone."""
     if plot and not matplotlib_available():
         raise ValueError("--plot needs matplotlib: install the 'plots' extra (pip install 'nsnet[plots]')")
-    jsonl = Path(out_dir) / "predictions.jsonl"
+    jsonl = share_folder(out_dir, share) / "predictions.jsonl"
     with output_lock(jsonl, hint="it is predicting into the same folder; wait for it to finish, or give this run another --out"):
-        return _predict_into(jsonl, inputs, run_dir, cfg, device, dataset, batch_size, workers, plot, progress, backend, export_dir, decode_timeout, retry_failed)
+        return _predict_into(jsonl, inputs, run_dir, cfg, device, dataset, batch_size, workers, plot, progress, backend, export_dir, decode_timeout, retry_failed, share)
 
 
-def _predict_into(jsonl: Path, inputs: Sequence[Path], run_dir: Path, cfg: EvalConfig, device: str, dataset: str | None, batch_size: int, workers: int, plot: bool, progress: bool, backend: str, export_dir: Path, decode_timeout: float, retry_failed: bool) -> PredictResult:
+def _predict_into(jsonl: Path, inputs: Sequence[Path], run_dir: Path, cfg: EvalConfig, device: str, dataset: str | None, batch_size: int, workers: int, plot: bool, progress: bool, backend: str, export_dir: Path, decode_timeout: float, retry_failed: bool, share: Share) -> PredictResult:
     """:func:`run_predict`'s work, the predictions written line by line into ``jsonl`` (and the
     plots beside it) as they come."""
     pipeline = load_pipeline(Path(run_dir), cfg, torch.device(device), dataset, backend, export_dir)
-    videos = find_videos(inputs)
+    videos = find_videos(inputs)[share[0] :: share[1]]
     out_dir = jsonl.parent
-    result = PredictResult(pipeline, jsonl)
+    result = PredictResult(pipeline, jsonl, share)
     identity = predictions_identity(run_dir, cfg, pipeline.engine.light.backend, plot)
     stamps = {str(v): file_stamp(v) for v in videos}  # taken before decoding: a file changed later is predicted again next time
     dropped = go_on(jsonl, identity, lambda line: line["video"] in stamps and line.get("file") == stamps[line["video"]] and not (retry_failed and "error" in line))

@@ -283,6 +283,31 @@ def test_predict_cli_exits_non_zero_on_failures(trained, tmp_path, onnx_exports)
     assert accepted.exit_code == 0 and good.name in accepted.output
 
 
+
+def test_shard_jobs_divide_the_videos_and_each_writes_a_folder_of_its_own(trained, tmp_path, onnx_exports):
+    """``--shard i/n`` predicts every n-th video of the list from the i-th into ``--out``'s
+    ``share-i-of-n/`` (its own lines, configuration and lock: jobs and torchrun ranks write side
+    by side); the shares' lines are a one-go run's."""
+    features, _, run, root = trained
+    videos = [str(root / v["path"]) for v in _val_videos(features)]
+    assert len(videos) == 3
+    args = ["predict", *videos, "--run", str(run), "--out", str(tmp_path / "out"), "--k", "2", "--workers", "0", "--device", "cpu", "--onnx-dir", str(onnx_exports), "--no-progress"]
+    whole = CliRunner().invoke(main, args)
+    assert whole.exit_code == 0, whole.output
+    one_go = {line["video"]: line for line in map(json.loads, (tmp_path / "out" / "predictions.jsonl").read_text().splitlines())}
+    for i in range(2):
+        result = CliRunner().invoke(main, [*args, "--shard", f"{i}/2"])
+        assert result.exit_code == 0 and result.output.startswith(f"NSNet on {len(videos[i::2])} video(s) (share {i}/2 of those given): "), result.output
+        share = tmp_path / "out" / f"share-{i}-of-2"
+        assert sorted(p.name for p in share.iterdir()) == [".predictions.jsonl.lock", "predictions.config.json", "predictions.jsonl"]
+        lines = [json.loads(line) for line in (share / "predictions.jsonl").read_text().splitlines()]
+        assert [line["video"] for line in lines] == videos[i::2]
+        for line in lines:  # batches of 2 and 1 against 3: the scores may differ in their last bits
+            expected = one_go[line["video"]]
+            assert {k: v for k, v in line.items() if k != "top5"} == {k: v for k, v in expected.items() if k != "top5"}
+            assert [c["class"] for c in line["top5"]] == [c["class"] for c in expected["top5"]]
+            np.testing.assert_allclose([c["score"] for c in line["top5"]], [c["score"] for c in expected["top5"]], rtol=1e-5)
+
 def test_predict_reads_its_videos_from_a_list_file_or_standard_input(trained, tmp_path, onnx_exports):
     """``--videos-from``: one path a line (a folder too, and a path with a space), comments and
     blank lines skipped, CRLF and a byte-order mark read; ``-`` is the standard input. With
