@@ -329,22 +329,6 @@ def test_shares_divide_the_decoding_and_the_report_decodes_nothing_more(tiny_pip
     assert [reason.endswith(f"{videos[1]}: file not found") for reason in failed.failed] == [True]
     assert "failed: " in failed.summary() and "(run again to retry them)" in failed.summary()
 
-def test_the_later_stages_find_the_videos_where_the_features_stage_read_them(tiny_pipeline, tmp_path, monkeypatch):
-    """The cache records its data root, so evaluate (and the ground truth of prototypes and
-    train) read the videos there without --data-root, from any folder; --data-root (or
-    DATA_ROOT) wins, and a recorded folder gone since gives the dataset's default."""
-    from stages.cli import videos_root
-
-    features, _, truth = tiny_pipeline
-    with FeatureCache(features) as cache:
-        assert cache.attrs["data_root"] == str(truth.parent.resolve())
-    monkeypatch.chdir(tmp_path)
-    assert videos_root(features, "demo", None) == truth.parent.resolve()
-    assert videos_root(features, "demo", tmp_path / "mine") == tmp_path / "mine"
-    truth.parent.rename(tmp_path / "moved")
-    assert videos_root(features, "demo", None) == Path("data/demo")
-
-
 def test_the_sampler_run_nsnet_train_last_finished_is_the_default_of_the_later_stages(tiny_pipeline):
     """Trained with options of its own (here 1 and then 2 epochs, not the demo's 40), the run is
     what ``evaluate`` and ``predict`` take when no ``--run`` is given; before any training, the

@@ -105,11 +105,14 @@ def test_a_recognizer_checkpoint_trained_on_frames_normalised_otherwise_sees_fra
 
 
 
-def test_a_checkpoint_named_relative_to_the_features_run_s_folder_is_found_from_any_folder(tiny_videos, tiny_config, run_options, tmp_path, monkeypatch):
+def test_the_cache_records_where_its_checkpoints_and_videos_are_for_the_later_stages_run_from_any_folder(tiny_videos, tiny_config, run_options, tmp_path, monkeypatch):
     """``--recognizer-weights ckpt/r.pth`` is relative to where the features stage ran; the cache
     records the file's absolute path beside it, so evaluate and predict run from another folder
-    build the same model. A cache without that record (made before 2026-12-05) names the folder
-    to run from."""
+    build the same model (a cache without that record, made before 2026-12-05, names the folder
+    to run from). It records its data root too: the later stages read the videos there without
+    --data-root; --data-root (or DATA_ROOT) wins, and a folder gone since gives the dataset's
+    default."""
+    from stages.cli import videos_root
     from stages.features import cached_model
 
     rec = tiny_config.recognizer
@@ -130,6 +133,11 @@ def test_a_checkpoint_named_relative_to_the_features_run_s_folder_is_found_from_
     (tmp_path / "job" / "ckpt" / "r.pth").rename(tmp_path / "job" / "ckpt" / "moved.pth")  # gone from both places
     with pytest.raises(CacheError, match="ckpt/r.pth: the recognizer checkpoint the feature cache was built with is not found"):
         cached_model(attrs, "recognizer")
+    assert attrs["data_root"] == str(tiny_videos.resolve())
+    assert videos_root(Path(summary.cache), "demo", None) == tiny_videos.resolve()
+    assert videos_root(Path(summary.cache), "demo", tmp_path / "mine") == tmp_path / "mine"
+    tiny_videos.rename(tmp_path / "moved")
+    assert videos_root(Path(summary.cache), "demo", None) == Path("data/demo")
 
 
 def test_a_recognizer_checkpoint_with_averaged_weights_runs_them_and_a_cache_that_took_the_raw_ones_is_refused(tiny_videos, tiny_config, run_options, tmp_path):
