@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from click.testing import CliRunner
 
 from pipeline.cache import CacheError, FeatureCache, file_lock, output_lock_path
 from pipeline.config import EvalConfig, FeaturesConfig, TrainConfig
@@ -22,6 +23,7 @@ from pipeline.models import frame_transform
 from pipeline.backends import TorchRunner
 from conftest import recognize_all
 from pipeline.recognition import ChosenFrameDecoder
+from stages.cli import main
 from stages.evaluate import run_evaluate
 from stages.evaluate_report import render_table
 from stages.features import build_recognizer
@@ -325,9 +327,9 @@ def test_shares_divide_the_decoding_and_the_report_decodes_nothing_more(tiny_pip
     monkeypatch.setattr(pipeline.row_store, "SHARD_VIDEOS", 1)
     gone = truth.parent / "videos" / videos[1]
     gone.rename(gone.with_suffix(".away"))
-    failed = evaluate_share(features, prototypes, run, truth.parent, (1, 2), cfg, workers=0, progress=False)
-    assert [reason.endswith(f"{videos[1]}: file not found") for reason in failed.failed] == [True]
-    assert "failed: " in failed.summary() and "(run again to retry them)" in failed.summary()
+    job = CliRunner().invoke(main, [*args, "--shard", "1/2"])  # a --shard job, in this process
+    assert job.exit_code == 1, job.output
+    assert re.search(rf"^share 1/2 of the evaluation's decoding:\n  NSNet's decoded row: 0 video\(s\) computed now, 1 failed \(.+\)\n  all frames: 0 video\(s\) computed now, 0 failed \(.+\)\n  failed: .+{videos[1]}: file not found \(run again to retry them\)\n  when every --shard job has finished, `nsnet evaluate` without --shard writes the report", job.output), job.output
 
 def test_the_sampler_run_nsnet_train_last_finished_is_the_default_of_the_later_stages(tiny_pipeline):
     """Trained with options of its own (here 1 and then 2 epochs, not the demo's 40), the run is

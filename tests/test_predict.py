@@ -36,26 +36,42 @@ def _val_videos(features: Path) -> list[dict]:
 
 
 def test_predict_gives_the_predictions_of_evaluate(trained, tmp_path, onnx_exports):
+    """Predict chooses evaluate's frames and gives its top-5, in one process and in ``--shard``
+    jobs, which take every n-th video of the list from the i-th into ``--out``'s
+    ``share-i-of-n/`` (its own lines, configuration and lock: jobs and torchrun ranks write side
+    by side)."""
     features, prototypes, run, root = trained
     report = run_evaluate(features, prototypes, run, root, EVAL, workers=0, progress=False)
     expected = {Path(e["video"]).name: e for e in map(json.loads, (Path(report["output"]) / "predictions.jsonl").read_text().splitlines())}
     videos = [root / v["path"] for v in _val_videos(features)]
     assert len(videos) == len(expected) == 3
+
+    def as_evaluate_chose(lines: list[dict]) -> None:
+        for p in lines:
+            e = expected[Path(p["video"]).name]
+            assert p["frames"] == e["frames"] and p["positions"] == e["positions"]
+            assert [c["class"] for c in p["top5"]] == [c["class"] for c in e["top5"]]
+            np.testing.assert_allclose([c["score"] for c in p["top5"]], [c["score"] for c in e["top5"]], rtol=1e-5, atol=1e-6)
+            assert len(p["timestamps"]) == EVAL.k and all(t >= 0 for t in p["timestamps"])
+
     # batches of 2 videos: a batch of two and one of one
     result = run_predict(videos, run, tmp_path / "out", EVAL, batch_size=2, workers=1, plot=True, progress=False, export_dir=onnx_exports)
     assert not result.failures
-    got = {Path(p["video"]).name: p for p in map(json.loads, result.jsonl.read_text().splitlines())}
-    assert set(got) == set(expected)
-    for name, e in expected.items():
-        p = got[name]
-        assert p["frames"] == e["frames"] and p["positions"] == e["positions"]
-        assert [c["class"] for c in p["top5"]] == [c["class"] for c in e["top5"]]
-        np.testing.assert_allclose([c["score"] for c in p["top5"]], [c["score"] for c in e["top5"]], rtol=1e-5, atol=1e-6)
-        assert len(p["timestamps"]) == EVAL.k and all(t >= 0 for t in p["timestamps"])
-    assert sorted(path.name for path in result.plots) == sorted(Path(v).stem + ".png" for v in videos) == sorted(p["plot"] for p in got.values())
+    got = [json.loads(line) for line in result.jsonl.read_text().splitlines()]
+    assert sorted(Path(p["video"]).name for p in got) == sorted(expected)
+    as_evaluate_chose(got)
+    assert sorted(path.name for path in result.plots) == sorted(Path(v).stem + ".png" for v in videos) == sorted(p["plot"] for p in got)
     assert all(path.stat().st_size > 1000 for path in result.plots)
     assert "top-1 (score)" in result.table()
-
+    args = ["predict", *map(str, videos), "--run", str(run), "--out", str(tmp_path / "shares"), "--k", str(EVAL.k), "--workers", "0", "--device", "cpu", "--onnx-dir", str(onnx_exports), "--no-progress"]
+    for i in range(2):
+        job = CliRunner().invoke(main, [*args, "--shard", f"{i}/2"])
+        assert job.exit_code == 0 and job.output.startswith(f"NSNet on {len(videos[i::2])} video(s) (share {i}/2 of those given): "), job.output
+        share = tmp_path / "shares" / f"share-{i}-of-2"
+        assert sorted(p.name for p in share.iterdir()) == [".predictions.jsonl.lock", "predictions.config.json", "predictions.jsonl"]
+        lines = [json.loads(line) for line in (share / "predictions.jsonl").read_text().splitlines()]
+        assert [line["video"] for line in lines] == list(map(str, videos[i::2]))
+        as_evaluate_chose(lines)
 
 def test_predict_decodes_each_video_once(trained, tmp_path, onnx_exports, monkeypatch):
     """The T observed frames are decoded once and cropped for both models; the recognizer's K
@@ -283,30 +299,6 @@ def test_predict_cli_exits_non_zero_on_failures(trained, tmp_path, onnx_exports)
     assert accepted.exit_code == 0 and good.name in accepted.output
 
 
-
-def test_shard_jobs_divide_the_videos_and_each_writes_a_folder_of_its_own(trained, tmp_path, onnx_exports):
-    """``--shard i/n`` predicts every n-th video of the list from the i-th into ``--out``'s
-    ``share-i-of-n/`` (its own lines, configuration and lock: jobs and torchrun ranks write side
-    by side); the shares' lines are a one-go run's."""
-    features, _, run, root = trained
-    videos = [str(root / v["path"]) for v in _val_videos(features)]
-    assert len(videos) == 3
-    args = ["predict", *videos, "--run", str(run), "--out", str(tmp_path / "out"), "--k", "2", "--workers", "0", "--device", "cpu", "--onnx-dir", str(onnx_exports), "--no-progress"]
-    whole = CliRunner().invoke(main, args)
-    assert whole.exit_code == 0, whole.output
-    one_go = {line["video"]: line for line in map(json.loads, (tmp_path / "out" / "predictions.jsonl").read_text().splitlines())}
-    for i in range(2):
-        result = CliRunner().invoke(main, [*args, "--shard", f"{i}/2"])
-        assert result.exit_code == 0 and result.output.startswith(f"NSNet on {len(videos[i::2])} video(s) (share {i}/2 of those given): "), result.output
-        share = tmp_path / "out" / f"share-{i}-of-2"
-        assert sorted(p.name for p in share.iterdir()) == [".predictions.jsonl.lock", "predictions.config.json", "predictions.jsonl"]
-        lines = [json.loads(line) for line in (share / "predictions.jsonl").read_text().splitlines()]
-        assert [line["video"] for line in lines] == videos[i::2]
-        for line in lines:  # batches of 2 and 1 against 3: the scores may differ in their last bits
-            expected = one_go[line["video"]]
-            assert {k: v for k, v in line.items() if k != "top5"} == {k: v for k, v in expected.items() if k != "top5"}
-            assert [c["class"] for c in line["top5"]] == [c["class"] for c in expected["top5"]]
-            np.testing.assert_allclose([c["score"] for c in line["top5"]], [c["score"] for c in expected["top5"]], rtol=1e-5)
 
 def test_predict_reads_its_videos_from_a_list_file_or_standard_input(trained, tmp_path, onnx_exports):
     """``--videos-from``: one path a line (a folder too, and a path with a space), comments and
