@@ -537,7 +537,7 @@ def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_pat
             if worker.num_shards > worker.world_size or not worker.is_leader:  # --shard jobs, or a rank other than 0
                 then = "rank 0 writes the report" if worker.num_shards == worker.world_size else "when every --shard job has finished, `nsnet evaluate` without --shard writes the report, decoding only what they left"
                 click.echo(f"{part.summary()}\n  {then}")
-                if part.failed and worker.world_size == 1:  # a rank's failures are rank 0's to retry and report
+                if part.failed and worker.world_size == 1:  # not under torchrun, which would stop the other ranks: printed, retried by the next run
                     raise SystemExit(1)
                 return
         report = run_evaluate(features_path, prototypes_path, run_path, root, cfg, preset=quotes, **options)

@@ -133,6 +133,9 @@ def test_the_cache_records_where_its_checkpoints_and_videos_are_for_the_later_st
     (tmp_path / "job" / "ckpt" / "r.pth").rename(tmp_path / "job" / "ckpt" / "moved.pth")  # gone from both places
     with pytest.raises(CacheError, match="ckpt/r.pth: the recognizer checkpoint the feature cache was built with is not found"):
         cached_model(attrs, "recognizer")
+    absolute = {**attrs, "config": {**attrs["config"], "recognizer": {**attrs["config"]["recognizer"], "weights": attrs["checkpoint_files"]["recognizer"]}}}
+    with pytest.raises(CacheError, match=re.escape(f"{tmp_path / 'job' / 'ckpt' / 'r.pth'}: the recognizer checkpoint the feature cache was built with is not found: put the file back (a copy of the same bytes does)")):
+        cached_model(absolute, "recognizer")
     assert attrs["data_root"] == str(tiny_videos.resolve())
     assert videos_root(Path(summary.cache), "demo", None) == tiny_videos.resolve()
     assert videos_root(Path(summary.cache), "demo", tmp_path / "mine") == tmp_path / "mine"
