@@ -583,10 +583,11 @@ def predict(videos: tuple[Path, ...], listing: Path | None, run_path: Path | Non
     worker = setup_worker(parse_shard(shard), device)
     try:
         result = run_predict(videos, run_path, out_dir, cfg, device=str(worker.device), dataset=dataset, batch_size=batch_size, workers=per_video_workers(workers, worker.device), plot=plot, progress=not no_progress, backend=backend, export_dir=onnx_dir or cache_dir / "onnx", decode_timeout=decode_timeout, retry_failed=retry_failed, share=worker.share)
-        barrier(worker)  # no rank ends with its failures while others predict: torchrun would stop them
+        barrier(worker)  # no rank ends with its failures while others predict or print: torchrun would stop them
+        click.echo(result.table())
+        barrier(worker)
     finally:
         teardown(worker)
-    click.echo(result.table())
     if result.failures and not allow_failures:
         raise click.ClickException(f"{len(result.failures)} of {result.total} video(s) could not be read (listed above); pass --allow-failures to accept")
 
