@@ -4,6 +4,8 @@ videos reported while the rest go on, refusal of runs that do not fit, and the v
 import json
 import os
 import shutil
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from stages.predict import find_videos, load_pipeline, run_predict
 from stages.train import run_train
 
 CFG = TrainConfig(epochs=2, batch_size=4, lr=0.001, milestones=(1,), seed=1)
+REPO = Path(__file__).resolve().parents[1]
 EVAL = EvalConfig(k=2, curve_k=(1, 2), all_frames=False)
 
 
@@ -64,14 +67,25 @@ def test_predict_gives_the_predictions_of_evaluate(trained, tmp_path, onnx_expor
     assert all(path.stat().st_size > 1000 for path in result.plots)
     assert "top-1 (score)" in result.table()
     args = ["predict", *map(str, videos), "--run", str(run), "--out", str(tmp_path / "shares"), "--k", str(EVAL.k), "--workers", "0", "--device", "cpu", "--onnx-dir", str(onnx_exports), "--no-progress"]
-    for i in range(2):
-        job = CliRunner().invoke(main, [*args, "--shard", f"{i}/2"])
-        assert job.exit_code == 0 and job.output.startswith(f"NSNet on {len(videos[i::2])} video(s) (share {i}/2 of those given): "), job.output
-        share = tmp_path / "shares" / f"share-{i}-of-2"
-        assert sorted(p.name for p in share.iterdir()) == [".predictions.jsonl.lock", "predictions.config.json", "predictions.jsonl"]
-        lines = [json.loads(line) for line in (share / "predictions.jsonl").read_text().splitlines()]
-        assert [line["video"] for line in lines] == list(map(str, videos[i::2]))
-        as_evaluate_chose(lines)
+    job = CliRunner().invoke(main, [*args, "--shard", "1/2"])  # a --shard job, in this process
+    assert job.exit_code == 0 and job.output.startswith("NSNet on 1 video(s) (share 1/2 of those given): "), job.output
+    share = tmp_path / "shares" / "share-1-of-2"
+    assert sorted(p.name for p in share.iterdir()) == [".predictions.jsonl.lock", "predictions.config.json", "predictions.jsonl"]
+    lines = [json.loads(line) for line in (share / "predictions.jsonl").read_text().splitlines()]
+    assert [line["video"] for line in lines] == [str(videos[1])]
+    as_evaluate_chose(lines)
+    # two torchrun ranks, a missing file in rank 1's share: both tables, then exit status 1
+    ranks = ["predict", *map(str, videos), str(tmp_path / "gone.mp4"), "--sampler-run", str(run), "--out", str(tmp_path / "ranks"), *args[args.index("--k") :]]
+    torchrun = Path(sys.executable).with_name("torchrun")
+    proc = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "stages.cli", *ranks], cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 1 and "NSNet on 2 video(s) (share 0/2 of those given)" in proc.stdout and "NSNet on 2 video(s) (share 1/2 of those given)" in proc.stdout, proc.stdout + proc.stderr
+    assert "1 of 2 video(s) could not be read" in proc.stdout + proc.stderr
+    for rank, names in ((0, [videos[0], videos[2]]), (1, [videos[1], tmp_path / "gone.mp4"])):
+        lines = [json.loads(line) for line in (tmp_path / "ranks" / f"share-{rank}-of-2" / "predictions.jsonl").read_text().splitlines()]
+        assert [line["video"] for line in lines] == list(map(str, names))
+        as_evaluate_chose([line for line in lines if "error" not in line])
+    assert lines[1]["error"].endswith("gone.mp4: file not found")
+
 
 def test_predict_decodes_each_video_once(trained, tmp_path, onnx_exports, monkeypatch):
     """The T observed frames are decoded once and cropped for both models; the recognizer's K
