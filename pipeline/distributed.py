@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import re
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -142,3 +143,14 @@ def merged_across_ranks(found: dict[Any, Any], worker: Worker) -> dict[Any, Any]
 def teardown(worker: Worker) -> None:
     if worker.world_size > 1 and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
+
+
+@contextmanager
+def joined_worker(shard: tuple[int, int], device: str) -> Iterator[Worker]:
+    """:func:`setup_worker` for the block, the process group left (:func:`teardown`) when it ends,
+    by an error too."""
+    worker = setup_worker(shard, device)
+    try:
+        yield worker
+    finally:
+        teardown(worker)

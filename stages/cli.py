@@ -518,7 +518,7 @@ def resolve_run(features_path: Path, prototypes_path: Path, dataset: str, run_pa
 @clear_errors
 def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_path: Path | None, prototypes_path: Path | None, preset: str | None, run_path: Path | None, all_frames: bool | None, split: str | None, nsnet_from_cache: bool, device: str, backend: str, onnx_dir: Path | None, workers: int | None, shard: str, decode_timeout: float, no_progress: bool, **changes: Any) -> None:
     """NSNet vs UNIFORM, RANDOM, DENSE and TOP-K: mAP, top-1 and counted GFLOPs, with plots."""
-    from pipeline.distributed import barrier, parse_shard, setup_worker, teardown
+    from pipeline.distributed import barrier, joined_worker, parse_shard
     from pipeline.extract import per_video_workers
     from stages.evaluate import evaluate_share, run_evaluate
     from stages.evaluate_report import render_table
@@ -528,9 +528,8 @@ def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_pat
     cfg = evaluation_config(dataset, preset, all_frames, **changes)
     root = videos_root(features_path, dataset, data_root)
     quotes = None if preset is None else get_preset(preset).quotes(dataset)
-    worker = setup_worker(parse_shard(shard), device)
-    options = dict(device=str(worker.device), workers=per_video_workers(workers, worker.device), progress=not no_progress, backend=backend, export_dir=onnx_dir or cache_dir / "onnx", decode_timeout=decode_timeout, nsnet_from_cache=nsnet_from_cache, split=split)
-    try:
+    with joined_worker(parse_shard(shard), device) as worker:
+        options = dict(device=str(worker.device), workers=per_video_workers(workers, worker.device), progress=not no_progress, backend=backend, export_dir=onnx_dir or cache_dir / "onnx", decode_timeout=decode_timeout, nsnet_from_cache=nsnet_from_cache, split=split)
         if worker.num_shards > 1:
             part = evaluate_share(features_path, prototypes_path, run_path, root, worker.share, cfg, **options)
             barrier(worker)
@@ -541,8 +540,6 @@ def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_pat
                     raise SystemExit(1)
                 return
         report = run_evaluate(features_path, prototypes_path, run_path, root, cfg, preset=quotes, **options)
-    finally:
-        teardown(worker)
     click.echo(render_table(report) + ("" if report["computed"] else "\n(already evaluated with this config: nothing recomputed)"))
 
 
@@ -569,7 +566,7 @@ def predict(videos: tuple[Path, ...], listing: Path | None, run_path: Path | Non
     """NSNet on videos or folders of videos: top-5 classes and the K chosen frames of each."""
     from dataclasses import replace
 
-    from pipeline.distributed import barrier, parse_shard, setup_worker, teardown
+    from pipeline.distributed import barrier, joined_worker, parse_shard
     from pipeline.extract import per_video_workers
     from stages.predict import listed_videos, run_predict
 
@@ -580,14 +577,11 @@ def predict(videos: tuple[Path, ...], listing: Path | None, run_path: Path | Non
         features_path, prototypes_path = resolve_sampler_inputs(cache_dir, dataset or "demo", None, None)
         run_path = resolve_run(features_path, prototypes_path, dataset or "demo", None)
     cfg = replace(EvalConfig(), **{k: v for k, v in changes.items() if v is not None})
-    worker = setup_worker(parse_shard(shard), device)
-    try:
+    with joined_worker(parse_shard(shard), device) as worker:
         result = run_predict(videos, run_path, out_dir, cfg, device=str(worker.device), dataset=dataset, batch_size=batch_size, workers=per_video_workers(workers, worker.device), plot=plot, progress=not no_progress, backend=backend, export_dir=onnx_dir or cache_dir / "onnx", decode_timeout=decode_timeout, retry_failed=retry_failed, share=worker.share)
         barrier(worker)  # no rank ends with its failures while others predict or print: torchrun would stop them
         click.echo(result.table())
         barrier(worker)
-    finally:
-        teardown(worker)
     if result.failures and not allow_failures:
         raise click.ClickException(f"{len(result.failures)} of {result.total} video(s) could not be read (listed above); pass --allow-failures to accept")
 

@@ -24,7 +24,7 @@ from pipeline.backends import Runner, backend_identity, make_runner, resolve_bac
 from pipeline.class_order import OrderWatch, misordered_message, write_recognizer_classes
 from pipeline.config import WEIGHTS_IMAGENET, WEIGHTS_NONE, FeaturesConfig, RunOptions, from_checkpoint
 from pipeline.datasets import AnnotationFiles, Manifest, load_manifest
-from pipeline.distributed import Worker, barrier, pick_device, setup_worker, teardown
+from pipeline.distributed import Worker, barrier, joined_worker, pick_device
 from pipeline.decode_watch import WatchedDecoding
 from pipeline.extract import BlockDecoder, BlockInference, DecodedBlock, decoding_loader, decoding_workers, make_blocks, workers_within_shared_memory
 from pipeline.metrics import multi_hot
@@ -282,9 +282,8 @@ def manifest_features(dataset: str, root: Path, manifest: Manifest, config: Feat
         raise CacheError(f"{root}: the {dataset} manifest has no usable videos")
     final, fp, identity = resolve_cache_path(dataset, manifest, config, opts, cache_path)
     staging = cache_mod.staging_path(final)
-    worker = setup_worker(opts.shard, opts.device)
-    sources = SourceWatch(root, manifest, worker)
-    try:
+    with joined_worker(opts.shard, opts.device) as worker:
+        sources = SourceWatch(root, manifest, worker)
         finished = _finished_hdf5(final, staging)
         if finished:
             with FeatureCache(final) as done_cache:
@@ -299,8 +298,6 @@ def manifest_features(dataset: str, root: Path, manifest: Manifest, config: Feat
             summary = _extract(root, manifest, config, opts, worker, final, staging, fp, identity, started, sources)
         summary.leader = worker.is_leader
         summary.checkpoints = {role: taken for role, model in identity["models"].items() if (taken := {k: model[k] for k in CHECKPOINT_TAKEN if k in model})}
-    finally:
-        teardown(worker)
     return summary
 
 

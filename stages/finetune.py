@@ -25,7 +25,7 @@ import pipeline
 from pipeline import cache as cache_mod
 from pipeline.config import FinetuneConfig, ModelSpec, RunOptions
 from pipeline.datasets import AnnotationFiles, Manifest, load_manifest
-from pipeline.distributed import Worker, barrier, gathered, merged_across_ranks, setup_worker, teardown
+from pipeline.distributed import Worker, barrier, gathered, joined_worker, merged_across_ranks
 from pipeline.extract import decoding_workers, workers_within_shared_memory
 from pipeline.checkpoints import make_checkpoint
 from pipeline.models import create_finetune_model, data_config, frame_transform, save_atomic, weights_identity
@@ -131,8 +131,7 @@ def run_finetune(dataset: str, data_root: Path | None, role: str, spec: ModelSpe
     train, val = _splits(manifest)
     run_dir, identity = run_dir_for(dataset, manifest, role, spec, ft, val_frames, opts)
     final = run_dir / "model.pth"
-    worker = setup_worker((0, 1), opts.device)
-    try:
+    with joined_worker((0, 1), opts.device) as worker:
         # one job trains a run at a time: its leader holds the run's lock, its other ranks follow
         with cache_mod.sole_writer(run_dir, final.exists) if worker.is_leader else nullcontext(not final.exists()) as training:
             if training:
@@ -140,8 +139,6 @@ def run_finetune(dataset: str, data_root: Path | None, role: str, spec: ModelSpe
             else:
                 history = json.loads((run_dir / "metrics.json").read_text())["history"]
                 result = FinetuneResult(str(final), 0, history, left_out=read_by_split(run_dir, LEFT_OUT), read_short=read_by_split(run_dir, READ_SHORT))
-    finally:
-        teardown(worker)
     result.leader = worker.is_leader
     result.chance_top1 = _chance_top1(val, manifest.num_classes)
     result.seconds = time.perf_counter() - started
