@@ -294,6 +294,10 @@ def salient_targets(truth: dict[str, Any], videos: list[dict[str, Any]], rows: n
     their 0/1 targets [n, T]). It describes a video where it holds the file's stem with the
     frame count the cache recorded (``num_frames`` [N]); the others — not generated, or a file
     replaced since by another video — are left out."""
-    kept = [row for row in rows if len(truth.get(Path(videos[row]["path"]).stem, {}).get("salient", ())) == num_frames[row]]
-    targets = [np.asarray(truth[Path(videos[row]["path"]).stem]["salient"])[frame_indices[row]] for row in kept]
+    kept, targets = [], []
+    for row in rows:
+        entry = truth.get(Path(videos[row]["path"]).stem)
+        if entry is not None and len(entry["salient"]) == num_frames[row]:
+            kept.append(row)
+            targets.append(np.asarray(entry["salient"])[frame_indices[row]])
     return np.asarray(kept, dtype=np.int64), np.stack(targets) if targets else np.zeros((0, frame_indices.shape[1]), dtype=np.int64)
