@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import re
 import warnings
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, TypeVar
 
 import torch
 
@@ -133,6 +134,20 @@ def gathered(part: Any, worker: Worker) -> list[Any]:
     parts: list[Any] = [None] * worker.world_size
     torch.distributed.all_gather_object(parts, part)
     return parts
+
+
+T = TypeVar("T")
+
+
+def from_leader(make: Callable[[], T], worker: Worker) -> T:
+    """``make()`` run by rank 0 alone, its value given to every rank (a collective: all ranks
+    call it): one reading of what the ranks must agree on, such as a list of videos on the
+    standard input, which torchrun hands to one rank of its choosing."""
+    if worker.world_size == 1:
+        return make()
+    box = [make() if worker.is_leader else None]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def merged_across_ranks(found: dict[Any, Any], worker: Worker) -> dict[Any, Any]:

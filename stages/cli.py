@@ -566,19 +566,22 @@ def predict(videos: tuple[Path, ...], listing: Path | None, run_path: Path | Non
     """NSNet on videos or folders of videos: top-5 classes and the K chosen frames of each."""
     from dataclasses import replace
 
-    from pipeline.distributed import barrier, joined_worker, parse_shard
+    from pipeline.distributed import barrier, from_leader, joined_worker, parse_shard
     from pipeline.extract import per_video_workers
-    from stages.predict import listed_videos, run_predict
+    from stages.predict import find_videos, listed_videos, run_predict
 
-    videos = (*videos, *(listed_videos(listing) if listing is not None else ()))
-    if not videos:
-        raise click.UsageError("no videos: give VIDEOS, or --videos-from a file listing them" + (f" ({listing} lists none)" if listing is not None else ""))
+    if not videos and listing is None:
+        raise click.UsageError("no videos: give VIDEOS, or --videos-from a file listing them")
     if run_path is None:
         features_path, prototypes_path = resolve_sampler_inputs(cache_dir, dataset or "demo", None, None)
         run_path = resolve_run(features_path, prototypes_path, dataset or "demo", None)
     cfg = replace(EvalConfig(), **{k: v for k, v in changes.items() if v is not None})
     with joined_worker(parse_shard(shard), device) as worker:
-        result = run_predict(videos, run_path, out_dir, cfg, device=str(worker.device), dataset=dataset, batch_size=batch_size, workers=per_video_workers(workers, worker.device), plot=plot, progress=not no_progress, backend=backend, export_dir=onnx_dir or cache_dir / "onnx", decode_timeout=decode_timeout, retry_failed=retry_failed, share=worker.share)
+        # one list for every torchrun rank to divide: rank 0 reads it (torchrun gives the standard input to one rank) and walks the folders
+        found = from_leader(lambda: find_videos((*videos, *(listed_videos(listing) if listing is not None else ()))), worker)
+        if not found:
+            raise click.UsageError(f"no videos: give VIDEOS, or --videos-from a file listing them ({listing} lists none)")
+        result = run_predict(found, run_path, out_dir, cfg, device=str(worker.device), dataset=dataset, batch_size=batch_size, workers=per_video_workers(workers, worker.device), plot=plot, progress=not no_progress, backend=backend, export_dir=onnx_dir or cache_dir / "onnx", decode_timeout=decode_timeout, retry_failed=retry_failed, share=worker.share)
         barrier(worker)  # no rank ends with its failures while others predict or print: torchrun would stop them
         click.echo(result.table())
         barrier(worker)

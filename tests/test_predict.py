@@ -74,10 +74,12 @@ def test_predict_gives_the_predictions_of_evaluate(trained, tmp_path, onnx_expor
     lines = [json.loads(line) for line in (share / "predictions.jsonl").read_text().splitlines()]
     assert [line["video"] for line in lines] == [str(videos[1])]
     as_evaluate_chose(lines)
-    # two torchrun ranks, a missing file in rank 1's share: both tables, then exit status 1
-    ranks = ["predict", *map(str, videos), str(tmp_path / "gone.mp4"), "--sampler-run", str(run), "--out", str(tmp_path / "ranks"), *args[args.index("--k") :]]
+    # two torchrun ranks, the list partly on the standard input (which torchrun gives to one rank:
+    # rank 0 reads it for both), a missing file in rank 1's share: both tables, then exit status 1
+    ranks = ["predict", str(videos[0]), "--videos-from", "-", "--sampler-run", str(run), "--out", str(tmp_path / "ranks"), *args[args.index("--k") :]]
+    listed = "".join(f"{path}\n" for path in (*videos[1:], tmp_path / "gone.mp4"))
     torchrun = Path(sys.executable).with_name("torchrun")
-    proc = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "stages.cli", *ranks], cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "stages.cli", *ranks], input=listed, cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 1 and "NSNet on 2 video(s) (share 0/2 of those given)" in proc.stdout and "NSNet on 2 video(s) (share 1/2 of those given)" in proc.stdout, proc.stdout + proc.stderr
     assert "1 of 2 video(s) could not be read" in proc.stdout + proc.stderr
     for rank, names in ((0, [videos[0], videos[2]]), (1, [videos[1], tmp_path / "gone.mp4"])):
@@ -338,6 +340,9 @@ def test_predict_reads_its_videos_from_a_list_file_or_standard_input(trained, tm
     assert predicted(["--videos-from", "-"], "stdin", input=f"{inside}\n") == [str(inside)]
     none = CliRunner().invoke(main, ["predict", *options])
     assert none.exit_code == 2 and "no videos: give VIDEOS, or --videos-from a file listing them" in none.output
+    (tmp_path / "empty.txt").write_text("# nothing yet\n")
+    empty = CliRunner().invoke(main, ["predict", "--videos-from", str(tmp_path / "empty.txt"), *options])
+    assert empty.exit_code == 2 and f"({tmp_path / 'empty.txt'} lists none)" in empty.output
     latin = tmp_path / "latin.txt"
     latin.write_bytes("caf\xe9.mp4\n".encode("latin-1"))
     bad = CliRunner().invoke(main, ["predict", "--videos-from", str(latin), *options])
