@@ -163,9 +163,11 @@ def teardown(worker: Worker) -> None:
 @contextmanager
 def joined_worker(shard: tuple[int, int], device: str) -> Iterator[Worker]:
     """:func:`setup_worker` for the block, the process group left (:func:`teardown`) when it ends,
-    by an error too."""
+    by an error too; a block within another's keeps the outer block's group."""
+    outer = torch.distributed.is_available() and torch.distributed.is_initialized()
     worker = setup_worker(shard, device)
     try:
         yield worker
     finally:
-        teardown(worker)
+        if not outer:
+            teardown(worker)

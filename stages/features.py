@@ -24,7 +24,7 @@ from pipeline.backends import Runner, backend_identity, make_runner, resolve_bac
 from pipeline.class_order import OrderWatch, misordered_message, write_recognizer_classes
 from pipeline.config import WEIGHTS_IMAGENET, WEIGHTS_NONE, FeaturesConfig, RunOptions, from_checkpoint
 from pipeline.datasets import AnnotationFiles, Manifest, load_manifest
-from pipeline.distributed import Worker, barrier, joined_worker, pick_device
+from pipeline.distributed import Worker, barrier, from_leader, joined_worker, pick_device
 from pipeline.decode_watch import WatchedDecoding
 from pipeline.extract import BlockDecoder, BlockInference, DecodedBlock, decoding_loader, decoding_workers, make_blocks, workers_within_shared_memory
 from pipeline.metrics import multi_hot
@@ -271,8 +271,9 @@ def make_layout(light: FrameEncoder, rec: FrameEncoder, light_cfg: dict[str, Any
 def run_features(dataset: str, data_root: Path | None, config: FeaturesConfig, opts: RunOptions, cache_path: Path | None = None, files: AnnotationFiles = AnnotationFiles()) -> FeaturesSummary:
     """Compute (or complete) the feature cache of ``dataset`` for ``config``; idempotent."""
     started = time.perf_counter()
-    root, manifest = load_manifest(dataset, data_root, files)
-    return manifest_features(dataset, root, manifest, config, opts, cache_path, started)
+    with joined_worker(opts.shard, opts.device) as worker:
+        root, manifest = from_leader(lambda: load_manifest(dataset, data_root, files), worker)  # one manifest for every rank
+        return manifest_features(dataset, root, manifest, config, opts, cache_path, started)
 
 
 def manifest_features(dataset: str, root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOptions, cache_path: Path | None = None, started: float | None = None) -> FeaturesSummary:

@@ -25,7 +25,7 @@ import pipeline
 from pipeline import cache as cache_mod
 from pipeline.config import FinetuneConfig, ModelSpec, RunOptions
 from pipeline.datasets import AnnotationFiles, Manifest, load_manifest
-from pipeline.distributed import Worker, barrier, gathered, joined_worker, merged_across_ranks
+from pipeline.distributed import Worker, barrier, from_leader, gathered, joined_worker, merged_across_ranks
 from pipeline.extract import decoding_workers, workers_within_shared_memory
 from pipeline.checkpoints import make_checkpoint
 from pipeline.models import create_finetune_model, data_config, frame_transform, save_atomic, weights_identity
@@ -127,11 +127,11 @@ def run_finetune(dataset: str, data_root: Path | None, role: str, spec: ModelSpe
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, got {role!r}")
     started = time.perf_counter()
-    root, manifest = load_manifest(dataset, data_root, files)
-    train, val = _splits(manifest)
-    run_dir, identity = run_dir_for(dataset, manifest, role, spec, ft, val_frames, opts)
-    final = run_dir / "model.pth"
     with joined_worker((0, 1), opts.device) as worker:
+        root, manifest = from_leader(lambda: load_manifest(dataset, data_root, files), worker)  # one manifest for every rank
+        train, val = _splits(manifest)
+        run_dir, identity = run_dir_for(dataset, manifest, role, spec, ft, val_frames, opts)
+        final = run_dir / "model.pth"
         # one job trains a run at a time: its leader holds the run's lock, its other ranks follow
         with cache_mod.sole_writer(run_dir, final.exists) if worker.is_leader else nullcontext(not final.exists()) as training:
             if training:
