@@ -169,7 +169,7 @@ class NSNetInference:
 
     def choose(self, s_f: np.ndarray, s_v: np.ndarray) -> list[np.ndarray]:
         """The K fused positions of every video."""
-        return fused_positions(s_f, s_v, min(self.k, s_f.shape[1]), self.fusion, self.alpha)
+        return fused_positions(s_f, s_v, self.k, self.fusion, self.alpha)
 
     def recognizer_logits(self, frames: torch.Tensor) -> np.ndarray:
         """[N, 3, H, W] frames -> [N, C] recognizer logits."""

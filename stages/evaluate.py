@@ -305,7 +305,7 @@ def evaluate_share(features: Path, prototypes: Path, run_dir: Path, data_root: P
         return SharePart(share, stores)
     if not nsnet_from_cache:
         _, _, s_f, s_v = _sampler_saliency(data, run_dir, dev)
-        stores["NSNet's decoded row"] = _decoded_rows(data, root, data.frames_at(fused_positions(s_f, s_v, min(cfg.k, data.t), cfg.fusion, cfg.alpha)), dev, workers, progress, backend, export_dir, decode_timeout, share)
+        stores["NSNet's decoded row"] = _decoded_rows(data, root, data.frames_at(fused_positions(s_f, s_v, cfg.k, cfg.fusion, cfg.alpha)), dev, workers, progress, backend, export_dir, decode_timeout, share)
     if cfg.all_frames:
         stores["all frames"] = fill_all_frames(features, data.videos, root, cfg.all_frames_config(), dev, workers, progress, backend, export_dir, decode_timeout, share)
     return SharePart(share, stores)
