@@ -142,12 +142,22 @@ T = TypeVar("T")
 def from_leader(make: Callable[[], T], worker: Worker) -> T:
     """``make()`` run by rank 0 alone, its value given to every rank (a collective: all ranks
     call it): one reading of what the ranks must agree on, such as a list of videos on the
-    standard input, which torchrun hands to one rank of its choosing."""
+    standard input, which torchrun hands to one rank of its choosing. Where ``make()`` raises,
+    every rank raises its error (rank 0 the original), so that each stops with its message
+    rather than at a closed connection."""
     if worker.world_size == 1:
         return make()
-    box = [make() if worker.is_leader else None]
+    box: list[Any] = [None]
+    if worker.is_leader:
+        try:
+            box[0] = (make(), None)
+        except Exception as error:
+            box[0] = (None, error)
     torch.distributed.broadcast_object_list(box, src=0)
-    return box[0]
+    value, error = box[0]
+    if error is not None:
+        raise error
+    return value
 
 
 def merged_across_ranks(found: dict[Any, Any], worker: Worker) -> dict[Any, Any]:

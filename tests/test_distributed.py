@@ -101,15 +101,32 @@ def test_a_joined_block_within_another_keeps_the_outer_blocks_group(rank_0_of_2)
 def test_what_the_ranks_must_agree_on_is_made_by_rank_0_alone(monkeypatch):
     """``from_leader``: rank 0 makes the value (a list on the standard input, which torchrun gives
     to one rank; a manifest of a tree a downloader is filling) and broadcasts it; another rank
-    takes what it is sent and makes nothing (torchrun ranks in the predict, features and
-    fine-tune tests)."""
+    takes what it is sent and makes nothing; rank 0's error is every rank's (torchrun ranks in
+    the predict, features and fine-tune tests)."""
+    from pipeline.cache import CacheError
     from pipeline.distributed import Worker, from_leader
 
-    sent = []
-    monkeypatch.setattr(torch.distributed, "broadcast_object_list", lambda box, src: sent.append(list(box)) or box.__setitem__(0, "rank 0's list"))
+    sent: list = []
+
+    def broadcast(box: list, src: int) -> None:  # rank 0's box is sent; another's is filled with it
+        assert src == 0
+        if box[0] is None:
+            box[0] = sent[-1]
+        else:
+            sent.append(box[0])
+
+    monkeypatch.setattr(torch.distributed, "broadcast_object_list", broadcast)
     made = []
     leader, other = (Worker(0, 2, rank, 2, torch.device("cpu")) for rank in (0, 1))
     assert from_leader(lambda: made.append(0) or "rank 0's list", leader) == "rank 0's list"
     assert from_leader(lambda: made.append(1) or "rank 1's list", other) == "rank 0's list"
-    assert made == [0] and sent == [["rank 0's list"], [None]]
+    assert made == [0] and sent == [("rank 0's list", None)]
+
+    def unreadable() -> str:
+        raise CacheError("list.txt: list file not found")
+
+    for worker in (leader, other):
+        with pytest.raises(CacheError, match=r"^list\.txt: list file not found$"):
+            from_leader(unreadable, worker)
+    assert len(sent) == 2 and isinstance(sent[1][1], CacheError)
     assert from_leader(lambda: "alone", Worker(0, 1, 0, 1, torch.device("cpu"))) == "alone" and len(sent) == 2  # one process: no collective
