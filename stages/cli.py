@@ -205,9 +205,18 @@ def backbone_overrides(options: dict[str, Any]) -> dict[str, Any]:
     return {key.replace("_model", "_name"): value for key, value in options.items()}
 
 
+# The commands that divide their work among torchrun ranks (pipeline.distributed); the others
+# run in one process, and under torchrun every rank would run them whole.
+TORCHRUN_COMMANDS = ("features", "finetune", "evaluate", "predict")
+
+
 @click.group()
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """NSNet toolkit: staged offline pipeline with cached embeddings."""
+    ranks = int(os.environ.get("WORLD_SIZE", "1"))
+    if ranks > 1 and ctx.invoked_subcommand not in TORCHRUN_COMMANDS:
+        raise click.UsageError(f"nsnet {ctx.invoked_subcommand} runs in one process, but WORLD_SIZE is {ranks} here (torchrun, or a launcher that sets it): start it alone; torchrun divides {', '.join(TORCHRUN_COMMANDS)}")
 
 
 @main.command(epilog=datasets_epilog())

@@ -13,7 +13,7 @@ from PIL import Image
 from pipeline.datasets import get_dataset
 from stages.bench import InferenceBench, summarize, time_batch
 from stages.bench_features import bench_features, with_paper_backbones
-from stages.cli import main
+from stages.cli import TORCHRUN_COMMANDS, main
 
 
 def test_data_command_generates_and_describes_the_demo(tmp_path: Path):
@@ -54,7 +54,7 @@ def test_every_option_of_the_commands_torchrun_starts_reaches_them_through_torch
     from torch.distributed.run import get_args_parser
 
     parser = get_args_parser()
-    for command in ("features", "finetune", "evaluate"):
+    for command in TORCHRUN_COMMANDS:
         spellings = [[o for o in (*param.opts, *param.secondary_opts) if o.startswith("--")] for param in main.commands[command].params]
         for names in spellings:
             if names and all(len([own for own in parser._option_string_actions if own.startswith(name) and own != name]) > 1 for name in names):
@@ -62,6 +62,19 @@ def test_every_option_of_the_commands_torchrun_starts_reaches_them_through_torch
     assert parser.parse_args(["--nproc_per_node=2", "-m", "stages.cli", "evaluate", "--sampler-run", "r"]).training_script_args == ["evaluate", "--sampler-run", "r"]
     with pytest.raises(SystemExit):
         parser.parse_args(["--nproc_per_node=2", "-m", "stages.cli", "evaluate", "--run", "r"])  # why --sampler-run is there
+
+
+def test_a_command_of_one_process_under_torchrun_says_so(monkeypatch):
+    """Started by torchrun, a command that does not divide its work would run whole on every
+    rank: the second rank's output lock stopped it, and torchrun then stopped the first."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    for command in ("prototypes", "train", "ablations", "bench"):
+        result = CliRunner().invoke(main, [command, "--help"])
+        assert result.exit_code == 2 and f"nsnet {command} runs in one process, but WORLD_SIZE is 2 here" in result.output, result.output
+    assert set(TORCHRUN_COMMANDS) < set(main.commands)
+    assert CliRunner().invoke(main, ["evaluate", "--help"]).exit_code == 0
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert CliRunner().invoke(main, ["train", "--help"]).exit_code == 0
 
 def test_features_with_a_cache_path_records_it_for_the_later_stages_in_a_new_cache_dir(tiny_videos, tmp_path: Path):
     """``--cache`` puts the store anywhere; the dataset's folder under ``--cache-dir`` (not made
