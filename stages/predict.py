@@ -126,14 +126,15 @@ def listed_videos(listing: Path) -> list[Path]:
 def find_videos(inputs: Sequence[Path]) -> list[Path]:
     """Every video named or found under the inputs: video files (by extension) and folders of
     extracted frames. A path that is neither a folder of videos nor a video is kept as given, so
-    that it is reported with its problem."""
+    that it is reported with its problem. A video given twice (a folder and a list naming its
+    files) is kept once, where first given."""
     found: list[Path] = []
     for path in map(Path, inputs):
         if path.is_dir() and not _holds_frames(path):
             found.extend(_videos_under(path) or [path])
         else:
             found.append(path)
-    return found
+    return list(dict.fromkeys(found))
 
 
 @dataclass

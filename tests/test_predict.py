@@ -337,6 +337,7 @@ def test_predict_reads_its_videos_from_a_list_file_or_standard_input(trained, tm
         return [json.loads(line)["video"] for line in (tmp_path / out / "predictions.jsonl").read_text().splitlines()]
 
     assert predicted([str(source), "--videos-from", str(listing)], "file") == [str(source), str(spaced), str(inside)]
+    assert predicted([str(folder), str(inside), "--videos-from", str(listing)], "twice") == [str(inside), str(spaced)]  # b.mp4 given three times, predicted once
     assert predicted(["--videos-from", "-"], "stdin", input=f"{inside}\n") == [str(inside)]
     none = CliRunner().invoke(main, ["predict", *options])
     assert none.exit_code == 2 and "no videos: give VIDEOS, or --videos-from a file listing them" in none.output
