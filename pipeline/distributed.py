@@ -173,11 +173,9 @@ def teardown(worker: Worker) -> None:
 @contextmanager
 def joined_worker(shard: tuple[int, int], device: str) -> Iterator[Worker]:
     """:func:`setup_worker` for the block, the process group left (:func:`teardown`) when it ends,
-    by an error too; a block within another's keeps the outer block's group."""
-    outer = torch.distributed.is_available() and torch.distributed.is_initialized()
+    by an error too."""
     worker = setup_worker(shard, device)
     try:
         yield worker
     finally:
-        if not outer:
-            teardown(worker)
+        teardown(worker)

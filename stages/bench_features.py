@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from pipeline.config import WEIGHTS_NONE, FeaturesConfig, ModelSpec, RunOptions
 from pipeline.datasets import AnnotationFiles, load_manifest
-from pipeline.distributed import pick_device, synchronize
+from pipeline.distributed import WHOLE, Worker, pick_device, synchronize
 from pipeline.extract import BlockDecoder, BlockInference, decoding_loader, decoding_workers, make_blocks
 from pipeline.models import frame_transforms
 from stages.features import build_encoders, build_runners, make_layout, manifest_features
@@ -117,7 +117,7 @@ def bench_features(dataset: str, data_root: Path | None, config: FeaturesConfig,
 
         before = time_models()
         with tempfile.TemporaryDirectory(prefix="nsnet-bench-") as tmp:
-            summary = manifest_features(dataset, root, manifest, config, replace(run_opts, cache_dir=Path(tmp), retry_failed=False))
+            summary = manifest_features(dataset, root, manifest, config, replace(run_opts, cache_dir=Path(tmp), retry_failed=False), Worker(*WHOLE, 0, 1, device))
         result.runs.append(BackendThroughput(backend, before, time_models(), summary.frames / summary.compute_seconds))
     return result
 

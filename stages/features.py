@@ -273,32 +273,32 @@ def run_features(dataset: str, data_root: Path | None, config: FeaturesConfig, o
     started = time.perf_counter()
     with joined_worker(opts.shard, opts.device) as worker:
         root, manifest = from_leader(lambda: load_manifest(dataset, data_root, files), worker)  # one manifest for every rank
-        return manifest_features(dataset, root, manifest, config, opts, cache_path, started)
+        return manifest_features(dataset, root, manifest, config, opts, worker, cache_path, started)
 
 
-def manifest_features(dataset: str, root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOptions, cache_path: Path | None = None, started: float | None = None) -> FeaturesSummary:
-    """:func:`run_features` on a manifest already read (``bench-features`` takes a part of one)."""
+def manifest_features(dataset: str, root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOptions, worker: Worker, cache_path: Path | None = None, started: float | None = None) -> FeaturesSummary:
+    """:func:`run_features` on a manifest already read (``bench-features`` takes a part of one),
+    as ``worker``'s share."""
     started = time.perf_counter() if started is None else started
     if not manifest.videos:
         raise CacheError(f"{root}: the {dataset} manifest has no usable videos")
     final, fp, identity = resolve_cache_path(dataset, manifest, config, opts, cache_path)
     staging = cache_mod.staging_path(final)
-    with joined_worker(opts.shard, opts.device) as worker:
-        sources = SourceWatch(root, manifest, worker)
-        finished = _finished_hdf5(final, staging)
-        if finished:
-            with FeatureCache(final) as done_cache:
-                cache_mod.check_fingerprint(final, done_cache.attrs, fp)
-                plan = sources.plan(done_cache, opts.retry_failed)
-                status = np.asarray(done_cache["status"][:])
-            if plan.todo:  # videos to compute again: in the staging store, exported again once finished
-                cache_mod.reopen_hdf5(final, staging)
-        if finished and not plan.todo:
-            summary = _summarise(final, manifest, status, computed=0, failed_now=0, skipped=plan.skipped, started=started)
-        else:
-            summary = _extract(root, manifest, config, opts, worker, final, staging, fp, identity, started, sources)
-        summary.leader = worker.is_leader
-        summary.checkpoints = {role: taken for role, model in identity["models"].items() if (taken := {k: model[k] for k in CHECKPOINT_TAKEN if k in model})}
+    sources = SourceWatch(root, manifest, worker)
+    finished = _finished_hdf5(final, staging)
+    if finished:
+        with FeatureCache(final) as done_cache:
+            cache_mod.check_fingerprint(final, done_cache.attrs, fp)
+            plan = sources.plan(done_cache, opts.retry_failed)
+            status = np.asarray(done_cache["status"][:])
+        if plan.todo:  # videos to compute again: in the staging store, exported again once finished
+            cache_mod.reopen_hdf5(final, staging)
+    if finished and not plan.todo:
+        summary = _summarise(final, manifest, status, computed=0, failed_now=0, skipped=plan.skipped, started=started)
+    else:
+        summary = _extract(root, manifest, config, opts, worker, final, staging, fp, identity, started, sources)
+    summary.leader = worker.is_leader
+    summary.checkpoints = {role: taken for role, model in identity["models"].items() if (taken := {k: model[k] for k in CHECKPOINT_TAKEN if k in model})}
     return summary
 
 

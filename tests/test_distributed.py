@@ -73,31 +73,6 @@ def test_ranks_wait_for_each_other_longer_than_nccls_ten_minutes(monkeypatch):
     assert (worker.rank, worker.world_size, worker.shard, worker.num_shards) == (1, 2, 1, 2)
 
 
-@pytest.fixture
-def rank_0_of_2(monkeypatch):
-    """Rank 0 of two under torchrun, its process group simulated: whether it is joined, and how
-    often it was left."""
-    for name, value in (("WORLD_SIZE", "2"), ("RANK", "0"), ("LOCAL_RANK", "0")):
-        monkeypatch.setenv(name, value)
-    group = {"joined": False, "left": 0}
-    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: group["joined"])
-    monkeypatch.setattr(torch.distributed, "init_process_group", lambda **kwargs: group.update(joined=True))
-    monkeypatch.setattr(torch.distributed, "destroy_process_group", lambda: group.update(joined=False, left=group["left"] + 1))
-    return group
-
-
-def test_a_joined_block_within_another_keeps_the_outer_blocks_group(rank_0_of_2):
-    """The features stage joins to read the manifest once for every rank and joins again within
-    for the cache: the inner block must not leave the group the outer one still uses."""
-    from pipeline.distributed import joined_worker
-
-    with joined_worker((0, 1), "cpu") as outer:
-        with joined_worker((0, 1), "cpu") as inner:
-            assert inner == outer and rank_0_of_2 == {"joined": True, "left": 0}
-        assert rank_0_of_2 == {"joined": True, "left": 0}
-    assert rank_0_of_2 == {"joined": False, "left": 1}
-
-
 def test_what_the_ranks_must_agree_on_is_made_by_rank_0_alone(monkeypatch):
     """``from_leader``: rank 0 makes the value (a list on the standard input, which torchrun gives
     to one rank; a manifest of a tree a downloader is filling) and broadcasts it; another rank
