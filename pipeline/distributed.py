@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import re
 import warnings
 from collections.abc import Callable, Iterator
@@ -144,20 +145,35 @@ def from_leader(make: Callable[[], T], worker: Worker) -> T:
     call it): one reading of what the ranks must agree on, such as a list of videos on the
     standard input, which torchrun hands to one rank of its choosing. Where ``make()`` raises,
     every rank raises its error (rank 0 the original), so that each stops with its message
-    rather than at a closed connection."""
+    rather than at a closed connection; an error that does not survive pickling (one holding an
+    open file, or whose class takes other arguments than it keeps) reaches the others as a
+    ``RuntimeError`` with its type and message."""
     if worker.world_size == 1:
         return make()
     box: list[Any] = [None]
+    raised: Exception | None = None
     if worker.is_leader:
         try:
             box[0] = (make(), None)
         except Exception as error:
-            box[0] = (None, error)
+            raised = error
+            box[0] = (None, error if _survives_pickling(error) else RuntimeError(f"{type(error).__name__}: {error}"))
     torch.distributed.broadcast_object_list(box, src=0)
+    if raised is not None:
+        raise raised
     value, error = box[0]
     if error is not None:
         raise error
     return value
+
+
+def _survives_pickling(error: Exception) -> bool:
+    """Whether ``error`` can be pickled and rebuilt, as a broadcast to the other ranks does."""
+    try:
+        pickle.loads(pickle.dumps(error))
+    except Exception:
+        return False
+    return True
 
 
 def merged_across_ranks(found: dict[Any, Any], worker: Worker) -> dict[Any, Any]:

@@ -1,5 +1,6 @@
 """Which device a stage's ``--device`` gives each torchrun rank, and the errors for GPUs not there."""
 
+import pickle
 import re
 import warnings
 
@@ -73,6 +74,13 @@ def test_ranks_wait_for_each_other_longer_than_nccls_ten_minutes(monkeypatch):
     assert (worker.rank, worker.world_size, worker.shard, worker.num_shards) == (1, 2, 1, 2)
 
 
+class TakesTwo(Exception):
+    """An error whose class takes other arguments than it keeps: pickled, it cannot be rebuilt."""
+
+    def __init__(self, path: str, why: str) -> None:
+        super().__init__(f"{path}: {why}")
+
+
 def test_what_the_ranks_must_agree_on_is_made_by_rank_0_alone(monkeypatch):
     """``from_leader``: rank 0 makes the value (a list on the standard input, which torchrun gives
     to one rank; a manifest of a tree a downloader is filling) and broadcasts it; another rank
@@ -86,16 +94,16 @@ def test_what_the_ranks_must_agree_on_is_made_by_rank_0_alone(monkeypatch):
     def broadcast(box: list, src: int) -> None:  # rank 0's box is sent; another's is filled with it
         assert src == 0
         if box[0] is None:
-            box[0] = sent[-1]
+            box[0] = pickle.loads(sent[-1])
         else:
-            sent.append(box[0])
+            sent.append(pickle.dumps(box[0]))
 
     monkeypatch.setattr(torch.distributed, "broadcast_object_list", broadcast)
     made = []
     leader, other = (Worker(0, 2, rank, 2, torch.device("cpu")) for rank in (0, 1))
     assert from_leader(lambda: made.append(0) or "rank 0's list", leader) == "rank 0's list"
     assert from_leader(lambda: made.append(1) or "rank 1's list", other) == "rank 0's list"
-    assert made == [0] and sent == [("rank 0's list", None)]
+    assert made == [0] and [pickle.loads(s) for s in sent] == [("rank 0's list", None)]
 
     def unreadable() -> str:
         raise CacheError("list.txt: list file not found")
@@ -103,5 +111,13 @@ def test_what_the_ranks_must_agree_on_is_made_by_rank_0_alone(monkeypatch):
     for worker in (leader, other):
         with pytest.raises(CacheError, match=r"^list\.txt: list file not found$"):
             from_leader(unreadable, worker)
-    assert len(sent) == 2 and isinstance(sent[1][1], CacheError)
-    assert from_leader(lambda: "alone", Worker(0, 1, 0, 1, torch.device("cpu"))) == "alone" and len(sent) == 2  # one process: no collective
+    assert len(sent) == 2 and isinstance(pickle.loads(sent[1])[1], CacheError)
+
+    def fails_otherwise() -> str:
+        raise TakesTwo("list.txt", "not UTF-8")
+
+    with pytest.raises(TakesTwo, match=r"^list\.txt: not UTF-8$"):
+        from_leader(fails_otherwise, leader)
+    with pytest.raises(RuntimeError, match=r"^TakesTwo: list\.txt: not UTF-8$"):
+        from_leader(fails_otherwise, other)
+    assert from_leader(lambda: "alone", Worker(0, 1, 0, 1, torch.device("cpu"))) == "alone" and len(sent) == 3  # one process: no collective
