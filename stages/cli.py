@@ -575,7 +575,7 @@ def predict(videos: tuple[Path, ...], listing: Path | None, run_path: Path | Non
     """NSNet on videos or folders of videos: top-5 classes and the K chosen frames of each."""
     from dataclasses import replace
 
-    from pipeline.distributed import barrier, from_leader, joined_worker, parse_shard
+    from pipeline.distributed import barrier, from_leader, gathered, joined_worker, parse_shard
     from pipeline.extract import per_video_workers
     from stages.predict import find_videos, listed_videos, run_predict
 
@@ -591,9 +591,10 @@ def predict(videos: tuple[Path, ...], listing: Path | None, run_path: Path | Non
         if not found:
             raise click.UsageError(f"no videos: give VIDEOS, or --videos-from a file listing them ({listing} lists none)")
         result = run_predict(found, run_path, out_dir, cfg, device=str(worker.device), dataset=dataset, batch_size=batch_size, workers=per_video_workers(workers, worker.device), plot=plot, progress=not no_progress, backend=backend, export_dir=onnx_dir or cache_dir / "onnx", decode_timeout=decode_timeout, retry_failed=retry_failed, share=worker.share)
-        barrier(worker)  # no rank ends with its failures while others predict or print: torchrun would stop them
-        click.echo(result.table())
-        barrier(worker)
+        tables = gathered(result.table(), worker)  # every rank's, once all are through
+        if worker.is_leader:  # printed by one process in rank order, not interleaved
+            click.echo("\n\n".join(tables))
+        barrier(worker)  # no rank ends with its failures while another predicts or prints: torchrun would stop it
     if result.failures and not allow_failures:
         raise click.ClickException(f"{len(result.failures)} of {result.total} video(s) could not be read (listed above); pass --allow-failures to accept")
 

@@ -82,6 +82,8 @@ def test_predict_gives_the_predictions_of_evaluate(trained, tmp_path, onnx_expor
     proc = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "stages.cli", *ranks], input=listed, cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 1 and "NSNet on 2 video(s) (share 0/2 of those given)" in proc.stdout and "NSNet on 2 video(s) (share 1/2 of those given)" in proc.stdout, proc.stdout + proc.stderr
     assert "1 of 2 video(s) could not be read" in proc.stdout + proc.stderr
+    first, second = (proc.stdout.index(f"NSNet on 2 video(s) (share {rank}/2 of those given)") for rank in (0, 1))
+    assert first < proc.stdout.index(f"written {tmp_path / 'ranks' / 'share-0-of-2' / 'predictions.jsonl'}") < second  # the tables in rank order, each whole
     for rank, names in ((0, [videos[0], videos[2]]), (1, [videos[1], tmp_path / "gone.mp4"])):
         lines = [json.loads(line) for line in (tmp_path / "ranks" / f"share-{rank}-of-2" / "predictions.jsonl").read_text().splitlines()]
         assert [line["video"] for line in lines] == list(map(str, names))
