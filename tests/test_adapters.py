@@ -339,6 +339,30 @@ def test_ucf101_classind_and_split_lists(tmp_path: Path):
             ucf101_manifest(tmp_path)
 
 
+def test_ucf101_in_mmaction2s_layout_and_videos_found_by_name(tmp_path: Path):
+    """mmaction2's layout (data/ucf101/annotations/ from its download_annotations.sh, which
+    unzips the split files flat there; videos/Class/v_x.avi; rawframes/Class/v_x/), and frames
+    kept without class folders (jpegs_256/v_x/): each video found, the ids as the lists give them."""
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "annotations" / "classInd.txt").write_text("1 ApplyEyeMakeup\n2 Archery\n")
+    (tmp_path / "annotations" / "trainlist01.txt").write_text("ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1\nArchery/v_Archery_g08_c01.avi 2\n")
+    (tmp_path / "annotations" / "testlist01.txt").write_text("Archery/v_Archery_g01_c01.avi\n")
+    for name in ("videos/ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi", "rawframes/ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01/img_00001.jpg", "rawframes/Archery/v_Archery_g08_c01/img_00001.jpg", "jpegs_256/v_Archery_g01_c01/frame000001.jpg"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    m = get_dataset("ucf101").load(tmp_path)
+    assert manifest_rows(m) == [
+        ("ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01", "videos/ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi", (0,), "train"),  # the video where the list puts it
+        ("Archery/v_Archery_g08_c01", "rawframes/Archery/v_Archery_g08_c01", (1,), "train"),  # no video: its frames, by name
+        ("Archery/v_Archery_g01_c01", "jpegs_256/v_Archery_g01_c01", (1,), "val"),
+    ] and not m.rejected
+    (tmp_path / "annotations" / "testlist01.txt").unlink()
+    with pytest.raises(ManifestError, match=r": no testlist01.txt in ucfTrainTestlist/, annotations/ or the data root .* --class-names, --train-list and --val-list$"):
+        get_dataset("ucf101").load(tmp_path)
+    split = get_dataset("ucf101").load(tmp_path, AnnotationFiles(train=tmp_path / "annotations" / "trainlist01.txt"))  # the class file found, the list given
+    assert [v.split for v in split.videos] == ["train", "train"]
+
+
 def test_ucf101_3d_resnets_json(tmp_path: Path):
     """3D-ResNets' ucf101_01.json: its 'labels' in classInd's order (JumpingJack before JumpRope,
     which a plain sort swaps), videos by their key as frame folders (its jpg/ tree) or files."""

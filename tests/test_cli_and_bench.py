@@ -38,7 +38,7 @@ def test_data_help_says_what_each_dataset_reads():
 def test_errors_are_one_clear_line_and_exit_1(tmp_path: Path):
     result = CliRunner().invoke(main, ["features", "--dataset", "ucf101", "--data-root", str(tmp_path), "--no-progress"])
     assert result.exit_code == 1
-    assert "Error: " in result.output and "classInd.txt: class-name file not found" in result.output
+    assert "Error: " in result.output and f"{tmp_path}: no classInd.txt in ucfTrainTestlist/, annotations/ or the data root" in result.output
     result = CliRunner().invoke(main, ["features", "--shard", "3/2", "--data-root", str(tmp_path)])
     assert result.exit_code == 1 and "need 0 <= i < n" in result.output
     for command in (["features"], ["finetune"], ["evaluate"], ["predict", str(tmp_path)]):  # every video would pass for hung

@@ -96,7 +96,7 @@ DATASETS: dict[str, DatasetSpec] = {
             "Mini-Kinetics: AR-Net lists (in the root, or --train-list/--val-list, --class-names), or Xie et al.'s YouTube id lists with --annotations (Kinetics csv/JSON); light model at 112",
             evaluation=WITHOUT_ALL_FRAMES,
         ),
-        DatasetSpec("ucf101", adapters.ucf101_manifest, Path("data/ucf101"), description="UCF101 classInd + split lists (split 1, or --train-list/--val-list), or 3D-ResNets' ucf101_0N.json (--annotations)"),
+        DatasetSpec("ucf101", adapters.ucf101_manifest, Path("data/ucf101"), description="UCF101 classInd + split lists (split 1, or --train-list/--val-list; in ucfTrainTestlist/, mmaction2's annotations/ or the root), or 3D-ResNets' ucf101_0N.json (--annotations)"),
     )
 }
 

@@ -248,11 +248,14 @@ def minikinetics_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()
 
 
 def ucf101_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) -> Manifest:
-    """UCF101's ``ucfTrainTestlist/``: ``classInd.txt`` (``1 ApplyEyeMakeup``), ``trainlist0N.txt``
+    """UCF101's split files: ``classInd.txt`` (``1 ApplyEyeMakeup``), ``trainlist0N.txt``
     (``Class/v_x.avi 1``, 1-based) and ``testlist0N.txt`` (``Class/v_x.avi``, class from the
-    folder). Split 1 unless ``files`` names lists (``--train-list .../trainlist02.txt``) or the
-    class file. Videos lie under ``UCF-101/`` if present, else under the root, as the lists
-    name them or in another format or as folders of frames (:class:`PathResolver`).
+    folder), each where :func:`ucf101_split_file` finds it. Split 1 unless ``files`` names lists
+    (``--train-list .../trainlist02.txt``) or the class file. Videos lie under the first of
+    :data:`UCF101_VIDEO_FOLDERS` there is, else under the root, as the lists name them or in
+    another format or as folders of frames; one that is not there is looked for by its name
+    (``v_x``, unique) anywhere under the root (:func:`~pipeline.datasets.lists.locate`: frames
+    in mmaction2's ``rawframes/Class/v_x/`` or a flat ``jpegs_256/v_x/``).
 
     Or 3D-ResNets-PyTorch's ``ucf101_0N.json`` (``--annotations``: every split of one split in
     one file, its ``labels`` the class order), read as its Kinetics JSON is
@@ -267,12 +270,10 @@ def ucf101_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) -> M
             raise ManifestError(f"{files.annotations}: not 3D-ResNets' UCF101 JSON ({{\"labels\": [...], \"database\": {{\"v_x\": {{\"subset\", \"annotations\": {{\"label\"}}}}}}}}); the official split lists are --train-list/--val-list, default split 1 in the data root") from exc
     if files.list_format != "auto":
         raise ManifestError("--list-format: not used by the ucf101 dataset (it reads --train-list, --val-list, --test-list and --class-names, default split 1 in the data root; or --annotations, 3D-ResNets' JSON)")
-    lists = _first_existing(root, "ucfTrainTestlist", ".")
-    classes = read_class_names(Path(files.classes) if files.classes is not None else lists / "classInd.txt")
-    prefix = "UCF-101/" if (root / "UCF-101").is_dir() else ""
-    resolver = PathResolver(root)
-    entries = []
-    for list_path, split_name in files.lists() or [(lists / "trainlist01.txt", "train"), (lists / "testlist01.txt", "val")]:
+    classes = read_class_names(Path(files.classes) if files.classes is not None else ucf101_split_file(root, "classInd.txt"))
+    prefix = next((f"{name}/" for name in UCF101_VIDEO_FOLDERS if (root / name).is_dir()), "")
+    listed: list[tuple[str, tuple[str, ...], str]] = []  # (path as listed, label names, split)
+    for list_path, split_name in files.lists() or [(ucf101_split_file(root, "trainlist01.txt"), "train"), (ucf101_split_file(root, "testlist01.txt"), "val")]:
         for line_no, line in enumerate(read_lines(list_path), start=1):
             parts = line.split()
             if len(parts) > 2 or (len(parts) == 2 and not parts[1].isdigit()):
@@ -285,8 +286,30 @@ def ucf101_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) -> M
                 name = classes[index - 1]
             else:
                 name = PurePosixPath(rel).parts[0]
-            entries.append(RawEntry(video_id(rel), resolver.resolve(prefix + rel) or prefix + rel, (name,), split_name))
+            listed.append((rel, (name,), split_name))
+    resolver = PathResolver(root)
+    found = [resolver.resolve(prefix + rel) for rel, _, _ in listed]  # the file as listed first, beside a folder of its frames
+    lost = [i for i, where in enumerate(found) if where is None]
+    for i, where in zip(lost, locate(root, [prefix + listed[i][0] for i in lost])):
+        found[i] = where
+    entries = [RawEntry(video_id(rel), where or prefix + rel, names, split_name) for (rel, names, split_name), where in zip(listed, found)]
     return build_manifest("ucf101", classes, entries)
+
+
+# Where UCF101's split files lie: the official zip's folder, mmaction2's (its
+# download_annotations.sh unzips them flat into data/ucf101/annotations/), or the data root.
+UCF101_SPLIT_FOLDERS = ("ucfTrainTestlist", "annotations", ".")
+# Where its videos lie, as the lists name them: the official rar's folder, or mmaction2's.
+UCF101_VIDEO_FOLDERS = ("UCF-101", "videos")
+
+
+def ucf101_split_file(root: Path, name: str) -> Path:
+    """``name`` (``classInd.txt``, ``trainlist01.txt``, ...) in the first of
+    :data:`UCF101_SPLIT_FOLDERS` that holds it; an error naming the folders where none does."""
+    for folder in UCF101_SPLIT_FOLDERS:
+        if (root / folder / name).is_file():
+            return root / folder / name
+    raise ManifestError(f"{root}: no {name} in ucfTrainTestlist/, annotations/ or the data root (UCF101's split files, UCF101TrainTestSplits-RecognitionTask.zip); give them with --class-names, --train-list and --val-list")
 
 
 def list_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) -> Manifest:
