@@ -199,6 +199,10 @@ KINETICS_FOUR = ["abseiling", "air drumming", "eating ice cream", "passing Ameri
         ("config.json", '{"model_type": "videomae", "id2label": {"0": "abseiling", "1": "air drumming", "2": "eating ice cream", "3": "passing American football (not in game)"}, "label2id": {}}'),
         ("names.json", '["abseiling", "air drumming", "eating ice cream", "passing American football (not in game)"]'),
         ("label_map.txt", "abseiling\nair drumming\n\"eating ice cream\"\npassing American football (not in game)\n"),
+        # one-column csv files: mmaction2's ActivityNet action_name.csv has the header "action"
+        ("action_name.csv", "action\nabseiling\nair drumming\neating ice cream\npassing American football (not in game)\n"),
+        ("classes.csv", "Class_Name\nabseiling\nair drumming\neating ice cream\n\"passing American football (not in game)\"\n"),
+        ("names.csv", "abseiling\nair drumming\neating ice cream\npassing American football (not in game)\n"),
     ],
 )
 def test_class_name_files_as_the_code_bases_share_them(tmp_path, name, text):

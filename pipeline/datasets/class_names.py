@@ -5,6 +5,8 @@ code bases and model zoos share them, and how names are compared across files.
 * ``index name`` lines, 0- or 1-based (UCF101's ``classInd.txt``);
 * csv rows ``index,name`` or ``name,index``, with or without a header (``id,name``: the
   ``kinetics_400_labels.csv`` of X-CLIP, ActionCLIP and the video-text models after them);
+* a csv of one column, with or without a header that is a column name (mmaction2's ActivityNet
+  ``action_name.csv``, ``action`` then the 200 names);
 * JSON: a list of names; ``{name: index}`` (PySlowFast's ``kinetics_classnames.json``, whose keys
   keep the Kinetics csv's double quotes, ``"\\"eating ice cream\\""``; Something-Something's
   labels file, whose indices are strings); ``{index: name}``; a model's
@@ -41,7 +43,15 @@ def read_class_names(path: Path) -> list[str]:
             pass  # a name that starts with a bracket
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     indexed = _index_rows(lines)
-    return _in_index_order(path, indexed) if indexed is not None else [_name(line) for line in lines]
+    if indexed is not None:
+        return _in_index_order(path, indexed)
+    if path.suffix.lower() == ".csv" and lines and class_key(lines[0]) in COLUMN_NAMES:
+        lines = lines[1:]  # a one-column csv's header (mmaction2's ActivityNet action_name.csv: "action")
+    return [_name(line) for line in lines]
+
+
+# The header of a one-column csv of class names: a column name, no dataset's class.
+COLUMN_NAMES = frozenset({"name", "names", "label", "labels", "class", "classes", "class name", "class names", "label name", "category", "categories", "action", "actions", "action name", "activity", "activities"})
 
 
 def class_key(name: str) -> str:
