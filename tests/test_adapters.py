@@ -347,12 +347,12 @@ def test_ucf101_in_mmaction2s_layout_and_videos_found_by_name(tmp_path: Path):
     (tmp_path / "annotations" / "classInd.txt").write_text("1 ApplyEyeMakeup\n2 Archery\n")
     (tmp_path / "annotations" / "trainlist01.txt").write_text("ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1\nArchery/v_Archery_g08_c01.avi 2\n")
     (tmp_path / "annotations" / "testlist01.txt").write_text("Archery/v_Archery_g01_c01.avi\n")
-    for name in ("videos/ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi", "rawframes/ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01/img_00001.jpg", "rawframes/Archery/v_Archery_g08_c01/img_00001.jpg", "jpegs_256/v_Archery_g01_c01/frame000001.jpg"):
+    for name in ("videos/ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi", "videos/ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01/img_00001.jpg", "rawframes/ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01/img_00001.jpg", "rawframes/Archery/v_Archery_g08_c01/img_00001.jpg", "jpegs_256/v_Archery_g01_c01/frame000001.jpg"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"")
     m = get_dataset("ucf101").load(tmp_path)
     assert manifest_rows(m) == [
-        ("ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01", "videos/ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi", (0,), "train"),  # the video where the list puts it
+        ("ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01", "videos/ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi", (0,), "train"),  # the file as listed, not its frames beside it
         ("Archery/v_Archery_g08_c01", "rawframes/Archery/v_Archery_g08_c01", (1,), "train"),  # no video: its frames, by name
         ("Archery/v_Archery_g01_c01", "jpegs_256/v_Archery_g01_c01", (1,), "val"),
     ] and not m.rejected

@@ -287,11 +287,7 @@ def ucf101_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) -> M
             else:
                 name = PurePosixPath(rel).parts[0]
             listed.append((rel, (name,), split_name))
-    resolver = PathResolver(root)
-    found = [resolver.resolve(prefix + rel) for rel, _, _ in listed]  # the file as listed first, beside a folder of its frames
-    lost = [i for i, where in enumerate(found) if where is None]
-    for i, where in zip(lost, locate(root, [prefix + listed[i][0] for i in lost])):
-        found[i] = where
+    found = locate(root, [prefix + rel for rel, _, _ in listed])
     entries = [RawEntry(video_id(rel), where or prefix + rel, names, split_name) for (rel, names, split_name), where in zip(listed, found)]
     return build_manifest("ucf101", classes, entries)
 

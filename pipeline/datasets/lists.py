@@ -213,13 +213,14 @@ def find_under(root: Path, names: set[str], known: AbstractSet[str] = frozenset(
 
 
 def locate(root: Path, paths: list[str]) -> list[str | None]:
-    """Where each of ``paths`` (relative to the root) lies: where written, with whatever video
-    extension or with ActivityNet's ``v_`` prefix toggled (:class:`PathResolver`); else by its
-    name anywhere under the root (:func:`find_under`, one walk for all that are lost), or None.
-    For datasets whose videos are named by their YouTube id, which is unique."""
+    """Where each of ``paths`` (relative to the root) lies: where written, the file as written
+    first, else with whatever video extension or with ActivityNet's ``v_`` prefix toggled
+    (:class:`PathResolver`); else by its name anywhere under the root (:func:`find_under`, one
+    walk for all that are lost), or None. For datasets whose videos' names are unique (YouTube
+    ids, UCF101's ``v_Class_gNN_cNN``)."""
     resolver = PathResolver(root)
     ids = [video_id(path) for path in paths]
-    found = [resolver.resolve(written) for written in ids]
+    found = [resolver.resolve(written) for written in paths]
     lost = [i for i, rel in enumerate(found) if rel is None]
     if lost:
         aliases = [_aliases(PurePosixPath(written).name) for written in ids]
