@@ -50,6 +50,31 @@ def test_mmaction2_rawframe_list(tmp_path, label_map):
     assert rows == [("train/a", "train/a", (0,), "train"), ("train/b", "train/b", (0, 2), "train")]
 
 
+def test_lists_relative_to_a_folder_of_the_root_are_found_whole_under_it(tmp_path, label_map):
+    """mmaction2's Kinetics lists are relative to videos_train/ and videos_val/ (its configs give
+    each split its own prefix): with the data root above both, each path is found whole under
+    one of them, the video for a path with an extension and the frames for one without where
+    both are kept; a path is matched whole, so a name held under another class folder is not
+    taken, and a file found where written is taken as before."""
+    root = tmp_path / "kinetics400"
+    _touch(root, "videos_train/abseiling/a_000010_000020.mp4", "videos_val/abseiling/b_000001_000011.webm", "rawframes_val/abseiling/b_000001_000011/img_00001.jpg",
+           "rawframes_val/abseiling/c/img_00001.jpg", "videos_val/abseiling/c.mp4", "videos_val/cooking/001.mp4", "x.mp4")
+    train = tmp_path / "kinetics400_train_list_videos.txt"
+    train.write_text("abseiling/a_000010_000020.mp4 0\nx.mp4 1\n")
+    val = tmp_path / "kinetics400_val_list_videos.txt"
+    val.write_text("abseiling/b_000001_000011.mp4 0\nbaking/001.mp4 1\n")
+    frames = tmp_path / "kinetics400_val_list_rawframes.txt"
+    frames.write_text("abseiling/c 300 0\n")
+    _, rows = load_rows("list", root, train=train, val=val, test=frames, classes=label_map)
+    assert rows == [
+        ("videos_train/abseiling/a_000010_000020", "videos_train/abseiling/a_000010_000020.mp4", (0,), "train"),
+        ("x", "x.mp4", (1,), "train"),
+        ("videos_val/abseiling/b_000001_000011", "videos_val/abseiling/b_000001_000011.webm", (0,), "val"),  # the video, not rawframes_val's frames
+        ("baking/001", "baking/001.mp4", (1,), "val"),  # not cooking/001.mp4: kept as written, reported missing
+        ("rawframes_val/abseiling/c", "rawframes_val/abseiling/c", (0,), "test"),  # the frames, not videos_val's c.mp4
+    ]
+
+
 def test_arnet_comma_lists(tmp_path, label_map):
     root = tmp_path / "data"
     _touch(root, "v_x1.mp4", "v_x2/")

@@ -243,7 +243,7 @@ def minikinetics_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()
     lists = files.lists() or [(root / "mini_train_videofolder.txt", "train"), (root / "mini_val_videofolder.txt", "val")]
     list_format = "rawframes" if files.list_format == "auto" else files.list_format
     resolver = PathResolver(root)
-    entries = [entry for path, split in lists for entry in list_entries(path, split, read_list(path, list_format, resolver), classes, resolver)]
+    entries = list_entries([(path, split, read_list(path, list_format, resolver)) for path, split in lists], classes, resolver)
     return build_manifest("minikinetics", classes, entries)
 
 
@@ -323,5 +323,5 @@ def list_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) -> Man
         classes = read_class_names(Path(files.classes))
     else:
         classes = [str(i) for i in range(1 + max(label for _, _, lines in read for line in lines for label in line.labels))]
-    entries = [entry for path, split, lines in read for entry in list_entries(path, split, lines, classes, resolver)]
+    entries = list_entries(read, classes, resolver)
     return build_manifest("list", classes, entries)

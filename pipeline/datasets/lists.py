@@ -138,18 +138,26 @@ class PathResolver:
             self._listings[folder] = (names, video_files(names))
         return self._listings[folder]
 
-    def resolve(self, path: str) -> str | None:
-        """The path relative to the root (absolute outside it) of the file or folder ``path``
-        names, or None."""
+    def written(self, path: str) -> PurePosixPath:
+        """``path`` as the root sees it: ``/`` separators (a list written on Windows), relative
+        to the root where it lies under it or where its folder does not exist (``/a/b.mp4``
+        taken as ``a/b.mp4``), absolute where it points outside the root."""
+        if "\\" not in path and not path.startswith("/"):
+            return PurePosixPath(path)  # the usual relative path, at once
         written = PurePosixPath(path.replace("\\", "/"))
         if written.is_absolute():
             if written.is_relative_to(self._absolute_root):
-                written = written.relative_to(self._absolute_root)
-            elif (self.root / written.parent).is_dir():
-                return self._find(written)
-        return self._find(PurePosixPath(str(written).lstrip("/")))
+                return written.relative_to(self._absolute_root)
+            if (self.root / written.parent).is_dir():
+                return written
+        return PurePosixPath(str(written).lstrip("/"))
 
-    def _find(self, path: PurePosixPath) -> str | None:
+    def resolve(self, path: str) -> str | None:
+        """The path relative to the root (absolute outside it) of the file or folder ``path``
+        names, or None."""
+        return self.find(self.written(path))
+
+    def find(self, path: PurePosixPath) -> str | None:
         """What ``path`` (relative to the root, or absolute) names on disk, or None: the name as
         written, else the name with a video extension, else, for a name with a video extension
         (``x.mp4`` in mmaction2's lists), the video kept with another one (``x.webm`` as
@@ -201,15 +209,49 @@ def find_under(root: Path, names: set[str], known: AbstractSet[str] = frozenset(
     :data:`VIDEO_EXTENSIONS`. Links to folders are followed, each folder entered once
     (:func:`walk_once`)."""
     found: dict[str, str] = {}
+    for here, name, on_disk in _occurrences(root, names, known):
+        found.setdefault(name, str(here / on_disk))
+    return found
+
+
+def _occurrences(root: Path, names: AbstractSet[str], known: AbstractSet[str]) -> Iterator[tuple[PurePosixPath, str, str]]:
+    """(folder relative to the root, name, file or folder name) of every video file under
+    ``root`` whose stem is one of ``names`` and every folder so named, in :func:`find_under`'s
+    order, by one walk that enters neither such folders nor those named in ``known``."""
     for folder, subfolders, files in walk_once(root):
         here = PurePosixPath(os.path.relpath(folder, root))
         for stem, name in video_files(files).items():
             if stem in names:
-                found.setdefault(stem, str(here / name))
+                yield here, stem, name
         for name in [n for n in subfolders if n in names]:
-            found.setdefault(name, str(here / name))
+            yield here, name, name
         subfolders[:] = sorted((n for n in subfolders if n not in names and n not in known), key=lambda n: (not n.startswith("replacement"), n))
-    return found
+
+
+def find_whole(root: Path, paths: list[PurePosixPath], known: AbstractSet[str] = frozenset()) -> list[str | None]:
+    """Where each of ``paths`` (relative) lies whole under a folder of the root, or None:
+    ``videos_val/abseiling/x.mp4`` for ``abseiling/x.mp4`` (mmaction2's Kinetics lists are
+    relative to ``videos_train/`` and ``videos_val/``), the video under whatever extension or
+    its folder of frames, by one walk (:func:`_occurrences`; frame folders named in ``known``
+    are not entered). Where both are there, what the path names: a video file for a path with a
+    video extension, a folder of frames for one without; then the walk's first. The whole path
+    must match, so a name that several folders hold (``a/001.mp4``, ``b/001.mp4``) is found
+    only under its own folder."""
+    bare = [PurePosixPath(video_id(str(path))) for path in paths]
+    wanted: dict[str, list[int]] = {}
+    for i, path in enumerate(bare):
+        for name in _aliases(path.name):
+            wanted.setdefault(name, []).append(i)
+    files: list[str | None] = [None] * len(paths)
+    folders: list[str | None] = [None] * len(paths)
+    for here, name, on_disk in _occurrences(root, set(wanted), known):
+        is_file = on_disk != name
+        for i in wanted[name]:
+            tail = bare[i].parent.parts
+            if (files if is_file else folders)[i] is None and (not tail or here.parts[-len(tail) :] == tail):
+                (files if is_file else folders)[i] = str(here / on_disk)
+    named_file = [path.suffix.lower() in VIDEO_EXTENSIONS for path in paths]
+    return [(f or d) if by_file else (d or f) for f, d, by_file in zip(files, folders, named_file)]
 
 
 def locate(root: Path, paths: list[str]) -> list[str | None]:
@@ -228,6 +270,12 @@ def locate(root: Path, paths: list[str]) -> list[str | None]:
         for i in lost:
             found[i] = next((elsewhere[name] for name in aliases[i] if name in elsewhere), None)
     return found
+
+
+def _bare_name(name: str) -> str:
+    """A file name without its video extension (``x.mp4`` -> ``x``), other names as they are."""
+    stem, extension = os.path.splitext(name)
+    return stem if extension.lower() in VIDEO_EXTENSIONS else name
 
 
 def _aliases(name: str) -> tuple[str, str]:
@@ -306,15 +354,27 @@ def read_json_list(path: Path, text: str) -> list[ListLine]:
     return lines
 
 
-def list_entries(path: Path, split: str, lines: list[ListLine], classes: list[str], resolver: PathResolver) -> list[RawEntry]:
-    """The entries of one read list file, paths resolved against the data root (kept as
-    written when nothing is found: the features stage reports the missing file). A label beyond
-    the class list is an error naming the file and line."""
+def list_entries(read: list[tuple[Path, str, list[ListLine]]], classes: list[str], resolver: PathResolver) -> list[RawEntry]:
+    """The entries of read list files (``(file, split, lines)``), paths resolved against the
+    data root; a relative path not there is looked for whole under the root's folders
+    (:func:`find_whole`, one walk for all lists), and kept as written where nothing is found
+    (the features stage reports the missing file). A label beyond the class list is an error
+    naming the file and line."""
+    for path, _, lines in read:
+        for item in lines:
+            beyond = [label for label in item.labels if label >= len(classes)]
+            if beyond:
+                raise ManifestError(f"{path}:{item.line_no}: label {beyond[0]} is beyond the {len(classes)} classes of the class list (labels are 0-based)")
+    items = [(split, item) for _, split, lines in read for item in lines]
+    written = [resolver.written(item.path) for _, item in items]
+    found = [resolver.find(path) for path in written]
+    lost = [i for i, rel in enumerate(found) if rel is None and not written[i].is_absolute()]
+    if lost:
+        known = {alias for path in written for alias in _aliases(_bare_name(path.name))}  # frame folders the walk does not enter
+        for i, rel in zip(lost, find_whole(resolver.root, [written[i] for i in lost], known)):
+            found[i] = rel
     entries = []
-    for item in lines:
-        beyond = [label for label in item.labels if label >= len(classes)]
-        if beyond:
-            raise ManifestError(f"{path}:{item.line_no}: label {beyond[0]} is beyond the {len(classes)} classes of the class list (labels are 0-based)")
-        rel = resolver.resolve(item.path) or item.path
+    for (split, item), rel in zip(items, found):
+        rel = rel or item.path
         entries.append(RawEntry(video_id(rel), rel, tuple(classes[label] for label in item.labels), split))
     return entries
