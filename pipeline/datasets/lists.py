@@ -237,19 +237,18 @@ def find_whole(root: Path, paths: list[PurePosixPath], known: AbstractSet[str] =
     video extension, a folder of frames for one without; then the walk's first. The whole path
     must match, so a name that several folders hold (``a/001.mp4``, ``b/001.mp4``) is found
     only under its own folder."""
-    bare = [PurePosixPath(video_id(str(path))) for path in paths]
     wanted: dict[str, list[int]] = {}
-    for i, path in enumerate(bare):
-        for name in _aliases(path.name):
+    for i, path in enumerate(paths):
+        for name in _aliases(_bare_name(path.name)):
             wanted.setdefault(name, []).append(i)
     files: list[str | None] = [None] * len(paths)
     folders: list[str | None] = [None] * len(paths)
     for here, name, on_disk in _occurrences(root, set(wanted), known):
-        is_file = on_disk != name
+        kind = files if on_disk != name else folders
         for i in wanted[name]:
-            tail = bare[i].parent.parts
-            if (files if is_file else folders)[i] is None and (not tail or here.parts[-len(tail) :] == tail):
-                (files if is_file else folders)[i] = str(here / on_disk)
+            tail = paths[i].parent.parts
+            if kind[i] is None and (not tail or here.parts[-len(tail) :] == tail):
+                kind[i] = str(here / on_disk)
     named_file = [path.suffix.lower() in VIDEO_EXTENSIONS for path in paths]
     return [(f or d) if by_file else (d or f) for f, d, by_file in zip(files, folders, named_file)]
 
@@ -261,11 +260,10 @@ def locate(root: Path, paths: list[str]) -> list[str | None]:
     walk for all that are lost), or None. For datasets whose videos' names are unique (YouTube
     ids, UCF101's ``v_Class_gNN_cNN``)."""
     resolver = PathResolver(root)
-    ids = [video_id(path) for path in paths]
     found = [resolver.resolve(written) for written in paths]
     lost = [i for i, rel in enumerate(found) if rel is None]
     if lost:
-        aliases = [_aliases(PurePosixPath(written).name) for written in ids]
+        aliases = [_aliases(_bare_name(PurePosixPath(written).name)) for written in paths]
         elsewhere = find_under(root, {name for i in lost for name in aliases[i]}, {name for names in aliases for name in names})
         for i in lost:
             found[i] = next((elsewhere[name] for name in aliases[i] if name in elsewhere), None)
