@@ -364,12 +364,16 @@ def list_entries(read: list[tuple[Path, str, list[ListLine]]], classes: list[str
             if beyond:
                 raise ManifestError(f"{path}:{item.line_no}: label {beyond[0]} is beyond the {len(classes)} classes of the class list (labels are 0-based)")
     items = [(split, item) for _, split, lines in read for item in lines]
-    written = [resolver.written(item.path) for _, item in items]
-    found = [resolver.find(path) for path in written]
-    lost = [i for i, rel in enumerate(found) if rel is None and not written[i].is_absolute()]
+    found: list[str | None] = []
+    lost: list[tuple[int, PurePosixPath]] = []  # relative paths not where written
+    for i, (_, item) in enumerate(items):
+        written = resolver.written(item.path)
+        found.append(resolver.find(written))
+        if found[-1] is None and not written.is_absolute():
+            lost.append((i, written))
     if lost:
-        known = {alias for path in written for alias in _aliases(_bare_name(path.name))}  # frame folders the walk does not enter
-        for i, rel in zip(lost, find_whole(resolver.root, [written[i] for i in lost], known)):
+        known = {alias for _, item in items for alias in _aliases(_bare_name(item.path.replace("\\", "/").rsplit("/", 1)[-1]))}  # frame folders the walk does not enter
+        for (i, _), rel in zip(lost, find_whole(resolver.root, [path for _, path in lost], known)):
             found[i] = rel
     entries = []
     for (split, item), rel in zip(items, found):
