@@ -239,7 +239,8 @@ def data(dataset: str, data_root: Path | None, difficulty: float | None, seed: i
 
     changes = dict(difficulty=difficulty, seed=seed, num_classes=num_classes, train_per_class=train_per_class, val_per_class=val_per_class)
     spec = replace(DemoSpec(), **{k: v for k, v in changes.items() if v is not None})
-    click.echo(describe(prepare_dataset(dataset, data_root, spec, progress=not no_progress, files=files)))
+    root, manifest = prepare_dataset(dataset, data_root, spec, progress=not no_progress, files=files)
+    click.echo(describe(manifest, root))
 
 
 @main.command()

@@ -2,21 +2,36 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from pathlib import Path
 
 from pipeline.datasets import AnnotationFiles, Manifest, get_dataset, load_manifest
 from pipeline.demo_data import DemoSpec, generate_demo
+from pipeline.video import unfinished_download
+
+# Missing videos named in `nsnet data`'s summary (every one is counted).
+MISSING_SHOWN = 5
 
 
-def prepare_dataset(dataset: str, data_root: Path | None, demo: DemoSpec, progress: bool = True, files: AnnotationFiles = AnnotationFiles()) -> Manifest:
-    """Generate the demo videos when ``dataset`` is ``demo``; in every case load the manifest."""
+def prepare_dataset(dataset: str, data_root: Path | None, demo: DemoSpec, progress: bool = True, files: AnnotationFiles = AnnotationFiles()) -> tuple[Path, Manifest]:
+    """Generate the demo videos when ``dataset`` is ``demo``; in every case load the manifest
+    (the data root and the manifest)."""
     if dataset == "demo":
         generate_demo(Path(data_root) if data_root is not None else get_dataset(dataset).default_root, demo, progress=progress)
-    return load_manifest(dataset, data_root, files)[1]
+    return load_manifest(dataset, data_root, files)
 
 
-def describe(manifest: Manifest) -> str:
+def missing_videos(root: Path, manifest: Manifest) -> list[tuple[str, str]]:
+    """(split, path) of every video of the manifest that is not on disk under ``root`` (a file or
+    a folder of frames; one ``stat`` a video)."""
+    folder = str(root)
+    return [(v.split, v.path) for v in manifest.videos if not os.path.exists(os.path.join(folder, v.path))]
+
+
+def describe(manifest: Manifest, root: Path | None = None) -> str:
+    """The manifest's summary; with ``root``, how many of its videos are on disk, and the first
+    few missing (an unfinished download said as such)."""
     splits = Counter(v.split for v in manifest.videos)
     multi = sum(len(v.labels) > 1 for v in manifest.videos)
     lines = [
@@ -30,4 +45,22 @@ def describe(manifest: Manifest) -> str:
     if manifest.rejected:
         lines.append(f"rejected annotation entries: {len(manifest.rejected)}")
         lines += [f"  {r.video_id}: {r.reason}" for r in manifest.rejected[:5]]
+    if root is not None:
+        lines += _on_disk(Path(root), manifest)
     return "\n".join(lines)
+
+
+def _on_disk(root: Path, manifest: Manifest) -> list[str]:
+    """The lines of :func:`describe` that say which videos are on disk under ``root``."""
+    missing = missing_videos(root, manifest)
+    total = len(manifest.videos)
+    lines = [f"videos on disk under {root}: {total - len(missing):,} of {total:,}"]
+    if missing:
+        by_split = Counter(split for split, _ in missing)
+        lines.append(f"missing: {len(missing):,} (" + ", ".join(f"{split} {n:,}" for split, n in sorted(by_split.items())) + "), the features stage records each as failed; the first:")
+        for _, path in missing[:MISSING_SHOWN]:
+            left = unfinished_download(root / path)
+            lines.append(f"  {path}" + (f": unfinished download ({left})" if left else ""))
+    if total and len(missing) == total:
+        lines.append(f"none is under {root}: the annotations' paths are relative to --data-root (the folder that holds them as written, or a folder above it)")
+    return lines

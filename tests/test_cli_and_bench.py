@@ -24,6 +24,29 @@ def test_data_command_generates_and_describes_the_demo(tmp_path: Path):
     assert result.exit_code == 0, result.output
     assert "dataset demo: 6 videos, 2 classes" in result.output and "train 4, val 2" in result.output
     assert len(list((tmp_path / "d" / "videos").glob("*.mp4"))) == 6
+    assert f"videos on disk under {tmp_path / 'd'}: 6 of 6" in result.output and "missing" not in result.output
+
+
+def test_data_command_counts_the_videos_on_disk_and_names_the_missing(tmp_path: Path):
+    """A list dataset with one video there, one an unfinished download (yt-dlp's .part) and one
+    not there at all: counted by split, each named; with none there, the data root is suspect."""
+    (tmp_path / "videos").mkdir()
+    (tmp_path / "videos" / "a.mp4").write_bytes(b"")
+    (tmp_path / "videos" / "b.mp4.part").write_bytes(b"")
+    (tmp_path / "train.txt").write_text("videos/a.mp4 0\nvideos/b.mp4 1\n")
+    (tmp_path / "val.txt").write_text("videos/c.mp4 0\n")
+    args = ["data", "--dataset", "list", "--train-list", str(tmp_path / "train.txt"), "--val-list", str(tmp_path / "val.txt")]
+    result = CliRunner().invoke(main, [*args, "--data-root", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    at = lines.index(f"videos on disk under {tmp_path}: 1 of 3")
+    assert lines[at + 1 : at + 4] == [
+        "missing: 2 (train 1, val 1), the features stage records each as failed; the first:",
+        "  videos/b.mp4: unfinished download (b.mp4.part lies where the video should be)",
+        "  videos/c.mp4",
+    ]
+    elsewhere = CliRunner().invoke(main, [*args, "--data-root", str(tmp_path / "videos")])
+    assert f"videos on disk under {tmp_path / 'videos'}: 0 of 3" in elsewhere.output and f"none is under {tmp_path / 'videos'}: the annotations' paths are relative to --data-root" in elsewhere.output
 
 
 def test_data_help_says_what_each_dataset_reads():
