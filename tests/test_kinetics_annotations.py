@@ -168,6 +168,16 @@ def test_annotation_folder_alone_splits_by_each_rows_split(root, tmp_path):
         load_rows("kinetics", root, annotations=tmp_path / "annotations")
 
 
+def test_the_annotation_folder_of_the_data_root_is_read_without_options(root):
+    """mmaction2's download_annotations.sh writes DeepMind's csv files into the dataset's
+    annotations/ (kinetics_train.csv, kinetics_val.csv, kinetics_test.csv), as cvdfoundation's
+    download holds k400/annotations/: read as --annotations would read it."""
+    with pytest.raises(ManifestError, match=r"needs its annotations: .*, or them in .*k400/annotations/$"):
+        load_rows("kinetics", root)
+    _write(root / "annotations", **{"kinetics_train.csv": TRAIN_CSV, "kinetics_val.csv": VAL_CSV, "kinetics_test.csv": TEST_CSV})
+    assert load_rows("kinetics", root)[1] == ROWS
+
+
 def test_minikinetics_200_youtube_id_lists_labelled_by_the_kinetics_annotations(root, tmp_path):
     """Xie et al.'s Mini-Kinetics-200: ids one a line, their labels and times from Kinetics-400's
     files; an id no file knows is rejected with its line."""

@@ -267,11 +267,16 @@ def _entry(clip: Clip, label: str, split: str, on_disk: dict[str, str]) -> RawEn
     return RawEntry(clip.name, f"{clip.name}.mp4", (label,), split)
 
 
+# Where the annotation files lie under the data root when no option names them: cvdfoundation's
+# download (k400/annotations/{train,val,test}.csv) and mmaction2's (data/kinetics400/annotations/).
+ANNOTATION_FOLDER = "annotations"
+
+
 def kinetics_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) -> Manifest:
     """Kinetics from its annotations (see the module): the split files (``--train-list``,
     ``--val-list``, ``--test-list``), each a csv, a JSON or a list of YouTube ids labelled by
     ``files.annotations``; or ``files.annotations`` alone (a file or a folder), every clip in
-    the split its row says. Labels are compared by :func:`class_key`. ``files.classes``
+    the split its row says; with neither, the root's :data:`ANNOTATION_FOLDER` so. Labels are compared by :func:`class_key`. ``files.classes``
     restricts the dataset to a subset of the classes (Mini-Kinetics' 200): clips of the other
     classes are left out, and a subset name that is no clip's label is an error; without it
     the classes are those the annotation files declare (3D-ResNets' ``labels``, in its order),
@@ -283,8 +288,10 @@ def kinetics_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) ->
         clips, unknown, declared = _listed_clips(files)
     elif files.annotations is not None:
         (clips, declared), unknown = _annotated_clips(files.annotations), []
+    elif (root / ANNOTATION_FOLDER).is_dir():
+        (clips, declared), unknown = _annotated_clips(root / ANNOTATION_FOLDER), []
     else:
-        raise ManifestError("the kinetics dataset needs its annotations: --train-list/--val-list/--test-list (csv, JSON or YouTube id lists), or --annotations (a file or folder holding every split)")
+        raise ManifestError(f"the kinetics dataset needs its annotations: --train-list/--val-list/--test-list (csv, JSON or YouTube id lists), or --annotations (a file or folder holding every split), or them in {root / ANNOTATION_FOLDER}/")
     clips = [(clip, split) for clip, split in clips if clip.label]
     key_of = {label: class_key(label) for label in {clip.label for clip, _ in clips}}
     spellings: dict[str, str] = {}
