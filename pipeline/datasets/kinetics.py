@@ -276,7 +276,8 @@ def kinetics_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) ->
     """Kinetics from its annotations (see the module): the split files (``--train-list``,
     ``--val-list``, ``--test-list``), each a csv, a JSON or a list of YouTube ids labelled by
     ``files.annotations``; or ``files.annotations`` alone (a file or a folder), every clip in
-    the split its row says; with neither, the root's :data:`ANNOTATION_FOLDER` so. Labels are compared by :func:`class_key`. ``files.classes``
+    the split its row says; with neither, the root's :data:`ANNOTATION_FOLDER`, read as that
+    option reads a folder. Labels are compared by :func:`class_key`. ``files.classes``
     restricts the dataset to a subset of the classes (Mini-Kinetics' 200): clips of the other
     classes are left out, and a subset name that is no clip's label is an error; without it
     the classes are those the annotation files declare (3D-ResNets' ``labels``, in its order),
