@@ -51,7 +51,7 @@ def read_class_names(path: Path) -> list[str]:
 
 
 # The header of a one-column csv of class names: a column name, no dataset's class.
-COLUMN_NAMES = frozenset({"name", "names", "label", "labels", "class", "classes", "class name", "class names", "label name", "category", "categories", "action", "actions", "action name", "activity", "activities"})
+COLUMN_NAMES = frozenset({"name", "names", "label", "labels", "class", "classes", "class name", "class names", "label name", "category", "categories", "category name", "action", "actions", "action name", "activity", "activities", "activity name"})
 
 
 def class_key(name: str) -> str:
