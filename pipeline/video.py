@@ -9,8 +9,11 @@ import re
 import stat
 import warnings
 from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from itertools import chain
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, TypeVar
 
 import numpy as np
 
@@ -368,6 +371,23 @@ def source_size(path: Path | str) -> int:
             return sum(1 for entry in entries if _frame_image(entry.name))
     except OSError:
         return NO_SOURCE
+
+
+# Files looked at together: on a network file system each look waits on its server (a few
+# milliseconds), and in threads those waits overlap (on a local disk one thread is faster:
+# 0.35 against 1.0-1.15 s for 100,000 sizes, 2026-12-05).
+FILE_LOOKS_AT_ONCE = 16
+
+Looked = TypeVar("Looked")
+
+
+def looked_at(look: Callable[[str], Looked], paths: Sequence[str]) -> list[Looked]:
+    """``look(path)`` of every path, in order, the paths cut in :data:`FILE_LOOKS_AT_ONCE` parts
+    looked at in threads at once (a part a thread: a task a path costs more than a local look)."""
+    size = max(1, -(-len(paths) // FILE_LOOKS_AT_ONCE))
+    parts = [paths[start : start + size] for start in range(0, len(paths), size)]
+    with ThreadPoolExecutor(FILE_LOOKS_AT_ONCE) as pool:
+        return list(chain.from_iterable(pool.map(lambda part: [look(path) for path in part], parts)))
 
 
 def _load_image(path: Path) -> np.ndarray:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pipeline.datasets import AnnotationFiles, Manifest, get_dataset, load_manifest
 from pipeline.demo_data import DemoSpec, generate_demo
-from pipeline.video import unfinished_download
+from pipeline.video import looked_at, unfinished_download
 
 # Missing videos named in `nsnet data`'s summary (every one is counted).
 MISSING_SHOWN = 5
@@ -24,9 +24,10 @@ def prepare_dataset(dataset: str, data_root: Path | None, demo: DemoSpec, progre
 
 def missing_videos(root: Path, manifest: Manifest) -> list[tuple[str, str]]:
     """(split, path) of every video of the manifest that is not on disk under ``root`` (a file or
-    a folder of frames; one ``stat`` a video)."""
+    a folder of frames; one ``stat`` a video, in threads: :func:`~pipeline.video.looked_at`)."""
     folder = str(root)
-    return [(v.split, v.path) for v in manifest.videos if not os.path.exists(os.path.join(folder, v.path))]
+    there = looked_at(os.path.exists, [os.path.join(folder, v.path) for v in manifest.videos])
+    return [(v.split, v.path) for v, found in zip(manifest.videos, there) if not found]
 
 
 def describe(manifest: Manifest, root: Path | None = None) -> str:

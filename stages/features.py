@@ -7,9 +7,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +29,7 @@ from pipeline.metrics import multi_hot
 from pipeline.checkpoints import preprocessing_text
 from pipeline.models import CHECKPOINT_TAKEN, FrameEncoder, checkpoint_identity, create_model, data_config, frame_transform, frame_transforms, model_identity, weights_identity
 from pipeline.sibling_caches import Reusable, Sibling, copied_rows, find_siblings, held, reusable_rows
-from pipeline.video import NO_SOURCE, failure_summary, source_size
+from pipeline.video import NO_SOURCE, failure_summary, looked_at, source_size
 from pipeline.wording import first_few
 
 # The two models of a cache, as its config, identity and data configs name them.
@@ -310,11 +308,6 @@ class _Plan:
     changed: np.ndarray  # [N] bool: videos done or failed whose sources changed since, computed again
 
 
-# Sources looked at together: on a network file system each look waits on its server (a few
-# milliseconds), and in threads those waits overlap.
-SOURCE_LOOKS_AT_ONCE = 16
-
-
 class SourceWatch:
     """The sources of a worker's share of the videos, looked at (:func:`source_size`) once a
     run, the first time a store's recorded sizes ask for them."""
@@ -334,16 +327,12 @@ class SourceWatch:
         return changed_sources(recorded, self.now)
 
     def sizes(self, videos: np.ndarray) -> np.ndarray:
-        """The sizes of the sources of ``videos`` (indices) now, each looked at once a run."""
+        """The sizes of the sources of ``videos`` (indices) now, each looked at once a run (in
+        threads: :func:`~pipeline.video.looked_at`)."""
         look = videos[~self.seen[videos]]
-        root = str(self.root)
-
-        def looked(part: np.ndarray) -> list[int]:
-            return [source_size(os.path.join(root, self.manifest.videos[i].path)) for i in part]
-
         if len(look):
-            with ThreadPoolExecutor(SOURCE_LOOKS_AT_ONCE) as pool:  # a part a thread: a task a video costs more than a local look
-                self.now[look] = np.fromiter(chain.from_iterable(pool.map(looked, np.array_split(look, SOURCE_LOOKS_AT_ONCE))), dtype=np.int64, count=len(look))
+            root = str(self.root)
+            self.now[look] = looked_at(source_size, [os.path.join(root, self.manifest.videos[i].path) for i in look])
             self.seen[look] = True
         return self.now[videos]
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from pipeline.demo_data import encode_h264
-from pipeline.video import FrameSource, VideoReadError
+from pipeline.video import FILE_LOOKS_AT_ONCE, FrameSource, VideoReadError, looked_at
 
 
 @pytest.fixture
@@ -88,6 +88,14 @@ def test_a_folder_of_two_kinds_of_image_names_the_patterns(tmp_path: Path):
     many = _frame_folder(tmp_path / "many", ["img_00001.jpg", "cover.jpg", "thumb.png", "x_1.png", "poster.jpg"])  # x_1.png: denseflow's flow, left out
     with pytest.raises(VideoReadError, match=r"many: frame folder mixes image names of 4 patterns \(cover.jpg, img_N.jpg, poster.jpg and 1 more\);"):
         FrameSource(many)
+
+
+def test_files_looked_at_in_threads_come_back_in_order():
+    """``looked_at`` cuts the paths into parts for its threads and gives each look back where its
+    path was, for fewer paths than threads, one more than a multiple of them, and none."""
+    for count in (0, 3, 2 * FILE_LOOKS_AT_ONCE + 1):
+        paths = [f"v{i}.mp4" for i in range(count)]
+        assert looked_at(lambda path: path.upper(), paths) == [path.upper() for path in paths]
 
 
 def test_first_few_names_a_few_and_counts_the_rest():
