@@ -30,9 +30,9 @@ def missing_videos(root: Path, manifest: Manifest) -> list[tuple[str, str]]:
     return [(v.split, v.path) for v, found in zip(manifest.videos, there) if not found]
 
 
-def describe(manifest: Manifest, root: Path | None = None) -> str:
-    """The manifest's summary; with ``root``, how many of its videos are on disk, and the first
-    few missing (an unfinished download said as such)."""
+def describe(manifest: Manifest, root: Path) -> str:
+    """The manifest's summary, and how many of its videos are on disk under ``root``, the first
+    few missing named (an unfinished download said as such)."""
     splits = Counter(v.split for v in manifest.videos)
     multi = sum(len(v.labels) > 1 for v in manifest.videos)
     lines = [
@@ -46,8 +46,7 @@ def describe(manifest: Manifest, root: Path | None = None) -> str:
     if manifest.rejected:
         lines.append(f"rejected annotation entries: {len(manifest.rejected)}")
         lines += [f"  {r.video_id}: {r.reason}" for r in manifest.rejected[:5]]
-    if root is not None:
-        lines += _on_disk(Path(root), manifest)
+    lines += _on_disk(Path(root), manifest)
     return "\n".join(lines)
 
 
