@@ -9,6 +9,7 @@ from click.testing import CliRunner
 from pipeline.datasets import ManifestError
 from pipeline.datasets.class_names import read_class_names
 from pipeline.datasets.lists import PathResolver, detect_format
+from pipeline.datasets.manifest import video_id
 from stages.cli import main
 from conftest import load_rows
 
@@ -186,6 +187,28 @@ def test_absolute_paths_are_made_relative_under_the_root_and_found_outside_it(tm
         (f"{elsewhere}/bbb", f"{elsewhere}/bbb.mkv", (1,), "train"),  # outside the root: found where it points
         ("videos/v_abc", "videos/v_abc.webm", (2,), "train"),  # no folder /videos: taken from the root
     ]
+
+
+def test_paths_are_read_as_pathlib_writes_them(tmp_path):
+    """The resolver works on strings (a Kinetics list's 240,000 paths): the same answers as
+    pathlib's objects gave, for every way a list writes a path."""
+    root = tmp_path / "root"
+    _touch(root, "train/a.webm", "train/x.MP4", "train/x.mp4", "v_b/")
+    resolver = PathResolver(root)
+    cases = {
+        "./train//a.mp4": "train/a.webm",  # empty and "." parts dropped; the video under its own extension
+        "train/./a/": "train/a.webm",
+        "\\train\\a.mp4": "train/a.webm",  # Windows separators, no folder /train: from the root
+        f"{root}/train/a": "train/a.webm",  # absolute under the root: made relative
+        f"{root}//train/x": "train/x.MP4",  # of two names told apart by case, the first in code-point order
+        "b": "v_b",  # ActivityNet's prefix added: its folder of frames
+        "train/gone.mp4": None,
+    }
+    assert {path: resolver.resolve(path) for path in cases} == cases
+    assert resolver.written(f"{tmp_path}/elsewhere.mp4") == f"{tmp_path}/elsewhere.mp4"  # outside the root, its folder there
+    assert resolver.written(str(root)) == "."
+    ids = {"a//b/./c.MP4": "a/b/c", "x.tar.mp4": "x.tar", "a/.mp4": "a/.mp4", "a/b.c/": "a/b.c", "clip.avi/x": "clip.avi/x", "": "."}
+    assert {path: video_id(path) for path in ids} == ids
 
 
 def test_class_files_with_indices(tmp_path):

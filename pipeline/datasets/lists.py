@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 import re
 from collections.abc import Iterable, Iterator, Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from pipeline.datasets.manifest import ManifestError, RawEntry, read_annotation_text, video_id
+from pipeline.datasets.manifest import ManifestError, RawEntry, posix_path, read_annotation_text, video_id
 from pipeline.video import VIDEO_EXTENSIONS, hidden
 
 LIST_FORMATS = ("auto", "video", "rawframes", "arnet", "startend")
@@ -105,11 +106,17 @@ _EXTENSION_RANK = {ext: i for i, ext in enumerate(VIDEO_EXTENSIONS)}
 
 def video_files(names: Iterable[str]) -> dict[str, str]:
     """stem -> file name, for the video files among the file names of one folder; a stem kept
-    in two formats gets the extension earlier in :data:`VIDEO_EXTENSIONS`."""
-    rank = {name: _EXTENSION_RANK.get(os.path.splitext(name)[1].lower()) for name in names}
+    in two formats gets the extension earlier in :data:`VIDEO_EXTENSIONS` (of names told apart
+    by case alone, ``x.MP4`` and ``x.mp4``, the first in code-point order)."""
+    ranked = []
+    for name in names:
+        stem, extension = os.path.splitext(name)
+        rank = _EXTENSION_RANK.get(extension.lower())
+        if rank is not None:
+            ranked.append((rank, name, stem))
     stems: dict[str, str] = {}
-    for name in sorted((name for name in rank if rank[name] is not None), key=rank.__getitem__):
-        stems.setdefault(os.path.splitext(name)[0], name)
+    for _, name, stem in sorted(ranked):
+        stems.setdefault(stem, name)
     return stems
 
 
@@ -119,66 +126,65 @@ class PathResolver:
     with ActivityNet's ``v_`` prefix added or removed. An absolute
     path (lists written with ``/data/...`` paths) is made relative when it lies under the root,
     so the manifest stays portable, and is looked up where it points otherwise; one whose
-    folder does not exist is taken as relative to the root. Each folder is listed once."""
+    folder does not exist is taken as relative to the root. Each folder is listed once.
+
+    Paths are ``/``-separated strings (``posixpath``), not pathlib's objects, which made up
+    about a third of the time to read a Kinetics-sized list."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
-        self._absolute_root = PurePosixPath(os.path.abspath(self.root))
-        self._listings: dict[PurePosixPath, tuple[set[str], dict[str, str]]] = {}
+        self._absolute_root = os.path.abspath(self.root)
+        self._inside_root = self._absolute_root.rstrip("/") + "/"  # what absolute paths under it begin with
+        self._listings: dict[str, tuple[set[str], dict[str, str]]] = {}
 
-    def _listing(self, folder: PurePosixPath) -> tuple[set[str], dict[str, str]]:
-        """(names, stem -> file name of its first video extension) of one folder."""
+    def _listing(self, folder: str) -> tuple[set[str], dict[str, str]]:
+        """(names, stem -> file name of its first video extension) of one folder (relative to
+        the root, or absolute)."""
         if folder not in self._listings:
             names: set[str] = set()
             try:
-                with os.scandir(self.root / folder) as entries:
+                with os.scandir(os.path.join(self.root, folder)) as entries:
                     names = {e.name for e in entries}
             except (FileNotFoundError, NotADirectoryError):
                 pass
             self._listings[folder] = (names, video_files(names))
         return self._listings[folder]
 
-    def written(self, path: str) -> PurePosixPath:
+    def written(self, path: str) -> str:
         """``path`` as the root sees it: ``/`` separators (a list written on Windows), relative
         to the root where it lies under it or where its folder does not exist (``/a/b.mp4``
         taken as ``a/b.mp4``), absolute where it points outside the root."""
         if "\\" not in path and not path.startswith("/"):
-            return PurePosixPath(path)  # the usual relative path, at once
-        written = PurePosixPath(path.replace("\\", "/"))
-        if written.is_absolute():
-            if written.is_relative_to(self._absolute_root):
-                return written.relative_to(self._absolute_root)
-            if (self.root / written.parent).is_dir():
+            return posix_path(path)  # the usual relative path, at once
+        written = posix_path(path.replace("\\", "/"))
+        if written.startswith("/"):
+            if written == self._absolute_root:
+                return "."
+            if written.startswith(self._inside_root):
+                return written[len(self._inside_root) :]
+            if os.path.isdir(os.path.join(self.root, posixpath.dirname(written))):
                 return written
-        return PurePosixPath(str(written).lstrip("/"))
+        return posix_path(written.lstrip("/"))
 
     def resolve(self, path: str) -> str | None:
         """The path relative to the root (absolute outside it) of the file or folder ``path``
         names, or None."""
         return self.find(self.written(path))
 
-    def find(self, path: PurePosixPath) -> str | None:
-        """What ``path`` (relative to the root, or absolute) names on disk, or None: the name as
-        written, else the name with a video extension, else, for a name with a video extension
-        (``x.mp4`` in mmaction2's lists), the video kept with another one (``x.webm`` as
-        downloaded) or the folder of its frames (``x/``)."""
-        names, stems = self._listing(path.parent)
-        candidates = _aliases(path.name)
-        for candidate in candidates:
-            if candidate in names:
-                return str(path.parent / candidate)
-        for candidate in candidates:
-            if candidate in stems:
-                return str(path.parent / stems[candidate])
-        if path.suffix.lower() in VIDEO_EXTENSIONS:
-            bare = _aliases(path.stem)
-            for candidate in bare:
-                if candidate in stems:
-                    return str(path.parent / stems[candidate])
-            for candidate in bare:
-                if candidate in names:
-                    return str(path.parent / candidate)
-        return None
+    def find(self, path: str) -> str | None:
+        """What ``path`` (:meth:`written`: relative to the root, or absolute) names on disk, or
+        None: the name as written, else the name with a video extension, else, for a name with a
+        video extension (``x.mp4`` in mmaction2's lists), the video kept with another one
+        (``x.webm`` as downloaded) or the folder of its frames (``x/``)."""
+        folder, name = posixpath.split(path)
+        names, stems = self._listing(folder)
+        candidates = _aliases(name)
+        found = next((c for c in candidates if c in names), None) or next((stems[c] for c in candidates if c in stems), None)
+        bare_name = _bare_name(name)
+        if found is None and bare_name != name:
+            bare = _aliases(bare_name)
+            found = next((stems[c] for c in bare if c in stems), None) or next((c for c in bare if c in names), None)
+        return None if found is None else posixpath.join(folder, found)
 
 
 def walk_once(root: Path) -> Iterator[tuple[str, list[str], list[str]]]:
@@ -209,28 +215,30 @@ def find_under(root: Path, names: set[str], known: AbstractSet[str] = frozenset(
     :data:`VIDEO_EXTENSIONS`. Links to folders are followed, each folder entered once
     (:func:`walk_once`)."""
     found: dict[str, str] = {}
-    for here, name, on_disk in _occurrences(root, names, known):
-        found.setdefault(name, str(here / on_disk))
+    for _, name, _, where in _occurrences(root, names, known):
+        found.setdefault(name, where)
     return found
 
 
-def _occurrences(root: Path, names: AbstractSet[str], known: AbstractSet[str]) -> Iterator[tuple[PurePosixPath, str, str]]:
-    """(folder relative to the root, name, file or folder name) of every video file under
-    ``root`` whose stem is one of ``names`` and every folder so named, in :func:`find_under`'s
-    order, by one walk that enters neither such folders nor those named in ``known``."""
+def _occurrences(root: Path, names: AbstractSet[str], known: AbstractSet[str]) -> Iterator[tuple[tuple[str, ...], str, str, str]]:
+    """(the folders from the root to it, name, file or folder name, its path relative to the
+    root) of every video file under ``root`` whose stem is one of ``names`` and every folder so
+    named, in :func:`find_under`'s order, by one walk that enters neither such folders nor those
+    named in ``known``."""
     for folder, subfolders, files in walk_once(root):
-        here = PurePosixPath(os.path.relpath(folder, root))
+        here = os.path.relpath(folder, root)
+        parts, prefix = ((), "") if here == "." else (tuple(here.split(os.sep)), here.replace(os.sep, "/") + "/")
         for stem, name in video_files(files).items():
             if stem in names:
-                yield here, stem, name
+                yield parts, stem, name, prefix + name
         for name in [n for n in subfolders if n in names]:
-            yield here, name, name
+            yield parts, name, name, prefix + name
         subfolders[:] = sorted((n for n in subfolders if n not in names and n not in known), key=lambda n: (not n.startswith("replacement"), n))
 
 
-def find_whole(root: Path, paths: list[PurePosixPath], known: AbstractSet[str] = frozenset()) -> list[str | None]:
-    """Where each of ``paths`` (relative) lies whole under a folder of the root, or None:
-    ``videos_val/abseiling/x.mp4`` for ``abseiling/x.mp4`` (mmaction2's Kinetics lists are
+def find_whole(root: Path, paths: list[str], known: AbstractSet[str] = frozenset()) -> list[str | None]:
+    """Where each of ``paths`` (relative, as :meth:`PathResolver.written` gives them) lies whole
+    under a folder of the root, or None: ``videos_val/abseiling/x.mp4`` for ``abseiling/x.mp4`` (mmaction2's Kinetics lists are
     relative to ``videos_train/`` and ``videos_val/``), the video under whatever extension or
     its folder of frames, by one walk (:func:`_occurrences`; frame folders named in ``known``
     are not entered). Where both are there, what the path names: a video file for a path with a
@@ -238,18 +246,23 @@ def find_whole(root: Path, paths: list[PurePosixPath], known: AbstractSet[str] =
     must match, so a name that several folders hold (``a/001.mp4``, ``b/001.mp4``) is found
     only under its own folder."""
     wanted: dict[str, list[int]] = {}
+    tails: list[tuple[str, ...]] = []  # each path's folders
+    named_file: list[bool] = []  # whether the path names a video file (has a video extension)
     for i, path in enumerate(paths):
-        for name in _aliases(_bare_name(path.name)):
-            wanted.setdefault(name, []).append(i)
+        folder, name = posixpath.split(path)
+        tails.append(tuple(folder.split("/")) if folder else ())
+        bare = _bare_name(name)
+        named_file.append(bare != name)
+        for alias in _aliases(bare):
+            wanted.setdefault(alias, []).append(i)
     files: list[str | None] = [None] * len(paths)
     folders: list[str | None] = [None] * len(paths)
-    for here, name, on_disk in _occurrences(root, set(wanted), known):
+    for here, name, on_disk, where in _occurrences(root, set(wanted), known):
         kind = files if on_disk != name else folders
         for i in wanted[name]:
-            tail = paths[i].parent.parts
-            if kind[i] is None and (not tail or here.parts[-len(tail) :] == tail):
-                kind[i] = str(here / on_disk)
-    named_file = [path.suffix.lower() in VIDEO_EXTENSIONS for path in paths]
+            tail = tails[i]
+            if kind[i] is None and (not tail or here[-len(tail) :] == tail):
+                kind[i] = where
     return [(f or d) if by_file else (d or f) for f, d, by_file in zip(files, folders, named_file)]
 
 
@@ -263,7 +276,7 @@ def locate(root: Path, paths: list[str]) -> list[str | None]:
     found = [resolver.resolve(written) for written in paths]
     lost = [i for i, rel in enumerate(found) if rel is None]
     if lost:
-        aliases = [_aliases(_bare_name(PurePosixPath(written).name)) for written in paths]
+        aliases = [_aliases(_bare_name(posixpath.basename(posix_path(written)))) for written in paths]
         elsewhere = find_under(root, {name for i in lost for name in aliases[i]}, {name for names in aliases for name in names})
         for i in lost:
             found[i] = next((elsewhere[name] for name in aliases[i] if name in elsewhere), None)
@@ -321,14 +334,15 @@ def read_list(path: Path, list_format: str, resolver: PathResolver) -> list[List
     mmaction2's JSON form of one (:func:`read_json_list`)."""
     if list_format not in LIST_FORMATS:
         raise ManifestError(f"unknown list format {list_format!r}; known: {', '.join(LIST_FORMATS)}")
+    path = Path(path)
     text = read_annotation_text(path, "list file")
     if text.lstrip().startswith("["):
-        return read_json_list(Path(path), text)
+        return read_json_list(path, text)
     numbered = entry_lines(text)
     if not numbered:
         raise ManifestError(f"{path}: the list file has no entries")
     fmt = detect_format(numbered, resolver) if list_format == "auto" else list_format
-    return [parse_list_line(text, n, fmt, Path(path), resolver) for n, text in numbered]
+    return [parse_list_line(text, n, fmt, path, resolver) for n, text in numbered]
 
 
 def read_json_list(path: Path, text: str) -> list[ListLine]:
@@ -365,11 +379,11 @@ def list_entries(read: list[tuple[Path, str, list[ListLine]]], classes: list[str
                 raise ManifestError(f"{path}:{item.line_no}: label {beyond[0]} is beyond the {len(classes)} classes of the class list (labels are 0-based)")
     items = [(split, item) for _, split, lines in read for item in lines]
     found: list[str | None] = []
-    lost: list[tuple[int, PurePosixPath]] = []  # relative paths not where written
+    lost: list[tuple[int, str]] = []  # relative paths not where written
     for i, (_, item) in enumerate(items):
         written = resolver.written(item.path)
         found.append(resolver.find(written))
-        if found[-1] is None and not written.is_absolute():
+        if found[-1] is None and not written.startswith("/"):
             lost.append((i, written))
     if lost:
         known = {alias for _, item in items for alias in _aliases(_bare_name(item.path.replace("\\", "/").rsplit("/", 1)[-1]))}  # frame folders the walk does not enter

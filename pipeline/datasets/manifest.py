@@ -57,10 +57,22 @@ class AnnotationFiles:
         return given + (["--list-format"] if self.list_format != "auto" else [])
 
 
+def posix_path(path: str) -> str:
+    """A ``/``-separated path as pathlib's ``PurePosixPath`` writes it (no empty or ``.``
+    parts, no trailing ``/``; ``..`` kept), making no object where nothing is to change (a
+    Kinetics list's 240,000 paths are handled as strings so)."""
+    if "//" in path or "/./" in path or path.startswith("./") or path.endswith(("/", "/.")) or not path:
+        return str(PurePosixPath(path))
+    return path
+
+
 def video_id(rel_path: str) -> str:
-    """A video's id: its path relative to the data root without a video extension."""
-    p = PurePosixPath(rel_path)
-    return str(p.with_suffix("")) if p.suffix.lower() in VIDEO_EXTENSIONS else str(p)
+    """A video's id: its path relative to the data root without a video extension (the
+    extension as pathlib's ``suffix`` has it: ``.x.mp4`` has one, ``.mp4`` none)."""
+    path = posix_path(rel_path)
+    name = path[path.rfind("/") + 1 :]
+    dot = name.rfind(".")
+    return path[: len(path) - len(name) + dot] if 0 < dot < len(name) - 1 and name[dot:].lower() in VIDEO_EXTENSIONS else path
 
 
 @dataclass(frozen=True)
