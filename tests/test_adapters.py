@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.datasets import DATASETS, AnnotationFiles, Manifest, ManifestError, get_dataset
+from pipeline.datasets.manifest import Rejected, VideoRecord
 from pipeline.datasets.adapters import activitynet_manifest, csv_manifest, fcvid_manifest, minikinetics_manifest, ucf101_manifest
 from conftest import manifest_rows
 
@@ -397,6 +398,20 @@ def test_manifest_round_trip_and_digest(tmp_path: Path):
     assert m.split("train") == [0] and m.split("val") == [1]
     (tmp_path / "manifest.csv").write_text("a.mp4,x,train\nb.mp4,y,val\n")
     assert csv_manifest(tmp_path).digest() != m.digest()
+
+
+def test_the_manifest_json_is_the_form_caches_are_keyed_by():
+    """Byte for byte the JSON every cache's manifest digest was taken of (keys sorted, no
+    spaces, ``segment`` and ``source`` only where there are some), so that existing caches stay
+    valid however it is built."""
+    videos = (VideoRecord("x", "x.mp4", (0, 1), "train", (1.5, 11.5)), VideoRecord("d/y", "d/y", (1,), "val"))
+    m = Manifest("k", ("a", "b c"), videos, (Rejected("z", "z.mp4", "no label"),))
+    assert m.to_json() == (
+        '{"classes":["a","b c"],"name":"k","rejected":[{"path":"z.mp4","reason":"no label","video_id":"z"}],'
+        '"videos":[{"labels":[0,1],"path":"x.mp4","segment":[1.5,11.5],"split":"train","video_id":"x"},'
+        '{"labels":[1],"path":"d/y","split":"val","video_id":"d/y"}]}'
+    )
+    assert Manifest("k", ("a",), (), (), "spec").to_json() == '{"classes":["a"],"name":"k","rejected":[],"source":"spec","videos":[]}'
 
 
 def test_registry_names_and_profiles():

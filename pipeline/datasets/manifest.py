@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Iterable
 
@@ -130,13 +130,17 @@ class Manifest:
     def to_json(self) -> str:
         """Canonical JSON; an empty ``source`` and a video's absent ``segment`` are left out, so
         the digests (and the caches keyed by them) are those of the manifests made before they
-        existed."""
-        fields = asdict(self)
-        if not self.source:
-            del fields["source"]
-        for video in fields["videos"]:
-            if video["segment"] is None:
-                del video["segment"]
+        existed. Built field by field (``dataclasses.asdict`` copies deeply: 3-4 s of Kinetics'
+        260,000 videos)."""
+        videos = []
+        for video in self.videos:
+            record = {"video_id": video.video_id, "path": video.path, "labels": video.labels, "split": video.split}
+            if video.segment is not None:
+                record["segment"] = video.segment
+            videos.append(record)
+        fields = {"name": self.name, "classes": self.classes, "videos": videos, "rejected": [vars(r) for r in self.rejected]}
+        if self.source:
+            fields["source"] = self.source
         return json.dumps(fields, sort_keys=True, separators=(",", ":"))
 
     @classmethod
