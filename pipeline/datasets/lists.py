@@ -69,7 +69,9 @@ def line_fields(line: str, resolver: PathResolver) -> list[str]:
     taken whole where the data root holds it; otherwise the line splits at every space, and a
     field that should be a number is reported as such."""
     fields = line.split()
-    last_text = max((i for i, field in enumerate(fields) if not _NUMBER.fullmatch(field)), default=0)
+    last_text = len(fields) - 1  # the last field that is not a number, 0 where only the first is not
+    while last_text > 0 and _NUMBER.fullmatch(fields[last_text]):
+        last_text -= 1
     if last_text > 0:
         path = " ".join(fields[: last_text + 1])
         if resolver.resolve(path) is not None:
