@@ -592,12 +592,18 @@ def predict(videos: tuple[Path, ...], listing: Path | None, run_path: Path | Non
         if not found:
             raise click.UsageError(f"no videos: give VIDEOS, or --videos-from a file listing them ({listing} lists none)")
         result = run_predict(found, run_path, out_dir, cfg, device=str(worker.device), dataset=dataset, batch_size=batch_size, workers=per_video_workers(workers, worker.device), plot=plot, progress=not no_progress, backend=backend, export_dir=onnx_dir or cache_dir / "onnx", decode_timeout=decode_timeout, retry_failed=retry_failed, share=worker.share)
-        tables = gathered(result.table(), worker)  # every rank's, once all are through
-        if worker.is_leader:  # printed by one process in rank order, not interleaved
-            click.echo("\n\n".join(tables))
+        reports = gathered((result.table(), len(result.failures), result.total), worker)  # every rank's, once all are through
+        failed, total = sum(failed for _, failed, _ in reports), sum(total for _, _, total in reports)
+        refusal = f"{failed} of {total} video(s) could not be read (listed above); pass --allow-failures to accept" if failed and not allow_failures else None
+        if worker.is_leader:  # printed by one process in rank order, not interleaved; the job's count, once
+            click.echo("\n\n".join(table for table, _, _ in reports))
+            if refusal and worker.world_size > 1:
+                click.echo(f"Error: {refusal}", err=True)  # before any rank exits: torchrun stops the others at the first
         barrier(worker)  # no rank ends with its failures while another predicts or prints: torchrun would stop it
-    if result.failures and not allow_failures:
-        raise click.ClickException(f"{len(result.failures)} of {result.total} video(s) could not be read (listed above); pass --allow-failures to accept")
+    if refusal and worker.world_size > 1:
+        raise SystemExit(1)  # every rank: the job failed
+    if refusal:
+        raise click.ClickException(refusal)
 
 
 @main.command()
