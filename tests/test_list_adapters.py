@@ -317,6 +317,29 @@ def test_malformed_lines_name_file_and_line(tmp_path, text, fmt, message):
         load_rows("list", tmp_path, train=bad, list_format=fmt)
 
 
+def test_mmaction2_activitynet_lists_numbered_from_1_are_read_so(tmp_path):
+    """mmaction2's generate_rawframes_filelist.py numbers each ActivityNet label by its line in
+    action_name.csv, the header ``action`` counted: labels 1 to 200 for 200 classes."""
+    root = tmp_path / "ActivityNet"
+    _touch(root, "rawframes/v_a/", "rawframes/v_b/", "rawframes/v_c/")
+    (tmp_path / "action_name.csv").write_text("action\nApplying sunscreen\nArm wrestling\nBMX\n")
+    (tmp_path / "label_map.txt").write_text("Applying sunscreen\nArm wrestling\nBMX\n")
+    train, val = tmp_path / "anet_train_video.txt", tmp_path / "anet_val_video.txt"
+    train.write_text("v_a 120 1\nv_b 90 3")  # no newline at the end, as the script writes them
+    val.write_text("v_c 100 2")
+    for names in ("action_name.csv", "label_map.txt"):
+        with pytest.warns(UserWarning, match=r"anet_train_video.txt, .*anet_val_video.txt: the labels are 1 to 3 for the 3 classes, none 0, so they are read as 1-based"):
+            manifest, rows = load_rows("list", root, train=train, val=val, classes=tmp_path / names)
+        assert manifest.classes == ("Applying sunscreen", "Arm wrestling", "BMX")
+        assert rows == [("rawframes/v_a", "rawframes/v_a", (0,), "train"), ("rawframes/v_b", "rawframes/v_b", (2,), "train"), ("rawframes/v_c", "rawframes/v_c", (1,), "val")]
+    val.write_text("v_c 100 0")  # a label 0 among them: 0-based
+    with pytest.raises(ManifestError, match=r"anet_train_video.txt:2: label 3 is beyond the 3 classes of the class list \(labels are 0-based\)$"):
+        load_rows("list", root, train=train, val=val, classes=tmp_path / "label_map.txt")
+    val.write_text("v_c 100 3")  # class 2 without a video: nothing to tell the base by
+    with pytest.raises(ManifestError, match=r"anet_train_video.txt:2: label 3 is beyond the 3 classes of the class list \(labels are 0-based; these have no 0 and reach 3, as 1-based lists do, but the base cannot be told while a class has no video in them: 1 of the 3\)"):
+        load_rows("list", root, train=train, val=val, classes=tmp_path / "label_map.txt")
+
+
 def test_without_class_file_classes_are_indices(tmp_path):
     lst = tmp_path / "list.txt"
     lst.write_text("a.mp4 3\nb.mp4 0 1\n")

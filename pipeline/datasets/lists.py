@@ -24,8 +24,9 @@ import json
 import os
 import posixpath
 import re
+import warnings
 from collections.abc import Iterable, Iterator, Set as AbstractSet
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from pipeline.datasets.manifest import ManifestError, RawEntry, posix_path, read_annotation_text, video_id
@@ -368,17 +369,34 @@ def read_json_list(path: Path, text: str) -> list[ListLine]:
     return lines
 
 
+def one_based(read: list[tuple[Path, str, list[ListLine]]], num_classes: int) -> bool:
+    """Whether the labels of the lists read together are 1 to ``num_classes``, each of them,
+    and none 0: 1-based, as mmaction2's ActivityNet lists are (its
+    ``generate_rawframes_filelist.py`` numbers a label by its line in ``action_name.csv``,
+    counting the header ``action``). Read 0-based, such labels name a class beyond the list, an
+    error; so only lists that would fail are read otherwise, and only where every class is
+    there to tell."""
+    labels = {label for _, _, lines in read for item in lines for label in item.labels}
+    return labels == set(range(1, num_classes + 1))
+
+
 def list_entries(read: list[tuple[Path, str, list[ListLine]]], classes: list[str], resolver: PathResolver) -> list[RawEntry]:
     """The entries of read list files (``(file, split, lines)``), paths resolved against the
     data root; a relative path not there is looked for whole under the root's folders
     (:func:`find_whole`, one walk for all lists), and kept as written where nothing is found
-    (the features stage reports the missing file). A label beyond the class list is an error
-    naming the file and line."""
+    (the features stage reports the missing file). Labels that are 1 to the class count, each,
+    are read as 1-based (:func:`one_based`); otherwise a label beyond the class list is an
+    error naming the file and line."""
+    if one_based(read, len(classes)):
+        warnings.warn(f"{', '.join(str(path) for path, _, _ in read)}: the labels are 1 to {len(classes)} for the {len(classes)} classes, none 0, so they are read as 1-based (mmaction2's ActivityNet lists number the classes as the lines of action_name.csv, its header line first)", stacklevel=2)
+        read = [(path, split, [replace(item, labels=tuple(label - 1 for label in item.labels)) for item in lines]) for path, split, lines in read]
+    labels = {label for _, _, lines in read for item in lines for label in item.labels}
+    hint = f"; these have no 0 and reach {len(classes)}, as 1-based lists do, but the base cannot be told while a class has no video in them: {len(classes) - len(labels)} of the {len(classes)}" if 0 not in labels and max(labels, default=0) == len(classes) else ""
     for path, _, lines in read:
         for item in lines:
             beyond = [label for label in item.labels if label >= len(classes)]
             if beyond:
-                raise ManifestError(f"{path}:{item.line_no}: label {beyond[0]} is beyond the {len(classes)} classes of the class list (labels are 0-based)")
+                raise ManifestError(f"{path}:{item.line_no}: label {beyond[0]} is beyond the {len(classes)} classes of the class list (labels are 0-based{hint})")
     items = [(split, item) for _, split, lines in read for item in lines]
     found: list[str | None] = []
     lost: list[tuple[int, str]] = []  # relative paths not where written
