@@ -87,7 +87,7 @@ def annotation_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--test-list", type=a_file, default=None, help="list/kinetics/minikinetics/ucf101: the test split's list file, or Kinetics csv, JSON or id list."),
         click.option("--class-names", type=a_file, default=None, help="list/minikinetics/ucf101/fcvid: class names, one a line, 'index name', csv 'index,name' or JSON (list, {name: index}, a model config's id2label) (list default: classes named by index); activitynet: the class order; kinetics: the class subset (e.g. Mini-Kinetics' 200)."),
         click.option("--list-format", type=click.Choice(list(LIST_FORMATS)), default="auto", show_default=True, help="list (minikinetics: its lists, default rawframes): 'path label..', 'path num_frames label..', 'path,num_frames,label..' or 'path start_frame end_frame label..'."),
-        click.option("--annotations", type=click.Path(path_type=Path), default=None, help="activitynet: the v1.3 or v1.2 JSON, or its folder (default: in the data root); kinetics/minikinetics: csv or JSON files (a file or a folder) holding every split, or labelling YouTube id lists given as --train-list/--val-list."),
+        click.option("--annotations", type=click.Path(path_type=Path), default=None, help="activitynet: the v1.3 or v1.2 JSON or mmaction2's anet_anno_action.json (its subsets in video_info_new.csv beside it), or their folder (default: in the data root); kinetics/minikinetics: csv or JSON files (a file or a folder) holding every split, or labelling YouTube id lists given as --train-list/--val-list."),
     )):
         wrapper = option(wrapper)
     return wrapper

@@ -255,9 +255,37 @@ def test_activitynet_videos_anywhere_under_the_root(tmp_path: Path):
     assert activitynet_manifest(tmp_path).videos[-1].path == "v1-3/test/v_e5.mp4"  # through a link to another disk
 
 
+def test_activitynet_as_mmaction2_keeps_it(tmp_path: Path):
+    """mmaction2's ActivityNet: BSN's ``anet_anno_action.json`` (``v_<id>`` keys, no subsets),
+    its subsets in ``video_info_new.csv``, the videos in ``videos/v_<id>.mp4`` (its download.py);
+    or one of the per-subset files its process_annotations.py writes."""
+    anno = {
+        "v_a1": {"duration_second": 30.0, "duration_frame": 900, "feature_frame": 896, "annotations": [{"segment": [1.0, 9.5], "label": "Rock climbing"}, {"segment": [12.0, 20.0], "label": "Archery"}]},
+        "v_b2": {"duration_second": 12.5, "duration_frame": 375, "feature_frame": 368, "annotations": [{"segment": [0.0, 5.0], "label": "Archery"}]},
+        "v_c3": {"duration_second": 40.0, "duration_frame": 1200, "feature_frame": 1200, "annotations": []},
+    }
+    (tmp_path / "anet_anno_action.json").write_text(json.dumps(anno))
+    (tmp_path / "video_info_new.csv").write_text("video,numFrame,seconds,fps,rfps,subset,featureFrame\nv_a1,900,30.0,30.0,30,training,896\nv_b2,375,12.5,30.0,30,validation,368\nv_c3,1200,40.0,30.0,30,testing,1200\nv_d4,300,10.0,30.0,30,training,288\n")
+    (tmp_path / "videos").mkdir()
+    (tmp_path / "videos" / "v_a1.mp4").write_bytes(b"")
+    expected = [("v_a1", "videos/v_a1.mp4", (0, 1), "train"), ("v_b2", "videos/v_b2.mp4", (0,), "val")]  # v_c3 testing, v_d4 never downloaded
+    m = activitynet_manifest(tmp_path)  # found in the data root without options
+    assert m.classes == ("Archery", "Rock climbing") and manifest_rows(m) == expected
+    split = tmp_path / "annotations" / "anet_anno_val.json"
+    split.parent.mkdir()
+    split.write_text(json.dumps({"v_b2": anno["v_b2"]}))
+    assert manifest_rows(activitynet_manifest(tmp_path, AnnotationFiles(annotations=split))) == expected[1:]  # the subset from the name
+    (tmp_path / "video_info_new.csv").write_text("video,numFrame,seconds,fps,rfps,subset,featureFrame\nv_a1,900,30.0,30.0,30,training,896\n")
+    with pytest.raises(ManifestError, match=r"anet_anno_action.json: video v_b2 is not in .*video_info_new.csv \(2 of 3 are not\), which gives the subsets"):
+        activitynet_manifest(tmp_path)
+    (tmp_path / "video_info_new.csv").unlink()
+    with pytest.raises(ManifestError, match=r"anet_anno_action.json: mmaction2's \(BSN's\) ActivityNet annotations hold no subsets, and video_info_new.csv .* is in neither"):
+        activitynet_manifest(tmp_path)
+
+
 def test_activitynet_bad_json_is_named(tmp_path: Path):
     (tmp_path / "activity_net.v1-3.min.json").write_text("{}")
-    with pytest.raises(ManifestError, match="not an ActivityNet v1.2/v1.3 annotation file"):
+    with pytest.raises(ManifestError, match=r"not an ActivityNet v1.2/v1.3 annotation file \(no 'database'\), nor mmaction2's \(BSN's\) anet_anno_action.json"):
         activitynet_manifest(tmp_path)
     (tmp_path / "activity_net.v1-3.min.json").write_text(json.dumps({"database": ["abc"]}))
     with pytest.raises(ManifestError, match=r"not an ActivityNet v1.2/v1.3 annotation file \('database' must map video ids to objects\)"):

@@ -164,13 +164,19 @@ def classes_from_folders(paths: list[str], labels: list[LabelRow], missing: str)
     return names
 
 
-ACTIVITYNET_FILES = ("activity_net.v1-3.min.json", "activity_net.v1-2.min.json")
+ACTIVITYNET_FILES = ("activity_net.v1-3.min.json", "activity_net.v1-2.min.json", "anet_anno_action.json")
+# mmaction2's ActivityNet (BSN's annotations): the subsets are in this csv beside the JSON, or in
+# the names of the per-subset files its process_annotations.py writes.
+BSN_SUBSETS_FILE = "video_info_new.csv"
+BSN_SUBSET_FILES = {"anet_anno_train.json": "training", "anet_anno_val.json": "validation", "anet_anno_test.json": "testing"}
 
 
 def activitynet_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) -> Manifest:
-    """ActivityNet v1.3 or v1.2 JSON (``database`` of ``{id: {subset, annotations: [{label}]}}``):
-    ``files.annotations``, else the first of :data:`ACTIVITYNET_FILES` in the folder it names or
-    in the root. Classes are the distinct annotation labels, sorted, or those of
+    """ActivityNet v1.3 or v1.2 JSON (``database`` of ``{id: {subset, annotations: [{label}]}}``),
+    or mmaction2's form of it, BSN's (``{v_<id>: {annotations: [{label}], duration_second, ...}}``
+    in ``anet_anno_action.json``, the subsets in ``video_info_new.csv`` beside it or in the
+    root, :func:`bsn_database`): ``files.annotations``, else the first of
+    :data:`ACTIVITYNET_FILES` in the folder it names or in the root. Classes are the distinct annotation labels, sorted, or those of
     ``files.classes`` (``--class-names``) in its order, as a recognizer was trained with them
     (:func:`~pipeline.datasets.lists.class_subset`: matched to the labels with case and
     underscores aside; a video of a label not in it is rejected). The testing subset (no
@@ -184,9 +190,15 @@ def activitynet_manifest(root: Path, files: AnnotationFiles = AnnotationFiles())
     path = _first_existing(given, *ACTIVITYNET_FILES) if given.is_dir() else given
     text = read_annotation_text(path)
     try:
-        database = json.loads(text)["database"]
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
         raise ManifestError(f"{path}: not an ActivityNet v1.2/v1.3 annotation file ({exc})") from exc
+    if _bsn_form(raw):
+        database = bsn_database(raw, path, root)
+    elif not isinstance(raw, dict) or "database" not in raw:
+        raise ManifestError(f"{path}: not an ActivityNet v1.2/v1.3 annotation file (no 'database'), nor mmaction2's (BSN's) anet_anno_action.json ({{\"v_<id>\": {{\"annotations\": [...]}}}})")
+    else:
+        database = raw["database"]
     if not isinstance(database, dict) or not all(isinstance(info, dict) for info in database.values()):
         raise ManifestError(f"{path}: not an ActivityNet v1.2/v1.3 annotation file ('database' must map video ids to objects)")
     folder = PurePosixPath("videos" if (root / "videos").is_dir() else ".")
@@ -206,6 +218,36 @@ def activitynet_manifest(root: Path, files: AnnotationFiles = AnnotationFiles())
         rel = rel or str(folder / f"v_{vid}.mp4")
         entries.append(RawEntry(f"v_{vid}", rel, names, normalise_split(info.get("subset", ""), f"{path}: video {vid}")))
     return build_manifest("activitynet", classes, entries)
+
+
+def _bsn_form(raw: object) -> bool:
+    """Whether a JSON is BSN's ActivityNet annotations: ``v_<id>`` keys to objects with
+    ``annotations``."""
+    return isinstance(raw, dict) and bool(raw) and all(isinstance(key, str) and key.startswith("v_") and isinstance(info, dict) and "annotations" in info for key, info in raw.items())
+
+
+def bsn_database(raw: dict[str, dict], path: Path, root: Path) -> dict[str, dict]:
+    """BSN's ActivityNet annotations (mmaction2's ``anet_anno_action.json``, kept as its
+    ``download.py`` left it: the videos downloaded) as the official ``database``: ids without
+    ``v_``, each with its ``subset`` from ``video_info_new.csv`` (``video,...,subset,...``; in the
+    JSON's folder, else the root), or, for one of the per-subset files mmaction2's
+    ``process_annotations.py`` writes (``anet_anno_val.json``), from the file's name. A video the
+    csv does not list is an error naming it."""
+    subset = BSN_SUBSET_FILES.get(path.name)
+    if subset is not None:
+        subsets = dict.fromkeys(raw, subset)
+    else:
+        table = next((folder / BSN_SUBSETS_FILE for folder in (path.parent, root) if (folder / BSN_SUBSETS_FILE).is_file()), None)
+        if table is None:
+            raise ManifestError(f"{path}: mmaction2's (BSN's) ActivityNet annotations hold no subsets, and {BSN_SUBSETS_FILE} (fetched beside it by mmaction2's download_annotations.sh) is in neither {path.parent} nor {root}")
+        rows = list(csv.DictReader(io.StringIO(read_annotation_text(table))))
+        if rows and not {"video", "subset"} <= set(rows[0]):
+            raise ManifestError(f"{table}: expected the columns video and subset (video,numFrame,seconds,fps,rfps,subset,featureFrame), got {', '.join(rows[0])}")
+        subsets = {row["video"].strip(): row["subset"].strip() for row in rows}
+        unlisted = [key for key in raw if key not in subsets]
+        if unlisted:
+            raise ManifestError(f"{path}: video {unlisted[0]} is not in {table} ({len(unlisted)} of {len(raw)} are not), which gives the subsets")
+    return {key[2:]: {**info, "subset": subsets[key]} for key, info in raw.items()}
 
 
 def _segment_labels(info: dict, where: str) -> list[str]:
