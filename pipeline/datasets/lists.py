@@ -241,9 +241,9 @@ def _occurrences(root: Path, names: AbstractSet[str], known: AbstractSet[str]) -
 
 def find_whole(root: Path, paths: list[str], known: AbstractSet[str] = frozenset()) -> list[str | None]:
     """Where each of ``paths`` (relative, as :meth:`PathResolver.written` gives them) lies whole
-    under a folder of the root, or None: ``videos_val/abseiling/x.mp4`` for ``abseiling/x.mp4`` (mmaction2's Kinetics lists are
-    relative to ``videos_train/`` and ``videos_val/``), the video under whatever extension or
-    its folder of frames, by one walk (:func:`_occurrences`; frame folders named in ``known``
+    under a folder of the root, or None: ``videos_val/abseiling/x.mp4`` for ``abseiling/x.mp4``
+    (mmaction2's Kinetics lists are relative to ``videos_train/`` and ``videos_val/``), the video
+    under whatever extension or its folder of frames, by one walk (:func:`_occurrences`; frame folders named in ``known``
     are not entered). Where both are there, what the path names: a video file for a path with a
     video extension, a folder of frames for one without; then the walk's first. The whole path
     must match, so a name that several folders hold (``a/001.mp4``, ``b/001.mp4``) is found
@@ -380,23 +380,29 @@ def one_based(read: list[tuple[Path, str, list[ListLine]]], num_classes: int) ->
     return labels == set(range(1, num_classes + 1))
 
 
-def list_entries(read: list[tuple[Path, str, list[ListLine]]], classes: list[str], resolver: PathResolver) -> list[RawEntry]:
-    """The entries of read list files (``(file, split, lines)``), paths resolved against the
-    data root; a relative path not there is looked for whole under the root's folders
-    (:func:`find_whole`, one walk for all lists), and kept as written where nothing is found
-    (the features stage reports the missing file). Labels that are 1 to the class count, each,
-    are read as 1-based (:func:`one_based`); otherwise a label beyond the class list is an
-    error naming the file and line."""
-    if one_based(read, len(classes)):
-        warnings.warn(f"{', '.join(str(path) for path, _, _ in read)}: the labels are 1 to {len(classes)} for the {len(classes)} classes, none 0, so they are read as 1-based (mmaction2's ActivityNet lists number the classes as the lines of action_name.csv, its header line first)", stacklevel=2)
+def checked_labels(read: list[tuple[Path, str, list[ListLine]]], num_classes: int) -> list[tuple[Path, str, list[ListLine]]]:
+    """The read list files (``(file, split, lines)``) with 0-based labels: as they are, or less
+    one where they are 1-based (:func:`one_based`, said by a warning). A label beyond the class
+    list is an error naming the file and line."""
+    if one_based(read, num_classes):
+        warnings.warn(f"{', '.join(str(path) for path, _, _ in read)}: the labels are 1 to {num_classes} for the {num_classes} classes, none 0, so they are read as 1-based (mmaction2's ActivityNet lists number the classes as the lines of action_name.csv, its header line first)", stacklevel=3)
         read = [(path, split, [replace(item, labels=tuple(label - 1 for label in item.labels)) for item in lines]) for path, split, lines in read]
     labels = {label for _, _, lines in read for item in lines for label in item.labels}
-    hint = f"; these have no 0 and reach {len(classes)}, as 1-based lists do, but the base cannot be told while a class has no video in them: {len(classes) - len(labels)} of the {len(classes)}" if 0 not in labels and max(labels, default=0) == len(classes) else ""
+    hint = f"; these have no 0 and reach {num_classes}, as 1-based lists do, but the base cannot be told while a class has no video in them: {num_classes - len(labels)} of the {num_classes}" if 0 not in labels and max(labels, default=0) == num_classes else ""
     for path, _, lines in read:
         for item in lines:
-            beyond = [label for label in item.labels if label >= len(classes)]
+            beyond = [label for label in item.labels if label >= num_classes]
             if beyond:
-                raise ManifestError(f"{path}:{item.line_no}: label {beyond[0]} is beyond the {len(classes)} classes of the class list (labels are 0-based{hint})")
+                raise ManifestError(f"{path}:{item.line_no}: label {beyond[0]} is beyond the {num_classes} classes of the class list (labels are 0-based{hint})")
+    return read
+
+
+def list_entries(read: list[tuple[Path, str, list[ListLine]]], classes: list[str], resolver: PathResolver) -> list[RawEntry]:
+    """The entries of read list files (``(file, split, lines)``), labels checked
+    (:func:`checked_labels`), paths resolved against the data root; a relative path not there
+    is looked for whole under the root's folders (:func:`find_whole`, one walk for all lists),
+    and kept as written where nothing is found (the features stage reports the missing file)."""
+    read = checked_labels(read, len(classes))
     items = [(split, item) for _, split, lines in read for item in lines]
     found: list[str | None] = []
     lost: list[tuple[int, str]] = []  # relative paths not where written
