@@ -51,7 +51,8 @@ def _integer(text: str, what: str, where: str) -> int:
     except ValueError:
         raise ManifestError(f"{where}: {what} {text!r} is not an integer") from None
     if value < 0:
-        raise ManifestError(f"{where}: {what} {value} is negative")
+        unlabelled = " (mmaction2's lists mark an unlabelled video so, as its Kinetics test list: a split without labels has no use here, leave its list out)" if (what, value) == ("label", -1) else ""
+        raise ManifestError(f"{where}: {what} {value} is negative{unlabelled}")
     return value
 
 
