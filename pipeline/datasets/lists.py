@@ -155,12 +155,15 @@ class PathResolver:
         return self._listings[folder]
 
     def written(self, path: str) -> str:
-        """``path`` as the root sees it: ``/`` separators (a list written on Windows), relative
-        to the root where it lies under it or where its folder does not exist (``/a/b.mp4``
-        taken as ``a/b.mp4``), absolute where it points outside the root."""
-        if "\\" not in path and not path.startswith("/"):
+        """``path`` as the root sees it: ``/`` separators (a list written on Windows, whose
+        drive letter is dropped: ``D:\\k400\\x.mp4`` is ``/k400/x.mp4``), relative to the root
+        where it lies under it or where its folder does not exist (``/a/b.mp4`` taken as
+        ``a/b.mp4``), absolute where it points outside the root."""
+        if "\\" not in path and not written_absolute(path):
             return posix_path(path)  # the usual relative path, at once
         written = posix_path(path.replace("\\", "/"))
+        if written_absolute(written) and not written.startswith("/"):
+            written = written[2:]  # the drive letter
         if written.startswith("/"):
             if written == self._absolute_root:
                 return "."
@@ -189,6 +192,12 @@ class PathResolver:
             bare = _aliases(bare_name)
             found = next((stems[c] for c in bare if c in stems), None) or next((c for c in bare if c in names), None)
         return None if found is None else posixpath.join(folder, found)
+
+
+def written_absolute(path: str) -> bool:
+    """Whether a list's path is written absolute: from ``/`` or ``\\``, or from a Windows drive
+    (``C:\\``, ``C:/``)."""
+    return path.startswith(("/", "\\")) or (path[1:3] in (":/", ":\\") and path[:1].isalpha())
 
 
 def walk_once(root: Path) -> Iterator[tuple[str, list[str], list[str]]]:
@@ -240,15 +249,19 @@ def _occurrences(root: Path, names: AbstractSet[str], known: AbstractSet[str]) -
         subfolders[:] = sorted((n for n in subfolders if n not in names and n not in known), key=lambda n: (not n.startswith("replacement"), n))
 
 
-def find_whole(root: Path, paths: list[str], known: AbstractSet[str] = frozenset()) -> list[str | None]:
+def find_whole(root: Path, paths: list[str], known: AbstractSet[str] = frozenset(), loose: AbstractSet[int] = frozenset()) -> list[str | None]:
     """Where each of ``paths`` (relative, as :meth:`PathResolver.written` gives them) lies whole
     under a folder of the root, or None: ``videos_val/abseiling/x.mp4`` for ``abseiling/x.mp4``
     (mmaction2's Kinetics lists are relative to ``videos_train/`` and ``videos_val/``), the video
-    under whatever extension or its folder of frames, by one walk (:func:`_occurrences`; frame folders named in ``known``
-    are not entered). Where both are there, what the path names: a video file for a path with a
-    video extension, a folder of frames for one without; then the walk's first. The whole path
-    must match, so a name that several folders hold (``a/001.mp4``, ``b/001.mp4``) is found
-    only under its own folder."""
+    under whatever extension or its folder of frames, by one walk (:func:`_occurrences`; frame
+    folders named in ``known`` are not entered). Where both are there, what the path names: a
+    video file for a path with a video extension, a folder of frames for one without; then the
+    walk's first. The whole path must match, so a name that several folders hold (``a/001.mp4``,
+    ``b/001.mp4``) is found only under its own folder; but a path in ``loose`` (by index: one
+    written absolute on another machine, ``/home/ann/k400/train/x.mp4`` where the root holds
+    ``train/x.mp4``) needs only its last folders to match, as many as the tree holds: the
+    occurrence with the longest such tail, the walk's first among equals; by its name alone (no
+    folder matching) only where the tree holds that name once."""
     wanted: dict[str, list[int]] = {}
     tails: list[tuple[str, ...]] = []  # each path's folders
     named_file: list[bool] = []  # whether the path names a video file (has a video extension)
@@ -259,15 +272,33 @@ def find_whole(root: Path, paths: list[str], known: AbstractSet[str] = frozenset
         named_file.append(bare != name)
         for alias in _aliases(bare):
             wanted.setdefault(alias, []).append(i)
-    files: list[str | None] = [None] * len(paths)
-    folders: list[str | None] = [None] * len(paths)
+    least = [0 if i in loose else len(tail) for i, tail in enumerate(tails)]  # last folders that must match
+    files: list[list | None] = [None] * len(paths)  # [folders matched, where, occurrences that matched as many]
+    folders: list[list | None] = [None] * len(paths)
     for here, name, on_disk, where in _occurrences(root, set(wanted), known):
         kind = files if on_disk != name else folders
         for i in wanted[name]:
-            tail = tails[i]
-            if kind[i] is None and (not tail or here[-len(tail) :] == tail):
-                kind[i] = where
-    return [(f or d) if by_file else (d or f) for f, d, by_file in zip(files, folders, named_file)]
+            matched = _shared_tail(here, tails[i])
+            if matched < least[i]:
+                continue
+            if kind[i] is None or matched > kind[i][0]:
+                kind[i] = [matched, where, 1]
+            elif matched == kind[i][0]:
+                kind[i][2] += 1
+    for kind in (files, folders):
+        for i in loose:
+            if kind[i] is not None and kind[i][0] == 0 and kind[i][2] > 1:
+                kind[i] = None  # by name alone, and the name lies in several folders: none is the one
+    chosen = [(f or d) if by_file else (d or f) for f, d, by_file in zip(files, folders, named_file)]
+    return [None if found is None else found[1] for found in chosen]
+
+
+def _shared_tail(here: tuple[str, ...], tail: tuple[str, ...]) -> int:
+    """How many last folders two paths' folder lists have in common."""
+    shared = 0
+    while shared < min(len(here), len(tail)) and here[-1 - shared] == tail[-1 - shared]:
+        shared += 1
+    return shared
 
 
 def locate(root: Path, paths: list[str]) -> list[str | None]:
@@ -401,20 +432,24 @@ def checked_labels(read: list[tuple[Path, str, list[ListLine]]], num_classes: in
 def list_entries(read: list[tuple[Path, str, list[ListLine]]], classes: list[str], resolver: PathResolver) -> list[RawEntry]:
     """The entries of read list files (``(file, split, lines)``), labels checked
     (:func:`checked_labels`), paths resolved against the data root; a relative path not there
-    is looked for whole under the root's folders (:func:`find_whole`, one walk for all lists),
-    and kept as written where nothing is found (the features stage reports the missing file)."""
+    is looked for whole under the root's folders (:func:`find_whole`, one walk for all lists), one
+    written absolute on another machine by its last folders, and either is kept as written where
+    nothing is found (the features stage reports the missing file)."""
     read = checked_labels(read, len(classes))
     items = [(split, item) for _, split, lines in read for item in lines]
     found: list[str | None] = []
     lost: list[tuple[int, str]] = []  # relative paths not where written
+    foreign: set[int] = set()  # of those, the ones written absolute (on another machine): found by their tail
     for i, (_, item) in enumerate(items):
         written = resolver.written(item.path)
         found.append(resolver.find(written))
         if found[-1] is None and not written.startswith("/"):
+            if written_absolute(item.path):
+                foreign.add(len(lost))
             lost.append((i, written))
     if lost:
         known = {alias for _, item in items for alias in _aliases(_bare_name(item.path.replace("\\", "/").rsplit("/", 1)[-1]))}  # frame folders the walk does not enter
-        for (i, _), rel in zip(lost, find_whole(resolver.root, [path for _, path in lost], known)):
+        for (i, _), rel in zip(lost, find_whole(resolver.root, [path for _, path in lost], known, foreign)):
             found[i] = rel
     entries = []
     for (split, item), rel in zip(items, found):
