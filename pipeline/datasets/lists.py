@@ -272,25 +272,26 @@ def find_whole(root: Path, paths: list[str], known: AbstractSet[str] = frozenset
         named_file.append(bare != name)
         for alias in _aliases(bare):
             wanted.setdefault(alias, []).append(i)
-    least = [0 if i in loose else len(tail) for i, tail in enumerate(tails)]  # last folders that must match
-    files: list[list | None] = [None] * len(paths)  # [folders matched, where, occurrences that matched as many]
-    folders: list[list | None] = [None] * len(paths)
+    files: list[str | None] = [None] * len(paths)
+    folders: list[str | None] = [None] * len(paths)
+    tails_held: dict[tuple[int, bool], list] = {}  # (a loose path, a folder?) -> [last folders matched, where, occurrences matching as many]
     for here, name, on_disk, where in _occurrences(root, set(wanted), known):
-        kind = files if on_disk != name else folders
+        is_folder = on_disk == name
+        kind = folders if is_folder else files
         for i in wanted[name]:
-            matched = _shared_tail(here, tails[i])
-            if matched < least[i]:
-                continue
-            if kind[i] is None or matched > kind[i][0]:
-                kind[i] = [matched, where, 1]
-            elif matched == kind[i][0]:
-                kind[i][2] += 1
-    for kind in (files, folders):
-        for i in loose:
-            if kind[i] is not None and kind[i][0] == 0 and kind[i][2] > 1:
-                kind[i] = None  # by name alone, and the name lies in several folders: none is the one
-    chosen = [(f or d) if by_file else (d or f) for f, d, by_file in zip(files, folders, named_file)]
-    return [None if found is None else found[1] for found in chosen]
+            tail = tails[i]
+            if i in loose:
+                matched, best = _shared_tail(here, tail), tails_held.get((i, is_folder))
+                if best is None or matched > best[0]:
+                    tails_held[i, is_folder] = [matched, where, 1]
+                elif matched == best[0]:
+                    best[2] += 1
+            elif kind[i] is None and (not tail or here[-len(tail) :] == tail):
+                kind[i] = where
+    for (i, is_folder), (matched, where, count) in tails_held.items():
+        if matched > 0 or count == 1:  # by name alone only where the name lies once in the tree
+            (folders if is_folder else files)[i] = where
+    return [(f or d) if by_file else (d or f) for f, d, by_file in zip(files, folders, named_file)]
 
 
 def _shared_tail(here: tuple[str, ...], tail: tuple[str, ...]) -> int:
