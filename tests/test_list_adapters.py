@@ -194,9 +194,10 @@ def test_absolute_paths_of_another_machine_are_found_by_their_last_folders(tmp_p
     Windows share): found under the data root by the longest run of last folders it holds, or by
     its name alone where the tree holds the name once; relative paths still match whole."""
     root = tmp_path / "k400"
-    _touch(root, "train/abseiling/aaa.mp4", "train/abseiling/bbb.mp4", "val/abseiling/bbb.mp4", "train/baking/ccc.mp4", "ddd.mp4", "train/abseiling/eee.mp4", "val/baking/eee.mp4")
+    _touch(root, "train/abseiling/aaa.mp4", "train/abseiling/bbb.mp4", "val/abseiling/bbb.mp4", "train/baking/ccc.mp4", "ddd.mp4", "train/abseiling/eee.mp4", "val/baking/eee.mp4", "val/baking/fff.mp4")
     lst = tmp_path / "list.txt"
     lst.write_text(
+        f"{root}/train/baking/fff.mp4 2\n"  # under this root, not there: a path of this machine, matched whole (not val/baking/)
         "/home/ann/kinetics/train/abseiling/aaa.mp4 0\n"  # no /home/ann here: its tail train/abseiling/ is under the root
         "D:\\datasets\\k400\\val\\abseiling\\bbb.mp4 1\n"  # Windows, the drive dropped: val/abseiling/ is a longer tail than train's
         "/old/k400/other/ccc.mp4 2\n"  # no folder of its matches, but the name lies once in the tree
@@ -205,7 +206,7 @@ def test_absolute_paths_of_another_machine_are_found_by_their_last_folders(tmp_p
         "abseiling/bbb.mp4 1\n"  # relative: the whole path under a folder, the walk's first (train/)
     )
     _, rows = load_rows("list", root, train=lst, classes=label_map, list_format="video")
-    assert [row[1] for row in rows] == ["train/abseiling/aaa.mp4", "val/abseiling/bbb.mp4", "train/baking/ccc.mp4", "ddd.mp4", "/old/k400/other/eee.mp4", "train/abseiling/bbb.mp4"]
+    assert [row[1] for row in rows] == [f"{root}/train/baking/fff.mp4", "train/abseiling/aaa.mp4", "val/abseiling/bbb.mp4", "train/baking/ccc.mp4", "ddd.mp4", "/old/k400/other/eee.mp4", "train/abseiling/bbb.mp4"]
 
 
 def test_paths_are_read_as_pathlib_writes_them(tmp_path):

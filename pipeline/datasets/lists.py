@@ -158,20 +158,24 @@ class PathResolver:
         """``path`` as the root sees it: ``/`` separators (a list written on Windows, whose
         drive letter is dropped: ``D:\\k400\\x.mp4`` is ``/k400/x.mp4``), relative to the root
         where it lies under it or where its folder does not exist (``/a/b.mp4`` taken as
-        ``a/b.mp4``), absolute where it points outside the root."""
+        ``a/b.mp4``, :meth:`from_elsewhere`), absolute where it points outside the root."""
         if "\\" not in path and not written_absolute(path):
             return posix_path(path)  # the usual relative path, at once
-        written = posix_path(path.replace("\\", "/"))
-        if written_absolute(written) and not written.startswith("/"):
-            written = written[2:]  # the drive letter
+        written = _slashed(path)
         if written.startswith("/"):
-            if written == self._absolute_root:
-                return "."
-            if written.startswith(self._inside_root):
-                return written[len(self._inside_root) :]
+            if self._under_root(written):
+                return "." if written == self._absolute_root else written[len(self._inside_root) :]
             if os.path.isdir(os.path.join(self.root, posixpath.dirname(written))):
                 return written
         return posix_path(written.lstrip("/"))
+
+    def from_elsewhere(self, path: str) -> bool:
+        """Whether ``path`` is written absolute but :meth:`written` takes it as relative to the
+        root, its folder not being on this machine (a list written on another, or on Windows)."""
+        return written_absolute(path) and not self._under_root(_slashed(path)) and not self.written(path).startswith("/")
+
+    def _under_root(self, absolute: str) -> bool:
+        return absolute == self._absolute_root or absolute.startswith(self._inside_root)
 
     def resolve(self, path: str) -> str | None:
         """The path relative to the root (absolute outside it) of the file or folder ``path``
@@ -192,6 +196,13 @@ class PathResolver:
             bare = _aliases(bare_name)
             found = next((stems[c] for c in bare if c in stems), None) or next((c for c in bare if c in names), None)
         return None if found is None else posixpath.join(folder, found)
+
+
+def _slashed(path: str) -> str:
+    """A list's path with ``/`` separators in pathlib's normal form, a Windows drive letter
+    dropped (``D:\\k400\\x.mp4`` -> ``/k400/x.mp4``)."""
+    slashed = posix_path(path.replace("\\", "/"))
+    return slashed[2:] if written_absolute(slashed) and not slashed.startswith("/") else slashed
 
 
 def written_absolute(path: str) -> bool:
@@ -440,12 +451,12 @@ def list_entries(read: list[tuple[Path, str, list[ListLine]]], classes: list[str
     items = [(split, item) for _, split, lines in read for item in lines]
     found: list[str | None] = []
     lost: list[tuple[int, str]] = []  # relative paths not where written
-    foreign: set[int] = set()  # of those, the ones written absolute (on another machine): found by their tail
+    foreign: set[int] = set()  # of those, the ones written absolute on another machine: found by their last folders
     for i, (_, item) in enumerate(items):
         written = resolver.written(item.path)
         found.append(resolver.find(written))
         if found[-1] is None and not written.startswith("/"):
-            if written_absolute(item.path):
+            if resolver.from_elsewhere(item.path):
                 foreign.add(len(lost))
             lost.append((i, written))
     if lost:
