@@ -176,11 +176,11 @@ def activitynet_manifest(root: Path, files: AnnotationFiles = AnnotationFiles())
     or mmaction2's form of it, BSN's (``{v_<id>: {annotations: [{label}], duration_second, ...}}``
     in ``anet_anno_action.json``, the subsets in ``video_info_new.csv`` beside it or in the
     root, :func:`bsn_database`): ``files.annotations``, else the first of
-    :data:`ACTIVITYNET_FILES` in the folder it names or in the root. Classes are the distinct annotation labels, sorted, or those of
-    ``files.classes`` (``--class-names``) in its order, as a recognizer was trained with them
-    (:func:`~pipeline.datasets.lists.class_subset`: matched to the labels with case and
-    underscores aside; a video of a label not in it is rejected). The testing subset (no
-    labels) is left out. Videos are ``videos/v_<id>.<ext>`` (or ``<id>.<ext>``, or a folder of
+    :data:`ACTIVITYNET_FILES` in the folder it names or in the root. Classes are the distinct
+    annotation labels, sorted, or those of ``files.classes`` (``--class-names``) in its order,
+    as a recognizer was trained with them (:func:`~pipeline.datasets.lists.class_subset`:
+    matched to the labels with case and underscores aside; a video of a label not in it is
+    rejected). The testing subset (no labels) is left out. Videos are ``videos/v_<id>.<ext>`` (or ``<id>.<ext>``, or a folder of
     frames so named), else anywhere under the root (the official download's ``v1-2/train/``,
     ``v1-3/train_val/``); a missing file is reported by the features stage, not here."""
     unused = [option for option in files.given() if option not in ("--annotations", "--class-names")]

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator, Set as AbstractSet
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
-from pipeline.datasets.manifest import ManifestError, RawEntry, posix_path, read_annotation_text, video_id
+from pipeline.datasets.manifest import ManifestError, RawEntry, posix_path, read_annotation_text, video_id, without_video_extension
 from pipeline.video import VIDEO_EXTENSIONS, hidden
 
 LIST_FORMATS = ("auto", "video", "rawframes", "arnet", "startend")
@@ -191,7 +191,7 @@ class PathResolver:
         names, stems = self._listing(folder)
         candidates = _aliases(name)
         found = next((c for c in candidates if c in names), None) or next((stems[c] for c in candidates if c in stems), None)
-        bare_name = _bare_name(name)
+        bare_name = without_video_extension(name)
         if found is None and bare_name != name:
             bare = _aliases(bare_name)
             found = next((stems[c] for c in bare if c in stems), None) or next((c for c in bare if c in names), None)
@@ -279,7 +279,7 @@ def find_whole(root: Path, paths: list[str], known: AbstractSet[str] = frozenset
     for i, path in enumerate(paths):
         folder, name = posixpath.split(path)
         tails.append(tuple(folder.split("/")) if folder else ())
-        bare = _bare_name(name)
+        bare = without_video_extension(name)
         named_file.append(bare != name)
         for alias in _aliases(bare):
             wanted.setdefault(alias, []).append(i)
@@ -323,17 +323,17 @@ def locate(root: Path, paths: list[str]) -> list[str | None]:
     found = [resolver.resolve(written) for written in paths]
     lost = [i for i, rel in enumerate(found) if rel is None]
     if lost:
-        aliases = [_aliases(_bare_name(posixpath.basename(posix_path(written)))) for written in paths]
+        aliases = [_name_aliases(written) for written in paths]
         elsewhere = find_under(root, {name for i in lost for name in aliases[i]}, {name for names in aliases for name in names})
         for i in lost:
             found[i] = next((elsewhere[name] for name in aliases[i] if name in elsewhere), None)
     return found
 
 
-def _bare_name(name: str) -> str:
-    """A file name without its video extension (``x.mp4`` -> ``x``), other names as they are."""
-    stem, extension = os.path.splitext(name)
-    return stem if extension.lower() in VIDEO_EXTENSIONS else name
+def _name_aliases(path: str) -> tuple[str, str]:
+    """The aliases (:func:`_aliases`) of the file or folder name a list's path ends in, without
+    its video extension (``train\\v_x.mp4`` -> ``v_x``, ``x``)."""
+    return _aliases(without_video_extension(posixpath.basename(posix_path(path.replace("\\", "/")))))
 
 
 def _aliases(name: str) -> tuple[str, str]:
@@ -460,7 +460,7 @@ def list_entries(read: list[tuple[Path, str, list[ListLine]]], classes: list[str
                 foreign.add(len(lost))
             lost.append((i, written))
     if lost:
-        known = {alias for _, item in items for alias in _aliases(_bare_name(item.path.replace("\\", "/").rsplit("/", 1)[-1]))}  # frame folders the walk does not enter
+        known = {alias for _, item in items for alias in _name_aliases(item.path)}  # frame folders the walk does not enter
         for (i, _), rel in zip(lost, find_whole(resolver.root, [path for _, path in lost], known, foreign)):
             found[i] = rel
     entries = []

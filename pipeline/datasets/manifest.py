@@ -66,13 +66,18 @@ def posix_path(path: str) -> str:
     return path
 
 
-def video_id(rel_path: str) -> str:
-    """A video's id: its path relative to the data root without a video extension (the
-    extension as pathlib's ``suffix`` has it: ``.x.mp4`` has one, ``.mp4`` none)."""
-    path = posix_path(rel_path)
-    name = path[path.rfind("/") + 1 :]
+def without_video_extension(name: str) -> str:
+    """A file name without its video extension (``x.mp4`` -> ``x``), the extension as pathlib's
+    ``suffix`` has it (``.x.mp4`` has one, ``.mp4`` none); other names as they are."""
     dot = name.rfind(".")
-    return path[: len(path) - len(name) + dot] if 0 < dot < len(name) - 1 and name[dot:].lower() in VIDEO_EXTENSIONS else path
+    return name[:dot] if 0 < dot < len(name) - 1 and name[dot:].lower() in VIDEO_EXTENSIONS else name
+
+
+def video_id(rel_path: str) -> str:
+    """A video's id: its path relative to the data root without a video extension
+    (:func:`without_video_extension`)."""
+    folder, slash, name = posix_path(rel_path).rpartition("/")
+    return folder + slash + without_video_extension(name)
 
 
 @dataclass(frozen=True)
