@@ -12,6 +12,10 @@ ARGS ?=
 # Processes the test suite runs on (pytest-xdist; each test file kept in one, so module fixtures
 # are built once). 0: the suite in this process.
 TEST_WORKERS ?= 2
+# torch's threads in each test process and in the commands the tests start (OMP_NUM_THREADS):
+# one where several processes fill the cores already (two of two threads each oversubscribed the
+# 2-core machine: the suite took 529-567 s against 425-447 s); empty, torch's default, for one.
+TEST_THREADS ?= $(if $(filter 0,$(TEST_WORKERS)),,1)
 # Annotation files of the list, kinetics and activitynet datasets (see the README's Datasets).
 TRAIN_LIST ?=
 VAL_LIST ?=
@@ -97,7 +101,7 @@ $(PRESETS): install
 	$(NSNET) $(if $(filter table6,$@),ablations --dataset $(DATASET),evaluate $(ROOT_ARGS)) --preset $@ $(ARGS)
 
 test: install
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(ARGS)
+	$(if $(TEST_THREADS),OMP_NUM_THREADS=$(TEST_THREADS)) $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 
 bench: install
 	$(NSNET) bench $(ARGS)

@@ -1,8 +1,9 @@
 """Issue 6's orderings on a smaller demo, end to end: generated videos -> fine-tuned recognizer
-and light model -> features -> prototypes -> sampler -> evaluate (about 1.8-3 minutes on 2
-cores, by host and by what shares them: 131 s alone, 141 s beside the rest of the suite on two
-processes, 181 s in the one-process suite, 2026-12-05, a 2-core Intel Xeon host; fine-tuning
-the recognizer took 67 s of the 131).
+and light model -> features -> prototypes -> sampler -> evaluate (about 2-3 minutes on 2 cores,
+by host and by what shares them: 120 s alone and 124-127 s beside the rest of ``make test``'s
+suite with torch on one thread, as ``make test`` runs it (``TEST_THREADS``); on torch's two
+threads 135 s alone, 141-177 s beside the suite, 181 s in the one-process suite; 2026-12-05, a
+2-core Intel Xeon host; fine-tuning the recognizer took 50 of the 120 s, 69 of the 135).
 
 The smaller demo keeps the generator's structure and defaults (untrimmed videos of 8-96 frames,
 5-20% salient frames, shared non-salient scenes, distractors, difficulty 0.25); it has 6 classes,
@@ -13,17 +14,21 @@ settings). Fine-tuning validates on 2 frames a video: validation only reports, a
 are those of 16 frames bit for bit (checked), at 16 s less.
 
 The generated videos are the same bytes on any machine; the models are not: fine-tuning
-amplifies the CPU's rounding differences, and the features, the sampler and every mAP after them
-change. Measured with generator seed 0 and the recognizer fine-tuned 12 epochs (2026-12-05, a
-2-core Intel Xeon host), natively / with ATen and oneDNN held to SSE4.1
-(``ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41``, another CPU's kernels): NSNet 73.3 /
-72.4 mAP, UNIFORM 48.2 / 46.9, TOP-K 69.4 / 71.4, FSM with NS 69.4 / 68.8 against video labels
-47.0 / 44.8, the better module alone 71.8 / 69.5; 109 / 159 s. The other orderings hold with
-room (the narrowest, NSNet >= TOP-K - 1, by 4.9 / 2.0 points) and are asserted as stated. With 15
-epochs (the sessions before, an AMD EPYC host): NSNet 85.0 / 84.1, the narrowest margin 5.1 / 3.7,
-and about 30 s more. Fused >= max(FSM, VGM) is within this demo's noise: over sampler seeds 0-4
-(15 epochs) its margin was -0.25, +1.54, +0.79, +0.39, +1.96 / -0.66, -0.14, +1.10, -0.21, +1.67
-points (means +0.89 / +0.35), so it is asserted within ``FUSION_NOISE`` (here +1.6 / +2.9).
+amplifies the CPU's rounding differences (and the thread count's: its sums split otherwise), and
+the features, the sampler and every mAP after them change. Measured with generator seed 0 and
+the recognizer fine-tuned 12 epochs (2026-12-05, a 2-core Intel Xeon host), natively / with ATen
+and oneDNN held to SSE4.1 (``ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41``, another
+CPU's kernels), on torch's two threads: NSNet 73.3 / 72.4 mAP, UNIFORM 48.2 / 46.9, TOP-K 69.4 /
+71.4, FSM with NS 69.4 / 68.8 against video labels 47.0 / 44.8, the better module alone 71.8 /
+69.5; 109 / 159 s; on one thread (``OMP_NUM_THREADS=1``, as ``make test`` runs): NSNet 71.1 /
+72.9, UNIFORM 47.3 / 48.0, TOP-K 69.3 / 70.0, FSM with NS 68.3 / 68.9 against video labels 46.3
+/ 46.8, the better module alone 68.7 / 71.8; 120 / 201 s. The other orderings hold with room (the
+narrowest, NSNet >= TOP-K - 1, by 4.9 / 2.0 points on two threads, 2.9 / 3.9 on one) and are
+asserted as stated. With 15 epochs (the sessions before, an AMD EPYC host): NSNet 85.0 / 84.1,
+the narrowest margin 5.1 / 3.7, and about 30 s more. Fused >= max(FSM, VGM) is within this
+demo's noise: over sampler seeds 0-4 (15 epochs) its margin was -0.25, +1.54, +0.79, +0.39, +1.96
+/ -0.66, -0.14, +1.10, -0.21, +1.67 points (means +0.89 / +0.35), so it is asserted within
+``FUSION_NOISE`` (here +1.6 / +2.9 on two threads, +2.4 / +1.1 on one).
 """
 
 
