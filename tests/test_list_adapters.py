@@ -202,11 +202,12 @@ def test_absolute_paths_of_another_machine_are_found_by_their_last_folders(tmp_p
         "D:\\datasets\\k400\\val\\abseiling\\bbb.mp4 1\n"  # Windows, the drive dropped: val/abseiling/ is a longer tail than train's
         "/old/k400/other/ccc.mp4 2\n"  # no folder of its matches, but the name lies once in the tree
         "/old/ddd.mp4 0\n"  # the same, at the root
+        "E:\\fff.mp4 2\n"  # Windows, at a drive's root (an external drive): the name once in the tree, not this machine's /
         "/old/k400/other/eee.mp4 1\n"  # by name alone, and two folders hold it: none taken, kept as written
         "abseiling/bbb.mp4 1\n"  # relative: the whole path under a folder, the walk's first (train/)
     )
     _, rows = load_rows("list", root, train=lst, classes=label_map, list_format="video")
-    assert [row[1] for row in rows] == [f"{root}/train/baking/fff.mp4", "train/abseiling/aaa.mp4", "val/abseiling/bbb.mp4", "train/baking/ccc.mp4", "ddd.mp4", "/old/k400/other/eee.mp4", "train/abseiling/bbb.mp4"]
+    assert [row[1] for row in rows] == [f"{root}/train/baking/fff.mp4", "train/abseiling/aaa.mp4", "val/abseiling/bbb.mp4", "train/baking/ccc.mp4", "ddd.mp4", "val/baking/fff.mp4", "/old/k400/other/eee.mp4", "train/abseiling/bbb.mp4"]
 
 
 def test_paths_are_read_as_pathlib_writes_them(tmp_path):
@@ -219,6 +220,8 @@ def test_paths_are_read_as_pathlib_writes_them(tmp_path):
         "./train//a.mp4": "train/a.webm",  # empty and "." parts dropped; the video under its own extension
         "train/./a/": "train/a.webm",
         "\\train\\a.mp4": "train/a.webm",  # Windows separators, no folder /train: from the root
+        "\\v_b": "v_b",  # Windows, at the drive's root: from this root (not this machine's /)
+        "C:\\b": "v_b",
         f"{root}/train/a": "train/a.webm",  # absolute under the root: made relative
         f"{root}//train/x": "train/x.MP4",  # of two names told apart by case, the first in code-point order
         "b": "v_b",  # ActivityNet's prefix added: its folder of frames

@@ -130,7 +130,8 @@ class PathResolver:
     with ActivityNet's ``v_`` prefix added or removed. An absolute
     path (lists written with ``/data/...`` paths) is made relative when it lies under the root,
     so the manifest stays portable, and is looked up where it points otherwise; one whose
-    folder does not exist is taken as relative to the root. Each folder is listed once.
+    folder does not exist, or one written on Windows, is taken as relative to the root. Each
+    folder is listed once.
 
     Paths are ``/``-separated strings (``posixpath``), not pathlib's objects, which made up
     about a third of the time to read a Kinetics-sized list."""
@@ -157,15 +158,16 @@ class PathResolver:
     def written(self, path: str) -> str:
         """``path`` as the root sees it: ``/`` separators (a list written on Windows, whose
         drive letter is dropped: ``D:\\k400\\x.mp4`` is ``/k400/x.mp4``), relative to the root
-        where it lies under it or where its folder does not exist (``/a/b.mp4`` taken as
-        ``a/b.mp4``, :meth:`from_elsewhere`), absolute where it points outside the root."""
+        where it lies under it or where it is not a path of this machine (:meth:`from_elsewhere`:
+        ``/a/b.mp4`` whose folder does not exist is taken as ``a/b.mp4``, and so is every path
+        written on Windows, ``D:\\x.mp4`` as ``x.mp4``), absolute where it points outside the root."""
         if "\\" not in path and not written_absolute(path):
             return posix_path(path)  # the usual relative path, at once
         written = _slashed(path)
         if written.startswith("/"):
             if self._under_root(written):
                 return "." if written == self._absolute_root else written[len(self._inside_root) :]
-            if os.path.isdir(os.path.join(self.root, posixpath.dirname(written))):
+            if path.startswith("/") and "\\" not in path and os.path.isdir(os.path.join(self.root, posixpath.dirname(written))):
                 return written
         return posix_path(written.lstrip("/"))
 
