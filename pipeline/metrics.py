@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from sklearn.metrics import average_precision_score
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -35,6 +34,10 @@ def top1_accuracy(scores: np.ndarray, labels: Sequence[Sequence[int]]) -> float:
 def class_average_precision(scores: np.ndarray, labels: Sequence[Sequence[int]]) -> np.ndarray:
     """[C] scikit-learn's average precision of each class's video scores; NaN for a class
     without a positive video (its AP is undefined)."""
+    # imported here: scikit-learn's metrics take about 1.4 s to import, which the commands
+    # that only need multi_hot (features, predict) need not pay
+    from sklearn.metrics import average_precision_score
+
     truth = multi_hot(labels, scores.shape[1])
     present = truth.sum(axis=0) > 0
     out = np.full(scores.shape[1], np.nan)
