@@ -194,7 +194,7 @@ def test_absolute_paths_of_another_machine_are_found_by_their_last_folders(tmp_p
     Windows share): found under the data root by the longest run of last folders it holds, or by
     its name alone where the tree holds the name once; relative paths still match whole."""
     root = tmp_path / "k400"
-    _touch(root, "train/abseiling/aaa.mp4", "train/abseiling/bbb.mp4", "val/abseiling/bbb.mp4", "train/baking/ccc.mp4", "ddd.mp4", "train/abseiling/eee.mp4", "val/baking/eee.mp4", "val/baking/fff.mp4")
+    _touch(root, "train/abseiling/aaa.mp4", "train/abseiling/bbb.mp4", "val/abseiling/bbb.mp4", "train/baking/ccc.mp4", "ddd.mp4", "train/abseiling/eee.mp4", "val/baking/eee.mp4", "val/baking/fff.mp4", "train/baking/ggg.mp4")
     lst = tmp_path / "list.txt"
     lst.write_text(
         f"{root}/train/baking/fff.mp4 2\n"  # under this root, not there: a path of this machine, matched whole (not val/baking/)
@@ -203,11 +203,12 @@ def test_absolute_paths_of_another_machine_are_found_by_their_last_folders(tmp_p
         "/old/k400/other/ccc.mp4 2\n"  # no folder of its matches, but the name lies once in the tree
         "/old/ddd.mp4 0\n"  # the same, at the root
         "E:\\fff.mp4 2\n"  # Windows, at a drive's root (an external drive): the name once in the tree, not this machine's /
+        "\\\\nas\\k400\\train\\baking\\ggg.mp4 2\n"  # a Windows share's UNC path: its tail train/baking/
         "/old/k400/other/eee.mp4 1\n"  # by name alone, and two folders hold it: none taken, kept as written
         "abseiling/bbb.mp4 1\n"  # relative: the whole path under a folder, the walk's first (train/)
     )
     _, rows = load_rows("list", root, train=lst, classes=label_map, list_format="video")
-    assert [row[1] for row in rows] == [f"{root}/train/baking/fff.mp4", "train/abseiling/aaa.mp4", "val/abseiling/bbb.mp4", "train/baking/ccc.mp4", "ddd.mp4", "val/baking/fff.mp4", "/old/k400/other/eee.mp4", "train/abseiling/bbb.mp4"]
+    assert [row[1] for row in rows] == [f"{root}/train/baking/fff.mp4", "train/abseiling/aaa.mp4", "val/abseiling/bbb.mp4", "train/baking/ccc.mp4", "ddd.mp4", "val/baking/fff.mp4", "train/baking/ggg.mp4", "/old/k400/other/eee.mp4", "train/abseiling/bbb.mp4"]
 
 
 def test_paths_are_read_as_pathlib_writes_them(tmp_path):
