@@ -335,7 +335,7 @@ def locate(root: Path, paths: list[str]) -> list[str | None]:
 def _name_aliases(path: str) -> tuple[str, str]:
     """The aliases (:func:`_aliases`) of the file or folder name a list's path ends in, without
     its video extension (``train\\v_x.mp4`` -> ``v_x``, ``x``)."""
-    return _aliases(without_video_extension(posixpath.basename(posix_path(path.replace("\\", "/")))))
+    return _aliases(without_video_extension(posixpath.basename(_slashed(path))))
 
 
 def _aliases(name: str) -> tuple[str, str]:
