@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -160,7 +161,8 @@ class PyAVReader:
             with av.open(str(path)) as container:
                 stream = container.streams.best("video")
                 if stream is None:
-                    raise DecodeError("no video stream", f"the file holds {len(container.streams)} other stream(s)")
+                    held = Counter(s.type for s in container.streams)
+                    raise DecodeError("no video stream", "the file holds " + (", ".join(f"{n} {kind}" for kind, n in held.items()) + " stream(s) only" if held else "no stream"))
                 if stream.codec_context is None:
                     raise DecodeError("unsupported codec", f"no decoder for {stream.codec_tag or 'this stream'}")
                 self.fps = plausible_fps(stream.average_rate or stream.guessed_rate)

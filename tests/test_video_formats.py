@@ -1,7 +1,7 @@
 """The files users have: AVI (MPEG-4 part 2, with and without timestamps; MJPEG), VP9 and VP8
 WebM, AV1 in WebM and MP4 (what yt-dlp picks first from YouTube), 10-bit HEVC (phones' HDR), MKV,
 FLV, MPEG-2 program and transport streams, Ogg, camcorders' M2TS, F4V, DVD's VOB, ASF, RealMedia, WebM without duration metadata (as downloaded from
-YouTube), MOV with rotation metadata, a thumbnail track ahead of the video, truncated files and
+YouTube), MOV with rotation metadata, a thumbnail track ahead of the video, truncated files, audio-only downloads and
 non-video files. Each gives the right frames in display orientation with sane times, or one
 clear line naming the file and the problem."""
 
@@ -207,6 +207,23 @@ def test_non_video_files_are_named_as_such(tmp_path):
     header_only.write_bytes(b"\x00\x00\x00\x18ftypisom" + b"\x00" * 40)
     with pytest.raises(VideoReadError, match="stub.mp4: truncated or corrupt video"):
         FrameSource(header_only)
+
+
+def test_an_audio_only_download_is_named_as_such(tmp_path):
+    """yt-dlp's audio format alone (``-f bestaudio``, or the audio half of an unmerged download
+    renamed): a WebM holding one Opus stream is named as a file without a video stream."""
+    import av
+
+    path = tmp_path / "yt-audio.webm"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libopus", rate=48000, layout="mono")
+        for i in range(10):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 960), dtype=np.int16), format="s16", layout="mono")
+            frame.sample_rate, frame.pts = 48000, 960 * i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    with pytest.raises(VideoReadError, match=r"yt-audio.webm: no video stream \(decord: .*; pyav: the file holds 1 audio stream\(s\) only\)$"):
+        FrameSource(path)
 
 
 def test_decord_trace_is_cut_to_its_message():
