@@ -255,6 +255,25 @@ def test_activitynet_videos_anywhere_under_the_root(tmp_path: Path):
     assert activitynet_manifest(tmp_path).videos[-1].path == "v1-3/test/v_e5.mp4"  # through a link to another disk
 
 
+def test_activitynet_videos_named_by_yt_dlp_are_found_by_their_id(tmp_path: Path):
+    """ActivityNet fetched with yt-dlp's default name, ``<title> [<id>].<ext>``: found by the
+    id (without ActivityNet's ``v_``), where no file bears the id alone."""
+    db = {"database": {
+        "Q0lSCBRmfWY": {"subset": "training", "annotations": [{"label": "Archery"}]},
+        "-7ozA4hJkQb": {"subset": "validation", "annotations": [{"label": "Archery"}]},
+    }}
+    (tmp_path / "activity_net.v1-3.min.json").write_text(json.dumps(db))
+    (tmp_path / "downloads").mkdir()
+    for name in ("Archery lesson, part 1 [Q0lSCBRmfWY].webm", "Target practice [-7ozA4hJkQb].mp4", "Target practice [-7ozA4hJkQb].jpg"):
+        (tmp_path / "downloads" / name).write_bytes(b"")
+    assert {v.video_id: v.path for v in activitynet_manifest(tmp_path).videos} == {
+        "v_Q0lSCBRmfWY": "downloads/Archery lesson, part 1 [Q0lSCBRmfWY].webm",
+        "v_-7ozA4hJkQb": "downloads/Target practice [-7ozA4hJkQb].mp4",  # the thumbnail (--write-thumbnail) is no video
+    }
+    (tmp_path / "v_Q0lSCBRmfWY.mp4").write_bytes(b"")
+    assert {v.video_id: v.path for v in activitynet_manifest(tmp_path).videos}["v_Q0lSCBRmfWY"] == "v_Q0lSCBRmfWY.mp4"
+
+
 def test_activitynet_as_mmaction2_keeps_it(tmp_path: Path):
     """mmaction2's ActivityNet: BSN's ``anet_anno_action.json`` (``v_<id>`` keys, no subsets),
     its subsets in ``video_info_new.csv``, the videos in ``videos/v_<id>.mp4`` (its download.py);

@@ -143,6 +143,27 @@ def test_a_file_named_by_the_bare_id_carries_the_clips_segment(root, tmp_path):
     assert m.to_json().count('"segment"') == 1
 
 
+def test_videos_named_by_a_downloaders_default_template_are_found_by_their_id(tmp_path):
+    """Videos fetched with yt-dlp's default name (``<title> [<id>].<ext>``; ``<title>_[<id>]``
+    with --restrict-filenames) or youtube-dl's (``<title>-<id>.<ext>``) are whole videos found
+    by their YouTube id, with the clip's segment; a file named by the id alone wins wherever it
+    lies, and a bracketed word that is no id (``[720p]``) names nothing."""
+    root = tmp_path / "k400"
+    for name in ("a/Abseiling at the Cliffs [aaaaaaaaaaa].mp4", "a/Air drumming!!-bbbbbbbbbbb.webm", "a/Ski trip [ccccccccccc].mp4",
+                 "z/ccccccccccc.mkv", "a/Zumba_night_[ddddddddddd].mkv", "a/zumba [720p].mp4"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"")
+    f = _write(tmp_path / "ann", **{"train.csv": TRAIN_CSV, "validate.csv": VAL_CSV})
+    m = get_dataset("kinetics").load(root, AnnotationFiles(train=f["train.csv"], val=f["validate.csv"]))
+    assert [(v.video_id, v.path, v.segment) for v in m.videos] == [
+        ("aaaaaaaaaaa_000010_000020", "a/Abseiling at the Cliffs [aaaaaaaaaaa].mp4", (10.0, 20.0)),
+        ("bbbbbbbbbbb_000003_000013", "a/Air drumming!!-bbbbbbbbbbb.webm", (3.0, 13.0)),
+        ("zzzzzzzzzzz_000000_000010", "zzzzzzzzzzz_000000_000010.mp4", None),  # not downloaded
+        ("ccccccccccc_000000_000010", "z/ccccccccccc.mkv", (0.0, 10.0)),  # the file named by the id, though walked later
+        ("ddddddddddd_000005_000015", "a/Zumba_night_[ddddddddddd].mkv", (5.0, 15.0)),
+    ]
+
+
 def test_annotation_folder_alone_splits_by_each_rows_split(root, tmp_path):
     f = _write(tmp_path / "annotations", **{"train.csv": TRAIN_CSV, "val.csv": VAL_CSV, "test.csv": TEST_CSV, "readme.md": "not read",
                                             "kinetics_400_labels.csv": "id,name\n0,abseiling\n", "categories.json": '{"arts": ["abseiling"]}', "classes.json": '["abseiling"]'})

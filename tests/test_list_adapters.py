@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from pipeline.datasets import ManifestError
 from pipeline.datasets.class_names import read_class_names
-from pipeline.datasets.lists import PathResolver, detect_format
+from pipeline.datasets.lists import PathResolver, detect_format, titled_ids
 from pipeline.datasets.manifest import video_id
 from stages.cli import main
 from conftest import load_rows
@@ -466,3 +466,14 @@ def test_cli_reads_list_files(tmp_path, label_map):
     beyond.write_text("a.mp4 7\n")
     result = CliRunner().invoke(main, ["data", "--dataset", "list", "--data-root", str(tmp_path), "--val-list", str(beyond), "--class-names", str(label_map)])
     assert result.exit_code == 1 and "beyond.txt:1: label 7 is beyond the 3 classes" in result.output
+
+
+def test_the_ids_a_downloaders_default_file_name_carries():
+    assert titled_ids("Me at the zoo [jNQXAC9IVRw]") == ["jNQXAC9IVRw"]  # yt-dlp
+    assert titled_ids("Me_at_the_zoo_[jNQXAC9IVRw]") == ["jNQXAC9IVRw"]  # yt-dlp --restrict-filenames
+    assert titled_ids("Me at the zoo-jNQXAC9IVRw") == ["jNQXAC9IVRw"]  # youtube-dl
+    assert titled_ids("a [b] [c-d]") == ["c-d"]  # the last brackets, closing the name
+    assert titled_ids("x [-abcdefghij]") == ["-abcdefghij"]  # an id that begins with a dash, once
+    assert titled_ids("jNQXAC9IVRw") == [] and titled_ids("jNQXAC9IVRw_000010_000020") == []  # named by the id
+    assert titled_ids("v_-7ozA4hJkQb") == [] and titled_ids("x-jNQXAC9IVR") == [] and titled_ids("x-jNQXAC9IV.w") == []
+    assert titled_ids("[720p] clip") == [] and titled_ids("clip []") == []

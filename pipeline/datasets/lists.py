@@ -238,25 +238,52 @@ def find_under(root: Path, names: set[str], known: AbstractSet[str] = frozenset(
     but a ``replacement*`` folder first (cvdfoundation's Kinetics-400 download holds
     ``replacement/replacement_for_corrupted_k400/``, good copies of about 1,400 corrupted
     clips of ``train/`` under the same names), extensions in the order of
-    :data:`VIDEO_EXTENSIONS`. Links to folders are followed, each folder entered once
-    (:func:`walk_once`)."""
+    :data:`VIDEO_EXTENSIONS`. A name no file or folder bears alone is found in a file a
+    downloader named by default, the video's title before it (yt-dlp's ``<title> [<id>].mp4``,
+    youtube-dl's ``<title>-<id>.mp4``: :func:`titled_ids`). Links to folders are followed, each
+    folder entered once (:func:`walk_once`)."""
     found: dict[str, str] = {}
-    for _, name, _, where in _occurrences(root, names, known):
+    titled: dict[str, str] = {}
+    for _, name, _, where in _occurrences(root, names, known, titled):
         found.setdefault(name, where)
-    return found
+    return titled | found
 
 
-def _occurrences(root: Path, names: AbstractSet[str], known: AbstractSet[str]) -> Iterator[tuple[tuple[str, ...], str, str, str]]:
+# The ids a downloader's default file name carries after the video's title: yt-dlp's
+# ``%(title)s [%(id)s].%(ext)s`` (``<title>_[<id>]`` with --restrict-filenames) and youtube-dl's
+# ``%(title)s-%(id)s.%(ext)s`` (YouTube's ids: 11 characters).
+_BRACKETED_ID = re.compile(r"\[([^\[\]]+)\]$")
+_YOUTUBE_ID = re.compile(r"[A-Za-z0-9_-]{11}")
+
+
+def titled_ids(stem: str) -> list[str]:
+    """The video ids a downloader's default name, ``<title> [<id>]`` or ``<title>-<id>``,
+    may carry in ``stem`` (none for other names; the cheap tests first, as every file of a
+    tree not named by a wanted id comes here)."""
+    ids = []
+    if stem.endswith("]") and (match := _BRACKETED_ID.search(stem)):
+        ids.append(match[1])
+    if len(stem) > 12 and stem[-12] == "-" and _YOUTUBE_ID.fullmatch(stem, len(stem) - 11):
+        ids.append(stem[-11:])
+    return ids
+
+
+def _occurrences(root: Path, names: AbstractSet[str], known: AbstractSet[str], titled: dict[str, str] | None = None) -> Iterator[tuple[tuple[str, ...], str, str, str]]:
     """(the folders from the root to it, name, file or folder name, its path relative to the
     root) of every video file under ``root`` whose stem is one of ``names`` and every folder so
     named, in :func:`find_under`'s order, by one walk that enters neither such folders nor those
-    named in ``known``."""
+    named in ``known``. Where ``titled`` is given, a video file named by a downloader's default,
+    a title then one of ``names`` (:func:`titled_ids`), goes into it, the walk's first for each."""
     for folder, subfolders, files in walk_once(root):
         here = os.path.relpath(folder, root)
         parts, prefix = ((), "") if here == "." else (tuple(here.split(os.sep)), here.replace(os.sep, "/") + "/")
         for stem, name in video_files(files).items():
             if stem in names:
                 yield parts, stem, name, prefix + name
+            elif titled is not None:
+                for titled_id in titled_ids(stem):
+                    if titled_id in names:
+                        titled.setdefault(titled_id, prefix + name)
         for name in [n for n in subfolders if n in names]:
             yield parts, name, name, prefix + name
         subfolders[:] = sorted((n for n in subfolders if n not in names and n not in known), key=lambda n: (not n.startswith("replacement"), n))
