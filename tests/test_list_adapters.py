@@ -85,6 +85,19 @@ def test_arnet_comma_lists(tmp_path, label_map):
     assert rows == [("v_x1", "v_x1.mp4", (2,), "val"), ("v_x2", "v_x2", (0, 1), "val")]
 
 
+def test_bare_list_names_find_the_videos_a_downloader_named_by_title(tmp_path, label_map):
+    """AR-Net's ActivityNet lists name bare ids (``v_<id>``): videos fetched with yt-dlp's or
+    youtube-dl's default name (a title, then the id) are found by the id; a path with folders
+    must still match whole, so ``a/x3`` is not taken for ``a/Title [x3].mp4``."""
+    root = tmp_path / "data"
+    _touch(root, "yt/Archery lesson [x1].mp4", "yt/Old download-Q0lSCBRmfWY.webm", "a/Title [x3].mp4")
+    lst = tmp_path / "actnet_val_split.txt"
+    lst.write_text("v_x1,2560,2\nv_Q0lSCBRmfWY,1800,0\na/x3,300,1\n")
+    _, rows = load_rows("list", root, val=lst, classes=label_map)
+    assert rows == [("yt/Archery lesson [x1]", "yt/Archery lesson [x1].mp4", (2,), "val"),  # a list video's id is its path, as ever
+                    ("yt/Old download-Q0lSCBRmfWY", "yt/Old download-Q0lSCBRmfWY.webm", (0,), "val"), ("a/x3", "a/x3", (1,), "val")]
+
+
 def test_frame_range_lists_of_whole_videos(tmp_path, label_map):
     root = tmp_path / "frames"
     _touch(root, "a/", "b/")

@@ -301,7 +301,9 @@ def find_whole(root: Path, paths: list[str], known: AbstractSet[str] = frozenset
     written absolute on another machine, ``/home/ann/k400/train/x.mp4`` where the root holds
     ``train/x.mp4``) needs only its last folders to match, as many as the tree holds: the
     occurrence with the longest such tail, the walk's first among equals; by its name alone (no
-    folder matching) only where the tree holds that name once."""
+    folder matching) only where the tree holds that name once. A bare name (AR-Net's
+    ActivityNet lists: ``v_<id>``) found nowhere is found in a file a downloader named by its
+    default, a title then the id (:func:`titled_ids`)."""
     wanted: dict[str, list[int]] = {}
     tails: list[tuple[str, ...]] = []  # each path's folders
     named_file: list[bool] = []  # whether the path names a video file (has a video extension)
@@ -315,7 +317,8 @@ def find_whole(root: Path, paths: list[str], known: AbstractSet[str] = frozenset
     files: list[str | None] = [None] * len(paths)
     folders: list[str | None] = [None] * len(paths)
     tails_held: dict[tuple[int, bool], list] = {}  # (a loose path, a folder?) -> [last folders matched, where, occurrences matching as many]
-    for here, name, on_disk, where in _occurrences(root, set(wanted), known):
+    titled: dict[str, str] = {}
+    for here, name, on_disk, where in _occurrences(root, set(wanted), known, titled):
         is_folder = on_disk == name
         kind = folders if is_folder else files
         for i in wanted[name]:
@@ -331,6 +334,10 @@ def find_whole(root: Path, paths: list[str], known: AbstractSet[str] = frozenset
     for (i, is_folder), (matched, where, count) in tails_held.items():
         if matched > 0 or count == 1:  # by name alone only where the name lies once in the tree
             (folders if is_folder else files)[i] = where
+    for name, at in titled.items():
+        for i in wanted[name]:
+            if not tails[i] and i not in loose and files[i] is None and folders[i] is None:
+                files[i] = at
     return [(f or d) if by_file else (d or f) for f, d, by_file in zip(files, folders, named_file)]
 
 
