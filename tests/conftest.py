@@ -52,6 +52,19 @@ def video_writer():
     return write_video
 
 
+@pytest.fixture
+def forked_workers():
+    """Decoding workers forked, whatever the Python's default start method (a fork server from
+    Python 3.14 on Linux): a test that patches what a worker runs (a decoder that aborts) needs
+    the patch inherited, which only a forked worker does."""
+    import multiprocessing
+
+    before = multiprocessing.get_start_method(allow_none=True)
+    multiprocessing.set_start_method("fork", force=True)
+    yield
+    multiprocessing.set_start_method(before, force=True)
+
+
 @pytest.fixture(scope="session")
 def tiny_videos_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("tiny_demo")

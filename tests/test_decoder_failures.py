@@ -81,7 +81,7 @@ def test_the_video_a_decoder_hangs_on_is_failed_and_the_run_goes_on(tiny_videos,
     _assert_same_but_the_victim(summary, _reference(tiny_videos, tmp_path, tiny_config, opts))
 
 
-def test_the_video_a_decoder_crashes_on_is_failed_and_the_run_goes_on(tiny_videos, tiny_config, run_options, tmp_path, monkeypatch):
+def test_the_video_a_decoder_crashes_on_is_failed_and_the_run_goes_on(tiny_videos, tiny_config, run_options, tmp_path, monkeypatch, forked_workers):
     decode = pipeline.extract.decode_candidates
 
     def aborts_on_one(root, record, t, offsets):  # as FFmpeg's "terminate called ..." in decord
@@ -100,7 +100,7 @@ def test_the_video_a_decoder_crashes_on_is_failed_and_the_run_goes_on(tiny_video
     _assert_same_but_the_victim(summary, _reference(tiny_videos, tmp_path, tiny_config, opts))
 
 
-def test_decoders_that_keep_dying_stop_the_run(tiny_videos, tiny_config, run_options, monkeypatch):
+def test_decoders_that_keep_dying_stop_the_run(tiny_videos, tiny_config, run_options, monkeypatch, forked_workers):
     """Every video killing its decoder is not a bad file but a bad machine (no memory, no
     /dev/shm): after a few in a row with no video decoded between, the run stops and says so."""
     monkeypatch.setattr(pipeline.extract, "decode_candidates", _abort)
@@ -204,7 +204,7 @@ def _hangs_reading_the_last_frame_or_crashes(open_record, hangs: str, crashes: s
     return opened
 
 
-def test_the_all_frames_pass_fails_the_videos_a_decoder_hangs_or_crashes_on_and_keeps_the_rest(tiny_pipeline, monkeypatch):
+def test_the_all_frames_pass_fails_the_videos_a_decoder_hangs_or_crashes_on_and_keeps_the_rest(tiny_pipeline, monkeypatch, forked_workers):
     import stages.all_frames
     from pipeline.config import AllFramesConfig
     from stages.all_frames import run_all_frames
@@ -233,7 +233,7 @@ def test_the_all_frames_pass_fails_the_videos_a_decoder_hangs_or_crashes_on_and_
     np.testing.assert_array_equal(again.frames, plain.frames)
 
 
-def test_the_decoded_path_fails_the_videos_a_decoder_hangs_or_crashes_on_and_recognizes_the_rest(tiny_pipeline, monkeypatch):
+def test_the_decoded_path_fails_the_videos_a_decoder_hangs_or_crashes_on_and_recognizes_the_rest(tiny_pipeline, monkeypatch, forked_workers):
     import pipeline.recognition
     from pipeline.backends import TorchRunner
     from pipeline.config import FeaturesConfig
@@ -272,7 +272,7 @@ def test_the_decoded_path_fails_the_videos_a_decoder_hangs_or_crashes_on_and_rec
         np.testing.assert_allclose(logits[item], plain[item], atol=1e-5)
 
 
-def test_fine_tuning_leaves_out_the_videos_a_decoder_hangs_or_crashes_on(tiny_videos, run_options, monkeypatch, tmp_path):
+def test_fine_tuning_leaves_out_the_videos_a_decoder_hangs_or_crashes_on(tiny_videos, run_options, monkeypatch, tmp_path, forked_workers):
     """Two training videos and a validation one fail in their decoders: each is left out for the
     rest of the run, and the weights are bit for bit those of a run where the three are missing
     (every item's frames and augmentation are seeded by its index, whichever loader gives it)."""

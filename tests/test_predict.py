@@ -473,7 +473,7 @@ def test_on_a_gpu_the_observation_loader_pins_the_uint8_crops(tiny_videos, monke
     assert asked == [True, False]
 
 
-def test_predict_fails_the_video_a_decoder_hangs_or_crashes_on_and_goes_on(trained, tmp_path, onnx_exports, monkeypatch):
+def test_predict_fails_the_video_a_decoder_hangs_or_crashes_on_and_goes_on(trained, tmp_path, onnx_exports, monkeypatch, forked_workers):
     """A frame that blocks its reader for good, and a file whose decoding aborts the process:
     each comes back with its reason, and the other videos' predictions are a plain run's."""
     import faulthandler
