@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any, Sequence
 
 
 def matplotlib_available() -> bool:
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether matplotlib is installed (looked up, not imported)."""
+    return importlib.util.find_spec("matplotlib") is not None
 
 
 def _pyplot():

@@ -526,3 +526,19 @@ def test_a_predict_result_keeps_the_rows_it_shows_and_the_failures_not_every_pre
         result.add(VideoPrediction(f"v{i}.mp4", error=f"v{i}.mp4: file not found" if failed else "", scores=None if failed else np.ones(3), thumbnails=None if failed else np.zeros((5, 54, 96, 3), np.uint8)))
     assert result.videos == PREDICT_ROWS_SHOWN + 5 and [p.path for p in result.shown] == [f"v{i}.mp4" for i in range(PREDICT_ROWS_SHOWN)]
     assert all(p.thumbnails is None for p in result.shown) and [p.path for p in result.failures] == ["v3.mp4", f"v{PREDICT_ROWS_SHOWN + 2}.mp4"]
+
+
+def test_a_plot_without_matplotlib_is_refused_before_any_work(tmp_path, monkeypatch):
+    """matplotlib is an optional extra, looked up rather than imported: predict's --plot without
+    it is one clear error, before a video is read or a folder made."""
+    import importlib.util
+
+    from pipeline import plots
+
+    assert plots.matplotlib_available()  # the dev install has it
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None if name == "matplotlib" else find_spec(name, *args))
+    assert not plots.matplotlib_available()
+    with pytest.raises(ValueError, match=r"--plot needs matplotlib: install the 'plots' extra"):
+        run_predict([tmp_path / "x.mp4"], tmp_path / "run", tmp_path / "out", plot=True)
+    assert not (tmp_path / "out").exists()
