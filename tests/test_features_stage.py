@@ -238,6 +238,36 @@ def test_models_that_differ_in_normalisation_only_share_one_crop_of_each_frame(t
     assert arrived.rec.pixels is arrived.light.pixels and arrived.light.pixels.is_shared() and arrived.rec.rescale == block.rec.rescale
 
 
+FORK_SERVER_SCRIPT = """
+import multiprocessing, sys
+from multiprocessing import forkserver
+import torch
+from torch.utils.data import TensorDataset
+from pipeline.extract import decoding_loader, worker_start
+
+data = TensorDataset(torch.arange(6))
+assert worker_start(data) is None  # forked: Python's default here
+multiprocessing.set_start_method("forkserver", force=True)
+assert worker_start(data).get_start_method() == "forkserver"
+assert forkserver._forkserver._preload_modules == ["__main__", "pipeline.extract", "torch.utils.data.dataset"]
+assert [int(x) for (x,) in decoding_loader(data, 2, watched=False)] == list(range(6))
+with open(f"/proc/{forkserver._forkserver._forkserver_pid}/maps") as maps:
+    print("torch in the fork server:", "libtorch_cpu" in maps.read())
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads the fork server's memory map from /proc")
+def test_decoding_processes_from_a_fork_server_start_with_the_toolkit_imported():
+    """Where Python's start method is a fork server (3.14's default on Linux), the server imports
+    the decoding module and the dataset's before it forks the decoders, so that each loader's
+    processes start ready (torch is mapped in the server) rather than import it all anew; the
+    items are the forked loader's. Forked (Python's default before 3.14), nothing changes. In a
+    fresh interpreter, whose start method and fork server are its own."""
+    run = subprocess.run([sys.executable, "-c", FORK_SERVER_SCRIPT], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "torch in the fork server: True"
+
+
 def test_a_loader_with_pin_memory_pins_the_blocks_frames(tiny_videos, tiny_config, monkeypatch):
     """On a GPU the loader pins each block (DataLoader's own pinning step, which calls the
     block's ``pin_memory``); page-locked memory needs a GPU, so a copy stands in for it here."""
