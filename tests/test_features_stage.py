@@ -246,8 +246,9 @@ from torch.utils.data import TensorDataset
 from pipeline.extract import decoding_loader, worker_start
 
 data = TensorDataset(torch.arange(6))
-assert worker_start(data) is None  # forked: Python's default here
-multiprocessing.set_start_method("forkserver", force=True)
+multiprocessing.set_start_method("fork", force=True)  # Python's default on Linux before 3.14
+assert worker_start(data) is None
+multiprocessing.set_start_method("forkserver", force=True)  # from 3.14
 assert worker_start(data).get_start_method() == "forkserver"
 assert forkserver._forkserver._preload_modules == ["__main__", "pipeline.extract", "torch.utils.data.dataset"]
 assert [int(x) for (x,) in decoding_loader(data, 2, watched=False)] == list(range(6))
