@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from functools import wraps
 from pathlib import Path
 from typing import Any, Callable
@@ -20,6 +21,20 @@ from pipeline.datasets import DATASETS  # noqa: E402
 from pipeline.datasets.lists import LIST_FORMATS  # noqa: E402
 from pipeline.datasets.manifest import EVALUATION_SPLITS  # noqa: E402
 from pipeline.presets import PRESETS, get_preset  # noqa: E402
+import pipeline  # noqa: E402
+
+# Where the toolkit's own code lies: its warnings are printed as one line (toolkit_warning_line).
+TOOLKIT_FOLDERS = tuple(os.path.dirname(os.path.realpath(path)) + os.sep for path in (pipeline.__file__, __file__))
+_PYTHON_WARNING_FORMAT = warnings.formatwarning
+
+
+def toolkit_warning_line(message, category, filename, lineno, line=None) -> str:
+    """A warning as the commands print it: the toolkit's own as ``warning: <message>`` (the file,
+    line and source line Python adds are the toolkit's code, which says nothing to a user);
+    another library's as Python formats it."""
+    if os.path.realpath(filename).startswith(TOOLKIT_FOLDERS):
+        return f"warning: {message}\n"
+    return _PYTHON_WARNING_FORMAT(message, category, filename, lineno, line)
 
 
 
@@ -214,6 +229,8 @@ TORCHRUN_COMMANDS = ("features", "finetune", "evaluate", "predict")
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """NSNet toolkit: staged offline pipeline with cached embeddings."""
+    warnings.formatwarning = toolkit_warning_line
+    ctx.call_on_close(lambda: setattr(warnings, "formatwarning", _PYTHON_WARNING_FORMAT))
     ranks = int(os.environ.get("WORLD_SIZE", "1"))
     if ranks > 1 and ctx.invoked_subcommand not in TORCHRUN_COMMANDS:
         raise click.UsageError(f"nsnet {ctx.invoked_subcommand} runs in one process, but WORLD_SIZE is {ranks} here (torchrun, or a launcher that sets it): start it alone; torchrun divides {', '.join(TORCHRUN_COMMANDS)}")

@@ -378,6 +378,27 @@ def test_mmaction2_activitynet_lists_numbered_from_1_are_read_so(tmp_path):
         load_rows("list", root, train=train, val=val, classes=tmp_path / "label_map.txt")
 
 
+def test_the_commands_print_the_toolkits_warnings_as_one_line(tmp_path):
+    """A command prints the toolkit's warning as ``warning: <message>`` on the standard error,
+    without the file, line and source line of the toolkit's code that Python adds; another
+    library's warning keeps Python's form. The command runs in its own interpreter, as a user's:
+    pytest records the warnings of its own process instead of printing them."""
+    import subprocess
+    import sys
+
+    from stages.cli import toolkit_warning_line
+
+    _touch(tmp_path, "a.mp4", "b.mp4")
+    (tmp_path / "l.txt").write_text("a.mp4 1\nb.mp4 2\n")
+    (tmp_path / "c.txt").write_text("x\ny\n")
+    run = subprocess.run([sys.executable, "-m", "stages.cli", "data", "--dataset", "list", "--data-root", str(tmp_path), "--train-list", str(tmp_path / "l.txt"),
+                          "--class-names", str(tmp_path / "c.txt")], cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and "dataset list: 2 videos, 2 classes" in run.stdout
+    assert run.stderr == f"warning: {tmp_path / 'l.txt'}: the labels are 1 to 2 for the 2 classes, none 0, so they are read as 1-based (mmaction2's ActivityNet lists number the classes as the lines of action_name.csv, its header line first)\n"
+    elsewhere = toolkit_warning_line("x is deprecated", FutureWarning, "/opt/lib/site-packages/other/mod.py", 7, "warn()")
+    assert elsewhere == "/opt/lib/site-packages/other/mod.py:7: FutureWarning: x is deprecated\n  warn()\n"
+
+
 def test_without_class_file_classes_are_indices(tmp_path):
     lst = tmp_path / "list.txt"
     lst.write_text("a.mp4 3\nb.mp4 0 1\n")
