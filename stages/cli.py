@@ -31,8 +31,9 @@ _PYTHON_WARNING_FORMAT = warnings.formatwarning
 def toolkit_warning_line(message, category, filename, lineno, line=None) -> str:
     """A warning as the commands print it: the toolkit's own as ``warning: <message>`` (the file,
     line and source line Python adds are the toolkit's code, which says nothing to a user);
-    another library's as Python formats it."""
-    if os.path.realpath(filename).startswith(TOOLKIT_FOLDERS):
+    another library's, and a library's deprecation met in the toolkit's code (for whoever
+    maintains it), as Python formats it."""
+    if os.path.realpath(filename).startswith(TOOLKIT_FOLDERS) and not issubclass(category, (DeprecationWarning, PendingDeprecationWarning, FutureWarning)):
         return f"warning: {message}\n"
     return _PYTHON_WARNING_FORMAT(message, category, filename, lineno, line)
 

@@ -381,8 +381,9 @@ def test_mmaction2_activitynet_lists_numbered_from_1_are_read_so(tmp_path):
 def test_the_commands_print_the_toolkits_warnings_as_one_line(tmp_path):
     """A command prints the toolkit's warning as ``warning: <message>`` on the standard error,
     without the file, line and source line of the toolkit's code that Python adds; another
-    library's warning keeps Python's form. The command runs in its own interpreter, as a user's:
-    pytest records the warnings of its own process instead of printing them."""
+    library's warning, and a library's deprecation met in the toolkit's code, keep Python's
+    form. The command runs in its own interpreter, as a user's: pytest records the warnings of
+    its own process instead of printing them."""
     import subprocess
     import sys
 
@@ -395,8 +396,11 @@ def test_the_commands_print_the_toolkits_warnings_as_one_line(tmp_path):
                           "--class-names", str(tmp_path / "c.txt")], cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0 and "dataset list: 2 videos, 2 classes" in run.stdout
     assert run.stderr == f"warning: {tmp_path / 'l.txt'}: the labels are 1 to 2 for the 2 classes, none 0, so they are read as 1-based (mmaction2's ActivityNet lists number the classes as the lines of action_name.csv, its header line first)\n"
-    elsewhere = toolkit_warning_line("x is deprecated", FutureWarning, "/opt/lib/site-packages/other/mod.py", 7, "warn()")
-    assert elsewhere == "/opt/lib/site-packages/other/mod.py:7: FutureWarning: x is deprecated\n  warn()\n"
+    elsewhere = toolkit_warning_line("x is slow", UserWarning, "/opt/lib/site-packages/other/mod.py", 7, "warn()")
+    assert elsewhere == "/opt/lib/site-packages/other/mod.py:7: UserWarning: x is slow\n  warn()\n"
+    ours = str(Path(toolkit_warning_line.__code__.co_filename))  # stages/cli.py
+    assert toolkit_warning_line("x is slow", UserWarning, ours, 7, "warn()") == "warning: x is slow\n"
+    assert toolkit_warning_line("y() is deprecated", FutureWarning, ours, 7, "y()") == f"{ours}:7: FutureWarning: y() is deprecated\n  y()\n"
 
 
 def test_without_class_file_classes_are_indices(tmp_path):
