@@ -161,8 +161,8 @@ class PyAVReader:
             with av.open(str(path)) as container:
                 stream = container.streams.best("video")
                 if stream is None:
-                    held = Counter(s.type for s in container.streams)
-                    raise DecodeError("no video stream", "the file holds " + (", ".join(f"{n} {kind}" for kind, n in held.items()) + " stream(s) only" if held else "no stream"))
+                    held = ", ".join(f"{n} {kind}" for kind, n in Counter(s.type for s in container.streams).items())
+                    raise DecodeError("no video stream", f"the file holds {held} stream(s) only" if held else "the file holds no stream")
                 if stream.codec_context is None:
                     raise DecodeError("unsupported codec", f"no decoder for {stream.codec_tag or 'this stream'}")
                 self.fps = plausible_fps(stream.average_rate or stream.guessed_rate)
