@@ -91,6 +91,22 @@ def _unmerged_formats(folder: str) -> dict[str, tuple[str, ...]]:
     return {stem: tuple(sorted(names)) for stem, names in found.items()}
 
 
+def unfinished_video(name: str) -> str | None:
+    """The video file that the file ``name``, left by an unfinished download, was to become:
+    ``x.webm`` for yt-dlp's partial ``x.webm.part`` or its resume state ``x.webm.ytdl``,
+    ``x.mp4`` for a format never merged (``x.f137.mp4``, ``.part`` or not); None for any other
+    name, a finished video's included."""
+    partial = name.endswith(_PARTIAL_SUFFIXES)
+    video = name[: name.rindex(".")] if partial else name
+    extension = os.path.splitext(video)[1]
+    if extension.lower() not in VIDEO_EXTENSIONS:
+        return None
+    merged = _FORMAT_FILE.match(video)
+    if merged:
+        return merged[1] + extension
+    return video if partial else None
+
+
 def unfinished_download(path: Path) -> str | None:
     """What an unfinished download left of the missing ``path``: yt-dlp's partial file (as
     named, or with another of its containers: lists name ``x.mp4`` where ``x.webm`` was being

@@ -257,18 +257,22 @@ def test_activitynet_videos_anywhere_under_the_root(tmp_path: Path):
 
 def test_activitynet_videos_named_by_yt_dlp_are_found_by_their_id(tmp_path: Path):
     """ActivityNet fetched with yt-dlp's default name, ``<title> [<id>].<ext>``: found by the
-    id (without ActivityNet's ``v_``), where no file bears the id alone."""
+    id (without ActivityNet's ``v_``), where no file bears the id alone; a download not finished
+    gives the path it is to make."""
     db = {"database": {
         "Q0lSCBRmfWY": {"subset": "training", "annotations": [{"label": "Archery"}]},
         "-7ozA4hJkQb": {"subset": "validation", "annotations": [{"label": "Archery"}]},
+        "sJFgo9H6zNo": {"subset": "validation", "annotations": [{"label": "Archery"}]},
     }}
     (tmp_path / "activity_net.v1-3.min.json").write_text(json.dumps(db))
     (tmp_path / "downloads").mkdir()
-    for name in ("Archery lesson, part 1 [Q0lSCBRmfWY].webm", "Target practice [-7ozA4hJkQb].mp4", "Target practice [-7ozA4hJkQb].jpg"):
+    for name in ("Archery lesson, part 1 [Q0lSCBRmfWY].webm", "Target practice [-7ozA4hJkQb].mp4", "Target practice [-7ozA4hJkQb].jpg",
+                 "Bow hunting [sJFgo9H6zNo].mkv.part"):
         (tmp_path / "downloads" / name).write_bytes(b"")
     assert {v.video_id: v.path for v in activitynet_manifest(tmp_path).videos} == {
         "v_Q0lSCBRmfWY": "downloads/Archery lesson, part 1 [Q0lSCBRmfWY].webm",
         "v_-7ozA4hJkQb": "downloads/Target practice [-7ozA4hJkQb].mp4",  # the thumbnail (--write-thumbnail) is no video
+        "v_sJFgo9H6zNo": "downloads/Bow hunting [sJFgo9H6zNo].mkv",  # still downloading: the file it is to make
     }
     (tmp_path / "v_Q0lSCBRmfWY.mp4").write_bytes(b"")
     assert {v.video_id: v.path for v in activitynet_manifest(tmp_path).videos}["v_Q0lSCBRmfWY"] == "v_Q0lSCBRmfWY.mp4"

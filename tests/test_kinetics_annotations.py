@@ -164,6 +164,39 @@ def test_videos_named_by_a_downloaders_default_template_are_found_by_their_id(tm
     ]
 
 
+def test_unfinished_downloads_are_named_where_they_lie_under_the_root(tmp_path):
+    """A clip whose download stopped, in a class folder, under yt-dlp's titled name, or before
+    its formats were merged, gets the path the download is to make, so that ``nsnet data`` (and
+    the features stage) name what it left; a finished video of the clip or its whole video wins
+    over any unfinished download."""
+    root = tmp_path / "k400"
+    for name in ("train/abseiling/aaaaaaaaaaa_000010_000020.mp4.part", "dl/Air drumming [bbbbbbbbbbb].webm.part",
+                 "dl/Ski trip [ccccccccccc].f137.mp4", "dl/Ski trip [ccccccccccc].f251.webm.part",
+                 "val/ddddddddddd_000005_000015.mp4.ytdl", "z/ddddddddddd.mkv", "dl/notes [zzzzzzzzzzz].txt.part"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"")
+    f = _write(tmp_path / "ann", **{"train.csv": TRAIN_CSV, "validate.csv": VAL_CSV})
+    args = ["--train-list", str(f["train.csv"]), "--val-list", str(f["validate.csv"])]
+    m = get_dataset("kinetics").load(root, AnnotationFiles(train=f["train.csv"], val=f["validate.csv"]))
+    assert [(v.path, v.segment) for v in m.videos] == [
+        ("train/abseiling/aaaaaaaaaaa_000010_000020.mp4", None),
+        ("dl/Air drumming [bbbbbbbbbbb].webm", (3.0, 13.0)),  # the whole video, titled
+        ("zzzzzzzzzzz_000000_000010.mp4", None),  # a .txt.part is no video's
+        ("dl/Ski trip [ccccccccccc].mp4", (0.0, 10.0)),
+        ("z/ddddddddddd.mkv", (5.0, 15.0)),  # finished, though the clip's download was left
+    ]
+    result = CliRunner().invoke(main, ["data", "--dataset", "kinetics", "--data-root", str(root), *args])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    at = lines.index(f"videos on disk under {root}: 1 of 5")
+    assert lines[at + 2 :] == [
+        "  train/abseiling/aaaaaaaaaaa_000010_000020.mp4: unfinished download (aaaaaaaaaaa_000010_000020.mp4.part lies where the video should be)",
+        "  dl/Air drumming [bbbbbbbbbbb].webm: unfinished download (Air drumming [bbbbbbbbbbb].webm.part lies where the video should be)",
+        "  zzzzzzzzzzz_000000_000010.mp4",
+        "  dl/Ski trip [ccccccccccc].mp4: unfinished download (Ski trip [ccccccccccc].f137.mp4 and Ski trip [ccccccccccc].f251.webm.part lie where the video should be, yt-dlp's separate picture and sound never merged)",
+    ]
+
+
 def test_annotation_folder_alone_splits_by_each_rows_split(root, tmp_path):
     f = _write(tmp_path / "annotations", **{"train.csv": TRAIN_CSV, "val.csv": VAL_CSV, "test.csv": TEST_CSV, "readme.md": "not read",
                                             "kinetics_400_labels.csv": "id,name\n0,abseiling\n", "categories.json": '{"arts": ["abseiling"]}', "classes.json": '["abseiling"]'})

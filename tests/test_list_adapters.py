@@ -87,15 +87,19 @@ def test_arnet_comma_lists(tmp_path, label_map):
 
 def test_bare_list_names_find_the_videos_a_downloader_named_by_title(tmp_path, label_map):
     """AR-Net's ActivityNet lists name bare ids (``v_<id>``): videos fetched with yt-dlp's or
-    youtube-dl's default name (a title, then the id) are found by the id; a path with folders
-    must still match whole, so ``a/x3`` is not taken for ``a/Title [x3].mp4``."""
+    youtube-dl's default name (a title, then the id) are found by the id, as are their unfinished
+    downloads (by the file they are to make); a path with folders must still match whole, so
+    ``a/x3`` is not taken for ``a/Title [x3].mp4``."""
     root = tmp_path / "data"
-    _touch(root, "yt/Archery lesson [x1].mp4", "yt/Old download-Q0lSCBRmfWY.webm", "a/Title [x3].mp4")
+    _touch(root, "yt/Archery lesson [x1].mp4", "yt/Old download-Q0lSCBRmfWY.webm", "a/Title [x3].mp4", "yt/Archery again [x4].webm.ytdl", "z/v_x4.f251.webm")
     lst = tmp_path / "actnet_val_split.txt"
-    lst.write_text("v_x1,2560,2\nv_Q0lSCBRmfWY,1800,0\na/x3,300,1\n")
+    lst.write_text("v_x1,2560,2\nv_Q0lSCBRmfWY,1800,0\na/x3,300,1\nv_x4,100,0\n")
     _, rows = load_rows("list", root, val=lst, classes=label_map)
     assert rows == [("yt/Archery lesson [x1]", "yt/Archery lesson [x1].mp4", (2,), "val"),  # a list video's id is its path, as ever
-                    ("yt/Old download-Q0lSCBRmfWY", "yt/Old download-Q0lSCBRmfWY.webm", (0,), "val"), ("a/x3", "a/x3", (1,), "val")]
+                    ("yt/Old download-Q0lSCBRmfWY", "yt/Old download-Q0lSCBRmfWY.webm", (0,), "val"), ("a/x3", "a/x3", (1,), "val"),
+                    ("yt/Archery again [x4]", "yt/Archery again [x4].webm", (0,), "val")]  # unfinished: the walk's first of two
+    (root / "x4.mkv").write_bytes(b"")
+    assert load_rows("list", root, val=lst, classes=label_map)[1][-1][:2] == ("x4", "x4.mkv")  # finished, under the other alias
 
 
 def test_frame_range_lists_of_whole_videos(tmp_path, label_map):

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from pipeline.demo_data import encode_h264
-from pipeline.video import FILE_LOOKS_AT_ONCE, FrameSource, VideoReadError, looked_at
+from pipeline.video import FILE_LOOKS_AT_ONCE, FrameSource, VideoReadError, looked_at, unfinished_video
 
 
 @pytest.fixture
@@ -152,6 +152,17 @@ def test_a_missing_video_names_the_formats_yt_dlp_never_merged(tmp_path: Path):
             FrameSource(folder / name)
     with pytest.raises(VideoReadError, match=r"dQw4w9WgXcQ_0000: file not found$"):
         FrameSource(folder / "dQw4w9WgXcQ_0000")
+
+
+@pytest.mark.parametrize("name, video", [
+    ("x.webm.part", "x.webm"), ("x.mp4.ytdl", "x.mp4"), ("x.f137.mp4", "x.mp4"), ("x.f251.webm.part", "x.webm"),
+    ("Ski trip [ccccccccccc].f137.mp4.part", "Ski trip [ccccccccccc].mp4"), ("x.f4v.part", "x.f4v"),
+    ("x.mp4", None), ("x.f4v", None), ("x.flv", None), ("x.part", None), ("notes.txt.part", None), ("x.f137.txt", None), ("x.mp4.backup", None),
+])
+def test_the_video_an_unfinished_downloads_file_was_to_become(name: str, video: str | None):
+    """yt-dlp's partial file and resume state, and its formats never merged, name the video they
+    were to make; finished videos (``.f4v`` is Flash's container, not a format) and other files none."""
+    assert unfinished_video(name) == video
 
 
 def test_truncated_video(gradient_video, tmp_path: Path):

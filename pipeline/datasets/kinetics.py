@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pipeline.datasets.class_names import class_key, class_subset, same_classes
-from pipeline.datasets.lists import find_under
+from pipeline.datasets.lists import Found, find_under
 from pipeline.datasets.manifest import (
     AnnotationFiles,
     Manifest,
@@ -256,15 +256,16 @@ def declared_order(declared: tuple[str, ...], clips: list[Clip]) -> list[str]:
     return list(declared)
 
 
-def _entry(clip: Clip, label: str, split: str, on_disk: dict[str, str]) -> RawEntry:
+def _entry(clip: Clip, label: str, split: str, on_disk: Found) -> RawEntry:
     """A clip's manifest entry: its file named by the clip (cut), else by the bare YouTube id,
     which may be the whole video and so carries the clip's segment
-    (:func:`pipeline.video.open_record` decides from its length), else the file it would be."""
-    if clip.name in on_disk:
-        return RawEntry(clip.name, on_disk[clip.name], (label,), split)
-    if clip.youtube_id in on_disk:
-        return RawEntry(clip.name, on_disk[clip.youtube_id], (label,), split, clip.segment)
-    return RawEntry(clip.name, f"{clip.name}.mp4", (label,), split)
+    (:func:`pipeline.video.open_record` decides from its length), else the file an unfinished
+    download of either is to make, else the file it would be."""
+    hit = on_disk.first((clip.name, clip.youtube_id))
+    if hit is None:
+        return RawEntry(clip.name, f"{clip.name}.mp4", (label,), split)
+    name, path = hit
+    return RawEntry(clip.name, path, (label,), split, None if name == clip.name else clip.segment)
 
 
 # Where the annotation files lie under the data root when no option names them: cvdfoundation's

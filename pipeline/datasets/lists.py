@@ -25,12 +25,13 @@ import os
 import posixpath
 import re
 import warnings
-from collections.abc import Iterable, Iterator, Set as AbstractSet
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Iterator, Sequence, Set as AbstractSet
+from dataclasses import dataclass, field, replace
+from itertools import chain
 from pathlib import Path, PurePosixPath
 
 from pipeline.datasets.manifest import ManifestError, RawEntry, posix_path, read_annotation_text, video_id, without_video_extension
-from pipeline.video import VIDEO_EXTENSIONS, hidden
+from pipeline.video import VIDEO_EXTENSIONS, hidden, unfinished_video
 
 LIST_FORMATS = ("auto", "video", "rawframes", "arnet", "startend")
 _NUMBER = re.compile(r"[+-]?\d+")
@@ -229,7 +230,27 @@ def walk_once(root: Path) -> Iterator[tuple[str, list[str], list[str]]]:
         yield folder, subfolders, [name for name in files if not hidden(name)]
 
 
-def find_under(root: Path, names: set[str], known: AbstractSet[str] = frozenset()) -> dict[str, str]:
+@dataclass(frozen=True)
+class Found:
+    """What :func:`find_under` found of the names it was given: the video of each
+    (``videos``), and, for names without one, the path an unfinished download of it is to give
+    it (``unfinished``: ``train/x.webm`` for ``train/x.webm.part``), where the features stage
+    and ``nsnet data`` name what the download left; paths relative to the root."""
+
+    videos: dict[str, str]
+    unfinished: dict[str, str]
+
+    def first(self, names: Sequence[str]) -> tuple[str, str] | None:
+        """(name, path) of the first of ``names`` that has a video, else of the first that has
+        an unfinished download; None where none has either."""
+        for held in (self.videos, self.unfinished):
+            for name in names:
+                if name in held:
+                    return name, held[name]
+        return None
+
+
+def find_under(root: Path, names: set[str], known: AbstractSet[str] = frozenset()) -> Found:
     """Where under ``root`` each of ``names`` lies, relative to it, by one walk of the tree: a
     video file whose stem is the name, or a folder so named (of frames; it is not entered, nor
     is a folder named in ``known``, the dataset's videos found already, so that frames
@@ -240,13 +261,14 @@ def find_under(root: Path, names: set[str], known: AbstractSet[str] = frozenset(
     clips of ``train/`` under the same names), extensions in the order of
     :data:`VIDEO_EXTENSIONS`. A name no file or folder bears alone is found in a file a
     downloader named by default, the video's title before it (yt-dlp's ``<title> [<id>].mp4``,
-    youtube-dl's ``<title>-<id>.mp4``: :func:`titled_ids`). Links to folders are followed, each
-    folder entered once (:func:`walk_once`)."""
+    youtube-dl's ``<title>-<id>.mp4``: :func:`titled_ids`). Unfinished downloads, titled or
+    not, are told apart (:class:`Found`). Links to folders are followed, each folder entered
+    once (:func:`walk_once`)."""
     found: dict[str, str] = {}
-    titled: dict[str, str] = {}
-    for _, name, _, where in _occurrences(root, names, known, titled):
+    downloads = DownloadedNames()
+    for _, name, _, where in _occurrences(root, names, known, downloads):
         found.setdefault(name, where)
-    return titled | found
+    return Found(downloads.titled | found, downloads.unfinished)
 
 
 # The ids a downloader's default file name carries after the video's title: yt-dlp's
@@ -268,22 +290,54 @@ def titled_ids(stem: str) -> list[str]:
     return ids
 
 
-def _occurrences(root: Path, names: AbstractSet[str], known: AbstractSet[str], titled: dict[str, str] | None = None) -> Iterator[tuple[tuple[str, ...], str, str, str]]:
+@dataclass
+class DownloadedNames:
+    """What a walk met of the wanted videos under a downloader's names, the walk's first for
+    each name: a video file named by a downloader's default, a title then the name
+    (``titled``: :func:`titled_ids`), and a download left unfinished, by the file it was to
+    make (``unfinished``: ``x.webm`` for ``x.webm.part``, the name as the video's stem or
+    titled; :func:`~pipeline.video.unfinished_video`); paths relative to the root."""
+
+    titled: dict[str, str] = field(default_factory=dict)
+    unfinished: dict[str, str] = field(default_factory=dict)
+
+    def note(self, prefix: str, files: list[str], videos: dict[str, str], names: AbstractSet[str]) -> None:
+        """Note what one folder's ``files`` (``videos``, its video files by stem:
+        :func:`video_files`) hold of ``names`` under a downloader's names."""
+        for stem, name in videos.items():
+            if stem not in names:
+                for titled_id in titled_ids(stem):
+                    if titled_id in names:
+                        self.titled.setdefault(titled_id, prefix + name)
+        for name in files:
+            if name.endswith(_LEFTOVER_ENDINGS) or ".f" in name:
+                video = unfinished_video(name)
+                if video is not None:
+                    stem = os.path.splitext(video)[0]
+                    for wanted in [stem] if stem in names else titled_ids(stem):
+                        if wanted in names:
+                            self.unfinished.setdefault(wanted, prefix + video)
+
+
+# How the files an unfinished download leaves end, but its formats never merged (``.f137.mp4``).
+_LEFTOVER_ENDINGS = (".part", ".ytdl")
+
+
+def _occurrences(root: Path, names: AbstractSet[str], known: AbstractSet[str], downloads: DownloadedNames | None = None) -> Iterator[tuple[tuple[str, ...], str, str, str]]:
     """(the folders from the root to it, name, file or folder name, its path relative to the
     root) of every video file under ``root`` whose stem is one of ``names`` and every folder so
     named, in :func:`find_under`'s order, by one walk that enters neither such folders nor those
-    named in ``known``. Where ``titled`` is given, a video file named by a downloader's default,
-    a title then one of ``names`` (:func:`titled_ids`), goes into it, the walk's first for each."""
+    named in ``known``. Where ``downloads`` is given, what the walk meets of ``names`` under a
+    downloader's names goes into it."""
     for folder, subfolders, files in walk_once(root):
         here = os.path.relpath(folder, root)
         parts, prefix = ((), "") if here == "." else (tuple(here.split(os.sep)), here.replace(os.sep, "/") + "/")
-        for stem, name in video_files(files).items():
+        videos = video_files(files)
+        for stem, name in videos.items():
             if stem in names:
                 yield parts, stem, name, prefix + name
-            elif titled is not None:
-                for titled_id in titled_ids(stem):
-                    if titled_id in names:
-                        titled.setdefault(titled_id, prefix + name)
+        if downloads is not None:
+            downloads.note(prefix, files, videos, names)
         for name in [n for n in subfolders if n in names]:
             yield parts, name, name, prefix + name
         subfolders[:] = sorted((n for n in subfolders if n not in names and n not in known), key=lambda n: (not n.startswith("replacement"), n))
@@ -303,7 +357,8 @@ def find_whole(root: Path, paths: list[str], known: AbstractSet[str] = frozenset
     occurrence with the longest such tail, the walk's first among equals; by its name alone (no
     folder matching) only where the tree holds that name once. A bare name (AR-Net's
     ActivityNet lists: ``v_<id>``) found nowhere is found in a file a downloader named by its
-    default, a title then the id (:func:`titled_ids`)."""
+    default, a title then the id (:func:`titled_ids`), else gets the path its unfinished
+    download is to give it (:class:`DownloadedNames`)."""
     wanted: dict[str, list[int]] = {}
     tails: list[tuple[str, ...]] = []  # each path's folders
     named_file: list[bool] = []  # whether the path names a video file (has a video extension)
@@ -317,8 +372,8 @@ def find_whole(root: Path, paths: list[str], known: AbstractSet[str] = frozenset
     files: list[str | None] = [None] * len(paths)
     folders: list[str | None] = [None] * len(paths)
     tails_held: dict[tuple[int, bool], list] = {}  # (a loose path, a folder?) -> [last folders matched, where, occurrences matching as many]
-    titled: dict[str, str] = {}
-    for here, name, on_disk, where in _occurrences(root, set(wanted), known, titled):
+    downloads = DownloadedNames()
+    for here, name, on_disk, where in _occurrences(root, set(wanted), known, downloads):
         is_folder = on_disk == name
         kind = folders if is_folder else files
         for i in wanted[name]:
@@ -334,7 +389,7 @@ def find_whole(root: Path, paths: list[str], known: AbstractSet[str] = frozenset
     for (i, is_folder), (matched, where, count) in tails_held.items():
         if matched > 0 or count == 1:  # by name alone only where the name lies once in the tree
             (folders if is_folder else files)[i] = where
-    for name, at in titled.items():
+    for name, at in chain(downloads.titled.items(), downloads.unfinished.items()):
         for i in wanted[name]:
             if not tails[i] and i not in loose and files[i] is None and folders[i] is None:
                 files[i] = at
@@ -362,7 +417,8 @@ def locate(root: Path, paths: list[str]) -> list[str | None]:
         aliases = [_name_aliases(written) for written in paths]
         elsewhere = find_under(root, {name for i in lost for name in aliases[i]}, {name for names in aliases for name in names})
         for i in lost:
-            found[i] = next((elsewhere[name] for name in aliases[i] if name in elsewhere), None)
+            hit = elsewhere.first(aliases[i])
+            found[i] = hit[1] if hit else None
     return found
 
 
