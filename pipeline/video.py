@@ -63,9 +63,8 @@ class ShortReadWarning(UserWarning):
 
 
 # What yt-dlp leaves of a download it did not finish: the file being written (x.webm.part) and
-# its resume state (x.webm.ytdl); the containers it saves YouTube's videos in.
+# its resume state (x.webm.ytdl).
 _PARTIAL_SUFFIXES = (".part", ".ytdl")
-_DOWNLOAD_EXTENSIONS = (".mp4", ".webm", ".mkv")
 
 
 # yt-dlp fetches a YouTube video's picture and sound as two formats (x.f137.mp4, x.f251.webm)
@@ -74,29 +73,15 @@ _DOWNLOAD_EXTENSIONS = (".mp4", ".webm", ".mkv")
 _FORMAT_FILE = re.compile(r"(.+)\.f\d+\.[A-Za-z0-9]+(\.part)?$")
 
 
-@functools.lru_cache(maxsize=16)
-def _unmerged_formats(folder: str) -> dict[str, tuple[str, ...]]:
-    """yt-dlp's format files in ``folder`` by the name of the video they were to make (``x``
-    for ``x.f137.mp4``): one listing of the folder, kept for the process, so that thousands of
-    missing videos in one folder (Kinetics' flat ``train/`` of 240k files) cost one listing."""
-    found: dict[str, list[str]] = {}
-    try:
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                match = _FORMAT_FILE.match(entry.name)
-                if match:
-                    found.setdefault(match.group(1), []).append(entry.name)
-    except OSError:
-        return {}
-    return {stem: tuple(sorted(names)) for stem, names in found.items()}
-
-
 def unfinished_video(name: str) -> str | None:
     """The video file that the file ``name``, left by an unfinished download, was to become:
     ``x.webm`` for yt-dlp's partial ``x.webm.part`` or its resume state ``x.webm.ytdl``,
     ``x.mp4`` for a format never merged (``x.f137.mp4``, ``.part`` or not); None for any other
-    name, a finished video's included."""
+    name, a finished video's included (the cheap tests first: every file of a tree walked for
+    videos comes here)."""
     partial = name.endswith(_PARTIAL_SUFFIXES)
+    if not partial and ".f" not in name:
+        return None
     video = name[: name.rindex(".")] if partial else name
     extension = os.path.splitext(video)[1]
     if extension.lower() not in VIDEO_EXTENSIONS:
@@ -107,21 +92,63 @@ def unfinished_video(name: str) -> str | None:
     return video if partial else None
 
 
-def unfinished_download(path: Path) -> str | None:
-    """What an unfinished download left of the missing ``path``: yt-dlp's partial file (as
-    named, or with another of its containers: lists name ``x.mp4`` where ``x.webm`` was being
-    fetched; a few exact names, a stat call each), else its formats never merged (one listing
-    of the folder a process); None where there is neither."""
-    names = [path.name] + [path.stem + ext for ext in _DOWNLOAD_EXTENSIONS if path.suffix.lower() in VIDEO_EXTENSIONS and ext != path.suffix.lower()]
-    for name in names:
-        for suffix in _PARTIAL_SUFFIXES:
-            if path.with_name(name + suffix).is_file():
-                return f"{name + suffix} lies where the video should be"
-    stem = path.stem if path.suffix.lower() in VIDEO_EXTENSIONS else path.name
-    formats = _unmerged_formats(str(path.parent)).get(stem)
+@functools.lru_cache(maxsize=16)
+def _leftovers(folder: str, changed_ns: int) -> dict[str, tuple[str, ...]]:
+    """What unfinished downloads left in ``folder`` (:func:`unfinished_video`), by the stem of
+    the video each was to make (``x`` for ``x.webm.part`` and ``x.f137.mp4``): one listing of the
+    folder while it is unchanged (``changed_ns``, its modification time, which a file created,
+    renamed or removed in it moves), so that thousands of missing videos in one folder
+    (Kinetics' flat ``train/`` of 240k files) cost one listing and a look-up each."""
+    found: dict[str, list[str]] = {}
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                video = unfinished_video(entry.name)
+                if video is not None and entry.is_file():
+                    found.setdefault(os.path.splitext(video)[0], []).append(entry.name)
+    except OSError:
+        return {}
+    return {stem: tuple(sorted(names)) for stem, names in found.items()}
+
+
+def _folder_leftovers(folder: str) -> dict[str, tuple[str, ...]]:
+    """:func:`_leftovers` of ``folder`` as it is now ({} where it cannot be listed)."""
+    try:
+        return _leftovers(folder, os.stat(folder).st_mtime_ns)
+    except OSError:
+        return {}
+
+
+def _what_is_left(leftovers: dict[str, tuple[str, ...]], name: str) -> str | None:
+    """What :func:`unfinished_download` says of the missing file ``name`` in a folder whose
+    :func:`_leftovers` are ``leftovers``."""
+    stem, extension = os.path.splitext(name)
+    left = leftovers.get(stem if extension.lower() in VIDEO_EXTENSIONS else name, ())
+    formats = [leftover for leftover in left if _FORMAT_FILE.match(leftover)]
+    partials = sorted((leftover for leftover in left if leftover not in formats), key=lambda leftover: unfinished_video(leftover) != name)
+    if partials:
+        return f"{partials[0]} lies where the video should be"
     if formats:
         return f"{' and '.join(formats)} lie where the video should be, yt-dlp's separate picture and sound never merged"
     return None
+
+
+def unfinished_download(path: Path | str) -> str | None:
+    """What an unfinished download left of the missing ``path``, said for its error: yt-dlp's
+    partial file (of the file as named first, else in another container: lists name ``x.mp4``
+    where ``x.webm`` was being fetched), else its formats never merged; None where there is
+    neither (:func:`_leftovers`)."""
+    folder, name = os.path.split(path)
+    return _what_is_left(_folder_leftovers(folder or "."), name)
+
+
+def unfinished_downloads(paths: Sequence[Path | str]) -> list[str | None]:
+    """:func:`unfinished_download` of each of ``paths``, each folder listed once, the folders
+    in threads (:func:`looked_at`: a listing a folder, not one a thread for the same folder)."""
+    split = [os.path.split(path) for path in paths]
+    folders = list(dict.fromkeys(folder or "." for folder, _ in split))
+    listed = dict(zip(folders, looked_at(_folder_leftovers, folders)))
+    return [_what_is_left(listed[folder or "."], name) for folder, name in split]
 
 
 FAILURE_KINDS_SHOWN = 4

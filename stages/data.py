@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pipeline.datasets import AnnotationFiles, Manifest, get_dataset, load_manifest
 from pipeline.demo_data import DemoSpec, generate_demo
-from pipeline.video import looked_at, unfinished_download
+from pipeline.video import looked_at, unfinished_downloads
 
 # Missing videos named in `nsnet data`'s summary (every one is counted).
 MISSING_SHOWN = 5
@@ -31,8 +31,9 @@ def missing_videos(root: Path, manifest: Manifest) -> list[tuple[str, str]]:
 
 
 def describe(manifest: Manifest, root: Path) -> str:
-    """The manifest's summary, and how many of its videos are on disk under ``root``, the first
-    few missing named (an unfinished download said as such)."""
+    """The manifest's summary, and how many of its videos are on disk under ``root``, the
+    unfinished downloads among the missing counted and the first few missing named (an
+    unfinished download said as such)."""
     splits = Counter(v.split for v in manifest.videos)
     multi = sum(len(v.labels) > 1 for v in manifest.videos)
     lines = [
@@ -57,10 +58,12 @@ def _on_disk(root: Path, manifest: Manifest) -> list[str]:
     lines = [f"videos on disk under {root}: {total - len(missing):,} of {total:,}"]
     if missing:
         by_split = Counter(split for split, _ in missing)
-        lines.append(f"missing: {len(missing):,} (" + ", ".join(f"{split} {n:,}" for split, n in sorted(by_split.items())) + "), the features stage records each as failed; the first:")
-        for _, path in missing[:MISSING_SHOWN]:
-            left = unfinished_download(root / path)
-            lines.append(f"  {path}" + (f": unfinished download ({left})" if left else ""))
+        left = unfinished_downloads([root / path for _, path in missing])
+        unfinished = len(left) - left.count(None)
+        lines.append(f"missing: {len(missing):,} (" + ", ".join(f"{split} {n:,}" for split, n in sorted(by_split.items()))
+                     + (f"; unfinished downloads {unfinished:,}" if unfinished else "") + "), the features stage records each as failed; the first:")
+        for (_, path), what in zip(missing[:MISSING_SHOWN], left):
+            lines.append(f"  {path}" + (f": unfinished download ({what})" if what else ""))
     if total and len(missing) == total:
         lines.append(f"none is under {root}: the annotations' paths are relative to --data-root (the folder that holds them as written, or a folder above it)")
     return lines

@@ -41,7 +41,7 @@ def test_data_command_counts_the_videos_on_disk_and_names_the_missing(tmp_path: 
     lines = result.output.splitlines()
     at = lines.index(f"videos on disk under {tmp_path}: 1 of 3")
     assert lines[at + 1 : at + 4] == [
-        "missing: 2 (train 1, val 1), the features stage records each as failed; the first:",
+        "missing: 2 (train 1, val 1; unfinished downloads 1), the features stage records each as failed; the first:",
         "  videos/b.mp4: unfinished download (b.mp4.part lies where the video should be)",
         "  videos/c.mp4",
     ]

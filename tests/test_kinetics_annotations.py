@@ -189,7 +189,8 @@ def test_unfinished_downloads_are_named_where_they_lie_under_the_root(tmp_path):
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     at = lines.index(f"videos on disk under {root}: 1 of 5")
-    assert lines[at + 2 :] == [
+    assert lines[at + 1 :] == [
+        "missing: 4 (train 3, val 1; unfinished downloads 3), the features stage records each as failed; the first:",
         "  train/abseiling/aaaaaaaaaaa_000010_000020.mp4: unfinished download (aaaaaaaaaaa_000010_000020.mp4.part lies where the video should be)",
         "  dl/Air drumming [bbbbbbbbbbb].webm: unfinished download (Air drumming [bbbbbbbbbbb].webm.part lies where the video should be)",
         "  zzzzzzzzzzz_000000_000010.mp4",

@@ -124,7 +124,7 @@ def test_bad_inputs_raise_named_errors(tmp_path: Path, make, reason):
 
 
 def test_a_missing_video_names_the_unfinished_download_beside_it(tmp_path: Path):
-    """yt-dlp's partial file of the video as named, or in another of its containers (a list's
+    """yt-dlp's partial file of the video as named (first), or in another of its containers (a list's
     ``x.mp4`` where ``x.webm`` was being fetched), or its resume state; nothing for other names."""
     (tmp_path / "a.webm.part").write_bytes(b"\x1aE\xdf\xa3 half a download")
     (tmp_path / "b.mp4.ytdl").write_text("{}")
@@ -132,7 +132,13 @@ def test_a_missing_video_names_the_unfinished_download_beside_it(tmp_path: Path)
     for name, partial in [("a.mp4", "a.webm.part"), ("a.webm", "a.webm.part"), ("b.mp4", "b.mp4.ytdl")]:
         with pytest.raises(VideoReadError, match=f"^{re.escape(str(tmp_path / name))}: unfinished download \\({re.escape(partial)} lies where the video should be\\): finish or redo it$"):
             FrameSource(tmp_path / name)
-    for name in ("c.mp4", "a.avi.mp4", "a"):
+    (tmp_path / "b.webm.part").write_bytes(b"")
+    for name in ("b.mp4", "b.webm"):  # the file as named first
+        with pytest.raises(VideoReadError, match=f"{name}: unfinished download \\({'b.mp4.ytdl' if name == 'b.mp4' else 'b.webm.part'} lies"):
+            FrameSource(tmp_path / name)
+    with pytest.raises(VideoReadError, match=r"/a: unfinished download \(a.webm.part lies"):  # a list's name without extension
+        FrameSource(tmp_path / "a")
+    for name in ("c.mp4", "a.avi.mp4", "c"):
         with pytest.raises(VideoReadError, match=r": file not found$"):
             FrameSource(tmp_path / name)
 

@@ -310,17 +310,12 @@ class DownloadedNames:
                     if titled_id in names:
                         self.titled.setdefault(titled_id, prefix + name)
         for name in files:
-            if name.endswith(_LEFTOVER_ENDINGS) or ".f" in name:
-                video = unfinished_video(name)
-                if video is not None:
-                    stem = os.path.splitext(video)[0]
-                    for wanted in [stem] if stem in names else titled_ids(stem):
-                        if wanted in names:
-                            self.unfinished.setdefault(wanted, prefix + video)
-
-
-# How the files an unfinished download leaves end, but its formats never merged (``.f137.mp4``).
-_LEFTOVER_ENDINGS = (".part", ".ytdl")
+            video = unfinished_video(name)
+            if video is not None:
+                stem = os.path.splitext(video)[0]
+                for wanted in [stem] if stem in names else titled_ids(stem):
+                    if wanted in names:
+                        self.unfinished.setdefault(wanted, prefix + video)
 
 
 def _occurrences(root: Path, names: AbstractSet[str], known: AbstractSet[str], downloads: DownloadedNames | None = None) -> Iterator[tuple[tuple[str, ...], str, str, str]]:
