@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -29,7 +30,7 @@ from pipeline.distributed import WHOLE, Share
 from pipeline.extract import BothModels, Transform, workers_within_shared_memory
 from pipeline.inference import NSNetInference, ObservationDecoder, VideoPrediction, predict_videos
 from pipeline.plots import matplotlib_available, plot_video_saliency
-from pipeline.video import FRAME_EXTENSIONS, VIDEO_EXTENSIONS, failure_summary, hidden
+from pipeline.video import FRAME_EXTENSIONS, VIDEO_EXTENSIONS, failure_summary, hidden, unfinished_video
 from stages.evaluate_report import text_table
 from stages.features import build_runners, cached_model
 from stages.train import SamplerShape, load_trained_sampler
@@ -101,16 +102,29 @@ def _holds_frames(folder: Path) -> bool:
     return not suffixes.isdisjoint(FRAME_EXTENSIONS) and suffixes.isdisjoint(VIDEO_EXTENSIONS)
 
 
+# Unfinished downloads named in predict's warning that it passed them over.
+LEFTOVERS_NAMED = 3
+
+
 def _videos_under(folder: Path) -> list[Path]:
     """The video files (by extension) and folders of frames under ``folder``, sorted. Links to
     folders are followed, each folder entered once (a link cycle ends there); a folder of frames
-    is not entered."""
+    is not entered. The formats of a yt-dlp download never merged (``x.f137.mp4``, the picture
+    alone; ``x.f251.webm``, the sound) are no videos to predict: passed over, with a warning."""
     found: list[Path] = []
+    left: list[str] = []
     for here, subfolders, files in walk_once(folder):
-        found += [Path(here, name) for name in files if Path(name).suffix.lower() in VIDEO_EXTENSIONS]
+        for name in [name for name in files if Path(name).suffix.lower() in VIDEO_EXTENSIONS]:
+            if unfinished_video(name):
+                left.append(name)
+            else:
+                found.append(Path(here, name))
         frames = [name for name in subfolders if _holds_frames(Path(here, name))]
         found += [Path(here, name) for name in frames]
         subfolders[:] = [name for name in subfolders if name not in frames]
+    if left:
+        named = ", ".join(sorted(left)[:LEFTOVERS_NAMED]) + (", ..." if len(left) > LEFTOVERS_NAMED else "")
+        warnings.warn(f"{folder}: passed over {len(left)} file(s) of downloads yt-dlp never merged ({named}): finish or redo those downloads, or name such a file to predict it", stacklevel=2)
     return sorted(found)
 
 

@@ -417,6 +417,12 @@ def test_find_videos(tmp_path):
         (tmp_path / name).write_bytes(b"")
     assert [str(p.relative_to(tmp_path)) for p in find_videos([tmp_path / "a"])] == rel
     assert find_videos([tmp_path / "a" / "._x.mp4"]) == [tmp_path / "a" / "._x.mp4"]
+    # a download stopped before yt-dlp merged its picture and sound: passed over, said; named, kept
+    for name in ("a/v.f137.mp4", "a/v.f251.webm", "a/deep/u.f22.mp4", "a/deep/t.f4v", "a/w.f18.mp4.part"):
+        (tmp_path / name).write_bytes(b"")
+    with pytest.warns(UserWarning, match=r"^\S+/a: passed over 3 file\(s\) of downloads yt-dlp never merged \(u.f22.mp4, v.f137.mp4, v.f251.webm\): finish or redo"):
+        assert [str(p.relative_to(tmp_path)) for p in find_videos([tmp_path / "a"])] == ["a/deep/t.f4v", *rel]  # Flash's .f4v is a video
+    assert find_videos([tmp_path / "a" / "v.f137.mp4"]) == [tmp_path / "a" / "v.f137.mp4"]
 
 
 def test_k_larger_than_t_takes_every_frame(trained, tmp_path, onnx_exports):
