@@ -31,6 +31,7 @@ from pipeline.extract import BothModels, Transform, workers_within_shared_memory
 from pipeline.inference import NSNetInference, ObservationDecoder, VideoPrediction, predict_videos
 from pipeline.plots import matplotlib_available, plot_video_saliency
 from pipeline.video import FRAME_EXTENSIONS, VIDEO_EXTENSIONS, failure_summary, hidden, unfinished_video
+from pipeline.wording import first_few
 from stages.evaluate_report import text_table
 from stages.features import build_runners, cached_model
 from stages.train import SamplerShape, load_trained_sampler
@@ -123,8 +124,7 @@ def _videos_under(folder: Path) -> list[Path]:
         found += [Path(here, name) for name in frames]
         subfolders[:] = [name for name in subfolders if name not in frames]
     if left:
-        named = ", ".join(sorted(left)[:LEFTOVERS_NAMED]) + (", ..." if len(left) > LEFTOVERS_NAMED else "")
-        warnings.warn(f"{folder}: passed over {len(left)} file(s) of downloads yt-dlp never merged ({named}): finish or redo those downloads, or name such a file to predict it", stacklevel=2)
+        warnings.warn(f"{folder}: passed over {len(left)} file(s) of downloads yt-dlp never merged ({first_few(sorted(left), LEFTOVERS_NAMED)}): finish or redo those downloads, or name such a file to predict it", stacklevel=2)
     return sorted(found)
 
 
