@@ -17,6 +17,7 @@ import math
 import multiprocessing
 import os
 import shutil
+import sys
 import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
@@ -389,9 +390,24 @@ def _block_tensor(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
     return torch.empty(0, dtype=dtype).set_(storage, 0, shape)
 
 
-def single_thread_worker(_: int) -> None:
-    """DataLoader worker init: one torch thread per decoding process (the cores are shared)."""
+def single_thread_worker(formatwarning: Callable[..., str] | None, _: int) -> None:
+    """DataLoader worker init: one torch thread per decoding process (the cores are shared), and
+    the warnings of the process written as ``formatwarning`` (None: Python's way) — a process
+    from a fork server does not inherit the way its loader's process writes them
+    (:func:`worker_init`)."""
     torch.set_num_threads(1)
+    if formatwarning is not None:
+        warnings.formatwarning = formatwarning
+
+
+def worker_init(formatwarning: Callable[..., str]) -> Callable[[int], None]:
+    """The decoding processes' init (:func:`single_thread_worker`), carrying ``formatwarning``
+    (this process's ``warnings.formatwarning``: the commands print the toolkit's warnings as one
+    line) where it can be sent to a process that is not forked: a function found by its module
+    and name (a fork server's processes get it pickled, by name); Python's way otherwise."""
+    module = sys.modules.get(getattr(formatwarning, "__module__", None) or "")
+    by_name = getattr(module, getattr(formatwarning, "__qualname__", ""), None) is formatwarning
+    return functools.partial(single_thread_worker, formatwarning if by_name else None)
 
 
 def as_is(items):
@@ -492,7 +508,7 @@ def decoding_loader(dataset: Dataset, workers: int, *, batch_size: int | None = 
         num_workers=workers,
         pin_memory=pin_memory,
         prefetch_factor=BLOCKS_AHEAD if workers > 0 else None,
-        worker_init_fn=single_thread_worker if workers > 0 else None,
+        worker_init_fn=worker_init(warnings.formatwarning) if workers > 0 else None,
         collate_fn=collate_fn,
         timeout=decode_watch.WATCH_POLL_S if workers > 0 and watched else 0.0,
         multiprocessing_context=worker_start(dataset) if workers > 0 else None,

@@ -269,6 +269,31 @@ def test_decoding_processes_from_a_fork_server_start_with_the_toolkit_imported()
     assert run.stdout.strip() == "torch in the fork server: True"
 
 
+def test_decoding_processes_write_warnings_as_the_loaders_process_does(monkeypatch):
+    """The commands print the toolkit's warnings as one line (``warnings.formatwarning``); a
+    decoding process from a fork server inherits nothing of that, so the loader's init carries
+    the function, pickled by name as the fork server sends it, and sets it in the process; a
+    function that cannot be sent so (a lambda) leaves the process Python's way."""
+    import pickle
+    import warnings
+    from torch.utils.data import TensorDataset
+    from stages.cli import toolkit_warning_line
+
+    python_way, threads = warnings.formatwarning, torch.get_num_threads()
+    data = TensorDataset(torch.arange(2))
+    monkeypatch.setattr(warnings, "formatwarning", toolkit_warning_line)
+    sent = pickle.loads(pickle.dumps(decoding_loader(data, 1).worker_init_fn))
+    monkeypatch.setattr(warnings, "formatwarning", lambda *args, **kwargs: "never sent\n")
+    not_sent = pickle.loads(pickle.dumps(decoding_loader(data, 1).worker_init_fn))
+    try:
+        for init, expected in ((sent, toolkit_warning_line), (not_sent, python_way)):
+            warnings.formatwarning = python_way  # a new process's own
+            init(0)
+            assert warnings.formatwarning is expected and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_a_loader_with_pin_memory_pins_the_blocks_frames(tiny_videos, tiny_config, monkeypatch):
     """On a GPU the loader pins each block (DataLoader's own pinning step, which calls the
     block's ``pin_memory``); page-locked memory needs a GPU, so a copy stands in for it here."""
