@@ -92,6 +92,16 @@ def unfinished_video(name: str) -> str | None:
     return video if partial else None
 
 
+def leftover_videos(names: list[str]) -> list[str]:
+    """The videos that the files of a folder (``names``) left by unfinished downloads were to
+    become (:func:`unfinished_video`), sorted (``x.mp4`` before ``x.webm``, whatever the
+    folder's order); the names joined are looked at first, as most folders hold none."""
+    joined = "\n".join(names)
+    if not any(hint in joined for hint in (*_PARTIAL_SUFFIXES, ".f")):
+        return []
+    return sorted(video for video in map(unfinished_video, names) if video is not None)
+
+
 @functools.lru_cache(maxsize=16)
 def _leftovers(folder: str, changed_ns: int) -> dict[str, tuple[str, ...]]:
     """What unfinished downloads left in ``folder`` (:func:`unfinished_video`), by the stem of

@@ -31,7 +31,7 @@ from itertools import chain
 from pathlib import Path, PurePosixPath
 
 from pipeline.datasets.manifest import ManifestError, RawEntry, posix_path, read_annotation_text, video_id, without_video_extension
-from pipeline.video import VIDEO_EXTENSIONS, hidden, unfinished_video
+from pipeline.video import VIDEO_EXTENSIONS, hidden, leftover_videos
 
 LIST_FORMATS = ("auto", "video", "rawframes", "arnet", "startend")
 _NUMBER = re.compile(r"[+-]?\d+")
@@ -309,13 +309,11 @@ class DownloadedNames:
                 for titled_id in titled_ids(stem):
                     if titled_id in names:
                         self.titled.setdefault(titled_id, prefix + name)
-        for name in files:
-            video = unfinished_video(name)
-            if video is not None:
-                stem = os.path.splitext(video)[0]
-                for wanted in [stem] if stem in names else titled_ids(stem):
-                    if wanted in names:
-                        self.unfinished.setdefault(wanted, prefix + video)
+        for video in leftover_videos(files):
+            stem = os.path.splitext(video)[0]
+            for wanted in [stem] if stem in names else titled_ids(stem):
+                if wanted in names:
+                    self.unfinished.setdefault(wanted, prefix + video)
 
 
 def _occurrences(root: Path, names: AbstractSet[str], known: AbstractSet[str], downloads: DownloadedNames | None = None) -> Iterator[tuple[tuple[str, ...], str, str, str]]:
