@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from pipeline.demo_data import encode_h264
-from pipeline.video import FILE_LOOKS_AT_ONCE, FrameSource, VideoReadError, looked_at, unfinished_video
+from pipeline.video import FILE_LOOKS_AT_ONCE, FrameSource, VideoReadError, leftover_videos, looked_at, unfinished_video
 
 
 @pytest.fixture
@@ -169,6 +169,13 @@ def test_the_video_an_unfinished_downloads_file_was_to_become(name: str, video: 
     """yt-dlp's partial file and resume state, and its formats never merged, name the video they
     were to make; finished videos (``.f4v`` is Flash's container, not a format) and other files none."""
     assert unfinished_video(name) == video
+
+
+def test_what_a_folders_unfinished_downloads_were_to_become():
+    """Sorted, whatever the folder's order (of two formats, ``x.mp4`` before ``x.webm``);
+    nothing for a folder of finished videos and other files."""
+    assert leftover_videos(["b.f251.webm.part", "a.mp4", "Title [c].mkv.ytdl", "b.f137.mp4", "notes.txt"]) == ["Title [c].mkv", "b.mp4", "b.webm"]
+    assert leftover_videos(["a.mp4", "b.flv", "c.f4v", "d.txt"]) == []
 
 
 def test_truncated_video(gradient_video, tmp_path: Path):
