@@ -69,24 +69,28 @@ _PARTIAL_SUFFIXES = (".part", ".ytdl")
 
 # yt-dlp fetches a YouTube video's picture and sound as two formats (x.f137.mp4, x.f251.webm)
 # and merges them into x.mp4 with FFmpeg; a download stopped before the merge (a crawler's
-# timeout) leaves the formats alone.
+# timeout) leaves the formats alone. FFmpeg writes the merge (and yt-dlp's later fixes of a
+# file) into x.temp.mp4, renamed x.mp4 when done: one stopped then leaves it.
 _FORMAT_FILE = re.compile(r"(.+)\.f\d+\.[A-Za-z0-9]+(\.part)?$")
+_TEMP_FILE = re.compile(r"(.+)\.temp\.[A-Za-z0-9]+$")
+# What the names of those files hold, looked for before any is parsed.
+_LEFTOVER_MARKS = (*_PARTIAL_SUFFIXES, ".f", ".temp.")
 
 
 def unfinished_video(name: str) -> str | None:
     """The video file that the file ``name``, left by an unfinished download, was to become:
     ``x.webm`` for yt-dlp's partial ``x.webm.part`` or its resume state ``x.webm.ytdl``,
-    ``x.mp4`` for a format never merged (``x.f137.mp4``, ``.part`` or not); None for any other
-    name, a finished video's included (the cheap tests first: every file of a tree walked for
-    videos comes here)."""
-    partial = name.endswith(_PARTIAL_SUFFIXES)
-    if not partial and ".f" not in name:
+    ``x.mp4`` for a format never merged (``x.f137.mp4``, ``.part`` or not) and for FFmpeg's
+    merge stopped (``x.temp.mp4``); None for any other name, a finished video's included (the
+    cheap test first: every file of a tree walked for videos comes here)."""
+    if not any(mark in name for mark in _LEFTOVER_MARKS):
         return None
+    partial = name.endswith(_PARTIAL_SUFFIXES)
     video = name[: name.rindex(".")] if partial else name
     extension = os.path.splitext(video)[1]
     if extension.lower() not in VIDEO_EXTENSIONS:
         return None
-    merged = _FORMAT_FILE.match(video)
+    merged = _FORMAT_FILE.match(video) or _TEMP_FILE.match(video)
     if merged:
         return merged[1] + extension
     return video if partial else None
@@ -97,7 +101,7 @@ def leftover_videos(names: list[str]) -> list[str]:
     become (:func:`unfinished_video`), sorted (``x.mp4`` before ``x.webm``, whatever the
     folder's order); the names joined are looked at first, as most folders hold none."""
     joined = "\n".join(names)
-    if not any(hint in joined for hint in (*_PARTIAL_SUFFIXES, ".f")):
+    if not any(mark in joined for mark in _LEFTOVER_MARKS):
         return []
     return sorted(video for video in map(unfinished_video, names) if video is not None)
 

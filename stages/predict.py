@@ -111,7 +111,8 @@ def _videos_under(folder: Path) -> list[Path]:
     """The video files (by extension) and folders of frames under ``folder``, sorted. Links to
     folders are followed, each folder entered once (a link cycle ends there); a folder of frames
     is not entered. The formats of a yt-dlp download never merged (``x.f137.mp4``, the picture
-    alone; ``x.f251.webm``, the sound) are no videos to predict: passed over, with a warning."""
+    alone; ``x.f251.webm``, the sound) and a merge stopped (``x.temp.mp4``) are no videos to
+    predict: passed over, with a warning."""
     found: list[Path] = []
     left: list[str] = []
     for here, subfolders, files in walk_once(folder):

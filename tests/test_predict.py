@@ -418,9 +418,9 @@ def test_find_videos(tmp_path):
     assert [str(p.relative_to(tmp_path)) for p in find_videos([tmp_path / "a"])] == rel
     assert find_videos([tmp_path / "a" / "._x.mp4"]) == [tmp_path / "a" / "._x.mp4"]
     # a download stopped before yt-dlp merged its picture and sound: passed over, said; named, kept
-    for name in ("a/v.f137.mp4", "a/v.f251.webm", "a/deep/u.f22.mp4", "a/deep/t.f4v", "a/w.f18.mp4.part", "a/s.f140.m4v"):
+    for name in ("a/v.f137.mp4", "a/v.f251.webm", "a/deep/u.f22.mp4", "a/deep/t.f4v", "a/w.f18.mp4.part", "a/s.f140.m4v", "a/m.temp.mp4"):
         (tmp_path / name).write_bytes(b"")
-    with pytest.warns(UserWarning, match=r"^\S+/a: passed over 4 file\(s\) of downloads yt-dlp never merged \(s.f140.m4v, u.f22.mp4, v.f137.mp4 and 1 more\): finish or redo"):
+    with pytest.warns(UserWarning, match=r"^\S+/a: passed over 5 file\(s\) of downloads yt-dlp never merged \(m.temp.mp4, s.f140.m4v, u.f22.mp4 and 2 more\): finish or redo"):
         assert [str(p.relative_to(tmp_path)) for p in find_videos([tmp_path / "a"])] == ["a/deep/t.f4v", *rel]  # Flash's .f4v is a video
     assert find_videos([tmp_path / "a" / "v.f137.mp4"]) == [tmp_path / "a" / "v.f137.mp4"]
 

@@ -138,6 +138,9 @@ def test_a_missing_video_names_the_unfinished_download_beside_it(tmp_path: Path)
             FrameSource(tmp_path / name)
     with pytest.raises(VideoReadError, match=r"/a: unfinished download \(a.webm.part lies"):  # a list's name without extension
         FrameSource(tmp_path / "a")
+    (tmp_path / "d.temp.mp4").write_bytes(b"")  # FFmpeg's merge, stopped
+    with pytest.raises(VideoReadError, match=r"d.mkv: unfinished download \(d.temp.mp4 lies where the video should be\)"):
+        FrameSource(tmp_path / "d.mkv")
     for name in ("c.mp4", "a.avi.mp4", "c"):
         with pytest.raises(VideoReadError, match=r": file not found$"):
             FrameSource(tmp_path / name)
@@ -162,19 +165,20 @@ def test_a_missing_video_names_the_formats_yt_dlp_never_merged(tmp_path: Path):
 
 @pytest.mark.parametrize("name, video", [
     ("x.webm.part", "x.webm"), ("x.mp4.ytdl", "x.mp4"), ("x.f137.mp4", "x.mp4"), ("x.f251.webm.part", "x.webm"),
-    ("Ski trip [ccccccccccc].f137.mp4.part", "Ski trip [ccccccccccc].mp4"), ("x.f4v.part", "x.f4v"),
+    ("Ski trip [ccccccccccc].f137.mp4.part", "Ski trip [ccccccccccc].mp4"), ("x.f4v.part", "x.f4v"), ("x.temp.mp4", "x.mp4"), ("x.temp.mkv", "x.mkv"),
+    ("x.temp", None), ("x.temp.txt", None),
     ("x.mp4", None), ("x.f4v", None), ("x.flv", None), ("x.part", None), ("notes.txt.part", None), ("x.f137.txt", None), ("x.mp4.backup", None),
 ])
 def test_the_video_an_unfinished_downloads_file_was_to_become(name: str, video: str | None):
-    """yt-dlp's partial file and resume state, and its formats never merged, name the video they
-    were to make; finished videos (``.f4v`` is Flash's container, not a format) and other files none."""
+    """yt-dlp's partial file and resume state, its formats never merged and FFmpeg's merge
+    stopped (``.temp.``) name the video they were to make; finished videos (``.f4v`` is Flash's container, not a format) and other files none."""
     assert unfinished_video(name) == video
 
 
 def test_what_a_folders_unfinished_downloads_were_to_become():
     """Sorted, whatever the folder's order (of two formats, ``x.mp4`` before ``x.webm``);
     nothing for a folder of finished videos and other files."""
-    assert leftover_videos(["b.f251.webm.part", "a.mp4", "Title [c].mkv.ytdl", "b.f137.mp4", "notes.txt"]) == ["Title [c].mkv", "b.mp4", "b.webm"]
+    assert leftover_videos(["b.f251.webm.part", "a.mp4", "Title [c].mkv.ytdl", "b.f137.mp4", "notes.txt", "d.temp.mp4"]) == ["Title [c].mkv", "b.mp4", "b.webm", "d.mp4"]
     assert leftover_videos(["a.mp4", "b.flv", "c.f4v", "d.txt"]) == []
 
 
