@@ -73,8 +73,9 @@ _PARTIAL_SUFFIXES = (".part", ".ytdl")
 # file) into x.temp.mp4, renamed x.mp4 when done: one stopped then leaves it.
 _FORMAT_FILE = re.compile(r"(.+)\.f\d+\.[A-Za-z0-9]+(\.part)?$")
 _TEMP_FILE = re.compile(r"(.+)\.temp\.[A-Za-z0-9]+$")
-# What the names of those files hold, looked for before any is parsed.
-_LEFTOVER_MARKS = (*_PARTIAL_SUFFIXES, ".f", ".temp.")
+# What the names of those files hold, looked for before any is parsed (in one name, or in a
+# folder's names joined by newlines).
+_LEFTOVER_MARK = re.compile(r"\.f|\.temp\.|(?:" + "|".join(map(re.escape, _PARTIAL_SUFFIXES)) + ")$", re.MULTILINE)
 
 
 def unfinished_video(name: str) -> str | None:
@@ -83,7 +84,7 @@ def unfinished_video(name: str) -> str | None:
     ``x.mp4`` for a format never merged (``x.f137.mp4``, ``.part`` or not) and for FFmpeg's
     merge stopped (``x.temp.mp4``); None for any other name, a finished video's included (the
     cheap test first: every file of a tree walked for videos comes here)."""
-    if not any(mark in name for mark in _LEFTOVER_MARKS):
+    if not _LEFTOVER_MARK.search(name):
         return None
     partial = name.endswith(_PARTIAL_SUFFIXES)
     video = name[: name.rindex(".")] if partial else name
@@ -100,8 +101,7 @@ def leftover_videos(names: list[str]) -> list[str]:
     """The videos that the files of a folder (``names``) left by unfinished downloads were to
     become (:func:`unfinished_video`), sorted (``x.mp4`` before ``x.webm``, whatever the
     folder's order); the names joined are looked at first, as most folders hold none."""
-    joined = "\n".join(names)
-    if not any(mark in joined for mark in _LEFTOVER_MARKS):
+    if not _LEFTOVER_MARK.search("\n".join(names)):
         return []
     return sorted(video for video in map(unfinished_video, names) if video is not None)
 
