@@ -246,19 +246,24 @@ def main(ctx: click.Context) -> None:
 @click.option("--train-per-class", type=int, default=None, help="Demo only.")
 @click.option("--val-per-class", type=int, default=None, help="Demo only.")
 @click.option("--no-progress", is_flag=True)
+@click.option("--missing", "missing_out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write every video not on disk to this file, a JSON line each (video, split, labels, path, unfinished): the list to download again.")
 @annotation_options
 @clear_errors
-def data(dataset: str, data_root: Path | None, difficulty: float | None, seed: int | None, num_classes: int | None, train_per_class: int | None, val_per_class: int | None, no_progress: bool, files: Any) -> None:
+def data(dataset: str, data_root: Path | None, difficulty: float | None, seed: int | None, num_classes: int | None, train_per_class: int | None, val_per_class: int | None, no_progress: bool, missing_out: Path | None, files: Any) -> None:
     """Generate the demo dataset, or check a dataset's annotations and print a summary."""
     from dataclasses import replace
 
     from pipeline.demo_data import DemoSpec
-    from stages.data import describe, prepare_dataset
+    from stages.data import describe, missing_videos, prepare_dataset, write_missing
 
     changes = dict(difficulty=difficulty, seed=seed, num_classes=num_classes, train_per_class=train_per_class, val_per_class=val_per_class)
     spec = replace(DemoSpec(), **{k: v for k, v in changes.items() if v is not None})
     root, manifest = prepare_dataset(dataset, data_root, spec, progress=not no_progress, files=files)
-    click.echo(describe(manifest, root))
+    missing = missing_videos(root, manifest)
+    click.echo(describe(manifest, root, missing))
+    if missing_out is not None:
+        write_missing(missing_out, missing, manifest.classes)
+        click.echo(f"missing videos ({len(missing):,}) written to {missing_out}")
 
 
 @main.command()

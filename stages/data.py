@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.datasets import AnnotationFiles, Manifest, get_dataset, load_manifest
+from pipeline.cache import write_text_atomic
+from pipeline.datasets import AnnotationFiles, Manifest, VideoRecord, get_dataset, load_manifest
 from pipeline.demo_data import DemoSpec, generate_demo
 from pipeline.video import looked_at, unfinished_downloads
 
@@ -22,18 +26,38 @@ def prepare_dataset(dataset: str, data_root: Path | None, demo: DemoSpec, progre
     return load_manifest(dataset, data_root, files)
 
 
-def missing_videos(root: Path, manifest: Manifest) -> list[tuple[str, str]]:
-    """(split, path) of every video of the manifest that is not on disk under ``root`` (a file or
-    a folder of frames; one ``stat`` a video, in threads: :func:`~pipeline.video.looked_at`)."""
+@dataclass(frozen=True)
+class Missing:
+    """A video of the manifest not on disk, and what an unfinished download of it left (said as
+    :func:`~pipeline.video.unfinished_download` says it; None where nothing)."""
+
+    video: VideoRecord
+    left: str | None
+
+
+def missing_videos(root: Path, manifest: Manifest) -> list[Missing]:
+    """Every video of the manifest that is not on disk under ``root`` (a file or a folder of
+    frames; one ``stat`` a video, in threads: :func:`~pipeline.video.looked_at`), with what an
+    unfinished download of it left (each folder listed once)."""
     folder = str(root)
     there = looked_at(os.path.exists, [os.path.join(folder, v.path) for v in manifest.videos])
-    return [(v.split, v.path) for v, found in zip(manifest.videos, there) if not found]
+    gone = [v for v, found in zip(manifest.videos, there) if not found]
+    return [Missing(v, left) for v, left in zip(gone, unfinished_downloads([root / v.path for v in gone]))]
 
 
-def describe(manifest: Manifest, root: Path) -> str:
-    """The manifest's summary, and how many of its videos are on disk under ``root``, the
-    unfinished downloads among the missing counted and the first few missing named (an
-    unfinished download said as such)."""
+def write_missing(path: Path, missing: list[Missing], classes: Sequence[str]) -> None:
+    """The missing videos as JSON lines (``video``, ``split``, ``labels`` by name, ``path``,
+    ``unfinished``: what a download left, or null), written whole or not at all: the list to
+    download again (``jq -r .video``)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    rows = ({"video": m.video.video_id, "split": m.video.split, "labels": [classes[i] for i in m.video.labels], "path": m.video.path, "unfinished": m.left} for m in missing)
+    write_text_atomic(Path(path), "".join(json.dumps(row) + "\n" for row in rows))
+
+
+def describe(manifest: Manifest, root: Path, missing: list[Missing]) -> str:
+    """The manifest's summary, and how many of its videos are on disk under ``root`` (all but
+    ``missing``), the unfinished downloads among the missing counted and the first few missing
+    named (an unfinished download said as such)."""
     splits = Counter(v.split for v in manifest.videos)
     multi = sum(len(v.labels) > 1 for v in manifest.videos)
     lines = [
@@ -47,23 +71,21 @@ def describe(manifest: Manifest, root: Path) -> str:
     if manifest.rejected:
         lines.append(f"rejected annotation entries: {len(manifest.rejected)}")
         lines += [f"  {r.video_id}: {r.reason}" for r in manifest.rejected[:5]]
-    lines += _on_disk(Path(root), manifest)
+    lines += _on_disk(Path(root), len(manifest.videos), missing)
     return "\n".join(lines)
 
 
-def _on_disk(root: Path, manifest: Manifest) -> list[str]:
-    """The lines of :func:`describe` that say which videos are on disk under ``root``."""
-    missing = missing_videos(root, manifest)
-    total = len(manifest.videos)
+def _on_disk(root: Path, total: int, missing: list[Missing]) -> list[str]:
+    """The lines of :func:`describe` that say which of the ``total`` videos are on disk under
+    ``root``."""
     lines = [f"videos on disk under {root}: {total - len(missing):,} of {total:,}"]
     if missing:
-        by_split = Counter(split for split, _ in missing)
-        left = unfinished_downloads([root / path for _, path in missing])
-        unfinished = len(left) - left.count(None)
+        by_split = Counter(m.video.split for m in missing)
+        unfinished = sum(m.left is not None for m in missing)
         lines.append(f"missing: {len(missing):,} (" + ", ".join(f"{split} {n:,}" for split, n in sorted(by_split.items()))
                      + (f"; unfinished downloads {unfinished:,}" if unfinished else "") + "), the features stage records each as failed; the first:")
-        for (_, path), what in zip(missing[:MISSING_SHOWN], left):
-            lines.append(f"  {path}" + (f": unfinished download ({what})" if what else ""))
+        for m in missing[:MISSING_SHOWN]:
+            lines.append(f"  {m.video.path}" + (f": unfinished download ({m.left})" if m.left else ""))
     if total and len(missing) == total:
         lines.append(f"none is under {root}: the annotations' paths are relative to --data-root (the folder that holds them as written, or a folder above it)")
     return lines

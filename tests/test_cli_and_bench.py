@@ -29,7 +29,8 @@ def test_data_command_generates_and_describes_the_demo(tmp_path: Path):
 
 def test_data_command_counts_the_videos_on_disk_and_names_the_missing(tmp_path: Path):
     """A list dataset with one video there, one an unfinished download (yt-dlp's .part) and one
-    not there at all: counted by split, each named; with none there, the data root is suspect."""
+    not there at all: counted by split, each named, and with ``--missing`` listed in a file, a
+    JSON line each; with none there, the data root is suspect."""
     (tmp_path / "videos").mkdir()
     (tmp_path / "videos" / "a.mp4").write_bytes(b"")
     (tmp_path / "videos" / "b.mp4.part").write_bytes(b"")
@@ -44,6 +45,12 @@ def test_data_command_counts_the_videos_on_disk_and_names_the_missing(tmp_path: 
         "missing: 2 (train 1, val 1; unfinished downloads 1), the features stage records each as failed; the first:",
         "  videos/b.mp4: unfinished download (b.mp4.part lies where the video should be)",
         "  videos/c.mp4",
+    ]
+    listed = CliRunner().invoke(main, [*args, "--data-root", str(tmp_path), "--missing", str(tmp_path / "out" / "missing.jsonl")])
+    assert listed.output.splitlines()[-1] == f"missing videos (2) written to {tmp_path / 'out' / 'missing.jsonl'}"
+    assert [json.loads(line) for line in (tmp_path / "out" / "missing.jsonl").read_text().splitlines()] == [
+        {"video": "videos/b", "split": "train", "labels": ["1"], "path": "videos/b.mp4", "unfinished": "b.mp4.part lies where the video should be"},
+        {"video": "videos/c", "split": "val", "labels": ["0"], "path": "videos/c.mp4", "unfinished": None},
     ]
     elsewhere = CliRunner().invoke(main, [*args, "--data-root", str(tmp_path / "videos")])
     assert f"videos on disk under {tmp_path / 'videos'}: 0 of 3" in elsewhere.output and f"none is under {tmp_path / 'videos'}: the annotations' paths are relative to --data-root" in elsewhere.output
