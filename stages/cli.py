@@ -47,8 +47,19 @@ def _known_errors() -> tuple[type[Exception], ...]:
     return (CacheError, ManifestError, WeightsError, ValueError)
 
 
+def file_error_line(exc: OSError) -> str | None:
+    """A file system's refusal as one line, the file first (``out/x.jsonl: Permission
+    denied``; a rename's two files ``a -> b``); None for an error that names no file."""
+    if exc.filename is None:
+        return None
+    files = str(exc.filename) if exc.filename2 is None else f"{exc.filename} -> {exc.filename2}"
+    return f"{files}: {exc.strerror or exc}"
+
+
 def clear_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn the library's expected errors into a one-line message and exit status 1."""
+    """Turn the library's expected errors, and a file system's refusal of a named file (a
+    folder that cannot be made or written, an output path that is a file), into a one-line
+    message and exit status 1."""
 
     @wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -56,6 +67,11 @@ def clear_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             return command(*args, **kwargs)
         except _known_errors() as exc:
             raise click.ClickException(str(exc)) from exc
+        except OSError as exc:
+            line = file_error_line(exc)
+            if line is None:
+                raise
+            raise click.ClickException(line) from exc
 
     return wrapper
 

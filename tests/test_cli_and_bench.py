@@ -1,5 +1,6 @@
 """The command line (clear errors, demo data), the features benchmark and the inference benchmark (Table 5) on tiny inputs."""
 
+import errno
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -13,7 +14,7 @@ from PIL import Image
 from pipeline.datasets import get_dataset
 from stages.bench import InferenceBench, summarize, time_batch
 from stages.bench_features import bench_features, with_paper_backbones
-from stages.cli import TORCHRUN_COMMANDS, main
+from stages.cli import TORCHRUN_COMMANDS, file_error_line, main
 
 
 def test_data_command_generates_and_describes_the_demo(tmp_path: Path):
@@ -54,6 +55,20 @@ def test_data_command_counts_the_videos_on_disk_and_names_the_missing(tmp_path: 
     ]
     elsewhere = CliRunner().invoke(main, [*args, "--data-root", str(tmp_path / "videos")])
     assert f"videos on disk under {tmp_path / 'videos'}: 0 of 3" in elsewhere.output and f"none is under {tmp_path / 'videos'}: the annotations' paths are relative to --data-root" in elsewhere.output
+
+
+def test_a_file_systems_refusal_of_a_named_file_is_one_line(tmp_path: Path):
+    """An output the file system refuses (a folder to make where a file lies, a file that cannot
+    be written) ends the command with the file and the system's reason on one line, exit status
+    1, not a traceback; an error naming no file stays Python's."""
+    (tmp_path / "videos").mkdir()
+    (tmp_path / "train.txt").write_text("videos/a.mp4 0\n")
+    (tmp_path / "taken").write_text("a file where a folder is asked for")
+    result = CliRunner().invoke(main, ["data", "--dataset", "list", "--data-root", str(tmp_path), "--train-list", str(tmp_path / "train.txt"), "--missing", str(tmp_path / "taken" / "missing.jsonl")])
+    assert result.exit_code == 1 and result.output.splitlines()[-1] == f"Error: {tmp_path / 'taken'}: File exists"
+    assert file_error_line(PermissionError(errno.EACCES, "Permission denied", "out/x.jsonl")) == "out/x.jsonl: Permission denied"
+    assert file_error_line(OSError(errno.EXDEV, "Invalid cross-device link", "a.tmp", None, "b")) == "a.tmp -> b: Invalid cross-device link"
+    assert file_error_line(OSError(errno.EIO, "Input/output error")) is None
 
 
 def test_data_help_says_what_each_dataset_reads():
