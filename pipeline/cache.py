@@ -441,14 +441,24 @@ class FeatureCache:
         if self.path.suffix == ".h5":
             import h5py
 
-            self._h5 = h5py.File(self.path, "r")
+            try:
+                self._h5 = h5py.File(self.path, "r")
+            except OSError as exc:
+                raise CacheError(f"{self.path}: not a feature cache (not an HDF5 file h5py can read: {str(exc).splitlines()[0]})") from exc
+            if "nsnet" not in self._h5.attrs:
+                raise CacheError(f"{self.path}: an HDF5 file without a feature cache's attributes (another program's): remove it or pick another --cache")
             self.attrs = json.loads(self._h5.attrs["nsnet"])
             self.arrays = {name: self._h5[name] for name in ARRAY_NAMES + SHIFT_ARRAY_NAMES if name in self._h5}
         else:
             import zarr
 
             self._h5 = None
-            group = zarr.open_group(str(self.path), mode="r")
+            try:
+                group = zarr.open_group(str(self.path), mode="r")
+            except FileNotFoundError:  # zarr's "no group found", a FileNotFoundError
+                raise CacheError(f"{self.path}: not a feature cache (no Zarr group here; the features stage writes <cache-dir>/<dataset>/features-<fingerprint>.zarr, or .h5 with --storage hdf5)") from None
+            if "fingerprint" not in group.attrs:
+                raise CacheError(f"{self.path}: a Zarr group without a feature cache's attributes (another program's, or one whose making was cut short): remove it or pick another --cache")
             self.attrs = dict(group.attrs)
             self.arrays = {name: group[name] for name in ARRAY_NAMES + SHIFT_ARRAY_NAMES if name in group}
 

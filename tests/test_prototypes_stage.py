@@ -55,6 +55,24 @@ def test_unfinished_cache_is_refused(tiny_videos, tiny_config, run_options):
         run_prototypes(Path(partial.cache), GuidingScorer())
 
 
+def test_a_path_that_holds_no_feature_cache_is_named_as_such(tmp_path):
+    """An empty folder, a file with an ``.h5`` name that is no HDF5, and another program's Zarr
+    group or HDF5 file are each refused with what they are, not a storage library's error."""
+    import h5py
+    import zarr
+
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "fake.h5").write_bytes(b"not an HDF5 file")
+    zarr.open_group(str(tmp_path / "other.zarr"), mode="w").attrs["made_by"] = "another program"
+    with h5py.File(tmp_path / "other.h5", "w") as other:
+        other["x"] = [1]
+    for name, says in [("empty", r"not a feature cache \(no Zarr group here; the features stage writes"), ("fake.h5", r"not a feature cache \(not an HDF5 file h5py can read: .*signature"),
+                       ("other.zarr", r"a Zarr group without a feature cache's attributes \(another program's, or one whose making was cut short\): remove it"),
+                       ("other.h5", r"an HDF5 file without a feature cache's attributes \(another program's\): remove it")]:
+        with pytest.raises(CacheError, match=f"^{tmp_path / name}: {says}"):
+            FeatureCache(tmp_path / name)
+
+
 def test_block_wise_stage_equals_one_shot_fit(tiny_videos, tiny_config, run_options):
     """Blocks of 5 videos (the 9 training videos split 5 + 4, and the scoring too) give the
     prototypes and guiding scores of one fit on everything, to 1e-6."""
