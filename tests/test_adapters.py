@@ -37,6 +37,13 @@ def test_same_stem_files_get_distinct_ids(tmp_path: Path):
     assert [(r.video_id, r.reason) for r in m.rejected] == [("clips/other", "duplicate video id in the annotations")]
 
 
+def test_a_class_list_naming_a_class_twice_is_refused_with_the_names(tmp_path: Path):
+    (tmp_path / "manifest.csv").write_text("a.mp4,cat,train\n")
+    (tmp_path / "classes.txt").write_text("cat\ndog\ncat\nbird\ndog\n")
+    with pytest.raises(ManifestError, match=r"^csv: the class list names 'cat', 'dog' more than once; a class is one name"):
+        csv_manifest(tmp_path)
+
+
 def test_csv_manifest_paths_are_resolved(tmp_path: Path):
     for name in ("videos/a.mp4", "videos/b.webm", "frames/c/img_00001.jpg"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)

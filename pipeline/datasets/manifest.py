@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Iterable
 
 from pipeline.video import VIDEO_EXTENSIONS
+from pipeline.wording import first_few
 
 SPLITS = ("train", "val", "test")
 EVALUATION_SPLITS = SPLITS[1:]  # evaluated on, one at a time: val by default where there is one
@@ -191,8 +193,9 @@ def build_manifest(name: str, classes: Iterable[str], entries: Iterable[RawEntry
     """Check every entry's labels against the class list; entries that fail become ``Rejected``.
     The same path listed twice is rejected as a duplicate; see :func:`distinct_ids`."""
     classes = tuple(classes)
-    if len(set(classes)) != len(classes):
-        raise ManifestError(f"{name}: the class list has duplicate names")
+    twice = [c for c, n in Counter(classes).items() if n > 1]
+    if twice:
+        raise ManifestError(f"{name}: the class list names {first_few([repr(c) for c in twice], 5)} more than once; a class is one name (--class-names, or the names the annotations give)")
     index = {c: i for i, c in enumerate(classes)}
     videos: list[VideoRecord] = []
     rejected: list[Rejected] = []
