@@ -45,6 +45,24 @@ class WeightsError(Exception):
     """Weights that cannot be loaded; the message says which and what to do."""
 
 
+def checkpoint_path(weights: str) -> str:
+    """Weights given as a timm hub folder (what ``huggingface-cli download timm/<model>
+    --local-dir DIR`` or timm's ``save_for_hf`` writes) as the weight file in it, safetensors
+    first (:data:`TIMM_HUB_FILES`); any other value as given."""
+    folder = Path(weights)
+    if not folder.is_dir():
+        return weights
+    return next((str(folder / name) for name in TIMM_HUB_FILES if (folder / name).is_file()), weights)
+
+
+def no_checkpoint(path: Path) -> WeightsError:
+    """The error for weights whose path is no checkpoint file: a folder (without timm's weight
+    files, :func:`checkpoint_path`) said as such."""
+    if path.is_dir():
+        return WeightsError(f"{path}: a folder without a checkpoint file timm writes ({' or '.join(TIMM_HUB_FILES)}): give the checkpoint file itself")
+    return WeightsError(f"{path}: checkpoint file not found (weights must be 'imagenet', 'none' or a checkpoint path)")
+
+
 def read_checkpoint(path: Path) -> dict[str, Any]:
     """Load a checkpoint file: an NSNet checkpoint (``format`` key, ``state_dict``, ``classes``,
     ``model_name``, ``data_config``), a training checkpoint with ``state_dict``/``model`` (with
@@ -56,7 +74,7 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     (:data:`EMA_KEYS`)."""
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"{path}: checkpoint file not found")
+        raise no_checkpoint(path)
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file

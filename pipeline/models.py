@@ -16,7 +16,7 @@ from torch import nn
 
 from pipeline.cache import replacing
 from pipeline.checkpoint_keys import torchvision_imagenet_file
-from pipeline.checkpoints import WeightsError, load_weights, preprocessing_override, read_checkpoint
+from pipeline.checkpoints import WeightsError, load_weights, no_checkpoint, preprocessing_override, read_checkpoint
 from pipeline.config import CHECKPOINT_WEIGHTS, HUB_PREFIXES, WEIGHTS_IMAGENET, WEIGHTS_NONE, ModelSpec, model_architecture
 from pipeline.wording import first_few
 
@@ -74,7 +74,7 @@ def weights_identity(spec: ModelSpec) -> str:
         return f"imagenet:{tag}"
     path = Path(spec.weights)
     if not path.is_file():
-        raise WeightsError(f"{path}: checkpoint file not found (weights must be 'imagenet', 'none' or a checkpoint path)")
+        raise no_checkpoint(path)
     return f"{CHECKPOINT_WEIGHTS}{file_sha256(path)}"
 
 

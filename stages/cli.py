@@ -233,8 +233,11 @@ def backbone_options(weights: bool) -> Callable[[Callable[..., Any]], Callable[.
 
 
 def backbone_overrides(options: dict[str, Any]) -> dict[str, Any]:
-    """:func:`backbone_options`' values as :meth:`FeaturesConfig.with_overrides` keywords."""
-    return {key.replace("_model", "_name"): value for key, value in options.items()}
+    """:func:`backbone_options`' values as :meth:`FeaturesConfig.with_overrides` keywords (a
+    timm hub folder given as weights as its weight file: :func:`~pipeline.checkpoints.checkpoint_path`)."""
+    from pipeline.checkpoints import checkpoint_path
+
+    return {key.replace("_model", "_name"): checkpoint_path(value) if key.endswith("_weights") and value else value for key, value in options.items()}
 
 
 # The commands that divide their work among torchrun ranks (pipeline.distributed); the others
@@ -357,12 +360,13 @@ def finetune(dataset: str, data_root: Path | None, role: str, arch: str | None, 
     from dataclasses import replace
 
     from pipeline.config import RunOptions
+    from pipeline.checkpoints import checkpoint_path
     from pipeline.datasets import get_dataset
     from stages.finetune import run_finetune
 
     dset = get_dataset(dataset)
     spec = getattr(dset.features, role)
-    spec = replace(spec, **{k: v for k, v in dict(name=arch, weights=weights, resolution=resolution).items() if v is not None})
+    spec = replace(spec, **{k: v for k, v in dict(name=arch, weights=weights and checkpoint_path(weights), resolution=resolution).items() if v is not None})
     ft = replace(dset.finetune[role], **{k: v for k, v in hyper.items() if v is not None})
     opts = RunOptions(cache_dir=cache_dir, device=device, workers=workers, progress=not no_progress, decode_timeout=decode_timeout)
     result = run_finetune(dataset, data_root, role, spec, ft, dset.features.num_frames, opts, out, files)

@@ -12,7 +12,7 @@ import torch
 from pipeline.config import ModelSpec, model_architecture
 from pipeline.backends import ONNX_PIXELS_PER_RUN
 from pipeline.checkpoint_keys import mmaction_preprocessing
-from pipeline.checkpoints import CHECKPOINT_FORMAT, WeightsError, head_order, make_checkpoint, read_checkpoint
+from pipeline.checkpoints import CHECKPOINT_FORMAT, WeightsError, checkpoint_path, head_order, make_checkpoint, read_checkpoint
 from pipeline.extract import to_model_input
 from pipeline.models import CPU_PIXELS_PER_FORWARD, FrameEncoder, checkpoint_identity, create_finetune_model, create_model, data_config, frame_transform, frames_per_run, hub_reachable, weights_identity
 
@@ -485,7 +485,8 @@ def test_a_timm_hub_folder_gives_its_model_preprocessing_and_class_names(tmp_pat
     ``pytorch_model.bin`` with a ``config.json``: its architecture is checked, its preprocessing
     taken where other than timm's, and its ``label_names`` put the classifier's rows in the
     dataset's order where they are the dataset's classes (other names: taken by index, as a file
-    naming none). A transformers ``config.json`` beside a file is not read."""
+    naming none). A transformers ``config.json`` beside a file is not read. The folder given as
+    weights is read as its weight file; a folder without one is said to be a folder."""
     import json
 
     from timm.models import save_for_hf
@@ -500,6 +501,17 @@ def test_a_timm_hub_folder_gives_its_model_preprocessing_and_class_names(tmp_pat
         assert data_config(model, loaded)["mean"] == (0.4, 0.4, 0.4) and checkpoint_identity(loaded) == {"preprocessing": {"mean": [0.4, 0.4, 0.4], "std": [0.25, 0.25, 0.25]}}
         with pytest.raises(WeightsError, match=r"checkpoint is for model 'resnet18', not 'test_resnet'"):
             create_model(ModelSpec("test_resnet", weights=str(tmp_path / "hub" / name)), 3, seed=0)
+    assert checkpoint_path(str(tmp_path / "hub")) == str(tmp_path / "hub" / "model.safetensors")  # the folder as downloaded, safetensors first
+    from stages.cli import backbone_overrides  # what --light-weights / --recognizer-weights give
+
+    assert backbone_overrides({"light_model": None, "light_weights": str(tmp_path / "hub"), "recognizer_weights": "imagenet"}) == {"light_name": None, "light_weights": str(tmp_path / "hub" / "model.safetensors"), "recognizer_weights": "imagenet"}
+    (tmp_path / "hub" / "model.safetensors").rename(tmp_path / "model.safetensors")
+    assert checkpoint_path(str(tmp_path / "hub")) == str(tmp_path / "hub" / "pytorch_model.bin")
+    (tmp_path / "model.safetensors").rename(tmp_path / "hub" / "model.safetensors")
+    assert checkpoint_path(str(tmp_path / "x.pth")) == str(tmp_path / "x.pth") and checkpoint_path("none") == "none"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(WeightsError, match=r"empty: a folder without a checkpoint file timm writes \(model.safetensors or pytorch_model.bin\): give the checkpoint file itself"):
+        create_model(replace(spec, weights=checkpoint_path(str(tmp_path / "empty"))), 3, seed=0)
     config = json.loads((tmp_path / "hub" / "config.json").read_text())
     (tmp_path / "hub" / "config.json").write_text(json.dumps({**config, "label_names": ["x", "y", "z"]}))
     model = create_model(replace(spec, weights=str(tmp_path / "hub" / "model.safetensors")), 3, seed=0, classes=CLASSES)
