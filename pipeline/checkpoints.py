@@ -56,9 +56,12 @@ def checkpoint_path(weights: str) -> str:
 
 
 def no_checkpoint(path: Path) -> WeightsError:
-    """The error for weights whose path is no checkpoint file: a folder (without timm's weight
-    files, :func:`checkpoint_path`) said as such."""
+    """The error for weights whose path is no checkpoint file: a folder said as such, with the
+    weight file it holds where it holds one (:func:`checkpoint_path`, which the commands apply)."""
     if path.is_dir():
+        held = checkpoint_path(str(path))
+        if held != str(path):
+            return WeightsError(f"{path}: a folder; give its weight file, {held}")
         return WeightsError(f"{path}: a folder without a checkpoint file timm writes ({' or '.join(TIMM_HUB_FILES)}): give the checkpoint file itself")
     return WeightsError(f"{path}: checkpoint file not found (weights must be 'imagenet', 'none' or a checkpoint path)")
 

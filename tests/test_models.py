@@ -509,6 +509,8 @@ def test_a_timm_hub_folder_gives_its_model_preprocessing_and_class_names(tmp_pat
     assert checkpoint_path(str(tmp_path / "hub")) == str(tmp_path / "hub" / "pytorch_model.bin")
     (tmp_path / "model.safetensors").rename(tmp_path / "hub" / "model.safetensors")
     assert checkpoint_path(str(tmp_path / "x.pth")) == str(tmp_path / "x.pth") and checkpoint_path("none") == "none"
+    with pytest.raises(WeightsError, match=r"hub: a folder; give its weight file, \S+hub/model.safetensors$"):  # a caller that did not apply it
+        create_model(replace(spec, weights=str(tmp_path / "hub")), 3, seed=0)
     (tmp_path / "empty").mkdir()
     with pytest.raises(WeightsError, match=r"empty: a folder without a checkpoint file timm writes \(model.safetensors or pytorch_model.bin\): give the checkpoint file itself"):
         create_model(replace(spec, weights=checkpoint_path(str(tmp_path / "empty"))), 3, seed=0)
