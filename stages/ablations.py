@@ -119,8 +119,8 @@ def _tables(features: Path, prototypes: Path, base: TrainConfig, cfg: EvalConfig
         "rows": [[name, v.alone(v.saliency(fsm_target=target)[0])] for name, target in (("Baseline", "video"), ("Regression", "regression"), ("Ranking", "ranking"), ("Baseline+", "baseline_plus"), ("Ours", "ns"))],
     }
     params = GuidingScorer().get_params()
-    response = Path(run_prototypes(v.features, GuidingScorer(**{**params, "guide": "response"})).path)
-    prototype = Path(run_prototypes(v.features, GuidingScorer(**{**params, "guide": "prototype"})).path)
+    response = Path(run_prototypes(v.features, GuidingScorer(**{**params, "guide": "response"}), progress=v.progress).path)
+    prototype = Path(run_prototypes(v.features, GuidingScorer(**{**params, "guide": "prototype"}), progress=v.progress).path)
     tables["B.1"] = {
         "title": "Table B.1: guiding saliency score (FSM alone)",
         "header": ["guiding saliency score", "mAP"],

@@ -194,7 +194,7 @@ def _run_stage(stage: str, args: dict[str, Any]) -> dict[str, Any]:
         from pipeline.prototypes import GuidingScorer
         from stages.prototypes import run_prototypes
 
-        result = run_prototypes(features, GuidingScorer(), ground_truth=truth)
+        result = run_prototypes(features, GuidingScorer(), ground_truth=truth, progress=args["progress"])
         return {"path": result.path, **result.info}
     cfg = replace(get_dataset(args["like"]).train, epochs=args["epochs"])
     if stage in ("train", "train w/o NS"):

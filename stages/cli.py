@@ -484,15 +484,16 @@ def latest_prototypes_file(features_path: Path) -> Path:
 @click.option("--temperature", type=float, default=1.0, show_default=True, help="Scale of eq. 1's distances.")
 @cache_videos_option
 @preset_option
+@click.option("--no-progress", is_flag=True)
 @clear_errors
-def prototypes(dataset: str, cache_dir: Path, features_path: Path | None, epsilon: float, guide: str, temperature: float, data_root: Path | None, preset: str | None) -> None:
+def prototypes(dataset: str, cache_dir: Path, features_path: Path | None, epsilon: float, guide: str, temperature: float, data_root: Path | None, preset: str | None, no_progress: bool) -> None:
     """Class prototypes and guiding saliency scores (NS pseudo labels) from the feature cache."""
     from pipeline.prototypes import GuidingScorer
     from stages.prototypes import run_prototypes
 
     features_path = resolve_features(cache_dir, dataset, features_path, preset)
     root = videos_root(features_path, dataset, data_root)
-    result = run_prototypes(features_path, GuidingScorer(epsilon=epsilon, guide=guide, temperature=temperature), ground_truth=ground_truth_file(features_path, root))
+    result = run_prototypes(features_path, GuidingScorer(epsilon=epsilon, guide=guide, temperature=temperature), ground_truth=ground_truth_file(features_path, root), progress=not no_progress)
     record_latest(latest_prototypes_file(features_path), result.path)
     click.echo(result.table())
 

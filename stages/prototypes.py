@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import clone
+from tqdm import tqdm
 
 from pipeline import cache as cache_mod
 from pipeline.cache import DONE, PENDING, CacheError, FeatureCache
@@ -75,20 +76,22 @@ def _blocks(n: int, size: int = BLOCK_VIDEOS) -> list[slice]:
     return [slice(s, min(n, s + size)) for s in range(0, n, size)]
 
 
-def run_prototypes(features: Path, scorer: GuidingScorer, ground_truth: Path | None = None, block_videos: int = BLOCK_VIDEOS) -> PrototypesResult:
+def run_prototypes(features: Path, scorer: GuidingScorer, ground_truth: Path | None = None, block_videos: int = BLOCK_VIDEOS, progress: bool = True) -> PrototypesResult:
     """The prototypes and guiding scores of ``scorer`` (unfitted) on the cache, computed unless
-    they are there already; one process computes them at a time (:func:`pipeline.cache.sole_writer`)."""
+    they are there already; one process computes them at a time (:func:`pipeline.cache.sole_writer`).
+    With ``progress``, a bar counts the videos read: the training videos to fit, then every
+    finished video to score (and the training videos' other candidate frames)."""
     features = Path(features)
     scorer = clone(scorer)
     with FeatureCache(features) as cache:
         out = prototypes_path(features, scorer.get_params(), cache.content_fingerprint)
     with cache_mod.sole_writer(out, (out / "info.json").exists) as computing:
         if computing:
-            return PrototypesResult(str(out), True, _fit_and_write(features, scorer, out, ground_truth, block_videos))
+            return PrototypesResult(str(out), True, _fit_and_write(features, scorer, out, ground_truth, block_videos, progress))
     return PrototypesResult(str(out), False, json.loads((out / "info.json").read_text()))
 
 
-def _fit_and_write(features: Path, scorer: GuidingScorer, out: Path, ground_truth: Path | None, block_videos: int) -> dict[str, Any]:
+def _fit_and_write(features: Path, scorer: GuidingScorer, out: Path, ground_truth: Path | None, block_videos: int, progress: bool) -> dict[str, Any]:
     """Fit ``scorer`` on the cache's training videos a block at a time, score every finished
     video, and write them to ``out`` whole (through a temporary folder); returns their info."""
     with FeatureCache(features) as cache:
@@ -105,19 +108,22 @@ def _fit_and_write(features: Path, scorer: GuidingScorer, out: Path, ground_trut
         rec, logits = cache["rec_features"], cache["rec_logits"]
         classes = attrs["manifest"]["classes"]
         confusion = np.zeros((len(classes), len(classes)), dtype=np.int64)
-        for block in _blocks(len(status), block_videos):
-            rows = train[block]
-            if rows.any():
-                z = logits[block][rows]
-                scorer.partial_fit(rec[block][rows], labels[block][rows], logits=z)
-                confusion += frame_confusion(z, labels[block][rows])
-        order = class_order(confusion)
-        if order.misordered and from_checkpoint(attrs["identity"]["models"]["recognizer"]):
-            raise CacheError(misordered_message(str(features), order, classes, write_recognizer_classes(order, classes, features)))
-        g = _guides(scorer, rec, logits, labels, done, block_videos)
-        # the other candidate frames of the training videos (temporal random shift), scored by
-        # the same prototypes: [N, S-1, T]
-        g_shift = _guides(scorer, cache["shift_rec_features"], cache["shift_rec_logits"], labels, train, block_videos) if cache.offsets > 1 else None
+        with_shift = cache.offsets > 1
+        with tqdm(total=int(train.sum()) * (2 if with_shift else 1) + int(done.sum()), unit="video", desc="prototypes: fit, then score", disable=not progress) as bar:
+            for block in _blocks(len(status), block_videos):
+                rows = train[block]
+                if rows.any():
+                    z = logits[block][rows]
+                    scorer.partial_fit(rec[block][rows], labels[block][rows], logits=z)
+                    confusion += frame_confusion(z, labels[block][rows])
+                    bar.update(int(rows.sum()))
+            order = class_order(confusion)
+            if order.misordered and from_checkpoint(attrs["identity"]["models"]["recognizer"]):
+                raise CacheError(misordered_message(str(features), order, classes, write_recognizer_classes(order, classes, features)))
+            g = _guides(scorer, rec, logits, labels, done, block_videos, bar)
+            # the other candidate frames of the training videos (temporal random shift), scored by
+            # the same prototypes: [N, S-1, T]
+            g_shift = _guides(scorer, cache["shift_rec_features"], cache["shift_rec_logits"], labels, train, block_videos, bar) if with_shift else None
         frame_indices, num_frames = np.asarray(cache["frame_indices"][:]), np.asarray(cache["num_frames"][:])
     info: dict[str, Any] = {
         "features": str(features),
@@ -141,9 +147,9 @@ def _fit_and_write(features: Path, scorer: GuidingScorer, out: Path, ground_trut
     return info
 
 
-def _guides(scorer: GuidingScorer, rec: Any, logits: Any, labels: np.ndarray, rows: np.ndarray, block_videos: int) -> np.ndarray:
+def _guides(scorer: GuidingScorer, rec: Any, logits: Any, labels: np.ndarray, rows: np.ndarray, block_videos: int, bar: tqdm) -> np.ndarray:
     """``g`` of the videos ``rows`` (a mask; NaN elsewhere), a block of videos at a time, for
-    arrays of one view [N, T, ...] or of several [N, S-1, T, ...]."""
+    arrays of one view [N, T, ...] or of several [N, S-1, T, ...]; ``bar`` counts the videos."""
     g = np.full(rec.shape[:-1], np.nan, dtype=np.float32)
     for block in _blocks(len(rows), block_videos):
         mask = rows[block]
@@ -153,6 +159,7 @@ def _guides(scorer: GuidingScorer, rec: Any, logits: Any, labels: np.ndarray, ro
             y = np.repeat(labels[block][mask], views, axis=0)
             scores = scorer.transform(x.reshape(-1, *x.shape[-2:]), y, logits=z.reshape(-1, *z.shape[-2:]))
             g[block][mask] = scores.reshape(g[block][mask].shape)
+            bar.update(int(mask.sum()))
     return g
 
 

@@ -73,13 +73,17 @@ def test_a_path_that_holds_no_feature_cache_is_named_as_such(tmp_path):
             FeatureCache(tmp_path / name)
 
 
-def test_block_wise_stage_equals_one_shot_fit(tiny_videos, tiny_config, run_options):
+def test_block_wise_stage_equals_one_shot_fit(tiny_videos, tiny_config, run_options, capsys):
     """Blocks of 5 videos (the 9 training videos split 5 + 4, and the scoring too) give the
-    prototypes and guiding scores of one fit on everything, to 1e-6."""
+    prototypes and guiding scores of one fit on everything, to 1e-6; the progress bar counts
+    the 9 videos fitted and the 12 scored."""
     from pipeline.metrics import multi_hot
 
     features = Path(run_features("demo", tiny_videos, tiny_config, run_options).cache)
+    capsys.readouterr()
     result = run_prototypes(features, GuidingScorer(epsilon=30.0), block_videos=5)
+    bar = capsys.readouterr().err.split("\r")[-1]
+    assert bar.startswith("prototypes: fit, then score: 100%") and "21/21" in bar
     with FeatureCache(features) as cache:
         rec, logits = cache["rec_features"][:], cache["rec_logits"][:]
         videos = cache.attrs["manifest"]["videos"]

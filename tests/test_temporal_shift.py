@@ -58,7 +58,7 @@ def test_each_segment_draws_its_own_candidate_every_epoch():
         CachedClips(centre, g, np.array([[1, 0]]), shift_features=views)
 
 
-def test_cache_with_three_candidates(tiny_videos, tiny_config, run_options):
+def test_cache_with_three_candidates(tiny_videos, tiny_config, run_options, capsys):
     manifest = get_dataset("demo").load(tiny_videos)
     assert "offsets" not in cache_identity("demo", manifest, tiny_config)  # S=1 caches keep their fingerprints
     plain = Path(run_features("demo", tiny_videos, tiny_config, run_options).cache)
@@ -93,7 +93,11 @@ def test_cache_with_three_candidates(tiny_videos, tiny_config, run_options):
     assert again.computed == 0 and again.skipped == n
 
     # prototypes: from the centres alone; every candidate of the training videos scored by them
+    # (the progress bar: the training videos fitted, every video scored, the training videos'
+    # other candidates scored)
+    capsys.readouterr()
     result = run_prototypes(shifted, GuidingScorer())
+    assert f"{2 * train.sum() + n}/{2 * train.sum() + n}" in capsys.readouterr().err.split("\r")[-1]
     guides = np.load(Path(result.path) / "guides.npz")
     with FeatureCache(shifted) as cache:
         labels = multi_hot([v.labels for v in manifest.videos], 3)
