@@ -179,8 +179,29 @@ class TrainConfig:
     shuffle_window: int = 16_384
 
     def __post_init__(self) -> None:
-        if self.shuffle_window < 1:
-            raise ValueError(f"shuffle_window must be at least 1 video, got {self.shuffle_window}")
+        from pipeline.sampler import FEM_KINDS
+        from pipeline.sampler_training import FSM_TARGETS, VGM_TARGETS
+
+        rules = (
+            ("fsm_target", self.fsm_target in FSM_TARGETS, f"one of {FSM_TARGETS}"),
+            ("vgm_target", self.vgm_target in VGM_TARGETS, f"one of {VGM_TARGETS}"),
+            ("fem", self.fem in FEM_KINDS, f"one of {FEM_KINDS}"),
+            ("epochs", self.epochs >= 1, "at least 1"),
+            ("batch_size", self.batch_size >= 1, "at least 1"),
+            ("shuffle_window", self.shuffle_window >= 1, "at least 1 video"),
+            ("lr", self.lr > 0, "positive"),
+            ("lr_decay", 0 < self.lr_decay <= 1, "in (0, 1]"),
+            ("milestones", list(self.milestones) == sorted(set(self.milestones)) and min(self.milestones, default=1) >= 1, "increasing epochs from 1"),
+            ("momentum", 0 <= self.momentum < 1, "in [0, 1)"),
+            ("weight_decay", self.weight_decay >= 0, "at least 0"),
+            ("gamma", self.gamma >= 0, "at least 0 (the weight of L_ns)"),
+            ("grad_clip", self.grad_clip is None or self.grad_clip > 0, "positive, or None for no clipping"),
+            ("max_shift", self.max_shift >= 0, "at least 0"),
+            ("seed", self.seed >= 0, "at least 0"),
+        )
+        for name, holds, rule in rules:
+            if not holds:
+                raise ValueError(f"{name} must be {rule}, got {getattr(self, name)!r}")
 
 
 @dataclass(frozen=True)
@@ -226,6 +247,12 @@ class EvalConfig:
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
         self.all_frames_config()  # checks the budget and the rate
+
+    def check_k(self, t: int) -> None:
+        """Refuse a K above the ``t`` frames observed a video: NSNet picks K of them (the
+        budget curve's larger K are taken as all T)."""
+        if self.k > t:
+            raise ValueError(f"K={self.k} is more than the T={t} frames observed a video, of which NSNet picks K: give --k {t} or less")
 
     def all_frames_config(self) -> AllFramesConfig:
         return AllFramesConfig(self.all_frames_budget, self.seed, self.all_frames_rate)

@@ -49,6 +49,7 @@ class Variants:
         self.device, self.progress = device, progress
         self.inputs = load_sampler_inputs(self.features, self.prototypes)
         self.data = EvalData(self.inputs, self.features)
+        cfg.check_k(self.data.t)
 
     def saliency(self, prototypes: Path | None = None, **changes: Any) -> tuple[np.ndarray, np.ndarray]:
         """(s_f, s_v) on the evaluation videos of the base config with ``changes``."""

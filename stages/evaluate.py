@@ -260,6 +260,7 @@ def run_evaluate(features: Path, prototypes: Path, run_dir: Path, data_root: Pat
     features, prototypes, run_dir = Path(features), Path(prototypes), Path(run_dir)
     backend = resolve_backend(backend, torch.device(device))
     inputs = load_sampler_inputs(features, prototypes)
+    cfg.check_k(inputs.frame_indices.shape[1])
     _, split = inputs.evaluated(split)
     out = eval_dir_for(features, prototypes, run_dir, cfg, inputs.content_fingerprint, preset, backend, nsnet_from_cache, identity_split((v["split"] for v in inputs.videos), split))
     with cache_mod.sole_writer(out, (out / "results.json").is_file) as computing:
@@ -300,6 +301,7 @@ def evaluate_share(features: Path, prototypes: Path, run_dir: Path, data_root: P
     features, run_dir, root, dev = Path(features), Path(run_dir), Path(data_root), torch.device(device)
     backend = resolve_backend(backend, dev)
     data = EvalData(load_sampler_inputs(features, prototypes), features, split)
+    cfg.check_k(data.t)
     stores: dict[str, StoredRows] = {}
     if data.synthetic:
         return SharePart(share, stores)

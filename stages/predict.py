@@ -80,6 +80,7 @@ def load_pipeline(run_dir: Path, cfg: EvalConfig, device: torch.device, dataset:
     with FeatureCache(features) as cache:
         attrs, content = cache.attrs, cache.content_fingerprint
         _, t, dim = cache["light_features"].shape
+    cfg.check_k(t)
     trained_on = attrs["identity"]["dataset"]
     if dataset is not None and trained_on != dataset:
         raise CacheError(f"{run_dir}: this run was trained on the {trained_on!r} dataset, not {dataset!r}")

@@ -24,7 +24,7 @@ from pipeline.backends import TorchRunner
 from conftest import recognize_all
 from pipeline.recognition import ChosenFrameDecoder
 from stages.cli import main
-from stages.evaluate import run_evaluate
+from stages.evaluate import evaluate_share, run_evaluate
 from stages.evaluate_report import render_table
 from stages.features import build_recognizer
 from stages.train import load_sampler_inputs, run_train
@@ -290,7 +290,6 @@ def test_shares_divide_the_decoding_and_the_report_decodes_nothing_more(tiny_pip
     writes the report."""
     import pipeline.row_store
     from stages.cli import evaluation_config
-    from stages.evaluate import evaluate_share
 
     features, prototypes, truth = tiny_pipeline
     run = Path(run_train(features, prototypes, CFG, progress=False).path)
@@ -389,6 +388,13 @@ def test_evaluate_refuses_bad_inputs(tiny_pipeline, tmp_path):
     with pytest.raises(CacheError, match="no trained sampler here"):
         run_evaluate(features, prototypes, tmp_path / "nothing", truth.parent, EVAL, workers=0, progress=False)
     run = Path(run_train(features, prototypes, CFG, progress=False).path)
+    with FeatureCache(features) as cache:
+        t = cache["frame_indices"].shape[1]
+    too_many = f"K={t + 1} is more than the T={t} frames observed a video"
+    with pytest.raises(ValueError, match=too_many):
+        run_evaluate(features, prototypes, run, truth.parent, replace(EVAL, k=t + 1), workers=0, progress=False)
+    with pytest.raises(ValueError, match=too_many):  # a --shard job's or torchrun rank's share
+        evaluate_share(features, prototypes, run, truth.parent, (0, 1), replace(EVAL, k=t + 1), workers=0, progress=False)
     saved = torch.load(run / "model.pth", weights_only=False)
     foreign = tmp_path / "foreign"
     foreign.mkdir()

@@ -51,3 +51,37 @@ def test_feature_defaults_of_the_papers_datasets(dataset):
     # A.1 Pre-processing: frames fed to the FEM are 224 x 224, "and 112 x 112 for Mini-Kinetics"
     assert features.light.resolution == (112 if dataset == "minikinetics" else 224)
     assert get_dataset(dataset).train == TrainConfig()
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"epochs": 0}, "epochs must be at least 1, got 0"),
+    ({"batch_size": 0}, "batch_size must be at least 1, got 0"),
+    ({"lr": 0.0}, "lr must be positive, got 0.0"),
+    ({"lr_decay": 1.5}, r"lr_decay must be in \(0, 1\], got 1.5"),
+    ({"milestones": (75, 50)}, r"milestones must be increasing epochs from 1, got \(75, 50\)"),
+    ({"milestones": (0, 50)}, "milestones must be increasing"),
+    ({"momentum": 1.0}, r"momentum must be in \[0, 1\), got 1.0"),
+    ({"weight_decay": -1e-4}, "weight_decay must be at least 0"),
+    ({"gamma": -2.0}, r"gamma must be at least 0 \(the weight of L_ns\), got -2.0"),
+    ({"grad_clip": 0.0}, "grad_clip must be positive, or None"),
+    ({"seed": -1}, "seed must be at least 0, got -1"),
+    ({"max_shift": -1}, "max_shift must be at least 0"),
+    ({"fsm_target": "nss"}, "fsm_target must be one of .*'ranking'.*got 'nss'"),
+    ({"vgm_target": "ranking"}, "vgm_target must be one of"),
+    ({"fem": "gru"}, "fem must be one of"),
+])
+def test_a_training_config_outside_its_range_is_refused_naming_the_field(change, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**change)
+
+
+def test_the_edges_of_the_training_configs_ranges_are_taken():
+    """Untrained heads are no run (epochs 0 refused above), but one epoch, no momentum, no
+    weight decay, gamma 0 (L_ns off), no clipping, no milestones and no decay are all runs."""
+    TrainConfig(epochs=1, momentum=0.0, weight_decay=0.0, gamma=0.0, grad_clip=None, milestones=(), lr_decay=1.0, max_shift=0, seed=0, shuffle_window=1)
+
+
+def test_k_above_the_observed_frames_is_refused():
+    EvalConfig(k=16).check_k(16)
+    with pytest.raises(ValueError, match="K=17 is more than the T=16 frames observed a video, of which NSNet picks K: give --k 16 or less"):
+        EvalConfig(k=17).check_k(16)

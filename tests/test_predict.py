@@ -357,6 +357,10 @@ def test_predict_refuses_runs_that_do_not_fit(trained, tmp_path, onnx_exports):
     device = torch.device("cpu")
     with pytest.raises(CacheError, match="trained on the 'demo' dataset, not 'fcvid'"):
         load_pipeline(run, EVAL, device, dataset="fcvid", export_dir=onnx_exports)
+    with FeatureCache(features) as cache:
+        t = cache["frame_indices"].shape[1]
+    with pytest.raises(ValueError, match=f"K={t + 1} is more than the T={t} frames observed a video"):
+        load_pipeline(run, replace(EVAL, k=t + 1), device, export_dir=onnx_exports)
     with pytest.raises(CacheError, match="not a sampler run directory"):
         load_pipeline(prototypes, EVAL, device, export_dir=onnx_exports)
     with pytest.raises(CacheError, match="no such sampler run directory"):
@@ -425,11 +429,14 @@ def test_find_videos(tmp_path):
     assert find_videos([tmp_path / "a" / "v.f137.mp4"]) == [tmp_path / "a" / "v.f137.mp4"]
 
 
-def test_k_larger_than_t_takes_every_frame(trained, tmp_path, onnx_exports):
+def test_k_larger_than_t_is_refused_before_a_prediction_is_written(trained, tmp_path, onnx_exports):
+    """K above the T frames observed is a mistake about the run (it took every frame before
+    2026-12-06, while the table said the K asked): refused, naming T, before any line."""
     features, _, run, root = trained
     video = root / _val_videos(features)[0]["path"]
-    result = run_predict([video], run, tmp_path / "out", replace(EVAL, k=50), workers=0, progress=False, export_dir=onnx_exports)
-    assert result.shown[0].positions.tolist() == list(range(result.pipeline.num_frames))
+    with pytest.raises(ValueError, match=r"K=50 is more than the T=\d+ frames observed a video"):
+        run_predict([video], run, tmp_path / "out", replace(EVAL, k=50), workers=0, progress=False, export_dir=onnx_exports)
+    assert not (tmp_path / "out" / "predictions.jsonl").exists()
 
 
 def test_avi_without_timestamps_gets_times_from_the_frame_rate(trained, tmp_path, video_writer, onnx_exports):
@@ -547,4 +554,4 @@ def test_a_plot_without_matplotlib_is_refused_before_any_work(tmp_path, monkeypa
     assert not plots.matplotlib_available()
     with pytest.raises(ValueError, match=r"--plot needs matplotlib: install the 'plots' extra"):
         run_predict([tmp_path / "x.mp4"], tmp_path / "run", tmp_path / "out", plot=True)
-    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "out" / "predictions.jsonl").exists()
