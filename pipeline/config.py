@@ -117,6 +117,14 @@ class FeaturesConfig:
         return replace(self, **top)
 
 
+def refuse_outside(config: object, rules: tuple[tuple[str, bool, str], ...]) -> None:
+    """Raise ValueError naming the first field of ``config`` whose rule does not hold; each
+    rule is (field, holds, what it must be)."""
+    for name, holds, rule in rules:
+        if not holds:
+            raise ValueError(f"{name} must be {rule}, got {getattr(config, name)!r}")
+
+
 @dataclass(frozen=True)
 class FinetuneConfig:
     """How a backbone is fine-tuned on a dataset's train split (the model itself, its initial
@@ -143,8 +151,21 @@ class FinetuneConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if min(self.segments, self.repeats, self.epochs, self.batch_size) < 1:
-            raise ValueError("segments, repeats, epochs and batch_size must be at least 1")
+        low, high = self.crop_scale
+        refuse_outside(self, (
+            ("segments", self.segments >= 1, "at least 1"),
+            ("repeats", self.repeats >= 1, "at least 1"),
+            ("epochs", self.epochs >= 1, "at least 1"),
+            ("batch_size", self.batch_size >= 1, "at least 1"),
+            ("lr", self.lr > 0, "positive"),
+            ("momentum", 0 <= self.momentum < 1, "in [0, 1)"),
+            ("weight_decay", self.weight_decay >= 0, "at least 0"),
+            ("warmup_epochs", self.warmup_epochs >= 0, "at least 0"),
+            ("label_smoothing", 0 <= self.label_smoothing < 1, "in [0, 1)"),
+            ("crop_scale", 0 < low <= high <= 1, "an area range (low, high) with 0 < low <= high <= 1"),
+            ("color_jitter", self.color_jitter >= 0, "at least 0"),
+            ("seed", self.seed >= 0, "at least 0"),
+        ))
 
 
 @dataclass(frozen=True)
@@ -182,7 +203,7 @@ class TrainConfig:
         from pipeline.sampler import FEM_KINDS
         from pipeline.sampler_training import FSM_TARGETS, VGM_TARGETS
 
-        rules = (
+        refuse_outside(self, (
             ("fsm_target", self.fsm_target in FSM_TARGETS, f"one of {FSM_TARGETS}"),
             ("vgm_target", self.vgm_target in VGM_TARGETS, f"one of {VGM_TARGETS}"),
             ("fem", self.fem in FEM_KINDS, f"one of {FEM_KINDS}"),
@@ -198,10 +219,7 @@ class TrainConfig:
             ("grad_clip", self.grad_clip is None or self.grad_clip > 0, "positive, or None for no clipping"),
             ("max_shift", self.max_shift >= 0, "at least 0"),
             ("seed", self.seed >= 0, "at least 0"),
-        )
-        for name, holds, rule in rules:
-            if not holds:
-                raise ValueError(f"{name} must be {rule}, got {getattr(self, name)!r}")
+        ))
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ them must be deliberate (and the README's figures re-measured)."""
 
 import pytest
 
-from pipeline.config import EvalConfig, FeaturesConfig, TrainConfig
+from pipeline.config import EvalConfig, FeaturesConfig, FinetuneConfig, TrainConfig
 from pipeline.datasets import get_dataset
 from pipeline.prototypes import GuidingScorer
 from pipeline.sampler import SamplerConfig
@@ -75,10 +75,24 @@ def test_a_training_config_outside_its_range_is_refused_naming_the_field(change,
         TrainConfig(**change)
 
 
+@pytest.mark.parametrize(("change", "message"), [
+    ({"segments": 0}, "segments must be at least 1, got 0"),
+    ({"lr": 0.0}, "lr must be positive, got 0.0"),
+    ({"seed": -1}, "seed must be at least 0, got -1"),
+    ({"label_smoothing": 1.0}, r"label_smoothing must be in \[0, 1\), got 1.0"),
+    ({"crop_scale": (0.9, 0.6)}, r"crop_scale must be an area range \(low, high\) with 0 < low <= high <= 1, got \(0.9, 0.6\)"),
+    ({"warmup_epochs": -1}, "warmup_epochs must be at least 0"),
+])
+def test_a_fine_tuning_config_outside_its_range_is_refused_naming_the_field(change, message):
+    with pytest.raises(ValueError, match=message):
+        FinetuneConfig(**change)
+
+
 def test_the_edges_of_the_training_configs_ranges_are_taken():
     """Untrained heads are no run (epochs 0 refused above), but one epoch, no momentum, no
     weight decay, gamma 0 (L_ns off), no clipping, no milestones and no decay are all runs."""
     TrainConfig(epochs=1, momentum=0.0, weight_decay=0.0, gamma=0.0, grad_clip=None, milestones=(), lr_decay=1.0, max_shift=0, seed=0, shuffle_window=1)
+    FinetuneConfig(segments=1, epochs=1, warmup_epochs=0, label_smoothing=0.0, crop_scale=(1.0, 1.0), color_jitter=0.0, momentum=0.0, seed=0)
 
 
 def test_k_above_the_observed_frames_is_refused():
