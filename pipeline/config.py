@@ -306,6 +306,14 @@ class RunOptions:
     progress: bool = True
     decode_timeout: float = DECODE_TIMEOUT_S  # one video's longest decode before its decoder is taken for hung
 
+    def __post_init__(self) -> None:
+        refuse_outside(self, (
+            ("workers", self.workers is None or self.workers >= 0, "at least 0 (0: decoding in this process)"),
+            ("videos_per_batch", self.videos_per_batch >= 1, "at least 1"),
+            ("videos_per_shard", self.videos_per_shard >= 1, "at least 1"),
+            ("decode_timeout", self.decode_timeout > 0, "positive"),
+        ))
+
     @property
     def export_dir(self) -> Path:
         return self.exports if self.exports is not None else self.cache_dir / "onnx"

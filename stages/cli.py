@@ -179,6 +179,17 @@ def parse_backends(value: str | None, device: Any) -> tuple[str, ...]:
 EVERY_FRAME = "every"
 
 
+def parse_batch_sizes(value: str) -> tuple[int, ...]:
+    """``--batch-sizes``: positive integers separated by commas (``1,32``)."""
+    try:
+        sizes = tuple(int(size) for size in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not batch sizes separated by commas, as 1,32") from None
+    if min(sizes) < 1:
+        raise click.BadParameter(f"batch sizes must be at least 1, got {value}")
+    return sizes
+
+
 def parse_all_frames_rate(value: str | None) -> float | str | None:
     """``--all-frames-rate``: frames per second, :data:`EVERY_FRAME`, or None where not given."""
     if value is None or value == EVERY_FRAME:
@@ -298,9 +309,9 @@ def data(dataset: str, data_root: Path | None, difficulty: float | None, seed: i
 @click.option("--shard", default="0/1", show_default=True, help="This job's share i/n of the videos (combined with torchrun ranks).")
 @click.option("--device", default="auto", show_default=True)
 @backend_options(compare=False)
-@click.option("--workers", type=int, default=None, help="Decoding processes [default: 1 per 8 cores on the CPU, all cores but 2 on a GPU].")
-@click.option("--videos-per-batch", type=int, default=8, show_default=True, help="Videos whose frames share one model batch (fixed when a cache is created).")
-@click.option("--videos-per-shard", type=int, default=256, show_default=True, help="Videos per cache file (Zarr v3 shard), rounded up to whole batches; the unit --shard and torchrun ranks divide (fixed when a cache is created).")
+@click.option("--workers", type=click.IntRange(min=0), default=None, help="Decoding processes [default: 1 per 8 cores on the CPU, all cores but 2 on a GPU].")
+@click.option("--videos-per-batch", type=click.IntRange(min=1), default=8, show_default=True, help="Videos whose frames share one model batch (fixed when a cache is created).")
+@click.option("--videos-per-shard", type=click.IntRange(min=1), default=256, show_default=True, help="Videos per cache file (Zarr v3 shard), rounded up to whole batches; the unit --shard and torchrun ranks divide (fixed when a cache is created).")
 @click.option("--allow-failures", is_flag=True, help="Exit 0 even when some videos failed.")
 @click.option("--retry-failed", is_flag=True, help="Try again the videos that failed in earlier runs though their files are unchanged (a file of another size since, or there now where it was missing, is tried again anyway).")
 @click.option("--dry-run", is_flag=True, help="Say what the run would do in this --shard: the videos it would compute (never computed, files changed since, failures retried), keep, and copy from sibling caches; build no model, write nothing.")
@@ -350,7 +361,7 @@ def features(dataset: str, data_root: Path | None, cache_dir: Path, cache_path: 
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=Path("cache"), show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Also copy the final checkpoint here.")
 @click.option("--device", default="auto", show_default=True)
-@click.option("--workers", type=int, default=None, help="Decoding processes [default: as `nsnet features`].")
+@click.option("--workers", type=click.IntRange(min=0), default=None, help="Decoding processes [default: as `nsnet features`].")
 @decode_timeout_option
 @click.option("--no-progress", is_flag=True)
 @annotation_options
@@ -456,7 +467,7 @@ def synth_cache(like: str, fraction: float, seed: int, cache_dir: Path, no_progr
 @main.command("bench-scale")
 @click.option("--like", type=click.Choice(["activitynet", "fcvid", "minikinetics", "ucf101"]), default="activitynet", show_default=True)
 @click.option("--fraction", type=float, default=1.0, show_default=True, help="Share of the dataset's size (1: full size, where the targets apply).")
-@click.option("--epochs", type=int, default=2, show_default=True, help="Sampler training epochs timed (projected to the paper's 120).")
+@click.option("--epochs", type=click.IntRange(min=1), default=2, show_default=True, help="Sampler training epochs timed (projected to the paper's 120).")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=Path("cache"), show_default=True)
 @click.option("--device", default="auto", show_default=True, help="Where train and evaluate run, as in those stages (auto: the GPU when present).")
 @click.option("--no-progress", is_flag=True)
@@ -565,7 +576,7 @@ def resolve_run(features_path: Path, prototypes_path: Path, dataset: str, run_pa
 @click.option("--nsnet-from-cache", is_flag=True, help="NSNet's row from the cached logits of its K frames, as the other rows of the T observed frames, instead of decoding those frames again and running the recognizer on them (the real path: a decode of every evaluation video, hours for FCVID's on a CPU). The two agree where the videos are those the cache was built from.")
 @click.option("--device", default="auto", show_default=True)
 @backend_options(compare=False)
-@click.option("--workers", type=int, default=None, help="Decoding processes [default: 2 on the CPU, all cores but 2 on a GPU].")
+@click.option("--workers", type=click.IntRange(min=0), default=None, help="Decoding processes [default: 2 on the CPU, all cores but 2 on a GPU].")
 @click.option("--shard", default="0/1", show_default=True, help="This job's share i/n of the decoding (NSNet's decoded row, the baselines over all frames), combined with torchrun ranks: the shares decode and end, and a run without --shard writes the report; under torchrun alone rank 0 writes it after the others have finished.")
 @decode_timeout_option
 @click.option("--no-progress", is_flag=True)
@@ -605,11 +616,11 @@ def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_pat
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=Path("cache"), show_default=True)
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("cache/predict"), show_default=True, help="Where predictions.jsonl and the plots go.")
 @frame_choice_options
-@click.option("--batch-size", type=int, default=32, show_default=True, help="Videos per model batch.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Videos per model batch.")
 @click.option("--plot", is_flag=True, help="A PNG per video: saliency over time, chosen frames and their thumbnails.")
 @click.option("--device", default="auto", show_default=True)
 @backend_options(compare=False)
-@click.option("--workers", type=int, default=None, help="Decoding processes [default: 2 on the CPU, all cores but 2 on a GPU].")
+@click.option("--workers", type=click.IntRange(min=0), default=None, help="Decoding processes [default: 2 on the CPU, all cores but 2 on a GPU].")
 @click.option("--allow-failures", is_flag=True, help="Exit 0 even when some videos could not be read.")
 @click.option("--retry-failed", is_flag=True, help="Going on from an earlier run into the same --out: predict again the videos it could not read though their files are unchanged (their lines are dropped first; a file changed since is predicted again anyway).")
 @click.option("--shard", default="0/1", show_default=True, help="This job's share i/n of the videos (every n-th of their list, from the i-th), combined with torchrun ranks; each share writes into --out's share-i-of-n/ folder.")
@@ -675,7 +686,7 @@ def ablations(dataset: str, cache_dir: Path, features_path: Path | None, prototy
 @main.command("bench-train")
 @dataset_option
 @sampler_inputs_options
-@click.option("--epochs", type=int, default=3, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--no-progress", is_flag=True)
 @clear_errors
@@ -690,19 +701,19 @@ def bench_train_command(dataset: str, cache_dir: Path, features_path: Path | Non
 
 
 @main.command("bench")
-@click.option("--frames", "num_frames", type=int, default=None, help="T (default: the paper's 16).")
-@click.option("--k", "k", type=int, default=None, help="K (default: the paper's 5).")
-@click.option("--classes", "num_classes", type=int, default=200, show_default=True, help="Recognizer classes (ActivityNet: 200).")
+@click.option("--frames", "num_frames", type=click.IntRange(min=1), default=None, help="T (default: the paper's 16).")
+@click.option("--k", "k", type=click.IntRange(min=1), default=None, help="K (default: the paper's 5).")
+@click.option("--classes", "num_classes", type=click.IntRange(min=2), default=200, show_default=True, help="Recognizer classes (ActivityNet: 200).")
 @backbone_options(weights=False)
-@click.option("--batch-sizes", default="1,32", show_default=True, help="Batch sizes timed: batch 1 is latency (its targets and repetitions), larger ones throughput.")
-@click.option("--reps", type=int, default=5, show_default=True, help=f"Timed repetitions (median), after one warm-up; batch 1 takes {LATENCY_REPS_FACTOR} times as many.")
+@click.option("--batch-sizes", default="1,32", show_default=True, callback=lambda ctx, param, value: parse_batch_sizes(value), help="Batch sizes timed: batch 1 is latency (its targets and repetitions), larger ones throughput.")
+@click.option("--reps", type=click.IntRange(min=1), default=5, show_default=True, help=f"Timed repetitions (median), after one warm-up; batch 1 takes {LATENCY_REPS_FACTOR} times as many.")
 @click.option("--no-decode", is_flag=True, help="Skip the decoding measurement.")
 @click.option("--device", default="auto", show_default=True)
 @backend_options(compare=True)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("cache/bench/inference.json"), show_default=True, help="The JSON report; the repetitions' fractions are plotted beside it (.png).")
 @click.option("--no-progress", is_flag=True)
 @clear_errors
-def bench_command(num_frames: int | None, k: int | None, num_classes: int, batch_sizes: str, reps: int, no_decode: bool, device: str, backends: str | None, onnx_dir: Path | None, out: Path, no_progress: bool, **models: Any) -> None:
+def bench_command(num_frames: int | None, k: int | None, num_classes: int, batch_sizes: tuple[int, ...], reps: int, no_decode: bool, device: str, backends: str | None, onnx_dir: Path | None, out: Path, no_progress: bool, **models: Any) -> None:
     """Table 5: latency and throughput of NSNet, DENSE and UNIFORM; FLOP-bound vs measured speedup."""
     from pipeline.backends import DEFAULT_EXPORT_DIR
     from pipeline.config import FeaturesConfig
@@ -710,9 +721,8 @@ def bench_command(num_frames: int | None, k: int | None, num_classes: int, batch
     from stages.bench import bench_inference, write_report
 
     config = FeaturesConfig().with_overrides(num_frames=num_frames, **backbone_overrides(models))
-    sizes = tuple(int(b) for b in batch_sizes.split(","))
     dev = pick_device(device)
-    result = bench_inference(config, k or EvalConfig().k, num_classes, sizes, reps, dev, parse_backends(backends, dev), onnx_dir or DEFAULT_EXPORT_DIR, decode=not no_decode, progress=not no_progress)
+    result = bench_inference(config, k or EvalConfig().k, num_classes, batch_sizes, reps, dev, parse_backends(backends, dev), onnx_dir or DEFAULT_EXPORT_DIR, decode=not no_decode, progress=not no_progress)
     click.echo(result.table())
     click.echo(f"written {', '.join(str(path) for path in write_report(result, out))}")
 
@@ -720,13 +730,13 @@ def bench_command(num_frames: int | None, k: int | None, num_classes: int, batch
 @main.command("bench-features")
 @dataset_option
 @data_root_option
-@click.option("--videos", "max_videos", type=int, default=96, show_default=True, help="Benchmark on the first N videos.")
+@click.option("--videos", "max_videos", type=click.IntRange(min=1), default=96, show_default=True, help="Benchmark on the first N videos.")
 @click.option("--backbones", type=click.Choice(["paper", "dataset"]), default="paper", show_default=True, help="paper: MobileNetV2 + ResNet-50 at 224², random init (as `nsnet bench`); dataset: the dataset's feature profile. The --*-model options apply to either.")
 @backbone_options(weights=True)
 @click.option("--device", default="auto", show_default=True)
 @backend_options(compare=True)
-@click.option("--workers", type=int, default=None, help="Decoding processes [default: as `nsnet features`].")
-@click.option("--videos-per-batch", type=int, default=8, show_default=True)
+@click.option("--workers", type=click.IntRange(min=0), default=None, help="Decoding processes [default: as `nsnet features`].")
+@click.option("--videos-per-batch", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("cache/bench/features.json"), show_default=True)
 @click.option("--no-progress", is_flag=True)
 @annotation_options

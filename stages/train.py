@@ -269,7 +269,10 @@ def load_trained_sampler(run_dir: Path, features_fingerprint: str, shape: Sample
     if saved.get("features_fingerprint") != features_fingerprint:
         raise CacheError(f"{run_dir}: this sampler was trained on another feature cache ({saved.get('features')}), or on this one before videos of it were computed again, "
                          f"not on the one given (content fingerprint {features_fingerprint[:16]}); train on it (nsnet train)")
-    cfg = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved["config"].items()})
+    try:
+        cfg = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved["config"].items()})
+    except ValueError as exc:  # a run made before the ranges were checked (2026-12-06)
+        raise CacheError(f"{path}: the run's training config is out of range ({exc}); train again with settings in range") from exc
     model = shape.build(cfg)
     try:
         model.load_state_dict(saved["model"])

@@ -89,6 +89,30 @@ def test_errors_are_one_clear_line_and_exit_1(tmp_path: Path):
     for command in (["features"], ["finetune"], ["evaluate"], ["predict", str(tmp_path)]):  # every video would pass for hung
         result = CliRunner().invoke(main, [*command, "--decode-timeout", "0"])
         assert result.exit_code == 2 and "Invalid value for '--decode-timeout': 0.0 is not in the range x>0." in result.output, command
+    # counts that were a traceback (a division by zero, a KeyError, an empty reshape) or a
+    # library's words (range()'s, DataLoader's) before 2026-12-06: refused before anything runs
+    for command, option, value, said in (
+        (["features"], "--videos-per-batch", "0", "0 is not in the range x>=1"),
+        (["features"], "--videos-per-shard", "0", "0 is not in the range x>=1"),
+        (["features"], "--workers", "-1", "-1 is not in the range x>=0"),
+        (["predict", str(tmp_path)], "--batch-size", "0", "0 is not in the range x>=1"),
+        (["bench-train"], "--epochs", "0", "0 is not in the range x>=1"),
+        (["bench"], "--reps", "0", "0 is not in the range x>=1"),
+        (["bench"], "--batch-sizes", "1,0", "batch sizes must be at least 1, got 1,0"),
+        (["bench"], "--batch-sizes", "1;32", "'1;32' is not batch sizes separated by commas, as 1,32"),
+    ):
+        result = CliRunner().invoke(main, [*command, option, value])
+        assert result.exit_code == 2 and f"Invalid value for '{option}': {said}" in result.output, (command, option)
+
+
+def test_run_options_outside_their_ranges_are_refused_naming_the_field():
+    from pipeline.config import RunOptions
+
+    for change, said in (({"videos_per_batch": 0}, "videos_per_batch must be at least 1, got 0"), ({"videos_per_shard": 0}, "videos_per_shard must be at least 1, got 0"),
+                         ({"workers": -1}, r"workers must be at least 0 \(0: decoding in this process\), got -1"), ({"decode_timeout": 0.0}, "decode_timeout must be positive, got 0.0")):
+        with pytest.raises(ValueError, match=said):
+            RunOptions(**change)
+    assert RunOptions(workers=0, videos_per_batch=1, videos_per_shard=1).workers == 0
 
 
 

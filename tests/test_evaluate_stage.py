@@ -401,6 +401,10 @@ def test_evaluate_refuses_bad_inputs(tiny_pipeline, tmp_path):
     torch.save({**saved, "features_fingerprint": "0" * 64}, foreign / "model.pth")
     with pytest.raises(CacheError, match="trained on another feature cache"):
         run_evaluate(features, prototypes, foreign, truth.parent, EVAL, workers=0, progress=False)
+    # a run whose training config is out of the ranges checked since 2026-12-06 (made before)
+    torch.save({**saved, "config": {**saved["config"], "gamma": -2.0}}, foreign / "model.pth")
+    with pytest.raises(CacheError, match=r"model.pth: the run's training config is out of range \(gamma must be at least 0 \(the weight of L_ns\), got -2.0\); train again"):
+        run_evaluate(features, prototypes, foreign, truth.parent, EVAL, workers=0, progress=False)
     # a video removed after the cache was built: the error names it
     data = tmp_path / "data"
     shutil.copytree(truth.parent, data)
