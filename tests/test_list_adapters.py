@@ -519,3 +519,24 @@ def test_the_ids_a_downloaders_default_file_name_carries():
     assert titled_ids("jNQXAC9IVRw") == [] and titled_ids("jNQXAC9IVRw_000010_000020") == []  # named by the id
     assert titled_ids("v_-7ozA4hJkQb") == [] and titled_ids("x-jNQXAC9IVR") == [] and titled_ids("x-jNQXAC9IV.w") == []
     assert titled_ids("[720p] clip") == [] and titled_ids("clip []") == []
+
+
+def test_annotations_not_found_under_a_data_root_that_is_not_there_say_so(tmp_path, monkeypatch):
+    """A mistyped --data-root, or the default where the data lies elsewhere, is named beside
+    the annotation error; a list of absolute paths needs no root and is read without one."""
+    from pipeline.datasets import AnnotationFiles, load_manifest
+
+    with pytest.raises(ManifestError, match=rf"FCVID_VideoName_TrainTestSplit.txt: annotation file not found \(the data root {tmp_path}/nowhere does not exist\)$"):
+        load_manifest("fcvid", tmp_path / "nowhere")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ManifestError, match=r"manifest file not found \(the csv dataset's default data root data/csv does not exist: give --data-root\)$"):
+        load_manifest("csv", None)
+    with pytest.raises(ManifestError, match="annotation file not found$"):  # a root that is there: the error alone
+        load_manifest("fcvid", tmp_path)
+    video = tmp_path / "videos" / "a.mp4"
+    video.parent.mkdir()
+    video.write_bytes(b"x")
+    listing = tmp_path / "train.txt"
+    listing.write_text(f"{video} 0\n")
+    root, manifest = load_manifest("list", None, AnnotationFiles(train=listing))
+    assert root == Path("data/list") and [v.path for v in manifest.videos] == [str(video)]

@@ -102,10 +102,19 @@ DATASETS: dict[str, DatasetSpec] = {
 
 
 def load_manifest(dataset: str, data_root: Path | None, files: AnnotationFiles = AnnotationFiles()) -> tuple[Path, Manifest]:
-    """The data root (``data_root``, else the dataset's default) and the dataset's manifest."""
+    """The data root (``data_root``, else the dataset's default) and the dataset's manifest. An
+    error reading the annotations where the data root does not exist says so (a mistyped
+    ``--data-root``, or the default where the data lies elsewhere); a root is not needed where
+    the lists name their videos by absolute paths."""
     spec = get_dataset(dataset)
     root = Path(data_root) if data_root is not None else spec.default_root
-    return root, spec.load(root, files)
+    try:
+        return root, spec.load(root, files)
+    except ManifestError as exc:
+        if root.is_dir():
+            raise
+        said = "the data root" if data_root is not None else f"the {dataset} dataset's default data root"
+        raise ManifestError(f"{exc} ({said} {root} does not exist{'' if data_root is not None else ': give --data-root'})") from exc
 
 
 def get_dataset(name: str) -> DatasetSpec:
