@@ -183,6 +183,19 @@ def failure_summary(reasons: list[str]) -> str:
     return shown + (f" (+{len(kinds) - FAILURE_KINDS_SHOWN} more reasons)" if len(kinds) > FAILURE_KINDS_SHOWN else "")
 
 
+# A web address given as a path: its "//" made one "/" (https:/www.youtube.com/watch?v=x).
+_WEB_ADDRESS = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
+
+
+def _not_found(path: Path) -> str:
+    """Why the video at ``path``, which is not there, cannot be read: a web address, an
+    unfinished download (:func:`unfinished_download`), or the file not found."""
+    if _WEB_ADDRESS.match(str(path)):
+        return "a web address, not a file: download the video first (yt-dlp for YouTube's)"
+    left = unfinished_download(path)
+    return f"unfinished download ({left}): finish or redo it" if left else "file not found"
+
+
 class FrameSource:
     """Random access to the frames of one video, a file or an mmaction2 "rawframes" folder.
 
@@ -199,8 +212,7 @@ class FrameSource:
         self._errors: dict[str, DecodeError] = {}
         self._untried = list(decoders)
         if not self.path.exists():
-            left = unfinished_download(self.path)
-            raise VideoReadError(self.path, f"unfinished download ({left}): finish or redo it" if left else "file not found")
+            raise VideoReadError(self.path, _not_found(self.path))
         if self.path.is_dir():
             self._frames = frame_files(self.path)
             if not self._frames:

@@ -146,6 +146,19 @@ def test_a_missing_video_names_the_unfinished_download_beside_it(tmp_path: Path)
             FrameSource(tmp_path / name)
 
 
+def test_a_web_address_given_as_a_video_is_said_to_be_one(tmp_path: Path, monkeypatch):
+    """``nsnet predict https://www.youtube.com/watch?v=x`` had said "https:/www...: file not
+    found" (a path makes the "//" one "/"); a Windows drive, or a folder named with a colon,
+    is no web address."""
+    for address in ("https://www.youtube.com/watch?v=abc", "http://example.org/clip.mp4", "s3://bucket/k400/x.mp4"):
+        with pytest.raises(VideoReadError, match=r": a web address, not a file: download the video first \(yt-dlp for YouTube's\)$"):
+            FrameSource(Path(address))
+    monkeypatch.chdir(tmp_path)
+    for path in ("C:/k400/x.mp4", "clips/a:b.mp4"):
+        with pytest.raises(VideoReadError, match=r": file not found$"):
+            FrameSource(Path(path))
+
+
 def test_a_missing_video_names_the_formats_yt_dlp_never_merged(tmp_path: Path):
     """A download stopped before FFmpeg merged its picture and sound leaves ``x.f137.mp4`` and
     ``x.f251.webm`` (or one still ``.part``); the message names them, whatever the list's
