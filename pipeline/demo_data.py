@@ -52,8 +52,8 @@ class DemoSpec:
     def __post_init__(self) -> None:
         if not 2 <= self.num_classes <= MAX_CLASSES:
             raise ValueError(f"num_classes must be in 2..{MAX_CLASSES}")
-        if min(self.train_per_class, self.val_per_class) < 1:
-            raise ValueError(f"train_per_class and val_per_class must be at least 1, got {self.train_per_class} and {self.val_per_class}")
+        if min(self.train_per_class, self.val_per_class) < 0:
+            raise ValueError(f"train_per_class and val_per_class must be at least 0, got {self.train_per_class} and {self.val_per_class}")
         if not 0.0 <= self.difficulty <= 1.0:
             raise ValueError("difficulty must be within [0, 1]")
         if self.size % 16:
