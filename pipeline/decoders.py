@@ -24,9 +24,10 @@ import numpy as np
 _SIGNATURES = ((4, b"ftyp"), (0, b"\x1a\x45\xdf\xa3"), (0, b"RIFF"), (0, b"OggS"), (0, b"FLV"), (0, b"\x00\x00\x01\xba"), (0, b"\x47"), (4, b"moov"), (4, b"mdat"), (4, b"wide"), (4, b"free"))
 # decord prefixes its messages with a clock, its C++ source file and line, and the file name.
 _DECORD_PREFIX = re.compile(r"^\s*(\[[\d:]+\]\s*)?\S+\.(cc|cpp|h):\d+:\s*(\[[^\]]*\]\s*)?")
-# PyAV's: an errno, and the file name at the end.
+# PyAV's: an errno, and the file name at the end, or before FFmpeg's last log line, which some
+# releases add ("...: '<file>'; last error log: [matroska,webm] EBML header parsing failed").
 _PYAV_ERRNO = re.compile(r"^\[Errno -?\d+\]\s*")
-_PYAV_FILE = re.compile(r":\s*'[^']*'$")
+_PYAV_FILE = re.compile(r":\s*'[^']*'(?=$|; last error log: )")
 MAX_PLAUSIBLE_FPS = 1000.0
 # Beyond any real stream's clock (MPEG-TS wraps at 26.5 hours); FFmpeg's "no timestamp" value
 # scaled by a time base lands far above it.
