@@ -493,7 +493,8 @@ def test_a_timm_hub_folder_gives_its_model_preprocessing_and_class_names(tmp_pat
 
     spec = ModelSpec("resnet18", weights="none", resolution=32)
     trained = create_model(spec, 3, seed=5)
-    save_for_hf(trained, tmp_path / "hub", model_config={"label_names": ["c", "a", "b"]}, safe_serialization="both", data_config={"mean": (0.4, 0.4, 0.4), "std": (0.25, 0.25, 0.25)})
+    trained.pretrained_cfg = {**trained.pretrained_cfg, "mean": (0.4, 0.4, 0.4), "std": (0.25, 0.25, 0.25)}  # a model fine-tuned with its own normalisation
+    save_for_hf(trained, tmp_path / "hub", model_config={"label_names": ["c", "a", "b"]}, safe_serialization="both")
     for name in ("model.safetensors", "pytorch_model.bin"):
         loaded = replace(spec, weights=str(tmp_path / "hub" / name))
         model = create_model(loaded, 3, seed=0, classes=CLASSES)
