@@ -61,11 +61,18 @@ def pick_device(requested: str, local_rank: int = 0) -> torch.device:
     """``auto``: the GPU of this rank (torchrun's ``LOCAL_RANK``) when CUDA is available, else the
     CPU; ``cuda`` without an index: the GPU of this rank too (every rank on ``cuda:0`` would stop
     NCCL at its first collective); ``cuda:N``: that GPU. A GPU that is not there is a clear error,
-    not CUDA's "invalid device ordinal" at the first copy."""
+    not CUDA's "invalid device ordinal" at the first copy, and so is any other name (the stages
+    run on the CPU or CUDA GPUs: ``gpu`` was torch's list of device types, ``mps`` a failure at
+    the first model)."""
     if requested == "auto" and not torch.cuda.is_available():
         warn_unused_gpu()
         return torch.device("cpu")
-    device = torch.device(requested if requested != "auto" else "cuda")
+    try:
+        device = torch.device(requested if requested != "auto" else "cuda")
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda") or (device.type == "cpu" and device.index):
+        raise ValueError(f"device {requested!r}: the stages run on the CPU or CUDA GPUs; give auto, cpu, cuda or cuda:N")
     if device.type != "cuda":
         return device
     if not torch.cuda.is_available():

@@ -39,6 +39,15 @@ def test_without_cuda_auto_is_the_cpu_and_cuda_an_error(monkeypatch):
             pick_device(asked)
 
 
+def test_a_device_other_than_the_cpu_or_a_cuda_gpu_is_refused_by_name():
+    """``--device gpu`` had ended in torch's list of its device types (a traceback), ``mps`` on
+    Linux at the first model."""
+    for asked in ("gpu", "mps", "xpu:0", "cpu:1", "cuda:x"):
+        with pytest.raises(ValueError, match=rf"^device '{re.escape(asked)}': the stages run on the CPU or CUDA GPUs; give auto, cpu, cuda or cuda:N$"):
+            pick_device(asked)
+    assert pick_device("cpu:0") == torch.device("cpu", 0)
+
+
 def test_a_gpu_torch_cannot_use_is_said_where_auto_falls_back_to_the_cpu(monkeypatch, tmp_path):
     """A node's NVIDIA driver older than torch's CUDA (the registry's torch is built for CUDA 13):
     ``auto`` runs on the CPU, and says why, where it would otherwise pass unnoticed."""
