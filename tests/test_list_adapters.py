@@ -42,6 +42,32 @@ def test_mmaction2_video_list_with_multi_label_lines(tmp_path, label_map):
     assert rows == [("train/a", "train/a.mp4", (0,), "train"), ("train/b", "train/b.mkv", (1, 2), "train"), ("val/c", "val/c.webm", (1,), "val")]
 
 
+def test_a_csv_list_of_paths_and_labels_with_or_without_its_header(tmp_path, label_map):
+    """``path,label`` (a table saved by pandas or a spreadsheet, its column names first or not)
+    was read as AR-Net's ``path,num_frames,label`` and refused (before 2026-12-06); a path in
+    double quotes may hold a comma; a first line naming the columns, of any separator, is passed
+    over; AR-Net's three fields stay AR-Net's; several labels need --list-format csv."""
+    root = tmp_path / "videos"
+    _touch(root, "a.mp4", "b, take 2.mp4", "clips/c.mp4", "video/")
+    plain = tmp_path / "train.csv"
+    plain.write_text('a.mp4,0\n"b, take 2.mp4",2\n')
+    assert load_rows("list", root, train=plain, classes=label_map)[1] == [("a", "a.mp4", (0,), "train"), ("b, take 2", "b, take 2.mp4", (2,), "train")]
+    for header in ("path,label", "video_path,label", '"filename","label"', "video label", "path\tlabel"):
+        headed = tmp_path / "headed.csv"
+        headed.write_text(f"{header}\na.mp4{',' if ',' in header else ' '}1\n")
+        assert load_rows("list", root, train=headed, classes=label_map)[1] == [("a", "a.mp4", (1,), "train")], header
+    first = tmp_path / "first.txt"  # a video named like a column, with its label: an entry, not a header
+    first.write_text("video 0\nclips/c.mp4 1\n")
+    assert [row[1] for row in load_rows("list", root, train=first, classes=label_map)[1]] == ["video", "clips/c.mp4"]
+    arnet = tmp_path / "arnet.txt"
+    arnet.write_text("a,300,1\n")
+    assert load_rows("list", root, train=arnet, classes=label_map)[1] == [("a", "a.mp4", (1,), "train")]
+    several = tmp_path / "several.csv"
+    several.write_text("a.mp4,0,2\n")
+    assert load_rows("list", root, train=several, classes=label_map, list_format="csv")[1] == [("a", "a.mp4", (0, 2), "train")]
+    assert load_rows("list", root, train=several, classes=label_map)[1] == [("a", "a.mp4", (2,), "train")]  # three fields are AR-Net's: 0 its frame count
+
+
 def test_mmaction2_rawframe_list(tmp_path, label_map):
     root = tmp_path / "rawframes"
     _touch(root, "train/a/", "train/b/")

@@ -9,8 +9,12 @@ files are read by :mod:`pipeline.datasets.class_names`).
 * any of these but AR-Net's with ``;`` between the fields (IBM's action-recognition-pytorch
   writes its Kinetics lists so, ``images/train/air drumming/x_000010_000020;1;300;5``, as the
   class folders hold spaces);
+* csv lists of paths and labels, ``path,label[,label ...]`` (a table saved by pandas or a
+  spreadsheet; told from AR-Net's by two fields on every line, or by ``--list-format csv``);
 * mmaction2's JSON form of its lists (``[{"filename": "a.mp4", "label": 3}, ...]``, or
   ``frame_dir`` and ``total_frames`` for frames);
+
+A first line naming the columns (``path,label``) is passed over (:func:`is_header`).
 
 Labels are 0-based class indices; several on a line make a multi-label video. A path may come
 with or without its extension and with or without ActivityNet's ``v_`` prefix: it is resolved
@@ -20,6 +24,7 @@ class folders as downloaded, ``train/air drumming/x.mp4 3``) where that path is 
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import posixpath
@@ -33,7 +38,7 @@ from pathlib import Path, PurePosixPath
 from pipeline.datasets.manifest import ManifestError, RawEntry, posix_path, read_annotation_text, video_id, without_video_extension
 from pipeline.video import VIDEO_EXTENSIONS, hidden, leftover_videos
 
-LIST_FORMATS = ("auto", "video", "rawframes", "arnet", "startend")
+LIST_FORMATS = ("auto", "video", "rawframes", "arnet", "startend", "csv")
 _NUMBER = re.compile(r"[+-]?\d+")
 
 
@@ -63,7 +68,11 @@ _LAYOUTS = {
     "rawframes": (2, "'path num_frames label [label ...]'"),
     "arnet": (2, "'path,num_frames,label[,label ...]'"),
     "startend": (3, "'path start_frame end_frame label [label ...]'"),
+    "csv": (1, "'path,label[,label ...]'"),
 }
+# The first field of a list's header line, where it has one (a table saved with its column
+# names: pandas' to_csv, a spreadsheet): a column name, not a path.
+PATH_COLUMNS = frozenset({"path", "paths", "video", "videos", "video_path", "video path", "filename", "file", "file_name", "video_name", "name", "frame_dir", "clip", "clip_path", "id", "video_id", "youtube_id"})
 
 
 def line_fields(line: str, resolver: PathResolver) -> list[str]:
@@ -88,10 +97,16 @@ def split_fields(line: str, resolver: PathResolver) -> list[str]:
     return [field.strip() for field in line.split(";")] if ";" in line else line_fields(line, resolver)
 
 
+def csv_fields(line: str) -> list[str]:
+    """The fields of a csv list's line, as the csv module reads them (a path in double quotes
+    may hold commas)."""
+    return [field.strip() for field in next(csv.reader([line]))]
+
+
 def parse_list_line(line: str, line_no: int, list_format: str, source: Path, resolver: PathResolver) -> ListLine:
     """One line of a list file in ``list_format`` (one of :data:`LIST_FORMATS` but auto)."""
     where = f"{source}:{line_no}"
-    fields = [f.strip() for f in line.split(",")] if list_format == "arnet" else split_fields(line, resolver)
+    fields = [f.strip() for f in line.split(",")] if list_format == "arnet" else csv_fields(line) if list_format == "csv" else split_fields(line, resolver)
     skip, expected = _LAYOUTS[list_format]
     if len(fields) <= skip or not fields[0]:
         hint = "; a list of bare YouTube ids (Mini-Kinetics-200's train_ytid_list.txt) is read by --dataset kinetics or minikinetics with --annotations" if len(fields) == 1 else ""
@@ -427,7 +442,8 @@ def _aliases(name: str) -> tuple[str, str]:
 
 
 def detect_format(lines: list[tuple[int, str]], resolver: PathResolver) -> str:
-    """The format of a list file: AR-Net when it has commas and no ``;``; else a video list when
+    """The format of a list file: with commas and no ``;``, a csv video list where every line
+    has two fields (``path,label``), else AR-Net's (``path,num_frames,label``); else a video list when
     each line has two fields or its first path that exists is a video file, a rawframe list when
     that path is a folder; with nothing on disk, a path with a video extension means a video
     list and three or more fields on every line a rawframe list. A rawframe list whose second
@@ -435,7 +451,7 @@ def detect_format(lines: list[tuple[int, str]], resolver: PathResolver) -> str:
     of 0 or 1 is no video)."""
     texts = [text for _, text in lines]
     if any("," in text for text in texts) and not any(";" in text for text in texts):
-        return "arnet"
+        return "csv" if all(len(csv_fields(text)) == 2 for text in texts) else "arnet"
     fields = [split_fields(text, resolver) for text in texts]
     if all(len(f) == 2 for f in fields):
         return "video"
@@ -452,6 +468,14 @@ def _frames_format(fields: list[list[str]]) -> str:
     """``startend`` or ``rawframes`` for the lines of a list of frame folders."""
     ranges = all(len(f) >= 4 and f[1] in ("0", "1") and f[2].isdigit() and int(f[2]) > 1 for f in fields)
     return "startend" if ranges else "rawframes"
+
+
+def is_header(line: str) -> bool:
+    """Whether a list's first line names its columns (``path,label``, ``video label``,
+    ``filename;label``): its first field is a column name (:data:`PATH_COLUMNS`) and its last
+    is no number."""
+    fields = [field.strip().strip('"').lower() for field in re.split(r"[,;\t]|\s+", line) if field.strip()]
+    return len(fields) >= 2 and fields[0] in PATH_COLUMNS and not _NUMBER.fullmatch(fields[-1])
 
 
 def entry_lines(text: str) -> list[tuple[int, str]]:
@@ -471,6 +495,8 @@ def read_list(path: Path, list_format: str, resolver: PathResolver) -> list[List
     if text.lstrip().startswith("["):
         return read_json_list(path, text)
     numbered = entry_lines(text)
+    if numbered and is_header(numbered[0][1]):
+        numbered = numbered[1:]
     if not numbered:
         raise ManifestError(f"{path}: the list file has no entries")
     fmt = detect_format(numbered, resolver) if list_format == "auto" else list_format
