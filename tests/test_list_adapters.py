@@ -68,6 +68,29 @@ def test_a_csv_list_of_paths_and_labels_with_or_without_its_header(tmp_path, lab
     assert load_rows("list", root, train=several, classes=label_map)[1] == [("a", "a.mp4", (2,), "train")]  # three fields are AR-Net's: 0 its frame count
 
 
+def test_a_csv_list_may_label_by_class_name(tmp_path, label_map):
+    """``path,label`` with the class's name (a table made by hand): the classes are the names
+    sorted, or a class-name file's in its order, names matched with case and spaces against
+    underscores aside; a name the file lacks, and lists labelling both ways, are errors naming
+    the line."""
+    root = tmp_path / "videos"
+    _touch(root, "a.mp4", "b.mp4", "c.mp4")
+    named = tmp_path / "train.csv"
+    named.write_text('path,label\na.mp4,baking cookies\nb.mp4,"Air_Drumming"\nc.mp4,baking cookies,abseiling\n')
+    m, rows = load_rows("list", root, train=named)
+    assert m.classes == ("abseiling", "Air_Drumming", "baking cookies")  # sorted with case and underscores aside
+    assert rows == [("a", "a.mp4", (2,), "train"), ("b", "b.mp4", (1,), "train"), ("c", "c.mp4", (0, 2), "train")]
+    m, rows = load_rows("list", root, train=named, classes=label_map)  # abseiling, air drumming, baking cookies
+    assert m.classes == ("abseiling", "air drumming", "baking cookies") and [row[2] for row in rows] == [(2,), (1,), (0, 2)]
+    val = tmp_path / "val.csv"
+    val.write_text("a.mp4,swimming\n")
+    with pytest.raises(ManifestError, match=rf"val.csv:1: class 'swimming' is not in {label_map}$"):
+        load_rows("list", root, train=named, val=val, classes=label_map)
+    val.write_text("a.mp4,1\n")
+    with pytest.raises(ManifestError, match=r"val.csv:1 labels by class index and .*train.csv:2 by class name; label every line one way$"):
+        load_rows("list", root, train=named, val=val)
+
+
 def test_mmaction2_rawframe_list(tmp_path, label_map):
     root = tmp_path / "rawframes"
     _touch(root, "train/a/", "train/b/")

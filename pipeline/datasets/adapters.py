@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from pipeline.datasets.kinetics import NotKineticsError, kinetics_manifest
 from pipeline.datasets.class_names import class_key, class_subset, read_class_names
-from pipeline.datasets.lists import PathResolver, list_entries, locate, read_list
+from pipeline.datasets.lists import PathResolver, list_entries, locate, named_labels, read_list
 from pipeline.datasets.manifest import (
     AnnotationFiles,
     Manifest,
@@ -285,8 +285,8 @@ def minikinetics_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()
     lists = files.lists() or [(root / "mini_train_videofolder.txt", "train"), (root / "mini_val_videofolder.txt", "val")]
     list_format = "rawframes" if files.list_format == "auto" else files.list_format
     resolver = PathResolver(root)
-    entries = list_entries([(path, split, read_list(path, list_format, resolver)) for path, split in lists], classes, resolver)
-    return build_manifest("minikinetics", classes, entries)
+    read, _ = named_labels([(path, split, read_list(path, list_format, resolver)) for path, split in lists], classes, files.classes)
+    return build_manifest("minikinetics", classes, list_entries(read, classes, resolver))
 
 
 def ucf101_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) -> Manifest:
@@ -361,9 +361,8 @@ def list_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) -> Man
         raise ManifestError("--annotations: not used by the list dataset (its list files are --train-list, --val-list and --test-list)")
     resolver = PathResolver(root)
     read = [(path, split, read_list(path, files.list_format, resolver)) for path, split in lists]
-    if files.classes is not None:
-        classes = read_class_names(Path(files.classes))
-    else:
+    read, classes = named_labels(read, read_class_names(Path(files.classes)) if files.classes is not None else None, files.classes)
+    if classes is None:
         classes = [str(i) for i in range(1 + max(label for _, _, lines in read for line in lines for label in line.labels))]
     entries = list_entries(read, classes, resolver)
     return build_manifest("list", classes, entries)

@@ -9,8 +9,9 @@ files are read by :mod:`pipeline.datasets.class_names`).
 * any of these but AR-Net's with ``;`` between the fields (IBM's action-recognition-pytorch
   writes its Kinetics lists so, ``images/train/air drumming/x_000010_000020;1;300;5``, as the
   class folders hold spaces);
-* csv lists of paths and labels, ``path,label[,label ...]`` (a table saved by pandas or a
-  spreadsheet; told from AR-Net's by two fields on every line, or by ``--list-format csv``);
+* csv lists of paths and labels, ``path,label[,label ...]``, by class index or name (a table
+  saved by pandas or a spreadsheet; told from AR-Net's by a line of two fields or a second field
+  that is no number, or by ``--list-format csv``);
 * mmaction2's JSON form of its lists (``[{"filename": "a.mp4", "label": 3}, ...]``, or
   ``frame_dir`` and ``total_frames`` for frames);
 
@@ -35,6 +36,7 @@ from dataclasses import dataclass, field, replace
 from itertools import chain
 from pathlib import Path, PurePosixPath
 
+from pipeline.datasets.class_names import class_key
 from pipeline.datasets.manifest import ManifestError, RawEntry, posix_path, read_annotation_text, video_id, without_video_extension
 from pipeline.video import VIDEO_EXTENSIONS, hidden, leftover_videos
 
@@ -44,11 +46,13 @@ _NUMBER = re.compile(r"[+-]?\d+")
 
 @dataclass(frozen=True)
 class ListLine:
-    """One line of a list file: the path as written and the 0-based labels."""
+    """One line of a list file: the path as written and the 0-based labels, or (a csv list's
+    line that labels by name) the class names, turned into labels by :func:`named_labels`."""
 
     line_no: int
     path: str
     labels: tuple[int, ...]
+    names: tuple[str, ...] = ()
 
 
 def _integer(text: str, what: str, where: str) -> int:
@@ -117,6 +121,8 @@ def parse_list_line(line: str, line_no: int, list_format: str, source: Path, res
         start, end = _integer(fields[1], "start frame", where), _integer(fields[2], "end frame", where)
         if start > 1 or end < start:
             raise ManifestError(f"{where}: frames {start}-{end} are a part of the video; only whole videos (start frame 0 or 1) are read, so list each video once")
+    if list_format == "csv" and not all(_NUMBER.fullmatch(f) for f in fields[skip:]):
+        return ListLine(line_no, fields[0], (), tuple(dict.fromkeys(f.strip('"') for f in fields[skip:])))
     labels = tuple(sorted({_integer(f, "label", where) for f in fields[skip:]}))
     return ListLine(line_no, fields[0], labels)
 
@@ -442,8 +448,9 @@ def _aliases(name: str) -> tuple[str, str]:
 
 
 def detect_format(lines: list[tuple[int, str]], resolver: PathResolver) -> str:
-    """The format of a list file: with commas and no ``;``, a csv video list where every line
-    has two fields (``path,label``), else AR-Net's (``path,num_frames,label``); else a video list when
+    """The format of a list file: with commas and no ``;``, AR-Net's (``path,num_frames,label``)
+    where every line has three fields or more and a number second, else a csv list
+    (``path,label``, the label a class index or name); else a video list when
     each line has two fields or its first path that exists is a video file, a rawframe list when
     that path is a folder; with nothing on disk, a path with a video extension means a video
     list and three or more fields on every line a rawframe list. A rawframe list whose second
@@ -451,7 +458,9 @@ def detect_format(lines: list[tuple[int, str]], resolver: PathResolver) -> str:
     of 0 or 1 is no video)."""
     texts = [text for _, text in lines]
     if any("," in text for text in texts) and not any(";" in text for text in texts):
-        return "csv" if all(len(csv_fields(text)) == 2 for text in texts) else "arnet"
+        rows = [csv_fields(text) for text in texts]
+        arnet = all(len(row) >= 3 and _NUMBER.fullmatch(row[1]) for row in rows)  # a frame count second
+        return "arnet" if arnet else "csv"
     fields = [split_fields(text, resolver) for text in texts]
     if all(len(f) == 2 for f in fields):
         return "video"
@@ -533,6 +542,30 @@ def one_based(read: list[tuple[Path, str, list[ListLine]]], num_classes: int) ->
     there to tell."""
     labels = {label for _, _, lines in read for item in lines for label in item.labels}
     return labels == set(range(1, num_classes + 1))
+
+
+def named_labels(read: list[tuple[Path, str, list[ListLine]]], classes: list[str] | None, class_file: Path | None = None) -> tuple[list[tuple[Path, str, list[ListLine]]], list[str] | None]:
+    """The read list files with the class names of csv lines that label by name turned into
+    0-based labels, and the classes: ``classes`` (a class-name file's, names matched with case,
+    double quotes and spaces against underscores aside, :func:`class_key`), else the names
+    sorted. Lists that label by index are returned as they are (``classes`` too); a dataset
+    labelled both ways, or a name the class file lacks, is an error naming the file and line."""
+    named = [(path, item) for path, _, lines in read for item in lines if item.names]
+    if not named:
+        return read, classes
+    by_index = next(((path, item) for path, _, lines in read for item in lines if not item.names), None)
+    if by_index is not None:
+        raise ManifestError(f"{by_index[0]}:{by_index[1].line_no} labels by class index and {named[0][0]}:{named[0][1].line_no} by class name; label every line one way")
+    if classes is None:  # one class a name, spelt as first met in sorted order
+        classes = list({class_key(name): name for name in sorted((name for _, item in named for name in item.names), reverse=True)}.values())
+        classes.sort(key=class_key)
+    index = {class_key(name): i for i, name in enumerate(classes)}
+    for path, item in named:
+        unknown = [name for name in item.names if class_key(name) not in index]
+        if unknown:
+            raise ManifestError(f"{path}:{item.line_no}: class {unknown[0]!r} is not in {class_file or 'the class list'}")
+    turned = [(path, split, [replace(item, labels=tuple(sorted({index[class_key(name)] for name in item.names})), names=()) for item in lines]) for path, split, lines in read]
+    return turned, classes
 
 
 def checked_labels(read: list[tuple[Path, str, list[ListLine]]], num_classes: int) -> list[tuple[Path, str, list[ListLine]]]:
