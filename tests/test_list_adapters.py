@@ -59,6 +59,10 @@ def test_a_csv_list_of_paths_and_labels_with_or_without_its_header(tmp_path, lab
     first = tmp_path / "first.txt"  # a video named like a column, with its label: an entry, not a header
     first.write_text("video 0\nclips/c.mp4 1\n")
     assert [row[1] for row in load_rows("list", root, train=first, classes=label_map)[1]] == ["video", "clips/c.mp4"]
+    first.write_text("video,abseiling\nclips/c.mp4,baking cookies\n")  # so labelled by name
+    assert [row[1] for row in load_rows("list", root, train=first, classes=label_map)[1]] == ["video", "clips/c.mp4"]
+    headed.write_text("frame_dir num_frames label\nvideo 300 2\n")  # a rawframe list's columns
+    assert load_rows("list", root, train=headed, classes=label_map)[1] == [("video", "video", (2,), "train")]
     arnet = tmp_path / "arnet.txt"
     arnet.write_text("a,300,1\n")
     assert load_rows("list", root, train=arnet, classes=label_map)[1] == [("a", "a.mp4", (1,), "train")]

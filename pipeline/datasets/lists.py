@@ -36,7 +36,7 @@ from dataclasses import dataclass, field, replace
 from itertools import chain
 from pathlib import Path, PurePosixPath
 
-from pipeline.datasets.class_names import class_key
+from pipeline.datasets.class_names import COLUMN_NAMES, class_key
 from pipeline.datasets.manifest import ManifestError, RawEntry, posix_path, read_annotation_text, video_id, without_video_extension
 from pipeline.video import VIDEO_EXTENSIONS, hidden, leftover_videos
 
@@ -74,9 +74,10 @@ _LAYOUTS = {
     "startend": (3, "'path start_frame end_frame label [label ...]'"),
     "csv": (1, "'path,label[,label ...]'"),
 }
-# The first field of a list's header line, where it has one (a table saved with its column
-# names: pandas' to_csv, a spreadsheet): a column name, not a path.
-PATH_COLUMNS = frozenset({"path", "paths", "video", "videos", "video_path", "video path", "filename", "file", "file_name", "video_name", "name", "frame_dir", "clip", "clip_path", "id", "video_id", "youtube_id"})
+# The fields of a list's header line, where it has one (a table saved with its column names:
+# pandas' to_csv, a spreadsheet): the path's column first, then those of labels or frames.
+PATH_COLUMNS = frozenset({"path", "paths", "video", "videos", "video_path", "filename", "file", "file_name", "video_name", "name", "frame_dir", "clip", "clip_path", "id", "video_id", "youtube_id"})
+OTHER_COLUMNS = COLUMN_NAMES | {"class_id", "label_id", "class_index", "label_index", "class_name", "label_name", "target", "num_frames", "frames", "total_frames", "frame_count", "start", "end", "start_frame", "end_frame", "split", "subset"}
 
 
 def line_fields(line: str, resolver: PathResolver) -> list[str]:
@@ -481,10 +482,11 @@ def _frames_format(fields: list[list[str]]) -> str:
 
 def is_header(line: str) -> bool:
     """Whether a list's first line names its columns (``path,label``, ``video label``,
-    ``filename;label``): its first field is a column name (:data:`PATH_COLUMNS`) and its last
-    is no number."""
-    fields = [field.strip().strip('"').lower() for field in re.split(r"[,;\t]|\s+", line) if field.strip()]
-    return len(fields) >= 2 and fields[0] in PATH_COLUMNS and not _NUMBER.fullmatch(fields[-1])
+    ``filename;num_frames;label``): a path's column name (:data:`PATH_COLUMNS`), then names of
+    label or frame columns (:data:`OTHER_COLUMNS`) alone, so that a first video named ``video``
+    and labelled ``abseiling`` stays an entry."""
+    fields = [field.strip().strip('"').lower() for field in re.split(r"[,;\t]|\s+", line) if field.strip().strip('"')]
+    return len(fields) >= 2 and fields[0] in PATH_COLUMNS and all(field in OTHER_COLUMNS for field in fields[1:])
 
 
 def entry_lines(text: str) -> list[tuple[int, str]]:
