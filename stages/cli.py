@@ -417,12 +417,14 @@ def resolve_features(cache_dir: Path, dataset: str, features_path: Path | None, 
 def resolve_sampler_inputs(cache_dir: Path, dataset: str, features_path: Path | None, prototypes_path: Path | None, preset: str | None = None) -> tuple[Path, Path]:
     """The feature cache (default: the last finished one) and its prototypes (default: the
     last ones ``nsnet prototypes`` made for it)."""
-    from pipeline.cache import CacheError
+    from pipeline.cache import CacheError, FeatureCache
 
     features_path = resolve_features(cache_dir, dataset, features_path, preset)
     if prototypes_path is None:
         pointer = latest_prototypes_file(features_path)
         if not pointer.is_file():
+            with FeatureCache(features_path):  # a path that holds no cache, or nothing, is named as such first
+                pass
             raise CacheError(f"{features_path}: no prototypes made for this feature cache by `nsnet prototypes`; run it first or pass --prototypes")
         prototypes_path = Path(pointer.read_text().strip())
     return features_path, prototypes_path

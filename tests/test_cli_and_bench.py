@@ -156,6 +156,13 @@ def test_features_with_a_cache_path_records_it_for_the_later_stages_in_a_new_cac
     assert (cache_dir / "demo" / "latest-features.txt").read_text() == f"{store.resolve()}\n" and store.is_dir()
     assert [p.name for p in (cache_dir / "demo").iterdir()] == ["latest-features.txt"]  # written whole: no partial file left
     assert "(complete)" in result.output
+    # the later stages' --features: a cache without prototypes yet, a path that holds none, one
+    # that is not there (before 2026-12-06 all three were "no prototypes made for this cache")
+    (tmp_path / "empty").mkdir()
+    for features, said in ((store, f"{store}: no prototypes made for this feature cache by `nsnet prototypes`; run it first or pass --prototypes"),
+                           (tmp_path / "empty", f"{tmp_path / 'empty'}: not a feature cache (no Zarr group here"), (tmp_path / "gone.zarr", f"{tmp_path / 'gone.zarr'}: no feature cache here")):
+        refused = CliRunner().invoke(main, ["train", "--features", str(features), "--no-progress"])
+        assert refused.exit_code == 1 and f"Error: {said}" in refused.output, refused.output
 
 
 def test_bench_features_reports_each_backends_rates_and_their_ratio(tiny_videos, tiny_config, run_options):
