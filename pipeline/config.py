@@ -168,6 +168,14 @@ class FinetuneConfig:
         ))
 
 
+# The sampler's objectives and message-passing networks by name (Tables 6a, 6c, 6d): here, where
+# the training config checks them without importing torch (pipeline.sampler and
+# pipeline.sampler_training build them).
+FSM_TARGETS = ("ns", "video_ns_class", "video", "baseline_plus", "regression", "ranking")
+VGM_TARGETS = ("ns", "video_ns_class", "video")
+FEM_KINDS = ("transformer", "conv1d", "lstm", "mlp")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Sampler training (paper 3.6, A.1): SGD, momentum 0.9, batch 64, 120 epochs, lr 0.01
@@ -200,9 +208,6 @@ class TrainConfig:
     shuffle_window: int = 16_384
 
     def __post_init__(self) -> None:
-        from pipeline.sampler import FEM_KINDS
-        from pipeline.sampler_training import FSM_TARGETS, VGM_TARGETS
-
         refuse_outside(self, (
             ("fsm_target", self.fsm_target in FSM_TARGETS, f"one of {FSM_TARGETS}"),
             ("vgm_target", self.vgm_target in VGM_TARGETS, f"one of {VGM_TARGETS}"),

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-FEM_KINDS = ("transformer", "conv1d", "lstm", "mlp")
+from pipeline.config import FEM_KINDS
 
 
 @dataclass(frozen=True)

@@ -44,10 +44,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from pipeline.config import FSM_TARGETS, VGM_TARGETS
 from pipeline.sampler import NSNetSampler, frame_loss, fsm_saliency, soft_cross_entropy, video_loss
 
-FSM_TARGETS = ("ns", "video_ns_class", "video", "baseline_plus", "regression", "ranking")
-VGM_TARGETS = ("ns", "video_ns_class", "video")
 RANKING_MARGIN = 0.1
 
 
