@@ -558,9 +558,11 @@ def named_labels(read: list[tuple[Path, str, list[ListLine]]], classes: list[str
     by_index = next(((path, item) for path, _, lines in read for item in lines if not item.names), None)
     if by_index is not None:
         raise ManifestError(f"{by_index[0]}:{by_index[1].line_no} labels by class index and {named[0][0]}:{named[0][1].line_no} by class name; label every line one way")
-    if classes is None:  # one class a name, spelt as first met in sorted order
-        classes = list({class_key(name): name for name in sorted((name for _, item in named for name in item.names), reverse=True)}.values())
-        classes.sort(key=class_key)
+    if classes is None:  # one class a name (case and underscores aside), spelt as first in sorted order
+        spelling: dict[str, str] = {}
+        for name in sorted(name for _, item in named for name in item.names):
+            spelling.setdefault(class_key(name), name)
+        classes = sorted(spelling.values(), key=class_key)
     index = {class_key(name): i for i, name in enumerate(classes)}
     for path, item in named:
         unknown = [name for name in item.names if class_key(name) not in index]
