@@ -18,6 +18,8 @@ WEIGHTS_NONE = "none"
 # How a checkpoint file's weights identity begins (pipeline.models.weights_identity; the rest
 # its SHA-256).
 CHECKPOINT_WEIGHTS = "file:"
+# The feature cache's storage formats (pipeline.cache).
+STORAGES = ("zarr", "hdf5")
 
 
 def from_checkpoint(identity: dict[str, Any]) -> bool:
@@ -48,6 +50,14 @@ def model_architecture(name: str) -> str | None:
 LATENCY_REPS_FACTOR = 5
 
 
+def refuse_outside(config: object, rules: tuple[tuple[str, bool, str], ...], owner: str = "") -> None:
+    """Raise ValueError naming the first field of ``config`` whose rule does not hold, after
+    ``owner`` where given (the model a field is of); each rule is (field, holds, what it must be)."""
+    for name, holds, rule in rules:
+        if not holds:
+            raise ValueError(f"{owner + ': ' if owner else ''}{name} must be {rule}, got {getattr(config, name)!r}")
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A timm model and how its frames are preprocessed.
@@ -64,10 +74,10 @@ class ModelSpec:
     crop_pct: float | None = 0.875
 
     def __post_init__(self) -> None:
-        if self.resolution < 8:
-            raise ValueError(f"{self.name}: resolution {self.resolution} is too small")
-        if self.crop_pct is not None and not 0.0 < self.crop_pct <= 1.0:
-            raise ValueError(f"{self.name}: crop_pct must be in (0, 1]")
+        refuse_outside(self, (
+            ("resolution", self.resolution >= 8, "at least 8 pixels"),
+            ("crop_pct", self.crop_pct is None or 0.0 < self.crop_pct <= 1.0, "in (0, 1], or None for the model's own"),
+        ), owner=self.name)
 
 
 @dataclass(frozen=True)
@@ -77,18 +87,19 @@ class FeaturesConfig:
     num_frames: int = 16  # T, observation frames pre-sampled per video
     light: ModelSpec = field(default_factory=lambda: ModelSpec("mobilenetv2_100"))
     recognizer: ModelSpec = field(default_factory=lambda: ModelSpec("resnet50"))
-    storage: str = "zarr"  # or "hdf5"
+    storage: str = "zarr"  # one of STORAGES
     seed: int = 0  # seeds random-init weights
     # Candidate frames per segment cached for the training split (odd; 1: the centres alone),
     # from which sampler training draws one per segment and epoch (A.1's temporal random shift).
     offsets: int = 1
 
     def __post_init__(self) -> None:
-        if self.num_frames < 1:
-            raise ValueError("num_frames (T) must be at least 1")
+        refuse_outside(self, (
+            ("num_frames", self.num_frames >= 1, "at least 1 (T, the frames observed a video)"),
+            ("storage", self.storage in STORAGES, f"one of {STORAGES}"),
+            ("seed", self.seed >= 0, "at least 0"),
+        ))
         check_offsets(self.offsets)
-        if self.storage not in ("zarr", "hdf5"):
-            raise ValueError(f"storage must be 'zarr' or 'hdf5', got {self.storage!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -117,12 +128,6 @@ class FeaturesConfig:
         return replace(self, **top)
 
 
-def refuse_outside(config: object, rules: tuple[tuple[str, bool, str], ...]) -> None:
-    """Raise ValueError naming the first field of ``config`` whose rule does not hold; each
-    rule is (field, holds, what it must be)."""
-    for name, holds, rule in rules:
-        if not holds:
-            raise ValueError(f"{name} must be {rule}, got {getattr(config, name)!r}")
 
 
 @dataclass(frozen=True)
@@ -237,10 +242,11 @@ class AllFramesConfig:
     rate: float | None = None  # frames per second taken as "all frames"; None: every frame
 
     def __post_init__(self) -> None:
-        if self.budget < 1:
-            raise ValueError("the all-frames budget must be at least 1 frame")
-        if self.rate is not None and self.rate <= 0:
-            raise ValueError(f"the all-frames rate must be positive, got {self.rate}")
+        refuse_outside(self, (
+            ("budget", self.budget >= 1, "at least 1 frame"),
+            ("seed", self.seed >= 0, "at least 0"),
+            ("rate", self.rate is None or self.rate > 0, "positive frames per second, or None for every frame"),
+        ), owner="all-frames baselines")
 
 
 @dataclass(frozen=True)
@@ -263,12 +269,13 @@ class EvalConfig:
     def __post_init__(self) -> None:
         from pipeline.fusion import FUSION_RULES
 
-        if self.k < 1 or min(self.curve_k, default=1) < 1:
-            raise ValueError("K must be at least 1")
-        if self.fusion not in FUSION_RULES:
-            raise ValueError(f"fusion must be one of {FUSION_RULES}, got {self.fusion!r}")
-        if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
+        refuse_outside(self, (
+            ("k", self.k >= 1, "at least 1 (K, the frames the recognizer sees)"),
+            ("curve_k", min(self.curve_k, default=1) >= 1, "budgets of at least 1 frame"),
+            ("fusion", self.fusion in FUSION_RULES, f"one of {FUSION_RULES}"),
+            ("alpha", 0.0 <= self.alpha <= 1.0, "in [0, 1]"),
+            ("seed", self.seed >= 0, "at least 0"),
+        ))
         self.all_frames_config()  # checks the budget and the rate
 
     def check_k(self, t: int) -> None:

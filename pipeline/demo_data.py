@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.config import refuse_outside
+
 SHAPES = ("disc", "square", "triangle", "cross", "ring", "diamond", "bar", "star")
 NEUTRAL = (150, 150, 150)
 MAX_CLASSES = 36  # hues at least 10 degrees apart
@@ -50,18 +52,18 @@ class DemoSpec:
     scene_pool: int = 8  # non-salient scenes shared by all classes (each in ~50 videos of every class)
 
     def __post_init__(self) -> None:
-        if not 2 <= self.num_classes <= MAX_CLASSES:
-            raise ValueError(f"num_classes must be in 2..{MAX_CLASSES}")
-        if min(self.train_per_class, self.val_per_class) < 0:
-            raise ValueError(f"train_per_class and val_per_class must be at least 0, got {self.train_per_class} and {self.val_per_class}")
-        if not 0.0 <= self.difficulty <= 1.0:
-            raise ValueError("difficulty must be within [0, 1]")
-        if self.size % 16:
-            raise ValueError("size must be a multiple of 16 for H.264")
-        if not 1 <= self.min_frames <= self.max_frames:
-            raise ValueError("need 1 <= min_frames <= max_frames")
-        if self.scene_pool < 3:
-            raise ValueError("scene_pool needs at least 3 scenes")
+        refuse_outside(self, (
+            ("num_classes", 2 <= self.num_classes <= MAX_CLASSES, f"in 2..{MAX_CLASSES}"),
+            ("train_per_class", self.train_per_class >= 0, "at least 0"),
+            ("val_per_class", self.val_per_class >= 0, "at least 0"),
+            ("min_frames", self.min_frames >= 1, "at least 1"),
+            ("max_frames", self.max_frames >= self.min_frames, f"at least min_frames ({self.min_frames})"),
+            ("size", self.size >= 16 and self.size % 16 == 0, "a positive multiple of 16 pixels (H.264's macroblocks)"),
+            ("fps", self.fps >= 1, "at least 1"),
+            ("difficulty", 0.0 <= self.difficulty <= 1.0, "in [0, 1]"),
+            ("seed", self.seed >= 0, "at least 0"),
+            ("scene_pool", self.scene_pool >= 3, "at least 3 scenes"),
+        ))
 
 
 def class_table(num_classes: int) -> list[tuple[str, tuple[int, int, int]]]:

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.config import FEM_KINDS
+from pipeline.config import FEM_KINDS, refuse_outside
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,14 @@ class SamplerConfig:
     vgm_classifier_dropout: float = 0.9
 
     def __post_init__(self) -> None:
-        if self.fem not in FEM_KINDS:
-            raise ValueError(f"fem must be one of {FEM_KINDS}, got {self.fem!r}")
+        refuse_outside(self, (
+            ("fem", self.fem in FEM_KINDS, f"one of {FEM_KINDS}"),
+            ("layers", self.layers >= 1, "at least 1"),
+            ("heads", self.heads >= 1, "at least 1"),
+            ("fem_dropout", 0 <= self.fem_dropout < 1, "in [0, 1)"),
+            ("vgm_attention_dropout", 0 <= self.vgm_attention_dropout < 1, "in [0, 1)"),
+            ("vgm_classifier_dropout", 0 <= self.vgm_classifier_dropout < 1, "in [0, 1)"),
+        ))
 
 
 class FeatureEmbedding(nn.Module):

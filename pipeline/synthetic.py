@@ -29,6 +29,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from pipeline.config import refuse_outside
+
 
 @dataclass(frozen=True)
 class DatasetShape:
@@ -71,10 +73,11 @@ class SynthSpec:
     shape: DatasetShape = field(init=False)
 
     def __post_init__(self) -> None:
-        if self.like not in DATASET_SHAPES:
-            raise ValueError(f"unknown dataset shape {self.like!r}; known: {', '.join(DATASET_SHAPES)}")
-        if not 0 < self.fraction <= 1:
-            raise ValueError(f"fraction must be in (0, 1], got {self.fraction}")
+        refuse_outside(self, (
+            ("like", self.like in DATASET_SHAPES, f"one of {tuple(DATASET_SHAPES)}"),
+            ("fraction", 0 < self.fraction <= 1, "in (0, 1]"),
+            ("seed", self.seed >= 0, "at least 0"),
+        ))
         object.__setattr__(self, "shape", DATASET_SHAPES[self.like])
 
     def split_sizes(self) -> tuple[int, int]:

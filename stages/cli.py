@@ -16,7 +16,7 @@ import click
 # the models-only rate). Set before torch is imported; an explicit setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from pipeline.config import DECODE_TIMEOUT_S, LATENCY_REPS_FACTOR, EvalConfig  # noqa: E402  (no torch import behind it)
+from pipeline.config import DECODE_TIMEOUT_S, LATENCY_REPS_FACTOR, STORAGES, EvalConfig  # noqa: E402  (no torch import behind it)
 from pipeline.datasets import DATASETS  # noqa: E402
 from pipeline.datasets.lists import LIST_FORMATS  # noqa: E402
 from pipeline.datasets.manifest import EVALUATION_SPLITS  # noqa: E402
@@ -305,7 +305,7 @@ def data(dataset: str, data_root: Path | None, difficulty: float | None, seed: i
 @click.option("--offsets", type=int, default=None, help="Candidate frames per segment cached for the training videos (odd; default 1, the centres), for the sampler's temporal random shift; S costs S times the training videos' compute.")
 @backbone_options(weights=True)
 @preset_option
-@click.option("--storage", type=click.Choice(["zarr", "hdf5"]), default=None)
+@click.option("--storage", type=click.Choice(STORAGES), default=None)
 @click.option("--shard", default="0/1", show_default=True, help="This job's share i/n of the videos (combined with torchrun ranks).")
 @click.option("--device", default="auto", show_default=True)
 @backend_options(compare=False)

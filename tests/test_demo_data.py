@@ -24,13 +24,29 @@ def test_default_spec_has_the_required_structure():
     assert fractions.max() <= 0.25
 
 
-def test_a_negative_count_of_videos_is_refused():
-    """--train-per-class -1 had written a demo of no training video, as if 0 were asked
-    (before 2026-12-06); 0 is a split left empty, as the generator's own tests ask."""
-    for change in ({"train_per_class": -1}, {"val_per_class": -2}):
-        with pytest.raises(ValueError, match="train_per_class and val_per_class must be at least 0"):
-            DemoSpec(**change)
-    assert DemoSpec(val_per_class=0).val_per_class == 0
+@pytest.mark.parametrize(("change", "message"), [
+    ({"train_per_class": -1}, "train_per_class must be at least 0, got -1"),
+    ({"val_per_class": -2}, "val_per_class must be at least 0, got -2"),
+    ({"num_classes": 1}, r"num_classes must be in 2\.\.36, got 1"),
+    ({"min_frames": 0}, "min_frames must be at least 1, got 0"),
+    ({"min_frames": 9, "max_frames": 8}, r"max_frames must be at least min_frames \(9\), got 8"),
+    ({"size": 0}, "size must be a positive multiple of 16 pixels"),
+    ({"size": 72}, "size must be a positive multiple of 16 pixels .*got 72"),
+    ({"fps": 0}, "fps must be at least 1, got 0"),
+    ({"difficulty": 1.5}, r"difficulty must be in \[0, 1\], got 1.5"),
+    ({"seed": -1}, "seed must be at least 0, got -1"),
+    ({"scene_pool": 2}, "scene_pool must be at least 3 scenes, got 2"),
+])
+def test_a_demo_spec_outside_its_range_is_refused_naming_the_field(change, message):
+    """--train-per-class -1 had written a demo of no training video, as if 0 were asked, and
+    --seed -1 failed in numpy's seeding without a name (before 2026-12-06)."""
+    with pytest.raises(ValueError, match=message):
+        DemoSpec(**change)
+
+
+def test_an_empty_split_is_a_demo():
+    """0 videos a class is a split left empty, as the generator's own tests ask."""
+    assert DemoSpec(val_per_class=0, min_frames=1, max_frames=1, size=16, fps=1, difficulty=0.0, seed=0, scene_pool=3).val_per_class == 0
 
 
 def test_difficulty_shortens_salient_segments():

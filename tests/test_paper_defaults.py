@@ -3,7 +3,7 @@ them must be deliberate (and the README's figures re-measured)."""
 
 import pytest
 
-from pipeline.config import EvalConfig, FeaturesConfig, FinetuneConfig, TrainConfig
+from pipeline.config import AllFramesConfig, EvalConfig, FeaturesConfig, FinetuneConfig, ModelSpec, TrainConfig
 from pipeline.datasets import get_dataset
 from pipeline.prototypes import GuidingScorer
 from pipeline.sampler import SamplerConfig
@@ -88,11 +88,41 @@ def test_a_fine_tuning_config_outside_its_range_is_refused_naming_the_field(chan
         FinetuneConfig(**change)
 
 
-def test_the_edges_of_the_training_configs_ranges_are_taken():
+@pytest.mark.parametrize(("build", "message"), [
+    (lambda: FeaturesConfig(num_frames=0), r"num_frames must be at least 1 \(T, the frames observed a video\), got 0"),
+    (lambda: FeaturesConfig(storage="n5"), r"storage must be one of \('zarr', 'hdf5'\), got 'n5'"),
+    (lambda: FeaturesConfig(seed=-1), "seed must be at least 0, got -1"),
+    (lambda: FeaturesConfig(offsets=2), "offsets .* must be odd"),
+    (lambda: ModelSpec("resnet50", resolution=4), "resnet50: resolution must be at least 8 pixels, got 4"),
+    (lambda: ModelSpec("mobilenetv2_100", crop_pct=1.2), r"mobilenetv2_100: crop_pct must be in \(0, 1\], or None for the model's own, got 1.2"),
+    (lambda: EvalConfig(k=0), r"k must be at least 1 \(K, the frames the recognizer sees\), got 0"),
+    (lambda: EvalConfig(curve_k=(0, 5)), r"curve_k must be budgets of at least 1 frame, got \(0, 5\)"),
+    (lambda: EvalConfig(fusion="sum"), "fusion must be one of .*'union'.*got 'sum'"),
+    (lambda: EvalConfig(alpha=1.5), r"alpha must be in \[0, 1\], got 1.5"),
+    (lambda: EvalConfig(seed=-1), "seed must be at least 0, got -1"),
+    (lambda: EvalConfig(all_frames_budget=0), "all-frames baselines: budget must be at least 1 frame, got 0"),
+    (lambda: EvalConfig(all_frames_rate=0.0), "all-frames baselines: rate must be positive frames per second, or None for every frame, got 0.0"),
+    (lambda: AllFramesConfig(seed=-3), "all-frames baselines: seed must be at least 0, got -3"),
+    (lambda: SamplerConfig(fem="gru"), "fem must be one of"),
+    (lambda: SamplerConfig(heads=0), "heads must be at least 1, got 0"),
+    (lambda: SamplerConfig(vgm_classifier_dropout=1.0), r"vgm_classifier_dropout must be in \[0, 1\), got 1.0"),
+])
+def test_a_features_evaluation_or_sampler_config_outside_its_range_is_refused_naming_the_field(build, message):
+    """Each config names its field as the training configs do (``evaluate --seed -1`` failed in
+    numpy's seeding as "expected non-negative integer", naming nothing, before 2026-12-06)."""
+    with pytest.raises(ValueError, match=message):
+        build()
+
+
+def test_the_edges_of_the_configs_ranges_are_taken():
     """Untrained heads are no run (epochs 0 refused above), but one epoch, no momentum, no
-    weight decay, gamma 0 (L_ns off), no clipping, no milestones and no decay are all runs."""
+    weight decay, gamma 0 (L_ns off), no clipping, no milestones and no decay are all runs; so
+    are T and K of one frame, an 8-pixel model input and an evaluation without a budget curve."""
     TrainConfig(epochs=1, momentum=0.0, weight_decay=0.0, gamma=0.0, grad_clip=None, milestones=(), lr_decay=1.0, max_shift=0, seed=0, shuffle_window=1)
     FinetuneConfig(segments=1, epochs=1, warmup_epochs=0, label_smoothing=0.0, crop_scale=(1.0, 1.0), color_jitter=0.0, momentum=0.0, seed=0)
+    FeaturesConfig(num_frames=1, offsets=1, storage="hdf5", seed=0, light=ModelSpec("x", resolution=8, crop_pct=1.0), recognizer=ModelSpec("y", crop_pct=None))
+    EvalConfig(k=1, curve_k=(), alpha=0.0, seed=0, all_frames_budget=1, all_frames_rate=None)
+    EvalConfig(alpha=1.0, all_frames_rate=0.5)
 
 
 def test_k_above_the_observed_frames_is_refused():

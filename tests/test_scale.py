@@ -52,6 +52,17 @@ def test_the_cache_has_the_shape_and_attributes_of_a_real_one(synthetic):
     assert run_synth_cache(SPEC, path.parent.parent, progress=False, shard_videos=16).computed_shards == 0
 
 
+@pytest.mark.parametrize(("change", "message"), [
+    ({"like": "kinetics"}, "like must be one of .*'ucf101'.*got 'kinetics'"),
+    ({"fraction": 0.0}, r"fraction must be in \(0, 1\], got 0.0"),
+    ({"seed": -1}, "seed must be at least 0, got -1"),
+])
+def test_a_synthetic_spec_outside_its_range_is_refused_naming_the_field(change, message):
+    """``synth-cache --seed -1`` failed in numpy's seeding, naming nothing (before 2026-12-06)."""
+    with pytest.raises(ValueError, match=message):
+        SynthSpec(**{"like": "ucf101", **change})
+
+
 def test_the_planted_structure_is_there():
     """Logits follow the features: the recognizer is right on most salient frames and rarely
     elsewhere; the light view carries the class more weakly; multi-label videos (FCVID) have a
