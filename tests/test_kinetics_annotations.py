@@ -111,7 +111,7 @@ def test_3d_resnets_labels_set_the_class_order(root, tmp_path):
     with pytest.raises(ManifestError, match=r"kinetics.json: bbbbbbbbbbb_000003_000013: label 'air drumming' is not one of the 2 classes of the file's 'labels'"):
         load_rows("kinetics", root, annotations=f["kinetics.json"])
     f["kinetics.json"].write_text(json.dumps({"labels": ["abseiling", "Abseiling", "air drumming"], "database": database}))
-    with pytest.raises(ManifestError, match=r"kinetics.json: 'labels' names these classes twice .*: Abseiling, abseiling"):
+    with pytest.raises(ManifestError, match=r"kinetics.json: 'labels': these class names are the same class .*: Abseiling, abseiling"):
         load_rows("kinetics", root, annotations=f["kinetics.json"])
     f["kinetics.json"].write_text(json.dumps({"labels": "abseiling", "database": database}))
     with pytest.raises(ManifestError, match=r"kinetics.json: 'labels' must be a list of class names"):

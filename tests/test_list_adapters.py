@@ -93,6 +93,10 @@ def test_a_csv_list_may_label_by_class_name(tmp_path, label_map):
     val.write_text("a.mp4,1\n")
     with pytest.raises(ManifestError, match=r"val.csv:1 labels by class index and .*train.csv:2 by class name; label every line one way$"):
         load_rows("list", root, train=named, val=val)
+    spelt_twice = tmp_path / "classes.txt"  # both spellings would take one class's videos
+    spelt_twice.write_text("abseiling\nAir drumming\nair_drumming\nbaking cookies\n")
+    with pytest.raises(ManifestError, match=r"classes.txt: these class names are the same class \(case, quotes and underscores aside\): Air drumming, air_drumming$"):
+        load_rows("list", root, train=named, classes=spelt_twice)
 
 
 def test_mmaction2_rawframe_list(tmp_path, label_map):

@@ -27,7 +27,7 @@ from pathlib import Path
 from pipeline.datasets.manifest import ManifestError, read_annotation_text
 from pipeline.wording import first_few
 
-__all__ = ["read_class_names", "class_key", "same_classes", "class_subset"]
+__all__ = ["read_class_names", "class_key", "same_classes", "refuse_same_classes", "class_subset"]
 
 
 def read_class_names(path: Path) -> list[str]:
@@ -68,6 +68,14 @@ def same_classes(names: Iterable[str]) -> list[str]:
     return sorted({name for name in names if counts[class_key(name)] > 1})
 
 
+def refuse_same_classes(source: Path | str, names: Iterable[str]) -> None:
+    """Refuse class names (of ``source``, a file or its description) that name one class twice
+    by :func:`class_key`, where names are matched to labels so: both would be one class."""
+    twice = same_classes(names)
+    if twice:
+        raise ManifestError(f"{source}: these class names are the same class (case, quotes and underscores aside): {', '.join(twice)}")
+
+
 def class_subset(path: Path, labels: dict[str, str], sources: list[str]) -> list[str]:
     """The classes of a class file, in its order and spelling (Mini-Kinetics' 200 of Kinetics'
     400, or the order a recognizer was trained with), each of which must be a label of the
@@ -75,9 +83,7 @@ def class_subset(path: Path, labels: dict[str, str], sources: list[str]) -> list
     matches none would lose its class's videos without a word. ``sources`` name the annotations
     in the error."""
     classes = read_class_names(path)
-    twice = same_classes(classes)
-    if twice:
-        raise ManifestError(f"{path}: these class names are the same class (case, quotes and underscores aside): {', '.join(twice)}")
+    refuse_same_classes(path, classes)
     missing = [name for name in classes if class_key(name) not in labels]
     if labels and missing:
         raise ManifestError(f"{path}: {len(missing)} of its {len(classes)} classes are the label of no video in {', '.join(sources)}: {first_few(missing, 5)} (names are matched to the labels with case, quotes and underscores aside)")

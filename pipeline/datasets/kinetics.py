@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from pipeline.datasets.class_names import class_key, class_subset, same_classes
+from pipeline.datasets.class_names import class_key, class_subset, refuse_same_classes
 from pipeline.datasets.lists import Found, find_under
 from pipeline.datasets.manifest import (
     AnnotationFiles,
@@ -107,9 +107,7 @@ def _declared_classes(path: Path, data: dict) -> tuple[str, ...]:
     labels = data.get("labels", [])
     if not isinstance(labels, list) or not all(isinstance(name, str) for name in labels):
         raise ManifestError(f"{path}: 'labels' must be a list of class names, got {str(labels)[:80]}")
-    twice = same_classes(labels)
-    if twice:
-        raise ManifestError(f"{path}: 'labels' names these classes twice (case, quotes and underscores aside): {', '.join(twice)}")
+    refuse_same_classes(f"{path}: 'labels'", labels)
     return tuple(name.strip() for name in labels)
 
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field, replace
 from itertools import chain
 from pathlib import Path, PurePosixPath
 
-from pipeline.datasets.class_names import COLUMN_NAMES, class_key
+from pipeline.datasets.class_names import COLUMN_NAMES, class_key, refuse_same_classes
 from pipeline.datasets.manifest import ManifestError, RawEntry, posix_path, read_annotation_text, video_id, without_video_extension
 from pipeline.video import VIDEO_EXTENSIONS, hidden, leftover_videos
 
@@ -560,7 +560,9 @@ def named_labels(read: list[tuple[Path, str, list[ListLine]]], classes: list[str
     by_index = next(((path, item) for path, _, lines in read for item in lines if not item.names), None)
     if by_index is not None:
         raise ManifestError(f"{by_index[0]}:{by_index[1].line_no} labels by class index and {named[0][0]}:{named[0][1].line_no} by class name; label every line one way")
-    if classes is None:  # one class a name (case and underscores aside), spelt as first in sorted order
+    if classes is not None:
+        refuse_same_classes(class_file or "the class list", classes)
+    else:  # one class a name (case and underscores aside), spelt as first in sorted order
         spelling: dict[str, str] = {}
         for name in sorted(name for _, item in named for name in item.names):
             spelling.setdefault(class_key(name), name)
