@@ -58,6 +58,9 @@ def test_csv_manifest_without_class_file_uses_sorted_labels(tmp_path: Path):
     (tmp_path / "manifest.csv").write_text("x.mp4,zebra,train\ny.mp4,ant,val\n")
     m = csv_manifest(tmp_path)
     assert m.classes == ("ant", "zebra") and [v.labels for v in m.videos] == [(1,), (0,)]
+    for header in ("video_path,labels,subset", "Video,Class Name,Split"):  # column names as a list's header may give them
+        (tmp_path / "manifest.csv").write_text(f"{header}\nx.mp4,zebra,train\n")
+        assert csv_manifest(tmp_path).classes == ("zebra",), header
 
 
 def test_csv_manifest_errors_name_file_and_line(tmp_path: Path):

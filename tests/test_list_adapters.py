@@ -45,14 +45,16 @@ def test_mmaction2_video_list_with_multi_label_lines(tmp_path, label_map):
 def test_a_csv_list_of_paths_and_labels_with_or_without_its_header(tmp_path, label_map):
     """``path,label`` (a table saved by pandas or a spreadsheet, its column names first or not)
     was read as AR-Net's ``path,num_frames,label`` and refused (before 2026-12-06); a path in
-    double quotes may hold a comma; a first line naming the columns, of any separator, is passed
-    over; AR-Net's three fields stay AR-Net's; several labels need --list-format csv."""
+    double quotes may hold a comma; a first line naming the columns, of any separator and in
+    words of a column's name (``clip_name``, ``cls``, camel case), is passed over, where
+    ``clip_name,label`` had stopped the read and ``path,cls`` made a class ``cls``; AR-Net's
+    three fields stay AR-Net's; several labels need --list-format csv."""
     root = tmp_path / "videos"
     _touch(root, "a.mp4", "b, take 2.mp4", "clips/c.mp4", "video/")
     plain = tmp_path / "train.csv"
     plain.write_text('a.mp4,0\n"b, take 2.mp4",2\n')
     assert load_rows("list", root, train=plain, classes=label_map)[1] == [("a", "a.mp4", (0,), "train"), ("b, take 2", "b, take 2.mp4", (2,), "train")]
-    for header in ("path,label", "video_path,label", '"filename","label"', "video label", "path\tlabel"):
+    for header in ("path,label", "video_path,label", '"filename","label"', "video label", "path\tlabel", "clip_name,label", "filepath,cls", "videoPath;classIndex", "Video Path,Class ID"):
         headed = tmp_path / "headed.csv"
         headed.write_text(f"{header}\na.mp4{',' if ',' in header else ' '}1\n")
         assert load_rows("list", root, train=headed, classes=label_map)[1] == [("a", "a.mp4", (1,), "train")], header
@@ -61,6 +63,10 @@ def test_a_csv_list_of_paths_and_labels_with_or_without_its_header(tmp_path, lab
     assert [row[1] for row in load_rows("list", root, train=first, classes=label_map)[1]] == ["video", "clips/c.mp4"]
     first.write_text("video,abseiling\nclips/c.mp4,baking cookies\n")  # so labelled by name
     assert [row[1] for row in load_rows("list", root, train=first, classes=label_map)[1]] == ["video", "clips/c.mp4"]
+    first.write_text("clip,abseiling\nclips/c.mp4,baking cookies\n")  # an entry even where no such file is there
+    assert [row[1] for row in load_rows("list", root, train=first, classes=label_map)[1]] == ["clip", "clips/c.mp4"]
+    headed.write_text("file_path,cls\na.mp4,baking cookies\n")  # a header of other words, labelled by name: no class 'cls'
+    assert load_rows("list", root, train=headed)[0].classes == ("baking cookies",)
     headed.write_text("frame_dir num_frames label\nvideo 300 2\n")  # a rawframe list's columns
     assert load_rows("list", root, train=headed, classes=label_map)[1] == [("video", "video", (2,), "train")]
     arnet = tmp_path / "arnet.txt"

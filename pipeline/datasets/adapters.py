@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from pipeline.datasets.kinetics import NotKineticsError, kinetics_manifest
 from pipeline.datasets.class_names import class_key, class_subset, read_class_names
-from pipeline.datasets.lists import PathResolver, list_entries, locate, named_labels, read_list
+from pipeline.datasets.lists import PathResolver, is_header, list_entries, locate, named_labels, read_list
 from pipeline.datasets.manifest import (
     AnnotationFiles,
     Manifest,
@@ -38,7 +38,7 @@ def _first_existing(root: Path, *names: str) -> Path:
 
 def csv_manifest(root: Path, manifest_file: str = "manifest.csv", classes_file: str = "classes.txt", name: str = "csv") -> Manifest:
     """Generic CSV: ``path,label[,label...],split`` a row (an optional header row starting with
-    ``path``). Labels are class names; the class list is ``classes.txt`` beside the manifest if
+    ``path``, or naming its columns as a list's may, :func:`is_header`: ``video,labels,subset``). Labels are class names; the class list is ``classes.txt`` beside the manifest if
     present, else the sorted set of labels used. Paths are resolved as list files' are
     (:class:`PathResolver`: another extension, frames, Windows separators, absolute paths)."""
     path = root / manifest_file
@@ -47,7 +47,7 @@ def csv_manifest(root: Path, manifest_file: str = "manifest.csv", classes_file: 
     entries = []
     for line_no, row in enumerate(csv.reader(io.StringIO(text)), start=1):
         row = [cell.strip() for cell in row]
-        if not any(row) or (line_no == 1 and row[0].lower() == "path"):
+        if not any(row) or (line_no == 1 and (row[0].lower() == "path" or is_header(",".join(row)))):
             continue
         if len(row) < 3:
             raise ManifestError(f"{path}:{line_no}: expected path,label[,label...],split, got {row}")

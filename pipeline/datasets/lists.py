@@ -36,7 +36,7 @@ from dataclasses import dataclass, field, replace
 from itertools import chain
 from pathlib import Path, PurePosixPath
 
-from pipeline.datasets.class_names import COLUMN_NAMES, class_key, refuse_same_classes
+from pipeline.datasets.class_names import class_key, refuse_same_classes
 from pipeline.datasets.manifest import ManifestError, RawEntry, posix_path, read_annotation_text, video_id, without_video_extension
 from pipeline.video import VIDEO_EXTENSIONS, hidden, leftover_videos
 
@@ -74,10 +74,13 @@ _LAYOUTS = {
     "startend": (3, "'path start_frame end_frame label [label ...]'"),
     "csv": (1, "'path,label[,label ...]'"),
 }
-# The fields of a list's header line, where it has one (a table saved with its column names:
-# pandas' to_csv, a spreadsheet): the path's column first, then those of labels or frames.
-PATH_COLUMNS = frozenset({"path", "paths", "video", "videos", "video_path", "filename", "file", "file_name", "video_name", "name", "frame_dir", "clip", "clip_path", "id", "video_id", "youtube_id"})
-OTHER_COLUMNS = COLUMN_NAMES | {"class_id", "label_id", "class_index", "label_index", "class_name", "label_name", "target", "num_frames", "frames", "total_frames", "frame_count", "start", "end", "start_frame", "end_frame", "split", "subset"}
+# The words of a list's header line (a table saved with its column names: pandas' to_csv, a
+# spreadsheet): a column's name is words of these, joined by "_", "-", "." or a space or written
+# in camel case (``video_path``, ``clipName``, ``class index``), the path's column first.
+PATH_WORDS = frozenset({"path", "paths", "file", "files", "filename", "filepath", "fname", "name", "video", "videos", "vid", "clip", "clips", "frame", "frames", "dir", "folder", "id", "youtube", "ytid", "url", "relative", "rel", "full", "abs", "absolute", "src", "source", "input"})
+OTHER_WORDS = frozenset({"label", "labels", "class", "classes", "cls", "category", "categories", "action", "actions", "activity", "activities", "target", "targets", "gt", "index", "idx", "id", "name", "names", "num", "number", "total", "count", "frame", "frames", "start", "end", "split", "subset"})
+_NAME_PARTS = re.compile(r"[_\-.\s]+")
+_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
 
 
 def line_fields(line: str, resolver: PathResolver) -> list[str]:
@@ -483,12 +486,19 @@ def _frames_format(fields: list[list[str]]) -> str:
 
 
 def is_header(line: str) -> bool:
-    """Whether a list's first line names its columns (``path,label``, ``video label``,
-    ``filename;num_frames;label``): a path's column name (:data:`PATH_COLUMNS`), then names of
-    label or frame columns (:data:`OTHER_COLUMNS`) alone, so that a first video named ``video``
-    and labelled ``abseiling`` stays an entry."""
-    fields = [field.strip().strip('"').lower() for field in re.split(r"[,;\t]|\s+", line) if field.strip().strip('"')]
-    return len(fields) >= 2 and fields[0] in PATH_COLUMNS and all(field in OTHER_COLUMNS for field in fields[1:])
+    """Whether a list's first line names its columns (``path,label``, ``clipName;cls``,
+    ``frame_dir num_frames label``): a path's column name (words of :data:`PATH_WORDS`), then
+    names of label or frame columns (words of :data:`OTHER_WORDS`) alone, so that a first video
+    named ``video`` and labelled ``abseiling`` or ``0`` stays an entry."""
+    fields = [field.strip().strip('"') for field in re.split(r"[,;\t]", line)]
+    fields = [field for field in fields if field] if len(fields) > 1 else line.split()
+    return len(fields) >= 2 and _column_name(fields[0], PATH_WORDS) and all(_column_name(field, OTHER_WORDS) for field in fields[1:])
+
+
+def _column_name(field: str, words: AbstractSet[str]) -> bool:
+    """Whether ``field`` is made of ``words`` alone (case aside), as a column's name is."""
+    parts = [part for part in _NAME_PARTS.split(_CAMEL.sub(" ", field).lower()) if part]
+    return bool(parts) and all(part in words for part in parts)
 
 
 def entry_lines(text: str) -> list[tuple[int, str]]:
