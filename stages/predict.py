@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import warnings
 from dataclasses import dataclass, field, replace
@@ -24,7 +25,7 @@ from tqdm import tqdm
 from pipeline.backends import DEFAULT_EXPORT_DIR, make_heads
 from pipeline.cache import CacheError, FeatureCache, output_lock, replacing, write_text_atomic
 from pipeline.config import DECODE_TIMEOUT_S, EvalConfig
-from pipeline.datasets.lists import entry_lines, walk_once
+from pipeline.datasets.lists import entry_lines, is_header, walk_once
 from pipeline.datasets.manifest import read_annotation_text
 from pipeline.distributed import WHOLE, Share
 from pipeline.extract import BothModels, Transform, workers_within_shared_memory
@@ -133,10 +134,32 @@ def _videos_under(folder: Path) -> list[Path]:
 def listed_videos(listing: Path) -> list[Path]:
     """The paths of a list of videos (``--videos-from``): one a line, as ``find`` or ``ls``
     print them (a line is a path whole, spaces and all), relative to the current folder as
-    paths on the command line are; blank lines and ``#`` comments skipped. ``-`` reads the
-    standard input. Read as annotation files are (UTF-8, a byte-order mark or CRLF allowed)."""
+    paths on the command line are; blank lines and ``#`` comments skipped. A dataset's
+    annotation list serves too (:func:`listed_path`: ``val/x.mp4 3``, ``x.mp4,abseiling``, a
+    header line naming the columns passed over). ``-`` reads the standard input. Read as
+    annotation files are (UTF-8, a byte-order mark or CRLF allowed)."""
     text = sys.stdin.read() if str(listing) == "-" else read_annotation_text(listing, "list of videos")
-    return [Path(line) for _, line in entry_lines(text)]
+    lines = entry_lines(text)
+    if lines and is_header(lines[0][1]) and not os.path.exists(lines[0][1]):
+        lines = lines[1:]
+    return [listed_path(line) for _, line in lines]
+
+
+_FIELD_BREAK = re.compile(r"[\s,;]+")
+
+
+def listed_path(line: str) -> Path:
+    """The video of a line of a list of videos: the line whole where it is there, else the
+    longest part before a space, comma or ``;`` that is a video file or a folder of frames (an
+    annotation list's line, its labels or frame counts after the path: mmaction2's
+    ``val/x.mp4 3``, a csv's ``x.mp4,abseiling``), else the line whole, reported as not found."""
+    if os.path.exists(line):
+        return Path(line)
+    for field_break in reversed(list(_FIELD_BREAK.finditer(line))):
+        head = line[: field_break.start()].strip('"')  # a csv's quoted path
+        if (os.path.splitext(head)[1].lower() in VIDEO_EXTENSIONS and os.path.isfile(head)) or (os.path.isdir(head) and _holds_frames(Path(head))):
+            return Path(head)
+    return Path(line)
 
 
 def find_videos(inputs: Sequence[Path]) -> list[Path]:

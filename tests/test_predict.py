@@ -19,7 +19,7 @@ from pipeline.config import EvalConfig, TrainConfig
 from stages.cli import main
 from stages.evaluate import run_evaluate
 from stages.features import cached_model
-from stages.predict import find_videos, load_pipeline, run_predict
+from stages.predict import find_videos, listed_videos, load_pipeline, run_predict
 from stages.train import run_train
 
 CFG = TrainConfig(epochs=2, batch_size=4, lr=0.001, milestones=(1,), seed=1)
@@ -350,6 +350,23 @@ def test_predict_reads_its_videos_from_a_list_file_or_standard_input(trained, tm
     latin.write_bytes("caf\xe9.mp4\n".encode("latin-1"))
     bad = CliRunner().invoke(main, ["predict", "--videos-from", str(latin), *options])
     assert bad.exit_code == 1 and f"{latin}: not UTF-8 text (byte 3" in bad.output
+
+
+def test_a_datasets_annotation_list_serves_as_the_list_of_videos(tmp_path, monkeypatch):
+    """An annotation list given to ``--videos-from`` (mmaction2's ``val/x.mp4 3``, a rawframe
+    list's ``frames/z 300 1``, a csv's ``"x y.mp4",abseiling`` after its header, ``x.mp4;2``) gives its
+    videos, where every line had been a missing file named with its labels (before
+    2026-12-06); a line that is a path whole is one, spaces and all; a line whose video is not
+    there is kept whole, to be reported; the part before a break must be a video or frames."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("val/x.mp4", "val/x y.mp4", "val/a 3.webm", "frames/z/img_00001.jpg", "notes"):
+        Path(name).parent.mkdir(parents=True, exist_ok=True)
+        Path(name).write_bytes(b"")
+    listing = tmp_path / "val_list.txt"
+    listing.write_text("val/x.mp4 3\nval/x y.mp4 0 2\nval/a 3.webm\nframes/z 300 1\nval/gone.mp4 4\nnotes 1\n")
+    assert [str(p) for p in listed_videos(listing)] == ["val/x.mp4", "val/x y.mp4", "val/a 3.webm", "frames/z", "val/gone.mp4 4", "notes 1"]
+    listing.write_text('video_path,label\n"val/x y.mp4",abseiling\nval/x.mp4;2\n')
+    assert [str(p) for p in listed_videos(listing)] == ["val/x y.mp4", "val/x.mp4"]
 
 
 def test_predict_refuses_runs_that_do_not_fit(trained, tmp_path, onnx_exports):
