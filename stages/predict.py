@@ -25,7 +25,8 @@ from tqdm import tqdm
 from pipeline.backends import DEFAULT_EXPORT_DIR, make_heads
 from pipeline.cache import CacheError, FeatureCache, output_lock, replacing, write_text_atomic
 from pipeline.config import DECODE_TIMEOUT_S, EvalConfig
-from pipeline.datasets.lists import entry_lines, is_header, walk_once
+from pipeline.datasets.finding import walk_once
+from pipeline.datasets.lists import entry_lines, is_header
 from pipeline.datasets.manifest import read_annotation_text
 from pipeline.distributed import WHOLE, Share
 from pipeline.extract import BothModels, Transform, workers_within_shared_memory

@@ -8,7 +8,8 @@ from click.testing import CliRunner
 
 from pipeline.datasets import ManifestError
 from pipeline.datasets.class_names import read_class_names
-from pipeline.datasets.lists import PathResolver, detect_format, titled_ids
+from pipeline.datasets.finding import PathResolver, titled_ids
+from pipeline.datasets.lists import detect_format
 from pipeline.datasets.manifest import video_id
 from stages.cli import main
 from conftest import load_rows

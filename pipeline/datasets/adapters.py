@@ -15,7 +15,8 @@ from typing import NamedTuple
 
 from pipeline.datasets.kinetics import NotKineticsError, kinetics_manifest
 from pipeline.datasets.class_names import class_key, class_subset, read_class_names
-from pipeline.datasets.lists import PathResolver, is_header, list_entries, locate, named_labels, read_list
+from pipeline.datasets.finding import PathResolver, locate
+from pipeline.datasets.lists import is_header, list_entries, named_labels, read_list
 from pipeline.datasets.manifest import (
     AnnotationFiles,
     Manifest,
@@ -81,7 +82,7 @@ def fcvid_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) -> Ma
     category folders of the split file (:func:`classes_from_folders`). The files lie in the
     root or in ``materials/``. Videos lie under ``videos/`` if that folder exists, else under
     the root; one kept with another extension or in another folder (named by its YouTube id) is
-    found by :func:`~pipeline.datasets.lists.locate`."""
+    found by :func:`~pipeline.datasets.finding.locate`."""
     unused = [option for option in files.given() if option != "--class-names"]
     if unused:
         raise ManifestError(f"{', '.join(unused)}: not used by the fcvid dataset (its files lie in the data root or its materials/ folder; --class-names names the class list if it is not {FCVID_CLASS_FILE})")
@@ -178,7 +179,7 @@ def activitynet_manifest(root: Path, files: AnnotationFiles = AnnotationFiles())
     root, :func:`bsn_database`): ``files.annotations``, else the first of
     :data:`ACTIVITYNET_FILES` in the folder it names or in the root. Classes are the distinct
     annotation labels, sorted, or those of ``files.classes`` (``--class-names``) in its order,
-    as a recognizer was trained with them (:func:`~pipeline.datasets.lists.class_subset`:
+    as a recognizer was trained with them (:func:`~pipeline.datasets.class_names.class_subset`:
     matched to the labels with case and underscores aside; a video of a label not in it is
     rejected). The testing subset (no labels) is left out. Videos are ``videos/v_<id>.<ext>`` (or ``<id>.<ext>``, or a folder of
     frames so named), else anywhere under the root (the official download's ``v1-2/train/``,
@@ -296,7 +297,7 @@ def ucf101_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) -> M
     (``--train-list .../trainlist02.txt``) or the class file. Videos lie under the first of
     :data:`UCF101_VIDEO_FOLDERS` there is, else under the root, as the lists name them or in
     another format or as folders of frames; one that is not there is looked for by its name
-    (``v_x``, unique) anywhere under the root (:func:`~pipeline.datasets.lists.locate`: frames
+    (``v_x``, unique) anywhere under the root (:func:`~pipeline.datasets.finding.locate`: frames
     in mmaction2's ``rawframes/Class/v_x/`` or a flat ``jpegs_256/v_x/``).
 
     Or 3D-ResNets-PyTorch's ``ucf101_0N.json`` (``--annotations``: every split of one split in

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pipeline.datasets.class_names import class_key, class_subset, refuse_same_classes
-from pipeline.datasets.lists import Found, find_under
+from pipeline.datasets.finding import Found, find_under
 from pipeline.datasets.manifest import (
     AnnotationFiles,
     Manifest,
