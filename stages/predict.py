@@ -154,9 +154,10 @@ def listed_path(line: str) -> Path:
     longest part before a space, comma or ``;`` that is a video file or a folder of frames (an
     annotation list's line, its labels or frame counts after the path: mmaction2's
     ``val/x.mp4 3``, a csv's ``x.mp4,abseiling``), else the line whole, reported as not found."""
-    if os.path.exists(line):
+    breaks = list(_FIELD_BREAK.finditer(line))
+    if not breaks or os.path.exists(line):  # a path as find prints it, looked at once later
         return Path(line)
-    for field_break in reversed(list(_FIELD_BREAK.finditer(line))):
+    for field_break in reversed(breaks):
         head = line[: field_break.start()].strip('"')  # a csv's quoted path
         if (os.path.splitext(head)[1].lower() in VIDEO_EXTENSIONS and os.path.isfile(head)) or (os.path.isdir(head) and _holds_frames(Path(head))):
             return Path(head)
