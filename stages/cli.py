@@ -612,7 +612,7 @@ def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_pat
 
 @main.command()
 @click.argument("videos", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--videos-from", "listing", type=click.Path(path_type=Path, allow_dash=True), default=None, help="A file listing videos or folders, one path a line (`find ... > list.txt`; '-' reads standard input), predicted with VIDEOS: for more than a command line holds.")
+@click.option("--videos-from", "listing", type=click.Path(path_type=Path, allow_dash=True), default=None, help="A file listing videos or folders, one path a line (`find ... > list.txt`, or a dataset's list file, its labels passed over; '-' reads standard input), predicted with VIDEOS: for more than a command line holds.")
 @click.option("--run", "--sampler-run", "run_path", type=click.Path(path_type=Path), default=None, help="Sampler run of `nsnet train` (default: the last one it finished for --dataset's latest prototypes, else the run of the dataset's train config); --sampler-run is the same.")
 @click.option("--dataset", type=click.Choice(sorted(DATASETS)), default=None, help="Check that the run was trained on this dataset (and find its default run).")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=Path("cache"), show_default=True)
