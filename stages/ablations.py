@@ -32,6 +32,7 @@ from pipeline import cache as cache_mod
 from pipeline.cache import FeatureCache
 from pipeline.config import EvalConfig, TrainConfig
 from pipeline.datasets.manifest import identity_split
+from pipeline.environment import environment
 from pipeline.evaluation import fused_positions
 from pipeline.fusion import FUSION_RULES, top_k
 from pipeline.prototypes import GuidingScorer
@@ -80,7 +81,7 @@ def run_ablations(features: Path, prototypes: Path, base: TrainConfig, cfg: Eval
         out = ablations_dir_for(features, Path(prototypes), base, cfg, cache.content_fingerprint, identity_split(v["split"] for v in cache.attrs["manifest"]["videos"]))
     with cache_mod.sole_writer(out, (out / "ablations.json").is_file) as computing:
         if computing:
-            return {**_write(out, {**_tables(features, prototypes, base, cfg, device, progress), "output": str(out)}), "computed": True}
+            return {**_write(out, {**_tables(features, prototypes, base, cfg, device, progress), "environment": environment(device), "output": str(out)}), "computed": True}
     return {**json.loads((out / "ablations.json").read_text()), "computed": False}
 
 

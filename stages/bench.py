@@ -20,7 +20,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -33,6 +33,7 @@ from pipeline.demo_data import encode_h264
 from pipeline.extract import BothModels
 from pipeline.flops import compute_cost
 from pipeline.distributed import synchronize
+from pipeline.environment import environment
 from pipeline.inference import NSNetInference, ObservationDecoder
 from pipeline.recognition import decode_chosen
 from pipeline.video import FrameSource
@@ -99,6 +100,7 @@ class InferenceBench:
     backends: tuple[str, ...] = ("torch",)
     timings: list[BatchTiming] = field(default_factory=list)
     decode: DecodeTiming | None = None
+    environment: dict[str, Any] = field(default_factory=dict)  # pipeline.environment
 
     @property
     def flop_bound_speedup(self) -> float:
@@ -310,6 +312,7 @@ def bench_inference(config: FeaturesConfig, k: int, num_classes: int, batch_size
         reps=reps,
         gflops={"nsnet": cost.nsnet(min(k, t)), "dense": cost.recognizer(t), "uniform": cost.recognizer(min(k, t)), "sampler": cost.sampler},
         backends=tuple(backends),
+        environment=environment(device),
     )
     # counted in videos, so that the bar's rate and time left hold across batch sizes
     total = len(engines) * sum((repetitions(batch, reps) + 1) * batch for batch in batch_sizes)

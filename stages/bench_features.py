@@ -16,6 +16,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm import tqdm
@@ -23,6 +24,7 @@ from tqdm import tqdm
 from pipeline.config import WEIGHTS_NONE, FeaturesConfig, ModelSpec, RunOptions
 from pipeline.datasets import AnnotationFiles, load_manifest
 from pipeline.distributed import WHOLE, Worker, pick_device, synchronize
+from pipeline.environment import environment
 from pipeline.extract import BlockDecoder, BlockInference, decoding_loader, decoding_workers, make_blocks
 from pipeline.models import frame_transforms
 from stages.features import build_encoders, build_runners, make_layout, manifest_features
@@ -53,6 +55,7 @@ class FeaturesBench:
     workers: int
     decode_fps: float
     runs: list[BackendThroughput] = field(default_factory=list)
+    environment: dict[str, Any] = field(default_factory=dict)  # pipeline.environment
 
     def ratio(self, run: BackendThroughput) -> float:
         return run.full_fps / min(self.decode_fps, run.models_fps)
@@ -100,7 +103,7 @@ def bench_features(dataset: str, data_root: Path | None, config: FeaturesConfig,
     decode_s = time.perf_counter() - start
     frames = sum(b.num_frames for b in decoded)
     rows = make_layout(light, rec, light_cfg, rec_cfg, len(videos), config.num_frames).rows()
-    result = FeaturesBench(len(videos), frames, _describe(config.light), _describe(config.recognizer), str(device), torch.get_num_threads(), workers, frames / decode_s)
+    result = FeaturesBench(len(videos), frames, _describe(config.light), _describe(config.recognizer), str(device), torch.get_num_threads(), workers, frames / decode_s, environment=environment(device))
 
     for backend in backends:
         run_opts = replace(opts, backend=backend, exports=opts.export_dir)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import EvalConfig
+from pipeline.environment import environment
 from pipeline.synthetic import SynthSpec
 
 PAPER_EPOCHS = 120
@@ -58,6 +58,7 @@ class ScaleReport:
     epochs: int
     stages: list[StageRun] = field(default_factory=list)
     device: str = "cpu"  # where train and evaluate ran (the stages' own --device auto picks the GPU)
+    environment: dict[str, Any] = field(default_factory=dict)  # pipeline.environment
 
     def stage(self, name: str) -> StageRun | None:
         return next((s for s in self.stages if s.stage == name), None)
@@ -157,7 +158,8 @@ def run_bench_scale(like: str, fraction: float = 1.0, epochs: int = 2, cache_dir
 
         built = stage("synth-cache", {"spec": spec.to_dict(), "cache_dir": str(cache_dir)})
         features = Path(built["path"])
-        report = ScaleReport(like, fraction, built["videos"], built["train"], built["classes"], str(features), built["bytes"] / 2**30, built["files"], _machine(), epochs, runs, device)
+        env = environment(device)
+        report = ScaleReport(like, fraction, built["videos"], built["train"], built["classes"], str(features), built["bytes"] / 2**30, built["files"], _machine(env), epochs, runs, device, env)
         report.write(out, complete=False)
         _clear_outputs(features)
         prototypes = stage("prototypes", {"features": str(features)})["path"]
@@ -169,11 +171,12 @@ def run_bench_scale(like: str, fraction: float = 1.0, epochs: int = 2, cache_dir
     return report
 
 
-def _machine() -> str:
+def _machine(env: dict[str, Any]) -> str:
+    """The report's one line of the machine (:func:`pipeline.environment.environment`'s) and
+    torch's threads."""
     import torch
 
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} cores, {memory:.0f} GiB, torch {torch.__version__} on {torch.get_num_threads()} threads"
+    return f"{env['cpu']}, {env['cores']} cores, {env['memory_gib']:.0f} GiB, torch {env['libraries']['torch']} on {torch.get_num_threads()} threads"
 
 
 def _run_stage(stage: str, args: dict[str, Any]) -> dict[str, Any]:

@@ -256,7 +256,18 @@ def backbone_overrides(options: dict[str, Any]) -> dict[str, Any]:
 TORCHRUN_COMMANDS = ("features", "finetune", "evaluate", "predict")
 
 
+def _print_environment(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """``--version``: the toolkit's release with the machine and the libraries' releases, the
+    environment every report records (:mod:`pipeline.environment`)."""
+    if value and not ctx.resilient_parsing:
+        from pipeline.environment import describe, environment
+
+        click.echo(describe(environment()))
+        ctx.exit()
+
+
 @click.group()
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_environment, help="The toolkit's release, this machine and the libraries' releases, and exit.")
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """NSNet toolkit: staged offline pipeline with cached embeddings."""

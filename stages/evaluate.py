@@ -49,6 +49,7 @@ from pipeline.plots import matplotlib_available, plot_budget_curve, plot_class_s
 from pipeline.backends import DEFAULT_EXPORT_DIR, backend_identity, resolve_backend
 from pipeline.recognition import RECOGNIZED_VIDEOS_PER_BATCH, ChosenFrameDecoder, recognized
 from pipeline.distributed import WHOLE, Share
+from pipeline.environment import environment
 from pipeline.row_store import RowComputer, StoredRows, fill_rows, rows_digest
 from pipeline.showcase import SALIENT_G, ShowcaseInput, ShowcaseVideo, chosen_guidance, showcase_video, showcase_videos
 from stages.all_frames import AllFrameScores, fill_all_frames, run_all_frames
@@ -405,6 +406,7 @@ def _evaluate(inputs: SamplerInputs, features: Path, prototypes: Path, run_dir: 
         "classes": len(data.manifest.classes),
         "models": {"light": asdict(config.light), "recognizer": asdict(config.recognizer)},
         "backend": backend,
+        "environment": environment(device),
         "gflops": cost.to_dict(),
         "preset": preset,
         "methods": [_quoted(rows[name], preset) for name in dict.fromkeys(n for g in groups for n in g["methods"])],

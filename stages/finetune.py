@@ -26,6 +26,7 @@ from pipeline import cache as cache_mod
 from pipeline.config import FinetuneConfig, ModelSpec, RunOptions
 from pipeline.datasets import AnnotationFiles, Manifest, load_manifest
 from pipeline.distributed import Worker, barrier, from_leader, gathered, joined_worker, merged_across_ranks
+from pipeline.environment import environment
 from pipeline.extract import decoding_workers, workers_within_shared_memory
 from pipeline.checkpoints import make_checkpoint
 from pipeline.models import create_finetune_model, data_config, frame_transform, save_atomic, weights_identity
@@ -244,7 +245,7 @@ def _train(root: Path, manifest: Manifest, train: list, val: list, role: str, sp
         barrier(worker)
     if worker.is_leader:
         checkpoint = make_checkpoint(model, spec.name, manifest.classes, cfg, role=role, identity=identity, metrics=history[-1] if history else {})
-        (run_dir / "metrics.json").write_text(json.dumps({"history": history}, indent=1))
+        (run_dir / "metrics.json").write_text(json.dumps({"history": history, "environment": environment(worker.device)}, indent=1))
         save_atomic(checkpoint, run_dir / "model.pth")
     barrier(worker)
     return FinetuneResult(str(run_dir / "model.pth"), ft.epochs - start_epoch, history, start=start, left_out=left_out, read_short=read_short)

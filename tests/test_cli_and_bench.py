@@ -3,6 +3,7 @@
 import errno
 import json
 from dataclasses import replace
+from importlib import metadata
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -215,6 +216,7 @@ def test_bench_features_command_chooses_the_backbones(tiny_videos, tmp_path: Pat
     assert (report["light"], report["recognizer"]) == (light, recognizer)
     (run,) = report["runs"]
     assert report["videos"] == 4 and run["backend"] == backend
+    assert report["environment"]["libraries"]["torch"] == metadata.version("torch") and report["environment"]["cores"] >= 1
     assert run["ratio"] == pytest.approx(run["full_fps"] / min(report["decode_fps"], run["models_fps"]))
     assert run["models_fps"] == pytest.approx((run["models_fps_before"] + run["models_fps_after"]) / 2)
     assert f"light {light}, recognizer {recognizer}" in result.output
@@ -253,6 +255,7 @@ def test_bench_times_nsnet_dense_and_uniform_side_by_side(tmp_path: Path):
         assert sum(derived["shares"].values()) == pytest.approx(1.0)
         assert derived["sampler_share"] == pytest.approx(derived["shares"]["heads"] + derived["shares"]["fusion"])
     assert min(report["decode"][k] for k in ("nsnet_ms", "dense_ms", "uniform_ms")) > 0
+    assert report["environment"]["libraries"]["onnxruntime"] == metadata.version("onnxruntime") and report["environment"]["gpu"] is None  # what the figures were measured with
     assert "FLOP-bound speedup" in result.output and "bs=3: ms/video" in result.output and "median of 1 repetitions (5 at batch 1)" in result.output
     assert "onnxruntime, bs=3: measured" in result.output and "torch, bs=1: measured" in result.output
     assert "bench: 100%" in result.stderr and "24/24" in result.stderr  # videos: 2 backends x (6 repetitions of 1 + 2 of 3), warm-ups included

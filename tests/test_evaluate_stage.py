@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import asdict, replace
+from importlib import metadata
 from types import SimpleNamespace
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+import pipeline
 from pipeline.cache import CacheError, FeatureCache, file_lock, output_lock_path
 from pipeline.config import EvalConfig, FeaturesConfig, TrainConfig
 from pipeline.datasets import Manifest
@@ -81,6 +83,7 @@ def test_evaluate_report(tiny_pipeline, onnx_exports):
     assert [p["k"] for p in report["budget_curve"]["NSNet"]] == [1, 2, 3]
     assert {c["claim"] for c in report["claims"]} >= {"NSNet mAP >= UNIFORM mAP + 5", "FSM with NS labels mAP >= FSM with video labels + 3"}
     out = Path(report["output"])
+    assert json.loads((out / "results.json").read_text())["environment"] == report["environment"] and report["environment"]["nsnet"] == pipeline.__version__
     assert {"results.json", "report.md", "budget_curve.png", "class_saliency.png", "selected_frames.png"} <= {p.name for p in out.iterdir()}
     assert f"NSNet (K={k})" in (out / "report.md").read_text() and f"NSNet (K={k})" in render_table(report)
     _check_selected_frames(report, features, prototypes, k)
@@ -355,7 +358,9 @@ def test_the_sampler_run_nsnet_train_last_finished_is_the_default_of_the_later_s
         runs.append(resolve_run(features, prototypes, "demo", None))
         assert (runs[-1] / "model.pth").is_file() and runs[-1].name in result.output
     assert runs[0] != runs[1] and default not in runs and runs[0].parent == features.parent
-    assert json.loads((runs[1] / "metrics.json").read_text())["config"]["shuffle_window"] == 4  # 9 training videos, 4 held at a time
+    metrics = json.loads((runs[1] / "metrics.json").read_text())
+    assert metrics["config"]["shuffle_window"] == 4  # 9 training videos, 4 held at a time
+    assert metrics["environment"]["libraries"]["torch"] == metadata.version("torch")  # what the run was trained with
     refused = CliRunner().invoke(main, ["train", "--dataset", "demo", "--features", str(features), "--prototypes", str(prototypes), "--shuffle-window", "0"])
     assert refused.exit_code == 2 and "--shuffle-window" in refused.output
     assert resolve_run(features, prototypes, "demo", features.parent / "given") == features.parent / "given"
@@ -427,6 +432,7 @@ def test_ablations_build_every_table_from_switches(tiny_pipeline):
     tables = report["tables"]
     out = Path(report["output"])
     assert report["computed"] and out.name.startswith(features.name + ".ablations-") and {p.name for p in out.iterdir()} == {"ablations.json", "ablations.md"}
+    assert json.loads((out / "ablations.json").read_text())["environment"]["libraries"]["torch"] == metadata.version("torch")
     # one evaluation split: scored on it, named in the tables, not in the folder's identity (named where a cache has two)
     from stages.ablations import ablations_dir_for
 

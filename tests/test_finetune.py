@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,8 @@ def test_training_lowers_the_loss_and_is_idempotent(tiny_videos, run_options):
     assert np.mean(losses[-2:]) < 0.9 * losses[0]
     assert all(0 <= h["top1"] <= 1 and 0 <= h["mAP"] <= 1 and h["videos"] == 3 for h in result.history)
     assert result.chance_top1 == pytest.approx(1 / 3)
+    metrics = json.loads((Path(result.checkpoint).parent / "metrics.json").read_text())
+    assert metrics["history"] == result.history and metrics["environment"]["libraries"]["timm"] == metadata.version("timm")
     again = run_finetune("demo", tiny_videos, "recognizer", REC, FT, 6, run_options)
     assert again.trained_epochs == 0 and again.history == result.history and again.checkpoint == result.checkpoint
 

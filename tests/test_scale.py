@@ -17,7 +17,7 @@ from pipeline.config import EvalConfig, TrainConfig
 from pipeline.metrics import multi_hot
 from pipeline.prototypes import GuidingScorer
 from pipeline.synthetic import SynthSpec, plan_videos
-from stages.bench_scale import ScaleReport, StageRun, _run_stage
+from stages.bench_scale import ScaleReport, StageRun, _machine, _run_stage
 from stages.cli import main
 from stages.evaluate import run_evaluate
 from stages.prototypes import run_prototypes
@@ -158,6 +158,11 @@ def test_bench_checks_files_memory_and_time():
     assert ScaleReport("ucf101", 0.003, 40, 29, 101, "c.zarr", 0.0, few, "test", 1, stages).checks() == [("cache files per array 1 (40 videos in one shard)", True)]
     spread = {"light_features": 3, "rec_features": 3, "metadata": 7, "total": 13}  # a file per 64 videos
     assert ScaleReport("ucf101", 0.015, 192, 138, 101, "c.zarr", 0.0, spread, "test", 1, stages).checks() == [("cache files per array 3 <= 1 per 100 videos (1.56 per 100)", False)]
+
+
+def test_the_reports_machine_line_comes_from_the_environment():
+    env = {"cpu": "Intel(R) Xeon(R) Processor", "cores": 2, "memory_gib": 23.5, "libraries": {"torch": "2.13.0"}}
+    assert _machine(env) == f"Intel(R) Xeon(R) Processor, 2 cores, 24 GiB, torch 2.13.0 on {torch.get_num_threads()} threads"
 
 
 def test_bench_report_of_a_run_still_going(tmp_path):
