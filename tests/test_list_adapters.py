@@ -441,6 +441,10 @@ def test_mmaction2_activitynet_lists_numbered_from_1_are_read_so(tmp_path):
     val.write_text("v_c 100 0")  # a label 0 among them: 0-based
     with pytest.raises(ManifestError, match=r"anet_train_video.txt:2: label 3 is beyond the 3 classes of the class list \(labels are 0-based\)$"):
         load_rows("list", root, train=train, val=val, classes=tmp_path / "label_map.txt")
+    val.write_text("v_c 100 2")
+    with pytest.warns(UserWarning, match=r"anet_train_video.txt, .*anet_val_video.txt: no video is labelled 0, so class '0' has none; labels numbered from 1 .* are read so with --class-names$"):
+        manifest, _ = load_rows("list", root, train=train, val=val)  # without class names: classes named by index, 0 to 3
+    assert manifest.classes == ("0", "1", "2", "3")
     val.write_text("v_c 100 3")  # class 2 without a video: nothing to tell the base by
     with pytest.raises(ManifestError, match=r"anet_train_video.txt:2: label 3 is beyond the 3 classes of the class list \(labels are 0-based; these have no 0 and reach 3, as 1-based lists do, but the base cannot be told while a class has no video in them: 1 of the 3\)"):
         load_rows("list", root, train=train, val=val, classes=tmp_path / "label_map.txt")

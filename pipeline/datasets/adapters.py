@@ -9,6 +9,7 @@ import csv
 import hashlib
 import io
 import json
+import warnings
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
@@ -364,6 +365,9 @@ def list_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) -> Man
     read = [(path, split, read_list(path, files.list_format, resolver)) for path, split in lists]
     read, classes = named_labels(read, read_class_names(Path(files.classes)) if files.classes is not None else None, files.classes)
     if classes is None:
-        classes = [str(i) for i in range(1 + max(label for _, _, lines in read for line in lines for label in line.labels))]
+        labels = {label for _, _, lines in read for line in lines for label in line.labels}
+        if labels and 0 not in labels:
+            warnings.warn(f"{', '.join(str(path) for path, _ in lists)}: no video is labelled 0, so class '0' has none; labels numbered from 1 (mmaction2's ActivityNet lists) are read so with --class-names", stacklevel=2)
+        classes = [str(i) for i in range(1 + max(labels))]
     entries = list_entries(read, classes, resolver)
     return build_manifest("list", classes, entries)
