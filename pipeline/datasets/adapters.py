@@ -40,8 +40,9 @@ def _first_existing(root: Path, *names: str) -> Path:
 
 def csv_manifest(root: Path, manifest_file: str = "manifest.csv", classes_file: str = "classes.txt", name: str = "csv") -> Manifest:
     """Generic CSV: ``path,label[,label...],split`` a row (an optional header row starting with
-    ``path``, or naming its columns as a list's may, :func:`is_header`: ``video,labels,subset``). Labels are class names; the class list is ``classes.txt`` beside the manifest if
-    present, else the sorted set of labels used. Paths are resolved as list files' are
+    ``path``, or naming its columns as a list's may, :func:`is_header`: ``video,labels,subset``).
+    Labels are class names; the class list is ``classes.txt`` beside the manifest if present,
+    else the sorted set of labels used. Paths are resolved as list files' are
     (:class:`PathResolver`: another extension, frames, Windows separators, absolute paths)."""
     path = root / manifest_file
     text = read_annotation_text(path, "manifest file")
