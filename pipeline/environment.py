@@ -1,6 +1,6 @@
 """What a result was computed with: the toolkit's and its libraries' releases, Python, the CPU,
-memory and GPU. Every report records it (``results.json``, ``ablations.json``, the sampler's and
-fine-tuning's ``metrics.json``, the benchmarks' JSON), so figures compared across machines or
+memory and GPU. Every report records it (the features stage's ``summary.json``, ``results.json``,
+``ablations.json``, the sampler's and fine-tuning's ``metrics.json``, the benchmarks' JSON), so figures compared across machines or
 months say where they came from; ``nsnet --version`` prints it. Releases are read from the
 installed packages' metadata, without importing them (torch takes about 2 s to import)."""
 

@@ -23,6 +23,7 @@ from pipeline.class_order import OrderWatch, misordered_message, write_recognize
 from pipeline.config import WEIGHTS_IMAGENET, WEIGHTS_NONE, FeaturesConfig, RunOptions, from_checkpoint
 from pipeline.datasets import AnnotationFiles, Manifest, load_manifest
 from pipeline.distributed import Worker, barrier, from_leader, joined_worker, pick_device
+from pipeline.environment import environment
 from pipeline.decode_watch import WatchedDecoding
 from pipeline.extract import BlockDecoder, BlockInference, DecodedBlock, decoding_loader, decoding_workers, make_blocks, workers_within_shared_memory
 from pipeline.metrics import multi_hot
@@ -69,6 +70,7 @@ class FeaturesSummary:
     # (pipeline.models.checkpoint_identity: its EMA weights, its recorded preprocessing)
     checkpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
     compute_seconds: float = 0.0  # time of the decode + inference loop alone
+    environment: dict[str, Any] = field(default_factory=dict)  # what the run's figures were measured with (pipeline.environment)
     leader: bool = True  # False on torchrun ranks other than 0, which print nothing
 
     @property
@@ -296,6 +298,7 @@ def manifest_features(dataset: str, root: Path, manifest: Manifest, config: Feat
     else:
         summary = _extract(root, manifest, config, opts, worker, final, staging, fp, identity, started, sources)
     summary.leader = worker.is_leader
+    summary.environment = environment(worker.device)
     summary.checkpoints = {role: taken for role, model in identity["models"].items() if (taken := {k: model[k] for k in CHECKPOINT_TAKEN if k in model})}
     return summary
 

@@ -1,6 +1,8 @@
 """The paper's experiments by name: what each preset sets, and Table 1's report on the tiny
 pipeline, with the paper's figures beside ours."""
 
+import json
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -121,6 +123,9 @@ def test_a_presets_caches_are_found_by_its_name_only(tiny_videos, tmp_path):
     done = CliRunner().invoke(main, ["features", "--dataset", "demo", "--data-root", str(tiny_videos), "--cache-dir", str(cache), "--preset", "table1", "--workers", "0", "--backend", "torch", "--no-progress", *tiny])
     assert done.exit_code == 0, done.output
     assert (cache / "demo" / "latest-features-table1.txt").is_file() and not (cache / "demo" / "latest-features.txt").exists()
+    features = Path((cache / "demo" / "latest-features-table1.txt").read_text().strip())
+    summary = json.loads(features.with_name(features.name + ".summary.json").read_text())
+    assert summary["done"] == summary["total"] and summary["environment"]["libraries"]["torch"] == metadata.version("torch")  # the run's figures and what they were measured with
     plain = CliRunner().invoke(main, ["prototypes", "--dataset", "demo", "--cache-dir", str(cache), "--data-root", str(tiny_videos)])
     assert plain.exit_code == 1 and "run `nsnet features --dataset demo` first" in plain.output
     other = CliRunner().invoke(main, ["prototypes", "--dataset", "demo", "--cache-dir", str(cache), "--data-root", str(tiny_videos), "--preset", "table2"])
