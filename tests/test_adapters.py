@@ -40,8 +40,23 @@ def test_same_stem_files_get_distinct_ids(tmp_path: Path):
 def test_a_class_list_naming_a_class_twice_is_refused_with_the_names(tmp_path: Path):
     (tmp_path / "manifest.csv").write_text("a.mp4,cat,train\n")
     (tmp_path / "classes.txt").write_text("cat\ndog\ncat\nbird\ndog\n")
-    with pytest.raises(ManifestError, match=r"^csv: the class list names 'cat', 'dog' more than once; a class is one name"):
+    with pytest.raises(ManifestError, match=r"classes.txt: these class names are the same class \(case, quotes and underscores aside\): cat, dog$"):
         csv_manifest(tmp_path)
+    (tmp_path / "classes.txt").write_text("Cat\nbird\ncat\n")  # one class spelt two ways
+    with pytest.raises(ManifestError, match=r"classes.txt: these class names are the same class .*: Cat, cat$"):
+        csv_manifest(tmp_path)
+
+
+def test_csv_manifest_labels_match_their_class_whatever_the_case(tmp_path: Path):
+    """A label spelt otherwise than its class (``Cat`` for ``cat``, ``ice_skating`` for ``ice
+    skating``) is that class, as lists labelled by name match them; before 2026-12-06 it was
+    rejected against a class file, and made a second class without one."""
+    (tmp_path / "manifest.csv").write_text("a.mp4,Cat,train\nb.mp4,cat,train\nc.mp4,ice_skating,CAT,val\nd.mp4,ice skating,val\n")
+    m = csv_manifest(tmp_path)
+    assert m.classes == ("CAT", "ice skating") and [v.labels for v in m.videos] == [(0,), (0,), (0, 1), (1,)]  # sorted; each spelt as first so
+    (tmp_path / "classes.txt").write_text("ice skating\ncat\n")
+    m = csv_manifest(tmp_path)
+    assert m.classes == ("ice skating", "cat") and [v.labels for v in m.videos] == [(1,), (1,), (0, 1), (0,)] and not m.rejected
 
 
 def test_csv_manifest_paths_are_resolved(tmp_path: Path):

@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
 from pipeline.datasets.kinetics import NotKineticsError, kinetics_manifest
-from pipeline.datasets.class_names import class_key, class_subset, read_class_names
+from pipeline.datasets.class_names import class_key, class_subset, read_class_names, refuse_same_classes
 from pipeline.datasets.finding import PathResolver, locate
 from pipeline.datasets.lists import is_header, list_entries, named_labels, read_list
 from pipeline.datasets.manifest import (
@@ -41,8 +41,10 @@ def _first_existing(root: Path, *names: str) -> Path:
 def csv_manifest(root: Path, manifest_file: str = "manifest.csv", classes_file: str = "classes.txt", name: str = "csv") -> Manifest:
     """Generic CSV: ``path,label[,label...],split`` a row (an optional header row starting with
     ``path``, or naming its columns as a list's may, :func:`is_header`: ``video,labels,subset``).
-    Labels are class names; the class list is ``classes.txt`` beside the manifest if present,
-    else the sorted set of labels used. Paths are resolved as list files' are
+    Labels are class names, matched to the class list with case, quotes and spaces against
+    underscores aside (:func:`class_key`: ``Cat`` and ``cat`` are one class); the class list is
+    ``classes.txt`` beside the manifest if present (one class named twice so is refused), else
+    the labels used, sorted, each class spelt as first in that order. Paths are resolved as list files' are
     (:class:`PathResolver`: another extension, frames, Windows separators, absolute paths)."""
     path = root / manifest_file
     text = read_annotation_text(path, "manifest file")
@@ -59,8 +61,14 @@ def csv_manifest(root: Path, manifest_file: str = "manifest.csv", classes_file: 
     classes_path = root / classes_file
     if classes_path.is_file():
         classes = read_class_names(classes_path)
+        refuse_same_classes(classes_path, classes)
+        spelling = {class_key(c): c for c in classes}
     else:
-        classes = sorted({label for e in entries for label in e.label_names})
+        spelling = {}
+        for label in sorted({label for e in entries for label in e.label_names}):
+            spelling.setdefault(class_key(label), label)
+        classes = sorted(spelling.values())
+    entries = [replace(e, label_names=tuple(dict.fromkeys(spelling.get(class_key(n), n) for n in e.label_names))) for e in entries]
     return build_manifest(name, classes, entries)
 
 
