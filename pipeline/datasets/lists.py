@@ -202,6 +202,8 @@ def read_list(path: Path, list_format: str, resolver: PathResolver) -> list[List
     if not numbered:
         raise ManifestError(f"{path}: the list file has no entries")
     fmt = detect_format(numbered, resolver) if list_format == "auto" else list_format
+    if list_format == "auto" and fmt == "arnet" and path.suffix.lower() == ".csv":  # AR-Net's lists are .txt files
+        warnings.warn(f"{path}: read as AR-Net's 'path,num_frames,label' (three fields or more a line, a number second); if its second field is a label, as in a csv of videos with several labels, give --list-format csv", stacklevel=2)
     return [parse_list_line(text, n, fmt, path, resolver) for n, text in numbered]
 
 
