@@ -624,6 +624,7 @@ def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_pat
 @main.command()
 @click.argument("videos", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--videos-from", "listing", type=click.Path(path_type=Path, allow_dash=True), default=None, help="A file listing videos or folders, one path a line (`find ... > list.txt`, or a dataset's list file, its labels passed over; '-' reads standard input), predicted with VIDEOS: for more than a command line holds.")
+@click.option("--videos-root", type=click.Path(path_type=Path, file_okay=False), default=None, help="The folder --videos-from's relative paths lie under (a dataset list's data root) [default: the current folder].")
 @click.option("--run", "--sampler-run", "run_path", type=click.Path(path_type=Path), default=None, help="Sampler run of `nsnet train` (default: the last one it finished for --dataset's latest prototypes, else the run of the dataset's train config); --sampler-run is the same.")
 @click.option("--dataset", type=click.Choice(sorted(DATASETS)), default=None, help="Check that the run was trained on this dataset (and find its default run).")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=Path("cache"), show_default=True)
@@ -640,7 +641,7 @@ def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_pat
 @decode_timeout_option
 @click.option("--no-progress", is_flag=True)
 @clear_errors
-def predict(videos: tuple[Path, ...], listing: Path | None, run_path: Path | None, dataset: str | None, cache_dir: Path, out_dir: Path, batch_size: int, plot: bool, device: str, backend: str, onnx_dir: Path | None, workers: int | None, allow_failures: bool, retry_failed: bool, shard: str, decode_timeout: float, no_progress: bool, **changes: Any) -> None:
+def predict(videos: tuple[Path, ...], listing: Path | None, videos_root: Path | None, run_path: Path | None, dataset: str | None, cache_dir: Path, out_dir: Path, batch_size: int, plot: bool, device: str, backend: str, onnx_dir: Path | None, workers: int | None, allow_failures: bool, retry_failed: bool, shard: str, decode_timeout: float, no_progress: bool, **changes: Any) -> None:
     """NSNet on videos or folders of videos: top-5 classes and the K chosen frames of each."""
     from dataclasses import replace
 
@@ -656,7 +657,7 @@ def predict(videos: tuple[Path, ...], listing: Path | None, run_path: Path | Non
     cfg = replace(EvalConfig(), **{k: v for k, v in changes.items() if v is not None})
     with joined_worker(parse_shard(shard), device) as worker:
         # one list for every torchrun rank to divide: rank 0 reads it (torchrun gives the standard input to one rank) and walks the folders
-        found = from_leader(lambda: find_videos((*videos, *(listed_videos(listing) if listing is not None else ()))), worker)
+        found = from_leader(lambda: find_videos((*videos, *(listed_videos(listing, videos_root) if listing is not None else ()))), worker)
         if not found:
             raise click.UsageError(f"no videos: give VIDEOS, or --videos-from a file listing them ({listing} lists none)")
         result = run_predict(found, run_path, out_dir, cfg, device=str(worker.device), dataset=dataset, batch_size=batch_size, workers=per_video_workers(workers, worker.device), plot=plot, progress=not no_progress, backend=backend, export_dir=onnx_dir or cache_dir / "onnx", decode_timeout=decode_timeout, retry_failed=retry_failed, share=worker.share)

@@ -132,18 +132,19 @@ def _videos_under(folder: Path) -> list[Path]:
     return sorted(found)
 
 
-def listed_videos(listing: Path) -> list[Path]:
+def listed_videos(listing: Path, root: Path | None = None) -> list[Path]:
     """The paths of a list of videos (``--videos-from``): one a line, as ``find`` or ``ls``
-    print them (a line is a path whole, spaces and all), relative to the current folder as
-    paths on the command line are; blank lines and ``#`` comments skipped. A dataset's
+    print them (a line is a path whole, spaces and all), relative to ``root`` (``--videos-root``)
+    or, without one, to the current folder as paths on the command line are; blank lines and
+    ``#`` comments skipped. A dataset's
     annotation list serves too (:func:`listed_path`: ``val/x.mp4 3``, ``x.mp4,abseiling``, a
     header line naming the columns passed over). ``-`` reads the standard input. Read as
     annotation files are (UTF-8, a byte-order mark or CRLF allowed)."""
     text = sys.stdin.read() if str(listing) == "-" else read_annotation_text(listing, "list of videos")
-    lines = entry_lines(text)
-    if lines and is_header(lines[0][1]) and not os.path.exists(lines[0][1]):
+    lines = [line for _, line in entry_lines(text)]
+    if lines and is_header(lines[0]) and not os.path.exists(os.path.join(root or "", lines[0])):
         lines = lines[1:]
-    return [listed_path(line) for _, line in lines]
+    return [listed_path(os.path.join(root or "", line)) for line in lines]  # an absolute line stays as written
 
 
 _FIELD_BREAK = re.compile(r"[\s,;]+")

@@ -341,6 +341,8 @@ def test_predict_reads_its_videos_from_a_list_file_or_standard_input(trained, tm
     assert predicted([str(source), "--videos-from", str(listing)], "file") == [str(source), str(spaced), str(inside)]
     assert predicted([str(folder), str(inside), "--videos-from", str(listing)], "twice") == [str(inside), str(spaced)]  # b.mp4 given three times, predicted once
     assert predicted(["--videos-from", "-"], "stdin", input=f"{inside}\n") == [str(inside)]
+    (tmp_path / "val_list.txt").write_text("more/b.mp4 2\n")  # a dataset's list, relative to its root
+    assert predicted(["--videos-from", str(tmp_path / "val_list.txt"), "--videos-root", str(tmp_path)], "root") == [str(inside)]
     none = CliRunner().invoke(main, ["predict", *options])
     assert none.exit_code == 2 and "no videos: give VIDEOS, or --videos-from a file listing them" in none.output
     (tmp_path / "empty.txt").write_text("# nothing yet\n")
@@ -357,7 +359,8 @@ def test_a_datasets_annotation_list_serves_as_the_list_of_videos(tmp_path, monke
     list's ``frames/z 300 1``, a csv's ``"x y.mp4",abseiling`` after its header, ``x.mp4;2``) gives its
     videos, where every line had been a missing file named with its labels (before
     2026-12-06); a line that is a path whole is one, spaces and all; a line whose video is not
-    there is kept whole, to be reported; the part before a break must be a video or frames."""
+    there is kept whole, to be reported; the part before a break must be a video or frames.
+    Run from elsewhere, ``--videos-root`` is the folder the list's relative paths lie under."""
     monkeypatch.chdir(tmp_path)
     for name in ("val/x.mp4", "val/x y.mp4", "val/a 3.webm", "frames/z/img_00001.jpg", "notes"):
         Path(name).parent.mkdir(parents=True, exist_ok=True)
@@ -367,6 +370,10 @@ def test_a_datasets_annotation_list_serves_as_the_list_of_videos(tmp_path, monke
     assert [str(p) for p in listed_videos(listing)] == ["val/x.mp4", "val/x y.mp4", "val/a 3.webm", "frames/z", "val/gone.mp4 4", "notes 1"]
     listing.write_text('video_path,label\n"val/x y.mp4",abseiling\nval/x.mp4;2\n')
     assert [str(p) for p in listed_videos(listing)] == ["val/x y.mp4", "val/x.mp4"]
+    monkeypatch.chdir(tmp_path / "frames")  # elsewhere, the list's paths under --videos-root; an absolute one as written
+    listing.write_text(f"path label\nval/x.mp4 3\n{tmp_path / 'val' / 'x y.mp4'} 1\nframes/z 300 1\n")
+    assert listed_videos(listing, tmp_path) == [tmp_path / "val/x.mp4", tmp_path / "val/x y.mp4", tmp_path / "frames/z"]
+    assert listed_videos(listing) == [Path("val/x.mp4 3"), tmp_path / "val/x y.mp4", Path("frames/z 300 1")]  # not found from here: reported whole
 
 
 def test_predict_refuses_runs_that_do_not_fit(trained, tmp_path, onnx_exports):
