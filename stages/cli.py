@@ -462,6 +462,18 @@ def ground_truth_file(features_path: Path, data_root: Path) -> Path:
     return beside if beside.is_file() else data_root / "groundtruth.json"
 
 
+@main.command()
+@dataset_option
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=Path("cache"), show_default=True)
+@clear_errors
+def outputs(dataset: str, cache_dir: Path) -> None:
+    """A dataset's feature caches and what was made from each (prototypes, sampler runs,
+    evaluations, ablations), said by what they hold, the latest of each marked."""
+    from stages.outputs import list_outputs, outputs_table
+
+    click.echo(outputs_table(list_outputs(cache_dir, dataset), cache_dir / dataset))
+
+
 @main.command("synth-cache")
 @click.option("--like", type=click.Choice(["activitynet", "fcvid", "minikinetics", "ucf101"]), required=True, help="The dataset whose shape the cache takes (split sizes, classes, multi-label share).")
 @click.option("--fraction", type=float, default=1.0, show_default=True, help="Share of every split (at least 2 videos each).")

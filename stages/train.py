@@ -238,7 +238,7 @@ def _train_run(inputs: SamplerInputs, features: Path, prototypes: Path, cfg: Tra
     # validation videos' a block at a time).
     clips = training_clips(read_training_features(inputs, features, prototypes, read_shift=True, hold=cfg.shuffle_window), cfg)
     _train_epochs(model, optimizer, scheduler, frame_objective(cfg.fsm_target), clips, cfg, device, run_dir, start, history, progress)
-    (run_dir / "metrics.json").write_text(json.dumps({"history": history, "config": asdict(cfg), "environment": environment(device)}, indent=1))
+    (run_dir / "metrics.json").write_text(json.dumps({"history": history, "config": asdict(cfg), "features": str(features), "prototypes": str(prototypes), "environment": environment(device)}, indent=1))
     save_atomic({"model": model.state_dict(), "config": asdict(cfg), "features": str(features), "features_fingerprint": inputs.content_fingerprint, "prototypes": str(prototypes)}, run_dir / "model.pth")
     return cfg.epochs - start
 

@@ -1,0 +1,141 @@
+"""``nsnet outputs``: what a dataset's cache folder holds, told by what is in it rather than by
+the fingerprints in its names. Each feature cache (its frames, models and storage, how many of its
+videos are finished, its size) with, under it, the prototypes made from it, the sampler runs
+trained on each (epochs, objectives) and the evaluations of each run (split, K, fusion and the
+headline mAPs), the ablations, and which of them the later stages take by default (the latest
+pointers). Read from the outputs' own JSON and the caches' attributes: no model is loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.cache import DONE, FAILED, PENDING, CacheError, FeatureCache, directory_size, size_text, staging_path
+
+_CACHE_NAME = re.compile(r"features-[0-9a-f]{16}\.(zarr|h5)")
+
+
+@dataclass
+class Output:
+    """One output folder or store: its path, a line saying what it is, whether the later stages
+    take it by default (``latest``: "latest", or "latest of --preset table1"; empty where not),
+    and the outputs made from it."""
+
+    path: Path
+    what: str
+    latest: str = ""
+    made_from_it: list[Output] = field(default_factory=list)
+
+    def lines(self, depth: int = 0) -> list[str]:
+        """This output and those made from it, one a line, indented by depth."""
+        name = self.path.name.split(".zarr.")[-1].split(".h5.")[-1]
+        head = f"{'  ' * depth}{name}{f' ({self.latest})' if self.latest else ''}: {self.what}"
+        return [head, *(line for child in self.made_from_it for line in child.lines(depth + 1))]
+
+
+def _pointed(pointer: Path) -> Path | None:
+    """The output a latest-pointer file names, where there is one."""
+    return Path(pointer.read_text().strip()).resolve() if pointer.is_file() else None
+
+
+def _json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def describe_cache(path: Path) -> str:
+    """A feature cache's frames, models, storage, finished videos and size (an HDF5 cache not
+    finished yet: its staging store's)."""
+    store = path if path.exists() else staging_path(path)
+    try:
+        with FeatureCache(store) as cache:
+            config, status = cache.attrs["config"], np.asarray(cache["status"][:])
+    except (CacheError, KeyError) as exc:
+        return f"not readable ({exc})"
+    models = " + ".join(f"{m['name']} @{m['resolution']} ({Path(m['weights']).name})" for m in (config["light"], config["recognizer"]))
+    counts = f"{int(np.sum(status == DONE)):,} of {len(status):,} videos done, {int(np.sum(status == FAILED)):,} failed" + (f", {int(np.sum(status == PENDING)):,} pending" if (status == PENDING).any() else "")
+    return f"T={config['num_frames']}, {models}, {config['storage']}; {counts}; {size_text(directory_size(store))}"
+
+
+def describe_run(run: Path) -> str:
+    """A sampler run's epochs and objectives (from its metrics, or its log while unfinished)."""
+    metrics = _json(run / "metrics.json")
+    if metrics is not None and "config" in metrics:
+        cfg = metrics["config"]
+        return f"{_count(len(metrics['history']), 'epoch')}, FSM {cfg['fsm_target']}, VGM {cfg['vgm_target']}, FEM {cfg['fem']}, gamma {cfg['gamma']:g}"
+    log = run / "log.jsonl"
+    epochs = sum(1 for line in log.read_text().splitlines() if line.strip()) if log.is_file() else 0
+    return f"unfinished: {_count(epochs, 'epoch')} so far"
+
+
+def _count(n: int, thing: str) -> str:
+    return f"{n} {thing}{'' if n == 1 else 's'}"
+
+
+def describe_evaluation(report: dict[str, Any]) -> str:
+    """An evaluation's split, K, fusion and the mAP of NSNet, UNIFORM and DENSE over the T frames."""
+    k, fusion, t = report["config"]["k"], report["config"]["fusion"], report["num_frames"]
+    maps = {row["method"]: row["map"] for row in report["methods"]}
+    shown = [(f"NSNet (K={k})", "NSNet"), (f"UNIFORM (K={k})", "UNIFORM"), (f"DENSE (T={t})", f"DENSE(T={t})")]
+    return f"{report.get('split', 'val')}, {report['videos']:,} videos, K={k} {fusion}: " + ", ".join(f"{label} {maps[name]:.1f}" for name, label in shown if name in maps) + " mAP"
+
+
+def list_outputs(cache_dir: Path, dataset: str) -> list[Output]:
+    """The feature caches of a dataset under ``cache_dir`` with what was made from each."""
+    folder = Path(cache_dir) / dataset
+    entries = sorted(folder.iterdir()) if folder.is_dir() else []
+    latest: dict[Path, str] = {}
+    for pointer in sorted(folder.glob("latest-features*.txt"), key=lambda p: (p.stem != "latest-features", p.name)):
+        preset = pointer.stem.removeprefix("latest-features").removeprefix("-")
+        if (cache := _pointed(pointer)) is not None:
+            latest[cache] = ", ".join(filter(None, (latest.get(cache), f"latest of --preset {preset}" if preset else "latest")))
+    finals = {p for p in entries if _CACHE_NAME.fullmatch(p.name)} | {p.with_name(p.name.removesuffix(".staging.zarr")) for p in entries if p.name.endswith(".h5.staging.zarr")}
+    return [Output(path, describe_cache(path), latest.get(path.resolve(), ""), _made_from(path, entries)) for path in sorted(finals)]
+
+
+def _made_from(cache: Path, entries: list[Path]) -> list[Output]:
+    """The prototypes, sampler runs, evaluations and ablations made from one cache."""
+    beside = [p for p in entries if p.name.startswith(cache.name + ".") and p.is_dir()]
+    kind = {p: p.name[len(cache.name) + 1 :].split("-")[0] for p in beside}
+    latest_prototypes = _pointed(cache.with_name(cache.name + ".latest-prototypes.txt"))
+    reports = {p: _json(p / "results.json") for p in beside if kind[p] == "eval"}
+    runs: dict[Path, Output] = {}
+    for run in (p for p in beside if kind[p] == "train"):
+        runs[run.resolve()] = Output(run, describe_run(run))
+        for evaluation, report in reports.items():
+            if report is not None and Path(report.get("sampler_run", "")).resolve() == run.resolve():
+                runs[run.resolve()].made_from_it.append(Output(evaluation, describe_evaluation(report)))
+    placed: set[Path] = set()
+    out = []
+    for prototypes in (p for p in beside if kind[p] == "prototypes"):
+        info = _json(prototypes / "info.json") or {}
+        node = Output(prototypes, f"{info.get('params', {}).get('guide', '?')} guide, {info.get('train_videos', 0):,} training videos", "latest" if prototypes.resolve() == latest_prototypes else "")
+        latest_run = _pointed(prototypes.with_name(prototypes.name + ".latest-run.txt"))
+        for key, run in runs.items():
+            metrics = _json(run.path / "metrics.json") or {}
+            if Path(metrics.get("prototypes", "")).resolve() == prototypes.resolve() or key == latest_run:
+                run.latest = "latest" if key == latest_run else ""
+                node.made_from_it.append(run)
+                placed.add(key)
+        for ablation in (p for p in beside if kind[p] == "ablations"):
+            report = _json(ablation / "ablations.json")
+            if report is not None and Path(report["prototypes"]).resolve() == prototypes.resolve():
+                node.made_from_it.append(Output(ablation, f"ablations, {report.get('split', 'val')}, {report['videos']:,} videos, K={report['eval_config']['k']}"))
+        out.append(node)
+    out += [run for key, run in runs.items() if key not in placed]  # runs whose prototypes are not recorded (made before 2026-12-06)
+    return out
+
+
+def outputs_table(caches: list[Output], folder: Path) -> str:
+    """The tree of outputs, one a line, or a line saying there are none."""
+    if not caches:
+        return f"no feature cache in {folder}"
+    return "\n".join(line for cache in caches for line in cache.lines())

@@ -1,0 +1,49 @@
+"""``nsnet outputs``: a dataset's caches and what was made from each, said by what they hold."""
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from pipeline.cache import FeatureCache
+from pipeline.config import EvalConfig
+from stages.cli import main
+from stages.evaluate import run_evaluate
+
+
+def test_outputs_tells_each_cache_and_what_was_made_from_it(tiny_pipeline, run_options, tmp_path):
+    """The cache's models and finished videos (the default of a preset's stages marked); under it
+    the prototypes (the latest marked),
+    under them the sampler runs trained on them (epochs and objectives, the latest marked), under
+    each run its evaluations (split, K, the headline mAPs, as in its results.json); a run cut
+    short says so from its log. No cache: one line saying where none was found."""
+    features, prototypes, truth = tiny_pipeline
+    train = ["train", "--dataset", "demo", "--data-root", str(truth.parent), "--features", str(features), "--prototypes", str(prototypes), "--epochs", "1", "--no-progress"]
+    for target in ("video", "ns"):  # the second is the latest
+        result = CliRunner().invoke(main, [*train, "--fsm-target", target])
+        assert result.exit_code == 0, result.output
+    run = Path((prototypes.with_name(prototypes.name + ".latest-run.txt")).read_text().strip())
+    report = run_evaluate(features, prototypes, run, truth.parent, EvalConfig(k=2, curve_k=(2,), all_frames=False), workers=0, progress=False, nsnet_from_cache=True)
+    maps = {row["method"]: row["map"] for row in report["methods"]}
+    cut_short = features.with_name(features.name + ".train-0123456789abcdef")
+    cut_short.mkdir()
+    (cut_short / "log.jsonl").write_text('{"epoch": 1}\n{"epoch": 2}\n')
+    (features.parent / "latest-features-table1.txt").write_text(f"{features}\n")  # as `nsnet features --preset table1` records it
+
+    listing = CliRunner().invoke(main, ["outputs", "--dataset", "demo", "--cache-dir", str(run_options.cache_dir)])
+    assert listing.exit_code == 0, listing.output
+    lines = listing.output.splitlines()
+    with FeatureCache(features) as cache:
+        t, videos = cache.attrs["config"]["num_frames"], cache["status"].shape[0]
+    assert lines[0].startswith(f"{features.name} (latest of --preset table1): T={t}, test_efficientnet @32 (none) + test_resnet @32 (none), zarr; {videos} of {videos} videos done, 0 failed; ")
+    trained_on = json.loads((prototypes / "info.json").read_text())["train_videos"]
+    assert lines[1] == f"  {prototypes.name.split('.zarr.')[1]}: prototype guide, {trained_on} training videos"
+    runs = [line for line in lines if line.lstrip().startswith("train-")]
+    assert f"    {run.name.split('.zarr.')[1]} (latest): 1 epoch, FSM ns, VGM ns, FEM transformer, gamma 0.2" in runs
+    assert any(line.startswith("    train-") and line.endswith(": 1 epoch, FSM video, VGM video, FEM transformer, gamma 0.2") for line in runs)
+    evaluation = f"      {Path(report['output']).name.split('.zarr.')[1]}: val, {report['videos']} videos, K=2 union: NSNet {maps['NSNet (K=2)']:.1f}, UNIFORM {maps['UNIFORM (K=2)']:.1f}, DENSE(T={t}) {maps[f'DENSE (T={t})']:.1f} mAP"
+    assert lines[lines.index(f"    {run.name.split('.zarr.')[1]} (latest): 1 epoch, FSM ns, VGM ns, FEM transformer, gamma 0.2") + 1] == evaluation
+    assert "  train-0123456789abcdef: unfinished: 2 epochs so far" in lines  # its prototypes not known until it finishes
+    assert json.loads((run / "metrics.json").read_text())["prototypes"] == str(prototypes)
+    empty = CliRunner().invoke(main, ["outputs", "--dataset", "ucf101", "--cache-dir", str(tmp_path / "none")])
+    assert empty.exit_code == 0 and empty.output == f"no feature cache in {tmp_path / 'none' / 'ucf101'}\n"
