@@ -44,11 +44,17 @@ def _pointed(pointer: Path) -> Path | None:
     return Path(pointer.read_text().strip()).resolve() if pointer.is_file() else None
 
 
-def _json(path: Path) -> dict[str, Any] | None:
+def _json(path: Path) -> dict[str, Any]:
+    """A JSON file's object, empty where the file is missing or unreadable."""
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
-        return None
+        return {}
+
+
+def _names(recorded: str | None, output: Path) -> bool:
+    """Whether a path an output recorded (its prototypes, its sampler run) is ``output``."""
+    return recorded is not None and Path(recorded).resolve() == output.resolve()
 
 
 def describe_cache(path: Path) -> str:
@@ -68,7 +74,7 @@ def describe_cache(path: Path) -> str:
 def describe_run(run: Path) -> str:
     """A sampler run's epochs and objectives (from its metrics, or its log while unfinished)."""
     metrics = _json(run / "metrics.json")
-    if metrics is not None and "config" in metrics:
+    if "config" in metrics:
         cfg = metrics["config"]
         return f"{_count(len(metrics['history']), 'epoch')}, FSM {cfg['fsm_target']}, VGM {cfg['vgm_target']}, FEM {cfg['fem']}, gamma {cfg['gamma']:g}"
     log = run / "log.jsonl"
@@ -107,31 +113,26 @@ def _made_from(cache: Path, entries: list[Path]) -> list[Output]:
     kind = {p: p.name[len(cache.name) + 1 :].split("-")[0] for p in beside}
     latest_prototypes = _pointed(cache.with_name(cache.name + ".latest-prototypes.txt"))
     reports = {p: _json(p / "results.json") for p in beside if kind[p] == "eval"}
-    runs: dict[Path, Output] = {}
+    runs: dict[Path, tuple[Output, str | None]] = {}  # by resolved path: the run, the prototypes it records
     for run in (p for p in beside if kind[p] == "train"):
-        runs[run.resolve()] = Output(run, describe_run(run))
-        for evaluation, report in reports.items():
-            if report is not None and Path(report.get("sampler_run", "")).resolve() == run.resolve():
-                runs[run.resolve()].made_from_it.append(Output(evaluation, describe_evaluation(report)))
+        node = Output(run, describe_run(run), made_from_it=[Output(e, describe_evaluation(r)) for e, r in reports.items() if _names(r.get("sampler_run"), run)])
+        runs[run.resolve()] = node, _json(run / "metrics.json").get("prototypes")
+    ablations = {p: _json(p / "ablations.json") for p in beside if kind[p] == "ablations"}
     placed: set[Path] = set()
     out = []
     for prototypes in (p for p in beside if kind[p] == "prototypes"):
-        info = _json(prototypes / "info.json") or {}
+        info = _json(prototypes / "info.json")
         node = Output(prototypes, f"{info.get('params', {}).get('guide', '?')} guide, {info.get('train_videos', 0):,} training videos", "latest" if prototypes.resolve() == latest_prototypes else "")
         latest_run = _pointed(prototypes.with_name(prototypes.name + ".latest-run.txt"))
-        for key, run in runs.items():
-            metrics = _json(run.path / "metrics.json") or {}
-            if Path(metrics.get("prototypes", "")).resolve() == prototypes.resolve() or key == latest_run:
+        for key, (run, recorded) in runs.items():
+            if _names(recorded, prototypes) or key == latest_run:
                 run.latest = "latest" if key == latest_run else ""
                 node.made_from_it.append(run)
                 placed.add(key)
-        for ablation in (p for p in beside if kind[p] == "ablations"):
-            report = _json(ablation / "ablations.json")
-            if report is not None and Path(report["prototypes"]).resolve() == prototypes.resolve():
-                node.made_from_it.append(Output(ablation, f"ablations, {report.get('split', 'val')}, {report['videos']:,} videos, K={report['eval_config']['k']}"))
+        node.made_from_it += [Output(a, f"ablations, {r.get('split', 'val')}, {r['videos']:,} videos, K={r['eval_config']['k']}") for a, r in ablations.items() if _names(r.get("prototypes"), prototypes)]
         out.append(node)
-    out += [run for key, run in runs.items() if key not in placed]  # runs whose prototypes are not recorded (made before 2026-12-06)
-    return out
+    # runs not placed: unfinished (their prototypes known once they finish), or made before 2026-12-06
+    return out + [run for key, (run, _) in runs.items() if key not in placed]
 
 
 def outputs_table(caches: list[Output], folder: Path) -> str:
