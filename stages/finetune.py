@@ -166,8 +166,6 @@ def _train(root: Path, manifest: Manifest, train: list, val: list, role: str, sp
     from timm.optim import create_optimizer_v2
     from timm.scheduler import create_scheduler_v2
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "identity.json").write_text(json.dumps(identity, indent=1))
     device = worker.device
     model, start = create_finetune_model(spec, manifest.num_classes, ft.seed, manifest.classes)
     cfg = data_config(model, spec)
@@ -175,6 +173,9 @@ def _train(root: Path, manifest: Manifest, train: list, val: list, role: str, sp
     optimizer = create_optimizer_v2(model, opt=ft.optimizer, lr=ft.lr, weight_decay=ft.weight_decay, momentum=ft.momentum)
     scheduler, _ = create_scheduler_v2(optimizer, sched=ft.scheduler, num_epochs=ft.epochs, warmup_epochs=ft.warmup_epochs, min_lr=ft.lr * 1e-3)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=ft.label_smoothing)
+    # the run's folder once its model, weights, optimizer and schedule are taken: a refused one leaves none
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "identity.json").write_text(json.dumps(identity, indent=1))
 
     start_epoch, history = 0, []
     resume = run_dir / "last.pth"

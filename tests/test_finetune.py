@@ -154,6 +154,9 @@ def test_kill_and_resume_gives_the_same_weights(tiny_videos, tmp_path):
 def test_bad_initial_checkpoint_and_class_mismatch_are_clear_errors(tiny_videos, tiny_config, run_options, tmp_path):
     with pytest.raises(WeightsError, match="nowhere.pth: checkpoint file not found"):
         run_finetune("demo", tiny_videos, "recognizer", replace(REC, weights=str(tmp_path / "nowhere.pth")), FT, 6, run_options)
+    with pytest.raises(WeightsError, match="unknown timm model 'nosuchmodel_xyz'"):
+        run_finetune("demo", tiny_videos, "recognizer", replace(REC, name="nosuchmodel_xyz"), FT, 6, run_options)
+    assert not [p for p in (run_options.cache_dir / "demo" / "finetune").iterdir() if p.is_dir()]  # a refused run leaves no folder (each had left one with its identity.json; its lock file stays, as every output's)
     # a checkpoint fine-tuned on a dataset with other classes is refused by the features stage
     other = tmp_path / "other"
     other.mkdir()
