@@ -468,10 +468,11 @@ def ground_truth_file(features_path: Path, data_root: Path) -> Path:
 @clear_errors
 def outputs(dataset: str, cache_dir: Path) -> None:
     """A dataset's feature caches and what was made from each (prototypes, sampler runs,
-    evaluations, ablations), said by what they hold, the latest of each marked."""
-    from stages.outputs import list_outputs, outputs_table
+    evaluations, ablations), said by what they hold, the latest of each marked; then its
+    fine-tuning runs."""
+    from stages.outputs import list_finetune_runs, list_outputs, outputs_table
 
-    click.echo(outputs_table(list_outputs(cache_dir, dataset), cache_dir / dataset))
+    click.echo(outputs_table(list_outputs(cache_dir, dataset), list_finetune_runs(cache_dir, dataset), cache_dir / dataset))
 
 
 @main.command("synth-cache")

@@ -3,7 +3,7 @@ the fingerprints in its names. Each feature cache (its frames, models and storag
 videos are finished, its size) with, under it, the prototypes made from it, the sampler runs
 trained on each (epochs, objectives) and the evaluations of each run (split, K, fusion and the
 headline mAPs), the ablations, and which of them the later stages take by default (the latest
-pointers). Read from the outputs' own JSON and the caches' attributes: no model is loaded.
+pointers); then the fine-tuning runs (model, initial weights, epochs, last validation). Read from the outputs' own JSON and the caches' attributes: no model is loaded.
 """
 
 from __future__ import annotations
@@ -135,8 +135,33 @@ def _made_from(cache: Path, entries: list[Path]) -> list[Output]:
     return out + [run for key, (run, _) in runs.items() if key not in placed]
 
 
-def outputs_table(caches: list[Output], folder: Path) -> str:
-    """The tree of outputs, one a line, or a line saying there are none."""
-    if not caches:
-        return f"no feature cache in {folder}"
-    return "\n".join(line for cache in caches for line in cache.lines())
+def describe_finetune(run: Path) -> str:
+    """A fine-tuning run's model, resolution, initial weights, epochs and last validation."""
+    identity, metrics = _json(run / "identity.json"), _json(run / "metrics.json")
+    model, epochs = identity["model"], identity["finetune"]["epochs"]
+    weights = model["weights"]
+    start = f"checkpoint sha256 {weights.removeprefix('file:')[:12]}" if weights.startswith("file:") else weights
+    head = f"{model['name']} @{model['resolution']} from {start}, {_count(identity['finetune']['segments'], 'segment')}"
+    if "history" not in metrics:
+        log = run / "log.jsonl"
+        done = sum(1 for line in log.read_text().splitlines() if line.strip()) if log.is_file() else 0
+        return f"{head}; unfinished: {done} of {_count(epochs, 'epoch')}"
+    last = metrics["history"][-1] if metrics["history"] else {}
+    return f"{head}; {_count(len(metrics['history']), 'epoch')}" + (f", val top-1 {100 * last['top1']:.1f}%, mAP {100 * last['mAP']:.1f}%" if "top1" in last else "")
+
+
+def list_finetune_runs(cache_dir: Path, dataset: str) -> list[Output]:
+    """The fine-tuning runs of a dataset (``<cache-dir>/<dataset>/finetune/``); a folder without
+    its identity is none."""
+    folder = Path(cache_dir) / dataset / "finetune"
+    runs = sorted(p for p in folder.iterdir() if p.is_dir() and (p / "identity.json").is_file()) if folder.is_dir() else []
+    return [Output(run, describe_finetune(run)) for run in runs]
+
+
+def outputs_table(caches: list[Output], finetune_runs: list[Output], folder: Path) -> str:
+    """The tree of outputs, one a line (a line saying where no feature cache is found), then the
+    fine-tuning runs."""
+    lines = [line for cache in caches for line in cache.lines()] or [f"no feature cache in {folder}"]
+    if finetune_runs:
+        lines += ["fine-tuning runs (finetune/):", *(line for run in finetune_runs for line in run.lines(1))]
+    return "\n".join(lines)

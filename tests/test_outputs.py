@@ -6,9 +6,10 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from pipeline.cache import FeatureCache
-from pipeline.config import EvalConfig
+from pipeline.config import EvalConfig, FinetuneConfig, ModelSpec
 from stages.cli import main
 from stages.evaluate import run_evaluate
+from stages.finetune import run_finetune
 
 
 def test_outputs_tells_each_cache_and_what_was_made_from_it(tiny_pipeline, run_options, tmp_path):
@@ -47,3 +48,23 @@ def test_outputs_tells_each_cache_and_what_was_made_from_it(tiny_pipeline, run_o
     assert json.loads((run / "metrics.json").read_text())["prototypes"] == str(prototypes)
     empty = CliRunner().invoke(main, ["outputs", "--dataset", "ucf101", "--cache-dir", str(tmp_path / "none")])
     assert empty.exit_code == 0 and empty.output == f"no feature cache in {tmp_path / 'none' / 'ucf101'}\n"
+
+
+def test_outputs_lists_the_fine_tuning_runs(tiny_videos, run_options):
+    """A fine-tuning run: its model, resolution, initial weights, segments, epochs and last
+    validation figures (from its metrics.json); one cut short: its epochs so far of those asked."""
+    result = run_finetune("demo", tiny_videos, "recognizer", ModelSpec("test_resnet", weights="none", resolution=32), FinetuneConfig(epochs=1, repeats=1, batch_size=8, warmup_epochs=0), 6, run_options)
+    run = Path(result.checkpoint).parent
+    last = result.history[-1]
+    cut_short = run.with_name("light-test_efficientnet-0123456789abcdef")
+    cut_short.mkdir()
+    identity = json.loads((run / "identity.json").read_text())
+    (cut_short / "identity.json").write_text(json.dumps({**identity, "model": {**identity["model"], "name": "test_efficientnet", "weights": "file:" + "ab" * 32}, "finetune": {**identity["finetune"], "epochs": 30, "segments": 3}}))
+    (cut_short / "log.jsonl").write_text('{"epoch": 1}\n')
+    listing = CliRunner().invoke(main, ["outputs", "--dataset", "demo", "--cache-dir", str(run_options.cache_dir)])
+    assert listing.exit_code == 0, listing.output
+    assert listing.output.splitlines()[-3:] == [
+        "fine-tuning runs (finetune/):",
+        f"  {cut_short.name}: test_efficientnet @32 from checkpoint sha256 abababababab, 3 segments; unfinished: 1 of 30 epochs",
+        f"  {run.name}: test_resnet @32 from none, 1 segment; 1 epoch, val top-1 {100 * last['top1']:.1f}%, mAP {100 * last['mAP']:.1f}%",
+    ]
