@@ -465,14 +465,18 @@ def ground_truth_file(features_path: Path, data_root: Path) -> Path:
 @main.command()
 @dataset_option
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=Path("cache"), show_default=True)
+@click.option("--json", "json_out", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Also write the listing as JSON here (each output's path, what it is, whether it is the latest, what was made from it).")
 @clear_errors
-def outputs(dataset: str, cache_dir: Path) -> None:
+def outputs(dataset: str, cache_dir: Path, json_out: Path | None) -> None:
     """A dataset's feature caches and what was made from each (prototypes, sampler runs,
     evaluations, ablations), said by what they hold, the latest of each marked; then its
     fine-tuning runs."""
     from stages.outputs import list_finetune_runs, list_outputs, outputs_table
 
-    click.echo(outputs_table(list_outputs(cache_dir, dataset), list_finetune_runs(cache_dir, dataset), cache_dir / dataset))
+    caches, finetune_runs = list_outputs(cache_dir, dataset), list_finetune_runs(cache_dir, dataset)
+    click.echo(outputs_table(caches, finetune_runs, cache_dir / dataset))
+    if json_out is not None:
+        json_out.write_text(json.dumps({"caches": [c.to_dict() for c in caches], "finetune_runs": [r.to_dict() for r in finetune_runs]}, indent=1))
 
 
 @main.command("synth-cache")

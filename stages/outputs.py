@@ -32,6 +32,10 @@ class Output:
     latest: str = ""
     made_from_it: list[Output] = field(default_factory=list)
 
+    def to_dict(self) -> dict[str, Any]:
+        """This output and those made from it, for ``--json``."""
+        return {"path": str(self.path), "what": self.what, "latest": self.latest, "made_from_it": [child.to_dict() for child in self.made_from_it]}
+
     def lines(self, depth: int = 0) -> list[str]:
         """This output and those made from it, one a line, indented by depth."""
         name = self.path.name.split(".zarr.")[-1].split(".h5.")[-1]

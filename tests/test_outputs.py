@@ -31,9 +31,12 @@ def test_outputs_tells_each_cache_and_what_was_made_from_it(tiny_pipeline, run_o
     (cut_short / "log.jsonl").write_text('{"epoch": 1}\n{"epoch": 2}\n')
     (features.parent / "latest-features-table1.txt").write_text(f"{features}\n")  # as `nsnet features --preset table1` records it
 
-    listing = CliRunner().invoke(main, ["outputs", "--dataset", "demo", "--cache-dir", str(run_options.cache_dir)])
+    listing = CliRunner().invoke(main, ["outputs", "--dataset", "demo", "--cache-dir", str(run_options.cache_dir), "--json", str(tmp_path / "outputs.json")])
     assert listing.exit_code == 0, listing.output
     lines = listing.output.splitlines()
+    (cache,) = json.loads((tmp_path / "outputs.json").read_text())["caches"]
+    assert (cache["path"], cache["latest"]) == (str(features), "latest of --preset table1") and cache["made_from_it"][0]["path"] == str(prototypes)
+    assert {run["path"]: [e["path"] for e in run["made_from_it"]] for run in cache["made_from_it"][0]["made_from_it"]}[str(run)] == [report["output"]]
     with FeatureCache(features) as cache:
         t, videos = cache.attrs["config"]["num_frames"], cache["status"].shape[0]
     assert lines[0].startswith(f"{features.name} (latest of --preset table1): T={t}, test_efficientnet @32 (none) + test_resnet @32 (none), zarr; {videos} of {videos} videos done, 0 failed; ")
@@ -61,8 +64,11 @@ def test_outputs_lists_the_fine_tuning_runs(tiny_videos, run_options):
     identity = json.loads((run / "identity.json").read_text())
     (cut_short / "identity.json").write_text(json.dumps({**identity, "model": {**identity["model"], "name": "test_efficientnet", "weights": "file:" + "ab" * 32}, "finetune": {**identity["finetune"], "epochs": 30, "segments": 3}}))
     (cut_short / "log.jsonl").write_text('{"epoch": 1}\n')
-    listing = CliRunner().invoke(main, ["outputs", "--dataset", "demo", "--cache-dir", str(run_options.cache_dir)])
+    listing = CliRunner().invoke(main, ["outputs", "--dataset", "demo", "--cache-dir", str(run_options.cache_dir), "--json", str(run_options.cache_dir / "outputs.json")])
     assert listing.exit_code == 0, listing.output
+    written = json.loads((run_options.cache_dir / "outputs.json").read_text())  # the same listing, for scripts
+    assert written["caches"] == [] and [r["path"] for r in written["finetune_runs"]] == [str(cut_short), str(run)]
+    assert written["finetune_runs"][1]["what"] == listing.output.splitlines()[-1].split(": ", 1)[1] and written["finetune_runs"][1]["made_from_it"] == []
     assert listing.output.splitlines()[-3:] == [
         "fine-tuning runs (finetune/):",
         f"  {cut_short.name}: test_efficientnet @32 from checkpoint sha256 abababababab, 3 segments; unfinished: 1 of 30 epochs",
