@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 
 from pipeline.cache import DONE, FAILED, PENDING, CacheError, FeatureCache, directory_size, size_text, staging_path
+from pipeline.presets import PRESETS
+from stages.cli import latest_features_file, latest_prototypes_file, latest_run_file
 
 _CACHE_NAME = re.compile(r"features-[0-9a-f]{16}\.(zarr|h5)")
 
@@ -75,15 +77,18 @@ def describe_cache(path: Path) -> str:
     return f"T={config['num_frames']}, {models}, {config['storage']}; {counts}; {size_text(directory_size(store))}"
 
 
-def describe_run(run: Path) -> str:
-    """A sampler run's epochs and objectives (from its metrics, or its log while unfinished)."""
-    metrics = _json(run / "metrics.json")
+def describe_run(run: Path, metrics: dict[str, Any]) -> str:
+    """A sampler run's epochs and objectives (from its ``metrics``, or its log while unfinished)."""
     if "config" in metrics:
         cfg = metrics["config"]
         return f"{_count(len(metrics['history']), 'epoch')}, FSM {cfg['fsm_target']}, VGM {cfg['vgm_target']}, FEM {cfg['fem']}, gamma {cfg['gamma']:g}"
+    return f"unfinished: {_count(_logged_epochs(run), 'epoch')} so far"
+
+
+def _logged_epochs(run: Path) -> int:
+    """The epochs a run cut short has finished: the lines of its ``log.jsonl``."""
     log = run / "log.jsonl"
-    epochs = sum(1 for line in log.read_text().splitlines() if line.strip()) if log.is_file() else 0
-    return f"unfinished: {_count(epochs, 'epoch')} so far"
+    return sum(1 for line in log.read_text().splitlines() if line.strip()) if log.is_file() else 0
 
 
 def _count(n: int, thing: str) -> str:
@@ -103,9 +108,8 @@ def list_outputs(cache_dir: Path, dataset: str) -> list[Output]:
     folder = Path(cache_dir) / dataset
     entries = sorted(folder.iterdir()) if folder.is_dir() else []
     latest: dict[Path, str] = {}
-    for pointer in sorted(folder.glob("latest-features*.txt"), key=lambda p: (p.stem != "latest-features", p.name)):
-        preset = pointer.stem.removeprefix("latest-features").removeprefix("-")
-        if (cache := _pointed(pointer)) is not None:
+    for preset in (None, *PRESETS):
+        if (cache := _pointed(latest_features_file(Path(cache_dir), dataset, preset))) is not None:
             latest[cache] = ", ".join(filter(None, (latest.get(cache), f"latest of --preset {preset}" if preset else "latest")))
     finals = {p for p in entries if _CACHE_NAME.fullmatch(p.name)} | {p.with_name(p.name.removesuffix(".staging.zarr")) for p in entries if p.name.endswith(".h5.staging.zarr")}
     return [Output(path, describe_cache(path), latest.get(path.resolve(), ""), _made_from(path, entries)) for path in sorted(finals)]
@@ -115,19 +119,20 @@ def _made_from(cache: Path, entries: list[Path]) -> list[Output]:
     """The prototypes, sampler runs, evaluations and ablations made from one cache."""
     beside = [p for p in entries if p.name.startswith(cache.name + ".") and p.is_dir()]
     kind = {p: p.name[len(cache.name) + 1 :].split("-")[0] for p in beside}
-    latest_prototypes = _pointed(cache.with_name(cache.name + ".latest-prototypes.txt"))
+    latest_prototypes = _pointed(latest_prototypes_file(cache))
     reports = {p: _json(p / "results.json") for p in beside if kind[p] == "eval"}
     runs: dict[Path, tuple[Output, str | None]] = {}  # by resolved path: the run, the prototypes it records
     for run in (p for p in beside if kind[p] == "train"):
-        node = Output(run, describe_run(run), made_from_it=[Output(e, describe_evaluation(r)) for e, r in reports.items() if _names(r.get("sampler_run"), run)])
-        runs[run.resolve()] = node, _json(run / "metrics.json").get("prototypes")
+        metrics = _json(run / "metrics.json")
+        node = Output(run, describe_run(run, metrics), made_from_it=[Output(e, describe_evaluation(r)) for e, r in reports.items() if _names(r.get("sampler_run"), run)])
+        runs[run.resolve()] = node, metrics.get("prototypes")
     ablations = {p: _json(p / "ablations.json") for p in beside if kind[p] == "ablations"}
     placed: set[Path] = set()
     out = []
     for prototypes in (p for p in beside if kind[p] == "prototypes"):
         info = _json(prototypes / "info.json")
         node = Output(prototypes, f"{info.get('params', {}).get('guide', '?')} guide, {info.get('train_videos', 0):,} training videos", "latest" if prototypes.resolve() == latest_prototypes else "")
-        latest_run = _pointed(prototypes.with_name(prototypes.name + ".latest-run.txt"))
+        latest_run = _pointed(latest_run_file(prototypes))
         for key, (run, recorded) in runs.items():
             if _names(recorded, prototypes) or key == latest_run:
                 run.latest = "latest" if key == latest_run else ""
@@ -147,9 +152,7 @@ def describe_finetune(run: Path) -> str:
     start = f"checkpoint sha256 {weights.removeprefix('file:')[:12]}" if weights.startswith("file:") else weights
     head = f"{model['name']} @{model['resolution']} from {start}, {_count(identity['finetune']['segments'], 'segment')}"
     if "history" not in metrics:
-        log = run / "log.jsonl"
-        done = sum(1 for line in log.read_text().splitlines() if line.strip()) if log.is_file() else 0
-        return f"{head}; unfinished: {done} of {_count(epochs, 'epoch')}"
+        return f"{head}; unfinished: {_logged_epochs(run)} of {_count(epochs, 'epoch')}"
     last = metrics["history"][-1] if metrics["history"] else {}
     return f"{head}; {_count(len(metrics['history']), 'epoch')}" + (f", val top-1 {100 * last['top1']:.1f}%, mAP {100 * last['mAP']:.1f}%" if "top1" in last else "")
 
