@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
 from pipeline.datasets.kinetics import NotKineticsError, kinetics_manifest
-from pipeline.datasets.class_names import class_key, class_subset, read_class_names, refuse_same_classes
+from pipeline.datasets.class_names import class_key, class_subset, first_spellings, read_class_names, refuse_same_classes
 from pipeline.datasets.finding import PathResolver, locate
 from pipeline.datasets.lists import is_header, list_entries, named_labels, read_list
 from pipeline.datasets.manifest import (
@@ -62,12 +62,9 @@ def csv_manifest(root: Path, manifest_file: str = "manifest.csv", classes_file: 
     if classes_path.is_file():
         classes = read_class_names(classes_path)
         refuse_same_classes(classes_path, classes)
-        spelling = {class_key(c): c for c in classes}
     else:
-        spelling = {}
-        for label in sorted({label for e in entries for label in e.label_names}):
-            spelling.setdefault(class_key(label), label)
-        classes = sorted(spelling.values())
+        classes = first_spellings({label for e in entries for label in e.label_names})
+    spelling = {class_key(c): c for c in classes}
     entries = [replace(e, label_names=tuple(dict.fromkeys(spelling.get(class_key(n), n) for n in e.label_names))) for e in entries]
     return build_manifest(name, classes, entries)
 

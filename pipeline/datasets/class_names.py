@@ -27,7 +27,7 @@ from pathlib import Path
 from pipeline.datasets.manifest import ManifestError, read_annotation_text
 from pipeline.wording import first_few
 
-__all__ = ["read_class_names", "class_key", "same_classes", "refuse_same_classes", "class_subset"]
+__all__ = ["read_class_names", "class_key", "same_classes", "first_spellings", "refuse_same_classes", "class_subset"]
 
 
 def read_class_names(path: Path) -> list[str]:
@@ -66,6 +66,15 @@ def same_classes(names: Iterable[str]) -> list[str]:
     names = list(names)
     counts = Counter(class_key(name) for name in names)
     return sorted({name for name in names if counts[class_key(name)] > 1})
+
+
+def first_spellings(names: Iterable[str]) -> list[str]:
+    """One name a class (by :func:`class_key`), the first of its spellings in code-point order,
+    in that order: the classes of labels given by name where no class file orders them."""
+    spelling: dict[str, str] = {}
+    for name in sorted(names):
+        spelling.setdefault(class_key(name), name)
+    return list(spelling.values())
 
 
 def refuse_same_classes(source: Path | str, names: Iterable[str]) -> None:

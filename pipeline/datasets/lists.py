@@ -34,7 +34,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
-from pipeline.datasets.class_names import class_key, refuse_same_classes
+from pipeline.datasets.class_names import class_key, first_spellings, refuse_same_classes
 from pipeline.datasets.finding import PathResolver, find_whole, name_aliases
 from pipeline.datasets.manifest import ManifestError, RawEntry, read_annotation_text, video_id
 from pipeline.video import VIDEO_EXTENSIONS
@@ -253,11 +253,8 @@ def named_labels(read: list[tuple[Path, str, list[ListLine]]], classes: list[str
         raise ManifestError(f"{by_index[0]}:{by_index[1].line_no} labels by class index and {named[0][0]}:{named[0][1].line_no} by class name; label every line one way")
     if classes is not None:
         refuse_same_classes(class_file or "the class list", classes)
-    else:  # one class a name (case and underscores aside), spelt as first in sorted order
-        spelling: dict[str, str] = {}
-        for name in sorted(name for _, item in named for name in item.names):
-            spelling.setdefault(class_key(name), name)
-        classes = sorted(spelling.values(), key=class_key)
+    else:
+        classes = sorted(first_spellings(name for _, item in named for name in item.names), key=class_key)
     index = {class_key(name): i for i, name in enumerate(classes)}
     for path, item in named:
         unknown = [name for name in item.names if class_key(name) not in index]
