@@ -227,6 +227,13 @@ def written_whole(output: Path) -> Iterator[Path]:
             raise
 
 
+def is_partial(path: Path) -> bool:
+    """Whether ``path`` is a writer's unfinished ``<output>.<pid>.tmp`` (:func:`written_whole`,
+    :func:`replacing`): one at work now, or one a killed writer left."""
+    name, _, pid = path.name.removesuffix(".tmp").rpartition(".")
+    return path.name.endswith(".tmp") and bool(name) and pid.isdigit()
+
+
 def clear_partials(output: Path) -> None:
     """Remove what killed writers of ``output`` left behind (``<output>.<pid>.tmp``, files or
     folders); call it holding :func:`output_lock` of ``output``, the only writer then."""

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.cache import DONE, FAILED, PENDING, CacheError, FeatureCache, directory_size, size_text, staging_path
+from pipeline.cache import DONE, FAILED, PENDING, CacheError, FeatureCache, directory_size, is_partial, size_text, staging_path
 from pipeline.presets import PRESETS
 from stages.cli import latest_features_file, latest_prototypes_file, latest_run_file
 
@@ -103,6 +103,14 @@ def describe_evaluation(report: dict[str, Any]) -> str:
     return f"{report.get('split', 'val')}, {report['videos']:,} videos, K={k} {fusion}: " + ", ".join(f"{label} {maps[name]:.1f}" for name, label in shown if name in maps) + " mAP"
 
 
+def describe_ablations(report: dict[str, Any]) -> str:
+    """An ablations run's split, K and fusion with Table 6b's first row: the mAP of NSNet fused,
+    of the FSM alone and of the VGM alone at K."""
+    cfg = report["eval_config"]
+    _, vgm, fsm, nsnet = report["tables"]["6b"]["rows"][0]
+    return f"ablations, {report.get('split', 'val')}, {report['videos']:,} videos, K={cfg['k']} {cfg['fusion']}: NSNet {nsnet:.1f}, FSM {fsm:.1f}, VGM {vgm:.1f} mAP"
+
+
 def list_outputs(cache_dir: Path, dataset: str) -> list[Output]:
     """The feature caches of a dataset under ``cache_dir`` with what was made from each."""
     folder = Path(cache_dir) / dataset
@@ -117,7 +125,7 @@ def list_outputs(cache_dir: Path, dataset: str) -> list[Output]:
 
 def _made_from(cache: Path, entries: list[Path]) -> list[Output]:
     """The prototypes, sampler runs, evaluations and ablations made from one cache."""
-    beside = [p for p in entries if p.name.startswith(cache.name + ".") and p.is_dir()]
+    beside = [p for p in entries if p.name.startswith(cache.name + ".") and p.is_dir() and not is_partial(p)]
     kind = {p: p.name[len(cache.name) + 1 :].split("-")[0] for p in beside}
     latest_prototypes = _pointed(latest_prototypes_file(cache))
     reports = {p: _json(p / "results.json") for p in beside if kind[p] == "eval"}
@@ -138,7 +146,7 @@ def _made_from(cache: Path, entries: list[Path]) -> list[Output]:
                 run.latest = "latest" if key == latest_run else ""
                 node.made_from_it.append(run)
                 placed.add(key)
-        node.made_from_it += [Output(a, f"ablations, {r.get('split', 'val')}, {r['videos']:,} videos, K={r['eval_config']['k']}") for a, r in ablations.items() if _names(r.get("prototypes"), prototypes)]
+        node.made_from_it += [Output(a, describe_ablations(r)) for a, r in ablations.items() if _names(r.get("prototypes"), prototypes)]
         out.append(node)
     # runs not placed: unfinished (their prototypes known once they finish), or made before 2026-12-06
     return out + [run for key, (run, _) in runs.items() if key not in placed]

@@ -424,7 +424,7 @@ def test_evaluate_refuses_bad_inputs(tiny_pipeline, tmp_path):
         run_evaluate(features, prototypes, run, tmp_path / "nowhere", EVAL, workers=0, progress=False)
 
 
-def test_ablations_build_every_table_from_switches(tiny_pipeline):
+def test_ablations_build_every_table_from_switches(tiny_pipeline, run_options):
     from stages.ablations import render_ablations, run_ablations
 
     features, prototypes, _ = tiny_pipeline
@@ -457,6 +457,12 @@ def test_ablations_build_every_table_from_switches(tiny_pipeline):
     other = run_ablations(features, prototypes, CFG, replace(EVAL, k=3), progress=False)  # another K: its own tables, no new run
     assert other["computed"] and other["output"] != report["output"] and [r[0] for r in other["tables"]["6b"]["rows"]] == ["3", "6"]
     assert json.loads((out / "ablations.json").read_text())["tables"] == tables  # the first K's tables kept
+    # `nsnet outputs` lists both under the prototypes they were made from, with Table 6b's first row
+    listing = CliRunner().invoke(main, ["outputs", "--dataset", "demo", "--cache-dir", str(run_options.cache_dir), "--json", str(run_options.cache_dir / "outputs.json")])
+    made = {node["path"]: node for node in json.loads((run_options.cache_dir / "outputs.json").read_text())["caches"][0]["made_from_it"]}
+    assert {Path(n["path"]) for n in made[str(prototypes)]["made_from_it"] if ".ablations-" in n["path"]} == {out, Path(other["output"])}
+    said = {f"    {Path(r['output']).name.split('.zarr.')[1]}: ablations, val, {r['videos']} videos, K={r['eval_config']['k']} union: NSNet {r['tables']['6b']['rows'][0][3]:.1f}, FSM {r['tables']['6b']['rows'][0][2]:.1f}, VGM {r['tables']['6b']['rows'][0][1]:.1f} mAP" for r in (report, other)}
+    assert {line for line in listing.output.splitlines() if ": ablations, " in line} == said
     shutil.rmtree(out)
     with file_lock(output_lock_path(out)):  # another process computing them
         with pytest.raises(CacheError, match="another writer holds this lock"):

@@ -3,9 +3,10 @@
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
-from pipeline.cache import FeatureCache
+from pipeline.cache import FeatureCache, is_partial
 from pipeline.config import EvalConfig, FinetuneConfig, ModelSpec
 from stages.cli import main
 from stages.evaluate import run_evaluate
@@ -30,6 +31,8 @@ def test_outputs_tells_each_cache_and_what_was_made_from_it(tiny_pipeline, run_o
     cut_short.mkdir()
     (cut_short / "log.jsonl").write_text('{"epoch": 1}\n{"epoch": 2}\n')
     (features.parent / "latest-features-table1.txt").write_text(f"{features}\n")  # as `nsnet features --preset table1` records it
+    partial = features.with_name(features.name + ".prototypes-0123456789abcdef.4242.tmp")  # a writer's, at work or killed
+    partial.mkdir()
 
     listing = CliRunner().invoke(main, ["outputs", "--dataset", "demo", "--cache-dir", str(run_options.cache_dir), "--json", str(tmp_path / "outputs.json")])
     assert listing.exit_code == 0, listing.output
@@ -42,6 +45,7 @@ def test_outputs_tells_each_cache_and_what_was_made_from_it(tiny_pipeline, run_o
     assert lines[0].startswith(f"{features.name} (latest of --preset table1): T={t}, test_efficientnet @32 (none) + test_resnet @32 (none), zarr; {videos} of {videos} videos done, 0 failed; ")
     trained_on = json.loads((prototypes / "info.json").read_text())["train_videos"]
     assert lines[1] == f"  {prototypes.name.split('.zarr.')[1]}: prototype guide, {trained_on} training videos"
+    assert not any(partial.name.split(".zarr.")[1] in line for line in lines)
     runs = [line for line in lines if line.lstrip().startswith("train-")]
     assert f"    {run.name.split('.zarr.')[1]} (latest): 1 epoch, FSM ns, VGM ns, FEM transformer, gamma 0.2" in runs
     assert any(line.startswith("    train-") and line.endswith(": 1 epoch, FSM video, VGM video, FEM transformer, gamma 0.2") for line in runs)
@@ -51,6 +55,13 @@ def test_outputs_tells_each_cache_and_what_was_made_from_it(tiny_pipeline, run_o
     assert json.loads((run / "metrics.json").read_text())["prototypes"] == str(prototypes)
     empty = CliRunner().invoke(main, ["outputs", "--dataset", "ucf101", "--cache-dir", str(tmp_path / "none")])
     assert empty.exit_code == 0 and empty.output == f"no feature cache in {tmp_path / 'none' / 'ucf101'}\n"
+
+
+@pytest.mark.parametrize(("name", "partial"), [("f.zarr.prototypes-ab.4242.tmp", True), ("f.zarr.latest-run.txt.17.tmp", True), ("f.zarr.eval-ab", False), ("notes.tmp", False), ("f.zarr.train-ab.x1.tmp", False), (".4242.tmp", False)])
+def test_a_partial_output_is_named_by_its_writer_s_process(name, partial):
+    """What :func:`pipeline.cache.written_whole` and :func:`replacing` write before the rename,
+    ``<output>.<pid>.tmp``, and nothing else, is a partial that ``nsnet outputs`` passes over."""
+    assert is_partial(Path(name)) is partial
 
 
 def test_outputs_lists_the_fine_tuning_runs(tiny_videos, run_options):
