@@ -187,11 +187,27 @@ def failure_summary(reasons: list[str]) -> str:
 _WEB_ADDRESS = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
 
 
+def broken_link(path: Path | str) -> str | None:
+    """Where ``path`` is not there because it, or a folder above it, is a symbolic link to
+    nothing (a dataset linked in from a disk since unmounted or moved): ``<link> links to
+    <target>, which is not there``; None otherwise. A ``stat`` or two: the look stops at the
+    first folder above that is there."""
+    link = os.fspath(path)
+    while link and not os.path.exists(link):
+        if os.path.islink(link):
+            return f"{link} links to {os.readlink(link)}, which is not there"
+        link = os.path.dirname(link)
+    return None
+
+
 def _not_found(path: Path) -> str:
-    """Why the video at ``path``, which is not there, cannot be read: a web address, an
-    unfinished download (:func:`unfinished_download`), or the file not found."""
+    """Why the video at ``path``, which is not there, cannot be read: a web address, a broken
+    symbolic link (:func:`broken_link`), an unfinished download (:func:`unfinished_download`),
+    or the file not found."""
     if _WEB_ADDRESS.match(str(path)):
         return "a web address, not a file: download the video first (yt-dlp for YouTube's)"
+    if broken := broken_link(path):
+        return f"broken symbolic link ({broken})"
     left = unfinished_download(path)
     return f"unfinished download ({left}): finish or redo it" if left else "file not found"
 

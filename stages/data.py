@@ -12,7 +12,7 @@ from pathlib import Path
 from pipeline.cache import write_text_atomic
 from pipeline.datasets import AnnotationFiles, Manifest, VideoRecord, get_dataset, load_manifest
 from pipeline.demo_data import DemoSpec, generate_demo
-from pipeline.video import looked_at, unfinished_downloads
+from pipeline.video import broken_link, looked_at, unfinished_downloads
 
 # Missing videos named in `nsnet data`'s summary (every one is counted).
 MISSING_SHOWN = 5
@@ -29,10 +29,12 @@ def prepare_dataset(dataset: str, data_root: Path | None, demo: DemoSpec, progre
 @dataclass(frozen=True)
 class Missing:
     """A video of the manifest not on disk, and what an unfinished download of it left (said as
-    :func:`~pipeline.video.unfinished_download` says it; None where nothing)."""
+    :func:`~pipeline.video.unfinished_download` says it; None where nothing), or the symbolic
+    link to nothing that it, or a folder above it, is (:func:`~pipeline.video.broken_link`)."""
 
     video: VideoRecord
     left: str | None
+    broken: str | None = None
 
 
 def missing_videos(root: Path, manifest: Manifest) -> list[Missing]:
@@ -42,15 +44,15 @@ def missing_videos(root: Path, manifest: Manifest) -> list[Missing]:
     folder = str(root)
     there = looked_at(os.path.exists, [os.path.join(folder, v.path) for v in manifest.videos])
     gone = [v for v, found in zip(manifest.videos, there) if not found]
-    return [Missing(v, left) for v, left in zip(gone, unfinished_downloads([root / v.path for v in gone]))]
+    return [Missing(v, left, broken_link(root / v.path)) for v, left in zip(gone, unfinished_downloads([root / v.path for v in gone]))]
 
 
 def write_missing(path: Path, missing: list[Missing], classes: Sequence[str]) -> None:
     """The missing videos as JSON lines (``video``, ``split``, ``labels`` by name, ``path``,
-    ``unfinished``: what a download left, or null), written whole or not at all: the list to
-    download again (``jq -r .video``)."""
+    ``unfinished``: what a download left, or null; ``broken_link``: the link to nothing, or
+    null), written whole or not at all: the list to download again (``jq -r .video``)."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    rows = ({"video": m.video.video_id, "split": m.video.split, "labels": [classes[i] for i in m.video.labels], "path": m.video.path, "unfinished": m.left} for m in missing)
+    rows = ({"video": m.video.video_id, "split": m.video.split, "labels": [classes[i] for i in m.video.labels], "path": m.video.path, "unfinished": m.left, "broken_link": m.broken} for m in missing)
     write_text_atomic(Path(path), "".join(json.dumps(row) + "\n" for row in rows))
 
 
@@ -81,11 +83,12 @@ def _on_disk(root: Path, total: int, missing: list[Missing]) -> list[str]:
     lines = [f"videos on disk under {root}: {total - len(missing):,} of {total:,}"]
     if missing:
         by_split = Counter(m.video.split for m in missing)
-        unfinished = sum(m.left is not None for m in missing)
+        unfinished, broken = (sum(getattr(m, kind) is not None for m in missing) for kind in ("left", "broken"))
         lines.append(f"missing: {len(missing):,} (" + ", ".join(f"{split} {n:,}" for split, n in sorted(by_split.items()))
-                     + (f"; unfinished downloads {unfinished:,}" if unfinished else "") + "), the features stage records each as failed; the first:")
+                     + (f"; unfinished downloads {unfinished:,}" if unfinished else "") + (f"; broken symbolic links {broken:,}" if broken else "") + "), the features stage records each as failed; the first:")
         for m in missing[:MISSING_SHOWN]:
-            lines.append(f"  {m.video.path}" + (f": unfinished download ({m.left})" if m.left else ""))
+            lines.append(f"  {m.video.path}" + (f": broken symbolic link ({m.broken})" if m.broken else f": unfinished download ({m.left})" if m.left else ""))
     if total and len(missing) == total:
-        lines.append(f"none is under {root}: the annotations' paths are relative to --data-root (the folder that holds them as written, or a folder above it)")
+        behind_links = all(m.broken for m in missing)
+        lines.append(f"none is under {root}: " + (broken_link(root) or ("each lies behind a broken symbolic link (above): mount or link again the disk it pointed to" if behind_links else "the annotations' paths are relative to --data-root (the folder that holds them as written, or a folder above it)")))
     return lines

@@ -56,6 +56,7 @@ from stages.all_frames import AllFrameScores, fill_all_frames, run_all_frames
 from stages.evaluate_report import markdown_report, per_class_csv
 from pipeline.sampler import NSNetSampler
 from pipeline.sampler_training import FrameObjective
+from pipeline.video import broken_link
 from pipeline.wording import first_few
 from stages.features import cached_runner
 from stages.train import SamplerInputs, cached_saliency, load_sampler_inputs, load_trained_sampler, run_train
@@ -137,7 +138,7 @@ def _recognizer_logits(data: EvalData, root: Path, frame_ids: list[np.ndarray], 
     stored = _decoded_rows(data, root, frame_ids, device, workers, progress, backend, export_dir, decode_timeout)
     if stored.errors:
         listed = first_few([stored.errors[i] for i in sorted(stored.errors)], 5, sep="; ")
-        hint = "" if root.is_dir() else f" ({root} does not exist: pass the data root the cache was built from, --data-root)"
+        hint = "" if root.is_dir() else f" ({broken_link(root) or f'{root} does not exist'}: pass the data root the cache was built from, --data-root)"
         raise CacheError(f"{len(stored.errors)} evaluation video(s) could not be decoded again since the cache was built{hint} (the others are kept in {stored.path}; a new run decodes these again): {listed}")
     return stored.arrays["logits"]
 

@@ -102,8 +102,17 @@ def _holds_frames(folder: Path) -> bool:
     beside videos are their thumbnails (yt-dlp's ``--write-thumbnail`` leaves a ``.jpg`` by each
     download)."""
     with os.scandir(folder) as entries:
-        suffixes = {Path(entry.name).suffix.lower() for entry in entries if entry.is_file() and not hidden(entry.name)}
+        suffixes = {Path(entry.name).suffix.lower() for entry in entries if not hidden(entry.name) and _is_file(entry)}
     return not suffixes.isdisjoint(FRAME_EXTENSIONS) and suffixes.isdisjoint(VIDEO_EXTENSIONS)
+
+
+def _is_file(entry: os.DirEntry) -> bool:
+    """Whether a folder's entry is a file, through links; a link that loops is none (``is_file``
+    raises for it)."""
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
 
 
 # Unfinished downloads named in predict's warning that it passed them over.

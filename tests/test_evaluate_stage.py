@@ -422,6 +422,9 @@ def test_evaluate_refuses_bad_inputs(tiny_pipeline, tmp_path):
     # a data root that is not there (the dataset's default, where the videos lie elsewhere): the error says so
     with pytest.raises(CacheError, match=r"nowhere does not exist: pass the data root the cache was built from, --data-root\)"):
         run_evaluate(features, prototypes, run, tmp_path / "nowhere", EVAL, workers=0, progress=False)
+    (tmp_path / "linked").symlink_to("/mnt/unmounted/data")  # a root linked to a disk not mounted: the link named
+    with pytest.raises(CacheError, match=r"linked links to /mnt/unmounted/data, which is not there: pass the data root the cache was built from, --data-root\)"):
+        run_evaluate(features, prototypes, run, tmp_path / "linked", EVAL, workers=0, progress=False)
 
 
 def test_ablations_build_every_table_from_switches(tiny_pipeline, run_options):

@@ -602,6 +602,9 @@ def test_annotations_not_found_under_a_data_root_that_is_not_there_say_so(tmp_pa
         load_manifest("csv", None)
     with pytest.raises(ManifestError, match="annotation file not found$"):  # a root that is there: the error alone
         load_manifest("fcvid", tmp_path)
+    (tmp_path / "fcvid").symlink_to("/mnt/unmounted/fcvid")  # a root linked in from a disk not mounted
+    with pytest.raises(ManifestError, match=r"annotation file not found \(the data root fcvid does not exist: fcvid links to /mnt/unmounted/fcvid, which is not there\)$"):
+        load_manifest("fcvid", Path("fcvid"))
     video = tmp_path / "videos" / "a.mp4"
     video.parent.mkdir()
     video.write_bytes(b"x")

@@ -438,6 +438,11 @@ def test_find_videos(tmp_path):
         (tmp_path / name).write_bytes(b"")
     assert [str(p.relative_to(tmp_path)) for p in find_videos([tmp_path / "a"])] == rel
     assert find_videos([tmp_path / "disk2"]) == [tmp_path / "disk2" / "back" / "deep" / "y.MKV", tmp_path / "disk2" / "back" / "rawframes_v1", tmp_path / "disk2" / "back" / "x.mp4", tmp_path / "disk2" / "w.webm"]
+    (tmp_path / "disk2" / "loop").symlink_to("loop")  # a link that loops: passed over (it stopped the listing)
+    (tmp_path / "disk2" / "gone.mp4").symlink_to(tmp_path / "unmounted" / "gone.mp4")  # a video linked to nothing: kept, to be said
+    assert find_videos([tmp_path / "disk2"])[-2:] == [tmp_path / "disk2" / "gone.mp4", tmp_path / "disk2" / "w.webm"]
+    (tmp_path / "disk2" / "gone.mp4").unlink()
+    (tmp_path / "disk2" / "loop").unlink()
     # hidden files and folders: macOS's metadata companions, trash folders, a NAS's thumbnails; a hidden path named is kept
     for name in ("a/._x.mp4", "a/rawframes_v1/._img_00001.jpg", "a/.Trash-1000/files/old.mp4", "a/.cache/frames/img_00001.jpg",
                  "a/@eaDir/x.mp4/SYNOVIDEO_VIDEO_SCREENSHOT.jpg", "a/#recycle/old.mp4"):  # a Synology share's thumbnails and recycle bin

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from pipeline.demo_data import encode_h264
-from pipeline.video import FILE_LOOKS_AT_ONCE, FrameSource, VideoReadError, leftover_videos, looked_at, unfinished_video
+from pipeline.video import FILE_LOOKS_AT_ONCE, FrameSource, VideoReadError, broken_link, failure_kinds, leftover_videos, looked_at, unfinished_video
 
 
 @pytest.fixture
@@ -144,6 +144,25 @@ def test_a_missing_video_names_the_unfinished_download_beside_it(tmp_path: Path)
     for name in ("c.mp4", "a.avi.mp4", "c"):
         with pytest.raises(VideoReadError, match=r": file not found$"):
             FrameSource(tmp_path / name)
+
+
+def test_a_video_behind_a_symbolic_link_to_nothing_names_the_link(tmp_path: Path):
+    """A video that is a link to nothing, or lies in a folder that is (a dataset linked in from
+    a disk since unmounted or moved), names the link and its target where it had said "file not
+    found"; a link that loops is one to nothing; below a folder that is there, a missing file
+    is not found."""
+    (tmp_path / "a.mp4").symlink_to(tmp_path / "moved" / "a.mp4")
+    (tmp_path / "videos").symlink_to("/mnt/unmounted/videos")
+    (tmp_path / "loop.mp4").symlink_to("loop.mp4")
+    for path, link, target in [("a.mp4", "a.mp4", tmp_path / "moved" / "a.mp4"), ("videos/train/b.mp4", "videos", "/mnt/unmounted/videos"), ("loop.mp4", "loop.mp4", "loop.mp4")]:
+        with pytest.raises(VideoReadError, match=f"^{re.escape(str(tmp_path / path))}: broken symbolic link \\({re.escape(str(tmp_path / link))} links to {re.escape(str(target))}, which is not there\\)$"):
+            FrameSource(tmp_path / path)
+    assert failure_kinds([f"broken symbolic link ({tmp_path / 'videos'} links to /mnt/x, which is not there)"] * 2) == [("broken symbolic link", 2)]
+    (tmp_path / "moved").mkdir()  # the link's folder there now, not its file: still a link to nothing
+    assert broken_link(tmp_path / "a.mp4") == f"{tmp_path / 'a.mp4'} links to {tmp_path / 'moved' / 'a.mp4'}, which is not there"
+    with pytest.raises(VideoReadError, match=r"c.mp4: file not found$"):
+        FrameSource(tmp_path / "moved" / "c.mp4")
+    assert broken_link(tmp_path / "moved" / "c.mp4") is None and broken_link(tmp_path) is None
 
 
 def test_a_web_address_given_as_a_video_is_said_to_be_one(tmp_path: Path, monkeypatch):

@@ -9,6 +9,7 @@ from typing import Callable
 from pipeline.config import EvalConfig, FeaturesConfig, FinetuneConfig, ModelSpec, TrainConfig, WEIGHTS_NONE
 from pipeline.datasets import adapters, kinetics
 from pipeline.datasets.manifest import AnnotationFiles, Manifest, ManifestError, Rejected, VideoRecord
+from pipeline.video import broken_link
 
 __all__ = ["DATASETS", "AnnotationFiles", "DatasetSpec", "Manifest", "ManifestError", "Rejected", "VideoRecord", "get_dataset", "load_manifest"]
 
@@ -114,7 +115,8 @@ def load_manifest(dataset: str, data_root: Path | None, files: AnnotationFiles =
         if root.is_dir():
             raise
         said = "the data root" if data_root is not None else f"the {dataset} dataset's default data root"
-        raise ManifestError(f"{exc} ({said} {root} does not exist{'' if data_root is not None else ': give --data-root'})") from exc
+        why = f": {broken}" if (broken := broken_link(root)) else "" if data_root is not None else ": give --data-root"
+        raise ManifestError(f"{exc} ({said} {root} does not exist{why})") from exc
 
 
 def get_dataset(name: str) -> DatasetSpec:
