@@ -26,9 +26,13 @@ The NS pseudo labels built from ``g`` (section 3.4) are
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
+
+from pipeline.config import refuse_outside
 
 GUIDES = ("prototype", "response")
 
@@ -125,10 +129,7 @@ class GuidingScorer(BaseEstimator, TransformerMixin):
 
     def partial_fit(self, X: np.ndarray, y: np.ndarray, logits: np.ndarray | None = None) -> "GuidingScorer":
         """Add a block of training videos to the class sums and update the prototypes."""
-        if self.guide not in GUIDES:
-            raise ValueError(f"guide must be one of {GUIDES}, got {self.guide!r}")
-        if not 0 < self.epsilon <= 100:
-            raise ValueError("epsilon is a percentage in (0, 100]")
+        self._check_params()
         X, y, logits = _check(X, y, logits)
         if not hasattr(self, "n_classes_"):
             self.n_classes_ = y.shape[1]
@@ -142,9 +143,19 @@ class GuidingScorer(BaseEstimator, TransformerMixin):
             self.prototypes_, self.fallback_classes_, self.empty_classes_ = None, [], []
         return self
 
+    def _check_params(self) -> None:
+        """The parameters' ranges, checked where they are used (as scikit-learn's estimators do:
+        ``set_params`` may change them after construction)."""
+        refuse_outside(self, (
+            ("guide", self.guide in GUIDES, f"one of {GUIDES}"),
+            ("epsilon", 0 < self.epsilon <= 100, "a percentage in (0, 100] (A.1: the top share of a video's correctly recognised frames)"),
+            ("temperature", 0 < self.temperature < math.inf, "above 0 and finite (eq. 1's distances are divided by it)"),
+        ))
+
     def class_scores(self, X: np.ndarray, logits: np.ndarray | None = None) -> np.ndarray:
         """Per-class guiding scores [V, T, C] (label-free)."""
         check_is_fitted(self, "n_classes_")
+        self._check_params()
         if self.guide == "response":
             if logits is None:
                 raise ValueError("the response-based guide needs the recognizer logits")

@@ -144,6 +144,26 @@ def test_response_guide_uses_the_recognizer_probabilities():
         GuidingScorer().fit(np.zeros((1, 2, 4)), np.array([[0, 0]]), logits=logits)
 
 
+@pytest.mark.parametrize(("params", "refused"), [
+    ({"epsilon": 0.0}, r"epsilon must be a percentage in \(0, 100\] \(A.1: .*\), got 0.0$"),
+    ({"epsilon": 100.5}, r"epsilon must be a percentage .*, got 100.5$"),
+    ({"epsilon": float("nan")}, r"epsilon must be .*, got nan$"),
+    ({"temperature": 0.0}, r"temperature must be above 0 and finite \(eq. 1's distances are divided by it\), got 0.0$"),  # had failed on NaNs after the fit
+    ({"temperature": -1.0}, r"temperature must be above 0 .*, got -1.0$"),  # had turned the nearest prototype into the least likely, silently
+    ({"temperature": float("inf")}, r"temperature must be .*, got inf$"),
+])
+def test_the_scorer_refuses_parameters_out_of_range_naming_them(params, refused):
+    """Each parameter refused where it is used (fit, or scoring after ``set_params``), by its
+    name, range and value; the edges taken: epsilon 100, a small temperature."""
+    feats, labels, logits = np.zeros((1, 2, 4)), np.array([[1, 0]]), np.zeros((1, 2, 2))
+    with pytest.raises(ValueError, match=refused):
+        GuidingScorer(**params).fit(feats, labels, logits=logits)
+    fitted = GuidingScorer().fit(feats, labels, logits=logits)
+    with pytest.raises(ValueError, match=refused):
+        fitted.set_params(**params).transform(feats, labels, logits=logits)
+    assert GuidingScorer(epsilon=100.0, temperature=1e-3).fit_transform(feats, labels, logits=logits).shape == (1, 2)
+
+
 def test_multi_label_video_feeds_both_prototypes_and_sums_its_scores():
     # video 0 has classes {0, 1}: frame 0 is predicted 0, frame 1 predicted 1 -> it contributes
     # frame 0 to prototype 0 and frame 1 to prototype 1. Video 1 (class 2) gives prototype 2.
