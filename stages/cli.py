@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import warnings
@@ -579,8 +580,10 @@ def latest_run_file(prototypes_path: Path) -> Path:
 
 def resolve_run(features_path: Path, prototypes_path: Path, dataset: str, run_path: Path | None) -> Path:
     """The given sampler run, else the last one ``nsnet train`` finished on these prototypes
-    (whatever its options), else the one it makes with the dataset's config."""
-    from pipeline.cache import FeatureCache
+    (whatever its options), else the one it makes with the dataset's config where it is there;
+    else a :class:`CacheError` saying that these prototypes have no run, and naming the run last
+    finished on other prototypes of the cache (newer prototypes made since, for one)."""
+    from pipeline.cache import CacheError, FeatureCache
     from pipeline.datasets import get_dataset
     from stages.train import run_dir_for
 
@@ -590,7 +593,13 @@ def resolve_run(features_path: Path, prototypes_path: Path, dataset: str, run_pa
     if pointer.is_file():
         return Path(pointer.read_text().strip())
     with FeatureCache(features_path) as cache:
-        return run_dir_for(features_path, prototypes_path, get_dataset(dataset).train, cache.content_fingerprint)
+        run = run_dir_for(features_path, prototypes_path, get_dataset(dataset).train, cache.content_fingerprint)
+    if (run / "model.pth").is_file():
+        return run
+    others = sorted(features_path.parent.glob(glob.escape(features_path.name) + ".prototypes-*.latest-run.txt"), key=lambda p: p.stat().st_mtime_ns)
+    earlier = [Path(p.read_text().strip()) for p in others]
+    last = next((f"; the run last finished on other prototypes of this cache: --run {r}" for r in reversed(earlier) if (r / "model.pth").is_file()), "")
+    raise CacheError(f"{prototypes_path}: no sampler run trained on these prototypes: run `nsnet train` on them (its default: the latest made for the cache), or pass --run{last}")
 
 
 @main.command()

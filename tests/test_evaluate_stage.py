@@ -336,17 +336,21 @@ def test_shares_divide_the_decoding_and_the_report_decodes_nothing_more(tiny_pip
 def test_the_sampler_run_nsnet_train_last_finished_is_the_default_of_the_later_stages(tiny_pipeline):
     """Trained with options of its own (here 1 and then 2 epochs, not the demo's 40), the run is
     what ``evaluate`` and ``predict`` take when no ``--run`` is given; before any training, the
-    run of the dataset's train config."""
+    run of the dataset's train config where it is there, else an error saying the prototypes
+    have no run (and which run other prototypes of the cache last had)."""
     from click.testing import CliRunner
 
     from pipeline.datasets import get_dataset
+    from pipeline.prototypes import GuidingScorer
     from stages.cli import main, resolve_run
+    from stages.prototypes import run_prototypes
     from stages.train import run_dir_for
 
     features, prototypes, truth = tiny_pipeline
     with FeatureCache(features) as cache:
         default = run_dir_for(features, prototypes, get_dataset("demo").train, cache.content_fingerprint)
-    assert resolve_run(features, prototypes, "demo", None) == default
+    with pytest.raises(CacheError, match=rf"^{re.escape(str(prototypes))}: no sampler run trained on these prototypes: run `nsnet train` on them \(its default: the latest made for the cache\), or pass --run$"):
+        resolve_run(features, prototypes, "demo", None)  # it had named the config's run dir, "no such sampler run directory"
     if not torch.cuda.is_available():  # the device is picked as in every stage (auto: the GPU when present)
         asked = CliRunner().invoke(main, ["train", "--dataset", "demo", "--features", str(features), "--prototypes", str(prototypes), "--device", "cuda"])
         assert asked.exit_code == 1 and "device 'cuda' asked for, but CUDA is not available" in asked.output
@@ -364,6 +368,15 @@ def test_the_sampler_run_nsnet_train_last_finished_is_the_default_of_the_later_s
     refused = CliRunner().invoke(main, ["train", "--dataset", "demo", "--features", str(features), "--prototypes", str(prototypes), "--shuffle-window", "0"])
     assert refused.exit_code == 2 and "--shuffle-window" in refused.output
     assert resolve_run(features, prototypes, "demo", features.parent / "given") == features.parent / "given"
+    # prototypes made since (another epsilon), no run on them yet: the run last finished on the earlier ones named
+    newer = Path(run_prototypes(features, GuidingScorer(epsilon=50.0), progress=False).path)
+    with pytest.raises(CacheError, match=rf"^{re.escape(str(newer))}: no sampler run trained on these prototypes: .*; the run last finished on other prototypes of this cache: --run {re.escape(str(runs[1]))}$"):
+        resolve_run(features, newer, "demo", None)
+    with FeatureCache(features) as cache:  # a run of the train config, trained before runs were recorded: taken
+        on_newer = run_dir_for(features, newer, get_dataset("demo").train, cache.content_fingerprint)
+    on_newer.mkdir()
+    shutil.copy(runs[1] / "model.pth", on_newer / "model.pth")
+    assert resolve_run(features, newer, "demo", None) == on_newer
 
 
 def test_the_evaluation_scores_the_light_features_a_batch_at_a_time(tiny_pipeline, monkeypatch):
