@@ -1,8 +1,8 @@
-"""How messages name a few of many things."""
+"""How messages name things: a few of many, the videos an evaluation scored."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 
 def first_few(items: Sequence[str], shown: int, sep: str = ", ") -> str:
@@ -10,3 +10,19 @@ def first_few(items: Sequence[str], shown: int, sep: str = ", ") -> str:
     (``a, b, c and 12 more``)."""
     listed = sep.join(items[:shown])
     return listed + (f" and {len(items) - shown} more" if len(items) > shown else "")
+
+
+# Why a video of the evaluation split is not evaluated (``left_out`` of a report).
+LEFT_OUT_REASONS = {"failed": "failed in the features stage", "pending": "not computed yet, the cache unfinished"}
+
+
+def videos_said(report: dict[str, Any]) -> str:
+    """The videos an evaluation or ablations report scored: "4,520 of 4,926 val videos (406 left
+    out: 406 failed in the features stage)" where some of the split's were not, else "120 val
+    videos" (reports made before the split was named: "120 videos")."""
+    what = " ".join([*([report["split"]] if "split" in report else []), "videos"])
+    left = {why: n for why, n in report.get("left_out", {}).items() if n}
+    if not left:
+        return f"{report['videos']:,} {what}"
+    reasons = ", ".join(f"{n:,} {LEFT_OUT_REASONS[why]}" for why, n in left.items())
+    return f"{report['videos']:,} of {report['videos'] + sum(left.values()):,} {what} ({sum(left.values()):,} left out: {reasons})"

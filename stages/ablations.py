@@ -36,6 +36,7 @@ from pipeline.environment import environment
 from pipeline.evaluation import fused_positions
 from pipeline.fusion import FUSION_RULES, top_k
 from pipeline.prototypes import GuidingScorer
+from pipeline.wording import videos_said
 from stages.evaluate import EvalData
 from stages.evaluate_report import text_table
 from stages.prototypes import run_prototypes
@@ -135,6 +136,7 @@ def _tables(features: Path, prototypes: Path, base: TrainConfig, cfg: EvalConfig
         "base_config": asdict(base),
         "eval_config": asdict(cfg),
         "videos": int(len(v.data.videos)),
+        "left_out": v.data.left_out,
         "split": v.data.split,
         "tables": tables,
     }
@@ -146,7 +148,7 @@ def _cells(row: list[Any]) -> tuple[str, ...]:
 
 
 def render_ablations(report: dict[str, Any], markdown: bool = False) -> str:
-    videos = f"{report['videos']} {report.get('split', 'evaluation')} videos"
+    videos = videos_said(report)
     lines = [f"# NSNet ablations ({videos}, K={report['eval_config']['k']}, mAP %)" if markdown else f"ablations on {videos}, K={report['eval_config']['k']}, mAP %"]
     for table in report["tables"].values():
         rows = [_cells(r) for r in table["rows"]]

@@ -87,6 +87,7 @@ class EvalData:
     def __init__(self, inputs: SamplerInputs, features: Path, split: str | None = None):
         self.inputs, self.features = inputs, Path(features)
         self.videos, self.split = inputs.evaluated(split)
+        self.left_out = inputs.left_out(self.split)
         if not len(self.videos):
             raise CacheError(f"{features}: no finished video in the {self.split} split to evaluate on")
         with FeatureCache(features) as cache:
@@ -403,6 +404,7 @@ def _evaluate(inputs: SamplerInputs, features: Path, prototypes: Path, run_dir: 
         "config": asdict(cfg),
         "split": data.split,
         "videos": int(len(data.videos)),
+        "left_out": data.left_out,
         "num_frames": t,
         "classes": len(data.manifest.classes),
         "models": {"light": asdict(config.light), "recognizer": asdict(config.recognizer)},

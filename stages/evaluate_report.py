@@ -10,6 +10,7 @@ import io
 from typing import Any
 
 from pipeline.showcase import SALIENT_G
+from pipeline.wording import videos_said
 
 
 METHOD_HEADER = ("method", "mAP(%)", "top-1(%)", "GFLOPs", "rec. frames", "logits from", "note")
@@ -60,11 +61,6 @@ def _cost_line(report: dict[str, Any]) -> str:
             f"recognizer {g['rec_per_frame']:.4f}/frame, light {g['light_per_frame']:.4f}/frame x T={g['num_frames']}, FEM {g['fem']:.4f}, VGM {g['vgm']:.5f}, FSM {g['fsm']:.5f}")
 
 
-def _videos_said(report: dict[str, Any]) -> str:
-    """"120 val videos" (reports made before the split was named: "120 videos")."""
-    return " ".join([str(report["videos"]), *([report["split"]] if "split" in report else []), "videos"])
-
-
 def per_class_csv(per_class: dict[str, Any]) -> str:
     """One row a class: its name, positive videos and AP (%) under each sampler compared."""
     out = io.StringIO()
@@ -105,7 +101,7 @@ def _guidance_lines(report: dict[str, Any]) -> list[str]:
 
 def render_table(report: dict[str, Any]) -> str:
     """The terminal report: Table 1 layout, the claims and where the files are."""
-    lines = [f"evaluation on {_videos_said(report)}, {report['classes']} classes, K={report['config']['k']} of T={report['num_frames']}, fusion {report['config']['fusion']}"]
+    lines = [f"evaluation on {videos_said(report)}, {report['classes']} classes, K={report['config']['k']} of T={report['num_frames']}, fusion {report['config']['fusion']}"]
     lines += _preset_line(report)
     for title, header, rows in _methods_tables(report):
         lines += ["", title, *text_table(header, rows)]
@@ -146,7 +142,7 @@ def markdown_report(report: dict[str, Any]) -> str:
     lines = [
         "# NSNet evaluation",
         "",
-        f"{_videos_said(report)}, {report['classes']} classes; K={cfg['k']} of T={report['num_frames']} observed frames, "
+        f"{videos_said(report)}, {report['classes']} classes; K={cfg['k']} of T={report['num_frames']} observed frames, "
         f"{cfg['fusion']} fusion (alpha {cfg['alpha']}). Recognizer `{report['models']['recognizer']['name']}` at {report['models']['recognizer']['resolution']}px "
         f"(decoded frames through {report.get('backend', 'torch')}), "
         f"light backbone `{report['models']['light']['name']}` at {report['models']['light']['resolution']}px.",

@@ -18,6 +18,7 @@ import numpy as np
 
 from pipeline.cache import DONE, FAILED, PENDING, CacheError, FeatureCache, directory_size, is_partial, size_text, staging_path
 from pipeline.presets import PRESETS
+from pipeline.wording import videos_said
 from stages.cli import latest_features_file, latest_prototypes_file, latest_run_file
 
 _CACHE_NAME = re.compile(r"features-[0-9a-f]{16}\.(zarr|h5)")
@@ -96,11 +97,12 @@ def _count(n: int, thing: str) -> str:
 
 
 def describe_evaluation(report: dict[str, Any]) -> str:
-    """An evaluation's split, K, fusion and the mAP of NSNet, UNIFORM and DENSE over the T frames."""
+    """An evaluation's videos (those left out counted), K, fusion and the mAP of NSNet, UNIFORM
+    and DENSE over the T frames."""
     k, fusion, t = report["config"]["k"], report["config"]["fusion"], report["num_frames"]
     maps = {row["method"]: row["map"] for row in report["methods"]}
     shown = [(f"NSNet (K={k})", "NSNet"), (f"UNIFORM (K={k})", "UNIFORM"), (f"DENSE (T={t})", f"DENSE(T={t})")]
-    return f"{report.get('split', 'val')}, {report['videos']:,} videos, K={k} {fusion}: " + ", ".join(f"{label} {maps[name]:.1f}" for name, label in shown if name in maps) + " mAP"
+    return f"{videos_said(report)}, K={k} {fusion}: " + ", ".join(f"{label} {maps[name]:.1f}" for name, label in shown if name in maps) + " mAP"
 
 
 def describe_ablations(report: dict[str, Any]) -> str:
@@ -108,7 +110,7 @@ def describe_ablations(report: dict[str, Any]) -> str:
     of the FSM alone and of the VGM alone at K."""
     cfg = report["eval_config"]
     _, vgm, fsm, nsnet = report["tables"]["6b"]["rows"][0]
-    return f"ablations, {report.get('split', 'val')}, {report['videos']:,} videos, K={cfg['k']} {cfg['fusion']}: NSNet {nsnet:.1f}, FSM {fsm:.1f}, VGM {vgm:.1f} mAP"
+    return f"ablations, {videos_said(report)}, K={cfg['k']} {cfg['fusion']}: NSNet {nsnet:.1f}, FSM {fsm:.1f}, VGM {vgm:.1f} mAP"
 
 
 def list_outputs(cache_dir: Path, dataset: str) -> list[Output]:

@@ -200,6 +200,36 @@ def test_nsnet_from_the_cache_decodes_nothing_and_gives_the_cached_path_s_figure
     assert "asked for (--nsnet-from-cache)" in render_table(cached)
 
 
+def test_the_report_says_how_many_evaluation_videos_the_features_stage_left_out(tiny_videos, tiny_config, run_options):
+    """A val video that failed in the features stage (emptied here: an unavailable YouTube
+    video) is not scored; the report counts it by why, beside the videos scored (the mAP is
+    over those: a figure to compare with the paper's needs the count)."""
+    from pipeline.prototypes import GuidingScorer
+    from stages.features import run_features
+    from stages.prototypes import run_prototypes
+
+    val = [line.split(",")[0] for line in (tiny_videos / "manifest.csv").read_text().splitlines() if line.endswith(",val")]
+    (tiny_videos / val[0]).write_bytes(b"")
+    features = Path(run_features("demo", tiny_videos, tiny_config, run_options).cache)
+    prototypes = Path(run_prototypes(features, GuidingScorer()).path)
+    run = Path(run_train(features, prototypes, CFG, progress=False).path)
+    report = run_evaluate(features, prototypes, run, tiny_videos, replace(EVAL, curve_k=(2,), all_frames=False), workers=0, progress=False, nsnet_from_cache=True)
+    assert (report["videos"], report["left_out"]) == (len(val) - 1, {"failed": 1, "pending": 0})
+    said = f"{len(val) - 1} of {len(val)} val videos (1 left out: 1 failed in the features stage)"
+    assert render_table(report).startswith(f"evaluation on {said}, ") and said in (Path(report["output"]) / "report.md").read_text()
+
+
+def test_the_videos_evaluated_are_said_with_those_left_out_by_why():
+    """Hand-made reports: thousands grouped, each reason counted, none said where none is left
+    out, and reports made before the split or the count was recorded said as they were."""
+    from stages.evaluate_report import videos_said
+
+    assert videos_said({"videos": 4520, "split": "val", "left_out": {"failed": 400, "pending": 6}}) == "4,520 of 4,926 val videos (406 left out: 400 failed in the features stage, 6 not computed yet, the cache unfinished)"
+    assert videos_said({"videos": 4520, "split": "test", "left_out": {"failed": 0, "pending": 3}}) == "4,520 of 4,523 test videos (3 left out: 3 not computed yet, the cache unfinished)"
+    assert videos_said({"videos": 120, "split": "val", "left_out": {"failed": 0, "pending": 0}}) == videos_said({"videos": 120, "split": "val"}) == "120 val videos"
+    assert videos_said({"videos": 120}) == "120 videos"
+
+
 def test_an_interrupted_decoded_row_goes_on_where_it_stopped(tiny_pipeline, monkeypatch):
     """NSNet's decoded row is kept a shard of videos at a time (2 here, of 3): killed after the
     first shard, evaluate again decodes only the third video, and the report is a one-go run's.
@@ -477,7 +507,7 @@ def test_ablations_build_every_table_from_switches(tiny_pipeline, run_options):
     listing = CliRunner().invoke(main, ["outputs", "--dataset", "demo", "--cache-dir", str(run_options.cache_dir), "--json", str(run_options.cache_dir / "outputs.json")])
     made = {node["path"]: node for node in json.loads((run_options.cache_dir / "outputs.json").read_text())["caches"][0]["made_from_it"]}
     assert {Path(n["path"]) for n in made[str(prototypes)]["made_from_it"] if ".ablations-" in n["path"]} == {out, Path(other["output"])}
-    said = {f"    {Path(r['output']).name.split('.zarr.')[1]}: ablations, val, {r['videos']} videos, K={r['eval_config']['k']} union: NSNet {r['tables']['6b']['rows'][0][3]:.1f}, FSM {r['tables']['6b']['rows'][0][2]:.1f}, VGM {r['tables']['6b']['rows'][0][1]:.1f} mAP" for r in (report, other)}
+    said = {f"    {Path(r['output']).name.split('.zarr.')[1]}: ablations, {r['videos']} val videos, K={r['eval_config']['k']} union: NSNet {r['tables']['6b']['rows'][0][3]:.1f}, FSM {r['tables']['6b']['rows'][0][2]:.1f}, VGM {r['tables']['6b']['rows'][0][1]:.1f} mAP" for r in (report, other)}
     assert {line for line in listing.output.splitlines() if ": ablations, " in line} == said
     shutil.rmtree(out)
     with file_lock(output_lock_path(out)):  # another process computing them

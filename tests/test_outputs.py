@@ -49,7 +49,7 @@ def test_outputs_tells_each_cache_and_what_was_made_from_it(tiny_pipeline, run_o
     runs = [line for line in lines if line.lstrip().startswith("train-")]
     assert f"    {run.name.split('.zarr.')[1]} (latest): 1 epoch, FSM ns, VGM ns, FEM transformer, gamma 0.2" in runs
     assert any(line.startswith("    train-") and line.endswith(": 1 epoch, FSM video, VGM video, FEM transformer, gamma 0.2") for line in runs)
-    evaluation = f"      {Path(report['output']).name.split('.zarr.')[1]}: val, {report['videos']} videos, K=2 union: NSNet {maps['NSNet (K=2)']:.1f}, UNIFORM {maps['UNIFORM (K=2)']:.1f}, DENSE(T={t}) {maps[f'DENSE (T={t})']:.1f} mAP"
+    evaluation = f"      {Path(report['output']).name.split('.zarr.')[1]}: {report['videos']} val videos, K=2 union: NSNet {maps['NSNet (K=2)']:.1f}, UNIFORM {maps['UNIFORM (K=2)']:.1f}, DENSE(T={t}) {maps[f'DENSE (T={t})']:.1f} mAP"
     assert lines[lines.index(f"    {run.name.split('.zarr.')[1]} (latest): 1 epoch, FSM ns, VGM ns, FEM transformer, gamma 0.2") + 1] == evaluation
     assert "  train-0123456789abcdef: unfinished: 2 epochs so far" in lines  # its prototypes not known until it finishes
     assert json.loads((run / "metrics.json").read_text())["prototypes"] == str(prototypes)
