@@ -1,4 +1,4 @@
-"""How messages name things: a few of many, the videos an evaluation scored."""
+"""How messages name things: a few of many, the videos a stage scored or trained on."""
 
 from __future__ import annotations
 
@@ -12,14 +12,15 @@ def first_few(items: Sequence[str], shown: int, sep: str = ", ") -> str:
     return listed + (f" and {len(items) - shown} more" if len(items) > shown else "")
 
 
-# Why a video of the evaluation split is not evaluated (``left_out`` of a report).
+# Why a video of a split is not scored or trained on (``left_out`` of a report).
 LEFT_OUT_REASONS = {"failed": "failed in the features stage", "pending": "not computed yet, the cache unfinished"}
 
 
 def videos_said(report: dict[str, Any]) -> str:
-    """The videos an evaluation or ablations report scored: "4,520 of 4,926 val videos (406 left
-    out: 406 failed in the features stage)" where some of the split's were not, else "120 val
-    videos" (reports made before the split was named: "120 videos")."""
+    """The videos an evaluation or ablations report scored, or a sampler run's ``metrics.json``
+    trained on: "4,520 of 4,926 val videos (406 left out: 406 failed in the features stage)"
+    where some of the split's were not, else "120 val videos" (reports made before the split was
+    named: "120 videos")."""
     what = " ".join([*([report["split"]] if "split" in report else []), "videos"])
     left = {why: n for why, n in report.get("left_out", {}).items() if n}
     if not left:

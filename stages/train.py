@@ -30,6 +30,7 @@ from pipeline.metrics import multi_hot
 from pipeline.models import save_atomic
 from pipeline.sampler import NSNetSampler, SamplerConfig
 from pipeline.sampler_training import SALIENCY_BATCH, CachedClips, FrameObjective, WindowedRows, frame_objective, sampler_saliency, shuffle_windows, train_epoch
+from pipeline.wording import videos_said
 
 
 @dataclass
@@ -38,9 +39,12 @@ class TrainResult:
     trained_epochs: int
     history: list[dict[str, Any]] = field(default_factory=list)
     saliency_ap: dict[str, float] = field(default_factory=dict)
+    trained_on: str = ""  # the training videos, those left out counted (runs before 2026-12-06, later: "")
 
     def table(self) -> str:
         lines = [f"sampler run {self.path}  ({self.trained_epochs} epochs trained now)"]
+        if self.trained_on:
+            lines.append(f"trained on {self.trained_on}")
         if self.history:
             first, last = self.history[0], self.history[-1]
             lines.append(f"loss  epoch 1: {first['loss']:.4f} (L_f {first['frame']:.4f}, L_v {first['video']:.4f})  ->  epoch {last['epoch']}: {last['loss']:.4f} (L_f {last['frame']:.4f}, L_v {last['video']:.4f})")
@@ -114,8 +118,9 @@ class SamplerInputs:
         return np.flatnonzero((self.status == DONE) & np.array([v["split"] == split for v in self.videos])), split
 
     def left_out(self, split: str) -> dict[str, int]:
-        """The videos of ``split`` that are not evaluated, by why: ``failed`` in the features
-        stage (a missing, corrupt or unreadable video), ``pending`` (a cache not finished)."""
+        """How many videos of ``split`` are neither scored nor trained on, by why: ``failed`` in
+        the features stage (a missing, corrupt or unreadable video), ``pending`` (a cache not
+        finished)."""
         in_split = np.array([v["split"] == split for v in self.videos])
         return {"failed": int((in_split & (self.status == FAILED)).sum()), "pending": int((in_split & (self.status == PENDING)).sum())}
 
@@ -212,7 +217,8 @@ def run_train(features: Path, prototypes: Path, cfg: TrainConfig, device: str = 
         run_dir = run_dir_for(features, prototypes, cfg, cache.content_fingerprint)
     checked = ground_truth is not None and Path(ground_truth).is_file()
     if (run_dir / "model.pth").exists() and not checked:  # finished: nothing to load
-        return TrainResult(str(run_dir), 0, json.loads((run_dir / "metrics.json").read_text())["history"])
+        history, trained_on = _logged(run_dir)
+        return TrainResult(str(run_dir), 0, history, trained_on=trained_on)
     inputs = load_sampler_inputs(features, prototypes)
     dev = torch.device(device)
     trained = 0
@@ -220,8 +226,15 @@ def run_train(features: Path, prototypes: Path, cfg: TrainConfig, device: str = 
         if training:
             trained = _train_run(inputs, features, prototypes, cfg, dev, run_dir, progress)
     model, objective, _ = load_trained_sampler(run_dir, inputs.content_fingerprint, inputs.shape, dev)
-    history = json.loads((run_dir / "metrics.json").read_text())["history"]
-    return TrainResult(str(run_dir), trained, history, _saliency_report(model, objective, inputs, features, dev, ground_truth))
+    history, trained_on = _logged(run_dir)
+    return TrainResult(str(run_dir), trained, history, _saliency_report(model, objective, inputs, features, dev, ground_truth), trained_on)
+
+
+def _logged(run_dir: Path) -> tuple[list[dict[str, Any]], str]:
+    """A finished run's loss history and the training videos it was trained on, said with those
+    left out (from its ``metrics.json``; "" for runs that did not record them)."""
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return metrics["history"], videos_said(metrics) if "videos" in metrics else ""
 
 
 def _train_run(inputs: SamplerInputs, features: Path, prototypes: Path, cfg: TrainConfig, device: torch.device, run_dir: Path, progress: bool) -> int:
@@ -244,7 +257,8 @@ def _train_run(inputs: SamplerInputs, features: Path, prototypes: Path, cfg: Tra
     # validation videos' a block at a time).
     clips = training_clips(read_training_features(inputs, features, prototypes, read_shift=True, hold=cfg.shuffle_window), cfg)
     _train_epochs(model, optimizer, scheduler, frame_objective(cfg.fsm_target), clips, cfg, device, run_dir, start, history, progress)
-    (run_dir / "metrics.json").write_text(json.dumps({"history": history, "config": asdict(cfg), "features": str(features), "prototypes": str(prototypes), "environment": environment(device)}, indent=1))
+    trained_on = {"videos": len(inputs.finished_training()), "split": "train", "left_out": inputs.left_out("train")}
+    (run_dir / "metrics.json").write_text(json.dumps({"history": history, **trained_on, "config": asdict(cfg), "features": str(features), "prototypes": str(prototypes), "environment": environment(device)}, indent=1))
     save_atomic({"model": model.state_dict(), "config": asdict(cfg), "features": str(features), "features_fingerprint": inputs.content_fingerprint, "prototypes": str(prototypes)}, run_dir / "model.pth")
     return cfg.epochs - start
 

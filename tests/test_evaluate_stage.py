@@ -203,16 +203,23 @@ def test_nsnet_from_the_cache_decodes_nothing_and_gives_the_cached_path_s_figure
 def test_the_report_says_how_many_evaluation_videos_the_features_stage_left_out(tiny_videos, tiny_config, run_options):
     """A val video that failed in the features stage (emptied here: an unavailable YouTube
     video) is not scored; the report counts it by why, beside the videos scored (the mAP is
-    over those: a figure to compare with the paper's needs the count)."""
+    over those: a figure to compare with the paper's needs the count). The sampler run says the
+    same of its training videos (one emptied too), trained and again when found finished."""
     from pipeline.prototypes import GuidingScorer
     from stages.features import run_features
     from stages.prototypes import run_prototypes
 
-    val = [line.split(",")[0] for line in (tiny_videos / "manifest.csv").read_text().splitlines() if line.endswith(",val")]
+    listed = [line.split(",") for line in (tiny_videos / "manifest.csv").read_text().splitlines()[1:]]
+    val, train = ([path for path, *_, split in listed if split == wanted] for wanted in ("val", "train"))
     (tiny_videos / val[0]).write_bytes(b"")
+    (tiny_videos / train[0]).write_bytes(b"")
     features = Path(run_features("demo", tiny_videos, tiny_config, run_options).cache)
     prototypes = Path(run_prototypes(features, GuidingScorer()).path)
-    run = Path(run_train(features, prototypes, CFG, progress=False).path)
+    trained = run_train(features, prototypes, CFG, progress=False)
+    run = Path(trained.path)
+    on = f"trained on {len(train) - 1} of {len(train)} train videos (1 left out: 1 failed in the features stage)"
+    assert trained.table().splitlines()[1] == on and run_train(features, prototypes, CFG, progress=False).table().splitlines()[1] == on
+    assert {k: json.loads((run / "metrics.json").read_text())[k] for k in ("videos", "split", "left_out")} == {"videos": len(train) - 1, "split": "train", "left_out": {"failed": 1, "pending": 0}}
     report = run_evaluate(features, prototypes, run, tiny_videos, replace(EVAL, curve_k=(2,), all_frames=False), workers=0, progress=False, nsnet_from_cache=True)
     assert (report["videos"], report["left_out"]) == (len(val) - 1, {"failed": 1, "pending": 0})
     said = f"{len(val) - 1} of {len(val)} val videos (1 left out: 1 failed in the features stage)"
