@@ -516,6 +516,8 @@ class FeaturesPlan:
     retried: int  # of them, failed before and taken again (--retry-failed)
     copied: int = 0  # copied from sibling caches instead
     copied_from: list[str] = field(default_factory=list)
+    missing: int = 0  # of those to compute, not on disk: they would fail
+    empty: int = 0  # of those to compute, an empty file or a folder without frames: they would fail
 
     def table(self) -> str:
         fresh = self.to_compute - self.changed - self.retried
@@ -526,6 +528,8 @@ class FeaturesPlan:
             ("to compute", f"{self.to_compute} ({fresh} never computed, {self.changed} whose files changed since, {self.retried} failures retried)"),
             ("copied from sibling caches", f"{self.copied}" + (f" ({first_few(self.copied_from, 3)})" if self.copied else "")),
         ]
+        if self.missing or self.empty:
+            rows.append(("would fail", f"{self.missing + self.empty} of those to compute: {self.missing} not on disk, {self.empty} empty (`nsnet data --missing FILE` lists the missing)"))
         return "\n".join(_aligned(rows)) + "\n(--dry-run: no model built, nothing written)"
 
 
@@ -548,8 +552,11 @@ def plan_features(dataset: str, data_root: Path | None, config: FeaturesConfig, 
             status, attrs, plan = np.asarray(cache["status"][:]), cache.attrs, sources.plan(cache, opts.retry_failed)
     with _sibling_rows(final, staging, identity, manifest, status, attrs, sources, config.offsets) as (siblings, reusable, _):
         copied, copied_from = _copied(siblings, reusable)
+        computing = np.array([i for i in np.flatnonzero(_computed(plan, len(status))) if i not in reusable], dtype=np.int64)
     retried = int(((status == FAILED) & ~plan.changed & _computed(plan, len(status))).sum()) if opts.retry_failed else 0
-    return FeaturesPlan(str(store or final), store is not None, plan.videos + plan.skipped, plan.skipped, plan.videos - copied, int(plan.changed.sum()), retried, copied, copied_from)
+    sizes = sources.sizes(computing)  # looked at as the run looks at them
+    unreadable = {"missing": int((sizes == NO_SOURCE).sum()), "empty": int((sizes == 0).sum())}
+    return FeaturesPlan(str(store or final), store is not None, plan.videos + plan.skipped, plan.skipped, plan.videos - copied, int(plan.changed.sum()), retried, copied, copied_from, **unreadable)
 
 
 @dataclass

@@ -323,8 +323,14 @@ def test_a_dry_run_says_what_a_run_would_do_and_writes_nothing(tiny_videos, tmp_
 
     first = dry()
     assert "(not made yet)" in first and "to compute                  12 (12 never computed, 0 whose files changed since, 0 failures retried)" in first
-    assert not list(cache_dir.glob("demo/features-*"))
+    assert not list(cache_dir.glob("demo/features-*")) and "would fail" not in first
     files = _files(tiny_videos)
+    kept = {path: path.read_bytes() for path in files[4:6]}
+    files[4].unlink()  # gone, and emptied: said before a run of hours fails them
+    files[5].write_bytes(b"")
+    assert "would fail                  2 of those to compute: 1 not on disk, 1 empty (`nsnet data --missing FILE` lists the missing)" in dry()
+    for path, data in kept.items():
+        path.write_bytes(data)
     files[7].write_bytes(b"not a video")
     assert CliRunner().invoke(main, args + ["--allow-failures"]).exit_code == 0
     shutil.copyfile(files[0], files[2])
