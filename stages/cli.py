@@ -305,7 +305,7 @@ def data(dataset: str, data_root: Path | None, difficulty: float | None, seed: i
     click.echo(describe(manifest, root, missing))
     if missing_out is not None:
         write_missing(missing_out, missing, manifest.classes)
-        click.echo(f"missing videos ({len(missing):,}) written to {missing_out}")
+        click.echo(f"missing or empty videos ({len(missing):,}) written to {missing_out}")
 
 
 @main.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,36 +31,56 @@ def prepare_dataset(dataset: str, data_root: Path | None, demo: DemoSpec, progre
 class Missing:
     """A video of the manifest not on disk, and what an unfinished download of it left (said as
     :func:`~pipeline.video.unfinished_download` says it; None where nothing), or the symbolic
-    link to nothing that it, or a folder above it, is (:func:`~pipeline.video.broken_link`)."""
+    link to nothing that it, or a folder above it, is (:func:`~pipeline.video.broken_link`); or
+    (``empty``) one there as an empty file, a download that failed, which the features stage
+    fails as it fails a missing one."""
 
     video: VideoRecord
     left: str | None
     broken: str | None = None
+    empty: bool = False
+
+
+# What :func:`_file_size` says of a folder (of frames): there, its emptiness not looked at.
+FOLDER = -1
+
+
+def _file_size(path: str) -> int | None:
+    """A file's bytes, :data:`FOLDER` for a folder, None where nothing is there: one ``stat``."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return FOLDER if stat.S_ISDIR(found.st_mode) else found.st_size
 
 
 def missing_videos(root: Path, manifest: Manifest) -> list[Missing]:
     """Every video of the manifest that is not on disk under ``root`` (a file or a folder of
-    frames; one ``stat`` a video, in threads: :func:`~pipeline.video.looked_at`), with what an
-    unfinished download of it left (each folder listed once)."""
+    frames), with what an unfinished download of it left (each folder listed once), and every
+    one that is an empty file; in the manifest's order. One ``stat`` a video, in threads
+    (:func:`~pipeline.video.looked_at`)."""
     folder = str(root)
-    there = looked_at(os.path.exists, [os.path.join(folder, v.path) for v in manifest.videos])
-    gone = [v for v, found in zip(manifest.videos, there) if not found]
-    return [Missing(v, left, broken_link(root / v.path)) for v, left in zip(gone, unfinished_downloads([root / v.path for v in gone]))]
+    sizes = looked_at(_file_size, [os.path.join(folder, v.path) for v in manifest.videos])
+    gone = [i for i, size in enumerate(sizes) if size is None]
+    left = dict(zip(gone, unfinished_downloads([root / manifest.videos[i].path for i in gone])))
+    return [Missing(v, left[i], broken_link(root / v.path)) if sizes[i] is None else Missing(v, None, empty=True) for i, v in enumerate(manifest.videos) if sizes[i] in (None, 0)]
 
 
 def write_missing(path: Path, missing: list[Missing], classes: Sequence[str]) -> None:
-    """The missing videos as JSON lines (``video``, ``split``, ``labels`` by name, ``path``,
-    ``unfinished``: what a download left, or null; ``broken_link``: the link to nothing, or
-    null), written whole or not at all: the list to download again (``jq -r .video``)."""
+    """The missing and empty videos as JSON lines (``video``, ``split``, ``labels`` by name,
+    ``path``, ``unfinished``: what a download left, or null; ``broken_link``: the link to
+    nothing, or null; ``empty``: there as an empty file), written whole or not at all: the list
+    to download again (``jq -r .video``)."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    rows = ({"video": m.video.video_id, "split": m.video.split, "labels": [classes[i] for i in m.video.labels], "path": m.video.path, "unfinished": m.left, "broken_link": m.broken} for m in missing)
+    rows = ({"video": m.video.video_id, "split": m.video.split, "labels": [classes[i] for i in m.video.labels], "path": m.video.path, "unfinished": m.left, "broken_link": m.broken, "empty": m.empty} for m in missing)
     write_text_atomic(Path(path), "".join(json.dumps(row) + "\n" for row in rows))
 
 
 def describe(manifest: Manifest, root: Path, missing: list[Missing]) -> str:
     """The manifest's summary, and how many of its videos are on disk under ``root`` (all but
-    ``missing``), the unfinished downloads among the missing counted and the first few missing
-    named (an unfinished download said as such)."""
+    the ``missing``, which also holds the empty files), the unfinished downloads and broken
+    links among the missing counted, the first few missing named (an unfinished download said
+    as such), and the empty files counted and the first few named."""
     splits = Counter(v.split for v in manifest.videos)
     multi = sum(len(v.labels) > 1 for v in manifest.videos)
     lines = [
@@ -77,9 +98,10 @@ def describe(manifest: Manifest, root: Path, missing: list[Missing]) -> str:
     return "\n".join(lines)
 
 
-def _on_disk(root: Path, total: int, missing: list[Missing]) -> list[str]:
+def _on_disk(root: Path, total: int, looked: list[Missing]) -> list[str]:
     """The lines of :func:`describe` that say which of the ``total`` videos are on disk under
-    ``root``."""
+    ``root``, and which of those are empty files."""
+    missing, empty = [m for m in looked if not m.empty], [m for m in looked if m.empty]
     lines = [f"videos on disk under {root}: {total - len(missing):,} of {total:,}"]
     if missing:
         by_split = Counter(m.video.split for m in missing)
@@ -88,6 +110,8 @@ def _on_disk(root: Path, total: int, missing: list[Missing]) -> list[str]:
                      + (f"; unfinished downloads {unfinished:,}" if unfinished else "") + (f"; broken symbolic links {broken:,}" if broken else "") + "), the features stage records each as failed; the first:")
         for m in missing[:MISSING_SHOWN]:
             lines.append(f"  {m.video.path}" + (f": broken symbolic link ({m.broken})" if m.broken else f": unfinished download ({m.left})" if m.left else ""))
+    if empty:
+        lines.append(f"empty files: {len(empty):,} (0 bytes: downloads that failed), the features stage records each as failed; the first: " + ", ".join(m.video.path for m in empty[:MISSING_SHOWN]))
     if total and len(missing) == total:
         behind_links = all(m.broken for m in missing)
         lines.append(f"none is under {root}: " + (broken_link(root) or ("each lies behind a broken symbolic link (above): mount or link again the disk it pointed to" if behind_links else "the annotations' paths are relative to --data-root (the folder that holds them as written, or a folder above it)")))

@@ -30,36 +30,41 @@ def test_data_command_generates_and_describes_the_demo(tmp_path: Path):
 
 
 def test_data_command_counts_the_videos_on_disk_and_names_the_missing(tmp_path: Path):
-    """A list dataset with one video there, one an unfinished download (yt-dlp's .part) and one
-    not there at all: counted by split, each named, and with ``--missing`` listed in a file, a
-    JSON line each; with none there, the data root is suspect."""
-    (tmp_path / "videos").mkdir()
-    (tmp_path / "videos" / "a.mp4").write_bytes(b"")
+    """A list dataset with one video there, one an empty file (a download that failed), one an
+    unfinished download (yt-dlp's .part), one a link to nothing and one not there at all:
+    counted by split, each named, and with ``--missing`` listed in a file, a JSON line each (the
+    empty file too: both to download again); a folder of frames is there, whatever it holds; with
+    none there, the data root is suspect."""
+    (tmp_path / "videos" / "f").mkdir(parents=True)
+    (tmp_path / "videos" / "a.mp4").write_bytes(b"x")
+    (tmp_path / "videos" / "e.mp4").write_bytes(b"")
     (tmp_path / "videos" / "b.mp4.part").write_bytes(b"")
     (tmp_path / "videos" / "d.mp4").symlink_to("/mnt/unmounted/d.mp4")
-    (tmp_path / "train.txt").write_text("videos/a.mp4 0\nvideos/b.mp4 1\nvideos/d.mp4 1\n")
-    (tmp_path / "val.txt").write_text("videos/c.mp4 0\n")
+    (tmp_path / "train.txt").write_text("videos/a.mp4 0\nvideos/b.mp4 1\nvideos/d.mp4 1\nvideos/e.mp4 0\n")
+    (tmp_path / "val.txt").write_text("videos/c.mp4 0\nvideos/f 1\n")
     args = ["data", "--dataset", "list", "--train-list", str(tmp_path / "train.txt"), "--val-list", str(tmp_path / "val.txt")]
     result = CliRunner().invoke(main, [*args, "--data-root", str(tmp_path)])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    at = lines.index(f"videos on disk under {tmp_path}: 1 of 4")
+    at = lines.index(f"videos on disk under {tmp_path}: 3 of 6")
     broken = f"{tmp_path / 'videos' / 'd.mp4'} links to /mnt/unmounted/d.mp4, which is not there"
-    assert lines[at + 1 : at + 5] == [
+    assert lines[at + 1 :] == [
         "missing: 3 (train 2, val 1; unfinished downloads 1; broken symbolic links 1), the features stage records each as failed; the first:",
         "  videos/b.mp4: unfinished download (b.mp4.part lies where the video should be)",
         f"  videos/d.mp4: broken symbolic link ({broken})",
         "  videos/c.mp4",
+        "empty files: 1 (0 bytes: downloads that failed), the features stage records each as failed; the first: videos/e.mp4",
     ]
     listed = CliRunner().invoke(main, [*args, "--data-root", str(tmp_path), "--missing", str(tmp_path / "out" / "missing.jsonl")])
-    assert listed.output.splitlines()[-1] == f"missing videos (3) written to {tmp_path / 'out' / 'missing.jsonl'}"
+    assert listed.output.splitlines()[-1] == f"missing or empty videos (4) written to {tmp_path / 'out' / 'missing.jsonl'}"
     assert [json.loads(line) for line in (tmp_path / "out" / "missing.jsonl").read_text().splitlines()] == [
-        {"video": "videos/b", "split": "train", "labels": ["1"], "path": "videos/b.mp4", "unfinished": "b.mp4.part lies where the video should be", "broken_link": None},
-        {"video": "videos/d", "split": "train", "labels": ["1"], "path": "videos/d.mp4", "unfinished": None, "broken_link": broken},
-        {"video": "videos/c", "split": "val", "labels": ["0"], "path": "videos/c.mp4", "unfinished": None, "broken_link": None},
+        {"video": "videos/b", "split": "train", "labels": ["1"], "path": "videos/b.mp4", "unfinished": "b.mp4.part lies where the video should be", "broken_link": None, "empty": False},
+        {"video": "videos/d", "split": "train", "labels": ["1"], "path": "videos/d.mp4", "unfinished": None, "broken_link": broken, "empty": False},
+        {"video": "videos/e", "split": "train", "labels": ["0"], "path": "videos/e.mp4", "unfinished": None, "broken_link": None, "empty": True},
+        {"video": "videos/c", "split": "val", "labels": ["0"], "path": "videos/c.mp4", "unfinished": None, "broken_link": None, "empty": False},
     ]
     elsewhere = CliRunner().invoke(main, [*args, "--data-root", str(tmp_path / "videos")])
-    assert f"videos on disk under {tmp_path / 'videos'}: 0 of 4" in elsewhere.output and f"none is under {tmp_path / 'videos'}: the annotations' paths are relative to --data-root" in elsewhere.output
+    assert f"videos on disk under {tmp_path / 'videos'}: 0 of 6" in elsewhere.output and f"none is under {tmp_path / 'videos'}: the annotations' paths are relative to --data-root" in elsewhere.output
     (tmp_path / "linked").mkdir()  # every video in a folder linked to a disk not mounted
     (tmp_path / "linked" / "videos").symlink_to("/mnt/unmounted/videos")
     unmounted = CliRunner().invoke(main, [*args, "--data-root", str(tmp_path / "linked")])

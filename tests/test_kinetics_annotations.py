@@ -175,6 +175,7 @@ def test_unfinished_downloads_are_named_where_they_lie_under_the_root(tmp_path):
                  "val/ddddddddddd_000005_000015.mp4.ytdl", "z/ddddddddddd.mkv", "dl/notes [zzzzzzzzzzz].txt.part"):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_bytes(b"")
+    (root / "z/ddddddddddd.mkv").write_bytes(b"\x1aE\xdf\xa3")  # finished (an empty file is counted apart)
     f = _write(tmp_path / "ann", **{"train.csv": TRAIN_CSV, "validate.csv": VAL_CSV})
     args = ["--train-list", str(f["train.csv"]), "--val-list", str(f["validate.csv"])]
     m = get_dataset("kinetics").load(root, AnnotationFiles(train=f["train.csv"], val=f["validate.csv"]))
