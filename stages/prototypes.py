@@ -26,12 +26,13 @@ from sklearn.base import clone
 from tqdm import tqdm
 
 from pipeline import cache as cache_mod
-from pipeline.cache import DONE, PENDING, CacheError, FeatureCache
+from pipeline.cache import DONE, FAILED, PENDING, CacheError, FeatureCache
 from pipeline.metrics import multi_hot
 from pipeline.config import from_checkpoint
 from pipeline.demo_data import salient_targets
 from pipeline.class_order import class_order, frame_confusion, misordered_message, write_recognizer_classes
 from pipeline.prototypes import GuidingScorer
+from pipeline.wording import videos_said
 
 
 # A recognizer whose frame top-1 on the training frames is below this many times chance is
@@ -50,7 +51,7 @@ class PrototypesResult:
         lines = [
             f"prototypes      {self.path}" + ("" if self.computed else "  (already there, nothing to do)"),
             f"estimator       {i['params']}",
-            f"videos          {i['train_videos']} train (fit), {i['scored_videos']} scored",
+            f"videos          {videos_said({'videos': i['train_videos'], 'split': 'train', 'left_out': i.get('train_left_out', {})})} (fit), {i['scored_videos']:,} scored",
             f"mean g          {i['mean_g']:.3f} (train {i['mean_g_train']:.3f})",
         ]
         if "recognizer" in i:  # info.json of prototypes made before 2026-12-05 lacks it
@@ -101,8 +102,8 @@ def _fit_and_write(features: Path, scorer: GuidingScorer, out: Path, ground_trut
             raise CacheError(f"{features}: the feature cache is not finished ({int((status == PENDING).sum())} videos pending); run the features stage first")
         videos = attrs["manifest"]["videos"]
         labels = multi_hot([v["labels"] for v in videos], len(attrs["manifest"]["classes"]))
-        done = status == DONE
-        train = done & np.array([v["split"] == "train" for v in videos])
+        done, is_train = status == DONE, np.array([v["split"] == "train" for v in videos])
+        train = done & is_train
         if not train.any():
             raise CacheError(f"{features}: no finished training video to build prototypes from")
         rec, logits = cache["rec_features"], cache["rec_logits"]
@@ -130,6 +131,7 @@ def _fit_and_write(features: Path, scorer: GuidingScorer, out: Path, ground_trut
         "features_fingerprint": content,
         "params": scorer.get_params(),
         "train_videos": int(train.sum()),
+        "train_left_out": {"failed": int(((status == FAILED) & is_train).sum()), "pending": 0},
         "scored_videos": int(done.sum()),
         "mean_g": float(np.nanmean(g)),
         "mean_g_train": float(np.nanmean(g[train])),

@@ -203,8 +203,9 @@ def test_nsnet_from_the_cache_decodes_nothing_and_gives_the_cached_path_s_figure
 def test_the_report_says_how_many_evaluation_videos_the_features_stage_left_out(tiny_videos, tiny_config, run_options):
     """A val video that failed in the features stage (emptied here: an unavailable YouTube
     video) is not scored; the report counts it by why, beside the videos scored (the mAP is
-    over those: a figure to compare with the paper's needs the count). The sampler run says the
-    same of its training videos (one emptied too), trained and again when found finished."""
+    over those: a figure to compare with the paper's needs the count). The prototypes and the
+    sampler run say the same of the training videos (one emptied too), the run trained and again
+    when found finished."""
     from pipeline.prototypes import GuidingScorer
     from stages.features import run_features
     from stages.prototypes import run_prototypes
@@ -214,7 +215,9 @@ def test_the_report_says_how_many_evaluation_videos_the_features_stage_left_out(
     (tiny_videos / val[0]).write_bytes(b"")
     (tiny_videos / train[0]).write_bytes(b"")
     features = Path(run_features("demo", tiny_videos, tiny_config, run_options).cache)
-    prototypes = Path(run_prototypes(features, GuidingScorer()).path)
+    made = run_prototypes(features, GuidingScorer())
+    prototypes = Path(made.path)
+    assert f"videos          {len(train) - 1} of {len(train)} train videos (1 left out: 1 failed in the features stage) (fit), {len(listed) - 2} scored" in made.table()
     trained = run_train(features, prototypes, CFG, progress=False)
     run = Path(trained.path)
     on = f"trained on {len(train) - 1} of {len(train)} train videos (1 left out: 1 failed in the features stage)"
