@@ -140,7 +140,7 @@ def _recognizer_logits(data: EvalData, root: Path, frame_ids: list[np.ndarray], 
     if stored.errors:
         listed = first_few([stored.errors[i] for i in sorted(stored.errors)], 5, sep="; ")
         hint = "" if root.is_dir() else f" ({broken_link(root) or f'{root} does not exist'}: pass the data root the cache was built from, --data-root)"
-        raise CacheError(f"{len(stored.errors)} evaluation video(s) could not be decoded again since the cache was built{hint} (the others are kept in {stored.path}; a new run decodes these again): {listed}")
+        raise CacheError(f"{len(stored.errors)} evaluation video(s) could not be decoded again since the cache was built{hint} (the others are kept in {stored.path}; a new run decodes these again, or --nsnet-from-cache scores NSNet from the cached logits of its K frames instead of decoding them again): {listed}")
     return stored.arrays["logits"]
 
 

@@ -287,7 +287,7 @@ def test_an_interrupted_decoded_row_goes_on_where_it_stopped(tiny_pipeline, monk
     gone = truth.parent / "videos" / decoded[0][0]
     gone.rename(gone.with_suffix(".away"))
     decoded.clear()
-    with pytest.raises(CacheError, match=rf"1 evaluation video\(s\) could not be decoded again since the cache was built \(the others are kept in {store}; a new run decodes these again\): .*{gone.name}: file not found"):
+    with pytest.raises(CacheError, match=rf"1 evaluation video\(s\) could not be decoded again since the cache was built \(the others are kept in {store}; a new run decodes these again, or --nsnet-from-cache scores NSNet from the cached logits of its K frames instead of decoding them again\): .*{gone.name}: file not found"):
         run_evaluate(features, prototypes, run, truth.parent, cfg, workers=0, progress=False)
     gone.with_suffix(".away").rename(gone)
     decoded.clear()
