@@ -79,10 +79,12 @@ def describe_cache(path: Path) -> str:
 
 
 def describe_run(run: Path, metrics: dict[str, Any]) -> str:
-    """A sampler run's epochs and objectives (from its ``metrics``, or its log while unfinished)."""
+    """A sampler run's epochs and objectives (from its ``metrics``, or its log while unfinished),
+    and the training videos it was trained on where some were left out (runs since 2026-12-06)."""
     if "config" in metrics:
         cfg = metrics["config"]
-        return f"{_count(len(metrics['history']), 'epoch')}, FSM {cfg['fsm_target']}, VGM {cfg['vgm_target']}, FEM {cfg['fem']}, gamma {cfg['gamma']:g}"
+        left_out = any(metrics.get("left_out", {}).values())
+        return f"{_count(len(metrics['history']), 'epoch')}, FSM {cfg['fsm_target']}, VGM {cfg['vgm_target']}, FEM {cfg['fem']}, gamma {cfg['gamma']:g}" + (f"; on {videos_said(metrics)}" if left_out else "")
     return f"unfinished: {_count(_logged_epochs(run), 'epoch')} so far"
 
 

@@ -223,6 +223,8 @@ def test_the_report_says_how_many_evaluation_videos_the_features_stage_left_out(
     on = f"trained on {len(train) - 1} of {len(train)} train videos (1 left out: 1 failed in the features stage)"
     assert trained.table().splitlines()[1] == on and run_train(features, prototypes, CFG, progress=False).table().splitlines()[1] == on
     assert {k: json.loads((run / "metrics.json").read_text())[k] for k in ("videos", "split", "left_out")} == {"videos": len(train) - 1, "split": "train", "left_out": {"failed": 1, "pending": 0}}
+    listing = CliRunner().invoke(main, ["outputs", "--dataset", "demo", "--cache-dir", str(run_options.cache_dir)])  # the run's line says it too
+    assert f"    {run.name.split('.zarr.')[1]}: 2 epochs, FSM ns, VGM ns, FEM transformer, gamma 0.2; on {len(train) - 1} of {len(train)} train videos (1 left out: 1 failed in the features stage)" in listing.output.splitlines()
     report = run_evaluate(features, prototypes, run, tiny_videos, replace(EVAL, curve_k=(2,), all_frames=False), workers=0, progress=False, nsnet_from_cache=True)
     assert (report["videos"], report["left_out"]) == (len(val) - 1, {"failed": 1, "pending": 0})
     said = f"{len(val) - 1} of {len(val)} val videos (1 left out: 1 failed in the features stage)"
