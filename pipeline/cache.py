@@ -136,6 +136,12 @@ def staging_path(final: Path) -> Path:
     return final if final.suffix == ".zarr" else final.with_name(final.name + ".staging.zarr")
 
 
+def partial_path(output: Path) -> Path:
+    """Where this process writes ``output`` before renaming it into place: ``<output>.<pid>.tmp``
+    (:func:`replacing`, :func:`written_whole`; told by :func:`is_partial`)."""
+    return output.with_name(f"{output.name}.{os.getpid()}.tmp")
+
+
 @contextmanager
 def replacing(path: Path, kept: str = "the file there before, if any, is unchanged: free space and run the same command again") -> Iterator[Path]:
     """A temporary file of this process beside ``path`` to write, renamed over ``path`` once
@@ -143,7 +149,7 @@ def replacing(path: Path, kept: str = "the file there before, if any, is unchang
     temporary file goes, and a full disk is a :class:`CacheError` saying what was ``kept``
     (see :func:`clear_out_of_space`)."""
     path = Path(path)
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    tmp = partial_path(path)
     with clear_out_of_space(path, kept):
         try:
             yield tmp
@@ -216,7 +222,7 @@ def written_whole(output: Path) -> Iterator[Path]:
     when the block ends without an error, so that ``output`` appears whole or not at all (an
     error removes it, a full disk is a :class:`CacheError`; what a killed writer leaves,
     :func:`clear_partials` removes)."""
-    tmp = output.with_name(output.name + f".{os.getpid()}.tmp")
+    tmp = partial_path(output)
     tmp.mkdir(parents=True)
     with clear_out_of_space(output, "nothing of it is kept: free space and run the same command again"):
         try:
@@ -228,8 +234,8 @@ def written_whole(output: Path) -> Iterator[Path]:
 
 
 def is_partial(path: Path) -> bool:
-    """Whether ``path`` is a writer's unfinished ``<output>.<pid>.tmp`` (:func:`written_whole`,
-    :func:`replacing`): one at work now, or one a killed writer left."""
+    """Whether ``path`` is a writer's unfinished :func:`partial_path` of some output: one at
+    work now, or one a killed writer left."""
     name, _, pid = path.name.removesuffix(".tmp").rpartition(".")
     return path.name.endswith(".tmp") and bool(name) and pid.isdigit()
 
