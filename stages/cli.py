@@ -596,8 +596,8 @@ def resolve_run(features_path: Path, prototypes_path: Path, dataset: str, run_pa
         run = run_dir_for(features_path, prototypes_path, get_dataset(dataset).train, cache.content_fingerprint)
     if (run / "model.pth").is_file():
         return run
-    others = sorted(features_path.parent.glob(glob.escape(features_path.name) + ".prototypes-*.latest-run.txt"), key=lambda p: p.stat().st_mtime_ns)
-    earlier = [Path(p.read_text().strip()) for p in others]
+    pointers = [latest_run_file(p) for p in features_path.parent.glob(glob.escape(features_path.name) + ".prototypes-*") if p.is_dir()]
+    earlier = [Path(p.read_text().strip()) for p in sorted((p for p in pointers if p.is_file()), key=lambda p: p.stat().st_mtime_ns)]
     last = next((f"; the run last finished on other prototypes of this cache: --run {r}" for r in reversed(earlier) if (r / "model.pth").is_file()), "")
     raise CacheError(f"{prototypes_path}: no sampler run trained on these prototypes: run `nsnet train` on them (its default: the latest made for the cache), or pass --run{last}")
 
