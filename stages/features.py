@@ -550,10 +550,11 @@ def plan_features(dataset: str, data_root: Path | None, config: FeaturesConfig, 
         with FeatureCache(store) as cache:
             cache_mod.check_fingerprint(store, cache.attrs, fp)
             status, attrs, plan = np.asarray(cache["status"][:]), cache.attrs, sources.plan(cache, opts.retry_failed)
+    coming = _computed(plan, len(status))
     with _sibling_rows(final, staging, identity, manifest, status, attrs, sources, config.offsets) as (siblings, reusable, _):
         copied, copied_from = _copied(siblings, reusable)
-        computing = np.array([i for i in np.flatnonzero(_computed(plan, len(status))) if i not in reusable], dtype=np.int64)
-    retried = int(((status == FAILED) & ~plan.changed & _computed(plan, len(status))).sum()) if opts.retry_failed else 0
+        computing = np.array([i for i in np.flatnonzero(coming) if i not in reusable], dtype=np.int64)
+    retried = int(((status == FAILED) & ~plan.changed & coming).sum()) if opts.retry_failed else 0
     sizes = sources.sizes(computing)  # looked at as the run looks at them
     unreadable = {"missing": int((sizes == NO_SOURCE).sum()), "empty": int((sizes == 0).sum())}
     return FeaturesPlan(str(store or final), store is not None, plan.videos + plan.skipped, plan.skipped, plan.videos - copied, int(plan.changed.sum()), retried, copied, copied_from, **unreadable)
