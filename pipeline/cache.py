@@ -84,6 +84,13 @@ SHIFT_PREFIX = "shift_"
 SHIFT_ARRAY_NAMES = tuple(SHIFT_PREFIX + name for name in ("light_features", "rec_features", "rec_logits", "frame_indices"))
 
 
+def left_out(status: np.ndarray, in_split: np.ndarray) -> dict[str, int]:
+    """How many videos of a split (``in_split``, a mask over the cache's videos) its later stages
+    neither score nor train on, by why: ``failed`` in the features stage (a missing, corrupt or
+    unreadable video), ``pending`` (a cache not finished)."""
+    return {"failed": int((in_split & (status == FAILED)).sum()), "pending": int((in_split & (status == PENDING)).sum())}
+
+
 class CacheError(Exception):
     """A cache that cannot be used as asked; the message names the store and the reason."""
 

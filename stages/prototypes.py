@@ -26,7 +26,7 @@ from sklearn.base import clone
 from tqdm import tqdm
 
 from pipeline import cache as cache_mod
-from pipeline.cache import DONE, FAILED, PENDING, CacheError, FeatureCache
+from pipeline.cache import DONE, PENDING, CacheError, FeatureCache, left_out
 from pipeline.metrics import multi_hot
 from pipeline.config import from_checkpoint
 from pipeline.demo_data import salient_targets
@@ -131,7 +131,7 @@ def _fit_and_write(features: Path, scorer: GuidingScorer, out: Path, ground_trut
         "features_fingerprint": content,
         "params": scorer.get_params(),
         "train_videos": int(train.sum()),
-        "train_left_out": {"failed": int(((status == FAILED) & is_train).sum()), "pending": 0},
+        "train_left_out": left_out(status, is_train),
         "scored_videos": int(done.sum()),
         "mean_g": float(np.nanmean(g)),
         "mean_g_train": float(np.nanmean(g[train])),

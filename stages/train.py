@@ -21,7 +21,7 @@ import torch
 from tqdm import tqdm
 
 from pipeline import cache as cache_mod
-from pipeline.cache import DONE, FAILED, PENDING, CacheError, FeatureCache
+from pipeline.cache import DONE, CacheError, FeatureCache, left_out
 from pipeline.config import TrainConfig
 from pipeline.datasets.manifest import EVALUATION_SPLITS, evaluation_splits
 from pipeline.demo_data import salient_targets
@@ -118,11 +118,8 @@ class SamplerInputs:
         return np.flatnonzero((self.status == DONE) & np.array([v["split"] == split for v in self.videos])), split
 
     def left_out(self, split: str) -> dict[str, int]:
-        """How many videos of ``split`` are neither scored nor trained on, by why: ``failed`` in
-        the features stage (a missing, corrupt or unreadable video), ``pending`` (a cache not
-        finished)."""
-        in_split = np.array([v["split"] == split for v in self.videos])
-        return {"failed": int((in_split & (self.status == FAILED)).sum()), "pending": int((in_split & (self.status == PENDING)).sum())}
+        """:func:`pipeline.cache.left_out` of ``split``."""
+        return left_out(self.status, np.array([v["split"] == split for v in self.videos]))
 
     @property
     def shape(self) -> SamplerShape:
