@@ -10,6 +10,7 @@ one PNG per video.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -30,7 +32,7 @@ from pipeline.datasets.lists import entry_lines, is_header
 from pipeline.datasets.manifest import read_annotation_text
 from pipeline.distributed import WHOLE, Share
 from pipeline.extract import BothModels, Transform, workers_within_shared_memory
-from pipeline.inference import NSNetInference, ObservationDecoder, VideoPrediction, predict_videos
+from pipeline.inference import NSNetInference, ObservationDecoder, VideoPrediction, predict_frames, predict_videos
 from pipeline.plots import matplotlib_available, plot_video_saliency
 from pipeline.video import FRAME_EXTENSIONS, VIDEO_EXTENSIONS, failure_summary, hidden, unfinished_video
 from pipeline.wording import first_few
@@ -59,6 +61,16 @@ class TrainedPipeline:
     rec_tf: Transform
     light_input: tuple[int, ...]  # the models' input sizes (their data configs')
     rec_input: tuple[int, ...]
+
+    @functools.cached_property
+    def models(self) -> BothModels:
+        """How decoded frames become both backbones' frames, as the features stage made them."""
+        return BothModels(self.light_tf, self.rec_tf)
+
+    def predict_frames(self, frames: np.ndarray, name: str = "frames") -> VideoPrediction:
+        """NSNet on one video's T observation frames decoded by the caller (uint8 RGB
+        ``[T, H, W, 3]``; :func:`pipeline.inference.predict_frames`)."""
+        return predict_frames(self.engine, self.models, frames, self.num_frames, name)
 
 
 def features_of_run(run_dir: Path) -> Path:
@@ -397,7 +409,7 @@ def _predict_into(jsonl: Path, inputs: Sequence[Path], run_dir: Path, cfg: EvalC
         if "plot" in line:
             taken.add(line["plot"])
     videos = [v for v in videos if str(v) not in done]
-    observations = ObservationDecoder(videos, pipeline.num_frames, BothModels(pipeline.light_tf, pipeline.rec_tf), keep_thumbnails=plot)
+    observations = ObservationDecoder(videos, pipeline.num_frames, pipeline.models, keep_thumbnails=plot)
     # a decoder's batch of uint8 crops goes through shared memory: as many as it holds
     batch_bytes = observations.batch_bytes(min(batch_size, len(videos)), pipeline.light_input, pipeline.rec_input)
     workers = workers_within_shared_memory(min(workers, len(videos)), batch_bytes, asked=False)

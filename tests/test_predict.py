@@ -91,6 +91,38 @@ def test_predict_gives_the_predictions_of_evaluate(trained, tmp_path, onnx_expor
     assert lines[1]["error"].endswith("gone.mp4: file not found")
 
 
+def test_predict_frames_from_python_gives_the_commands_answer(trained, tmp_path, onnx_exports):
+    """The library's way in for frames the caller decoded: ``load_pipeline(run).predict_frames``
+    on a video's T uniformly pre-sampled frames chooses the positions and gives the scores that
+    ``run_predict`` gives for its file; frames of another count, type or layout are refused,
+    naming them and what is wanted."""
+    from pipeline.sampling import uniform_frame_indices
+    from pipeline.video import FrameSource
+
+    features, _, run, root = trained
+    videos = [root / v["path"] for v in _val_videos(features)]
+    result = run_predict(videos, run, tmp_path / "out", EVAL, batch_size=2, workers=0, progress=False, export_dir=onnx_exports)
+    lines = {line["video"]: line for line in map(json.loads, result.jsonl.read_text().splitlines())}
+    nsnet = load_pipeline(run, EVAL, torch.device("cpu"), export_dir=onnx_exports)
+    for video in videos:
+        source = FrameSource(video)
+        indices = uniform_frame_indices(source.num_frames, nsnet.num_frames)
+        frames = source.read(indices)
+        prediction = nsnet.predict_frames(frames, name=video.name)
+        line = lines[str(video)]
+        assert prediction.ok and prediction.path == video.name
+        assert prediction.positions.tolist() == line["positions"] and indices[prediction.frame_indices].tolist() == line["frames"]
+        assert [name for name, _ in prediction.top(nsnet.classes)] == [c["class"] for c in line["top5"]]
+        np.testing.assert_allclose([score for _, score in prediction.top(nsnet.classes)], [c["score"] for c in line["top5"]], rtol=1e-5, atol=1e-6)
+    wanted = r"clip: NSNet takes the 6 observation frames of a video as uint8 RGB \[6, H, W, 3\], got "
+    with pytest.raises(ValueError, match=wanted + r"uint8 \[5, 32, 32, 3\]$"):
+        nsnet.predict_frames(frames[:-1], name="clip")
+    with pytest.raises(ValueError, match=wanted + r"float32 \[6, 32, 32, 3\]$"):
+        nsnet.predict_frames(frames.astype(np.float32) / 255, name="clip")
+    with pytest.raises(ValueError, match=wanted + r"uint8 \[6, 3, 32, 32\]$"):
+        nsnet.predict_frames(frames.transpose(0, 3, 1, 2), name="clip")
+
+
 def test_predict_decodes_each_video_once(trained, tmp_path, onnx_exports, monkeypatch):
     """The T observed frames are decoded once and cropped for both models; the recognizer's K
     frames are rows of those crops, not a second decode of the file (seeking to them cost about
