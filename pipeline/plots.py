@@ -1,4 +1,4 @@
-"""PNG figures of the evaluation report and the benchmark (matplotlib, an optional extra: ``pip install nsnet[plots]``)."""
+"""PNG figures of the evaluation report, the benchmark and the training runs (matplotlib, an optional extra: ``pip install nsnet[plots]``)."""
 
 from __future__ import annotations
 
@@ -120,6 +120,37 @@ def plot_fractions(panels: list[dict[str, Any]], path: Path, title: str) -> None
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+CURVES_NAME = "curves.png"  # a training run's curves, beside its metrics.json
+
+
+def plot_training_curves(history: Sequence[dict[str, float]], panels: Sequence[tuple[str, dict[str, str], str]], path: Path, title: str) -> None:
+    """A training run's log over its epochs: one panel a ``(title, {key: label}, y label)``,
+    a line a key of the epochs' entries (those an entry lacks are left out); a panel whose
+    label is ``"learning rate"`` is drawn on a log scale."""
+    plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    epochs = [entry["epoch"] for entry in history]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.4), squeeze=False)
+    for ax, (name, lines, ylabel) in zip(axes[0], panels):
+        for key, label in lines.items():
+            if all(key in entry for entry in history):
+                ax.plot(epochs, [entry[key] for entry in history], marker="." if len(epochs) <= 40 else None, label=label)
+        if ylabel == "learning rate":
+            ax.set_yscale("log")
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        if len(lines) > 1:
+            ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 

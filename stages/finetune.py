@@ -30,6 +30,7 @@ from pipeline.environment import environment
 from pipeline.extract import decoding_workers, workers_within_shared_memory
 from pipeline.checkpoints import make_checkpoint
 from pipeline.models import create_finetune_model, data_config, frame_transform, save_atomic, weights_identity
+from pipeline.plots import CURVES_NAME, matplotlib_available, plot_training_curves
 from pipeline.decode_watch import WatchedDecoding
 from pipeline.video import failure_summary
 from pipeline.wording import first_few
@@ -42,6 +43,12 @@ LEFT_OUT = "left_out.json"
 # The videos it read short (files cut short, read as the frames that decode), by split:
 # {"train": {path: {"frames": n, "listed": m}}, ...}; a resumed run reads them so at once.
 READ_SHORT = "read_short.json"
+# The panels of a run's curves (pipeline.plots.plot_training_curves), of log.jsonl's keys.
+CURVES = (
+    ("training", {"loss": "loss"}, "cross-entropy"),
+    ("validation", {"top1": "top-1", "mAP": "mAP"}, "0 to 1"),
+    ("schedule", {"lr": "learning rate"}, "learning rate"),
+)
 
 
 @dataclass
@@ -55,6 +62,7 @@ class FinetuneResult:
     start: str = ""  # what the initial weights gave (trained now; empty for a finished run)
     left_out: dict[str, dict[str, str]] = field(default_factory=dict)  # split -> {video: why it could not be read}
     read_short: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)  # split -> {video: {"frames", "listed"}}
+    curves: str = ""  # the run's curves.png, where it has one
 
     @property
     def final(self) -> dict[str, Any]:
@@ -66,6 +74,8 @@ class FinetuneResult:
         for h in self.history:
             lines.append(f"{h['epoch']:>5}  {h['loss']:8.4f}  {100 * h['top1']:8.1f}%  {100 * h['mAP']:7.1f}%  {h['seconds']:7.1f}")
         lines.append(f"checkpoint {self.checkpoint}  (chance top-1 {100 * self.chance_top1:.1f}%, {self.trained_epochs} epochs trained now, {self.seconds:.0f} s)")
+        if self.curves:
+            lines.append(f"curves {self.curves}")
         for split, videos in self.left_out.items():
             if videos:
                 lines.append(f"left out of {split}: {len(videos):,} video(s) that could not be read, by reason  {failure_summary(list(videos.values()))}  (each in {LEFT_OUT} beside the run's model.pth)")
@@ -141,6 +151,7 @@ def run_finetune(dataset: str, data_root: Path | None, role: str, spec: ModelSpe
                 history = json.loads((run_dir / "metrics.json").read_text())["history"]
                 result = FinetuneResult(str(final), 0, history, left_out=read_by_split(run_dir, LEFT_OUT), read_short=read_by_split(run_dir, READ_SHORT))
     result.leader = worker.is_leader
+    result.curves = str(run_dir / CURVES_NAME) if (run_dir / CURVES_NAME).is_file() else ""
     result.chance_top1 = _chance_top1(val, manifest.num_classes)
     result.seconds = time.perf_counter() - started
     if out is not None and worker.is_leader:
@@ -223,6 +234,7 @@ def _train(root: Path, manifest: Manifest, train: list, val: list, role: str, sp
         with watched_train:
             stats = train_one_epoch(net, watched_batches(watched_train, train_set, order, ft.batch_size, workers, pin_memory=pinned), optimizer, loss_fn, device, bar)
         bar.close()
+        lr = optimizer.param_groups[0]["lr"]  # the epoch's, before the scheduler steps to the next
         scheduler.step(epoch + 1)
         with watched_val:  # each rank validates a share of the videos
             share = range(worker.rank, len(val), worker.world_size)
@@ -236,7 +248,7 @@ def _train(root: Path, manifest: Manifest, train: list, val: list, role: str, sp
             metrics = validation_metrics(*scored, val)
             left_out = _written(run_dir / LEFT_OUT, left_out, {split: {videos[i].path: reason for i, reason in sorted(decoding.skip.items())} for split, (videos, decoding, _) in splits.items()})
             read_short = _written(run_dir / READ_SHORT, read_short, {split: {videos[i].path: {"frames": s.frames, "listed": s.listed} for i, s in sorted(dataset.short.items())} for split, (videos, _, dataset) in splits.items()})
-            entry = {"epoch": epoch + 1, "loss": stats.loss, "clips": stats.clips, "skipped": len(order) * worker.world_size - stats.clips, **metrics, "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - tick}
+            entry = {"epoch": epoch + 1, "loss": stats.loss, "clips": stats.clips, "skipped": len(order) * worker.world_size - stats.clips, **metrics, "lr": lr, "seconds": time.perf_counter() - tick}
             history.append(entry)
             with open(log, "a") as handle:
                 handle.write(json.dumps(entry) + "\n")
@@ -247,6 +259,8 @@ def _train(root: Path, manifest: Manifest, train: list, val: list, role: str, sp
     if worker.is_leader:
         checkpoint = make_checkpoint(model, spec.name, manifest.classes, cfg, role=role, identity=identity, metrics=history[-1] if history else {})
         (run_dir / "metrics.json").write_text(json.dumps({"history": history, "environment": environment(worker.device)}, indent=1))
+        if matplotlib_available():
+            plot_training_curves(history, CURVES, run_dir / CURVES_NAME, f"fine-tuning {run_dir.name}: {spec.name} at {spec.resolution}px, {ft.segments} segments")
         save_atomic(checkpoint, run_dir / "model.pth")
     barrier(worker)
     return FinetuneResult(str(run_dir / "model.pth"), ft.epochs - start_epoch, history, start=start, left_out=left_out, read_short=read_short)

@@ -28,6 +28,7 @@ from pipeline.demo_data import salient_targets
 from pipeline.environment import environment
 from pipeline.metrics import multi_hot
 from pipeline.models import save_atomic
+from pipeline.plots import CURVES_NAME, matplotlib_available, plot_training_curves
 from pipeline.sampler import NSNetSampler, SamplerConfig
 from pipeline.sampler_training import SALIENCY_BATCH, CachedClips, FrameObjective, WindowedRows, frame_objective, sampler_saliency, shuffle_windows, train_epoch
 from pipeline.wording import videos_said
@@ -50,7 +51,19 @@ class TrainResult:
             lines.append(f"loss  epoch 1: {first['loss']:.4f} (L_f {first['frame']:.4f}, L_v {first['video']:.4f})  ->  epoch {last['epoch']}: {last['loss']:.4f} (L_f {last['frame']:.4f}, L_v {last['video']:.4f})")
         for name, value in self.saliency_ap.items():
             lines.append(f"{name:<44} {value:.3f}")
+        curves = Path(self.path) / CURVES_NAME
+        if curves.is_file():
+            lines.append(f"curves {curves}")
         return "\n".join(lines)
+
+
+# The panels of a run's curves (pipeline.plots.plot_training_curves), of log.jsonl's keys: eq. 4's
+# loss and its parts, the VGM's eq. 3 parts (gamma weighs L_ns), the learning rate.
+CURVES = (
+    ("loss", {"loss": "L = L_f + L_v", "frame": "L_f (FSM)", "video": "L_v (VGM)"}, "loss"),
+    ("L_v = L_cls + gamma L_ns", {"cls": "L_cls", "ns": "L_ns"}, "loss"),
+    ("schedule", {"lr": "learning rate"}, "learning rate"),
+)
 
 
 # Part of every run's fingerprint: bump it when an objective's loss or saliency changes, so that
@@ -256,6 +269,8 @@ def _train_run(inputs: SamplerInputs, features: Path, prototypes: Path, cfg: Tra
     _train_epochs(model, optimizer, scheduler, frame_objective(cfg.fsm_target), clips, cfg, device, run_dir, start, history, progress)
     trained_on = {"videos": len(inputs.finished_training()), "split": "train", "left_out": inputs.left_out("train")}
     (run_dir / "metrics.json").write_text(json.dumps({"history": history, **trained_on, "config": asdict(cfg), "features": str(features), "prototypes": str(prototypes), "environment": environment(device)}, indent=1))
+    if matplotlib_available():
+        plot_training_curves(history, CURVES, run_dir / CURVES_NAME, f"sampler run {run_dir.name}: FSM {cfg.fsm_target}, VGM {cfg.vgm_target}, FEM {cfg.fem}, gamma {cfg.gamma:g}")
     save_atomic({"model": model.state_dict(), "config": asdict(cfg), "features": str(features), "features_fingerprint": inputs.content_fingerprint, "prototypes": str(prototypes)}, run_dir / "model.pth")
     return cfg.epochs - start
 
@@ -267,9 +282,10 @@ def _train_epochs(model: NSNetSampler, optimizer: torch.optim.Optimizer, schedul
     for epoch in bar:
         tick = time.perf_counter()
         torch.manual_seed(cfg.seed * 1_000_003 + epoch)
+        lr = optimizer.param_groups[0]["lr"]  # the epoch's, before the scheduler steps to the next
         losses = train_epoch(model, epoch_loader(data, cfg, epoch), optimizer, objective, cfg.gamma, device, cfg.grad_clip, cfg.vgm_target)
         scheduler.step()
-        entry = {"epoch": epoch + 1, "loss": losses.total, "frame": losses.frame, "video": losses.video, "cls": losses.cls, "ns": losses.ns, "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - tick}
+        entry = {"epoch": epoch + 1, "loss": losses.total, "frame": losses.frame, "video": losses.video, "cls": losses.cls, "ns": losses.ns, "lr": lr, "seconds": time.perf_counter() - tick}
         history.append(entry)
         with open(run_dir / "log.jsonl", "a") as handle:
             handle.write(json.dumps(entry) + "\n")

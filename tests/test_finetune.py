@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -40,10 +41,16 @@ def test_training_lowers_the_loss_and_is_idempotent(tiny_videos, run_options):
     assert np.mean(losses[-2:]) < 0.9 * losses[0]
     assert all(0 <= h["top1"] <= 1 and 0 <= h["mAP"] <= 1 and h["videos"] == 3 for h in result.history)
     assert result.chance_top1 == pytest.approx(1 / 3)
+    # each epoch's learning rate, the one it trained at: timm's cosine from lr to lr/1000 over the epochs, no warm-up
+    low = FT.lr * 1e-3
+    assert [h["lr"] for h in result.history] == pytest.approx([low + 0.5 * (FT.lr - low) * (1 + math.cos(math.pi * e / FT.epochs)) for e in range(FT.epochs)], rel=1e-12)
     metrics = json.loads((Path(result.checkpoint).parent / "metrics.json").read_text())
     assert metrics["history"] == result.history and metrics["environment"]["libraries"]["timm"] == metadata.version("timm")
+    curves = Path(result.checkpoint).parent / "curves.png"  # loss, val top-1 and mAP, the rate, over the epochs
+    assert result.curves == str(curves) and curves.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"curves {curves}" in result.table()
     again = run_finetune("demo", tiny_videos, "recognizer", REC, FT, 6, run_options)
     assert again.trained_epochs == 0 and again.history == result.history and again.checkpoint == result.checkpoint
+    assert again.curves == str(curves)
 
 
 def test_frame_wise_regime_trains_too(tiny_videos, run_options):

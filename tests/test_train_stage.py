@@ -117,6 +117,7 @@ def test_train_stage_reports_saliency_and_is_idempotent(tiny_pipeline, monkeypat
     result = run_train(features, prototypes, CFG, progress=False, ground_truth=truth)
     losses = [h["loss"] for h in result.history]
     assert result.trained_epochs == 12 and len(losses) == 12 and np.isfinite(losses).all()
+    assert [h["lr"] for h in result.history] == pytest.approx([0.001] * 8 + [0.0001] * 4, rel=1e-12)  # each epoch's own: down by 10 after the 8th
     assert set(result.saliency_ap) == {
         "AP of s_f vs ground-truth salient frames (val)",
         "AP of s_v vs ground-truth salient frames (val)",
@@ -135,8 +136,11 @@ def test_train_stage_reports_saliency_and_is_idempotent(tiny_pipeline, monkeypat
     assert result.saliency_ap["AP of s_f vs ground-truth salient frames (val)"] == pytest.approx(average_precision_score(y, s_f.ravel()), abs=1e-12)
     assert result.saliency_ap["AP of s_v vs ground-truth salient frames (val)"] == pytest.approx(average_precision_score(y, s_v.ravel()), abs=1e-12)
     assert result.saliency_ap["share of salient frames (chance AP)"] == pytest.approx(y.mean())
+    curves = Path(result.path) / "curves.png"  # eq. 4's loss and its parts, the rate, over the epochs
+    assert curves.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"curves {curves}" in result.table()
     again = run_train(features, prototypes, CFG, progress=False, ground_truth=truth)
     assert again.trained_epochs == 0 and again.path == result.path and again.saliency_ap == result.saliency_ap
+    assert f"curves {curves}" in again.table()
     # a video whose file was replaced by another (the truth's frame count is not the cache's) is left out
     replaced = Path(inputs.videos[val[0]]["path"]).stem
     salient[replaced]["salient"] = salient[replaced]["salient"][:1]
@@ -318,3 +322,25 @@ def test_bench_train_reports_the_data_share(tiny_pipeline, capsys):
     shown = capsys.readouterr().err
     assert "bench-train: 100%" in shown and "2/2" in shown  # a bar over the epochs, the warm-up's included
     assert "data share" in result.table()
+
+
+def test_training_curves_draw_each_logged_key_over_the_epochs(tmp_path, monkeypatch):
+    """A panel a (title, keys, y label): a line a key every epoch's entry holds, over the epochs,
+    a key some entry lacks left out; the learning rate on a log scale."""
+    from matplotlib.figure import Figure
+
+    from pipeline.plots import plot_training_curves
+    from stages.train import CURVES
+
+    drawn: list[Figure] = []
+    save = Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda fig, path, **kw: drawn.append(fig) or save(fig, path, **kw))
+    history = [{"epoch": 1, "loss": 3.0, "frame": 2.0, "video": 1.0, "cls": 0.8, "ns": 1.0, "lr": 0.01}, {"epoch": 2, "loss": 2.0, "frame": 1.5, "video": 0.5, "cls": 0.4, "lr": 0.001}]
+    plot_training_curves(history, CURVES, tmp_path / "curves.png", "run")
+    (fig,) = drawn
+    loss, parts, schedule = fig.axes
+    assert [(line.get_label(), line.get_xdata().tolist(), line.get_ydata().tolist()) for line in loss.lines] == [
+        ("L = L_f + L_v", [1, 2], [3.0, 2.0]), ("L_f (FSM)", [1, 2], [2.0, 1.5]), ("L_v (VGM)", [1, 2], [1.0, 0.5])]
+    assert [(line.get_label(), line.get_ydata().tolist()) for line in parts.lines] == [("L_cls", [0.8, 0.4])]  # L_ns: not in epoch 2
+    assert schedule.get_yscale() == "log" and schedule.lines[0].get_ydata().tolist() == [0.01, 0.001]
+    assert (tmp_path / "curves.png").stat().st_size > 1000
