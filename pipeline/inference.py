@@ -201,20 +201,25 @@ def predict_videos(
             start = batch[-1].item + 1
 
 
-def predict_frames(engine: NSNetInference, models: BothModels, frames: np.ndarray, num_frames: int, name: str = "frames") -> VideoPrediction:
-    """NSNet on one video's ``num_frames`` observation frames decoded by the caller (uint8 RGB
-    ``[T, H, W, 3]``, any size, in their order: the T uniformly pre-sampled frames,
-    :func:`pipeline.sampling.uniform_frame_indices`, where they come from a video file), cropped
-    for both models by ``models`` and run as :func:`predict_videos` runs a batch: the same
-    positions and scores for the same frames. The prediction's ``frame_indices`` are positions
-    among the frames given; ``name`` stands for the video in its ``path`` and in the error."""
-    frames = np.asarray(frames)
-    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) != num_frames:
-        raise ValueError(f"{name}: NSNet takes the {num_frames} observation frames of a video as uint8 RGB [{num_frames}, H, W, 3], got {frames.dtype} {list(frames.shape)}")
-    prepared = models.prepared(np.ascontiguousarray(frames))
-    observation = Observation(0, Path(name), prepared[0], models.recognizer_frames(prepared), np.arange(num_frames))
-    (prediction,) = _predicted([observation], engine)
-    return prediction
+def predict_frames(engine: NSNetInference, models: BothModels, videos: Sequence[np.ndarray], num_frames: int, names: Sequence[str] | None = None) -> list[VideoPrediction]:
+    """NSNet on videos decoded by the caller, in one batch of the models: each video's
+    ``num_frames`` observation frames as uint8 RGB ``[T, H, W, 3]`` (any size, in their order:
+    the T uniformly pre-sampled frames, :func:`pipeline.sampling.uniform_frame_indices`, where
+    they come from a video file), cropped for both models by ``models`` and run as
+    :func:`predict_videos` runs a batch: the same positions and scores for the same frames. A
+    prediction's ``frame_indices`` are positions among its frames; ``names`` (default ``frames
+    <i>``) stand for the videos in their ``path`` and in the error a video of other frames gets."""
+    names = [f"frames {i}" for i in range(len(videos))] if names is None else list(names)
+    if len(names) != len(videos):
+        raise ValueError(f"{len(names)} names for {len(videos)} videos")
+    batch = []
+    for item, (frames, name) in enumerate(zip(videos, names)):
+        frames = np.asarray(frames)
+        if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) != num_frames:
+            raise ValueError(f"{name}: NSNet takes the {num_frames} observation frames of a video as uint8 RGB [{num_frames}, H, W, 3], got {frames.dtype} {list(frames.shape)}")
+        prepared = models.prepared(np.ascontiguousarray(frames))
+        batch.append(Observation(item, Path(name), prepared[0], models.recognizer_frames(prepared), np.arange(num_frames)))
+    return _predicted(batch, engine)
 
 
 def _predicted(batch: list[Observation], engine: NSNetInference) -> list[VideoPrediction]:

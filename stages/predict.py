@@ -70,7 +70,12 @@ class TrainedPipeline:
     def predict_frames(self, frames: np.ndarray, name: str = "frames") -> VideoPrediction:
         """NSNet on one video's T observation frames decoded by the caller (uint8 RGB
         ``[T, H, W, 3]``; :func:`pipeline.inference.predict_frames`)."""
-        return predict_frames(self.engine, self.models, frames, self.num_frames, name)
+        return self.predict_batch([frames], [name])[0]
+
+    def predict_batch(self, videos: Sequence[np.ndarray], names: Sequence[str] | None = None) -> list[VideoPrediction]:
+        """NSNet on several videos' T observation frames decoded by the caller, in one batch of
+        the models (:func:`pipeline.inference.predict_frames`)."""
+        return predict_frames(self.engine, self.models, videos, self.num_frames, names)
 
 
 def features_of_run(run_dir: Path) -> Path:

@@ -93,9 +93,10 @@ def test_predict_gives_the_predictions_of_evaluate(trained, tmp_path, onnx_expor
 
 def test_predict_frames_from_python_gives_the_commands_answer(trained, tmp_path, onnx_exports):
     """The library's way in for frames the caller decoded: ``load_pipeline(run).predict_frames``
-    on a video's T uniformly pre-sampled frames chooses the positions and gives the scores that
-    ``run_predict`` gives for its file; frames of another count, type or layout are refused,
-    naming them and what is wanted."""
+    on a video's T uniformly pre-sampled frames, and ``predict_batch`` on several videos' in one
+    batch of the models, choose the positions and give the scores that ``run_predict`` gives for
+    their files; frames of another count, type or layout are refused, naming them and what is
+    wanted."""
     from pipeline.sampling import uniform_frame_indices
     from pipeline.video import FrameSource
 
@@ -104,16 +105,26 @@ def test_predict_frames_from_python_gives_the_commands_answer(trained, tmp_path,
     result = run_predict(videos, run, tmp_path / "out", EVAL, batch_size=2, workers=0, progress=False, export_dir=onnx_exports)
     lines = {line["video"]: line for line in map(json.loads, result.jsonl.read_text().splitlines())}
     nsnet = load_pipeline(run, EVAL, torch.device("cpu"), export_dir=onnx_exports)
+    decoded = []
     for video in videos:
         source = FrameSource(video)
         indices = uniform_frame_indices(source.num_frames, nsnet.num_frames)
         frames = source.read(indices)
+        decoded.append((indices, frames))
         prediction = nsnet.predict_frames(frames, name=video.name)
         line = lines[str(video)]
         assert prediction.ok and prediction.path == video.name
         assert prediction.positions.tolist() == line["positions"] and indices[prediction.frame_indices].tolist() == line["frames"]
         assert [name for name, _ in prediction.top(nsnet.classes)] == [c["class"] for c in line["top5"]]
         np.testing.assert_allclose([score for _, score in prediction.top(nsnet.classes)], [c["score"] for c in line["top5"]], rtol=1e-5, atol=1e-6)
+    batch = nsnet.predict_batch([frames for _, frames in decoded])  # the three in one batch of the models
+    assert [p.path for p in batch] == ["frames 0", "frames 1", "frames 2"]
+    for prediction, video, (indices, _) in zip(batch, videos, decoded):
+        line = lines[str(video)]
+        assert prediction.positions.tolist() == line["positions"] and indices[prediction.frame_indices].tolist() == line["frames"]
+        np.testing.assert_allclose([score for _, score in prediction.top(nsnet.classes)], [c["score"] for c in line["top5"]], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"^1 names for 2 videos$"):
+        nsnet.predict_batch([frames, frames], ["one"])
     wanted = r"clip: NSNet takes the 6 observation frames of a video as uint8 RGB \[6, H, W, 3\], got "
     with pytest.raises(ValueError, match=wanted + r"uint8 \[5, 32, 32, 3\]$"):
         nsnet.predict_frames(frames[:-1], name="clip")
