@@ -128,17 +128,19 @@ CURVES_NAME = "curves.png"  # a training run's curves, beside its metrics.json
 
 def plot_training_curves(history: Sequence[dict[str, float]], panels: Sequence[tuple[str, dict[str, str], str]], path: Path, title: str) -> None:
     """A training run's log over its epochs: one panel a ``(title, {key: label}, y label)``,
-    a line a key of the epochs' entries (those an entry lacks are left out); a panel whose
-    label is ``"learning rate"`` is drawn on a log scale."""
+    a line a key, over the epochs whose entries hold it (a validation every few epochs); a key
+    no entry holds is left out, as is a panel of such keys alone; a panel whose y label is
+    ``"learning rate"`` is drawn on a log scale."""
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
 
-    epochs = [entry["epoch"] for entry in history]
+    panels = [panel for panel in panels if any(key in entry for key in panel[1] for entry in history)]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.4), squeeze=False)
     for ax, (name, lines, ylabel) in zip(axes[0], panels):
         for key, label in lines.items():
-            if all(key in entry for entry in history):
-                ax.plot(epochs, [entry[key] for entry in history], marker="." if len(epochs) <= 40 else None, label=label)
+            logged = [entry for entry in history if key in entry]
+            if logged:
+                ax.plot([entry["epoch"] for entry in logged], [entry[key] for entry in logged], marker="." if len(logged) <= 40 else None, label=label)
         if ylabel == "learning rate":
             ax.set_yscale("log")
         ax.set_title(name, fontsize=10)

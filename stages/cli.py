@@ -17,7 +17,7 @@ import click
 # the models-only rate). Set before torch is imported; an explicit setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from pipeline.config import DECODE_TIMEOUT_S, LATENCY_REPS_FACTOR, STORAGES, EvalConfig  # noqa: E402  (no torch import behind it)
+from pipeline.config import DECODE_TIMEOUT_S, LATENCY_REPS_FACTOR, SAMPLER_VAL_EVERY, STORAGES, EvalConfig  # noqa: E402  (no torch import behind it)
 from pipeline.datasets import DATASETS  # noqa: E402
 from pipeline.datasets.lists import LIST_FORMATS  # noqa: E402
 from pipeline.datasets.manifest import EVALUATION_SPLITS  # noqa: E402
@@ -552,10 +552,11 @@ def prototypes(dataset: str, cache_dir: Path, features_path: Path | None, epsilo
 @click.option("--lr", type=float, default=None)
 @click.option("--seed", type=int, default=None)
 @click.option("--shuffle-window", type=click.IntRange(min=1), default=None, help="Training videos held in memory at once; more are read and shuffled a window of this many at a time [default: 16384].")
+@click.option("--val-every", type=click.IntRange(min=0), default=SAMPLER_VAL_EVERY, show_default=True, help="Score NSNet and UNIFORM at K=5 on the evaluation videos (val, else test) from the cache every this many epochs and after the last (log.jsonl, curves.png, the summary); 0: never. Not part of the run's identity.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--no-progress", is_flag=True)
 @clear_errors
-def train(dataset: str, data_root: Path | None, cache_dir: Path, features_path: Path | None, prototypes_path: Path | None, preset: str | None, device: str, no_progress: bool, **changes: Any) -> None:
+def train(dataset: str, data_root: Path | None, cache_dir: Path, features_path: Path | None, prototypes_path: Path | None, preset: str | None, val_every: int, device: str, no_progress: bool, **changes: Any) -> None:
     """Train the sampler heads (FEM, FSM, VGM) on the cached tensors."""
     from dataclasses import replace
 
@@ -567,7 +568,7 @@ def train(dataset: str, data_root: Path | None, cache_dir: Path, features_path: 
     features_path, prototypes_path = resolve_sampler_inputs(cache_dir, dataset, features_path, prototypes_path, preset)
     cfg = replace(dset.train, **{k: v for k, v in changes.items() if v is not None})
     root = videos_root(features_path, dataset, data_root)
-    result = run_train(features_path, prototypes_path, cfg, device=str(pick_device(device)), progress=not no_progress, ground_truth=ground_truth_file(features_path, root))
+    result = run_train(features_path, prototypes_path, cfg, device=str(pick_device(device)), progress=not no_progress, ground_truth=ground_truth_file(features_path, root), val_every=val_every)
     record_latest(latest_run_file(prototypes_path), result.path)
     click.echo(result.table())
 

@@ -22,10 +22,12 @@ from tqdm import tqdm
 
 from pipeline import cache as cache_mod
 from pipeline.cache import DONE, CacheError, FeatureCache, left_out
-from pipeline.config import TrainConfig
+from pipeline.baselines import uniform_positions
+from pipeline.config import EvalConfig, TrainConfig
 from pipeline.datasets.manifest import EVALUATION_SPLITS, evaluation_splits
 from pipeline.demo_data import salient_targets
 from pipeline.environment import environment
+from pipeline.evaluation import fused_positions, recognition, scores_at
 from pipeline.metrics import multi_hot
 from pipeline.models import save_atomic
 from pipeline.plots import CURVES_NAME, matplotlib_available, plot_training_curves
@@ -41,6 +43,7 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     saliency_ap: dict[str, float] = field(default_factory=dict)
     trained_on: str = ""  # the training videos, those left out counted (runs before 2026-12-06, later: "")
+    validation: dict[str, Any] = field(default_factory=dict)  # metrics.json's: what the run validated on, and how often
 
     def table(self) -> str:
         lines = [f"sampler run {self.path}  ({self.trained_epochs} epochs trained now)"]
@@ -49,6 +52,8 @@ class TrainResult:
         if self.history:
             first, last = self.history[0], self.history[-1]
             lines.append(f"loss  epoch 1: {first['loss']:.4f} (L_f {first['frame']:.4f}, L_v {first['video']:.4f})  ->  epoch {last['epoch']}: {last['loss']:.4f} (L_f {last['frame']:.4f}, L_v {last['video']:.4f})")
+        if self.validation and validation_line(self.validation, self.history):
+            lines.append(validation_line(self.validation, self.history))
         for name, value in self.saliency_ap.items():
             lines.append(f"{name:<44} {value:.3f}")
         curves = Path(self.path) / CURVES_NAME
@@ -58,10 +63,12 @@ class TrainResult:
 
 
 # The panels of a run's curves (pipeline.plots.plot_training_curves), of log.jsonl's keys: eq. 4's
-# loss and its parts, the VGM's eq. 3 parts (gamma weighs L_ns), the learning rate.
+# loss and its parts, the VGM's eq. 3 parts (gamma weighs L_ns), the validation (where the run
+# validated: ValidationCheck), the learning rate.
 CURVES = (
     ("loss", {"loss": "L = L_f + L_v", "frame": "L_f (FSM)", "video": "L_v (VGM)"}, "loss"),
     ("L_v = L_cls + gamma L_ns", {"cls": "L_cls", "ns": "L_ns"}, "loss"),
+    ("validation at K, cached logits", {"val_map": "NSNet mAP", "val_uniform_map": "UNIFORM mAP", "val_top1": "NSNet top-1", "val_uniform_top1": "UNIFORM top-1"}, "%"),
     ("schedule", {"lr": "learning rate"}, "learning rate"),
 )
 
@@ -218,36 +225,39 @@ def epoch_loader(data: CachedClips, cfg: TrainConfig, epoch: int) -> torch.utils
     return torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, sampler=np.concatenate(windows).tolist(), generator=generator)
 
 
-def run_train(features: Path, prototypes: Path, cfg: TrainConfig, device: str = "cpu", progress: bool = True, ground_truth: Path | None = None) -> TrainResult:
+def run_train(features: Path, prototypes: Path, cfg: TrainConfig, device: str = "cpu", progress: bool = True, ground_truth: Path | None = None, val_every: int = 0) -> TrainResult:
     """Train the sampler of ``cfg`` on the cache and prototypes, unless its run has finished
     (resuming it where it stopped; one process trains a run at a time, :func:`pipeline.cache.sole_writer`),
-    then report its saliency on the validation videos (against ``ground_truth`` where given)."""
+    then report its saliency on the validation videos (against ``ground_truth`` where given).
+    With ``val_every``, NSNet and UNIFORM are scored on the evaluation videos
+    (:class:`ValidationCheck`) every that many epochs and after the last, into the log."""
     features, prototypes = Path(features), Path(prototypes)
     with FeatureCache(features) as cache:
         run_dir = run_dir_for(features, prototypes, cfg, cache.content_fingerprint)
     checked = ground_truth is not None and Path(ground_truth).is_file()
     if (run_dir / "model.pth").exists() and not checked:  # finished: nothing to load
-        history, trained_on = _logged(run_dir)
-        return TrainResult(str(run_dir), 0, history, trained_on=trained_on)
+        return _logged(run_dir, 0)
     inputs = load_sampler_inputs(features, prototypes)
     dev = torch.device(device)
     trained = 0
     with cache_mod.sole_writer(run_dir, (run_dir / "model.pth").exists) as training:
         if training:
-            trained = _train_run(inputs, features, prototypes, cfg, dev, run_dir, progress)
+            trained = _train_run(inputs, features, prototypes, cfg, dev, run_dir, progress, val_every)
     model, objective, _ = load_trained_sampler(run_dir, inputs.content_fingerprint, inputs.shape, dev)
-    history, trained_on = _logged(run_dir)
-    return TrainResult(str(run_dir), trained, history, _saliency_report(model, objective, inputs, features, dev, ground_truth), trained_on)
+    result = _logged(run_dir, trained)
+    result.saliency_ap = _saliency_report(model, objective, inputs, features, dev, ground_truth)
+    return result
 
 
-def _logged(run_dir: Path) -> tuple[list[dict[str, Any]], str]:
-    """A finished run's loss history and the training videos it was trained on, said with those
-    left out (from its ``metrics.json``; "" for runs that did not record them)."""
+def _logged(run_dir: Path, trained: int) -> TrainResult:
+    """A finished run as its ``metrics.json`` says it: its history, the training videos it was
+    trained on, said with those left out, and its validation ("" and none for runs that did
+    not record them)."""
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    return metrics["history"], videos_said(metrics) if "videos" in metrics else ""
+    return TrainResult(str(run_dir), trained, metrics["history"], trained_on=videos_said(metrics) if "videos" in metrics else "", validation=metrics.get("validation") or {})
 
 
-def _train_run(inputs: SamplerInputs, features: Path, prototypes: Path, cfg: TrainConfig, device: torch.device, run_dir: Path, progress: bool) -> int:
+def _train_run(inputs: SamplerInputs, features: Path, prototypes: Path, cfg: TrainConfig, device: torch.device, run_dir: Path, progress: bool, val_every: int = 0) -> int:
     """Train the run in ``run_dir`` from its resume point (``last.pth``) or from the start, and
     save its heads (``model.pth``); returns the epochs trained."""
     torch.manual_seed(cfg.seed)
@@ -266,18 +276,21 @@ def _train_run(inputs: SamplerInputs, features: Path, prototypes: Path, cfg: Tra
     # cfg.shuffle_window), freed when they end (the saliency report after them reads the
     # validation videos' a block at a time).
     clips = training_clips(read_training_features(inputs, features, prototypes, read_shift=True, hold=cfg.shuffle_window), cfg)
-    _train_epochs(model, optimizer, scheduler, frame_objective(cfg.fsm_target), clips, cfg, device, run_dir, start, history, progress)
+    check = ValidationCheck.of(inputs, features) if val_every else None
+    _train_epochs(model, optimizer, scheduler, frame_objective(cfg.fsm_target), clips, cfg, device, run_dir, start, history, progress, check, val_every)
     trained_on = {"videos": len(inputs.finished_training()), "split": "train", "left_out": inputs.left_out("train")}
-    (run_dir / "metrics.json").write_text(json.dumps({"history": history, **trained_on, "config": asdict(cfg), "features": str(features), "prototypes": str(prototypes), "environment": environment(device)}, indent=1))
+    validation = {"validation": check.described(val_every)} if check is not None else {}
+    (run_dir / "metrics.json").write_text(json.dumps({"history": history, **trained_on, **validation, "config": asdict(cfg), "features": str(features), "prototypes": str(prototypes), "environment": environment(device)}, indent=1))
     if matplotlib_available():
         plot_training_curves(history, CURVES, run_dir / CURVES_NAME, f"sampler run {run_dir.name}: FSM {cfg.fsm_target}, VGM {cfg.vgm_target}, FEM {cfg.fem}, gamma {cfg.gamma:g}")
     save_atomic({"model": model.state_dict(), "config": asdict(cfg), "features": str(features), "features_fingerprint": inputs.content_fingerprint, "prototypes": str(prototypes)}, run_dir / "model.pth")
     return cfg.epochs - start
 
 
-def _train_epochs(model: NSNetSampler, optimizer: torch.optim.Optimizer, scheduler: Any, objective: FrameObjective, data: CachedClips, cfg: TrainConfig, device: torch.device, run_dir: Path, start: int, history: list[dict[str, Any]], progress: bool) -> None:
+def _train_epochs(model: NSNetSampler, optimizer: torch.optim.Optimizer, scheduler: Any, objective: FrameObjective, data: CachedClips, cfg: TrainConfig, device: torch.device, run_dir: Path, start: int, history: list[dict[str, Any]], progress: bool, check: ValidationCheck | None = None, val_every: int = 0) -> None:
     """Epochs ``start`` to ``cfg.epochs`` of the run in ``run_dir``: each appended to ``history``
-    and ``log.jsonl``, then saved as the resume point ``last.pth``."""
+    and ``log.jsonl`` (with ``check``'s scores every ``val_every`` epochs and after the last),
+    then saved as the resume point ``last.pth``."""
     bar = tqdm(range(start, cfg.epochs), desc="train sampler", unit="epoch", disable=not progress)
     for epoch in bar:
         tick = time.perf_counter()
@@ -286,6 +299,8 @@ def _train_epochs(model: NSNetSampler, optimizer: torch.optim.Optimizer, schedul
         losses = train_epoch(model, epoch_loader(data, cfg, epoch), optimizer, objective, cfg.gamma, device, cfg.grad_clip, cfg.vgm_target)
         scheduler.step()
         entry = {"epoch": epoch + 1, "loss": losses.total, "frame": losses.frame, "video": losses.video, "cls": losses.cls, "ns": losses.ns, "lr": lr, "seconds": time.perf_counter() - tick}
+        if check is not None and ((epoch + 1) % val_every == 0 or epoch + 1 == cfg.epochs):
+            entry.update(check(model, objective, device))  # the heads in eval mode; train_epoch sets train mode again
         history.append(entry)
         with open(run_dir / "log.jsonl", "a") as handle:
             handle.write(json.dumps(entry) + "\n")
@@ -323,6 +338,68 @@ def cached_saliency(model: NSNetSampler, objective: FrameObjective, features: Pa
         blocks = [sampler_saliency(model, objective, cache_mod.read_rows(cache["light_features"], rows[at : at + SALIENCY_BATCH]), device) for at in range(0, len(rows), SALIENCY_BATCH)]
     s_f, s_v = (np.concatenate(parts) for parts in zip(*blocks))
     return s_f, s_v
+
+
+# Videos a validation while training reads and scores at a time: at ActivityNet's full shape
+# (4,926 val videos) 17-19 s a validation on the 2-core CPU and 0.32-0.42 GiB above the
+# training's own memory, against 19-20 s and 0.81-0.83 GiB a batch of SALIENCY_BATCH (1,024).
+VALIDATION_BATCH = 256
+
+
+@dataclass(frozen=True)
+class ValidationCheck:
+    """NSNet and UNIFORM at K on the evaluation videos, during training: the heads' fused choice
+    (``cfg``'s K, fusion and alpha) and UNIFORM's K scored with the recognizer's cached logits
+    of the chosen frames, as evaluate's cached rows score them; the light features and logits
+    read :data:`VALIDATION_BATCH` videos at a time, so what is held is a batch and the [V, C]
+    scores."""
+
+    features: Path
+    rows: np.ndarray  # the evaluation videos' cache rows, sorted
+    labels: list[list[int]]
+    split: str
+    t: int
+    cfg: EvalConfig = EvalConfig()
+
+    @classmethod
+    def of(cls, inputs: SamplerInputs, features: Path, cfg: EvalConfig = EvalConfig()) -> ValidationCheck | None:
+        """The check on the evaluation split's finished videos; None where there are none."""
+        if not inputs.evaluation_splits():
+            return None
+        rows, split = inputs.evaluated()
+        if not len(rows):
+            return None
+        return cls(Path(features), rows, [inputs.videos[i]["labels"] for i in rows], split, inputs.shape.num_frames, cfg)
+
+    @property
+    def k(self) -> int:
+        return min(self.cfg.k, self.t)
+
+    def __call__(self, model: NSNetSampler, objective: FrameObjective, device: torch.device) -> dict[str, float]:
+        """``val_map``, ``val_top1`` (NSNet) and ``val_uniform_map``, ``val_uniform_top1``, in %."""
+        nsnet, uniform = [], []
+        with FeatureCache(self.features) as cache:
+            for at in range(0, len(self.rows), VALIDATION_BATCH):
+                block = self.rows[at : at + VALIDATION_BATCH]
+                s_f, s_v = sampler_saliency(model, objective, cache_mod.read_rows(cache["light_features"], block), device, VALIDATION_BATCH)
+                logits = cache_mod.read_rows(cache["rec_logits"], block)
+                nsnet.append(scores_at(logits, fused_positions(s_f, s_v, self.k, self.cfg.fusion, self.cfg.alpha)))
+                uniform.append(scores_at(logits, [uniform_positions(self.t, self.k)] * len(block)))
+        ours, base = recognition(np.concatenate(nsnet), self.labels), recognition(np.concatenate(uniform), self.labels)
+        return {"val_map": ours.map, "val_top1": ours.top1, "val_uniform_map": base.map, "val_uniform_top1": base.top1}
+
+    def described(self, every: int) -> dict[str, Any]:
+        """What the run's ``metrics.json`` says of its validation (``validation``)."""
+        return {"split": self.split, "videos": len(self.rows), "k": self.k, "t": self.t, "fusion": self.cfg.fusion, "alpha": self.cfg.alpha, "every": every}
+
+
+def validation_line(validation: dict[str, Any], history: list[dict[str, Any]]) -> str:
+    """The summary's line of a run's last validated epoch ("" where it validated none)."""
+    entry = next((e for e in reversed(history) if "val_map" in e), None)
+    if entry is None:
+        return ""
+    return (f"val on {validation['videos']:,} {validation['split']} videos at K={validation['k']} of T={validation['t']} ({validation['fusion']}, cached logits), epoch {entry['epoch']}: "
+            f"NSNet mAP {entry['val_map']:.1f}, top-1 {entry['val_top1']:.1f}; UNIFORM mAP {entry['val_uniform_map']:.1f}, top-1 {entry['val_uniform_top1']:.1f}")
 
 
 def _saliency_report(model: NSNetSampler, objective: FrameObjective, inputs: SamplerInputs, features: Path, device: torch.device, ground_truth: Path | None) -> dict[str, float]:

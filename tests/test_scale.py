@@ -104,10 +104,14 @@ def test_prototypes_train_evaluate_end_to_end(synthetic):
     np.testing.assert_allclose(np.load(Path(result.path) / "guides.npz")["g"], one_shot.transform(rec, labels), rtol=1e-6, atol=1e-6)
 
     cfg = replace(TrainConfig(), epochs=2, batch_size=16)
-    trained = run_train(path, Path(result.path), cfg, progress=False, ground_truth=truth)
+    trained = run_train(path, Path(result.path), cfg, progress=False, ground_truth=truth, val_every=1)
     assert len(trained.history) == 2 and "AP of s_f vs ground-truth salient frames (val)" in trained.saliency_ap
     report = run_evaluate(path, Path(result.path), Path(trained.path), path.parent, replace(EvalConfig(), curve_k=(1, 5)), progress=False)
     methods = {m["method"]: m for m in report["methods"]}
+    # the training's last validation is evaluate's cached NSNet and UNIFORM rows at K=5
+    last = trained.history[-1]
+    assert (last["val_map"], last["val_top1"]) == pytest.approx((methods["NSNet (K=5)"]["map"], methods["NSNet (K=5)"]["top1"]), abs=1e-9)
+    assert (last["val_uniform_map"], last["val_uniform_top1"]) == pytest.approx((methods["UNIFORM (K=5)"]["map"], methods["UNIFORM (K=5)"]["top1"]), abs=1e-9)
     assert report["videos"] == 25 and methods["NSNet (K=5)"]["path"] == "cache"
     assert "DENSE (all frames)" not in methods and "UNIFORM (K=5)" in methods and report["real_vs_cached"] is None
     assert any("synthetic cache (no videos), skipped: NSNet's decoded row" in line for line in report["skipped"])

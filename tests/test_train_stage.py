@@ -2,6 +2,7 @@
 
 import json
 import math
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -325,8 +326,9 @@ def test_bench_train_reports_the_data_share(tiny_pipeline, capsys):
 
 
 def test_training_curves_draw_each_logged_key_over_the_epochs(tmp_path, monkeypatch):
-    """A panel a (title, keys, y label): a line a key every epoch's entry holds, over the epochs,
-    a key some entry lacks left out; the learning rate on a log scale."""
+    """A panel a (title, keys, y label): a line a key, over the epochs whose entries hold it (the
+    validation, every few epochs), a panel of keys no entry holds left out; the learning rate
+    on a log scale."""
     from matplotlib.figure import Figure
 
     from pipeline.plots import plot_training_curves
@@ -337,10 +339,60 @@ def test_training_curves_draw_each_logged_key_over_the_epochs(tmp_path, monkeypa
     monkeypatch.setattr(Figure, "savefig", lambda fig, path, **kw: drawn.append(fig) or save(fig, path, **kw))
     history = [{"epoch": 1, "loss": 3.0, "frame": 2.0, "video": 1.0, "cls": 0.8, "ns": 1.0, "lr": 0.01}, {"epoch": 2, "loss": 2.0, "frame": 1.5, "video": 0.5, "cls": 0.4, "lr": 0.001}]
     plot_training_curves(history, CURVES, tmp_path / "curves.png", "run")
-    (fig,) = drawn
-    loss, parts, schedule = fig.axes
+    loss, parts, schedule = drawn[0].axes  # no validation logged: no panel of it
     assert [(line.get_label(), line.get_xdata().tolist(), line.get_ydata().tolist()) for line in loss.lines] == [
         ("L = L_f + L_v", [1, 2], [3.0, 2.0]), ("L_f (FSM)", [1, 2], [2.0, 1.5]), ("L_v (VGM)", [1, 2], [1.0, 0.5])]
-    assert [(line.get_label(), line.get_ydata().tolist()) for line in parts.lines] == [("L_cls", [0.8, 0.4])]  # L_ns: not in epoch 2
+    assert [(line.get_label(), line.get_xdata().tolist(), line.get_ydata().tolist()) for line in parts.lines] == [("L_cls", [1, 2], [0.8, 0.4]), ("L_ns", [1], [1.0])]
     assert schedule.get_yscale() == "log" and schedule.lines[0].get_ydata().tolist() == [0.01, 0.001]
     assert (tmp_path / "curves.png").stat().st_size > 1000
+    history[1].update(val_map=60.0, val_top1=50.0, val_uniform_map=40.0, val_uniform_top1=30.0)
+    plot_training_curves(history, CURVES, tmp_path / "curves.png", "run")
+    validation = drawn[1].axes[2]
+    assert [(line.get_label(), line.get_xdata().tolist(), line.get_ydata().tolist()) for line in validation.lines] == [
+        ("NSNet mAP", [2], [60.0]), ("UNIFORM mAP", [2], [40.0]), ("NSNet top-1", [2], [50.0]), ("UNIFORM top-1", [2], [30.0])]
+
+
+def test_validation_during_training_scores_nsnet_and_uniform_from_the_cache(tiny_pipeline):
+    """With ``val_every`` the run logs NSNet's and UNIFORM's val mAP and top-1 at K=5 every that
+    many epochs and after the last; the last equals the trained heads' choice scored by hand:
+    the mean softmax of the cached logits at the chosen positions, scikit-learn's AP per class."""
+    from pipeline.evaluation import fused_positions
+    from pipeline.sampling import uniform_frame_indices
+    from stages.train import cached_saliency
+
+    features, prototypes, _ = tiny_pipeline
+    result = run_train(features, prototypes, replace(CFG, epochs=3), progress=False, val_every=2)
+    assert [("val_map" in h, "val_uniform_top1" in h) for h in result.history] == [(False, False), (True, True), (True, True)]
+    metrics = json.loads((Path(result.path) / "metrics.json").read_text())
+    inputs = load_sampler_inputs(features, prototypes)
+    rows, split = inputs.evaluated()
+    t = inputs.shape.num_frames
+    assert metrics["validation"] == {"split": split, "videos": len(rows), "k": 5, "t": t, "fusion": "union", "alpha": 0.6, "every": 2}
+    model, objective, _ = load_trained_sampler(Path(result.path), inputs.content_fingerprint, inputs.shape, torch.device("cpu"))
+    s_f, s_v = cached_saliency(model, objective, features, rows, torch.device("cpu"))
+    with FeatureCache(features) as cache:
+        logits = np.asarray(cache["rec_logits"][:], dtype=np.float64)[rows]
+    labels = np.zeros((len(rows), logits.shape[-1]), dtype=int)
+    for row, video in enumerate(rows):
+        labels[row, inputs.videos[video]["labels"]] = 1
+
+    def by_hand(positions: list[np.ndarray]) -> tuple[float, float]:
+        softmax = np.exp(logits - logits.max(-1, keepdims=True))
+        softmax /= softmax.sum(-1, keepdims=True)
+        scores = np.stack([softmax[v, p].mean(0) for v, p in enumerate(positions)])
+        present = labels.sum(0) > 0
+        ap = [average_precision_score(labels[:, c], scores[:, c]) for c in np.flatnonzero(present)]
+        return 100 * float(np.mean(ap)), 100 * float(np.mean(labels[np.arange(len(rows)), scores.argmax(1)] == 1))
+
+    last = result.history[-1]
+    assert (last["val_map"], last["val_top1"]) == pytest.approx(by_hand(fused_positions(s_f, s_v, 5, "union", 0.6)), abs=1e-9)
+    assert (last["val_uniform_map"], last["val_uniform_top1"]) == pytest.approx(by_hand([uniform_frame_indices(t, 5)] * len(rows)), abs=1e-9)
+    said = f"val on {len(rows)} {split} videos at K=5 of T={t} (union, cached logits), epoch 3: NSNet mAP {last['val_map']:.1f}, top-1 {last['val_top1']:.1f}; UNIFORM mAP {last['val_uniform_map']:.1f}"
+    assert said in result.table() and said in run_train(features, prototypes, replace(CFG, epochs=3), progress=False).table()  # found finished, said again
+    # the validation changes what the run logs, not what it trains: the weights of a run without it
+    plain = torch.load(Path(result.path) / "model.pth", weights_only=False)["model"]
+    shutil.rmtree(result.path)
+    again = run_train(features, prototypes, replace(CFG, epochs=3), progress=False)
+    assert not any("val_map" in h for h in again.history) and "val on" not in again.table()
+    for name, tensor in torch.load(Path(again.path) / "model.pth", weights_only=False)["model"].items():
+        assert torch.equal(tensor, plain[name]), name
