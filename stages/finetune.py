@@ -259,9 +259,9 @@ def _train(root: Path, manifest: Manifest, train: list, val: list, role: str, sp
     if worker.is_leader:
         checkpoint = make_checkpoint(model, spec.name, manifest.classes, cfg, role=role, identity=identity, metrics=history[-1] if history else {})
         (run_dir / "metrics.json").write_text(json.dumps({"history": history, "environment": environment(worker.device)}, indent=1))
-        if matplotlib_available():
-            plot_training_curves(history, CURVES, run_dir / CURVES_NAME, f"fine-tuning {run_dir.name}: {spec.name} at {spec.resolution}px, {ft.segments} segments")
         save_atomic(checkpoint, run_dir / "model.pth")
+        if matplotlib_available():  # after the checkpoint is saved: a figure never holds up a finished run
+            plot_training_curves(history, CURVES, run_dir / CURVES_NAME, f"fine-tuning {run_dir.name}: {spec.name} at {spec.resolution}px, {ft.segments} segments")
     barrier(worker)
     return FinetuneResult(str(run_dir / "model.pth"), ft.epochs - start_epoch, history, start=start, left_out=left_out, read_short=read_short)
 

@@ -52,8 +52,8 @@ class TrainResult:
         if self.history:
             first, last = self.history[0], self.history[-1]
             lines.append(f"loss  epoch 1: {first['loss']:.4f} (L_f {first['frame']:.4f}, L_v {first['video']:.4f})  ->  epoch {last['epoch']}: {last['loss']:.4f} (L_f {last['frame']:.4f}, L_v {last['video']:.4f})")
-        if self.validation and validation_line(self.validation, self.history):
-            lines.append(validation_line(self.validation, self.history))
+        if self.validation and (validated := validation_line(self.validation, self.history)):
+            lines.append(validated)
         for name, value in self.saliency_ap.items():
             lines.append(f"{name:<44} {value:.3f}")
         curves = Path(self.path) / CURVES_NAME
@@ -281,9 +281,9 @@ def _train_run(inputs: SamplerInputs, features: Path, prototypes: Path, cfg: Tra
     trained_on = {"videos": len(inputs.finished_training()), "split": "train", "left_out": inputs.left_out("train")}
     validation = {"validation": check.described(val_every)} if check is not None else {}
     (run_dir / "metrics.json").write_text(json.dumps({"history": history, **trained_on, **validation, "config": asdict(cfg), "features": str(features), "prototypes": str(prototypes), "environment": environment(device)}, indent=1))
-    if matplotlib_available():
-        plot_training_curves(history, CURVES, run_dir / CURVES_NAME, f"sampler run {run_dir.name}: FSM {cfg.fsm_target}, VGM {cfg.vgm_target}, FEM {cfg.fem}, gamma {cfg.gamma:g}")
     save_atomic({"model": model.state_dict(), "config": asdict(cfg), "features": str(features), "features_fingerprint": inputs.content_fingerprint, "prototypes": str(prototypes)}, run_dir / "model.pth")
+    if matplotlib_available():  # after the heads are saved: a figure never holds up a finished run
+        plot_training_curves(history, CURVES, run_dir / CURVES_NAME, f"sampler run {run_dir.name}: FSM {cfg.fsm_target}, VGM {cfg.vgm_target}, FEM {cfg.fem}, gamma {cfg.gamma:g}")
     return cfg.epochs - start
 
 
