@@ -385,7 +385,7 @@ def finetune(dataset: str, data_root: Path | None, role: str, arch: str | None, 
     from pipeline.config import RunOptions
     from pipeline.checkpoints import checkpoint_path
     from pipeline.datasets import get_dataset
-    from stages.finetune import run_finetune
+    from stages.finetune import draw_curves, run_finetune
 
     dset = get_dataset(dataset)
     spec = getattr(dset.features, role)
@@ -394,6 +394,7 @@ def finetune(dataset: str, data_root: Path | None, role: str, arch: str | None, 
     opts = RunOptions(cache_dir=cache_dir, device=device, workers=workers, progress=not no_progress, decode_timeout=decode_timeout)
     result = run_finetune(dataset, data_root, role, spec, ft, dset.features.num_frames, opts, out, files)
     if result.leader:
+        draw_curves(result)
         click.echo(result.table())
 
 
@@ -562,7 +563,7 @@ def train(dataset: str, data_root: Path | None, cache_dir: Path, features_path: 
 
     from pipeline.datasets import get_dataset
     from pipeline.distributed import pick_device
-    from stages.train import run_train
+    from stages.train import draw_curves, run_train
 
     dset = get_dataset(dataset)
     features_path, prototypes_path = resolve_sampler_inputs(cache_dir, dataset, features_path, prototypes_path, preset)
@@ -570,6 +571,7 @@ def train(dataset: str, data_root: Path | None, cache_dir: Path, features_path: 
     root = videos_root(features_path, dataset, data_root)
     result = run_train(features_path, prototypes_path, cfg, device=str(pick_device(device)), progress=not no_progress, ground_truth=ground_truth_file(features_path, root), val_every=val_every)
     record_latest(latest_run_file(prototypes_path), result.path)
+    draw_curves(Path(result.path))
     click.echo(result.table())
 
 

@@ -62,7 +62,8 @@ class FinetuneResult:
     start: str = ""  # what the initial weights gave (trained now; empty for a finished run)
     left_out: dict[str, dict[str, str]] = field(default_factory=dict)  # split -> {video: why it could not be read}
     read_short: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)  # split -> {video: {"frames", "listed"}}
-    curves: str = ""  # the run's curves.png, where it has one
+    run_dir: str = ""  # the run's folder (checkpoint may be the copy in --out)
+    curves: str = ""  # the run's curves.png, where drawn (draw_curves)
 
     @property
     def final(self) -> dict[str, Any]:
@@ -151,7 +152,7 @@ def run_finetune(dataset: str, data_root: Path | None, role: str, spec: ModelSpe
                 history = json.loads((run_dir / "metrics.json").read_text())["history"]
                 result = FinetuneResult(str(final), 0, history, left_out=read_by_split(run_dir, LEFT_OUT), read_short=read_by_split(run_dir, READ_SHORT))
     result.leader = worker.is_leader
-    result.curves = str(run_dir / CURVES_NAME) if (run_dir / CURVES_NAME).is_file() else ""
+    result.run_dir = str(run_dir)
     result.chance_top1 = _chance_top1(val, manifest.num_classes)
     result.seconds = time.perf_counter() - started
     if out is not None and worker.is_leader:
@@ -161,6 +162,17 @@ def run_finetune(dataset: str, data_root: Path | None, role: str, spec: ModelSpe
                 shutil.copyfile(final, tmp)
         result.checkpoint = str(out)
     return result
+
+
+def draw_curves(result: FinetuneResult) -> None:
+    """A finished run's ``curves.png`` (:data:`CURVES` from its history), where it has none and
+    matplotlib is there, named in ``result``; ``nsnet finetune``'s leader draws it, in a process
+    that then ends (as :func:`stages.train.draw_curves`)."""
+    run_dir = Path(result.run_dir)
+    path = run_dir / CURVES_NAME
+    if not path.exists() and matplotlib_available() and result.history:
+        plot_training_curves(result.history, CURVES, path, f"fine-tuning {run_dir.name}")
+    result.curves = str(path) if path.exists() else ""
 
 
 def _chance_top1(val: list, num_classes: int) -> float:
@@ -260,8 +272,6 @@ def _train(root: Path, manifest: Manifest, train: list, val: list, role: str, sp
         checkpoint = make_checkpoint(model, spec.name, manifest.classes, cfg, role=role, identity=identity, metrics=history[-1] if history else {})
         (run_dir / "metrics.json").write_text(json.dumps({"history": history, "environment": environment(worker.device)}, indent=1))
         save_atomic(checkpoint, run_dir / "model.pth")
-        if matplotlib_available():  # after the checkpoint is saved: a figure never holds up a finished run
-            plot_training_curves(history, CURVES, run_dir / CURVES_NAME, f"fine-tuning {run_dir.name}: {spec.name} at {spec.resolution}px, {ft.segments} segments")
     barrier(worker)
     return FinetuneResult(str(run_dir / "model.pth"), ft.epochs - start_epoch, history, start=start, left_out=left_out, read_short=read_short)
 

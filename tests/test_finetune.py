@@ -27,7 +27,7 @@ from pipeline.models import create_model, data_config, frame_transform
 from pipeline.decode_watch import WatchedDecoding
 from pipeline.training import ValClips, clip_logits, collate_val_clips, joined_scores, validation_metrics, validation_scores, watched_batches
 from stages.features import run_features
-from stages.finetune import run_finetune
+from stages.finetune import draw_curves, run_finetune
 
 REPO = Path(__file__).resolve().parents[1]
 REC = ModelSpec("test_resnet", weights="none", resolution=32)
@@ -46,11 +46,16 @@ def test_training_lowers_the_loss_and_is_idempotent(tiny_videos, run_options):
     assert [h["lr"] for h in result.history] == pytest.approx([low + 0.5 * (FT.lr - low) * (1 + math.cos(math.pi * e / FT.epochs)) for e in range(FT.epochs)], rel=1e-12)
     metrics = json.loads((Path(result.checkpoint).parent / "metrics.json").read_text())
     assert metrics["history"] == result.history and metrics["environment"]["libraries"]["timm"] == metadata.version("timm")
-    curves = Path(result.checkpoint).parent / "curves.png"  # loss, val top-1 and mAP, the rate, over the epochs
+    # the curves (loss, val top-1 and mAP, the rate), drawn by the command after the run, not by the run
+    curves = Path(result.checkpoint).parent / "curves.png"
+    assert result.curves == "" and not curves.exists()
+    draw_curves(result)
     assert result.curves == str(curves) and curves.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"curves {curves}" in result.table()
+    drawn = curves.stat().st_mtime_ns
     again = run_finetune("demo", tiny_videos, "recognizer", REC, FT, 6, run_options)
     assert again.trained_epochs == 0 and again.history == result.history and again.checkpoint == result.checkpoint
-    assert again.curves == str(curves)
+    draw_curves(again)
+    assert again.curves == str(curves) and curves.stat().st_mtime_ns == drawn  # there already: not drawn again
 
 
 def test_frame_wise_regime_trains_too(tiny_videos, run_options):

@@ -15,7 +15,7 @@ from pipeline.cache import CacheError, FeatureCache, file_lock, output_lock_path
 from pipeline.config import TrainConfig
 from pipeline.sampler import NSNetSampler, SamplerConfig
 from pipeline.sampler_training import CachedClips, WindowedRows, baseline_plus_targets, frame_objective, ns_targets, ranking_loss, sampler_saliency, shift_positions, shuffle_windows, train_epoch, vgm_loss
-from stages.train import epoch_loader, load_sampler_inputs, load_trained_sampler, read_training_features, run_train, training_clips
+from stages.train import draw_curves, epoch_loader, load_sampler_inputs, load_trained_sampler, read_training_features, run_train, training_clips
 
 CFG = TrainConfig(epochs=12, batch_size=4, lr=0.001, milestones=(8,), seed=1)
 
@@ -137,7 +137,10 @@ def test_train_stage_reports_saliency_and_is_idempotent(tiny_pipeline, monkeypat
     assert result.saliency_ap["AP of s_f vs ground-truth salient frames (val)"] == pytest.approx(average_precision_score(y, s_f.ravel()), abs=1e-12)
     assert result.saliency_ap["AP of s_v vs ground-truth salient frames (val)"] == pytest.approx(average_precision_score(y, s_v.ravel()), abs=1e-12)
     assert result.saliency_ap["share of salient frames (chance AP)"] == pytest.approx(y.mean())
-    curves = Path(result.path) / "curves.png"  # eq. 4's loss and its parts, the rate, over the epochs
+    # the curves (eq. 4's loss and its parts, the rate), drawn by `nsnet train` after the run, not by the run
+    curves = Path(result.path) / "curves.png"
+    assert not curves.exists() and "curves" not in result.table()
+    draw_curves(Path(result.path))
     assert curves.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"curves {curves}" in result.table()
     again = run_train(features, prototypes, CFG, progress=False, ground_truth=truth)
     assert again.trained_epochs == 0 and again.path == result.path and again.saliency_ap == result.saliency_ap
@@ -396,3 +399,23 @@ def test_validation_during_training_scores_nsnet_and_uniform_from_the_cache(tiny
     assert not any("val_map" in h for h in again.history) and "val on" not in again.table()
     for name, tensor in torch.load(Path(again.path) / "model.pth", weights_only=False)["model"].items():
         assert torch.equal(tensor, plain[name]), name
+
+
+def test_the_train_command_validates_and_draws_the_runs_curves(tiny_pipeline):
+    """``nsnet train`` validates every ``--val-every`` epochs and, the run finished, draws its
+    curves once (not again when found finished), both named in its summary."""
+    from click.testing import CliRunner
+
+    from stages.cli import main
+
+    features, prototypes, _ = tiny_pipeline
+    args = ["train", "--features", str(features), "--prototypes", str(prototypes), "--epochs", "2", "--seed", "5", "--device", "cpu", "--no-progress", "--val-every", "1"]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    (run,) = [line.split()[2] for line in first.output.splitlines() if line.startswith("sampler run ")]
+    curves = Path(run) / "curves.png"
+    assert f"curves {curves}" in first.output and "epoch 2: NSNet mAP" in first.output and curves.stat().st_size > 1000
+    drawn = curves.stat().st_mtime_ns
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0 and "(0 epochs trained now)" in again.output and f"curves {curves}" in again.output
+    assert curves.stat().st_mtime_ns == drawn
