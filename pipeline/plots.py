@@ -135,6 +135,7 @@ def plot_training_curves(history: Sequence[dict[str, float]], panels: Sequence[t
     from matplotlib.ticker import MaxNLocator
 
     panels = [panel for panel in panels if any(key in entry for key in panel[1] for entry in history)]
+    span = (history[0]["epoch"] - 0.5, history[-1]["epoch"] + 0.5)  # every panel over the run's epochs, a few points too
     fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.4), squeeze=False)
     for ax, (name, lines, ylabel) in zip(axes[0], panels):
         for key, label in lines.items():
@@ -146,6 +147,7 @@ def plot_training_curves(history: Sequence[dict[str, float]], panels: Sequence[t
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
+        ax.set_xlim(*span)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         if len(lines) > 1:

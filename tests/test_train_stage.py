@@ -351,6 +351,7 @@ def test_training_curves_draw_each_logged_key_over_the_epochs(tmp_path, monkeypa
     history[1].update(val_map=60.0, val_top1=50.0, val_uniform_map=40.0, val_uniform_top1=30.0)
     plot_training_curves(history, CURVES, tmp_path / "curves.png", "run")
     validation = drawn[1].axes[2]
+    assert validation.get_xlim() == drawn[1].axes[0].get_xlim() == (0.5, 2.5)  # a validation's few points over the run's epochs
     assert [(line.get_label(), line.get_xdata().tolist(), line.get_ydata().tolist()) for line in validation.lines] == [
         ("NSNet mAP", [2], [60.0]), ("UNIFORM mAP", [2], [40.0]), ("NSNet top-1", [2], [50.0]), ("UNIFORM top-1", [2], [30.0])]
 
