@@ -176,14 +176,14 @@ class FinetuneConfig:
 # The sampler's objectives and message-passing networks by name (Tables 6a, 6c, 6d): here, where
 # the training config checks them without importing torch (pipeline.sampler and
 # pipeline.sampler_training build them).
+FSM_TARGETS = ("ns", "video_ns_class", "video", "baseline_plus", "regression", "ranking")
+VGM_TARGETS = ("ns", "video_ns_class", "video")
+FEM_KINDS = ("transformer", "conv1d", "lstm", "mlp")
+
 # `nsnet train` scores NSNet and UNIFORM on the evaluation videos from the cache (EvalConfig's K,
 # fusion and alpha) every this many epochs and after the last; 0: never. Not part of a run's
 # identity: it changes what the run logs, not what it trains.
 SAMPLER_VAL_EVERY = 10
-
-FSM_TARGETS = ("ns", "video_ns_class", "video", "baseline_plus", "regression", "ranking")
-VGM_TARGETS = ("ns", "video_ns_class", "video")
-FEM_KINDS = ("transformer", "conv1d", "lstm", "mlp")
 
 
 @dataclass(frozen=True)

@@ -158,6 +158,17 @@ def plot_training_curves(history: Sequence[dict[str, float]], panels: Sequence[t
     plt.close(fig)
 
 
+def draw_curves_once(history: Sequence[dict[str, float]], panels: Sequence[tuple[str, dict[str, str], str]], path: Path, title: str) -> bool:
+    """A finished run's curves (:func:`plot_training_curves`) at ``path``, drawn where it is not
+    there and matplotlib is; whether it is there now. The commands draw them after the run, in a
+    process that then ends: drawn in a process that went on training or evaluating (evaluate
+    after its w/o-NS run, the ablations), a figure raised that process's later memory by
+    0.2-0.5 GiB."""
+    if not path.exists() and history and matplotlib_available():
+        plot_training_curves(history, panels, path, title)
+    return path.exists()
+
+
 SALIENT_COLOUR, NON_SALIENT_COLOUR = "#00b8c8", "#e02020"  # the paper's Fig. 4: aqua and red outlines
 
 

@@ -571,7 +571,7 @@ def train(dataset: str, data_root: Path | None, cache_dir: Path, features_path: 
     root = videos_root(features_path, dataset, data_root)
     result = run_train(features_path, prototypes_path, cfg, device=str(pick_device(device)), progress=not no_progress, ground_truth=ground_truth_file(features_path, root), val_every=val_every)
     record_latest(latest_run_file(prototypes_path), result.path)
-    draw_curves(Path(result.path))
+    draw_curves(result, cfg)
     click.echo(result.table())
 
 

@@ -30,7 +30,7 @@ from pipeline.environment import environment
 from pipeline.extract import decoding_workers, workers_within_shared_memory
 from pipeline.checkpoints import make_checkpoint
 from pipeline.models import create_finetune_model, data_config, frame_transform, save_atomic, weights_identity
-from pipeline.plots import CURVES_NAME, matplotlib_available, plot_training_curves
+from pipeline.plots import CURVES_NAME, draw_curves_once
 from pipeline.decode_watch import WatchedDecoding
 from pipeline.video import failure_summary
 from pipeline.wording import first_few
@@ -165,14 +165,10 @@ def run_finetune(dataset: str, data_root: Path | None, role: str, spec: ModelSpe
 
 
 def draw_curves(result: FinetuneResult) -> None:
-    """A finished run's ``curves.png`` (:data:`CURVES` from its history), where it has none and
-    matplotlib is there, named in ``result``; ``nsnet finetune``'s leader draws it, in a process
-    that then ends (as :func:`stages.train.draw_curves`)."""
-    run_dir = Path(result.run_dir)
-    path = run_dir / CURVES_NAME
-    if not path.exists() and matplotlib_available() and result.history:
-        plot_training_curves(result.history, CURVES, path, f"fine-tuning {run_dir.name}")
-    result.curves = str(path) if path.exists() else ""
+    """The run's ``curves.png`` (:data:`CURVES`), where it has none, named in ``result``:
+    ``nsnet finetune``'s leader's last step (:func:`pipeline.plots.draw_curves_once`)."""
+    path = Path(result.run_dir) / CURVES_NAME
+    result.curves = str(path) if draw_curves_once(result.history, CURVES, path, f"fine-tuning {path.parent.name}") else ""
 
 
 def _chance_top1(val: list, num_classes: int) -> float:

@@ -30,7 +30,7 @@ from pipeline.environment import environment
 from pipeline.evaluation import fused_positions, recognition, scores_at
 from pipeline.metrics import multi_hot
 from pipeline.models import save_atomic
-from pipeline.plots import CURVES_NAME, matplotlib_available, plot_training_curves
+from pipeline.plots import CURVES_NAME, draw_curves_once
 from pipeline.sampler import NSNetSampler, SamplerConfig
 from pipeline.sampler_training import SALIENCY_BATCH, CachedClips, FrameObjective, WindowedRows, frame_objective, sampler_saliency, shuffle_windows, train_epoch
 from pipeline.wording import videos_said
@@ -225,17 +225,11 @@ def epoch_loader(data: CachedClips, cfg: TrainConfig, epoch: int) -> torch.utils
     return torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, sampler=np.concatenate(windows).tolist(), generator=generator)
 
 
-def draw_curves(run_dir: Path) -> None:
-    """A finished run's ``curves.png`` (:data:`CURVES` from its ``metrics.json``), where it has
-    none and matplotlib is there. ``nsnet train`` draws it, after training, in a process that
-    then ends: drawn in a process that trains or evaluates on (evaluate's w/o-NS run, the
-    ablations), a figure raised that process's later memory by 0.2-0.5 GiB."""
-    path = Path(run_dir) / CURVES_NAME
-    if path.exists() or not matplotlib_available():
-        return
-    metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
-    cfg = metrics["config"]
-    plot_training_curves(metrics["history"], CURVES, path, f"sampler run {Path(run_dir).name}: FSM {cfg['fsm_target']}, VGM {cfg['vgm_target']}, FEM {cfg['fem']}, gamma {cfg['gamma']:g}")
+def draw_curves(result: TrainResult, cfg: TrainConfig) -> None:
+    """The run's ``curves.png`` (:data:`CURVES`), where it has none: ``nsnet train``'s last step
+    (:func:`pipeline.plots.draw_curves_once`)."""
+    title = f"sampler run {Path(result.path).name}: FSM {cfg.fsm_target}, VGM {cfg.vgm_target}, FEM {cfg.fem}, gamma {cfg.gamma:g}"
+    draw_curves_once(result.history, CURVES, Path(result.path) / CURVES_NAME, title)
 
 
 def run_train(features: Path, prototypes: Path, cfg: TrainConfig, device: str = "cpu", progress: bool = True, ground_truth: Path | None = None, val_every: int = 0) -> TrainResult:

@@ -140,7 +140,7 @@ def test_train_stage_reports_saliency_and_is_idempotent(tiny_pipeline, monkeypat
     # the curves (eq. 4's loss and its parts, the rate), drawn by `nsnet train` after the run, not by the run
     curves = Path(result.path) / "curves.png"
     assert not curves.exists() and "curves" not in result.table()
-    draw_curves(Path(result.path))
+    draw_curves(result, CFG)
     assert curves.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"curves {curves}" in result.table()
     again = run_train(features, prototypes, CFG, progress=False, ground_truth=truth)
     assert again.trained_epochs == 0 and again.path == result.path and again.saliency_ap == result.saliency_ap
