@@ -345,18 +345,12 @@ def cached_saliency(model: NSNetSampler, objective: FrameObjective, features: Pa
     return s_f, s_v
 
 
-# Videos a validation while training reads and scores at a time: at ActivityNet's full shape
-# (4,926 val videos) 17-19 s a validation on the 2-core CPU and 0.32-0.42 GiB above the
-# training's own memory, against 19-20 s and 0.81-0.83 GiB a batch of SALIENCY_BATCH (1,024).
-VALIDATION_BATCH = 256
-
-
 @dataclass(frozen=True)
 class ValidationCheck:
     """NSNet and UNIFORM at K on the evaluation videos, during training: the heads' fused choice
     (``cfg``'s K, fusion and alpha) and UNIFORM's K scored with the recognizer's cached logits
     of the chosen frames, as evaluate's cached rows score them; the light features and logits
-    read :data:`VALIDATION_BATCH` videos at a time, so what is held is a batch and the [V, C]
+    read :data:`SALIENCY_BATCH` videos at a time, so what is held is a batch and the [V, C]
     scores."""
 
     features: Path
@@ -384,9 +378,9 @@ class ValidationCheck:
         """``val_map``, ``val_top1`` (NSNet) and ``val_uniform_map``, ``val_uniform_top1``, in %."""
         nsnet, uniform = [], []
         with FeatureCache(self.features) as cache:
-            for at in range(0, len(self.rows), VALIDATION_BATCH):
-                block = self.rows[at : at + VALIDATION_BATCH]
-                s_f, s_v = sampler_saliency(model, objective, cache_mod.read_rows(cache["light_features"], block), device, VALIDATION_BATCH)
+            for at in range(0, len(self.rows), SALIENCY_BATCH):
+                block = self.rows[at : at + SALIENCY_BATCH]
+                s_f, s_v = sampler_saliency(model, objective, cache_mod.read_rows(cache["light_features"], block), device)
                 logits = cache_mod.read_rows(cache["rec_logits"], block)
                 nsnet.append(scores_at(logits, fused_positions(s_f, s_v, self.k, self.cfg.fusion, self.cfg.alpha)))
                 uniform.append(scores_at(logits, [uniform_positions(self.t, self.k)] * len(block)))
