@@ -21,6 +21,19 @@ def _pyplot():
     return plt
 
 
+def _save(plt: Any, fig: Any, path: Path, dpi: int) -> None:
+    """``fig`` as a PNG at ``path``, whole or not at all (written beside it and renamed into
+    place, so that a kill leaves no half-written figure that a later run would take for drawn),
+    then closed."""
+    from pipeline.cache import replacing
+
+    try:
+        with replacing(Path(path)) as tmp:
+            fig.savefig(tmp, dpi=dpi, format="png")
+    finally:
+        plt.close(fig)
+
+
 def plot_budget_curve(curve: dict[str, list[dict[str, float]]], path: Path, title: str) -> None:
     """Fig. 3: mAP against GFLOPs per video, one line per sampler, one point per K."""
     plt = _pyplot()
@@ -35,8 +48,7 @@ def plot_budget_curve(curve: dict[str, list[dict[str, float]]], path: Path, titl
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(plt, fig, path, dpi=120)
 
 
 def plot_class_saliency(panels: list[dict[str, Any]], path: Path) -> None:
@@ -52,8 +64,7 @@ def plot_class_saliency(panels: list[dict[str, Any]], path: Path) -> None:
     axes[0][0].set_ylabel("mean saliency (EMA 0.8)")
     axes[0][0].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(plt, fig, path, dpi=120)
 
 
 def plot_video_saliency(prediction: Any, classes: Sequence[str], fusion: str, alpha: float, path: Path) -> None:
@@ -93,8 +104,7 @@ def plot_video_saliency(prediction: Any, classes: Sequence[str], fusion: str, al
         thumb.set_title(label, fontsize=8)
         thumb.axis("off")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path, dpi=110)
 
 
 def plot_fractions(panels: list[dict[str, Any]], path: Path, title: str) -> None:
@@ -119,8 +129,7 @@ def plot_fractions(panels: list[dict[str, Any]], path: Path, title: str) -> None
     axes[0][0].set_ylabel("fraction of the FLOP-bound speedup")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(plt, fig, path, dpi=120)
 
 
 CURVES_NAME = "curves.png"  # a training run's curves, beside its metrics.json
@@ -154,8 +163,7 @@ def plot_training_curves(history: Sequence[dict[str, float]], panels: Sequence[t
             ax.legend(fontsize=8)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path, dpi=110)
 
 
 def draw_curves_once(history: Sequence[dict[str, float]], panels: Sequence[tuple[str, dict[str, str], str]], path: Path, title: str) -> bool:
@@ -199,5 +207,4 @@ def plot_showcase(videos: Sequence[Any], path: Path, title: str) -> None:
             for ax in axes_row[len(row.frames):]:
                 ax.axis("off")
             axes_row[0].set_ylabel(f"{row.method}\n→ {row.prediction}", fontsize=8)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path, dpi=110)

@@ -356,6 +356,30 @@ def test_training_curves_draw_each_logged_key_over_the_epochs(tmp_path, monkeypa
         ("NSNet mAP", [2], [60.0]), ("UNIFORM mAP", [2], [40.0]), ("NSNet top-1", [2], [50.0]), ("UNIFORM top-1", [2], [30.0])]
 
 
+def test_curves_killed_while_written_are_drawn_by_the_next_command(tmp_path, monkeypatch):
+    """A figure is written beside its path and renamed into place: a draw stopped halfway
+    (Ctrl-C in ``savefig``) leaves no ``curves.png``, nor its temporary file, so the next
+    command draws it, where half a PNG would have been taken for drawn."""
+    from matplotlib.figure import Figure
+
+    from pipeline.plots import draw_curves_once
+    from stages.train import CURVES
+
+    def killed(fig, path, **kw):
+        Path(path).write_bytes(b"\x89PNG\r\n\x1a\n half")
+        raise KeyboardInterrupt
+
+    history = [{"epoch": 1, "loss": 3.0, "frame": 2.0, "video": 1.0, "cls": 0.8, "ns": 1.0, "lr": 0.01}]
+    with monkeypatch.context() as patched:
+        patched.setattr(Figure, "savefig", killed)
+        with pytest.raises(KeyboardInterrupt):
+            draw_curves_once(history, CURVES, tmp_path / "curves.png", "run")
+    assert list(tmp_path.iterdir()) == []
+    assert draw_curves_once(history, CURVES, tmp_path / "curves.png", "run")
+    assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (tmp_path / "curves.png").stat().st_size > 1000
+    assert [p.name for p in tmp_path.iterdir()] == ["curves.png"]
+
+
 def test_validation_during_training_scores_nsnet_and_uniform_from_the_cache(tiny_pipeline):
     """With ``val_every`` the run logs NSNet's and UNIFORM's val mAP and top-1 at K=5 every that
     many epochs and after the last; the last equals the trained heads' choice scored by hand:
