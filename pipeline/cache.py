@@ -171,6 +171,13 @@ def write_text_atomic(path: Path, text: str) -> None:
         tmp.write_text(text)
 
 
+def restart_log(path: Path, entries: Sequence[dict[str, Any]]) -> None:
+    """A training run's JSON-lines log at ``path`` made to hold ``entries`` alone (its resume
+    point's history), whole or not at all: what a killed run left after them (an epoch logged
+    but not saved, which the run trains again; half a line) goes before the run appends."""
+    write_text_atomic(path, "".join(json.dumps(entry) + "\n" for entry in entries))
+
+
 @contextmanager
 def file_lock(path: Path, blocking: bool = True, hint: str = "wait for it or pick another shard") -> Iterator[None]:
     """An exclusive ``flock`` on ``path``; non-blocking raises :class:`CacheError` when held

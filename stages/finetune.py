@@ -231,6 +231,8 @@ def _train(root: Path, manifest: Manifest, train: list, val: list, role: str, sp
         decoding.skip.update({number[path]: reason for path, reason in left_out[split].items() if path in number})
         dataset.short.update({number[path]: ReadShort(number[path], n["frames"], n["listed"]) for path, n in read_short[split].items() if path in number})
     log = run_dir / "log.jsonl"
+    if worker.is_leader:
+        cache_mod.restart_log(log, history)
     for epoch in range(start_epoch, ft.epochs):
         tick = time.perf_counter()
         train_set.set_epoch(epoch)

@@ -296,6 +296,7 @@ def _train_epochs(model: NSNetSampler, optimizer: torch.optim.Optimizer, schedul
     """Epochs ``start`` to ``cfg.epochs`` of the run in ``run_dir``: each appended to ``history``
     and ``log.jsonl`` (with ``check``'s scores every ``val_every`` epochs and after the last),
     then saved as the resume point ``last.pth``."""
+    cache_mod.restart_log(run_dir / "log.jsonl", history)
     bar = tqdm(range(start, cfg.epochs), desc="train sampler", unit="epoch", disable=not progress)
     for epoch in bar:
         tick = time.perf_counter()

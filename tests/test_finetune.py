@@ -163,6 +163,35 @@ def test_kill_and_resume_gives_the_same_weights(tiny_videos, tmp_path):
         assert torch.equal(a[key], b[key]), key
 
 
+def test_a_killed_runs_log_holds_each_epoch_once_when_resumed(tiny_videos, run_options, monkeypatch, tmp_path):
+    """Killed after epoch 2's line and in the middle of epoch 3's, before epoch 2's resume point
+    was saved: the resumed run's log is the uninterrupted run's, each epoch once, whole lines."""
+    import stages.finetune
+
+    ft = replace(FT, epochs=3)
+    save = stages.finetune.save_atomic
+
+    def killed_at_epoch_2(obj, path):
+        if path.name == "last.pth" and obj["epoch"] == 1:
+            with open(path.parent / "log.jsonl", "a") as log:
+                log.write('{"epoch": 3, "lo')
+            raise KeyboardInterrupt
+        save(obj, path)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(stages.finetune, "save_atomic", killed_at_epoch_2)
+        with pytest.raises(KeyboardInterrupt):
+            run_finetune("demo", tiny_videos, "recognizer", REC, ft, 6, run_options)
+    (run_dir,) = (run_options.cache_dir / "demo" / "finetune").glob("recognizer-*")
+    assert (run_dir / "log.jsonl").read_text().count("\n") == 2  # epochs 1 and 2 logged, half of a third
+    resumed = run_finetune("demo", tiny_videos, "recognizer", REC, ft, 6, run_options)
+    assert resumed.trained_epochs == 2
+    log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    assert [entry["epoch"] for entry in log] == [1, 2, 3] and log == resumed.history
+    whole = run_finetune("demo", tiny_videos, "recognizer", REC, ft, 6, replace(run_options, cache_dir=tmp_path / "whole"))
+    assert [{k: v for k, v in entry.items() if k != "seconds"} for entry in log] == [{k: v for k, v in entry.items() if k != "seconds"} for entry in whole.history]
+
+
 def test_bad_initial_checkpoint_and_class_mismatch_are_clear_errors(tiny_videos, tiny_config, run_options, tmp_path):
     with pytest.raises(WeightsError, match="nowhere.pth: checkpoint file not found"):
         run_finetune("demo", tiny_videos, "recognizer", replace(REC, weights=str(tmp_path / "nowhere.pth")), FT, 6, run_options)

@@ -287,6 +287,42 @@ def test_resume_gives_the_same_weights(tiny_pipeline):
         assert torch.equal(weights[key], reference[key]), key
 
 
+def test_a_killed_runs_log_holds_each_epoch_once_when_resumed(tiny_pipeline, monkeypatch):
+    """A kill after an epoch's line was written and before its resume point was saved (here in
+    the middle of the next line too) left that epoch logged, and the resumed run logged it again
+    after half a line: the resumed log is the resume point's history and the epochs trained
+    since, one whole line each, as an uninterrupted run's."""
+    import stages.train
+
+    features, prototypes, _ = tiny_pipeline
+    cfg = replace(CFG, epochs=4, seed=3)
+    save = stages.train.save_atomic
+
+    def killed_at_epoch_3(obj, path):
+        if path.name == "last.pth" and obj["epoch"] == 2:
+            with open(path.parent / "log.jsonl", "a") as log:
+                log.write('{"epoch": 4, "lo')
+            raise KeyboardInterrupt
+        save(obj, path)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(stages.train, "save_atomic", killed_at_epoch_3)
+        with pytest.raises(KeyboardInterrupt):
+            run_train(features, prototypes, cfg, progress=False)
+    (run_dir,) = features.parent.glob(f"{features.name}.train-*")
+    lines = (run_dir / "log.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines[:3]] == [1, 2, 3] and lines[3:] == ['{"epoch": 4, "lo']  # as the kill left it
+    resumed = run_train(features, prototypes, cfg, progress=False)
+    assert resumed.trained_epochs == 2
+    log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    assert [entry["epoch"] for entry in log] == [1, 2, 3, 4]
+    assert log == json.loads((run_dir / "metrics.json").read_text())["history"]
+    shutil.rmtree(run_dir)
+    whole = run_train(features, prototypes, cfg, progress=False)
+    uninterrupted = [json.loads(line) for line in (Path(whole.path) / "log.jsonl").read_text().splitlines()]
+    assert [{k: v for k, v in entry.items() if k != "seconds"} for entry in log] == [{k: v for k, v in entry.items() if k != "seconds"} for entry in uninterrupted]
+
+
 def test_sigkill_during_training_then_resume_gives_the_same_weights(tiny_pipeline, tmp_path):
     import signal
     import subprocess
