@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from pipeline.backends import DEFAULT_EXPORT_DIR, make_heads
 from pipeline.baselines import uniform_positions
+from pipeline.cache import write_text_atomic
 from pipeline.config import LATENCY_REPS_FACTOR, WEIGHTS_NONE, EvalConfig, FeaturesConfig, TrainConfig
 from pipeline.demo_data import encode_h264
 from pipeline.extract import BothModels
@@ -330,7 +331,7 @@ def write_report(result: InferenceBench, out: Path) -> list[Path]:
     """The JSON report at ``out`` and, with matplotlib, the repetitions' fractions as a PNG beside
     it; returns the paths written."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result.to_dict(), indent=1))
+    write_text_atomic(out, json.dumps(result.to_dict(), indent=1))
     if not matplotlib_available():
         return [out]
     plot = out.with_suffix(".png")

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from pipeline.cache import write_text_atomic
 from pipeline.config import WEIGHTS_NONE, FeaturesConfig, ModelSpec, RunOptions
 from pipeline.datasets import AnnotationFiles, load_manifest
 from pipeline.distributed import WHOLE, Worker, pick_device, synchronize
@@ -139,4 +140,4 @@ def _describe(spec: ModelSpec) -> str:
 
 def write_report(result: FeaturesBench, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result.to_dict(), indent=1))
+    write_text_atomic(out, json.dumps(result.to_dict(), indent=1))

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from pipeline.cache import write_text_atomic
 from pipeline.config import EvalConfig
 from pipeline.environment import environment
 from pipeline.synthetic import SynthSpec
@@ -67,7 +68,7 @@ class ScaleReport:
         """The JSON report; written after every stage, so a stopped run keeps what it measured."""
         out.parent.mkdir(parents=True, exist_ok=True)
         checks = [{"check": c, "holds": ok} for c, ok in self.checks()]
-        out.write_text(json.dumps({**asdict(self), "complete": complete, "checks": checks}, indent=1))
+        write_text_atomic(out, json.dumps({**asdict(self), "complete": complete, "checks": checks}, indent=1))
 
     def checks(self) -> list[tuple[str, bool]]:
         """The issue's targets for this shape (full size only), as (description, holds)."""

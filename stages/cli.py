@@ -333,6 +333,7 @@ def data(dataset: str, data_root: Path | None, difficulty: float | None, seed: i
 @clear_errors
 def features(dataset: str, data_root: Path | None, cache_dir: Path, cache_path: Path | None, preset: str | None, shard: str, device: str, backend: str, onnx_dir: Path | None, workers: int | None, videos_per_batch: int, videos_per_shard: int, allow_failures: bool, retry_failed: bool, dry_run: bool, decode_timeout: float, no_progress: bool, files: Any, **model_options: Any) -> None:
     """Pre-sample T frames per video, run the light model and the recognizer, fill the cache."""
+    from pipeline.cache import write_text_atomic
     from pipeline.config import RunOptions
     from pipeline.datasets import get_dataset
     from pipeline.distributed import parse_shard
@@ -350,7 +351,7 @@ def features(dataset: str, data_root: Path | None, cache_dir: Path, cache_path: 
     if summary.leader:
         click.echo(summary.table())
         out = Path(summary.cache).with_name(Path(summary.cache).name + ".summary.json")
-        out.write_text(json.dumps(vars(summary), indent=1))
+        write_text_atomic(out, json.dumps(vars(summary), indent=1))
         if summary.complete:
             record_latest(latest_features_file(cache_dir, dataset, preset), summary.cache)
     if summary.failed and not allow_failures:
@@ -478,7 +479,9 @@ def outputs(dataset: str, cache_dir: Path, json_out: Path | None) -> None:
     caches, finetune_runs = list_outputs(cache_dir, dataset), list_finetune_runs(cache_dir, dataset)
     click.echo(outputs_table(caches, finetune_runs, cache_dir / dataset))
     if json_out is not None:
-        json_out.write_text(json.dumps({"caches": [c.to_dict() for c in caches], "finetune_runs": [r.to_dict() for r in finetune_runs]}, indent=1))
+        from pipeline.cache import write_text_atomic
+
+        write_text_atomic(json_out, json.dumps({"caches": [c.to_dict() for c in caches], "finetune_runs": [r.to_dict() for r in finetune_runs]}, indent=1))
 
 
 @main.command("synth-cache")
