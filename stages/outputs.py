@@ -89,9 +89,17 @@ def describe_run(run: Path, metrics: dict[str, Any]) -> str:
 
 
 def _logged_epochs(run: Path) -> int:
-    """The epochs a run cut short has finished: the lines of its ``log.jsonl``."""
+    """The epochs a run cut short has finished: the whole lines of its ``log.jsonl`` (a kill in
+    the middle of a line leaves half of one, which the run's resume writes over)."""
     log = run / "log.jsonl"
-    return sum(1 for line in log.read_text().splitlines() if line.strip()) if log.is_file() else 0
+    return sum(1 for line in log.read_text().splitlines() if _whole_line(line)) if log.is_file() else 0
+
+
+def _whole_line(line: str) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
 
 
 def _count(n: int, thing: str) -> str:

@@ -74,7 +74,7 @@ def test_outputs_lists_the_fine_tuning_runs(tiny_videos, run_options):
     cut_short.mkdir()
     identity = json.loads((run / "identity.json").read_text())
     (cut_short / "identity.json").write_text(json.dumps({**identity, "model": {**identity["model"], "name": "test_efficientnet", "weights": "file:" + "ab" * 32}, "finetune": {**identity["finetune"], "epochs": 30, "segments": 3}}))
-    (cut_short / "log.jsonl").write_text('{"epoch": 1}\n')
+    (cut_short / "log.jsonl").write_text('{"epoch": 1}\n{"epoch": 2, "lo')  # killed in the middle of epoch 2's line
     listing = CliRunner().invoke(main, ["outputs", "--dataset", "demo", "--cache-dir", str(run_options.cache_dir), "--json", str(run_options.cache_dir / "outputs.json")])
     assert listing.exit_code == 0, listing.output
     written = json.loads((run_options.cache_dir / "outputs.json").read_text())  # the same listing, for scripts
