@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -116,3 +117,19 @@ def recognize_all(decoder, *args, **kwargs) -> tuple[list, dict]:
 
     results = dict(recognized(decoder, *args, **kwargs))
     return [None if isinstance(results[i], str) else results[i] for i in range(len(decoder))], {i: r for i, r in results.items() if isinstance(r, str)}
+
+
+def kill_while_logging(monkeypatch: pytest.MonkeyPatch, stage: Any, epoch: int) -> None:
+    """Patch a training stage module's ``save_atomic`` to stop its run as a kill would after
+    epoch ``epoch``'s line was logged and before that epoch's resume point was saved, half of
+    the next epoch's line written (``KeyboardInterrupt``)."""
+    save = stage.save_atomic
+
+    def killed(obj: dict, path: Path) -> None:
+        if path.name == "last.pth" and obj["epoch"] == epoch - 1:
+            with open(path.parent / "log.jsonl", "a") as log:
+                log.write(f'{{"epoch": {epoch + 1}, "lo')
+            raise KeyboardInterrupt
+        save(obj, path)
+
+    monkeypatch.setattr(stage, "save_atomic", killed)

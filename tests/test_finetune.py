@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import kill_while_logging
 from pipeline.cache import CacheError, FeatureCache, file_lock, output_lock_path
 from pipeline.checkpoints import WeightsError, read_checkpoint
 from pipeline.config import FinetuneConfig, ModelSpec
@@ -169,17 +170,8 @@ def test_a_killed_runs_log_holds_each_epoch_once_when_resumed(tiny_videos, run_o
     import stages.finetune
 
     ft = replace(FT, epochs=3)
-    save = stages.finetune.save_atomic
-
-    def killed_at_epoch_2(obj, path):
-        if path.name == "last.pth" and obj["epoch"] == 1:
-            with open(path.parent / "log.jsonl", "a") as log:
-                log.write('{"epoch": 3, "lo')
-            raise KeyboardInterrupt
-        save(obj, path)
-
     with monkeypatch.context() as patched:
-        patched.setattr(stages.finetune, "save_atomic", killed_at_epoch_2)
+        kill_while_logging(patched, stages.finetune, 2)
         with pytest.raises(KeyboardInterrupt):
             run_finetune("demo", tiny_videos, "recognizer", REC, ft, 6, run_options)
     (run_dir,) = (run_options.cache_dir / "demo" / "finetune").glob("recognizer-*")

@@ -11,6 +11,7 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score
 
+from conftest import kill_while_logging
 from pipeline.cache import CacheError, FeatureCache, file_lock, output_lock_path
 from pipeline.config import TrainConfig
 from pipeline.sampler import NSNetSampler, SamplerConfig
@@ -296,17 +297,8 @@ def test_a_killed_runs_log_holds_each_epoch_once_when_resumed(tiny_pipeline, mon
 
     features, prototypes, _ = tiny_pipeline
     cfg = replace(CFG, epochs=4, seed=3)
-    save = stages.train.save_atomic
-
-    def killed_at_epoch_3(obj, path):
-        if path.name == "last.pth" and obj["epoch"] == 2:
-            with open(path.parent / "log.jsonl", "a") as log:
-                log.write('{"epoch": 4, "lo')
-            raise KeyboardInterrupt
-        save(obj, path)
-
     with monkeypatch.context() as patched:
-        patched.setattr(stages.train, "save_atomic", killed_at_epoch_3)
+        kill_while_logging(patched, stages.train, 3)
         with pytest.raises(KeyboardInterrupt):
             run_train(features, prototypes, cfg, progress=False)
     (run_dir,) = features.parent.glob(f"{features.name}.train-*")
