@@ -185,6 +185,11 @@ FEM_KINDS = ("transformer", "conv1d", "lstm", "mlp")
 # identity: it changes what the run logs, not what it trains.
 SAMPLER_VAL_EVERY = 10
 
+# Videos `nsnet predict` runs through the models in one batch (`--batch-size`), and the most
+# `TrainedPipeline.predict_batch` puts in one: each holds its T frames' crops for both backbones
+# in float32 (16 x 2 x 3 x 224 x 224 x 4 bytes, about 19 MB at the paper's T and resolution).
+PREDICT_BATCH = 32
+
 
 @dataclass(frozen=True)
 class TrainConfig:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 
-from pipeline.config import DECODE_TIMEOUT_S
+from pipeline.config import DECODE_TIMEOUT_S, PREDICT_BATCH
 from pipeline.decode_watch import DecodingWatch, WatchedDecoding
 from pipeline.evaluation import all_frame_scores, fused_positions, top_classes
 from pipeline.extract import BothModels, ModelFrames, both_moved, decoding_loader
@@ -201,8 +201,9 @@ def predict_videos(
             start = batch[-1].item + 1
 
 
-def predict_frames(engine: NSNetInference, models: BothModels, videos: Sequence[np.ndarray], num_frames: int, names: Sequence[str] | None = None) -> list[VideoPrediction]:
-    """NSNet on videos decoded by the caller, in one batch of the models: each video's
+def predict_frames(engine: NSNetInference, models: BothModels, videos: Sequence[np.ndarray], num_frames: int, names: Sequence[str] | None = None, batch_size: int = PREDICT_BATCH) -> list[VideoPrediction]:
+    """NSNet on videos decoded by the caller, ``batch_size`` at a time through the models (what
+    they hold does not grow with the number of videos given): each video's
     ``num_frames`` observation frames as uint8 RGB ``[T, H, W, 3]`` (any size, in their order:
     the T uniformly pre-sampled frames, :func:`pipeline.sampling.uniform_frame_indices`, where
     they come from a video file), cropped for both models by ``models`` and run as
@@ -212,14 +213,18 @@ def predict_frames(engine: NSNetInference, models: BothModels, videos: Sequence[
     names = [f"frames {i}" for i in range(len(videos))] if names is None else list(names)
     if len(names) != len(videos):
         raise ValueError(f"{len(names)} names for {len(videos)} videos")
-    batch = []
-    for item, (frames, name) in enumerate(zip(videos, names)):
-        frames = np.asarray(frames)
+    videos = [np.asarray(frames) for frames in videos]
+    for frames, name in zip(videos, names):  # every video checked before any is run
         if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) != num_frames:
             raise ValueError(f"{name}: NSNet takes the {num_frames} observation frames of a video as uint8 RGB [{num_frames}, H, W, 3], got {frames.dtype} {list(frames.shape)}")
-        prepared = models.prepared(np.ascontiguousarray(frames))
-        batch.append(Observation(item, Path(name), prepared[0], models.recognizer_frames(prepared), np.arange(num_frames)))
-    return _predicted(batch, engine)
+    predictions = []
+    for at in range(0, len(videos), batch_size):
+        batch = []
+        for item in range(at, min(at + batch_size, len(videos))):
+            prepared = models.prepared(np.ascontiguousarray(videos[item]))
+            batch.append(Observation(item, Path(names[item]), prepared[0], models.recognizer_frames(prepared), np.arange(num_frames)))
+        predictions += _predicted(batch, engine)
+    return predictions
 
 
 def _predicted(batch: list[Observation], engine: NSNetInference) -> list[VideoPrediction]:

@@ -17,7 +17,7 @@ import click
 # the models-only rate). Set before torch is imported; an explicit setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from pipeline.config import DECODE_TIMEOUT_S, LATENCY_REPS_FACTOR, SAMPLER_VAL_EVERY, STORAGES, EvalConfig  # noqa: E402  (no torch import behind it)
+from pipeline.config import DECODE_TIMEOUT_S, LATENCY_REPS_FACTOR, PREDICT_BATCH, SAMPLER_VAL_EVERY, STORAGES, EvalConfig  # noqa: E402  (no torch import behind it)
 from pipeline.datasets import DATASETS  # noqa: E402
 from pipeline.datasets.lists import LIST_FORMATS  # noqa: E402
 from pipeline.datasets.manifest import EVALUATION_SPLITS  # noqa: E402
@@ -662,7 +662,7 @@ def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_pat
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=Path("cache"), show_default=True)
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("cache/predict"), show_default=True, help="Where predictions.jsonl and the plots go.")
 @frame_choice_options
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Videos per model batch.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=PREDICT_BATCH, show_default=True, help="Videos per model batch.")
 @click.option("--plot", is_flag=True, help="A PNG per video: saliency over time, chosen frames and their thumbnails.")
 @click.option("--device", default="auto", show_default=True)
 @backend_options(compare=False)

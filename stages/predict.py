@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from pipeline.backends import DEFAULT_EXPORT_DIR, make_heads
 from pipeline.cache import CacheError, FeatureCache, output_lock, replacing, write_text_atomic
-from pipeline.config import DECODE_TIMEOUT_S, EvalConfig
+from pipeline.config import DECODE_TIMEOUT_S, PREDICT_BATCH, EvalConfig
 from pipeline.datasets.finding import walk_once
 from pipeline.datasets.lists import entry_lines, is_header
 from pipeline.datasets.manifest import read_annotation_text
@@ -72,10 +72,11 @@ class TrainedPipeline:
         ``[T, H, W, 3]``; :func:`pipeline.inference.predict_frames`)."""
         return self.predict_batch([frames], [name])[0]
 
-    def predict_batch(self, videos: Sequence[np.ndarray], names: Sequence[str] | None = None) -> list[VideoPrediction]:
-        """NSNet on several videos' T observation frames decoded by the caller, in one batch of
-        the models (:func:`pipeline.inference.predict_frames`)."""
-        return predict_frames(self.engine, self.models, videos, self.num_frames, names)
+    def predict_batch(self, videos: Sequence[np.ndarray], names: Sequence[str] | None = None, batch_size: int = PREDICT_BATCH) -> list[VideoPrediction]:
+        """NSNet on several videos' T observation frames decoded by the caller, ``batch_size``
+        videos at a time through the models (:func:`pipeline.inference.predict_frames`), so
+        that what the models hold does not grow with the number of videos given."""
+        return predict_frames(self.engine, self.models, videos, self.num_frames, names, batch_size)
 
 
 def features_of_run(run_dir: Path) -> Path:
@@ -370,7 +371,7 @@ def share_folder(out_dir: Path, share: Share) -> Path:
     return Path(out_dir) if share == WHOLE else Path(out_dir) / f"share-{share[0]}-of-{share[1]}"
 
 
-def run_predict(inputs: Sequence[Path], run_dir: Path, out_dir: Path, cfg: EvalConfig = EvalConfig(), device: str = "cpu", dataset: str | None = None, batch_size: int = 32, workers: int = 2, plot: bool = False, progress: bool = True, backend: str = "auto", export_dir: Path = DEFAULT_EXPORT_DIR, decode_timeout: float = DECODE_TIMEOUT_S, retry_failed: bool = False, share: Share = WHOLE) -> PredictResult:
+def run_predict(inputs: Sequence[Path], run_dir: Path, out_dir: Path, cfg: EvalConfig = EvalConfig(), device: str = "cpu", dataset: str | None = None, batch_size: int = PREDICT_BATCH, workers: int = 2, plot: bool = False, progress: bool = True, backend: str = "auto", export_dir: Path = DEFAULT_EXPORT_DIR, decode_timeout: float = DECODE_TIMEOUT_S, retry_failed: bool = False, share: Share = WHOLE) -> PredictResult:
     """Predict every video under ``inputs`` (with ``share`` (i, n), the videos at i, i+n, ... of
     their list, into :func:`share_folder`, so that torchrun ranks and ``--shard`` jobs divide
     them); bad videos are reported in the result, not raised.

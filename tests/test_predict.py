@@ -91,12 +91,13 @@ def test_predict_gives_the_predictions_of_evaluate(trained, tmp_path, onnx_expor
     assert lines[1]["error"].endswith("gone.mp4: file not found")
 
 
-def test_predict_frames_from_python_gives_the_commands_answer(trained, tmp_path, onnx_exports):
+def test_predict_frames_from_python_gives_the_commands_answer(trained, tmp_path, onnx_exports, monkeypatch):
     """The library's way in for frames the caller decoded: ``load_pipeline(run).predict_frames``
     on a video's T uniformly pre-sampled frames, and ``predict_batch`` on several videos' in one
-    batch of the models, choose the positions and give the scores that ``run_predict`` gives for
-    their files; frames of another count, type or layout are refused, naming them and what is
-    wanted."""
+    batch of the models or ``batch_size`` at a time, choose the positions and give the scores
+    that ``run_predict`` gives for their files; frames of another count, type or layout are
+    refused, naming them and what is wanted, before any video is run."""
+    import pipeline.inference
     from pipeline.sampling import uniform_frame_indices
     from pipeline.video import FrameSource
 
@@ -123,6 +124,16 @@ def test_predict_frames_from_python_gives_the_commands_answer(trained, tmp_path,
         line = lines[str(video)]
         assert prediction.positions.tolist() == line["positions"] and indices[prediction.frame_indices].tolist() == line["frames"]
         np.testing.assert_allclose([score for _, score in prediction.top(nsnet.classes)], [c["score"] for c in line["top5"]], rtol=1e-5, atol=1e-6)
+    batches, run = [], pipeline.inference._predicted
+    monkeypatch.setattr(pipeline.inference, "_predicted", lambda batch, engine: batches.append([o.path.name for o in batch]) or run(batch, engine))
+    in_twos = nsnet.predict_batch([frames for _, frames in decoded], ["a", "b", "c"], batch_size=2)
+    assert batches == [["a", "b"], ["c"]] and [p.path for p in in_twos] == ["a", "b", "c"]
+    for prediction, whole in zip(in_twos, batch):
+        assert prediction.positions.tolist() == whole.positions.tolist()
+        np.testing.assert_allclose(prediction.scores, whole.scores, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"^c: NSNet takes the 6 observation frames"):
+        nsnet.predict_batch([frames, frames, frames[:-1]], ["a", "b", "c"], batch_size=2)
+    assert batches == [["a", "b"], ["c"]]  # refused before the first two were run
     with pytest.raises(ValueError, match=r"^1 names for 2 videos$"):
         nsnet.predict_batch([frames, frames], ["one"])
     wanted = r"clip: NSNet takes the 6 observation frames of a video as uint8 RGB \[6, H, W, 3\], got "
