@@ -194,7 +194,7 @@ def _train(root: Path, manifest: Manifest, train: list, val: list, role: str, sp
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=ft.label_smoothing)
     # the run's folder once its model, weights, optimizer and schedule are taken: a refused one leaves none
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "identity.json").write_text(json.dumps(identity, indent=1))
+    cache_mod.write_text_atomic(run_dir / "identity.json", json.dumps(identity, indent=1))
 
     start_epoch, history = 0, []
     resume = run_dir / "last.pth"
@@ -268,7 +268,7 @@ def _train(root: Path, manifest: Manifest, train: list, val: list, role: str, sp
         barrier(worker)
     if worker.is_leader:
         checkpoint = make_checkpoint(model, spec.name, manifest.classes, cfg, role=role, identity=identity, metrics=history[-1] if history else {})
-        (run_dir / "metrics.json").write_text(json.dumps({"history": history, "environment": environment(worker.device)}, indent=1))
+        cache_mod.write_text_atomic(run_dir / "metrics.json", json.dumps({"history": history, "environment": environment(worker.device)}, indent=1))
         save_atomic(checkpoint, run_dir / "model.pth")
     barrier(worker)
     return FinetuneResult(str(run_dir / "model.pth"), ft.epochs - start_epoch, history, start=start, left_out=left_out, read_short=read_short)
