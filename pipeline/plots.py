@@ -170,8 +170,8 @@ def draw_curves_once(history: Sequence[dict[str, float]], panels: Sequence[tuple
     """A finished run's curves (:func:`plot_training_curves`) at ``path``, drawn where it is not
     there and matplotlib is; whether it is there now. The commands draw them after the run, in a
     process that then ends: drawn in a process that went on training or evaluating (evaluate
-    after its w/o-NS run, the ablations), a figure raised that process's later memory by
-    0.2-0.5 GiB."""
+    after its w/o-NS run, the ablations), a figure had raised that process's later memory by
+    0.2-0.5 GiB (README, The train stage)."""
     if not path.exists() and history and matplotlib_available():
         plot_training_curves(history, panels, path, title)
     return path.exists()
