@@ -213,6 +213,8 @@ def predict_frames(engine: NSNetInference, models: BothModels, videos: Sequence[
     names = [f"frames {i}" for i in range(len(videos))] if names is None else list(names)
     if len(names) != len(videos):
         raise ValueError(f"{len(names)} names for {len(videos)} videos")
+    if batch_size < 1:
+        raise ValueError(f"batch_size {batch_size}: at least 1 video a batch")
     videos = [np.asarray(frames) for frames in videos]
     for frames, name in zip(videos, names):  # every video checked before any is run
         if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) != num_frames:

@@ -136,6 +136,8 @@ def test_predict_frames_from_python_gives_the_commands_answer(trained, tmp_path,
     assert batches == [["a", "b"], ["c"]]  # refused before the first two were run
     with pytest.raises(ValueError, match=r"^1 names for 2 videos$"):
         nsnet.predict_batch([frames, frames], ["one"])
+    with pytest.raises(ValueError, match=r"^batch_size 0: at least 1 video a batch$"):
+        nsnet.predict_batch([frames, frames], batch_size=0)
     wanted = r"clip: NSNet takes the 6 observation frames of a video as uint8 RGB \[6, H, W, 3\], got "
     with pytest.raises(ValueError, match=wanted + r"uint8 \[5, 32, 32, 3\]$"):
         nsnet.predict_frames(frames[:-1], name="clip")
