@@ -80,11 +80,15 @@ def describe_cache(path: Path) -> str:
 
 def describe_run(run: Path, metrics: dict[str, Any]) -> str:
     """A sampler run's epochs and objectives (from its ``metrics``, or its log while unfinished),
-    and the training videos it was trained on where some were left out (runs since 2026-12-06)."""
+    the training videos it was trained on where some were left out (runs since 2026-12-06), and
+    its last validation's mAPs where it validated while training."""
     if "config" in metrics:
         cfg = metrics["config"]
         left_out = any(metrics.get("left_out", {}).values())
-        return f"{_count(len(metrics['history']), 'epoch')}, FSM {cfg['fsm_target']}, VGM {cfg['vgm_target']}, FEM {cfg['fem']}, gamma {cfg['gamma']:g}" + (f"; on {videos_said(metrics)}" if left_out else "")
+        validated = next((entry for entry in reversed(metrics["history"]) if "val_map" in entry), None)
+        return (f"{_count(len(metrics['history']), 'epoch')}, FSM {cfg['fsm_target']}, VGM {cfg['vgm_target']}, FEM {cfg['fem']}, gamma {cfg['gamma']:g}"
+                + (f"; on {videos_said(metrics)}" if left_out else "")
+                + (f"; val mAP at K={metrics['validation']['k']}, epoch {validated['epoch']}: NSNet {validated['val_map']:.1f}, UNIFORM {validated['val_uniform_map']:.1f}" if validated else ""))
     return f"unfinished: {_count(_logged_epochs(run), 'epoch')} so far"
 
 

@@ -47,10 +47,14 @@ def test_outputs_tells_each_cache_and_what_was_made_from_it(tiny_pipeline, run_o
     assert lines[1] == f"  {prototypes.name.split('.zarr.')[1]}: prototype guide, {trained_on} training videos"
     assert not any(partial.name.split(".zarr.")[1] in line for line in lines)
     runs = [line for line in lines if line.lstrip().startswith("train-")]
-    assert f"    {run.name.split('.zarr.')[1]} (latest): 1 epoch, FSM ns, VGM ns, FEM transformer, gamma 0.2" in runs
-    assert any(line.startswith("    train-") and line.endswith(": 1 epoch, FSM video, VGM video, FEM transformer, gamma 0.2") for line in runs)
+    # each run's last validation while training (`nsnet train` validates after its last epoch)
+    validated = json.loads((run / "metrics.json").read_text())["history"][-1]
+    run_line = f"    {run.name.split('.zarr.')[1]} (latest): 1 epoch, FSM ns, VGM ns, FEM transformer, gamma 0.2; val mAP at K=5, epoch 1: NSNet {validated['val_map']:.1f}, UNIFORM {validated['val_uniform_map']:.1f}"
+    assert run_line in runs
+    assert any(line.startswith("    train-") and ": 1 epoch, FSM video, VGM ns, FEM transformer, gamma 0.2; val mAP at K=5, epoch 1: NSNet " in line for line in runs)
+    assert any(line.startswith("    train-") and line.endswith(": 1 epoch, FSM video, VGM video, FEM transformer, gamma 0.2") for line in runs)  # evaluate's w/o-NS run: no validation
     evaluation = f"      {Path(report['output']).name.split('.zarr.')[1]}: {report['videos']} val videos, K=2 union: NSNet {maps['NSNet (K=2)']:.1f}, UNIFORM {maps['UNIFORM (K=2)']:.1f}, DENSE(T={t}) {maps[f'DENSE (T={t})']:.1f} mAP"
-    assert lines[lines.index(f"    {run.name.split('.zarr.')[1]} (latest): 1 epoch, FSM ns, VGM ns, FEM transformer, gamma 0.2") + 1] == evaluation
+    assert lines[lines.index(run_line) + 1] == evaluation
     assert "  train-0123456789abcdef: unfinished: 2 epochs so far" in lines  # its prototypes not known until it finishes
     assert json.loads((run / "metrics.json").read_text())["prototypes"] == str(prototypes)
     empty = CliRunner().invoke(main, ["outputs", "--dataset", "ucf101", "--cache-dir", str(tmp_path / "none")])
