@@ -85,7 +85,7 @@ def describe_run(run: Path, metrics: dict[str, Any]) -> str:
     if "config" in metrics:
         cfg = metrics["config"]
         left_out = any(metrics.get("left_out", {}).values())
-        validated = next((entry for entry in reversed(metrics["history"]) if "val_map" in entry), None)
+        validated = next((entry for entry in reversed(metrics["history"]) if "val_map" in entry), None) if metrics.get("validation") else None  # as the run's summary
         return (f"{_count(len(metrics['history']), 'epoch')}, FSM {cfg['fsm_target']}, VGM {cfg['vgm_target']}, FEM {cfg['fem']}, gamma {cfg['gamma']:g}"
                 + (f"; on {videos_said(metrics)}" if left_out else "")
                 + (f"; val mAP at K={metrics['validation']['k']}, epoch {validated['epoch']}: NSNet {validated['val_map']:.1f}, UNIFORM {validated['val_uniform_map']:.1f}" if validated else ""))

@@ -89,3 +89,16 @@ def test_outputs_lists_the_fine_tuning_runs(tiny_videos, run_options):
         f"  {cut_short.name}: test_efficientnet @32 from checkpoint sha256 abababababab, 3 segments; unfinished: 1 of 30 epochs",
         f"  {run.name}: test_resnet @32 from none, 1 segment; 1 epoch, val top-1 {100 * last['top1']:.1f}%, mAP {100 * last['mAP']:.1f}%",
     ]
+
+
+def test_a_runs_validation_is_given_as_its_summary_gives_it(tmp_path):
+    """The last validated epoch's NSNet and UNIFORM mAP where ``metrics.json`` says the run
+    validated; none where it does not (a run resumed with ``--val-every 0`` keeps the earlier
+    epochs' scores in its history, and its summary gives none either)."""
+    from stages.outputs import describe_run
+
+    cfg = {"fsm_target": "ns", "vgm_target": "ns", "fem": "transformer", "gamma": 0.2}
+    history = [{"epoch": 1, "val_map": 61.04, "val_uniform_map": 50.0}, {"epoch": 2, "val_map": 62.96, "val_uniform_map": 51.25}, {"epoch": 3}]
+    validation = {"split": "val", "videos": 8, "k": 5, "t": 16, "fusion": "union", "alpha": 0.6, "every": 2}
+    assert describe_run(tmp_path, {"config": cfg, "history": history, "validation": validation}) == "3 epochs, FSM ns, VGM ns, FEM transformer, gamma 0.2; val mAP at K=5, epoch 2: NSNet 63.0, UNIFORM 51.2"
+    assert describe_run(tmp_path, {"config": cfg, "history": history}) == "3 epochs, FSM ns, VGM ns, FEM transformer, gamma 0.2"
