@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import inspect
+import sys
+import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 
 def matplotlib_available() -> bool:
@@ -21,6 +25,32 @@ def _pyplot():
     return plt
 
 
+def figure(draw: Callable[..., None]) -> Callable[..., bool]:
+    """A plotting function made to return whether its figure (its ``path``) was written: one that
+    cannot be drawn (matplotlib installed but failing to import, a font it cannot read) is a
+    warning naming it, so that the stage whose results it shows still writes and keeps them; a
+    full disk (:class:`~pipeline.cache.CacheError`) stops the stage as any write would."""
+    signature = inspect.signature(draw)
+
+    @functools.wraps(draw)
+    def drawn(*args: Any, **kwargs: Any) -> bool:
+        from pipeline.cache import CacheError
+
+        try:
+            draw(*args, **kwargs)
+        except CacheError:
+            raise
+        except Exception as exc:
+            if "matplotlib.pyplot" in sys.modules:
+                sys.modules["matplotlib.pyplot"].close("all")
+            reason = (str(exc).strip().splitlines() or [""])[0]
+            warnings.warn(f"{signature.bind(*args, **kwargs).arguments['path']}: figure not drawn ({type(exc).__name__}: {reason})", stacklevel=2)
+            return False
+        return True
+
+    return drawn
+
+
 def _save(plt: Any, fig: Any, path: Path, dpi: int) -> None:
     """``fig`` as a PNG at ``path``, whole or not at all (written beside it and renamed into
     place, so that a kill leaves no half-written figure that a later run would take for drawn),
@@ -34,6 +64,7 @@ def _save(plt: Any, fig: Any, path: Path, dpi: int) -> None:
         plt.close(fig)
 
 
+@figure
 def plot_budget_curve(curve: dict[str, list[dict[str, float]]], path: Path, title: str) -> None:
     """Fig. 3: mAP against GFLOPs per video, one line per sampler, one point per K."""
     plt = _pyplot()
@@ -51,6 +82,7 @@ def plot_budget_curve(curve: dict[str, list[dict[str, float]]], path: Path, titl
     _save(plt, fig, path, dpi=120)
 
 
+@figure
 def plot_class_saliency(panels: list[dict[str, Any]], path: Path) -> None:
     """Fig. 5: per class, the mean saliency over time of each variant (already smoothed)."""
     plt = _pyplot()
@@ -67,6 +99,7 @@ def plot_class_saliency(panels: list[dict[str, Any]], path: Path) -> None:
     _save(plt, fig, path, dpi=120)
 
 
+@figure
 def plot_video_saliency(prediction: Any, classes: Sequence[str], fusion: str, alpha: float, path: Path) -> None:
     """Figs. 4/5 for one video: FSM, VGM and fused saliency over the observed frames with the
     chosen ones marked, and thumbnails of the chosen frames. Each curve is scaled to sum 1;
@@ -107,6 +140,7 @@ def plot_video_saliency(prediction: Any, classes: Sequence[str], fusion: str, al
     _save(plt, fig, path, dpi=110)
 
 
+@figure
 def plot_fractions(panels: list[dict[str, Any]], path: Path, title: str) -> None:
     """Table 5's speedup over DENSE as a fraction of the FLOP bound, one panel a batch size: each
     repetition's fraction in the order measured (a line per backend, so the machine's drift
@@ -135,6 +169,7 @@ def plot_fractions(panels: list[dict[str, Any]], path: Path, title: str) -> None
 CURVES_NAME = "curves.png"  # a training run's curves, beside its metrics.json
 
 
+@figure
 def plot_training_curves(history: Sequence[dict[str, float]], panels: Sequence[tuple[str, dict[str, str], str]], path: Path, title: str) -> None:
     """A training run's log over its epochs: one panel a ``(title, {key: label}, y label)``,
     a line a key, over the epochs whose entries hold it (a validation every few epochs); a key
@@ -180,6 +215,7 @@ def draw_curves_once(history: Sequence[dict[str, float]], panels: Sequence[tuple
 SALIENT_COLOUR, NON_SALIENT_COLOUR = "#00b8c8", "#e02020"  # the paper's Fig. 4: aqua and red outlines
 
 
+@figure
 def plot_showcase(videos: Sequence[Any], path: Path, title: str) -> None:
     """Fig. 4: per video (:class:`pipeline.showcase.ShowcaseVideo`), a row of chosen frames per
     sampler, each outlined aqua where salient and red where not, captioned with its frame

@@ -336,5 +336,4 @@ def write_report(result: InferenceBench, out: Path) -> list[Path]:
         return [out]
     plot = out.with_suffix(".png")
     title = f"NSNet over DENSE on {result.device} ({result.threads} threads): {result.light} + {result.recognizer}, T={result.num_frames}, K={result.k}, FLOP bound {result.flop_bound_speedup:.2f}x"
-    plot_fractions(result.fraction_panels(), plot, title)
-    return [out, plot]
+    return [out, plot] if plot_fractions(result.fraction_panels(), plot, title) else [out]

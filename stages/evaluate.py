@@ -466,14 +466,13 @@ def _write(out: Path, report: dict[str, Any], predictions: list[dict[str, Any]],
         (tmp / "per_class_ap.csv").write_text(per_class_csv(report["per_class_ap"]))
         report = {**report, "output": str(out)}
         figures = []
-        if matplotlib_available():
-            plot_budget_curve(report["budget_curve"], tmp / "budget_curve.png", f"GFLOPs-mAP, T={report['num_frames']} (Fig. 3)")
-            figures = ["budget_curve.png"]
-            if report["class_saliency"]["panels"]:
-                plot_class_saliency(report["class_saliency"]["panels"], tmp / "class_saliency.png")
-                figures.append("class_saliency.png")
-            plot_showcase(showcase, tmp / "selected_frames.png", f"Chosen frames, K={report['config']['k']} of T={report['num_frames']} (Fig. 4): aqua salient, red non-salient (g > {SALIENT_G})")
-            figures.append("selected_frames.png")
+        if matplotlib_available():  # a figure that cannot be drawn is a warning: the report is kept
+            drawn = {
+                "budget_curve.png": plot_budget_curve(report["budget_curve"], tmp / "budget_curve.png", f"GFLOPs-mAP, T={report['num_frames']} (Fig. 3)"),
+                "class_saliency.png": bool(report["class_saliency"]["panels"]) and plot_class_saliency(report["class_saliency"]["panels"], tmp / "class_saliency.png"),
+                "selected_frames.png": plot_showcase(showcase, tmp / "selected_frames.png", f"Chosen frames, K={report['config']['k']} of T={report['num_frames']} (Fig. 4): aqua salient, red non-salient (g > {SALIENT_G})"),
+            }
+            figures = [name for name, done in drawn.items() if done]
         report["figures"] = figures
         (tmp / "report.md").write_text(markdown_report(report))
         (tmp / "results.json").write_text(json.dumps(report, indent=1))

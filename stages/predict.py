@@ -428,9 +428,11 @@ def _predict_into(jsonl: Path, inputs: Sequence[Path], run_dir: Path, cfg: EvalC
             line = {**prediction.to_json(pipeline.classes), "file": stamps[prediction.path]}
             if plot and prediction.ok:
                 path = out_dir / _plot_name(prediction.path, taken)
-                plot_video_saliency(prediction, pipeline.classes, cfg.fusion, cfg.alpha, path)
-                result.plots.append(path)
-                line["plot"] = path.name
+                if plot_video_saliency(prediction, pipeline.classes, cfg.fusion, cfg.alpha, path):
+                    result.plots.append(path)
+                    line["plot"] = path.name
+                else:  # warned once, naming the figure and why: no more tries in this run
+                    plot = False
             handle.write(json.dumps(line) + "\n")
             handle.flush()
             result.add(prediction)

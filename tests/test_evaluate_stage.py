@@ -176,7 +176,9 @@ def test_the_decoded_path_decodes_in_the_main_process_where_shared_memory_holds_
 def test_nsnet_from_the_cache_decodes_nothing_and_gives_the_cached_path_s_figures(tiny_pipeline, monkeypatch):
     """``--nsnet-from-cache``: NSNet's row scored from the cached logits of its K frames (no
     video decoded), equal to the cached side of the decoded run's check; the other rows the
-    same; its own output folder, the decoded run's folder as before the option existed."""
+    same; its own output folder, the decoded run's folder as before the option existed. Here
+    matplotlib fails to import in the second run: its figures are warnings, its report whole."""
+    import pipeline.plots
     import pipeline.showcase
     import stages.evaluate
     from pipeline.cache import fingerprint
@@ -188,7 +190,13 @@ def test_nsnet_from_the_cache_decodes_nothing_and_gives_the_cached_path_s_figure
     decoded = run_evaluate(features, prototypes, run, truth.parent, cfg, workers=0, progress=False)
     monkeypatch.setattr(stages.evaluate, "recognized", lambda *args, **kwargs: pytest.fail("a video was decoded"))
     monkeypatch.setattr(pipeline.showcase, "open_record", lambda *args: pytest.fail("a video was decoded for Fig. 4"))
-    cached = run_evaluate(features, prototypes, run, truth.parent, cfg, workers=0, progress=False, nsnet_from_cache=True)
+    monkeypatch.setattr(pipeline.plots, "_pyplot", lambda: (_ for _ in ()).throw(ImportError("numpy.core.multiarray failed to import\nmore")))
+    with pytest.warns(UserWarning) as warned:
+        cached = run_evaluate(features, prototypes, run, truth.parent, cfg, workers=0, progress=False, nsnet_from_cache=True)
+    assert [str(w.message).split(".tmp/")[-1] for w in warned if "figure not drawn" in str(w.message)] == [  # drawn in the output's temporary folder
+        f"{name}: figure not drawn (ImportError: numpy.core.multiarray failed to import)" for name in ("budget_curve.png", "class_saliency.png", "selected_frames.png")]
+    assert decoded["figures"] == ["budget_curve.png", "class_saliency.png", "selected_frames.png"] and cached["figures"] == []
+    assert json.loads((Path(cached["output"]) / "results.json").read_text())["figures"] == [] and not list(Path(cached["output"]).glob("*.png"))
     nsnet = {report["output"]: next(m for m in report["methods"] if m["method"] == "NSNet (K=2)") for report in (decoded, cached)}
     assert nsnet[decoded["output"]]["path"] == "decoded" and nsnet[cached["output"]]["path"] == "cache"
     assert nsnet[cached["output"]]["map"] == pytest.approx(decoded["real_vs_cached"]["map_cached"], abs=1e-9) and cached["real_vs_cached"] is None

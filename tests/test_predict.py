@@ -159,7 +159,7 @@ def test_predict_decodes_each_video_once(trained, tmp_path, onnx_exports, monkey
     read = FrameSource.read
     monkeypatch.setattr(FrameSource, "read", lambda self, indices: reads.append((self.path.name, len(indices))) or read(self, indices))
     plotted: list[tuple[int, ...]] = []
-    monkeypatch.setattr("stages.predict.plot_video_saliency", lambda prediction, *args: plotted.append(prediction.thumbnails.shape))
+    monkeypatch.setattr("stages.predict.plot_video_saliency", lambda prediction, *args: plotted.append(prediction.thumbnails.shape) or True)  # drawn
     result = run_predict(videos, run, tmp_path / "out", EVAL, batch_size=2, workers=0, plot=True, progress=False, export_dir=onnx_exports)
     assert not result.failures
     assert sorted(reads) == sorted((v.name, 6) for v in videos)  # T=6 frames of each, once
@@ -643,3 +643,27 @@ def test_a_plot_without_matplotlib_is_refused_before_any_work(tmp_path, monkeypa
     with pytest.raises(ValueError, match=r"--plot needs matplotlib: install the 'plots' extra"):
         run_predict([tmp_path / "x.mp4"], tmp_path / "run", tmp_path / "out", plot=True)
     assert not (tmp_path / "out" / "predictions.jsonl").exists()
+
+
+def test_a_plot_that_cannot_be_drawn_is_one_warning_and_every_video_is_predicted(trained, tmp_path, onnx_exports, monkeypatch):
+    """matplotlib installed but failing to import (a build against another numpy): the first
+    video's plot is a warning naming it and why, no later one is tried, and every video is
+    predicted, its line without a plot."""
+    from pipeline import plots
+
+    features, _, run, root = trained
+    videos = [root / v["path"] for v in _val_videos(features)]
+    tries: list[str] = []
+
+    def broken() -> None:
+        tries.append("import")
+        raise ImportError("numpy.core.multiarray failed to import")
+
+    monkeypatch.setattr(plots, "_pyplot", broken)
+    with pytest.warns(UserWarning) as warned:
+        result = run_predict(videos, run, tmp_path / "out", EVAL, workers=0, plot=True, progress=False, export_dir=onnx_exports)
+    first = tmp_path / "out" / (Path(sorted(map(str, videos))[0]).stem + ".png")
+    assert [str(w.message) for w in warned if "figure not drawn" in str(w.message)] == [f"{first}: figure not drawn (ImportError: numpy.core.multiarray failed to import)"]
+    assert tries == ["import"] and result.plots == [] and not list((tmp_path / "out").glob("*.png*"))
+    lines = [json.loads(line) for line in result.jsonl.read_text().splitlines()]
+    assert len(lines) == len(videos) and all("top5" in line and "plot" not in line for line in lines)

@@ -387,7 +387,8 @@ def test_training_curves_draw_each_logged_key_over_the_epochs(tmp_path, monkeypa
 def test_curves_killed_while_written_are_drawn_by_the_next_command(tmp_path, monkeypatch):
     """A figure is written beside its path and renamed into place: a draw stopped halfway
     (Ctrl-C in ``savefig``) leaves no ``curves.png``, nor its temporary file, so the next
-    command draws it, where half a PNG would have been taken for drawn."""
+    command draws it, where half a PNG would have been taken for drawn. A draw that fails is a
+    warning naming the figure: the trained run stands."""
     from matplotlib.figure import Figure
 
     from pipeline.plots import draw_curves_once
@@ -402,6 +403,10 @@ def test_curves_killed_while_written_are_drawn_by_the_next_command(tmp_path, mon
         patched.setattr(Figure, "savefig", killed)
         with pytest.raises(KeyboardInterrupt):
             draw_curves_once(history, CURVES, tmp_path / "curves.png", "run")
+    assert list(tmp_path.iterdir()) == []
+    with monkeypatch.context() as patched, pytest.warns(UserWarning, match=r"curves\.png: figure not drawn \(RuntimeError: no font\)$"):
+        patched.setattr("pipeline.plots._pyplot", lambda: (_ for _ in ()).throw(RuntimeError("no font")))
+        assert not draw_curves_once(history, CURVES, tmp_path / "curves.png", "run")  # a warning, not the command's end
     assert list(tmp_path.iterdir()) == []
     assert draw_curves_once(history, CURVES, tmp_path / "curves.png", "run")
     assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (tmp_path / "curves.png").stat().st_size > 1000
