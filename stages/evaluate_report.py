@@ -116,7 +116,7 @@ def render_table(report: dict[str, Any]) -> str:
     lines.append("per-class mean saliency, correlation with the guiding score: " + ", ".join(f"{n} {v:.2f}" for n, v in corr.items()))
     lines += _per_class_lines(report)
     lines += _guidance_lines(report)
-    lines.append(f"report {report['output']}/report.md" + (f", figures {', '.join(report['figures'])}" if report["figures"] else " (no figures: install the 'plots' extra)"))
+    lines.append(f"report {report['output']}/report.md" + (f", figures {', '.join(report['figures'])}" if report["figures"] else " (no figures: matplotlib, the 'plots' extra, is not installed or could not draw them)"))
     return "\n".join(lines)
 
 

@@ -197,6 +197,7 @@ def test_nsnet_from_the_cache_decodes_nothing_and_gives_the_cached_path_s_figure
         f"{name}: figure not drawn (ImportError: numpy.core.multiarray failed to import)" for name in ("budget_curve.png", "class_saliency.png", "selected_frames.png")]
     assert decoded["figures"] == ["budget_curve.png", "class_saliency.png", "selected_frames.png"] and cached["figures"] == []
     assert json.loads((Path(cached["output"]) / "results.json").read_text())["figures"] == [] and not list(Path(cached["output"]).glob("*.png"))
+    assert f"report {cached['output']}/report.md (no figures: matplotlib, the 'plots' extra, is not installed or could not draw them)" in render_table(cached)
     nsnet = {report["output"]: next(m for m in report["methods"] if m["method"] == "NSNet (K=2)") for report in (decoded, cached)}
     assert nsnet[decoded["output"]]["path"] == "decoded" and nsnet[cached["output"]]["path"] == "cache"
     assert nsnet[cached["output"]]["map"] == pytest.approx(decoded["real_vs_cached"]["map_cached"], abs=1e-9) and cached["real_vs_cached"] is None
