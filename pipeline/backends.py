@@ -36,6 +36,7 @@ from pipeline.cache import out_of_space, replacing
 from pipeline.models import FrameEncoder, encode, frames_per_run, prepare_encoder
 from pipeline.sampler import NSNetSampler
 from pipeline.sampler_training import FrameObjective, frame_objective, sampler_saliency
+from pipeline.wording import message_line
 
 BACKENDS = ("auto", "torch", "onnxruntime")
 # Opset 23 has the Attention operator: the FEM's self-attention is exported as one node instead
@@ -124,7 +125,7 @@ class _ExportGraph(nn.Module):
 
 def _first_line(exc: Exception) -> str:
     """The first line of an error's message (the exporter's and the runtime's run long)."""
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return message_line(str(exc)) or type(exc).__name__
 
 
 def state_key(module: nn.Module, context: tuple) -> str:

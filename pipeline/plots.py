@@ -10,6 +10,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from pipeline.wording import message_line
+
 
 def matplotlib_available() -> bool:
     """Whether matplotlib is installed (looked up, not imported)."""
@@ -43,8 +45,7 @@ def figure(draw: Callable[..., None]) -> Callable[..., bool]:
         except Exception as exc:
             if "matplotlib.pyplot" in sys.modules:
                 sys.modules["matplotlib.pyplot"].close("all")
-            reason = (str(exc).strip().splitlines() or [""])[0]
-            warnings.warn(f"{signature.bind(*args, **kwargs).arguments['path']}: figure not drawn ({type(exc).__name__}: {reason})", stacklevel=2)
+            warnings.warn(f"{signature.bind(*args, **kwargs).arguments['path']}: figure not drawn ({type(exc).__name__}: {message_line(str(exc))})", stacklevel=2)
             return False
         return True
 

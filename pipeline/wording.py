@@ -12,6 +12,16 @@ def first_few(items: Sequence[str], shown: int, sep: str = ", ") -> str:
     return listed + (f" and {len(items) - shown} more" if len(items) > shown else "")
 
 
+def message_line(text: str) -> str:
+    """The first line of a message (an error's, which a library may run over many), "" for none."""
+    return (text.strip().splitlines() or [""])[0]
+
+
+def last_validated(history: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """The last epoch of a training run's log that holds a validation (``val_map``), if any."""
+    return next((entry for entry in reversed(history) if "val_map" in entry), None)
+
+
 # Why a video of a split is not scored or trained on (``left_out`` of a report).
 LEFT_OUT_REASONS = {"failed": "failed in the features stage", "pending": "not computed yet, the cache unfinished"}
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from pipeline.cache import DONE, FAILED, PENDING, CacheError, FeatureCache, directory_size, is_partial, size_text, staging_path
 from pipeline.presets import PRESETS
-from pipeline.wording import videos_said
+from pipeline.wording import last_validated, videos_said
 from stages.cli import latest_features_file, latest_prototypes_file, latest_run_file
 
 _CACHE_NAME = re.compile(r"features-[0-9a-f]{16}\.(zarr|h5)")
@@ -85,7 +85,7 @@ def describe_run(run: Path, metrics: dict[str, Any]) -> str:
     if "config" in metrics:
         cfg = metrics["config"]
         left_out = any(metrics.get("left_out", {}).values())
-        validated = next((entry for entry in reversed(metrics["history"]) if "val_map" in entry), None) if metrics.get("validation") else None  # as the run's summary
+        validated = last_validated(metrics["history"]) if metrics.get("validation") else None  # as the run's summary
         return (f"{_count(len(metrics['history']), 'epoch')}, FSM {cfg['fsm_target']}, VGM {cfg['vgm_target']}, FEM {cfg['fem']}, gamma {cfg['gamma']:g}"
                 + (f"; on {videos_said(metrics)}" if left_out else "")
                 + (f"; val mAP at K={metrics['validation']['k']}, epoch {validated['epoch']}: NSNet {validated['val_map']:.1f}, UNIFORM {validated['val_uniform_map']:.1f}" if validated else ""))

@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -33,7 +33,7 @@ from pipeline.models import save_atomic
 from pipeline.plots import CURVES_NAME, draw_curves_once
 from pipeline.sampler import NSNetSampler, SamplerConfig
 from pipeline.sampler_training import SALIENCY_BATCH, CachedClips, FrameObjective, WindowedRows, frame_objective, sampler_saliency, shuffle_windows, train_epoch
-from pipeline.wording import videos_said
+from pipeline.wording import last_validated, videos_said
 
 
 @dataclass
@@ -336,12 +336,20 @@ def load_trained_sampler(run_dir: Path, features_fingerprint: str, shape: Sample
     return model.to(device).eval(), frame_objective(cfg.fsm_target), cfg
 
 
+def saliency_blocks(model: NSNetSampler, objective: FrameObjective, cache: FeatureCache, rows: np.ndarray, device: torch.device) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(block, s_f, s_v) of trained heads on the cached videos ``rows`` (sorted), ``SALIENCY_BATCH``
+    of them at a time, their light features read a block at a time: what is held is one block,
+    however many rows."""
+    for at in range(0, len(rows), SALIENCY_BATCH):
+        block = rows[at : at + SALIENCY_BATCH]
+        yield (block, *sampler_saliency(model, objective, cache_mod.read_rows(cache["light_features"], block), device))
+
+
 def cached_saliency(model: NSNetSampler, objective: FrameObjective, features: Path, rows: np.ndarray, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
     """(s_f, s_v) [V, T] of trained heads on the V cached videos ``rows`` (sorted, at least
-    one), their light features read and scored a batch of ``SALIENCY_BATCH`` at a time: what
-    is held is one batch, whatever V."""
+    one), read and scored a block at a time (:func:`saliency_blocks`)."""
     with FeatureCache(features) as cache:
-        blocks = [sampler_saliency(model, objective, cache_mod.read_rows(cache["light_features"], rows[at : at + SALIENCY_BATCH]), device) for at in range(0, len(rows), SALIENCY_BATCH)]
+        blocks = [(s_f, s_v) for _, s_f, s_v in saliency_blocks(model, objective, cache, rows, device)]
     s_f, s_v = (np.concatenate(parts) for parts in zip(*blocks))
     return s_f, s_v
 
@@ -351,8 +359,8 @@ class ValidationCheck:
     """NSNet and UNIFORM at K on the evaluation videos, during training: the heads' fused choice
     (``cfg``'s K, fusion and alpha) and UNIFORM's K scored with the recognizer's cached logits
     of the chosen frames, as evaluate's cached rows score them; the light features and logits
-    read :data:`SALIENCY_BATCH` videos at a time, so what is held is a batch and the [V, C]
-    scores."""
+    read a block of :data:`SALIENCY_BATCH` videos at a time (:func:`saliency_blocks`), so what
+    is held is a block and the [V, C] scores."""
 
     features: Path
     rows: np.ndarray  # the evaluation videos' cache rows, sorted
@@ -379,9 +387,7 @@ class ValidationCheck:
         """``val_map``, ``val_top1`` (NSNet) and ``val_uniform_map``, ``val_uniform_top1``, in %."""
         nsnet, uniform = [], []
         with FeatureCache(self.features) as cache:
-            for at in range(0, len(self.rows), SALIENCY_BATCH):
-                block = self.rows[at : at + SALIENCY_BATCH]
-                s_f, s_v = sampler_saliency(model, objective, cache_mod.read_rows(cache["light_features"], block), device)
+            for block, s_f, s_v in saliency_blocks(model, objective, cache, self.rows, device):
                 logits = cache_mod.read_rows(cache["rec_logits"], block)
                 nsnet.append(scores_at(logits, fused_positions(s_f, s_v, self.k, self.cfg.fusion, self.cfg.alpha)))
                 uniform.append(scores_at(logits, [uniform_positions(self.t, self.k)] * len(block)))
@@ -395,7 +401,7 @@ class ValidationCheck:
 
 def validation_line(validation: dict[str, Any], history: list[dict[str, Any]]) -> str:
     """The summary's line of a run's last validated epoch ("" where it validated none)."""
-    entry = next((e for e in reversed(history) if "val_map" in e), None)
+    entry = last_validated(history)
     if entry is None:
         return ""
     return (f"val on {validation['videos']:,} {validation['split']} videos at K={validation['k']} of T={validation['t']} ({validation['fusion']}, cached logits), epoch {entry['epoch']}: "
