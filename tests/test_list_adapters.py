@@ -494,10 +494,29 @@ def test_paths_with_spaces_are_read_whole_where_they_are_on_disk(tmp_path, label
     frames.write_text("frames/air drumming/z 300 1\nframes/abseiling/w 120 0\n")  # auto: a rawframe list
     _, rows = load_rows("list", tmp_path, val=frames, classes=label_map)
     assert [(r[1], r[2]) for r in rows] == [("frames/air drumming/z", (1,)), ("frames/abseiling/w", (0,))]
-    gone = tmp_path / "gone.txt"
-    gone.write_text("train/air drumming/gone.mp4 1\n")  # not on disk: split at every space, as before
-    with pytest.raises(ManifestError, match=r"gone.txt:1: label 'drumming/gone.mp4' is not an integer"):
-        load_rows("list", tmp_path, train=gone, list_format="video", classes=label_map)
+    named = tmp_path / "named.txt"
+    named.write_text("train/air drumming/x.mp4 baking\n")  # no number after the path: split, the label named
+    with pytest.raises(ManifestError, match=r"named.txt:1: label 'drumming/x.mp4' is not an integer"):
+        load_rows("list", tmp_path, train=named, list_format="video", classes=label_map)
+
+
+def test_paths_with_spaces_not_at_the_root_are_found_or_reported_missing(tmp_path, label_map):
+    """A Kinetics list relative to ``videos_train/`` with a tenth of its clips not downloaded:
+    a path with spaces is found under the per-split folder as any other, and a missing one is a
+    missing video; before 2026-12-06 such a line split at its spaces and the list was refused
+    (``label 'drumming/a.mp4' is not an integer``)."""
+    root = tmp_path / "k400"
+    _touch(root, "videos_train/air drumming/a.mp4", "videos_train/abseiling/b.mp4", "rawframes_train/air drumming/c/img_00001.jpg")
+    videos = tmp_path / "train.txt"
+    videos.write_text("air drumming/a.mp4 1\nabseiling/b.mp4 0\nair drumming/gone.mp4 1\n")  # auto: a video list
+    _, rows = load_rows("list", root, train=videos, classes=label_map)
+    assert rows == [("videos_train/air drumming/a", "videos_train/air drumming/a.mp4", (1,), "train"),
+                    ("videos_train/abseiling/b", "videos_train/abseiling/b.mp4", (0,), "train"),
+                    ("air drumming/gone", "air drumming/gone.mp4", (1,), "train")]
+    frames = tmp_path / "frames.txt"
+    frames.write_text("air drumming/c 300 1\nair drumming/d 120 1\n")  # auto: nothing found at the root, no extension
+    _, rows = load_rows("list", root, val=frames, classes=label_map)
+    assert [(r[1], r[2]) for r in rows] == [("rawframes_train/air drumming/c", (1,)), ("air drumming/d", (1,))]
 
 
 def test_format_detection(tmp_path):

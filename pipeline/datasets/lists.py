@@ -21,7 +21,7 @@ Labels are 0-based class indices; several on a line make a multi-label video. A 
 with or without its extension and with or without ActivityNet's ``v_`` prefix: it is resolved
 against the data root (a video file or a folder of frames: :mod:`pipeline.datasets.finding`).
 A path may hold spaces (Kinetics'
-class folders as downloaded, ``train/air drumming/x.mp4 3``) where that path is on disk.
+class folders as downloaded, ``train/air drumming/x.mp4 3``: :func:`line_fields`).
 """
 
 from __future__ import annotations
@@ -82,26 +82,29 @@ _NAME_PARTS = re.compile(r"[_\-.\s]+")
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
 
 
-def line_fields(line: str, resolver: PathResolver) -> list[str]:
+def line_fields(line: str, resolver: PathResolver, numbers: int = 1) -> list[str]:
     """The whitespace-separated fields of a list line, its path first. A path with spaces
-    (``train/air drumming/x.mp4 3``) runs to the line's last field that is not a number, and is
-    taken whole where the data root holds it; otherwise the line splits at every space, and a
-    field that should be a number is reported as such."""
+    (``train/air drumming/x.mp4 3``) runs to the line's last field that is not a number. It is
+    taken whole where the ``numbers`` a line of its format has after the path, or more, follow
+    it (split at its spaces, no format could read the line: every field after a path is a
+    number), so that a video kept under a per-split folder, or missing, is found or reported as
+    any other; and where the data root holds it. Otherwise the line splits at every space, and
+    a field that should be a number is reported as such (``a 12x 0``: frame count '12x')."""
     fields = line.split()
     last_text = len(fields) - 1  # the last field that is not a number, 0 where only the first is not
     while last_text > 0 and _NUMBER.fullmatch(fields[last_text]):
         last_text -= 1
     if last_text > 0:
         path = " ".join(fields[: last_text + 1])
-        if resolver.resolve(path) is not None:
+        if len(fields) - 1 - last_text >= numbers or resolver.resolve(path) is not None:
             return [path, *fields[last_text + 1 :]]
     return fields
 
 
-def split_fields(line: str, resolver: PathResolver) -> list[str]:
+def split_fields(line: str, resolver: PathResolver, numbers: int = 1) -> list[str]:
     """The fields of a list line that is not AR-Net's: separated by ``;`` where the line has
     one, else by whitespace (:func:`line_fields`)."""
-    return [field.strip() for field in line.split(";")] if ";" in line else line_fields(line, resolver)
+    return [field.strip() for field in line.split(";")] if ";" in line else line_fields(line, resolver, numbers)
 
 
 def csv_fields(line: str) -> list[str]:
@@ -115,8 +118,8 @@ def csv_fields(line: str) -> list[str]:
 def parse_list_line(line: str, line_no: int, list_format: str, source: Path, resolver: PathResolver) -> ListLine:
     """One line of a list file in ``list_format`` (one of :data:`LIST_FORMATS` but auto)."""
     where = f"{source}:{line_no}"
-    fields = [f.strip() for f in line.split(",")] if list_format == "arnet" else csv_fields(line) if list_format == "csv" else split_fields(line, resolver)
-    skip, expected = _LAYOUTS[list_format]
+    skip, expected = _LAYOUTS[list_format]  # the path and skip - 1 numbers before the labels: skip numbers or more after the path
+    fields = [f.strip() for f in line.split(",")] if list_format == "arnet" else csv_fields(line) if list_format == "csv" else split_fields(line, resolver, numbers=skip)
     if len(fields) <= skip or not fields[0]:
         hint = "; a list of bare YouTube ids (Mini-Kinetics-200's train_ytid_list.txt) is read by --dataset kinetics or minikinetics with --annotations" if len(fields) == 1 else ""
         raise ManifestError(f"{where}: expected {expected}, got {line!r}{hint}")
