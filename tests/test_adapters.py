@@ -69,6 +69,24 @@ def test_csv_manifest_paths_are_resolved(tmp_path: Path):
     assert [(r.video_id, r.reason) for r in m.rejected] == [("videos/a", "duplicate video id in the annotations")]  # the absolute path, made relative
 
 
+def test_csv_manifest_finds_paths_not_where_written_as_lists_do(tmp_path: Path):
+    """A manifest written on another machine (absolute paths there) or relative to a folder under
+    the root is read as a list would be; before 2026-12-06 only paths as written (or absolute
+    under the root) were found, every other video reported missing."""
+    for name in ("k400/videos_train/abseiling/a.mp4", "k400/videos_val/abseiling/b.mp4", "k400/videos_val/zumba/c.mp4"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    root = tmp_path / "k400"
+    (root / "manifest.csv").write_text("abseiling/a.mp4,abseiling,train\n/home/ann/kinetics/videos_val/abseiling/b.mp4,abseiling,val\nD:\\k400\\videos_val\\zumba\\c.mp4,zumba,val\nzumba/gone.mp4,zumba,val\n")
+    m = csv_manifest(root)
+    assert [(v.video_id, v.path, v.split) for v in m.videos] == [
+        ("videos_train/abseiling/a", "videos_train/abseiling/a.mp4", "train"),
+        ("videos_val/abseiling/b", "videos_val/abseiling/b.mp4", "val"),
+        ("videos_val/zumba/c", "videos_val/zumba/c.mp4", "val"),
+        ("zumba/gone", "zumba/gone.mp4", "val"),  # kept as written: the features stage reports it missing
+    ]
+
+
 def test_csv_manifest_without_class_file_uses_sorted_labels(tmp_path: Path):
     (tmp_path / "manifest.csv").write_text("x.mp4,zebra,train\ny.mp4,ant,val\n")
     m = csv_manifest(tmp_path)

@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 from pipeline.datasets.kinetics import NotKineticsError, kinetics_manifest
 from pipeline.datasets.class_names import class_key, class_subset, first_spellings, read_class_names, refuse_same_classes
-from pipeline.datasets.finding import PathResolver, locate
+from pipeline.datasets.finding import PathResolver, find_listed, locate
 from pipeline.datasets.lists import is_header, list_entries, named_labels, read_list
 from pipeline.datasets.manifest import (
     AnnotationFiles,
@@ -44,20 +44,23 @@ def csv_manifest(root: Path, manifest_file: str = "manifest.csv", classes_file: 
     Labels are class names, matched to the class list with case, quotes and spaces against
     underscores aside (:func:`class_key`: ``Cat`` and ``cat`` are one class); the class list is
     ``classes.txt`` beside the manifest if present (one class named twice so is refused), else
-    the labels used, sorted, each class spelt as first in that order. Paths are resolved as list files' are
-    (:class:`PathResolver`: another extension, frames, Windows separators, absolute paths)."""
+    the labels used, sorted, each class spelt as first in that order. Paths are resolved as list
+    files' are (:func:`find_listed`: another extension, frames, Windows separators, absolute
+    paths, under the root's folders, another machine's by their last folders)."""
     path = root / manifest_file
     text = read_annotation_text(path, "manifest file")
-    resolver = PathResolver(root)
-    entries = []
+    rows = []
     for line_no, row in enumerate(csv.reader(io.StringIO(text)), start=1):
         row = [cell.strip() for cell in row]
         if not any(row) or (line_no == 1 and (row[0].lower() == "path" or is_header(",".join(row)))):
             continue
         if len(row) < 3:
             raise ManifestError(f"{path}:{line_no}: expected path,label[,label...],split, got {row}")
-        rel, labels, split = resolver.resolve(row[0]) or row[0], tuple(label for label in row[1:-1] if label), row[-1]
-        entries.append(RawEntry(video_id(rel), rel, labels, normalise_split(split, f"{path}:{line_no}")))
+        rows.append((row[0], tuple(label for label in row[1:-1] if label), normalise_split(row[-1], f"{path}:{line_no}")))
+    entries = []
+    for (written, labels, split), rel in zip(rows, find_listed(PathResolver(root), [written for written, _, _ in rows])):
+        rel = rel or written
+        entries.append(RawEntry(video_id(rel), rel, labels, split))
     classes_path = root / classes_file
     if classes_path.is_file():
         classes = read_class_names(classes_path)

@@ -301,6 +301,28 @@ def find_whole(root: Path, paths: list[str], known: AbstractSet[str] = frozenset
     return [(f or d) if by_file else (d or f) for f, d, by_file in zip(files, folders, named_file)]
 
 
+def find_listed(resolver: PathResolver, paths: list[str]) -> list[str | None]:
+    """Where each of a list's ``paths`` lies (relative to the root, absolute outside it), or
+    None: as written (:meth:`PathResolver.find`); else a relative path is looked for whole under
+    the root's folders (:func:`find_whole`, one walk for all: mmaction2's lists relative to
+    ``videos_train/``), one written absolute on another machine by its last folders."""
+    found: list[str | None] = []
+    lost: list[tuple[int, str]] = []  # relative paths not where written
+    foreign: set[int] = set()  # of those, the ones written absolute on another machine: found by their last folders
+    for i, path in enumerate(paths):
+        written = resolver.written(path)
+        found.append(resolver.find(written))
+        if found[-1] is None and not written.startswith("/"):
+            if resolver.from_elsewhere(path):
+                foreign.add(len(lost))
+            lost.append((i, written))
+    if lost:
+        known = {alias for path in paths for alias in name_aliases(path)}  # frame folders the walk does not enter
+        for (i, _), rel in zip(lost, find_whole(resolver.root, [written for _, written in lost], known, foreign)):
+            found[i] = rel
+    return found
+
+
 def _shared_tail(here: tuple[str, ...], tail: tuple[str, ...]) -> int:
     """How many last folders two paths' folder lists have in common."""
     shared = 0

@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from pipeline.datasets.class_names import class_key, first_spellings, refuse_same_classes
-from pipeline.datasets.finding import PathResolver, find_whole, name_aliases
+from pipeline.datasets.finding import PathResolver, find_listed
 from pipeline.datasets.manifest import ManifestError, RawEntry, read_annotation_text, video_id
 from pipeline.video import VIDEO_EXTENSIONS
 
@@ -286,28 +286,12 @@ def checked_labels(read: list[tuple[Path, str, list[ListLine]]], num_classes: in
 
 def list_entries(read: list[tuple[Path, str, list[ListLine]]], classes: list[str], resolver: PathResolver) -> list[RawEntry]:
     """The entries of read list files (``(file, split, lines)``), labels checked
-    (:func:`checked_labels`), paths resolved against the data root; a relative path not there
-    is looked for whole under the root's folders (:func:`find_whole`, one walk for all lists), one
-    written absolute on another machine by its last folders, and either is kept as written where
-    nothing is found (the features stage reports the missing file)."""
+    (:func:`checked_labels`), paths resolved against the data root (:func:`find_listed`) and
+    kept as written where nothing is found (the features stage reports the missing file)."""
     read = checked_labels(read, len(classes))
     items = [(split, item) for _, split, lines in read for item in lines]
-    found: list[str | None] = []
-    lost: list[tuple[int, str]] = []  # relative paths not where written
-    foreign: set[int] = set()  # of those, the ones written absolute on another machine: found by their last folders
-    for i, (_, item) in enumerate(items):
-        written = resolver.written(item.path)
-        found.append(resolver.find(written))
-        if found[-1] is None and not written.startswith("/"):
-            if resolver.from_elsewhere(item.path):
-                foreign.add(len(lost))
-            lost.append((i, written))
-    if lost:
-        known = {alias for _, item in items for alias in name_aliases(item.path)}  # frame folders the walk does not enter
-        for (i, _), rel in zip(lost, find_whole(resolver.root, [path for _, path in lost], known, foreign)):
-            found[i] = rel
     entries = []
-    for (split, item), rel in zip(items, found):
+    for (split, item), rel in zip(items, find_listed(resolver, [item.path for _, item in items])):
         rel = rel or item.path
         entries.append(RawEntry(video_id(rel), rel, tuple(classes[label] for label in item.labels), split))
     return entries
