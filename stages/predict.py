@@ -181,15 +181,20 @@ def listed_path(line: str) -> Path:
     """The video of a line of a list of videos: the line whole where it is there, else the
     longest part before a space, comma or ``;`` that is a video file or a folder of frames (an
     annotation list's line, its labels or frame counts after the path: mmaction2's
-    ``val/x.mp4 3``, a csv's ``x.mp4,abseiling``), else the line whole, reported as not found."""
+    ``val/x.mp4 3``, a csv's ``x.mp4,abseiling``); where none is, reported as not found: the
+    longest part named as a video file (``val/gone.mp4`` of ``val/gone.mp4 4``) where the line
+    whole is not, else the line whole."""
     breaks = list(_FIELD_BREAK.finditer(line))
     if not breaks or os.path.exists(line):  # a path as find prints it, looked at once later
         return Path(line)
+    named_video = None
     for field_break in reversed(breaks):
         head = line[: field_break.start()].strip('"')  # a csv's quoted path
-        if (os.path.splitext(head)[1].lower() in VIDEO_EXTENSIONS and os.path.isfile(head)) or (os.path.isdir(head) and _holds_frames(Path(head))):
+        is_video_name = os.path.splitext(head)[1].lower() in VIDEO_EXTENSIONS
+        if (is_video_name and os.path.isfile(head)) or (os.path.isdir(head) and _holds_frames(Path(head))):
             return Path(head)
-    return Path(line)
+        named_video = named_video or (head if is_video_name else None)
+    return Path(named_video if named_video and os.path.splitext(line)[1].lower() not in VIDEO_EXTENSIONS else line)
 
 
 def find_videos(inputs: Sequence[Path]) -> list[Path]:

@@ -418,21 +418,23 @@ def test_a_datasets_annotation_list_serves_as_the_list_of_videos(tmp_path, monke
     list's ``frames/z 300 1``, a csv's ``"x y.mp4",abseiling`` after its header, ``x.mp4;2``) gives its
     videos, where every line had been a missing file named with its labels (before
     2026-12-06); a line that is a path whole is one, spaces and all; a line whose video is not
-    there is kept whole, to be reported; the part before a break must be a video or frames.
+    there is reported by its longest part named as a video file (the line whole before
+    2026-12-06: ``val/gone.mp4 4: not found``), or whole where none is or the line is one (a
+    file's name may hold spaces); the part before a break must be a video or frames.
     Run from elsewhere, ``--videos-root`` is the folder the list's relative paths lie under."""
     monkeypatch.chdir(tmp_path)
     for name in ("val/x.mp4", "val/x y.mp4", "val/a 3.webm", "frames/z/img_00001.jpg", "notes"):
         Path(name).parent.mkdir(parents=True, exist_ok=True)
         Path(name).write_bytes(b"")
     listing = tmp_path / "val_list.txt"
-    listing.write_text("val/x.mp4 3\nval/x y.mp4 0 2\nval/a 3.webm\nframes/z 300 1\nval/gone.mp4 4\nnotes 1\n")
-    assert [str(p) for p in listed_videos(listing)] == ["val/x.mp4", "val/x y.mp4", "val/a 3.webm", "frames/z", "val/gone.mp4 4", "notes 1"]
+    listing.write_text("val/x.mp4 3\nval/x y.mp4 0 2\nval/a 3.webm\nframes/z 300 1\nval/gone.mp4 4\nval/gone.mp4 copy.mkv\nnotes 1\n")
+    assert [str(p) for p in listed_videos(listing)] == ["val/x.mp4", "val/x y.mp4", "val/a 3.webm", "frames/z", "val/gone.mp4", "val/gone.mp4 copy.mkv", "notes 1"]
     listing.write_text('video_path,label\n"val/x y.mp4",abseiling\nval/x.mp4;2\n')
     assert [str(p) for p in listed_videos(listing)] == ["val/x y.mp4", "val/x.mp4"]
     monkeypatch.chdir(tmp_path / "frames")  # elsewhere, the list's paths under --videos-root; an absolute one as written
     listing.write_text(f"path label\nval/x.mp4 3\n{tmp_path / 'val' / 'x y.mp4'} 1\nframes/z 300 1\n")
     assert listed_videos(listing, tmp_path) == [tmp_path / "val/x.mp4", tmp_path / "val/x y.mp4", tmp_path / "frames/z"]
-    assert listed_videos(listing) == [Path("val/x.mp4 3"), tmp_path / "val/x y.mp4", Path("frames/z 300 1")]  # not found from here: reported whole
+    assert listed_videos(listing) == [Path("val/x.mp4"), tmp_path / "val/x y.mp4", Path("frames/z 300 1")]  # not found from here: reported by the video file named, else whole
 
 
 def test_predict_refuses_runs_that_do_not_fit(trained, tmp_path, onnx_exports):
