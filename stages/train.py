@@ -294,8 +294,8 @@ def _train_run(inputs: SamplerInputs, features: Path, prototypes: Path, cfg: Tra
 
 def _train_epochs(model: NSNetSampler, optimizer: torch.optim.Optimizer, scheduler: Any, objective: FrameObjective, data: CachedClips, cfg: TrainConfig, device: torch.device, run_dir: Path, start: int, history: list[dict[str, Any]], progress: bool, check: ValidationCheck | None = None, val_every: int = 0) -> None:
     """Epochs ``start`` to ``cfg.epochs`` of the run in ``run_dir``: each appended to ``history``
-    and ``log.jsonl`` (with ``check``'s scores every ``val_every`` epochs and after the last),
-    then saved as the resume point ``last.pth``."""
+    (with ``check``'s scores every ``val_every`` epochs and after the last), saved as the resume
+    point ``last.pth``, then logged in ``log.jsonl``."""
     cache_mod.restart_log(run_dir / "log.jsonl", history)
     bar = tqdm(range(start, cfg.epochs), desc="train sampler", unit="epoch", disable=not progress)
     for epoch in bar:
@@ -308,10 +308,10 @@ def _train_epochs(model: NSNetSampler, optimizer: torch.optim.Optimizer, schedul
         if check is not None and ((epoch + 1) % val_every == 0 or epoch + 1 == cfg.epochs):
             entry.update(check(model, objective, device))  # the heads in eval mode; train_epoch sets train mode again
         history.append(entry)
-        with open(run_dir / "log.jsonl", "a") as handle:
-            handle.write(json.dumps(entry) + "\n")
         bar.set_postfix(loss=f"{losses.total:.4f}")
         save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch, "history": history}, run_dir / "last.pth")
+        with open(run_dir / "log.jsonl", "a") as handle:  # after the save: the log lists saved epochs alone
+            handle.write(json.dumps(entry) + "\n")
 
 
 def load_trained_sampler(run_dir: Path, features_fingerprint: str, shape: SamplerShape, device: torch.device) -> tuple[NSNetSampler, FrameObjective, TrainConfig]:

@@ -121,15 +121,15 @@ def recognize_all(decoder, *args, **kwargs) -> tuple[list, dict]:
 
 def kill_while_logging(monkeypatch: pytest.MonkeyPatch, stage: Any, epoch: int) -> None:
     """Patch a training stage module's ``save_atomic`` to stop its run as a kill would after
-    epoch ``epoch``'s line was logged and before that epoch's resume point was saved, half of
-    the next epoch's line written (``KeyboardInterrupt``)."""
+    epoch ``epoch``'s resume point was saved and while its line was written to the log, half
+    of it written (``KeyboardInterrupt``)."""
     save = stage.save_atomic
 
     def killed(obj: dict, path: Path) -> None:
+        save(obj, path)
         if path.name == "last.pth" and obj["epoch"] == epoch - 1:
             with open(path.parent / "log.jsonl", "a") as log:
-                log.write(f'{{"epoch": {epoch + 1}, "lo')
+                log.write(f'{{"epoch": {epoch}, "lo')
             raise KeyboardInterrupt
-        save(obj, path)
 
     monkeypatch.setattr(stage, "save_atomic", killed)
