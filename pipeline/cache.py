@@ -254,6 +254,13 @@ def is_partial(path: Path) -> bool:
     return path.name.endswith(".tmp") and bool(name) and pid.isdigit()
 
 
+def settled_path(path: Path) -> Path:
+    """``path`` with each writer's :func:`partial_path` in it named as the output it is renamed
+    to (``<out>.<pid>.tmp/a.png`` -> ``<out>/a.png``): how messages name what is being written."""
+    path = Path(path)
+    return Path(*(part.removesuffix(".tmp").rpartition(".")[0] if is_partial(Path(part)) else part for part in path.parts))
+
+
 def clear_partials(output: Path) -> None:
     """Remove what killed writers of ``output`` left behind (``<output>.<pid>.tmp``, files or
     folders); call it holding :func:`output_lock` of ``output``, the only writer then."""

@@ -36,7 +36,7 @@ def figure(draw: Callable[..., None]) -> Callable[..., bool]:
 
     @functools.wraps(draw)
     def drawn(*args: Any, **kwargs: Any) -> bool:
-        from pipeline.cache import CacheError
+        from pipeline.cache import CacheError, settled_path
 
         try:
             draw(*args, **kwargs)
@@ -45,7 +45,8 @@ def figure(draw: Callable[..., None]) -> Callable[..., bool]:
         except Exception as exc:
             if "matplotlib.pyplot" in sys.modules:
                 sys.modules["matplotlib.pyplot"].close("all")
-            warnings.warn(f"{signature.bind(*args, **kwargs).arguments['path']}: figure not drawn ({type(exc).__name__}: {message_line(str(exc))})", stacklevel=2)
+            path = settled_path(signature.bind(*args, **kwargs).arguments["path"])  # evaluate draws in its output's temporary folder
+            warnings.warn(f"{path}: figure not drawn ({type(exc).__name__}: {message_line(str(exc))})", stacklevel=2)
             return False
         return True
 

@@ -193,8 +193,8 @@ def test_nsnet_from_the_cache_decodes_nothing_and_gives_the_cached_path_s_figure
     monkeypatch.setattr(pipeline.plots, "_pyplot", lambda: (_ for _ in ()).throw(ImportError("numpy.core.multiarray failed to import\nmore")))
     with pytest.warns(UserWarning) as warned:
         cached = run_evaluate(features, prototypes, run, truth.parent, cfg, workers=0, progress=False, nsnet_from_cache=True)
-    assert [str(w.message).split(".tmp/")[-1] for w in warned if "figure not drawn" in str(w.message)] == [  # drawn in the output's temporary folder
-        f"{name}: figure not drawn (ImportError: numpy.core.multiarray failed to import)" for name in ("budget_curve.png", "class_saliency.png", "selected_frames.png")]
+    assert [str(w.message) for w in warned if "figure not drawn" in str(w.message)] == [  # drawn in the output's temporary folder, named as the output's
+        f"{cached['output']}/{name}: figure not drawn (ImportError: numpy.core.multiarray failed to import)" for name in ("budget_curve.png", "class_saliency.png", "selected_frames.png")]
     assert decoded["figures"] == ["budget_curve.png", "class_saliency.png", "selected_frames.png"] and cached["figures"] == []
     assert json.loads((Path(cached["output"]) / "results.json").read_text())["figures"] == [] and not list(Path(cached["output"]).glob("*.png"))
     assert f"report {cached['output']}/report.md (no figures: matplotlib, the 'plots' extra, is not installed or could not draw them)" in render_table(cached)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pipeline.cache import FeatureCache, is_partial
+from pipeline.cache import FeatureCache, is_partial, settled_path
 from pipeline.config import EvalConfig, FinetuneConfig, ModelSpec
 from stages.cli import main
 from stages.evaluate import run_evaluate
@@ -66,6 +66,12 @@ def test_a_partial_output_is_named_by_its_writer_s_process(name, partial):
     """What :func:`pipeline.cache.written_whole` and :func:`replacing` write before the rename,
     ``<output>.<pid>.tmp``, and nothing else, is a partial that ``nsnet outputs`` passes over."""
     assert is_partial(Path(name)) is partial
+
+
+def test_a_partial_path_is_named_as_the_output_it_becomes():
+    assert settled_path(Path("/c/f.zarr.eval-ab.4242.tmp/budget_curve.png")) == Path("/c/f.zarr.eval-ab/budget_curve.png")
+    assert settled_path(Path("run/curves.png.17.tmp")) == Path("run/curves.png")
+    assert settled_path(Path("run/notes.tmp/x.1.png")) == Path("run/notes.tmp/x.1.png")  # no writer's partial in it
 
 
 def test_outputs_lists_the_fine_tuning_runs(tiny_videos, run_options):
