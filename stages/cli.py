@@ -50,10 +50,13 @@ def _known_errors() -> tuple[type[Exception], ...]:
 
 def file_error_line(exc: OSError) -> str | None:
     """A file system's refusal as one line, the file first (``out/x.jsonl: Permission
-    denied``; a rename's two files ``a -> b``); None for an error that names no file."""
+    denied``, named so where the temporary file it is written through was refused; a rename's
+    two files ``a -> b``); None for an error that names no file."""
+    from pipeline.cache import settled_path
+
     if exc.filename is None:
         return None
-    files = str(exc.filename) if exc.filename2 is None else f"{exc.filename} -> {exc.filename2}"
+    files = str(settled_path(exc.filename)) if exc.filename2 is None else f"{exc.filename} -> {exc.filename2}"
     return f"{files}: {exc.strerror or exc}"
 
 

@@ -81,6 +81,7 @@ def test_a_file_systems_refusal_of_a_named_file_is_one_line(tmp_path: Path):
     result = CliRunner().invoke(main, ["data", "--dataset", "list", "--data-root", str(tmp_path), "--train-list", str(tmp_path / "train.txt"), "--missing", str(tmp_path / "taken" / "missing.jsonl")])
     assert result.exit_code == 1 and result.output.splitlines()[-1] == f"Error: {tmp_path / 'taken'}: File exists"
     assert file_error_line(PermissionError(errno.EACCES, "Permission denied", "out/x.jsonl")) == "out/x.jsonl: Permission denied"
+    assert file_error_line(PermissionError(errno.EACCES, "Permission denied", "out/x.jsonl.4242.tmp")) == "out/x.jsonl: Permission denied"  # written through a temporary file
     assert file_error_line(OSError(errno.EXDEV, "Invalid cross-device link", "a.tmp", None, "b")) == "a.tmp -> b: Invalid cross-device link"
     assert file_error_line(OSError(errno.EIO, "Input/output error")) is None
 
