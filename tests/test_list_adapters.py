@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from pipeline.datasets import ManifestError
 from pipeline.datasets.class_names import read_class_names
-from pipeline.datasets.finding import PathResolver, titled_ids
+from pipeline.datasets.finding import PathResolver, folder_key, titled_ids
 from pipeline.datasets.lists import detect_format
 from pipeline.datasets.manifest import video_id
 from stages.cli import main
@@ -517,6 +517,23 @@ def test_paths_with_spaces_not_at_the_root_are_found_or_reported_missing(tmp_pat
     frames.write_text("air drumming/c 300 1\nair drumming/d 120 1\n")  # auto: nothing found at the root, no extension
     _, rows = load_rows("list", root, val=frames, classes=label_map)
     assert [(r[1], r[2]) for r in rows] == [("rawframes_train/air drumming/c", (1,)), ("air drumming/d", (1,))]
+
+
+def test_lists_find_videos_under_class_folders_renamed_as_mmaction2_renames_them(tmp_path, label_map):
+    """mmaction2's Kinetics lists name the class folders as its rename_classnames.sh leaves them
+    (``air_drumming``, ``passing_American_football_-in_game-``); a download keeps Kinetics' names
+    (``air drumming``, ``passing American football (in game)``), and the other way round: the
+    videos are found under either, the folders matched with case, quotes, spaces, underscores,
+    hyphens and parentheses aside (before 2026-12-06 every such video was missing). A folder
+    bearing the name as written wins, and a folder of another name is no match."""
+    _touch(tmp_path, "train/air drumming/a.mp4", "train/passing American football (in game)/b.mp4", "train/massaging person's head/c.mp4",
+           "val/baking_cookies/d.mp4", "train/abseiling/e.mp4", "train/Abseiling/e.mp4", "train/zumba/f.mp4")
+    listing = tmp_path / "train.txt"
+    listing.write_text("air_drumming/a.mp4 1\npassing_American_football_-in_game-/b.mp4 1\nmassaging_person's_head/c.mp4 1\nbaking cookies/d.mp4 2\nabseiling/e.mp4 0\nabseiling/f.mp4 0\n")
+    _, rows = load_rows("list", tmp_path, train=listing, classes=label_map)
+    assert [r[1] for r in rows] == ["train/air drumming/a.mp4", "train/passing American football (in game)/b.mp4", "train/massaging person's head/c.mp4",
+                                    "val/baking_cookies/d.mp4", "train/abseiling/e.mp4", "abseiling/f.mp4"]  # f lies under zumba/ alone: missing
+    assert folder_key("passing_American_football_-in_game-") == folder_key("Passing American football (in game)") == "passing american football in game"
 
 
 def test_format_detection(tmp_path):

@@ -248,6 +248,18 @@ def _occurrences(root: Path, names: AbstractSet[str], known: AbstractSet[str], d
         subfolders[:] = sorted((n for n in subfolders if n not in names and n not in known), key=lambda n: (not n.startswith("replacement"), n))
 
 
+# What a folder's name may differ by where a tool renamed the folders its list was written for:
+# mmaction2's rename_classnames.sh turns Kinetics' class folders as downloaded, ``passing
+# American football (in game)``, into ``passing_American_football_-in_game-``, the names its lists hold.
+_FOLDER_SEPARATORS = re.compile(r"[\s_()\-]+")
+
+
+def folder_key(name: str) -> str:
+    """A folder's name as :func:`find_whole` matches it where no folder bears it as written:
+    case, quotes, and runs of spaces, underscores, hyphens and parentheses do not count."""
+    return " ".join(_FOLDER_SEPARATORS.split(name.casefold().replace("'", "").replace('"', ""))).strip()
+
+
 def find_whole(root: Path, paths: list[str], known: AbstractSet[str] = frozenset(), loose: AbstractSet[int] = frozenset()) -> list[str | None]:
     """Where each of ``paths`` (relative, as :meth:`PathResolver.written` gives them) lies whole
     under a folder of the root, or None: ``videos_val/abseiling/x.mp4`` for ``abseiling/x.mp4``
@@ -256,7 +268,9 @@ def find_whole(root: Path, paths: list[str], known: AbstractSet[str] = frozenset
     folders named in ``known`` are not entered). Where both are there, what the path names: a
     video file for a path with a video extension, a folder of frames for one without; then the
     walk's first. The whole path must match, so a name that several folders hold (``a/001.mp4``,
-    ``b/001.mp4``) is found only under its own folder; but a path in ``loose`` (by index: one
+    ``b/001.mp4``) is found only under its own folder; where no folder bears its folders' names
+    as written, under folders whose names differ from them only as renamed class folders do
+    (:func:`folder_key`: ``air_drumming/x.mp4`` in ``train/air drumming/``); but a path in ``loose`` (by index: one
     written absolute on another machine, ``/home/ann/k400/train/x.mp4`` where the root holds
     ``train/x.mp4``) needs only its last folders to match, as many as the tree holds: the
     occurrence with the longest such tail, the walk's first among equals; by its name alone (no
@@ -276,6 +290,8 @@ def find_whole(root: Path, paths: list[str], known: AbstractSet[str] = frozenset
             wanted.setdefault(alias, []).append(i)
     files: list[str | None] = [None] * len(paths)
     folders: list[str | None] = [None] * len(paths)
+    renamed: dict[tuple[int, bool], str] = {}  # (a path, a folder?) -> the first found under its folders renamed
+    keys_of: dict[tuple[str, ...], tuple[str, ...]] = {}  # folders -> their folder_key
     tails_held: dict[tuple[int, bool], list] = {}  # (a loose path, a folder?) -> [last folders matched, where, occurrences matching as many]
     downloads = DownloadedNames()
     for here, name, on_disk, where in _occurrences(root, set(wanted), known, downloads):
@@ -291,6 +307,13 @@ def find_whole(root: Path, paths: list[str], known: AbstractSet[str] = frozenset
                     best[2] += 1
             elif kind[i] is None and (not tail or here[-len(tail) :] == tail):
                 kind[i] = where
+            elif kind[i] is None and len(here) >= len(tail) and (i, is_folder) not in renamed:
+                near = here[-len(tail) :]
+                if _keys(near, keys_of) == _keys(tail, keys_of):
+                    renamed[i, is_folder] = where
+    for (i, is_folder), where in renamed.items():
+        kind = folders if is_folder else files
+        kind[i] = kind[i] or where
     for (i, is_folder), (matched, where, count) in tails_held.items():
         if matched > 0 or count == 1:  # by name alone only where the name lies once in the tree
             (folders if is_folder else files)[i] = where
@@ -321,6 +344,14 @@ def find_listed(resolver: PathResolver, paths: list[str]) -> list[str | None]:
         for (i, _), rel in zip(lost, find_whole(resolver.root, [written for _, written in lost], known, foreign)):
             found[i] = rel
     return found
+
+
+def _keys(folders: tuple[str, ...], known: dict[tuple[str, ...], tuple[str, ...]]) -> tuple[str, ...]:
+    """The :func:`folder_key` of each of ``folders``, kept in ``known`` (the walk meets a folder
+    once for each of its videos)."""
+    if folders not in known:
+        known[folders] = tuple(folder_key(name) for name in folders)
+    return known[folders]
 
 
 def _shared_tail(here: tuple[str, ...], tail: tuple[str, ...]) -> int:
