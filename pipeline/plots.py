@@ -204,13 +204,20 @@ def plot_training_curves(history: Sequence[dict[str, float]], panels: Sequence[t
 
 
 def draw_curves_once(history: Sequence[dict[str, float]], panels: Sequence[tuple[str, dict[str, str], str]], path: Path, title: str) -> bool:
-    """A finished run's curves (:func:`plot_training_curves`) at ``path``, drawn where it is not
-    there and matplotlib is; whether it is there now. The commands draw them after the run, in a
-    process that then ends: drawn in a process that went on training or evaluating (evaluate
-    after its w/o-NS run, the ablations), a figure had raised that process's later memory by
-    0.2-0.5 GiB (README, The train stage)."""
+    """A finished run's curves (:func:`plot_training_curves`) at ``path`` in its folder, drawn
+    where it is not there and matplotlib is; whether it is there now. Drawn holding the run's
+    lock (:func:`~pipeline.cache.output_lock_path` of the folder), so that one command draws at
+    a time and what a killed one left half-written goes. The commands draw them after the run,
+    in a process that then ends: drawn in a process that went on training or evaluating
+    (evaluate after its w/o-NS run, the ablations), a figure had raised that process's later
+    memory by 0.2-0.5 GiB (README, The train stage)."""
+    from pipeline.cache import clear_partials, file_lock, output_lock_path
+
     if not path.exists() and history and matplotlib_available():
-        plot_training_curves(history, panels, path, title)
+        with file_lock(output_lock_path(path.parent)):
+            if not path.exists():
+                clear_partials(path)
+                plot_training_curves(history, panels, path, title)
     return path.exists()
 
 

@@ -390,8 +390,11 @@ def test_training_curves_draw_each_logged_key_over_the_epochs(tmp_path, monkeypa
 def test_curves_killed_while_written_are_drawn_by_the_next_command(tmp_path, monkeypatch):
     """A figure is written beside its path and renamed into place: a draw stopped halfway
     (Ctrl-C in ``savefig``) leaves no ``curves.png``, nor its temporary file, so the next
-    command draws it, where half a PNG would have been taken for drawn. A draw that fails is a
+    command draws it, where half a PNG would have been taken for drawn; the temporary file a
+    kill left goes when the curves are drawn, under the run's lock. A draw that fails is a
     warning naming the figure: the trained run stands."""
+    import threading
+
     from matplotlib.figure import Figure
 
     from pipeline.plots import draw_curves_once
@@ -411,8 +414,17 @@ def test_curves_killed_while_written_are_drawn_by_the_next_command(tmp_path, mon
         patched.setattr("pipeline.plots._pyplot", lambda: (_ for _ in ()).throw(RuntimeError("no font")))
         assert not draw_curves_once(history, CURVES, tmp_path / "curves.png", "run")  # a warning, not the command's end
     assert list(tmp_path.iterdir()) == []
+    (tmp_path / "curves.png.999999999.tmp").write_bytes(b"\x89PNG\r\n\x1a\n half")  # what a SIGKILL while drawing leaves
     assert draw_curves_once(history, CURVES, tmp_path / "curves.png", "run")
     assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (tmp_path / "curves.png").stat().st_size > 1000
+    assert [p.name for p in tmp_path.iterdir()] == ["curves.png"]  # the half-written file gone (it stayed before 2026-12-06, evening)
+    (tmp_path / "curves.png").unlink()
+    with file_lock(output_lock_path(tmp_path)):  # drawn under the run's lock: a command drawing now waits for it
+        drawing = threading.Thread(target=draw_curves_once, args=(history, CURVES, tmp_path / "curves.png", "run"))
+        drawing.start()
+        drawing.join(0.5)
+        assert drawing.is_alive() and list(tmp_path.iterdir()) == []
+    drawing.join(30)
     assert [p.name for p in tmp_path.iterdir()] == ["curves.png"]
 
 
