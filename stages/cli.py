@@ -56,7 +56,8 @@ def file_error_line(exc: OSError) -> str | None:
 
     if exc.filename is None:
         return None
-    files = str(settled_path(exc.filename)) if exc.filename2 is None else f"{exc.filename} -> {exc.filename2}"
+    named = str(settled_path(exc.filename)) if isinstance(exc.filename, str) and exc.filename else exc.filename
+    files = named if exc.filename2 is None else f"{exc.filename} -> {exc.filename2}"
     return f"{files}: {exc.strerror or exc}"
 
 
