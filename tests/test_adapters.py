@@ -458,6 +458,25 @@ def test_ucf101_in_mmaction2s_layout_and_videos_found_by_name(tmp_path: Path):
     assert [v.split for v in split.videos] == ["train", "train"]
 
 
+def test_ucf101_handstand_pushups_as_the_official_files_spell_it(tmp_path: Path):
+    """The official release names one class two ways: ``classInd.txt`` and the lists' folders
+    say ``HandstandPushups``, the rar's folder and every file ``HandStandPushups``. The videos
+    are found under the rar's spelling, the class is classInd's, none rejected."""
+    lists = tmp_path / "ucfTrainTestlist"
+    lists.mkdir()
+    (lists / "classInd.txt").write_bytes(b"1 ApplyEyeMakeup\r\n2 HandstandPushups\r\n")
+    (lists / "trainlist01.txt").write_bytes(b"HandstandPushups/v_HandStandPushups_g08_c01.avi 2\r\n")
+    (lists / "testlist01.txt").write_bytes(b"HandstandPushups/v_HandStandPushups_g01_c01.avi\r\n")
+    for name in ("v_HandStandPushups_g08_c01", "v_HandStandPushups_g01_c01"):
+        (tmp_path / "UCF-101" / "HandStandPushups").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "UCF-101" / "HandStandPushups" / f"{name}.avi").write_bytes(b"x")
+    m = ucf101_manifest(tmp_path)
+    assert manifest_rows(m) == [
+        ("HandstandPushups/v_HandStandPushups_g08_c01", "UCF-101/HandStandPushups/v_HandStandPushups_g08_c01.avi", (1,), "train"),
+        ("HandstandPushups/v_HandStandPushups_g01_c01", "UCF-101/HandStandPushups/v_HandStandPushups_g01_c01.avi", (1,), "val"),
+    ] and not m.rejected and m.classes == ("ApplyEyeMakeup", "HandstandPushups")
+
+
 def test_ucf101_3d_resnets_json(tmp_path: Path):
     """3D-ResNets' ucf101_01.json: its 'labels' in classInd's order (JumpingJack before JumpRope,
     which a plain sort swaps), videos by their key as frame folders (its jpg/ tree) or files."""
