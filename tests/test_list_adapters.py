@@ -582,6 +582,11 @@ def test_kinetics_csv_with_a_class_subset(tmp_path):
     folder_names.write_text("Abseiling\nair_drumming\n")
     spelt, spelt_rows = load_rows("kinetics", root, train=train, val=val, classes=folder_names)
     assert spelt.classes == ("Abseiling", "air_drumming") and spelt_rows == rows
+    renamed = tmp_path / "renamed_folders.txt"  # made from mmaction2's renamed class folders: parentheses turned to hyphens
+    val.write_text(val.read_text() + '"passing American football (in game)",fff,0,10,val\n')
+    renamed.write_text("abseiling\npassing_American_football_-in_game-\n")
+    loose, loose_rows = load_rows("kinetics", root, val=val, classes=renamed)
+    assert loose.classes == ("abseiling", "passing American football (in game)") and [r[2] for r in loose_rows] == [(0,), (0,), (1,)]  # spelt as the csv spells it; it was "label of no video"
     typo = tmp_path / "typo.txt"
     typo.write_text("abseiling\nair drums\nzumba\n")
     with pytest.raises(ManifestError, match=r"typo.txt: 1 of its 3 classes are the label of no video in .*train.csv, .*validate.csv: air drums \(names"):

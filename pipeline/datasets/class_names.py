@@ -89,13 +89,23 @@ def class_subset(path: Path, labels: dict[str, str], sources: list[str]) -> list
     """The classes of a class file, in its order and spelling (Mini-Kinetics' 200 of Kinetics'
     400, or the order a recognizer was trained with), each of which must be a label of the
     annotations (``labels``: by :func:`class_key`) when they hold labelled videos: a name that
-    matches none would lose its class's videos without a word. ``sources`` name the annotations
-    in the error."""
+    matches none would lose its class's videos without a word. A name that matches none so but
+    one label as a renamed folder's name would (:func:`~pipeline.datasets.finding.folder_key`:
+    a class file made from mmaction2's Kinetics folders, ``passing_American_football_-in_game-``)
+    is that label, spelt as the annotations spell it. ``sources`` name the annotations in the
+    error."""
+    from pipeline.datasets.finding import folder_key
+
     classes = read_class_names(path)
+    refuse_same_classes(path, classes)
+    loose: dict[str, list[str]] = {}
+    for label in labels.values():
+        loose.setdefault(folder_key(label), []).append(label)
+    classes = [name if class_key(name) in labels or len(loose.get(folder_key(name), ())) != 1 else loose[folder_key(name)][0] for name in classes]
     refuse_same_classes(path, classes)
     missing = [name for name in classes if class_key(name) not in labels]
     if labels and missing:
-        raise ManifestError(f"{path}: {len(missing)} of its {len(classes)} classes are the label of no video in {', '.join(sources)}: {first_few(missing, 5)} (names are matched to the labels with case, quotes and underscores aside)")
+        raise ManifestError(f"{path}: {len(missing)} of its {len(classes)} classes are the label of no video in {', '.join(sources)}: {first_few(missing, 5)} (names are matched to the labels with case, quotes and underscores aside, or as renamed folders' names are)")
     return classes
 
 
