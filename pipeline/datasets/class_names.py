@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
+from pipeline.datasets.finding import folder_key
 from pipeline.datasets.manifest import ManifestError, read_annotation_text
 from pipeline.wording import first_few
 
@@ -94,8 +95,6 @@ def class_subset(path: Path, labels: dict[str, str], sources: list[str]) -> list
     a class file made from mmaction2's Kinetics folders, ``passing_American_football_-in_game-``)
     is that label, spelt as the annotations spell it. ``sources`` name the annotations in the
     error."""
-    from pipeline.datasets.finding import folder_key
-
     classes = read_class_names(path)
     refuse_same_classes(path, classes)
     loose: dict[str, list[str]] = {}
