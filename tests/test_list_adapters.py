@@ -536,6 +536,24 @@ def test_lists_find_videos_under_class_folders_renamed_as_mmaction2_renames_them
     assert folder_key("passing_American_football_-in_game-") == folder_key("Passing American football (in game)") == "passing american football in game"
 
 
+def test_kinetics_clips_listed_by_name_are_found_in_files_named_by_the_bare_id(tmp_path, label_map):
+    """mmaction2's lists name each clip ``<id>_<start>_<end>.mp4``; Showmax's kinetics-downloader
+    saves the cut clip as ``<id>.mp4``, and a download of whole videos is named by the id (or
+    titled by yt-dlp): such a file is the clip's, with the segment its name gives, as the kinetics
+    dataset reads it (before 2026-12-06 every such clip was missing). A file named by the clip
+    wins; a clip of neither stays as written."""
+    root = tmp_path / "k400"
+    _touch(root, "train/abseiling/aaaaaaaaaaa.mp4", "dl/Air drumming [bbbbbbbbbbb].webm", "train/abseiling/ccccccccccc_000001_000011.mp4", "train/abseiling/ccccccccccc.mp4")
+    listing = tmp_path / "train.txt"
+    listing.write_text("abseiling/aaaaaaaaaaa_000010_000020.mp4 0\nair_drumming/bbbbbbbbbbb_000003_000013.mp4 1\nabseiling/ccccccccccc_000001_000011.mp4 0\nzumba/ddddddddddd_000000_000010.mp4 2\n")
+    m, rows = load_rows("list", root, train=listing, classes=label_map)
+    assert [(r[0], r[1]) for r in rows] == [("abseiling/aaaaaaaaaaa_000010_000020", "train/abseiling/aaaaaaaaaaa.mp4"),
+                                          ("air_drumming/bbbbbbbbbbb_000003_000013", "dl/Air drumming [bbbbbbbbbbb].webm"),
+                                          ("train/abseiling/ccccccccccc_000001_000011", "train/abseiling/ccccccccccc_000001_000011.mp4"),
+                                          ("zumba/ddddddddddd_000000_000010", "zumba/ddddddddddd_000000_000010.mp4")]
+    assert [v.segment for v in m.videos] == [(10.0, 20.0), (3.0, 13.0), None, None]
+
+
 def test_format_detection(tmp_path):
     resolver = PathResolver(tmp_path)
     _touch(tmp_path, "f/", "v.mp4")

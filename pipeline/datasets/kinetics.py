@@ -19,8 +19,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import posixpath
 import re
 from dataclasses import dataclass, replace
+from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline.datasets.class_names import class_key, class_subset, refuse_same_classes
@@ -34,7 +36,9 @@ from pipeline.datasets.manifest import (
     Rejected,
     build_manifest,
     normalise_split,
+    posix_path,
     read_annotation_text,
+    without_video_extension,
 )
 from pipeline.video import hidden
 
@@ -73,6 +77,22 @@ def clip_segment(start: str | float, end: str | float, where: str) -> tuple[floa
 def clip_name(youtube_id: str, segment: tuple[float, float]) -> str:
     """``<youtube_id>_<start:06d>_<end:06d>``, as the downloaders name a cut clip."""
     return f"{youtube_id}_{int(segment[0]):06d}_{int(segment[1]):06d}"
+
+
+def bare_id_files(root: Path, paths: Sequence[str]) -> dict[str, tuple[str, tuple[float, float]]]:
+    """For list paths named as Kinetics clips (``abseiling/<id>_000010_000020.mp4``, mmaction2's
+    lists) whose files are not there, the file named by the bare YouTube id (``<id>.mp4``, as
+    Showmax's kinetics-downloader names its cut clips, or the whole video; a downloader's titled
+    name too: :func:`find_under`) and the clip's segment in seconds, by one walk of the root:
+    ``{path: (file, segment)}``, the paths found so alone."""
+    wanted: dict[str, tuple[str, tuple[float, float]]] = {}
+    for path in paths:
+        match = _CLIP_NAME.fullmatch(without_video_extension(posixpath.basename(posix_path(path.replace("\\", "/")))))
+        if match:
+            wanted[path] = (match["youtube_id"], (float(match["start"]), float(match["end"])))
+    on_disk = find_under(root, {youtube_id for youtube_id, _ in wanted.values()}) if wanted else None
+    hits = {path: (on_disk.first((youtube_id,)), segment) for path, (youtube_id, segment) in wanted.items()} if on_disk else {}
+    return {path: (hit[1], segment) for path, (hit, segment) in hits.items() if hit is not None}
 
 
 def _subset(value: object) -> str:

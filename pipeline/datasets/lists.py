@@ -36,6 +36,7 @@ from pathlib import Path, PurePosixPath
 
 from pipeline.datasets.class_names import class_key, first_spellings, refuse_same_classes
 from pipeline.datasets.finding import PathResolver, find_listed
+from pipeline.datasets.kinetics import bare_id_files
 from pipeline.datasets.manifest import ManifestError, RawEntry, read_annotation_text, video_id
 from pipeline.video import VIDEO_EXTENSIONS
 
@@ -286,12 +287,22 @@ def checked_labels(read: list[tuple[Path, str, list[ListLine]]], num_classes: in
 
 def list_entries(read: list[tuple[Path, str, list[ListLine]]], classes: list[str], resolver: PathResolver) -> list[RawEntry]:
     """The entries of read list files (``(file, split, lines)``), labels checked
-    (:func:`checked_labels`), paths resolved against the data root (:func:`find_listed`) and
-    kept as written where nothing is found (the features stage reports the missing file)."""
+    (:func:`checked_labels`), paths resolved against the data root (:func:`find_listed`); a
+    Kinetics clip's path not found, in the file named by the bare YouTube id with the clip's
+    segment (:func:`~pipeline.datasets.kinetics.bare_id_files`, the id as the list names the
+    clip); else kept as written (the features stage reports the missing file)."""
     read = checked_labels(read, len(classes))
     items = [(split, item) for _, split, lines in read for item in lines]
+    paths = [item.path for _, item in items]
+    found = find_listed(resolver, paths)
+    bare = bare_id_files(resolver.root, [path for path, rel in zip(paths, found) if rel is None])
     entries = []
-    for (split, item), rel in zip(items, find_listed(resolver, [item.path for _, item in items])):
-        rel = rel or item.path
-        entries.append(RawEntry(video_id(rel), rel, tuple(classes[label] for label in item.labels), split))
+    for (split, item), rel in zip(items, found):
+        labels = tuple(classes[label] for label in item.labels)
+        if rel is None and item.path in bare:
+            file, segment = bare[item.path]
+            entries.append(RawEntry(video_id(item.path), file, labels, split, segment))
+        else:
+            rel = rel or item.path
+            entries.append(RawEntry(video_id(rel), rel, labels, split))
     return entries
