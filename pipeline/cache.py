@@ -173,9 +173,16 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 def restart_log(path: Path, entries: Sequence[dict[str, Any]]) -> None:
     """A training run's JSON-lines log at ``path`` made to hold ``entries`` alone (its resume
-    point's history), whole or not at all: what a killed run left after them (an epoch logged
-    but not saved, which the run trains again; half a line) goes before the run appends."""
+    point's history), whole or not at all: what a killed run left after them (half a line) goes
+    before the run appends (:func:`append_log`)."""
     write_text_atomic(path, "".join(json.dumps(entry) + "\n" for entry in entries))
+
+
+def append_log(path: Path, entry: dict[str, Any]) -> None:
+    """An epoch's line at the end of a training run's log (:func:`restart_log`), written after
+    the epoch's resume point is saved, so that the log lists saved epochs alone."""
+    with open(path, "a") as handle:
+        handle.write(json.dumps(entry) + "\n")
 
 
 @contextmanager
@@ -247,18 +254,23 @@ def written_whole(output: Path) -> Iterator[Path]:
             raise
 
 
+def _output_of_partial(name: str) -> str | None:
+    """The output name a :func:`partial_path` named ``name`` is renamed to, or None where
+    ``name`` is none (``<output>.<pid>.tmp``)."""
+    output, _, pid = name.removesuffix(".tmp").rpartition(".")
+    return output if name.endswith(".tmp") and output and pid.isdigit() else None
+
+
 def is_partial(path: Path) -> bool:
     """Whether ``path`` is a writer's unfinished :func:`partial_path` of some output: one at
     work now, or one a killed writer left."""
-    name, _, pid = path.name.removesuffix(".tmp").rpartition(".")
-    return path.name.endswith(".tmp") and bool(name) and pid.isdigit()
+    return _output_of_partial(path.name) is not None
 
 
 def settled_path(path: Path) -> Path:
     """``path`` with each writer's :func:`partial_path` in it named as the output it is renamed
     to (``<out>.<pid>.tmp/a.png`` -> ``<out>/a.png``): how messages name what is being written."""
-    path = Path(path)
-    return Path(*(part.removesuffix(".tmp").rpartition(".")[0] if is_partial(Path(part)) else part for part in path.parts))
+    return Path(*(_output_of_partial(part) or part for part in Path(path).parts))
 
 
 def clear_partials(output: Path) -> None:

@@ -263,8 +263,7 @@ def _train(root: Path, manifest: Manifest, train: list, val: list, role: str, sp
             if opts.progress:
                 tqdm.write(f"{role} epoch {epoch + 1}: loss {stats.loss:.4f}, val top-1 {100 * metrics['top1']:.1f}%, mAP {100 * metrics['mAP']:.1f}%")
             save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch, "history": history}, resume)
-            with open(log, "a") as handle:  # after the save: the log lists saved epochs alone
-                handle.write(json.dumps(entry) + "\n")
+            cache_mod.append_log(log, entry)
         barrier(worker)
     if worker.is_leader:
         checkpoint = make_checkpoint(model, spec.name, manifest.classes, cfg, role=role, identity=identity, metrics=history[-1] if history else {})

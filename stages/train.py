@@ -310,8 +310,7 @@ def _train_epochs(model: NSNetSampler, optimizer: torch.optim.Optimizer, schedul
         history.append(entry)
         bar.set_postfix(loss=f"{losses.total:.4f}")
         save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch, "history": history}, run_dir / "last.pth")
-        with open(run_dir / "log.jsonl", "a") as handle:  # after the save: the log lists saved epochs alone
-            handle.write(json.dumps(entry) + "\n")
+        cache_mod.append_log(run_dir / "log.jsonl", entry)
 
 
 def load_trained_sampler(run_dir: Path, features_fingerprint: str, shape: SamplerShape, device: torch.device) -> tuple[NSNetSampler, FrameObjective, TrainConfig]:
