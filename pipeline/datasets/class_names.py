@@ -97,10 +97,9 @@ def class_subset(path: Path, labels: dict[str, str], sources: list[str]) -> list
     error."""
     classes = read_class_names(path)
     refuse_same_classes(path, classes)
-    loose: dict[str, list[str]] = {}
-    for label in labels.values():
-        loose.setdefault(folder_key(label), []).append(label)
-    classes = [name if class_key(name) in labels or len(loose.get(folder_key(name), ())) != 1 else loose[folder_key(name)][0] for name in classes]
+    keys = Counter(folder_key(label) for label in labels.values())
+    loose = {folder_key(label): label for label in labels.values() if keys[folder_key(label)] == 1}  # the labels one folder_key names
+    classes = [name if class_key(name) in labels else loose.get(folder_key(name), name) for name in classes]
     refuse_same_classes(path, classes)
     missing = [name for name in classes if class_key(name) not in labels]
     if labels and missing:

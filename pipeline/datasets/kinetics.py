@@ -19,14 +19,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import posixpath
 import re
 from dataclasses import dataclass, replace
 from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline.datasets.class_names import class_key, class_subset, refuse_same_classes
-from pipeline.datasets.finding import Found, find_under
+from pipeline.datasets.finding import Found, find_under, name_aliases
 from pipeline.datasets.manifest import (
     AnnotationFiles,
     Manifest,
@@ -36,9 +35,7 @@ from pipeline.datasets.manifest import (
     Rejected,
     build_manifest,
     normalise_split,
-    posix_path,
     read_annotation_text,
-    without_video_extension,
 )
 from pipeline.video import hidden
 
@@ -87,12 +84,18 @@ def bare_id_files(root: Path, paths: Sequence[str]) -> dict[str, tuple[str, tupl
     ``{path: (file, segment)}``, the paths found so alone."""
     wanted: dict[str, tuple[str, tuple[float, float]]] = {}
     for path in paths:
-        match = _CLIP_NAME.fullmatch(without_video_extension(posixpath.basename(posix_path(path.replace("\\", "/")))))
+        match = _CLIP_NAME.fullmatch(name_aliases(path)[0])
         if match:
-            wanted[path] = (match["youtube_id"], (float(match["start"]), float(match["end"])))
-    on_disk = find_under(root, {youtube_id for youtube_id, _ in wanted.values()}) if wanted else None
-    hits = {path: (on_disk.first((youtube_id,)), segment) for path, (youtube_id, segment) in wanted.items()} if on_disk else {}
-    return {path: (hit[1], segment) for path, (hit, segment) in hits.items() if hit is not None}
+            wanted[path] = (match["youtube_id"], clip_segment(match["start"], match["end"], path))
+    if not wanted:
+        return {}
+    on_disk = find_under(root, {youtube_id for youtube_id, _ in wanted.values()})
+    found = {}
+    for path, (youtube_id, segment) in wanted.items():
+        hit = on_disk.first((youtube_id,))
+        if hit is not None:
+            found[path] = (hit[1], segment)
+    return found
 
 
 def _subset(value: object) -> str:
