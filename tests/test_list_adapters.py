@@ -410,6 +410,9 @@ def test_labels_beyond_the_class_file_name_file_and_line(tmp_path, label_map):
         ("a.mp4 cat\n", "video", r"bad.txt:1: label 'cat' is not an integer"),
         ("a 12x 0\n", "rawframes", r"bad.txt:1: frame count '12x' is not an integer"),
         ("a.mp4 0\nb.mp4\n", "video", r"bad.txt:2: expected 'path label \[label ...\]'"),
+        # a path with spaces lacking its label: said so, not "label 'drumming/x.mp4' is not an integer"
+        ("train/air drumming/x.mp4\n", "video", r"bad.txt:1: expected 'path label \[label ...\]', got 'train/air drumming/x.mp4'$"),
+        ("air drumming/x 300\n", "rawframes", r"bad.txt:1: expected 'path num_frames label \[label ...\]', got 'air drumming/x 300'$"),
         ("a,10\n", "arnet", r"bad.txt:1: expected 'path,num_frames,label\[,label ...\]'"),
         ("a.mp4 -1\n", "video", r"bad.txt:1: label -1 is negative \(mmaction2's lists mark an unlabelled video so, as its Kinetics test list: .* leave its list out\)"),
         ("a 30 -2\n", "rawframes", r"bad.txt:1: label -2 is negative$"),

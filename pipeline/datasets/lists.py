@@ -89,17 +89,24 @@ def line_fields(line: str, resolver: PathResolver, numbers: int = 1) -> list[str
     taken whole where the ``numbers`` a line of its format has after the path, or more, follow
     it (split at its spaces, no format could read the line: every field after a path is a
     number), so that a video kept under a per-split folder, or missing, is found or reported as
-    any other; and where the data root holds it. Otherwise the line splits at every space, and
-    a field that should be a number is reported as such (``a 12x 0``: frame count '12x')."""
+    any other; where the data root holds it; and where its last field names a path (a folder
+    or a video file: ``air drumming/x.mp4`` lacks its label, which the caller says). Otherwise
+    the line splits at every space, and a field that should be a number is reported as such
+    (``a 12x 0``: frame count '12x')."""
     fields = line.split()
     last_text = len(fields) - 1  # the last field that is not a number, 0 where only the first is not
     while last_text > 0 and _NUMBER.fullmatch(fields[last_text]):
         last_text -= 1
     if last_text > 0:
         path = " ".join(fields[: last_text + 1])
-        if len(fields) - 1 - last_text >= numbers or resolver.resolve(path) is not None:
+        if len(fields) - 1 - last_text >= numbers or _names_a_path(fields[last_text]) or resolver.resolve(path) is not None:
             return [path, *fields[last_text + 1 :]]
     return fields
+
+
+def _names_a_path(field: str) -> bool:
+    """Whether a list line's field is a path's end: it holds a folder or a video extension."""
+    return "/" in field or "\\" in field or PurePosixPath(field).suffix.lower() in VIDEO_EXTENSIONS
 
 
 def split_fields(line: str, resolver: PathResolver, numbers: int = 1) -> list[str]:
@@ -122,7 +129,7 @@ def parse_list_line(line: str, line_no: int, list_format: str, source: Path, res
     skip, expected = _LAYOUTS[list_format]  # the path and skip - 1 numbers before the labels: skip numbers or more after the path
     fields = [f.strip() for f in line.split(",")] if list_format == "arnet" else csv_fields(line) if list_format == "csv" else split_fields(line, resolver, numbers=skip)
     if len(fields) <= skip or not fields[0]:
-        hint = "; a list of bare YouTube ids (Mini-Kinetics-200's train_ytid_list.txt) is read by --dataset kinetics or minikinetics with --annotations" if len(fields) == 1 else ""
+        hint = "; a list of bare YouTube ids (Mini-Kinetics-200's train_ytid_list.txt) is read by --dataset kinetics or minikinetics with --annotations" if len(fields) == 1 and not _names_a_path(fields[0]) else ""
         raise ManifestError(f"{where}: expected {expected}, got {line!r}{hint}")
     if list_format in ("rawframes", "arnet"):
         _integer(fields[1], "frame count", where)
