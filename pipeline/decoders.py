@@ -86,6 +86,17 @@ def sane_frame_times(times: np.ndarray | None) -> bool:
     return bool(np.all(np.isfinite(times)) and np.all(np.abs(times) < MAX_PLAUSIBLE_SECONDS) and np.all(np.diff(times) > 0))
 
 
+def hidden_lead_in(times: np.ndarray) -> int:
+    """How many of a stream's sane frame ``times`` (seconds) lie before its presentation start
+    by half a frame or more: the lead-in an MP4 or MOV edit list hides (a cut made without
+    re-encoding, ``ffmpeg -ss 10 -i in.mp4 -c copy``, keeps the frames from the keyframe before
+    the cut, placed before 0). FFmpeg's decoders drop them; decord counts them and returns
+    frames shifted by them, some twice and the last ones never."""
+    times = np.asarray(times, dtype=np.float64)
+    half_frame = float(np.median(np.diff(times))) / 2 if len(times) > 1 else 0.0
+    return int(np.count_nonzero(times <= -half_frame)) if half_frame > 0 else int(np.count_nonzero(times < 0))
+
+
 def frame_seconds(indices: np.ndarray, times: np.ndarray | None, fps: float | None) -> np.ndarray | None:
     """Seconds from the start of the video of the frames at ``indices``: from the container's
     per-frame ``times`` when they are sane, else index / ``fps``, else None (no clock)."""
@@ -105,7 +116,8 @@ def _rotate(frame: np.ndarray, degrees: float) -> np.ndarray:
 class DecordReader:
     """decord's VideoReader: frame-accurate seeking through the container's index. It refuses
     (``DecodeError``) files it cannot open or whose frame times are unusable, since it seeks by
-    them and then returns wrong frames (AVIs without timestamps, as written by xvid)."""
+    them and then returns wrong frames (AVIs without timestamps, as written by xvid), and files
+    whose first frames are hidden by an edit list (:func:`hidden_lead_in`)."""
 
     name = "decord"
 
@@ -123,6 +135,9 @@ class DecordReader:
         self.listed_frames = self.num_frames  # its index's count
         if not sane_frame_times(times):
             raise DecodeError("cannot seek", "the container has no usable frame timestamps")
+        hidden = hidden_lead_in(times)
+        if hidden:
+            raise DecodeError("cannot seek", f"an edit list hides the first {hidden} frame(s) of the stream, which decord counts and returns in place of others")
         self.frame_times = np.asarray(times, dtype=np.float64)
         self.fps = plausible_fps(self._reader.get_avg_fps())
 
@@ -168,7 +183,10 @@ class PyAVReader:
                     raise DecodeError("unsupported codec", f"no decoder for {stream.codec_tag or 'this stream'}")
                 self.fps = plausible_fps(stream.average_rate or stream.guessed_rate)
                 stated = stream.frames  # the container's count where it has one (an MP4's index), else 0
-                packets = [(packet.pts, packet.is_keyframe) for packet in container.demux(stream) if packet.size > 0]
+                demuxed = [packet for packet in container.demux(stream) if packet.size > 0]
+                # an edit list's hidden lead-in: decoded for reference, never shown (FFmpeg drops it)
+                packets = [(packet.pts, packet.is_keyframe) for packet in demuxed if not packet.is_discard]
+                stated -= len(demuxed) - len(packets) if stated else 0
                 time_base = float(stream.time_base) if stream.time_base else None
         except DecodeError:
             raise

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from pipeline.datasets.manifest import video_id
-from pipeline.decoders import first_line, frame_seconds, sane_frame_times
-from pipeline.video import FrameSource, VideoReadError
+from pipeline.decoders import first_line, frame_seconds, hidden_lead_in, sane_frame_times
+from pipeline.video import FrameSource, VideoReadError, read_short
 from stages.predict import find_videos
 
 FPS = 8
@@ -198,6 +198,49 @@ def test_variable_frame_rate_gives_each_frame_with_its_own_time(tmp_path):
         np.testing.assert_allclose(source.timestamps(wanted), [0.0, 0.365, 0.898, 1.064], atol=1e-6)
 
 
+def _cut_without_reencoding(source: Path, path: Path, first: int) -> Path:
+    """What ``ffmpeg -ss <first frame's time> -i source -c copy path`` writes: the packets from
+    the keyframe before ``first`` on, timed so that ``first`` is shown at 0; the MP4 muxer's edit
+    list hides the lead-in before it."""
+    import av
+
+    with av.open(str(source)) as src, av.open(str(path), "w") as out:
+        stream = src.streams.video[0]
+        packets = [packet for packet in src.demux(stream) if packet.dts is not None]
+        step = packets[1].duration or int(1 / (FPS * stream.time_base))
+        shift = first * step
+        keyframe = max(packet.pts for packet in packets if packet.is_keyframe and packet.pts <= shift)
+        start_dts = next(packet.dts for packet in packets if packet.pts == keyframe)
+        copy = out.add_stream_from_template(stream)
+        for packet in packets:
+            if packet.dts >= start_dts:
+                packet.pts, packet.dts, packet.stream = packet.pts - shift, packet.dts - shift, copy
+                out.mux(packet)
+    return path
+
+
+def test_a_cut_made_without_reencoding_gives_the_frames_a_player_shows(tmp_path, video_writer):
+    """``ffmpeg -ss 9 -i in.mp4 -c copy out.mp4`` (and phones' edit lists): the MP4 keeps the
+    frames from the keyframe before the cut, hidden by its edit list. decord counted them (18
+    frames for 15) and gave, for 8 uniform frames, the cut's frames 0, 2, 5, 7, 10, 9, 12, 14
+    (out of order) and its last frame for the 3 it lacks; PyAV, as FFmpeg does, gives the frames
+    after the cut alone."""
+    frames = np.zeros((24, H, W, 3), dtype=np.uint8)
+    frames[..., 0] = (10 * np.arange(24))[:, None, None]
+    source = video_writer(tmp_path / "whole.mp4", frames, FPS, "mp4", "libx264", {"x264-params": "keyint=6:min-keyint=6:scenecut=0", "bf": "2"})
+    cut = _cut_without_reencoding(source, tmp_path / "cut.mp4", first=9)  # keyframes 0, 6, 12, 18: frames 6-8 hidden
+    with pytest.raises(VideoReadError, match=r"cut.mp4: cannot seek \(decord: an edit list hides the first 3 frame\(s\) of the stream"):
+        FrameSource(cut, decoders=("decord",))
+    video = FrameSource(cut)
+    assert video.num_frames == 15 and read_short(video) is None  # frames 9-23, none missing
+    wanted = np.array([0, 4, 5, 9, 14])
+    red = video.read(wanted)[..., 0].reshape(len(wanted), -1).mean(axis=1)
+    assert video.decoder == "pyav"
+    np.testing.assert_allclose(red, 10 * (9 + wanted), atol=4)
+    np.testing.assert_allclose(video.timestamps(wanted), wanted / FPS, atol=1e-6)
+    assert FrameSource(source).decoder == "decord"  # the whole file, whose edit list hides nothing
+
+
 def test_non_video_files_are_named_as_such(tmp_path):
     text = tmp_path / "notes.webm"
     text.write_text("# these are my notes, not a video\n" * 20)
@@ -249,6 +292,13 @@ def test_frame_times_fall_back_to_the_frame_rate():
     assert not sane_frame_times(np.array([np.nan, 0.1]))
     np.testing.assert_allclose(frame_seconds(idx, np.array([0.0, 0.1, 0.1, 0.2, 0.3, 0.4]), 10.0), [0.0, 0.2, 0.5])
     assert frame_seconds(idx, None, None) is None and frame_seconds(idx, garbage, 0.0) is None and frame_seconds(idx, None, 1e9) is None
+
+
+def test_frames_before_the_presentation_start_are_a_hidden_lead_in():
+    assert hidden_lead_in(np.array([-0.375, -0.25, -0.125, 0.0, 0.125])) == 3
+    assert hidden_lead_in(np.array([0.0, 0.125, 0.25])) == 0
+    assert hidden_lead_in(np.array([-0.001, 0.124, 0.249])) == 0  # a rounding off the edit, not a frame
+    assert hidden_lead_in(np.array([-0.5])) == 1 and hidden_lead_in(np.array([0.0])) == 0
 
 
 def test_features_stage_on_a_list_of_every_format(files, tmp_path, tiny_config, run_options):
