@@ -217,7 +217,8 @@ class FrameSource:
 
     A file is opened with decord; when decord cannot open it (broken duration metadata, as in
     many WebMs downloaded from YouTube) or cannot seek in it (no usable frame timestamps, as in
-    xvid AVIs), or fails while decoding, PyAV decodes it instead, with the same frame indices.
+    xvid AVIs; transport streams, edit lists and open groups of pictures, which it misreads),
+    or fails while decoding, PyAV decodes it instead, with the same frame indices.
     The error names both decoders only when both fail. ``decoders`` fixes the order tried.
     """
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from pipeline.datasets.manifest import video_id
-from pipeline.decoders import first_line, frame_seconds, hidden_lead_in, sane_frame_times
+from pipeline.decoders import first_line, frame_seconds, sane_frame_times
 from pipeline.video import FrameSource, VideoReadError, read_short
 from stages.predict import find_videos
 
@@ -229,7 +229,7 @@ def test_a_cut_made_without_reencoding_gives_the_frames_a_player_shows(tmp_path,
     frames[..., 0] = (10 * np.arange(24))[:, None, None]
     source = video_writer(tmp_path / "whole.mp4", frames, FPS, "mp4", "libx264", {"x264-params": "keyint=6:min-keyint=6:scenecut=0", "bf": "2"})
     cut = _cut_without_reencoding(source, tmp_path / "cut.mp4", first=9)  # keyframes 0, 6, 12, 18: frames 6-8 hidden
-    with pytest.raises(VideoReadError, match=r"cut.mp4: cannot seek \(decord: an edit list hides the first 3 frame\(s\) of the stream"):
+    with pytest.raises(VideoReadError, match=r"cut.mp4: cannot seek \(decord: an edit list hides the frames before the file's start"):
         FrameSource(cut, decoders=("decord",))
     video = FrameSource(cut)
     assert video.num_frames == 15 and read_short(video) is None  # frames 9-23, none missing
@@ -292,13 +292,6 @@ def test_frame_times_fall_back_to_the_frame_rate():
     assert not sane_frame_times(np.array([np.nan, 0.1]))
     np.testing.assert_allclose(frame_seconds(idx, np.array([0.0, 0.1, 0.1, 0.2, 0.3, 0.4]), 10.0), [0.0, 0.2, 0.5])
     assert frame_seconds(idx, None, None) is None and frame_seconds(idx, garbage, 0.0) is None and frame_seconds(idx, None, 1e9) is None
-
-
-def test_frames_before_the_presentation_start_are_a_hidden_lead_in():
-    assert hidden_lead_in(np.array([-0.375, -0.25, -0.125, 0.0, 0.125])) == 3
-    assert hidden_lead_in(np.array([0.0, 0.125, 0.25])) == 0
-    assert hidden_lead_in(np.array([-0.001, 0.124, 0.249])) == 0  # a rounding off the edit, not a frame
-    assert hidden_lead_in(np.array([-0.5])) == 1 and hidden_lead_in(np.array([0.0])) == 0
 
 
 def test_features_stage_on_a_list_of_every_format(files, tmp_path, tiny_config, run_options):
