@@ -38,6 +38,14 @@ SEEK_TRIES = 3
 # Packets looked at after a keyframe for one decoded after it and shown before it (an open group
 # of pictures): its leading frames come first, at most the encoder's B-frame run (x265: 16).
 LEADING_LOOKAHEAD = 32
+# At most so many packets are looked at: beyond any encoder's default distance between keyframes
+# (x264's and x265's 250 frames), so the second keyframe is among them.
+PACKETS_LOOKED = 1024
+# FFmpeg's names of the containers in which decord returns other frames than those asked for.
+_MISREAD_CONTAINERS = {
+    "mpegts": "an MPEG transport stream, whose frames decord returns a group of pictures or more late",
+    "asf": "an ASF (Windows Media) file, in which decord's seeks land on other frames",
+}
 # Opening a file to look at its packets alone: FFmpeg's probe then decodes no frame (7 ms of a
 # 340x256 H.264 file's 8 ms).
 _PACKETS_ONLY = {"threads": "1", "skip_frame": "all"}
@@ -97,37 +105,38 @@ def decord_misreads(path: Path) -> str | None:
     look at the container and its first packets (PyAV, no decoding); None where it reads them
     right. decord returns wrong frames, in silence, from
 
-    * an MPEG transport stream (``.ts``, camcorders' ``.m2ts``): every frame a group of
-      pictures or more late;
+    * the containers of :data:`_MISREAD_CONTAINERS`: an MPEG transport stream (``.ts``,
+      camcorders' ``.m2ts``), every frame a group of pictures or more late; ASF (``.wmv``,
+      ``.asf``), whose seeks land on other frames;
     * an MP4 or MOV whose edit list hides its first frames (a cut made without re-encoding,
       ``ffmpeg -ss 10 -i in.mp4 -c copy``, keeps the frames from the keyframe before the cut,
       placed before 0; phones' files): it counts them and returns frames shifted by them, some
       twice, the last ones never; FFmpeg decodes them for reference and drops them;
     * open groups of pictures (x265's default, x264's ``open-gop``): after a seek, frames
       shifted by those shown before the keyframe. A group is open where a packet decoded after a
-      keyframe that is not the first is shown before it (:data:`LEADING_LOOKAHEAD` packets are
-      looked at after it)."""
+      keyframe that is not the first is shown before it (among the :data:`LEADING_LOOKAHEAD`
+      packets after the second keyframe; a stream whose second keyframe comes after
+      :data:`PACKETS_LOOKED` packets is taken for closed)."""
     import av
 
     with av.open(str(path), options=_PACKETS_ONLY) as container:
-        if "mpegts" in container.format.name.split(","):
-            return "an MPEG transport stream, whose frames decord returns a group of pictures or more late"
+        for name in container.format.name.split(","):
+            if name in _MISREAD_CONTAINERS:
+                return _MISREAD_CONTAINERS[name]
         stream = container.streams.best("video")
-        keyframes, keyframe_pts, looked = 0, 0, 0
-        for packet in container.demux(stream) if stream is not None else ():
+        keyframes, keyframe_pts, after_second = 0, 0, 0
+        for looked, packet in enumerate(container.demux(stream) if stream is not None else ()):
             if packet.is_discard:
                 return "an edit list hides the frames before the file's start (a cut made without re-encoding), which decord counts and returns in place of others"
+            if looked >= PACKETS_LOOKED or after_second >= LEADING_LOOKAHEAD:
+                return None
             if packet.pts is None or packet.size == 0:
                 continue
             if packet.is_keyframe:
-                keyframes += 1
-                keyframe_pts, looked = packet.pts, 0
-            elif keyframes > 1:
-                if packet.pts < keyframe_pts:
-                    return "open groups of pictures (frames shown before a keyframe are decoded after it), which decord returns shifted after a seek"
-                looked += 1
-                if looked >= LEADING_LOOKAHEAD:
-                    return None
+                keyframes, keyframe_pts = keyframes + 1, packet.pts
+            elif keyframes > 1 and packet.pts < keyframe_pts:
+                return "open groups of pictures (frames shown before a keyframe are decoded after it), which decord returns shifted after a seek"
+            after_second += keyframes > 1
     return None
 
 

@@ -57,7 +57,7 @@ FORMATS = {
     "camcorder.m2ts": ("mpegts", "libx264", None, {"mpegts_m2ts_mode": "1"}, None, "pyav"),
     "flash.f4v": ("f4v", "libx264", None, None, None, "decord"),
     "dvd.vob": ("vob", "mpeg2video", None, None, None, "pyav"),
-    "wmv2.asf": ("asf", "wmv2", None, None, None, "decord"),
+    "wmv2.asf": ("asf", "wmv2", None, None, None, "pyav"),  # decord opens it, and its seeks in ASF land on other frames
     "real.rmvb": ("rm", "rv20", None, None, None, "decord"),
 }
 PIXEL_FORMATS = {"hevc10.mp4": "yuv420p10le", "mjpeg.avi": "yuvj420p"}  # the others 8-bit 4:2:0
