@@ -116,27 +116,37 @@ def decord_misreads(path: Path) -> str | None:
       shifted by those shown before the keyframe. A group is open where a packet decoded after a
       keyframe that is not the first is shown before it (among the :data:`LEADING_LOOKAHEAD`
       packets after the second keyframe; a stream whose second keyframe comes after
-      :data:`PACKETS_LOOKED` packets is taken for closed)."""
+      :data:`PACKETS_LOOKED` packets is taken for closed).
+
+    A file PyAV cannot open or demux is left to decord (None)."""
     import av
 
-    with av.open(str(path), options=_PACKETS_ONLY) as container:
-        for name in container.format.name.split(","):
-            if name in _MISREAD_CONTAINERS:
-                return _MISREAD_CONTAINERS[name]
-        stream = container.streams.best("video")
-        keyframes, keyframe_pts, after_second = 0, 0, 0
-        for looked, packet in enumerate(container.demux(stream) if stream is not None else ()):
-            if packet.is_discard:
-                return "an edit list hides the frames before the file's start (a cut made without re-encoding), which decord counts and returns in place of others"
-            if looked >= PACKETS_LOOKED or after_second >= LEADING_LOOKAHEAD:
-                return None
-            if packet.pts is None or packet.size == 0:
-                continue
-            if packet.is_keyframe:
-                keyframes, keyframe_pts = keyframes + 1, packet.pts
-            elif keyframes > 1 and packet.pts < keyframe_pts:
-                return "open groups of pictures (frames shown before a keyframe are decoded after it), which decord returns shifted after a seek"
-            after_second += keyframes > 1
+    try:
+        with av.open(str(path), options=_PACKETS_ONLY) as container:
+            return _misread_in(container)
+    except av.error.FFmpegError:
+        return None
+
+
+def _misread_in(container) -> str | None:
+    """:func:`decord_misreads` of an open container."""
+    for name in container.format.name.split(","):
+        if name in _MISREAD_CONTAINERS:
+            return _MISREAD_CONTAINERS[name]
+    stream = container.streams.best("video")
+    keyframes, keyframe_pts, after_second = 0, 0, 0
+    for looked, packet in enumerate(container.demux(stream) if stream is not None else ()):
+        if packet.is_discard:
+            return "an edit list hides the frames before the file's start (a cut made without re-encoding), which decord counts and returns in place of others"
+        if looked >= PACKETS_LOOKED or after_second >= LEADING_LOOKAHEAD:
+            return None
+        if packet.pts is None or packet.size == 0:
+            continue
+        if packet.is_keyframe:
+            keyframes, keyframe_pts = keyframes + 1, packet.pts
+        elif keyframes > 1 and packet.pts < keyframe_pts:
+            return "open groups of pictures (frames shown before a keyframe are decoded after it), which decord returns shifted after a seek"
+        after_second += keyframes > 1
     return None
 
 

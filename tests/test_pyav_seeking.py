@@ -108,6 +108,17 @@ def test_decord_is_not_given_files_it_would_misread(long_files, name):
             FrameSource(long_files / name, decoders=("decord",))
 
 
+def test_a_file_pyav_cannot_look_into_is_left_to_decord(long_files, monkeypatch):
+    import av
+
+    def refused(*args, **kwargs):
+        raise av.error.InvalidDataError(1094995529, "Invalid data found when processing input")
+
+    monkeypatch.setattr(av, "open", refused)
+    video = FrameSource(long_files / "h264-bframes.mp4")
+    assert video.decoder == "decord" and _identity(video.read(np.array([3, 77]))).tolist() == [3, 77]
+
+
 @pytest.mark.parametrize("name", sorted(LONG))
 def test_a_segment_deep_in_the_video_is_read_after_a_seek(long_files, name):
     reader = PyAVReader(long_files / name)
