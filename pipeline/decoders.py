@@ -35,12 +35,13 @@ MAX_PLAUSIBLE_SECONDS = 1e7
 # How many keyframes back PyAV may seek for a frame, the one before it first: MPEG transport
 # streams land a group of pictures past the time sought, so the second try lands before it.
 SEEK_TRIES = 3
-# Packets looked at after a keyframe for one decoded after it and shown before it (an open group
-# of pictures): its leading frames come first, at most the encoder's B-frame run (x265: 16).
-LEADING_LOOKAHEAD = 32
-# At most so many packets are looked at: beyond any encoder's default distance between keyframes
-# (x264's and x265's 250 frames), so the second keyframe is among them.
+# At most so many packets are looked at for open groups of pictures: beyond any encoder's default
+# distance between keyframes (x264's and x265's 250 frames), so several keyframes are among them.
 PACKETS_LOOKED = 1024
+# The NAL unit types of a keyframe's first slice that open a group of pictures: H.264's non-IDR
+# slice (an I-frame with a recovery point, x264's open-gop) and HEVC's BLA and CRA pictures
+# (x265's default), whose leading pictures, where the encoder placed some, refer to the group before.
+_OPEN_KEYFRAME_NALS = {"h264": frozenset({1}), "hevc": frozenset({16, 17, 18, 21})}
 # FFmpeg's names of the containers in which decord returns other frames than those asked for.
 _MISREAD_CONTAINERS = {
     "mpegts": "an MPEG transport stream, whose frames decord returns a group of pictures or more late",
@@ -112,11 +113,11 @@ def decord_misreads(path: Path) -> str | None:
       ``ffmpeg -ss 10 -i in.mp4 -c copy``, keeps the frames from the keyframe before the cut,
       placed before 0; phones' files): it counts them and returns frames shifted by them, some
       twice, the last ones never; FFmpeg decodes them for reference and drops them;
-    * open groups of pictures (x265's default, x264's ``open-gop``): after a seek, frames
-      shifted by those shown before the keyframe. A group is open where a packet decoded after a
-      keyframe that is not the first is shown before it (among the :data:`LEADING_LOOKAHEAD`
-      packets after the second keyframe; a stream whose second keyframe comes after
-      :data:`PACKETS_LOOKED` packets is taken for closed).
+    * open groups of pictures (x265's default, x264's ``open-gop``, MPEG-2 and MPEG-4 part 2 with
+      B-frames): after a seek, frames shifted by those shown before the keyframe. Told, among
+      the first :data:`PACKETS_LOOKED` packets, by a keyframe after the first whose first slice
+      is of a type of :data:`_OPEN_KEYFRAME_NALS` (H.264, HEVC), or by a packet decoded after
+      a keyframe, not the first, and shown before it.
 
     A file PyAV cannot open or demux is left to decord (None)."""
     import av
@@ -134,19 +135,51 @@ def _misread_in(container) -> str | None:
         if name in _MISREAD_CONTAINERS:
             return _MISREAD_CONTAINERS[name]
     stream = container.streams.best("video")
-    keyframes, keyframe_pts, after_second = 0, 0, 0
-    for looked, packet in enumerate(container.demux(stream) if stream is not None else ()):
+    if stream is None:
+        return None
+    open_nals = _OPEN_KEYFRAME_NALS.get(stream.codec_context.name)
+    length_size = nal_length_size(stream.codec_context.name, stream.codec_context.extradata)
+    keyframes, keyframe_pts = 0, 0
+    for looked, packet in enumerate(container.demux(stream)):
         if packet.is_discard:
             return "an edit list hides the frames before the file's start (a cut made without re-encoding), which decord counts and returns in place of others"
-        if looked >= PACKETS_LOOKED or after_second >= LEADING_LOOKAHEAD:
+        if looked >= PACKETS_LOOKED:
             return None
         if packet.pts is None or packet.size == 0:
             continue
         if packet.is_keyframe:
             keyframes, keyframe_pts = keyframes + 1, packet.pts
-        elif keyframes > 1 and packet.pts < keyframe_pts:
+            opens = keyframes > 1 and open_nals is not None and first_slice_type(bytes(packet), stream.codec_context.name, length_size) in open_nals
+        else:
+            opens = keyframes > 1 and packet.pts < keyframe_pts
+        if opens:
             return "open groups of pictures (frames shown before a keyframe are decoded after it), which decord returns shifted after a seek"
-        after_second += keyframes > 1
+    return None
+
+
+def nal_length_size(codec: str, extradata: bytes | None) -> int | None:
+    """The bytes of the length before each NAL unit of an H.264 or HEVC packet, as the stream's
+    avcC or hvcC record gives it (MP4, Matroska); None for start codes (Annex B)."""
+    offset = {"h264": 4, "hevc": 21}.get(codec)
+    if offset is None or not extradata or extradata[0] != 1 or len(extradata) <= offset:
+        return None
+    return (extradata[offset] & 3) + 1
+
+
+def first_slice_type(data: bytes, codec: str, length_size: int | None) -> int | None:
+    """The NAL unit type of the first slice (coded picture data) in an H.264 or HEVC packet."""
+    if length_size is None:
+        starts = [match.end() for match in re.finditer(b"\x00\x00\x01", data)]
+    else:
+        starts, position = [], 0
+        while position + length_size < len(data):
+            starts.append(position + length_size)
+            position += length_size + int.from_bytes(data[position : position + length_size], "big")
+    for start in starts:
+        if start < len(data):
+            nal = data[start] & 0x1F if codec == "h264" else (data[start] >> 1) & 0x3F
+            if (1 <= nal <= 5) if codec == "h264" else nal < 32:
+                return nal
     return None
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.decoders import PyAVReader
+from pipeline.decoders import PyAVReader, first_slice_type, nal_length_size
 from pipeline.video import FrameSource, FrameWindow, VideoReadError, segment_frames
 
 FPS, GOP = 8, 10
@@ -106,6 +106,43 @@ def test_decord_is_not_given_files_it_would_misread(long_files, name):
     else:
         with pytest.raises(VideoReadError, match=rf"{name}: cannot seek \(decord: {reason}"):
             FrameSource(long_files / name, decoders=("decord",))
+
+
+@pytest.mark.parametrize(
+    "data,codec,length_size,slice_type",
+    [
+        (b"\x00\x00\x00\x03\x4e\x01\xff" b"\x00\x00\x00\x03\x2a\x01\x80", "hevc", 4, 21),  # prefix SEI (39), then a CRA slice
+        (b"\x00\x00\x00\x03\x28\x01\xaf", "hevc", 4, 20),  # IDR_N_LP
+        (b"\x00\x00\x00\x01\x06\xff\x00\x00\x01\x65\x88", "h264", None, 5),  # Annex B: SEI, then an IDR slice
+        (b"\x00\x02\x41\x9a", "h264", 2, 1),  # two-byte lengths: a non-IDR slice
+        (b"\x00\x00\x00\x02\x06\xff", "h264", 4, None),  # no slice
+    ],
+)
+def test_the_first_slice_of_a_packet_is_told_by_its_nal_header(data, codec, length_size, slice_type):
+    assert first_slice_type(data, codec, length_size) == slice_type
+
+
+def test_nal_lengths_come_from_the_avcc_or_hvcc_record():
+    assert nal_length_size("h264", bytes([1, 0x64, 0, 0x1F, 0xFF, 0xE1])) == 4
+    assert nal_length_size("h264", bytes([1, 0x64, 0, 0x1F, 0xFD, 0xE1])) == 2
+    assert nal_length_size("hevc", bytes([1] + [0] * 20 + [0xF3])) == 4
+    assert nal_length_size("hevc", b"\x00\x00\x00\x01\x40\x01") is None  # start codes
+    assert nal_length_size("h264", None) is None and nal_length_size("vp9", bytes([1] * 30)) is None
+
+
+@pytest.mark.parametrize("name,types", [("hevc-open-gop.mkv", [20, 21, 21]), ("h264-open-gop.mp4", [5, 1, 1]), ("h264-bframes.mp4", [5, 5, 5]), ("h264.ts", [5, 5, 5])])
+def test_the_keyframes_of_real_files_begin_with_their_slice_types(long_files, name, types):
+    """x265's default opens its groups with CRA pictures after the first IDR; x264's open-gop
+    with non-IDR I-slices; its closed groups, in MP4 (lengths) or a transport stream (start
+    codes), each with an IDR slice."""
+    import av
+
+    with av.open(str(long_files / name)) as container:
+        stream = container.streams.video[0]
+        codec = stream.codec_context
+        length_size = nal_length_size(codec.name, codec.extradata)
+        keyframes = [bytes(packet) for packet in container.demux(stream) if packet.size and packet.is_keyframe][: len(types)]
+    assert [first_slice_type(data, codec.name, length_size) for data in keyframes] == types
 
 
 def test_a_file_pyav_cannot_look_into_is_left_to_decord(long_files, monkeypatch):
