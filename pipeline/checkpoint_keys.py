@@ -17,6 +17,14 @@ recognizer of frames does not see as they were trained (:func:`mmaction_refusal`
 std its frames were normalised with (its data preprocessor's on pixels of 0-255; mmaction2's model
 zoo uses ImageNet's, a CLIP backbone's config CLIP's: :func:`mmaction_preprocessing`).
 
+**The TSN code bases** (yjxiong's tsn-pytorch; MIT's temporal-shift-module, from which AR-Net's
+``main_base.py`` trained its ResNet recognizers of ActivityNet, FCVID and Mini-Kinetics, saved
+as ``ckpt.best.pth.tar`` with the network's name as ``arch``) keep a TSN model: its torchvision
+backbone under ``base_model.`` (its ``fc`` replaced by dropout) and its classifier as ``new_fc``
+(:func:`from_tsn`). TSM's temporal shift wraps each block's first convolution, ``conv1.net``
+(:func:`temporal_shift_refusal`). Their frames are resized with PIL's bilinear filter
+(``GroupScale``) and normalised with ImageNet's mean and std.
+
 **torchvision's MobileNetV2** (``mobilenet_v2-b0353104.pth``, where a cluster's torch hub cache
 has it): ``features.0`` the stem, ``features.1`` to ``features.17`` the inverted residual blocks in
 order, ``features.18`` the last 1×1 convolution, ``classifier.1``; timm's ``mobilenetv2_*`` is the
@@ -57,6 +65,42 @@ def from_mmaction(state: dict[str, Any], classifier: str) -> dict[str, Any] | No
         elif key.startswith(_MMACTION_CLASSIFIER):
             out[f"{classifier}.{key.removeprefix(_MMACTION_CLASSIFIER)}"] = value
     return out
+
+
+_TSN_BACKBONE, _TSN_CLASSIFIER = "base_model.", "new_fc."
+_TEMPORAL_SHIFT = re.compile(r"^base_model\.layer\d+\.\d+\.conv1\.net\.")
+# How the TSN code bases resize frames (PIL's bilinear filter in GroupScale); their mean and std
+# are ImageNet's, timm's own.
+TSN_PREPROCESSING = {"interpolation": "bilinear"}
+
+
+def is_tsn(state: dict[str, Any]) -> bool:
+    """Whether ``state`` (with or without DataParallel's ``module.``) is a TSN code base's model
+    with a classifier of its own: a ``base_model.`` backbone and ``new_fc``."""
+    keys = [key.removeprefix("module.") for key in state]
+    return f"{_TSN_CLASSIFIER}weight" in keys and any(key.startswith(_TSN_BACKBONE) for key in keys)
+
+
+def from_tsn(state: dict[str, Any], classifier: str) -> dict[str, Any] | None:
+    """timm's names for a TSN code base's state dict (:func:`is_tsn`): the backbone's keys without
+    ``base_model.``, ``new_fc`` as the model's ``classifier``; None where ``state`` is not one."""
+    if not is_tsn(state):
+        return None
+    out: dict[str, Any] = {}
+    for key, value in state.items():
+        if key.startswith(_TSN_CLASSIFIER):
+            out[f"{classifier}.{key.removeprefix(_TSN_CLASSIFIER)}"] = value
+        else:
+            out[key.removeprefix(_TSN_BACKBONE)] = value  # anything else left as it is: the load names it
+    return out
+
+
+def temporal_shift_refusal(state: dict[str, Any]) -> str | None:
+    """Why a TSN code base's TSM recognizer (its blocks' ``conv1.net``) is not one of single
+    frames, or None for any other state dict."""
+    if any(_TEMPORAL_SHIFT.match(key) for key in state):
+        return "its ResNet shifts features along time (TSM's temporal shift, base_model.layerN.M.conv1.net): a recognizer that sees one frame at a time does not compute what it was trained to"
+    return None
 
 
 _CAFFE_STYLE = re.compile(r"""\bstyle\s*=\s*['"]caffe['"]""")
@@ -175,7 +219,7 @@ def timm_names(state: dict[str, Any], classifier: str, target_keys: Iterable[str
     """``state`` with timm's names where it comes from a trainer above (or a wrapper's attribute
     around timm's names), else as it is."""
     target_keys = list(target_keys)
-    return from_mmaction(state, classifier) or from_torchvision_mobilenet(state, target_keys) or without_wrapper(state, target_keys) or state
+    return from_mmaction(state, classifier) or from_tsn(state, classifier) or from_torchvision_mobilenet(state, target_keys) or without_wrapper(state, target_keys) or state
 
 
 # torchvision's file names of its ImageNet weights (``<name>-<hash>.pth`` in torch hub's cache), by

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pipeline.checkpoint_keys import mmaction_preprocessing, mmaction_refusal, timm_names
+from pipeline.checkpoint_keys import TSN_PREPROCESSING, is_tsn, mmaction_preprocessing, mmaction_refusal, temporal_shift_refusal, timm_names
 from pipeline.config import ModelSpec, model_architecture
 from pipeline.datasets.class_names import class_key, read_class_names
 from pipeline.datasets.manifest import ManifestError
@@ -70,8 +70,9 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     """Load a checkpoint file: an NSNet checkpoint (``format`` key, ``state_dict``, ``classes``,
     ``model_name``, ``data_config``), a training checkpoint with ``state_dict``/``model`` (with
     ``trainer_config``, the config text an mmengine or mmaction2 checkpoint keeps in its
-    ``meta``), a timm hub folder's weights (:func:`timm_hub_config`: ``model_name``,
-    ``label_names``), or a plain state dict. ``preprocessing`` holds what the file records of the
+    ``meta``; a TSN code base's with its ``arch`` as ``model_name`` and its bilinear resize,
+    :func:`~pipeline.checkpoint_keys.is_tsn`), a timm hub folder's weights
+    (:func:`timm_hub_config`: ``model_name``, ``label_names``), or a plain state dict. ``preprocessing`` holds what the file records of the
     :data:`PREPROCESSING_KEYS` its weights were trained with (absent where it records none);
     ``ema`` the key of the averaged weights taken where the file also holds raw ones
     (:data:`EMA_KEYS`)."""
@@ -104,6 +105,8 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
             trained = {"model_name": obj["arch"], "preprocessing": timm_train_preprocessing(obj["arch"], obj["args"])}
         except (AssertionError, TypeError, ValueError) as exc:
             raise WeightsError(f"{path}: the preprocessing in its training arguments cannot be read ({first_line(exc) or type(exc).__name__})") from exc
+    elif isinstance(obj.get("arch"), str) and isinstance(obj.get("state_dict"), dict) and is_tsn(obj["state_dict"]):
+        trained = {"model_name": obj["arch"], "preprocessing": dict(TSN_PREPROCESSING)}  # a TSN code base's (AR-Net's)
     meta = obj.get("meta") if isinstance(obj.get("meta"), dict) else {}
     config = next((meta[key] for key in ("cfg", "config") if isinstance(meta.get(key), str)), None)  # mmengine's, mmaction2 0.x's
     if config is not None:
@@ -243,6 +246,9 @@ def load_weights(model: nn.Module, spec: ModelSpec, num_classes: int, classes: t
     if refusal is not None:
         raise WeightsError(f"{path}: {refusal} (from the training config the checkpoint keeps)")
     state = {k.removeprefix("module."): v for k, v in ckpt["state_dict"].items()}
+    refusal = temporal_shift_refusal(state)
+    if refusal is not None:
+        raise WeightsError(f"{path}: {refusal}")
     state = timm_names(state, _classifier_names(model)[0], model.state_dict().keys())
     head = _classifier_keys(model)
     keep = num_classes > 0 and (head[0] in state or not transfer)

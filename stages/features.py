@@ -95,7 +95,7 @@ class FeaturesSummary:
             if "ema" in taken:
                 rows.append((f"{role} weights", f"the checkpoint's averaged ones ({taken['ema']}), as timm loads it"))
             if "preprocessing" in taken:
-                rows.append((f"{role} preprocessing", f"{preprocessing_text(taken['preprocessing'])}, as its checkpoint records (not timm's for the model)"))
+                rows.append((f"{role} preprocessing", f"{preprocessing_text(taken['preprocessing'])}, as its checkpoint was trained (not timm's for the model)"))
         if self.failures:
             rows.append(("failed, by reason", failure_summary([f["reason"] for f in self.failures])))
             rows.append(("failures file", self.failures_file))

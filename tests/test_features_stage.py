@@ -89,7 +89,7 @@ def test_a_recognizer_checkpoint_trained_on_frames_normalised_otherwise_sees_fra
     plain = run_features("demo", tiny_videos, replace(tiny_config, recognizer=replace(rec, weights=str(tmp_path / "plain.pth"))), run_options)
     assert other.cache != plain.cache and other.done == plain.done == 12
     assert other.checkpoints == {"recognizer": {"preprocessing": {"mean": [0.4, 0.4, 0.4], "std": [0.25, 0.25, 0.25]}}} and plain.checkpoints == {}
-    assert re.search(r"\nrecognizer preprocessing +mean 0\.4/0\.4/0\.4, std 0\.25/0\.25/0\.25, as its checkpoint records \(not timm's for the model\)$", other.table(), re.M)
+    assert re.search(r"\nrecognizer preprocessing +mean 0\.4/0\.4/0\.4, std 0\.25/0\.25/0\.25, as its checkpoint was trained \(not timm's for the model\)$", other.table(), re.M)
     assert "preprocessing" not in plain.table()
     frames = decode_video(tiny_videos, get_dataset("demo").load(tiny_videos).videos[5], tiny_config.num_frames)[0]
     for summary, mean, std in ((other, 0.4, 0.25), (plain, 0.5, 0.5)):

@@ -238,6 +238,30 @@ def test_an_mmaction2_tsn_checkpoint_loads_into_the_timm_resnet(tmp_path: Path):
             assert torch.equal(loaded(x), trained(x)), name
 
 
+def test_an_ar_net_tsn_checkpoint_loads_into_the_timm_resnet(tmp_path: Path):
+    """AR-Net's ``main_base.py`` (the temporal-shift-module's TSN) saves ``epoch``, ``arch``,
+    ``state_dict``, ``optimizer`` and ``best_prec1``: the backbone under ``module.base_model.``
+    (torchvision's names, its ``fc`` dropout), the classifier as ``module.new_fc``, and it resizes
+    frames bilinearly. Another network's checkpoint, and a TSM's (temporal shift), are refused."""
+    spec = ModelSpec("resnet18", weights="none", resolution=32)
+    trained = create_model(spec, 3, seed=5)
+    state = {("module.new_fc." + k[3:]) if k.startswith("fc.") else "module.base_model." + k: v for k, v in trained.state_dict().items()}
+    optimizer = {"state": {}, "param_groups": [{"lr": 0.001, "momentum": 0.9, "params": [0, 1]}]}
+    for arch, name in (("resnet18", "ckpt.best.pth.tar"), ("resnet50", "resnet50.pth.tar")):
+        torch.save({"epoch": 15, "arch": arch, "state_dict": state, "optimizer": optimizer, "best_prec1": 71.3}, tmp_path / name)
+    loaded = create_model(replace(spec, weights=str(tmp_path / "ckpt.best.pth.tar")), 3, seed=0, classes=CLASSES)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.inference_mode():
+        assert torch.equal(loaded(x), trained(x))
+    assert loaded.pretrained_cfg["interpolation"] == "bilinear" and create_model(spec, 3, seed=0).pretrained_cfg["interpolation"] == "bicubic"
+    with pytest.raises(WeightsError, match=r"resnet50.pth.tar: checkpoint is for model 'resnet50', not 'resnet18'"):
+        create_model(replace(spec, weights=str(tmp_path / "resnet50.pth.tar")), 3, seed=0, classes=CLASSES)
+    shifted = {key.replace(".conv1.", ".conv1.net.") if key.startswith("module.base_model.layer") else key: value for key, value in state.items()}
+    torch.save({"epoch": 50, "arch": "resnet18", "state_dict": shifted, "best_prec1": 74.1}, tmp_path / "tsm.pth.tar")
+    with pytest.raises(WeightsError, match=r"tsm.pth.tar: its ResNet shifts features along time \(TSM's temporal shift"):
+        create_model(replace(spec, weights=str(tmp_path / "tsm.pth.tar")), 3, seed=0, classes=CLASSES)
+
+
 # The model part of an mmaction2 TSN config as mmengine keeps it in a checkpoint's meta["cfg"]
 # (its pretty text), with the backbone's settings to vary.
 TSN_CONFIG = """model = dict(
