@@ -6,7 +6,11 @@ the backbone under ``backbone.``, the classifier as ``cls_head.fc_cls``, and buf
 preprocessor beside them. Its own ResNet (mmcv's ``ConvModule``) names a convolution and its batch
 norm ``conv1.conv`` / ``conv1.bn`` and a shortcut ``downsample.conv`` / ``downsample.bn``, where
 timm's ResNet (torchvision's names) says ``conv1`` / ``bn1`` and ``downsample.0`` / ``downsample.1``;
-its ``torchvision.*`` and ``timm.*`` backbones keep timm's names under the prefix.
+its ``torchvision.*`` and ``timm.*`` backbones keep timm's names under the prefix. Its
+MobileNetV2 (a light model trained on the dataset as a TSN recognizer) names the
+stem ``conv1``, the inverted residual blocks ``layer1`` to ``layer7`` (timm's ``blocks.0`` to
+``blocks.6``), each block's layers ``conv.0`` to ``conv.2`` (mmcv's ConvModules) and the last
+1×1 convolution ``conv2``.
 
 Its checkpoints keep the config they were trained with as text (``meta["cfg"]``, mmengine;
 ``meta["config"]``, mmaction2 0.x), which tells what the weights cannot: a ResNet of
@@ -37,6 +41,7 @@ from __future__ import annotations
 import ast
 import re
 from pathlib import Path
+from collections.abc import Set as AbstractSet
 from typing import Any, Iterable
 
 from pipeline.config import model_architecture
@@ -51,17 +56,44 @@ def _timm_name(backbone_key: str) -> str:
     return name.replace("downsample.conv.", "downsample.0.").replace("downsample.bn.", "downsample.1.")
 
 
+_MM_MOBILENET_BLOCK = re.compile(r"^layer(\d+)\.(\d+)\.conv\.(\d)\.(conv|bn)\.(.+)$")
+# mmaction2 MobileNetV2's stem and last convolution (ConvModules) as timm's convolution and norm.
+_MM_MOBILENET_ENDS = {"conv1": ("conv_stem", "bn1"), "conv2": ("conv_head", "bn2")}
+# A block's ConvModules conv.0, conv.1, conv.2 as timm's layers: with an expansion, and without
+# (the first block: depthwise, then pointwise).
+_MM_EXPANDED = (("conv_pw", "bn1"), ("conv_dw", "bn2"), ("conv_pwl", "bn3"))
+_MM_SEPARABLE = (("conv_dw", "bn1"), ("conv_pw", "bn2"))
+
+
+def _timm_mobilenet_name(backbone_key: str, backbone_keys: AbstractSet[str]) -> str:
+    """A key of an mmaction2 MobileNetV2 backbone (without its prefix) as timm's MobileNetV2
+    names it; ``backbone_keys`` tell a block with an expansion (its ``conv.2``)."""
+    block = _MM_MOBILENET_BLOCK.match(backbone_key)
+    if block:
+        stage, index, layer, kind, param = block.groups()
+        layers = _MM_EXPANDED if f"layer{stage}.{index}.conv.2.conv.weight" in backbone_keys else _MM_SEPARABLE
+        return f"blocks.{int(stage) - 1}.{index}.{layers[int(layer)][kind == 'bn']}.{param}"
+    module, _, rest = backbone_key.partition(".")
+    kind, _, param = rest.partition(".")
+    if module in _MM_MOBILENET_ENDS and kind in ("conv", "bn"):
+        return f"{_MM_MOBILENET_ENDS[module][kind == 'bn']}.{param}"
+    return backbone_key
+
+
 def from_mmaction(state: dict[str, Any], classifier: str) -> dict[str, Any] | None:
     """timm's names for the state dict of an mmaction2 recognizer whose model's classifier is
     ``classifier`` (timm's ``pretrained_cfg["classifier"]``, ``fc`` for a ResNet); None where
     ``state`` is not one. Keys of neither the backbone nor the classifier (the data
     preprocessor's mean and std) are left out."""
-    if not any(key.startswith(_BACKBONE) for key in state):
+    backbone_keys = {key.removeprefix(_BACKBONE) for key in state if key.startswith(_BACKBONE)}
+    if not backbone_keys:
         return None
+    mobilenet = "layer1.0.conv.0.conv.weight" in backbone_keys
     out: dict[str, Any] = {}
     for key, value in state.items():
         if key.startswith(_BACKBONE):
-            out[_timm_name(key.removeprefix(_BACKBONE))] = value
+            backbone_key = key.removeprefix(_BACKBONE)
+            out[_timm_mobilenet_name(backbone_key, backbone_keys) if mobilenet else _timm_name(backbone_key)] = value
         elif key.startswith(_MMACTION_CLASSIFIER):
             out[f"{classifier}.{key.removeprefix(_MMACTION_CLASSIFIER)}"] = value
     return out

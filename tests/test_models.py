@@ -238,6 +238,47 @@ def test_an_mmaction2_tsn_checkpoint_loads_into_the_timm_resnet(tmp_path: Path):
             assert torch.equal(loaded(x), trained(x)), name
 
 
+def _mmaction_mobilenet_names(model: torch.nn.Module) -> dict[str, str]:
+    """timm MobileNetV2 keys by mmaction2's names for them (its MobileNetV2 backbone in a
+    Recognizer2D), written out per layer kind."""
+    names = {}
+    for key in model.state_dict():
+        parts = key.split(".")
+        if parts[0] == "blocks":
+            stage, index, layer, param = int(parts[1]), parts[2], parts[3], ".".join(parts[4:])
+            order = ("conv_pw", "bn1", "conv_dw", "bn2", "conv_pwl", "bn3") if stage else ("conv_dw", "bn1", "conv_pw", "bn2")
+            position = order.index(layer)
+            names[f"backbone.layer{stage + 1}.{index}.conv.{position // 2}.{'bn' if position % 2 else 'conv'}.{param}"] = key
+        elif parts[0] in ("conv_stem", "bn1", "conv_head", "bn2"):
+            module = "conv1" if parts[0] in ("conv_stem", "bn1") else "conv2"
+            names[f"backbone.{module}.{'conv' if parts[0].startswith('conv') else 'bn'}.{'.'.join(parts[1:])}"] = key
+        else:  # classifier
+            names["cls_head.fc_cls." + ".".join(parts[1:])] = key
+    return names
+
+
+def test_an_mmaction2_mobilenet_v2_loads_into_the_timm_mobilenet(tmp_path: Path):
+    """mmaction2's MobileNetV2 backbone (a light model trained on the dataset as a TSN
+    recognizer): ``backbone.conv1.conv``, ``backbone.layerS.B.conv.L.{conv,bn}``,
+    ``backbone.conv2.bn``, ``cls_head.fc_cls``; the same network as timm's, as a recognizer and
+    as the light model (its pooled features)."""
+    spec = ModelSpec("mobilenetv2_100", weights="none", resolution=64)
+    trained = _with_running_stats(create_model(spec, 3, seed=5))
+    names = _mmaction_mobilenet_names(trained)
+    assert names["backbone.layer1.0.conv.0.conv.weight"] == "blocks.0.0.conv_dw.weight" and names["backbone.layer1.0.conv.1.bn.running_var"] == "blocks.0.0.bn2.running_var"
+    assert names["backbone.layer2.1.conv.2.bn.bias"] == "blocks.1.1.bn3.bias" and names["backbone.layer7.0.conv.1.conv.weight"] == "blocks.6.0.conv_dw.weight"
+    assert names["backbone.conv1.bn.weight"] == "bn1.weight" and names["backbone.conv2.conv.weight"] == "conv_head.weight" and names["cls_head.fc_cls.bias"] == "classifier.bias"
+    state = trained.state_dict()
+    path = tmp_path / "tsn_mobilenetv2.pth"
+    torch.save({"meta": {"epoch": 50}, "state_dict": {mm: state[key] for mm, key in names.items()}}, path)
+    x = torch.randn(2, 3, 64, 64)
+    recognizer = create_model(replace(spec, weights=str(path)), 3, seed=0, classes=CLASSES)
+    light = create_model(replace(spec, weights=str(path)), 0, seed=0)
+    with torch.inference_mode():
+        assert torch.equal(recognizer(x), trained(x))
+        assert torch.equal(light(x), trained.forward_head(trained.forward_features(x), pre_logits=True))
+
+
 def test_an_ar_net_tsn_checkpoint_loads_into_the_timm_resnet(tmp_path: Path):
     """AR-Net's ``main_base.py`` (the temporal-shift-module's TSN) saves ``epoch``, ``arch``,
     ``state_dict``, ``optimizer`` and ``best_prec1``: the backbone under ``module.base_model.``
