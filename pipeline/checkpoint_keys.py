@@ -25,14 +25,18 @@ zoo uses ImageNet's, a CLIP backbone's config CLIP's: :func:`mmaction_preprocess
 ``main_base.py`` trained its ResNet recognizers of ActivityNet, FCVID and Mini-Kinetics, saved
 as ``ckpt.best.pth.tar`` with the network's name as ``arch``) keep a TSN model: its torchvision
 backbone under ``base_model.`` (its ``fc`` replaced by dropout) and its classifier as ``new_fc``
-(:func:`from_tsn`). TSM's temporal shift wraps each block's first convolution, ``conv1.net``
-(:func:`temporal_shift_refusal`). Their frames are resized with PIL's bilinear filter
+(:func:`from_tsn`; a MobileNetV2 backbone is tonylins' pytorch-mobilenet-v2, below). TSM's
+temporal shift wraps each block's first convolution, ``conv1.net`` in a ResNet, ``conv.0.net``
+in a MobileNetV2 (:func:`temporal_shift_refusal`). Their frames are resized with PIL's bilinear filter
 (``GroupScale``) and normalised with ImageNet's mean and std.
 
 **torchvision's MobileNetV2** (``mobilenet_v2-b0353104.pth``, where a cluster's torch hub cache
-has it): ``features.0`` the stem, ``features.1`` to ``features.17`` the inverted residual blocks in
-order, ``features.18`` the last 1×1 convolution, ``classifier.1``; timm's ``mobilenetv2_*`` is the
-same network (ReLU6, the same paddings) with its blocks grouped by stage. torchvision's ResNets
+has it) and **tonylins' pytorch-mobilenet-v2** (the temporal-shift-module's and AR-Net's, whose
+ImageNet file is ``mobilenetv2_1.0-f2a8633.pth.tar``): ``features.0`` the stem, ``features.1``
+to ``features.17`` the inverted residual blocks in order, ``features.18`` the last 1×1
+convolution, the classifier ``classifier.1`` (torchvision) or ``classifier``; timm's
+``mobilenetv2_*`` is the same network (ReLU6, the same paddings) with its blocks grouped by
+stage (:func:`from_features_mobilenet`). torchvision's ResNets
 already use timm's names.
 """
 
@@ -40,6 +44,7 @@ from __future__ import annotations
 
 import ast
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Set as AbstractSet
 from typing import Any, Iterable
@@ -100,10 +105,13 @@ def from_mmaction(state: dict[str, Any], classifier: str) -> dict[str, Any] | No
 
 
 _TSN_BACKBONE, _TSN_CLASSIFIER = "base_model.", "new_fc."
-_TEMPORAL_SHIFT = re.compile(r"^base_model\.layer\d+\.\d+\.conv1\.net\.")
+# TSM's temporal shift in a ResNet's blocks and in a MobileNetV2's
+_TEMPORAL_SHIFT = re.compile(r"^base_model\.(layer\d+\.\d+\.conv1|features\.\d+\.conv\.0)\.net\.")
 # How the TSN code bases resize frames (PIL's bilinear filter in GroupScale); their mean and std
 # are ImageNet's, timm's own.
 TSN_PREPROCESSING = {"interpolation": "bilinear"}
+# The TSN code bases' ``arch`` (torchvision's names) where timm names the network otherwise.
+TSN_ARCHITECTURES = {"mobilenet_v2": "mobilenetv2_100"}
 
 
 def is_tsn(state: dict[str, Any]) -> bool:
@@ -131,7 +139,7 @@ def temporal_shift_refusal(state: dict[str, Any]) -> str | None:
     """Why a TSN code base's TSM recognizer (its blocks' ``conv1.net``) is not one of single
     frames, or None for any other state dict."""
     if any(_TEMPORAL_SHIFT.match(key) for key in state):
-        return "its ResNet shifts features along time (TSM's temporal shift, base_model.layerN.M.conv1.net): a recognizer that sees one frame at a time does not compute what it was trained to"
+        return "its network shifts features along time (TSM's temporal shift, base_model.layerN.M.conv1.net or features.N.conv.0.net): a recognizer that sees one frame at a time does not compute what it was trained to"
     return None
 
 
@@ -199,34 +207,55 @@ def _resize_filter(config: str) -> str | None:
     return named.value if isinstance(named, ast.Constant) and isinstance(named.value, str) else None
 
 
-_TV_MOBILENET_BLOCK = re.compile(r"^features\.(\d+)\.conv\.(.+)$")
-# torchvision's layers of an inverted residual block with an expansion, and of the first block
-# (depthwise separable, no expansion), against timm's.
-_TV_EXPANDED = {"0.0": "conv_pw", "0.1": "bn1", "1.0": "conv_dw", "1.1": "bn2", "2": "conv_pwl", "3": "bn3"}
-_TV_SEPARABLE = {"0.0": "conv_dw", "0.1": "bn1", "1": "conv_pw", "2": "bn2"}
+_FEATURES_BLOCK = re.compile(r"^features\.(\d+)\.conv\.(.+)$")
 
 
-def from_torchvision_mobilenet(state: dict[str, Any], target_keys: Iterable[str]) -> dict[str, Any] | None:
-    """timm's names for a torchvision MobileNetV2 state dict, for the timm model whose state
-    keys are ``target_keys`` (its blocks, in order, take torchvision's ``features.1`` on); None
-    where ``state`` is not one."""
-    if "features.0.0.weight" not in state or "features.1.conv.0.0.weight" not in state:
+@dataclass(frozen=True)
+class _MobileNetLayout:
+    """How a MobileNetV2 keeps its blocks as ``features.1`` on: the key that tells the layout,
+    the layer of a block with an expansion that a block without one lacks, each block's layers
+    with an expansion and without (the first block: depthwise, then pointwise) against timm's,
+    and the classifier's prefix."""
+
+    marker: str
+    expanded_only: str
+    expanded: dict[str, str]
+    separable: dict[str, str]
+    classifier: str
+
+
+_MOBILENET_LAYOUTS = (
+    # torchvision's: a block's layers are ConvBNReLU pairs, then the linear convolution and its norm
+    _MobileNetLayout("features.1.conv.0.0.weight", "3", {"0.0": "conv_pw", "0.1": "bn1", "1.0": "conv_dw", "1.1": "bn2", "2": "conv_pwl", "3": "bn3"}, {"0.0": "conv_dw", "0.1": "bn1", "1": "conv_pw", "2": "bn2"}, "classifier.1."),
+    # tonylins' pytorch-mobilenet-v2, which MIT's temporal-shift-module copies: one flat Sequential
+    # a block, its ReLU6s numbered too
+    _MobileNetLayout("features.1.conv.0.weight", "6", {"0": "conv_pw", "1": "bn1", "3": "conv_dw", "4": "bn2", "6": "conv_pwl", "7": "bn3"}, {"0": "conv_dw", "1": "bn1", "3": "conv_pw", "4": "bn2"}, "classifier."),
+)
+
+
+def from_features_mobilenet(state: dict[str, Any], target_keys: Iterable[str]) -> dict[str, Any] | None:
+    """timm's names for a MobileNetV2 state dict of a layout of :data:`_MOBILENET_LAYOUTS`
+    (``features.0`` the stem, ``features.1`` on the blocks, then the last 1×1 convolution), for
+    the timm model whose state keys are ``target_keys`` (its blocks, in order, take
+    ``features.1`` on); None where ``state`` is not one."""
+    layout = next((layout for layout in _MOBILENET_LAYOUTS if layout.marker in state), None)
+    if layout is None or "features.0.0.weight" not in state:
         return None
     blocks = list(dict.fromkeys(".".join(k.split(".")[:3]) for k in target_keys if k.startswith("blocks.")))
     last = len(blocks) + 1  # features.N: the 1x1 convolution to the head
     out: dict[str, Any] = {}
     for key, value in state.items():
-        block = _TV_MOBILENET_BLOCK.match(key)
+        block = _FEATURES_BLOCK.match(key)
         if block and 1 <= int(block[1]) <= len(blocks):
             layer, _, param = block[2].rpartition(".")
-            layers = _TV_EXPANDED if f"features.{block[1]}.conv.3.weight" in state else _TV_SEPARABLE
+            layers = layout.expanded if f"features.{block[1]}.conv.{layout.expanded_only}.weight" in state else layout.separable
             out[f"{blocks[int(block[1]) - 1]}.{layers.get(layer, layer)}.{param}"] = value
         elif key.startswith("features.0."):
             out[{"0": "conv_stem", "1": "bn1"}[key.split(".")[2]] + "." + key.split(".", 3)[3]] = value
         elif key.startswith(f"features.{last}."):
             out[{"0": "conv_head", "1": "bn2"}[key.split(".")[2]] + "." + key.split(".", 3)[3]] = value
-        elif key.startswith("classifier.1."):
-            out["classifier." + key.removeprefix("classifier.1.")] = value
+        elif key.startswith(layout.classifier):
+            out["classifier." + key.removeprefix(layout.classifier)] = value
         else:
             out[key] = value  # left as it is: the load names it as not matched
     return out
@@ -251,7 +280,8 @@ def timm_names(state: dict[str, Any], classifier: str, target_keys: Iterable[str
     """``state`` with timm's names where it comes from a trainer above (or a wrapper's attribute
     around timm's names), else as it is."""
     target_keys = list(target_keys)
-    return from_mmaction(state, classifier) or from_tsn(state, classifier) or from_torchvision_mobilenet(state, target_keys) or without_wrapper(state, target_keys) or state
+    state = from_tsn(state, classifier) or state
+    return from_mmaction(state, classifier) or from_features_mobilenet(state, target_keys) or without_wrapper(state, target_keys) or state
 
 
 # torchvision's file names of its ImageNet weights (``<name>-<hash>.pth`` in torch hub's cache), by

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pipeline.checkpoint_keys import TSN_PREPROCESSING, is_tsn, mmaction_preprocessing, mmaction_refusal, temporal_shift_refusal, timm_names
+from pipeline.checkpoint_keys import TSN_ARCHITECTURES, TSN_PREPROCESSING, is_tsn, mmaction_preprocessing, mmaction_refusal, temporal_shift_refusal, timm_names
 from pipeline.config import ModelSpec, model_architecture
 from pipeline.datasets.class_names import class_key, read_class_names
 from pipeline.datasets.manifest import ManifestError
@@ -106,7 +106,7 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
         except (AssertionError, TypeError, ValueError) as exc:
             raise WeightsError(f"{path}: the preprocessing in its training arguments cannot be read ({first_line(exc) or type(exc).__name__})") from exc
     elif isinstance(obj.get("arch"), str) and isinstance(obj.get("state_dict"), dict) and is_tsn(obj["state_dict"]):
-        trained = {"model_name": obj["arch"], "preprocessing": dict(TSN_PREPROCESSING)}  # a TSN code base's (AR-Net's)
+        trained = {"model_name": TSN_ARCHITECTURES.get(obj["arch"], obj["arch"]), "preprocessing": dict(TSN_PREPROCESSING)}  # a TSN code base's (AR-Net's)
     meta = obj.get("meta") if isinstance(obj.get("meta"), dict) else {}
     config = next((meta[key] for key in ("cfg", "config") if isinstance(meta.get(key), str)), None)  # mmengine's, mmaction2 0.x's
     if config is not None:

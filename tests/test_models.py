@@ -279,6 +279,55 @@ def test_an_mmaction2_mobilenet_v2_loads_into_the_timm_mobilenet(tmp_path: Path)
         assert torch.equal(light(x), trained.forward_head(trained.forward_features(x), pre_logits=True))
 
 
+def _tonylins_names(model: torch.nn.Module) -> dict[str, str]:
+    """timm MobileNetV2 keys by tonylins' pytorch-mobilenet-v2 names for them (the
+    temporal-shift-module's ``archs/mobilenet_v2.py``): one flat Sequential a block, ReLU6s numbered."""
+    blocks = list(dict.fromkeys(".".join(k.split(".")[:3]) for k in model.state_dict() if k.startswith("blocks.")))
+    expanded = {"conv_pw": 0, "bn1": 1, "conv_dw": 3, "bn2": 4, "conv_pwl": 6, "bn3": 7}
+    separable = {"conv_dw": 0, "bn1": 1, "conv_pw": 3, "bn2": 4}
+    ends = {"conv_stem": "features.0.0", "bn1": "features.0.1", "conv_head": f"features.{len(blocks) + 1}.0", "bn2": f"features.{len(blocks) + 1}.1", "classifier": "classifier"}
+    names = {}
+    for key in model.state_dict():
+        parts = key.split(".")
+        if parts[0] == "blocks":
+            block = blocks.index(".".join(parts[:3]))
+            layer = (separable if parts[1] == "0" else expanded)[parts[3]]
+            names[f"features.{block + 1}.conv.{layer}.{'.'.join(parts[4:])}"] = key
+        else:
+            names[f"{ends[parts[0]]}.{'.'.join(parts[1:])}"] = key
+    return names
+
+
+def test_tonylins_mobilenet_v2_loads_plain_and_in_a_tsn_model(tmp_path: Path):
+    """tonylins' MobileNetV2 names (TSM's ImageNet file ``mobilenetv2_1.0-f2a8633.pth.tar``, and
+    AR-Net's MobileNetV2 trained on the dataset, a TSN model's ``module.base_model.`` with
+    ``module.new_fc``) give timm's network; a TSM MobileNetV2 (``conv.0.net``) is refused."""
+    spec = ModelSpec("mobilenetv2_100", weights="none", resolution=64)
+    trained = _with_running_stats(create_model(spec, 3, seed=5))
+    names = _tonylins_names(trained)
+    assert names["features.1.conv.3.weight"] == "blocks.0.0.conv_pw.weight" and names["features.2.conv.4.running_mean"] == "blocks.1.0.bn2.running_mean"
+    assert names["features.17.conv.7.bias"] == "blocks.6.0.bn3.bias" and names["features.18.0.weight"] == "conv_head.weight" and names["features.0.1.weight"] == "bn1.weight"
+    state = trained.state_dict()
+    plain = {name: state[key] for name, key in names.items()}
+    tsn = {("module.new_fc." + name.removeprefix("classifier.")) if name.startswith("classifier.") else "module.base_model." + name: value for name, value in plain.items()}
+    torch.save(plain, tmp_path / "mobilenetv2_1.0.pth.tar")
+    torch.save({"epoch": 30, "arch": "mobilenet_v2", "state_dict": tsn, "best_prec1": 62.0}, tmp_path / "ckpt.best.pth.tar")
+    x = torch.randn(2, 3, 64, 64)
+    for name in ("mobilenetv2_1.0.pth.tar", "ckpt.best.pth.tar"):  # the TSN code's arch 'mobilenet_v2' is timm's mobilenetv2_100
+        with torch.inference_mode():
+            assert torch.equal(create_model(replace(spec, weights=str(tmp_path / name)), 3, seed=0, classes=CLASSES)(x), trained(x)), name
+    light = create_model(replace(spec, weights=str(tmp_path / "ckpt.best.pth.tar")), 0, seed=0)
+    with torch.inference_mode():
+        assert torch.equal(light(x), trained.forward_head(trained.forward_features(x), pre_logits=True))
+    torch.save({"arch": "resnet50", "state_dict": tsn}, tmp_path / "resnet50.pth.tar")
+    with pytest.raises(WeightsError, match=r"resnet50.pth.tar: checkpoint is for model 'resnet50', not 'mobilenetv2_100'"):
+        create_model(replace(spec, weights=str(tmp_path / "resnet50.pth.tar")), 3, seed=0, classes=CLASSES)
+    shifted = {key.replace(".conv.0.", ".conv.0.net.") if ".features." in key else key: value for key, value in tsn.items()}
+    torch.save({"arch": "mobilenet_v2", "state_dict": shifted}, tmp_path / "tsm_mobilenet.pth.tar")
+    with pytest.raises(WeightsError, match=r"tsm_mobilenet.pth.tar: its network shifts features along time"):
+        create_model(replace(spec, weights=str(tmp_path / "tsm_mobilenet.pth.tar")), 3, seed=0, classes=CLASSES)
+
+
 def test_an_ar_net_tsn_checkpoint_loads_into_the_timm_resnet(tmp_path: Path):
     """AR-Net's ``main_base.py`` (the temporal-shift-module's TSN) saves ``epoch``, ``arch``,
     ``state_dict``, ``optimizer`` and ``best_prec1``: the backbone under ``module.base_model.``
@@ -299,7 +348,7 @@ def test_an_ar_net_tsn_checkpoint_loads_into_the_timm_resnet(tmp_path: Path):
         create_model(replace(spec, weights=str(tmp_path / "resnet50.pth.tar")), 3, seed=0, classes=CLASSES)
     shifted = {key.replace(".conv1.", ".conv1.net.") if key.startswith("module.base_model.layer") else key: value for key, value in state.items()}
     torch.save({"epoch": 50, "arch": "resnet18", "state_dict": shifted, "best_prec1": 74.1}, tmp_path / "tsm.pth.tar")
-    with pytest.raises(WeightsError, match=r"tsm.pth.tar: its ResNet shifts features along time \(TSM's temporal shift"):
+    with pytest.raises(WeightsError, match=r"tsm.pth.tar: its network shifts features along time \(TSM's temporal shift"):
         create_model(replace(spec, weights=str(tmp_path / "tsm.pth.tar")), 3, seed=0, classes=CLASSES)
 
 
