@@ -105,8 +105,10 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
             trained = {"model_name": obj["arch"], "preprocessing": timm_train_preprocessing(obj["arch"], obj["args"])}
         except (AssertionError, TypeError, ValueError) as exc:
             raise WeightsError(f"{path}: the preprocessing in its training arguments cannot be read ({first_line(exc) or type(exc).__name__})") from exc
-    elif isinstance(obj.get("arch"), str) and isinstance(obj.get("state_dict"), dict) and is_tsn(obj["state_dict"]):
-        trained = {"model_name": TSN_ARCHITECTURES.get(obj["arch"], obj["arch"]), "preprocessing": dict(TSN_PREPROCESSING)}  # a TSN code base's (AR-Net's)
+    elif isinstance(obj.get("state_dict"), dict) and is_tsn(obj["state_dict"]):  # a TSN code base's (AR-Net's)
+        trained = {"preprocessing": dict(TSN_PREPROCESSING)}
+        if isinstance(obj.get("arch"), str):
+            trained["model_name"] = TSN_ARCHITECTURES.get(obj["arch"], obj["arch"])
     meta = obj.get("meta") if isinstance(obj.get("meta"), dict) else {}
     config = next((meta[key] for key in ("cfg", "config") if isinstance(meta.get(key), str)), None)  # mmengine's, mmaction2 0.x's
     if config is not None:
@@ -116,7 +118,7 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     if weights:
         chosen = {"ema": weights[0]} if weights[0] in EMA_KEYS and len(weights) > 1 else {}  # where there was a choice
         return {"state_dict": obj[weights[0]], **trained, **chosen}
-    return {"state_dict": obj}
+    return {"state_dict": obj, **({"preprocessing": dict(TSN_PREPROCESSING)} if is_tsn(obj) else {})}
 
 
 def timm_hub_config(path: Path) -> dict[str, Any]:

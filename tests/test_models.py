@@ -344,6 +344,10 @@ def test_an_ar_net_tsn_checkpoint_loads_into_the_timm_resnet(tmp_path: Path):
     with torch.inference_mode():
         assert torch.equal(loaded(x), trained(x))
     assert loaded.pretrained_cfg["interpolation"] == "bilinear" and create_model(spec, 3, seed=0).pretrained_cfg["interpolation"] == "bicubic"
+    torch.save(state, tmp_path / "state_dict_alone.pth")  # the model's state dict saved alone: no arch, the same resize
+    alone = create_model(replace(spec, weights=str(tmp_path / "state_dict_alone.pth")), 3, seed=0, classes=CLASSES)
+    with torch.inference_mode():
+        assert torch.equal(alone(x), trained(x)) and alone.pretrained_cfg["interpolation"] == "bilinear"
     with pytest.raises(WeightsError, match=r"resnet50.pth.tar: checkpoint is for model 'resnet50', not 'resnet18'"):
         create_model(replace(spec, weights=str(tmp_path / "resnet50.pth.tar")), 3, seed=0, classes=CLASSES)
     shifted = {key.replace(".conv1.", ".conv1.net.") if key.startswith("module.base_model.layer") else key: value for key, value in state.items()}
