@@ -27,8 +27,8 @@ as ``ckpt.best.pth.tar`` with the network's name as ``arch``) keep a TSN model: 
 backbone under ``base_model.`` (its ``fc`` replaced by dropout) and its classifier as ``new_fc``
 (:func:`from_tsn`; a MobileNetV2 backbone is tonylins' pytorch-mobilenet-v2, below). TSM's
 temporal shift wraps each block's first convolution, ``conv1.net`` in a ResNet, ``conv.0.net``
-in a MobileNetV2 (:func:`temporal_shift_refusal`). Their frames are resized with PIL's bilinear filter
-(``GroupScale``) and normalised with ImageNet's mean and std.
+in a MobileNetV2 (:func:`temporal_shift_refusal`). Their frames are resized with PIL's bilinear
+filter (``GroupScale``) and normalised with ImageNet's mean and std.
 
 **torchvision's MobileNetV2** (``mobilenet_v2-b0353104.pth``, where a cluster's torch hub cache
 has it) and **tonylins' pytorch-mobilenet-v2** (the temporal-shift-module's and AR-Net's, whose
@@ -44,9 +44,9 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Set as AbstractSet
 from typing import Any, Iterable
 
 from pipeline.config import model_architecture
@@ -136,8 +136,8 @@ def from_tsn(state: dict[str, Any], classifier: str) -> dict[str, Any] | None:
 
 
 def temporal_shift_refusal(state: dict[str, Any]) -> str | None:
-    """Why a TSN code base's TSM recognizer (its blocks' ``conv1.net``) is not one of single
-    frames, or None for any other state dict."""
+    """Why a TSN code base's TSM network (its blocks' ``conv1.net`` or ``conv.0.net``) is not
+    one of single frames, or None for any other state dict."""
     if any(_TEMPORAL_SHIFT.match(key) for key in state):
         return "its network shifts features along time (TSM's temporal shift, base_model.layerN.M.conv1.net or features.N.conv.0.net): a recognizer that sees one frame at a time does not compute what it was trained to"
     return None

@@ -72,8 +72,9 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     ``trainer_config``, the config text an mmengine or mmaction2 checkpoint keeps in its
     ``meta``; a TSN code base's with its ``arch`` as ``model_name`` and its bilinear resize,
     :func:`~pipeline.checkpoint_keys.is_tsn`), a timm hub folder's weights
-    (:func:`timm_hub_config`: ``model_name``, ``label_names``), or a plain state dict. ``preprocessing`` holds what the file records of the
-    :data:`PREPROCESSING_KEYS` its weights were trained with (absent where it records none);
+    (:func:`timm_hub_config`: ``model_name``, ``label_names``), or a plain state dict.
+    ``preprocessing`` holds what the file records of the :data:`PREPROCESSING_KEYS` its weights
+    were trained with (absent where it records none);
     ``ema`` the key of the averaged weights taken where the file also holds raw ones
     (:data:`EMA_KEYS`)."""
     path = Path(path)

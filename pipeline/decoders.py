@@ -269,10 +269,13 @@ class PyAVReader:
                     raise DecodeError("unsupported codec", f"no decoder for {stream.codec_tag or 'this stream'}")
                 self.fps = plausible_fps(stream.average_rate or stream.guessed_rate)
                 stated = stream.frames  # the container's count where it has one (an MP4's index), else 0
-                demuxed = [packet for packet in container.demux(stream) if packet.size > 0]
-                # an edit list's hidden lead-in: decoded for reference, never shown (FFmpeg drops it)
-                packets = [(packet.pts, packet.is_keyframe) for packet in demuxed if not packet.is_discard]
-                stated -= len(demuxed) - len(packets) if stated else 0
+                packets, hidden = [], 0  # (pts, keyframe) of the frames shown; an edit list's hidden lead-in
+                for packet in container.demux(stream):  # (decoded for reference, never shown: FFmpeg drops it)
+                    if packet.size > 0 and packet.is_discard:
+                        hidden += 1
+                    elif packet.size > 0:
+                        packets.append((packet.pts, packet.is_keyframe))
+                stated -= hidden if stated else 0
                 time_base = float(stream.time_base) if stream.time_base else None
         except DecodeError:
             raise
