@@ -1,4 +1,5 @@
-"""PyAV, the fallback decoder (AV1 and live WebM from YouTube, MPEG streams), seeks to the
+"""PyAV, the fallback decoder (AV1 and live WebM from YouTube, MPEG streams, and the files decord
+opens but misreads: transport streams, ASF, open groups of pictures), seeks to the
 keyframe before the frames it is asked for: a clip's segment inside a long video costs a group
 of pictures and the segment, not a decode from the start. The frames are the very ones a decode
 from the start gives; files whose frames have no times of their own are still read front to back."""
