@@ -115,10 +115,11 @@ TSN_ARCHITECTURES = {"mobilenet_v2": "mobilenetv2_100"}
 
 
 def is_tsn(state: dict[str, Any]) -> bool:
-    """Whether ``state`` (with or without DataParallel's ``module.``) is a TSN code base's model
-    with a classifier of its own: a ``base_model.`` backbone and ``new_fc``."""
-    keys = [key.removeprefix("module.") for key in state]
-    return f"{_TSN_CLASSIFIER}weight" in keys and any(key.startswith(_TSN_BACKBONE) for key in keys)
+    """Whether ``state`` (with or without DataParallel's ``module.``) is a TSN code base's model:
+    a ``base_model.`` backbone and its classifier ``new_fc``, or, trained with dropout 0, the
+    backbone alone with its own classifier in it."""
+    in_backbone = [key.removeprefix("module.").startswith(_TSN_BACKBONE) for key in state]
+    return any(in_backbone) and (all(in_backbone) or f"module.{_TSN_CLASSIFIER}weight" in state or f"{_TSN_CLASSIFIER}weight" in state)
 
 
 def from_tsn(state: dict[str, Any], classifier: str) -> dict[str, Any] | None:

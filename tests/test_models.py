@@ -312,8 +312,10 @@ def test_tonylins_mobilenet_v2_loads_plain_and_in_a_tsn_model(tmp_path: Path):
     tsn = {("module.new_fc." + name.removeprefix("classifier.")) if name.startswith("classifier.") else "module.base_model." + name: value for name, value in plain.items()}
     torch.save(plain, tmp_path / "mobilenetv2_1.0.pth.tar")
     torch.save({"epoch": 30, "arch": "mobilenet_v2", "state_dict": tsn, "best_prec1": 62.0}, tmp_path / "ckpt.best.pth.tar")
+    # trained with dropout 0: no new_fc, the network's own classifier kept under base_model.
+    torch.save({"arch": "mobilenet_v2", "state_dict": {"module.base_model." + name: value for name, value in plain.items()}}, tmp_path / "dropout0.pth.tar")
     x = torch.randn(2, 3, 64, 64)
-    for name in ("mobilenetv2_1.0.pth.tar", "ckpt.best.pth.tar"):  # the TSN code's arch 'mobilenet_v2' is timm's mobilenetv2_100
+    for name in ("mobilenetv2_1.0.pth.tar", "ckpt.best.pth.tar", "dropout0.pth.tar"):  # the TSN code's arch 'mobilenet_v2' is timm's mobilenetv2_100
         with torch.inference_mode():
             assert torch.equal(create_model(replace(spec, weights=str(tmp_path / name)), 3, seed=0, classes=CLASSES)(x), trained(x)), name
     light = create_model(replace(spec, weights=str(tmp_path / "ckpt.best.pth.tar")), 0, seed=0)
