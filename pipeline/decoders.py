@@ -44,8 +44,8 @@ PACKETS_LOOKED = 1024
 _OPEN_KEYFRAME_NALS = {"h264": frozenset({1}), "hevc": frozenset({16, 17, 18, 21})}
 # FFmpeg's names of the containers in which decord returns other frames than those asked for.
 _MISREAD_CONTAINERS = {
-    "mpegts": "an MPEG transport stream, whose frames decord returns a group of pictures or more late",
-    "asf": "an ASF (Windows Media) file, in which decord's seeks land on other frames",
+    "mpegts": "an MPEG transport stream (decord returns its frames a group of pictures or more late)",
+    "asf": "an ASF file (Windows Media: decord's seeks in it land on other frames)",
 }
 # Opening a file to look at its packets alone: FFmpeg's probe then decodes no frame (7 ms of a
 # 340x256 H.264 file's 8 ms).
@@ -103,8 +103,9 @@ def sane_frame_times(times: np.ndarray | None) -> bool:
 
 def decord_misreads(path: Path) -> str | None:
     """Why decord, though it opens ``path``, would give other frames than those asked for, by a
-    look at the container and its first packets (PyAV, no decoding); None where it reads them
-    right. decord returns wrong frames, in silence, from
+    look at the container and its first packets (PyAV, no decoding): what the file is, then in
+    parentheses what decord does with it; None where it reads the file right. decord returns
+    wrong frames, in silence, from
 
     * the containers of :data:`_MISREAD_CONTAINERS`: an MPEG transport stream (``.ts``,
       camcorders' ``.m2ts``), every frame a group of pictures or more late; ASF (``.wmv``,
@@ -142,7 +143,7 @@ def _misread_in(container) -> str | None:
     keyframes, keyframe_pts = 0, 0
     for looked, packet in enumerate(container.demux(stream)):
         if packet.is_discard:
-            return "an edit list hides the frames before the file's start (a cut made without re-encoding), which decord counts and returns in place of others"
+            return "an edit list hiding the frames before the file's start (a cut made without re-encoding: decord counts them and returns them in place of others)"
         if looked >= PACKETS_LOOKED:
             return None
         if packet.pts is None or packet.size == 0:
@@ -153,7 +154,7 @@ def _misread_in(container) -> str | None:
         else:
             opens = keyframes > 1 and packet.pts < keyframe_pts
         if opens:
-            return "open groups of pictures (frames shown before a keyframe are decoded after it), which decord returns shifted after a seek"
+            return "open groups of pictures (frames shown before a keyframe are decoded after it: decord returns frames shifted after a seek)"
     return None
 
 

@@ -293,20 +293,23 @@ def main(ctx: click.Context) -> None:
 @click.option("--val-per-class", type=int, default=None, help="Demo only.")
 @click.option("--no-progress", is_flag=True)
 @click.option("--missing", "missing_out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write every video not on disk to this file, a JSON line each (video, split, labels, path, unfinished): the list to download again.")
+@click.option("--check-decoding", is_flag=True, help="Look into every video file (its container and first packets, a few ms each) for those decord would misread, which PyAV reads: transport streams, ASF, edit-list cuts, open groups of pictures. A feature cache built before 2026-12-06 (night) holds their frames as decord gave them.")
 @annotation_options
 @clear_errors
-def data(dataset: str, data_root: Path | None, difficulty: float | None, seed: int | None, num_classes: int | None, train_per_class: int | None, val_per_class: int | None, no_progress: bool, missing_out: Path | None, files: Any) -> None:
+def data(dataset: str, data_root: Path | None, difficulty: float | None, seed: int | None, num_classes: int | None, train_per_class: int | None, val_per_class: int | None, no_progress: bool, missing_out: Path | None, check_decoding: bool, files: Any) -> None:
     """Generate the demo dataset, or check a dataset's annotations and print a summary."""
     from dataclasses import replace
 
     from pipeline.demo_data import DemoSpec
-    from stages.data import describe, missing_videos, prepare_dataset, write_missing
+    from stages.data import describe, describe_misread, misread_by_decord, missing_videos, prepare_dataset, write_missing
 
     changes = dict(difficulty=difficulty, seed=seed, num_classes=num_classes, train_per_class=train_per_class, val_per_class=val_per_class)
     spec = replace(DemoSpec(), **{k: v for k, v in changes.items() if v is not None})
     root, manifest = prepare_dataset(dataset, data_root, spec, progress=not no_progress, files=files)
     missing = missing_videos(root, manifest)
     click.echo(describe(manifest, root, missing))
+    if check_decoding:
+        click.echo(describe_misread(*misread_by_decord(root, manifest, progress=not no_progress)))
     if missing_out is not None:
         write_missing(missing_out, missing, manifest.classes)
         click.echo(f"missing or empty videos ({len(missing):,}) written to {missing_out}")

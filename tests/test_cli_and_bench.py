@@ -7,6 +7,7 @@ from importlib import metadata
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -69,6 +70,28 @@ def test_data_command_counts_the_videos_on_disk_and_names_the_missing(tmp_path: 
     (tmp_path / "linked" / "videos").symlink_to("/mnt/unmounted/videos")
     unmounted = CliRunner().invoke(main, [*args, "--data-root", str(tmp_path / "linked")])
     assert unmounted.output.splitlines()[-1] == f"none is under {tmp_path / 'linked'}: each lies behind a broken symbolic link (above): mount or link again the disk it pointed to"
+
+
+def test_data_check_decoding_names_the_files_decord_would_misread(tmp_path: Path, video_writer):
+    """``nsnet data --check-decoding`` looks into every video file (not the missing ones, not
+    folders of frames) and names those that PyAV reads since decord misreads them: here a
+    transport stream; an MP4 of closed groups of pictures is decord's."""
+    frames = np.zeros((12, 32, 64, 3), dtype=np.uint8)
+    frames[..., 0] = (20 * np.arange(12))[:, None, None]
+    (tmp_path / "videos" / "frames").mkdir(parents=True)
+    video_writer(tmp_path / "videos" / "a.mp4", frames, 8, "mp4", "libx264")
+    video_writer(tmp_path / "videos" / "b.ts", frames, 8, "mpegts", "libx264")
+    (tmp_path / "train.txt").write_text("videos/a.mp4 0\nvideos/b.ts 1\nvideos/gone.mp4 0\nvideos/frames 1\n")
+    args = ["data", "--dataset", "list", "--data-root", str(tmp_path), "--train-list", str(tmp_path / "train.txt"), "--list-format", "video", "--no-progress"]
+    result = CliRunner().invoke(main, [*args, "--check-decoding"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-2:] == [
+        "decord would misread 1 of 2 video files, which PyAV reads (an MPEG transport stream 1); a feature cache built before 2026-12-06 (night) holds their frames as decord gave them: build it again; the first:",
+        "  videos/b.ts: an MPEG transport stream (decord returns its frames a group of pictures or more late)",
+    ]
+    assert "decord" not in CliRunner().invoke(main, args).output  # only when asked: a look into every file
+    (tmp_path / "train.txt").write_text("videos/a.mp4 0\nvideos/frames 1\n")
+    assert CliRunner().invoke(main, [*args, "--check-decoding"]).output.splitlines()[-1] == "decord reads the 1 video file(s) as asked (no transport stream, ASF, edit-list cut or open groups of pictures)"
 
 
 def test_a_file_systems_refusal_of_a_named_file_is_one_line(tmp_path: Path):

@@ -80,7 +80,7 @@ MISREAD_BY_DECORD = {
     "hevc-open-gop.mkv": "open groups of pictures",
     "h264-open-gop.mp4": "open groups of pictures",
     "mpeg4-bframes.mp4": "open groups of pictures",
-    "wmv2.asf": r"an ASF \(Windows Media\) file",
+    "wmv2.asf": r"an ASF file \(Windows Media",
 }
 
 
