@@ -34,7 +34,7 @@ from pipeline.backends import Runner
 from pipeline import decode_watch
 from pipeline.decode_watch import DecodingWatch
 from pipeline.sampling import candidate_frame_indices
-from pipeline.video import VideoReadError, open_record, read_planned, read_short, source_size
+from pipeline.video import FrameSource, FrameWindow, VideoReadError, open_record, read_planned, read_short, source_size
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
@@ -45,6 +45,7 @@ class DecodedVideo:
     frame_indices: np.ndarray  # [S, T]: the segment centres, then the other candidates (S >= 1)
     num_frames: int
     read_short: tuple[int, int] | None = None  # (frames read, frames listed) of a file cut short
+    decord_passed_over: str | None = None  # why PyAV read it, not decord (FrameSource.decord_passed_over)
 
     @property
     def rows(self) -> int:
@@ -166,13 +167,14 @@ def decode_video(root: Path, record: VideoRecord, t: int) -> tuple[np.ndarray, n
     return frames, indices[0], count
 
 
-def decode_candidates(root: Path, record: VideoRecord, t: int, offsets: int) -> tuple[np.ndarray, np.ndarray, int, tuple[int, int] | None]:
+def decode_candidates(root: Path, record: VideoRecord, t: int, offsets: int) -> tuple[np.ndarray, np.ndarray, int, FrameSource | FrameWindow]:
     """``offsets`` candidate frames in each of T segments (row 0 the centres, see
     :func:`candidate_frame_indices`): (uint8 frames [S*T, H, W, 3], indices [S, T], frame count,
-    :func:`~pipeline.video.read_short`). A frame two candidates share is decoded once."""
+    the source read, which says whether it read short and which decoder read it). A frame two
+    candidates share is decoded once."""
     source = open_record(root, record)
     frames, indices = read_planned(source, lambda count: candidate_frame_indices(count, t, offsets))
-    return frames, indices, source.num_frames, read_short(source)
+    return frames, indices, source.num_frames, source
 
 
 def model_frames(frames: np.ndarray, transform: Transform) -> ModelFrames:
@@ -321,7 +323,7 @@ class BlockDecoder(Dataset):
                 continue
             try:
                 with self.watch.decoding(index) if self.watch else nullcontext():
-                    frames, indices, count, short = decode_candidates(self.root, record, self.t, self._candidates(record))
+                    frames, indices, count, source = decode_candidates(self.root, record, self.t, self._candidates(record))
                 prepared = self.models.prepared(frames)
             except VideoReadError as exc:
                 failures.append(VideoFailure(index, exc.reason))
@@ -331,7 +333,7 @@ class BlockDecoder(Dataset):
                 continue
             for rows, x in zip(models, prepared):
                 rows.append(x, self.root / record.path)
-            decoded.append(DecodedVideo(index, indices, count, short))
+            decoded.append(DecodedVideo(index, indices, count, read_short(source), source.decord_passed_over))
         joined = [rows.joined() for rows in models]
         return DecodedBlock(block_id, members, decoded, failures, joined[0], self.models.recognizer_frames(joined), sizes)
 

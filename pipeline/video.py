@@ -252,6 +252,14 @@ class FrameSource:
         """The average frame rate, None for a frame folder or a file without a usable one."""
         return None if self._reader is None else self._reader.fps
 
+    @property
+    def decord_passed_over(self) -> str | None:
+        """Why decord does not read a file PyAV reads, in decord's words or ours (``the container
+        has no usable frame timestamps``, ``open groups of pictures (...)``); None where decord
+        reads it or was not tried."""
+        refusal = self._errors.get("decord") if self.decoder == "pyav" else None
+        return None if refusal is None else refusal.detail or refusal.kind
+
     def read(self, indices: np.ndarray) -> np.ndarray:
         """Return the frames at ``indices`` (repeats allowed) as uint8 [n, H, W, 3] RGB."""
         unique, inverse = np.unique(np.asarray(indices, dtype=np.int64), return_inverse=True)
@@ -336,6 +344,10 @@ class FrameWindow:
     @property
     def fps(self) -> float | None:
         return self.source.fps
+
+    @property
+    def decord_passed_over(self) -> str | None:
+        return self.source.decord_passed_over
 
     def read(self, indices: np.ndarray) -> np.ndarray:
         indices = np.asarray(indices, dtype=np.int64)

@@ -65,6 +65,9 @@ class FeaturesSummary:
     # finished videos whose container states more frames than decode (a file cut short), read as
     # the frames that do (pipeline.video.read_planned)
     short_reads: list[dict[str, Any]] = field(default_factory=list)
+    # finished videos PyAV read, decord passing them over, with its reason (pipeline.video
+    # FrameSource.decord_passed_over: a file it cannot open or seek in, or would misread)
+    pyav_reads: list[dict[str, Any]] = field(default_factory=list)
     frames: int = 0  # frames run through both models by this run
     # by role, what a model's checkpoint gives beyond its bytes where not the plain case
     # (pipeline.models.checkpoint_identity: its EMA weights, its recorded preprocessing)
@@ -101,6 +104,8 @@ class FeaturesSummary:
             rows.append(("failures file", self.failures_file))
         if self.short_reads:
             rows.append(("read short", f"{len(self.short_reads)} (cut short: the frames that decode used; " + first_few([f"{r['path']} {r['frames']} of {r['listed']}" for r in self.short_reads], 3) + ")"))
+        if self.pyav_reads:
+            rows.append(("read by PyAV", f"{len(self.pyav_reads)}, decord passing over: {failure_summary([r['pyav'] for r in self.pyav_reads])}"))
         lines = _aligned(rows)
         for failure in self.failures[:10]:
             lines.append(f"  FAILED {failure['video_id']}: {failure['path']}: {failure['reason']}")
@@ -162,10 +167,10 @@ def _log_lines(log: Path, records: list[dict[str, Any]]) -> None:
         os.fsync(handle.fileno())
 
 
-def _collect_logged(final: Path, manifest: Manifest, status: np.ndarray) -> tuple[list[dict[str, str]], list[dict[str, Any]]]:
+def _collect_logged(final: Path, manifest: Manifest, status: np.ndarray) -> tuple[list[dict[str, str]], list[dict[str, Any]], list[dict[str, Any]]]:
     """Latest logged reason of every video now marked failed, plus unusable manifest entries,
     written atomically to ``<cache>.failures.jsonl``; and the finished videos last logged as
-    read short."""
+    read short, and as read by PyAV."""
     latest: dict[str, dict[str, Any]] = {}
     log_dir = _failures_dir(final)
     for log in sorted(log_dir.glob("*.jsonl")) if log_dir.is_dir() else []:
@@ -180,7 +185,8 @@ def _collect_logged(final: Path, manifest: Manifest, status: np.ndarray) -> tupl
     write_text_atomic(_failures_file(final), "".join(json.dumps(f) + "\n" for f in failures))
     finished = {manifest.videos[i].video_id for i in np.flatnonzero(status == DONE)}
     short = [{k: r[k] for k in ("video_id", "path", "frames", "listed")} for r in latest.values() if "listed" in r and r["video_id"] in finished]
-    return failures, short
+    pyav = [{k: r[k] for k in ("video_id", "path", "pyav")} for r in latest.values() if "pyav" in r and r["video_id"] in finished]
+    return failures, short, pyav
 
 
 def build_light(config: FeaturesConfig) -> tuple[FrameEncoder, dict[str, Any]]:
@@ -577,9 +583,10 @@ class _Done:
     def add(self, block: DecodedBlock) -> None:
         self.computed.update(v.index for v in block.videos if self.fresh[v.index])
         for video in block.videos:
-            if video.read_short is not None:
+            notes = {**({"frames": video.read_short[0], "listed": video.read_short[1]} if video.read_short else {}), **({"pyav": video.decord_passed_over} if video.decord_passed_over else {})}
+            if notes:  # one line a video: the latest line of each is read back (_collect_logged)
                 record = self.manifest.videos[video.index]
-                _log_video(self.log, record.video_id, record.path, "read short", frames=video.read_short[0], listed=video.read_short[1])
+                _log_video(self.log, record.video_id, record.path, "read short" if video.read_short else "read by PyAV", **notes)
         for failure in block.failures:
             record = self.manifest.videos[failure.index]
             _log_video(self.log, record.video_id, record.path, failure.reason)
@@ -643,7 +650,7 @@ def _finish(final: Path, staging: Path) -> np.ndarray:
 def _summarise(final: Path, manifest: Manifest, status: np.ndarray, computed: int, failed_now: int, skipped: int, started: float) -> FeaturesSummary:
     """Counts over the whole cache; the cache is ``final`` once finished, else its staging store."""
     path = final if final.exists() else cache_mod.staging_path(final)
-    failures, short_reads = _collect_logged(final, manifest, status)
+    failures, short_reads, pyav_reads = _collect_logged(final, manifest, status)
     return FeaturesSummary(
         cache=str(path),
         total=len(manifest.videos) + len(manifest.rejected),
@@ -658,6 +665,7 @@ def _summarise(final: Path, manifest: Manifest, status: np.ndarray, computed: in
         failures_file=str(_failures_file(final)),
         failures=failures,
         short_reads=short_reads,
+        pyav_reads=pyav_reads,
     )
 
 

@@ -5,6 +5,7 @@ YouTube), MOV with rotation metadata, a thumbnail track ahead of the video, trun
 non-video files. Each gives the right frames in display orientation with sane times, or one
 clear line naming the file and the problem."""
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -325,3 +326,10 @@ def test_features_stage_on_a_list_of_every_format(files, tmp_path, tiny_config, 
     reasons = {r["path"]: r["reason"] for r in map(json.loads, Path(summary.failures_file).read_text().splitlines())}
     assert reasons["cut.mov"].startswith("truncated or corrupt video (") and reasons["notes.webm"].startswith("not a video file (")
     assert all("\n" not in r and ".cc:" not in r for r in reasons.values())
+    # the videos PyAV read, with decord's reason to pass them over, in the summary and again on a run with nothing to do
+    pyav = {r["path"]: r["pyav"] for r in summary.pyav_reads}
+    assert sorted(pyav) == sorted(name for name, spec in FORMATS.items() if spec[-1] == "pyav")
+    assert pyav["bframes.avi"] == "the container has no usable frame timestamps" and pyav["h264.ts"].startswith("an MPEG transport stream (decord returns")
+    assert re.search(r"^read by PyAV +10, decord passing over: the container has no usable frame timestamps 3, ", summary.table(), re.M)
+    again = run_features("list", root, tiny_config, run_options, files=AnnotationFiles(train=listing))
+    assert again.computed == 0 and again.pyav_reads == summary.pyav_reads
