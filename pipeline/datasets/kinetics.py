@@ -20,8 +20,8 @@ import csv
 import io
 import json
 import re
-from dataclasses import dataclass, replace
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pipeline.datasets.class_names import class_key, class_subset, refuse_same_classes
