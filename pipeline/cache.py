@@ -12,6 +12,7 @@ array                   shape        dtype     content
 ``num_frames``          [N]          int32     frames in the source video
 ``status``              [N]          int8      0 pending, 1 done, 2 failed
 ``source_sizes``        [N]          int64     size of the video's source when computed
+``decoder_rules``       [N]          int8      the decoder rules the video's rows were read under
 ======================  ===========  ========  =========================================
 
 ``source_sizes`` holds :func:`pipeline.video.source_size` of each video's file or frame folder,
@@ -19,6 +20,14 @@ taken before it was decoded (done or failed; -1 where not recorded: a store made
 2026-12-05 gets the array, so filled, when it is next written). A video whose source has
 another size now is computed again (:func:`changed_sources`), and the stages after this one
 key their outputs by :meth:`FeatureCache.content_fingerprint`, which sees such rows change.
+
+``decoder_rules`` holds, for each finished video, the version of the rules that give a file to
+decord or PyAV (:data:`pipeline.decoders.DECODER_RULES`) that its frames were read under: the
+version itself where the video was computed under it, its negative where the rows are older and
+a look under it (:func:`pipeline.decoders.misread_before`) found them read as it reads them; 0
+where not known (a store made before the array gets it, so filled, when it is next written,
+:func:`record_looked`). The features stage looks at the finished videos of a store
+under older rules and computes again those they misread.
 
 A cache built with ``offsets`` S > 1 (candidate frames per segment, for the temporal random
 shift of sampler training) also holds, for the *training* videos (other rows stay zero), the
@@ -77,8 +86,10 @@ EXPORT_VIDEOS = 256  # videos copied at a time into an HDF5 export
 # Free space an HDF5 export asks for, as a multiple of the finished Zarr store's size: its gzip
 # copy of the demo's cache took 1.067 times the store's Blosc/zstd bytes (16.72 against 15.67 MiB).
 HDF5_EXPORT_ROOM = 1.1
-ARRAY_NAMES = ("light_features", "rec_features", "rec_logits", "frame_indices", "num_frames", "status", "source_sizes")
+ARRAY_NAMES = ("light_features", "rec_features", "rec_logits", "frame_indices", "num_frames", "status", "source_sizes", "decoder_rules")
 NOT_RECORDED = -1  # a video's source size where none was recorded (see above)
+# What a video was computed from, written after its other rows and before its status.
+MARKERS = ("source_sizes", "decoder_rules")
 FILL_VALUES = {"source_sizes": NOT_RECORDED}  # 0 for the other arrays
 SHIFT_PREFIX = "shift_"
 SHIFT_ARRAY_NAMES = tuple(SHIFT_PREFIX + name for name in ("light_features", "rec_features", "rec_logits", "frame_indices"))
@@ -124,7 +135,7 @@ class Layout:
         arrays = {name: ((n,) + shape, dtype) for name, (shape, dtype) in views.items()}
         if self.offsets > 1:
             arrays.update({SHIFT_PREFIX + name: ((n, self.offsets - 1) + shape, dtype) for name, (shape, dtype) in views.items()})
-        return {**arrays, "num_frames": ((n,), "int32"), "status": ((n,), "int8"), "source_sizes": ((n,), "int64")}
+        return {**arrays, "num_frames": ((n,), "int32"), "status": ((n,), "int8"), "source_sizes": ((n,), "int64"), "decoder_rules": ((n,), "int8")}
 
 
 def fingerprint(identity: dict[str, Any]) -> str:
@@ -351,10 +362,7 @@ class ZarrWriter:
             if (self.path / "zarr.json").exists():
                 group = zarr.open_group(str(self.path), mode="r+")
                 check_fingerprint(self.path, dict(group.attrs), fp)
-                status = group["status"]
-                for name, (shape, dtype) in arrays.items():  # source_sizes, new in a store made before it, in the store's layout
-                    if name not in group:
-                        group.create_array(name, shape=shape, chunks=status.chunks, shards=status.shards, dtype=dtype, compressors=_compressor(), fill_value=FILL_VALUES.get(name, 0))
+                _add_markers(group, arrays)
             else:
                 if self.path.exists() and any(self.path.iterdir()):
                     raise CacheError(f"{self.path}: exists but is not a feature store; remove it or pick another --cache")
@@ -380,14 +388,71 @@ class ZarrWriter:
 
     def write_block(self, start: int, rows: dict[str, np.ndarray], status: np.ndarray) -> None:
         """Write the rows of consecutive videos ``start, start+1, ..`` (whole shards), then
-        their ``source_sizes`` and ``status`` markers (DONE or FAILED): the markers go last, so
-        that a kill between the files leaves each video's rows either whole and marked, or
-        marked as before: a video computed again for a changed file whose new size is not
-        written yet is taken again by the next run."""
+        their :data:`MARKERS` and ``status`` (DONE or FAILED): the markers go last, so that a
+        kill between the files leaves each video's rows either whole and marked, or marked as
+        before: a video computed again for a changed file whose new size is not written yet, or
+        for a misread one whose decoder rules are not, is taken again by the next run."""
         stop = start + len(status)
-        for name in sorted(rows, key=lambda name: name == "source_sizes"):  # the sizes after the other rows
+        for name in sorted(rows, key=lambda name: name in MARKERS):  # the markers after the other rows
             self.arrays[name][start:stop] = rows[name]
         self.arrays["status"][start:stop] = status
+
+
+def _add_markers(group: Any, arrays: dict[str, tuple[tuple[int, ...], str]]) -> None:
+    """The arrays of ``arrays`` a Zarr store made before them lacks (:data:`MARKERS`), added in
+    the store's layout, filled with what says "not recorded"."""
+    status = group["status"]
+    for name, (shape, dtype) in arrays.items():
+        if name not in group:
+            group.create_array(name, shape=shape, chunks=status.chunks, shards=status.shards, dtype=dtype, compressors=_compressor(), fill_value=FILL_VALUES.get(name, 0))
+
+
+def record_looked(path: Path, videos: np.ndarray, rules: int) -> None:
+    """Record in the store at ``path`` (a Zarr store, or a finished HDF5 file, in place) that the
+    rows of ``videos`` (indices in the shards of one writer), computed under older decoder rules,
+    are read as the rules ``rules`` read them: ``decoder_rules`` -``rules`` (the array added
+    where the store has none), so that no later run looks at them again. Under the store's
+    creation lock, a shard at a time (each shard has one writer). An HDF5 file another process
+    holds open is left as it is, with a warning: the next run looks again."""
+    videos = np.sort(np.asarray(videos, dtype=np.int64))
+    if not len(videos):
+        return
+    path = Path(path)
+    with file_lock(path.with_name(path.name + ".create.lock")):
+        if path.suffix == ".h5":
+            _record_looked_hdf5(path, videos, rules)
+            return
+        import zarr
+
+        group = zarr.open_group(str(path), mode="r+")
+        num_videos = group["status"].shape[0]
+        _add_markers(group, {"decoder_rules": ((num_videos,), "int8")})
+        marks, step = group["decoder_rules"], shard_size(dict(group.attrs))
+        for first in np.unique(videos // step) * step:
+            values = np.asarray(marks[first : first + step])
+            values[videos[(videos >= first) & (videos < first + step)] - first] = -rules
+            marks[first : first + step] = values
+
+
+def _record_looked_hdf5(path: Path, videos: np.ndarray, rules: int) -> None:
+    import h5py
+
+    try:
+        h5 = h5py.File(path, "r+")
+    except OSError as exc:
+        warnings.warn(f"{path}: the decoder rules of {len(videos)} video(s) looked at are not recorded (the file cannot be written now: {str(exc).splitlines()[0]}); the next run looks at them again", stacklevel=3)
+        return
+    with h5:
+        if "decoder_rules" not in h5:
+            _h5_dataset(h5, "decoder_rules", h5["status"].shape, np.dtype("int8"))
+        values = h5["decoder_rules"][:]
+        values[videos] = -rules
+        h5["decoder_rules"][:] = values
+
+
+def _h5_dataset(h5: Any, name: str, shape: tuple[int, ...], dtype: Any) -> Any:
+    """An array of an HDF5 cache: a chunk a video, gzip-compressed."""
+    return h5.create_dataset(name, shape=shape, dtype=dtype, chunks=(1,) + tuple(shape[1:]), compression="gzip", shuffle=True)
 
 
 class ShardAssembler:
@@ -520,14 +585,19 @@ class FeatureCache:
     def content_fingerprint(self) -> str:
         """What the stages after this one key their outputs by: the fingerprint, with, where the
         store records its videos' sources, which videos are finished and from which source
-        sizes, so that videos computed again (a changed file, a failure retried) give their
-        outputs new keys. A store made before it recorded them keeps its fingerprint, and the
-        outputs computed from it keep theirs."""
+        sizes, and, where any video was computed under the decoder rules it records, under
+        which, so that videos computed again (a changed file, a failure retried, a file decord
+        misread) give their outputs new keys. A store made before it recorded them keeps its
+        fingerprint, and the outputs computed from it keep theirs, as do those of a store whose
+        looks under new rules found every video read right."""
         if "source_sizes" not in self.arrays:
             return self.fingerprint
         digest = hashlib.sha256(self.fingerprint.encode())
         for name in ("status", "source_sizes"):
             digest.update(np.ascontiguousarray(self.arrays[name][:]).tobytes())
+        computed_under = np.maximum(np.asarray(self.arrays["decoder_rules"][:]), 0) if "decoder_rules" in self.arrays else None
+        if computed_under is not None and computed_under.any():
+            digest.update(computed_under.astype(np.int8).tobytes())
         return digest.hexdigest()
 
     @property
@@ -591,8 +661,7 @@ def export_hdf5(staging: Path, final: Path) -> None:
     with replacing(final, kept) as tmp:  # a part-written copy goes: it would hold the space a re-run needs
         with h5py.File(tmp, "w") as h5:
             for name, array in source.arrays.items():
-                chunks = (1,) + tuple(array.shape[1:])
-                _copy_rows(array, h5.create_dataset(name, shape=array.shape, dtype=array.dtype, chunks=chunks, compression="gzip", shuffle=True), step)
+                _copy_rows(array, _h5_dataset(h5, name, array.shape, array.dtype), step)
             h5.attrs["nsnet"] = json.dumps(source.attrs)
     shutil.rmtree(staging)
 

@@ -13,9 +13,11 @@ from __future__ import annotations
 import itertools
 import re
 from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -47,6 +49,15 @@ _MISREAD_CONTAINERS = {
     "mpegts": "an MPEG transport stream (decord returns its frames a group of pictures or more late)",
     "asf": "an ASF file (Windows Media: decord's seeks in it land on other frames)",
 }
+# The rules by which files are given to PyAV, not decord, in their version: a feature cache records
+# for each video the version its rows were read under (pipeline.cache's ``decoder_rules``) and
+# looks again at those read under an older one. 1: decord_misreads (2026-12-06, night); before it,
+# decord read every file it opened with usable frame times (misread_before).
+DECODER_RULES = 1
+# Video files looked into at once for what decord would misread: the looks hold Python's lock for
+# most of their time, so more threads slow them (1,200 340×256 files on the 2-core machine: 2.3 s
+# with two threads, 2.7-3.4 s with one, 3.0 s with four, 6.0-6.2 s with sixteen).
+LOOKED_INTO_AT_ONCE = 2
 # Opening a file to look at its packets alone: FFmpeg's probe then decodes no frame (7 ms of a
 # 340x256 H.264 file's 8 ms).
 _PACKETS_ONLY = {"threads": "1", "skip_frame": "all"}
@@ -130,6 +141,16 @@ def decord_misreads(path: Path) -> str | None:
         return None
 
 
+def looked_into(paths: Sequence[str], look: Callable[[Path], str | None] = decord_misreads, progress: bool = True) -> list[str | None]:
+    """``look`` (:func:`decord_misreads`, :func:`misread_before`) of each video file of
+    ``paths``, in order, :data:`LOOKED_INTO_AT_ONCE` at once in threads, with a progress bar."""
+    from tqdm import tqdm
+
+    with ThreadPoolExecutor(LOOKED_INTO_AT_ONCE) as pool:
+        looks = pool.map(lambda path: look(Path(path)), paths)
+        return list(tqdm(looks, total=len(paths), desc="looking into the video files", unit="file", disable=not progress or not paths))
+
+
 def _misread_in(container) -> str | None:
     """:func:`decord_misreads` of an open container."""
     for name in container.format.name.split(","):
@@ -200,32 +221,54 @@ def _rotate(frame: np.ndarray, degrees: float) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(frame, k=turns)) if turns else frame
 
 
+def _opened_by_decord(path: Path) -> tuple[Any, np.ndarray]:
+    """decord's reader of ``path`` and its frames' times, or DecodeError where it cannot open the
+    file, finds no frame or finds no usable frame times (it seeks by them, and then returns
+    wrong frames: AVIs without timestamps, as written by xvid)."""
+    import decord
+
+    try:
+        reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
+        count = len(reader)
+        times = reader.get_frame_timestamp(list(range(count)))[:, 0] if count else None
+    except Exception as exc:  # decord raises its own DECORDError and RuntimeError
+        raise DecodeError("cannot open", first_line(exc)) from exc
+    if not count:
+        raise DecodeError(unreadable_kind(path), "no frame in the file")
+    if not sane_frame_times(times):
+        raise DecodeError("cannot seek", "the container has no usable frame timestamps")
+    return reader, np.asarray(times, dtype=np.float64)
+
+
+def misread_before(path: Path) -> str | None:
+    """Why decord misread ``path`` under the rules before :data:`DECODER_RULES` 1, which gave it
+    every file it opened with usable frame times (:func:`decord_misreads` of such a file); None
+    where it read the file right or PyAV read it then too (decord opened only for the files
+    the look names)."""
+    misread = decord_misreads(path)
+    if misread is None:
+        return None
+    try:
+        _opened_by_decord(path)
+    except DecodeError:
+        return None
+    return misread
+
+
 class DecordReader:
     """decord's VideoReader: frame-accurate seeking through the container's index. It refuses
-    (``DecodeError``) files it cannot open or whose frame times are unusable, since it seeks by
-    them and then returns wrong frames (AVIs without timestamps, as written by xvid), and files
-    whose frames it would misread (:func:`decord_misreads`)."""
+    (``DecodeError``) files it cannot open or whose frame times are unusable
+    (:func:`_opened_by_decord`), and files whose frames it would misread (:func:`decord_misreads`)."""
 
     name = "decord"
 
     def __init__(self, path: Path):
-        import decord
-
-        try:
-            self._reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
-            self.num_frames = len(self._reader)
-            times = self._reader.get_frame_timestamp(list(range(self.num_frames)))[:, 0] if self.num_frames else None
-        except Exception as exc:  # decord raises its own DECORDError and RuntimeError
-            raise DecodeError("cannot open", first_line(exc)) from exc
-        if self.num_frames == 0:
-            raise DecodeError(unreadable_kind(path), "no frame in the file")
-        self.listed_frames = self.num_frames  # its index's count
-        if not sane_frame_times(times):
-            raise DecodeError("cannot seek", "the container has no usable frame timestamps")
+        self._reader, times = _opened_by_decord(path)
+        self.num_frames = self.listed_frames = len(times)  # its index's count
         misread = decord_misreads(path)
         if misread:
             raise DecodeError("cannot seek", misread)
-        self.frame_times = np.asarray(times, dtype=np.float64)
+        self.frame_times = times
         self.fps = plausible_fps(self._reader.get_avg_fps())
 
     def read(self, indices: np.ndarray) -> np.ndarray:

@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from pipeline.cache import DONE, FAILED, SHIFT_PREFIX
 from pipeline.datasets import VideoRecord
+from pipeline.decoders import DECODER_RULES
 from pipeline.backends import Runner
 from pipeline import decode_watch
 from pipeline.decode_watch import DecodingWatch
@@ -526,10 +527,11 @@ class BlockInference:
 
     def __call__(self, block: DecodedBlock, layout_rows: dict[str, tuple[tuple[int, ...], str]]) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """The cache rows of the block's videos, in the order of its members (failed ones left
-        zero but for their source sizes), and their status (DONE, or FAILED for the block's failures)."""
+        zero but for their source sizes and decoder rules), and their status (DONE, or FAILED for the block's failures)."""
         count, row_of = len(block.members), block.positions()
         rows = {name: np.zeros((count,) + shape, dtype=dtype) for name, (shape, dtype) in layout_rows.items()}
         rows["source_sizes"][:] = block.source_sizes
+        rows["decoder_rules"][:] = DECODER_RULES
         status = np.full(count, DONE, dtype=np.int8)
         for failure in block.failures:
             status[row_of[failure.index]] = FAILED

@@ -137,7 +137,9 @@ def reusable_rows(siblings: list[Sibling], manifest: Manifest, candidates: np.nd
 
 def copied_rows(siblings: list[Sibling], reusable: Reusable, members: list[int], row_layout: dict[str, tuple[tuple[int, ...], str]]) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The rows and status of the videos ``members`` (consecutive) read from their siblings, a
-    sibling's rows at a time in its order; those no sibling holds are left zero and pending."""
+    sibling's rows at a time in its order; those no sibling holds are left zero and pending, as
+    are the arrays a sibling lacks (their "not recorded": a sibling's video whose decoder rules
+    are not recorded is looked at as the cache's own)."""
     rows = {name: np.full((len(members),) + shape, FILL_VALUES.get(name, 0), dtype=dtype) for name, (shape, dtype) in row_layout.items()}
     status = np.zeros(len(members), dtype=np.int8)
     at = np.asarray(members)
@@ -148,7 +150,7 @@ def copied_rows(siblings: list[Sibling], reusable: Reusable, members: list[int],
         theirs = reusable.row[at[mine]]
         order = np.argsort(theirs)
         sibling = siblings[s]
-        for name in rows:
+        for name in rows.keys() & sibling.cache.arrays.keys():  # a sibling made before an array (decoder_rules) leaves it unrecorded
             rows[name][mine[order]] = read_rows(sibling.cache[name], theirs[order])
         status[mine] = sibling.status[theirs]
     return rows, status

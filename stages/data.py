@@ -7,24 +7,17 @@ import os
 import stat
 from collections import Counter
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm import tqdm
-
 from pipeline.cache import write_text_atomic
 from pipeline.datasets import AnnotationFiles, Manifest, VideoRecord, get_dataset, load_manifest
-from pipeline.decoders import decord_misreads
+from pipeline.decoders import looked_into
 from pipeline.demo_data import DemoSpec, generate_demo
 from pipeline.video import broken_link, failure_summary, looked_at, unfinished_downloads
 
 # Missing videos named in `nsnet data`'s summary (every one is counted).
 MISSING_SHOWN = 5
-# Video files looked into at once for what decord would misread: the looks hold Python's lock for
-# most of their time, so more threads slow them (1,200 340×256 files on the 2-core machine: 2.3 s
-# with two threads, 2.7-3.4 s with one, 3.0 s with four, 6.0-6.2 s with sixteen).
-LOOKED_INTO_AT_ONCE = 2
 
 
 def prepare_dataset(dataset: str, data_root: Path | None, demo: DemoSpec, progress: bool = True, files: AnnotationFiles = AnnotationFiles()) -> tuple[Path, Manifest]:
@@ -130,13 +123,10 @@ def misread_by_decord(root: Path, manifest: Manifest, progress: bool = True) -> 
     """How many of the manifest's videos are files on disk under ``root``, and those of them
     that decord would misread, each with why (:func:`~pipeline.decoders.decord_misreads`):
     PyAV reads them since 2026-12-06 (night); a feature cache built before holds the frames
-    decord gave. A look at each file's container and first packets, :data:`LOOKED_INTO_AT_ONCE`
-    at once in threads."""
+    decord gave. A look at each file's container and first packets (:func:`~pipeline.decoders.looked_into`)."""
     folder = str(root)
     files = [v for v in manifest.videos if os.path.isfile(os.path.join(folder, v.path))]
-    with ThreadPoolExecutor(LOOKED_INTO_AT_ONCE) as pool:
-        looks = pool.map(lambda video: decord_misreads(Path(folder, video.path)), files)
-        reasons = list(tqdm(looks, total=len(files), desc="looking into the video files", unit="file", disable=not progress))
+    reasons = looked_into([os.path.join(folder, v.path) for v in files], progress=progress)
     return len(files), [(v, reason) for v, reason in zip(files, reasons) if reason]
 
 
@@ -145,6 +135,6 @@ def describe_misread(files: int, misread: list[tuple[VideoRecord, str]]) -> str:
     if not misread:
         return f"decord reads the {files:,} video file(s) as asked (no transport stream, ASF, edit-list cut or open groups of pictures)"
     lines = [f"decord would misread {len(misread):,} of {files:,} video files, which PyAV reads ({failure_summary([reason for _, reason in misread])}); "
-             "a feature cache built before 2026-12-06 (night) holds their frames as decord gave them: build it again; the first:"]
+             "a feature cache built before 2026-12-06 (night) holds their frames as decord gave them, which its next features run computes again; the first:"]
     lines += [f"  {video.path}: {reason}" for video, reason in misread[:MISSING_SHOWN]]
     return "\n".join(lines)

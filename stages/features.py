@@ -25,6 +25,7 @@ from pipeline.datasets import AnnotationFiles, Manifest, load_manifest
 from pipeline.distributed import Worker, barrier, from_leader, joined_worker, pick_device
 from pipeline.environment import environment
 from pipeline.decode_watch import WatchedDecoding
+from pipeline.decoders import DECODER_RULES, looked_into, misread_before
 from pipeline.extract import BlockDecoder, BlockInference, DecodedBlock, decoding_loader, decoding_workers, make_blocks, workers_within_shared_memory
 from pipeline.metrics import multi_hot
 from pipeline.checkpoints import preprocessing_text
@@ -52,6 +53,7 @@ class FeaturesSummary:
     computed: int = 0  # finished by this run
     skipped: int = 0  # already finished (or failed) before this run, in this run's share
     changed: int = 0  # finished or failed before, computed again by this run: their sources changed since
+    misread: int = 0  # finished or failed before, computed again by this run: decord misread them (cache.py's decoder_rules)
     copied: int = 0  # finished (or failed) by this run as copies of a sibling cache's rows
     copied_from: list[str] = field(default_factory=list)  # those siblings' names
     failed_now: int = 0
@@ -88,6 +90,7 @@ class FeaturesSummary:
             ("computed this run", f"{self.computed}"),
             ("skipped (already in cache)", f"{self.skipped}"),
             *([("computed again (file changed)", f"{self.changed} (another size than when computed)")] if self.changed else []),
+            *([("computed again (misread)", f"{self.misread} (decord read them, as it did every file it opened before 2026-12-06 (night), and misread them; PyAV reads them now)")] if self.misread else []),
             *([("copied from sibling caches", f"{self.copied} ({first_few(self.copied_from, 3)}: the same configuration, another manifest)")] if self.copied else []),
             ("failed", f"{self.failed}" + (f" ({self.failed_now} this run)" if self.failed_now else "")),
             ("done / pending", f"{self.done} / {self.pending}" + ("  (complete)" if self.complete else "  (INCOMPLETE)")),
@@ -290,7 +293,7 @@ def manifest_features(dataset: str, root: Path, manifest: Manifest, config: Feat
         raise CacheError(f"{root}: the {dataset} manifest has no usable videos")
     final, fp, identity = resolve_cache_path(dataset, manifest, config, opts, cache_path)
     staging = cache_mod.staging_path(final)
-    sources = SourceWatch(root, manifest, worker)
+    sources = SourceWatch(root, manifest, worker, opts.progress)
     finished = _finished_hdf5(final, staging)
     if finished:
         with FeatureCache(final) as done_cache:
@@ -299,6 +302,8 @@ def manifest_features(dataset: str, root: Path, manifest: Manifest, config: Feat
             status = np.asarray(done_cache["status"][:])
         if plan.todo:  # videos to compute again: in the staging store, exported again once finished
             cache_mod.reopen_hdf5(final, staging)
+        else:
+            sources.record_looks(final)
     if finished and not plan.todo:
         summary = _summarise(final, manifest, status, computed=0, failed_now=0, skipped=plan.skipped, started=started)
     else:
@@ -315,25 +320,38 @@ class _Plan:
     videos: int  # videos in those blocks that need computing
     skipped: int  # videos of this worker's share already finished
     changed: np.ndarray  # [N] bool: videos done or failed whose sources changed since, computed again
+    misread: np.ndarray  # [N] bool: videos done or failed that decord misread (SourceWatch.misread), computed again
+
+    @property
+    def again(self) -> np.ndarray:
+        """[N] bool: the finished videos computed again."""
+        return self.changed | self.misread
 
 
 class SourceWatch:
     """The sources of a worker's share of the videos, looked at (:func:`source_size`) once a
-    run, the first time a store's recorded sizes ask for them."""
+    run, the first time a store's recorded sizes ask for them, and the files of its finished
+    videos read under older decoder rules, looked into (:meth:`misread`) once a run."""
 
-    def __init__(self, root: Path, manifest: Manifest, worker: Worker):
-        self.root, self.manifest, self.worker = root, manifest, worker
+    def __init__(self, root: Path, manifest: Manifest, worker: Worker, progress: bool = False):
+        self.root, self.manifest, self.worker, self.progress = root, manifest, worker, progress
         self.now = np.full(len(manifest.videos), NO_SOURCE, dtype=np.int64)
         self.seen = np.zeros(len(manifest.videos), dtype=bool)
+        self.misreads: dict[int, str | None] = {}  # video -> why decord misread it (None: it did not)
+        self.recorded: set[int] = set()  # videos whose look is recorded in the store (record_looks)
 
     def changed(self, recorded: np.ndarray, attrs: dict[str, Any]) -> np.ndarray:
         """Which videos of this worker's share changed since the store ``recorded`` their sizes
         (:func:`changed_sources`; those of the other shares are not looked at)."""
-        mine = np.zeros(len(recorded), dtype=bool)
-        for members in _my_shards(len(recorded), attrs, self.worker):
-            mine[members] = True
-        self.sizes(np.flatnonzero(mine & (recorded != NOT_RECORDED)))
+        self.sizes(np.flatnonzero(self._share(len(recorded), attrs) & (recorded != NOT_RECORDED)))
         return changed_sources(recorded, self.now)
+
+    def _share(self, num_videos: int, attrs: dict[str, Any]) -> np.ndarray:
+        """[N] bool: the videos of a store's shards that this worker owns."""
+        mine = np.zeros(num_videos, dtype=bool)
+        for members in _my_shards(num_videos, attrs, self.worker):
+            mine[members] = True
+        return mine
 
     def sizes(self, videos: np.ndarray) -> np.ndarray:
         """The sizes of the sources of ``videos`` (indices) now, each looked at once a run (in
@@ -345,10 +363,36 @@ class SourceWatch:
             self.seen[look] = True
         return self.now[videos]
 
+    def misread(self, store: FeatureCache | ZarrWriter, status: np.ndarray, changed: np.ndarray) -> np.ndarray:
+        """[N] bool: the finished videos of this worker's share (done, or failed: decord's
+        misreading failed some, an edit-list cut's count among them), read under older decoder
+        rules than :data:`~pipeline.decoders.DECODER_RULES` (the store's ``decoder_rules``: none
+        in a store made before the array), whose files decord misread then
+        (:func:`misread_before`), to compute again. Those of files on disk not ``changed`` are
+        looked into, those of folders of frames taken as read right (never decord's); missing
+        files are left for another run."""
+        rules = np.asarray(store.arrays["decoder_rules"][:]) if "decoder_rules" in store.arrays else np.zeros(len(status), dtype=np.int8)
+        older = np.flatnonzero(self._share(len(status), store.attrs) & (status != PENDING) & (np.abs(rules) < DECODER_RULES) & ~changed)
+        paths = {int(i): os.path.join(self.root, self.manifest.videos[i].path) for i in older if i not in self.misreads}
+        files = [i for i, path in paths.items() if os.path.isfile(path)]
+        self.misreads.update({i: None for i, path in paths.items() if os.path.isdir(path)})
+        self.misreads.update(zip(files, looked_into([paths[i] for i in files], misread_before, self.progress and self.worker.is_leader)))
+        misread = np.zeros(len(status), dtype=bool)
+        misread[[i for i in older if self.misreads.get(int(i))]] = True
+        return misread
+
+    def record_looks(self, store: Path) -> None:
+        """Record in ``store`` the videos looked into and found read right, not recorded yet
+        (:func:`~pipeline.cache.record_looked`)."""
+        right = [i for i, why in self.misreads.items() if why is None and i not in self.recorded]
+        cache_mod.record_looked(store, np.asarray(right, dtype=np.int64), DECODER_RULES)
+        self.recorded.update(right)
+
     def plan(self, store: FeatureCache | ZarrWriter, retry_failed: bool) -> _Plan:
         """The plan of this worker for ``store`` as it is now."""
         status, recorded = np.asarray(store.arrays["status"][:]), _recorded_sizes(store)
-        return _plan(status, store.attrs, self.worker, retry_failed, self.changed(recorded, store.attrs))
+        changed = self.changed(recorded, store.attrs)
+        return _plan(status, store.attrs, self.worker, retry_failed, changed, self.misread(store, status, changed))
 
 
 def _my_shards(num_videos: int, attrs: dict[str, Any], worker: Worker) -> list[list[int]]:
@@ -373,34 +417,34 @@ def _recorded_sizes(store: FeatureCache | ZarrWriter) -> np.ndarray:
     return np.full(store.arrays["status"].shape[0], NOT_RECORDED, dtype=np.int64)
 
 
-def _plan(status: np.ndarray, attrs: dict[str, Any], worker: Worker, retry_failed: bool, changed: np.ndarray) -> _Plan:
+def _plan(status: np.ndarray, attrs: dict[str, Any], worker: Worker, retry_failed: bool, changed: np.ndarray, misread: np.ndarray) -> _Plan:
     """The blocks this worker computes, shard by shard of those it owns: a shard never written,
     whole, in the fixed blocks of consecutive videos (so a resumed run computes the batches an
     uninterrupted one would); a shard written before, its videos to compute alone (failures
-    retried, changed files, videos a sibling cache did not have), in blocks of as many, its
-    other videos' rows kept (:class:`ShardAssembler`)."""
+    retried, changed files, misread ones, videos a sibling cache did not have), in blocks of as
+    many, its other videos' rows kept (:class:`ShardAssembler`)."""
     block_size = int(attrs["videos_per_batch"])
-    redo = _to_compute(status, retry_failed, changed)
+    redo = _to_compute(status, retry_failed, changed | misread)
     mine = _my_shards(len(status), attrs, worker)
     blocks = []
     for members in mine:
         todo = members if (status[members] == PENDING).all() else [i for i in members if redo[i]]
         blocks += [(todo[i] // block_size, todo[i : i + block_size]) for i in range(0, len(todo), block_size)]
     videos = sum(int(redo[m].sum()) for m in mine)
-    return _Plan(blocks, videos, sum(len(m) for m in mine) - videos, changed & (status != PENDING))
+    return _Plan(blocks, videos, sum(len(m) for m in mine) - videos, changed & (status != PENDING), misread & (status != PENDING))
 
 
-def _to_compute(status: np.ndarray, retry_failed: bool, changed: np.ndarray) -> np.ndarray:
-    """Which videos a run computes: the pending ones, those whose sources ``changed`` since they
-    were computed (done or failed), and the failed ones on ``--retry-failed``."""
-    return np.isin(status, (PENDING, FAILED) if retry_failed else (PENDING,)) | changed
+def _to_compute(status: np.ndarray, retry_failed: bool, again: np.ndarray) -> np.ndarray:
+    """Which videos a run computes: the pending ones, the finished ones to compute ``again``
+    (their sources changed since, or decord misread them), and the failed ones on ``--retry-failed``."""
+    return np.isin(status, (PENDING, FAILED) if retry_failed else (PENDING,)) | again
 
 
-def bytes_to_write(status: np.ndarray, attrs: dict[str, Any], layout: Layout, retry_failed: bool, hdf5: bool, changed: np.ndarray) -> int:
+def bytes_to_write(status: np.ndarray, attrs: dict[str, Any], layout: Layout, retry_failed: bool, hdf5: bool, again: np.ndarray) -> int:
     """What finishing a store writes, before compression: every shard that holds a video to
     compute (a shard is written whole) and, for an HDF5 cache, the export's copy of the store,
     made while the store is still there."""
-    redo = _to_compute(status, retry_failed, changed)
+    redo = _to_compute(status, retry_failed, again)
     videos = sum(len(m) for m in make_blocks(len(status), shard_size(attrs)) if redo[m].any())
     return (videos + (len(status) if hdf5 else 0)) * layout.video_bytes()
 
@@ -416,6 +460,8 @@ def _existing_plan(staging: Path, fp: str, sources: SourceWatch, opts: RunOption
 
 def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOptions, worker: Worker, final: Path, staging: Path, fp: str, identity: dict[str, Any], started: float, sources: SourceWatch) -> FeaturesSummary:
     plan = _existing_plan(staging, fp, sources, opts)
+    if plan is not None:
+        sources.record_looks(staging)
     computed = failed_now = frames = copied = 0
     copied_from: list[str] = []
     loop_seconds = 0.0
@@ -442,15 +488,16 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
             # read under the lock, after the copies: the block and shard sizes are those fixed at creation
             status = writer.status()
             plan = sources.plan(writer, opts.retry_failed)
+            sources.record_looks(staging)  # of the videos copied
             if worker.is_leader:
-                needed = bytes_to_write(status, writer.attrs, layout, opts.retry_failed, final != staging, plan.changed)
+                needed = bytes_to_write(status, writer.attrs, layout, opts.retry_failed, final != staging, plan.again)
                 cache_mod.warn_if_short_of_space(staging, needed, "finishing this cache writes" + (" (its HDF5 export included)" if final != staging else ""))
             if plan.todo:  # all but what was copied
                 transforms = frame_transforms(light_cfg, rec_cfg)
                 sizing = BlockDecoder(root, manifest.videos, plan.todo, config.num_frames, *transforms, config.offsets)
                 workers = min(decoding_workers(opts.workers, worker.device), len(plan.todo))
                 workers = workers_within_shared_memory(workers, sizing.largest_block_bytes(light_cfg["input_size"], rec_cfg["input_size"]), asked=opts.workers is not None)
-                done = _Done((status != DONE) | plan.changed, log, manifest, tqdm(total=sum(len(m) for _, m in plan.todo), unit="video", desc=f"features {manifest.name}", disable=not opts.progress or not worker.is_leader))
+                done = _Done((status != DONE) | plan.again, log, manifest, tqdm(total=sum(len(m) for _, m in plan.todo), unit="video", desc=f"features {manifest.name}", disable=not opts.progress or not worker.is_leader))
                 with WatchedDecoding(workers, opts.decode_timeout, str(staging), lambda index: str(root / manifest.videos[index].path)) as decoding:
 
                     def blocks_from_the_next() -> Iterator[DecodedBlock]:  # after a failure, from the block it stopped
@@ -466,7 +513,7 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
     barrier(worker)
     status = _finish(final, staging)
     summary = _summarise(final, manifest, status, computed, failed_now, plan.skipped - copied, started)
-    summary.frames, summary.compute_seconds, summary.changed = frames, loop_seconds, int(plan.changed.sum())
+    summary.frames, summary.compute_seconds, summary.changed, summary.misread = frames, loop_seconds, int(plan.changed.sum()), int(plan.misread.sum())
     summary.copied, summary.copied_from = copied, copied_from
     return summary
 
@@ -519,6 +566,7 @@ class FeaturesPlan:
     finished: int  # kept as they are
     to_compute: int  # decoded and run through the models
     changed: int  # of them, done or failed before, whose files changed since
+    misread: int  # of them, done or failed before, that decord misread
     retried: int  # of them, failed before and taken again (--retry-failed)
     copied: int = 0  # copied from sibling caches instead
     copied_from: list[str] = field(default_factory=list)
@@ -526,12 +574,12 @@ class FeaturesPlan:
     empty: int = 0  # of those to compute, an empty file or a folder without frames: they would fail
 
     def table(self) -> str:
-        fresh = self.to_compute - self.changed - self.retried
+        fresh = self.to_compute - self.changed - self.misread - self.retried
         rows = [
             ("cache", self.cache + ("" if self.exists else "  (not made yet)")),
             ("videos in this share", f"{self.share}"),
             ("finished, kept", f"{self.finished}"),
-            ("to compute", f"{self.to_compute} ({fresh} never computed, {self.changed} whose files changed since, {self.retried} failures retried)"),
+            ("to compute", f"{self.to_compute} ({fresh} never computed, {self.changed} whose files changed since, " + (f"{self.misread} decord misread in the cache, " if self.misread else "") + f"{self.retried} failures retried)"),
             ("copied from sibling caches", f"{self.copied}" + (f" ({first_few(self.copied_from, 3)})" if self.copied else "")),
         ]
         if self.missing or self.empty:
@@ -546,12 +594,12 @@ def plan_features(dataset: str, data_root: Path | None, config: FeaturesConfig, 
     root, manifest = load_manifest(dataset, data_root, files)
     final, fp, identity = resolve_cache_path(dataset, manifest, config, opts, cache_path)
     staging = cache_mod.staging_path(final)
-    sources = SourceWatch(root, manifest, Worker(*opts.shard, 0, 1, torch.device("cpu")))
+    sources = SourceWatch(root, manifest, Worker(*opts.shard, 0, 1, torch.device("cpu")), opts.progress)
     store = final if _finished_hdf5(final, staging) else staging if (staging / "zarr.json").exists() else None
     if store is None:
         status = np.full(len(manifest.videos), PENDING, dtype=np.int8)
         attrs = {"videos_per_batch": opts.videos_per_batch, "videos_per_shard": _shard_videos(opts)}
-        plan = _plan(status, attrs, sources.worker, opts.retry_failed, np.zeros(len(status), dtype=bool))
+        plan = _plan(status, attrs, sources.worker, opts.retry_failed, *np.zeros((2, len(status)), dtype=bool))
     else:
         with FeatureCache(store) as cache:
             cache_mod.check_fingerprint(store, cache.attrs, fp)
@@ -560,17 +608,17 @@ def plan_features(dataset: str, data_root: Path | None, config: FeaturesConfig, 
     with _sibling_rows(final, staging, identity, manifest, status, attrs, sources, config.offsets) as (siblings, reusable, _):
         copied, copied_from = _copied(siblings, reusable)
         computing = np.array([i for i in np.flatnonzero(coming) if i not in reusable], dtype=np.int64)
-    retried = int(((status == FAILED) & ~plan.changed & coming).sum()) if opts.retry_failed else 0
+    retried = int(((status == FAILED) & ~plan.again & coming).sum()) if opts.retry_failed else 0
     sizes = sources.sizes(computing)  # looked at as the run looks at them
     unreadable = {"missing": int((sizes == NO_SOURCE).sum()), "empty": int((sizes == 0).sum())}
-    return FeaturesPlan(str(store or final), store is not None, plan.videos + plan.skipped, plan.skipped, plan.videos - copied, int(plan.changed.sum()), retried, copied, copied_from, **unreadable)
+    return FeaturesPlan(str(store or final), store is not None, plan.videos + plan.skipped, plan.skipped, plan.videos - copied, int(plan.changed.sum()), int(plan.misread.sum()), retried, copied, copied_from, **unreadable)
 
 
 @dataclass
 class _Done:
     """What a features run did, by video."""
 
-    fresh: np.ndarray  # [N] bool: videos not finished at the start, or whose sources changed since
+    fresh: np.ndarray  # [N] bool: videos not finished at the start, or finished and computed again
     log: Path
     manifest: Manifest
     bar: Any  # tqdm

@@ -86,7 +86,7 @@ def test_data_check_decoding_names_the_files_decord_would_misread(tmp_path: Path
     result = CliRunner().invoke(main, [*args, "--check-decoding"])
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[-2:] == [
-        "decord would misread 1 of 2 video files, which PyAV reads (an MPEG transport stream 1); a feature cache built before 2026-12-06 (night) holds their frames as decord gave them: build it again; the first:",
+        "decord would misread 1 of 2 video files, which PyAV reads (an MPEG transport stream 1); a feature cache built before 2026-12-06 (night) holds their frames as decord gave them, which its next features run computes again; the first:",
         "  videos/b.ts: an MPEG transport stream (decord returns its frames a group of pictures or more late)",
     ]
     assert "decord" not in CliRunner().invoke(main, args).output  # only when asked: a look into every file

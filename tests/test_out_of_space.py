@@ -26,17 +26,17 @@ def _disk_full(*args, **kwargs):
 
 def test_bytes_to_write_are_the_shards_to_compute_whole_and_an_hdf5_copy(tmp_path):
     layout = Layout(num_videos=10, num_frames=6, light_dim=8, rec_dim=16, num_classes=3, shard_videos=4)
-    # a video: 6 frames x (8 x 2 + 16 x 2 light and recognizer float16, 3 x 4 logits, 4 frame index) + 4 num_frames + 1 status + 8 source size
-    assert layout.video_bytes() == 6 * (16 + 32 + 12 + 4) + 4 + 1 + 8 == 397
+    # a video: 6 frames x (8 x 2 + 16 x 2 light and recognizer float16, 3 x 4 logits, 4 frame index) + 4 num_frames + 1 status + 8 source size + 1 decoder rules
+    assert layout.video_bytes() == 6 * (16 + 32 + 12 + 4) + 4 + 1 + 8 + 1 == 398
     attrs = {"videos_per_batch": 2, "videos_per_shard": 4}
     status = np.array([DONE, PENDING, DONE, DONE, DONE, DONE, DONE, FAILED, DONE, PENDING], dtype=np.int8)  # shards of 4, 4, 2
     unchanged = np.zeros(10, dtype=bool)
-    assert bytes_to_write(status, attrs, layout, False, False, unchanged) == (4 + 2) * 397
-    assert bytes_to_write(status, attrs, layout, True, False, unchanged) == (4 + 4 + 2) * 397
-    assert bytes_to_write(status, attrs, layout, False, True, unchanged) == (4 + 2 + 10) * 397
+    assert bytes_to_write(status, attrs, layout, False, False, unchanged) == (4 + 2) * 398
+    assert bytes_to_write(status, attrs, layout, True, False, unchanged) == (4 + 4 + 2) * 398
+    assert bytes_to_write(status, attrs, layout, False, True, unchanged) == (4 + 2 + 10) * 398
     assert bytes_to_write(np.full(10, DONE, dtype=np.int8), attrs, layout, False, False, unchanged) == 0
     # a video whose file changed since is computed again: its shard is written whole
-    assert bytes_to_write(np.full(10, DONE, dtype=np.int8), attrs, layout, False, False, np.arange(10) == 5) == 4 * 397
+    assert bytes_to_write(np.full(10, DONE, dtype=np.int8), attrs, layout, False, False, np.arange(10) == 5) == 4 * 398
 
 
 def test_short_of_space_is_a_warning_with_both_sizes(tmp_path, monkeypatch):
