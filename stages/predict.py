@@ -30,6 +30,7 @@ from pipeline.config import DECODE_TIMEOUT_S, PREDICT_BATCH, EvalConfig
 from pipeline.datasets.finding import walk_once
 from pipeline.datasets.lists import entry_lines, is_header
 from pipeline.datasets.manifest import read_annotation_text
+from pipeline.decoders import DECODER_RULES, looked_into, misread_before
 from pipeline.distributed import WHOLE, Share
 from pipeline.extract import BothModels, Transform, workers_within_shared_memory
 from pipeline.inference import NSNetInference, ObservationDecoder, VideoPrediction, predict_frames, predict_videos
@@ -228,6 +229,7 @@ class PredictResult:
     earlier: int = 0
     earlier_shown: list[dict] = field(default_factory=list)  # the first of the earlier run's lines
     again: int = 0  # videos of earlier lines predicted again: their files changed (or failures retried)
+    misread: int = 0  # videos of earlier lines predicted again: decord misread their files then (misread_earlier)
     gone: int = 0  # earlier lines dropped: their videos are no longer among the inputs
     short: int = 0  # videos read short (files cut short), this run's and the earlier lines'
 
@@ -267,6 +269,8 @@ class PredictResult:
             lines.append(f"{self.earlier:,} of them predicted by an earlier run with this configuration, their files unchanged since: kept in the file, not predicted again")
         if self.again:
             lines.append(f"{self.again:,} predicted again: their files changed since an earlier run (size or modification time), or their failures were retried")
+        if self.misread:
+            lines.append(f"{self.misread:,} predicted again: decord read them, as it did every file it opened before 2026-12-06 (night), and misread them; PyAV reads them now")
         if self.gone:
             lines.append(f"{self.gone:,} earlier line(s) dropped: their videos are no longer among the inputs")
         lines.append(f"written {self.jsonl}")
@@ -332,18 +336,23 @@ def config_path(jsonl: Path) -> Path:
     return jsonl.with_name(jsonl.stem + ".config.json")
 
 
-def go_on(jsonl: Path, identity: dict, stands: Callable[[dict], bool]) -> list[tuple[str, str | None]] | None:
-    """Make ``jsonl`` the lines of an earlier run with this identity that still stand: a last line
-    cut short by a kill is cut, and the lines ``stands`` rejects are dropped (the file written
-    whole, :func:`replacing`, where any is); their videos and plots. None where there is no such
-    run or its file is damaged: the file is then written anew."""
+def same_run(jsonl: Path, identity: dict) -> bool:
+    """Whether ``jsonl`` holds the lines of an earlier run with this identity."""
     try:
-        same = json.loads(config_path(jsonl).read_text()) == identity and jsonl.is_file()
+        return json.loads(config_path(jsonl).read_text()) == identity and jsonl.is_file()
     except (FileNotFoundError, json.JSONDecodeError):
-        same = False
-    if not same:
+        return False
+
+
+def go_on(jsonl: Path, identity: dict, judge: Callable[[dict], dict | None]) -> list[tuple[str, str | None]] | None:
+    """Make ``jsonl`` the lines of an earlier run with this identity that still stand: a last line
+    cut short by a kill is cut, the lines ``judge`` rejects (None) are dropped and those it
+    amends (another line) written amended (the file written whole, :func:`replacing`, where any
+    is); the dropped lines' videos and plots. None where there is no such run or its file is
+    damaged: the file is then written anew."""
+    if not same_run(jsonl, identity):
         return None
-    whole, dropped, dropped_at = 0, [], set()
+    whole, dropped, amended = 0, [], {}
     with open(jsonl, "rb") as handle:
         for number, raw in enumerate(handle):
             if not raw.endswith(b"\n"):
@@ -352,16 +361,37 @@ def go_on(jsonl: Path, identity: dict, stands: Callable[[dict], bool]) -> list[t
                 line = json.loads(raw)
             except (UnicodeDecodeError, json.JSONDecodeError):
                 return None
-            if not stands(line):
+            judged = judge(line)
+            if judged is None:
                 dropped.append((line["video"], line.get("plot")))
-                dropped_at.add(number)
+            if judged is not line:
+                amended[number] = None if judged is None else (json.dumps(judged) + "\n").encode()
             whole += len(raw)
-    if dropped:
+    if amended:
         with replacing(jsonl) as tmp, open(jsonl, "rb") as old, open(tmp, "wb") as new:
-            new.writelines(raw for number, raw in enumerate(old) if raw.endswith(b"\n") and number not in dropped_at)
+            new.writelines(amended.get(number, raw) for number, raw in enumerate(old) if raw.endswith(b"\n") and amended.get(number, raw) is not None)
     elif whole < jsonl.stat().st_size:
         os.truncate(jsonl, whole)
     return dropped
+
+
+def misread_earlier(jsonl: Path, stamps: dict[str, dict | None], progress: bool) -> set[str]:
+    """The videos of ``jsonl``'s lines predicted under older decoder rules than
+    :data:`~pipeline.decoders.DECODER_RULES` (lines without ``decoder_rules``: before them),
+    from files unchanged since (``stamps``), that decord misread then (:func:`misread_before`),
+    each file looked into once (:func:`looked_into`). The lines read up to a damaged one
+    (:func:`go_on` judges the file)."""
+    older = []
+    with open(jsonl, "rb") as handle:
+        for raw in handle:
+            try:
+                line = json.loads(raw)
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                break
+            video = line["video"]
+            if abs(line.get("decoder_rules", 0)) < DECODER_RULES and line.get("file") == stamps.get(video) and os.path.isfile(video):
+                older.append(video)
+    return {video for video, why in zip(older, looked_into(older, misread_before, progress)) if why}
 
 
 def _json_lines(path: Path) -> Iterator[dict]:
@@ -402,13 +432,24 @@ def _predict_into(jsonl: Path, inputs: Sequence[Path], run_dir: Path, cfg: EvalC
     result = PredictResult(pipeline, jsonl, share)
     identity = predictions_identity(run_dir, cfg, pipeline.engine.light.backend, plot)
     stamps = {str(v): file_stamp(v) for v in videos}  # taken before decoding: a file changed later is predicted again next time
-    dropped = go_on(jsonl, identity, lambda line: line["video"] in stamps and line.get("file") == stamps[line["video"]] and not (retry_failed and "error" in line))
+    misread = misread_earlier(jsonl, stamps, progress) if same_run(jsonl, identity) else set()
+
+    def judged(line: dict) -> dict | None:
+        """An earlier line kept (None: predicted again, or its video no longer given); one of
+        older decoder rules whose file was read right, with the rules looked under."""
+        video = line["video"]
+        if video not in stamps or line.get("file") != stamps[video] or (retry_failed and "error" in line) or video in misread:
+            return None
+        return line if abs(line.get("decoder_rules", 0)) >= DECODER_RULES else {**line, "decoder_rules": -DECODER_RULES}
+
+    dropped = go_on(jsonl, identity, judged)
     if dropped is None:  # the file emptied before its identity changes: never an old run's lines under a new identity
         jsonl.write_text("")
         write_text_atomic(config_path(jsonl), json.dumps(identity, indent=1))
     else:
         result.gone = sum(video not in stamps for video, _ in dropped)
-        result.again = len(dropped) - result.gone
+        result.misread = sum(video in misread for video, _ in dropped)
+        result.again = len(dropped) - result.gone - result.misread
         for _, plot_name in dropped:
             if plot_name:
                 (out_dir / plot_name).unlink(missing_ok=True)
@@ -430,7 +471,7 @@ def _predict_into(jsonl: Path, inputs: Sequence[Path], run_dir: Path, cfg: EvalC
     stream = predict_videos(pipeline.engine, observations, batch_size, workers, decode_timeout=decode_timeout) if videos else iter(())
     with open(jsonl, "a") as handle, tqdm(total=len(videos), unit="video", desc="predict", disable=not progress) as bar:
         for prediction in stream:
-            line = {**prediction.to_json(pipeline.classes), "file": stamps[prediction.path]}
+            line = {**prediction.to_json(pipeline.classes), "file": stamps[prediction.path], "decoder_rules": DECODER_RULES}
             if plot and prediction.ok:
                 path = out_dir / _plot_name(prediction.path, taken)
                 if plot_video_saliency(prediction, pipeline.classes, cfg.fusion, cfg.alpha, path):

@@ -265,6 +265,44 @@ def test_a_video_changed_since_is_predicted_again_and_its_plot_replaced(trained,
     assert after[2]["file"] != before[0]["file"] and after[2]["plot"] == before[0]["plot"] and plot.stat().st_mtime_ns > 0  # drawn anew
 
 
+def test_a_video_decord_misread_before_the_rules_is_predicted_again_once(trained, tmp_path, onnx_exports, video_writer, monkeypatch):
+    """Lines written before the decoder rules (no ``decoder_rules``), one of them a transport
+    stream's whose frames decord gave 7 late: the next run looks into their files once,
+    predicts the stream again (as a fresh run predicts it), keeps the three others' lines with
+    the rules they were looked at under, and a later run looks into nothing."""
+    from pipeline.decoders import DECODER_RULES
+
+    features, _, run, root = trained
+    videos = [shutil.copy(root / v["path"], tmp_path / Path(v["path"]).name) for v in _val_videos(features)]
+    t = np.arange(64)
+    frames = np.zeros((64, 32, 32, 3), dtype=np.uint8)
+    frames[..., 0], frames[..., 1] = (8 * (t % 30) + 4)[:, None, None], (60 * (t // 30) + 20)[:, None, None]
+    videos.append(str(video_writer(tmp_path / "stream.ts", frames, 25, "mpegts", "libx264", {"g": "8"})))
+    with monkeypatch.context() as before:
+        before.setattr("pipeline.decoders.decord_misreads", lambda path: None)  # the rules before 2026-12-06 (night)
+        first = run_predict(videos, run, tmp_path / "out", EVAL, workers=0, progress=False, export_dir=onnx_exports)
+    old = [{k: v for k, v in json.loads(line).items() if k != "decoder_rules"} for line in first.jsonl.read_text().splitlines()]
+    first.jsonl.write_text("".join(json.dumps(line) + "\n" for line in old))  # as a run before the rules wrote them
+    fresh = [json.loads(line) for line in run_predict(videos, run, tmp_path / "fresh", EVAL, workers=0, progress=False, export_dir=onnx_exports).jsonl.read_text().splitlines()]
+    assert old[3]["top5"] != fresh[3]["top5"]  # decord's frames were other frames
+
+    second = run_predict(videos, run, tmp_path / "out", EVAL, workers=0, progress=False, export_dir=onnx_exports)
+    assert (second.misread, second.again, second.gone, second.earlier, second.videos) == (1, 0, 0, 3, 1)
+    assert "1 predicted again: decord read them, as it did every file it opened before 2026-12-06 (night), and misread them; PyAV reads them now" in second.table()
+    after = [json.loads(line) for line in second.jsonl.read_text().splitlines()]
+    assert after[:3] == [{**line, "decoder_rules": -DECODER_RULES} for line in old[:3]]
+    assert after[3]["video"] == videos[3] and after[3]["decoder_rules"] == DECODER_RULES and after[3]["frames"] == fresh[3]["frames"]
+    assert [c["class"] for c in after[3]["top5"]] == [c["class"] for c in fresh[3]["top5"]]
+    np.testing.assert_allclose([c["score"] for c in after[3]["top5"]], [c["score"] for c in fresh[3]["top5"]], atol=1e-4)
+
+    def refused(path):
+        raise AssertionError(f"{path} looked into again")
+
+    monkeypatch.setattr("stages.predict.misread_before", refused)
+    third = run_predict(videos, run, tmp_path / "out", EVAL, workers=0, progress=False, export_dir=onnx_exports)
+    assert (third.earlier, third.videos, third.misread) == (4, 0, 0) and third.jsonl.read_text() == second.jsonl.read_text()
+
+
 def test_a_file_stamp_changes_with_its_file_or_folder_of_frames(tmp_path):
     """A file's stamp is its size and modification time; a folder of frames' changes when a frame
     is added; nothing at the path has none."""
