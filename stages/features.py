@@ -497,7 +497,7 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
                 sizing = BlockDecoder(root, manifest.videos, plan.todo, config.num_frames, *transforms, config.offsets)
                 workers = min(decoding_workers(opts.workers, worker.device), len(plan.todo))
                 workers = workers_within_shared_memory(workers, sizing.largest_block_bytes(light_cfg["input_size"], rec_cfg["input_size"]), asked=opts.workers is not None)
-                done = _Done((status != DONE) | plan.again, log, manifest, tqdm(total=sum(len(m) for _, m in plan.todo), unit="video", desc=f"features {manifest.name}", disable=not opts.progress or not worker.is_leader))
+                done = _Done((status != DONE) | plan.again, status != PENDING, log, manifest, tqdm(total=sum(len(m) for _, m in plan.todo), unit="video", desc=f"features {manifest.name}", disable=not opts.progress or not worker.is_leader))
                 with WatchedDecoding(workers, opts.decode_timeout, str(staging), lambda index: str(root / manifest.videos[index].path)) as decoding:
 
                     def blocks_from_the_next() -> Iterator[DecodedBlock]:  # after a failure, from the block it stopped
@@ -619,6 +619,7 @@ class _Done:
     """What a features run did, by video."""
 
     fresh: np.ndarray  # [N] bool: videos not finished at the start, or finished and computed again
+    finished_before: np.ndarray  # [N] bool: videos done or failed at the start (the log may hold a line of each)
     log: Path
     manifest: Manifest
     bar: Any  # tqdm
@@ -632,9 +633,11 @@ class _Done:
         self.computed.update(v.index for v in block.videos if self.fresh[v.index])
         for video in block.videos:
             notes = {**({"frames": video.read_short[0], "listed": video.read_short[1]} if video.read_short else {}), **({"pyav": video.decord_passed_over} if video.decord_passed_over else {})}
+            record = self.manifest.videos[video.index]
             if notes:  # one line a video: the latest line of each is read back (_collect_logged)
-                record = self.manifest.videos[video.index]
                 _log_video(self.log, record.video_id, record.path, "read short" if video.read_short else "read by PyAV", **notes)
+            elif self.finished_before[video.index]:  # a plain read, after the lines of an earlier one
+                _log_video(self.log, record.video_id, record.path, "read")
         for failure in block.failures:
             record = self.manifest.videos[failure.index]
             _log_video(self.log, record.video_id, record.path, failure.reason)

@@ -104,9 +104,15 @@ def test_a_video_decord_misread_in_a_cache_built_before_is_computed_again_once(t
         np.testing.assert_array_equal(after[name][others], values[others], err_msg=name)
     assert _key(cache) != old_key  # the prototypes and samplers made from the old rows are not taken for this cache's
 
-    _no_looks(monkeypatch)
-    still = run_features("demo", tiny_videos, tiny_config, run_options)
+    assert [r["path"] for r in again.pyav_reads] == [_files(tiny_videos)[stream].relative_to(tiny_videos).as_posix()]  # logged read by PyAV
+
+    with monkeypatch.context() as no_looks:
+        _no_looks(no_looks)
+        still = run_features("demo", tiny_videos, tiny_config, run_options)
     assert (still.misread, still.computed, still.skipped) == (0, 0, 12)
+    shutil.copyfile(_files(tiny_videos)[0], _files(tiny_videos)[stream])  # an MP4 decord reads, downloaded again under the name
+    replaced = run_features("demo", tiny_videos, tiny_config, run_options)
+    assert (replaced.changed, replaced.computed, replaced.pyav_reads) == (1, 1, [])  # no longer listed as PyAV's
 
 
 def test_a_sibling_cache_built_before_the_rules_gives_its_rows_and_the_misread_one_is_computed(tiny_videos, tiny_config, run_options, video_writer, monkeypatch):
