@@ -22,7 +22,7 @@ from pipeline.backends import Runner, backend_identity, make_runner, resolve_bac
 from pipeline.class_order import OrderWatch, misordered_message, write_recognizer_classes
 from pipeline.config import WEIGHTS_IMAGENET, WEIGHTS_NONE, FeaturesConfig, RunOptions, from_checkpoint
 from pipeline.datasets import AnnotationFiles, Manifest, load_manifest
-from pipeline.distributed import Worker, barrier, from_leader, joined_worker, pick_device
+from pipeline.distributed import Worker, barrier, from_leader, gathered, joined_worker, pick_device
 from pipeline.environment import environment
 from pipeline.decode_watch import WatchedDecoding
 from pipeline.decoders import DECODER_RULES, looked_into, misread_before
@@ -300,11 +300,12 @@ def manifest_features(dataset: str, root: Path, manifest: Manifest, config: Feat
             cache_mod.check_fingerprint(final, done_cache.attrs, fp)
             plan = sources.plan(done_cache, opts.retry_failed)
             status = np.asarray(done_cache["status"][:])
-        if plan.todo:  # videos to compute again: in the staging store, exported again once finished
-            cache_mod.reopen_hdf5(final, staging)
-        else:
+        finished = not any(gathered(bool(plan.todo), worker))  # the ranks go on together: those without videos to compute wait for the others
+        if finished:
             sources.record_looks(final)
-    if finished and not plan.todo:
+        else:  # videos to compute again: in the staging store (the first rank copies it), exported again once finished
+            cache_mod.reopen_hdf5(final, staging)
+    if finished:
         summary = _summarise(final, manifest, status, computed=0, failed_now=0, skipped=plan.skipped, started=started)
     else:
         summary = _extract(root, manifest, config, opts, worker, final, staging, fp, identity, started, sources)

@@ -719,9 +719,13 @@ def test_a_file_system_without_locks_is_a_clear_error(tiny_videos, tiny_config, 
 
 @pytest.mark.parametrize("storage", ["zarr", "hdf5"])
 def test_torchrun_two_ranks_fill_one_store(tiny_videos, tmp_path, tiny_config, run_options, storage, onnx_exports):
+    """Two ranks fill one store, the shards of 4 videos divided between them, with the rows of
+    one process; run again after a file of the second rank's share changed, they compute it
+    together (a finished HDF5 cache: the rank with nothing to compute had left, and the other
+    waited for it at the end until the time limit)."""
     torchrun = Path(sys.executable).with_name("torchrun")
     cache = tmp_path / "cache"
-    cmd = [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "stages.cli", *_tiny_args(tiny_videos, cache, onnx_exports, "--workers", "1", "--storage", storage)]
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "stages.cli", *_tiny_args(tiny_videos, cache, onnx_exports, "--workers", "1", "--storage", storage, "--videos-per-batch", "2", "--videos-per-shard", "4")]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("done / pending") == 1  # one summary, from rank 0
@@ -732,6 +736,14 @@ def test_torchrun_two_ranks_fill_one_store(tiny_videos, tmp_path, tiny_config, r
         assert a["status"][:].tolist() == [DONE] * 12
         for name in ("frame_indices", "num_frames", "rec_logits"):
             np.testing.assert_allclose(a[name][:], b[name][:], rtol=1e-5, atol=1e-5)
+    files = [tiny_videos / v.path for v in get_dataset("demo").load(tiny_videos).videos]
+    shutil.copyfile(files[0], files[5])  # shard 1: rank 1's
+    again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert not list((cache / "demo").glob("*.staging.zarr"))
+    with FeatureCache(store) as a:
+        assert a["status"][:].tolist() == [DONE] * 12 and a["source_sizes"][5] == files[0].stat().st_size
+        np.testing.assert_allclose(a["rec_logits"][5], a["rec_logits"][0], rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("sharded", [False, True], ids=["a file per video (before sharding)", "shards with a chunk per video (before 2026-12-02)"])
