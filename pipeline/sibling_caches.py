@@ -54,13 +54,11 @@ class Sibling:
         """The sibling ``cache`` (open; closed with it), its videos indexed and its log read."""
         videos = cache.attrs["manifest"]["videos"]
         final = cache.path.with_name(cache.path.name.removesuffix(".staging.zarr"))
-        logged: dict[str, dict[str, Any]] = {}
+        records: list[dict[str, Any]] = []
         log_dir = final.with_name(final.name + ".failures.d")
         for log in sorted(log_dir.glob("*.jsonl")) if log_dir.is_dir() else []:
-            for line in log.read_text().splitlines():
-                if line.strip():
-                    record = json.loads(line)
-                    logged[record["path"]] = record
+            records += [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        logged = {record["path"]: record for record in sorted(records, key=lambda record: record.get("at", 0.0))}  # the latest by time, as the features summary takes them
         return cls(cache.path, cache, {_video_key(v): i for i, v in enumerate(videos)}, [v["split"] for v in videos],
                    np.asarray(cache["status"][:]), np.asarray(cache["source_sizes"][:]), logged)  # fmt: skip
 

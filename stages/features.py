@@ -156,8 +156,9 @@ def _failures_file(final: Path) -> Path:
 
 
 def _log_video(log: Path, video_id: str, path: str, reason: str, **more: Any) -> None:
-    """A line of the run's log of a video: why it failed, or that it was read short."""
-    _log_lines(log, [{"video_id": video_id, "path": path, "reason": reason, **more}])
+    """A line of the run's log of a video: why it failed, or how it was read, and when (``at``,
+    seconds since the epoch: the latest line of a video is read back, whichever log holds it)."""
+    _log_lines(log, [{"video_id": video_id, "path": path, "reason": reason, **more, "at": round(time.time(), 3)}])
 
 
 def _log_lines(log: Path, records: list[dict[str, Any]]) -> None:
@@ -174,13 +175,14 @@ def _collect_logged(final: Path, manifest: Manifest, status: np.ndarray) -> tupl
     """Latest logged reason of every video now marked failed, plus unusable manifest entries,
     written atomically to ``<cache>.failures.jsonl``; and the finished videos last logged as
     read short, and as read by PyAV."""
-    latest: dict[str, dict[str, Any]] = {}
+    records: list[dict[str, Any]] = []
     log_dir = _failures_dir(final)
     for log in sorted(log_dir.glob("*.jsonl")) if log_dir.is_dir() else []:
-        for line in log.read_text().splitlines():
-            if line.strip():
-                record = json.loads(line)
-                latest[record["video_id"]] = record
+        records += [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    # by time (each job's share writes its own log: a whole run after `--shard` jobs writes its
+    # lines in a log named before theirs); lines logged before 2026-12-06 (late) have no time
+    # and come first, in the logs' order
+    latest = {record["video_id"]: record for record in sorted(records, key=lambda record: record.get("at", 0.0))}
     failures = [{"video_id": r.video_id, "path": r.path, "reason": r.reason} for r in manifest.rejected]
     for index in np.flatnonzero(status == FAILED):
         vid = manifest.videos[index].video_id

@@ -6,6 +6,7 @@ pictures among them)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -175,3 +176,27 @@ def test_the_content_key_takes_the_rules_videos_were_computed_under_not_looks(tm
     assert key("b.zarr", [-1, -1, 0]) == plain
     computed = key("c.zarr", [1, -1, -1])
     assert computed != plain and computed == key("d.zarr", [1, -1, -1]) and key("e.zarr", [1, 1, -1]) not in (plain, computed)
+
+
+def test_a_videos_latest_log_line_is_taken_by_time_whichever_jobs_log_holds_it(tiny_videos, tmp_path):
+    """``--shard`` jobs write their own logs, and a whole run after them its own, named before
+    theirs: the summary takes each video's latest line by its time (video 0 read whole after a
+    job read it short, video 1 failed anew for another reason); lines logged before they had
+    times come first, in the logs' order (video 2)."""
+    from stages.features import _collect_logged
+
+    manifest = get_dataset("demo").load(tiny_videos)
+    ids = [v.video_id for v in manifest.videos[:3]]
+    final = tmp_path / "features-x.zarr"
+    logs = final.with_name(final.name + ".failures.d")
+    logs.mkdir()
+    lines = {
+        "shard-0-of-1.jsonl": [{"video_id": ids[0], "reason": "read", "at": 200.0}, {"video_id": ids[1], "reason": "file not found", "at": 200.0}, {"video_id": ids[2], "reason": "read by PyAV", "pyav": "an ASF file"}],
+        "shard-1-of-2.jsonl": [{"video_id": ids[0], "reason": "read short", "frames": 5, "listed": 10, "at": 100.0}, {"video_id": ids[1], "reason": "decoding failed", "at": 100.0}, {"video_id": ids[2], "reason": "read"}],
+    }
+    for name, records in lines.items():
+        (logs / name).write_text("".join(json.dumps({"path": "p", **record}) + "\n" for record in records))
+    status = np.full(len(manifest.videos), DONE, dtype=np.int8)
+    status[1] = FAILED
+    failures, short, pyav = _collect_logged(final, manifest, status)
+    assert [f["reason"] for f in failures] == ["file not found"] and short == [] and pyav == []
