@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -141,8 +141,11 @@ def decord_misreads(path: Path) -> str | None:
         return None
 
 
-def looked_into(paths: Sequence[str], look: Callable[[Path], str | None] = decord_misreads, progress: bool = True) -> list[str | None]:
-    """``look`` (:func:`decord_misreads`, :func:`misread_before`) of each video file of
+Look = TypeVar("Look")
+
+
+def looked_into(paths: Sequence[str], look: Callable[[Path], Look], progress: bool = True) -> list[Look]:
+    """``look`` (:func:`misread_before`, :func:`misread_now_and_then`) of each video file of
     ``paths``, in order, :data:`LOOKED_INTO_AT_ONCE` at once in threads, with a progress bar."""
     from tqdm import tqdm
 
@@ -245,14 +248,23 @@ def misread_before(path: Path) -> str | None:
     every file it opened with usable frame times (:func:`decord_misreads` of such a file); None
     where it read the file right or PyAV read it then too (decord opened only for the files
     the look names)."""
+    misread, then = misread_now_and_then(path)
+    return misread if then else None
+
+
+def misread_now_and_then(path: Path) -> tuple[str | None, bool]:
+    """Why decord would misread ``path`` (:func:`decord_misreads`), and whether the rules before
+    :data:`DECODER_RULES` 1 gave it to decord all the same (a file decord opens with usable frame
+    times; False where it would not misread it). An MPEG-4 part 2 AVI with B-frames, as xvid
+    writes them, is one decord would misread and refused then too: PyAV read it before as now."""
     misread = decord_misreads(path)
     if misread is None:
-        return None
+        return None, False
     try:
         _opened_by_decord(path)
     except DecodeError:
-        return None
-    return misread
+        return misread, False
+    return misread, True
 
 
 class DecordReader:

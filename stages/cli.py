@@ -293,7 +293,7 @@ def main(ctx: click.Context) -> None:
 @click.option("--val-per-class", type=int, default=None, help="Demo only.")
 @click.option("--no-progress", is_flag=True)
 @click.option("--missing", "missing_out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write every video not on disk to this file, a JSON line each (video, split, labels, path, unfinished): the list to download again.")
-@click.option("--check-decoding", is_flag=True, help="Look into every video file (its container and first packets, a few ms each) for those decord would misread, which PyAV reads: transport streams, ASF, edit-list cuts, open groups of pictures. A feature cache built before 2026-12-06 (night) holds their frames as decord gave them.")
+@click.option("--check-decoding", is_flag=True, help="Look into every video file (its container and first packets, a few ms each) for those decord would misread, which PyAV reads: transport streams, ASF, edit-list cuts, open groups of pictures; and of them, those decord read before 2026-12-06 (night) all the same, whose frames a feature cache built before holds as decord gave them (its next features run computes them again).")
 @annotation_options
 @clear_errors
 def data(dataset: str, data_root: Path | None, difficulty: float | None, seed: int | None, num_classes: int | None, train_per_class: int | None, val_per_class: int | None, no_progress: bool, missing_out: Path | None, check_decoding: bool, files: Any) -> None:

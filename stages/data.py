@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pipeline.cache import write_text_atomic
 from pipeline.datasets import AnnotationFiles, Manifest, VideoRecord, get_dataset, load_manifest
-from pipeline.decoders import looked_into
+from pipeline.decoders import looked_into, misread_now_and_then
 from pipeline.demo_data import DemoSpec, generate_demo
 from pipeline.video import broken_link, failure_summary, looked_at, unfinished_downloads
 
@@ -119,22 +119,26 @@ def _on_disk(root: Path, total: int, looked: list[Missing]) -> list[str]:
     return lines
 
 
-def misread_by_decord(root: Path, manifest: Manifest, progress: bool = True) -> tuple[int, list[tuple[VideoRecord, str]]]:
+def misread_by_decord(root: Path, manifest: Manifest, progress: bool = True) -> tuple[int, list[tuple[VideoRecord, str, bool]]]:
     """How many of the manifest's videos are files on disk under ``root``, and those of them
-    that decord would misread, each with why (:func:`~pipeline.decoders.decord_misreads`):
-    PyAV reads them since 2026-12-06 (night); a feature cache built before holds the frames
-    decord gave. A look at each file's container and first packets (:func:`~pipeline.decoders.looked_into`)."""
+    that decord would misread, each with why and whether decord read it before 2026-12-06
+    (night) all the same (:func:`~pipeline.decoders.misread_now_and_then`): PyAV reads them
+    since; a feature cache built before holds the frames decord gave for the second kind. A look
+    at each file's container and first packets, and a decord open of each file it names
+    (:func:`~pipeline.decoders.looked_into`)."""
     folder = str(root)
     files = [v for v in manifest.videos if os.path.isfile(os.path.join(folder, v.path))]
-    reasons = looked_into([os.path.join(folder, v.path) for v in files], progress=progress)
-    return len(files), [(v, reason) for v, reason in zip(files, reasons) if reason]
+    looks = looked_into([os.path.join(folder, v.path) for v in files], misread_now_and_then, progress)
+    return len(files), [(v, reason, then) for v, (reason, then) in zip(files, looks) if reason]
 
 
-def describe_misread(files: int, misread: list[tuple[VideoRecord, str]]) -> str:
+def describe_misread(files: int, misread: list[tuple[VideoRecord, str, bool]]) -> str:
     """:func:`misread_by_decord`'s finding as the summary says it."""
     if not misread:
         return f"decord reads the {files:,} video file(s) as asked (no transport stream, ASF, edit-list cut or open groups of pictures)"
-    lines = [f"decord would misread {len(misread):,} of {files:,} video files, which PyAV reads ({failure_summary([reason for _, reason in misread])}); "
-             "a feature cache built before 2026-12-06 (night) holds their frames as decord gave them, which its next features run computes again; the first:"]
-    lines += [f"  {video.path}: {reason}" for video, reason in misread[:MISSING_SHOWN]]
+    then = sum(read_then for _, _, read_then in misread)
+    before = (f"{then:,} of them decord read before 2026-12-06 (night) all the same: a feature cache built before holds their frames as decord gave them, which its next features run computes again"
+              if then else "decord refused them before 2026-12-06 (night) too: a feature cache built before holds PyAV's frames of them")  # fmt: skip
+    lines = [f"decord would misread {len(misread):,} of {files:,} video files, which PyAV reads ({failure_summary([reason for _, reason, _ in misread])}); {before}; the first:"]
+    lines += [f"  {video.path}: {reason}" + ("" if read_then else " (refused by decord before as well)") for video, reason, read_then in misread[:MISSING_SHOWN]]
     return "\n".join(lines)

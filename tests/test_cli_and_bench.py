@@ -75,20 +75,26 @@ def test_data_command_counts_the_videos_on_disk_and_names_the_missing(tmp_path: 
 def test_data_check_decoding_names_the_files_decord_would_misread(tmp_path: Path, video_writer):
     """``nsnet data --check-decoding`` looks into every video file (not the missing ones, not
     folders of frames) and names those that PyAV reads since decord misreads them: here a
-    transport stream; an MP4 of closed groups of pictures is decord's."""
-    frames = np.zeros((12, 32, 64, 3), dtype=np.uint8)
-    frames[..., 0] = (20 * np.arange(12))[:, None, None]
+    transport stream, which decord read before all the same, and an MPEG-4 AVI with B-frames
+    (as xvid writes them), which it refused before too; an MP4 of closed groups of pictures is
+    decord's."""
+    frames = np.zeros((30, 32, 64, 3), dtype=np.uint8)
+    frames[..., 0] = (8 * np.arange(30))[:, None, None]
     (tmp_path / "videos" / "frames").mkdir(parents=True)
     video_writer(tmp_path / "videos" / "a.mp4", frames, 8, "mp4", "libx264")
     video_writer(tmp_path / "videos" / "b.ts", frames, 8, "mpegts", "libx264")
-    (tmp_path / "train.txt").write_text("videos/a.mp4 0\nvideos/b.ts 1\nvideos/gone.mp4 0\nvideos/frames 1\n")
+    video_writer(tmp_path / "videos" / "c.avi", frames, 8, "avi", "mpeg4", {"g": "10", "bf": "2", "b": "2000000"})
+    (tmp_path / "train.txt").write_text("videos/a.mp4 0\nvideos/b.ts 1\nvideos/c.avi 0\nvideos/gone.mp4 0\nvideos/frames 1\n")
     args = ["data", "--dataset", "list", "--data-root", str(tmp_path), "--train-list", str(tmp_path / "train.txt"), "--list-format", "video", "--no-progress"]
     result = CliRunner().invoke(main, [*args, "--check-decoding"])
     assert result.exit_code == 0, result.output
-    assert result.output.splitlines()[-2:] == [
-        "decord would misread 1 of 2 video files, which PyAV reads (an MPEG transport stream 1); a feature cache built before 2026-12-06 (night) holds their frames as decord gave them, which its next features run computes again; the first:",
+    assert result.output.splitlines()[-3:] == [
+        "decord would misread 2 of 3 video files, which PyAV reads (an MPEG transport stream 1, open groups of pictures 1); 1 of them decord read before 2026-12-06 (night) all the same: a feature cache built before holds their frames as decord gave them, which its next features run computes again; the first:",
         "  videos/b.ts: an MPEG transport stream (decord returns its frames a group of pictures or more late)",
+        "  videos/c.avi: open groups of pictures (frames shown before a keyframe are decoded after it: decord returns frames shifted after a seek) (refused by decord before as well)",
     ]
+    (tmp_path / "train.txt").write_text("videos/c.avi 0\n")
+    assert "decord refused them before 2026-12-06 (night) too: a feature cache built before holds PyAV's frames of them; the first:" in CliRunner().invoke(main, [*args, "--check-decoding"]).output
     assert "decord" not in CliRunner().invoke(main, args).output  # only when asked: a look into every file
     (tmp_path / "train.txt").write_text("videos/a.mp4 0\nvideos/frames 1\n")
     assert CliRunner().invoke(main, [*args, "--check-decoding"]).output.splitlines()[-1] == "decord reads the 1 video file(s) as asked (no transport stream, ASF, edit-list cut or open groups of pictures)"
