@@ -311,10 +311,25 @@ def manifest_features(dataset: str, root: Path, manifest: Manifest, config: Feat
         summary = _summarise(final, manifest, status, computed=0, failed_now=0, skipped=plan.skipped, started=started)
     else:
         summary = _extract(root, manifest, config, opts, worker, final, staging, fp, identity, started, sources)
+    summary = _of_every_rank(summary, worker)
     summary.leader = worker.is_leader
     summary.environment = environment(worker.device)
     summary.checkpoints = {role: taken for role, model in identity["models"].items() if (taken := {k: model[k] for k in CHECKPOINT_TAKEN if k in model})}
     return summary
+
+
+# What each torchrun rank counts of the run's work in its share, summed for the summary.
+RANK_COUNTS = ("computed", "skipped", "changed", "misread", "copied", "failed_now", "frames")
+
+
+def _of_every_rank(summary: FeaturesSummary, worker: Worker) -> FeaturesSummary:
+    """The summary with the run's work counted over every torchrun rank's share (each counts its
+    own), the loop's time the longest rank's (a collective: every rank calls it)."""
+    if worker.world_size == 1:
+        return summary
+    parts = gathered({**{name: getattr(summary, name) for name in RANK_COUNTS}, "compute_seconds": summary.compute_seconds, "copied_from": summary.copied_from}, worker)
+    counts = {name: sum(part[name] for part in parts) for name in RANK_COUNTS}
+    return replace(summary, **counts, compute_seconds=max(part["compute_seconds"] for part in parts), copied_from=sorted({name for part in parts for name in part["copied_from"]}))
 
 
 @dataclass(frozen=True)

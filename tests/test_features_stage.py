@@ -729,6 +729,7 @@ def test_torchrun_two_ranks_fill_one_store(tiny_videos, tmp_path, tiny_config, r
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("done / pending") == 1  # one summary, from rank 0
+    assert re.search(r"^computed this run +12$", proc.stdout, re.M), proc.stdout  # both ranks' videos
     (store,) = (cache / "demo").glob("*.zarr" if storage == "zarr" else "*.h5")
     assert not list((cache / "demo").glob("*.staging.zarr"))
     single = run_features("demo", tiny_videos, tiny_config, run_options, cache_path=tmp_path / "single.zarr")
@@ -740,6 +741,7 @@ def test_torchrun_two_ranks_fill_one_store(tiny_videos, tmp_path, tiny_config, r
     shutil.copyfile(files[0], files[5])  # shard 1: rank 1's
     again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert again.returncode == 0, again.stdout + again.stderr
+    assert re.search(r"^computed this run +1$", again.stdout, re.M) and re.search(r"^computed again \(file changed\) +1 ", again.stdout, re.M) and re.search(r"^skipped \(already in cache\) +11$", again.stdout, re.M), again.stdout  # rank 1's, said by rank 0
     assert not list((cache / "demo").glob("*.staging.zarr"))
     with FeatureCache(store) as a:
         assert a["status"][:].tolist() == [DONE] * 12 and a["source_sizes"][5] == files[0].stat().st_size
