@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import colorsys
 import json
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -279,7 +280,9 @@ def generate_demo(out_dir: Path, spec: DemoSpec = DemoSpec(), workers: int | Non
     plans = _plan_videos(spec)
     jobs = [(spec, plan, i, str(out_dir)) for i, plan in enumerate(plans)]
     workers = workers or min(len(os.sched_getaffinity(0)), 8)
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # encoded in fresh processes: a fork of a process that had decoded videos of many formats (a
+    # test session's worker) hung in its child, on the dependency floors, before the first video
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         for _ in tqdm(pool.map(_make_one, jobs, chunksize=8), total=len(jobs), desc="demo videos", unit="video", disable=not progress):
             pass
     table = class_table(spec.num_classes)

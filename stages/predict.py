@@ -369,7 +369,8 @@ def go_on(jsonl: Path, identity: dict, judge: Callable[[dict], dict | None]) -> 
             whole += len(raw)
     if amended:
         with replacing(jsonl) as tmp, open(jsonl, "rb") as old, open(tmp, "wb") as new:
-            new.writelines(amended.get(number, raw) for number, raw in enumerate(old) if raw.endswith(b"\n") and amended.get(number, raw) is not None)
+            kept = (amended.get(number, raw) for number, raw in enumerate(old) if raw.endswith(b"\n"))
+            new.writelines(line for line in kept if line is not None)
     elif whole < jsonl.stat().st_size:
         os.truncate(jsonl, whole)
     return dropped
