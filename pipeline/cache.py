@@ -220,6 +220,30 @@ def file_lock(path: Path, blocking: bool = True, hint: str = "wait for it or pic
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def creation_lock_path(store: Path) -> Path:
+    """The lock beside a store (``<store>.create.lock``) under which it is made, reopened,
+    exported, and its decoder rules recorded."""
+    return store.with_name(store.name + ".create.lock")
+
+
+def failures_dir(final: Path) -> Path:
+    """Where the features stage's jobs log the videos of the cache ``final``, a file a share:
+    why one failed, how one was read (``<cache>.failures.d``)."""
+    return final.with_name(final.name + ".failures.d")
+
+
+def logged_lines(final: Path) -> list[dict[str, Any]]:
+    """Every line logged in :func:`failures_dir`, oldest first by its time (``at``: each share
+    writes its own log, and a whole run after ``--shard`` jobs writes its lines in a log named
+    before theirs); lines logged before 2026-12-06 (late) have no time and come first, in the
+    logs' order. A dict of them by video keeps each video's latest."""
+    folder = failures_dir(final)
+    lines: list[dict[str, Any]] = []
+    for log in sorted(folder.glob("*.jsonl")) if folder.is_dir() else []:
+        lines += [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    return sorted(lines, key=lambda line: line.get("at", 0.0))
+
+
 def output_lock_path(output: Path) -> Path:
     """The lock file of a stage's output: ``.<output>.lock`` beside it, hidden, so that it
     matches no pattern of the outputs (``<cache>.train-*``)."""
@@ -358,7 +382,7 @@ class ZarrWriter:
         import zarr
 
         self.path = Path(path)
-        with file_lock(self.path.with_name(self.path.name + ".create.lock")):
+        with file_lock(creation_lock_path(self.path)):
             if (self.path / "zarr.json").exists():
                 group = zarr.open_group(str(self.path), mode="r+")
                 check_fingerprint(self.path, dict(group.attrs), fp)
@@ -418,7 +442,7 @@ def record_looked(path: Path, videos: np.ndarray, rules: int) -> None:
     if not len(videos):
         return
     path = Path(path)
-    with file_lock(path.with_name(path.name + ".create.lock")):
+    with file_lock(creation_lock_path(path)):
         if path.suffix == ".h5":
             _record_looked_hdf5(path, videos, rules)
             return
@@ -679,7 +703,7 @@ def reopen_hdf5(final: Path, staging: Path) -> None:
     uncopied videos look pending: they would be computed again from their videos), in the
     layout the store was made in, a shard at a time. Under the store's creation lock: a writer
     that finds the store there (another one reopened it) leaves it as it is."""
-    with file_lock(final.with_name(final.name + ".create.lock")):
+    with file_lock(creation_lock_path(final)):
         if staging.exists():
             return
         clear_partials(staging)
@@ -690,7 +714,7 @@ def reopen_hdf5(final: Path, staging: Path) -> None:
             writer = ZarrWriter(tmp, source.fingerprint, attrs, arrays, step)
             for name, array in source.arrays.items():
                 _copy_rows(array, writer.arrays[name], step)
-        tmp.with_name(tmp.name + ".create.lock").unlink()
+        creation_lock_path(tmp).unlink()
 
 
 def shard_size(attrs: dict[str, Any]) -> int:

@@ -12,7 +12,6 @@ are copied, not computed. Its logged failure or short read comes along with it.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.cache import DONE, FAILED, FILL_VALUES, NOT_RECORDED, CacheError, FeatureCache, changed_sources, read_rows
+from pipeline.cache import DONE, FAILED, FILL_VALUES, NOT_RECORDED, CacheError, FeatureCache, changed_sources, logged_lines, read_rows
 from pipeline.datasets import Manifest
 
 # The names of the features stage's stores: a Zarr cache, an HDF5 one, and the staging store of one.
@@ -54,11 +53,7 @@ class Sibling:
         """The sibling ``cache`` (open; closed with it), its videos indexed and its log read."""
         videos = cache.attrs["manifest"]["videos"]
         final = cache.path.with_name(cache.path.name.removesuffix(".staging.zarr"))
-        records: list[dict[str, Any]] = []
-        log_dir = final.with_name(final.name + ".failures.d")
-        for log in sorted(log_dir.glob("*.jsonl")) if log_dir.is_dir() else []:
-            records += [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-        logged = {record["path"]: record for record in sorted(records, key=lambda record: record.get("at", 0.0))}  # the latest by time, as the features summary takes them
+        logged = {record["path"]: record for record in logged_lines(final)}  # the latest of each, as the features summary takes them
         return cls(cache.path, cache, {_video_key(v): i for i, v in enumerate(videos)}, [v["split"] for v in videos],
                    np.asarray(cache["status"][:]), np.asarray(cache["source_sizes"][:]), logged)  # fmt: skip
 

@@ -147,10 +147,6 @@ def resolve_cache_path(dataset: str, manifest: Manifest, config: FeaturesConfig,
     return path, fp, identity
 
 
-def _failures_dir(final: Path) -> Path:
-    return final.with_name(final.name + ".failures.d")
-
-
 def _failures_file(final: Path) -> Path:
     return final.with_name(final.name + ".failures.jsonl")
 
@@ -175,14 +171,7 @@ def _collect_logged(final: Path, manifest: Manifest, status: np.ndarray) -> tupl
     """Latest logged reason of every video now marked failed, plus unusable manifest entries,
     written atomically to ``<cache>.failures.jsonl``; and the finished videos last logged as
     read short, and as read by PyAV."""
-    records: list[dict[str, Any]] = []
-    log_dir = _failures_dir(final)
-    for log in sorted(log_dir.glob("*.jsonl")) if log_dir.is_dir() else []:
-        records += [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-    # by time (each job's share writes its own log: a whole run after `--shard` jobs writes its
-    # lines in a log named before theirs); lines logged before 2026-12-06 (late) have no time
-    # and come first, in the logs' order
-    latest = {record["video_id"]: record for record in sorted(records, key=lambda record: record.get("at", 0.0))}
+    latest = {record["video_id"]: record for record in cache_mod.logged_lines(final)}
     failures = [{"video_id": r.video_id, "path": r.path, "reason": r.reason} for r in manifest.rejected]
     for index in np.flatnonzero(status == FAILED):
         vid = manifest.videos[index].video_id
@@ -498,7 +487,7 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
             "videos_per_shard": shard,
         }
         writer = ZarrWriter(staging, fp, attrs, layout.arrays(), layout.shard_videos)
-        log_dir = _failures_dir(final)
+        log_dir = cache_mod.failures_dir(final)
         log_dir.mkdir(parents=True, exist_ok=True)
         log = log_dir / f"shard-{worker.shard}-of-{worker.num_shards}.jsonl"
         with cache_mod.file_lock(staging / "locks" / f"shard-{worker.shard}-of-{worker.num_shards}.lock", blocking=False):
@@ -706,7 +695,7 @@ def _write_blocks(blocks: Iterator[DecodedBlock], infer: BlockInference, writer:
 def _finish(final: Path, staging: Path) -> np.ndarray:
     """The status of the whole cache; the writer that finds it complete writes the HDF5 file.
     Runs under the store's creation lock, so ranks and jobs finishing together take turns."""
-    with cache_mod.file_lock(final.with_name(final.name + ".create.lock")):
+    with cache_mod.file_lock(cache_mod.creation_lock_path(final)):
         if final != staging and not staging.exists():  # exported by another writer
             with FeatureCache(final) as done:
                 return np.asarray(done["status"][:])
