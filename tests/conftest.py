@@ -6,8 +6,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
+from pipeline.cache import FeatureCache
 from pipeline.config import FeaturesConfig, ModelSpec, RunOptions
 from pipeline.datasets import AnnotationFiles, Manifest, get_dataset
 from pipeline.demo_data import DemoSpec, generate_demo
@@ -30,6 +32,34 @@ def load_rows(dataset: str, root: Path, **files: Path | str) -> tuple[Manifest, 
     ``root``, and its rows (:func:`manifest_rows`)."""
     manifest = get_dataset(dataset).load(root, AnnotationFiles(**files))
     return manifest, manifest_rows(manifest)
+
+
+def demo_files(root: Path) -> list[Path]:
+    """The demo dataset's video files under ``root``, in its manifest's order."""
+    return [root / v.path for v in get_dataset("demo").load(root).videos]
+
+
+def cache_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Every array of a feature cache, read whole."""
+    with FeatureCache(path) as cache:
+        return {name: np.asarray(array[:]) for name, array in cache.arrays.items()}
+
+
+def numbered_frames(count: int, height: int, width: int) -> np.ndarray:
+    """Frame t: red 8 (t mod 30) + 4 and green 60 (t div 30) + 20, so every frame is told apart
+    through a lossy codec (:func:`frame_numbers`)."""
+    t = np.arange(count)
+    frames = np.zeros((count, height, width, 3), dtype=np.uint8)
+    frames[..., 0] = (8 * (t % 30) + 4)[:, None, None]
+    frames[..., 1] = (60 * (t // 30) + 20)[:, None, None]
+    return frames
+
+
+def frame_numbers(frames: np.ndarray) -> np.ndarray:
+    """The frame numbers that :func:`numbered_frames` painted."""
+    red = frames[..., 0].reshape(len(frames), -1).mean(axis=1)
+    green = frames[..., 1].reshape(len(frames), -1).mean(axis=1)
+    return np.round((green - 20) / 60).astype(int) * 30 + np.round((red - 4) / 8).astype(int)
 
 
 def write_video(path: Path, frames, fps: int, container: str, codec: str, codec_options: dict | None = None, container_options: dict | None = None, rotation: int | None = None, pix_fmt: str = "yuv420p") -> Path:

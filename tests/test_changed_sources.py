@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import cache_arrays, demo_files
 from pipeline.cache import DONE, FAILED, NOT_RECORDED, PENDING, CacheError, FeatureCache, ZarrWriter, changed_sources, store_files
-from pipeline.datasets import get_dataset
 from pipeline.prototypes import GuidingScorer
 from pipeline.video import NO_SOURCE, source_size
 from stages.features import run_features
@@ -120,15 +120,6 @@ def test_a_shard_is_written_rows_first_then_its_source_sizes_then_its_status(tmp
     assert written == ["light_features", "num_frames", "source_sizes", "status"]
 
 
-def _files(root: Path) -> list[Path]:
-    return [root / v.path for v in get_dataset("demo").load(root).videos]
-
-
-def _arrays(path: Path) -> dict[str, np.ndarray]:
-    with FeatureCache(path) as cache:
-        return {name: np.asarray(array[:]) for name, array in cache.arrays.items()}
-
-
 def test_a_video_whose_file_changed_is_computed_again_alone_and_the_prototypes_follow(tiny_videos, tiny_config, run_options):
     """The cache records each video's file size. One file replaced by another video's bytes
     (a re-download under the same name) is computed again on the next run, its rows those of
@@ -138,8 +129,8 @@ def test_a_video_whose_file_changed_is_computed_again_alone_and_the_prototypes_f
     row, so the prototypes are computed again, into a new folder."""
     first = run_features("demo", tiny_videos, tiny_config, run_options)
     cache = Path(first.cache)
-    files = _files(tiny_videos)
-    before = _arrays(cache)
+    files = demo_files(tiny_videos)
+    before = cache_arrays(cache)
     assert before["source_sizes"].tolist() == [f.stat().st_size for f in files]
     with FeatureCache(cache) as c:
         fingerprint, key_before = c.fingerprint, c.content_fingerprint
@@ -155,7 +146,7 @@ def test_a_video_whose_file_changed_is_computed_again_alone_and_the_prototypes_f
     assert again.cache == first.cache and (again.changed, again.computed, again.skipped, again.failed) == (1, 1, 11, 0)
     assert again.frames == tiny_config.num_frames  # that video's frames alone went through the models, not its shard's
     assert "computed again (file changed)  1 (another size than when computed)" in again.table()
-    after = _arrays(cache)
+    after = cache_arrays(cache)
     assert after["source_sizes"][changed] == files[donor].stat().st_size
     for name in ("num_frames", "frame_indices"):
         assert after[name][changed].tolist() == before[name][donor].tolist()
@@ -180,17 +171,17 @@ def test_a_missing_video_that_appears_is_computed_without_retry_failed(tiny_vide
     """A file missing in the first run (not downloaded yet) fails; once it is there the next
     run computes it without ``--retry-failed``, where a corrupt file that has not changed stays
     failed until asked."""
-    files = _files(tiny_videos)
+    files = demo_files(tiny_videos)
     kept = tmp_path / "later.mp4"
     shutil.move(files[2], kept)
     files[7].write_bytes(b"not a video at all")
     first = run_features("demo", tiny_videos, tiny_config, run_options)
     assert first.failed == 2
-    assert _arrays(Path(first.cache))["source_sizes"][[2, 7]].tolist() == [NO_SOURCE, len(b"not a video at all")]
+    assert cache_arrays(Path(first.cache))["source_sizes"][[2, 7]].tolist() == [NO_SOURCE, len(b"not a video at all")]
 
     shutil.move(kept, files[2])
     second = run_features("demo", tiny_videos, tiny_config, run_options)
-    status = _arrays(Path(second.cache))["status"]
+    status = cache_arrays(Path(second.cache))["status"]
     assert (second.changed, second.computed, second.failed, second.frames) == (1, 1, 1, tiny_config.num_frames) and status[2] == DONE and status[7] == FAILED
     retried = run_features("demo", tiny_videos, tiny_config, replace(run_options, retry_failed=True))
     assert (retried.changed, retried.failed_now, retried.failed) == (0, 1, 1)
@@ -203,8 +194,8 @@ def test_a_finished_hdf5_cache_computes_a_changed_video_in_its_store_and_is_writ
     run, as one with ``--retry-failed``, found the file finished and did nothing."""
     config = replace(tiny_config, storage="hdf5")
     first = Path(run_features("demo", tiny_videos, config, run_options).cache)
-    before = _arrays(first)
-    files = _files(tiny_videos)
+    before = cache_arrays(first)
+    files = demo_files(tiny_videos)
     shutil.copyfile(files[0], files[11])
     partial = first.with_name(first.name + ".staging.zarr.999.tmp")
     partial.mkdir()
@@ -212,7 +203,7 @@ def test_a_finished_hdf5_cache_computes_a_changed_video_in_its_store_and_is_writ
     assert Path(again.cache) == first and (again.changed, again.computed, again.done) == (1, 1, 12)
     assert not first.with_name(first.name + ".staging.zarr").exists() and not partial.exists()
     assert store_files(first) == {"total": 1}
-    after = _arrays(first)
+    after = cache_arrays(first)
     assert after["source_sizes"][11] == files[0].stat().st_size and after["num_frames"][11] == before["num_frames"][0]
     for name, values in before.items():
         np.testing.assert_array_equal(after[name][:11], values[:11], err_msg=name)
@@ -242,7 +233,7 @@ def test_a_cache_for_another_manifest_copies_the_rows_a_sibling_cache_holds(tiny
     second = run_features("demo", tiny_videos, tiny_config, run_options)
     assert second.cache != first.cache and (second.copied, second.computed, second.done) == (12, 0, 12)
     assert second.copied_from == [Path(first.cache).name] and "copied from sibling caches  12 (" in second.table()
-    theirs, mine = _arrays(Path(first.cache)), _arrays(Path(second.cache))
+    theirs, mine = cache_arrays(Path(first.cache)), cache_arrays(Path(second.cache))
     for name, values in theirs.items():
         np.testing.assert_array_equal(mine[name], values, err_msg=name)
 
@@ -252,7 +243,7 @@ def test_a_cache_for_another_manifest_copies_the_rows_a_sibling_cache_holds(tiny
     _write_manifest(tiny_videos, relabelled[:9] + ["videos/extra.mp4," + relabelled[1].split(",", 1)[1]] + relabelled[9:])
     third = run_features("demo", tiny_videos, tiny_config, run_options)
     assert (third.copied, third.computed, third.done, third.frames) == (12, 1, 13, tiny_config.num_frames)
-    grown = _arrays(Path(third.cache))
+    grown = cache_arrays(Path(third.cache))
     for name, values in theirs.items():
         np.testing.assert_array_equal(np.delete(grown[name], 8, axis=0), values, err_msg=name)
     np.testing.assert_allclose(grown["rec_logits"][8], theirs["rec_logits"][0], rtol=1e-4, atol=1e-4)
@@ -267,7 +258,7 @@ def test_a_sibling_row_is_not_copied_where_the_file_changed_since_and_its_failur
     is gone since is copied (datasets are moved off once their features are computed); a
     sibling's failure (a file missing then and now) is copied as a failure with its logged
     reason. The sibling here is an HDF5 cache (the same configuration in the other format)."""
-    files = _files(tiny_videos)
+    files = demo_files(tiny_videos)
     files[9].unlink()
     first = run_features("demo", tiny_videos, replace(tiny_config, storage="hdf5"), run_options)
     assert first.failed == 1 and first.cache.endswith(".h5")
@@ -278,9 +269,9 @@ def test_a_sibling_row_is_not_copied_where_the_file_changed_since_and_its_failur
     second = run_features("demo", tiny_videos, tiny_config, run_options)
     assert (second.copied, second.computed, second.failed) == (11, 1, 1)  # video 2 computed alone
     assert [f["path"] for f in second.failures] == [first.failures[0]["path"]] and second.failures[0]["reason"] == first.failures[0]["reason"] == "file not found"
-    mine = _arrays(Path(second.cache))
+    mine = cache_arrays(Path(second.cache))
     assert mine["source_sizes"][3] == files[1].stat().st_size and mine["status"].tolist() == [DONE] * 10 + [FAILED, DONE]
-    sibling = _arrays(Path(first.cache))
+    sibling = cache_arrays(Path(first.cache))
     for name, values in sibling.items():  # video 5, at 6 in the new order, as the sibling has it
         np.testing.assert_array_equal(mine[name][6], values[5], err_msg=name)
 
@@ -290,13 +281,13 @@ def test_each_shard_share_looks_at_its_own_videos_and_computes_its_own_changes(t
     share alone: a file changed in the second share (shards of 4 videos, alternating) is
     computed by the second job, not seen by the first."""
     first = run_features("demo", tiny_videos, tiny_config, run_options)
-    files = _files(tiny_videos)
+    files = demo_files(tiny_videos)
     shutil.copyfile(files[0], files[5])  # video 5: shard 1, the second job's
     mine = run_features("demo", tiny_videos, tiny_config, replace(run_options, shard=(0, 2)), cache_path=Path(first.cache))
     assert (mine.changed, mine.computed, mine.skipped) == (0, 0, 8)
     theirs = run_features("demo", tiny_videos, tiny_config, replace(run_options, shard=(1, 2)), cache_path=Path(first.cache))
     assert (theirs.changed, theirs.computed, theirs.skipped, theirs.frames) == (1, 1, 3, tiny_config.num_frames)
-    assert _arrays(Path(first.cache))["source_sizes"][5] == files[0].stat().st_size
+    assert cache_arrays(Path(first.cache))["source_sizes"][5] == files[0].stat().st_size
 
 
 def test_a_dry_run_says_what_a_run_would_do_and_writes_nothing(tiny_videos, tmp_path, onnx_exports):
@@ -324,7 +315,7 @@ def test_a_dry_run_says_what_a_run_would_do_and_writes_nothing(tiny_videos, tmp_
     first = dry()
     assert "(not made yet)" in first and "to compute                  12 (12 never computed, 0 whose files changed since, 0 failures retried)" in first
     assert not list(cache_dir.glob("demo/features-*")) and "would fail" not in first
-    files = _files(tiny_videos)
+    files = demo_files(tiny_videos)
     kept = {path: path.read_bytes() for path in files[4:6]}
     files[4].unlink()  # gone, and emptied: said before a run of hours fails them
     files[5].write_bytes(b"")

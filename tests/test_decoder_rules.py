@@ -16,21 +16,13 @@ import numpy as np
 import pytest
 import zarr
 
+from conftest import cache_arrays, demo_files, numbered_frames
 from pipeline.cache import DONE, FAILED, FeatureCache, ZarrWriter
 from pipeline.datasets import get_dataset
 from pipeline.decoders import DECODER_RULES
 from stages.features import plan_features, run_features
 
 FRAMES = 64  # the transport stream's, a keyframe every 8: decord read its six centres 7 frames late
-
-
-def _files(root: Path) -> list[Path]:
-    return [root / v.path for v in get_dataset("demo").load(root).videos]
-
-
-def _arrays(path: Path) -> dict[str, np.ndarray]:
-    with FeatureCache(path) as cache:
-        return {name: np.asarray(array[:]) for name, array in cache.arrays.items()}
 
 
 def _key(path: Path) -> str:
@@ -59,11 +51,8 @@ def _as_before_the_rules(store: Path) -> None:
 def _built_before_the_rules(videos: Path, config, options, video_writer, monkeypatch) -> tuple[Path, int]:
     """A cache built when decord read a transport stream (one demo video's file, its sixth,
     in the second shard of 4), as a features run before the array left it; and that video."""
-    t = np.arange(FRAMES)
-    frames = np.zeros((FRAMES, 32, 32, 3), dtype=np.uint8)
-    frames[..., 0], frames[..., 1] = (8 * (t % 30) + 4)[:, None, None], (60 * (t // 30) + 20)[:, None, None]
     stream = 5
-    video_writer(_files(videos)[stream], frames, 25, "mpegts", "libx264", {"g": "8"})  # a .mp4 name, a transport stream inside
+    video_writer(demo_files(videos)[stream], numbered_frames(FRAMES, 32, 32), 25, "mpegts", "libx264", {"g": "8"})  # a .mp4 name, a transport stream inside
     with monkeypatch.context() as before:
         before.setattr("pipeline.decoders.decord_misreads", lambda path: None)  # the rules before 2026-12-06 (night)
         cache = Path(run_features("demo", videos, config, options).cache)
@@ -79,9 +68,9 @@ def test_a_video_decord_misread_in_a_cache_built_before_is_computed_again_once(t
     were, under the rules' negative: looked at, read right) and gives the cache another content
     key; the dry run counts it among the videos to compute."""
     cache, stream = _built_before_the_rules(tiny_videos, tiny_config, run_options, video_writer, monkeypatch)
-    old, old_key = _arrays(cache), _key(cache)
+    old, old_key = cache_arrays(cache), _key(cache)
     assert "decoder_rules" not in old and (old["status"] == DONE).all()
-    fresh = _arrays(Path(run_features("demo", tiny_videos, tiny_config, replace(run_options, cache_dir=tmp_path / "fresh")).cache))
+    fresh = cache_arrays(Path(run_features("demo", tiny_videos, tiny_config, replace(run_options, cache_dir=tmp_path / "fresh")).cache))
     assert not np.allclose(old["light_features"][stream], fresh["light_features"][stream], atol=1e-2)  # decord's frames were other frames
 
     planned = plan_features("demo", tiny_videos, tiny_config, run_options)
@@ -90,11 +79,11 @@ def test_a_video_decord_misread_in_a_cache_built_before_is_computed_again_once(t
 
     first_job = run_features("demo", tiny_videos, tiny_config, replace(run_options, shard=(0, 2)), cache_path=cache)  # shards 0 and 2
     assert (first_job.misread, first_job.computed, first_job.skipped) == (0, 0, 8)
-    assert _arrays(cache)["decoder_rules"].tolist() == [-DECODER_RULES] * 4 + [0] * 4 + [-DECODER_RULES] * 4
+    assert cache_arrays(cache)["decoder_rules"].tolist() == [-DECODER_RULES] * 4 + [0] * 4 + [-DECODER_RULES] * 4
     again = run_features("demo", tiny_videos, tiny_config, run_options)
     assert (again.misread, again.changed, again.computed, again.skipped, again.frames) == (1, 0, 1, 11, tiny_config.num_frames)
     assert "computed again (misread)    1 (decord read them, as it did every file it opened before 2026-12-06 (night), and misread them; PyAV reads them now)" in again.table()
-    after = _arrays(cache)
+    after = cache_arrays(cache)
     expected_rules = np.full(12, -DECODER_RULES)
     expected_rules[stream] = DECODER_RULES
     assert after["decoder_rules"].tolist() == expected_rules.tolist()
@@ -105,13 +94,13 @@ def test_a_video_decord_misread_in_a_cache_built_before_is_computed_again_once(t
         np.testing.assert_array_equal(after[name][others], values[others], err_msg=name)
     assert _key(cache) != old_key  # the prototypes and samplers made from the old rows are not taken for this cache's
 
-    assert [r["path"] for r in again.pyav_reads] == [_files(tiny_videos)[stream].relative_to(tiny_videos).as_posix()]  # logged read by PyAV
+    assert [r["path"] for r in again.pyav_reads] == [demo_files(tiny_videos)[stream].relative_to(tiny_videos).as_posix()]  # logged read by PyAV
 
     with monkeypatch.context() as no_looks:
         _no_looks(no_looks)
         still = run_features("demo", tiny_videos, tiny_config, run_options)
     assert (still.misread, still.computed, still.skipped) == (0, 0, 12)
-    shutil.copyfile(_files(tiny_videos)[0], _files(tiny_videos)[stream])  # an MP4 decord reads, downloaded again under the name
+    shutil.copyfile(demo_files(tiny_videos)[0], demo_files(tiny_videos)[stream])  # an MP4 decord reads, downloaded again under the name
     replaced = run_features("demo", tiny_videos, tiny_config, run_options)
     assert (replaced.changed, replaced.computed, replaced.pyav_reads) == (1, 1, [])  # no longer listed as PyAV's
 
@@ -129,7 +118,7 @@ def test_a_sibling_cache_built_before_the_rules_gives_its_rows_and_the_misread_o
     (tiny_videos / "manifest.csv").write_text("\n".join(lines[:3] + [f"{path},{lines[5].split(',')[1]},{split}"] + lines[4:]) + "\n")
     relabelled = run_features("demo", tiny_videos, tiny_config, run_options)
     assert relabelled.cache != str(sibling) and (relabelled.copied, relabelled.misread, relabelled.computed, relabelled.done, relabelled.failed) == (12, 1, 1, 12, 0)
-    mine, theirs = _arrays(Path(relabelled.cache)), _arrays(sibling)
+    mine, theirs = cache_arrays(Path(relabelled.cache)), cache_arrays(sibling)
     assert mine["decoder_rules"].tolist() == [DECODER_RULES if i == stream else -DECODER_RULES for i in range(12)]
     others = np.arange(12) != stream
     assert np.array_equal(mine["light_features"][others], theirs["light_features"][others]) and not np.allclose(mine["light_features"][stream], theirs["light_features"][stream], atol=1e-2)
@@ -141,7 +130,7 @@ def test_a_finished_hdf5_cache_whose_videos_were_read_right_records_the_look_in_
     holds open is left as it is, with a warning, and looked at again next time), and the
     content key stays, so the stages after keep their outputs."""
     config = replace(tiny_config, storage="hdf5")
-    files = _files(tiny_videos)
+    files = demo_files(tiny_videos)
     files[3].unlink()
     files[3].mkdir()  # a folder without frames where a file was: failed, and never decord's
     cache = Path(run_features("demo", tiny_videos, config, run_options).cache)
@@ -149,13 +138,13 @@ def test_a_finished_hdf5_cache_whose_videos_were_read_right_records_the_look_in_
     key = _key(cache)
     with FeatureCache(cache), pytest.warns(UserWarning, match=rf"{cache}: the decoder rules of 12 video\(s\) looked at are not recorded \(the file cannot be written now: .*\); the next run looks at them again"):
         held = run_features("demo", tiny_videos, config, run_options)
-    assert (held.computed, held.misread) == (0, 0) and "decoder_rules" not in _arrays(cache)
+    assert (held.computed, held.misread) == (0, 0) and "decoder_rules" not in cache_arrays(cache)
 
     again = run_features("demo", tiny_videos, config, run_options)
     assert (again.computed, again.misread, again.done, again.failed) == (0, 0, 11, 1)
-    rules = _arrays(cache)["decoder_rules"]
+    rules = cache_arrays(cache)["decoder_rules"]
     assert rules.tolist() == [-DECODER_RULES] * 12
-    assert _key(cache) == key and _arrays(cache)["status"][3] == FAILED
+    assert _key(cache) == key and cache_arrays(cache)["status"][3] == FAILED
     _no_looks(monkeypatch)
     assert run_features("demo", tiny_videos, config, run_options).computed == 0
 

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import demo_files
 from pipeline.cache import ARRAY_NAMES, DONE, FAILED, CacheError, FeatureCache, Layout, file_lock
 from pipeline.datasets import get_dataset
 from pipeline.extract import BlockDecoder, BlockInference, crops_alike, decode_candidates, decode_video, decoding_loader, to_model_input
@@ -737,7 +738,7 @@ def test_torchrun_two_ranks_fill_one_store(tiny_videos, tmp_path, tiny_config, r
         assert a["status"][:].tolist() == [DONE] * 12
         for name in ("frame_indices", "num_frames", "rec_logits"):
             np.testing.assert_allclose(a[name][:], b[name][:], rtol=1e-5, atol=1e-5)
-    files = [tiny_videos / v.path for v in get_dataset("demo").load(tiny_videos).videos]
+    files = demo_files(tiny_videos)
     shutil.copyfile(files[0], files[5])  # shard 1: rank 1's
     again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert again.returncode == 0, again.stdout + again.stderr

@@ -14,6 +14,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from conftest import numbered_frames
 from pipeline.cache import CacheError, FeatureCache, file_lock, output_lock_path
 from pipeline.config import EvalConfig, TrainConfig
 from stages.cli import main
@@ -274,10 +275,7 @@ def test_a_video_decord_misread_before_the_rules_is_predicted_again_once(trained
 
     features, _, run, root = trained
     videos = [shutil.copy(root / v["path"], tmp_path / Path(v["path"]).name) for v in _val_videos(features)]
-    t = np.arange(64)
-    frames = np.zeros((64, 32, 32, 3), dtype=np.uint8)
-    frames[..., 0], frames[..., 1] = (8 * (t % 30) + 4)[:, None, None], (60 * (t // 30) + 20)[:, None, None]
-    videos.append(str(video_writer(tmp_path / "stream.ts", frames, 25, "mpegts", "libx264", {"g": "8"})))
+    videos.append(str(video_writer(tmp_path / "stream.ts", numbered_frames(64, 32, 32), 25, "mpegts", "libx264", {"g": "8"})))
     with monkeypatch.context() as before:
         before.setattr("pipeline.decoders.decord_misreads", lambda path: None)  # the rules before 2026-12-06 (night)
         first = run_predict(videos, run, tmp_path / "out", EVAL, workers=0, progress=False, export_dir=onnx_exports)

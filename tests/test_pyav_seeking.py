@@ -9,28 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import frame_numbers, numbered_frames
 from pipeline.decoders import PyAVReader, first_slice_type, nal_length_size
 from pipeline.video import FrameSource, FrameWindow, VideoReadError, segment_frames
 
 FPS, GOP = 8, 10
 N, H, W = 120, 32, 64  # 15 s
-
-
-def _frames() -> np.ndarray:
-    """Frame t: red 8 (t mod 30) + 4 and green 60 (t div 30) + 20, so every frame is told apart
-    through a lossy codec."""
-    t = np.arange(N)
-    frames = np.zeros((N, H, W, 3), dtype=np.uint8)
-    frames[..., 0] = (8 * (t % 30) + 4)[:, None, None]
-    frames[..., 1] = (60 * (t // 30) + 20)[:, None, None]
-    return frames
-
-
-def _identity(frames: np.ndarray) -> np.ndarray:
-    """The frame numbers that :func:`_frames` painted."""
-    red = frames[..., 0].reshape(len(frames), -1).mean(axis=1)
-    green = frames[..., 1].reshape(len(frames), -1).mean(axis=1)
-    return np.round((green - 20) / 60).astype(int) * 30 + np.round((red - 4) / 8).astype(int)
 
 
 # name: (container, codec, codec options, container options); a keyframe every GOP frames
@@ -65,7 +49,7 @@ def long_files(tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("long")
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        jobs = [pool.submit(write_video, root / name, _frames(), FPS, container, codec, copts, fopts) for name, (container, codec, copts, fopts) in (LONG | MISREAD_ALSO).items()]
+        jobs = [pool.submit(write_video, root / name, numbered_frames(N, H, W), FPS, container, codec, copts, fopts) for name, (container, codec, copts, fopts) in (LONG | MISREAD_ALSO).items()]
         for job in jobs:
             job.result()
     return root
@@ -95,7 +79,7 @@ def test_random_frames_are_those_asked_for(long_files, name):
     for _ in range(3):
         video = FrameSource(long_files / name)
         wanted = np.sort(rng.choice(N, 16, replace=False))
-        np.testing.assert_array_equal(_identity(video.read(wanted)), wanted)
+        np.testing.assert_array_equal(frame_numbers(video.read(wanted)), wanted)
         assert video.decoder == ("decord" if MISREAD_BY_DECORD.get(name, "cannot open") is None else "pyav")
 
 
@@ -154,7 +138,7 @@ def test_a_file_pyav_cannot_look_into_is_left_to_decord(long_files, monkeypatch)
 
     monkeypatch.setattr(av, "open", refused)
     video = FrameSource(long_files / "h264-bframes.mp4")
-    assert video.decoder == "decord" and _identity(video.read(np.array([3, 77]))).tolist() == [3, 77]
+    assert video.decoder == "decord" and frame_numbers(video.read(np.array([3, 77]))).tolist() == [3, 77]
 
 
 @pytest.mark.parametrize("name", sorted(LONG))
@@ -165,7 +149,7 @@ def test_a_segment_deep_in_the_video_is_read_after_a_seek(long_files, name):
     frames = reader.read(segment)
     seeking = reader.frames_decoded
     assert seeking <= 2 * GOP + len(segment) + 4 < segment[-1]  # from 90 on, not from 0
-    np.testing.assert_array_equal(_identity(frames), segment)
+    np.testing.assert_array_equal(frame_numbers(frames), segment)
     decoded = reader.frames_decoded
     np.testing.assert_array_equal(frames, reader._read_from_start(segment))  # the same pixels
     assert reader.frames_decoded - decoded == segment[-1] + 1
@@ -177,7 +161,7 @@ def test_uniform_frames_over_the_whole_video_are_those_of_a_decode_from_the_star
     wanted = np.unique(np.linspace(0, N - 1, 16).round().astype(int))
     frames = reader.read(wanted)
     assert reader.frames_decoded < N  # a keyframe ahead of the decoder is sought, not decoded to
-    np.testing.assert_array_equal(_identity(frames), wanted)
+    np.testing.assert_array_equal(frame_numbers(frames), wanted)
     np.testing.assert_array_equal(frames, reader._read_from_start(wanted))
 
 
@@ -188,15 +172,15 @@ def test_chunks_read_one_after_another_go_on_from_where_the_last_stopped(long_fi
     it (60); a read behind the decoder seeks back."""
     reader = PyAVReader(long_files / name)
     first, second, back = np.arange(64), np.arange(64, N), np.array([31, 35])
-    np.testing.assert_array_equal(_identity(reader.read(first)), first)
+    np.testing.assert_array_equal(frame_numbers(reader.read(first)), first)
     assert reader.frames_decoded == 64
     frames = reader.read(second)
     assert reader.frames_decoded == N - 64
-    np.testing.assert_array_equal(_identity(frames), second)
+    np.testing.assert_array_equal(frame_numbers(frames), second)
     np.testing.assert_array_equal(frames, reader._read_from_start(second))
     frames = reader.read(back)
     assert reader.frames_decoded <= 2 * GOP + 6 < 36  # from keyframe 30 (20 for MPEG-TS), not from 0
-    np.testing.assert_array_equal(_identity(frames), back)
+    np.testing.assert_array_equal(frame_numbers(frames), back)
     np.testing.assert_array_equal(frames, reader._read_from_start(back))
 
 
@@ -212,7 +196,7 @@ def test_a_dropped_reader_closes_its_file_at_once(long_files):
         before = len(os.listdir("/proc/self/fd"))
         for _ in range(20):
             reader = PyAVReader(long_files / "yt-av1.webm")
-            np.testing.assert_array_equal(_identity(reader.read(np.array([97]))), [97])
+            np.testing.assert_array_equal(frame_numbers(reader.read(np.array([97]))), [97])
             assert len(os.listdir("/proc/self/fd")) == before + 1  # this reader's file, left open for its next read
         del reader
         assert len(os.listdir("/proc/self/fd")) == before
@@ -231,7 +215,7 @@ def test_a_read_that_gives_up_seeking_leaves_no_file_open(long_files, monkeypatc
     gc.disable()
     try:
         before = len(os.listdir("/proc/self/fd"))
-        np.testing.assert_array_equal(_identity(reader.read(np.array([97]))), [97])
+        np.testing.assert_array_equal(frame_numbers(reader.read(np.array([97]))), [97])
         assert reader._decoding is None and len(os.listdir("/proc/self/fd")) == before
     finally:
         gc.enable()
@@ -245,7 +229,7 @@ def test_a_kinetics_segment_in_a_whole_av1_video_reads_only_around_it(long_files
     assert isinstance(window, FrameWindow) and (window.first, window.num_frames) == (88, 16)
     frames = window.read(np.arange(0, 16, 5))
     assert source.decoder == "pyav" and source._reader.frames_decoded <= GOP + 16
-    np.testing.assert_array_equal(_identity(frames), 88 + np.arange(0, 16, 5))
+    np.testing.assert_array_equal(frame_numbers(frames), 88 + np.arange(0, 16, 5))
     np.testing.assert_allclose(window.timestamps(np.array([0, 15])), [11.0, 12.875])
 
 
@@ -253,11 +237,11 @@ def test_frames_without_times_are_read_front_to_back(tmp_path):
     """A raw H.264 stream has no presentation times: its frames are counted from the start."""
     from conftest import write_video
 
-    path = write_video(tmp_path / "raw.h264", _frames()[:40], FPS, "h264", "libx264", {"g": str(GOP)})
+    path = write_video(tmp_path / "raw.h264", numbered_frames(N, H, W)[:40], FPS, "h264", "libx264", {"g": str(GOP)})
     reader = PyAVReader(path)
     assert reader.frame_times is None and reader.num_frames == 40
     wanted = np.array([31, 35])
-    np.testing.assert_array_equal(_identity(reader.read(wanted)), wanted)
+    np.testing.assert_array_equal(frame_numbers(reader.read(wanted)), wanted)
     assert reader.frames_decoded == 36
 
 
@@ -283,7 +267,7 @@ def test_a_stream_that_cannot_be_set_up_leaves_no_file_open(long_files, monkeypa
     gc.disable()
     try:
         before = len(os.listdir("/proc/self/fd"))
-        np.testing.assert_array_equal(_identity(reader.read(np.array([97]))), [97])
+        np.testing.assert_array_equal(frame_numbers(reader.read(np.array([97]))), [97])
         assert len(calls) == 2 and reader._decoding is None  # the seeking read, then the read from the start
         assert len(os.listdir("/proc/self/fd")) == before
     finally:
@@ -326,13 +310,13 @@ def test_a_seek_lands_only_on_a_frame_the_decoder_calls_a_keyframe(long_files, m
 
     path = long_files / "h264-bframes.mkv"
     trusted = PyAVReader(path)
-    np.testing.assert_array_equal(_identity(trusted.read(np.array([97]))), [97])
+    np.testing.assert_array_equal(frame_numbers(trusted.read(np.array([97]))), [97])
     assert trusted.frames_decoded == 8  # 90 to 97
     reader = PyAVReader(path)
     assert {80, 90} <= set(reader._keyframes.tolist())
     opened = av.open
     monkeypatch.setattr(av, "open", lambda *args, **kwargs: _IndexOnlyKeyframe(opened(*args, **kwargs), int(reader._pts[90])))
     frames = reader.read(np.array([97]))
-    np.testing.assert_array_equal(_identity(frames), [97])
+    np.testing.assert_array_equal(frame_numbers(frames), [97])
     assert reader.frames_decoded == 1 + 18  # frame 90 passed over, then 80 to 97
     np.testing.assert_array_equal(frames, trusted.read(np.array([97])))
