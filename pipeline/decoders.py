@@ -6,10 +6,15 @@ file cannot be decoded.
 Both give frames in display orientation (a rotation in the stream's display matrix, as phones
 write it, is applied) as uint8 RGB, and the presentation time of every frame when the file has
 usable ones.
+
+decord has Linux wheels for x86-64 alone, where ``pyproject.toml`` installs it;
+elsewhere (aarch64: Grace Hopper nodes, AWS Graviton; macOS) the toolkit installs
+without it and PyAV reads every file (:func:`decord_installed`).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import re
 from collections import Counter
@@ -243,6 +248,12 @@ def _opened_by_decord(path: Path) -> tuple[Any, np.ndarray]:
     return reader, np.asarray(times, dtype=np.float64)
 
 
+def decord_installed() -> bool:
+    """Whether decord can be imported here (:mod:`pipeline.decoders`' docstring says where it is
+    not installed)."""
+    return importlib.util.find_spec("decord") is not None
+
+
 def misread_before(path: Path) -> str | None:
     """Why decord misread ``path`` under the rules before :data:`DECODER_RULES` 1, which gave it
     every file it opened with usable frame times (:func:`decord_misreads` of such a file); None
@@ -256,10 +267,14 @@ def misread_now_and_then(path: Path) -> tuple[str | None, bool]:
     """Why decord would misread ``path`` (:func:`decord_misreads`), and whether the rules before
     :data:`DECODER_RULES` 1 gave it to decord all the same (a file decord opens with usable frame
     times; False where it would not misread it). An MPEG-4 part 2 AVI with B-frames, as xvid
-    writes them, is one decord would misread and refused then too: PyAV read it before as now."""
+    writes them, is one decord would misread and refused then too: PyAV read it before as now.
+    Where decord is not installed, whether it opened the file cannot be told: it is taken to
+    have (a cache built on a machine with decord), which costs a needless recompute at worst."""
     misread = decord_misreads(path)
     if misread is None:
         return None, False
+    if not decord_installed():
+        return misread, True
     try:
         _opened_by_decord(path)
     except DecodeError:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable, TypeVar
 
 import numpy as np
 
-from pipeline.decoders import DecodeError, DecordReader, PyAVReader, first_line, frame_seconds
+from pipeline.decoders import DecodeError, DecordReader, PyAVReader, decord_installed, first_line, frame_seconds
 from pipeline.wording import first_few
 
 if TYPE_CHECKING:
@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".flv", ".mpg", ".mpeg", ".ts", ".3gp", ".wmv", ".ogv", ".m2ts", ".mts", ".f4v", ".vob", ".asf", ".divx", ".rmvb", ".rm")
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png")
 DECODERS = {"decord": DecordReader, "pyav": PyAVReader}
+# Why PyAV reads a file where decord has no wheel (pipeline.decoders.decord_installed).
+DECORD_MISSING = "decord is not installed"
 # Optical-flow images that mmaction2's build_rawframes (flow_x_00001.jpg, flow_y_00001.jpg) and
 # denseflow (x_00001.jpg, y_00001.jpg) write beside the RGB frames of a video.
 _FLOW_NAME = re.compile(r"^(flow_)?[xy]_", re.IGNORECASE)  # not u_/v_: UCF101 and ActivityNet names start with v_
@@ -219,15 +221,17 @@ class FrameSource:
     many WebMs downloaded from YouTube) or cannot seek in it (no usable frame timestamps, as in
     xvid AVIs; transport streams, edit lists and open groups of pictures, which it misreads),
     or fails while decoding, PyAV decodes it instead, with the same frame indices.
-    The error names both decoders only when both fail. ``decoders`` fixes the order tried.
+    The error names both decoders only when both fail. ``decoders`` fixes the order tried;
+    by default decord then PyAV, PyAV alone where decord is not installed.
     """
 
-    def __init__(self, path: Path | str, decoders: tuple[str, ...] = ("decord", "pyav")):
+    def __init__(self, path: Path | str, decoders: tuple[str, ...] | None = None):
         self.path = Path(path)
         self._frames: list[Path] = []
         self._reader: DecordReader | PyAVReader | None = None
         self._errors: dict[str, DecodeError] = {}
-        self._untried = list(decoders)
+        self._decord_missing = decoders is None and not decord_installed()
+        self._untried = list(decoders or (("pyav",) if self._decord_missing else ("decord", "pyav")))
         if not self.path.exists():
             raise VideoReadError(self.path, _not_found(self.path))
         if self.path.is_dir():
@@ -255,9 +259,13 @@ class FrameSource:
     @property
     def decord_passed_over(self) -> str | None:
         """Why decord does not read a file PyAV reads, in decord's words or ours (``the container
-        has no usable frame timestamps``, ``open groups of pictures (...)``); None where decord
-        reads it or was not tried."""
-        refusal = self._errors.get("decord") if self.decoder == "pyav" else None
+        has no usable frame timestamps``, ``open groups of pictures (...)``, ``decord is not
+        installed``); None where decord reads it or was left out by the caller."""
+        if self.decoder != "pyav":
+            return None
+        if self._decord_missing:
+            return DECORD_MISSING
+        refusal = self._errors.get("decord")
         return None if refusal is None else refusal.detail or refusal.kind
 
     def read(self, indices: np.ndarray) -> np.ndarray:

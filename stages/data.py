@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pipeline.cache import write_text_atomic
 from pipeline.datasets import AnnotationFiles, Manifest, VideoRecord, get_dataset, load_manifest
-from pipeline.decoders import looked_into, misread_now_and_then
+from pipeline.decoders import decord_installed, looked_into, misread_now_and_then
 from pipeline.demo_data import DemoSpec, generate_demo
 from pipeline.video import broken_link, failure_summary, looked_at, unfinished_downloads
 
@@ -135,10 +135,17 @@ def misread_by_decord(root: Path, manifest: Manifest, progress: bool = True) -> 
 def describe_misread(files: int, misread: list[tuple[VideoRecord, str, bool]]) -> str:
     """:func:`misread_by_decord`'s finding as the summary says it."""
     if not misread:
-        return f"decord reads the {files:,} video file(s) as asked (no transport stream, ASF, edit-list cut or open groups of pictures)"
+        none = "(no transport stream, ASF, edit-list cut or open groups of pictures)"
+        if decord_installed():
+            return f"decord reads the {files:,} video file(s) as asked {none}"
+        return f"decord would read the {files:,} video file(s) as asked {none}; it is not installed here: PyAV reads every file"
     then = sum(read_then for _, _, read_then in misread)
-    before = (f"{then:,} of them decord read before 2026-12-06 (night) all the same: a feature cache built before holds their frames as decord gave them, which its next features run computes again"
-              if then else "decord refused them before 2026-12-06 (night) too: a feature cache built before holds PyAV's frames of them")  # fmt: skip
+    if not decord_installed():
+        before = "decord is not installed here, so which of them it read before 2026-12-06 (night) cannot be told: the next features run on a feature cache built before, where it was, computes them all again"
+    elif then:
+        before = f"{then:,} of them decord read before 2026-12-06 (night) all the same: a feature cache built before holds their frames as decord gave them, which its next features run computes again"
+    else:
+        before = "decord refused them before 2026-12-06 (night) too: a feature cache built before holds PyAV's frames of them"
     lines = [f"decord would misread {len(misread):,} of {files:,} video files, which PyAV reads ({failure_summary([reason for _, reason, _ in misread])}); {before}; the first:"]
     lines += [f"  {video.path}: {reason}" + ("" if read_then else " (refused by decord before as well)") for video, reason, read_then in misread[:MISSING_SHOWN]]
     return "\n".join(lines)
