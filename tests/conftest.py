@@ -77,6 +77,20 @@ def write_video(path: Path, frames, fps: int, container: str, codec: str, codec_
     return path
 
 
+def written_apart(root: Path, videos: dict[str, tuple]) -> Path:
+    """``videos`` (a file name: :func:`write_video`'s arguments after the path) written under
+    ``root`` in a fresh process: decord's wheel bundles an old libvpx whose symbols, once decord
+    is loaded, PyAV's VP9 encoder binds to and fails with (decoding, FFmpeg's own VP9 decoder, is
+    not affected)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for job in [pool.submit(write_video, root / name, *arguments) for name, arguments in videos.items()]:
+            job.result()
+    return root
+
+
 @pytest.fixture
 def video_writer():
     """:func:`write_video`, for tests that make files in the formats users have."""

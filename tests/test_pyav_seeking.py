@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import frame_numbers, numbered_frames
+from conftest import frame_numbers, numbered_frames, written_apart
 from pipeline.decoders import PyAVReader, first_slice_type, nal_length_size
 from pipeline.video import FrameSource, FrameWindow, VideoReadError, segment_frames
 
@@ -40,19 +40,7 @@ MISREAD_ALSO = {
 
 @pytest.fixture(scope="module")
 def long_files(tmp_path_factory) -> Path:
-    """Written in a fresh process, as the formats tests' files (decord's libvpx and PyAV's VP9
-    encoder do not mix)."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    from conftest import write_video
-
-    root = tmp_path_factory.mktemp("long")
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        jobs = [pool.submit(write_video, root / name, numbered_frames(N, H, W), FPS, container, codec, copts, fopts) for name, (container, codec, copts, fopts) in (LONG | MISREAD_ALSO).items()]
-        for job in jobs:
-            job.result()
-    return root
+    return written_apart(tmp_path_factory.mktemp("long"), {name: (numbered_frames(N, H, W), FPS, container, codec, copts, fopts) for name, (container, codec, copts, fopts) in (LONG | MISREAD_ALSO).items()})
 
 
 # Why decord would misread each long file it opens (pipeline.decoders.decord_misreads), so that

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import written_apart
 from pipeline.datasets.manifest import video_id
 from pipeline.decoders import first_line, frame_seconds, sane_frame_times
 from pipeline.video import FrameSource, VideoReadError, read_short
@@ -66,20 +67,8 @@ PIXEL_FORMATS = {"hevc10.mp4": "yuv420p10le", "mjpeg.avi": "yuvj420p"}  # the ot
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> Path:
-    """The files, written in a fresh process: decord's wheel bundles an old libvpx whose
-    symbols, once decord is loaded, PyAV's VP9 encoder binds to and fails with (decoding,
-    FFmpeg's own VP9 decoder, is not affected)."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    from conftest import write_video  # a module-scoped fixture cannot take the function-scoped one
-
-    root = tmp_path_factory.mktemp("formats")
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        jobs = [pool.submit(write_video, root / name, _frames(), FPS, container, codec, copts, fopts, rotation, PIXEL_FORMATS.get(name, "yuv420p")) for name, (container, codec, copts, fopts, rotation, _) in FORMATS.items()]
-        for job in jobs:
-            job.result()
-    return root
+    videos = {name: (_frames(), FPS, container, codec, copts, fopts, rotation, PIXEL_FORMATS.get(name, "yuv420p")) for name, (container, codec, copts, fopts, rotation, _) in FORMATS.items()}
+    return written_apart(tmp_path_factory.mktemp("formats"), videos)
 
 
 def _display(rotation: int | None) -> np.ndarray:

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
 
-from conftest import frame_numbers, numbered_frames
+from conftest import frame_numbers, numbered_frames, written_apart
 from pipeline.datasets import AnnotationFiles
 from pipeline.decoders import decord_installed, misread_now_and_then
 from pipeline.video import FrameSource
@@ -35,17 +35,7 @@ FILES = {
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> Path:
-    """Written in a fresh process (decord's libvpx and PyAV's VP9 encoder do not mix)."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    from conftest import write_video
-
-    root = tmp_path_factory.mktemp("no_decord")
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for job in [pool.submit(write_video, root / name, numbered_frames(N, H, W), FPS, container, codec, options) for name, (container, codec, options) in FILES.items()]:
-            job.result()
-    return root
+    return written_apart(tmp_path_factory.mktemp("no_decord"), {name: (numbered_frames(N, H, W), FPS, container, codec, options) for name, (container, codec, options) in FILES.items()})
 
 
 @pytest.fixture
