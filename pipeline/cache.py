@@ -91,6 +91,8 @@ NOT_RECORDED = -1  # a video's source size where none was recorded (see above)
 # What a video was computed from, written after its other rows and before its status.
 MARKERS = ("source_sizes", "decoder_rules")
 FILL_VALUES = {"source_sizes": NOT_RECORDED}  # 0 for the other arrays
+# The arrays of one number a video, and their dtypes.
+PER_VIDEO = {"num_frames": "int32", "status": "int8", "source_sizes": "int64", "decoder_rules": "int8"}
 SHIFT_PREFIX = "shift_"
 SHIFT_ARRAY_NAMES = tuple(SHIFT_PREFIX + name for name in ("light_features", "rec_features", "rec_logits", "frame_indices"))
 
@@ -135,7 +137,7 @@ class Layout:
         arrays = {name: ((n,) + shape, dtype) for name, (shape, dtype) in views.items()}
         if self.offsets > 1:
             arrays.update({SHIFT_PREFIX + name: ((n, self.offsets - 1) + shape, dtype) for name, (shape, dtype) in views.items()})
-        return {**arrays, "num_frames": ((n,), "int32"), "status": ((n,), "int8"), "source_sizes": ((n,), "int64"), "decoder_rules": ((n,), "int8")}
+        return {**arrays, **{name: ((n,), dtype) for name, dtype in PER_VIDEO.items()}}
 
 
 def fingerprint(identity: dict[str, Any]) -> str:
@@ -450,7 +452,7 @@ def record_looked(path: Path, videos: np.ndarray, rules: int) -> None:
 
         group = zarr.open_group(str(path), mode="r+")
         num_videos = group["status"].shape[0]
-        _add_markers(group, {"decoder_rules": ((num_videos,), "int8")})
+        _add_markers(group, {"decoder_rules": ((num_videos,), PER_VIDEO["decoder_rules"])})
         marks, step = group["decoder_rules"], shard_size(dict(group.attrs))
         for first in np.unique(videos // step) * step:
             values = np.asarray(marks[first : first + step])
@@ -468,7 +470,7 @@ def _record_looked_hdf5(path: Path, videos: np.ndarray, rules: int) -> None:
         return
     with h5:
         if "decoder_rules" not in h5:
-            _h5_dataset(h5, "decoder_rules", h5["status"].shape, np.dtype("int8"))
+            _h5_dataset(h5, "decoder_rules", h5["status"].shape, PER_VIDEO["decoder_rules"])
         values = h5["decoder_rules"][:]
         values[videos] = -rules
         h5["decoder_rules"][:] = values
@@ -619,9 +621,10 @@ class FeatureCache:
         digest = hashlib.sha256(self.fingerprint.encode())
         for name in ("status", "source_sizes"):
             digest.update(np.ascontiguousarray(self.arrays[name][:]).tobytes())
-        computed_under = np.maximum(np.asarray(self.arrays["decoder_rules"][:]), 0) if "decoder_rules" in self.arrays else None
-        if computed_under is not None and computed_under.any():
-            digest.update(computed_under.astype(np.int8).tobytes())
+        if "decoder_rules" in self.arrays:
+            computed_under = np.maximum(np.asarray(self.arrays["decoder_rules"][:]), 0)
+            if computed_under.any():
+                digest.update(computed_under.astype(np.int8).tobytes())
         return digest.hexdigest()
 
     @property
