@@ -77,6 +77,14 @@ def write_video(path: Path, frames, fps: int, container: str, codec: str, codec_
     return path
 
 
+def refuse_looks(monkeypatch, stage: str) -> None:
+    """Any look at a file's decoding (``misread_before``) by ``stage``'s module fails the test."""
+
+    def refused(path):
+        raise AssertionError(f"{path} looked into again")
+
+    monkeypatch.setattr(f"{stage}.misread_before", refused)
+
 def written_apart(root: Path, videos: dict[str, tuple]) -> Path:
     """``videos`` (a file name: :func:`write_video`'s arguments after the path) written under
     ``root`` in a fresh process: decord's wheel bundles an old libvpx whose symbols, once decord

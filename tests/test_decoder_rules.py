@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import zarr
 
-from conftest import cache_arrays, demo_files, numbered_frames
+from conftest import cache_arrays, demo_files, numbered_frames, refuse_looks
 from pipeline.cache import DONE, FAILED, FeatureCache, ZarrWriter
 from pipeline.datasets import get_dataset
 from pipeline.decoders import DECODER_RULES
@@ -28,15 +28,6 @@ FRAMES = 64  # the transport stream's, a keyframe every 8: decord read its six c
 def _key(path: Path) -> str:
     with FeatureCache(path) as cache:
         return cache.content_fingerprint
-
-
-def _no_looks(monkeypatch) -> None:
-    """Any look at a file's decoding fails the test."""
-
-    def refused(path):
-        raise AssertionError(f"{path} looked into again")
-
-    monkeypatch.setattr("stages.features.misread_before", refused)
 
 
 def _as_before_the_rules(store: Path) -> None:
@@ -97,7 +88,7 @@ def test_a_video_decord_misread_in_a_cache_built_before_is_computed_again_once(t
     assert [r["path"] for r in again.pyav_reads] == [demo_files(tiny_videos)[stream].relative_to(tiny_videos).as_posix()]  # logged read by PyAV
 
     with monkeypatch.context() as no_looks:
-        _no_looks(no_looks)
+        refuse_looks(no_looks, "stages.features")
         still = run_features("demo", tiny_videos, tiny_config, run_options)
     assert (still.misread, still.computed, still.skipped) == (0, 0, 12)
     shutil.copyfile(demo_files(tiny_videos)[0], demo_files(tiny_videos)[stream])  # an MP4 decord reads, downloaded again under the name
@@ -145,7 +136,7 @@ def test_a_finished_hdf5_cache_whose_videos_were_read_right_records_the_look_in_
     rules = cache_arrays(cache)["decoder_rules"]
     assert rules.tolist() == [-DECODER_RULES] * 12
     assert _key(cache) == key and cache_arrays(cache)["status"][3] == FAILED
-    _no_looks(monkeypatch)
+    refuse_looks(monkeypatch, "stages.features")
     assert run_features("demo", tiny_videos, config, run_options).computed == 0
 
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from conftest import numbered_frames
+from conftest import numbered_frames, refuse_looks
 from pipeline.cache import CacheError, FeatureCache, file_lock, output_lock_path
 from pipeline.config import EvalConfig, TrainConfig
 from stages.cli import main
@@ -293,10 +293,7 @@ def test_a_video_decord_misread_before_the_rules_is_predicted_again_once(trained
     assert [c["class"] for c in after[3]["top5"]] == [c["class"] for c in fresh[3]["top5"]]
     np.testing.assert_allclose([c["score"] for c in after[3]["top5"]], [c["score"] for c in fresh[3]["top5"]], atol=1e-4)
 
-    def refused(path):
-        raise AssertionError(f"{path} looked into again")
-
-    monkeypatch.setattr("stages.predict.misread_before", refused)
+    refuse_looks(monkeypatch, "stages.predict")
     third = run_predict(videos, run, tmp_path / "out", EVAL, workers=0, progress=False, export_dir=onnx_exports)
     assert (third.earlier, third.videos, third.misread) == (4, 0, 0) and third.jsonl.read_text() == second.jsonl.read_text()
 
