@@ -15,6 +15,14 @@ from typing import Any, TypeVar
 
 import torch
 
+# Imported before any process group exists, on purpose: its functions take ``group=group.WORLD``
+# as a default, read when the module is first imported. DDP imports it (through
+# ``torch.distributed._shard``) once the group exists, and those ten defaults then hold the world
+# group to the process's end: ``destroy_process_group`` could not free it, gloo's threads ran on
+# into the interpreter's exit, where a rank now and then aborted ("terminate called without an
+# active exception") after its work was done.
+import torch.distributed.nn  # noqa: F401
+
 from pipeline.config import RANK_WAIT_S
 
 

@@ -1,13 +1,19 @@
 """Which device a stage's ``--device`` gives each torchrun rank, and the errors for GPUs not there."""
 
+import os
 import pickle
 import re
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
 
 from pipeline.distributed import pick_device
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -130,3 +136,40 @@ def test_what_the_ranks_must_agree_on_is_made_by_rank_0_alone(monkeypatch):
     with pytest.raises(RuntimeError, match=r"^TakesTwo: list\.txt: not UTF-8$"):
         from_leader(fails_otherwise, other)
     assert from_leader(lambda: "alone", Worker(0, 1, 0, 1, torch.device("cpu"))) == "alone" and len(sent) == 3  # one process: no collective
+
+
+RANK_AFTER_TEARDOWN = """
+import os, sys
+import torch
+from pipeline.distributed import from_leader, gathered, joined_worker
+
+with joined_worker((0, 1), "cpu") as worker:
+    net = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(3, 2))
+    with net.join():  # rank 1 a step fewer, as a rank whose batch held no decodable video
+        for _ in range(2 - worker.rank):
+            net(torch.ones(4, 3)).sum().backward()
+    gathered(worker.rank, worker)
+    from_leader(lambda: "made by rank 0", worker)
+    del net
+threads = sorted(open(f"/proc/self/task/{task}/comm").read().strip() for task in os.listdir("/proc/self/task"))
+print(f"rank {worker.rank} threads after teardown: {threads}", flush=True)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="threads listed through Linux's /proc")
+def test_a_ranks_process_group_is_gone_with_its_threads_when_the_work_is_done(tmp_path):
+    """After a DDP model (with the join of uneven inputs), gathers and a broadcast, the fine-tune
+    stage's pattern, leaving the process group ends gloo's threads in both ranks: none run on into
+    the interpreter's exit, where they left a finished rank to abort now and then. (torch's
+    ``torch.distributed.nn`` module, imported by DDP, held the world group in its functions'
+    defaults where it was first imported after the group was made.)"""
+    script = tmp_path / "rank.py"
+    script.write_text(RANK_AFTER_TEARDOWN)
+    torchrun = Path(sys.executable).with_name("torchrun")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node=2", str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    found = sorted(re.findall(r"^rank (\d) threads after teardown: (.+)$", proc.stdout, re.M))
+    assert [rank for rank, _ in found] == ["0", "1"], proc.stdout + proc.stderr
+    for rank, threads in found:
+        assert "gloo" not in threads, f"rank {rank}: {threads}"
