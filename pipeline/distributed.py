@@ -20,8 +20,10 @@ import torch
 # ``torch.distributed._shard``) once the group exists, and those ten defaults then hold the world
 # group to the process's end: ``destroy_process_group`` could not free it, gloo's threads ran on
 # into the interpreter's exit, where a rank now and then aborted ("terminate called without an
-# active exception") after its work was done.
-import torch.distributed.nn  # noqa: F401
+# active exception") after its work was done. (A torch built without distributed support has no
+# such module, and no process group.)
+if torch.distributed.is_available():
+    import torch.distributed.nn  # noqa: F401
 
 from pipeline.config import RANK_WAIT_S
 
