@@ -262,7 +262,8 @@ def output_lock(output: Path, hint: str = "it is computing the same output; run 
 def sole_writer(output: Path, finished: Callable[[], bool]) -> Iterator[bool]:
     """Whether this process is to compute ``output``: False where it is ``finished`` (read it
     as it is, without a lock); else True, holding :func:`output_lock` with what killed writers
-    left cleared, unless another process finished it before the lock was taken (False)."""
+    left cleared (beside it, and in a folder written file by file), unless another process
+    finished it before the lock was taken (False)."""
     if finished():
         yield False
         return
@@ -271,6 +272,7 @@ def sole_writer(output: Path, finished: Callable[[], bool]) -> Iterator[bool]:
             yield False
         else:
             clear_partials(output)
+            clear_partials_within(output)
             yield True
 
 
@@ -315,6 +317,16 @@ def clear_partials(output: Path) -> None:
     folders); call it holding :func:`output_lock` of ``output``, the only writer then."""
     for partial in output.parent.glob(glob.escape(output.name) + ".*.tmp"):
         shutil.rmtree(partial) if partial.is_dir() else partial.unlink()
+
+
+def clear_partials_within(folder: Path) -> None:
+    """Remove what killed writers left in ``folder``, an output written file by file (a training
+    run's ``last.pth``, ``metrics.json``, ...: ``last.pth.<pid>.tmp``, a checkpoint's size each,
+    one a kill while it was saved, or a preemption's SIGTERM); call it holding the folder's
+    :func:`output_lock`, the only writer in it then."""
+    for entry in folder.iterdir() if folder.is_dir() else ():
+        if is_partial(entry):
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
 
 
 # A full disk, or the user's quota used up: what writing a store stops at on a cluster's shared

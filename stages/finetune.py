@@ -194,7 +194,8 @@ def _train(root: Path, manifest: Manifest, train: list, val: list, role: str, sp
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=ft.label_smoothing)
     # the run's folder once its model, weights, optimizer and schedule are taken: a refused one leaves none
     run_dir.mkdir(parents=True, exist_ok=True)
-    cache_mod.write_text_atomic(run_dir / "identity.json", json.dumps(identity, indent=1))
+    if worker.is_leader:  # the one writer in the run's folder, holding its lock
+        cache_mod.write_text_atomic(run_dir / "identity.json", json.dumps(identity, indent=1))
 
     start_epoch, history = 0, []
     resume = run_dir / "last.pth"

@@ -25,7 +25,7 @@ import torch
 from tqdm import tqdm
 
 from pipeline.backends import DEFAULT_EXPORT_DIR, make_heads
-from pipeline.cache import CacheError, FeatureCache, is_partial, output_lock, replacing, write_text_atomic
+from pipeline.cache import CacheError, FeatureCache, clear_partials, is_partial, output_lock, replacing, write_text_atomic
 from pipeline.config import DECODE_TIMEOUT_S, PREDICT_BATCH, EvalConfig
 from pipeline.datasets.finding import walk_once
 from pipeline.datasets.lists import entry_lines, is_header
@@ -457,6 +457,8 @@ def _predict_into(jsonl: Path, inputs: Sequence[Path], run_dir: Path, cfg: EvalC
     for partial in out_dir.glob("*.png.*.tmp"):  # plots a killed run was writing (pipeline.plots)
         if is_partial(partial):
             partial.unlink()
+    for written in (jsonl, config_path(jsonl)):  # a killed run's rewrite of its lines or identity
+        clear_partials(written)
     done: set[str] = set()
     taken: set[str] = set()  # plot names
     for line in _json_lines(jsonl):

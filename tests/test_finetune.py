@@ -152,8 +152,10 @@ def test_kill_and_resume_gives_the_same_weights(tiny_videos, tmp_path):
     assert not (run_dir / "model.pth").exists(), "the run finished before it could be killed"
     done_before = torch.load(run_dir / "last.pth", weights_only=False)["epoch"] + 1
     assert done_before < 8
+    (run_dir / "last.pth.4321.tmp").write_bytes(b"PK half")  # what a kill while the resume point was saved leaves
     resumed = subprocess.run(args + ["--cache-dir", str(killed_cache)], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert not [path.name for path in run_dir.iterdir() if path.name.endswith(".tmp")]
     assert f"{8 - done_before} epochs trained now" in resumed.stdout
     reference = subprocess.run(args + ["--cache-dir", str(reference_cache)], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert reference.returncode == 0, reference.stderr

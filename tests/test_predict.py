@@ -320,7 +320,8 @@ def test_a_file_stamp_changes_with_its_file_or_folder_of_frames(tmp_path):
 def test_a_resumed_predict_names_its_plots_as_a_one_go_run(trained, tmp_path, onnx_exports):
     """Two videos of one name in two folders plot as x.png and x-2.png; a run resumed after the
     first keeps its name taken (each line names its plot), and removes the half-written plot
-    the killed run left (``x-2.png.<pid>.tmp``)."""
+    the killed run left (``x-2.png.<pid>.tmp``), and those of its lines' and identity's rewrites;
+    a file of the folder's that no run of predict writes stays."""
     features, _, run, root = trained
     source = root / _val_videos(features)[0]["path"]
     videos = []
@@ -334,9 +335,12 @@ def test_a_resumed_predict_names_its_plots_as_a_one_go_run(trained, tmp_path, on
     shutil.copy(one_go.jsonl.with_name("predictions.config.json"), out)
     (out / "predictions.jsonl").write_text(one_go.jsonl.read_text().splitlines()[0] + "\n")
     (out / "x-2.png.4321.tmp").write_bytes(b"\x89PNG half")
+    (out / "predictions.jsonl.4321.tmp").write_text('{"video": "half')
+    (out / "predictions.config.json.4321.tmp").write_text("{")
+    (out / "notes.4321.tmp").write_text("the user's")
     resumed = run_predict(videos, run, out, EVAL, workers=0, plot=True, progress=False, export_dir=onnx_exports)
     assert [path.name for path in resumed.plots] == ["x-2.png"] and (out / "x-2.png").stat().st_size > 1000
-    assert not list(out.glob("*.tmp"))
+    assert [path.name for path in out.glob("*.tmp")] == ["notes.4321.tmp"]
 
 
 def test_predict_decodes_in_the_main_process_where_shared_memory_holds_no_batch(trained, tmp_path, onnx_exports, monkeypatch):

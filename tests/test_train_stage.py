@@ -336,8 +336,10 @@ def test_sigkill_during_training_then_resume_gives_the_same_weights(tiny_pipelin
     proc.wait()
     (run_dir,) = features.parent.glob(f"{features.name}.train-*")
     assert not (run_dir / "model.pth").exists(), "the run finished before it could be killed"
+    (run_dir / "last.pth.4321.tmp").write_bytes(b"PK half")  # what a kill while the resume point was saved leaves
     resumed = subprocess.run(args, cwd=repo, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert sorted(path.name for path in run_dir.iterdir()) == ["curves.png", "last.pth", "log.jsonl", "metrics.json", "model.pth"]
     killed_weights = torch.load(run_dir / "model.pth", weights_only=False)["model"]
     # the uninterrupted run, in a fresh directory (same fingerprint, so move the first aside)
     run_dir.rename(tmp_path / "killed_run")
