@@ -688,10 +688,13 @@ def read_rows(array: Any, rows: np.ndarray, block: int = EXPORT_VIDEOS, threads:
 
 
 def export_hdf5(staging: Path, final: Path) -> None:
-    """Copy a finished Zarr store into an HDF5 file with the same schema, atomically."""
+    """Copy a finished Zarr store into an HDF5 file with the same schema, atomically. Called under
+    the store's creation lock, the one exporter: the part-written copy a killed export left
+    (``<final>.<pid>.tmp``, up to the cache's size) goes first, before the free space is counted."""
     import h5py
 
     kept = f"the finished Zarr store {staging.name} is kept: free space and run the same command again to export it"
+    clear_partials(final)
     needed, free = int(directory_size(staging) * HDF5_EXPORT_ROOM), free_bytes(final)
     if free < needed:  # checked first: the HDF5 library, out of space, fails over and over and may crash at exit
         raise CacheError(f"{final}: the HDF5 export needs about {size_text(needed)} (the store's size and a tenth) and {size_text(free)} is free; {kept}")
