@@ -125,7 +125,7 @@ def test_an_export_is_made_by_one_process_and_what_a_killed_one_left_goes(tmp_pa
 
     rank = threading.Thread(target=another_rank)
     rank.start()
-    held.wait()
+    assert held.wait(timeout=60)
     with monkeypatch.context() as patched:
         patched.setattr(torch.onnx, "export", lambda *args, **kwargs: exported.append(args))
         assert export_onnx(encoder, (3, 32, 32), tmp_path / "onnx") == path and exported == []

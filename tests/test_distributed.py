@@ -1,4 +1,5 @@
-"""Which device a stage's ``--device`` gives each torchrun rank, and the errors for GPUs not there."""
+"""Which device a stage's ``--device`` gives each torchrun rank, and the errors for GPUs not there;
+what the ranks share, and their process group gone, threads and all, when the work is done."""
 
 import os
 import pickle
@@ -139,7 +140,8 @@ def test_what_the_ranks_must_agree_on_is_made_by_rank_0_alone(monkeypatch):
 
 
 RANK_AFTER_TEARDOWN = """
-import os, sys
+import os
+from pathlib import Path
 import torch
 from pipeline.distributed import from_leader, gathered, joined_worker
 
@@ -151,7 +153,7 @@ with joined_worker((0, 1), "cpu") as worker:
     gathered(worker.rank, worker)
     from_leader(lambda: "made by rank 0", worker)
     del net
-threads = sorted(open(f"/proc/self/task/{task}/comm").read().strip() for task in os.listdir("/proc/self/task"))
+threads = sorted(Path(f"/proc/self/task/{task}/comm").read_text().strip() for task in os.listdir("/proc/self/task"))
 print(f"rank {worker.rank} threads after teardown: {threads}", flush=True)
 """
 
