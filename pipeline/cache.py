@@ -316,7 +316,7 @@ def clear_partials(output: Path) -> None:
     """Remove what killed writers of ``output`` left behind (``<output>.<pid>.tmp``, files or
     folders); call it holding :func:`output_lock` of ``output``, the only writer then."""
     for partial in output.parent.glob(glob.escape(output.name) + ".*.tmp"):
-        shutil.rmtree(partial) if partial.is_dir() else partial.unlink()
+        remove_path(partial)
 
 
 def clear_partials_within(folder: Path) -> None:
@@ -326,7 +326,12 @@ def clear_partials_within(folder: Path) -> None:
     :func:`output_lock`, the only writer in it then."""
     for entry in folder.iterdir() if folder.is_dir() else ():
         if is_partial(entry):
-            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+            remove_path(entry)
+
+
+def remove_path(path: Path) -> None:
+    """A file, or a folder with all it holds, removed."""
+    shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 # A full disk, or the user's quota used up: what writing a store stops at on a cluster's shared

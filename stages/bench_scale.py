@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -23,7 +22,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pipeline.cache import write_text_atomic
+from pipeline.cache import remove_path, write_text_atomic
 from pipeline.config import EvalConfig
 from pipeline.environment import environment
 from pipeline.synthetic import SynthSpec
@@ -135,7 +134,7 @@ def _child(stage: str, args: dict[str, Any], out: Path) -> tuple[float, float]:
 def _clear_outputs(features: Path) -> None:
     for pattern in (".prototypes-*", ".train-*", ".eval-*", ".latest-prototypes.txt"):
         for path in features.parent.glob(features.name + pattern):
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
+            remove_path(path)
 
 
 def run_bench_scale(like: str, fraction: float = 1.0, epochs: int = 2, cache_dir: Path = Path("cache"), out: Path | None = None, progress: bool = False, device: str = "cpu") -> ScaleReport:
