@@ -77,6 +77,11 @@ def write_video(path: Path, frames, fps: int, container: str, codec: str, codec_
     return path
 
 
+def visible_names(folder: Path) -> list[str]:
+    """The names in ``folder``, sorted, the hidden ones aside (outputs' locks, ``.<name>.lock``)."""
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+
+
 def refuse_looks(monkeypatch, stage: str) -> None:
     """Any look at a file's decoding (``misread_before``) by ``stage``'s module fails the test."""
 

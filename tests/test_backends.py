@@ -15,6 +15,7 @@ import pytest
 import timm
 import torch
 
+from conftest import visible_names
 from pipeline.backends import OnnxHeads, OnnxRunner, TorchHeads, TorchRunner, compared_backends, export_heads, export_key, export_onnx, make_heads, make_runner, resolve_backend, run_count
 from pipeline.cache import FeatureCache, file_lock, output_lock_path
 from pipeline.config import EvalConfig, TrainConfig
@@ -76,11 +77,6 @@ def test_runs_hold_at_least_their_size_the_rest_spread_over_them():
     assert [len(part) for part in np.array_split(np.arange(5), run_count(5, 2))] == [3, 2]
 
 
-def _listed(folder: Path) -> list[str]:
-    """The files of an export folder, the exports' hidden locks (``.<name>.onnx.lock``) aside."""
-    return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
-
-
 def test_exports_are_made_once_and_keyed_by_weights_and_input_size(tmp_path):
     first = export_onnx(_encoder("test_resnet", 5), (3, 32, 32), tmp_path)
     stamp = first.stat().st_mtime_ns
@@ -89,7 +85,7 @@ def test_exports_are_made_once_and_keyed_by_weights_and_input_size(tmp_path):
     other_size = export_onnx(_encoder("test_resnet", 5), (3, 40, 40), tmp_path)
     other_head = export_onnx(_encoder("test_resnet", 4), (3, 32, 32), tmp_path)
     assert len({first, other_weights, other_size, other_head}) == 4
-    assert first.name.startswith("test_resnet-") and _listed(tmp_path) == sorted(p.name for p in (first, other_weights, other_size, other_head))
+    assert first.name.startswith("test_resnet-") and visible_names(tmp_path) == sorted(p.name for p in (first, other_weights, other_size, other_head))
 
 
 def test_failed_exports_and_broken_export_files_are_clear_errors(tmp_path, monkeypatch):
@@ -105,7 +101,7 @@ def test_failed_exports_and_broken_export_files_are_clear_errors(tmp_path, monke
     monkeypatch.setattr(torch.onnx, "export", unsupported)
     with pytest.raises(ValueError, match=r"test_resnet: could not be exported to ONNX \(no ONNX conversion for aten::made_up_op\); run it with --backend torch"):
         export_onnx(encoder, (3, 40, 40), tmp_path)
-    assert _listed(tmp_path) == [path.name]  # nothing left of the failed export
+    assert visible_names(tmp_path) == [path.name]  # nothing left of the failed export
 
 
 def test_an_export_is_made_by_one_process_and_what_a_killed_one_left_goes(tmp_path, monkeypatch):
@@ -135,7 +131,7 @@ def test_an_export_is_made_by_one_process_and_what_a_killed_one_left_goes(tmp_pa
     left = other.with_name(other.name + ".4321.tmp")
     left.write_bytes(b"half an export")
     assert export_onnx(encoder, (3, 40, 40), tmp_path / "onnx") == other
-    assert _listed(tmp_path / "onnx") == sorted([path.name, other.name])
+    assert visible_names(tmp_path / "onnx") == sorted([path.name, other.name])
 
 
 def _sampler(fem: str, seed: int = 0) -> NSNetSampler:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import visible_names
 from pipeline import cache as cache_mod
 from pipeline.backends import export_onnx
 from pipeline.cache import ARRAY_NAMES, DONE, FAILED, PENDING, CacheError, FeatureCache, Layout, ZarrWriter, clear_out_of_space, directory_size
@@ -140,7 +141,7 @@ def test_an_onnx_export_out_of_space_says_so_and_leaves_nothing(tmp_path, monkey
     monkeypatch.setattr(torch.onnx, "export", _disk_full)
     with pytest.raises(CacheError, match=r"\.onnx: no space left on device while writing \([\d.]+ [MG]iB free\); the file there before, if any, is unchanged: free space and run the same command again"):
         export_onnx(encoder, (3, 32, 32), tmp_path / "onnx")
-    assert [p.name for p in (tmp_path / "onnx").iterdir() if not p.name.startswith(".")] == []  # the export's hidden lock aside
+    assert visible_names(tmp_path / "onnx") == []  # the export's hidden lock aside
 
 
 def test_a_checkpoint_written_on_a_full_disk_leaves_the_one_before(tmp_path, monkeypatch):
