@@ -90,6 +90,7 @@ def refuse_looks(monkeypatch, stage: str) -> None:
 
     monkeypatch.setattr(f"{stage}.misread_before", refused)
 
+
 def written_apart(root: Path, videos: dict[str, tuple]) -> Path:
     """``videos`` (a file name: :func:`write_video`'s arguments after the path) written under
     ``root`` in a fresh process: decord's wheel bundles an old libvpx whose symbols, once decord
