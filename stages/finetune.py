@@ -9,6 +9,7 @@ short, ``read_short.json``). The same config and inputs again: nothing to do.
 
 from __future__ import annotations
 
+import filecmp
 import json
 import math
 import shutil
@@ -156,12 +157,20 @@ def run_finetune(dataset: str, data_root: Path | None, role: str, spec: ModelSpe
     result.chance_top1 = _chance_top1(val, manifest.num_classes)
     result.seconds = time.perf_counter() - started
     if out is not None and worker.is_leader:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        if not Path(out).exists() or Path(out).read_bytes() != final.read_bytes():
-            with cache_mod.replacing(Path(out)) as tmp:
-                shutil.copyfile(final, tmp)
+        _copy_out(final, Path(out))
         result.checkpoint = str(out)
     return result
+
+
+def _copy_out(final: Path, out: Path) -> None:
+    """The run's ``model.pth`` copied to ``--out`` where ``out`` holds other bytes, one copier
+    at a time under ``out``'s lock, which first removes the part-written copies of killed
+    runs (``<out>.<pid>.tmp``, a checkpoint's size each)."""
+    with cache_mod.file_lock(cache_mod.output_lock_path(out)):
+        cache_mod.clear_partials(out)
+        if not (out.exists() and filecmp.cmp(out, final, shallow=False)):
+            with cache_mod.replacing(out) as tmp:
+                shutil.copyfile(final, tmp)
 
 
 def draw_curves(result: FinetuneResult) -> None:

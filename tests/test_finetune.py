@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import kill_while_logging
+from conftest import kill_while_logging, visible_names
 from pipeline.cache import CacheError, FeatureCache, file_lock, output_lock_path
 from pipeline.checkpoints import WeightsError, read_checkpoint
 from pipeline.config import FinetuneConfig, ModelSpec
@@ -85,9 +85,15 @@ def test_decoders_asked_for_that_shared_memory_cannot_hold_are_refused(tiny_vide
 
 
 def test_checkpoint_round_trip_into_the_features_stage(tiny_videos, tiny_config, run_options, tmp_path):
-    out = tmp_path / "rec.pth"
+    out = tmp_path / "out" / "rec.pth"
+    out.parent.mkdir()
+    (out.parent / "rec.pth.4321.tmp").write_bytes(b"PK half")  # what a run killed while copying to --out leaves
     result = run_finetune("demo", tiny_videos, "recognizer", REC, replace(FT, epochs=2), tiny_config.num_frames, run_options, out=out)
     assert result.checkpoint == str(out)
+    assert visible_names(out.parent) == ["rec.pth"] and out.read_bytes() == (Path(result.run_dir) / "model.pth").read_bytes()
+    stamp = out.stat().st_mtime_ns
+    run_finetune("demo", tiny_videos, "recognizer", REC, replace(FT, epochs=2), tiny_config.num_frames, run_options, out=out)
+    assert out.stat().st_mtime_ns == stamp  # the same bytes there: not copied again
     ckpt = read_checkpoint(out)
     manifest = get_dataset("demo").load(tiny_videos)
     assert ckpt["classes"] == list(manifest.classes) and ckpt["model_name"] == "test_resnet"
