@@ -12,6 +12,7 @@ retried or files changed, make blocks of their own: ``stages.features``.)
 
 from __future__ import annotations
 
+import faulthandler
 import functools
 import math
 import multiprocessing
@@ -397,8 +398,15 @@ def single_thread_worker(formatwarning: Callable[..., str] | None, _: int) -> No
     """DataLoader worker init: one torch thread per decoding process (the cores are shared), and
     the warnings of the process written as ``formatwarning`` (None: Python's way) — a process
     from a fork server does not inherit the way its loader's process writes them
-    (:func:`worker_init`)."""
+    (:func:`worker_init`). Where Python's fault handler is on (``PYTHONFAULTHANDLER=1``,
+    ``python -X faulthandler``, pytest), it is put back over the crash handlers torch's worker
+    set before this runs, so that a decoder's segmentation fault prints the Python stack it
+    happened in (``Fatal Python error: Segmentation fault``), where torch's one line, which it
+    replaces, named no place."""
     torch.set_num_threads(1)
+    if faulthandler.is_enabled():
+        faulthandler.disable()
+        faulthandler.enable()
     if formatwarning is not None:
         warnings.formatwarning = formatwarning
 

@@ -5,9 +5,11 @@ those of a run where that video was merely missing."""
 import faulthandler
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -24,6 +26,7 @@ from pipeline.decode_watch import DecoderFailure, DecodingWatch, WatchedDecoding
 from pipeline.video import NO_SOURCE
 from stages.features import run_features
 
+REPO = Path(__file__).resolve().parents[1]
 VICTIM = 5  # the video of the tiny set (12 videos, shards of 4, blocks of 2) that goes wrong
 
 
@@ -98,6 +101,42 @@ def test_the_video_a_decoder_crashes_on_is_failed_and_the_run_goes_on(tiny_video
     assert (summary.done, summary.failed, summary.pending) == (11, 1, 0)
     monkeypatch.undo()
     _assert_same_but_the_victim(summary, _reference(tiny_videos, tmp_path, tiny_config, opts))
+
+
+CRASHING_DECODER = """
+import ctypes
+import torch
+from pipeline.extract import decoding_loader
+
+class Decoded(torch.utils.data.Dataset):
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, i):
+        return ctypes.string_at(0) if i == 1 else i  # a segmentation fault on the second video
+
+try:
+    list(decoding_loader(Decoded(), 1, watched=False))
+except RuntimeError as error:
+    print(error)
+"""
+
+
+@pytest.mark.parametrize("flags", [[], ["-X", "faulthandler"]])
+def test_a_decoders_segmentation_fault_prints_its_python_stack_where_the_fault_handler_is_on(flags, tmp_path):
+    """Torch's worker sets its own crash handlers, which printed one line naming no place even
+    where the fault handler was on; now the handler prints where the decoder crashed."""
+    script = tmp_path / "crashes.py"
+    script.write_text(CRASHING_DECODER)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    env.pop("PYTHONFAULTHANDLER", None)
+    proc = subprocess.run([sys.executable, *flags, str(script)], env=env, capture_output=True, text=True, timeout=120)
+    assert re.fullmatch(r"DataLoader worker \(pid\(s\) \d+\) exited unexpectedly\n", proc.stdout)
+    if flags:
+        assert "Fatal Python error: Segmentation fault" in proc.stderr
+        assert re.search(r'Current thread .*\n(  File .*\n)*  File ".*crashes\.py", line 11 in __getitem__\n', proc.stderr)
+    else:
+        assert proc.stderr.rstrip("\0") == "ERROR: Unexpected segmentation fault encountered in worker.\n"  # torch writes its string's NUL
 
 
 def test_decoders_that_keep_dying_stop_the_run(tiny_videos, tiny_config, run_options, monkeypatch, forked_workers):
