@@ -16,7 +16,11 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import os
 import re
+import sys
+import tempfile
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,8 +33,18 @@ import numpy as np
 # First bytes of the containers videos come in: a file that starts like one of them but cannot
 # be opened is a damaged video, any other is not a video at all.
 _SIGNATURES = ((4, b"ftyp"), (0, b"\x1a\x45\xdf\xa3"), (0, b"RIFF"), (0, b"OggS"), (0, b"FLV"), (0, b"\x00\x00\x01\xba"), (0, b"\x47"), (4, b"moov"), (4, b"mdat"), (4, b"wide"), (4, b"free"))
-# decord prefixes its messages with a clock, its C++ source file and line, and the file name.
-_DECORD_PREFIX = re.compile(r"^\s*(\[[\d:]+\]\s*)?\S+\.(cc|cpp|h):\d+:\s*(\[[^\]]*\]\s*)?")
+# decord prefixes its messages with a clock, its C++ source file and line (several, where an error
+# is passed up: ``[03:27:48] .../threaded_decoder.cc:292: [03:27:48] .../threaded_decoder.cc:218:
+# Check failed: ...``), and the file name.
+_DECORD_PREFIX = re.compile(r"^(\s*(\[[\d:]+\]\s*)?\S+\.(cc|cpp|h):\d+:\s*)+(\[[^\]]*\]\s*)?")
+# What decord's C++ code and the FFmpeg inside it write to the standard error, a line each:
+# ``[03:27:44] /github/workspace/src/video/video_reader.cc:83: ERROR opening: <file>, <reason>``,
+# ``[mov,mp4,m4a,3gp,3g2,mj2 @ 0x55a4cf127940] moov atom not found``; found anywhere in what was
+# written, as another thread's text (a progress bar's, no line break after it) may come before.
+_DECORD_SAID = re.compile(r"\[[\d:]+\]\s*\S+\.(?:cc|cpp|h):\d+:[^\n]*\n?|\[[^\]\n@]+ @ 0x[0-9a-fA-F]+\]\s*([^\n]*)\n?")
+T = TypeVar("T")
+# One call of decord's a process takes the standard error at a time (decord is opened in the looks' threads).
+_STDERR_TAKEN = threading.Lock()
 # PyAV's: an errno, and the file name at the end, or before FFmpeg's last log line, which some
 # releases add ("...: '<file>'; last error log: [matroska,webm] EBML header parsing failed").
 _PYAV_ERRNO = re.compile(r"^\[Errno -?\d+\]\s*")
@@ -85,6 +99,55 @@ def first_line(exc: BaseException | str) -> str:
         if line and not line.lower().startswith("stack trace"):
             return line[:200]
     return type(exc).__name__ if isinstance(exc, BaseException) else "no message"
+
+
+def decord_said(text: str, failed: bool) -> tuple[list[str], str]:
+    """What decord wrote to the standard error during one call (``text``), split into its lines,
+    each cut to its message (:data:`_DECORD_SAID`: its C++ log's, FFmpeg's with a context), and
+    the rest, written back as it was. Where the call ``failed``, FFmpeg's lines without a context
+    (``Truncating packet of size 50 to 46``) are decord's too, but for text with a carriage
+    return (a progress bar's, drawn by another thread meanwhile)."""
+    said = [first_line(match.group(1) if match.group(1) is not None else match.group(0)) for match in _DECORD_SAID.finditer(text)]
+    rest = _DECORD_SAID.sub("", text)
+    if not failed:
+        return said, rest
+    *lines, tail = rest.split("\n")
+    said += [line.strip() for line in lines if line.strip() and "\r" not in line]
+    return said, "".join(line + "\n" for line in lines if "\r" in line) + tail
+
+
+def _decord_quietly(call: Callable[[], T], path: Path, failure: str) -> T:
+    """``call()``, a call of decord's on ``path``, with the process's standard error (its file
+    descriptor, where decord's C++ code and its FFmpeg write, through any progress bar) taken
+    into a temporary file meanwhile, one such call a process at a time; what else was written
+    goes back (:func:`decord_said`). Where the call raises, a :class:`DecodeError` of kind
+    ``failure`` in decord's words: its lines, which say why (``moov atom not found``: a download
+    cut short), then its exception's where that adds to them."""
+    error: Exception | None = None
+    with _STDERR_TAKEN, tempfile.TemporaryFile() as taken:
+        sys.stderr.flush()
+        kept = os.dup(2)
+        os.dup2(taken.fileno(), 2)
+        try:
+            result = call()
+        except Exception as exc:  # decord raises its own DECORDError and RuntimeError
+            error = exc
+        finally:
+            sys.stderr.flush()
+            os.dup2(kept, 2)
+            os.close(kept)
+        taken.seek(0)
+        said, others = decord_said(taken.read().decode(errors="replace"), error is not None)
+    if others:
+        sys.stderr.write(others)
+        sys.stderr.flush()
+    if error is None:
+        return result
+    opening = re.compile(rf"^ERROR opening: {re.escape(str(path))},\s*")
+    words = [opening.sub("", line) for line in said]
+    if not (words and str(error).startswith("Error reading ")):  # decord's Python line after its log: nothing more
+        words.append(first_line(error))
+    raise DecodeError(failure, "; ".join(dict.fromkeys(words))[:200]) from error
 
 
 def looks_like_video(path: Path) -> bool:
@@ -235,12 +298,12 @@ def _opened_by_decord(path: Path) -> tuple[Any, np.ndarray]:
     wrong frames: AVIs without timestamps, as written by xvid)."""
     import decord
 
-    try:
+    def opened() -> tuple[Any, int, np.ndarray | None]:
         reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
         count = len(reader)
-        times = reader.get_frame_timestamp(list(range(count)))[:, 0] if count else None
-    except Exception as exc:  # decord raises its own DECORDError and RuntimeError
-        raise DecodeError("cannot open", first_line(exc)) from exc
+        return reader, count, reader.get_frame_timestamp(list(range(count)))[:, 0] if count else None
+
+    reader, count, times = _decord_quietly(opened, path, "cannot open")
     if not count:
         raise DecodeError(unreadable_kind(path), "no frame in the file")
     if not sane_frame_times(times):
@@ -290,6 +353,7 @@ class DecordReader:
     name = "decord"
 
     def __init__(self, path: Path):
+        self.path = path
         self._reader, times = _opened_by_decord(path)
         self.num_frames = self.listed_frames = len(times)  # its index's count
         misread = decord_misreads(path)
@@ -300,10 +364,7 @@ class DecordReader:
 
     def read(self, indices: np.ndarray) -> np.ndarray:
         """Frames at the sorted, distinct ``indices`` as uint8 [n, H, W, 3]."""
-        try:
-            frames = self._reader.get_batch(indices.tolist()).asnumpy()
-        except Exception as exc:
-            raise DecodeError("decoding failed", first_line(exc)) from exc
+        frames = _decord_quietly(lambda: self._reader.get_batch(indices.tolist()).asnumpy(), self.path, "decoding failed")
         if frames.shape[0] != len(indices) or frames.ndim != 4 or frames.shape[-1] != 3:
             raise DecodeError("decoding failed", f"decoder returned frames of shape {frames.shape}")
         return frames

@@ -402,11 +402,12 @@ def single_thread_worker(formatwarning: Callable[..., str] | None, _: int) -> No
     ``python -X faulthandler``, pytest), it is put back over the crash handlers torch's worker
     set before this runs, so that a decoder's segmentation fault prints the Python stack it
     happened in (``Fatal Python error: Segmentation fault``), where torch's one line, which it
-    replaces, named no place."""
+    replaces, named no place; written to the standard error as the process began, which decord's
+    calls take from it meanwhile (:func:`pipeline.decoders.decord_said`)."""
     torch.set_num_threads(1)
     if faulthandler.is_enabled():
         faulthandler.disable()
-        faulthandler.enable()
+        faulthandler.enable(os.fdopen(os.dup(sys.stderr.fileno()), "w"))
     if formatwarning is not None:
         warnings.formatwarning = formatwarning
 

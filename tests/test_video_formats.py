@@ -5,7 +5,11 @@ YouTube), MOV with rotation metadata, a thumbnail track ahead of the video, trun
 non-video files. Each gives the right frames in display orientation with sane times, or one
 clear line naming the file and the problem."""
 
+import os
 import re
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +17,7 @@ import pytest
 
 from conftest import written_apart
 from pipeline.datasets.manifest import video_id
-from pipeline.decoders import first_line, frame_seconds, sane_frame_times
+from pipeline.decoders import DecodeError, _decord_quietly, decord_said, first_line, frame_seconds, sane_frame_times
 from pipeline.video import FrameSource, VideoReadError, read_short
 from stages.predict import find_videos
 
@@ -111,15 +115,19 @@ def test_pyav_gives_the_frames_decord_gives(files, name):
 
 
 @pytest.mark.parametrize("name", ["vp9.webm", "h264.mkv", "xvid.avi", "phone.mov", "av1.mp4"])
-def test_truncated_files_give_one_clear_line(files, tmp_path, name):
+def test_truncated_files_give_one_clear_line(files, tmp_path, name, capfd):
     data = (files / name).read_bytes()
     cut = tmp_path / f"cut-{name}"
     cut.write_bytes(data[: int(len(data) * 0.3)])
     with pytest.raises(VideoReadError) as info:
         FrameSource(cut).read(np.arange(N))
     message = str(info.value)
-    assert message.startswith(f"{cut}: truncated or corrupt video (")
-    assert "\n" not in message and ".cc:" not in message and "Errno" not in message
+    assert message.startswith(f"{cut}: truncated or corrupt video (decord: ")
+    assert "\n" not in message and ".cc:" not in message and "Errno" not in message and "Error reading" not in message
+    # what decord and its FFmpeg wrote to the standard error are its words in the line, not printed
+    assert capfd.readouterr().err == ""
+    if name.endswith((".mov", ".mp4")):  # MP4 writers put the index last: a download cut short has none
+        assert f"{cut}: truncated or corrupt video (decord: moov atom not found; Invalid data found when processing input; pyav: " in message
 
 
 @pytest.mark.parametrize("name", ["vp9.webm", "h264.mkv", "xvid.avi"])
@@ -269,6 +277,51 @@ def test_decord_trace_is_cut_to_its_message():
     assert first_line("[17:00:12] /github/workspace/src/video/video_reader.cc:270: [clip.webm] Failed to measure duration/frame-count due to broken metadata.") == "Failed to measure duration/frame-count due to broken metadata."
     assert first_line("/github/workspace/src/video/ffmpeg/threaded_decoder.cc:218: Check failed: x >= 0 (-1 vs. 0) Thread worker: Error sending packet.") == "Check failed: x >= 0 (-1 vs. 0) Thread worker: Error sending packet."
     assert first_line("[Errno 1094995529] Invalid data found when processing input: 'a/b.mp4'") == "Invalid data found when processing input"
+
+
+def test_what_decord_writes_to_the_standard_error_is_told_from_other_text():
+    text = ("[mov,mp4,m4a,3gp,3g2,mj2 @ 0x55a4cf127940] moov atom not found\n"
+            "Truncating packet of size 50 to 46\n"  # FFmpeg's line without a context
+            "\rlooking into the video files:  10%|#  | 1/10"  # a progress bar drawn by another thread
+            "[03:27:44] /github/workspace/src/video/video_reader.cc:83: ERROR opening: a.mp4, Invalid data found when processing input\n"
+            "\rlooking into the video files:  20%|## | 2/10")
+    assert decord_said(text, failed=True) == (
+        ["moov atom not found", "ERROR opening: a.mp4, Invalid data found when processing input", "Truncating packet of size 50 to 46"],
+        "\rlooking into the video files:  10%|#  | 1/10\rlooking into the video files:  20%|## | 2/10")
+    said, rest = decord_said(text, failed=False)  # a call that gave its frames: its own lines alone are kept back
+    assert said == ["moov atom not found", "ERROR opening: a.mp4, Invalid data found when processing input"]
+    assert rest == "Truncating packet of size 50 to 46\n\rlooking into the video files:  10%|#  | 1/10\rlooking into the video files:  20%|## | 2/10"
+
+
+def test_decords_calls_keep_their_lines_from_the_standard_error_and_pass_on_the_rest(tmp_path, capfd):
+    """Each call's lines are its own, from two threads at once (the looks open decord so), and
+    the standard error is the one it was after them."""
+    before = os.fstat(2).st_ino
+
+    def refused(name: str) -> None:
+        for _ in range(50):
+            os.write(2, f"[{name} @ 0x1f] moov atom not found\n".encode())
+            time.sleep(0.001)
+        raise RuntimeError(f"Error reading {name}...")
+
+    def errors(name: str) -> str:
+        with pytest.raises(DecodeError) as info:
+            _decord_quietly(lambda: refused(name), tmp_path / name, "cannot open")
+        return str(info.value)
+
+    with ThreadPoolExecutor(2) as pool:
+        assert list(pool.map(errors, ["a.mp4", "b.mp4"])) == ["cannot open (moov atom not found)"] * 2
+    assert os.fstat(2).st_ino == before and capfd.readouterr().err == ""
+
+    def warns_and_reads() -> str:
+        os.write(2, b"[00:00:01] src/video/video_reader.cc:1: a warning of decord's\n")
+        print("another thread's warning", file=sys.stderr)
+        return "frames"
+
+    assert _decord_quietly(warns_and_reads, tmp_path / "c.mp4", "decoding failed") == "frames"
+    assert capfd.readouterr().err == "another thread's warning\n"
+    with pytest.raises(DecodeError, match=r"^decoding failed \(Check failed: x >= 0\)$"):  # no line: the exception's
+        _decord_quietly(lambda: (_ for _ in ()).throw(RuntimeError("[00:00:02] src/a.cc:9: [00:00:02] src/b.cc:3: Check failed: x >= 0")), tmp_path / "d.mp4", "decoding failed")
 
 
 def test_frame_times_fall_back_to_the_frame_rate():
