@@ -24,6 +24,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -116,29 +117,46 @@ def decord_said(text: str, failed: bool) -> tuple[list[str], str]:
     return said, "".join(line + "\n" for line in lines if "\r" in line) + tail
 
 
-def _decord_quietly(call: Callable[[], T], path: Path, failure: str) -> T:
-    """``call()``, a call of decord's on ``path``, with the process's standard error (its file
-    descriptor, where decord's C++ code and its FFmpeg write, through any progress bar) taken
-    into a temporary file meanwhile, one such call a process at a time; what else was written
-    goes back (:func:`decord_said`). Where the call raises, a :class:`DecodeError` of kind
-    ``failure`` in decord's words: its lines, which say why (``moov atom not found``: a download
-    cut short), then its exception's where that adds to them."""
-    error: Exception | None = None
+@contextmanager
+def _standard_error_taken() -> Iterator[list[str]]:
+    """The process's standard error (its file descriptor, where C code writes, through any progress
+    bar) written into a temporary file for the block, one block a process at a time; the list
+    yielded holds what was written once the block ends (nothing where the process has none)."""
+    written: list[str] = []
     with _STDERR_TAKEN, tempfile.TemporaryFile() as taken:
-        sys.stderr.flush()
-        kept = os.dup(2)
+        if sys.stderr is not None:
+            sys.stderr.flush()
+        try:
+            kept = os.dup(2)
+        except OSError:  # closed: nothing to take
+            yield written
+            return
         os.dup2(taken.fileno(), 2)
+        try:
+            yield written
+        finally:
+            if sys.stderr is not None:
+                sys.stderr.flush()
+            os.dup2(kept, 2)
+            os.close(kept)
+            taken.seek(0)
+            written.append(taken.read().decode(errors="replace"))
+
+
+def _decord_quietly(call: Callable[[], T], path: Path, failure: str) -> T:
+    """``call()``, a call of decord's on ``path``, with the standard error taken from the process
+    meanwhile (:func:`_standard_error_taken`); what others wrote goes back (:func:`decord_said`).
+    Where the call raises, a :class:`DecodeError` of kind ``failure`` in decord's words: its
+    lines, which say why (``moov atom not found``: a download cut short), then its exception's
+    where that adds to them."""
+    error: Exception | None = None
+    with _standard_error_taken() as written:
         try:
             result = call()
         except Exception as exc:  # decord raises its own DECORDError and RuntimeError
             error = exc
-        finally:
-            sys.stderr.flush()
-            os.dup2(kept, 2)
-            os.close(kept)
-        taken.seek(0)
-        said, others = decord_said(taken.read().decode(errors="replace"), error is not None)
-    if others:
+    said, others = decord_said("".join(written), error is not None)
+    if others and sys.stderr is not None:
         sys.stderr.write(others)
         sys.stderr.flush()
     if error is None:

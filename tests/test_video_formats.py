@@ -320,8 +320,20 @@ def test_decords_calls_keep_their_lines_from_the_standard_error_and_pass_on_the_
 
     assert _decord_quietly(warns_and_reads, tmp_path / "c.mp4", "decoding failed") == "frames"
     assert capfd.readouterr().err == "another thread's warning\n"
+    def fails() -> None:
+        raise RuntimeError("[00:00:02] src/a.cc:9: [00:00:02] src/b.cc:3: Check failed: x >= 0")
+
     with pytest.raises(DecodeError, match=r"^decoding failed \(Check failed: x >= 0\)$"):  # no line: the exception's
-        _decord_quietly(lambda: (_ for _ in ()).throw(RuntimeError("[00:00:02] src/a.cc:9: [00:00:02] src/b.cc:3: Check failed: x >= 0")), tmp_path / "d.mp4", "decoding failed")
+        _decord_quietly(fails, tmp_path / "d.mp4", "decoding failed")
+    kept = os.dup(2)
+    os.close(2)  # a process started without a standard error: nothing to take, the same error
+    try:
+        with pytest.raises(DecodeError, match=r"^decoding failed \(Check failed: x >= 0\)$"):
+            _decord_quietly(fails, tmp_path / "d.mp4", "decoding failed")
+        assert _decord_quietly(lambda: "frames", tmp_path / "d.mp4", "decoding failed") == "frames"
+    finally:
+        os.dup2(kept, 2)
+        os.close(kept)
 
 
 def test_frame_times_fall_back_to_the_frame_rate():
