@@ -44,8 +44,11 @@ _DECORD_PREFIX = re.compile(r"^(\s*(\[[\d:]+\]\s*)?\S+\.(cc|cpp|h):\d+:\s*)+(\[[
 # written, as another thread's text (a progress bar's, no line break after it) may come before.
 _DECORD_SAID = re.compile(r"\[[\d:]+\]\s*\S+\.(?:cc|cpp|h):\d+:[^\n]*\n?|\[[^\]\n@]+ @ 0x[0-9a-fA-F]+\]\s*([^\n]*)\n?")
 T = TypeVar("T")
-# One call of decord's a process takes the standard error at a time (decord is opened in the looks' threads).
+# One call of decord's a process takes the standard error at a time (decord is opened in the looks'
+# threads); a fork waits for it to give it back, so that no child begins without its standard
+# error, or with this lock held for good.
 _STDERR_TAKEN = threading.Lock()
+os.register_at_fork(before=_STDERR_TAKEN.acquire, after_in_parent=_STDERR_TAKEN.release, after_in_child=_STDERR_TAKEN.release)
 # PyAV's: an errno, and the file name at the end, or before FFmpeg's last log line, which some
 # releases add ("...: '<file>'; last error log: [matroska,webm] EBML header parsing failed").
 _PYAV_ERRNO = re.compile(r"^\[Errno -?\d+\]\s*")

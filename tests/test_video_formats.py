@@ -8,6 +8,7 @@ clear line naming the file and the problem."""
 import os
 import re
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -334,6 +335,29 @@ def test_decords_calls_keep_their_lines_from_the_standard_error_and_pass_on_the_
     finally:
         os.dup2(kept, 2)
         os.close(kept)
+
+
+def test_a_process_forked_during_a_decord_call_begins_with_its_standard_error(tmp_path):
+    """A thread forking while another is in decord's call waits for the call to end: the child
+    writes where its parent did, and can take the standard error itself."""
+    before = os.fstat(2).st_ino
+    inside = threading.Event()
+
+    def slow() -> str:
+        inside.set()
+        time.sleep(0.3)
+        return "frames"
+
+    with ThreadPoolExecutor(1) as pool:
+        call = pool.submit(_decord_quietly, slow, tmp_path / "a.mp4", "cannot open")
+        inside.wait(10)
+        started = time.monotonic()
+        child = os.fork()
+        if child == 0:  # the child: its standard error and the lock as they are outside any call
+            os._exit(0 if os.fstat(2).st_ino == before and _decord_quietly(lambda: 1, tmp_path / "b.mp4", "cannot open") == 1 else 1)
+        waited = time.monotonic() - started
+        assert call.result() == "frames"
+    assert os.waitpid(child, 0)[1] == 0 and waited > 0.1
 
 
 def test_frame_times_fall_back_to_the_frame_rate():
