@@ -105,17 +105,15 @@ def first_line(exc: BaseException | str) -> str:
     return type(exc).__name__ if isinstance(exc, BaseException) else "no message"
 
 
-def decord_said(text: str, failed: bool) -> tuple[list[str], str]:
-    """What decord wrote to the standard error during one call (``text``), split into its lines,
-    each cut to its message (:data:`_DECORD_SAID`: its C++ log's, FFmpeg's with a context), and
-    the rest, written back as it was. Where the call ``failed``, FFmpeg's lines without a context
-    (``Truncating packet of size 50 to 46``) are decord's too, but for text with a carriage
-    return (a progress bar's, drawn by another thread meanwhile)."""
+def decord_said(text: str) -> tuple[list[str], str]:
+    """What decord wrote to the standard error during one call (``text``) as its lines, each cut
+    to its message (its C++ log's and FFmpeg's with a context, :data:`_DECORD_SAID`, first;
+    FFmpeg's without one, ``Truncating packet of size 50 to 46``, after), and the rest, written
+    back as it was: text with a carriage return, a progress bar drawn by another thread
+    meanwhile. Any other line written in the call's milliseconds is taken for decord's (the
+    decoding processes have no other writer)."""
     said = [first_line(match.group(1) if match.group(1) is not None else match.group(0)) for match in _DECORD_SAID.finditer(text)]
-    rest = _DECORD_SAID.sub("", text)
-    if not failed:
-        return said, rest
-    *lines, tail = rest.split("\n")
+    *lines, tail = _DECORD_SAID.sub("", text).split("\n")
     said += [line.strip() for line in lines if line.strip() and "\r" not in line]
     return said, "".join(line + "\n" for line in lines if "\r" in line) + tail
 
@@ -148,7 +146,8 @@ def _standard_error_taken() -> Iterator[list[str]]:
 
 def _decord_quietly(call: Callable[[], T], path: Path, failure: str) -> T:
     """``call()``, a call of decord's on ``path``, with the standard error taken from the process
-    meanwhile (:func:`_standard_error_taken`); what others wrote goes back (:func:`decord_said`).
+    meanwhile (:func:`_standard_error_taken`), its lines kept back where it gives its result, as
+    PyAV keeps FFmpeg's; a progress bar's text goes back (:func:`decord_said`).
     Where the call raises, a :class:`DecodeError` of kind ``failure`` in decord's words: its
     lines, which say why (``moov atom not found``: a download cut short), then its exception's
     where that adds to them."""
@@ -158,7 +157,7 @@ def _decord_quietly(call: Callable[[], T], path: Path, failure: str) -> T:
             result = call()
         except Exception as exc:  # decord raises its own DECORDError and RuntimeError
             error = exc
-    said, others = decord_said("".join(written), error is not None)
+    said, others = decord_said("".join(written))
     if others and sys.stderr is not None:
         sys.stderr.write(others)
         sys.stderr.flush()
