@@ -131,6 +131,25 @@ def test_truncated_files_give_one_clear_line(files, tmp_path, name, capfd):
         assert f"{cut}: truncated or corrupt video (decord: moov atom not found; Invalid data found when processing input; pyav: " in message
 
 
+def test_cut_or_damaged_files_of_every_format_print_nothing_on_the_standard_error(files, tmp_path, capfd):
+    """What decord and its FFmpeg say of a damaged file is in the failure's line, or kept back
+    where the frames come (each format cut at half, and with bytes changed at random)."""
+    rng = np.random.default_rng(0)
+    for name in sorted(FORMATS):
+        data = np.frombuffer((files / name).read_bytes(), dtype=np.uint8)
+        damaged = data.copy()
+        damaged[rng.integers(len(data) // 5, len(data), 20)] = rng.integers(0, 256, 20)
+        for kind, content in (("cut", data[: len(data) // 2]), ("damaged", damaged)):
+            path = tmp_path / f"{kind}-{name}"
+            path.write_bytes(content.tobytes())
+            try:
+                source = FrameSource(path)
+                source.read(np.arange(source.num_frames))
+            except VideoReadError as error:
+                assert "\n" not in str(error) and ".cc:" not in str(error)
+            assert capfd.readouterr().err == "", path.name
+
+
 @pytest.mark.parametrize("name", ["vp9.webm", "h264.mkv", "xvid.avi"])
 def test_streamable_files_cut_near_the_end_give_the_frames_they_hold(files, tmp_path, name):
     """Matroska and AVI are read front to back: a file cut short is a shorter video, whose last
