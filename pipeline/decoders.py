@@ -95,6 +95,12 @@ class DecodeError(Exception):
         super().__init__(f"{kind} ({detail})" if detail else kind)
         self.kind, self.detail, self.decodable = kind, detail, decodable
 
+    def bare(self) -> DecodeError:
+        """The same error without its traceback and causes, to keep: they hold the decoder's
+        frames, and in them decord's reader, whose threads a process forked meanwhile would wait
+        for for good where it collected the reader itself."""
+        return DecodeError(self.kind, self.detail, self.decodable)
+
 
 def first_line(exc: BaseException | str) -> str:
     """The decoder's message on one line, without decord's clock/source-file prefix."""
@@ -167,7 +173,10 @@ def _decord_quietly(call: Callable[[], T], path: Path, failure: str) -> T:
     words = [opening.sub("", line) for line in said]
     if not (words and str(error).startswith("Error reading ")):  # decord's Python line after its log: nothing more
         words.append(first_line(error))
-    raise DecodeError(failure, "; ".join(dict.fromkeys(words))[:200]) from error
+    try:
+        raise DecodeError(failure, "; ".join(dict.fromkeys(words))[:200]) from error
+    finally:
+        del error  # its traceback holds this frame: no cycle to keep the reader of the call's frame alive
 
 
 def looks_like_video(path: Path) -> bool:

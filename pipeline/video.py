@@ -298,7 +298,7 @@ class FrameSource:
                 self._reader = DECODERS[name](self.path)
                 return
             except DecodeError as exc:
-                self._errors[name] = exc
+                self._errors[name] = exc.bare()
         raise VideoReadError(self.path, self._failure())
 
     def _failure(self) -> str:
@@ -318,7 +318,7 @@ class FrameSource:
             try:
                 return self._reader.read(indices)
             except DecodeError as exc:
-                self._errors[self._reader.name] = exc
+                self._errors[self._reader.name] = exc.bare()
                 count = self.num_frames
                 try:
                     self._open_next()
