@@ -150,7 +150,7 @@ def _standard_error_taken() -> Iterator[list[str]]:
             written.append(taken.read().decode(errors="replace"))
 
 
-def _decord_quietly(call: Callable[[], T], path: Path, failure: str) -> T:
+def decord_quietly(call: Callable[[], T], path: Path, failure: str) -> T:
     """``call()``, a call of decord's on ``path``, with the standard error taken from the process
     meanwhile (:func:`_standard_error_taken`), its lines kept back where it gives its result, as
     PyAV keeps FFmpeg's; a progress bar's text goes back (:func:`decord_said`).
@@ -332,7 +332,7 @@ def _opened_by_decord(path: Path) -> tuple[Any, np.ndarray]:
         count = len(reader)
         return reader, count, reader.get_frame_timestamp(list(range(count)))[:, 0] if count else None
 
-    reader, count, times = _decord_quietly(opened, path, "cannot open")
+    reader, count, times = decord_quietly(opened, path, "cannot open")
     if not count:
         raise DecodeError(unreadable_kind(path), "no frame in the file")
     if not sane_frame_times(times):
@@ -393,7 +393,7 @@ class DecordReader:
 
     def read(self, indices: np.ndarray) -> np.ndarray:
         """Frames at the sorted, distinct ``indices`` as uint8 [n, H, W, 3]."""
-        frames = _decord_quietly(lambda: self._reader.get_batch(indices.tolist()).asnumpy(), self.path, "decoding failed")
+        frames = decord_quietly(lambda: self._reader.get_batch(indices.tolist()).asnumpy(), self.path, "decoding failed")
         if frames.shape[0] != len(indices) or frames.ndim != 4 or frames.shape[-1] != 3:
             raise DecodeError("decoding failed", f"decoder returned frames of shape {frames.shape}")
         return frames

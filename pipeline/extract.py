@@ -403,11 +403,16 @@ def single_thread_worker(formatwarning: Callable[..., str] | None, _: int) -> No
     set before this runs, so that a decoder's segmentation fault prints the Python stack it
     happened in (``Fatal Python error: Segmentation fault``), where torch's one line, which it
     replaces, named no place; written to the standard error as the process began, which decord's
-    calls take from it meanwhile (:func:`pipeline.decoders.decord_said`)."""
+    calls take from it meanwhile (:func:`pipeline.decoders.decord_quietly`)."""
     torch.set_num_threads(1)
     if faulthandler.is_enabled():
-        faulthandler.disable()
-        faulthandler.enable(os.fdopen(os.dup(sys.stderr.fileno()), "w"))
+        try:
+            stderr = os.fdopen(os.dup(2), "w")
+        except OSError:  # a process without a standard error: torch's handlers stay
+            pass
+        else:
+            faulthandler.disable()
+            faulthandler.enable(stderr)
     if formatwarning is not None:
         warnings.formatwarning = formatwarning
 

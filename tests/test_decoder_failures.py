@@ -107,7 +107,7 @@ CRASHING_DECODER = """
 import ctypes
 from pathlib import Path
 import torch
-from pipeline.decoders import _decord_quietly
+from pipeline.decoders import decord_quietly
 from pipeline.extract import decoding_loader
 
 class Decoded(torch.utils.data.Dataset):
@@ -115,7 +115,7 @@ class Decoded(torch.utils.data.Dataset):
         return 2
 
     def __getitem__(self, i):  # a segmentation fault in decord on the second video, its standard error taken
-        return _decord_quietly(lambda: ctypes.string_at(0), Path("b.mp4"), "decoding failed") if i == 1 else i
+        return decord_quietly(lambda: ctypes.string_at(0), Path("b.mp4"), "decoding failed") if i == 1 else i
 
 try:
     list(decoding_loader(Decoded(), 1, watched=False))

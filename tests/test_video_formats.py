@@ -20,7 +20,7 @@ import pytest
 
 from conftest import written_apart
 from pipeline.datasets.manifest import video_id
-from pipeline.decoders import DecodeError, _decord_quietly, decord_said, first_line, frame_seconds, sane_frame_times
+from pipeline.decoders import DecodeError, decord_quietly, decord_said, first_line, frame_seconds, sane_frame_times
 from pipeline.video import FrameSource, VideoReadError, read_short
 from stages.predict import find_videos
 
@@ -133,9 +133,14 @@ def test_truncated_files_give_one_clear_line(files, tmp_path, name, capfd):
         assert f"{cut}: truncated or corrupt video (decord: moov atom not found; Invalid data found when processing input; pyav: " in message
 
 
-def _threads() -> int:
-    """This process's threads, native ones included (a decoder's)."""
-    return len(os.listdir("/proc/self/task"))
+def _threads(settled_at: int) -> int:
+    """This process's threads, native ones included (a decoder's), once they are
+    ``settled_at`` or a second has passed: a decoder's thread told to end may take some
+    milliseconds to (a damaged RealMedia file's, 26 times in 200 reads)."""
+    deadline = time.monotonic() + 1.0
+    while (count := len(os.listdir("/proc/self/task"))) != settled_at and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return count
 
 
 def test_files_of_every_format_whole_cut_or_damaged_print_nothing_and_leave_no_decoder_behind(files, tmp_path, capfd):
@@ -148,7 +153,7 @@ def test_files_of_every_format_whole_cut_or_damaged_print_nothing_and_leave_no_d
     gc.collect()
     gc.disable()
     try:
-        threads = _threads()
+        threads = len(os.listdir("/proc/self/task"))
         for name in sorted(FORMATS):
             data = np.frombuffer((files / name).read_bytes(), dtype=np.uint8)
             damaged = data.copy()
@@ -163,7 +168,7 @@ def test_files_of_every_format_whole_cut_or_damaged_print_nothing_and_leave_no_d
                 except VideoReadError as error:
                     assert "\n" not in str(error) and ".cc:" not in str(error)
                 assert capfd.readouterr().err == "", path.name
-                assert _threads() == threads, path.name
+                assert _threads(settled_at=threads) == threads, path.name
     finally:
         gc.enable()
 
@@ -365,7 +370,7 @@ def test_decords_calls_keep_their_lines_from_the_standard_error_and_pass_on_the_
 
     def errors(name: str) -> str:
         with pytest.raises(DecodeError) as info:
-            _decord_quietly(lambda: refused(name), tmp_path / name, "cannot open")
+            decord_quietly(lambda: refused(name), tmp_path / name, "cannot open")
         return str(info.value)
 
     with ThreadPoolExecutor(2) as pool:
@@ -377,19 +382,19 @@ def test_decords_calls_keep_their_lines_from_the_standard_error_and_pass_on_the_
         print("\rlooking into the video files:  20%|## | 2/10", end="", file=sys.stderr)  # another thread's bar
         return "frames"
 
-    assert _decord_quietly(warns_and_reads, tmp_path / "c.mp4", "decoding failed") == "frames"
+    assert decord_quietly(warns_and_reads, tmp_path / "c.mp4", "decoding failed") == "frames"
     assert capfd.readouterr().err == "\rlooking into the video files:  20%|## | 2/10"
     def fails() -> None:
         raise RuntimeError("[00:00:02] src/a.cc:9: [00:00:02] src/b.cc:3: Check failed: x >= 0")
 
     with pytest.raises(DecodeError, match=r"^decoding failed \(Check failed: x >= 0\)$"):  # no line: the exception's
-        _decord_quietly(fails, tmp_path / "d.mp4", "decoding failed")
+        decord_quietly(fails, tmp_path / "d.mp4", "decoding failed")
     kept = os.dup(2)
     os.close(2)  # a process started without a standard error: nothing to take, the same error
     try:
         with pytest.raises(DecodeError, match=r"^decoding failed \(Check failed: x >= 0\)$"):
-            _decord_quietly(fails, tmp_path / "d.mp4", "decoding failed")
-        assert _decord_quietly(lambda: "frames", tmp_path / "d.mp4", "decoding failed") == "frames"
+            decord_quietly(fails, tmp_path / "d.mp4", "decoding failed")
+        assert decord_quietly(lambda: "frames", tmp_path / "d.mp4", "decoding failed") == "frames"
     finally:
         os.dup2(kept, 2)
         os.close(kept)
@@ -407,12 +412,12 @@ def test_a_process_forked_during_a_decord_call_begins_with_its_standard_error(tm
         return "frames"
 
     with ThreadPoolExecutor(1) as pool:
-        call = pool.submit(_decord_quietly, slow, tmp_path / "a.mp4", "cannot open")
+        call = pool.submit(decord_quietly, slow, tmp_path / "a.mp4", "cannot open")
         inside.wait(10)
         started = time.monotonic()
         child = os.fork()
         if child == 0:  # the child: its standard error and the lock as they are outside any call
-            os._exit(0 if os.fstat(2).st_ino == before and _decord_quietly(lambda: 1, tmp_path / "b.mp4", "cannot open") == 1 else 1)
+            os._exit(0 if os.fstat(2).st_ino == before and decord_quietly(lambda: 1, tmp_path / "b.mp4", "cannot open") == 1 else 1)
         waited = time.monotonic() - started
         assert call.result() == "frames"
     assert os.waitpid(child, 0)[1] == 0 and waited > 0.1
