@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import numpy as np
 
@@ -124,13 +124,19 @@ def decord_said(text: str) -> tuple[list[str], str]:
     return said, "".join(line + "\n" for line in lines if "\r" in line) + tail
 
 
+def _scratch_file() -> BinaryIO:
+    """An anonymous file: in memory where the system makes them (Linux's ``memfd_create``, 4 µs),
+    else a temporary file (8 µs, and a writable temporary folder)."""
+    return open(os.memfd_create("decord-stderr"), "w+b") if hasattr(os, "memfd_create") else tempfile.TemporaryFile()
+
+
 @contextmanager
 def _standard_error_taken() -> Iterator[list[str]]:
     """The process's standard error (its file descriptor, where C code writes, through any progress
-    bar) written into a temporary file for the block, one block a process at a time; the list
+    bar) written into a scratch file for the block, one block a process at a time; the list
     yielded holds what was written once the block ends (nothing where the process has none)."""
     written: list[str] = []
-    with _STDERR_TAKEN, tempfile.TemporaryFile() as taken:
+    with _STDERR_TAKEN, _scratch_file() as taken:
         if sys.stderr is not None:
             sys.stderr.flush()
         try:

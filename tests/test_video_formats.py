@@ -364,7 +364,7 @@ def test_what_decord_writes_to_the_standard_error_is_told_from_other_text():
         "\rlooking into the video files:  10%|#  | 1/10\rlooking into the video files:  20%|## | 2/10")
 
 
-def test_decords_calls_keep_their_lines_from_the_standard_error_and_pass_on_the_rest(tmp_path, capfd):
+def test_decords_calls_keep_their_lines_from_the_standard_error_and_pass_on_the_rest(tmp_path, capfd, monkeypatch):
     """Each call's lines are its own, from two threads at once (the looks open decord so), and
     the standard error is the one it was after them."""
     before = os.fstat(2).st_ino
@@ -390,6 +390,10 @@ def test_decords_calls_keep_their_lines_from_the_standard_error_and_pass_on_the_
         return "frames"
 
     assert decord_quietly(warns_and_reads, tmp_path / "c.mp4", "decoding failed") == "frames"
+    assert capfd.readouterr().err == "\rlooking into the video files:  20%|## | 2/10"
+    with monkeypatch.context() as patched:  # a system without anonymous files in memory (macOS): a temporary file
+        patched.delattr(os, "memfd_create", raising=False)
+        assert decord_quietly(warns_and_reads, tmp_path / "c.mp4", "decoding failed") == "frames"
     assert capfd.readouterr().err == "\rlooking into the video files:  20%|## | 2/10"
     def fails() -> None:
         raise RuntimeError("[00:00:02] src/a.cc:9: [00:00:02] src/b.cc:3: Check failed: x >= 0")
