@@ -126,8 +126,12 @@ def decord_said(text: str) -> tuple[list[str], str]:
 
 def _scratch_file() -> BinaryIO:
     """An anonymous file: in memory where the system makes them (Linux's ``memfd_create``, 4 µs),
-    else a temporary file (8 µs, and a writable temporary folder)."""
-    return open(os.memfd_create("decord-stderr"), "w+b") if hasattr(os, "memfd_create") else tempfile.TemporaryFile()
+    else a temporary file (8 µs, and a writable temporary folder): on macOS, or where a
+    container's system-call filter refuses ``memfd_create``."""
+    try:
+        return open(os.memfd_create("decord-stderr"), "w+b")
+    except (AttributeError, OSError):
+        return tempfile.TemporaryFile()
 
 
 @contextmanager

@@ -391,10 +391,17 @@ def test_decords_calls_keep_their_lines_from_the_standard_error_and_pass_on_the_
 
     assert decord_quietly(warns_and_reads, tmp_path / "c.mp4", "decoding failed") == "frames"
     assert capfd.readouterr().err == "\rlooking into the video files:  20%|## | 2/10"
-    with monkeypatch.context() as patched:  # a system without anonymous files in memory (macOS): a temporary file
-        patched.delattr(os, "memfd_create", raising=False)
-        assert decord_quietly(warns_and_reads, tmp_path / "c.mp4", "decoding failed") == "frames"
-    assert capfd.readouterr().err == "\rlooking into the video files:  20%|## | 2/10"
+    def refuses_memfd(name: str) -> int:  # a container's system-call filter
+        raise PermissionError(1, "Operation not permitted")
+
+    for memfd_create in (None, refuses_memfd):  # none (macOS), or refused: the standard error taken into a temporary file
+        with monkeypatch.context() as patched:
+            if memfd_create is None:
+                patched.delattr(os, "memfd_create", raising=False)
+            else:
+                patched.setattr(os, "memfd_create", memfd_create, raising=False)
+            assert decord_quietly(warns_and_reads, tmp_path / "c.mp4", "decoding failed") == "frames"
+        assert capfd.readouterr().err == "\rlooking into the video files:  20%|## | 2/10"
     def fails() -> None:
         raise RuntimeError("[00:00:02] src/a.cc:9: [00:00:02] src/b.cc:3: Check failed: x >= 0")
 
