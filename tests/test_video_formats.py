@@ -133,16 +133,21 @@ def test_truncated_files_give_one_clear_line(files, tmp_path, name, capfd):
         assert f"{cut}: truncated or corrupt video (decord: moov atom not found; Invalid data found when processing input; pyav: " in message
 
 
-def _threads(settled_at: int) -> int:
-    """This process's threads, native ones included (a decoder's), once they are
-    ``settled_at`` or a second has passed: a decoder's thread told to end may take some
-    milliseconds to (a damaged RealMedia file's, 26 times in 200 reads)."""
+def _thread_count() -> int:
+    """This process's threads, native ones included (a decoder's)."""
+    return len(os.listdir("/proc/self/task"))
+
+
+def _thread_count_settled(at: int) -> int:
+    """:func:`_thread_count` once it is ``at`` or a second has passed: a decoder's thread told
+    to end may take some milliseconds to (a damaged RealMedia file's, 26 times in 200 reads)."""
     deadline = time.monotonic() + 1.0
-    while (count := len(os.listdir("/proc/self/task"))) != settled_at and time.monotonic() < deadline:
+    while (count := _thread_count()) != at and time.monotonic() < deadline:
         time.sleep(0.01)
     return count
 
 
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="threads counted through Linux's /proc")
 def test_files_of_every_format_whole_cut_or_damaged_print_nothing_and_leave_no_decoder_behind(files, tmp_path, capfd):
     """What decord and its FFmpeg say of a damaged file is in the failure's line, or kept back
     where the frames come (each format whole, cut at half, and with bytes changed at random);
@@ -153,7 +158,7 @@ def test_files_of_every_format_whole_cut_or_damaged_print_nothing_and_leave_no_d
     gc.collect()
     gc.disable()
     try:
-        threads = len(os.listdir("/proc/self/task"))
+        threads = _thread_count()
         for name in sorted(FORMATS):
             data = np.frombuffer((files / name).read_bytes(), dtype=np.uint8)
             damaged = data.copy()
@@ -168,7 +173,7 @@ def test_files_of_every_format_whole_cut_or_damaged_print_nothing_and_leave_no_d
                 except VideoReadError as error:
                     assert "\n" not in str(error) and ".cc:" not in str(error)
                 assert capfd.readouterr().err == "", path.name
-                assert _threads(settled_at=threads) == threads, path.name
+                assert _thread_count_settled(at=threads) == threads, path.name
     finally:
         gc.enable()
 
