@@ -314,9 +314,12 @@ def settled_path(path: Path) -> Path:
 
 def clear_partials(output: Path) -> None:
     """Remove what killed writers of ``output`` left behind (``<output>.<pid>.tmp``, files or
-    folders); call it holding :func:`output_lock` of ``output``, the only writer then."""
+    folders); call it holding :func:`output_lock` of ``output``, the only writer then. Those of
+    files named after it (``<output>.summary.json.<pid>.tmp``) are other outputs', perhaps
+    being written: they stay."""
     for partial in output.parent.glob(glob.escape(output.name) + ".*.tmp"):
-        remove_path(partial)
+        if _output_of_partial(partial.name) == output.name:
+            remove_path(partial)
 
 
 def clear_partials_within(folder: Path) -> None:

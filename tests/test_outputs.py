@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pipeline.cache import FeatureCache, is_partial, settled_path
+from pipeline.cache import FeatureCache, clear_partials, is_partial, settled_path
 from pipeline.config import EvalConfig, FinetuneConfig, ModelSpec
 from stages.cli import main
 from stages.evaluate import run_evaluate
@@ -72,6 +72,18 @@ def test_a_partial_path_is_named_as_the_output_it_becomes():
     assert settled_path(Path("/c/f.zarr.eval-ab.4242.tmp/budget_curve.png")) == Path("/c/f.zarr.eval-ab/budget_curve.png")
     assert settled_path(Path("run/curves.png.17.tmp")) == Path("run/curves.png")
     assert settled_path(Path("run/notes.tmp/x.1.png")) == Path("run/notes.tmp/x.1.png")  # no writer's partial in it
+
+
+def test_clearing_an_outputs_partials_leaves_those_of_the_files_named_after_it(tmp_path):
+    """An HDF5 export clears what killed exports left, ``<cache>.h5.<pid>.tmp``; the partials of the
+    cache's summary and failures list, which other runs may be writing that moment, stay (before
+    2026-12-07 its pattern took them too, and such a writer's rename failed)."""
+    final = tmp_path / "f.h5"
+    for name in ("f.h5.4242.tmp", "f.h5.summary.json.4242.tmp", "f.h5.staging.zarr.failures.jsonl.17.tmp", "f.h5.x1.tmp"):
+        (tmp_path / name).write_text("{")
+    (tmp_path / "f.h5.77.tmp").mkdir()  # a folder written whole, killed
+    clear_partials(final)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.h5.staging.zarr.failures.jsonl.17.tmp", "f.h5.summary.json.4242.tmp", "f.h5.x1.tmp"]
 
 
 def test_outputs_lists_the_fine_tuning_runs(tiny_videos, run_options):
