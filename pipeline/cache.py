@@ -184,6 +184,18 @@ def write_text_atomic(path: Path, text: str) -> None:
         tmp.write_text(text)
 
 
+def write_text_alone(path: Path, text: str) -> None:
+    """``text`` into ``path`` whole (:func:`write_text_atomic`) under the file's own lock
+    (:func:`output_lock_path`, waited for: each writer holds it for a moment), having removed
+    what killed writers of it left (:func:`clear_partials`): for the small files that several
+    runs write, each whole (a feature cache's summary and failures list, the ``latest``
+    pointers), which nothing else clears."""
+    path = Path(path)
+    with file_lock(output_lock_path(path)):
+        clear_partials(path)
+        write_text_atomic(path, text)
+
+
 def restart_log(path: Path, entries: Sequence[dict[str, Any]]) -> None:
     """A training run's JSON-lines log at ``path`` made to hold ``entries`` alone (its resume
     point's history), whole or not at all: what a killed run left after them (half a line) goes

@@ -105,12 +105,12 @@ def write_recognizer_classes(order: ClassOrder, classes: Sequence[str], features
     """:func:`in_recognizer_order`, one name a line (a ``--class-names`` file), beside the
     feature cache ``features`` (``features-<fp>.recognizer-classes.txt``); None, and nothing
     written, where some class had no frames to tell its place."""
-    from pipeline.cache import write_text_atomic
+    from pipeline.cache import write_text_alone
 
     if len(order.seen) < len(classes):
         return None
     path = features.with_name(features.name.split(".")[0] + ".recognizer-classes.txt")
-    write_text_atomic(path, "".join(f"{name}\n" for name in in_recognizer_order(order, classes)))
+    write_text_alone(path, "".join(f"{name}\n" for name in in_recognizer_order(order, classes)))
     return path
 
 

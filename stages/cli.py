@@ -340,7 +340,7 @@ def data(dataset: str, data_root: Path | None, difficulty: float | None, seed: i
 @clear_errors
 def features(dataset: str, data_root: Path | None, cache_dir: Path, cache_path: Path | None, preset: str | None, shard: str, device: str, backend: str, onnx_dir: Path | None, workers: int | None, videos_per_batch: int, videos_per_shard: int, allow_failures: bool, retry_failed: bool, dry_run: bool, decode_timeout: float, no_progress: bool, files: Any, **model_options: Any) -> None:
     """Pre-sample T frames per video, run the light model and the recognizer, fill the cache."""
-    from pipeline.cache import write_text_atomic
+    from pipeline.cache import write_text_alone
     from pipeline.config import RunOptions
     from pipeline.datasets import get_dataset
     from pipeline.distributed import parse_shard
@@ -358,7 +358,7 @@ def features(dataset: str, data_root: Path | None, cache_dir: Path, cache_path: 
     if summary.leader:
         click.echo(summary.table())
         out = Path(summary.cache).with_name(Path(summary.cache).name + ".summary.json")
-        write_text_atomic(out, json.dumps(vars(summary), indent=1))
+        write_text_alone(out, json.dumps(vars(summary), indent=1))
         if summary.complete:
             record_latest(latest_features_file(cache_dir, dataset, preset), summary.cache)
     if summary.failed and not allow_failures:
@@ -407,13 +407,12 @@ def finetune(dataset: str, data_root: Path | None, role: str, arch: str | None, 
 
 
 def record_latest(pointer: Path, target: str | Path) -> None:
-    """Write ``target``'s absolute path into the pointer file a later stage reads, whole (two
-    writers each through a file of their own); its folder is made if need be, as a cache given
-    by ``--cache`` leaves none under ``--cache-dir``."""
-    from pipeline.cache import write_text_atomic
+    """Write ``target``'s absolute path into the pointer file a later stage reads, whole, under
+    the pointer's lock (:func:`pipeline.cache.write_text_alone`); its folder is made if need be
+    (with the lock), as a cache given by ``--cache`` leaves none under ``--cache-dir``."""
+    from pipeline.cache import write_text_alone
 
-    pointer.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(pointer, str(Path(target).resolve()) + "\n")
+    write_text_alone(pointer, str(Path(target).resolve()) + "\n")
 
 
 def latest_features_file(cache_dir: Path, dataset: str, preset: str | None = None) -> Path:

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 import pipeline
 from pipeline import cache as cache_mod
-from pipeline.cache import DONE, FAILED, NOT_RECORDED, PENDING, BackgroundWriter, CacheError, FeatureCache, Layout, ShardAssembler, ZarrWriter, changed_sources, shard_size, write_text_atomic
+from pipeline.cache import DONE, FAILED, NOT_RECORDED, PENDING, BackgroundWriter, CacheError, FeatureCache, Layout, ShardAssembler, ZarrWriter, changed_sources, shard_size, write_text_alone
 from pipeline.backends import Runner, backend_identity, make_runner, resolve_backend
 from pipeline.class_order import OrderWatch, misordered_message, write_recognizer_classes
 from pipeline.config import WEIGHTS_IMAGENET, WEIGHTS_NONE, FeaturesConfig, RunOptions, from_checkpoint
@@ -176,7 +176,7 @@ def _collect_logged(final: Path, manifest: Manifest, status: np.ndarray) -> tupl
     for index in np.flatnonzero(status == FAILED):
         vid = manifest.videos[index].video_id
         failures.append(latest.get(vid, {"video_id": vid, "path": manifest.videos[index].path, "reason": "failed (reason not logged)"}))
-    write_text_atomic(_failures_file(final), "".join(json.dumps(f) + "\n" for f in failures))
+    write_text_alone(_failures_file(final), "".join(json.dumps(f) + "\n" for f in failures))
     finished = {manifest.videos[i].video_id for i in np.flatnonzero(status == DONE)}
     short = [{k: r[k] for k in ("video_id", "path", "frames", "listed")} for r in latest.values() if "listed" in r and r["video_id"] in finished]
     pyav = [{k: r[k] for k in ("video_id", "path", "pyav")} for r in latest.values() if "pyav" in r and r["video_id"] in finished]

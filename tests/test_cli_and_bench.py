@@ -209,8 +209,15 @@ def test_features_with_a_cache_path_records_it_for_the_later_stages_in_a_new_cac
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert (cache_dir / "demo" / "latest-features.txt").read_text() == f"{store.resolve()}\n" and store.is_dir()
-    assert [p.name for p in (cache_dir / "demo").iterdir()] == ["latest-features.txt"]  # written whole: no partial file left
+    assert sorted(p.name for p in (cache_dir / "demo").iterdir()) == [".latest-features.txt.lock", "latest-features.txt"]  # written whole, under its lock: no partial file left
     assert "(complete)" in result.output
+    left = [store.with_name(f"{store.name}.{name}.99999999.tmp") for name in ("summary.json", "failures.jsonl")]  # a writer killed while writing each
+    for partial in left:
+        partial.write_text("{")
+    again = CliRunner().invoke(main, args)  # computes nothing, writes both files again under their locks
+    assert again.exit_code == 0 and json.loads(store.with_name(store.name + ".summary.json").read_text())["computed"] == 0
+    assert not any(partial.exists() for partial in left) and not list(store.parent.glob("*.tmp"))
+    assert {p.name for p in store.parent.glob(".*.lock")} == {f".{store.name}.{name}.lock" for name in ("failures.jsonl", "summary.json")}
     # the later stages' --features: a cache without prototypes yet, a path that holds none, one
     # that is not there (before 2026-12-06 all three were "no prototypes made for this cache")
     (tmp_path / "empty").mkdir()

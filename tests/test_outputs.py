@@ -1,12 +1,13 @@
 """``nsnet outputs``: a dataset's caches and what was made from each, said by what they hold."""
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from pipeline.cache import FeatureCache, clear_partials, is_partial, settled_path
+from pipeline.cache import FeatureCache, clear_partials, file_lock, is_partial, output_lock_path, settled_path, write_text_alone
 from pipeline.config import EvalConfig, FinetuneConfig, ModelSpec
 from stages.cli import main
 from stages.evaluate import run_evaluate
@@ -84,6 +85,22 @@ def test_clearing_an_outputs_partials_leaves_those_of_the_files_named_after_it(t
     (tmp_path / "f.h5.77.tmp").mkdir()  # a folder written whole, killed
     clear_partials(final)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.h5.staging.zarr.failures.jsonl.17.tmp", "f.h5.summary.json.4242.tmp", "f.h5.x1.tmp"]
+
+
+def test_a_small_file_written_alone_clears_what_killed_writers_left_and_waits_for_its_lock(tmp_path):
+    path = tmp_path / "f.zarr.summary.json"
+    left = path.with_name(path.name + ".99999999.tmp")
+    left.write_text("{")
+    write_text_alone(path, "first")
+    assert path.read_text() == "first" and not left.exists() and output_lock_path(path).is_file()
+    with file_lock(output_lock_path(path)):  # another writer at work
+        second = threading.Thread(target=write_text_alone, args=(path, "second"))
+        second.start()
+        second.join(timeout=0.5)
+        assert second.is_alive() and path.read_text() == "first"
+    second.join(timeout=10)
+    assert not second.is_alive() and path.read_text() == "second"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".f.zarr.summary.json.lock", "f.zarr.summary.json"]
 
 
 def test_outputs_lists_the_fine_tuning_runs(tiny_videos, run_options):
