@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.cache import clear_partials, file_lock, out_of_space, output_lock_path, replacing
+from pipeline.cache import out_of_space, replacing, writing_alone
 from pipeline.models import FrameEncoder, encode, frames_per_run, prepare_encoder
 from pipeline.sampler import NSNetSampler
 from pipeline.sampler_training import FrameObjective, frame_objective, sampler_saliency
@@ -147,15 +147,14 @@ def export_key(encoder: FrameEncoder, input_size: tuple[int, int, int]) -> str:
 
 def _export(graph: nn.Module, example: torch.Tensor, input_name: str, outputs: list[str], path: Path, what: str) -> Path:
     """``graph`` exported to ``path`` with a dynamic first (batch) axis, made if missing.
-    Exported by one process at a time, holding the export's lock (:func:`output_lock_path`):
+    Exported by one process at a time, holding the export's lock (:func:`writing_alone`):
     torchrun ranks starting together export once, the others then take the file. Written to a
     temporary file and renamed, so an export stopped by an error leaves nothing behind, and what
     a killed one left (``<name>.onnx.<pid>.tmp``, up to the model's size) goes with the next."""
     if path.is_file():
         return path
-    with file_lock(output_lock_path(path)):
+    with writing_alone(path):
         if not path.is_file():
-            clear_partials(path)
             _export_whole(graph, example, input_name, outputs, path, what)
     return path
 

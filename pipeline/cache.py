@@ -184,15 +184,22 @@ def write_text_atomic(path: Path, text: str) -> None:
         tmp.write_text(text)
 
 
-def write_text_alone(path: Path, text: str) -> None:
-    """``text`` into ``path`` whole (:func:`write_text_atomic`) under the file's own lock
-    (:func:`output_lock_path`, waited for: each writer holds it for a moment), having removed
-    what killed writers of it left (:func:`clear_partials`): for the small files that several
-    runs write, each whole (a feature cache's summary and failures list, the ``latest``
-    pointers), which nothing else clears."""
-    path = Path(path)
-    with file_lock(output_lock_path(path)):
+@contextmanager
+def writing_alone(path: Path, lock: Path | None = None) -> Iterator[None]:
+    """The block as ``path``'s one writer: holding its lock (``lock``, else
+    :func:`output_lock_path` of ``path``; waited for), with what killed writers of it left
+    (:func:`clear_partials`) removed first."""
+    with file_lock(lock or output_lock_path(path)):
         clear_partials(path)
+        yield
+
+
+def write_text_alone(path: Path, text: str) -> None:
+    """``text`` into ``path`` whole (:func:`write_text_atomic`) as its one writer
+    (:func:`writing_alone`: each holds the lock for a moment): for the small files that several
+    runs write, each whole (a feature cache's summary and failures list, the ``latest``
+    pointers), whose killed writers' partials nothing else clears."""
+    with writing_alone(Path(path)):
         write_text_atomic(path, text)
 
 

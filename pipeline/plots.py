@@ -211,12 +211,11 @@ def draw_curves_once(history: Sequence[dict[str, float]], panels: Sequence[tuple
     in a process that then ends: drawn in a process that went on training or evaluating
     (evaluate after its w/o-NS run, the ablations), a figure had raised that process's later
     memory by 0.2-0.5 GiB (README, The train stage)."""
-    from pipeline.cache import clear_partials, file_lock, output_lock_path
+    from pipeline.cache import output_lock_path, writing_alone
 
     if not path.exists() and history and matplotlib_available():
-        with file_lock(output_lock_path(path.parent)):
+        with writing_alone(path, lock=output_lock_path(path.parent)):
             if not path.exists():
-                clear_partials(path)
                 plot_training_curves(history, panels, path, title)
     return path.exists()
 

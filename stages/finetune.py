@@ -166,8 +166,7 @@ def _copy_out(final: Path, out: Path) -> None:
     """The run's ``model.pth`` copied to ``--out`` where ``out`` holds other bytes, one copier
     at a time under ``out``'s lock, which first removes the part-written copies of killed
     runs (``<out>.<pid>.tmp``, a checkpoint's size each)."""
-    with cache_mod.file_lock(cache_mod.output_lock_path(out)):
-        cache_mod.clear_partials(out)
+    with cache_mod.writing_alone(out):
         if not (out.exists() and filecmp.cmp(out, final, shallow=False)):
             with cache_mod.replacing(out) as tmp:
                 shutil.copyfile(final, tmp)
