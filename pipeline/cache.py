@@ -247,6 +247,12 @@ def creation_lock_path(store: Path) -> Path:
     return store.with_name(store.name + ".create.lock")
 
 
+def summary_path(store: Path) -> Path:
+    """Where the features stage's command writes its summary of a store (``<store>.summary.json``):
+    of the HDF5 file once finished, of its staging store before."""
+    return store.with_name(store.name + ".summary.json")
+
+
 def failures_dir(final: Path) -> Path:
     """Where the features stage's jobs log the videos of the cache ``final``, a file a share:
     why one failed, how one was read (``<cache>.failures.d``)."""
@@ -717,7 +723,9 @@ def read_rows(array: Any, rows: np.ndarray, block: int = EXPORT_VIDEOS, threads:
 def export_hdf5(staging: Path, final: Path) -> None:
     """Copy a finished Zarr store into an HDF5 file with the same schema, atomically. Called under
     the store's creation lock, the one exporter: the part-written copy a killed export left
-    (``<final>.<pid>.tmp``, up to the cache's size) goes first, before the free space is counted."""
+    (``<final>.<pid>.tmp``, up to the cache's size) goes first, before the free space is counted.
+    The staging store goes after, with the summary a job that finished before wrote of it (its
+    pending videos are finished now)."""
     import h5py
 
     kept = f"the finished Zarr store {staging.name} is kept: free space and run the same command again to export it"
@@ -733,6 +741,7 @@ def export_hdf5(staging: Path, final: Path) -> None:
                 _copy_rows(array, _h5_dataset(h5, name, array.shape, array.dtype), step)
             h5.attrs["nsnet"] = json.dumps(source.attrs)
     shutil.rmtree(staging)
+    summary_path(staging).unlink(missing_ok=True)
 
 
 def _copy_rows(source: Any, target: Any, step: int) -> None:

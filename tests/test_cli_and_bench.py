@@ -13,6 +13,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
+from pipeline.cache import summary_path
 from pipeline.datasets import get_dataset
 from stages.bench import InferenceBench, summarize, time_batch
 from stages.bench_features import bench_features, with_paper_backbones
@@ -215,7 +216,7 @@ def test_features_with_a_cache_path_records_it_for_the_later_stages_in_a_new_cac
     for partial in left:
         partial.write_text("{")
     again = CliRunner().invoke(main, args)  # computes nothing, writes both files again under their locks
-    assert again.exit_code == 0 and json.loads(store.with_name(store.name + ".summary.json").read_text())["computed"] == 0
+    assert again.exit_code == 0 and json.loads(summary_path(store).read_text())["computed"] == 0
     assert not any(partial.exists() for partial in left) and not list(store.parent.glob("*.tmp"))
     assert {p.name for p in store.parent.glob(".*.lock")} == {f".{store.name}.{name}.lock" for name in ("failures.jsonl", "summary.json")}
     # the later stages' --features: a cache without prototypes yet, a path that holds none, one
@@ -225,6 +226,23 @@ def test_features_with_a_cache_path_records_it_for_the_later_stages_in_a_new_cac
                            (tmp_path / "empty", f"{tmp_path / 'empty'}: not a feature cache (no Zarr group here"), (tmp_path / "gone.zarr", f"{tmp_path / 'gone.zarr'}: no feature cache here")):
         refused = CliRunner().invoke(main, ["train", "--features", str(features), "--no-progress"])
         assert refused.exit_code == 1 and f"Error: {said}" in refused.output, refused.output
+
+
+def test_an_hdf5_caches_summary_of_its_staging_store_goes_with_the_store(tiny_videos, tmp_path: Path):
+    """Two ``--shard`` jobs one after the other: the first writes its summary of the unfinished
+    staging store; the second finishes and exports the cache, which removes that summary with
+    the store (it said videos were pending, beside a finished file, before 2026-12-07)."""
+    tiny = ["--light-model", "test_efficientnet", "--light-weights", "none", "--light-resolution", "32", "--recognizer-model", "test_resnet", "--recognizer-weights", "none", "--recognizer-resolution", "32"]
+    args = ["features", "--dataset", "demo", "--data-root", str(tiny_videos), "--cache-dir", str(tmp_path), "--storage", "hdf5", "--videos-per-shard", "4", "--workers", "0", "--backend", "torch", "--no-progress", *tiny]
+    first = CliRunner().invoke(main, [*args, "--shard", "0/2"])
+    assert first.exit_code == 0, first.output
+    (staging,) = (tmp_path / "demo").glob("*.h5.staging.zarr")
+    final = staging.with_name(staging.name.removesuffix(".staging.zarr"))
+    assert json.loads(summary_path(staging).read_text())["pending"] > 0 and not final.exists()
+    second = CliRunner().invoke(main, [*args, "--shard", "1/2"])
+    assert second.exit_code == 0, second.output
+    assert not staging.exists() and not summary_path(staging).exists()
+    assert json.loads(summary_path(final).read_text())["pending"] == 0
 
 
 def test_bench_features_reports_each_backends_rates_and_their_ratio(tiny_videos, tiny_config, run_options):
