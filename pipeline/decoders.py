@@ -14,6 +14,7 @@ without it and PyAV reads every file (:func:`decord_installed`).
 
 from __future__ import annotations
 
+import faulthandler
 import importlib.util
 import itertools
 import os
@@ -49,6 +50,9 @@ T = TypeVar("T")
 # error, or with this lock held for good.
 _STDERR_TAKEN = threading.Lock()
 os.register_at_fork(before=_STDERR_TAKEN.acquire, after_in_parent=_STDERR_TAKEN.release, after_in_child=_STDERR_TAKEN.release)
+# Whether this process's fault handler, turned on by Python at its start, writes to a duplicate of
+# the standard error rather than to descriptor 2, which decord's calls take (:func:`_standard_error_taken`).
+_FAULT_HANDLER_MOVED = False
 # PyAV's: an errno, and the file name at the end, or before FFmpeg's last log line, which some
 # releases add ("...: '<file>'; last error log: [matroska,webm] EBML header parsing failed").
 _PYAV_ERRNO = re.compile(r"^\[Errno -?\d+\]\s*")
@@ -134,6 +138,35 @@ def _scratch_file() -> BinaryIO:
         return tempfile.TemporaryFile()
 
 
+def fault_handler_on_a_copy_of_standard_error() -> None:
+    """Python's fault handler, where it is on, enabled again (its signal handlers installed anew:
+    torch's DataLoader workers set their own over them) on a duplicate of descriptor 2, the
+    standard error as it is now, so that a crash inside a decord call, which takes descriptor 2
+    meanwhile (:func:`_standard_error_taken`), still prints its Python stack
+    (``Fatal Python error: Segmentation fault``). A process without a standard error keeps the
+    handler as it was."""
+    if not faulthandler.is_enabled():
+        return
+    try:
+        copy = os.fdopen(os.dup(2), "w")
+    except OSError:
+        return
+    faulthandler.disable()
+    faulthandler.enable(copy)  # the handler keeps the file open
+
+
+def _move_a_started_fault_handler() -> None:
+    """:func:`fault_handler_on_a_copy_of_standard_error`, once, where Python turned the fault
+    handler on at its start (``-X faulthandler``, ``-X dev``, ``PYTHONFAULTHANDLER``), on the
+    standard error: the destination stays the same. One turned on by code (pytest's, on its own
+    duplicate; a user's, on a file of theirs) is left where it writes."""
+    global _FAULT_HANDLER_MOVED
+    if not _FAULT_HANDLER_MOVED:
+        _FAULT_HANDLER_MOVED = True
+        if sys.flags.dev_mode or "faulthandler" in sys._xoptions or os.environ.get("PYTHONFAULTHANDLER"):
+            fault_handler_on_a_copy_of_standard_error()
+
+
 @contextmanager
 def _standard_error_taken() -> Iterator[list[str]]:
     """The process's standard error (its file descriptor, where C code writes, through any progress
@@ -141,6 +174,7 @@ def _standard_error_taken() -> Iterator[list[str]]:
     yielded holds what was written once the block ends (nothing where the process has none)."""
     written: list[str] = []
     with _STDERR_TAKEN, _scratch_file() as taken:
+        _move_a_started_fault_handler()
         if sys.stderr is not None:
             sys.stderr.flush()
         try:

@@ -12,7 +12,6 @@ retried or files changed, make blocks of their own: ``stages.features``.)
 
 from __future__ import annotations
 
-import faulthandler
 import functools
 import math
 import multiprocessing
@@ -31,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from pipeline.cache import DONE, FAILED, SHIFT_PREFIX
 from pipeline.datasets import VideoRecord
-from pipeline.decoders import DECODER_RULES
+from pipeline.decoders import DECODER_RULES, fault_handler_on_a_copy_of_standard_error
 from pipeline.backends import Runner
 from pipeline import decode_watch
 from pipeline.decode_watch import DecodingWatch
@@ -403,16 +402,9 @@ def single_thread_worker(formatwarning: Callable[..., str] | None, _: int) -> No
     set before this runs, so that a decoder's segmentation fault prints the Python stack it
     happened in (``Fatal Python error: Segmentation fault``), where torch's one line, which it
     replaces, named no place; written to the standard error as the process began, which decord's
-    calls take from it meanwhile (:func:`pipeline.decoders.decord_quietly`)."""
+    calls take from it meanwhile (:func:`pipeline.decoders.fault_handler_on_a_copy_of_standard_error`)."""
     torch.set_num_threads(1)
-    if faulthandler.is_enabled():
-        try:
-            stderr = os.fdopen(os.dup(2), "w")
-        except OSError:  # a process without a standard error: torch's handlers stay
-            pass
-        else:
-            faulthandler.disable()
-            faulthandler.enable(stderr)
+    fault_handler_on_a_copy_of_standard_error()
     if formatwarning is not None:
         warnings.formatwarning = formatwarning
 

@@ -143,6 +143,37 @@ def test_a_decoders_segmentation_fault_prints_its_python_stack_where_the_fault_h
         assert proc.stderr == ""
 
 
+CRASHING_IN_THIS_PROCESS = """
+import ctypes, faulthandler, os, sys
+from pathlib import Path
+from pipeline.decoders import decord_quietly
+
+if sys.argv[1:] == ["own-file"]:  # the handler turned on by code, on a file of the caller's
+    faulthandler.enable(open(os.environ["OWN_FILE"], "w"))
+decord_quietly(lambda: ctypes.string_at(0), Path("b.mp4"), "decoding failed")  # decord crashing, standard error taken
+"""
+
+
+@pytest.mark.parametrize(("flags", "arg", "printed"), [([], "", False), (["-X", "faulthandler"], "", True), (["-X", "dev"], "", True), ([], "own-file", False)])
+def test_a_crash_in_a_decord_call_of_the_main_process_prints_its_python_stack_where_python_began_the_fault_handler(flags, arg, printed, tmp_path):
+    """With ``--workers 0`` decord runs in the main process: a crash inside its call, where the
+    fault handler was turned on at Python's start, wrote its stack into the standard error the
+    call had taken, lost with the process (2026-12-07, before the fifty-first session); now it is
+    printed. A handler turned on by code writes where it was told, as before."""
+    script = tmp_path / "crashes.py"
+    script.write_text(CRASHING_IN_THIS_PROCESS)
+    own = tmp_path / "own.txt"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OWN_FILE": str(own)}
+    env.pop("PYTHONFAULTHANDLER", None)
+    proc = subprocess.run([sys.executable, *flags, str(script), *([arg] if arg else [])], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGSEGV
+    assert ("Fatal Python error: Segmentation fault" in proc.stderr) is printed
+    if printed:
+        assert re.search(r'  File ".*crashes\.py", line 8 in <module>\n', proc.stderr)
+    if arg:
+        assert proc.stderr == "" and 'crashes.py", line 8 in <module>' in own.read_text()
+
+
 def test_decoders_that_keep_dying_stop_the_run(tiny_videos, tiny_config, run_options, monkeypatch, forked_workers):
     """Every video killing its decoder is not a bad file but a bad machine (no memory, no
     /dev/shm): after a few in a row with no video decoded between, the run stops and says so."""
