@@ -156,6 +156,13 @@ def staging_path(final: Path) -> Path:
     return final if final.suffix == ".zarr" else final.with_name(final.name + ".staging.zarr")
 
 
+def final_path(store: Path) -> Path:
+    """The cache a store is computed for (:func:`staging_path`'s inverse): the HDF5 file of a
+    staging store, else the store itself."""
+    name = store.name.removesuffix(".staging.zarr")
+    return store.with_name(name) if name != store.name and name.endswith(".h5") else store
+
+
 def partial_path(output: Path) -> Path:
     """Where this process writes ``output`` before renaming it into place: ``<output>.<pid>.tmp``
     (:func:`replacing`, :func:`written_whole`; told by :func:`is_partial`)."""
@@ -248,8 +255,9 @@ def creation_lock_path(store: Path) -> Path:
 
 
 def summary_path(store: Path) -> Path:
-    """Where the features stage's command writes its summary of a store (``<store>.summary.json``):
-    of the HDF5 file once finished, of its staging store before."""
+    """Where the features stage's command writes its summary of a store (``<store>.summary.json``,
+    ``stages.features.write_summary``): of the HDF5 file once finished, of its staging store
+    before."""
     return store.with_name(store.name + ".summary.json")
 
 

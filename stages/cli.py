@@ -340,11 +340,10 @@ def data(dataset: str, data_root: Path | None, difficulty: float | None, seed: i
 @clear_errors
 def features(dataset: str, data_root: Path | None, cache_dir: Path, cache_path: Path | None, preset: str | None, shard: str, device: str, backend: str, onnx_dir: Path | None, workers: int | None, videos_per_batch: int, videos_per_shard: int, allow_failures: bool, retry_failed: bool, dry_run: bool, decode_timeout: float, no_progress: bool, files: Any, **model_options: Any) -> None:
     """Pre-sample T frames per video, run the light model and the recognizer, fill the cache."""
-    from pipeline.cache import summary_path, write_text_alone
     from pipeline.config import RunOptions
     from pipeline.datasets import get_dataset
     from pipeline.distributed import parse_shard
-    from stages.features import plan_features, run_features
+    from stages.features import plan_features, run_features, write_summary
 
     config = get_dataset(dataset).features
     if preset is not None:
@@ -357,7 +356,7 @@ def features(dataset: str, data_root: Path | None, cache_dir: Path, cache_path: 
     summary = run_features(dataset, data_root, config, opts, cache_path, files)
     if summary.leader:
         click.echo(summary.table())
-        write_text_alone(summary_path(Path(summary.cache)), json.dumps(vars(summary), indent=1))
+        write_summary(summary)
         if summary.complete:
             record_latest(latest_features_file(cache_dir, dataset, preset), summary.cache)
     if summary.failed and not allow_failures:

@@ -727,5 +727,20 @@ def _summarise(final: Path, manifest: Manifest, status: np.ndarray, computed: in
     )
 
 
+def write_summary(summary: FeaturesSummary) -> Path | None:
+    """``summary`` as JSON beside the store it describes (:func:`~pipeline.cache.summary_path`),
+    under the cache's creation lock, which the HDF5 export holds while it removes the staging
+    store and the summary written of it: so that none is written of a staging store exported
+    meanwhile by another job (None then: the exporting job writes the finished file's). A killed
+    writer's partial goes first (:func:`~pipeline.cache.writing_alone`)."""
+    store = Path(summary.cache)
+    path = cache_mod.summary_path(store)
+    with cache_mod.writing_alone(path, lock=cache_mod.creation_lock_path(cache_mod.final_path(store))):
+        if not store.exists():
+            return None
+        cache_mod.write_text_atomic(path, json.dumps(vars(summary), indent=1))
+    return path
+
+
 def _jsonable(cfg: dict[str, Any]) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}

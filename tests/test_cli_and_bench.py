@@ -13,10 +13,11 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from pipeline.cache import summary_path
+from pipeline.cache import final_path, staging_path, summary_path
 from pipeline.datasets import get_dataset
 from stages.bench import InferenceBench, summarize, time_batch
 from stages.bench_features import bench_features, with_paper_backbones
+from stages.features import FeaturesSummary, write_summary
 from stages.cli import TORCHRUN_COMMANDS, file_error_line, main
 
 
@@ -218,7 +219,7 @@ def test_features_with_a_cache_path_records_it_for_the_later_stages_in_a_new_cac
     again = CliRunner().invoke(main, args)  # computes nothing, writes both files again under their locks
     assert again.exit_code == 0 and json.loads(summary_path(store).read_text())["computed"] == 0
     assert not any(partial.exists() for partial in left) and not list(store.parent.glob("*.tmp"))
-    assert {p.name for p in store.parent.glob(".*.lock")} == {f".{store.name}.{name}.lock" for name in ("failures.jsonl", "summary.json")}
+    assert {p.name for p in store.parent.glob(".*.lock")} == {f".{store.name}.failures.jsonl.lock"}  # the summary's is the store's creation lock
     # the later stages' --features: a cache without prototypes yet, a path that holds none, one
     # that is not there (before 2026-12-06 all three were "no prototypes made for this cache")
     (tmp_path / "empty").mkdir()
@@ -243,6 +244,14 @@ def test_an_hdf5_caches_summary_of_its_staging_store_goes_with_the_store(tiny_vi
     assert second.exit_code == 0, second.output
     assert not staging.exists() and not summary_path(staging).exists()
     assert json.loads(summary_path(final).read_text())["pending"] == 0
+    late = FeaturesSummary(cache=str(staging), total=12, pending=6)  # a job that finished just before the export
+    assert write_summary(late) is None and not summary_path(staging).exists()
+
+
+@pytest.mark.parametrize(("store", "final"), [("c/x.h5.staging.zarr", "c/x.h5"), ("c/x.zarr", "c/x.zarr"), ("c/x.staging.zarr", "c/x.staging.zarr")])
+def test_a_stores_cache_is_the_hdf5_file_of_a_staging_store_else_itself(store, final):
+    """HDF5 caches end in ``.h5``, Zarr ones in ``.zarr`` (a Zarr cache may be named ``x.staging.zarr``)."""
+    assert final_path(Path(store)) == Path(final) and staging_path(Path(final)) == Path(store)
 
 
 def test_bench_features_reports_each_backends_rates_and_their_ratio(tiny_videos, tiny_config, run_options):
