@@ -163,6 +163,24 @@ def final_path(store: Path) -> Path:
     return store.with_name(name) if name != store.name and name.endswith(".h5") else store
 
 
+def found_beside(recorded: Path, folder: Path) -> Path:
+    """``recorded``, an output's path that a pointer or another output wrote down, where it is
+    there; else the output of that name in ``folder``, where that is there: a cache folder moved
+    or copied elsewhere, or mounted at another path on another node, keeps its outputs side by
+    side under their names, while the paths written in it are the old place's; else ``recorded``
+    (which the error that follows names)."""
+    recorded = Path(recorded)
+    if recorded.exists():
+        return recorded
+    here = Path(folder) / recorded.name
+    return here if here.exists() else recorded
+
+
+def read_pointer(pointer: Path) -> Path:
+    """The output a ``latest-*.txt`` pointer names (:func:`found_beside` the pointer)."""
+    return found_beside(Path(pointer.read_text().strip()), pointer.parent)
+
+
 def partial_path(output: Path) -> Path:
     """Where this process writes ``output`` before renaming it into place: ``<output>.<pid>.tmp``
     (:func:`replacing`, :func:`written_whole`; told by :func:`is_partial`)."""

@@ -421,7 +421,7 @@ def latest_features_file(cache_dir: Path, dataset: str, preset: str | None = Non
 
 def resolve_features(cache_dir: Path, dataset: str, features_path: Path | None, preset: str | None = None) -> Path:
     """The given feature cache, or the last one ``features`` finished for the dataset (and preset)."""
-    from pipeline.cache import CacheError
+    from pipeline.cache import CacheError, read_pointer
 
     if features_path is not None:
         return features_path
@@ -429,13 +429,13 @@ def resolve_features(cache_dir: Path, dataset: str, features_path: Path | None, 
     if not pointer.is_file():
         with_preset = "" if preset is None else f" --preset {preset}"
         raise CacheError(f"{pointer}: no finished feature cache recorded for {dataset}{with_preset}; run `nsnet features --dataset {dataset}{with_preset}` first or pass --features")
-    return Path(pointer.read_text().strip())
+    return read_pointer(pointer)
 
 
 def resolve_sampler_inputs(cache_dir: Path, dataset: str, features_path: Path | None, prototypes_path: Path | None, preset: str | None = None) -> tuple[Path, Path]:
     """The feature cache (default: the last finished one) and its prototypes (default: the
     last ones ``nsnet prototypes`` made for it)."""
-    from pipeline.cache import CacheError, FeatureCache
+    from pipeline.cache import CacheError, FeatureCache, read_pointer
 
     features_path = resolve_features(cache_dir, dataset, features_path, preset)
     if prototypes_path is None:
@@ -444,7 +444,7 @@ def resolve_sampler_inputs(cache_dir: Path, dataset: str, features_path: Path | 
             with FeatureCache(features_path):  # a path that holds no cache, or nothing, is named as such first
                 pass
             raise CacheError(f"{features_path}: no prototypes made for this feature cache by `nsnet prototypes`; run it first or pass --prototypes")
-        prototypes_path = Path(pointer.read_text().strip())
+        prototypes_path = read_pointer(pointer)
     return features_path, prototypes_path
 
 
@@ -593,7 +593,7 @@ def resolve_run(features_path: Path, prototypes_path: Path, dataset: str, run_pa
     (whatever its options), else the one it makes with the dataset's config where it is there;
     else a :class:`CacheError` saying that these prototypes have no run, and naming the run last
     finished on other prototypes of the cache (newer prototypes made since, for one)."""
-    from pipeline.cache import CacheError, FeatureCache
+    from pipeline.cache import CacheError, FeatureCache, read_pointer
     from pipeline.datasets import get_dataset
     from stages.train import run_dir_for
 
@@ -601,13 +601,13 @@ def resolve_run(features_path: Path, prototypes_path: Path, dataset: str, run_pa
         return run_path
     pointer = latest_run_file(prototypes_path)
     if pointer.is_file():
-        return Path(pointer.read_text().strip())
+        return read_pointer(pointer)
     with FeatureCache(features_path) as cache:
         run = run_dir_for(features_path, prototypes_path, get_dataset(dataset).train, cache.content_fingerprint)
     if (run / "model.pth").is_file():
         return run
     pointers = [latest_run_file(p) for p in features_path.parent.glob(glob.escape(features_path.name) + ".prototypes-*") if p.is_dir()]
-    earlier = [Path(p.read_text().strip()) for p in sorted((p for p in pointers if p.is_file()), key=lambda p: p.stat().st_mtime_ns)]
+    earlier = [read_pointer(p) for p in sorted((p for p in pointers if p.is_file()), key=lambda p: p.stat().st_mtime_ns)]
     last = next((f"; the run last finished on other prototypes of this cache: --run {r}" for r in reversed(earlier) if (r / "model.pth").is_file()), "")
     raise CacheError(f"{prototypes_path}: no sampler run trained on these prototypes: run `nsnet train` on them (its default: the latest made for the cache), or pass --run{last}")
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.cache import DONE, FAILED, PENDING, CacheError, FeatureCache, directory_size, is_partial, size_text, staging_path
+from pipeline.cache import DONE, FAILED, PENDING, CacheError, FeatureCache, directory_size, found_beside, is_partial, read_pointer, size_text, staging_path
 from pipeline.presets import PRESETS
 from pipeline.wording import last_validated, videos_said
 from stages.cli import latest_features_file, latest_prototypes_file, latest_run_file
@@ -47,8 +47,8 @@ class Output:
 
 
 def _pointed(pointer: Path) -> Path | None:
-    """The output a latest-pointer file names, where there is one."""
-    return Path(pointer.read_text().strip()).resolve() if pointer.is_file() else None
+    """The output a latest-pointer file names, where there is one (:func:`~pipeline.cache.read_pointer`)."""
+    return read_pointer(pointer).resolve() if pointer.is_file() else None
 
 
 def _json(path: Path) -> dict[str, Any]:
@@ -60,8 +60,9 @@ def _json(path: Path) -> dict[str, Any]:
 
 
 def _names(recorded: str | None, output: Path) -> bool:
-    """Whether a path an output recorded (its prototypes, its sampler run) is ``output``."""
-    return recorded is not None and Path(recorded).resolve() == output.resolve()
+    """Whether a path an output recorded (its prototypes, its sampler run) is ``output``, where
+    it was written in another place of the folder (:func:`~pipeline.cache.found_beside`) too."""
+    return recorded is not None and found_beside(Path(recorded), output.parent).resolve() == output.resolve()
 
 
 def describe_cache(path: Path) -> str:

@@ -1,15 +1,16 @@
 """``nsnet outputs``: a dataset's caches and what was made from each, said by what they hold."""
 
 import json
+import shutil
 import threading
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from pipeline.cache import FeatureCache, clear_partials, file_lock, is_partial, output_lock_path, settled_path, write_text_alone
+from pipeline.cache import FeatureCache, clear_partials, file_lock, found_beside, is_partial, output_lock_path, read_pointer, settled_path, write_text_alone
 from pipeline.config import EvalConfig, FinetuneConfig, ModelSpec
-from stages.cli import main
+from stages.cli import latest_features_file, latest_prototypes_file, main, record_latest, resolve_run, resolve_sampler_inputs
 from stages.evaluate import run_evaluate
 from stages.finetune import run_finetune
 
@@ -60,6 +61,43 @@ def test_outputs_tells_each_cache_and_what_was_made_from_it(tiny_pipeline, run_o
     assert json.loads((run / "metrics.json").read_text())["prototypes"] == str(prototypes)
     empty = CliRunner().invoke(main, ["outputs", "--dataset", "ucf101", "--cache-dir", str(tmp_path / "none")])
     assert empty.exit_code == 0 and empty.output == f"no feature cache in {tmp_path / 'none' / 'ucf101'}\n"
+
+
+def test_a_cache_folder_moved_elsewhere_keeps_its_defaults_and_its_tree(tiny_pipeline, run_options, tmp_path):
+    """A dataset's cache folder moved (a scratch disk's purge, a copy for another machine, one file
+    system mounted at another path on another node): its pointers and the paths its outputs wrote
+    down name the old place; each output is found by its name beside them, so the later stages'
+    defaults and ``nsnet outputs`` read the moved folder as they read it before (before
+    2026-12-07, fifty-first session: ``<old path>: no feature cache here``, and the tree lost its
+    latest marks and runs)."""
+    features, prototypes, truth = tiny_pipeline
+    cache_dir = run_options.cache_dir
+    record_latest(latest_features_file(cache_dir, "demo"), features)  # as `nsnet features` and `nsnet prototypes` record them
+    record_latest(latest_prototypes_file(features), prototypes)
+    trained = CliRunner().invoke(main, ["train", "--dataset", "demo", "--data-root", str(truth.parent), "--cache-dir", str(cache_dir), "--epochs", "1", "--val-every", "0", "--no-progress"])
+    assert trained.exit_code == 0, trained.output
+    run = resolve_run(features, prototypes, "demo", None)
+    listed = CliRunner().invoke(main, ["outputs", "--dataset", "demo", "--cache-dir", str(cache_dir)]).output
+    assert "(latest)" in listed.splitlines()[2]  # the run, under its prototypes
+    moved = tmp_path / "moved"
+    shutil.move(cache_dir, moved)
+    assert CliRunner().invoke(main, ["outputs", "--dataset", "demo", "--cache-dir", str(moved)]).output == listed
+    here = moved / "demo"
+    assert resolve_sampler_inputs(moved, "demo", None, None) == (here / features.name, here / prototypes.name)
+    assert resolve_run(here / features.name, here / prototypes.name, "demo", None) == here / run.name
+
+
+def test_a_recorded_path_is_taken_where_it_is_else_its_name_beside(tmp_path):
+    old, folder = tmp_path / "old", tmp_path / "new"
+    (old / "a.zarr").mkdir(parents=True)
+    folder.mkdir()
+    (folder / "latest.txt").write_text(f"{old / 'a.zarr'}\n")
+    assert read_pointer(folder / "latest.txt") == old / "a.zarr"  # there: taken, whatever lies beside
+    (folder / "a.zarr").mkdir()
+    assert read_pointer(folder / "latest.txt") == old / "a.zarr"
+    (old / "a.zarr").rmdir()
+    assert read_pointer(folder / "latest.txt") == folder / "a.zarr"
+    assert found_beside(old / "b.zarr", folder) == old / "b.zarr"  # nowhere: the path written, for the error to name
 
 
 @pytest.mark.parametrize(("name", "partial"), [("f.zarr.prototypes-ab.4242.tmp", True), ("f.zarr.latest-run.txt.17.tmp", True), ("f.zarr.eval-ab", False), ("notes.tmp", False), ("f.zarr.train-ab.x1.tmp", False), (".4242.tmp", False)])
