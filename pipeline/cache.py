@@ -164,16 +164,21 @@ def final_path(store: Path) -> Path:
 
 
 def found_beside(recorded: Path, folder: Path) -> Path:
-    """``recorded``, an output's path that a pointer or another output wrote down, where it is
-    there; else the output of that name in ``folder``, where that is there: a cache folder moved
-    or copied elsewhere, or mounted at another path on another node, keeps its outputs side by
-    side under their names, while the paths written in it are the old place's; else ``recorded``
-    (which the error that follows names)."""
+    """``recorded``, a path that a pointer or an output wrote down, where it is there; else the
+    path under ``folder`` that ends as ``recorded`` does, by the longest such tail that is there
+    (an output's name beside its pointer; ``finetune/<run>/model.pth``, a checkpoint fine-tuned
+    into the cache folder): a cache folder moved or copied elsewhere, or mounted at another path
+    on another node, keeps what it holds in place, while the paths written in it are the old
+    place's; else ``recorded`` (which the error that follows names)."""
     recorded = Path(recorded)
     if recorded.exists():
         return recorded
-    here = Path(folder) / recorded.name
-    return here if here.exists() else recorded
+    parts = recorded.parts[1:] if recorded.is_absolute() else recorded.parts
+    for start in range(len(parts)):
+        here = Path(folder).joinpath(*parts[start:])
+        if here.exists():
+            return here
+    return recorded
 
 
 def read_pointer(pointer: Path) -> Path:

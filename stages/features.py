@@ -202,23 +202,28 @@ def checkpoint_files(config: FeaturesConfig) -> dict[str, str]:
     return {role: str(Path(spec.weights).resolve()) for role in ROLES if (spec := getattr(config, role)).weights not in (WEIGHTS_IMAGENET, WEIGHTS_NONE)}
 
 
-def located_checkpoints(config: FeaturesConfig, recorded: dict[str, str]) -> FeaturesConfig:
+def located_checkpoints(config: FeaturesConfig, recorded: dict[str, str], folder: Path | None = None) -> FeaturesConfig:
     """``config`` with each checkpoint not found where its path points from here (a relative path
     and a later stage run from another folder) taken from where the features stage found it
-    (``recorded``, :func:`checkpoint_files`), where it is still there; its bytes are checked
-    against the cache's identity either way."""
+    (``recorded``, :func:`checkpoint_files`), where it is still there, else, with ``folder`` (the
+    cache's), from the cache folder moved since, where it was made in it
+    (:func:`~pipeline.cache.found_beside`: fine-tuning's ``finetune/<run>/model.pth``, the demo's
+    ``recognizer.pth``); its bytes are checked against the cache's identity either way."""
     for role, path in recorded.items():
         spec = getattr(config, role)
-        if not Path(spec.weights).is_file() and Path(path).is_file():
-            config = replace(config, **{role: replace(spec, weights=path)})
+        if not Path(spec.weights).is_file():
+            found = Path(path) if folder is None else cache_mod.found_beside(Path(path), folder)
+            if found.is_file():
+                config = replace(config, **{role: replace(spec, weights=str(found))})
     return config
 
 
-def cached_model(attrs: dict[str, Any], role: str) -> tuple[FrameEncoder, Any]:
+def cached_model(attrs: dict[str, Any], role: str, folder: Path | None = None) -> tuple[FrameEncoder, Any]:
     """The ``light`` or ``recognizer`` model exactly as the features stage ran it for the cache
     with these attributes — same weights (refused if the checkpoint changed since), same
-    preprocessing — and its frame transform."""
-    config = located_checkpoints(FeaturesConfig.from_dict(attrs["config"]), attrs.get("checkpoint_files", {}))
+    preprocessing — and its frame transform; ``folder``, the cache's, where a checkpoint made in
+    it is looked for once the folder moved (:func:`located_checkpoints`)."""
+    config = located_checkpoints(FeaturesConfig.from_dict(attrs["config"]), attrs.get("checkpoint_files", {}), folder)
     spec = getattr(config, role)
     built = attrs["identity"]["models"][role]
     if from_checkpoint(built) and not Path(spec.weights).is_file():
@@ -236,9 +241,9 @@ def cached_model(attrs: dict[str, Any], role: str) -> tuple[FrameEncoder, Any]:
     return encoder, frame_transform(stored)
 
 
-def cached_runner(attrs: dict[str, Any], role: str, device: torch.device, backend: str, export_dir: Path) -> tuple[Runner, Any]:
+def cached_runner(attrs: dict[str, Any], role: str, folder: Path, device: torch.device, backend: str, export_dir: Path) -> tuple[Runner, Any]:
     """:func:`cached_model` ready for inference with ``backend`` (ONNX exports in ``export_dir``)."""
-    encoder, transform = cached_model(attrs, role)
+    encoder, transform = cached_model(attrs, role, folder)
     return make_runner(encoder, tuple(attrs["data_configs"][role]["input_size"]), device, backend, export_dir), transform
 
 

@@ -144,6 +144,32 @@ def test_the_cache_records_where_its_checkpoints_and_videos_are_for_the_later_st
     assert videos_root(Path(summary.cache), "demo", None) == Path("data/demo")
 
 
+def test_a_checkpoint_fine_tuned_into_the_cache_folder_is_found_there_once_the_folder_moved(tiny_videos, tiny_config, run_options, tmp_path):
+    """The recognizer fine-tuned by the toolkit lies in the cache folder (``finetune/<run>/model.pth``;
+    the demo's ``recognizer.pth``): with the folder moved, the later stages building the cache's
+    model find it by its path's tail there (before 2026-12-07, fifty-first session: "not found:
+    put the file back"); its bytes are checked as before."""
+    from stages.features import cached_model
+
+    rec = tiny_config.recognizer
+    model = create_model(rec, 3, seed=4)
+    made = run_options.cache_dir / "demo" / "finetune" / "recognizer-run" / "model.pth"
+    made.parent.mkdir(parents=True)
+    torch.save(model.state_dict(), made)
+    summary = run_features("demo", tiny_videos, replace(tiny_config, recognizer=replace(rec, weights=str(made))), run_options)
+    with FeatureCache(Path(summary.cache)) as cache:
+        attrs = dict(cache.attrs)
+    moved = tmp_path / "moved"
+    shutil.move(run_options.cache_dir, moved)
+    with pytest.raises(CacheError, match="the recognizer checkpoint the feature cache was built with is not found: put the file back"):
+        cached_model(attrs, "recognizer")  # no folder to look in
+    encoder, _ = cached_model(attrs, "recognizer", moved / "demo")
+    assert torch.equal(encoder.model.fc.weight, model.fc.weight)
+    torch.save(create_model(rec, 3, seed=5).state_dict(), moved / "demo" / "finetune" / "recognizer-run" / "model.pth")  # other bytes under that path
+    with pytest.raises(CacheError, match="the recognizer weights changed since the feature cache was built"):
+        cached_model(attrs, "recognizer", moved / "demo")
+
+
 def test_a_recognizer_checkpoint_with_averaged_weights_runs_them_and_a_cache_that_took_the_raw_ones_is_refused(tiny_videos, tiny_config, run_options, tmp_path):
     """A timm train.py checkpoint with ``state_dict_ema``: the cache holds the averaged weights'
     logits, the summary says which were taken, and a later stage building the cache's model

@@ -87,7 +87,7 @@ def test_a_cache_folder_moved_elsewhere_keeps_its_defaults_and_its_tree(tiny_pip
     assert resolve_run(here / features.name, here / prototypes.name, "demo", None) == here / run.name
 
 
-def test_a_recorded_path_is_taken_where_it_is_else_its_name_beside(tmp_path):
+def test_a_recorded_path_is_taken_where_it_is_else_by_its_tail_beside(tmp_path):
     old, folder = tmp_path / "old", tmp_path / "new"
     (old / "a.zarr").mkdir(parents=True)
     folder.mkdir()
@@ -98,6 +98,10 @@ def test_a_recorded_path_is_taken_where_it_is_else_its_name_beside(tmp_path):
     (old / "a.zarr").rmdir()
     assert read_pointer(folder / "latest.txt") == folder / "a.zarr"
     assert found_beside(old / "b.zarr", folder) == old / "b.zarr"  # nowhere: the path written, for the error to name
+    (folder / "finetune" / "r").mkdir(parents=True)
+    for path in (folder / "finetune" / "r" / "m.pth", folder / "m.pth"):
+        path.write_bytes(b"")
+    assert found_beside(old / "finetune" / "r" / "m.pth", folder) == folder / "finetune" / "r" / "m.pth"  # the longest tail there
 
 
 @pytest.mark.parametrize(("name", "partial"), [("f.zarr.prototypes-ab.4242.tmp", True), ("f.zarr.latest-run.txt.17.tmp", True), ("f.zarr.eval-ab", False), ("notes.tmp", False), ("f.zarr.train-ab.x1.tmp", False), (".4242.tmp", False)])
