@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.cache import DONE, FAILED, FILL_VALUES, NOT_RECORDED, CacheError, FeatureCache, changed_sources, logged_lines, read_rows
+from pipeline.cache import DONE, FAILED, FILL_VALUES, NOT_RECORDED, CacheError, FeatureCache, changed_sources, final_path, logged_lines, read_rows
 from pipeline.datasets import Manifest
 
 # The names of the features stage's stores: a Zarr cache, an HDF5 one, and the staging store of one.
@@ -52,8 +52,7 @@ class Sibling:
     def of(cls, cache: FeatureCache) -> Sibling:
         """The sibling ``cache`` (open; closed with it), its videos indexed and its log read."""
         videos = cache.attrs["manifest"]["videos"]
-        final = cache.path.with_name(cache.path.name.removesuffix(".staging.zarr"))
-        logged = {record["path"]: record for record in logged_lines(final)}  # the latest of each, as the features summary takes them
+        logged = {record["path"]: record for record in logged_lines(final_path(cache.path))}  # the latest of each, as the features summary takes them
         return cls(cache.path, cache, {_video_key(v): i for i, v in enumerate(videos)}, [v["split"] for v in videos],
                    np.asarray(cache["status"][:]), np.asarray(cache["source_sizes"][:]), logged)  # fmt: skip
 

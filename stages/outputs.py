@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.cache import DONE, FAILED, PENDING, CacheError, FeatureCache, directory_size, found_beside, is_partial, read_pointer, size_text, staging_path
+from pipeline.cache import DONE, FAILED, PENDING, CacheError, FeatureCache, directory_size, final_path, found_beside, is_partial, read_pointer, size_text, staging_path
 from pipeline.presets import PRESETS
 from pipeline.wording import last_validated, videos_said
 from stages.cli import latest_features_file, latest_prototypes_file, latest_run_file
@@ -136,7 +136,7 @@ def list_outputs(cache_dir: Path, dataset: str) -> list[Output]:
     for preset in (None, *PRESETS):
         if (cache := _pointed(latest_features_file(Path(cache_dir), dataset, preset))) is not None:
             latest[cache] = ", ".join(filter(None, (latest.get(cache), f"latest of --preset {preset}" if preset else "latest")))
-    finals = {p for p in entries if _CACHE_NAME.fullmatch(p.name)} | {p.with_name(p.name.removesuffix(".staging.zarr")) for p in entries if p.name.endswith(".h5.staging.zarr")}
+    finals = {p for p in entries if _CACHE_NAME.fullmatch(p.name)} | {final_path(p) for p in entries if p.name.endswith(".h5.staging.zarr")}
     return [Output(path, describe_cache(path), latest.get(path.resolve(), ""), _made_from(path, entries)) for path in sorted(finals)]
 
 
