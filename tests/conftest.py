@@ -20,6 +20,9 @@ TINY_FEATURES = FeaturesConfig(
     light=ModelSpec("test_efficientnet", weights="none", resolution=32),
     recognizer=ModelSpec("test_resnet", weights="none", resolution=32),
 )
+# The CLI's options for TINY_FEATURES' models (`nsnet features ... *TINY_MODEL_OPTIONS`).
+TINY_MODEL_OPTIONS = [option for role in ("light", "recognizer") for spec in [getattr(TINY_FEATURES, role)]
+                      for option in (f"--{role}-model", spec.name, f"--{role}-weights", spec.weights, f"--{role}-resolution", str(spec.resolution))]
 
 
 def manifest_rows(manifest: Manifest) -> list[tuple]:

@@ -13,6 +13,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
+from conftest import TINY_MODEL_OPTIONS
 from pipeline.cache import final_path, staging_path, summary_path
 from pipeline.datasets import get_dataset
 from stages.bench import InferenceBench, summarize, time_batch
@@ -205,9 +206,8 @@ def test_a_command_of_one_process_under_torchrun_says_so(monkeypatch):
 def test_features_with_a_cache_path_records_it_for_the_later_stages_in_a_new_cache_dir(tiny_videos, tmp_path: Path):
     """``--cache`` puts the store anywhere; the dataset's folder under ``--cache-dir`` (not made
     yet, as nothing else was written there) still gets the pointer the later stages read."""
-    tiny = ["--light-model", "test_efficientnet", "--light-weights", "none", "--light-resolution", "32", "--recognizer-model", "test_resnet", "--recognizer-weights", "none", "--recognizer-resolution", "32"]
     store, cache_dir = tmp_path / "elsewhere" / "features.zarr", tmp_path / "cache"
-    args = ["features", "--dataset", "demo", "--data-root", str(tiny_videos), "--cache-dir", str(cache_dir), "--cache", str(store), "--workers", "0", "--backend", "torch", "--no-progress", *tiny]
+    args = ["features", "--dataset", "demo", "--data-root", str(tiny_videos), "--cache-dir", str(cache_dir), "--cache", str(store), "--workers", "0", "--backend", "torch", "--no-progress", *TINY_MODEL_OPTIONS]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert (cache_dir / "demo" / "latest-features.txt").read_text() == f"{store.resolve()}\n" and store.is_dir()
@@ -233,8 +233,7 @@ def test_an_hdf5_caches_summary_of_its_staging_store_goes_with_the_store(tiny_vi
     """Two ``--shard`` jobs one after the other: the first writes its summary of the unfinished
     staging store; the second finishes and exports the cache, which removes that summary with
     the store (it said videos were pending, beside a finished file, before 2026-12-07)."""
-    tiny = ["--light-model", "test_efficientnet", "--light-weights", "none", "--light-resolution", "32", "--recognizer-model", "test_resnet", "--recognizer-weights", "none", "--recognizer-resolution", "32"]
-    args = ["features", "--dataset", "demo", "--data-root", str(tiny_videos), "--cache-dir", str(tmp_path), "--storage", "hdf5", "--videos-per-shard", "4", "--workers", "0", "--backend", "torch", "--no-progress", *tiny]
+    args = ["features", "--dataset", "demo", "--data-root", str(tiny_videos), "--cache-dir", str(tmp_path), "--storage", "hdf5", "--videos-per-shard", "4", "--workers", "0", "--backend", "torch", "--no-progress", *TINY_MODEL_OPTIONS]
     first = CliRunner().invoke(main, [*args, "--shard", "0/2"])
     assert first.exit_code == 0, first.output
     (staging,) = (tmp_path / "demo").glob("*.h5.staging.zarr")

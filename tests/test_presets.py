@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import TINY_MODEL_OPTIONS
 from pipeline.config import EvalConfig, FeaturesConfig, TrainConfig
 from pipeline.datasets import get_dataset
 from pipeline.presets import PRESETS, get_preset
@@ -119,8 +120,7 @@ def test_a_presets_caches_are_found_by_its_name_only(tiny_videos, tmp_path):
     from stages.cli import main
 
     cache = tmp_path / "cache"
-    tiny = ["--light-model", "test_efficientnet", "--light-weights", "none", "--light-resolution", "32", "--recognizer-model", "test_resnet", "--recognizer-weights", "none", "--recognizer-resolution", "32"]
-    done = CliRunner().invoke(main, ["features", "--dataset", "demo", "--data-root", str(tiny_videos), "--cache-dir", str(cache), "--preset", "table1", "--workers", "0", "--backend", "torch", "--no-progress", *tiny])
+    done = CliRunner().invoke(main, ["features", "--dataset", "demo", "--data-root", str(tiny_videos), "--cache-dir", str(cache), "--preset", "table1", "--workers", "0", "--backend", "torch", "--no-progress", *TINY_MODEL_OPTIONS])
     assert done.exit_code == 0, done.output
     assert (cache / "demo" / "latest-features-table1.txt").is_file() and not (cache / "demo" / "latest-features.txt").exists()
     features = Path((cache / "demo" / "latest-features-table1.txt").read_text().strip())
