@@ -557,6 +557,50 @@ def test_kinetics_clips_listed_by_name_are_found_in_files_named_by_the_bare_id(t
     assert [v.segment for v in m.videos] == [(10.0, 20.0), (3.0, 13.0), None, None]
 
 
+def test_lists_of_bare_youtube_ids_find_the_cut_clips_a_download_holds(tmp_path, label_map):
+    """OCSampler's Mini-Kinetics lists name each clip by its bare YouTube id
+    (``7LSJ2Ryv1a8 299 0``), the folder of frames mmaction2 extracted; a Kinetics download
+    (cvdfoundation's, mmaction2's) holds the cut clips as ``<id>_<start>_<end>.mp4``: the clip's
+    file or frame folder is found by its id (before 2026-12-07 every such video was missing). A
+    file named by the id wins, then the clip, then a downloader's titled name; a path's folders
+    must match as ever, and a name that merely ends in the id is not the clip."""
+    root = tmp_path / "k400"
+    _touch(root, "train/abseiling/aaaaaaaaaaa_000010_000020.mp4", "train/air drumming/-bbbbbbbbbb_000002_000012.mkv",
+           "rawframes_val/abseiling/ccccccccccc_000001_000011/img_00001.jpg", "videos/ddddddddddd.mp4", "videos/ddddddddddd_000005_000015.mp4",
+           "train/cooking/eeeeeeeeeee_000000_000010.mp4", "train/abseiling/xfffffffffff_000000_000010.mp4",
+           "dl/Some title [ggggggggggg].webm", "train/abseiling/ggggggggggg_000030_000040.mp4")
+    listing = tmp_path / "mini_kinetics_val.txt"
+    listing.write_text("aaaaaaaaaaa 299 0\n-bbbbbbbbbb 300 1\nccccccccccc 250 0\nddddddddddd 300 2\nabseiling/eeeeeeeeeee 300 0\nfffffffffff 300 0\nggggggggggg 300 0\n")
+    m, rows = load_rows("list", root, val=listing, classes=label_map)
+    assert [(r[1], r[2]) for r in rows] == [
+        ("train/abseiling/aaaaaaaaaaa_000010_000020.mp4", (0,)),
+        ("train/air drumming/-bbbbbbbbbb_000002_000012.mkv", (1,)),
+        ("rawframes_val/abseiling/ccccccccccc_000001_000011", (0,)),  # frames, the folder not entered
+        ("videos/ddddddddddd.mp4", (2,)),  # the file named by the id, not its clip beside it
+        ("abseiling/eeeeeeeeeee", (0,)),  # only under cooking/: kept as written, reported missing
+        ("fffffffffff", (0,)),  # xfffffffffff_... is another video's clip
+        ("train/abseiling/ggggggggggg_000030_000040.mp4", (0,)),  # the clip before the whole video's titled download
+    ]
+    assert [v.segment for v in m.videos] == [None] * 7  # a cut clip is read whole
+
+
+def test_a_list_of_videos_with_frame_counts_second_is_read_so(tmp_path, label_map):
+    """OCSampler's and FrameExit's lists hold ``path num_frames label`` for the frames; beside the
+    videos (``v_<id>.mp4``) such a list was read as a multi-label video list, and stopped at
+    "label 3783 is beyond the 3 classes": where the second field is the largest of the line's
+    on nine lines in ten, it is the frame count, which a warning says."""
+    root = tmp_path / "anet"
+    _touch(root, *(f"v_{i}.mp4" for i in range(10)))
+    listing = tmp_path / "anet_val_video.txt"
+    listing.write_text("".join(f"v_{i} {3000 + i} {i % 3}\n" for i in range(9)) + "v_9 1 2\n")  # one video shorter than its label
+    with pytest.warns(UserWarning, match=r"anet_val_video.txt: read as 'path num_frames label'.*give --list-format video$"):
+        _, rows = load_rows("list", root, val=listing, classes=label_map)
+    assert [(r[1], r[2]) for r in rows] == [(f"v_{i}.mp4", (i % 3,)) for i in range(9)] + [("v_9.mp4", (2,))]
+    listing.write_text("".join(f"v_{i} {3000 + i} {i % 3}\n" for i in range(8)) + "v_8 0 2\nv_9 1 2\n")  # two in ten: labels
+    with pytest.raises(ManifestError, match=r"anet_val_video.txt:1: label 3000 is beyond the 3 classes"):
+        load_rows("list", root, val=listing, classes=label_map)
+
+
 def test_format_detection(tmp_path):
     resolver = PathResolver(tmp_path)
     _touch(tmp_path, "f/", "v.mp4")
@@ -565,6 +609,9 @@ def test_format_detection(tmp_path):
     assert detect_format(lines("x 1", "y 2"), resolver) == "video"
     assert detect_format(lines("f 30 1 2"), resolver) == "rawframes"  # a folder on disk
     assert detect_format(lines("v 1 2"), resolver) == "video"  # v.mp4 on disk: multi-label video list
+    with pytest.warns(UserWarning, match="read as 'path num_frames label'"):
+        assert detect_format(lines("v 300 2 1"), resolver) == "rawframes"  # a frame count, the largest, then labels
+    assert detect_format(lines("v 300 2 x"), resolver) == "video"  # not numbers after the path
     assert detect_format(lines("gone.mp4 1 2"), resolver) == "video"  # nothing on disk, an extension
     assert detect_format(lines("gone 30 1", "gone2 40 2"), resolver) == "rawframes"
     assert detect_format(lines("gone 1 30 1", "gone2 0 40 2 5"), resolver) == "startend"  # starts 0/1, ends beyond

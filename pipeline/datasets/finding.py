@@ -142,6 +142,31 @@ def walk_once(root: Path) -> Iterator[tuple[str, list[str], list[str]]]:
         yield folder, subfolders, [name for name in files if not hidden(name)]
 
 
+# A cut Kinetics clip's name, as the common downloaders (cvdfoundation's, mmaction2's) and
+# Kinetics' own annotations name it: ``<youtube_id>_<start:06d>_<end:06d>``, seconds.
+CLIP_NAME = re.compile(r"(?P<youtube_id>.+)_(?P<start>\d{6})_(?P<end>\d{6})")
+
+
+def clip_youtube_id(stem: str) -> str | None:
+    """The YouTube id of a name that is a cut Kinetics clip's (:data:`CLIP_NAME`), else None
+    (the cheap test first, as every file of a walked tree comes here)."""
+    if len(stem) < 15 or stem[-7] != "_" or stem[-14] != "_":
+        return None
+    match = CLIP_NAME.fullmatch(stem)
+    return match["youtube_id"] if match else None
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """A file or folder the walk met of a wanted name (:func:`_occurrences`)."""
+
+    folders: tuple[str, ...]  # from the root to the folder it lies in
+    name: str  # the wanted name
+    where: str  # its path relative to the root
+    is_folder: bool  # a folder (of frames), not a video file
+    as_clip: bool  # named as a cut clip of the name (``<name>_000010_000020``), not by the name
+
+
 @dataclass(frozen=True)
 class Found:
     """What :func:`find_under` found of the names it was given: the video of each
@@ -178,8 +203,8 @@ def find_under(root: Path, names: set[str], known: AbstractSet[str] = frozenset(
     once (:func:`walk_once`)."""
     found: dict[str, str] = {}
     downloads = DownloadedNames()
-    for _, name, _, where in _occurrences(root, names, known, downloads):
-        found.setdefault(name, where)
+    for hit in _occurrences(root, names, known, downloads):
+        found.setdefault(hit.name, hit.where)
     return Found(downloads.titled | found, downloads.unfinished)
 
 
@@ -228,11 +253,12 @@ class DownloadedNames:
                     self.unfinished.setdefault(wanted, prefix + video)
 
 
-def _occurrences(root: Path, names: AbstractSet[str], known: AbstractSet[str], downloads: DownloadedNames | None = None) -> Iterator[tuple[tuple[str, ...], str, str, str]]:
-    """(the folders from the root to it, name, file or folder name, its path relative to the
-    root) of every video file under ``root`` whose stem is one of ``names`` and every folder so
+def _occurrences(root: Path, names: AbstractSet[str], known: AbstractSet[str], downloads: DownloadedNames | None = None, clips: bool = False) -> Iterator[Occurrence]:
+    """Every video file under ``root`` whose stem is one of ``names`` and every folder so
     named, in :func:`find_under`'s order, by one walk that enters neither such folders nor those
-    named in ``known``. Where ``downloads`` is given, what the walk meets of ``names`` under a
+    named in ``known``; with ``clips``, also every file and folder named as a cut Kinetics clip
+    of one of ``names`` (``<name>_000010_000020``: :func:`clip_youtube_id`), which the walk does
+    not enter either. Where ``downloads`` is given, what the walk meets of ``names`` under a
     downloader's names goes into it."""
     for folder, subfolders, files in walk_once(root):
         here = os.path.relpath(folder, root)
@@ -240,12 +266,20 @@ def _occurrences(root: Path, names: AbstractSet[str], known: AbstractSet[str], d
         videos = video_files(files)
         for stem, name in videos.items():
             if stem in names:
-                yield parts, stem, name, prefix + name
+                yield Occurrence(parts, stem, prefix + name, False, False)
+            elif clips and (youtube_id := clip_youtube_id(stem)) in names:
+                yield Occurrence(parts, youtube_id, prefix + name, False, True)
         if downloads is not None:
             downloads.note(prefix, files, videos, names)
-        for name in [n for n in subfolders if n in names]:
-            yield parts, name, name, prefix + name
-        subfolders[:] = sorted((n for n in subfolders if n not in names and n not in known), key=lambda n: (not n.startswith("replacement"), n))
+        entered = []
+        for name in subfolders:
+            if name in names:
+                yield Occurrence(parts, name, prefix + name, True, False)
+            elif clips and (youtube_id := clip_youtube_id(name)) in names:
+                yield Occurrence(parts, youtube_id, prefix + name, True, True)
+            elif name not in known:
+                entered.append(name)
+        subfolders[:] = sorted(entered, key=lambda n: (not n.startswith("replacement"), n))
 
 
 # What a folder's name may differ by where a tool renamed the folders its list was written for:
@@ -274,10 +308,14 @@ def find_whole(root: Path, paths: list[str], known: AbstractSet[str] = frozenset
     written absolute on another machine, ``/home/ann/k400/train/x.mp4`` where the root holds
     ``train/x.mp4``) needs only its last folders to match, as many as the tree holds: the
     occurrence with the longest such tail, the walk's first among equals; by its name alone (no
-    folder matching) only where the tree holds that name once. A bare name (AR-Net's
-    ActivityNet lists: ``v_<id>``) found nowhere is found in a file a downloader named by its
-    default, a title then the id (:func:`titled_ids`), else gets the path its unfinished
-    download is to give it (:class:`DownloadedNames`)."""
+    folder matching) only where the tree holds that name once. A path whose name nothing bears
+    so is found, by the same rules, in a file or folder named as a cut Kinetics clip of it
+    (``abseiling/<id>`` in ``train/abseiling/<id>_000010_000020.mp4``: OCSampler's
+    Mini-Kinetics lists name bare YouTube ids, the downloads cut clips; the walk's first where
+    two clips of one id match). A bare name (AR-Net's ActivityNet lists: ``v_<id>``) found
+    nowhere is found in a file a downloader named by its default, a title then the id
+    (:func:`titled_ids`), else gets the path its unfinished download is to give it
+    (:class:`DownloadedNames`)."""
     wanted: dict[str, list[int]] = {}
     tails: list[tuple[str, ...]] = []  # each path's folders
     named_file: list[bool] = []  # whether the path names a video file (has a video extension)
@@ -288,40 +326,49 @@ def find_whole(root: Path, paths: list[str], known: AbstractSet[str] = frozenset
         named_file.append(bare != name)
         for alias in _aliases(bare):
             wanted.setdefault(alias, []).append(i)
-    files: list[str | None] = [None] * len(paths)
-    folders: list[str | None] = [None] * len(paths)
-    renamed: dict[tuple[int, bool], str] = {}  # (a path, a folder?) -> the first found under its folders renamed
+    # what the walk found of each path, by (a folder?, named as a cut clip of it?)
+    hits: dict[tuple[bool, bool], list[str | None]] = {(f, c): [None] * len(paths) for f in (False, True) for c in (False, True)}
+    renamed: dict[tuple[int, bool, bool], str] = {}  # (a path, a folder?, a clip?) -> the first found under its folders renamed
     keys_of: dict[tuple[str, ...], tuple[str, ...]] = {}  # folders -> their folder_key
-    tails_held: dict[tuple[int, bool], list] = {}  # (a loose path, a folder?) -> [last folders matched, where, occurrences matching as many]
+    tails_held: dict[tuple[int, bool, bool], list] = {}  # (a loose path, a folder?, a clip?) -> [last folders matched, where, occurrences matching as many]
     downloads = DownloadedNames()
-    for here, name, on_disk, where in _occurrences(root, set(wanted), known, downloads):
-        is_folder = on_disk == name
-        kind = folders if is_folder else files
-        for i in wanted[name]:
-            tail = tails[i]
+    for hit in _occurrences(root, set(wanted), known, downloads, clips=True):
+        slot = (hit.is_folder, hit.as_clip)
+        kind = hits[slot]
+        for i in wanted[hit.name]:
+            tail, key = tails[i], (i, *slot)
             if i in loose:
-                matched, best = _shared_tail(here, tail), tails_held.get((i, is_folder))
+                matched, best = _shared_tail(hit.folders, tail), tails_held.get(key)
                 if best is None or matched > best[0]:
-                    tails_held[i, is_folder] = [matched, where, 1]
+                    tails_held[key] = [matched, hit.where, 1]
                 elif matched == best[0]:
                     best[2] += 1
-            elif kind[i] is None and (not tail or here[-len(tail) :] == tail):
-                kind[i] = where
-            elif kind[i] is None and len(here) >= len(tail) and (i, is_folder) not in renamed:
-                near = here[-len(tail) :]
+            elif kind[i] is None and (not tail or hit.folders[-len(tail) :] == tail):
+                kind[i] = hit.where
+            elif kind[i] is None and len(hit.folders) >= len(tail) and key not in renamed:
+                near = hit.folders[-len(tail) :]
                 if _keys(near, keys_of) == _keys(tail, keys_of):
-                    renamed[i, is_folder] = where
-    for (i, is_folder), where in renamed.items():
-        kind = folders if is_folder else files
+                    renamed[key] = hit.where
+    for (i, is_folder, as_clip), where in renamed.items():
+        kind = hits[is_folder, as_clip]
         kind[i] = kind[i] or where
-    for (i, is_folder), (matched, where, count) in tails_held.items():
+    for (i, is_folder, as_clip), (matched, where, count) in tails_held.items():
         if matched > 0 or count == 1:  # by name alone only where the name lies once in the tree
-            (folders if is_folder else files)[i] = where
+            hits[is_folder, as_clip][i] = where
+    found = [_named(hits, i, by_file, as_clip=False) or _named(hits, i, by_file, as_clip=True) for i, by_file in enumerate(named_file)]
     for name, at in chain(downloads.titled.items(), downloads.unfinished.items()):
         for i in wanted[name]:
-            if not tails[i] and i not in loose and files[i] is None and folders[i] is None:
-                files[i] = at
-    return [(f or d) if by_file else (d or f) for f, d, by_file in zip(files, folders, named_file)]
+            if not tails[i] and i not in loose and found[i] is None:
+                found[i] = at
+    return found
+
+
+def _named(hits: dict[tuple[bool, bool], list[str | None]], i: int, by_file: bool, as_clip: bool) -> str | None:
+    """What :func:`find_whole` found of path ``i`` by its name or as a cut clip of it: where
+    both are there, the video file for a path that names one (a video extension), else the
+    folder of frames."""
+    file, folder = hits[False, as_clip][i], hits[True, as_clip][i]
+    return (file or folder) if by_file else (folder or file)
 
 
 def find_listed(resolver: PathResolver, paths: list[str]) -> list[str | None]:

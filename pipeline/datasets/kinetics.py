@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pipeline.datasets.class_names import class_key, class_subset, refuse_same_classes
-from pipeline.datasets.finding import Found, find_under, name_aliases
+from pipeline.datasets.finding import CLIP_NAME, Found, find_under, name_aliases
 from pipeline.datasets.manifest import (
     AnnotationFiles,
     Manifest,
@@ -41,7 +41,6 @@ from pipeline.video import hidden
 
 KINETICS_COLUMNS = ("youtube_id", "time_start", "time_end")
 ANNOTATION_SUFFIXES = (".csv", ".json")
-_CLIP_NAME = re.compile(r"(?P<youtube_id>.+)_(?P<start>\d{6})_(?P<end>\d{6})")
 _ID_LINE = re.compile(r"[A-Za-z0-9_-]+")
 
 
@@ -84,7 +83,7 @@ def bare_id_files(root: Path, paths: Sequence[str]) -> dict[str, tuple[str, tupl
     ``{path: (file, segment)}``, the paths found so alone."""
     wanted: dict[str, tuple[str, tuple[float, float]]] = {}
     for path in paths:
-        match = _CLIP_NAME.fullmatch(name_aliases(path)[0])
+        match = CLIP_NAME.fullmatch(name_aliases(path)[0])
         if match:
             wanted[path] = (match["youtube_id"], clip_segment(match["start"], match["end"], path))
     if not wanted:
@@ -150,7 +149,7 @@ def _json_clips(path: Path, text: str) -> Annotations:
         annotations = info.get("annotations") or {}
         if not isinstance(annotations, dict):
             raise ManifestError(f"{where}: 'annotations' must be an object with a 'label', got {annotations!r}")
-        match = _CLIP_NAME.fullmatch(key)
+        match = CLIP_NAME.fullmatch(key)
         times = annotations.get("segment")
         if match:
             youtube_id, name, segment = match["youtube_id"], key, clip_segment(match["start"], match["end"], where)

@@ -143,7 +143,7 @@ def parse_list_line(line: str, line_no: int, list_format: str, source: Path, res
     return ListLine(line_no, fields[0], labels)
 
 
-def detect_format(lines: list[tuple[int, str]], resolver: PathResolver) -> str:
+def detect_format(lines: list[tuple[int, str]], resolver: PathResolver, source: Path | None = None) -> str:
     """The format of a list file: with commas and no ``;``, AR-Net's (``path,num_frames,label``)
     where every line has three fields or more and a number second, else a csv list
     (``path,label``, the label a class index or name); else a video list when
@@ -151,7 +151,10 @@ def detect_format(lines: list[tuple[int, str]], resolver: PathResolver) -> str:
     that path is a folder; with nothing on disk, a path with a video extension means a video
     list and three or more fields on every line a rawframe list. A rawframe list whose second
     field is 0 or 1 on every line, before a larger third, is a frame-range list (a frame count
-    of 0 or 1 is no video)."""
+    of 0 or 1 is no video). A list of video files whose lines all hold a path and two numbers
+    or more, the second field the largest of the line's on nine lines in ten or more, is
+    ``path num_frames label`` (:func:`_counts_frames`; OCSampler's and FrameExit's lists, read
+    beside the videos rather than their frames), which a warning naming ``source`` says."""
     texts = [text for _, text in lines]
     if any("," in text for text in texts) and not any(";" in text for text in texts):
         rows = [csv_fields(text) for text in texts]
@@ -162,11 +165,27 @@ def detect_format(lines: list[tuple[int, str]], resolver: PathResolver) -> str:
         return "video"
     for parts in fields:
         found = resolver.resolve(parts[0])
+        if found is not None and (resolver.root / found).is_dir():
+            return _frames_format(fields)
         if found is not None:
-            return _frames_format(fields) if (resolver.root / found).is_dir() else "video"
+            if not _counts_frames(fields):
+                return "video"
+            warnings.warn(f"{source}: read as 'path num_frames label', its videos' frame counts second (every line a path and two numbers or more, the second the largest on most lines, as in OCSampler's and FrameExit's lists); if the numbers are all labels of videos with several, give --list-format video", stacklevel=3)
+            return "rawframes"
     if PurePosixPath(fields[0][0]).suffix.lower() in VIDEO_EXTENSIONS:
         return "video"
     return _frames_format(fields) if all(len(f) >= 3 for f in fields) else "video"
+
+
+def _counts_frames(fields: list[list[str]]) -> bool:
+    """Whether a list's lines (split into fields) hold a frame count second, before the labels:
+    a path and two numbers or more on every line, and the second field larger than each later
+    one on nine lines in ten or more (frame counts run to hundreds or thousands, labels below
+    the class count: a multi-label video list, ``v.mp4 3 17``, has its labels in no such order)."""
+    if not all(len(f) >= 3 and all(_NUMBER.fullmatch(n) for n in f[1:]) for f in fields):
+        return False
+    largest_second = sum(int(f[1]) > max(int(n) for n in f[2:]) for f in fields)
+    return largest_second >= 0.9 * len(fields)
 
 
 def _frames_format(fields: list[list[str]]) -> str:
@@ -212,7 +231,7 @@ def read_list(path: Path, list_format: str, resolver: PathResolver) -> list[List
         numbered = numbered[1:]
     if not numbered:
         raise ManifestError(f"{path}: the list file has no entries")
-    fmt = detect_format(numbered, resolver) if list_format == "auto" else list_format
+    fmt = detect_format(numbered, resolver, path) if list_format == "auto" else list_format
     if list_format == "auto" and fmt == "arnet" and path.suffix.lower() == ".csv":  # AR-Net's lists are .txt files
         warnings.warn(f"{path}: read as AR-Net's 'path,num_frames,label' (three fields or more a line, a number second); if its second field is a label, as in a csv of videos with several labels, give --list-format csv", stacklevel=2)
     return [parse_list_line(text, n, fmt, path, resolver) for n, text in numbered]
