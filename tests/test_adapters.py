@@ -298,6 +298,20 @@ def test_activitynet_videos_anywhere_under_the_root(tmp_path: Path):
     assert activitynet_manifest(tmp_path).videos[-1].path == "v1-3/test/v_e5.mp4"  # through a link to another disk
 
 
+def test_activitynet_frame_folders_that_bear_their_videos_file_name_are_found(tmp_path: Path):
+    """FrameExit keeps each video's frames in a folder named as its file, ``v_<id>.mp4/`` of
+    ``.jpeg`` frames: such a folder is the video's frames wherever it lies under the root and is
+    not entered (before 2026-12-07 only one in the root itself was found); a video file named
+    by the id is still taken first."""
+    db = {"database": {vid: {"subset": "validation", "annotations": [{"label": "Archery"}]} for vid in ("a1", "b2", "c3")}}
+    (tmp_path / "activity_net.v1-3.min.json").write_text(json.dumps(db))
+    for name in ("frames/v_a1.mp4/000001.jpeg", "frames/v_b2.webm/000001.jpeg", "frames/v_b2.webm/v_c3.mp4", "frames/c3.mkv/000001.jpeg", "videos/v_c3.avi"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    m = activitynet_manifest(tmp_path)
+    assert [(v.video_id, v.path) for v in m.videos] == [("v_a1", "frames/v_a1.mp4"), ("v_b2", "frames/v_b2.webm"), ("v_c3", "videos/v_c3.avi")]
+
+
 def test_activitynet_videos_named_by_yt_dlp_are_found_by_their_id(tmp_path: Path):
     """ActivityNet fetched with yt-dlp's default name, ``<title> [<id>].<ext>``: found by the
     id (without ActivityNet's ``v_``), where no file bears the id alone; a download not finished

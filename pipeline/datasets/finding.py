@@ -189,7 +189,8 @@ class Found:
 
 def find_under(root: Path, names: set[str], known: AbstractSet[str] = frozenset()) -> Found:
     """Where under ``root`` each of ``names`` lies, relative to it, by one walk of the tree: a
-    video file whose stem is the name, or a folder so named (of frames; it is not entered, nor
+    video file whose stem is the name, or a folder so named, with or without a video extension
+    (of frames: FrameExit's ``v_<id>.mp4/``; it is not entered, nor
     is a folder named in ``known``, the dataset's videos found already, so that frames
     extracted beside the videos are not listed).
     The first found wins: a folder's files before its sub-folders, sub-folders in name order
@@ -255,7 +256,8 @@ class DownloadedNames:
 
 def _occurrences(root: Path, names: AbstractSet[str], known: AbstractSet[str], downloads: DownloadedNames | None = None, clips: bool = False) -> Iterator[Occurrence]:
     """Every video file under ``root`` whose stem is one of ``names`` and every folder so
-    named, in :func:`find_under`'s order, by one walk that enters neither such folders nor those
+    named (or so named with a video extension, as FrameExit's frame folders ``v_<id>.mp4/``
+    are), in :func:`find_under`'s order, by one walk that enters neither such folders nor those
     named in ``known``; with ``clips``, also every file and folder named as a cut Kinetics clip
     of one of ``names`` (``<name>_000010_000020``: :func:`clip_youtube_id`), which the walk does
     not enter either. Where ``downloads`` is given, what the walk meets of ``names`` under a
@@ -273,11 +275,12 @@ def _occurrences(root: Path, names: AbstractSet[str], known: AbstractSet[str], d
             downloads.note(prefix, files, videos, names)
         entered = []
         for name in subfolders:
-            if name in names:
-                yield Occurrence(parts, name, prefix + name, True, False)
-            elif clips and (youtube_id := clip_youtube_id(name)) in names:
+            stem = without_video_extension(name)  # a folder of frames may bear its video's file name, v_x.mp4/
+            if stem in names:
+                yield Occurrence(parts, stem, prefix + name, True, False)
+            elif clips and (youtube_id := clip_youtube_id(stem)) in names:
                 yield Occurrence(parts, youtube_id, prefix + name, True, True)
-            elif name not in known:
+            elif stem not in known:
                 entered.append(name)
         subfolders[:] = sorted(entered, key=lambda n: (not n.startswith("replacement"), n))
 
