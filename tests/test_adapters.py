@@ -408,6 +408,20 @@ def test_minikinetics_arnet_lists(tmp_path: Path):
         minikinetics_manifest(tmp_path, AnnotationFiles(train=lists / "train.txt", val=lists / "val.txt", classes=lists / "classes.txt"))
 
 
+def test_minikinetics_lists_without_a_class_file_name_the_classes_by_index(tmp_path: Path):
+    """AR-Net's code reads Mini-Kinetics with 200 classes and no class-name file: without one the
+    classes are named by their index, as the list dataset names them, and a warning says so
+    (before 2026-12-07: "mini_categories.txt: class-name file not found")."""
+    (tmp_path / "mini_train_videofolder.txt").write_text("a 300 0\nb 300 2\n")
+    (tmp_path / "mini_val_videofolder.txt").write_text("c 300 1\n")
+    with pytest.warns(UserWarning, match=r"no class-name file \(mini_categories.txt or minik_classInd.txt, or --class-names\): the classes are named by their index"):
+        m = minikinetics_manifest(tmp_path)
+    assert m.classes == ("0", "1", "2")
+    assert [(v.video_id, v.labels, v.split) for v in m.videos] == [("a", (0,), "train"), ("b", (2,), "train"), ("c", (1,), "val")]
+    with pytest.raises(ManifestError, match=r"names.txt: class-name file not found"):  # one named is still needed
+        minikinetics_manifest(tmp_path, AnnotationFiles(classes=str(tmp_path / "names.txt")))
+
+
 def test_ucf101_classind_and_split_lists(tmp_path: Path):
     lists = tmp_path / "ucfTrainTestlist"
     lists.mkdir()

@@ -17,7 +17,7 @@ from typing import NamedTuple
 from pipeline.datasets.kinetics import NotKineticsError, kinetics_manifest
 from pipeline.datasets.class_names import class_key, class_subset, first_spellings, read_class_names, refuse_same_classes
 from pipeline.datasets.finding import PathResolver, find_listed, locate
-from pipeline.datasets.lists import is_header, list_entries, named_labels, read_list
+from pipeline.datasets.lists import ListLine, is_header, list_entries, named_labels, read_list
 from pipeline.datasets.manifest import (
     AnnotationFiles,
     Manifest,
@@ -284,19 +284,24 @@ def minikinetics_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()
       root. The path is a folder of frames or a video file relative to the root, with or
       without its extension (AR-Net's lists name frame folders; the videos may be kept as
       files). Class names one a line: ``--class-names``, else the first of
-      :data:`MINIKINETICS_CLASS_FILES` in the root. A label beyond the class list is an error
-      naming the list file and line, as in the ``list`` dataset.
+      :data:`MINIKINETICS_CLASS_FILES` in the root, else none (AR-Net's code has none for
+      Mini-Kinetics): the classes are named by their index (:func:`index_classes`), which a
+      warning says. A label beyond the class list is an error naming the list file and line,
+      as in the ``list`` dataset.
 
     Either way the dataset keeps its feature profile (the light model at 112², A.1)."""
     if files.annotations is not None:
         if files.list_format != "auto":
             raise ManifestError("--list-format: not used with --annotations (the YouTube id lists and Kinetics files are told apart by their content)")
         return replace(kinetics_manifest(root, files), name="minikinetics")
-    classes = read_class_names(Path(files.classes) if files.classes is not None else _first_existing(root, *MINIKINETICS_CLASS_FILES))
+    class_file = Path(files.classes) if files.classes is not None else next((root / name for name in MINIKINETICS_CLASS_FILES if (root / name).exists()), None)
     lists = files.lists() or [(root / "mini_train_videofolder.txt", "train"), (root / "mini_val_videofolder.txt", "val")]
     list_format = "rawframes" if files.list_format == "auto" else files.list_format
     resolver = PathResolver(root)
-    read, _ = named_labels([(path, split, read_list(path, list_format, resolver)) for path, split in lists], classes, files.classes)
+    read, classes = named_labels([(path, split, read_list(path, list_format, resolver)) for path, split in lists], read_class_names(class_file) if class_file else None, class_file)
+    if classes is None:
+        warnings.warn(f"{root}: no class-name file ({' or '.join(MINIKINETICS_CLASS_FILES)}, or --class-names): the classes are named by their index, as AR-Net's code reads Mini-Kinetics; --class-names names them", stacklevel=2)
+        classes = index_classes(read)
     return build_manifest("minikinetics", classes, list_entries(read, classes, resolver))
 
 
@@ -373,10 +378,15 @@ def list_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) -> Man
     resolver = PathResolver(root)
     read = [(path, split, read_list(path, files.list_format, resolver)) for path, split in lists]
     read, classes = named_labels(read, read_class_names(Path(files.classes)) if files.classes is not None else None, files.classes)
-    if classes is None:
-        labels = {label for _, _, lines in read for line in lines for label in line.labels}
-        if labels and 0 not in labels:
-            warnings.warn(f"{', '.join(str(path) for path, _ in lists)}: no video is labelled 0, so class '0' has none; labels numbered from 1 (mmaction2's ActivityNet lists) are read so with --class-names", stacklevel=2)
-        classes = [str(i) for i in range(1 + max(labels))]
-    entries = list_entries(read, classes, resolver)
-    return build_manifest("list", classes, entries)
+    classes = classes if classes is not None else index_classes(read)
+    return build_manifest("list", classes, list_entries(read, classes, resolver))
+
+
+def index_classes(read: list[tuple[Path, str, list[ListLine]]]) -> list[str]:
+    """The classes of lists labelled by index read without class names: named by their index,
+    0 to the largest label; where no video is labelled 0, a warning says that class ``0`` has
+    none and how labels numbered from 1 are read."""
+    labels = {label for _, _, lines in read for line in lines for label in line.labels}
+    if labels and 0 not in labels:
+        warnings.warn(f"{', '.join(str(path) for path, _, _ in read)}: no video is labelled 0, so class '0' has none; labels numbered from 1 (mmaction2's ActivityNet lists) are read so with --class-names", stacklevel=3)
+    return [str(i) for i in range(1 + max(labels, default=-1))]
