@@ -391,7 +391,7 @@ def test_minikinetics_arnet_lists(tmp_path: Path):
         ("val/x5", "val/x5.mkv", (0,), "val"),
     ]
     assert m.rejected == ()
-    (tmp_path / "mini_categories.txt").rename(tmp_path / "minik_classInd.txt")  # AR-Net's name for it
+    (tmp_path / "mini_categories.txt").rename(tmp_path / "minik_classInd.txt")  # AdaFocus' name for it
     assert minikinetics_manifest(tmp_path) == m
     lists = tmp_path / "lists"  # the same lists and class names under other names, given as options
     lists.mkdir()

@@ -269,7 +269,7 @@ def _segment_labels(info: dict, where: str) -> list[str]:
     return [a["label"] for a in annotations]
 
 
-MINIKINETICS_CLASS_FILES = ("mini_categories.txt", "minik_classInd.txt")  # TSM's name, AR-Net's
+MINIKINETICS_CLASS_FILES = ("mini_categories.txt", "minik_classInd.txt")  # TSM's name, AdaFocus' (AR-Net's code has none)
 
 
 def minikinetics_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) -> Manifest:
