@@ -1,8 +1,10 @@
-"""Annotation files as Windows tools save them (UTF-8 with a byte-order mark, CRLF line ends)
-read exactly as their plain form, for every adapter; text that is not UTF-8 is an error naming
+"""Annotation files as Windows tools save them (UTF-8 or UTF-16 with a byte-order mark, CRLF
+line ends) read exactly as their plain form, for every adapter; text that is not UTF-8 is an error naming
 the file."""
 
+import codecs
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -40,19 +42,31 @@ FIXTURES = {
 }
 
 
-def _load(dataset: str, root: Path, windows: bool):
+def _load(dataset: str, root: Path, encode: Callable[[str], bytes] = str.encode):
     files, named, _ = FIXTURES[dataset]
     for name, text in files.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_bytes(("\ufeff" + text.replace("\n", "\r\n") if windows else text).encode())
+        (root / name).write_bytes(encode(text))
     return get_dataset(dataset).load(root, AnnotationFiles(**{field: root / name for field, name in named.items()}))
 
 
+# How Windows tools save text: UTF-8 with a byte-order mark (Excel's "CSV UTF-8", editors) and
+# UTF-16 with one (Windows PowerShell's `>` and `Out-File`, little-endian; Excel's "Unicode Text"),
+# CRLF line ends.
+WINDOWS_FORMS = {
+    "utf-8-bom-crlf": lambda text: ("\ufeff" + text.replace("\n", "\r\n")).encode(),
+    "utf-16-le-crlf": lambda text: codecs.BOM_UTF16_LE + text.replace("\n", "\r\n").encode("utf-16-le"),
+    "utf-16-be": lambda text: codecs.BOM_UTF16_BE + text.encode("utf-16-be"),
+}
+
+
 @pytest.mark.parametrize("dataset", sorted(FIXTURES))
-def test_a_byte_order_mark_and_crlf_read_as_the_plain_file(tmp_path: Path, dataset: str):
-    plain = _load(dataset, tmp_path / "plain", windows=False)
+@pytest.mark.parametrize("form", sorted(WINDOWS_FORMS))
+def test_annotation_files_as_windows_tools_save_them_read_as_the_plain_file(tmp_path: Path, dataset: str, form: str):
+    """Each form reads as the plain UTF-8 file (UTF-16 since 2026-12-07: "not UTF-8 text" before)."""
+    plain = _load(dataset, tmp_path / "plain")
     assert len(plain.videos) == FIXTURES[dataset][2] and plain.rejected == ()
-    assert _load(dataset, tmp_path / "windows", windows=True) == plain
+    assert _load(dataset, tmp_path / form, WINDOWS_FORMS[form]) == plain
 
 
 def test_annotation_text_that_is_not_utf8_names_the_file(tmp_path: Path):

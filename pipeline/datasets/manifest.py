@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 from collections import Counter
@@ -219,15 +220,19 @@ def build_manifest(name: str, classes: Iterable[str], entries: Iterable[RawEntry
 def read_annotation_text(path: Path, what: str = "annotation file") -> str:
     """The text of an annotation file, read as UTF-8 with or without the byte-order mark that
     Excel's "CSV UTF-8" and Windows editors put first (it would otherwise stick to the first
-    path or column name); any line ending reads as one. A missing or undecodable file is an
-    error naming it."""
+    path or column name), or as UTF-16 where such a mark says so (what Windows PowerShell's
+    ``>`` and ``Out-File`` write, and Excel's "Unicode Text"); any line ending reads as one. A
+    missing or undecodable file is an error naming it."""
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"{path}: {what} not found")
+    data = path.read_bytes()
+    encoding = "utf-16" if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "utf-8-sig"
     try:
-        return path.read_text(encoding="utf-8-sig")
+        text = data.decode(encoding)
     except UnicodeDecodeError as exc:
-        raise ManifestError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.object[exc.start:exc.start + 1]!r}); save it as UTF-8") from None
+        raise ManifestError(f"{path}: not {encoding.upper().removesuffix('-SIG')} text (byte {exc.start}: {exc.object[exc.start:exc.start + 1]!r}); save it as UTF-8") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def read_lines(path: Path) -> list[str]:
