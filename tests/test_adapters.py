@@ -30,6 +30,20 @@ def test_csv_manifest_multi_label_and_unknown_labels(tmp_path: Path):
     assert len(m.rejected) == 1 and m.rejected[0].video_id == "videos/d" and "horse" in m.rejected[0].reason
 
 
+@pytest.mark.parametrize("mark", ["\t", ";"])
+def test_csv_manifest_as_spreadsheets_separate_its_fields(tmp_path: Path, mark: str):
+    """Excel saves a table with tabs ("Text (Tab delimited)", "Unicode Text") or, as "CSV" where
+    the decimal mark is a comma (German, French), with semicolons: read as the comma file
+    (since 2026-12-07: "expected path,label[,label...],split, got ['videos/a.mp4\\tcat\\ttrain']").
+    A path with a comma stays whole so."""
+    rows = ["path,label,split", "videos/a.mp4,cat,train", "videos/b.mp4,dog,bird,val", "videos/c, take 2.mp4,bird,val"]
+    (tmp_path / "manifest.csv").write_text("\n".join(rows[:3]) + '\n"videos/c, take 2.mp4",bird,val\n')
+    commas = csv_manifest(tmp_path)
+    (tmp_path / "manifest.csv").write_text("\n".join(row.replace(",", mark) if " take " not in row else row.replace(",bird,val", f"{mark}bird{mark}val") for row in rows) + "\n")
+    assert csv_manifest(tmp_path) == commas
+    assert commas.classes == ("bird", "cat", "dog") and manifest_rows(commas)[-1] == ("videos/c, take 2", "videos/c, take 2.mp4", (0,), "val")
+
+
 def test_same_stem_files_get_distinct_ids(tmp_path: Path):
     (tmp_path / "manifest.csv").write_text("clips/clip.avi,cat,train\nclips/clip.mp4,dog,val\nclips/other.mp4,cat,train\nclips/other.mp4,cat,val\n")
     m = csv_manifest(tmp_path)

@@ -40,7 +40,9 @@ def _first_existing(root: Path, *names: str) -> Path:
 
 def csv_manifest(root: Path, manifest_file: str = "manifest.csv", classes_file: str = "classes.txt", name: str = "csv") -> Manifest:
     """Generic CSV: ``path,label[,label...],split`` a row (an optional header row starting with
-    ``path``, or naming its columns as a list's may, :func:`is_header`: ``video,labels,subset``).
+    ``path``, or naming its columns as a list's may, :func:`is_header`: ``video,labels,subset``;
+    the fields separated by commas, or by tabs or semicolons as spreadsheets save tables:
+    :func:`_delimiter`).
     Labels are class names, matched to the class list with case, quotes and spaces against
     underscores aside (:func:`class_key`: ``Cat`` and ``cat`` are one class); the class list is
     ``classes.txt`` beside the manifest if present (one class named twice so is refused), else
@@ -50,7 +52,7 @@ def csv_manifest(root: Path, manifest_file: str = "manifest.csv", classes_file: 
     path = root / manifest_file
     text = read_annotation_text(path, "manifest file")
     rows = []
-    for line_no, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+    for line_no, row in enumerate(csv.reader(io.StringIO(text), delimiter=_delimiter(text)), start=1):
         row = [cell.strip() for cell in row]
         if not any(row) or (line_no == 1 and (row[0].lower() == "path" or is_header(",".join(row)))):
             continue
@@ -70,6 +72,14 @@ def csv_manifest(root: Path, manifest_file: str = "manifest.csv", classes_file: 
     spelling = {class_key(c): c for c in classes}
     entries = [replace(e, label_names=tuple(dict.fromkeys(spelling.get(class_key(n), n) for n in e.label_names))) for e in entries]
     return build_manifest(name, classes, entries)
+
+
+def _delimiter(text: str) -> str:
+    """The field separator of a spreadsheet's table: a comma, else the tab or the semicolon its
+    first line holds (Excel's "Text (Tab delimited)" and "Unicode Text"; its "CSV" where the
+    locale's decimal mark is a comma, as in German or French)."""
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    return next((mark for mark in ",\t;" if mark in first), ",")
 
 
 def demo_manifest(root: Path) -> Manifest:
