@@ -315,18 +315,23 @@ def find_whole(root: Path, paths: list[str], known: AbstractSet[str] = frozenset
     so is found, by the same rules, in a file or folder named as a cut Kinetics clip of it
     (``abseiling/<id>`` in ``train/abseiling/<id>_000010_000020.mp4``: OCSampler's
     Mini-Kinetics lists name bare YouTube ids, the downloads cut clips; the walk's first where
-    two clips of one id match). A bare name (AR-Net's ActivityNet lists: ``v_<id>``) found
+    two clips of one id match). A path that names a cut Kinetics clip, a name no other video
+    bears, is found by its name alone where no folder matches (mmaction2's
+    ``abseiling/<clip>.mp4`` in cvdfoundation's flat ``train/<clip>.mp4``; the walk's first, a
+    ``replacement*`` folder's copy before). A bare name (AR-Net's ActivityNet lists: ``v_<id>``) found
     nowhere is found in a file a downloader named by its default, a title then the id
     (:func:`titled_ids`), else gets the path its unfinished download is to give it
     (:class:`DownloadedNames`)."""
     wanted: dict[str, list[int]] = {}
     tails: list[tuple[str, ...]] = []  # each path's folders
     named_file: list[bool] = []  # whether the path names a video file (has a video extension)
+    clip_named: list[bool] = []  # whether it has folders and names a cut Kinetics clip, which no other video's name is
     for i, path in enumerate(paths):
         folder, name = posixpath.split(path)
         tails.append(tuple(folder.split("/")) if folder else ())
         bare = without_video_extension(name)
         named_file.append(bare != name)
+        clip_named.append(bool(folder) and i not in loose and CLIP_NAME.fullmatch(bare) is not None)
         for alias in _aliases(bare):
             wanted.setdefault(alias, []).append(i)
     # what the walk found of each path, by (a folder?, named as a cut clip of it?)
@@ -334,12 +339,15 @@ def find_whole(root: Path, paths: list[str], known: AbstractSet[str] = frozenset
     renamed: dict[tuple[int, bool, bool], str] = {}  # (a path, a folder?, a clip?) -> the first found under its folders renamed
     keys_of: dict[tuple[str, ...], tuple[str, ...]] = {}  # folders -> their folder_key
     tails_held: dict[tuple[int, bool, bool], list] = {}  # (a loose path, a folder?, a clip?) -> [last folders matched, where, occurrences matching as many]
+    anywhere: dict[bool, list[str | None]] = {False: [None] * len(paths), True: [None] * len(paths)}  # a clip-named path's name, in any folder: by a folder?
     downloads = DownloadedNames()
     for hit in _occurrences(root, set(wanted), known, downloads, clips=True):
         slot = (hit.is_folder, hit.as_clip)
         kind = hits[slot]
         for i in wanted[hit.name]:
             tail, key = tails[i], (i, *slot)
+            if clip_named[i] and not hit.as_clip:
+                anywhere[hit.is_folder][i] = anywhere[hit.is_folder][i] or hit.where
             if i in loose:
                 matched, best = _shared_tail(hit.folders, tail), tails_held.get(key)
                 if best is None or matched > best[0]:
@@ -358,7 +366,11 @@ def find_whole(root: Path, paths: list[str], known: AbstractSet[str] = frozenset
     for (i, is_folder, as_clip), (matched, where, count) in tails_held.items():
         if matched > 0 or count == 1:  # by name alone only where the name lies once in the tree
             hits[is_folder, as_clip][i] = where
-    found = [_named(hits, i, by_file, as_clip=False) or _named(hits, i, by_file, as_clip=True) for i, by_file in enumerate(named_file)]
+    found = [
+        _preferred(hits[False, False][i], hits[True, False][i], by_file) or _preferred(hits[False, True][i], hits[True, True][i], by_file)
+        or (_preferred(anywhere[False][i], anywhere[True][i], by_file) if clip_named[i] else None)
+        for i, by_file in enumerate(named_file)
+    ]
     for name, at in chain(downloads.titled.items(), downloads.unfinished.items()):
         for i in wanted[name]:
             if not tails[i] and i not in loose and found[i] is None:
@@ -366,11 +378,9 @@ def find_whole(root: Path, paths: list[str], known: AbstractSet[str] = frozenset
     return found
 
 
-def _named(hits: dict[tuple[bool, bool], list[str | None]], i: int, by_file: bool, as_clip: bool) -> str | None:
-    """What :func:`find_whole` found of path ``i`` by its name or as a cut clip of it: where
-    both are there, the video file for a path that names one (a video extension), else the
-    folder of frames."""
-    file, folder = hits[False, as_clip][i], hits[True, as_clip][i]
+def _preferred(file: str | None, folder: str | None, by_file: bool) -> str | None:
+    """Of a video file and a folder of frames found for one path, the video file for a path
+    that names one (a video extension), else the folder; whichever is there."""
     return (file or folder) if by_file else (folder or file)
 
 
