@@ -562,16 +562,19 @@ def test_kinetics_clips_listed_under_class_folders_are_found_in_a_flat_download(
     the clips flat, ``train/<clip>.mp4``, good copies of corrupted ones in
     ``replacement/replacement_for_corrupted_k400/``: a cut clip's name is no other video's, so it
     is found by its name alone where no folder matches (before 2026-12-07 every such video was
-    missing), the replacement's copy first, one under matching folders before either; a name
-    that is not a clip's still needs its folders."""
+    missing), the replacement's copy first, and before one under matching folders, which comes
+    before other folders; a name that is not a clip's still needs its folders."""
     root = tmp_path / "k400"
     _touch(root, "train/aaaaaaaaaaa_000010_000020.mp4", "replacement/replacement_for_corrupted_k400/aaaaaaaaaaa_000010_000020.mp4",
-           "val/bbbbbbbbbbb_000001_000011.mp4", "other/ccccccccccc_000002_000012.mp4", "videos_train/abseiling/ccccccccccc_000002_000012.mp4", "train/001.mp4")
+           "val/bbbbbbbbbbb_000001_000011.mp4", "other/ccccccccccc_000002_000012.mp4", "videos_train/abseiling/ccccccccccc_000002_000012.mp4", "train/001.mp4",
+           "videos_train/abseiling/ddddddddddd_000003_000013.mp4", "replacement/replacement_for_corrupted_k400/ddddddddddd_000003_000013.mp4")
     listing = tmp_path / "kinetics400_train_list_videos.txt"
-    listing.write_text("abseiling/aaaaaaaaaaa_000010_000020.mp4 0\nair_drumming/bbbbbbbbbbb_000001_000011.mp4 1\nabseiling/ccccccccccc_000002_000012.mp4 0\nbaking/001.mp4 2\n")
+    listing.write_text("abseiling/aaaaaaaaaaa_000010_000020.mp4 0\nair_drumming/bbbbbbbbbbb_000001_000011.mp4 1\nabseiling/ccccccccccc_000002_000012.mp4 0\nbaking/001.mp4 2\n"
+                       "abseiling/ddddddddddd_000003_000013.mp4 0\n")
     _, rows = load_rows("list", root, train=listing, classes=label_map)
     assert [r[1] for r in rows] == ["replacement/replacement_for_corrupted_k400/aaaaaaaaaaa_000010_000020.mp4", "val/bbbbbbbbbbb_000001_000011.mp4",
-                                    "videos_train/abseiling/ccccccccccc_000002_000012.mp4", "baking/001.mp4"]
+                                    "videos_train/abseiling/ccccccccccc_000002_000012.mp4", "baking/001.mp4",
+                                    "replacement/replacement_for_corrupted_k400/ddddddddddd_000003_000013.mp4"]  # the good copy, over the class folder's
 
 
 def test_lists_of_bare_youtube_ids_find_the_cut_clips_a_download_holds(tmp_path, label_map):

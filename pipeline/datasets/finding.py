@@ -318,7 +318,8 @@ def find_whole(root: Path, paths: list[str], known: AbstractSet[str] = frozenset
     two clips of one id match). A path that names a cut Kinetics clip, a name no other video
     bears, is found by its name alone where no folder matches (mmaction2's
     ``abseiling/<clip>.mp4`` in cvdfoundation's flat ``train/<clip>.mp4``; the walk's first, a
-    ``replacement*`` folder's copy before). A bare name (AR-Net's ActivityNet lists: ``v_<id>``) found
+    ``replacement*`` folder's copy before), and in a ``replacement*`` folder before any other
+    (the good copy of a clip the download holds corrupted). A bare name (AR-Net's ActivityNet lists: ``v_<id>``) found
     nowhere is found in a file a downloader named by its default, a title then the id
     (:func:`titled_ids`), else gets the path its unfinished download is to give it
     (:class:`DownloadedNames`)."""
@@ -366,16 +367,23 @@ def find_whole(root: Path, paths: list[str], known: AbstractSet[str] = frozenset
     for (i, is_folder, as_clip), (matched, where, count) in tails_held.items():
         if matched > 0 or count == 1:  # by name alone only where the name lies once in the tree
             hits[is_folder, as_clip][i] = where
-    found = [
-        _preferred(hits[False, False][i], hits[True, False][i], by_file) or _preferred(hits[False, True][i], hits[True, True][i], by_file)
-        or (_preferred(anywhere[False][i], anywhere[True][i], by_file) if clip_named[i] else None)
-        for i, by_file in enumerate(named_file)
-    ]
+    found = []
+    for i, by_file in enumerate(named_file):
+        elsewhere = _preferred(anywhere[False][i], anywhere[True][i], by_file) if clip_named[i] else None
+        if elsewhere is not None and _REPLACEMENT_FOLDER.search(elsewhere):
+            found.append(elsewhere)  # the good copy of a clip the download holds corrupted
+        else:
+            found.append(_preferred(hits[False, False][i], hits[True, False][i], by_file) or _preferred(hits[False, True][i], hits[True, True][i], by_file) or elsewhere)
     for name, at in chain(downloads.titled.items(), downloads.unfinished.items()):
         for i in wanted[name]:
             if not tails[i] and i not in loose and found[i] is None:
                 found[i] = at
     return found
+
+
+# A folder of good copies of corrupted clips, as cvdfoundation's Kinetics-400 download holds them
+# (``replacement/replacement_for_corrupted_k400/``), in a path relative to the root.
+_REPLACEMENT_FOLDER = re.compile(r"(^|/)replacement[^/]*/")
 
 
 def _preferred(file: str | None, folder: str | None, by_file: bool) -> str | None:
