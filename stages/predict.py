@@ -167,7 +167,8 @@ def listed_videos(listing: Path, root: Path | None = None) -> list[Path]:
     ``#`` comments skipped. A dataset's
     annotation list serves too (:func:`listed_path`: ``val/x.mp4 3``, ``x.mp4,abseiling``, a
     header line naming the columns passed over). ``-`` reads the standard input. Read as
-    annotation files are (UTF-8, a byte-order mark or CRLF allowed)."""
+    annotation files are (UTF-8 with or without its byte-order mark, UTF-16 with its mark, CRLF
+    allowed)."""
     text = sys.stdin.read() if str(listing) == "-" else read_annotation_text(listing, "list of videos")
     lines = [line for _, line in entry_lines(text)]
     if lines and is_header(lines[0]) and not os.path.exists(os.path.join(root or "", lines[0])):
