@@ -422,6 +422,22 @@ def test_minikinetics_arnet_lists(tmp_path: Path):
         minikinetics_manifest(tmp_path, AnnotationFiles(train=lists / "train.txt", val=lists / "val.txt", classes=lists / "classes.txt"))
 
 
+def test_minikinetics_arnet_lists_find_cvdfoundations_flat_download(tmp_path: Path):
+    """AR-Net's and AdaFuse's Mini-Kinetics lists name ``images/train/<class name>/<clip>`` (the
+    class name with its spaces), written for their frames; cvdfoundation's download keeps the
+    clips flat, ``train/<clip>.mp4``, and good copies of corrupted ones in
+    ``replacement_for_corrupted_k400/``: each clip is found by its name (before 2026-12-07 every
+    one was missing), the good copy first."""
+    for name in ("train/aaaaaaaaaaa_000010_000020.mp4", "replacement_for_corrupted_k400/aaaaaaaaaaa_000010_000020.mp4", "val/bbbbbbbbbbb_000001_000011.mp4"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "minik_classInd.txt").write_text("abseiling\nair drumming\n")
+    (tmp_path / "mini_train_videofolder.txt").write_text("images/train/air drumming/aaaaaaaaaaa_000010_000020 300 1\n")
+    (tmp_path / "mini_val_videofolder.txt").write_text("images/val/abseiling/bbbbbbbbbbb_000001_000011 250 0\n")
+    assert [(v.path, v.labels, v.split) for v in minikinetics_manifest(tmp_path).videos] == [
+        ("replacement_for_corrupted_k400/aaaaaaaaaaa_000010_000020.mp4", (1,), "train"), ("val/bbbbbbbbbbb_000001_000011.mp4", (0,), "val")]
+
+
 def test_minikinetics_lists_without_a_class_file_name_the_classes_by_index(tmp_path: Path):
     """AR-Net's code reads Mini-Kinetics with 200 classes and no class-name file: without one the
     classes are named by their index, as the list dataset names them, and a warning says so
