@@ -44,6 +44,23 @@ def test_csv_manifest_as_spreadsheets_separate_its_fields(tmp_path: Path, mark: 
     assert commas.classes == ("bird", "cat", "dog") and manifest_rows(commas)[-1] == ("videos/c, take 2", "videos/c, take 2.mp4", (0,), "val")
 
 
+def test_csv_manifest_labelled_by_class_index_orders_the_classes_by_number(tmp_path: Path):
+    """A manifest written by a training script labels by class index: without classes.txt the
+    classes are the indices 0 to the largest in numeric order, as a list file's are (before
+    2026-12-07 in code-point order: label 10 became class 2 of 12); labels 1 to C, none 0, leave
+    class 0 empty with a warning; labels that are not all plain numbers stay names."""
+    (tmp_path / "manifest.csv").write_text("path,label,split\n" + "".join(f"v{i}.mp4,{i},train\n" for i in range(12)))
+    m = csv_manifest(tmp_path)
+    assert m.classes == tuple(str(i) for i in range(12))
+    assert [v.labels for v in m.videos] == [(i,) for i in range(12)]
+    (tmp_path / "manifest.csv").write_text("path,label,split\nv1.mp4,1,train\nv3.mp4,3,val\n")
+    with pytest.warns(UserWarning, match=r"manifest.csv: no video is labelled 0, so class '0' has none; the labels are read as class indices from 0"):
+        m = csv_manifest(tmp_path)
+    assert m.classes == ("0", "1", "2", "3") and [v.labels for v in m.videos] == [(1,), (3,)]
+    (tmp_path / "manifest.csv").write_text("path,label,split\nv1.mp4,01,train\nv3.mp4,10,val\nv4.mp4,2,val\n")
+    assert csv_manifest(tmp_path).classes == ("01", "10", "2")  # a leading zero: names, in code-point order
+
+
 def test_same_stem_files_get_distinct_ids(tmp_path: Path):
     (tmp_path / "manifest.csv").write_text("clips/clip.avi,cat,train\nclips/clip.mp4,dog,val\nclips/other.mp4,cat,train\nclips/other.mp4,cat,val\n")
     m = csv_manifest(tmp_path)

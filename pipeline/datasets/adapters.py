@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
 from pipeline.datasets.kinetics import NotKineticsError, kinetics_manifest
-from pipeline.datasets.class_names import class_key, class_subset, first_spellings, read_class_names, refuse_same_classes
+from pipeline.datasets.class_names import class_key, class_subset, first_spellings, numbered_classes, read_class_names, refuse_same_classes
 from pipeline.datasets.finding import PathResolver, find_listed, locate
 from pipeline.datasets.lists import ListLine, is_header, list_entries, named_labels, read_list
 from pipeline.datasets.manifest import (
@@ -46,7 +46,9 @@ def csv_manifest(root: Path, manifest_file: str = "manifest.csv", classes_file: 
     Labels are class names, matched to the class list with case, quotes and spaces against
     underscores aside (:func:`class_key`: ``Cat`` and ``cat`` are one class); the class list is
     ``classes.txt`` beside the manifest if present (one class named twice so is refused), else
-    the labels used, sorted, each class spelt as first in that order. Paths are resolved as list
+    the labels used, sorted, each class spelt as first in that order; labels that are all class
+    indices (``0``, ``2``, ``10``) give the classes 0 to the largest in numeric order
+    (:func:`numbered_classes`). Paths are resolved as list
     files' are (:func:`find_listed`: another extension, frames, Windows separators, absolute
     paths, under the root's folders, another machine's by their last folders)."""
     path = root / manifest_file
@@ -68,7 +70,12 @@ def csv_manifest(root: Path, manifest_file: str = "manifest.csv", classes_file: 
         classes = read_class_names(classes_path)
         refuse_same_classes(classes_path, classes)
     else:
-        classes = first_spellings({label for e in entries for label in e.label_names})
+        used = {label for e in entries for label in e.label_names}
+        classes = numbered_classes(used)
+        if classes is None:
+            classes = first_spellings(used)
+        elif "0" not in used:
+            warnings.warn(f"{path}: no video is labelled 0, so class '0' has none; the labels are read as class indices from 0 (a {classes_file} names the classes, one a line, in their order)", stacklevel=2)
     spelling = {class_key(c): c for c in classes}
     entries = [replace(e, label_names=tuple(dict.fromkeys(spelling.get(class_key(n), n) for n in e.label_names))) for e in entries]
     return build_manifest(name, classes, entries)

@@ -28,7 +28,7 @@ from pipeline.datasets.finding import folder_key
 from pipeline.datasets.manifest import ManifestError, read_annotation_text
 from pipeline.wording import first_few
 
-__all__ = ["read_class_names", "class_key", "same_classes", "first_spellings", "refuse_same_classes", "class_subset"]
+__all__ = ["read_class_names", "class_key", "same_classes", "numbered_classes", "first_spellings", "refuse_same_classes", "class_subset"]
 
 
 def read_class_names(path: Path) -> list[str]:
@@ -67,6 +67,17 @@ def same_classes(names: Iterable[str]) -> list[str]:
     names = list(names)
     counts = Counter(class_key(name) for name in names)
     return sorted({name for name in names if counts[class_key(name)] > 1})
+
+
+def numbered_classes(names: Iterable[str]) -> list[str] | None:
+    """The classes of labels that are all class indices written as numbers (``0``, ``2``,
+    ``10``, without leading zeros): every index from 0 to the largest, in numeric order, as a
+    list file's indices are read (code-point order puts ``10`` before ``2``); None for labels
+    of any other kind."""
+    names = set(names)
+    if not names or not all(name.isdigit() and str(int(name)) == name for name in names):
+        return None
+    return [str(i) for i in range(1 + max(int(name) for name in names))]
 
 
 def first_spellings(names: Iterable[str]) -> list[str]:
