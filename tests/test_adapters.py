@@ -48,7 +48,9 @@ def test_csv_manifest_labelled_by_class_index_orders_the_classes_by_number(tmp_p
     """A manifest written by a training script labels by class index: without classes.txt the
     classes are the indices 0 to the largest in numeric order, as a list file's are (before
     2026-12-07 in code-point order: label 10 became class 2 of 12); labels 1 to C, none 0, leave
-    class 0 empty with a warning; labels that are not all plain numbers stay names."""
+    class 0 empty with a warning; labels that are not all plain numbers stay names. With
+    classes.txt, indices name its classes (they were rejected as unknown labels), from 1 where
+    they run 1 to its class count."""
     (tmp_path / "manifest.csv").write_text("path,label,split\n" + "".join(f"v{i}.mp4,{i},train\n" for i in range(12)))
     m = csv_manifest(tmp_path)
     assert m.classes == tuple(str(i) for i in range(12))
@@ -59,6 +61,16 @@ def test_csv_manifest_labelled_by_class_index_orders_the_classes_by_number(tmp_p
     assert m.classes == ("0", "1", "2", "3") and [v.labels for v in m.videos] == [(1,), (3,)]
     (tmp_path / "manifest.csv").write_text("path,label,split\nv1.mp4,01,train\nv3.mp4,10,val\nv4.mp4,2,val\n")
     assert csv_manifest(tmp_path).classes == ("01", "10", "2")  # a leading zero: names, in code-point order
+    (tmp_path / "classes.txt").write_text("abseiling\nbaking\ncooking\n")  # with a class file, the indices name its classes
+    (tmp_path / "manifest.csv").write_text("path,label,split\nv0.mp4,0,train\nv2.mp4,2,val\n")
+    m = csv_manifest(tmp_path)
+    assert m.classes == ("abseiling", "baking", "cooking") and [v.labels for v in m.videos] == [(0,), (2,)] and m.rejected == ()
+    (tmp_path / "manifest.csv").write_text("path,label,split\nv1.mp4,1,train\nv2.mp4,2,val\nv3.mp4,3,val\n")
+    with pytest.warns(UserWarning, match=r"the labels are 1 to 3 for the 3 classes of .*classes.txt, none 0, so they are read as class indices from 1"):
+        assert [v.labels for v in csv_manifest(tmp_path).videos] == [(0,), (1,), (2,)]
+    (tmp_path / "manifest.csv").write_text("path,label,split\nv1.mp4,1,train\nv5.mp4,5,val\n")
+    with pytest.raises(ManifestError, match=r"manifest.csv: label 5 is beyond the 3 classes of .*classes.txt \(the labels are class indices, from 0\)"):
+        csv_manifest(tmp_path)
 
 
 def test_same_stem_files_get_distinct_ids(tmp_path: Path):

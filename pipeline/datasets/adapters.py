@@ -46,9 +46,8 @@ def csv_manifest(root: Path, manifest_file: str = "manifest.csv", classes_file: 
     Labels are class names, matched to the class list with case, quotes and spaces against
     underscores aside (:func:`class_key`: ``Cat`` and ``cat`` are one class); the class list is
     ``classes.txt`` beside the manifest if present (one class named twice so is refused), else
-    the labels used, sorted, each class spelt as first in that order; labels that are all class
-    indices (``0``, ``2``, ``10``) give the classes 0 to the largest in numeric order
-    (:func:`numbered_classes`). Paths are resolved as list
+    the labels used, sorted, each class spelt as first in that order; labels may be class
+    indices (``0``, ``2``, ``10``) instead (:func:`_csv_classes`). Paths are resolved as list
     files' are (:func:`find_listed`: another extension, frames, Windows separators, absolute
     paths, under the root's folders, another machine's by their last folders)."""
     path = root / manifest_file
@@ -65,20 +64,39 @@ def csv_manifest(root: Path, manifest_file: str = "manifest.csv", classes_file: 
     for (written, labels, split), rel in zip(rows, find_listed(PathResolver(root), [written for written, _, _ in rows])):
         rel = rel or written
         entries.append(RawEntry(video_id(rel), rel, labels, split))
-    classes_path = root / classes_file
-    if classes_path.is_file():
-        classes = read_class_names(classes_path)
-        refuse_same_classes(classes_path, classes)
-    else:
-        used = {label for e in entries for label in e.label_names}
-        classes = numbered_classes(used)
-        if classes is None:
-            classes = first_spellings(used)
-        elif "0" not in used:
-            warnings.warn(f"{path}: no video is labelled 0, so class '0' has none; the labels are read as class indices from 0 (a {classes_file} names the classes, one a line, in their order)", stacklevel=2)
-    spelling = {class_key(c): c for c in classes}
-    entries = [replace(e, label_names=tuple(dict.fromkeys(spelling.get(class_key(n), n) for n in e.label_names))) for e in entries]
+    classes, entries = _csv_classes(path, root / classes_file, entries)
     return build_manifest(name, classes, entries)
+
+
+def _csv_classes(manifest: Path, class_file: Path, entries: list[RawEntry]) -> tuple[list[str], list[RawEntry]]:
+    """The csv dataset's classes and its entries labelled by them: ``class_file``'s names where
+    it is there, the labels matched to them by :func:`class_key`, or, where the labels are all
+    class indices (:func:`numbered_classes`) and none is a name of the file, the classes they
+    index (from 0, or from 1 where they are 1 to the class count, each of them and none 0, as a
+    list file's, with a warning; one beyond the classes is an error naming both files). Without
+    the file, indices give the classes 0 to the largest (a warning where none is labelled 0),
+    names the names sorted (:func:`first_spellings`)."""
+    used = {label for e in entries for label in e.label_names}
+    numbered = numbered_classes(used)
+    if class_file.is_file():
+        classes = read_class_names(class_file)
+        refuse_same_classes(class_file, classes)
+        if numbered is not None and not {class_key(label) for label in used} & {class_key(c) for c in classes}:
+            indices = {int(label) for label in used}
+            base = 1 if indices == set(range(1, len(classes) + 1)) else 0
+            if base:
+                warnings.warn(f"{manifest}: the labels are 1 to {len(classes)} for the {len(classes)} classes of {class_file}, none 0, so they are read as class indices from 1", stacklevel=3)
+            if max(indices) - base >= len(classes):
+                raise ManifestError(f"{manifest}: label {max(indices)} is beyond the {len(classes)} classes of {class_file} (the labels are class indices, from {base})")
+            entries = [replace(e, label_names=tuple(classes[int(label) - base] for label in e.label_names)) for e in entries]
+    elif numbered is not None:
+        classes = numbered
+        if "0" not in used:
+            warnings.warn(f"{manifest}: no video is labelled 0, so class '0' has none; the labels are read as class indices from 0 (a {class_file.name} names the classes, one a line, in their order)", stacklevel=3)
+    else:
+        classes = first_spellings(used)
+    spelling = {class_key(c): c for c in classes}
+    return classes, [replace(e, label_names=tuple(dict.fromkeys(spelling.get(class_key(n), n) for n in e.label_names))) for e in entries]
 
 
 def _delimiter(text: str) -> str:
