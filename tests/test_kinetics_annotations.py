@@ -56,6 +56,17 @@ def _write(folder: Path, **files: str) -> dict[str, Path]:
     return {name: folder / name for name in files}
 
 
+def test_a_csv_labelled_by_class_index_orders_its_classes_by_number(tmp_path):
+    """A Kinetics-style csv labelled by class index (a Mini-Kinetics csv in the wild has
+    ``label`` 0-199): the classes are 0 to the largest in numeric order (before 2026-12-07 in
+    code-point order, label 10 class 2 of 12)."""
+    rows = "".join(f"{i},{chr(97 + i) * 11},0,10,train\n" for i in range(12))
+    (tmp_path / "train.csv").write_text("label,youtube_id,time_start,time_end,split\n" + rows)
+    m, found = load_rows("kinetics", tmp_path, train=tmp_path / "train.csv")
+    assert m.classes == tuple(str(i) for i in range(12))
+    assert [r[2] for r in found] == [(i,) for i in range(12)]
+
+
 def test_deepmind_json_reads_as_its_csv(root, tmp_path):
     f = _write(tmp_path / "ann", **{"train.csv": TRAIN_CSV, "validate.csv": VAL_CSV, "kinetics_train.json": _deepmind_json(TRAIN_CSV),
                                     "kinetics_val.json": _deepmind_json(VAL_CSV),

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from pipeline.datasets.class_names import class_key, class_subset, refuse_same_classes
+from pipeline.datasets.class_names import class_key, class_subset, numbered_classes, refuse_same_classes
 from pipeline.datasets.finding import CLIP_NAME, Found, find_under, name_aliases
 from pipeline.datasets.manifest import (
     AnnotationFiles,
@@ -323,7 +323,7 @@ def kinetics_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) ->
     if files.classes is not None:
         classes = class_subset(Path(files.classes), spellings, sources)
     else:
-        classes = declared_order(declared, [clip for clip, _ in clips]) if declared else sorted(spellings.values())
+        classes = declared_order(declared, [clip for clip, _ in clips]) if declared else numbered_classes(spellings.values()) or sorted(spellings.values())
     by_key = {class_key(name): name for name in classes}
     kept = [(clip, by_key[key_of[clip.label]], split) for clip, split in clips if key_of[clip.label] in by_key]
     on_disk = find_under(root, {clip.name for clip, _, _ in kept} | {clip.youtube_id for clip, _, _ in kept})
