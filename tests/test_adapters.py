@@ -61,6 +61,8 @@ def test_csv_manifest_labelled_by_class_index_orders_the_classes_by_number(tmp_p
     assert m.classes == ("0", "1", "2", "3") and [v.labels for v in m.videos] == [(1,), (3,)]
     (tmp_path / "manifest.csv").write_text("path,label,split\nv1.mp4,01,train\nv3.mp4,10,val\nv4.mp4,2,val\n")
     assert csv_manifest(tmp_path).classes == ("01", "10", "2")  # a leading zero: names, in code-point order
+    (tmp_path / "manifest.csv").write_text("path,label,split\nv1.mp4,1,train\nv2.mp4,\u00b2,val\n")
+    assert csv_manifest(tmp_path).classes == ("1", "\u00b2")  # a digit that is not ASCII's: names
     (tmp_path / "classes.txt").write_text("abseiling\nbaking\ncooking\n")  # with a class file, the indices name its classes
     (tmp_path / "manifest.csv").write_text("path,label,split\nv0.mp4,0,train\nv2.mp4,2,val\n")
     m = csv_manifest(tmp_path)

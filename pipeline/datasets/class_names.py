@@ -75,7 +75,7 @@ def numbered_classes(names: Iterable[str]) -> list[str] | None:
     list file's indices are read (code-point order puts ``10`` before ``2``); None for labels
     of any other kind."""
     names = set(names)
-    if not names or not all(name.isdigit() and str(int(name)) == name for name in names):
+    if not names or not all(name.isascii() and name.isdigit() and str(int(name)) == name for name in names):
         return None
     return [str(i) for i in range(1 + max(int(name) for name in names))]
 
