@@ -17,7 +17,7 @@ from typing import NamedTuple
 from pipeline.datasets.kinetics import NotKineticsError, kinetics_manifest
 from pipeline.datasets.class_names import class_key, class_subset, first_spellings, numbered_classes, read_class_names, refuse_same_classes
 from pipeline.datasets.finding import PathResolver, find_listed, locate
-from pipeline.datasets.lists import ListLine, is_header, list_entries, named_labels, read_list
+from pipeline.datasets.lists import ListLine, counted_from_one, is_header, list_entries, named_labels, read_list
 from pipeline.datasets.manifest import (
     AnnotationFiles,
     Manifest,
@@ -83,7 +83,7 @@ def _csv_classes(manifest: Path, class_file: Path, entries: list[RawEntry]) -> t
         refuse_same_classes(class_file, classes)
         if numbered is not None and not {class_key(label) for label in used} & {class_key(c) for c in classes}:
             indices = {int(label) for label in used}
-            base = 1 if indices == set(range(1, len(classes) + 1)) else 0
+            base = 1 if counted_from_one(indices, len(classes)) else 0
             if base:
                 warnings.warn(f"{manifest}: the labels are 1 to {len(classes)} for the {len(classes)} classes of {class_file}, none 0, so they are read as class indices from 1", stacklevel=3)
             if max(indices) - base >= len(classes):
@@ -424,4 +424,4 @@ def index_classes(read: list[tuple[Path, str, list[ListLine]]]) -> list[str]:
     labels = {label for _, _, lines in read for line in lines for label in line.labels}
     if labels and 0 not in labels:
         warnings.warn(f"{', '.join(str(path) for path, _, _ in read)}: no video is labelled 0, so class '0' has none; labels numbered from 1 (mmaction2's ActivityNet lists) are read so with --class-names", stacklevel=3)
-    return [str(i) for i in range(1 + max(labels, default=-1))]
+    return numbered_classes(str(label) for label in labels) or []

@@ -265,7 +265,11 @@ def one_based(read: list[tuple[Path, str, list[ListLine]]], num_classes: int) ->
     counting the header ``action``). Read 0-based, such labels name a class beyond the list, an
     error; so only lists that would fail are read otherwise, and only where every class is
     there to tell."""
-    labels = {label for _, _, lines in read for item in lines for label in item.labels}
+    return counted_from_one({label for _, _, lines in read for item in lines for label in item.labels}, num_classes)
+
+
+def counted_from_one(labels: set[int], num_classes: int) -> bool:
+    """Whether class indices are 1 to ``num_classes``, each of them, and none 0 (:func:`one_based`)."""
     return labels == set(range(1, num_classes + 1))
 
 
