@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from pipeline.datasets import ManifestError
 from pipeline.datasets.class_names import read_class_names
 from pipeline.datasets.finding import PathResolver, folder_key, titled_ids
-from pipeline.datasets.lists import detect_format
+from pipeline.datasets.lists import detect_format, table_delimiter
 from pipeline.datasets.manifest import video_id
 from stages.cli import main
 from conftest import load_rows
@@ -194,9 +194,53 @@ def test_semicolon_lists_of_ibm_action_recognition_pytorch(tmp_path, label_map):
     videos = tmp_path / "videos.txt"
     videos.write_text("train/air drumming/x.mp4;1\n")
     assert load_rows("list", root, train=videos, classes=label_map)[1] == [("train/air drumming/x", "train/air drumming/x.mp4", (1,), "train")]
-    lst.write_text("images/train/abseiling/bbb_000001_000011;1;250;zero\n")
-    with pytest.raises(ManifestError, match=r"mini_train.txt:1: label 'zero' is not an integer"):
+    lst.write_text("images/train/abseiling/bbb_000001_000011;1;250;zero\n")  # a name: see the test below
+    with pytest.raises(ManifestError, match=rf"mini_train.txt:1: class 'zero' is not in {label_map}$"):
         load_rows("list", root, train=lst, classes=label_map, list_format="startend")
+
+
+@pytest.mark.parametrize("mark", ["\t", ";"])
+def test_a_tab_or_semicolon_table_may_label_by_class_name(tmp_path, label_map, mark):
+    """A list made in a spreadsheet or by pandas and saved with tabs ("Text (Tab delimited)",
+    ``sep="\\t"``) or semicolons (Excel's "CSV" where the decimal mark is a comma), labelled by
+    class name, names and paths with spaces, is read as the csv list by name is, detected or as
+    ``--list-format csv`` (before 2026-12-07: "label 'baking' is not an integer" with tabs, "label
+    'baking cookies' is not an integer" with semicolons, and "expected 'path,label[,label
+    ...]'" as a csv list, split at commas alone). Labels that are numbers stay indices, and a
+    line of a number and a name, ``path 300 name``, needs its format named."""
+    root = tmp_path / "videos"
+    _touch(root, "a.mp4", "b.mp4", "train/air drumming/c.mp4")
+    lst = tmp_path / "train.txt"
+    lines = ["video\tclass", "a.mp4\tbaking cookies", "b.mp4\tAir_Drumming\tabseiling", "train/air drumming/c.mp4\tair drumming"]
+    lst.write_text("".join(line.replace("\t", mark) + "\n" for line in lines))
+    expected = [("a", "a.mp4", (2,), "train"), ("b", "b.mp4", (0, 1), "train"), ("train/air drumming/c", "train/air drumming/c.mp4", (1,), "train")]
+    for list_format in ("auto", "csv"):
+        m, rows = load_rows("list", root, train=lst, classes=label_map, list_format=list_format)
+        assert m.classes == ("abseiling", "air drumming", "baking cookies") and rows == expected, list_format
+    m, rows = load_rows("list", root, train=lst)
+    assert m.classes == ("abseiling", "Air_Drumming", "baking cookies") and rows == expected  # the names sorted, as a csv list's
+    lst.write_text(f"a.mp4{mark}cooking, baking\nb.mp4{mark}abseiling\n")  # a comma in a name
+    assert load_rows("list", root, train=lst)[0].classes == ("abseiling", "cooking, baking")
+    lst.write_text(f"a.mp4{mark}2\nb.mp4{mark}0{mark}1\n")
+    assert load_rows("list", root, train=lst, classes=label_map)[1] == [("a", "a.mp4", (2,), "train"), ("b", "b.mp4", (0, 1), "train")]
+    lst.write_text(f"a.mp4{mark}300{mark}baking cookies\n")
+    with pytest.raises(ManifestError, match=r"train.txt:1: label 'baking cookies' is not an integer"):
+        load_rows("list", root, train=lst, classes=label_map)
+    assert load_rows("list", root, train=lst, classes=label_map, list_format="rawframes")[1] == [("a", "a.mp4", (2,), "train")]
+
+
+def test_tabs_separate_a_lists_fields_whatever_else_is_between_them(tmp_path, label_map):
+    """A tab between every field, or between the path and numbers separated by spaces (a script's
+    ``f"{path}\\t{n} {label}"``), or around a path with spaces: the fields are the same; a table's
+    separator is the mark every line holds, not its first line's alone."""
+    root = tmp_path / "frames"
+    _touch(root, "train/a/", "train/b c/")
+    lst = tmp_path / "train.txt"
+    lst.write_text("train/a\t120\t0\ntrain/b c\t95 2 0\t\n")
+    assert load_rows("list", root, train=lst, classes=label_map)[1] == [("train/a", "train/a", (0,), "train"), ("train/b c", "train/b c", (0, 2), "train")]
+    assert table_delimiter(["path\tlabel", "a.mp4\tx, y", "b.mp4\tz"]) == "\t"
+    assert table_delimiter(["path;label;split", "a, b.mp4;cat;train", "", "c.mp4;dog;val"]) == ";"
+    assert table_delimiter(["a.mp4,cat\ttab", "b.mp4,dog"]) == "," and table_delimiter(["a.mp4 0"]) == table_delimiter([]) == ","
 
 
 def test_ids_with_or_without_prefix_and_extension_are_resolved(tmp_path, label_map):

@@ -17,7 +17,7 @@ from typing import NamedTuple
 from pipeline.datasets.kinetics import NotKineticsError, kinetics_manifest
 from pipeline.datasets.class_names import class_key, class_subset, first_spellings, numbered_classes, read_class_names, refuse_same_classes
 from pipeline.datasets.finding import PathResolver, find_listed, locate
-from pipeline.datasets.lists import ListLine, counted_from_one, is_header, list_entries, named_labels, read_list
+from pipeline.datasets.lists import ListLine, counted_from_one, is_header, list_entries, named_labels, read_list, table_delimiter
 from pipeline.datasets.manifest import (
     AnnotationFiles,
     Manifest,
@@ -42,7 +42,7 @@ def csv_manifest(root: Path, manifest_file: str = "manifest.csv", classes_file: 
     """Generic CSV: ``path,label[,label...],split`` a row (an optional header row starting with
     ``path``, or naming its columns as a list's may, :func:`is_header`: ``video,labels,subset``;
     the fields separated by commas, or by tabs or semicolons as spreadsheets save tables:
-    :func:`_delimiter`).
+    :func:`~pipeline.datasets.lists.table_delimiter`).
     Labels are class names, matched to the class list with case, quotes and spaces against
     underscores aside (:func:`class_key`: ``Cat`` and ``cat`` are one class); the class list is
     ``classes.txt`` beside the manifest if present (one class named twice so is refused), else
@@ -53,7 +53,7 @@ def csv_manifest(root: Path, manifest_file: str = "manifest.csv", classes_file: 
     path = root / manifest_file
     text = read_annotation_text(path, "manifest file")
     rows = []
-    for line_no, row in enumerate(csv.reader(io.StringIO(text), delimiter=_delimiter(text)), start=1):
+    for line_no, row in enumerate(csv.reader(io.StringIO(text), delimiter=table_delimiter(text.splitlines())), start=1):
         row = [cell.strip() for cell in row]
         if not any(row) or (line_no == 1 and (row[0].lower() == "path" or is_header(",".join(row)))):
             continue
@@ -97,14 +97,6 @@ def _csv_classes(manifest: Path, class_file: Path, entries: list[RawEntry]) -> t
         classes = first_spellings(used)
     spelling = {class_key(c): c for c in classes}
     return classes, [replace(e, label_names=tuple(dict.fromkeys(spelling.get(class_key(n), n) for n in e.label_names))) for e in entries]
-
-
-def _delimiter(text: str) -> str:
-    """The field separator of a spreadsheet's table: a comma, else the tab or the semicolon its
-    first line holds (Excel's "Text (Tab delimited)" and "Unicode Text"; its "CSV" where the
-    locale's decimal mark is a comma, as in German or French)."""
-    first = next((line for line in text.splitlines() if line.strip()), "")
-    return next((mark for mark in ",\t;" if mark in first), ",")
 
 
 def demo_manifest(root: Path) -> Manifest:

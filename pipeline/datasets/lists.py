@@ -11,7 +11,9 @@ files are read by :mod:`pipeline.datasets.class_names`).
   class folders hold spaces);
 * csv lists of paths and labels, ``path,label[,label ...]``, by class index or name (a table
   saved by pandas or a spreadsheet; told from AR-Net's by a line of two fields or a second field
-  that is no number, or by ``--list-format csv``);
+  that is no number, or by ``--list-format csv``); tables whose fields are separated by tabs
+  or ``;`` (a spreadsheet's "Text (Tab delimited)", its "CSV" where the decimal mark is a
+  comma) read as any list of those marks, their labels class names where no label is a number;
 * mmaction2's JSON form of its lists (``[{"filename": "a.mp4", "label": 3}, ...]``, or
   ``frame_dir`` and ``total_frames`` for frames);
 
@@ -30,8 +32,9 @@ import csv
 import json
 import re
 import warnings
-from collections.abc import Set as AbstractSet
+from collections.abc import Iterable, Set as AbstractSet
 from dataclasses import dataclass, replace
+from itertools import chain
 from pathlib import Path, PurePosixPath
 
 from pipeline.datasets.class_names import class_key, first_spellings, refuse_same_classes
@@ -111,23 +114,54 @@ def _names_a_path(field: str) -> bool:
 
 def split_fields(line: str, resolver: PathResolver, numbers: int = 1) -> list[str]:
     """The fields of a list line that is not AR-Net's: separated by ``;`` where the line has
-    one, else by whitespace (:func:`line_fields`)."""
-    return [field.strip() for field in line.split(";")] if ";" in line else line_fields(line, resolver, numbers)
+    one; by tabs where it has one (a spreadsheet's "Text (Tab delimited)" or pandas'
+    ``sep="\t"``: a path or class name may hold spaces), a cell of numbers alone split at its
+    spaces too (``path<TAB>300 5``); else by whitespace (:func:`line_fields`)."""
+    if ";" in line:
+        return [field.strip() for field in line.split(";")]
+    if "\t" in line:
+        path, *cells = [cell.strip() for cell in line.split("\t")]
+        return [path, *chain.from_iterable(cell.split() if all(_NUMBER.fullmatch(part) for part in cell.split()) else [cell] for cell in cells)]
+    return line_fields(line, resolver, numbers)
 
 
-def csv_fields(line: str) -> list[str]:
+def delimited(line: str) -> bool:
+    """Whether a list line's fields are separated by a mark that no space is (``;`` or a tab),
+    so that a field may be a class name with spaces."""
+    return ";" in line or "\t" in line
+
+
+# The marks a table's fields are separated by, in the order they are looked for.
+TABLE_MARKS = ("\t", ",", ";")
+
+
+def table_delimiter(lines: Iterable[str]) -> str:
+    """The field separator of a table's lines (blank ones aside): the first of a tab, a comma
+    and a semicolon that every line holds (Excel's "Text (Tab delimited)" and "Unicode Text";
+    a csv; Excel's "CSV" where the decimal mark is a comma, as in German or French), else a
+    comma. Every line, not the first alone: a name with a comma in a tab table, or a header
+    without the mark, does not decide it."""
+    lines = [line for line in lines if line.strip()]
+    return next((mark for mark in TABLE_MARKS if all(mark in line for line in lines)), ",") if lines else ","
+
+
+def csv_fields(line: str, delimiter: str = ",") -> list[str]:
     """The fields of a csv list's line, as the csv module reads them (a path in double quotes
-    may hold commas); a line without quotes split at its commas, the same fields at about a third of
-    the cost (every line of an AR-Net list is looked at so, to tell it from a csv list)."""
-    fields = line.split(",") if '"' not in line else next(csv.reader([line]))
+    may hold the delimiter); a line without quotes split at its delimiters, the same fields at
+    about a third of the cost (every line of an AR-Net list is looked at so, to tell it from a
+    csv list)."""
+    fields = line.split(delimiter) if '"' not in line else next(csv.reader([line], delimiter=delimiter))
     return [field.strip() for field in fields]
 
 
-def parse_list_line(line: str, line_no: int, list_format: str, source: Path, resolver: PathResolver) -> ListLine:
-    """One line of a list file in ``list_format`` (one of :data:`LIST_FORMATS` but auto)."""
+def parse_list_line(line: str, line_no: int, list_format: str, source: Path, resolver: PathResolver, delimiter: str = ",") -> ListLine:
+    """One line of a list file in ``list_format`` (one of :data:`LIST_FORMATS` but auto; a csv
+    list's fields separated by ``delimiter``). Its labels are class names where no label field
+    is a number and the fields are separated by a mark that no space is (:func:`delimited`: a
+    tab or ``;`` table made by hand), or where any is not a number in a csv list."""
     where = f"{source}:{line_no}"
     skip, expected = _LAYOUTS[list_format]  # the path and skip - 1 numbers before the labels: skip numbers or more after the path
-    fields = [f.strip() for f in line.split(",")] if list_format == "arnet" else csv_fields(line) if list_format == "csv" else split_fields(line, resolver, numbers=skip)
+    fields = [f.strip() for f in line.split(",")] if list_format == "arnet" else csv_fields(line, delimiter) if list_format == "csv" else split_fields(line, resolver, numbers=skip)
     if len(fields) <= skip or not fields[0]:
         hint = "; a list of bare YouTube ids (Mini-Kinetics-200's train_ytid_list.txt) is read by --dataset kinetics or minikinetics with --annotations" if len(fields) == 1 and not _names_a_path(fields[0]) else ""
         raise ManifestError(f"{where}: expected {expected}, got {line!r}{hint}")
@@ -137,7 +171,8 @@ def parse_list_line(line: str, line_no: int, list_format: str, source: Path, res
         start, end = _integer(fields[1], "start frame", where), _integer(fields[2], "end frame", where)
         if start > 1 or end < start:
             raise ManifestError(f"{where}: frames {start}-{end} are a part of the video; only whole videos (start frame 0 or 1) are read, so list each video once")
-    if list_format == "csv" and not all(_NUMBER.fullmatch(f) for f in fields[skip:]):
+    numbers = [bool(_NUMBER.fullmatch(f)) for f in fields[skip:]]
+    if (list_format == "csv" and not all(numbers)) or (list_format != "arnet" and delimited(line) and not any(numbers)):
         return ListLine(line_no, fields[0], (), tuple(dict.fromkeys(f.strip('"') for f in fields[skip:])))
     labels = tuple(sorted({_integer(f, "label", where) for f in fields[skip:]}))
     return ListLine(line_no, fields[0], labels)
@@ -156,7 +191,7 @@ def detect_format(lines: list[tuple[int, str]], resolver: PathResolver, source: 
     ``path num_frames label`` (:func:`_counts_frames`; OCSampler's and FrameExit's lists, read
     beside the videos rather than their frames), which a warning naming ``source`` says."""
     texts = [text for _, text in lines]
-    if any("," in text for text in texts) and not any(";" in text for text in texts):
+    if any("," in text for text in texts) and not any(";" in text for text in texts) and table_delimiter(texts) != "\t":
         rows = [csv_fields(text) for text in texts]
         arnet = all(len(row) >= 3 and _NUMBER.fullmatch(row[1]) for row in rows)  # a frame count second
         return "arnet" if arnet else "csv"
@@ -234,7 +269,8 @@ def read_list(path: Path, list_format: str, resolver: PathResolver) -> list[List
     fmt = detect_format(numbered, resolver, path) if list_format == "auto" else list_format
     if list_format == "auto" and fmt == "arnet" and path.suffix.lower() == ".csv":  # AR-Net's lists are .txt files
         warnings.warn(f"{path}: read as AR-Net's 'path,num_frames,label' (three fields or more a line, a number second); if its second field is a label, as in a csv of videos with several labels, give --list-format csv", stacklevel=2)
-    return [parse_list_line(text, n, fmt, path, resolver) for n, text in numbered]
+    delimiter = table_delimiter(text for _, text in numbered) if fmt == "csv" else ","
+    return [parse_list_line(text, n, fmt, path, resolver, delimiter) for n, text in numbered]
 
 
 def read_json_list(path: Path, text: str) -> list[ListLine]:
