@@ -221,18 +221,52 @@ def read_annotation_text(path: Path, what: str = "annotation file") -> str:
     """The text of an annotation file, read as UTF-8 with or without the byte-order mark that
     Excel's "CSV UTF-8" and Windows editors put first (it would otherwise stick to the first
     path or column name), or as UTF-16 where such a mark says so (what Windows PowerShell's
-    ``>`` and ``Out-File`` write, and Excel's "Unicode Text"); any line ending reads as one. A
-    missing or undecodable file is an error naming it."""
+    ``>`` and ``Out-File`` write, and Excel's "Unicode Text") or its bytes do without one
+    (:func:`_text_encoding`); any line ending reads as one. A missing or undecodable file, a
+    binary one and a spreadsheet's workbook are errors naming it."""
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"{path}: {what} not found")
     data = path.read_bytes()
-    encoding = "utf-16" if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "utf-8-sig"
+    encoding = _text_encoding(path, data, what)
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as exc:
         raise ManifestError(f"{path}: not {encoding.upper().removesuffix('-SIG')} text (byte {exc.start}: {exc.object[exc.start:exc.start + 1]!r}); save it as UTF-8") from None
     return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+# The first bytes of a spreadsheet's own file, given where the table saved from it belongs.
+WORKBOOKS = {
+    b"PK\x03\x04": "a zip archive (an Excel .xlsx or LibreOffice .ods workbook?)",
+    b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1": "an OLE2 compound file (an Excel .xls workbook?)",
+}
+# How much of a file tells UTF-16 without a byte-order mark from UTF-8 and from binary data.
+ENCODING_SAMPLE_BYTES = 4096
+
+
+def _text_encoding(path: Path, data: bytes, what: str) -> str:
+    """The encoding of an annotation file's ``data``: UTF-16 where its byte-order mark says so,
+    or without one where its first :data:`ENCODING_SAMPLE_BYTES` hold NUL bytes at odd places
+    (little-endian) or even ones (big-endian), four times as many as at the others and at
+    least one byte in four: the high bytes of the ASCII that paths and labels are mostly
+    written in (Python's ``encoding="utf-16-le"``, .NET's ``Encoding.Unicode``); else UTF-8,
+    its mark passed over. A workbook (:data:`WORKBOOKS`) and other data with NUL bytes are
+    errors naming the file: they are no text."""
+    for magic, kind in WORKBOOKS.items():
+        if data.startswith(magic):
+            raise ManifestError(f"{path}: {kind}, not a text {what}; save the sheet as CSV (UTF-8) and give that file")
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    sample = data[:ENCODING_SAMPLE_BYTES]
+    if b"\x00" not in sample:
+        return "utf-8-sig"
+    even, odd = sample[0::2].count(0), sample[1::2].count(0)
+    if odd > 4 * even and 4 * odd >= len(sample):
+        return "utf-16-le"
+    if even > 4 * odd and 4 * even >= len(sample):
+        return "utf-16-be"
+    raise ManifestError(f"{path}: holds NUL bytes (byte {sample.index(0)}), not a text {what}: binary data or an encoding other than UTF-8 and UTF-16; save it as UTF-8")
 
 
 def read_lines(path: Path) -> list[str]:
