@@ -1,6 +1,7 @@
 """The list files of mmaction2, AR-Net and the Kinetics csv: every variant, multi-label lines,
 paths resolved against the data root, and clear errors naming the file and line."""
 
+import csv
 from pathlib import Path
 
 import pytest
@@ -227,6 +228,24 @@ def test_a_tab_or_semicolon_table_may_label_by_class_name(tmp_path, label_map, m
     with pytest.raises(ManifestError, match=r"train.txt:1: label 'baking cookies' is not an integer"):
         load_rows("list", root, train=lst, classes=label_map)
     assert load_rows("list", root, train=lst, classes=label_map, list_format="rawframes")[1] == [("a", "a.mp4", (2,), "train")]
+
+
+def test_a_list_written_by_a_csv_writer_with_spaces_between_the_fields_unquotes_its_paths(tmp_path, label_map):
+    """Python's ``csv.writer(delimiter=" ")`` and pandas' ``to_csv(sep=" ")`` quote a field
+    that holds a space, as Kinetics' class folders do: ``"train/air drumming/x.mp4" 1``, whose
+    path kept its quotes and was missing (before 2026-12-07, evening); class names so quoted
+    are labels by name, as a tab table's."""
+    root = tmp_path / "videos"
+    _touch(root, "train/air drumming/x.mp4", "train/abseiling/y.mp4")
+    lst = tmp_path / "train.txt"
+    with open(lst, "w", newline="") as handle:
+        csv.writer(handle, delimiter=" ").writerows([["train/air drumming/x.mp4", 1], ["train/abseiling/y.mp4", 0, 2]])
+    assert lst.read_text().splitlines()[0] == '"train/air drumming/x.mp4" 1'
+    expected = [("train/air drumming/x", "train/air drumming/x.mp4", (1,), "train"), ("train/abseiling/y", "train/abseiling/y.mp4", (0, 2), "train")]
+    assert load_rows("list", root, train=lst, classes=label_map)[1] == expected
+    with open(lst, "w", newline="") as handle:
+        csv.writer(handle, delimiter=" ").writerows([["train/air drumming/x.mp4", "air drumming"], ["train/abseiling/y.mp4", "abseiling", "baking cookies"]])
+    assert load_rows("list", root, train=lst, classes=label_map)[1] == expected
 
 
 def test_tabs_separate_a_lists_fields_whatever_else_is_between_them(tmp_path, label_map):

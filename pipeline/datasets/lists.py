@@ -116,19 +116,31 @@ def split_fields(line: str, resolver: PathResolver, numbers: int = 1) -> list[st
     """The fields of a list line that is not AR-Net's: separated by ``;`` where the line has
     one; by tabs where it has one (a spreadsheet's "Text (Tab delimited)" or pandas'
     ``sep="\t"``: a path or class name may hold spaces), a cell of numbers alone split at its
-    spaces too (``path<TAB>300 5``); else by whitespace (:func:`line_fields`)."""
+    spaces too (``path<TAB>300 5``); by spaces where the line holds a double quote (a field
+    with spaces quoted, as Python's ``csv.writer(delimiter=" ")`` and pandas' ``sep=" "``
+    write ``"train/air drumming/x.mp4" 3``); else by whitespace (:func:`line_fields`). A field
+    in double quotes may hold the separator (:func:`_cells`)."""
     if ";" in line:
-        return [field.strip() for field in line.split(";")]
+        return _cells(line, ";")
     if "\t" in line:
-        path, *cells = [cell.strip() for cell in line.split("\t")]
+        path, *cells = _cells(line, "\t")
         return [path, *chain.from_iterable(cell.split() if all(_NUMBER.fullmatch(part) for part in cell.split()) else [cell] for cell in cells)]
+    if '"' in line:
+        return [cell for cell in _cells(line, " ") if cell]
     return line_fields(line, resolver, numbers)
 
 
+def _cells(line: str, mark: str) -> list[str]:
+    """A line's fields split at ``mark``, stripped; where it holds a double quote, as the csv
+    module reads them (a quoted field may hold the mark, its quotes are no part of it)."""
+    cells = next(csv.reader([line], delimiter=mark, skipinitialspace=True)) if '"' in line else line.split(mark)
+    return [cell.strip() for cell in cells]
+
+
 def delimited(line: str) -> bool:
-    """Whether a list line's fields are separated by a mark that no space is (``;`` or a tab),
-    so that a field may be a class name with spaces."""
-    return ";" in line or "\t" in line
+    """Whether a list line's fields may hold spaces, so that a field may be a class name with
+    them: separated by a mark that no space is (``;`` or a tab), or quoted (:func:`split_fields`)."""
+    return ";" in line or "\t" in line or '"' in line
 
 
 # The marks a table's fields are separated by, in the order they are looked for.
@@ -157,8 +169,8 @@ def csv_fields(line: str, delimiter: str = ",") -> list[str]:
 def parse_list_line(line: str, line_no: int, list_format: str, source: Path, resolver: PathResolver, delimiter: str = ",") -> ListLine:
     """One line of a list file in ``list_format`` (one of :data:`LIST_FORMATS` but auto; a csv
     list's fields separated by ``delimiter``). Its labels are class names where no label field
-    is a number and the fields are separated by a mark that no space is (:func:`delimited`: a
-    tab or ``;`` table made by hand), or where any is not a number in a csv list."""
+    is a number and the fields may hold spaces (:func:`delimited`: a tab or ``;`` table made by
+    hand, quoted fields), or where any is not a number in a csv list."""
     where = f"{source}:{line_no}"
     skip, expected = _LAYOUTS[list_format]  # the path and skip - 1 numbers before the labels: skip numbers or more after the path
     fields = [f.strip() for f in line.split(",")] if list_format == "arnet" else csv_fields(line, delimiter) if list_format == "csv" else split_fields(line, resolver, numbers=skip)
