@@ -515,7 +515,7 @@ def test_ucf101_classind_and_split_lists(tmp_path: Path):
         ("Archery/v_Archery_g01_c01", "UCF-101/Archery/v_Archery_g01_c01.avi"),  # not there: as the list says
     ]
     (lists / "trainlist01.txt").write_text("Archery/v_Archery_g08_c01.avi 2\nArchery/v_Archery_g09_c01.avi two\n")
-    with pytest.raises(ManifestError, match=r"trainlist01.txt:2: expected 'Class/v_x.avi \[class index\]', got 'Archery/v_Archery_g09_c01.avi two'"):
+    with pytest.raises(ManifestError, match=r"trainlist01.txt:2: expected 'Class/v_x.avi \[class index\]' \(or mmaction2's 'Class/v_x.avi index', 'Class/v_x num_frames index'\), got 'Archery/v_Archery_g09_c01.avi two'$"):
         ucf101_manifest(tmp_path)
     for index in ("3", "0"):  # beyond classInd.txt, or 0 in a 1-based list: a class file of another split or dataset
         (lists / "trainlist01.txt").write_text(f"Archery/v_Archery_g08_c01.avi 2\nArchery/v_Archery_g09_c01.avi {index}\n")
@@ -545,6 +545,44 @@ def test_ucf101_in_mmaction2s_layout_and_videos_found_by_name(tmp_path: Path):
         get_dataset("ucf101").load(tmp_path)
     split = get_dataset("ucf101").load(tmp_path, AnnotationFiles(train=tmp_path / "annotations" / "trainlist01.txt"))  # the class file found, the list given
     assert [v.split for v in split.videos] == ["train", "train"]
+
+
+def test_ucf101_with_mmaction2s_lists_numbered_from_0(tmp_path: Path):
+    """mmaction2's ``ucf101_{train,val}_split_1_videos.txt`` (``Class/v_x.avi 0``) and
+    ``_rawframes.txt`` (``Class/v_x 120 0``) number the classes from 0 (its build_file_list.py):
+    read so, with a warning, where the classes the videos' names hold say so, else where a label
+    is 0 (before 2026-12-07, evening: "class index 0 is not one of the 101 classes", and a list
+    without class 0 was read one class off). The official lists, and a 0 among labels that agree
+    with their videos from 1, stay 1-based."""
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "annotations" / "classInd.txt").write_text("1 ApplyEyeMakeup\n2 Archery\n3 HandstandPushups\n")
+    videos = tmp_path / "ucf101_train_split_1_videos.txt"
+    videos.write_text("Archery/v_Archery_g08_c01.avi 1\nHandstandPushups/v_HandStandPushups_g08_c01.avi 2\n")  # no class 0 among them
+    frames = tmp_path / "ucf101_val_split_1_rawframes.txt"
+    frames.write_text("ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01 120 0\nArchery/v_Archery_g01_c01 95 1\n")
+    for name in ("videos/Archery/v_Archery_g08_c01.avi", "videos/HandstandPushups/v_HandStandPushups_g08_c01.avi", "rawframes/ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01/img_00001.jpg", "rawframes/Archery/v_Archery_g01_c01/img_00001.jpg"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    with pytest.warns(UserWarning, match=r"_split_1_(videos|rawframes).txt: class indices read from 0, as mmaction2 numbers them") as said:
+        m = get_dataset("ucf101").load(tmp_path, AnnotationFiles(train=videos, val=frames))
+    assert len(said) == 2 and manifest_rows(m) == [
+        ("Archery/v_Archery_g08_c01", "videos/Archery/v_Archery_g08_c01.avi", (1,), "train"),
+        ("HandstandPushups/v_HandStandPushups_g08_c01", "videos/HandstandPushups/v_HandStandPushups_g08_c01.avi", (2,), "train"),
+        ("ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01", "rawframes/ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01", (0,), "val"),
+        ("Archery/v_Archery_g01_c01", "rawframes/Archery/v_Archery_g01_c01", (1,), "val"),
+    ]
+    renamed = tmp_path / "train.txt"  # names that hold no class: told by the 0
+    renamed.write_text("clips/a.avi 0\nclips/b.avi 2\n")
+    with pytest.warns(UserWarning, match=r"train.txt: class indices read from 0"):
+        assert [v.labels for v in get_dataset("ucf101").load(tmp_path, AnnotationFiles(train=renamed)).videos] == [(0,), (2,)]
+    official = tmp_path / "annotations" / "trainlist01.txt"
+    official.write_text("ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1\nArchery/v_Archery_g08_c01.avi 2\nArchery/v_Archery_g09_c01.avi 0\n")
+    with pytest.raises(ManifestError, match=r"trainlist01.txt:3: class index 0 is not one of the 3 classes of the class list \(1-based, as in classInd.txt\)$"):
+        get_dataset("ucf101").load(tmp_path, AnnotationFiles(train=official))
+    videos.write_text("Archery/v_Archery_g08_c01.avi 1\nArchery/v_Archery_g09_c01.avi 3\n")
+    with pytest.raises(ManifestError, match=r"ucf101_train_split_1_videos.txt:2: class index 3 is not one of the 3 classes of the class list \(0-based, as mmaction2 numbers them\)$"):
+        with pytest.warns(UserWarning, match="from 0"):
+            get_dataset("ucf101").load(tmp_path, AnnotationFiles(train=videos))
 
 
 def test_ucf101_handstand_pushups_as_the_official_files_spell_it(tmp_path: Path):

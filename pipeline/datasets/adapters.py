@@ -9,6 +9,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 import warnings
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
@@ -336,7 +337,9 @@ def ucf101_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) -> M
     """UCF101's split files: ``classInd.txt`` (``1 ApplyEyeMakeup``), ``trainlist0N.txt``
     (``Class/v_x.avi 1``, 1-based) and ``testlist0N.txt`` (``Class/v_x.avi``, class from the
     folder), each where :func:`ucf101_split_file` finds it. Split 1 unless ``files`` names lists
-    (``--train-list .../trainlist02.txt``) or the class file. Videos lie under the first of
+    (``--train-list .../trainlist02.txt``, or mmaction2's ``ucf101_train_split_1_videos.txt``,
+    0-based, and ``_rawframes.txt``, ``Class/v_x num_frames index``: :func:`_ucf101_row`,
+    :func:`_ucf101_first_index`) or the class file. Videos lie under the first of
     :data:`UCF101_VIDEO_FOLDERS` there is, else under the root, as the lists name them or in
     another format or as folders of frames; one that is not there is looked for by its name
     (``v_x``, unique) anywhere under the root (:func:`~pipeline.datasets.finding.locate`: frames
@@ -359,22 +362,48 @@ def ucf101_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) -> M
     prefix = next((f"{name}/" for name in UCF101_VIDEO_FOLDERS if (root / name).is_dir()), "")
     listed: list[tuple[str, tuple[str, ...], str]] = []  # (path as listed, label names, split)
     for list_path, split_name in files.lists() or [(ucf101_split_file(root, "trainlist01.txt"), "train"), (ucf101_split_file(root, "testlist01.txt"), "val")]:
-        for line_no, line in enumerate(read_lines(list_path), start=1):
-            parts = line.split()
-            if len(parts) > 2 or (len(parts) == 2 and not parts[1].isdigit()):
-                raise ManifestError(f"{list_path}:{line_no}: expected 'Class/v_x.avi [class index]', got {line!r}")
-            rel = parts[0]
-            if len(parts) == 2:
-                index = int(parts[1])
-                if not 1 <= index <= len(classes):
-                    raise ManifestError(f"{list_path}:{line_no}: class index {index} is not one of the {len(classes)} classes of the class list (1-based, as in classInd.txt)")
-                name = classes[index - 1]
-            else:
-                name = PurePosixPath(rel).parts[0]
-            listed.append((rel, (name,), split_name))
+        rows = [_ucf101_row(list_path, line_no, line) for line_no, line in enumerate(read_lines(list_path), start=1)]
+        first = _ucf101_first_index(list_path, rows, classes)
+        for line_no, rel, index in rows:
+            if index is None:
+                listed.append((rel, (PurePosixPath(rel).parts[0],), split_name))
+                continue
+            if not first <= index < first + len(classes):
+                raise ManifestError(f"{list_path}:{line_no}: class index {index} is not one of the {len(classes)} classes of the class list ({first}-based, {'as in classInd.txt' if first else 'as mmaction2 numbers them'})")
+            listed.append((rel, (classes[index - first],), split_name))
     found = locate(root, [prefix + rel for rel, _, _ in listed])
     entries = [RawEntry(video_id(rel), where or prefix + rel, names, split_name) for (rel, names, split_name), where in zip(listed, found)]
     return build_manifest("ucf101", classes, entries)
+
+
+def _ucf101_row(list_path: Path, line_no: int, line: str) -> tuple[int, str, int | None]:
+    """``(line number, path, class index or None)`` of a UCF101 split list's line: the
+    official ``Class/v_x.avi [index]``, or mmaction2's ``Class/v_x.avi index`` and
+    ``Class/v_x num_frames index`` (its ``ucf101_{train,val}_split_N_{videos,rawframes}.txt``)."""
+    parts = line.split()
+    if len(parts) > 3 or not all(part.isdigit() for part in parts[1:]):
+        raise ManifestError(f"{list_path}:{line_no}: expected 'Class/v_x.avi [class index]' (or mmaction2's 'Class/v_x.avi index', 'Class/v_x num_frames index'), got {line!r}")
+    return line_no, parts[0], int(parts[-1]) if len(parts) > 1 else None
+
+
+# A UCF101 video's name holds its class: v_<Class>_g<group>_c<clip>.
+UCF101_NAME = re.compile(r"v_(.+)_g\d+_c\d+")
+
+
+def _ucf101_first_index(list_path: Path, rows: list[tuple[int, str, int | None]], classes: list[str]) -> int:
+    """The index of the first class in a UCF101 split list: 1 in the official lists
+    (``classInd.txt``'s numbers), 0 in mmaction2's, its ``build_file_list.py`` numbering from 0.
+    Told by the classes the videos' names hold (``v_ApplyEyeMakeup_g08_c01``, case aside:
+    the official files spell ``HandStandPushups``), the base under which more labels name
+    their video's class; where the names tell neither, 0 where a label is 0, else 1. A list read
+    from 0 is said by a warning."""
+    keys = [class_key(name) for name in classes]
+    named = [(index, UCF101_NAME.fullmatch(PurePosixPath(rel).stem)) for _, rel, index in rows if index is not None]
+    agree = {first: sum(1 for index, name in named if name and 0 <= index - first < len(keys) and keys[index - first] == class_key(name.group(1))) for first in (0, 1)}
+    first = 1 if agree[1] > agree[0] else 0 if agree[0] > agree[1] or any(index == 0 for index, _ in named) else 1
+    if first == 0:
+        warnings.warn(f"{list_path}: class indices read from 0, as mmaction2 numbers them (ucf101_*_split_*_videos.txt, _rawframes.txt), not from 1 as classInd.txt and the official lists do", stacklevel=3)
+    return first
 
 
 # Where UCF101's split files lie: the official zip's folder, mmaction2's (its
