@@ -208,7 +208,7 @@ def test_a_tab_or_semicolon_table_may_label_by_class_name(tmp_path, label_map, m
     ``--list-format csv`` (before 2026-12-07: "label 'baking' is not an integer" with tabs, "label
     'baking cookies' is not an integer" with semicolons, and "expected 'path,label[,label
     ...]'" as a csv list, split at commas alone). Labels that are numbers stay indices, and a
-    line of a number and a name, ``path 300 name``, needs its format named."""
+    line of a number and a name, ``path 300 name``, needs its format named, which the error says."""
     root = tmp_path / "videos"
     _touch(root, "a.mp4", "b.mp4", "train/air drumming/c.mp4")
     lst = tmp_path / "train.txt"
@@ -225,7 +225,7 @@ def test_a_tab_or_semicolon_table_may_label_by_class_name(tmp_path, label_map, m
     lst.write_text(f"a.mp4{mark}2\nb.mp4{mark}0{mark}1\n")
     assert load_rows("list", root, train=lst, classes=label_map)[1] == [("a", "a.mp4", (2,), "train"), ("b", "b.mp4", (0, 1), "train")]
     lst.write_text(f"a.mp4{mark}300{mark}baking cookies\n")
-    with pytest.raises(ManifestError, match=r"train.txt:1: label 'baking cookies' is not an integer"):
+    with pytest.raises(ManifestError, match=r"train.txt:1: label 'baking cookies' is a class name beside numbers; label a line by index or by name alone, or give --list-format rawframes for 'path num_frames name' \(read as 'path label \[label ...\]'\)$"):
         load_rows("list", root, train=lst, classes=label_map)
     assert load_rows("list", root, train=lst, classes=label_map, list_format="rawframes")[1] == [("a", "a.mp4", (2,), "train")]
 

@@ -186,6 +186,9 @@ def parse_list_line(line: str, line_no: int, list_format: str, source: Path, res
     numbers = [bool(_NUMBER.fullmatch(f)) for f in fields[skip:]]
     if (list_format == "csv" and not all(numbers)) or (list_format != "arnet" and delimited(line) and not any(numbers)):
         return ListLine(line_no, fields[0], (), tuple(dict.fromkeys(f.strip('"') for f in fields[skip:])))
+    if list_format != "arnet" and delimited(line) and any(numbers) and not all(numbers):
+        name = fields[skip + numbers.index(False)]
+        raise ManifestError(f"{where}: label {name!r} is a class name beside numbers; label a line by index or by name alone, or give --list-format rawframes for 'path num_frames name' (read as {expected})")
     labels = tuple(sorted({_integer(f, "label", where) for f in fields[skip:]}))
     return ListLine(line_no, fields[0], labels)
 
