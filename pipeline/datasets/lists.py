@@ -34,7 +34,6 @@ import re
 import warnings
 from collections.abc import Iterable, Set as AbstractSet
 from dataclasses import dataclass, replace
-from itertools import chain
 from pathlib import Path, PurePosixPath
 
 from pipeline.datasets.class_names import class_key, first_spellings, refuse_same_classes
@@ -124,7 +123,11 @@ def split_fields(line: str, resolver: PathResolver, numbers: int = 1) -> list[st
         return _cells(line, ";")
     if "\t" in line:
         path, *cells = _cells(line, "\t")
-        return [path, *chain.from_iterable(cell.split() if all(_NUMBER.fullmatch(part) for part in cell.split()) else [cell] for cell in cells)]
+        fields = [path]
+        for cell in cells:
+            parts = cell.split()
+            fields.extend(parts if len(parts) < 2 or all(_NUMBER.fullmatch(part) for part in parts) else [cell])
+        return fields
     if '"' in line:
         return [cell for cell in _cells(line, " ") if cell]
     return line_fields(line, resolver, numbers)
@@ -183,12 +186,14 @@ def parse_list_line(line: str, line_no: int, list_format: str, source: Path, res
         start, end = _integer(fields[1], "start frame", where), _integer(fields[2], "end frame", where)
         if start > 1 or end < start:
             raise ManifestError(f"{where}: frames {start}-{end} are a part of the video; only whole videos (start frame 0 or 1) are read, so list each video once")
-    numbers = [bool(_NUMBER.fullmatch(f)) for f in fields[skip:]]
-    if (list_format == "csv" and not all(numbers)) or (list_format != "arnet" and delimited(line) and not any(numbers)):
-        return ListLine(line_no, fields[0], (), tuple(dict.fromkeys(f.strip('"') for f in fields[skip:])))
-    if list_format != "arnet" and delimited(line) and any(numbers) and not all(numbers):
-        name = fields[skip + numbers.index(False)]
-        raise ManifestError(f"{where}: label {name!r} is a class name beside numbers; label a line by index or by name alone, or give --list-format rawframes for 'path num_frames name' (read as {expected})")
+    spaced = list_format != "arnet" and delimited(line)  # fields that may be names with spaces
+    if list_format == "csv" or spaced:
+        numbers = [bool(_NUMBER.fullmatch(f)) for f in fields[skip:]]
+        if not all(numbers) if list_format == "csv" else not any(numbers):
+            return ListLine(line_no, fields[0], (), tuple(dict.fromkeys(f.strip('"') for f in fields[skip:])))
+        if not all(numbers):
+            name = fields[skip + numbers.index(False)]
+            raise ManifestError(f"{where}: label {name!r} is a class name beside numbers; label a line by index or by name alone, or give --list-format rawframes for 'path num_frames name' (read as {expected})")
     labels = tuple(sorted({_integer(f, "label", where) for f in fields[skip:]}))
     return ListLine(line_no, fields[0], labels)
 
