@@ -100,9 +100,9 @@ decode_timeout_option = click.option(
     "--decode-timeout", type=click.FloatRange(min=0, min_open=True), default=DECODE_TIMEOUT_S, show_default=True,
     help="Seconds one video may take to decode before its decoder is taken for hung: that video is failed and the run goes on (with --workers 1 or more).",
 )
-data_root_option = click.option("--data-root", type=click.Path(path_type=Path), default=None, envvar="DATA_ROOT", help="Where the dataset lies (default: data/<dataset>).")
+data_root_option = click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None, envvar="DATA_ROOT", help="Where the dataset lies (default: data/<dataset>).")
 # The later stages' (videos_root): the cache knows where its videos were read.
-cache_videos_option = click.option("--data-root", type=click.Path(path_type=Path), default=None, envvar="DATA_ROOT", help="Where the cache's videos lie (default: where the features stage read them, while there, else data/<dataset>).")
+cache_videos_option = click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None, envvar="DATA_ROOT", help="Where the cache's videos lie (default: where the features stage read them, while there, else data/<dataset>).")
 
 
 def annotation_options(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -144,6 +144,10 @@ def test_errors_are_one_clear_line_and_exit_1(tmp_path: Path):
     assert "Error: " in result.output and f"{tmp_path}: no classInd.txt in ucfTrainTestlist/, annotations/ or the data root" in result.output
     result = CliRunner().invoke(main, ["features", "--shard", "3/2", "--data-root", str(tmp_path)])
     assert result.exit_code == 1 and "need 0 <= i < n" in result.output
+    (tmp_path / "a.mp4").write_bytes(b"")  # a video given as the data root: every video was "missing" under it
+    for command in ("data", "features", "evaluate"):
+        result = CliRunner().invoke(main, [command, "--data-root", str(tmp_path / "a.mp4")])
+        assert result.exit_code == 2 and f"Invalid value for '--data-root': Directory '{tmp_path / 'a.mp4'}' is a file." in result.output, command
     for command in (["features"], ["finetune"], ["evaluate"], ["predict", str(tmp_path)]):  # every video would pass for hung
         result = CliRunner().invoke(main, [*command, "--decode-timeout", "0"])
         assert result.exit_code == 2 and "Invalid value for '--decode-timeout': 0.0 is not in the range x>0." in result.output, command

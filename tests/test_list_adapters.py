@@ -2,6 +2,7 @@
 paths resolved against the data root, and clear errors naming the file and line."""
 
 import csv
+import re
 from pathlib import Path
 
 import pytest
@@ -448,6 +449,21 @@ def test_class_name_files_that_cannot_give_label_order_are_errors(tmp_path, text
     path.write_text(text)
     with pytest.raises(ManifestError, match=rf"names\.(json|csv): {message}"):
         read_class_names(path)
+
+
+@pytest.mark.parametrize("text", ["a.mp4 0\nb.mp4 1\n", "train/a 120 0\ntrain/b 95 2 0\n", "v_x,300,3\nv_y,2560,1\n", "D:\\k400\\x.mp4;1\n", "x 1 300 2\n"])
+def test_a_list_given_as_the_class_names_is_named_so(tmp_path, text):
+    """A video list given as ``--class-names`` (the options swapped) made a class of each line,
+    ``a.mp4 0`` and ``b.mp4 1``, labels in range and nothing said (before 2026-12-07, evening);
+    class-name files whose lines hold one number beside a name are not taken for one."""
+    path = tmp_path / "train.txt"
+    path.write_text(text)
+    first = text.splitlines()[0]
+    with pytest.raises(ManifestError, match=rf"train.txt: a list of videos \({re.escape(repr(first))}: a video's path, then numbers\), not class names; give it as --train-list or --val-list, and the class names, one a line, as --class-names$"):
+        read_class_names(path)
+    for names in ("1 ApplyEyeMakeup\n2 Archery\n", "abseiling,0\nair drumming,1\n", "3d printing 2\nbaking/cooking\n", "clip 7\n"):
+        path.write_text(names)
+        assert len(read_class_names(path)) == 2 - names.endswith("7\n"), names
 
 
 def test_a_list_dataset_takes_its_class_count_from_a_csv_label_map(tmp_path):
