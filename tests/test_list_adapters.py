@@ -466,6 +466,18 @@ def test_a_list_given_as_the_class_names_is_named_so(tmp_path, text):
         assert len(read_class_names(path)) == 2 - names.endswith("7\n"), names
 
 
+def test_a_class_name_file_given_as_a_list_is_named_so(tmp_path, label_map):
+    """The other way round: the class names given as ``--train-list``. The error said a list of
+    bare YouTube ids is read by the kinetics dataset (before 2026-12-07, evening), which it
+    still says of an id's eleven characters."""
+    with pytest.raises(ManifestError, match=rf"{label_map.name}:1: expected 'path label \[label ...\]', got 'abseiling'; a file of class names, one a line, is --class-names$"):
+        load_rows("list", tmp_path, train=label_map)
+    ids = tmp_path / "train_ytid_list.txt"
+    ids.write_text("-0H3T2B9PH4\n")
+    with pytest.raises(ManifestError, match=r"got '-0H3T2B9PH4'; a list of bare YouTube ids"):
+        load_rows("list", tmp_path, train=ids)
+
+
 def test_a_list_dataset_takes_its_class_count_from_a_csv_label_map(tmp_path):
     labels = tmp_path / "kinetics_400_labels.csv"
     labels.write_text("id,name\n0,abseiling\n1,air drumming\n")

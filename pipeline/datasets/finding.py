@@ -213,7 +213,7 @@ def find_under(root: Path, names: set[str], known: AbstractSet[str] = frozenset(
 # ``%(title)s [%(id)s].%(ext)s`` (``<title>_[<id>]`` with --restrict-filenames) and youtube-dl's
 # ``%(title)s-%(id)s.%(ext)s`` (YouTube's ids: 11 characters).
 _BRACKETED_ID = re.compile(r"\[([^\[\]]+)\]$")
-_YOUTUBE_ID = re.compile(r"[A-Za-z0-9_-]{11}")
+YOUTUBE_ID = re.compile(r"[A-Za-z0-9_-]{11}")
 
 
 def titled_ids(stem: str) -> list[str]:
@@ -223,7 +223,7 @@ def titled_ids(stem: str) -> list[str]:
     ids = []
     if stem.endswith("]") and (match := _BRACKETED_ID.search(stem)):
         ids.append(match[1])
-    if len(stem) > 12 and stem[-12] == "-" and _YOUTUBE_ID.fullmatch(stem, len(stem) - 11):
+    if len(stem) > 12 and stem[-12] == "-" and YOUTUBE_ID.fullmatch(stem, len(stem) - 11):
         ids.append(stem[-11:])
     return ids
 
