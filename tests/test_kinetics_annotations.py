@@ -212,14 +212,15 @@ def test_unfinished_downloads_are_named_where_they_lie_under_the_root(tmp_path):
 
 def test_annotation_folder_alone_splits_by_each_rows_split(root, tmp_path):
     f = _write(tmp_path / "annotations", **{"train.csv": TRAIN_CSV, "val.csv": VAL_CSV, "test.csv": TEST_CSV, "readme.md": "not read",
-                                            "kinetics_400_labels.csv": "id,name\n0,abseiling\n", "categories.json": '{"arts": ["abseiling"]}', "classes.json": '["abseiling"]'})
+                                            "kinetics_400_labels.csv": "id,name\n0,abseiling\n", "categories.json": '{"arts": ["abseiling"]}', "classes.json": '["abseiling"]',
+                                            "activity_net.v1-3.min.json": json.dumps({"database": {"abc": {"subset": "training", "annotations": [{"label": "Hopscotch", "segment": [1, 2]}]}}})})
     (tmp_path / "annotations" / "._train.csv").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X\xb0\xff")  # macOS's metadata of train.csv
     trashed = root / ".Trash-1000" / "files" / "zzzzzzzzzzz_000000_000010.mp4"  # a deleted copy of the clip not downloaded
     trashed.parent.mkdir(parents=True)
     trashed.write_bytes(b"")
     (root / "train" / "abseiling" / "._aaaaaaaaaaa_000010_000020.mp4").write_bytes(b"\x00\x05\x16\x07")
     _, rows = load_rows("kinetics", root, annotations=tmp_path / "annotations")
-    assert rows == ROWS  # the class list, the downloader's categories and hidden files and folders passed over
+    assert rows == ROWS  # the class list, the downloader's categories, an ActivityNet file (an error before 2026-12-07, evening) and hidden files and folders passed over
     f["val.csv"].write_text(VAL_CSV.replace(",val,", ",,", 1))
     with pytest.raises(ManifestError, match=r"val.csv:2 \(its split, read from its 'split' or 'subset'.*unknown split ''"):
         load_rows("kinetics", root, annotations=tmp_path / "annotations")
@@ -294,8 +295,15 @@ def test_malformed_kinetics_json_names_the_file(root, tmp_path):
         load_rows("kinetics", root, train=f["broken.json"])
     with pytest.raises(ManifestError, match=r"list.json: not a Kinetics JSON"):
         load_rows("kinetics", root, train=f["list.json"])
-    with pytest.raises(ManifestError, match=r"label_list.json: aaaaaaaaaaa: 'annotations' must be an object with a 'label'"):
+    with pytest.raises(ManifestError, match=r"label_list.json: aaaaaaaaaaa: 'annotations' is a list of labelled segments, ActivityNet's form, not a Kinetics JSON: read by --dataset activitynet$"):
+        load_rows("kinetics", root, train=f["label_list.json"])  # before 2026-12-07, evening: "must be an object with a 'label'"
+    f["label_list.json"].write_text(json.dumps({"aaaaaaaaaaa": {"annotations": ["abseiling"], "subset": "train"}}))
+    with pytest.raises(ManifestError, match=r"label_list.json: aaaaaaaaaaa: 'annotations' must be an object with a 'label', got \['abseiling'\]$"):
         load_rows("kinetics", root, train=f["label_list.json"])
+    listed = tmp_path / "kinetics400_train_list_videos.txt"  # mmaction2's list given as the annotations
+    listed.write_text("abseiling/aaaaaaaaaaa_000010_000020.mp4 0\n")
+    with pytest.raises(ManifestError, match=r"not a Kinetics csv \(no column .*\); 'abseiling/aaaaaaaaaaa_000010_000020.mp4 0' is a list's line, read by --dataset list \(or minikinetics\)$"):
+        load_rows("kinetics", root, train=listed)
     with pytest.raises(ManifestError, match=r"times.json: aaaaaaaaaaa: time_start/time_end must be numbers, got 'start', 20"):
         load_rows("kinetics", root, train=f["times.json"])
 

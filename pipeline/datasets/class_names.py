@@ -20,14 +20,12 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 from collections import Counter
 from collections.abc import Iterable
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from pipeline.datasets.finding import folder_key
-from pipeline.datasets.manifest import ManifestError, read_annotation_text
-from pipeline.video import VIDEO_EXTENSIONS
+from pipeline.datasets.manifest import ManifestError, listed_video, read_annotation_text
 from pipeline.wording import first_few
 
 __all__ = ["read_class_names", "class_key", "same_classes", "numbered_classes", "first_spellings", "refuse_same_classes", "class_subset"]
@@ -45,7 +43,7 @@ def read_class_names(path: Path) -> list[str]:
         except json.JSONDecodeError:
             pass  # a name that starts with a bracket
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if lines and all(_listed_video(line) for line in lines):
+    if lines and all(listed_video(line) for line in lines):
         raise ManifestError(f"{path}: a list of videos ({lines[0]!r}: a video's path, then numbers), not class names; give it as --train-list or --val-list, and the class names, one a line, as --class-names")
     indexed = _index_rows(lines)
     if indexed is not None:
@@ -120,15 +118,6 @@ def class_subset(path: Path, labels: dict[str, str], sources: list[str]) -> list
     if labels and missing:
         raise ManifestError(f"{path}: {len(missing)} of its {len(classes)} classes are the label of no video in {', '.join(sources)}: {first_few(missing, 5)} (names are matched to the labels with case, quotes and underscores aside, or as renamed folders' names are)")
     return classes
-
-
-def _listed_video(line: str) -> bool:
-    """Whether a line is a list file's (``a.mp4 0``, ``train/a 120 0``, ``v_x,300,3``): a
-    first field, then numbers alone, two or more, or one after a path with a video extension
-    or a folder; no class-name file's line is so (``name,index`` has one number)."""
-    first, *numbers = [field for field in re.split(r"[\s,;]+", line) if field]
-    path = "/" in first or "\\" in first or PurePosixPath(first).suffix.lower() in VIDEO_EXTENSIONS
-    return len(numbers) >= (1 if path else 2) and all(number.isdigit() for number in numbers)
 
 
 def _name(text: str) -> str:

@@ -34,6 +34,7 @@ from pipeline.datasets.manifest import (
     RawEntry,
     Rejected,
     build_manifest,
+    listed_video,
     normalise_split,
     read_annotation_text,
 )
@@ -106,7 +107,9 @@ def _csv_clips(path: Path, text: str) -> list[Clip]:
     reader = csv.DictReader(io.StringIO(text))
     missing = [c for c in KINETICS_COLUMNS if c not in (reader.fieldnames or [])]
     if missing:
-        raise NotKineticsError(f"{path}: not a Kinetics csv (no column {', '.join(missing)}; expected label,youtube_id,time_start,time_end,split)")
+        first = next((line for line in text.splitlines() if line.strip()), "")
+        hint = f"; {first.strip()!r} is a list's line, read by --dataset list (or minikinetics)" if listed_video(first) else ""
+        raise NotKineticsError(f"{path}: not a Kinetics csv (no column {', '.join(missing)}; expected label,youtube_id,time_start,time_end,split){hint}")
     clips = []
     for line_no, row in enumerate(reader, start=2):
         where = f"{path}:{line_no}"
@@ -147,6 +150,8 @@ def _json_clips(path: Path, text: str) -> Annotations:
     for key, info in by_key.items():
         where = f"{path}: {key}"
         annotations = info.get("annotations") or {}
+        if isinstance(annotations, list) and annotations and all(isinstance(a, dict) and "label" in a for a in annotations):
+            raise NotKineticsError(f"{where}: 'annotations' is a list of labelled segments, ActivityNet's form, not a Kinetics JSON: read by --dataset activitynet")
         if not isinstance(annotations, dict):
             raise ManifestError(f"{where}: 'annotations' must be an object with a 'label', got {annotations!r}")
         match = CLIP_NAME.fullmatch(key)
