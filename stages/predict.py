@@ -173,30 +173,35 @@ def listed_videos(listing: Path, root: Path | None = None) -> list[Path]:
     lines = [line for _, line in entry_lines(text)]
     if lines and is_header(lines[0]) and not os.path.exists(os.path.join(root or "", lines[0])):
         lines = lines[1:]
-    return [listed_path(os.path.join(root or "", line)) for line in lines]  # an absolute line stays as written
+    return [listed_path(line, root or "") for line in lines]
 
 
 _FIELD_BREAK = re.compile(r"[\s,;]+")
 
 
-def listed_path(line: str) -> Path:
-    """The video of a line of a list of videos: the line whole where it is there, else the
-    longest part before a space, comma or ``;`` that is a video file or a folder of frames (an
-    annotation list's line, its labels or frame counts after the path: mmaction2's
-    ``val/x.mp4 3``, a csv's ``x.mp4,abseiling``); where none is, reported as not found: the
-    longest part named as a video file (``val/gone.mp4`` of ``val/gone.mp4 4``) where the line
-    whole is not, else the line whole."""
+def listed_path(line: str, root: Path | str = "") -> Path:
+    """The video of a line of a list of videos, under ``root`` (an absolute path stays as
+    written): the line whole where it is there, else the longest part before a space, comma or
+    ``;`` that is a video file or a folder of frames (an annotation list's line, its labels or
+    frame counts after the path: mmaction2's ``val/x.mp4 3``, a csv's ``x.mp4,abseiling``, its
+    path quoted or not); where none is, reported as not found: the longest part named as a
+    video file (``val/gone.mp4`` of ``val/gone.mp4 4``) where the line whole is not, else the
+    line whole. A line in double quotes whole (Windows Explorer's "Copy as path", ``ls -Q``)
+    is its path without them."""
+    if len(line) >= 2 and line[0] == line[-1] == '"' and '"' not in line[1:-1]:
+        line = line[1:-1]
     breaks = list(_FIELD_BREAK.finditer(line))
-    if not breaks or os.path.exists(line):  # a path as find prints it, looked at once later
-        return Path(line)
+    whole = os.path.join(root, line)
+    if not breaks or os.path.exists(whole):  # a path as find prints it, looked at once later
+        return Path(whole)
     named_video = None
     for field_break in reversed(breaks):
-        head = line[: field_break.start()].strip('"')  # a csv's quoted path
+        head = os.path.join(root, line[: field_break.start()].strip('"'))  # a csv's quoted path
         is_video_name = os.path.splitext(head)[1].lower() in VIDEO_EXTENSIONS
         if (is_video_name and os.path.isfile(head)) or (os.path.isdir(head) and _holds_frames(Path(head))):
             return Path(head)
         named_video = named_video or (head if is_video_name else None)
-    return Path(named_video if named_video and os.path.splitext(line)[1].lower() not in VIDEO_EXTENSIONS else line)
+    return Path(named_video if named_video and os.path.splitext(line)[1].lower() not in VIDEO_EXTENSIONS else whole)
 
 
 def find_videos(inputs: Sequence[Path]) -> list[Path]:

@@ -474,6 +474,22 @@ def test_a_datasets_annotation_list_serves_as_the_list_of_videos(tmp_path, monke
     assert listed_videos(listing) == [Path("val/x.mp4"), tmp_path / "val/x y.mp4", Path("frames/z 300 1")]  # not found from here: reported by the video file named, else whole
 
 
+def test_quoted_paths_in_a_list_of_videos_are_found_under_any_root(tmp_path, monkeypatch):
+    """A line in double quotes whole (Windows Explorer's "Copy as path", ``ls -Q``), and a
+    csv's quoted path under ``--videos-root``, kept their quotes and were not found (before
+    2026-12-07, evening); the root's name may hold a space."""
+    root = tmp_path / "my videos"
+    for name in ("val/x y.mp4", "val/x.mp4"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"")
+    monkeypatch.chdir(root)
+    listing = tmp_path / "list.txt"
+    listing.write_text('"val/x y.mp4"\n"val/x y.mp4",3\nval/x.mp4 3\n"val/x.mp4" "abseiling"\n')
+    assert listed_videos(listing) == [Path("val/x y.mp4"), Path("val/x y.mp4"), Path("val/x.mp4"), Path("val/x.mp4")]
+    monkeypatch.chdir(tmp_path)
+    assert listed_videos(listing, root) == [root / "val/x y.mp4", root / "val/x y.mp4", root / "val/x.mp4", root / "val/x.mp4"]
+
+
 def test_predict_refuses_runs_that_do_not_fit(trained, tmp_path, onnx_exports):
     features, prototypes, run, _ = trained
     device = torch.device("cpu")
