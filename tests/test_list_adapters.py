@@ -3,6 +3,7 @@ paths resolved against the data root, and clear errors naming the file and line.
 
 import csv
 import re
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -464,6 +465,23 @@ def test_a_list_given_as_the_class_names_is_named_so(tmp_path, text):
     for names in ("1 ApplyEyeMakeup\n2 Archery\n", "abseiling,0\nair drumming,1\n", "3d printing 2\nbaking/cooking\n", "clip 7\n"):
         path.write_text(names)
         assert len(read_class_names(path)) == 2 - names.endswith("7\n"), names
+
+
+@pytest.mark.parametrize(("on_disk", "in_list"), [("NFC", "NFD"), ("NFD", "NFC")])
+def test_names_beyond_ascii_are_found_whichever_unicode_form_the_list_and_files_use(tmp_path, label_map, on_disk, in_list):
+    """A list and the files each may have come through macOS, whose file names were decomposed
+    (``é`` as ``e`` and a combining accent): the path is found in the other form (before
+    2026-12-07, evening: missing), its manifest path and id the file's own."""
+    def form(text: str, which: str) -> str:
+        return unicodedata.normalize(which, text)
+
+    root = tmp_path / "videos"
+    _touch(root, form("clases/café au lait/crème brûlée.mp4", on_disk), "clases/plain/a.mp4")
+    lst = tmp_path / "train.txt"
+    lst.write_text(form("clases/café au lait/crème brûlée.mp4 1\nclases/plain/a.mp4 0\n", in_list))
+    rows = load_rows("list", root, train=lst, classes=label_map)[1]
+    disk = form("clases/café au lait/crème brûlée", on_disk)
+    assert rows == [(disk, disk + ".mp4", (1,), "train"), ("clases/plain/a", "clases/plain/a.mp4", (0,), "train")]
 
 
 def test_a_class_name_file_given_as_a_list_is_named_so(tmp_path, label_map):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator, Sequence, Set as AbstractSet
 from dataclasses import dataclass, field
 from itertools import chain
@@ -97,11 +98,14 @@ class PathResolver:
         names, or None."""
         return self.find(self.written(path))
 
-    def find(self, path: str) -> str | None:
+    def find(self, path: str, other_forms: bool = True) -> str | None:
         """What ``path`` (:meth:`written`: relative to the root, or absolute) names on disk, or
         None: the name as written, else the name with a video extension, else, for a name with a
         video extension (``x.mp4`` in mmaction2's lists), the video kept with another one
-        (``x.webm`` as downloaded) or the folder of its frames (``x/``)."""
+        (``x.webm`` as downloaded) or the folder of its frames (``x/``). A path of letters
+        beyond ASCII not found as written is looked for in Unicode's composed and decomposed
+        forms (:data:`UNICODE_FORMS`; ``other_forms``), as a list and the files may each have
+        come through macOS, whose file names were decomposed (``é`` as ``e`` and an accent)."""
         folder, name = posixpath.split(path)
         names, stems = self._listing(folder)
         candidates = _aliases(name)
@@ -110,7 +114,13 @@ class PathResolver:
         if found is None and bare_name != name:
             bare = _aliases(bare_name)
             found = next((stems[c] for c in bare if c in stems), None) or next((c for c in bare if c in names), None)
+        if found is None and other_forms and not path.isascii():
+            return next((hit for form in UNICODE_FORMS if (other := unicodedata.normalize(form, path)) != path and (hit := self.find(other, other_forms=False)) is not None), None)
         return None if found is None else posixpath.join(folder, found)
+
+
+# The Unicode normal forms a path is looked for in where not found as written.
+UNICODE_FORMS = ("NFC", "NFD")
 
 
 def _slashed(path: str) -> str:
