@@ -487,13 +487,17 @@ def test_names_beyond_ascii_are_found_whichever_unicode_form_the_list_and_files_
 def test_a_class_name_file_given_as_a_list_is_named_so(tmp_path, label_map):
     """The other way round: the class names given as ``--train-list``. The error said a list of
     bare YouTube ids is read by the kinetics dataset (before 2026-12-07, evening), which it
-    still says of an id's eleven characters."""
+    still says of an id's eleven characters; a list read in a format it is not in says so."""
     with pytest.raises(ManifestError, match=rf"{label_map.name}:1: expected 'path label \[label ...\]', got 'abseiling'; a file of class names, one a line, is --class-names$"):
         load_rows("list", tmp_path, train=label_map)
     ids = tmp_path / "train_ytid_list.txt"
     ids.write_text("-0H3T2B9PH4\n")
     with pytest.raises(ManifestError, match=r"got '-0H3T2B9PH4'; a list of bare YouTube ids"):
         load_rows("list", tmp_path, train=ids)
+    for text, list_format in (("a.mp4 0\n", "arnet"), ("a.mp4 0\n", "csv"), ("v_x,300,3\n", "video")):  # a format named that the list is not in
+        ids.write_text(text)
+        with pytest.raises(ManifestError, match=rf"got '{text.strip()}'; its fields are separated otherwise than the '{list_format}' format's: leave --list-format auto, or name the format the list is in$"):
+            load_rows("list", tmp_path, train=ids, list_format=list_format)
 
 
 def test_a_list_dataset_takes_its_class_count_from_a_csv_label_map(tmp_path):

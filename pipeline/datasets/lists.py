@@ -39,7 +39,7 @@ from pathlib import Path, PurePosixPath
 from pipeline.datasets.class_names import class_key, first_spellings, refuse_same_classes
 from pipeline.datasets.finding import YOUTUBE_ID, PathResolver, find_listed
 from pipeline.datasets.kinetics import bare_id_files
-from pipeline.datasets.manifest import ManifestError, RawEntry, read_annotation_text, video_id
+from pipeline.datasets.manifest import ManifestError, RawEntry, listed_video, read_annotation_text, video_id
 from pipeline.video import VIDEO_EXTENSIONS
 
 LIST_FORMATS = ("auto", "video", "rawframes", "arnet", "startend", "csv")
@@ -179,7 +179,9 @@ def parse_list_line(line: str, line_no: int, list_format: str, source: Path, res
     fields = [f.strip() for f in line.split(",")] if list_format == "arnet" else csv_fields(line, delimiter) if list_format == "csv" else split_fields(line, resolver, numbers=skip)
     if len(fields) <= skip or not fields[0]:
         hint = ""
-        if len(fields) == 1 and not _names_a_path(fields[0]):
+        if len(fields) == 1 and listed_video(line):
+            hint = f"; its fields are separated otherwise than the '{list_format}' format's: leave --list-format auto, or name the format the list is in"
+        elif len(fields) == 1 and not _names_a_path(fields[0]):
             hint = "; a list of bare YouTube ids (Mini-Kinetics-200's train_ytid_list.txt) is read by --dataset kinetics or minikinetics with --annotations" if YOUTUBE_ID.fullmatch(fields[0]) else "; a file of class names, one a line, is --class-names"
         raise ManifestError(f"{where}: expected {expected}, got {line!r}{hint}")
     if list_format in ("rawframes", "arnet"):
