@@ -484,6 +484,22 @@ def test_names_beyond_ascii_are_found_whichever_unicode_form_the_list_and_files_
     assert rows == [(disk, disk + ".mp4", (1,), "train"), ("clases/plain/a", "clases/plain/a.mp4", (0,), "train")]
 
 
+@pytest.mark.parametrize(("name", "text", "said"), [
+    ("activity_net.v1-3.min.json", '{"database": {"abc": {"subset": "training", "annotations": [{"label": "Hopscotch", "segment": [1, 2]}]}}}', r"a JSON object, not a list of videos: ActivityNet's and Kinetics' annotations are read by --dataset activitynet or kinetics with --annotations \(mmaction2's JSON lists are arrays, \[...\]\)$"),
+    ("train.csv", 'label,youtube_id,time_start,time_end,split\nabseiling,aaaaaaaaaaa,10,20,train\n"air drumming",bbbbbbbbbbb,3,13,train\n', r"a Kinetics annotation csv \(label,youtube_id,time_start,time_end,...\), not a list of videos: read by --dataset kinetics, or minikinetics with --annotations$"),
+])
+def test_a_datasets_annotations_given_as_a_list_are_named_so(tmp_path, name, text, said):
+    """ActivityNet's JSON given as ``--train-list`` made a video of its first line, its other
+    fields classes; a Kinetics csv made a video of each row, its header's too (``label``,
+    ``abseiling``), and classes of the other fields (before 2026-12-07, evening; ``nsnet data``
+    said only that none was on disk)."""
+    path = tmp_path / name
+    path.write_text(text)
+    for dataset in ("list", "minikinetics"):
+        with pytest.raises(ManifestError, match=rf"{name}: {said}"):
+            load_rows(dataset, tmp_path, train=path)
+
+
 def test_a_class_name_file_given_as_a_list_is_named_so(tmp_path, label_map):
     """The other way round: the class names given as ``--train-list``. The error said a list of
     bare YouTube ids is read by the kinetics dataset (before 2026-12-07, evening), which it

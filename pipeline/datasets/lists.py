@@ -38,7 +38,7 @@ from pathlib import Path, PurePosixPath
 
 from pipeline.datasets.class_names import class_key, first_spellings, refuse_same_classes
 from pipeline.datasets.finding import YOUTUBE_ID, PathResolver, find_listed
-from pipeline.datasets.kinetics import bare_id_files
+from pipeline.datasets.kinetics import KINETICS_COLUMNS, bare_id_files
 from pipeline.datasets.manifest import ManifestError, RawEntry, listed_video, read_annotation_text, video_id
 from pipeline.video import VIDEO_EXTENSIONS
 
@@ -285,6 +285,7 @@ def read_list(path: Path, list_format: str, resolver: PathResolver) -> list[List
     text = read_annotation_text(path, "list file")
     if text.lstrip().startswith("["):
         return read_json_list(path, text)
+    _refuse_annotations(path, text)
     numbered = entry_lines(text)
     if numbered and is_header(numbered[0][1]):
         numbered = numbered[1:]
@@ -295,6 +296,22 @@ def read_list(path: Path, list_format: str, resolver: PathResolver) -> list[List
         warnings.warn(f"{path}: read as AR-Net's 'path,num_frames,label' (three fields or more a line, a number second); if its second field is a label, as in a csv of videos with several labels, give --list-format csv", stacklevel=2)
     delimiter = table_delimiter(text for _, text in numbered) if fmt == "csv" else ","
     return [parse_list_line(text, n, fmt, path, resolver, delimiter) for n, text in numbered]
+
+
+def _refuse_annotations(path: Path, text: str) -> None:
+    """Refuse a dataset's annotation file given as a list, which its lines would otherwise make
+    videos of (a JSON object's first line, a csv's header and rows as paths and class names):
+    a JSON object (ActivityNet's, Kinetics'), or a Kinetics csv (its ``youtube_id``,
+    ``time_start`` and ``time_end`` columns)."""
+    if text.lstrip().startswith("{"):
+        try:
+            json.loads(text)
+        except json.JSONDecodeError:
+            return  # a list whose first path begins with a brace
+        raise ManifestError(f"{path}: a JSON object, not a list of videos: ActivityNet's and Kinetics' annotations are read by --dataset activitynet or kinetics with --annotations (mmaction2's JSON lists are arrays, [...])")
+    header = {field.strip().strip('"').lower() for field in text.lstrip().split("\n", 1)[0].split(",")}
+    if header.issuperset(KINETICS_COLUMNS):
+        raise ManifestError(f"{path}: a Kinetics annotation csv (label,youtube_id,time_start,time_end,...), not a list of videos: read by --dataset kinetics, or minikinetics with --annotations")
 
 
 def read_json_list(path: Path, text: str) -> list[ListLine]:
