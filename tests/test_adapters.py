@@ -422,6 +422,22 @@ def test_activitynet_bad_json_is_named(tmp_path: Path):
             activitynet_manifest(tmp_path)
 
 
+@pytest.mark.parametrize(("text", "said"), [
+    (json.dumps({"aaaaaaaaaaa": {"annotations": {"label": "abseiling", "segment": [10, 20]}, "subset": "train"}}), r"not an ActivityNet v1.2/v1.3 annotation file but a Kinetics annotation JSON, read by --dataset kinetics \(or minikinetics\) with --annotations$"),
+    (json.dumps({"database": {"v_x": {"subset": "training", "annotations": {"label": "abseiling", "segment": [0, 300]}}}}), r"not an ActivityNet v1.2/v1.3 annotation file but a Kinetics annotation JSON"),  # 3D-ResNets' kinetics.json
+    ("label,youtube_id,time_start,time_end,split\nabseiling,aaaaaaaaaaa,10,20,train\n", r"not an ActivityNet v1.2/v1.3 annotation file \(Expecting value: .*\): a Kinetics annotation csv \(label,youtube_id,time_start,time_end,...\), read by --dataset kinetics, or minikinetics with --annotations$"),
+    ("v_abc 3783 7\nv_def 2040 3\n", r"not an ActivityNet v1.2/v1.3 annotation file \(Expecting value: .*\): a list of videos \(a path, then numbers\), read by --dataset list as --train-list or --val-list$"),
+])
+def test_activitynet_given_another_datasets_annotations_names_the_dataset_that_reads_them(tmp_path: Path, text: str, said: str):
+    """Kinetics' JSON (its own or 3D-ResNets'), its csv or an ActivityNet list of videos given
+    as the ActivityNet annotations: the error names what the file is and what reads it (before
+    2026-12-07, evening: "no 'database'", a JSON decoder's message, or a Kinetics JSON under
+    3D-ResNets' "database" read as ActivityNet's: "'annotations' must be a list of segments")."""
+    (tmp_path / "given").write_text(text)
+    with pytest.raises(ManifestError, match=rf"given: {said}"):
+        activitynet_manifest(tmp_path, AnnotationFiles(annotations=tmp_path / "given"))
+
+
 def test_minikinetics_arnet_lists(tmp_path: Path):
     (tmp_path / "mini_categories.txt").write_text("abseiling\nbaking\n")
     (tmp_path / "mini_train_videofolder.txt").write_text("train/abseiling/x1 300 0\ntrain/baking/x2 250 1\n")

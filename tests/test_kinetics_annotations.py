@@ -295,14 +295,14 @@ def test_malformed_kinetics_json_names_the_file(root, tmp_path):
         load_rows("kinetics", root, train=f["broken.json"])
     with pytest.raises(ManifestError, match=r"list.json: not a Kinetics JSON"):
         load_rows("kinetics", root, train=f["list.json"])
-    with pytest.raises(ManifestError, match=r"label_list.json: aaaaaaaaaaa: 'annotations' is a list of labelled segments, ActivityNet's form, not a Kinetics JSON: read by --dataset activitynet$"):
+    with pytest.raises(ManifestError, match=r"label_list.json: ActivityNet's annotation JSON \(a list of labelled segments a video\), read by --dataset activitynet; not a Kinetics JSON$"):
         load_rows("kinetics", root, train=f["label_list.json"])  # before 2026-12-07, evening: "must be an object with a 'label'"
     f["label_list.json"].write_text(json.dumps({"aaaaaaaaaaa": {"annotations": ["abseiling"], "subset": "train"}}))
     with pytest.raises(ManifestError, match=r"label_list.json: aaaaaaaaaaa: 'annotations' must be an object with a 'label', got \['abseiling'\]$"):
         load_rows("kinetics", root, train=f["label_list.json"])
     listed = tmp_path / "kinetics400_train_list_videos.txt"  # mmaction2's list given as the annotations
     listed.write_text("abseiling/aaaaaaaaaaa_000010_000020.mp4 0\n")
-    with pytest.raises(ManifestError, match=r"not a Kinetics csv \(no column .*\); 'abseiling/aaaaaaaaaaa_000010_000020.mp4 0' is a list's line, read by --dataset list \(or minikinetics\)$"):
+    with pytest.raises(ManifestError, match=r"not a Kinetics csv \(no column .*\): a list of videos \(a path, then numbers\), read by --dataset list as --train-list or --val-list$"):
         load_rows("kinetics", root, train=listed)
     with pytest.raises(ManifestError, match=r"times.json: aaaaaaaaaaa: time_start/time_end must be numbers, got 'start', 20"):
         load_rows("kinetics", root, train=f["times.json"])

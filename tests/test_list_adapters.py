@@ -485,8 +485,10 @@ def test_names_beyond_ascii_are_found_whichever_unicode_form_the_list_and_files_
 
 
 @pytest.mark.parametrize(("name", "text", "said"), [
-    ("activity_net.v1-3.min.json", '{"database": {"abc": {"subset": "training", "annotations": [{"label": "Hopscotch", "segment": [1, 2]}]}}}', r"a JSON object, not a list of videos: ActivityNet's and Kinetics' annotations are read by --dataset activitynet or kinetics with --annotations \(mmaction2's JSON lists are arrays, \[...\]\)$"),
-    ("train.csv", 'label,youtube_id,time_start,time_end,split\nabseiling,aaaaaaaaaaa,10,20,train\n"air drumming",bbbbbbbbbbb,3,13,train\n', r"a Kinetics annotation csv \(label,youtube_id,time_start,time_end,...\), not a list of videos: read by --dataset kinetics, or minikinetics with --annotations$"),
+    ("activity_net.v1-3.min.json", '{"database": {"abc": {"subset": "training", "annotations": [{"label": "Hopscotch", "segment": [1, 2]}]}}}', r"ActivityNet's annotation JSON \(a list of labelled segments a video\), read by --dataset activitynet; not a list of videos$"),
+    ("kinetics_train.json", '{"aaaaaaaaaaa": {"annotations": {"label": "abseiling", "segment": [10, 20]}, "subset": "train"}}', r"a Kinetics annotation JSON, read by --dataset kinetics \(or minikinetics\) with --annotations; not a list of videos$"),
+    ("train.csv", 'label,youtube_id,time_start,time_end,split\nabseiling,aaaaaaaaaaa,10,20,train\n"air drumming",bbbbbbbbbbb,3,13,train\n', r"a Kinetics annotation csv \(label,youtube_id,time_start,time_end,...\), read by --dataset kinetics, or minikinetics with --annotations; not a list of videos$"),
+    ("config.json", '{"model_type": "videomae", "id2label": {"0": "abseiling"}}', r"a JSON object, not a list of videos \(mmaction2's JSON lists are arrays, \[...\]\)$"),
 ])
 def test_a_datasets_annotations_given_as_a_list_are_named_so(tmp_path, name, text, said):
     """ActivityNet's JSON given as ``--train-list`` made a video of its first line, its other

@@ -18,6 +18,7 @@ from typing import NamedTuple
 from pipeline.datasets.kinetics import NotKineticsError, kinetics_manifest
 from pipeline.datasets.class_names import class_key, class_subset, first_spellings, numbered_classes, read_class_names, refuse_same_classes
 from pipeline.datasets.finding import PathResolver, find_listed, locate
+from pipeline.datasets.kinds import KINETICS_JSON, annotation_kind, json_kind
 from pipeline.datasets.lists import ListLine, counted_from_one, is_header, list_entries, named_labels, read_list, table_delimiter
 from pipeline.datasets.manifest import (
     AnnotationFiles,
@@ -231,11 +232,13 @@ def activitynet_manifest(root: Path, files: AnnotationFiles = AnnotationFiles())
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ManifestError(f"{path}: not an ActivityNet v1.2/v1.3 annotation file ({exc})") from exc
+        kind = annotation_kind(text)
+        raise ManifestError(f"{path}: not an ActivityNet v1.2/v1.3 annotation file ({exc})" + (f": {kind}" if kind else "")) from exc
     if _bsn_form(raw):
         database = bsn_database(raw, path, root)
-    elif not isinstance(raw, dict) or "database" not in raw:
-        raise ManifestError(f"{path}: not an ActivityNet v1.2/v1.3 annotation file (no 'database'), nor mmaction2's (BSN's) anet_anno_action.json ({{\"v_<id>\": {{\"annotations\": [...]}}}})")
+    elif not isinstance(raw, dict) or "database" not in raw or json_kind(raw) == KINETICS_JSON:
+        kind = json_kind(raw)
+        raise ManifestError(f"{path}: not an ActivityNet v1.2/v1.3 annotation file " + (f"but {kind}" if kind == KINETICS_JSON else "(no 'database'), nor mmaction2's (BSN's) anet_anno_action.json ({\"v_<id>\": {\"annotations\": [...]}})"))
     else:
         database = raw["database"]
     if not isinstance(database, dict) or not all(isinstance(info, dict) for info in database.values()):

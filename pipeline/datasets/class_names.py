@@ -25,7 +25,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from pipeline.datasets.finding import folder_key
-from pipeline.datasets.manifest import ManifestError, listed_video, read_annotation_text
+from pipeline.datasets.kinds import listed_video
+from pipeline.datasets.manifest import ManifestError, read_annotation_text
 from pipeline.wording import first_few
 
 __all__ = ["read_class_names", "class_key", "same_classes", "numbered_classes", "first_spellings", "refuse_same_classes", "class_subset"]

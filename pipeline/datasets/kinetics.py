@@ -26,6 +26,7 @@ from pathlib import Path
 
 from pipeline.datasets.class_names import class_key, class_subset, numbered_classes, refuse_same_classes
 from pipeline.datasets.finding import CLIP_NAME, Found, find_under, name_aliases
+from pipeline.datasets.kinds import ACTIVITYNET_JSON, KINETICS_COLUMNS, VIDEO_LIST, annotation_kind, json_kind
 from pipeline.datasets.manifest import (
     AnnotationFiles,
     Manifest,
@@ -34,13 +35,11 @@ from pipeline.datasets.manifest import (
     RawEntry,
     Rejected,
     build_manifest,
-    listed_video,
     normalise_split,
     read_annotation_text,
 )
 from pipeline.video import hidden
 
-KINETICS_COLUMNS = ("youtube_id", "time_start", "time_end")
 ANNOTATION_SUFFIXES = (".csv", ".json")
 _ID_LINE = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -107,8 +106,7 @@ def _csv_clips(path: Path, text: str) -> list[Clip]:
     reader = csv.DictReader(io.StringIO(text))
     missing = [c for c in KINETICS_COLUMNS if c not in (reader.fieldnames or [])]
     if missing:
-        first = next((line for line in text.splitlines() if line.strip()), "")
-        hint = f"; {first.strip()!r} is a list's line, read by --dataset list (or minikinetics)" if listed_video(first) else ""
+        hint = f": {VIDEO_LIST}" if annotation_kind(text) == VIDEO_LIST else ""
         raise NotKineticsError(f"{path}: not a Kinetics csv (no column {', '.join(missing)}; expected label,youtube_id,time_start,time_end,split){hint}")
     clips = []
     for line_no, row in enumerate(reader, start=2):
@@ -141,6 +139,8 @@ def _json_clips(path: Path, text: str) -> Annotations:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ManifestError(f"{path}: not valid JSON ({exc})") from None
+    if json_kind(data) == ACTIVITYNET_JSON:
+        raise NotKineticsError(f"{path}: {ACTIVITYNET_JSON}; not a Kinetics JSON")
     by_key = data.get("database") if isinstance(data, dict) else None
     resnets = isinstance(by_key, dict)  # 3D-ResNets: its segments are frame ranges, not times
     by_key = by_key if resnets else data
@@ -150,8 +150,6 @@ def _json_clips(path: Path, text: str) -> Annotations:
     for key, info in by_key.items():
         where = f"{path}: {key}"
         annotations = info.get("annotations") or {}
-        if isinstance(annotations, list) and annotations and all(isinstance(a, dict) and "label" in a for a in annotations):
-            raise NotKineticsError(f"{where}: 'annotations' is a list of labelled segments, ActivityNet's form, not a Kinetics JSON: read by --dataset activitynet")
         if not isinstance(annotations, dict):
             raise ManifestError(f"{where}: 'annotations' must be an object with a 'label', got {annotations!r}")
         match = CLIP_NAME.fullmatch(key)

@@ -38,8 +38,9 @@ from pathlib import Path, PurePosixPath
 
 from pipeline.datasets.class_names import class_key, first_spellings, refuse_same_classes
 from pipeline.datasets.finding import YOUTUBE_ID, PathResolver, find_listed
-from pipeline.datasets.kinetics import KINETICS_COLUMNS, bare_id_files
-from pipeline.datasets.manifest import ManifestError, RawEntry, listed_video, read_annotation_text, video_id
+from pipeline.datasets.kinetics import bare_id_files
+from pipeline.datasets.kinds import VIDEO_LIST, annotation_kind, listed_video
+from pipeline.datasets.manifest import ManifestError, RawEntry, read_annotation_text, video_id
 from pipeline.video import VIDEO_EXTENSIONS
 
 LIST_FORMATS = ("auto", "video", "rawframes", "arnet", "startend", "csv")
@@ -301,17 +302,17 @@ def read_list(path: Path, list_format: str, resolver: PathResolver) -> list[List
 def _refuse_annotations(path: Path, text: str) -> None:
     """Refuse a dataset's annotation file given as a list, which its lines would otherwise make
     videos of (a JSON object's first line, a csv's header and rows as paths and class names):
-    a JSON object (ActivityNet's, Kinetics'), or a Kinetics csv (its ``youtube_id``,
-    ``time_start`` and ``time_end`` columns)."""
+    ActivityNet's or Kinetics' (:func:`~pipeline.datasets.kinds.annotation_kind`), or any other
+    JSON object."""
+    kind = annotation_kind(text)
+    if kind is not None and kind != VIDEO_LIST:
+        raise ManifestError(f"{path}: {kind}; not a list of videos")
     if text.lstrip().startswith("{"):
         try:
             json.loads(text)
         except json.JSONDecodeError:
             return  # a list whose first path begins with a brace
-        raise ManifestError(f"{path}: a JSON object, not a list of videos: ActivityNet's and Kinetics' annotations are read by --dataset activitynet or kinetics with --annotations (mmaction2's JSON lists are arrays, [...])")
-    header = {field.strip().strip('"').lower() for field in text.lstrip().split("\n", 1)[0].split(",")}
-    if header.issuperset(KINETICS_COLUMNS):
-        raise ManifestError(f"{path}: a Kinetics annotation csv (label,youtube_id,time_start,time_end,...), not a list of videos: read by --dataset kinetics, or minikinetics with --annotations")
+        raise ManifestError(f"{path}: a JSON object, not a list of videos (mmaction2's JSON lists are arrays, [...])")
 
 
 def read_json_list(path: Path, text: str) -> list[ListLine]:

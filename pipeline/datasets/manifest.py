@@ -5,7 +5,6 @@ from __future__ import annotations
 import codecs
 import hashlib
 import json
-import re
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
@@ -268,16 +267,6 @@ def _text_encoding(path: Path, data: bytes, what: str) -> str:
     if even > 4 * odd and 4 * even >= len(sample):
         return "utf-16-be"
     raise ManifestError(f"{path}: holds NUL bytes (byte {sample.index(0)}), not a text {what}: binary data or an encoding other than UTF-8 and UTF-16; save it as UTF-8")
-
-
-def listed_video(line: str) -> bool:
-    """Whether a line is a list file's (``a.mp4 0``, ``train/a 120 0``, ``v_x,300,3``): a
-    first field, then numbers alone, two or more, or one after a path with a video extension
-    or a folder; no class-name file's line is so (``name,index`` has one number), nor a
-    Kinetics annotation's."""
-    first, *numbers = [field for field in re.split(r"[\s,;]+", line) if field] or [""]
-    path = "/" in first or "\\" in first or PurePosixPath(first).suffix.lower() in VIDEO_EXTENSIONS
-    return len(numbers) >= (1 if path else 2) and all(number.isdigit() for number in numbers)
 
 
 def read_lines(path: Path) -> list[str]:
