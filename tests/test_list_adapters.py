@@ -460,11 +460,25 @@ def test_a_list_given_as_the_class_names_is_named_so(tmp_path, text):
     path = tmp_path / "train.txt"
     path.write_text(text)
     first = text.splitlines()[0]
-    with pytest.raises(ManifestError, match=rf"train.txt: a list of videos \({re.escape(repr(first))}: a video's path, then numbers\), not class names; give it as --train-list or --val-list, and the class names, one a line, as --class-names$"):
+    with pytest.raises(ManifestError, match=rf"train.txt: a list of videos \({re.escape(repr(first))}: a video's path, then numbers or words\), not class names; give it as --train-list or --val-list, and the class names, one a line, as --class-names$"):
         read_class_names(path)
-    for names in ("1 ApplyEyeMakeup\n2 Archery\n", "abseiling,0\nair drumming,1\n", "3d printing 2\nbaking/cooking\n", "clip 7\n"):
+    for names in ("1 ApplyEyeMakeup\n2 Archery\n", "abseiling,0\nair drumming,1\n", "3d printing 2\nbaking/cooking\n", "clip 7\n", "0\n1\n"):
         path.write_text(names)
         assert len(read_class_names(path)) == 2 - names.endswith("7\n"), names
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ("accordion/a.mp4 train\nbasketball/b.mp4 test\n", r"a list of videos \('accordion/a.mp4 train': a video's path, then numbers or words\), not class names"),  # FCVID's split file
+    ("ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi\n", r"a list of videos \('ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi'"),  # UCF101's test list
+    ("1 0 0 1\n0 1 0 0\n", r"rows of numbers \('1 0 0 1'\), a label matrix as FCVID_Label.txt is, or a list of numbered videos, not class names; the class names are one a line$"),
+])
+def test_fcvids_and_ucf101s_other_files_given_as_the_class_names_are_named_so(tmp_path, text, said):
+    """FCVID's split file or label matrix, or UCF101's test list, as ``--class-names``: each line
+    became a class, the matrix's rows by their first number (before 2026-12-07, evening)."""
+    path = tmp_path / "given.txt"
+    path.write_text(text)
+    with pytest.raises(ManifestError, match=rf"given.txt: {said}"):
+        read_class_names(path)
 
 
 @pytest.mark.parametrize(("on_disk", "in_list"), [("NFC", "NFD"), ("NFD", "NFC")])

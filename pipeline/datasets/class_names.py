@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from pipeline.datasets.finding import folder_key
-from pipeline.datasets.kinds import listed_video
+from pipeline.datasets.kinds import label_row, listed_video, names_video
 from pipeline.datasets.manifest import ManifestError, read_annotation_text
 from pipeline.wording import first_few
 
@@ -44,8 +44,10 @@ def read_class_names(path: Path) -> list[str]:
         except json.JSONDecodeError:
             pass  # a name that starts with a bracket
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if lines and all(listed_video(line) for line in lines):
-        raise ManifestError(f"{path}: a list of videos ({lines[0]!r}: a video's path, then numbers), not class names; give it as --train-list or --val-list, and the class names, one a line, as --class-names")
+    if lines and all(label_row(line) for line in lines):
+        raise ManifestError(f"{path}: rows of numbers ({lines[0][:40]!r}), a label matrix as FCVID_Label.txt is, or a list of numbered videos, not class names; the class names are one a line")
+    if lines and all(listed_video(line) or names_video(line) for line in lines):
+        raise ManifestError(f"{path}: a list of videos ({lines[0]!r}: a video's path, then numbers or words), not class names; give it as --train-list or --val-list, and the class names, one a line, as --class-names")
     indexed = _index_rows(lines)
     if indexed is not None:
         return _in_index_order(path, indexed)

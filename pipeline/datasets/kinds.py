@@ -32,6 +32,20 @@ def listed_video(line: str) -> bool:
     return len(numbers) >= (1 if path else 2) and all(number.isdigit() for number in numbers)
 
 
+def names_video(line: str) -> bool:
+    """Whether a line begins with a video file's name (``accordion/a.mp4 train``, FCVID's split
+    file's line; UCF101's test list's ``Class/v_x.avi``), as no class name does."""
+    first = line.split(maxsplit=1)[0] if line.strip() else ""
+    return PurePosixPath(first.replace("\\", "/")).suffix.lower() in VIDEO_EXTENSIONS
+
+
+def label_row(line: str) -> bool:
+    """Whether a line is a row of a label matrix (FCVID_Label.txt's ``1 0 0 ...``): three
+    numbers or more and nothing else."""
+    fields = [field for field in re.split(r"[\s,;]+", line) if field]
+    return len(fields) >= 3 and all(field.isdigit() for field in fields)
+
+
 def json_kind(data: object) -> str | None:
     """:func:`annotation_kind` of a parsed JSON: ActivityNet's or Kinetics' annotations, by
     whether the first :data:`KIND_SAMPLE` videos' ``annotations`` are lists of segments (objects;
