@@ -471,10 +471,13 @@ def test_a_list_given_as_the_class_names_is_named_so(tmp_path, text):
     ("accordion/a.mp4 train\nbasketball/b.mp4 test\n", r"a list of videos \('accordion/a.mp4 train': a video's path, then numbers or words\), not class names"),  # FCVID's split file
     ("ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi\n", r"a list of videos \('ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi'"),  # UCF101's test list
     ("1 0 0 1\n0 1 0 0\n", r"rows of numbers \('1 0 0 1'\), a label matrix as FCVID_Label.txt is, or a list of numbered videos, not class names; the class names are one a line$"),
+    ("label,youtube_id,time_start,time_end,split\nabseiling,aaaaaaaaaaa,10,20,train\n", r"a Kinetics annotation csv \(label,youtube_id,time_start,time_end,...\), read by --dataset kinetics, or minikinetics with --annotations; not class names$"),
+    ('{"database": {"abc": {"subset": "training", "annotations": [{"label": "Hopscotch", "segment": [1, 2]}]}}}', r"ActivityNet's annotation JSON .*, read by --dataset activitynet; not class names$"),
 ])
-def test_fcvids_and_ucf101s_other_files_given_as_the_class_names_are_named_so(tmp_path, text, said):
-    """FCVID's split file or label matrix, or UCF101's test list, as ``--class-names``: each line
-    became a class, the matrix's rows by their first number (before 2026-12-07, evening)."""
+def test_other_annotation_files_given_as_the_class_names_are_named_so(tmp_path, text, said):
+    """FCVID's split file or label matrix, UCF101's test list, or a Kinetics csv as
+    ``--class-names``: each line became a class, the matrix's rows by their first number; an
+    ActivityNet JSON was "not a class-name JSON" (before 2026-12-07, evening)."""
     path = tmp_path / "given.txt"
     path.write_text(text)
     with pytest.raises(ManifestError, match=rf"given.txt: {said}"):

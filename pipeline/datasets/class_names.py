@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from pipeline.datasets.finding import folder_key
-from pipeline.datasets.kinds import label_row, listed_video, names_video
+from pipeline.datasets.kinds import VIDEO_LIST, annotation_kind, label_row, listed_video, names_video
 from pipeline.datasets.manifest import ManifestError, read_annotation_text
 from pipeline.wording import first_few
 
@@ -36,6 +36,9 @@ def read_class_names(path: Path) -> list[str]:
     """The class names of a class-name file in any of the module's forms, in label order."""
     path = Path(path)
     text = read_annotation_text(path, "class-name file")
+    kind = annotation_kind(text)
+    if kind is not None and kind != VIDEO_LIST:  # a list's own message below
+        raise ManifestError(f"{path}: {kind}; not class names")
     if path.suffix.lower() == ".json":
         return _json_names(path, _parsed_json(path, text))
     if text.lstrip()[:1] in ("[", "{"):
