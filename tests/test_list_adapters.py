@@ -4,6 +4,7 @@ paths resolved against the data root, and clear errors naming the file and line.
 import csv
 import re
 import unicodedata
+import warnings
 from pathlib import Path
 
 import pytest
@@ -517,6 +518,30 @@ def test_a_datasets_annotations_given_as_a_list_are_named_so(tmp_path, name, tex
     for dataset in ("list", "minikinetics"):
         with pytest.raises(ManifestError, match=rf"{name}: {said}"):
             load_rows(dataset, tmp_path, train=path)
+
+
+def test_labels_filling_only_the_start_of_a_class_list_twice_as_long_are_warned_of(tmp_path):
+    """Mini-Kinetics' lists (labels 0-199) with Kinetics-400's class list: label 5 took
+    Kinetics-400's class 5, which is not Mini-Kinetics' class 5, without a word (before
+    2026-12-07, evening). A warning says so where 20 or more labels fill the start of a class
+    list at least twice their number; the dataset's own list, or a subset's, says nothing."""
+    root = tmp_path / "videos"
+    lst = tmp_path / "mini_train.txt"
+    lst.write_text("".join(f"v{i}.mp4 {i % 200}\n" for i in range(400)))
+    k400 = tmp_path / "label_map_k400.txt"
+    k400.write_text("".join(f"class {i}\n" for i in range(400)))
+    with pytest.warns(UserWarning, match=r"mini_train.txt: the labels are 0 to 199, each of them, so the class list's first 200 of its 400 classes name them: is it the dataset's own \(Mini-Kinetics' 200 classes are not Kinetics-400's first 200\)\?$"):
+        load_rows("list", root, train=lst, classes=k400)
+    own = tmp_path / "mini_categories.txt"
+    own.write_text("".join(f"class {i}\n" for i in range(200)))
+    few = tmp_path / "few.txt"
+    few.write_text("".join(f"v{i}.mp4 {i}\n" for i in range(19)))
+    sparse = tmp_path / "sparse.txt"
+    sparse.write_text("".join(f"v{i}.mp4 {2 * i}\n" for i in range(100)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for listed, names in ((lst, own), (few, k400), (sparse, k400)):
+            load_rows("list", root, train=listed, classes=names)
 
 
 def test_a_class_name_file_given_as_a_list_is_named_so(tmp_path, label_map):

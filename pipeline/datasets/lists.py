@@ -379,7 +379,10 @@ def named_labels(read: list[tuple[Path, str, list[ListLine]]], classes: list[str
 def checked_labels(read: list[tuple[Path, str, list[ListLine]]], num_classes: int) -> list[tuple[Path, str, list[ListLine]]]:
     """The read list files (``(file, split, lines)``) with 0-based labels: as they are, or less
     one where they are 1-based (:func:`one_based`, said by a warning). A label beyond the class
-    list is an error naming the file and line."""
+    list is an error naming the file and line; labels that are 0 to U - 1, each of them, for a
+    class list of 2U classes or more (U at least :data:`FEW_CLASSES`) are said by a warning: the
+    class list of a dataset that holds the one labelled (Kinetics-400's for Mini-Kinetics' lists)
+    names their classes wrongly without an error."""
     if one_based(read, num_classes):
         warnings.warn(f"{', '.join(str(path) for path, _, _ in read)}: the labels are 1 to {num_classes} for the {num_classes} classes, none 0, so they are read as 1-based (mmaction2's ActivityNet lists number the classes as the lines of action_name.csv, its header line first)", stacklevel=3)
         read = [(path, split, [replace(item, labels=tuple(label - 1 for label in item.labels)) for item in lines]) for path, split, lines in read]
@@ -390,7 +393,14 @@ def checked_labels(read: list[tuple[Path, str, list[ListLine]]], num_classes: in
             beyond = [label for label in item.labels if label >= num_classes]
             if beyond:
                 raise ManifestError(f"{path}:{item.line_no}: label {beyond[0]} is beyond the {num_classes} classes of the class list (labels are 0-based{hint})")
+    if len(labels) >= FEW_CLASSES and labels == set(range(len(labels))) and 2 * len(labels) <= num_classes:
+        warnings.warn(f"{', '.join(str(path) for path, _, _ in read)}: the labels are 0 to {len(labels) - 1}, each of them, so the class list's first {len(labels)} of its {num_classes} classes name them: is it the dataset's own (Mini-Kinetics' 200 classes are not Kinetics-400's first 200)?", stacklevel=3)
     return read
+
+
+# Below this many classes used, labels that fill only the start of a longer class list are no sign
+# of the wrong list (a small subset made for a test).
+FEW_CLASSES = 20
 
 
 def list_entries(read: list[tuple[Path, str, list[ListLine]]], classes: list[str], resolver: PathResolver) -> list[RawEntry]:
