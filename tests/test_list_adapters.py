@@ -111,6 +111,18 @@ def test_a_csv_list_may_label_by_class_name(tmp_path, label_map):
         load_rows("list", root, train=named, classes=spelt_twice)
 
 
+def test_a_quoted_name_after_a_comma_and_a_space_stays_one_label(tmp_path):
+    """``a.mp4, "cooking, baking"`` (a space after the comma, as tables written by hand have):
+    the quoted name is one class, as in a tab or semicolon table; it was split at its comma
+    into two classes, ``cooking`` and ``baking`` (before 2026-12-07, evening)."""
+    root = tmp_path / "videos"
+    _touch(root, "a.mp4", "b.mp4")
+    named = tmp_path / "train.csv"
+    named.write_text('a.mp4, "cooking, baking"\nb.mp4, abseiling\n')
+    m, rows = load_rows("list", root, train=named)
+    assert m.classes == ("abseiling", "cooking, baking") and [row[2] for row in rows] == [(1,), (0,)]
+
+
 def test_mmaction2_rawframe_list(tmp_path, label_map):
     root = tmp_path / "rawframes"
     _touch(root, "train/a/", "train/b/")

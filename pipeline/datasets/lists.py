@@ -119,26 +119,19 @@ def split_fields(line: str, resolver: PathResolver, numbers: int = 1) -> list[st
     spaces too (``path<TAB>300 5``); by spaces where the line holds a double quote (a field
     with spaces quoted, as Python's ``csv.writer(delimiter=" ")`` and pandas' ``sep=" "``
     write ``"train/air drumming/x.mp4" 3``); else by whitespace (:func:`line_fields`). A field
-    in double quotes may hold the separator (:func:`_cells`)."""
+    in double quotes may hold the separator (:func:`csv_fields`)."""
     if ";" in line:
-        return _cells(line, ";")
+        return csv_fields(line, ";")
     if "\t" in line:
-        path, *cells = _cells(line, "\t")
+        path, *cells = csv_fields(line, "\t")
         fields = [path]
         for cell in cells:
             parts = cell.split()
             fields.extend(parts if len(parts) < 2 or all(_NUMBER.fullmatch(part) for part in parts) else [cell])
         return fields
     if '"' in line:
-        return [cell for cell in _cells(line, " ") if cell]
+        return [cell for cell in csv_fields(line, " ") if cell]
     return line_fields(line, resolver, numbers)
-
-
-def _cells(line: str, mark: str) -> list[str]:
-    """A line's fields split at ``mark``, stripped; where it holds a double quote, as the csv
-    module reads them (a quoted field may hold the mark, its quotes are no part of it)."""
-    cells = next(csv.reader([line], delimiter=mark, skipinitialspace=True)) if '"' in line else line.split(mark)
-    return [cell.strip() for cell in cells]
 
 
 def delimited(line: str) -> bool:
@@ -162,11 +155,12 @@ def table_delimiter(lines: Iterable[str]) -> str:
 
 
 def csv_fields(line: str, delimiter: str = ",") -> list[str]:
-    """The fields of a csv list's line, as the csv module reads them (a path in double quotes
-    may hold the delimiter); a line without quotes split at its delimiters, the same fields at
-    about a third of the cost (every line of an AR-Net list is looked at so, to tell it from a
-    csv list)."""
-    fields = line.split(delimiter) if '"' not in line else next(csv.reader([line], delimiter=delimiter))
+    """The fields of a line split at ``delimiter``, stripped; where it holds a double quote, as
+    the csv module reads them (a quoted field may hold the delimiter, its quotes no part of it;
+    spaces after a delimiter passed over, so that ``a.mp4, "x, y"`` is two fields); a line
+    without quotes split at its delimiters, the same fields at about a third of the cost
+    (every line of an AR-Net list is looked at so, to tell it from a csv list)."""
+    fields = line.split(delimiter) if '"' not in line else next(csv.reader([line], delimiter=delimiter, skipinitialspace=True))
     return [field.strip() for field in fields]
 
 
