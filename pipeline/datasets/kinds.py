@@ -22,12 +22,17 @@ KINETICS_CSV = "a Kinetics annotation csv (label,youtube_id,time_start,time_end,
 VIDEO_LIST = "a list of videos (a path, then numbers), read by --dataset list as --train-list or --val-list"
 
 
+def _fields(line: str) -> list[str]:
+    """A line's fields, however a list or a matrix separates them (spaces, commas, ``;``)."""
+    return [field for field in re.split(r"[\s,;]+", line) if field]
+
+
 def listed_video(line: str) -> bool:
     """Whether a line is a list file's (``a.mp4 0``, ``train/a 120 0``, ``v_x,300,3``): a
     first field, then numbers alone, two or more, or one after a path with a video extension
     or a folder; no class-name file's line is so (``name,index`` has one number), nor a
     Kinetics annotation's."""
-    first, *numbers = [field for field in re.split(r"[\s,;]+", line) if field] or [""]
+    first, *numbers = _fields(line) or [""]
     path = "/" in first or "\\" in first or PurePosixPath(first).suffix.lower() in VIDEO_EXTENSIONS
     return len(numbers) >= (1 if path else 2) and all(number.isdigit() for number in numbers)
 
@@ -42,7 +47,7 @@ def names_video(line: str) -> bool:
 def label_row(line: str) -> bool:
     """Whether a line is a row of a label matrix (FCVID_Label.txt's ``1 0 0 ...``): three
     numbers or more and nothing else."""
-    fields = [field for field in re.split(r"[\s,;]+", line) if field]
+    fields = _fields(line)
     return len(fields) >= 3 and all(field.isdigit() for field in fields)
 
 
