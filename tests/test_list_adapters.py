@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from pipeline.datasets import ManifestError
 from pipeline.datasets.class_names import read_class_names
-from pipeline.datasets.finding import PathResolver, folder_key, titled_ids
+from pipeline.datasets.finding import PathResolver, folder_key, locate, titled_ids
 from pipeline.datasets.lists import detect_format, table_delimiter
 from pipeline.datasets.manifest import video_id
 from stages.cli import main
@@ -512,6 +512,29 @@ def test_names_beyond_ascii_are_found_whichever_unicode_form_the_list_and_files_
     rows = load_rows("list", root, train=lst, classes=label_map)[1]
     disk = form("clases/café au lait/crème brûlée", on_disk)
     assert rows == [(disk, disk + ".mp4", (1,), "train"), ("clases/plain/a", "clases/plain/a.mp4", (0,), "train")]
+
+
+@pytest.mark.parametrize(("on_disk", "in_list"), [("NFC", "NFD"), ("NFD", "NFC")])
+def test_names_beyond_ascii_are_found_by_the_walks_whichever_unicode_form(tmp_path, label_map, on_disk, in_list):
+    """The walks compared names as written (before 2026-12-07, the fifty-fourth session): a list
+    relative to mmaction2's ``videos_train/`` whose names came through macOS was missing, and
+    so was a video looked for by its name anywhere under the root (UCF101's, ActivityNet's and
+    FCVID's videos, :func:`locate`); a renamed class folder (underscores for spaces) in the other
+    form too. Found now, each path the file's own; a name no file bears in either form stays
+    missing."""
+    def form(text: str, which: str) -> str:
+        return unicodedata.normalize(which, text)
+
+    root = tmp_path / "videos"
+    _touch(root, form("videos_train/café au lait/crème brûlée.mp4", on_disk), form("videos_train/fête_foraine/noël.webm", on_disk),
+           "videos_train/plain/a.mp4", form("elsewhere/deep/v_Pâté_g01_c01.avi", on_disk))
+    lst = tmp_path / "train.txt"
+    lst.write_text(form("café au lait/crème brûlée.mp4 1\nfête foraine/noël.mp4 2\nplain/a.mp4 0\nplain/crème.mp4 0\n", in_list))
+    rows = load_rows("list", root, train=lst, classes=label_map)[1]
+    brulee, noel = form("videos_train/café au lait/crème brûlée", on_disk), form("videos_train/fête_foraine/noël", on_disk)
+    assert [(row[0], row[1]) for row in rows] == [(brulee, brulee + ".mp4"), (noel, noel + ".webm"), ("videos_train/plain/a", "videos_train/plain/a.mp4"),
+                                                  (form("plain/crème", in_list), form("plain/crème.mp4", in_list))]
+    assert locate(root, [form("v_Pâté_g01_c01", in_list), form("v_Crème_g01_c01", in_list)]) == [form("elsewhere/deep/v_Pâté_g01_c01.avi", on_disk), None]
 
 
 @pytest.mark.parametrize(("name", "text", "said"), [

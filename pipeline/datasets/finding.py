@@ -199,7 +199,8 @@ class Found:
 
 def find_under(root: Path, names: set[str], known: AbstractSet[str] = frozenset()) -> Found:
     """Where under ``root`` each of ``names`` lies, relative to it, by one walk of the tree: a
-    video file whose stem is the name, or a folder so named, with or without a video extension
+    video file whose stem is the name (in either Unicode form where ``names`` hold a name's
+    composed one, as :func:`name_aliases` give them), or a folder so named, with or without a video extension
     (of frames: FrameExit's ``v_<id>.mp4/``; it is not entered, nor
     is a folder named in ``known``, the dataset's videos found already, so that frames
     extracted beside the videos are not listed).
@@ -277,8 +278,8 @@ def _occurrences(root: Path, names: AbstractSet[str], known: AbstractSet[str], d
         parts, prefix = ((), "") if here == "." else (tuple(here.split(os.sep)), here.replace(os.sep, "/") + "/")
         videos = video_files(files)
         for stem, name in videos.items():
-            if stem in names:
-                yield Occurrence(parts, stem, prefix + name, False, False)
+            if (wanted := _wanted(stem, names)) is not None:
+                yield Occurrence(parts, wanted, prefix + name, False, False)
             elif clips and (youtube_id := clip_youtube_id(stem)) in names:
                 yield Occurrence(parts, youtube_id, prefix + name, False, True)
         if downloads is not None:
@@ -286,8 +287,8 @@ def _occurrences(root: Path, names: AbstractSet[str], known: AbstractSet[str], d
         entered = []
         for name in subfolders:
             stem = without_video_extension(name)  # a folder of frames may bear its video's file name, v_x.mp4/
-            if stem in names:
-                yield Occurrence(parts, stem, prefix + name, True, False)
+            if (wanted := _wanted(stem, names)) is not None:
+                yield Occurrence(parts, wanted, prefix + name, True, False)
             elif clips and (youtube_id := clip_youtube_id(stem)) in names:
                 yield Occurrence(parts, youtube_id, prefix + name, True, True)
             elif stem not in known:
@@ -303,8 +304,9 @@ _FOLDER_SEPARATORS = re.compile(r"[\s_()\-]+")
 
 def folder_key(name: str) -> str:
     """A folder's name as :func:`find_whole` matches it where no folder bears it as written:
-    case, quotes, and runs of spaces, underscores, hyphens and parentheses do not count."""
-    return " ".join(_FOLDER_SEPARATORS.split(name.casefold().replace("'", "").replace('"', ""))).strip()
+    case, quotes, runs of spaces, underscores, hyphens and parentheses, and the Unicode form
+    (:func:`composed`) do not count."""
+    return " ".join(_FOLDER_SEPARATORS.split(composed(name).casefold().replace("'", "").replace('"', ""))).strip()
 
 
 def find_whole(root: Path, paths: list[str], known: AbstractSet[str] = frozenset(), loose: AbstractSet[int] = frozenset()) -> list[str | None]:
@@ -458,12 +460,33 @@ def locate(root: Path, paths: list[str]) -> list[str | None]:
     return found
 
 
-def name_aliases(path: str) -> tuple[str, str]:
+def name_aliases(path: str) -> tuple[str, ...]:
     """The aliases (:func:`_aliases`) of the file or folder name a list's path ends in, without
     its video extension (``train\\v_x.mp4`` -> ``v_x``, ``x``)."""
     return _aliases(without_video_extension(posixpath.basename(_slashed(path))))
 
 
-def _aliases(name: str) -> tuple[str, str]:
-    """A name as written, and with ActivityNet's ``v_`` prefix added or removed."""
-    return name, name[2:] if name.startswith("v_") else f"v_{name}"
+def _aliases(name: str) -> tuple[str, ...]:
+    """A name as written, and with ActivityNet's ``v_`` prefix added or removed; for a name of
+    letters beyond ASCII, both also in Unicode's composed form (:func:`composed`), the form the
+    walks compare names in where a file's name is not wanted as written."""
+    toggled = name[2:] if name.startswith("v_") else f"v_{name}"
+    if name.isascii():
+        return name, toggled
+    return tuple(dict.fromkeys((name, toggled, composed(name), composed(toggled))))
+
+
+def composed(name: str) -> str:
+    """``name`` in Unicode's composed form (NFC: ``é`` one letter, not ``e`` and an accent as
+    macOS's file names held it)."""
+    return unicodedata.normalize("NFC", name)
+
+
+def _wanted(name: str, names: AbstractSet[str]) -> str | None:
+    """The one of ``names`` a file or folder name found by a walk is: itself, else, for a name
+    beyond ASCII, its composed form (:func:`_aliases` puts every wanted name's there)."""
+    if name in names:
+        return name
+    if not name.isascii() and (form := composed(name)) in names:
+        return form
+    return None
