@@ -349,6 +349,34 @@ def test_absolute_paths_are_made_relative_under_the_root_and_found_outside_it(tm
     ]
 
 
+def test_paths_with_dot_dot_are_read_in_their_normal_form_and_found_beside_their_list(tmp_path, label_map):
+    """A list's ``..`` kept: ``videos/a/../a/x.mp4`` became the id ``videos/a/../a/x``, another
+    video than ``videos/a/x``; a list whose paths are relative to its own folder
+    (``lists/train.txt`` naming ``../videos/a/x.mp4``, the data root holding both) had every
+    video missing; a root below the list's folder named its videos ``../videos/a/x``, paths
+    that leave the root and come back (before 2026-12-07, the fifty-fourth session). Now each
+    is read in its normal form, found beside its list where not under the root, and named
+    from the root (absolute outside it); a path in neither place is kept as written (missing)."""
+    ds = tmp_path / "ds"
+    _touch(ds, "videos/a/x.mp4", "videos/a/y.webm", "videos/b/z.mp4", "lists/near/w.mp4", "other/v.mp4")
+    beside = ds / "lists" / "train.txt"
+    beside.write_text("../videos/a/x.mp4 0\n..\\videos\\a\\y.mp4 1\nnear/w.mp4 1\n../videos/a/gone.mp4 2\n")
+    inside = ds / "val.txt"
+    inside.write_text("videos/a/../b/./z.mp4 2\nvideos/b/../../other/v.mp4 0\n")
+    rows = load_rows("list", ds, train=beside, val=inside, classes=label_map)[1]
+    assert rows == [
+        ("videos/a/x", "videos/a/x.mp4", (0,), "train"), ("videos/a/y", "videos/a/y.webm", (1,), "train"),  # beside the list
+        ("lists/near/w", "lists/near/w.mp4", (1,), "train"),
+        ("../videos/a/gone", "../videos/a/gone.mp4", (2,), "train"),  # in neither place: as written
+        ("videos/b/z", "videos/b/z.mp4", (2,), "val"), ("other/v", "other/v.mp4", (0,), "val"),  # normal form
+    ]
+    below = load_rows("list", ds / "videos", train=beside, val=inside, classes=label_map)[1]
+    assert [(row[0], row[1]) for row in below] == [
+        ("a/x", "a/x.mp4"), ("a/y", "a/y.webm"), (str(ds / "lists/near/w"), str(ds / "lists/near/w.mp4")),  # beside the list, outside the root: absolute
+        ("../videos/a/gone", "../videos/a/gone.mp4"),  # leaves the root and comes back, to no file: as written
+        ("b/z", "b/z.mp4"), (str(ds / "other/v"), str(ds / "other/v.mp4"))]  # not under the root: beside the list
+
+
 def test_absolute_paths_of_another_machine_are_found_by_their_last_folders(tmp_path, label_map):
     """A list written with absolute paths on another machine (PySlowFast's csv lists, a
     Windows share): found under the data root by the longest run of last folders it holds, or by

@@ -72,18 +72,27 @@ class PathResolver:
     def written(self, path: str) -> str:
         """``path`` as the root sees it: ``/`` separators (a list written on Windows, whose
         drive letter is dropped: ``D:\\k400\\x.mp4`` is ``/k400/x.mp4``), relative to the root
-        where it lies under it or where it is not a path of this machine (:meth:`from_elsewhere`:
+        where it lies under it (``../videos/a.mp4`` for the root ``videos/`` as ``a.mp4``) or
+        where it is not a path of this machine (:meth:`from_elsewhere`:
         ``/a/b.mp4`` whose folder does not exist is taken as ``a/b.mp4``, and so is every path
         written on Windows, ``D:\\x.mp4`` as ``x.mp4``), absolute where it points outside the root."""
         if "\\" not in path and not written_absolute(path):
-            return posix_path(path)  # the usual relative path, at once
+            return self._within(posix_path(path))  # the usual relative path, at once
         written = _slashed(path)
         if written.startswith("/"):
             if self._under_root(written):
                 return "." if written == self._absolute_root else written[len(self._inside_root) :]
             if path.startswith("/") and "\\" not in path and os.path.isdir(os.path.join(self.root, posixpath.dirname(written))):
                 return written
-        return posix_path(written.lstrip("/"))
+        return self._within(posix_path(written.lstrip("/")))
+
+    def _within(self, relative: str) -> str:
+        """A relative path in its normal form, one that leaves the root and comes back into it
+        (``../videos/a.mp4`` for the root ``videos/``) as the path under it (``a.mp4``)."""
+        if not relative.startswith("../"):
+            return relative
+        absolute = posixpath.normpath(posixpath.join(self._absolute_root, relative))
+        return absolute[len(self._inside_root) :] if absolute.startswith(self._inside_root) else relative
 
     def from_elsewhere(self, path: str) -> bool:
         """Whether ``path`` is written absolute but :meth:`written` takes it as relative to the
@@ -124,7 +133,7 @@ UNICODE_FORMS = ("NFC", "NFD")
 
 
 def _slashed(path: str) -> str:
-    """A list's path with ``/`` separators in pathlib's normal form, a Windows drive letter
+    """A list's path with ``/`` separators in its normal form (:func:`posix_path`), a Windows drive letter
     dropped (``D:\\k400\\x.mp4`` -> ``/k400/x.mp4``)."""
     slashed = posix_path(path.replace("\\", "/"))
     return slashed[2:] if written_absolute(slashed) and not slashed.startswith("/") else slashed
@@ -423,6 +432,22 @@ def find_listed(resolver: PathResolver, paths: list[str]) -> list[str | None]:
         known = {alias for path in paths for alias in name_aliases(path)}  # frame folders the walk does not enter
         for (i, _), rel in zip(lost, find_whole(resolver.root, [written for _, written in lost], known, foreign)):
             found[i] = rel
+    return found
+
+
+def find_beside(resolver: PathResolver, folder: Path, paths: list[str]) -> list[str | None]:
+    """Where each of ``paths``, a list's relative paths not found under the root, lies relative
+    to the list's own ``folder`` (``../videos/a.mp4`` in ``lists/train.txt``, the data root
+    holding both), as :meth:`PathResolver.find` finds it there: relative to the root where it
+    lies under it, else absolute; None where it is not there either, for paths written absolute
+    (on this machine or another), and for all where the folder is the root."""
+    base = os.path.abspath(folder)
+    beside = PathResolver(Path(base))
+    found: list[str | None] = []
+    for path in paths:
+        written = resolver.written(path)
+        hit = None if base == resolver._absolute_root or written_absolute(path) else beside.find(written)
+        found.append(None if hit is None else resolver.written(os.path.normpath(os.path.join(base, hit))))
     return found
 
 

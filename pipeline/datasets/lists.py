@@ -37,7 +37,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from pipeline.datasets.class_names import class_key, first_spellings, refuse_same_classes
-from pipeline.datasets.finding import YOUTUBE_ID, PathResolver, find_listed
+from pipeline.datasets.finding import YOUTUBE_ID, PathResolver, find_beside, find_listed
 from pipeline.datasets.kinetics import bare_id_files
 from pipeline.datasets.kinds import VIDEO_LIST, annotation_kind, listed_video
 from pipeline.datasets.manifest import ManifestError, RawEntry, read_annotation_text, video_id
@@ -399,7 +399,8 @@ FEW_CLASSES = 20
 
 def list_entries(read: list[tuple[Path, str, list[ListLine]]], classes: list[str], resolver: PathResolver) -> list[RawEntry]:
     """The entries of read list files (``(file, split, lines)``), labels checked
-    (:func:`checked_labels`), paths resolved against the data root (:func:`find_listed`); a
+    (:func:`checked_labels`), paths resolved against the data root (:func:`find_listed`), else
+    against the list's own folder (:func:`~pipeline.datasets.finding.find_beside`); a
     Kinetics clip's path not found, in the file named by the bare YouTube id with the clip's
     segment (:func:`~pipeline.datasets.kinetics.bare_id_files`, the id as the list names the
     clip); else kept as written (the features stage reports the missing file)."""
@@ -407,6 +408,12 @@ def list_entries(read: list[tuple[Path, str, list[ListLine]]], classes: list[str
     items = [(split, item) for _, split, lines in read for item in lines]
     paths = [item.path for _, item in items]
     found = find_listed(resolver, paths)
+    start = 0
+    for list_file, _, lines in read:  # not under the root: relative to the list's own folder?
+        lost = [i for i in range(start, start + len(lines)) if found[i] is None]
+        for i, rel in zip(lost, find_beside(resolver, list_file.parent, [paths[i] for i in lost])):
+            found[i] = rel
+        start += len(lines)
     bare = bare_id_files(resolver.root, [path for path, rel in zip(paths, found) if rel is None])
     entries = []
     for (split, item), rel in zip(items, found):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import codecs
 import hashlib
 import json
+import posixpath
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Iterable
 
 from pipeline.video import VIDEO_EXTENSIONS
@@ -61,11 +62,12 @@ class AnnotationFiles:
 
 
 def posix_path(path: str) -> str:
-    """A ``/``-separated path as pathlib's ``PurePosixPath`` writes it (no empty or ``.``
-    parts, no trailing ``/``; ``..`` kept), making no object where nothing is to change (a
-    Kinetics list's 240,000 paths are handled as strings so)."""
-    if "//" in path or "/./" in path or path.startswith("./") or path.endswith(("/", "/.")) or not path:
-        return str(PurePosixPath(path))
+    """A ``/``-separated path in its normal form (``posixpath.normpath``: no empty or ``.``
+    parts, no trailing ``/``, a folder and a ``..`` after it dropped, ``a/../b`` as ``b``, as
+    a list that wrote so meant it, a linked folder's parent aside; leading ``..`` kept), the
+    usual path as it is at once (a Kinetics list's 240,000 paths are handled as strings so)."""
+    if "//" in path or "/." in path or path.startswith(".") or path.endswith("/") or not path:
+        return posixpath.normpath(path)
     return path
 
 
