@@ -67,8 +67,9 @@ def test_data_command_counts_the_videos_on_disk_and_names_the_missing(tmp_path: 
         {"video": "videos/e", "split": "train", "labels": ["0"], "path": "videos/e.mp4", "unfinished": None, "broken_link": None, "empty": True},
         {"video": "videos/c", "split": "val", "labels": ["0"], "path": "videos/c.mp4", "unfinished": None, "broken_link": None, "empty": False},
     ]
-    elsewhere = CliRunner().invoke(main, [*args, "--data-root", str(tmp_path / "videos")])
-    assert f"videos on disk under {tmp_path / 'videos'}: 0 of 6" in elsewhere.output and f"none is under {tmp_path / 'videos'}: the annotations' paths are relative to --data-root" in elsewhere.output
+    (tmp_path / "other").mkdir()
+    elsewhere = CliRunner().invoke(main, [*args, "--data-root", str(tmp_path / "other")])
+    assert f"videos on disk under {tmp_path / 'other'}: 0 of 6" in elsewhere.output and f"none is under {tmp_path / 'other'}: the annotations' paths are relative to --data-root" in elsewhere.output
     (tmp_path / "linked").mkdir()  # every video in a folder linked to a disk not mounted
     (tmp_path / "linked" / "videos").symlink_to("/mnt/unmounted/videos")
     unmounted = CliRunner().invoke(main, [*args, "--data-root", str(tmp_path / "linked")])

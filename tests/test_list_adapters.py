@@ -355,8 +355,10 @@ def test_paths_with_dot_dot_are_read_in_their_normal_form_and_found_beside_their
     (``lists/train.txt`` naming ``../videos/a/x.mp4``, the data root holding both) had every
     video missing; a root below the list's folder named its videos ``../videos/a/x``, paths
     that leave the root and come back (before 2026-12-07, the fifty-fourth session). Now each
-    is read in its normal form, found beside its list where not under the root, and named
-    from the root (absolute outside it); a path in neither place is kept as written (missing)."""
+    is read in its normal form, found beside its list where not under the root as written (the
+    root given as the videos' folder, the list's paths relative to the folder above), and named
+    from the root; a path in neither place, or beside the list outside the root, is kept as
+    written (missing: a root given wrong is said so)."""
     ds = tmp_path / "ds"
     _touch(ds, "videos/a/x.mp4", "videos/a/y.webm", "videos/b/z.mp4", "lists/near/w.mp4", "other/v.mp4")
     beside = ds / "lists" / "train.txt"
@@ -372,9 +374,9 @@ def test_paths_with_dot_dot_are_read_in_their_normal_form_and_found_beside_their
     ]
     below = load_rows("list", ds / "videos", train=beside, val=inside, classes=label_map)[1]
     assert [(row[0], row[1]) for row in below] == [
-        ("a/x", "a/x.mp4"), ("a/y", "a/y.webm"), (str(ds / "lists/near/w"), str(ds / "lists/near/w.mp4")),  # beside the list, outside the root: absolute
+        ("a/x", "a/x.mp4"), ("a/y", "a/y.webm"), ("near/w", "near/w.mp4"),  # beside the list but outside the root: missing
         ("../videos/a/gone", "../videos/a/gone.mp4"),  # leaves the root and comes back, to no file: as written
-        ("b/z", "b/z.mp4"), (str(ds / "other/v"), str(ds / "other/v.mp4"))]  # not under the root: beside the list
+        ("b/z", "b/z.mp4"), ("other/v", "videos/b/../../other/v.mp4")]  # not under the root as written: beside the list
 
 
 def test_absolute_paths_of_another_machine_are_found_by_their_last_folders(tmp_path, label_map):

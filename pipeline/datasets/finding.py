@@ -436,18 +436,20 @@ def find_listed(resolver: PathResolver, paths: list[str]) -> list[str | None]:
 
 
 def find_beside(resolver: PathResolver, folder: Path, paths: list[str]) -> list[str | None]:
-    """Where each of ``paths``, a list's relative paths not found under the root, lies relative
-    to the list's own ``folder`` (``../videos/a.mp4`` in ``lists/train.txt``, the data root
-    holding both), as :meth:`PathResolver.find` finds it there: relative to the root where it
-    lies under it, else absolute; None where it is not there either, for paths written absolute
-    (on this machine or another), and for all where the folder is the root."""
+    """Where under the root each of ``paths``, a list's relative paths not found there as
+    written, lies relative to the list's own ``folder`` (``../videos/a.mp4`` in
+    ``lists/train.txt``, the data root holding both; ``videos/a.mp4`` in a list beside
+    ``videos/``, the root given as ``videos/``), as :meth:`PathResolver.find` finds it there,
+    relative to the root; None where it is not there or not under the root (a root given wrong
+    stays said so, the manifest's paths relative to the root), for paths written absolute (on
+    this machine or another), and for all where the folder is the root."""
     base = os.path.abspath(folder)
     beside = PathResolver(Path(base))
     found: list[str | None] = []
     for path in paths:
-        written = resolver.written(path)
-        hit = None if base == resolver._absolute_root or written_absolute(path) else beside.find(written)
-        found.append(None if hit is None else resolver.written(os.path.normpath(os.path.join(base, hit))))
+        hit = None if base == resolver._absolute_root or written_absolute(path) else beside.find(resolver.written(path))
+        under = None if hit is None else resolver.written(os.path.normpath(os.path.join(base, hit)))
+        found.append(None if under is None or under.startswith("/") else under)
     return found
 
 
