@@ -79,6 +79,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from pipeline.output_kinds import named
+
 PENDING, DONE, FAILED = 0, 1, 2
 SHARD_VIDEOS = 256  # default videos per shard file of a new store
 CHUNK_VIDEOS = 32  # at most this many videos per compressed chunk inside a shard (see above)
@@ -669,7 +671,7 @@ class FeatureCache:
             try:
                 group = zarr.open_group(str(self.path), mode="r")
             except FileNotFoundError:  # zarr's "no group found", a FileNotFoundError
-                raise CacheError(f"{self.path}: not a feature cache (no Zarr group here; the features stage writes <cache-dir>/<dataset>/features-<fingerprint>.zarr, or .h5 with --storage hdf5)") from None
+                raise CacheError(named(self.path, "a feature cache", "not a feature cache (no Zarr group here; the features stage writes <cache-dir>/<dataset>/features-<fingerprint>.zarr, or .h5 with --storage hdf5)")) from None
             if "fingerprint" not in group.attrs:
                 raise CacheError(f"{self.path}: a Zarr group without a feature cache's attributes (another program's, or one whose making was cut short): remove it or pick another --cache")
             self.attrs = dict(group.attrs)

@@ -18,6 +18,7 @@ from pipeline.config import ModelSpec, model_architecture
 from pipeline.datasets.class_names import class_key, read_class_names
 from pipeline.datasets.manifest import ManifestError
 from pipeline.decoders import first_line
+from pipeline.output_kinds import CHECKPOINT, FINETUNING_RUN, named, output_kind
 from pipeline.wording import first_few
 
 CHECKPOINT_FORMAT = "nsnet-checkpoint-v1"
@@ -30,6 +31,8 @@ CHECKPOINT_GLOBALS = [argparse.Namespace]
 PREPROCESSING_KEYS = ("mean", "std", "interpolation")
 # The weight files timm's save_for_hf / push_to_hub writes, with its config.json beside them.
 TIMM_HUB_FILES = ("model.safetensors", "pytorch_model.bin")
+# What a sampler run's model.pth holds (stages.train), given where a backbone's weights belong.
+SAMPLER_HEADS = {"model", "config", "features_fingerprint"}
 # A training checkpoint's averaged weights, taken before its raw ones where it has both, as timm's
 # own loading does (``timm.models.load_checkpoint``, ``create_model(checkpoint_path=...)``):
 # timm's train.py with --model-ema, DeiT-style trainers. Its best checkpoint is chosen by them.
@@ -48,11 +51,13 @@ class WeightsError(Exception):
 def checkpoint_path(weights: str) -> str:
     """Weights given as a timm hub folder (what ``huggingface-cli download timm/<model>
     --local-dir DIR`` or timm's ``save_for_hf`` writes) as the weight file in it, safetensors
-    first (:data:`TIMM_HUB_FILES`); any other value as given."""
+    first (:data:`TIMM_HUB_FILES`), or as a fine-tuning run's folder (``nsnet finetune``'s) as
+    its ``model.pth``; any other value as given."""
     folder = Path(weights)
     if not folder.is_dir():
         return weights
-    return next((str(folder / name) for name in TIMM_HUB_FILES if (folder / name).is_file()), weights)
+    held = TIMM_HUB_FILES + (("model.pth",) if output_kind(folder) == FINETUNING_RUN else ())
+    return next((str(folder / name) for name in held if (folder / name).is_file()), weights)
 
 
 def no_checkpoint(path: Path) -> WeightsError:
@@ -62,7 +67,7 @@ def no_checkpoint(path: Path) -> WeightsError:
         held = checkpoint_path(str(path))
         if held != str(path):
             return WeightsError(f"{path}: a folder; give its weight file, {held}")
-        return WeightsError(f"{path}: a folder without a checkpoint file timm writes ({' or '.join(TIMM_HUB_FILES)}): give the checkpoint file itself")
+        return WeightsError(named(path, "a checkpoint", f"a folder without a checkpoint file timm writes ({' or '.join(TIMM_HUB_FILES)}): give the checkpoint file itself"))
     return WeightsError(f"{path}: checkpoint file not found (weights must be 'imagenet', 'none' or a checkpoint path)")
 
 
@@ -91,9 +96,11 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
         if isinstance(exc, pickle.UnpicklingError) and "Unsupported global" in str(exc):
             raise WeightsError(_pickled_objects_message(path, str(exc))) from exc
         detail = re.search(r"WeightsUnpickler error:\s*(.+)", str(exc))  # the line that says what, after torch's advice
-        raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({detail[1] if detail else first_line(exc)})") from exc
+        raise WeightsError(named(path, "a checkpoint", f"not a readable PyTorch checkpoint ({detail[1] if detail else first_line(exc)})", itself=CHECKPOINT)) from exc
     if not isinstance(obj, dict):
         raise WeightsError(f"{path}: checkpoint holds a {type(obj).__name__}, expected a state dict")
+    if SAMPLER_HEADS <= obj.keys():
+        raise WeightsError(f"{path}: a sampler run's trained heads (`nsnet train`'s model.pth; --run takes it or its folder); not a backbone's weights")
     hub = timm_hub_config(path)
     if hub:  # timm's plain state dict, described by its config.json
         return {"state_dict": obj, **hub}

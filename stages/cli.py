@@ -21,6 +21,7 @@ from pipeline.config import DECODE_TIMEOUT_S, LATENCY_REPS_FACTOR, PREDICT_BATCH
 from pipeline.datasets import DATASETS  # noqa: E402
 from pipeline.datasets.lists import LIST_FORMATS  # noqa: E402
 from pipeline.datasets.manifest import EVALUATION_SPLITS  # noqa: E402
+from pipeline.output_kinds import run_folder  # noqa: E402
 from pipeline.presets import PRESETS, get_preset  # noqa: E402
 import pipeline  # noqa: E402
 
@@ -436,6 +437,7 @@ def resolve_sampler_inputs(cache_dir: Path, dataset: str, features_path: Path | 
     """The feature cache (default: the last finished one) and its prototypes (default: the
     last ones ``nsnet prototypes`` made for it)."""
     from pipeline.cache import CacheError, FeatureCache, read_pointer
+    from stages.train import guides_file
 
     features_path = resolve_features(cache_dir, dataset, features_path, preset)
     if prototypes_path is None:
@@ -445,6 +447,7 @@ def resolve_sampler_inputs(cache_dir: Path, dataset: str, features_path: Path | 
                 pass
             raise CacheError(f"{features_path}: no prototypes made for this feature cache by `nsnet prototypes`; run it first or pass --prototypes")
         prototypes_path = read_pointer(pointer)
+    guides_file(prototypes_path)  # a path that is no prototypes folder named as what it is, first
     return features_path, prototypes_path
 
 
@@ -582,6 +585,12 @@ def train(dataset: str, data_root: Path | None, cache_dir: Path, features_path: 
     click.echo(result.table())
 
 
+def sampler_run_given(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """``--run`` as given, a file of a sampler run (its ``model.pth``) as the run's folder
+    (:func:`~pipeline.output_kinds.run_folder`)."""
+    return None if value is None else run_folder(value)
+
+
 def latest_run_file(prototypes_path: Path) -> Path:
     """Where ``nsnet train`` records the sampler run it last finished on these prototypes (the
     evaluate stage's own runs, such as the w/o-NS baseline, are not recorded)."""
@@ -616,7 +625,7 @@ def resolve_run(features_path: Path, prototypes_path: Path, dataset: str, run_pa
 @dataset_option
 @cache_videos_option
 @sampler_inputs_options
-@click.option("--run", "--sampler-run", "run_path", type=click.Path(path_type=Path), default=None, help="Trained sampler (default: the last run `nsnet train` finished on the prototypes, else the run of the dataset's train config); under torchrun spelt --sampler-run, as torchrun takes --run for its own --run-path.")
+@click.option("--run", "--sampler-run", "run_path", type=click.Path(path_type=Path), default=None, callback=sampler_run_given, help="Trained sampler: a run's folder, or its model.pth (default: the last run `nsnet train` finished on the prototypes, else the run of the dataset's train config); under torchrun spelt --sampler-run, as torchrun takes --run for its own --run-path.")
 @frame_choice_options
 @click.option("--seed", type=int, default=None, help="Seed of the RANDOM baseline.")
 @click.option("--all-frames/--no-all-frames", default=None, help="Table 1's baselines over all frames (they decode every frame of every evaluation video) [default: on; at 1 fps on ActivityNet; off on FCVID and Mini-Kinetics, where the paper has none].")
@@ -661,7 +670,7 @@ def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_pat
 @click.argument("videos", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--videos-from", "listing", type=click.Path(path_type=Path, allow_dash=True), default=None, help="A file listing videos or folders, one path a line (`find ... > list.txt`, or a dataset's list file, its labels passed over; '-' reads standard input), predicted with VIDEOS: for more than a command line holds.")
 @click.option("--videos-root", type=click.Path(path_type=Path, file_okay=False), default=None, help="The folder --videos-from's relative paths lie under (a dataset list's data root) [default: the current folder].")
-@click.option("--run", "--sampler-run", "run_path", type=click.Path(path_type=Path), default=None, help="Sampler run of `nsnet train` (default: the last one it finished for --dataset's latest prototypes, else the run of the dataset's train config); --sampler-run is the same.")
+@click.option("--run", "--sampler-run", "run_path", type=click.Path(path_type=Path), default=None, callback=sampler_run_given, help="Sampler run of `nsnet train`: its folder, or its model.pth (default: the last one it finished for --dataset's latest prototypes, else the run of the dataset's train config); --sampler-run is the same.")
 @click.option("--dataset", type=click.Choice(sorted(DATASETS)), default=None, help="Check that the run was trained on this dataset (and find its default run).")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=Path("cache"), show_default=True)
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("cache/predict"), show_default=True, help="Where predictions.jsonl and the plots go.")

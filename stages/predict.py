@@ -29,11 +29,12 @@ from pipeline.cache import CacheError, FeatureCache, clear_partials, is_partial,
 from pipeline.config import DECODE_TIMEOUT_S, PREDICT_BATCH, EvalConfig
 from pipeline.datasets.finding import walk_once
 from pipeline.datasets.lists import entry_lines, is_header
-from pipeline.datasets.manifest import read_annotation_text
+from pipeline.datasets.manifest import ManifestError, read_annotation_text
 from pipeline.decoders import DECODER_RULES, looked_into, misread_before
 from pipeline.distributed import WHOLE, Share
 from pipeline.extract import BothModels, Transform, workers_within_shared_memory
 from pipeline.inference import NSNetInference, ObservationDecoder, VideoPrediction, predict_frames, predict_videos
+from pipeline.output_kinds import SAMPLER_RUN, output_kind
 from pipeline.plots import matplotlib_available, plot_video_saliency
 from pipeline.video import FRAME_EXTENSIONS, VIDEO_EXTENSIONS, failure_summary, hidden, unfinished_video
 from pipeline.wording import first_few
@@ -83,6 +84,8 @@ class TrainedPipeline:
 def features_of_run(run_dir: Path) -> Path:
     """The feature cache a sampler run was trained on (its folder name is the run's prefix)."""
     run_dir = Path(run_dir)
+    if (kind := output_kind(run_dir)) not in (None, SAMPLER_RUN):
+        raise CacheError(f"{run_dir}: {kind}; not a sampler run")
     if not run_dir.is_dir():
         raise CacheError(f"{run_dir}: no such sampler run directory")
     if RUN_MARKER not in run_dir.name:
@@ -169,6 +172,8 @@ def listed_videos(listing: Path, root: Path | None = None) -> list[Path]:
     header line naming the columns passed over). ``-`` reads the standard input. Read as
     annotation files are (UTF-8 with or without its byte-order mark, UTF-16 with its mark, CRLF
     allowed)."""
+    if Path(listing).is_dir() and output_kind(listing) is None:
+        raise ManifestError(f"{listing}: a folder; give it as an argument, `nsnet predict {listing}` (--videos-from takes a file listing videos or folders)")
     text = sys.stdin.read() if str(listing) == "-" else read_annotation_text(listing, "list of videos")
     lines = [line for _, line in entry_lines(text)]
     if lines and is_header(lines[0]) and not os.path.exists(os.path.join(root or "", lines[0])):

@@ -30,6 +30,7 @@ from pipeline.environment import environment
 from pipeline.evaluation import fused_positions, recognition, scores_at
 from pipeline.metrics import multi_hot
 from pipeline.models import save_atomic
+from pipeline.output_kinds import SAMPLER_RUN, named, output_kind
 from pipeline.plots import CURVES_NAME, draw_curves_once
 from pipeline.sampler import NSNetSampler, SamplerConfig
 from pipeline.sampler_training import SALIENCY_BATCH, CachedClips, FrameObjective, WindowedRows, frame_objective, sampler_saliency, shuffle_windows, train_epoch
@@ -146,13 +147,23 @@ class SamplerInputs:
         return SamplerShape(self.light.shape[-1], self.light.shape[1], self.labels.shape[1])
 
 
+def guides_file(prototypes: Path) -> Path:
+    """The guiding scores' file of a prototypes folder; a :class:`CacheError` saying what the
+    path is where it is no such folder (:func:`~pipeline.output_kinds.named`: a feature cache or
+    a sampler run given as ``--prototypes``)."""
+    path = Path(prototypes) / "guides.npz"
+    if not path.is_file():
+        raise CacheError(named(Path(prototypes), "a prototypes folder", "not a prototypes folder (no guides.npz; `nsnet prototypes` makes <features cache>.prototypes-<fingerprint>/)"))
+    return path
+
+
 def load_sampler_inputs(features: Path, prototypes: Path) -> SamplerInputs:
     """The cache's and prototypes' arrays the sampler needs, its light features left unread (an
     empty ``[0, T, D]`` array keeps their shape): :func:`read_training_features` reads the
     training videos', a stage that scores videos reads their rows itself (evaluate: the
     evaluation split). Prototypes made from the cache as it was before videos of it were
     computed again (their ``info.json`` names its content fingerprint) are refused."""
-    guides = np.load(Path(prototypes) / "guides.npz")
+    guides = np.load(guides_file(prototypes))
     info_file = Path(prototypes) / "info.json"
     made_from = json.loads(info_file.read_text()).get("features_fingerprint") if info_file.is_file() else None
     with FeatureCache(features) as cache:
@@ -189,7 +200,7 @@ def read_training_features(inputs: SamplerInputs, features: Path, prototypes: Pa
         names = ["light_features"] + (["shift_light_features"] if read_shift and cache.offsets > 1 else [])
         shift_g = None
         if len(names) > 1:  # checked before any features are read
-            guides = np.load(Path(prototypes) / "guides.npz")
+            guides = np.load(guides_file(prototypes))
             if "g_shift" not in guides:
                 raise CacheError(f"{prototypes}: no guiding scores of the other candidate frames, which {features} holds; run `nsnet prototypes` again")
             shift_g = np.nan_to_num(guides["g_shift"][train])
@@ -318,6 +329,9 @@ def load_trained_sampler(run_dir: Path, features_fingerprint: str, shape: Sample
     (its :meth:`~pipeline.cache.FeatureCache.content_fingerprint`) they are about to be used with."""
     path = Path(run_dir) / "model.pth"
     if not path.is_file():
+        kind = output_kind(Path(run_dir))
+        if kind is not None and kind != SAMPLER_RUN:
+            raise CacheError(f"{run_dir}: {kind}; not a sampler run")
         raise CacheError(f"{run_dir}: no trained sampler here (model.pth missing); run `nsnet train` first")
     saved = torch.load(path, map_location="cpu", weights_only=False)
     if saved.get("features_fingerprint") != features_fingerprint:

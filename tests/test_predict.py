@@ -499,8 +499,11 @@ def test_predict_refuses_runs_that_do_not_fit(trained, tmp_path, onnx_exports):
         t = cache["frame_indices"].shape[1]
     with pytest.raises(ValueError, match=f"K={t + 1} is more than the T={t} frames observed a video"):
         load_pipeline(run, replace(EVAL, k=t + 1), device, export_dir=onnx_exports)
-    with pytest.raises(CacheError, match="not a sampler run directory"):
+    with pytest.raises(CacheError, match=r"a prototypes folder \(`nsnet prototypes`' output\), read by --prototypes; not a sampler run$"):
         load_pipeline(prototypes, EVAL, device, export_dir=onnx_exports)
+    (tmp_path / "some_folder").mkdir()
+    with pytest.raises(CacheError, match="not a sampler run directory"):
+        load_pipeline(tmp_path / "some_folder", EVAL, device, export_dir=onnx_exports)
     with pytest.raises(CacheError, match="no such sampler run directory"):
         load_pipeline(tmp_path / "nowhere.train-0", EVAL, device, export_dir=onnx_exports)
     # a run whose feature cache is gone

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable
 
+from pipeline.output_kinds import named
 from pipeline.video import VIDEO_EXTENSIONS
 from pipeline.wording import first_few
 
@@ -227,6 +228,8 @@ def read_annotation_text(path: Path, what: str = "annotation file") -> str:
     (:func:`_text_encoding`); any line ending reads as one. A missing or undecodable file, a
     binary one and a spreadsheet's workbook are errors naming it."""
     path = Path(path)
+    if path.is_dir():
+        raise ManifestError(named(path, f"the {what}", f"a folder; the {what} is a file"))
     if not path.is_file():
         raise ManifestError(f"{path}: {what} not found")
     data = path.read_bytes()
