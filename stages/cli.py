@@ -451,6 +451,22 @@ def resolve_sampler_inputs(cache_dir: Path, dataset: str, features_path: Path | 
     return features_path, prototypes_path
 
 
+def cache_dataset(features_path: Path, dataset: str) -> str:
+    """The dataset whose configuration a stage after ``features`` takes for a cache: the one the
+    cache was made from where ``--dataset`` is left at its default (a FCVID cache given as
+    ``--features`` took the demo's 40 epochs and evaluation defaults); ``--dataset`` given and
+    naming another is an error."""
+    from pipeline.cache import CacheError, FeatureCache
+
+    with FeatureCache(features_path) as cache:
+        made = cache.attrs.get("identity", {}).get("dataset")
+    if made == dataset or made not in DATASETS:
+        return dataset
+    if click.get_current_context().get_parameter_source("dataset") is not click.core.ParameterSource.DEFAULT:
+        raise CacheError(f"{features_path}: a feature cache of the {made!r} dataset, not {dataset!r}: leave --dataset out (the cache's is taken) or give --dataset {made}")
+    return made
+
+
 def videos_root(features_path: Path, dataset: str, data_root: Path | None) -> Path:
     """Where a stage after ``features`` finds the cache's videos: ``--data-root`` (or
     ``DATA_ROOT``) where given, else the folder the features stage read them from (recorded in
@@ -545,6 +561,7 @@ def prototypes(dataset: str, cache_dir: Path, features_path: Path | None, epsilo
     from stages.prototypes import run_prototypes
 
     features_path = resolve_features(cache_dir, dataset, features_path, preset)
+    dataset = cache_dataset(features_path, dataset)
     root = videos_root(features_path, dataset, data_root)
     result = run_prototypes(features_path, GuidingScorer(epsilon=epsilon, guide=guide, temperature=temperature), ground_truth=ground_truth_file(features_path, root), progress=not no_progress)
     record_latest(latest_prototypes_file(features_path), result.path)
@@ -575,9 +592,9 @@ def train(dataset: str, data_root: Path | None, cache_dir: Path, features_path: 
     from pipeline.distributed import pick_device
     from stages.train import draw_curves, run_train
 
-    dset = get_dataset(dataset)
     features_path, prototypes_path = resolve_sampler_inputs(cache_dir, dataset, features_path, prototypes_path, preset)
-    cfg = replace(dset.train, **{k: v for k, v in changes.items() if v is not None})
+    dataset = cache_dataset(features_path, dataset)
+    cfg = replace(get_dataset(dataset).train, **{k: v for k, v in changes.items() if v is not None})
     root = videos_root(features_path, dataset, data_root)
     result = run_train(features_path, prototypes_path, cfg, device=str(pick_device(device)), progress=not no_progress, ground_truth=ground_truth_file(features_path, root), val_every=val_every)
     record_latest(latest_run_file(prototypes_path), result.path)
@@ -647,6 +664,7 @@ def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_pat
     from stages.evaluate_report import render_table
 
     features_path, prototypes_path = resolve_sampler_inputs(cache_dir, dataset, features_path, prototypes_path, preset)
+    dataset = cache_dataset(features_path, dataset)
     run_path = resolve_run(features_path, prototypes_path, dataset, run_path)
     cfg = evaluation_config(dataset, preset, all_frames, **changes)
     root = videos_root(features_path, dataset, data_root)
@@ -736,6 +754,7 @@ def ablations(dataset: str, cache_dir: Path, features_path: Path | None, prototy
     from stages.ablations import render_ablations, run_ablations
 
     features_path, prototypes_path = resolve_sampler_inputs(cache_dir, dataset, features_path, prototypes_path, preset)
+    dataset = cache_dataset(features_path, dataset)
     cfg = EvalConfig() if preset is None else get_preset(preset).evaluation(dataset)
     cfg = replace(cfg, **({"k": k} if k else {}))
     report = run_ablations(features_path, prototypes_path, get_dataset(dataset).train, cfg, device=str(pick_device(device)), progress=not no_progress)
@@ -756,6 +775,7 @@ def bench_train_command(dataset: str, cache_dir: Path, features_path: Path | Non
     from stages.bench_train import bench_train
 
     features_path, prototypes_path = resolve_sampler_inputs(cache_dir, dataset, features_path, prototypes_path, preset)
+    dataset = cache_dataset(features_path, dataset)
     click.echo(bench_train(features_path, prototypes_path, get_dataset(dataset).train, epochs, str(pick_device(device)), progress=not no_progress).table())
 
 

@@ -12,7 +12,7 @@ import torch
 from click.testing import CliRunner
 
 from pipeline import cache as cache_mod
-from pipeline.cache import DONE, CacheError, FeatureCache
+from pipeline.cache import DONE, CacheError, FeatureCache, read_pointer
 from pipeline.config import EvalConfig, TrainConfig
 from pipeline.metrics import multi_hot
 from pipeline.prototypes import GuidingScorer
@@ -117,6 +117,25 @@ def test_prototypes_train_evaluate_end_to_end(synthetic):
     assert any("synthetic cache (no videos), skipped: NSNet's decoded row" in line for line in report["skipped"])
     g = report["gflops"]  # the paper's models counted: ResNet-50 4.09 G a frame (paper 4.11)
     assert g["rec_per_frame"] == pytest.approx(4.09, abs=0.01) and methods["NSNet (K=5)"]["gflops"] == pytest.approx(5 * g["rec_per_frame"] + g["sampler"])
+
+
+def test_the_stages_after_features_take_the_caches_own_dataset(synthetic):
+    """A cache given as ``--features`` with ``--dataset`` left out was read with the demo's
+    configuration (40 epochs, the learning rate dropped at 17 and 25; before 2026-12-07, the
+    fifty-fourth session): the cache's own dataset's now, ActivityNet's milestones 50 and 75;
+    ``--dataset`` naming another dataset is an error saying whose the cache is."""
+    path, _ = synthetic
+    quiet = ["--features", str(path), "--cache-dir", str(path.parent), "--no-progress"]
+    made = CliRunner().invoke(main, ["prototypes", *quiet])
+    assert made.exit_code == 0, made.output
+    trained = CliRunner().invoke(main, ["train", *quiet, "--epochs", "1", "--seed", "54", "--val-every", "0"])  # a run of its own: the bench test below trains one epoch too
+    assert trained.exit_code == 0, trained.output
+    prototypes = read_pointer(path.with_name(path.name + ".latest-prototypes.txt"))
+    run = read_pointer(prototypes.with_name(prototypes.name + ".latest-run.txt"))
+    assert torch.load(run / "model.pth", weights_only=False)["config"]["milestones"] == (50, 75)
+    for command in (["train", *quiet, "--epochs", "1"], ["evaluate", *quiet, "--nsnet-from-cache"]):
+        wrong = CliRunner().invoke(main, [*command, "--dataset", "fcvid"])
+        assert wrong.exit_code == 1 and wrong.output.endswith(f"{path}: a feature cache of the 'activitynet' dataset, not 'fcvid': leave --dataset out (the cache's is taken) or give --dataset activitynet\n")
 
 
 def test_bench_stage_children_show_their_progress_where_asked(synthetic, capsys):
