@@ -608,6 +608,23 @@ def sampler_run_given(ctx: click.Context, param: click.Parameter, value: Path | 
     return None if value is None else run_folder(value)
 
 
+def inputs_of_run(run_path: Path, prototypes_path: Path | None) -> tuple[Path, Path | None]:
+    """The feature cache a sampler run was trained on (its folder's name begins with the
+    cache's: :func:`~stages.predict.features_of_run`) and, where not given, the prototypes its
+    ``model.pth`` names while they are there (else None: the cache's latest), for a stage given
+    ``--run`` alone (``nsnet evaluate --run DIR`` read the default dataset's latest cache, which
+    the run was not trained on)."""
+    import torch
+
+    from stages.predict import features_of_run
+
+    features_path = features_of_run(run_path)
+    if prototypes_path is None and (run_path / "model.pth").is_file():
+        named = torch.load(run_path / "model.pth", map_location="cpu", weights_only=True).get("prototypes")
+        prototypes_path = Path(named) if named is not None and Path(named).is_dir() else None
+    return features_path, prototypes_path
+
+
 def latest_run_file(prototypes_path: Path) -> Path:
     """Where ``nsnet train`` records the sampler run it last finished on these prototypes (the
     evaluate stage's own runs, such as the w/o-NS baseline, are not recorded)."""
@@ -663,6 +680,8 @@ def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_pat
     from stages.evaluate import evaluate_share, run_evaluate
     from stages.evaluate_report import render_table
 
+    if run_path is not None and features_path is None:
+        features_path, prototypes_path = inputs_of_run(run_path, prototypes_path)
     features_path, prototypes_path = resolve_sampler_inputs(cache_dir, dataset, features_path, prototypes_path, preset)
     dataset = cache_dataset(features_path, dataset)
     run_path = resolve_run(features_path, prototypes_path, dataset, run_path)

@@ -119,11 +119,13 @@ def test_prototypes_train_evaluate_end_to_end(synthetic):
     assert g["rec_per_frame"] == pytest.approx(4.09, abs=0.01) and methods["NSNet (K=5)"]["gflops"] == pytest.approx(5 * g["rec_per_frame"] + g["sampler"])
 
 
-def test_the_stages_after_features_take_the_caches_own_dataset(synthetic):
+def test_the_stages_after_features_take_the_caches_own_dataset(synthetic, tmp_path):
     """A cache given as ``--features`` with ``--dataset`` left out was read with the demo's
     configuration (40 epochs, the learning rate dropped at 17 and 25; before 2026-12-07, the
     fifty-fourth session): the cache's own dataset's now, ActivityNet's milestones 50 and 75;
-    ``--dataset`` naming another dataset is an error saying whose the cache is."""
+    ``--dataset`` naming another dataset is an error saying whose the cache is. ``nsnet evaluate
+    --run`` alone (its ``model.pth`` here) evaluates on the run's own cache and prototypes,
+    where it looked for the demo's latest cache."""
     path, _ = synthetic
     quiet = ["--features", str(path), "--cache-dir", str(path.parent), "--no-progress"]
     made = CliRunner().invoke(main, ["prototypes", *quiet])
@@ -133,6 +135,8 @@ def test_the_stages_after_features_take_the_caches_own_dataset(synthetic):
     prototypes = read_pointer(path.with_name(path.name + ".latest-prototypes.txt"))
     run = read_pointer(prototypes.with_name(prototypes.name + ".latest-run.txt"))
     assert torch.load(run / "model.pth", weights_only=False)["config"]["milestones"] == (50, 75)
+    alone = CliRunner().invoke(main, ["evaluate", "--run", str(run / "model.pth"), "--cache-dir", str(tmp_path), "--nsnet-from-cache", "--no-progress"])
+    assert alone.exit_code == 0 and f"report {path}.eval-" in alone.output, alone.output
     for command in (["train", *quiet, "--epochs", "1"], ["evaluate", *quiet, "--nsnet-from-cache"]):
         wrong = CliRunner().invoke(main, [*command, "--dataset", "fcvid"])
         assert wrong.exit_code == 1 and wrong.output.endswith(f"{path}: a feature cache of the 'activitynet' dataset, not 'fcvid': leave --dataset out (the cache's is taken) or give --dataset activitynet\n")
