@@ -428,8 +428,10 @@ def resolve_features(cache_dir: Path, dataset: str, features_path: Path | None, 
         return features_path
     pointer = latest_features_file(cache_dir, dataset, preset)
     if not pointer.is_file():
+        from stages.outputs import cache_dir_hint
+
         with_preset = "" if preset is None else f" --preset {preset}"
-        raise CacheError(f"{pointer}: no finished feature cache recorded for {dataset}{with_preset}; run `nsnet features --dataset {dataset}{with_preset}` first or pass --features")
+        raise CacheError(f"{pointer}: no finished feature cache recorded for {dataset}{with_preset}; run `nsnet features --dataset {dataset}{with_preset}` first or pass --features{cache_dir_hint(cache_dir, dataset)}")
     return read_pointer(pointer)
 
 
@@ -497,10 +499,10 @@ def outputs(dataset: str, cache_dir: Path, json_out: Path | None) -> None:
     """A dataset's feature caches and what was made from each (prototypes, sampler runs,
     evaluations, ablations), said by what they hold, the latest of each marked; then its
     fine-tuning runs."""
-    from stages.outputs import list_finetune_runs, list_outputs, outputs_table
+    from stages.outputs import cache_dir_hint, list_finetune_runs, list_outputs, outputs_table
 
     caches, finetune_runs = list_outputs(cache_dir, dataset), list_finetune_runs(cache_dir, dataset)
-    click.echo(outputs_table(caches, finetune_runs, cache_dir / dataset))
+    click.echo(outputs_table(caches, finetune_runs, cache_dir / dataset, "" if caches else cache_dir_hint(cache_dir, dataset)))
     if json_out is not None:
         from pipeline.cache import write_text_atomic
 

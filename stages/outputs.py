@@ -190,10 +190,21 @@ def list_finetune_runs(cache_dir: Path, dataset: str) -> list[Output]:
     return [Output(run, describe_finetune(run)) for run in runs]
 
 
-def outputs_table(caches: list[Output], finetune_runs: list[Output], folder: Path) -> str:
-    """The tree of outputs, one a line (a line saying where no feature cache is found), then the
-    fine-tuning runs."""
-    lines = [line for cache in caches for line in cache.lines()] or [f"no feature cache in {folder}"]
+def cache_dir_hint(cache_dir: Path, dataset: str) -> str:
+    """Why ``<cache-dir>/<dataset>/`` holds no finished cache, where ``--cache-dir`` tells: it is
+    a dataset's folder itself (``cache/fcvid`` for ``cache``), or it holds other datasets'
+    caches (``--dataset`` left at its default); else ``""``. Said after a ``;``."""
+    cache_dir = Path(cache_dir)
+    if not (cache_dir / dataset).is_dir() and any(cache_dir.glob("latest-features*.txt")):
+        return f"; {cache_dir} is a dataset's folder: --cache-dir is the folder above it, {cache_dir.parent}"
+    others = sorted({pointer.parent.name for pointer in cache_dir.glob("*/latest-features*.txt")} - {dataset})
+    return f"; {cache_dir} holds the caches of {', '.join(others)}: --dataset {others[0]}?" if others else ""
+
+
+def outputs_table(caches: list[Output], finetune_runs: list[Output], folder: Path, hint: str = "") -> str:
+    """The tree of outputs, one a line (a line saying where no feature cache is found, and
+    ``hint``: :func:`cache_dir_hint`), then the fine-tuning runs."""
+    lines = [line for cache in caches for line in cache.lines()] or [f"no feature cache in {folder}{hint}"]
     if finetune_runs:
         lines += ["fine-tuning runs (finetune/):", *(line for run in finetune_runs for line in run.lines(1))]
     return "\n".join(lines)

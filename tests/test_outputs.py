@@ -179,3 +179,20 @@ def test_a_runs_validation_is_given_as_its_summary_gives_it(tmp_path):
     validation = {"split": "val", "videos": 8, "k": 5, "t": 16, "fusion": "union", "alpha": 0.6, "every": 2}
     assert describe_run(tmp_path, {"config": cfg, "history": history, "validation": validation}) == "3 epochs, FSM ns, VGM ns, FEM transformer, gamma 0.2; val mAP at K=5, epoch 2: NSNet 63.0, UNIFORM 51.2"
     assert describe_run(tmp_path, {"config": cfg, "history": history}) == "3 epochs, FSM ns, VGM ns, FEM transformer, gamma 0.2"
+
+
+def test_a_cache_dir_given_wrong_is_said_so(tmp_path):
+    """A dataset's folder given as ``--cache-dir`` (``cache/fcvid`` for ``cache``), or
+    ``--dataset`` left at its default beside other datasets' caches, said only that no cache was
+    recorded for the dataset (before 2026-12-07, the fifty-fourth session); what the folder
+    holds is said now, by the stages after features and by ``nsnet outputs``."""
+    for dataset, pointer in (("fcvid", "latest-features.txt"), ("kinetics", "latest-features-table1.txt")):
+        (tmp_path / dataset).mkdir()
+        (tmp_path / dataset / pointer).write_text(str(tmp_path / dataset / "features-0.zarr") + "\n")
+    forgot = CliRunner().invoke(main, ["train", "--cache-dir", str(tmp_path), "--no-progress"])
+    assert forgot.exit_code == 1 and forgot.output.endswith(f"or pass --features; {tmp_path} holds the caches of fcvid, kinetics: --dataset fcvid?\n")
+    listed = CliRunner().invoke(main, ["outputs", "--cache-dir", str(tmp_path)])
+    assert listed.output == f"no feature cache in {tmp_path / 'demo'}; {tmp_path} holds the caches of fcvid, kinetics: --dataset fcvid?\n"
+    too_deep = CliRunner().invoke(main, ["prototypes", "--dataset", "fcvid", "--cache-dir", str(tmp_path / "fcvid"), "--no-progress"])
+    assert too_deep.output.endswith(f"; {tmp_path / 'fcvid'} is a dataset's folder: --cache-dir is the folder above it, {tmp_path}\n")
+    assert CliRunner().invoke(main, ["outputs", "--dataset", "ucf101", "--cache-dir", str(tmp_path / "nothing")]).output == f"no feature cache in {tmp_path / 'nothing' / 'ucf101'}\n"
