@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import os
 import socket
@@ -115,6 +116,11 @@ def create_finetune_model(spec: ModelSpec, num_classes: int, seed: int, classes:
     return model.eval(), f"{spec.weights}: " + ("trunk and classifier" if kept else f"trunk, a new classifier for the dataset's {num_classes} classes")
 
 
+# How alike a name must be to one of timm's to be offered for it (difflib's ratio: resnet5 and
+# ResNet50 for resnet50, mobilenet_v2 for mobilenetv2_100, efficientnet-b0 for efficientnet_b0).
+NEAR_NAME = 0.7
+
+
 def check_model_name(name: str) -> None:
     """A timm architecture, or one with a pretrained tag of it (``resnet50.tv_in1k``: the tag's
     ImageNet weights and preprocessing), else a :class:`WeightsError` saying what is wrong."""
@@ -124,7 +130,8 @@ def check_model_name(name: str) -> None:
         raise WeightsError(f"{name!r}: a model named by its hub repository is read from the hub at every load; name it as timm does with its pretrained tag (resnet50.a1_in1k), or give its weights as a checkpoint file")
     architecture = model_architecture(name)
     if not timm.is_model(architecture):
-        raise WeightsError(f"unknown timm model {name!r}")
+        near = difflib.get_close_matches(architecture.lower(), timm.list_models(), n=3, cutoff=NEAR_NAME)
+        raise WeightsError(f"unknown timm model {name!r}" + (f" (timm has {', '.join(near)}; `timm.list_models('{near[0][:4]}*')` lists its names)" if near else " (`timm.list_models()` lists its names)"))
     if name != architecture and name not in timm.list_pretrained(f"{architecture}.*"):
         tags = [n.split(".", 1)[1] for n in timm.list_pretrained(f"{architecture}.*")]
         raise WeightsError(f"{name!r}: timm has no pretrained tag {name.split('.', 1)[1]!r} for {architecture}" + (f" (it has {first_few(tags, 5)})" if tags else " (it has no pretrained weights)"))

@@ -29,7 +29,7 @@ from pipeline.decoders import DECODER_RULES, looked_into, misread_before
 from pipeline.extract import BlockDecoder, BlockInference, DecodedBlock, decoding_loader, decoding_workers, make_blocks, workers_within_shared_memory
 from pipeline.metrics import multi_hot
 from pipeline.checkpoints import preprocessing_text
-from pipeline.models import CHECKPOINT_TAKEN, FrameEncoder, checkpoint_identity, create_model, data_config, frame_transform, frame_transforms, model_identity, weights_identity
+from pipeline.models import CHECKPOINT_TAKEN, FrameEncoder, check_model_name, checkpoint_identity, create_model, data_config, frame_transform, frame_transforms, model_identity, weights_identity
 from pipeline.sibling_caches import Reusable, Sibling, copied_rows, find_siblings, held, reusable_rows
 from pipeline.video import NO_SOURCE, failure_summary, looked_at, source_size
 from pipeline.wording import first_few
@@ -602,7 +602,10 @@ class FeaturesPlan:
 def plan_features(dataset: str, data_root: Path | None, config: FeaturesConfig, opts: RunOptions, cache_path: Path | None = None, files: AnnotationFiles = AnnotationFiles()) -> FeaturesPlan:
     """What :func:`run_features` would do now with these arguments, in the share ``opts.shard``
     (torchrun's ranks are not divided: a job's share whole), without building a model or
-    writing anything: the videos it would compute (and why), keep, and copy from sibling caches."""
+    writing anything: the videos it would compute (and why), keep, and copy from sibling caches;
+    a model name timm does not know is refused as the run would refuse it."""
+    for spec in (config.light, config.recognizer):
+        check_model_name(spec.name)
     root, manifest = load_manifest(dataset, data_root, files)
     final, fp, identity = resolve_cache_path(dataset, manifest, config, opts, cache_path)
     staging = cache_mod.staging_path(final)

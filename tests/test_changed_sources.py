@@ -334,3 +334,5 @@ def test_a_dry_run_says_what_a_run_would_do_and_writes_nothing(tiny_videos, tmp_
     moved = dry()
     assert "(not made yet)" in moved and "to compute                  1 (1 never computed" in moved and "copied from sibling caches  11 (features-" in moved
     assert files_there() == before
+    misnamed = CliRunner().invoke(main, args + ["--dry-run", "--recognizer-model", "Test_ResNet"])  # planned the run before 2026-12-07 (#54), which refused it
+    assert misnamed.exit_code == 1 and misnamed.output.startswith("Error: unknown timm model 'Test_ResNet' (timm has test_resnet,")

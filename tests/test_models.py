@@ -1,6 +1,7 @@
 """timm model creation, weights (imagenet offline, none, checkpoints), preprocessing, encoder."""
 
 import argparse
+import re
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -14,7 +15,7 @@ from pipeline.backends import ONNX_PIXELS_PER_RUN
 from pipeline.checkpoint_keys import mmaction_preprocessing
 from pipeline.checkpoints import CHECKPOINT_FORMAT, WeightsError, checkpoint_path, head_order, make_checkpoint, read_checkpoint
 from pipeline.extract import to_model_input
-from pipeline.models import CPU_PIXELS_PER_FORWARD, FrameEncoder, checkpoint_identity, create_finetune_model, create_model, data_config, frame_transform, frames_per_run, hub_reachable, weights_identity
+from pipeline.models import CPU_PIXELS_PER_FORWARD, FrameEncoder, check_model_name, checkpoint_identity, create_finetune_model, create_model, data_config, frame_transform, frames_per_run, hub_reachable, weights_identity
 
 CLASSES = ("a", "b", "c")
 
@@ -130,8 +131,22 @@ def test_wrong_model_and_bad_files(tmp_path: Path):
     with pytest.raises(WeightsError, match=r"junk.pth: not a readable PyTorch checkpoint \([^\n]+\)$") as info:
         create_model(ModelSpec("test_resnet", weights=str(tmp_path / "junk.pth")), 3, seed=0)
     assert "Weights only load failed" not in str(info.value)  # the unpickler's line, not torch's advice on trusted files
-    with pytest.raises(WeightsError, match="unknown timm model 'no_such_net'"):
+    with pytest.raises(WeightsError, match=r"unknown timm model 'no_such_net' \(`timm.list_models\(\)` lists its names\)$"):
         create_model(ModelSpec("no_such_net", weights="none"), 3, seed=0)
+
+
+@pytest.mark.parametrize(("name", "offered"), [
+    ("resnet5", "resnet50, resnet51q, resnet50t; `timm.list_models('resn*')`"),
+    ("ResNet50", "resnet50, resnet50t, resnet50s; `timm.list_models('resn*')`"),  # timm's names are lower case
+    ("efficientnet-b0", "efficientnet_b0, efficientnet_b8, efficientnet_b7; `timm.list_models('effi*')`"),
+    ("mobilenet_v2", "mobileone_s2, mobilenetv2_140, mobilenetv2_100; `timm.list_models('mobi*')`"),  # torchvision's name
+])
+def test_a_model_name_near_timms_is_offered_timms(name, offered):
+    """A name timm does not know said only "unknown timm model" (before 2026-12-07, the
+    fifty-fourth session): the nearest of timm's names are offered, and ``nsnet features
+    --dry-run``, which builds no model, refuses it as the run does (it planned the run)."""
+    with pytest.raises(WeightsError, match=re.escape(f"unknown timm model {name!r} (timm has {offered} lists its names)")):
+        check_model_name(name)
 
 
 def test_imagenet_offline_fails_at_once_saying_how_to_pass_a_checkpoint(monkeypatch, tmp_path: Path):
