@@ -6,6 +6,8 @@ Only the files' names are looked at, never their contents."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 FEATURE_CACHE = "a feature cache (`nsnet features`' output), read by --features"
@@ -39,7 +41,11 @@ def output_kind(path: Path) -> str | None:
     written to HDF5, or a checkpoint file by its suffix; None for anything else."""
     path = Path(path)
     if path.is_dir():
-        return next((kind for kind, names in _FOLDERS if all((path / name).is_file() for name in names)), None)
+        try:
+            with os.scandir(path) as entries:
+                return folder_kind({entry.name for entry in entries if entry.is_file()})
+        except OSError:
+            return None
     if not path.is_file():
         return None
     if path.suffix == ".h5" and _starts_with(path, _HDF5_SIGNATURE):
@@ -47,6 +53,12 @@ def output_kind(path: Path) -> str | None:
     if (folder := output_kind(path.parent)) is not None:
         return f"a file in {path.parent}, {folder}"
     return CHECKPOINT if path.name.endswith(_CHECKPOINT_SUFFIXES) else None
+
+
+def folder_kind(files: AbstractSet[str]) -> str | None:
+    """What a folder holding the files named ``files`` is of the toolkit's outputs (one of this
+    module's phrases), else None: for a walk, which has its folders' file names at hand."""
+    return next((kind for kind, names in _FOLDERS if files.issuperset(names)), None)
 
 
 def run_folder(path: Path) -> Path:

@@ -34,7 +34,7 @@ from pipeline.decoders import DECODER_RULES, looked_into, misread_before
 from pipeline.distributed import WHOLE, Share
 from pipeline.extract import BothModels, Transform, workers_within_shared_memory
 from pipeline.inference import NSNetInference, ObservationDecoder, VideoPrediction, predict_frames, predict_videos
-from pipeline.output_kinds import SAMPLER_RUN, output_kind
+from pipeline.output_kinds import SAMPLER_RUN, folder_kind, output_kind
 from pipeline.plots import matplotlib_available, plot_video_saliency
 from pipeline.video import FRAME_EXTENSIONS, VIDEO_EXTENSIONS, failure_summary, hidden, unfinished_video
 from pipeline.wording import first_few
@@ -122,10 +122,12 @@ def load_pipeline(run_dir: Path, cfg: EvalConfig, device: torch.device, dataset:
 def _holds_frames(folder: Path) -> bool:
     """A folder of extracted frames: image files and no video file (hidden files aside). Images
     beside videos are their thumbnails (yt-dlp's ``--write-thumbnail`` leaves a ``.jpg`` by each
-    download)."""
+    download); a folder of the toolkit's outputs holds its plots
+    (:func:`~pipeline.output_kinds.folder_kind`: a sampler run's ``curves.png``)."""
     with os.scandir(folder) as entries:
-        suffixes = {Path(entry.name).suffix.lower() for entry in entries if not hidden(entry.name) and _is_file(entry)}
-    return not suffixes.isdisjoint(FRAME_EXTENSIONS) and suffixes.isdisjoint(VIDEO_EXTENSIONS)
+        names = {entry.name for entry in entries if not hidden(entry.name) and _is_file(entry)}
+    suffixes = {Path(name).suffix.lower() for name in names}
+    return not suffixes.isdisjoint(FRAME_EXTENSIONS) and suffixes.isdisjoint(VIDEO_EXTENSIONS) and folder_kind(names) is None
 
 
 def _is_file(entry: os.DirEntry) -> bool:
@@ -144,13 +146,18 @@ LEFTOVERS_NAMED = 3
 def _videos_under(folder: Path) -> list[Path]:
     """The video files (by extension) and folders of frames under ``folder``, sorted. Links to
     folders are followed, each folder entered once (a link cycle ends there); a folder of frames
-    is not entered. The formats of a yt-dlp download never merged (``x.f137.mp4``, the picture
+    is not entered, nor is a folder of the toolkit's outputs that holds no video (a feature
+    cache's store, a sampler run: :func:`~pipeline.output_kinds.folder_kind`). The formats of a yt-dlp download never merged (``x.f137.mp4``, the picture
     alone; ``x.f251.webm``, the sound) and a merge stopped (``x.temp.mp4``) are no videos to
     predict: passed over, with a warning."""
     found: list[Path] = []
     left: list[str] = []
     for here, subfolders, files in walk_once(folder):
-        for name in [name for name in files if Path(name).suffix.lower() in VIDEO_EXTENSIONS]:
+        videos = [name for name in files if Path(name).suffix.lower() in VIDEO_EXTENSIONS]
+        if not videos and folder_kind(set(files)) is not None:  # the toolkit's outputs (a cache's Zarr store): not entered
+            subfolders.clear()
+            continue
+        for name in videos:
             if unfinished_video(name):
                 left.append(name)
             else:
@@ -212,10 +219,13 @@ def listed_path(line: str, root: Path | str = "") -> Path:
 def find_videos(inputs: Sequence[Path]) -> list[Path]:
     """Every video named or found under the inputs: video files (by extension) and folders of
     extracted frames. A path that is neither a folder of videos nor a video is kept as given, so
-    that it is reported with its problem. A video given twice (a folder and a list naming its
+    that it is reported with its problem; a folder of the toolkit's outputs holding no video (a
+    sampler run given among the videos) is an error naming it. A video given twice (a folder and a list naming its
     files) is kept once, where first given."""
     found: list[Path] = []
     for path in map(Path, inputs):
+        if path.is_dir() and (kind := output_kind(path)) is not None and not _videos_under(path):
+            raise ManifestError(f"{path}: {kind}; not a video or a folder of videos")
         if path.is_dir() and not _holds_frames(path):
             found.extend(_videos_under(path) or [path])
         else:

@@ -18,7 +18,7 @@ from pipeline.checkpoints import WeightsError, checkpoint_path, read_checkpoint
 from pipeline.datasets import ManifestError
 from pipeline.output_kinds import CHECKPOINT, EVALUATION, FEATURE_CACHE, FINETUNING_RUN, PREDICTIONS, PROTOTYPES, SAMPLER_RUN, output_kind, run_folder
 from stages.cli import sampler_run_given
-from stages.predict import features_of_run, listed_videos
+from stages.predict import features_of_run, find_videos, listed_videos
 from stages.train import guides_file, load_trained_sampler
 
 
@@ -112,3 +112,25 @@ def test_a_sampler_runs_model_file_stands_for_its_run_and_folders_are_no_lists(o
         listed_videos(outputs["plain"])
     with pytest.raises(ManifestError, match=r"features-0123.zarr: a feature cache .*; not the list of videos$"):
         listed_videos(outputs["features"])
+
+
+def test_predict_passes_over_the_toolkits_outputs_among_the_videos(outputs, tmp_path):
+    """``nsnet predict`` on a folder that holds a cache folder took each sampler run, fine-tuning
+    run and evaluation for a folder of frames (its ``curves.png`` a one-frame video, predicted),
+    and walked every Zarr store's shards; a sampler run given among the videos was predicted
+    (before 2026-12-07, the fifty-fourth session). Output folders holding no video are passed
+    over now, and one given is an error naming it; predict's own output folder that is also the
+    videos' folder keeps its videos."""
+    for folder in (outputs["run"], outputs["finetuning"], outputs["evaluation"]):
+        (folder / "curves.png").write_bytes(b"\x89PNG")
+    (outputs["features"] / "light_features" / "c").mkdir(parents=True)
+    (outputs["features"] / "light_features" / "c" / "0.png").write_bytes(b"")  # would be a frame folder if walked into
+    frames = tmp_path / "cache" / "clips" / "v1"
+    frames.mkdir(parents=True)
+    (frames / "img_00001.jpg").write_bytes(b"")
+    (outputs["predictions"] / "a.mp4").write_bytes(b"")
+    (outputs["predictions"] / "a.png").write_bytes(b"")
+    assert find_videos([tmp_path / "cache", outputs["predictions"]]) == [frames, outputs["predictions"] / "a.mp4"]
+    for given in ("run", "evaluation"):
+        with pytest.raises(ManifestError, match=rf"{outputs[given].name}: an? .*; not a video or a folder of videos$"):
+            find_videos([outputs[given]])
