@@ -378,7 +378,7 @@ def features(dataset: str, data_root: Path | None, cache_dir: Path, cache_path: 
 @click.option("--lr", type=float, default=None)
 @click.option("--seed", type=int, default=None)
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=Path("cache"), show_default=True)
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="Also copy the final checkpoint here.")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Also copy the final checkpoint here (a file).")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--workers", type=click.IntRange(min=0), default=None, help="Decoding processes [default: as `nsnet features`].")
 @decode_timeout_option
@@ -712,7 +712,7 @@ def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_pat
 @click.option("--run", "--sampler-run", "run_path", type=click.Path(path_type=Path), default=None, callback=sampler_run_given, help="Sampler run of `nsnet train`: its folder, or its model.pth (default: the last one it finished for --dataset's latest prototypes, else the run of the dataset's train config); --sampler-run is the same.")
 @click.option("--dataset", type=click.Choice(sorted(DATASETS)), default=None, help="Check that the run was trained on this dataset (and find its default run).")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=Path("cache"), show_default=True)
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("cache/predict"), show_default=True, help="Where predictions.jsonl and the plots go.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=Path("cache/predict"), show_default=True, help="Where predictions.jsonl and the plots go.")
 @frame_choice_options
 @click.option("--batch-size", type=click.IntRange(min=1), default=PREDICT_BATCH, show_default=True, help="Videos per model batch.")
 @click.option("--plot", is_flag=True, help="A PNG per video: saliency over time, chosen frames and their thumbnails.")
@@ -810,7 +810,7 @@ def bench_train_command(dataset: str, cache_dir: Path, features_path: Path | Non
 @click.option("--no-decode", is_flag=True, help="Skip the decoding measurement.")
 @click.option("--device", default="auto", show_default=True)
 @backend_options(compare=True)
-@click.option("--out", type=click.Path(path_type=Path), default=Path("cache/bench/inference.json"), show_default=True, help="The JSON report; the repetitions' fractions are plotted beside it (.png).")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=Path("cache/bench/inference.json"), show_default=True, help="The JSON report; the repetitions' fractions are plotted beside it (.png).")
 @click.option("--no-progress", is_flag=True)
 @clear_errors
 def bench_command(num_frames: int | None, k: int | None, num_classes: int, batch_sizes: tuple[int, ...], reps: int, no_decode: bool, device: str, backends: str | None, onnx_dir: Path | None, out: Path, no_progress: bool, **models: Any) -> None:
@@ -837,7 +837,7 @@ def bench_command(num_frames: int | None, k: int | None, num_classes: int, batch
 @backend_options(compare=True)
 @click.option("--workers", type=click.IntRange(min=0), default=None, help="Decoding processes [default: as `nsnet features`].")
 @click.option("--videos-per-batch", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--out", type=click.Path(path_type=Path), default=Path("cache/bench/features.json"), show_default=True)
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=Path("cache/bench/features.json"), show_default=True)
 @click.option("--no-progress", is_flag=True)
 @annotation_options
 @clear_errors

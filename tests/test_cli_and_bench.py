@@ -391,3 +391,19 @@ def test_bench_measures_one_backend_after_the_other_with_one_warm_up_each(monkey
     shapes = [(1, 2, 3, 8, 8), (2, 3, 8, 8), (1, 3, 8, 8)]  # light [B, T], recognizer on all T, on K
     assert calls == [("torch", [("meta", s) for s in shapes])] * 3 + [("ort", [("cpu", s) for s in shapes])] * 3
     assert [(t.backend, t.rep_speedups) for t in timings] == [("torch", [2.5, 2.5]), ("onnxruntime", [2.5, 2.5])]
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["finetune", "--out", "{folder}"], "Invalid value for '--out': File '{folder}' is a directory."),
+    (["bench", "--out", "{folder}"], "Invalid value for '--out': File '{folder}' is a directory."),
+    (["bench-features", "--out", "{folder}"], "Invalid value for '--out': File '{folder}' is a directory."),
+    (["predict", "x.mp4", "--out", "{file}"], "Invalid value for '--out': Directory '{file}' is a file."),
+])
+def test_an_output_of_the_wrong_kind_is_refused_before_any_work(tmp_path, args, said):
+    """``nsnet finetune --out cache/demo`` (a folder) failed after the whole fine-tuning with
+    ``cache/demo.<pid>.tmp -> cache/demo: Is a directory``; predict's ``--out`` given a file
+    (before 2026-12-07, the fifty-fourth session). Refused at once by the option now."""
+    (tmp_path / "file.json").write_text("{}")
+    where = {"folder": str(tmp_path), "file": str(tmp_path / "file.json")}
+    result = CliRunner().invoke(main, [arg.format(**where) for arg in args])
+    assert result.exit_code == 2 and said.format(**where) in result.output
