@@ -431,7 +431,7 @@ def resolve_features(cache_dir: Path, dataset: str, features_path: Path | None, 
         from stages.outputs import cache_dir_hint
 
         with_preset = "" if preset is None else f" --preset {preset}"
-        raise CacheError(f"{pointer}: no finished feature cache recorded for {dataset}{with_preset}; run `nsnet features --dataset {dataset}{with_preset}` first or pass --features{cache_dir_hint(cache_dir, dataset)}")
+        raise CacheError(f"{pointer}: no finished feature cache recorded for {dataset}{with_preset}; run `nsnet features --dataset {dataset}{with_preset}` first or pass --features{cache_dir_hint(cache_dir, dataset, preset)}")
     return read_pointer(pointer)
 
 

@@ -190,11 +190,19 @@ def list_finetune_runs(cache_dir: Path, dataset: str) -> list[Output]:
     return [Output(run, describe_finetune(run)) for run in runs]
 
 
-def cache_dir_hint(cache_dir: Path, dataset: str) -> str:
-    """Why ``<cache-dir>/<dataset>/`` holds no finished cache, where ``--cache-dir`` tells: it is
-    a dataset's folder itself (``cache/fcvid`` for ``cache``), or it holds other datasets'
-    caches (``--dataset`` left at its default); else ``""``. Said after a ``;``."""
+def cache_dir_hint(cache_dir: Path, dataset: str, preset: str | None = None) -> str:
+    """Why ``<cache-dir>/<dataset>/`` holds no finished cache of ``preset`` (None: made without
+    one), where the folders tell: the dataset's caches were made with another ``--preset`` or
+    none, ``--cache-dir`` is a dataset's folder itself (``cache/fcvid`` for ``cache``), or it
+    holds other datasets' caches (``--dataset`` left at its default); else ``""``. Said after a
+    ``;``."""
     cache_dir = Path(cache_dir)
+    made = sorted(pointer.name.removeprefix("latest-features").removesuffix(".txt").lstrip("-") for pointer in (cache_dir / dataset).glob("latest-features*.txt"))
+    if made:
+        presets = [name for name in made if name and name != preset]
+        if presets:
+            return f"; the dataset's caches were made with --preset {' or '.join(presets)}"
+        return "; the dataset's cache was made without --preset: leave it out" if "" in made and preset is not None else ""
     if not (cache_dir / dataset).is_dir() and any(cache_dir.glob("latest-features*.txt")):
         return f"; {cache_dir} is a dataset's folder: --cache-dir is the folder above it, {cache_dir.parent}"
     others = sorted({pointer.parent.name for pointer in cache_dir.glob("*/latest-features*.txt")} - {dataset})

@@ -184,8 +184,9 @@ def test_a_runs_validation_is_given_as_its_summary_gives_it(tmp_path):
 def test_a_cache_dir_given_wrong_is_said_so(tmp_path):
     """A dataset's folder given as ``--cache-dir`` (``cache/fcvid`` for ``cache``), or
     ``--dataset`` left at its default beside other datasets' caches, said only that no cache was
-    recorded for the dataset (before 2026-12-07, the fifty-fourth session); what the folder
-    holds is said now, by the stages after features and by ``nsnet outputs``."""
+    recorded for the dataset, and so did a dataset whose caches were made with another
+    ``--preset`` (before 2026-12-07, the fifty-fourth session); what the folders hold is said
+    now, by the stages after features and by ``nsnet outputs``."""
     for dataset, pointer in (("fcvid", "latest-features.txt"), ("kinetics", "latest-features-table1.txt")):
         (tmp_path / dataset).mkdir()
         (tmp_path / dataset / pointer).write_text(str(tmp_path / dataset / "features-0.zarr") + "\n")
@@ -196,3 +197,9 @@ def test_a_cache_dir_given_wrong_is_said_so(tmp_path):
     too_deep = CliRunner().invoke(main, ["prototypes", "--dataset", "fcvid", "--cache-dir", str(tmp_path / "fcvid"), "--no-progress"])
     assert too_deep.output.endswith(f"; {tmp_path / 'fcvid'} is a dataset's folder: --cache-dir is the folder above it, {tmp_path}\n")
     assert CliRunner().invoke(main, ["outputs", "--dataset", "ucf101", "--cache-dir", str(tmp_path / "nothing")]).output == f"no feature cache in {tmp_path / 'nothing' / 'ucf101'}\n"
+    (tmp_path / "fcvid" / "latest-features-table1.txt").write_text(str(tmp_path / "fcvid" / "features-1.zarr") + "\n")
+    (tmp_path / "kinetics" / "latest-features-table6.txt").write_text(str(tmp_path / "kinetics" / "features-2.zarr") + "\n")
+    without = CliRunner().invoke(main, ["train", "--dataset", "kinetics", "--cache-dir", str(tmp_path), "--no-progress"])
+    assert without.output.endswith("or pass --features; the dataset's caches were made with --preset table1 or table6\n")
+    other = CliRunner().invoke(main, ["train", "--dataset", "fcvid", "--preset", "table2", "--cache-dir", str(tmp_path), "--no-progress"])
+    assert other.output.endswith("or pass --features; the dataset's caches were made with --preset table1\n")
