@@ -173,8 +173,9 @@ def _videos_under(folder: Path) -> list[Path]:
 def listed_videos(listing: Path, root: Path | None = None) -> list[Path]:
     """The paths of a list of videos (``--videos-from``): one a line, as ``find`` or ``ls``
     print them (a line is a path whole, spaces and all), relative to ``root`` (``--videos-root``)
-    or, without one, to the current folder as paths on the command line are; blank lines and
-    ``#`` comments skipped. A dataset's
+    or, without one, to the current folder as paths on the command line are, else, where not
+    there, to the list's own folder (``cd videos && find . -name '*.mp4' > list.txt``, predicted
+    from elsewhere); blank lines and ``#`` comments skipped. A dataset's
     annotation list serves too (:func:`listed_path`: ``val/x.mp4 3``, ``x.mp4,abseiling``, a
     header line naming the columns passed over). ``-`` reads the standard input. Read as
     annotation files are (UTF-8 with or without its byte-order mark, UTF-16 with its mark, CRLF
@@ -185,7 +186,11 @@ def listed_videos(listing: Path, root: Path | None = None) -> list[Path]:
     lines = [line for _, line in entry_lines(text)]
     if lines and is_header(lines[0]) and not os.path.exists(os.path.join(root or "", lines[0])):
         lines = lines[1:]
-    return [listed_path(line, root or "") for line in lines]
+    paths = [listed_path(line, root or "") for line in lines]
+    if root is None and str(listing) != "-":
+        beside = Path(listing).parent
+        paths = [path if path.is_absolute() or path.exists() or not (there := listed_path(line, beside)).exists() else there for line, path in zip(lines, paths)]
+    return paths
 
 
 _FIELD_BREAK = re.compile(r"[\s,;]+")

@@ -458,7 +458,10 @@ def test_a_datasets_annotation_list_serves_as_the_list_of_videos(tmp_path, monke
     there is reported by its longest part named as a video file (the line whole before
     2026-12-06: ``val/gone.mp4 4: not found``), or whole where none is or the line is one (a
     file's name may hold spaces); the part before a break must be a video or frames.
-    Run from elsewhere, ``--videos-root`` is the folder the list's relative paths lie under."""
+    Run from elsewhere, ``--videos-root`` is the folder the list's relative paths lie under;
+    without it, a path not found from the current folder is looked for beside the list
+    (``find . > list.txt`` run in the videos' folder; missing before 2026-12-07, the
+    fifty-fourth session)."""
     monkeypatch.chdir(tmp_path)
     for name in ("val/x.mp4", "val/x y.mp4", "val/a 3.webm", "frames/z/img_00001.jpg", "notes"):
         Path(name).parent.mkdir(parents=True, exist_ok=True)
@@ -471,7 +474,11 @@ def test_a_datasets_annotation_list_serves_as_the_list_of_videos(tmp_path, monke
     monkeypatch.chdir(tmp_path / "frames")  # elsewhere, the list's paths under --videos-root; an absolute one as written
     listing.write_text(f"path label\nval/x.mp4 3\n{tmp_path / 'val' / 'x y.mp4'} 1\nframes/z 300 1\n")
     assert listed_videos(listing, tmp_path) == [tmp_path / "val/x.mp4", tmp_path / "val/x y.mp4", tmp_path / "frames/z"]
-    assert listed_videos(listing) == [Path("val/x.mp4"), tmp_path / "val/x y.mp4", Path("frames/z 300 1")]  # not found from here: reported by the video file named, else whole
+    assert listed_videos(listing) == [tmp_path / "val/x.mp4", tmp_path / "val/x y.mp4", tmp_path / "frames/z"]  # not from here: beside the list (since 2026-12-07, #54)
+    elsewhere = tmp_path / "lists" / "val_list.txt"
+    elsewhere.parent.mkdir()
+    elsewhere.write_text(listing.read_text())
+    assert listed_videos(elsewhere) == [Path("val/x.mp4"), tmp_path / "val/x y.mp4", Path("frames/z 300 1")]  # in neither place: reported by the video file named, else whole
 
 
 def test_quoted_paths_in_a_list_of_videos_are_found_under_any_root(tmp_path, monkeypatch):
