@@ -2,7 +2,7 @@
 that an output given to the wrong option is named as what it is and the option that reads it
 (a prototypes folder as ``--features``, a feature cache as ``--run``, a sampler run's heads as
 a backbone's weights), as :mod:`pipeline.datasets.kinds` names a dataset's annotation files.
-Only the files' names are looked at, never their contents."""
+Only the files' names are looked at, and an HDF5 file's first bytes."""
 
 from __future__ import annotations
 

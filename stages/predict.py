@@ -34,7 +34,7 @@ from pipeline.decoders import DECODER_RULES, looked_into, misread_before
 from pipeline.distributed import WHOLE, Share
 from pipeline.extract import BothModels, Transform, workers_within_shared_memory
 from pipeline.inference import NSNetInference, ObservationDecoder, VideoPrediction, predict_frames, predict_videos
-from pipeline.output_kinds import SAMPLER_RUN, folder_kind, output_kind
+from pipeline.output_kinds import SAMPLER_RUN, folder_kind, named, output_kind
 from pipeline.plots import matplotlib_available, plot_video_saliency
 from pipeline.video import FRAME_EXTENSIONS, VIDEO_EXTENSIONS, failure_summary, hidden, unfinished_video
 from pipeline.wording import first_few
@@ -84,12 +84,10 @@ class TrainedPipeline:
 def features_of_run(run_dir: Path) -> Path:
     """The feature cache a sampler run was trained on (its folder name is the run's prefix)."""
     run_dir = Path(run_dir)
-    if (kind := output_kind(run_dir)) not in (None, SAMPLER_RUN):
-        raise CacheError(f"{run_dir}: {kind}; not a sampler run")
     if not run_dir.is_dir():
-        raise CacheError(f"{run_dir}: no such sampler run directory")
+        raise CacheError(named(run_dir, "a sampler run", "no such sampler run directory", itself=SAMPLER_RUN))
     if RUN_MARKER not in run_dir.name:
-        raise CacheError(f"{run_dir}: not a sampler run directory (those are made by `nsnet train` and named <features cache>{RUN_MARKER}<fingerprint>)")
+        raise CacheError(named(run_dir, "a sampler run", f"not a sampler run directory (those are made by `nsnet train` and named <features cache>{RUN_MARKER}<fingerprint>)", itself=SAMPLER_RUN))
     features = run_dir.with_name(run_dir.name.rsplit(RUN_MARKER, 1)[0])
     if not features.exists():
         raise CacheError(f"{features}: the feature cache of the sampler run {run_dir} is missing; predict reads how the backbones were built from it")

@@ -30,7 +30,7 @@ from pipeline.environment import environment
 from pipeline.evaluation import fused_positions, recognition, scores_at
 from pipeline.metrics import multi_hot
 from pipeline.models import save_atomic
-from pipeline.output_kinds import SAMPLER_RUN, named, output_kind
+from pipeline.output_kinds import SAMPLER_RUN, named
 from pipeline.plots import CURVES_NAME, draw_curves_once
 from pipeline.sampler import NSNetSampler, SamplerConfig
 from pipeline.sampler_training import SALIENCY_BATCH, CachedClips, FrameObjective, WindowedRows, frame_objective, sampler_saliency, shuffle_windows, train_epoch
@@ -329,10 +329,7 @@ def load_trained_sampler(run_dir: Path, features_fingerprint: str, shape: Sample
     (its :meth:`~pipeline.cache.FeatureCache.content_fingerprint`) they are about to be used with."""
     path = Path(run_dir) / "model.pth"
     if not path.is_file():
-        kind = output_kind(Path(run_dir))
-        if kind is not None and kind != SAMPLER_RUN:
-            raise CacheError(f"{run_dir}: {kind}; not a sampler run")
-        raise CacheError(f"{run_dir}: no trained sampler here (model.pth missing); run `nsnet train` first")
+        raise CacheError(named(Path(run_dir), "a sampler run", "no trained sampler here (model.pth missing); run `nsnet train` first", itself=SAMPLER_RUN))
     saved = torch.load(path, map_location="cpu", weights_only=False)
     if saved.get("features_fingerprint") != features_fingerprint:
         raise CacheError(f"{run_dir}: this sampler was trained on another feature cache ({saved.get('features')}), or on this one before videos of it were computed again, "

@@ -447,7 +447,7 @@ def find_beside(resolver: PathResolver, folder: Path, paths: list[str]) -> list[
     beside = PathResolver(Path(base))
     found: list[str | None] = []
     for path in paths:
-        hit = None if base == resolver._absolute_root or written_absolute(path) else beside.find(resolver.written(path))
+        hit = None if base == os.path.abspath(resolver.root) or written_absolute(path) else beside.find(resolver.written(path))
         under = None if hit is None else resolver.written(os.path.normpath(os.path.join(base, hit)))
         found.append(None if under is None or under.startswith("/") else under)
     return found
