@@ -227,7 +227,7 @@ def cached_model(attrs: dict[str, Any], role: str, folder: Path | None = None) -
     spec = getattr(config, role)
     built = attrs["identity"]["models"][role]
     if from_checkpoint(built) and not Path(spec.weights).is_file():
-        back = "put the file back (a copy of the same bytes does)"
+        back = "put the file back (a copy of the same bytes does)" + ("" if folder is None else f", or into {folder} under its name")
         where = f": {back}" if Path(spec.weights).is_absolute() else f", a path relative to the folder `nsnet features` ran in (this process runs in {Path.cwd()}): run from there, or {back}"
         raise CacheError(f"{spec.weights}: the {role} checkpoint the feature cache was built with is not found{where}")
     if weights_identity(spec) != built["weights"]:

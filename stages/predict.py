@@ -18,7 +18,7 @@ import sys
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -82,32 +82,45 @@ class TrainedPipeline:
 
 
 def features_of_run(run_dir: Path) -> Path:
-    """The feature cache a sampler run was trained on (its folder name is the run's prefix)."""
+    """The feature cache a sampler run was trained on (its folder name is the run's prefix),
+    there or not."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise CacheError(named(run_dir, "a sampler run", "no such sampler run directory", itself=SAMPLER_RUN))
     if RUN_MARKER not in run_dir.name:
         raise CacheError(named(run_dir, "a sampler run", f"not a sampler run directory (those are made by `nsnet train` and named <features cache>{RUN_MARKER}<fingerprint>)", itself=SAMPLER_RUN))
-    features = run_dir.with_name(run_dir.name.rsplit(RUN_MARKER, 1)[0])
-    if not features.exists():
-        raise CacheError(f"{features}: the feature cache of the sampler run {run_dir} is missing; predict reads how the backbones were built from it")
-    return features
+    return run_dir.with_name(run_dir.name.rsplit(RUN_MARKER, 1)[0])
+
+
+def run_backbones(run_dir: Path) -> tuple[Path, dict[str, Any], str, SamplerShape]:
+    """(feature cache, its attributes, its content fingerprint, the sampler's shape) of a sampler
+    run: read from the cache where it is there, else from the run's ``model.pth``, which keeps
+    what predict reads of them since 2026-12-07 (:func:`~stages.train.backbone_attrs`: a run
+    folder copied to another machine without the dataset's features)."""
+    features = features_of_run(run_dir)
+    if features.exists():
+        with FeatureCache(features) as cache:
+            attrs, content = cache.attrs, cache.content_fingerprint
+            _, t, dim = cache["light_features"].shape
+        return features, attrs, content, SamplerShape(dim, t, len(attrs["manifest"]["classes"]))
+    saved = torch.load(run_dir / "model.pth", map_location="cpu", weights_only=True) if (run_dir / "model.pth").is_file() else {}
+    if "backbones" not in saved:
+        raise CacheError(f"{features}: the feature cache of the sampler run {run_dir} is missing; predict reads how the backbones were built from it (a run trained since 2026-12-07 keeps that in its model.pth)")
+    return features, saved["backbones"], saved["features_fingerprint"], SamplerShape(**saved["shape"])
 
 
 def load_pipeline(run_dir: Path, cfg: EvalConfig, device: torch.device, dataset: str | None = None, backend: str = "auto", export_dir: Path = DEFAULT_EXPORT_DIR) -> TrainedPipeline:
     """The backbones (run with ``backend``; ONNX exports kept in ``export_dir``), trained heads
     and fusion of a run; with ``dataset``, refuse a run that was trained on another dataset."""
     run_dir = Path(run_dir)
-    features = features_of_run(run_dir)
-    with FeatureCache(features) as cache:
-        attrs, content = cache.attrs, cache.content_fingerprint
-        _, t, dim = cache["light_features"].shape
+    features, attrs, content, shape = run_backbones(run_dir)
+    t, dim = shape.num_frames, shape.dim
     cfg.check_k(t)
     trained_on = attrs["identity"]["dataset"]
     if dataset is not None and trained_on != dataset:
         raise CacheError(f"{run_dir}: this run was trained on the {trained_on!r} dataset, not {dataset!r}")
     classes = tuple(attrs["manifest"]["classes"])
-    sampler, _, train_cfg = load_trained_sampler(run_dir, content, SamplerShape(dim, t, len(classes)), device)
+    sampler, _, train_cfg = load_trained_sampler(run_dir, content, shape, device)
     light, light_tf = cached_model(attrs, "light", features.parent)
     recognizer, rec_tf = cached_model(attrs, "recognizer", features.parent)
     light_runner, rec_runner = build_runners(light, recognizer, attrs["data_configs"]["light"], attrs["data_configs"]["recognizer"], device, backend, export_dir)

@@ -299,8 +299,22 @@ def _train_run(inputs: SamplerInputs, features: Path, prototypes: Path, cfg: Tra
     trained_on = {"videos": len(inputs.finished_training()), "split": "train", "left_out": inputs.left_out("train")}
     validation = {"validation": check.described(val_every)} if check is not None else {}
     cache_mod.write_text_atomic(run_dir / "metrics.json", json.dumps({"history": history, **trained_on, **validation, "config": asdict(cfg), "features": str(features), "prototypes": str(prototypes), "environment": environment(device)}, indent=1))
-    save_atomic({"model": model.state_dict(), "config": asdict(cfg), "features": str(features), "features_fingerprint": inputs.content_fingerprint, "prototypes": str(prototypes)}, run_dir / "model.pth")
+    save_atomic({"model": model.state_dict(), "config": asdict(cfg), "features": str(features), "features_fingerprint": inputs.content_fingerprint, "prototypes": str(prototypes),
+                 "backbones": backbone_attrs(inputs.attrs), "shape": asdict(inputs.shape)}, run_dir / "model.pth")
     return cfg.epochs - start
+
+
+# What of a feature cache's attributes says how its backbones were built and what their frames
+# are (the config, the models' identity and checkpoints, the data configs), kept in a sampler
+# run's model.pth with the class names, so that predict runs from the run folder where the cache
+# is not there (a run copied to another machine; the cache is the dataset's features, gigabytes).
+BACKBONE_ATTRS = ("identity", "config", "checkpoint_files", "data_configs")
+
+
+def backbone_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
+    """The :data:`BACKBONE_ATTRS` of a feature cache's attributes and its class names, in the
+    attributes' own shape (``manifest.classes``): what predict reads of the cache."""
+    return {**{key: attrs[key] for key in BACKBONE_ATTRS if key in attrs}, "manifest": {"classes": list(attrs["manifest"]["classes"])}}
 
 
 def _train_epochs(model: NSNetSampler, optimizer: torch.optim.Optimizer, scheduler: Any, objective: FrameObjective, data: CachedClips, cfg: TrainConfig, device: torch.device, run_dir: Path, start: int, history: list[dict[str, Any]], progress: bool, check: ValidationCheck | None = None, val_every: int = 0) -> None:

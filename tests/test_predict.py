@@ -20,7 +20,7 @@ from pipeline.config import EvalConfig, TrainConfig
 from stages.cli import main
 from stages.evaluate import run_evaluate
 from stages.features import cached_model
-from stages.predict import find_videos, listed_videos, load_pipeline, run_predict
+from stages.predict import features_of_run, find_videos, listed_videos, load_pipeline, run_predict
 from stages.train import run_train
 
 CFG = TrainConfig(epochs=2, batch_size=4, lr=0.001, milestones=(1,), seed=1)
@@ -497,6 +497,26 @@ def test_quoted_paths_in_a_list_of_videos_are_found_under_any_root(tmp_path, mon
     assert listed_videos(listing, root) == [root / "val/x y.mp4", root / "val/x y.mp4", root / "val/x.mp4", root / "val/x.mp4"]
 
 
+def test_a_run_folder_copied_without_its_feature_cache_predicts_as_the_original(trained, tmp_path, onnx_exports):
+    """Predict read how the backbones were built from the run's feature cache, the dataset's
+    features (gigabytes), so a run folder copied to another machine could not predict (before
+    2026-12-07, the fifty-fourth session); its ``model.pth`` keeps what predict reads of the
+    cache now, and the copy predicts what the original does."""
+    features, _, run, root = trained
+    copied = tmp_path / "elsewhere" / run.name
+    shutil.copytree(run, copied)
+    assert not features_of_run(copied).exists()
+    videos = [root / v["path"] for v in _val_videos(features)]
+    with FeatureCache(features) as cache:
+        classes = tuple(cache.attrs["manifest"]["classes"])
+    lines = {}
+    for name, which in (("original", run), ("copy", copied)):
+        result = run_predict(videos, which, tmp_path / name, EVAL, workers=0, progress=False, export_dir=onnx_exports)
+        assert not result.failures and result.pipeline.classes == classes
+        lines[name] = [{k: v for k, v in json.loads(line).items() if k != "at"} for line in result.jsonl.read_text().splitlines()]
+    assert lines["copy"] == lines["original"] and len(lines["copy"]) == len(videos)
+
+
 def test_predict_refuses_runs_that_do_not_fit(trained, tmp_path, onnx_exports):
     features, prototypes, run, _ = trained
     device = torch.device("cpu")
@@ -513,10 +533,11 @@ def test_predict_refuses_runs_that_do_not_fit(trained, tmp_path, onnx_exports):
         load_pipeline(tmp_path / "some_folder", EVAL, device, export_dir=onnx_exports)
     with pytest.raises(CacheError, match="no such sampler run directory"):
         load_pipeline(tmp_path / "nowhere.train-0", EVAL, device, export_dir=onnx_exports)
-    # a run whose feature cache is gone
+    # a run whose feature cache is not there, made before its model.pth kept the backbones' (2026-12-07, #54)
     orphan = tmp_path / (features.name + ".train-0123")
     shutil.copytree(run, orphan)
-    with pytest.raises(CacheError, match="feature cache of the sampler run .* is missing"):
+    torch.save({key: value for key, value in torch.load(run / "model.pth", weights_only=False).items() if key not in ("backbones", "shape")}, orphan / "model.pth")
+    with pytest.raises(CacheError, match=r"feature cache of the sampler run .* is missing; predict reads how the backbones were built from it \(a run trained since 2026-12-07 keeps that in its model.pth\)$"):
         load_pipeline(orphan, EVAL, device, export_dir=onnx_exports)
     # a run trained on another cache of the same name (another configuration)
     saved = torch.load(run / "model.pth", weights_only=False)
