@@ -979,3 +979,30 @@ def test_annotations_not_found_under_a_data_root_that_is_not_there_say_so(tmp_pa
     listing.write_text(f"{video} 0\n")
     root, manifest = load_manifest("list", None, AnnotationFiles(train=listing))
     assert root == Path("data/list") and [v.path for v in manifest.videos] == [str(video)]
+
+
+@pytest.mark.parametrize(("files", "holds"), [
+    ({"ucfTrainTestlist/classInd.txt": "1 ApplyEyeMakeup\n"}, "ucf101"),
+    ({"activity_net.v1-3.min.json": "{}"}, "activitynet"),
+    ({"materials/FCVID_VideoName_TrainTestSplit.txt": ""}, "fcvid"),
+    ({"mini_train_videofolder.txt": ""}, "minikinetics"),
+    ({"manifest.csv": "path,label,split\nx.mp4\n"}, "csv"),
+])
+def test_a_root_read_as_another_datasets_names_the_dataset_it_holds(tmp_path, files, holds):
+    """A data root read with the wrong ``--dataset`` (or the demo's, left at its default) said
+    only that the dataset's own file was not found (before 2026-12-07, the fifty-fourth
+    session): the dataset whose annotation files the root holds is named; where the files are
+    given on the command line, or the root holds the dataset's own, the error is the reader's."""
+    from pipeline.datasets import AnnotationFiles, load_manifest
+
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    wrong = "fcvid" if holds != "fcvid" else "activitynet"
+    with pytest.raises(ManifestError, match=rf"not found \({tmp_path} holds the {holds} dataset's annotation files: --dataset {holds}\?\)$"):
+        load_manifest(wrong, tmp_path)
+    with pytest.raises(ManifestError) as given:
+        load_manifest("ucf101", tmp_path, AnnotationFiles(train=tmp_path / "gone.txt"))
+    with pytest.raises(ManifestError) as own:
+        load_manifest(holds, tmp_path)
+    assert "--dataset" not in str(given.value) + str(own.value)

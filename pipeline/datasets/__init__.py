@@ -105,14 +105,19 @@ DATASETS: dict[str, DatasetSpec] = {
 def load_manifest(dataset: str, data_root: Path | None, files: AnnotationFiles = AnnotationFiles()) -> tuple[Path, Manifest]:
     """The data root (``data_root``, else the dataset's default) and the dataset's manifest. An
     error reading the annotations where the data root does not exist says so (a mistyped
-    ``--data-root``, or the default where the data lies elsewhere); a root is not needed where
-    the lists name their videos by absolute paths."""
+    ``--data-root``, or the default where the data lies elsewhere), and one where the root holds
+    another dataset's annotation files names it (:func:`~pipeline.datasets.adapters.datasets_in_root`:
+    ``--dataset`` left at the demo); a root is not needed where the lists name their videos by
+    absolute paths."""
     spec = get_dataset(dataset)
     root = Path(data_root) if data_root is not None else spec.default_root
     try:
         return root, spec.load(root, files)
     except ManifestError as exc:
         if root.is_dir():
+            others = [] if files.given() else adapters.datasets_in_root(root)
+            if others and dataset not in others and not (dataset == "demo" and "csv" in others):
+                raise ManifestError(f"{exc} ({root} holds the {others[0]} dataset's annotation files: --dataset {others[0]}?)") from exc
             raise
         said = "the data root" if data_root is not None else f"the {dataset} dataset's default data root"
         why = f": {broken}" if (broken := broken_link(root)) else "" if data_root is not None else ": give --data-root"

@@ -111,6 +111,7 @@ def demo_manifest(root: Path) -> Manifest:
 
 
 FCVID_CLASS_FILE = "FCVID_Category.txt"
+FCVID_SPLIT_FILE = "FCVID_VideoName_TrainTestSplit.txt"
 
 
 def fcvid_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) -> Manifest:
@@ -126,7 +127,7 @@ def fcvid_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) -> Ma
     if unused:
         raise ManifestError(f"{', '.join(unused)}: not used by the fcvid dataset (its files lie in the data root or its materials/ folder; --class-names names the class list if it is not {FCVID_CLASS_FILE})")
     materials = root / "materials" if (root / "materials").is_dir() else root
-    split_file = materials / "FCVID_VideoName_TrainTestSplit.txt"
+    split_file = materials / FCVID_SPLIT_FILE
     label_file = materials / "FCVID_Label.txt"
     rows = read_lines(split_file)
     label_rows = read_lines(label_file)
@@ -301,6 +302,7 @@ def _segment_labels(info: dict, where: str) -> list[str]:
 
 
 MINIKINETICS_CLASS_FILES = ("mini_categories.txt", "minik_classInd.txt")  # TSM's name, AdaFocus' (AR-Net's code has none)
+MINIKINETICS_LISTS = {"train": "mini_train_videofolder.txt", "val": "mini_val_videofolder.txt"}  # AR-Net's and TSM's
 
 
 def minikinetics_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) -> Manifest:
@@ -326,7 +328,7 @@ def minikinetics_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()
             raise ManifestError("--list-format: not used with --annotations (the YouTube id lists and Kinetics files are told apart by their content)")
         return replace(kinetics_manifest(root, files), name="minikinetics")
     class_file = Path(files.classes) if files.classes is not None else next((root / name for name in MINIKINETICS_CLASS_FILES if (root / name).exists()), None)
-    lists = files.lists() or [(root / "mini_train_videofolder.txt", "train"), (root / "mini_val_videofolder.txt", "val")]
+    lists = files.lists() or [(root / name, split) for split, name in MINIKINETICS_LISTS.items()]
     list_format = "rawframes" if files.list_format == "auto" else files.list_format
     resolver = PathResolver(root)
     read, classes = named_labels([(path, split, read_list(path, list_format, resolver)) for path, split in lists], read_class_names(class_file) if class_file else None, class_file)
@@ -449,3 +451,18 @@ def index_classes(read: list[tuple[Path, str, list[ListLine]]]) -> list[str]:
     if labels and 0 not in labels:
         warnings.warn(f"{', '.join(str(path) for path, _, _ in read)}: no video is labelled 0, so class '0' has none; labels numbered from 1 (mmaction2's ActivityNet lists) are read so with --class-names", stacklevel=3)
     return numbered_classes(str(label) for label in labels) or []
+
+
+def datasets_in_root(root: Path) -> list[str]:
+    """The datasets whose annotation files lie in ``root`` where their loaders look without
+    options (UCF101's ``classInd.txt``, ActivityNet's JSON, FCVID's split file, Mini-Kinetics'
+    lists, the csv dataset's ``manifest.csv``), in that order: a root read as another dataset's
+    (``--dataset`` left at the demo, or mistyped) is said so."""
+    marks = {
+        "ucf101": [Path(folder, "classInd.txt") for folder in UCF101_SPLIT_FOLDERS],
+        "activitynet": [Path(name) for name in ACTIVITYNET_FILES],
+        "fcvid": [Path(FCVID_SPLIT_FILE), Path("materials", FCVID_SPLIT_FILE)],
+        "minikinetics": [Path(MINIKINETICS_LISTS["train"])],
+        "csv": [Path("manifest.csv")],
+    }
+    return [name for name, paths in marks.items() if any((root / path).is_file() for path in paths)]
