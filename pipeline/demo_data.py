@@ -251,6 +251,15 @@ def encode_h264(frames: np.ndarray, path: Path, fps: int) -> None:
     os.replace(tmp, path)
 
 
+def _held(folder: Path, shown: int = 3) -> list[str]:
+    """The first ``shown`` names in ``folder`` that are files or folders holding anything
+    (hidden names aside): what a folder not yet a demo holds; [] for one absent or empty."""
+    if not folder.is_dir():
+        return []
+    held = sorted(entry.name for entry in folder.iterdir() if not entry.name.startswith(".") and (not entry.is_dir() or any(entry.iterdir())))
+    return held[:shown]
+
+
 def _make_one(args: tuple[DemoSpec, VideoPlan, int, str]) -> None:
     spec, plan, index, out = args
     path = Path(out) / "videos" / f"{plan.video_id}.mp4"
@@ -263,8 +272,10 @@ def generate_demo(out_dir: Path, spec: DemoSpec = DemoSpec(), workers: int | Non
 
     Writes ``videos/*.mp4``, ``manifest.csv`` (generic CSV manifest: path,label,split),
     ``classes.txt``, ``groundtruth.json`` (per-frame salient masks) and ``spec.json``. A folder
-    made with another spec is refused rather than mixed. Re-running with the same spec only
-    writes what is missing.
+    made with another spec is refused rather than mixed, and so is a folder holding anything but
+    a demo (a real dataset's root given to ``nsnet data`` with ``--dataset`` left at the demo,
+    which filled it with 408 generated videos and a ``manifest.csv`` before 2026-12-07, the
+    fifty-fourth session). Re-running with the same spec only writes what is missing.
     """
     from tqdm import tqdm
 
@@ -275,6 +286,12 @@ def generate_demo(out_dir: Path, spec: DemoSpec = DemoSpec(), workers: int | Non
         existing = json.loads(spec_file.read_text())
         if existing != recorded:
             raise ValueError(f"{out_dir} holds a demo dataset made with another spec or encoder settings ({existing}); remove it or pick another folder")
+    elif held := _held(out_dir):
+        from pipeline.datasets.adapters import datasets_in_root
+
+        others = datasets_in_root(out_dir)
+        guess = f" (the {others[0]} dataset's annotation files: --dataset {others[0]}?)" if others else ""
+        raise ValueError(f"{out_dir} holds {', '.join(held)}{guess}: the demo dataset is generated only into an empty folder or its own, never among other files; pick another --data-root")
     (out_dir / "videos").mkdir(parents=True, exist_ok=True)
     spec_file.write_text(json.dumps(recorded, indent=1))
     plans = _plan_videos(spec)

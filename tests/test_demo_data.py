@@ -1,6 +1,7 @@
 """The demo generator: determinism, structure, and refusal to mix specs."""
 
 import json
+import re
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -151,3 +152,28 @@ def test_the_ground_truth_describes_the_videos_of_its_stems_and_frame_counts():
     assert rows.tolist() == [0] and targets.tolist() == [[0, 1]]
     rows, targets = salient_targets(truth, videos, np.array([2]), frame_indices, np.array([4, 5, 9]))
     assert rows.tolist() == [] and targets.shape == (0, 2)
+
+
+def test_the_demo_is_never_generated_among_other_files(tmp_path: Path):
+    """``nsnet data --data-root data/ucf101`` with ``--dataset`` left at the demo wrote 408
+    generated videos, a ``manifest.csv`` and the demo's other files into the UCF101 folder
+    (before 2026-12-07, the fifty-fourth session): a folder holding anything but a demo is
+    refused, naming what it holds and the dataset whose annotation files those are; an empty
+    folder, or one of empty folders and hidden files, is generated into."""
+    spec = DemoSpec(num_classes=2, train_per_class=1, val_per_class=0, min_frames=5, max_frames=5, size=32)
+    ucf = tmp_path / "ucf101"
+    (ucf / "ucfTrainTestlist").mkdir(parents=True)
+    (ucf / "ucfTrainTestlist" / "classInd.txt").write_text("1 ApplyEyeMakeup\n")
+    (ucf / "UCF-101" / "ApplyEyeMakeup").mkdir(parents=True)
+    with pytest.raises(ValueError, match=re.escape(f"{ucf} holds UCF-101, ucfTrainTestlist (the ucf101 dataset's annotation files: --dataset ucf101?): the demo dataset is generated only into an empty folder or its own")):
+        generate_demo(ucf, spec, workers=1, progress=False)
+    assert sorted(p.name for p in ucf.iterdir()) == ["UCF-101", "ucfTrainTestlist"]
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("x")
+    with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'notes'} holds todo.txt: the demo dataset")):
+        generate_demo(tmp_path / "notes", spec, workers=1, progress=False)
+    fresh = tmp_path / "fresh"
+    (fresh / "videos").mkdir(parents=True)
+    (fresh / ".DS_Store").write_bytes(b"")
+    generate_demo(fresh, spec, workers=1, progress=False)
+    assert len(list((fresh / "videos").iterdir())) == 2
