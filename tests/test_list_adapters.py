@@ -986,6 +986,7 @@ def test_annotations_not_found_under_a_data_root_that_is_not_there_say_so(tmp_pa
     ({"activity_net.v1-3.min.json": "{}"}, "activitynet"),
     ({"materials/FCVID_VideoName_TrainTestSplit.txt": ""}, "fcvid"),
     ({"mini_train_videofolder.txt": ""}, "minikinetics"),
+    ({"annotations/train.csv": "label,youtube_id,time_start,time_end,split\nabseiling,aaaaaaaaaaa,x,20,train\n"}, "kinetics"),  # cvdfoundation's download
     ({"manifest.csv": "path,label,split\nx.mp4\n"}, "csv"),
 ])
 def test_a_root_read_as_another_datasets_names_the_dataset_it_holds(tmp_path, files, holds):

@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
-from pipeline.datasets.kinetics import NotKineticsError, kinetics_manifest
+from pipeline.datasets.kinetics import ANNOTATION_FOLDER, NotKineticsError, kinetics_manifest
 from pipeline.datasets.class_names import class_key, class_subset, first_spellings, numbered_classes, read_class_names, refuse_same_classes
 from pipeline.datasets.finding import PathResolver, find_listed, locate
 from pipeline.datasets.kinds import KINETICS_JSON, annotation_kind, json_kind
@@ -456,13 +456,15 @@ def index_classes(read: list[tuple[Path, str, list[ListLine]]]) -> list[str]:
 def datasets_in_root(root: Path) -> list[str]:
     """The datasets whose annotation files lie in ``root`` where their loaders look without
     options (UCF101's ``classInd.txt``, ActivityNet's JSON, FCVID's split file, Mini-Kinetics'
-    lists, the csv dataset's ``manifest.csv``), in that order: a root read as another dataset's
-    (``--dataset`` left at the demo, or mistyped) is said so."""
+    lists, Kinetics' ``annotations/train.csv`` as cvdfoundation's download holds it, the csv
+    dataset's ``manifest.csv``), in that order: a root read as another dataset's (``--dataset``
+    left at the demo, or mistyped) is said so."""
     marks = {
         "ucf101": [Path(folder, "classInd.txt") for folder in UCF101_SPLIT_FOLDERS],
         "activitynet": [Path(name) for name in ACTIVITYNET_FILES],
         "fcvid": [Path(FCVID_SPLIT_FILE), Path("materials", FCVID_SPLIT_FILE)],
         "minikinetics": [Path(MINIKINETICS_LISTS["train"])],
+        "kinetics": [Path(ANNOTATION_FOLDER, "train.csv")],
         "csv": [Path("manifest.csv")],
     }
     return [name for name, paths in marks.items() if any((root / path).is_file() for path in paths)]
