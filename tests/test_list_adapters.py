@@ -572,17 +572,30 @@ def test_names_beyond_ascii_are_found_by_the_walks_whichever_unicode_form(tmp_pa
     ("kinetics_train.json", '{"aaaaaaaaaaa": {"annotations": {"label": "abseiling", "segment": [10, 20]}, "subset": "train"}}', r"a Kinetics annotation JSON, read by --dataset kinetics \(or minikinetics\) with --annotations; not a list of videos$"),
     ("train.csv", 'label,youtube_id,time_start,time_end,split\nabseiling,aaaaaaaaaaa,10,20,train\n"air drumming",bbbbbbbbbbb,3,13,train\n', r"a Kinetics annotation csv \(label,youtube_id,time_start,time_end,...\), read by --dataset kinetics, or minikinetics with --annotations; not a list of videos$"),
     ("config.json", '{"model_type": "videomae", "id2label": {"0": "abseiling"}}', r"a JSON object, not a list of videos \(mmaction2's JSON lists are arrays, \[...\]\)$"),
+    ("brush_hair_test_split1.txt", "April_09_brush_hair_u_nm_np1_ba_goo_0.avi 1 \nApril_09_brush_hair_u_nm_np1_ba_goo_1.avi 2 \nAmerican_History_X_brush_hair_h_nm_np1_ba_goo_2.avi 0 \n",
+     r"HMDB51's split file \(one class's videos, each marked 1 train, 2 test or 0 unused: no labels\); make lists of the 51 files with mmaction2's tools/data/hmdb51 \(a class's folder and index a line\); not a list of videos$"),
 ])
 def test_a_datasets_annotations_given_as_a_list_are_named_so(tmp_path, name, text, said):
     """ActivityNet's JSON given as ``--train-list`` made a video of its first line, its other
     fields classes; a Kinetics csv made a video of each row, its header's too (``label``,
     ``abseiling``), and classes of the other fields (before 2026-12-07, evening; ``nsnet data``
-    said only that none was on disk)."""
+    said only that none was on disk); HMDB51's split file gave each video its train/test mark
+    for a label (before 2026-12-07, the fifty-fourth session)."""
     path = tmp_path / name
     path.write_text(text)
     for dataset in ("list", "minikinetics"):
         with pytest.raises(ManifestError, match=rf"{name}: {said}"):
             load_rows(dataset, tmp_path, train=path)
+
+
+def test_a_list_named_as_hmdb51s_split_files_is_read_where_its_lines_are_a_lists(tmp_path):
+    """Only a file named as HMDB51's split files that holds their lines (a bare video name and
+    0, 1 or 2) is refused: a list of that name with class folders is read."""
+    (tmp_path / "brush_hair").mkdir()
+    (tmp_path / "brush_hair" / "a.avi").write_bytes(b"")
+    listed = tmp_path / "brush_hair_test_split1.txt"
+    listed.write_text("brush_hair/a.avi 0\n")
+    assert [row[:3] for row in load_rows("list", tmp_path, train=listed)[1]] == [("brush_hair/a", "brush_hair/a.avi", (0,))]
 
 
 def test_labels_filling_only_the_start_of_a_class_list_twice_as_long_are_warned_of(tmp_path):

@@ -20,6 +20,9 @@ ACTIVITYNET_JSON = "ActivityNet's annotation JSON (a list of labelled segments a
 KINETICS_JSON = "a Kinetics annotation JSON, read by --dataset kinetics (or minikinetics) with --annotations"
 KINETICS_CSV = "a Kinetics annotation csv (label,youtube_id,time_start,time_end,...), read by --dataset kinetics, or minikinetics with --annotations"
 VIDEO_LIST = "a list of videos (a path, then numbers), read by --dataset list as --train-list or --val-list"
+HMDB51_SPLIT = "HMDB51's split file (one class's videos, each marked 1 train, 2 test or 0 unused: no labels); make lists of the 51 files with mmaction2's tools/data/hmdb51 (a class's folder and index a line)"
+# How HMDB51's split files are named (``brush_hair_test_split1.txt``: one a class and split).
+_HMDB51_SPLIT_NAME = re.compile(r".+_test_split[1-3]\.txt")
 
 
 def _fields(line: str) -> list[str]:
@@ -81,3 +84,13 @@ def annotation_kind(text: str) -> str | None:
         return KINETICS_CSV
     lines = [line for line in stripped.split("\n", KIND_SAMPLE)[:KIND_SAMPLE] if line.strip()]
     return VIDEO_LIST if lines and all(listed_video(line) for line in lines) else None
+
+
+def split_file_kind(name: str, text: str) -> str | None:
+    """:data:`HMDB51_SPLIT` where a file named as HMDB51's split files are holds their lines
+    (a video file's name, no folder, then 0, 1 or 2: the first :data:`KIND_SAMPLE` looked at),
+    which a list's reading takes for labels; else None."""
+    if not _HMDB51_SPLIT_NAME.fullmatch(name):
+        return None
+    lines = [line.split() for line in text.split("\n", KIND_SAMPLE)[:KIND_SAMPLE] if line.strip()]
+    return HMDB51_SPLIT if lines and all(len(f) == 2 and names_video(f[0]) and "/" not in f[0] and f[1] in ("0", "1", "2") for f in lines) else None

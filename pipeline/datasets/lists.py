@@ -39,7 +39,7 @@ from pathlib import Path, PurePosixPath
 from pipeline.datasets.class_names import class_key, first_spellings, refuse_same_classes
 from pipeline.datasets.finding import YOUTUBE_ID, PathResolver, find_beside, find_listed
 from pipeline.datasets.kinetics import bare_id_files
-from pipeline.datasets.kinds import VIDEO_LIST, annotation_kind, listed_video
+from pipeline.datasets.kinds import VIDEO_LIST, annotation_kind, listed_video, split_file_kind
 from pipeline.datasets.manifest import ManifestError, RawEntry, read_annotation_text, video_id
 from pipeline.video import VIDEO_EXTENSIONS
 
@@ -296,9 +296,10 @@ def read_list(path: Path, list_format: str, resolver: PathResolver) -> list[List
 def _refuse_annotations(path: Path, text: str) -> None:
     """Refuse a dataset's annotation file given as a list, which its lines would otherwise make
     videos of (a JSON object's first line, a csv's header and rows as paths and class names):
-    ActivityNet's or Kinetics' (:func:`~pipeline.datasets.kinds.annotation_kind`), or any other
-    JSON object."""
-    kind = annotation_kind(text)
+    ActivityNet's or Kinetics' (:func:`~pipeline.datasets.kinds.annotation_kind`), HMDB51's split
+    files, whose train/test marks would be read as labels (:func:`~pipeline.datasets.kinds.split_file_kind`),
+    or any other JSON object."""
+    kind = split_file_kind(path.name, text) or annotation_kind(text)
     if kind is not None and kind != VIDEO_LIST:
         raise ManifestError(f"{path}: {kind}; not a list of videos")
     if text.lstrip().startswith("{"):
