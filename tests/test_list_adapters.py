@@ -2,6 +2,7 @@
 paths resolved against the data root, and clear errors naming the file and line."""
 
 import csv
+import json
 import re
 import unicodedata
 import warnings
@@ -303,7 +304,7 @@ def test_mmaction2_json_lists_read_as_their_text_form(tmp_path, label_map):
     assert rows == [("train/a", "train/a.mp4", (0,), "train"), ("train/b", "train/b", (1, 2), "train")]
     assert load_rows("list", root, train=as_json, classes=label_map)[0] == m_text
     for bad, message in (
-        ('[{"filename": "a.mp4"}]', r"bad.json:1: expected \{\"filename\" or \"frame_dir\": path, \"label\": index or \[indices\]\}, got \{'filename': 'a.mp4'\}"),
+        ('[{"filename": "a.mp4"}]', r"bad.json:1: expected \{\"filename\" or \"frame_dir\": path, \"label\": index or \[indices\]\}, or Something-Something v2's \{\"id\", \"template\"\}, got \{'filename': 'a.mp4'\}"),
         ('[{"filename": "a.mp4", "label": 0}, {"filename": "b.mp4", "label": "two"}]', r"bad.json:2: label 'two' is not an integer"),
         ('[{"filename": "a.mp4", "label": 0}', r"bad.json: not valid JSON"),
         ("[]", r"bad.json: the list file has no entries"),
@@ -314,6 +315,30 @@ def test_mmaction2_json_lists_read_as_their_text_form(tmp_path, label_map):
     (tmp_path / "beyond.json").write_text('[{"filename": "val/c.mkv", "label": 3}]')
     with pytest.raises(ManifestError, match=r"beyond.json:1: label 3 is beyond the 3 classes"):
         load_rows("list", root, val=tmp_path / "beyond.json", classes=label_map)
+
+
+def test_something_something_v2s_json_lists_are_read_by_their_templates(tmp_path):
+    """Something-Something v2's ``something-something-v2-train.json`` (``{"id", "label",
+    "template", "placeholders"}``) was "expected {"filename" ...}" (before 2026-12-07, the
+    fifty-fourth session): its video is ``<id>.webm``, its class the template without brackets,
+    as ``something-something-v2-labels.json`` (name -> index, given as ``--class-names``) names
+    it; its test list, unlabelled, is said so."""
+    root = tmp_path / "20bn-something-something-v2"
+    _touch(root, "78687.webm", "42326.webm")
+    labels = tmp_path / "something-something-v2-labels.json"
+    labels.write_text('{"Holding something next to something": "1", "Approaching something with your camera": "0", "Putting something, something and something on the table": "2"}')
+    train = tmp_path / "something-something-v2-train.json"
+    train.write_text(json.dumps([
+        {"id": "78687", "label": "holding potato next to vicks vaporub bottle", "template": "Holding [something] next to [something]", "placeholders": ["potato", "vicks vaporub bottle"]},
+        {"id": "42326", "label": "putting a cup, a pen and a key on the table", "template": "Putting [something], [something] and [something] on the table", "placeholders": ["a cup", "a pen", "a key"]},
+    ]))
+    manifest, rows = load_rows("list", root, train=train, classes=labels)
+    assert list(manifest.classes) == ["Approaching something with your camera", "Holding something next to something", "Putting something, something and something on the table"]
+    assert rows == [("78687", "78687.webm", (1,), "train"), ("42326", "42326.webm", (2,), "train")]
+    test = tmp_path / "something-something-v2-test.json"
+    test.write_text('[{"id": "1420"}]')
+    with pytest.raises(ManifestError, match=r"something-something-v2-test.json:1: a video without its label \(Something-Something v2's test list"):
+        load_rows("list", root, test=test, classes=labels)
 
 
 def test_a_listed_extension_finds_the_video_kept_with_another_or_its_frames(tmp_path, label_map):

@@ -312,8 +312,12 @@ def _refuse_annotations(path: Path, text: str) -> None:
 
 def read_json_list(path: Path, text: str) -> list[ListLine]:
     """mmaction2's JSON form of a list (its ``anno_txt2json.py``): ``[{"filename": "a.mp4",
-    "label": 3}, {"frame_dir": "b", "total_frames": 300, "label": [1, 5]}, ...]``. An entry's
-    number (from 1) stands for its line in messages."""
+    "label": 3}, {"frame_dir": "b", "total_frames": 300, "label": [1, 5]}, ...]``; or
+    Something-Something v2's (``something-something-v2-train.json``: ``[{"id": "78687",
+    "template": "Holding [something] next to [something]", ...}]``), the video named by its id
+    (``78687.webm``) and labelled by its template without the brackets, the class's name in
+    ``something-something-v2-labels.json`` (``--class-names``). An entry's number (from 1)
+    stands for its line in messages."""
     try:
         entries = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -321,9 +325,14 @@ def read_json_list(path: Path, text: str) -> list[ListLine]:
     lines = []
     for number, entry in enumerate(entries, start=1):
         where = f"{path}:{number}"
+        if isinstance(entry, dict) and isinstance(entry.get("id"), str) and isinstance(entry.get("template"), str):  # Something-Something v2's
+            lines.append(ListLine(number, entry["id"], (), (entry["template"].replace("[", "").replace("]", ""),)))
+            continue
         video = entry.get("filename", entry.get("frame_dir")) if isinstance(entry, dict) else None
+        if isinstance(entry, dict) and isinstance(entry.get("id"), str) and "label" not in entry and video is None:
+            raise ManifestError(f"{where}: a video without its label (Something-Something v2's test list, {{\"id\": ...}}: its labels are not public); give a labelled list")
         if not isinstance(video, str) or "label" not in entry:
-            raise ManifestError(f"{where}: expected {{\"filename\" or \"frame_dir\": path, \"label\": index or [indices]}}, got {entry!r}")
+            raise ManifestError(f"{where}: expected {{\"filename\" or \"frame_dir\": path, \"label\": index or [indices]}}, or Something-Something v2's {{\"id\", \"template\"}}, got {entry!r}")
         labels = entry["label"] if isinstance(entry["label"], list) else [entry["label"]]
         lines.append(ListLine(number, video, tuple(sorted({_integer(str(label), "label", where) for label in labels}))))
     if not lines:
