@@ -341,6 +341,28 @@ def test_something_something_v2s_json_lists_are_read_by_their_templates(tmp_path
         load_rows("list", root, test=test, classes=labels)
 
 
+def test_charades_annotation_csv_is_read_as_a_multi_label_list(tmp_path):
+    """Charades' ``Charades_v1_train.csv`` given as a list stopped at its header ("expected 'path
+    label [label ...]'"; before 2026-12-07, the fifty-fourth session): a video a row by its id,
+    labelled by the classes of its actions (``c092 11.90 21.20;c147 ...``, codes numbering the
+    lines of ``Charades_v1_classes.txt``), quoted fields with commas and ``;`` read as csv; a
+    video without actions rejected; an action not so written an error naming the line."""
+    root = tmp_path / "Charades_v1_480"
+    _touch(root, "46GP8.mp4", "N11GT.mp4", "EMPTY.mp4")
+    classes = tmp_path / "Charades_v1_classes.txt"
+    classes.write_text("c000 Holding some clothes\nc001 Putting clothes somewhere\nc002 Taking some clothes from somewhere\n")
+    train = tmp_path / "Charades_v1_train.csv"
+    header = "id,subject,scene,quality,relevance,verified,script,objects,descriptions,actions,length\n"
+    train.write_text(header + '46GP8,HR43,Kitchen,6,7,Yes,"A person holds clothes, then puts them away.",clothes;shelf,"A person; clothes.","c002 11.90 21.20;c000 0.00 12.60;c002 3.1 4.2",24.83\n'
+                     "N11GT,0KZ7,Stairs,6,7,Yes,A person walks.,closet,A person walks.,c001 8.60 14.20,17.79\nEMPTY,0KZ7,Stairs,6,7,Yes,Nothing.,,,,17.79\n")
+    manifest, rows = load_rows("list", root, train=train, classes=classes)
+    assert rows == [("46GP8", "46GP8.mp4", (0, 2), "train"), ("N11GT", "N11GT.mp4", (1,), "train")]
+    assert [(r.video_id, r.reason) for r in manifest.rejected] == [("EMPTY", "no label")] and len(manifest.classes) == 3
+    train.write_text(header + "N11GT,0KZ7,Stairs,6,7,Yes,x,y,z,walking 8.60 14.20,17.79\n")
+    with pytest.raises(ManifestError, match=r"Charades_v1_train.csv:2: expected Charades' id and actions \('c092 11.90 21.20;...'\), got id 'N11GT', actions 'walking 8.60 14.20'$"):
+        load_rows("list", root, train=train, classes=classes)
+
+
 def test_a_listed_extension_finds_the_video_kept_with_another_or_its_frames(tmp_path, label_map):
     """mmaction2's Kinetics lists name ``.mp4`` files; yt-dlp saves ``.webm`` or ``.mkv``, and
     extracted frames sit in a folder named by the clip."""

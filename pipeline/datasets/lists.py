@@ -29,6 +29,7 @@ class folders as downloaded, ``train/air drumming/x.mp4 3``: :func:`line_fields`
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 import warnings
@@ -272,14 +273,17 @@ def entry_lines(text: str) -> list[tuple[int, str]]:
 
 
 def read_list(path: Path, list_format: str, resolver: PathResolver) -> list[ListLine]:
-    """Every line of a list file (``#`` comments and blank lines skipped), or every entry of
-    mmaction2's JSON form of one (:func:`read_json_list`)."""
+    """Every line of a list file (``#`` comments and blank lines skipped), every entry of
+    mmaction2's JSON form of one (:func:`read_json_list`), or every row of Charades' annotation
+    csv (:func:`read_charades`)."""
     if list_format not in LIST_FORMATS:
         raise ManifestError(f"unknown list format {list_format!r}; known: {', '.join(LIST_FORMATS)}")
     path = Path(path)
     text = read_annotation_text(path, "list file")
     if text.lstrip().startswith("["):
         return read_json_list(path, text)
+    if {field.strip().lower() for field in text.split("\n", 1)[0].split(",")}.issuperset(CHARADES_COLUMNS):
+        return read_charades(path, text)
     _refuse_annotations(path, text)
     numbered = entry_lines(text)
     if numbered and is_header(numbered[0][1]):
@@ -308,6 +312,32 @@ def _refuse_annotations(path: Path, text: str) -> None:
         except json.JSONDecodeError:
             return  # a list whose first path begins with a brace
         raise ManifestError(f"{path}: a JSON object, not a list of videos (mmaction2's JSON lists are arrays, [...])")
+
+
+# The columns of Charades' annotation csv (Charades_v1_train.csv, Charades_v1_test.csv), beside
+# subject, scene, script, ..., length: a video a row, ``actions`` its labelled segments.
+CHARADES_COLUMNS = ("id", "actions")
+# An action of a Charades video: its class code (``c092``: the 93rd line of
+# Charades_v1_classes.txt, ``c092 Cooking something``), then its start and end in seconds.
+_CHARADES_ACTION = re.compile(r"c(\d{3})(\s+[\d.]+\s+[\d.]+)?")
+
+
+def read_charades(path: Path, text: str) -> list[ListLine]:
+    """Charades' annotation csv as a multi-label list: a video by its ``id`` (``46GP8``, found as
+    ``46GP8.mp4``), labelled by the classes of its ``actions`` (``c092 11.90 21.20;c147 0.00
+    12.60``: classes 92 and 147 of ``Charades_v1_classes.txt``, given as ``--class-names``), as
+    Charades' video-level mAP counts them; a video without actions has no label (rejected by
+    the manifest). Messages number the rows as the file's lines."""
+    lines = []
+    for line_no, row in enumerate(csv.DictReader(io.StringIO(text)), start=2):
+        actions = [action.strip() for action in (row.get("actions") or "").split(";") if action.strip()]
+        codes = [_CHARADES_ACTION.fullmatch(action) for action in actions]
+        if not row.get("id") or not all(codes):
+            raise ManifestError(f"{path}:{line_no}: expected Charades' id and actions ('c092 11.90 21.20;...'), got id {row.get('id')!r}, actions {row.get('actions')!r}")
+        lines.append(ListLine(line_no, row["id"], tuple(sorted({int(code[1]) for code in codes}))))
+    if not lines:
+        raise ManifestError(f"{path}: the list file has no entries")
+    return lines
 
 
 def read_json_list(path: Path, text: str) -> list[ListLine]:
