@@ -68,6 +68,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import warnings
 from collections import deque
@@ -447,10 +448,15 @@ def clear_out_of_space(path: Path, kept: str) -> Iterator[None]:
         raise CacheError(f"{path}: {os.strerror(code).lower()} while writing ({size_text(free_bytes(path))} free); {kept}") from exc
 
 
-def _compressor():
+def _compressors() -> tuple[Any, ...]:
+    """A store's chunk codecs after the bytes: Blosc's zstd, then a CRC-32C of the compressed
+    chunk (a chunk damaged after it was written, by a copy cut short or a disk, is an error
+    when read: :class:`CheckedArray`; Blosc decoded such a chunk into other numbers without a
+    word, or failed on it as "error during blosc decompression: -1", by where the damage lay).
+    Stores made before 2026-12-07 (the fifty-fourth session) have none and read as they were."""
     import zarr
 
-    return zarr.codecs.BloscCodec(cname="zstd", clevel=5, shuffle="shuffle")
+    return zarr.codecs.BloscCodec(cname="zstd", clevel=5, shuffle="shuffle"), zarr.codecs.Crc32cCodec()
 
 
 class ZarrWriter:
@@ -474,7 +480,7 @@ class ZarrWriter:
                 for name, (shape, dtype) in arrays.items():
                     shards = (min(shard_videos, shape[0]),) + shape[1:] if shard_videos else None
                     chunks = (math.gcd(shards[0], CHUNK_VIDEOS) if shards else 1,) + shape[1:]  # a chunk divides its shard
-                    group.create_array(name, shape=shape, chunks=chunks, shards=shards, dtype=dtype, compressors=_compressor(), fill_value=FILL_VALUES.get(name, 0))
+                    group.create_array(name, shape=shape, chunks=chunks, shards=shards, dtype=dtype, compressors=_compressors(), fill_value=FILL_VALUES.get(name, 0))
                 group.attrs.update({**attrs, "fingerprint": fp})
         self.group = group
         self.attrs = dict(group.attrs)
@@ -508,7 +514,7 @@ def _add_markers(group: Any, arrays: dict[str, tuple[tuple[int, ...], str]]) -> 
     status = group["status"]
     for name, (shape, dtype) in arrays.items():
         if name not in group:
-            group.create_array(name, shape=shape, chunks=status.chunks, shards=status.shards, dtype=dtype, compressors=_compressor(), fill_value=FILL_VALUES.get(name, 0))
+            group.create_array(name, shape=shape, chunks=status.chunks, shards=status.shards, dtype=dtype, compressors=_compressors(), fill_value=FILL_VALUES.get(name, 0))
 
 
 def record_looked(path: Path, videos: np.ndarray, rules: int) -> None:
@@ -555,8 +561,9 @@ def _record_looked_hdf5(path: Path, videos: np.ndarray, rules: int) -> None:
 
 
 def _h5_dataset(h5: Any, name: str, shape: tuple[int, ...], dtype: Any) -> Any:
-    """An array of an HDF5 cache: a chunk a video, gzip-compressed."""
-    return h5.create_dataset(name, shape=shape, dtype=dtype, chunks=(1,) + tuple(shape[1:]), compression="gzip", shuffle=True)
+    """An array of an HDF5 cache: a chunk a video, gzip-compressed, each chunk with its Fletcher-32
+    checksum (since 2026-12-07, the fifty-fourth session; :class:`CheckedArray`)."""
+    return h5.create_dataset(name, shape=shape, dtype=dtype, chunks=(1,) + tuple(shape[1:]), compression="gzip", shuffle=True, fletcher32=True)
 
 
 class ShardAssembler:
@@ -646,6 +653,43 @@ def check_fingerprint(path: Path, attrs: dict[str, Any], fp: str) -> None:
         )
 
 
+# What Zarr's CRC-32C codec and HDF5's Fletcher-32 filter say of a chunk whose bytes changed
+# after it was written (h5py's filter failure: the checksum's, the one filter that fails so),
+# and Blosc where such a chunk of a store without checksums does not decode.
+_DAMAGED = re.compile(r"Stored and computed checksum do not match|Fletcher32|filter returned failure|error during blosc decompression")
+
+
+class CheckedArray:
+    """An array of a feature cache (Zarr's or h5py's) whose reads say which cache, array and
+    rows hold a damaged chunk (:func:`_compressors`, :func:`_h5_dataset`), where the library
+    says only that a checksum does not match; everything else is the array's own."""
+
+    def __init__(self, array: Any, path: Path, name: str):
+        self._array, self._path, self._name = array, path, name
+
+    def __getitem__(self, key: Any) -> Any:
+        try:
+            return self._array[key]
+        except (ValueError, OSError, RuntimeError) as exc:
+            if not _DAMAGED.search(str(exc)):
+                raise
+            raise CacheError(f"{self._path}: {self._name}[{_rows_said(key)}] is damaged (a chunk's checksum does not match what was written: a copy cut short, or a disk error); copy the cache again from where it was made, or compute it anew") from exc
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._array, name)
+
+    def __len__(self) -> int:
+        return len(self._array)
+
+
+def _rows_said(key: Any) -> str:
+    """The rows of an array's index as a message says them (``32:64``, ``5``)."""
+    first = key[0] if isinstance(key, tuple) and key else key
+    if isinstance(first, slice):
+        return f"{'' if first.start is None else first.start}:{'' if first.stop is None else first.stop}"
+    return str(first)
+
+
 class FeatureCache:
     """Read access to a finished or partial cache, Zarr or HDF5, through one interface."""
 
@@ -663,7 +707,7 @@ class FeatureCache:
             if "nsnet" not in self._h5.attrs:
                 raise CacheError(f"{self.path}: an HDF5 file without a feature cache's attributes (another program's): remove it or pick another --cache")
             self.attrs = json.loads(self._h5.attrs["nsnet"])
-            self.arrays = {name: self._h5[name] for name in ARRAY_NAMES + SHIFT_ARRAY_NAMES if name in self._h5}
+            self.arrays = {name: CheckedArray(self._h5[name], self.path, name) for name in ARRAY_NAMES + SHIFT_ARRAY_NAMES if name in self._h5}
         else:
             import zarr
 
@@ -675,7 +719,7 @@ class FeatureCache:
             if "fingerprint" not in group.attrs:
                 raise CacheError(f"{self.path}: a Zarr group without a feature cache's attributes (another program's, or one whose making was cut short): remove it or pick another --cache")
             self.attrs = dict(group.attrs)
-            self.arrays = {name: group[name] for name in ARRAY_NAMES + SHIFT_ARRAY_NAMES if name in group}
+            self.arrays = {name: CheckedArray(group[name], self.path, name) for name in ARRAY_NAMES + SHIFT_ARRAY_NAMES if name in group}
 
     def __getitem__(self, name: str):
         return self.arrays[name]

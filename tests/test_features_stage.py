@@ -880,3 +880,33 @@ def test_a_decoder_hung_in_the_main_process_ends_the_run_naming_the_video(tiny_v
     (store,) = (cache / "demo").glob("*.zarr")
     with FeatureCache(store) as partial:
         assert partial["status"][:6].tolist() == [DONE] * 6  # the shards before the hung video's
+
+
+def test_a_chunk_damaged_after_it_was_written_is_an_error_naming_the_cache_and_rows(tiny_videos, tiny_config, run_options):
+    """A cache chunk whose bytes changed after it was written (a copy cut short, a disk error)
+    was decoded by Blosc into other numbers and trained on without a word (before 2026-12-07, the
+    fifty-fourth session): each chunk carries a checksum now, CRC-32C in a Zarr store, Fletcher-32
+    in an HDF5 file, and a read of a damaged one is an error naming the cache, the array and the
+    rows; the other arrays read as they were."""
+    import h5py
+
+    from pipeline.cache import read_rows
+
+    zarr_cache = Path(run_features("demo", tiny_videos, tiny_config, run_options).cache)
+    h5_cache = Path(run_features("demo", tiny_videos, replace(tiny_config, storage="hdf5"), run_options).cache)
+    with FeatureCache(zarr_cache) as cache:
+        logits = np.asarray(cache["rec_logits"][:])
+    shard = next(p for p in sorted((zarr_cache / "light_features").rglob("*")) if p.is_file() and p.name != "zarr.json")
+    data = bytearray(shard.read_bytes())
+    data[32:48] = bytes(b ^ 0xFF for b in data[32:48])  # in the first chunk's compressed bytes, past Blosc's header (the shard's index lies at its end)
+    shard.write_bytes(bytes(data))
+    with h5py.File(h5_cache, "r") as h5:
+        offset = h5["light_features"].id.get_chunk_info(1).byte_offset  # video 1's chunk
+    with open(h5_cache, "r+b") as file:
+        file.seek(offset + 8)
+        file.write(b"\xff" * 8)
+    for path, rows in ((zarr_cache, "0:"), (h5_cache, "0:")):
+        with FeatureCache(path) as cache:
+            with pytest.raises(CacheError, match=rf"{re.escape(str(path))}: light_features\[{rows}\d*\] is damaged \(a chunk's checksum does not match what was written: a copy cut short, or a disk error\); copy the cache again"):
+                read_rows(cache["light_features"], np.arange(len(logits)))
+            np.testing.assert_array_equal(np.asarray(cache["rec_logits"][:]), logits)
