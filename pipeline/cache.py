@@ -459,6 +459,46 @@ def _compressors() -> tuple[Any, ...]:
     return zarr.codecs.BloscCodec(cname="zstd", clevel=5, shuffle="shuffle"), zarr.codecs.Crc32cCodec()
 
 
+# What Zarr's CRC-32C codec and HDF5's Fletcher-32 filter say of a chunk whose bytes changed
+# after it was written (h5py's filter failure: the checksum's, the one filter that fails so),
+# and Blosc where such a chunk of a store without checksums does not decode.
+_DAMAGED = re.compile(r"Stored and computed checksum do not match|Fletcher32|filter returned failure|error during blosc decompression")
+
+
+class CheckedArray:
+    """An array of a feature cache (Zarr's or h5py's) whose reads say which cache, array and
+    rows hold a damaged chunk (:func:`_compressors`, :func:`_h5_dataset`), where the library
+    says only that a checksum does not match; everything else is the array's own."""
+
+    def __init__(self, array: Any, path: Path, name: str):
+        self._array, self._path, self._name = array, path, name
+
+    def __getitem__(self, key: Any) -> Any:
+        try:
+            return self._array[key]
+        except (ValueError, OSError, RuntimeError) as exc:
+            if not _DAMAGED.search(str(exc)):
+                raise
+            raise CacheError(f"{self._path}: {self._name}[{_rows_said(key)}] is damaged (a chunk's checksum does not match what was written: a copy cut short, or a disk error); copy the cache again from where it was made, or compute it anew") from exc
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._array[key] = value
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._array, name)
+
+    def __len__(self) -> int:
+        return len(self._array)
+
+
+def _rows_said(key: Any) -> str:
+    """The rows of an array's index as a message says them (``32:64``, ``5``)."""
+    first = key[0] if isinstance(key, tuple) and key else key
+    if isinstance(first, slice):
+        return f"{'' if first.start is None else first.start}:{'' if first.stop is None else first.stop}"
+    return str(first)
+
+
 class ZarrWriter:
     """Write access to a Zarr store of per-video rows, created on first use with its
     fingerprint: ``arrays`` maps each array's name to its (shape, dtype), the videos first;
@@ -484,7 +524,7 @@ class ZarrWriter:
                 group.attrs.update({**attrs, "fingerprint": fp})
         self.group = group
         self.attrs = dict(group.attrs)
-        self.arrays = {name: group[name] for name in arrays}
+        self.arrays = {name: CheckedArray(group[name], self.path, name) for name in arrays}
         for name, (shape, _) in arrays.items():
             if self.arrays[name].shape != shape:
                 raise CacheError(f"{self.path}: array {name} has shape {self.arrays[name].shape}, this run's is {shape}")
@@ -651,43 +691,6 @@ def check_fingerprint(path: Path, attrs: dict[str, Any], fp: str) -> None:
             f"this run {fp[:16]}); it is never mixed with a different one. Use the default cache location "
             "(one directory per configuration) or another --cache path."
         )
-
-
-# What Zarr's CRC-32C codec and HDF5's Fletcher-32 filter say of a chunk whose bytes changed
-# after it was written (h5py's filter failure: the checksum's, the one filter that fails so),
-# and Blosc where such a chunk of a store without checksums does not decode.
-_DAMAGED = re.compile(r"Stored and computed checksum do not match|Fletcher32|filter returned failure|error during blosc decompression")
-
-
-class CheckedArray:
-    """An array of a feature cache (Zarr's or h5py's) whose reads say which cache, array and
-    rows hold a damaged chunk (:func:`_compressors`, :func:`_h5_dataset`), where the library
-    says only that a checksum does not match; everything else is the array's own."""
-
-    def __init__(self, array: Any, path: Path, name: str):
-        self._array, self._path, self._name = array, path, name
-
-    def __getitem__(self, key: Any) -> Any:
-        try:
-            return self._array[key]
-        except (ValueError, OSError, RuntimeError) as exc:
-            if not _DAMAGED.search(str(exc)):
-                raise
-            raise CacheError(f"{self._path}: {self._name}[{_rows_said(key)}] is damaged (a chunk's checksum does not match what was written: a copy cut short, or a disk error); copy the cache again from where it was made, or compute it anew") from exc
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._array, name)
-
-    def __len__(self) -> int:
-        return len(self._array)
-
-
-def _rows_said(key: Any) -> str:
-    """The rows of an array's index as a message says them (``32:64``, ``5``)."""
-    first = key[0] if isinstance(key, tuple) and key else key
-    if isinstance(first, slice):
-        return f"{'' if first.start is None else first.start}:{'' if first.stop is None else first.stop}"
-    return str(first)
 
 
 class FeatureCache:
