@@ -499,6 +499,48 @@ def test_minikinetics_lists_without_a_class_file_name_the_classes_by_index(tmp_p
         minikinetics_manifest(tmp_path, AnnotationFiles(classes=str(tmp_path / "names.txt")))
 
 
+def _hmdb51(root: Path, folder: str) -> None:
+    """HMDB51's layout in small: two classes, one a prefix of the other's name (``kick``,
+    ``kick_ball``), two splits, the videos in the official rar's class folders."""
+    splits = root / folder
+    splits.mkdir(parents=True, exist_ok=True)
+    for k in (1, 2):
+        (splits / f"kick_test_split{k}.txt").write_text(f"a_kick_0.avi {k} \nb_kick_1.avi {3 - k} \nc_kick_2.avi 0 \n")  # the release's trailing spaces
+        (splits / f"kick_ball_test_split{k}.txt").write_text("d_kick_ball_0.avi 1 \ne_kick_ball_1.avi 2 \n")
+    for name in ("kick/a_kick_0.avi", "kick/b_kick_1.avi", "kick/c_kick_2.avi", "kick_ball/d_kick_ball_0.avi", "kick_ball/e_kick_ball_1.avi"):
+        (root / "hmdb51_org" / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / "hmdb51_org" / name).write_bytes(b"x")
+
+
+def test_hmdb51_split_files(tmp_path: Path):
+    """HMDB51 (new in the fifty-fourth session, 2026-12-07): a class's split file marks each
+    video 1 train, 2 test (val here, as UCF101's test list) or 0 in neither; the classes in
+    sorted order (``kick`` before ``kick_ball``, as mmaction2 numbers them, where the files'
+    names sort the other way); split 1 by default, another named by one of its files; the split
+    folder as the release's or mmaction2's ``annotations/``."""
+    _hmdb51(tmp_path, "testTrainMulti_7030_splits")
+    m = get_dataset("hmdb51").load(tmp_path)
+    assert m.classes == ("kick", "kick_ball")
+    assert manifest_rows(m) == [
+        ("hmdb51_org/kick/a_kick_0", "hmdb51_org/kick/a_kick_0.avi", (0,), "train"),
+        ("hmdb51_org/kick/b_kick_1", "hmdb51_org/kick/b_kick_1.avi", (0,), "val"),
+        ("hmdb51_org/kick_ball/d_kick_ball_0", "hmdb51_org/kick_ball/d_kick_ball_0.avi", (1,), "train"),
+        ("hmdb51_org/kick_ball/e_kick_ball_1", "hmdb51_org/kick_ball/e_kick_ball_1.avi", (1,), "val"),
+    ]
+    second = get_dataset("hmdb51").load(tmp_path, AnnotationFiles(annotations=tmp_path / "testTrainMulti_7030_splits" / "kick_ball_test_split2.txt"))
+    assert [(v.video_id, v.split) for v in second.videos][:2] == [("hmdb51_org/kick/a_kick_0", "val"), ("hmdb51_org/kick/b_kick_1", "train")]
+    mmaction2 = tmp_path / "mm"
+    _hmdb51(mmaction2, "annotations")
+    assert len(get_dataset("hmdb51").load(mmaction2).videos) == 4
+    (tmp_path / "testTrainMulti_7030_splits" / "kick_test_split1.txt").write_text("a_kick_0.avi 3\n")
+    with pytest.raises(ManifestError, match=r"kick_test_split1.txt:1: expected '<video>.avi 0\|1\|2' \(HMDB51's split file\), got 'a_kick_0.avi 3'$"):
+        get_dataset("hmdb51").load(tmp_path)
+    with pytest.raises(ManifestError, match=r"--train-list: not used by the hmdb51 dataset"):
+        get_dataset("hmdb51").load(tmp_path, AnnotationFiles(train=tmp_path / "x.txt"))
+    with pytest.raises(ManifestError, match=r"no HMDB51 split files \(<class>_test_split1.txt, from test_train_splits.rar\)"):
+        get_dataset("hmdb51").load(tmp_path / "hmdb51_org")
+
+
 def test_ucf101_classind_and_split_lists(tmp_path: Path):
     lists = tmp_path / "ucfTrainTestlist"
     lists.mkdir()
@@ -671,7 +713,7 @@ def test_the_manifest_json_is_the_form_caches_are_keyed_by():
 
 
 def test_registry_names_and_profiles():
-    assert set(DATASETS) == {"demo", "csv", "fcvid", "activitynet", "minikinetics", "ucf101", "list", "kinetics"}
+    assert set(DATASETS) == {"demo", "csv", "fcvid", "activitynet", "minikinetics", "ucf101", "list", "kinetics", "hmdb51"}
     assert get_dataset("fcvid").features.light.name == "mobilenetv2_100"
     assert get_dataset("fcvid").features.recognizer.name == "resnet50"
     assert get_dataset("fcvid").features.recognizer.resolution == 224

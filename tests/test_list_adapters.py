@@ -620,7 +620,7 @@ def test_names_beyond_ascii_are_found_by_the_walks_whichever_unicode_form(tmp_pa
     ("train.csv", 'label,youtube_id,time_start,time_end,split\nabseiling,aaaaaaaaaaa,10,20,train\n"air drumming",bbbbbbbbbbb,3,13,train\n', r"a Kinetics annotation csv \(label,youtube_id,time_start,time_end,...\), read by --dataset kinetics, or minikinetics with --annotations; not a list of videos$"),
     ("config.json", '{"model_type": "videomae", "id2label": {"0": "abseiling"}}', r"a JSON object, not a list of videos \(mmaction2's JSON lists are arrays, \[...\]\)$"),
     ("brush_hair_test_split1.txt", "April_09_brush_hair_u_nm_np1_ba_goo_0.avi 1 \nApril_09_brush_hair_u_nm_np1_ba_goo_1.avi 2 \nAmerican_History_X_brush_hair_h_nm_np1_ba_goo_2.avi 0 \n",
-     r"HMDB51's split file \(one class's videos, each marked 1 train, 2 test or 0 unused: no labels\); make lists of the 51 files with mmaction2's tools/data/hmdb51 \(a class's folder and index a line\); not a list of videos$"),
+     r"HMDB51's split file \(one class's videos, each marked 1 train, 2 test or 0 unused: no labels\), read with the split's other 50 by --dataset hmdb51 \(--annotations naming it or its folder\); not a list of videos$"),
 ])
 def test_a_datasets_annotations_given_as_a_list_are_named_so(tmp_path, name, text, said):
     """ActivityNet's JSON given as ``--train-list`` made a video of its first line, its other

@@ -98,6 +98,7 @@ DATASETS: dict[str, DatasetSpec] = {
             evaluation=WITHOUT_ALL_FRAMES,
         ),
         DatasetSpec("ucf101", adapters.ucf101_manifest, Path("data/ucf101"), description="UCF101 classInd + split lists (split 1, or --train-list/--val-list; in ucfTrainTestlist/, mmaction2's annotations/ or the root), or 3D-ResNets' ucf101_0N.json (--annotations)"),
+        DatasetSpec("hmdb51", adapters.hmdb51_manifest, Path("data/hmdb51"), description="HMDB51's split files <class>_test_split<k>.txt (split 1 in testTrainMulti_7030_splits/, mmaction2's annotations/ or the root; --annotations: their folder, or a file of the split wanted)"),
     )
 }
 

@@ -453,18 +453,61 @@ def index_classes(read: list[tuple[Path, str, list[ListLine]]]) -> list[str]:
     return numbered_classes(str(label) for label in labels) or []
 
 
+# Where HMDB51's split files lie (test_train_splits.rar's folder; mmaction2's annotations/,
+# where its download script moves them), and how they are named: a class and a split a file.
+HMDB51_SPLIT_FOLDERS = ("testTrainMulti_7030_splits", "annotations", ".")
+HMDB51_SPLIT_FILE = re.compile(r"(?P<label>.+)_test_split(?P<split>[1-3])\.txt")
+# What a split file's mark says of a video: 1 training, 2 testing (read as val, as UCF101's test
+# list is), 0 in neither.
+HMDB51_MARKS = {"1": "train", "2": "val", "0": None}
+
+
+def hmdb51_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) -> Manifest:
+    """HMDB51's split files (``brush_hair_test_split1.txt``: ``<video>.avi 1`` a line, 1 train,
+    2 test read as val, 0 in neither; one file a class and split) in the first of
+    :data:`HMDB51_SPLIT_FOLDERS` that holds them, split 1; ``--annotations`` names another split
+    by one of its files (``.../brush_hair_test_split2.txt``, the folder's 51 files of that split
+    read) or their folder. The classes are the files' class names in sorted order (mmaction2's
+    label indices); videos (``<class>/<video>.avi``, names unique) are found by name anywhere
+    under the root (:func:`~pipeline.datasets.finding.locate`: ``hmdb51_org/``, ``videos/``,
+    frames)."""
+    unused = [option for option in files.given() if option != "--annotations"]
+    if unused:
+        raise ManifestError(f"{', '.join(unused)}: not used by the hmdb51 dataset (it reads the split files test_train_splits.rar holds; --annotations names their folder, or one file of the split wanted)")
+    given = Path(files.annotations) if files.annotations is not None else None
+    split = HMDB51_SPLIT_FILE.fullmatch(given.name)["split"] if given is not None and HMDB51_SPLIT_FILE.fullmatch(given.name) else "1"
+    folders = [given.parent if given is not None and given.is_file() else given] if given is not None else [root / folder for folder in HMDB51_SPLIT_FOLDERS]
+    split_files = next((found for folder in folders if (found := sorted(folder.glob(f"*_test_split{split}.txt")))), [])
+    if not split_files:
+        raise ManifestError(f"{given or root}: no HMDB51 split files (<class>_test_split{split}.txt, from test_train_splits.rar) in {' or '.join(str(f) for f in folders)}; --annotations names their folder")
+    by_class = sorted((HMDB51_SPLIT_FILE.fullmatch(path.name)["label"], path) for path in split_files)  # kick before kick_ball, as mmaction2 numbers them
+    classes = [label for label, _ in by_class]
+    listed: list[tuple[str, str, str]] = []  # (video name, class, split)
+    for label, path in by_class:
+        for line_no, line in enumerate(read_lines(path), start=1):
+            fields = line.split()
+            if len(fields) != 2 or fields[1] not in HMDB51_MARKS:
+                raise ManifestError(f"{path}:{line_no}: expected '<video>.avi 0|1|2' (HMDB51's split file), got {line!r}")
+            if HMDB51_MARKS[fields[1]] is not None:
+                listed.append((fields[0], label, HMDB51_MARKS[fields[1]]))
+    found = locate(root, [f"{label}/{name}" for name, label, _ in listed])
+    entries = [RawEntry(video_id(where or f"{label}/{name}"), where or f"{label}/{name}", (label,), split_name) for (name, label, split_name), where in zip(listed, found)]
+    return build_manifest("hmdb51", classes, entries)
+
+
 def datasets_in_root(root: Path) -> list[str]:
     """The datasets whose annotation files lie in ``root`` where their loaders look without
     options (UCF101's ``classInd.txt``, ActivityNet's JSON, FCVID's split file, Mini-Kinetics'
-    lists, Kinetics' ``annotations/train.csv`` as cvdfoundation's download holds it, the csv
-    dataset's ``manifest.csv``), in that order: a root read as another dataset's (``--dataset``
-    left at the demo, or mistyped) is said so."""
+    lists, HMDB51's split files, Kinetics' ``annotations/train.csv`` as cvdfoundation's download
+    holds it, the csv dataset's ``manifest.csv``), in that order: a root read as another
+    dataset's (``--dataset`` left at the demo, or mistyped) is said so."""
     marks = {
         "ucf101": [Path(folder, "classInd.txt") for folder in UCF101_SPLIT_FOLDERS],
         "activitynet": [Path(name) for name in ACTIVITYNET_FILES],
         "fcvid": [Path(FCVID_SPLIT_FILE), Path("materials", FCVID_SPLIT_FILE)],
         "minikinetics": [Path(MINIKINETICS_LISTS["train"])],
+        "hmdb51": [Path(folder, "*_test_split1.txt") for folder in HMDB51_SPLIT_FOLDERS],
         "kinetics": [Path(ANNOTATION_FOLDER, "train.csv")],
         "csv": [Path("manifest.csv")],
     }
-    return [name for name, paths in marks.items() if any((root / path).is_file() for path in paths)]
+    return [name for name, patterns in marks.items() if any(found.is_file() for pattern in patterns for found in root.glob(str(pattern)))]

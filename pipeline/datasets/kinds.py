@@ -20,7 +20,7 @@ ACTIVITYNET_JSON = "ActivityNet's annotation JSON (a list of labelled segments a
 KINETICS_JSON = "a Kinetics annotation JSON, read by --dataset kinetics (or minikinetics) with --annotations"
 KINETICS_CSV = "a Kinetics annotation csv (label,youtube_id,time_start,time_end,...), read by --dataset kinetics, or minikinetics with --annotations"
 VIDEO_LIST = "a list of videos (a path, then numbers), read by --dataset list as --train-list or --val-list"
-HMDB51_SPLIT = "HMDB51's split file (one class's videos, each marked 1 train, 2 test or 0 unused: no labels); make lists of the 51 files with mmaction2's tools/data/hmdb51 (a class's folder and index a line)"
+HMDB51_SPLIT = "HMDB51's split file (one class's videos, each marked 1 train, 2 test or 0 unused: no labels), read with the split's other 50 by --dataset hmdb51 (--annotations naming it or its folder)"
 # How HMDB51's split files are named (``brush_hair_test_split1.txt``: one a class and split).
 _HMDB51_SPLIT_NAME = re.compile(r".+_test_split[1-3]\.txt")
 
