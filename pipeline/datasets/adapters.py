@@ -18,7 +18,7 @@ from typing import NamedTuple
 from pipeline.datasets.kinetics import ANNOTATION_FOLDER, NotKineticsError, kinetics_manifest
 from pipeline.datasets.class_names import class_key, class_subset, first_spellings, numbered_classes, read_class_names, refuse_same_classes
 from pipeline.datasets.finding import PathResolver, find_listed, locate
-from pipeline.datasets.kinds import KINETICS_JSON, annotation_kind, json_kind
+from pipeline.datasets.kinds import HMDB51_SPLIT_FILE, KINETICS_JSON, annotation_kind, json_kind
 from pipeline.datasets.lists import ListLine, counted_from_one, is_header, list_entries, named_labels, read_list, table_delimiter
 from pipeline.datasets.manifest import (
     AnnotationFiles,
@@ -454,9 +454,8 @@ def index_classes(read: list[tuple[Path, str, list[ListLine]]]) -> list[str]:
 
 
 # Where HMDB51's split files lie (test_train_splits.rar's folder; mmaction2's annotations/,
-# where its download script moves them), and how they are named: a class and a split a file.
+# where its download script moves them; their names: kinds.HMDB51_SPLIT_FILE).
 HMDB51_SPLIT_FOLDERS = ("testTrainMulti_7030_splits", "annotations", ".")
-HMDB51_SPLIT_FILE = re.compile(r"(?P<label>.+)_test_split(?P<split>[1-3])\.txt")
 # What a split file's mark says of a video: 1 training, 2 testing (read as val, as UCF101's test
 # list is), 0 in neither.
 HMDB51_MARKS = {"1": "train", "2": "val", "0": None}
@@ -475,7 +474,7 @@ def hmdb51_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) -> M
     if unused:
         raise ManifestError(f"{', '.join(unused)}: not used by the hmdb51 dataset (it reads the split files test_train_splits.rar holds; --annotations names their folder, or one file of the split wanted)")
     given = Path(files.annotations) if files.annotations is not None else None
-    split = HMDB51_SPLIT_FILE.fullmatch(given.name)["split"] if given is not None and HMDB51_SPLIT_FILE.fullmatch(given.name) else "1"
+    split = named["split"] if given is not None and (named := HMDB51_SPLIT_FILE.fullmatch(given.name)) else "1"
     folders = [given.parent if given is not None and given.is_file() else given] if given is not None else [root / folder for folder in HMDB51_SPLIT_FOLDERS]
     split_files = next((found for folder in folders if (found := sorted(folder.glob(f"*_test_split{split}.txt")))), [])
     if not split_files:

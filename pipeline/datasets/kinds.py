@@ -22,7 +22,7 @@ KINETICS_CSV = "a Kinetics annotation csv (label,youtube_id,time_start,time_end,
 VIDEO_LIST = "a list of videos (a path, then numbers), read by --dataset list as --train-list or --val-list"
 HMDB51_SPLIT = "HMDB51's split file (one class's videos, each marked 1 train, 2 test or 0 unused: no labels), read with the split's other 50 by --dataset hmdb51 (--annotations naming it or its folder)"
 # How HMDB51's split files are named (``brush_hair_test_split1.txt``: one a class and split).
-_HMDB51_SPLIT_NAME = re.compile(r".+_test_split[1-3]\.txt")
+HMDB51_SPLIT_FILE = re.compile(r"(?P<label>.+)_test_split(?P<split>[1-3])\.txt")
 
 
 def _fields(line: str) -> list[str]:
@@ -90,7 +90,7 @@ def split_file_kind(name: str, text: str) -> str | None:
     """:data:`HMDB51_SPLIT` where a file named as HMDB51's split files are holds their lines
     (a video file's name, no folder, then 0, 1 or 2: the first :data:`KIND_SAMPLE` looked at),
     which a list's reading takes for labels; else None."""
-    if not _HMDB51_SPLIT_NAME.fullmatch(name):
+    if not HMDB51_SPLIT_FILE.fullmatch(name):
         return None
     lines = [line.split() for line in text.split("\n", KIND_SAMPLE)[:KIND_SAMPLE] if line.strip()]
     return HMDB51_SPLIT if lines and all(len(f) == 2 and names_video(f[0]) and "/" not in f[0] and f[1] in ("0", "1", "2") for f in lines) else None
