@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.datasets import DATASETS, AnnotationFiles, Manifest, ManifestError, get_dataset
+from pipeline.datasets import DATASETS, AnnotationFiles, Manifest, ManifestError, get_dataset, load_manifest
 from pipeline.datasets.manifest import Rejected, VideoRecord
 from pipeline.datasets.adapters import activitynet_manifest, csv_manifest, fcvid_manifest, minikinetics_manifest, ucf101_manifest
 from conftest import manifest_rows
@@ -531,7 +531,10 @@ def test_hmdb51_split_files(tmp_path: Path):
     assert [(v.video_id, v.split) for v in second.videos][:2] == [("hmdb51_org/kick/a_kick_0", "val"), ("hmdb51_org/kick/b_kick_1", "train")]
     mmaction2 = tmp_path / "mm"
     _hmdb51(mmaction2, "annotations")
+    (mmaction2 / "annotations" / "classInd.txt").write_text("1 kick\n2 kick_ball\n")  # what mmaction2's parse_file_list.py adds beside them
     assert len(get_dataset("hmdb51").load(mmaction2).videos) == 4
+    with pytest.raises(ManifestError, match=rf"\({mmaction2} holds the hmdb51 dataset's annotation files: --dataset hmdb51\?\)$"):
+        load_manifest("fcvid", mmaction2)
     (tmp_path / "testTrainMulti_7030_splits" / "kick_test_split1.txt").write_text("a_kick_0.avi 3\n")
     with pytest.raises(ManifestError, match=r"kick_test_split1.txt:1: expected '<video>.avi 0\|1\|2' \(HMDB51's split file\), got 'a_kick_0.avi 3'$"):
         get_dataset("hmdb51").load(tmp_path)

@@ -496,16 +496,16 @@ def hmdb51_manifest(root: Path, files: AnnotationFiles = AnnotationFiles()) -> M
 
 def datasets_in_root(root: Path) -> list[str]:
     """The datasets whose annotation files lie in ``root`` where their loaders look without
-    options (UCF101's ``classInd.txt``, ActivityNet's JSON, FCVID's split file, Mini-Kinetics'
-    lists, HMDB51's split files, Kinetics' ``annotations/train.csv`` as cvdfoundation's download
+    options (HMDB51's split files, UCF101's ``classInd.txt``, ActivityNet's JSON, FCVID's split
+    file, Mini-Kinetics' lists, Kinetics' ``annotations/train.csv`` as cvdfoundation's download
     holds it, the csv dataset's ``manifest.csv``), in that order: a root read as another
     dataset's (``--dataset`` left at the demo, or mistyped) is said so."""
-    marks = {
+    marks = {  # HMDB51 first: mmaction2's HMDB51 annotations/ hold a UCF101-style classInd.txt beside its split files
+        "hmdb51": [Path(folder, "*_test_split1.txt") for folder in HMDB51_SPLIT_FOLDERS],
         "ucf101": [Path(folder, "classInd.txt") for folder in UCF101_SPLIT_FOLDERS],
         "activitynet": [Path(name) for name in ACTIVITYNET_FILES],
         "fcvid": [Path(FCVID_SPLIT_FILE), Path("materials", FCVID_SPLIT_FILE)],
         "minikinetics": [Path(MINIKINETICS_LISTS["train"])],
-        "hmdb51": [Path(folder, "*_test_split1.txt") for folder in HMDB51_SPLIT_FOLDERS],
         "kinetics": [Path(ANNOTATION_FOLDER, "train.csv")],
         "csv": [Path("manifest.csv")],
     }
