@@ -800,6 +800,25 @@ def read_rows(array: Any, rows: np.ndarray, block: int = EXPORT_VIDEOS, threads:
     return out
 
 
+def damaged_chunks(path: Path, block: int = EXPORT_VIDEOS, progress: bool = False) -> list[str]:
+    """Every array of the cache at ``path`` read whole, ``block`` videos (a shard) at a time, and
+    what :class:`CheckedArray` says of each block holding a damaged chunk ([] where none does):
+    a cache copied to another node checked before hours of training read it. A store made before
+    its chunks carried checksums is read as well, its Blosc failures said alone."""
+    from tqdm import tqdm
+
+    damaged: list[str] = []
+    with FeatureCache(path) as cache:
+        videos = cache["status"].shape[0]
+        blocks = [(name, start) for name in cache.arrays for start in range(0, videos, block)]
+        for name, start in tqdm(blocks, desc=f"verify {Path(path).name}", unit="block", disable=not progress):
+            try:
+                cache[name][start : start + block]
+            except CacheError as exc:
+                damaged.append(str(exc))
+    return damaged
+
+
 def export_hdf5(staging: Path, final: Path) -> None:
     """Copy a finished Zarr store into an HDF5 file with the same schema, atomically. Called under
     the store's creation lock, the one exporter: the part-written copy a killed export left

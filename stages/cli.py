@@ -494,8 +494,10 @@ def ground_truth_file(features_path: Path, data_root: Path) -> Path:
 @dataset_option
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=Path("cache"), show_default=True)
 @click.option("--json", "json_out", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Also write the listing as JSON here (each output's path, what it is, whether it is the latest, what was made from it).")
+@click.option("--verify", is_flag=True, help="Also read every feature cache whole against its chunks' checksums (a cache copied from another node, before training on it); exit 1 where a chunk is damaged.")
+@click.option("--no-progress", is_flag=True)
 @clear_errors
-def outputs(dataset: str, cache_dir: Path, json_out: Path | None) -> None:
+def outputs(dataset: str, cache_dir: Path, json_out: Path | None, verify: bool, no_progress: bool) -> None:
     """A dataset's feature caches and what was made from each (prototypes, sampler runs,
     evaluations, ablations), said by what they hold, the latest of each marked; then its
     fine-tuning runs."""
@@ -503,6 +505,14 @@ def outputs(dataset: str, cache_dir: Path, json_out: Path | None) -> None:
 
     caches, finetune_runs = list_outputs(cache_dir, dataset), list_finetune_runs(cache_dir, dataset)
     click.echo(outputs_table(caches, finetune_runs, cache_dir / dataset, "" if caches else cache_dir_hint(cache_dir, dataset)))
+    if verify:
+        from pipeline.cache import damaged_chunks
+
+        damaged = {cache.path: damaged_chunks(cache.path, progress=not no_progress) for cache in caches if cache.path.exists()}
+        for path, found in damaged.items():
+            click.echo(f"verified {path.name}: " + ("every chunk read whole" if not found else f"{len(found)} block(s) damaged") + "".join(f"\n  {line}" for line in found))
+        if any(damaged.values()):
+            raise SystemExit(1)
     if json_out is not None:
         from pipeline.cache import write_text_atomic
 

@@ -203,3 +203,21 @@ def test_a_cache_dir_given_wrong_is_said_so(tmp_path):
     assert without.output.endswith("or pass --features; the dataset's caches were made with --preset table1 or table6\n")
     other = CliRunner().invoke(main, ["train", "--dataset", "fcvid", "--preset", "table2", "--cache-dir", str(tmp_path), "--no-progress"])
     assert other.output.endswith("or pass --features; the dataset's caches were made with --preset table1\n")
+
+
+def test_outputs_verify_reads_every_cache_whole_against_its_checksums(tiny_pipeline, run_options):
+    """``nsnet outputs --verify`` (new in the fifty-fourth session, 2026-12-07): every chunk of
+    each cache read, a cache copied from another node checked before training on it; a damaged
+    chunk is named with its array and rows, and the command exits 1."""
+    features, _, _ = tiny_pipeline
+    args = ["outputs", "--dataset", "demo", "--cache-dir", str(run_options.cache_dir), "--verify", "--no-progress"]
+    whole = CliRunner().invoke(main, args)
+    assert whole.exit_code == 0 and whole.output.splitlines()[-1] == f"verified {features.name}: every chunk read whole"
+    shard = next(p for p in sorted((features / "rec_logits").rglob("*")) if p.is_file() and p.name != "zarr.json")
+    data = bytearray(shard.read_bytes())
+    data[20] ^= 0xFF  # in the first chunk, past Blosc's header
+    shard.write_bytes(bytes(data))
+    damaged = CliRunner().invoke(main, args)
+    assert damaged.exit_code == 1 and damaged.output.splitlines()[-2:] == [
+        f"verified {features.name}: 1 block(s) damaged",
+        f"  {features}: rec_logits[0:256] is damaged (a chunk's checksum does not match what was written: a copy cut short, or a disk error); copy the cache again from where it was made, or compute it anew"]
