@@ -505,6 +505,10 @@ def outputs(dataset: str, cache_dir: Path, json_out: Path | None, verify: bool, 
 
     caches, finetune_runs = list_outputs(cache_dir, dataset), list_finetune_runs(cache_dir, dataset)
     click.echo(outputs_table(caches, finetune_runs, cache_dir / dataset, "" if caches else cache_dir_hint(cache_dir, dataset)))
+    if json_out is not None:
+        from pipeline.cache import write_text_atomic
+
+        write_text_atomic(json_out, json.dumps({"caches": [c.to_dict() for c in caches], "finetune_runs": [r.to_dict() for r in finetune_runs]}, indent=1))
     if verify:
         from pipeline.cache import damaged_chunks
 
@@ -513,10 +517,6 @@ def outputs(dataset: str, cache_dir: Path, json_out: Path | None, verify: bool, 
             click.echo(f"verified {path.name}: " + ("every chunk read whole" if not found else f"{len(found)} block(s) damaged") + "".join(f"\n  {line}" for line in found))
         if any(damaged.values()):
             raise SystemExit(1)
-    if json_out is not None:
-        from pipeline.cache import write_text_atomic
-
-        write_text_atomic(json_out, json.dumps({"caches": [c.to_dict() for c in caches], "finetune_runs": [r.to_dict() for r in finetune_runs]}, indent=1))
 
 
 @main.command("synth-cache")
