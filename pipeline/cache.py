@@ -438,14 +438,24 @@ def out_of_space(exc: BaseException) -> int | None:
 @contextmanager
 def clear_out_of_space(path: Path, kept: str) -> Iterator[None]:
     """A full disk or quota while writing ``path`` as a :class:`CacheError` that says how much
-    is free and what was ``kept``; other errors pass as they are."""
+    is free and what was ``kept``, and so a write torch's checkpoint writer failed, which keeps
+    no errno (a full disk gave a training run "unexpected pos 91136 vs 91024" alone); other
+    errors pass as they are."""
     try:
         yield
     except Exception as exc:
         code = out_of_space(exc)
-        if code is None:
-            raise
-        raise CacheError(f"{path}: {os.strerror(code).lower()} while writing ({size_text(free_bytes(path))} free); {kept}") from exc
+        if code is not None:
+            raise CacheError(f"{path}: {os.strerror(code).lower()} while writing ({size_text(free_bytes(path))} free); {kept}") from exc
+        if isinstance(exc, RuntimeError) and _STREAM_WRITE_FAILED.search(str(exc)):
+            raise CacheError(f"{path}: torch could not write it ({str(exc).strip().splitlines()[0]}); {size_text(free_bytes(path))} free on its disk: a full disk or quota, or a disk error; {kept}") from exc
+        raise
+
+
+# What torch.save's zip writer says where the file system refused a write (it keeps no errno):
+# on a full disk, "[enforce fail at inline_container.cc:672] . unexpected pos 91136 vs 91024",
+# after "basic_ios::clear: iostream error".
+_STREAM_WRITE_FAILED = re.compile(r"unexpected pos \d+ vs \d+|iostream error|PytorchStreamWriter failed writing")
 
 
 def _compressors() -> tuple[Any, ...]:

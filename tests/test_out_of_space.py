@@ -161,6 +161,30 @@ def test_a_checkpoint_written_on_a_full_disk_leaves_the_one_before(tmp_path, mon
     assert torch.load(last) == {"epoch": 3} and sorted(p.name for p in tmp_path.iterdir()) == ["last.pth"]
 
 
+def test_a_checkpoint_torch_could_not_write_says_so_with_the_free_space(tmp_path, monkeypatch):
+    """On a full disk torch.save's zip writer raises a RuntimeError without an errno, "[enforce
+    fail at inline_container.cc:672] . unexpected pos 91136 vs 91024" (what a training run
+    printed alone when the development machine's disk filled, 2026-12-07, the fifty-fourth
+    session): said now with the free space and what was kept; the checkpoint before stays."""
+    from pipeline.models import save_atomic
+
+    last = tmp_path / "last.pth"
+    save_atomic({"epoch": 3}, last)
+
+    def writer_failed(obj, path):
+        Path(path).write_bytes(b"PK\x03\x04 half a checkpoint")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 91136 vs 91024")
+
+    monkeypatch.setattr(torch, "save", writer_failed)
+    with pytest.raises(CacheError, match=r"last\.pth: torch could not write it \(\[enforce fail at inline_container.cc:672\] \. unexpected pos 91136 vs 91024\); [\d.]+ [MGT]iB free on its disk: a full disk or quota, or a disk error; the file there before, if any, is unchanged"):
+        save_atomic({"epoch": 4}, last)
+    monkeypatch.setattr(torch, "save", lambda obj, path: (_ for _ in ()).throw(RuntimeError("CUDA error: out of memory")))
+    with pytest.raises(RuntimeError, match="CUDA error"):  # other errors as they are
+        save_atomic({"epoch": 5}, last)
+    monkeypatch.undo()
+    assert torch.load(last) == {"epoch": 3} and sorted(p.name for p in tmp_path.iterdir()) == ["last.pth"]
+
+
 def test_an_output_folder_written_on_a_full_disk_leaves_nothing_and_a_rerun_writes_it(tiny_videos, tiny_config, run_options, monkeypatch):
     from pipeline.prototypes import GuidingScorer
     from stages.prototypes import run_prototypes
