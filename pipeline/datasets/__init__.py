@@ -86,7 +86,7 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec("csv", _files_in_root(adapters.csv_manifest), Path("data/csv"), description="generic manifest.csv: path,label[,label...],split"),
         DatasetSpec("fcvid", adapters.fcvid_manifest, Path("data/fcvid"), description="FCVID release files (multi-label); class names from FCVID_Category.txt, --class-names or the category folders", evaluation=WITHOUT_ALL_FRAMES),
         DatasetSpec("activitynet", adapters.activitynet_manifest, Path("data/activitynet"), description="ActivityNet v1.3 or v1.2 JSON (--annotations, default: in the data root); class order from --class-names, default the labels sorted", evaluation=ACTIVITYNET_EVALUATION),
-        DatasetSpec("list", adapters.list_manifest, Path("data/list"), description="mmaction2 video/rawframe lists or AR-Net lists (--train-list/--val-list/--test-list, --class-names)"),
+        DatasetSpec("list", adapters.list_manifest, Path("data/list"), description="mmaction2 video/rawframe lists (text or JSON), AR-Net lists, Something-Something v2's JSON or Charades' csv (--train-list/--val-list/--test-list, --class-names)"),
         DatasetSpec("kinetics", kinetics.kinetics_manifest, Path("data/kinetics"), description="Kinetics csv or JSON files (--train-list/--val-list, or --annotations alone, else the root's annotations/), YouTube id lists labelled by --annotations, optionally a class subset (--class-names)"),
         DatasetSpec(
             "minikinetics",
