@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from pipeline.datasets.finding import folder_key
-from pipeline.datasets.kinds import VIDEO_LIST, annotation_kind, label_row, listed_video, names_video
+from pipeline.datasets.kinds import VIDEO_LIST, annotation_kind, json_kind, label_row, listed_video, names_video
 from pipeline.datasets.manifest import ManifestError, read_annotation_text
 from pipeline.wording import first_few
 
@@ -36,16 +36,15 @@ def read_class_names(path: Path) -> list[str]:
     """The class names of a class-name file in any of the module's forms, in label order."""
     path = Path(path)
     text = read_annotation_text(path, "class-name file")
-    kind = annotation_kind(text)
+    is_json = path.suffix.lower() == ".json"
+    data = _json_data(text) if is_json or text.lstrip()[:1] in ("[", "{") else None  # parsed once
+    kind = json_kind(data) if data is not None else annotation_kind(text)
     if kind is not None and kind != VIDEO_LIST:  # a list's own message below
         raise ManifestError(f"{path}: {kind}; not class names")
-    if path.suffix.lower() == ".json":
-        return _json_names(path, _parsed_json(path, text))
-    if text.lstrip()[:1] in ("[", "{"):
-        try:
-            return _json_names(path, json.loads(text))
-        except json.JSONDecodeError:
-            pass  # a name that starts with a bracket
+    if data is not None:
+        return _json_names(path, data)
+    if is_json:
+        _parsed_json(path, text)  # not valid JSON: said so
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if lines and all(label_row(line) for line in lines):
         raise ManifestError(f"{path}: rows of numbers ({lines[0][:40]!r}), a label matrix as FCVID_Label.txt is, or a list of numbered videos, not class names; the class names are one a line")
@@ -154,6 +153,14 @@ def _index_rows(lines: list[str]) -> list[tuple[int, str]] | None:
         if all(_index(row[at]) is not None for row in rows):
             return [(_index(row[at]), _name(row[1 - at])) for row in rows]  # type: ignore[misc]
     return None
+
+
+def _json_data(text: str) -> object | None:
+    """The JSON ``text`` holds, or None where it is none (a name that starts with a bracket)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return None
 
 
 def _parsed_json(path: Path, text: str) -> object:

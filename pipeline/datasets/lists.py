@@ -40,7 +40,7 @@ from pathlib import Path, PurePosixPath
 from pipeline.datasets.class_names import class_key, first_spellings, refuse_same_classes
 from pipeline.datasets.finding import YOUTUBE_ID, PathResolver, find_beside, find_listed
 from pipeline.datasets.kinetics import bare_id_files
-from pipeline.datasets.kinds import VIDEO_LIST, annotation_kind, listed_video, split_file_kind
+from pipeline.datasets.kinds import VIDEO_LIST, annotation_kind, json_kind, listed_video, split_file_kind
 from pipeline.datasets.manifest import ManifestError, RawEntry, read_annotation_text, video_id
 from pipeline.video import VIDEO_EXTENSIONS
 
@@ -303,15 +303,16 @@ def _refuse_annotations(path: Path, text: str) -> None:
     ActivityNet's or Kinetics' (:func:`~pipeline.datasets.kinds.annotation_kind`), HMDB51's split
     files, whose train/test marks would be read as labels (:func:`~pipeline.datasets.kinds.split_file_kind`),
     or any other JSON object."""
+    if text.lstrip().startswith("{"):  # parsed once, here
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            return  # a list whose first path begins with a brace
+        kind = json_kind(data)
+        raise ManifestError(f"{path}: {kind}; not a list of videos" if kind else f"{path}: a JSON object, not a list of videos (mmaction2's JSON lists are arrays, [...])")
     kind = split_file_kind(path.name, text) or annotation_kind(text)
     if kind is not None and kind != VIDEO_LIST:
         raise ManifestError(f"{path}: {kind}; not a list of videos")
-    if text.lstrip().startswith("{"):
-        try:
-            json.loads(text)
-        except json.JSONDecodeError:
-            return  # a list whose first path begins with a brace
-        raise ManifestError(f"{path}: a JSON object, not a list of videos (mmaction2's JSON lists are arrays, [...])")
 
 
 # The columns of Charades' annotation csv (Charades_v1_train.csv, Charades_v1_test.csv), beside
