@@ -25,6 +25,11 @@ HMDB51_SPLIT = "HMDB51's split file (one class's videos, each marked 1 train, 2 
 HMDB51_SPLIT_FILE = re.compile(r"(?P<label>.+)_test_split(?P<split>[1-3])\.txt")
 
 
+def _first_lines(text: str) -> list[str]:
+    """The lines that are not blank among the first :data:`KIND_SAMPLE` of ``text``."""
+    return [line for line in text.split("\n", KIND_SAMPLE)[:KIND_SAMPLE] if line.strip()]
+
+
 def _fields(line: str) -> list[str]:
     """A line's fields, however a list or a matrix separates them (spaces, commas, ``;``)."""
     return [field for field in re.split(r"[\s,;]+", line) if field]
@@ -82,7 +87,7 @@ def annotation_kind(text: str) -> str | None:
     header = {field.strip().strip('"').lower() for field in stripped.split("\n", 1)[0].split(",")}
     if header.issuperset(KINETICS_COLUMNS):
         return KINETICS_CSV
-    lines = [line for line in stripped.split("\n", KIND_SAMPLE)[:KIND_SAMPLE] if line.strip()]
+    lines = _first_lines(stripped)
     return VIDEO_LIST if lines and all(listed_video(line) for line in lines) else None
 
 
@@ -92,5 +97,5 @@ def split_file_kind(name: str, text: str) -> str | None:
     which a list's reading takes for labels; else None."""
     if not HMDB51_SPLIT_FILE.fullmatch(name):
         return None
-    lines = [line.split() for line in text.split("\n", KIND_SAMPLE)[:KIND_SAMPLE] if line.strip()]
+    lines = [line.split() for line in _first_lines(text)]
     return HMDB51_SPLIT if lines and all(len(f) == 2 and names_video(f[0]) and "/" not in f[0] and f[1] in ("0", "1", "2") for f in lines) else None
