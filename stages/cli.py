@@ -102,7 +102,7 @@ decode_timeout_option = click.option(
     help="Seconds one video may take to decode before its decoder is taken for hung: that video is failed and the run goes on (with --workers 1 or more).",
 )
 data_root_option = click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None, envvar="DATA_ROOT", help="Where the dataset lies (default: data/<dataset>).")
-# The later stages' (videos_root): the cache knows where its videos were read.
+# The later stages' (cache_dataset): the cache knows where its videos were read.
 cache_videos_option = click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None, envvar="DATA_ROOT", help="Where the cache's videos lie (default: where the features stage read them, while there, else data/<dataset>).")
 
 
@@ -453,34 +453,26 @@ def resolve_sampler_inputs(cache_dir: Path, dataset: str, features_path: Path | 
     return features_path, prototypes_path
 
 
-def cache_dataset(features_path: Path, dataset: str) -> str:
-    """The dataset whose configuration a stage after ``features`` takes for a cache: the one the
-    cache was made from where ``--dataset`` is left at its default (a FCVID cache given as
-    ``--features`` took the demo's 40 epochs and evaluation defaults); ``--dataset`` given and
-    naming another is an error."""
+def cache_dataset(features_path: Path, dataset: str, data_root: Path | None = None) -> tuple[str, Path]:
+    """From one read of a cache's attributes, for a stage after ``features``: the dataset whose
+    configuration it takes, the one the cache was made from where ``--dataset`` is left at its
+    default (a FCVID cache given as ``--features`` took the demo's 40 epochs and evaluation
+    defaults; ``--dataset`` given and naming another is an error); and where the cache's videos
+    lie, ``--data-root`` (or ``DATA_ROOT``) where given, else the folder the features stage read
+    them from (recorded in the cache since 2026-12-05) while it is there, else the dataset's
+    default."""
     from pipeline.cache import CacheError, FeatureCache
-
-    with FeatureCache(features_path) as cache:
-        made = cache.attrs.get("identity", {}).get("dataset")
-    if made == dataset or made not in DATASETS:
-        return dataset
-    if click.get_current_context().get_parameter_source("dataset") is not click.core.ParameterSource.DEFAULT:
-        raise CacheError(f"{features_path}: a feature cache of the {made!r} dataset, not {dataset!r}: leave --dataset out (the cache's is taken) or give --dataset {made}")
-    return made
-
-
-def videos_root(features_path: Path, dataset: str, data_root: Path | None) -> Path:
-    """Where a stage after ``features`` finds the cache's videos: ``--data-root`` (or
-    ``DATA_ROOT``) where given, else the folder the features stage read them from (recorded in
-    the cache since 2026-12-05) while it is there, else the dataset's default."""
-    from pipeline.cache import FeatureCache
     from pipeline.datasets import get_dataset
 
-    if data_root is not None:
-        return data_root
     with FeatureCache(features_path) as cache:
-        recorded = cache.attrs.get("data_root")
-    return Path(recorded) if recorded is not None and Path(recorded).is_dir() else get_dataset(dataset).default_root
+        made, recorded = cache.attrs.get("identity", {}).get("dataset"), cache.attrs.get("data_root")
+    if made != dataset and made in DATASETS:
+        if click.get_current_context().get_parameter_source("dataset") is not click.core.ParameterSource.DEFAULT:
+            raise CacheError(f"{features_path}: a feature cache of the {made!r} dataset, not {dataset!r}: leave --dataset out (the cache's is taken) or give --dataset {made}")
+        dataset = made
+    if data_root is not None:
+        return dataset, data_root
+    return dataset, Path(recorded) if recorded is not None and Path(recorded).is_dir() else get_dataset(dataset).default_root
 
 
 def ground_truth_file(features_path: Path, data_root: Path) -> Path:
@@ -573,8 +565,7 @@ def prototypes(dataset: str, cache_dir: Path, features_path: Path | None, epsilo
     from stages.prototypes import run_prototypes
 
     features_path = resolve_features(cache_dir, dataset, features_path, preset)
-    dataset = cache_dataset(features_path, dataset)
-    root = videos_root(features_path, dataset, data_root)
+    dataset, root = cache_dataset(features_path, dataset, data_root)
     result = run_prototypes(features_path, GuidingScorer(epsilon=epsilon, guide=guide, temperature=temperature), ground_truth=ground_truth_file(features_path, root), progress=not no_progress)
     record_latest(latest_prototypes_file(features_path), result.path)
     click.echo(result.table())
@@ -605,9 +596,8 @@ def train(dataset: str, data_root: Path | None, cache_dir: Path, features_path: 
     from stages.train import draw_curves, run_train
 
     features_path, prototypes_path = resolve_sampler_inputs(cache_dir, dataset, features_path, prototypes_path, preset)
-    dataset = cache_dataset(features_path, dataset)
+    dataset, root = cache_dataset(features_path, dataset, data_root)
     cfg = replace(get_dataset(dataset).train, **{k: v for k, v in changes.items() if v is not None})
-    root = videos_root(features_path, dataset, data_root)
     result = run_train(features_path, prototypes_path, cfg, device=str(pick_device(device)), progress=not no_progress, ground_truth=ground_truth_file(features_path, root), val_every=val_every)
     record_latest(latest_run_file(prototypes_path), result.path)
     draw_curves(result, cfg)
@@ -695,10 +685,9 @@ def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_pat
     if run_path is not None and features_path is None:
         features_path, prototypes_path = inputs_of_run(run_path, prototypes_path)
     features_path, prototypes_path = resolve_sampler_inputs(cache_dir, dataset, features_path, prototypes_path, preset)
-    dataset = cache_dataset(features_path, dataset)
+    dataset, root = cache_dataset(features_path, dataset, data_root)
     run_path = resolve_run(features_path, prototypes_path, dataset, run_path)
     cfg = evaluation_config(dataset, preset, all_frames, **changes)
-    root = videos_root(features_path, dataset, data_root)
     quotes = None if preset is None else get_preset(preset).quotes(dataset)
     with joined_worker(parse_shard(shard), device) as worker:
         options = dict(device=str(worker.device), workers=per_video_workers(workers, worker.device), progress=not no_progress, backend=backend, export_dir=onnx_dir or cache_dir / "onnx", decode_timeout=decode_timeout, nsnet_from_cache=nsnet_from_cache, split=split)
@@ -785,7 +774,7 @@ def ablations(dataset: str, cache_dir: Path, features_path: Path | None, prototy
     from stages.ablations import render_ablations, run_ablations
 
     features_path, prototypes_path = resolve_sampler_inputs(cache_dir, dataset, features_path, prototypes_path, preset)
-    dataset = cache_dataset(features_path, dataset)
+    dataset, _ = cache_dataset(features_path, dataset)
     cfg = EvalConfig() if preset is None else get_preset(preset).evaluation(dataset)
     cfg = replace(cfg, **({"k": k} if k else {}))
     report = run_ablations(features_path, prototypes_path, get_dataset(dataset).train, cfg, device=str(pick_device(device)), progress=not no_progress)
@@ -806,7 +795,7 @@ def bench_train_command(dataset: str, cache_dir: Path, features_path: Path | Non
     from stages.bench_train import bench_train
 
     features_path, prototypes_path = resolve_sampler_inputs(cache_dir, dataset, features_path, prototypes_path, preset)
-    dataset = cache_dataset(features_path, dataset)
+    dataset, _ = cache_dataset(features_path, dataset)
     click.echo(bench_train(features_path, prototypes_path, get_dataset(dataset).train, epochs, str(pick_device(device)), progress=not no_progress).table())
 
 

@@ -113,7 +113,7 @@ def test_the_cache_records_where_its_checkpoints_and_videos_are_for_the_later_st
     to run from). It records its data root too: the later stages read the videos there without
     --data-root; --data-root (or DATA_ROOT) wins, and a folder gone since gives the dataset's
     default."""
-    from stages.cli import videos_root
+    from stages.cli import cache_dataset
     from stages.features import cached_model
 
     rec = tiny_config.recognizer
@@ -138,10 +138,10 @@ def test_the_cache_records_where_its_checkpoints_and_videos_are_for_the_later_st
     with pytest.raises(CacheError, match=re.escape(f"{tmp_path / 'job' / 'ckpt' / 'r.pth'}: the recognizer checkpoint the feature cache was built with is not found: put the file back (a copy of the same bytes does)")):
         cached_model(absolute, "recognizer")
     assert attrs["data_root"] == str(tiny_videos.resolve())
-    assert videos_root(Path(summary.cache), "demo", None) == tiny_videos.resolve()
-    assert videos_root(Path(summary.cache), "demo", tmp_path / "mine") == tmp_path / "mine"
+    assert cache_dataset(Path(summary.cache), "demo", None)[1] == tiny_videos.resolve()
+    assert cache_dataset(Path(summary.cache), "demo", tmp_path / "mine")[1] == tmp_path / "mine"
     tiny_videos.rename(tmp_path / "moved")
-    assert videos_root(Path(summary.cache), "demo", None) == Path("data/demo")
+    assert cache_dataset(Path(summary.cache), "demo", None)[1] == Path("data/demo")
 
 
 def test_a_checkpoint_fine_tuned_into_the_cache_folder_is_found_there_once_the_folder_moved(tiny_videos, tiny_config, run_options, tmp_path):
