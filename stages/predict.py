@@ -240,10 +240,11 @@ def find_videos(inputs: Sequence[Path]) -> list[Path]:
     files) is kept once, where first given."""
     found: list[Path] = []
     for path in map(Path, inputs):
-        if path.is_dir() and (kind := output_kind(path)) is not None and not _videos_under(path):
-            raise ManifestError(f"{path}: {kind}; not a video or a folder of videos")
-        if path.is_dir() and not _holds_frames(path):
-            found.extend(_videos_under(path) or [path])
+        if path.is_dir() and not _holds_frames(path):  # the toolkit's outputs hold no frames (_holds_frames)
+            under = _videos_under(path)
+            if not under and (kind := output_kind(path)) is not None:
+                raise ManifestError(f"{path}: {kind}; not a video or a folder of videos")
+            found.extend(under or [path])
         else:
             found.append(path)
     return list(dict.fromkeys(found))
