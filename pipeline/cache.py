@@ -476,13 +476,19 @@ def _compressors() -> tuple[Any, ...]:
 _DAMAGED = re.compile(r"Stored and computed checksum do not match|Fletcher32|filter returned failure|error during blosc decompression")
 
 
+# What a damaged chunk's message tells to do, for a feature cache (the features stage's --verify:
+# stages/features.py) and for the stores of rows the stages after it keep (pipeline.row_store).
+REPAIR_FEATURES = "run the features stage again with the cache's options and --verify (it computes the videos of the damaged shards again, the others kept), or copy the cache again from where it was made"
+RECOMPUTE_ROWS = "remove it and run the same command again (its rows are computed anew)"
+
+
 class CheckedArray:
     """An array of a feature cache (Zarr's or h5py's) whose reads say which cache, array and
     rows hold a damaged chunk (:func:`_compressors`, :func:`_h5_dataset`), where the library
     says only that a checksum does not match; everything else is the array's own."""
 
-    def __init__(self, array: Any, path: Path, name: str):
-        self._array, self._path, self._name = array, path, name
+    def __init__(self, array: Any, path: Path, name: str, remedy: str = REPAIR_FEATURES):
+        self._array, self._path, self._name, self._remedy = array, path, name, remedy
 
     def __getitem__(self, key: Any) -> Any:
         try:
@@ -490,7 +496,7 @@ class CheckedArray:
         except (ValueError, OSError, RuntimeError) as exc:
             if not _DAMAGED.search(str(exc)):
                 raise
-            raise CacheError(f"{self._path}: {self._name}[{_rows_said(key)}] is damaged (a chunk's checksum does not match what was written: a copy cut short, or a disk error); copy the cache again from where it was made, or compute it anew") from exc
+            raise CacheError(f"{self._path}: {self._name}[{_rows_said(key)}] is damaged (a chunk's checksum does not match what was written: a copy cut short, or a disk error); {self._remedy}") from exc
 
     def __setitem__(self, key: Any, value: Any) -> None:
         self._array[key] = value
@@ -515,7 +521,7 @@ class ZarrWriter:
     fingerprint: ``arrays`` maps each array's name to its (shape, dtype), the videos first;
     ``shard_videos`` videos share a file (None: a file per video, the old layout)."""
 
-    def __init__(self, path: Path, fp: str, attrs: dict[str, Any], arrays: dict[str, tuple[tuple[int, ...], str]], shard_videos: int | None):
+    def __init__(self, path: Path, fp: str, attrs: dict[str, Any], arrays: dict[str, tuple[tuple[int, ...], str]], shard_videos: int | None, remedy: str = REPAIR_FEATURES):
         import zarr
 
         self.path = Path(path)
@@ -535,7 +541,7 @@ class ZarrWriter:
                 group.attrs.update({**attrs, "fingerprint": fp})
         self.group = group
         self.attrs = dict(group.attrs)
-        self.arrays = {name: CheckedArray(group[name], self.path, name) for name in arrays}
+        self.arrays = {name: CheckedArray(group[name], self.path, name, remedy) for name in arrays}
         for name, (shape, _) in arrays.items():
             if self.arrays[name].shape != shape:
                 raise CacheError(f"{self.path}: array {name} has shape {self.arrays[name].shape}, this run's is {shape}")
@@ -847,23 +853,50 @@ def read_rows(array: Any, rows: np.ndarray, block: int = EXPORT_VIDEOS, threads:
     return out
 
 
-def damaged_chunks(path: Path, block: int = EXPORT_VIDEOS, progress: bool = False) -> list[str]:
-    """Every array of the cache at ``path`` read whole, ``block`` videos (a shard) at a time, and
-    what :class:`CheckedArray` says of each block holding a damaged chunk ([] where none does):
-    a cache copied to another node checked before hours of training read it. A store made before
+@dataclass(frozen=True)
+class Damage:
+    """A block of a cache's array, a shard's videos from ``start``, holding a damaged chunk."""
+
+    array: str
+    start: int
+    said: str  # what CheckedArray says of it
+
+
+def damaged_blocks(path: Path, progress: bool = False, owned: Callable[[int], bool] = lambda shard: True) -> list[Damage]:
+    """Every array of the cache at ``path`` read whole, a shard at a time (those shards ``owned``
+    takes, by index), and each shard's block holding a damaged chunk ([] where none does): a
+    cache copied to another node checked before hours of training read it. A store made before
     its chunks carried checksums is read as well, its Blosc failures said alone."""
     from tqdm import tqdm
 
-    damaged: list[str] = []
+    damaged: list[Damage] = []
     with FeatureCache(path) as cache:
-        videos = cache["status"].shape[0]
-        blocks = [(name, start) for name in cache.arrays for start in range(0, videos, block)]
+        block = shard_size(cache.attrs)
+        starts = [start for shard, start in enumerate(range(0, cache["status"].shape[0], block)) if owned(shard)]
+        blocks = [(name, start) for name in cache.arrays for start in starts]
         for name, start in tqdm(blocks, desc=f"verify {Path(path).name}", unit="block", disable=not progress):
             try:
                 cache[name][start : start + block]
             except CacheError as exc:
-                damaged.append(str(exc))
+                damaged.append(Damage(name, start, str(exc)))
     return damaged
+
+
+def reset_damaged(store: Path, damaged: Sequence[Damage]) -> int:
+    """The shards of a Zarr store holding ``damaged`` blocks made pending, to compute again, and
+    those blocks written anew with their fill values (a whole shard written is not read first,
+    so its damaged chunk goes); returns the videos reset. Their status goes first: a kill
+    between leaves pending videos, never finished ones without their rows."""
+    import zarr
+
+    group = zarr.open_group(str(store), mode="r+")
+    block, videos = shard_size(dict(group.attrs)), group["status"].shape[0]
+    starts = sorted({d.start for d in damaged})
+    for start in starts:
+        group["status"][start : start + block] = PENDING
+    for d in damaged:
+        group[d.array][d.start : d.start + block] = FILL_VALUES.get(d.array, 0)
+    return sum(min(start + block, videos) - start for start in starts)
 
 
 def export_hdf5(staging: Path, final: Path) -> None:
@@ -896,25 +929,36 @@ def _copy_rows(source: Any, target: Any, step: int) -> None:
         target[start : start + step] = source[start : start + step]
 
 
-def reopen_hdf5(final: Path, staging: Path) -> None:
+def reopen_hdf5(final: Path, staging: Path) -> int:
     """A finished HDF5 cache copied back into its Zarr staging store, there to compute videos
     again; :func:`export_hdf5` replaces the file once they are finished. The copy is made
     beside the store and renamed to it whole (a killed copy must not leave a store whose
     uncopied videos look pending: they would be computed again from their videos), in the
-    layout the store was made in, a shard at a time. Under the store's creation lock: a writer
-    that finds the store there (another one reopened it) leaves it as it is."""
+    layout the store was made in, a shard at a time; a shard holding a damaged chunk is not
+    copied, its videos left pending. Under the store's creation lock: a writer that finds the
+    store there (another one reopened it) leaves it as it is. Returns the videos left pending
+    for damage."""
+    damaged = 0
     with file_lock(creation_lock_path(final)):
         if staging.exists():
-            return
+            return damaged
         clear_partials(staging)
         with FeatureCache(final) as source, written_whole(staging) as tmp:  # a full disk: the HDF5 file as it was
             attrs = {k: v for k, v in source.attrs.items() if k != "fingerprint"}
             step = shard_size(source.attrs)
             arrays = {name: (array.shape, str(array.dtype)) for name, array in source.arrays.items()}
             writer = ZarrWriter(tmp, source.fingerprint, attrs, arrays, step)
-            for name, array in source.arrays.items():
-                _copy_rows(array, writer.arrays[name], step)
+            videos = source["status"].shape[0]
+            for start in range(0, videos, step):
+                try:
+                    rows = {name: array[start : start + step] for name, array in source.arrays.items()}
+                except CacheError:  # a damaged chunk: the shard is left pending (the fill), computed again
+                    damaged += min(start + step, videos) - start
+                    continue
+                for name, value in rows.items():
+                    writer.arrays[name][start : start + step] = value
         creation_lock_path(tmp).unlink()
+    return damaged
 
 
 def shard_size(attrs: dict[str, Any]) -> int:

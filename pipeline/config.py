@@ -325,6 +325,7 @@ class RunOptions:
     shard: tuple[int, int] = (0, 1)  # (index, count) of this job's share of the videos
     allow_failures: bool = False
     retry_failed: bool = False
+    verify: bool = False  # read the cache whole against its checksums first, computing damaged shards again
     progress: bool = True
     decode_timeout: float = DECODE_TIMEOUT_S  # one video's longest decode before its decoder is taken for hung
 

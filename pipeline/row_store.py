@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from pipeline.cache import DONE, FAILED, RESUMABLE, SHARD_VIDEOS, ZarrWriter, clear_out_of_space, file_lock, output_lock
+from pipeline.cache import DONE, FAILED, RECOMPUTE_ROWS, RESUMABLE, SHARD_VIDEOS, ZarrWriter, clear_out_of_space, file_lock, output_lock
 from pipeline.distributed import WHOLE, Share
 
 # Computes the given rows: yields (row, its arrays' values) or (row, why it failed).
@@ -64,7 +64,7 @@ def fill_rows(path: Path, fp: str, attrs: dict[str, Any], arrays: dict[str, tupl
     computed, errors = 0, {}
     index, count = share
     with share_lock(path, share):
-        writer = ZarrWriter(path, fp, attrs, arrays, SHARD_VIDEOS)
+        writer = ZarrWriter(path, fp, attrs, arrays, SHARD_VIDEOS, RECOMPUTE_ROWS)
         status = np.asarray(writer.arrays["status"][:])
         starts = range(index * SHARD_VIDEOS, len(status), count * SHARD_VIDEOS)
         mine = np.flatnonzero(np.arange(len(status)) // SHARD_VIDEOS % count == index)

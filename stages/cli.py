@@ -334,12 +334,13 @@ def data(dataset: str, data_root: Path | None, difficulty: float | None, seed: i
 @click.option("--videos-per-shard", type=click.IntRange(min=1), default=256, show_default=True, help="Videos per cache file (Zarr v3 shard), rounded up to whole batches; the unit --shard and torchrun ranks divide (fixed when a cache is created).")
 @click.option("--allow-failures", is_flag=True, help="Exit 0 even when some videos failed.")
 @click.option("--retry-failed", is_flag=True, help="Try again the videos that failed in earlier runs though their files are unchanged (a file of another size since, or there now where it was missing, is tried again anyway).")
+@click.option("--verify", is_flag=True, help="First read the existing cache whole (this --shard's share) against its chunks' checksums, and compute again the videos of every shard holding a damaged chunk, the others kept (`nsnet outputs --verify` says what is damaged, writing nothing).")
 @click.option("--dry-run", is_flag=True, help="Say what the run would do in this --shard: the videos it would compute (never computed, files changed since, failures retried), keep, and copy from sibling caches; build no model, write nothing.")
 @decode_timeout_option
 @click.option("--no-progress", is_flag=True)
 @annotation_options
 @clear_errors
-def features(dataset: str, data_root: Path | None, cache_dir: Path, cache_path: Path | None, preset: str | None, shard: str, device: str, backend: str, onnx_dir: Path | None, workers: int | None, videos_per_batch: int, videos_per_shard: int, allow_failures: bool, retry_failed: bool, dry_run: bool, decode_timeout: float, no_progress: bool, files: Any, **model_options: Any) -> None:
+def features(dataset: str, data_root: Path | None, cache_dir: Path, cache_path: Path | None, preset: str | None, shard: str, device: str, backend: str, onnx_dir: Path | None, workers: int | None, videos_per_batch: int, videos_per_shard: int, allow_failures: bool, retry_failed: bool, verify: bool, dry_run: bool, decode_timeout: float, no_progress: bool, files: Any, **model_options: Any) -> None:
     """Pre-sample T frames per video, run the light model and the recognizer, fill the cache."""
     from pipeline.config import RunOptions
     from pipeline.datasets import get_dataset
@@ -350,8 +351,10 @@ def features(dataset: str, data_root: Path | None, cache_dir: Path, cache_path: 
     if preset is not None:
         config = get_preset(preset).features(dataset, config)
     config = config.with_overrides(**backbone_overrides(model_options))
-    opts = RunOptions(cache_dir=cache_dir, device=device, backend=backend, exports=onnx_dir, workers=workers, videos_per_batch=videos_per_batch, videos_per_shard=videos_per_shard, shard=parse_shard(shard), allow_failures=allow_failures, retry_failed=retry_failed, progress=not no_progress, decode_timeout=decode_timeout)
+    opts = RunOptions(cache_dir=cache_dir, device=device, backend=backend, exports=onnx_dir, workers=workers, videos_per_batch=videos_per_batch, videos_per_shard=videos_per_shard, shard=parse_shard(shard), allow_failures=allow_failures, retry_failed=retry_failed, verify=verify, progress=not no_progress, decode_timeout=decode_timeout)
     if dry_run:
+        if verify:
+            raise click.UsageError("--verify computes damaged shards again and --dry-run writes nothing: `nsnet outputs --verify` says which blocks of the dataset's caches are damaged")
         click.echo(plan_features(dataset, data_root, config, opts, cache_path, files).table())
         return
     summary = run_features(dataset, data_root, config, opts, cache_path, files)
@@ -502,11 +505,11 @@ def outputs(dataset: str, cache_dir: Path, json_out: Path | None, verify: bool, 
 
         write_text_atomic(json_out, json.dumps({"caches": [c.to_dict() for c in caches], "finetune_runs": [r.to_dict() for r in finetune_runs]}, indent=1))
     if verify:
-        from pipeline.cache import damaged_chunks
+        from pipeline.cache import damaged_blocks
 
-        damaged = {cache.path: damaged_chunks(cache.path, progress=not no_progress) for cache in caches if cache.path.exists()}
+        damaged = {cache.path: damaged_blocks(cache.path, progress=not no_progress) for cache in caches if cache.path.exists()}
         for path, found in damaged.items():
-            click.echo(f"verified {path.name}: " + ("every chunk read whole" if not found else f"{len(found)} block(s) damaged") + "".join(f"\n  {line}" for line in found))
+            click.echo(f"verified {path.name}: " + ("every chunk read whole" if not found else f"{len(found)} block(s) damaged") + "".join(f"\n  {d.said}" for d in found))
         if any(damaged.values()):
             raise SystemExit(1)
 

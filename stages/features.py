@@ -6,7 +6,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,8 @@ class FeaturesSummary:
     skipped: int = 0  # already finished (or failed) before this run, in this run's share
     changed: int = 0  # finished or failed before, computed again by this run: their sources changed since
     misread: int = 0  # finished or failed before, computed again by this run: decord misread them (cache.py's decoder_rules)
+    damaged: int = 0  # computed again by this run: their shards held chunks whose checksums did not match
+    verified: bool = False  # the cache was read whole against its checksums first (--verify)
     copied: int = 0  # finished (or failed) by this run as copies of a sibling cache's rows
     copied_from: list[str] = field(default_factory=list)  # those siblings' names
     failed_now: int = 0
@@ -90,6 +92,8 @@ class FeaturesSummary:
             ("computed this run", f"{self.computed}"),
             ("skipped (already in cache)", f"{self.skipped}"),
             *([("computed again (file changed)", f"{self.changed} (another size than when computed)")] if self.changed else []),
+            *([("verified", "every chunk matched its checksum")] if self.verified and not self.damaged else []),
+            *([("computed again (damaged)", f"{self.damaged} (in shards holding a chunk whose checksum did not match: a copy cut short, or a disk error)")] if self.damaged else []),
             *([("computed again (misread)", f"{self.misread} (decord read them, as it did every file it opened before 2026-12-06 (night), and misread them; PyAV reads them now)")] if self.misread else []),
             *([("copied from sibling caches", f"{self.copied} ({first_few(self.copied_from, 3)}: the same configuration, another manifest)")] if self.copied else []),
             ("failed", f"{self.failed}" + (f" ({self.failed_now} this run)" if self.failed_now else "")),
@@ -290,21 +294,26 @@ def manifest_features(dataset: str, root: Path, manifest: Manifest, config: Feat
     final, fp, identity = resolve_cache_path(dataset, manifest, config, opts, cache_path)
     staging = cache_mod.staging_path(final)
     sources = SourceWatch(root, manifest, worker, opts.progress)
-    finished = _finished_hdf5(final, staging)
+    finished, damaged = _finished_hdf5(final, staging), 0
     if finished:
         with FeatureCache(final) as done_cache:
             cache_mod.check_fingerprint(final, done_cache.attrs, fp)
-            plan = sources.plan(done_cache, opts.retry_failed)
-            status = np.asarray(done_cache["status"][:])
-        finished = not any(gathered(bool(plan.todo), worker))  # the ranks go on together: those without videos to compute wait for the others
+        found = cache_mod.damaged_blocks(final, opts.progress and worker.is_leader, worker.owns) if opts.verify else []
+        if not found:  # a damaged status chunk is not read
+            with FeatureCache(final) as done_cache:
+                plan = sources.plan(done_cache, opts.retry_failed)
+                status = np.asarray(done_cache["status"][:])
+        finished = not any(gathered(bool(found) or bool(plan.todo), worker))  # the ranks go on together: those without videos to compute wait for the others
         if finished:
             sources.record_looks(final)
         else:  # videos to compute again: in the staging store (the first rank copies it), exported again once finished
-            cache_mod.reopen_hdf5(final, staging)
+            damaged = cache_mod.reopen_hdf5(final, staging)
     if finished:
         summary = _summarise(final, manifest, status, computed=0, failed_now=0, skipped=plan.skipped, started=started)
     else:
-        summary = _extract(root, manifest, config, opts, worker, final, staging, fp, identity, started, sources)
+        summary = _extract(root, manifest, config, opts, worker, final, staging, fp, identity, started, sources, verify=opts.verify and not damaged)
+        summary.damaged += damaged
+    summary.verified = opts.verify
     summary = _of_every_rank(summary, worker)
     summary.leader = worker.is_leader
     summary.environment = environment(worker.device)
@@ -313,7 +322,7 @@ def manifest_features(dataset: str, root: Path, manifest: Manifest, config: Feat
 
 
 # What each torchrun rank counts of the run's work in its share, summed for the summary.
-RANK_COUNTS = ("computed", "skipped", "changed", "misread", "copied", "failed_now", "frames")
+RANK_COUNTS = ("computed", "skipped", "changed", "misread", "damaged", "copied", "failed_now", "frames")
 
 
 def _of_every_rank(summary: FeaturesSummary, worker: Worker) -> FeaturesSummary:
@@ -461,6 +470,23 @@ def bytes_to_write(status: np.ndarray, attrs: dict[str, Any], layout: Layout, re
     return (videos + (len(status) if hdf5 else 0)) * layout.video_bytes()
 
 
+def _shards_lock(staging: Path, worker: Worker) -> AbstractContextManager[None]:
+    """What a writer of ``worker``'s shards of the store holds while it writes them."""
+    return cache_mod.file_lock(staging / "locks" / f"shard-{worker.shard}-of-{worker.num_shards}.lock", blocking=False)
+
+
+def _repaired(staging: Path, fp: str, worker: Worker, progress: bool) -> int:
+    """``--verify``: the worker's shards of an existing store read whole against their
+    checksums, and those holding a damaged chunk made pending, to compute again with the
+    store's other pending videos (:func:`~pipeline.cache.reset_damaged`); returns their videos."""
+    if not (staging / "zarr.json").exists():
+        return 0
+    with FeatureCache(staging) as existing:
+        cache_mod.check_fingerprint(staging, existing.attrs, fp)
+    with _shards_lock(staging, worker):
+        return cache_mod.reset_damaged(staging, cache_mod.damaged_blocks(staging, progress and worker.is_leader, worker.owns))
+
+
 def _existing_plan(staging: Path, fp: str, sources: SourceWatch, opts: RunOptions) -> _Plan | None:
     """The plan for an existing store, read without building any model (None: no store yet)."""
     if not (staging / "zarr.json").exists():
@@ -470,7 +496,8 @@ def _existing_plan(staging: Path, fp: str, sources: SourceWatch, opts: RunOption
     return sources.plan(existing, opts.retry_failed)
 
 
-def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOptions, worker: Worker, final: Path, staging: Path, fp: str, identity: dict[str, Any], started: float, sources: SourceWatch) -> FeaturesSummary:
+def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOptions, worker: Worker, final: Path, staging: Path, fp: str, identity: dict[str, Any], started: float, sources: SourceWatch, verify: bool) -> FeaturesSummary:
+    damaged = _repaired(staging, fp, worker, opts.progress) if verify else 0
     plan = _existing_plan(staging, fp, sources, opts)
     if plan is not None:
         sources.record_looks(staging)
@@ -495,7 +522,7 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
         log_dir = cache_mod.failures_dir(final)
         log_dir.mkdir(parents=True, exist_ok=True)
         log = log_dir / f"shard-{worker.shard}-of-{worker.num_shards}.jsonl"
-        with cache_mod.file_lock(staging / "locks" / f"shard-{worker.shard}-of-{worker.num_shards}.lock", blocking=False):
+        with _shards_lock(staging, worker):
             copied, copied_from = _copy_from_siblings(final, staging, identity, manifest, writer, sources, config.offsets, log, opts.progress and worker.is_leader)
             # read under the lock, after the copies: the block and shard sizes are those fixed at creation
             status = writer.status()
@@ -525,7 +552,7 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
     barrier(worker)
     status = _finish(final, staging)
     summary = _summarise(final, manifest, status, computed, failed_now, plan.skipped - copied, started)
-    summary.frames, summary.compute_seconds, summary.changed, summary.misread = frames, loop_seconds, int(plan.changed.sum()), int(plan.misread.sum())
+    summary.frames, summary.compute_seconds, summary.changed, summary.misread, summary.damaged = frames, loop_seconds, int(plan.changed.sum()), int(plan.misread.sum()), damaged
     summary.copied, summary.copied_from = copied, copied_from
     return summary
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pipeline.cache import FeatureCache, clear_partials, file_lock, found_beside, is_partial, output_lock_path, read_pointer, settled_path, write_text_alone
+from pipeline.cache import REPAIR_FEATURES, FeatureCache, clear_partials, file_lock, found_beside, is_partial, output_lock_path, read_pointer, settled_path, write_text_alone
 from pipeline.config import EvalConfig, FinetuneConfig, ModelSpec
 from stages.cli import latest_features_file, latest_prototypes_file, main, record_latest, resolve_run, resolve_sampler_inputs
 from stages.evaluate import run_evaluate
@@ -220,4 +220,4 @@ def test_outputs_verify_reads_every_cache_whole_against_its_checksums(tiny_pipel
     damaged = CliRunner().invoke(main, args)
     assert damaged.exit_code == 1 and damaged.output.splitlines()[-2:] == [
         f"verified {features.name}: 1 block(s) damaged",
-        f"  {features}: rec_logits[0:256] is damaged (a chunk's checksum does not match what was written: a copy cut short, or a disk error); copy the cache again from where it was made, or compute it anew"]
+        f"  {features}: rec_logits[0:4] is damaged (a chunk's checksum does not match what was written: a copy cut short, or a disk error); {REPAIR_FEATURES}"]

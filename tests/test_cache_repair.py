@@ -1,0 +1,129 @@
+"""A feature cache with damaged chunks (a copy cut short, a disk error) repaired by the features
+stage's ``--verify``: the shards holding them computed again, every other shard kept, where
+before the whole cache had to be copied again or computed anew (hours of GPU time at FCVID's
+91,000 videos for one bad chunk)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from conftest import cache_arrays
+from pipeline.cache import DONE, PENDING, RECOMPUTE_ROWS, CacheError, Damage, ZarrWriter, damaged_blocks, reset_damaged
+from pipeline.row_store import fill_rows
+from stages.cli import main
+from stages.features import run_features
+
+
+def _flip(path: Path, at: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[at] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _shard_file(store: Path, array: str, shard: int) -> Path:
+    """The file of ``array``'s shard ``shard`` (Zarr v3's ``c/<i>/0/...`` chunk keys)."""
+    folder = store / array / "c" / str(shard)
+    return folder if folder.is_file() else next(p for p in sorted(folder.rglob("*")) if p.is_file())
+
+
+def _bytes(store: Path, shard: int) -> dict[str, bytes]:
+    return {array.name: _shard_file(store, array.name, shard).read_bytes() for array in store.iterdir() if (array / "c").is_dir()}
+
+
+def test_verify_computes_again_the_shards_holding_damaged_chunks_and_keeps_the_others(tiny_videos, tiny_config, run_options):
+    """12 videos in shards of 4: a chunk of the second shard's logits and one of the third's
+    status damaged. A plain re-run reads the status and stops, naming it and the repair; with
+    ``verify`` the 8 videos of those shards are computed again, to the same numbers, and the
+    first shard's files are not written."""
+    first = run_features("demo", tiny_videos, tiny_config, run_options)
+    store = Path(first.cache)
+    whole, kept = cache_arrays(store), _bytes(store, 0)
+    _flip(_shard_file(store, "rec_logits", 1), 20)
+    _flip(_shard_file(store, "status", 2), 10)
+    assert [(d.array, d.start) for d in damaged_blocks(store)] == [("rec_logits", 4), ("status", 8)]
+    with pytest.raises(CacheError, match=r"status\[:\] is damaged .*; run the features stage again with the cache's options and --verify"):
+        run_features("demo", tiny_videos, tiny_config, run_options)
+
+    repaired = run_features("demo", tiny_videos, tiny_config, replace(run_options, verify=True))
+    assert (repaired.damaged, repaired.computed, repaired.skipped, repaired.done) == (8, 8, 4, 12)
+    assert "computed again (damaged)    8 (in shards holding a chunk whose checksum did not match" in repaired.table()
+    assert damaged_blocks(store) == []
+    for name, values in cache_arrays(store).items():
+        np.testing.assert_array_equal(values, whole[name], err_msg=name)
+    assert _bytes(store, 0) == kept
+
+    again = run_features("demo", tiny_videos, tiny_config, replace(run_options, verify=True))
+    assert (again.damaged, again.computed) == (0, 0)
+    assert "verified                    every chunk matched its checksum" in again.table()
+
+
+def test_verify_repairs_a_finished_hdf5_cache(tiny_videos, tiny_config, run_options):
+    """An HDF5 cache copied back into its staging store without the shard holding the damaged
+    chunk (Fletcher-32's), which is computed again, then exported again."""
+    hdf5 = replace(tiny_config, storage="hdf5")
+    final = Path(run_features("demo", tiny_videos, hdf5, run_options).cache)
+    whole = cache_arrays(final)
+    with h5py.File(final, "r") as h5:
+        chunk = h5["light_features"].id.get_chunk_info_by_coord((8, 0, 0))
+    _flip(final, chunk.byte_offset + chunk.size // 2)
+    assert [(d.array, d.start) for d in damaged_blocks(final)] == [("light_features", 8)]
+
+    repaired = run_features("demo", tiny_videos, hdf5, replace(run_options, verify=True))
+    assert (repaired.damaged, repaired.computed, Path(repaired.cache)) == (4, 4, final)
+    assert damaged_blocks(final) == []
+    for name, values in cache_arrays(final).items():
+        np.testing.assert_array_equal(values, whole[name], err_msg=name)
+
+
+def test_a_reset_marks_its_shards_pending_before_it_writes_their_rows(tmp_path, monkeypatch):
+    """A kill during a reset leaves the damaged shards pending (computed again by the next
+    run), never finished videos whose rows were overwritten with zeros."""
+    store = tmp_path / "s.zarr"
+    writer = ZarrWriter(store, "f" * 64, {"videos_per_batch": 2, "videos_per_shard": 2}, {"rows": ((5, 3), "float32"), "status": ((5,), "int8")}, 2)
+    for start in (0, 2, 4):
+        stop = min(start + 2, 5)
+        writer.write_block(start, {"rows": np.full((stop - start, 3), start + 1.0, dtype=np.float32)}, np.full(stop - start, DONE, dtype=np.int8))
+    import zarr
+
+    written, real = [], zarr.Array.__setitem__
+
+    def recording(self, key, value):
+        written.append((self.basename, key.start))
+        if self.basename == "rows":
+            raise KeyboardInterrupt  # killed before the rows
+        real(self, key, value)
+
+    monkeypatch.setattr(zarr.Array, "__setitem__", recording)
+    with pytest.raises(KeyboardInterrupt):
+        reset_damaged(store, [Damage("rows", 4, ""), Damage("rows", 2, "")])
+    assert written == [("status", 2), ("status", 4), ("rows", 4)]
+    monkeypatch.undo()
+    assert zarr.open_group(str(store), mode="r")["status"][:].tolist() == [DONE, DONE, PENDING, PENDING, PENDING]
+    assert reset_damaged(store, [Damage("rows", 4, "")]) == 1  # the last shard holds one video
+    assert zarr.open_group(str(store), mode="r")["rows"][:, 0].tolist() == [1, 1, 3, 3, 0]
+
+
+def test_verify_and_dry_run_are_refused_together(tiny_videos, run_options):
+    result = CliRunner().invoke(main, ["features", "--dataset", "demo", "--data-root", str(tiny_videos), "--cache-dir", str(run_options.cache_dir), "--verify", "--dry-run", "--no-progress"])
+    assert result.exit_code == 2 and "--verify computes damaged shards again and --dry-run writes nothing: `nsnet outputs --verify` says which blocks" in result.output
+
+
+def test_a_damaged_row_store_says_to_compute_it_anew(tmp_path):
+    """The stores of rows the stages after features keep (an evaluation's all-frames logits)
+    are not the features stage's to repair: their message says to remove them."""
+    store, arrays = tmp_path / "rows.zarr", {"value": ((3,), "float32"), "status": ((3,), "int8")}
+
+    def computer():
+        return lambda rows: ((row, {"value": row + 0.5}) for row in rows)
+
+    fill_rows(store, "fp", {}, arrays, computer, progress=False)
+    _flip(_shard_file(store, "value", 0), 20)
+    with pytest.raises(CacheError, match=rf"rows\.zarr: value\[:\] is damaged .*; {re.escape(RECOMPUTE_ROWS)}$"):
+        fill_rows(store, "fp", {}, arrays, computer, progress=False)
