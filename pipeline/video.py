@@ -237,7 +237,7 @@ class FrameSource:
         if self.path.is_dir():
             self._frames = frame_files(self.path)
             if not self._frames:
-                raise VideoReadError(self.path, "frame folder holds no JPEG/PNG frames")
+                raise VideoReadError(self.path, _no_frames(self.path))
             self.num_frames = self.listed_frames = len(self._frames)
             return
         if self.path.stat().st_size == 0:
@@ -451,6 +451,15 @@ def frame_files(folder: Path) -> list[Path]:
     if len(patterns) > 1:
         raise VideoReadError(folder, f"frame folder mixes image names of {len(patterns)} patterns ({first_few(patterns, 3)}); keep one video's frames, named alike, in it")
     return sorted(images, key=lambda p: ([int(n) for n in _NUMBER.findall(p.name)], p.name))
+
+
+def _no_frames(folder: Path) -> str:
+    """Why a folder read as a video's frames gives none, by what it holds (a folder given to
+    predict that holds no video was said to be a frame folder, which it never was)."""
+    held = sorted(entry.name + ("/" if entry.is_dir() else "") for entry in os.scandir(folder) if not hidden(entry.name))
+    if not held:
+        return "empty folder: no JPEG/PNG frames (nor any video file)"
+    return f"folder holds no JPEG/PNG frames (nor any video file): {first_few(held, 3)}"
 
 
 def _frame_image(name: str) -> bool:

@@ -112,9 +112,11 @@ def test_first_few_names_a_few_and_counts_the_rest():
         (lambda p: p, "file not found"),
         (lambda p: (p.write_bytes(b""), p)[1], "empty file"),
         (lambda p: (p.write_text("this is not a video"), p)[1], "not a video file"),
-        (lambda p: (p.mkdir(), p)[1], "holds no JPEG/PNG frames"),
+        (lambda p: (p.mkdir(), p)[1], r"empty folder: no JPEG/PNG frames \(nor any video file\)$"),
+        (lambda p: (p.mkdir(), (p / "flow_x_00001.jpg").touch(), (p / "sub").mkdir(), (p / "._img_00001.jpg").touch(), p)[-1],
+         r"folder holds no JPEG/PNG frames \(nor any video file\): flow_x_00001.jpg, sub/$"),
     ],
-    ids=["missing", "empty", "non-video", "empty-folder"],
+    ids=["missing", "empty", "non-video", "empty-folder", "folder-without-frames"],
 )
 def test_bad_inputs_raise_named_errors(tmp_path: Path, make, reason):
     path = make(tmp_path / "bad.mp4")
