@@ -4,6 +4,7 @@ classifier's rows in the dataset's class order, other trainers' names made timm'
 from __future__ import annotations
 
 import argparse
+import codecs
 import json
 import pickle
 import re
@@ -93,10 +94,11 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
         with torch.serialization.safe_globals(CHECKPOINT_GLOBALS):
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        if isinstance(exc, pickle.UnpicklingError) and "Unsupported global" in str(exc):
+        other = _not_torch_file(path)
+        if other is None and isinstance(exc, pickle.UnpicklingError) and "Unsupported global" in str(exc):
             raise WeightsError(_pickled_objects_message(path, str(exc))) from exc
         detail = re.search(r"WeightsUnpickler error:\s*(.+)", str(exc))  # the line that says what, after torch's advice
-        raise WeightsError(named(path, "a checkpoint", f"not a readable PyTorch checkpoint ({detail[1] if detail else first_line(exc)})", itself=CHECKPOINT)) from exc
+        raise WeightsError(named(path, "a checkpoint", f"not a readable PyTorch checkpoint ({other or (detail[1] if detail else first_line(exc))})", itself=CHECKPOINT)) from exc
     if not isinstance(obj, dict):
         raise WeightsError(f"{path}: checkpoint holds a {type(obj).__name__}, expected a state dict")
     if SAMPLER_HEADS <= obj.keys():
@@ -198,6 +200,25 @@ def preprocessing_text(values: dict[str, Any]) -> str:
     """A preprocessing as a table says it: ``mean 0.5/0.5/0.5, std 0.5/0.5/0.5, bilinear resize``."""
     parts = [f"{key} " + "/".join(f"{x:.4g}" for x in values[key]) for key in ("mean", "std") if key in values]
     return ", ".join(parts + ([f"{values['interpolation']} resize"] if "interpolation" in values else []))
+
+
+# How the files torch.save writes begin: its zip archive, and its legacy pickle (protocol 2).
+TORCH_FILE_STARTS = (b"PK\x03\x04", b"\x80\x02")
+
+
+def _not_torch_file(path: Path) -> str | None:
+    """What a file torch could not load is, where it is no file torch.save writes (None where it
+    begins as one): a text file's lines read as a pickle's made it "holds Python objects
+    besides its weights (<its first two lines>)"."""
+    with open(path, "rb") as file:
+        head = file.read(1024)
+    if head.startswith(TORCH_FILE_STARTS):
+        return None
+    try:  # a character cut at the end of the bytes read is no error (final=False)
+        text = b"\0" not in head and codecs.getincrementaldecoder("utf-8")().decode(head, final=False) is not None
+    except UnicodeDecodeError:
+        text = False
+    return "a text file" if text else "its first bytes are not those of a file torch.save writes"
 
 
 def _pickled_objects_message(path: Path, error: str) -> str:

@@ -127,10 +127,16 @@ def test_wrong_model_and_bad_files(tmp_path: Path):
         create_model(ModelSpec("test_resnet", weights=str(path)), 3, seed=0, classes=CLASSES)
     with pytest.raises(WeightsError, match="nowhere.pth: checkpoint file not found"):
         create_model(ModelSpec("test_resnet", weights=str(tmp_path / "nowhere.pth")), 3, seed=0)
-    (tmp_path / "junk.pth").write_text("not a checkpoint")
+    (tmp_path / "junk.pth").write_bytes(b"\x80\x02junk")  # begins as torch.save's legacy pickle
     with pytest.raises(WeightsError, match=r"junk.pth: not a readable PyTorch checkpoint \([^\n]+\)$") as info:
         create_model(ModelSpec("test_resnet", weights=str(tmp_path / "junk.pth")), 3, seed=0)
     assert "Weights only load failed" not in str(info.value)  # the unpickler's line, not torch's advice on trusted files
+    # a text file's first lines, read as a pickle's GLOBAL, were "Python objects besides its weights (cat.dog)"
+    (tmp_path / "classes.txt").write_text("cat\ndog\néléphant\n" + "x" * 1004 + "é")  # a character cut at 1 KiB
+    (tmp_path / "clip.mp4").write_bytes(b"\x00\x00\x00\x20ftypisom" + bytes(range(256)))
+    for name, what in (("classes.txt", "a text file"), ("clip.mp4", "its first bytes are not those of a file torch.save writes")):
+        with pytest.raises(WeightsError, match=rf"{name}: not a readable PyTorch checkpoint \({what}\)$"):
+            create_model(ModelSpec("test_resnet", weights=str(tmp_path / name)), 3, seed=0)
     with pytest.raises(WeightsError, match=r"unknown timm model 'no_such_net' \(`timm.list_models\(\)` lists its names\)$"):
         create_model(ModelSpec("no_such_net", weights="none"), 3, seed=0)
 
