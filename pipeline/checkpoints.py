@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from pipeline.checked_files import checked_torch_load
 from pipeline.checkpoint_keys import TSN_ARCHITECTURES, TSN_PREPROCESSING, is_tsn, mmaction_preprocessing, mmaction_refusal, temporal_shift_refusal, timm_names
 from pipeline.config import ModelSpec, model_architecture
 from pipeline.datasets.class_names import class_key, read_class_names
@@ -92,7 +93,9 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
 
             return {"state_dict": load_file(str(path)), **timm_hub_config(path)}
         with torch.serialization.safe_globals(CHECKPOINT_GLOBALS):
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+            obj = checked_torch_load(path, "copy it again from where it came", WeightsError, map_location="cpu", weights_only=True)
+    except WeightsError:
+        raise
     except Exception as exc:
         other = _not_torch_file(path)
         if other is None and isinstance(exc, pickle.UnpicklingError) and "Unsupported global" in str(exc):

@@ -619,13 +619,12 @@ def inputs_of_run(run_path: Path, prototypes_path: Path | None) -> tuple[Path, P
     ``model.pth`` names while they are there (else None: the cache's latest), for a stage given
     ``--run`` alone (``nsnet evaluate --run DIR`` read the default dataset's latest cache, which
     the run was not trained on)."""
-    import torch
-
     from stages.predict import features_of_run
+    from stages.train import read_run_model
 
     features_path = features_of_run(run_path)
     if prototypes_path is None and (run_path / "model.pth").is_file():
-        named = torch.load(run_path / "model.pth", map_location="cpu", weights_only=True).get("prototypes")
+        named = read_run_model(run_path, weights_only=True).get("prototypes")
         prototypes_path = Path(named) if named is not None and Path(named).is_dir() else None
     return features_path, prototypes_path
 

@@ -29,6 +29,7 @@ from pipeline.datasets import AnnotationFiles, Manifest, load_manifest
 from pipeline.distributed import Worker, barrier, from_leader, gathered, joined_worker, merged_across_ranks
 from pipeline.environment import environment
 from pipeline.extract import decoding_workers, workers_within_shared_memory
+from pipeline.checked_files import resume_point
 from pipeline.checkpoints import make_checkpoint
 from pipeline.models import create_finetune_model, data_config, frame_transform, save_atomic, weights_identity
 from pipeline.plots import CURVES_NAME, draw_curves_once
@@ -208,7 +209,7 @@ def _train(root: Path, manifest: Manifest, train: list, val: list, role: str, sp
     start_epoch, history = 0, []
     resume = run_dir / "last.pth"
     if resume.exists():
-        state = torch.load(resume, map_location="cpu", weights_only=False)
+        state = resume_point(resume, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])

@@ -40,7 +40,7 @@ from pipeline.video import FRAME_EXTENSIONS, VIDEO_EXTENSIONS, failure_summary, 
 from pipeline.wording import first_few
 from stages.evaluate_report import text_table
 from stages.features import build_runners, cached_model
-from stages.train import SamplerShape, load_trained_sampler
+from stages.train import SamplerShape, load_trained_sampler, read_run_model
 
 RUN_MARKER = ".train-"
 
@@ -103,7 +103,7 @@ def run_backbones(run_dir: Path) -> tuple[Path, dict[str, Any], str, SamplerShap
             attrs, content = cache.attrs, cache.content_fingerprint
             _, t, dim = cache["light_features"].shape
         return features, attrs, content, SamplerShape(dim, t, len(attrs["manifest"]["classes"]))
-    saved = torch.load(run_dir / "model.pth", map_location="cpu", weights_only=True) if (run_dir / "model.pth").is_file() else {}
+    saved = read_run_model(run_dir, weights_only=True) if (run_dir / "model.pth").is_file() else {}
     if "backbones" not in saved:
         raise CacheError(f"{features}: the feature cache of the sampler run {run_dir} is missing; predict reads how the backbones were built from it (a run trained since 2026-12-07 keeps that in its model.pth)")
     return features, saved["backbones"], saved["features_fingerprint"], SamplerShape(**saved["shape"])

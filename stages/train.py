@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from pipeline import cache as cache_mod
 from pipeline.cache import DONE, CacheError, FeatureCache, left_out
+from pipeline.checked_files import checked_npz, checked_torch_load, resume_point
 from pipeline.baselines import uniform_positions
 from pipeline.config import EvalConfig, TrainConfig
 from pipeline.datasets.manifest import EVALUATION_SPLITS, evaluation_splits
@@ -157,13 +158,23 @@ def guides_file(prototypes: Path) -> Path:
     return path
 
 
+def read_guides(prototypes: Path) -> dict[str, np.ndarray]:
+    """The arrays of a prototypes folder's ``guides.npz``, each checked as read (:func:`checked_npz`)."""
+    return checked_npz(guides_file(prototypes), f"remove {prototypes} and run `nsnet prototypes` again (it computes them anew)")
+
+
+def read_run_model(run_dir: Path, **load: Any) -> dict[str, Any]:
+    """A sampler run's ``model.pth``, checked before it is loaded (:func:`checked_torch_load`)."""
+    return checked_torch_load(Path(run_dir) / "model.pth", f"remove {run_dir} and run `nsnet train` again", map_location="cpu", **load)
+
+
 def load_sampler_inputs(features: Path, prototypes: Path) -> SamplerInputs:
     """The cache's and prototypes' arrays the sampler needs, its light features left unread (an
     empty ``[0, T, D]`` array keeps their shape): :func:`read_training_features` reads the
     training videos', a stage that scores videos reads their rows itself (evaluate: the
     evaluation split). Prototypes made from the cache as it was before videos of it were
     computed again (their ``info.json`` names its content fingerprint) are refused."""
-    guides = np.load(guides_file(prototypes))
+    guides = read_guides(prototypes)
     info_file = Path(prototypes) / "info.json"
     made_from = json.loads(info_file.read_text()).get("features_fingerprint") if info_file.is_file() else None
     with FeatureCache(features) as cache:
@@ -200,7 +211,7 @@ def read_training_features(inputs: SamplerInputs, features: Path, prototypes: Pa
         names = ["light_features"] + (["shift_light_features"] if read_shift and cache.offsets > 1 else [])
         shift_g = None
         if len(names) > 1:  # checked before any features are read
-            guides = np.load(guides_file(prototypes))
+            guides = read_guides(prototypes)
             if "g_shift" not in guides:
                 raise CacheError(f"{prototypes}: no guiding scores of the other candidate frames, which {features} holds; run `nsnet prototypes` again")
             shift_g = np.nan_to_num(guides["g_shift"][train])
@@ -285,7 +296,7 @@ def _train_run(inputs: SamplerInputs, features: Path, prototypes: Path, cfg: Tra
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.milestones), gamma=cfg.lr_decay)
     start, history = 0, []
     if (run_dir / "last.pth").exists():
-        state = torch.load(run_dir / "last.pth", map_location=device, weights_only=False)  # resumable on another device
+        state = resume_point(run_dir / "last.pth", map_location=device, weights_only=False)  # resumable on another device
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -344,7 +355,7 @@ def load_trained_sampler(run_dir: Path, features_fingerprint: str, shape: Sample
     path = Path(run_dir) / "model.pth"
     if not path.is_file():
         raise CacheError(named(Path(run_dir), "a sampler run", "no trained sampler here (model.pth missing); run `nsnet train` first", itself=SAMPLER_RUN))
-    saved = torch.load(path, map_location="cpu", weights_only=False)
+    saved = read_run_model(run_dir, weights_only=False)
     if saved.get("features_fingerprint") != features_fingerprint:
         raise CacheError(f"{run_dir}: this sampler was trained on another feature cache ({saved.get('features')}), or on this one before videos of it were computed again, "
                          f"not on the one given (content fingerprint {features_fingerprint[:16]}); train on it (nsnet train)")
