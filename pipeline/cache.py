@@ -477,7 +477,8 @@ _DAMAGED = re.compile(r"Stored and computed checksum do not match|Fletcher32|fil
 
 
 # What a damaged chunk's message tells to do, for a feature cache (the features stage's --verify:
-# stages/features.py) and for the stores of rows the stages after it keep (pipeline.row_store).
+# stages/features.py) and for the stores of rows the stages after it keep (pipeline.row_store,
+# which computes such shards again itself: said where one is damaged again as soon as written).
 REPAIR_FEATURES = "run the features stage again with the cache's options and --verify (it computes the videos of the damaged shards again, the others kept), or copy the cache again from where it was made"
 RECOMPUTE_ROWS = "remove it and run the same command again (its rows are computed anew)"
 
@@ -855,11 +856,20 @@ def read_rows(array: Any, rows: np.ndarray, block: int = EXPORT_VIDEOS, threads:
 
 @dataclass(frozen=True)
 class Damage:
-    """A block of a cache's array, a shard's videos from ``start``, holding a damaged chunk."""
+    """A block of a store's array, a shard's videos ``start:stop``, holding a damaged chunk."""
 
     array: str
     start: int
+    stop: int
     said: str  # what CheckedArray says of it
+
+
+def read_block(arrays: dict[str, Any], name: str, start: int, stop: int) -> np.ndarray | Damage:
+    """The rows ``start:stop`` of a store's array (a :class:`CheckedArray`), or what is damaged there."""
+    try:
+        return np.asarray(arrays[name][start:stop])
+    except CacheError as exc:
+        return Damage(name, start, stop, str(exc))
 
 
 def damaged_blocks(path: Path, progress: bool = False, owned: Callable[[int], bool] = lambda shard: True) -> list[Damage]:
@@ -869,34 +879,39 @@ def damaged_blocks(path: Path, progress: bool = False, owned: Callable[[int], bo
     its chunks carried checksums is read as well, its Blosc failures said alone."""
     from tqdm import tqdm
 
-    damaged: list[Damage] = []
     with FeatureCache(path) as cache:
-        block = shard_size(cache.attrs)
-        starts = [start for shard, start in enumerate(range(0, cache["status"].shape[0], block)) if owned(shard)]
+        block, videos = shard_size(cache.attrs), cache["status"].shape[0]
+        starts = [start for shard, start in enumerate(range(0, videos, block)) if owned(shard)]
         blocks = [(name, start) for name in cache.arrays for start in starts]
-        for name, start in tqdm(blocks, desc=f"verify {Path(path).name}", unit="block", disable=not progress):
-            try:
-                cache[name][start : start + block]
-            except CacheError as exc:
-                damaged.append(Damage(name, start, str(exc)))
-    return damaged
+        read = (read_block(cache.arrays, name, start, min(start + block, videos)) for name, start in tqdm(blocks, desc=f"verify {Path(path).name}", unit="block", disable=not progress))
+        return [found for found in read if isinstance(found, Damage)]
 
 
 def reset_damaged(store: Path, damaged: Sequence[Damage]) -> int:
     """The shards of a Zarr store holding ``damaged`` blocks made pending, to compute again, and
-    those blocks written anew with their fill values (a whole shard written is not read first,
-    so its damaged chunk goes); returns the videos reset. Their status goes first: a kill
+    the files of those blocks removed (a block then reads as its fill values: a damaged one
+    cannot be written over, zarr reading the part of a shard a write does not cover, as the
+    last shard's, short, is read); returns the videos reset. Their status goes first: a kill
     between leaves pending videos, never finished ones without their rows."""
     import zarr
 
     group = zarr.open_group(str(store), mode="r+")
-    block, videos = shard_size(dict(group.attrs)), group["status"].shape[0]
-    starts = sorted({d.start for d in damaged})
-    for start in starts:
-        group["status"][start : start + block] = PENDING
-    for d in damaged:
-        group[d.array][d.start : d.start + block] = FILL_VALUES.get(d.array, 0)
-    return sum(min(start + block, videos) - start for start in starts)
+    shards = sorted({(d.start, d.stop) for d in damaged})
+    unread = {(d.start, d.stop) for d in damaged if d.array == "status"}
+    for start, stop in shards:
+        if (start, stop) not in unread:
+            group["status"][start:stop] = PENDING
+    for d in sorted(damaged, key=lambda d: d.array != "status"):  # a damaged status's files first
+        for path in _chunk_files(store, group[d.array], d.array, d.start, d.stop):
+            path.unlink(missing_ok=True)
+    return sum(stop - start for start, stop in shards)
+
+
+def _chunk_files(store: Path, array: Any, name: str, start: int, stop: int) -> list[Path]:
+    """The files of a Zarr store's array holding its rows ``start:stop``: its shards (its
+    chunks in a store from before sharding)."""
+    rows, tail = (array.shards or array.chunks)[0], (0,) * (array.ndim - 1)
+    return [Path(store, name, array.metadata.encode_chunk_key((i, *tail))) for i in range(start // rows, (stop - 1) // rows + 1)]
 
 
 def export_hdf5(staging: Path, final: Path) -> None:

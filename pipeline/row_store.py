@@ -3,7 +3,8 @@
 Rows are computed and written a shard of :data:`~pipeline.cache.SHARD_VIDEOS` videos at a
 time, their ``status`` last, so a killed run keeps every finished shard and resumes at the
 first unfinished one; a second writer on the same store is refused (its output lock). A row
-that fails is marked FAILED and computed again by the next run. The all-frames pass and
+that fails is marked FAILED and computed again by the next run, as is a shard holding a
+damaged chunk (its checksum does not match: :func:`fill_rows`). The all-frames pass and
 evaluate's decoded NSNet row keep their results this way.
 
 Several processes (torchrun ranks, ``--shard i/n`` jobs) fill one store together, each the
@@ -14,6 +15,7 @@ cache; a run of the whole store afterwards computes only what they left.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -23,7 +25,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from pipeline.cache import DONE, FAILED, RECOMPUTE_ROWS, RESUMABLE, SHARD_VIDEOS, ZarrWriter, clear_out_of_space, file_lock, output_lock
+from pipeline.cache import DONE, FAILED, PENDING, RECOMPUTE_ROWS, RESUMABLE, SHARD_VIDEOS, CacheError, Damage, ZarrWriter, clear_out_of_space, file_lock, output_lock, read_block, reset_damaged
 from pipeline.distributed import WHOLE, Share
 
 # Computes the given rows: yields (row, its arrays' values) or (row, why it failed).
@@ -60,34 +62,86 @@ def fill_rows(path: Path, fp: str, attrs: dict[str, Any], arrays: dict[str, tupl
     """The store at ``path`` (fingerprint ``fp``, ``attrs``, ``arrays`` of one row per video
     plus ``status``) with every row of ``share`` not yet DONE computed by ``computer()`` —
     called once, and only when there is a row to compute (it may load a model) — a shard at a
-    time."""
-    computed, errors = 0, {}
+    time. A shard holding a damaged chunk (a copy cut short, a disk error: its checksum does not
+    match) is computed again, with a warning, where its status does not read and where the rows
+    of the whole store, read at the end, do not (a share's rows are not read); before
+    2026-12-07, fifty-fifth session, the store was to be removed and computed anew whole (the
+    all-frames pass: hours at a dataset's size)."""
     index, count = share
     with share_lock(path, share):
         writer = ZarrWriter(path, fp, attrs, arrays, SHARD_VIDEOS, RECOMPUTE_ROWS)
-        status = np.asarray(writer.arrays["status"][:])
-        starts = range(index * SHARD_VIDEOS, len(status), count * SHARD_VIDEOS)
-        mine = np.flatnonzero(np.arange(len(status)) // SHARD_VIDEOS % count == index)
-        if (status[mine] != DONE).any():
-            compute = computer()
-            with tqdm(total=len(mine), initial=int((status[mine] == DONE).sum()), unit="video", desc=desc, disable=not progress) as bar:
-                for start in starts:
-                    stop = min(len(status), start + SHARD_VIDEOS)
-                    todo = [row for row in range(start, stop) if status[row] != DONE]
-                    if not todo:
-                        continue
-                    block = {name: np.asarray(writer.arrays[name][start:stop]) for name in arrays if name != "status"}
-                    marks = status[start:stop].copy()
-                    for row, result in compute(todo):
-                        if isinstance(result, str):
-                            errors[row], marks[row - start] = result, FAILED
-                        else:
-                            for name, value in result.items():
-                                block[name][row - start] = value
-                            marks[row - start] = DONE
-                            computed += 1
-                        bar.update(1)
-                    with clear_out_of_space(path, RESUMABLE):
-                        writer.write_block(start, block, marks)
-        values = {name: np.asarray(writer.arrays[name][:]) for name in arrays if name != "status"} if share == WHOLE else {}
-    return StoredRows(path, values, computed, errors)
+        videos = writer.arrays["status"].shape[0]
+        filler = _Filler(path, writer, [name for name in arrays if name != "status"], computer, progress, desc)
+        mine = range(index * SHARD_VIDEOS, videos, count * SHARD_VIDEOS)
+        filler.repair([found for start in mine if isinstance(found := read_block(writer.arrays, "status", start, min(start + SHARD_VIDEOS, videos)), Damage)])
+        filler.fill(mine)
+        values: dict[str, np.ndarray] = {}
+        if share == WHOLE:
+            values, damaged = filler.read_whole()
+            if damaged:
+                filler.repair(damaged)
+                filler.fill(range(0, videos, SHARD_VIDEOS))
+                values, damaged = filler.read_whole()
+                if damaged:  # damaged again as soon as written: the disk's, not a copy's
+                    raise CacheError(damaged[0].said)
+    return StoredRows(path, values, filler.computed, filler.errors)
+
+
+class _Filler:
+    """Computes the rows of a store not yet DONE, a shard at a time, with the one ``computer()``
+    made when a row is first to compute."""
+
+    def __init__(self, path: Path, writer: ZarrWriter, names: list[str], computer: Callable[[], RowComputer], progress: bool, desc: str):
+        self.path, self.writer, self.names, self.computer = path, writer, names, computer
+        self.progress, self.desc = progress, desc
+        self.computed, self.errors = 0, {}
+        self._compute: RowComputer | None = None
+
+    def repair(self, damaged: list[Damage]) -> None:
+        """The shards holding ``damaged`` blocks made pending (:func:`~pipeline.cache.reset_damaged`)."""
+        if damaged:
+            rows = reset_damaged(self.path, damaged)
+            warnings.warn(f"{self.path}: {rows} row(s) in shards holding damaged chunks (a copy cut short, or a disk error: {damaged[0].array}[{damaged[0].start}:{damaged[0].stop}] first) are computed again", stacklevel=3)
+
+    def fill(self, starts: range) -> None:
+        """The rows not DONE of the shards beginning at ``starts`` computed and written, a shard
+        at a time; a shard part-done whose rows do not read is computed whole."""
+        status = np.asarray(self.writer.arrays["status"][:])
+        shards = [(start, min(start + SHARD_VIDEOS, len(status))) for start in starts]
+        todo = [(start, stop) for start, stop in shards if (status[start:stop] != DONE).any()]
+        if not todo:
+            return
+        self._compute = self._compute or self.computer()
+        videos = sum(stop - start for start, stop in shards)
+        with tqdm(total=videos, initial=videos - sum(int((status[a:b] != DONE).sum()) for a, b in todo), unit="video", desc=self.desc, disable=not self.progress) as bar:
+            for start, stop in todo:
+                block = {name: read_block(self.writer.arrays, name, start, stop) for name in self.names}
+                marks = status[start:stop].copy()
+                if any(isinstance(rows, Damage) for rows in block.values()):
+                    block = {name: np.zeros((stop - start, *self.writer.arrays[name].shape[1:]), dtype=self.writer.arrays[name].dtype) for name in self.names}
+                    marks[:] = PENDING
+                for row, result in self._compute([start + i for i in np.flatnonzero(marks != DONE)]):
+                    if isinstance(result, str):
+                        self.errors[row], marks[row - start] = result, FAILED
+                    else:
+                        for name, value in result.items():
+                            block[name][row - start] = value
+                        marks[row - start] = DONE
+                        self.computed += 1
+                    bar.update(1)
+                with clear_out_of_space(self.path, RESUMABLE):
+                    self.writer.write_block(start, block, marks)
+
+    def read_whole(self) -> tuple[dict[str, np.ndarray], list[Damage]]:
+        """Every array of the store but ``status``, read a shard at a time, and what is damaged."""
+        videos = self.writer.arrays["status"].shape[0]
+        values = {name: np.empty(self.writer.arrays[name].shape, dtype=self.writer.arrays[name].dtype) for name in self.names}
+        damaged = []
+        for name in self.names:
+            for start in range(0, videos, SHARD_VIDEOS):
+                rows = read_block(self.writer.arrays, name, start, min(start + SHARD_VIDEOS, videos))
+                if isinstance(rows, Damage):
+                    damaged.append(rows)
+                else:
+                    values[name][start : start + len(rows)] = rows
+        return values, damaged

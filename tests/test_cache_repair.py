@@ -1,7 +1,8 @@
 """A feature cache with damaged chunks (a copy cut short, a disk error) repaired by the features
 stage's ``--verify``: the shards holding them computed again, every other shard kept, where
 before the whole cache had to be copied again or computed anew (hours of GPU time at FCVID's
-91,000 videos for one bad chunk)."""
+91,000 videos for one bad chunk); and the stores of rows the stages after it keep, which compute
+such shards again by themselves."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+import pipeline.cache
 from conftest import cache_arrays
 from pipeline.cache import DONE, PENDING, RECOMPUTE_ROWS, CacheError, Damage, ZarrWriter, damaged_blocks, reset_damaged
 from pipeline.row_store import fill_rows
@@ -82,9 +84,9 @@ def test_verify_repairs_a_finished_hdf5_cache(tiny_videos, tiny_config, run_opti
         np.testing.assert_array_equal(values, whole[name], err_msg=name)
 
 
-def test_a_reset_marks_its_shards_pending_before_it_writes_their_rows(tmp_path, monkeypatch):
+def test_a_reset_marks_its_shards_pending_before_it_removes_their_rows(tmp_path, monkeypatch):
     """A kill during a reset leaves the damaged shards pending (computed again by the next
-    run), never finished videos whose rows were overwritten with zeros."""
+    run), never finished videos whose rows were removed (they read as zeros)."""
     store = tmp_path / "s.zarr"
     writer = ZarrWriter(store, "f" * 64, {"videos_per_batch": 2, "videos_per_shard": 2}, {"rows": ((5, 3), "float32"), "status": ((5,), "int8")}, 2)
     for start in (0, 2, 4):
@@ -92,21 +94,25 @@ def test_a_reset_marks_its_shards_pending_before_it_writes_their_rows(tmp_path, 
         writer.write_block(start, {"rows": np.full((stop - start, 3), start + 1.0, dtype=np.float32)}, np.full(stop - start, DONE, dtype=np.int8))
     import zarr
 
-    written, real = [], zarr.Array.__setitem__
+    done, real_write = [], zarr.Array.__setitem__
 
     def recording(self, key, value):
-        written.append((self.basename, key.start))
-        if self.basename == "rows":
-            raise KeyboardInterrupt  # killed before the rows
-        real(self, key, value)
+        done.append((self.basename, key.start))
+        real_write(self, key, value)
 
+    def killed(store, array, name, start, stop):
+        done.append(("remove", [p.relative_to(store).as_posix() for p in real_files(store, array, name, start, stop)]))
+        raise KeyboardInterrupt  # killed as the first files go
+
+    real_files = pipeline.cache._chunk_files
     monkeypatch.setattr(zarr.Array, "__setitem__", recording)
+    monkeypatch.setattr(pipeline.cache, "_chunk_files", killed)
     with pytest.raises(KeyboardInterrupt):
-        reset_damaged(store, [Damage("rows", 4, ""), Damage("rows", 2, "")])
-    assert written == [("status", 2), ("status", 4), ("rows", 4)]
+        reset_damaged(store, [Damage("rows", 4, 5, ""), Damage("rows", 2, 4, "")])
     monkeypatch.undo()
+    assert done == [("status", 2), ("status", 4), ("remove", ["rows/c/2/0"])]
     assert zarr.open_group(str(store), mode="r")["status"][:].tolist() == [DONE, DONE, PENDING, PENDING, PENDING]
-    assert reset_damaged(store, [Damage("rows", 4, "")]) == 1  # the last shard holds one video
+    assert reset_damaged(store, [Damage("rows", 4, 5, "")]) == 1  # the last shard holds one video
     assert zarr.open_group(str(store), mode="r")["rows"][:, 0].tolist() == [1, 1, 3, 3, 0]
 
 
@@ -115,15 +121,37 @@ def test_verify_and_dry_run_are_refused_together(tiny_videos, run_options):
     assert result.exit_code == 2 and "--verify computes damaged shards again and --dry-run writes nothing: `nsnet outputs --verify` says which blocks" in result.output
 
 
-def test_a_damaged_row_store_says_to_compute_it_anew(tmp_path):
-    """The stores of rows the stages after features keep (an evaluation's all-frames logits)
-    are not the features stage's to repair: their message says to remove them."""
-    store, arrays = tmp_path / "rows.zarr", {"value": ((3,), "float32"), "status": ((3,), "int8")}
+def test_a_row_store_computes_again_the_shards_holding_damaged_chunks(tmp_path, monkeypatch):
+    """The stores of rows the stages after features keep (the all-frames pass's: hours at a
+    dataset's size) repair themselves: 5 rows in shards of 2, the second shard's values and the
+    third's status damaged; the next run computes those 3 rows again, with one computer, and
+    reads the same numbers. Damaged again as soon as written is an error saying to remove it."""
+    import pipeline.row_store
+
+    monkeypatch.setattr(pipeline.row_store, "SHARD_VIDEOS", 2)
+    store, arrays, asked, made = tmp_path / "rows.zarr", {"value": ((5,), "float32"), "status": ((5,), "int8")}, [], []
 
     def computer():
-        return lambda rows: ((row, {"value": row + 0.5}) for row in rows)
+        made.append(1)
+
+        def compute(rows):
+            asked.append(list(rows))
+            return ((row, {"value": row + 0.5}) for row in rows)
+
+        return compute
 
     fill_rows(store, "fp", {}, arrays, computer, progress=False)
-    _flip(_shard_file(store, "value", 0), 20)
-    with pytest.raises(CacheError, match=rf"rows\.zarr: value\[:\] is damaged .*; {re.escape(RECOMPUTE_ROWS)}$"):
+    _flip(_shard_file(store, "value", 1), 20)
+    _flip(_shard_file(store, "status", 2), 10)
+    asked.clear(), made.clear()
+    with pytest.warns(UserWarning, match=r"rows.zarr: 1 row\(s\) in shards holding damaged chunks .*status\[4:5\] first\) are computed again"):
+        with pytest.warns(UserWarning, match=r"rows.zarr: 2 row\(s\) in shards holding damaged chunks .*value\[2:4\] first\) are computed again"):
+            repaired = fill_rows(store, "fp", {}, arrays, computer, progress=False)
+    assert asked == [[4], [2, 3]] and len(made) == 1 and repaired.computed == 3
+    assert repaired.arrays["value"].tolist() == [0.5, 1.5, 2.5, 3.5, 4.5]
+    assert fill_rows(store, "fp", {}, arrays, computer, progress=False).computed == 0
+
+    real = pipeline.row_store.read_block
+    monkeypatch.setattr(pipeline.row_store, "read_block", lambda arrays, name, start, stop: Damage(name, start, stop, f"{name}[{start}:{stop}] is damaged; {RECOMPUTE_ROWS}") if (name, start) == ("value", 0) else real(arrays, name, start, stop))
+    with pytest.warns(UserWarning), pytest.raises(CacheError, match=rf"value\[0:2\] is damaged; {re.escape(RECOMPUTE_ROWS)}$"):
         fill_rows(store, "fp", {}, arrays, computer, progress=False)
