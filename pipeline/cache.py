@@ -887,6 +887,20 @@ def damaged_blocks(path: Path, progress: bool = False, owned: Callable[[int], bo
         return [found for found in read if isinstance(found, Damage)]
 
 
+NO_CHECKSUMS = "its chunks carry no checksums (made before 2026-12-07), so a byte changed since is not seen: make it anew to have them"
+
+
+def chunks_checked(path: Path) -> bool:
+    """Whether the chunks of the cache at ``path`` carry checksums (:func:`_compressors`,
+    :func:`_h5_dataset`; since 2026-12-07): those of an older one are only decoded, and a byte
+    changed since decodes into other numbers unseen."""
+    import zarr
+
+    with FeatureCache(path) as cache:
+        status = cache["status"]
+        return bool(status.fletcher32) if cache.path.suffix == ".h5" else any(isinstance(codec, zarr.codecs.Crc32cCodec) for codec in status.compressors)
+
+
 def reset_damaged(store: Path, damaged: Sequence[Damage]) -> int:
     """The shards of a Zarr store holding ``damaged`` blocks made pending, to compute again, and
     the files of those blocks removed (a block then reads as its fill values: a damaged one

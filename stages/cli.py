@@ -505,11 +505,12 @@ def outputs(dataset: str, cache_dir: Path, json_out: Path | None, verify: bool, 
 
         write_text_atomic(json_out, json.dumps({"caches": [c.to_dict() for c in caches], "finetune_runs": [r.to_dict() for r in finetune_runs]}, indent=1))
     if verify:
-        from pipeline.cache import damaged_blocks
+        from pipeline.cache import NO_CHECKSUMS, chunks_checked, damaged_blocks
 
         damaged = {cache.path: damaged_blocks(cache.path, progress=not no_progress) for cache in caches if cache.path.exists()}
         for path, found in damaged.items():
-            click.echo(f"verified {path.name}: " + ("every chunk read whole" if not found else f"{len(found)} block(s) damaged") + "".join(f"\n  {d.said}" for d in found))
+            whole = "every chunk read whole" + ("" if chunks_checked(path) else f"; {NO_CHECKSUMS}")
+            click.echo(f"verified {path.name}: " + (whole if not found else f"{len(found)} block(s) damaged") + "".join(f"\n  {d.said}" for d in found))
         if any(damaged.values()):
             raise SystemExit(1)
 

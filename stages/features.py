@@ -56,6 +56,7 @@ class FeaturesSummary:
     misread: int = 0  # finished or failed before, computed again by this run: decord misread them (cache.py's decoder_rules)
     damaged: int = 0  # computed again by this run: their shards held chunks whose checksums did not match
     verified: bool = False  # the cache was read whole against its checksums first (--verify)
+    unchecked: bool = False  # its chunks carry no checksums (a cache made before 2026-12-07)
     copied: int = 0  # finished (or failed) by this run as copies of a sibling cache's rows
     copied_from: list[str] = field(default_factory=list)  # those siblings' names
     failed_now: int = 0
@@ -92,7 +93,7 @@ class FeaturesSummary:
             ("computed this run", f"{self.computed}"),
             ("skipped (already in cache)", f"{self.skipped}"),
             *([("computed again (file changed)", f"{self.changed} (another size than when computed)")] if self.changed else []),
-            *([("verified", "every chunk matched its checksum")] if self.verified and not self.damaged else []),
+            *([("verified", f"every chunk decoded; {cache_mod.NO_CHECKSUMS}" if self.unchecked else "every chunk matched its checksum")] if self.verified and not self.damaged else []),
             *([("computed again (damaged)", f"{self.damaged} (in shards holding a chunk whose checksum did not match: a copy cut short, or a disk error)")] if self.damaged else []),
             *([("computed again (misread)", f"{self.misread} (decord read them, as it did every file it opened before 2026-12-06 (night), and misread them; PyAV reads them now)")] if self.misread else []),
             *([("copied from sibling caches", f"{self.copied} ({first_few(self.copied_from, 3)}: the same configuration, another manifest)")] if self.copied else []),
@@ -314,6 +315,7 @@ def manifest_features(dataset: str, root: Path, manifest: Manifest, config: Feat
         summary = _extract(root, manifest, config, opts, worker, final, staging, fp, identity, started, sources, verify=opts.verify and not damaged)
         summary.damaged += damaged
     summary.verified = opts.verify
+    summary.unchecked = opts.verify and not cache_mod.chunks_checked(Path(summary.cache))
     summary = _of_every_rank(summary, worker)
     summary.leader = worker.is_leader
     summary.environment = environment(worker.device)

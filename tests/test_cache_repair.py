@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 import pipeline.cache
 from conftest import cache_arrays
-from pipeline.cache import DONE, PENDING, RECOMPUTE_ROWS, CacheError, Damage, ZarrWriter, damaged_blocks, reset_damaged
+from pipeline.cache import DONE, NO_CHECKSUMS, PENDING, RECOMPUTE_ROWS, CacheError, Damage, ZarrWriter, chunks_checked, damaged_blocks, export_hdf5, reset_damaged
 from pipeline.row_store import fill_rows
 from stages.cli import main
 from stages.features import run_features
@@ -155,3 +155,25 @@ def test_a_row_store_computes_again_the_shards_holding_damaged_chunks(tmp_path, 
     monkeypatch.setattr(pipeline.row_store, "read_block", lambda arrays, name, start, stop: Damage(name, start, stop, f"{name}[{start}:{stop}] is damaged; {RECOMPUTE_ROWS}") if (name, start) == ("value", 0) else real(arrays, name, start, stop))
     with pytest.warns(UserWarning), pytest.raises(CacheError, match=rf"value\[0:2\] is damaged; {re.escape(RECOMPUTE_ROWS)}$"):
         fill_rows(store, "fp", {}, arrays, computer, progress=False)
+
+
+def test_a_cache_without_checksums_is_said_to_have_none_where_it_is_verified(tmp_path, monkeypatch):
+    """A cache made before 2026-12-07 has chunks Blosc alone decodes: a changed byte becomes
+    other numbers unseen, so "every chunk read whole" would promise what was not checked."""
+    import zarr
+
+    from stages.features import FeaturesSummary
+
+    def store(path: Path) -> Path:
+        ZarrWriter(path, "f" * 64, {"videos_per_batch": 2}, {"status": ((2,), "int8")}, 2).write_block(0, {}, np.array([DONE, DONE], dtype=np.int8))
+        return path
+
+    checked = store(tmp_path / "new.zarr")
+    export_hdf5(store(tmp_path / "h5.zarr"), tmp_path / "h5.h5")
+    monkeypatch.setattr(pipeline.cache, "_compressors", lambda: (zarr.codecs.BloscCodec(cname="zstd", clevel=5, shuffle="shuffle"),))
+    old = store(tmp_path / "old.zarr")
+    assert (chunks_checked(checked), chunks_checked(tmp_path / "h5.h5"), chunks_checked(old)) == (True, True, False)
+    assert damaged_blocks(old) == []
+    said = FeaturesSummary(cache=str(old), total=2, verified=True, unchecked=True).table()
+    assert f"verified                    every chunk decoded; {NO_CHECKSUMS}" in said
+    assert NO_CHECKSUMS == "its chunks carry no checksums (made before 2026-12-07), so a byte changed since is not seen: make it anew to have them"
