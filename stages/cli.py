@@ -489,7 +489,7 @@ def ground_truth_file(features_path: Path, data_root: Path) -> Path:
 @dataset_option
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=Path("cache"), show_default=True)
 @click.option("--json", "json_out", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Also write the listing as JSON here (each output's path, what it is, whether it is the latest, what was made from it).")
-@click.option("--verify", is_flag=True, help="Also read every feature cache whole against its chunks' checksums (a cache copied from another node, before training on it); exit 1 where a chunk is damaged.")
+@click.option("--verify", is_flag=True, help="Also read every feature cache whole against its chunks' checksums, and every checkpoint and .npz file of the outputs against their zip members' CRC-32s (a cache folder copied from another node, before training on it); exit 1 where one is damaged.")
 @click.option("--no-progress", is_flag=True)
 @clear_errors
 def outputs(dataset: str, cache_dir: Path, json_out: Path | None, verify: bool, no_progress: bool) -> None:
@@ -506,12 +506,15 @@ def outputs(dataset: str, cache_dir: Path, json_out: Path | None, verify: bool, 
         write_text_atomic(json_out, json.dumps({"caches": [c.to_dict() for c in caches], "finetune_runs": [r.to_dict() for r in finetune_runs]}, indent=1))
     if verify:
         from pipeline.cache import NO_CHECKSUMS, chunks_checked, damaged_blocks
+        from stages.outputs import damaged_files
 
         damaged = {cache.path: damaged_blocks(cache.path, progress=not no_progress) for cache in caches if cache.path.exists()}
         for path, found in damaged.items():
             whole = "every chunk read whole" + ("" if chunks_checked(path) else f"; {NO_CHECKSUMS}")
             click.echo(f"verified {path.name}: " + (whole if not found else f"{len(found)} block(s) damaged") + "".join(f"\n  {d.said}" for d in found))
-        if any(damaged.values()):
+        checked, bad_files = damaged_files(caches + finetune_runs, cache_dir / dataset)
+        click.echo(f"verified {checked} checkpoint and .npz file(s): " + (f"{len(bad_files)} damaged" if bad_files else "every member matched its CRC-32") + "".join(f"\n  {line}" for line in bad_files))
+        if any(damaged.values()) or bad_files:
             raise SystemExit(1)
 
 

@@ -209,6 +209,25 @@ def cache_dir_hint(cache_dir: Path, dataset: str, preset: str | None = None) -> 
     return f"; {cache_dir} holds the caches of {', '.join(others)}: --dataset {others[0]}?" if others else ""
 
 
+# The files of the outputs checked against their zip members' CRC-32s by ``--verify``.
+ZIPPED_OUTPUTS = ("*.pth", "*.npz")
+
+
+def damaged_files(outputs: list[Output], folder: Path) -> tuple[int, list[str]]:
+    """The checkpoints and ``.npz`` files of ``outputs`` and of the dataset's ``folder`` itself
+    (the demo's checkpoints lie there) checked against their zip members' CRC-32s
+    (:func:`~pipeline.checked_files.damaged_member`): how many were read, and each damaged
+    one said."""
+    from pipeline.checked_files import DAMAGED, damaged_member
+
+    def tree(output: Output) -> list[Path]:
+        return [output.path, *(path for child in output.made_from_it for path in tree(child))]
+
+    folders = [folder, *(path for output in outputs for path in tree(output) if path.is_dir())]
+    files = sorted({file for where in folders for pattern in ZIPPED_OUTPUTS for file in where.glob(pattern) if file.is_file()})
+    return len(files), [f"{file}: damaged ({bad}: {DAMAGED})" for file in files if (bad := damaged_member(file)) is not None]
+
+
 def outputs_table(caches: list[Output], finetune_runs: list[Output], folder: Path, hint: str = "") -> str:
     """The tree of outputs, one a line (a line saying where no feature cache is found, and
     ``hint``: :func:`cache_dir_hint`), then the fine-tuning runs."""

@@ -212,12 +212,33 @@ def test_outputs_verify_reads_every_cache_whole_against_its_checksums(tiny_pipel
     features, _, _ = tiny_pipeline
     args = ["outputs", "--dataset", "demo", "--cache-dir", str(run_options.cache_dir), "--verify", "--no-progress"]
     whole = CliRunner().invoke(main, args)
-    assert whole.exit_code == 0 and whole.output.splitlines()[-1] == f"verified {features.name}: every chunk read whole"
+    assert whole.exit_code == 0 and whole.output.splitlines()[-2:] == [f"verified {features.name}: every chunk read whole", "verified 1 checkpoint and .npz file(s): every member matched its CRC-32"]
     shard = next(p for p in sorted((features / "rec_logits").rglob("*")) if p.is_file() and p.name != "zarr.json")
     data = bytearray(shard.read_bytes())
     data[20] ^= 0xFF  # in the first chunk, past Blosc's header
     shard.write_bytes(bytes(data))
     damaged = CliRunner().invoke(main, args)
-    assert damaged.exit_code == 1 and damaged.output.splitlines()[-2:] == [
+    assert damaged.exit_code == 1 and damaged.output.splitlines()[-3:] == [
         f"verified {features.name}: 1 block(s) damaged",
-        f"  {features}: rec_logits[0:4] is damaged (a chunk's checksum does not match what was written: a copy cut short, or a disk error); {REPAIR_FEATURES}"]
+        f"  {features}: rec_logits[0:4] is damaged (a chunk's checksum does not match what was written: a copy cut short, or a disk error); {REPAIR_FEATURES}",
+        "verified 1 checkpoint and .npz file(s): every member matched its CRC-32"]
+
+
+def test_outputs_verify_checks_the_outputs_checkpoints_and_npz_files(tiny_pipeline, run_options):
+    """A prototypes folder's ``guides.npz`` and a checkpoint lying in the dataset's folder (the
+    demo's ``recognizer.pth``) checked against their zip members' CRC-32s (the fifty-fifth
+    session): a damaged member is named and the command exits 1."""
+    import torch
+
+    features, prototypes, _ = tiny_pipeline
+    torch.save({"w": torch.arange(100.0)}, features.parent / "recognizer.pth")
+    (features.parent / "recognizer.pth.123.tmp").write_bytes(b"a partial: not read")
+    args = ["outputs", "--dataset", "demo", "--cache-dir", str(run_options.cache_dir), "--verify", "--no-progress"]
+    assert CliRunner().invoke(main, args).output.splitlines()[-1] == "verified 2 checkpoint and .npz file(s): every member matched its CRC-32"
+    data = bytearray((prototypes / "guides.npz").read_bytes())
+    data[200] ^= 0x01  # in g.npy's data (its local header and numpy's header come first)
+    (prototypes / "guides.npz").write_bytes(bytes(data))
+    damaged = CliRunner().invoke(main, args)
+    assert damaged.exit_code == 1 and damaged.output.splitlines()[-2:] == [
+        "verified 2 checkpoint and .npz file(s): 1 damaged",
+        f"  {prototypes / 'guides.npz'}: damaged (g.npy, whose CRC-32 does not match what was written: a copy cut short, or a disk error)"]
