@@ -844,12 +844,12 @@ def read_rows(array: Any, rows: np.ndarray, block: int = EXPORT_VIDEOS, threads:
     blocks, first = np.unique(rows // block, return_index=True)  # only the blocks holding rows
     ends = np.r_[first[1:], len(rows)]
 
-    def read_block(i: int) -> None:
+    def take_block(i: int) -> None:
         start = int(blocks[i]) * block
         out[first[i] : ends[i]] = np.asarray(array[start : start + block])[rows[first[i] : ends[i]] - start]
 
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        for _ in pool.map(read_block, range(len(blocks))):  # in order; a block's error raised here
+        for _ in pool.map(take_block, range(len(blocks))):  # in order; a block's error raised here
             pass
     return out
 

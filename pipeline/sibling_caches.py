@@ -13,13 +13,14 @@ are copied, not computed. Its logged failure or short read comes along with it.
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pipeline.cache import DONE, FAILED, FILL_VALUES, NOT_RECORDED, CacheError, FeatureCache, changed_sources, final_path, logged_lines, read_rows
+from pipeline.cache import DONE, FAILED, FILL_VALUES, NOT_RECORDED, CacheError, FeatureCache, changed_sources, final_path, logged_lines, read_rows, shard_size
 from pipeline.datasets import Manifest
 
 # The names of the features stage's stores: a Zarr cache, an HDF5 one, and the staging store of one.
@@ -78,7 +79,11 @@ def find_siblings(folder: Path, identity: dict[str, Any], manifest: Manifest, it
         except KeyError:  # attributes of another kind of store
             same = False
         if same:
-            found.append(Sibling.of(cache))
+            try:
+                found.append(Sibling.of(cache))
+            except CacheError as exc:  # its status or sizes hold a damaged chunk: not a sibling
+                warnings.warn(f"{exc}; no rows are copied from it", stacklevel=2)
+                cache.close()
         else:
             cache.close()
     return found
@@ -131,7 +136,8 @@ def copied_rows(siblings: list[Sibling], reusable: Reusable, members: list[int],
     """The rows and status of the videos ``members`` (consecutive) read from their siblings, a
     sibling's rows at a time in its order; those no sibling holds are left zero and pending, as
     are the arrays a sibling lacks (their "not recorded": a sibling's video whose decoder rules
-    are not recorded is looked at as the cache's own)."""
+    are not recorded is looked at as the cache's own), and those whose rows a sibling cannot
+    give (a damaged chunk: taken out of ``reusable``, with a warning, and computed)."""
     rows = {name: np.full((len(members),) + shape, FILL_VALUES.get(name, 0), dtype=dtype) for name, (shape, dtype) in row_layout.items()}
     status = np.zeros(len(members), dtype=np.int8)
     at = np.asarray(members)
@@ -142,7 +148,13 @@ def copied_rows(siblings: list[Sibling], reusable: Reusable, members: list[int],
         theirs = reusable.row[at[mine]]
         order = np.argsort(theirs)
         sibling = siblings[s]
-        for name in rows.keys() & sibling.cache.arrays.keys():  # a sibling made before an array (decoder_rules) leaves it unrecorded
-            rows[name][mine[order]] = read_rows(sibling.cache[name], theirs[order])
+        try:  # a sibling made before an array (decoder_rules) leaves it unrecorded; read a shard of it at a time
+            taken = {name: read_rows(sibling.cache[name], theirs[order], shard_size(sibling.cache.attrs)) for name in rows.keys() & sibling.cache.arrays.keys()}
+        except CacheError as exc:
+            warnings.warn(f"{exc}; its {len(mine)} video(s) are computed here instead", stacklevel=2)
+            reusable.sibling[at[mine]] = -1
+            continue
+        for name, value in taken.items():
+            rows[name][mine[order]] = value
         status[mine] = sibling.status[theirs]
     return rows, status

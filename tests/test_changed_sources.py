@@ -253,6 +253,38 @@ def test_a_cache_for_another_manifest_copies_the_rows_a_sibling_cache_holds(tiny
     assert (other.copied, other.computed) == (0, 13)
 
 
+def test_a_sibling_with_a_damaged_chunk_gives_the_rows_it_can_and_its_damaged_ones_are_computed(tiny_videos, tiny_config, run_options):
+    """A damaged chunk in a sibling (12 videos in shards of 4; the second shard's logits) made
+    the new cache's run stop with its error; its other videos' rows are copied now and that
+    shard's four computed, with a warning naming the sibling, to the same numbers. A sibling
+    whose status does not read gives nothing (with a warning)."""
+    first = Path(run_features("demo", tiny_videos, tiny_config, run_options).cache)
+    theirs = cache_arrays(first)
+    lines = _manifest_lines(tiny_videos)
+    path, _, split = lines[3].split(",")
+    _write_manifest(tiny_videos, lines[:3] + [f"{path},{lines[5].split(',')[1]},{split}"] + lines[4:])
+    shard = next(p for p in sorted((first / "rec_logits" / "c" / "1").rglob("*")) if p.is_file())
+    data = bytearray(shard.read_bytes())
+    data[20] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match=rf"{first.name}: rec_logits\[.*\] is damaged .*; its 4 video\(s\) are computed here instead"):
+        second = run_features("demo", tiny_videos, tiny_config, run_options)
+    assert (second.copied, second.computed, second.done) == (8, 4, 12)
+    mine = cache_arrays(Path(second.cache))
+    for name in ("light_features", "frame_indices", "status"):
+        np.testing.assert_array_equal(mine[name], theirs[name], err_msg=name)
+    np.testing.assert_allclose(mine["rec_logits"], theirs["rec_logits"], rtol=1e-4, atol=1e-4)
+
+    status = next(p for p in sorted((first / "status" / "c").rglob("*")) if p.is_file())
+    data = bytearray(status.read_bytes())
+    data[10] ^= 0xFF
+    status.write_bytes(bytes(data))
+    _write_manifest(tiny_videos, lines[:2] + lines[3:])  # another manifest again: eleven videos
+    with pytest.warns(UserWarning, match=rf"{first.name}: status\[:\] is damaged .*; no rows are copied from it"):
+        third = run_features("demo", tiny_videos, tiny_config, run_options)
+    assert third.copied_from == [Path(second.cache).name] and (third.copied, third.computed) == (11, 0)
+
+
 def test_a_sibling_row_is_not_copied_where_the_file_changed_since_and_its_failure_comes_along(tiny_videos, tiny_config, run_options):
     """A sibling's row whose file has another size now is computed, not copied; one whose file
     is gone since is copied (datasets are moved off once their features are computed); a
