@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.cache import out_of_space, replacing, writing_alone
+from pipeline.cache import out_of_space, replacing, write_text_atomic, writing_alone
 from pipeline.models import FrameEncoder, encode, frames_per_run, prepare_encoder
 from pipeline.sampler import NSNetSampler
 from pipeline.sampler_training import FrameObjective, frame_objective, sampler_saliency
@@ -146,17 +146,46 @@ def export_key(encoder: FrameEncoder, input_size: tuple[int, int, int]) -> str:
 
 
 def _export(graph: nn.Module, example: torch.Tensor, input_name: str, outputs: list[str], path: Path, what: str) -> Path:
-    """``graph`` exported to ``path`` with a dynamic first (batch) axis, made if missing.
-    Exported by one process at a time, holding the export's lock (:func:`writing_alone`):
-    torchrun ranks starting together export once, the others then take the file. Written to a
-    temporary file and renamed, so an export stopped by an error leaves nothing behind, and what
-    a killed one left (``<name>.onnx.<pid>.tmp``, up to the model's size) goes with the next."""
-    if path.is_file():
+    """``graph`` exported to ``path`` with a dynamic first (batch) axis, made if missing or
+    damaged (:func:`_intact`). Exported by one process at a time, holding the export's lock
+    (:func:`writing_alone`): torchrun ranks starting together export once, the others then take
+    the file. Written to a temporary file and renamed, so an export stopped by an error leaves
+    nothing behind, and what a killed one left (``<name>.onnx.<pid>.tmp``, up to the model's
+    size) goes with the next; its digest is written after it."""
+    if _intact(path):
         return path
     with writing_alone(path):
-        if not path.is_file():
+        if not _intact(path, said=False):  # another process may have exported it meanwhile
             _export_whole(graph, example, input_name, outputs, path, what)
+            write_text_atomic(_digest_path(path), _digest(path) + "\n")
     return path
+
+
+def _digest_path(export: Path) -> Path:
+    """Where an export's sha256, written once it is whole, lies: a hidden file beside it."""
+    return export.with_name(f".{export.name}.sha256")
+
+
+def _digest(path: Path) -> str:
+    with open(path, "rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
+
+
+def _intact(path: Path, said: bool = True) -> bool:
+    """Whether the export at ``path`` is there with the digest written at its export and its bytes
+    match it. ONNX files carry no checksum, and ONNX Runtime ran an export with a byte changed on
+    disk as other weights (a features run's cache keyed by the checkpoint's bytes, computed
+    through another model); such an export is made again, ``said`` with a warning (since
+    2026-12-07, fifty-fifth session: an export made before, without its digest, is made again
+    once, seconds to a minute)."""
+    digest = _digest_path(path)
+    if not (path.is_file() and digest.is_file()):
+        return False
+    if _digest(path) == digest.read_text().strip():
+        return True
+    if said:
+        warnings.warn(f"{path}: damaged (its bytes do not match the digest written at its export: a copy cut short, or a disk error); exported again", stacklevel=3)
+    return False
 
 
 def _export_whole(graph: nn.Module, example: torch.Tensor, input_name: str, outputs: list[str], path: Path, what: str) -> None:

@@ -88,12 +88,42 @@ def test_exports_are_made_once_and_keyed_by_weights_and_input_size(tmp_path):
     assert first.name.startswith("test_resnet-") and visible_names(tmp_path) == sorted(p.name for p in (first, other_weights, other_size, other_head))
 
 
-def test_failed_exports_and_broken_export_files_are_clear_errors(tmp_path, monkeypatch):
+def test_a_damaged_export_is_made_again_and_one_the_runtime_refuses_is_a_clear_error(tmp_path):
+    """An export is checked against the digest written at its export: one byte changed ran as
+    other weights (ONNX files carry no checksum), now it is exported again, with a warning, as
+    is a file cut short; an export made before the digests is made again once, without a word.
+    One whose digest matches and that ONNX Runtime still refuses is an error naming it."""
+    import hashlib
+
     encoder = _encoder("test_resnet", 5)
+    frames = torch.rand(3, 3, 32, 32)
     path = export_onnx(encoder, (3, 32, 32), tmp_path)
-    path.write_bytes(path.read_bytes()[:100])  # a file cut short
+    expected = make_runner(encoder, (3, 32, 32), CPU, "onnxruntime", tmp_path)(frames)[1]
+    whole = path.read_bytes()
+    data = bytearray(whole)
+    data[len(data) // 2] ^= 0x01  # in the weights
+    path.write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match=rf"{path.name}: damaged \(its bytes do not match the digest written at its export: a copy cut short, or a disk error\); exported again"):
+        runner = make_runner(encoder, (3, 32, 32), CPU, "onnxruntime", tmp_path)
+    torch.testing.assert_close(runner(frames)[1], expected)
+    assert path.read_bytes() == whole
+    path.write_bytes(whole[:100])  # a file cut short
+    with pytest.warns(UserWarning, match="damaged"):
+        make_runner(encoder, (3, 32, 32), CPU, "onnxruntime", tmp_path)
+    (tmp_path / f".{path.name}.sha256").unlink()  # an export made before the digests
+    stamp = path.stat().st_mtime_ns
+    make_runner(encoder, (3, 32, 32), CPU, "onnxruntime", tmp_path)
+    assert path.stat().st_mtime_ns != stamp and (tmp_path / f".{path.name}.sha256").read_text() == hashlib.sha256(path.read_bytes()).hexdigest() + "\n"
+
+    path.write_bytes(b"not an ONNX model")
+    (tmp_path / f".{path.name}.sha256").write_text(hashlib.sha256(b"not an ONNX model").hexdigest())
     with pytest.raises(ValueError, match=rf"{path.name}: not a loadable ONNX model .*delete it and it is exported again"):
         make_runner(encoder, (3, 32, 32), CPU, "onnxruntime", tmp_path)
+
+
+def test_a_failed_export_is_a_clear_error_and_leaves_nothing(tmp_path, monkeypatch):
+    encoder = _encoder("test_resnet", 5)
+    path = export_onnx(encoder, (3, 32, 32), tmp_path)
 
     def unsupported(*args, **kwargs):
         raise RuntimeError("no ONNX conversion for aten::made_up_op\nmore detail")
@@ -101,7 +131,7 @@ def test_failed_exports_and_broken_export_files_are_clear_errors(tmp_path, monke
     monkeypatch.setattr(torch.onnx, "export", unsupported)
     with pytest.raises(ValueError, match=r"test_resnet: could not be exported to ONNX \(no ONNX conversion for aten::made_up_op\); run it with --backend torch"):
         export_onnx(encoder, (3, 40, 40), tmp_path)
-    assert visible_names(tmp_path) == [path.name]  # nothing left of the failed export
+    assert visible_names(tmp_path) == [path.name] and sorted(p.name for p in tmp_path.glob(".*.sha256")) == [f".{path.name}.sha256"]  # nothing left of the failed export
 
 
 def test_an_export_is_made_by_one_process_and_what_a_killed_one_left_goes(tmp_path, monkeypatch):
@@ -118,6 +148,7 @@ def test_an_export_is_made_by_one_process_and_what_a_killed_one_left_goes(tmp_pa
             held.set()
             time.sleep(0.5)
             shutil.copyfile(made, path)
+            shutil.copyfile(made.with_name(f".{made.name}.sha256"), path.with_name(f".{path.name}.sha256"))
 
     rank = threading.Thread(target=another_rank)
     rank.start()
