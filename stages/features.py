@@ -30,7 +30,7 @@ from pipeline.extract import BlockDecoder, BlockInference, DecodedBlock, decodin
 from pipeline.metrics import multi_hot
 from pipeline.checkpoints import preprocessing_text
 from pipeline.models import CHECKPOINT_TAKEN, FrameEncoder, check_model_name, checkpoint_identity, create_model, data_config, frame_transform, frame_transforms, model_identity, weights_identity
-from pipeline.sibling_caches import Reusable, Sibling, copied_rows, find_siblings, held, reusable_rows
+from pipeline.sibling_caches import STORE_NAME, Reusable, Sibling, copied_rows, find_siblings, held, reusable_rows
 from pipeline.video import NO_SOURCE, failure_summary, looked_at, source_size
 from pipeline.wording import first_few
 
@@ -294,6 +294,10 @@ def manifest_features(dataset: str, root: Path, manifest: Manifest, config: Feat
         raise CacheError(f"{root}: the {dataset} manifest has no usable videos")
     final, fp, identity = resolve_cache_path(dataset, manifest, config, opts, cache_path)
     staging = cache_mod.staging_path(final)
+    if opts.verify and not (final.exists() or staging.exists()):
+        made = sorted(p.name for p in final.parent.glob("features-*") if STORE_NAME.match(p.name)) if final.parent.is_dir() else []
+        raise CacheError(f"{final}: no cache made with these options to verify (--verify repairs the cache the same command made, and would compute this one whole)"
+                         + (f"; the dataset's caches: {first_few(made, 3)} (`nsnet outputs` says how each was made)" if made else ""))
     sources = SourceWatch(root, manifest, worker, opts.progress)
     finished, damaged = _finished_hdf5(final, staging), 0
     if finished:

@@ -65,6 +65,12 @@ def test_verify_computes_again_the_shards_holding_damaged_chunks_and_keeps_the_o
     assert (again.damaged, again.computed) == (0, 0)
     assert "verified                    every chunk matched its checksum" in again.table()
 
+    # options other than the cache's (T): --verify would have computed a new cache whole
+    other = replace(tiny_config, num_frames=4)
+    with pytest.raises(CacheError, match=rf"features-[0-9a-f]{{16}}\.zarr: no cache made with these options to verify \(--verify repairs the cache the same command made, and would compute this one whole\); the dataset's caches: {store.name} \(`nsnet outputs` says how each was made\)$"):
+        run_features("demo", tiny_videos, other, replace(run_options, verify=True))
+    assert sorted(p.name for p in store.parent.glob("features-*.zarr")) == [store.name]
+
 
 def test_verify_repairs_a_finished_hdf5_cache(tiny_videos, tiny_config, run_options):
     """An HDF5 cache copied back into its staging store without the shard holding the damaged
