@@ -10,7 +10,7 @@ from __future__ import annotations
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -54,12 +54,12 @@ def resume_point(path: Path, **load: Any) -> dict[str, Any]:
     return checked_torch_load(path, "remove it to train from the first epoch", **load)
 
 
-def checked_npz(path: Path, remedy: str) -> dict[str, np.ndarray]:
-    """Every array of the ``.npz`` file at ``path``, read now (numpy checks each member's CRC-32
-    as it reads it); a damaged one is a :class:`~pipeline.cache.CacheError` naming the file and
-    ``remedy``."""
+def checked_npz(path: Path, remedy: str, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """The arrays ``names`` of the ``.npz`` file at ``path`` that it holds (None: every one),
+    read now (numpy checks each member's CRC-32 as it reads it); a damaged one is a
+    :class:`~pipeline.cache.CacheError` naming the file and ``remedy``."""
     try:
         with np.load(path) as archive:
-            return {name: archive[name] for name in archive.files}
+            return {name: archive[name] for name in archive.files if names is None or name in names}
     except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
         raise CacheError(f"{path}: damaged ({exc}: {DAMAGED}); {remedy}") from None

@@ -158,9 +158,10 @@ def guides_file(prototypes: Path) -> Path:
     return path
 
 
-def read_guides(prototypes: Path) -> dict[str, np.ndarray]:
-    """The arrays of a prototypes folder's ``guides.npz``, each checked as read (:func:`checked_npz`)."""
-    return checked_npz(guides_file(prototypes), f"remove {prototypes} and run `nsnet prototypes` again (it computes them anew)")
+def read_guides(prototypes: Path, *names: str) -> dict[str, np.ndarray]:
+    """The arrays ``names`` of a prototypes folder's ``guides.npz`` that it holds, each checked as
+    read (:func:`checked_npz`): the others are not read."""
+    return checked_npz(guides_file(prototypes), f"remove {prototypes} and run `nsnet prototypes` again (it computes them anew)", names)
 
 
 def read_run_model(run_dir: Path, **load: Any) -> dict[str, Any]:
@@ -174,7 +175,7 @@ def load_sampler_inputs(features: Path, prototypes: Path) -> SamplerInputs:
     training videos', a stage that scores videos reads their rows itself (evaluate: the
     evaluation split). Prototypes made from the cache as it was before videos of it were
     computed again (their ``info.json`` names its content fingerprint) are refused."""
-    guides = read_guides(prototypes)
+    guides = read_guides(prototypes, "g")
     info_file = Path(prototypes) / "info.json"
     made_from = json.loads(info_file.read_text()).get("features_fingerprint") if info_file.is_file() else None
     with FeatureCache(features) as cache:
@@ -211,7 +212,7 @@ def read_training_features(inputs: SamplerInputs, features: Path, prototypes: Pa
         names = ["light_features"] + (["shift_light_features"] if read_shift and cache.offsets > 1 else [])
         shift_g = None
         if len(names) > 1:  # checked before any features are read
-            guides = read_guides(prototypes)
+            guides = read_guides(prototypes, "g_shift")
             if "g_shift" not in guides:
                 raise CacheError(f"{prototypes}: no guiding scores of the other candidate frames, which {features} holds; run `nsnet prototypes` again")
             shift_g = np.nan_to_num(guides["g_shift"][train])

@@ -77,7 +77,9 @@ def test_a_sampler_runs_model_and_a_prototypes_folders_guides_damaged_are_said_w
     prototypes = tmp_path / "features.zarr.prototypes-1"
     prototypes.mkdir()
     np.savez(prototypes / "guides.npz", g=np.arange(50, dtype=np.float32), prototypes=np.eye(3))
-    assert read_guides(prototypes)["g"].tolist() == list(range(50)) and set(checked_npz(prototypes / "guides.npz", "")) == {"g", "prototypes"}
+    assert read_guides(prototypes, "g")["g"].tolist() == list(range(50)) and set(checked_npz(prototypes / "guides.npz", "")) == {"g", "prototypes"}
+    assert set(read_guides(prototypes, "g_shift")) == set()  # asked for and not held: absent, as a cache without other candidates leaves it
     _flip_in(prototypes / "guides.npz", "g.npy", at=150)
     with pytest.raises(CacheError, match=rf"guides.npz: damaged \(Bad CRC-32 for file 'g.npy': a copy cut short, or a disk error\); remove {prototypes} and run `nsnet prototypes` again"):
-        read_guides(prototypes)
+        read_guides(prototypes, "g")
+    assert read_guides(prototypes, "prototypes")["prototypes"].tolist() == np.eye(3).tolist()  # the damaged member is not read
