@@ -979,13 +979,13 @@ def reopen_hdf5(final: Path, staging: Path) -> int:
             writer = ZarrWriter(tmp, source.fingerprint, attrs, arrays, step)
             videos = source["status"].shape[0]
             for start in range(0, videos, step):
-                try:
-                    rows = {name: array[start : start + step] for name, array in source.arrays.items()}
-                except CacheError:  # a damaged chunk: the shard is left pending (the fill), computed again
-                    damaged += min(start + step, videos) - start
+                stop = min(start + step, videos)
+                rows = {name: read_block(source.arrays, name, start, stop) for name in source.arrays}
+                if any(isinstance(value, Damage) for value in rows.values()):  # the shard left pending (the fill), computed again
+                    damaged += stop - start
                     continue
                 for name, value in rows.items():
-                    writer.arrays[name][start : start + step] = value
+                    writer.arrays[name][start:stop] = value
         creation_lock_path(tmp).unlink()
     return damaged
 
