@@ -310,6 +310,16 @@ DECODE_TIMEOUT_S = 900.0
 RANK_WAIT_S = 6 * 3600.0
 
 
+# A new feature cache's videos a model batch and a shard, where the options give none.
+NEW_CACHE_VIDEOS_PER_BATCH = 8
+NEW_CACHE_VIDEOS_PER_SHARD = 256
+# The shares of a cache's shards among its writers (``--shard`` jobs times torchrun ranks): an
+# even split's videos a writer over the busiest writer's. Below UNEVEN_SHARES a new cache's
+# run and dry run say so, naming the largest --videos-per-shard that reaches EVEN_SHARES.
+UNEVEN_SHARES = 0.8
+EVEN_SHARES = 0.9
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """How a stage runs. None of this changes its results, except ``backend`` by float
@@ -320,8 +330,8 @@ class RunOptions:
     backend: str = "auto"  # auto | torch | onnxruntime: where the backbones run (pipeline.backends)
     exports: Path | None = None  # ONNX exports of the backbones (None: <cache_dir>/onnx)
     workers: int | None = None  # DataLoader decoding processes (None: pipeline.extract.decoding_workers)
-    videos_per_batch: int = 8  # videos whose frames share a model batch (set at cache creation)
-    videos_per_shard: int = 256  # videos per cache file, rounded up to whole batches (set at cache creation)
+    videos_per_batch: int | None = None  # videos whose frames share a model batch, fixed at a cache's creation (None: the cache's; a new one's NEW_CACHE_VIDEOS_PER_BATCH)
+    videos_per_shard: int | None = None  # videos per cache file, rounded up to whole batches, fixed at creation (None: the cache's; a new one's NEW_CACHE_VIDEOS_PER_SHARD)
     shard: tuple[int, int] = (0, 1)  # (index, count) of this job's share of the videos
     allow_failures: bool = False
     retry_failed: bool = False
@@ -332,10 +342,18 @@ class RunOptions:
     def __post_init__(self) -> None:
         refuse_outside(self, (
             ("workers", self.workers is None or self.workers >= 0, "at least 0 (0: decoding in this process)"),
-            ("videos_per_batch", self.videos_per_batch >= 1, "at least 1"),
-            ("videos_per_shard", self.videos_per_shard >= 1, "at least 1"),
+            ("videos_per_batch", self.videos_per_batch is None or self.videos_per_batch >= 1, "at least 1"),
+            ("videos_per_shard", self.videos_per_shard is None or self.videos_per_shard >= 1, "at least 1"),
             ("decode_timeout", self.decode_timeout > 0, "positive"),
         ))
+
+    def cache_layout(self, existing: dict[str, Any] | None = None) -> dict[str, int]:
+        """The videos a model batch and a shard (rounded up to whole batches) that these options
+        ask of a cache: those given, the others ``existing``'s (an existing cache's attributes), or
+        a new cache's defaults."""
+        batch = self.videos_per_batch or int((existing or {}).get("videos_per_batch", NEW_CACHE_VIDEOS_PER_BATCH))
+        shard = self.videos_per_shard or int((existing or {}).get("videos_per_shard", NEW_CACHE_VIDEOS_PER_SHARD))
+        return {"videos_per_batch": batch, "videos_per_shard": -(-shard // batch) * batch}
 
     @property
     def export_dir(self) -> Path:

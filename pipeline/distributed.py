@@ -56,6 +56,25 @@ class Worker:
         return self.shard, self.num_shards
 
 
+def busiest_share(num_items: int, shard_items: int, num_shares: int) -> int:
+    """The most items one of ``num_shares`` shares holds, items dealt by shards of
+    ``shard_items`` consecutive ones (the last one short), shard s to share s % ``num_shares``
+    (:meth:`Worker.owns`)."""
+    shares = [0] * num_shares
+    for index, start in enumerate(range(0, num_items, shard_items)):
+        shares[index % num_shares] += min(shard_items, num_items - start)
+    return max(shares)
+
+
+def evener_shard_size(num_items: int, shard_items: int, step: int, num_shares: int, even: float) -> int | None:
+    """The largest shard size below ``shard_items``, a multiple of ``step``, whose shares are
+    even to ``even`` (an even split's items over the busiest share's); None where none is."""
+    for size in range(shard_items - step, 0, -step):
+        if num_items / num_shares >= even * busiest_share(num_items, size, num_shares):
+            return size
+    return None
+
+
 def parse_shard(text: str) -> tuple[int, int]:
     """``"i/n"`` -> (i, n), with 0 <= i < n."""
     try:

@@ -137,6 +137,27 @@ def check_model_name(name: str) -> None:
         raise WeightsError(f"{name!r}: timm has no pretrained tag {name.split('.', 1)[1]!r} for {architecture}" + (f" (it has {first_few(tags, 5)})" if tags else " (it has no pretrained weights)"))
 
 
+def imagenet_overlay(spec: ModelSpec) -> dict[str, Any] | None:
+    """Where the model hub is unreachable, timm's pretrained-config overlay that loads the
+    ImageNet weights of ``spec`` from the local HF cache, else a :class:`WeightsError` at once
+    saying what to pass instead; None where the hub is reachable (timm fetches them)."""
+    import timm
+
+    if hub_reachable():
+        return None
+    cfg = timm.models.get_pretrained_cfg(spec.name)
+    cached = _cached_hub_file(cfg.to_dict()) if cfg is not None else None
+    if cached is None:
+        torchvision = torchvision_imagenet_file(spec.name)
+        raise WeightsError(
+            f"{spec.name}: ImageNet weights are not in the local cache and the model hub is unreachable. "
+            "Pass a local checkpoint instead (WEIGHTS=/path/to/checkpoint.pth, or --recognizer-weights / "
+            "--light-weights PATH), or 'none' for random init."
+            + (f" torch hub's cache holds torchvision's ImageNet weights of it, which load as such a checkpoint (other weights than timm's): {torchvision}" if torchvision else "")
+        )
+    return {"file": cached}
+
+
 def create_model(spec: ModelSpec, num_classes: int, seed: int, classes: tuple[str, ...] | None = None) -> nn.Module:
     """Create the timm model ``spec.name`` with ``num_classes`` outputs (0: pooled features only).
 
@@ -151,21 +172,9 @@ def create_model(spec: ModelSpec, num_classes: int, seed: int, classes: tuple[st
     check_model_name(spec.name)
     torch.manual_seed(seed)
     if spec.weights == WEIGHTS_IMAGENET:
-        cfg = timm.models.get_pretrained_cfg(spec.name)
-        overlay: dict[str, Any] = {}
-        if not hub_reachable():
-            cached = _cached_hub_file(cfg.to_dict()) if cfg is not None else None
-            if cached is None:
-                torchvision = torchvision_imagenet_file(spec.name)
-                raise WeightsError(
-                    f"{spec.name}: ImageNet weights are not in the local cache and the model hub is unreachable. "
-                    "Pass a local checkpoint instead (WEIGHTS=/path/to/checkpoint.pth, or --recognizer-weights / "
-                    "--light-weights PATH), or 'none' for random init."
-                    + (f" torch hub's cache holds torchvision's ImageNet weights of it, which load as such a checkpoint (other weights than timm's): {torchvision}" if torchvision else "")
-                )
-            overlay = {"file": cached}
+        overlay = imagenet_overlay(spec)
         try:
-            model = timm.create_model(spec.name, pretrained=True, num_classes=num_classes, pretrained_cfg_overlay=overlay or None)
+            model = timm.create_model(spec.name, pretrained=True, num_classes=num_classes, pretrained_cfg_overlay=overlay)
         except Exception as exc:
             raise WeightsError(f"{spec.name}: could not load the ImageNet weights ({str(exc).splitlines()[0]})") from exc
     else:

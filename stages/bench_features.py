@@ -94,7 +94,7 @@ def bench_features(dataset: str, data_root: Path | None, config: FeaturesConfig,
     manifest = replace(manifest, videos=videos, rejected=())
     device = pick_device(opts.device)
     light, rec, light_cfg, rec_cfg = build_encoders(config, manifest)
-    blocks = list(enumerate(make_blocks(len(videos), opts.videos_per_batch)))
+    blocks = list(enumerate(make_blocks(len(videos), opts.cache_layout()["videos_per_batch"])))
     decoder = BlockDecoder(root, videos, blocks, config.num_frames, *frame_transforms(light_cfg, rec_cfg))
 
     workers = decoding_workers(opts.workers, device)

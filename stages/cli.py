@@ -17,7 +17,7 @@ import click
 # the models-only rate). Set before torch is imported; an explicit setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from pipeline.config import DECODE_TIMEOUT_S, LATENCY_REPS_FACTOR, PREDICT_BATCH, SAMPLER_VAL_EVERY, STORAGES, EvalConfig  # noqa: E402  (no torch import behind it)
+from pipeline.config import DECODE_TIMEOUT_S, LATENCY_REPS_FACTOR, NEW_CACHE_VIDEOS_PER_BATCH, NEW_CACHE_VIDEOS_PER_SHARD, PREDICT_BATCH, SAMPLER_VAL_EVERY, STORAGES, EvalConfig  # noqa: E402  (no torch import behind it)
 from pipeline.datasets import DATASETS  # noqa: E402
 from pipeline.datasets.lists import LIST_FORMATS  # noqa: E402
 from pipeline.datasets.manifest import EVALUATION_SPLITS  # noqa: E402
@@ -330,17 +330,17 @@ def data(dataset: str, data_root: Path | None, difficulty: float | None, seed: i
 @click.option("--device", default="auto", show_default=True)
 @backend_options(compare=False)
 @click.option("--workers", type=click.IntRange(min=0), default=None, help="Decoding processes [default: 1 per 8 cores on the CPU, all cores but 2 on a GPU].")
-@click.option("--videos-per-batch", type=click.IntRange(min=1), default=8, show_default=True, help="Videos whose frames share one model batch (fixed when a cache is created).")
-@click.option("--videos-per-shard", type=click.IntRange(min=1), default=256, show_default=True, help="Videos per cache file (Zarr v3 shard), rounded up to whole batches; the unit --shard and torchrun ranks divide (fixed when a cache is created).")
+@click.option("--videos-per-batch", type=click.IntRange(min=1), default=None, help=f"Videos whose frames share one model batch, fixed when a cache is created [default: {NEW_CACHE_VIDEOS_PER_BATCH}; an existing cache's own].")
+@click.option("--videos-per-shard", type=click.IntRange(min=1), default=None, help=f"Videos per cache file (Zarr v3 shard), rounded up to whole batches; the unit --shard and torchrun ranks divide; fixed when a cache is created [default: {NEW_CACHE_VIDEOS_PER_SHARD}; an existing cache's own].")
 @click.option("--allow-failures", is_flag=True, help="Exit 0 even when some videos failed.")
 @click.option("--retry-failed", is_flag=True, help="Try again the videos that failed in earlier runs though their files are unchanged (a file of another size since, or there now where it was missing, is tried again anyway).")
 @click.option("--verify", is_flag=True, help="First read the existing cache whole (this --shard's share) against its chunks' checksums, and compute again the videos of every shard holding a damaged chunk, the others kept (`nsnet outputs --verify` says what is damaged, writing nothing).")
-@click.option("--dry-run", is_flag=True, help="Say what the run would do in this --shard: the videos it would compute (never computed, files changed since, failures retried), keep, and copy from sibling caches; build no model, write nothing.")
+@click.option("--dry-run", is_flag=True, help="Say what the run would do in this --shard: the videos it would compute (never computed, files changed since, failures retried), keep, and copy from sibling caches; write nothing and run no model (a checkpoint given is loaded into its model, built on the CPU, to see it fits, where there are videos to compute).")
 @decode_timeout_option
 @click.option("--no-progress", is_flag=True)
 @annotation_options
 @clear_errors
-def features(dataset: str, data_root: Path | None, cache_dir: Path, cache_path: Path | None, preset: str | None, shard: str, device: str, backend: str, onnx_dir: Path | None, workers: int | None, videos_per_batch: int, videos_per_shard: int, allow_failures: bool, retry_failed: bool, verify: bool, dry_run: bool, decode_timeout: float, no_progress: bool, files: Any, **model_options: Any) -> None:
+def features(dataset: str, data_root: Path | None, cache_dir: Path, cache_path: Path | None, preset: str | None, shard: str, device: str, backend: str, onnx_dir: Path | None, workers: int | None, videos_per_batch: int | None, videos_per_shard: int | None, allow_failures: bool, retry_failed: bool, verify: bool, dry_run: bool, decode_timeout: float, no_progress: bool, files: Any, **model_options: Any) -> None:
     """Pre-sample T frames per video, run the light model and the recognizer, fill the cache."""
     from pipeline.config import RunOptions
     from pipeline.datasets import get_dataset
@@ -841,7 +841,7 @@ def bench_command(num_frames: int | None, k: int | None, num_classes: int, batch
 @click.option("--device", default="auto", show_default=True)
 @backend_options(compare=True)
 @click.option("--workers", type=click.IntRange(min=0), default=None, help="Decoding processes [default: as `nsnet features`].")
-@click.option("--videos-per-batch", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--videos-per-batch", type=click.IntRange(min=1), default=NEW_CACHE_VIDEOS_PER_BATCH, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=Path("cache/bench/features.json"), show_default=True)
 @click.option("--no-progress", is_flag=True)
 @annotation_options

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
@@ -20,16 +21,16 @@ from pipeline import cache as cache_mod
 from pipeline.cache import DONE, FAILED, NOT_RECORDED, PENDING, BackgroundWriter, CacheError, FeatureCache, Layout, ShardAssembler, ZarrWriter, changed_sources, shard_size, write_text_alone
 from pipeline.backends import Runner, backend_identity, make_runner, resolve_backend
 from pipeline.class_order import OrderWatch, misordered_message, write_recognizer_classes
-from pipeline.config import WEIGHTS_IMAGENET, WEIGHTS_NONE, FeaturesConfig, RunOptions, from_checkpoint
+from pipeline.config import EVEN_SHARES, UNEVEN_SHARES, WEIGHTS_IMAGENET, WEIGHTS_NONE, FeaturesConfig, RunOptions, from_checkpoint
 from pipeline.datasets import AnnotationFiles, Manifest, load_manifest
-from pipeline.distributed import Worker, barrier, from_leader, gathered, joined_worker, pick_device
+from pipeline.distributed import Worker, barrier, busiest_share, evener_shard_size, from_leader, gathered, joined_worker, pick_device
 from pipeline.environment import environment
 from pipeline.decode_watch import WatchedDecoding
 from pipeline.decoders import DECODER_RULES, looked_into, misread_before
 from pipeline.extract import BlockDecoder, BlockInference, DecodedBlock, decoding_loader, decoding_workers, make_blocks, workers_within_shared_memory
 from pipeline.metrics import multi_hot
 from pipeline.checkpoints import preprocessing_text
-from pipeline.models import CHECKPOINT_TAKEN, FrameEncoder, check_model_name, checkpoint_identity, create_model, data_config, frame_transform, frame_transforms, model_identity, weights_identity
+from pipeline.models import CHECKPOINT_TAKEN, FrameEncoder, check_model_name, checkpoint_identity, create_model, data_config, frame_transform, frame_transforms, imagenet_overlay, model_identity, weights_identity
 from pipeline.sibling_caches import STORE_NAME, Reusable, Sibling, copied_rows, find_siblings, held, reusable_rows
 from pipeline.video import NO_SOURCE, failure_summary, looked_at, source_size
 from pipeline.wording import first_few
@@ -200,6 +201,18 @@ def build_recognizer(config: FeaturesConfig, classes: tuple[str, ...]) -> tuple[
     return FrameEncoder(model), data_config(model, config.recognizer)
 
 
+def check_weights(config: FeaturesConfig, classes: tuple[str, ...]) -> None:
+    """Each model's weights taken as a run takes them, for ``--dry-run``: a checkpoint loaded
+    into its model, built on the CPU (one that does not fit is refused), ImageNet weights looked
+    for where the hub is unreachable (where it is reachable, not fetched)."""
+    for role, build in (("light", lambda: build_light(config)), ("recognizer", lambda: build_recognizer(config, classes))):
+        weights = getattr(config, role).weights
+        if weights == WEIGHTS_IMAGENET:
+            imagenet_overlay(getattr(config, role))
+        elif weights != WEIGHTS_NONE:
+            build()
+
+
 def checkpoint_files(config: FeaturesConfig) -> dict[str, str]:
     """The absolute path of each model's checkpoint file (none for ImageNet or random weights),
     recorded in a cache beside its config, whose paths are as given: relative to the folder the
@@ -298,6 +311,10 @@ def manifest_features(dataset: str, root: Path, manifest: Manifest, config: Feat
         made = sorted(p.name for p in final.parent.glob("features-*") if STORE_NAME.match(p.name)) if final.parent.is_dir() else []
         raise CacheError(f"{final}: no cache made with these options to verify (--verify repairs the cache the same command made, and would compute this one whole)"
                          + (f"; the dataset's caches: {first_few(made, 3)} (`nsnet outputs` says how each was made)" if made else ""))
+    if worker.is_leader and (existing := _existing_store(final, staging)) is not None:
+        with FeatureCache(existing) as cache:
+            cache_mod.check_fingerprint(existing, cache.attrs, fp)
+            _warn_fixed_at_creation(existing, cache.attrs, opts)
     sources = SourceWatch(root, manifest, worker, opts.progress)
     finished, damaged = _finished_hdf5(final, staging), 0
     if finished:
@@ -427,14 +444,39 @@ def _my_shards(num_videos: int, attrs: dict[str, Any], worker: Worker) -> list[l
     return [m for s, m in enumerate(make_blocks(num_videos, shard_size(attrs))) if worker.owns(s)]
 
 
-def _shard_videos(opts: RunOptions) -> int:
-    """Videos per shard of a store made now: ``--videos-per-shard`` rounded up to whole batches."""
-    return -(-opts.videos_per_shard // opts.videos_per_batch) * opts.videos_per_batch
+def _warn_fixed_at_creation(store: Path, attrs: dict[str, Any], opts: RunOptions) -> None:
+    """A RuntimeWarning where ``--videos-per-batch`` or ``--videos-per-shard`` asks an existing
+    cache for other sizes than it was made with: fixed at its creation, they change nothing."""
+    asked, made = opts.cache_layout(attrs), {"videos_per_batch": int(attrs["videos_per_batch"]), "videos_per_shard": shard_size(attrs)}
+    given = {"videos_per_batch": opts.videos_per_batch, "videos_per_shard": opts.videos_per_shard}
+    ignored = [f"--{name.replace('_', '-')} {given[name]}" for name in made if given[name] is not None and asked[name] != made[name]]
+    if ignored:
+        warnings.warn(f"{store}: made with {made['videos_per_batch']} videos a model batch and {made['videos_per_shard']} a shard, fixed at its creation: "
+                      f"{' and '.join(ignored)} change{'s' if len(ignored) == 1 else ''} nothing (a cache of other sizes: another --cache, or this one deleted)", RuntimeWarning, stacklevel=2)
 
 
 def _finished_hdf5(final: Path, staging: Path) -> bool:
     """Whether the cache is an HDF5 file written whole (its staging store gone after the export)."""
     return final != staging and final.exists() and not staging.exists()
+
+
+def _warn_uneven_shares(cache: Path, num_videos: int, sizes: dict[str, int], num_shares: int) -> None:
+    """A RuntimeWarning where a new cache's shards fall unevenly to its writers (``--shard`` jobs
+    times torchrun ranks: ranks with fewer shards wait for the busiest), naming the largest
+    ``--videos-per-shard`` that evens them."""
+    shard = sizes["videos_per_shard"]
+    busiest, even = busiest_share(num_videos, shard, num_shares), num_videos / num_shares
+    if even >= UNEVEN_SHARES * busiest:
+        return
+    better = evener_shard_size(num_videos, shard, sizes["videos_per_batch"], num_shares, EVEN_SHARES)
+    warnings.warn(f"{cache}: {-(-num_videos // shard)} shards of {shard} videos among {num_shares} writers (--shard jobs times torchrun ranks): the busiest writes {busiest} videos where an even split is {even:.0f}, "
+                  f"so the run takes about {busiest / even:.1f} times as long as an even one"
+                  + (f"; with --videos-per-shard {better} the busiest would write {busiest_share(num_videos, better, num_shares)} (fixed when a cache is made: give it to the run that makes it)" if better else ""), RuntimeWarning, stacklevel=2)
+
+
+def _existing_store(final: Path, staging: Path) -> Path | None:
+    """The cache's store there is: its HDF5 file written whole, else its staging store (None: neither)."""
+    return final if _finished_hdf5(final, staging) else staging if (staging / "zarr.json").exists() else None
 
 
 def _recorded_sizes(store: FeatureCache | ZarrWriter) -> np.ndarray:
@@ -512,8 +554,10 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
     loop_seconds = 0.0
     if plan is None or plan.todo:
         light, rec, light_cfg, rec_cfg = build_encoders(config, manifest)
-        shard = _shard_videos(opts)
-        layout = make_layout(light, rec, light_cfg, rec_cfg, len(manifest.videos), config.num_frames, shard, config.offsets)
+        sizes = opts.cache_layout()
+        if plan is None and worker.is_leader:
+            _warn_uneven_shares(final, len(manifest.videos), sizes, worker.num_shards)
+        layout = make_layout(light, rec, light_cfg, rec_cfg, len(manifest.videos), config.num_frames, sizes["videos_per_shard"], config.offsets)
         attrs = {
             "identity": identity,
             "config": config.to_dict(),
@@ -521,8 +565,7 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
             "data_configs": {"light": _jsonable(light_cfg), "recognizer": _jsonable(rec_cfg)},
             "checkpoint_files": checkpoint_files(config),
             "data_root": str(Path(root).resolve()),
-            "videos_per_batch": opts.videos_per_batch,
-            "videos_per_shard": shard,
+            **sizes,
         }
         writer = ZarrWriter(staging, fp, attrs, layout.arrays(), layout.shard_videos)
         log_dir = cache_mod.failures_dir(final)
@@ -629,28 +672,31 @@ class FeaturesPlan:
         ]
         if self.missing or self.empty:
             rows.append(("would fail", f"{self.missing + self.empty} of those to compute: {self.missing} not on disk, {self.empty} empty (`nsnet data --missing FILE` lists the missing)"))
-        return "\n".join(_aligned(rows)) + "\n(--dry-run: no model built, nothing written)"
+        return "\n".join(_aligned(rows)) + "\n(--dry-run: nothing written, no model run)"
 
 
 def plan_features(dataset: str, data_root: Path | None, config: FeaturesConfig, opts: RunOptions, cache_path: Path | None = None, files: AnnotationFiles = AnnotationFiles()) -> FeaturesPlan:
     """What :func:`run_features` would do now with these arguments, in the share ``opts.shard``
-    (torchrun's ranks are not divided: a job's share whole), without building a model or
+    (torchrun's ranks are not divided: a job's share whole), without running a model or
     writing anything: the videos it would compute (and why), keep, and copy from sibling caches;
-    a model name timm does not know is refused as the run would refuse it."""
+    a model name timm does not know is refused as the run would refuse it, and where there are
+    videos to compute, weights the run could not load (:func:`check_weights`)."""
     for spec in (config.light, config.recognizer):
         check_model_name(spec.name)
     root, manifest = load_manifest(dataset, data_root, files)
     final, fp, identity = resolve_cache_path(dataset, manifest, config, opts, cache_path)
     staging = cache_mod.staging_path(final)
     sources = SourceWatch(root, manifest, Worker(*opts.shard, 0, 1, torch.device("cpu")), opts.progress)
-    store = final if _finished_hdf5(final, staging) else staging if (staging / "zarr.json").exists() else None
+    store = _existing_store(final, staging)
     if store is None:
         status = np.full(len(manifest.videos), PENDING, dtype=np.int8)
-        attrs = {"videos_per_batch": opts.videos_per_batch, "videos_per_shard": _shard_videos(opts)}
+        attrs = opts.cache_layout()
+        _warn_uneven_shares(final, len(status), attrs, sources.worker.num_shards)
         plan = _plan(status, attrs, sources.worker, opts.retry_failed, *np.zeros((2, len(status)), dtype=bool))
     else:
         with FeatureCache(store) as cache:
             cache_mod.check_fingerprint(store, cache.attrs, fp)
+            _warn_fixed_at_creation(store, cache.attrs, opts)
             status, attrs, plan = np.asarray(cache["status"][:]), cache.attrs, sources.plan(cache, opts.retry_failed)
     coming = _computed(plan, len(status))
     with _sibling_rows(final, staging, identity, manifest, status, attrs, sources, config.offsets) as (siblings, reusable, _):
@@ -659,6 +705,8 @@ def plan_features(dataset: str, data_root: Path | None, config: FeaturesConfig, 
     retried = int(((status == FAILED) & ~plan.again & coming).sum()) if opts.retry_failed else 0
     sizes = sources.sizes(computing)  # looked at as the run looks at them
     unreadable = {"missing": int((sizes == NO_SOURCE).sum()), "empty": int((sizes == 0).sum())}
+    if plan.videos > copied:  # the run would build the models
+        check_weights(config, manifest.classes)
     return FeaturesPlan(str(store or final), store is not None, plan.videos + plan.skipped, plan.skipped, plan.videos - copied, int(plan.changed.sum()), int(plan.misread.sum()), retried, copied, copied_from, **unreadable)
 
 

@@ -238,7 +238,7 @@ def test_an_hdf5_caches_summary_of_its_staging_store_goes_with_the_store(tiny_vi
     """Two ``--shard`` jobs one after the other: the first writes its summary of the unfinished
     staging store; the second finishes and exports the cache, which removes that summary with
     the store (it said videos were pending, beside a finished file, before 2026-12-07)."""
-    args = ["features", "--dataset", "demo", "--data-root", str(tiny_videos), "--cache-dir", str(tmp_path), "--storage", "hdf5", "--videos-per-shard", "4", "--workers", "0", "--backend", "torch", "--no-progress", *TINY_MODEL_OPTIONS]
+    args = ["features", "--dataset", "demo", "--data-root", str(tiny_videos), "--cache-dir", str(tmp_path), "--storage", "hdf5", "--videos-per-batch", "2", "--videos-per-shard", "6", "--workers", "0", "--backend", "torch", "--no-progress", *TINY_MODEL_OPTIONS]
     first = CliRunner().invoke(main, [*args, "--shard", "0/2"])
     assert first.exit_code == 0, first.output
     (staging,) = (tmp_path / "demo").glob("*.h5.staging.zarr")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipeline.distributed import pick_device
+from pipeline.distributed import busiest_share, evener_shard_size, pick_device
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -22,6 +22,15 @@ def two_gpus(monkeypatch):
     """A node that shows two CUDA devices (nothing runs on them here)."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+
+
+def test_shards_are_dealt_round_robin_and_the_busiest_share_is_counted():
+    """10 items by shards of 4 (4, 4, 2): two shares hold 4 + 2 and 4, four shares 4, 4, 2, 0;
+    the largest size below 4 whose two shares are even to 0.9 is 1 (3: 3+3 and 3+1; 2: 2+2+2 and
+    2+2, each 5/6 of even), and in steps of 2 there is none."""
+    assert (busiest_share(10, 4, 2), busiest_share(10, 4, 4), busiest_share(10, 4, 1), busiest_share(10, 3, 2), busiest_share(10, 2, 2)) == (6, 4, 10, 6, 6)
+    assert evener_shard_size(10, 4, 1, 2, 0.9) == 1 and evener_shard_size(10, 4, 1, 2, 0.8) == 3
+    assert evener_shard_size(10, 4, 2, 2, 0.9) is None
 
 
 def test_auto_and_cuda_give_each_rank_its_own_gpu(two_gpus):

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -25,7 +26,7 @@ from pipeline.datasets import get_dataset
 from pipeline.extract import BlockDecoder, BlockInference, crops_alike, decode_candidates, decode_video, decoding_loader, to_model_input
 from pipeline.models import FrameEncoder, create_model, data_config, frame_transform, frame_transforms
 from pipeline.video import failure_kinds
-from stages.features import run_features
+from stages.features import plan_features, run_features
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -538,6 +539,65 @@ def test_rerun_does_nothing_and_changed_config_gets_a_new_cache(tiny_videos, tin
     assert seeded.cache not in (first.cache, changed.cache)
 
 
+def test_a_caches_batch_and_shard_sizes_are_its_own_and_said_where_asked_otherwise_or_dealt_unevenly(tiny_videos, tiny_config, run_options):
+    first = run_features("demo", tiny_videos, tiny_config, run_options)  # 2 videos a model batch, 4 a shard
+    left_out = replace(run_options, videos_per_batch=None, videos_per_shard=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert run_features("demo", tiny_videos, tiny_config, left_out).computed == 0  # the cache's own
+        assert run_features("demo", tiny_videos, tiny_config, replace(run_options, videos_per_shard=3)).computed == 0  # 3 is 4 in whole batches of 2
+    with pytest.warns(RuntimeWarning, match=re.escape(f"{first.cache}: made with 2 videos a model batch and 4 a shard, fixed at its creation: --videos-per-shard 2 changes nothing (a cache of other sizes: another --cache, or this one deleted)")):
+        assert run_features("demo", tiny_videos, tiny_config, replace(run_options, videos_per_shard=2)).computed == 0
+    with pytest.warns(RuntimeWarning, match=r"fixed at its creation: --videos-per-batch 8 and --videos-per-shard 256 change nothing"):
+        assert plan_features("demo", tiny_videos, tiny_config, replace(run_options, videos_per_batch=8, videos_per_shard=256)).to_compute == 0
+    with FeatureCache(Path(first.cache)) as cache:
+        assert (cache.attrs["videos_per_batch"], cache.attrs["videos_per_shard"]) == (2, 4)
+    other = replace(tiny_config, num_frames=5)  # another cache
+    uneven = replace(run_options, videos_per_batch=1, videos_per_shard=4, shard=(0, 4))  # its 3 shards among 4 jobs
+    said = re.escape("3 shards of 4 videos among 4 writers (--shard jobs times torchrun ranks): the busiest writes 4 videos where an even split is 3, so the run takes about 1.3 times as long as an even one; with --videos-per-shard 3 the busiest would write 3 (fixed when a cache is made: give it to the run that makes it)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert plan_features("demo", tiny_videos, other, replace(uneven, videos_per_shard=3)).to_compute == 3
+    with pytest.warns(RuntimeWarning, match=said):
+        assert plan_features("demo", tiny_videos, other, uneven).to_compute == 4
+    with pytest.warns(RuntimeWarning, match=said):
+        assert run_features("demo", tiny_videos, other, uneven).computed == 4
+    made = run_features("demo", tiny_videos, replace(tiny_config, num_frames=4), left_out)  # a new cache: 8 and 256
+    with FeatureCache(Path(made.cache)) as cache:
+        assert (cache.attrs["videos_per_batch"], cache.attrs["videos_per_shard"]) == (8, 256)
+
+
+def test_a_dry_run_loads_each_checkpoint_into_its_model_as_the_run_would(tiny_videos, tiny_config, run_options, tmp_path, monkeypatch):
+    """``--dry-run`` refused a model name timm does not know, but took a checkpoint that does not
+    fit its model (a recognizer's given as the light model's weights) as the run would take it,
+    which refused it (before 2026-12-07): it is loaded into its model now, as are ImageNet
+    weights looked for where the hub is unreachable, wherever the run would build the models."""
+    from pipeline.checkpoints import WeightsError
+    from pipeline.models import hub_reachable
+
+    rec = tiny_config.recognizer
+    torch.save(create_model(rec, 3, seed=7).state_dict(), tmp_path / "recognizer.pth")
+    fits = replace(tiny_config, recognizer=replace(rec, weights=str(tmp_path / "recognizer.pth")))
+    assert plan_features("demo", tiny_videos, fits, run_options).to_compute == 12
+    swapped = replace(fits, light=replace(tiny_config.light, weights=str(tmp_path / "recognizer.pth")))
+    refusal = re.escape(f"{tmp_path / 'recognizer.pth'}: does not fit {tiny_config.light.name} (")
+    with pytest.raises(WeightsError, match=refusal):
+        plan_features("demo", tiny_videos, swapped, run_options)
+    with pytest.raises(WeightsError, match=refusal):  # as the run refuses it
+        run_features("demo", tiny_videos, swapped, run_options)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty_hf_cache"))
+    hub_reachable.cache_clear()
+    try:
+        with pytest.raises(WeightsError, match=re.escape(f"{rec.name}: ImageNet weights are not in the local cache and the model hub is unreachable. Pass a local checkpoint")):
+            plan_features("demo", tiny_videos, replace(tiny_config, recognizer=replace(rec, weights="imagenet")), run_options)
+    finally:
+        hub_reachable.cache_clear()
+    run_features("demo", tiny_videos, fits, run_options)
+    monkeypatch.setattr("stages.features.build_recognizer", lambda *args: pytest.fail("a finished cache's run builds no model"))
+    assert plan_features("demo", tiny_videos, fits, run_options).to_compute == 0
+
+
 def test_explicit_cache_with_another_config_is_refused(tiny_videos, tiny_config, run_options, tmp_path):
     path = tmp_path / "mine.zarr"
     run_features("demo", tiny_videos, tiny_config, run_options, cache_path=path)
@@ -557,13 +617,15 @@ def test_hdf5_has_the_same_schema_and_values(tiny_videos, tiny_config, run_optio
             assert h[name].dtype == z[name].dtype and h[name].chunks == (1,) + z[name].shape[1:]
             np.testing.assert_array_equal(h[name][:], z[name][:])
         assert h.attrs["manifest"] == z.attrs["manifest"]
-    again = run_features("demo", tiny_videos, replace(tiny_config, storage="hdf5"), run_options)
+    with pytest.warns(RuntimeWarning, match=re.escape(f"{h5_summary.cache}: made with 2 videos a model batch and 4 a shard, fixed at its creation: --videos-per-batch 1 changes nothing")):
+        again = run_features("demo", tiny_videos, replace(tiny_config, storage="hdf5"), replace(run_options, videos_per_batch=1))
     assert again.computed == 0 and again.done == 12
 
 
 def test_two_shards_fill_one_store_identical_to_a_single_run(tiny_videos, tiny_config, run_options, tmp_path):
     single = run_features("demo", tiny_videos, tiny_config, run_options, cache_path=tmp_path / "single.zarr")
-    first = run_features("demo", tiny_videos, tiny_config, replace(run_options, shard=(0, 2)), cache_path=tmp_path / "sharded.zarr")
+    with pytest.warns(RuntimeWarning, match=r"3 shards of 4 videos among 2 writers \(--shard jobs times torchrun ranks\): the busiest writes 8 videos where an even split is 6"):
+        first = run_features("demo", tiny_videos, tiny_config, replace(run_options, shard=(0, 2)), cache_path=tmp_path / "sharded.zarr")
     assert not first.complete and first.done == 8 and first.pending == 4  # shards of 4 videos, alternating
     second = run_features("demo", tiny_videos, tiny_config, replace(run_options, shard=(1, 2)), cache_path=tmp_path / "sharded.zarr")
     assert second.complete and second.computed == 4
@@ -726,7 +788,8 @@ def test_bad_inputs_are_recorded_and_the_rest_finishes(tiny_videos, tmp_path, on
 
 def test_a_second_writer_on_the_same_shard_is_refused(tiny_videos, tiny_config, run_options, tmp_path):
     path = tmp_path / "locked.zarr"
-    run_features("demo", tiny_videos, tiny_config, replace(run_options, shard=(1, 2)), cache_path=path)
+    with pytest.warns(RuntimeWarning, match="3 shards of 4 videos among 2 writers"):
+        run_features("demo", tiny_videos, tiny_config, replace(run_options, shard=(1, 2)), cache_path=path)
     with file_lock(path / "locks" / "shard-0-of-2.lock"):
         with pytest.raises(CacheError, match="another writer holds this lock"):
             run_features("demo", tiny_videos, tiny_config, replace(run_options, shard=(0, 2)), cache_path=path)
@@ -799,7 +862,7 @@ def test_a_store_in_an_earlier_layout_is_read_and_completed(tiny_videos, tiny_co
     with FeatureCache(old) as c:
         assert c["status"][:].tolist() == [DONE] * 5 + [PENDING] * 7 and c["light_features"].chunks[0] == 1
         assert c["light_features"].shards == ((4,) + c["light_features"].shape[1:] if sharded else None)
-    resumed = run_features("demo", tiny_videos, tiny_config, run_options, cache_path=old)
+    resumed = run_features("demo", tiny_videos, tiny_config, replace(run_options, videos_per_shard=None), cache_path=old)  # the store's own sizes (before sharding: blocks of 2)
     assert resumed.complete and resumed.computed == 7 and resumed.skipped == 5
     assert store_files(old)["light_features"] == (3 if sharded else 12) and store_files(reference)["light_features"] == 3
     with FeatureCache(old) as a, FeatureCache(reference) as b:

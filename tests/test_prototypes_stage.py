@@ -50,7 +50,7 @@ def test_g_is_scored_against_the_ground_truth_of_the_videos_it_describes():
     assert salient_agreement(g, frame_indices, num_frames, np.array([False, True, True, False, False]), videos, truth) == {}
 
 def test_unfinished_cache_is_refused(tiny_videos, tiny_config, run_options):
-    partial = run_features("demo", tiny_videos, tiny_config, replace(run_options, shard=(0, 2)))
+    partial = run_features("demo", tiny_videos, tiny_config, replace(run_options, shard=(0, 2), videos_per_shard=6))  # 12 videos in 2 shards
     with pytest.raises(CacheError, match="not finished"):
         run_prototypes(Path(partial.cache), GuidingScorer())
 
