@@ -82,6 +82,7 @@ from typing import Any, Callable, Iterator, Sequence, TypeVar
 import numpy as np
 
 from pipeline.output_kinds import named
+from pipeline.wording import first_few
 
 PENDING, DONE, FAILED = 0, 1, 2
 SHARD_VIDEOS = 256  # default videos per shard file of a new store
@@ -302,8 +303,33 @@ def logged_lines(final: Path) -> list[dict[str, Any]]:
     folder = failures_dir(final)
     lines: list[dict[str, Any]] = []
     for log in sorted(folder.glob("*.jsonl")) if folder.is_dir() else []:
-        lines += [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        lines += _whole_lines(log)
     return sorted(lines, key=lambda line: line.get("at", 0.0))
+
+
+# What every line of a features log holds (stages.features._log_video).
+LOGGED_KEYS = ("video_id", "path", "reason")
+
+
+def _whole_lines(log: Path) -> list[dict[str, Any]]:
+    """The lines of a features log that are whole; a line cut short (its job killed in the
+    middle of a write, or the disk full) or otherwise damaged is passed over with a warning
+    naming the log and the line (that video's earlier line, if any, is taken instead)."""
+    whole, damaged = [], []
+    for number, raw in enumerate(log.read_bytes().splitlines(), 1):
+        if not raw.strip():
+            continue
+        try:
+            line = json.loads(raw)
+        except ValueError:  # JSON's errors and a damaged byte's UnicodeDecodeError
+            line = None
+        if isinstance(line, dict) and all(key in line for key in LOGGED_KEYS):
+            whole.append(line)
+        else:
+            damaged.append(number)
+    if damaged:
+        warnings.warn(f"{log}: line{'s' if len(damaged) > 1 else ''} {first_few([str(n) for n in damaged], 3)} not whole (a job killed while writing, or a full disk): passed over", RuntimeWarning, stacklevel=3)
+    return whole
 
 
 def output_lock_path(output: Path) -> Path:

@@ -164,11 +164,16 @@ def _log_video(log: Path, video_id: str, path: str, reason: str, **more: Any) ->
 
 
 def _log_lines(log: Path, records: list[dict[str, Any]]) -> None:
-    """Lines of the run's log, on disk when this returns."""
+    """Lines of the run's log, on disk when this returns; on a line of their own where the log
+    ends in one cut short (:func:`~pipeline.cache.logged_lines` passes over it)."""
     if not records:
         return
-    with open(log, "a") as handle:
-        handle.write("".join(json.dumps(record) + "\n" for record in records))
+    text = "".join(json.dumps(record) + "\n" for record in records)
+    with open(log, "ab+") as handle:  # appends wherever it reads
+        size = handle.seek(0, os.SEEK_END)
+        if size and handle.seek(size - 1) == size - 1 and handle.read(1) != b"\n":
+            text = "\n" + text
+        handle.write(text.encode())
         handle.flush()
         os.fsync(handle.fileno())
 

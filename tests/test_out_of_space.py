@@ -2,6 +2,8 @@
 the finished work kept and completed by a re-run; an HDF5 export refused before it writes."""
 
 import errno
+import json
+import re
 import shutil
 import warnings
 from dataclasses import replace
@@ -12,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import visible_names
+from conftest import demo_files, visible_names
 from pipeline import cache as cache_mod
 from pipeline.backends import export_onnx
 from pipeline.cache import ARRAY_NAMES, DONE, FAILED, PENDING, CacheError, FeatureCache, Layout, ZarrWriter, clear_out_of_space, directory_size
@@ -196,3 +198,25 @@ def test_an_output_folder_written_on_a_full_disk_leaves_nothing_and_a_rerun_writ
     assert not [p.name for p in features.parent.iterdir() if ".prototypes-" in p.name and not p.name.endswith(".lock")]
     monkeypatch.undo()
     assert run_prototypes(features, GuidingScorer()).computed
+
+
+def test_a_log_line_cut_short_is_passed_over_with_a_warning_and_the_next_written_on_a_line_of_its_own(tiny_videos, tiny_config, run_options):
+    """A features log ending in half a line (its job killed in the middle of a write, or the disk
+    full) stopped every later run of the cache at its summary with JSON's "Unterminated string
+    starting at: line 1 column 37 (char 36)", naming no file, and a line appended after it was
+    lost with it (before 2026-12-07)."""
+    notes = demo_files(tiny_videos)[7]
+    notes.write_text("meeting notes, not a video")
+    first = run_features("demo", tiny_videos, tiny_config, run_options)
+    assert first.failed == 1
+    (log,) = cache_mod.failures_dir(Path(first.cache)).glob("*.jsonl")
+    with open(log, "ab") as handle:
+        handle.write(b'{"video_id": "train_00_003", "pa')
+    with pytest.warns(RuntimeWarning, match=re.escape(f"{log}: line 2 not whole (a job killed while writing, or a full disk): passed over")):
+        again = run_features("demo", tiny_videos, tiny_config, replace(run_options, retry_failed=True))
+    assert again.computed == 0 and again.failed_now == 1 and again.failed == 1
+    lines = log.read_text().splitlines()
+    assert len(lines) == 3 and lines[1] == '{"video_id": "train_00_003", "pa' and json.loads(lines[2])["reason"] == json.loads(lines[0])["reason"]
+    (failures,) = Path(first.cache).parent.glob("*.failures.jsonl")
+    (failure,) = map(json.loads, failures.read_text().splitlines())
+    assert failure["path"] == str(notes.relative_to(tiny_videos)) and failure["reason"].startswith("not a video file (")
