@@ -1,12 +1,15 @@
-"""Zip archives read whole, checked against the CRC-32 each member carries: torch.save's
-checkpoints and numpy's ``.npz`` files. ``torch.load`` does not check them, so a byte flipped on
-disk loaded as another weight without a word (tried: one float of a saved tensor changed); numpy
-checks them as it reads, and a damaged member came out as a traceback
-(``zipfile.BadZipFile: Bad CRC-32 for file 'g.npy'``). The check reads the file once more: 0.04-0.10 s
-for ResNet-50's 98 MiB of weights, which ``torch.load`` read in 0.09-0.15 s beside it."""
+"""The files the stages read back, checked as they are read. Zip archives are read whole and
+checked against the CRC-32 each member carries: torch.save's checkpoints and numpy's ``.npz``
+files. ``torch.load`` does not check them, so a byte flipped on disk loaded as another weight
+without a word (tried: one float of a saved tensor changed); numpy checks them as it reads, and a
+damaged member came out as a traceback (``zipfile.BadZipFile: Bad CRC-32 for file 'g.npy'``). The
+check reads the file once more: 0.04-0.10 s for ResNet-50's 98 MiB of weights, which
+``torch.load`` read in 0.09-0.15 s beside it. A stage's JSON record that does not parse is said
+with its file (:func:`checked_json`)."""
 
 from __future__ import annotations
 
+import json
 import zipfile
 import zlib
 from pathlib import Path
@@ -63,3 +66,13 @@ def checked_npz(path: Path, remedy: str, names: Sequence[str] | None = None) -> 
             return {name: archive[name] for name in archive.files if names is None or name in names}
     except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
         raise CacheError(f"{path}: damaged ({exc}: {DAMAGED}); {remedy}") from None
+
+
+def checked_json(path: Path, remedy: str) -> Any:
+    """The JSON value of the file at ``path``; one that does not parse is a
+    :class:`~pipeline.cache.CacheError` naming the file, JSON's words and ``remedy`` (JSON's
+    error alone named no file: "Expecting value: line 1 column 1 (char 0)")."""
+    try:
+        return json.loads(path.read_bytes())
+    except ValueError as exc:  # JSONDecodeError, and a damaged byte's UnicodeDecodeError
+        raise CacheError(f"{path}: damaged, not JSON ({exc}: {DAMAGED}); {remedy}") from None

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from pipeline import cache as cache_mod
 from pipeline.cache import DONE, CacheError, FeatureCache, left_out
-from pipeline.checked_files import checked_npz, checked_torch_load, resume_point
+from pipeline.checked_files import checked_json, checked_npz, checked_torch_load, resume_point
 from pipeline.baselines import uniform_positions
 from pipeline.config import EvalConfig, TrainConfig
 from pipeline.datasets.manifest import EVALUATION_SPLITS, evaluation_splits
@@ -177,7 +177,7 @@ def load_sampler_inputs(features: Path, prototypes: Path) -> SamplerInputs:
     computed again (their ``info.json`` names its content fingerprint) are refused."""
     guides = read_guides(prototypes, "g")
     info_file = Path(prototypes) / "info.json"
-    made_from = json.loads(info_file.read_text()).get("features_fingerprint") if info_file.is_file() else None
+    made_from = checked_json(info_file, f"remove {prototypes} and run `nsnet prototypes` again").get("features_fingerprint") if info_file.is_file() else None
     with FeatureCache(features) as cache:
         if made_from is not None and made_from != cache.content_fingerprint:
             raise CacheError(f"{prototypes}: these prototypes were made from another feature cache, or from this one before videos of it were computed again, "
@@ -283,7 +283,7 @@ def _logged(run_dir: Path, trained: int) -> TrainResult:
     """A finished run as its ``metrics.json`` says it: its history, the training videos it was
     trained on, said with those left out, and its validation ("" and none for runs that did
     not record them)."""
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics = checked_json(run_dir / "metrics.json", f"remove {run_dir} and run `nsnet train` again")
     return TrainResult(str(run_dir), trained, metrics["history"], trained_on=videos_said(metrics) if "videos" in metrics else "", validation=metrics.get("validation") or {})
 
 

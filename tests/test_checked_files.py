@@ -4,6 +4,7 @@ traceback."""
 
 from __future__ import annotations
 
+import re
 import struct
 import zipfile
 from pathlib import Path
@@ -13,9 +14,12 @@ import pytest
 import torch
 
 from pipeline.cache import CacheError
-from pipeline.checked_files import checked_npz, checked_torch_load, damaged_member, resume_point
+from pipeline.checked_files import checked_json, checked_npz, checked_torch_load, damaged_member, resume_point
+from pipeline.config import TrainConfig
+from pipeline.prototypes import GuidingScorer
+from stages.prototypes import run_prototypes
 from pipeline.checkpoints import WeightsError, read_checkpoint
-from stages.train import read_guides, read_run_model
+from stages.train import load_sampler_inputs, read_guides, read_run_model, run_train
 
 
 def _flip_in(path: Path, member_end: str, at: int = 100) -> str:
@@ -83,3 +87,35 @@ def test_a_sampler_runs_model_and_a_prototypes_folders_guides_damaged_are_said_w
     with pytest.raises(CacheError, match=rf"guides.npz: damaged \(Bad CRC-32 for file 'g.npy': a copy cut short, or a disk error\); remove {prototypes} and run `nsnet prototypes` again"):
         read_guides(prototypes, "g")
     assert read_guides(prototypes, "prototypes")["prototypes"].tolist() == np.eye(3).tolist()  # the damaged member is not read
+
+
+def test_a_json_file_that_does_not_parse_is_named_with_what_to_do(tmp_path):
+    record = tmp_path / "info.json"
+    record.write_text('{"videos": 12, "classes": ["a", "b"]}')
+    assert checked_json(record, "") == {"videos": 12, "classes": ["a", "b"]}
+    record.write_text('{"videos": 12, "clas')  # cut short
+    with pytest.raises(CacheError, match=re.escape(f"{record}: damaged, not JSON (Unterminated string starting at: line 1 column 16 (char 15): a copy cut short, or a disk error); do this")):
+        checked_json(record, "do this")
+    record.write_bytes(b'{"videos": 12, "cl\xe1sses": []}')  # a byte damaged: no UTF-8
+    with pytest.raises(CacheError, match=re.escape(f"{record}: damaged, not JSON ('utf-8' codec can't decode byte 0xe1 in position 18")):
+        checked_json(record, "")
+
+
+def test_the_stages_records_read_back_damaged_are_said_with_the_file_and_what_to_run(tiny_pipeline):
+    """A finished stage's run again reads its record (``info.json``, ``metrics.json``): one that
+    did not parse stopped it with JSON's words alone, naming no file (before 2026-12-07)."""
+    features, prototypes, _ = tiny_pipeline
+    info = prototypes / "info.json"
+    kept = info.read_bytes()
+    info.write_bytes(kept[: len(kept) // 2])
+    said = re.escape(f"{info}: damaged, not JSON (") + ".*" + re.escape(f"; remove {prototypes} and run `nsnet prototypes` again")
+    with pytest.raises(CacheError, match=said):
+        run_prototypes(features, GuidingScorer())
+    with pytest.raises(CacheError, match=said):  # the later stages read it
+        load_sampler_inputs(features, prototypes)
+    info.write_bytes(kept)
+    run = Path(run_train(features, prototypes, TrainConfig(epochs=1, batch_size=4, milestones=(1,)), progress=False).path)
+    metrics = run / "metrics.json"
+    metrics.write_bytes(metrics.read_bytes()[:-3])
+    with pytest.raises(CacheError, match=re.escape(f"{metrics}: damaged, not JSON (") + ".*" + re.escape(f"; remove {run} and run `nsnet train` again")):
+        run_train(features, prototypes, TrainConfig(epochs=1, batch_size=4, milestones=(1,)), progress=False)

@@ -90,6 +90,9 @@ def test_evaluate_report(tiny_pipeline, onnx_exports):
     _check_per_class(report, rows, k)
     again = run_evaluate(features, prototypes, run, truth.parent, EVAL, workers=0, progress=False)
     assert not again["computed"] and again["methods"] == report["methods"]
+    (out / "results.json").write_bytes((out / "results.json").read_bytes()[:-9])  # a copy cut short: JSON's words alone before 2026-12-07
+    with pytest.raises(CacheError, match=re.escape(f"{out / 'results.json'}: damaged, not JSON (") + r".*" + re.escape(f": a copy cut short, or a disk error); remove {out} and run `nsnet evaluate` again")):
+        run_evaluate(features, prototypes, run, truth.parent, EVAL, workers=0, progress=False)
     shutil.rmtree(out)  # not evaluated yet, and another process is evaluating it
     with file_lock(output_lock_path(out)):
         with pytest.raises(CacheError, match=r"another writer holds this lock \(pid \d+ on .*\); it is computing the same output"):
@@ -521,6 +524,11 @@ def test_ablations_build_every_table_from_switches(tiny_pipeline, run_options):
     assert len(runs) == 11  # 6a: 3 (incl. the paper model); 6c: 3 more; 6d: 4 more; B.1: the response guide
     again = run_ablations(features, prototypes, CFG, EVAL, progress=False)  # the stored tables
     assert not again["computed"] and again["tables"] == tables and again["output"] == report["output"]
+    kept = (out / "ablations.json").read_bytes()
+    (out / "ablations.json").write_bytes(kept.replace(b"{", b"\xff", 1))  # a byte damaged
+    with pytest.raises(CacheError, match=re.escape(f"{out / 'ablations.json'}: damaged, not JSON (") + r".*" + re.escape(f"; remove {out} and run `nsnet ablations` again")):
+        run_ablations(features, prototypes, CFG, EVAL, progress=False)
+    (out / "ablations.json").write_bytes(kept)
     other = run_ablations(features, prototypes, CFG, replace(EVAL, k=3), progress=False)  # another K: its own tables, no new run
     assert other["computed"] and other["output"] != report["output"] and [r[0] for r in other["tables"]["6b"]["rows"]] == ["3", "6"]
     assert json.loads((out / "ablations.json").read_text())["tables"] == tables  # the first K's tables kept
