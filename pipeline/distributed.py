@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 import torch
 
 # Imported before any process group exists, on purpose: its functions take ``group=group.WORLD``
@@ -25,7 +26,7 @@ import torch
 if torch.distributed.is_available():
     import torch.distributed.nn  # noqa: F401
 
-from pipeline.config import RANK_WAIT_S
+from pipeline.config import EVEN_SHARES, RANK_WAIT_S, UNEVEN_SHARES
 
 
 # One process's part of work divided by shards: (i, n) takes the shards s with s % n == i
@@ -60,10 +61,8 @@ def busiest_share(num_items: int, shard_items: int, num_shares: int) -> int:
     """The most items one of ``num_shares`` shares holds, items dealt by shards of
     ``shard_items`` consecutive ones (the last one short), shard s to share s % ``num_shares``
     (:meth:`Worker.owns`)."""
-    shares = [0] * num_shares
-    for index, start in enumerate(range(0, num_items, shard_items)):
-        shares[index % num_shares] += min(shard_items, num_items - start)
-    return max(shares)
+    sizes = np.minimum(shard_items, num_items - np.arange(0, num_items, shard_items))
+    return int(np.bincount(np.arange(len(sizes)) % num_shares, weights=sizes, minlength=num_shares).max())
 
 
 def evener_shard_size(num_items: int, shard_items: int, step: int, num_shares: int, even: float) -> int | None:
@@ -73,6 +72,23 @@ def evener_shard_size(num_items: int, shard_items: int, step: int, num_shares: i
         if num_items / num_shares >= even * busiest_share(num_items, size, num_shares):
             return size
     return None
+
+
+def shares_even(num_items: int, shard_items: int, num_shares: int) -> bool:
+    """Whether shards of ``shard_items`` fall evenly enough to ``num_shares`` shares: the
+    busiest holds at most 1 / :data:`~pipeline.config.UNEVEN_SHARES` times an even split's items."""
+    return num_items / num_shares >= UNEVEN_SHARES * busiest_share(num_items, shard_items, num_shares)
+
+
+def even_shard_size(num_items: int, shard_items: int, step: int, num_shares: int) -> int:
+    """The shard size of a new store filled in ``num_shares`` shares: ``shard_items`` where its
+    shares are even enough (:func:`shares_even`), else the largest multiple of ``step`` below it
+    whose busiest share holds at most 1 / :data:`~pipeline.config.EVEN_SHARES` times an even
+    split's items, so that no share's writer waits long on another's (``shard_items`` where
+    none is)."""
+    if shares_even(num_items, shard_items, num_shares):
+        return shard_items
+    return evener_shard_size(num_items, shard_items, step, num_shares, EVEN_SHARES) or shard_items
 
 
 def parse_shard(text: str) -> tuple[int, int]:

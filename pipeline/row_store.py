@@ -1,7 +1,8 @@
 """Per-video results computed once into a Zarr store beside a feature cache.
 
 Rows are computed and written a shard of :data:`~pipeline.cache.SHARD_VIDEOS` videos at a
-time, their ``status`` last, so a killed run keeps every finished shard and resumes at the
+time (fewer where a store filled in shares would give them unevenly:
+:func:`~pipeline.distributed.even_shard_size`), their ``status`` last, so a killed run keeps every finished shard and resumes at the
 first unfinished one; a second writer on the same store is refused (its output lock). A row
 that fails is marked FAILED and computed again by the next run, as is a shard holding a
 damaged chunk (its checksum does not match: :func:`fill_rows`). The all-frames pass and
@@ -26,7 +27,11 @@ import numpy as np
 from tqdm import tqdm
 
 from pipeline.cache import DONE, FAILED, PENDING, RECOMPUTE_ROWS, RESUMABLE, SHARD_VIDEOS, CacheError, Damage, ZarrWriter, clear_out_of_space, file_lock, output_lock, read_block, reset_damaged
-from pipeline.distributed import WHOLE, Share
+from pipeline.distributed import WHOLE, Share, even_shard_size
+
+# Where a new store's shards are made smaller than SHARD_VIDEOS, so that its shares are even, a
+# multiple of this many videos.
+SHARD_STEP = 8
 
 # Computes the given rows: yields (row, its arrays' values) or (row, why it failed).
 RowComputer = Callable[[list[int]], Iterable[tuple[int, dict[str, Any] | str]]]
@@ -68,19 +73,19 @@ def fill_rows(path: Path, fp: str, attrs: dict[str, Any], arrays: dict[str, tupl
     2026-12-07, fifty-fifth session, the store was to be removed and computed anew whole (the
     all-frames pass: hours at a dataset's size)."""
     index, count = share
+    videos = arrays["status"][0][0]
     with share_lock(path, share):
-        writer = ZarrWriter(path, fp, attrs, arrays, SHARD_VIDEOS, RECOMPUTE_ROWS)
-        videos = writer.arrays["status"].shape[0]
+        writer = ZarrWriter(path, fp, attrs, arrays, even_shard_size(videos, SHARD_VIDEOS, SHARD_STEP, count), RECOMPUTE_ROWS)
         filler = _Filler(path, writer, [name for name in arrays if name != "status"], computer, progress, desc)
-        mine = range(index * SHARD_VIDEOS, videos, count * SHARD_VIDEOS)
-        filler.repair([found for start in mine if isinstance(found := read_block(writer.arrays, "status", start, min(start + SHARD_VIDEOS, videos)), Damage)])
+        mine = range(index * filler.shard, videos, count * filler.shard)
+        filler.repair([found for start in mine if isinstance(found := read_block(writer.arrays, "status", start, min(start + filler.shard, videos)), Damage)])
         filler.fill(mine)
         values: dict[str, np.ndarray] = {}
         if share == WHOLE:
             values, damaged = filler.read_whole()
             if damaged:
                 filler.repair(damaged)
-                filler.fill(range(0, videos, SHARD_VIDEOS))
+                filler.fill(range(0, videos, filler.shard))
                 values, damaged = filler.read_whole()
                 if damaged:  # damaged again as soon as written: the disk's, not a copy's
                     raise CacheError(damaged[0].said)
@@ -94,6 +99,7 @@ class _Filler:
     def __init__(self, path: Path, writer: ZarrWriter, names: list[str], computer: Callable[[], RowComputer], progress: bool, desc: str):
         self.path, self.writer, self.names, self.computer = path, writer, names, computer
         self.progress, self.desc = progress, desc
+        self.shard = writer.arrays["status"].shards[0] if writer.arrays["status"].shards else SHARD_VIDEOS  # the store's own, fixed when it was made
         self.computed, self.errors = 0, {}
         self._compute: RowComputer | None = None
 
@@ -107,7 +113,7 @@ class _Filler:
         """The rows not DONE of the shards beginning at ``starts`` computed and written, a shard
         at a time; a shard part-done whose rows do not read is computed whole."""
         status = np.asarray(self.writer.arrays["status"][:])
-        shards = [(start, min(start + SHARD_VIDEOS, len(status))) for start in starts]
+        shards = [(start, min(start + self.shard, len(status))) for start in starts]
         todo = [(start, stop) for start, stop in shards if (status[start:stop] != DONE).any()]
         if not todo:
             return
@@ -138,8 +144,8 @@ class _Filler:
         values = {name: np.empty(self.writer.arrays[name].shape, dtype=self.writer.arrays[name].dtype) for name in self.names}
         damaged = []
         for name in self.names:
-            for start in range(0, videos, SHARD_VIDEOS):
-                rows = read_block(self.writer.arrays, name, start, min(start + SHARD_VIDEOS, videos))
+            for start in range(0, videos, self.shard):
+                rows = read_block(self.writer.arrays, name, start, min(start + self.shard, videos))
                 if isinstance(rows, Damage):
                     damaged.append(rows)
                 else:

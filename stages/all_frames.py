@@ -15,7 +15,7 @@ array                           shape   dtype    content
 ``status``                      [V]     int8     0 pending, 1 done, 2 failed
 ==============================  ======  =======  ==========================================
 
-Rows are written a shard of 256 videos at a time, their ``status`` last, so a killed run keeps
+Rows are written a shard of videos at a time (:mod:`pipeline.row_store`), their ``status`` last, so a killed run keeps
 every finished shard and resumes at the first unfinished one; a second writer on the same store
 is refused. Failed videos are retried by the next run; the pass raises, after writing what it
 finished, while any remain. Torchrun ranks and ``--shard`` jobs of ``nsnet evaluate`` fill the

@@ -21,9 +21,9 @@ from pipeline import cache as cache_mod
 from pipeline.cache import DONE, FAILED, NOT_RECORDED, PENDING, BackgroundWriter, CacheError, FeatureCache, Layout, ShardAssembler, ZarrWriter, changed_sources, shard_size, write_text_alone
 from pipeline.backends import Runner, backend_identity, make_runner, resolve_backend
 from pipeline.class_order import OrderWatch, misordered_message, write_recognizer_classes
-from pipeline.config import EVEN_SHARES, UNEVEN_SHARES, WEIGHTS_IMAGENET, WEIGHTS_NONE, FeaturesConfig, RunOptions, from_checkpoint
+from pipeline.config import EVEN_SHARES, WEIGHTS_IMAGENET, WEIGHTS_NONE, FeaturesConfig, RunOptions, from_checkpoint
 from pipeline.datasets import AnnotationFiles, Manifest, load_manifest
-from pipeline.distributed import Worker, barrier, busiest_share, evener_shard_size, from_leader, gathered, joined_worker, pick_device
+from pipeline.distributed import Worker, barrier, busiest_share, even_shard_size, evener_shard_size, from_leader, gathered, joined_worker, pick_device, shares_even
 from pipeline.environment import environment
 from pipeline.decode_watch import WatchedDecoding
 from pipeline.decoders import DECODER_RULES, looked_into, misread_before
@@ -465,18 +465,23 @@ def _finished_hdf5(final: Path, staging: Path) -> bool:
     return final != staging and final.exists() and not staging.exists()
 
 
-def _warn_uneven_shares(cache: Path, num_videos: int, sizes: dict[str, int], num_shares: int) -> None:
-    """A RuntimeWarning where a new cache's shards fall unevenly to its writers (``--shard`` jobs
-    times torchrun ranks: ranks with fewer shards wait for the busiest), naming the largest
-    ``--videos-per-shard`` that evens them."""
-    shard = sizes["videos_per_shard"]
-    busiest, even = busiest_share(num_videos, shard, num_shares), num_videos / num_shares
-    if even >= UNEVEN_SHARES * busiest:
-        return
-    better = evener_shard_size(num_videos, shard, sizes["videos_per_batch"], num_shares, EVEN_SHARES)
-    warnings.warn(f"{cache}: {-(-num_videos // shard)} shards of {shard} videos among {num_shares} writers (--shard jobs times torchrun ranks): the busiest writes {busiest} videos where an even split is {even:.0f}, "
-                  f"so the run takes about {busiest / even:.1f} times as long as an even one"
-                  + (f"; with --videos-per-shard {better} the busiest would write {busiest_share(num_videos, better, num_shares)} (fixed when a cache is made: give it to the run that makes it)" if better else ""), RuntimeWarning, stacklevel=2)
+def _new_cache_sizes(cache: Path, num_videos: int, opts: RunOptions, num_shares: int, warn: bool) -> dict[str, int]:
+    """The batch and shard sizes of a cache made now by ``num_shares`` writers (``--shard`` jobs
+    times torchrun ranks): those given, else 8 videos a batch and 256 a shard, or fewer a shard
+    where 256 would fall unevenly to the writers (:func:`~pipeline.distributed.even_shard_size`:
+    ranks with fewer shards wait for the busiest). With ``warn``, a shard size given that falls
+    so is said, with the largest that evens the shares."""
+    sizes = opts.cache_layout()
+    shard, batch = sizes["videos_per_shard"], sizes["videos_per_batch"]
+    if opts.videos_per_shard is None:
+        return {**sizes, "videos_per_shard": even_shard_size(num_videos, shard, batch, num_shares)}
+    if warn and not shares_even(num_videos, shard, num_shares):
+        busiest, even = busiest_share(num_videos, shard, num_shares), num_videos / num_shares
+        better = evener_shard_size(num_videos, shard, batch, num_shares, EVEN_SHARES)
+        warnings.warn(f"{cache}: {-(-num_videos // shard)} shards of {shard} videos among {num_shares} writers (--shard jobs times torchrun ranks): the busiest writes {busiest} videos where an even split is {even:.0f}, "
+                      f"so the run takes about {busiest / even:.1f} times as long as an even one"
+                      + (f"; with --videos-per-shard {better} the busiest would write {busiest_share(num_videos, better, num_shares)}, and left out a size that evens them is taken (fixed when a cache is made: give it to the run that makes it)" if better else ""), RuntimeWarning, stacklevel=2)
+    return sizes
 
 
 def _existing_store(final: Path, staging: Path) -> Path | None:
@@ -559,9 +564,7 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
     loop_seconds = 0.0
     if plan is None or plan.todo:
         light, rec, light_cfg, rec_cfg = build_encoders(config, manifest)
-        sizes = opts.cache_layout()
-        if plan is None and worker.is_leader:
-            _warn_uneven_shares(final, len(manifest.videos), sizes, worker.num_shards)
+        sizes = _new_cache_sizes(final, len(manifest.videos), opts, worker.num_shards, warn=plan is None and worker.is_leader)  # an existing store keeps its own
         layout = make_layout(light, rec, light_cfg, rec_cfg, len(manifest.videos), config.num_frames, sizes["videos_per_shard"], config.offsets)
         attrs = {
             "identity": identity,
@@ -695,8 +698,7 @@ def plan_features(dataset: str, data_root: Path | None, config: FeaturesConfig, 
     store = _existing_store(final, staging)
     if store is None:
         status = np.full(len(manifest.videos), PENDING, dtype=np.int8)
-        attrs = opts.cache_layout()
-        _warn_uneven_shares(final, len(status), attrs, sources.worker.num_shards)
+        attrs = _new_cache_sizes(final, len(status), opts, sources.worker.num_shards, warn=True)
         plan = _plan(status, attrs, sources.worker, opts.retry_failed, *np.zeros((2, len(status)), dtype=bool))
     else:
         with FeatureCache(store) as cache:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipeline.distributed import busiest_share, evener_shard_size, pick_device
+from pipeline.distributed import busiest_share, even_shard_size, evener_shard_size, pick_device, shares_even
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -31,6 +31,10 @@ def test_shards_are_dealt_round_robin_and_the_busiest_share_is_counted():
     assert (busiest_share(10, 4, 2), busiest_share(10, 4, 4), busiest_share(10, 4, 1), busiest_share(10, 3, 2), busiest_share(10, 2, 2)) == (6, 4, 10, 6, 6)
     assert evener_shard_size(10, 4, 1, 2, 0.9) == 1 and evener_shard_size(10, 4, 1, 2, 0.8) == 3
     assert evener_shard_size(10, 4, 2, 2, 0.9) is None
+    # a new store's: kept where the busiest holds at most 1.25 times an even split's (6 against 5),
+    # else the largest within 1.11 (8 and 2 against 5 and 5: 5), else kept (in steps of 8, none)
+    assert (even_shard_size(10, 4, 1, 2), even_shard_size(10, 8, 1, 2), even_shard_size(10, 8, 8, 2)) == (4, 5, 8)
+    assert shares_even(10, 4, 2) and not shares_even(10, 8, 2) and shares_even(0, 256, 4)  # nothing to share: even
 
 
 def test_auto_and_cuda_give_each_rank_its_own_gpu(two_gpus):

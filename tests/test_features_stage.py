@@ -554,7 +554,7 @@ def test_a_caches_batch_and_shard_sizes_are_its_own_and_said_where_asked_otherwi
         assert (cache.attrs["videos_per_batch"], cache.attrs["videos_per_shard"]) == (2, 4)
     other = replace(tiny_config, num_frames=5)  # another cache
     uneven = replace(run_options, videos_per_batch=1, videos_per_shard=4, shard=(0, 4))  # its 3 shards among 4 jobs
-    said = re.escape("3 shards of 4 videos among 4 writers (--shard jobs times torchrun ranks): the busiest writes 4 videos where an even split is 3, so the run takes about 1.3 times as long as an even one; with --videos-per-shard 3 the busiest would write 3 (fixed when a cache is made: give it to the run that makes it)")
+    said = re.escape("3 shards of 4 videos among 4 writers (--shard jobs times torchrun ranks): the busiest writes 4 videos where an even split is 3, so the run takes about 1.3 times as long as an even one; with --videos-per-shard 3 the busiest would write 3, and left out a size that evens them is taken (fixed when a cache is made: give it to the run that makes it)")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert plan_features("demo", tiny_videos, other, replace(uneven, videos_per_shard=3)).to_compute == 3
@@ -562,6 +562,14 @@ def test_a_caches_batch_and_shard_sizes_are_its_own_and_said_where_asked_otherwi
         assert plan_features("demo", tiny_videos, other, uneven).to_compute == 4
     with pytest.warns(RuntimeWarning, match=said):
         assert run_features("demo", tiny_videos, other, uneven).computed == 4
+    evened = replace(uneven, videos_per_shard=None)  # left out: 256, one shard for 4 jobs, made 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert plan_features("demo", tiny_videos, replace(tiny_config, num_frames=3), evened).to_compute == 3
+        made = run_features("demo", tiny_videos, replace(tiny_config, num_frames=3), evened)
+    assert made.computed == 3
+    with FeatureCache(Path(made.cache)) as cache:
+        assert (cache.attrs["videos_per_batch"], cache.attrs["videos_per_shard"], cache["light_features"].shards[0]) == (1, 3, 3)
     made = run_features("demo", tiny_videos, replace(tiny_config, num_frames=4), left_out)  # a new cache: 8 and 256
     with FeatureCache(Path(made.cache)) as cache:
         assert (cache.attrs["videos_per_batch"], cache.attrs["videos_per_shard"]) == (8, 256)

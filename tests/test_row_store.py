@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import zarr
 
 import pipeline.row_store
 from pipeline.cache import CacheError, file_lock
@@ -46,3 +47,22 @@ def test_one_process_a_share(tmp_path):
         assert fill_rows(store, "fp", {}, ARRAYS, _filling([]), progress=False, share=(0, 2)).computed == 5  # one shard of 256 rows
     whole = fill_rows(store, "fp", {}, ARRAYS, _filling([]), progress=False)
     assert whole.computed == 0 and (whole.arrays["value"] == np.arange(5) + 0.5).all()
+
+
+def test_a_store_filled_in_shares_that_would_fall_unevenly_is_made_with_smaller_shards(tmp_path, monkeypatch):
+    """10 rows in shards of 8 give 2 shares 8 and 2 (an evaluation split of 20 shards among 32
+    torchrun ranks: 12 idle, the run the busiest's 256 videos where an even split is 154): the
+    store is made with shards of 5 (the largest whose busiest share is within 1.11 of even), and
+    the shards are the store's own from then on, whoever fills it."""
+    monkeypatch.setattr(pipeline.row_store, "SHARD_VIDEOS", 8)
+    monkeypatch.setattr(pipeline.row_store, "SHARD_STEP", 1)
+    rows = {"value": ((10,), "float32"), "status": ((10,), "int8")}
+    store, asked = tmp_path / "rows.zarr", []
+    assert fill_rows(store, "fp", {}, rows, _filling(asked), progress=False, share=(0, 2)).computed == 5
+    assert asked == [[0, 1, 2, 3, 4]]
+    assert fill_rows(store, "fp", {}, rows, _filling(asked), progress=False, share=(0, 3)).computed == 0  # 3 shares now: share 0 of 3 holds shard 0 alone
+    assert fill_rows(store, "fp", {}, rows, _filling(asked), progress=False, share=(1, 2)).computed == 5
+    whole = fill_rows(store, "fp", {}, rows, _filling(asked), progress=False)
+    assert asked == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]] and whole.computed == 0
+    np.testing.assert_array_equal(whole.arrays["value"], np.arange(10) + 0.5)
+    assert zarr.open_group(str(store), mode="r")["value"].shards == (5,)
