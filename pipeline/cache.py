@@ -187,8 +187,18 @@ def found_beside(recorded: Path, folder: Path) -> Path:
 
 
 def read_pointer(pointer: Path) -> Path:
-    """The output a ``latest-*.txt`` pointer names (:func:`found_beside` the pointer)."""
-    return found_beside(Path(pointer.read_text().strip()), pointer.parent)
+    """The output a ``latest-*.txt`` pointer names (:func:`found_beside` the pointer); a pointer
+    that names none (empty, or a byte that is no UTF-8 or a NUL: a copy cut short, a disk error)
+    is a :class:`CacheError` naming it, where its bytes had been a bare ``UnicodeDecodeError``."""
+    try:
+        named = pointer.read_text(encoding="utf-8").strip()
+    except UnicodeDecodeError as exc:
+        named, why = "", str(exc)
+    else:
+        why = "empty" if not named else "a NUL byte" if "\0" in named else ""
+    if why:
+        raise CacheError(f"{pointer}: damaged, names no output ({why}); remove it and pass the output it named (`nsnet outputs` lists them), or run the stage that wrote it again")
+    return found_beside(Path(named), pointer.parent)
 
 
 def partial_path(output: Path) -> Path:

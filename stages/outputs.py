@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,8 +48,15 @@ class Output:
 
 
 def _pointed(pointer: Path) -> Path | None:
-    """The output a latest-pointer file names, where there is one (:func:`~pipeline.cache.read_pointer`)."""
-    return read_pointer(pointer).resolve() if pointer.is_file() else None
+    """The output a latest-pointer file names, where there is one (:func:`~pipeline.cache.read_pointer`);
+    none where it is damaged, with a warning (the listing is what names the outputs then)."""
+    if not pointer.is_file():
+        return None
+    try:
+        return read_pointer(pointer).resolve()
+    except CacheError as exc:
+        warnings.warn(str(exc), RuntimeWarning, stacklevel=2)
+        return None
 
 
 def _json(path: Path) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.cache import CacheError
+from pipeline.cache import CacheError, read_pointer
 from pipeline.checked_files import checked_json, checked_npz, checked_torch_load, damaged_member, resume_point
 from pipeline.config import TrainConfig
 from pipeline.prototypes import GuidingScorer
@@ -119,3 +119,17 @@ def test_the_stages_records_read_back_damaged_are_said_with_the_file_and_what_to
     metrics.write_bytes(metrics.read_bytes()[:-3])
     with pytest.raises(CacheError, match=re.escape(f"{metrics}: damaged, not JSON (") + ".*" + re.escape(f"; remove {run} and run `nsnet train` again")):
         run_train(features, prototypes, TrainConfig(epochs=1, batch_size=4, milestones=(1,)), progress=False)
+
+
+def test_a_latest_pointer_damaged_is_named_with_what_to_do(tmp_path):
+    """A ``latest-*.txt`` pointer with a byte that is no UTF-8 stopped the later stages with
+    Python's "'utf-8' codec can't decode byte 0xff ..." alone (before 2026-12-07)."""
+    out = tmp_path / "features-1.zarr"
+    out.mkdir()
+    pointer = tmp_path / "latest-features.txt"
+    pointer.write_text(f"{out}\n")
+    assert read_pointer(pointer) == out
+    for damaged, why in ((b"", "empty"), (b"/data/\xffcache\n", "'utf-8' codec can't decode byte 0xff in position 6: invalid start byte"), (b"\0" * 40, "a NUL byte")):
+        pointer.write_bytes(damaged)
+        with pytest.raises(CacheError, match=re.escape(f"{pointer}: damaged, names no output ({why}); remove it and pass the output it named (`nsnet outputs` lists them), or run the stage that wrote it again")):
+            read_pointer(pointer)

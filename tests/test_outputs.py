@@ -1,6 +1,7 @@
 """``nsnet outputs``: a dataset's caches and what was made from each, said by what they hold."""
 
 import json
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -61,6 +62,11 @@ def test_outputs_tells_each_cache_and_what_was_made_from_it(tiny_pipeline, run_o
     assert json.loads((run / "metrics.json").read_text())["prototypes"] == str(prototypes)
     empty = CliRunner().invoke(main, ["outputs", "--dataset", "ucf101", "--cache-dir", str(tmp_path / "none")])
     assert empty.exit_code == 0 and empty.output == f"no feature cache in {tmp_path / 'none' / 'ucf101'}\n"
+    latest_run = prototypes.with_name(prototypes.name + ".latest-run.txt")
+    latest_run.write_bytes(b"\xff" + latest_run.read_bytes()[1:])  # a byte damaged: the listing goes on, the run no longer marked
+    with pytest.warns(RuntimeWarning, match=re.escape(f"{latest_run}: damaged, names no output ('utf-8' codec can't decode byte 0xff in position 0: invalid start byte); remove it")):
+        damaged = CliRunner().invoke(main, ["outputs", "--dataset", "demo", "--cache-dir", str(run_options.cache_dir)])
+    assert damaged.exit_code == 0 and run_line.replace(" (latest)", "") in damaged.output.splitlines()
 
 
 def test_a_cache_folder_moved_elsewhere_keeps_its_defaults_and_its_tree(tiny_pipeline, run_options, tmp_path):
