@@ -181,7 +181,7 @@ def _intact(path: Path, said: bool = True) -> bool:
     digest = _digest_path(path)
     if not (path.is_file() and digest.is_file()):
         return False
-    if _digest(path) == digest.read_text().strip():
+    if _digest(path).encode() == digest.read_bytes().strip():  # a damaged digest file is no match, not an error
         return True
     if said:
         warnings.warn(f"{path}: damaged (its bytes do not match the digest written at its export: a copy cut short, or a disk error); exported again", stacklevel=3)

@@ -105,10 +105,10 @@ def _logged_epochs(run: Path) -> int:
     """The epochs a run cut short has finished: the whole lines of its ``log.jsonl`` (a kill in
     the middle of a line leaves half of one, which the run's resume writes over)."""
     log = run / "log.jsonl"
-    return sum(1 for line in log.read_text().splitlines() if _whole_line(line)) if log.is_file() else 0
+    return sum(1 for line in log.read_bytes().splitlines() if _whole_line(line)) if log.is_file() else 0
 
 
-def _whole_line(line: str) -> bool:
+def _whole_line(line: bytes) -> bool:
     try:
         return isinstance(json.loads(line), dict)
     except ValueError:

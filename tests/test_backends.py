@@ -114,6 +114,9 @@ def test_a_damaged_export_is_made_again_and_one_the_runtime_refuses_is_a_clear_e
     stamp = path.stat().st_mtime_ns
     make_runner(encoder, (3, 32, 32), CPU, "onnxruntime", tmp_path)
     assert path.stat().st_mtime_ns != stamp and (tmp_path / f".{path.name}.sha256").read_text() == hashlib.sha256(path.read_bytes()).hexdigest() + "\n"
+    (tmp_path / f".{path.name}.sha256").write_bytes(b"\xff" * 64)  # the digest file damaged (a UnicodeDecodeError before 2026-12-07)
+    with pytest.warns(UserWarning, match="damaged"):
+        make_runner(encoder, (3, 32, 32), CPU, "onnxruntime", tmp_path)
 
     path.write_bytes(b"not an ONNX model")
     (tmp_path / f".{path.name}.sha256").write_text(hashlib.sha256(b"not an ONNX model").hexdigest())

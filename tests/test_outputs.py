@@ -32,7 +32,7 @@ def test_outputs_tells_each_cache_and_what_was_made_from_it(tiny_pipeline, run_o
     maps = {row["method"]: row["map"] for row in report["methods"]}
     cut_short = features.with_name(features.name + ".train-0123456789abcdef")
     cut_short.mkdir()
-    (cut_short / "log.jsonl").write_text('{"epoch": 1}\n{"epoch": 2}\n')
+    (cut_short / "log.jsonl").write_bytes(b'{"epoch": 1}\n{"epoch": 2}\n{"epoch": 3, "lr": "\xff')  # a line cut short, a byte no UTF-8 (a UnicodeDecodeError before 2026-12-07)
     (features.parent / "latest-features-table1.txt").write_text(f"{features}\n")  # as `nsnet features --preset table1` records it
     partial = features.with_name(features.name + ".prototypes-0123456789abcdef.4242.tmp")  # a writer's, at work or killed
     partial.mkdir()
