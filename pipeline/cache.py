@@ -74,7 +74,7 @@ import time
 import warnings
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence, TypeVar
@@ -284,6 +284,42 @@ def file_lock(path: Path, blocking: bool = True, hint: str = "wait for it or pic
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def lock_holder(path: Path) -> str | None:
+    """Who holds the :func:`file_lock` at ``path`` now (what it wrote there: ``pid N on host``),
+    else None (no such file, or no holder: it is taken and let go at once to know)."""
+    try:
+        handle = open(path, "r")
+    except FileNotFoundError:
+        return None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return handle.read().strip() or "unknown"
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return None
+
+
+@contextmanager
+def share_writer_lock(lock: Path, count: int, dividing: Path, count_of: Callable[[str], int | None], hint: str) -> Iterator[None]:
+    """A writer's lock of its share of a store's shards, one of ``count`` (:func:`file_lock`,
+    not blocking: ``hint`` where another writer holds it), taken where no writer dividing the
+    store into another count of shares holds its own now: the locks in ``lock``'s folder whose
+    names ``count_of`` gives a count (1: a writer of the whole store). Such a writer is refused,
+    naming the other: their shards overlap, and both would compute them. Writers take their lock
+    and look at the others' one at a time, under ``dividing``."""
+    with ExitStack() as held:
+        with file_lock(dividing):
+            held.enter_context(file_lock(lock, blocking=False, hint=hint))
+            for other in sorted(lock.parent.iterdir()):
+                theirs = count_of(other.name)
+                if theirs is not None and theirs != count and (holder := lock_holder(other)) is not None:
+                    divided = "a run of the whole store" if theirs == 1 else f"a job dividing it into {theirs} shares (--shard jobs times torchrun ranks)"
+                    mine = "the whole store" if count == 1 else f"one of {count} shares"
+                    raise CacheError(f"{other}: {divided} writes this store now ({holder}), whose shards and this job's ({mine}) overlap; wait for it to finish, or divide the store as it does")
+        yield
 
 
 def creation_lock_path(store: Path) -> Path:

@@ -16,6 +16,7 @@ cache; a run of the whole store afterwards computes only what they left.
 from __future__ import annotations
 
 import hashlib
+import re
 import warnings
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from pipeline.cache import DONE, FAILED, PENDING, RECOMPUTE_ROWS, RESUMABLE, SHARD_VIDEOS, CacheError, Damage, ZarrWriter, clear_out_of_space, file_lock, output_lock, read_block, reset_damaged
+from pipeline.cache import DONE, FAILED, PENDING, RECOMPUTE_ROWS, RESUMABLE, SHARD_VIDEOS, CacheError, Damage, ZarrWriter, clear_out_of_space, output_lock_path, read_block, reset_damaged, share_writer_lock
 from pipeline.distributed import WHOLE, Share, even_shard_size
 
 # Where a new store's shards are made smaller than SHARD_VIDEOS, so that its shares are even, a
@@ -56,11 +57,20 @@ class StoredRows:
 
 def share_lock(path: Path, share: Share) -> AbstractContextManager[None]:
     """The lock a process holds while it fills ``share`` of the store at ``path``: the store's
-    output lock for the whole, ``.<store>.share-i-of-n.lock`` beside it for a share."""
-    if share == WHOLE:
-        return output_lock(path)
+    output lock for the whole, ``.<store>.share-i-of-n.lock`` beside it for a share; refused
+    beside a process filling it in another count of shares now (:func:`~pipeline.cache.share_writer_lock`)."""
     index, count = share
-    return file_lock(path.with_name(f".{path.name}.share-{index}-of-{count}.lock"), blocking=False, hint="it is computing the same share of this store; wait for it or give another --shard")
+    if share == WHOLE:
+        lock, hint = output_lock_path(path), "it is computing the same output; run again when it has finished to use its result"
+    else:
+        lock, hint = path.with_name(f".{path.name}.share-{index}-of-{count}.lock"), "it is computing the same share of this store; wait for it or give another --shard"
+    whole, shares = output_lock_path(path).name, re.compile(re.escape(f".{path.name}.share-") + r"\d+-of-(\d+)\.lock")
+
+    def count_of(name: str) -> int | None:
+        named = shares.fullmatch(name)
+        return 1 if name == whole else int(named[1]) if named else None
+
+    return share_writer_lock(lock, count, path.with_name(f".{path.name}.dividing.lock"), count_of, hint)
 
 
 def fill_rows(path: Path, fp: str, attrs: dict[str, Any], arrays: dict[str, tuple[tuple[int, ...], str]], computer: Callable[[], RowComputer], progress: bool = True, desc: str = "rows", share: Share = WHOLE) -> StoredRows:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import warnings
 from collections.abc import Iterator
@@ -529,8 +530,18 @@ def bytes_to_write(status: np.ndarray, attrs: dict[str, Any], layout: Layout, re
 
 
 def _shards_lock(staging: Path, worker: Worker) -> AbstractContextManager[None]:
-    """What a writer of ``worker``'s shards of the store holds while it writes them."""
-    return cache_mod.file_lock(staging / "locks" / f"shard-{worker.shard}-of-{worker.num_shards}.lock", blocking=False)
+    """What a writer of ``worker``'s shards of the store holds while it writes them; refused
+    beside a writer dividing the store into another count of shares at work now (``--shard``
+    jobs of another count, or a run of the whole store beside them: before 2026-12-07, both
+    computed the shards they shared; :func:`~pipeline.cache.share_writer_lock`)."""
+    locks = staging / "locks"
+    return cache_mod.share_writer_lock(locks / f"shard-{worker.shard}-of-{worker.num_shards}.lock", worker.num_shards, locks / "dividing.lock", _share_count, "wait for it or pick another shard")
+
+
+def _share_count(name: str) -> int | None:
+    """The count of shares a lock in a store's ``locks`` folder is one of (None: no share's)."""
+    named = re.fullmatch(r"shard-\d+-of-(\d+)\.lock", name)
+    return int(named[1]) if named else None
 
 
 def _repaired(staging: Path, fp: str, worker: Worker, progress: bool) -> int:

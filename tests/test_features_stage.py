@@ -804,6 +804,25 @@ def test_a_second_writer_on_the_same_shard_is_refused(tiny_videos, tiny_config, 
     assert run_features("demo", tiny_videos, tiny_config, replace(run_options, shard=(0, 2)), cache_path=path).complete
 
 
+def test_a_writer_dividing_the_cache_otherwise_at_work_now_is_refused(tiny_videos, tiny_config, run_options, tmp_path):
+    """``--shard i/4`` jobs beside ``--shard i/2`` ones, or a run of the whole cache beside them,
+    wrote the same shards, each computing them (before 2026-12-07): a writer of another count at
+    work now is refused, one of the same count and another share is not, nor one that has finished."""
+    path = tmp_path / "divided.zarr"
+    run_features("demo", tiny_videos, tiny_config, replace(run_options, shard=(0, 3), videos_per_shard=4), cache_path=path)  # 3 shards of 4: share 0's done
+    def refused(held: str, theirs: str, share: tuple[int, int], mine: str) -> None:
+        with file_lock(path / "locks" / held), pytest.raises(CacheError, match=re.escape(f"{held}: {theirs} writes this store now (pid {os.getpid()} on ") + r".*" + re.escape(f"), whose shards and this job's ({mine}) overlap; wait for it to finish, or divide the store as it does")):
+            run_features("demo", tiny_videos, tiny_config, replace(run_options, shard=share), cache_path=path)
+
+    refused("shard-1-of-3.lock", "a job dividing it into 3 shares (--shard jobs times torchrun ranks)", (0, 2), "one of 2 shares")
+    refused("shard-1-of-3.lock", "a job dividing it into 3 shares (--shard jobs times torchrun ranks)", (0, 1), "the whole store")
+    refused("shard-0-of-1.lock", "a run of the whole store", (1, 3), "one of 3 shares")
+    with file_lock(path / "locks" / "shard-1-of-3.lock"):
+        assert run_features("demo", tiny_videos, tiny_config, replace(run_options, shard=(2, 3)), cache_path=path).computed == 4  # the same count
+    whole = run_features("demo", tiny_videos, tiny_config, run_options, cache_path=path)  # the job of 3 finished: share 1's left
+    assert whole.complete and whole.computed == 4
+
+
 def test_a_file_system_without_locks_is_a_clear_error(tiny_videos, tiny_config, run_options, tmp_path, monkeypatch):
     import errno
 

@@ -66,3 +66,16 @@ def test_a_store_filled_in_shares_that_would_fall_unevenly_is_made_with_smaller_
     assert asked == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]] and whole.computed == 0
     np.testing.assert_array_equal(whole.arrays["value"], np.arange(10) + 0.5)
     assert zarr.open_group(str(store), mode="r")["value"].shards == (5,)
+
+
+def test_a_process_filling_the_store_in_another_count_of_shares_now_is_refused(tmp_path):
+    """A whole run of evaluate beside its ``--shard`` jobs, or jobs of another count, filled the
+    same shards, each computing them (before 2026-12-07)."""
+    store = tmp_path / "rows.zarr"
+    with file_lock(tmp_path / ".rows.zarr.share-1-of-2.lock"):
+        with pytest.raises(CacheError, match=r"\.rows\.zarr\.share-1-of-2\.lock: a job dividing it into 2 shares \(--shard jobs times torchrun ranks\) writes this store now \(pid \d+ on .+\), whose shards and this job's \(the whole store\) overlap; wait for it to finish, or divide the store as it does$"):
+            fill_rows(store, "fp", {}, ARRAYS, _filling([]), progress=False)
+    with file_lock(tmp_path / ".rows.zarr.lock"):  # a whole run at work
+        with pytest.raises(CacheError, match=r"\.rows\.zarr\.lock: a run of the whole store writes this store now .*this job's \(one of 3 shares\) overlap"):
+            fill_rows(store, "fp", {}, ARRAYS, _filling([]), progress=False, share=(0, 3))
+    assert fill_rows(store, "fp", {}, ARRAYS, _filling([]), progress=False).computed == 5  # none at work
