@@ -331,7 +331,7 @@ def data(dataset: str, data_root: Path | None, difficulty: float | None, seed: i
 @backend_options(compare=False)
 @click.option("--workers", type=click.IntRange(min=0), default=None, help="Decoding processes [default: 1 per 8 cores on the CPU, all cores but 2 on a GPU].")
 @click.option("--videos-per-batch", type=click.IntRange(min=1), default=None, help=f"Videos whose frames share one model batch, fixed when a cache is created [default: {NEW_CACHE_VIDEOS_PER_BATCH}; an existing cache's own].")
-@click.option("--videos-per-shard", type=click.IntRange(min=1), default=None, help=f"Videos per cache file (Zarr v3 shard), rounded up to whole batches; the unit --shard and torchrun ranks divide; fixed when a cache is created [default: {NEW_CACHE_VIDEOS_PER_SHARD}; an existing cache's own].")
+@click.option("--videos-per-shard", type=click.IntRange(min=1), default=None, help=f"Videos per cache file (Zarr v3 shard), rounded up to whole batches; the unit --shard and torchrun ranks divide; fixed when a cache is created [default: {NEW_CACHE_VIDEOS_PER_SHARD}, or fewer where the writers' shares would be uneven; an existing cache's own].")
 @click.option("--allow-failures", is_flag=True, help="Exit 0 even when some videos failed.")
 @click.option("--retry-failed", is_flag=True, help="Try again the videos that failed in earlier runs though their files are unchanged (a file of another size since, or there now where it was missing, is tried again anyway).")
 @click.option("--verify", is_flag=True, help="First read the existing cache whole (this --shard's share) against its chunks' checksums, and compute again the videos of every shard holding a damaged chunk, the others kept (`nsnet outputs --verify` says what is damaged, writing nothing).")
