@@ -679,11 +679,14 @@ class FeaturesPlan:
     copied_from: list[str] = field(default_factory=list)
     missing: int = 0  # of those to compute, not on disk: they would fail
     empty: int = 0  # of those to compute, an empty file or a folder without frames: they would fail
+    videos: int = 0  # of the cache
+    sizes: dict[str, int] = field(default_factory=dict)  # its videos a model batch and a shard (a new one's as it would be made)
 
     def table(self) -> str:
         fresh = self.to_compute - self.changed - self.misread - self.retried
         rows = [
             ("cache", self.cache + ("" if self.exists else "  (not made yet)")),
+            ("shards", f"{-(-self.videos // self.sizes['videos_per_shard'])} of {self.sizes['videos_per_shard']} videos, {self.sizes['videos_per_batch']} a model batch"),
             ("videos in this share", f"{self.share}"),
             ("finished, kept", f"{self.finished}"),
             ("to compute", f"{self.to_compute} ({fresh} never computed, {self.changed} whose files changed since, " + (f"{self.misread} decord misread in the cache, " if self.misread else "") + f"{self.retried} failures retried)"),
@@ -725,7 +728,8 @@ def plan_features(dataset: str, data_root: Path | None, config: FeaturesConfig, 
     unreadable = {"missing": int((sizes == NO_SOURCE).sum()), "empty": int((sizes == 0).sum())}
     if plan.videos > copied:  # the run would build the models
         check_weights(config, manifest.classes)
-    return FeaturesPlan(str(store or final), store is not None, plan.videos + plan.skipped, plan.skipped, plan.videos - copied, int(plan.changed.sum()), int(plan.misread.sum()), retried, copied, copied_from, **unreadable)
+    sizes = {"videos_per_batch": int(attrs["videos_per_batch"]), "videos_per_shard": shard_size(attrs)}
+    return FeaturesPlan(str(store or final), store is not None, plan.videos + plan.skipped, plan.skipped, plan.videos - copied, int(plan.changed.sum()), int(plan.misread.sum()), retried, copied, copied_from, **unreadable, videos=len(status), sizes=sizes)
 
 
 @dataclass

@@ -346,6 +346,7 @@ def test_a_dry_run_says_what_a_run_would_do_and_writes_nothing(tiny_videos, tmp_
 
     first = dry()
     assert "(not made yet)" in first and "to compute                  12 (12 never computed, 0 whose files changed since, 0 failures retried)" in first
+    assert "\nshards                      3 of 4 videos, 2 a model batch\n" in first
     assert not list(cache_dir.glob("demo/features-*")) and "would fail" not in first
     files = demo_files(tiny_videos)
     kept = {path: path.read_bytes() for path in files[4:6]}
