@@ -172,8 +172,10 @@ def _log_lines(log: Path, records: list[dict[str, Any]]) -> None:
     text = "".join(json.dumps(record) + "\n" for record in records)
     with open(log, "ab+") as handle:  # appends wherever it reads
         size = handle.seek(0, os.SEEK_END)
-        if size and handle.seek(size - 1) == size - 1 and handle.read(1) != b"\n":
-            text = "\n" + text
+        if size:
+            handle.seek(size - 1)
+            if handle.read(1) != b"\n":
+                text = "\n" + text
         handle.write(text.encode())
         handle.flush()
         os.fsync(handle.fileno())
