@@ -2,15 +2,16 @@
 
 Rows are computed and written a shard of :data:`~pipeline.cache.SHARD_VIDEOS` videos at a
 time (fewer where a store filled in shares would give them unevenly:
-:func:`~pipeline.distributed.even_shard_size`), their ``status`` last, so a killed run keeps every finished shard and resumes at the
-first unfinished one; a second writer on the same store is refused (its output lock). A row
-that fails is marked FAILED and computed again by the next run, as is a shard holding a
-damaged chunk (its checksum does not match: :func:`fill_rows`). The all-frames pass and
-evaluate's decoded NSNet row keep their results this way.
+:func:`~pipeline.distributed.even_shard_size`), their ``status`` last, so a killed run keeps
+every finished shard and resumes at the first unfinished one; a second writer on the same
+store is refused (its output lock). A row that fails is marked FAILED and computed again by the
+next run, as is a shard holding a damaged chunk (its checksum does not match: :func:`fill_rows`).
+The all-frames pass and evaluate's decoded NSNet row keep their results this way.
 
 Several processes (torchrun ranks, ``--shard i/n`` jobs) fill one store together, each the
 shards ``s`` with ``s % n == i`` under a lock of its share, as the features stage divides its
-cache; a run of the whole store afterwards computes only what they left.
+cache (a process of another count at work now is refused: :func:`share_lock`); a run of the
+whole store afterwards computes only what they left.
 """
 
 from __future__ import annotations
