@@ -288,9 +288,11 @@ def file_lock(path: Path, blocking: bool = True, hint: str = "wait for it or pic
 
 def lock_holder(path: Path) -> str | None:
     """Who holds the :func:`file_lock` at ``path`` now (what it wrote there: ``pid N on host``),
-    else None (no such file, or no holder: it is taken and let go at once to know)."""
+    else None (no such file, or no holder: it is taken and let go at once to know). Opened for
+    writing, as :func:`file_lock` opens it: Linux's NFS client takes an exclusive ``flock`` as a
+    lock of the whole file, which a file opened for reading alone cannot have (``EBADF``)."""
     try:
-        handle = open(path, "r")
+        handle = open(path, "r+")
     except FileNotFoundError:
         return None
     with handle:

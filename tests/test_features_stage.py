@@ -804,10 +804,21 @@ def test_a_second_writer_on_the_same_shard_is_refused(tiny_videos, tiny_config, 
     assert run_features("demo", tiny_videos, tiny_config, replace(run_options, shard=(0, 2)), cache_path=path).complete
 
 
-def test_a_writer_dividing_the_cache_otherwise_at_work_now_is_refused(tiny_videos, tiny_config, run_options, tmp_path):
+def test_a_writer_dividing_the_cache_otherwise_at_work_now_is_refused(tiny_videos, tiny_config, run_options, tmp_path, monkeypatch):
     """``--shard i/4`` jobs beside ``--shard i/2`` ones, or a run of the whole cache beside them,
     wrote the same shards, each computing them (before 2026-12-07): a writer of another count at
-    work now is refused, one of the same count and another share is not, nor one that has finished."""
+    work now is refused, one of the same count and another share is not, nor one that has finished.
+    The locks are probed as Linux's NFS client allows: an exclusive ``flock`` on a file opened for
+    writing alone (it refuses one opened for reading with ``EBADF``)."""
+    import errno
+    import fcntl
+
+    def as_nfs(handle, operation, lock=fcntl.flock):
+        if operation & fcntl.LOCK_EX and not handle.writable():
+            raise OSError(errno.EBADF, "Bad file descriptor")
+        return lock(handle, operation)
+
+    monkeypatch.setattr("pipeline.cache.fcntl.flock", as_nfs)
     path = tmp_path / "divided.zarr"
     run_features("demo", tiny_videos, tiny_config, replace(run_options, shard=(0, 3), videos_per_shard=4), cache_path=path)  # 3 shards of 4: share 0's done
     def refused(held: str, theirs: str, share: tuple[int, int], mine: str) -> None:
