@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -57,6 +58,11 @@ def test_training_lowers_the_loss_and_is_idempotent(tiny_videos, run_options):
     assert again.trained_epochs == 0 and again.history == result.history and again.checkpoint == result.checkpoint
     draw_curves(again)
     assert again.curves == str(curves) and curves.stat().st_mtime_ns == drawn  # there already: not drawn again
+    run_dir = Path(result.checkpoint).parent
+    kept = (run_dir / "metrics.json").read_bytes()
+    (run_dir / "metrics.json").write_bytes(kept[:-2])  # a finished run's record cut short: JSON's words alone before 2026-12-07
+    with pytest.raises(CacheError, match=re.escape(f"{run_dir / 'metrics.json'}: damaged, not JSON (") + ".*" + re.escape(f"; remove {run_dir} and run `nsnet finetune` again")):
+        run_finetune("demo", tiny_videos, "recognizer", REC, FT, 6, run_options)
 
 
 def test_frame_wise_regime_trains_too(tiny_videos, run_options):
