@@ -319,15 +319,14 @@ def manifest_features(dataset: str, root: Path, manifest: Manifest, config: Feat
         made = sorted(p.name for p in final.parent.glob("features-*") if STORE_NAME.match(p.name)) if final.parent.is_dir() else []
         raise CacheError(f"{final}: no cache made with these options to verify (--verify repairs the cache the same command made, and would compute this one whole)"
                          + (f"; the dataset's caches: {first_few(made, 3)} (`nsnet outputs` says how each was made)" if made else ""))
-    if worker.is_leader and (existing := _existing_store(final, staging)) is not None:
+    if (existing := _existing_store(final, staging)) is not None:  # every rank: the store's fingerprint, before anything of it is read
         with FeatureCache(existing) as cache:
             cache_mod.check_fingerprint(existing, cache.attrs, fp)
-            _warn_fixed_at_creation(existing, cache.attrs, opts)
+            if worker.is_leader:
+                _warn_fixed_at_creation(existing, cache.attrs, opts)
     sources = SourceWatch(root, manifest, worker, opts.progress)
     finished, damaged = _finished_hdf5(final, staging), 0
     if finished:
-        with FeatureCache(final) as done_cache:
-            cache_mod.check_fingerprint(final, done_cache.attrs, fp)
         found = cache_mod.damaged_blocks(final, opts.progress and worker.is_leader, worker.owns) if opts.verify else []
         if not found:  # a damaged status chunk is not read
             with FeatureCache(final) as done_cache:
