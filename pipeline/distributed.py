@@ -67,17 +67,15 @@ def busiest_share(num_items: int, shard_items: int, num_shares: int) -> int:
 
 def evener_shard_size(num_items: int, shard_items: int, step: int, num_shares: int, even: float) -> int | None:
     """The largest shard size below ``shard_items``, a multiple of ``step``, whose shares are
-    even to ``even`` (an even split's items over the busiest share's); None where none is."""
-    for size in range(shard_items - step, 0, -step):
-        if num_items / num_shares >= even * busiest_share(num_items, size, num_shares):
-            return size
-    return None
+    even to ``even`` (:func:`shares_even`); None where none is."""
+    return next((size for size in range(shard_items - step, 0, -step) if shares_even(num_items, size, num_shares, even)), None)
 
 
-def shares_even(num_items: int, shard_items: int, num_shares: int) -> bool:
-    """Whether shards of ``shard_items`` fall evenly enough to ``num_shares`` shares: the
-    busiest holds at most 1 / :data:`~pipeline.config.UNEVEN_SHARES` times an even split's items."""
-    return num_items / num_shares >= UNEVEN_SHARES * busiest_share(num_items, shard_items, num_shares)
+def shares_even(num_items: int, shard_items: int, num_shares: int, even: float = UNEVEN_SHARES) -> bool:
+    """Whether shards of ``shard_items`` fall evenly enough to ``num_shares`` shares: an even
+    split's items over the busiest share's at least ``even`` (by default
+    :data:`~pipeline.config.UNEVEN_SHARES`)."""
+    return num_items / num_shares >= even * busiest_share(num_items, shard_items, num_shares)
 
 
 def even_shard_size(num_items: int, shard_items: int, step: int, num_shares: int) -> int:
