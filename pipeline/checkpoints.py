@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pipeline.checked_files import checked_torch_load
+from pipeline.checked_files import ZIP_START, checked_torch_load
 from pipeline.checkpoint_keys import TSN_ARCHITECTURES, TSN_PREPROCESSING, is_tsn, mmaction_preprocessing, mmaction_refusal, temporal_shift_refusal, timm_names
 from pipeline.config import ModelSpec, model_architecture
 from pipeline.datasets.class_names import class_key, read_class_names
@@ -206,7 +206,7 @@ def preprocessing_text(values: dict[str, Any]) -> str:
 
 
 # How the files torch.save writes begin: its zip archive, and its legacy pickle (protocol 2).
-TORCH_FILE_STARTS = (b"PK\x03\x04", b"\x80\x02")
+TORCH_FILE_STARTS = (ZIP_START, b"\x80\x02")
 
 
 def _not_torch_file(path: Path) -> str | None:
