@@ -22,6 +22,12 @@ from pipeline.cache import CacheError
 DAMAGED = "a copy cut short, or a disk error"
 
 
+def made_again(output: Path, command: str) -> str:
+    """What to do where a stage's output is damaged: remove it and run ``nsnet <command>``, which
+    made it, again."""
+    return f"remove {output} and run `nsnet {command}` again"
+
+
 ZIP_START = b"PK\x03\x04"  # a zip archive's first member's header
 
 

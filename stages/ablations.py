@@ -30,7 +30,7 @@ import torch
 
 from pipeline import cache as cache_mod
 from pipeline.cache import FeatureCache
-from pipeline.checked_files import checked_json
+from pipeline.checked_files import checked_json, made_again
 from pipeline.config import EvalConfig, TrainConfig
 from pipeline.datasets.manifest import identity_split
 from pipeline.environment import environment
@@ -84,7 +84,7 @@ def run_ablations(features: Path, prototypes: Path, base: TrainConfig, cfg: Eval
     with cache_mod.sole_writer(out, (out / "ablations.json").is_file) as computing:
         if computing:
             return {**_write(out, {**_tables(features, prototypes, base, cfg, device, progress), "environment": environment(device), "output": str(out)}), "computed": True}
-    return {**checked_json(out / "ablations.json", f"remove {out} and run `nsnet ablations` again"), "computed": False}
+    return {**checked_json(out / "ablations.json", made_again(out, "ablations")), "computed": False}
 
 
 def _write(out: Path, report: dict[str, Any]) -> dict[str, Any]:

@@ -37,7 +37,7 @@ import torch
 from pipeline import cache as cache_mod
 from pipeline.baselines import dense_positions, oracle_positions, random_positions, top_confidence_positions, uniform_positions
 from pipeline.cache import CacheError, FeatureCache, read_rows
-from pipeline.checked_files import checked_json
+from pipeline.checked_files import checked_json, made_again
 from pipeline.config import DECODE_TIMEOUT_S, EvalConfig, FeaturesConfig, TrainConfig
 from pipeline.datasets import Manifest
 from pipeline.datasets.manifest import identity_split
@@ -270,7 +270,7 @@ def run_evaluate(features: Path, prototypes: Path, run_dir: Path, data_root: Pat
     with cache_mod.sole_writer(out, (out / "results.json").is_file) as computing:
         if computing:
             return {**_write(out, *_evaluate(inputs, features, prototypes, run_dir, data_root, cfg, device, workers, progress, preset, backend, export_dir, decode_timeout, nsnet_from_cache, split)), "computed": True}
-    return {**checked_json(out / "results.json", f"remove {out} and run `nsnet evaluate` again"), "computed": False}
+    return {**checked_json(out / "results.json", made_again(out, "evaluate")), "computed": False}
 
 
 @dataclass

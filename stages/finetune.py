@@ -29,7 +29,7 @@ from pipeline.datasets import AnnotationFiles, Manifest, load_manifest
 from pipeline.distributed import Worker, barrier, from_leader, gathered, joined_worker, merged_across_ranks
 from pipeline.environment import environment
 from pipeline.extract import decoding_workers, workers_within_shared_memory
-from pipeline.checked_files import checked_json, resume_point
+from pipeline.checked_files import checked_json, made_again, resume_point
 from pipeline.checkpoints import make_checkpoint
 from pipeline.models import create_finetune_model, data_config, frame_transform, save_atomic, weights_identity
 from pipeline.plots import CURVES_NAME, draw_curves_once
@@ -93,7 +93,7 @@ def read_by_split(run_dir: Path, name: str) -> dict[str, dict[str, Any]]:
     """A run's record of videos by split, :data:`LEFT_OUT` or :data:`READ_SHORT` (empty before
     its first epoch)."""
     path = Path(run_dir) / name
-    return checked_json(path, f"remove {run_dir} and run `nsnet finetune` again") if path.exists() else {"train": {}, "val": {}}
+    return checked_json(path, made_again(run_dir, "finetune")) if path.exists() else {"train": {}, "val": {}}
 
 
 def _splits(manifest: Manifest) -> tuple[list, list]:
@@ -151,7 +151,7 @@ def run_finetune(dataset: str, data_root: Path | None, role: str, spec: ModelSpe
             if training:
                 result = _train(root, manifest, train, val, role, spec, ft, val_frames, opts, worker, run_dir, identity)
             else:
-                history = checked_json(run_dir / "metrics.json", f"remove {run_dir} and run `nsnet finetune` again")["history"]
+                history = checked_json(run_dir / "metrics.json", made_again(run_dir, "finetune"))["history"]
                 result = FinetuneResult(str(final), 0, history, left_out=read_by_split(run_dir, LEFT_OUT), read_short=read_by_split(run_dir, READ_SHORT))
     result.leader = worker.is_leader
     result.run_dir = str(run_dir)

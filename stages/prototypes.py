@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from pipeline import cache as cache_mod
 from pipeline.cache import DONE, PENDING, CacheError, FeatureCache, left_out
-from pipeline.checked_files import checked_json
+from pipeline.checked_files import checked_json, made_again
 from pipeline.metrics import multi_hot
 from pipeline.config import from_checkpoint
 from pipeline.demo_data import salient_targets
@@ -90,7 +90,7 @@ def run_prototypes(features: Path, scorer: GuidingScorer, ground_truth: Path | N
     with cache_mod.sole_writer(out, (out / "info.json").exists) as computing:
         if computing:
             return PrototypesResult(str(out), True, _fit_and_write(features, scorer, out, ground_truth, block_videos, progress))
-    return PrototypesResult(str(out), False, checked_json(out / "info.json", f"remove {out} and run `nsnet prototypes` again"))
+    return PrototypesResult(str(out), False, checked_json(out / "info.json", made_again(out, "prototypes")))
 
 
 def _fit_and_write(features: Path, scorer: GuidingScorer, out: Path, ground_truth: Path | None, block_videos: int, progress: bool) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from pipeline import cache as cache_mod
 from pipeline.cache import DONE, CacheError, FeatureCache, left_out
-from pipeline.checked_files import checked_json, checked_npz, checked_torch_load, resume_point
+from pipeline.checked_files import checked_json, checked_npz, checked_torch_load, made_again, resume_point
 from pipeline.baselines import uniform_positions
 from pipeline.config import EvalConfig, TrainConfig
 from pipeline.datasets.manifest import EVALUATION_SPLITS, evaluation_splits
@@ -161,12 +161,12 @@ def guides_file(prototypes: Path) -> Path:
 def read_guides(prototypes: Path, *names: str) -> dict[str, np.ndarray]:
     """The arrays ``names`` of a prototypes folder's ``guides.npz`` that it holds, each checked as
     read (:func:`checked_npz`): the others are not read."""
-    return checked_npz(guides_file(prototypes), f"remove {prototypes} and run `nsnet prototypes` again (it computes them anew)", names)
+    return checked_npz(guides_file(prototypes), made_again(prototypes, "prototypes") + " (it computes them anew)", names)
 
 
 def read_run_model(run_dir: Path, **load: Any) -> dict[str, Any]:
     """A sampler run's ``model.pth``, checked before it is loaded (:func:`checked_torch_load`)."""
-    return checked_torch_load(Path(run_dir) / "model.pth", f"remove {run_dir} and run `nsnet train` again", map_location="cpu", **load)
+    return checked_torch_load(Path(run_dir) / "model.pth", made_again(run_dir, "train"), map_location="cpu", **load)
 
 
 def load_sampler_inputs(features: Path, prototypes: Path) -> SamplerInputs:
@@ -177,7 +177,7 @@ def load_sampler_inputs(features: Path, prototypes: Path) -> SamplerInputs:
     computed again (their ``info.json`` names its content fingerprint) are refused."""
     guides = read_guides(prototypes, "g")
     info_file = Path(prototypes) / "info.json"
-    made_from = checked_json(info_file, f"remove {prototypes} and run `nsnet prototypes` again").get("features_fingerprint") if info_file.is_file() else None
+    made_from = checked_json(info_file, made_again(prototypes, "prototypes")).get("features_fingerprint") if info_file.is_file() else None
     with FeatureCache(features) as cache:
         if made_from is not None and made_from != cache.content_fingerprint:
             raise CacheError(f"{prototypes}: these prototypes were made from another feature cache, or from this one before videos of it were computed again, "
@@ -283,7 +283,7 @@ def _logged(run_dir: Path, trained: int) -> TrainResult:
     """A finished run as its ``metrics.json`` says it: its history, the training videos it was
     trained on, said with those left out, and its validation ("" and none for runs that did
     not record them)."""
-    metrics = checked_json(run_dir / "metrics.json", f"remove {run_dir} and run `nsnet train` again")
+    metrics = checked_json(run_dir / "metrics.json", made_again(run_dir, "train"))
     return TrainResult(str(run_dir), trained, metrics["history"], trained_on=videos_said(metrics) if "videos" in metrics else "", validation=metrics.get("validation") or {})
 
 
