@@ -37,6 +37,13 @@ def load_rows(dataset: str, root: Path, **files: Path | str) -> tuple[Manifest, 
     return manifest, manifest_rows(manifest)
 
 
+def flip_byte(path: Path, at: int, bits: int = 0xFF) -> None:
+    """The byte at ``at`` of the file at ``path`` changed (its ``bits`` flipped), as a disk error or a copy would."""
+    data = bytearray(path.read_bytes())
+    data[at] ^= bits
+    path.write_bytes(bytes(data))
+
+
 def demo_files(root: Path) -> list[Path]:
     """The demo dataset's video files under ``root``, in its manifest's order."""
     return [root / v.path for v in get_dataset("demo").load(root).videos]

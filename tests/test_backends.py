@@ -15,7 +15,7 @@ import pytest
 import timm
 import torch
 
-from conftest import visible_names
+from conftest import flip_byte, visible_names
 from pipeline.backends import OnnxHeads, OnnxRunner, TorchHeads, TorchRunner, compared_backends, export_heads, export_key, export_onnx, make_heads, make_runner, resolve_backend, run_count
 from pipeline.cache import FeatureCache, file_lock, output_lock_path
 from pipeline.config import EvalConfig, TrainConfig
@@ -100,9 +100,7 @@ def test_a_damaged_export_is_made_again_and_one_the_runtime_refuses_is_a_clear_e
     path = export_onnx(encoder, (3, 32, 32), tmp_path)
     expected = make_runner(encoder, (3, 32, 32), CPU, "onnxruntime", tmp_path)(frames)[1]
     whole = path.read_bytes()
-    data = bytearray(whole)
-    data[len(data) // 2] ^= 0x01  # in the weights
-    path.write_bytes(bytes(data))
+    flip_byte(path, len(whole) // 2, 0x01)  # in the weights
     with pytest.warns(UserWarning, match=rf"{path.name}: damaged \(its bytes do not match the digest written at its export: a copy cut short, or a disk error\); exported again"):
         runner = make_runner(encoder, (3, 32, 32), CPU, "onnxruntime", tmp_path)
     torch.testing.assert_close(runner(frames)[1], expected)

@@ -16,17 +16,11 @@ import pytest
 from click.testing import CliRunner
 
 import pipeline.cache
-from conftest import cache_arrays
+from conftest import cache_arrays, flip_byte
 from pipeline.cache import DONE, NO_CHECKSUMS, PENDING, RECOMPUTE_ROWS, CacheError, Damage, ZarrWriter, chunks_checked, damaged_blocks, export_hdf5, reset_damaged
 from pipeline.row_store import fill_rows
 from stages.cli import main
 from stages.features import run_features
-
-
-def _flip(path: Path, at: int) -> None:
-    data = bytearray(path.read_bytes())
-    data[at] ^= 0xFF
-    path.write_bytes(bytes(data))
 
 
 def _shard_file(store: Path, array: str, shard: int) -> Path:
@@ -47,8 +41,8 @@ def test_verify_computes_again_the_shards_holding_damaged_chunks_and_keeps_the_o
     first = run_features("demo", tiny_videos, tiny_config, run_options)
     store = Path(first.cache)
     whole, kept = cache_arrays(store), _bytes(store, 0)
-    _flip(_shard_file(store, "rec_logits", 1), 20)
-    _flip(_shard_file(store, "status", 2), 10)
+    flip_byte(_shard_file(store, "rec_logits", 1), 20)
+    flip_byte(_shard_file(store, "status", 2), 10)
     assert [(d.array, d.start) for d in damaged_blocks(store)] == [("rec_logits", 4), ("status", 8)]
     with pytest.raises(CacheError, match=r"status\[:\] is damaged .*; run the features stage again with the cache's options and --verify"):
         run_features("demo", tiny_videos, tiny_config, run_options)
@@ -80,7 +74,7 @@ def test_verify_repairs_a_finished_hdf5_cache(tiny_videos, tiny_config, run_opti
     whole = cache_arrays(final)
     with h5py.File(final, "r") as h5:
         chunk = h5["light_features"].id.get_chunk_info_by_coord((8, 0, 0))
-    _flip(final, chunk.byte_offset + chunk.size // 2)
+    flip_byte(final, chunk.byte_offset + chunk.size // 2)
     assert [(d.array, d.start) for d in damaged_blocks(final)] == [("light_features", 8)]
 
     repaired = run_features("demo", tiny_videos, hdf5, replace(run_options, verify=True))
@@ -147,8 +141,8 @@ def test_a_row_store_computes_again_the_shards_holding_damaged_chunks(tmp_path, 
         return compute
 
     fill_rows(store, "fp", {}, arrays, computer, progress=False)
-    _flip(_shard_file(store, "value", 1), 20)
-    _flip(_shard_file(store, "status", 2), 10)
+    flip_byte(_shard_file(store, "value", 1), 20)
+    flip_byte(_shard_file(store, "status", 2), 10)
     asked.clear(), made.clear()
     with pytest.warns(UserWarning, match=r"rows.zarr: 1 row\(s\) in shards holding damaged chunks .*status\[4:5\] first\) are computed again"):
         with pytest.warns(UserWarning, match=r"rows.zarr: 2 row\(s\) in shards holding damaged chunks .*value\[2:4\] first\) are computed again"):

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import cache_arrays, demo_files
+from conftest import cache_arrays, demo_files, flip_byte
 from pipeline.cache import DONE, FAILED, NOT_RECORDED, PENDING, CacheError, FeatureCache, ZarrWriter, changed_sources, store_files
 from pipeline.prototypes import GuidingScorer
 from pipeline.video import NO_SOURCE, source_size
@@ -264,9 +264,7 @@ def test_a_sibling_with_a_damaged_chunk_gives_the_rows_it_can_and_its_damaged_on
     path, _, split = lines[3].split(",")
     _write_manifest(tiny_videos, lines[:3] + [f"{path},{lines[5].split(',')[1]},{split}"] + lines[4:])
     shard = next(p for p in sorted((first / "rec_logits" / "c" / "1").rglob("*")) if p.is_file())
-    data = bytearray(shard.read_bytes())
-    data[20] ^= 0xFF
-    shard.write_bytes(bytes(data))
+    flip_byte(shard, 20)
     with pytest.warns(UserWarning, match=rf"{first.name}: rec_logits\[.*\] is damaged .*; its 4 video\(s\) are computed here instead"):
         second = run_features("demo", tiny_videos, tiny_config, run_options)
     assert (second.copied, second.computed, second.done) == (8, 4, 12)
@@ -276,9 +274,7 @@ def test_a_sibling_with_a_damaged_chunk_gives_the_rows_it_can_and_its_damaged_on
     np.testing.assert_allclose(mine["rec_logits"], theirs["rec_logits"], rtol=1e-4, atol=1e-4)
 
     status = next(p for p in sorted((first / "status" / "c").rglob("*")) if p.is_file())
-    data = bytearray(status.read_bytes())
-    data[10] ^= 0xFF
-    status.write_bytes(bytes(data))
+    flip_byte(status, 10)
     _write_manifest(tiny_videos, lines[:2] + lines[3:])  # another manifest again: eleven videos
     with pytest.warns(UserWarning, match=rf"{first.name}: status\[:\] is damaged .*; no rows are copied from it"):
         third = run_features("demo", tiny_videos, tiny_config, run_options)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import flip_byte
 from pipeline.cache import CacheError, read_pointer
 from pipeline.checked_files import checked_json, checked_npz, checked_torch_load, damaged_member, resume_point
 from pipeline.config import TrainConfig
@@ -27,10 +28,9 @@ def _flip_in(path: Path, member_end: str, at: int = 100) -> str:
     field torch pads); returns the member's name."""
     with zipfile.ZipFile(path) as archive:
         info = next(i for i in archive.infolist() if i.filename.endswith(member_end))
-    data = bytearray(path.read_bytes())
-    name_length, extra_length = struct.unpack("<HH", data[info.header_offset + 26 : info.header_offset + 30])
-    data[info.header_offset + 30 + name_length + extra_length + at] ^= 0x01
-    path.write_bytes(bytes(data))
+    header = path.read_bytes()[info.header_offset : info.header_offset + 30]
+    name_length, extra_length = struct.unpack("<HH", header[26:30])
+    flip_byte(path, info.header_offset + 30 + name_length + extra_length + at, 0x01)
     return info.filename
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from conftest import flip_byte
 from pipeline.cache import REPAIR_FEATURES, FeatureCache, clear_partials, file_lock, found_beside, is_partial, output_lock_path, read_pointer, settled_path, write_text_alone
 from pipeline.config import EvalConfig, FinetuneConfig, ModelSpec
 from stages.cli import latest_features_file, latest_prototypes_file, main, record_latest, resolve_run, resolve_sampler_inputs
@@ -220,9 +221,7 @@ def test_outputs_verify_reads_every_cache_whole_against_its_checksums(tiny_pipel
     whole = CliRunner().invoke(main, args)
     assert whole.exit_code == 0 and whole.output.splitlines()[-2:] == [f"verified {features.name}: every chunk read whole", "verified 1 checkpoint and .npz file(s): every member matched its CRC-32"]
     shard = next(p for p in sorted((features / "rec_logits").rglob("*")) if p.is_file() and p.name != "zarr.json")
-    data = bytearray(shard.read_bytes())
-    data[20] ^= 0xFF  # in the first chunk, past Blosc's header
-    shard.write_bytes(bytes(data))
+    flip_byte(shard, 20)  # in the first chunk, past Blosc's header
     damaged = CliRunner().invoke(main, args)
     assert damaged.exit_code == 1 and damaged.output.splitlines()[-3:] == [
         f"verified {features.name}: 1 block(s) damaged",
@@ -241,9 +240,7 @@ def test_outputs_verify_checks_the_outputs_checkpoints_and_npz_files(tiny_pipeli
     (features.parent / "recognizer.pth.123.tmp").write_bytes(b"a partial: not read")
     args = ["outputs", "--dataset", "demo", "--cache-dir", str(run_options.cache_dir), "--verify", "--no-progress"]
     assert CliRunner().invoke(main, args).output.splitlines()[-1] == "verified 2 checkpoint and .npz file(s): every member matched its CRC-32"
-    data = bytearray((prototypes / "guides.npz").read_bytes())
-    data[200] ^= 0x01  # in g.npy's data (its local header and numpy's header come first)
-    (prototypes / "guides.npz").write_bytes(bytes(data))
+    flip_byte(prototypes / "guides.npz", 200, 0x01)  # in g.npy's data (its local header and numpy's header come first)
     damaged = CliRunner().invoke(main, args)
     assert damaged.exit_code == 1 and damaged.output.splitlines()[-2:] == [
         "verified 2 checkpoint and .npz file(s): 1 damaged",
