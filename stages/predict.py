@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from pipeline.backends import DEFAULT_EXPORT_DIR, make_heads
 from pipeline.cache import CacheError, FeatureCache, clear_partials, is_partial, output_lock, replacing, write_text_atomic
+from pipeline.checked_files import checked_json
 from pipeline.config import DECODE_TIMEOUT_S, PREDICT_BATCH, EvalConfig
 from pipeline.datasets.finding import walk_once
 from pipeline.datasets.lists import entry_lines, is_header
@@ -375,30 +376,49 @@ def config_path(jsonl: Path) -> Path:
 
 
 def same_run(jsonl: Path, identity: dict) -> bool:
-    """Whether ``jsonl`` holds the lines of an earlier run with this identity."""
-    try:
-        return json.loads(config_path(jsonl).read_text()) == identity and jsonl.is_file()
-    except (FileNotFoundError, json.JSONDecodeError):
+    """Whether ``jsonl`` holds the lines of an earlier run with this identity. Where it holds
+    lines and its identity file (:func:`config_path`) is missing or damaged, which run made them
+    cannot be told: a :class:`~pipeline.cache.CacheError` naming both, where the lines were
+    emptied without a word before (hours of predictions at a dataset's size)."""
+    config = config_path(jsonl)
+    if not jsonl.is_file() or jsonl.stat().st_size == 0:
         return False
+    remedy = f"the {jsonl.stat().st_size:,} bytes of predictions in {jsonl} are of a run it no longer names: restore it, or remove both files to predict every video again"
+    if not config.is_file():
+        raise CacheError(f"{config}: missing; {remedy}")
+    return checked_json(config, remedy) == identity
+
+
+def earlier_line(raw: bytes) -> dict | None:
+    """A predictions file's line as written (an object naming its ``video``); None where it
+    is damaged (a byte changed: not JSON, or JSON of another shape)."""
+    try:
+        line = json.loads(raw)
+    except ValueError:  # JSON's errors and a damaged byte's UnicodeDecodeError
+        return None
+    return line if isinstance(line, dict) and isinstance(line.get("video"), str) else None
 
 
 def go_on(jsonl: Path, identity: dict, judge: Callable[[dict], dict | None]) -> list[tuple[str, str | None]] | None:
     """Make ``jsonl`` the lines of an earlier run with this identity that still stand: a last line
     cut short by a kill is cut, the lines ``judge`` rejects (None) are dropped and those it
     amends (another line) written amended (the file written whole, :func:`replacing`, where any
-    is); the dropped lines' videos and plots. None where there is no such run or its file is
-    damaged: the file is then written anew."""
+    is); the dropped lines' videos and plots. A damaged line is dropped with a warning naming
+    it, its video predicted again (the whole file was written anew before). None where there is
+    no such run: the file is then written anew."""
     if not same_run(jsonl, identity):
         return None
-    whole, dropped, amended = 0, [], {}
+    whole, dropped, amended, damaged = 0, [], {}, []
     with open(jsonl, "rb") as handle:
         for number, raw in enumerate(handle):
             if not raw.endswith(b"\n"):
                 break
-            try:
-                line = json.loads(raw)
-            except (UnicodeDecodeError, json.JSONDecodeError):
-                return None
+            line = earlier_line(raw)
+            if line is None:
+                damaged.append(number)
+                amended[number] = None
+                whole += len(raw)
+                continue
             judged = judge(line)
             if judged is None:
                 dropped.append((line["video"], line.get("plot")))
@@ -411,6 +431,8 @@ def go_on(jsonl: Path, identity: dict, judge: Callable[[dict], dict | None]) -> 
             new.writelines(line for line in kept if line is not None)
     elif whole < jsonl.stat().st_size:
         os.truncate(jsonl, whole)
+    if damaged:
+        warnings.warn(f"{jsonl}: line{'s' if len(damaged) > 1 else ''} {first_few([str(n + 1) for n in damaged], 3)} damaged (not a prediction's JSON: a disk error, or an edit): dropped, their videos predicted again", RuntimeWarning, stacklevel=3)
     return dropped
 
 
@@ -418,15 +440,11 @@ def misread_earlier(jsonl: Path, stamps: dict[str, dict | None], progress: bool)
     """The videos of ``jsonl``'s lines predicted under older decoder rules than
     :data:`~pipeline.decoders.DECODER_RULES` (lines without ``decoder_rules``: before them),
     from files unchanged since (``stamps``), that decord misread then (:func:`misread_before`),
-    each file looked into once (:func:`looked_into`). The lines read up to a damaged one
-    (:func:`go_on` judges the file)."""
+    each file looked into once (:func:`looked_into`); damaged lines passed over (:func:`go_on`
+    drops them)."""
     older = []
     with open(jsonl, "rb") as handle:
-        for raw in handle:
-            try:
-                line = json.loads(raw)
-            except (UnicodeDecodeError, json.JSONDecodeError):
-                break
+        for line in filter(None, map(earlier_line, handle)):
             video = line["video"]
             if abs(line.get("decoder_rules", 0)) < DECODER_RULES and line.get("file") == stamps.get(video) and os.path.isfile(video):
                 older.append(video)

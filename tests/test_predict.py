@@ -14,7 +14,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from conftest import numbered_frames, refuse_looks
+from conftest import flip_byte, numbered_frames, refuse_looks
 from pipeline.cache import CacheError, FeatureCache, file_lock, output_lock_path
 from pipeline.config import EvalConfig, TrainConfig
 from stages.cli import main
@@ -211,6 +211,44 @@ def test_an_interrupted_predict_goes_on_where_it_stopped(trained, tmp_path, onnx
     assert decoded == [videos[0].name] and back.jsonl.read_text().splitlines() == [*written.splitlines()[1:], written.splitlines()[0]]
     other_k, lines, decoded = predicted(videos, replace(EVAL, k=1))
     assert sorted(decoded) == sorted(v.name for v in videos) and [len(line["frames"]) for line in lines] == [1, 1, 1] and other_k.earlier == 0
+
+
+def test_a_damaged_predictions_line_is_dropped_and_its_video_alone_predicted_again(trained, tmp_path, onnx_exports, monkeypatch):
+    """A changed byte in a line of the predictions file (not JSON), or in its ``video`` key:
+    those two lines are dropped with a warning naming them and their videos alone predicted again,
+    the line kept as it was (the whole file was emptied and every video predicted again before).
+    The run's identity file damaged or missing beside lines is an error naming both files, the
+    lines kept; beside an empty file it is written anew."""
+    from pipeline.video import FrameSource
+    from stages.predict import config_path
+
+    features, _, run, root = trained
+    videos = [root / v["path"] for v in _val_videos(features)][:3]
+    out = tmp_path / "out"
+    first = run_predict(videos, run, out, EVAL, batch_size=2, workers=0, progress=False, export_dir=onnx_exports)
+    lines = first.jsonl.read_bytes().splitlines(keepends=True)
+    first.jsonl.write_bytes(lines[0] + lines[1] + lines[2].replace(b'"video"', b'"vidfo"'))  # line 3's key
+    flip_byte(first.jsonl, len(lines[0]))  # line 2's opening brace
+    reads: list[str] = []
+    read = FrameSource.read
+    monkeypatch.setattr(FrameSource, "read", lambda self, indices: reads.append(self.path.name) or read(self, indices))
+    with pytest.warns(RuntimeWarning, match=rf"{first.jsonl}: lines 2, 3 damaged \(not a prediction's JSON: a disk error, or an edit\): dropped, their videos predicted again"):
+        mended = run_predict(videos, run, out, EVAL, batch_size=2, workers=0, progress=False, export_dir=onnx_exports)
+    assert reads == [videos[1].name, videos[2].name] and (mended.earlier, mended.videos, mended.again) == (1, 2, 0)
+    got = mended.jsonl.read_bytes().splitlines(keepends=True)
+    assert got[0] == lines[0] and [json.loads(line)["video"] for line in got] == [str(v) for v in videos]
+    kept = mended.jsonl.read_bytes()
+    flip_byte(config_path(mended.jsonl), 0)
+    with pytest.raises(CacheError, match=rf"{config_path(mended.jsonl)}: damaged, not JSON .*; the {len(kept):,} bytes of predictions in {mended.jsonl} are of a run it no longer names: restore it, or remove both files to predict every video again"):
+        run_predict(videos, run, out, EVAL, workers=0, progress=False, export_dir=onnx_exports)
+    config_path(mended.jsonl).unlink()
+    with pytest.raises(CacheError, match=rf"{config_path(mended.jsonl)}: missing; the {len(kept):,} bytes"):
+        run_predict(videos, run, out, EVAL, workers=0, progress=False, export_dir=onnx_exports)
+    assert mended.jsonl.read_bytes() == kept
+    mended.jsonl.write_bytes(b"")  # a run killed between emptying its file and writing its identity
+    reads.clear()
+    anew = run_predict(videos[:1], run, out, EVAL, workers=0, progress=False, export_dir=onnx_exports)
+    assert reads == [videos[0].name] and anew.videos == 1 and config_path(anew.jsonl).is_file()
 
 
 def test_a_resumed_predict_retries_its_failed_videos_when_asked(trained, tmp_path, onnx_exports, monkeypatch):
