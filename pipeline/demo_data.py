@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.checked_files import checked_json
 from pipeline.config import refuse_outside
 
 SHAPES = ("disc", "square", "triangle", "cross", "ring", "diamond", "bar", "star")
@@ -283,7 +284,7 @@ def generate_demo(out_dir: Path, spec: DemoSpec = DemoSpec(), workers: int | Non
     spec_file = out_dir / "spec.json"
     recorded = {**asdict(spec), "x264": X264_OPTIONS}
     if spec_file.exists():
-        existing = json.loads(spec_file.read_text())
+        existing = checked_json(spec_file, f"remove {out_dir} and run `nsnet data` again (a spec makes the same videos every time)")
         if existing != recorded:
             raise ValueError(f"{out_dir} holds a demo dataset made with another spec or encoder settings ({existing}); remove it or pick another folder")
     elif held := _held(out_dir):

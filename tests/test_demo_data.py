@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import flip_byte
+from pipeline.cache import CacheError
 from pipeline.demo_data import DemoSpec, _plan_videos, class_table, generate_demo, render_video, salient_targets
 from pipeline.datasets import Manifest, get_dataset
 from pipeline.video import FrameSource
@@ -106,6 +108,9 @@ def test_generate_writes_decodable_videos_and_refuses_other_spec(tmp_path: Path)
     assert (tmp_path / manifest.videos[0].path).read_bytes() == first
     with pytest.raises(ValueError, match="another spec"):
         generate_demo(tmp_path, replace(spec, seed=1), workers=1, progress=False)
+    flip_byte(tmp_path / "spec.json", 0)
+    with pytest.raises(CacheError, match=rf"{tmp_path / 'spec.json'}: damaged, not JSON \('utf-8' codec can't decode byte 0x84 in position 0: invalid start byte: a copy cut short, or a disk error\); remove {tmp_path} and run `nsnet data` again \(a spec makes the same videos every time\)"):
+        generate_demo(tmp_path, spec, workers=1, progress=False)
 
 
 def test_equal_specs_give_identical_files(tmp_path: Path):
