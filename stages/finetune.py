@@ -14,6 +14,7 @@ import json
 import math
 import shutil
 import time
+import warnings
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,7 +30,7 @@ from pipeline.datasets import AnnotationFiles, Manifest, load_manifest
 from pipeline.distributed import Worker, barrier, from_leader, gathered, joined_worker, merged_across_ranks
 from pipeline.environment import environment
 from pipeline.extract import decoding_workers, workers_within_shared_memory
-from pipeline.checked_files import checked_json, made_again, resume_point
+from pipeline.checked_files import DAMAGED, resume_point
 from pipeline.checkpoints import make_checkpoint
 from pipeline.models import create_finetune_model, data_config, frame_transform, save_atomic, weights_identity
 from pipeline.plots import CURVES_NAME, draw_curves_once
@@ -91,9 +92,27 @@ class FinetuneResult:
 
 def read_by_split(run_dir: Path, name: str) -> dict[str, dict[str, Any]]:
     """A run's record of videos by split, :data:`LEFT_OUT` or :data:`READ_SHORT` (empty before
-    its first epoch)."""
-    path = Path(run_dir) / name
-    return checked_json(path, made_again(run_dir, "finetune")) if path.exists() else {"train": {}, "val": {}}
+    its first epoch, and where it is damaged: :func:`run_record`)."""
+    return run_record(Path(run_dir) / name, {"train": {}, "val": {}}, "the videos it named are read again, as the run meets them")
+
+
+def run_record(path: Path, empty: dict[str, Any], instead: str) -> dict[str, Any]:
+    """A run's record of what its epochs met (``metrics.json``, :data:`LEFT_OUT`,
+    :data:`READ_SHORT`): ``empty`` where there is none yet, and where it is damaged, with a
+    warning naming it and what is done ``instead``: the run's model and resume point stand
+    (the remedy said before, removing the run, threw its fine-tuning away for a record)."""
+    if not path.exists():
+        return empty
+    try:
+        record = json.loads(path.read_bytes())
+    except ValueError as exc:  # JSON's errors and a damaged byte's UnicodeDecodeError
+        why = f"not JSON ({exc}: {DAMAGED})"
+    else:
+        if isinstance(record, dict) and set(empty) <= set(record):
+            return record
+        why = "JSON of another shape"
+    warnings.warn(f"{path}: damaged, {why}: {instead}", RuntimeWarning, stacklevel=3)
+    return empty
 
 
 def _splits(manifest: Manifest) -> tuple[list, list]:
@@ -151,7 +170,7 @@ def run_finetune(dataset: str, data_root: Path | None, role: str, spec: ModelSpe
             if training:
                 result = _train(root, manifest, train, val, role, spec, ft, val_frames, opts, worker, run_dir, identity)
             else:
-                history = checked_json(run_dir / "metrics.json", made_again(run_dir, "finetune"))["history"]
+                history = run_record(run_dir / "metrics.json", {"history": []}, "the run's history is not shown; its model.pth is used as it is")["history"]
                 result = FinetuneResult(str(final), 0, history, left_out=read_by_split(run_dir, LEFT_OUT), read_short=read_by_split(run_dir, READ_SHORT))
     result.leader = worker.is_leader
     result.run_dir = str(run_dir)
@@ -266,8 +285,8 @@ def _train(root: Path, manifest: Manifest, train: list, val: list, role: str, sp
             dataset.short.update(merged_across_ranks(dataset.short, worker))
         if worker.is_leader:
             metrics = validation_metrics(*scored, val)
-            left_out = _written(run_dir / LEFT_OUT, left_out, {split: {videos[i].path: reason for i, reason in sorted(decoding.skip.items())} for split, (videos, decoding, _) in splits.items()})
-            read_short = _written(run_dir / READ_SHORT, read_short, {split: {videos[i].path: {"frames": s.frames, "listed": s.listed} for i, s in sorted(dataset.short.items())} for split, (videos, _, dataset) in splits.items()})
+            left_out = _written(run_dir / LEFT_OUT, {split: {videos[i].path: reason for i, reason in sorted(decoding.skip.items())} for split, (videos, decoding, _) in splits.items()})
+            read_short = _written(run_dir / READ_SHORT, {split: {videos[i].path: {"frames": s.frames, "listed": s.listed} for i, s in sorted(dataset.short.items())} for split, (videos, _, dataset) in splits.items()})
             entry = {"epoch": epoch + 1, "loss": stats.loss, "clips": stats.clips, "skipped": len(order) * worker.world_size - stats.clips, **metrics, "lr": lr, "seconds": time.perf_counter() - tick}
             history.append(entry)
             if opts.progress:
@@ -283,8 +302,10 @@ def _train(root: Path, manifest: Manifest, train: list, val: list, role: str, sp
     return FinetuneResult(str(run_dir / "model.pth"), ft.epochs - start_epoch, history, start=start, left_out=left_out, read_short=read_short)
 
 
-def _written(path: Path, before: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
-    """``now``, written to ``path`` where it differs from ``before``."""
-    if now != before:
-        cache_mod.write_text_atomic(path, json.dumps(now, indent=1))
+def _written(path: Path, now: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``now`` (videos by split), written to ``path`` where the file there says otherwise (a
+    damaged one too: :func:`run_record`), or where there is none and ``now`` names a video."""
+    text = json.dumps(now, indent=1)
+    if path.read_bytes() != text.encode() if path.exists() else any(now.values()):
+        cache_mod.write_text_atomic(path, text)
     return now

@@ -404,3 +404,11 @@ def test_a_resumed_fine_tuning_does_not_read_the_videos_left_out_before(tiny_vid
     (run_dir / "left_out.json").write_text(json.dumps({"train": {train[2]: "decoder hung (no frames after 900 s; re-encode the file to use it)"}, "val": {}}))
     result = run_finetune("demo", tiny_videos, "recognizer", spec, ft, 4, run_options)
     assert result.history[0]["clips"] == 2 * (len(train) - 1) and result.left_out["train"] == {train[2]: "decoder hung (no frames after 900 s; re-encode the file to use it)"}
+    # the record damaged (a byte changed): the run reads the video again and goes on, where the
+    # remedy said before was to remove the run
+    shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+    (run_dir / "left_out.json").write_bytes(b"\xff" + json.dumps({"train": {train[2]: "decoder hung"}, "val": {}}).encode()[1:])
+    with pytest.warns(RuntimeWarning, match=re.escape(f"{run_dir / 'left_out.json'}: damaged, not JSON ('utf-8' codec can't decode byte 0xff in position 0: invalid start byte: a copy cut short, or a disk error): the videos it named are read again, as the run meets them")):
+        again = run_finetune("demo", tiny_videos, "recognizer", spec, ft, 4, run_options)
+    assert again.history[0]["clips"] == 2 * len(train) and again.left_out == {"train": {}, "val": {}} and json.loads((run_dir / "left_out.json").read_text()) == {"train": {}, "val": {}}

@@ -60,9 +60,13 @@ def test_training_lowers_the_loss_and_is_idempotent(tiny_videos, run_options):
     assert again.curves == str(curves) and curves.stat().st_mtime_ns == drawn  # there already: not drawn again
     run_dir = Path(result.checkpoint).parent
     kept = (run_dir / "metrics.json").read_bytes()
-    (run_dir / "metrics.json").write_bytes(kept[:-2])  # a finished run's record cut short: JSON's words alone before 2026-12-07
-    with pytest.raises(CacheError, match=re.escape(f"{run_dir / 'metrics.json'}: damaged, not JSON (") + ".*" + re.escape(f"; remove {run_dir} and run `nsnet finetune` again")):
-        run_finetune("demo", tiny_videos, "recognizer", REC, FT, 6, run_options)
+    (run_dir / "metrics.json").write_bytes(kept[:-2])  # a finished run's record cut short: JSON's words alone before 2026-12-07, then "remove the run"
+    with pytest.warns(RuntimeWarning, match=re.escape(f"{run_dir / 'metrics.json'}: damaged, not JSON (Expecting ',' delimiter: line ") + r"\d+" + re.escape(" column 3 (char ") + r"\d+" + re.escape("): a copy cut short, or a disk error): the run's history is not shown; its model.pth is used as it is")):
+        cut = run_finetune("demo", tiny_videos, "recognizer", REC, FT, 6, run_options)
+    assert (cut.trained_epochs, cut.history, cut.checkpoint) == (0, [], result.checkpoint) and "epochs trained now" in cut.table()
+    (run_dir / "metrics.json").write_text(json.dumps({"epochs": result.history}))
+    with pytest.warns(RuntimeWarning, match=re.escape(f"{run_dir / 'metrics.json'}: damaged, JSON of another shape: the run's history is not shown")):
+        assert run_finetune("demo", tiny_videos, "recognizer", REC, FT, 6, run_options).history == []
 
 
 def test_frame_wise_regime_trains_too(tiny_videos, run_options):
