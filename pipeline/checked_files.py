@@ -10,6 +10,7 @@ with its file (:func:`checked_json`)."""
 from __future__ import annotations
 
 import json
+import warnings
 import zipfile
 import zlib
 from pathlib import Path
@@ -82,3 +83,23 @@ def checked_json(path: Path, remedy: str) -> Any:
         return json.loads(path.read_bytes())
     except ValueError as exc:  # JSONDecodeError, and a damaged byte's UnicodeDecodeError
         raise CacheError(f"{path}: damaged, not JSON ({exc}: {DAMAGED}); {remedy}") from None
+
+
+def run_record(path: Path, empty: dict[str, Any], instead: str) -> dict[str, Any]:
+    """A training run's record of what its epochs met (a sampler's or a fine-tuning's
+    ``metrics.json``, fine-tuning's ``left_out.json``): ``empty`` where there is none yet, and
+    where it is damaged (not JSON, or an object without ``empty``'s keys), with a warning naming
+    it and what is done ``instead``: the run's model and resume point stand (the remedy said
+    before, removing the run, threw its training away for a record)."""
+    if not path.exists():
+        return empty
+    try:
+        record = json.loads(path.read_bytes())
+    except ValueError as exc:  # JSON's errors and a damaged byte's UnicodeDecodeError
+        why = f"not JSON ({exc}: {DAMAGED})"
+    else:
+        if isinstance(record, dict) and set(empty) <= set(record):
+            return record
+        why = "JSON of another shape"
+    warnings.warn(f"{path}: damaged, {why}: {instead}", RuntimeWarning, stacklevel=3)
+    return empty

@@ -14,7 +14,6 @@ import json
 import math
 import shutil
 import time
-import warnings
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,7 +29,7 @@ from pipeline.datasets import AnnotationFiles, Manifest, load_manifest
 from pipeline.distributed import Worker, barrier, from_leader, gathered, joined_worker, merged_across_ranks
 from pipeline.environment import environment
 from pipeline.extract import decoding_workers, workers_within_shared_memory
-from pipeline.checked_files import DAMAGED, resume_point
+from pipeline.checked_files import resume_point, run_record
 from pipeline.checkpoints import make_checkpoint
 from pipeline.models import create_finetune_model, data_config, frame_transform, save_atomic, weights_identity
 from pipeline.plots import CURVES_NAME, draw_curves_once
@@ -92,27 +91,8 @@ class FinetuneResult:
 
 def read_by_split(run_dir: Path, name: str) -> dict[str, dict[str, Any]]:
     """A run's record of videos by split, :data:`LEFT_OUT` or :data:`READ_SHORT` (empty before
-    its first epoch, and where it is damaged: :func:`run_record`)."""
+    its first epoch, and where it is damaged: :func:`~pipeline.checked_files.run_record`)."""
     return run_record(Path(run_dir) / name, {"train": {}, "val": {}}, "the videos it named are read again, as the run meets them")
-
-
-def run_record(path: Path, empty: dict[str, Any], instead: str) -> dict[str, Any]:
-    """A run's record of what its epochs met (``metrics.json``, :data:`LEFT_OUT`,
-    :data:`READ_SHORT`): ``empty`` where there is none yet, and where it is damaged, with a
-    warning naming it and what is done ``instead``: the run's model and resume point stand
-    (the remedy said before, removing the run, threw its fine-tuning away for a record)."""
-    if not path.exists():
-        return empty
-    try:
-        record = json.loads(path.read_bytes())
-    except ValueError as exc:  # JSON's errors and a damaged byte's UnicodeDecodeError
-        why = f"not JSON ({exc}: {DAMAGED})"
-    else:
-        if isinstance(record, dict) and set(empty) <= set(record):
-            return record
-        why = "JSON of another shape"
-    warnings.warn(f"{path}: damaged, {why}: {instead}", RuntimeWarning, stacklevel=3)
-    return empty
 
 
 def _splits(manifest: Manifest) -> tuple[list, list]:
@@ -304,7 +284,7 @@ def _train(root: Path, manifest: Manifest, train: list, val: list, role: str, sp
 
 def _written(path: Path, now: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """``now`` (videos by split), written to ``path`` where the file there says otherwise (a
-    damaged one too: :func:`run_record`), or where there is none and ``now`` names a video."""
+    damaged one too: :func:`~pipeline.checked_files.run_record`), or where there is none and ``now`` names a video."""
     text = json.dumps(now, indent=1)
     if path.read_bytes() != text.encode() if path.exists() else any(now.values()):
         cache_mod.write_text_atomic(path, text)

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from pipeline import cache as cache_mod
 from pipeline.cache import DONE, CacheError, FeatureCache, left_out
-from pipeline.checked_files import checked_json, checked_npz, checked_torch_load, made_again, resume_point
+from pipeline.checked_files import checked_json, checked_npz, checked_torch_load, made_again, resume_point, run_record
 from pipeline.baselines import uniform_positions
 from pipeline.config import EvalConfig, TrainConfig
 from pipeline.datasets.manifest import EVALUATION_SPLITS, evaluation_splits
@@ -283,7 +283,7 @@ def _logged(run_dir: Path, trained: int) -> TrainResult:
     """A finished run as its ``metrics.json`` says it: its history, the training videos it was
     trained on, said with those left out, and its validation ("" and none for runs that did
     not record them)."""
-    metrics = checked_json(run_dir / "metrics.json", made_again(run_dir, "train"))
+    metrics = run_record(run_dir / "metrics.json", {"history": []}, "the run's history is not shown; its model.pth is used as it is")
     return TrainResult(str(run_dir), trained, metrics["history"], trained_on=videos_said(metrics) if "videos" in metrics else "", validation=metrics.get("validation") or {})
 
 
