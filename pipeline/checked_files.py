@@ -86,12 +86,12 @@ def checked_json(path: Path, remedy: str) -> Any:
 
 
 def run_record(path: Path, empty: dict[str, Any], instead: str) -> dict[str, Any]:
-    """A training run's record of what its epochs met (a sampler's or a fine-tuning's
-    ``metrics.json``, fine-tuning's ``left_out.json``): ``empty`` where there is none yet, and
-    where it is damaged (not JSON, or an object without ``empty``'s keys), with a warning naming
-    it and what is done ``instead``: the run's model and resume point stand (the remedy said
-    before, removing the run, threw its training away for a record)."""
-    if not path.exists():
+    """A record beside what a stage made that the product stands without (a training run's
+    ``metrics.json``, fine-tuning's ``left_out.json``, a generator's salient frames):
+    ``empty`` where there is none, and where it is damaged (not JSON, or an object without
+    ``empty``'s keys), with a warning naming it and what is done ``instead`` (the remedy said
+    before, removing a training run, threw its training away for a record)."""
+    if not path.is_file():
         return empty
     try:
         record = json.loads(path.read_bytes())

@@ -313,6 +313,10 @@ def generate_demo(out_dir: Path, spec: DemoSpec = DemoSpec(), workers: int | Non
     return out_dir / "manifest.csv"
 
 
+# What a damaged record of the salient frames costs (checked_files.run_record).
+NO_SALIENCY_AP = "the saliency AP against it is left out of the report; make it again with the command that wrote it (`nsnet data`, `nsnet synth-cache`)"
+
+
 def salient_targets(truth: dict[str, Any], videos: list[dict[str, Any]], rows: np.ndarray, frame_indices: np.ndarray, num_frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The generator's salient frames (``truth``, its ``groundtruth.json``) at the cached
     ``frame_indices`` [N, T] of the manifest ``videos`` at ``rows``: (the rows it describes,

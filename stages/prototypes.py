@@ -27,10 +27,10 @@ from tqdm import tqdm
 
 from pipeline import cache as cache_mod
 from pipeline.cache import DONE, PENDING, CacheError, FeatureCache, left_out
-from pipeline.checked_files import checked_json, made_again
+from pipeline.checked_files import checked_json, made_again, run_record
 from pipeline.metrics import multi_hot
 from pipeline.config import from_checkpoint
-from pipeline.demo_data import salient_targets
+from pipeline.demo_data import NO_SALIENCY_AP, salient_targets
 from pipeline.class_order import class_order, frame_confusion, misordered_message, write_recognizer_classes
 from pipeline.prototypes import GuidingScorer
 from pipeline.wording import videos_said
@@ -140,8 +140,8 @@ def _fit_and_write(features: Path, scorer: GuidingScorer, out: Path, ground_trut
         "fallback_classes": [int(c) for c in scorer.fallback_classes_],
         "empty_classes": [int(c) for c in scorer.empty_classes_],
     }
-    if ground_truth is not None and ground_truth.is_file():
-        info.update(salient_agreement(g, frame_indices, num_frames, done, videos, json.loads(ground_truth.read_text())))
+    if truth := ground_truth and run_record(ground_truth, {}, NO_SALIENCY_AP):
+        info.update(salient_agreement(g, frame_indices, num_frames, done, videos, truth))
     with cache_mod.written_whole(out) as tmp:
         (tmp / "estimator.pkl").write_bytes(pickle.dumps(scorer))
         shifted = {} if g_shift is None else {"g_shift": g_shift}

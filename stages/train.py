@@ -26,7 +26,7 @@ from pipeline.checked_files import checked_json, checked_npz, checked_torch_load
 from pipeline.baselines import uniform_positions
 from pipeline.config import EvalConfig, TrainConfig
 from pipeline.datasets.manifest import EVALUATION_SPLITS, evaluation_splits
-from pipeline.demo_data import salient_targets
+from pipeline.demo_data import NO_SALIENCY_AP, salient_targets
 from pipeline.environment import environment
 from pipeline.evaluation import fused_positions, recognition, scores_at
 from pipeline.metrics import multi_hot
@@ -447,13 +447,14 @@ def validation_line(validation: dict[str, Any], history: list[dict[str, Any]]) -
 def _saliency_report(model: NSNetSampler, objective: FrameObjective, inputs: SamplerInputs, features: Path, device: torch.device, ground_truth: Path | None) -> dict[str, float]:
     """On demo data: AP of s_f and s_v against the generator's salient frames (the evaluation
     split's videos, as evaluate takes them)."""
-    if ground_truth is None or not Path(ground_truth).is_file() or not inputs.evaluation_splits():
+    truth = ground_truth and run_record(Path(ground_truth), {}, NO_SALIENCY_AP)
+    if not truth or not inputs.evaluation_splits():
         return {}
     from sklearn.metrics import average_precision_score
 
     with FeatureCache(features) as cache:
         num_frames = np.asarray(cache["num_frames"][:])
-    val, targets = salient_targets(json.loads(Path(ground_truth).read_text()), inputs.videos, inputs.evaluated()[0], inputs.frame_indices, num_frames)
+    val, targets = salient_targets(truth, inputs.videos, inputs.evaluated()[0], inputs.frame_indices, num_frames)
     if not len(val):
         return {}
     s_f, s_v = cached_saliency(model, objective, features, val, device)
