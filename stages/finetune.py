@@ -149,9 +149,11 @@ def run_finetune(dataset: str, data_root: Path | None, role: str, spec: ModelSpe
         with cache_mod.sole_writer(run_dir, final.exists) if worker.is_leader else nullcontext(not final.exists()) as training:
             if training:
                 result = _train(root, manifest, train, val, role, spec, ft, val_frames, opts, worker, run_dir, identity)
-            else:
+            elif worker.is_leader:  # the one that reports: its records read (and a damaged one warned of) once
                 history = run_record(run_dir / "metrics.json", {"history": []}, "the run's history is not shown; its model.pth is used as it is")["history"]
                 result = FinetuneResult(str(final), 0, history, left_out=read_by_split(run_dir, LEFT_OUT), read_short=read_by_split(run_dir, READ_SHORT))
+            else:
+                result = FinetuneResult(str(final), 0)
     result.leader = worker.is_leader
     result.run_dir = str(run_dir)
     result.chance_top1 = _chance_top1(val, manifest.num_classes)

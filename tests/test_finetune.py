@@ -243,6 +243,10 @@ def test_torchrun_ddp_fine_tune_on_two_cpu_ranks(tiny_videos, tmp_path):
     manifest = get_dataset("demo").load(tiny_videos)
     assert [entry["videos"] for entry in log] == [len(manifest.split("val") or manifest.split("test"))] * 2  # rank 0 logs each epoch once, of both ranks' shares
     assert [(entry["clips"], entry["skipped"]) for entry in log] == [(len(manifest.split("train")) * 4, 0)] * 2  # both ranks' clips (the demo visits each video 4 times)
+    (run_dir / "metrics.json").write_text("{")  # finished, its record damaged: warned of once, by the rank that reports
+    again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert again.returncode == 0 and again.stderr.count(f"{run_dir / 'metrics.json'}: damaged") == 1, again.stdout + again.stderr
+    assert "0 epochs trained now" in again.stdout and read_checkpoint(tmp_path / "ddp.pth")["model_name"] == "test_resnet"
 
 
 def test_ddp_ranks_go_on_when_one_has_a_batch_of_no_decodable_video(tiny_videos, tmp_path):
