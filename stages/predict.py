@@ -14,6 +14,7 @@ import functools
 import json
 import os
 import re
+import shutil
 import sys
 import warnings
 from dataclasses import dataclass, field, replace
@@ -270,6 +271,7 @@ class PredictResult:
     again: int = 0  # videos of earlier lines predicted again: their files changed (or failures retried)
     misread: int = 0  # videos of earlier lines predicted again: decord misread their files then (misread_earlier)
     gone: int = 0  # earlier lines dropped: their videos are no longer among the inputs
+    adopted: dict[str, int] = field(default_factory=dict)  # lines taken from another division's files (adopted_lines), by folder
     short: int = 0  # videos read short (files cut short), this run's and the earlier lines'
 
     @property
@@ -312,6 +314,9 @@ class PredictResult:
             lines.append(f"{self.misread:,} predicted again: decord read them, as it did every file it opened before 2026-12-06 (night), and misread them; PyAV reads them now")
         if self.gone:
             lines.append(f"{self.gone:,} earlier line(s) dropped: their videos are no longer among the inputs")
+        if self.adopted:
+            whole = f"cat {self.jsonl.parent.parent}/share-*-of-{self.share[1]}/predictions.jsonl" if self.share != WHOLE else str(self.jsonl)
+            lines.append(f"{sum(self.adopted.values()):,} of them taken from the predictions of another division of the videos, with this configuration ({', '.join(f'{n:,} from {folder}' for folder, n in self.adopted.items())}): not predicted again; {whole} is the whole once every share is through, and those folders can go")
         lines.append(f"written {self.jsonl}")
         if self.plots:
             lines.append(f"{len(self.plots)} saliency plot(s) in {self.plots[0].parent}")
@@ -457,6 +462,37 @@ def _json_lines(path: Path) -> Iterator[dict]:
             yield json.loads(raw)
 
 
+def other_divisions(out_dir: Path, share: Share) -> list[Path]:
+    """The predictions files in ``out_dir`` written by another division of the videos than
+    ``share``'s (:func:`share_folder`): the whole run's and the shares of another count, where a
+    job array of 4 was launched again on 8 nodes, or a whole run finishes what shares left."""
+    files = [Path(out_dir) / "predictions.jsonl", *sorted(Path(out_dir).glob("share-*-of-*/predictions.jsonl"))]
+    mine = share_folder(out_dir, share)
+    count = f"-of-{share[1]}"
+    return [f for f in files if f.is_file() and f.parent != mine and not (share != WHOLE and f.parent.name.endswith(count))]
+
+
+def adopted_lines(files: Sequence[Path], identity: dict, wanted: dict[str, dict | None], retry_failed: bool) -> Iterator[tuple[dict, Path]]:
+    """The whole lines of ``files`` (another division's predictions, :func:`other_divisions`)
+    written with this ``identity`` for the videos ``wanted`` whose files are unchanged (their
+    stamps) under the current decoder rules (failed ones too, unless ``retry_failed``), each
+    with its folder, a video's first; a file whose identity is damaged is passed over."""
+    found: set[str] = set()
+    for path in files:
+        try:
+            if not same_run(path, identity):
+                continue
+        except CacheError:
+            continue
+        with open(path, "rb") as handle:
+            for raw in handle:
+                line = earlier_line(raw) if raw.endswith(b"\n") else None
+                video = line and line["video"]
+                if video in wanted and video not in found and line.get("file") == wanted[video] and abs(line.get("decoder_rules", 0)) >= DECODER_RULES and not (retry_failed and "error" in line):
+                    found.add(video)
+                    yield line, path.parent
+
+
 def share_folder(out_dir: Path, share: Share) -> Path:
     """Where ``share`` of a predict run writes: ``out_dir`` for the whole, else its
     ``share-i-of-n/`` folder (its own lines, plots, configuration and lock)."""
@@ -522,6 +558,20 @@ def _predict_into(jsonl: Path, inputs: Sequence[Path], run_dir: Path, cfg: EvalC
         done.add(line["video"])
         if "plot" in line:
             taken.add(line["plot"])
+    root = out_dir if share == WHOLE else out_dir.parent
+    with open(jsonl, "a") as handle:
+        for line, folder in adopted_lines(other_divisions(root, share), identity, {str(v): stamps[str(v)] for v in videos if str(v) not in done}, retry_failed):
+            if "plot" in line:  # the figure copied beside this file first: a line never names a missing one
+                if not (folder / line["plot"]).is_file():
+                    continue
+                name = _plot_name(line["video"], taken)
+                shutil.copyfile(folder / line["plot"], out_dir / name)
+                line = {**line, "plot": name}
+            handle.write(json.dumps(line) + "\n")
+            handle.flush()
+            result.add_earlier(line)
+            done.add(line["video"])
+            result.adopted[str(folder)] = result.adopted.get(str(folder), 0) + 1
     videos = [v for v in videos if str(v) not in done]
     observations = ObservationDecoder(videos, pipeline.num_frames, pipeline.models, keep_thumbnails=plot)
     # a decoder's batch of uint8 crops goes through shared memory: as many as it holds

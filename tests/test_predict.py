@@ -251,6 +251,45 @@ def test_a_damaged_predictions_line_is_dropped_and_its_video_alone_predicted_aga
     assert reads == [videos[0].name] and anew.videos == 1 and config_path(anew.jsonl).is_file()
 
 
+def test_a_predict_divided_otherwise_takes_the_lines_another_division_wrote(trained, tmp_path, onnx_exports, monkeypatch):
+    """Shares of 2 after a whole run into the same folder (a job array launched again on more
+    nodes, or over a finished run): each takes its videos' lines from the whole's file, their
+    plots copied beside it, and decodes nothing (each share predicted every video again before);
+    a whole run then takes the shares' lines. A video whose file changed, and a file of another
+    configuration, are not taken from."""
+    from pipeline.video import FrameSource
+    from stages.predict import config_path
+
+    features, _, run, root = trained
+    videos = [root / v["path"] for v in _val_videos(features)][:3]
+    out = tmp_path / "out"
+    whole = run_predict(videos[:2], run, out, EVAL, workers=0, progress=False, export_dir=onnx_exports, plot=True)
+    written = [json.loads(line) for line in whole.jsonl.read_text().splitlines()]
+    reads: list[str] = []
+    read = FrameSource.read
+    monkeypatch.setattr(FrameSource, "read", lambda self, indices: reads.append(self.path.name) or read(self, indices))
+    shares = [run_predict(videos, run, out, EVAL, workers=0, progress=False, export_dir=onnx_exports, plot=True, share=(i, 2)) for i in range(2)]
+    assert reads == [videos[2].name]  # the one video the whole run had not predicted
+    lines = [[json.loads(line) for line in share.jsonl.read_text().splitlines()] for share in shares]
+    assert [[line["video"] for line in share] for share in lines] == [[str(videos[0]), str(videos[2])], [str(videos[1])]]
+    assert lines[0][0] == written[0] and lines[1][0] == written[1]
+    for share, line in ((shares[0], lines[0][0]), (shares[1], lines[1][0])):
+        assert (share.jsonl.parent / line["plot"]).read_bytes() == (out / line["plot"]).read_bytes()
+    assert (shares[0].earlier, shares[0].videos, shares[0].adopted) == (1, 1, {str(out): 1})
+    assert f"1 of them taken from the predictions of another division of the videos, with this configuration (1 from {out}): not predicted again; cat {out}/share-*-of-2/predictions.jsonl is the whole" in shares[0].table()
+    again = run_predict(videos, run, out, EVAL, workers=0, progress=False, export_dir=onnx_exports, plot=True, share=(0, 2))
+    assert (again.earlier, again.videos, again.adopted) == (2, 0, {})  # its own lines now
+    reads.clear()
+    taken = run_predict(videos, run, out, EVAL, workers=0, progress=False, export_dir=onnx_exports, plot=True)
+    assert reads == [] and taken.adopted == {str(shares[0].jsonl.parent): 1} and [json.loads(line)["video"] for line in taken.jsonl.read_text().splitlines()] == [str(v) for v in videos]
+    taken.jsonl.unlink()
+    os.utime(videos[0], ns=(1, 1))  # changed since
+    config_path(shares[1].jsonl).write_text("{}")  # another configuration
+    reads.clear()
+    thirds = [run_predict(videos, run, out, EVAL, workers=0, progress=False, export_dir=onnx_exports, plot=True, share=(i, 3)) for i in range(3)]
+    assert reads == [videos[0].name, videos[1].name] and [share.adopted for share in thirds] == [{}, {}, {str(shares[0].jsonl.parent): 1}]
+
+
 def test_a_resumed_predict_retries_its_failed_videos_when_asked(trained, tmp_path, onnx_exports, monkeypatch):
     """A video that failed on a file unchanged since keeps its failed line on a re-run (nothing
     decoded); with ``--retry-failed`` it is predicted again. A video missing in the first run and
