@@ -514,7 +514,10 @@ def outputs(dataset: str, cache_dir: Path, json_out: Path | None, verify: bool, 
             click.echo(f"verified {path.name}: " + (whole if not found else f"{len(found)} block(s) damaged") + "".join(f"\n  {d.said}" for d in found))
         checked, bad_files = damaged_files(caches + finetune_runs, cache_dir / dataset)
         click.echo(f"verified {checked} checkpoint and .npz file(s): " + (f"{len(bad_files)} damaged" if bad_files else "every member matched its CRC-32") + "".join(f"\n  {line}" for line in bad_files))
-        if any(damaged.values()) or bad_files:
+        bad_records = [output for listed in caches + finetune_runs for output in listed.tree() if output.damaged]
+        if bad_records:
+            click.echo(f"{len(bad_records)} output(s) with a damaged JSON record:" + "".join(f"\n  {output.path}: {output.what}" for output in bad_records))
+        if any(damaged.values()) or bad_files or bad_records:
             raise SystemExit(1)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.cache import DONE, FAILED, PENDING, CacheError, FeatureCache, directory_size, final_path, found_beside, is_partial, read_pointer, size_text, staging_path
+from pipeline.checked_files import made_again
 from pipeline.presets import PRESETS
 from pipeline.wording import last_validated, videos_said
 from stages.cli import latest_features_file, latest_prototypes_file, latest_run_file
@@ -35,10 +36,15 @@ class Output:
     what: str
     latest: str = ""
     made_from_it: list[Output] = field(default_factory=list)
+    damaged: bool = False  # a record of it could not be read (:func:`_unreadable` says which)
 
     def to_dict(self) -> dict[str, Any]:
         """This output and those made from it, for ``--json``."""
-        return {"path": str(self.path), "what": self.what, "latest": self.latest, "made_from_it": [child.to_dict() for child in self.made_from_it]}
+        return {"path": str(self.path), "what": self.what, "latest": self.latest, "damaged": self.damaged, "made_from_it": [child.to_dict() for child in self.made_from_it]}
+
+    def tree(self) -> list[Output]:
+        """This output and every output made from it, at any depth."""
+        return [self, *(output for child in self.made_from_it for output in child.tree())]
 
     def lines(self, depth: int = 0) -> list[str]:
         """This output and those made from it, one a line, indented by depth."""
@@ -59,12 +65,23 @@ def _pointed(pointer: Path) -> Path | None:
         return None
 
 
-def _json(path: Path) -> dict[str, Any]:
-    """A JSON file's object, empty where the file is missing or unreadable."""
+def _json(path: Path) -> dict[str, Any] | None:
+    """A JSON file's object: empty where the file is missing, None where it is damaged (not
+    JSON, or JSON of another shape) or unreadable, which the listing says (:func:`_unreadable`;
+    before 2026-12-07 such a record read as none: its output listed as unfinished, a guide of
+    "?", or left out, and a fine-tuning run's identity a traceback)."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        record = json.loads(path.read_bytes())
+    except FileNotFoundError:
         return {}
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _unreadable(path: Path, remedy: str) -> str:
+    """What the listing says of an output whose record at ``path`` :func:`_json` could not read."""
+    return f"its {path.name} is damaged: {remedy}"
 
 
 def _names(recorded: str | None, output: Path) -> bool:
@@ -157,33 +174,41 @@ def _made_from(cache: Path, entries: list[Path]) -> list[Output]:
     runs: dict[Path, tuple[Output, str | None]] = {}  # by resolved path: the run, the prototypes it records
     for run in (p for p in beside if kind[p] == "train"):
         metrics = _json(run / "metrics.json")
-        node = Output(run, describe_run(run, metrics), made_from_it=[Output(e, describe_evaluation(r)) for e, r in reports.items() if _names(r.get("sampler_run"), run)])
-        runs[run.resolve()] = node, metrics.get("prototypes")
+        what = describe_run(run, metrics) if metrics is not None else f"{_count(_logged_epochs(run), 'epoch')} logged; " + _unreadable(run / "metrics.json", "its heads stand (`nsnet train` warns of it and uses them)")
+        node = Output(run, what, made_from_it=[Output(e, describe_evaluation(r)) for e, r in reports.items() if r and _names(r.get("sampler_run"), run)], damaged=metrics is None)
+        runs[run.resolve()] = node, (metrics or {}).get("prototypes")
     ablations = {p: _json(p / "ablations.json") for p in beside if kind[p] == "ablations"}
     placed: set[Path] = set()
     out = []
     for prototypes in (p for p in beside if kind[p] == "prototypes"):
         info = _json(prototypes / "info.json")
-        node = Output(prototypes, f"{info.get('params', {}).get('guide', '?')} guide, {info.get('train_videos', 0):,} training videos", "latest" if prototypes.resolve() == latest_prototypes else "")
+        what = f"{info.get('params', {}).get('guide', '?')} guide, {info.get('train_videos', 0):,} training videos" if info is not None else _unreadable(prototypes / "info.json", made_again(prototypes, "prototypes"))
+        node = Output(prototypes, what, "latest" if prototypes.resolve() == latest_prototypes else "", damaged=info is None)
         latest_run = _pointed(latest_run_file(prototypes))
         for key, (run, recorded) in runs.items():
             if _names(recorded, prototypes) or key == latest_run:
                 run.latest = "latest" if key == latest_run else ""
                 node.made_from_it.append(run)
                 placed.add(key)
-        node.made_from_it += [Output(a, describe_ablations(r)) for a, r in ablations.items() if _names(r.get("prototypes"), prototypes)]
+        node.made_from_it += [Output(a, describe_ablations(r)) for a, r in ablations.items() if r and _names(r.get("prototypes"), prototypes)]
         out.append(node)
-    # runs not placed: unfinished (their prototypes known once they finish), or made before 2026-12-06
-    return out + [run for key, (run, _) in runs.items() if key not in placed]
+    # runs not placed: unfinished (their prototypes known once they finish), or made before
+    # 2026-12-06; evaluations and ablations whose record is damaged (what they were made from unknown)
+    damaged = [Output(p, _unreadable(p / name, made_again(p, command)), damaged=True) for records, name, command in ((reports, "results.json", "evaluate"), (ablations, "ablations.json", "ablations")) for p, r in records.items() if r is None]
+    return out + [run for key, (run, _) in runs.items() if key not in placed] + damaged
 
 
 def describe_finetune(run: Path) -> str:
     """A fine-tuning run's model, resolution, initial weights, epochs and last validation."""
     identity, metrics = _json(run / "identity.json"), _json(run / "metrics.json")
+    if identity is None or not {"model", "finetune"} <= set(identity):
+        return _unreadable(run / "identity.json", "the run's model and options are not shown" + ("; its model.pth stands" if (run / "model.pth").is_file() else ""))
     model, epochs = identity["model"], identity["finetune"]["epochs"]
     weights = model["weights"]
     start = f"checkpoint sha256 {weights.removeprefix('file:')[:12]}" if weights.startswith("file:") else weights
     head = f"{model['name']} @{model['resolution']} from {start}, {_count(identity['finetune']['segments'], 'segment')}"
+    if metrics is None:
+        return f"{head}; " + _unreadable(run / "metrics.json", "its model.pth is used as it is (`nsnet finetune` warns of it)")
     if "history" not in metrics:
         return f"{head}; unfinished: {_logged_epochs(run)} of {_count(epochs, 'epoch')}"
     last = metrics["history"][-1] if metrics["history"] else {}
@@ -195,7 +220,7 @@ def list_finetune_runs(cache_dir: Path, dataset: str) -> list[Output]:
     its identity is none."""
     folder = Path(cache_dir) / dataset / "finetune"
     runs = sorted(p for p in folder.iterdir() if p.is_dir() and (p / "identity.json").is_file()) if folder.is_dir() else []
-    return [Output(run, describe_finetune(run)) for run in runs]
+    return [Output(run, describe_finetune(run), damaged=any(_json(run / name) is None for name in ("identity.json", "metrics.json"))) for run in runs]
 
 
 def cache_dir_hint(cache_dir: Path, dataset: str, preset: str | None = None) -> str:
@@ -228,10 +253,7 @@ def damaged_files(outputs: list[Output], folder: Path) -> tuple[int, list[str]]:
     one said."""
     from pipeline.checked_files import DAMAGED, damaged_member
 
-    def tree(output: Output) -> list[Path]:
-        return [output.path, *(path for child in output.made_from_it for path in tree(child))]
-
-    folders = [folder, *(path for output in outputs for path in tree(output) if path.is_dir())]
+    folders = [folder, *(found.path for output in outputs for found in output.tree() if found.path.is_dir())]
     files = sorted({file for where in folders for pattern in ZIPPED_OUTPUTS for file in where.glob(pattern) if file.is_file()})
     return len(files), [f"{file}: damaged ({bad}: {DAMAGED})" for file in files if (bad := damaged_member(file)) is not None]
 

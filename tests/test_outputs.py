@@ -68,6 +68,18 @@ def test_outputs_tells_each_cache_and_what_was_made_from_it(tiny_pipeline, run_o
     with pytest.warns(RuntimeWarning, match=re.escape(f"{latest_run}: damaged, names no output ('utf-8' codec can't decode byte 0xff in position 0: invalid start byte); remove it")):
         damaged = CliRunner().invoke(main, ["outputs", "--dataset", "demo", "--cache-dir", str(run_options.cache_dir)])
     assert damaged.exit_code == 0 and run_line.replace(" (latest)", "") in damaged.output.splitlines()
+    # records damaged (a byte changed): said of each output, where they read as none before 2026-12-07
+    # (a guide of "?", the run "unfinished", the evaluation left out); --verify counts them
+    for record in (prototypes / "info.json", run / "metrics.json", Path(report["output"]) / "results.json"):
+        flip_byte(record, 0)
+    with pytest.warns(RuntimeWarning):  # the pointer, still damaged
+        said = CliRunner().invoke(main, ["outputs", "--dataset", "demo", "--cache-dir", str(run_options.cache_dir), "--verify", "--no-progress"])
+    lines = said.output.splitlines()
+    eval_name = Path(report["output"]).name.split(".zarr.")[1]
+    assert said.exit_code == 1 and lines[1] == f"  {prototypes.name.split('.zarr.')[1]}: its info.json is damaged: remove {prototypes} and run `nsnet prototypes` again"
+    assert f"  {run.name.split('.zarr.')[1]}: 1 epoch logged; its metrics.json is damaged: its heads stand (`nsnet train` warns of it and uses them)" in lines  # its prototypes unknown
+    assert f"  {eval_name}: its results.json is damaged: remove {report['output']} and run `nsnet evaluate` again" in lines  # what it was made from is not known
+    assert lines[-4:] == ["3 output(s) with a damaged JSON record:", f"  {prototypes}: {lines[1].split(': ', 1)[1]}", f"  {run}: 1 epoch logged; its metrics.json is damaged: its heads stand (`nsnet train` warns of it and uses them)", f"  {report['output']}: its results.json is damaged: remove {report['output']} and run `nsnet evaluate` again"]
 
 
 def test_a_cache_folder_moved_elsewhere_keeps_its_defaults_and_its_tree(tiny_pipeline, run_options, tmp_path):
@@ -173,6 +185,14 @@ def test_outputs_lists_the_fine_tuning_runs(tiny_videos, run_options):
         f"  {cut_short.name}: test_efficientnet @32 from checkpoint sha256 abababababab, 3 segments; unfinished: 1 of 30 epochs",
         f"  {run.name}: test_resnet @32 from none, 1 segment; 1 epoch, val top-1 {100 * last['top1']:.1f}%, mAP {100 * last['mAP']:.1f}%",
     ]
+    flip_byte(cut_short / "identity.json", 0)  # a traceback (KeyError: 'model') before 2026-12-07
+    (run / "metrics.json").write_text("[]")  # JSON of another shape: read as an unfinished run before
+    said = CliRunner().invoke(main, ["outputs", "--dataset", "demo", "--cache-dir", str(run_options.cache_dir), "--json", str(run_options.cache_dir / "outputs.json")])
+    assert said.exit_code == 0 and said.output.splitlines()[-2:] == [
+        f"  {cut_short.name}: its identity.json is damaged: the run's model and options are not shown",
+        f"  {run.name}: test_resnet @32 from none, 1 segment; its metrics.json is damaged: its model.pth is used as it is (`nsnet finetune` warns of it)",
+    ]
+    assert [r["damaged"] for r in json.loads((run_options.cache_dir / "outputs.json").read_text())["finetune_runs"]] == [True, True]
 
 
 def test_a_runs_validation_is_given_as_its_summary_gives_it(tmp_path):
