@@ -37,3 +37,8 @@ def videos_said(report: dict[str, Any]) -> str:
         return f"{report['videos']:,} {what}"
     reasons = ", ".join(f"{n:,} {LEFT_OUT_REASONS[why]}" for why, n in left.items())
     return f"{report['videos']:,} of {report['videos'] + sum(left.values()):,} {what} ({sum(left.values()):,} left out: {reasons})"
+
+
+def counted(n: int, thing: str) -> str:
+    """``n`` things, the noun plural but for one: ``1 epoch``, ``3 epochs``."""
+    return f"{n} {thing}{'' if n == 1 else 's'}"

@@ -377,7 +377,7 @@ def features(dataset: str, data_root: Path | None, cache_dir: Path, cache_path: 
 @click.option("--segments", type=int, default=None, help="1: frame-wise (w/o TSN); N: TSN consensus over N segments.")
 @click.option("--repeats", type=int, default=None, help="Visits of every training video per epoch.")
 @click.option("--epochs", type=int, default=None)
-@click.option("--batch-size", type=int, default=None)
+@click.option("--batch-size", type=int, default=None, help="Training clips a step on each rank (under torchrun a step takes this many on every rank).")
 @click.option("--lr", type=float, default=None)
 @click.option("--seed", type=int, default=None)
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=Path("cache"), show_default=True)

@@ -14,6 +14,7 @@ import json
 import math
 import shutil
 import time
+import warnings
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,7 +36,7 @@ from pipeline.models import create_finetune_model, data_config, frame_transform,
 from pipeline.plots import CURVES_NAME, draw_curves_once
 from pipeline.decode_watch import WatchedDecoding
 from pipeline.video import failure_summary
-from pipeline.wording import first_few
+from pipeline.wording import counted, first_few
 from pipeline.training import GLOBAL, SHUFFLE, EpochStats, ReadShort, TrainClips, ValClips, collate_val_clips, epoch_order, item_seed, joined_scores, train_one_epoch, validation_metrics, validation_scores, watched_batches
 
 ROLES = ("recognizer", "light")
@@ -215,6 +216,8 @@ def _train(root: Path, manifest: Manifest, train: list, val: list, role: str, sp
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start_epoch, history = state["epoch"] + 1, state["history"]
+        if worker.is_leader and (before := ranks_before(history)) not in (None, worker.world_size):
+            warnings.warn(f"{resume}: resumed on {worker.world_size} rank(s), where its {counted(len(history), 'epoch')} so far ran on {before}: a step now takes {ft.batch_size} clips on each of {worker.world_size} (--batch-size is a rank's) where it took them on each of {before}, so the weights will not be those of the run left uninterrupted; resume it on {before} rank(s) to have them", RuntimeWarning, stacklevel=2)
     else:
         scheduler.step(0)
 
@@ -269,7 +272,7 @@ def _train(root: Path, manifest: Manifest, train: list, val: list, role: str, sp
             metrics = validation_metrics(*scored, val)
             left_out = _written(run_dir / LEFT_OUT, {split: {videos[i].path: reason for i, reason in sorted(decoding.skip.items())} for split, (videos, decoding, _) in splits.items()})
             read_short = _written(run_dir / READ_SHORT, {split: {videos[i].path: {"frames": s.frames, "listed": s.listed} for i, s in sorted(dataset.short.items())} for split, (videos, _, dataset) in splits.items()})
-            entry = {"epoch": epoch + 1, "loss": stats.loss, "clips": stats.clips, "skipped": len(order) * worker.world_size - stats.clips, **metrics, "lr": lr, "seconds": time.perf_counter() - tick}
+            entry = {"epoch": epoch + 1, "loss": stats.loss, "clips": stats.clips, "skipped": len(order) * worker.world_size - stats.clips, **metrics, "lr": lr, "ranks": worker.world_size, "seconds": time.perf_counter() - tick}
             history.append(entry)
             if opts.progress:
                 tqdm.write(f"{role} epoch {epoch + 1}: loss {stats.loss:.4f}, val top-1 {100 * metrics['top1']:.1f}%, mAP {100 * metrics['mAP']:.1f}%")
@@ -282,6 +285,12 @@ def _train(root: Path, manifest: Manifest, train: list, val: list, role: str, sp
         save_atomic(checkpoint, run_dir / "model.pth")
     barrier(worker)
     return FinetuneResult(str(run_dir / "model.pth"), ft.epochs - start_epoch, history, start=start, left_out=left_out, read_short=read_short)
+
+
+def ranks_before(history: list[dict[str, Any]]) -> int | None:
+    """The ranks a resumed run's last epoch ran on (None for epochs logged before 2026-12-07,
+    which did not record them)."""
+    return history[-1].get("ranks") if history else None
 
 
 def _written(path: Path, now: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -20,7 +20,7 @@ import numpy as np
 from pipeline.cache import DONE, FAILED, PENDING, CacheError, FeatureCache, directory_size, final_path, found_beside, is_partial, read_pointer, size_text, staging_path
 from pipeline.checked_files import made_again
 from pipeline.presets import PRESETS
-from pipeline.wording import last_validated, videos_said
+from pipeline.wording import counted, last_validated, videos_said
 from stages.cli import latest_features_file, latest_prototypes_file, latest_run_file
 
 _CACHE_NAME = re.compile(r"features-[0-9a-f]{16}\.(zarr|h5)")
@@ -112,10 +112,10 @@ def describe_run(run: Path, metrics: dict[str, Any]) -> str:
         cfg = metrics["config"]
         left_out = any(metrics.get("left_out", {}).values())
         validated = last_validated(metrics["history"]) if metrics.get("validation") else None  # as the run's summary
-        return (f"{_count(len(metrics['history']), 'epoch')}, FSM {cfg['fsm_target']}, VGM {cfg['vgm_target']}, FEM {cfg['fem']}, gamma {cfg['gamma']:g}"
+        return (f"{counted(len(metrics['history']), 'epoch')}, FSM {cfg['fsm_target']}, VGM {cfg['vgm_target']}, FEM {cfg['fem']}, gamma {cfg['gamma']:g}"
                 + (f"; on {videos_said(metrics)}" if left_out else "")
                 + (f"; val mAP at K={metrics['validation']['k']}, epoch {validated['epoch']}: NSNet {validated['val_map']:.1f}, UNIFORM {validated['val_uniform_map']:.1f}" if validated else ""))
-    return f"unfinished: {_count(_logged_epochs(run), 'epoch')} so far"
+    return f"unfinished: {counted(_logged_epochs(run), 'epoch')} so far"
 
 
 def _logged_epochs(run: Path) -> int:
@@ -130,10 +130,6 @@ def _whole_line(line: bytes) -> bool:
         return isinstance(json.loads(line), dict)
     except ValueError:
         return False
-
-
-def _count(n: int, thing: str) -> str:
-    return f"{n} {thing}{'' if n == 1 else 's'}"
 
 
 def describe_evaluation(report: dict[str, Any]) -> str:
@@ -174,7 +170,7 @@ def _made_from(cache: Path, entries: list[Path]) -> list[Output]:
     runs: dict[Path, tuple[Output, str | None]] = {}  # by resolved path: the run, the prototypes it records
     for run in (p for p in beside if kind[p] == "train"):
         metrics = _json(run / "metrics.json")
-        what = describe_run(run, metrics) if metrics is not None else f"{_count(_logged_epochs(run), 'epoch')} logged; " + _unreadable(run / "metrics.json", "its heads stand (`nsnet train` warns of it and uses them)")
+        what = describe_run(run, metrics) if metrics is not None else f"{counted(_logged_epochs(run), 'epoch')} logged; " + _unreadable(run / "metrics.json", "its heads stand (`nsnet train` warns of it and uses them)")
         node = Output(run, what, made_from_it=[Output(e, describe_evaluation(r)) for e, r in reports.items() if r and _names(r.get("sampler_run"), run)], damaged=metrics is None)
         runs[run.resolve()] = node, (metrics or {}).get("prototypes")
     ablations = {p: _json(p / "ablations.json") for p in beside if kind[p] == "ablations"}
@@ -206,13 +202,13 @@ def describe_finetune(run: Path) -> str:
     model, epochs = identity["model"], identity["finetune"]["epochs"]
     weights = model["weights"]
     start = f"checkpoint sha256 {weights.removeprefix('file:')[:12]}" if weights.startswith("file:") else weights
-    head = f"{model['name']} @{model['resolution']} from {start}, {_count(identity['finetune']['segments'], 'segment')}"
+    head = f"{model['name']} @{model['resolution']} from {start}, {counted(identity['finetune']['segments'], 'segment')}"
     if metrics is None:
         return f"{head}; " + _unreadable(run / "metrics.json", "its model.pth is used as it is (`nsnet finetune` warns of it)")
     if "history" not in metrics:
-        return f"{head}; unfinished: {_logged_epochs(run)} of {_count(epochs, 'epoch')}"
+        return f"{head}; unfinished: {_logged_epochs(run)} of {counted(epochs, 'epoch')}"
     last = metrics["history"][-1] if metrics["history"] else {}
-    return f"{head}; {_count(len(metrics['history']), 'epoch')}" + (f", val top-1 {100 * last['top1']:.1f}%, mAP {100 * last['mAP']:.1f}%" if "top1" in last else "")
+    return f"{head}; {counted(len(metrics['history']), 'epoch')}" + (f", val top-1 {100 * last['top1']:.1f}%, mAP {100 * last['mAP']:.1f}%" if "top1" in last else "")
 
 
 def list_finetune_runs(cache_dir: Path, dataset: str) -> list[Output]:

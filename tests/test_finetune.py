@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
@@ -182,6 +183,27 @@ def test_kill_and_resume_gives_the_same_weights(tiny_videos, tmp_path):
         assert torch.equal(a[key], b[key]), key
 
 
+def test_a_run_resumed_on_another_count_of_ranks_says_its_weights_will_differ(tiny_videos, run_options):
+    """Each epoch logs the ranks it ran on; a run resumed on another count (a preempted
+    8-GPU job restarted on 4: each rank's --batch-size, so a step's clips change) warns that
+    its weights will not be the uninterrupted run's, naming the count to resume on."""
+    ft = replace(FT, epochs=2, repeats=1)
+    result = run_finetune("demo", tiny_videos, "recognizer", REC, ft, 6, run_options)
+    assert [h["ranks"] for h in result.history] == [1, 1]
+    run_dir = Path(result.checkpoint).parent
+    state = torch.load(run_dir / "last.pth", weights_only=False)
+    torch.save({**state, "epoch": 0, "history": [{**state["history"][0], "ranks": 2}]}, run_dir / "last.pth")  # as two ranks left it after epoch 1
+    (run_dir / "model.pth").unlink()
+    with pytest.warns(RuntimeWarning, match=re.escape(f"{run_dir / 'last.pth'}: resumed on 1 rank(s), where its 1 epoch so far ran on 2: a step now takes 8 clips on each of 1 (--batch-size is a rank's) where it took them on each of 2, so the weights will not be those of the run left uninterrupted; resume it on 2 rank(s) to have them")):
+        resumed = run_finetune("demo", tiny_videos, "recognizer", REC, ft, 6, run_options)
+    assert resumed.trained_epochs == 1 and [h["ranks"] for h in resumed.history] == [2, 1]
+    torch.save({**state, "epoch": 0, "history": [{k: v for k, v in state["history"][0].items() if k != "ranks"}]}, run_dir / "last.pth")  # logged before the ranks were
+    (run_dir / "model.pth").unlink()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        assert run_finetune("demo", tiny_videos, "recognizer", REC, ft, 6, run_options).trained_epochs == 1
+
+
 def test_a_killed_runs_log_holds_each_epoch_once_when_resumed(tiny_videos, run_options, monkeypatch, tmp_path):
     """Killed in the middle of epoch 2's line, after its resume point was saved (the log comes
     after the save since 2026-12-06; before, an epoch could be logged and not saved): the
@@ -242,7 +264,7 @@ def test_torchrun_ddp_fine_tune_on_two_cpu_ranks(tiny_videos, tmp_path):
     log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
     manifest = get_dataset("demo").load(tiny_videos)
     assert [entry["videos"] for entry in log] == [len(manifest.split("val") or manifest.split("test"))] * 2  # rank 0 logs each epoch once, of both ranks' shares
-    assert [(entry["clips"], entry["skipped"]) for entry in log] == [(len(manifest.split("train")) * 4, 0)] * 2  # both ranks' clips (the demo visits each video 4 times)
+    assert [(entry["clips"], entry["skipped"], entry["ranks"]) for entry in log] == [(len(manifest.split("train")) * 4, 0, 2)] * 2  # both ranks' clips (the demo visits each video 4 times)
     (run_dir / "metrics.json").write_text("{")  # finished, its record damaged: warned of once, by the rank that reports
     again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert again.returncode == 0 and again.stderr.count(f"{run_dir / 'metrics.json'}: damaged") == 1, again.stdout + again.stderr
