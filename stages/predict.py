@@ -437,7 +437,7 @@ def go_on(jsonl: Path, identity: dict, judge: Callable[[dict], dict | None]) -> 
     elif whole < jsonl.stat().st_size:
         os.truncate(jsonl, whole)
     if damaged:
-        warnings.warn(f"{jsonl}: line{'s' if len(damaged) > 1 else ''} {first_few([str(n + 1) for n in damaged], 3)} damaged (not a prediction's JSON: a disk error, or an edit): dropped, their videos predicted again", RuntimeWarning, stacklevel=3)
+        warnings.warn(f"{jsonl}: line{'s' if len(damaged) > 1 else ''} {first_few([str(n + 1) for n in damaged], 3)} damaged (not a prediction's JSON: a disk error, or an edit): dropped, {'their videos' if len(damaged) > 1 else 'its video'} predicted again", RuntimeWarning, stacklevel=3)
     return dropped
 
 
