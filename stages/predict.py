@@ -493,6 +493,16 @@ def adopted_lines(files: Sequence[Path], identity: dict, wanted: dict[str, dict 
                     yield line, path.parent
 
 
+def linked_or_copied(source: Path, destination: Path) -> None:
+    """``destination`` made the file ``source`` is: a hard link (no bytes copied, and the file
+    outlives ``source``'s folder), or a copy where the file system has none."""
+    destination.unlink(missing_ok=True)
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copyfile(source, destination)
+
+
 def share_folder(out_dir: Path, share: Share) -> Path:
     """Where ``share`` of a predict run writes: ``out_dir`` for the whole, else its
     ``share-i-of-n/`` folder (its own lines, plots, configuration and lock)."""
@@ -561,11 +571,11 @@ def _predict_into(jsonl: Path, inputs: Sequence[Path], run_dir: Path, cfg: EvalC
     root = out_dir if share == WHOLE else out_dir.parent
     with open(jsonl, "a") as handle:
         for line, folder in adopted_lines(other_divisions(root, share), identity, {str(v): stamps[str(v)] for v in videos if str(v) not in done}, retry_failed):
-            if "plot" in line:  # the figure copied beside this file first: a line never names a missing one
+            if "plot" in line:  # the figure put beside this file first: a line never names a missing one
                 if not (folder / line["plot"]).is_file():
                     continue
                 name = _plot_name(line["video"], taken)
-                shutil.copyfile(folder / line["plot"], out_dir / name)
+                linked_or_copied(folder / line["plot"], out_dir / name)
                 line = {**line, "plot": name}
             handle.write(json.dumps(line) + "\n")
             handle.flush()
