@@ -26,7 +26,7 @@ import torch
 from tqdm import tqdm
 
 from pipeline.backends import DEFAULT_EXPORT_DIR, make_heads
-from pipeline.cache import CacheError, FeatureCache, clear_partials, is_partial, output_lock, replacing, write_text_atomic
+from pipeline.cache import CacheError, FeatureCache, clear_partials, fingerprint, is_partial, output_lock, replacing, write_text_atomic
 from pipeline.checked_files import checked_json
 from pipeline.config import DECODE_TIMEOUT_S, PREDICT_BATCH, EvalConfig
 from pipeline.datasets.finding import walk_once
@@ -271,7 +271,8 @@ class PredictResult:
     again: int = 0  # videos of earlier lines predicted again: their files changed (or failures retried)
     misread: int = 0  # videos of earlier lines predicted again: decord misread their files then (misread_earlier)
     gone: int = 0  # earlier lines dropped: their videos are no longer among the inputs
-    adopted: dict[str, int] = field(default_factory=dict)  # lines taken from another division's files (adopted_lines), by folder
+    adopted: dict[str, int] = field(default_factory=dict)  # lines taken from another division's or other settings' files (adopted_lines), by folder
+    set_aside: tuple[Path, int] | None = None  # where an earlier file of other settings went, and its lines (set_aside)
     short: int = 0  # videos read short (files cut short), this run's and the earlier lines'
 
     @property
@@ -314,9 +315,11 @@ class PredictResult:
             lines.append(f"{self.misread:,} predicted again: decord read them, as it did every file it opened before 2026-12-06 (night), and misread them; PyAV reads them now")
         if self.gone:
             lines.append(f"{self.gone:,} earlier line(s) dropped: their videos are no longer among the inputs")
+        if self.set_aside:
+            lines.append(f"{self.set_aside[1]:,} earlier prediction(s) of other settings set aside in {self.set_aside[0]}, with their plots")
         if self.adopted:
             whole = f"cat {self.jsonl.parent.parent}/share-*-of-{self.share[1]}/predictions.jsonl" if self.share != WHOLE else str(self.jsonl)
-            lines.append(f"{sum(self.adopted.values()):,} of them taken from the predictions of another division of the videos, with this configuration ({', '.join(f'{n:,} from {folder}' for folder, n in self.adopted.items())}): not predicted again; {whole} is the whole once every share is through, and those folders can go")
+            lines.append(f"{sum(self.adopted.values()):,} of them taken from the predictions of another division of the videos or set aside, with this configuration ({', '.join(f'{n:,} from {folder}' for folder, n in self.adopted.items())}): not predicted again; {whole} is the whole once every share is through")
         lines.append(f"written {self.jsonl}")
         if self.plots:
             lines.append(f"{len(self.plots)} saliency plot(s) in {self.plots[0].parent}")
@@ -462,18 +465,47 @@ def _json_lines(path: Path) -> Iterator[dict]:
             yield json.loads(raw)
 
 
-def other_divisions(out_dir: Path, share: Share) -> list[Path]:
-    """The predictions files in ``out_dir`` written by another division of the videos than
-    ``share``'s (:func:`share_folder`): the whole run's and the shares of another count, where a
-    job array of 4 was launched again on 8 nodes, or a whole run finishes what shares left."""
-    files = [Path(out_dir) / "predictions.jsonl", *sorted(Path(out_dir).glob("share-*-of-*/predictions.jsonl"))]
-    mine = share_folder(out_dir, share)
+def predictions_to_take(out_dir: Path, share: Share) -> list[Path]:
+    """The predictions files in ``out_dir`` whose lines ``share`` may take (:func:`adopted_lines`):
+    those of another division of the videos than ``share``'s (:func:`share_folder`), the whole
+    run's and the shares of another count (a job array of 4 launched again on 8 nodes, or a whole
+    run finishing what shares left), and the files of other settings set aside in these folders
+    and in its own (:func:`set_aside`: K changed and back again)."""
+    root, mine = Path(out_dir), share_folder(out_dir, share)
     count = f"-of-{share[1]}"
-    return [f for f in files if f.is_file() and f.parent != mine and not (share != WHOLE and f.parent.name.endswith(count))]
+    others = [folder for folder in [root, *sorted(root.glob("share-*-of-*"))] if folder != mine and not (share != WHOLE and folder.name.endswith(count))]
+    files = [folder / "predictions.jsonl" for folder in others]
+    files += [file for folder in (mine, *others) for file in sorted(folder.glob(f"{EARLIER}/*/predictions.jsonl"))]
+    return [file for file in files if file.is_file()]
+
+
+# Where a predictions file of other settings is kept when a run writes its own (set_aside).
+EARLIER = "earlier"
+
+
+def set_aside(jsonl: Path) -> tuple[Path, int]:
+    """The lines of ``jsonl``, predicted with other settings than this run's, moved with their
+    configuration and the plots they name into ``earlier/<settings' fingerprint>/`` beside it
+    (emptied before the fifty-seventh session: a changed ``--k`` threw a finished run away);
+    the folder and the lines moved. A run with those settings takes them back
+    (:func:`predictions_to_take`)."""
+    config = config_path(jsonl)
+    folder = jsonl.parent / EARLIER / fingerprint(json.loads(config.read_bytes()))[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = 0
+    with open(jsonl, "rb") as handle:
+        for raw in handle:
+            lines += raw.endswith(b"\n")
+            line = earlier_line(raw)
+            if line is not None and "plot" in line and (jsonl.parent / line["plot"]).is_file():
+                os.replace(jsonl.parent / line["plot"], folder / line["plot"])
+    shutil.copyfile(config, config_path(folder / jsonl.name))  # first: lines never lie without theirs
+    os.replace(jsonl, folder / jsonl.name)
+    return folder, lines
 
 
 def adopted_lines(files: Sequence[Path], identity: dict, wanted: dict[str, dict | None], retry_failed: bool) -> Iterator[tuple[dict, Path]]:
-    """The whole lines of ``files`` (another division's predictions, :func:`other_divisions`)
+    """The whole lines of ``files`` (another division's predictions, :func:`predictions_to_take`)
     written with this ``identity`` for the videos ``wanted`` whose files are unchanged (their
     stamps) under the current decoder rules (failed ones too, unless ``retry_failed``), each
     with its folder, a video's first; a file whose identity is damaged is passed over."""
@@ -547,6 +579,9 @@ def _predict_into(jsonl: Path, inputs: Sequence[Path], run_dir: Path, cfg: EvalC
 
     dropped = go_on(jsonl, identity, judged)
     if dropped is None:  # the file emptied before its identity changes: never an old run's lines under a new identity
+        if jsonl.is_file() and jsonl.stat().st_size:
+            result.set_aside = set_aside(jsonl)
+            warnings.warn(f"{jsonl}: its {result.set_aside[1]:,} predictions, of other settings (the run, --k, --fusion, --alpha, the backend or --plot), set aside in {result.set_aside[0]} with their plots; a run with those settings takes them back", RuntimeWarning, stacklevel=2)
         jsonl.write_text("")
         write_text_atomic(config_path(jsonl), json.dumps(identity, indent=1))
     else:
@@ -570,7 +605,7 @@ def _predict_into(jsonl: Path, inputs: Sequence[Path], run_dir: Path, cfg: EvalC
             taken.add(line["plot"])
     root = out_dir if share == WHOLE else out_dir.parent
     with open(jsonl, "a") as handle:
-        for line, folder in adopted_lines(other_divisions(root, share), identity, {str(v): stamps[str(v)] for v in videos if str(v) not in done}, retry_failed):
+        for line, folder in adopted_lines(predictions_to_take(root, share), identity, {str(v): stamps[str(v)] for v in videos if str(v) not in done}, retry_failed):
             if "plot" in line:  # the figure put beside this file first: a line never names a missing one
                 if not (folder / line["plot"]).is_file():
                     continue

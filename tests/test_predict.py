@@ -3,6 +3,7 @@ videos reported while the rest go on, refusal of runs that do not fit, and the v
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -172,7 +173,8 @@ def test_an_interrupted_predict_goes_on_where_it_stopped(trained, tmp_path, onnx
     keeps the first, predicts the other two alone, and the file is a one-go run's. Complete, a
     re-run predicts nothing and shows the file's rows; fewer videos drop the others' lines and
     predict nothing, the videos back predict the one dropped alone; another K writes the file
-    anew."""
+    anew, the earlier one set aside (emptied before the fifty-seventh session), and K back takes
+    its lines again."""
     from pipeline.video import FrameSource
     from stages.predict import config_path
 
@@ -209,8 +211,15 @@ def test_an_interrupted_predict_goes_on_where_it_stopped(trained, tmp_path, onnx
     assert (fewer.earlier, fewer.videos, fewer.gone) == (2, 0, 1) and "1 earlier line(s) dropped: their videos are no longer among the inputs" in fewer.table()
     back, _, decoded = predicted(videos)
     assert decoded == [videos[0].name] and back.jsonl.read_text().splitlines() == [*written.splitlines()[1:], written.splitlines()[0]]
-    other_k, lines, decoded = predicted(videos, replace(EVAL, k=1))
+    with pytest.warns(RuntimeWarning, match=re.escape(f"{out / 'predictions.jsonl'}: its 3 predictions, of other settings (the run, --k, --fusion, --alpha, the backend or --plot), set aside in {out / 'earlier'}/")):
+        other_k, lines, decoded = predicted(videos, replace(EVAL, k=1))
     assert sorted(decoded) == sorted(v.name for v in videos) and [len(line["frames"]) for line in lines] == [1, 1, 1] and other_k.earlier == 0
+    aside, moved = other_k.set_aside
+    assert moved == 3 and (aside / "predictions.jsonl").read_text().splitlines() == [*written.splitlines()[1:], written.splitlines()[0]]  # the file as `back` left it
+    assert f"3 earlier prediction(s) of other settings set aside in {aside}, with their plots" in other_k.table()
+    with pytest.warns(RuntimeWarning, match="its 3 predictions, of other settings"):  # K back: the K=1 lines set aside in turn, the first taken back
+        k_back, lines, decoded = predicted(videos)
+    assert decoded == [] and k_back.adopted == {str(aside): 3} and [len(line["frames"]) for line in lines] == [2, 2, 2]
 
 
 def test_a_damaged_predictions_line_is_dropped_and_its_video_alone_predicted_again(trained, tmp_path, onnx_exports, monkeypatch):
@@ -276,7 +285,7 @@ def test_a_predict_divided_otherwise_takes_the_lines_another_division_wrote(trai
     for share, line in ((shares[0], lines[0][0]), (shares[1], lines[1][0])):
         assert os.path.samefile(share.jsonl.parent / line["plot"], out / line["plot"])  # linked, not copied
     assert (shares[0].earlier, shares[0].videos, shares[0].adopted) == (1, 1, {str(out): 1})
-    assert f"1 of them taken from the predictions of another division of the videos, with this configuration (1 from {out}): not predicted again; cat {out}/share-*-of-2/predictions.jsonl is the whole" in shares[0].table()
+    assert f"1 of them taken from the predictions of another division of the videos or set aside, with this configuration (1 from {out}): not predicted again; cat {out}/share-*-of-2/predictions.jsonl is the whole once every share is through" in shares[0].table()
     again = run_predict(videos, run, out, EVAL, workers=0, progress=False, export_dir=onnx_exports, plot=True, share=(0, 2))
     assert (again.earlier, again.videos, again.adopted) == (2, 0, {})  # its own lines now
     reads.clear()
