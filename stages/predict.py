@@ -603,9 +603,10 @@ def _predict_into(jsonl: Path, inputs: Sequence[Path], run_dir: Path, cfg: EvalC
         done.add(line["video"])
         if "plot" in line:
             taken.add(line["plot"])
-    root = out_dir if share == WHOLE else out_dir.parent
+    wanted = {str(v): stamps[str(v)] for v in videos if str(v) not in done}
+    files = predictions_to_take(out_dir if share == WHOLE else out_dir.parent, share) if wanted else []
     with open(jsonl, "a") as handle:
-        for line, folder in adopted_lines(predictions_to_take(root, share), identity, {str(v): stamps[str(v)] for v in videos if str(v) not in done}, retry_failed):
+        for line, folder in adopted_lines(files, identity, wanted, retry_failed):
             if "plot" in line:  # the figure put beside this file first: a line never names a missing one
                 if not (folder / line["plot"]).is_file():
                     continue
