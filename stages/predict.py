@@ -413,7 +413,8 @@ def go_on(jsonl: Path, identity: dict, judge: Callable[[dict], dict | None]) -> 
     amends (another line) written amended (the file written whole, :func:`replacing`, where any
     is); the dropped lines' videos and plots. A damaged line is dropped with a warning naming
     it, its video predicted again (the whole file was written anew before). None where there is
-    no such run: the file is then written anew."""
+    no such run: the file is then written anew (an earlier one's lines set aside first,
+    :func:`set_aside`)."""
     if not same_run(jsonl, identity):
         return None
     whole, dropped, amended, damaged = 0, [], {}, []
@@ -505,8 +506,8 @@ def set_aside(jsonl: Path) -> tuple[Path, int]:
 
 
 def adopted_lines(files: Sequence[Path], identity: dict, wanted: dict[str, dict | None], retry_failed: bool) -> Iterator[tuple[dict, Path]]:
-    """The whole lines of ``files`` (another division's predictions, :func:`predictions_to_take`)
-    written with this ``identity`` for the videos ``wanted`` whose files are unchanged (their
+    """The whole lines of ``files`` (another division's predictions, or other settings' set
+    aside: :func:`predictions_to_take`) written with this ``identity`` for the videos ``wanted`` whose files are unchanged (their
     stamps) under the current decoder rules (failed ones too, unless ``retry_failed``), each
     with its folder, a video's first; a file whose identity is damaged is passed over."""
     found: set[str] = set()
