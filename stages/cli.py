@@ -720,7 +720,7 @@ def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_pat
 @click.option("--run", "--sampler-run", "run_path", type=click.Path(path_type=Path), default=None, callback=sampler_run_given, help="Sampler run of `nsnet train`: its folder, or its model.pth (default: the last one it finished for --dataset's latest prototypes, else the run of the dataset's train config); --sampler-run is the same.")
 @click.option("--dataset", type=click.Choice(sorted(DATASETS)), default=None, help="Check that the run was trained on this dataset (and find its default run).")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=Path("cache"), show_default=True)
-@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=Path("cache/predict"), show_default=True, help="Where predictions.jsonl and the plots go.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=Path("cache/predict"), show_default=True, help="Where predictions.jsonl and the plots go: a run goes on from the file there, sets one of other settings aside in earlier/, and takes the lines other --shard counts or settings left there.")
 @frame_choice_options
 @click.option("--batch-size", type=click.IntRange(min=1), default=PREDICT_BATCH, show_default=True, help="Videos per model batch.")
 @click.option("--plot", is_flag=True, help="A PNG per video: saliency over time, chosen frames and their thumbnails.")
