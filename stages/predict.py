@@ -452,18 +452,21 @@ def misread_earlier(jsonl: Path, stamps: dict[str, dict | None], progress: bool)
     each file looked into once (:func:`looked_into`); damaged lines passed over (:func:`go_on`
     drops them)."""
     older = []
-    with open(jsonl, "rb") as handle:
-        for line in filter(None, map(earlier_line, handle)):
-            video = line["video"]
-            if abs(line.get("decoder_rules", 0)) < DECODER_RULES and line.get("file") == stamps.get(video) and os.path.isfile(video):
-                older.append(video)
+    for line in _whole_lines(jsonl):
+        video = line["video"]
+        if abs(line.get("decoder_rules", 0)) < DECODER_RULES and line.get("file") == stamps.get(video) and os.path.isfile(video):
+            older.append(video)
     return {video for video, why in zip(older, looked_into(older, misread_before, progress)) if why}
 
 
-def _json_lines(path: Path) -> Iterator[dict]:
+def _whole_lines(path: Path, raw: bool = False) -> Iterator[Any]:
+    """The lines of a predictions file that are whole (read as :func:`earlier_line` reads them;
+    a damaged one or a last one cut short passed over), each with its bytes where ``raw``."""
     with open(path, "rb") as handle:
-        for raw in handle:
-            yield json.loads(raw)
+        for data in handle:
+            line = earlier_line(data) if data.endswith(b"\n") else None
+            if line is not None:
+                yield (line, data) if raw else line
 
 
 def predictions_to_take(out_dir: Path, share: Share) -> list[Path]:
@@ -487,22 +490,31 @@ EARLIER = "earlier"
 def set_aside(jsonl: Path) -> tuple[Path, int]:
     """The lines of ``jsonl``, predicted with other settings than this run's, moved with their
     configuration and the plots they name into ``earlier/<settings' fingerprint>/`` beside it
-    (emptied before the fifty-seventh session: a changed ``--k`` threw a finished run away);
-    the folder and the lines moved. A run with those settings takes them back
-    (:func:`predictions_to_take`)."""
+    (emptied before the fifty-seventh session: a changed ``--k`` threw a finished run away),
+    joined to the lines set aside there before of the videos it has none of (a subset run with
+    those settings between replaced none of them); the folder and the lines moved. A run with
+    those settings takes them back (:func:`predictions_to_take`)."""
     config = config_path(jsonl)
     folder = jsonl.parent / EARLIER / fingerprint(json.loads(config.read_bytes()))[:16]
     folder.mkdir(parents=True, exist_ok=True)
-    lines = 0
-    with open(jsonl, "rb") as handle:
-        for raw in handle:
-            lines += raw.endswith(b"\n")
-            line = earlier_line(raw)
-            if line is not None and "plot" in line and (jsonl.parent / line["plot"]).is_file():
-                os.replace(jsonl.parent / line["plot"], folder / line["plot"])
-    shutil.copyfile(config, config_path(folder / jsonl.name))  # first: lines never lie without theirs
-    os.replace(jsonl, folder / jsonl.name)
-    return folder, lines
+    target = folder / jsonl.name
+    incoming = {line["video"] for line in _whole_lines(jsonl)}
+    taken: set[str] = set()  # the plot names of the lines kept there
+    with replacing(target) as tmp, open(tmp, "wb") as merged:
+        for line, raw in _whole_lines(target, raw=True) if target.is_file() else ():
+            if line["video"] not in incoming:
+                merged.write(raw)
+                taken.update([line["plot"]] if "plot" in line else [])
+        for line, raw in _whole_lines(jsonl, raw=True):
+            if "plot" in line:
+                name = line["plot"] if line["plot"] not in taken else _plot_name(line["video"], taken)
+                taken.add(name)
+                if (jsonl.parent / line["plot"]).is_file():
+                    os.replace(jsonl.parent / line["plot"], folder / name)
+                raw = raw if name == line["plot"] else (json.dumps({**line, "plot": name}) + "\n").encode()
+            merged.write(raw)
+        shutil.copyfile(config, config_path(target))  # first: lines never lie without theirs
+    return folder, len(incoming)
 
 
 def adopted_lines(files: Sequence[Path], identity: dict, wanted: dict[str, dict | None], retry_failed: bool) -> Iterator[tuple[dict, Path]]:
@@ -517,13 +529,11 @@ def adopted_lines(files: Sequence[Path], identity: dict, wanted: dict[str, dict 
                 continue
         except CacheError:
             continue
-        with open(path, "rb") as handle:
-            for raw in handle:
-                line = earlier_line(raw) if raw.endswith(b"\n") else None
-                video = line and line["video"]
-                if video in wanted and video not in found and line.get("file") == wanted[video] and abs(line.get("decoder_rules", 0)) >= DECODER_RULES and not (retry_failed and "error" in line):
-                    found.add(video)
-                    yield line, path.parent
+        for line in _whole_lines(path):
+            video = line["video"]
+            if video in wanted and video not in found and line.get("file") == wanted[video] and abs(line.get("decoder_rules", 0)) >= DECODER_RULES and not (retry_failed and "error" in line):
+                found.add(video)
+                yield line, path.parent
 
 
 def linked_or_copied(source: Path, destination: Path) -> None:
@@ -599,7 +609,7 @@ def _predict_into(jsonl: Path, inputs: Sequence[Path], run_dir: Path, cfg: EvalC
         clear_partials(written)
     done: set[str] = set()
     taken: set[str] = set()  # plot names
-    for line in _json_lines(jsonl):
+    for line in _whole_lines(jsonl):
         result.add_earlier(line)
         done.add(line["video"])
         if "plot" in line:

@@ -220,6 +220,16 @@ def test_an_interrupted_predict_goes_on_where_it_stopped(trained, tmp_path, onnx
     with pytest.warns(RuntimeWarning, match="its 3 predictions, of other settings"):  # K back: the K=1 lines set aside in turn, the first taken back
         k_back, lines, decoded = predicted(videos)
     assert decoded == [] and k_back.adopted == {str(aside): 3} and [len(line["frames"]) for line in lines] == [2, 2, 2]
+    # K=1 on one video, taken back from its set-aside file; K=2 again sets it aside once more:
+    # joined to the three lines there, where it replaced them
+    (k1_aside,) = [folder for folder in (out / "earlier").iterdir() if folder != aside]
+    k1_lines = (k1_aside / "predictions.jsonl").read_text().splitlines()
+    with pytest.warns(RuntimeWarning, match="its 3 predictions, of other settings"):
+        one, lines, decoded = predicted(videos[2:], replace(EVAL, k=1))
+    assert decoded == [] and one.adopted == {str(k1_aside): 1} and len(lines) == 1
+    with pytest.warns(RuntimeWarning, match="its 1 predictions, of other settings"):
+        predicted(videos)
+    assert sorted((k1_aside / "predictions.jsonl").read_text().splitlines()) == sorted(k1_lines)
 
 
 def test_a_damaged_predictions_line_is_dropped_and_its_video_alone_predicted_again(trained, tmp_path, onnx_exports, monkeypatch):
@@ -382,6 +392,33 @@ def test_a_video_decord_misread_before_the_rules_is_predicted_again_once(trained
     refuse_looks(monkeypatch, "stages.predict")
     third = run_predict(videos, run, tmp_path / "out", EVAL, workers=0, progress=False, export_dir=onnx_exports)
     assert (third.earlier, third.videos, third.misread) == (4, 0, 0) and third.jsonl.read_text() == second.jsonl.read_text()
+
+
+def test_a_file_set_aside_joins_the_earlier_one_of_its_settings_and_keeps_every_plot(tmp_path):
+    """Set aside where a file of the same settings lies: the earlier lines of videos the new file
+    has none of are kept, its own replace theirs, and a plot named as one kept there (another
+    video of the same stem) takes the next free name, its line amended."""
+    from stages.predict import config_path, set_aside
+
+    out = tmp_path / "out"
+    out.mkdir()
+    jsonl = out / "predictions.jsonl"
+
+    def write(lines: list[dict], plots: dict[str, bytes]) -> None:
+        jsonl.write_text("".join(json.dumps(line) + "\n" for line in lines))
+        config_path(jsonl).write_text(json.dumps({"k": 5}))
+        for name, data in plots.items():
+            (out / name).write_bytes(data)
+
+    write([{"video": "/a/v.mp4", "plot": "v.png"}, {"video": "/a/w.mp4"}], {"v.png": b"a's"})
+    folder, moved = set_aside(jsonl)
+    assert moved == 2 and (folder / "v.png").read_bytes() == b"a's" and not (out / "v.png").exists()
+    write([{"video": "/b/v.mp4", "plot": "v.png"}, {"video": "/a/w.mp4", "error": "again"}], {"v.png": b"b's"})
+    assert set_aside(jsonl) == (folder, 2)
+    lines = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
+    assert lines == [{"video": "/a/v.mp4", "plot": "v.png"}, {"video": "/b/v.mp4", "plot": "v-2.png"}, {"video": "/a/w.mp4", "error": "again"}]
+    assert (folder / "v.png").read_bytes() == b"a's" and (folder / "v-2.png").read_bytes() == b"b's"
+    assert json.loads(config_path(folder / "predictions.jsonl").read_text()) == {"k": 5}
 
 
 def test_a_file_stamp_changes_with_its_file_or_folder_of_frames(tmp_path):
