@@ -359,6 +359,17 @@ def logged_lines(final: Path) -> list[dict[str, Any]]:
 LOGGED_KEYS = ("video_id", "path", "reason")
 
 
+def json_object(data: bytes, keys: Sequence[str] = ()) -> dict[str, Any] | None:
+    """The JSON object ``data`` holds, with every one of ``keys``; None where it is damaged (not
+    JSON, a byte that is no UTF-8, or JSON of another shape): the one test of a record or a
+    log's line the toolkit wrote and reads back."""
+    try:
+        value = json.loads(data)
+    except ValueError:  # JSON's errors and a damaged byte's UnicodeDecodeError
+        return None
+    return value if isinstance(value, dict) and all(key in value for key in keys) else None
+
+
 def _whole_lines(log: Path) -> list[dict[str, Any]]:
     """The lines of a features log that are whole; a line cut short (its job killed in the
     middle of a write, or the disk full) or otherwise damaged is passed over with a warning
@@ -367,11 +378,7 @@ def _whole_lines(log: Path) -> list[dict[str, Any]]:
     for number, raw in enumerate(log.read_bytes().splitlines(), 1):
         if not raw.strip():
             continue
-        try:
-            line = json.loads(raw)
-        except ValueError:  # JSON's errors and a damaged byte's UnicodeDecodeError
-            line = None
-        if isinstance(line, dict) and all(key in line for key in LOGGED_KEYS):
+        if (line := json_object(raw, LOGGED_KEYS)) is not None:
             whole.append(line)
         else:
             damaged.append(number)

@@ -8,7 +8,6 @@ pointers); then the fine-tuning runs (model, initial weights, epochs, last valid
 
 from __future__ import annotations
 
-import json
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.cache import DONE, FAILED, PENDING, CacheError, FeatureCache, directory_size, final_path, found_beside, is_partial, read_pointer, size_text, staging_path
+from pipeline.cache import DONE, FAILED, PENDING, CacheError, FeatureCache, directory_size, final_path, found_beside, is_partial, json_object, read_pointer, size_text, staging_path
 from pipeline.checked_files import made_again
 from pipeline.presets import PRESETS
 from pipeline.wording import counted, last_validated, videos_said
@@ -71,12 +70,12 @@ def _json(path: Path) -> dict[str, Any] | None:
     before 2026-12-07 such a record read as none: its output listed as unfinished, a guide of
     "?", or left out, and a fine-tuning run's identity a traceback)."""
     try:
-        record = json.loads(path.read_bytes())
+        data = path.read_bytes()
     except FileNotFoundError:
         return {}
-    except (OSError, ValueError):
+    except OSError:
         return None
-    return record if isinstance(record, dict) else None
+    return json_object(data)
 
 
 def _unreadable(path: Path, remedy: str) -> str:
@@ -122,14 +121,7 @@ def _logged_epochs(run: Path) -> int:
     """The epochs a run cut short has finished: the whole lines of its ``log.jsonl`` (a kill in
     the middle of a line leaves half of one, which the run's resume writes over)."""
     log = run / "log.jsonl"
-    return sum(1 for line in log.read_bytes().splitlines() if _whole_line(line)) if log.is_file() else 0
-
-
-def _whole_line(line: bytes) -> bool:
-    try:
-        return isinstance(json.loads(line), dict)
-    except ValueError:
-        return False
+    return sum(1 for line in log.read_bytes().splitlines() if json_object(line) is not None) if log.is_file() else 0
 
 
 def describe_evaluation(report: dict[str, Any]) -> str:

@@ -26,7 +26,7 @@ import torch
 from tqdm import tqdm
 
 from pipeline.backends import DEFAULT_EXPORT_DIR, make_heads
-from pipeline.cache import CacheError, FeatureCache, clear_partials, fingerprint, is_partial, output_lock, replacing, write_text_atomic
+from pipeline.cache import CacheError, FeatureCache, clear_partials, fingerprint, is_partial, json_object, output_lock, replacing, write_text_atomic
 from pipeline.checked_files import checked_json
 from pipeline.config import DECODE_TIMEOUT_S, PREDICT_BATCH, EvalConfig
 from pipeline.datasets.finding import walk_once
@@ -400,11 +400,8 @@ def same_run(jsonl: Path, identity: dict) -> bool:
 def earlier_line(raw: bytes) -> dict | None:
     """A predictions file's line as written (an object naming its ``video``); None where it
     is damaged (a byte changed: not JSON, or JSON of another shape)."""
-    try:
-        line = json.loads(raw)
-    except ValueError:  # JSON's errors and a damaged byte's UnicodeDecodeError
-        return None
-    return line if isinstance(line, dict) and isinstance(line.get("video"), str) else None
+    line = json_object(raw, ("video",))
+    return line if line is not None and isinstance(line["video"], str) else None
 
 
 def go_on(jsonl: Path, identity: dict, judge: Callable[[dict], dict | None]) -> list[tuple[str, str | None]] | None:
