@@ -1077,6 +1077,11 @@ def shard_size(attrs: dict[str, Any]) -> int:
     return int(attrs.get("videos_per_shard", attrs["videos_per_batch"]))
 
 
+def store_sizes(attrs: dict[str, Any]) -> dict[str, int]:
+    """A store's videos a model batch and a shard (:func:`shard_size`), fixed when it was made."""
+    return {"videos_per_batch": int(attrs["videos_per_batch"]), "videos_per_shard": shard_size(attrs)}
+
+
 def store_files(path: Path) -> dict[str, int]:
     """Files of a store, per array (and ``metadata`` for the rest): 1 for an HDF5 file."""
     path = Path(path)

@@ -85,6 +85,10 @@ def checked_json(path: Path, remedy: str) -> Any:
         raise CacheError(f"{path}: damaged, not JSON ({exc}: {DAMAGED}); {remedy}") from None
 
 
+# What a training run's damaged metrics.json costs when the run is read back (run_record).
+HISTORY_NOT_SHOWN = "the run's history is not shown; its model.pth is used as it is"
+
+
 def run_record(path: Path, empty: dict[str, Any], instead: str) -> dict[str, Any]:
     """A record beside what a stage made that the product stands without (a training run's
     ``metrics.json``, fine-tuning's ``left_out.json``, a generator's salient frames):

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 import pipeline
 from pipeline import cache as cache_mod
-from pipeline.cache import DONE, FAILED, NOT_RECORDED, PENDING, BackgroundWriter, CacheError, FeatureCache, Layout, ShardAssembler, ZarrWriter, changed_sources, shard_size, write_text_alone
+from pipeline.cache import DONE, FAILED, NOT_RECORDED, PENDING, BackgroundWriter, CacheError, FeatureCache, Layout, ShardAssembler, ZarrWriter, changed_sources, shard_size, store_sizes, write_text_alone
 from pipeline.backends import Runner, backend_identity, make_runner, resolve_backend
 from pipeline.class_order import OrderWatch, misordered_message, write_recognizer_classes
 from pipeline.config import EVEN_SHARES, WEIGHTS_IMAGENET, WEIGHTS_NONE, FeaturesConfig, RunOptions, from_checkpoint
@@ -454,7 +454,7 @@ def _my_shards(num_videos: int, attrs: dict[str, Any], worker: Worker) -> list[l
 def _warn_fixed_at_creation(store: Path, attrs: dict[str, Any], opts: RunOptions) -> None:
     """A RuntimeWarning where ``--videos-per-batch`` or ``--videos-per-shard`` asks an existing
     cache for other sizes than it was made with: fixed at its creation, they change nothing."""
-    asked, made = opts.cache_layout(attrs), {"videos_per_batch": int(attrs["videos_per_batch"]), "videos_per_shard": shard_size(attrs)}
+    asked, made = opts.cache_layout(attrs), store_sizes(attrs)
     given = {"videos_per_batch": opts.videos_per_batch, "videos_per_shard": opts.videos_per_shard}
     ignored = [f"--{name.replace('_', '-')} {given[name]}" for name in made if given[name] is not None and asked[name] != made[name]]
     if ignored:
@@ -729,8 +729,7 @@ def plan_features(dataset: str, data_root: Path | None, config: FeaturesConfig, 
     unreadable = {"missing": int((sizes == NO_SOURCE).sum()), "empty": int((sizes == 0).sum())}
     if plan.videos > copied:  # the run would build the models
         check_weights(config, manifest.classes)
-    sizes = {"videos_per_batch": int(attrs["videos_per_batch"]), "videos_per_shard": shard_size(attrs)}
-    return FeaturesPlan(str(store or final), store is not None, plan.videos + plan.skipped, plan.skipped, plan.videos - copied, int(plan.changed.sum()), int(plan.misread.sum()), retried, copied, copied_from, **unreadable, videos=len(status), sizes=sizes)
+    return FeaturesPlan(str(store or final), store is not None, plan.videos + plan.skipped, plan.skipped, plan.videos - copied, int(plan.changed.sum()), int(plan.misread.sum()), retried, copied, copied_from, **unreadable, videos=len(status), sizes=store_sizes(attrs))
 
 
 @dataclass

@@ -30,7 +30,7 @@ from pipeline.datasets import AnnotationFiles, Manifest, load_manifest
 from pipeline.distributed import Worker, barrier, from_leader, gathered, joined_worker, merged_across_ranks
 from pipeline.environment import environment
 from pipeline.extract import decoding_workers, workers_within_shared_memory
-from pipeline.checked_files import resume_point, run_record
+from pipeline.checked_files import HISTORY_NOT_SHOWN, resume_point, run_record
 from pipeline.checkpoints import make_checkpoint
 from pipeline.models import create_finetune_model, data_config, frame_transform, save_atomic, weights_identity
 from pipeline.plots import CURVES_NAME, draw_curves_once
@@ -151,7 +151,7 @@ def run_finetune(dataset: str, data_root: Path | None, role: str, spec: ModelSpe
             if training:
                 result = _train(root, manifest, train, val, role, spec, ft, val_frames, opts, worker, run_dir, identity)
             elif worker.is_leader:  # the one that reports: its records read (and a damaged one warned of) once
-                history = run_record(run_dir / "metrics.json", {"history": []}, "the run's history is not shown; its model.pth is used as it is")["history"]
+                history = run_record(run_dir / "metrics.json", {"history": []}, HISTORY_NOT_SHOWN)["history"]
                 result = FinetuneResult(str(final), 0, history, left_out=read_by_split(run_dir, LEFT_OUT), read_short=read_by_split(run_dir, READ_SHORT))
             else:
                 result = FinetuneResult(str(final), 0)

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from pipeline import cache as cache_mod
 from pipeline.cache import DONE, CacheError, FeatureCache, left_out
-from pipeline.checked_files import checked_json, checked_npz, checked_torch_load, made_again, resume_point, run_record
+from pipeline.checked_files import HISTORY_NOT_SHOWN, checked_json, checked_npz, checked_torch_load, made_again, resume_point, run_record
 from pipeline.baselines import uniform_positions
 from pipeline.config import EvalConfig, TrainConfig
 from pipeline.datasets.manifest import EVALUATION_SPLITS, evaluation_splits
@@ -283,7 +283,7 @@ def _logged(run_dir: Path, trained: int) -> TrainResult:
     """A finished run as its ``metrics.json`` says it: its history, the training videos it was
     trained on, said with those left out, and its validation ("" and none for runs that did
     not record them)."""
-    metrics = run_record(run_dir / "metrics.json", {"history": []}, "the run's history is not shown; its model.pth is used as it is")
+    metrics = run_record(run_dir / "metrics.json", {"history": []}, HISTORY_NOT_SHOWN)
     return TrainResult(str(run_dir), trained, metrics["history"], trained_on=videos_said(metrics) if "videos" in metrics else "", validation=metrics.get("validation") or {})
 
 
@@ -447,8 +447,10 @@ def validation_line(validation: dict[str, Any], history: list[dict[str, Any]]) -
 def _saliency_report(model: NSNetSampler, objective: FrameObjective, inputs: SamplerInputs, features: Path, device: torch.device, ground_truth: Path | None) -> dict[str, float]:
     """On demo data: AP of s_f and s_v against the generator's salient frames (the evaluation
     split's videos, as evaluate takes them)."""
-    truth = ground_truth and run_record(Path(ground_truth), {}, NO_SALIENCY_AP)
-    if not truth or not inputs.evaluation_splits():
+    if ground_truth is None or not inputs.evaluation_splits():
+        return {}
+    truth = run_record(Path(ground_truth), {}, NO_SALIENCY_AP)  # read only where it is wanted
+    if not truth:
         return {}
     from sklearn.metrics import average_precision_score
 
