@@ -424,30 +424,34 @@ def latest_features_file(cache_dir: Path, dataset: str, preset: str | None = Non
 
 
 def resolve_features(cache_dir: Path, dataset: str, features_path: Path | None, preset: str | None = None) -> Path:
-    """The given feature cache, or the last one ``features`` finished for the dataset (and preset)."""
+    """The given feature cache, or the last one ``features`` finished for the dataset (and
+    preset), as the stage names it to place its outputs beside it: a link to it under
+    ``cache_dir`` where its folder cannot be written (:func:`~pipeline.shared_caches.writable_place`)."""
     from pipeline.cache import CacheError, read_pointer
+    from pipeline.shared_caches import writable_place
 
-    if features_path is not None:
-        return features_path
-    pointer = latest_features_file(cache_dir, dataset, preset)
-    if not pointer.is_file():
-        from stages.outputs import cache_dir_hint
+    if features_path is None:
+        pointer = latest_features_file(cache_dir, dataset, preset)
+        if not pointer.is_file():
+            from stages.outputs import cache_dir_hint
 
-        with_preset = "" if preset is None else f" --preset {preset}"
-        raise CacheError(f"{pointer}: no finished feature cache recorded for {dataset}{with_preset}; run `nsnet features --dataset {dataset}{with_preset}` first or pass --features{cache_dir_hint(cache_dir, dataset, preset)}")
-    return read_pointer(pointer)
+            with_preset = "" if preset is None else f" --preset {preset}"
+            raise CacheError(f"{pointer}: no finished feature cache recorded for {dataset}{with_preset}; run `nsnet features --dataset {dataset}{with_preset}` first or pass --features{cache_dir_hint(cache_dir, dataset, preset)}")
+        features_path = read_pointer(pointer)
+    return writable_place(features_path, cache_dir, dataset)
 
 
 def resolve_sampler_inputs(cache_dir: Path, dataset: str, features_path: Path | None, prototypes_path: Path | None, preset: str | None = None) -> tuple[Path, Path]:
     """The feature cache (default: the last finished one) and its prototypes (default: the
-    last ones ``nsnet prototypes`` made for it)."""
+    last ones ``nsnet prototypes`` made for it, as its pointer beside the cache says, else the
+    pointer beside the cache a link names: a shared cache's own)."""
     from pipeline.cache import CacheError, FeatureCache, read_pointer
     from stages.train import guides_file
 
     features_path = resolve_features(cache_dir, dataset, features_path, preset)
     if prototypes_path is None:
-        pointer = latest_prototypes_file(features_path)
-        if not pointer.is_file():
+        pointer = next((p for p in (latest_prototypes_file(features_path), latest_prototypes_file(features_path.resolve())) if p.is_file()), None)
+        if pointer is None:  # neither beside the cache as named nor beside the one a link names
             with FeatureCache(features_path):  # a path that holds no cache, or nothing, is named as such first
                 pass
             raise CacheError(f"{features_path}: no prototypes made for this feature cache by `nsnet prototypes`; run it first or pass --prototypes")
@@ -609,7 +613,7 @@ def train(dataset: str, data_root: Path | None, cache_dir: Path, features_path: 
     dataset, root = cache_dataset(features_path, dataset, data_root)
     cfg = replace(get_dataset(dataset).train, **{k: v for k, v in changes.items() if v is not None})
     result = run_train(features_path, prototypes_path, cfg, device=str(pick_device(device)), progress=not no_progress, ground_truth=ground_truth_file(features_path, root), val_every=val_every)
-    record_latest(latest_run_file(prototypes_path), result.path)
+    record_latest(latest_run_file(prototypes_path, features_path), result.path)
     draw_curves(result, cfg)
     click.echo(result.table())
 
@@ -636,10 +640,12 @@ def inputs_of_run(run_path: Path, prototypes_path: Path | None) -> tuple[Path, P
     return features_path, prototypes_path
 
 
-def latest_run_file(prototypes_path: Path) -> Path:
+def latest_run_file(prototypes_path: Path, beside: Path) -> Path:
     """Where ``nsnet train`` records the sampler run it last finished on these prototypes (the
-    evaluate stage's own runs, such as the w/o-NS baseline, are not recorded)."""
-    return prototypes_path.with_name(prototypes_path.name + ".latest-run.txt")
+    evaluate stage's own runs, such as the w/o-NS baseline, are not recorded), in the folder of
+    ``beside``: the feature cache's, where the run is (the prototypes' too, unless they are a
+    shared cache's, in a folder not written here)."""
+    return beside.with_name(prototypes_path.name + ".latest-run.txt")
 
 
 def resolve_run(features_path: Path, prototypes_path: Path, dataset: str, run_path: Path | None) -> Path:
@@ -653,14 +659,14 @@ def resolve_run(features_path: Path, prototypes_path: Path, dataset: str, run_pa
 
     if run_path is not None:
         return run_path
-    pointer = latest_run_file(prototypes_path)
-    if pointer.is_file():
+    pointer = next((p for p in (latest_run_file(prototypes_path, features_path), latest_run_file(prototypes_path, prototypes_path)) if p.is_file()), None)
+    if pointer is not None:  # the run trained here last, else the one the prototypes' own folder records
         return read_pointer(pointer)
     with FeatureCache(features_path) as cache:
         run = run_dir_for(features_path, prototypes_path, get_dataset(dataset).train, cache.content_fingerprint)
     if (run / "model.pth").is_file():
         return run
-    pointers = [latest_run_file(p) for p in features_path.parent.glob(glob.escape(features_path.name) + ".prototypes-*") if p.is_dir()]
+    pointers = [latest_run_file(p, features_path) for p in features_path.parent.glob(glob.escape(features_path.name) + ".prototypes-*") if p.is_dir()]
     earlier = [read_pointer(p) for p in sorted((p for p in pointers if p.is_file()), key=lambda p: p.stat().st_mtime_ns)]
     last = next((f"; the run last finished on other prototypes of this cache: --run {r}" for r in reversed(earlier) if (r / "model.pth").is_file()), "")
     raise CacheError(f"{prototypes_path}: no sampler run trained on these prototypes: run `nsnet train` on them (its default: the latest made for the cache), or pass --run{last}")

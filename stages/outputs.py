@@ -8,6 +8,7 @@ pointers); then the fine-tuning runs (model, initial weights, epochs, last valid
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -91,16 +92,18 @@ def _names(recorded: str | None, output: Path) -> bool:
 
 def describe_cache(path: Path) -> str:
     """A feature cache's frames, models, storage, finished videos and size (an HDF5 cache not
-    finished yet: its staging store's)."""
+    finished yet: its staging store's), and what it links to where it is a link to another
+    folder's (:func:`~pipeline.shared_caches.writable_place`)."""
     store = path if path.exists() else staging_path(path)
+    linked = f"; a link to {os.readlink(path)}" if path.is_symlink() else ""
     try:
         with FeatureCache(store) as cache:
             config, status = cache.attrs["config"], np.asarray(cache["status"][:])
     except (CacheError, KeyError) as exc:
-        return f"not readable ({exc})"
+        return f"not readable ({exc}){linked}"
     models = " + ".join(f"{m['name']} @{m['resolution']} ({Path(m['weights']).name})" for m in (config["light"], config["recognizer"]))
     counts = f"{int(np.sum(status == DONE)):,} of {len(status):,} videos done, {int(np.sum(status == FAILED)):,} failed" + (f", {int(np.sum(status == PENDING)):,} pending" if (status == PENDING).any() else "")
-    return f"T={config['num_frames']}, {models}, {config['storage']}; {counts}; {size_text(directory_size(store))}"
+    return f"T={config['num_frames']}, {models}, {config['storage']}; {counts}; {size_text(directory_size(store))}{linked}"
 
 
 def describe_run(run: Path, metrics: dict[str, Any]) -> str:
@@ -172,7 +175,7 @@ def _made_from(cache: Path, entries: list[Path]) -> list[Output]:
         info = _json(prototypes / "info.json")
         what = f"{info.get('params', {}).get('guide', '?')} guide, {info.get('train_videos', 0):,} training videos" if info is not None else _unreadable(prototypes / "info.json", made_again(prototypes, "prototypes"))
         node = Output(prototypes, what, "latest" if prototypes.resolve() == latest_prototypes else "", damaged=info is None)
-        latest_run = _pointed(latest_run_file(prototypes))
+        latest_run = _pointed(latest_run_file(prototypes, cache))
         for key, (run, recorded) in runs.items():
             if _names(recorded, prototypes) or key == latest_run:
                 run.latest = "latest" if key == latest_run else ""

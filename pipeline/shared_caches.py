@@ -1,0 +1,42 @@
+"""Where the stages after ``features`` write what they make of a feature cache: beside the cache,
+as its name's prefix says (``<cache>.prototypes-*``, ``<cache>.train-*``, ``<cache>.eval-*``),
+or, where the cache lies in a folder this process cannot write (a lab's shared features, a
+read-only mount), beside a link to it under ``--cache-dir``, made once."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+from pipeline.cache import CacheError, FeatureCache
+
+
+def writable_place(features: Path, cache_dir: Path, dataset: str) -> Path:
+    """``features`` where its folder can be written; else a link to it named as it is, in
+    ``<cache_dir>/<the cache's dataset>/`` (``dataset`` where the cache names none): made where
+    there is none or where one there names a cache no longer there (with a warning saying so),
+    taken where it names this cache, a :class:`CacheError` where that name holds another. A
+    path that holds nothing is given back as it is (its reader names what is wrong)."""
+    if not features.exists() or os.access(features.parent, os.W_OK | os.X_OK):
+        return features
+    link = cache_dir / _dataset_of(features, dataset) / features.name
+    target = features.resolve()
+    if link.is_symlink() and not link.exists():
+        link.unlink()  # a link to where the cache lay before: the outputs beside it are of the same name, so of this cache
+    try:
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(target, target_is_directory=target.is_dir())
+    except FileExistsError:  # there before, or made by another process now
+        if link.resolve() != target:
+            raise CacheError(f"{link}: holds another store than {features}, of the same name, where the outputs of {features} would go (its folder, {features.parent}, cannot be written here); give --features {link} to use that one, or move it away") from None
+        return link
+    warnings.warn(f"{features}: its folder cannot be written here, so what this stage makes of it goes beside a link to it, {link} (made now; the later stages take it for either path)", RuntimeWarning, stacklevel=2)
+    return link
+
+
+def _dataset_of(features: Path, dataset: str) -> str:
+    """The dataset a feature cache was made from, as its identity records it; ``dataset``
+    where it records none."""
+    with FeatureCache(features) as cache:
+        return str(cache.attrs.get("identity", {}).get("dataset") or dataset)

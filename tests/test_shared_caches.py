@@ -1,0 +1,130 @@
+"""A feature cache in a folder this process cannot write (a lab's shared features, a read-only
+mount): the later stages read it where it is and write what they make of it beside a link to
+it under their own ``--cache-dir``."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pipeline.cache import CacheError
+from pipeline.shared_caches import writable_place
+from stages.cli import inputs_of_run, latest_prototypes_file, latest_run_file, main, record_latest, resolve_run, resolve_sampler_inputs
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _listing(folder: Path) -> dict[str, int]:
+    """Every file and folder under ``folder`` with its modification time: what a stage wrote."""
+    return {str(p.relative_to(folder)): p.lstat().st_mtime_ns for p in folder.rglob("*")}
+
+
+@pytest.fixture
+def shared(tiny_pipeline, monkeypatch):
+    """The tiny pipeline's cache folder (its feature cache and prototypes) as a folder this
+    process cannot write: mode 0o555, and, where the process is root, whom modes do not bind,
+    the access check told so (an unwritten folder is then what the test shows, below)."""
+    features, prototypes, truth = tiny_pipeline
+    record_latest(latest_prototypes_file(features), prototypes)  # the shared folder's latest, as `nsnet prototypes` records it
+    folder = features.parent
+    real_access = os.access
+    monkeypatch.setattr("pipeline.shared_caches.os.access", lambda path, mode: False if Path(path) == folder else real_access(path, mode))
+    folder.chmod(0o555)
+    yield features, prototypes, truth
+    folder.chmod(0o755)
+
+
+def test_the_stages_write_beside_a_link_to_a_cache_whose_folder_they_cannot_write(shared, tmp_path):
+    """``nsnet prototypes`` and ``nsnet train`` given a cache in a folder they cannot write make
+    a link to it in ``<--cache-dir>/<its dataset>/`` (once, warned) and write beside the link:
+    nothing is written in the shared folder; a run trained on the shared folder's own
+    prototypes is recorded beside the link; the stages after take the link for either path
+    (the prototypes made here the default, else the shared folder's latest), an evaluation
+    given the run alone too; ``nsnet outputs`` says what the link names."""
+    features, team_prototypes, truth = shared
+    before = _listing(features.parent)
+    mine = tmp_path / "mine"
+    link = mine / "demo" / features.name
+    common = ["--features", str(features), "--cache-dir", str(mine), "--data-root", str(truth.parent), "--no-progress"]
+
+    # the shared folder's latest prototypes are the default until prototypes are made here
+    with pytest.warns(RuntimeWarning, match="made now"):
+        assert resolve_sampler_inputs(mine, "demo", features, None) == (link, team_prototypes)
+    assert link.is_symlink() and link.resolve() == features.resolve()
+    made = CliRunner().invoke(main, ["prototypes", *common, "--epsilon", "20"])
+    assert made.exit_code == 0, made.output
+    mine_prototypes = Path(latest_prototypes_file(link).read_text().strip())
+    assert mine_prototypes.parent == link.parent.resolve() and mine_prototypes.name.startswith(features.name + ".prototypes-") and (mine_prototypes / "guides.npz").is_file()
+    assert resolve_sampler_inputs(mine, "demo", features, None) == (link, mine_prototypes)
+
+    trained = CliRunner().invoke(main, ["train", *common, "--prototypes", str(team_prototypes), "--epochs", "1", "--val-every", "0"])
+    assert trained.exit_code == 0, trained.output
+    run = Path(latest_run_file(team_prototypes, link).read_text().strip())
+    assert run.parent == link.parent.resolve() and (run / "model.pth").is_file()
+    assert not latest_run_file(team_prototypes, team_prototypes).exists()
+    assert resolve_run(link, team_prototypes, "demo", None) == run
+    # an evaluation given the run alone takes the link beside it, and the shared prototypes it was trained on
+    assert resolve_sampler_inputs(mine, "demo", *inputs_of_run(link.with_name(run.name), None)) == (link, team_prototypes)
+    assert _listing(features.parent) == before
+
+    listed = CliRunner().invoke(main, ["outputs", "--dataset", "demo", "--cache-dir", str(mine)])
+    assert listed.exit_code == 0 and listed.output.splitlines()[0].endswith(f"; a link to {features.resolve()}"), listed.output
+
+
+def test_a_link_is_made_once_mended_when_its_cache_moved_and_never_put_over_another_store(shared, tmp_path):
+    """The link is made by the first stage (a warning naming both paths) and taken as it is by
+    the next; one left naming where the shared cache lay before is made anew; a store of the
+    same name already in its place (a copy of another cache) is an error naming both."""
+    features, _, _ = shared
+    mine = tmp_path / "mine"
+    link = mine / "demo" / features.name
+    with pytest.warns(RuntimeWarning, match=f"{features}: its folder cannot be written here, so what this stage makes of it goes beside a link to it, {link} "):
+        assert writable_place(features, mine, "ucf101") == link  # the cache's own dataset names the folder
+    assert writable_place(features, mine, "demo") == link and os.readlink(link) == str(features.resolve())
+    link.unlink()
+    link.symlink_to(tmp_path / "gone" / features.name)  # where the shared cache lay before it moved
+    with pytest.warns(RuntimeWarning, match="made now"):
+        assert writable_place(features, mine, "demo") == link
+    assert link.resolve() == features.resolve()
+    link.unlink()
+    shutil.copytree(features, link, symlinks=True)  # a store of the same name: not the shared one
+    with pytest.raises(CacheError, match=f"{link}: holds another store than {features}, of the same name"):
+        writable_place(features, mine, "demo")
+    assert writable_place(features.parent / "nothing-here.zarr", mine, "demo") == features.parent / "nothing-here.zarr"  # named by its reader
+
+
+def test_a_cache_in_a_writable_folder_is_used_where_it_is(tiny_pipeline, tmp_path):
+    features, _, _ = tiny_pipeline
+    assert writable_place(features, tmp_path / "mine", "demo") == features and not (tmp_path / "mine").exists()
+
+
+def test_prototypes_of_a_cache_in_a_folder_the_process_cannot_write(tiny_pipeline, tmp_path):
+    """The same as a user without write access runs it: the file system's refusal, not a test's
+    stand-in (as root, with the capability to override file modes dropped, setpriv's)."""
+    features, _, truth = tiny_pipeline
+    shared = features.parent
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("root needs setpriv (util-linux) to run a command that file modes bind")
+        dropped = "-dac_override,-dac_read_search,-fowner"
+        prefix = ["setpriv", f"--inh-caps={dropped}", f"--bounding-set={dropped}"]
+        os.chown(shared, 65534, 65534)  # not the owner: its mode's other bits (r-x) bind
+    shared.chmod(0o755 if prefix else 0o555)
+    before = _listing(shared)
+    mine = tmp_path / "mine"
+    try:
+        run = subprocess.run([*prefix, sys.executable, "-m", "stages.cli", "prototypes", "--features", str(features), "--cache-dir", str(mine), "--data-root", str(truth.parent), "--no-progress"],
+                             cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    finally:
+        if prefix:
+            os.chown(shared, 0, 0)
+        shared.chmod(0o755)
+    assert run.returncode == 0, run.stderr
+    assert f"warning: {features}: its folder cannot be written here" in run.stderr
+    assert run.stdout.startswith(f"prototypes      {mine / 'demo' / features.name}.prototypes-")
+    assert _listing(shared) == before
