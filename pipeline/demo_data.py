@@ -293,24 +293,34 @@ def generate_demo(out_dir: Path, spec: DemoSpec = DemoSpec(), workers: int | Non
         others = datasets_in_root(out_dir)
         guess = f" (the {others[0]} dataset's annotation files: --dataset {others[0]}?)" if others else ""
         raise ValueError(f"{out_dir} holds {', '.join(held)}{guess}: the demo dataset is generated only into an empty folder or its own, never among other files; pick another --data-root")
-    (out_dir / "videos").mkdir(parents=True, exist_ok=True)
-    spec_file.write_text(json.dumps(recorded, indent=1))
+    _written(spec_file, json.dumps(recorded, indent=1))
     plans = _plan_videos(spec)
-    jobs = [(spec, plan, i, str(out_dir)) for i, plan in enumerate(plans)]
-    workers = workers or min(len(os.sched_getaffinity(0)), 8)
-    # encoded in fresh processes: a fork of a process that had decoded videos of many formats (a
-    # test session's worker) hung in its child, on the dependency floors, before the first video
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for _ in tqdm(pool.map(_make_one, jobs, chunksize=8), total=len(jobs), desc="demo videos", unit="video", disable=not progress):
-            pass
+    jobs = [(spec, plan, i, str(out_dir)) for i, plan in enumerate(plans) if not (out_dir / "videos" / f"{plan.video_id}.mp4").exists()]
+    if jobs:  # a finished demo starts no process
+        (out_dir / "videos").mkdir(exist_ok=True)
+        workers = workers or min(len(os.sched_getaffinity(0)), 8)
+        # encoded in fresh processes: a fork of a process that had decoded videos of many formats (a
+        # test session's worker) hung in its child, on the dependency floors, before the first video
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for _ in tqdm(pool.map(_make_one, jobs, chunksize=8), total=len(jobs), desc="demo videos", unit="video", disable=not progress):
+                pass
     table = class_table(spec.num_classes)
     names = [class_name(c, table) for c in range(spec.num_classes)]
-    (out_dir / "classes.txt").write_text("\n".join(names) + "\n")
+    _written(out_dir / "classes.txt", "\n".join(names) + "\n")
     lines = ["path,label,split"] + [f"videos/{p.video_id}.mp4,{names[p.label]},{p.split}" for p in plans]
-    (out_dir / "manifest.csv").write_text("\n".join(lines) + "\n")
+    _written(out_dir / "manifest.csv", "\n".join(lines) + "\n")
     truth = {p.video_id: {"num_frames": p.num_frames, "salient": list(p.salient)} for p in plans}
-    (out_dir / "groundtruth.json").write_text(json.dumps(truth))
+    _written(out_dir / "groundtruth.json", json.dumps(truth))
     return out_dir / "manifest.csv"
+
+
+def _written(path: Path, text: str) -> None:
+    """``text`` into ``path`` where the file holds anything else (or is not there): a finished
+    demo is written nothing again (a copy on a read-only disk was refused; a damaged record is
+    mended)."""
+    if not path.is_file() or path.read_bytes() != text.encode():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
 
 
 # What a damaged record of the salient frames costs (checked_files.run_record).

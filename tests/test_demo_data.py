@@ -103,9 +103,13 @@ def test_generate_writes_decodable_videos_and_refuses_other_spec(tmp_path: Path)
     for video in manifest.videos:
         name = Path(video.path).stem
         assert FrameSource(tmp_path / video.path).num_frames == truth[name]["num_frames"]
-    first = (tmp_path / manifest.videos[0].path).read_bytes()
-    generate_demo(tmp_path, spec, workers=1, progress=False)  # idempotent
-    assert (tmp_path / manifest.videos[0].path).read_bytes() == first
+    written = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.rglob("*") if p.is_file()}
+    generate_demo(tmp_path, spec, workers=1, progress=False)  # idempotent: nothing written again (a read-only copy was refused)
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.rglob("*") if p.is_file()} == written
+    (tmp_path / manifest.videos[0].path).unlink()
+    (tmp_path / "groundtruth.json").write_text("{")  # a damaged record: mended
+    generate_demo(tmp_path, spec, workers=1, progress=False)
+    assert {p: b for p, (b, _) in written.items()} == {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     with pytest.raises(ValueError, match="another spec"):
         generate_demo(tmp_path, replace(spec, seed=1), workers=1, progress=False)
     flip_byte(tmp_path / "spec.json", 0)
