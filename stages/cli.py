@@ -260,6 +260,8 @@ def backbone_overrides(options: dict[str, Any]) -> dict[str, Any]:
 # The commands that divide their work among torchrun ranks (pipeline.distributed); the others
 # run in one process, and under torchrun every rank would run them whole.
 TORCHRUN_COMMANDS = ("features", "finetune", "evaluate", "predict")
+# What predict, which takes no --features or --prototypes, says to give where it finds no default run.
+PREDICT_RUN_HINT = "--run <a sampler run's folder> (without it predict takes the run last trained on the dataset's latest feature cache)"
 
 
 def _print_environment(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -423,9 +425,9 @@ def latest_features_file(cache_dir: Path, dataset: str, preset: str | None = Non
     return cache_dir / dataset / ("latest-features.txt" if preset is None else f"latest-features-{preset}.txt")
 
 
-def resolve_features(cache_dir: Path, dataset: str, features_path: Path | None, preset: str | None = None) -> Path:
+def resolve_features(cache_dir: Path, dataset: str, features_path: Path | None, preset: str | None = None, instead: str = "--features") -> Path:
     """The given feature cache, or the last one ``features`` finished for the dataset (and
-    preset), as the stage names it to place its outputs beside it: a link to it under
+    preset; where there is none, the error says to give ``instead``), as the stage names it to place its outputs beside it: a link to it under
     ``cache_dir`` where its folder cannot be written (:func:`~pipeline.shared_caches.writable_place`)."""
     from pipeline.cache import CacheError, read_pointer
     from pipeline.shared_caches import writable_place
@@ -436,25 +438,26 @@ def resolve_features(cache_dir: Path, dataset: str, features_path: Path | None, 
             from stages.outputs import cache_dir_hint
 
             with_preset = "" if preset is None else f" --preset {preset}"
-            raise CacheError(f"{pointer}: no finished feature cache recorded for {dataset}{with_preset}; run `nsnet features --dataset {dataset}{with_preset}` first or pass --features{cache_dir_hint(cache_dir, dataset, preset)}")
+            raise CacheError(f"{pointer}: no finished feature cache recorded for {dataset}{with_preset}; run `nsnet features --dataset {dataset}{with_preset}` first or pass {instead}{cache_dir_hint(cache_dir, dataset, preset)}")
         features_path = read_pointer(pointer)
     return writable_place(features_path, cache_dir, dataset)
 
 
-def resolve_sampler_inputs(cache_dir: Path, dataset: str, features_path: Path | None, prototypes_path: Path | None, preset: str | None = None) -> tuple[Path, Path]:
+def resolve_sampler_inputs(cache_dir: Path, dataset: str, features_path: Path | None, prototypes_path: Path | None, preset: str | None = None, instead: tuple[str, str] = ("--features", "--prototypes")) -> tuple[Path, Path]:
     """The feature cache (default: the last finished one) and its prototypes (default: the
     last ones ``nsnet prototypes`` made for it, as its pointer beside the cache says, else the
-    pointer beside the cache a link names: a shared cache's own)."""
+    pointer beside the cache a link names: a shared cache's own). Where there is no default, the
+    error says to give ``instead``'s options (predict's: its ``--run``)."""
     from pipeline.cache import CacheError, FeatureCache, read_pointer
     from stages.train import guides_file
 
-    features_path = resolve_features(cache_dir, dataset, features_path, preset)
+    features_path = resolve_features(cache_dir, dataset, features_path, preset, instead[0])
     if prototypes_path is None:
         pointer = next((p for p in (latest_prototypes_file(features_path), latest_prototypes_file(features_path.resolve())) if p.is_file()), None)
         if pointer is None:  # neither beside the cache as named nor beside the one a link names
             with FeatureCache(features_path):  # a path that holds no cache, or nothing, is named as such first
                 pass
-            raise CacheError(f"{features_path}: no prototypes made for this feature cache by `nsnet prototypes`; run it first or pass --prototypes")
+            raise CacheError(f"{features_path}: no prototypes made for this feature cache by `nsnet prototypes`; run it first or pass {instead[1]}")
         prototypes_path = read_pointer(pointer)
     guides_file(prototypes_path)  # a path that is no prototypes folder named as what it is, first
     return features_path, prototypes_path
@@ -750,7 +753,7 @@ def predict(videos: tuple[Path, ...], listing: Path | None, videos_root: Path | 
     if not videos and listing is None:
         raise click.UsageError("no videos: give VIDEOS, or --videos-from a file listing them")
     if run_path is None:
-        features_path, prototypes_path = resolve_sampler_inputs(cache_dir, dataset or "demo", None, None)
+        features_path, prototypes_path = resolve_sampler_inputs(cache_dir, dataset or "demo", None, None, instead=(PREDICT_RUN_HINT, PREDICT_RUN_HINT))
         run_path = resolve_run(features_path, prototypes_path, dataset or "demo", None)
     cfg = replace(EvalConfig(), **{k: v for k, v in changes.items() if v is not None})
     with joined_worker(parse_shard(shard), device) as worker:

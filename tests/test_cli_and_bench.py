@@ -19,7 +19,7 @@ from pipeline.datasets import get_dataset
 from stages.bench import InferenceBench, summarize, time_batch
 from stages.bench_features import bench_features, with_paper_backbones
 from stages.features import FeaturesSummary, write_summary
-from stages.cli import TORCHRUN_COMMANDS, file_error_line, main
+from stages.cli import PREDICT_RUN_HINT, TORCHRUN_COMMANDS, file_error_line, main
 
 
 def test_data_command_generates_and_describes_the_demo(tmp_path: Path):
@@ -231,6 +231,11 @@ def test_features_with_a_cache_path_records_it_for_the_later_stages_in_a_new_cac
     for features, said in ((store, f"{store}: no prototypes made for this feature cache by `nsnet prototypes`; run it first or pass --prototypes"),
                            (tmp_path / "empty", f"{tmp_path / 'empty'}: not a feature cache (no Zarr group here"), (tmp_path / "gone.zarr", f"{tmp_path / 'gone.zarr'}: no feature cache here")):
         refused = CliRunner().invoke(main, ["train", "--features", str(features), "--no-progress"])
+        assert refused.exit_code == 1 and f"Error: {said}" in refused.output, refused.output
+    # predict, which has neither option, names its --run (it said "pass --features" before the fifty-eighth session)
+    for folder, said in ((cache_dir, f"{store.resolve()}: no prototypes made for this feature cache by `nsnet prototypes`; run it first or pass {PREDICT_RUN_HINT}"),
+                         (tmp_path / "none", f"{tmp_path / 'none' / 'demo' / 'latest-features.txt'}: no finished feature cache recorded for demo; run `nsnet features --dataset demo` first or pass {PREDICT_RUN_HINT}")):
+        refused = CliRunner().invoke(main, ["predict", str(tiny_videos), "--cache-dir", str(folder), "--no-progress"])
         assert refused.exit_code == 1 and f"Error: {said}" in refused.output, refused.output
 
 
