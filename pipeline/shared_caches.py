@@ -31,6 +31,8 @@ def writable_place(features: Path, cache_dir: Path, dataset: str) -> Path:
         if link.resolve() != target:
             raise CacheError(f"{link}: holds another store than {features}, of the same name, where the outputs of {features} would go (its folder, {features.parent}, cannot be written here); give --features {link} to use that one, or move it away") from None
         return link
+    except OSError as exc:  # a file system without links (some FUSE and SMB mounts), or --cache-dir not writable either
+        raise CacheError(f"{link}: no link to {features} can be made here ({exc.strerror or exc}), where its outputs would go, its own folder not writable here; give a --cache-dir on a file system that keeps links, or copy the cache into one") from exc
     warnings.warn(f"{features}: its folder cannot be written here, so what this stage makes of it goes beside a link to it, {link} (made now; the later stages take it for either path)", RuntimeWarning, stacklevel=2)
     return link
 

@@ -2,6 +2,7 @@
 mount): the later stages read it where it is and write what they make of it beside a link to
 it under their own ``--cache-dir``."""
 
+import errno
 import os
 import shutil
 import subprocess
@@ -75,10 +76,11 @@ def test_the_stages_write_beside_a_link_to_a_cache_whose_folder_they_cannot_writ
     assert listed.exit_code == 0 and listed.output.splitlines()[0].endswith(f"; a link to {features.resolve()}"), listed.output
 
 
-def test_a_link_is_made_once_mended_when_its_cache_moved_and_never_put_over_another_store(shared, tmp_path):
+def test_a_link_is_made_once_mended_when_its_cache_moved_and_never_put_over_another_store(shared, tmp_path, monkeypatch):
     """The link is made by the first stage (a warning naming both paths) and taken as it is by
     the next; one left naming where the shared cache lay before is made anew; a store of the
-    same name already in its place (a copy of another cache) is an error naming both."""
+    same name already in its place (a copy of another cache) is an error naming both, and so is
+    a file system that makes no links."""
     features, _, _ = shared
     mine = tmp_path / "mine"
     link = mine / "demo" / features.name
@@ -95,6 +97,15 @@ def test_a_link_is_made_once_mended_when_its_cache_moved_and_never_put_over_anot
     with pytest.raises(CacheError, match=f"{link}: holds another store than {features}, of the same name"):
         writable_place(features, mine, "demo")
     assert writable_place(features.parent / "nothing-here.zarr", mine, "demo") == features.parent / "nothing-here.zarr"  # named by its reader
+    shutil.rmtree(link)
+    refused = OSError(errno.EPERM, "Operation not permitted")
+
+    def no_links(self, target, target_is_directory=False):  # as a FUSE or SMB mount answers
+        raise refused
+
+    monkeypatch.setattr(Path, "symlink_to", no_links)
+    with pytest.raises(CacheError, match=f"{link}: no link to {features} can be made here \\(Operation not permitted\\), where its outputs would go, its own folder not writable here; give a --cache-dir on a file system that keeps links"):
+        writable_place(features, mine, "demo")
 
 
 def test_a_cache_in_a_writable_folder_is_used_where_it_is(tiny_pipeline, tmp_path):
