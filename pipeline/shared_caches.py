@@ -28,6 +28,8 @@ def writable_place(features: Path, cache_dir: Path, dataset: str) -> Path:
         link.parent.mkdir(parents=True, exist_ok=True)
         link.symlink_to(target, target_is_directory=target.is_dir())
     except FileExistsError:  # there before, or made by another process now
+        if not link.is_symlink() and link.resolve() == target:  # --cache-dir the folder it lies in
+            raise CacheError(f"{features}: its folder cannot be written here, and --cache-dir ({cache_dir}) is the one it lies in; give a --cache-dir of yours, where the stages put a link to it and their outputs beside it") from None
         if link.resolve() != target:
             raise CacheError(f"{link}: holds another store than {features}, of the same name, where the outputs of {features} would go (its folder, {features.parent}, cannot be written here); give --features {link} to use that one, or move it away") from None
         return link

@@ -79,8 +79,8 @@ def test_the_stages_write_beside_a_link_to_a_cache_whose_folder_they_cannot_writ
 def test_a_link_is_made_once_mended_when_its_cache_moved_and_never_put_over_another_store(shared, tmp_path, monkeypatch):
     """The link is made by the first stage (a warning naming both paths) and taken as it is by
     the next; one left naming where the shared cache lay before is made anew; a store of the
-    same name already in its place (a copy of another cache) is an error naming both, and so is
-    a file system that makes no links."""
+    same name already in its place (a copy of another cache) is an error naming both, and so are
+    a ``--cache-dir`` that is the shared cache's own and a file system that makes no links."""
     features, _, _ = shared
     mine = tmp_path / "mine"
     link = mine / "demo" / features.name
@@ -97,6 +97,8 @@ def test_a_link_is_made_once_mended_when_its_cache_moved_and_never_put_over_anot
     with pytest.raises(CacheError, match=f"{link}: holds another store than {features}, of the same name"):
         writable_place(features, mine, "demo")
     assert writable_place(features.parent / "nothing-here.zarr", mine, "demo") == features.parent / "nothing-here.zarr"  # named by its reader
+    with pytest.raises(CacheError, match=f"{features}: its folder cannot be written here, and --cache-dir \\({features.parent.parent}\\) is the one it lies in; give a --cache-dir of yours"):
+        writable_place(features, features.parent.parent, "demo")  # the shared folder's --cache-dir (a command run in its project)
     shutil.rmtree(link)
     refused = OSError(errno.EPERM, "Operation not permitted")
 
