@@ -627,20 +627,35 @@ def sampler_run_given(ctx: click.Context, param: click.Parameter, value: Path | 
     return None if value is None else run_folder(value)
 
 
-def inputs_of_run(run_path: Path, prototypes_path: Path | None) -> tuple[Path, Path | None]:
-    """The feature cache a sampler run was trained on (its folder's name begins with the
-    cache's: :func:`~stages.predict.features_of_run`) and, where not given, the prototypes its
-    ``model.pth`` names while they are there (else None: the cache's latest), for a stage given
-    ``--run`` alone (``nsnet evaluate --run DIR`` read the default dataset's latest cache, which
-    the run was not trained on)."""
+def evaluation_inputs(cache_dir: Path, dataset: str, data_root: Path | None, features_path: Path | None, prototypes_path: Path | None, run_path: Path | None, preset: str | None) -> tuple[Path, Path, Path, str, Path]:
+    """What ``nsnet evaluate`` scores: (feature cache, prototypes, sampler run, dataset, data
+    root). A run given without ``--features`` takes the cache it was trained on (its folder's
+    name begins with the cache's: :func:`~stages.predict.features_of_run`; ``nsnet evaluate
+    --run DIR`` read the default dataset's latest cache before), and without ``--prototypes`` the
+    prototypes it was trained on (:func:`prototypes_of_run`; with ``--features`` given, it took
+    the cache's latest, another run's, before the fifty-eighth session)."""
     from stages.predict import features_of_run
+
+    if run_path is not None:
+        features_path = features_path or features_of_run(run_path)
+        prototypes_path = prototypes_path or prototypes_of_run(run_path)
+    features_path, prototypes_path = resolve_sampler_inputs(cache_dir, dataset, features_path, prototypes_path, preset)
+    dataset, root = cache_dataset(features_path, dataset, data_root)
+    return features_path, prototypes_path, resolve_run(features_path, prototypes_path, dataset, run_path), dataset, root
+
+
+def prototypes_of_run(run_path: Path) -> Path | None:
+    """The prototypes a sampler run's ``model.pth`` names, where they are there (or beside the
+    run: a cache folder moved, :func:`~pipeline.cache.found_beside`); else None (a run unfinished,
+    its prototypes removed: the cache's latest are taken)."""
+    from pipeline.cache import found_beside
     from stages.train import read_run_model
 
-    features_path = features_of_run(run_path)
-    if prototypes_path is None and (run_path / "model.pth").is_file():
-        named = read_run_model(run_path, weights_only=True).get("prototypes")
-        prototypes_path = Path(named) if named is not None and Path(named).is_dir() else None
-    return features_path, prototypes_path
+    if not (run_path / "model.pth").is_file():
+        return None
+    named = read_run_model(run_path, weights_only=True).get("prototypes")
+    found = None if named is None else found_beside(Path(named), run_path.parent)
+    return found if found is not None and found.is_dir() else None
 
 
 def latest_run_file(prototypes_path: Path, beside: Path) -> Path:
@@ -700,11 +715,7 @@ def evaluate(dataset: str, data_root: Path | None, cache_dir: Path, features_pat
     from stages.evaluate import evaluate_share, run_evaluate
     from stages.evaluate_report import render_table
 
-    if run_path is not None and features_path is None:
-        features_path, prototypes_path = inputs_of_run(run_path, prototypes_path)
-    features_path, prototypes_path = resolve_sampler_inputs(cache_dir, dataset, features_path, prototypes_path, preset)
-    dataset, root = cache_dataset(features_path, dataset, data_root)
-    run_path = resolve_run(features_path, prototypes_path, dataset, run_path)
+    features_path, prototypes_path, run_path, dataset, root = evaluation_inputs(cache_dir, dataset, data_root, features_path, prototypes_path, run_path, preset)
     cfg = evaluation_config(dataset, preset, all_frames, **changes)
     quotes = None if preset is None else get_preset(preset).quotes(dataset)
     with joined_worker(parse_shard(shard), device) as worker:

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from pipeline.cache import CacheError
 from pipeline.shared_caches import writable_place
-from stages.cli import inputs_of_run, latest_prototypes_file, latest_run_file, main, record_latest, resolve_run, resolve_sampler_inputs
+from stages.cli import evaluation_inputs, latest_prototypes_file, latest_run_file, main, record_latest, resolve_run, resolve_sampler_inputs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,7 +45,7 @@ def test_the_stages_write_beside_a_link_to_a_cache_whose_folder_they_cannot_writ
     nothing is written in the shared folder; a run trained on the shared folder's own
     prototypes is recorded beside the link; the stages after take the link for either path
     (the prototypes made here the default, else the shared folder's latest), an evaluation
-    given the run alone too; ``nsnet outputs`` says what the link names."""
+    given the run the prototypes it was trained on; ``nsnet outputs`` says what the link names."""
     features, team_prototypes, truth = shared
     before = _listing(features.parent)
     mine = tmp_path / "mine"
@@ -68,8 +68,10 @@ def test_the_stages_write_beside_a_link_to_a_cache_whose_folder_they_cannot_writ
     assert run.parent == link.parent.resolve() and (run / "model.pth").is_file()
     assert not latest_run_file(team_prototypes, team_prototypes).exists()
     assert resolve_run(link, team_prototypes, "demo", None) == run
-    # an evaluation given the run alone takes the link beside it, and the shared prototypes it was trained on
-    assert resolve_sampler_inputs(mine, "demo", *inputs_of_run(link.with_name(run.name), None)) == (link, team_prototypes)
+    # an evaluation given the run takes the link beside it and the shared prototypes it was trained
+    # on, with the shared path as --features too (the link's latest prototypes, mine, before)
+    for given in (None, features):
+        assert evaluation_inputs(mine, "demo", None, given, None, link.with_name(run.name), None)[:3] == (link, team_prototypes, link.with_name(run.name))
     assert _listing(features.parent) == before
 
     listed = CliRunner().invoke(main, ["outputs", "--dataset", "demo", "--cache-dir", str(mine)])
