@@ -6,6 +6,7 @@ read-only mount), beside a link to it under ``--cache-dir``, made once."""
 from __future__ import annotations
 
 import os
+import secrets
 import warnings
 from pathlib import Path
 
@@ -18,7 +19,7 @@ def writable_place(features: Path, cache_dir: Path, dataset: str) -> Path:
     there is none or where one there names a cache no longer there (with a warning saying so),
     taken where it names this cache, a :class:`CacheError` where that name holds another. A
     path that holds nothing is given back as it is (its reader names what is wrong)."""
-    if not features.exists() or os.access(features.parent, os.W_OK | os.X_OK):
+    if not features.exists() or can_write_in(features.parent):
         return features
     link = cache_dir / _dataset_of(features, dataset) / features.name
     target = features.resolve()
@@ -37,6 +38,19 @@ def writable_place(features: Path, cache_dir: Path, dataset: str) -> Path:
         raise CacheError(f"{link}: no link to {features} can be made here ({exc.strerror or exc}), where its outputs would go, its own folder not writable here; give a --cache-dir on a file system that keeps links, or copy the cache into one") from exc
     warnings.warn(f"{features}: its folder cannot be written here, so what this stage makes of it goes beside a link to it, {link} (made now; the later stages take it for either path)", RuntimeWarning, stacklevel=2)
     return link
+
+
+def can_write_in(folder: Path) -> bool:
+    """Whether this process can make a file in ``folder``, found by making one (hidden, removed at
+    once): ``access(2)`` answers by the process's own rights, yes for root where an NFS server
+    maps root to nobody (``root_squash``, met by a container's root on a cluster's mount)."""
+    probe = folder / f".nsnet-write-probe-{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except OSError:
+        return False
+    probe.unlink()
+    return True
 
 
 def _dataset_of(features: Path, dataset: str) -> str:

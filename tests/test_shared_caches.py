@@ -13,7 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cache import CacheError
-from pipeline.shared_caches import writable_place
+from pipeline import shared_caches
+from pipeline.shared_caches import can_write_in, writable_place
 from stages.cli import evaluation_inputs, latest_prototypes_file, latest_run_file, main, record_latest, resolve_run, resolve_sampler_inputs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,12 +29,12 @@ def _listing(folder: Path) -> dict[str, int]:
 def shared(tiny_pipeline, monkeypatch):
     """The tiny pipeline's cache folder (its feature cache and prototypes) as a folder this
     process cannot write: mode 0o555, and, where the process is root, whom modes do not bind,
-    the access check told so (an unwritten folder is then what the test shows, below)."""
+    the write check told so (an unwritten folder is then what the test shows, below)."""
     features, prototypes, truth = tiny_pipeline
     record_latest(latest_prototypes_file(features), prototypes)  # the shared folder's latest, as `nsnet prototypes` records it
     folder = features.parent
-    real_access = os.access
-    monkeypatch.setattr("pipeline.shared_caches.os.access", lambda path, mode: False if Path(path) == folder else real_access(path, mode))
+    real_check = shared_caches.can_write_in
+    monkeypatch.setattr(shared_caches, "can_write_in", lambda path: path != folder and real_check(path))
     folder.chmod(0o555)
     yield features, prototypes, truth
     folder.chmod(0o755)
@@ -112,9 +113,23 @@ def test_a_link_is_made_once_mended_when_its_cache_moved_and_never_put_over_anot
         writable_place(features, mine, "demo")
 
 
-def test_a_cache_in_a_writable_folder_is_used_where_it_is(tiny_pipeline, tmp_path):
+def test_a_cache_in_a_writable_folder_is_used_where_it_is(tiny_pipeline, tmp_path, monkeypatch):
+    """Where the folder takes a file, the cache is used where it is, the probe file gone; where
+    the file system refuses one though the process's rights allow it (an NFS server mapping root
+    to nobody), the folder is not writable."""
     features, _, _ = tiny_pipeline
+    before = sorted(features.parent.iterdir())
     assert writable_place(features, tmp_path / "mine", "demo") == features and not (tmp_path / "mine").exists()
+    assert sorted(features.parent.iterdir()) == before
+    real_open = os.open
+
+    def squashed(path, flags, *args, **kwargs):
+        if Path(path).parent == features.parent:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", squashed)
+    assert os.access(features.parent, os.W_OK) and not can_write_in(features.parent)
 
 
 def test_prototypes_of_a_cache_in_a_folder_the_process_cannot_write(tiny_pipeline, tmp_path):
