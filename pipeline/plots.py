@@ -210,10 +210,12 @@ def draw_curves_once(history: Sequence[dict[str, float]], panels: Sequence[tuple
     a time and what a killed one left half-written goes. The commands draw them after the run,
     in a process that then ends: drawn in a process that went on training or evaluating
     (evaluate after its w/o-NS run, the ablations), a figure had raised that process's later
-    memory by 0.2-0.5 GiB (README, The train stage)."""
+    memory by 0.2-0.5 GiB (README, The train stage). Not drawn in a folder this process cannot
+    write (a shared folder's run, used where it lies: :func:`~pipeline.shared_caches.output_beside`)."""
     from pipeline.cache import output_lock_path, writing_alone
+    from pipeline.shared_caches import can_write_in
 
-    if not path.exists() and history and matplotlib_available():
+    if not path.exists() and history and matplotlib_available() and can_write_in(path.parent):
         with writing_alone(path, lock=output_lock_path(path.parent)):
             if not path.exists():
                 plot_training_curves(history, panels, path, title)

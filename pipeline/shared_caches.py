@@ -1,13 +1,15 @@
 """Where the stages after ``features`` write what they make of a feature cache: beside the cache,
 as its name's prefix says (``<cache>.prototypes-*``, ``<cache>.train-*``, ``<cache>.eval-*``),
 or, where the cache lies in a folder this process cannot write (a lab's shared features, a
-read-only mount), beside a link to it under ``--cache-dir``, made once."""
+read-only mount), beside a link to it under ``--cache-dir``, made once; what the shared folder
+holds finished of the same name is used where it lies (:func:`output_beside`)."""
 
 from __future__ import annotations
 
 import os
 import secrets
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.cache import CacheError, FeatureCache
@@ -58,3 +60,15 @@ def _dataset_of(features: Path, dataset: str) -> str:
     where it records none."""
     with FeatureCache(features) as cache:
         return str(cache.attrs.get("identity", {}).get("dataset") or dataset)
+
+
+def output_beside(features: Path, name: str, finished: Callable[[Path], bool]) -> Path:
+    """The output ``name`` of a feature cache: beside the cache as the stage names it; where it
+    names it by a link (:func:`writable_place`) and what lies beside the link under that name is
+    not ``finished``, the output of the same name beside the cache the link names where that one
+    is: the same name, the same inputs (a shared folder's prototypes, sampler runs, evaluations
+    and ablations are used where they lie, read, not made again)."""
+    own = features.with_name(name)
+    if features.is_symlink() and not finished(own) and finished(theirs := features.resolve().with_name(name)):
+        return theirs
+    return own

@@ -37,6 +37,7 @@ from pipeline.environment import environment
 from pipeline.evaluation import fused_positions
 from pipeline.fusion import FUSION_RULES, top_k
 from pipeline.prototypes import GuidingScorer
+from pipeline.shared_caches import output_beside
 from pipeline.wording import videos_said
 from stages.evaluate import EvalData
 from stages.evaluate_report import text_table
@@ -72,7 +73,7 @@ def ablations_dir_for(features: Path, prototypes: Path, base: TrainConfig, cfg: 
     the evaluation split is named only where the cache has two, as evaluate names it."""
     identity = {"features": features_fp, "prototypes": Path(prototypes).name, "train": asdict(base), "eval": asdict(cfg), "objectives": OBJECTIVES_VERSION}
     fp = cache_mod.fingerprint(identity if split is None else {**identity, "split": split})
-    return features.with_name(f"{features.name}.ablations-{fp[:16]}")
+    return output_beside(features, f"{features.name}.ablations-{fp[:16]}", lambda out: (out / "ablations.json").is_file())
 
 
 def run_ablations(features: Path, prototypes: Path, base: TrainConfig, cfg: EvalConfig = EvalConfig(), device: str = "cpu", progress: bool = True) -> dict[str, Any]:

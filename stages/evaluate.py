@@ -52,6 +52,7 @@ from pipeline.recognition import RECOGNIZED_VIDEOS_PER_BATCH, ChosenFrameDecoder
 from pipeline.distributed import WHOLE, Share
 from pipeline.environment import environment
 from pipeline.row_store import RowComputer, StoredRows, fill_rows, rows_digest
+from pipeline.shared_caches import output_beside
 from pipeline.showcase import SALIENT_G, ShowcaseInput, ShowcaseVideo, chosen_guidance, showcase_video, showcase_videos
 from stages.all_frames import AllFrameScores, fill_all_frames, run_all_frames
 from stages.evaluate_report import markdown_report, per_class_csv
@@ -76,7 +77,7 @@ def eval_dir_for(features: Path, prototypes: Path, run_dir: Path, cfg: EvalConfi
     if split is not None:
         identity["split"] = split
     fp = cache_mod.fingerprint(identity if preset is None else {**identity, "preset": preset})
-    return features.with_name(f"{features.name}.eval-{fp[:16]}")
+    return output_beside(features, f"{features.name}.eval-{fp[:16]}", lambda out: (out / "results.json").is_file())
 
 
 class EvalData:

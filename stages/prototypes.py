@@ -33,6 +33,7 @@ from pipeline.config import from_checkpoint
 from pipeline.demo_data import NO_SALIENCY_AP, salient_targets
 from pipeline.class_order import class_order, frame_confusion, misordered_message, write_recognizer_classes
 from pipeline.prototypes import GuidingScorer
+from pipeline.shared_caches import output_beside
 from pipeline.wording import videos_said
 
 
@@ -68,7 +69,7 @@ class PrototypesResult:
 
 def prototypes_path(features: Path, params: dict[str, Any], features_fp: str) -> Path:
     fp = cache_mod.fingerprint({"features": features_fp, "estimator": params})
-    return features.with_name(f"{features.name}.prototypes-{fp[:16]}")
+    return output_beside(features, f"{features.name}.prototypes-{fp[:16]}", lambda out: (out / "info.json").is_file())
 
 
 BLOCK_VIDEOS = 256  # videos read at a time (a shard of the cache's default layout)

@@ -34,6 +34,7 @@ from pipeline.models import save_atomic
 from pipeline.output_kinds import SAMPLER_RUN, named
 from pipeline.plots import CURVES_NAME, draw_curves_once
 from pipeline.sampler import NSNetSampler, SamplerConfig
+from pipeline.shared_caches import output_beside
 from pipeline.sampler_training import SALIENCY_BATCH, CachedClips, FrameObjective, WindowedRows, frame_objective, sampler_saliency, shuffle_windows, train_epoch
 from pipeline.wording import last_validated, videos_said
 
@@ -82,7 +83,7 @@ OBJECTIVES_VERSION = 2
 
 def run_dir_for(features: Path, prototypes: Path, cfg: TrainConfig, fp_features: str) -> Path:
     fp = cache_mod.fingerprint({"features": fp_features, "prototypes": prototypes.name, "train": asdict(cfg), "objectives": OBJECTIVES_VERSION})
-    return features.with_name(f"{features.name}.train-{fp[:16]}")
+    return output_beside(features, f"{features.name}.train-{fp[:16]}", lambda run: (run / "model.pth").is_file())
 
 
 @dataclass(frozen=True)

@@ -1,21 +1,24 @@
 """A feature cache in a folder this process cannot write (a lab's shared features, a read-only
-mount): the later stages read it where it is and write what they make of it beside a link to
-it under their own ``--cache-dir``."""
+mount): the later stages read it where it is, use what it holds finished, and write what they
+make of it beside a link to it under their own ``--cache-dir``."""
 
 import errno
 import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from pipeline.cache import CacheError
 from pipeline import shared_caches
+from pipeline.cache import CacheError
+from pipeline.datasets import get_dataset
 from pipeline.shared_caches import can_write_in, writable_place
 from stages.cli import evaluation_inputs, latest_prototypes_file, latest_run_file, main, record_latest, resolve_run, resolve_sampler_inputs
+from stages.train import run_train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,27 +30,35 @@ def _listing(folder: Path) -> dict[str, int]:
 
 @pytest.fixture
 def shared(tiny_pipeline, monkeypatch):
-    """The tiny pipeline's cache folder (its feature cache and prototypes) as a folder this
-    process cannot write: mode 0o555, and, where the process is root, whom modes do not bind,
-    the write check told so (an unwritten folder is then what the test shows, below)."""
+    """The tiny pipeline's cache folder (its feature cache, prototypes and a sampler run of one
+    epoch) as a folder this process cannot write: mode 0o555 within, and, where the process is root,
+    whom modes do not bind, the write check told so (an unwritten folder is then what the test
+    shows, below)."""
     features, prototypes, truth = tiny_pipeline
     record_latest(latest_prototypes_file(features), prototypes)  # the shared folder's latest, as `nsnet prototypes` records it
+    run_train(features, prototypes, replace(get_dataset("demo").train, epochs=1), progress=False)  # as `nsnet train --epochs 1` makes it
     folder = features.parent
     real_check = shared_caches.can_write_in
-    monkeypatch.setattr(shared_caches, "can_write_in", lambda path: path != folder and real_check(path))
-    folder.chmod(0o555)
+    monkeypatch.setattr(shared_caches, "can_write_in", lambda path: folder not in (path, *path.parents) and real_check(path))
+    folders = [folder, *(p for p in folder.rglob("*") if p.is_dir() and not p.is_symlink())]
+    for each in folders:
+        each.chmod(0o555)
     yield features, prototypes, truth
-    folder.chmod(0o755)
+    for each in folders:
+        each.chmod(0o755)
 
 
 def test_the_stages_write_beside_a_link_to_a_cache_whose_folder_they_cannot_write(shared, tmp_path):
     """``nsnet prototypes`` and ``nsnet train`` given a cache in a folder they cannot write make
     a link to it in ``<--cache-dir>/<its dataset>/`` (once, warned) and write beside the link:
-    nothing is written in the shared folder; a run trained on the shared folder's own
-    prototypes is recorded beside the link; the stages after take the link for either path
-    (the prototypes made here the default, else the shared folder's latest), an evaluation
-    given the run the prototypes it was trained on; ``nsnet outputs`` says what the link names."""
+    nothing is written in the shared folder; what it holds finished under the name of an output
+    (the same inputs) is used where it lies, its run's curves not drawn there; a run trained on
+    the shared folder's own prototypes is recorded beside the link; the stages after take the
+    link for either path (the prototypes made here the default, else the shared folder's
+    latest), an evaluation given the run the prototypes it was trained on; ``nsnet outputs``
+    says what the link names."""
     features, team_prototypes, truth = shared
+    (team_run,) = features.parent.glob(features.name + ".train-*")
     before = _listing(features.parent)
     mine = tmp_path / "mine"
     link = mine / "demo" / features.name
@@ -57,16 +68,22 @@ def test_the_stages_write_beside_a_link_to_a_cache_whose_folder_they_cannot_writ
     with pytest.warns(RuntimeWarning, match="made now"):
         assert resolve_sampler_inputs(mine, "demo", features, None) == (link, team_prototypes)
     assert link.is_symlink() and link.resolve() == features.resolve()
+    found = CliRunner().invoke(main, ["prototypes", *common])  # the shared folder's, of the same parameters
+    assert found.exit_code == 0 and found.output.startswith(f"prototypes      {team_prototypes}  (already there, nothing to do)"), found.output
     made = CliRunner().invoke(main, ["prototypes", *common, "--epsilon", "20"])
     assert made.exit_code == 0, made.output
     mine_prototypes = Path(latest_prototypes_file(link).read_text().strip())
     assert mine_prototypes.parent == link.parent.resolve() and mine_prototypes.name.startswith(features.name + ".prototypes-") and (mine_prototypes / "guides.npz").is_file()
     assert resolve_sampler_inputs(mine, "demo", features, None) == (link, mine_prototypes)
 
-    trained = CliRunner().invoke(main, ["train", *common, "--prototypes", str(team_prototypes), "--epochs", "1", "--val-every", "0"])
-    assert trained.exit_code == 0, trained.output
+    train = ["train", *common, "--prototypes", str(team_prototypes), "--val-every", "0"]
+    used = CliRunner().invoke(main, [*train, "--epochs", "1"])  # the shared folder's run: trained with these options
+    assert used.exit_code == 0 and used.output.startswith(f"sampler run {team_run}  (0 epochs trained now)") and "curves " not in used.output, used.output
+    assert Path(latest_run_file(team_prototypes, link).read_text().strip()) == team_run.resolve()
+    trained = CliRunner().invoke(main, [*train, "--epochs", "2"])
+    assert trained.exit_code == 0 and "(2 epochs trained now)" in trained.output, trained.output
     run = Path(latest_run_file(team_prototypes, link).read_text().strip())
-    assert run.parent == link.parent.resolve() and (run / "model.pth").is_file()
+    assert run.parent == link.parent.resolve() and (run / "model.pth").is_file() and (run / "curves.png").is_file()
     assert not latest_run_file(team_prototypes, team_prototypes).exists()
     assert resolve_run(link, team_prototypes, "demo", None) == run
     # an evaluation given the run takes the link beside it and the shared prototypes it was trained
@@ -148,7 +165,7 @@ def test_prototypes_of_a_cache_in_a_folder_the_process_cannot_write(tiny_pipelin
     before = _listing(shared)
     mine = tmp_path / "mine"
     try:
-        run = subprocess.run([*prefix, sys.executable, "-m", "stages.cli", "prototypes", "--features", str(features), "--cache-dir", str(mine), "--data-root", str(truth.parent), "--no-progress"],
+        run = subprocess.run([*prefix, sys.executable, "-m", "stages.cli", "prototypes", "--features", str(features), "--cache-dir", str(mine), "--data-root", str(truth.parent), "--epsilon", "20", "--no-progress"],
                              cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     finally:
         if prefix:
