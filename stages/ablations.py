@@ -85,7 +85,7 @@ def run_ablations(features: Path, prototypes: Path, base: TrainConfig, cfg: Eval
     with cache_mod.sole_writer(out, (out / "ablations.json").is_file) as computing:
         if computing:
             return {**_write(out, {**_tables(features, prototypes, base, cfg, device, progress), "environment": environment(device), "output": str(out)}), "computed": True}
-    return {**checked_json(out / "ablations.json", made_again(out, "ablations")), "computed": False}
+    return {**checked_json(out / "ablations.json", made_again(out, "ablations")), "output": str(out), "computed": False}  # where it lies now (a folder moved, a shared one's)
 
 
 def _write(out: Path, report: dict[str, Any]) -> dict[str, Any]:

@@ -271,7 +271,7 @@ def run_evaluate(features: Path, prototypes: Path, run_dir: Path, data_root: Pat
     with cache_mod.sole_writer(out, (out / "results.json").is_file) as computing:
         if computing:
             return {**_write(out, *_evaluate(inputs, features, prototypes, run_dir, data_root, cfg, device, workers, progress, preset, backend, export_dir, decode_timeout, nsnet_from_cache, split)), "computed": True}
-    return {**checked_json(out / "results.json", made_again(out, "evaluate")), "computed": False}
+    return {**checked_json(out / "results.json", made_again(out, "evaluate")), "output": str(out), "computed": False}  # where it lies now (a folder moved, a shared one's)
 
 
 @dataclass

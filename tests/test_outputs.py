@@ -96,14 +96,18 @@ def test_a_cache_folder_moved_elsewhere_keeps_its_defaults_and_its_tree(tiny_pip
     trained = CliRunner().invoke(main, ["train", "--dataset", "demo", "--data-root", str(truth.parent), "--cache-dir", str(cache_dir), "--epochs", "1", "--val-every", "0", "--no-progress"])
     assert trained.exit_code == 0, trained.output
     run = resolve_run(features, prototypes, "demo", None)
+    cfg = EvalConfig(k=2, curve_k=(2,), all_frames=False)
+    evaluated = Path(run_evaluate(features, prototypes, run, truth.parent, cfg, workers=0, progress=False, nsnet_from_cache=True)["output"])
     listed = CliRunner().invoke(main, ["outputs", "--dataset", "demo", "--cache-dir", str(cache_dir)]).output
-    assert "(latest)" in listed.splitlines()[2]  # the run, under its prototypes
+    assert f"    {run.name.split('.zarr.')[1]} (latest): " in listed  # the run, under its prototypes
     moved = tmp_path / "moved"
     shutil.move(cache_dir, moved)
     assert CliRunner().invoke(main, ["outputs", "--dataset", "demo", "--cache-dir", str(moved)]).output == listed
     here = moved / "demo"
     assert resolve_sampler_inputs(moved, "demo", None, None) == (here / features.name, here / prototypes.name)
     assert resolve_run(here / features.name, here / prototypes.name, "demo", None) == here / run.name
+    again = run_evaluate(here / features.name, here / prototypes.name, here / run.name, truth.parent, cfg, workers=0, progress=False, nsnet_from_cache=True)
+    assert not again["computed"] and again["output"] == str(here / evaluated.name)  # where its report lies now (the old place's before the fifty-eighth session)
 
 
 def test_a_recorded_path_is_taken_where_it_is_else_by_its_tail_beside(tmp_path):
