@@ -28,8 +28,9 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from pipeline.cache import DONE, FAILED, PENDING, RECOMPUTE_ROWS, RESUMABLE, SHARD_VIDEOS, CacheError, Damage, ZarrWriter, clear_out_of_space, output_lock_path, read_block, reset_damaged, share_writer_lock
+from pipeline.cache import DONE, FAILED, PENDING, RECOMPUTE_ROWS, RESUMABLE, SHARD_VIDEOS, CacheError, CheckedArray, Damage, ZarrWriter, check_fingerprint, clear_out_of_space, output_lock_path, read_block, reset_damaged, share_writer_lock
 from pipeline.distributed import WHOLE, Share, even_shard_size
+from pipeline.shared_caches import can_write_in
 
 # Where a new store's shards are made smaller than SHARD_VIDEOS, so that its shares are even, a
 # multiple of this many videos.
@@ -83,6 +84,8 @@ def fill_rows(path: Path, fp: str, attrs: dict[str, Any], arrays: dict[str, tupl
     of the whole store, read at the end, do not (a share's rows are not read); before
     2026-12-07, fifty-fifth session, the store was to be removed and computed anew whole (the
     all-frames pass: hours at a dataset's size)."""
+    if finished_rows(path) and not can_write_in(path.parent):  # a shared folder's, used where it lies (output_beside)
+        return _read_finished(path, fp, [name for name in arrays if name != "status"], share)
     index, count = share
     videos = arrays["status"][0][0]
     with share_lock(path, share):
@@ -101,6 +104,35 @@ def fill_rows(path: Path, fp: str, attrs: dict[str, Any], arrays: dict[str, tupl
                 if damaged:  # damaged again as soon as written: the disk's, not a copy's
                     raise CacheError(damaged[0].said)
     return StoredRows(path, values, filler.computed, filler.errors)
+
+
+def finished_rows(path: Path) -> bool:
+    """Whether the store at ``path`` holds every row DONE, read without a lock (a finished store
+    is only read; a damaged ``status`` reads as unfinished)."""
+    import zarr
+
+    if not (path / "zarr.json").is_file():
+        return False
+    try:
+        status = CheckedArray(zarr.open_group(str(path), mode="r")["status"], path, "status")[:]
+    except (CacheError, KeyError):
+        return False
+    return bool((np.asarray(status) == DONE).all())
+
+
+def _read_finished(path: Path, fp: str, names: list[str], share: Share) -> StoredRows:
+    """A finished store in a folder this process cannot write, read whole without a lock (none
+    can be taken there; a share of it has nothing to compute): its rows, else a
+    :class:`CacheError` where one is damaged, which only its owner can mend."""
+    import zarr
+
+    group = zarr.open_group(str(path), mode="r")
+    check_fingerprint(path, dict(group.attrs), fp)
+    try:
+        values = {name: np.asarray(CheckedArray(group[name], path, name)[:]) for name in names} if share == WHOLE else {}
+    except CacheError as exc:
+        raise CacheError(f"{exc}; it lies in a folder not written here: its owner's next run of the same command computes the damaged rows again") from None
+    return StoredRows(path, values, 0, {})
 
 
 class _Filler:

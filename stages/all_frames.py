@@ -44,7 +44,8 @@ from pipeline.datasets import Manifest, VideoRecord
 from pipeline.decode_watch import DecodingWatch, WatchedDecoding
 from pipeline.extract import ModelFrames, Transform, decoding_loader, model_frames, workers_within_shared_memory
 from pipeline.distributed import WHOLE, Share
-from pipeline.row_store import RowComputer, StoredRows, fill_rows, rows_digest
+from pipeline.row_store import RowComputer, StoredRows, fill_rows, finished_rows, rows_digest
+from pipeline.shared_caches import output_beside
 from pipeline.video import FrameSource, FrameWindow, VideoReadError, open_record, shortened
 from pipeline.wording import first_few
 from stages.features import cached_runner
@@ -155,7 +156,7 @@ def store_for(features: Path, features_fp: str, videos: np.ndarray, cfg: AllFram
     (resolved; named only when it is not torch, so stores made before there was a choice keep
     their fingerprints), and its fingerprint."""
     fp = cache_mod.fingerprint({"features": features_fp, "videos": rows_digest(videos), "all_frames": asdict(cfg), **backend_identity(backend)})
-    return features.with_name(f"{features.name}.allframes-{fp[:16]}.zarr"), fp
+    return output_beside(features, f"{features.name}.allframes-{fp[:16]}.zarr", finished_rows), fp
 
 
 def run_all_frames(features: Path, videos: np.ndarray, root: Path, cfg: AllFramesConfig, device: torch.device, workers: int = 2, progress: bool = True, backend: str = "torch", export_dir: Path = DEFAULT_EXPORT_DIR, decode_timeout: float = DECODE_TIMEOUT_S) -> AllFrameScores:

@@ -51,7 +51,7 @@ from pipeline.backends import DEFAULT_EXPORT_DIR, backend_identity, resolve_back
 from pipeline.recognition import RECOGNIZED_VIDEOS_PER_BATCH, ChosenFrameDecoder, recognized
 from pipeline.distributed import WHOLE, Share
 from pipeline.environment import environment
-from pipeline.row_store import RowComputer, StoredRows, fill_rows, rows_digest
+from pipeline.row_store import RowComputer, StoredRows, fill_rows, finished_rows, rows_digest
 from pipeline.shared_caches import output_beside
 from pipeline.showcase import SALIENT_G, ShowcaseInput, ShowcaseVideo, chosen_guidance, showcase_video, showcase_videos
 from stages.all_frames import AllFrameScores, fill_all_frames, run_all_frames
@@ -131,7 +131,7 @@ def decoded_store_for(features: Path, features_fp: str, videos: np.ndarray, fram
     chosen frames and the recognizer's backend (named only when it is not torch), and its
     fingerprint."""
     fp = cache_mod.fingerprint({"features": features_fp, "decoded": rows_digest(videos, np.stack(frame_ids)), **backend_identity(backend)})
-    return features.with_name(f"{features.name}.decoded-{fp[:16]}.zarr"), fp
+    return output_beside(features, f"{features.name}.decoded-{fp[:16]}.zarr", finished_rows), fp
 
 
 def _recognizer_logits(data: EvalData, root: Path, frame_ids: list[np.ndarray], device: torch.device, workers: int, progress: bool, backend: str, export_dir: Path, decode_timeout: float) -> np.ndarray:

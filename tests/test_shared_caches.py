@@ -10,14 +10,18 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 
-from pipeline import shared_caches
-from pipeline.cache import CacheError
+from pipeline import row_store, shared_caches
+from pipeline.cache import CacheError, FeatureCache
+from pipeline.config import AllFramesConfig
 from pipeline.datasets import get_dataset
 from pipeline.shared_caches import can_write_in, writable_place
 from stages.cli import evaluation_inputs, latest_prototypes_file, latest_run_file, main, record_latest, resolve_run, resolve_sampler_inputs
+from stages.all_frames import fill_all_frames
 from stages.train import run_train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,23 +33,35 @@ def _listing(folder: Path) -> dict[str, int]:
 
 
 @pytest.fixture
-def shared(tiny_pipeline, monkeypatch):
+def unwritable(monkeypatch):
+    """Makes a folder one this process cannot write: mode 0o555 within, and, where the process
+    is root, whom modes do not bind, the write check told so (an unwritten folder is then what a
+    test shows); modes given back at the end."""
+    made: list[Path] = []
+
+    def make(folder: Path) -> None:
+        real_check = shared_caches.can_write_in
+        check = lambda path: folder not in (path, *path.parents) and real_check(path)  # noqa: E731
+        for module in (shared_caches, row_store):  # where it is looked up
+            monkeypatch.setattr(module, "can_write_in", check)
+        made.extend([folder, *(p for p in folder.rglob("*") if p.is_dir() and not p.is_symlink())])
+        for each in made:
+            each.chmod(0o555)
+
+    yield make
+    for each in made:
+        each.chmod(0o755)
+
+
+@pytest.fixture
+def shared(tiny_pipeline, unwritable):
     """The tiny pipeline's cache folder (its feature cache, prototypes and a sampler run of one
-    epoch) as a folder this process cannot write: mode 0o555 within, and, where the process is root,
-    whom modes do not bind, the write check told so (an unwritten folder is then what the test
-    shows, below)."""
+    epoch) as a folder this process cannot write."""
     features, prototypes, truth = tiny_pipeline
     record_latest(latest_prototypes_file(features), prototypes)  # the shared folder's latest, as `nsnet prototypes` records it
     run_train(features, prototypes, replace(get_dataset("demo").train, epochs=1), progress=False)  # as `nsnet train --epochs 1` makes it
-    folder = features.parent
-    real_check = shared_caches.can_write_in
-    monkeypatch.setattr(shared_caches, "can_write_in", lambda path: folder not in (path, *path.parents) and real_check(path))
-    folders = [folder, *(p for p in folder.rglob("*") if p.is_dir() and not p.is_symlink())]
-    for each in folders:
-        each.chmod(0o555)
-    yield features, prototypes, truth
-    for each in folders:
-        each.chmod(0o755)
+    unwritable(features.parent)
+    return features, prototypes, truth
 
 
 def test_the_stages_write_beside_a_link_to_a_cache_whose_folder_they_cannot_write(shared, tmp_path):
@@ -94,6 +110,29 @@ def test_the_stages_write_beside_a_link_to_a_cache_whose_folder_they_cannot_writ
 
     listed = CliRunner().invoke(main, ["outputs", "--dataset", "demo", "--cache-dir", str(mine)])
     assert listed.exit_code == 0 and listed.output.splitlines()[0].endswith(f"; a link to {features.resolve()}"), listed.output
+
+
+def test_an_evaluation_s_finished_decoding_in_the_shared_folder_is_read_where_it_lies(tiny_pipeline, unwritable, tmp_path):
+    """The all-frames pass (hours at a dataset's size) finished in the shared folder for the same
+    videos and settings is read there, without a lock, by the whole and by a --shard share
+    (nothing to compute); other settings make their own store beside the link."""
+    features, _, truth = tiny_pipeline
+    with FeatureCache(features) as cache:
+        videos = np.array([i for i, v in enumerate(cache.attrs["manifest"]["videos"]) if v["split"] != "train"])
+    cfg = AllFramesConfig(budget=3, seed=2)
+    team = fill_all_frames(features, videos, truth.parent, cfg, torch.device("cpu"), workers=0, progress=False)
+    unwritable(features.parent)
+    before = _listing(features.parent)
+    with pytest.warns(RuntimeWarning, match="made now"):
+        link = writable_place(features, tmp_path / "mine", "demo")
+    used = fill_all_frames(link, videos, truth.parent, cfg, torch.device("cpu"), workers=0, progress=False)
+    assert (used.path, used.computed, used.errors) == (team.path, 0, {}) and used.arrays.keys() == team.arrays.keys()
+    assert all((used.arrays[name] == team.arrays[name]).all() for name in team.arrays)
+    share = fill_all_frames(link, videos, truth.parent, cfg, torch.device("cpu"), workers=0, progress=False, share=(1, 2))
+    assert (share.path, share.computed, share.arrays) == (team.path, 0, {})
+    assert _listing(features.parent) == before
+    other = fill_all_frames(link, videos, truth.parent, replace(cfg, budget=2), torch.device("cpu"), workers=0, progress=False)
+    assert other.path.parent == link.parent and other.computed == len(videos)
 
 
 def test_a_link_is_made_once_mended_when_its_cache_moved_and_never_put_over_another_store(shared, tmp_path, monkeypatch):
