@@ -187,7 +187,7 @@ def fill_all_frames(features: Path, videos: np.ndarray, root: Path, cfg: AllFram
     arrays = {**{name: ((n, c), "float32") for name in BASELINES}, "frames": ((n,), "int32"), "status": ((n,), "int8")}
 
     def computer() -> RowComputer:  # the recognizer is loaded only where a video is to compute
-        runner, transform = cached_runner(attrs, "recognizer", features.parent, device, backend, export_dir)
+        runner, transform = cached_runner(attrs, "recognizer", features, device, backend, export_dir)
         # a chunk of uint8 crops crosses from its decoder through shared memory
         fitting = workers_within_shared_memory(workers, CHUNK_FRAMES * math.prod(attrs["data_configs"]["recognizer"]["input_size"]), asked=False)
 

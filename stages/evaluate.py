@@ -155,7 +155,7 @@ def _decoded_rows(data: EvalData, root: Path, frame_ids: list[np.ndarray], devic
     arrays = {"logits": ((len(records), len(frame_ids[0]), len(data.manifest.classes)), "float32"), "status": ((len(records),), "int8")}
 
     def computer() -> RowComputer:  # the recognizer is loaded only where a video is to decode
-        runner, transform = cached_runner(data.inputs.attrs, "recognizer", data.features.parent, device, backend, export_dir)
+        runner, transform = cached_runner(data.inputs.attrs, "recognizer", data.features, device, backend, export_dir)
         # a batch of videos' uint8 crops crosses from its decoder through shared memory
         batch_bytes = RECOGNIZED_VIDEOS_PER_BATCH * len(frame_ids[0]) * math.prod(data.inputs.attrs["data_configs"]["recognizer"]["input_size"])
         fitting = workers_within_shared_memory(workers, batch_bytes, asked=False)

@@ -228,32 +228,39 @@ def checkpoint_files(config: FeaturesConfig) -> dict[str, str]:
     return {role: str(Path(spec.weights).resolve()) for role in ROLES if (spec := getattr(config, role)).weights not in (WEIGHTS_IMAGENET, WEIGHTS_NONE)}
 
 
-def located_checkpoints(config: FeaturesConfig, recorded: dict[str, str], folder: Path | None = None) -> FeaturesConfig:
+def located_checkpoints(config: FeaturesConfig, recorded: dict[str, str], folders: tuple[Path, ...] = ()) -> FeaturesConfig:
     """``config`` with each checkpoint not found where its path points from here (a relative path
     and a later stage run from another folder) taken from where the features stage found it
-    (``recorded``, :func:`checkpoint_files`), where it is still there, else, with ``folder`` (the
-    cache's), from the cache folder moved since, where it was made in it
+    (``recorded``, :func:`checkpoint_files`), where it is still there, else from the cache's
+    ``folders`` (:func:`cache_folders`), moved since, where it was made in it
     (:func:`~pipeline.cache.found_beside`: fine-tuning's ``finetune/<run>/model.pth``, the demo's
     ``recognizer.pth``); its bytes are checked against the cache's identity either way."""
     for role, path in recorded.items():
         spec = getattr(config, role)
         if not Path(spec.weights).is_file():
-            found = Path(path) if folder is None else cache_mod.found_beside(Path(path), folder)
+            found = next((f for f in (cache_mod.found_beside(Path(path), folder) for folder in folders) if f.is_file()), Path(path))
             if found.is_file():
                 config = replace(config, **{role: replace(spec, weights=str(found))})
     return config
 
 
-def cached_model(attrs: dict[str, Any], role: str, folder: Path | None = None) -> tuple[FrameEncoder, Any]:
+def cache_folders(features: Path) -> tuple[Path, ...]:
+    """The folders a checkpoint made in a cache's folder is looked for in once it moved: the
+    cache's as the stage names it, and, where that is a link (a shared cache's,
+    :func:`~pipeline.shared_caches.writable_place`), the folder of the cache it names."""
+    return (features.parent, features.resolve().parent) if features.is_symlink() else (features.parent,)
+
+
+def cached_model(attrs: dict[str, Any], role: str, folders: tuple[Path, ...] = ()) -> tuple[FrameEncoder, Any]:
     """The ``light`` or ``recognizer`` model exactly as the features stage ran it for the cache
     with these attributes — same weights (refused if the checkpoint changed since), same
-    preprocessing — and its frame transform; ``folder``, the cache's, where a checkpoint made in
-    it is looked for once the folder moved (:func:`located_checkpoints`)."""
-    config = located_checkpoints(FeaturesConfig.from_dict(attrs["config"]), attrs.get("checkpoint_files", {}), folder)
+    preprocessing — and its frame transform; ``folders``, the cache's (:func:`cache_folders`),
+    where a checkpoint made in it is looked for once the folder moved (:func:`located_checkpoints`)."""
+    config = located_checkpoints(FeaturesConfig.from_dict(attrs["config"]), attrs.get("checkpoint_files", {}), folders)
     spec = getattr(config, role)
     built = attrs["identity"]["models"][role]
     if from_checkpoint(built) and not Path(spec.weights).is_file():
-        back = "put the file back (a copy of the same bytes does)" + ("" if folder is None else f", or into {folder} under its name")
+        back = "put the file back (a copy of the same bytes does)" + (f", or into {folders[0]} under its name" if folders else "")
         where = f": {back}" if Path(spec.weights).is_absolute() else f", a path relative to the folder `nsnet features` ran in (this process runs in {Path.cwd()}): run from there, or {back}"
         raise CacheError(f"{spec.weights}: the {role} checkpoint the feature cache was built with is not found{where}")
     if weights_identity(spec) != built["weights"]:
@@ -267,9 +274,10 @@ def cached_model(attrs: dict[str, Any], role: str, folder: Path | None = None) -
     return encoder, frame_transform(stored)
 
 
-def cached_runner(attrs: dict[str, Any], role: str, folder: Path, device: torch.device, backend: str, export_dir: Path) -> tuple[Runner, Any]:
-    """:func:`cached_model` ready for inference with ``backend`` (ONNX exports in ``export_dir``)."""
-    encoder, transform = cached_model(attrs, role, folder)
+def cached_runner(attrs: dict[str, Any], role: str, features: Path, device: torch.device, backend: str, export_dir: Path) -> tuple[Runner, Any]:
+    """:func:`cached_model` of the cache at ``features``, ready for inference with ``backend``
+    (ONNX exports in ``export_dir``)."""
+    encoder, transform = cached_model(attrs, role, cache_folders(features))
     return make_runner(encoder, tuple(attrs["data_configs"][role]["input_size"]), device, backend, export_dir), transform
 
 

@@ -41,7 +41,7 @@ from pipeline.plots import matplotlib_available, plot_video_saliency
 from pipeline.video import FRAME_EXTENSIONS, VIDEO_EXTENSIONS, failure_summary, hidden, unfinished_video
 from pipeline.wording import first_few
 from stages.evaluate_report import text_table
-from stages.features import build_runners, cached_model
+from stages.features import build_runners, cache_folders, cached_model
 from stages.train import SamplerShape, load_trained_sampler, read_run_model
 
 RUN_MARKER = ".train-"
@@ -123,8 +123,8 @@ def load_pipeline(run_dir: Path, cfg: EvalConfig, device: torch.device, dataset:
         raise CacheError(f"{run_dir}: this run was trained on the {trained_on!r} dataset, not {dataset!r}")
     classes = tuple(attrs["manifest"]["classes"])
     sampler, _, train_cfg = load_trained_sampler(run_dir, content, shape, device)
-    light, light_tf = cached_model(attrs, "light", features.parent)
-    recognizer, rec_tf = cached_model(attrs, "recognizer", features.parent)
+    light, light_tf = cached_model(attrs, "light", cache_folders(features))
+    recognizer, rec_tf = cached_model(attrs, "recognizer", cache_folders(features))
     light_runner, rec_runner = build_runners(light, recognizer, attrs["data_configs"]["light"], attrs["data_configs"]["recognizer"], device, backend, export_dir)
     heads = make_heads(sampler, train_cfg.fsm_target, t, dim, device, backend, export_dir)
     engine = NSNetInference(light_runner, heads, rec_runner, cfg.k, cfg.fusion, cfg.alpha, device)

@@ -150,7 +150,7 @@ def test_a_checkpoint_fine_tuned_into_the_cache_folder_is_found_there_once_the_f
     the demo's ``recognizer.pth``): with the folder moved, the later stages building the cache's
     model find it by its path's tail there (before 2026-12-07, fifty-first session: "not found:
     put the file back"); its bytes are checked as before."""
-    from stages.features import cached_model
+    from stages.features import cache_folders, cached_model
 
     rec = tiny_config.recognizer
     model = create_model(rec, 3, seed=4)
@@ -164,11 +164,17 @@ def test_a_checkpoint_fine_tuned_into_the_cache_folder_is_found_there_once_the_f
     shutil.move(run_options.cache_dir, moved)
     with pytest.raises(CacheError, match="the recognizer checkpoint the feature cache was built with is not found: put the file back"):
         cached_model(attrs, "recognizer")  # no folder to look in
-    encoder, _ = cached_model(attrs, "recognizer", moved / "demo")
+    encoder, _ = cached_model(attrs, "recognizer", (moved / "demo",))
     assert torch.equal(encoder.model.fc.weight, model.fc.weight)
+    link = tmp_path / "mine" / "demo" / Path(summary.cache).name  # the moved cache through a link (a shared one's: pipeline.shared_caches)
+    link.parent.mkdir(parents=True)
+    link.symlink_to(moved / "demo" / link.name)
+    assert cache_folders(link) == (link.parent, (moved / "demo").resolve())
+    linked, _ = cached_model(attrs, "recognizer", cache_folders(link))  # looked for beside the cache the link names (the link's folder alone before)
+    assert torch.equal(linked.model.fc.weight, model.fc.weight)
     torch.save(create_model(rec, 3, seed=5).state_dict(), moved / "demo" / "finetune" / "recognizer-run" / "model.pth")  # other bytes under that path
     with pytest.raises(CacheError, match="the recognizer weights changed since the feature cache was built"):
-        cached_model(attrs, "recognizer", moved / "demo")
+        cached_model(attrs, "recognizer", (moved / "demo",))
 
 
 def test_a_recognizer_checkpoint_with_averaged_weights_runs_them_and_a_cache_that_took_the_raw_ones_is_refused(tiny_videos, tiny_config, run_options, tmp_path):
