@@ -427,8 +427,9 @@ def latest_features_file(cache_dir: Path, dataset: str, preset: str | None = Non
 
 def resolve_features(cache_dir: Path, dataset: str, features_path: Path | None, preset: str | None = None, instead: str = "--features") -> Path:
     """The given feature cache, or the last one ``features`` finished for the dataset (and
-    preset; where there is none, the error says to give ``instead``), as the stage names it to place its outputs beside it: a link to it under
-    ``cache_dir`` where its folder cannot be written (:func:`~pipeline.shared_caches.writable_place`)."""
+    preset; where there is none, the error says to give ``instead``), as the stage names it to
+    place its outputs beside it: a link to it under ``cache_dir`` where its folder cannot be
+    written (:func:`~pipeline.shared_caches.writable_place`)."""
     from pipeline.cache import CacheError, read_pointer
     from pipeline.shared_caches import writable_place
 
