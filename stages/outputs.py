@@ -53,6 +53,12 @@ class Output:
         return [head, *(line for child in self.made_from_it for line in child.lines(depth + 1))]
 
 
+def _first_pointed(*pointers: Path) -> Path | None:
+    """What the first of ``pointers`` that is there names (:func:`_pointed`): a link's own, else
+    the shared folder's, as the stages take them."""
+    return next((_pointed(pointer) for pointer in dict.fromkeys(pointers) if pointer.is_file()), None)
+
+
 def _pointed(pointer: Path) -> Path | None:
     """The output a latest-pointer file names, where there is one (:func:`~pipeline.cache.read_pointer`);
     none where it is damaged, with a warning (the listing is what names the outputs then)."""
@@ -153,14 +159,26 @@ def list_outputs(cache_dir: Path, dataset: str) -> list[Output]:
         if (cache := _pointed(latest_features_file(Path(cache_dir), dataset, preset))) is not None:
             latest[cache] = ", ".join(filter(None, (latest.get(cache), f"latest of --preset {preset}" if preset else "latest")))
     finals = {p for p in entries if _CACHE_NAME.fullmatch(p.name)} | {final_path(p) for p in entries if p.name.endswith(".h5.staging.zarr")}
-    return [Output(path, describe_cache(path), latest.get(path.resolve(), ""), _made_from(path, entries)) for path in sorted(finals)]
+    return [Output(path, describe_cache(path), latest.get(path.resolve(), ""), _made_from(path, entries + _shared_outputs(path, entries))) for path in sorted(finals)]
+
+
+def _shared_outputs(cache: Path, entries: list[Path]) -> list[Path]:
+    """Where ``cache`` is a link to a cache in a folder not written here
+    (:func:`~pipeline.shared_caches.writable_place`): the outputs beside the cache it names that
+    no output beside the link bears the name of, which the stages use where they lie
+    (:func:`~pipeline.shared_caches.output_beside`); else none."""
+    there = cache.resolve().parent
+    if not cache.is_symlink() or there == cache.parent or not there.is_dir():
+        return []
+    own = {p.name for p in entries}
+    return sorted(p for p in there.iterdir() if p.name.startswith(cache.name + ".") and p.name not in own)
 
 
 def _made_from(cache: Path, entries: list[Path]) -> list[Output]:
     """The prototypes, sampler runs, evaluations and ablations made from one cache."""
     beside = [p for p in entries if p.name.startswith(cache.name + ".") and p.is_dir() and not is_partial(p)]
     kind = {p: p.name[len(cache.name) + 1 :].split("-")[0] for p in beside}
-    latest_prototypes = _pointed(latest_prototypes_file(cache))
+    latest_prototypes = _first_pointed(latest_prototypes_file(cache), latest_prototypes_file(cache.resolve()))  # as cli.resolve_sampler_inputs takes them
     reports = {p: _json(p / "results.json") for p in beside if kind[p] == "eval"}
     runs: dict[Path, tuple[Output, str | None]] = {}  # by resolved path: the run, the prototypes it records
     for run in (p for p in beside if kind[p] == "train"):
@@ -175,7 +193,7 @@ def _made_from(cache: Path, entries: list[Path]) -> list[Output]:
         info = _json(prototypes / "info.json")
         what = f"{info.get('params', {}).get('guide', '?')} guide, {info.get('train_videos', 0):,} training videos" if info is not None else _unreadable(prototypes / "info.json", made_again(prototypes, "prototypes"))
         node = Output(prototypes, what, "latest" if prototypes.resolve() == latest_prototypes else "", damaged=info is None)
-        latest_run = _pointed(latest_run_file(prototypes, cache))
+        latest_run = _first_pointed(latest_run_file(prototypes, cache), latest_run_file(prototypes, prototypes))  # as cli.resolve_run takes it
         for key, (run, recorded) in runs.items():
             if _names(recorded, prototypes) or key == latest_run:
                 run.latest = "latest" if key == latest_run else ""
@@ -186,7 +204,10 @@ def _made_from(cache: Path, entries: list[Path]) -> list[Output]:
     # runs not placed: unfinished (their prototypes known once they finish), or made before
     # 2026-12-06; evaluations and ablations whose record is damaged (what they were made from unknown)
     damaged = [Output(p, _unreadable(p / name, made_again(p, command)), damaged=True) for records, name, command in ((reports, "results.json", "evaluate"), (ablations, "ablations.json", "ablations")) for p, r in records.items() if r is None]
-    return out + [run for key, (run, _) in runs.items() if key not in placed] + damaged
+    made = out + [run for key, (run, _) in runs.items() if key not in placed] + damaged
+    for output in (output for node in made for output in node.tree() if output.path.parent != cache.parent):
+        output.what += f"; in {output.path.parent}, used there"  # a shared folder's (_shared_outputs)
+    return made
 
 
 def describe_finetune(run: Path) -> str:

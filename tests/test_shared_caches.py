@@ -72,7 +72,7 @@ def test_the_stages_write_beside_a_link_to_a_cache_whose_folder_they_cannot_writ
     the shared folder's own prototypes is recorded beside the link; the stages after take the
     link for either path (the prototypes made here the default, else the shared folder's
     latest), an evaluation given the run the prototypes it was trained on; ``nsnet outputs``
-    says what the link names."""
+    says what the link names and lists what the shared folder holds under it, said so."""
     features, team_prototypes, truth = shared
     (team_run,) = features.parent.glob(features.name + ".train-*")
     before = _listing(features.parent)
@@ -108,8 +108,16 @@ def test_the_stages_write_beside_a_link_to_a_cache_whose_folder_they_cannot_writ
         assert evaluation_inputs(mine, "demo", None, given, None, link.with_name(run.name), None)[:3] == (link, team_prototypes, link.with_name(run.name))
     assert _listing(features.parent) == before
 
+    # the listing: the link's cache, what was made beside it, and under it what the shared folder
+    # holds that the stages use where it lies, said so, the latest marked as the stages take them
     listed = CliRunner().invoke(main, ["outputs", "--dataset", "demo", "--cache-dir", str(mine)])
     assert listed.exit_code == 0 and listed.output.splitlines()[0].endswith(f"; a link to {features.resolve()}"), listed.output
+    lines, there = listed.output.splitlines(), f"; in {features.resolve().parent}, used there"
+    short = {path: path.name.split(".zarr.")[1] for path in (mine_prototypes, team_prototypes, team_run, run)}
+    assert any(line.startswith(f"  {short[mine_prototypes]} (latest): prototype guide, ") and not line.endswith(there) for line in lines)
+    assert any(line.startswith(f"  {short[team_prototypes]}: prototype guide, ") and line.endswith(there) for line in lines)
+    assert any(line.startswith(f"    {short[team_run]}: 1 epoch, ") and line.endswith(there) for line in lines)
+    assert any(line.startswith(f"    {short[run]} (latest): 2 epochs, ") and not line.endswith(there) for line in lines)
 
 
 def test_an_evaluation_s_finished_decoding_in_the_shared_folder_is_read_where_it_lies(tiny_pipeline, unwritable, tmp_path):
