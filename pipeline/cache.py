@@ -262,12 +262,36 @@ def append_log(path: Path, entry: dict[str, Any]) -> None:
         handle.write(json.dumps(entry) + "\n")
 
 
+def _opened_to_lock(path: Path, mode: str) -> Any:
+    """``path`` opened to ``flock`` it (``mode`` "a+" makes it, "r+" does not): for writing, as
+    Linux's NFS client takes an exclusive ``flock`` as a lock of the whole file, which a file
+    opened for reading alone cannot have (``EBADF``); made group-writable where it is this
+    process's, so that the other members of a group's shared folder can lock it too (a umask of
+    022 left it its maker's alone, and their commands stopped at it: ``Permission denied``).
+    Another user's file that cannot be written here is opened for reading (``flock`` takes it on
+    a local disk and Lustre; NFS refuses, said by :func:`file_lock`)."""
+    try:
+        handle = open(path, mode)
+    except PermissionError:
+        if not path.is_file():
+            raise
+        return open(path)
+    found = os.fstat(handle.fileno())
+    if found.st_uid == os.geteuid() and not found.st_mode & 0o020:
+        try:
+            os.fchmod(handle.fileno(), (found.st_mode & 0o7777) | 0o060)
+        except OSError:  # a file system without modes (some FUSE and SMB mounts): as it is
+            pass
+    return handle
+
+
 @contextmanager
 def file_lock(path: Path, blocking: bool = True, hint: str = "wait for it or pick another shard") -> Iterator[None]:
     """An exclusive ``flock`` on ``path``; non-blocking raises :class:`CacheError` when held
-    (naming the holder, then ``hint``)."""
+    (naming the holder, then ``hint``). The holder is written into the file where it can be
+    written (:func:`_opened_to_lock`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
+    with _opened_to_lock(path, "a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
         except BlockingIOError:
@@ -275,11 +299,14 @@ def file_lock(path: Path, blocking: bool = True, hint: str = "wait for it or pic
             holder = handle.read().strip() or "unknown"
             raise CacheError(f"{path}: another writer holds this lock ({holder}); {hint}") from None
         except OSError as exc:  # ENOLCK, ENOSYS, EOPNOTSUPP: a file system without flock
+            if not handle.writable():
+                raise CacheError(f"{path}: another user's lock file, which this process may read but not write, and this file system locks only files open for writing (NFS); ask its owner to `chmod g+w` it, or remove it while no command runs") from exc
             raise CacheError(f"{path}: this file system cannot lock files ({exc.strerror}); put the cache where flock works (a local disk, NFSv4, Lustre mounted with -o flock)") from exc
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()} on {os.uname().nodename}")
-        handle.flush()
+        if handle.writable():
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()} on {os.uname().nodename}")
+            handle.flush()
         try:
             yield
         finally:
@@ -288,11 +315,10 @@ def file_lock(path: Path, blocking: bool = True, hint: str = "wait for it or pic
 
 def lock_holder(path: Path) -> str | None:
     """Who holds the :func:`file_lock` at ``path`` now (what it wrote there: ``pid N on host``),
-    else None (no such file, or no holder: it is taken and let go at once to know). Opened for
-    writing, as :func:`file_lock` opens it: Linux's NFS client takes an exclusive ``flock`` as a
-    lock of the whole file, which a file opened for reading alone cannot have (``EBADF``)."""
+    else None (no such file, or no holder: it is taken and let go at once to know); opened as
+    :func:`file_lock` opens it (:func:`_opened_to_lock`)."""
     try:
-        handle = open(path, "r+")
+        handle = _opened_to_lock(path, "r+")
     except FileNotFoundError:
         return None
     with handle:

@@ -16,7 +16,7 @@ import torch
 from click.testing import CliRunner
 
 from pipeline import row_store, shared_caches
-from pipeline.cache import CacheError, FeatureCache
+from pipeline.cache import CacheError, FeatureCache, file_lock, lock_holder
 from pipeline.config import AllFramesConfig
 from pipeline.datasets import get_dataset
 from pipeline.shared_caches import can_write_in, writable_place
@@ -222,3 +222,47 @@ def test_prototypes_of_a_cache_in_a_folder_the_process_cannot_write(tiny_pipelin
     assert f"warning: {features}: its folder cannot be written here" in run.stderr
     assert run.stdout.startswith(f"prototypes      {mine / 'demo' / features.name}.prototypes-")
     assert _listing(shared) == before
+
+
+def test_a_lock_file_is_made_group_writable_so_that_a_group_s_members_can_lock_it(tmp_path):
+    """A group's shared cache folder with a umask of 022: a lock file made by one member was
+    theirs alone to open for writing, and every other member's command stopped at it
+    (``Permission denied``); it is made group-writable, its other bits as the umask left them."""
+    before = os.umask(0o022)
+    try:
+        with file_lock(tmp_path / ".x.lock"):
+            pass
+    finally:
+        os.umask(before)
+    assert (tmp_path / ".x.lock").stat().st_mode & 0o777 == 0o664
+
+
+def test_another_user_s_lock_file_is_locked_open_for_reading(tmp_path, monkeypatch):
+    """A lock file another member made before (without group write) is opened for reading and
+    locked where the file system allows it (a local disk, Lustre); where it locks only files
+    open for writing (NFS), the error names the file and what its owner can do."""
+    import fcntl
+
+    lock = tmp_path / ".x.lock"
+    lock.write_text("pid 1 on elsewhere")
+    real_open = open
+
+    def theirs(file, mode="r", *args, **kwargs):  # the file's mode 644 and another owner, as the OS refuses it
+        if Path(file) == lock and mode != "r":
+            raise PermissionError(errno.EACCES, "Permission denied", str(file))
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr("pipeline.cache.open", theirs, raising=False)
+    with file_lock(lock):
+        assert lock_holder(lock) is not None  # held: told by another open of it
+    assert lock_holder(lock) is None and lock.read_text() == "pid 1 on elsewhere"  # not written
+
+    def as_nfs(handle, operation, real=fcntl.flock):
+        if operation & fcntl.LOCK_EX and not handle.writable():
+            raise OSError(errno.EBADF, "Bad file descriptor")
+        return real(handle, operation)
+
+    monkeypatch.setattr("pipeline.cache.fcntl.flock", as_nfs)
+    with pytest.raises(CacheError, match=f"{lock}: another user's lock file, which this process may read but not write, and this file system locks only files open for writing \\(NFS\\); ask its owner to `chmod g\\+w` it"):
+        with file_lock(lock):
+            pass
