@@ -297,7 +297,7 @@ def file_lock(path: Path, blocking: bool = True, hint: str = "wait for it or pic
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "unknown"
-            raise CacheError(f"{path}: another writer holds this lock ({holder}); {hint}") from None
+            raise CacheError(f"{path}: another writer holds this lock ({holder}); {hint}{slurm_tasks_hint()}") from None
         except OSError as exc:  # ENOLCK, ENOSYS, EOPNOTSUPP: a file system without flock
             if not handle.writable():
                 raise CacheError(f"{path}: another user's lock file, which this process may read but not write, and this file system locks only files open for writing (NFS); ask its owner to `chmod g+w` it, or remove it while no command runs") from exc
@@ -311,6 +311,17 @@ def file_lock(path: Path, blocking: bool = True, hint: str = "wait for it or pic
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def slurm_tasks_hint() -> str:
+    """Where SLURM started this process as one of several tasks of a step (``srun
+    --ntasks=8 nsnet ...``) and torchrun did not (no ``WORLD_SIZE``): a sentence saying that each
+    task runs the whole command unless given its share, the likely cause of a lock held by a
+    process of the same command; else ""."""
+    tasks = os.environ.get("SLURM_STEP_NUM_TASKS") or os.environ.get("SLURM_NTASKS") or ""
+    if not tasks.isdigit() or int(tasks) < 2 or "WORLD_SIZE" in os.environ:
+        return ""
+    return f" (SLURM started {tasks} tasks of this step, each running the whole command: give each its share, `--shard $SLURM_PROCID/{tasks}` inside `bash -c '...'`, or start them with torchrun)"
 
 
 def lock_holder(path: Path) -> str | None:

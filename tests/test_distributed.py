@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from pipeline.cache import CacheError, file_lock
 from pipeline.distributed import busiest_share, even_shard_size, evener_shard_size, pick_device, shares_even
 
 REPO = Path(__file__).resolve().parents[1]
@@ -187,3 +188,20 @@ def test_a_ranks_process_group_is_gone_with_its_threads_when_the_work_is_done(tm
     for rank in (0, 1):  # each rank's thread names after teardown, written by the rank
         threads = (tmp_path / f"threads-of-rank-{rank}.txt").read_text().splitlines()
         assert threads and not [name for name in threads if "gloo" in name], f"rank {rank}: {threads}"
+
+
+def test_a_lock_held_by_a_task_of_the_same_slurm_step_says_to_give_each_task_its_share(tmp_path, monkeypatch):
+    """``srun --ntasks=8 nsnet features ...`` without ``--shard``: eight processes run the whole
+    command and all but the first stop at its lock; the error says why, where SLURM's variables
+    name several tasks and torchrun started none."""
+    lock = tmp_path / ".x.lock"
+    for env, said in (({"SLURM_NTASKS": "8", "SLURM_PROCID": "3"}, True), ({"SLURM_NTASKS": "1"}, False), ({"SLURM_NTASKS": "8", "WORLD_SIZE": "8"}, False), ({}, False)):
+        for name in ("SLURM_NTASKS", "SLURM_STEP_NUM_TASKS", "SLURM_PROCID", "WORLD_SIZE"):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        with file_lock(lock), pytest.raises(CacheError) as refused:
+            with file_lock(lock, blocking=False, hint="wait for it"):
+                pass
+        hint = " (SLURM started 8 tasks of this step, each running the whole command: give each its share, `--shard $SLURM_PROCID/8` inside `bash -c '...'`, or start them with torchrun)"
+        assert str(refused.value).endswith("wait for it" + (hint if said else "")), (env, str(refused.value))

@@ -266,3 +266,4 @@ def test_another_user_s_lock_file_is_locked_open_for_reading(tmp_path, monkeypat
     with pytest.raises(CacheError, match=f"{lock}: another user's lock file, which this process may read but not write, and this file system locks only files open for writing \\(NFS\\); ask its owner to `chmod g\\+w` it"):
         with file_lock(lock):
             pass
+
