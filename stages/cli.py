@@ -347,7 +347,7 @@ def features(dataset: str, data_root: Path | None, cache_dir: Path, cache_path: 
     from pipeline.config import RunOptions
     from pipeline.datasets import get_dataset
     from pipeline.distributed import parse_shard
-    from stages.features import plan_features, run_features, write_summary
+    from stages.features import IN_PLACE, plan_features, plan_in_place, run_features, write_summary
 
     config = get_dataset(dataset).features
     if preset is not None:
@@ -358,6 +358,15 @@ def features(dataset: str, data_root: Path | None, cache_dir: Path, cache_path: 
         if verify:
             raise click.UsageError("--verify computes damaged shards again and --dry-run writes nothing: `nsnet outputs --verify` says which blocks of the dataset's caches are damaged")
         click.echo(plan_features(dataset, data_root, config, opts, cache_path, files).table())
+        return
+    if os.environ.get("WORLD_SIZE") is None and (in_place := plan_in_place(dataset, data_root, config, opts, cache_path, files)) is not None:
+        plan, failed = in_place
+        click.echo(plan.table(IN_PLACE))
+        pointer = latest_features_file(cache_dir, dataset, preset)
+        if pointer.parent != Path(plan.cache).parent:  # a --cache-dir of one's own: the later stages take it (else the folder's own pointer stands)
+            record_latest(pointer, plan.cache)
+        if failed and not allow_failures:
+            raise click.ClickException(f"{failed} video(s) of the cache failed (see {plan.cache}.failures.jsonl); pass --allow-failures to accept")
         return
     summary = run_features(dataset, data_root, config, opts, cache_path, files)
     if summary.leader:

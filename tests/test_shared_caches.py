@@ -21,6 +21,7 @@ from pipeline.config import AllFramesConfig
 from pipeline.datasets import get_dataset
 from pipeline.shared_caches import can_write_in, writable_place
 from stages.cli import evaluation_inputs, latest_prototypes_file, latest_run_file, main, record_latest, resolve_run, resolve_sampler_inputs
+from conftest import TINY_MODEL_OPTIONS
 from stages.all_frames import fill_all_frames
 from stages.train import run_train
 
@@ -267,3 +268,26 @@ def test_another_user_s_lock_file_is_locked_open_for_reading(tmp_path, monkeypat
         with file_lock(lock):
             pass
 
+
+
+def test_the_features_stage_on_a_finished_cache_it_cannot_write_reads_it_in_place(tiny_videos, unwritable, tmp_path):
+    """``nsnet features --cache <shared cache>`` (or a shared ``--cache-dir``): a run stopped at
+    its first lock (``Permission denied``); where there is nothing to compute it says so, writes
+    nothing there and records the cache for the later stages in a ``--cache-dir`` of one's own;
+    where a video's file changed since, the error says what there is to compute and who can."""
+    store = tmp_path / "shared" / "features.zarr"
+    args = ["features", "--dataset", "demo", "--data-root", str(tiny_videos), "--cache", str(store), "--workers", "0", "--backend", "torch", "--no-progress", *TINY_MODEL_OPTIONS]
+    made = CliRunner().invoke(main, [*args, "--cache-dir", str(tmp_path / "team")])
+    assert made.exit_code == 0, made.output
+    unwritable(store.parent)
+    before = _listing(store.parent)
+    mine = tmp_path / "mine"
+    found = CliRunner().invoke(main, [*args, "--cache-dir", str(mine)])
+    assert found.exit_code == 0 and found.output.rstrip().endswith("(the cache lies in a folder not written here, and has nothing to compute: read where it lies, nothing written there)"), found.output
+    assert (mine / "demo" / "latest-features.txt").read_text() == f"{store.resolve()}\n" and _listing(store.parent) == before
+    video = next((tiny_videos / "videos").glob("*.mp4"))
+    with open(video, "ab") as handle:  # the file changed since (root writes it where the test made modes bind others)
+        handle.write(b"\0")
+    changed = CliRunner().invoke(main, [*args, "--cache-dir", str(mine)])
+    assert changed.exit_code == 1 and f"Error: {store}: its folder cannot be written here, and 1 video(s) to compute or copy in this share (`--dry-run` says which): its owner can run `nsnet features` on it" in changed.output, changed.output
+    assert _listing(store.parent) == before
