@@ -364,6 +364,9 @@ def features(dataset: str, data_root: Path | None, cache_dir: Path, cache_path: 
         click.echo(plan.table(IN_PLACE))
         pointer = latest_features_file(cache_dir, dataset, preset)
         if pointer.parent != Path(plan.cache).parent:  # a --cache-dir of one's own: the later stages take it (else the folder's own pointer stands)
+            from pipeline.shared_caches import writable_place
+
+            writable_place(Path(plan.cache), cache_dir, dataset)  # the link their outputs go beside, listed by `nsnet outputs` from now
             record_latest(pointer, plan.cache)
         if failed and not allow_failures:
             raise click.ClickException(f"{failed} video(s) of the cache failed (see {plan.cache}.failures.jsonl); pass --allow-failures to accept")

@@ -275,16 +275,21 @@ def test_the_features_stage_on_a_finished_cache_it_cannot_write_reads_it_in_plac
     its first lock (``Permission denied``); where there is nothing to compute it says so, writes
     nothing there and records the cache for the later stages in a ``--cache-dir`` of one's own;
     where a video's file changed since, the error says what there is to compute and who can."""
-    store = tmp_path / "shared" / "features.zarr"
-    args = ["features", "--dataset", "demo", "--data-root", str(tiny_videos), "--cache", str(store), "--workers", "0", "--backend", "torch", "--no-progress", *TINY_MODEL_OPTIONS]
-    made = CliRunner().invoke(main, [*args, "--cache-dir", str(tmp_path / "team")])
+    options = ["features", "--dataset", "demo", "--data-root", str(tiny_videos), "--workers", "0", "--backend", "torch", "--no-progress", *TINY_MODEL_OPTIONS]
+    made = CliRunner().invoke(main, [*options, "--cache-dir", str(tmp_path / "team")])
     assert made.exit_code == 0, made.output
+    (store,) = (tmp_path / "team" / "demo").glob("features-*.zarr")
+    args = [*options, "--cache", str(store)]
     unwritable(store.parent)
     before = _listing(store.parent)
     mine = tmp_path / "mine"
-    found = CliRunner().invoke(main, [*args, "--cache-dir", str(mine)])
+    with pytest.warns(RuntimeWarning, match="made now"):  # the link the later stages write beside
+        found = CliRunner().invoke(main, [*args, "--cache-dir", str(mine)])
     assert found.exit_code == 0 and found.output.rstrip().endswith("(the cache lies in a folder not written here, and has nothing to compute: read where it lies, nothing written there)"), found.output
     assert (mine / "demo" / "latest-features.txt").read_text() == f"{store.resolve()}\n" and _listing(store.parent) == before
+    assert (mine / "demo" / store.name).resolve() == store.resolve()  # the link the later stages write beside, listed by `nsnet outputs`
+    listed = CliRunner().invoke(main, ["outputs", "--dataset", "demo", "--cache-dir", str(mine)])
+    assert listed.output.startswith(f"{store.name} (latest): ") and f"; a link to {store.resolve()}" in listed.output, listed.output
     video = next((tiny_videos / "videos").glob("*.mp4"))
     with open(video, "ab") as handle:  # the file changed since (root writes it where the test made modes bind others)
         handle.write(b"\0")
