@@ -359,7 +359,7 @@ def features(dataset: str, data_root: Path | None, cache_dir: Path, cache_path: 
             raise click.UsageError("--verify computes damaged shards again and --dry-run writes nothing: `nsnet outputs --verify` says which blocks of the dataset's caches are damaged")
         click.echo(plan_features(dataset, data_root, config, opts, cache_path, files).table())
         return
-    if os.environ.get("WORLD_SIZE") is None and (in_place := plan_in_place(dataset, data_root, config, opts, cache_path, files)) is not None:
+    if not verify and os.environ.get("WORLD_SIZE") is None and (in_place := plan_in_place(dataset, data_root, config, opts, cache_path, files)) is not None:  # --verify mends: its owner's
         plan, failed = in_place
         click.echo(plan.table(IN_PLACE))
         pointer = latest_features_file(cache_dir, dataset, preset)
