@@ -62,13 +62,26 @@ def _dataset_of(features: Path, dataset: str) -> str:
         return str(cache.attrs.get("identity", {}).get("dataset") or dataset)
 
 
+def linked_cache(features: Path) -> Path | None:
+    """The cache a link names (:func:`writable_place`), where ``features`` is a link; else None."""
+    return features.resolve() if features.is_symlink() else None
+
+
+def cache_folders(features: Path) -> tuple[Path, ...]:
+    """The folders of a cache: its own as the stage names it and, where that is a link, the
+    folder of the cache it names (:func:`linked_cache`), where a checkpoint made in the cache's
+    folder is looked for once it moved, and the shared folder's outputs are listed."""
+    linked = linked_cache(features)
+    return (features.parent,) if linked is None else (features.parent, linked.parent)
+
+
 def output_beside(features: Path, name: str, finished: Callable[[Path], bool]) -> Path:
     """The output ``name`` of a feature cache: beside the cache as the stage names it; where it
     names it by a link (:func:`writable_place`) and what lies beside the link under that name is
     not ``finished``, the output of the same name beside the cache the link names where that one
     is: the same name, the same inputs (a shared folder's prototypes, sampler runs, evaluations
     and ablations are used where they lie, read, not made again)."""
-    own = features.with_name(name)
-    if features.is_symlink() and not finished(own) and finished(theirs := features.resolve().with_name(name)):
+    own, linked = features.with_name(name), linked_cache(features)
+    if linked is not None and not finished(own) and finished(theirs := linked.with_name(name)):
         return theirs
     return own

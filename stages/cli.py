@@ -466,8 +466,8 @@ def resolve_sampler_inputs(cache_dir: Path, dataset: str, features_path: Path | 
 
     features_path = resolve_features(cache_dir, dataset, features_path, preset, instead[0])
     if prototypes_path is None:
-        pointer = next((p for p in (latest_prototypes_file(features_path), latest_prototypes_file(features_path.resolve())) if p.is_file()), None)
-        if pointer is None:  # neither beside the cache as named nor beside the one a link names
+        pointer = next((p for p in prototypes_pointers(features_path) if p.is_file()), None)
+        if pointer is None:
             with FeatureCache(features_path):  # a path that holds no cache, or nothing, is named as such first
                 pass
             raise CacheError(f"{features_path}: no prototypes made for this feature cache by `nsnet prototypes`; run it first or pass {instead[1]}")
@@ -671,6 +671,22 @@ def prototypes_of_run(run_path: Path) -> Path | None:
     return found if found is not None and found.is_dir() else None
 
 
+def prototypes_pointers(features_path: Path) -> tuple[Path, ...]:
+    """Where the prototypes last made for a cache may be recorded, in the order the later stages
+    read them: beside the cache as named, then beside the cache a link names (a shared cache's own)."""
+    from pipeline.shared_caches import linked_cache
+
+    linked = linked_cache(features_path)
+    return (latest_prototypes_file(features_path),) if linked is None else (latest_prototypes_file(features_path), latest_prototypes_file(linked))
+
+
+def run_pointers(prototypes_path: Path, features_path: Path) -> tuple[Path, ...]:
+    """Where the sampler run last trained on these prototypes may be recorded, in the order the
+    later stages read them: beside the cache, where ``nsnet train`` records it, then beside the
+    prototypes (a shared folder's own; the same file where they lie beside the cache)."""
+    return tuple(dict.fromkeys((latest_run_file(prototypes_path, features_path), latest_run_file(prototypes_path, prototypes_path))))
+
+
 def latest_run_file(prototypes_path: Path, beside: Path) -> Path:
     """Where ``nsnet train`` records the sampler run it last finished on these prototypes (the
     evaluate stage's own runs, such as the w/o-NS baseline, are not recorded), in the folder of
@@ -690,8 +706,8 @@ def resolve_run(features_path: Path, prototypes_path: Path, dataset: str, run_pa
 
     if run_path is not None:
         return run_path
-    pointer = next((p for p in (latest_run_file(prototypes_path, features_path), latest_run_file(prototypes_path, prototypes_path)) if p.is_file()), None)
-    if pointer is not None:  # the run trained here last, else the one the prototypes' own folder records
+    pointer = next((p for p in run_pointers(prototypes_path, features_path) if p.is_file()), None)
+    if pointer is not None:
         return read_pointer(pointer)
     with FeatureCache(features_path) as cache:
         run = run_dir_for(features_path, prototypes_path, get_dataset(dataset).train, cache.content_fingerprint)

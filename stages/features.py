@@ -32,6 +32,7 @@ from pipeline.extract import BlockDecoder, BlockInference, DecodedBlock, decodin
 from pipeline.metrics import multi_hot
 from pipeline.checkpoints import preprocessing_text
 from pipeline.models import CHECKPOINT_TAKEN, FrameEncoder, check_model_name, checkpoint_identity, create_model, data_config, frame_transform, frame_transforms, imagenet_overlay, model_identity, weights_identity
+from pipeline.shared_caches import cache_folders
 from pipeline.sibling_caches import STORE_NAME, Reusable, Sibling, copied_rows, find_siblings, held, reusable_rows
 from pipeline.video import NO_SOURCE, failure_summary, looked_at, source_size
 from pipeline.wording import first_few
@@ -232,7 +233,7 @@ def located_checkpoints(config: FeaturesConfig, recorded: dict[str, str], folder
     """``config`` with each checkpoint not found where its path points from here (a relative path
     and a later stage run from another folder) taken from where the features stage found it
     (``recorded``, :func:`checkpoint_files`), where it is still there, else from the cache's
-    ``folders`` (:func:`cache_folders`), moved since, where it was made in it
+    ``folders`` (:func:`~pipeline.shared_caches.cache_folders`), moved since, where it was made in it
     (:func:`~pipeline.cache.found_beside`: fine-tuning's ``finetune/<run>/model.pth``, the demo's
     ``recognizer.pth``); its bytes are checked against the cache's identity either way."""
     for role, path in recorded.items():
@@ -244,17 +245,10 @@ def located_checkpoints(config: FeaturesConfig, recorded: dict[str, str], folder
     return config
 
 
-def cache_folders(features: Path) -> tuple[Path, ...]:
-    """The folders a checkpoint made in a cache's folder is looked for in once it moved: the
-    cache's as the stage names it, and, where that is a link (a shared cache's,
-    :func:`~pipeline.shared_caches.writable_place`), the folder of the cache it names."""
-    return (features.parent, features.resolve().parent) if features.is_symlink() else (features.parent,)
-
-
 def cached_model(attrs: dict[str, Any], role: str, folders: tuple[Path, ...] = ()) -> tuple[FrameEncoder, Any]:
     """The ``light`` or ``recognizer`` model exactly as the features stage ran it for the cache
     with these attributes — same weights (refused if the checkpoint changed since), same
-    preprocessing — and its frame transform; ``folders``, the cache's (:func:`cache_folders`),
+    preprocessing — and its frame transform; ``folders``, the cache's (:func:`~pipeline.shared_caches.cache_folders`),
     where a checkpoint made in it is looked for once the folder moved (:func:`located_checkpoints`)."""
     config = located_checkpoints(FeaturesConfig.from_dict(attrs["config"]), attrs.get("checkpoint_files", {}), folders)
     spec = getattr(config, role)

@@ -20,8 +20,9 @@ import numpy as np
 from pipeline.cache import DONE, FAILED, PENDING, CacheError, FeatureCache, directory_size, final_path, found_beside, is_partial, json_object, read_pointer, size_text, staging_path
 from pipeline.checked_files import made_again
 from pipeline.presets import PRESETS
+from pipeline.shared_caches import linked_cache
 from pipeline.wording import counted, last_validated, videos_said
-from stages.cli import latest_features_file, latest_prototypes_file, latest_run_file
+from stages.cli import latest_features_file, prototypes_pointers, run_pointers
 
 _CACHE_NAME = re.compile(r"features-[0-9a-f]{16}\.(zarr|h5)")
 
@@ -53,10 +54,10 @@ class Output:
         return [head, *(line for child in self.made_from_it for line in child.lines(depth + 1))]
 
 
-def _first_pointed(*pointers: Path) -> Path | None:
-    """What the first of ``pointers`` that is there names (:func:`_pointed`): a link's own, else
-    the shared folder's, as the stages take them."""
-    return next((_pointed(pointer) for pointer in dict.fromkeys(pointers) if pointer.is_file()), None)
+def _first_pointed(pointers: tuple[Path, ...]) -> Path | None:
+    """What the first of ``pointers`` that is there names (:func:`_pointed`), as the stages read
+    them (:func:`~stages.cli.prototypes_pointers`, :func:`~stages.cli.run_pointers`)."""
+    return next((_pointed(pointer) for pointer in pointers if pointer.is_file()), None)
 
 
 def _pointed(pointer: Path) -> Path | None:
@@ -167,18 +168,18 @@ def _shared_outputs(cache: Path, entries: list[Path]) -> list[Path]:
     (:func:`~pipeline.shared_caches.writable_place`): the outputs beside the cache it names that
     no output beside the link bears the name of, which the stages use where they lie
     (:func:`~pipeline.shared_caches.output_beside`); else none."""
-    there = cache.resolve().parent
-    if not cache.is_symlink() or there == cache.parent or not there.is_dir():
+    linked = linked_cache(cache)
+    if linked is None or not linked.parent.is_dir():
         return []
     own = {p.name for p in entries}
-    return sorted(p for p in there.iterdir() if p.name.startswith(cache.name + ".") and p.name not in own)
+    return sorted(p for p in linked.parent.iterdir() if p.name.startswith(cache.name + ".") and p.name not in own)
 
 
 def _made_from(cache: Path, entries: list[Path]) -> list[Output]:
     """The prototypes, sampler runs, evaluations and ablations made from one cache."""
     beside = [p for p in entries if p.name.startswith(cache.name + ".") and p.is_dir() and not is_partial(p)]
     kind = {p: p.name[len(cache.name) + 1 :].split("-")[0] for p in beside}
-    latest_prototypes = _first_pointed(latest_prototypes_file(cache), latest_prototypes_file(cache.resolve()))  # as cli.resolve_sampler_inputs takes them
+    latest_prototypes = _first_pointed(prototypes_pointers(cache))
     reports = {p: _json(p / "results.json") for p in beside if kind[p] == "eval"}
     runs: dict[Path, tuple[Output, str | None]] = {}  # by resolved path: the run, the prototypes it records
     for run in (p for p in beside if kind[p] == "train"):
@@ -193,7 +194,7 @@ def _made_from(cache: Path, entries: list[Path]) -> list[Output]:
         info = _json(prototypes / "info.json")
         what = f"{info.get('params', {}).get('guide', '?')} guide, {info.get('train_videos', 0):,} training videos" if info is not None else _unreadable(prototypes / "info.json", made_again(prototypes, "prototypes"))
         node = Output(prototypes, what, "latest" if prototypes.resolve() == latest_prototypes else "", damaged=info is None)
-        latest_run = _first_pointed(latest_run_file(prototypes, cache), latest_run_file(prototypes, prototypes))  # as cli.resolve_run takes it
+        latest_run = _first_pointed(run_pointers(prototypes, cache))
         for key, (run, recorded) in runs.items():
             if _names(recorded, prototypes) or key == latest_run:
                 run.latest = "latest" if key == latest_run else ""

@@ -38,10 +38,11 @@ from pipeline.extract import BothModels, Transform, workers_within_shared_memory
 from pipeline.inference import NSNetInference, ObservationDecoder, VideoPrediction, predict_frames, predict_videos
 from pipeline.output_kinds import SAMPLER_RUN, folder_kind, named, output_kind
 from pipeline.plots import matplotlib_available, plot_video_saliency
+from pipeline.shared_caches import cache_folders
 from pipeline.video import FRAME_EXTENSIONS, VIDEO_EXTENSIONS, failure_summary, hidden, unfinished_video
 from pipeline.wording import first_few
 from stages.evaluate_report import text_table
-from stages.features import build_runners, cache_folders, cached_model
+from stages.features import build_runners, cached_model
 from stages.train import SamplerShape, load_trained_sampler, read_run_model
 
 RUN_MARKER = ".train-"

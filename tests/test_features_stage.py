@@ -150,7 +150,8 @@ def test_a_checkpoint_fine_tuned_into_the_cache_folder_is_found_there_once_the_f
     the demo's ``recognizer.pth``): with the folder moved, the later stages building the cache's
     model find it by its path's tail there (before 2026-12-07, fifty-first session: "not found:
     put the file back"); its bytes are checked as before."""
-    from stages.features import cache_folders, cached_model
+    from pipeline.shared_caches import cache_folders
+    from stages.features import cached_model
 
     rec = tiny_config.recognizer
     model = create_model(rec, 3, seed=4)
