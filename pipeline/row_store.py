@@ -84,7 +84,7 @@ def fill_rows(path: Path, fp: str, attrs: dict[str, Any], arrays: dict[str, tupl
     of the whole store, read at the end, do not (a share's rows are not read); before
     2026-12-07, fifty-fifth session, the store was to be removed and computed anew whole (the
     all-frames pass: hours at a dataset's size)."""
-    if finished_rows(path) and not can_write_in(path.parent):  # a shared folder's, used where it lies (output_beside)
+    if not can_write_in(path.parent) and finished_rows(path):  # a shared folder's, used where it lies (output_beside); the status is read once where the folder is one's own
         return _read_finished(path, fp, [name for name in arrays if name != "status"], share)
     index, count = share
     videos = arrays["status"][0][0]
