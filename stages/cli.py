@@ -359,8 +359,7 @@ def features(dataset: str, data_root: Path | None, cache_dir: Path, cache_path: 
             raise click.UsageError("--verify computes damaged shards again and --dry-run writes nothing: `nsnet outputs --verify` says which blocks of the dataset's caches are damaged")
         click.echo(plan_features(dataset, data_root, config, opts, cache_path, files).table())
         return
-    if not verify and os.environ.get("WORLD_SIZE") is None and (in_place := plan_in_place(dataset, data_root, config, opts, cache_path, files)) is not None:  # --verify mends: its owner's
-        plan, failed = in_place
+    if not verify and os.environ.get("WORLD_SIZE") is None and (plan := plan_in_place(dataset, data_root, config, opts, cache_path, files)) is not None:  # --verify mends: its owner's
         click.echo(plan.table(IN_PLACE))
         pointer = latest_features_file(cache_dir, dataset, preset)
         if pointer.parent != Path(plan.cache).parent:  # a --cache-dir of one's own: the later stages take it (else the folder's own pointer stands)
@@ -368,8 +367,8 @@ def features(dataset: str, data_root: Path | None, cache_dir: Path, cache_path: 
 
             writable_place(Path(plan.cache), cache_dir, dataset)  # the link their outputs go beside, listed by `nsnet outputs` from now
             record_latest(pointer, plan.cache)
-        if failed and not allow_failures:
-            raise click.ClickException(f"{failed} video(s) of the cache failed (see {plan.cache}.failures.jsonl); pass --allow-failures to accept")
+        if plan.failed and not allow_failures:
+            raise click.ClickException(f"{plan.failed} video(s) of the cache failed (see {plan.cache}.failures.jsonl); pass --allow-failures to accept")
         return
     summary = run_features(dataset, data_root, config, opts, cache_path, files)
     if summary.leader:

@@ -683,6 +683,7 @@ class FeaturesPlan:
     missing: int = 0  # of those to compute, not on disk: they would fail
     empty: int = 0  # of those to compute, an empty file or a folder without frames: they would fail
     videos: int = 0  # of the cache
+    failed: int = 0  # of the cache, failed (and not taken again)
     sizes: dict[str, int] = field(default_factory=dict)  # its videos a model batch and a shard (a new one's as it would be made)
 
     def table(self, ending: str = "(--dry-run: nothing written, no model run)") -> str:
@@ -731,17 +732,17 @@ def plan_features(dataset: str, data_root: Path | None, config: FeaturesConfig, 
     unreadable = {"missing": int((sizes == NO_SOURCE).sum()), "empty": int((sizes == 0).sum())}
     if plan.videos > copied:  # the run would build the models
         check_weights(config, manifest.classes)
-    return FeaturesPlan(str(store or final), store is not None, plan.videos + plan.skipped, plan.skipped, plan.videos - copied, int(plan.changed.sum()), int(plan.misread.sum()), retried, copied, copied_from, **unreadable, videos=len(status), sizes=store_sizes(attrs))
+    return FeaturesPlan(str(store or final), store is not None, plan.videos + plan.skipped, plan.skipped, plan.videos - copied, int(plan.changed.sum()), int(plan.misread.sum()), retried, copied, copied_from, **unreadable, videos=len(status), failed=int(((status == FAILED) & ~coming).sum()), sizes=store_sizes(attrs))
 
 
 # The last line of what a run on a finished cache it cannot write says (plan_in_place).
 IN_PLACE = "(the cache lies in a folder not written here, and has nothing to compute: read where it lies, nothing written there)"
 
 
-def plan_in_place(dataset: str, data_root: Path | None, config: FeaturesConfig, opts: RunOptions, cache_path: Path | None = None, files: AnnotationFiles = AnnotationFiles()) -> tuple[FeaturesPlan, int] | None:
+def plan_in_place(dataset: str, data_root: Path | None, config: FeaturesConfig, opts: RunOptions, cache_path: Path | None = None, files: AnnotationFiles = AnnotationFiles()) -> FeaturesPlan | None:
     """Where the cache's folder (``--cache``'s, else ``<cache-dir>/<dataset>``) is there and
     cannot be written (a lab's shared cache, a read-only mount), what a run would do
-    (:func:`plan_features`) and the videos the cache holds failed, where there is nothing to
+    (:func:`plan_features`, with the videos the cache holds failed), where there is nothing to
     compute: a run would stop at its first lock (``Permission denied``); else a
     :class:`CacheError` saying what there is to compute and who can. None where the folder can
     be written or is not there yet (the run makes it)."""
@@ -754,9 +755,7 @@ def plan_in_place(dataset: str, data_root: Path | None, config: FeaturesConfig, 
     if not plan.exists or plan.to_compute or plan.copied:
         work = f"{plan.to_compute + plan.copied} video(s) to compute or copy in this share" if plan.exists else "the cache is not made yet"
         raise CacheError(f"{plan.cache}: its folder cannot be written here, and {work} (`--dry-run` says which): its owner can run `nsnet features` on it; or make a cache of yours, with a --cache-dir of yours (and no --cache there)")
-    with FeatureCache(Path(plan.cache)) as cache:
-        failed = int((np.asarray(cache["status"][:]) == FAILED).sum())
-    return plan, failed
+    return plan
 
 
 @dataclass

@@ -273,25 +273,29 @@ def test_another_user_s_lock_file_is_locked_open_for_reading(tmp_path, monkeypat
 def test_the_features_stage_on_a_finished_cache_it_cannot_write_reads_it_in_place(tiny_videos, unwritable, tmp_path):
     """``nsnet features --cache <shared cache>`` (or a shared ``--cache-dir``): a run stopped at
     its first lock (``Permission denied``); where there is nothing to compute it says so, writes
-    nothing there and records the cache for the later stages in a ``--cache-dir`` of one's own;
+    nothing there and records the cache for the later stages in a ``--cache-dir`` of one's own,
+    ending as a run does where the cache holds failed videos (exit 1 without --allow-failures);
     where a video's file changed since, the error says what there is to compute and who can."""
-    options = ["features", "--dataset", "demo", "--data-root", str(tiny_videos), "--workers", "0", "--backend", "torch", "--no-progress", *TINY_MODEL_OPTIONS]
+    broken, changing = sorted((tiny_videos / "videos").glob("*.mp4"))[:2]
+    broken.write_bytes(b"not a video")
+    options = ["features", "--dataset", "demo", "--data-root", str(tiny_videos), "--workers", "0", "--backend", "torch", "--no-progress", "--allow-failures", *TINY_MODEL_OPTIONS]
     made = CliRunner().invoke(main, [*options, "--cache-dir", str(tmp_path / "team")])
-    assert made.exit_code == 0, made.output
+    assert made.exit_code == 0 and "failed                      1" in made.output, made.output
     (store,) = (tmp_path / "team" / "demo").glob("features-*.zarr")
     args = [*options, "--cache", str(store)]
     unwritable(store.parent)
     before = _listing(store.parent)
     mine = tmp_path / "mine"
     with pytest.warns(RuntimeWarning, match="made now"):  # the link the later stages write beside
-        found = CliRunner().invoke(main, [*args, "--cache-dir", str(mine)])
+        refused = CliRunner().invoke(main, [*(a for a in args if a != "--allow-failures"), "--cache-dir", str(mine)])
+    assert refused.exit_code == 1 and f"Error: 1 video(s) of the cache failed (see {store}.failures.jsonl); pass --allow-failures to accept" in refused.output, refused.output
+    found = CliRunner().invoke(main, [*args, "--cache-dir", str(mine)])
     assert found.exit_code == 0 and found.output.rstrip().endswith("(the cache lies in a folder not written here, and has nothing to compute: read where it lies, nothing written there)"), found.output
     assert (mine / "demo" / "latest-features.txt").read_text() == f"{store.resolve()}\n" and _listing(store.parent) == before
     assert (mine / "demo" / store.name).resolve() == store.resolve()  # the link the later stages write beside, listed by `nsnet outputs`
     listed = CliRunner().invoke(main, ["outputs", "--dataset", "demo", "--cache-dir", str(mine)])
     assert listed.output.startswith(f"{store.name} (latest): ") and f"; a link to {store.resolve()}" in listed.output, listed.output
-    video = next((tiny_videos / "videos").glob("*.mp4"))
-    with open(video, "ab") as handle:  # the file changed since (root writes it where the test made modes bind others)
+    with open(changing, "ab") as handle:  # the file changed since (root writes it where the test made modes bind others)
         handle.write(b"\0")
     changed = CliRunner().invoke(main, [*args, "--cache-dir", str(mine)])
     assert changed.exit_code == 1 and f"Error: {store}: its folder cannot be written here, and 1 video(s) to compute or copy in this share (`--dry-run` says which): its owner can run `nsnet features` on it" in changed.output, changed.output
