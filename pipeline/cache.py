@@ -229,6 +229,13 @@ def write_text_atomic(path: Path, text: str) -> None:
         tmp.write_text(text)
 
 
+def write_text_changed(path: Path, text: str) -> None:
+    """:func:`write_text_atomic` where ``path`` does not hold ``text`` already: a record written
+    again as it was is not touched (a finished output stays as it is, on a read-only disk too)."""
+    if not path.is_file() or path.read_bytes() != text.encode():
+        write_text_atomic(path, text)
+
+
 @contextmanager
 def writing_alone(path: Path, lock: Path | None = None) -> Iterator[None]:
     """The block as ``path``'s one writer: holding its lock (``lock``, else

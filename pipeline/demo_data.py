@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.cache import write_text_changed
 from pipeline.checked_files import checked_json
 from pipeline.config import refuse_outside
 
@@ -293,7 +294,8 @@ def generate_demo(out_dir: Path, spec: DemoSpec = DemoSpec(), workers: int | Non
         others = datasets_in_root(out_dir)
         guess = f" (the {others[0]} dataset's annotation files: --dataset {others[0]}?)" if others else ""
         raise ValueError(f"{out_dir} holds {', '.join(held)}{guess}: the demo dataset is generated only into an empty folder or its own, never among other files; pick another --data-root")
-    _written(spec_file, json.dumps(recorded, indent=1))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_text_changed(spec_file, json.dumps(recorded, indent=1))
     plans = _plan_videos(spec)
     jobs = [(spec, plan, i, str(out_dir)) for i, plan in enumerate(plans) if not (out_dir / "videos" / f"{plan.video_id}.mp4").exists()]
     if jobs:  # a finished demo starts no process
@@ -306,21 +308,12 @@ def generate_demo(out_dir: Path, spec: DemoSpec = DemoSpec(), workers: int | Non
                 pass
     table = class_table(spec.num_classes)
     names = [class_name(c, table) for c in range(spec.num_classes)]
-    _written(out_dir / "classes.txt", "\n".join(names) + "\n")
+    write_text_changed(out_dir / "classes.txt", "\n".join(names) + "\n")
     lines = ["path,label,split"] + [f"videos/{p.video_id}.mp4,{names[p.label]},{p.split}" for p in plans]
-    _written(out_dir / "manifest.csv", "\n".join(lines) + "\n")
+    write_text_changed(out_dir / "manifest.csv", "\n".join(lines) + "\n")
     truth = {p.video_id: {"num_frames": p.num_frames, "salient": list(p.salient)} for p in plans}
-    _written(out_dir / "groundtruth.json", json.dumps(truth))
+    write_text_changed(out_dir / "groundtruth.json", json.dumps(truth))
     return out_dir / "manifest.csv"
-
-
-def _written(path: Path, text: str) -> None:
-    """``text`` into ``path`` where the file holds anything else (or is not there): a finished
-    demo is written nothing again (a copy on a read-only disk was refused; a damaged record is
-    mended)."""
-    if not path.is_file() or path.read_bytes() != text.encode():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
 
 
 # What a damaged record of the salient frames costs (checked_files.run_record).

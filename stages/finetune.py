@@ -297,7 +297,6 @@ def _written(path: Path, now: dict[str, dict[str, Any]]) -> dict[str, dict[str, 
     """``now`` (videos by split), written to ``path`` where the file there says otherwise (a
     damaged one too: :func:`~pipeline.checked_files.run_record`), or where there is none and
     ``now`` names a video."""
-    text = json.dumps(now, indent=1)
-    if (path.read_bytes() != text.encode()) if path.exists() else any(now.values()):
-        cache_mod.write_text_atomic(path, text)
+    if path.exists() or any(now.values()):
+        cache_mod.write_text_changed(path, json.dumps(now, indent=1))
     return now
