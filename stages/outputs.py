@@ -8,7 +8,6 @@ pointers); then the fine-tuning runs (model, initial weights, epochs, last valid
 
 from __future__ import annotations
 
-import os
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -100,9 +99,9 @@ def _names(recorded: str | None, output: Path) -> bool:
 def describe_cache(path: Path) -> str:
     """A feature cache's frames, models, storage, finished videos and size (an HDF5 cache not
     finished yet: its staging store's), and what it links to where it is a link to another
-    folder's (:func:`~pipeline.shared_caches.writable_place`)."""
+    folder's (:func:`~pipeline.shared_caches.linked_cache`)."""
     store = path if path.exists() else staging_path(path)
-    linked = f"; a link to {os.readlink(path)}" if path.is_symlink() else ""
+    linked = "" if (target := linked_cache(path)) is None else f"; a link to {target}"
     try:
         with FeatureCache(store) as cache:
             config, status = cache.attrs["config"], np.asarray(cache["status"][:])
