@@ -73,7 +73,12 @@ def ablations_dir_for(features: Path, prototypes: Path, base: TrainConfig, cfg: 
     the evaluation split is named only where the cache has two, as evaluate names it."""
     identity = {"features": features_fp, "prototypes": Path(prototypes).name, "train": asdict(base), "eval": asdict(cfg), "objectives": OBJECTIVES_VERSION}
     fp = cache_mod.fingerprint(identity if split is None else {**identity, "split": split})
-    return output_beside(features, f"{features.name}.ablations-{fp[:16]}", lambda out: (out / "ablations.json").is_file())
+    return output_beside(features, f"{features.name}.ablations-{fp[:16]}", ablations_finished)
+
+
+def ablations_finished(out: Path) -> bool:
+    """Whether the ablation tables ``out`` are there whole (written whole, ``ablations.json`` in it)."""
+    return (out / "ablations.json").is_file()
 
 
 def run_ablations(features: Path, prototypes: Path, base: TrainConfig, cfg: EvalConfig = EvalConfig(), device: str = "cpu", progress: bool = True) -> dict[str, Any]:
@@ -82,7 +87,7 @@ def run_ablations(features: Path, prototypes: Path, base: TrainConfig, cfg: Eval
     features = Path(features)
     with FeatureCache(features) as cache:
         out = ablations_dir_for(features, Path(prototypes), base, cfg, cache.content_fingerprint, identity_split(v["split"] for v in cache.attrs["manifest"]["videos"]))
-    with cache_mod.sole_writer(out, (out / "ablations.json").is_file) as computing:
+    with cache_mod.sole_writer(out, lambda: ablations_finished(out)) as computing:
         if computing:
             return {**_write(out, {**_tables(features, prototypes, base, cfg, device, progress), "environment": environment(device), "output": str(out)}), "computed": True}
     return {**checked_json(out / "ablations.json", made_again(out, "ablations")), "output": str(out), "computed": False}  # where it lies now (a folder moved, a shared one's)

@@ -661,9 +661,9 @@ def prototypes_of_run(run_path: Path) -> Path | None:
     run: a cache folder moved, :func:`~pipeline.cache.found_beside`); else None (a run unfinished,
     its prototypes removed: the cache's latest are taken)."""
     from pipeline.cache import found_beside
-    from stages.train import read_run_model
+    from stages.train import read_run_model, run_finished
 
-    if not (run_path / "model.pth").is_file():
+    if not run_finished(run_path):
         return None
     named = read_run_model(run_path, weights_only=True).get("prototypes")
     found = None if named is None else found_beside(Path(named), run_path.parent)
@@ -701,7 +701,7 @@ def resolve_run(features_path: Path, prototypes_path: Path, dataset: str, run_pa
     finished on other prototypes of the cache (newer prototypes made since, for one)."""
     from pipeline.cache import CacheError, FeatureCache, read_pointer
     from pipeline.datasets import get_dataset
-    from stages.train import run_dir_for
+    from stages.train import run_dir_for, run_finished
 
     if run_path is not None:
         return run_path
@@ -710,11 +710,11 @@ def resolve_run(features_path: Path, prototypes_path: Path, dataset: str, run_pa
         return read_pointer(pointer)
     with FeatureCache(features_path) as cache:
         run = run_dir_for(features_path, prototypes_path, get_dataset(dataset).train, cache.content_fingerprint)
-    if (run / "model.pth").is_file():
+    if run_finished(run):
         return run
     pointers = [latest_run_file(p, features_path) for p in features_path.parent.glob(glob.escape(features_path.name) + ".prototypes-*") if p.is_dir()]
     earlier = [read_pointer(p) for p in sorted((p for p in pointers if p.is_file()), key=lambda p: p.stat().st_mtime_ns)]
-    last = next((f"; the run last finished on other prototypes of this cache: --run {r}" for r in reversed(earlier) if (r / "model.pth").is_file()), "")
+    last = next((f"; the run last finished on other prototypes of this cache: --run {r}" for r in reversed(earlier) if run_finished(r)), "")
     raise CacheError(f"{prototypes_path}: no sampler run trained on these prototypes: run `nsnet train` on them (its default: the latest made for the cache), or pass --run{last}")
 
 

@@ -77,7 +77,12 @@ def eval_dir_for(features: Path, prototypes: Path, run_dir: Path, cfg: EvalConfi
     if split is not None:
         identity["split"] = split
     fp = cache_mod.fingerprint(identity if preset is None else {**identity, "preset": preset})
-    return output_beside(features, f"{features.name}.eval-{fp[:16]}", lambda out: (out / "results.json").is_file())
+    return output_beside(features, f"{features.name}.eval-{fp[:16]}", evaluation_finished)
+
+
+def evaluation_finished(out: Path) -> bool:
+    """Whether the evaluation ``out`` is there whole (written whole, its ``results.json`` in it)."""
+    return (out / "results.json").is_file()
 
 
 class EvalData:
@@ -268,7 +273,7 @@ def run_evaluate(features: Path, prototypes: Path, run_dir: Path, data_root: Pat
     cfg.check_k(inputs.frame_indices.shape[1])
     _, split = inputs.evaluated(split)
     out = eval_dir_for(features, prototypes, run_dir, cfg, inputs.content_fingerprint, preset, backend, nsnet_from_cache, identity_split((v["split"] for v in inputs.videos), split))
-    with cache_mod.sole_writer(out, (out / "results.json").is_file) as computing:
+    with cache_mod.sole_writer(out, lambda: evaluation_finished(out)) as computing:
         if computing:
             return {**_write(out, *_evaluate(inputs, features, prototypes, run_dir, data_root, cfg, device, workers, progress, preset, backend, export_dir, decode_timeout, nsnet_from_cache, split)), "computed": True}
     return {**checked_json(out / "results.json", made_again(out, "evaluate")), "output": str(out), "computed": False}  # where it lies now (a folder moved, a shared one's)

@@ -67,9 +67,14 @@ class PrototypesResult:
         return "\n".join(lines)
 
 
+def prototypes_finished(out: Path) -> bool:
+    """Whether the prototypes folder ``out`` is there whole (written whole, its ``info.json`` in it)."""
+    return (out / "info.json").is_file()
+
+
 def prototypes_path(features: Path, params: dict[str, Any], features_fp: str) -> Path:
     fp = cache_mod.fingerprint({"features": features_fp, "estimator": params})
-    return output_beside(features, f"{features.name}.prototypes-{fp[:16]}", lambda out: (out / "info.json").is_file())
+    return output_beside(features, f"{features.name}.prototypes-{fp[:16]}", prototypes_finished)
 
 
 BLOCK_VIDEOS = 256  # videos read at a time (a shard of the cache's default layout)
@@ -88,7 +93,7 @@ def run_prototypes(features: Path, scorer: GuidingScorer, ground_truth: Path | N
     scorer = clone(scorer)
     with FeatureCache(features) as cache:
         out = prototypes_path(features, scorer.get_params(), cache.content_fingerprint)
-    with cache_mod.sole_writer(out, (out / "info.json").exists) as computing:
+    with cache_mod.sole_writer(out, lambda: prototypes_finished(out)) as computing:
         if computing:
             return PrototypesResult(str(out), True, _fit_and_write(features, scorer, out, ground_truth, block_videos, progress))
     return PrototypesResult(str(out), False, checked_json(out / "info.json", made_again(out, "prototypes")))

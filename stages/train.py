@@ -34,8 +34,8 @@ from pipeline.models import save_atomic
 from pipeline.output_kinds import SAMPLER_RUN, named
 from pipeline.plots import CURVES_NAME, draw_curves_once
 from pipeline.sampler import NSNetSampler, SamplerConfig
-from pipeline.shared_caches import output_beside
 from pipeline.sampler_training import SALIENCY_BATCH, CachedClips, FrameObjective, WindowedRows, frame_objective, sampler_saliency, shuffle_windows, train_epoch
+from pipeline.shared_caches import output_beside
 from pipeline.wording import last_validated, videos_said
 
 
@@ -81,9 +81,14 @@ CURVES = (
 OBJECTIVES_VERSION = 2
 
 
+def run_finished(run_dir: Path) -> bool:
+    """Whether the sampler run ``run_dir`` has finished: its heads saved (``model.pth``)."""
+    return (run_dir / "model.pth").is_file()
+
+
 def run_dir_for(features: Path, prototypes: Path, cfg: TrainConfig, fp_features: str) -> Path:
     fp = cache_mod.fingerprint({"features": fp_features, "prototypes": prototypes.name, "train": asdict(cfg), "objectives": OBJECTIVES_VERSION})
-    return output_beside(features, f"{features.name}.train-{fp[:16]}", lambda run: (run / "model.pth").is_file())
+    return output_beside(features, f"{features.name}.train-{fp[:16]}", run_finished)
 
 
 @dataclass(frozen=True)
@@ -266,12 +271,12 @@ def run_train(features: Path, prototypes: Path, cfg: TrainConfig, device: str = 
     with FeatureCache(features) as cache:
         run_dir = run_dir_for(features, prototypes, cfg, cache.content_fingerprint)
     checked = ground_truth is not None and Path(ground_truth).is_file()
-    if (run_dir / "model.pth").exists() and not checked:  # finished: nothing to load
+    if run_finished(run_dir) and not checked:  # finished: nothing to load
         return _logged(run_dir, 0)
     inputs = load_sampler_inputs(features, prototypes)
     dev = torch.device(device)
     trained = 0
-    with cache_mod.sole_writer(run_dir, (run_dir / "model.pth").exists) as training:
+    with cache_mod.sole_writer(run_dir, lambda: run_finished(run_dir)) as training:
         if training:
             trained = _train_run(inputs, features, prototypes, cfg, dev, run_dir, progress, val_every)
     model, objective, _ = load_trained_sampler(run_dir, inputs.content_fingerprint, inputs.shape, dev)
