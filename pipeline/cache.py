@@ -81,6 +81,7 @@ from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
+from pipeline.file_rights import first_unwritable, not_writable_said, owner_said
 from pipeline.output_kinds import named
 from pipeline.wording import first_few
 
@@ -456,9 +457,19 @@ def sole_writer(output: Path, finished: Callable[[], bool]) -> Iterator[bool]:
         if finished():
             yield False
         else:
+            require_writable(output)
             clear_partials(output)
             clear_partials_within(output)
             yield True
+
+
+def require_writable(*outputs: Path) -> None:
+    """A :class:`CacheError` where this process cannot write a file or folder of ``outputs``,
+    unfinished outputs it is to go on with (another member of a group began them, under a umask
+    that left them theirs alone), naming the first and what to do; before any work, which the
+    first write would have lost."""
+    if (entry := first_unwritable(outputs)) is not None:
+        raise CacheError(not_writable_said(entry, outputs))
 
 
 @contextmanager
@@ -504,7 +515,7 @@ def clear_partials(output: Path) -> None:
     being written: they stay."""
     for partial in output.parent.glob(glob.escape(output.name) + ".*.tmp"):
         if _output_of_partial(partial.name) == output.name:
-            remove_path(partial)
+            _remove_partial(partial)
 
 
 def clear_partials_within(folder: Path) -> None:
@@ -514,12 +525,21 @@ def clear_partials_within(folder: Path) -> None:
     :func:`output_lock`, the only writer in it then."""
     for entry in folder.iterdir() if folder.is_dir() else ():
         if is_partial(entry):
-            remove_path(entry)
+            _remove_partial(entry)
 
 
 def remove_path(path: Path) -> None:
     """A file, or a folder with all it holds, removed."""
     shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def _remove_partial(partial: Path) -> None:
+    """What a killed writer left removed, or left with a warning where it is another user's that
+    this process cannot remove (a group's shared folder): it is in no one's way, its name a pid's."""
+    try:
+        remove_path(partial)
+    except PermissionError:
+        warnings.warn(f"{partial}: what a killed writer left ({owner_said(partial)}), which this process cannot remove, is left there for its owner to remove", RuntimeWarning, stacklevel=3)
 
 
 # A full disk, or the user's quota used up: what writing a store stops at on a cluster's shared

@@ -213,7 +213,7 @@ def draw_curves_once(history: Sequence[dict[str, float]], panels: Sequence[tuple
     memory by 0.2-0.5 GiB (README, The train stage). Not drawn in a folder this process cannot
     write (a shared folder's run, used where it lies: :func:`~pipeline.shared_caches.output_beside`)."""
     from pipeline.cache import output_lock_path, writing_alone
-    from pipeline.shared_caches import can_write_in
+    from pipeline.file_rights import can_write_in
 
     if not path.exists() and history and matplotlib_available() and can_write_in(path.parent):
         with writing_alone(path, lock=output_lock_path(path.parent)):

@@ -6,13 +6,12 @@ holds finished of the same name is used where it lies (:func:`output_beside`).""
 
 from __future__ import annotations
 
-import os
-import secrets
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.cache import CacheError, FeatureCache
+from pipeline.file_rights import can_write_in
 
 
 def writable_place(features: Path, cache_dir: Path, dataset: str) -> Path:
@@ -40,19 +39,6 @@ def writable_place(features: Path, cache_dir: Path, dataset: str) -> Path:
         raise CacheError(f"{link}: no link to {features} can be made here ({exc.strerror or exc}), where its outputs would go, its own folder not writable here; give a --cache-dir on a file system that keeps links, or copy the cache into one") from exc
     warnings.warn(f"{features}: its folder cannot be written here, so what this stage makes of it goes beside a link to it, {link} (made now; the later stages take it for either path)", RuntimeWarning, stacklevel=2)
     return link
-
-
-def can_write_in(folder: Path) -> bool:
-    """Whether this process can make a file in ``folder``, found by making one (hidden, removed at
-    once): ``access(2)`` answers by the process's own rights, yes for root where an NFS server
-    maps root to nobody (``root_squash``, met by a container's root on a cluster's mount)."""
-    probe = folder / f".nsnet-write-probe-{os.getpid()}-{secrets.token_hex(4)}"
-    try:
-        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-    except OSError:
-        return False
-    probe.unlink()
-    return True
 
 
 def _dataset_of(features: Path, dataset: str) -> str:

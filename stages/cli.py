@@ -59,7 +59,24 @@ def file_error_line(exc: OSError) -> str | None:
         return None
     named = str(settled_path(exc.filename)) if isinstance(exc.filename, str) and exc.filename else exc.filename
     files = named if exc.filename2 is None else f"{exc.filename} -> {exc.filename2}"
-    return f"{files}: {exc.strerror or exc}"
+    return f"{files}: {exc.strerror or exc}{_whose(exc)}"
+
+
+def _whose(exc: OSError) -> str:
+    """Where a file system refused a file to this user, whose the file is (or its folder, where
+    it was to be made) and its mode, as `` (alice's, mode 644)``: another member's in a group's
+    shared folder, the usual cause; "" for other errors."""
+    from pipeline.file_rights import owner_said
+
+    if not isinstance(exc, PermissionError) or not isinstance(exc.filename, str) or not exc.filename:
+        return ""
+    refused = Path(exc.filename)
+    for path, what in ((refused, ""), (refused.parent, "its folder ")):
+        try:
+            return f" ({what}{owner_said(path)})"
+        except OSError:
+            continue
+    return ""
 
 
 def clear_errors(command: Callable[..., Any]) -> Callable[..., Any]:

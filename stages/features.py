@@ -589,8 +589,9 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
             "data_root": str(Path(root).resolve()),
             **sizes,
         }
-        writer = ZarrWriter(staging, fp, attrs, layout.arrays(), layout.shard_videos)
         log_dir = cache_mod.failures_dir(final)
+        cache_mod.require_writable(staging, log_dir)  # another member's, begun under a umask of 022
+        writer = ZarrWriter(staging, fp, attrs, layout.arrays(), layout.shard_videos)
         log_dir.mkdir(parents=True, exist_ok=True)
         log = log_dir / f"shard-{worker.shard}-of-{worker.num_shards}.jsonl"
         with _shards_lock(staging, worker):
@@ -746,7 +747,7 @@ def plan_in_place(dataset: str, data_root: Path | None, config: FeaturesConfig, 
     compute: a run would stop at its first lock (``Permission denied``); else a
     :class:`CacheError` saying what there is to compute and who can. None where the folder can
     be written or is not there yet (the run makes it)."""
-    from pipeline.shared_caches import can_write_in
+    from pipeline.file_rights import can_write_in
 
     folder = cache_path.parent if cache_path is not None else opts.cache_dir / dataset
     if not folder.is_dir() or can_write_in(folder):

@@ -15,11 +15,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from pipeline import row_store, shared_caches
+from pipeline import file_rights, row_store, shared_caches
 from pipeline.cache import CacheError, FeatureCache, file_lock, lock_holder
 from pipeline.config import AllFramesConfig
 from pipeline.datasets import get_dataset
-from pipeline.shared_caches import can_write_in, writable_place
+from pipeline.file_rights import can_write_in
+from pipeline.shared_caches import writable_place
 from stages.cli import evaluation_inputs, latest_prototypes_file, latest_run_file, main, record_latest, resolve_run, resolve_sampler_inputs
 from conftest import TINY_MODEL_OPTIONS
 from stages.all_frames import fill_all_frames
@@ -41,9 +42,9 @@ def unwritable(monkeypatch):
     made: list[Path] = []
 
     def make(folder: Path) -> None:
-        real_check = shared_caches.can_write_in
+        real_check = file_rights.can_write_in
         check = lambda path: folder not in (path, *path.parents) and real_check(path)  # noqa: E731
-        for module in (shared_caches, row_store):  # where it is looked up
+        for module in (shared_caches, row_store, file_rights):  # where it is looked up
             monkeypatch.setattr(module, "can_write_in", check)
         made.extend([folder, *(p for p in folder.rglob("*") if p.is_dir() and not p.is_symlink())])
         for each in made:

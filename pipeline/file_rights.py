@@ -1,0 +1,95 @@
+"""What this process may write of the files and folders it is about to go on with: a group's
+members share a cache folder, and an unfinished output one of them began (a sampler run a
+preempted job left, a feature cache half computed) is made of files the umask made theirs
+alone. Found before any work, not at the first write after an hour's compute."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import secrets
+import stat
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+# Files opened to lock, which a process that cannot write them opens for reading
+# (pipeline.cache._opened_to_lock): not in the way of going on.
+LOCK_SUFFIX = ".lock"
+
+
+def can_write_in(folder: Path) -> bool:
+    """Whether this process can make a file in ``folder``, found by making one (hidden, removed at
+    once): ``access(2)`` answers by the process's own rights, yes for root where an NFS server
+    maps root to nobody (``root_squash``, met by a container's root on a cluster's mount)."""
+    probe = folder / f".nsnet-write-probe-{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except OSError:
+        return False
+    probe.unlink()
+    return True
+
+
+def _can_write(path: Path, found: os.stat_result) -> bool:
+    """Whether this process can write the file or folder ``path`` (``found``, its ``lstat``): by
+    its user bit where it is this process's; else by ``access(2)`` (which counts groups and
+    ACLs), except for root, which is asked by trying (:func:`can_write_in`, a file opened to
+    append without writing), as ``access(2)`` says yes to root wherever an NFS server maps it to
+    nobody."""
+    if found.st_uid == os.geteuid():
+        return bool(found.st_mode & stat.S_IWUSR)
+    if os.geteuid() != 0:
+        return os.access(path, os.W_OK | (os.X_OK if stat.S_ISDIR(found.st_mode) else 0))
+    if stat.S_ISDIR(found.st_mode):
+        return can_write_in(path)
+    try:
+        with open(path, "ab"):
+            return True
+    except OSError:
+        return False
+
+
+def _entries(output: Path) -> Iterator[tuple[Path, os.stat_result]]:
+    """``output`` and, where it is a folder, everything in it, each with its ``lstat``; links
+    and lock files left out (a link is not written through; see :data:`LOCK_SUFFIX`)."""
+    try:
+        found = output.lstat()
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(found.st_mode):
+        return
+    yield output, found
+    if stat.S_ISDIR(found.st_mode):
+        for entry in os.scandir(output):
+            if not entry.name.endswith(LOCK_SUFFIX):
+                yield from _entries(Path(entry.path))
+
+
+def first_unwritable(outputs: Iterable[Path]) -> Path | None:
+    """The first file or folder of ``outputs`` (each a file or a folder with all it holds; those
+    not there left out) that this process cannot write, else None."""
+    return next((path for output in outputs for path, found in _entries(output) if not _can_write(path, found)), None)
+
+
+def owner_said(path: Path) -> str:
+    """Whose ``path`` is and its mode, as a user reads them: ``alice's, mode 644``; ``uid 1234``
+    where this machine does not know the user (a container without the cluster's users)."""
+    found = path.lstat()
+    if found.st_uid == os.geteuid():
+        return f"this user's own, mode {stat.S_IMODE(found.st_mode):o}"
+    try:
+        name = pwd.getpwuid(found.st_uid).pw_name
+    except KeyError:
+        name = f"uid {found.st_uid}"
+    return f"{name}'s, mode {stat.S_IMODE(found.st_mode):o}"
+
+
+def not_writable_said(entry: Path, outputs: Iterable[Path]) -> str:
+    """The error of going on with ``outputs``, unfinished, of which ``entry`` cannot be written
+    here: whose it is and what its owner, or this user, can do."""
+    outputs = list(outputs)
+    within = next(output for output in outputs if output == entry or output in entry.parents)
+    lead = f"unfinished, {owner_said(entry)}" if entry == within else f"{owner_said(entry)}, in {within}, unfinished"
+    return (f"{entry}: {lead}, which this process cannot write and this command goes on with; run it as the owner, "
+            f"or again once the owner has run `chmod -R g+w {' '.join(map(str, outputs))}` "
+            "(a group sharing a cache folder runs every command with `umask 002`); stopped before computing anything")

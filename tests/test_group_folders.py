@@ -1,0 +1,208 @@
+"""A group's shared cache folder, its members each writing with the common umask of 022: an
+unfinished output one member began (a sampler run a preempted job left, a feature cache half
+computed) is another's to go on with only where its files can be written. Refused before any
+work, naming whose the output is and what to do (before: ``Permission denied`` at the first
+write, after a shard's compute, or at the killed writer's leftovers)."""
+
+import errno
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+import stages.train
+from conftest import TINY_MODEL_OPTIONS, kill_while_logging
+from pipeline import row_store
+from pipeline.cache import CacheError, FeatureCache
+from pipeline.file_rights import first_unwritable, owner_said
+from stages.cli import file_error_line, main
+
+REPO = Path(__file__).resolve().parents[1]
+DROPPED = "-dac_override,-dac_read_search,-fowner"
+OTHER_UID = 65534
+
+
+class AnotherMember:
+    """Leaves an output as a member who is not this process made it under a umask of 022, and runs
+    commands as this process's user: as root, the output is uid 65534's (group root, folders 755
+    and files 644) and the commands run without the capabilities that override file modes
+    (setpriv's), so that the file system itself refuses; as another user, the output stays this
+    user's own, without write (555 and 444)."""
+
+    def __init__(self) -> None:
+        self.root = os.geteuid() == 0
+        if self.root and shutil.which("setpriv") is None:
+            pytest.skip("root needs setpriv (util-linux) to run a command that file modes bind")
+        self.owner = self._owner_name() if self.root else None
+
+    @staticmethod
+    def _owner_name() -> str:
+        try:
+            return pwd.getpwuid(OTHER_UID).pw_name
+        except KeyError:
+            return f"uid {OTHER_UID}"
+
+    def said(self, mode: int) -> str:
+        """How the error names a folder or file of the output, its ``mode`` as made."""
+        return f"{self.owner}'s, mode {mode:o}" if self.root else f"this user's own, mode {mode & 0o555:o}"
+
+    def make(self, *outputs: Path) -> None:
+        for output in outputs:
+            for path in (output, *output.rglob("*")):
+                if self.root:
+                    os.chown(path, OTHER_UID, 0, follow_symlinks=False)
+                    path.chmod(0o755 if path.is_dir() else 0o644)
+                else:
+                    path.chmod(0o555 if path.is_dir() else 0o444)
+
+    def give(self, *outputs: Path) -> None:
+        """What the owner runs to let the group go on: ``chmod -R g+w`` (its own ``u+w`` as
+        another user)."""
+        for output in outputs:
+            for path in (output, *output.rglob("*")):
+                path.chmod(path.stat().st_mode | (0o020 if self.root else 0o200))
+
+    def run(self, *args: str) -> subprocess.CompletedProcess:
+        prefix = ["setpriv", f"--inh-caps={DROPPED}", f"--bounding-set={DROPPED}"] if self.root else []
+        return subprocess.run([*prefix, sys.executable, "-m", "stages.cli", *args], cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+    def done(self, *outputs: Path) -> None:
+        """Everything back as this process's, writable, for the test's cleanup."""
+        for output in outputs:
+            for path in (output, *output.rglob("*")):
+                if self.root:
+                    os.chown(path, 0, 0, follow_symlinks=False)
+                path.chmod(path.stat().st_mode | 0o200)
+
+
+@pytest.fixture
+def member():
+    made = AnotherMember()
+    yield made
+
+
+def _listing(folder: Path) -> dict[str, int]:
+    """Every file and folder under ``folder`` with its modification time, the lock files (each
+    command's holder line written into them) aside."""
+    return {str(p.relative_to(folder)): p.lstat().st_mtime_ns for p in folder.rglob("*") if not p.name.endswith(".lock")}
+
+
+def test_a_sampler_run_another_member_began_is_refused_before_training_and_goes_on_once_given(tiny_pipeline, member, monkeypatch):
+    """The run a member's job left after two epochs of three: another member's `nsnet train` stopped
+    at its files (``last.pth: Permission denied``, after the inputs were loaded); it stops at once
+    naming the run, whose it is and the owner's `chmod -R g+w`, writing nothing; once given, it
+    resumes the run where it stopped, and what the owner's killed writer left beside the run,
+    which it cannot remove, stays with a warning."""
+    features, prototypes, _ = tiny_pipeline
+    args = ["train", "--features", str(features), "--prototypes", str(prototypes), "--epochs", "3", "--seed", "3", "--val-every", "0", "--device", "cpu", "--no-progress"]
+    with monkeypatch.context() as patched:
+        kill_while_logging(patched, stages.train, 2)
+        killed = CliRunner().invoke(main, args)
+    assert killed.exit_code == 1, killed.output
+    (run_dir,) = features.parent.glob(f"{features.name}.train-*")
+    assert torch.load(run_dir / "last.pth", weights_only=False)["epoch"] == 1 and not (run_dir / "model.pth").exists()  # two epochs of three
+    leftover = run_dir.with_name(run_dir.name + ".4321.tmp")  # a killed writer's, beside the run
+    (leftover / "part").mkdir(parents=True)
+    member.make(run_dir, leftover)
+    before = _listing(features.parent)
+    try:
+        refused = member.run(*args)
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert refused.stderr.startswith(f"Error: {run_dir}: unfinished, {member.said(0o755)}, which this process cannot write and this command goes on with; run it as the owner, or again once the owner has run `chmod -R g+w {run_dir}`"), refused.stderr
+        assert refused.stderr.rstrip().endswith("stopped before computing anything") and _listing(features.parent) == before
+        member.give(run_dir)
+        resumed = member.run(*args)
+        assert resumed.returncode == 0 and resumed.stdout.startswith(f"sampler run {run_dir}  (1 epochs trained now)"), resumed.stdout + resumed.stderr
+        assert f"warning: {leftover}: what a killed writer left ({member.said(0o755)}), which this process cannot remove, is left there for its owner to remove" in resumed.stderr, resumed.stderr
+        assert (run_dir / "model.pth").is_file() and leftover.is_dir()
+    finally:
+        member.done(run_dir, leftover)
+
+
+def test_a_feature_cache_another_member_half_computed_is_refused_before_any_video(tiny_videos, member, tmp_path):
+    """A feature cache a member's `--shard 0/2` job left half computed: another member's run
+    of the whole stopped at its lock file in the store (``Permission denied``; a store the
+    member's whole run left, after computing a shard's videos, at the shard file, the videos
+    lost); it stops before decoding a video, naming the store and its failures folder for the
+    owner's `chmod -R g+w`; once given, it computes the videos left and no more."""
+    options = ["features", "--dataset", "demo", "--data-root", str(tiny_videos), "--cache-dir", str(tmp_path / "team"), "--videos-per-batch", "2", "--videos-per-shard", "2", "--workers", "0", "--backend", "torch", "--no-progress", *TINY_MODEL_OPTIONS]
+    half = CliRunner().invoke(main, [*options, "--shard", "0/2"])
+    assert half.exit_code == 0, half.output
+    (store,) = (tmp_path / "team" / "demo").glob("features-*.zarr")
+    failures = store.with_name(store.name + ".failures.d")
+    with FeatureCache(store) as cache:
+        status = np.asarray(cache["status"][:])
+    assert 0 < (status == 1).sum() < len(status)
+    member.make(store, failures)
+    before = _listing(store.parent)
+    try:
+        refused = member.run(*options)
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert f"Error: {store}: unfinished, {member.said(0o755)}, which this process cannot write and this command goes on with; run it as the owner, or again once the owner has run `chmod -R g+w {store} {failures}`" in refused.stderr, refused.stderr
+        assert _listing(store.parent) == before
+        member.give(store, failures)
+        finished = member.run(*options)
+        assert finished.returncode == 0, finished.stdout + finished.stderr
+        assert f"computed this run           {int((status != 1).sum())}\n" in finished.stdout and "done / pending              %d / 0" % len(status) in finished.stdout, finished.stdout
+    finally:
+        member.done(store, failures)
+
+
+def test_first_unwritable_finds_a_file_within_and_leaves_out_locks_and_links(tmp_path, monkeypatch):
+    """The walk's own logic, this process's rights told (``_can_write``): the first file or
+    folder refused, in an output's folders; lock files (opened for reading where they cannot
+    be written) and links (not written through) not asked; an output not there none."""
+    from pipeline import file_rights
+
+    output = tmp_path / "run"
+    (output / "c").mkdir(parents=True)
+    for name in ("c/0", "c/1", "shard.lock"):
+        (output / name).write_bytes(b"x")
+    (output / "elsewhere").symlink_to(tmp_path)
+    refused = {output / "c" / "1", output / "shard.lock", output / "elsewhere"}
+    asked: list[Path] = []
+    monkeypatch.setattr(file_rights, "_can_write", lambda path, found: asked.append(path) or path not in refused)
+    assert first_unwritable([tmp_path / "none", output]) == output / "c" / "1"
+    assert output / "shard.lock" not in asked and output / "elsewhere" not in asked
+    refused.discard(output / "c" / "1")
+    assert first_unwritable([output]) is None
+
+
+def test_a_refused_file_is_said_with_whose_it_is(tmp_path):
+    """The CLI's line for a file system's refusal names whose the file is and its mode (of its
+    folder, where the file was to be made): the cause in a group's shared folder."""
+    made = tmp_path / "log.jsonl"
+    made.write_text("")
+    made.chmod(0o640)
+    if os.geteuid() == 0:
+        os.chown(made, OTHER_UID, 0)
+    owner = f"{AnotherMember._owner_name()}'s" if os.geteuid() == 0 else "this user's own"
+    assert file_error_line(PermissionError(errno.EACCES, "Permission denied", str(made))) == f"{made}: Permission denied ({owner}, mode 640)"
+    assert file_error_line(PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "new.json"))) == f"{tmp_path / 'new.json'}: Permission denied (its folder {owner_said(tmp_path)})"
+    assert file_error_line(FileNotFoundError(errno.ENOENT, "No such file or directory", str(tmp_path / "x"))) == f"{tmp_path / 'x'}: No such file or directory"
+
+
+def test_a_row_store_another_member_began_is_refused_before_its_rows_are_computed(tmp_path, monkeypatch):
+    """An all-frames or decoded-rows store filled row by row: where it cannot be written, the
+    error comes before the computer is made (a model loaded, videos decoded)."""
+    from pipeline.cache import PENDING
+
+    path = tmp_path / "rows.zarr"
+    arrays = {"status": ((4,), "int8"), "x": ((4, 2), "float32")}
+    made: list[int] = []
+
+    def computer():
+        made.append(1)
+        return lambda rows: ((row, {"x": np.ones(2, np.float32)}) for row in rows)
+
+    monkeypatch.setattr("pipeline.cache.first_unwritable", lambda outputs: path / "zarr.json")  # made with the store, before its rows
+    with pytest.raises(CacheError, match=f"^{path / 'zarr.json'}: .*, in {path}, unfinished, which this process cannot write"):
+        row_store.fill_rows(path, "fp", {}, arrays, computer, progress=False)
+    assert made == [] and (np.asarray(row_store.ZarrWriter(path, "fp", {}, arrays, 4).status()) == PENDING).all()
