@@ -32,7 +32,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.cache import out_of_space, replacing, write_text_atomic, writing_alone
+from pipeline.cache import CacheError, out_of_space, replacing, write_text_atomic, writing_alone
+from pipeline.file_rights import can_write_in, owner_said
 from pipeline.models import FrameEncoder, encode, frames_per_run, prepare_encoder
 from pipeline.sampler import NSNetSampler
 from pipeline.sampler_training import FrameObjective, frame_objective, sampler_saliency
@@ -154,6 +155,9 @@ def _export(graph: nn.Module, example: torch.Tensor, input_name: str, outputs: l
     size) goes with the next; its digest is written after it."""
     if _intact(path):
         return path
+    if path.parent.is_dir() and not can_write_in(path.parent):
+        raise CacheError(f"{path.parent}: no export of {what} for these weights and input size in this folder of ONNX exports, {owner_said(path.parent)}, which this process cannot write (a group's shared --cache-dir); "
+                         f"give --onnx-dir a folder of yours, or run again once its owner has run `chmod g+w {path.parent}`, or run with --backend torch")
     with writing_alone(path):
         if not _intact(path, said=False):  # another process may have exported it meanwhile
             _export_whole(graph, example, input_name, outputs, path, what)

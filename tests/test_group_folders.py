@@ -206,3 +206,20 @@ def test_a_row_store_another_member_began_is_refused_before_its_rows_are_compute
     with pytest.raises(CacheError, match=f"^{path / 'zarr.json'}: .*, in {path}, unfinished, which this process cannot write"):
         row_store.fill_rows(path, "fp", {}, arrays, computer, progress=False)
     assert made == [] and (np.asarray(row_store.ZarrWriter(path, "fp", {}, arrays, 4).status()) == PENDING).all()
+
+
+def test_a_model_without_an_export_in_another_member_s_exports_folder_says_to_give_one_s_own(tiny_videos, member, tmp_path):
+    """The ONNX exports' folder of a group's shared ``--cache-dir`` (``<cache-dir>/onnx``), made
+    by a member under a umask of 022, has no export of the model another member runs: it stopped
+    at the export's lock file (``Permission denied``); the error says whose the folder is and to
+    give ``--onnx-dir`` a folder of one's own, or ``--backend torch``."""
+    exports = tmp_path / "team" / "onnx"
+    exports.mkdir(parents=True)
+    member.make(exports)
+    options = ["features", "--dataset", "demo", "--data-root", str(tiny_videos), "--cache-dir", str(tmp_path / "mine"), "--onnx-dir", str(exports), "--workers", "0", "--backend", "onnxruntime", "--no-progress", *TINY_MODEL_OPTIONS]
+    try:
+        refused = member.run(*options)
+    finally:
+        member.done(exports)
+    assert refused.returncode == 1 and refused.stderr.startswith(f"Error: {exports}: no export of test_efficientnet for these weights and input size in this folder of ONNX exports, {member.said(0o755)}, which this process cannot write (a group's shared --cache-dir); give --onnx-dir a folder of yours, or run again once its owner has run `chmod g+w {exports}`, or run with --backend torch"), refused.stderr
+    assert list(exports.iterdir()) == []
