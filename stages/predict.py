@@ -34,6 +34,7 @@ from pipeline.datasets.lists import entry_lines, is_header
 from pipeline.datasets.manifest import ManifestError, read_annotation_text
 from pipeline.decoders import DECODER_RULES, looked_into, misread_before
 from pipeline.distributed import WHOLE, Share
+from pipeline.file_rights import first_unwritable, owner_said
 from pipeline.extract import BothModels, Transform, workers_within_shared_memory
 from pipeline.inference import NSNetInference, ObservationDecoder, VideoPrediction, predict_frames, predict_videos
 from pipeline.output_kinds import SAMPLER_RUN, folder_kind, named, output_kind
@@ -563,6 +564,9 @@ def run_predict(inputs: Sequence[Path], run_dir: Path, out_dir: Path, cfg: EvalC
     if plot and not matplotlib_available():
         raise ValueError("--plot needs matplotlib: install the 'plots' extra (pip install 'nsnet[plots]')")
     jsonl = share_folder(out_dir, share) / "predictions.jsonl"
+    if (entry := first_unwritable([jsonl.parent])) is not None:
+        raise CacheError(f"{entry}: {owner_said(entry)}, which this process cannot write, and predict goes on from the predictions in {jsonl.parent}; "
+                         "give --out a folder of yours (the default, <cache-dir>/predict, is one a --cache-dir: the members of a group sharing one share it)")
     with output_lock(jsonl, hint="it is predicting into the same folder; wait for it to finish, or give this run another --out"):
         return _predict_into(jsonl, inputs, run_dir, cfg, device, dataset, batch_size, workers, plot, progress, backend, export_dir, decode_timeout, retry_failed, share)
 

@@ -223,3 +223,28 @@ def test_a_model_without_an_export_in_another_member_s_exports_folder_says_to_gi
         member.done(exports)
     assert refused.returncode == 1 and refused.stderr.startswith(f"Error: {exports}: no export of test_efficientnet for these weights and input size in this folder of ONNX exports, {member.said(0o755)}, which this process cannot write (a group's shared --cache-dir); give --onnx-dir a folder of yours, or run again once its owner has run `chmod g+w {exports}`, or run with --backend torch"), refused.stderr
     assert list(exports.iterdir()) == []
+
+
+def test_predictions_another_member_wrote_say_to_give_out_a_folder_of_one_s_own(tiny_pipeline, member, tmp_path, onnx_exports):
+    """Predict goes on from the predictions in ``--out``, by default ``<cache-dir>/predict``,
+    one for all the members of a group sharing a ``--cache-dir``: where another member's are
+    there, which this process cannot write, it stopped at ``predictions.jsonl: Permission
+    denied``; it says whose they are and to give ``--out`` a folder of one's own, before the
+    run is loaded."""
+    from pipeline.config import TrainConfig
+    from stages.train import run_train
+
+    features, prototypes, truth = tiny_pipeline
+    run = Path(run_train(features, prototypes, TrainConfig(epochs=1, batch_size=4, seed=1), progress=False).path)
+    team = tmp_path / "team"
+    args = ["predict", str(next((truth.parent / "videos").glob("*.mp4"))), "--run", str(run), "--out", str(team), "--k", "2", "--workers", "0", "--device", "cpu", "--onnx-dir", str(onnx_exports), "--no-progress"]
+    made = CliRunner().invoke(main, args)
+    assert made.exit_code == 0, made.output
+    member.make(team)
+    before = _listing(team)
+    try:
+        refused = member.run(*args)
+    finally:
+        member.done(team)
+    assert refused.returncode == 1 and refused.stderr.startswith(f"Error: {team}: {member.said(0o755)}, which this process cannot write, and predict goes on from the predictions in {team}; give --out a folder of yours"), refused.stderr
+    assert _listing(team) == before
