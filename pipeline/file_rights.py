@@ -31,44 +31,49 @@ def can_write_in(folder: Path) -> bool:
 
 
 def _can_write(path: Path, found: os.stat_result) -> bool:
-    """Whether this process can write the file or folder ``path`` (``found``, its ``lstat``): by
-    its user bit where it is this process's; else by ``access(2)`` (which counts groups and
-    ACLs), except for root, which is asked by trying (:func:`can_write_in`, a file opened to
-    append without writing), as ``access(2)`` says yes to root wherever an NFS server maps it to
-    nobody."""
+    """Whether this process can write the file or folder ``path`` (``found``, its ``lstat``):
+    root by trying (:func:`can_write_in`, or the file opened to append without writing), as
+    ``access(2)`` says yes to root wherever an NFS server maps it to nobody; another user by its
+    user bit where the path is theirs, else by ``access(2)``, which counts groups and ACLs."""
+    if os.geteuid() == 0:
+        if stat.S_ISDIR(found.st_mode):
+            return can_write_in(path)
+        try:
+            with open(path, "ab"):
+                return True
+        except OSError:
+            return False
     if found.st_uid == os.geteuid():
         return bool(found.st_mode & stat.S_IWUSR)
-    if os.geteuid() != 0:
-        return os.access(path, os.W_OK | (os.X_OK if stat.S_ISDIR(found.st_mode) else 0))
-    if stat.S_ISDIR(found.st_mode):
-        return can_write_in(path)
-    try:
-        with open(path, "ab"):
-            return True
-    except OSError:
-        return False
+    return os.access(path, os.W_OK | (os.X_OK if stat.S_ISDIR(found.st_mode) else 0))
 
 
-def _entries(output: Path) -> Iterator[tuple[Path, os.stat_result]]:
-    """``output`` and, where it is a folder, everything in it, each with its ``lstat``; links
-    and lock files left out (a link is not written through; see :data:`LOCK_SUFFIX`)."""
+def _unwritable_in(output: Path) -> Iterator[Path]:
+    """``output`` and, where it is a folder, everything in it that this process cannot write, a
+    folder it cannot list among them; links and lock files left out (a link is not written
+    through; see :data:`LOCK_SUFFIX`)."""
     try:
         found = output.lstat()
     except FileNotFoundError:
         return
     if stat.S_ISLNK(found.st_mode):
         return
-    yield output, found
+    if not _can_write(output, found):
+        yield output
     if stat.S_ISDIR(found.st_mode):
-        for entry in os.scandir(output):
-            if not entry.name.endswith(LOCK_SUFFIX):
-                yield from _entries(Path(entry.path))
+        try:
+            entries = [Path(entry.path) for entry in os.scandir(output) if not entry.name.endswith(LOCK_SUFFIX)]
+        except PermissionError:
+            yield output
+            return
+        for entry in entries:
+            yield from _unwritable_in(entry)
 
 
 def first_unwritable(outputs: Iterable[Path]) -> Path | None:
     """The first file or folder of ``outputs`` (each a file or a folder with all it holds; those
     not there left out) that this process cannot write, else None."""
-    return next((path for output in outputs for path, found in _entries(output) if not _can_write(path, found)), None)
+    return next((path for output in outputs for path in _unwritable_in(output)), None)
 
 
 def owner_said(path: Path) -> str:

@@ -71,7 +71,8 @@ def _whose(exc: OSError) -> str:
     if not isinstance(exc, PermissionError) or not isinstance(exc.filename, str) or not exc.filename:
         return ""
     refused = Path(exc.filename)
-    for path, what in ((refused, ""), (refused.parent, "its folder ")):
+    named = ((refused, ""), (refused.parent, "its folder ")) if refused.parent != Path(".") else ((refused, ""),)  # a bare name (shutil.rmtree's, within a folder) is not the current folder's
+    for path, what in named:
         try:
             return f" ({what}{owner_said(path)})"
         except OSError:

@@ -158,7 +158,8 @@ def test_a_feature_cache_another_member_half_computed_is_refused_before_any_vide
 def test_first_unwritable_finds_a_file_within_and_leaves_out_locks_and_links(tmp_path, monkeypatch):
     """The walk's own logic, this process's rights told (``_can_write``): the first file or
     folder refused, in an output's folders; lock files (opened for reading where they cannot
-    be written) and links (not written through) not asked; an output not there none."""
+    be written) and links (not written through) not asked; an output not there none; a folder
+    that cannot be listed refused."""
     from pipeline import file_rights
 
     output = tmp_path / "run"
@@ -173,11 +174,15 @@ def test_first_unwritable_finds_a_file_within_and_leaves_out_locks_and_links(tmp
     assert output / "shard.lock" not in asked and output / "elsewhere" not in asked
     refused.discard(output / "c" / "1")
     assert first_unwritable([output]) is None
+    real_scandir = os.scandir
+    monkeypatch.setattr(os, "scandir", lambda path: (_ for _ in ()).throw(PermissionError(errno.EACCES, "Permission denied", path)) if Path(path) == output / "c" else real_scandir(path))
+    assert first_unwritable([output]) == output / "c"
 
 
 def test_a_refused_file_is_said_with_whose_it_is(tmp_path):
     """The CLI's line for a file system's refusal names whose the file is and its mode (of its
-    folder, where the file was to be made): the cause in a group's shared folder."""
+    folder, where the file was to be made; neither for a bare name not there): the cause in a
+    group's shared folder."""
     made = tmp_path / "log.jsonl"
     made.write_text("")
     made.chmod(0o640)
@@ -187,6 +192,7 @@ def test_a_refused_file_is_said_with_whose_it_is(tmp_path):
     assert file_error_line(PermissionError(errno.EACCES, "Permission denied", str(made))) == f"{made}: Permission denied ({owner}, mode 640)"
     assert file_error_line(PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "new.json"))) == f"{tmp_path / 'new.json'}: Permission denied (its folder {owner_said(tmp_path)})"
     assert file_error_line(FileNotFoundError(errno.ENOENT, "No such file or directory", str(tmp_path / "x"))) == f"{tmp_path / 'x'}: No such file or directory"
+    assert file_error_line(PermissionError(errno.EACCES, "Permission denied", "no-such-part")) == "no-such-part: Permission denied"  # shutil.rmtree's bare name within a folder: not the current folder's
 
 
 def test_a_row_store_another_member_began_is_refused_before_its_rows_are_computed(tmp_path, monkeypatch):
