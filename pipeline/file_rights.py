@@ -89,6 +89,20 @@ def owner_said(path: Path) -> str:
     return f"{name}'s, mode {stat.S_IMODE(found.st_mode):o}"
 
 
+def refusal_said(refused: Path) -> str:
+    """Whose a file a file system refused to this process is (:func:`owner_said`), or its
+    folder's where the file itself cannot be looked at or is not there (one to be made): ``its
+    folder alice's, mode 2700``; "" where neither can (a bare name, as ``shutil.rmtree`` gives
+    within a folder, is not the current folder's)."""
+    named = ((refused, ""), (refused.parent, "its folder ")) if refused.parent != Path(".") else ((refused, ""),)
+    for path, what in named:
+        try:
+            return what + owner_said(path)
+        except OSError:
+            continue
+    return ""
+
+
 def not_writable_said(entry: Path, outputs: Iterable[Path]) -> str:
     """The error of going on with ``outputs``, unfinished, of which ``entry`` cannot be written
     here: whose it is and what its owner, or this user, can do."""

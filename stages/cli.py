@@ -63,21 +63,15 @@ def file_error_line(exc: OSError) -> str | None:
 
 
 def _whose(exc: OSError) -> str:
-    """Where a file system refused a file to this user, whose the file is (or its folder, where
-    it was to be made) and its mode, as `` (alice's, mode 644)``: another member's in a group's
+    """Where a file system refused a file to this user, whose it is and its mode, as `` (alice's,
+    mode 644)`` (:func:`~pipeline.file_rights.refusal_said`): another member's in a group's
     shared folder, the usual cause; "" for other errors."""
-    from pipeline.file_rights import owner_said
+    from pipeline.file_rights import refusal_said
 
     if not isinstance(exc, PermissionError) or not isinstance(exc.filename, str) or not exc.filename:
         return ""
-    refused = Path(exc.filename)
-    named = ((refused, ""), (refused.parent, "its folder ")) if refused.parent != Path(".") else ((refused, ""),)  # a bare name (shutil.rmtree's, within a folder) is not the current folder's
-    for path, what in named:
-        try:
-            return f" ({what}{owner_said(path)})"
-        except OSError:
-            continue
-    return ""
+    said = refusal_said(Path(exc.filename))
+    return f" ({said})" if said else ""
 
 
 def clear_errors(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -8,6 +8,7 @@ pointers); then the fine-tuning runs (model, initial weights, epochs, last valid
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ import numpy as np
 
 from pipeline.cache import DONE, FAILED, PENDING, CacheError, FeatureCache, directory_size, final_path, found_beside, is_partial, json_object, read_pointer, size_text, staging_path
 from pipeline.checked_files import made_again
+from pipeline.file_rights import owner_said, refusal_said
 from pipeline.presets import PRESETS
 from pipeline.shared_caches import linked_cache
 from pipeline.wording import counted, last_validated, videos_said
@@ -90,6 +92,28 @@ def _unreadable(path: Path, remedy: str) -> str:
     return f"its {path.name} is damaged: {remedy}"
 
 
+# The outputs made from a cache that the listing shows, by the word their name takes after it.
+LISTED = ("prototypes", "train", "eval", "ablations")
+# The records the listing reads of an output folder.
+RECORDS = ("info.json", "metrics.json", "log.jsonl", "results.json", "ablations.json", "identity.json")
+
+
+def _refused(output: Path) -> Path | None:
+    """The first of an output folder and its records that this process may not read, else None:
+    another member's of a group's shared folder, made under a umask of 077 or 027 (the listing
+    stopped at its first record, ``Permission denied``, or said it damaged and to remove it)."""
+    if not output.is_dir():
+        return None
+    if not os.access(output, os.R_OK | os.X_OK):
+        return output
+    return next((record for record in (output / name for name in RECORDS) if record.is_file() and not os.access(record, os.R_OK)), None)
+
+
+def _not_readable(output: Path, refused: Path) -> Output:
+    """An output :func:`_refused` names as not readable here, with whose it is."""
+    return Output(output, ("" if refused == output else f"its {refused.name} ") + f"not readable here ({owner_said(refused)})")
+
+
 def _names(recorded: str | None, output: Path) -> bool:
     """Whether a path an output recorded (its prototypes, its sampler run) is ``output``, where
     it was written in another place of the folder (:func:`~pipeline.cache.found_beside`) too."""
@@ -105,6 +129,8 @@ def describe_cache(path: Path) -> str:
     try:
         with FeatureCache(store) as cache:
             config, status = cache.attrs["config"], np.asarray(cache["status"][:])
+    except PermissionError as exc:
+        return f"not readable here ({refusal_said(Path(exc.filename or store))}){linked}"
     except (CacheError, KeyError) as exc:
         return f"not readable ({exc}){linked}"
     models = " + ".join(f"{m['name']} @{m['resolution']} ({Path(m['weights']).name})" for m in (config["light"], config["recognizer"]))
@@ -176,8 +202,9 @@ def _shared_outputs(cache: Path, entries: list[Path]) -> list[Path]:
 
 def _made_from(cache: Path, entries: list[Path]) -> list[Output]:
     """The prototypes, sampler runs, evaluations and ablations made from one cache."""
-    beside = [p for p in entries if p.name.startswith(cache.name + ".") and p.is_dir() and not is_partial(p)]
-    kind = {p: p.name[len(cache.name) + 1 :].split("-")[0] for p in beside}
+    kind = {p: p.name[len(cache.name) + 1 :].split("-")[0] for p in entries if p.name.startswith(cache.name + ".") and p.is_dir() and not is_partial(p)}
+    refused = {p: found for p, made in kind.items() if made in LISTED and (found := _refused(p)) is not None}
+    beside = [p for p in kind if p not in refused]
     latest_prototypes = _first_pointed(prototypes_pointers(cache))
     reports = {p: _json(p / "results.json") for p in beside if kind[p] == "eval"}
     runs: dict[Path, tuple[Output, str | None]] = {}  # by resolved path: the run, the prototypes it records
@@ -204,7 +231,7 @@ def _made_from(cache: Path, entries: list[Path]) -> list[Output]:
     # runs not placed: unfinished (their prototypes known once they finish), or made before
     # 2026-12-06; evaluations and ablations whose record is damaged (what they were made from unknown)
     damaged = [Output(p, _unreadable(p / name, made_again(p, command)), damaged=True) for records, name, command in ((reports, "results.json", "evaluate"), (ablations, "ablations.json", "ablations")) for p, r in records.items() if r is None]
-    made = out + [run for key, (run, _) in runs.items() if key not in placed] + damaged
+    made = out + [run for key, (run, _) in runs.items() if key not in placed] + damaged + [_not_readable(p, found) for p, found in refused.items()]
     for output in (output for node in made for output in node.tree() if output.path.parent != cache.parent):
         output.what += f"; in {output.path.parent}, used there"  # a shared folder's (_shared_outputs)
     return made
@@ -231,8 +258,9 @@ def list_finetune_runs(cache_dir: Path, dataset: str) -> list[Output]:
     """The fine-tuning runs of a dataset (``<cache-dir>/<dataset>/finetune/``); a folder without
     its identity is none."""
     folder = Path(cache_dir) / dataset / "finetune"
-    runs = sorted(p for p in folder.iterdir() if p.is_dir() and (p / "identity.json").is_file()) if folder.is_dir() else []
-    return [Output(run, describe_finetune(run), damaged=any(_json(run / name) is None for name in ("identity.json", "metrics.json"))) for run in runs]
+    folders = sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    return [_not_readable(run, refused) if (refused := _refused(run)) is not None else Output(run, describe_finetune(run), damaged=any(_json(run / name) is None for name in ("identity.json", "metrics.json")))
+            for run in folders if _refused(run) is not None or (run / "identity.json").is_file()]
 
 
 def cache_dir_hint(cache_dir: Path, dataset: str, preset: str | None = None) -> str:

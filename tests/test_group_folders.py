@@ -62,6 +62,16 @@ class AnotherMember:
                 else:
                     path.chmod(0o555 if path.is_dir() else 0o444)
 
+    def hide(self, path: Path, mode: int) -> str:
+        """``path`` left as another member made it under a umask of 077 (``mode``; as another
+        user, this user's own without any rights); how the listing names it."""
+        if self.root:
+            os.chown(path, OTHER_UID, 0)
+            path.chmod(mode)
+            return f"{self.owner}'s, mode {mode:o}"
+        path.chmod(0)
+        return "this user's own, mode 0"
+
     def give(self, *outputs: Path) -> None:
         """What the owner runs to let the group go on: ``chmod -R g+w`` (its own ``u+w`` as
         another user)."""
@@ -254,3 +264,27 @@ def test_predictions_another_member_wrote_say_to_give_out_a_folder_of_one_s_own(
         member.done(team)
     assert refused.returncode == 1 and refused.stderr.startswith(f"Error: {team}: {member.said(0o755)}, which this process cannot write, and predict goes on from the predictions in {team}; give --out a folder of yours"), refused.stderr
     assert _listing(team) == before
+
+
+def test_outputs_another_member_keeps_private_are_listed_as_not_readable_here(tiny_pipeline, member):
+    """``nsnet outputs`` in a group's shared folder where a member's sampler run is theirs alone
+    (umask 077): the listing stopped at its first record (``Permission denied``), and a record
+    another member cannot read was said damaged, to be removed; each is listed as not readable
+    here, with whose it is, and the rest as before."""
+    from pipeline.config import TrainConfig
+    from stages.train import run_train
+
+    features, prototypes, _ = tiny_pipeline
+    hidden, unread = (Path(run_train(features, prototypes, TrainConfig(epochs=epochs, batch_size=4, seed=1), progress=False).path) for epochs in (1, 2))
+    args = ["outputs", "--dataset", "demo", "--cache-dir", str(features.parent.parent)]
+    short = {path: path.name[len(features.name) + 1 :] for path in (hidden, unread, prototypes)}  # as the listing names them, under their cache
+    mine = CliRunner().invoke(main, args)
+    assert mine.exit_code == 0 and f"    {short[hidden]}: 1 epoch, " in mine.output and f"    {short[unread]}: 2 epochs, " in mine.output, mine.output
+    try:
+        said = {hidden: member.hide(hidden, 0o700), unread: member.hide(unread / "metrics.json", 0o600)}
+        listed = member.run(*args)
+    finally:
+        member.done(hidden, unread)
+    assert listed.returncode == 0, listed.stderr
+    assert f"  {short[hidden]}: not readable here ({said[hidden]})\n" in listed.stdout and f"  {short[unread]}: its metrics.json not readable here ({said[unread]})\n" in listed.stdout, listed.stdout
+    assert f"  {short[prototypes]}: prototype guide" in listed.stdout and "damaged" not in listed.stdout
