@@ -22,6 +22,7 @@ import numpy as np
 
 from pipeline.cache import DONE, FAILED, FILL_VALUES, NOT_RECORDED, CacheError, FeatureCache, changed_sources, final_path, logged_lines, read_rows, shard_size
 from pipeline.datasets import Manifest
+from pipeline.file_rights import refusal_said
 
 # The names of the features stage's stores: a Zarr cache, an HDF5 one, and the staging store of one.
 STORE_NAME = re.compile(r"^features-[0-9a-f]{16}(\.zarr|\.h5|\.h5\.staging\.zarr)$")
@@ -70,6 +71,9 @@ def find_siblings(folder: Path, identity: dict[str, Any], manifest: Manifest, it
             continue
         try:
             cache = FeatureCache(path)
+        except PermissionError:  # a group member's, kept to themselves: its videos cannot be copied, and may be there
+            warnings.warn(f"{path}: a feature cache not readable here ({refusal_said(path)}); what it may hold of this run's videos is computed, not copied from it (its owner can `chmod -R g+rX {path}`)", RuntimeWarning, stacklevel=2)
+            continue
         except (CacheError, OSError, KeyError, ValueError):  # a store being written, or damaged: not a sibling
             continue
         attrs = cache.attrs

@@ -129,8 +129,8 @@ def describe_cache(path: Path) -> str:
     try:
         with FeatureCache(store) as cache:
             config, status = cache.attrs["config"], np.asarray(cache["status"][:])
-    except PermissionError as exc:
-        return f"not readable here ({refusal_said(Path(exc.filename or store))}){linked}"
+    except PermissionError:
+        return f"not readable here ({refusal_said(store)}){linked}"
     except (CacheError, KeyError) as exc:
         return f"not readable ({exc}){linked}"
     models = " + ".join(f"{m['name']} @{m['resolution']} ({Path(m['weights']).name})" for m in (config["light"], config["recognizer"]))

@@ -288,3 +288,22 @@ def test_outputs_another_member_keeps_private_are_listed_as_not_readable_here(ti
     assert listed.returncode == 0, listed.stderr
     assert f"  {short[hidden]}: not readable here ({said[hidden]})\n" in listed.stdout and f"  {short[unread]}: its metrics.json not readable here ({said[unread]})\n" in listed.stdout, listed.stdout
     assert f"  {short[prototypes]}: prototype guide" in listed.stdout and "damaged" not in listed.stdout
+
+
+def test_a_sibling_cache_another_member_keeps_to_themselves_is_said_and_its_videos_computed(tiny_videos, member, tmp_path):
+    """A member's feature cache of the same models, kept to themselves (umask 077), beside the
+    cache another member computes in another storage: its videos were computed again without a
+    word (a copy from it takes seconds where computing takes hours); the run warns, naming whose
+    it is and the owner's ``chmod -R g+rX``, and computes them."""
+    options = ["features", "--dataset", "demo", "--data-root", str(tiny_videos), "--cache-dir", str(tmp_path / "team"), "--workers", "0", "--backend", "torch", "--no-progress", *TINY_MODEL_OPTIONS]
+    made = CliRunner().invoke(main, options)
+    assert made.exit_code == 0, made.output
+    (theirs,) = (tmp_path / "team" / "demo").glob("features-*.zarr")
+    try:
+        said = member.hide(theirs, 0o700)
+        computed = member.run(*options, "--storage", "hdf5")
+    finally:
+        member.done(theirs)
+    assert computed.returncode == 0, computed.stdout + computed.stderr
+    assert f"warning: {theirs}: a feature cache not readable here ({said}); what it may hold of this run's videos is computed, not copied from it (its owner can `chmod -R g+rX {theirs}`)" in computed.stderr, computed.stderr
+    assert "computed this run           12\n" in computed.stdout and "copied from sibling caches" not in computed.stdout, computed.stdout
