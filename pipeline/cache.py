@@ -81,7 +81,7 @@ from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
-from pipeline.file_rights import first_unwritable, not_writable_said, owner_said
+from pipeline.file_rights import first_unwritable, not_writable_said, owner_said, warn_if_kept_from_the_group
 from pipeline.output_kinds import named
 from pipeline.wording import first_few
 
@@ -458,6 +458,7 @@ def sole_writer(output: Path, finished: Callable[[], bool]) -> Iterator[bool]:
             yield False
         else:
             require_writable(output)
+            warn_if_kept_from_the_group(output.parent)
             clear_partials(output)
             clear_partials_within(output)
             yield True

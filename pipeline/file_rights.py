@@ -5,10 +5,13 @@ alone. Found before any work, not at the first write after an hour's compute."""
 
 from __future__ import annotations
 
+import functools
+import grp
 import os
 import pwd
 import secrets
 import stat
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -112,3 +115,35 @@ def not_writable_said(entry: Path, outputs: Iterable[Path]) -> str:
     return (f"{entry}: {lead}, which this process cannot write and this command goes on with; run it as the owner, "
             f"or again once the owner has run `chmod -R g+w {' '.join(map(str, outputs))}` "
             "(a group sharing a cache folder runs every command with `umask 002`); stopped before computing anything")
+
+
+def _umask() -> int:
+    """This process's umask, read where Linux says it (``/proc/self/status``), else set and set
+    back."""
+    try:
+        return int(Path("/proc/self/status").read_text().split("Umask:")[1].split()[0], 8)
+    except (OSError, IndexError, ValueError):
+        mask = os.umask(0o022)
+        os.umask(mask)
+        return mask
+
+
+@functools.cache
+def warn_if_kept_from_the_group(folder: Path) -> None:
+    """Where ``folder`` is one its group writes (a group's shared cache folder) and this
+    process's umask takes group write from what it makes there, a warning that another member
+    cannot go on with an output it begins there if it stops (a preempted job), and what to do;
+    once a folder a process."""
+    try:
+        found = folder.stat()
+    except OSError:
+        return
+    mask = _umask()
+    if not found.st_mode & stat.S_IWGRP or not mask & stat.S_IWGRP:
+        return
+    try:
+        group = grp.getgrgid(found.st_gid).gr_name
+    except KeyError:
+        group = f"gid {found.st_gid}"
+    warnings.warn(f"{folder}: a folder its group writes (group {group}, mode {stat.S_IMODE(found.st_mode):o}), where this process's umask, {mask:03o}, "
+                  "keeps what it begins from the other members: none of them can go on with it if this command stops; `umask 002` before it lets them", RuntimeWarning, stacklevel=3)

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from pipeline.cache import DONE, FAILED, PENDING, RECOMPUTE_ROWS, RESUMABLE, SHARD_VIDEOS, CacheError, CheckedArray, Damage, ZarrWriter, check_fingerprint, clear_out_of_space, output_lock_path, read_block, require_writable, reset_damaged, share_writer_lock
 from pipeline.distributed import WHOLE, Share, even_shard_size
-from pipeline.file_rights import can_write_in
+from pipeline.file_rights import can_write_in, warn_if_kept_from_the_group
 
 # Where a new store's shards are made smaller than SHARD_VIDEOS, so that its shares are even, a
 # multiple of this many videos.
@@ -161,6 +161,7 @@ class _Filler:
         if not todo:
             return
         require_writable(self.path)
+        warn_if_kept_from_the_group(self.path.parent)
         self._compute = self._compute or self.computer()
         videos = sum(stop - start for start, stop in shards)
         with tqdm(total=videos, initial=videos - sum(int((status[a:b] != DONE).sum()) for a, b in todo), unit="video", desc=self.desc, disable=not self.progress) as bar:

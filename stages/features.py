@@ -28,6 +28,7 @@ from pipeline.distributed import Worker, barrier, busiest_share, even_shard_size
 from pipeline.environment import environment
 from pipeline.decode_watch import WatchedDecoding
 from pipeline.decoders import DECODER_RULES, looked_into, misread_before
+from pipeline.file_rights import warn_if_kept_from_the_group
 from pipeline.extract import BlockDecoder, BlockInference, DecodedBlock, decoding_loader, decoding_workers, make_blocks, workers_within_shared_memory
 from pipeline.metrics import multi_hot
 from pipeline.checkpoints import preprocessing_text
@@ -591,6 +592,8 @@ def _extract(root: Path, manifest: Manifest, config: FeaturesConfig, opts: RunOp
         }
         log_dir = cache_mod.failures_dir(final)
         cache_mod.require_writable(staging, log_dir)  # another member's, begun under a umask of 022
+        if worker.is_leader:
+            warn_if_kept_from_the_group(staging.parent)
         writer = ZarrWriter(staging, fp, attrs, layout.arrays(), layout.shard_videos)
         log_dir.mkdir(parents=True, exist_ok=True)
         log = log_dir / f"shard-{worker.shard}-of-{worker.num_shards}.jsonl"
