@@ -146,4 +146,4 @@ def warn_if_kept_from_the_group(folder: Path) -> None:
     except KeyError:
         group = f"gid {found.st_gid}"
     warnings.warn(f"{folder}: a folder its group writes (group {group}, mode {stat.S_IMODE(found.st_mode):o}), where this process's umask, {mask:03o}, "
-                  "keeps what it begins from the other members: none of them can go on with it if this command stops; `umask 002` before it lets them", RuntimeWarning, stacklevel=3)
+                  "keeps what it begins from the other members: none of them can go on with it if this command stops; `umask 002` before it lets them", RuntimeWarning, stacklevel=2)

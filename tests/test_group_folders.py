@@ -343,4 +343,5 @@ def test_beginning_an_output_in_a_group_s_folder_under_a_umask_of_022_warns_once
         os.umask(before)
         warn_if_kept_from_the_group.cache_clear()
     assert [str(w.message) for w in said] == [f"{group_folder}: a folder its group writes (group {group}, mode 2775), where this process's umask, 022, keeps what it begins from the other members: none of them can go on with it if this command stops; `umask 002` before it lets them"]
+    assert said[0].filename.endswith(str(Path("pipeline") / "cache.py"))  # the toolkit's line, which the CLI prints as `warning: ...`
     assert quiet == []
