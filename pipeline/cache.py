@@ -445,11 +445,14 @@ def output_lock(output: Path, hint: str = "it is computing the same output; run 
 
 
 @contextmanager
-def sole_writer(output: Path, finished: Callable[[], bool]) -> Iterator[bool]:
+def sole_writer(output: Path, finished: Callable[[], bool], resumable: bool = False) -> Iterator[bool]:
     """Whether this process is to compute ``output``: False where it is ``finished`` (read it
     as it is, without a lock); else True, holding :func:`output_lock` with what killed writers
     left cleared (beside it, and in a folder written file by file), unless another process
-    finished it before the lock was taken (False)."""
+    finished it before the lock was taken (False). An unfinished output this process cannot
+    write is refused (:func:`require_writable`); one written file by file that a later run goes
+    on with (``resumable``: a training run) begun where its group could not go on with it is
+    warned of (:func:`~pipeline.file_rights.warn_if_kept_from_the_group`)."""
     if finished():
         yield False
         return
@@ -458,7 +461,8 @@ def sole_writer(output: Path, finished: Callable[[], bool]) -> Iterator[bool]:
             yield False
         else:
             require_writable(output)
-            warn_if_kept_from_the_group(output.parent)
+            if resumable:
+                warn_if_kept_from_the_group(output.parent)
             clear_partials(output)
             clear_partials_within(output)
             yield True

@@ -1,7 +1,9 @@
-"""What this process may write of the files and folders it is about to go on with: a group's
-members share a cache folder, and an unfinished output one of them began (a sampler run a
-preempted job left, a feature cache half computed) is made of files the umask made theirs
-alone. Found before any work, not at the first write after an hour's compute."""
+"""What this process may write and read of a group's shared cache folder, and whose what it may
+not is. An unfinished output one member began (a sampler run a preempted job left, a feature
+cache half computed) is made of files their umask made theirs alone: found before another
+member's work, not at its first write after an hour's compute (:func:`first_unwritable`), and
+warned of as it is begun (:func:`warn_if_kept_from_the_group`); an output a member keeps to
+themselves is said as such (:func:`can_read`, :func:`owner_said`)."""
 
 from __future__ import annotations
 
@@ -51,10 +53,10 @@ def _can_write(path: Path, found: os.stat_result) -> bool:
     return os.access(path, os.W_OK | (os.X_OK if stat.S_ISDIR(found.st_mode) else 0))
 
 
-def _unwritable_in(output: Path) -> Iterator[Path]:
-    """``output`` and, where it is a folder, everything in it that this process cannot write, a
-    folder it cannot list among them; links and lock files left out (a link is not written
-    through; see :data:`LOCK_SUFFIX`)."""
+def _unwritable_in(output: Path, deep: bool) -> Iterator[Path]:
+    """``output`` and, where it is a folder and ``deep``, everything in it that this process
+    cannot write, a folder it cannot list among them; links and lock files left out (a link is
+    not written through; see :data:`LOCK_SUFFIX`)."""
     try:
         found = output.lstat()
     except FileNotFoundError:
@@ -63,20 +65,36 @@ def _unwritable_in(output: Path) -> Iterator[Path]:
         return
     if not _can_write(output, found):
         yield output
-    if stat.S_ISDIR(found.st_mode):
+    if deep and stat.S_ISDIR(found.st_mode):
         try:
             entries = [Path(entry.path) for entry in os.scandir(output) if not entry.name.endswith(LOCK_SUFFIX)]
         except PermissionError:
             yield output
             return
         for entry in entries:
-            yield from _unwritable_in(entry)
+            yield from _unwritable_in(entry, deep)
 
 
-def first_unwritable(outputs: Iterable[Path]) -> Path | None:
-    """The first file or folder of ``outputs`` (each a file or a folder with all it holds; those
-    not there left out) that this process cannot write, else None."""
-    return next((path for output in outputs for path in _unwritable_in(output)), None)
+def first_unwritable(outputs: Iterable[Path], deep: bool = True) -> Path | None:
+    """The first file or folder of ``outputs`` (each a file or a folder with all it holds, or
+    the folder alone where not ``deep``; those not there left out) that this process cannot
+    write, else None."""
+    return next((path for output in outputs for path in _unwritable_in(output, deep)), None)
+
+
+def can_read(path: Path) -> bool:
+    """Whether this process can read the file ``path``, or list and enter the folder: root by
+    trying (see :func:`_can_write`), another user by ``access(2)``."""
+    if os.geteuid() != 0:
+        return os.access(path, os.R_OK | (os.X_OK if path.is_dir() else 0))
+    try:
+        if path.is_dir():
+            with os.scandir(path):
+                return True
+        with open(path, "rb"):
+            return True
+    except OSError:
+        return False
 
 
 def owner_said(path: Path) -> str:

@@ -147,7 +147,7 @@ def run_finetune(dataset: str, data_root: Path | None, role: str, spec: ModelSpe
         run_dir, identity = run_dir_for(dataset, manifest, role, spec, ft, val_frames, opts)
         final = run_dir / "model.pth"
         # one job trains a run at a time: its leader holds the run's lock, its other ranks follow
-        with cache_mod.sole_writer(run_dir, final.exists) if worker.is_leader else nullcontext(not final.exists()) as training:
+        with cache_mod.sole_writer(run_dir, final.exists, resumable=True) if worker.is_leader else nullcontext(not final.exists()) as training:
             if training:
                 result = _train(root, manifest, train, val, role, spec, ft, val_frames, opts, worker, run_dir, identity)
             elif worker.is_leader:  # the one that reports: its records read (and a damaged one warned of) once

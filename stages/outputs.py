@@ -8,7 +8,6 @@ pointers); then the fine-tuning runs (model, initial weights, epochs, last valid
 
 from __future__ import annotations
 
-import os
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ import numpy as np
 
 from pipeline.cache import DONE, FAILED, PENDING, CacheError, FeatureCache, directory_size, final_path, found_beside, is_partial, json_object, read_pointer, size_text, staging_path
 from pipeline.checked_files import made_again
-from pipeline.file_rights import owner_said, refusal_said
+from pipeline.file_rights import can_read, owner_said, refusal_said
 from pipeline.presets import PRESETS
 from pipeline.shared_caches import linked_cache
 from pipeline.wording import counted, last_validated, videos_said
@@ -104,9 +103,9 @@ def _refused(output: Path) -> Path | None:
     stopped at its first record, ``Permission denied``, or said it damaged and to remove it)."""
     if not output.is_dir():
         return None
-    if not os.access(output, os.R_OK | os.X_OK):
+    if not can_read(output):
         return output
-    return next((record for record in (output / name for name in RECORDS) if record.is_file() and not os.access(record, os.R_OK)), None)
+    return next((record for record in (output / name for name in RECORDS) if record.is_file() and not can_read(record)), None)
 
 
 def _not_readable(output: Path, refused: Path) -> Output:

@@ -276,7 +276,7 @@ def run_train(features: Path, prototypes: Path, cfg: TrainConfig, device: str = 
     inputs = load_sampler_inputs(features, prototypes)
     dev = torch.device(device)
     trained = 0
-    with cache_mod.sole_writer(run_dir, lambda: run_finished(run_dir)) as training:
+    with cache_mod.sole_writer(run_dir, lambda: run_finished(run_dir), resumable=True) as training:
         if training:
             trained = _train_run(inputs, features, prototypes, cfg, dev, run_dir, progress, val_every)
     model, objective, _ = load_trained_sampler(run_dir, inputs.content_fingerprint, inputs.shape, dev)

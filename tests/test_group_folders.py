@@ -309,39 +309,38 @@ def test_a_sibling_cache_another_member_keeps_to_themselves_is_said_and_its_vide
     assert "computed this run           12\n" in computed.stdout and "copied from sibling caches" not in computed.stdout, computed.stdout
 
 
-def test_beginning_an_output_in_a_group_s_folder_under_a_umask_of_022_warns_once(tmp_path):
-    """An output begun in a folder its group writes, by a process whose umask takes group write
-    away (022): the other members could not go on with it had the process stopped, found only
-    then; the warning says so once a folder, and nothing is said under 002 or in a folder the
-    group does not write."""
+def test_beginning_a_run_in_a_group_s_folder_under_a_umask_of_022_warns_once(tiny_pipeline):
+    """A sampler run begun in a folder its group writes, by a process whose umask takes group
+    write away (022): the other members could not go on with it had the process stopped, found
+    only then; the warning says so once a folder, and nothing is said under 002."""
     import grp
     import warnings
 
-    from pipeline.cache import sole_writer
+    from pipeline.config import TrainConfig
     from pipeline.file_rights import warn_if_kept_from_the_group
+    from stages.train import run_train
 
-    group_folder, own_folder = tmp_path / "lab", tmp_path / "mine"
-    group_folder.mkdir(mode=0o2775)
-    group_folder.chmod(0o2775)
-    own_folder.mkdir(mode=0o755)
-    group = grp.getgrgid(group_folder.stat().st_gid).gr_name
+    features, prototypes, _ = tiny_pipeline
+    folder = features.parent
+    folder.chmod(0o2775)
+    group = grp.getgrgid(folder.stat().st_gid).gr_name
     warn_if_kept_from_the_group.cache_clear()
     before = os.umask(0o022)
     try:
         with warnings.catch_warnings(record=True) as said:
             warnings.simplefilter("always")
-            for output in (group_folder / "run-a", group_folder / "run-b", own_folder / "run"):
-                with sole_writer(output, lambda: False) as computing:
-                    assert computing
+            for epochs in (1, 2):
+                run_train(features, prototypes, TrainConfig(epochs=epochs, batch_size=4, seed=1), progress=False)
         os.umask(0o002)
         warn_if_kept_from_the_group.cache_clear()
         with warnings.catch_warnings(record=True) as quiet:
             warnings.simplefilter("always")
-            with sole_writer(group_folder / "run-c", lambda: False):
-                pass
+            run_train(features, prototypes, TrainConfig(epochs=3, batch_size=4, seed=1), progress=False)
     finally:
         os.umask(before)
         warn_if_kept_from_the_group.cache_clear()
-    assert [str(w.message) for w in said] == [f"{group_folder}: a folder its group writes (group {group}, mode 2775), where this process's umask, 022, keeps what it begins from the other members: none of them can go on with it if this command stops; `umask 002` before it lets them"]
-    assert said[0].filename.endswith(str(Path("pipeline") / "cache.py"))  # the toolkit's line, which the CLI prints as `warning: ...`
-    assert quiet == []
+        folder.chmod(0o755)
+    kept = [w for w in said if "a folder its group writes" in str(w.message)]
+    assert [str(w.message) for w in kept] == [f"{folder}: a folder its group writes (group {group}, mode 2775), where this process's umask, 022, keeps what it begins from the other members: none of them can go on with it if this command stops; `umask 002` before it lets them"]
+    assert kept[0].filename.endswith(str(Path("pipeline") / "cache.py"))  # the toolkit's line, which the CLI prints as `warning: ...`
+    assert not [w for w in quiet if "a folder its group writes" in str(w.message)]
