@@ -44,10 +44,10 @@ def _can_write(path: Path, found: os.stat_result) -> bool:
         if stat.S_ISDIR(found.st_mode):
             return can_write_in(path)
         try:
-            with open(path, "ab"):
-                return True
+            os.close(os.open(path, os.O_WRONLY | os.O_APPEND))  # not made where it went meanwhile
         except OSError:
             return False
+        return True
     if found.st_uid == os.geteuid():
         return bool(found.st_mode & stat.S_IWUSR)
     return os.access(path, os.W_OK | (os.X_OK if stat.S_ISDIR(found.st_mode) else 0))
@@ -63,7 +63,7 @@ def _unwritable_in(output: Path, deep: bool) -> Iterator[Path]:
         return
     if stat.S_ISLNK(found.st_mode):
         return
-    if not _can_write(output, found):
+    if not _can_write(output, found) and os.path.lexists(output):  # not one a writer renamed meanwhile (a temporary file)
         yield output
     if deep and stat.S_ISDIR(found.st_mode):
         try:

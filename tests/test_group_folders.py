@@ -344,3 +344,24 @@ def test_beginning_a_run_in_a_group_s_folder_under_a_umask_of_022_warns_once(tin
     assert [str(w.message) for w in kept] == [f"{folder}: a folder its group writes (group {group}, mode 2775), where this process's umask, 022, keeps what it begins from the other members: none of them can go on with it if this command stops; `umask 002` before it lets them"]
     assert kept[0].filename.endswith(str(Path("pipeline") / "cache.py"))  # the toolkit's line, which the CLI prints as `warning: ...`
     assert not [w for w in quiet if "a folder its group writes" in str(w.message)]
+
+
+def test_a_file_gone_while_looked_at_is_not_refused_nor_made(tmp_path, monkeypatch):
+    """A writer sharing the store renames its temporary files while the look walks it: a file
+    gone between the listing and the look is not the one refused, and the look, which opens
+    files to append, makes none."""
+    from pipeline import file_rights
+
+    output = tmp_path / "store"
+    output.mkdir()
+    gone = output / "c.0.partial"
+    gone.write_bytes(b"x")
+    real = file_rights._can_write
+
+    def renamed_meanwhile(path, found):
+        if path == gone:
+            gone.unlink()
+        return real(path, found)
+
+    monkeypatch.setattr(file_rights, "_can_write", renamed_meanwhile)
+    assert first_unwritable([output]) is None and not gone.exists()
