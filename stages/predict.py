@@ -566,7 +566,7 @@ def run_predict(inputs: Sequence[Path], run_dir: Path, out_dir: Path, cfg: EvalC
     jsonl = share_folder(out_dir, share) / "predictions.jsonl"
     if (entry := first_unwritable([jsonl.parent, jsonl, config_path(jsonl)], deep=False)) is not None:  # its plots not walked: a file a video
         raise CacheError(f"{entry}: {owner_said(entry)}, which this process cannot write, and predict goes on from the predictions in {jsonl.parent}; "
-                         "give --out a folder of yours (the default, <cache-dir>/predict, is one a --cache-dir: the members of a group sharing one share it)")
+                         "give --out a folder of yours (the default, <cache-dir>/predict, is shared by everyone who uses that --cache-dir)")
     with output_lock(jsonl, hint="it is predicting into the same folder; wait for it to finish, or give this run another --out"):
         return _predict_into(jsonl, inputs, run_dir, cfg, device, dataset, batch_size, workers, plot, progress, backend, export_dir, decode_timeout, retry_failed, share)
 
