@@ -537,9 +537,13 @@ def outputs(dataset: str, cache_dir: Path, json_out: Path | None, verify: bool, 
         write_text_atomic(json_out, json.dumps({"caches": [c.to_dict() for c in caches], "finetune_runs": [r.to_dict() for r in finetune_runs]}, indent=1))
     if verify:
         from pipeline.cache import NO_CHECKSUMS, chunks_checked, damaged_blocks
+        from pipeline.file_rights import can_read
         from stages.outputs import damaged_files
 
-        damaged = {cache.path: damaged_blocks(cache.path, progress=not no_progress) for cache in caches if cache.path.exists()}
+        there = [cache for cache in caches if cache.path.exists()]
+        for cache in (cache for cache in there if not can_read(cache.path)):  # a group member's, kept to themselves
+            click.echo(f"not verified {cache.path.name}: {cache.what}")
+        damaged = {cache.path: damaged_blocks(cache.path, progress=not no_progress) for cache in there if can_read(cache.path)}
         for path, found in damaged.items():
             whole = "every chunk read whole" + ("" if chunks_checked(path) else f"; {NO_CHECKSUMS}")
             click.echo(f"verified {path.name}: " + (whole if not found else f"{len(found)} block(s) damaged") + "".join(f"\n  {d.said}" for d in found))

@@ -299,7 +299,8 @@ def test_a_sibling_cache_another_member_keeps_to_themselves_is_said_and_its_vide
     """A member's feature cache of the same models, kept to themselves (umask 077), beside the
     cache another member computes in another storage: its videos were computed again without a
     word (a copy from it takes seconds where computing takes hours); the run warns, naming whose
-    it is and the owner's ``chmod -R g+rX``, and computes them."""
+    it is and the owner's ``chmod -R g+rX``, and computes them; ``outputs --verify`` says it is
+    not verified and checks the rest."""
     options = ["features", "--dataset", "demo", "--data-root", str(tiny_videos), "--cache-dir", str(tmp_path / "team"), "--workers", "0", "--backend", "torch", "--no-progress", *TINY_MODEL_OPTIONS]
     made = CliRunner().invoke(main, options)
     assert made.exit_code == 0, made.output
@@ -307,9 +308,12 @@ def test_a_sibling_cache_another_member_keeps_to_themselves_is_said_and_its_vide
     try:
         said = member.hide(theirs, 0o700)
         computed = member.run(*options, "--storage", "hdf5")
+        verified = member.run("outputs", "--dataset", "demo", "--cache-dir", str(tmp_path / "team"), "--verify", "--no-progress")
     finally:
         member.done(theirs)
     assert computed.returncode == 0, computed.stdout + computed.stderr
+    # `outputs --verify` says it did not verify the cache it cannot read (it stopped at its zarr.json: Permission denied)
+    assert verified.returncode == 0 and f"not verified {theirs.name}: not readable here ({said})\n" in verified.stdout and f"verified {theirs.with_suffix('.h5').name}: every chunk read whole" in verified.stdout, verified.stdout + verified.stderr
     assert f"warning: {theirs}: a feature cache not readable here ({said}); what it may hold of this run's videos is computed, not copied from it (its owner can `chmod -R g+rX {theirs}`)" in computed.stderr, computed.stderr
     assert "computed this run           12\n" in computed.stdout and "copied from sibling caches" not in computed.stdout, computed.stdout
 
