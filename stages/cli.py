@@ -540,10 +540,10 @@ def outputs(dataset: str, cache_dir: Path, json_out: Path | None, verify: bool, 
         from pipeline.file_rights import can_read
         from stages.outputs import damaged_files
 
-        there = [cache for cache in caches if cache.path.exists()]
-        for cache in (cache for cache in there if not can_read(cache.path)):  # a group member's, kept to themselves
+        readable = {cache.path: can_read(cache.path) for cache in caches if cache.path.exists()}
+        for cache in (cache for cache in caches if readable.get(cache.path) is False):  # a group member's, kept to themselves
             click.echo(f"not verified {cache.path.name}: {cache.what}")
-        damaged = {cache.path: damaged_blocks(cache.path, progress=not no_progress) for cache in there if can_read(cache.path)}
+        damaged = {path: damaged_blocks(path, progress=not no_progress) for path, can in readable.items() if can}
         for path, found in damaged.items():
             whole = "every chunk read whole" + ("" if chunks_checked(path) else f"; {NO_CHECKSUMS}")
             click.echo(f"verified {path.name}: " + (whole if not found else f"{len(found)} block(s) damaged") + "".join(f"\n  {d.said}" for d in found))
