@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -176,6 +177,19 @@ def tiny_pipeline(tiny_videos: Path, tiny_config: FeaturesConfig, run_options: R
     features = Path(run_features("demo", tiny_videos, tiny_config, run_options).cache)
     prototypes = Path(run_prototypes(features, GuidingScorer()).path)
     return features, prototypes, tiny_videos / "groundtruth.json"
+
+
+def modes_bind_prefix() -> list[str]:
+    """The command prefix under which file modes bind this process's commands, so that the file
+    system itself refuses what they may not write: for root, setpriv's, dropping the capabilities
+    that override file modes (the test skipped where root has no setpriv); none for another
+    user, whom modes bind already."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("root needs setpriv (util-linux) to run a command that file modes bind")
+    dropped = "-dac_override,-dac_read_search,-fowner"
+    return ["setpriv", f"--inh-caps={dropped}", f"--bounding-set={dropped}"]
 
 
 def recognize_all(decoder, *args, **kwargs) -> tuple[list, dict]:

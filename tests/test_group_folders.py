@@ -7,7 +7,6 @@ write, after a shard's compute, or at the killed writer's leftovers)."""
 import errno
 import os
 import pwd
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,14 +17,13 @@ import torch
 from click.testing import CliRunner
 
 import stages.train
-from conftest import TINY_MODEL_OPTIONS, kill_while_logging
+from conftest import TINY_MODEL_OPTIONS, kill_while_logging, modes_bind_prefix
 from pipeline import row_store
 from pipeline.cache import CacheError, FeatureCache
 from pipeline.file_rights import first_unwritable, owner_said
 from stages.cli import file_error_line, main
 
 REPO = Path(__file__).resolve().parents[1]
-DROPPED = "-dac_override,-dac_read_search,-fowner"
 OTHER_UID = 65534
 
 
@@ -37,9 +35,8 @@ class AnotherMember:
     user's own, without write (555 and 444)."""
 
     def __init__(self) -> None:
-        self.root = os.geteuid() == 0
-        if self.root and shutil.which("setpriv") is None:
-            pytest.skip("root needs setpriv (util-linux) to run a command that file modes bind")
+        self.prefix = modes_bind_prefix()
+        self.root = bool(self.prefix)
         self.owner = self._owner_name() if self.root else None
 
     @staticmethod
@@ -80,8 +77,7 @@ class AnotherMember:
                 path.chmod(path.stat().st_mode | (0o020 if self.root else 0o200))
 
     def run(self, *args: str) -> subprocess.CompletedProcess:
-        prefix = ["setpriv", f"--inh-caps={DROPPED}", f"--bounding-set={DROPPED}"] if self.root else []
-        return subprocess.run([*prefix, sys.executable, "-m", "stages.cli", *args], cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        return subprocess.run([*self.prefix, sys.executable, "-m", "stages.cli", *args], cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
     def done(self, *outputs: Path) -> None:
         """Everything back as this process's, writable, for the test's cleanup."""

@@ -22,7 +22,7 @@ from pipeline.datasets import get_dataset
 from pipeline.file_rights import can_write_in
 from pipeline.shared_caches import writable_place
 from stages.cli import evaluation_inputs, latest_prototypes_file, latest_run_file, main, record_latest, resolve_run, resolve_sampler_inputs
-from conftest import TINY_MODEL_OPTIONS
+from conftest import TINY_MODEL_OPTIONS, modes_bind_prefix
 from stages.all_frames import fill_all_frames
 from stages.train import run_train
 
@@ -205,12 +205,8 @@ def test_prototypes_of_a_cache_in_a_folder_the_process_cannot_write(tiny_pipelin
     stand-in (as root, with the capability to override file modes dropped, setpriv's)."""
     features, _, truth = tiny_pipeline
     shared = features.parent
-    prefix: list[str] = []
-    if os.geteuid() == 0:
-        if shutil.which("setpriv") is None:
-            pytest.skip("root needs setpriv (util-linux) to run a command that file modes bind")
-        dropped = "-dac_override,-dac_read_search,-fowner"
-        prefix = ["setpriv", f"--inh-caps={dropped}", f"--bounding-set={dropped}"]
+    prefix = modes_bind_prefix()
+    if prefix:
         os.chown(shared, 65534, 65534)  # not the owner: its mode's other bits (r-x) bind
     shared.chmod(0o755 if prefix else 0o555)
     before = _listing(shared)
