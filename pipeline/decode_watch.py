@@ -154,14 +154,17 @@ class WatchedDecoding:
     videos to fail without decoding (``skip``, video -> reason), and ``describe`` (video -> its
     file) for the line each failure writes to stderr. Past :data:`DECODER_FAILURES_IN_A_ROW`
     failures with no video decoded between them it is not single files but the machine, and the
-    pass stops with a :class:`~pipeline.cache.CacheError` that starts with ``where``. A
-    context: torch's SIGCHLD handler, set aside while it is open, is put back at its end."""
+    pass stops with a :class:`~pipeline.cache.CacheError` that starts with ``where``. Where
+    ``stopping()`` says this process has a stop signal to act on (:mod:`pipeline.stop_signals`),
+    which reached the workers too, a worker dead or a loader's error ends the items instead,
+    taken for no video's fault. A context: torch's SIGCHLD handler, set aside while it is open,
+    is put back at its end."""
 
-    def __init__(self, workers: int, timeout: float, where: str, describe: Callable[[int], str]):
+    def __init__(self, workers: int, timeout: float, where: str, describe: Callable[[int], str], stopping: Callable[[], bool] = lambda: False):
         if not timeout > 0:
             raise ValueError(f"the decode timeout must be a positive number of seconds, got {timeout!r}")
         self.watch = DecodingWatch(workers)
-        self.workers, self.timeout, self.where, self.describe = workers, timeout, where, describe
+        self.workers, self.timeout, self.where, self.describe, self.stopping = workers, timeout, where, describe, stopping
         self.skip: dict[int, str] = {}
         self.decoded = 0  # items given that hold a decoded video, over every loader
         self.in_a_row, self._decoded_at_failure = 0, 0
@@ -225,8 +228,12 @@ class WatchedDecoding:
                     self.decoded += decoded(item)
                     yield item
                 return
-            except DecoderFailure as failure:
-                self._failed(failure)
+            except Exception as error:
+                if self.stopping():  # a stop signal the worker had before it could leave it to this process
+                    return
+                if not isinstance(error, DecoderFailure):
+                    raise
+                self._failed(error)
             items = None  # type: ignore[assignment]  (the loader's workers are shut down)
             items = open_items()
             self._set_aside()

@@ -17,6 +17,7 @@ import math
 import multiprocessing
 import os
 import shutil
+import signal
 import sys
 import warnings
 from contextlib import nullcontext
@@ -35,6 +36,7 @@ from pipeline.backends import Runner
 from pipeline import decode_watch
 from pipeline.decode_watch import DecodingWatch
 from pipeline.sampling import candidate_frame_indices
+from pipeline.stop_signals import STOP_SIGNALS
 from pipeline.video import FrameSource, FrameWindow, VideoReadError, open_record, read_planned, read_short, source_size
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
@@ -402,8 +404,13 @@ def single_thread_worker(formatwarning: Callable[..., str] | None, _: int) -> No
     set before this runs, so that a decoder's segmentation fault prints the Python stack it
     happened in (``Fatal Python error: Segmentation fault``), where torch's one line, which it
     replaces, named no place; written to the standard error as the process began, which decord's
-    calls take from it meanwhile (:func:`pipeline.decoders.fault_handler_on_a_copy_of_standard_error`)."""
+    calls take from it meanwhile (:func:`pipeline.decoders.fault_handler_on_a_copy_of_standard_error`).
+    A scheduler's stop signals, which reach every process of a job, are the loader's process's
+    to act on (:mod:`pipeline.stop_signals`): a decoder ended by one would be taken for one that
+    died on its video; it ends with that process (torch's workers watch it)."""
     torch.set_num_threads(1)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
     fault_handler_on_a_copy_of_standard_error()
     if formatwarning is not None:
         warnings.formatwarning = formatwarning
@@ -521,6 +528,9 @@ def decoding_loader(dataset: Dataset, workers: int, *, batch_size: int | None = 
         collate_fn=collate_fn,
         timeout=decode_watch.WATCH_POLL_S if workers > 0 and watched else 0.0,
         multiprocessing_context=worker_start(dataset) if workers > 0 else None,
+        # the workers' base seed (each item seeds itself) drawn from a generator of its own: a loader
+        # made anew draws nothing from torch's global one, whose state a stopped run saves and goes on with
+        generator=torch.Generator(),
     )
 
 

@@ -29,6 +29,7 @@ from pipeline.decode_watch import DecodingWatch, WatchedDecoding
 from pipeline.extract import ModelFrames, decoding_loader, model_frames, to_model_input
 from pipeline.metrics import mean_average_precision, top1_accuracy, video_scores
 from pipeline.sampling import segment_random_indices, uniform_frame_indices
+from pipeline.stop_signals import StopSignals
 from pipeline.video import VideoReadError, open_record, read_planned, read_short
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
@@ -229,14 +230,22 @@ def watched_batches(
 
 @dataclass
 class EpochStats:
-    loss: float  # mean training loss over the clips
-    clips: int  # clips trained on (undecodable videos are left out)
+    """A rank's share of an epoch as far as it went: its training loss summed over the clips it
+    trained on (undecodable videos are left out), and the batches of its order given."""
+
+    loss_sum: float = 0.0
+    clips: int = 0
+    batches: int = 0
+
+    @property
+    def loss(self) -> float:
+        """The mean training loss over the clips."""
+        return self.loss_sum / max(self.clips, 1)
 
     @staticmethod
     def together(parts: Sequence[EpochStats]) -> EpochStats:
-        """The stats of the ranks' shares of an epoch as one (the loss weighted by clips)."""
-        clips = sum(part.clips for part in parts)
-        return EpochStats(sum(part.loss * part.clips for part in parts) / max(clips, 1), clips)
+        """The stats of the ranks' shares of an epoch as one."""
+        return EpochStats(sum(part.loss_sum for part in parts), sum(part.clips for part in parts), sum(part.batches for part in parts))
 
 
 def clip_logits(model: nn.Module, clips: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -247,46 +256,64 @@ def clip_logits(model: nn.Module, clips: torch.Tensor, device: torch.device) -> 
         return model(x).float().view(b, n, -1)
 
 
-def train_one_epoch(model: nn.Module, loader: Iterable[Any], optimizer: torch.optim.Optimizer, loss_fn: nn.Module, device: torch.device, progress=None) -> EpochStats:
-    """One pass over the loader. Clips are [B, N, 3, h, w]; logits are averaged over the N
+def train_one_epoch(
+    model: nn.Module,
+    loader: Iterable[Any],
+    optimizer: torch.optim.Optimizer,
+    loss_fn: nn.Module,
+    device: torch.device,
+    progress=None,
+    *,
+    done: EpochStats | None = None,
+    stops: StopSignals | None = None,
+) -> EpochStats:
+    """One pass over the loader, going on from ``done`` (the part of the epoch a stopped run
+    saved; the loader gives the rest). Clips are [B, N, 3, h, w]; logits are averaged over the N
     segments before the loss (TSN consensus; N=1 is frame-wise training). A batch of which no
     video decoded (None) is skipped, and so is one of a single frame (BatchNorm cannot train on
     it: an epoch's last batch of one clip, frame-wise); under DDP the rank then has a step fewer
     than the others, which DDP's join makes up for (the ranks that finish first shadow the
-    others' gradient reductions)."""
+    others' gradient reductions). ``stops``: the pass ends early after the step at which a stop
+    signal is agreed (:meth:`~pipeline.stop_signals.StopSignals.after_step`)."""
     model.train()
-    total, clips = 0.0, 0
-    with model.join() if isinstance(model, nn.parallel.DistributedDataParallel) else nullcontext():
+    stats = replace(done) if done is not None else EpochStats()
+    ddp = isinstance(model, nn.parallel.DistributedDataParallel)
+    with (stops.join_context(model) if stops is not None else model.join()) if ddp else nullcontext():
         for batch in loader:
-            if batch is None or batch[0].shape[:2].numel() < 2:
-                continue
-            x, target = batch
-            b = x.shape[0]
-            loss = loss_fn(clip_logits(model, x, device).mean(dim=1), target.to(device, non_blocking=True))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach()) * b
-            clips += b
-            if progress is not None:
-                progress.update(b)
-                progress.set_postfix(loss=f"{total / max(clips, 1):.4f}")
-    return EpochStats(total / max(clips, 1), clips)
+            stats.batches += 1
+            trained = batch is not None and batch[0].shape[:2].numel() >= 2
+            if trained:
+                x, target = batch
+                b = x.shape[0]
+                loss = loss_fn(clip_logits(model, x, device).mean(dim=1), target.to(device, non_blocking=True))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                stats.loss_sum += float(loss.detach()) * b
+                stats.clips += b
+                if progress is not None:
+                    progress.update(b)
+                    progress.set_postfix(loss=f"{stats.loss:.4f}")
+            if stops is not None and stops.after_step(trained):
+                break
+    return stats
 
 
 @torch.inference_mode()
-def validation_scores(model: nn.Module, loader: Iterable[Any], device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+def validation_scores(model: nn.Module, loader: Iterable[Any], device: torch.device, stop: Callable[[], bool] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(video indices [N], video scores [N, C]: the mean frame softmax over the T uniform frames)
     of the videos ``loader`` gives, in batches of :func:`collate_val_clips` (``None`` for a batch
-    of which no video decoded). Each batch keeps its video scores, not its frame logits."""
+    of which no video decoded). Each batch keeps its video scores, not its frame logits.
+    ``stop()``, asked after each batch: where it says so, the videos scored so far."""
     model.eval()
     scored = []
     for batch in loader:
-        if batch is None:
-            continue
-        index, frames = batch
-        clips = frames.model_input(device).unflatten(0, (len(index), -1))
-        scored.append((index.numpy(), video_scores(clip_logits(model, clips, device).cpu().numpy())))
+        if batch is not None:
+            index, frames = batch
+            clips = frames.model_input(device).unflatten(0, (len(index), -1))
+            scored.append((index.numpy(), video_scores(clip_logits(model, clips, device).cpu().numpy())))
+        if stop is not None and stop():
+            break
     return joined_scores(scored)
 
 

@@ -420,6 +420,7 @@ def finetune(dataset: str, data_root: Path | None, role: str, arch: str | None, 
     from pipeline.config import RunOptions
     from pipeline.checkpoints import checkpoint_path
     from pipeline.datasets import get_dataset
+    from pipeline.stop_signals import Stopped
     from stages.finetune import draw_curves, run_finetune
 
     dset = get_dataset(dataset)
@@ -427,7 +428,12 @@ def finetune(dataset: str, data_root: Path | None, role: str, arch: str | None, 
     spec = replace(spec, **{k: v for k, v in dict(name=arch, weights=weights and checkpoint_path(weights), resolution=resolution).items() if v is not None})
     ft = replace(dset.finetune[role], **{k: v for k, v in hyper.items() if v is not None})
     opts = RunOptions(cache_dir=cache_dir, device=device, workers=workers, progress=not no_progress, decode_timeout=decode_timeout)
-    result = run_finetune(dataset, data_root, role, spec, ft, dset.features.num_frames, opts, out, files)
+    try:
+        result = run_finetune(dataset, data_root, role, spec, ft, dset.features.num_frames, opts, out, files)
+    except Stopped as stopped:  # a scheduler's signal: the run's progress is saved
+        if stopped.leader:
+            click.echo(str(stopped), err=True)
+        raise SystemExit(stopped.exit_status) from None
     if result.leader:
         draw_curves(result)
         click.echo(result.table())

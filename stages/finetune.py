@@ -28,6 +28,7 @@ from pipeline import cache as cache_mod
 from pipeline.config import FinetuneConfig, ModelSpec, RunOptions
 from pipeline.datasets import AnnotationFiles, Manifest, load_manifest
 from pipeline.distributed import Worker, barrier, from_leader, gathered, joined_worker, merged_across_ranks
+from pipeline.stop_signals import StopSignals, Stopped, signal_name
 from pipeline.environment import environment
 from pipeline.extract import decoding_workers, workers_within_shared_memory
 from pipeline.checked_files import HISTORY_NOT_SHOWN, resume_point, run_record
@@ -208,15 +209,15 @@ def _train(root: Path, manifest: Manifest, train: list, val: list, role: str, sp
     if worker.is_leader:  # the one writer in the run's folder, holding its lock
         cache_mod.write_text_atomic(run_dir / "identity.json", json.dumps(identity, indent=1))
 
-    start_epoch, history = 0, []
+    start_epoch, history, within = 0, [], None
     resume = run_dir / "last.pth"
     if resume.exists():
         state = resume_point(resume, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        start_epoch, history = state["epoch"] + 1, state["history"]
-        if worker.is_leader and (before := ranks_before(history)) not in (None, worker.world_size):
+        start_epoch, history, within = state["epoch"] + 1, state["history"], state.get("within")
+        if worker.is_leader and (before := ranks_before(history, within)) not in (None, worker.world_size):
             warnings.warn(f"{resume}: resumed on {worker.world_size} rank(s), where its {counted(len(history), 'epoch')} so far ran on {before}: a step now takes {ft.batch_size} clips on each of {worker.world_size} (--batch-size is a rank's) where it took them on each of {before}, so the weights will not be those of the run left uninterrupted; resume it on {before} rank(s) to have them", RuntimeWarning, stacklevel=2)
     else:
         scheduler.step(0)
@@ -230,12 +231,15 @@ def _train(root: Path, manifest: Manifest, train: list, val: list, role: str, sp
     # a batch crosses from its decoder through shared memory: training clips as float32, the
     # validation videos' frames as uint8 crops
     frame = math.prod(cfg["input_size"])
-    batch_bytes = max(ft.batch_size * ft.segments * frame * 4, max(1, 128 // val_frames) * val_frames * frame)
+    val_batch = max(1, 128 // val_frames)
+    batch_bytes = max(ft.batch_size * ft.segments * frame * 4, val_batch * val_frames * frame)
     workers = workers_within_shared_memory(decoding_workers(opts.workers, device), batch_bytes, asked=opts.workers is not None)
     val_set = ValClips(root, val, val_frames, frame_transform(cfg))
-    # decoders that hang or crash on a video leave it out for the rest of the run
-    watched_train = WatchedDecoding(workers, opts.decode_timeout, f"{role} fine-tuning", lambda v: str(root / train[v].path))
-    watched_val = WatchedDecoding(workers, opts.decode_timeout, f"{role} validation", lambda v: str(root / val[v].path))
+    # decoders that hang or crash on a video leave it out for the rest of the run; one that a
+    # scheduler's stop signal ended stops it
+    stops = StopSignals(worker)
+    watched_train = WatchedDecoding(workers, opts.decode_timeout, f"{role} fine-tuning", lambda v: str(root / train[v].path), stops.noted)
+    watched_val = WatchedDecoding(workers, opts.decode_timeout, f"{role} validation", lambda v: str(root / val[v].path), stops.noted)
     splits = {"train": (train, watched_train, train_set), "val": (val, watched_val, val_set)}
     pinned = device.type == "cuda"  # batches in page-locked memory, copied to the GPU asynchronously
     # a resumed run does not read again the videos left out before, and reads those found short so
@@ -247,38 +251,45 @@ def _train(root: Path, manifest: Manifest, train: list, val: list, role: str, sp
     log = run_dir / "log.jsonl"
     if worker.is_leader:
         cache_mod.restart_log(log, history)
-    for epoch in range(start_epoch, ft.epochs):
-        tick = time.perf_counter()
-        train_set.set_epoch(epoch)
-        if sampler is not None:
-            sampler.set_epoch(epoch)
-        torch.manual_seed(item_seed(ft.seed, epoch, stream=GLOBAL))
-        order = list(sampler) if sampler is not None else epoch_order(len(train_set), item_seed(ft.seed, epoch, stream=SHUFFLE))
-        bar = tqdm(total=len(order), unit="clip", desc=f"{role} epoch {epoch + 1}/{ft.epochs}", disable=not opts.progress or not worker.is_leader, leave=False)
-        with watched_train:
-            stats = train_one_epoch(net, watched_batches(watched_train, train_set, order, ft.batch_size, workers, pin_memory=pinned), optimizer, loss_fn, device, bar)
-        bar.close()
-        lr = optimizer.param_groups[0]["lr"]  # the epoch's, before the scheduler steps to the next
-        scheduler.step(epoch + 1)
-        with watched_val:  # each rank validates a share of the videos
-            share = range(worker.rank, len(val), worker.world_size)
-            scored = validation_scores(model, watched_batches(watched_val, val_set, share, max(1, 128 // val_frames), workers, collate_val_clips, pinned), device)
-        scored = joined_scores(gathered(scored, worker))
-        stats = EpochStats.together(gathered(stats, worker))
-        for _, decoding, dataset in splits.values():  # the ranks read different videos
-            decoding.skip.update(merged_across_ranks(decoding.skip, worker))
-            dataset.short.update(merged_across_ranks(dataset.short, worker))
-        if worker.is_leader:
-            metrics = validation_metrics(*scored, val)
-            left_out = _written(run_dir / LEFT_OUT, {split: {videos[i].path: reason for i, reason in sorted(decoding.skip.items())} for split, (videos, decoding, _) in splits.items()})
-            read_short = _written(run_dir / READ_SHORT, {split: {videos[i].path: {"frames": s.frames, "listed": s.listed} for i, s in sorted(dataset.short.items())} for split, (videos, _, dataset) in splits.items()})
-            entry = {"epoch": epoch + 1, "loss": stats.loss, "clips": stats.clips, "skipped": len(order) * worker.world_size - stats.clips, **metrics, "lr": lr, "ranks": worker.world_size, "seconds": time.perf_counter() - tick}
-            history.append(entry)
-            if opts.progress:
-                tqdm.write(f"{role} epoch {epoch + 1}: loss {stats.loss:.4f}, val top-1 {100 * metrics['top1']:.1f}%, mAP {100 * metrics['mAP']:.1f}%")
-            save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch, "history": history}, resume)
-            cache_mod.append_log(log, entry)
-        barrier(worker)
+    # every rank validates batches of its share of the videos; the first `common` of them every rank has
+    common = math.ceil(len(val) // worker.world_size / val_batch)
+    with stops:
+        for epoch in range(start_epoch, ft.epochs):
+            tick = time.perf_counter()
+            train_set.set_epoch(epoch)
+            if sampler is not None:
+                sampler.set_epoch(epoch)
+            torch.manual_seed(item_seed(ft.seed, epoch, stream=GLOBAL))
+            went_on = within if epoch == start_epoch else None  # the part of the epoch a stopped run saved
+            done, earlier = _going_on(went_on, worker), went_on["seconds"] if went_on else 0.0
+            order = list(sampler) if sampler is not None else epoch_order(len(train_set), item_seed(ft.seed, epoch, stream=SHUFFLE))
+            lr = optimizer.param_groups[0]["lr"]  # the epoch's: the scheduler steps at its end
+            bar = tqdm(total=len(order), initial=min(done.batches * ft.batch_size, len(order)), unit="clip", desc=f"{role} epoch {epoch + 1}/{ft.epochs}", disable=not opts.progress or not worker.is_leader, leave=False)
+            with watched_train:
+                rest = order[done.batches * ft.batch_size :]
+                stats = train_one_epoch(net, watched_batches(watched_train, train_set, rest, ft.batch_size, workers, pin_memory=pinned), optimizer, loss_fn, device, bar, done=done, stops=stops)
+            bar.close()
+            scored = None
+            if not stops.agreed():
+                with watched_val:
+                    share = range(worker.rank, len(val), worker.world_size)
+                    scored = validation_scores(model, watched_batches(watched_val, val_set, share, val_batch, workers, collate_val_clips, pinned), device, stops.checks(common))
+            left_out, read_short = _records(run_dir, splits, worker)
+            if signum := stops.agreed():
+                raise _stop_here(signum, epoch, stats, math.ceil(len(order) / ft.batch_size), time.perf_counter() - tick + earlier, resume, model, optimizer, scheduler, history, ft, worker)
+            scored = joined_scores(gathered(scored, worker))
+            stats = EpochStats.together(gathered(stats, worker))
+            scheduler.step(epoch + 1)
+            if worker.is_leader:
+                metrics = validation_metrics(*scored, val)
+                seconds = time.perf_counter() - tick + earlier
+                entry = {"epoch": epoch + 1, "loss": stats.loss, "clips": stats.clips, "skipped": len(order) * worker.world_size - stats.clips, **metrics, "lr": lr, "ranks": worker.world_size, "seconds": seconds}
+                history.append(entry)
+                if opts.progress:
+                    tqdm.write(f"{role} epoch {epoch + 1}: loss {stats.loss:.4f}, val top-1 {100 * metrics['top1']:.1f}%, mAP {100 * metrics['mAP']:.1f}%")
+                _save_resume_point(resume, model, optimizer, scheduler, epoch, history)
+                cache_mod.append_log(log, entry)
+            barrier(worker)
     if worker.is_leader:
         checkpoint = make_checkpoint(model, spec.name, manifest.classes, cfg, role=role, identity=identity, metrics=history[-1] if history else {})
         cache_mod.write_text_atomic(run_dir / "metrics.json", json.dumps({"history": history, "environment": environment(worker.device)}, indent=1))
@@ -287,10 +298,63 @@ def _train(root: Path, manifest: Manifest, train: list, val: list, role: str, sp
     return FinetuneResult(str(run_dir / "model.pth"), ft.epochs - start_epoch, history, start=start, left_out=left_out, read_short=read_short)
 
 
-def ranks_before(history: list[dict[str, Any]]) -> int | None:
-    """The ranks a resumed run's last epoch ran on (None for epochs logged before 2026-12-07,
-    which did not record them)."""
+def ranks_before(history: list[dict[str, Any]], within: dict[str, Any] | None = None) -> int | None:
+    """The ranks a resumed run last ran on: those of the part of an epoch a stopped run saved
+    (``within``), else of its last epoch (None for epochs logged before 2026-12-07, which did not
+    record them)."""
+    if within is not None:
+        return len(within["batches"])
     return history[-1].get("ranks") if history else None
+
+
+def _going_on(within: dict[str, Any] | None, worker: Worker) -> EpochStats:
+    """Where this rank goes on in an epoch a stopped run saved part of (``within``; None: from
+    its start): at its own place in its order where the ranks are as many as the run's were,
+    else each at the mean of their places; the loss and clips so far on rank 0, which sums the
+    ranks'; torch's generators as the run left them."""
+    if within is None:
+        return EpochStats()
+    torch.set_rng_state(within["rng"])
+    if worker.device.type == "cuda" and within.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state(within["cuda_rng"], worker.device)
+    places = within["batches"]
+    place = places[worker.rank] if len(places) == worker.world_size else sum(places) // worker.world_size
+    return EpochStats(within["loss_sum"], within["clips"], place) if worker.is_leader else EpochStats(batches=place)
+
+
+def _records(run_dir: Path, splits: dict[str, tuple[list, WatchedDecoding, Any]], worker: Worker) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The videos left out and read short so far, by split, of every rank (a collective: the
+    ranks read different videos), written by the leader as :data:`LEFT_OUT` and
+    :data:`READ_SHORT`."""
+    for _, decoding, dataset in splits.values():
+        decoding.skip.update(merged_across_ranks(decoding.skip, worker))
+        dataset.short.update(merged_across_ranks(dataset.short, worker))
+    left_out = {split: {videos[i].path: reason for i, reason in sorted(decoding.skip.items())} for split, (videos, decoding, _) in splits.items()}
+    read_short = {split: {videos[i].path: {"frames": s.frames, "listed": s.listed} for i, s in sorted(dataset.short.items())} for split, (videos, _, dataset) in splits.items()}
+    if worker.is_leader:
+        _written(run_dir / LEFT_OUT, left_out)
+        _written(run_dir / READ_SHORT, read_short)
+    return left_out, read_short
+
+
+def _save_resume_point(path: Path, model: torch.nn.Module, optimizer: Any, scheduler: Any, epoch: int, history: list[dict[str, Any]], within: dict[str, Any] | None = None) -> None:
+    """``last.pth``: the weights, optimizer and schedule after ``epoch`` (0-based; -1: none
+    finished), the epochs' log and, for a run stopped within the next, that part of it."""
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch, "history": history}
+    save_atomic({**state, "within": within} if within is not None else state, path)
+
+
+def _stop_here(signum: int, epoch: int, stats: EpochStats, batches: int, seconds: float, resume: Path, model: torch.nn.Module, optimizer: Any, scheduler: Any, history: list[dict[str, Any]], ft: FinetuneConfig, worker: Worker) -> Stopped:
+    """The run's progress within ``epoch`` saved in ``resume`` (a collective: every rank's place
+    and loss are gathered), and the :class:`~pipeline.stop_signals.Stopped` that says so."""
+    parts = gathered(stats, worker)
+    if worker.is_leader:
+        total = EpochStats.together(parts)
+        within = {"batches": [part.batches for part in parts], "loss_sum": total.loss_sum, "clips": total.clips, "seconds": seconds, "rng": torch.get_rng_state(), "cuda_rng": torch.cuda.get_rng_state(worker.device) if worker.device.type == "cuda" else None}
+        _save_resume_point(resume, model, optimizer, scheduler, epoch - 1, history, within)
+    barrier(worker)
+    where = f"after {stats.batches} of its {batches} training batches" if stats.batches < batches else "its training done, its validation not"
+    return Stopped(signum, f"{resume.parent}: stopped by {signal_name(signum)} in epoch {epoch + 1} of {ft.epochs}, {where}; saved in {resume.name}, from which the same command goes on", worker.is_leader)
 
 
 def _written(path: Path, now: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

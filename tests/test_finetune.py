@@ -27,6 +27,7 @@ from pipeline.datasets import get_dataset
 from pipeline.extract import decode_video, to_model_input
 from pipeline.metrics import mean_average_precision, top1_accuracy, video_scores
 from pipeline.models import create_model, data_config, frame_transform
+from pipeline.stop_signals import Stopped
 from pipeline.decode_watch import WatchedDecoding
 from pipeline.training import ValClips, clip_logits, collate_val_clips, joined_scores, validation_metrics, validation_scores, watched_batches
 from stages.features import run_features
@@ -341,3 +342,121 @@ def test_an_epochs_order_is_the_one_torchs_shuffling_loader_gave():
 
     for size, seed in ((36, 5), (1000, 2**31 + 7)):
         assert epoch_order(size, seed) == list(RandomSampler(range(size), generator=torch.Generator().manual_seed(seed)))
+
+
+@pytest.mark.parametrize(("phase", "at", "where"), [("training", 2, "after 2 of its {n} training batches"), ("validation", 1, "its training done, its validation not")])
+def test_a_stop_signal_saves_the_runs_place_and_the_run_goes_on_to_the_uninterrupted_weights(tiny_videos, run_options, monkeypatch, tmp_path, phase, at, where):
+    """SIGTERM (a scheduler's preemption, or its time limit) in epoch 2 at the ``at``-th batch
+    of its training or of its validation: the run stops after that batch, saves its place (the
+    batches given, the loss and clips so far, torch's generator) in last.pth and says so; run
+    again, it goes on from there to the weights and log of the run left uninterrupted."""
+    import pipeline.training
+
+    ft = replace(FT, epochs=3)
+    clips = len([v for v in get_dataset("demo").load(tiny_videos).videos if v.split == "train"]) * ft.repeats  # an epoch's: 27
+    epoch_batches = math.ceil(clips / ft.batch_size)
+    model_calls = {"training": 0, "validation": 0}
+    logits = pipeline.training.clip_logits
+
+    def signalled(model, clips, device):
+        phase_now = "training" if model.training else "validation"
+        model_calls[phase_now] += 1
+        if phase_now == phase and model_calls[phase_now] == (epoch_batches if phase == "training" else 1) + at:  # epoch 2's
+            os.kill(os.getpid(), signal.SIGTERM)
+        return logits(model, clips, device)
+
+    monkeypatch.setattr(pipeline.training, "clip_logits", signalled)
+    with pytest.raises(Stopped) as stopped:
+        run_finetune("demo", tiny_videos, "recognizer", REC, ft, 6, run_options)
+    (run_dir,) = (run_options.cache_dir / "demo" / "finetune").glob("recognizer-*")
+    assert str(stopped.value) == f"{run_dir}: stopped by SIGTERM in epoch 2 of 3, {where.format(n=epoch_batches)}; saved in last.pth, from which the same command goes on"
+    assert stopped.value.exit_status == 128 + signal.SIGTERM and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    state = torch.load(run_dir / "last.pth", weights_only=False)
+    given = at if phase == "training" else epoch_batches
+    assert state["epoch"] == 0 and state["within"]["batches"] == [given] and state["within"]["clips"] == min(given * ft.batch_size, clips)
+    assert [json.loads(line)["epoch"] for line in (run_dir / "log.jsonl").read_text().splitlines()] == [1]
+    monkeypatch.undo()
+    resumed = run_finetune("demo", tiny_videos, "recognizer", REC, ft, 6, run_options)
+    whole = run_finetune("demo", tiny_videos, "recognizer", REC, ft, 6, replace(run_options, cache_dir=tmp_path / "whole"))
+    assert resumed.trained_epochs == 2 and [{k: v for k, v in h.items() if k != "seconds"} for h in resumed.history] == [{k: v for k, v in h.items() if k != "seconds"} for h in whole.history]
+    a, b = read_checkpoint(Path(resumed.checkpoint))["state_dict"], read_checkpoint(Path(whole.checkpoint))["state_dict"]
+    assert a.keys() == b.keys() and all(torch.equal(a[key], b[key]) for key in a)
+
+
+def test_a_jobs_sigterm_to_every_process_stops_the_cli_run_which_goes_on_to_the_uninterrupted_weights(tiny_videos, tmp_path):
+    """SIGTERM to each process of the job (SLURM's preemption: the command and its decoding
+    workers alike), after the first epoch: the command exits 143 saying where it stopped, no
+    video taken for one its decoder died on (the workers leave the signal to the command), and
+    run again it finishes with the weights of the run left uninterrupted. The workers start from
+    a fork server (Python 3.14's default on Linux), and the signal comes as the second epoch's
+    begin: one that it ends before it can leave the signal to the command (torch's worker set-up
+    ends itself at SIGTERM) is taken for the stop's, not its video's."""
+    args = [
+        sys.executable, "-c", "import multiprocessing, sys; multiprocessing.set_start_method('forkserver'); from stages.cli import main; main(sys.argv[1:])", "finetune", "--dataset", "demo", "--data-root", str(tiny_videos),
+        "--arch", "test_resnet", "--init", "none", "--resolution", "32", "--epochs", "6", "--repeats", "3",
+        "--batch-size", "4", "--lr", "0.05", "--seed", "3", "--device", "cpu", "--workers", "1", "--no-progress",
+    ]  # fmt: skip
+    stopped_cache, reference_cache = tmp_path / "stopped", tmp_path / "reference"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(args + ["--cache-dir", str(stopped_cache)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, env=env)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(stopped_cache.glob("demo/finetune/*/last.pth")):
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    (run_dir,) = stopped_cache.glob("demo/finetune/recognizer-*")
+    assert proc.returncode == 128 + signal.SIGTERM, out + err
+    assert re.search(rf"^{re.escape(str(run_dir))}: stopped by SIGTERM in epoch \d of 6, .*; saved in last\.pth, from which the same command goes on$", err, re.M), err
+    state = torch.load(run_dir / "last.pth", weights_only=False)
+    assert "within" in state and not (run_dir / "left_out.json").exists() and not (run_dir / "model.pth").exists()
+    resumed = subprocess.run(args + ["--cache-dir", str(stopped_cache)], cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"{6 - state['epoch'] - 1} epochs trained now" in resumed.stdout
+    reference = subprocess.run(args + ["--cache-dir", str(reference_cache)], cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+    assert reference.returncode == 0, reference.stderr
+    a = read_checkpoint(run_dir / "model.pth")["state_dict"]
+    b = read_checkpoint(next(reference_cache.glob("demo/finetune/*/model.pth")))["state_dict"]
+    assert a.keys() == b.keys() and all(torch.equal(a[key], b[key]) for key in a)
+
+
+def _rank_pid(launcher: int, rank: int) -> int:
+    """The pid of torchrun's (``launcher``'s) worker of ``rank``, by its environment."""
+    for child in Path(f"/proc/{launcher}/task/{launcher}/children").read_text().split():
+        if f"RANK={rank}\0" in Path(f"/proc/{child}/environ").read_text():
+            return int(child)
+    raise AssertionError(f"no rank {rank} among torchrun's processes")
+
+
+@pytest.mark.skipif(not Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists(), reason="finds torchrun's ranks through /proc")
+def test_a_stop_signal_to_one_rank_stops_every_rank_at_the_same_step_and_the_run_goes_on_to_the_uninterrupted_weights(tiny_videos, tmp_path):
+    """Under torchrun, SIGTERM to rank 1 alone (a node's share of a preempted job): both ranks
+    stop after the same step, each place saved, and run again on two ranks the run goes on to
+    the weights of the run left uninterrupted."""
+    torchrun = Path(sys.executable).with_name("torchrun")
+    cmd = [
+        str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "stages.cli", "finetune", "--dataset", "demo",
+        "--data-root", str(tiny_videos), "--arch", "test_resnet", "--init", "none", "--resolution", "32",
+        "--epochs", "6", "--repeats", "3", "--batch-size", "2", "--device", "cpu", "--workers", "0", "--no-progress",
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    stopped_cache, reference_cache = tmp_path / "stopped", tmp_path / "reference"
+    proc = subprocess.Popen(cmd + ["--cache-dir", str(stopped_cache)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(stopped_cache.glob("demo/finetune/*/last.pth")):
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+    os.kill(_rank_pid(proc.pid, 1), signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    (run_dir,) = stopped_cache.glob("demo/finetune/recognizer-*")
+    assert proc.returncode != 0 and err.count(f"{run_dir}: stopped by SIGTERM in epoch") == 1, out + err  # said once, by rank 0
+    state = torch.load(run_dir / "last.pth", weights_only=False)
+    places = state["within"]["batches"]
+    assert len(places) == 2 and places[0] == places[1] and not (run_dir / "model.pth").exists()
+    resumed = subprocess.run(cmd + ["--cache-dir", str(stopped_cache)], cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+    assert resumed.returncode == 0 and f"{6 - state['epoch'] - 1} epochs trained now" in resumed.stdout, resumed.stdout + resumed.stderr
+    reference = subprocess.run(cmd + ["--cache-dir", str(reference_cache)], cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+    assert reference.returncode == 0, reference.stderr
+    a = read_checkpoint(run_dir / "model.pth")["state_dict"]
+    b = read_checkpoint(next(reference_cache.glob("demo/finetune/*/model.pth")))["state_dict"]
+    assert a.keys() == b.keys() and all(torch.equal(a[key], b[key]) for key in a)
