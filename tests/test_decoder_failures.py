@@ -232,6 +232,34 @@ def test_a_loader_error_is_a_decoder_failure_only_where_the_watch_names_a_video(
     assert isinstance(crashed.value.__cause__, ConnectionResetError) and crashed.value.index == 4
 
 
+def test_a_worker_dead_once_the_process_has_a_stop_signal_ends_the_items_and_fails_no_video():
+    """A worker that a scheduler's SIGTERM ended (it reaches every process of a job; one just
+    started has not yet left it to the command) while the command has the signal to act on:
+    the items end there, no video is failed nor a new loader opened, and the command stops the
+    run; without the signal the same death fails the worker's video, and the loader's other
+    errors are raised as they are."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+
+    def dies_on_video_2():
+        decoding.watch.table[0] = torch.tensor([2, time.time(), dead.pid], dtype=torch.float64)
+        raise RuntimeError(f"DataLoader worker (pid(s) {dead.pid}) exited unexpectedly")
+
+    for stopping, given_then in ((True, []), (False, ["v2 failed"])):
+        decoding = WatchedDecoding(1, timeout=60, where="a pass", describe=lambda video: f"v{video}.mp4", stopping=lambda: stopping)
+        opened = []
+        with decoding:
+            given = list(decoding.items(lambda: opened.append(1) or (_Loader("v0", dies_on_video_2) if len(opened) == 1 else _Loader("v2 failed")), lambda item: True))
+        assert given == ["v0", *given_then] and len(opened) == 1 + len(given_then)
+        assert decoding.skip == ({} if stopping else {2: "decoder crashed (its process died on this file; re-encode it to use it)"})
+    unexpected = WatchedDecoding(1, timeout=60, where="a pass", describe=str, stopping=lambda: False)
+    with pytest.raises(RuntimeError, match="exited unexpectedly"), unexpected:
+        list(unexpected.items(lambda: _Loader(RuntimeError("DataLoader worker (pid(s) 1) exited unexpectedly")), lambda item: True))
+    stopping_anyway = WatchedDecoding(1, timeout=60, where="a pass", describe=str, stopping=lambda: True)
+    with stopping_anyway:
+        assert list(stopping_anyway.items(lambda: _Loader("v0", RuntimeError("DataLoader worker (pid(s) 1) exited unexpectedly")), lambda item: True)) == ["v0"]
+
+
 def test_a_decode_timeout_that_is_not_positive_is_refused():
     for timeout in (0.0, -5.0, float("nan")):
         with pytest.raises(ValueError, match="the decode timeout must be a positive number of seconds"):
