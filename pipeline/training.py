@@ -4,8 +4,9 @@ preprocessing (timm transforms, :func:`pipeline.extract.model_frames`) as the fe
 
 Every random choice of a training item (its frames, its augmentation) is seeded from
 ``(seed, epoch, video index)``, and the shuffling from ``(seed, epoch)``: an epoch is the same
-whichever worker loads which item, and a run resumed at an epoch boundary continues exactly as
-an uninterrupted run. A video found cut short (:func:`~pipeline.video.read_planned`) is read
+whichever worker loads which item, and a run resumed at an epoch boundary, or at the batch a
+scheduler's signal stopped it (:mod:`pipeline.stop_signals`), continues exactly as an
+uninterrupted run. A video found cut short (:func:`~pipeline.video.read_planned`) is read
 over the frames that decode from then on (:class:`ReadShort`), its frames drawn as if it had
 been known short from the start.
 """
