@@ -126,18 +126,21 @@ class DecodingWatch:
         return None
 
 
-def watched(items: Iterator[Item], watch: DecodingWatch, timeout: float) -> Iterator[Item]:
+def watched(items: Iterator[Item], watch: DecodingWatch, timeout: float, stopping: Callable[[], bool] = lambda: False) -> Iterator[Item]:
     """The items of a loader that waits :data:`WATCH_POLL_S` seconds at a time. A wait that runs
     out is taken up again while no video has been decoding for ``timeout`` seconds; an error of
     the loader's (a wait out, a worker dead, or a block lost with it: the tensors of a block
     cross by the worker's file descriptors) is a :class:`DecoderFailure` where the watch names
-    a video, and raised as it is where it does not."""
+    a video, and raised as it is where it does not, or at once, no video looked for, where the
+    process is ``stopping()`` (:class:`WatchedDecoding`)."""
     while True:
         try:
             item = next(items)
         except StopIteration:
             return
         except Exception as exc:
+            if stopping():
+                raise
             timed_out = isinstance(exc, RuntimeError) and "DataLoader timed out" in str(exc)
             culprit = watch.culprit(timeout, grace=0.0 if timed_out else WATCH_POLL_S)
             if culprit is not None:
@@ -191,7 +194,12 @@ class WatchedDecoding:
         ``open_items()`` is called again, to go on from where the caller's state has reached.
         ``decoded(item)``: whether an item holds a video decoded (not only failures). The first
         loader is opened now, so that its workers decode ahead while the caller gets ready."""
-        items = open_items()
+        try:
+            items = open_items()
+        except Exception:
+            if self.stopping():  # its processes could not start, the stop signal having reached what starts them
+                return iter(())
+            raise
         if not self.workers:
             return self._in_this_process(items)
         self._set_aside()
@@ -224,7 +232,7 @@ class WatchedDecoding:
     def _restarting(self, items: Iterator[Item], open_items: Callable[[], Iterator[Item]], decoded: Callable[[Item], bool]) -> Iterator[Item]:
         while True:
             try:
-                for item in watched(items, self.watch, self.timeout):
+                for item in watched(items, self.watch, self.timeout, self.stopping):
                     self.decoded += decoded(item)
                     yield item
                 return

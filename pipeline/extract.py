@@ -507,7 +507,8 @@ def worker_start(dataset: Dataset) -> multiprocessing.context.BaseContext | None
     if (multiprocessing.get_start_method(allow_none=True) or multiprocessing.get_all_start_methods()[0]) != "forkserver":
         return None
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["__main__", __name__, type(dataset).__module__])  # Python's own, the workers' set-up's, the dataset's
+    # Python's own, the workers' set-up's, the dataset's, and the server's leaving of the stop signals to the command
+    context.set_forkserver_preload(["__main__", __name__, type(dataset).__module__, "pipeline.decoding_server"])
     return context
 
 

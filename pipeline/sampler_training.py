@@ -36,7 +36,7 @@ positional embedding then sees the content at other positions, but the frames st
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -46,6 +46,7 @@ from torch.utils.data import Dataset
 
 from pipeline.config import FSM_TARGETS, VGM_TARGETS
 from pipeline.sampler import NSNetSampler, frame_loss, fsm_saliency, soft_cross_entropy, video_loss
+from pipeline.stop_signals import StopSignals
 
 RANKING_MARGIN = 0.1
 
@@ -255,12 +256,38 @@ class StepLosses:
     ns: float
 
 
-def train_epoch(model: NSNetSampler, loader, optimizer: torch.optim.Optimizer, objective: FrameObjective, gamma: float, device: torch.device, grad_clip: float | None = None, vgm_target: str = "ns") -> StepLosses:
-    """One epoch of ``L = L_v + L_f`` (eq. 4), the gradient norm clipped at ``grad_clip``;
-    returns the mean losses over the videos."""
+@dataclass
+class EpochLosses:
+    """An epoch's losses as far as it went: ``L``, ``L_f``, ``L_v``, ``L_cls`` and ``L_ns``
+    summed over its ``videos``, and the batches of its loader given."""
+
+    sums: np.ndarray = field(default_factory=lambda: np.zeros(5))
+    videos: int = 0
+    batches: int = 0
+
+    def means(self) -> StepLosses:
+        """The mean losses over the videos."""
+        return StepLosses(*(self.sums / max(self.videos, 1)))
+
+
+def train_epoch(
+    model: NSNetSampler,
+    loader,
+    optimizer: torch.optim.Optimizer,
+    objective: FrameObjective,
+    gamma: float,
+    device: torch.device,
+    grad_clip: float | None = None,
+    vgm_target: str = "ns",
+    *,
+    done: EpochLosses | None = None,
+    stops: StopSignals | None = None,
+) -> EpochLosses:
+    """One epoch of ``L = L_v + L_f`` (eq. 4), the gradient norm clipped at ``grad_clip``, going
+    on from ``done`` (the part of the epoch a stopped run saved; the loader gives the rest);
+    ended early after the step at which ``stops`` has a stop signal."""
     model.train()
-    sums = np.zeros(5)
-    count = 0
+    losses = EpochLosses(done.sums.copy(), done.videos, done.batches) if done is not None else EpochLosses()
     for x, g, labels in loader:
         x, g, labels = x.to(device), g.to(device), labels.to(device)
         out = model(x)
@@ -273,9 +300,12 @@ def train_epoch(model: NSNetSampler, loader, optimizer: torch.optim.Optimizer, o
             torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         optimizer.step()
         b = x.shape[0]
-        sums += b * np.array([loss.item(), l_f.item(), l_v.item(), l_cls.item(), l_ns.item()])
-        count += b
-    return StepLosses(*(sums / max(count, 1)))
+        losses.sums += b * np.array([loss.item(), l_f.item(), l_v.item(), l_cls.item(), l_ns.item()])
+        losses.videos += b
+        losses.batches += 1
+        if stops is not None and stops.after_step(True):
+            break
+    return losses
 
 
 # Videos per forward pass when scoring cached videos (the report after training, the validation

@@ -15,6 +15,7 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 
 import torch
@@ -40,20 +41,24 @@ class Stopped(Exception):
         return 128 + self.signum
 
 
-def signal_name(signum: int) -> str:
-    return signal.Signals(signum).name
+def stopped_said(run_dir: Path, signum: int, epoch: int, epochs: int, given: int, batches: int) -> str:
+    """What a run stopped in ``epoch`` (from 0) after ``given`` of its ``batches`` training
+    batches says: where it stopped, and that the same command goes on from there."""
+    where = f"after {given} of its {batches} training batches" if given < batches else "its training done, its validation not"
+    return f"{run_dir}: stopped by {signal.Signals(signum).name} in epoch {epoch + 1} of {epochs}, {where}; saved in last.pth, from which the same command goes on"
 
 
 class StopSignals(Joinable):
     """While entered (in the main thread, where Python runs signal handlers), the stop signals
     this process receives are noted (``received``: the first one's number, 0 for none) rather
-    than ending it. :meth:`agreed` gives every rank the same answer; :meth:`after_step` asks
-    after each training step, within DDP's join (:meth:`join_context`), where a rank that has run
-    out of batches shadows the question, as it shadows the gradients' reduction."""
+    than ending it; ``worker``: the ranks it agrees with (None: this process alone).
+    :meth:`agreed` gives every rank the same answer; :meth:`after_step` asks after each training
+    step, within DDP's join (:meth:`join_context`), where a rank that has run out of batches
+    shadows the question, as it shadows the gradients' reduction."""
 
-    def __init__(self, worker: Worker):
+    def __init__(self, worker: Worker | None = None):
         super().__init__()
-        self.worker = worker
+        self.world_size, self.device = (worker.world_size, worker.device) if worker is not None else (1, torch.device("cpu"))
         self.received = 0
         self._before: dict[int, object] = {}
 
@@ -77,12 +82,12 @@ class StopSignals(Joinable):
     def agreed(self) -> int:
         """The stop signal any rank has received (0: none), the same on every rank: a collective
         where there are several, which each rank calls at the same points."""
-        if self.worker.world_size == 1:
+        if self.world_size == 1:
             return self.received
         return self._reduced(self.received)
 
     def _reduced(self, signum: int) -> int:
-        flag = torch.tensor([signum], device=self.worker.device)
+        flag = torch.tensor([signum], device=self.device)
         torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
         return int(flag.item())
 
@@ -90,7 +95,7 @@ class StopSignals(Joinable):
         """Whether to stop after a batch of the training loop: one this rank ``trained`` on asks
         every rank (their n-th trained steps pair, as their gradients' reductions do); a batch
         it left out (none of its videos decoded) asks only this process, alone."""
-        if self.worker.world_size == 1:
+        if self.world_size == 1:
             return bool(self.received)
         return bool(trained and self._reduced(self.received))
 
@@ -111,7 +116,7 @@ class StopSignals(Joinable):
 
     @property
     def join_device(self) -> torch.device:
-        return self.worker.device
+        return self.device
 
     @property
     def join_process_group(self) -> object:

@@ -77,12 +77,19 @@ def _whose(exc: OSError) -> str:
 def clear_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     """Turn the library's expected errors, and a file system's refusal of a named file (a
     folder that cannot be made or written, an output path that is a file), into a one-line
-    message and exit status 1."""
+    message and exit status 1; a training run a scheduler's signal stopped, its progress saved,
+    into its line (on rank 0) and the signal's exit status (143 for SIGTERM)."""
 
     @wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from pipeline.stop_signals import Stopped
+
         try:
             return command(*args, **kwargs)
+        except Stopped as stopped:
+            if stopped.leader:
+                click.echo(str(stopped), err=True)
+            raise SystemExit(stopped.exit_status) from None
         except _known_errors() as exc:
             raise click.ClickException(str(exc)) from exc
         except OSError as exc:
@@ -420,7 +427,6 @@ def finetune(dataset: str, data_root: Path | None, role: str, arch: str | None, 
     from pipeline.config import RunOptions
     from pipeline.checkpoints import checkpoint_path
     from pipeline.datasets import get_dataset
-    from pipeline.stop_signals import Stopped
     from stages.finetune import draw_curves, run_finetune
 
     dset = get_dataset(dataset)
@@ -428,12 +434,7 @@ def finetune(dataset: str, data_root: Path | None, role: str, arch: str | None, 
     spec = replace(spec, **{k: v for k, v in dict(name=arch, weights=weights and checkpoint_path(weights), resolution=resolution).items() if v is not None})
     ft = replace(dset.finetune[role], **{k: v for k, v in hyper.items() if v is not None})
     opts = RunOptions(cache_dir=cache_dir, device=device, workers=workers, progress=not no_progress, decode_timeout=decode_timeout)
-    try:
-        result = run_finetune(dataset, data_root, role, spec, ft, dset.features.num_frames, opts, out, files)
-    except Stopped as stopped:  # a scheduler's signal: the run's progress is saved
-        if stopped.leader:
-            click.echo(str(stopped), err=True)
-        raise SystemExit(stopped.exit_status) from None
+    result = run_finetune(dataset, data_root, role, spec, ft, dset.features.num_frames, opts, out, files)
     if result.leader:
         draw_curves(result)
         click.echo(result.table())

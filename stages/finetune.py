@@ -28,7 +28,7 @@ from pipeline import cache as cache_mod
 from pipeline.config import FinetuneConfig, ModelSpec, RunOptions
 from pipeline.datasets import AnnotationFiles, Manifest, load_manifest
 from pipeline.distributed import Worker, barrier, from_leader, gathered, joined_worker, merged_across_ranks
-from pipeline.stop_signals import StopSignals, Stopped, signal_name
+from pipeline.stop_signals import StopSignals, Stopped, stopped_said
 from pipeline.environment import environment
 from pipeline.extract import decoding_workers, workers_within_shared_memory
 from pipeline.checked_files import HISTORY_NOT_SHOWN, resume_point, run_record
@@ -353,8 +353,7 @@ def _stop_here(signum: int, epoch: int, stats: EpochStats, batches: int, seconds
         within = {"batches": [part.batches for part in parts], "loss_sum": total.loss_sum, "clips": total.clips, "seconds": seconds, "rng": torch.get_rng_state(), "cuda_rng": torch.cuda.get_rng_state(worker.device) if worker.device.type == "cuda" else None}
         _save_resume_point(resume, model, optimizer, scheduler, epoch - 1, history, within)
     barrier(worker)
-    where = f"after {stats.batches} of its {batches} training batches" if stats.batches < batches else "its training done, its validation not"
-    return Stopped(signum, f"{resume.parent}: stopped by {signal_name(signum)} in epoch {epoch + 1} of {ft.epochs}, {where}; saved in {resume.name}, from which the same command goes on", worker.is_leader)
+    return Stopped(signum, stopped_said(resume.parent, signum, epoch, ft.epochs, stats.batches, batches), worker.is_leader)
 
 
 def _written(path: Path, now: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

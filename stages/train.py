@@ -9,6 +9,7 @@ as an uninterrupted one (CPU, fixed seed).
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -34,8 +35,9 @@ from pipeline.models import save_atomic
 from pipeline.output_kinds import SAMPLER_RUN, named
 from pipeline.plots import CURVES_NAME, draw_curves_once
 from pipeline.sampler import NSNetSampler, SamplerConfig
-from pipeline.sampler_training import SALIENCY_BATCH, CachedClips, FrameObjective, WindowedRows, frame_objective, sampler_saliency, shuffle_windows, train_epoch
+from pipeline.sampler_training import SALIENCY_BATCH, CachedClips, EpochLosses, FrameObjective, WindowedRows, frame_objective, sampler_saliency, shuffle_windows, train_epoch
 from pipeline.shared_caches import output_beside
+from pipeline.stop_signals import StopSignals, Stopped, stopped_said
 from pipeline.wording import last_validated, videos_said
 
 
@@ -301,19 +303,19 @@ def _train_run(inputs: SamplerInputs, features: Path, prototypes: Path, cfg: Tra
     run_dir.mkdir(parents=True, exist_ok=True)
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.milestones), gamma=cfg.lr_decay)
-    start, history = 0, []
+    start, history, within = 0, [], None
     if (run_dir / "last.pth").exists():
         state = resume_point(run_dir / "last.pth", map_location=device, weights_only=False)  # resumable on another device
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        start, history = state["epoch"] + 1, state["history"]
+        start, history, within = state["epoch"] + 1, state["history"], state.get("within")
     # The training videos' features are held for the epochs alone (a window at a time beyond
     # cfg.shuffle_window), freed when they end (the saliency report after them reads the
     # validation videos' a block at a time).
     clips = training_clips(read_training_features(inputs, features, prototypes, read_shift=True, hold=cfg.shuffle_window), cfg)
     check = ValidationCheck.of(inputs, features) if val_every else None
-    _train_epochs(model, optimizer, scheduler, frame_objective(cfg.fsm_target), clips, cfg, device, run_dir, start, history, progress, check, val_every)
+    _train_epochs(model, optimizer, scheduler, frame_objective(cfg.fsm_target), clips, cfg, device, run_dir, start, history, progress, check, val_every, within)
     trained_on = {"videos": len(inputs.finished_training()), "split": "train", "left_out": inputs.left_out("train")}
     validation = {"validation": check.described(val_every)} if check is not None else {}
     cache_mod.write_text_atomic(run_dir / "metrics.json", json.dumps({"history": history, **trained_on, **validation, "config": asdict(cfg), "features": str(features), "prototypes": str(prototypes), "environment": environment(device)}, indent=1))
@@ -335,25 +337,42 @@ def backbone_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
     return {**{key: attrs[key] for key in BACKBONE_ATTRS if key in attrs}, "manifest": {"classes": list(attrs["manifest"]["classes"])}}
 
 
-def _train_epochs(model: NSNetSampler, optimizer: torch.optim.Optimizer, scheduler: Any, objective: FrameObjective, data: CachedClips, cfg: TrainConfig, device: torch.device, run_dir: Path, start: int, history: list[dict[str, Any]], progress: bool, check: ValidationCheck | None = None, val_every: int = 0) -> None:
-    """Epochs ``start`` to ``cfg.epochs`` of the run in ``run_dir``: each appended to ``history``
-    (with ``check``'s scores every ``val_every`` epochs and after the last), saved as the resume
-    point ``last.pth``, then logged in ``log.jsonl``."""
+def _train_epochs(model: NSNetSampler, optimizer: torch.optim.Optimizer, scheduler: Any, objective: FrameObjective, data: CachedClips, cfg: TrainConfig, device: torch.device, run_dir: Path, start: int, history: list[dict[str, Any]], progress: bool, check: ValidationCheck | None = None, val_every: int = 0, within: dict[str, Any] | None = None) -> None:
+    """Epochs ``start`` to ``cfg.epochs`` of the run in ``run_dir``, the first going on from
+    ``within`` (the part of it a stopped run saved): each appended to ``history`` (with
+    ``check``'s scores every ``val_every`` epochs and after the last), saved as the resume point
+    ``last.pth``, then logged in ``log.jsonl``. A scheduler's stop signal
+    (:mod:`pipeline.stop_signals`) stops the run after the step it came in, that part of the
+    epoch saved (:class:`~pipeline.stop_signals.Stopped`)."""
     cache_mod.restart_log(run_dir / "log.jsonl", history)
     bar = tqdm(range(start, cfg.epochs), desc="train sampler", unit="epoch", disable=not progress)
-    for epoch in bar:
-        tick = time.perf_counter()
-        torch.manual_seed(cfg.seed * 1_000_003 + epoch)
-        lr = optimizer.param_groups[0]["lr"]  # the epoch's, before the scheduler steps to the next
-        losses = train_epoch(model, epoch_loader(data, cfg, epoch), optimizer, objective, cfg.gamma, device, cfg.grad_clip, cfg.vgm_target)
-        scheduler.step()
-        entry = {"epoch": epoch + 1, "loss": losses.total, "frame": losses.frame, "video": losses.video, "cls": losses.cls, "ns": losses.ns, "lr": lr, "seconds": time.perf_counter() - tick}
-        if check is not None and ((epoch + 1) % val_every == 0 or epoch + 1 == cfg.epochs):
-            entry.update(check(model, objective, device))  # the heads in eval mode; train_epoch sets train mode again
-        history.append(entry)
-        bar.set_postfix(loss=f"{losses.total:.4f}")
-        save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch, "history": history}, run_dir / "last.pth")
-        cache_mod.append_log(run_dir / "log.jsonl", entry)
+    with StopSignals() as stops:
+        for epoch in bar:
+            tick = time.perf_counter()
+            torch.manual_seed(cfg.seed * 1_000_003 + epoch)
+            went_on = within if epoch == start else None
+            done = EpochLosses(np.array(went_on["sums"]), went_on["videos"], went_on["batches"]) if went_on else EpochLosses()
+            if went_on:
+                torch.set_rng_state(went_on["rng"])
+            lr = optimizer.param_groups[0]["lr"]  # the epoch's, before the scheduler steps to the next
+            loader = epoch_loader(data, cfg, epoch)
+            # the batches the stopped run trained on are read again and passed over (each item
+            # is drawn from its own seed): at FCVID's size an epoch's reading is seconds
+            losses = train_epoch(model, itertools.islice(loader, done.batches, None), optimizer, objective, cfg.gamma, device, cfg.grad_clip, cfg.vgm_target, done=done, stops=stops)
+            seconds = time.perf_counter() - tick + (went_on["seconds"] if went_on else 0.0)
+            if losses.batches < len(loader):
+                within = {"sums": losses.sums.tolist(), "videos": losses.videos, "batches": losses.batches, "seconds": seconds, "rng": torch.get_rng_state()}
+                save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch - 1, "history": history, "within": within}, run_dir / "last.pth")
+                raise Stopped(stops.received, stopped_said(run_dir, stops.received, epoch, cfg.epochs, losses.batches, len(loader)))
+            scheduler.step()
+            mean = losses.means()
+            entry = {"epoch": epoch + 1, "loss": mean.total, "frame": mean.frame, "video": mean.video, "cls": mean.cls, "ns": mean.ns, "lr": lr, "seconds": seconds}
+            if check is not None and ((epoch + 1) % val_every == 0 or epoch + 1 == cfg.epochs):
+                entry.update(check(model, objective, device))  # the heads in eval mode; train_epoch sets train mode again
+            history.append(entry)
+            bar.set_postfix(loss=f"{mean.total:.4f}")
+            save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch, "history": history}, run_dir / "last.pth")
+            cache_mod.append_log(run_dir / "log.jsonl", entry)
 
 
 def load_trained_sampler(run_dir: Path, features_fingerprint: str, shape: SamplerShape, device: torch.device) -> tuple[NSNetSampler, FrameObjective, TrainConfig]:

@@ -237,7 +237,7 @@ def test_a_worker_dead_once_the_process_has_a_stop_signal_ends_the_items_and_fai
     started has not yet left it to the command) while the command has the signal to act on:
     the items end there, no video is failed nor a new loader opened, and the command stops the
     run; without the signal the same death fails the worker's video, and the loader's other
-    errors are raised as they are."""
+    errors are raised as they are. So too a loader whose processes cannot start."""
     dead = subprocess.Popen(["true"])
     dead.wait()
 
@@ -258,6 +258,13 @@ def test_a_worker_dead_once_the_process_has_a_stop_signal_ends_the_items_and_fai
     stopping_anyway = WatchedDecoding(1, timeout=60, where="a pass", describe=str, stopping=lambda: True)
     with stopping_anyway:
         assert list(stopping_anyway.items(lambda: _Loader("v0", RuntimeError("DataLoader worker (pid(s) 1) exited unexpectedly")), lambda item: True)) == ["v0"]
+
+    def cannot_start():
+        raise EOFError  # what starts the processes gone (a fork server the signal ended)
+
+    assert list(stopping_anyway.items(cannot_start, lambda item: True)) == []
+    with pytest.raises(EOFError):
+        unexpected.items(cannot_start, lambda item: True)
 
 
 def test_a_decode_timeout_that_is_not_positive_is_refused():

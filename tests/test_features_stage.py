@@ -285,10 +285,13 @@ multiprocessing.set_start_method("fork", force=True)  # Python's default on Linu
 assert worker_start(data) is None
 multiprocessing.set_start_method("forkserver", force=True)  # from 3.14
 assert worker_start(data).get_start_method() == "forkserver"
-assert forkserver._forkserver._preload_modules == ["__main__", "pipeline.extract", "torch.utils.data.dataset"]
+assert forkserver._forkserver._preload_modules == ["__main__", "pipeline.extract", "torch.utils.data.dataset", "pipeline.decoding_server"]
 assert [int(x) for (x,) in decoding_loader(data, 2, watched=False)] == list(range(6))
 with open(f"/proc/{forkserver._forkserver._forkserver_pid}/maps") as maps:
     print("torch in the fork server:", "libtorch_cpu" in maps.read())
+with open(f"/proc/{forkserver._forkserver._forkserver_pid}/status") as status:
+    ignored = int(next(line for line in status if line.startswith("SigIgn:")).split()[1], 16)
+print("SIGTERM, SIGUSR1 ignored in the fork server:", all(ignored >> (signum - 1) & 1 for signum in (15, 10)))
 """
 
 
@@ -297,11 +300,12 @@ def test_decoding_processes_from_a_fork_server_start_with_the_toolkit_imported()
     """Where Python's start method is a fork server (3.14's default on Linux), the server imports
     the decoding module and the dataset's before it forks the decoders, so that each loader's
     processes start ready (torch is mapped in the server) rather than import it all anew; the
-    items are the forked loader's. Forked (Python's default before 3.14), nothing changes. In a
-    fresh interpreter, whose start method and fork server are its own."""
+    items are the forked loader's; the server ignores a scheduler's stop signals, as Python's
+    resource tracker does. Forked (Python's default before 3.14), nothing changes. In a fresh
+    interpreter, whose start method and fork server are its own."""
     run = subprocess.run([sys.executable, "-c", FORK_SERVER_SCRIPT], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
-    assert run.stdout.strip() == "torch in the fork server: True"
+    assert run.stdout.splitlines() == ["torch in the fork server: True", "SIGTERM, SIGUSR1 ignored in the fork server: True"]
 
 
 def test_decoding_processes_write_warnings_as_the_loaders_process_does(monkeypatch):

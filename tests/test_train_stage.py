@@ -2,8 +2,10 @@
 
 import json
 import math
+import os
 import re
 import shutil
+import signal
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from conftest import kill_while_logging
 from pipeline.cache import CacheError, FeatureCache, file_lock, output_lock_path
 from pipeline.config import TrainConfig
 from pipeline.sampler import NSNetSampler, SamplerConfig
+from pipeline.stop_signals import Stopped
 from pipeline.sampler_training import CachedClips, WindowedRows, baseline_plus_targets, frame_objective, ns_targets, ranking_loss, sampler_saliency, shift_positions, shuffle_windows, train_epoch, vgm_loss
 from stages.train import draw_curves, epoch_loader, load_sampler_inputs, load_trained_sampler, read_training_features, run_train, training_clips
 
@@ -108,7 +111,7 @@ def test_train_epoch_learns_a_separable_toy_problem():
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     loader = torch.utils.data.DataLoader(data, batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(0))
     objective = frame_objective("ns")
-    losses = [train_epoch(model, loader, optimizer, objective, 0.2, torch.device("cpu")).total for _ in range(30)]
+    losses = [train_epoch(model, loader, optimizer, objective, 0.2, torch.device("cpu")).means().total for _ in range(30)]
     assert losses[-1] < 0.5 * losses[0]
     s_f, _ = sampler_saliency(model, objective, x, torch.device("cpu"))
     assert s_f[:, 1:3].mean() > 2 * s_f[:, [0, 3]].mean()  # the FSM finds the salient frames
@@ -498,3 +501,50 @@ def test_the_train_command_validates_and_draws_the_runs_curves(tiny_pipeline):
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 0 and "(0 epochs trained now)" in again.output and f"curves {curves}" in again.output
     assert curves.stat().st_mtime_ns == drawn
+
+
+class _SignalledAt:
+    """A loader that sends this process SIGTERM as it gives its batch ``at`` (from 0)."""
+
+    def __init__(self, loader, at: int):
+        self.loader, self.at = loader, at
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        for i, batch in enumerate(self.loader):
+            if i == self.at:
+                os.kill(os.getpid(), signal.SIGTERM)
+            yield batch
+
+
+@pytest.mark.parametrize("shuffle_window", [None, 4], ids=["held whole", "in windows"])
+def test_a_stop_signal_mid_epoch_saves_the_runs_place_and_the_run_goes_on_to_the_uninterrupted_weights(tiny_pipeline, monkeypatch, shuffle_window):
+    """SIGTERM as epoch 3 gives its third batch of five (9 videos, 2 a batch): the run stops
+    after that step, saves its place (batches, loss sums, torch's generator) in last.pth and
+    says so; run again, it reads the three batches again, passes over them and ends with the
+    weights and log of the run left uninterrupted (the videos held whole, or a window of 4 at a
+    time)."""
+    import stages.train
+
+    features, prototypes, _ = tiny_pipeline
+    monkeypatch.setattr("stages.train.WINDOW_BLOCK", 2)
+    cfg = replace(CFG, epochs=4, batch_size=2, shuffle_window=shuffle_window or CFG.shuffle_window)
+    whole = run_train(features, prototypes, cfg, progress=False)
+    run_dir = Path(whole.path)
+    reference = torch.load(run_dir / "model.pth", weights_only=False)["model"]
+    shutil.rmtree(run_dir)
+    loader = stages.train.epoch_loader
+    with monkeypatch.context() as patched:
+        patched.setattr(stages.train, "epoch_loader", lambda data, cfg, epoch: _SignalledAt(loader(data, cfg, epoch), 2 if epoch == 2 else -1))
+        with pytest.raises(Stopped) as stopped:
+            run_train(features, prototypes, cfg, progress=False)
+    assert str(stopped.value) == f"{run_dir}: stopped by SIGTERM in epoch 3 of 4, after 3 of its 5 training batches; saved in last.pth, from which the same command goes on"
+    assert stopped.value.exit_status == 143 and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    state = torch.load(run_dir / "last.pth", weights_only=False)
+    assert state["epoch"] == 1 and (state["within"]["batches"], state["within"]["videos"]) == (3, 6)
+    resumed = run_train(features, prototypes, cfg, progress=False)
+    assert resumed.trained_epochs == 2 and [{k: v for k, v in h.items() if k != "seconds"} for h in resumed.history] == [{k: v for k, v in h.items() if k != "seconds"} for h in whole.history]
+    weights = torch.load(run_dir / "model.pth", weights_only=False)["model"]
+    assert all(torch.equal(weights[key], reference[key]) for key in reference)
