@@ -153,17 +153,9 @@ def test_validation_scores_the_uint8_crops_as_the_float_input_and_leaves_out_a_b
 
 
 def test_kill_and_resume_gives_the_same_weights(tiny_videos, tmp_path):
-    args = [
-        sys.executable, "-m", "stages.cli", "finetune", "--dataset", "demo", "--data-root", str(tiny_videos),
-        "--arch", "test_resnet", "--init", "none", "--resolution", "32", "--epochs", "8", "--repeats", "3",
-        "--batch-size", "8", "--lr", "0.05", "--seed", "3", "--device", "cpu", "--workers", "0", "--no-progress",
-    ]  # fmt: skip
+    args = _finetune_command(tiny_videos, epochs=8, batch_size=8, workers=0)
     killed_cache, reference_cache = tmp_path / "killed", tmp_path / "reference"
-    proc = subprocess.Popen(args + ["--cache-dir", str(killed_cache)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and not list(killed_cache.glob("demo/finetune/*/last.pth")):
-        assert proc.poll() is None, proc.stdout.read()
-        time.sleep(0.02)
+    proc = _running_until_an_epoch_is_saved(args, killed_cache, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     (run_dir,) = killed_cache.glob("demo/finetune/recognizer-*")
@@ -175,7 +167,33 @@ def test_kill_and_resume_gives_the_same_weights(tiny_videos, tmp_path):
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert not [path.name for path in run_dir.iterdir() if path.name.endswith(".tmp")]
     assert f"{8 - done_before} epochs trained now" in resumed.stdout
-    reference = subprocess.run(args + ["--cache-dir", str(reference_cache)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    _assert_the_uninterrupted_weights(run_dir, args, reference_cache)
+
+
+def _finetune_command(videos: Path, *, epochs: int, batch_size: int, workers: int, python: tuple[str, ...] = ("-m", "stages.cli")) -> list[str]:
+    """``nsnet finetune`` of the resume tests on the tiny videos (every video 3 times an epoch)."""
+    return [
+        sys.executable, *python, "finetune", "--dataset", "demo", "--data-root", str(videos), "--arch", "test_resnet",
+        "--init", "none", "--resolution", "32", "--epochs", str(epochs), "--repeats", "3", "--batch-size", str(batch_size),
+        "--lr", "0.05", "--seed", "3", "--device", "cpu", "--workers", str(workers), "--no-progress",
+    ]  # fmt: skip
+
+
+def _running_until_an_epoch_is_saved(args: list[str], cache: Path, **popen) -> subprocess.Popen:
+    """The fine-tuning command ``args`` started into ``cache``, once its run has saved its first
+    epoch's resume point."""
+    proc = subprocess.Popen(args + ["--cache-dir", str(cache)], cwd=REPO, text=True, **popen)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(cache.glob("demo/finetune/*/last.pth")):
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+    return proc
+
+
+def _assert_the_uninterrupted_weights(run_dir: Path, args: list[str], reference_cache: Path, **run) -> None:
+    """The finished run in ``run_dir`` holds, to the bit, the weights of the command ``args``
+    run uninterrupted into ``reference_cache``."""
+    reference = subprocess.run(args + ["--cache-dir", str(reference_cache)], cwd=REPO, capture_output=True, text=True, timeout=300, **run)
     assert reference.returncode == 0, reference.stderr
     a = read_checkpoint(run_dir / "model.pth")["state_dict"]
     b = read_checkpoint(next(reference_cache.glob("demo/finetune/*/model.pth")))["state_dict"]
@@ -391,18 +409,11 @@ def test_a_jobs_sigterm_to_every_process_stops_the_cli_run_which_goes_on_to_the_
     a fork server (Python 3.14's default on Linux), and the signal comes as the second epoch's
     begin: one that it ends before it can leave the signal to the command (torch's worker set-up
     ends itself at SIGTERM) is taken for the stop's, not its video's."""
-    args = [
-        sys.executable, "-c", "import multiprocessing, sys; multiprocessing.set_start_method('forkserver'); from stages.cli import main; main(sys.argv[1:])", "finetune", "--dataset", "demo", "--data-root", str(tiny_videos),
-        "--arch", "test_resnet", "--init", "none", "--resolution", "32", "--epochs", "6", "--repeats", "3",
-        "--batch-size", "4", "--lr", "0.05", "--seed", "3", "--device", "cpu", "--workers", "1", "--no-progress",
-    ]  # fmt: skip
+    from_a_fork_server = ("-c", "import multiprocessing, sys; multiprocessing.set_start_method('forkserver'); from stages.cli import main; main(sys.argv[1:])")
+    args = _finetune_command(tiny_videos, epochs=6, batch_size=4, workers=1, python=from_a_fork_server)
     stopped_cache, reference_cache = tmp_path / "stopped", tmp_path / "reference"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(args + ["--cache-dir", str(stopped_cache)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, env=env)
-    deadline = time.time() + 120
-    while time.time() < deadline and not list(stopped_cache.glob("demo/finetune/*/last.pth")):
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.02)
+    proc = _running_until_an_epoch_is_saved(args, stopped_cache, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, env=env)
     os.killpg(proc.pid, signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
     (run_dir,) = stopped_cache.glob("demo/finetune/recognizer-*")
@@ -413,11 +424,7 @@ def test_a_jobs_sigterm_to_every_process_stops_the_cli_run_which_goes_on_to_the_
     resumed = subprocess.run(args + ["--cache-dir", str(stopped_cache)], cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert f"{6 - state['epoch'] - 1} epochs trained now" in resumed.stdout
-    reference = subprocess.run(args + ["--cache-dir", str(reference_cache)], cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
-    assert reference.returncode == 0, reference.stderr
-    a = read_checkpoint(run_dir / "model.pth")["state_dict"]
-    b = read_checkpoint(next(reference_cache.glob("demo/finetune/*/model.pth")))["state_dict"]
-    assert a.keys() == b.keys() and all(torch.equal(a[key], b[key]) for key in a)
+    _assert_the_uninterrupted_weights(run_dir, args, reference_cache, env=env)
 
 
 def _rank_pid(launcher: int, rank: int) -> int:
@@ -441,11 +448,7 @@ def test_a_stop_signal_to_one_rank_stops_every_rank_at_the_same_step_and_the_run
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     stopped_cache, reference_cache = tmp_path / "stopped", tmp_path / "reference"
-    proc = subprocess.Popen(cmd + ["--cache-dir", str(stopped_cache)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    deadline = time.time() + 120
-    while time.time() < deadline and not list(stopped_cache.glob("demo/finetune/*/last.pth")):
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.02)
+    proc = _running_until_an_epoch_is_saved(cmd, stopped_cache, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     os.kill(_rank_pid(proc.pid, 1), signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
     (run_dir,) = stopped_cache.glob("demo/finetune/recognizer-*")
@@ -455,8 +458,4 @@ def test_a_stop_signal_to_one_rank_stops_every_rank_at_the_same_step_and_the_run
     assert len(places) == 2 and places[0] == places[1] and not (run_dir / "model.pth").exists()
     resumed = subprocess.run(cmd + ["--cache-dir", str(stopped_cache)], cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
     assert resumed.returncode == 0 and f"{6 - state['epoch'] - 1} epochs trained now" in resumed.stdout, resumed.stdout + resumed.stderr
-    reference = subprocess.run(cmd + ["--cache-dir", str(reference_cache)], cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
-    assert reference.returncode == 0, reference.stderr
-    a = read_checkpoint(run_dir / "model.pth")["state_dict"]
-    b = read_checkpoint(next(reference_cache.glob("demo/finetune/*/model.pth")))["state_dict"]
-    assert a.keys() == b.keys() and all(torch.equal(a[key], b[key]) for key in a)
+    _assert_the_uninterrupted_weights(run_dir, cmd, reference_cache, env=env)
