@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -93,18 +92,17 @@ class StopSignals(Joinable):
 
     def after_step(self, trained: bool) -> bool:
         """Whether to stop after a batch of the training loop: one this rank ``trained`` on asks
-        every rank (their n-th trained steps pair, as their gradients' reductions do); a batch
-        it left out (none of its videos decoded) asks only this process, alone."""
+        every rank (their n-th trained steps pair, as their gradients' reductions do); one it
+        left out (none of its videos decoded) asks nothing, where there are several ranks, and
+        this process alone otherwise."""
         if self.world_size == 1:
             return bool(self.received)
         return bool(trained and self._reduced(self.received))
 
-    def checks(self, common: int) -> Callable[[], bool]:
-        """A stop check for a loop whose first ``common`` iterations every rank runs (the ranks'
-        shares of the validation videos, which differ by one): agreed at each of those, and
-        False after them, where some ranks no longer run."""
-        asked = iter(range(common))
-        return lambda: next(asked, None) is not None and bool(self.agreed())
+    def checks(self, common: int) -> Checks:
+        """The stop checks of a loop whose first ``common`` iterations every rank runs (the
+        ranks' shares of the validation videos, which differ by one)."""
+        return Checks(self, common)
 
     def join_context(self, model: torch.nn.Module) -> Join:
         """DDP's join of ``model`` with this check: where a rank has run out of batches, it
@@ -121,6 +119,26 @@ class StopSignals(Joinable):
     @property
     def join_process_group(self) -> object:
         return torch.distributed.group.WORLD
+
+
+class Checks:
+    """A loop's stop check, agreed at each of the first ``left`` iterations (every rank runs
+    them) and False after them, where some ranks no longer run; :meth:`rest` asks the checks a
+    rank did not come to, its loop ended early (its decoders' end at the signal), so that every
+    rank asks as many."""
+
+    def __init__(self, stops: StopSignals, left: int):
+        self.stops, self.left = stops, left
+
+    def __call__(self) -> bool:
+        if not self.left:
+            return False
+        self.left -= 1
+        return bool(self.stops.agreed())
+
+    def rest(self) -> None:
+        while self.left:
+            self()
 
 
 class _Shadow(JoinHook):

@@ -272,8 +272,9 @@ def _train(root: Path, manifest: Manifest, train: list, val: list, role: str, sp
             scored = None
             if not stops.agreed():
                 with watched_val:
-                    share = range(worker.rank, len(val), worker.world_size)
-                    scored = validation_scores(model, watched_batches(watched_val, val_set, share, val_batch, workers, collate_val_clips, pinned), device, stops.checks(common))
+                    share, checks = range(worker.rank, len(val), worker.world_size), stops.checks(common)
+                    scored = validation_scores(model, watched_batches(watched_val, val_set, share, val_batch, workers, collate_val_clips, pinned), device, checks)
+                checks.rest()
             left_out, read_short = _records(run_dir, splits, worker)
             if signum := stops.agreed():
                 raise _stop_here(signum, epoch, stats, math.ceil(len(order) / ft.batch_size), time.perf_counter() - tick + earlier, resume, model, optimizer, scheduler, history, ft, worker)
