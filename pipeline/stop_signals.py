@@ -62,8 +62,8 @@ class StopSignals(Joinable):
         self._before: dict[int, object] = {}
 
     def __enter__(self) -> StopSignals:
-        if threading.current_thread() is threading.main_thread():
-            self._before = {signum: signal.signal(signum, self._note) for signum in STOP_SIGNALS}
+        if threading.current_thread() is threading.main_thread():  # a signal the process ignores stays so (nohup's way, a launcher's)
+            self._before = {signum: signal.signal(signum, self._note) for signum in STOP_SIGNALS if signal.getsignal(signum) is not signal.SIG_IGN}
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -135,6 +135,20 @@ def forked_workers():
     multiprocessing.set_start_method(before, force=True)
 
 
+@pytest.fixture
+def default_stop_signals():
+    """SIGTERM and SIGUSR1 at their default for the test (a test before it in the process may
+    have left them otherwise), and as they were after it."""
+    import signal
+
+    from pipeline.stop_signals import STOP_SIGNALS
+
+    before = {signum: signal.signal(signum, signal.SIG_DFL) for signum in STOP_SIGNALS}
+    yield
+    for signum, handler in before.items():
+        signal.signal(signum, handler)
+
+
 @pytest.fixture(scope="session")
 def tiny_videos_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("tiny_demo")

@@ -312,13 +312,17 @@ def test_decoding_processes_write_warnings_as_the_loaders_process_does(monkeypat
     """The commands print the toolkit's warnings as one line (``warnings.formatwarning``); a
     decoding process from a fork server inherits nothing of that, so the loader's init carries
     the function, pickled by name as the fork server sends it, and sets it in the process; a
-    function that cannot be sent so (a lambda) leaves the process Python's way."""
+    function that cannot be sent so (a lambda) leaves the process Python's way. The init also
+    leaves a scheduler's stop signals to the loader's process (ignored here)."""
     import pickle
+    import signal
     import warnings
     from torch.utils.data import TensorDataset
+    from pipeline.stop_signals import STOP_SIGNALS
     from stages.cli import toolkit_warning_line
 
     python_way, threads = warnings.formatwarning, torch.get_num_threads()
+    handlers = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
     data = TensorDataset(torch.arange(2))
     monkeypatch.setattr(warnings, "formatwarning", toolkit_warning_line)
     sent = pickle.loads(pickle.dumps(decoding_loader(data, 1).worker_init_fn))
@@ -329,8 +333,11 @@ def test_decoding_processes_write_warnings_as_the_loaders_process_does(monkeypat
             warnings.formatwarning = python_way  # a new process's own
             init(0)
             assert warnings.formatwarning is expected and torch.get_num_threads() == 1
+            assert all(signal.getsignal(signum) is signal.SIG_IGN for signum in STOP_SIGNALS)
     finally:
         torch.set_num_threads(threads)
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
 
 
 def test_a_loader_with_pin_memory_pins_the_blocks_frames(tiny_videos, tiny_config, monkeypatch):

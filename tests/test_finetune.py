@@ -363,7 +363,7 @@ def test_an_epochs_order_is_the_one_torchs_shuffling_loader_gave():
 
 
 @pytest.mark.parametrize(("phase", "at", "where"), [("training", 2, "after 2 of its {n} training batches"), ("validation", 1, "its training done, its validation not")])
-def test_a_stop_signal_saves_the_runs_place_and_the_run_goes_on_to_the_uninterrupted_weights(tiny_videos, run_options, monkeypatch, tmp_path, phase, at, where):
+def test_a_stop_signal_saves_the_runs_place_and_the_run_goes_on_to_the_uninterrupted_weights(tiny_videos, run_options, monkeypatch, tmp_path, phase, at, where, default_stop_signals):
     """SIGTERM (a scheduler's preemption, or its time limit) in epoch 2 at the ``at``-th batch
     of its training or of its validation: the run stops after that batch, saves its place (the
     batches given, the loss and clips so far, torch's generator) in last.pth and says so; run

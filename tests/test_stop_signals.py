@@ -9,28 +9,31 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from pipeline.stop_signals import StopSignals, Stopped, stopped_said
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_the_signals_are_noted_while_entered_and_the_handlers_before_put_back():
+def test_the_signals_are_noted_while_entered_and_the_handlers_before_put_back(default_stop_signals):
+    """While entered, SIGUSR1 and SIGTERM are noted (the first said) and the process goes on;
+    the handlers before come back at the end. A signal the process ignores stays ignored."""
     def before(signum, frame):
         raise AssertionError("the handler before was called")
 
-    previous = signal.signal(signal.SIGUSR1, before)
-    try:
-        with StopSignals() as stops:
-            assert not stops.noted() and not stops.after_step(True)
-            os.kill(os.getpid(), signal.SIGUSR1)  # sbatch --signal=USR1@120
-            os.kill(os.getpid(), signal.SIGTERM)  # the first one noted is the one said
-            assert stops.received == signal.SIGUSR1 and stops.noted() and stops.agreed() == signal.SIGUSR1
-            assert stops.after_step(True) and stops.after_step(False)  # alone, a batch left out asks too
-        assert signal.getsignal(signal.SIGUSR1) is before and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
-    finally:
-        signal.signal(signal.SIGUSR1, previous)
+    signal.signal(signal.SIGUSR1, before)
+    with StopSignals() as stops:
+        assert not stops.noted() and not stops.after_step(True)
+        os.kill(os.getpid(), signal.SIGUSR1)  # sbatch --signal=USR1@120
+        os.kill(os.getpid(), signal.SIGTERM)  # the first one noted is the one said
+        assert stops.received == signal.SIGUSR1 and stops.noted() and stops.agreed() == signal.SIGUSR1
+        assert stops.after_step(True) and stops.after_step(False)  # alone, a batch left out asks too
+    assert signal.getsignal(signal.SIGUSR1) is before and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    with StopSignals() as stops:
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert not stops.noted()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
 
 
 def test_a_loops_checks_are_asked_as_often_on_every_rank():
@@ -99,10 +102,3 @@ def test_a_signal_on_a_rank_out_of_batches_stops_the_others_and_a_loop_ended_ear
     said = [json.loads((tmp_path / f"rank-{rank}.json").read_text()) for rank in (0, 1)]
     assert said == [{"steps": 2, "validated": 1, "agreed": 15}, {"steps": 1, "validated": 0, "agreed": 15}]
 
-
-@pytest.fixture(autouse=True)
-def _signals_as_they_were():
-    before = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGUSR1)}
-    yield
-    for signum, handler in before.items():
-        signal.signal(signum, handler)

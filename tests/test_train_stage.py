@@ -520,7 +520,7 @@ class _SignalledAt:
 
 
 @pytest.mark.parametrize("shuffle_window", [None, 4], ids=["held whole", "in windows"])
-def test_a_stop_signal_mid_epoch_saves_the_runs_place_and_the_run_goes_on_to_the_uninterrupted_weights(tiny_pipeline, monkeypatch, shuffle_window):
+def test_a_stop_signal_mid_epoch_saves_the_runs_place_and_the_run_goes_on_to_the_uninterrupted_weights(tiny_pipeline, monkeypatch, shuffle_window, default_stop_signals):
     """SIGTERM as epoch 3 gives its third batch of five (9 videos, 2 a batch): the run stops
     after that step, saves its place (batches, loss sums, torch's generator) in last.pth and
     says so; run again, it reads the three batches again, passes over them and ends with the
