@@ -501,14 +501,16 @@ def workers_within_shared_memory(workers: int, block_bytes: int, asked: bool, sh
 def worker_start(dataset: Dataset) -> multiprocessing.context.BaseContext | None:
     """How decoding processes start: Python's start method (None), but where that is a fork
     server (Python 3.14's default on Linux), one that imports this module (torch, the decoders,
-    the processes' set-up) and the dataset's before it forks them, so that a loader's processes
-    start ready rather than import all that anew (0.05 s against 1.4-1.8 s a loader of two on the
+    the processes' set-up), timm's transforms (which :func:`eval_steps` imports in the process
+    that meets a frame first: 1.9 s a loader, every epoch's two loaders of a fine-tuning run,
+    before 2026-12-07) and the dataset's before it forks them, so that a loader's processes start
+    ready rather than import all that anew (0.05 s against 1.4-1.8 s a loader of two on the
     2-core machine). The preload is taken where this process has not started its fork server."""
     if (multiprocessing.get_start_method(allow_none=True) or multiprocessing.get_all_start_methods()[0]) != "forkserver":
         return None
     context = multiprocessing.get_context("forkserver")
-    # Python's own, the workers' set-up's, the dataset's, and the server's leaving of the stop signals to the command
-    context.set_forkserver_preload(["__main__", __name__, type(dataset).__module__, "pipeline.decoding_server"])
+    # Python's own, the workers' set-up's, timm's transforms, the dataset's, and the server's leaving of the stop signals to the command
+    context.set_forkserver_preload(["__main__", __name__, "timm.data.transforms", type(dataset).__module__, "pipeline.decoding_server"])
     return context
 
 

@@ -285,7 +285,7 @@ multiprocessing.set_start_method("fork", force=True)  # Python's default on Linu
 assert worker_start(data) is None
 multiprocessing.set_start_method("forkserver", force=True)  # from 3.14
 assert worker_start(data).get_start_method() == "forkserver"
-assert forkserver._forkserver._preload_modules == ["__main__", "pipeline.extract", "torch.utils.data.dataset", "pipeline.decoding_server"]
+assert forkserver._forkserver._preload_modules == ["__main__", "pipeline.extract", "timm.data.transforms", "torch.utils.data.dataset", "pipeline.decoding_server"]
 assert [int(x) for (x,) in decoding_loader(data, 2, watched=False)] == list(range(6))
 with open(f"/proc/{forkserver._forkserver._forkserver_pid}/maps") as maps:
     print("torch in the fork server:", "libtorch_cpu" in maps.read())
