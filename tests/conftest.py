@@ -135,6 +135,19 @@ def forked_workers():
     multiprocessing.set_start_method(before, force=True)
 
 
+def run_on_two_ranks(script: str, folder: Path) -> None:
+    """``script`` run by torchrun on two CPU ranks in ``folder`` (one torch thread each, this
+    checkout importable), which must end with status 0; the ranks write what they found there."""
+    import subprocess
+    import sys
+
+    (folder / "ranks.py").write_text(script)
+    torchrun = Path(sys.executable).with_name("torchrun")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node=2", "ranks.py"], cwd=folder, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 @pytest.fixture
 def default_stop_signals():
     """SIGTERM and SIGUSR1 at their default for the test (a test before it in the process may

@@ -1,21 +1,17 @@
 """Which device a stage's ``--device`` gives each torchrun rank, and the errors for GPUs not there;
 what the ranks share, and their process group gone, threads and all, when the work is done."""
 
-import os
 import pickle
 import re
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
 import pytest
 import torch
 
+from conftest import run_on_two_ranks
 from pipeline.cache import CacheError, file_lock
 from pipeline.distributed import busiest_share, even_shard_size, evener_shard_size, pick_device, shares_even
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -179,12 +175,7 @@ def test_a_ranks_process_group_is_gone_with_its_threads_when_the_work_is_done(tm
     the interpreter's exit, where they left a finished rank to abort now and then. (torch's
     ``torch.distributed.nn`` module, imported by DDP, held the world group in its functions'
     defaults where it was first imported after the group was made.)"""
-    script = tmp_path / "rank.py"
-    script.write_text(RANK_AFTER_TEARDOWN)
-    torchrun = Path(sys.executable).with_name("torchrun")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node=2", str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run_on_two_ranks(RANK_AFTER_TEARDOWN, tmp_path)
     for rank in (0, 1):  # each rank's thread names after teardown, written by the rank
         threads = (tmp_path / f"threads-of-rank-{rank}.txt").read_text().splitlines()
         assert threads and not [name for name in threads if "gloo" in name], f"rank {rank}: {threads}"

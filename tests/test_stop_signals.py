@@ -5,13 +5,9 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
-from pathlib import Path
 
+from conftest import run_on_two_ranks
 from pipeline.stop_signals import StopSignals, Stopped, stopped_said
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def test_the_signals_are_noted_while_entered_and_the_handlers_before_put_back(default_stop_signals):
@@ -93,12 +89,7 @@ def test_a_signal_on_a_rank_out_of_batches_stops_the_others_and_a_loop_ended_ear
     1's loop ends before its first batch: its checks, asked after it, pair with rank 0's, which
     stops at its first of 5; then both agree on the signal. Without the shadow or the rest, rank
     0 waited for a collective that never came."""
-    script = tmp_path / "ranks.py"
-    script.write_text(TWO_RANKS)
-    torchrun = Path(sys.executable).with_name("torchrun")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node=2", str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run_on_two_ranks(TWO_RANKS, tmp_path)
     said = [json.loads((tmp_path / f"rank-{rank}.json").read_text()) for rank in (0, 1)]
     assert said == [{"steps": 2, "validated": 1, "agreed": 15}, {"steps": 1, "validated": 0, "agreed": 15}]
 
