@@ -257,9 +257,9 @@ def list_finetune_runs(cache_dir: Path, dataset: str) -> list[Output]:
     """The fine-tuning runs of a dataset (``<cache-dir>/<dataset>/finetune/``); a folder without
     its identity is none."""
     folder = Path(cache_dir) / dataset / "finetune"
-    folders = sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
-    return [_not_readable(run, refused) if (refused := _refused(run)) is not None else Output(run, describe_finetune(run), damaged=any(_json(run / name) is None for name in ("identity.json", "metrics.json")))
-            for run in folders if _refused(run) is not None or (run / "identity.json").is_file()]
+    looked = [(run, _refused(run)) for run in sorted(p for p in folder.iterdir() if p.is_dir())] if folder.is_dir() else []
+    return [_not_readable(run, refused) if refused is not None else Output(run, describe_finetune(run), damaged=any(_json(run / name) is None for name in ("identity.json", "metrics.json")))
+            for run, refused in looked if refused is not None or (run / "identity.json").is_file()]
 
 
 def cache_dir_hint(cache_dir: Path, dataset: str, preset: str | None = None) -> str:
