@@ -6,9 +6,6 @@ of a job, and they are the command's to act on: a fork server they ended left th
 next loader unable to start its processes (``EOFError``), which ended the command where it
 was to save its place and stop."""
 
-import signal
+from pipeline.stop_signals import leave_to_the_command
 
-from pipeline.stop_signals import STOP_SIGNALS
-
-for signum in STOP_SIGNALS:
-    signal.signal(signum, signal.SIG_IGN)
+leave_to_the_command()

@@ -17,7 +17,6 @@ import math
 import multiprocessing
 import os
 import shutil
-import signal
 import sys
 import warnings
 from contextlib import nullcontext
@@ -36,7 +35,7 @@ from pipeline.backends import Runner
 from pipeline import decode_watch
 from pipeline.decode_watch import DecodingWatch
 from pipeline.sampling import candidate_frame_indices
-from pipeline.stop_signals import STOP_SIGNALS
+from pipeline.stop_signals import leave_to_the_command
 from pipeline.video import FrameSource, FrameWindow, VideoReadError, open_record, read_planned, read_short, source_size
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
@@ -409,8 +408,7 @@ def single_thread_worker(formatwarning: Callable[..., str] | None, _: int) -> No
     to act on (:mod:`pipeline.stop_signals`): a decoder ended by one would be taken for one that
     died on its video; it ends with that process (torch's workers watch it)."""
     torch.set_num_threads(1)
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, signal.SIG_IGN)
+    leave_to_the_command()
     fault_handler_on_a_copy_of_standard_error()
     if formatwarning is not None:
         warnings.formatwarning = formatwarning

@@ -27,6 +27,14 @@ from pipeline.distributed import Worker
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
 
+def leave_to_the_command() -> None:
+    """Ignore the stop signals in this process, a helper of the command's (a decoding process,
+    the fork server that starts them), which the signals reach with every process of the job:
+    the command acts on them, and its helpers end with it."""
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+
+
 class Stopped(Exception):
     """A run stopped at a stop signal with its progress saved: the same command goes on from it.
     Its exit status is the signal's, as for a process the signal ended (128 + its number)."""
