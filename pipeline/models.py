@@ -269,3 +269,12 @@ def save_atomic(obj: Any, path: Path) -> None:
     disk never leaves half a checkpoint, and the one before stays."""
     with replacing(path) as tmp:
         torch.save(obj, tmp)
+
+
+def save_resume_point(path: Path, model: nn.Module, optimizer: Any, scheduler: Any, epoch: int, history: list[dict[str, Any]], within: dict[str, Any] | None = None) -> None:
+    """A training run's resume point, ``last.pth`` (read by
+    :func:`~pipeline.checked_files.resume_point`): the weights, optimizer and schedule after
+    ``epoch`` (from 0; -1: none finished), the epochs' log and, for a run a scheduler's signal
+    stopped within the next, that part of it (:mod:`pipeline.stop_signals`)."""
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch, "history": history}
+    save_atomic({**state, "within": within} if within is not None else state, path)

@@ -33,7 +33,7 @@ from pipeline.environment import environment
 from pipeline.extract import decoding_workers, workers_within_shared_memory
 from pipeline.checked_files import HISTORY_NOT_SHOWN, resume_point, run_record
 from pipeline.checkpoints import make_checkpoint
-from pipeline.models import create_finetune_model, data_config, frame_transform, save_atomic, weights_identity
+from pipeline.models import create_finetune_model, data_config, frame_transform, save_atomic, save_resume_point, weights_identity
 from pipeline.plots import CURVES_NAME, draw_curves_once
 from pipeline.decode_watch import WatchedDecoding
 from pipeline.video import failure_summary
@@ -288,7 +288,7 @@ def _train(root: Path, manifest: Manifest, train: list, val: list, role: str, sp
                 history.append(entry)
                 if opts.progress:
                     tqdm.write(f"{role} epoch {epoch + 1}: loss {stats.loss:.4f}, val top-1 {100 * metrics['top1']:.1f}%, mAP {100 * metrics['mAP']:.1f}%")
-                _save_resume_point(resume, model, optimizer, scheduler, epoch, history)
+                save_resume_point(resume, model, optimizer, scheduler, epoch, history)
                 cache_mod.append_log(log, entry)
             barrier(worker)
     if worker.is_leader:
@@ -338,13 +338,6 @@ def _records(run_dir: Path, splits: dict[str, tuple[list, WatchedDecoding, Any]]
     return left_out, read_short
 
 
-def _save_resume_point(path: Path, model: torch.nn.Module, optimizer: Any, scheduler: Any, epoch: int, history: list[dict[str, Any]], within: dict[str, Any] | None = None) -> None:
-    """``last.pth``: the weights, optimizer and schedule after ``epoch`` (0-based; -1: none
-    finished), the epochs' log and, for a run stopped within the next, that part of it."""
-    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch, "history": history}
-    save_atomic({**state, "within": within} if within is not None else state, path)
-
-
 def _stop_here(signum: int, epoch: int, stats: EpochStats, batches: int, seconds: float, resume: Path, model: torch.nn.Module, optimizer: Any, scheduler: Any, history: list[dict[str, Any]], ft: FinetuneConfig, worker: Worker) -> Stopped:
     """The run's progress within ``epoch`` saved in ``resume`` (a collective: every rank's place
     and loss are gathered), and the :class:`~pipeline.stop_signals.Stopped` that says so."""
@@ -352,7 +345,7 @@ def _stop_here(signum: int, epoch: int, stats: EpochStats, batches: int, seconds
     if worker.is_leader:
         total = EpochStats.together(parts)
         within = {"batches": [part.batches for part in parts], "loss_sum": total.loss_sum, "clips": total.clips, "seconds": seconds, "rng": torch.get_rng_state(), "cuda_rng": torch.cuda.get_rng_state(worker.device) if worker.device.type == "cuda" else None}
-        _save_resume_point(resume, model, optimizer, scheduler, epoch - 1, history, within)
+        save_resume_point(resume, model, optimizer, scheduler, epoch - 1, history, within)
     barrier(worker)
     return Stopped(signum, stopped_said(resume.parent, signum, epoch, ft.epochs, stats.batches, batches), worker.is_leader)
 

@@ -31,7 +31,7 @@ from pipeline.demo_data import NO_SALIENCY_AP, salient_targets
 from pipeline.environment import environment
 from pipeline.evaluation import fused_positions, recognition, scores_at
 from pipeline.metrics import multi_hot
-from pipeline.models import save_atomic
+from pipeline.models import save_atomic, save_resume_point
 from pipeline.output_kinds import SAMPLER_RUN, named
 from pipeline.plots import CURVES_NAME, draw_curves_once
 from pipeline.sampler import NSNetSampler, SamplerConfig
@@ -362,7 +362,7 @@ def _train_epochs(model: NSNetSampler, optimizer: torch.optim.Optimizer, schedul
             seconds = time.perf_counter() - tick + (went_on["seconds"] if went_on else 0.0)
             if losses.batches < len(loader):
                 within = {"sums": losses.sums.tolist(), "videos": losses.videos, "batches": losses.batches, "seconds": seconds, "rng": torch.get_rng_state()}
-                save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch - 1, "history": history, "within": within}, run_dir / "last.pth")
+                save_resume_point(run_dir / "last.pth", model, optimizer, scheduler, epoch - 1, history, within)
                 raise Stopped(stops.received, stopped_said(run_dir, stops.received, epoch, cfg.epochs, losses.batches, len(loader)))
             scheduler.step()
             mean = losses.means()
@@ -371,7 +371,7 @@ def _train_epochs(model: NSNetSampler, optimizer: torch.optim.Optimizer, schedul
                 entry.update(check(model, objective, device))  # the heads in eval mode; train_epoch sets train mode again
             history.append(entry)
             bar.set_postfix(loss=f"{mean.total:.4f}")
-            save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch, "history": history}, run_dir / "last.pth")
+            save_resume_point(run_dir / "last.pth", model, optimizer, scheduler, epoch, history)
             cache_mod.append_log(run_dir / "log.jsonl", entry)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -228,11 +227,14 @@ def recognize_all(decoder, *args, **kwargs) -> tuple[list, dict]:
     return [None if isinstance(results[i], str) else results[i] for i in range(len(decoder))], {i: r for i, r in results.items() if isinstance(r, str)}
 
 
-def kill_while_logging(monkeypatch: pytest.MonkeyPatch, stage: Any, epoch: int) -> None:
-    """Patch a training stage module's ``save_atomic`` to stop its run as a kill would after
-    epoch ``epoch``'s resume point was saved and while its line was written to the log, half
-    of it written (``KeyboardInterrupt``)."""
-    save = stage.save_atomic
+def kill_while_logging(monkeypatch: pytest.MonkeyPatch, epoch: int) -> None:
+    """Patch the ``save_atomic`` of the training runs' resume points
+    (:func:`pipeline.models.save_resume_point`) to stop a run as a kill would after epoch
+    ``epoch``'s resume point was saved and while its line was written to the log, half of it
+    written (``KeyboardInterrupt``)."""
+    import pipeline.models
+
+    save = pipeline.models.save_atomic
 
     def killed(obj: dict, path: Path) -> None:
         save(obj, path)
@@ -241,4 +243,4 @@ def kill_while_logging(monkeypatch: pytest.MonkeyPatch, stage: Any, epoch: int) 
                 log.write(f'{{"epoch": {epoch}, "lo')
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(stage, "save_atomic", killed)
+    monkeypatch.setattr(pipeline.models, "save_atomic", killed)

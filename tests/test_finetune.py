@@ -227,11 +227,9 @@ def test_a_killed_runs_log_holds_each_epoch_once_when_resumed(tiny_videos, run_o
     """Killed in the middle of epoch 2's line, after its resume point was saved (the log comes
     after the save since 2026-12-06; before, an epoch could be logged and not saved): the
     resumed run's log is the uninterrupted run's, each epoch once, whole lines."""
-    import stages.finetune
-
     ft = replace(FT, epochs=3)
     with monkeypatch.context() as patched:
-        kill_while_logging(patched, stages.finetune, 2)
+        kill_while_logging(patched, 2)
         with pytest.raises(KeyboardInterrupt):
             run_finetune("demo", tiny_videos, "recognizer", REC, ft, 6, run_options)
     (run_dir,) = (run_options.cache_dir / "demo" / "finetune").glob("recognizer-*")

@@ -16,7 +16,6 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import stages.train
 from conftest import TINY_MODEL_OPTIONS, kill_while_logging, modes_bind_prefix
 from pipeline import row_store
 from pipeline.cache import CacheError, FeatureCache
@@ -114,7 +113,7 @@ def test_a_sampler_run_another_member_began_is_refused_before_training_and_goes_
     features, prototypes, _ = tiny_pipeline
     args = ["train", "--features", str(features), "--prototypes", str(prototypes), "--epochs", "3", "--seed", "3", "--val-every", "0", "--device", "cpu", "--no-progress"]
     with monkeypatch.context() as patched:
-        kill_while_logging(patched, stages.train, 2)
+        kill_while_logging(patched, 2)
         killed = CliRunner().invoke(main, args)
     assert killed.exit_code == 1, killed.output
     (run_dir,) = features.parent.glob(f"{features.name}.train-*")

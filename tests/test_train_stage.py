@@ -302,12 +302,10 @@ def test_a_killed_runs_log_holds_each_epoch_once_when_resumed(tiny_pipeline, mon
     logged again, and ``nsnet outputs`` counted one epoch too many): the resumed log is the
     resume point's history and the epochs trained since, one whole line each, as an
     uninterrupted run's."""
-    import stages.train
-
     features, prototypes, _ = tiny_pipeline
     cfg = replace(CFG, epochs=4, seed=3)
     with monkeypatch.context() as patched:
-        kill_while_logging(patched, stages.train, 3)
+        kill_while_logging(patched, 3)
         with pytest.raises(KeyboardInterrupt):
             run_train(features, prototypes, cfg, progress=False)
     (run_dir,) = features.parent.glob(f"{features.name}.train-*")
