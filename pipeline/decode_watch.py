@@ -8,9 +8,12 @@ video again. Each worker notes in a shared table which video it decodes, since w
 process id; the loader waits for a block in turns of :data:`WATCH_POLL_S` seconds, and when a
 worker died or one video has been decoding for the timeout, :meth:`DecodingWatch.culprit` names
 the video to fail, and the pass goes on without it (the features stage, predict, evaluate's
-decoded paths, its all-frames pass, fine-tuning). Decoding in the main process (no workers), a
-thread stands watch instead and ends the process, naming the video, since a native decoder
-cannot be stopped there.
+decoded paths, its all-frames pass, fine-tuning). A worker killed from outside (SIGKILL: the
+kernel's out-of-memory killer, most often) is not its video's fault: that video is decoded once
+more before it is failed, and the reason says whether the out-of-memory killer counted a kill
+meanwhile (:mod:`pipeline.oom_kills`). Decoding in the main process (no workers), a thread
+stands watch instead and ends the process, naming the video, since a native decoder cannot be
+stopped there.
 
 A worker's death must reach the stage from the loader's ``next()``: torch's own SIGCHLD handler
 raises it wherever the main process happens to be (loading a model, writing a shard), where it
@@ -19,28 +22,33 @@ cannot be told from any other failure; :class:`WatchedDecoding` sets that handle
 
 from __future__ import annotations
 
+import multiprocessing.util
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+import weakref
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from copy import copy
+from multiprocessing.process import BaseProcess as Process
 from pathlib import Path
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import torch
 from torch.utils.data import Dataset, get_worker_info
 from tqdm import tqdm
 
 from pipeline.cache import CacheError
+from pipeline.oom_kills import VMSTAT, oom_kills
 
 # Seconds of each wait for a block: how soon a dead worker is noticed.
 WATCH_POLL_S = 5.0
 # The failure kinds, first in their reasons (pipeline.video.failure_kinds counts them).
 HUNG = "decoder hung"
 CRASHED = "decoder crashed"
+KILLED = "decoder killed"
 Item = TypeVar("Item")
 
 
@@ -52,11 +60,63 @@ DECODER_FAILURES_IN_A_ROW = 3
 
 
 class DecoderFailure(Exception):
-    """A decoding worker hung or died on video ``index``; the loader's own error is the cause."""
+    """A decoding worker hung or died on video ``index`` (None: between videos); the loader's
+    own error is the cause. ``killed``: its process was killed from outside (SIGKILL), which
+    says nothing of the video."""
 
-    def __init__(self, index: int, reason: str):
-        super().__init__(f"video {index}: {reason}")
-        self.index, self.reason = index, reason
+    def __init__(self, index: int | None, reason: str, killed: bool = False):
+        super().__init__(f"{'between videos' if index is None else f'video {index}'}: {reason}")
+        self.index, self.reason, self.killed = index, reason, killed
+
+
+class Culprit(NamedTuple):
+    """The video a decoding worker hung or died on (None: it died between videos), why, and
+    whether its process was killed from outside (SIGKILL), which says nothing of the video."""
+
+    index: int | None
+    reason: str
+    killed: bool = False
+
+
+def loader_workers(items: object) -> Sequence[Process]:
+    """The worker processes of the loader iterator ``items`` where it is torch's multi-process
+    one, which keeps them as ``_workers`` (none for another): how one ended is read from them."""
+    return getattr(items, "_workers", ())
+
+
+def exit_status(process: Process) -> int | None:
+    """The exit status of a worker ``process`` found dead (negative: the signal that ended it;
+    None: not known). A process of several threads shows as dead (a zombie) once its first
+    thread has ended, and its status can be had once every thread has: that is waited for, up
+    to :data:`WATCH_POLL_S` seconds."""
+    process.join(WATCH_POLL_S)
+    return process.exitcode
+
+
+def death_reason(status: int | None, oom_now: int | None, oom_before: int | None, on_a_video: bool = True) -> tuple[str, bool]:
+    """Why a decoding worker that ended with exit ``status`` (negative: a signal; None: not
+    known) left its video (``on_a_video``; else it died between videos), and whether it was
+    killed from outside (SIGKILL), which is not the video's fault; ``oom_now`` and
+    ``oom_before``: the machine's out-of-memory kills counted now and when the watch last looked
+    (:func:`pipeline.oom_kills.oom_kills`; None: not known)."""
+    if status == -signal.SIGKILL:
+        if oom_now is None or oom_before is None:
+            return f"{KILLED} (SIGKILL from outside the run: the kernel's out-of-memory killer or another process)", True
+        if oom_now > oom_before:
+            return f"{KILLED} (SIGKILL while the kernel's out-of-memory killer counted {oom_now - oom_before} more kill(s) in {VMSTAT}: give the decoders more memory, or fewer --workers)", True
+        return f"{KILLED} (SIGKILL from outside the run, not the kernel's out-of-memory killer: {VMSTAT} counts no more)", True
+    how = "" if status is None else _signal_name(-status) if status < 0 else f"exit status {status}"
+    if not on_a_video:
+        return f"{CRASHED} ({how or 'its process died'})", False
+    return f"{CRASHED} ({how + ': ' if how else ''}its process died on this file; re-encode it to use it)", False
+
+
+def _signal_name(number: int) -> str:
+    """``SIGABRT`` for 6; ``signal 200`` for a number with no name."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def process_alive(pid: int) -> bool:
@@ -80,6 +140,7 @@ class DecodingWatch:
 
     def __init__(self, workers: int):
         self.table = torch.full((max(workers, 1), 3), -1.0, dtype=torch.float64).share_memory_()
+        self.oom_kills = oom_kills()  # the machine's count when the watch began, or at the last kill it took
 
     @contextmanager
     def decoding(self, index: int) -> Iterator[None]:
@@ -105,25 +166,40 @@ class DecodingWatch:
                     pass
         self.table.fill_(-1.0)
 
-    def culprit(self, timeout: float, grace: float = 0.0) -> tuple[int, str] | None:
-        """(video, reason) of the video a dead worker was decoding, else of the one decoding
-        longest once that is ``timeout`` seconds or more; None when neither, after waiting up
-        to ``grace`` seconds for a worker that is still dying."""
+    def culprit(self, timeout: float, grace: float = 0.0, workers: Sequence[Process] = ()) -> Culprit | None:
+        """The video a dead worker was decoding, else the one decoding longest once that is
+        ``timeout`` seconds or more, else a worker of the loader's (``workers``,
+        :func:`loader_workers`) dead between videos; None when none, after waiting up to
+        ``grace`` seconds for a worker that is still dying. How a worker died is read from its
+        process among ``workers`` (:func:`death_reason`)."""
         deadline = time.monotonic() + grace
-        while (found := self._culprit(timeout)) is None and time.monotonic() < deadline:
+        while (found := self._culprit(timeout, workers)) is None and time.monotonic() < deadline:
             time.sleep(0.05)
         return found
 
-    def _culprit(self, timeout: float) -> tuple[int, str] | None:
+    def _culprit(self, timeout: float, workers: Sequence[Process]) -> Culprit | None:
         rows = [(int(index), started, int(pid)) for index, started, pid in self.table.tolist() if index >= 0]
+        processes = {process.pid: process for process in workers}
         for index, _, pid in rows:
             if not process_alive(pid):
-                return index, f"{CRASHED} (its process died on this file; re-encode it to use it)"
+                return self._died(processes.get(pid), index)
         now = time.time()
         stuck = sorted((started, index) for index, started, _ in rows if now - started >= timeout)
         if stuck:
-            return stuck[0][1], f"{HUNG} (no frames after {timeout:g} s; re-encode the file to use it)"
+            return Culprit(stuck[0][1], f"{HUNG} (no frames after {timeout:g} s; re-encode the file to use it)")
+        for process in workers:
+            if process.exitcode not in (None, 0):  # a worker ends at its loader's shutdown alone, with 0
+                return self._died(process, None)
         return None
+
+    def _died(self, process: Process | None, index: int | None) -> Culprit:
+        """The culprit of a worker ``process`` (None: not known) dead on video ``index``, or
+        between videos (None), the machine's out-of-memory kills read again after a SIGKILL."""
+        status = None if process is None else exit_status(process)
+        counted = oom_kills() if status == -signal.SIGKILL else self.oom_kills
+        reason, killed = death_reason(status, counted, self.oom_kills, on_a_video=index is not None)
+        self.oom_kills = counted
+        return Culprit(index, reason, killed)
 
 
 def watched(items: Iterator[Item], watch: DecodingWatch, timeout: float, stopping: Callable[[], bool] = lambda: False) -> Iterator[Item]:
@@ -142,7 +218,7 @@ def watched(items: Iterator[Item], watch: DecodingWatch, timeout: float, stoppin
             if stopping():
                 raise
             timed_out = isinstance(exc, RuntimeError) and "DataLoader timed out" in str(exc)
-            culprit = watch.culprit(timeout, grace=0.0 if timed_out else WATCH_POLL_S)
+            culprit = watch.culprit(timeout, grace=0.0 if timed_out else WATCH_POLL_S, workers=loader_workers(items))
             if culprit is not None:
                 raise DecoderFailure(*culprit) from exc
             if timed_out:
@@ -157,11 +233,14 @@ class WatchedDecoding:
     videos to fail without decoding (``skip``, video -> reason), and ``describe`` (video -> its
     file) for the line each failure writes to stderr. Past :data:`DECODER_FAILURES_IN_A_ROW`
     failures with no video decoded between them it is not single files but the machine, and the
-    pass stops with a :class:`~pipeline.cache.CacheError` that starts with ``where``. Where
+    pass stops with a :class:`~pipeline.cache.CacheError` that starts with ``where``. A video
+    whose worker was killed from outside (SIGKILL) is decoded once more before it is failed
+    (``killed``: those decoded once more). Where
     ``stopping()`` says this process has a stop signal to act on (:mod:`pipeline.stop_signals`),
     which reached the workers too, a worker dead or a loader's error ends the items instead,
-    taken for no video's fault. A context: torch's SIGCHLD handler, set aside while it is open,
-    is put back at its end."""
+    taken for no video's fault. A worker dead between videos costs no video: a new loader goes
+    on. A context: torch's SIGCHLD handler, set aside while it is open, is put back at its end,
+    and the workers still alive are killed."""
 
     def __init__(self, workers: int, timeout: float, where: str, describe: Callable[[int], str], stopping: Callable[[], bool] = lambda: False):
         if not timeout > 0:
@@ -169,14 +248,19 @@ class WatchedDecoding:
         self.watch = DecodingWatch(workers)
         self.workers, self.timeout, self.where, self.describe, self.stopping = workers, timeout, where, describe, stopping
         self.skip: dict[int, str] = {}
+        self.killed: set[int] = set()  # videos whose worker was killed from outside once, decoded once more
         self.decoded = 0  # items given that hold a decoded video, over every loader
         self.in_a_row, self._decoded_at_failure = 0, 0
         self._torch_handler: object = None
+        self._processes: list[Process] = []  # the workers of every loader opened
 
     def __enter__(self) -> WatchedDecoding:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        """Kill the loaders' workers still alive (:meth:`end_workers`) and put back torch's
+        SIGCHLD handler."""
+        self.end_workers()
         if self._torch_handler is not None:
             signal.signal(signal.SIGCHLD, self._torch_handler)  # type: ignore[arg-type]
             self._torch_handler = None
@@ -195,7 +279,7 @@ class WatchedDecoding:
         ``decoded(item)``: whether an item holds a video decoded (not only failures). The first
         loader is opened now, so that its workers decode ahead while the caller gets ready."""
         try:
-            items = open_items()
+            items = self._opened(open_items)
         except Exception:
             if self.stopping():  # its processes could not start, the stop signal having reached what starts them
                 return iter(())
@@ -204,6 +288,27 @@ class WatchedDecoding:
             return self._in_this_process(items)
         self._set_aside()
         return self._restarting(items, open_items, decoded)
+
+    def end_workers(self) -> None:
+        """Kill the loaders' workers still alive (a pass left by an error, or by a caller that
+        stopped taking items). They ignore the stop signals (:mod:`pipeline.stop_signals`), so
+        the SIGTERM with which Python ends a process's workers at its exit, and torch a worker
+        that does not end when asked, leaves them be, and Python's exit then waits for them for
+        good. Called at the pass's end, and at the process's exit for a pass still open there
+        (a generator of items its caller's error left, held by the traceback)."""
+        for process in self._processes:
+            if process.is_alive():
+                process.kill()
+                process.join(WATCH_POLL_S)
+        self._processes.clear()
+        _OPEN_PASSES.discard(self)
+
+    def _opened(self, open_items: Callable[[], Iterator[Item]]) -> Iterator[Item]:
+        """``open_items()``, its workers kept to be ended with the pass."""
+        items = open_items()
+        self._processes = [process for process in self._processes if process.is_alive()] + list(loader_workers(items))
+        _OPEN_PASSES.add(self)
+        return items
 
     def _in_this_process(self, items: Iterator[Item]) -> Iterator[Item]:
         """The items of a loader that decodes in this process, a thread standing watch: a
@@ -220,9 +325,8 @@ class WatchedDecoding:
         while not stop.wait(WATCH_POLL_S):
             found = self.watch.culprit(self.timeout)
             if found is not None:
-                index, reason = found
                 sys.stderr.write(
-                    f"{self.describe(index)}: {reason}, decoding in the main process ({self.where}): a decoder cannot be stopped there, so the run "
+                    f"{self.describe(found.index)}: {found.reason}, decoding in the main process ({self.where}): a decoder cannot be stopped there, so the run "
                     "stops, what it finished kept. Re-encode the file, or decode in worker processes (--workers 1 or more, with room for them in "
                     "/dev/shm) to have it failed and the run go on\n"
                 )
@@ -243,16 +347,24 @@ class WatchedDecoding:
                     raise
                 self._failed(error)
             items = None  # type: ignore[assignment]  (the loader's workers are shut down)
-            items = open_items()
+            items = self._opened(open_items)
             self._set_aside()
 
     def _failed(self, failure: DecoderFailure) -> None:
         """Kill the workers still on a video (before the failure, which holds the loader, goes:
-        its shutdown would wait for them), say so, fail the video without decoding from now on,
-        and count the failure."""
+        its shutdown would wait for them), say so, fail the video without decoding from now on
+        (one whose worker was killed from outside, the first time: decode it once more; none
+        where the worker died between videos), and count the failure."""
         self.watch.clear()
-        tqdm.write(f"{self.describe(failure.index)}: {failure.reason}: failed, and decoding goes on", file=sys.stderr)
-        self.skip[failure.index] = failure.reason
+        if failure.index is None:
+            tqdm.write(f"{self.where}: a decoding process {failure.reason}, between videos: decoding goes on", file=sys.stderr)
+        elif failure.killed and failure.index not in self.killed:
+            self.killed.add(failure.index)
+            tqdm.write(f"{self.describe(failure.index)}: {failure.reason}: decoding it once more", file=sys.stderr)
+        else:
+            reason = f"{failure.reason}; killed on its second go too" if failure.killed else failure.reason
+            tqdm.write(f"{self.describe(failure.index)}: {reason}: failed, and decoding goes on", file=sys.stderr)
+            self.skip[failure.index] = reason
         self.in_a_row = 1 if self.decoded > self._decoded_at_failure else self.in_a_row + 1
         self._decoded_at_failure = self.decoded
         if self.in_a_row > DECODER_FAILURES_IN_A_ROW:
@@ -265,3 +377,18 @@ class WatchedDecoding:
         if getattr(handler, "__module__", "") == "torch.utils.data._utils.signal_handling":
             self._torch_handler = self._torch_handler or handler
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # not SIG_IGN, which would reap the workers
+
+
+# The passes whose workers may be alive, ended at this process's exit before Python ends its
+# workers (multiprocessing's exit function runs its finalizers of priority 0 and up first, then
+# sends SIGTERM to its daemonic processes and waits for them; a process it started does not
+# inherit them).
+_OPEN_PASSES: weakref.WeakSet[WatchedDecoding] = weakref.WeakSet()
+
+
+def _end_open_passes() -> None:
+    for decoding in list(_OPEN_PASSES):
+        decoding.end_workers()
+
+
+multiprocessing.util.Finalize(None, _end_open_passes, exitpriority=0)

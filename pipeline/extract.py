@@ -406,7 +406,8 @@ def single_thread_worker(formatwarning: Callable[..., str] | None, _: int) -> No
     calls take from it meanwhile (:func:`pipeline.decoders.fault_handler_on_a_copy_of_standard_error`).
     A scheduler's stop signals, which reach every process of a job, are the loader's process's
     to act on (:mod:`pipeline.stop_signals`): a decoder ended by one would be taken for one that
-    died on its video; it ends with that process (torch's workers watch it)."""
+    died on its video; it ends with that process (torch's workers watch it), or is killed at
+    its pass's end (:class:`pipeline.decode_watch.WatchedDecoding`)."""
     torch.set_num_threads(1)
     leave_to_the_command()
     fault_handler_on_a_copy_of_standard_error()

@@ -3,6 +3,7 @@ aborts on others) fails that video, and the features stage goes on: the other vi
 those of a run where that video was merely missing."""
 
 import faulthandler
+import itertools
 import json
 import os
 import re
@@ -13,6 +14,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -22,7 +24,7 @@ import zarr
 import pipeline.extract
 from pipeline import decode_watch
 from pipeline.cache import ARRAY_NAMES, DONE, FAILED, CacheError, FeatureCache
-from pipeline.decode_watch import DecoderFailure, DecodingWatch, WatchedDecoding, process_alive, watched
+from pipeline.decode_watch import Culprit, DecoderFailure, DecodingWatch, WatchedDecoding, death_reason, loader_workers, process_alive, watched
 from pipeline.video import NO_SOURCE
 from stages.features import run_features
 
@@ -97,7 +99,7 @@ def test_the_video_a_decoder_crashes_on_is_failed_and_the_run_goes_on(tiny_video
     (tiny_videos / "videos" / "crashes.mp4").write_bytes(b"")
     opts = replace(run_options, workers=1)
     summary = run_features("demo", tiny_videos, tiny_config, opts)
-    assert [f["reason"] for f in summary.failures] == ["decoder crashed (its process died on this file; re-encode it to use it)"]
+    assert [f["reason"] for f in summary.failures] == ["decoder crashed (SIGABRT: its process died on this file; re-encode it to use it)"]
     assert (summary.done, summary.failed, summary.pending) == (11, 1, 0)
     monkeypatch.undo()
     _assert_same_but_the_victim(summary, _reference(tiny_videos, tmp_path, tiny_config, opts))
@@ -189,9 +191,10 @@ def test_the_watch_names_a_dead_workers_video_then_the_longest_stuck_one():
     worker = subprocess.Popen(["sleep", "60"])  # stands for a decoding worker
     watch.table[:] = torch.tensor([[7, now - 5, worker.pid], [9, now - 50, worker.pid], [-1, now - 99, gone]], dtype=torch.float64)
     assert watch.culprit(timeout=60) is None  # 50 s is not yet hung; the idle row's process does not count
-    assert watch.culprit(timeout=30) == (9, "decoder hung (no frames after 30 s; re-encode the file to use it)")
+    assert watch.culprit(timeout=30) == Culprit(9, "decoder hung (no frames after 30 s; re-encode the file to use it)")
     watch.table[0, 2] = gone
-    assert watch.culprit(timeout=30) == (7, "decoder crashed (its process died on this file; re-encode it to use it)")
+    assert watch.culprit(timeout=30) == Culprit(7, "decoder crashed (its process died on this file; re-encode it to use it)")  # how it died not known
+    assert watch.culprit(timeout=30, workers=[_ended(gone, -signal.SIGSEGV)]) == Culprit(7, "decoder crashed (SIGSEGV: its process died on this file; re-encode it to use it)")
     watch.clear()  # kills the worker still on a video
     assert worker.wait(timeout=10) == -signal.SIGKILL and watch.culprit(timeout=0) is None
     assert process_alive(os.getpid()) and not process_alive(worker.pid) and not process_alive(gone)
@@ -296,6 +299,204 @@ def test_a_failure_opens_a_new_loader_from_where_the_caller_got(capsys):
     assert capsys.readouterr().err == "v2.mp4: decoder hung (no frames after 60 s; re-encode the file to use it): failed, and decoding goes on\n"
 
 
+def test_why_a_worker_died_by_hand():
+    """SIGKILL is a kill from outside, the video not at fault: by the out-of-memory killer where
+    the machine's count of its kills rose meanwhile; any other end is a crash on the file."""
+    vmstat = "/proc/vmstat"
+    assert death_reason(-signal.SIGKILL, 12, 10) == (f"decoder killed (SIGKILL while the kernel's out-of-memory killer counted 2 more kill(s) in {vmstat}: give the decoders more memory, or fewer --workers)", True)
+    assert death_reason(-signal.SIGKILL, 10, 10) == (f"decoder killed (SIGKILL from outside the run, not the kernel's out-of-memory killer: {vmstat} counts no more)", True)
+    assert death_reason(-signal.SIGKILL, None, None) == ("decoder killed (SIGKILL from outside the run: the kernel's out-of-memory killer or another process)", True)
+    assert death_reason(-signal.SIGABRT, 12, 10) == ("decoder crashed (SIGABRT: its process died on this file; re-encode it to use it)", False)
+    assert death_reason(-signal.SIGBUS, None, None) == ("decoder crashed (SIGBUS: its process died on this file; re-encode it to use it)", False)
+    assert death_reason(-200, None, None) == ("decoder crashed (signal 200: its process died on this file; re-encode it to use it)", False)
+    assert death_reason(1, None, None) == ("decoder crashed (exit status 1: its process died on this file; re-encode it to use it)", False)
+    assert death_reason(None, None, None) == ("decoder crashed (its process died on this file; re-encode it to use it)", False)
+
+
+def _ended(pid: int, status: int) -> SimpleNamespace:
+    """A worker process that ended with ``status``."""
+    return SimpleNamespace(pid=pid, exitcode=status, join=lambda timeout=None: None, is_alive=lambda: False)
+
+
+def _running(pid: int, killed: list[int]) -> SimpleNamespace:
+    """A worker process still running, whose kill is noted in ``killed``."""
+    return SimpleNamespace(pid=pid, exitcode=None, join=lambda timeout=None: None, is_alive=lambda: pid not in killed, kill=lambda: killed.append(pid))
+
+
+class _Workers(_Loader):
+    """A loader's iterator whose worker processes are known, as torch's keeps them."""
+
+    def __init__(self, workers, *events):
+        super().__init__(*events)
+        self._workers = workers
+
+
+def test_a_video_whose_worker_is_killed_from_outside_is_decoded_once_more_before_it_is_failed(monkeypatch, capsys):
+    """The kernel's out-of-memory killer, or a person's ``kill -9``, ends a decoding worker on
+    whatever video it has: that video is decoded once more in the next loader (here it comes
+    back), and failed only where its worker is killed on that go too. The count of failures in a
+    row still stops a machine that kills every decoder."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    counts = itertools.chain([5], itertools.repeat(6))  # the machine's out-of-memory kills: at the watch's start, then at each kill
+    monkeypatch.setattr(decode_watch, "oom_kills", lambda: next(counts))
+
+    def killed_on(video):
+        def kill():
+            decoding.watch.table[0] = torch.tensor([video, time.time(), dead.pid], dtype=torch.float64)
+            raise RuntimeError(f"DataLoader worker (pid(s) {dead.pid}) exited unexpectedly")
+        return kill
+
+    killed = [_ended(dead.pid, -signal.SIGKILL)]
+    loaders = iter([
+        _Workers(killed, "v0", killed_on(1)),  # killed for memory on v1
+        _Workers(killed, "v1", "v2", killed_on(3)),  # v1 decoded on its second go; killed on v3, not for memory
+        _Workers(killed, killed_on(3)),  # and again on v3
+        _Workers(killed, "v3 failed", "v4"),
+    ])
+    decoding = WatchedDecoding(1, timeout=60, where="a pass", describe=lambda video: f"v{video}.mp4")
+    with decoding:
+        assert list(decoding.items(lambda: next(loaders), lambda item: True)) == ["v0", "v1", "v2", "v3 failed", "v4"]
+    not_memory = "decoder killed (SIGKILL from outside the run, not the kernel's out-of-memory killer: /proc/vmstat counts no more)"
+    assert decoding.skip == {3: f"{not_memory}; killed on its second go too"} and decoding.killed == {1, 3}
+    assert capsys.readouterr().err.splitlines() == [
+        "v1.mp4: decoder killed (SIGKILL while the kernel's out-of-memory killer counted 1 more kill(s) in /proc/vmstat: give the decoders more memory, or fewer --workers): decoding it once more",
+        f"v3.mp4: {not_memory}: decoding it once more",
+        f"v3.mp4: {not_memory}; killed on its second go too: failed, and decoding goes on",
+    ]
+    every_one = WatchedDecoding(1, timeout=60, where="a pass", describe=str)
+    decoding = every_one
+    with pytest.raises(CacheError, match=r"^a pass: the decoders failed on 4 videos in a row, none decoded between"), every_one:
+        list(every_one.items(lambda: _Workers(killed, killed_on(len(every_one.skip) + len(every_one.killed))), lambda item: True))
+
+
+@pytest.mark.parametrize("kills", [1, 2])
+def test_a_features_run_decodes_once_more_the_video_whose_worker_was_killed(kills, tiny_videos, tiny_config, run_options, tmp_path, monkeypatch, forked_workers, capsys):
+    """A worker killed on the victim once: every video computed, as in a run with no kill; killed
+    on both goes: the victim failed as killed, the rest as in a run where it is missing."""
+    victim = (tiny_videos / "manifest.csv").read_text().splitlines()[1 + VICTIM].split(",")[0]
+    decode, kills_made = pipeline.extract.decode_candidates, tmp_path / "kills"
+
+    def killed_on_the_victim(root, record, t, offsets):  # in the forked worker
+        if record.path == victim and (not kills_made.exists() or len(kills_made.read_text()) < kills):
+            with kills_made.open("a") as made:
+                made.write("k")
+            os.kill(os.getpid(), signal.SIGKILL)
+        return decode(root, record, t, offsets)
+
+    monkeypatch.setattr(pipeline.extract, "decode_candidates", killed_on_the_victim)
+    monkeypatch.setattr(decode_watch, "oom_kills", lambda: 3)  # no out-of-memory kill on the machine meanwhile
+    opts = replace(run_options, workers=1)
+    summary = run_features("demo", tiny_videos, tiny_config, opts)
+    assert kills_made.read_text() == "k" * kills
+    where = tiny_videos / victim
+    reason = "decoder killed (SIGKILL from outside the run, not the kernel's out-of-memory killer: /proc/vmstat counts no more)"
+    lines = [f"{where}: {reason}: decoding it once more"] + ([f"{where}: {reason}; killed on its second go too: failed, and decoding goes on"] if kills == 2 else [])
+    assert [line for line in capsys.readouterr().err.splitlines() if "decoder killed" in line] == lines
+    monkeypatch.undo()
+    if kills == 1:
+        assert (summary.done, summary.failed, summary.computed) == (12, 0, 12)
+        plain = run_features("demo", tiny_videos, tiny_config, replace(opts, cache_dir=tmp_path / "plain", workers=0))
+        with FeatureCache(Path(summary.cache)) as a, FeatureCache(Path(plain.cache)) as b:
+            for name in ARRAY_NAMES:
+                np.testing.assert_array_equal(a[name][:], b[name][:], err_msg=name)
+    else:
+        assert [f["reason"] for f in summary.failures] == [f"{reason}; killed on its second go too"]
+        _assert_same_but_the_victim(summary, _reference(tiny_videos, tmp_path, tiny_config, opts))
+
+
+def test_a_features_run_loses_nothing_to_a_worker_killed_between_videos(tiny_videos, tiny_config, run_options, tmp_path, monkeypatch, forked_workers, capsys):
+    """A worker killed with a decoded block in hand (the out-of-memory killer picks a process,
+    not a moment): torch's error ended the run with its traceback before 2026-12-08, and the
+    process then waited for its other worker for good (it ignores SIGTERM); now a new loader
+    decodes that block again and every video comes out as in a run with no kill."""
+    blocks, made = pipeline.extract.BlockDecoder.__getitem__, tmp_path / "killed"
+
+    def killed_with_the_victims_block(self, item):  # in the forked worker, after the block's videos are decoded
+        block = blocks(self, item)
+        if VICTIM in block.members and not made.exists():
+            made.touch()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return block
+
+    monkeypatch.setattr(pipeline.extract.BlockDecoder, "__getitem__", killed_with_the_victims_block)
+    monkeypatch.setattr(decode_watch, "oom_kills", lambda: None)  # a machine without the count
+    opts = replace(run_options, workers=2)
+    summary = run_features("demo", tiny_videos, tiny_config, opts)
+    assert made.exists() and (summary.done, summary.failed, summary.computed) == (12, 0, 12)
+    reason = "decoder killed (SIGKILL from outside the run: the kernel's out-of-memory killer or another process)"
+    assert [line for line in capsys.readouterr().err.splitlines() if "decoder" in line] == [f"{summary.cache}: a decoding process {reason}, between videos: decoding goes on"]
+    monkeypatch.undo()
+    plain = run_features("demo", tiny_videos, tiny_config, replace(opts, cache_dir=tmp_path / "plain", workers=0))
+    with FeatureCache(Path(summary.cache)) as a, FeatureCache(Path(plain.cache)) as b:
+        for name in ARRAY_NAMES:
+            np.testing.assert_array_equal(a[name][:], b[name][:], err_msg=name)
+
+
+def test_a_worker_dead_between_videos_costs_no_video_and_says_how_it_died(monkeypatch, capsys):
+    """A worker killed, or crashed, while it held no video (sending a decoded block, the
+    out-of-memory killer choosing it between two): a new loader goes on from the first item
+    not given, no video failed; it counts among the failures in a row."""
+    monkeypatch.setattr(decode_watch, "oom_kills", lambda: 4)
+    watch, ended_at_the_exit = DecodingWatch(2), []
+    alive = _running(41, ended_at_the_exit)
+    assert watch.culprit(timeout=60, workers=[alive]) is None
+    assert watch.culprit(timeout=60, workers=[alive, _ended(42, -signal.SIGBUS)]) == Culprit(None, "decoder crashed (SIGBUS)")
+    lost = RuntimeError("DataLoader worker (pid(s) 42) exited unexpectedly")
+    loaders = iter([_Workers([alive, _ended(42, -signal.SIGKILL)], "v0", lost), _Workers([alive], "v1", "v2")])
+    decoding = WatchedDecoding(2, timeout=60, where="a pass", describe=lambda video: f"v{video}.mp4")
+    with decoding:
+        assert list(decoding.items(lambda: next(loaders), lambda item: True)) == ["v0", "v1", "v2"]
+    assert decoding.skip == {} and decoding.killed == set() and ended_at_the_exit == [41]  # the pass's end kills its workers still alive
+    assert capsys.readouterr().err == "a pass: a decoding process decoder killed (SIGKILL from outside the run, not the kernel's out-of-memory killer: /proc/vmstat counts no more), between videos: decoding goes on\n"
+    with pytest.raises(DecoderFailure, match=r"^between videos: decoder crashed \(exit status 1\)$"):
+        list(watched(_Workers([_ended(43, 1)], lost), DecodingWatch(1), timeout=60))
+    assert loader_workers(_Loader()) == ()  # a loader that keeps no processes
+
+
+EXITS_AFTER_AN_ERROR = """
+import sys, time
+import torch
+from pipeline.decode_watch import WatchedDecoding
+from pipeline.extract import decoding_loader
+
+class Frames(torch.utils.data.Dataset):
+    def __len__(self):
+        return 1000
+
+    def __getitem__(self, i):
+        time.sleep(0.01)
+        return i
+
+def decoded():  # as predict's passes: a generator of the items, its pass open while it waits
+    with WatchedDecoding(2, 60, "a pass", str) as decoding:
+        yield from decoding.items(lambda: iter(decoding_loader(decoding.attached(Frames()), 2)), lambda item: True)
+
+if sys.argv[1] == "in the pass":
+    with WatchedDecoding(2, 60, "a pass", str) as decoding:
+        items = decoding.items(lambda: iter(decoding_loader(decoding.attached(Frames()), 2)), lambda item: True)
+        next(items)
+        raise RuntimeError("the models failed " + sys.argv[1])
+items = decoded()
+next(items)
+raise RuntimeError("the models failed " + sys.argv[1])
+"""
+
+
+@pytest.mark.parametrize("where", ["in the pass", "in its caller"])
+def test_a_pass_left_by_an_error_ends_its_workers_and_the_process_exits(where, tmp_path):
+    """The workers ignore SIGTERM, the stop signal being the command's; Python ends a
+    process's workers at its exit with SIGTERM and then waits for them, so a pass that an
+    error left, its loader held by the traceback, waited for good (found with the kernel's
+    out-of-memory killer on a worker, 2026-12-08). Now the pass's end kills them, and the
+    process's exit those of a pass still open (a generator of items whose caller failed)."""
+    script = tmp_path / "pass.py"
+    script.write_text(EXITS_AFTER_AN_ERROR)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, str(script), where], capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 1 and done.stderr.rstrip().endswith(f"RuntimeError: the models failed {where}")
+
+
 def _hangs_reading_the_last_frame_or_crashes(open_record, hangs: str, crashes: str):
     """``open_record`` whose source for ``hangs`` blocks for good when asked for its last frame
     (decord's loop on a container that over-reports its frames, dmlc/decord#373) and which aborts
@@ -331,7 +532,7 @@ def test_the_all_frames_pass_fails_the_videos_a_decoder_hangs_or_crashes_on_and_
     with pytest.raises(CacheError, match=r"2 evaluation video\(s\) could not be decoded") as failed:
         run_all_frames(features, videos, truth.parent, cfg, torch.device("cpu"), workers=1, progress=False, decode_timeout=2.0)
     assert time.perf_counter() - started < 60
-    assert f"{truth.parent / hangs}: decoder hung (no frames after 2 s; re-encode the file to use it); {truth.parent / crashes}: decoder crashed (its process died" in str(failed.value)
+    assert f"{truth.parent / hangs}: decoder hung (no frames after 2 s; re-encode the file to use it); {truth.parent / crashes}: decoder crashed (SIGABRT: its process died" in str(failed.value)
     status = np.asarray(zarr.open_group(str(plain.path), mode="r")["status"][:])
     assert status.tolist() == [FAILED if row in (1, 2) else DONE for row in range(len(videos))]
     monkeypatch.undo()
@@ -374,7 +575,7 @@ def test_the_decoded_path_fails_the_videos_a_decoder_hangs_or_crashes_on_and_rec
     logits, errors = recognize_all(decoder, runner, cpu, videos_per_batch=2, workers=1, decode_timeout=2.0)
     assert none == {} and errors == {
         1: f"{truth.parent / records[1].path}: decoder hung (no frames after 2 s; re-encode the file to use it)",
-        4: f"{truth.parent / records[4].path}: decoder crashed (its process died on this file; re-encode it to use it)",
+        4: f"{truth.parent / records[4].path}: decoder crashed (SIGABRT: its process died on this file; re-encode it to use it)",
     }
     assert logits[1] is None and logits[4] is None
     for item in (0, 2, 3, 5):
@@ -417,7 +618,7 @@ def test_fine_tuning_leaves_out_the_videos_a_decoder_hangs_or_crashes_on(tiny_vi
     assert [{k: h[k] for k in ("loss", "top1", "mAP")} for h in watched.history] == [{k: h[k] for k in ("loss", "top1", "mAP")} for h in missing.history]
     a, b = read_checkpoint(watched.checkpoint)["state_dict"], read_checkpoint(missing.checkpoint)["state_dict"]
     assert all(torch.equal(a[key], b[key]) for key in a)
-    hung, crashed = "decoder hung (no frames after 2 s; re-encode the file to use it)", "decoder crashed (its process died on this file; re-encode it to use it)"
+    hung, crashed = "decoder hung (no frames after 2 s; re-encode the file to use it)", "decoder crashed (SIGABRT: its process died on this file; re-encode it to use it)"
     assert watched.left_out == {"train": {hangs: hung, crashes: crashed}, "val": {val_hangs: hung}}
     assert missing.left_out == {"train": {hangs: "file not found", crashes: "file not found"}, "val": {val_hangs: "file not found"}}
     assert "left out of train: 2 video(s) that could not be read, by reason  decoder crashed 1, decoder hung 1  (each in left_out.json" in watched.table()

@@ -814,7 +814,7 @@ def test_predict_fails_the_video_a_decoder_hangs_or_crashes_on_and_goes_on(train
     result = run_predict(inputs, run, tmp_path / "out", EVAL, batch_size=2, workers=1, progress=False, export_dir=onnx_exports, decode_timeout=2.0)
     assert [p.error for p in result.shown] == [
         "", f"{hangs}: decoder hung (no frames after 2 s; re-encode the file to use it)",
-        "", f"{crashes}: decoder crashed (its process died on this file; re-encode it to use it)", "",
+        "", f"{crashes}: decoder crashed (SIGABRT: its process died on this file; re-encode it to use it)", "",
     ]
     got = [json.loads(line) for line in result.jsonl.read_text().splitlines() if "error" not in line]
     plain = [json.loads(line) for line in expected.jsonl.read_text().splitlines()]
