@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from copy import copy
 from multiprocessing.process import BaseProcess as Process
@@ -292,22 +292,16 @@ class WatchedDecoding:
     def end_workers(self) -> None:
         """Kill the loaders' workers still alive (a pass left by an error, or by a caller that
         stopped taking items). They ignore the stop signals (:mod:`pipeline.stop_signals`), so
-        the SIGTERM with which Python ends a process's workers at its exit, and torch a worker
-        that does not end when asked, leaves them be, and Python's exit then waits for them for
-        good. Called at the pass's end, and at the process's exit for a pass still open there
-        (a generator of items its caller's error left, held by the traceback)."""
-        for process in self._processes:
-            if process.is_alive():
-                process.kill()
-                process.join(WATCH_POLL_S)
+        the SIGTERM with which torch ends a worker that does not end when asked leaves them be;
+        and Python's own end of them at this process's exit, where they are killed too
+        (:func:`ended_at_exit`), would wait for them for good."""
+        kill_workers(self._processes)
         self._processes.clear()
-        _OPEN_PASSES.discard(self)
 
     def _opened(self, open_items: Callable[[], Iterator[Item]]) -> Iterator[Item]:
         """``open_items()``, its workers kept to be ended with the pass."""
         items = open_items()
         self._processes = [process for process in self._processes if process.is_alive()] + list(loader_workers(items))
-        _OPEN_PASSES.add(self)
         return items
 
     def _in_this_process(self, items: Iterator[Item]) -> Iterator[Item]:
@@ -379,16 +373,38 @@ class WatchedDecoding:
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # not SIG_IGN, which would reap the workers
 
 
-# The passes whose workers may be alive, ended at this process's exit before Python ends its
-# workers (multiprocessing's exit function runs its finalizers of priority 0 and up first, then
-# sends SIGTERM to its daemonic processes and waits for them; a process it started does not
-# inherit them).
-_OPEN_PASSES: weakref.WeakSet[WatchedDecoding] = weakref.WeakSet()
+# The decoding loaders' workers (:func:`pipeline.extract.decoding_loader`), killed where still
+# alive at this process's exit before Python ends them: multiprocessing's exit function runs its
+# finalizers of priority 0 and up first, then sends SIGTERM to its daemonic processes, which the
+# decoders ignore (:mod:`pipeline.stop_signals`), and waits for them. A process it starts does
+# not inherit the finalizer.
+_DECODERS: weakref.WeakSet[Process] = weakref.WeakSet()
 
 
-def _end_open_passes() -> None:
-    for decoding in list(_OPEN_PASSES):
-        decoding.end_workers()
+def ended_at_exit(items: Iterator[Item]) -> Iterator[Item]:
+    """``items``, a loader's iterator, its worker processes noted to be killed at this process's
+    exit where still alive (a pass left by an error, its loader held by the traceback)."""
+    _DECODERS.update(loader_workers(items))
+    return items
 
 
-multiprocessing.util.Finalize(None, _end_open_passes, exitpriority=0)
+def kill_workers(processes: Iterable[Process]) -> None:
+    """Kill those of ``processes`` still alive, waiting up to :data:`WATCH_POLL_S` seconds for
+    each; torch's SIGCHLD handler, which would raise at the first death wherever this process
+    is (in the middle of these kills), set aside meanwhile where this is the main thread."""
+    alive = [process for process in processes if process.is_alive()]
+    if not alive:
+        return
+    in_main = threading.current_thread() is threading.main_thread()
+    handler = signal.signal(signal.SIGCHLD, signal.SIG_DFL) if in_main else None
+    try:
+        for process in alive:
+            process.kill()
+        for process in alive:
+            process.join(WATCH_POLL_S)
+    finally:
+        if in_main:
+            signal.signal(signal.SIGCHLD, handler)
+
+
+multiprocessing.util.Finalize(None, lambda: kill_workers(list(_DECODERS)), exitpriority=0)

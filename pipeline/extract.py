@@ -407,7 +407,7 @@ def single_thread_worker(formatwarning: Callable[..., str] | None, _: int) -> No
     A scheduler's stop signals, which reach every process of a job, are the loader's process's
     to act on (:mod:`pipeline.stop_signals`): a decoder ended by one would be taken for one that
     died on its video; it ends with that process (torch's workers watch it), or is killed at
-    its pass's end (:class:`pipeline.decode_watch.WatchedDecoding`)."""
+    its pass's end and at that process's exit (:class:`DecodingLoader`)."""
     torch.set_num_threads(1)
     leave_to_the_command()
     fault_handler_on_a_copy_of_standard_error()
@@ -513,13 +513,23 @@ def worker_start(dataset: Dataset) -> multiprocessing.context.BaseContext | None
     return context
 
 
+class DecodingLoader(DataLoader):
+    """A DataLoader whose iterators' worker processes are killed at this process's exit where
+    still alive (:func:`pipeline.decode_watch.ended_at_exit`): they ignore the SIGTERM with
+    which Python would end them."""
+
+    def __iter__(self):
+        return decode_watch.ended_at_exit(super().__iter__())
+
+
 def decoding_loader(dataset: Dataset, workers: int, *, batch_size: int | None = None, collate_fn: Callable[[Any], Any] = as_is, pin_memory: bool = False, watched: bool = True) -> DataLoader:
     """The items of ``dataset`` in order (``batch_size`` of them collated, by default into a list;
     None: one by one), decoded up to :data:`BLOCKS_AHEAD` ahead by each of ``workers`` processes
-    of one thread (0: in the main process). Watched (with workers), a wait of more than
+    of one thread (0: in the main process), killed at this process's exit where still alive
+    (:class:`DecodingLoader`). Watched (with workers), a wait of more than
     :data:`pipeline.decode_watch.WATCH_POLL_S` seconds for an item is the loader's error, which
     :func:`pipeline.decode_watch.watched` takes up."""
-    return DataLoader(
+    return DecodingLoader(
         dataset,
         batch_size=batch_size,
         shuffle=False,

@@ -31,8 +31,8 @@ def leave_to_the_command() -> None:
     """Ignore the stop signals in this process, a helper of the command's (a decoding process,
     the fork server that starts them), which the signals reach with every process of the job:
     the command acts on them, and its helpers end with it (a decoding pass kills its workers at
-    its end and at the process's exit: :meth:`pipeline.decode_watch.WatchedDecoding.end_workers`,
-    for Python's own end of them at exit, SIGTERM, leaves them be)."""
+    its end and at the process's exit, for Python's own end of them there, SIGTERM, leaves them
+    be: :class:`pipeline.extract.DecodingLoader`)."""
     for signum in STOP_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
 

@@ -443,11 +443,11 @@ def test_a_worker_dead_between_videos_costs_no_video_and_says_how_it_died(monkey
     assert watch.culprit(timeout=60, workers=[alive]) is None
     assert watch.culprit(timeout=60, workers=[alive, _ended(42, -signal.SIGBUS)]) == Culprit(None, "decoder crashed (SIGBUS)")
     lost = RuntimeError("DataLoader worker (pid(s) 42) exited unexpectedly")
-    loaders = iter([_Workers([alive, _ended(42, -signal.SIGKILL)], "v0", lost), _Workers([alive], "v1", "v2")])
+    loaders = iter([_Workers([alive, _ended(42, -signal.SIGKILL)], "v0", lost), _Workers([_running(43, ended_at_the_exit)], "v1", "v2")])
     decoding = WatchedDecoding(2, timeout=60, where="a pass", describe=lambda video: f"v{video}.mp4")
     with decoding:
         assert list(decoding.items(lambda: next(loaders), lambda item: True)) == ["v0", "v1", "v2"]
-    assert decoding.skip == {} and decoding.killed == set() and ended_at_the_exit == [41]  # the pass's end kills its workers still alive
+    assert decoding.skip == {} and decoding.killed == set() and ended_at_the_exit == [41, 43]  # the pass's end kills its loaders' workers still alive
     assert capsys.readouterr().err == "a pass: a decoding process decoder killed (SIGKILL from outside the run, not the kernel's out-of-memory killer: /proc/vmstat counts no more), between videos: decoding goes on\n"
     with pytest.raises(DecoderFailure, match=r"^between videos: decoder crashed \(exit status 1\)$"):
         list(watched(_Workers([_ended(43, 1)], lost), DecodingWatch(1), timeout=60))
@@ -477,19 +477,20 @@ if sys.argv[1] == "in the pass":
         items = decoding.items(lambda: iter(decoding_loader(decoding.attached(Frames()), 2)), lambda item: True)
         next(items)
         raise RuntimeError("the models failed " + sys.argv[1])
-items = decoded()
+items = decoded() if sys.argv[1] == "in its caller" else iter(decoding_loader(Frames(), 2, watched=False))  # as bench-features' decode-only pass
 next(items)
 raise RuntimeError("the models failed " + sys.argv[1])
 """
 
 
-@pytest.mark.parametrize("where", ["in the pass", "in its caller"])
+@pytest.mark.parametrize("where", ["in the pass", "in its caller", "beside an unwatched loader"])
 def test_a_pass_left_by_an_error_ends_its_workers_and_the_process_exits(where, tmp_path):
     """The workers ignore SIGTERM, the stop signal being the command's; Python ends a
     process's workers at its exit with SIGTERM and then waits for them, so a pass that an
     error left, its loader held by the traceback, waited for good (found with the kernel's
     out-of-memory killer on a worker, 2026-12-08). Now the pass's end kills them, and the
-    process's exit those of a pass still open (a generator of items whose caller failed)."""
+    process's exit those of any decoding loader still alive (a generator of items whose caller
+    failed, a loader no watch holds)."""
     script = tmp_path / "pass.py"
     script.write_text(EXITS_AFTER_AN_ERROR)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
