@@ -376,15 +376,16 @@ class WatchedDecoding:
 # The decoding loaders' workers (:func:`pipeline.extract.decoding_loader`), killed where still
 # alive at this process's exit before Python ends them: multiprocessing's exit function runs its
 # finalizers of priority 0 and up first, then sends SIGTERM to its daemonic processes, which the
-# decoders ignore (:mod:`pipeline.stop_signals`), and waits for them. A process it starts does
-# not inherit the finalizer.
-_DECODERS: weakref.WeakSet[Process] = weakref.WeakSet()
+# decoders ignore (:mod:`pipeline.stop_signals`), and waits for them. Kept by the id of the
+# process that started them: a process forked from this one (``os.fork``) inherits the table and
+# the finalizer, and its exit must not touch what is not its own (``is_alive`` asserts so).
+_DECODERS: dict[int, weakref.WeakSet[Process]] = {}
 
 
 def ended_at_exit(items: Iterator[Item]) -> Iterator[Item]:
     """``items``, a loader's iterator, its worker processes noted to be killed at this process's
     exit where still alive (a pass left by an error, its loader held by the traceback)."""
-    _DECODERS.update(loader_workers(items))
+    _DECODERS.setdefault(os.getpid(), weakref.WeakSet()).update(loader_workers(items))
     return items
 
 
@@ -407,4 +408,4 @@ def kill_workers(processes: Iterable[Process]) -> None:
             signal.signal(signal.SIGCHLD, handler)
 
 
-multiprocessing.util.Finalize(None, lambda: kill_workers(list(_DECODERS)), exitpriority=0)
+multiprocessing.util.Finalize(None, lambda: kill_workers(list(_DECODERS.get(os.getpid(), ()))), exitpriority=0)
