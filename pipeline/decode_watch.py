@@ -102,13 +102,19 @@ def death_reason(status: int | None, oom_now: int | None, oom_before: int | None
     if status == -signal.SIGKILL:
         if oom_now is None or oom_before is None:
             return f"{KILLED} (SIGKILL from outside the run: the kernel's out-of-memory killer or another process)", True
-        if oom_now > oom_before:
+        if oom_rose(oom_now, oom_before):
             return f"{KILLED} (SIGKILL while the kernel's out-of-memory killer counted {oom_now - oom_before} more kill(s) in {VMSTAT}: give the decoders more memory, or fewer --workers)", True
         return f"{KILLED} (SIGKILL from outside the run, not the kernel's out-of-memory killer: {VMSTAT} counts no more)", True
     how = "" if status is None else _signal_name(-status) if status < 0 else f"exit status {status}"
     if not on_a_video:
         return f"{CRASHED} ({how or 'its process died'})", False
     return f"{CRASHED} ({how + ': ' if how else ''}its process died on this file; re-encode it to use it)", False
+
+
+def oom_rose(oom_now: int | None, oom_before: int | None) -> bool:
+    """Whether the machine's count of out-of-memory kills rose from ``oom_before`` to ``oom_now``
+    (not where either is not known)."""
+    return oom_now is not None and oom_before is not None and oom_now > oom_before
 
 
 def _signal_name(number: int) -> str:
@@ -141,6 +147,7 @@ class DecodingWatch:
     def __init__(self, workers: int):
         self.table = torch.full((max(workers, 1), 3), -1.0, dtype=torch.float64).share_memory_()
         self.oom_kills = oom_kills()  # the machine's count when the watch began, or at the last kill it took
+        self.oom_killed = 0  # workers it took for the out-of-memory killer's
 
     @contextmanager
     def decoding(self, index: int) -> Iterator[None]:
@@ -198,6 +205,7 @@ class DecodingWatch:
         status = None if process is None else exit_status(process)
         counted = oom_kills() if status == -signal.SIGKILL else self.oom_kills
         reason, killed = death_reason(status, counted, self.oom_kills, on_a_video=index is not None)
+        self.oom_killed += killed and oom_rose(counted, self.oom_kills)
         self.oom_kills = counted
         return Culprit(index, reason, killed)
 
@@ -251,6 +259,7 @@ class WatchedDecoding:
         self.killed: set[int] = set()  # videos whose worker was killed from outside once, decoded once more
         self.decoded = 0  # items given that hold a decoded video, over every loader
         self.in_a_row, self._decoded_at_failure = 0, 0
+        self._oom_killed_before_row = self._oom_killed_at_failure = 0
         self._torch_handler: object = None
         self._processes: list[Process] = []  # the workers of every loader opened
 
@@ -359,10 +368,15 @@ class WatchedDecoding:
             reason = f"{failure.reason}; killed on its second go too" if failure.killed else failure.reason
             tqdm.write(f"{self.describe(failure.index)}: {reason}: failed, and decoding goes on", file=sys.stderr)
             self.skip[failure.index] = reason
-        self.in_a_row = 1 if self.decoded > self._decoded_at_failure else self.in_a_row + 1
-        self._decoded_at_failure = self.decoded
+        if self.decoded > self._decoded_at_failure:  # a new row
+            self.in_a_row, self._oom_killed_before_row = 1, self._oom_killed_at_failure
+        else:
+            self.in_a_row += 1
+        self._decoded_at_failure, self._oom_killed_at_failure = self.decoded, self.watch.oom_killed
         if self.in_a_row > DECODER_FAILURES_IN_A_ROW:
-            raise CacheError(f"{self.where}: the decoders failed on {self.in_a_row} videos in a row, none decoded between ({failure.__cause__}); more than single videos is wrong: see the failures above") from failure
+            for_memory = self.watch.oom_killed - self._oom_killed_before_row
+            memory = f" ({for_memory} of them the kernel's out-of-memory killer's: give the decoders more memory, or fewer --workers)" if for_memory else ""
+            raise CacheError(f"{self.where}: the decoders failed on {self.in_a_row} videos in a row, none decoded between ({failure.__cause__}); more than single videos is wrong{memory}: see the failures above") from failure
 
     def _set_aside(self) -> None:
         """Set aside torch's SIGCHLD handler (installed by a loader's first iterator), so that a

@@ -370,6 +370,24 @@ def test_a_video_whose_worker_is_killed_from_outside_is_decoded_once_more_before
         list(every_one.items(lambda: _Workers(killed, killed_on(len(every_one.skip) + len(every_one.killed))), lambda item: True))
 
 
+def test_decoders_the_out_of_memory_killer_keeps_killing_stop_the_pass_saying_so(monkeypatch):
+    """A node short of memory kills every decoder: the pass stops at the fourth failure in a row,
+    its line counting those the out-of-memory killer's (each one's count rose), which the job's
+    log ends with."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    counts = itertools.count(20)  # the machine's count rises by one at each read after the watch's start
+    monkeypatch.setattr(decode_watch, "oom_kills", lambda: next(counts))
+    decoding = WatchedDecoding(1, timeout=60, where="a pass", describe=str)
+
+    def killed_on_the_next():
+        decoding.watch.table[0] = torch.tensor([len(decoding.killed) + len(decoding.skip), time.time(), dead.pid], dtype=torch.float64)
+        raise RuntimeError(f"DataLoader worker (pid(s) {dead.pid}) exited unexpectedly")
+
+    with pytest.raises(CacheError, match=r"^a pass: the decoders failed on 4 videos in a row, none decoded between \(.*\); more than single videos is wrong \(4 of them the kernel's out-of-memory killer's: give the decoders more memory, or fewer --workers\): see the failures above$"), decoding:
+        list(decoding.items(lambda: _Workers([_ended(dead.pid, -signal.SIGKILL)], killed_on_the_next), lambda item: True))
+
+
 @pytest.mark.parametrize("kills", [1, 2])
 def test_a_features_run_decodes_once_more_the_video_whose_worker_was_killed(kills, tiny_videos, tiny_config, run_options, tmp_path, monkeypatch, forked_workers, capsys):
     """A worker killed on the victim once: every video computed, as in a run with no kill; killed
