@@ -62,20 +62,22 @@ DECODER_FAILURES_IN_A_ROW = 3
 class DecoderFailure(Exception):
     """A decoding worker hung or died on video ``index`` (None: between videos); the loader's
     own error is the cause. ``killed``: its process was killed from outside (SIGKILL), which
-    says nothing of the video."""
+    says nothing of the video; ``for_memory``: while the out-of-memory killer counted a kill."""
 
-    def __init__(self, index: int | None, reason: str, killed: bool = False):
+    def __init__(self, index: int | None, reason: str, killed: bool = False, for_memory: bool = False):
         super().__init__(f"{'between videos' if index is None else f'video {index}'}: {reason}")
-        self.index, self.reason, self.killed = index, reason, killed
+        self.index, self.reason, self.killed, self.for_memory = index, reason, killed, for_memory
 
 
 class Culprit(NamedTuple):
-    """The video a decoding worker hung or died on (None: it died between videos), why, and
-    whether its process was killed from outside (SIGKILL), which says nothing of the video."""
+    """The video a decoding worker hung or died on (None: it died between videos), why, whether
+    its process was killed from outside (SIGKILL), which says nothing of the video, and whether
+    while the out-of-memory killer counted a kill."""
 
     index: int | None
     reason: str
     killed: bool = False
+    for_memory: bool = False
 
 
 def loader_workers(items: object) -> Sequence[Process]:
@@ -147,7 +149,6 @@ class DecodingWatch:
     def __init__(self, workers: int):
         self.table = torch.full((max(workers, 1), 3), -1.0, dtype=torch.float64).share_memory_()
         self.oom_kills = oom_kills()  # the machine's count when the watch began, or at the last kill it took
-        self.oom_killed = 0  # workers it took for the out-of-memory killer's
 
     @contextmanager
     def decoding(self, index: int) -> Iterator[None]:
@@ -205,9 +206,9 @@ class DecodingWatch:
         status = None if process is None else exit_status(process)
         counted = oom_kills() if status == -signal.SIGKILL else self.oom_kills
         reason, killed = death_reason(status, counted, self.oom_kills, on_a_video=index is not None)
-        self.oom_killed += killed and oom_rose(counted, self.oom_kills)
+        for_memory = killed and oom_rose(counted, self.oom_kills)
         self.oom_kills = counted
-        return Culprit(index, reason, killed)
+        return Culprit(index, reason, killed, for_memory)
 
 
 def watched(items: Iterator[Item], watch: DecodingWatch, timeout: float, stopping: Callable[[], bool] = lambda: False) -> Iterator[Item]:
@@ -259,7 +260,7 @@ class WatchedDecoding:
         self.killed: set[int] = set()  # videos whose worker was killed from outside once, decoded once more
         self.decoded = 0  # items given that hold a decoded video, over every loader
         self.in_a_row, self._decoded_at_failure = 0, 0
-        self._oom_killed_before_row = self._oom_killed_at_failure = 0
+        self.in_a_row_for_memory = 0  # of those, the kills the out-of-memory killer counted
         self._torch_handler: object = None
         self._processes: list[Process] = []  # the workers of every loader opened
 
@@ -310,7 +311,7 @@ class WatchedDecoding:
     def _opened(self, open_items: Callable[[], Iterator[Item]]) -> Iterator[Item]:
         """``open_items()``, its workers kept to be ended with the pass."""
         items = open_items()
-        self._processes = [process for process in self._processes if process.is_alive()] + list(loader_workers(items))
+        self._processes.extend(loader_workers(items))
         return items
 
     def _in_this_process(self, items: Iterator[Item]) -> Iterator[Item]:
@@ -369,13 +370,12 @@ class WatchedDecoding:
             tqdm.write(f"{self.describe(failure.index)}: {reason}: failed, and decoding goes on", file=sys.stderr)
             self.skip[failure.index] = reason
         if self.decoded > self._decoded_at_failure:  # a new row
-            self.in_a_row, self._oom_killed_before_row = 1, self._oom_killed_at_failure
-        else:
-            self.in_a_row += 1
-        self._decoded_at_failure, self._oom_killed_at_failure = self.decoded, self.watch.oom_killed
+            self.in_a_row, self.in_a_row_for_memory = 0, 0
+        self.in_a_row += 1
+        self.in_a_row_for_memory += failure.for_memory
+        self._decoded_at_failure = self.decoded
         if self.in_a_row > DECODER_FAILURES_IN_A_ROW:
-            for_memory = self.watch.oom_killed - self._oom_killed_before_row
-            memory = f" ({for_memory} of them the kernel's out-of-memory killer's: give the decoders more memory, or fewer --workers)" if for_memory else ""
+            memory = f" ({self.in_a_row_for_memory} of them the kernel's out-of-memory killer's: give the decoders more memory, or fewer --workers)" if self.in_a_row_for_memory else ""
             raise CacheError(f"{self.where}: the decoders failed on {self.in_a_row} videos in a row, none decoded between ({failure.__cause__}); more than single videos is wrong{memory}: see the failures above") from failure
 
     def _set_aside(self) -> None:
